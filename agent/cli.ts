@@ -1,0 +1,98 @@
+// whittle-agent: the daemon that runs on each device.
+import { parseArgs } from 'node:util';
+
+import { ConfigError, defaultDeviceId, resolveConfig } from './config.js';
+import { AgentStartError, runDaemon } from './daemon.js';
+import { packageVersion } from './package-root.js';
+
+const HELP = `whittle-agent — Whittle's on-device agent
+
+Usage: whittle-agent <command> [options]
+
+Commands:
+  run         connect to the manager's broker, read the camera, run the model, stream stats
+  help        show this help
+
+Options of run (flags override the config file):
+  --config FILE        JSON file with any of the options below (keys: broker, deviceId, username,
+                       password, camera, fps, model)
+  --broker URL         manager broker, mqtt://host:port            (default mqtt://127.0.0.1:7421)
+  --device-id ID       this device's id: A-Z a-z 0-9 . _ -         (default: hostname, ${defaultDeviceId()})
+  --username NAME      broker username                             (default: the device id)
+  --password SECRET    broker password (prefer the config file; flags show in ps)
+  --camera SOURCE      testsrc | /dev/videoN | video file | rtsp:// or http:// stream  (default testsrc)
+  --fps N              frame rate asked of the test source and of looped files          (default 30)
+  --model FILE         int8 model file                             (default: the bundled demo model)
+
+Options:
+  -h, --help           show this help
+  -v, --version        print the version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      config: { type: 'string' },
+      broker: { type: 'string' },
+      'device-id': { type: 'string' },
+      username: { type: 'string' },
+      password: { type: 'string' },
+      camera: { type: 'string' },
+      fps: { type: 'string' },
+      model: { type: 'string' },
+    },
+  });
+  const command = positionals[0];
+  if (values.version) {
+    console.log(packageVersion());
+    return 0;
+  }
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(HELP);
+    return command === undefined && !values.help ? 1 : 0;
+  }
+  if (command !== 'run') {
+    console.error(`whittle-agent: unknown command "${command}"; see whittle-agent --help`);
+    return 2;
+  }
+  const config = resolveConfig(
+    {
+      broker: values.broker,
+      deviceId: values['device-id'],
+      username: values.username,
+      password: values.password,
+      camera: values.camera,
+      fps: values.fps,
+      model: values.model,
+    },
+    values.config,
+  );
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
+  await runDaemon({ config, log, signal: controller.signal });
+  log('stopped');
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof AgentStartError) {
+      console.error(`whittle-agent: ${err.message}`);
+    } else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`whittle-agent: ${err.message}; see whittle-agent --help`);
+    } else {
+      console.error('whittle-agent: unexpected failure:', err);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,81 @@
+// The agent's configuration: command-line flags over an optional JSON config file over defaults.
+// Decoded with a schema so a bad file is refused with the field that is wrong.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+import { z } from 'zod';
+
+import { TEST_SOURCE } from './camera/ffmpeg-source.js';
+import { packageRoot } from './package-root.js';
+import { DeviceIdSchema } from './protocol/messages.js';
+
+export const AgentConfigSchema = z.object({
+  broker: z.string().regex(/^mqtts?:\/\/[^\s/]+$/, 'broker: expected mqtt://host:port or mqtts://host:port'),
+  deviceId: DeviceIdSchema,
+  /** Broker username; defaults to the device id (the manager's ACL requires that). */
+  username: z.string().min(1).max(128),
+  password: z.string().max(1024),
+  camera: z.string().min(1),
+  fps: z.number().positive().max(240),
+  model: z.string().min(1),
+});
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function defaultDeviceId(): string {
+  return (
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 64) || 'device'
+  );
+}
+
+export function defaultModelPath(): string {
+  return join(packageRoot(), 'agent', 'models', 'fashion-mlp-int8.json');
+}
+
+/** Merges, in order of precedence, flags, the config file (if any) and defaults, and validates. */
+export function resolveConfig(flags: Partial<Record<keyof AgentConfig, string | number>>, configFile?: string): AgentConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (configFile) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${configFile}: ${(err as Error).message}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      fromFile = parsed as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${configFile} is not a JSON object: ${(err as Error).message}`);
+    }
+  }
+  const deviceId = flags.deviceId ?? fromFile.deviceId ?? defaultDeviceId();
+  const merged = {
+    broker: 'mqtt://127.0.0.1:7421',
+    camera: TEST_SOURCE,
+    fps: 30,
+    model: defaultModelPath(),
+    password: '',
+    ...fromFile,
+    deviceId,
+    username: flags.username ?? fromFile.username ?? deviceId,
+    ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)),
+  };
+  if (typeof merged.fps === 'string') merged.fps = Number(merged.fps);
+  const result = AgentConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const where = configFile ? ` (flags and ${configFile})` : '';
+    throw new ConfigError(
+      `invalid agent configuration${where}: ` +
+        result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '),
+    );
+  }
+  return result.data;
+}

@@ -1,0 +1,165 @@
+// whittle: the manager's command line. Later capabilities add subcommands here.
+import { mkdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import { defaultDeviceId } from '../agent/config.js';
+import { packageVersion } from '../agent/package-root.js';
+import { DeviceIdSchema } from '../agent/protocol/messages.js';
+import { type Core, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, defaultDataDir, startCore } from './core/core.js';
+import { PortInUseError } from './core/ports.js';
+import { Store } from './core/store.js';
+import { type LocalAgent, startLocalAgent } from './local-agent.js';
+import { formatDeviceLine } from './terminal-stats.js';
+
+const HELP = `whittle — fit neural networks to embedded devices, deploy them, watch them run
+
+Usage: whittle <command> [options]
+
+Commands:
+  demo                  the main job: start the manager, an agent on this machine with the test camera,
+                        print the UI address and the live stats
+  serve                 start the manager core headless (broker, API, UI) and wait for agents
+  credentials <device>  issue (or replace) the broker password of a device and print its agent config
+  help                  show this help
+
+Options:
+  --port N              HTTP API and UI port on 127.0.0.1            (default ${DEFAULT_HTTP_PORT})
+  --mqtt-port N         MQTT broker port for agents                  (default ${DEFAULT_MQTT_PORT})
+  --mqtt-host ADDR      address the broker listens on                (default 0.0.0.0)
+  --data-dir DIR        manager data (SQLite store, logs)            (default ${defaultDataDir()})
+  --camera SOURCE       demo: the local agent's camera: testsrc, /dev/videoN, a file (default testsrc)
+  -h, --help            show this help
+  -v, --version         print the version
+`;
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function port(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag}: expected a port 0-65535, got "${value}"`);
+  return n;
+}
+
+const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
+
+function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      port: { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      'mqtt-host': { type: 'string' },
+      'data-dir': { type: 'string' },
+      camera: { type: 'string' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.version) {
+    console.log(packageVersion());
+    return 0;
+  }
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(HELP);
+    return command === undefined && !values.help ? 1 : 0;
+  }
+  const dataDir = values['data-dir'] ?? defaultDataDir();
+  const coreOptions = {
+    dataDir,
+    httpPort: port(values.port, DEFAULT_HTTP_PORT, '--port'),
+    mqttPort: port(values['mqtt-port'], DEFAULT_MQTT_PORT, '--mqtt-port'),
+    mqttHost: values['mqtt-host'] ?? '0.0.0.0',
+    log,
+  };
+
+  switch (command) {
+    case 'serve': {
+      const core = await startCore(coreOptions);
+      console.log(`whittle: manager ${packageVersion()} running`);
+      console.log(`  UI:     ${core.api.uiUrl}`);
+      console.log(`  broker: mqtt://${coreOptions.mqttHost}:${core.broker.port} (agents)`);
+      await waitForSignal();
+      await core.close();
+      return 0;
+    }
+    case 'demo':
+      return runDemo(coreOptions, values.camera ?? 'testsrc');
+    case 'credentials': {
+      const id = rest[0];
+      const parsed = DeviceIdSchema.safeParse(id);
+      if (!parsed.success) throw new UsageError(`credentials: expected a device id (A-Z a-z 0-9 . _ -), got "${id ?? ''}"`);
+      mkdirSync(dataDir, { recursive: true });
+      const store = new Store(dataDir);
+      const password = store.issueCredential(parsed.data);
+      store.close();
+      const config = { broker: `mqtt://MANAGER_ADDRESS:${coreOptions.mqttPort}`, deviceId: parsed.data, password };
+      console.log(JSON.stringify(config, null, 2));
+      console.error(`whittle: save this as the device's agent config file (mode 600) and run: whittle-agent run --config FILE`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+async function runDemo(coreOptions: Parameters<typeof startCore>[0], camera: string): Promise<number> {
+  const core: Core = await startCore(coreOptions);
+  const deviceId = defaultDeviceId();
+  const agent: LocalAgent = startLocalAgent({
+    store: core.store,
+    deviceId,
+    brokerPort: core.broker.port,
+    camera,
+    dataDir: coreOptions.dataDir,
+    onLine: (line) => {
+      if (/error|cannot|refused|retrying|exited|stopped/i.test(line)) console.log(`[agent] ${line}`);
+    },
+  });
+  console.log(`whittle: manager ${packageVersion()} and a local agent (${deviceId}, camera ${camera}) are running`);
+  console.log(`  UI: ${core.api.uiUrl}`);
+  console.log(`  agent log: ${agent.logFile}`);
+  console.log('  Ctrl-C stops both.\n');
+  core.registry.on('change', (device) => console.log(formatDeviceLine(device)));
+  let agentFailed = false;
+  agent.exited
+    .then((code) => {
+      if (code !== 0 && code !== null) {
+        agentFailed = true;
+        console.error(`whittle: the local agent exited with code ${code}; see ${agent.logFile}. Ctrl-C to stop.`);
+      }
+    })
+    .catch(() => undefined);
+  await waitForSignal();
+  console.log('\nwhittle: stopping');
+  await agent.stop();
+  await core.close();
+  return agentFailed ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof PortInUseError) {
+      console.error(`whittle: ${err.message}${err instanceof UsageError ? '; see whittle --help' : ''}`);
+    } else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`whittle: ${err.message}; see whittle --help`);
+    } else {
+      console.error('whittle: unexpected failure:', err);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,99 @@
+// The embedded MQTT broker agents connect to. Every client authenticates with the credentials the
+// manager issued to its device; a device may publish and subscribe only under its own topic prefix.
+import { createServer, type Server } from 'node:net';
+
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
+
+import { DeviceIdSchema } from '../../agent/protocol/messages.js';
+import { listen } from './ports.js';
+import type { Store } from './store.js';
+
+export interface BrokerOptions {
+  host: string;
+  port: number;
+  store: Store;
+  /** Every publish that passed the ACL, the agents' last wills included. */
+  onPublish: (topic: string, payload: Buffer) => void;
+  onClientGone: (username: string) => void;
+  log: (line: string) => void;
+}
+
+export interface Broker {
+  port: number;
+  close(): Promise<void>;
+}
+
+const BAD_USERNAME_OR_PASSWORD = 4;
+
+export async function startBroker(options: BrokerOptions): Promise<Broker> {
+  const usernames = new WeakMap<Client, string>();
+  const aedes = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      const ok =
+        username !== undefined &&
+        DeviceIdSchema.safeParse(username).success &&
+        password !== undefined &&
+        options.store.checkCredential(username, password.toString('utf8'));
+      if (!ok) {
+        options.log(`broker: refused client ${client.id} (user ${username ?? '-'}): bad username or password`);
+        const err = new Error('bad username or password') as AuthenticateError;
+        err.returnCode = BAD_USERNAME_OR_PASSWORD;
+        done(err, false);
+        return;
+      }
+      usernames.set(client, username);
+      done(null, true);
+    },
+    authorizePublish(client, packet, callback) {
+      const user = client ? usernames.get(client) : undefined;
+      const own = user !== undefined && packet.topic.startsWith(`whittle/v1/devices/${user}/`);
+      callback(own ? null : new Error(`device ${user ?? '?'} may not publish to ${packet.topic}`));
+    },
+    authorizeSubscribe(client, subscription, callback) {
+      const user = usernames.get(client);
+      const own = user !== undefined && subscription.topic.startsWith(`whittle/v1/devices/${user}/`);
+      callback(own ? null : new Error(`device ${user ?? '?'} may not subscribe to ${subscription.topic}`), subscription);
+    },
+  });
+  aedes.on('publish', (packet: AedesPublishPacket) => {
+    // $SYS heartbeats and the like are outside our namespace.
+    if (!packet.topic.startsWith('whittle/')) return;
+    options.onPublish(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+  });
+  // A device that reconnects before its old connection times out has two clients for a moment; it is
+  // gone only when its last one is.
+  const live = new Map<string, Set<Client>>();
+  aedes.on('clientReady', (client: Client) => {
+    const user = usernames.get(client);
+    if (!user) return;
+    const set = live.get(user) ?? new Set<Client>();
+    set.add(client);
+    live.set(user, set);
+  });
+  aedes.on('clientDisconnect', (client: Client) => {
+    const user = usernames.get(client);
+    if (!user) return;
+    const set = live.get(user);
+    set?.delete(client);
+    if (!set?.size) {
+      live.delete(user);
+      options.onClientGone(user);
+    }
+  });
+
+  const server: Server = createServer((socket) => aedes.handle(socket));
+  let port: number;
+  try {
+    port = await listen(server, options.host, options.port, 'MQTT broker for agents', '--mqtt-port');
+  } catch (err) {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw err;
+  }
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        aedes.close(() => server.close(() => resolve()));
+      }),
+  };
+}

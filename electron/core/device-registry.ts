@@ -1,0 +1,95 @@
+// The manager's view of every device: what it announced, whether it is online, its newest stats.
+// Fed by the broker, persisted in the store, watched by the API.
+import { EventEmitter } from 'node:events';
+
+import {
+  DEVICE_TOPIC_PATTERN,
+  type StatsMessage,
+  StatsMessageSchema,
+  StatusMessageSchema,
+} from '../../agent/protocol/messages.js';
+import type { DeviceView } from '../api/contract.js';
+import type { Store } from './store.js';
+
+export class DeviceRegistry extends EventEmitter<{ change: [DeviceView] }> {
+  private readonly devices = new Map<string, DeviceView>();
+  /** Invalid messages received, per device; exposed for diagnosis. */
+  readonly rejected = new Map<string, number>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: (line: string) => void,
+  ) {
+    super();
+    for (const d of store.devices()) {
+      this.devices.set(d.id, { id: d.id, online: false, info: d.info, lastSeen: d.lastSeen, stats: null });
+    }
+  }
+
+  list(): DeviceView[] {
+    return [...this.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  get(id: string): DeviceView | undefined {
+    return this.devices.get(id);
+  }
+
+  /** A publish on a device topic; the broker's ACL already tied the topic to the sender. */
+  ingest(topic: string, payload: Buffer): void {
+    const match = DEVICE_TOPIC_PATTERN.exec(topic);
+    if (!match) return;
+    const id = match[1] ?? '';
+    const leaf = match[2];
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString('utf8'));
+    } catch {
+      this.reject(id, `${leaf} message is not JSON`);
+      return;
+    }
+    const now = Date.now();
+    if (leaf === 'status') {
+      const parsed = StatusMessageSchema.safeParse(json);
+      if (!parsed.success) return this.reject(id, `status message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      const status = parsed.data;
+      if (status.info && status.info.id !== id) return this.reject(id, `status names device ${status.info.id}`);
+      const prev = this.devices.get(id);
+      const view: DeviceView = {
+        id,
+        online: status.online,
+        info: status.info ?? prev?.info ?? null,
+        lastSeen: now,
+        stats: status.online ? (prev?.stats ?? null) : null,
+      };
+      this.store.upsertDevice(id, status.info ?? null, now);
+      this.update(view);
+    } else {
+      const parsed = StatsMessageSchema.safeParse(json);
+      if (!parsed.success) return this.reject(id, `stats message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      this.applyStats(id, parsed.data, now);
+    }
+  }
+
+  /** The broker saw the device's last connection close. */
+  markOffline(id: string): void {
+    const prev = this.devices.get(id);
+    if (!prev || !prev.online) return;
+    this.update({ ...prev, online: false, stats: null });
+  }
+
+  private applyStats(id: string, stats: StatsMessage, now: number): void {
+    const prev = this.devices.get(id);
+    this.update({ id, online: true, info: prev?.info ?? null, lastSeen: now, stats });
+  }
+
+  private update(view: DeviceView): void {
+    this.devices.set(view.id, view);
+    this.emit('change', view);
+  }
+
+  private reject(id: string, why: string): void {
+    const n = (this.rejected.get(id) ?? 0) + 1;
+    this.rejected.set(id, n);
+    if (n <= 5 || n % 100 === 0) this.log(`device ${id}: rejected ${why} (${n} so far)`);
+  }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: static checks, then unit, integration and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== type check"
+npx --no-install tsc -p tsconfig.json --noEmit
+npx --no-install tsc -p renderer/tsconfig.json --noEmit
+echo "== lint"
+npx --no-install eslint --max-warnings 0 .
+echo "== format"
+npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --check . ; exit 1; }
+clang-format --dry-run --Werror native/src/*.c native/src/*.h native/src/*.cc
+
+echo "== tests"
+shopt -s globstar nullglob
+files=(dist/test/**/*.test.js)
+if ((${#files[@]} == 0)); then
+  echo "no test files under dist/test: did the build run?" >&2
+  exit 1
+fi
+# Integration tests start real servers on fixed-free ports; one file at a time keeps two cores responsive.
+node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

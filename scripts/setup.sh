@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs everything Whittle needs that this machine lacks, then builds it. Idempotent: a second run on
+# an up-to-date checkout only re-runs the incremental builds.
+#   1. Debian packages (apt-get, when root or with sudo; otherwise a message listing what is missing)
+#   2. npm dependencies (npm ci, only when package-lock.json changed since the last install)
+#   3. the native addon (node-gyp) and the TypeScript + renderer build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Runtime: ffmpeg (camera), mosquitto (external-broker tests), openssh-server + socat + iproute2 + udev
+# (device provisioning tests), chromium (UI tests), dataset-fashion-mnist + libonnx-testdata (real data),
+# build-essential + python3 (node-gyp), clang + clang-format (sanitizers, C format check),
+# qemu-user-static + cross compilers (ARM kernels).
+PACKAGES=(
+  ffmpeg mosquitto openssh-server socat iproute2 udev chromium
+  dataset-fashion-mnist libonnx-testdata
+  build-essential python3 clang clang-format
+  qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    SUDO=()
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    SUDO=(sudo)
+  else
+    echo "whittle setup: these Debian packages are missing: ${missing[*]}" >&2
+    echo "whittle setup: run as root, or with passwordless sudo, or install them yourself:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "whittle setup: installing Debian packages: ${missing[*]}"
+  "${SUDO[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+  echo "whittle setup: Node.js 20 or newer is needed; this is $(node --version)" >&2
+  exit 1
+fi
+
+# The electron binary and onnxruntime's CUDA parts cannot be downloaded on offline machines; neither is
+# needed to build or test (electron's install script is also denied in package.json's allowScripts).
+export ELECTRON_SKIP_BINARY_DOWNLOAD=1 ONNXRUNTIME_NODE_INSTALL=skip
+
+lock_hash=$(sha256sum package-lock.json package.json | sha256sum | cut -c1-64)
+stamp=node_modules/.whittle-install-stamp
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+  echo "whittle setup: npm ci"
+  npm ci --no-audit --no-fund
+  echo "$lock_hash" >"$stamp"
+else
+  # Sources may have changed since the install: make's dependency tracking rebuilds only what changed.
+  npx --no-install node-gyp build --directory native >/dev/null
+fi
+
+echo "whittle setup: building"
+npm run --silent build

@@ -1,0 +1,76 @@
+// A real manager core and, optionally, a real agent process with ffmpeg's test camera, on free ports
+// and a temporary data directory: the system under test for integration and end-to-end tests.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { type Core, startCore } from '../../electron/core/core.js';
+import { type LocalAgent, startLocalAgent } from '../../electron/local-agent.js';
+
+export interface Stack {
+  /** http://127.0.0.1:PORT/#token=... */
+  uiUrl: string;
+  /** http://127.0.0.1:PORT */
+  apiUrl: string;
+  token: string;
+  agentId: string;
+  core: Core;
+  agent: LocalAgent | null;
+  /** Everything the core and the agent logged, for assertions and for failure messages. */
+  logs: string[];
+  stop(): Promise<void>;
+  /** SIGKILL: the agent gets no chance to say goodbye. */
+  killAgent(): void;
+}
+
+export async function startStack(opts: { withAgent?: boolean; camera?: string } = {}): Promise<Stack> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'whittle-test-'));
+  const logs: string[] = [];
+  const core = await startCore({
+    dataDir,
+    httpPort: 0,
+    mqttPort: 0,
+    mqttHost: '127.0.0.1',
+    log: (line) => logs.push(`[core] ${line}`),
+  });
+  const agentId = 'test-device';
+  const agent =
+    opts.withAgent === false
+      ? null
+      : startLocalAgent({
+          store: core.store,
+          deviceId: agentId,
+          brokerPort: core.broker.port,
+          camera: opts.camera ?? 'testsrc',
+          dataDir,
+          onLine: (line) => logs.push(`[agent] ${line}`),
+        });
+  return {
+    uiUrl: core.api.uiUrl,
+    apiUrl: `http://127.0.0.1:${core.api.port}`,
+    token: core.api.token,
+    agentId,
+    core,
+    agent,
+    logs,
+    killAgent: () => {
+      agent?.child.kill('SIGKILL');
+    },
+    async stop() {
+      await agent?.stop();
+      await core.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resolves when `check` returns a value other than undefined; rejects after `timeoutMs` with `what`. */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
