@@ -5,7 +5,9 @@ import simpleImportSort from 'eslint-plugin-simple-import-sort';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'renderer/dist/**', 'bin/**', 'scripts/*.mjs'] },
+  {
+    ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'renderer/dist/**', 'bin/**', 'scripts/*.mjs'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -19,7 +21,15 @@ export default tseslint.config(
     },
     plugins: { 'simple-import-sort': simpleImportSort },
     rules: {
-      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          // node:test's test()/describe() return promises the runner itself awaits.
+          allowForKnownSafeCalls: [
+            { from: 'package', name: ['test', 'describe', 'it', 'suite'], package: 'node:test' },
+          ],
+        },
+      ],
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'simple-import-sort/imports': 'error',
@@ -27,7 +37,8 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: "NewExpression[callee.name='Error'][arguments.0.type='Literal'][arguments.0.value='failed']",
+          selector:
+            "NewExpression[callee.name='Error'][arguments.0.type='Literal'][arguments.0.value='failed']",
           message: 'Say what failed and what the user can do.',
         },
       ],

@@ -88,7 +88,10 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError || err instanceof AgentStartError) {
       console.error(`whittle-agent: ${err.message}`);
-    } else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+    } else if (
+      err instanceof TypeError &&
+      (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       console.error(`whittle-agent: ${err.message}; see whittle-agent --help`);
     } else {
       console.error('whittle-agent: unexpected failure:', err);

@@ -39,7 +39,10 @@ export function defaultModelPath(): string {
 }
 
 /** Merges, in order of precedence, flags, the config file (if any) and defaults, and validates. */
-export function resolveConfig(flags: Partial<Record<keyof AgentConfig, string | number>>, configFile?: string): AgentConfig {
+export function resolveConfig(
+  flags: Partial<Record<keyof AgentConfig, string | number>>,
+  configFile?: string,
+): AgentConfig {
   let fromFile: Record<string, unknown> = {};
   if (configFile) {
     let text: string;
@@ -50,7 +53,8 @@ export function resolveConfig(flags: Partial<Record<keyof AgentConfig, string | 
     }
     try {
       const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('not an object');
       fromFile = parsed as Record<string, unknown>;
     } catch (err) {
       throw new ConfigError(`config file ${configFile} is not a JSON object: ${(err as Error).message}`);

@@ -29,7 +29,8 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     throw new AgentStartError(`cannot load model ${config.model}: ${(err as Error).message}`);
   }
   const { width, height, channels } = model.input;
-  if (channels !== 1 && channels !== 3) throw new AgentStartError(`model ${config.model}: unsupported channel count ${channels}`);
+  if (channels !== 1 && channels !== 3)
+    throw new AgentStartError(`model ${config.model}: unsupported channel count ${channels}`);
 
   const camera = new FfmpegCamera({ source: config.camera, width, height, channels, fps: config.fps });
   try {

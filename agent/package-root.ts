@@ -17,12 +17,15 @@ export function packageRoot(): string {
       if (parsed.name === 'whittle') return (cached = dir);
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find Whittle's package.json above ${fileURLToPath(import.meta.url)}`);
+    if (parent === dir)
+      throw new Error(`cannot find Whittle's package.json above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
 }
 
 export function packageVersion(): string {
-  const parsed = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version?: unknown };
+  const parsed = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as {
+    version?: unknown;
+  };
   return typeof parsed.version === 'string' ? parsed.version : '0.0.0';
 }

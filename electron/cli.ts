@@ -39,7 +39,8 @@ class UsageError extends Error {
 function port(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag}: expected a port 0-65535, got "${value}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`${flag}: expected a port 0-65535, got "${value}"`);
   return n;
 }
 
@@ -99,14 +100,21 @@ async function main(argv: string[]): Promise<number> {
     case 'credentials': {
       const id = rest[0];
       const parsed = DeviceIdSchema.safeParse(id);
-      if (!parsed.success) throw new UsageError(`credentials: expected a device id (A-Z a-z 0-9 . _ -), got "${id ?? ''}"`);
+      if (!parsed.success)
+        throw new UsageError(`credentials: expected a device id (A-Z a-z 0-9 . _ -), got "${id ?? ''}"`);
       mkdirSync(dataDir, { recursive: true });
       const store = new Store(dataDir);
       const password = store.issueCredential(parsed.data);
       store.close();
-      const config = { broker: `mqtt://MANAGER_ADDRESS:${coreOptions.mqttPort}`, deviceId: parsed.data, password };
+      const config = {
+        broker: `mqtt://MANAGER_ADDRESS:${coreOptions.mqttPort}`,
+        deviceId: parsed.data,
+        password,
+      };
       console.log(JSON.stringify(config, null, 2));
-      console.error(`whittle: save this as the device's agent config file (mode 600) and run: whittle-agent run --config FILE`);
+      console.error(
+        `whittle: save this as the device's agent config file (mode 600) and run: whittle-agent run --config FILE`,
+      );
       return 0;
     }
     default:
@@ -127,7 +135,9 @@ async function runDemo(coreOptions: Parameters<typeof startCore>[0], camera: str
       if (/error|cannot|refused|retrying|exited|stopped/i.test(line)) console.log(`[agent] ${line}`);
     },
   });
-  console.log(`whittle: manager ${packageVersion()} and a local agent (${deviceId}, camera ${camera}) are running`);
+  console.log(
+    `whittle: manager ${packageVersion()} and a local agent (${deviceId}, camera ${camera}) are running`,
+  );
   console.log(`  UI: ${core.api.uiUrl}`);
   console.log(`  agent log: ${agent.logFile}`);
   console.log('  Ctrl-C stops both.\n');
@@ -137,7 +147,9 @@ async function runDemo(coreOptions: Parameters<typeof startCore>[0], camera: str
     .then((code) => {
       if (code !== 0 && code !== null) {
         agentFailed = true;
-        console.error(`whittle: the local agent exited with code ${code}; see ${agent.logFile}. Ctrl-C to stop.`);
+        console.error(
+          `whittle: the local agent exited with code ${code}; see ${agent.logFile}. Ctrl-C to stop.`,
+        );
       }
     })
     .catch(() => undefined);
@@ -155,7 +167,10 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof UsageError || err instanceof PortInUseError) {
       console.error(`whittle: ${err.message}${err instanceof UsageError ? '; see whittle --help' : ''}`);
-    } else if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+    } else if (
+      err instanceof TypeError &&
+      (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       console.error(`whittle: ${err.message}; see whittle --help`);
     } else {
       console.error('whittle: unexpected failure:', err);

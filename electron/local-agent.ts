@@ -40,9 +40,13 @@ export function startLocalAgent(options: LocalAgentOptions): LocalAgent {
   );
   const logFile = join(options.dataDir, 'local-agent.log');
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'whittle-agent.js'), 'run', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'run', '--config', configFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const forward = (chunk: Buffer): void => {
     log.write(chunk);
     for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) options.onLine?.(line);

@@ -82,7 +82,10 @@ export class FfmpegCamera {
       });
     });
     const first = this.nextFrame(signal);
-    await Promise.race([first, exited.then(() => Promise.reject(this.exitError ?? new CameraError('camera stopped')))]);
+    await Promise.race([
+      first,
+      exited.then(() => Promise.reject(this.exitError ?? new CameraError('camera stopped'))),
+    ]);
   }
 
   /** Resolves with the newest frame not yet taken; waits for one if none. The buffer is the caller's. */
@@ -149,7 +152,7 @@ function isLocalPath(source: string): boolean {
 export function ffmpegArguments(o: CameraOptions): string[] {
   const input: string[] =
     o.source === TEST_SOURCE
-      ? ['-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=${o.fps}`]
+      ? ['-re', '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=${o.fps}`]
       : o.source.startsWith('/dev/video')
         ? ['-f', 'v4l2', '-i', o.source]
         : isLocalPath(o.source)

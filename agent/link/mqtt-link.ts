@@ -44,12 +44,19 @@ export class MqttLink {
       keepalive: 10,
       connectTimeout: 10_000,
       reconnectPeriod: this.backoff.next(),
-      will: { topic: deviceTopic(info.id, 'status'), payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
+      will: {
+        topic: deviceTopic(info.id, 'status'),
+        payload: Buffer.from(JSON.stringify(will)),
+        qos: 1,
+        retain: true,
+      },
     });
     this.client.on('connect', () => {
       this.backoff.reset();
       this.client.options.reconnectPeriod = this.backoff.next();
-      options.log(`${this.everConnected ? 'reconnected' : 'connected'} to broker ${options.brokerUrl} as ${info.id}`);
+      options.log(
+        `${this.everConnected ? 'reconnected' : 'connected'} to broker ${options.brokerUrl} as ${info.id}`,
+      );
       this.everConnected = true;
       this.publishStatus(true);
     });
@@ -62,9 +69,10 @@ export class MqttLink {
     });
     this.client.on('close', () => {
       if (this.client.disconnecting) return;
-      // mqtt.js reads reconnectPeriod each time it schedules a reconnect: growing it gives backoff.
-      const delay = this.backoff.next();
-      this.client.options.reconnectPeriod = delay;
+      // mqtt.js has already scheduled this reconnect with the current reconnectPeriod; it reads the
+      // option again for the next one, so growing it after each failure gives exponential backoff.
+      const delay = this.client.options.reconnectPeriod ?? 0;
+      this.client.options.reconnectPeriod = this.backoff.next();
       options.log(
         `cannot reach broker ${options.brokerUrl}${this.everConnected ? ' (connection lost)' : ''}; retrying in ${(delay / 1000).toFixed(1)} s`,
       );
@@ -91,9 +99,17 @@ export class MqttLink {
   /** Marks the device offline (retained) and disconnects cleanly. */
   async close(): Promise<void> {
     if (this.client.connected) {
-      const status: StatusMessage = { v: PROTOCOL_VERSION, online: false, ts: Date.now(), info: this.options.info };
+      const status: StatusMessage = {
+        v: PROTOCOL_VERSION,
+        online: false,
+        ts: Date.now(),
+        info: this.options.info,
+      };
       await this.client
-        .publishAsync(deviceTopic(this.options.info.id, 'status'), JSON.stringify(status), { qos: 1, retain: true })
+        .publishAsync(deviceTopic(this.options.info.id, 'status'), JSON.stringify(status), {
+          qos: 1,
+          retain: true,
+        })
         .catch(() => undefined);
     }
     await this.client.endAsync(false);

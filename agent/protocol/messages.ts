@@ -13,7 +13,9 @@ export function deviceTopic(deviceId: string, leaf: 'status' | 'stats'): string 
 export const DEVICE_TOPIC_PATTERN = /^whittle\/v1\/devices\/([A-Za-z0-9._-]{1,64})\/(status|stats)$/;
 
 /** Device ids double as MQTT usernames and topic levels, so they are restricted to a safe alphabet. */
-export const DeviceIdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'device id: 1-64 of A-Z a-z 0-9 . _ -');
+export const DeviceIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, 'device id: 1-64 of A-Z a-z 0-9 . _ -');
 
 export const DeviceInfoSchema = z.object({
   id: DeviceIdSchema,
@@ -53,13 +55,21 @@ export const StatsMessageSchema = z.object({
   frames: z.number().int().nonnegative(),
   fps: z.number().nonnegative(),
   /** Inference latency per frame (preprocessing + model), milliseconds. */
-  latencyMs: z.object({ p50: z.number().nonnegative(), p95: z.number().nonnegative(), max: z.number().nonnegative() }),
+  latencyMs: z.object({
+    p50: z.number().nonnegative(),
+    p95: z.number().nonnegative(),
+    max: z.number().nonnegative(),
+  }),
   /** Agent process CPU use over the window, percent of one core (can exceed 100 on multi-core). */
   cpuPercent: z.number().nonnegative(),
   rssBytes: z.number().nonnegative(),
   /** The last frame's prediction, when at least one frame finished. */
   prediction: z
-    .object({ classIndex: z.number().int().nonnegative(), label: z.string().max(128), confidence: z.number() })
+    .object({
+      classIndex: z.number().int().nonnegative(),
+      label: z.string().max(128),
+      confidence: z.number(),
+    })
     .optional(),
 });
 export type StatsMessage = z.infer<typeof StatsMessageSchema>;

@@ -31,7 +31,8 @@ export interface HealthResponse {
 }
 
 /** Server -> client on /api/live: a snapshot on connect, then one message per device change. */
-export type LiveMessage = { type: 'snapshot'; devices: DeviceView[] } | { type: 'device'; device: DeviceView };
+export type LiveMessage =
+  { type: 'snapshot'; devices: DeviceView[] } | { type: 'device'; device: DeviceView };
 
 export const LIVE_PATH = '/api/live';
 export const TOKEN_SUBPROTOCOL_PREFIX = 'whittle-token.';

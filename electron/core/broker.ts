@@ -35,7 +35,9 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
         password !== undefined &&
         options.store.checkCredential(username, password.toString('utf8'));
       if (!ok) {
-        options.log(`broker: refused client ${client.id} (user ${username ?? '-'}): bad username or password`);
+        options.log(
+          `broker: refused client ${client.id} (user ${username ?? '-'}): bad username or password`,
+        );
         const err = new Error('bad username or password') as AuthenticateError;
         err.returnCode = BAD_USERNAME_OR_PASSWORD;
         done(err, false);
@@ -52,13 +54,19 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     authorizeSubscribe(client, subscription, callback) {
       const user = usernames.get(client);
       const own = user !== undefined && subscription.topic.startsWith(`whittle/v1/devices/${user}/`);
-      callback(own ? null : new Error(`device ${user ?? '?'} may not subscribe to ${subscription.topic}`), subscription);
+      callback(
+        own ? null : new Error(`device ${user ?? '?'} may not subscribe to ${subscription.topic}`),
+        subscription,
+      );
     },
   });
   aedes.on('publish', (packet: AedesPublishPacket) => {
     // $SYS heartbeats and the like are outside our namespace.
     if (!packet.topic.startsWith('whittle/')) return;
-    options.onPublish(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+    options.onPublish(
+      packet.topic,
+      Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+    );
   });
   // A device that reconnects before its old connection times out has two clients for a moment; it is
   // gone only when its last one is.

@@ -50,9 +50,11 @@ export class DeviceRegistry extends EventEmitter<{ change: [DeviceView] }> {
     const now = Date.now();
     if (leaf === 'status') {
       const parsed = StatusMessageSchema.safeParse(json);
-      if (!parsed.success) return this.reject(id, `status message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      if (!parsed.success)
+        return this.reject(id, `status message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
       const status = parsed.data;
-      if (status.info && status.info.id !== id) return this.reject(id, `status names device ${status.info.id}`);
+      if (status.info && status.info.id !== id)
+        return this.reject(id, `status names device ${status.info.id}`);
       const prev = this.devices.get(id);
       const view: DeviceView = {
         id,
@@ -65,7 +67,8 @@ export class DeviceRegistry extends EventEmitter<{ change: [DeviceView] }> {
       this.update(view);
     } else {
       const parsed = StatsMessageSchema.safeParse(json);
-      if (!parsed.success) return this.reject(id, `stats message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      if (!parsed.success)
+        return this.reject(id, `stats message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
       this.applyStats(id, parsed.data, now);
     }
   }

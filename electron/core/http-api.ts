@@ -92,7 +92,8 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       const auth = req.headers.authorization;
       const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
       if (!tokenMatches(bearer)) return send(res, 401, { error: 'missing or wrong API token' });
-      if (req.method !== 'GET') return send(res, 405, { error: `${req.method ?? '?'} not allowed on ${url.pathname}` });
+      if (req.method !== 'GET')
+        return send(res, 405, { error: `${req.method ?? '?'} not allowed on ${url.pathname}` });
       if (url.pathname === '/api/health') {
         const body: HealthResponse = { ok: true, version: options.version };
         return send(res, 200, body);
@@ -141,7 +142,8 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     };
     if (!hostAllowed(req)) return reject(421, 'Misdirected Request');
     if (url.pathname !== LIVE_PATH) return reject(404, 'Not Found');
-    if (!tokenMatches(tokenProtocol?.slice(TOKEN_SUBPROTOCOL_PREFIX.length))) return reject(401, 'Unauthorized');
+    if (!tokenMatches(tokenProtocol?.slice(TOKEN_SUBPROTOCOL_PREFIX.length)))
+      return reject(401, 'Unauthorized');
     wss.handleUpgrade(req, socket, head, (ws) => {
       const snapshot: LiveMessage = { type: 'snapshot', devices: options.registry.list() };
       ws.send(JSON.stringify(snapshot));

@@ -7,14 +7,28 @@ export class PortInUseError extends Error {
 
 /** Resolves with the bound port; rejects with PortInUseError naming the port's purpose and the flag
  * that changes it when the port is taken. */
-export function listen(server: Server, host: string, port: number, purpose: string, flag: string): Promise<number> {
+export function listen(
+  server: Server,
+  host: string,
+  port: number,
+  purpose: string,
+  flag: string,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       server.off('listening', onListening);
       if (err.code === 'EADDRINUSE') {
-        reject(new PortInUseError(`port ${port} (${purpose}) on ${host} is already in use; choose another with ${flag}`));
+        reject(
+          new PortInUseError(
+            `port ${port} (${purpose}) on ${host} is already in use; choose another with ${flag}`,
+          ),
+        );
       } else if (err.code === 'EACCES') {
-        reject(new PortInUseError(`no permission to listen on port ${port} (${purpose}); choose another with ${flag}`));
+        reject(
+          new PortInUseError(
+            `no permission to listen on port ${port} (${purpose}); choose another with ${flag}`,
+          ),
+        );
       } else {
         reject(err);
       }

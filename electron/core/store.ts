@@ -49,7 +49,9 @@ export class Store {
   }
 
   devices(): StoredDevice[] {
-    const rows = this.db.prepare('SELECT id, info_json, first_seen, last_seen FROM devices ORDER BY id').all() as {
+    const rows = this.db
+      .prepare('SELECT id, info_json, first_seen, last_seen FROM devices ORDER BY id')
+      .all() as {
       id: string;
       info_json: string | null;
       first_seen: number;
@@ -58,7 +60,12 @@ export class Store {
     return rows.map((r) => {
       // A row written by an older version may not match today's schema: keep the device, drop the info.
       const info = r.info_json ? DeviceInfoSchema.safeParse(JSON.parse(r.info_json)) : null;
-      return { id: r.id, info: info?.success ? info.data : null, firstSeen: r.first_seen, lastSeen: r.last_seen };
+      return {
+        id: r.id,
+        info: info?.success ? info.data : null,
+        firstSeen: r.first_seen,
+        lastSeen: r.last_seen,
+      };
     });
   }
 
@@ -85,9 +92,9 @@ export class Store {
   }
 
   checkCredential(username: string, password: string): boolean {
-    const row = this.db.prepare('SELECT salt, hash FROM agent_credentials WHERE username = ?').get(username) as
-      | { salt: Buffer; hash: Buffer }
-      | undefined;
+    const row = this.db
+      .prepare('SELECT salt, hash FROM agent_credentials WHERE username = ?')
+      .get(username) as { salt: Buffer; hash: Buffer } | undefined;
     if (!row) return false;
     const candidate = scryptSync(password, row.salt, 32);
     return candidate.length === row.hash.length && timingSafeEqual(candidate, row.hash);

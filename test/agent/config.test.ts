@@ -8,7 +8,10 @@ import { ConfigError, resolveConfig } from '../../agent/config.js';
 
 test('flags override the config file, which overrides defaults', () => {
   const file = join(tmpdir(), `whittle-agent-config-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify({ broker: 'mqtt://10.0.0.2:1883', deviceId: 'pi-kitchen', password: 'p', fps: 15 }));
+  writeFileSync(
+    file,
+    JSON.stringify({ broker: 'mqtt://10.0.0.2:1883', deviceId: 'pi-kitchen', password: 'p', fps: 15 }),
+  );
   const c = resolveConfig({ fps: '10' }, file);
   assert.equal(c.broker, 'mqtt://10.0.0.2:1883');
   assert.equal(c.deviceId, 'pi-kitchen');
@@ -18,13 +21,19 @@ test('flags override the config file, which overrides defaults', () => {
 });
 
 test('bad values are refused naming the field', () => {
-  assert.throws(() => resolveConfig({ deviceId: 'a/b' }), (e: Error) => e instanceof ConfigError && /deviceId/.test(e.message));
+  assert.throws(
+    () => resolveConfig({ deviceId: 'a/b' }),
+    (e: Error) => e instanceof ConfigError && /deviceId/.test(e.message),
+  );
   assert.throws(() => resolveConfig({ broker: 'tcp://x' }), /broker: expected mqtt/);
   assert.throws(() => resolveConfig({ fps: 'fast' }), /fps/);
 });
 
 test('a missing or malformed config file is refused naming it', () => {
-  assert.throws(() => resolveConfig({}, '/nonexistent/agent.json'), /cannot read config file \/nonexistent\/agent.json/);
+  assert.throws(
+    () => resolveConfig({}, '/nonexistent/agent.json'),
+    /cannot read config file \/nonexistent\/agent.json/,
+  );
   const file = join(tmpdir(), `whittle-agent-config-bad-${process.pid}.json`);
   writeFileSync(file, '[1,2');
   assert.throws(() => resolveConfig({}, file), new RegExp(`config file ${file} is not a JSON object`));

@@ -41,9 +41,13 @@ describe('manager and agent over MQTT', () => {
   });
 
   test('the WebSocket sends a snapshot, then live updates with increasing sequence numbers', async () => {
-    const ws = new WebSocket(`${stack.apiUrl.replace('http', 'ws')}/api/live`, [`whittle-token.${stack.token}`], {
-      headers: { host: new URL(stack.apiUrl).host },
-    });
+    const ws = new WebSocket(
+      `${stack.apiUrl.replace('http', 'ws')}/api/live`,
+      [`whittle-token.${stack.token}`],
+      {
+        headers: { host: new URL(stack.apiUrl).host },
+      },
+    );
     const seqs: number[] = [];
     let snapshot = false;
     await new Promise<void>((resolve, reject) => {
@@ -106,7 +110,9 @@ describe('API authentication', () => {
   });
 
   test('the right token is accepted, and the UI is served with a strict CSP', async () => {
-    const res = await fetch(`${stack.apiUrl}/api/health`, { headers: { authorization: `Bearer ${stack.token}` } });
+    const res = await fetch(`${stack.apiUrl}/api/health`, {
+      headers: { authorization: `Bearer ${stack.token}` },
+    });
     assert.equal(res.status, 200);
     const page = await fetch(`${stack.apiUrl}/`);
     assert.equal(page.status, 200);
@@ -169,7 +175,15 @@ describe('bad input', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const taken = (blocker.address() as { port: number }).port;
     try {
-      const { code, output } = await run('whittle', ['serve', '--port', String(taken), '--mqtt-port', '0', '--data-dir', '/tmp/whittle-test-port']);
+      const { code, output } = await run('whittle', [
+        'serve',
+        '--port',
+        String(taken),
+        '--mqtt-port',
+        '0',
+        '--data-dir',
+        '/tmp/whittle-test-port',
+      ]);
       assert.equal(code, 1);
       assert.match(output, new RegExp(`port ${taken} \\(HTTP API and UI\\).*already in use.*--port`));
     } finally {
@@ -187,15 +201,21 @@ describe('bad input', () => {
       ['run', '--broker', `mqtt://127.0.0.1:${closedPort}`, '--device-id', 'lonely', '--password', 'x'],
       { until: /(retrying in [\d.]+ s[\s\S]*){3}/, timeoutMs: 20_000 },
     );
-    const delays = [...output.matchAll(/cannot reach broker mqtt:\/\/127\.0\.0\.1:\d+; retrying in ([\d.]+) s/g)].map((m) =>
-      Number(m[1]),
-    );
+    const delays = [
+      ...output.matchAll(/cannot reach broker mqtt:\/\/127\.0\.0\.1:\d+; retrying in ([\d.]+) s/g),
+    ].map((m) => Number(m[1]));
     assert.ok(delays.length >= 3, output);
     assert.ok(delays[2]! > delays[0]!, `delays ${delays.join(', ')} should grow`);
   });
 
   test('an agent with a camera source that does not exist fails naming it', async () => {
-    const { code, output } = await run('whittle-agent', ['run', '--camera', '/dev/video77', '--password', 'x']);
+    const { code, output } = await run('whittle-agent', [
+      'run',
+      '--camera',
+      '/dev/video77',
+      '--password',
+      'x',
+    ]);
     assert.equal(code, 1);
     assert.match(output, /camera source \/dev\/video77 does not exist/);
   });
@@ -205,7 +225,15 @@ describe('bad input', () => {
     try {
       const { output } = await run(
         'whittle-agent',
-        ['run', '--broker', `mqtt://127.0.0.1:${stack.core.broker.port}`, '--device-id', 'intruder', '--password', 'guess'],
+        [
+          'run',
+          '--broker',
+          `mqtt://127.0.0.1:${stack.core.broker.port}`,
+          '--device-id',
+          'intruder',
+          '--password',
+          'guess',
+        ],
         { until: /refused the credentials/, timeoutMs: 15_000 },
       );
       assert.match(output, /broker refused the credentials of device intruder/);
@@ -227,7 +255,8 @@ describe('bad input', () => {
   test('--help lists the commands of both programs', async () => {
     const manager = await run('whittle', ['--help']);
     assert.equal(manager.code, 0);
-    for (const c of ['demo', 'serve', 'credentials']) assert.match(manager.output, new RegExp(`^  ${c}`, 'm'));
+    for (const c of ['demo', 'serve', 'credentials'])
+      assert.match(manager.output, new RegExp(`^  ${c}`, 'm'));
     const agent = await run('whittle-agent', ['--help']);
     assert.equal(agent.code, 0);
     assert.match(agent.output, /^ {2}run/m);

@@ -65,7 +65,11 @@ export async function startStack(opts: { withAgent?: boolean; camera?: string } 
 }
 
 /** Resolves when `check` returns a value other than undefined; rejects after `timeoutMs` with `what`. */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => T | undefined | Promise<T | undefined>): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => T | undefined | Promise<T | undefined>,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
