@@ -1,0 +1,171 @@
+// The UI end to end: the real core, a real agent and a real browser (the system's Chromium, headless).
+// What a user would notice: their device shows up online with live figures, the figures move without a
+// reload, a wrong link shows "unauthorized" and no data, a dead agent turns offline, and the page logs
+// no errors (a Content-Security-Policy violation is one).
+import assert from 'node:assert/strict';
+import { after, before, describe, test, type TestContext } from 'node:test';
+
+import { type Browser, chromium, type ConsoleMessage, type Page } from 'playwright-core';
+
+import { type Stack, startStack } from '../support/stack.js';
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--headless',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/** What a page reported that a user (or the CSP) would count as a fault. */
+interface PageFaults {
+  errors: string[];
+}
+
+/** Records console errors, uncaught exceptions and CSP violations; the init script sees violations that
+ * Chromium reports only as DOM events (e.g. from a report-only policy). */
+async function watchFaults(page: Page): Promise<PageFaults> {
+  const faults: PageFaults = { errors: [] };
+  page.on('console', (message: ConsoleMessage) => {
+    if (message.type() === 'error') faults.errors.push(`console: ${message.text()}`);
+  });
+  page.on('pageerror', (error: Error) => faults.errors.push(`uncaught: ${error.message}`));
+  await page.exposeFunction('__whittleReportCsp', (text: string) => faults.errors.push(`csp: ${text}`));
+  // A string, not a function: this file is compiled without the DOM library.
+  await page.addInitScript(`document.addEventListener('securitypolicyviolation', (event) => {
+    window.__whittleReportCsp(event.violatedDirective + ' blocked ' + (event.blockedURI || 'inline') +
+      ' at ' + event.sourceFile + ':' + event.lineNumber);
+  });`);
+  return faults;
+}
+
+/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
+async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Waits until the element with this test id has exactly this text. */
+async function waitForText(page: Page, testId: string, text: string, timeoutMs: number): Promise<void> {
+  await page
+    .getByTestId(testId)
+    .filter({ hasText: new RegExp(`^${text}$`) })
+    .waitFor({ timeout: timeoutMs });
+}
+
+/** Sets a marker on window that only survives if the page is never reloaded; returns its check. */
+async function markNoReload(page: Page): Promise<() => Promise<boolean>> {
+  await page.evaluate('window.whittleNoReload = true');
+  return async () => (await page.evaluate('window.whittleNoReload === true')) === true;
+}
+
+async function textOf(page: Page, testId: string): Promise<string> {
+  return ((await page.getByTestId(testId).textContent()) ?? '').trim();
+}
+
+describe('UI', () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  /** Opens a page for `body` and always closes it; on failure, adds the stack's last log lines to the
+   * report, since the cause (an agent that could not start, say) is usually there, not in the page. */
+  async function withPage(t: TestContext, body: (page: Page) => Promise<void>): Promise<void> {
+    const page = await browser.newPage();
+    try {
+      await body(page);
+    } catch (error) {
+      t.diagnostic(`last lines logged by the stack:\n${stack.logs.slice(-40).join('\n')}`);
+      throw error;
+    } finally {
+      await page.close();
+    }
+  }
+
+  before(async () => {
+    stack = await startStack({ withAgent: true });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+
+  after(async () => {
+    // Browser first: its reconnect attempts would otherwise race the stack's shutdown.
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  test('shows the local device online with live figures that update without a reload', async (t) => {
+    await withPage(t, async (page) => {
+      const faults = await watchFaults(page);
+      await page.goto(stack.uiUrl);
+      assert.equal(await page.title(), 'Whittle');
+
+      const id = stack.agentId;
+      await waitForText(page, `device-status-${id}`, 'online', 15_000);
+      await page.locator('[data-testid="connection-state"][data-state="live"]').waitFor({ timeout: 15_000 });
+      await waitUntil(
+        'FPS above 0',
+        15_000,
+        async () => Number.parseFloat(await textOf(page, `device-fps-${id}`)) > 0,
+      );
+
+      const notReloaded = await markNoReload(page);
+      // The agent publishes a record a second, and the row carries the record number it shows (data-seq):
+      // it must move on at least twice in ~6 s. FPS text alone is no proof, as a steady "30.0" is a
+      // legitimate reading; nor is "last seen", which the page's own clock refreshes.
+      const seqs = new Set<string>();
+      await waitUntil('3 different records in the row', 6_500, async () => {
+        seqs.add((await page.getByTestId(`device-row-${id}`).getAttribute('data-seq')) ?? '');
+        const fps = await textOf(page, `device-fps-${id}`);
+        assert.ok(Number.parseFloat(fps) > 0, `FPS should stay above 0, read "${fps}"`);
+        return seqs.size >= 3;
+      });
+      assert.ok(await notReloaded(), 'the page reloaded');
+
+      assert.deepEqual(faults.errors, [], 'the page reported errors');
+    });
+  });
+
+  for (const [name, hash] of [
+    ['without a token', ''],
+    ['with a wrong token', '#token=not-the-token'],
+  ] as const) {
+    test(`a page opened ${name} shows "unauthorized" and no devices`, async (t) => {
+      await withPage(t, async (page) => {
+        const pageErrors: string[] = [];
+        page.on('pageerror', (error: Error) => pageErrors.push(error.message));
+        await page.goto(`${stack.apiUrl}/${hash}`);
+        await page
+          .locator('[data-testid="connection-state"][data-state="unauthorized"]')
+          .waitFor({ timeout: 10_000 });
+        assert.equal(await textOf(page, 'connection-state'), 'unauthorized');
+        assert.equal(await page.locator('[data-testid^="device-row-"]').count(), 0);
+        // The 401 itself is logged by Chromium as a failed resource; the app must not crash on it.
+        assert.deepEqual(pageErrors, []);
+      });
+    });
+  }
+
+  test('the row turns offline within 10 s of the agent dying, without a reload', async (t) => {
+    await withPage(t, async (page) => {
+      const faults = await watchFaults(page);
+      const id = stack.agentId;
+      await page.goto(stack.uiUrl);
+      await waitForText(page, `device-status-${id}`, 'online', 15_000);
+      const notReloaded = await markNoReload(page);
+
+      const killedAt = Date.now();
+      stack.killAgent();
+      await waitForText(page, `device-status-${id}`, 'offline', 10_000);
+      const elapsed = Date.now() - killedAt;
+      assert.ok(elapsed < 10_000, `offline after ${elapsed} ms`);
+      assert.ok(await notReloaded(), 'the page reloaded');
+      // The row stays, showing the device's last known state.
+      assert.equal(await page.getByTestId(`device-row-${id}`).count(), 1);
+      assert.deepEqual(faults.errors, [], 'the page reported errors');
+    });
+  });
+});
