@@ -10,7 +10,7 @@ echo "== lint"
 npx --no-install eslint --max-warnings 0 .
 echo "== format"
 npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --check . ; exit 1; }
-find native/src native/test -name '*.c' -o -name '*.h' -o -name '*.cc' -o -name '*.inc' | xargs clang-format --dry-run --Werror
+find native -path native/build -prune -o \( -name '*.c' -o -name '*.h' -o -name '*.cc' -o -name '*.inc' \) -print | xargs clang-format --dry-run --Werror
 
 echo "== tests"
 shopt -s globstar nullglob
