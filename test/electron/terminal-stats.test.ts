@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import type { DeviceView } from '../../electron/api/contract.js';
+import { formatDeviceLine } from '../../electron/terminal-stats.js';
+
+const at = new Date(2026, 10, 25, 14, 3, 2);
+
+test('an online device with stats prints fps, latency, cpu, rss and the prediction', () => {
+  const d: DeviceView = {
+    id: 'pi-1',
+    online: true,
+    info: null,
+    lastSeen: 0,
+    stats: {
+      v: 1,
+      seq: 3,
+      ts: 0,
+      windowMs: 1000,
+      frames: 30,
+      fps: 29.96,
+      latencyMs: { p50: 0.0651, p95: 0.13, max: 0.2 },
+      cpuPercent: 2.4,
+      rssBytes: 86 * 2 ** 20,
+      prediction: { classIndex: 8, label: 'Bag', confidence: 0.994 },
+    },
+  };
+  assert.equal(
+    formatDeviceLine(d, at),
+    '14:03:02  pi-1   30.0 fps  latency p50 0.065 ms p95 0.130 ms  cpu   2%  rss 86 MB  -> Bag (99%)',
+  );
+});
+
+test('offline and stat-less devices say so', () => {
+  const base = { id: 'pi-2', info: null, lastSeen: null, stats: null };
+  assert.equal(formatDeviceLine({ ...base, online: false }, at), '14:03:02  pi-2  offline');
+  assert.equal(formatDeviceLine({ ...base, online: true }, at), '14:03:02  pi-2  online, waiting for stats');
+});
