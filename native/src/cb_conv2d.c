@@ -1,0 +1,216 @@
+// cb reference and portable kernels, the variant list, and index packing.
+#include "cb_conv2d.h"
+
+#include <string.h>
+
+static inline uint32_t cb_index(const uint8_t* row, size_t row_bytes, size_t k, uint32_t bits) {
+  const size_t bit = k * bits;
+  const size_t byte = bit / 8;
+  uint32_t window = row[byte];
+  if (byte + 1 < row_bytes) {
+    window |= (uint32_t)row[byte + 1] << 8;
+  }
+  return (window >> (bit % 8)) & ((UINT32_C(1) << bits) - 1);
+}
+
+static inline float cb_clamp(float value, float output_min, float output_max) {
+  value = value < output_min ? output_min : value;
+  return value > output_max ? output_max : value;
+}
+
+// ---- Reference: the definition (each weight's centroid times its activation), sums in double. ----
+
+void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
+                                         const float* restrict input, const uint8_t* restrict indices,
+                                         uint32_t index_bits, const float* restrict codebook,
+                                         size_t codebook_size, const float* restrict bias, float output_min,
+                                         float output_max, float* restrict output) {
+  (void)codebook_size;
+  const size_t input_channels = g->groups * g->group_input_channels;
+  const size_t output_channels = g->groups * g->group_output_channels;
+  const size_t row_bytes =
+      cb_row_bytes(g->kernel_height * g->kernel_width * g->group_input_channels, index_bits);
+  for (size_t n = 0; n < g->batch; n++) {
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          double acc = 0.0;
+          for (size_t ky = 0; ky < g->kernel_height; ky++) {
+            for (size_t kx = 0; kx < g->kernel_width; kx++) {
+              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
+              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
+              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
+                continue;
+              }
+              for (size_t i = 0; i < g->group_input_channels; i++) {
+                const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
+                const float w = codebook[cb_index(indices + o * row_bytes, row_bytes, k, index_bits)];
+                const float x = input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
+                                          input_channels +
+                                      group * g->group_input_channels + i];
+                acc += (double)w * (double)x;
+              }
+            }
+          }
+          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
+              cb_clamp((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+        }
+      }
+    }
+  }
+}
+
+void cb_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t output_channels,
+                                     size_t oc_begin, size_t oc_end, const float* restrict input,
+                                     const uint8_t* restrict indices, uint32_t index_bits,
+                                     const float* restrict codebook, size_t codebook_size,
+                                     const float* restrict bias, float output_min, float output_max,
+                                     float* restrict output) {
+  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  cb_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, indices, index_bits, codebook,
+                                      codebook_size, bias, output_min, output_max, output);
+}
+
+// ---- Portable: bins per centroid. ----
+
+// bins[index_k] += x[j] for the n indices k = first .. first + n - 1. The common widths read whole bytes.
+static void cb_accumulate(float* bins, const float* x, const uint8_t* row, size_t row_bytes, size_t first,
+                          size_t n, uint32_t bits) {
+  if (bits == 8) {
+    const uint8_t* idx = row + first;
+    for (size_t j = 0; j < n; j++) {
+      bins[idx[j]] += x[j];
+    }
+    return;
+  }
+  size_t j = 0;
+  if (bits == 4) {
+    // Leading odd index, then two indices per byte.
+    if ((first & 1) != 0 && n > 0) {
+      bins[row[first / 2] >> 4] += x[0];
+      j = 1;
+    }
+    for (; j + 2 <= n; j += 2) {
+      const uint8_t byte = row[(first + j) / 2];
+      bins[byte & 15] += x[j];
+      bins[byte >> 4] += x[j + 1];
+    }
+  }
+  for (; j < n; j++) {
+    bins[cb_index(row, row_bytes, first + j, bits)] += x[j];
+  }
+}
+
+// Sum over n indices of codebook[index_k] * x[j] (the direct order, for short reductions).
+static float cb_direct(const float* codebook, const float* x, const uint8_t* row, size_t row_bytes,
+                       size_t first, size_t n, uint32_t bits) {
+  float acc = 0.0f;
+  for (size_t j = 0; j < n; j++) {
+    acc += codebook[cb_index(row, row_bytes, first + j, bits)] * x[j];
+  }
+  return acc;
+}
+
+void cb_conv2d_minmax_ukernel__scalar(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
+                                      const float* restrict input, const uint8_t* restrict indices,
+                                      uint32_t index_bits, const float* restrict codebook,
+                                      size_t codebook_size, const float* restrict bias, float output_min,
+                                      float output_max, float* restrict output) {
+  const size_t input_channels = g->groups * g->group_input_channels;
+  const size_t output_channels = g->groups * g->group_output_channels;
+  const size_t gic = g->group_input_channels;
+  const size_t row_bytes = cb_row_bytes(g->kernel_height * g->kernel_width * gic, index_bits);
+  float bins[CB_MAX_CODEBOOK_SIZE];
+  for (size_t n = 0; n < g->batch; n++) {
+    const float* image = input + n * g->input_height * g->input_width * input_channels;
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      size_t ky0, ky1;
+      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                                &ky1);
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        size_t kx0, kx1;
+        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                                  &kx1);
+        const size_t valid = (ky1 - ky0) * (kx1 - kx0) * gic;
+        const int use_bins = valid >= codebook_size;
+        float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          const uint8_t* row = indices + o * row_bytes;
+          float direct = 0.0f;
+          if (use_bins) {
+            memset(bins, 0, codebook_size * sizeof(float));
+          }
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const float* in_row = image + iy * g->input_width * input_channels + group * gic;
+            // Taps of one kernel row are contiguous in the input only when there is one group.
+            const size_t spans = g->groups == 1 ? 1 : kx1 - kx0;
+            const size_t span_length = g->groups == 1 ? (kx1 - kx0) * gic : gic;
+            for (size_t s = 0; s < spans; s++) {
+              const size_t kx = kx0 + s;
+              const size_t ix = ox * g->stride_width + kx - g->padding_left;
+              const float* x = in_row + ix * input_channels;
+              const size_t first = (ky * g->kernel_width + kx) * gic;
+              if (use_bins) {
+                cb_accumulate(bins, x, row, row_bytes, first, span_length, index_bits);
+              } else {
+                direct += cb_direct(codebook, x, row, row_bytes, first, span_length, index_bits);
+              }
+            }
+          }
+          float sum = direct;
+          if (use_bins) {
+            for (size_t c = 0; c < codebook_size; c++) {
+              sum += codebook[c] * bins[c];
+            }
+          }
+          out[o] = cb_clamp(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+        }
+      }
+    }
+  }
+}
+
+void cb_fc_minmax_ukernel__scalar(size_t batch, size_t input_channels, size_t output_channels,
+                                  size_t oc_begin, size_t oc_end, const float* restrict input,
+                                  const uint8_t* restrict indices, uint32_t index_bits,
+                                  const float* restrict codebook, size_t codebook_size,
+                                  const float* restrict bias, float output_min, float output_max,
+                                  float* restrict output) {
+  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  cb_conv2d_minmax_ukernel__scalar(&g, oc_begin, oc_end, input, indices, index_bits, codebook, codebook_size,
+                                   bias, output_min, output_max, output);
+}
+
+const cb_conv2d_variant cb_conv2d_variants[] = {
+    {WHITTLE_ISA_SCALAR, "scalar", cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar},
+    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+};
+
+void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const uint8_t* unpacked,
+                     uint8_t* packed) {
+  const size_t row_bytes = cb_row_bytes(reduction, index_bits);
+  memset(packed, 0, rows * row_bytes);
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t k = 0; k < reduction; k++) {
+      const size_t bit = k * index_bits;
+      const uint32_t value = (uint32_t)unpacked[r * reduction + k] << (bit % 8);
+      packed[r * row_bytes + bit / 8] |= (uint8_t)value;
+      if ((value >> 8) != 0) {
+        packed[r * row_bytes + bit / 8 + 1] |= (uint8_t)(value >> 8);
+      }
+    }
+  }
+}
+
+const cb_conv2d_variant* cb_conv2d_select(whittle_isa level) {
+  const cb_conv2d_variant* best = &cb_conv2d_variants[0];
+  for (const cb_conv2d_variant* v = cb_conv2d_variants; v->name != NULL; v++) {
+    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
+      best = v;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,146 @@
+// Codebook-weight kernels (k-means weight sharing, Han et al. 2016 "Deep Compression"): every weight is an
+// index into one fp32 codebook per layer of at most 256 centroids. The kernel never rebuilds fp32 weights:
+// for each output it sums the activations into one bin per centroid (by the weight's index), then takes
+// one multiply per centroid:  output = sum_c codebook[c] * (sum_{k : index_k = c} x_k) + bias[o].
+// When an output has fewer valid products than the codebook has entries (depthwise 3x3 with 256
+// centroids, say), zeroing and reading the bins costs more than it saves, so that output multiplies each
+// activation by its centroid directly (same sum, another order).
+//
+// Index storage (native/reference/formats.md): per output channel o a row of K indices,
+// K = kernel_height * kernel_width * group_input_channels, index k = (ky * kernel_width + kx) *
+// group_input_channels + i, each index_bits (2..8) bits wide; index k occupies bits [k * b, (k + 1) * b)
+// of the row, bit j of the row being bit j % 8 of byte j / 8 (least significant first); a row takes
+// cb_row_bytes(K, b) = ceil(K * b / 8) bytes and its unused high bits are 0. Every index < codebook_size
+// <= 2^index_bits. Huffman coding of the indices is a storage matter of the package format: the kernel
+// reads fixed-width indices.
+//
+// output[n][oy][ox][o] = clamp(..., output_min, output_max) for o in [oc_begin, oc_end); padding reads 0;
+// bias may be NULL. fp32 sums in another order than the reference: within 1e-5 of sum |codebook[index] * x|.
+//
+// Preconditions (the caller checks them; the kernels do not): 0 <= oc_begin <= oc_end <= groups *
+// group_output_channels, geometry fields >= 1 (paddings >= 0), buffers of the documented sizes, the output
+// not overlapping any input, index_bits in [2, 8], 1 <= codebook_size <= 2^index_bits, every index <
+// codebook_size.
+//
+// Functions the binding exposes:
+//   cb_conv2d_select(level) -> {conv2d, fc}: cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar
+//   cb_pack_indices (one index per byte -> packed rows)
+#ifndef WHITTLE_CB_CONV2D_H_
+#define WHITTLE_CB_CONV2D_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/cpu-features.h"
+
+#ifdef __cplusplus
+#define WHITTLE_RESTRICT __restrict
+extern "C" {
+#else
+#define WHITTLE_RESTRICT restrict
+#endif
+
+#ifndef WHITTLE_CONV2D_GEOMETRY_DEFINED
+#define WHITTLE_CONV2D_GEOMETRY_DEFINED
+// NHWC convolution geometry, the same struct in every format's header (guarded so that several headers can
+// be included together).
+//   input   [batch][input_height][input_width][groups * group_input_channels]
+//   output  [batch][output_height][output_width][groups * group_output_channels]
+//   weights per output channel o (group o / group_output_channels):
+//   [kernel_height][kernel_width][group_input_channels]
+// Output position (oy, ox) reads input rows oy * stride_height - padding_top + ky and columns
+// ox * stride_width - padding_left + kx; any row or column outside the input is padding with real value 0
+// (bottom and right padding follow from the output size). Depthwise: group_input_channels = 1 and
+// groups = channels. Every field except the paddings is >= 1; kernels never read outside the input for any
+// geometry. Structured pruning needs no kernel: a pruned layer is a smaller dense layer (fewer channels).
+typedef struct whittle_conv2d_geometry {
+  size_t batch;
+  size_t input_height;
+  size_t input_width;
+  size_t kernel_height;
+  size_t kernel_width;
+  size_t stride_height;
+  size_t stride_width;
+  size_t padding_top;
+  size_t padding_left;
+  size_t output_height;
+  size_t output_width;
+  size_t groups;
+  size_t group_input_channels;
+  size_t group_output_channels;
+} whittle_conv2d_geometry;
+
+// The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
+// padding). Shared by every format's driver, hence inside the same guard.
+static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
+                                             size_t kernel_size, size_t input_size, size_t* first,
+                                             size_t* last) {
+  const ptrdiff_t origin = (ptrdiff_t)(output_index * stride) - (ptrdiff_t)padding;
+  ptrdiff_t lo = -origin;
+  ptrdiff_t hi = (ptrdiff_t)input_size - origin;
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
+  *first = (size_t)lo;
+  *last = hi > lo ? (size_t)hi : (size_t)lo;
+}
+#endif
+
+#define CB_MIN_INDEX_BITS 2
+#define CB_MAX_INDEX_BITS 8
+#define CB_MAX_CODEBOOK_SIZE 256
+
+static inline size_t cb_row_bytes(size_t reduction, uint32_t index_bits) {
+  return (reduction * index_bits + 7) / 8;
+}
+
+typedef void (*cb_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
+                             const float* input, const uint8_t* indices, uint32_t index_bits,
+                             const float* codebook, size_t codebook_size, const float* bias, float output_min,
+                             float output_max, float* output);
+// Fully connected: input [batch][input_channels], rows of K = input_channels indices, output
+// [batch][output_channels].
+typedef void (*cb_fc_fn)(size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin,
+                         size_t oc_end, const float* input, const uint8_t* indices, uint32_t index_bits,
+                         const float* codebook, size_t codebook_size, const float* bias, float output_min,
+                         float output_max, float* output);
+
+#define CB_DECLARE(isa)                                                                                  \
+  void cb_conv2d_minmax_ukernel__##isa(                                                                  \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                           \
+      const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
+      const float* WHITTLE_RESTRICT codebook, size_t codebook_size, const float* WHITTLE_RESTRICT bias,  \
+      float output_min, float output_max, float* WHITTLE_RESTRICT output);                               \
+  void cb_fc_minmax_ukernel__##isa(                                                                      \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,       \
+      const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
+      const float* WHITTLE_RESTRICT codebook, size_t codebook_size, const float* WHITTLE_RESTRICT bias,  \
+      float output_min, float output_max, float* WHITTLE_RESTRICT output);
+
+CB_DECLARE(reference)
+CB_DECLARE(scalar)
+
+typedef struct cb_conv2d_variant {
+  whittle_isa isa;
+  const char* name;
+  cb_conv2d_fn conv2d;
+  cb_fc_fn fc;
+} cb_conv2d_variant;
+
+// Every compiled-in variant except the reference; terminated by an entry with name NULL. Scalar only: the
+// per-centroid accumulation is a scatter-add into bins, which SIMD does not speed up (conflicting lanes),
+// and the final codebook dot product is at most 256 multiplies per output.
+extern const cb_conv2d_variant cb_conv2d_variants[];
+// The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
+// qualifies). Dispatch: cb_conv2d_select(whittle_isa_selected()).
+const cb_conv2d_variant* cb_conv2d_select(whittle_isa level);
+
+// unpacked uint8 [rows][reduction] (one index per byte, each < 2^index_bits) -> packed rows of
+// cb_row_bytes(reduction, index_bits) bytes.
+void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const uint8_t* unpacked,
+                     uint8_t* packed);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // WHITTLE_CB_CONV2D_H_

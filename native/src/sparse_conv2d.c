@@ -1,0 +1,250 @@
+// sparse reference and portable kernels (fp32 and qs8), the variant list, and CSR encoding.
+#include "sparse_conv2d_impl.h"
+
+// ---- fp32 reference: walks the CSR row and reads each input directly; sums in double. ----
+
+void sparse_f32_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_t oc_begin,
+                                                 size_t oc_end, const float* restrict input,
+                                                 const uint32_t* restrict row_offsets,
+                                                 const uint32_t* restrict column_indices,
+                                                 const float* restrict values, const float* restrict bias,
+                                                 float output_min, float output_max,
+                                                 float* restrict workspace, float* restrict output) {
+  (void)workspace;
+  const size_t input_channels = g->groups * g->group_input_channels;
+  const size_t output_channels = g->groups * g->group_output_channels;
+  const size_t gic = g->group_input_channels;
+  for (size_t n = 0; n < g->batch; n++) {
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          double acc = 0.0;
+          for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
+            const size_t k = column_indices[e];
+            const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
+            const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
+            const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
+            if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
+              continue;
+            }
+            acc += (double)values[e] *
+                   (double)input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
+                                     input_channels +
+                                 group * gic + i];
+          }
+          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
+              sparse_clamp((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+        }
+      }
+    }
+  }
+}
+
+void sparse_f32_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t output_channels,
+                                             size_t oc_begin, size_t oc_end, const float* restrict input,
+                                             const uint32_t* restrict row_offsets,
+                                             const uint32_t* restrict column_indices,
+                                             const float* restrict values, const float* restrict bias,
+                                             float output_min, float output_max, float* restrict output) {
+  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  sparse_f32_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, row_offsets, column_indices,
+                                              values, bias, output_min, output_max, NULL, output);
+}
+
+// ---- fp32 portable: four independent accumulators over the row's nonzeros. ----
+
+static float sparse_f32_dot_scalar(const float* x, const uint32_t* columns, const float* values,
+                                   size_t count) {
+  float acc0 = 0.0f, acc1 = 0.0f, acc2 = 0.0f, acc3 = 0.0f;
+  size_t e = 0;
+  for (; e + 4 <= count; e += 4) {
+    acc0 += values[e] * x[columns[e]];
+    acc1 += values[e + 1] * x[columns[e + 1]];
+    acc2 += values[e + 2] * x[columns[e + 2]];
+    acc3 += values[e + 3] * x[columns[e + 3]];
+  }
+  for (; e < count; e++) {
+    acc0 += values[e] * x[columns[e]];
+  }
+  return (acc0 + acc1) + (acc2 + acc3);
+}
+
+SPARSE_F32_DEFINE_KERNELS(scalar, sparse_f32_dot_scalar)
+
+const sparse_f32_variant sparse_f32_variants[] = {
+    {WHITTLE_ISA_SCALAR, "scalar", sparse_f32_conv2d_minmax_ukernel__scalar,
+     sparse_f32_fc_minmax_ukernel__scalar},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX2, "avx2", sparse_f32_conv2d_minmax_ukernel__avx2, sparse_f32_fc_minmax_ukernel__avx2},
+#endif
+    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+};
+
+// ---- qs8 ----
+
+static int8_t sparse_qs8_finish(int32_t sum, int32_t bias, int32_t multiplier, int32_t shift,
+                                int32_t output_zero_point, int32_t output_min, int32_t output_max) {
+  // Adding the bias wraps modulo 2^32 like TFLite's int32 arithmetic (and qs8_fc).
+  const int32_t accumulator = (int32_t)((uint32_t)sum + (uint32_t)bias);
+  int64_t value = (int64_t)qs8_requantize_gemmlowp(accumulator, multiplier, shift) + output_zero_point;
+  value = value < output_min ? output_min : value;
+  value = value > output_max ? output_max : value;
+  return (int8_t)value;
+}
+
+void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
+    const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end, const int8_t* restrict input,
+    int32_t input_zero_point, const uint32_t* restrict row_offsets, const uint32_t* restrict column_indices,
+    const int8_t* restrict values, const int32_t* restrict bias, const int32_t* restrict multipliers,
+    const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
+    int16_t* restrict workspace, int8_t* restrict output) {
+  (void)workspace;
+  const size_t input_channels = g->groups * g->group_input_channels;
+  const size_t output_channels = g->groups * g->group_output_channels;
+  const size_t gic = g->group_input_channels;
+  for (size_t n = 0; n < g->batch; n++) {
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          int64_t sum = 0;
+          for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
+            const size_t k = column_indices[e];
+            const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
+            const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
+            const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
+            if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
+              continue;  // padding: the real value 0, i.e. x = input_zero_point
+            }
+            const int8_t x =
+                input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * input_channels +
+                      group * gic + i];
+            sum += (int64_t)values[e] * ((int64_t)x - input_zero_point);
+          }
+          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
+              sparse_qs8_finish((int32_t)sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                                output_zero_point, output_min, output_max);
+        }
+      }
+    }
+  }
+}
+
+void sparse_qs8_fc_minmax_gemmlowp_ukernel__reference(
+    size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,
+    const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict row_offsets,
+    const uint32_t* restrict column_indices, const int8_t* restrict values, const int32_t* restrict bias,
+    const int32_t* restrict multipliers, const int32_t* restrict shifts, int32_t output_zero_point,
+    int32_t output_min, int32_t output_max, int8_t* restrict output) {
+  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
+      &g, oc_begin, oc_end, input, input_zero_point, row_offsets, column_indices, values, bias, multipliers,
+      shifts, output_zero_point, output_min, output_max, NULL, output);
+}
+
+static int32_t sparse_qs8_dot(const int16_t* x, const uint32_t* columns, const int8_t* values, size_t count) {
+  int32_t acc0 = 0, acc1 = 0;
+  size_t e = 0;
+  for (; e + 2 <= count; e += 2) {
+    acc0 += (int32_t)values[e] * x[columns[e]];
+    acc1 += (int32_t)values[e + 1] * x[columns[e + 1]];
+  }
+  if (e < count) {
+    acc0 += (int32_t)values[e] * x[columns[e]];
+  }
+  return acc0 + acc1;
+}
+
+void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__scalar(
+    const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end, const int8_t* restrict input,
+    int32_t input_zero_point, const uint32_t* restrict row_offsets, const uint32_t* restrict column_indices,
+    const int8_t* restrict values, const int32_t* restrict bias, const int32_t* restrict multipliers,
+    const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
+    int16_t* restrict workspace, int8_t* restrict output) {
+  const size_t output_channels = g->groups * g->group_output_channels;
+  if (oc_begin >= oc_end) {
+    return;
+  }
+  const size_t first_group = oc_begin / g->group_output_channels;
+  const size_t last_group = (oc_end - 1) / g->group_output_channels;
+  for (size_t n = 0; n < g->batch; n++) {
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        int8_t* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
+        for (size_t group = first_group; group <= last_group; group++) {
+          sparse_qs8_im2col(g, input, n, oy, ox, group, input_zero_point, workspace);
+          const size_t begin =
+              group * g->group_output_channels > oc_begin ? group * g->group_output_channels : oc_begin;
+          const size_t end = (group + 1) * g->group_output_channels < oc_end
+                                 ? (group + 1) * g->group_output_channels
+                                 : oc_end;
+          for (size_t o = begin; o < end; o++) {
+            const uint32_t first = row_offsets[o];
+            const int32_t sum =
+                sparse_qs8_dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
+            out[o] = sparse_qs8_finish(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                                       output_zero_point, output_min, output_max);
+          }
+        }
+      }
+    }
+  }
+}
+
+void sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar(
+    size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,
+    const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict row_offsets,
+    const uint32_t* restrict column_indices, const int8_t* restrict values, const int32_t* restrict bias,
+    const int32_t* restrict multipliers, const int32_t* restrict shifts, int32_t output_zero_point,
+    int32_t output_min, int32_t output_max, int8_t* restrict output) {
+  for (size_t n = 0; n < batch; n++) {
+    const int8_t* x = input + n * input_channels;
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      // sum w * (x - zp) = sum w * x - zp * sum w, both exact in int32 for <= 65536 nonzeros.
+      int32_t dot = 0, weight_sum = 0;
+      for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
+        dot += (int32_t)values[e] * x[column_indices[e]];
+        weight_sum += values[e];
+      }
+      const int32_t sum = (int32_t)((int64_t)dot - (int64_t)input_zero_point * weight_sum);
+      output[n * output_channels + o] =
+          sparse_qs8_finish(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o], output_zero_point,
+                            output_min, output_max);
+    }
+  }
+}
+
+// ---- CSR encoding ----
+
+#define SPARSE_DEFINE_ENCODE(name, T)                                                                       \
+  size_t name(size_t rows, size_t columns, const T* dense, uint32_t* row_offsets, uint32_t* column_indices, \
+              T* values) {                                                                                  \
+    size_t nnz = 0;                                                                                         \
+    row_offsets[0] = 0;                                                                                     \
+    for (size_t r = 0; r < rows; r++) {                                                                     \
+      for (size_t c = 0; c < columns; c++) {                                                                \
+        const T v = dense[r * columns + c];                                                                 \
+        if (v != 0) {                                                                                       \
+          column_indices[nnz] = (uint32_t)c;                                                                \
+          values[nnz] = v;                                                                                  \
+          nnz++;                                                                                            \
+        }                                                                                                   \
+      }                                                                                                     \
+      row_offsets[r + 1] = (uint32_t)nnz;                                                                   \
+    }                                                                                                       \
+    return nnz;                                                                                             \
+  }
+
+SPARSE_DEFINE_ENCODE(sparse_f32_csr_encode, float)
+SPARSE_DEFINE_ENCODE(sparse_qs8_csr_encode, int8_t)
+
+const sparse_f32_variant* sparse_f32_select(whittle_isa level) {
+  const sparse_f32_variant* best = &sparse_f32_variants[0];
+  for (const sparse_f32_variant* v = sparse_f32_variants; v->name != NULL; v++) {
+    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
+      best = v;
+    }
+  }
+  return best;
+}

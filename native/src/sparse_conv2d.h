@@ -1,0 +1,166 @@
+// Sparse-weight kernels for unstructured pruning (Han et al. 2015): weights in CSR, fp32 or int8.
+//
+// Storage (native/reference/formats.md), one CSR matrix of output_channels rows by K columns,
+// K = kernel_height * kernel_width * group_input_channels (fc: K = input_channels):
+//   row_offsets    uint32 [output_channels + 1], row_offsets[0] = 0, non-decreasing, last = nnz
+//   column_indices uint32 [nnz], k = (ky * kernel_width + kx) * group_input_channels + i, < K, strictly
+//                  increasing within a row
+//   values         fp32 or int8 [nnz]
+// The convolution gathers one output position's K inputs of a group into a caller-provided workspace
+// (im2col of one pixel, padding as 0; fp32: float[K], qs8: int16[K] holding x - input_zero_point), then each
+// output channel of the range is a sparse dot product over its row. The fc kernels read the input row
+// directly and take no workspace. A workspace is per calling thread.
+//
+// fp32:  output = clamp(sum values * x + bias[o]); within 1e-5 of sum |values * x| of the reference.
+// qs8:   output = clamp(output_zero_point + requantize(bias[o] + sum values * (x - input_zero_point),
+//        multipliers[o], shifts[o])) with qs8_requantize_gemmlowp (qs8_fc.h), bit-exact; at most
+//        QS8_FC_MAX_INPUT_CHANNELS nonzeros per row so the int32 sum cannot overflow; bias wraps mod 2^32.
+//
+// Preconditions (the caller checks them; the kernels do not): 0 <= oc_begin <= oc_end <= groups *
+// group_output_channels, geometry fields >= 1 (paddings >= 0), buffers of the documented sizes, the output
+// not overlapping any input, a valid CSR (row_offsets non-decreasing from 0 to nnz, column_indices < K and <
+// 2^31), workspace of K elements.
+//
+// Structured pruning (whole filters, channels or groups removed) needs no kernel here: the pruned layer is
+// a smaller dense layer (fewer output channels, fewer input channels), run by the dense kernels of its
+// number format with the smaller shapes.
+//
+// Functions the binding exposes:
+//   sparse_f32_select(level) -> {conv2d, fc}: sparse_f32_conv2d_minmax_ukernel__{scalar,avx2},
+//     sparse_f32_fc_minmax_ukernel__{scalar,avx2}
+//   sparse_qs8_conv2d_minmax_gemmlowp_ukernel__scalar, sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar
+//   sparse_f32_csr_encode, sparse_qs8_csr_encode (dense -> CSR, dropping exact zeros)
+#ifndef WHITTLE_SPARSE_CONV2D_H_
+#define WHITTLE_SPARSE_CONV2D_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/cpu-features.h"
+#include "qs8_fc.h"
+
+#ifdef __cplusplus
+#define WHITTLE_RESTRICT __restrict
+extern "C" {
+#endif
+
+#ifndef WHITTLE_CONV2D_GEOMETRY_DEFINED
+#define WHITTLE_CONV2D_GEOMETRY_DEFINED
+// NHWC convolution geometry, the same struct in every format's header (guarded so that several headers can
+// be included together).
+//   input   [batch][input_height][input_width][groups * group_input_channels]
+//   output  [batch][output_height][output_width][groups * group_output_channels]
+//   weights per output channel o (group o / group_output_channels):
+//   [kernel_height][kernel_width][group_input_channels]
+// Output position (oy, ox) reads input rows oy * stride_height - padding_top + ky and columns
+// ox * stride_width - padding_left + kx; any row or column outside the input is padding with real value 0
+// (bottom and right padding follow from the output size). Depthwise: group_input_channels = 1 and
+// groups = channels. Every field except the paddings is >= 1; kernels never read outside the input for any
+// geometry. Structured pruning needs no kernel: a pruned layer is a smaller dense layer (fewer channels).
+typedef struct whittle_conv2d_geometry {
+  size_t batch;
+  size_t input_height;
+  size_t input_width;
+  size_t kernel_height;
+  size_t kernel_width;
+  size_t stride_height;
+  size_t stride_width;
+  size_t padding_top;
+  size_t padding_left;
+  size_t output_height;
+  size_t output_width;
+  size_t groups;
+  size_t group_input_channels;
+  size_t group_output_channels;
+} whittle_conv2d_geometry;
+
+// The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
+// padding). Shared by every format's driver, hence inside the same guard.
+static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
+                                             size_t kernel_size, size_t input_size, size_t* first,
+                                             size_t* last) {
+  const ptrdiff_t origin = (ptrdiff_t)(output_index * stride) - (ptrdiff_t)padding;
+  ptrdiff_t lo = -origin;
+  ptrdiff_t hi = (ptrdiff_t)input_size - origin;
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
+  *first = (size_t)lo;
+  *last = hi > lo ? (size_t)hi : (size_t)lo;
+}
+#endif
+
+typedef void (*sparse_f32_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
+                                     const float* input, const uint32_t* row_offsets,
+                                     const uint32_t* column_indices, const float* values, const float* bias,
+                                     float output_min, float output_max, float* workspace, float* output);
+typedef void (*sparse_f32_fc_fn)(size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin,
+                                 size_t oc_end, const float* input, const uint32_t* row_offsets,
+                                 const uint32_t* column_indices, const float* values, const float* bias,
+                                 float output_min, float output_max, float* output);
+
+#define SPARSE_F32_DECLARE(isa)                                                                    \
+  void sparse_f32_conv2d_minmax_ukernel__##isa(                                                    \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                     \
+      const float* WHITTLE_RESTRICT input, const uint32_t* WHITTLE_RESTRICT row_offsets,           \
+      const uint32_t* WHITTLE_RESTRICT column_indices, const float* WHITTLE_RESTRICT values,       \
+      const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                      \
+      float* WHITTLE_RESTRICT workspace, float* WHITTLE_RESTRICT output);                          \
+  void sparse_f32_fc_minmax_ukernel__##isa(                                                        \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end, \
+      const float* WHITTLE_RESTRICT input, const uint32_t* WHITTLE_RESTRICT row_offsets,           \
+      const uint32_t* WHITTLE_RESTRICT column_indices, const float* WHITTLE_RESTRICT values,       \
+      const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                      \
+      float* WHITTLE_RESTRICT output);
+
+SPARSE_F32_DECLARE(reference)
+SPARSE_F32_DECLARE(scalar)
+#if defined(__x86_64__) || defined(_M_X64)
+SPARSE_F32_DECLARE(avx2)
+#endif
+
+typedef struct sparse_f32_variant {
+  whittle_isa isa;
+  const char* name;
+  sparse_f32_conv2d_fn conv2d;
+  sparse_f32_fc_fn fc;
+} sparse_f32_variant;
+
+// Every compiled-in variant except the reference, best last; terminated by an entry with name NULL.
+extern const sparse_f32_variant sparse_f32_variants[];
+// The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
+// qualifies). Dispatch: sparse_f32_select(whittle_isa_selected()).
+const sparse_f32_variant* sparse_f32_select(whittle_isa level);
+
+#define SPARSE_QS8_DECLARE(isa)                                                                      \
+  void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__##isa(                                             \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                       \
+      const int8_t* WHITTLE_RESTRICT input, int32_t input_zero_point,                                \
+      const uint32_t* WHITTLE_RESTRICT row_offsets, const uint32_t* WHITTLE_RESTRICT column_indices, \
+      const int8_t* WHITTLE_RESTRICT values, const int32_t* WHITTLE_RESTRICT bias,                   \
+      const int32_t* WHITTLE_RESTRICT multipliers, const int32_t* WHITTLE_RESTRICT shifts,           \
+      int32_t output_zero_point, int32_t output_min, int32_t output_max,                             \
+      int16_t* WHITTLE_RESTRICT workspace, int8_t* WHITTLE_RESTRICT output);                         \
+  void sparse_qs8_fc_minmax_gemmlowp_ukernel__##isa(                                                 \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,   \
+      const int8_t* WHITTLE_RESTRICT input, int32_t input_zero_point,                                \
+      const uint32_t* WHITTLE_RESTRICT row_offsets, const uint32_t* WHITTLE_RESTRICT column_indices, \
+      const int8_t* WHITTLE_RESTRICT values, const int32_t* WHITTLE_RESTRICT bias,                   \
+      const int32_t* WHITTLE_RESTRICT multipliers, const int32_t* WHITTLE_RESTRICT shifts,           \
+      int32_t output_zero_point, int32_t output_min, int32_t output_max, int8_t* WHITTLE_RESTRICT output);
+
+// bias may be NULL (0); input_zero_point, output_zero_point, output_min, output_max in [-128, 127].
+SPARSE_QS8_DECLARE(reference)
+SPARSE_QS8_DECLARE(scalar)
+
+// dense [rows][columns] -> CSR without the exact zeros; returns nnz. Arrays sized for the worst case
+// (rows + 1 offsets, rows * columns entries).
+size_t sparse_f32_csr_encode(size_t rows, size_t columns, const float* dense, uint32_t* row_offsets,
+                             uint32_t* column_indices, float* values);
+size_t sparse_qs8_csr_encode(size_t rows, size_t columns, const int8_t* dense, uint32_t* row_offsets,
+                             uint32_t* column_indices, int8_t* values);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // WHITTLE_SPARSE_CONV2D_H_

@@ -1,0 +1,114 @@
+// Private to the sparse kernel files: the im2col-per-pixel convolution driver shared by every ISA. An ISA
+// supplies the fp32 sparse dot product of one CSR row with a dense vector.
+#ifndef WHITTLE_SPARSE_CONV2D_IMPL_H_
+#define WHITTLE_SPARSE_CONV2D_IMPL_H_
+
+#include "sparse_conv2d.h"
+
+// The drivers are inlined into each ISA's kernel so that the ISA's span function, passed as a constant
+// function pointer, is inlined too (GCC otherwise clones the driver and keeps an indirect call per span).
+#if defined(__GNUC__)
+#define SPARSE_DRIVER static inline __attribute__((always_inline))
+#else
+#define SPARSE_DRIVER static inline
+#endif
+
+typedef float (*sparse_f32_dot_fn)(const float* x, const uint32_t* columns, const float* values,
+                                   size_t count);
+
+static inline float sparse_clamp(float value, float output_min, float output_max) {
+  value = value < output_min ? output_min : value;
+  return value > output_max ? output_max : value;
+}
+
+// workspace[k] = input at tap (ky, kx), channel i of `group`, for output position (n, oy, ox); 0 for padding.
+// T is float (x, zero_point 0) or int16_t (x - zero_point); padding holds 0 (real value 0).
+#define SPARSE_DEFINE_IM2COL(name, T, IN)                                                                    \
+  static inline void name(const whittle_conv2d_geometry* g, const IN* input, size_t n, size_t oy, size_t ox, \
+                          size_t group, int32_t zero_point, T* workspace) {                                  \
+    const size_t input_channels = g->groups * g->group_input_channels;                                       \
+    const size_t gic = g->group_input_channels;                                                              \
+    size_t ky0, ky1, kx0, kx1;                                                                               \
+    whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0, \
+                              &ky1);                                                                         \
+    whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,   \
+                              &kx1);                                                                         \
+    for (size_t ky = 0; ky < g->kernel_height; ky++) {                                                       \
+      for (size_t kx = 0; kx < g->kernel_width; kx++) {                                                      \
+        T* out = workspace + (ky * g->kernel_width + kx) * gic;                                              \
+        if (ky < ky0 || ky >= ky1 || kx < kx0 || kx >= kx1) {                                                \
+          for (size_t i = 0; i < gic; i++) out[i] = 0;                                                       \
+          continue;                                                                                          \
+        }                                                                                                    \
+        const size_t iy = oy * g->stride_height + ky - g->padding_top;                                       \
+        const size_t ix = ox * g->stride_width + kx - g->padding_left;                                       \
+        const IN* x =                                                                                        \
+            input + ((n * g->input_height + iy) * g->input_width + ix) * input_channels + group * gic;       \
+        for (size_t i = 0; i < gic; i++) out[i] = (T)((T)x[i] - (T)zero_point);                              \
+      }                                                                                                      \
+    }                                                                                                        \
+  }
+
+SPARSE_DEFINE_IM2COL(sparse_f32_im2col, float, float)
+SPARSE_DEFINE_IM2COL(sparse_qs8_im2col, int16_t, int8_t)
+
+SPARSE_DRIVER void sparse_f32_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
+                                           const float* input, const uint32_t* row_offsets,
+                                           const uint32_t* column_indices, const float* values,
+                                           const float* bias, float output_min, float output_max,
+                                           float* workspace, float* output, sparse_f32_dot_fn dot) {
+  const size_t output_channels = g->groups * g->group_output_channels;
+  if (oc_begin >= oc_end) {
+    return;
+  }
+  const size_t first_group = oc_begin / g->group_output_channels;
+  const size_t last_group = (oc_end - 1) / g->group_output_channels;
+  for (size_t n = 0; n < g->batch; n++) {
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
+        for (size_t group = first_group; group <= last_group; group++) {
+          sparse_f32_im2col(g, input, n, oy, ox, group, 0, workspace);
+          const size_t begin =
+              group * g->group_output_channels > oc_begin ? group * g->group_output_channels : oc_begin;
+          const size_t end = (group + 1) * g->group_output_channels < oc_end
+                                 ? (group + 1) * g->group_output_channels
+                                 : oc_end;
+          for (size_t o = begin; o < end; o++) {
+            const uint32_t first = row_offsets[o];
+            const float sum =
+                dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
+            out[o] = sparse_clamp(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+          }
+        }
+      }
+    }
+  }
+}
+
+#define SPARSE_F32_DEFINE_KERNELS(isa, dot)                                                                 \
+  void sparse_f32_conv2d_minmax_ukernel__##isa(                                                             \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end, const float* restrict input, \
+      const uint32_t* restrict row_offsets, const uint32_t* restrict column_indices,                        \
+      const float* restrict values, const float* restrict bias, float output_min, float output_max,         \
+      float* restrict workspace, float* restrict output) {                                                  \
+    sparse_f32_conv2d_drive(geometry, oc_begin, oc_end, input, row_offsets, column_indices, values, bias,   \
+                            output_min, output_max, workspace, output, dot);                                \
+  }                                                                                                         \
+  void sparse_f32_fc_minmax_ukernel__##isa(                                                                 \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,          \
+      const float* restrict input, const uint32_t* restrict row_offsets,                                    \
+      const uint32_t* restrict column_indices, const float* restrict values, const float* restrict bias,    \
+      float output_min, float output_max, float* restrict output) {                                         \
+    for (size_t n = 0; n < batch; n++) {                                                                    \
+      for (size_t o = oc_begin; o < oc_end; o++) {                                                          \
+        const uint32_t first = row_offsets[o];                                                              \
+        const float sum = dot(input + n * input_channels, column_indices + first, values + first,           \
+                              row_offsets[o + 1] - first);                                                  \
+        output[n * output_channels + o] =                                                                   \
+            sparse_clamp(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);                    \
+      }                                                                                                     \
+    }                                                                                                       \
+  }
+
+#endif  // WHITTLE_SPARSE_CONV2D_IMPL_H_

@@ -1,0 +1,170 @@
+// Ternary-weight kernels (Ternary Weight Networks, Li et al. 2016; trained ternary quantization with a
+// single scale): weight[o][k] = alpha[o] * t, t in {-1, 0, +1}. The inner loop only adds or subtracts fp32
+// activations (or skips them): the sign plane flips the float's sign bit, the nonzero plane masks it.
+//
+// Weight storage (native/reference/formats.md): two bit planes, each with the row layout of the binary
+// weights (bin_conv2d.h): per output channel o, ceil(K / 32) uint32 words, bit k (word k / 32,
+// bit k % 32, least significant first) for element k = (ky * kernel_width + kx) * group_input_channels + i.
+//   weight_nonzero: 1 where t != 0;   weight_sign: 1 where t = -1 (0 wherever t = 0).   Bits past K are 0.
+//
+// output[n][oy][ox][o] = clamp(alpha[o] * sum_k t_k * x_k + bias[o], output_min, output_max), o in
+// [oc_begin, oc_end); padding reads 0; bias may be NULL. Within 1e-5 of sum_k |x| of the reference.
+//
+// Preconditions (the caller checks them; the kernels do not): 0 <= oc_begin <= oc_end <= groups *
+// group_output_channels, geometry fields >= 1 (paddings >= 0), buffers of the documented sizes, the output
+// not overlapping any input, unused high bits 0.
+//
+// Functions the binding exposes:
+//   tern_conv2d_select(level) -> {conv2d, fc}: tern_conv2d_minmax_ukernel__{scalar,avx2,avx512,neon}
+//   tern_fc_minmax_ukernel__{scalar,avx2,avx512,neon}
+//   tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar, tern_fc_qs8_minmax_gemmlowp_ukernel__scalar (int8
+//   activations) tern_pack_weights (fp32 weights and a threshold -> planes and alpha)
+#ifndef WHITTLE_TERN_CONV2D_H_
+#define WHITTLE_TERN_CONV2D_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/cpu-features.h"
+
+#ifdef __cplusplus
+#define WHITTLE_RESTRICT __restrict
+extern "C" {
+#else
+#define WHITTLE_RESTRICT restrict
+#endif
+
+#ifndef WHITTLE_CONV2D_GEOMETRY_DEFINED
+#define WHITTLE_CONV2D_GEOMETRY_DEFINED
+// NHWC convolution geometry, the same struct in every format's header (guarded so that several headers can
+// be included together).
+//   input   [batch][input_height][input_width][groups * group_input_channels]
+//   output  [batch][output_height][output_width][groups * group_output_channels]
+//   weights per output channel o (group o / group_output_channels):
+//   [kernel_height][kernel_width][group_input_channels]
+// Output position (oy, ox) reads input rows oy * stride_height - padding_top + ky and columns
+// ox * stride_width - padding_left + kx; any row or column outside the input is padding with real value 0
+// (bottom and right padding follow from the output size). Depthwise: group_input_channels = 1 and
+// groups = channels. Every field except the paddings is >= 1; kernels never read outside the input for any
+// geometry. Structured pruning needs no kernel: a pruned layer is a smaller dense layer (fewer channels).
+typedef struct whittle_conv2d_geometry {
+  size_t batch;
+  size_t input_height;
+  size_t input_width;
+  size_t kernel_height;
+  size_t kernel_width;
+  size_t stride_height;
+  size_t stride_width;
+  size_t padding_top;
+  size_t padding_left;
+  size_t output_height;
+  size_t output_width;
+  size_t groups;
+  size_t group_input_channels;
+  size_t group_output_channels;
+} whittle_conv2d_geometry;
+
+// The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
+// padding). Shared by every format's driver, hence inside the same guard.
+static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
+                                             size_t kernel_size, size_t input_size, size_t* first,
+                                             size_t* last) {
+  const ptrdiff_t origin = (ptrdiff_t)(output_index * stride) - (ptrdiff_t)padding;
+  ptrdiff_t lo = -origin;
+  ptrdiff_t hi = (ptrdiff_t)input_size - origin;
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
+  *first = (size_t)lo;
+  *last = hi > lo ? (size_t)hi : (size_t)lo;
+}
+#endif
+
+// uint32 words of one output channel's row in each plane.
+static inline size_t tern_row_words(size_t reduction) { return (reduction + 31) / 32; }
+
+typedef void (*tern_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
+                               const float* input, const uint32_t* weight_nonzero,
+                               const uint32_t* weight_sign, const float* alpha, const float* bias,
+                               float output_min, float output_max, float* output);
+// Fully connected: input [batch][input_channels], rows of K = input_channels bits, output
+// [batch][output_channels].
+typedef void (*tern_fc_fn)(size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin,
+                           size_t oc_end, const float* input, const uint32_t* weight_nonzero,
+                           const uint32_t* weight_sign, const float* alpha, const float* bias,
+                           float output_min, float output_max, float* output);
+
+#define TERN_CONV2D_DECLARE(isa)                                                                   \
+  void tern_conv2d_minmax_ukernel__##isa(                                                          \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                     \
+      const float* WHITTLE_RESTRICT input, const uint32_t* WHITTLE_RESTRICT weight_nonzero,        \
+      const uint32_t* WHITTLE_RESTRICT weight_sign, const float* WHITTLE_RESTRICT alpha,           \
+      const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                      \
+      float* WHITTLE_RESTRICT output);                                                             \
+  void tern_fc_minmax_ukernel__##isa(                                                              \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end, \
+      const float* WHITTLE_RESTRICT input, const uint32_t* WHITTLE_RESTRICT weight_nonzero,        \
+      const uint32_t* WHITTLE_RESTRICT weight_sign, const float* WHITTLE_RESTRICT alpha,           \
+      const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                      \
+      float* WHITTLE_RESTRICT output);
+
+TERN_CONV2D_DECLARE(reference)
+TERN_CONV2D_DECLARE(scalar)
+#if defined(__x86_64__) || defined(_M_X64)
+TERN_CONV2D_DECLARE(avx2)
+TERN_CONV2D_DECLARE(avx512)
+#endif
+#if defined(__arm__) || defined(__aarch64__)
+TERN_CONV2D_DECLARE(neon)
+#endif
+
+typedef struct tern_conv2d_variant {
+  whittle_isa isa;
+  const char* name;
+  tern_conv2d_fn conv2d;
+  tern_fc_fn fc;
+} tern_conv2d_variant;
+
+// Every compiled-in variant except the reference, best last; terminated by an entry with name NULL.
+extern const tern_conv2d_variant tern_conv2d_variants[];
+// The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
+// qualifies). Dispatch: tern_conv2d_select(whittle_isa_selected()).
+const tern_conv2d_variant* tern_conv2d_select(whittle_isa level);
+
+// Ternary weights with int8 activations (the qs8 quantization of qs8_fc.h): integer adds and subtracts only,
+//   acc = sum_k t_k * (x_k - input_zero_point)          (exact int32; padding is x = input_zero_point)
+//   output = clamp(output_zero_point + qs8_requantize_gemmlowp(acc + bias[o], multipliers[o], shifts[o]))
+// with multipliers[o] * 2^(shifts[o] - 31) = alpha[o] * input_scale / output_scale. Same planes as above,
+// bias int32 (units of alpha[o] * input_scale) or NULL, output int8; bit-exact, and equal to qs8_fc on the
+// int8 weights t. K <= 2^23 so |acc| < 2^31; the bias add wraps modulo 2^32 like TFLite.
+//   tern_conv2d_qs8_minmax_gemmlowp_ukernel__{reference,scalar}, tern_fc_qs8_minmax_gemmlowp_ukernel__{...}
+#define TERN_QS8_MAX_REDUCTION (UINT32_C(1) << 23)
+
+#define TERN_QS8_DECLARE(isa)                                                                        \
+  void tern_conv2d_qs8_minmax_gemmlowp_ukernel__##isa(                                               \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                       \
+      const int8_t* WHITTLE_RESTRICT input, int32_t input_zero_point,                                \
+      const uint32_t* WHITTLE_RESTRICT weight_nonzero, const uint32_t* WHITTLE_RESTRICT weight_sign, \
+      const int32_t* WHITTLE_RESTRICT bias, const int32_t* WHITTLE_RESTRICT multipliers,             \
+      const int32_t* WHITTLE_RESTRICT shifts, int32_t output_zero_point, int32_t output_min,         \
+      int32_t output_max, int8_t* WHITTLE_RESTRICT output);                                          \
+  void tern_fc_qs8_minmax_gemmlowp_ukernel__##isa(                                                   \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,   \
+      const int8_t* WHITTLE_RESTRICT input, int32_t input_zero_point,                                \
+      const uint32_t* WHITTLE_RESTRICT weight_nonzero, const uint32_t* WHITTLE_RESTRICT weight_sign, \
+      const int32_t* WHITTLE_RESTRICT bias, const int32_t* WHITTLE_RESTRICT multipliers,             \
+      const int32_t* WHITTLE_RESTRICT shifts, int32_t output_zero_point, int32_t output_min,         \
+      int32_t output_max, int8_t* WHITTLE_RESTRICT output);
+
+TERN_QS8_DECLARE(reference)
+TERN_QS8_DECLARE(scalar)
+
+// TWN quantization of weights fp32 [output_channels][reduction]: t = sign(w) where |w| > threshold[o],
+// else 0; alpha[o] = mean |w| over the nonzero t (0 when there is none).
+void tern_pack_weights(size_t output_channels, size_t reduction, const float* weights, const float* threshold,
+                       uint32_t* weight_nonzero, uint32_t* weight_sign, float* alpha);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // WHITTLE_TERN_CONV2D_H_
