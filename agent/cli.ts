@@ -15,7 +15,8 @@ Commands:
 
 Options of run (flags override the config file):
   --config FILE        JSON file with any of the options below (keys: broker, deviceId, username,
-                       password, camera, fps, model)
+                       password, camera, fps, model, labels,
+                       snapshotSeconds, stateDir, reconnectMaxMs, packageKey)
   --broker URL         manager broker, mqtt://host:port            (default mqtt://127.0.0.1:7421)
   --device-id ID       this device's id: A-Z a-z 0-9 . _ -         (default: hostname, ${defaultDeviceId()})
   --username NAME      broker username                             (default: the device id)
@@ -23,6 +24,10 @@ Options of run (flags override the config file):
   --camera SOURCE      testsrc | /dev/videoN | video file | rtsp:// or http:// stream  (default testsrc)
   --fps N              frame rate asked of the test source and of looped files          (default 30)
   --model FILE         int8 model file                             (default: the bundled demo model)
+  --labels FILE        per-frame labels of a labelled video (<video>.labels.json): report live accuracy
+  --snapshot-every S   seconds between camera snapshots sent to the manager, 0 = none  (default 5)
+  --state-dir DIR      telemetry outbox and deployed models    (default: next to --config, or
+                       $XDG_STATE_HOME/whittle-agent/<device id>)
 
 Options:
   -h, --help           show this help
@@ -44,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
       camera: { type: 'string' },
       fps: { type: 'string' },
       model: { type: 'string' },
+      labels: { type: 'string' },
+      'snapshot-every': { type: 'string' },
+      'state-dir': { type: 'string' },
     },
   });
   const command = positionals[0];
@@ -68,6 +76,9 @@ async function main(argv: string[]): Promise<number> {
       camera: values.camera,
       fps: values.fps,
       model: values.model,
+      labels: values.labels,
+      snapshotSeconds: values['snapshot-every'],
+      stateDir: values['state-dir'],
     },
     values.config,
   );

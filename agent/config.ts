@@ -1,8 +1,8 @@
 // The agent's configuration: command-line flags over an optional JSON config file over defaults.
 // Decoded with a schema so a bad file is refused with the field that is wrong.
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { homedir, hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 
 import { z } from 'zod';
 
@@ -19,6 +19,18 @@ export const AgentConfigSchema = z.object({
   camera: z.string().min(1),
   fps: z.number().positive().max(240),
   model: z.string().min(1),
+  /** Where the agent keeps what must survive restarts: the telemetry outbox, deployed models. */
+  stateDir: z.string().min(1),
+  /** Sidecar of per-frame labels of a labelled video (optimize/make-labelled-video.ts): the agent then
+   * reports live accuracy. */
+  labels: z.string().min(1).optional(),
+  /** The manager's package-signing public key (PEM, or 64 hex digits of the raw Ed25519 key): every
+   * deployed model must carry a signature by it. Without one the agent refuses deployments. */
+  packageKey: z.string().min(1).max(4096).optional(),
+  /** Seconds between camera snapshots sent to the manager; 0 turns them off. */
+  snapshotSeconds: z.number().min(0).max(3600),
+  /** Longest wait between reconnect attempts, ms. */
+  reconnectMaxMs: z.number().int().min(100).max(600_000),
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
@@ -36,6 +48,15 @@ export function defaultDeviceId(): string {
 
 export function defaultModelPath(): string {
   return join(packageRoot(), 'agent', 'models', 'fashion-mlp-int8.json');
+}
+
+/** The state directory when none is configured: next to the config file (one per device id), so an
+ * agent started by the manager keeps its state in the manager's data directory; otherwise under
+ * $XDG_STATE_HOME (or ~/.local/state). */
+export function defaultStateDir(deviceId: string, configFile?: string): string {
+  if (configFile) return join(dirname(resolve(configFile)), `agent-state-${deviceId}`);
+  const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(base, 'whittle-agent', deviceId);
 }
 
 /** Merges, in order of precedence, flags, the config file (if any) and defaults, and validates. */
@@ -62,6 +83,9 @@ export function resolveConfig(
   }
   const deviceId = flags.deviceId ?? fromFile.deviceId ?? defaultDeviceId();
   const merged = {
+    stateDir: defaultStateDir(typeof deviceId === 'string' ? deviceId : 'device', configFile),
+    reconnectMaxMs: 30_000,
+    snapshotSeconds: 5,
     broker: 'mqtt://127.0.0.1:7421',
     camera: TEST_SOURCE,
     fps: 30,
@@ -73,6 +97,8 @@ export function resolveConfig(
     ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)),
   };
   if (typeof merged.fps === 'string') merged.fps = Number(merged.fps);
+  if (typeof merged.reconnectMaxMs === 'string') merged.reconnectMaxMs = Number(merged.reconnectMaxMs);
+  if (typeof merged.snapshotSeconds === 'string') merged.snapshotSeconds = Number(merged.snapshotSeconds);
   const result = AgentConfigSchema.safeParse(merged);
   if (!result.success) {
     const where = configFile ? ` (flags and ${configFile})` : '';

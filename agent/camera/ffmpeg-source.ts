@@ -1,9 +1,13 @@
-// Camera frames through an ffmpeg child process: a V4L2 device, a video file (looped, real time), a
-// network stream, or ffmpeg's built-in test pattern. ffmpeg scales and converts, so the agent receives
-// raw frames of exactly width*height*channels bytes on ffmpeg's stdout.
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
+// Camera frames through an ffmpeg child process: a V4L2 device, a video file (looped, real time), an
+// RTSP or HTTP stream, or ffmpeg's built-in test pattern. ffmpeg scales, crops and converts (the filter
+// of preprocess.ts), so the agent receives raw frames of exactly width*height*channels bytes on ffmpeg's
+// stdout. Optionally the same decode also yields a small JPEG every N seconds on a third pipe (fd 3),
+// for the UI's snapshot.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+
+import { ffmpegFilter, type ImagePreprocessing, pixelFormat } from './preprocess.js';
 
 export const TEST_SOURCE = 'testsrc';
 
@@ -14,10 +18,28 @@ export interface CameraOptions {
   height: number;
   /** 1 = grey (pix_fmt gray), 3 = RGB (pix_fmt rgb24). */
   channels: 1 | 3;
-  /** Frames per second asked of the test source and of looped files. */
+  /** Frames per second asked of the test source. */
   fps: number;
+  /** Resize mode, crop and layout from the model's manifest; width/height/channels above win. */
+  preprocessing?: Partial<ImagePreprocessing>;
+  /** A JPEG of the camera view every `everySeconds`, `width` pixels wide; off when absent. */
+  snapshot?: { everySeconds: number; width: number };
+  /** Network streams: give up on a stalled stream after this long, ms. Default 10000. */
+  streamTimeoutMs?: number;
   ffmpegPath?: string;
 }
+
+/** A frame with its position in the source: index counts every frame ffmpeg delivered since start
+ * (dropped ones included), so for a looped labelled video index % frames is the video frame. */
+export interface IndexedFrame {
+  frame: Buffer;
+  index: number;
+  /** performance.now() when the frame arrived from ffmpeg. */
+  receivedAt: number;
+}
+
+/** Largest JPEG accepted on the snapshot pipe; a bigger one means the stream is not what we asked. */
+const MAX_SNAPSHOT_BYTES = 512 * 1024;
 
 export class CameraError extends Error {
   override name = 'CameraError';
@@ -27,7 +49,7 @@ export class CameraError extends Error {
  * are dropped, so latency never accumulates. */
 export class FfmpegCamera {
   readonly frameBytes: number;
-  private child: ChildProcessByStdio<null, Readable, Readable> | null = null;
+  private child: ChildProcess | null = null;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private stderrTail = '';
@@ -35,7 +57,10 @@ export class FfmpegCamera {
   /** Frames received from ffmpeg and frames overwritten before anyone took them. */
   framesReceived = 0;
   framesDropped = 0;
-  private latest: Buffer | null = null;
+  private latest: IndexedFrame | null = null;
+  private jpegPending: Buffer = Buffer.alloc(0);
+  /** Called with each snapshot JPEG (SOI..EOI). */
+  onSnapshot: ((jpeg: Buffer) => void) | null = null;
   private waiter: (() => void) | null = null;
   private exitError: CameraError | null = null;
 
@@ -55,11 +80,14 @@ export class FfmpegCamera {
       }
     }
     const ffmpeg = this.options.ffmpegPath ?? 'ffmpeg';
-    const child = spawn(ffmpeg, ffmpegArguments(this.options), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe'];
+    if (this.options.snapshot) stdio.push('pipe');
+    const child = spawn(ffmpeg, ffmpegArguments(this.options), { stdio });
     this.child = child;
-    child.stdout.on('data', (chunk: Buffer) => this.onData(chunk));
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (text: string) => {
+    child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
+    (child.stdio[3] as Readable | undefined)?.on('data', (chunk: Buffer) => this.onJpegData(chunk));
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-2000);
     });
     const exited = new Promise<void>((resolve) => {
@@ -90,6 +118,11 @@ export class FfmpegCamera {
 
   /** Resolves with the newest frame not yet taken; waits for one if none. The buffer is the caller's. */
   async nextFrame(signal?: AbortSignal): Promise<Buffer> {
+    return (await this.next(signal)).frame;
+  }
+
+  /** Like nextFrame, with the frame's index in the source and its arrival time. */
+  async next(signal?: AbortSignal): Promise<IndexedFrame> {
     for (;;) {
       if (this.exitError) throw this.exitError;
       if (this.stopped) throw new CameraError('camera stopped');
@@ -126,11 +159,38 @@ export class FfmpegCamera {
     this.framesReceived += whole;
     this.framesDropped += whole - 1 + (this.latest ? 1 : 0);
     const start = (whole - 1) * this.frameBytes;
-    this.latest = Buffer.from(all.subarray(start, start + this.frameBytes));
+    this.latest = {
+      frame: Buffer.from(all.subarray(start, start + this.frameBytes)),
+      index: this.framesReceived - 1,
+      receivedAt: performance.now(),
+    };
     const rest = all.subarray(whole * this.frameBytes);
     this.pending = rest.length ? [Buffer.from(rest)] : [];
     this.pendingBytes = rest.length;
     this.wake();
+  }
+
+  /** Splits the MJPEG stream at end-of-image markers: inside entropy-coded data a 0xFF byte is always
+   * followed by 0x00 or a restart marker, so 0xFF 0xD9 occurs only at the end of an image. */
+  private onJpegData(chunk: Buffer): void {
+    let buf = this.jpegPending.length ? Buffer.concat([this.jpegPending, chunk]) : chunk;
+    for (;;) {
+      const start = buf.indexOf(SOI);
+      if (start < 0) {
+        buf = Buffer.alloc(0);
+        break;
+      }
+      const end = buf.indexOf(EOI, start + 2);
+      if (end < 0) {
+        buf = buf.subarray(start);
+        if (buf.length > MAX_SNAPSHOT_BYTES) buf = Buffer.alloc(0);
+        break;
+      }
+      const jpeg = Buffer.from(buf.subarray(start, end + 2));
+      buf = buf.subarray(end + 2);
+      this.onSnapshot?.(jpeg);
+    }
+    this.jpegPending = Buffer.from(buf);
   }
 
   private wake(): void {
@@ -145,33 +205,74 @@ export class FfmpegCamera {
   }
 }
 
+const SOI = Buffer.from([0xff, 0xd8]);
+const EOI = Buffer.from([0xff, 0xd9]);
+
+export type SourceKind = 'testsrc' | 'v4l2' | 'file' | 'rtsp' | 'http';
+
+/** What kind of source a camera string names; throws CameraError for a URL scheme ffmpeg is not asked
+ * to read (only rtsp, rtsps, http, https). */
+export function sourceKind(source: string): SourceKind {
+  if (source === TEST_SOURCE) return 'testsrc';
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(source)?.[1]?.toLowerCase();
+  if (scheme === undefined) return source.startsWith('/dev/video') ? 'v4l2' : 'file';
+  if (scheme === 'rtsp' || scheme === 'rtsps') return 'rtsp';
+  if (scheme === 'http' || scheme === 'https') return 'http';
+  throw new CameraError(
+    `camera source ${source}: unsupported scheme ${scheme}:// (expected rtsp://, rtsps://, http:// or https://)`,
+  );
+}
+
 function isLocalPath(source: string): boolean {
-  return source !== TEST_SOURCE && !/^[a-z][a-z0-9+.-]*:\/\//i.test(source);
+  const kind = sourceKind(source);
+  return kind === 'file' || kind === 'v4l2';
 }
 
 export function ffmpegArguments(o: CameraOptions): string[] {
-  const input: string[] =
-    o.source === TEST_SOURCE
-      ? ['-re', '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=${o.fps}`]
-      : o.source.startsWith('/dev/video')
-        ? ['-f', 'v4l2', '-i', o.source]
-        : isLocalPath(o.source)
-          ? ['-re', '-stream_loop', '-1', '-i', o.source]
-          : ['-i', o.source];
-  const pixFmt = o.channels === 1 ? 'gray' : 'rgb24';
+  const kind = sourceKind(o.source);
+  const timeoutUs = String((o.streamTimeoutMs ?? 10_000) * 1000);
+  // Streams: no input buffering (latency), TCP for RTSP (no smeared frames from lost UDP packets), and
+  // an I/O time-out so a stalled stream ends ffmpeg instead of freezing the agent.
+  const lowDelay = ['-fflags', 'nobuffer', '-flags', 'low_delay'];
+  const input: string[] = {
+    testsrc: ['-re', '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=${o.fps}`],
+    v4l2: ['-f', 'v4l2', '-i', o.source],
+    file: ['-re', '-stream_loop', '-1', '-i', o.source],
+    rtsp: [...lowDelay, '-rtsp_transport', 'tcp', '-timeout', timeoutUs, '-i', o.source],
+    http: [...lowDelay, '-rw_timeout', timeoutUs, '-i', o.source],
+  }[kind];
+  const pre: ImagePreprocessing = {
+    mean: [0],
+    std: [1],
+    ...o.preprocessing,
+    width: o.width,
+    height: o.height,
+    channels: o.channels,
+  };
+  const pixFmt = pixelFormat(pre);
+  // Every decoded frame, none duplicated or dropped by ffmpeg: the frame index must match the source's.
+  const model = ['-fps_mode', 'passthrough', '-f', 'rawvideo', '-pix_fmt', pixFmt, 'pipe:1'];
+  const head = ['-hide_banner', '-loglevel', 'error', '-nostdin', ...input, '-an'];
+  if (!o.snapshot) return [...head, '-vf', ffmpegFilter(pre), ...model];
+  const { everySeconds, width } = o.snapshot;
+  const graph =
+    `[0:v]split=2[m][s];[m]${ffmpegFilter(pre)}[mo];` +
+    `[s]fps=1/${everySeconds},scale=${width}:-2,format=yuvj420p[so]`;
   return [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-nostdin',
-    ...input,
-    '-an',
-    '-vf',
-    `scale=${o.width}:${o.height},format=${pixFmt}`,
+    ...head,
+    '-filter_complex',
+    graph,
+    '-map',
+    '[mo]',
+    ...model,
+    '-map',
+    '[so]',
+    '-c:v',
+    'mjpeg',
+    '-q:v',
+    '7',
     '-f',
-    'rawvideo',
-    '-pix_fmt',
-    pixFmt,
-    'pipe:1',
+    'image2pipe',
+    'pipe:3',
   ];
 }

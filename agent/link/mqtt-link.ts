@@ -1,13 +1,14 @@
 // The agent's link to the manager's broker: connects with the device's credentials, announces itself
 // with a retained status message, leaves a last will that marks it offline, and reconnects with
-// exponential backoff, logging each failure.
+// exponential backoff, logging each failure. The session is persistent (clean: false, a fixed client id
+// per device), so QoS 1 messages in flight when the connection drops are re-sent after it returns.
 import mqtt, { type MqttClient } from 'mqtt';
 
 import {
   type DeviceInfo,
+  type DeviceLeaf,
   deviceTopic,
   PROTOCOL_VERSION,
-  type StatsMessage,
   type StatusMessage,
 } from '../protocol/messages.js';
 import { Backoff } from './backoff.js';
@@ -22,6 +23,10 @@ export interface LinkOptions {
   /** Backoff bounds for reconnecting, milliseconds. */
   reconnectInitialMs?: number;
   reconnectMaxMs?: number;
+  /** Retained deploy targets the manager publishes for this device. */
+  onTarget?: (payload: Buffer) => void;
+  /** Called when the connection comes up (true) or goes down (false). */
+  onConnectionChange?: (up: boolean) => void;
 }
 
 export class MqttLink {
@@ -29,7 +34,7 @@ export class MqttLink {
   private readonly backoff: Backoff;
   private everConnected = false;
 
-  constructor(private readonly options: LinkOptions) {
+  constructor(private options: LinkOptions) {
     this.backoff = new Backoff({
       initialMs: options.reconnectInitialMs ?? 1000,
       maxMs: options.reconnectMaxMs ?? 30_000,
@@ -40,7 +45,7 @@ export class MqttLink {
       clientId: `whittle-agent-${info.id}`,
       username: options.username,
       password: options.password,
-      clean: true,
+      clean: false,
       keepalive: 10,
       connectTimeout: 10_000,
       reconnectPeriod: this.backoff.next(),
@@ -59,6 +64,11 @@ export class MqttLink {
       );
       this.everConnected = true;
       this.publishStatus(true);
+      if (options.onTarget) this.client.subscribe(deviceTopic(info.id, 'target'), { qos: 1 });
+      options.onConnectionChange?.(true);
+    });
+    this.client.on('message', (topic, payload) => {
+      if (topic === deviceTopic(info.id, 'target')) options.onTarget?.(payload);
     });
     this.client.on('error', (err: Error & { code?: string | number }) => {
       const reason =
@@ -68,6 +78,7 @@ export class MqttLink {
       options.log(`broker ${options.brokerUrl}: ${reason}`);
     });
     this.client.on('close', () => {
+      options.onConnectionChange?.(false);
       if (this.client.disconnecting) return;
       // mqtt.js has already scheduled this reconnect with the current reconnectPeriod; it reads the
       // option again for the next one, so growing it after each failure gives exponential backoff.
@@ -83,9 +94,23 @@ export class MqttLink {
     return this.client.connected;
   }
 
-  publishStats(stats: StatsMessage): void {
-    if (!this.client.connected) return; // store-and-forward comes with the telemetry queue
-    this.client.publish(deviceTopic(this.options.info.id, 'stats'), JSON.stringify(stats), { qos: 0 });
+  /** Publishes at QoS 1 under this device's prefix; resolves on the broker's PUBACK. While the
+   * connection is down the message waits in the client's outgoing store. */
+  async publishAcked(leaf: DeviceLeaf, payload: string): Promise<void> {
+    await this.client.publishAsync(deviceTopic(this.options.info.id, leaf), payload, { qos: 1 });
+  }
+
+  /** Publishes at QoS 0 when connected (snapshots: a lost one is replaced by the next); false if not. */
+  publishVolatile(leaf: DeviceLeaf, payload: string | Buffer): boolean {
+    if (!this.client.connected) return false;
+    this.client.publish(deviceTopic(this.options.info.id, leaf), payload, { qos: 0 });
+    return true;
+  }
+
+  /** The device now serves another model: announce it (retained status). */
+  updateModel(model: DeviceInfo['model']): void {
+    this.options.info = { ...this.options.info, model };
+    if (this.client.connected) this.publishStatus(true);
   }
 
   private publishStatus(online: boolean): void {

@@ -4,13 +4,23 @@ import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
 
+/** Leaves of a device's topics the device publishes on. */
+export const DEVICE_LEAVES = ['status', 'stats', 'snapshot', 'deploy'] as const;
+export type DeviceLeaf = (typeof DEVICE_LEAVES)[number];
+
+/** Leaves only the manager publishes on (retained); a device subscribes to them and may not publish. */
+export const MANAGER_LEAVES = ['target'] as const;
+export type ManagerLeaf = (typeof MANAGER_LEAVES)[number];
+
 /** Topic prefix of one device; the broker's ACL lets a device publish only under its own prefix. */
-export function deviceTopic(deviceId: string, leaf: 'status' | 'stats'): string {
+export function deviceTopic(deviceId: string, leaf: DeviceLeaf | ManagerLeaf): string {
   return `whittle/v1/devices/${deviceId}/${leaf}`;
 }
 
 /** Matches every device's topics: whittle/v1/devices/<id>/<leaf>. */
-export const DEVICE_TOPIC_PATTERN = /^whittle\/v1\/devices\/([A-Za-z0-9._-]{1,64})\/(status|stats)$/;
+export const DEVICE_TOPIC_PATTERN = new RegExp(
+  `^whittle/v1/devices/([A-Za-z0-9._-]{1,64})/(${DEVICE_LEAVES.join('|')})$`,
+);
 
 /** Device ids double as MQTT usernames and topic levels, so they are restricted to a safe alphabet. */
 export const DeviceIdSchema = z
@@ -45,11 +55,18 @@ export const StatusMessageSchema = z.object({
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
-/** Published once a second on <prefix>/stats, covering the frames finished in that window. */
+/** Published once a second on <prefix>/stats (MQTT QoS 1), covering the frames finished in that window.
+ * Fields added after the first release are optional, so a manager reads records of older agents. */
 export const StatsMessageSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
-  /** Increases by one per record for the life of the agent process. */
+  /** Increases by one per record. Agents with a telemetry outbox persist it, so it keeps increasing
+   * across restarts within one `epoch`; the manager stores each (device, epoch, seq) once. */
   seq: z.number().int().nonnegative(),
+  /** Random id of the agent's telemetry outbox; a new one (seq from 0) only when its state is wiped. */
+  epoch: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, 'epoch: 1-32 of A-Z a-z 0-9 _ -')
+    .optional(),
   ts: z.number(),
   windowMs: z.number().positive(),
   frames: z.number().int().nonnegative(),
@@ -58,11 +75,15 @@ export const StatsMessageSchema = z.object({
   latencyMs: z.object({
     p50: z.number().nonnegative(),
     p95: z.number().nonnegative(),
+    p99: z.number().nonnegative().optional(),
     max: z.number().nonnegative(),
   }),
   /** Agent process CPU use over the window, percent of one core (can exceed 100 on multi-core). */
   cpuPercent: z.number().nonnegative(),
   rssBytes: z.number().nonnegative(),
+  /** Hottest thermal zone of /sys/class/thermal at the end of the window, degrees Celsius; absent
+   * where the kernel exposes none (containers, most VMs). */
+  temperatureC: z.number().min(-100).max(300).optional(),
   /** The last frame's prediction, when at least one frame finished. */
   prediction: z
     .object({
@@ -71,5 +92,141 @@ export const StatsMessageSchema = z.object({
       confidence: z.number(),
     })
     .optional(),
+  /** Frames of the window per predicted class: classCounts[i] frames were classified as label i. */
+  classCounts: z.array(z.number().int().nonnegative()).max(1000).optional(),
+  /** Mean softmax confidence of the window's predictions, in [0, 1]; absent without frames. */
+  meanConfidence: z.number().min(0).max(1).optional(),
+  /** Frames of the window whose true label was known (a labelled video), and how many of them the
+   * model classified correctly. Absent when the source carries no labels. */
+  accuracy: z
+    .object({ frames: z.number().int().nonnegative(), correct: z.number().int().nonnegative() })
+    .refine((a) => a.correct <= a.frames, 'accuracy: correct exceeds frames')
+    .optional(),
+  /** Records the agent's outbox has dropped (oldest first, when full while disconnected) in this epoch. */
+  dropped: z.number().int().nonnegative().optional(),
 });
 export type StatsMessage = z.infer<typeof StatsMessageSchema>;
+
+/** Most bytes of a snapshot JPEG; the agent sends a small picture (160 pixels wide by default). */
+export const MAX_SNAPSHOT_JPEG_BYTES = 256 * 1024;
+
+/** Published every few seconds on <prefix>/snapshot (QoS 0: a lost one is replaced by the next): a small
+ * JPEG of the camera view with the prediction the model made on the newest frame at that moment. */
+export const SnapshotMessageSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  ts: z.number(),
+  /** Base64 of a baseline JPEG. */
+  jpeg: z
+    .string()
+    .max(Math.ceil(MAX_SNAPSHOT_JPEG_BYTES / 3) * 4)
+    .regex(/^\/9j\/[A-Za-z0-9+/]*={0,2}$/, 'jpeg: expected base64 of a JPEG (starting FF D8 FF)'),
+  prediction: z
+    .object({
+      classIndex: z.number().int().nonnegative(),
+      label: z.string().max(128),
+      confidence: z.number(),
+    })
+    .optional(),
+  /** The true class of that frame, when the source is labelled. */
+  trueLabel: z.string().max(128).optional(),
+});
+export type SnapshotMessage = z.infer<typeof SnapshotMessageSchema>;
+
+/** Lower-case hex of a SHA-256. */
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'sha256: expected 64 lower-case hex digits');
+
+/** Retained on <prefix>/target by the manager: the model this device should run (the desired state).
+ * The agent also reads it from <stateDir>/deploy/target.json (provisioning writes it there). */
+export const DeployTargetSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  /** Names this deployment in reports; a target with an id already finished is not run again. */
+  deploymentId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'deploymentId: 1-64 of A-Z a-z 0-9 . _ -'),
+  model: z.object({
+    id: z.string().min(1).max(128),
+    /** Dotted numbers (1, 1.2, 2.0.3); compared numerically, field by field. */
+    version: z.string().regex(/^\d{1,9}(\.\d{1,9}){0,3}$/, 'version: expected dotted numbers such as 1.2.0'),
+    format: z.enum(['whittle-int8-mlp']),
+    /** http(s) URL of the file, served by the manager's package server or any HTTP store. */
+    url: z.string().regex(/^https?:\/\/[^\s]+$/, 'url: expected http:// or https://'),
+    sha256: Sha256Hex,
+    bytes: z
+      .number()
+      .int()
+      .positive()
+      .max(2 ** 40),
+    /** Base64 Ed25519 signature over the 32-byte SHA-256 of the file, by the manager's package key. */
+    signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'signature: expected base64 of 64 bytes'),
+  }),
+  /** Refused unless the device matches: process.arch values, and memory the model needs. */
+  requires: z
+    .object({
+      arch: z.array(z.string().max(32)).min(1).max(16).optional(),
+      memBytes: z.number().int().positive().optional(),
+    })
+    .optional(),
+  /** Install even if older than the installed version. */
+  rollback: z.boolean().optional(),
+  health: z
+    .object({
+      /** How long the frame loop must run the new model within the budget. */
+      seconds: z.number().min(0).max(600),
+      /** p95 frame latency allowed during the health check, ms. */
+      latencyBudgetMs: z.number().positive().optional(),
+      /** A known input (base64 bytes of one frame) and the class the model must give it. */
+      probe: z
+        .object({ input: z.string().max(16 * 1024 * 1024), expectedClass: z.number().int().nonnegative() })
+        .optional(),
+    })
+    .optional(),
+});
+export type DeployTarget = z.infer<typeof DeployTargetSchema>;
+
+export const DEPLOY_PHASES = [
+  'downloading',
+  'verified',
+  'staged',
+  'switched',
+  'committed',
+  'refused',
+  'failed',
+  'rolled-back',
+] as const;
+export type DeployPhase = (typeof DEPLOY_PHASES)[number];
+
+/** Why a deployment did not complete; lets the manager react without parsing text. */
+export const DEPLOY_ERROR_CODES = [
+  'no-key',
+  'bad-target',
+  'older-version',
+  'wrong-cpu',
+  'not-enough-memory',
+  'download-failed',
+  'truncated',
+  'too-large',
+  'hash-mismatch',
+  'bad-signature',
+  'bad-model',
+  'probe-mismatch',
+  'over-latency-budget',
+  'no-frames',
+  'interrupted',
+  'aborted',
+  'io',
+] as const;
+export type DeployErrorCode = (typeof DEPLOY_ERROR_CODES)[number];
+
+/** Published on <prefix>/deploy (QoS 1) at each phase of a deployment. */
+export const DeployReportSchema = z.object({
+  v: z.literal(PROTOCOL_VERSION),
+  ts: z.number(),
+  deploymentId: z.string().max(64),
+  modelId: z.string().max(128),
+  version: z.string().max(64),
+  phase: z.enum(DEPLOY_PHASES),
+  code: z.enum(DEPLOY_ERROR_CODES).optional(),
+  /** A sentence a user can act on, for refusals, failures and rollbacks. */
+  reason: z.string().max(2000).optional(),
+  /** The model the device serves after this phase: sha256, or "bundled". */
+  serving: z.string().max(64),
+});
+export type DeployReport = z.infer<typeof DeployReportSchema>;

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
 
-import { DeviceIdSchema } from '../../agent/protocol/messages.js';
+import { DEVICE_LEAVES, DeviceIdSchema } from '../../agent/protocol/messages.js';
 import { listen } from './ports.js';
 import type { Store } from './store.js';
 
@@ -48,7 +48,14 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     },
     authorizePublish(client, packet, callback) {
       const user = client ? usernames.get(client) : undefined;
-      const own = user !== undefined && packet.topic.startsWith(`whittle/v1/devices/${user}/`);
+      // A device publishes only the protocol's device leaves under its own prefix; `target` is the
+      // manager's (retained deploy targets), so a device cannot deploy to itself.
+      const prefix = `whittle/v1/devices/${user}/`;
+      const leaf = packet.topic.slice(prefix.length);
+      const own =
+        user !== undefined &&
+        packet.topic.startsWith(prefix) &&
+        (DEVICE_LEAVES as readonly string[]).includes(leaf);
       callback(own ? null : new Error(`device ${user ?? '?'} may not publish to ${packet.topic}`));
     },
     authorizeSubscribe(client, subscription, callback) {

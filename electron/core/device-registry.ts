@@ -3,7 +3,11 @@
 import { EventEmitter } from 'node:events';
 
 import {
+  type DeployReport,
+  DeployReportSchema,
   DEVICE_TOPIC_PATTERN,
+  type SnapshotMessage,
+  SnapshotMessageSchema,
   type StatsMessage,
   StatsMessageSchema,
   StatusMessageSchema,
@@ -11,10 +15,20 @@ import {
 import type { DeviceView } from '../api/contract.js';
 import type { Store } from './store.js';
 
-export class DeviceRegistry extends EventEmitter<{ change: [DeviceView] }> {
+export class DeviceRegistry extends EventEmitter<{
+  change: [DeviceView];
+  snapshot: [string, SnapshotMessage];
+  deploy: [string, DeployReport];
+}> {
   private readonly devices = new Map<string, DeviceView>();
+  /** The newest camera snapshot of each device (memory only: it is replaced every few seconds). */
+  private readonly snapshots = new Map<string, SnapshotMessage>();
+  /** Each device's deployment reports, newest last (memory only, the last 50 per device). */
+  private readonly deployReports = new Map<string, DeployReport[]>();
   /** Invalid messages received, per device; exposed for diagnosis. */
   readonly rejected = new Map<string, number>();
+  /** Stats records received again (a re-send after a lost acknowledgement), per device. */
+  readonly duplicates = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -32,6 +46,14 @@ export class DeviceRegistry extends EventEmitter<{ change: [DeviceView] }> {
 
   get(id: string): DeviceView | undefined {
     return this.devices.get(id);
+  }
+
+  snapshot(id: string): SnapshotMessage | undefined {
+    return this.snapshots.get(id);
+  }
+
+  deployments(id: string): readonly DeployReport[] {
+    return this.deployReports.get(id) ?? [];
   }
 
   /** A publish on a device topic; the broker's ACL already tied the topic to the sender. */
@@ -65,6 +87,25 @@ export class DeviceRegistry extends EventEmitter<{ change: [DeviceView] }> {
       };
       this.store.upsertDevice(id, status.info ?? null, now);
       this.update(view);
+    } else if (leaf === 'deploy') {
+      const parsed = DeployReportSchema.safeParse(json);
+      if (!parsed.success)
+        return this.reject(id, `deploy report: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      const list = this.deployReports.get(id) ?? [];
+      list.push(parsed.data);
+      if (list.length > 50) list.shift();
+      this.deployReports.set(id, list);
+      if (parsed.data.code)
+        this.log(
+          `device ${id}: deployment ${parsed.data.deploymentId} ${parsed.data.phase}: ${parsed.data.reason ?? parsed.data.code}`,
+        );
+      this.emit('deploy', id, parsed.data);
+    } else if (leaf === 'snapshot') {
+      const parsed = SnapshotMessageSchema.safeParse(json);
+      if (!parsed.success)
+        return this.reject(id, `snapshot message: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      this.snapshots.set(id, parsed.data);
+      this.emit('snapshot', id, parsed.data);
     } else {
       const parsed = StatsMessageSchema.safeParse(json);
       if (!parsed.success)
@@ -80,9 +121,18 @@ export class DeviceRegistry extends EventEmitter<{ change: [DeviceView] }> {
     this.update({ ...prev, online: false, stats: null });
   }
 
+  /** Stores the record once per (device, epoch, seq); a re-sent one changes nothing. The live view shows
+   * the newest record: a backlog drained after a reconnection passes through it in order. */
   private applyStats(id: string, stats: StatsMessage, now: number): void {
+    const epoch = stats.epoch ?? '';
+    if (!this.store.insertStats(id, epoch, stats.seq, stats.ts, JSON.stringify(stats), now)) {
+      this.duplicates.set(id, (this.duplicates.get(id) ?? 0) + 1);
+      return;
+    }
     const prev = this.devices.get(id);
-    this.update({ id, online: true, info: prev?.info ?? null, lastSeen: now, stats });
+    const shown = prev?.stats;
+    const older = shown != null && (shown.epoch ?? '') === epoch && shown.seq > stats.seq;
+    this.update({ id, online: true, info: prev?.info ?? null, lastSeen: now, stats: older ? shown : stats });
   }
 
   private update(view: DeviceView): void {

@@ -1,0 +1,108 @@
+// Image preprocessing as a model package's manifest names it: resize, centre crop, grey or RGB, and
+// per-channel normalization. ffmpeg does the pixel work (scale, crop, pixel format) in its filter graph,
+// so the agent receives frames of exactly the model's input size; normalization, which needs floats,
+// happens here through a 256-entry table per channel.
+
+/** The manifest's description of an image input (a package's `inputs[i].preprocessing` is one). */
+export interface ImagePreprocessing {
+  width: number;
+  height: number;
+  /** 1 = grey, 3 = RGB. */
+  channels: 1 | 3;
+  /** input = (pixel / 255 - mean[c]) / std[c]; one entry applies to every channel. */
+  mean: readonly number[];
+  std: readonly number[];
+  /** `stretch` scales to width×height ignoring the aspect ratio; `center-crop` scales the shorter side
+   * to fit and cuts the middle. Default stretch. */
+  resize?: 'stretch' | 'center-crop';
+  /** With center-crop: the fraction of the scaled image kept (ImageNet's 0.875). Default 1. */
+  cropFraction?: number;
+  /** Memory order the model wants: pixels interleaved (NHWC, ffmpeg's) or channel planes (NCHW). */
+  layout?: 'NHWC' | 'NCHW';
+}
+
+export class PreprocessingError extends Error {
+  override name = 'PreprocessingError';
+}
+
+const MAX_SIDE = 8192;
+
+/** Checks a description; throws PreprocessingError naming the field and the value. */
+export function checkPreprocessing(p: ImagePreprocessing): void {
+  const bad = (what: string, name: string, value: unknown): never => {
+    throw new PreprocessingError(`Expected ${what} for ${name} but received ${JSON.stringify(value)}`);
+  };
+  for (const side of ['width', 'height'] as const) {
+    const v = p[side];
+    if (!Number.isInteger(v) || v < 1 || v > MAX_SIDE) bad(`an integer in 1..${MAX_SIDE}`, side, v);
+  }
+  if (p.channels !== 1 && p.channels !== 3) bad('1 (grey) or 3 (RGB)', 'channels', p.channels);
+  for (const key of ['mean', 'std'] as const) {
+    const values = p[key];
+    if (!Array.isArray(values) || (values.length !== 1 && values.length !== p.channels))
+      bad(`1 or ${p.channels} numbers`, key, values);
+    for (const v of values)
+      if (!Number.isFinite(v) || (key === 'std' && v <= 0))
+        bad(key === 'std' ? 'positive finite numbers' : 'finite numbers', key, values);
+  }
+  if (p.resize !== undefined && p.resize !== 'stretch' && p.resize !== 'center-crop')
+    bad('"stretch" or "center-crop"', 'resize', p.resize);
+  if (p.cropFraction !== undefined) {
+    if (!(p.cropFraction > 0 && p.cropFraction <= 1))
+      bad('a number in (0, 1]', 'cropFraction', p.cropFraction);
+    if (p.resize !== 'center-crop') bad('resize "center-crop" with', 'cropFraction', p.cropFraction);
+  }
+  if (p.layout !== undefined && p.layout !== 'NHWC' && p.layout !== 'NCHW')
+    bad('"NHWC" or "NCHW"', 'layout', p.layout);
+}
+
+/** ffmpeg's pixel format for the frames. */
+export function pixelFormat(p: Pick<ImagePreprocessing, 'channels'>): 'gray' | 'rgb24' {
+  return p.channels === 1 ? 'gray' : 'rgb24';
+}
+
+/** The ffmpeg filter chain producing width×height frames of the right pixel format. */
+export function ffmpegFilter(p: ImagePreprocessing): string {
+  const { width: w, height: h } = p;
+  const format = `format=${pixelFormat(p)}`;
+  if ((p.resize ?? 'stretch') === 'stretch') return `scale=${w}:${h},${format}`;
+  const f = p.cropFraction ?? 1;
+  // Scale so the crop box (w/f × h/f) is covered, keeping the aspect ratio, then cut the centre w×h.
+  const sw = Math.ceil(w / f);
+  const sh = Math.ceil(h / f);
+  return `scale=${sw}:${sh}:force_original_aspect_ratio=increase,crop=${w}:${h},${format}`;
+}
+
+/** Returns a function writing the normalized float input of one frame into out (allocated once).
+ * frame: [height][width][channels] bytes as ffmpeg sends them. */
+export function normalizer(p: ImagePreprocessing): (frame: Uint8Array) => Float32Array {
+  checkPreprocessing(p);
+  const { width, height, channels } = p;
+  const pixels = width * height;
+  const tables = Array.from({ length: channels }, (_, c) => {
+    const mean = p.mean[p.mean.length === 1 ? 0 : c]!;
+    const std = p.std[p.std.length === 1 ? 0 : c]!;
+    const table = new Float32Array(256);
+    for (let v = 0; v < 256; v++) table[v] = (v / 255 - mean) / std;
+    return table;
+  });
+  const out = new Float32Array(pixels * channels);
+  const planar = p.layout === 'NCHW';
+  return (frame) => {
+    if (frame.length !== out.length)
+      throw new PreprocessingError(
+        `Expected a frame of ${out.length} bytes (${width}x${height}x${channels}) but received ${frame.length}`,
+      );
+    if (channels === 1) {
+      const t = tables[0]!;
+      for (let i = 0; i < pixels; i++) out[i] = t[frame[i]!]!;
+      return out;
+    }
+    for (let c = 0; c < channels; c++) {
+      const t = tables[c]!;
+      for (let i = 0; i < pixels; i++)
+        out[planar ? c * pixels + i : i * channels + c] = t[frame[i * channels + c]!]!;
+    }
+    return out;
+  };
+}

@@ -1,0 +1,60 @@
+// A real agent process with a config of the test's choosing, talking to a real core: for integration
+// tests that need agent options the shared stack does not set (labels, state dir, reconnect bounds).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { packageRoot } from '../../agent/package-root.js';
+import type { Core } from '../../electron/core/core.js';
+
+export interface AgentProcess {
+  child: ChildProcess;
+  configFile: string;
+  /** Ends the agent (SIGTERM, then SIGKILL after 5 s) and waits for it. */
+  stop(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+/** Issues credentials for deviceId and starts `whittle-agent run` with config (merged over them). */
+export function startAgentProcess(
+  core: Core,
+  dir: string,
+  deviceId: string,
+  config: Record<string, unknown>,
+  log: (line: string) => void,
+): AgentProcess {
+  const configFile = join(dir, `agent-${deviceId}.json`);
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      broker: `mqtt://127.0.0.1:${core.broker.port}`,
+      deviceId,
+      password: core.store.issueCredential(deviceId),
+      ...config,
+    }),
+    { mode: 0o600 },
+  );
+  const child = spawn(
+    process.execPath,
+    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'run', '--config', configFile],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const forward = (b: Buffer): void => {
+    for (const line of b.toString('utf8').split('\n')) if (line.trim()) log(`[agent] ${line}`);
+  };
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    configFile,
+    exited,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

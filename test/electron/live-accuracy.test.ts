@@ -1,0 +1,124 @@
+// Integration: a labelled Fashion-MNIST video through the agent's real ffmpeg camera path; the live
+// accuracy the agent reports must match the model's offline accuracy on the same images.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { defaultModelPath } from '../../agent/config.js';
+import type { StatsMessage } from '../../agent/protocol/messages.js';
+import { Int8MlpModel } from '../../agent/runtime/int8-mlp.js';
+import { type Core, startCore } from '../../electron/core/core.js';
+import { loadFashionMnist } from '../../optimize/datasets/fashion-mnist.js';
+import { makeLabelledVideo } from '../../optimize/make-labelled-video.js';
+import { waitFor } from '../support/stack.js';
+import { startAgentProcess } from './agent-process.js';
+
+const IMAGES = 1000;
+const DEVICE = 'labelled-camera';
+
+test(
+  'live accuracy on a labelled video matches offline accuracy within 3 points',
+  { timeout: 60_000 },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'whittle-accuracy-'));
+    const logs: string[] = [];
+    let core: Core | null = null;
+    let stopAgent: () => Promise<void> = () => Promise.resolve();
+    try {
+      const { video, labelsFile } = await makeLabelledVideo({
+        out: join(dir, 'fashion.mp4'),
+        count: IMAGES,
+        fps: 100,
+      });
+      const model = Int8MlpModel.load(defaultModelPath());
+      const testSet = loadFashionMnist('test');
+      let correct = 0;
+      for (let i = 0; i < IMAGES; i++)
+        if (model.infer(testSet.pixels.subarray(i * 784, (i + 1) * 784)).classIndex === testSet.labels[i])
+          correct++;
+      const offline = correct / IMAGES;
+
+      core = await startCore({
+        dataDir: dir,
+        httpPort: 0,
+        mqttPort: 0,
+        mqttHost: '127.0.0.1',
+        log: (l) => logs.push(l),
+      });
+      const agent = startAgentProcess(
+        core,
+        dir,
+        DEVICE,
+        { camera: video, labels: labelsFile, snapshotSeconds: 1 },
+        (l) => logs.push(l),
+      );
+      stopAgent = () => agent.stop();
+      const live = core;
+      const totals = (): { frames: number; correct: number } => {
+        let frames = 0;
+        let right = 0;
+        for (const row of live.store.stats(DEVICE)) {
+          const s = JSON.parse(row.json) as StatsMessage;
+          frames += s.accuracy?.frames ?? 0;
+          right += s.accuracy?.correct ?? 0;
+        }
+        return { frames, correct: right };
+      };
+      const measured = await waitFor('1500 labelled frames', 40_000, () => {
+        const t = totals();
+        return t.frames >= 1500 ? t : undefined;
+      }).catch((err: Error) => assert.fail(`${err.message}\n${logs.join('\n')}`));
+      const liveAccuracy = measured.correct / measured.frames;
+      t.diagnostic(
+        `live ${(liveAccuracy * 100).toFixed(1)}% over ${measured.frames} frames, offline ${(offline * 100).toFixed(1)}%`,
+      );
+      assert.ok(
+        Math.abs(liveAccuracy - offline) <= 0.03,
+        `live ${(liveAccuracy * 100).toFixed(1)}% over ${measured.frames} frames vs offline ${(offline * 100).toFixed(1)}%`,
+      );
+      const snapshot = live.registry.snapshot(DEVICE);
+      assert.ok(snapshot, 'a snapshot reached the manager');
+      assert.ok(
+        Buffer.from(snapshot.jpeg, 'base64')
+          .subarray(0, 2)
+          .equals(Buffer.from([0xff, 0xd8])),
+      );
+      assert.ok(
+        snapshot.prediction && snapshot.trueLabel,
+        'the snapshot names the prediction and the true label',
+      );
+    } finally {
+      await stopAgent();
+      await core?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'an agent given a labels file that does not exist refuses to start, naming it',
+  { timeout: 20_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'whittle-accuracy-bad-'));
+    const core = await startCore({
+      dataDir: dir,
+      httpPort: 0,
+      mqttPort: 0,
+      mqttHost: '127.0.0.1',
+      log: () => undefined,
+    });
+    const lines: string[] = [];
+    try {
+      const agent = startAgentProcess(core, dir, 'nolabels', { labels: join(dir, 'missing.json') }, (l) =>
+        lines.push(l),
+      );
+      assert.equal(await agent.exited, 1);
+      assert.match(lines.join('\n'), /cannot read labels file .*missing\.json/);
+    } finally {
+      await core.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
