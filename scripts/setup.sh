@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # qemu-user-static + cross compilers (ARM kernels).
 PACKAGES=(
   ffmpeg mosquitto openssh-server socat iproute2 udev chromium
-  dataset-fashion-mnist libonnx-testdata
+  dataset-fashion-mnist libonnx-testdata python3-torch libopenblas0
   build-essential python3 clang clang-format
   qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
 )
@@ -39,6 +39,23 @@ if ((${#missing[@]})); then
   echo "whittle setup: installing Debian packages: ${missing[*]}"
   "${SUDO[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# clang's sanitizer runtime is packaged per clang version (Debian 12: libclang-rt-14-dev); install the
+# one matching the clang that is there, when the distribution has it (the C tests fall back to gcc's).
+if command -v clang >/dev/null; then
+  clang_major=$(clang --version | sed -n 's/.*clang version \([0-9]*\).*/\1/p' | head -n1)
+  rt="libclang-rt-${clang_major}-dev"
+  if [ -n "$clang_major" ] && ! dpkg-query -W -f='${Status}' "$rt" 2>/dev/null | grep -q 'install ok installed' &&
+    apt-cache show "$rt" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$rt"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      DEBIAN_FRONTEND=noninteractive sudo apt-get install -y -q --no-install-recommends "$rt"
+    else
+      echo "whittle setup: optional $rt is missing (clang sanitizer runtime): sudo apt-get install $rt" >&2
+    fi
+  fi
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
