@@ -4,14 +4,50 @@
   "targets": [
     {
       "target_name": "whittle_native",
-      "sources": ["src/binding.cc", "src/qs8_fc.c"],
+      "sources": [
+        "src/binding.cc",
+        "src/qs8_fc.c",
+        # The kernel library: infrastructure, references, operators, lists and the scalar kernels
+        # (ISA kernels: the whittle_isa_* libraries below).
+        "src/binding_kernels.cc",
+        "src/cpu/cpu-features.c",
+        "src/threadpool.c",
+        "src/f32_conv2d.c",
+        "src/f32_reference.c",
+        "src/f32_ukernels.c",
+        "src/f32_dwconv_minmax_ukernel_c4__scalar.c",
+        "src/f32_gemm_minmax_ukernel_4x4__scalar.c",
+        "src/f32_simple_ukernels__scalar.c",
+        "src/qs8_conv2d.c",
+        "src/qs8_reference.c",
+        "src/qs8_ukernels.c",
+        "src/qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar.c",
+        "src/qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar.c",
+        "src/qs8_simple_ukernels__scalar.c",
+        # Compressed formats (binding_formats.cc): base and scalar kernels of every format.
+        "src/binding_formats.cc",
+        "src/qf16_conv2d.c",
+        "src/qf8_conv2d.c",
+        "src/bin_conv2d.c",
+        "src/xnor_conv2d.c",
+        "src/tern_conv2d.c",
+        "src/tern_conv2d_qs8.c",
+        "src/sparse_conv2d.c",
+        "src/cb_conv2d.c",
+      ],
+      "conditions": [
+        ["target_arch=='x64'", {"dependencies": ["whittle_isa_avx2", "whittle_isa_avx512", "whittle_isa_avx512vnni", "whittle_isa_avx512vpopcnt"]}],
+        ["target_arch=='arm64'", {"dependencies": ["whittle_isa_neon", "whittle_isa_neondot"]}],
+        ["target_arch=='arm'", {"dependencies": ["whittle_isa_neon"]}]
+      ],
+      "libraries": ["-lpthread"],
       # node-addon-api's headers with C++ exceptions on (a bad argument throws a JS error). Included
       # directly rather than as a gyp dependency, which would write Makefiles into native/node_modules/.
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++14", "-std=gnu++1y"],
       "cflags": ["-O3", "-Wall", "-Wextra"],
-      "cflags_c": ["-std=c11"],
+      "cflags_c": ["-std=c11", "-ffp-contract=off"],
       "cflags_cc": ["-std=c++17"],
       "cflags!": ["-O2", "-O0"],
       "xcode_settings": {
@@ -22,5 +58,198 @@
       },
       "msvs_settings": {"VCCLCompilerTool": {"Optimization": 2, "ExceptionHandling": 1}}
     }
+    ,
+    {
+      "target_name": "whittle_train",
+      "sources": [
+        "train/binding.cc",
+        "train/src/runtime.c",
+        "train/src/f32_sgemm.c",
+        "train/src/f32_gemm_ukernel_4x8__scalar.c",
+        "train/src/f32_conv2d.c",
+        "train/src/f32_dwconv2d.c",
+        "train/src/f32_pool.c",
+        "train/src/f32_batchnorm.c",
+        "train/src/f32_elementwise.c"
+      ],
+      "conditions": [
+        ["target_arch=='x64' and OS!='win'", {
+          "dependencies": ["whittle_train_avx2", "whittle_train_avx512"],
+          "defines": ["WHITTLE_TRAIN_HAVE_AVX2", "WHITTLE_TRAIN_HAVE_AVX512"]
+        }]
+      ],
+      "libraries": ["-lpthread", "-lm"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++14", "-std=gnu++1y"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-pthread"],
+      "cflags_c": ["-std=c11"],
+      "cflags_cc": ["-std=c++17"],
+      "cflags!": ["-O2", "-O0"],
+      "xcode_settings": {
+        "GCC_OPTIMIZATION_LEVEL": "3",
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "GCC_C_LANGUAGE_STANDARD": "c11"
+      }
+    }
+  ],
+  # ISA flags only for that ISA's sources (files named *__<isa>.c): one static library per ISA, built and
+  # linked only on the architecture that has it, so the base build runs on any CPU of its family and
+  # native/src/cpu/ picks a path at run time. Kernels of other number formats join the same libraries.
+  "conditions": [
+    ["target_arch=='x64'", {
+      "targets": [
+      {
+        "target_name": "whittle_isa_avx2",
+        "type": "static_library",
+        "sources": [
+          "src/f32_dwconv_minmax_ukernel_c16__avx2.c",
+          "src/f32_gemm_minmax_ukernel_1x16__avx2.c",
+          "src/f32_gemm_minmax_ukernel_6x16__avx2.c",
+          "src/f32_simple_ukernels__avx2.c",
+          "src/qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_4x16c2__avx2.c",
+          "src/qs8_simple_ukernels__avx2.c",
+          "src/qf16_conv2d__avx2.c",
+          "src/qf8_conv2d__avx2.c",
+          "src/bin_conv2d__avx2.c",
+          "src/xnor_conv2d__avx2.c",
+          "src/tern_conv2d__avx2.c",
+          "src/sparse_conv2d__avx2.c"
+        ],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt"],
+        "cflags_c": ["-std=c11", "-ffp-contract=off"],
+        "cflags!": ["-O2", "-O0"]
+      },
+      {
+        "target_name": "whittle_isa_avx512",
+        "type": "static_library",
+        "sources": [
+          "src/f32_dwconv_minmax_ukernel_c32__avx512.c",
+          "src/f32_gemm_minmax_ukernel_1x32__avx512.c",
+          "src/f32_gemm_minmax_ukernel_6x32__avx512.c",
+          "src/f32_simple_ukernels__avx512.c",
+          "src/qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512.c",
+          "src/qs8_simple_ukernels__avx512.c",
+          "src/bin_conv2d__avx512.c",
+          "src/xnor_conv2d__avx512.c",
+          "src/tern_conv2d__avx512.c"
+        ],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt", "-mavx512f", "-mavx512bw", "-mavx512vl"],
+        "cflags_c": ["-std=c11", "-ffp-contract=off"],
+        "cflags!": ["-O2", "-O0"]
+      },
+      {
+        "target_name": "whittle_isa_avx512vnni",
+        "type": "static_library",
+        "sources": [
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni.c"
+        ],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"],
+        "cflags_c": ["-std=c11"],
+        "cflags!": ["-O2", "-O0"]
+      },
+      {
+        "target_name": "whittle_isa_avx512vpopcnt",
+        "type": "static_library",
+        "sources": ["src/xnor_conv2d__avx512vpopcnt.c"],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vpopcntdq"],
+        "cflags_c": ["-std=c11", "-ffp-contract=off"],
+        "cflags!": ["-O2", "-O0"]
+      }
+      ]
+    }],
+    ["target_arch=='arm64'", {
+      "targets": [
+      {
+        "target_name": "whittle_isa_neon",
+        "type": "static_library",
+        "sources": [
+          "src/f32_dwconv_minmax_ukernel_c8__neon.c",
+          "src/f32_gemm_minmax_ukernel_1x8__neon.c",
+          "src/f32_gemm_minmax_ukernel_4x8__neon.c",
+          "src/f32_simple_ukernels__neon.c",
+          "src/qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon.c",
+          "src/qs8_simple_ukernels__neon.c",
+          "src/qf16_conv2d__neon.c",
+          "src/qf8_conv2d__neon.c",
+          "src/bin_conv2d__neon.c",
+          "src/xnor_conv2d__neon.c",
+          "src/tern_conv2d__neon.c"
+        ],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC"],
+        "cflags_c": ["-std=c11", "-ffp-contract=off"],
+        "cflags!": ["-O2", "-O0"],
+        "conditions": [["target_arch=='arm'", {"cflags": ["-mfpu=neon"]}]]
+      },
+      {
+        "target_name": "whittle_isa_neondot",
+        "type": "static_library",
+        "sources": [
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8c4__neondot.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_4x8c4__neondot.c",
+          "src/qf8_conv2d__neondot.c"
+        ],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-march=armv8.2-a+dotprod"],
+        "cflags_c": ["-std=c11"],
+        "cflags!": ["-O2", "-O0"]
+      }
+      ]
+    }],
+    ["target_arch=='arm'", {
+      "targets": [
+      {
+        "target_name": "whittle_isa_neon",
+        "type": "static_library",
+        "sources": [
+          "src/f32_dwconv_minmax_ukernel_c8__neon.c",
+          "src/f32_gemm_minmax_ukernel_1x8__neon.c",
+          "src/f32_gemm_minmax_ukernel_4x8__neon.c",
+          "src/f32_simple_ukernels__neon.c",
+          "src/qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon.c",
+          "src/qs8_simple_ukernels__neon.c",
+          "src/qf16_conv2d__neon.c",
+          "src/qf8_conv2d__neon.c",
+          "src/bin_conv2d__neon.c",
+          "src/xnor_conv2d__neon.c",
+          "src/tern_conv2d__neon.c"
+        ],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC"],
+        "cflags_c": ["-std=c11", "-ffp-contract=off"],
+        "cflags!": ["-O2", "-O0"],
+        "conditions": [["target_arch=='arm'", {"cflags": ["-mfpu=neon"]}]]
+      }
+      ]
+    }],
+    ["target_arch=='x64' and OS!='win'", {
+      "targets": [
+      {
+        "target_name": "whittle_train_avx2",
+        "type": "static_library",
+        "sources": ["train/src/f32_gemm_ukernel_6x16__avx2.c"],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma"],
+        "cflags_c": ["-std=c11"],
+        "cflags!": ["-O2", "-O0"]
+      },
+      {
+        "target_name": "whittle_train_avx512",
+        "type": "static_library",
+        "sources": ["train/src/f32_gemm_ukernel_6x32__avx512.c"],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx512f"],
+        "cflags_c": ["-std=c11"],
+        "cflags!": ["-O2", "-O0"]
+      }
+      ]
+    }]
   ]
+
 }

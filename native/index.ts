@@ -41,7 +41,7 @@ export interface FullyConnectedS8Args {
 }
 
 /** What the addon exports (checked when it is loaded). */
-export interface NativeBinding {
+export interface NativeBinding extends NativeKernels {
   fullyConnectedS8(args: FullyConnectedS8Args): void;
 }
 
@@ -84,7 +84,8 @@ function isNativeBinding(value: unknown): value is NativeBinding {
   return (
     typeof value === 'object' &&
     value !== null &&
-    typeof (value as { fullyConnectedS8?: unknown }).fullyConnectedS8 === 'function'
+    typeof (value as { fullyConnectedS8?: unknown }).fullyConnectedS8 === 'function' &&
+    typeof (value as { Conv2d?: unknown }).Conv2d === 'function'
   );
 }
 
@@ -111,7 +112,7 @@ export function loadNativeBinding(): NativeBinding {
       continue;
     }
     if (!isNativeBinding(loaded)) {
-      tried.push(`${path} (loaded, but it does not export fullyConnectedS8: a stale build?)`);
+      tried.push(`${path} (loaded, but it does not export fullyConnectedS8 and Conv2d: a stale build?)`);
       continue;
     }
     binding = loaded;
@@ -128,4 +129,400 @@ export function loadNativeBinding(): NativeBinding {
  * argument on bad input, NativeAddonLoadError when the addon is missing. */
 export function fullyConnectedS8(args: FullyConnectedS8Args): void {
   loadNativeBinding().fullyConnectedS8(args);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Kernel library: CPU features, kernel path, threads, and the fp32 / int8 operators (binding_kernels.cc).
+// Tensors are NHWC. The typed array chooses the format of the stateless operators: Float32Array = fp32,
+// Int8Array = int8, Uint8Array = uint8 (int8 formats: real = scale * (q - zeroPoint)). Every check is done
+// by the addon, which throws a TypeError or RangeError naming the argument.
+
+/** Kernel paths, lowest first on each ladder (x86: scalar < avx2 < ... < avx512vpopcnt; ARM: scalar < neon <
+ * neondot). WHITTLE_ISA=<name> forces one for the whole process; a path the CPU lacks makes loading fail. */
+export const ISAS = ['scalar', 'avx2', 'avx512', 'avx512vnni', 'avx512vpopcnt', 'neon', 'neondot'] as const;
+export type Isa = (typeof ISAS)[number];
+
+export interface CpuFeatures {
+  /** What the CPU and OS support. */
+  features: {
+    avx2: boolean;
+    avx512f: boolean;
+    avx512bw: boolean;
+    avx512vl: boolean;
+    avx512vnni: boolean;
+    avx512vpopcntdq: boolean;
+    avxvnni: boolean;
+    neon: boolean;
+    neondot: boolean;
+  };
+  /** Every kernel path this CPU can run. */
+  supported: Isa[];
+  /** The fastest of them. */
+  best: Isa;
+  /** The one in use: WHITTLE_ISA when set, otherwise best. */
+  selected: Isa;
+}
+
+/** A conv2d layer's shape. Weights are OHWI: [outputChannels][kernelHeight][kernelWidth][inputChannels /
+ * groups]; depthwise is groups = inputChannels = outputChannels. Every dimension is an integer >= 1
+ * (paddings >= 0); strides, dilations and groups default to 1, paddings to 0. */
+export interface Conv2dShape {
+  batch: number;
+  inputHeight: number;
+  inputWidth: number;
+  inputChannels: number;
+  outputChannels: number;
+  kernelHeight: number;
+  kernelWidth: number;
+  strideHeight?: number;
+  strideWidth?: number;
+  dilationHeight?: number;
+  dilationWidth?: number;
+  paddingTop?: number;
+  paddingLeft?: number;
+  paddingBottom?: number;
+  paddingRight?: number;
+  groups?: number;
+}
+
+/** output = clamp(bias + conv(input, weights), outputMin, outputMax); ReLU is outputMin 0, ReLU6 adds outputMax 6. */
+export interface Conv2dF32Args extends Conv2dShape {
+  weights: Float32Array;
+  /** [outputChannels]; absent = zero. */
+  bias?: Float32Array | null;
+  /** Default -Infinity / +Infinity. */
+  outputMin?: number;
+  outputMax?: number;
+}
+
+/** int8 affine quantization of a layer: symmetric int8 weights with a scale per output channel, int8 or
+ * uint8 activations with a zero point, and per-channel requantization as in FullyConnectedS8Args:
+ *   output = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
+ *   acc    = bias[o] + sum (input - inputZeroPoint) * weights */
+export interface Int8LayerQuantization {
+  /** 'int8' (Int8Array tensors, values and zero points in [-128, 127]) or 'uint8' ([0, 255]). */
+  activations: 'int8' | 'uint8';
+  inputZeroPoint: number;
+  outputZeroPoint: number;
+  /** Default: the whole range of the activation type. A fused ReLU is outputMin = outputZeroPoint. */
+  outputMin?: number;
+  outputMax?: number;
+  /** [outputChannels] Q31 multipliers. */
+  multipliers: Int32Array;
+  /** [outputChannels] in [-31, 30]. */
+  shifts: Int32Array;
+}
+
+export interface Conv2dInt8Args extends Conv2dShape, Int8LayerQuantization {
+  weights: Int8Array;
+  /** [outputChannels] in units of inputScale * weightScale[o]; absent = zero. */
+  bias?: Int32Array | null;
+}
+
+export interface FullyConnectedShape {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
+}
+
+/** Weights [outChannels][inChannels]. */
+export interface FullyConnectedF32Args extends FullyConnectedShape {
+  weights: Float32Array;
+  bias?: Float32Array | null;
+  outputMin?: number;
+  outputMax?: number;
+}
+
+export interface FullyConnectedInt8Args extends FullyConnectedShape, Int8LayerQuantization {
+  weights: Int8Array;
+  bias?: Int32Array | null;
+}
+
+export type Int8Tensor = Int8Array | Uint8Array;
+export type Tensor = Float32Array | Int8Tensor;
+
+interface NativeConv2d {
+  run(input: Tensor, output: Tensor): void;
+  runReference(input: Tensor, output: Tensor): void;
+  dispose(): void;
+  readonly kernel: string | null;
+  readonly inputLength: number;
+  readonly outputLength: number;
+  readonly outputHeight: number;
+  readonly outputWidth: number;
+}
+
+type NativeConv2dConstructor = new (
+  format: 'f32' | 'int8',
+  layer: 'conv2d' | 'fullyConnected',
+  args: object,
+) => NativeConv2d;
+
+/** Pooling window over NHWC [batch][inputHeight][inputWidth][channels]; strides default to the window, paddings
+ * to 0 (each smaller than the window). Average pooling divides by the elements inside the input. */
+export interface Pool2dArgs<T extends Tensor> {
+  batch: number;
+  inputHeight: number;
+  inputWidth: number;
+  channels: number;
+  windowHeight: number;
+  windowWidth: number;
+  strideHeight?: number;
+  strideWidth?: number;
+  paddingTop?: number;
+  paddingLeft?: number;
+  paddingBottom?: number;
+  paddingRight?: number;
+  input: T;
+  /** Same type as input; must not share memory with it. */
+  output: T;
+  /** Clamp bounds (fp32: numbers, default +-Infinity; int8: integers of the type, default its range).
+   * int8 pooling keeps the input's scale and zero point. */
+  outputMin?: number;
+  outputMax?: number;
+  /** Run the plain C reference instead of the optimized kernel (tests). */
+  reference?: boolean;
+}
+
+export interface GlobalAvgPoolArgs<T extends Tensor> {
+  batch: number;
+  /** height * width, <= 65536. */
+  pixels: number;
+  channels: number;
+  input: T;
+  output: T;
+  outputMin?: number;
+  outputMax?: number;
+  reference?: boolean;
+}
+
+export interface AddF32Args {
+  a: Float32Array;
+  b: Float32Array;
+  output: Float32Array;
+  outputMin?: number;
+  outputMax?: number;
+  reference?: boolean;
+}
+
+/** TFLite-style quantized add: each input is rescaled by its own multiplier onto a common grid, summed and
+ * requantized: multiplier/shift pairs from quantizeMultiplier(scale_x / (2 * max(scale_a, scale_b))) for the
+ * inputs and (2 * max(scale_a, scale_b)) / (2^20 * scale_out) for the output. Input shifts in [-31, 0]. */
+export interface AddInt8Args<T extends Int8Tensor> {
+  a: T;
+  b: T;
+  output: T;
+  aZeroPoint: number;
+  aMultiplier: number;
+  aShift: number;
+  bZeroPoint: number;
+  bMultiplier: number;
+  bShift: number;
+  outputZeroPoint: number;
+  outputMultiplier: number;
+  outputShift: number;
+  outputMin?: number;
+  outputMax?: number;
+  reference?: boolean;
+}
+
+export interface ClampArgs<T extends Tensor> {
+  input: T;
+  output: T;
+  min?: number;
+  max?: number;
+  reference?: boolean;
+}
+
+export interface SoftmaxF32Args {
+  rows: number;
+  channels: number;
+  input: Float32Array;
+  output: Float32Array;
+  reference?: boolean;
+}
+
+/** Each row is dequantized, its softmax computed in floating point and quantized to the output's scale and
+ * zero point (TFLite uses outputScale 1/256 with zero point -128 for int8, 0 for uint8). */
+export interface SoftmaxInt8Args<T extends Int8Tensor> {
+  rows: number;
+  channels: number;
+  input: T;
+  output: T;
+  inputScale: number;
+  inputZeroPoint: number;
+  outputScale: number;
+  outputZeroPoint: number;
+  reference?: boolean;
+}
+
+export interface ConcatArgs<T extends Tensor> {
+  rows: number;
+  /** Channels of each input; output has their sum. */
+  channels: number[];
+  inputs: T[];
+  output: T;
+}
+
+export interface ChannelShuffleArgs<T extends Tensor> {
+  rows: number;
+  groups: number;
+  groupChannels: number;
+  input: T;
+  output: T;
+}
+
+interface NativeKernels {
+  cpuFeatures(): CpuFeatures;
+  activeIsa(): Isa;
+  setThreads(threads: number): void;
+  getThreads(): number;
+  Conv2d: NativeConv2dConstructor;
+  maxPool2d(args: Pool2dArgs<Tensor>): void;
+  avgPool2d(args: Pool2dArgs<Tensor>): void;
+  globalAvgPool(args: GlobalAvgPoolArgs<Tensor>): void;
+  add(args: AddF32Args | AddInt8Args<Int8Tensor>): void;
+  clamp(args: ClampArgs<Tensor>): void;
+  softmax(args: SoftmaxF32Args | SoftmaxInt8Args<Int8Tensor>): void;
+  concat(args: ConcatArgs<Tensor>): void;
+  channelShuffle(args: ChannelShuffleArgs<Tensor>): void;
+}
+
+/** CPU features and the kernel paths they allow. */
+export function cpuFeatures(): CpuFeatures {
+  return loadNativeBinding().cpuFeatures();
+}
+
+/** The kernel path every operator of this process uses. */
+export function activeIsa(): Isa {
+  return loadNativeBinding().activeIsa();
+}
+
+/** Threads the conv2d / fully-connected layers split their output rows over (1..64, default 1). */
+export function setThreads(threads: number): void {
+  loadNativeBinding().setThreads(threads);
+}
+
+export function getThreads(): number {
+  return loadNativeBinding().getThreads();
+}
+
+/** A conv2d or fully-connected layer whose weights were packed once, at creation, for the active kernel
+ * path. run() may be called any number of times; dispose() frees the packed weights early (the garbage
+ * collector frees them otherwise). */
+export class PackedLayer<T extends Tensor> {
+  readonly #native: NativeConv2d;
+
+  /** @internal use the create* functions. */
+  constructor(native: NativeConv2d) {
+    this.#native = native;
+  }
+
+  /** The microkernel chosen for this layer, e.g. qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni. */
+  get kernel(): string | null {
+    return this.#native.kernel;
+  }
+  get inputLength(): number {
+    return this.#native.inputLength;
+  }
+  get outputLength(): number {
+    return this.#native.outputLength;
+  }
+  get outputHeight(): number {
+    return this.#native.outputHeight;
+  }
+  get outputWidth(): number {
+    return this.#native.outputWidth;
+  }
+
+  /** output = layer(input); output must not share memory with input. */
+  run(input: T, output: T): void {
+    this.#native.run(input, output);
+  }
+
+  /** The same layer through the plain C reference (direct loops): for tests. */
+  runReference(input: T, output: T): void {
+    this.#native.runReference(input, output);
+  }
+
+  dispose(): void {
+    this.#native.dispose();
+  }
+}
+
+export function createConv2dF32(args: Conv2dF32Args): PackedLayer<Float32Array> {
+  return new PackedLayer(new (loadNativeBinding().Conv2d)('f32', 'conv2d', args));
+}
+
+export function createConv2dInt8(args: Conv2dInt8Args & { activations: 'int8' }): PackedLayer<Int8Array>;
+export function createConv2dInt8(args: Conv2dInt8Args & { activations: 'uint8' }): PackedLayer<Uint8Array>;
+export function createConv2dInt8(args: Conv2dInt8Args): PackedLayer<Int8Tensor>;
+export function createConv2dInt8(args: Conv2dInt8Args): PackedLayer<Int8Tensor> {
+  return new PackedLayer(new (loadNativeBinding().Conv2d)('int8', 'conv2d', args));
+}
+
+export function createFullyConnectedF32(args: FullyConnectedF32Args): PackedLayer<Float32Array> {
+  return new PackedLayer(new (loadNativeBinding().Conv2d)('f32', 'fullyConnected', args));
+}
+
+export function createFullyConnectedInt8(
+  args: FullyConnectedInt8Args & { activations: 'int8' },
+): PackedLayer<Int8Array>;
+export function createFullyConnectedInt8(
+  args: FullyConnectedInt8Args & { activations: 'uint8' },
+): PackedLayer<Uint8Array>;
+export function createFullyConnectedInt8(args: FullyConnectedInt8Args): PackedLayer<Int8Tensor>;
+export function createFullyConnectedInt8(args: FullyConnectedInt8Args): PackedLayer<Int8Tensor> {
+  return new PackedLayer(new (loadNativeBinding().Conv2d)('int8', 'fullyConnected', args));
+}
+
+export function maxPool2d<T extends Tensor>(args: Pool2dArgs<T>): void {
+  loadNativeBinding().maxPool2d(args);
+}
+
+export function avgPool2d<T extends Tensor>(args: Pool2dArgs<T>): void {
+  loadNativeBinding().avgPool2d(args);
+}
+
+export function globalAvgPool<T extends Tensor>(args: GlobalAvgPoolArgs<T>): void {
+  loadNativeBinding().globalAvgPool(args);
+}
+
+export function addF32(args: AddF32Args): void {
+  loadNativeBinding().add(args);
+}
+
+export function addInt8<T extends Int8Tensor>(args: AddInt8Args<T>): void {
+  loadNativeBinding().add(args);
+}
+
+/** clamp(x, min, max) element-wise; ReLU and ReLU6 are its special cases (see relu, relu6). */
+export function clamp<T extends Tensor>(args: ClampArgs<T>): void {
+  loadNativeBinding().clamp(args);
+}
+
+/** fp32 ReLU: max(x, 0). */
+export function relu(input: Float32Array, output: Float32Array): void {
+  loadNativeBinding().clamp({ input, output, min: 0 });
+}
+
+/** fp32 ReLU6: min(max(x, 0), 6). */
+export function relu6(input: Float32Array, output: Float32Array): void {
+  loadNativeBinding().clamp({ input, output, min: 0, max: 6 });
+}
+
+export function softmaxF32(args: SoftmaxF32Args): void {
+  loadNativeBinding().softmax(args);
+}
+
+export function softmaxInt8<T extends Int8Tensor>(args: SoftmaxInt8Args<T>): void {
+  loadNativeBinding().softmax(args);
+}
+
+export function concat<T extends Tensor>(args: ConcatArgs<T>): void {
+  loadNativeBinding().concat(args);
+}
+
+export function channelShuffle<T extends Tensor>(args: ChannelShuffleArgs<T>): void {
+  loadNativeBinding().channelShuffle(args);
 }

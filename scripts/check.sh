@@ -12,6 +12,10 @@ echo "== format"
 npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --check . ; exit 1; }
 find native -path native/build -prune -o \( -name '*.c' -o -name '*.h' -o -name '*.cc' -o -name '*.inc' \) -print | xargs clang-format --dry-run --Werror
 
+echo "== C kernel tests: native, sanitizers, aarch64 and armv7 under qemu"
+bash scripts/native-tests.sh
+bash scripts/native-format-tests.sh
+
 echo "== tests"
 shopt -s globstar nullglob
 files=(dist/test/**/*.test.js)

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "binding_formats.h"
+#include "binding_kernels.h"
 #include "qs8_fc.h"
 
 namespace {
@@ -195,6 +197,10 @@ Napi::Value FullyConnectedS8(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fullyConnectedS8", Napi::Function::New(env, FullyConnectedS8, "fullyConnectedS8"));
+  // CPU features, threads and the fp32 / int8 operators (binding_kernels.cc).
+  whittle::RegisterKernels(env, exports);
+  // The compressed-format layers (binding_formats.cc).
+  whittle::RegisterFormatKernels(env, exports);
   return exports;
 }
 

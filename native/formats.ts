@@ -1,0 +1,365 @@
+// The TypeScript face of the compressed-format kernels (native/src/binding_formats.cc): one create function
+// per format x layer, each returning a FormatLayer whose weights were checked and copied once. Weights are
+// passed in their storage layout (native/reference/formats.md); native/reference/formats-pack.ts builds
+// those layouts from fp32 weights. Tensors are NHWC. The addon checks every argument (types, lengths,
+// shapes, CSR structure, codebook indices, unused high bits, fractional-length shifts, aliasing) and throws a
+// TypeError or RangeError naming it, so a bad call can never reach C.
+import { loadNativeBinding } from './index.js';
+
+/** Format names as the benchmark reports them. */
+export const FORMATS = [
+  'fixed16',
+  'fixed8',
+  'binary-weights',
+  'xnor',
+  'ternary',
+  'sparse',
+  'codebook',
+] as const;
+export type Format = (typeof FORMATS)[number];
+
+/** A conv2d layer's shape (no dilation in the compressed formats). Weight element k of output channel o is
+ * k = (ky * kernelWidth + kx) * (inputChannels / groups) + i, K = kernelHeight * kernelWidth * inputChannels /
+ * groups elements per output channel. Every dimension is an integer >= 1 (paddings >= 0); strides and
+ * groups default to 1, paddings to 0. Depthwise is groups = inputChannels = outputChannels. */
+export interface FormatConv2dShape {
+  batch: number;
+  inputHeight: number;
+  inputWidth: number;
+  inputChannels: number;
+  outputChannels: number;
+  kernelHeight: number;
+  kernelWidth: number;
+  strideHeight?: number;
+  strideWidth?: number;
+  paddingTop?: number;
+  paddingLeft?: number;
+  paddingBottom?: number;
+  paddingRight?: number;
+  groups?: number;
+}
+
+/** A fully-connected layer's shape: K = inChannels elements per output channel. */
+export interface FormatFullyConnectedShape {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
+}
+
+/** fp32 output clamp; defaults -Infinity / +Infinity (ReLU: outputMin 0). */
+export interface FloatClamp {
+  outputMin?: number;
+  outputMax?: number;
+}
+
+/** Dynamic fixed point Q(IL.FL): a value q with fractional length FL means q * 2^-FL. The accumulator
+ * (FL = inputFl + weightFl) moves to outputFl by one rounding shift (round to nearest, ties up), then
+ * saturates to [outputMin, outputMax]. Each FL is an integer in [-64, 64], and
+ * inputFl + weightFl - outputFl must lie in [-32, 62]. */
+export interface FixedPointParams {
+  inputFl: number;
+  weightFl: number;
+  outputFl: number;
+  /** Default: the word's whole range. */
+  outputMin?: number;
+  outputMax?: number;
+}
+
+/** 16-bit words: weights [outputChannels][K] in [-32767, 32767]; bias [outputChannels] in units of
+ * 2^-(inputFl + weightFl), |bias| <= 2^56; K <= 2^24. Tensors are Int16Array. */
+export interface Fixed16Params extends FixedPointParams {
+  weights: Int16Array;
+  bias?: BigInt64Array | null;
+}
+
+/** 8-bit words: weights [outputChannels][K]; bias [outputChannels] in units of 2^-(inputFl + weightFl);
+ * K <= 65536. Tensors are Int8Array. */
+export interface Fixed8Params extends FixedPointParams {
+  weights: Int8Array;
+  bias?: Int32Array | null;
+}
+
+/** BinaryConnect / BWN: weight = alpha[o] * (bit ? -1 : +1). weightBits: per output channel ceil(K / 32)
+ * words, bit k = word k / 32, bit k % 32 (LSB first), 1 meaning -1; bits past K are 0. Tensors fp32. */
+export interface BinaryWeightsParams extends FloatClamp {
+  weightBits: Uint32Array;
+  alpha: Float32Array;
+  bias?: Float32Array | null;
+}
+
+/** XNOR-Net: binary weights and activations. The fp32 input is binarized by the kernel (bit 1 = x < 0).
+ * weightBits: [outputChannels][kernelHeight][kernelWidth][ceil(groupInputChannels / 64)] 64-bit words,
+ * channel c = bit c % 64 of word c / 64, bits past groupInputChannels 0 (fully connected: [outChannels]
+ * [ceil(inChannels / 64)]). output = clamp((dot * alpha[o]) * K + bias[o]) with K the paper's input scaling
+ * (mean |x| over channels, averaged over the kernel window) when inputScaling, else 1. K <= 2^24. */
+export interface XnorParams extends FloatClamp {
+  weightBits: BigUint64Array;
+  alpha: Float32Array;
+  bias?: Float32Array | null;
+  inputScaling?: boolean;
+}
+
+/** Ternary weights alpha[o] * t, t in {-1, 0, +1}: two planes with the binary row layout; weightNonzero 1
+ * where t != 0, weightSign 1 where t = -1 (so weightSign is a subset of weightNonzero). Tensors fp32. */
+export interface TernaryParams extends FloatClamp {
+  /** Absent or 'float32' (see TernaryInt8Params for 'int8'). */
+  activations?: 'float32';
+  weightNonzero: Uint32Array;
+  weightSign: Uint32Array;
+  alpha: Float32Array;
+  bias?: Float32Array | null;
+}
+
+/** Unstructured pruning, CSR with outputChannels rows and K columns: rowOffsets [outputChannels + 1] from 0,
+ * non-decreasing, last = nnz; columnIndices [nnz] < K and strictly increasing within a row; values [nnz].
+ * Tensors fp32. (Structured pruning is a smaller dense layer.) */
+export interface SparseParams extends FloatClamp {
+  /** Absent or 'float32' (see SparseInt8Params for 'int8'). */
+  activations?: 'float32';
+  rowOffsets: Uint32Array;
+  columnIndices: Uint32Array;
+  values: Float32Array;
+  bias?: Float32Array | null;
+}
+
+/** k-means weight sharing: indices [outputChannels][ceil(K * indexBits / 8)] bytes, index k in bits
+ * [k * indexBits, (k + 1) * indexBits) of the row (LSB first), each < codebook.length, unused high bits 0;
+ * indexBits in [2, 8], codebook of 1..2^indexBits centroids. Tensors fp32. */
+export interface CodebookParams extends FloatClamp {
+  indexBits: number;
+  codebook: Float32Array;
+  indices: Uint8Array;
+  bias?: Float32Array | null;
+}
+
+/** int8 activations (ternary and sparse only), the affine quantization of fullyConnectedS8 (index.ts):
+ *   output = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
+ *   acc    = bias[o] + sum_k w_k * (x_k - inputZeroPoint)       (padding reads inputZeroPoint)
+ * bit-exact on every path. Tensors are Int8Array. */
+export interface Int8Requantization {
+  activations: 'int8';
+  /** In [-128, 127]. */
+  inputZeroPoint: number;
+  outputZeroPoint: number;
+  /** Default [-128, 127]. */
+  outputMin?: number;
+  outputMax?: number;
+  /** [outputChannels] Q31 multipliers in [0, 2^31 - 1] (for ternary: alpha[o] * inputScale / outputScale). */
+  multipliers: Int32Array;
+  /** [outputChannels] in [-31, 30]. */
+  shifts: Int32Array;
+  /** [outputChannels] int32 accumulator units; absent = zero. */
+  bias?: Int32Array | null;
+}
+
+/** Ternary planes with int8 activations; K <= 2^23. */
+export interface TernaryInt8Params extends Int8Requantization {
+  weightNonzero: Uint32Array;
+  weightSign: Uint32Array;
+}
+
+/** CSR with int8 values and int8 activations; at most 65536 nonzeros per row. */
+export interface SparseInt8Params extends Int8Requantization {
+  rowOffsets: Uint32Array;
+  columnIndices: Uint32Array;
+  values: Int8Array;
+}
+
+export type FormatTensor = Float32Array | Int8Array | Int16Array;
+
+interface NativeFormatLayer {
+  run(input: FormatTensor, output: FormatTensor): void;
+  runReference(input: FormatTensor, output: FormatTensor): void;
+  dispose(): void;
+  readonly kernel: string | null;
+  readonly inputLength: number;
+  readonly outputLength: number;
+  readonly outputHeight: number;
+  readonly outputWidth: number;
+}
+
+type NativeFormatLayerConstructor = new (
+  format: Format,
+  layer: 'conv2d' | 'fullyConnected',
+  args: object,
+) => NativeFormatLayer;
+
+function nativeClass(): NativeFormatLayerConstructor {
+  const loaded = loadNativeBinding() as unknown as { FormatLayer?: unknown };
+  if (typeof loaded.FormatLayer !== 'function') {
+    throw new Error(
+      'The native addon has no FormatLayer: rebuild it (npx node-gyp build --directory native)',
+    );
+  }
+  return loaded.FormatLayer as NativeFormatLayerConstructor;
+}
+
+/** A compressed conv2d or fully-connected layer. run() splits the output channels over the threads set by
+ * setThreads (native/index.ts); output must not share memory with input. dispose() frees the weights early. */
+export class FormatLayer<T extends FormatTensor> {
+  readonly #native: NativeFormatLayer;
+  readonly format: Format;
+
+  /** @internal use the create* functions. */
+  constructor(format: Format, layer: 'conv2d' | 'fullyConnected', args: object) {
+    this.format = format;
+    this.#native = new (nativeClass())(format, layer, args);
+  }
+
+  /** The kernel variant in use for the active kernel path: 'scalar', 'avx2', 'avx512', 'neon', ... */
+  get kernel(): string | null {
+    return this.#native.kernel;
+  }
+  /** batch x inputHeight x inputWidth x inputChannels (fully connected: batch x inChannels). */
+  get inputLength(): number {
+    return this.#native.inputLength;
+  }
+  /** batch x outputHeight x outputWidth x outputChannels (fully connected: batch x outChannels). */
+  get outputLength(): number {
+    return this.#native.outputLength;
+  }
+  get outputHeight(): number {
+    return this.#native.outputHeight;
+  }
+  get outputWidth(): number {
+    return this.#native.outputWidth;
+  }
+
+  run(input: T, output: T): void {
+    this.#native.run(input, output);
+  }
+
+  /** The same layer through the plain C reference kernel, on the calling thread: for tests. */
+  runReference(input: T, output: T): void {
+    this.#native.runReference(input, output);
+  }
+
+  dispose(): void {
+    this.#native.dispose();
+  }
+}
+
+export function createFixed16Conv2d(args: FormatConv2dShape & Fixed16Params): FormatLayer<Int16Array> {
+  return new FormatLayer('fixed16', 'conv2d', args);
+}
+export function createFixed16FullyConnected(
+  args: FormatFullyConnectedShape & Fixed16Params,
+): FormatLayer<Int16Array> {
+  return new FormatLayer('fixed16', 'fullyConnected', args);
+}
+
+export function createFixed8Conv2d(args: FormatConv2dShape & Fixed8Params): FormatLayer<Int8Array> {
+  return new FormatLayer('fixed8', 'conv2d', args);
+}
+export function createFixed8FullyConnected(
+  args: FormatFullyConnectedShape & Fixed8Params,
+): FormatLayer<Int8Array> {
+  return new FormatLayer('fixed8', 'fullyConnected', args);
+}
+
+export function createBinaryWeightsConv2d(
+  args: FormatConv2dShape & BinaryWeightsParams,
+): FormatLayer<Float32Array> {
+  return new FormatLayer('binary-weights', 'conv2d', args);
+}
+export function createBinaryWeightsFullyConnected(
+  args: FormatFullyConnectedShape & BinaryWeightsParams,
+): FormatLayer<Float32Array> {
+  return new FormatLayer('binary-weights', 'fullyConnected', args);
+}
+
+export function createXnorConv2d(args: FormatConv2dShape & XnorParams): FormatLayer<Float32Array> {
+  return new FormatLayer('xnor', 'conv2d', args);
+}
+export function createXnorFullyConnected(
+  args: FormatFullyConnectedShape & XnorParams,
+): FormatLayer<Float32Array> {
+  return new FormatLayer('xnor', 'fullyConnected', args);
+}
+
+export function createTernaryConv2d(args: FormatConv2dShape & TernaryParams): FormatLayer<Float32Array> {
+  return new FormatLayer('ternary', 'conv2d', args);
+}
+export function createTernaryFullyConnected(
+  args: FormatFullyConnectedShape & TernaryParams,
+): FormatLayer<Float32Array> {
+  return new FormatLayer('ternary', 'fullyConnected', args);
+}
+
+export function createTernaryInt8Conv2d(args: FormatConv2dShape & TernaryInt8Params): FormatLayer<Int8Array> {
+  return new FormatLayer('ternary', 'conv2d', args);
+}
+export function createTernaryInt8FullyConnected(
+  args: FormatFullyConnectedShape & TernaryInt8Params,
+): FormatLayer<Int8Array> {
+  return new FormatLayer('ternary', 'fullyConnected', args);
+}
+
+export function createSparseConv2d(args: FormatConv2dShape & SparseParams): FormatLayer<Float32Array> {
+  return new FormatLayer('sparse', 'conv2d', args);
+}
+export function createSparseFullyConnected(
+  args: FormatFullyConnectedShape & SparseParams,
+): FormatLayer<Float32Array> {
+  return new FormatLayer('sparse', 'fullyConnected', args);
+}
+
+export function createSparseInt8Conv2d(args: FormatConv2dShape & SparseInt8Params): FormatLayer<Int8Array> {
+  return new FormatLayer('sparse', 'conv2d', args);
+}
+export function createSparseInt8FullyConnected(
+  args: FormatFullyConnectedShape & SparseInt8Params,
+): FormatLayer<Int8Array> {
+  return new FormatLayer('sparse', 'fullyConnected', args);
+}
+
+export function createCodebookConv2d(args: FormatConv2dShape & CodebookParams): FormatLayer<Float32Array> {
+  return new FormatLayer('codebook', 'conv2d', args);
+}
+export function createCodebookFullyConnected(
+  args: FormatFullyConnectedShape & CodebookParams,
+): FormatLayer<Float32Array> {
+  return new FormatLayer('codebook', 'fullyConnected', args);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The trainer's fixed-point quantizers (qf16/qf8_quantize_*, bit-identical to native/reference/fixed-point.ts).
+
+export interface FixedPointQuantizeArgs<T extends Int16Array | Int8Array> {
+  input: Float32Array;
+  /** Same length as input; Int16Array saturates to [-32767, 32767], Int8Array to [-127, 127]. */
+  output: T;
+  /** In [-64, 64]: q * 2^-fractionalLength approximates the input. */
+  fractionalLength: number;
+  /** 'nearest' (default; ties toward +infinity, NaN -> 0) or 'stochastic' (Gupta et al. 2015). */
+  rounding?: 'nearest' | 'stochastic';
+  /** Stochastic only: uint32 seed of the counter-based draw u_i = uniform24(seed, firstIndex + i). */
+  seed?: number;
+  /** Stochastic only: uint32 index of input[0] (default 0), so that any split gives the same bits. */
+  firstIndex?: number;
+}
+
+export interface FixedPointDequantizeArgs {
+  input: Int16Array | Int8Array;
+  /** In [-100, 100]. */
+  fractionalLength: number;
+  /** Same length as input: input[i] * 2^-fractionalLength. */
+  output: Float32Array;
+}
+
+interface NativeQuantizers {
+  fixedPointQuantize(args: FixedPointQuantizeArgs<Int16Array | Int8Array>): void;
+  fixedPointDequantize(args: FixedPointDequantizeArgs): void;
+}
+
+function quantizers(): NativeQuantizers {
+  return loadNativeBinding() as unknown as NativeQuantizers;
+}
+
+export function fixedPointQuantize<T extends Int16Array | Int8Array>(args: FixedPointQuantizeArgs<T>): void {
+  quantizers().fixedPointQuantize(args);
+}
+
+export function fixedPointDequantize(args: FixedPointDequantizeArgs): void {
+  quantizers().fixedPointDequantize(args);
+}

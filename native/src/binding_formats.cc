@@ -1,0 +1,1064 @@
+// The Node-API surface of the compressed-format kernels: one class, FormatLayer, whose constructor checks and
+// copies a layer's weights in their storage layout (native/reference/formats.md) and whose run() splits the
+// output channels [oc_begin, oc_end) over the thread pool. As in binding_kernels.cc, every bad argument
+// throws a TypeError (wrong type) or RangeError (wrong value, length, shape, index or aliasing) naming it:
+//   Expected <what> for <name> but received <value>
+// Array contents (CSR structure, codebook indices, unused high bits, weight ranges) are checked on the
+// copies the layer keeps, so nothing the caller does afterwards (even on a SharedArrayBuffer) reaches C.
+#include "binding_formats.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "binding_kernels.h"
+
+extern "C" {
+#include "bin_conv2d.h"
+#include "cb_conv2d.h"
+#include "cpu/cpu-features.h"
+#include "f32_ops.h"
+#include "qf16_conv2d.h"
+#include "qf8_conv2d.h"
+#include "sparse_conv2d.h"
+#include "tern_conv2d.h"
+#include "xnor_conv2d.h"
+}
+
+namespace whittle {
+namespace {
+
+std::string Describe(const Napi::Value& value) {
+  switch (value.Type()) {
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return std::string("boolean ") + (value.As<Napi::Boolean>().Value() ? "true" : "false");
+    case napi_number:
+      return "number " + value.ToString().Utf8Value();
+    case napi_string:
+      return "string";
+    case napi_symbol:
+      return "symbol";
+    case napi_function:
+      return "function";
+    case napi_bigint:
+      return "bigint";
+    default:
+      break;
+  }
+  Napi::Value constructor = value.As<Napi::Object>().Get("constructor");
+  if (constructor.IsFunction()) {
+    Napi::Value name = constructor.As<Napi::Object>().Get("name");
+    if (name.IsString() && !name.As<Napi::String>().Utf8Value().empty())
+      return name.As<Napi::String>().Utf8Value();
+  }
+  return "object";
+}
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& what, const std::string& name,
+                            const Napi::Value& value) {
+  throw Napi::TypeError::New(env, "Expected " + what + " for " + name + " but received " + Describe(value));
+}
+
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& what, const std::string& name,
+                             const std::string& received) {
+  throw Napi::RangeError::New(env, "Expected " + what + " for " + name + " but received " + received);
+}
+
+Napi::Object ArgsObject(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsObject() || info[index].IsTypedArray() ||
+      info[index].IsArray() || info[index].IsFunction()) {
+    ThrowType(info.Env(), "an object", name, info.Length() <= index ? info.Env().Undefined() : info[index]);
+  }
+  return info[index].As<Napi::Object>();
+}
+
+// An integer in [min, max]. Absent (undefined) takes `fallback` when has_fallback, else is a TypeError.
+int64_t Integer(const Napi::Object& args, const char* name, int64_t min, int64_t max,
+                bool has_fallback = false, int64_t fallback = 0) {
+  Napi::Env env = args.Env();
+  Napi::Value value = args.Get(name);
+  if (value.IsUndefined() && has_fallback) return fallback;
+  if (!value.IsNumber()) ThrowType(env, "an integer", name, value);
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::trunc(number) != number) ThrowType(env, "an integer", name, value);
+  if (number < static_cast<double>(min) || number > static_cast<double>(max)) {
+    ThrowRange(env, "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]", name,
+               value.ToString().Utf8Value());
+  }
+  return static_cast<int64_t>(number);
+}
+
+size_t Dimension(const Napi::Object& args, const char* name, bool has_fallback = false, int64_t fallback = 1,
+                 int64_t min = 1) {
+  return static_cast<size_t>(
+      Integer(args, name, min, static_cast<int64_t>(WHITTLE_MAX_DIMENSION), has_fallback, fallback));
+}
+
+// A number that is not NaN (infinities allowed: they are the open ends of a clamp).
+float Float(const Napi::Object& args, const char* name, float fallback) {
+  Napi::Value value = args.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber() || std::isnan(value.As<Napi::Number>().DoubleValue())) {
+    ThrowType(args.Env(), "a number (not NaN)", name, value);
+  }
+  return static_cast<float>(value.As<Napi::Number>().DoubleValue());
+}
+
+bool Boolean(const Napi::Object& args, const char* name) {
+  Napi::Value value = args.Get(name);
+  if (value.IsUndefined()) return false;
+  if (!value.IsBoolean()) ThrowType(args.Env(), "a boolean", name, value);
+  return value.As<Napi::Boolean>().Value();
+}
+
+// A typed array argument; `value` is kept to re-read the view right before it is used (see ExpectUnchanged).
+struct View {
+  void* data;
+  size_t length;
+  size_t bytes;
+  napi_typedarray_type type;
+  std::string name;
+  Napi::Value value;
+};
+
+void TypedArrayInfo(Napi::Env env, const Napi::Value& value, napi_typedarray_type* type, size_t* length,
+                    void** data) {
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, type, length, data, &buffer, &offset) != napi_ok) {
+    throw Napi::TypeError::New(env, "Expected a typed array");
+  }
+}
+
+size_t ElementBytes(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      return 8;
+    default:
+      return 4;
+  }
+}
+
+const char* TypeName(napi_typedarray_type type) {
+  switch (type) {
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_int16_array:
+      return "Int16Array";
+    case napi_int32_array:
+      return "Int32Array";
+    case napi_uint32_array:
+      return "Uint32Array";
+    case napi_bigint64_array:
+      return "BigInt64Array";
+    case napi_biguint64_array:
+      return "BigUint64Array";
+    default:
+      return "typed array";
+  }
+}
+
+std::string Article(napi_typedarray_type type) {
+  const std::string name = TypeName(type);
+  return (name[0] == 'I' || name[0] == 'U' ? "an " : "a ") + name;
+}
+
+View Array(Napi::Env env, const Napi::Value& value, const std::string& name, napi_typedarray_type type,
+           const std::string& what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type)
+    ThrowType(env, what, name, value);
+  size_t length = 0;
+  void* data = nullptr;
+  napi_typedarray_type info_type;
+  TypedArrayInfo(env, value, &info_type, &length, &data);
+  return View{length == 0 ? nullptr : data, length, length * ElementBytes(type), type, name, value};
+}
+
+View Field(const Napi::Object& args, const char* name, napi_typedarray_type type) {
+  return Array(args.Env(), args.Get(name), name, type, Article(type));
+}
+
+// An optional array (undefined or null = absent): has == false and no data.
+View OptionalField(const Napi::Object& args, const char* name, napi_typedarray_type type, bool* has) {
+  const Napi::Value value = args.Get(name);
+  *has = !value.IsUndefined() && !value.IsNull();
+  if (!*has) return View{nullptr, 0, 0, type, name, Napi::Value()};
+  return Array(args.Env(), value, name, type, Article(type) + ", null or undefined");
+}
+
+// A length of 0 is allowed only where expected is 0 (an empty CSR); otherwise the buffer must be attached.
+void ExpectLength(Napi::Env env, const View& view, size_t expected, const std::string& shape) {
+  if (view.length != expected) {
+    ThrowRange(
+        env, std::string(TypeName(view.type)) + " of length " + std::to_string(expected) + " (" + shape + ")",
+        view.name, "length " + std::to_string(view.length));
+  }
+  if (expected != 0 && view.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
+}
+
+// Re-reads every view (no JavaScript runs here) and refuses the call if a getter changed one after it was
+// checked. Call it after the last argument is read.
+void ExpectUnchanged(Napi::Env env, std::initializer_list<const View*> views) {
+  for (const View* view : views) {
+    if (view == nullptr || view->value.IsEmpty()) continue;
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    TypedArrayInfo(env, view->value, &type, &length, &data);
+    if (length != view->length || (length != 0 && data != view->data)) {
+      ThrowRange(env, "an array that stays attached while the call reads its arguments", view->name,
+                 "an array whose buffer changed (a getter detached or transferred it)");
+    }
+  }
+}
+
+bool Overlaps(const View& a, const View& b) {
+  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
+  return a0 < b0 + b.bytes && b0 < a0 + a.bytes;
+}
+
+template <typename T>
+std::vector<T> Copy(const View& view) {
+  const T* data = static_cast<const T*>(view.data);
+  return data == nullptr ? std::vector<T>() : std::vector<T>(data, data + view.length);
+}
+
+[[noreturn]] void ThrowShapeProblem(Napi::Env env, const std::string& problem, bool fully_connected) {
+  const size_t space = problem.find(' ');
+  const std::string field = problem.substr(0, space);
+  std::string reason = space == std::string::npos
+                           ? "a value outside [1, " + std::to_string(WHITTLE_MAX_DIMENSION) + "]"
+                           : problem.substr(space + 1);
+  if (reason.size() >= 2 && reason.front() == '(' && reason.back() == ')')
+    reason = reason.substr(1, reason.size() - 2);
+  std::string name;
+  if (fully_connected && field == "input_channels") {
+    name = "inChannels";
+  } else if (fully_connected && field == "output_channels") {
+    name = "outChannels";
+  } else {
+    bool upper = false;
+    for (char c : field) {
+      if (c == '_') {
+        upper = true;
+      } else {
+        name += upper ? static_cast<char>(c - 'a' + 'A') : c;
+        upper = false;
+      }
+    }
+  }
+  ThrowRange(env, "a consistent convolution shape", name, reason);
+}
+
+// The shape checks of the fp32/int8 layers (whittle_conv2d_shape_problem bounds every dimension and element
+// count, so no size below can overflow); the format kernels have no dilation.
+whittle_conv2d_shape ReadShape(const Napi::Object& args, bool fully_connected) {
+  whittle_conv2d_shape s{};
+  s.batch = Dimension(args, "batch");
+  s.stride_height = s.stride_width = s.dilation_height = s.dilation_width = s.groups = 1;
+  if (fully_connected) {
+    s.input_channels = Dimension(args, "inChannels");
+    s.output_channels = Dimension(args, "outChannels");
+    s.input_height = s.input_width = s.kernel_height = s.kernel_width = 1;
+  } else {
+    s.input_height = Dimension(args, "inputHeight");
+    s.input_width = Dimension(args, "inputWidth");
+    s.input_channels = Dimension(args, "inputChannels");
+    s.output_channels = Dimension(args, "outputChannels");
+    s.kernel_height = Dimension(args, "kernelHeight");
+    s.kernel_width = Dimension(args, "kernelWidth");
+    s.stride_height = Dimension(args, "strideHeight", true);
+    s.stride_width = Dimension(args, "strideWidth", true);
+    s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
+    s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
+    s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
+    s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
+    s.groups = Dimension(args, "groups", true);
+  }
+  const char* problem = whittle_conv2d_shape_problem(&s);
+  if (problem != nullptr) ThrowShapeProblem(args.Env(), problem, fully_connected);
+  return s;
+}
+
+enum class Format { kFixed16, kFixed8, kBinary, kXnor, kTernary, kSparse, kCodebook };
+
+const struct {
+  const char* name;
+  Format format;
+} kFormats[] = {{"fixed16", Format::kFixed16},       {"fixed8", Format::kFixed8},
+                {"binary-weights", Format::kBinary}, {"xnor", Format::kXnor},
+                {"ternary", Format::kTernary},       {"sparse", Format::kSparse},
+                {"codebook", Format::kCodebook}};
+const char* kFormatList = "'fixed16', 'fixed8', 'binary-weights', 'xnor', 'ternary', 'sparse' or 'codebook'";
+
+std::string Hex(uint64_t value) {
+  static const char digits[] = "0123456789abcdef";
+  std::string text;
+  do {
+    text.insert(text.begin(), digits[value & 15]);
+    value >>= 4;
+  } while (value != 0);
+  return "0x" + text;
+}
+
+class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "FormatLayer",
+        {InstanceMethod<&FormatLayer::Run>("run"), InstanceMethod<&FormatLayer::RunReference>("runReference"),
+         InstanceMethod<&FormatLayer::Dispose>("dispose"), InstanceAccessor<&FormatLayer::Kernel>("kernel"),
+         InstanceAccessor<&FormatLayer::InputLength>("inputLength"),
+         InstanceAccessor<&FormatLayer::OutputLength>("outputLength"),
+         InstanceAccessor<&FormatLayer::OutputHeight>("outputHeight"),
+         InstanceAccessor<&FormatLayer::OutputWidth>("outputWidth")});
+  }
+
+  // new FormatLayer(format, layer: 'conv2d' | 'fullyConnected', args)
+  explicit FormatLayer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FormatLayer>(info) {
+    Napi::Env env = info.Env();
+    const std::string format =
+        info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    bool known = false;
+    for (const auto& f : kFormats) {
+      if (format == f.name) {
+        format_ = f.format;
+        known = true;
+      }
+    }
+    if (!known) ThrowType(env, kFormatList, "format", info.Length() > 0 ? info[0] : env.Undefined());
+    const std::string layer =
+        info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (layer != "conv2d" && layer != "fullyConnected")
+      ThrowType(env, "'conv2d' or 'fullyConnected'", "layer", info.Length() > 1 ? info[1] : env.Undefined());
+    fc_ = layer == "fullyConnected";
+    const Napi::Object args = ArgsObject(info, 2, "args");
+    const whittle_conv2d_shape s = ReadShape(args, fc_);
+    g_.batch = s.batch;
+    g_.input_height = s.input_height;
+    g_.input_width = s.input_width;
+    g_.kernel_height = s.kernel_height;
+    g_.kernel_width = s.kernel_width;
+    g_.stride_height = s.stride_height;
+    g_.stride_width = s.stride_width;
+    g_.padding_top = s.padding_top;
+    g_.padding_left = s.padding_left;
+    g_.output_height = whittle_conv2d_output_height(&s);
+    g_.output_width = whittle_conv2d_output_width(&s);
+    g_.groups = s.groups;
+    g_.group_input_channels = s.input_channels / s.groups;
+    g_.group_output_channels = s.output_channels / s.groups;
+    oc_ = s.output_channels;
+    in_channels_ = s.input_channels;
+    reduction_ = s.kernel_height * s.kernel_width * g_.group_input_channels;
+    input_length_ = s.batch * s.input_height * s.input_width * s.input_channels;
+    output_length_ = s.batch * g_.output_height * g_.output_width * oc_;
+    const std::string k_name = fc_ ? "inChannels" : "kernelHeight x kernelWidth x inputChannels / groups";
+    const std::string oc_name = fc_ ? "outChannels" : "outputChannels";
+    const std::string rows = fc_ ? "outChannels x " : "outputChannels x ";
+    const whittle_isa isa = whittle_isa_selected();
+    if (format_ == Format::kTernary || format_ == Format::kSparse) {
+      const Napi::Value activations = args.Get("activations");
+      const std::string kind = activations.IsString() ? activations.As<Napi::String>().Utf8Value() : "";
+      if (!activations.IsUndefined() && kind != "float32" && kind != "int8")
+        ThrowType(env, "'float32', 'int8' or undefined", "activations", activations);
+      int8_ = kind == "int8";
+    }
+
+    switch (format_) {
+      case Format::kFixed16:
+      case Format::kFixed8: {
+        const bool wide = format_ == Format::kFixed16;
+        const size_t max_k = wide ? QF16_MAX_REDUCTION : QF8_MAX_REDUCTION;
+        if (reduction_ > max_k) {
+          ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(max_k),
+                     fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
+        }
+        input_fl_ = static_cast<int32_t>(Integer(args, "inputFl", -64, 64));
+        weight_fl_ = static_cast<int32_t>(Integer(args, "weightFl", -64, 64));
+        output_fl_ = static_cast<int32_t>(Integer(args, "outputFl", -64, 64));
+        const int32_t shift = input_fl_ + weight_fl_ - output_fl_;
+        const int32_t min_shift = wide ? QF16_MIN_SHIFT : QF8_MIN_SHIFT;
+        const int32_t max_shift = wide ? QF16_MAX_SHIFT : QF8_MAX_SHIFT;
+        if (shift < min_shift || shift > max_shift) {
+          ThrowRange(env,
+                     "inputFl + weightFl - outputFl in [" + std::to_string(min_shift) + ", " +
+                         std::to_string(max_shift) + "]",
+                     "outputFl", std::to_string(output_fl_) + " (shift " + std::to_string(shift) + ")");
+        }
+        const int64_t lo = wide ? INT16_MIN : INT8_MIN, hi = wide ? INT16_MAX : INT8_MAX;
+        q_min_ = static_cast<int32_t>(Integer(args, "outputMin", lo, hi, true, lo));
+        q_max_ = static_cast<int32_t>(Integer(args, "outputMax", lo, hi, true, hi));
+        if (q_min_ > q_max_) {
+          ThrowRange(env, "outputMax >= outputMin (" + std::to_string(q_min_) + ")", "outputMax",
+                     std::to_string(q_max_));
+        }
+        const View weights = Field(args, "weights", wide ? napi_int16_array : napi_int8_array);
+        ExpectLength(env, weights, oc_ * reduction_, rows + k_name);
+        const View bias =
+            OptionalField(args, "bias", wide ? napi_bigint64_array : napi_int32_array, &has_bias_);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        ExpectUnchanged(env, {&weights, &bias});
+        if (wide) {
+          w16_ = Copy<int16_t>(weights);
+          for (size_t i = 0; i < w16_.size(); i++) {
+            if (w16_[i] < -QF16_WEIGHT_MAX) {
+              ThrowRange(env, "a weight in [-32767, 32767]", "weights[" + std::to_string(i) + "]",
+                         std::to_string(w16_[i]));
+            }
+          }
+          bias64_ = Copy<int64_t>(bias);
+          for (size_t o = 0; o < bias64_.size(); o++) {
+            if (bias64_[o] > QF16_MAX_ABS_BIAS || bias64_[o] < -QF16_MAX_ABS_BIAS) {
+              ThrowRange(env, "a bias in [-2^56, 2^56]", "bias[" + std::to_string(o) + "]",
+                         std::to_string(bias64_[o]));
+            }
+          }
+          qf16_ = qf16_conv2d_select(isa);
+          kernel_ = qf16_->name;
+        } else {
+          w8_ = Copy<int8_t>(weights);
+          bias32_ = Copy<int32_t>(bias);
+          qf8_ = qf8_conv2d_select(isa);
+          kernel_ = qf8_->name;
+        }
+        break;
+      }
+      case Format::kBinary:
+      case Format::kTernary: {
+        if (int8_) {
+          if (reduction_ > TERN_QS8_MAX_REDUCTION) {
+            ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(TERN_QS8_MAX_REDUCTION),
+                       fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
+          }
+          ReadInt8Scalars(args);
+        } else {
+          fmin_ = Float(args, "outputMin", -INFINITY);
+          fmax_ = Float(args, "outputMax", INFINITY);
+          ReadFloatBounds(env);
+        }
+        const size_t words = bin_row_words(reduction_);
+        const bool binary = format_ == Format::kBinary;
+        const View plane_a = Field(args, binary ? "weightBits" : "weightNonzero", napi_uint32_array);
+        ExpectLength(env, plane_a, oc_ * words, rows + "ceil(" + k_name + " / 32)");
+        const View plane_b = binary ? View{nullptr, 0, 0, napi_uint32_array, "", Napi::Value()}
+                                    : Field(args, "weightSign", napi_uint32_array);
+        if (!binary) ExpectLength(env, plane_b, oc_ * words, rows + "ceil(" + k_name + " / 32)");
+        const View none{nullptr, 0, 0, napi_float32_array, "", Napi::Value()};
+        const View alpha = int8_ ? none : Field(args, "alpha", napi_float32_array);
+        if (!int8_) ExpectLength(env, alpha, oc_, oc_name);
+        const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
+        const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
+        if (int8_) {
+          ExpectLength(env, multipliers, oc_, oc_name);
+          ExpectLength(env, shifts, oc_, oc_name);
+        }
+        const View bias =
+            OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        ExpectUnchanged(env, {&plane_a, &plane_b, &alpha, &multipliers, &shifts, &bias});
+        bits_a_ = Copy<uint32_t>(plane_a);
+        bits_b_ = Copy<uint32_t>(plane_b);
+        alpha_ = Copy<float>(alpha);
+        if (int8_) {
+          bias32_ = Copy<int32_t>(bias);
+          CopyRequantization(env, multipliers, shifts);
+        } else {
+          fbias_ = Copy<float>(bias);
+        }
+        const uint32_t tail = static_cast<uint32_t>(reduction_ % 32);
+        const uint32_t unused = tail == 0 ? 0 : ~((UINT32_C(1) << tail) - 1);
+        for (size_t o = 0; o < oc_; o++) {
+          const size_t last = o * words + words - 1;
+          if ((bits_a_[last] & unused) != 0) {
+            ThrowRange(env, "the bits past " + std::to_string(reduction_) + " of each row to be 0",
+                       plane_a.name + "[" + std::to_string(last) + "]", Hex(bits_a_[last]));
+          }
+        }
+        for (size_t i = 0; i < bits_b_.size(); i++) {
+          if ((bits_b_[i] & ~bits_a_[i]) != 0) {
+            ThrowRange(env, "sign bits only where weightNonzero is 1 (and 0 past the row)",
+                       "weightSign[" + std::to_string(i) + "]", Hex(bits_b_[i]));
+          }
+        }
+        if (binary) {
+          bin_ = bin_conv2d_select(isa);
+          kernel_ = bin_->name;
+        } else {
+          tern_ = tern_conv2d_select(isa);
+          kernel_ = int8_ ? "scalar" : tern_->name;
+        }
+        break;
+      }
+      case Format::kXnor: {
+        if (reduction_ > XNOR_MAX_REDUCTION) {
+          ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(XNOR_MAX_REDUCTION),
+                     fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
+        }
+        fmin_ = Float(args, "outputMin", -INFINITY);
+        fmax_ = Float(args, "outputMax", INFINITY);
+        ReadFloatBounds(env);
+        input_scaling_ = Boolean(args, "inputScaling");
+        const size_t words = xnor_group_words(g_.group_input_channels);
+        const size_t taps = g_.kernel_height * g_.kernel_width;
+        const View bits = Field(args, "weightBits", napi_biguint64_array);
+        const std::string channels = fc_ ? "inChannels" : "inputChannels / groups";
+        ExpectLength(env, bits, oc_ * taps * words,
+                     fc_ ? "outChannels x ceil(inChannels / 64)"
+                         : "outputChannels x kernelHeight x kernelWidth x ceil(inputChannels / groups / 64)");
+        const View alpha = Field(args, "alpha", napi_float32_array);
+        ExpectLength(env, alpha, oc_, oc_name);
+        const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        ExpectUnchanged(env, {&bits, &alpha, &bias});
+        bits64_ = Copy<uint64_t>(bits);
+        alpha_ = Copy<float>(alpha);
+        fbias_ = Copy<float>(bias);
+        const uint32_t tail = static_cast<uint32_t>(g_.group_input_channels % 64);
+        const uint64_t unused = tail == 0 ? 0 : ~((UINT64_C(1) << tail) - 1);
+        for (size_t i = words - 1; i < bits64_.size(); i += words) {
+          if ((bits64_[i] & unused) != 0) {
+            ThrowRange(env, "the bits past " + channels + " of each tap to be 0",
+                       "weightBits[" + std::to_string(i) + "]", Hex(bits64_[i]));
+          }
+        }
+        xnor_ = xnor_conv2d_select(isa);
+        xnor_pack_ = xnor_pack_select(isa)->pack;
+        kernel_ = xnor_->name;
+        break;
+      }
+      case Format::kSparse: {
+        if (int8_) {
+          ReadInt8Scalars(args);
+        } else {
+          fmin_ = Float(args, "outputMin", -INFINITY);
+          fmax_ = Float(args, "outputMax", INFINITY);
+          ReadFloatBounds(env);
+        }
+        const View offsets = Field(args, "rowOffsets", napi_uint32_array);
+        ExpectLength(env, offsets, oc_ + 1, oc_name + " + 1");
+        const View columns = Field(args, "columnIndices", napi_uint32_array);
+        const View values = Field(args, "values", int8_ ? napi_int8_array : napi_float32_array);
+        ExpectLength(env, values, columns.length, "columnIndices.length");
+        if (columns.length != 0 && columns.data == nullptr)
+          ThrowRange(env, "an array with an attached buffer", "columnIndices", "a detached buffer");
+        const View none{nullptr, 0, 0, napi_int32_array, "", Napi::Value()};
+        const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
+        const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
+        if (int8_) {
+          ExpectLength(env, multipliers, oc_, oc_name);
+          ExpectLength(env, shifts, oc_, oc_name);
+        }
+        const View bias =
+            OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        ExpectUnchanged(env, {&offsets, &columns, &values, &multipliers, &shifts, &bias});
+        bits_a_ = Copy<uint32_t>(offsets);
+        bits_b_ = Copy<uint32_t>(columns);
+        if (int8_) {
+          w8_ = Copy<int8_t>(values);
+          bias32_ = Copy<int32_t>(bias);
+          CopyRequantization(env, multipliers, shifts);
+        } else {
+          values_ = Copy<float>(values);
+          fbias_ = Copy<float>(bias);
+        }
+        if (bits_a_[0] != 0) ThrowRange(env, "0", "rowOffsets[0]", std::to_string(bits_a_[0]));
+        if (bits_a_[oc_] != bits_b_.size()) {
+          ThrowRange(env, "columnIndices.length (" + std::to_string(bits_b_.size()) + ")",
+                     "rowOffsets[" + std::to_string(oc_) + "]", std::to_string(bits_a_[oc_]));
+        }
+        for (size_t o = 0; o < oc_; o++) {
+          if (bits_a_[o + 1] < bits_a_[o]) {
+            ThrowRange(env, "non-decreasing offsets (>= " + std::to_string(bits_a_[o]) + ")",
+                       "rowOffsets[" + std::to_string(o + 1) + "]", std::to_string(bits_a_[o + 1]));
+          }
+          if (int8_ && bits_a_[o + 1] - bits_a_[o] > QS8_FC_MAX_INPUT_CHANNELS) {
+            ThrowRange(env,
+                       "at most " + std::to_string(QS8_FC_MAX_INPUT_CHANNELS) + " nonzeros per row (int8)",
+                       "rowOffsets[" + std::to_string(o + 1) + "]", std::to_string(bits_a_[o + 1]));
+          }
+          for (size_t j = bits_a_[o]; j < bits_a_[o + 1]; j++) {
+            const uint32_t column = bits_b_[j];
+            if (column >= reduction_ || (j > bits_a_[o] && column <= bits_b_[j - 1])) {
+              ThrowRange(env,
+                         "a column < " + std::to_string(reduction_) + " (" + k_name +
+                             "), strictly increasing within row " + std::to_string(o),
+                         "columnIndices[" + std::to_string(j) + "]", std::to_string(column));
+            }
+          }
+        }
+        sparse_ = sparse_f32_select(isa);
+        kernel_ = int8_ ? "scalar" : sparse_->name;
+        break;
+      }
+      case Format::kCodebook: {
+        fmin_ = Float(args, "outputMin", -INFINITY);
+        fmax_ = Float(args, "outputMax", INFINITY);
+        ReadFloatBounds(env);
+        index_bits_ = static_cast<uint32_t>(Integer(args, "indexBits", CB_MIN_INDEX_BITS, CB_MAX_INDEX_BITS));
+        const View codebook = Field(args, "codebook", napi_float32_array);
+        const size_t max_size = size_t{1} << index_bits_;
+        if (codebook.length < 1 || codebook.length > max_size) {
+          ThrowRange(env, "a length in [1, " + std::to_string(max_size) + "] (2^indexBits)", "codebook",
+                     "length " + std::to_string(codebook.length));
+        }
+        ExpectLength(env, codebook, codebook.length, "2^indexBits at most");
+        const size_t row_bytes = cb_row_bytes(reduction_, index_bits_);
+        const View indices = Field(args, "indices", napi_uint8_array);
+        ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)");
+        const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        ExpectUnchanged(env, {&codebook, &indices, &bias});
+        alpha_ = Copy<float>(codebook);
+        u8_ = Copy<uint8_t>(indices);
+        fbias_ = Copy<float>(bias);
+        const size_t size = alpha_.size();
+        for (size_t o = 0; o < oc_; o++) {
+          const uint8_t* row = u8_.data() + o * row_bytes;
+          for (size_t k = 0; k < reduction_; k++) {
+            uint32_t index = 0;
+            for (uint32_t b = 0; b < index_bits_; b++) {
+              const size_t bit = k * index_bits_ + b;
+              index |= static_cast<uint32_t>((row[bit / 8] >> (bit % 8)) & 1) << b;
+            }
+            if (index >= size) {
+              ThrowRange(env, "indices < codebook.length (" + std::to_string(size) + ")",
+                         "indices (row " + std::to_string(o) + ", index " + std::to_string(k) + ")",
+                         std::to_string(index));
+            }
+          }
+          for (size_t bit = reduction_ * index_bits_; bit < row_bytes * 8; bit++) {
+            if (((row[bit / 8] >> (bit % 8)) & 1) != 0) {
+              ThrowRange(env, "the bits past " + k_name + " x indexBits of each row to be 0",
+                         "indices[" + std::to_string(o * row_bytes + bit / 8) + "]", Hex(row[bit / 8]));
+            }
+          }
+        }
+        cb_ = cb_conv2d_select(isa);
+        kernel_ = cb_->name;
+        break;
+      }
+    }
+    live_ = true;
+  }
+
+ private:
+  // int8 activations (ternary and sparse): the quantization of qs8_fc.h.
+  void ReadInt8Scalars(const Napi::Object& args) {
+    input_zero_point_ = static_cast<int32_t>(Integer(args, "inputZeroPoint", INT8_MIN, INT8_MAX));
+    output_zero_point_ = static_cast<int32_t>(Integer(args, "outputZeroPoint", INT8_MIN, INT8_MAX));
+    q_min_ = static_cast<int32_t>(Integer(args, "outputMin", INT8_MIN, INT8_MAX, true, INT8_MIN));
+    q_max_ = static_cast<int32_t>(Integer(args, "outputMax", INT8_MIN, INT8_MAX, true, INT8_MAX));
+    if (q_min_ > q_max_) {
+      ThrowRange(args.Env(), "outputMax >= outputMin (" + std::to_string(q_min_) + ")", "outputMax",
+                 std::to_string(q_max_));
+    }
+  }
+
+  void CopyRequantization(Napi::Env env, const View& multipliers, const View& shifts) {
+    multipliers_ = Copy<int32_t>(multipliers);
+    shifts_ = Copy<int32_t>(shifts);
+    for (size_t o = 0; o < oc_; o++) {
+      if (multipliers_[o] < 0) {
+        ThrowRange(env, "a Q31 multiplier in [0, 2147483647]", "multipliers[" + std::to_string(o) + "]",
+                   std::to_string(multipliers_[o]));
+      }
+      if (shifts_[o] < QS8_REQUANT_MIN_SHIFT || shifts_[o] > QS8_REQUANT_MAX_SHIFT) {
+        ThrowRange(env,
+                   "an integer in [" + std::to_string(QS8_REQUANT_MIN_SHIFT) + ", " +
+                       std::to_string(QS8_REQUANT_MAX_SHIFT) + "]",
+                   "shifts[" + std::to_string(o) + "]", std::to_string(shifts_[o]));
+      }
+    }
+  }
+
+  void ReadFloatBounds(Napi::Env env) {
+    if (!(fmin_ <= fmax_))
+      ThrowRange(env, "outputMax >= outputMin (" + std::to_string(fmin_) + ")", "outputMax",
+                 std::to_string(fmax_));
+  }
+
+  napi_typedarray_type TensorType() const {
+    if (format_ == Format::kFixed16) return napi_int16_array;
+    return format_ == Format::kFixed8 || int8_ ? napi_int8_array : napi_float32_array;
+  }
+
+  // One run: the operands and the per-run scratch shared by the threads.
+  struct Task {
+    FormatLayer* self;
+    const void* input;
+    void* output;
+    bool reference;
+    const uint64_t* input_bits;
+    const float* input_scale;
+    float* workspace;      // sparse fp32 conv2d: reduction_ floats per thread
+    int16_t* workspace16;  // sparse int8 conv2d: reduction_ int16 per thread
+  };
+
+  static void RunRange(void* context, size_t thread, size_t begin, size_t end) {
+    const Task* task = static_cast<const Task*>(context);
+    task->self->Compute(*task, thread, begin, end);
+  }
+
+  void Compute(const Task& t, size_t thread, size_t begin, size_t end) const {
+    const whittle_conv2d_geometry* g = &g_;
+    const size_t n = g_.batch, ic = in_channels_, oc = oc_;
+    switch (format_) {
+      case Format::kFixed16: {
+        const int16_t* in = static_cast<const int16_t*>(t.input);
+        int16_t* out = static_cast<int16_t*>(t.output);
+        const int64_t* bias = has_bias_ ? bias64_.data() : nullptr;
+        if (fc_) {
+          (t.reference ? qf16_fc_minmax_rndnu_ukernel__reference : qf16_->fc)(
+              n, ic, oc, begin, end, in, w16_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
+              out);
+        } else {
+          (t.reference ? qf16_conv2d_minmax_rndnu_ukernel__reference : qf16_->conv2d)(
+              g, begin, end, in, w16_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_, out);
+        }
+        break;
+      }
+      case Format::kFixed8: {
+        const int8_t* in = static_cast<const int8_t*>(t.input);
+        int8_t* out = static_cast<int8_t*>(t.output);
+        const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+        if (fc_) {
+          (t.reference ? qf8_fc_minmax_rndnu_ukernel__reference : qf8_->fc)(
+              n, ic, oc, begin, end, in, w8_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
+              out);
+        } else {
+          (t.reference ? qf8_conv2d_minmax_rndnu_ukernel__reference : qf8_->conv2d)(
+              g, begin, end, in, w8_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_, out);
+        }
+        break;
+      }
+      case Format::kBinary: {
+        const float* in = static_cast<const float*>(t.input);
+        float* out = static_cast<float*>(t.output);
+        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        if (fc_) {
+          (t.reference ? bin_fc_minmax_ukernel__reference : bin_->fc)(
+              n, ic, oc, begin, end, in, bits_a_.data(), alpha_.data(), bias, fmin_, fmax_, out);
+        } else {
+          (t.reference ? bin_conv2d_minmax_ukernel__reference : bin_->conv2d)(
+              g, begin, end, in, bits_a_.data(), alpha_.data(), bias, fmin_, fmax_, out);
+        }
+        break;
+      }
+      case Format::kTernary: {
+        if (int8_) {
+          const int8_t* in = static_cast<const int8_t*>(t.input);
+          int8_t* out = static_cast<int8_t*>(t.output);
+          const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+          if (fc_) {
+            (t.reference ? tern_fc_qs8_minmax_gemmlowp_ukernel__reference
+                         : tern_fc_qs8_minmax_gemmlowp_ukernel__scalar)(
+                n, ic, oc, begin, end, in, input_zero_point_, bits_a_.data(), bits_b_.data(), bias,
+                multipliers_.data(), shifts_.data(), output_zero_point_, q_min_, q_max_, out);
+          } else {
+            (t.reference ? tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference
+                         : tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar)(
+                g, begin, end, in, input_zero_point_, bits_a_.data(), bits_b_.data(), bias,
+                multipliers_.data(), shifts_.data(), output_zero_point_, q_min_, q_max_, out);
+          }
+          break;
+        }
+        const float* in = static_cast<const float*>(t.input);
+        float* out = static_cast<float*>(t.output);
+        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        if (fc_) {
+          (t.reference ? tern_fc_minmax_ukernel__reference : tern_->fc)(
+              n, ic, oc, begin, end, in, bits_a_.data(), bits_b_.data(), alpha_.data(), bias, fmin_, fmax_,
+              out);
+        } else {
+          (t.reference ? tern_conv2d_minmax_ukernel__reference : tern_->conv2d)(
+              g, begin, end, in, bits_a_.data(), bits_b_.data(), alpha_.data(), bias, fmin_, fmax_, out);
+        }
+        break;
+      }
+      case Format::kXnor: {
+        float* out = static_cast<float*>(t.output);
+        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        if (fc_) {
+          (t.reference ? xnor_fc_minmax_ukernel__reference : xnor_->fc)(
+              n, ic, oc, begin, end, t.input_bits, bits64_.data(), alpha_.data(), t.input_scale, bias, fmin_,
+              fmax_, out);
+        } else {
+          (t.reference ? xnor_conv2d_minmax_ukernel__reference : xnor_->conv2d)(
+              g, begin, end, t.input_bits, bits64_.data(), alpha_.data(), t.input_scale, bias, fmin_, fmax_,
+              out);
+        }
+        break;
+      }
+      case Format::kSparse: {
+        if (int8_) {
+          const int8_t* in = static_cast<const int8_t*>(t.input);
+          int8_t* out = static_cast<int8_t*>(t.output);
+          const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+          if (fc_) {
+            (t.reference ? sparse_qs8_fc_minmax_gemmlowp_ukernel__reference
+                         : sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar)(
+                n, ic, oc, begin, end, in, input_zero_point_, bits_a_.data(), bits_b_.data(), w8_.data(),
+                bias, multipliers_.data(), shifts_.data(), output_zero_point_, q_min_, q_max_, out);
+          } else {
+            (t.reference ? sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference
+                         : sparse_qs8_conv2d_minmax_gemmlowp_ukernel__scalar)(
+                g, begin, end, in, input_zero_point_, bits_a_.data(), bits_b_.data(), w8_.data(), bias,
+                multipliers_.data(), shifts_.data(), output_zero_point_, q_min_, q_max_,
+                t.workspace16 + thread * reduction_, out);
+          }
+          break;
+        }
+        const float* in = static_cast<const float*>(t.input);
+        float* out = static_cast<float*>(t.output);
+        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        if (fc_) {
+          (t.reference ? sparse_f32_fc_minmax_ukernel__reference : sparse_->fc)(
+              n, ic, oc, begin, end, in, bits_a_.data(), bits_b_.data(), values_.data(), bias, fmin_, fmax_,
+              out);
+        } else {
+          (t.reference ? sparse_f32_conv2d_minmax_ukernel__reference : sparse_->conv2d)(
+              g, begin, end, in, bits_a_.data(), bits_b_.data(), values_.data(), bias, fmin_, fmax_,
+              t.workspace + thread * reduction_, out);
+        }
+        break;
+      }
+      case Format::kCodebook: {
+        const float* in = static_cast<const float*>(t.input);
+        float* out = static_cast<float*>(t.output);
+        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        if (fc_) {
+          (t.reference ? cb_fc_minmax_ukernel__reference : cb_->fc)(n, ic, oc, begin, end, in, u8_.data(),
+                                                                    index_bits_, alpha_.data(), alpha_.size(),
+                                                                    bias, fmin_, fmax_, out);
+        } else {
+          (t.reference ? cb_conv2d_minmax_ukernel__reference : cb_->conv2d)(
+              g, begin, end, in, u8_.data(), index_bits_, alpha_.data(), alpha_.size(), bias, fmin_, fmax_,
+              out);
+        }
+        break;
+      }
+    }
+  }
+
+  Napi::Value Execute(const Napi::CallbackInfo& info, bool reference) {
+    Napi::Env env = info.Env();
+    if (!live_) throw Napi::Error::New(env, "This FormatLayer was disposed");
+    const napi_typedarray_type type = TensorType();
+    const View input =
+        Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", type, Article(type));
+    const View output =
+        Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", type, Article(type));
+    ExpectLength(env, input, input_length_,
+                 fc_ ? "batch x inChannels" : "batch x inputHeight x inputWidth x inputChannels");
+    ExpectLength(env, output, output_length_,
+                 fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels");
+    if (Overlaps(output, input)) {
+      throw Napi::RangeError::New(
+          env, "Expected output not to share memory with input but received overlapping buffers");
+    }
+    Task task{this, input.data, output.data, reference, nullptr, nullptr, nullptr, nullptr};
+    std::vector<uint64_t> bits;
+    std::vector<float> scale, workspace;
+    std::vector<int16_t> workspace16;
+    ThreadPoolLease lease;
+    const size_t threads = whittle_threadpool_threads(lease.pool());
+    if (format_ == Format::kXnor) {
+      const float* in = static_cast<const float*>(input.data);
+      const size_t pixels = g_.batch * g_.input_height * g_.input_width;
+      bits.resize(pixels * g_.groups * xnor_group_words(g_.group_input_channels));
+      (reference ? xnor_pack_ukernel__scalar : xnor_pack_)(pixels, g_.groups, g_.group_input_channels, in,
+                                                           bits.data());
+      task.input_bits = bits.data();
+      if (input_scaling_) {
+        scale.resize(g_.batch * g_.output_height * g_.output_width);
+        xnor_input_scale_map(&g_, in, scale.data());
+        task.input_scale = scale.data();
+      }
+    } else if (format_ == Format::kSparse && !fc_ && int8_) {
+      workspace16.resize(reduction_ * (reference ? 1 : threads));
+      task.workspace16 = workspace16.data();
+    } else if (format_ == Format::kSparse && !fc_) {
+      workspace.resize(reduction_ * (reference ? 1 : threads));
+      task.workspace = workspace.data();
+    }
+    if (reference) {
+      Compute(task, 0, 0, oc_);
+    } else {
+      whittle_threadpool_parallelize(lease.pool(), RunRange, &task, oc_, 1);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Run(const Napi::CallbackInfo& info) { return Execute(info, false); }
+  // The plain C reference kernels on the same arguments: for tests that compare the JS-visible results.
+  Napi::Value RunReference(const Napi::CallbackInfo& info) { return Execute(info, true); }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    live_ = false;
+    w16_ = {};
+    w8_ = {};
+    bias64_ = {};
+    bias32_ = {};
+    multipliers_ = {};
+    shifts_ = {};
+    bits_a_ = {};
+    bits_b_ = {};
+    bits64_ = {};
+    alpha_ = {};
+    fbias_ = {};
+    values_ = {};
+    u8_ = {};
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Kernel(const Napi::CallbackInfo& info) {
+    if (!live_) return info.Env().Null();
+    return Napi::String::New(info.Env(), kernel_);
+  }
+  Napi::Value InputLength(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(input_length_));
+  }
+  Napi::Value OutputLength(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(output_length_));
+  }
+  Napi::Value OutputHeight(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(g_.output_height));
+  }
+  Napi::Value OutputWidth(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(g_.output_width));
+  }
+
+  Format format_ = Format::kFixed16;
+  bool fc_ = false;
+  bool live_ = false;
+  bool has_bias_ = false;
+  bool input_scaling_ = false;
+  bool int8_ = false;  // ternary / sparse with int8 activations
+  int32_t input_zero_point_ = 0, output_zero_point_ = 0;
+  std::vector<int32_t> multipliers_, shifts_;
+  whittle_conv2d_geometry g_{};
+  size_t oc_ = 0, in_channels_ = 0, reduction_ = 0, input_length_ = 0, output_length_ = 0;
+  int32_t input_fl_ = 0, weight_fl_ = 0, output_fl_ = 0, q_min_ = 0, q_max_ = 0;
+  float fmin_ = -INFINITY, fmax_ = INFINITY;
+  uint32_t index_bits_ = 0;
+  // The layer's own copies of the weights, checked.
+  std::vector<int16_t> w16_;
+  std::vector<int8_t> w8_;
+  std::vector<int64_t> bias64_;
+  std::vector<int32_t> bias32_;
+  std::vector<uint32_t> bits_a_, bits_b_;      // binary bits / ternary nonzero, sign / CSR offsets, columns
+  std::vector<uint64_t> bits64_;               // xnor weight bits
+  std::vector<float> alpha_, fbias_, values_;  // alpha or codebook; bias; CSR values
+  std::vector<uint8_t> u8_;                    // codebook indices
+  const char* kernel_ = "";
+  const qf16_conv2d_variant* qf16_ = nullptr;
+  const qf8_conv2d_variant* qf8_ = nullptr;
+  const bin_conv2d_variant* bin_ = nullptr;
+  const tern_conv2d_variant* tern_ = nullptr;
+  const xnor_conv2d_variant* xnor_ = nullptr;
+  xnor_pack_fn xnor_pack_ = nullptr;
+  const sparse_f32_variant* sparse_ = nullptr;
+  const cb_conv2d_variant* cb_ = nullptr;
+};
+
+// fixedPointQuantize({ input: Float32Array, output: Int16Array | Int8Array, fractionalLength,
+//                      rounding?: 'nearest' | 'stochastic', seed?, firstIndex? }): the trainer's quantizers.
+Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const Napi::Value rounding_value = args.Get("rounding");
+  const std::string rounding =
+      rounding_value.IsUndefined()
+          ? "nearest"
+          : (rounding_value.IsString() ? rounding_value.As<Napi::String>().Utf8Value() : "");
+  if (rounding != "nearest" && rounding != "stochastic")
+    ThrowType(env, "'nearest', 'stochastic' or undefined", "rounding", rounding_value);
+  const int32_t fl = static_cast<int32_t>(Integer(args, "fractionalLength", -64, 64));
+  const bool stochastic = rounding == "stochastic";
+  const uint32_t seed = static_cast<uint32_t>(stochastic ? Integer(args, "seed", 0, UINT32_MAX) : 0);
+  const uint32_t first = static_cast<uint32_t>(Integer(args, "firstIndex", 0, UINT32_MAX, true, 0));
+  const View input = Field(args, "input", napi_float32_array);
+  const Napi::Value output_value = args.Get("output");
+  const bool wide =
+      output_value.IsTypedArray() && output_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
+  const View output = Array(env, output_value, "output", wide ? napi_int16_array : napi_int8_array,
+                            "an Int16Array or Int8Array");
+  ExpectLength(env, output, input.length, "input.length");
+  if (input.length != 0 && input.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
+  if (Overlaps(output, input)) {
+    throw Napi::RangeError::New(
+        env, "Expected output not to share memory with input but received overlapping buffers");
+  }
+  ExpectUnchanged(env, {&input, &output});
+  if (input.length == 0) return env.Undefined();
+  const float* in = static_cast<const float*>(input.data);
+  if (wide) {
+    int16_t* out = static_cast<int16_t*>(output.data);
+    stochastic ? qf16_quantize_stochastic(input.length, in, fl, seed, first, out)
+               : qf16_quantize_nearest(input.length, in, fl, out);
+  } else {
+    int8_t* out = static_cast<int8_t*>(output.data);
+    stochastic ? qf8_quantize_stochastic(input.length, in, fl, seed, first, out)
+               : qf8_quantize_nearest(input.length, in, fl, out);
+  }
+  return env.Undefined();
+}
+
+// fixedPointDequantize({ input: Int16Array | Int8Array, fractionalLength, output: Float32Array })
+Napi::Value FixedPointDequantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const int32_t fl = static_cast<int32_t>(Integer(args, "fractionalLength", -100, 100));
+  const Napi::Value input_value = args.Get("input");
+  const bool wide =
+      input_value.IsTypedArray() && input_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
+  const View input = Array(env, input_value, "input", wide ? napi_int16_array : napi_int8_array,
+                           "an Int16Array or Int8Array");
+  const View output = Field(args, "output", napi_float32_array);
+  ExpectLength(env, output, input.length, "input.length");
+  if (input.length != 0 && input.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
+  if (Overlaps(output, input)) {
+    throw Napi::RangeError::New(
+        env, "Expected output not to share memory with input but received overlapping buffers");
+  }
+  ExpectUnchanged(env, {&input, &output});
+  if (input.length == 0) return env.Undefined();
+  float* out = static_cast<float*>(output.data);
+  wide ? qf16_dequantize(input.length, static_cast<const int16_t*>(input.data), fl, out)
+       : qf8_dequantize(input.length, static_cast<const int8_t*>(input.data), fl, out);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void RegisterFormatKernels(Napi::Env env, Napi::Object exports) {
+  exports.Set("FormatLayer", FormatLayer::Define(env));
+  exports.Set("fixedPointQuantize", Napi::Function::New(env, FixedPointQuantize, "fixedPointQuantize"));
+  exports.Set("fixedPointDequantize", Napi::Function::New(env, FixedPointDequantize, "fixedPointDequantize"));
+}
+
+}  // namespace whittle

@@ -1,0 +1,961 @@
+// The Node-API surface of the fp32 and int8 operators and of the library's infrastructure. Like
+// binding.cc, it turns JavaScript arguments into checked plain values; every bad argument throws a
+// TypeError (wrong type) or RangeError (wrong value, length, shape or aliasing) that names it, in one
+// format:  Expected <what> for <name> but received <value>
+// Shapes are checked (whittle_conv2d_shape_problem and friends bound every dimension and element count)
+// before any length is computed, so no size arithmetic can overflow.
+#include "binding_kernels.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "cpu/cpu-features.h"
+#include "f32_ops.h"
+#include "qs8_ops.h"
+}
+
+namespace whittle {
+namespace {
+
+std::shared_mutex pool_mutex;
+whittle_threadpool* shared_pool = nullptr;  // guarded by pool_mutex; NULL = 1 thread
+size_t pool_threads = 1;
+
+std::string Describe(const Napi::Value& value) {
+  switch (value.Type()) {
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return std::string("boolean ") + (value.As<Napi::Boolean>().Value() ? "true" : "false");
+    case napi_number:
+      return "number " + value.ToString().Utf8Value();
+    case napi_string:
+      return "string";
+    case napi_symbol:
+      return "symbol";
+    case napi_function:
+      return "function";
+    case napi_bigint:
+      return "bigint";
+    default:
+      break;
+  }
+  Napi::Value constructor = value.As<Napi::Object>().Get("constructor");
+  if (constructor.IsFunction()) {
+    Napi::Value name = constructor.As<Napi::Object>().Get("name");
+    if (name.IsString() && !name.As<Napi::String>().Utf8Value().empty())
+      return name.As<Napi::String>().Utf8Value();
+  }
+  return "object";
+}
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& what, const std::string& name,
+                            const Napi::Value& value) {
+  throw Napi::TypeError::New(env, "Expected " + what + " for " + name + " but received " + Describe(value));
+}
+
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& what, const std::string& name,
+                             const std::string& received) {
+  throw Napi::RangeError::New(env, "Expected " + what + " for " + name + " but received " + received);
+}
+
+Napi::Object ArgsObject(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsObject() || info[index].IsTypedArray() ||
+      info[index].IsArray() || info[index].IsFunction()) {
+    ThrowType(info.Env(), "an object", name, info.Length() <= index ? info.Env().Undefined() : info[index]);
+  }
+  return info[index].As<Napi::Object>();
+}
+
+// An integer in [min, max]. Absent (undefined) takes `fallback` when has_fallback, else is a TypeError.
+int64_t Integer(const Napi::Object& args, const char* name, int64_t min, int64_t max,
+                bool has_fallback = false, int64_t fallback = 0) {
+  Napi::Env env = args.Env();
+  Napi::Value value = args.Get(name);
+  if (value.IsUndefined() && has_fallback) return fallback;
+  if (!value.IsNumber()) ThrowType(env, "an integer", name, value);
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::trunc(number) != number) ThrowType(env, "an integer", name, value);
+  if (number < static_cast<double>(min) || number > static_cast<double>(max)) {
+    ThrowRange(env, "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]", name,
+               value.ToString().Utf8Value());
+  }
+  return static_cast<int64_t>(number);
+}
+
+size_t Dimension(const Napi::Object& args, const char* name, bool has_fallback = false, int64_t fallback = 1,
+                 int64_t min = 1) {
+  return static_cast<size_t>(
+      Integer(args, name, min, static_cast<int64_t>(WHITTLE_MAX_DIMENSION), has_fallback, fallback));
+}
+
+// A number that is not NaN (infinities allowed: they are the open ends of a clamp).
+float Float(const Napi::Object& args, const char* name, float fallback) {
+  Napi::Value value = args.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber() || std::isnan(value.As<Napi::Number>().DoubleValue())) {
+    ThrowType(args.Env(), "a number (not NaN)", name, value);
+  }
+  return static_cast<float>(value.As<Napi::Number>().DoubleValue());
+}
+
+// A finite number > 0.
+float PositiveFloat(const Napi::Object& args, const char* name) {
+  Napi::Value value = args.Get(name);
+  if (!value.IsNumber()) ThrowType(args.Env(), "a positive number", name, value);
+  const double number = value.As<Napi::Number>().DoubleValue();
+  const float as_float = static_cast<float>(number);
+  if (!(number > 0) || !std::isfinite(as_float) || as_float == 0.0f) {
+    ThrowRange(args.Env(), "a finite number > 0", name, value.ToString().Utf8Value());
+  }
+  return as_float;
+}
+
+bool Boolean(const Napi::Object& args, const char* name) {
+  Napi::Value value = args.Get(name);
+  if (value.IsUndefined()) return false;
+  if (!value.IsBoolean()) ThrowType(args.Env(), "a boolean", name, value);
+  return value.As<Napi::Boolean>().Value();
+}
+
+// A typed array argument. `value` is kept so the view can be re-read just before the kernel runs: reading
+// later arguments may run JavaScript (getters) that detaches or transfers an earlier array's buffer.
+struct View {
+  void* data;
+  size_t length;
+  size_t bytes;
+  napi_typedarray_type type;
+  std::string name;
+  Napi::Value value;
+};
+
+// The typed array's element type, length and data pointer, without running any JavaScript. Works for arrays
+// on a SharedArrayBuffer too; a detached buffer gives length 0 and a null pointer.
+void TypedArrayInfo(Napi::Env env, const Napi::Value& value, napi_typedarray_type* type, size_t* length,
+                    void** data) {
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, type, length, data, &buffer, &offset) != napi_ok) {
+    throw Napi::TypeError::New(env, "Expected a typed array");
+  }
+}
+
+size_t ElementBytes(napi_typedarray_type type) {
+  switch (type) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      return 8;
+    default:
+      return 4;
+  }
+}
+
+const char* TypeName(napi_typedarray_type type) {
+  switch (type) {
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_int32_array:
+      return "Int32Array";
+    default:
+      return "typed array";
+  }
+}
+
+// A typed array of one of `types` (what = how the message names them).
+View Array(Napi::Env env, const Napi::Value& value, const std::string& name,
+           std::initializer_list<napi_typedarray_type> types, const std::string& what) {
+  if (!value.IsTypedArray()) ThrowType(env, what, name, value);
+  Napi::TypedArray array = value.As<Napi::TypedArray>();
+  const napi_typedarray_type type = array.TypedArrayType();
+  bool allowed = false;
+  for (napi_typedarray_type t : types) allowed = allowed || t == type;
+  if (!allowed) ThrowType(env, what, name, value);
+  size_t length = 0;
+  void* data = nullptr;
+  napi_typedarray_type info_type;
+  TypedArrayInfo(env, value, &info_type, &length, &data);
+  return View{length == 0 ? nullptr : data, length, length * ElementBytes(type), type, name, value};
+}
+
+// Re-reads every view (no JavaScript runs here) and refuses the call if a getter changed one after it was
+// checked. Call it after the last argument is read and immediately before the kernel.
+void ExpectUnchanged(Napi::Env env, std::initializer_list<const View*> views) {
+  for (const View* view : views) {
+    if (view == nullptr) continue;
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    TypedArrayInfo(env, view->value, &type, &length, &data);
+    if (length != view->length || (length != 0 && data != view->data)) {
+      ThrowRange(env, "an array that stays attached while the call reads its arguments", view->name,
+                 "an array whose buffer changed (a getter detached or transferred it)");
+    }
+  }
+}
+
+View Field(const Napi::Object& args, const char* name, std::initializer_list<napi_typedarray_type> types,
+           const std::string& what) {
+  return Array(args.Env(), args.Get(name), name, types, what);
+}
+
+void ExpectLength(Napi::Env env, const View& view, size_t expected, const std::string& shape) {
+  if (view.length != expected) {
+    ThrowRange(
+        env, std::string(TypeName(view.type)) + " of length " + std::to_string(expected) + " (" + shape + ")",
+        view.name, "length " + std::to_string(view.length));
+  }
+  if (view.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
+}
+
+void ExpectSameType(Napi::Env env, const View& view, const View& like) {
+  if (view.type != like.type) {
+    throw Napi::TypeError::New(env, "Expected " + std::string(TypeName(like.type)) + " for " + view.name +
+                                        " (like " + like.name + ") but received " + TypeName(view.type));
+  }
+}
+
+bool Overlaps(const View& a, const View& b) {
+  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
+  return a0 < b0 + b.bytes && b0 < a0 + a.bytes;
+}
+
+void ExpectNoOverlap(Napi::Env env, const View& output, std::initializer_list<const View*> inputs) {
+  for (const View* input : inputs) {
+    if (input != nullptr && Overlaps(output, *input)) {
+      throw Napi::RangeError::New(env, "Expected " + output.name + " not to share memory with " +
+                                           input->name + " but received overlapping buffers");
+    }
+  }
+}
+
+// An int8-family tensor: "int8" (Int8Array) or "uint8" (Uint8Array) activations.
+bool IsUnsigned(const View& view) { return view.type == napi_uint8_array; }
+
+whittle_isa ActiveIsa() { return whittle_isa_selected(); }
+
+// ---------------------------------------------------------------------------------------------------------
+// Infrastructure
+
+Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const whittle_cpu_features* f = whittle_cpu_detect();
+  Napi::Object result = Napi::Object::New(env);
+  Napi::Object flags = Napi::Object::New(env);
+  flags.Set("avx2", f->avx2);
+  flags.Set("avx512f", f->avx512f);
+  flags.Set("avx512bw", f->avx512bw);
+  flags.Set("avx512vl", f->avx512vl);
+  flags.Set("avx512vnni", f->avx512vnni);
+  flags.Set("avx512vpopcntdq", f->avx512vpopcntdq);
+  flags.Set("avxvnni", f->avxvnni);
+  flags.Set("neon", f->neon);
+  flags.Set("neondot", f->neondot);
+  result.Set("features", flags);
+  Napi::Array supported = Napi::Array::New(env);
+  uint32_t count = 0;
+  for (int i = 0; i < WHITTLE_ISA_COUNT; i++) {
+    if (whittle_isa_supported(static_cast<whittle_isa>(i)))
+      supported.Set(count++, whittle_isa_name(static_cast<whittle_isa>(i)));
+  }
+  result.Set("supported", supported);
+  result.Set("best", whittle_isa_name(whittle_isa_best()));
+  result.Set("selected", whittle_isa_name(ActiveIsa()));
+  return result;
+}
+
+Napi::Value ActiveIsaName(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), whittle_isa_name(ActiveIsa()));
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Value value = info.Length() > 0 ? info[0] : env.Undefined();
+  if (!value.IsNumber()) ThrowType(env, "an integer", "threads", value);
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::trunc(number) != number) ThrowType(env, "an integer", "threads", value);
+  if (number < 1 || number > WHITTLE_MAX_THREADS) {
+    ThrowRange(env, "an integer in [1, " + std::to_string(WHITTLE_MAX_THREADS) + "]", "threads",
+               value.ToString().Utf8Value());
+  }
+  const size_t threads = static_cast<size_t>(number);
+  whittle_threadpool* created = nullptr;
+  if (threads > 1) {
+    created = whittle_threadpool_create(threads);
+    if (created == nullptr) {
+      throw Napi::Error::New(
+          env, "Cannot start " + std::to_string(threads) + " threads (pthread_create failed); try fewer");
+    }
+  }
+  std::unique_lock<std::shared_mutex> lock(pool_mutex);
+  whittle_threadpool_destroy(shared_pool);
+  shared_pool = created;
+  pool_threads = threads;
+  return env.Undefined();
+}
+
+Napi::Value GetThreads(const Napi::CallbackInfo& info) {
+  std::shared_lock<std::shared_mutex> lock(pool_mutex);
+  return Napi::Number::New(info.Env(), static_cast<double>(pool_threads));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// conv2d and fully-connected: a class, because packing the weights is done once (at model load).
+
+// The C shape checks name fields in C (input_channels) and may add a reason in parentheses; the message
+// names the JavaScript field (inputChannels, or inChannels for a fully-connected layer).
+[[noreturn]] void ThrowShapeProblem(Napi::Env env, const char* kind, const std::string& problem,
+                                    bool fully_connected) {
+  const size_t space = problem.find(' ');
+  const std::string field = problem.substr(0, space);
+  std::string reason = space == std::string::npos
+                           ? "a value outside [1, " + std::to_string(WHITTLE_MAX_DIMENSION) + "]"
+                           : problem.substr(space + 1);
+  if (reason.size() >= 2 && reason.front() == '(' && reason.back() == ')')
+    reason = reason.substr(1, reason.size() - 2);
+  std::string name;
+  if (fully_connected && field == "input_channels") {
+    name = "inChannels";
+  } else if (fully_connected && field == "output_channels") {
+    name = "outChannels";
+  } else {
+    bool upper = false;
+    for (char c : field) {
+      if (c == '_') {
+        upper = true;
+      } else {
+        name += upper ? static_cast<char>(c - 'a' + 'A') : c;
+        upper = false;
+      }
+    }
+  }
+  ThrowRange(env, std::string("a consistent ") + kind + " shape", name, reason);
+}
+
+whittle_conv2d_shape ReadConvShape(const Napi::Object& args, bool fully_connected) {
+  whittle_conv2d_shape s{};
+  if (fully_connected) {
+    s.batch = Dimension(args, "batch");
+    s.input_channels = Dimension(args, "inChannels");
+    s.output_channels = Dimension(args, "outChannels");
+    s.input_height = s.input_width = s.kernel_height = s.kernel_width = 1;
+    s.stride_height = s.stride_width = s.dilation_height = s.dilation_width = s.groups = 1;
+  } else {
+    s.batch = Dimension(args, "batch");
+    s.input_height = Dimension(args, "inputHeight");
+    s.input_width = Dimension(args, "inputWidth");
+    s.input_channels = Dimension(args, "inputChannels");
+    s.output_channels = Dimension(args, "outputChannels");
+    s.kernel_height = Dimension(args, "kernelHeight");
+    s.kernel_width = Dimension(args, "kernelWidth");
+    s.stride_height = Dimension(args, "strideHeight", true);
+    s.stride_width = Dimension(args, "strideWidth", true);
+    s.dilation_height = Dimension(args, "dilationHeight", true);
+    s.dilation_width = Dimension(args, "dilationWidth", true);
+    s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
+    s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
+    s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
+    s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
+    s.groups = Dimension(args, "groups", true);
+  }
+  const char* problem = whittle_conv2d_shape_problem(&s);
+  if (problem != nullptr) ThrowShapeProblem(args.Env(), "convolution", problem, fully_connected);
+  return s;
+}
+
+class Conv2d : public Napi::ObjectWrap<Conv2d> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "Conv2d",
+        {InstanceMethod<&Conv2d::Run>("run"), InstanceMethod<&Conv2d::RunReference>("runReference"),
+         InstanceMethod<&Conv2d::Dispose>("dispose"), InstanceAccessor<&Conv2d::Kernel>("kernel"),
+         InstanceAccessor<&Conv2d::InputLength>("inputLength"),
+         InstanceAccessor<&Conv2d::OutputLength>("outputLength"),
+         InstanceAccessor<&Conv2d::OutputHeight>("outputHeight"),
+         InstanceAccessor<&Conv2d::OutputWidth>("outputWidth")});
+  }
+
+  // new Conv2d(format: 'f32' | 'int8', layer: 'conv2d' | 'fullyConnected', args)
+  explicit Conv2d(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Conv2d>(info) {
+    Napi::Env env = info.Env();
+    const std::string format =
+        info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    const std::string layer =
+        info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (format != "f32" && format != "int8")
+      ThrowType(env, "'f32' or 'int8'", "format", info.Length() > 0 ? info[0] : env.Undefined());
+    if (layer != "conv2d" && layer != "fullyConnected") {
+      ThrowType(env, "'conv2d' or 'fullyConnected'", "layer", info.Length() > 1 ? info[1] : env.Undefined());
+    }
+    const Napi::Object args = ArgsObject(info, 2, "args");
+    fully_connected_ = layer == "fullyConnected";
+    int8_ = format == "int8";
+    shape_ = ReadConvShape(args, fully_connected_);
+    const whittle_conv2d_shape& s = shape_;
+    const size_t oc = s.output_channels;
+    const size_t weight_count = oc * s.kernel_height * s.kernel_width * (s.input_channels / s.groups);
+    const std::string weight_shape =
+        fully_connected_ ? "outChannels x inChannels"
+                         : "outputChannels x kernelHeight x kernelWidth x inputChannels / groups";
+    input_length_ = s.batch * s.input_height * s.input_width * s.input_channels;
+    output_length_ = s.batch * whittle_conv2d_output_height(&s) * whittle_conv2d_output_width(&s) * oc;
+    const whittle_isa isa = ActiveIsa();
+    // Scalars first, arrays last, then one re-check: no JavaScript runs between it and the copies.
+    const View none{nullptr, 0, 0, napi_int8_array, "", Napi::Value()};
+    if (!int8_) {
+      min_ = Float(args, "outputMin", -INFINITY);
+      max_ = Float(args, "outputMax", INFINITY);
+      if (!(min_ <= max_)) {
+        ThrowRange(env, "outputMax >= outputMin (" + std::to_string(min_) + ")", "outputMax",
+                   std::to_string(max_));
+      }
+      const View weights = Field(args, "weights", {napi_float32_array}, "a Float32Array");
+      ExpectLength(env, weights, weight_count, weight_shape);
+      const Napi::Value bias_value = args.Get("bias");
+      const bool has_bias = !bias_value.IsUndefined() && !bias_value.IsNull();
+      const View bias =
+          has_bias ? Array(env, bias_value, "bias", {napi_float32_array}, "a Float32Array, null or undefined")
+                   : none;
+      if (has_bias) ExpectLength(env, bias, oc, "outputChannels");
+      ExpectUnchanged(env, {&weights, has_bias ? &bias : nullptr});
+      try {
+        weights_f32_.assign(static_cast<const float*>(weights.data),
+                            static_cast<const float*>(weights.data) + weight_count);
+        if (has_bias) {
+          bias_f32_.assign(static_cast<const float*>(bias.data), static_cast<const float*>(bias.data) + oc);
+        }
+      } catch (const std::bad_alloc&) {
+        throw Napi::Error::New(env, "Out of memory copying the convolution weights");
+      }
+      f32_ = f32_conv2d_create(&s, weights_f32_.data(), bias_f32_.empty() ? nullptr : bias_f32_.data(), min_,
+                               max_, isa);
+      if (f32_ == nullptr) throw Napi::Error::New(env, "Out of memory packing the convolution weights");
+    } else {
+      const Napi::Value activations = args.Get("activations");
+      const std::string kind = activations.IsString() ? activations.As<Napi::String>().Utf8Value() : "";
+      if (kind != "int8" && kind != "uint8") ThrowType(env, "'int8' or 'uint8'", "activations", activations);
+      q_.unsigned_activations = kind == "uint8";
+      const int64_t lo = q_.unsigned_activations ? 0 : INT8_MIN,
+                    hi = q_.unsigned_activations ? UINT8_MAX : INT8_MAX;
+      q_.input_zero_point = static_cast<int32_t>(Integer(args, "inputZeroPoint", lo, hi));
+      q_.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
+      q_.output_min = static_cast<int32_t>(Integer(args, "outputMin", lo, hi, true, lo));
+      q_.output_max = static_cast<int32_t>(Integer(args, "outputMax", lo, hi, true, hi));
+      if (q_.output_min > q_.output_max) {
+        ThrowRange(env, "outputMax >= outputMin (" + std::to_string(q_.output_min) + ")", "outputMax",
+                   std::to_string(q_.output_max));
+      }
+      const View weights = Field(args, "weights", {napi_int8_array}, "an Int8Array");
+      ExpectLength(env, weights, weight_count, weight_shape);
+      const View multipliers = Field(args, "multipliers", {napi_int32_array}, "an Int32Array");
+      ExpectLength(env, multipliers, oc, "outputChannels");
+      const View shifts = Field(args, "shifts", {napi_int32_array}, "an Int32Array");
+      ExpectLength(env, shifts, oc, "outputChannels");
+      const Napi::Value bias_value = args.Get("bias");
+      const bool has_bias = !bias_value.IsUndefined() && !bias_value.IsNull();
+      const View bias =
+          has_bias ? Array(env, bias_value, "bias", {napi_int32_array}, "an Int32Array, null or undefined")
+                   : none;
+      if (has_bias) ExpectLength(env, bias, oc, "outputChannels");
+      ExpectUnchanged(env, {&weights, &multipliers, &shifts, has_bias ? &bias : nullptr});
+      const int32_t* shift_values = static_cast<const int32_t*>(shifts.data);
+      for (size_t o = 0; o < oc; o++) {
+        if (shift_values[o] < QS8_REQUANT_MIN_SHIFT || shift_values[o] > QS8_REQUANT_MAX_SHIFT) {
+          ThrowRange(env,
+                     "an integer in [" + std::to_string(QS8_REQUANT_MIN_SHIFT) + ", " +
+                         std::to_string(QS8_REQUANT_MAX_SHIFT) + "]",
+                     "shifts[" + std::to_string(o) + "]", std::to_string(shift_values[o]));
+        }
+      }
+      try {
+        weights_i8_.assign(static_cast<const int8_t*>(weights.data),
+                           static_cast<const int8_t*>(weights.data) + weight_count);
+        multipliers_.assign(static_cast<const int32_t*>(multipliers.data),
+                            static_cast<const int32_t*>(multipliers.data) + oc);
+        shifts_.assign(shift_values, shift_values + oc);
+        if (has_bias) {
+          bias_i32_.assign(static_cast<const int32_t*>(bias.data),
+                           static_cast<const int32_t*>(bias.data) + oc);
+        }
+      } catch (const std::bad_alloc&) {
+        throw Napi::Error::New(env, "Out of memory copying the convolution weights");
+      }
+      qs8_ = qs8_conv2d_create(&s, weights_i8_.data(), bias_i32_.empty() ? nullptr : bias_i32_.data(),
+                               multipliers_.data(), shifts_.data(), &q_, isa);
+      if (qs8_ == nullptr) throw Napi::Error::New(env, "Out of memory packing the convolution weights");
+    }
+  }
+
+  ~Conv2d() override { Release(); }
+
+ private:
+  void Release() {
+    f32_conv2d_destroy(f32_);
+    qs8_conv2d_destroy(qs8_);
+    f32_ = nullptr;
+    qs8_ = nullptr;
+  }
+
+  // Checks run(input, output) and returns the two views.
+  std::pair<View, View> Operands(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (f32_ == nullptr && qs8_ == nullptr) throw Napi::Error::New(env, "This Conv2d was disposed");
+    const char* what =
+        !int8_ ? "a Float32Array" : (q_.unsigned_activations ? "a Uint8Array" : "an Int8Array");
+    const napi_typedarray_type type =
+        !int8_ ? napi_float32_array : (q_.unsigned_activations ? napi_uint8_array : napi_int8_array);
+    const View input = Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {type}, what);
+    const View output = Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", {type}, what);
+    ExpectLength(env, input, input_length_, "batch x inputHeight x inputWidth x inputChannels");
+    ExpectLength(env, output, output_length_, "batch x outputHeight x outputWidth x outputChannels");
+    ExpectNoOverlap(env, output, {&input});
+    return {input, output};
+  }
+
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    const auto [input, output] = Operands(info);
+    ThreadPoolLease lease;
+    const bool ok = int8_ ? qs8_conv2d_run(qs8_, input.data, output.data, lease.pool())
+                          : f32_conv2d_run(f32_, static_cast<const float*>(input.data),
+                                           static_cast<float*>(output.data), lease.pool());
+    if (!ok)
+      throw Napi::Error::New(info.Env(), "Out of memory allocating the convolution's per-thread scratch");
+    return info.Env().Undefined();
+  }
+
+  // The plain C reference on the same arguments: for tests that compare the JS-visible results.
+  Napi::Value RunReference(const Napi::CallbackInfo& info) {
+    const auto [input, output] = Operands(info);
+    const whittle_conv2d_shape& s = shape_;
+    if (int8_) {
+      const int32_t* bias = bias_i32_.empty() ? nullptr : bias_i32_.data();
+      if (fully_connected_) {
+        qs8_fully_connected__reference(s.batch, s.input_channels, s.output_channels, input.data,
+                                       weights_i8_.data(), bias, multipliers_.data(), shifts_.data(), &q_,
+                                       output.data);
+      } else {
+        qs8_conv2d__reference(&s, input.data, weights_i8_.data(), bias, multipliers_.data(), shifts_.data(),
+                              &q_, output.data);
+      }
+    } else {
+      const float* bias = bias_f32_.empty() ? nullptr : bias_f32_.data();
+      if (fully_connected_) {
+        f32_fully_connected__reference(s.batch, s.input_channels, s.output_channels,
+                                       static_cast<const float*>(input.data), weights_f32_.data(), bias, min_,
+                                       max_, static_cast<float*>(output.data));
+      } else {
+        f32_conv2d__reference(&s, static_cast<const float*>(input.data), weights_f32_.data(), bias, min_,
+                              max_, static_cast<float*>(output.data));
+      }
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Kernel(const Napi::CallbackInfo& info) {
+    if (f32_ == nullptr && qs8_ == nullptr) return info.Env().Null();
+    return Napi::String::New(info.Env(), int8_ ? qs8_conv2d_kernel_name(qs8_) : f32_conv2d_kernel_name(f32_));
+  }
+  Napi::Value InputLength(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(input_length_));
+  }
+  Napi::Value OutputLength(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(output_length_));
+  }
+  Napi::Value OutputHeight(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(whittle_conv2d_output_height(&shape_)));
+  }
+  Napi::Value OutputWidth(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(whittle_conv2d_output_width(&shape_)));
+  }
+
+  bool fully_connected_ = false;
+  bool int8_ = false;
+  whittle_conv2d_shape shape_{};
+  size_t input_length_ = 0, output_length_ = 0;
+  // Copies of the arguments, kept for runReference.
+  std::vector<float> weights_f32_, bias_f32_;
+  std::vector<int8_t> weights_i8_;
+  std::vector<int32_t> bias_i32_, multipliers_, shifts_;
+  float min_ = -INFINITY, max_ = INFINITY;
+  qs8_activation_quantization q_{};
+  f32_conv2d_op* f32_ = nullptr;
+  qs8_conv2d_op* qs8_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Stateless operators. The tensor type chooses the format: Float32Array = fp32, Int8Array = int8,
+// Uint8Array = uint8. `reference: true` runs the plain C reference instead (for tests).
+
+const std::initializer_list<napi_typedarray_type> kTensorTypes = {napi_float32_array, napi_int8_array,
+                                                                  napi_uint8_array};
+const char* kTensorWhat = "a Float32Array, Int8Array or Uint8Array";
+
+// Clamp bounds: numbers for fp32 (default +-infinity), integers in the dtype's range for int8/uint8.
+struct Bounds {
+  float min_f, max_f;
+  int32_t min_q, max_q;
+};
+
+Bounds ReadBounds(const Napi::Object& args, const View& like, const char* min_name, const char* max_name) {
+  Napi::Env env = args.Env();
+  Bounds b{-INFINITY, INFINITY, 0, 0};
+  if (like.type == napi_float32_array) {
+    b.min_f = Float(args, min_name, -INFINITY);
+    b.max_f = Float(args, max_name, INFINITY);
+    if (!(b.min_f <= b.max_f))
+      ThrowRange(env, std::string(max_name) + " >= " + min_name, max_name, std::to_string(b.max_f));
+  } else {
+    const int64_t lo = IsUnsigned(like) ? 0 : INT8_MIN, hi = IsUnsigned(like) ? UINT8_MAX : INT8_MAX;
+    b.min_q = static_cast<int32_t>(Integer(args, min_name, lo, hi, true, lo));
+    b.max_q = static_cast<int32_t>(Integer(args, max_name, lo, hi, true, hi));
+    if (b.min_q > b.max_q)
+      ThrowRange(env, std::string(max_name) + " >= " + min_name, max_name, std::to_string(b.max_q));
+  }
+  return b;
+}
+
+whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
+  whittle_pool2d_shape s{};
+  s.batch = Dimension(args, "batch");
+  s.input_height = Dimension(args, "inputHeight");
+  s.input_width = Dimension(args, "inputWidth");
+  s.channels = Dimension(args, "channels");
+  s.window_height = Dimension(args, "windowHeight");
+  s.window_width = Dimension(args, "windowWidth");
+  s.stride_height = Dimension(args, "strideHeight", true, static_cast<int64_t>(s.window_height));
+  s.stride_width = Dimension(args, "strideWidth", true, static_cast<int64_t>(s.window_width));
+  s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
+  s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
+  s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
+  s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
+  const char* problem = whittle_pool2d_shape_problem(&s);
+  if (problem != nullptr) ThrowShapeProblem(args.Env(), "pooling", problem, false);
+  return s;
+}
+
+Napi::Value Pool(const Napi::CallbackInfo& info, bool average) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const whittle_pool2d_shape s = ReadPoolShape(args);
+  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  ExpectSameType(env, output, input);
+  ExpectLength(env, input, s.batch * s.input_height * s.input_width * s.channels,
+               "batch x inputHeight x inputWidth x channels");
+  ExpectLength(env, output,
+               s.batch * whittle_pool2d_output_height(&s) * whittle_pool2d_output_width(&s) * s.channels,
+               "batch x outputHeight x outputWidth x channels");
+  ExpectNoOverlap(env, output, {&input});
+  const Bounds b = ReadBounds(args, input, "outputMin", "outputMax");
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output});
+  const whittle_isa isa = ActiveIsa();
+  if (input.type == napi_float32_array) {
+    const float* in = static_cast<const float*>(input.data);
+    float* out = static_cast<float*>(output.data);
+    if (reference) {
+      average ? f32_avgpool__reference(&s, in, out, b.min_f, b.max_f)
+              : f32_maxpool__reference(&s, in, out, b.min_f, b.max_f);
+    } else {
+      average ? f32_avgpool(&s, in, out, b.min_f, b.max_f, isa)
+              : f32_maxpool(&s, in, out, b.min_f, b.max_f, isa);
+    }
+  } else {
+    const bool u = IsUnsigned(input);
+    if (reference) {
+      average ? qs8_avgpool__reference(&s, input.data, output.data, u, b.min_q, b.max_q)
+              : qs8_maxpool__reference(&s, input.data, output.data, u, b.min_q, b.max_q);
+    } else {
+      average ? qs8_avgpool(&s, input.data, output.data, u, b.min_q, b.max_q, isa)
+              : qs8_maxpool(&s, input.data, output.data, u, b.min_q, b.max_q, isa);
+    }
+  }
+  return env.Undefined();
+}
+
+Napi::Value MaxPool2d(const Napi::CallbackInfo& info) { return Pool(info, false); }
+Napi::Value AvgPool2d(const Napi::CallbackInfo& info) { return Pool(info, true); }
+
+Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const size_t batch = Dimension(args, "batch"), pixels = Dimension(args, "pixels"),
+               channels = Dimension(args, "channels");
+  if (static_cast<double>(batch) * static_cast<double>(pixels) * static_cast<double>(channels) >
+      static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
+    ThrowRange(env, "batch x pixels x channels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "batch",
+               "a larger tensor");
+  }
+  if (pixels > 65536) ThrowRange(env, "an integer in [1, 65536]", "pixels", std::to_string(pixels));
+  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  ExpectSameType(env, output, input);
+  ExpectLength(env, input, batch * pixels * channels, "batch x pixels x channels");
+  ExpectLength(env, output, batch * channels, "batch x channels");
+  ExpectNoOverlap(env, output, {&input});
+  const Bounds b = ReadBounds(args, input, "outputMin", "outputMax");
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output});
+  if (input.type == napi_float32_array) {
+    const float* in = static_cast<const float*>(input.data);
+    float* out = static_cast<float*>(output.data);
+    reference ? f32_global_avgpool__reference(batch, pixels, channels, in, out, b.min_f, b.max_f)
+              : f32_global_avgpool(batch, pixels, channels, in, out, b.min_f, b.max_f, ActiveIsa());
+  } else {
+    const bool u = IsUnsigned(input);
+    reference
+        ? qs8_global_avgpool__reference(batch, pixels, channels, input.data, output.data, u, b.min_q, b.max_q)
+        : qs8_global_avgpool(batch, pixels, channels, input.data, output.data, u, b.min_q, b.max_q,
+                             ActiveIsa());
+  }
+  return env.Undefined();
+}
+
+size_t ElementCount(Napi::Env env, const View& view) {
+  if (view.length < 1 || view.length > WHITTLE_MAX_ELEMENTS) {
+    ThrowRange(env, "a length in [1, " + std::to_string(WHITTLE_MAX_ELEMENTS) + "]", view.name,
+               "length " + std::to_string(view.length));
+  }
+  if (view.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
+  return view.length;
+}
+
+// add({ a, b, output, outputMin?, outputMax? }) for fp32; int8/uint8 also need every input's quantization.
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const View a = Field(args, "a", kTensorTypes, kTensorWhat);
+  const View b = Field(args, "b", kTensorTypes, kTensorWhat);
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  ExpectSameType(env, b, a);
+  ExpectSameType(env, output, a);
+  const size_t n = ElementCount(env, a);
+  ExpectLength(env, b, n, "a.length");
+  ExpectLength(env, output, n, "a.length");
+  ExpectNoOverlap(env, output, {&a, &b});
+  const Bounds bounds = ReadBounds(args, a, "outputMin", "outputMax");
+  const bool reference = Boolean(args, "reference");
+  if (a.type == napi_float32_array) {
+    const float* pa = static_cast<const float*>(a.data);
+    const float* pb = static_cast<const float*>(b.data);
+    float* out = static_cast<float*>(output.data);
+    ExpectUnchanged(env, {&a, &b, &output});
+    reference ? f32_add__reference(n, pa, pb, out, bounds.min_f, bounds.max_f)
+              : f32_add(n, pa, pb, out, bounds.min_f, bounds.max_f, ActiveIsa());
+    return env.Undefined();
+  }
+  const bool u = IsUnsigned(a);
+  const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+  qs8_add_params p{};
+  p.unsigned_activations = u;
+  p.a_zero_point = static_cast<int32_t>(Integer(args, "aZeroPoint", lo, hi));
+  p.a_multiplier = static_cast<int32_t>(Integer(args, "aMultiplier", 0, INT32_MAX));
+  p.a_shift = static_cast<int32_t>(Integer(args, "aShift", QS8_REQUANT_MIN_SHIFT, 0));
+  p.b_zero_point = static_cast<int32_t>(Integer(args, "bZeroPoint", lo, hi));
+  p.b_multiplier = static_cast<int32_t>(Integer(args, "bMultiplier", 0, INT32_MAX));
+  p.b_shift = static_cast<int32_t>(Integer(args, "bShift", QS8_REQUANT_MIN_SHIFT, 0));
+  p.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
+  p.output_multiplier = static_cast<int32_t>(Integer(args, "outputMultiplier", 0, INT32_MAX));
+  p.output_shift =
+      static_cast<int32_t>(Integer(args, "outputShift", QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT));
+  p.output_min = bounds.min_q;
+  p.output_max = bounds.max_q;
+  ExpectUnchanged(env, {&a, &b, &output});
+  reference ? qs8_add__reference(n, a.data, b.data, output.data, &p)
+            : qs8_add(n, a.data, b.data, output.data, &p, ActiveIsa());
+  return env.Undefined();
+}
+
+// clamp({ input, output, min?, max? }): ReLU is min 0 (fp32) or the zero point (int8); ReLU6 adds max.
+Napi::Value Clamp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  ExpectSameType(env, output, input);
+  const size_t n = ElementCount(env, input);
+  ExpectLength(env, output, n, "input.length");
+  ExpectNoOverlap(env, output, {&input});
+  const Bounds b = ReadBounds(args, input, "min", "max");
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output});
+  if (input.type == napi_float32_array) {
+    const float* in = static_cast<const float*>(input.data);
+    float* out = static_cast<float*>(output.data);
+    reference ? f32_clamp__reference(n, in, out, b.min_f, b.max_f)
+              : f32_clamp(n, in, out, b.min_f, b.max_f, ActiveIsa());
+  } else {
+    const bool u = IsUnsigned(input);
+    reference ? qs8_clamp__reference(n, input.data, output.data, u, b.min_q, b.max_q)
+              : qs8_clamp(n, input.data, output.data, u, b.min_q, b.max_q, ActiveIsa());
+  }
+  return env.Undefined();
+}
+
+// softmax({ rows, channels, input, output }) over the last axis; int8/uint8 also need inputScale,
+// inputZeroPoint, outputScale and outputZeroPoint.
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const size_t rows = Dimension(args, "rows"), channels = Dimension(args, "channels");
+  if (static_cast<double>(rows) * static_cast<double>(channels) > static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
+    ThrowRange(env, "rows x channels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "rows",
+               std::to_string(rows));
+  }
+  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  ExpectSameType(env, output, input);
+  ExpectLength(env, input, rows * channels, "rows x channels");
+  ExpectLength(env, output, rows * channels, "rows x channels");
+  ExpectNoOverlap(env, output, {&input});
+  const bool reference = Boolean(args, "reference");
+  if (input.type == napi_float32_array) {
+    const float* in = static_cast<const float*>(input.data);
+    float* out = static_cast<float*>(output.data);
+    ExpectUnchanged(env, {&input, &output});
+    reference ? f32_softmax__reference(rows, channels, in, out)
+              : f32_softmax(rows, channels, in, out, ActiveIsa());
+    return env.Undefined();
+  }
+  const bool u = IsUnsigned(input);
+  const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+  const float input_scale = PositiveFloat(args, "inputScale");
+  const int32_t input_zero_point = static_cast<int32_t>(Integer(args, "inputZeroPoint", lo, hi));
+  const float output_scale = PositiveFloat(args, "outputScale");
+  const int32_t output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
+  ExpectUnchanged(env, {&input, &output});
+  (reference ? qs8_softmax__reference : qs8_softmax)(rows, channels, input.data, input_scale,
+                                                     input_zero_point, output_scale, output_zero_point, u,
+                                                     output.data);
+  return env.Undefined();
+}
+
+size_t ElementSize(napi_typedarray_type type) { return type == napi_float32_array ? 4 : 1; }
+
+// concat({ rows, channels: number[], inputs: TypedArray[], output }) along the last axis.
+Napi::Value Concat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const size_t rows = Dimension(args, "rows");
+  const Napi::Value channels_value = args.Get("channels");
+  const Napi::Value inputs_value = args.Get("inputs");
+  if (!channels_value.IsArray()) ThrowType(env, "an array of integers", "channels", channels_value);
+  if (!inputs_value.IsArray()) ThrowType(env, "an array of typed arrays", "inputs", inputs_value);
+  const Napi::Array channels_array = channels_value.As<Napi::Array>();
+  const Napi::Array inputs_array = inputs_value.As<Napi::Array>();
+  const uint32_t count = inputs_array.Length();
+  if (count < 1 || count > 1024)
+    ThrowRange(env, "between 1 and 1024 inputs", "inputs", std::to_string(count) + " inputs");
+  if (channels_array.Length() != count) {
+    ThrowRange(env, "one entry per input (" + std::to_string(count) + ")", "channels",
+               std::to_string(channels_array.Length()) + " entries");
+  }
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  std::vector<View> inputs;
+  std::vector<size_t> channels;
+  std::vector<const void*> pointers;
+  double total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const std::string index = "[" + std::to_string(i) + "]";
+    const Napi::Value c = channels_array.Get(i);
+    if (!c.IsNumber()) ThrowType(env, "an integer", "channels" + index, c);
+    const double number = c.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(number) || std::trunc(number) != number)
+      ThrowType(env, "an integer", "channels" + index, c);
+    if (number < 1 || number > static_cast<double>(WHITTLE_MAX_DIMENSION)) {
+      ThrowRange(env, "an integer in [1, " + std::to_string(WHITTLE_MAX_DIMENSION) + "]", "channels" + index,
+                 c.ToString().Utf8Value());
+    }
+    channels.push_back(static_cast<size_t>(number));
+    total += number;
+    if (static_cast<double>(rows) * total > static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
+      ThrowRange(env, "rows x sum(channels) <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "channels",
+                 "a larger total");
+    }
+    inputs.push_back(Array(env, inputs_array.Get(i), "inputs" + index, kTensorTypes, kTensorWhat));
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    ExpectSameType(env, inputs[i], output);
+    ExpectLength(env, inputs[i], rows * channels[i], "rows x channels[" + std::to_string(i) + "]");
+    ExpectNoOverlap(env, output, {&inputs[i]});
+    pointers.push_back(inputs[i].data);
+  }
+  ExpectLength(env, output, rows * static_cast<size_t>(total), "rows x sum(channels)");
+  whittle_concat_channels(rows, count, channels.data(), pointers.data(), ElementSize(output.type),
+                          output.data);
+  return env.Undefined();
+}
+
+// channelShuffle({ rows, groups, groupChannels, input, output })
+Napi::Value ChannelShuffle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const size_t rows = Dimension(args, "rows"), groups = Dimension(args, "groups"),
+               group_channels = Dimension(args, "groupChannels");
+  if (static_cast<double>(rows) * static_cast<double>(groups) * static_cast<double>(group_channels) >
+      static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
+    ThrowRange(env, "rows x groups x groupChannels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "rows",
+               "a larger tensor");
+  }
+  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  ExpectSameType(env, output, input);
+  ExpectLength(env, input, rows * groups * group_channels, "rows x groups x groupChannels");
+  ExpectLength(env, output, rows * groups * group_channels, "rows x groups x groupChannels");
+  ExpectNoOverlap(env, output, {&input});
+  ExpectUnchanged(env, {&input, &output});
+  whittle_channel_shuffle(rows, groups, group_channels, input.data, ElementSize(input.type), output.data);
+  return env.Undefined();
+}
+
+}  // namespace
+
+ThreadPoolLease::ThreadPoolLease() : lock_(pool_mutex), pool_(shared_pool) {}
+
+void RegisterKernels(Napi::Env env, Napi::Object exports) {
+  const char* error = whittle_isa_selection_error();
+  if (error != nullptr) throw Napi::Error::New(env, std::string("Cannot select the kernel path: ") + error);
+  exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures, "cpuFeatures"));
+  exports.Set("activeIsa", Napi::Function::New(env, ActiveIsaName, "activeIsa"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
+  exports.Set("Conv2d", Conv2d::Define(env));
+  exports.Set("maxPool2d", Napi::Function::New(env, MaxPool2d, "maxPool2d"));
+  exports.Set("avgPool2d", Napi::Function::New(env, AvgPool2d, "avgPool2d"));
+  exports.Set("globalAvgPool", Napi::Function::New(env, GlobalAvgPool, "globalAvgPool"));
+  exports.Set("add", Napi::Function::New(env, Add, "add"));
+  exports.Set("clamp", Napi::Function::New(env, Clamp, "clamp"));
+  exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));
+  exports.Set("concat", Napi::Function::New(env, Concat, "concat"));
+  exports.Set("channelShuffle", Napi::Function::New(env, ChannelShuffle, "channelShuffle"));
+}
+
+}  // namespace whittle

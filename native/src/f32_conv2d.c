@@ -1,0 +1,235 @@
+// fp32 conv2d and fully-connected: weights packed once for the chosen microkernel, then per call either
+// GEMM (1x1 stride-1 unpadded convs read the input rows directly; others build MR rows of im2col at a time
+// in per-thread scratch) or, for depthwise, a direct kernel over channels fed by an indirection buffer whose
+// out-of-image taps point at a zero row. Threads split the output rows (pixels).
+#include <stdlib.h>
+#include <string.h>
+
+#include "f32_ops.h"
+
+struct f32_conv2d_op {
+  whittle_conv2d_shape shape;
+  size_t output_height, output_width, cin_g, cout_g, k;
+  bool depthwise;  // groups == input_channels == output_channels
+  bool direct;     // 1x1, stride 1, no padding: the GEMM reads input rows in place
+  float min, max;
+  const f32_gemm_ukernel* gemm;
+  const f32_dwconv_ukernel* dwconv;
+  float* packed;
+  size_t packed_group_floats;
+  float* zero;  // input_channels zeros, the row out-of-image taps read
+  size_t scratch_threads;
+  size_t scratch_bytes_per_thread;
+  size_t a_tile_bytes;
+  unsigned char* scratch;
+  // Arguments of the run in progress, read by the tasks.
+  const float* input;
+  float* output;
+};
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float* weights, const float* bias,
+                                 float min, float max, whittle_isa level) {
+  if (whittle_conv2d_shape_problem(shape) != NULL || !(min <= max)) return NULL;
+  f32_conv2d_op* op = calloc(1, sizeof(*op));
+  if (op == NULL) return NULL;
+  op->shape = *shape;
+  op->output_height = whittle_conv2d_output_height(shape);
+  op->output_width = whittle_conv2d_output_width(shape);
+  op->cin_g = shape->input_channels / shape->groups;
+  op->cout_g = shape->output_channels / shape->groups;
+  op->k = shape->kernel_height * shape->kernel_width * op->cin_g;
+  op->min = min;
+  op->max = max;
+  op->depthwise = shape->groups > 1 && op->cin_g == 1 && op->cout_g == 1;
+  op->direct = shape->kernel_height == 1 && shape->kernel_width == 1 && shape->stride_height == 1 &&
+               shape->stride_width == 1 && shape->padding_top == 0 && shape->padding_left == 0 &&
+               shape->padding_bottom == 0 && shape->padding_right == 0;
+  const size_t taps = shape->kernel_height * shape->kernel_width;
+  if (op->depthwise) {
+    op->dwconv = f32_dwconv_ukernel_select(level);
+    const size_t cb = op->dwconv->cb;
+    const size_t channels = shape->output_channels;
+    const size_t blocks = round_up(channels, cb) / cb;
+    op->packed = calloc(blocks * cb * (taps + 1), sizeof(float));
+    op->zero = calloc(channels, sizeof(float));
+    if (op->packed == NULL || op->zero == NULL) goto fail;
+    float* p = op->packed;
+    for (size_t b = 0; b < blocks; b++) {
+      for (size_t c = 0; c < cb; c++) {
+        const size_t ch = b * cb + c;
+        p[c] = ch < channels && bias != NULL ? bias[ch] : 0.0f;
+      }
+      p += cb;
+      for (size_t t = 0; t < taps; t++) {
+        for (size_t c = 0; c < cb; c++) {
+          const size_t ch = b * cb + c;
+          p[c] = ch < channels ? weights[ch * taps + t] : 0.0f;
+        }
+        p += cb;
+      }
+    }
+    op->scratch_bytes_per_thread = taps * sizeof(const float*);
+  } else {
+    op->gemm = f32_gemm_ukernel_select(level);
+    const size_t nr = op->gemm->nr;
+    const size_t blocks = round_up(op->cout_g, nr) / nr;
+    op->packed_group_floats = blocks * nr * (op->k + 1);
+    op->packed = calloc(op->packed_group_floats * shape->groups, sizeof(float));
+    if (op->packed == NULL) goto fail;
+    for (size_t g = 0; g < shape->groups; g++) {
+      float* p = op->packed + g * op->packed_group_floats;
+      for (size_t b = 0; b < blocks; b++) {
+        for (size_t n = 0; n < nr; n++) {
+          const size_t o = b * nr + n;
+          p[n] = o < op->cout_g && bias != NULL ? bias[g * op->cout_g + o] : 0.0f;
+        }
+        p += nr;
+        for (size_t kk = 0; kk < op->k; kk++) {
+          for (size_t n = 0; n < nr; n++) {
+            const size_t o = b * nr + n;
+            p[n] = o < op->cout_g ? weights[(g * op->cout_g + o) * op->k + kk] : 0.0f;
+          }
+          p += nr;
+        }
+      }
+    }
+    // Per thread: MR rows of im2col, then the tap pointers of one row.
+    op->a_tile_bytes = round_up(op->gemm->mr * op->k * sizeof(float), 64);
+    op->scratch_bytes_per_thread =
+        op->direct ? 0 : op->a_tile_bytes + round_up(taps * sizeof(const float*), 64);
+  }
+  return op;
+fail:
+  f32_conv2d_destroy(op);
+  return NULL;
+}
+
+f32_conv2d_op* f32_fully_connected_create(size_t batch, size_t input_channels, size_t output_channels,
+                                          const float* weights, const float* bias, float min, float max,
+                                          whittle_isa level) {
+  const whittle_conv2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = 1,
+                                      .input_channels = input_channels,
+                                      .output_channels = output_channels,
+                                      .kernel_height = 1,
+                                      .kernel_width = 1,
+                                      .stride_height = 1,
+                                      .stride_width = 1,
+                                      .dilation_height = 1,
+                                      .dilation_width = 1,
+                                      .groups = 1};
+  return f32_conv2d_create(&shape, weights, bias, min, max, level);
+}
+
+void f32_conv2d_destroy(f32_conv2d_op* op) {
+  if (op == NULL) return;
+  free(op->packed);
+  free(op->zero);
+  free(op->scratch);
+  free(op);
+}
+
+const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
+  return op->depthwise ? op->dwconv->name : op->gemm->name;
+}
+
+// The input pixel each tap (i, j) of output row m (a flattened (n, y, x)) reads, in tap order, or `pad` where
+// the tap falls in the padding. The divisions happen once per row, not once per tap.
+static void row_taps(const f32_conv2d_op* op, size_t m, const float* pad, const float** taps) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t x = m % op->output_width;
+  const size_t y = (m / op->output_width) % op->output_height;
+  const size_t n = m / (op->output_width * op->output_height);
+  const float* image = op->input + n * s->input_height * s->input_width * s->input_channels;
+  size_t t = 0;
+  for (size_t i = 0; i < s->kernel_height; i++) {
+    const ptrdiff_t iy =
+        (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;
+    const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;
+    for (size_t j = 0; j < s->kernel_width; j++) {
+      const ptrdiff_t ix =
+          (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;
+      const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;
+      taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad;
+    }
+  }
+}
+
+static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
+  const f32_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t mr = op->gemm->mr;
+  // Direct (1x1) convs need no scratch, and op->scratch is then NULL.
+  float* a_tile = op->direct ? NULL : (float*)(op->scratch + thread * op->scratch_bytes_per_thread);
+  for (size_t m0 = begin; m0 < end; m0 += mr) {
+    const size_t rows = end - m0 < mr ? end - m0 : mr;
+    for (size_t g = 0; g < s->groups; g++) {
+      const float* a;
+      size_t a_stride;
+      if (op->direct) {
+        a = op->input + m0 * s->input_channels + g * op->cin_g;
+        a_stride = s->input_channels;
+      } else {
+        const float** taps = (const float**)((unsigned char*)a_tile + op->a_tile_bytes);
+        const size_t tap_count = s->kernel_height * s->kernel_width;
+        for (size_t r = 0; r < rows; r++) {
+          float* row = a_tile + r * op->k;
+          row_taps(op, m0 + r, NULL, taps);
+          for (size_t t = 0; t < tap_count; t++) {
+            if (taps[t] == NULL) {
+              memset(row, 0, op->cin_g * sizeof(float));
+            } else {
+              memcpy(row, taps[t] + g * op->cin_g, op->cin_g * sizeof(float));
+            }
+            row += op->cin_g;
+          }
+        }
+        a = a_tile;
+        a_stride = op->k;
+      }
+      const float* packed = op->packed + g * op->packed_group_floats;
+      float* c = op->output + m0 * s->output_channels + g * op->cout_g;
+      if (rows <= 2 && op->gemm->fn_1 != NULL) {
+        for (size_t r = 0; r < rows; r++) {
+          op->gemm->fn_1(1, op->cout_g, op->k, a + r * a_stride, a_stride, packed, c + r * s->output_channels,
+                         s->output_channels, op->min, op->max);
+        }
+      } else {
+        op->gemm->fn(rows, op->cout_g, op->k, a, a_stride, packed, c, s->output_channels, op->min, op->max);
+      }
+    }
+  }
+}
+
+static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
+  const f32_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const float** indirection = (const float**)(op->scratch + thread * op->scratch_bytes_per_thread);
+  for (size_t m = begin; m < end; m++) {
+    row_taps(op, m, op->zero, indirection);
+    op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
+                   op->output + m * s->output_channels, op->min, op->max);
+  }
+}
+
+bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittle_threadpool* pool) {
+  const size_t threads = whittle_threadpool_threads(pool);
+  if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
+    unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);
+    if (scratch == NULL) return false;
+    op->scratch = scratch;
+    op->scratch_threads = threads;
+  }
+  op->input = input;
+  op->output = output;
+  const size_t rows = op->shape.batch * op->output_height * op->output_width;
+  if (op->depthwise) {
+    whittle_threadpool_parallelize(pool, dwconv_task, op, rows, 1);
+  } else {
+    whittle_threadpool_parallelize(pool, gemm_task, op, rows, op->gemm->mr);
+  }
+  return true;
+}

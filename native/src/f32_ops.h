@@ -1,0 +1,185 @@
+// fp32 operators in NHWC layout, and the shapes they share with the int8 operators (qs8_ops.h).
+//
+// Every operator has a plain __reference (direct loops, written for clarity) and an optimized path built
+// from microkernels chosen from a per-family list by ISA level (cpu/cpu-features.h). Weights are packed
+// once by *_create into the layout of the chosen microkernel; *_run then only reads them.
+//
+// Kernel name grammar: <dtype>_<op>_<activation>_ukernel_<MRxNR | cCB>__<isa>.
+// Batch-norm is folded into conv weights and bias before these operators see them
+// (native/reference/fold-batchnorm.ts), and before quantization for the int8 ones.
+#ifndef WHITTLE_F32_OPS_H_
+#define WHITTLE_F32_OPS_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/cpu-features.h"
+#include "threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// Shapes
+
+// conv2d, NHWC. Weights are OHWI: [output_channels][kernel_height][kernel_width][input_channels / groups];
+// output channel o reads input channels [g * cin_g, (g + 1) * cin_g) with g = o / (output_channels / groups).
+// Depthwise is groups == input_channels (weights [output_channels][kh][kw][1]).
+typedef struct whittle_conv2d_shape {
+  size_t batch, input_height, input_width, input_channels;
+  size_t output_channels, kernel_height, kernel_width;
+  size_t stride_height, stride_width;
+  size_t dilation_height, dilation_width;
+  size_t padding_top, padding_left, padding_bottom, padding_right;
+  size_t groups;
+} whittle_conv2d_shape;
+
+// Largest value of any dimension, and of any tensor's element count, that the operators accept: keeps every
+// index and byte size far from overflow on 32-bit targets too.
+#define WHITTLE_MAX_DIMENSION ((size_t)1 << 24)
+#define WHITTLE_MAX_ELEMENTS ((size_t)1 << 28)
+
+// NULL when the shape is usable; otherwise a static message naming the first bad field.
+const char* whittle_conv2d_shape_problem(const whittle_conv2d_shape* shape);
+size_t whittle_conv2d_output_height(const whittle_conv2d_shape* shape);
+size_t whittle_conv2d_output_width(const whittle_conv2d_shape* shape);
+
+// max / average pooling, NHWC, window and stride per axis. Average pooling divides by the number of
+// window elements inside the input (padding excluded, as TFLite does).
+typedef struct whittle_pool2d_shape {
+  size_t batch, input_height, input_width, channels;
+  size_t window_height, window_width, stride_height, stride_width;
+  size_t padding_top, padding_left, padding_bottom, padding_right;
+} whittle_pool2d_shape;
+
+const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* shape);
+size_t whittle_pool2d_output_height(const whittle_pool2d_shape* shape);
+size_t whittle_pool2d_output_width(const whittle_pool2d_shape* shape);
+
+// ---------------------------------------------------------------------------------------------------------
+// Microkernels
+
+// c[m][n] = clamp(bias[n] + sum_k a[m][k] * w[k][n], min, max) for m < mr (<= MR), n < nc (any), k < kc.
+// a rows are a_stride floats apart; c rows c_stride floats apart. packed_w: for each block of NR columns,
+// NR biases then kc x NR weights (k-major), columns past nc zero.
+typedef void (*f32_gemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
+                                    const float* packed_w, float* c, size_t c_stride, float min, float max);
+
+// output[c] = clamp(bias[c] + sum_t input[t][c] * w[t][c], min, max) for c < channels; input[t] points to
+// `channels` floats (a row of the input or a zero buffer). packed_w: per block of CB channels, CB biases
+// then taps x CB weights (tap-major), channels past `channels` zero.
+typedef void (*f32_dwconv_ukernel_fn)(size_t channels, size_t taps, const float* const* input,
+                                      const float* packed_w, float* output, float min, float max);
+
+typedef struct f32_gemm_ukernel {
+  const char* name;
+  whittle_isa isa;
+  f32_gemm_ukernel_fn fn;
+  uint8_t mr, nr;
+  // A 1-row variant with the same packing (NULL if none): runs tiles of 1 or 2 rows (fully-connected with
+  // batch 1, and the last rows of a conv) without computing MR rows.
+  f32_gemm_ukernel_fn fn_1;
+} f32_gemm_ukernel;
+
+typedef struct f32_dwconv_ukernel {
+  const char* name;
+  whittle_isa isa;
+  f32_dwconv_ukernel_fn fn;
+  uint8_t cb;
+} f32_dwconv_ukernel;
+
+// Element-wise and pooling kernels of one ISA, built from one portable source per ISA (f32_simple_impl.h)
+// compiled with that ISA's flags, so the compiler vectorizes the channel loops.
+typedef struct f32_simple_ukernels {
+  const char* name;
+  whittle_isa isa;
+  // y[i] = clamp(x[i], min, max)  (ReLU: [0, inf), ReLU6: [0, 6])
+  void (*vclamp)(size_t n, const float* x, float* y, float min, float max);
+  // y[i] = clamp(a[i] + b[i], min, max)
+  void (*vadd)(size_t n, const float* a, const float* b, float* y, float min, float max);
+  void (*maxpool)(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max);
+  void (*avgpool)(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max);
+  // softmax over the last axis of [rows][channels]
+  void (*softmax)(size_t rows, size_t channels, const float* input, float* output);
+} f32_simple_ukernels;
+
+// Lists, best first within each ISA ladder; the last entry is the scalar one.
+extern const f32_gemm_ukernel f32_gemm_ukernels[];
+extern const size_t f32_gemm_ukernel_count;
+extern const f32_dwconv_ukernel f32_dwconv_ukernels[];
+extern const size_t f32_dwconv_ukernel_count;
+extern const f32_simple_ukernels f32_simple_ukernel_sets[];
+extern const size_t f32_simple_ukernel_set_count;
+
+// First entry of a list the level allows (always found: every list ends with a scalar entry).
+const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level);
+const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level);
+const f32_simple_ukernels* f32_simple_ukernels_select(whittle_isa level);
+
+// ---------------------------------------------------------------------------------------------------------
+// References (direct loops). Shapes NHWC; output shapes from the *_output_height/width functions.
+
+void f32_conv2d__reference(const whittle_conv2d_shape* shape, const float* input, const float* weights,
+                           const float* bias, float min, float max, float* output);
+// weights [out][in], input [batch][in], output [batch][out]
+void f32_fully_connected__reference(size_t batch, size_t input_channels, size_t output_channels,
+                                    const float* input, const float* weights, const float* bias, float min,
+                                    float max, float* output);
+void f32_maxpool__reference(const whittle_pool2d_shape* shape, const float* input, float* output, float min,
+                            float max);
+void f32_avgpool__reference(const whittle_pool2d_shape* shape, const float* input, float* output, float min,
+                            float max);
+// [batch][pixels][channels] -> [batch][channels]
+void f32_global_avgpool__reference(size_t batch, size_t pixels, size_t channels, const float* input,
+                                   float* output, float min, float max);
+void f32_add__reference(size_t n, const float* a, const float* b, float* output, float min, float max);
+void f32_clamp__reference(size_t n, const float* input, float* output, float min, float max);
+void f32_softmax__reference(size_t rows, size_t channels, const float* input, float* output);
+
+// Element-size-generic data movement (the same for every dtype; memcpy is the fast path).
+// concat along the last axis: output[r] = input_0[r] ++ input_1[r] ++ ...; channels[i] elements each.
+void whittle_concat_channels(size_t rows, size_t count, const size_t* channels, const void* const* inputs,
+                             size_t element_size, void* output);
+// ShuffleNet channel shuffle of [rows][groups * group_channels]: output channel j * groups + g is input
+// channel g * group_channels + j.
+void whittle_channel_shuffle(size_t rows, size_t groups, size_t group_channels, const void* input,
+                             size_t element_size, void* output);
+
+// ---------------------------------------------------------------------------------------------------------
+// Optimized operators
+
+typedef struct f32_conv2d_op f32_conv2d_op;
+
+// Packs the weights for the kernel chosen by `level`. NULL on a bad shape (see
+// whittle_conv2d_shape_problem) or when memory runs out.
+f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float* weights, const float* bias,
+                                 float min, float max, whittle_isa level);
+// Returns false only when the per-thread scratch cannot be allocated (first run, or more threads than
+// before). Not reentrant: one op runs one call at a time.
+bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittle_threadpool* pool);
+const char* f32_conv2d_kernel_name(const f32_conv2d_op* op);
+void f32_conv2d_destroy(f32_conv2d_op* op);
+
+// Fully-connected = 1x1 conv over a [batch][1][1][in] input.
+f32_conv2d_op* f32_fully_connected_create(size_t batch, size_t input_channels, size_t output_channels,
+                                          const float* weights, const float* bias, float min, float max,
+                                          whittle_isa level);
+
+void f32_maxpool(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max,
+                 whittle_isa level);
+void f32_avgpool(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max,
+                 whittle_isa level);
+void f32_global_avgpool(size_t batch, size_t pixels, size_t channels, const float* input, float* output,
+                        float min, float max, whittle_isa level);
+void f32_add(size_t n, const float* a, const float* b, float* output, float min, float max,
+             whittle_isa level);
+void f32_clamp(size_t n, const float* input, float* output, float min, float max, whittle_isa level);
+void f32_softmax(size_t rows, size_t channels, const float* input, float* output, whittle_isa level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // WHITTLE_F32_OPS_H_

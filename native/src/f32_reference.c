@@ -1,0 +1,259 @@
+// Plain references of the fp32 operators, and the shape helpers every dtype shares. Written for clarity;
+// every optimized path is tested against these.
+#include <math.h>
+#include <string.h>
+
+#include "f32_ops.h"
+
+static size_t effective_kernel(size_t kernel, size_t dilation) { return (kernel - 1) * dilation + 1; }
+
+const char* whittle_conv2d_shape_problem(const whittle_conv2d_shape* s) {
+  const struct {
+    size_t value;
+    const char* name;
+  } dims[] = {{s->batch, "batch"},
+              {s->input_height, "input_height"},
+              {s->input_width, "input_width"},
+              {s->input_channels, "input_channels"},
+              {s->output_channels, "output_channels"},
+              {s->kernel_height, "kernel_height"},
+              {s->kernel_width, "kernel_width"},
+              {s->stride_height, "stride_height"},
+              {s->stride_width, "stride_width"},
+              {s->dilation_height, "dilation_height"},
+              {s->dilation_width, "dilation_width"},
+              {s->groups, "groups"}};
+  for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++) {
+    if (dims[i].value < 1 || dims[i].value > WHITTLE_MAX_DIMENSION) return dims[i].name;
+  }
+  if (s->padding_top > WHITTLE_MAX_DIMENSION) return "padding_top";
+  if (s->padding_left > WHITTLE_MAX_DIMENSION) return "padding_left";
+  if (s->padding_bottom > WHITTLE_MAX_DIMENSION) return "padding_bottom";
+  if (s->padding_right > WHITTLE_MAX_DIMENSION) return "padding_right";
+  if (s->input_channels % s->groups != 0) return "input_channels (not a multiple of groups)";
+  if (s->output_channels % s->groups != 0) return "output_channels (not a multiple of groups)";
+  const size_t padded_h = s->input_height + s->padding_top + s->padding_bottom;
+  const size_t padded_w = s->input_width + s->padding_left + s->padding_right;
+  if (effective_kernel(s->kernel_height, s->dilation_height) > padded_h)
+    return "kernel_height (larger than the padded input)";
+  if (effective_kernel(s->kernel_width, s->dilation_width) > padded_w)
+    return "kernel_width (larger than the padded input)";
+  const double in =
+      (double)s->batch * (double)s->input_height * (double)s->input_width * (double)s->input_channels;
+  const double out = (double)s->batch * (double)whittle_conv2d_output_height(s) *
+                     (double)whittle_conv2d_output_width(s) * (double)s->output_channels;
+  const double w = (double)s->output_channels * (double)s->kernel_height * (double)s->kernel_width *
+                   (double)(s->input_channels / s->groups);
+  if (in > (double)WHITTLE_MAX_ELEMENTS) return "input (too many elements)";
+  if (out > (double)WHITTLE_MAX_ELEMENTS) return "output (too many elements)";
+  if (w > (double)WHITTLE_MAX_ELEMENTS) return "weights (too many elements)";
+  if ((double)s->kernel_height * (double)s->kernel_width * (double)(s->input_channels / s->groups) >
+      65536.0) {
+    return "kernel_height (kernel_height * kernel_width * input_channels / groups is more than 65536)";
+  }
+  return NULL;
+}
+
+size_t whittle_conv2d_output_height(const whittle_conv2d_shape* s) {
+  return (s->input_height + s->padding_top + s->padding_bottom -
+          effective_kernel(s->kernel_height, s->dilation_height)) /
+             s->stride_height +
+         1;
+}
+
+size_t whittle_conv2d_output_width(const whittle_conv2d_shape* s) {
+  return (s->input_width + s->padding_left + s->padding_right -
+          effective_kernel(s->kernel_width, s->dilation_width)) /
+             s->stride_width +
+         1;
+}
+
+const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* s) {
+  const struct {
+    size_t value;
+    const char* name;
+  } dims[] = {{s->batch, "batch"},
+              {s->input_height, "input_height"},
+              {s->input_width, "input_width"},
+              {s->channels, "channels"},
+              {s->window_height, "window_height"},
+              {s->window_width, "window_width"},
+              {s->stride_height, "stride_height"},
+              {s->stride_width, "stride_width"}};
+  for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++) {
+    if (dims[i].value < 1 || dims[i].value > WHITTLE_MAX_DIMENSION) return dims[i].name;
+  }
+  // A padding as large as the window would make windows that see no input at all.
+  if (s->padding_top >= s->window_height) return "padding_top (a padding must be smaller than the window)";
+  if (s->padding_bottom >= s->window_height)
+    return "padding_bottom (a padding must be smaller than the window)";
+  if (s->padding_left >= s->window_width) return "padding_left (a padding must be smaller than the window)";
+  if (s->padding_right >= s->window_width) return "padding_right (a padding must be smaller than the window)";
+  if (s->window_height > s->input_height + s->padding_top + s->padding_bottom)
+    return "window_height (larger than the padded input)";
+  if (s->window_width > s->input_width + s->padding_left + s->padding_right)
+    return "window_width (larger than the padded input)";
+  const double in = (double)s->batch * (double)s->input_height * (double)s->input_width * (double)s->channels;
+  if (in > (double)WHITTLE_MAX_ELEMENTS) return "input (too many elements)";
+  if ((double)s->window_height * (double)s->window_width > 65536.0)
+    return "window_height (window_height * window_width is more than 65536)";
+  return NULL;
+}
+
+size_t whittle_pool2d_output_height(const whittle_pool2d_shape* s) {
+  return (s->input_height + s->padding_top + s->padding_bottom - s->window_height) / s->stride_height + 1;
+}
+
+size_t whittle_pool2d_output_width(const whittle_pool2d_shape* s) {
+  return (s->input_width + s->padding_left + s->padding_right - s->window_width) / s->stride_width + 1;
+}
+
+static float clampf(float v, float min, float max) { return v < min ? min : (v > max ? max : v); }
+
+// output[n][y][x][o] = clamp(bias[o] + sum_{i,j,c} input[n][y*sh + i*dh - pt][x*sw + j*dw - pl][g*cin_g + c]
+//                                                * weights[o][i][j][c], min, max)
+void f32_conv2d__reference(const whittle_conv2d_shape* s, const float* input, const float* weights,
+                           const float* bias, float min, float max, float* output) {
+  const size_t oh = whittle_conv2d_output_height(s), ow = whittle_conv2d_output_width(s);
+  const size_t cin_g = s->input_channels / s->groups, cout_g = s->output_channels / s->groups;
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < oh; y++) {
+      for (size_t x = 0; x < ow; x++) {
+        for (size_t o = 0; o < s->output_channels; o++) {
+          const size_t g = o / cout_g;
+          double acc = bias != NULL ? bias[o] : 0.0;
+          for (size_t i = 0; i < s->kernel_height; i++) {
+            const ptrdiff_t iy =
+                (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;
+            if (iy < 0 || iy >= (ptrdiff_t)s->input_height) continue;
+            for (size_t j = 0; j < s->kernel_width; j++) {
+              const ptrdiff_t ix =
+                  (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;
+              if (ix < 0 || ix >= (ptrdiff_t)s->input_width) continue;
+              const float* in =
+                  input +
+                  (((n * s->input_height + (size_t)iy) * s->input_width + (size_t)ix) * s->input_channels) +
+                  g * cin_g;
+              const float* w = weights + ((o * s->kernel_height + i) * s->kernel_width + j) * cin_g;
+              for (size_t c = 0; c < cin_g; c++) acc += (double)in[c] * (double)w[c];
+            }
+          }
+          output[((n * oh + y) * ow + x) * s->output_channels + o] = clampf((float)acc, min, max);
+        }
+      }
+    }
+  }
+}
+
+void f32_fully_connected__reference(size_t batch, size_t input_channels, size_t output_channels,
+                                    const float* input, const float* weights, const float* bias, float min,
+                                    float max, float* output) {
+  for (size_t n = 0; n < batch; n++) {
+    for (size_t o = 0; o < output_channels; o++) {
+      double acc = bias != NULL ? bias[o] : 0.0;
+      for (size_t i = 0; i < input_channels; i++) {
+        acc += (double)input[n * input_channels + i] * (double)weights[o * input_channels + i];
+      }
+      output[n * output_channels + o] = clampf((float)acc, min, max);
+    }
+  }
+}
+
+static void pool__reference(const whittle_pool2d_shape* s, const float* input, float* output, float min,
+                            float max, bool average) {
+  const size_t oh = whittle_pool2d_output_height(s), ow = whittle_pool2d_output_width(s);
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < oh; y++) {
+      for (size_t x = 0; x < ow; x++) {
+        for (size_t c = 0; c < s->channels; c++) {
+          double sum = 0.0;
+          float best = -INFINITY;
+          size_t count = 0;
+          for (size_t i = 0; i < s->window_height; i++) {
+            const ptrdiff_t iy = (ptrdiff_t)(y * s->stride_height + i) - (ptrdiff_t)s->padding_top;
+            if (iy < 0 || iy >= (ptrdiff_t)s->input_height) continue;
+            for (size_t j = 0; j < s->window_width; j++) {
+              const ptrdiff_t ix = (ptrdiff_t)(x * s->stride_width + j) - (ptrdiff_t)s->padding_left;
+              if (ix < 0 || ix >= (ptrdiff_t)s->input_width) continue;
+              const float v =
+                  input[((n * s->input_height + (size_t)iy) * s->input_width + (size_t)ix) * s->channels + c];
+              sum += v;
+              best = v > best ? v : best;
+              count++;
+            }
+          }
+          const float value = average ? (float)(sum / (double)count) : best;
+          output[((n * oh + y) * ow + x) * s->channels + c] = clampf(value, min, max);
+        }
+      }
+    }
+  }
+}
+
+void f32_maxpool__reference(const whittle_pool2d_shape* s, const float* input, float* output, float min,
+                            float max) {
+  pool__reference(s, input, output, min, max, false);
+}
+
+void f32_avgpool__reference(const whittle_pool2d_shape* s, const float* input, float* output, float min,
+                            float max) {
+  pool__reference(s, input, output, min, max, true);
+}
+
+void f32_global_avgpool__reference(size_t batch, size_t pixels, size_t channels, const float* input,
+                                   float* output, float min, float max) {
+  for (size_t n = 0; n < batch; n++) {
+    for (size_t c = 0; c < channels; c++) {
+      double sum = 0.0;
+      for (size_t p = 0; p < pixels; p++) sum += input[(n * pixels + p) * channels + c];
+      output[n * channels + c] = clampf((float)(sum / (double)pixels), min, max);
+    }
+  }
+}
+
+void f32_add__reference(size_t n, const float* a, const float* b, float* output, float min, float max) {
+  for (size_t i = 0; i < n; i++) output[i] = clampf(a[i] + b[i], min, max);
+}
+
+void f32_clamp__reference(size_t n, const float* input, float* output, float min, float max) {
+  for (size_t i = 0; i < n; i++) output[i] = clampf(input[i], min, max);
+}
+
+void f32_softmax__reference(size_t rows, size_t channels, const float* input, float* output) {
+  for (size_t r = 0; r < rows; r++) {
+    const float* x = input + r * channels;
+    float* y = output + r * channels;
+    float m = x[0];
+    for (size_t c = 1; c < channels; c++) m = x[c] > m ? x[c] : m;
+    double sum = 0.0;
+    for (size_t c = 0; c < channels; c++) sum += exp((double)x[c] - (double)m);
+    for (size_t c = 0; c < channels; c++) y[c] = (float)(exp((double)x[c] - (double)m) / sum);
+  }
+}
+
+void whittle_concat_channels(size_t rows, size_t count, const size_t* channels, const void* const* inputs,
+                             size_t element_size, void* output) {
+  unsigned char* out = output;
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t i = 0; i < count; i++) {
+      const size_t bytes = channels[i] * element_size;
+      memcpy(out, (const unsigned char*)inputs[i] + r * bytes, bytes);
+      out += bytes;
+    }
+  }
+}
+
+void whittle_channel_shuffle(size_t rows, size_t groups, size_t group_channels, const void* input,
+                             size_t element_size, void* output) {
+  const size_t channels = groups * group_channels;
+  const unsigned char* in = input;
+  unsigned char* out = output;
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t g = 0; g < groups; g++) {
+      for (size_t j = 0; j < group_channels; j++) {
+        memcpy(out + (r * channels + j * groups + g) * element_size,
+               in + (r * channels + g * group_channels + j) * element_size, element_size);
+      }
+    }
+  }
+}

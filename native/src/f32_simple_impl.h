@@ -1,0 +1,105 @@
+// Element-wise and pooling kernels for fp32, written once and compiled per ISA: each
+// f32_simple_ukernels__<isa>.c defines WHITTLE_SUFFIX and includes this file, and the ISA's flags let the
+// compiler vectorize the channel loops (the inner loops are unit-stride over channels for that reason).
+#include <math.h>
+
+#include "f32_ops.h"
+
+#define WHITTLE_CAT2(a, b) a##b
+#define WHITTLE_CAT(a, b) WHITTLE_CAT2(a, b)
+#define WHITTLE_FN(name) WHITTLE_CAT(name, WHITTLE_SUFFIX)
+
+void WHITTLE_FN(f32_vclamp_ukernel__)(size_t n, const float* restrict x, float* restrict y, float min,
+                                      float max) {
+  for (size_t i = 0; i < n; i++) {
+    const float v = x[i] < min ? min : x[i];
+    y[i] = v > max ? max : v;
+  }
+}
+
+void WHITTLE_FN(f32_vadd_minmax_ukernel__)(size_t n, const float* a, const float* b, float* y, float min,
+                                           float max) {
+  for (size_t i = 0; i < n; i++) {
+    float v = a[i] + b[i];
+    v = v < min ? min : v;
+    y[i] = v > max ? max : v;
+  }
+}
+
+static void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const float* input, float* output, float min,
+                              float max, bool average) {
+  const size_t oh = whittle_pool2d_output_height(s), ow = whittle_pool2d_output_width(s);
+  const size_t channels = s->channels;
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < oh; y++) {
+      const ptrdiff_t y0 = (ptrdiff_t)(y * s->stride_height) - (ptrdiff_t)s->padding_top;
+      const size_t i_begin = y0 < 0 ? (size_t)-y0 : 0;
+      size_t i_end = s->window_height;
+      if (y0 + (ptrdiff_t)i_end > (ptrdiff_t)s->input_height)
+        i_end = (size_t)((ptrdiff_t)s->input_height - y0);
+      for (size_t x = 0; x < ow; x++) {
+        const ptrdiff_t x0 = (ptrdiff_t)(x * s->stride_width) - (ptrdiff_t)s->padding_left;
+        const size_t j_begin = x0 < 0 ? (size_t)-x0 : 0;
+        size_t j_end = s->window_width;
+        if (x0 + (ptrdiff_t)j_end > (ptrdiff_t)s->input_width)
+          j_end = (size_t)((ptrdiff_t)s->input_width - x0);
+        float* restrict out = output + ((n * oh + y) * ow + x) * channels;
+        for (size_t c = 0; c < channels; c++) out[c] = average ? 0.0f : -INFINITY;
+        for (size_t i = i_begin; i < i_end; i++) {
+          for (size_t j = j_begin; j < j_end; j++) {
+            const float* restrict in =
+                input + ((n * s->input_height + (size_t)(y0 + (ptrdiff_t)i)) * s->input_width +
+                         (size_t)(x0 + (ptrdiff_t)j)) *
+                            channels;
+            if (average) {
+              for (size_t c = 0; c < channels; c++) out[c] += in[c];
+            } else {
+              for (size_t c = 0; c < channels; c++) out[c] = in[c] > out[c] ? in[c] : out[c];
+            }
+          }
+        }
+        const float scale = average ? 1.0f / (float)((i_end - i_begin) * (j_end - j_begin)) : 1.0f;
+        for (size_t c = 0; c < channels; c++) {
+          float v = out[c] * scale;
+          v = v < min ? min : v;
+          out[c] = v > max ? max : v;
+        }
+      }
+    }
+  }
+}
+
+void WHITTLE_FN(f32_maxpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const float* input,
+                                              float* output, float min, float max) {
+  WHITTLE_FN(pool_)(s, input, output, min, max, false);
+}
+
+void WHITTLE_FN(f32_avgpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const float* input,
+                                              float* output, float min, float max) {
+  WHITTLE_FN(pool_)(s, input, output, min, max, true);
+}
+
+void WHITTLE_FN(f32_softmax_ukernel__)(size_t rows, size_t channels, const float* input, float* output) {
+  for (size_t r = 0; r < rows; r++) {
+    const float* restrict x = input + r * channels;
+    float* restrict y = output + r * channels;
+    float m = x[0];
+    for (size_t c = 1; c < channels; c++) m = x[c] > m ? x[c] : m;
+    float sum = 0.0f;
+    for (size_t c = 0; c < channels; c++) {
+      y[c] = expf(x[c] - m);
+      sum += y[c];
+    }
+    const float inverse = 1.0f / sum;
+    for (size_t c = 0; c < channels; c++) y[c] *= inverse;
+  }
+}
+
+const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
+    .name = "f32_simple_ukernels__" WHITTLE_SUFFIX_NAME,
+    .vclamp = WHITTLE_FN(f32_vclamp_ukernel__),
+    .vadd = WHITTLE_FN(f32_vadd_minmax_ukernel__),
+    .maxpool = WHITTLE_FN(f32_maxpool_minmax_ukernel__),
+    .avgpool = WHITTLE_FN(f32_avgpool_minmax_ukernel__),
+    .softmax = WHITTLE_FN(f32_softmax_ukernel__),
+};

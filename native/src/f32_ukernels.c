@@ -1,0 +1,137 @@
+// The kernel lists of the fp32 families: one entry per microkernel, best first within each ISA ladder, the
+// scalar one last. Dispatch, the test driver and the benchmarks all read these lists, so adding a kernel is
+// one line here (and its source file in the build).
+#include "f32_ops.h"
+
+#define DECLARE_GEMM(name)                                                                              \
+  void name(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride, const float* w, float* c, \
+            size_t c_stride, float min, float max)
+#define DECLARE_DWCONV(name)                                                                        \
+  void name(size_t channels, size_t taps, const float* const* input, const float* w, float* output, \
+            float min, float max)
+
+DECLARE_GEMM(f32_gemm_minmax_ukernel_4x4__scalar);
+DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c4__scalar);
+extern const f32_simple_ukernels f32_simple_ukernels__scalar;
+#if defined(__x86_64__)
+DECLARE_GEMM(f32_gemm_minmax_ukernel_1x16__avx2);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_6x16__avx2);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_1x32__avx512);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_6x32__avx512);
+DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c16__avx2);
+DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c32__avx512);
+extern const f32_simple_ukernels f32_simple_ukernels__avx2;
+extern const f32_simple_ukernels f32_simple_ukernels__avx512;
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+DECLARE_GEMM(f32_gemm_minmax_ukernel_1x8__neon);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_4x8__neon);
+DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c8__neon);
+extern const f32_simple_ukernels f32_simple_ukernels__neon;
+#endif
+
+// fn_1: the 1-row variant with the same packing, or NULL.
+#define GEMM(name, isa, mr, nr, fn_1) \
+  { #name, isa, name, mr, nr, fn_1 }
+#define DWCONV(name, isa, cb) \
+  { #name, isa, name, cb }
+
+const f32_gemm_ukernel f32_gemm_ukernels[] = {
+#if defined(__x86_64__)
+    GEMM(f32_gemm_minmax_ukernel_6x32__avx512, WHITTLE_ISA_AVX512, 6, 32,
+         f32_gemm_minmax_ukernel_1x32__avx512),
+    GEMM(f32_gemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, f32_gemm_minmax_ukernel_1x16__avx2),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    GEMM(f32_gemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, f32_gemm_minmax_ukernel_1x8__neon),
+#endif
+    GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL),
+};
+const size_t f32_gemm_ukernel_count = sizeof(f32_gemm_ukernels) / sizeof(f32_gemm_ukernels[0]);
+
+const f32_dwconv_ukernel f32_dwconv_ukernels[] = {
+#if defined(__x86_64__)
+    DWCONV(f32_dwconv_minmax_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32),
+    DWCONV(f32_dwconv_minmax_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    DWCONV(f32_dwconv_minmax_ukernel_c8__neon, WHITTLE_ISA_NEON, 8),
+#endif
+    DWCONV(f32_dwconv_minmax_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4),
+};
+const size_t f32_dwconv_ukernel_count = sizeof(f32_dwconv_ukernels) / sizeof(f32_dwconv_ukernels[0]);
+
+// The simple sets carry their ISA in the table below rather than in the shared source.
+typedef struct {
+  const f32_simple_ukernels* set;
+  whittle_isa isa;
+} simple_entry;
+
+static const simple_entry simple_entries[] = {
+#if defined(__x86_64__)
+    {&f32_simple_ukernels__avx512, WHITTLE_ISA_AVX512},
+    {&f32_simple_ukernels__avx2, WHITTLE_ISA_AVX2},
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    {&f32_simple_ukernels__neon, WHITTLE_ISA_NEON},
+#endif
+    {&f32_simple_ukernels__scalar, WHITTLE_ISA_SCALAR},
+};
+
+const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level) {
+  for (size_t i = 0; i < f32_gemm_ukernel_count; i++) {
+    if (whittle_isa_allows(level, f32_gemm_ukernels[i].isa)) return &f32_gemm_ukernels[i];
+  }
+  return &f32_gemm_ukernels[f32_gemm_ukernel_count - 1];
+}
+
+const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level) {
+  for (size_t i = 0; i < f32_dwconv_ukernel_count; i++) {
+    if (whittle_isa_allows(level, f32_dwconv_ukernels[i].isa)) return &f32_dwconv_ukernels[i];
+  }
+  return &f32_dwconv_ukernels[f32_dwconv_ukernel_count - 1];
+}
+
+const f32_simple_ukernels* f32_simple_ukernels_select(whittle_isa level) {
+  const size_t count = sizeof(simple_entries) / sizeof(simple_entries[0]);
+  for (size_t i = 0; i < count; i++) {
+    if (whittle_isa_allows(level, simple_entries[i].isa)) return simple_entries[i].set;
+  }
+  return simple_entries[count - 1].set;
+}
+
+void f32_maxpool(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max,
+                 whittle_isa level) {
+  f32_simple_ukernels_select(level)->maxpool(shape, input, output, min, max);
+}
+
+void f32_avgpool(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max,
+                 whittle_isa level) {
+  f32_simple_ukernels_select(level)->avgpool(shape, input, output, min, max);
+}
+
+void f32_global_avgpool(size_t batch, size_t pixels, size_t channels, const float* input, float* output,
+                        float min, float max, whittle_isa level) {
+  const whittle_pool2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = pixels,
+                                      .channels = channels,
+                                      .window_height = 1,
+                                      .window_width = pixels,
+                                      .stride_height = 1,
+                                      .stride_width = 1};
+  f32_simple_ukernels_select(level)->avgpool(&shape, input, output, min, max);
+}
+
+void f32_add(size_t n, const float* a, const float* b, float* output, float min, float max,
+             whittle_isa level) {
+  f32_simple_ukernels_select(level)->vadd(n, a, b, output, min, max);
+}
+
+void f32_clamp(size_t n, const float* input, float* output, float min, float max, whittle_isa level) {
+  f32_simple_ukernels_select(level)->vclamp(n, input, output, min, max);
+}
+
+void f32_softmax(size_t rows, size_t channels, const float* input, float* output, whittle_isa level) {
+  f32_simple_ukernels_select(level)->softmax(rows, channels, input, output);
+}

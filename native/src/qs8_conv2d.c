@@ -1,0 +1,263 @@
+// int8 / uint8 conv2d and fully-connected. The weights are packed once for the chosen microkernel, with the
+// input zero point folded into the bias (bias' = bias - zp * sum(w), so kernels compute plain dot products),
+// and per call:
+//  - GEMM: every MR output pixels get MR rows of im2col in per-thread scratch, in the kernel's domain
+//    (int8, or uint8 for VNNI) and padded with the zero point, so padded taps contribute exactly zero;
+//  - depthwise: an indirection row per pixel, out-of-image taps pointing at a row of zero points.
+// Threads split the output pixels.
+#include <stdlib.h>
+#include <string.h>
+
+#include "qs8_requantize.h"
+
+struct qs8_conv2d_op {
+  whittle_conv2d_shape shape;
+  size_t output_height, output_width, cin_g, cout_g, k, kc;
+  bool depthwise;
+  qs8_gemmlowp_params params;
+  uint8_t a_xor;     // raw input byte -> kernel domain
+  uint8_t pad_byte;  // the input zero point in the kernel domain
+  const qs8_gemm_ukernel* gemm;
+  const qs8_dwconv_ukernel* dwconv;
+  unsigned char* packed;
+  size_t packed_group_bytes;
+  int8_t* zero;
+  size_t scratch_threads;
+  size_t scratch_bytes_per_thread;
+  size_t a_tile_bytes;
+  unsigned char* scratch;
+  const int8_t* input;
+  int8_t* output;
+};
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Fills one packed block header: bias' = bias - zero_point * weight_sum (wrapping, as the kernels add).
+static void write_header(unsigned char* block, size_t nr, size_t n, int32_t bias, int32_t weight_sum,
+                         int32_t zero_point, int32_t multiplier, int32_t shift) {
+  int32_t* p = (int32_t*)block;
+  p[n] = (int32_t)((uint32_t)bias - (uint32_t)zero_point * (uint32_t)weight_sum);
+  p[nr + n] = multiplier;
+  p[2 * nr + n] = shift > 0 ? shift : 0;
+  p[3 * nr + n] = shift > 0 ? 0 : -shift;
+}
+
+qs8_conv2d_op* qs8_conv2d_create(const whittle_conv2d_shape* shape, const int8_t* weights,
+                                 const int32_t* bias, const int32_t* multipliers, const int32_t* shifts,
+                                 const qs8_activation_quantization* q, whittle_isa level) {
+  if (whittle_conv2d_shape_problem(shape) != NULL || qs8_activation_quantization_problem(q) != NULL)
+    return NULL;
+  for (size_t o = 0; o < shape->output_channels; o++) {
+    if (shifts[o] < QS8_REQUANT_MIN_SHIFT || shifts[o] > QS8_REQUANT_MAX_SHIFT) return NULL;
+  }
+  qs8_conv2d_op* op = calloc(1, sizeof(*op));
+  if (op == NULL) return NULL;
+  op->shape = *shape;
+  op->output_height = whittle_conv2d_output_height(shape);
+  op->output_width = whittle_conv2d_output_width(shape);
+  op->cin_g = shape->input_channels / shape->groups;
+  op->cout_g = shape->output_channels / shape->groups;
+  const size_t taps = shape->kernel_height * shape->kernel_width;
+  op->k = taps * op->cin_g;
+  op->depthwise = shape->groups > 1 && op->cin_g == 1 && op->cout_g == 1;
+  const int32_t offset = q->unsigned_activations ? 128 : 0;
+  op->params.output_zero_point = q->output_zero_point - offset;
+  op->params.output_min = q->output_min - offset;
+  op->params.output_max = q->output_max - offset;
+  op->params.input_flip = q->unsigned_activations ? 0x80 : 0;
+  op->params.output_flip = q->unsigned_activations ? 0x80 : 0;
+  const int32_t zero_point_s8 = q->input_zero_point - offset;
+
+  if (op->depthwise) {
+    op->dwconv = qs8_dwconv_ukernel_select(level);
+    const size_t cb = op->dwconv->cb, channels = shape->output_channels;
+    const size_t block_bytes = cb * 4 * sizeof(int32_t) + taps * cb;
+    const size_t blocks = round_up(channels, cb) / cb;
+    op->packed = calloc(blocks, block_bytes);
+    op->zero = malloc(channels);
+    if (op->packed == NULL || op->zero == NULL) goto fail;
+    memset(op->zero, (int)(uint8_t)q->input_zero_point, channels);
+    for (size_t b = 0; b < blocks; b++) {
+      unsigned char* block = op->packed + b * block_bytes;
+      int8_t* w = (int8_t*)(block + cb * 4 * sizeof(int32_t));
+      for (size_t c = 0; c < cb; c++) {
+        const size_t ch = b * cb + c;
+        if (ch >= channels) continue;
+        int32_t sum = 0;
+        for (size_t t = 0; t < taps; t++) {
+          w[t * cb + c] = weights[ch * taps + t];
+          sum += weights[ch * taps + t];
+        }
+        write_header(block, cb, c, bias != NULL ? bias[ch] : 0, sum, zero_point_s8, multipliers[ch],
+                     shifts[ch]);
+      }
+    }
+    op->scratch_bytes_per_thread = round_up(taps * sizeof(const int8_t*), 64);
+  } else {
+    op->gemm = qs8_gemm_ukernel_select(level);
+    const size_t nr = op->gemm->nr, kr = op->gemm->kr;
+    op->kc = round_up(op->k, op->gemm->k_align);
+    const int32_t zero_point_kernel = zero_point_s8 + (op->gemm->a_unsigned ? 128 : 0);
+    op->a_xor = (q->unsigned_activations != op->gemm->a_unsigned) ? 0x80 : 0;
+    op->pad_byte = (uint8_t)zero_point_kernel;
+    const size_t block_bytes = nr * 4 * sizeof(int32_t) + op->kc * nr;
+    const size_t blocks = round_up(op->cout_g, nr) / nr;
+    op->packed_group_bytes = blocks * block_bytes;
+    op->packed = calloc(shape->groups, op->packed_group_bytes);
+    if (op->packed == NULL) goto fail;
+    for (size_t g = 0; g < shape->groups; g++) {
+      for (size_t b = 0; b < blocks; b++) {
+        unsigned char* block = op->packed + g * op->packed_group_bytes + b * block_bytes;
+        int8_t* w = (int8_t*)(block + nr * 4 * sizeof(int32_t));
+        for (size_t n = 0; n < nr; n++) {
+          const size_t o_local = b * nr + n;
+          if (o_local >= op->cout_g) continue;
+          const size_t o = g * op->cout_g + o_local;
+          int32_t sum = 0;
+          for (size_t kk = 0; kk < op->k; kk++) {
+            const int8_t value = weights[o * op->k + kk];
+            w[(kk / kr) * nr * kr + n * kr + kk % kr] = value;
+            sum += value;
+          }
+          write_header(block, nr, n, bias != NULL ? bias[o] : 0, sum, zero_point_kernel, multipliers[o],
+                       shifts[o]);
+        }
+      }
+    }
+    // Per thread: MR rows of im2col, then the tap pointers of one row.
+    op->a_tile_bytes = round_up(op->gemm->mr * op->kc, 64);
+    op->scratch_bytes_per_thread = op->a_tile_bytes + round_up(taps * sizeof(const int8_t*), 64);
+  }
+  return op;
+fail:
+  qs8_conv2d_destroy(op);
+  return NULL;
+}
+
+qs8_conv2d_op* qs8_fully_connected_create(size_t batch, size_t input_channels, size_t output_channels,
+                                          const int8_t* weights, const int32_t* bias,
+                                          const int32_t* multipliers, const int32_t* shifts,
+                                          const qs8_activation_quantization* q, whittle_isa level) {
+  const whittle_conv2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = 1,
+                                      .input_channels = input_channels,
+                                      .output_channels = output_channels,
+                                      .kernel_height = 1,
+                                      .kernel_width = 1,
+                                      .stride_height = 1,
+                                      .stride_width = 1,
+                                      .dilation_height = 1,
+                                      .dilation_width = 1,
+                                      .groups = 1};
+  return qs8_conv2d_create(&shape, weights, bias, multipliers, shifts, q, level);
+}
+
+void qs8_conv2d_destroy(qs8_conv2d_op* op) {
+  if (op == NULL) return;
+  free(op->packed);
+  free(op->zero);
+  free(op->scratch);
+  free(op);
+}
+
+const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
+  return op->depthwise ? op->dwconv->name : op->gemm->name;
+}
+
+// The input pixel each tap (i, j) of output row m (a flattened (n, y, x)) reads, in tap order, or `pad` where
+// the tap falls in the padding. The divisions happen once per row, not once per tap.
+static void row_taps(const qs8_conv2d_op* op, size_t m, const int8_t* pad, const int8_t** taps) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t x = m % op->output_width;
+  const size_t y = (m / op->output_width) % op->output_height;
+  const size_t n = m / (op->output_width * op->output_height);
+  const int8_t* image = op->input + n * s->input_height * s->input_width * s->input_channels;
+  size_t t = 0;
+  for (size_t i = 0; i < s->kernel_height; i++) {
+    const ptrdiff_t iy =
+        (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;
+    const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;
+    for (size_t j = 0; j < s->kernel_width; j++) {
+      const ptrdiff_t ix =
+          (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;
+      const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;
+      taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad;
+    }
+  }
+}
+
+// dst = src ^ flip, byte-wise. A separate function with restrict pointers and a by-value flip so the
+// compiler vectorizes it (in the caller, row could alias op->a_xor).
+static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t n, uint8_t flip) {
+  for (size_t i = 0; i < n; i++) dst[i] = (int8_t)(uint8_t)(src[i] ^ flip);
+}
+
+static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
+  const qs8_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t mr = op->gemm->mr;
+  int8_t* a_tile = (int8_t*)(op->scratch + thread * op->scratch_bytes_per_thread);
+  const int8_t** taps = (const int8_t**)((unsigned char*)a_tile + op->a_tile_bytes);
+  const size_t tap_count = s->kernel_height * s->kernel_width;
+  for (size_t m0 = begin; m0 < end; m0 += mr) {
+    const size_t rows = end - m0 < mr ? end - m0 : mr;
+    for (size_t g = 0; g < s->groups; g++) {
+      for (size_t r = 0; r < rows; r++) {
+        int8_t* row = a_tile + r * op->kc;
+        row_taps(op, m0 + r, NULL, taps);
+        for (size_t t = 0; t < tap_count; t++) {
+          if (taps[t] == NULL) {
+            memset(row, op->pad_byte, op->cin_g);
+          } else if (op->a_xor == 0) {
+            memcpy(row, taps[t] + g * op->cin_g, op->cin_g);
+          } else {
+            flip_copy(row, (const uint8_t*)taps[t] + g * op->cin_g, op->cin_g, op->a_xor);
+          }
+          row += op->cin_g;
+        }
+        memset(row, 0, op->kc - op->k);
+      }
+      const unsigned char* packed = op->packed + g * op->packed_group_bytes;
+      int8_t* c = op->output + m0 * s->output_channels + g * op->cout_g;
+      if (rows <= 2 && op->gemm->fn_1 != NULL) {
+        for (size_t r = 0; r < rows; r++) {
+          op->gemm->fn_1(1, op->cout_g, op->kc, a_tile + r * op->kc, op->kc, packed,
+                         c + r * s->output_channels, s->output_channels, &op->params);
+        }
+      } else {
+        op->gemm->fn(rows, op->cout_g, op->kc, a_tile, op->kc, packed, c, s->output_channels, &op->params);
+      }
+    }
+  }
+}
+
+static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
+  const qs8_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const int8_t** indirection = (const int8_t**)(op->scratch + thread * op->scratch_bytes_per_thread);
+  for (size_t m = begin; m < end; m++) {
+    row_taps(op, m, op->zero, indirection);
+    op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
+                   op->output + m * s->output_channels, &op->params);
+  }
+}
+
+bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool) {
+  const size_t threads = whittle_threadpool_threads(pool);
+  if (threads > op->scratch_threads) {
+    unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);
+    if (scratch == NULL) return false;
+    op->scratch = scratch;
+    op->scratch_threads = threads;
+  }
+  op->input = input;
+  op->output = output;
+  const size_t rows = op->shape.batch * op->output_height * op->output_width;
+  if (op->depthwise) {
+    whittle_threadpool_parallelize(pool, dwconv_task, op, rows, 1);
+  } else {
+    whittle_threadpool_parallelize(pool, gemm_task, op, rows, op->gemm->mr);
+  }
+  return true;
+}

@@ -1,0 +1,57 @@
+// Body of the qs8 GEMM kernels MRx16c2 for AVX2; each qs8_gemm_minmax_gemmlowp_ukernel_<MR>x16c2__avx2.c
+// defines MR and the function name, then includes this file.
+#include <immintrin.h>
+#include <string.h>
+
+#include "qs8_requantize.h"
+
+// MR rows x 16 columns, KR = 2: each step multiplies a broadcast pair (a[k], a[k+1]) of int16 by 16 columns x
+// 2 k of sign-extended weights with VPMADDWD, which sums the pair into one int32 per column.
+void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                         const void* packed_w, int8_t* c, size_t c_stride,
+                         const qs8_gemmlowp_params* params) {
+  const int8_t* a_rows[MR];
+  int8_t* c_rows[MR];
+  for (size_t r = 0; r < MR; r++) {
+    const size_t row = r < mr ? r : mr - 1;
+    a_rows[r] = a + row * a_stride;
+    c_rows[r] = c + row * c_stride;
+  }
+  const unsigned char* block = packed_w;
+  for (size_t n0 = 0; n0 < nc; n0 += 16) {
+    const qs8_channel_requant h = qs8_block_header(block, 16);
+    const int8_t* w = (const int8_t*)(block + 16 * 4 * sizeof(int32_t));
+    const __m256i b0 = _mm256_loadu_si256((const __m256i*)h.bias);
+    const __m256i b1 = _mm256_loadu_si256((const __m256i*)(h.bias + 8));
+    __m256i acc0[MR], acc1[MR];
+    for (size_t r = 0; r < MR; r++) {
+      acc0[r] = b0;
+      acc1[r] = b1;
+    }
+    for (size_t k = 0; k < kc; k += 2) {
+      const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)w));
+      const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + 16)));
+      w += 32;
+      for (size_t r = 0; r < MR; r++) {
+        const uint32_t pair =
+            (uint32_t)(uint16_t)(int16_t)a_rows[r][k] | ((uint32_t)(uint16_t)(int16_t)a_rows[r][k + 1] << 16);
+        const __m256i va = _mm256_set1_epi32((int)pair);
+        acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(va, w0));
+        acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(va, w1));
+      }
+    }
+    const size_t cols = nc - n0 < 16 ? nc - n0 : 16;
+    for (size_t r = 0; r < MR; r++) {
+      const __m128i bytes = qs8_narrow16_avx2(qs8_output_avx2(acc0[r], &h, 0, params),
+                                              qs8_output_avx2(acc1[r], &h, 8, params), params);
+      if (cols == 16) {
+        _mm_storeu_si128((__m128i*)(c_rows[r] + n0), bytes);
+      } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i*)tmp, bytes);
+        memcpy(c_rows[r] + n0, tmp, cols);
+      }
+    }
+    block += 16 * 4 * sizeof(int32_t) + kc * 16;
+  }
+}

@@ -1,0 +1,49 @@
+// Body of the qs8 GEMM kernels MRx32c2 for AVX-512; each qs8_gemm_minmax_gemmlowp_ukernel_<MR>x32c2__avx512.c
+// defines MR and the function name, then includes this file.
+#include <immintrin.h>
+
+#include "qs8_requantize.h"
+
+// The AVX2 scheme on ZMM registers: MR rows x 32 columns, VPMADDWD on int16 pairs.
+void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                         const void* packed_w, int8_t* c, size_t c_stride,
+                         const qs8_gemmlowp_params* params) {
+  const int8_t* a_rows[MR];
+  int8_t* c_rows[MR];
+  for (size_t r = 0; r < MR; r++) {
+    const size_t row = r < mr ? r : mr - 1;
+    a_rows[r] = a + row * a_stride;
+    c_rows[r] = c + row * c_stride;
+  }
+  const unsigned char* block = packed_w;
+  for (size_t n0 = 0; n0 < nc; n0 += 32) {
+    const qs8_channel_requant h = qs8_block_header(block, 32);
+    const int8_t* w = (const int8_t*)(block + 32 * 4 * sizeof(int32_t));
+    const __m512i b0 = _mm512_loadu_si512(h.bias), b1 = _mm512_loadu_si512(h.bias + 16);
+    __m512i acc0[MR], acc1[MR];
+    for (size_t r = 0; r < MR; r++) {
+      acc0[r] = b0;
+      acc1[r] = b1;
+    }
+    for (size_t k = 0; k < kc; k += 2) {
+      const __m512i w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)w));
+      const __m512i w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w + 32)));
+      w += 64;
+      for (size_t r = 0; r < MR; r++) {
+        const uint32_t pair =
+            (uint32_t)(uint16_t)(int16_t)a_rows[r][k] | ((uint32_t)(uint16_t)(int16_t)a_rows[r][k + 1] << 16);
+        const __m512i va = _mm512_set1_epi32((int)pair);
+        acc0[r] = _mm512_add_epi32(acc0[r], _mm512_madd_epi16(va, w0));
+        acc1[r] = _mm512_add_epi32(acc1[r], _mm512_madd_epi16(va, w1));
+      }
+    }
+    const size_t cols = nc - n0 < 32 ? nc - n0 : 32;
+    for (size_t r = 0; r < MR; r++) {
+      qs8_store16_avx512(c_rows[r] + n0, qs8_output_avx512(acc0[r], &h, 0, params), cols, params);
+      if (cols > 16)
+        qs8_store16_avx512(c_rows[r] + n0 + 16, qs8_output_avx512(acc1[r], &h, 16, params), cols - 16,
+                           params);
+    }
+    block += 32 * 4 * sizeof(int32_t) + kc * 32;
+  }
+}

@@ -1,0 +1,180 @@
+// int8 affine operators in NHWC layout: per-output-channel weight scales, int32 accumulation and gemmlowp
+// (TFLite) fixed-point requantization, bit-exact against the __reference functions on every ISA.
+//
+// Activations are int8 (qs8) or uint8 (qu8), chosen per operator by `unsigned_activations`. Kernels work in
+// the signed domain: a uint8 value u is the int8 value u ^ 0x80 with zero point, min and max moved by -128,
+// which leaves every (x - zero_point) and every clamp unchanged; the flip is applied while loading (im2col,
+// or an XOR in the kernel) and storing. Weights are always int8, symmetric (zero point 0).
+//
+// Requantization of accumulator acc for output channel o (see qs8_fc.h):
+//   out = clamp(output_zero_point + qs8_requantize_gemmlowp(acc, multipliers[o], shifts[o]), min, max)
+// Kernel name grammar: <dtype>_<op>_<activation>_<requant>_ukernel_<MRxNRcKR | cCB>__<isa>.
+#ifndef WHITTLE_QS8_OPS_H_
+#define WHITTLE_QS8_OPS_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/cpu-features.h"
+#include "f32_ops.h"
+#include "qs8_fc.h"
+#include "threadpool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Quantization of an operator's activations, in the raw domain of its dtype: [-128, 127] for int8,
+// [0, 255] for uint8.
+typedef struct qs8_activation_quantization {
+  bool unsigned_activations;
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  int32_t output_min;  // a fused ReLU is output_min = output_zero_point
+  int32_t output_max;
+} qs8_activation_quantization;
+
+// NULL when valid; otherwise the name of the first field out of range.
+const char* qs8_activation_quantization_problem(const qs8_activation_quantization* q);
+
+// Output stage of a kernel, in the signed domain.
+typedef struct qs8_gemmlowp_params {
+  int32_t output_zero_point, output_min, output_max;  // signed domain, min <= max
+  uint8_t input_flip;   // XORed into loaded activations (0x80 for uint8), for kernels that read input
+  uint8_t output_flip;  // XORed into stored bytes (0x80 for uint8)
+} qs8_gemmlowp_params;
+
+// ---------------------------------------------------------------------------------------------------------
+// Microkernels
+
+// Packed weights of one block of NR output channels (GEMM) or CB channels (depthwise), 4-byte aligned:
+//   int32 bias'[NR]         bias - zero_point_in_kernel_domain * sum_k w[k][n] (wrapping)
+//   int32 multiplier[NR]
+//   int32 left_shift[NR]    max(shift, 0)
+//   int32 right_shift[NR]   max(-shift, 0)
+//   int8  weights[kc / KR][NR][KR]   (depthwise: [taps][CB])
+//
+// GEMM: c[m][n] = output stage of (bias'[n] + sum_k a[m][k] * w[k][n]); a rows hold kc bytes (kc a multiple
+// of the kernel's k_align; w is zero past K) in the kernel's domain: int8, or uint8 (= int8 ^ 0x80) for
+// kernels with a_unsigned (VNNI's vpdpbusd multiplies u8 x s8).
+typedef void (*qs8_gemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+                                    const void* packed_w, int8_t* c, size_t c_stride,
+                                    const qs8_gemmlowp_params* params);
+// Depthwise: output[c] = output stage of (bias'[c] + sum_t (input[t][c] ^ input_flip) * w[t][c]).
+typedef void (*qs8_dwconv_ukernel_fn)(size_t channels, size_t taps, const int8_t* const* input,
+                                      const void* packed_w, int8_t* output,
+                                      const qs8_gemmlowp_params* params);
+
+typedef struct qs8_gemm_ukernel {
+  const char* name;
+  whittle_isa isa;
+  qs8_gemm_ukernel_fn fn;
+  uint8_t mr, nr, kr, k_align;
+  bool a_unsigned;
+  // A 1-row variant with the same packing (NULL if none): runs tiles of 1 or 2 rows (fully-connected with
+  // batch 1, and the last rows of a conv) without computing MR rows.
+  qs8_gemm_ukernel_fn fn_1;
+} qs8_gemm_ukernel;
+
+typedef struct qs8_dwconv_ukernel {
+  const char* name;
+  whittle_isa isa;
+  qs8_dwconv_ukernel_fn fn;
+  uint8_t cb;
+} qs8_dwconv_ukernel;
+
+// TFLite-style quantized add: each input is rescaled to a common 2^-20 grid by its own multiplier, summed,
+// and requantized to the output. Multipliers/shifts as for requantization (shifts normally <= 0).
+typedef struct qs8_add_params {
+  bool unsigned_activations;
+  int32_t a_zero_point, a_multiplier, a_shift;
+  int32_t b_zero_point, b_multiplier, b_shift;
+  int32_t output_zero_point, output_multiplier, output_shift;
+  int32_t output_min, output_max;
+} qs8_add_params;
+
+#define QS8_ADD_LEFT_SHIFT 20
+
+typedef struct qs8_simple_ukernels {
+  const char* name;
+  // y = clamp(x, min, max), raw domain (ReLU/ReLU6 in int8 are this clamp)
+  void (*vclamp)(size_t n, const void* x, void* y, bool unsigned_activations, int32_t min, int32_t max);
+  void (*vadd)(size_t n, const void* a, const void* b, void* y, const qs8_add_params* params);
+  // Pooling keeps the input's scale and zero point. Average: TFLite's rounding, (sum +- count/2) / count.
+  void (*maxpool)(const whittle_pool2d_shape* shape, const void* input, void* output,
+                  bool unsigned_activations, int32_t min, int32_t max);
+  void (*avgpool)(const whittle_pool2d_shape* shape, const void* input, void* output,
+                  bool unsigned_activations, int32_t min, int32_t max);
+} qs8_simple_ukernels;
+
+extern const qs8_gemm_ukernel qs8_gemm_ukernels[];
+extern const size_t qs8_gemm_ukernel_count;
+extern const qs8_dwconv_ukernel qs8_dwconv_ukernels[];
+extern const size_t qs8_dwconv_ukernel_count;
+
+const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level);
+const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level);
+const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level);
+
+// ---------------------------------------------------------------------------------------------------------
+// References. Tensors are int8_t or uint8_t per unsigned_activations (hence void*).
+
+void qs8_conv2d__reference(const whittle_conv2d_shape* shape, const void* input, const int8_t* weights,
+                           const int32_t* bias, const int32_t* multipliers, const int32_t* shifts,
+                           const qs8_activation_quantization* q, void* output);
+void qs8_fully_connected__reference(size_t batch, size_t input_channels, size_t output_channels,
+                                    const void* input, const int8_t* weights, const int32_t* bias,
+                                    const int32_t* multipliers, const int32_t* shifts,
+                                    const qs8_activation_quantization* q, void* output);
+void qs8_maxpool__reference(const whittle_pool2d_shape* shape, const void* input, void* output,
+                            bool unsigned_activations, int32_t min, int32_t max);
+void qs8_avgpool__reference(const whittle_pool2d_shape* shape, const void* input, void* output,
+                            bool unsigned_activations, int32_t min, int32_t max);
+void qs8_global_avgpool__reference(size_t batch, size_t pixels, size_t channels, const void* input,
+                                   void* output, bool unsigned_activations, int32_t min, int32_t max);
+void qs8_add__reference(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params);
+void qs8_clamp__reference(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min,
+                          int32_t max);
+// Dequantizes each row, computes the softmax in double precision and quantizes the result: softmax is the
+// one int8 operator that does not stay in integers (its output range is fixed, [0, 1]).
+void qs8_softmax__reference(size_t rows, size_t channels, const void* input, float input_scale,
+                            int32_t input_zero_point, float output_scale, int32_t output_zero_point,
+                            bool unsigned_activations, void* output);
+
+// ---------------------------------------------------------------------------------------------------------
+// Optimized operators
+
+typedef struct qs8_conv2d_op qs8_conv2d_op;
+
+// NULL on a bad shape or quantization, a shift outside [QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT], or
+// when memory runs out. Copies everything it needs; the arrays may be freed afterwards.
+qs8_conv2d_op* qs8_conv2d_create(const whittle_conv2d_shape* shape, const int8_t* weights,
+                                 const int32_t* bias, const int32_t* multipliers, const int32_t* shifts,
+                                 const qs8_activation_quantization* q, whittle_isa level);
+qs8_conv2d_op* qs8_fully_connected_create(size_t batch, size_t input_channels, size_t output_channels,
+                                          const int8_t* weights, const int32_t* bias,
+                                          const int32_t* multipliers, const int32_t* shifts,
+                                          const qs8_activation_quantization* q, whittle_isa level);
+bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool);
+const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op);
+void qs8_conv2d_destroy(qs8_conv2d_op* op);
+
+void qs8_maxpool(const whittle_pool2d_shape* shape, const void* input, void* output,
+                 bool unsigned_activations, int32_t min, int32_t max, whittle_isa level);
+void qs8_avgpool(const whittle_pool2d_shape* shape, const void* input, void* output,
+                 bool unsigned_activations, int32_t min, int32_t max, whittle_isa level);
+void qs8_global_avgpool(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
+                        bool unsigned_activations, int32_t min, int32_t max, whittle_isa level);
+void qs8_add(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params,
+             whittle_isa level);
+void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min, int32_t max,
+               whittle_isa level);
+void qs8_softmax(size_t rows, size_t channels, const void* input, float input_scale, int32_t input_zero_point,
+                 float output_scale, int32_t output_zero_point, bool unsigned_activations, void* output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // WHITTLE_QS8_OPS_H_

@@ -1,0 +1,155 @@
+// The output stage of the int8 kernels, one header per ISA section: requantize int32 accumulators with
+// per-channel multiplier and shifts exactly as qs8_requantize_gemmlowp does, add the output zero point and
+// clamp. Only the section of the ISA a file is compiled for is visible (by the compiler's target macros).
+//
+// Why the SIMD versions are exact:
+//  - SaturatingRoundingDoublingHighMul(a, b) = floor((a*b + 2^30) / 2^31) for every (a, b) but
+//    (INT32_MIN, INT32_MIN), which saturates to INT32_MAX: gemmlowp's "nudge" of 1 - 2^30 for negative
+//    products followed by truncating division is that same floor. On x86 the 64-bit product plus 2^30 is
+//    shifted right by 31 (bits 31..62 are the result, so a logical shift is fine); NEON's VQRDMULH computes
+//    exactly this, saturation included.
+//  - RoundingDivideByPOT rounds half away from zero: x86 uses the same mask/threshold arithmetic as the
+//    scalar code; NEON's VRSHL rounds half up, so negative values are first decremented (TFLite's fixup).
+//  - The zero point is added after clamping to [min - zp, max - zp], which cannot overflow and equals
+//    clamp(value + zp, min, max) computed in 64 bits.
+#ifndef WHITTLE_QS8_REQUANTIZE_H_
+#define WHITTLE_QS8_REQUANTIZE_H_
+
+#include "qs8_ops.h"
+
+// Per-channel requantization constants as stored in a packed block (see qs8_ops.h).
+typedef struct qs8_channel_requant {
+  const int32_t* bias;
+  const int32_t* multiplier;
+  const int32_t* left_shift;
+  const int32_t* right_shift;
+} qs8_channel_requant;
+
+static inline qs8_channel_requant qs8_block_header(const void* block, size_t nr) {
+  const int32_t* p = (const int32_t*)block;
+  const qs8_channel_requant h = {p, p + nr, p + 2 * nr, p + 3 * nr};
+  return h;
+}
+
+static inline int8_t qs8_output_scalar(int32_t acc, int32_t multiplier, int32_t left_shift,
+                                       int32_t right_shift, const qs8_gemmlowp_params* p) {
+  int32_t v = qs8_requantize_gemmlowp(acc, multiplier, left_shift - right_shift);
+  const int32_t lo = p->output_min - p->output_zero_point, hi = p->output_max - p->output_zero_point;
+  v = v < lo ? lo : (v > hi ? hi : v);
+  return (int8_t)(uint8_t)((uint8_t)(int8_t)(v + p->output_zero_point) ^ p->output_flip);
+}
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+
+static inline __m256i qs8_requantize_avx2(__m256i acc, __m256i multiplier, __m256i left_shift,
+                                          __m256i right_shift) {
+  const __m256i x = _mm256_sllv_epi32(acc, left_shift);
+  const __m256i nudge = _mm256_set1_epi64x(INT64_C(1) << 30);
+  const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, multiplier), nudge);
+  const __m256i odd =
+      _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(multiplier, 32)), nudge);
+  __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xAA);
+  const __m256i int_min = _mm256_set1_epi32(INT32_MIN);
+  const __m256i saturate =
+      _mm256_and_si256(_mm256_cmpeq_epi32(x, int_min), _mm256_cmpeq_epi32(multiplier, int_min));
+  high = _mm256_blendv_epi8(high, _mm256_set1_epi32(INT32_MAX), saturate);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right_shift), one);
+  const __m256i remainder = _mm256_and_si256(high, mask);
+  const __m256i threshold =
+      _mm256_sub_epi32(_mm256_srai_epi32(mask, 1), _mm256_cmpgt_epi32(_mm256_setzero_si256(), high));
+  return _mm256_sub_epi32(_mm256_srav_epi32(high, right_shift), _mm256_cmpgt_epi32(remainder, threshold));
+}
+
+// Requantized, clamped and offset int32 values of 8 channels starting at channel n of a block header.
+static inline __m256i qs8_output_avx2(__m256i acc, const qs8_channel_requant* h, size_t n,
+                                      const qs8_gemmlowp_params* p) {
+  const __m256i v = qs8_requantize_avx2(acc, _mm256_loadu_si256((const __m256i*)(h->multiplier + n)),
+                                        _mm256_loadu_si256((const __m256i*)(h->left_shift + n)),
+                                        _mm256_loadu_si256((const __m256i*)(h->right_shift + n)));
+  const __m256i lo = _mm256_set1_epi32(p->output_min - p->output_zero_point);
+  const __m256i hi = _mm256_set1_epi32(p->output_max - p->output_zero_point);
+  return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi),
+                          _mm256_set1_epi32(p->output_zero_point));
+}
+
+// 16 int32 (already in int8 range) -> 16 bytes in channel order, flipped for uint8 outputs.
+static inline __m128i qs8_narrow16_avx2(__m256i v0, __m256i v1, const qs8_gemmlowp_params* p) {
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(v0, v1), 0xD8);
+  const __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(packed), _mm256_extracti128_si256(packed, 1));
+  return _mm_xor_si128(bytes, _mm_set1_epi8((char)p->output_flip));
+}
+#endif  // __AVX2__
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+static inline __m512i qs8_requantize_avx512(__m512i acc, __m512i multiplier, __m512i left_shift,
+                                            __m512i right_shift) {
+  const __m512i x = _mm512_sllv_epi32(acc, left_shift);
+  const __m512i nudge = _mm512_set1_epi64(INT64_C(1) << 30);
+  const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, multiplier), nudge);
+  const __m512i odd =
+      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(multiplier, 32)), nudge);
+  __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
+  const __m512i int_min = _mm512_set1_epi32(INT32_MIN);
+  const __mmask16 saturate =
+      _mm512_cmpeq_epi32_mask(x, int_min) & _mm512_cmpeq_epi32_mask(multiplier, int_min);
+  high = _mm512_mask_mov_epi32(high, saturate, _mm512_set1_epi32(INT32_MAX));
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right_shift), one);
+  const __m512i remainder = _mm512_and_si512(high, mask);
+  __m512i threshold = _mm512_srai_epi32(mask, 1);
+  threshold =
+      _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, _mm512_setzero_si512()), threshold, one);
+  const __m512i shifted = _mm512_srav_epi32(high, right_shift);
+  return _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, threshold), shifted, one);
+}
+
+static inline __m512i qs8_output_avx512(__m512i acc, const qs8_channel_requant* h, size_t n,
+                                        const qs8_gemmlowp_params* p) {
+  const __m512i v =
+      qs8_requantize_avx512(acc, _mm512_loadu_si512(h->multiplier + n), _mm512_loadu_si512(h->left_shift + n),
+                            _mm512_loadu_si512(h->right_shift + n));
+  const __m512i lo = _mm512_set1_epi32(p->output_min - p->output_zero_point);
+  const __m512i hi = _mm512_set1_epi32(p->output_max - p->output_zero_point);
+  return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi),
+                          _mm512_set1_epi32(p->output_zero_point));
+}
+
+// Stores the low `count` (<= 16) channels of v as bytes.
+static inline void qs8_store16_avx512(int8_t* out, __m512i v, size_t count, const qs8_gemmlowp_params* p) {
+  const __m128i bytes = _mm_xor_si128(_mm512_cvtepi32_epi8(v), _mm_set1_epi8((char)p->output_flip));
+  const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
+  _mm_mask_storeu_epi8(out, m, bytes);
+}
+#endif  // __AVX512F__ && __AVX512BW__
+
+#if defined(__ARM_NEON) || defined(__aarch64__)
+#include <arm_neon.h>
+
+static inline int32x4_t qs8_requantize_neon(int32x4_t acc, int32x4_t multiplier, int32x4_t left_shift,
+                                            int32x4_t right_shift) {
+  const int32x4_t x = vqrdmulhq_s32(vshlq_s32(acc, left_shift), multiplier);
+  const int32x4_t negative_shift = vnegq_s32(right_shift);
+  // -1 when x < 0 and the shift is non-zero: the sign bit of x & -shift.
+  const int32x4_t fixup = vshrq_n_s32(vandq_s32(x, negative_shift), 31);
+  return vrshlq_s32(vqaddq_s32(x, fixup), negative_shift);
+}
+
+static inline int32x4_t qs8_output_neon(int32x4_t acc, const qs8_channel_requant* h, size_t n,
+                                        const qs8_gemmlowp_params* p) {
+  const int32x4_t v = qs8_requantize_neon(acc, vld1q_s32(h->multiplier + n), vld1q_s32(h->left_shift + n),
+                                          vld1q_s32(h->right_shift + n));
+  const int32x4_t lo = vdupq_n_s32(p->output_min - p->output_zero_point);
+  const int32x4_t hi = vdupq_n_s32(p->output_max - p->output_zero_point);
+  return vaddq_s32(vminq_s32(vmaxq_s32(v, lo), hi), vdupq_n_s32(p->output_zero_point));
+}
+
+// 8 int32 (already in int8 range) -> 8 bytes, flipped for uint8 outputs.
+static inline int8x8_t qs8_narrow8_neon(int32x4_t v0, int32x4_t v1, const qs8_gemmlowp_params* p) {
+  const int8x8_t bytes = vqmovn_s16(vcombine_s16(vqmovn_s32(v0), vqmovn_s32(v1)));
+  return veor_s8(bytes, vdup_n_s8((int8_t)p->output_flip));
+}
+#endif  // NEON
+
+#endif  // WHITTLE_QS8_REQUANTIZE_H_

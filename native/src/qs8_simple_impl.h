@@ -1,0 +1,144 @@
+// Element-wise and pooling kernels for int8/uint8, written once and compiled per ISA: each
+// qs8_simple_ukernels__<isa>.c defines WHITTLE_SUFFIX and includes this file; the channel loops are
+// unit-stride so the ISA's flags let the compiler vectorize them. The arithmetic is the reference's, in
+// integers, so every build is bit-exact. Each body is instantiated for int8 and for uint8 (the `is_unsigned`
+// argument is a constant after inlining).
+#include "qs8_ops.h"
+
+#define WHITTLE_CAT2(a, b) a##b
+#define WHITTLE_CAT(a, b) WHITTLE_CAT2(a, b)
+#define WHITTLE_FN(name) WHITTLE_CAT(name, WHITTLE_SUFFIX)
+#define WHITTLE_INLINE static inline __attribute__((always_inline))
+
+WHITTLE_INLINE int32_t WHITTLE_FN(load_)(const void* p, size_t i, bool is_unsigned) {
+  return is_unsigned ? (int32_t)((const uint8_t*)p)[i] : (int32_t)((const int8_t*)p)[i];
+}
+
+WHITTLE_INLINE void WHITTLE_FN(store_)(void* p, size_t i, int32_t v, bool is_unsigned) {
+  if (is_unsigned) {
+    ((uint8_t*)p)[i] = (uint8_t)v;
+  } else {
+    ((int8_t*)p)[i] = (int8_t)v;
+  }
+}
+
+WHITTLE_INLINE void WHITTLE_FN(vclamp_)(size_t n, const void* x, void* y, bool u, int32_t min, int32_t max) {
+  for (size_t i = 0; i < n; i++) {
+    int32_t v = WHITTLE_FN(load_)(x, i, u);
+    v = v < min ? min : v;
+    WHITTLE_FN(store_)(y, i, v > max ? max : v, u);
+  }
+}
+
+void WHITTLE_FN(qs8_vclamp_ukernel__)(size_t n, const void* x, void* y, bool u, int32_t min, int32_t max) {
+  if (u) {
+    WHITTLE_FN(vclamp_)(n, x, y, true, min, max);
+  } else {
+    WHITTLE_FN(vclamp_)(n, x, y, false, min, max);
+  }
+}
+
+WHITTLE_INLINE void WHITTLE_FN(vadd_)(size_t n, const void* a, const void* b, void* y,
+                                      const qs8_add_params* p, bool u) {
+  for (size_t i = 0; i < n; i++) {
+    const int32_t xa = (WHITTLE_FN(load_)(a, i, u) - p->a_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
+    const int32_t xb = (WHITTLE_FN(load_)(b, i, u) - p->b_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
+    const int32_t sa = qs8_requantize_gemmlowp(xa, p->a_multiplier, p->a_shift);
+    const int32_t sb = qs8_requantize_gemmlowp(xb, p->b_multiplier, p->b_shift);
+    const int32_t sum = (int32_t)((uint32_t)sa + (uint32_t)sb);
+    int64_t v =
+        (int64_t)qs8_requantize_gemmlowp(sum, p->output_multiplier, p->output_shift) + p->output_zero_point;
+    v = v < p->output_min ? p->output_min : v;
+    v = v > p->output_max ? p->output_max : v;
+    WHITTLE_FN(store_)(y, i, (int32_t)v, u);
+  }
+}
+
+void WHITTLE_FN(qs8_vadd_minmax_gemmlowp_ukernel__)(size_t n, const void* a, const void* b, void* y,
+                                                    const qs8_add_params* p) {
+  if (p->unsigned_activations) {
+    WHITTLE_FN(vadd_)(n, a, b, y, p, true);
+  } else {
+    WHITTLE_FN(vadd_)(n, a, b, y, p, false);
+  }
+}
+
+// Pooling accumulates per output pixel in an int32 row on the stack, CHUNK channels at a time.
+#define WHITTLE_POOL_CHUNK 256
+
+WHITTLE_INLINE void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const void* input, void* output, bool u,
+                                      int32_t min, int32_t max, bool average) {
+  const size_t oh = whittle_pool2d_output_height(s), ow = whittle_pool2d_output_width(s);
+  const size_t channels = s->channels;
+  int32_t acc[WHITTLE_POOL_CHUNK];
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < oh; y++) {
+      const ptrdiff_t y0 = (ptrdiff_t)(y * s->stride_height) - (ptrdiff_t)s->padding_top;
+      const size_t i_begin = y0 < 0 ? (size_t)-y0 : 0;
+      size_t i_end = s->window_height;
+      if (y0 + (ptrdiff_t)i_end > (ptrdiff_t)s->input_height)
+        i_end = (size_t)((ptrdiff_t)s->input_height - y0);
+      for (size_t x = 0; x < ow; x++) {
+        const ptrdiff_t x0 = (ptrdiff_t)(x * s->stride_width) - (ptrdiff_t)s->padding_left;
+        const size_t j_begin = x0 < 0 ? (size_t)-x0 : 0;
+        size_t j_end = s->window_width;
+        if (x0 + (ptrdiff_t)j_end > (ptrdiff_t)s->input_width)
+          j_end = (size_t)((ptrdiff_t)s->input_width - x0);
+        const int32_t count = (int32_t)((i_end - i_begin) * (j_end - j_begin));
+        const size_t out_base = ((n * oh + y) * ow + x) * channels;
+        for (size_t c0 = 0; c0 < channels; c0 += WHITTLE_POOL_CHUNK) {
+          const size_t cn = channels - c0 < WHITTLE_POOL_CHUNK ? channels - c0 : WHITTLE_POOL_CHUNK;
+          for (size_t c = 0; c < cn; c++) acc[c] = average ? 0 : INT32_MIN;
+          for (size_t i = i_begin; i < i_end; i++) {
+            for (size_t j = j_begin; j < j_end; j++) {
+              const size_t base = ((n * s->input_height + (size_t)(y0 + (ptrdiff_t)i)) * s->input_width +
+                                   (size_t)(x0 + (ptrdiff_t)j)) *
+                                      channels +
+                                  c0;
+              if (average) {
+                for (size_t c = 0; c < cn; c++) acc[c] += WHITTLE_FN(load_)(input, base + c, u);
+              } else {
+                for (size_t c = 0; c < cn; c++) {
+                  const int32_t v = WHITTLE_FN(load_)(input, base + c, u);
+                  acc[c] = v > acc[c] ? v : acc[c];
+                }
+              }
+            }
+          }
+          for (size_t c = 0; c < cn; c++) {
+            int32_t v = acc[c];
+            if (average) v = v > 0 ? (v + count / 2) / count : (v - count / 2) / count;
+            v = v < min ? min : v;
+            WHITTLE_FN(store_)(output, out_base + c0 + c, v > max ? max : v, u);
+          }
+        }
+      }
+    }
+  }
+}
+
+void WHITTLE_FN(qs8_maxpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const void* input, void* output,
+                                              bool u, int32_t min, int32_t max) {
+  if (u) {
+    WHITTLE_FN(pool_)(s, input, output, true, min, max, false);
+  } else {
+    WHITTLE_FN(pool_)(s, input, output, false, min, max, false);
+  }
+}
+
+void WHITTLE_FN(qs8_avgpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const void* input, void* output,
+                                              bool u, int32_t min, int32_t max) {
+  if (u) {
+    WHITTLE_FN(pool_)(s, input, output, true, min, max, true);
+  } else {
+    WHITTLE_FN(pool_)(s, input, output, false, min, max, true);
+  }
+}
+
+const qs8_simple_ukernels WHITTLE_FN(qs8_simple_ukernels__) = {
+    .name = "qs8_simple_ukernels__" WHITTLE_SUFFIX_NAME,
+    .vclamp = WHITTLE_FN(qs8_vclamp_ukernel__),
+    .vadd = WHITTLE_FN(qs8_vadd_minmax_gemmlowp_ukernel__),
+    .maxpool = WHITTLE_FN(qs8_maxpool_minmax_ukernel__),
+    .avgpool = WHITTLE_FN(qs8_avgpool_minmax_ukernel__),
+};

@@ -1,0 +1,3 @@
+#define WHITTLE_SUFFIX scalar
+#define WHITTLE_SUFFIX_NAME "scalar"
+#include "qs8_simple_impl.h"

@@ -1,0 +1,147 @@
+// The kernel lists of the int8 families: one entry per microkernel, best first within each ISA ladder, the
+// scalar one last. Dispatch, the test driver and the benchmarks all read these lists.
+#include "qs8_ops.h"
+
+#define DECLARE_GEMM(name)                                                                           \
+  void name(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride, const void* packed_w, \
+            int8_t* c, size_t c_stride, const qs8_gemmlowp_params* params)
+#define DECLARE_DWCONV(name)                                                                                \
+  void name(size_t channels, size_t taps, const int8_t* const* input, const void* packed_w, int8_t* output, \
+            const qs8_gemmlowp_params* params)
+
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar);
+DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar);
+extern const qs8_simple_ukernels qs8_simple_ukernels__scalar;
+#if defined(__x86_64__)
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
+DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
+DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
+extern const qs8_simple_ukernels qs8_simple_ukernels__avx2;
+extern const qs8_simple_ukernels qs8_simple_ukernels__avx512;
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon);
+DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon);
+extern const qs8_simple_ukernels qs8_simple_ukernels__neon;
+#endif
+#if defined(__aarch64__)
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x8c4__neondot);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
+#endif
+
+// kr: k per packed column group; k_align: A rows are padded to a multiple of it; a_unsigned: A is uint8;
+// fn_1: the 1-row variant with the same packing, or NULL.
+#define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1) \
+  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1 }
+#define DWCONV(name, isa, cb) \
+  { #name, isa, name, cb }
+
+const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
+#if defined(__x86_64__)
+    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true,
+         qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni),
+    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false,
+         qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512),
+    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false,
+         qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2),
+#endif
+#if defined(__aarch64__)
+    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false,
+         qs8_gemm_minmax_gemmlowp_ukernel_1x8c4__neondot),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false,
+         qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon),
+#endif
+    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, NULL),
+};
+const size_t qs8_gemm_ukernel_count = sizeof(qs8_gemm_ukernels) / sizeof(qs8_gemm_ukernels[0]);
+
+const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
+#if defined(__x86_64__)
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon, WHITTLE_ISA_NEON, 8),
+#endif
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4),
+};
+const size_t qs8_dwconv_ukernel_count = sizeof(qs8_dwconv_ukernels) / sizeof(qs8_dwconv_ukernels[0]);
+
+typedef struct {
+  const qs8_simple_ukernels* set;
+  whittle_isa isa;
+} simple_entry;
+
+static const simple_entry simple_entries[] = {
+#if defined(__x86_64__)
+    {&qs8_simple_ukernels__avx512, WHITTLE_ISA_AVX512},
+    {&qs8_simple_ukernels__avx2, WHITTLE_ISA_AVX2},
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    {&qs8_simple_ukernels__neon, WHITTLE_ISA_NEON},
+#endif
+    {&qs8_simple_ukernels__scalar, WHITTLE_ISA_SCALAR},
+};
+
+const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level) {
+  for (size_t i = 0; i < qs8_gemm_ukernel_count; i++) {
+    if (whittle_isa_allows(level, qs8_gemm_ukernels[i].isa)) return &qs8_gemm_ukernels[i];
+  }
+  return &qs8_gemm_ukernels[qs8_gemm_ukernel_count - 1];
+}
+
+const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level) {
+  for (size_t i = 0; i < qs8_dwconv_ukernel_count; i++) {
+    if (whittle_isa_allows(level, qs8_dwconv_ukernels[i].isa)) return &qs8_dwconv_ukernels[i];
+  }
+  return &qs8_dwconv_ukernels[qs8_dwconv_ukernel_count - 1];
+}
+
+const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level) {
+  const size_t count = sizeof(simple_entries) / sizeof(simple_entries[0]);
+  for (size_t i = 0; i < count; i++) {
+    if (whittle_isa_allows(level, simple_entries[i].isa)) return simple_entries[i].set;
+  }
+  return simple_entries[count - 1].set;
+}
+
+void qs8_maxpool(const whittle_pool2d_shape* shape, const void* input, void* output,
+                 bool unsigned_activations, int32_t min, int32_t max, whittle_isa level) {
+  qs8_simple_ukernels_select(level)->maxpool(shape, input, output, unsigned_activations, min, max);
+}
+
+void qs8_avgpool(const whittle_pool2d_shape* shape, const void* input, void* output,
+                 bool unsigned_activations, int32_t min, int32_t max, whittle_isa level) {
+  qs8_simple_ukernels_select(level)->avgpool(shape, input, output, unsigned_activations, min, max);
+}
+
+void qs8_global_avgpool(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
+                        bool unsigned_activations, int32_t min, int32_t max, whittle_isa level) {
+  const whittle_pool2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = pixels,
+                                      .channels = channels,
+                                      .window_height = 1,
+                                      .window_width = pixels,
+                                      .stride_height = 1,
+                                      .stride_width = 1};
+  qs8_simple_ukernels_select(level)->avgpool(&shape, input, output, unsigned_activations, min, max);
+}
+
+void qs8_add(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params,
+             whittle_isa level) {
+  qs8_simple_ukernels_select(level)->vadd(n, a, b, output, params);
+}
+
+void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min, int32_t max,
+               whittle_isa level) {
+  qs8_simple_ukernels_select(level)->vclamp(n, input, output, unsigned_activations, min, max);
+}

@@ -1,0 +1,692 @@
+// Kernel test driver: every fp32 and int8 operator, on every ISA level this CPU supports, against the plain
+// __reference functions, on fixed-seed random data and edge-case shapes (1x1, odd sizes, channel counts
+// that are not multiples of any SIMD width, padding, stride 2, dilation, groups, depthwise, batch > 1), with
+// 1 and 3 threads. int8 must be bit-exact; fp32 within 1e-5 relative (see close_enough).
+//
+// Usage: kernels_test [-v]. WHITTLE_ISA, when set, limits the run to that level (an unsupported value is a
+// failure, as it is for the binding). The last line is "N passed, M failed"; the exit status is 1 on any
+// failure.
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/f32_ops.h"
+#include "../src/qs8_ops.h"
+
+static size_t passed, failed;
+static bool verbose;
+
+static void report(bool ok, const char* format, ...) {
+  if (ok) {
+    passed++;
+  } else {
+    failed++;
+  }
+  if (!ok || verbose) {
+    va_list args;
+    va_start(args, format);
+    printf(ok ? "ok   " : "FAIL ");
+    vprintf(format, args);
+    printf("\n");
+    va_end(args);
+  }
+}
+
+// xorshift64*: fixed seed, same sequence on every target.
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rand_u32(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+static int32_t rand_range(int32_t lo, int32_t hi) {
+  return lo + (int32_t)(rand_u32() % (uint32_t)(hi - lo + 1));
+}
+static float rand_float(void) { return (float)rand_u32() / 4294967296.0f * 2.0f - 1.0f; }
+
+static void* xmalloc(size_t bytes) {
+  void* p = malloc(bytes == 0 ? 1 : bytes);
+  if (p == NULL) {
+    fprintf(stderr, "out of memory\n");
+    exit(2);
+  }
+  return p;
+}
+
+static void fill_float(float* p, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] = rand_float();
+}
+static void fill_bytes(void* p, size_t n) {
+  for (size_t i = 0; i < n; i++) ((uint8_t*)p)[i] = (uint8_t)rand_u32();
+}
+
+// fp32: |got - want| <= 1e-5 * (|want| + mean |want| of the tensor). The second term covers outputs that
+// are sums with cancellation, where any float accumulation order differs from the double reference by a
+// few ulps of the terms rather than of the (small) result.
+static bool close_enough(const float* got, const float* want, size_t n, size_t* where) {
+  double mean = 0.0;
+  for (size_t i = 0; i < n; i++) mean += fabs(want[i]);
+  mean = n ? mean / (double)n : 0.0;
+  for (size_t i = 0; i < n; i++) {
+    const double tolerance = 1e-5 * (fabs(want[i]) + mean) + 1e-30;
+    if (!(fabs((double)got[i] - (double)want[i]) <= tolerance)) {
+      *where = i;
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool first_difference(const void* a, const void* b, size_t n, size_t* where) {
+  for (size_t i = 0; i < n; i++) {
+    if (((const uint8_t*)a)[i] != ((const uint8_t*)b)[i]) {
+      *where = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+static const char* level_name;  // for messages
+static whittle_threadpool* pools[2];
+static const size_t pool_threads[2] = {1, 3};
+
+// ---------------------------------------------------------------------------------------------------------
+// Shapes
+
+typedef struct {
+  const char* name;
+  whittle_conv2d_shape s;
+} conv_case;
+
+#define CONV(name, n, h, w, c, oc, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, g) \
+  {                                                                           \
+    name, { n, h, w, c, oc, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, g }       \
+  }
+
+static const conv_case conv_cases[] = {
+    CONV("1x1 everything", 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("odd 3x3 pad", 1, 5, 7, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("stride 2 asym pad batch 2", 2, 8, 9, 17, 33, 3, 3, 2, 2, 1, 1, 1, 0, 1, 1, 1),
+    CONV("pointwise", 1, 6, 6, 16, 16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("pointwise odd", 2, 3, 5, 19, 45, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("pointwise stride 2", 1, 7, 7, 8, 9, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1),
+    CONV("depthwise 3x3", 1, 7, 7, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 24),
+    CONV("depthwise odd stride 2 batch 2", 2, 9, 9, 37, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 37),
+    CONV("depthwise 5x5 c40", 1, 8, 8, 40, 40, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 40),
+    CONV("depthwise c3 no pad", 1, 4, 5, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),
+    CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
+    CONV("groups 4 dilation 2", 1, 10, 10, 12, 24, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4),
+    CONV("groups 3 odd", 2, 5, 6, 9, 15, 2, 3, 1, 2, 1, 1, 0, 1, 1, 0, 3),
+    CONV("lenet conv2", 1, 14, 14, 6, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("wide N tail", 1, 4, 4, 67, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("large pad", 1, 3, 3, 5, 7, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1),
+    CONV("kernel 1x7", 1, 5, 9, 4, 6, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3, 1),
+    CONV("mobilenet pointwise", 1, 12, 12, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("vgg-ish", 1, 8, 8, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+};
+
+static whittle_conv2d_shape random_conv_shape(void) {
+  for (;;) {
+    whittle_conv2d_shape s = {0};
+    s.batch = (size_t)rand_range(1, 2);
+    s.input_height = (size_t)rand_range(1, 9);
+    s.input_width = (size_t)rand_range(1, 9);
+    s.groups = (size_t)(rand_range(0, 3) == 0 ? rand_range(2, 4) : 1);
+    const bool depthwise = rand_range(0, 4) == 0;
+    s.input_channels = s.groups * (size_t)rand_range(1, 20);
+    s.output_channels = s.groups * (size_t)rand_range(1, 40);
+    if (depthwise) {
+      s.groups = s.input_channels = s.output_channels = (size_t)rand_range(1, 70);
+    }
+    s.kernel_height = (size_t)rand_range(1, 4);
+    s.kernel_width = (size_t)rand_range(1, 4);
+    s.stride_height = (size_t)rand_range(1, 3);
+    s.stride_width = (size_t)rand_range(1, 3);
+    s.dilation_height = (size_t)rand_range(1, 2);
+    s.dilation_width = (size_t)rand_range(1, 2);
+    s.padding_top = (size_t)rand_range(0, 2);
+    s.padding_left = (size_t)rand_range(0, 2);
+    s.padding_bottom = (size_t)rand_range(0, 2);
+    s.padding_right = (size_t)rand_range(0, 2);
+    if (whittle_conv2d_shape_problem(&s) == NULL) return s;
+  }
+}
+
+static size_t conv_input_size(const whittle_conv2d_shape* s) {
+  return s->batch * s->input_height * s->input_width * s->input_channels;
+}
+static size_t conv_output_size(const whittle_conv2d_shape* s) {
+  return s->batch * whittle_conv2d_output_height(s) * whittle_conv2d_output_width(s) * s->output_channels;
+}
+static size_t conv_weight_size(const whittle_conv2d_shape* s) {
+  return s->output_channels * s->kernel_height * s->kernel_width * (s->input_channels / s->groups);
+}
+
+static void describe_conv(char* buffer, size_t size, const char* name, const whittle_conv2d_shape* s) {
+  snprintf(buffer, size, "%s [n%zu %zux%zux%zu -> %zu, k%zux%zu s%zux%zu d%zux%zu p%zu,%zu,%zu,%zu g%zu]",
+           name, s->batch, s->input_height, s->input_width, s->input_channels, s->output_channels,
+           s->kernel_height, s->kernel_width, s->stride_height, s->stride_width, s->dilation_height,
+           s->dilation_width, s->padding_top, s->padding_left, s->padding_bottom, s->padding_right,
+           s->groups);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// fp32
+
+static void test_f32_conv(const char* name, const whittle_conv2d_shape* s, whittle_isa level, bool fc) {
+  char label[256];
+  describe_conv(label, sizeof(label), name, s);
+  const size_t in_n = conv_input_size(s), out_n = conv_output_size(s), w_n = conv_weight_size(s);
+  float* input = xmalloc(in_n * sizeof(float));
+  float* weights = xmalloc(w_n * sizeof(float));
+  float* bias = xmalloc(s->output_channels * sizeof(float));
+  float* want = xmalloc(out_n * sizeof(float));
+  float* got = xmalloc(out_n * sizeof(float));
+  fill_float(input, in_n);
+  fill_float(weights, w_n);
+  fill_float(bias, s->output_channels);
+  const float min = rand_range(0, 1) ? -INFINITY : -0.5f, max = rand_range(0, 1) ? INFINITY : 0.75f;
+  if (fc) {
+    f32_fully_connected__reference(s->batch, s->input_channels, s->output_channels, input, weights, bias, min,
+                                   max, want);
+  } else {
+    f32_conv2d__reference(s, input, weights, bias, min, max, want);
+  }
+  f32_conv2d_op* op = fc ? f32_fully_connected_create(s->batch, s->input_channels, s->output_channels,
+                                                      weights, bias, min, max, level)
+                         : f32_conv2d_create(s, weights, bias, min, max, level);
+  if (op == NULL) {
+    report(false, "f32 %s %s: create failed", fc ? "fully_connected" : "conv2d", label);
+  } else {
+    for (size_t p = 0; p < 2; p++) {
+      for (size_t i = 0; i < out_n; i++) got[i] = NAN;
+      const bool ran = f32_conv2d_run(op, input, got, pools[p]);
+      size_t where = 0;
+      const bool ok = ran && close_enough(got, want, out_n, &where);
+      report(ok, "f32 %s %s %s threads=%zu %s%s", fc ? "fully_connected" : "conv2d", level_name,
+             f32_conv2d_kernel_name(op), pool_threads[p], label, ok ? "" : " (mismatch)");
+      if (!ok && ran) printf("     at %zu: got %.9g want %.9g\n", where, got[where], want[where]);
+    }
+    f32_conv2d_destroy(op);
+  }
+  free(input);
+  free(weights);
+  free(bias);
+  free(want);
+  free(got);
+}
+
+static const whittle_pool2d_shape pool_cases[] = {
+    {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},  {1, 8, 8, 16, 2, 2, 2, 2, 0, 0, 0, 0},
+    {2, 7, 9, 33, 3, 3, 2, 2, 1, 1, 1, 1}, {1, 5, 5, 300, 3, 3, 1, 1, 1, 1, 1, 1},
+    {1, 6, 7, 5, 3, 2, 3, 1, 2, 0, 1, 1},  {3, 4, 4, 7, 4, 4, 1, 1, 0, 0, 0, 0},
+};
+
+static void test_f32_simple(whittle_isa level) {
+  const f32_simple_ukernels* k = f32_simple_ukernels_select(level);
+  for (size_t c = 0; c < sizeof(pool_cases) / sizeof(pool_cases[0]); c++) {
+    const whittle_pool2d_shape* s = &pool_cases[c];
+    const size_t in_n = s->batch * s->input_height * s->input_width * s->channels;
+    const size_t out_n =
+        s->batch * whittle_pool2d_output_height(s) * whittle_pool2d_output_width(s) * s->channels;
+    float* input = xmalloc(in_n * sizeof(float));
+    float* want = xmalloc(out_n * sizeof(float));
+    float* got = xmalloc(out_n * sizeof(float));
+    fill_float(input, in_n);
+    size_t where = 0;
+    f32_maxpool__reference(s, input, want, -0.9f, 0.9f);
+    f32_maxpool(s, input, got, -0.9f, 0.9f, level);
+    report(close_enough(got, want, out_n, &where), "f32 maxpool %s %s case %zu", level_name, k->name, c);
+    f32_avgpool__reference(s, input, want, -INFINITY, INFINITY);
+    f32_avgpool(s, input, got, -INFINITY, INFINITY, level);
+    report(close_enough(got, want, out_n, &where), "f32 avgpool %s %s case %zu", level_name, k->name, c);
+    free(input);
+    free(want);
+    free(got);
+  }
+  const size_t gap_cases[][3] = {{1, 1, 1}, {2, 49, 37}, {1, 144, 128}};
+  for (size_t c = 0; c < 3; c++) {
+    const size_t b = gap_cases[c][0], px = gap_cases[c][1], ch = gap_cases[c][2];
+    float* input = xmalloc(b * px * ch * sizeof(float));
+    float* want = xmalloc(b * ch * sizeof(float));
+    float* got = xmalloc(b * ch * sizeof(float));
+    fill_float(input, b * px * ch);
+    f32_global_avgpool__reference(b, px, ch, input, want, -INFINITY, INFINITY);
+    f32_global_avgpool(b, px, ch, input, got, -INFINITY, INFINITY, level);
+    size_t where = 0;
+    report(close_enough(got, want, b * ch, &where), "f32 global_avgpool %s %s case %zu", level_name, k->name,
+           c);
+    free(input);
+    free(want);
+    free(got);
+  }
+  const size_t lengths[] = {1, 7, 33, 1000};
+  for (size_t c = 0; c < 4; c++) {
+    const size_t n = lengths[c];
+    float* a = xmalloc(n * sizeof(float));
+    float* b = xmalloc(n * sizeof(float));
+    float* want = xmalloc(n * sizeof(float));
+    float* got = xmalloc(n * sizeof(float));
+    fill_float(a, n);
+    fill_float(b, n);
+    size_t where = 0;
+    f32_add__reference(n, a, b, want, -1.5f, 1.5f);
+    f32_add(n, a, b, got, -1.5f, 1.5f, level);
+    report(close_enough(got, want, n, &where), "f32 add %s %s n=%zu", level_name, k->name, n);
+    f32_clamp__reference(n, a, want, 0.0f, INFINITY);  // ReLU
+    f32_clamp(n, a, got, 0.0f, INFINITY, level);
+    report(memcmp(got, want, n * sizeof(float)) == 0, "f32 relu %s %s n=%zu", level_name, k->name, n);
+    for (size_t i = 0; i < n; i++) a[i] *= 10.0f;
+    f32_clamp__reference(n, a, want, 0.0f, 6.0f);  // ReLU6
+    f32_clamp(n, a, got, 0.0f, 6.0f, level);
+    report(memcmp(got, want, n * sizeof(float)) == 0, "f32 relu6 %s %s n=%zu", level_name, k->name, n);
+    const size_t rows = n >= 33 ? 3 : 1, channels = n / rows;
+    f32_softmax__reference(rows, channels, a, want);
+    f32_softmax(rows, channels, a, got, level);
+    report(close_enough(got, want, rows * channels, &where), "f32 softmax %s %s %zux%zu", level_name, k->name,
+           rows, channels);
+    free(a);
+    free(b);
+    free(want);
+    free(got);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// int8
+
+typedef enum { REQUANT_TYPICAL, REQUANT_EXTREME } requant_kind;
+
+static qs8_activation_quantization random_quantization(bool u) {
+  qs8_activation_quantization q;
+  q.unsigned_activations = u;
+  const int32_t lo = u ? 0 : -128, hi = u ? 255 : 127;
+  q.input_zero_point = rand_range(lo, hi);
+  q.output_zero_point = rand_range(lo, hi);
+  q.output_min = rand_range(0, 3) == 0 ? rand_range(lo, hi) : lo;
+  q.output_max = rand_range(0, 3) == 0 ? rand_range(q.output_min, hi) : hi;
+  return q;
+}
+
+// Typical: multipliers in [2^30, 2^31) and shifts that keep outputs mostly in range. Extreme: any int32
+// multiplier (INT32_MIN and 0 included), any shift in [-31, 30] and any bias, to exercise saturation,
+// wrap-around and every rounding corner of the SIMD requantization.
+static void random_requant(size_t n, int32_t* bias, int32_t* multipliers, int32_t* shifts, size_t k,
+                           requant_kind kind) {
+  for (size_t o = 0; o < n; o++) {
+    if (kind == REQUANT_TYPICAL) {
+      bias[o] = rand_range(-5000, 5000);
+      multipliers[o] = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+      int32_t bits = 0;
+      while ((size_t)1 << bits < k) bits++;
+      shifts[o] = -(rand_range(4, 8) + bits / 2);
+    } else {
+      const int32_t specials[] = {INT32_MIN, INT32_MAX, 0, 1, -1, 1 << 30};
+      bias[o] = rand_range(0, 3) == 0 ? specials[rand_range(0, 5)] : (int32_t)rand_u32();
+      multipliers[o] = rand_range(0, 3) == 0 ? specials[rand_range(0, 5)] : (int32_t)rand_u32();
+      shifts[o] = rand_range(0, 4) == 0 ? (rand_range(0, 1) ? -31 : 30) : rand_range(-31, 30);
+    }
+  }
+}
+
+static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whittle_isa level, bool u,
+                          requant_kind kind, bool fc) {
+  char label[256];
+  describe_conv(label, sizeof(label), name, s);
+  const size_t in_n = conv_input_size(s), out_n = conv_output_size(s), w_n = conv_weight_size(s);
+  const size_t oc = s->output_channels;
+  int8_t* input = xmalloc(in_n);
+  int8_t* weights = xmalloc(w_n);
+  int32_t* bias = xmalloc(oc * sizeof(int32_t));
+  int32_t* multipliers = xmalloc(oc * sizeof(int32_t));
+  int32_t* shifts = xmalloc(oc * sizeof(int32_t));
+  int8_t* want = xmalloc(out_n);
+  int8_t* got = xmalloc(out_n);
+  fill_bytes(input, in_n);
+  fill_bytes(weights, w_n);
+  // Edge values in the data too: the most negative weight and the extreme activations.
+  if (w_n > 2) weights[0] = -128, weights[1] = 127;
+  if (in_n > 2) ((uint8_t*)input)[0] = 0, ((uint8_t*)input)[1] = 255;
+  const size_t k = s->kernel_height * s->kernel_width * (s->input_channels / s->groups);
+  random_requant(oc, bias, multipliers, shifts, k, kind);
+  const qs8_activation_quantization q = random_quantization(u);
+  if (fc) {
+    qs8_fully_connected__reference(s->batch, s->input_channels, oc, input, weights, bias, multipliers, shifts,
+                                   &q, want);
+  } else {
+    qs8_conv2d__reference(s, input, weights, bias, multipliers, shifts, &q, want);
+  }
+  qs8_conv2d_op* op = fc ? qs8_fully_connected_create(s->batch, s->input_channels, oc, weights, bias,
+                                                      multipliers, shifts, &q, level)
+                         : qs8_conv2d_create(s, weights, bias, multipliers, shifts, &q, level);
+  const char* what = fc ? "fully_connected" : "conv2d";
+  const char* dtype = u ? "qu8" : "qs8";
+  const char* requant = kind == REQUANT_TYPICAL ? "typical" : "extreme";
+  if (op == NULL) {
+    report(false, "%s %s %s: create failed", dtype, what, label);
+  } else {
+    for (size_t p = 0; p < 2; p++) {
+      memset(got, 0x5A, out_n);
+      const bool ran = qs8_conv2d_run(op, input, got, pools[p]);
+      size_t where = 0;
+      const bool ok = ran && !first_difference(got, want, out_n, &where);
+      report(ok, "%s %s %s %s threads=%zu requant=%s %s", dtype, what, level_name, qs8_conv2d_kernel_name(op),
+             pool_threads[p], requant, label);
+      if (!ok && ran) {
+        printf("     at %zu (channel %zu): got %d want %d\n", where, where % oc,
+               u ? ((uint8_t*)got)[where] : got[where], u ? ((uint8_t*)want)[where] : want[where]);
+      }
+    }
+    qs8_conv2d_destroy(op);
+  }
+  free(input);
+  free(weights);
+  free(bias);
+  free(multipliers);
+  free(shifts);
+  free(want);
+  free(got);
+}
+
+static void test_qs8_simple(whittle_isa level, bool u) {
+  const qs8_simple_ukernels* k = qs8_simple_ukernels_select(level);
+  const char* dtype = u ? "qu8" : "qs8";
+  const int32_t lo = u ? 0 : -128, hi = u ? 255 : 127;
+  for (size_t c = 0; c < sizeof(pool_cases) / sizeof(pool_cases[0]); c++) {
+    const whittle_pool2d_shape* s = &pool_cases[c];
+    const size_t in_n = s->batch * s->input_height * s->input_width * s->channels;
+    const size_t out_n =
+        s->batch * whittle_pool2d_output_height(s) * whittle_pool2d_output_width(s) * s->channels;
+    int8_t* input = xmalloc(in_n);
+    int8_t* want = xmalloc(out_n);
+    int8_t* got = xmalloc(out_n);
+    fill_bytes(input, in_n);
+    size_t where;
+    const int32_t min = rand_range(lo, lo + 40), max = rand_range(hi - 40, hi);
+    qs8_maxpool__reference(s, input, want, u, min, max);
+    qs8_maxpool(s, input, got, u, min, max, level);
+    report(!first_difference(got, want, out_n, &where), "%s maxpool %s %s case %zu", dtype, level_name,
+           k->name, c);
+    qs8_avgpool__reference(s, input, want, u, lo, hi);
+    qs8_avgpool(s, input, got, u, lo, hi, level);
+    report(!first_difference(got, want, out_n, &where), "%s avgpool %s %s case %zu", dtype, level_name,
+           k->name, c);
+    free(input);
+    free(want);
+    free(got);
+  }
+  const size_t gap_cases[][3] = {{1, 1, 1}, {2, 49, 37}, {1, 144, 300}};
+  for (size_t c = 0; c < 3; c++) {
+    const size_t b = gap_cases[c][0], px = gap_cases[c][1], ch = gap_cases[c][2];
+    int8_t* input = xmalloc(b * px * ch);
+    int8_t* want = xmalloc(b * ch);
+    int8_t* got = xmalloc(b * ch);
+    fill_bytes(input, b * px * ch);
+    qs8_global_avgpool__reference(b, px, ch, input, want, u, lo, hi);
+    qs8_global_avgpool(b, px, ch, input, got, u, lo, hi, level);
+    size_t where;
+    report(!first_difference(got, want, b * ch, &where), "%s global_avgpool %s %s case %zu", dtype,
+           level_name, k->name, c);
+    free(input);
+    free(want);
+    free(got);
+  }
+  const size_t lengths[] = {1, 7, 33, 1000};
+  for (size_t c = 0; c < 4; c++) {
+    const size_t n = lengths[c];
+    int8_t* a = xmalloc(n);
+    int8_t* b = xmalloc(n);
+    int8_t* want = xmalloc(n);
+    int8_t* got = xmalloc(n);
+    fill_bytes(a, n);
+    fill_bytes(b, n);
+    size_t where;
+    for (int variant = 0; variant < 2; variant++) {
+      qs8_add_params p;
+      p.unsigned_activations = u;
+      p.a_zero_point = rand_range(lo, hi);
+      p.b_zero_point = rand_range(lo, hi);
+      p.output_zero_point = rand_range(lo, hi);
+      p.a_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+      p.b_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+      p.output_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+      p.a_shift = variant ? rand_range(-31, 0) : rand_range(-3, 0);
+      p.b_shift = variant ? rand_range(-31, 0) : rand_range(-3, 0);
+      p.output_shift = variant ? rand_range(-31, 10) : -(QS8_ADD_LEFT_SHIFT - rand_range(-1, 1));
+      p.output_min = rand_range(lo, lo + 20);
+      p.output_max = rand_range(hi - 20, hi);
+      qs8_add__reference(n, a, b, want, &p);
+      qs8_add(n, a, b, got, &p, level);
+      report(!first_difference(got, want, n, &where), "%s add %s %s n=%zu variant %d", dtype, level_name,
+             k->name, n, variant);
+    }
+    const int32_t zp = rand_range(lo, hi);
+    qs8_clamp__reference(n, a, want, u, zp, hi);  // ReLU: clamp at the zero point
+    qs8_clamp(n, a, got, u, zp, hi, level);
+    report(!first_difference(got, want, n, &where), "%s relu %s %s n=%zu", dtype, level_name, k->name, n);
+    const int32_t six = zp + 40 > hi ? hi : zp + 40;  // ReLU6 with scale 6/40
+    qs8_clamp__reference(n, a, want, u, zp, six);
+    qs8_clamp(n, a, got, u, zp, six, level);
+    report(!first_difference(got, want, n, &where), "%s relu6 %s %s n=%zu", dtype, level_name, k->name, n);
+    free(a);
+    free(b);
+    free(want);
+    free(got);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Infrastructure: requantization corners, the thread pool, data movement, CPU detection.
+
+static void test_requantize_reference(void) {
+  // Hand-checked values of TFLite's MultiplyByQuantizedMultiplier.
+  const struct {
+    int32_t x, m, s, want;
+  } cases[] = {
+      {100, 1 << 30, 0, 50},                 // 100 * 0.5
+      {3, 1 << 30, -1, 1},                   // 0.75 -> 1 (half away from zero in the divide)
+      {-3, 1 << 30, -1, -1},                 // -0.75 -> -1
+      {-2, 1 << 30, -2, 0},                  // -0.25 -> 0
+      {-6, 1 << 30, -2, -1},                 // -0.75 -> -1
+      {INT32_MIN, INT32_MIN, 0, INT32_MAX},  // the one saturating product
+      {1, INT32_MAX, 30, 1073741824},        // 2^30 * (1 - 2^-31) rounds to 2^30
+      {5, 1 << 30, -31, 0},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const int32_t got = qs8_requantize_gemmlowp(cases[i].x, cases[i].m, cases[i].s);
+    report(got == cases[i].want, "qs8_requantize_gemmlowp(%d, %d, %d) = %d (want %d)", cases[i].x, cases[i].m,
+           cases[i].s, got, cases[i].want);
+  }
+}
+
+typedef struct {
+  unsigned char* visits;
+  size_t threads_seen[WHITTLE_MAX_THREADS];
+} pool_probe;
+
+static void probe_task(void* context, size_t thread, size_t begin, size_t end) {
+  pool_probe* probe = context;
+  for (size_t i = begin; i < end; i++) probe->visits[i]++;
+  probe->threads_seen[thread] += end - begin;
+}
+
+static void test_threadpool(void) {
+  const size_t thread_counts[] = {1, 2, 3, 7};
+  const size_t ranges[] = {0, 1, 5, 64, 1001};
+  for (size_t t = 0; t < 4; t++) {
+    whittle_threadpool* pool = whittle_threadpool_create(thread_counts[t]);
+    report(pool != NULL && whittle_threadpool_threads(pool) == thread_counts[t], "threadpool create %zu",
+           thread_counts[t]);
+    if (pool == NULL) continue;
+    for (size_t r = 0; r < 5; r++) {
+      for (size_t repeat = 0; repeat < 20; repeat++) {
+        pool_probe probe;
+        memset(&probe, 0, sizeof(probe));
+        probe.visits = calloc(ranges[r] + 1, 1);
+        whittle_threadpool_parallelize(pool, probe_task, &probe, ranges[r], repeat % 3 + 1);
+        bool ok = true;
+        for (size_t i = 0; i < ranges[r]; i++) ok = ok && probe.visits[i] == 1;
+        if (!ok || repeat == 19) {
+          report(ok, "threadpool %zu threads range %zu: every item exactly once", thread_counts[t],
+                 ranges[r]);
+        }
+        free(probe.visits);
+        if (!ok) break;
+      }
+    }
+    whittle_threadpool_destroy(pool);
+  }
+  report(whittle_threadpool_create(0) == NULL && whittle_threadpool_create(WHITTLE_MAX_THREADS + 1) == NULL,
+         "threadpool refuses 0 and too many threads");
+  whittle_threadpool_destroy(NULL);
+}
+
+static void test_data_movement(void) {
+  // concat: 3 inputs of 2, 5, 1 channels over 4 rows, int8 and fp32 element sizes.
+  const size_t channels[3] = {2, 5, 1};
+  int8_t a[8], b[20], c[4], out[32];
+  fill_bytes(a, sizeof(a));
+  fill_bytes(b, sizeof(b));
+  fill_bytes(c, sizeof(c));
+  const void* inputs[3] = {a, b, c};
+  whittle_concat_channels(4, 3, channels, inputs, 1, out);
+  bool ok = true;
+  for (size_t r = 0; r < 4; r++) {
+    ok = ok && memcmp(out + r * 8, a + r * 2, 2) == 0 && memcmp(out + r * 8 + 2, b + r * 5, 5) == 0 &&
+         out[r * 8 + 7] == c[r];
+  }
+  report(ok, "concat int8 channels 2+5+1");
+  float fa[6], fb[9], fout[15];
+  fill_float(fa, 6);
+  fill_float(fb, 9);
+  const size_t fch[2] = {2, 3};
+  const void* finputs[2] = {fa, fb};
+  whittle_concat_channels(3, 2, fch, finputs, sizeof(float), fout);
+  ok = true;
+  for (size_t r = 0; r < 3; r++) ok = ok && fout[r * 5] == fa[r * 2] && fout[r * 5 + 4] == fb[r * 3 + 2];
+  report(ok, "concat fp32 channels 2+3");
+  // shuffle of 2 rows, 3 groups x 4: output channel j * 3 + g = input channel g * 4 + j.
+  float in[24], shuffled[24];
+  for (size_t i = 0; i < 24; i++) in[i] = (float)i;
+  whittle_channel_shuffle(2, 3, 4, in, sizeof(float), shuffled);
+  ok = true;
+  for (size_t r = 0; r < 2; r++) {
+    for (size_t g = 0; g < 3; g++) {
+      for (size_t j = 0; j < 4; j++) ok = ok && shuffled[r * 12 + j * 3 + g] == in[r * 12 + g * 4 + j];
+    }
+  }
+  report(ok, "channel shuffle 3 groups x 4");
+}
+
+static void test_cpu(void) {
+  char described[256];
+  whittle_cpu_features_describe(described, sizeof(described));
+  printf("cpu features: %s\n", described[0] ? described : "(none)");
+  printf("best isa: %s\n", whittle_isa_name(whittle_isa_best()));
+  whittle_isa parsed = WHITTLE_ISA_SCALAR;
+  report(whittle_isa_parse("avx512vnni", &parsed) && parsed == WHITTLE_ISA_AVX512VNNI &&
+             !whittle_isa_parse("sse", &parsed),
+         "isa names parse");
+  report(whittle_isa_allows(WHITTLE_ISA_AVX512VNNI, WHITTLE_ISA_AVX2) &&
+             !whittle_isa_allows(WHITTLE_ISA_AVX2, WHITTLE_ISA_AVX512) &&
+             !whittle_isa_allows(WHITTLE_ISA_NEONDOT, WHITTLE_ISA_AVX2) &&
+             whittle_isa_allows(WHITTLE_ISA_NEONDOT, WHITTLE_ISA_NEON) &&
+             whittle_isa_allows(WHITTLE_ISA_NEON, WHITTLE_ISA_SCALAR),
+         "isa ladders");
+  report(whittle_isa_supported(WHITTLE_ISA_SCALAR) && whittle_isa_supported(whittle_isa_best()),
+         "scalar and the best level are supported");
+#if defined(__aarch64__) || defined(__arm__)
+  report(whittle_isa_supported(WHITTLE_ISA_NEON), "NEON detected on an ARM build");
+#endif
+  // With the CPU lacking no level of its own ladder below the best one.
+  bool ladder_ok = true;
+  for (int i = 0; i < WHITTLE_ISA_COUNT; i++) {
+    if (whittle_isa_supported((whittle_isa)i) && !whittle_isa_allows(whittle_isa_best(), (whittle_isa)i)) {
+      ladder_ok = false;
+    }
+  }
+  report(ladder_ok, "every supported level is allowed by the best one");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+static void run_level(whittle_isa level) {
+  level_name = whittle_isa_name(level);
+  printf("== isa %s: f32 gemm %s, f32 dwconv %s, qs8 gemm %s, qs8 dwconv %s\n", level_name,
+         f32_gemm_ukernel_select(level)->name, f32_dwconv_ukernel_select(level)->name,
+         qs8_gemm_ukernel_select(level)->name, qs8_dwconv_ukernel_select(level)->name);
+  const size_t fixed = sizeof(conv_cases) / sizeof(conv_cases[0]);
+  for (size_t c = 0; c < fixed; c++) {
+    test_f32_conv(conv_cases[c].name, &conv_cases[c].s, level, false);
+    test_qs8_conv(conv_cases[c].name, &conv_cases[c].s, level, false, REQUANT_TYPICAL, false);
+    test_qs8_conv(conv_cases[c].name, &conv_cases[c].s, level, true, REQUANT_TYPICAL, false);
+    test_qs8_conv(conv_cases[c].name, &conv_cases[c].s, level, c % 2 == 0, REQUANT_EXTREME, false);
+  }
+  for (size_t r = 0; r < 24; r++) {
+    const whittle_conv2d_shape s = random_conv_shape();
+    test_f32_conv("random", &s, level, false);
+    test_qs8_conv("random", &s, level, r % 2 == 0, r % 3 == 0 ? REQUANT_EXTREME : REQUANT_TYPICAL, false);
+  }
+  const size_t fc_cases[][3] = {{1, 1, 1},     {3, 17, 35}, {2, 400, 120},
+                                {1, 2048, 10}, {5, 65, 33}, {4, 3, 100}};
+  for (size_t c = 0; c < sizeof(fc_cases) / sizeof(fc_cases[0]); c++) {
+    const whittle_conv2d_shape s = {
+        fc_cases[c][0], 1, 1, fc_cases[c][1], fc_cases[c][2], 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
+    test_f32_conv("fc", &s, level, true);
+    test_qs8_conv("fc", &s, level, false, REQUANT_TYPICAL, true);
+    test_qs8_conv("fc", &s, level, true, REQUANT_TYPICAL, true);
+    test_qs8_conv("fc", &s, level, c % 2 == 0, REQUANT_EXTREME, true);
+  }
+  test_f32_simple(level);
+  test_qs8_simple(level, false);
+  test_qs8_simple(level, true);
+}
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "-v") == 0) verbose = true;
+  }
+  test_cpu();
+  test_requantize_reference();
+  test_threadpool();
+  test_data_movement();
+  for (size_t p = 0; p < 2; p++) {
+    pools[p] = whittle_threadpool_create(pool_threads[p]);
+    if (pools[p] == NULL) {
+      fprintf(stderr, "cannot create a thread pool\n");
+      return 2;
+    }
+  }
+  const char* forced = getenv("WHITTLE_ISA");
+  if (forced != NULL && forced[0] != '\0') {
+    const char* error = whittle_isa_selection_error();
+    report(error == NULL, "WHITTLE_ISA=%s selectable%s%s", forced, error ? ": " : "", error ? error : "");
+    if (error == NULL) run_level(whittle_isa_selected());
+  } else {
+    for (int level = 0; level < WHITTLE_ISA_COUNT; level++) {
+      if (whittle_isa_supported((whittle_isa)level)) run_level((whittle_isa)level);
+    }
+  }
+  // softmax int8 has a single (reference) implementation; check it against a float computation.
+  {
+    int8_t in[10], out[10];
+    for (int i = 0; i < 10; i++) in[i] = (int8_t)(i * 10 - 50);
+    qs8_softmax(1, 10, in, 0.1f, 0, 1.0f / 256.0f, -128, false, out);
+    double sum = 0.0;
+    for (int i = 0; i < 10; i++) sum += exp(0.1 * (in[i] - 40));
+    bool ok = true;
+    for (int i = 0; i < 10; i++) {
+      const double p = exp(0.1 * (in[i] - 40)) / sum;
+      const long want = lround(p * 256.0) - 128;
+      ok = ok && out[i] == (int8_t)(want > 127 ? 127 : want);
+    }
+    report(ok, "qs8 softmax matches the float formula");
+  }
+  for (size_t p = 0; p < 2; p++) whittle_threadpool_destroy(pools[p]);
+  printf("%zu passed, %zu failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,161 @@
+// Elementwise and reduction kernels under autograd's many small ops: binary ops with the broadcasts that
+// training produces, unary activations and their gradients, sums over a block of axes, transposes, and
+// the fused Adam update. Memory-bound, so single-threaded: a thread hop costs more than it saves here.
+#include <math.h>
+#include <string.h>
+
+#include "train_internal.h"
+
+// An operand read at index (i / div) % len for output index i: full (div 1, len n), scalar (len 1),
+// trailing rows (div 1, len = inner size) or leading columns (div = inner size).
+static inline float operand(const float* v, size_t i, size_t div, size_t len) { return v[(i / div) % len]; }
+
+#define BINARY_LOOP(EXPR)                                                             \
+  do {                                                                                \
+    if (a_div == 1 && a_len == n && b_div == 1 && b_len == n) {                       \
+      for (size_t i = 0; i < n; i++) {                                                \
+        const float x = a[i], z = b[i];                                               \
+        y[i] = (EXPR);                                                                \
+      }                                                                               \
+    } else if (a_div == 1 && a_len == n && b_len == 1) {                              \
+      const float z = b[0];                                                           \
+      for (size_t i = 0; i < n; i++) {                                                \
+        const float x = a[i];                                                         \
+        y[i] = (EXPR);                                                                \
+      }                                                                               \
+    } else if (a_len == 1 && b_div == 1 && b_len == n) {                              \
+      const float x = a[0];                                                           \
+      for (size_t i = 0; i < n; i++) {                                                \
+        const float z = b[i];                                                         \
+        y[i] = (EXPR);                                                                \
+      }                                                                               \
+    } else if (a_div == 1 && a_len == n && b_div == 1 && n % b_len == 0) {            \
+      for (size_t r = 0; r < n; r += b_len) {                                         \
+        for (size_t j = 0; j < b_len; j++) {                                          \
+          const float x = a[r + j], z = b[j];                                         \
+          y[r + j] = (EXPR);                                                          \
+        }                                                                             \
+      }                                                                               \
+    } else {                                                                          \
+      for (size_t i = 0; i < n; i++) {                                                \
+        const float x = operand(a, i, a_div, a_len), z = operand(b, i, b_div, b_len); \
+        y[i] = (EXPR);                                                                \
+      }                                                                               \
+    }                                                                                 \
+  } while (0)
+
+void f32_binary(f32_binary_op op, size_t n, const float* a, size_t a_div, size_t a_len, const float* b,
+                size_t b_div, size_t b_len, float* y) {
+  switch (op) {
+    case F32_BINARY_ADD:
+      BINARY_LOOP(x + z);
+      break;
+    case F32_BINARY_SUB:
+      BINARY_LOOP(x - z);
+      break;
+    case F32_BINARY_MUL:
+      BINARY_LOOP(x * z);
+      break;
+    case F32_BINARY_DIV:
+      BINARY_LOOP(x / z);
+      break;
+    case F32_BINARY_MAX:
+      BINARY_LOOP(isnan(x) || isnan(z) ? NAN : (x > z ? x : z));
+      break;
+    case F32_BINARY_MIN:
+      BINARY_LOOP(isnan(x) || isnan(z) ? NAN : (x < z ? x : z));
+      break;
+    case F32_BINARY_SQUARED_DIFFERENCE:
+      BINARY_LOOP((x - z) * (x - z));
+      break;
+  }
+}
+
+void f32_unary(f32_unary_op op, size_t n, const float* x, float alpha, float* y) {
+  switch (op) {
+    case F32_UNARY_RELU:
+      for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+      break;
+    case F32_UNARY_RELU6:
+      for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : (x[i] > 6.0f ? 6.0f : x[i]);
+      break;
+    case F32_UNARY_STEP:
+      for (size_t i = 0; i < n; i++) y[i] = isnan(x[i]) ? NAN : (x[i] > 0.0f ? 1.0f : alpha);
+      break;
+    case F32_UNARY_NEG:
+      for (size_t i = 0; i < n; i++) y[i] = -x[i];
+      break;
+    case F32_UNARY_SQUARE:
+      for (size_t i = 0; i < n; i++) y[i] = x[i] * x[i];
+      break;
+    case F32_UNARY_SQRT:
+      for (size_t i = 0; i < n; i++) y[i] = sqrtf(x[i]);
+      break;
+    case F32_UNARY_ABS:
+      for (size_t i = 0; i < n; i++) y[i] = fabsf(x[i]);
+      break;
+  }
+}
+
+void f32_sum_axes(size_t outer, size_t mid, size_t inner, const float* x, float* y) {
+  for (size_t o = 0; o < outer; o++) {
+    float* out = y + o * inner;
+    const float* in = x + o * mid * inner;
+    if (inner == 1) {
+      float sum = 0.0f;
+      for (size_t m = 0; m < mid; m++) sum += in[m];
+      out[0] = sum;
+    } else {
+      memset(out, 0, inner * sizeof(float));
+      for (size_t m = 0; m < mid; m++) {
+        const float* row = in + m * inner;
+        for (size_t i = 0; i < inner; i++) out[i] += row[i];
+      }
+    }
+  }
+}
+
+void f32_transpose(size_t rank, const size_t* shape, const size_t* perm, const float* x, float* y) {
+  // y's axis d is x's axis perm[d]; walk y in order with a mixed-radix counter over y's shape.
+  size_t x_strides[F32_MAX_RANK], y_shape[F32_MAX_RANK], step[F32_MAX_RANK], index[F32_MAX_RANK];
+  size_t n = 1;
+  for (size_t d = rank; d-- > 0;) {
+    x_strides[d] = n;
+    n *= shape[d];
+  }
+  for (size_t d = 0; d < rank; d++) {
+    y_shape[d] = shape[perm[d]];
+    step[d] = x_strides[perm[d]];
+    index[d] = 0;
+  }
+  if (n == 0) return;
+  const size_t last = rank - 1, last_len = y_shape[last], last_step = step[last];
+  size_t offset = 0;
+  for (size_t i = 0; i < n; i += last_len) {
+    const float* src = x + offset;
+    float* dst = y + i;
+    if (last_step == 1) {
+      memcpy(dst, src, last_len * sizeof(float));
+    } else {
+      for (size_t j = 0; j < last_len; j++) dst[j] = src[j * last_step];
+    }
+    for (size_t d = last; d-- > 0;) {
+      offset += step[d];
+      if (++index[d] < y_shape[d]) break;
+      offset -= step[d] * y_shape[d];
+      index[d] = 0;
+    }
+  }
+}
+
+void f32_adam_update(size_t n, float* param, const float* grad, float* m, float* v, float lr, float beta1,
+                     float beta2, float epsilon, float bias1, float bias2) {
+  // bias1 = 1 - beta1^t, bias2 = 1 - beta2^t (tfjs's Adam: the corrections apply to m and v).
+  const float step = lr / bias1, inv_bias2 = 1.0f / bias2;
+  for (size_t i = 0; i < n; i++) {
+    const float g = grad[i];
+    m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+    param[i] -= step * m[i] / (sqrtf(v[i] * inv_bias2) + epsilon);
+  }
+}
