@@ -1,0 +1,585 @@
+// Weight encodings of tensor sections, one per number format of the kernel library, with the byte layout,
+// the encoder (used by optimize/package) and the strict decoder (used by the reader) side by side.
+// Layouts of binary, ternary, sparse and codebook rows are those the native kernels read
+// (native/reference/formats.md): a decoded section is handed to a kernel without repacking.
+//
+// Logical tensor: `shape`, row-major. For the per-row encodings, rows = shape[0] (output channels) and
+// K = product(shape[1..]) (for OHWI conv weights, k = (ky * kw + kx) * cin + i, the kernels' order).
+import { PackageError, type PackageErrorLocation } from './errors.js';
+import { huffmanCodeLengths, huffmanDecode, huffmanEncode } from './huffman.js';
+
+export type DType = 'f32' | 'i8' | 'u8' | 'i32' | 'bool';
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, i8: 1, u8: 1, i32: 4, bool: 1 };
+
+/** Section table codes. */
+export const EncodingCode = {
+  raw: 1,
+  fixed16: 2,
+  fixed8: 3,
+  binary: 4,
+  ternary: 5,
+  sparse: 6,
+  codebook: 7,
+  hashed: 8,
+  xnor: 9,
+} as const;
+export type EncodingName = keyof typeof EncodingCode;
+
+/** Per-encoding parameters stored in the manifest next to the tensor. */
+export type Encoding =
+  | { kind: 'raw' }
+  /** value = q * 2^-fracBits, q int16 (fixed16) or int8 (fixed8). */
+  | { kind: 'fixed16'; fracBits: number }
+  | { kind: 'fixed8'; fracBits: number }
+  /** value = alpha[row] * (bit ? -1 : +1). */
+  | { kind: 'binary' }
+  /** value = alpha[row] * t, t in {-1, 0, 1}. */
+  | { kind: 'ternary' }
+  /** CSR over [rows][K]; values of the tensor's dtype (f32 or i8). */
+  | { kind: 'sparse'; nnz: number }
+  /** value = codebook[index]; indices Huffman-coded in the package, indexBits wide for the kernel. */
+  | { kind: 'codebook'; size: number; indexBits: number; streamBytes: number }
+  /** HashedNets: value[i] = sign(i) * buckets[hash(i) % buckets]. */
+  | { kind: 'hashed'; buckets: number; seed: number }
+  /** XNOR-Net weights: alpha[o] * (bit ? -1 : +1), bits per kernel tap in 64-bit words of input channels. */
+  | { kind: 'xnor' };
+
+/** A decoded tensor section: dense values for raw ones, the kernels' packed parts for compressed ones. */
+export type DecodedTensor =
+  | { kind: 'raw'; values: Float32Array | Int8Array | Uint8Array | Int32Array }
+  | { kind: 'fixed16'; fracBits: number; values: Int16Array }
+  | { kind: 'fixed8'; fracBits: number; values: Int8Array }
+  | { kind: 'binary'; rows: number; k: number; alpha: Float32Array; bits: Uint32Array }
+  | { kind: 'ternary'; rows: number; k: number; alpha: Float32Array; nonzero: Uint32Array; sign: Uint32Array }
+  | {
+      kind: 'sparse';
+      rows: number;
+      k: number;
+      rowOffsets: Uint32Array;
+      columns: Uint32Array;
+      values: Float32Array | Int8Array;
+    }
+  | {
+      kind: 'codebook';
+      rows: number;
+      k: number;
+      codebook: Float32Array;
+      indexBits: number;
+      /** One index per element (the kernels' packed rows are built from these at load). */
+      indices: Uint8Array;
+      /** Huffman code length per codebook entry, as stored. */
+      codeLengths: number[];
+    }
+  | { kind: 'hashed'; buckets: Float32Array; seed: number }
+  | { kind: 'xnor'; rows: number; taps: number; channels: number; alpha: Float32Array; words: Uint32Array };
+
+export interface TensorLayout {
+  dtype: DType;
+  shape: readonly number[];
+}
+
+export function elementCount(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function rowsAndK(shape: readonly number[]): { rows: number; k: number } {
+  const rows = shape[0] ?? 1;
+  return { rows, k: rows === 0 ? 0 : elementCount(shape) / rows };
+}
+
+const rowWords = (k: number): number => Math.ceil(k / 32);
+
+/** Bytes the section of this encoding must hold; every factor is bounded by the manifest limits, so the
+ * products stay exact doubles. */
+export function encodedByteLength(layout: TensorLayout, encoding: Encoding): number {
+  const n = elementCount(layout.shape);
+  const { rows, k } = rowsAndK(layout.shape);
+  switch (encoding.kind) {
+    case 'raw':
+      return n * DTYPE_BYTES[layout.dtype];
+    case 'fixed16':
+      return 2 * n;
+    case 'fixed8':
+      return n;
+    case 'binary':
+      return 4 * rows + 4 * rows * rowWords(k);
+    case 'ternary':
+      return 4 * rows + 8 * rows * rowWords(k);
+    case 'sparse':
+      return 4 * (rows + 1) + 4 * encoding.nnz + encoding.nnz * DTYPE_BYTES[layout.dtype];
+    case 'codebook':
+      return 4 * encoding.size + encoding.size + encoding.streamBytes;
+    case 'hashed':
+      return 4 * encoding.buckets;
+    case 'xnor': {
+      const { taps, channels } = xnorGeometry(layout.shape);
+      return 4 * rows + 8 * rows * taps * Math.ceil(channels / 64);
+    }
+  }
+}
+
+/** XNOR weights are [O][kh][kw][cin] (conv) or [O][cin] (fully connected): taps = kh * kw. */
+export function xnorGeometry(shape: readonly number[]): { taps: number; channels: number } {
+  const channels = shape[shape.length - 1] ?? 0;
+  const taps = shape.length === 4 ? shape[1]! * shape[2]! : 1;
+  return { taps, channels };
+}
+
+/** Which logical dtypes each encoding can hold. */
+export function encodingAllows(encoding: Encoding, dtype: DType): boolean {
+  if (encoding.kind === 'raw') return true;
+  if (encoding.kind === 'sparse') return dtype === 'f32' || dtype === 'i8';
+  return dtype === 'f32';
+}
+
+/** Copies `length` bytes at `offset` into a fresh, aligned ArrayBuffer (a file buffer's offset may not be). */
+function copy(bytes: Buffer, offset: number, length: number): ArrayBuffer {
+  const out = new ArrayBuffer(length);
+  new Uint8Array(out).set(bytes.subarray(offset, offset + length));
+  return out;
+}
+
+function checkRowPadding(
+  words: Uint32Array,
+  rows: number,
+  k: number,
+  what: string,
+  location: PackageErrorLocation,
+): void {
+  const perRow = rowWords(k);
+  const usedInLast = k % 32;
+  if (usedInLast === 0) return;
+  const mask = ~((1 << usedInLast) - 1) >>> 0;
+  for (let r = 0; r < rows; r++) {
+    if ((words[r * perRow + perRow - 1]! & mask) !== 0) {
+      throw new PackageError('bad-weights', `${what} row ${r} has bits set past its ${k} elements`, location);
+    }
+  }
+}
+
+/** Decodes and checks one tensor section; `bytes` is the whole file, [offset, offset + length) the section,
+ * whose length the caller has already checked against encodedByteLength. */
+export function decodeTensor(
+  bytes: Buffer,
+  offset: number,
+  layout: TensorLayout,
+  encoding: Encoding,
+  location: PackageErrorLocation,
+): DecodedTensor {
+  const n = elementCount(layout.shape);
+  const { rows, k } = rowsAndK(layout.shape);
+  switch (encoding.kind) {
+    case 'raw': {
+      const buffer = copy(bytes, offset, n * DTYPE_BYTES[layout.dtype]);
+      const values =
+        layout.dtype === 'f32'
+          ? new Float32Array(buffer)
+          : layout.dtype === 'i32'
+            ? new Int32Array(buffer)
+            : layout.dtype === 'i8'
+              ? new Int8Array(buffer)
+              : new Uint8Array(buffer);
+      if (layout.dtype === 'bool') {
+        const bad = (values as Uint8Array).findIndex((v) => v > 1);
+        if (bad >= 0)
+          throw new PackageError('bad-weights', `bool element ${bad} is neither 0 nor 1`, location);
+      }
+      return { kind: 'raw', values };
+    }
+    case 'fixed16': {
+      const values = new Int16Array(copy(bytes, offset, 2 * n));
+      // The kernels' SIMD paths add two products in int32: -32768 * -32768 * 2 would overflow.
+      const bad = values.indexOf(-32768);
+      if (bad >= 0)
+        throw new PackageError(
+          'bad-weights',
+          `fixed16 weight ${bad} is -32768, outside [-32767, 32767]`,
+          location,
+        );
+      return { kind: 'fixed16', fracBits: encoding.fracBits, values };
+    }
+    case 'fixed8':
+      return { kind: 'fixed8', fracBits: encoding.fracBits, values: new Int8Array(copy(bytes, offset, n)) };
+    case 'binary': {
+      const alpha = new Float32Array(copy(bytes, offset, 4 * rows));
+      const bits = new Uint32Array(copy(bytes, offset + 4 * rows, 4 * rows * rowWords(k)));
+      checkRowPadding(bits, rows, k, 'binary sign plane', location);
+      return { kind: 'binary', rows, k, alpha, bits };
+    }
+    case 'ternary': {
+      const planeBytes = 4 * rows * rowWords(k);
+      const alpha = new Float32Array(copy(bytes, offset, 4 * rows));
+      const nonzero = new Uint32Array(copy(bytes, offset + 4 * rows, planeBytes));
+      const sign = new Uint32Array(copy(bytes, offset + 4 * rows + planeBytes, planeBytes));
+      checkRowPadding(nonzero, rows, k, 'ternary nonzero plane', location);
+      for (let i = 0; i < sign.length; i++) {
+        if ((sign[i]! & ~nonzero[i]!) !== 0) {
+          throw new PackageError(
+            'bad-weights',
+            `ternary sign bit set on a zero weight (word ${i})`,
+            location,
+          );
+        }
+      }
+      return { kind: 'ternary', rows, k, alpha, nonzero, sign };
+    }
+    case 'sparse': {
+      const { nnz } = encoding;
+      const rowOffsets = new Uint32Array(copy(bytes, offset, 4 * (rows + 1)));
+      const columns = new Uint32Array(copy(bytes, offset + 4 * (rows + 1), 4 * nnz));
+      const valuesAt = offset + 4 * (rows + 1) + 4 * nnz;
+      const values =
+        layout.dtype === 'i8'
+          ? new Int8Array(copy(bytes, valuesAt, nnz))
+          : new Float32Array(copy(bytes, valuesAt, 4 * nnz));
+      if (rowOffsets[0] !== 0 || rowOffsets[rows] !== nnz) {
+        throw new PackageError('bad-weights', `sparse row offsets must run from 0 to nnz ${nnz}`, location);
+      }
+      for (let r = 0; r < rows; r++) {
+        const start = rowOffsets[r]!;
+        const end = rowOffsets[r + 1]!;
+        if (end < start || end > nnz) {
+          throw new PackageError(
+            'bad-weights',
+            `sparse row ${r} offsets [${start}, ${end}) are not ordered within nnz ${nnz}`,
+            location,
+          );
+        }
+        for (let j = start; j < end; j++) {
+          const column = columns[j]!;
+          if (column >= k || (j > start && column <= columns[j - 1]!)) {
+            throw new PackageError(
+              'bad-weights',
+              `sparse row ${r}: column ${column} is out of [0, ${k}) or not strictly increasing`,
+              location,
+            );
+          }
+        }
+      }
+      return { kind: 'sparse', rows, k, rowOffsets, columns, values };
+    }
+    case 'codebook': {
+      const { size, indexBits, streamBytes } = encoding;
+      const codebook = new Float32Array(copy(bytes, offset, 4 * size));
+      const lengths = Array.from(bytes.subarray(offset + 4 * size, offset + 5 * size));
+      const stream = bytes.subarray(offset + 5 * size, offset + 5 * size + streamBytes);
+      if (n > 8 * streamBytes) {
+        throw new PackageError(
+          'bad-weights',
+          `codebook stream of ${streamBytes} bytes cannot hold ${n} indices`,
+          location,
+        );
+      }
+      const indices = huffmanDecode(stream, lengths, n, location);
+      // Lengths > 0 only for symbols < size (lengths has `size` entries), so every index < size <= 2^indexBits.
+      return { kind: 'codebook', rows, k, codebook, indexBits, indices, codeLengths: lengths };
+    }
+    case 'xnor': {
+      const { taps, channels } = xnorGeometry(layout.shape);
+      const perTap = 2 * Math.ceil(channels / 64);
+      const alpha = new Float32Array(copy(bytes, offset, 4 * rows));
+      const words = new Uint32Array(copy(bytes, offset + 4 * rows, 4 * rows * taps * perTap));
+      const used = channels % 64;
+      if (used !== 0) {
+        for (let t = 0; t < rows * taps; t++) {
+          const lo = words[t * perTap + perTap - 2]!;
+          const hi = words[t * perTap + perTap - 1]!;
+          const badLo = used < 32 ? lo & (0xffffffff << used) : 0;
+          const badHi = used <= 32 ? hi : hi & (0xffffffff << (used - 32));
+          if (badLo !== 0 || badHi !== 0) {
+            throw new PackageError(
+              'bad-weights',
+              `xnor weight row ${t} has bits set past its ${channels} channels`,
+              location,
+            );
+          }
+        }
+      }
+      return { kind: 'xnor', rows, taps, channels, alpha, words };
+    }
+    case 'hashed':
+      return {
+        kind: 'hashed',
+        buckets: new Float32Array(copy(bytes, offset, 4 * encoding.buckets)),
+        seed: encoding.seed,
+      };
+  }
+}
+
+/** murmur3's 32-bit finalizer: the index hash of HashedNets storage. */
+export function hashIndex(index: number, seed: number): number {
+  let h = (Math.imul(index, 0x9e3779b1) + seed) >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Dense fp32 values of any f32-valued decoded tensor (the reference path of every compressed format). */
+export function toFloat32(tensor: DecodedTensor, elements: number): Float32Array {
+  const out = new Float32Array(elements);
+  switch (tensor.kind) {
+    case 'raw':
+      for (let i = 0; i < elements; i++) out[i] = tensor.values[i]!;
+      return out;
+    case 'fixed16':
+    case 'fixed8': {
+      const step = 2 ** -tensor.fracBits;
+      for (let i = 0; i < elements; i++) out[i] = tensor.values[i]! * step;
+      return out;
+    }
+    case 'binary': {
+      const words = rowWords(tensor.k);
+      for (let r = 0; r < tensor.rows; r++) {
+        for (let j = 0; j < tensor.k; j++) {
+          const bit = (tensor.bits[r * words + (j >>> 5)]! >>> (j & 31)) & 1;
+          out[r * tensor.k + j] = bit ? -tensor.alpha[r]! : tensor.alpha[r]!;
+        }
+      }
+      return out;
+    }
+    case 'ternary': {
+      const words = rowWords(tensor.k);
+      for (let r = 0; r < tensor.rows; r++) {
+        for (let j = 0; j < tensor.k; j++) {
+          const w = r * words + (j >>> 5);
+          const nz = (tensor.nonzero[w]! >>> (j & 31)) & 1;
+          const negative = (tensor.sign[w]! >>> (j & 31)) & 1;
+          out[r * tensor.k + j] = nz ? (negative ? -tensor.alpha[r]! : tensor.alpha[r]!) : 0;
+        }
+      }
+      return out;
+    }
+    case 'sparse':
+      for (let r = 0; r < tensor.rows; r++) {
+        for (let j = tensor.rowOffsets[r]!; j < tensor.rowOffsets[r + 1]!; j++) {
+          out[r * tensor.k + tensor.columns[j]!] = tensor.values[j]!;
+        }
+      }
+      return out;
+    case 'codebook':
+      for (let i = 0; i < elements; i++) out[i] = tensor.codebook[tensor.indices[i]!]!;
+      return out;
+    case 'xnor': {
+      const perTap = 2 * Math.ceil(tensor.channels / 64);
+      for (let r = 0; r < tensor.rows; r++) {
+        for (let t = 0; t < tensor.taps; t++) {
+          for (let c = 0; c < tensor.channels; c++) {
+            const word = tensor.words[(r * tensor.taps + t) * perTap + (c >>> 5)]!;
+            const a = tensor.alpha[r]!;
+            out[(r * tensor.taps + t) * tensor.channels + c] = (word >>> (c & 31)) & 1 ? -a : a;
+          }
+        }
+      }
+      return out;
+    }
+    case 'hashed': {
+      const b = tensor.buckets.length;
+      for (let i = 0; i < elements; i++) {
+        const h = hashIndex(i, tensor.seed);
+        out[i] = (h & 0x80000000 ? -1 : 1) * tensor.buckets[h % b]!;
+      }
+      return out;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoders (the writer's side). Each takes dense logical values and returns the section bytes and params.
+
+export interface EncodedTensor {
+  encoding: Encoding;
+  bytes: Buffer;
+}
+
+function bytesOf(view: ArrayBufferView): Buffer {
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+export function encodeRaw(values: Float32Array | Int8Array | Uint8Array | Int32Array): EncodedTensor {
+  return { encoding: { kind: 'raw' }, bytes: Buffer.from(bytesOf(values)) };
+}
+
+/** The nearest quantizer of native/reference/formats.md: floor(x * 2^FL + 0.5), saturated to the symmetric
+ * range [-(2^(bits-1) - 1), 2^(bits-1) - 1], NaN to 0. */
+export function encodeFixed(values: Float32Array, bits: 16 | 8, fracBits: number): EncodedTensor {
+  const limit = bits === 16 ? 32767 : 127;
+  const q = bits === 16 ? new Int16Array(values.length) : new Int8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const scaled = Math.floor(values[i]! * 2 ** fracBits + 0.5);
+    q[i] = Number.isNaN(scaled) ? 0 : Math.max(-limit, Math.min(limit, scaled));
+  }
+  return { encoding: { kind: bits === 16 ? 'fixed16' : 'fixed8', fracBits }, bytes: Buffer.from(bytesOf(q)) };
+}
+
+/** BWN: alpha = mean |w| of the row, sign bit 1 for w < 0. */
+export function encodeBinary(values: Float32Array, shape: readonly number[]): EncodedTensor {
+  const { rows, k } = rowsAndK(shape);
+  const words = rowWords(k);
+  const alpha = new Float32Array(rows);
+  const bits = new Uint32Array(rows * words);
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      const v = values[r * k + j]!;
+      sum += Math.abs(v);
+      if (v < 0) bits[r * words + (j >>> 5)]! |= 1 << (j & 31);
+    }
+    alpha[r] = k === 0 ? 0 : sum / k;
+  }
+  return { encoding: { kind: 'binary' }, bytes: Buffer.concat([bytesOf(alpha), bytesOf(bits)]) };
+}
+
+/** XNOR-Net weights of [O][kh][kw][cin] or [O][cin]: alpha = mean |w| of the output channel. */
+export function encodeXnor(values: Float32Array, shape: readonly number[]): EncodedTensor {
+  const rows = shape[0] ?? 0;
+  const { taps, channels } = xnorGeometry(shape);
+  const perTap = 2 * Math.ceil(channels / 64);
+  const alpha = new Float32Array(rows);
+  const words = new Uint32Array(rows * taps * perTap);
+  for (let r = 0; r < rows; r++) {
+    let sum = 0;
+    for (let t = 0; t < taps; t++) {
+      for (let c = 0; c < channels; c++) {
+        const v = values[(r * taps + t) * channels + c]!;
+        sum += Math.abs(v);
+        if (v < 0) words[(r * taps + t) * perTap + (c >>> 5)]! |= 1 << (c & 31);
+      }
+    }
+    alpha[r] = taps * channels === 0 ? 0 : sum / (taps * channels);
+  }
+  return { encoding: { kind: 'xnor' }, bytes: Buffer.concat([bytesOf(alpha), bytesOf(words)]) };
+}
+
+/** TWN: per row, |w| <= threshold is 0; alpha = mean |w| of the rest. `threshold` defaults to 0.7 mean |w|. */
+export function encodeTernary(
+  values: Float32Array,
+  shape: readonly number[],
+  thresholdFactor = 0.7,
+): EncodedTensor {
+  const { rows, k } = rowsAndK(shape);
+  const words = rowWords(k);
+  const alpha = new Float32Array(rows);
+  const nonzero = new Uint32Array(rows * words);
+  const sign = new Uint32Array(rows * words);
+  for (let r = 0; r < rows; r++) {
+    let mean = 0;
+    for (let j = 0; j < k; j++) mean += Math.abs(values[r * k + j]!) / k;
+    const threshold = thresholdFactor * mean;
+    let sum = 0;
+    let count = 0;
+    for (let j = 0; j < k; j++) {
+      const v = values[r * k + j]!;
+      if (Math.abs(v) <= threshold) continue;
+      nonzero[r * words + (j >>> 5)]! |= 1 << (j & 31);
+      if (v < 0) sign[r * words + (j >>> 5)]! |= 1 << (j & 31);
+      sum += Math.abs(v);
+      count++;
+    }
+    alpha[r] = count === 0 ? 0 : sum / count;
+  }
+  return {
+    encoding: { kind: 'ternary' },
+    bytes: Buffer.concat([bytesOf(alpha), bytesOf(nonzero), bytesOf(sign)]),
+  };
+}
+
+/** CSR of the exact nonzeros. */
+export function encodeSparse(values: Float32Array | Int8Array, shape: readonly number[]): EncodedTensor {
+  const { rows, k } = rowsAndK(shape);
+  const rowOffsets = new Uint32Array(rows + 1);
+  const columns: number[] = [];
+  const kept: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < k; j++) {
+      const v = values[r * k + j]!;
+      if (v !== 0) {
+        columns.push(j);
+        kept.push(v);
+      }
+    }
+    rowOffsets[r + 1] = columns.length;
+  }
+  const packedValues = values instanceof Int8Array ? Int8Array.from(kept) : Float32Array.from(kept);
+  return {
+    encoding: { kind: 'sparse', nnz: columns.length },
+    bytes: Buffer.concat([bytesOf(rowOffsets), bytesOf(Uint32Array.from(columns)), bytesOf(packedValues)]),
+  };
+}
+
+/** Indices (one per element, < codebook.length <= 256) Huffman-coded with their own frequencies. */
+export function encodeCodebook(
+  codebook: Float32Array,
+  indices: Uint8Array,
+  codeLengths?: readonly number[],
+  indexBits = Math.max(2, Math.ceil(Math.log2(Math.max(2, codebook.length)))),
+): EncodedTensor {
+  const size = codebook.length;
+  const counts = new Array<number>(size).fill(0);
+  for (const index of indices) counts[index]! += 1;
+  const lengths = codeLengths ?? huffmanCodeLengths(counts);
+  const stream = huffmanEncode(indices, lengths);
+  return {
+    encoding: { kind: 'codebook', size, indexBits, streamBytes: stream.length },
+    bytes: Buffer.concat([bytesOf(codebook), Buffer.from(lengths), stream]),
+  };
+}
+
+/** HashedNets: each bucket is the mean of the signed values hashed into it. */
+export function encodeHashed(values: Float32Array, buckets: number, seed: number): EncodedTensor {
+  const sums = new Float64Array(buckets);
+  const counts = new Float64Array(buckets);
+  for (let i = 0; i < values.length; i++) {
+    const h = hashIndex(i, seed);
+    sums[h % buckets]! += (h & 0x80000000 ? -1 : 1) * values[i]!;
+    counts[h % buckets]! += 1;
+  }
+  const table = new Float32Array(buckets);
+  for (let b = 0; b < buckets; b++) table[b] = counts[b]! === 0 ? 0 : sums[b]! / counts[b]!;
+  return { encoding: { kind: 'hashed', buckets, seed: seed >>> 0 }, bytes: Buffer.from(bytesOf(table)) };
+}
+
+/** The exact inverse of decodeTensor: the section bytes and parameters a decoded tensor came from. */
+export function encodeDecoded(tensor: DecodedTensor): EncodedTensor {
+  switch (tensor.kind) {
+    case 'raw':
+      return encodeRaw(tensor.values);
+    case 'fixed16':
+    case 'fixed8':
+      return {
+        encoding: { kind: tensor.kind, fracBits: tensor.fracBits },
+        bytes: Buffer.from(bytesOf(tensor.values)),
+      };
+    case 'binary':
+      return {
+        encoding: { kind: 'binary' },
+        bytes: Buffer.concat([bytesOf(tensor.alpha), bytesOf(tensor.bits)]),
+      };
+    case 'ternary':
+      return {
+        encoding: { kind: 'ternary' },
+        bytes: Buffer.concat([bytesOf(tensor.alpha), bytesOf(tensor.nonzero), bytesOf(tensor.sign)]),
+      };
+    case 'sparse':
+      return {
+        encoding: { kind: 'sparse', nnz: tensor.columns.length },
+        bytes: Buffer.concat([bytesOf(tensor.rowOffsets), bytesOf(tensor.columns), bytesOf(tensor.values)]),
+      };
+    case 'xnor':
+      return {
+        encoding: { kind: 'xnor' },
+        bytes: Buffer.concat([bytesOf(tensor.alpha), bytesOf(tensor.words)]),
+      };
+    case 'codebook':
+      return encodeCodebook(tensor.codebook, tensor.indices, tensor.codeLengths, tensor.indexBits);
+    case 'hashed':
+      return {
+        encoding: { kind: 'hashed', buckets: tensor.buckets.length, seed: tensor.seed },
+        bytes: Buffer.from(bytesOf(tensor.buckets)),
+      };
+  }
+}

@@ -1,0 +1,394 @@
+// The manifest section: what the model is, what it was built for, and its graph (tensors and nodes). It is
+// JSON, decoded with a schema at the edge; cross-references (tensor <-> section, node <-> tensor, graph
+// order) are checked here so that the runtime only ever sees a consistent graph.
+import { z } from 'zod';
+
+import { elementCount, encodedByteLength, type Encoding, encodingAllows, EncodingCode } from './encodings.js';
+import { PackageError } from './errors.js';
+import type { SectionEntry } from './layout.js';
+
+export const MANIFEST_FORMAT = 'whittle-package';
+export const MANIFEST_VERSION = 1;
+export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+export const MAX_RANK = 8;
+export const MAX_DIMENSION = 1 << 24;
+export const MAX_ELEMENTS = 1 << 28;
+/** HashedNets tensors expand at load: bounded separately so a tiny section cannot ask for gigabytes. */
+export const MAX_HASHED_ELEMENTS = 1 << 24;
+
+export const CPU_FAMILIES = ['any', 'x86_64', 'aarch64', 'armv7'] as const;
+export type CpuFamily = (typeof CPU_FAMILIES)[number];
+
+/** Number formats of the kernel library: the per-layer `format` of a node. */
+export const NUMBER_FORMATS = [
+  'f32',
+  'int8',
+  'fixed16',
+  'fixed8',
+  'binary',
+  'xnor',
+  'ternary',
+  'sparse',
+  'codebook',
+  'hashed',
+] as const;
+export type NumberFormat = (typeof NUMBER_FORMATS)[number];
+
+const Name = z.string().min(1).max(256);
+const Index = z.number().int().min(0).max(0xffffffff);
+const Dim = z.number().int().min(0).max(MAX_DIMENSION);
+const Finite = z.number().finite();
+
+const EncodingSchema: z.ZodType<Encoding> = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('raw') }).strict(),
+  z.object({ kind: z.literal('fixed16'), fracBits: z.number().int().min(-16).max(31) }).strict(),
+  z.object({ kind: z.literal('fixed8'), fracBits: z.number().int().min(-16).max(31) }).strict(),
+  z.object({ kind: z.literal('binary') }).strict(),
+  z.object({ kind: z.literal('ternary') }).strict(),
+  z.object({ kind: z.literal('xnor') }).strict(),
+  z.object({ kind: z.literal('sparse'), nnz: z.number().int().min(0).max(MAX_ELEMENTS) }).strict(),
+  z
+    .object({
+      kind: z.literal('codebook'),
+      size: z.number().int().min(1).max(256),
+      indexBits: z.number().int().min(2).max(8),
+      streamBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('hashed'),
+      buckets: z.number().int().min(1).max(MAX_DIMENSION),
+      seed: z.number().int().min(0).max(0xffffffff),
+    })
+    .strict(),
+]);
+
+const QuantSchema = z
+  .object({
+    /** real = scale * (q - zeroPoint); one entry per tensor, or one per index of `axis`. */
+    scale: z.array(z.number().positive().finite()).min(1),
+    zeroPoint: z.array(z.number().int().min(-128).max(255)).min(1),
+    axis: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_RANK - 1)
+      .optional(),
+  })
+  .strict();
+export type TensorQuantization = z.infer<typeof QuantSchema>;
+
+const TensorSchema = z
+  .object({
+    name: Name,
+    dtype: z.enum(['f32', 'i8', 'u8', 'i32', 'bool']),
+    shape: z.array(Dim).max(MAX_RANK),
+    quant: QuantSchema.optional(),
+    /** Constant tensors: the section holding the data, and how it is encoded. */
+    section: Index.optional(),
+    encoding: EncodingSchema.optional(),
+  })
+  .strict();
+export type ManifestTensor = z.infer<typeof TensorSchema>;
+
+const AttrValue = z.union([Finite, z.string().max(256), z.array(Finite).max(64), z.boolean()]);
+export type AttributeValue = z.infer<typeof AttrValue>;
+
+const NodeSchema = z
+  .object({
+    name: Name,
+    op: z.string().min(1).max(64),
+    format: z.enum(NUMBER_FORMATS),
+    /** Tensor indices; -1 marks an absent optional input. */
+    inputs: z.array(z.number().int().min(-1).max(0xffffffff)).max(64),
+    outputs: z.array(Index).min(1).max(16),
+    attrs: z.record(z.string().max(64), AttrValue),
+  })
+  .strict();
+export type ManifestNode = z.infer<typeof NodeSchema>;
+
+const PreprocessingSchema = z
+  .object({
+    kind: z.literal('image'),
+    width: z.number().int().min(1).max(8192),
+    height: z.number().int().min(1).max(8192),
+    channels: z.union([z.literal(1), z.literal(3)]),
+    /** input = (pixel / 255 - mean[c]) / std[c] */
+    mean: z.array(Finite).min(1).max(3),
+    std: z.array(z.number().positive().finite()).min(1).max(3),
+  })
+  .strict();
+export type ImagePreprocessing = z.infer<typeof PreprocessingSchema>;
+
+export const ManifestSchema = z
+  .object({
+    format: z.literal(MANIFEST_FORMAT),
+    version: z.literal(MANIFEST_VERSION),
+    model: z
+      .object({ id: Name, version: z.string().min(1).max(64), name: z.string().max(256).optional() })
+      .strict(),
+    target: z.object({ deviceClass: z.string().min(1).max(128), cpuFamily: z.enum(CPU_FAMILIES) }).strict(),
+    budgets: z
+      .object({
+        latencyMs: z.number().positive().finite().optional(),
+        ramBytes: z.number().int().positive().optional(),
+        packageBytes: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
+    accuracy: z
+      .object({
+        dataset: z.string().max(256),
+        images: z.number().int().min(0),
+        top1: z.number().min(0).max(1),
+      })
+      .strict()
+      .optional(),
+    labels: z.array(z.string().max(256)).max(100000).optional(),
+    inputs: z
+      .array(
+        z
+          .object({
+            name: Name,
+            tensor: Index,
+            layout: z.enum(['NCHW', 'NHWC', 'NC', 'other']),
+            preprocessing: PreprocessingSchema.optional(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(64),
+    outputs: z
+      .array(z.object({ name: Name, tensor: Index }).strict())
+      .min(1)
+      .max(64),
+    tensors: z.array(TensorSchema).max(1 << 20),
+    nodes: z.array(NodeSchema).max(1 << 20),
+  })
+  .strict();
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let text = '';
+  for (const key of path)
+    text += typeof key === 'number' ? `[${key}]` : `${text === '' ? '' : '.'}${String(key)}`;
+  return text === '' ? '(manifest)' : text;
+}
+
+/** Parses the manifest bytes and checks every cross-reference against the section table. */
+export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[]): Manifest {
+  const entry = sections[0]!;
+  const location = { section: 0, offset: entry.offset };
+  if (entry.length > MAX_MANIFEST_BYTES) {
+    throw new PackageError(
+      'bad-manifest',
+      `manifest is ${entry.length} bytes, more than ${MAX_MANIFEST_BYTES}`,
+      location,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(
+        bytes.subarray(entry.offset, entry.offset + entry.length),
+      ),
+    );
+  } catch (error) {
+    throw new PackageError(
+      'bad-manifest',
+      `manifest is not UTF-8 JSON: ${(error as Error).message}`,
+      location,
+    );
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const lines = parsed.error.issues
+      .slice(0, 10)
+      .map((issue) => `${formatPath(issue.path)}: ${issue.message}`);
+    throw new PackageError(
+      'bad-manifest',
+      `manifest does not match the schema: ${lines.join('; ')}`,
+      location,
+    );
+  }
+  const manifest = parsed.data;
+  checkTensors(manifest, sections);
+  checkGraph(manifest);
+  return manifest;
+}
+
+function checkTensors(manifest: Manifest, sections: readonly SectionEntry[]): void {
+  const owner = new Array<number>(sections.length).fill(-1);
+  manifest.tensors.forEach((tensor, index) => {
+    const where = `tensors[${index}] "${tensor.name}"`;
+    const elements = elementCount(tensor.shape);
+    if (elements > MAX_ELEMENTS) {
+      throw new PackageError('bad-manifest', `${where} has ${elements} elements, more than ${MAX_ELEMENTS}`, {
+        section: 0,
+      });
+    }
+    if (tensor.quant !== undefined) {
+      const { scale, zeroPoint, axis } = tensor.quant;
+      const channels = axis === undefined ? 1 : tensor.shape[axis];
+      if (channels === undefined || scale.length !== channels || zeroPoint.length !== channels) {
+        throw new PackageError(
+          'bad-manifest',
+          `${where}: quantization needs ${channels ?? '(axis out of range)'} scales and zero points, ` +
+            `has ${scale.length} and ${zeroPoint.length}`,
+          { section: 0 },
+        );
+      }
+      const [lo, hi] = tensor.dtype === 'u8' ? [0, 255] : [-128, 127];
+      if (zeroPoint.some((z) => z < lo || z > hi)) {
+        throw new PackageError('bad-manifest', `${where}: zero point outside the ${tensor.dtype} range`, {
+          section: 0,
+        });
+      }
+    }
+    if ((tensor.section === undefined) !== (tensor.encoding === undefined)) {
+      throw new PackageError('bad-manifest', `${where}: a constant needs both a section and an encoding`, {
+        section: 0,
+      });
+    }
+    if (tensor.section === undefined || tensor.encoding === undefined) return;
+    const section = tensor.section;
+    const entry = sections[section];
+    if (section === 0 || entry === undefined) {
+      throw new PackageError('bad-manifest', `${where} refers to section ${section}, not a tensor section`, {
+        section: 0,
+      });
+    }
+    if (owner[section]! >= 0) {
+      throw new PackageError(
+        'bad-manifest',
+        `${where} and tensors[${owner[section]}] share section ${section}`,
+        { section },
+      );
+    }
+    owner[section] = index;
+    const encoding = tensor.encoding;
+    if (!encodingAllows(encoding, tensor.dtype)) {
+      throw new PackageError(
+        'bad-manifest',
+        `${where}: encoding ${encoding.kind} cannot hold dtype ${tensor.dtype}`,
+        { section },
+      );
+    }
+    if (entry.encoding !== EncodingCode[encoding.kind]) {
+      throw new PackageError(
+        'bad-section',
+        `${where}: the section table says encoding ${entry.encoding}, the manifest ${encoding.kind} (${EncodingCode[encoding.kind]})`,
+        { section, offset: entry.offset },
+      );
+    }
+    if (entry.elements !== elements) {
+      throw new PackageError(
+        'bad-section',
+        `${where}: the section table says ${entry.elements} elements, the shape [${tensor.shape.join(', ')}] has ${elements}`,
+        { section, offset: entry.offset },
+      );
+    }
+    if (encoding.kind === 'xnor' && tensor.shape.length !== 2 && tensor.shape.length !== 4) {
+      throw new PackageError('bad-manifest', `${where}: xnor weights must be [O][kh][kw][cin] or [O][cin]`, {
+        section,
+      });
+    }
+    if (encoding.kind === 'sparse' && encoding.nnz > elements) {
+      throw new PackageError('bad-manifest', `${where}: ${encoding.nnz} nonzeros in ${elements} elements`, {
+        section,
+      });
+    }
+    if (encoding.kind === 'codebook' && encoding.size > 2 ** encoding.indexBits) {
+      throw new PackageError(
+        'bad-manifest',
+        `${where}: codebook of ${encoding.size} needs more than ${encoding.indexBits} index bits`,
+        { section },
+      );
+    }
+    if (encoding.kind === 'hashed' && elements > MAX_HASHED_ELEMENTS) {
+      throw new PackageError(
+        'bad-manifest',
+        `${where}: hashed tensor of ${elements} elements, limit ${MAX_HASHED_ELEMENTS}`,
+        { section },
+      );
+    }
+    const expected = encodedByteLength(tensor, encoding);
+    if (entry.length !== expected) {
+      throw new PackageError(
+        'bad-section',
+        `${where}: ${encoding.kind} data of shape [${tensor.shape.join(', ')}] takes ${expected} bytes, the section holds ${entry.length}`,
+        { section, offset: entry.offset },
+      );
+    }
+  });
+  const orphan = owner.findIndex((tensor, section) => section > 0 && tensor < 0);
+  if (orphan > 0)
+    throw new PackageError('bad-manifest', 'no tensor refers to this section', { section: orphan });
+}
+
+function checkGraph(manifest: Manifest): void {
+  const { tensors, nodes } = manifest;
+  const count = tensors.length;
+  // defined[t]: a graph input, a constant, or the output of an earlier node.
+  const defined = tensors.map((tensor) => tensor.section !== undefined);
+  const producer = new Array<string | null>(count).fill(null);
+  const refer = (index: number, what: string): void => {
+    if (index >= count)
+      throw new PackageError('bad-manifest', `${what} refers to tensor ${index}, there are ${count}`, {
+        section: 0,
+      });
+  };
+  const inputSeen = new Set<number>();
+  manifest.inputs.forEach((input, i) => {
+    refer(input.tensor, `inputs[${i}]`);
+    if (defined[input.tensor]) {
+      throw new PackageError('bad-manifest', `inputs[${i}] "${input.name}" is a constant or listed twice`, {
+        section: 0,
+      });
+    }
+    defined[input.tensor] = true;
+    inputSeen.add(input.tensor);
+  });
+  const names = new Set<string>();
+  for (const node of nodes) {
+    const location = { section: 0, layer: node.name };
+    if (names.has(node.name)) throw new PackageError('bad-manifest', 'two nodes share this name', location);
+    names.add(node.name);
+    for (const input of node.inputs) {
+      if (input < 0) continue;
+      refer(input, `node "${node.name}"`);
+      if (!defined[input]) {
+        throw new PackageError(
+          'bad-manifest',
+          `input tensor ${input} "${tensors[input]!.name}" is not produced before this node (the node list must be topologically sorted)`,
+          location,
+        );
+      }
+    }
+    for (const output of node.outputs) {
+      refer(output, `node "${node.name}"`);
+      if (defined[output]) {
+        throw new PackageError(
+          'bad-manifest',
+          `output tensor ${output} "${tensors[output]!.name}" is already a constant, an input or another node's output`,
+          location,
+        );
+      }
+      defined[output] = true;
+      producer[output] = node.name;
+    }
+  }
+  manifest.outputs.forEach((output, i) => {
+    refer(output.tensor, `outputs[${i}]`);
+    if (!defined[output.tensor]) {
+      throw new PackageError('bad-manifest', `outputs[${i}] "${output.name}" is never produced`, {
+        section: 0,
+      });
+    }
+  });
+}

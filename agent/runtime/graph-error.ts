@@ -1,0 +1,29 @@
+// Errors of the runtime: a graph that cannot run (bad attributes, shapes that do not fit, an op or number
+// format the runtime lacks), a memory plan over budget, and bad inputs at run time.
+
+export class GraphError extends Error {
+  override readonly name = 'GraphError';
+  readonly layer: string | undefined;
+  constructor(message: string, layer?: string) {
+    super(layer === undefined ? message : `layer "${layer}": ${message}`);
+    this.layer = layer;
+  }
+}
+
+export class MemoryBudgetError extends Error {
+  override readonly name = 'MemoryBudgetError';
+  constructor(
+    readonly neededBytes: number,
+    readonly budgetBytes: number,
+    detail: string,
+  ) {
+    super(
+      `the model needs ${neededBytes} bytes (${detail}) but the memory budget is ${budgetBytes} bytes; ` +
+        `choose a smaller model or batch, or raise the budget`,
+    );
+  }
+}
+
+export class InputError extends Error {
+  override readonly name = 'InputError';
+}

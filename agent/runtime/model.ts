@@ -1,0 +1,282 @@
+// A package ready to run: decoded constants, shapes inferred for the chosen batch size, one executor per
+// node (op x number format), and a static memory plan with one arena. Loading refuses, before anything
+// runs, a graph the runtime cannot execute (GraphError) or one over the memory budget (MemoryBudgetError).
+import { setThreads } from '../../native/index.js';
+import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
+import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
+import type { Package } from '../package/reader.js';
+import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
+import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
+import { nativeAvailable } from './native-executors.js';
+import { type Executor, OPS } from './ops.js';
+import { DTYPE_BYTES, elements, type TensorData, type TensorSpec, view } from './tensor.js';
+
+export interface ModelOptions {
+  /** Batch size: replaces dimension 0 of every graph input (default: as declared in the package). */
+  batch?: number;
+  /** Refuse the model when arena + weights exceed this many bytes. */
+  memoryBudgetBytes?: number;
+  /** Run every layer on the TypeScript reference operators, even where a native kernel exists. */
+  referenceOnly?: boolean;
+  /** Threads the native conv2d / fully-connected kernels split output rows over (1..64). The kernel
+   * library's pool is per process, so the last model loaded sets it. */
+  threads?: number;
+}
+
+export interface LayerInfo {
+  name: string;
+  op: string;
+  format: NumberFormat;
+  kernel: string;
+  macs: number;
+  /** Bytes of this node's constant inputs as stored in the package. */
+  weightBytes: number;
+  outputShapes: number[][];
+}
+
+export interface TensorResult {
+  name: string;
+  dtype: TensorSpec['dtype'];
+  shape: number[];
+  data: TensorData;
+}
+
+/** Every node whose op or op x format this runtime lacks, reported together before anything runs. */
+export function unsupportedNodes(nodes: readonly ManifestNode[]): string[] {
+  return nodes.flatMap((node) => {
+    const op = OPS[node.op];
+    if (op === undefined) return [`${node.name} (op ${node.op})`];
+    if (op.executors[node.format] === undefined)
+      return [`${node.name} (op ${node.op} in format ${node.format})`];
+    return [];
+  });
+}
+
+function constantData(decoded: DecodedTensor, spec: TensorSpec): TensorData {
+  if (decoded.kind === 'raw') return decoded.values;
+  // Compressed weights: expanded to fp32 for the reference executors (native kernels read `decoded` as is).
+  if (decoded.kind === 'sparse' && spec.dtype === 'i8') {
+    const dense = new Int8Array(elements(spec.shape));
+    for (let r = 0; r < decoded.rows; r++) {
+      for (let j = decoded.rowOffsets[r]!; j < decoded.rowOffsets[r + 1]!; j++) {
+        dense[r * decoded.k + decoded.columns[j]!] = decoded.values[j]!;
+      }
+    }
+    return dense;
+  }
+  return toFloat32(decoded, elements(spec.shape));
+}
+
+export class Model {
+  readonly manifest: Manifest;
+  readonly batch: number;
+  readonly plan: MemoryPlan;
+  readonly layers: readonly LayerInfo[];
+  /** Bytes of all constants as the runtime holds them. */
+  readonly weightBytes: number;
+  readonly specs: readonly TensorSpec[];
+  readonly #arena: ArrayBuffer;
+  readonly #views: (TensorData | undefined)[];
+  readonly #steps: { executor: Executor; inputs: number[]; outputs: number[] }[];
+
+  private constructor(pkg: Package, options: ModelOptions) {
+    const { manifest } = pkg;
+    this.manifest = manifest;
+    if (options.threads !== undefined) {
+      if (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 64) {
+        throw new GraphError(`threads must be an integer in [1, 64], got ${options.threads}`);
+      }
+      if (nativeAvailable()) setThreads(options.threads);
+    }
+    const missing = unsupportedNodes(manifest.nodes);
+    if (missing.length > 0) {
+      throw new GraphError(`this runtime cannot execute ${missing.length} node(s): ${missing.join(', ')}`);
+    }
+    const declared: TensorSpec[] = manifest.tensors.map((t) => ({
+      dtype: t.dtype,
+      shape: [...t.shape],
+      ...(t.quant ? { quant: t.quant } : {}),
+    }));
+    const declaredBatch = declared[manifest.inputs[0]!.tensor]!.shape[0] ?? 1;
+    const batch = options.batch ?? declaredBatch;
+    if (options.batch !== undefined && (!Number.isInteger(batch) || batch < 1 || batch > 1 << 16)) {
+      throw new GraphError(`batch must be an integer in [1, 65536], got ${batch}`);
+    }
+    this.batch = batch;
+    const specs = declared.map((s) => ({ ...s, shape: [...s.shape] }));
+    // A batch size replaces dimension 0 of every graph input (all inputs are batched data).
+    if (options.batch !== undefined) {
+      for (const input of manifest.inputs) {
+        const spec = specs[input.tensor]!;
+        if (spec.shape.length > 0) spec.shape[0] = batch;
+      }
+    }
+    // Weights are checked against the budget before they are expanded, so a small package cannot make the
+    // runtime allocate gigabytes.
+    const expandedBytes = manifest.tensors.reduce(
+      (sum, t, i) => sum + (pkg.constants[i] === undefined ? 0 : elements(t.shape) * DTYPE_BYTES[t.dtype]),
+      0,
+    );
+    if (options.memoryBudgetBytes !== undefined && expandedBytes > options.memoryBudgetBytes) {
+      throw new MemoryBudgetError(
+        expandedBytes,
+        options.memoryBudgetBytes,
+        `weights alone take ${expandedBytes} bytes`,
+      );
+    }
+    const constants: (TensorData | undefined)[] = manifest.tensors.map((t, i) => {
+      const decoded = pkg.constants[i];
+      return decoded === undefined ? undefined : constantData(decoded, declared[i]!);
+    });
+    this.weightBytes = constants.reduce((sum, c) => sum + (c?.byteLength ?? 0), 0);
+
+    // Shape inference in graph order; at the declared batch, inferred shapes must match the manifest's.
+    const layers: LayerInfo[] = [];
+    const prepared: { node: ManifestNode; inputs: (TensorSpec | undefined)[]; outputs: TensorSpec[] }[] = [];
+    for (const node of manifest.nodes) {
+      const op = OPS[node.op]!;
+      const inputs = node.inputs.map((i) => (i < 0 ? undefined : specs[i]));
+      const outputs = op.infer(
+        node,
+        inputs,
+        node.outputs.map((o) => declared[o]!),
+      );
+      if (outputs.length !== node.outputs.length) {
+        throw new GraphError(
+          `op ${node.op} produces ${outputs.length} output(s), the manifest lists ${node.outputs.length}`,
+          node.name,
+        );
+      }
+      node.outputs.forEach((o, k) => {
+        const inferred = outputs[k]!;
+        const expected = declared[o]!;
+        if (inferred.dtype !== expected.dtype) {
+          throw new GraphError(
+            `output ${k} is ${inferred.dtype}, the manifest says ${expected.dtype}`,
+            node.name,
+          );
+        }
+        if (batch === declaredBatch && inferred.shape.join(',') !== expected.shape.join(',')) {
+          throw new GraphError(
+            `output ${k} has shape [${inferred.shape.join(', ')}], the manifest says [${expected.shape.join(', ')}]`,
+            node.name,
+          );
+        }
+        specs[o] = { ...expected, shape: inferred.shape };
+      });
+      prepared.push({ node, inputs, outputs: node.outputs.map((o) => specs[o]!) });
+    }
+    this.specs = specs;
+
+    // Lifetimes of every activation (non-constant tensor that is an input or an output of the graph/nodes).
+    const first = new Map<number, number>();
+    const last = new Map<number, number>();
+    for (const input of manifest.inputs) first.set(input.tensor, -1);
+    manifest.nodes.forEach((node, index) => {
+      for (const i of node.inputs) if (i >= 0 && constants[i] === undefined) last.set(i, index);
+      for (const o of node.outputs) {
+        first.set(o, index);
+        if (!last.has(o)) last.set(o, index);
+      }
+    });
+    for (const output of manifest.outputs)
+      if (constants[output.tensor] === undefined) last.set(output.tensor, manifest.nodes.length);
+    const lifetimes: Lifetime[] = [...first.entries()].map(([tensor, start]) => ({
+      tensor,
+      first: start,
+      last: last.get(tensor) ?? start,
+      bytes: elements(specs[tensor]!.shape) * DTYPE_BYTES[specs[tensor]!.dtype],
+    }));
+    this.plan = planMemory(lifetimes);
+    const needed = this.plan.arenaBytes + this.weightBytes;
+    if (options.memoryBudgetBytes !== undefined && needed > options.memoryBudgetBytes) {
+      throw new MemoryBudgetError(
+        needed,
+        options.memoryBudgetBytes,
+        `arena ${this.plan.arenaBytes} bytes for activations at batch ${batch} + weights ${this.weightBytes} bytes`,
+      );
+    }
+    this.#arena = new ArrayBuffer(this.plan.arenaBytes);
+    this.#views = constants.slice();
+    for (const planned of this.plan.tensors) {
+      const spec = specs[planned.tensor]!;
+      this.#views[planned.tensor] = view(this.#arena, planned.offset, spec.dtype, elements(spec.shape));
+    }
+
+    this.#steps = prepared.map(({ node, inputs, outputs }) => {
+      const op = OPS[node.op]!;
+      const executor = op.executors[node.format]!({
+        node,
+        format: node.format,
+        inputs,
+        outputs,
+        constants: node.inputs.map((i) => (i < 0 ? undefined : constants[i])),
+        referenceOnly: options.referenceOnly === true,
+      });
+      const storedBytes = node.inputs.reduce((sum, i) => {
+        const section = i >= 0 ? manifest.tensors[i]!.section : undefined;
+        return sum + (section === undefined ? 0 : pkg.sections[section]!.length);
+      }, 0);
+      layers.push({
+        name: node.name,
+        op: node.op,
+        format: node.format,
+        kernel: executor.kernel,
+        macs: op.macs(node, inputs, outputs),
+        weightBytes: storedBytes,
+        outputShapes: outputs.map((o) => o.shape),
+      });
+      return { executor, inputs: [...node.inputs], outputs: [...node.outputs] };
+    });
+    this.layers = layers;
+  }
+
+  static fromPackage(pkg: Package, options: ModelOptions = {}): Model {
+    return new Model(pkg, options);
+  }
+
+  get inputs(): { name: string; spec: TensorSpec }[] {
+    return this.manifest.inputs.map((i) => ({ name: i.name, spec: this.specs[i.tensor]! }));
+  }
+
+  /** Runs the graph on inputs given in manifest order (or by name); returns every graph output (copies). */
+  run(inputs: readonly TensorData[] | Readonly<Record<string, TensorData>>): TensorResult[] {
+    const list = Array.isArray(inputs)
+      ? (inputs as readonly TensorData[])
+      : this.manifest.inputs.map((i) => {
+          const data = (inputs as Readonly<Record<string, TensorData>>)[i.name];
+          if (data === undefined) throw new InputError(`missing input "${i.name}"`);
+          return data;
+        });
+    if (list.length !== this.manifest.inputs.length) {
+      throw new InputError(`expected ${this.manifest.inputs.length} input(s) but received ${list.length}`);
+    }
+    this.manifest.inputs.forEach((input, k) => {
+      const target = this.#views[input.tensor]!;
+      const data = list[k]!;
+      const spec = this.specs[input.tensor]!;
+      if (data.length !== target.length || data.constructor !== target.constructor) {
+        throw new InputError(
+          `input "${input.name}": expected ${target.length} ${spec.dtype} values (shape [${spec.shape.join(', ')}]) ` +
+            `but received ${data.length} in a ${data.constructor.name}`,
+        );
+      }
+      target.set(data);
+    });
+    for (const step of this.#steps) {
+      step.executor.run(
+        step.inputs.map((i) => (i < 0 ? undefined : this.#views[i])),
+        step.outputs.map((o) => this.#views[o]!),
+      );
+    }
+    return this.manifest.outputs.map((output) => {
+      const spec = this.specs[output.tensor]!;
+      return {
+        name: output.name,
+        dtype: spec.dtype,
+        shape: [...spec.shape],
+        data: this.#views[output.tensor]!.slice(),
+      };
+    });
+  }
+}

@@ -1,0 +1,639 @@
+// Executors backed by the native kernel library (native/index.ts), one per (op, number format) pair the
+// library covers. Each returns undefined when its kernel cannot take the node (a weight that is not a
+// constant, ONNX rounding, dilated or ceil-mode pooling, ...) or the addon is not loadable; the op then runs
+// its TypeScript reference executor. `whittle inspect` shows which kernel every layer got.
+import {
+  createBinaryWeightsConv2d,
+  createBinaryWeightsFullyConnected,
+  createCodebookConv2d,
+  createCodebookFullyConnected,
+  createSparseConv2d,
+  createSparseFullyConnected,
+  createTernaryConv2d,
+  createTernaryFullyConnected,
+  createXnorConv2d,
+  createXnorFullyConnected,
+  type FormatConv2dShape,
+  type FormatFullyConnectedShape,
+} from '../../native/formats.js';
+import {
+  addF32,
+  avgPool2d,
+  channelShuffle,
+  clamp,
+  concat,
+  createConv2dF32,
+  createConv2dInt8,
+  createFullyConnectedF32,
+  createFullyConnectedInt8,
+  globalAvgPool,
+  type Int8Tensor,
+  loadNativeBinding,
+  maxPool2d,
+  softmaxF32,
+  type Tensor,
+} from '../../native/index.js';
+import { encodeCsr, packCodebookIndices } from '../../native/reference/formats-pack.js';
+import type { Executor, PrepareContext } from './ops.js';
+import { quantizeMultiplier } from './reference-ops/requantize.js';
+import { elements, type TensorSpec } from './tensor.js';
+
+type NativeFactory = (context: PrepareContext) => Executor | undefined;
+
+let available: boolean | undefined;
+export function nativeAvailable(): boolean {
+  if (available === undefined) {
+    try {
+      loadNativeBinding();
+      available = true;
+    } catch {
+      // Not built for this machine: the reference executors run instead (inspect names them).
+      available = false;
+    }
+  }
+  return available;
+}
+
+function numberAttr(context: PrepareContext, key: string, fallback: number): number {
+  const v = context.node.attrs[key];
+  return typeof v === 'number' ? v : fallback;
+}
+function intsAttr(context: PrepareContext, key: string, fallback: number[]): number[] {
+  const v = context.node.attrs[key];
+  return Array.isArray(v) ? v : fallback;
+}
+
+function convShape(context: PrepareContext) {
+  const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
+  const [o, kh, kw] = context.inputs[1]!.shape as [number, number, number, number];
+  const strides = intsAttr(context, 'strides', [1, 1]);
+  const dilations = intsAttr(context, 'dilations', [1, 1]);
+  const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
+  return {
+    batch: n,
+    inputHeight: h,
+    inputWidth: w,
+    inputChannels: c,
+    outputChannels: o,
+    kernelHeight: kh,
+    kernelWidth: kw,
+    strideHeight: strides[0]!,
+    strideWidth: strides[1]!,
+    dilationHeight: dilations[0]!,
+    dilationWidth: dilations[1]!,
+    paddingTop: pads[0]!,
+    paddingLeft: pads[1]!,
+    paddingBottom: pads[2]!,
+    paddingRight: pads[3]!,
+    groups: numberAttr(context, 'groups', 1),
+  };
+}
+
+/** int8 requantization parameters the native int8 layers take, or undefined when the node needs more
+ * (ONNX rounding, asymmetric weights, per-channel activations). */
+function int8Quantization(context: PrepareContext) {
+  const [x, w] = context.inputs;
+  const y = context.outputs[0]!;
+  if (!x || !w || (context.node.attrs.rounding ?? 'gemmlowp') !== 'gemmlowp') return undefined;
+  if (w.dtype !== 'i8' || x.dtype !== y.dtype || (x.dtype !== 'i8' && x.dtype !== 'u8')) return undefined;
+  const xq = x.quant;
+  const wq = w.quant;
+  const yq = y.quant;
+  if (
+    !xq ||
+    !wq ||
+    !yq ||
+    xq.scale.length !== 1 ||
+    yq.scale.length !== 1 ||
+    wq.zeroPoint.some((z) => z !== 0)
+  ) {
+    return undefined;
+  }
+  const outChannels = w.shape[0]!;
+  const multipliers = new Int32Array(outChannels);
+  const shifts = new Int32Array(outChannels);
+  for (let o = 0; o < outChannels; o++) {
+    const q = quantizeMultiplier(
+      (xq.scale[0]! * (wq.scale.length === 1 ? wq.scale[0]! : wq.scale[o]!)) / yq.scale[0]!,
+    );
+    multipliers[o] = q.multiplier;
+    shifts[o] = q.shift;
+  }
+  const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+  const min = numberAttr(context, 'min', lo);
+  const max = numberAttr(context, 'max', hi);
+  if (!Number.isInteger(min) || !Number.isInteger(max)) return undefined;
+  return {
+    activations: x.dtype === 'u8' ? ('uint8' as const) : ('int8' as const),
+    inputZeroPoint: xq.zeroPoint[0]!,
+    outputZeroPoint: yq.zeroPoint[0]!,
+    outputMin: Math.max(lo, min),
+    outputMax: Math.min(hi, max),
+    multipliers,
+    shifts,
+  };
+}
+
+/** Runs `create` and wraps its layer; a refusal by the binding (a shape it does not take) falls back. */
+function packed(
+  kernelPrefix: string,
+  create: () => { kernel: string | null; run(i: Tensor, o: Tensor): void },
+): Executor | undefined {
+  let layer;
+  try {
+    layer = create();
+  } catch {
+    return undefined;
+  }
+  return {
+    kernel: `native:${kernelPrefix} ${layer.kernel ?? ''}`.trim(),
+    run: (inputs, outputs) => layer.run(inputs[0] as Tensor, outputs[0] as Tensor),
+  };
+}
+
+const conv2dF32: NativeFactory = (context) => {
+  const weights = context.constants[1];
+  const bias = context.constants[2];
+  if (!(weights instanceof Float32Array) || (context.node.inputs[2]! >= 0 && !(bias instanceof Float32Array)))
+    return undefined;
+  return packed('conv2d_f32', () =>
+    createConv2dF32({
+      ...convShape(context),
+      weights,
+      bias: bias instanceof Float32Array ? bias : null,
+      outputMin: numberAttr(context, 'min', -Infinity),
+      outputMax: numberAttr(context, 'max', Infinity),
+    }),
+  );
+};
+
+const fullyConnectedF32: NativeFactory = (context) => {
+  const weights = context.constants[1];
+  const bias = context.constants[2];
+  if (!(weights instanceof Float32Array) || (context.node.inputs[2]! >= 0 && !(bias instanceof Float32Array)))
+    return undefined;
+  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  return packed('fully_connected_f32', () =>
+    createFullyConnectedF32({
+      batch: context.inputs[0]!.shape[0]!,
+      inChannels,
+      outChannels,
+      weights,
+      bias: bias instanceof Float32Array ? bias : null,
+      outputMin: numberAttr(context, 'min', -Infinity),
+      outputMax: numberAttr(context, 'max', Infinity),
+    }),
+  );
+};
+
+const qconv2d: NativeFactory = (context) => {
+  const weights = context.constants[1];
+  const bias = context.constants[2];
+  const quantization = int8Quantization(context);
+  if (!quantization || !(weights instanceof Int8Array)) return undefined;
+  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
+  return packed('qconv2d', () =>
+    createConv2dInt8({
+      ...convShape(context),
+      ...quantization,
+      weights,
+      bias: bias instanceof Int32Array ? bias : null,
+    }),
+  );
+};
+
+const qfullyConnected: NativeFactory = (context) => {
+  const weights = context.constants[1];
+  const bias = context.constants[2];
+  const quantization = int8Quantization(context);
+  if (!quantization || !(weights instanceof Int8Array)) return undefined;
+  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
+  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  return packed('qfully_connected', () =>
+    createFullyConnectedInt8({
+      batch: context.inputs[0]!.shape[0]!,
+      inChannels,
+      outChannels,
+      ...quantization,
+      weights,
+      bias: bias instanceof Int32Array ? bias : null,
+    }),
+  );
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Compressed formats (native/formats.ts). The runtime hands executors the package's weights expanded to fp32
+// (agent/package/encodings.ts toFloat32); each factory converts them, once at load, back into the storage
+// layout its kernel reads (native/reference/formats.md) and checks that the conversion is lossless (every
+// row of a binary layer is +-alpha, a ternary row 0 or +-alpha, a codebook at most 256 distinct values):
+// anything else keeps the reference executor. fixed16 / fixed8 layers have fp32 activations in the runtime
+// (the manifest carries no activation fractional lengths), so they run on the fp32 kernels over their exactly
+// representable expanded weights rather than on the fixed-point FormatLayers, which take fixed-point
+// activations. hashed layers keep the reference: the fp32 fully-connected kernel takes another path at
+// batch 1 than at larger batches, and a hashed layer's result must not depend on the batch size.
+
+/** The float weights, the optional float bias and the clamp of a conv2d / fully_connected node, or undefined
+ * when a weight or bias is not a constant. */
+function floatLayer(context: PrepareContext) {
+  const weights = context.constants[1];
+  const bias = context.constants[2];
+  if (!(weights instanceof Float32Array) || (context.node.inputs[2]! >= 0 && !(bias instanceof Float32Array)))
+    return undefined;
+  return {
+    weights,
+    common: {
+      bias: bias instanceof Float32Array ? bias : null,
+      outputMin: numberAttr(context, 'min', -Infinity),
+      outputMax: numberAttr(context, 'max', Infinity),
+    },
+  };
+}
+
+type LayerShape =
+  | { layer: 'conv2d'; shape: FormatConv2dShape; rows: number; reduction: number; taps: number }
+  | {
+      layer: 'fullyConnected';
+      shape: FormatFullyConnectedShape;
+      rows: number;
+      reduction: number;
+      taps: number;
+    };
+
+/** The FormatLayer shape of the node (no dilation in the compressed formats), or undefined. */
+function formatShape(context: PrepareContext, layer: 'conv2d' | 'fullyConnected'): LayerShape | undefined {
+  const w = context.inputs[1]!;
+  const rows = w.shape[0]!;
+  const reduction = elements(w.shape.slice(1));
+  if (layer === 'fullyConnected') {
+    const [outChannels, inChannels] = w.shape as [number, number];
+    return {
+      layer,
+      shape: { batch: context.inputs[0]!.shape[0]!, inChannels, outChannels },
+      rows,
+      reduction,
+      taps: 1,
+    };
+  }
+  const full = convShape(context);
+  if (full.dilationHeight !== 1 || full.dilationWidth !== 1) return undefined;
+  const shape: FormatConv2dShape = {
+    batch: full.batch,
+    inputHeight: full.inputHeight,
+    inputWidth: full.inputWidth,
+    inputChannels: full.inputChannels,
+    outputChannels: full.outputChannels,
+    kernelHeight: full.kernelHeight,
+    kernelWidth: full.kernelWidth,
+    strideHeight: full.strideHeight,
+    strideWidth: full.strideWidth,
+    paddingTop: full.paddingTop,
+    paddingLeft: full.paddingLeft,
+    paddingBottom: full.paddingBottom,
+    paddingRight: full.paddingRight,
+    groups: full.groups,
+  };
+  return { layer, shape, rows, reduction, taps: full.kernelHeight * full.kernelWidth };
+}
+
+/** Per row: alpha = max |w| when every weight is +-alpha (binary) or also 0 (ternary), else undefined. */
+function rowScales(weights: Float32Array, rows: number, reduction: number, allowZero: boolean) {
+  const alpha = new Float32Array(rows);
+  for (let o = 0; o < rows; o++) {
+    let a = 0;
+    for (let k = 0; k < reduction; k++) a = Math.max(a, Math.abs(weights[o * reduction + k]!));
+    for (let k = 0; k < reduction; k++) {
+      const m = Math.abs(weights[o * reduction + k]!);
+      if (m !== a && !(allowZero && m === 0)) return undefined;
+    }
+    alpha[o] = a;
+  }
+  return alpha;
+}
+
+/** Sign bits (1 = negative) of [rows][reduction] in rows of ceil(reduction / 32) words. */
+function signBits(weights: Float32Array, rows: number, reduction: number, nonzeroOnly: boolean): Uint32Array {
+  const words = Math.ceil(reduction / 32);
+  const bits = new Uint32Array(rows * words);
+  for (let o = 0; o < rows; o++) {
+    for (let k = 0; k < reduction; k++) {
+      const w = weights[o * reduction + k]!;
+      const set = nonzeroOnly ? w !== 0 : w < 0 || Object.is(w, -0);
+      if (set) bits[o * words + (k >>> 5)]! |= 1 << (k & 31);
+    }
+  }
+  return bits;
+}
+
+/** The kernel-layout arguments of one format, from the expanded weights; undefined when lossy. */
+type FormatArgs = (weights: Float32Array, s: LayerShape) => object | undefined;
+
+const binaryArgs: FormatArgs = (weights, s) => {
+  const alpha = rowScales(weights, s.rows, s.reduction, false);
+  return alpha && { alpha, weightBits: signBits(weights, s.rows, s.reduction, false) };
+};
+
+const ternaryArgs: FormatArgs = (weights, s) => {
+  const alpha = rowScales(weights, s.rows, s.reduction, true);
+  if (!alpha) return undefined;
+  const weightNonzero = signBits(weights, s.rows, s.reduction, true);
+  const negative = signBits(weights, s.rows, s.reduction, false);
+  // A -0 weight is a zero: its sign bit must not be set outside the nonzero plane.
+  const weightSign = negative.map((v, i) => v & weightNonzero[i]!);
+  return { alpha, weightNonzero, weightSign };
+};
+
+const xnorArgs: FormatArgs = (weights, s) => {
+  const alpha = rowScales(weights, s.rows, s.reduction, false);
+  if (!alpha) return undefined;
+  const channels = s.reduction / s.taps;
+  const words = Math.ceil(channels / 64);
+  const weightBits = new BigUint64Array(s.rows * s.taps * words);
+  for (let o = 0; o < s.rows; o++) {
+    for (let t = 0; t < s.taps; t++) {
+      for (let c = 0; c < channels; c++) {
+        const w = weights[(o * s.taps + t) * channels + c]!;
+        if (w < 0 || Object.is(w, -0))
+          weightBits[(o * s.taps + t) * words + (c >>> 6)]! |= 1n << BigInt(c & 63);
+      }
+    }
+  }
+  return { alpha, weightBits, inputScaling: false };
+};
+
+const sparseArgs: FormatArgs = (weights, s) => encodeCsr(s.rows, s.reduction, weights);
+
+const codebookArgs: FormatArgs = (weights, s) => {
+  const entries = new Map<number, number>();
+  const unpacked = new Uint8Array(weights.length);
+  for (let i = 0; i < weights.length; i++) {
+    // Keyed by bit pattern so that -0 and 0 stay distinct entries.
+    const key = new Uint32Array(Float32Array.of(weights[i]!).buffer)[0]!;
+    let index = entries.get(key);
+    if (index === undefined) {
+      if (entries.size === 256) return undefined;
+      index = entries.size;
+      entries.set(key, index);
+    }
+    unpacked[i] = index;
+  }
+  const codebook = new Float32Array(new Uint32Array([...entries.keys()]).buffer);
+  const indexBits = Math.max(2, Math.ceil(Math.log2(Math.max(2, codebook.length))));
+  return { codebook, indexBits, indices: packCodebookIndices(s.rows, s.reduction, indexBits, unpacked) };
+};
+
+interface FloatFormatLayer {
+  readonly kernel: string | null;
+  run(input: Float32Array, output: Float32Array): void;
+}
+/** A create function of native/formats.ts; each takes its own argument type, checked by the addon. */
+type FormatCreate = (args: never) => FloatFormatLayer;
+
+const FORMAT_KERNELS: Record<
+  string,
+  { name: string; args: FormatArgs; conv2d: FormatCreate; fullyConnected: FormatCreate }
+> = {
+  binary: {
+    name: 'binary-weights',
+    args: binaryArgs,
+    conv2d: createBinaryWeightsConv2d,
+    fullyConnected: createBinaryWeightsFullyConnected,
+  },
+  ternary: {
+    name: 'ternary',
+    args: ternaryArgs,
+    conv2d: createTernaryConv2d,
+    fullyConnected: createTernaryFullyConnected,
+  },
+  xnor: { name: 'xnor', args: xnorArgs, conv2d: createXnorConv2d, fullyConnected: createXnorFullyConnected },
+  sparse: {
+    name: 'sparse',
+    args: sparseArgs,
+    conv2d: createSparseConv2d,
+    fullyConnected: createSparseFullyConnected,
+  },
+  codebook: {
+    name: 'codebook',
+    args: codebookArgs,
+    conv2d: createCodebookConv2d,
+    fullyConnected: createCodebookFullyConnected,
+  },
+};
+
+/** The compressed-format FormatLayer of a conv2d / fully_connected node in `context.format`. */
+function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
+  return (context) => {
+    const kernels = FORMAT_KERNELS[context.format];
+    const float = floatLayer(context);
+    const s = formatShape(context, layer);
+    if (!kernels || !float || !s || context.inputs[0]!.dtype !== 'f32') return undefined;
+    const args = kernels.args(float.weights, s);
+    if (!args) return undefined;
+    const create = kernels[layer] as unknown as (a: object) => FloatFormatLayer;
+    return packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
+      create({ ...s.shape, ...float.common, ...args }),
+    );
+  };
+}
+
+const FORMAT_CONV2D = formatLayer('conv2d');
+const FORMAT_FULLY_CONNECTED = formatLayer('fullyConnected');
+
+function pool(kind: 'max' | 'avg'): NativeFactory {
+  return (context) => {
+    const x = context.inputs[0]!;
+    const y = context.outputs[0]!;
+    // The native pools take no dilation, ceil mode or count_include_pad, and round int8 averages like
+    // TFLite rather than ONNX: those nodes keep the reference.
+    if (
+      intsAttr(context, 'dilations', [1, 1]).some((d) => d !== 1) ||
+      numberAttr(context, 'ceil_mode', 0) !== 0
+    )
+      return undefined;
+    if (kind === 'avg' && (x.dtype !== 'f32' || numberAttr(context, 'count_include_pad', 0) !== 0))
+      return undefined;
+    const [n, h, w, c] = x.shape as [number, number, number, number];
+    const [kh, kw] = intsAttr(context, 'kernel', [1, 1]) as [number, number];
+    const strides = intsAttr(context, 'strides', [1, 1]);
+    const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
+    if (pads[0]! >= kh || pads[2]! >= kh || pads[1]! >= kw || pads[3]! >= kw) return undefined;
+    if (y.shape[1] !== Math.floor((h + pads[0]! + pads[2]! - kh) / strides[0]!) + 1) return undefined;
+    const base = {
+      batch: n,
+      inputHeight: h,
+      inputWidth: w,
+      channels: c,
+      windowHeight: kh,
+      windowWidth: kw,
+      strideHeight: strides[0]!,
+      strideWidth: strides[1]!,
+      paddingTop: pads[0]!,
+      paddingLeft: pads[1]!,
+      paddingBottom: pads[2]!,
+      paddingRight: pads[3]!,
+    };
+    const run = kind === 'max' ? maxPool2d : avgPool2d;
+    return {
+      kernel: `native:${kind}_pool_${x.dtype}`,
+      run: (inputs, outputs) => run({ ...base, input: inputs[0] as Tensor, output: outputs[0] as Tensor }),
+    };
+  };
+}
+
+const globalAvgPoolF32: NativeFactory = (context) => {
+  const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
+  if (h * w > 65536) return undefined;
+  return {
+    kernel: 'native:global_avgpool_f32',
+    run: (inputs, outputs) =>
+      globalAvgPool({
+        batch: n,
+        pixels: h * w,
+        channels: c,
+        input: inputs[0] as Float32Array,
+        output: outputs[0] as Float32Array,
+      }),
+  };
+};
+
+const addF32Same: NativeFactory = (context) => {
+  const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+  if (
+    a.dtype !== 'f32' ||
+    a.shape.join(',') !== b.shape.join(',') ||
+    context.constants.some((c) => c !== undefined)
+  )
+    return undefined;
+  return {
+    kernel: 'native:add_f32',
+    run: (inputs, outputs) =>
+      addF32({
+        a: inputs[0] as Float32Array,
+        b: inputs[1] as Float32Array,
+        output: outputs[0] as Float32Array,
+      }),
+  };
+};
+
+const clampAny: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  const min = numberAttr(context, 'min', -Infinity);
+  const max = numberAttr(context, 'max', Infinity);
+  if (x.dtype === 'i32' || x.dtype === 'bool' || min > max) return undefined;
+  if (x.dtype !== 'f32') {
+    const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+    if ((Number.isFinite(min) && !Number.isInteger(min)) || (Number.isFinite(max) && !Number.isInteger(max)))
+      return undefined;
+    const args = { min: Math.max(lo, min), max: Math.min(hi, max) };
+    if (args.min > hi || args.max < lo) return undefined;
+    return {
+      kernel: `native:clamp_${x.dtype}`,
+      run: (inputs, outputs) =>
+        clamp({ input: inputs[0] as Int8Tensor, output: outputs[0] as Int8Tensor, ...args }),
+    };
+  }
+  return {
+    kernel: 'native:clamp_f32',
+    run: (inputs, outputs) =>
+      clamp({ input: inputs[0] as Float32Array, output: outputs[0] as Float32Array, min, max }),
+  };
+};
+
+const softmaxLastAxis: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  const rank = x.shape.length;
+  let axis = numberAttr(context, 'axis', -1);
+  if (axis < 0) axis += rank;
+  const coerce = numberAttr(context, 'coerce2d', 0) === 1;
+  if (!coerce && axis !== rank - 1) return undefined;
+  const channels = elements(x.shape.slice(axis));
+  if (channels === 0) return undefined;
+  const rows = elements(x.shape) / channels;
+  return {
+    kernel: 'native:softmax_f32',
+    run: (inputs, outputs) =>
+      softmaxF32({ rows, channels, input: inputs[0] as Float32Array, output: outputs[0] as Float32Array }),
+  };
+};
+
+const concatAnyAxis: NativeFactory = (context) => {
+  const specs = context.inputs as TensorSpec[];
+  const rank = specs[0]!.shape.length;
+  let axis = numberAttr(context, 'axis', 0);
+  if (axis < 0) axis += rank;
+  const rows = elements(specs[0]!.shape.slice(0, axis));
+  const channels = specs.map((s) => elements(s.shape.slice(axis)));
+  if (
+    rows === 0 ||
+    channels.some((c) => c === 0) ||
+    specs.some((s) => s.dtype === 'i32' || s.dtype === 'bool')
+  )
+    return undefined;
+  return {
+    kernel: `native:concat_${specs[0]!.dtype}`,
+    run: (inputs, outputs) =>
+      concat({
+        rows,
+        channels,
+        inputs: specs.map((_, i) => (context.constants[i] ?? inputs[i]) as Tensor),
+        output: outputs[0] as Tensor,
+      }),
+  };
+};
+
+const channelShuffleAny: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  if (x.dtype === 'i32' || x.dtype === 'bool') return undefined;
+  const groups = numberAttr(context, 'groups', 1);
+  const channels = x.shape[x.shape.length - 1]!;
+  return {
+    kernel: `native:channel_shuffle_${x.dtype}`,
+    run: (inputs, outputs) =>
+      channelShuffle({
+        rows: elements(x.shape) / channels,
+        groups,
+        groupChannels: channels / groups,
+        input: inputs[0] as Tensor,
+        output: outputs[0] as Tensor,
+      }),
+  };
+};
+
+/** op -> format -> native executor factory. */
+export const NATIVE_EXECUTORS: Readonly<Record<string, Readonly<Record<string, NativeFactory>>>> = {
+  conv2d: {
+    f32: conv2dF32,
+    binary: FORMAT_CONV2D,
+    ternary: FORMAT_CONV2D,
+    xnor: FORMAT_CONV2D,
+    sparse: FORMAT_CONV2D,
+    codebook: FORMAT_CONV2D,
+    fixed16: conv2dF32,
+    fixed8: conv2dF32,
+  },
+  fully_connected: {
+    f32: fullyConnectedF32,
+    binary: FORMAT_FULLY_CONNECTED,
+    ternary: FORMAT_FULLY_CONNECTED,
+    xnor: FORMAT_FULLY_CONNECTED,
+    sparse: FORMAT_FULLY_CONNECTED,
+    codebook: FORMAT_FULLY_CONNECTED,
+    fixed16: fullyConnectedF32,
+    fixed8: fullyConnectedF32,
+  },
+  qconv2d: { int8: qconv2d },
+  qfully_connected: { int8: qfullyConnected },
+  max_pool: { f32: pool('max'), int8: pool('max') },
+  avg_pool: { f32: pool('avg') },
+  global_avgpool: { f32: globalAvgPoolF32 },
+  add: { f32: addF32Same },
+  clip: { f32: clampAny, int8: clampAny },
+  softmax: { f32: softmaxLastAxis },
+  concat: { f32: concatAnyAxis, int8: concatAnyAxis },
+  channel_shuffle: { f32: channelShuffleAny, int8: channelShuffleAny },
+};
+
+/** Native first (when the addon loads and the node fits), the reference otherwise. */
+export function nativeExecutor(op: string, context: PrepareContext): Executor | undefined {
+  if (context.referenceOnly || !nativeAvailable()) return undefined;
+  return NATIVE_EXECUTORS[op]?.[context.format]?.(context);
+}

@@ -1,0 +1,103 @@
+// Direct NHWC convolution, fp32 and integer, with groups, strides, dilations and padding (real value 0).
+//   x [N][H][W][C], w [O][KH][KW][C / groups] (OHWI), bias [O], y [N][OH][OW][O]
+// Output channel o belongs to group g = o / (O / groups) and reads input channels [g * Cg, (g + 1) * Cg).
+
+export interface ConvGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outC: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  dilationH: number;
+  dilationW: number;
+  padTop: number;
+  padLeft: number;
+  outH: number;
+  outW: number;
+  groups: number;
+}
+
+type Numbers = { readonly [index: number]: number; readonly length: number };
+
+/** Visits every output element with its accumulated sum of (x - xZero) * (w - wZero). */
+function convolve(
+  g: ConvGeometry,
+  x: Numbers,
+  w: Numbers,
+  xZero: number,
+  wZero: (o: number) => number,
+  emit: (index: number, o: number, sum: number) => void,
+  transformInput?: (v: number) => number,
+): void {
+  const cg = g.inC / g.groups;
+  const og = g.outC / g.groups;
+  for (let n = 0; n < g.batch; n++) {
+    for (let oy = 0; oy < g.outH; oy++) {
+      for (let ox = 0; ox < g.outW; ox++) {
+        const outBase = ((n * g.outH + oy) * g.outW + ox) * g.outC;
+        for (let o = 0; o < g.outC; o++) {
+          const group = Math.floor(o / og);
+          const wz = wZero(o);
+          let sum = 0;
+          for (let ky = 0; ky < g.kh; ky++) {
+            const iy = oy * g.strideH - g.padTop + ky * g.dilationH;
+            if (iy < 0 || iy >= g.inH) continue;
+            for (let kx = 0; kx < g.kw; kx++) {
+              const ix = ox * g.strideW - g.padLeft + kx * g.dilationW;
+              if (ix < 0 || ix >= g.inW) continue;
+              const xBase = ((n * g.inH + iy) * g.inW + ix) * g.inC + group * cg;
+              const wBase = ((o * g.kh + ky) * g.kw + kx) * cg;
+              for (let i = 0; i < cg; i++) {
+                const xv = transformInput ? transformInput(x[xBase + i]!) : x[xBase + i]! - xZero;
+                sum += xv * (w[wBase + i]! - wz);
+              }
+            }
+          }
+          emit(outBase + o, o, sum);
+        }
+      }
+    }
+  }
+}
+
+export function conv2dF32(
+  g: ConvGeometry,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  min: number,
+  max: number,
+  y: Float32Array,
+  /** XNOR-Net: activations binarized to +-1 (x < 0 -> -1); padding still contributes 0. */
+  binarizeInput = false,
+): void {
+  convolve(
+    g,
+    x,
+    w,
+    0,
+    () => 0,
+    (index, o, sum) => {
+      const v = sum + (bias ? bias[o]! : 0);
+      y[index] = v < min ? min : v > max ? max : v;
+    },
+    binarizeInput ? (v) => (v < 0 ? -1 : 1) : undefined,
+  );
+}
+
+/** Integer convolution: int32 sums of (x - xZero) * (w - wZero[o]) plus bias, handed to `store`. */
+export function conv2dInteger(
+  g: ConvGeometry,
+  x: Numbers,
+  xZero: number,
+  w: Numbers,
+  wZero: (o: number) => number,
+  bias: Int32Array | undefined,
+  store: (index: number, o: number, accumulator: number) => void,
+): void {
+  convolve(g, x, w, xZero, wZero, (index, o, sum) => store(index, o, (sum + (bias ? bias[o]! : 0)) | 0));
+}

@@ -1,0 +1,84 @@
+// NHWC pooling. x [N][H][W][C] -> y [N][OH][OW][C]; windows may hang over the input (padding and ceil
+// mode). Max pooling ignores padded positions; average pooling divides by the window elements inside the
+// input, or by the whole window when countIncludePad (positions past the padded input never count).
+
+export interface PoolGeometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  channels: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  dilationH: number;
+  dilationW: number;
+  padTop: number;
+  padLeft: number;
+  padBottom: number;
+  padRight: number;
+  outH: number;
+  outW: number;
+}
+
+type Numbers = { readonly [index: number]: number; readonly length: number };
+type Writable = { [index: number]: number };
+
+export function maxPool(g: PoolGeometry, x: Numbers, y: Writable, min = -Infinity, max = Infinity): void {
+  for (let n = 0; n < g.batch; n++) {
+    for (let oy = 0; oy < g.outH; oy++) {
+      for (let ox = 0; ox < g.outW; ox++) {
+        for (let c = 0; c < g.channels; c++) {
+          let best = -Infinity;
+          for (let ky = 0; ky < g.kh; ky++) {
+            const iy = oy * g.strideH - g.padTop + ky * g.dilationH;
+            if (iy < 0 || iy >= g.inH) continue;
+            for (let kx = 0; kx < g.kw; kx++) {
+              const ix = ox * g.strideW - g.padLeft + kx * g.dilationW;
+              if (ix < 0 || ix >= g.inW) continue;
+              const v = x[((n * g.inH + iy) * g.inW + ix) * g.channels + c]!;
+              if (v > best || Number.isNaN(v)) best = v;
+            }
+          }
+          y[((n * g.outH + oy) * g.outW + ox) * g.channels + c] = best < min ? min : best > max ? max : best;
+        }
+      }
+    }
+  }
+}
+
+/** `round` turns the float mean into the output value (identity for fp32; rounding for integers). */
+export function averagePool(
+  g: PoolGeometry,
+  x: Numbers,
+  y: Writable,
+  countIncludePad: boolean,
+  round: (mean: number, sum: number, count: number) => number = (mean) => mean,
+): void {
+  for (let n = 0; n < g.batch; n++) {
+    for (let oy = 0; oy < g.outH; oy++) {
+      for (let ox = 0; ox < g.outW; ox++) {
+        for (let c = 0; c < g.channels; c++) {
+          let sum = 0;
+          let inside = 0;
+          let padded = 0;
+          for (let ky = 0; ky < g.kh; ky++) {
+            const iy = oy * g.strideH - g.padTop + ky * g.dilationH;
+            if (iy >= g.inH + g.padBottom) continue;
+            for (let kx = 0; kx < g.kw; kx++) {
+              const ix = ox * g.strideW - g.padLeft + kx * g.dilationW;
+              if (ix >= g.inW + g.padRight) continue;
+              padded++;
+              if (iy < 0 || iy >= g.inH || ix < 0 || ix >= g.inW) continue;
+              sum += x[((n * g.inH + iy) * g.inW + ix) * g.channels + c]!;
+              inside++;
+            }
+          }
+          const count = countIncludePad ? padded : inside;
+          y[((n * g.outH + oy) * g.outW + ox) * g.channels + c] =
+            count === 0 ? 0 : round(sum / count, sum, count);
+        }
+      }
+    }
+  }
+}

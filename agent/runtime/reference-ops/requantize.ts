@@ -1,0 +1,59 @@
+// Integer requantization shared by the int8 operators: TFLite's fixed-point multiplier (the native
+// kernels' gemmlowp rounding) and ONNX's float rescale with round-half-to-even (QLinearConv, QLinearMatMul,
+// QuantizeLinear), so an imported ONNX model gives ONNX's bits.
+import { requantizeGemmlowp } from '../../../native/reference/qs8-fc.js';
+
+export { requantizeGemmlowp };
+
+/** C's frexp for finite non-zero x: x = fraction * 2^exponent, |fraction| in [0.5, 1). */
+function frexp(x: number): { fraction: number; exponent: number } {
+  let exponent = Math.ceil(Math.log2(Math.abs(x)));
+  let fraction = x / 2 ** exponent;
+  // log2 rounding can be off by one at the edges; fix it exactly.
+  while (Math.abs(fraction) >= 1) {
+    fraction /= 2;
+    exponent++;
+  }
+  while (Math.abs(fraction) < 0.5) {
+    fraction *= 2;
+    exponent--;
+  }
+  return { fraction, exponent };
+}
+
+/** TFLite's QuantizeMultiplier: real ~ multiplier * 2^(shift - 31), multiplier Q31, shift in [-31, 30]. */
+export function quantizeMultiplier(real: number): { multiplier: number; shift: number } {
+  if (real === 0 || !Number.isFinite(real)) return { multiplier: 0, shift: 0 };
+  const { fraction, exponent } = frexp(real);
+  let shift = exponent;
+  let fixed = Math.sign(fraction) * Math.round(Math.abs(fraction) * 2 ** 31);
+  if (Math.abs(fixed) === 2 ** 31) {
+    fixed /= 2;
+    shift += 1;
+  }
+  if (shift < -31) return { multiplier: 0, shift: 0 };
+  if (shift > 30) return { multiplier: 0x7fffffff, shift: 30 };
+  return { multiplier: fixed, shift };
+}
+
+/** Round half to even (numpy's rint, ONNX's rounding). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export function saturate(x: number, min: number, max: number): number {
+  return x < min ? min : x > max ? max : x;
+}
+
+/** Value range of an integer dtype. */
+export function intRange(dtype: string): [number, number] {
+  switch (dtype) {
+    case 'u8':
+      return [0, 255];
+    case 'i8':
+      return [-128, 127];
+    default:
+      return [-0x80000000, 0x7fffffff];
+  }
+}

@@ -1,0 +1,310 @@
+// Fuzzes the package reader (and, through `target`, anything that loads a package): mutated, truncated,
+// re-signed and random inputs. A run passes when every input is either accepted or refused with a typed
+// error, and none takes longer than the hang limit. Used by the test suite (a bounded run) and by
+// `npm run bench -- fuzz --iterations N`.
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+
+import { PackageError } from '../agent/package/errors.js';
+import { HEADER_SIZE, SECTION_ALIGNMENT, SECTION_ENTRY_SIZE, TRAILER_SIZE } from '../agent/package/layout.js';
+import { readPackage } from '../agent/package/reader.js';
+import { keyId, sha256, signDigest } from '../agent/package/signing.js';
+import { GraphError, MemoryBudgetError } from '../agent/runtime/graph-error.js';
+import { Model } from '../agent/runtime/model.js';
+import { samplePackageContent } from '../optimize/package/sample-package.js';
+import { writePackage } from '../optimize/package/writer.js';
+import { SeededRandom } from '../optimize/seeded-random.js';
+
+export interface FuzzOptions {
+  iterations: number;
+  seed?: number;
+  /** An input slower than this counts as a hang. */
+  hangMs?: number;
+  /** What to run on each input; defaults to reading the package and loading it into the runtime (with a
+   * 64 MiB budget, as a device has one). Must throw only typed errors. */
+  target?: (bytes: Buffer, publicKey: KeyObject) => void;
+  /** Error classes that count as a clean refusal (PackageError always does). */
+  typedErrors?: readonly (abstract new (...args: never[]) => Error)[];
+  signal?: AbortSignal;
+  onProgress?: (done: number) => void;
+}
+
+export interface FuzzFailure {
+  iteration: number;
+  strategy: string;
+  kind: 'crash' | 'hang';
+  message: string;
+}
+
+export interface FuzzReport {
+  iterations: number;
+  accepted: number;
+  refused: Record<string, number>;
+  failures: FuzzFailure[];
+  byStrategy: Record<string, number>;
+  slowestMs: number;
+  elapsedMs: number;
+  /** CPU time of the job (user + system): what it costs on an idle machine, whatever the load. */
+  cpuMs: number;
+}
+
+const EDGE_NUMBERS = [
+  0,
+  1,
+  -1,
+  2,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 24,
+  2 ** 28,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 53,
+];
+const EDGE_U64 = [0n, 1n, 15n, 16n, 64n, 0xffffffffn, 0x100000000n, 0x7fffffffffffffffn, 0xffffffffffffffffn];
+
+/** Re-hashes and re-signs the content part of a (possibly altered) package, so the mutation reaches the
+ * parser behind the signature check. Keeps the header's content size in step with the file length. */
+function resign(content: Buffer, privateKey: KeyObject): Buffer {
+  const body = Buffer.from(content);
+  if (body.length >= 24) body.writeBigUInt64LE(BigInt(body.length), 16);
+  const digest = sha256(body);
+  const trailer = Buffer.alloc(TRAILER_SIZE);
+  trailer.write('WHTLSIG\0', 0, 'latin1');
+  trailer.writeUInt32LE(1, 8);
+  digest.copy(trailer, 16);
+  keyId(privateKey).copy(trailer, 48);
+  signDigest(digest, privateKey).copy(trailer, 64);
+  return Buffer.concat([body, trailer]);
+}
+
+/** Replaces the manifest (section 0) with new bytes, moving the other sections to keep alignment. */
+function withManifest(pkg: Buffer, manifest: Buffer): Buffer {
+  const count = pkg.readUInt32LE(24);
+  const tableEnd = HEADER_SIZE + count * SECTION_ENTRY_SIZE;
+  const parts: Buffer[] = [];
+  const table = Buffer.from(pkg.subarray(0, tableEnd));
+  let offset = Math.ceil(tableEnd / SECTION_ALIGNMENT) * SECTION_ALIGNMENT;
+  for (let i = 0; i < count; i++) {
+    const at = HEADER_SIZE + i * SECTION_ENTRY_SIZE;
+    const oldOffset = Number(pkg.readBigUInt64LE(at + 8));
+    const oldLength = Number(pkg.readBigUInt64LE(at + 16));
+    const data = i === 0 ? manifest : pkg.subarray(oldOffset, oldOffset + oldLength);
+    table.writeBigUInt64LE(BigInt(offset), at + 8);
+    table.writeBigUInt64LE(BigInt(data.length), at + 16);
+    parts.push(Buffer.alloc(offset - (parts.reduce((n, p) => n + p.length, 0) + tableEnd)), data);
+    offset = Math.ceil((offset + data.length) / SECTION_ALIGNMENT) * SECTION_ALIGNMENT;
+  }
+  const body = Buffer.concat([table, ...parts]);
+  return Buffer.concat([body, Buffer.alloc(offset - body.length)]);
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Changes one random leaf (or removes/duplicates an entry) of a JSON value. */
+function mutateJson(value: Json, random: SeededRandom): Json {
+  if (Array.isArray(value)) {
+    if (value.length === 0 || random.next() < 0.1) return [...value, value[0] ?? 0];
+    const i = random.int(0, value.length - 1);
+    if (random.next() < 0.1) return value.filter((_, j) => j !== i);
+    return value.map((v, j) => (j === i ? mutateJson(v, random) : v));
+  }
+  if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value);
+    if (keys.length === 0) return { x: 1 };
+    const key = keys[random.int(0, keys.length - 1)]!;
+    if (random.next() < 0.05) {
+      const rest = { ...value };
+      delete rest[key];
+      return rest;
+    }
+    return { ...value, [key]: mutateJson(value[key] as Json, random) };
+  }
+  const pick = random.next();
+  if (pick < 0.5)
+    return EDGE_NUMBERS[random.int(0, EDGE_NUMBERS.length - 1)]! * (random.next() < 0.2 ? -1 : 1);
+  if (pick < 0.6) return 'x'.repeat(random.int(0, 300));
+  if (pick < 0.7) return null;
+  if (pick < 0.8) return [1, 2, 3];
+  if (typeof value === 'number') return value + random.int(-3, 3);
+  return typeof value === 'string' ? `${value}_` : 0.5;
+}
+
+export function runPackageFuzz(options: FuzzOptions): FuzzReport {
+  const random = new SeededRandom(options.seed ?? 1);
+  const hangMs = options.hangMs ?? 1000;
+  const keys = generateKeyPairSync('ed25519');
+  const target =
+    options.target ??
+    ((bytes: Buffer, publicKey: KeyObject) =>
+      void Model.fromPackage(readPackage(bytes, { publicKey, cpuFamily: null }), {
+        memoryBudgetBytes: 64 << 20,
+      }));
+  const typed = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
+  const seeds = [1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey));
+  const manifestOf = (pkg: Buffer): Json => {
+    const offset = Number(pkg.readBigUInt64LE(HEADER_SIZE + 8));
+    const length = Number(pkg.readBigUInt64LE(HEADER_SIZE + 16));
+    return JSON.parse(pkg.subarray(offset, offset + length).toString('utf8')) as Json;
+  };
+  const manifests = seeds.map(manifestOf);
+  const contentOf = (pkg: Buffer): Buffer => pkg.subarray(0, pkg.length - TRAILER_SIZE);
+
+  const strategies: Record<string, () => Buffer> = {
+    // Unsigned damage: must die at the hash or signature check.
+    'flip-bytes': () => {
+      const pkg = Buffer.from(seeds[random.int(0, seeds.length - 1)]!);
+      for (let n = random.int(1, 8); n > 0; n--) pkg[random.int(0, pkg.length - 1)] = random.int(0, 255);
+      return pkg;
+    },
+    truncate: () => {
+      const pkg = seeds[random.int(0, seeds.length - 1)]!;
+      return pkg.subarray(0, random.int(0, pkg.length - 1));
+    },
+    'random-bytes': () => {
+      const length = random.int(0, 600);
+      const pkg = Buffer.alloc(length);
+      for (let i = 0; i < length; i++) pkg[i] = random.int(0, 255);
+      if (length >= 8 && random.next() < 0.7) pkg.write('WHTLPKG\0', 0, 'latin1');
+      if (length >= 16 && random.next() < 0.5) pkg.writeUInt32LE(0x00400001, 8);
+      return random.next() < 0.5 && length >= 24 ? resign(pkg.subarray(0, length), keys.privateKey) : pkg;
+    },
+    // Re-signed damage: reaches the section table, the manifest and the weight decoders.
+    'resigned-flip': () => {
+      const content = Buffer.from(contentOf(seeds[random.int(0, seeds.length - 1)]!));
+      for (let n = random.int(1, 4); n > 0; n--)
+        content[random.int(0, content.length - 1)] = random.int(0, 255);
+      return resign(content, keys.privateKey);
+    },
+    'resigned-truncate': () => {
+      const content = contentOf(seeds[random.int(0, seeds.length - 1)]!);
+      return resign(content.subarray(0, random.int(0, content.length)), keys.privateKey);
+    },
+    'resigned-table': () => {
+      const content = Buffer.from(contentOf(seeds[random.int(0, seeds.length - 1)]!));
+      const count = content.readUInt32LE(24);
+      const at = HEADER_SIZE + random.int(0, count - 1) * SECTION_ENTRY_SIZE;
+      const field = random.int(0, 4);
+      if (field === 0) content.writeUInt32LE(random.int(0, 10), at);
+      else if (field === 1) content.writeUInt32LE(random.int(0, 10), at + 4);
+      else if (field === 4) content.writeUInt32LE(EDGE_NUMBERS[random.int(0, 12)]! >>> 0, at + 24);
+      else
+        content.writeBigUInt64LE(EDGE_U64[random.int(0, EDGE_U64.length - 1)]!, at + (field === 2 ? 8 : 16));
+      return resign(content, keys.privateKey);
+    },
+    'resigned-manifest': () => {
+      const i = random.int(0, seeds.length - 1);
+      let manifest: Json = manifests[i] ?? null;
+      for (let n = random.int(1, 3); n > 0; n--) manifest = mutateJson(manifest, random);
+      return resign(
+        withManifest(contentOf(seeds[i]!), Buffer.from(JSON.stringify(manifest))),
+        keys.privateKey,
+      );
+    },
+    // Well-formed manifests with one graph detail changed: reaches the runtime loader's checks.
+    'resigned-graph': () => {
+      const i = random.int(0, seeds.length - 1);
+      const manifest = structuredClone(manifests[i]) as {
+        nodes: { attrs: Record<string, Json>; inputs: number[]; op: string }[];
+        tensors: { shape: number[] }[];
+      };
+      const node = manifest.nodes[random.int(0, manifest.nodes.length - 1)]!;
+      const pick = random.int(0, 4);
+      if (pick === 0) {
+        const keys = [
+          'strides',
+          'pads',
+          'dilations',
+          'groups',
+          'min',
+          'max',
+          'axis',
+          'kernel',
+          'perm',
+          'shape',
+        ];
+        node.attrs[keys[random.int(0, keys.length - 1)]!] = mutateJson(node.attrs.pads ?? [1, 1], random);
+      } else if (pick === 1) {
+        node.inputs[random.int(0, node.inputs.length - 1)] = random.int(-1, manifest.tensors.length - 1);
+      } else if (pick === 2) {
+        const ops = [
+          'conv2d',
+          'fully_connected',
+          'softmax',
+          'reshape',
+          'concat',
+          'qconv2d',
+          'max_pool',
+          'transpose',
+        ];
+        node.op = ops[random.int(0, ops.length - 1)]!;
+      } else {
+        const tensor = manifest.tensors[random.int(0, manifest.tensors.length - 1)]!;
+        if (tensor.shape.length > 0) tensor.shape[random.int(0, tensor.shape.length - 1)] = random.int(0, 9);
+      }
+      return resign(
+        withManifest(contentOf(seeds[i]!), Buffer.from(JSON.stringify(manifest))),
+        keys.privateKey,
+      );
+    },
+    'resigned-section-data': () => {
+      const content = Buffer.from(contentOf(seeds[random.int(0, seeds.length - 1)]!));
+      const count = content.readUInt32LE(24);
+      const at = HEADER_SIZE + random.int(1, count - 1) * SECTION_ENTRY_SIZE;
+      const offset = Number(content.readBigUInt64LE(at + 8));
+      const length = Number(content.readBigUInt64LE(at + 16));
+      for (let n = random.int(1, 6); n > 0 && length > 0; n--)
+        content[offset + random.int(0, length - 1)] = random.int(0, 255);
+      return resign(content, keys.privateKey);
+    },
+  };
+  const names = Object.keys(strategies);
+  const report: FuzzReport = {
+    iterations: 0,
+    accepted: 0,
+    refused: {},
+    failures: [],
+    byStrategy: {},
+    slowestMs: 0,
+    elapsedMs: 0,
+    cpuMs: 0,
+  };
+  const started = performance.now();
+  const cpuStart = process.cpuUsage();
+  for (let iteration = 0; iteration < options.iterations; iteration++) {
+    if (options.signal?.aborted) break;
+    const strategy = names[iteration % names.length]!;
+    const input = strategies[strategy]!();
+    report.byStrategy[strategy] = (report.byStrategy[strategy] ?? 0) + 1;
+    const t0 = performance.now();
+    try {
+      target(input, keys.publicKey);
+      report.accepted++;
+    } catch (error) {
+      if (typed.some((type) => error instanceof type)) {
+        const code = error instanceof PackageError ? error.code : (error as Error).name;
+        report.refused[code] = (report.refused[code] ?? 0) + 1;
+      } else {
+        report.failures.push({
+          iteration,
+          strategy,
+          kind: 'crash',
+          message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        });
+      }
+    }
+    const ms = performance.now() - t0;
+    report.slowestMs = Math.max(report.slowestMs, ms);
+    if (ms > hangMs)
+      report.failures.push({ iteration, strategy, kind: 'hang', message: `took ${ms.toFixed(0)} ms` });
+    report.iterations++;
+    if (options.onProgress && iteration % 10000 === 9999) options.onProgress(iteration + 1);
+  }
+  report.elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuStart);
+  report.cpuMs = (cpu.user + cpu.system) / 1000;
+  return report;
+}

@@ -1,0 +1,43 @@
+// The model subcommands of `whittle`, dispatched before the manager's own options are parsed (each parses
+// its own): inspect, import, run.
+import { isReportedError } from './command-error.js';
+import { importCommand } from './import.js';
+import { inspectCommand } from './inspect.js';
+import { runCommand } from './run.js';
+
+const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
+  inspect: inspectCommand,
+  import: importCommand,
+  run: runCommand,
+};
+
+export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, formats, sizes, MACs, memory plan and signature status
+                        (--key PUBLIC_KEY.pem to verify the signature, --batch N, --json)
+  import MODEL --out PKG  an ONNX model (.onnx) or TensorFlow.js Layers model (model.json) as a signed
+                        package (--key PRIVATE_KEY.pem, default: the manager's key; --id, --labels FILE)
+  run PKG --input FILE  run a package here; FILE: ONNX TensorProto (.pb) or an image, once per input
+                        (--json: every output as {name: {shape, data}}; --top K; --key PUBLIC_KEY.pem;
+                        --memory-budget BYTES; --threads N; a .pb input's first dimension sets the batch)
+`;
+
+/** Runs a model command; undefined when `command` is not one. Typed errors print as one line, exit 1. */
+export async function runModelCommand(
+  command: string | undefined,
+  args: string[],
+): Promise<number | undefined> {
+  const run = command === undefined ? undefined : COMMANDS[command];
+  if (run === undefined) return undefined;
+  try {
+    return await run(args);
+  } catch (error) {
+    if (isReportedError(error)) {
+      console.error(`whittle ${command}: ${error.message}`);
+      return 1;
+    }
+    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`whittle ${command}: ${error.message}; see whittle --help`);
+      return 1;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,175 @@
+// A small CNN whose layers use every weight encoding of the package format: the fixture of the package
+// tests, the fuzz job (bench/fuzz.ts) and the runtime tests. Weights are seeded, so the bytes are stable.
+import {
+  encodeBinary,
+  encodeCodebook,
+  type EncodedTensor,
+  encodeFixed,
+  encodeHashed,
+  encodeRaw,
+  encodeSparse,
+  encodeTernary,
+  encodeXnor,
+} from '../../agent/package/encodings.js';
+import type { Manifest, ManifestNode, ManifestTensor } from '../../agent/package/manifest.js';
+import { SeededRandom } from '../seeded-random.js';
+import type { PackageContent } from './writer.js';
+
+export function samplePackageContent(seed = 1): PackageContent {
+  const random = new SeededRandom(seed);
+  const tensors: ManifestTensor[] = [];
+  const nodes: ManifestNode[] = [];
+  const constants = new Map<number, EncodedTensor>();
+  const tensor = (name: string, shape: number[], dtype: ManifestTensor['dtype'] = 'f32'): number => {
+    tensors.push({ name, dtype, shape });
+    return tensors.length - 1;
+  };
+  const weights = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal() * 0.3);
+  const constant = (
+    name: string,
+    shape: number[],
+    encode: (values: Float32Array) => EncodedTensor,
+  ): number => {
+    const index = tensor(name, shape);
+    constants.set(index, encode(weights(shape.reduce((a, b) => a * b, 1))));
+    return index;
+  };
+  const conv = (
+    name: string,
+    format: ManifestNode['format'],
+    x: number,
+    w: number,
+    shape: number[],
+    attrs: ManifestNode['attrs'],
+  ): number => {
+    const b = constant(`${name}.bias`, [tensors[w]!.shape[0]!], encodeRaw);
+    const y = tensor(`${name}.out`, shape);
+    nodes.push({ name, op: 'conv2d', format, inputs: [x, w, b], outputs: [y], attrs });
+    return y;
+  };
+  const input = tensor('image', [1, 8, 8, 3]);
+  let x = conv('conv1', 'f32', input, constant('conv1.weight', [4, 3, 3, 3], encodeRaw), [1, 8, 8, 4], {
+    pads: [1, 1, 1, 1],
+    min: 0,
+  });
+  x = conv(
+    'conv2',
+    'binary',
+    x,
+    constant('conv2.weight', [8, 3, 3, 4], (v) => encodeBinary(v, [8, 3, 3, 4])),
+    [1, 4, 4, 8],
+    { pads: [1, 1, 1, 1], strides: [2, 2] },
+  );
+  x = conv(
+    'conv3',
+    'ternary',
+    x,
+    constant('conv3.weight', [8, 1, 1, 8], (v) => encodeTernary(v, [8, 1, 1, 8])),
+    [1, 4, 4, 8],
+    { min: 0 },
+  );
+  x = conv(
+    'conv4',
+    'codebook',
+    x,
+    constant('conv4.weight', [8, 3, 3, 1], (v) => {
+      const codebook = Float32Array.from([-0.4, -0.1, 0.1, 0.4]);
+      return encodeCodebook(
+        codebook,
+        Uint8Array.from(v, (w) => (w < -0.2 ? 0 : w < 0 ? 1 : w < 0.2 ? 2 : 3)),
+      );
+    }),
+    [1, 4, 4, 8],
+    { pads: [1, 1, 1, 1], groups: 8 },
+  );
+  x = conv(
+    'conv5',
+    'sparse',
+    x,
+    constant('conv5.weight', [8, 1, 1, 8], (v) =>
+      encodeSparse(
+        v.map((w) => (Math.abs(w) < 0.25 ? 0 : w)),
+        [8, 1, 1, 8],
+      ),
+    ),
+    [1, 4, 4, 8],
+    {},
+  );
+  x = conv(
+    'conv6',
+    'fixed16',
+    x,
+    constant('conv6.weight', [8, 1, 1, 8], (v) => encodeFixed(v, 16, 12)),
+    [1, 4, 4, 8],
+    {
+      min: 0,
+    },
+  );
+  x = conv(
+    'conv7',
+    'fixed8',
+    x,
+    constant('conv7.weight', [8, 1, 1, 8], (v) => encodeFixed(v, 8, 6)),
+    [1, 4, 4, 8],
+    {},
+  );
+  x = conv(
+    'conv8',
+    'xnor',
+    x,
+    constant('conv8.weight', [8, 3, 3, 8], (v) => encodeXnor(v, [8, 3, 3, 8])),
+    [1, 4, 4, 8],
+    { pads: [1, 1, 1, 1] },
+  );
+  const pooled = tensor('pool.out', [1, 1, 1, 8]);
+  nodes.push({
+    name: 'pool',
+    op: 'global_avgpool',
+    format: 'f32',
+    inputs: [x],
+    outputs: [pooled],
+    attrs: {},
+  });
+  const fcWeight = constant('fc.weight', [10, 8], (v) => encodeHashed(v, 32, 7));
+  const fcBias = constant('fc.bias', [10], encodeRaw);
+  const logits = tensor('logits', [1, 10]);
+  nodes.push({
+    name: 'fc',
+    op: 'fully_connected',
+    format: 'hashed',
+    inputs: [pooled, fcWeight, fcBias],
+    outputs: [logits],
+    attrs: {},
+  });
+  const probabilities = tensor('probabilities', [1, 10]);
+  nodes.push({
+    name: 'softmax',
+    op: 'softmax',
+    format: 'f32',
+    inputs: [logits],
+    outputs: [probabilities],
+    attrs: { axis: -1 },
+  });
+
+  const manifest: Manifest = {
+    format: 'whittle-package',
+    version: 1,
+    model: { id: 'sample-cnn', version: '1.0.0', name: 'every encoding' },
+    target: { deviceClass: 'any', cpuFamily: 'any' },
+    budgets: { latencyMs: 5, ramBytes: 1 << 20, packageBytes: 1 << 16 },
+    accuracy: { dataset: 'none', images: 0, top1: 0 },
+    labels: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'],
+    inputs: [
+      {
+        name: 'image',
+        tensor: input,
+        layout: 'NHWC',
+        preprocessing: { kind: 'image', width: 8, height: 8, channels: 3, mean: [0.5], std: [0.25] },
+      },
+    ],
+    outputs: [{ name: 'probabilities', tensor: probabilities }],
+    tensors,
+    nodes,
+  };
+  return { manifest, constants };
+}

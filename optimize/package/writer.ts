@@ -1,0 +1,77 @@
+// Writes a signed Whittle package (docs/format.md): the manifest, one section per constant tensor in tensor
+// order, the SHA-256 of everything before the trailer and an Ed25519 signature of that digest.
+// The agent's reader is the authority on the format; this only lays out what it will accept.
+import type { KeyObject } from 'node:crypto';
+
+import { elementCount, type EncodedTensor, EncodingCode } from '../../agent/package/encodings.js';
+import {
+  encodeHeaderAndTable,
+  encodeTrailer,
+  HEADER_SIZE,
+  SECTION_ALIGNMENT,
+  SECTION_ENTRY_SIZE,
+  type SectionEntry,
+} from '../../agent/package/layout.js';
+import type { Manifest } from '../../agent/package/manifest.js';
+import { keyId, sha256, signDigest } from '../../agent/package/signing.js';
+
+export interface PackageContent {
+  /** The manifest; `section` and `encoding` of constant tensors are filled in by the writer. */
+  manifest: Manifest;
+  /** Encoded data of each constant tensor, by tensor index. */
+  constants: ReadonlyMap<number, EncodedTensor>;
+}
+
+const align = (n: number): number => Math.ceil(n / SECTION_ALIGNMENT) * SECTION_ALIGNMENT;
+
+export function writePackage(content: PackageContent, privateKey: KeyObject): Buffer {
+  const indices = [...content.constants.keys()].sort((a, b) => a - b);
+  const tensors: Manifest['tensors'] = content.manifest.tensors.map((tensor) => {
+    const rest = { ...tensor };
+    delete rest.section;
+    delete rest.encoding;
+    return rest;
+  });
+  indices.forEach((index, i) => {
+    const tensor = tensors[index];
+    if (tensor === undefined)
+      throw new RangeError(`constant for tensor ${index}, but the manifest has ${tensors.length}`);
+    tensors[index] = { ...tensor, section: i + 1, encoding: content.constants.get(index)!.encoding };
+  });
+  const manifestBytes = Buffer.from(JSON.stringify({ ...content.manifest, tensors }), 'utf8');
+  const payloads: { entry: Omit<SectionEntry, 'offset'>; bytes: Buffer }[] = [
+    {
+      entry: { kind: 'manifest', length: manifestBytes.length, encoding: 0, elements: 0 },
+      bytes: manifestBytes,
+    },
+    ...indices.map((index) => {
+      const encoded = content.constants.get(index)!;
+      return {
+        entry: {
+          kind: 'tensor' as const,
+          length: encoded.bytes.length,
+          encoding: EncodingCode[encoded.encoding.kind],
+          elements: elementCount(tensors[index]!.shape),
+        },
+        bytes: encoded.bytes,
+      };
+    }),
+  ];
+  let offset = align(HEADER_SIZE + payloads.length * SECTION_ENTRY_SIZE);
+  const entries: SectionEntry[] = payloads.map(({ entry }) => {
+    const placed = { ...entry, offset };
+    offset = align(offset + entry.length);
+    return placed;
+  });
+  const contentSize = offset;
+  const content_ = Buffer.alloc(contentSize);
+  encodeHeaderAndTable(contentSize, entries).copy(content_, 0);
+  payloads.forEach(({ bytes }, i) => bytes.copy(content_, entries[i]!.offset));
+  const digest = sha256(content_);
+  const trailer = encodeTrailer({
+    sha256: digest,
+    keyId: keyId(privateKey),
+    signature: signDigest(digest, privateKey),
+  });
+  return Buffer.concat([content_, trailer]);
+}

@@ -1,0 +1,261 @@
+// The compressed formats on the native kernels (native/formats.ts) against the TypeScript reference
+// executors: every conv2d / fully_connected layer of the sample package (every encoding) reports a native
+// kernel and agrees with the reference, alone and in the whole network; where the reference is exact (dyadic
+// inputs and weights, so that no fp32 sum rounds) fixed point and xnor agree bit for bit.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, test } from 'node:test';
+
+import {
+  encodeBinary,
+  encodeCodebook,
+  type EncodedTensor,
+  encodeFixed,
+  encodeRaw,
+  encodeSparse,
+  encodeTernary,
+  encodeXnor,
+} from '../../../agent/package/encodings.js';
+import type { ManifestNode, ManifestTensor } from '../../../agent/package/manifest.js';
+import { type Package, readPackage } from '../../../agent/package/reader.js';
+import { Model } from '../../../agent/runtime/model.js';
+import { samplePackageContent } from '../../../optimize/package/sample-package.js';
+import { type PackageContent, writePackage } from '../../../optimize/package/writer.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
+
+const keys = generateKeyPairSync('ed25519');
+const sign = (content: PackageContent): Package =>
+  readPackage(writePackage(content, keys.privateKey), { publicKey: keys.publicKey });
+const random = new SeededRandom(44);
+const normal = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
+/** Multiples of 2^-4 in [-4, 4]: products with fixed-point weights and their sums stay exact in fp32. */
+const dyadic = (n: number): Float32Array =>
+  Float32Array.from({ length: n }, () => Math.round(Math.max(-4, Math.min(4, random.normal())) * 16) / 16);
+
+/** Expected native kernel prefix per compressed format of the sample package. */
+const KERNELS: Record<string, string> = {
+  binary: 'native:binary-weights_conv2d',
+  ternary: 'native:ternary_conv2d',
+  codebook: 'native:codebook_conv2d',
+  sparse: 'native:sparse_conv2d',
+  fixed16: 'native:conv2d_f32',
+  fixed8: 'native:conv2d_f32',
+  xnor: 'native:xnor_conv2d',
+  // hashed stays on the reference (the fp32 fully-connected kernel is not batch-invariant).
+  hashed: 'reference:fully_connected_hashed',
+};
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): number {
+  assert.equal(actual.length, expected.length, what);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    const error = Math.abs(actual[i]! - e) / Math.max(1, Math.abs(e));
+    worst = Math.max(worst, error);
+    assert.ok(error <= 1e-5, `${what}[${i}]: native ${actual[i]} vs reference ${e}`);
+  }
+  return worst;
+}
+
+/** The sample package cut down to one of its nodes: graph input = the node's input, output = its output. */
+function singleNode(content: PackageContent, node: ManifestNode): PackageContent {
+  const constants = new Map([...content.constants].filter(([i]) => node.inputs.includes(i)));
+  return {
+    constants,
+    manifest: {
+      ...content.manifest,
+      inputs: [{ name: 'x', tensor: node.inputs[0]!, layout: 'NHWC' }],
+      outputs: [{ name: 'y', tensor: node.outputs[0]! }],
+      nodes: [node],
+    },
+  };
+}
+
+describe('compressed formats on the native kernels', () => {
+  const content = samplePackageContent();
+  const pkg = sign(content);
+
+  test('every conv2d / fully_connected layer of the sample package runs on a native kernel', () => {
+    const native = Model.fromPackage(pkg);
+    const reference = Model.fromPackage(pkg, { referenceOnly: true });
+    for (const layer of native.layers) {
+      if (layer.op !== 'conv2d' && layer.op !== 'fully_connected') continue;
+      const prefix = KERNELS[layer.format] ?? `native:${layer.op}_f32`;
+      assert.ok(layer.kernel.startsWith(prefix), `${layer.name} (${layer.format}): ${layer.kernel}`);
+    }
+    assert.ok(reference.layers.every((l) => l.kernel.startsWith('reference:')));
+  });
+
+  test('each layer alone: native equals the reference within 1e-5 relative, 1 and 2 threads', () => {
+    for (const node of content.manifest.nodes) {
+      if (node.op !== 'conv2d' && node.op !== 'fully_connected') continue;
+      const one = sign(singleNode(content, node));
+      const reference = Model.fromPackage(one, { referenceOnly: true });
+      const x = normal(content.manifest.tensors[node.inputs[0]!]!.shape.reduce((a, b) => a * b, 1));
+      const expected = reference.run([x])[0]!.data;
+      for (const threads of [1, 2]) {
+        const native = Model.fromPackage(one, { threads });
+        assert.ok(
+          native.layers[0]!.kernel.startsWith(KERNELS[node.format] ?? 'native:'),
+          `${node.name}: ${native.layers[0]!.kernel}`,
+        );
+        assertClose(native.run([x])[0]!.data, expected, `${node.name} (${node.format}), ${threads} threads`);
+      }
+    }
+  });
+
+  test('the whole sample network: native equals the reference within 1e-5, batch 1 and 3', () => {
+    for (const batch of [1, 3]) {
+      const x = normal(batch * 8 * 8 * 3);
+      const expected = Model.fromPackage(pkg, { batch, referenceOnly: true }).run([x])[0]!.data;
+      assertClose(Model.fromPackage(pkg, { batch }).run([x])[0]!.data, expected, `batch ${batch}`);
+    }
+  });
+
+  test('fixed16, fixed8 and xnor are bit-exact where the reference is exact', () => {
+    // One conv2d per format over [1, 6, 6, 8] with a 3x3 kernel, padding 1; dyadic biases.
+    const cases: { format: ManifestNode['format']; encode: (v: Float32Array) => EncodedTensor }[] = [
+      { format: 'fixed16', encode: (v) => encodeFixed(v, 16, 8) },
+      { format: 'fixed8', encode: (v) => encodeFixed(v, 8, 6) },
+      // alpha = mean |w| = 0.5 exactly: every partial sum of +-0.5 * +-1 is exact.
+      {
+        format: 'xnor',
+        encode: (v) =>
+          encodeXnor(
+            v.map((w) => (w < 0 ? -0.5 : 0.5)),
+            [8, 3, 3, 8],
+          ),
+      },
+    ];
+    for (const { format, encode } of cases) {
+      const tensors: ManifestTensor[] = [
+        { name: 'x', dtype: 'f32', shape: [1, 6, 6, 8] },
+        { name: 'w', dtype: 'f32', shape: [8, 3, 3, 8] },
+        { name: 'b', dtype: 'f32', shape: [8] },
+        { name: 'y', dtype: 'f32', shape: [1, 6, 6, 8] },
+      ];
+      const weights = Float32Array.from(normal(8 * 72), (v) => v * 0.3);
+      const constants = new Map<number, EncodedTensor>([
+        [1, encode(weights)],
+        [2, encodeRaw(dyadic(8))],
+      ]);
+      const one = sign({
+        constants,
+        manifest: {
+          ...content.manifest,
+          inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
+          outputs: [{ name: 'y', tensor: 3 }],
+          tensors,
+          nodes: [
+            {
+              name: `conv_${format}`,
+              op: 'conv2d',
+              format,
+              inputs: [0, 1, 2],
+              outputs: [3],
+              attrs: { pads: [1, 1, 1, 1] },
+            },
+          ],
+        },
+      });
+      const x = dyadic(6 * 6 * 8);
+      const native = Model.fromPackage(one);
+      assert.ok(native.layers[0]!.kernel.startsWith(KERNELS[format]!), native.layers[0]!.kernel);
+      const expected = Model.fromPackage(one, { referenceOnly: true }).run([x])[0]!.data;
+      assert.deepEqual(Array.from(native.run([x])[0]!.data), Array.from(expected), format);
+    }
+  });
+
+  /** One node over constants 1 (weights, `encoded`) and 2 (bias) in a package of its own. */
+  function oneLayer(
+    op: 'conv2d' | 'fully_connected',
+    format: ManifestNode['format'],
+    shapes: { x: number[]; w: number[]; y: number[] },
+    encoded: EncodedTensor,
+    attrs: ManifestNode['attrs'] = {},
+  ): Package {
+    return sign({
+      constants: new Map<number, EncodedTensor>([
+        [1, encoded],
+        [2, encodeRaw(normal(shapes.w[0]!))],
+      ]),
+      manifest: {
+        ...content.manifest,
+        inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
+        outputs: [{ name: 'y', tensor: 3 }],
+        tensors: [
+          { name: 'x', dtype: 'f32', shape: shapes.x },
+          { name: 'w', dtype: 'f32', shape: shapes.w },
+          { name: 'b', dtype: 'f32', shape: [shapes.w[0]!] },
+          { name: 'y', dtype: 'f32', shape: shapes.y },
+        ],
+        nodes: [{ name: `${op}_${format}`, op, format, inputs: [0, 1, 2], outputs: [3], attrs }],
+      },
+    });
+  }
+
+  test('fully_connected in every compressed format runs natively and matches the reference', () => {
+    const shape = [12, 70];
+    const cases: [ManifestNode['format'], (v: Float32Array) => EncodedTensor, string][] = [
+      ['binary', (v) => encodeBinary(v, shape), 'native:binary-weights_fully_connected'],
+      ['ternary', (v) => encodeTernary(v, shape), 'native:ternary_fully_connected'],
+      ['xnor', (v) => encodeXnor(v, shape), 'native:xnor_fully_connected'],
+      [
+        'sparse',
+        (v) =>
+          encodeSparse(
+            v.map((w) => (Math.abs(w) < 0.8 ? 0 : w)),
+            shape,
+          ),
+        'native:sparse_fully_connected',
+      ],
+      [
+        'codebook',
+        (v) =>
+          encodeCodebook(
+            Float32Array.of(-1, -0.25, 0.25, 1, 2),
+            Uint8Array.from(v, (w) => (w < -0.6 ? 0 : w < 0 ? 1 : w < 0.6 ? 2 : w < 1.5 ? 3 : 4)),
+          ),
+        'native:codebook_fully_connected',
+      ],
+      ['fixed16', (v) => encodeFixed(v, 16, 12), 'native:fully_connected_f32'],
+      ['fixed8', (v) => encodeFixed(v, 8, 5), 'native:fully_connected_f32'],
+    ];
+    for (const [format, encode, kernel] of cases) {
+      const one = oneLayer(
+        'fully_connected',
+        format,
+        { x: [3, 70], w: shape, y: [3, 12] },
+        encode(normal(12 * 70)),
+        {
+          min: -0.5,
+        },
+      );
+      const native = Model.fromPackage(one);
+      assert.ok(native.layers[0]!.kernel.startsWith(kernel), `${format}: ${native.layers[0]!.kernel}`);
+      const x = normal(3 * 70);
+      const expected = Model.fromPackage(one, { referenceOnly: true }).run([x])[0]!.data;
+      assertClose(native.run([x])[0]!.data, expected, `fully_connected ${format}`);
+    }
+  });
+
+  test('a layer outside what the compressed kernels take (dilation) keeps the reference executor', () => {
+    const w = [4, 3, 3, 4];
+    const one = oneLayer(
+      'conv2d',
+      'binary',
+      { x: [1, 7, 7, 4], w, y: [1, 3, 3, 4] },
+      encodeBinary(normal(144), w),
+      {
+        dilations: [2, 2],
+      },
+    );
+    const model = Model.fromPackage(one);
+    assert.equal(model.layers[0]!.kernel, 'reference:conv2d_binary');
+    const x = normal(7 * 7 * 4);
+    assert.deepEqual(
+      Array.from(model.run([x])[0]!.data),
+      Array.from(Model.fromPackage(one, { referenceOnly: true }).run([x])[0]!.data),
+    );
+  });
+});

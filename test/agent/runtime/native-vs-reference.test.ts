@@ -1,0 +1,156 @@
+// Native executors against the reference executors on the same package: an fp32 CNN imported from ONNX
+// (conv, relu, max pool, depthwise conv, global average pool, gemm, softmax) and an int8 conv stack agree,
+// with one and with two kernel threads, and the layers report native kernels.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { test } from 'node:test';
+
+import { type EncodedTensor, encodeRaw } from '../../../agent/package/encodings.js';
+import type { Manifest } from '../../../agent/package/manifest.js';
+import { readPackage } from '../../../agent/package/reader.js';
+import { Model } from '../../../agent/runtime/model.js';
+import { importOnnx } from '../../../optimize/onnx/import.js';
+import { writePackage } from '../../../optimize/package/writer.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
+import { buildModel, floatTensor } from '../../optimize/onnx/build-model.js';
+
+const keys = generateKeyPairSync('ed25519');
+const random = new SeededRandom(21);
+const normal = (n: number): number[] => Array.from({ length: n }, () => random.normal() * 0.5);
+
+test('fp32 CNN: native kernels match the reference executors, with 1 and 2 threads', () => {
+  const onnxModel = buildModel({
+    nodes: [
+      {
+        op: 'Conv',
+        name: 'conv1',
+        inputs: ['x', 'w1', 'b1'],
+        outputs: ['c1'],
+        attrs: { pads: [1, 1, 1, 1], strides: [2, 2] },
+      },
+      { op: 'Relu', name: 'relu1', inputs: ['c1'], outputs: ['r1'] },
+      {
+        op: 'MaxPool',
+        name: 'pool1',
+        inputs: ['r1'],
+        outputs: ['p1'],
+        attrs: { kernel_shape: [2, 2], strides: [2, 2] },
+      },
+      {
+        op: 'Conv',
+        name: 'dw',
+        inputs: ['p1', 'w2'],
+        outputs: ['c2'],
+        attrs: { pads: [1, 1, 1, 1], group: 16 },
+      },
+      { op: 'GlobalAveragePool', name: 'gap', inputs: ['c2'], outputs: ['g'] },
+      { op: 'Flatten', name: 'flatten', inputs: ['g'], outputs: ['f'] },
+      { op: 'Gemm', name: 'fc', inputs: ['f', 'fw', 'fb'], outputs: ['l'], attrs: { transB: 1 } },
+      { op: 'Softmax', name: 'softmax', inputs: ['l'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'x', dims: [2, 3, 32, 32] }],
+    outputs: [{ name: 'y', dims: [2, 10] }],
+    initializers: [
+      floatTensor('w1', [16, 3, 3, 3], normal(432)),
+      floatTensor('b1', [16], normal(16)),
+      floatTensor('w2', [16, 1, 3, 3], normal(144)),
+      floatTensor('fw', [10, 16], normal(160)),
+      floatTensor('fb', [10], normal(10)),
+    ],
+  });
+  const pkg = readPackage(writePackage(importOnnx(onnxModel), keys.privateKey), {
+    publicKey: keys.publicKey,
+  });
+  const reference = Model.fromPackage(pkg, { referenceOnly: true });
+  const native = Model.fromPackage(pkg, { threads: 1 });
+  assert.ok(
+    native.layers.filter((l) => l.op === 'conv2d').every((l) => l.kernel.startsWith('native:')),
+    JSON.stringify(native.layers),
+  );
+  const input = Float32Array.from(normal(2 * 3 * 32 * 32));
+  const expected = reference.run([input])[0]!.data;
+  for (const threads of [1, 2]) {
+    const model = Model.fromPackage(pkg, { threads });
+    const actual = model.run([input])[0]!.data;
+    for (let i = 0; i < expected.length; i++)
+      assert.ok(Math.abs(actual[i]! - expected[i]!) < 1e-5, `threads ${threads}, ${i}`);
+  }
+  Model.fromPackage(pkg, { threads: 1 });
+});
+
+test('int8 conv stack: native qconv2d is bit-exact with the reference, with 1 and 2 threads', () => {
+  const tensors: Manifest['tensors'] = [];
+  const constants = new Map<number, EncodedTensor>();
+  const add = (t: Manifest['tensors'][number], data?: Int8Array | Int32Array): number => {
+    tensors.push(t);
+    if (data) constants.set(tensors.length - 1, encodeRaw(data));
+    return tensors.length - 1;
+  };
+  const q = (scale: number, zero: number) => ({ scale: [scale], zeroPoint: [zero] });
+  const x = add({ name: 'x', dtype: 'i8', shape: [3, 12, 12, 8], quant: q(0.05, -3) });
+  const weights = (o: number, k: number) =>
+    add(
+      {
+        name: `w${o}x${k}`,
+        dtype: 'i8',
+        shape: [o, 3, 3, k],
+        quant: {
+          scale: normal(o).map((v) => 0.01 + Math.abs(v) * 0.02),
+          zeroPoint: new Array<number>(o).fill(0),
+          axis: 0,
+        },
+      },
+      Int8Array.from({ length: o * 9 * k }, () => random.int(-127, 127)),
+    );
+  const bias = (o: number) =>
+    add(
+      { name: `b${o}`, dtype: 'i32', shape: [o] },
+      Int32Array.from({ length: o }, () => random.int(-2000, 2000)),
+    );
+  const w1 = weights(16, 8);
+  const b1 = bias(16);
+  const y1 = add({ name: 'y1', dtype: 'i8', shape: [3, 6, 6, 16], quant: q(0.1, 5) });
+  const w2 = weights(16, 1);
+  const y2 = add({ name: 'y2', dtype: 'i8', shape: [3, 6, 6, 16], quant: q(0.08, -10) });
+  const manifest: Manifest = {
+    format: 'whittle-package',
+    version: 1,
+    model: { id: 'int8-convs', version: '1' },
+    target: { deviceClass: 'any', cpuFamily: 'any' },
+    inputs: [{ name: 'x', tensor: x, layout: 'NHWC' }],
+    outputs: [{ name: 'y', tensor: y2 }],
+    tensors,
+    nodes: [
+      {
+        name: 'conv1',
+        op: 'qconv2d',
+        format: 'int8',
+        inputs: [x, w1, b1],
+        outputs: [y1],
+        attrs: { strides: [2, 2], pads: [1, 1, 1, 1], min: 5 },
+      },
+      {
+        name: 'dw',
+        op: 'qconv2d',
+        format: 'int8',
+        inputs: [y1, w2, -1],
+        outputs: [y2],
+        attrs: { pads: [1, 1, 1, 1], groups: 16 },
+      },
+    ],
+  };
+  const pkg = readPackage(writePackage({ manifest, constants }, keys.privateKey), {
+    publicKey: keys.publicKey,
+  });
+  const input = Int8Array.from({ length: 3 * 12 * 12 * 8 }, () => random.int(-128, 127));
+  const expected = Array.from(Model.fromPackage(pkg, { referenceOnly: true }).run([input])[0]!.data);
+  for (const threads of [1, 2]) {
+    const model = Model.fromPackage(pkg, { threads });
+    assert.ok(
+      model.layers.every((l) => l.kernel.startsWith('native:')),
+      JSON.stringify(model.layers.map((l) => l.kernel)),
+    );
+    assert.deepEqual(Array.from(model.run([input])[0]!.data), expected);
+  }
+  Model.fromPackage(pkg, { threads: 1 });
+});

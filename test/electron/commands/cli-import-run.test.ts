@@ -1,0 +1,161 @@
+// `whittle import`, `whittle inspect` and `whittle run` as a user runs them (the real CLI in a child
+// process): an ONNX model becomes a signed package, inspect verifies it, run gives the runtime's outputs for
+// a TensorProto input and top-k for an image, and unsupported models and tampered packages are refused.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { onnx } from '../../../optimize/onnx/onnx-proto.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
+import { buildModel, floatTensor } from '../../optimize/onnx/build-model.js';
+
+function repositoryRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'bin', 'whittle.js'))) {
+    if (dirname(dir) === dir) throw new Error('bin/whittle.js not found above the test file');
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+const WHITTLE = join(repositoryRoot(), 'bin', 'whittle.js');
+const dir = mkdtempSync(join(tmpdir(), 'whittle-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+// A private data dir, so the test never touches the user's signing key.
+const env = { ...process.env, XDG_DATA_HOME: join(dir, 'data') };
+
+function whittle(...args: string[]): { status: number; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [WHITTLE, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+const keys = generateKeyPairSync('ed25519');
+const privateKey = join(dir, 'key.pem');
+const publicKey = join(dir, 'key.pub.pem');
+writeFileSync(privateKey, keys.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+writeFileSync(publicKey, keys.publicKey.export({ format: 'pem', type: 'spki' }));
+
+// A tiny image classifier: 1x8x8 gray -> conv 3x3 (2 filters) -> relu -> global average -> flatten -> gemm 3.
+const random = new SeededRandom(9);
+const weights = (n: number): number[] => Array.from({ length: n }, () => random.normal());
+const modelFile = join(dir, 'tiny.onnx');
+writeFileSync(
+  modelFile,
+  buildModel({
+    nodes: [
+      { op: 'Conv', name: 'conv', inputs: ['image', 'w'], outputs: ['c'], attrs: { pads: [1, 1, 1, 1] } },
+      { op: 'Relu', name: 'relu', inputs: ['c'], outputs: ['r'] },
+      { op: 'GlobalAveragePool', name: 'gap', inputs: ['r'], outputs: ['g'] },
+      { op: 'Flatten', name: 'flatten', inputs: ['g'], outputs: ['f'] },
+      { op: 'Gemm', name: 'fc', inputs: ['f', 'fw', 'fb'], outputs: ['logits'], attrs: { transB: 1 } },
+    ],
+    inputs: [{ name: 'image', dims: [1, 1, 8, 8] }],
+    outputs: [{ name: 'logits', dims: [1, 3] }],
+    initializers: [
+      floatTensor('w', [2, 1, 3, 3], weights(18)),
+      floatTensor('fw', [3, 2], weights(6)),
+      floatTensor('fb', [3], weights(3)),
+    ],
+  }),
+);
+const labelsFile = join(dir, 'labels.txt');
+writeFileSync(labelsFile, 'cat\ndog\nbird\n');
+const pkgFile = join(dir, 'tiny.wpkg');
+
+test('import writes a signed package that inspect verifies', () => {
+  const imported = whittle(
+    'import',
+    modelFile,
+    '--out',
+    pkgFile,
+    '--key',
+    privateKey,
+    '--labels',
+    labelsFile,
+  );
+  assert.equal(imported.status, 0, imported.stderr);
+  assert.match(imported.stdout, /tiny\.wpkg \(\d+ bytes, \d+ layers/);
+  const inspected = whittle('inspect', pkgFile, '--key', publicKey, '--json');
+  assert.equal(inspected.status, 0, inspected.stderr);
+  const report = JSON.parse(inspected.stdout) as { signature: { status: string }; layers: { op: string }[] };
+  assert.equal(report.signature.status, 'verified');
+  assert.ok(report.layers.some((l) => l.op === 'conv2d'));
+  const text = whittle('inspect', pkgFile);
+  assert.match(text.stdout, /NOT CHECKED/);
+  assert.match(text.stdout, /arena \d+ bytes/);
+});
+
+test('run takes a TensorProto input and prints every output as JSON, or top-k with labels', () => {
+  const pixels = Float32Array.from({ length: 64 }, (_, i) => (i % 9) / 9);
+  const inputFile = join(dir, 'input_0.pb');
+  writeFileSync(inputFile, onnx.TensorProto.encode(floatTensor('image', [1, 1, 8, 8], pixels)).finish());
+  const json = whittle('run', pkgFile, '--key', publicKey, '--input', inputFile, '--json');
+  assert.equal(json.status, 0, json.stderr);
+  const outputs = JSON.parse(json.stdout) as Record<string, { shape: number[]; data: number[] }>;
+  assert.deepEqual(outputs.logits?.shape, [1, 3]);
+  const top = whittle('run', pkgFile, '--key', publicKey, '--input', inputFile, '--top', '2');
+  assert.equal(top.status, 0, top.stderr);
+  assert.match(top.stdout, /logits: top 2\n {2}(cat|dog|bird) \(\d\): -?\d/);
+});
+
+test('run decodes an image with ffmpeg to the package input size', () => {
+  const image = join(dir, 'test.png');
+  execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=32x32', '-frames:v', '1', image]);
+  const result = whittle('run', pkgFile, '--key', publicKey, '--input', image);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /logits: top 3/);
+});
+
+test('a tampered package, a wrong key and an unsupported model are refused with one-line errors', () => {
+  const tampered = join(dir, 'tampered.wpkg');
+  const bytes = readFileSync(pkgFile);
+  bytes[100]! ^= 0x40;
+  writeFileSync(tampered, bytes);
+  const run = whittle('run', tampered, '--key', publicKey, '--input', join(dir, 'input_0.pb'));
+  assert.equal(run.status, 1);
+  assert.match(run.stderr, /^whittle run: content SHA-256 is [0-9a-f]+ but the trailer records/);
+  const other = join(dir, 'other.pub.pem');
+  writeFileSync(other, generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }));
+  const wrongKey = whittle('inspect', pkgFile, '--key', other);
+  assert.equal(wrongKey.status, 1);
+  assert.match(wrongKey.stderr, /signed by key [0-9a-f]+, not by the trusted key/);
+  const unsupported = join(dir, 'lstm.onnx');
+  writeFileSync(
+    unsupported,
+    buildModel({
+      nodes: [{ op: 'LSTM', name: 'rnn', inputs: ['x'], outputs: ['y'] }],
+      inputs: [{ name: 'x', dims: [1, 4] }],
+      outputs: [{ name: 'y', dims: [1, 4] }],
+    }),
+  );
+  const imported = whittle('import', unsupported, '--out', join(dir, 'lstm.wpkg'), '--key', privateKey);
+  assert.equal(imported.status, 1);
+  assert.match(imported.stderr, /1 unsupported node\(s\): rnn \(LSTM\)/);
+  assert.ok(!existsSync(join(dir, 'lstm.wpkg')));
+});
+
+test('run follows the batch of a TensorProto input and refuses a plan over --memory-budget', () => {
+  const batchFile = join(dir, 'batch.pb');
+  const pixels = Float32Array.from({ length: 3 * 64 }, (_, i) => (i % 7) / 7);
+  writeFileSync(batchFile, onnx.TensorProto.encode(floatTensor('image', [3, 1, 8, 8], pixels)).finish());
+  const result = whittle('run', pkgFile, '--key', publicKey, '--input', batchFile, '--json');
+  assert.equal(result.status, 0, result.stderr);
+  assert.deepEqual((JSON.parse(result.stdout) as Record<string, { shape: number[] }>).logits?.shape, [3, 3]);
+  const refused = whittle(
+    'run',
+    pkgFile,
+    '--key',
+    publicKey,
+    '--input',
+    batchFile,
+    '--memory-budget',
+    '1000',
+  );
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /needs \d+ bytes .* but the memory budget is 1000 bytes/);
+});

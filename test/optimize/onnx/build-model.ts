@@ -1,0 +1,51 @@
+// Small ONNX models written with the ONNX schema, for tests of the importer and the CLI.
+import { onnx, type TensorProto, type ValueInfoProto } from '../../../optimize/onnx/onnx-proto.js';
+
+export interface NodeSpec {
+  op: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  attrs?: Record<string, number | number[]>;
+}
+
+export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {
+  return { name, dims, dataType: 1, rawData: new Uint8Array(Float32Array.from(values).buffer) };
+}
+
+export function buildModel(options: {
+  nodes: NodeSpec[];
+  inputs: { name: string; dims: number[] }[];
+  outputs: { name: string; dims: number[] }[];
+  initializers?: TensorProto[];
+  opset?: number;
+}): Uint8Array {
+  const valueInfo = (v: { name: string; dims: number[] }): ValueInfoProto => ({
+    name: v.name,
+    type: { tensorType: { elemType: 1, shape: { dim: v.dims.map((d) => ({ dimValue: d })) } } },
+  });
+  const model = onnx.ModelProto.create({
+    irVersion: 7,
+    opsetImport: [{ domain: '', version: options.opset ?? 13 }],
+    graph: {
+      name: 'test-model',
+      node: options.nodes.map((n) => ({
+        opType: n.op,
+        name: n.name,
+        input: n.inputs,
+        output: n.outputs,
+        attribute: Object.entries(n.attrs ?? {}).map(([name, value]) =>
+          Array.isArray(value)
+            ? { name, type: 7, ints: value }
+            : Number.isInteger(value)
+              ? { name, type: 2, i: value }
+              : { name, type: 1, f: value },
+        ),
+      })),
+      input: options.inputs.map(valueInfo),
+      output: options.outputs.map(valueInfo),
+      initializer: options.initializers ?? [],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

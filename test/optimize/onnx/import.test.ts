@@ -1,0 +1,126 @@
+// The ONNX importer's own behaviour beyond the conformance data: a model with initializers becomes a
+// package whose graph uses fully_connected and folds its constants, Conv + BatchNormalization folds into one
+// conv, unsupported ops are all reported together with node names before anything is converted, and a file
+// that is not ONNX is refused with a typed error.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { test } from 'node:test';
+
+import { readPackage } from '../../../agent/package/reader.js';
+import { Model } from '../../../agent/runtime/model.js';
+import { importOnnx, UnsupportedOpsError } from '../../../optimize/onnx/import.js';
+import { OnnxImportError } from '../../../optimize/onnx/onnx-proto.js';
+import { writePackage } from '../../../optimize/package/writer.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
+import { buildModel, floatTensor } from './build-model.js';
+
+const keys = generateKeyPairSync('ed25519');
+const load = (bytes: Uint8Array): Model =>
+  Model.fromPackage(
+    readPackage(writePackage(importOnnx(bytes), keys.privateKey), { publicKey: keys.publicKey }),
+  );
+
+test('Gemm with initializers becomes one fully_connected layer with alpha, beta and transB folded', () => {
+  const random = new SeededRandom(3);
+  const w = Float32Array.from({ length: 12 }, () => random.normal());
+  const c = Float32Array.from({ length: 3 }, () => random.normal());
+  const model = load(
+    buildModel({
+      nodes: [
+        {
+          op: 'Gemm',
+          name: 'gemm',
+          inputs: ['x', 'w', 'c'],
+          outputs: ['y'],
+          attrs: { transB: 1, alpha: 0.5, beta: 2 },
+        },
+        { op: 'Relu', name: 'relu', inputs: ['y'], outputs: ['z'] },
+      ],
+      inputs: [{ name: 'x', dims: [2, 4] }],
+      outputs: [{ name: 'z', dims: [2, 3] }],
+      initializers: [floatTensor('w', [3, 4], w), floatTensor('c', [3], c)],
+    }),
+  );
+  assert.deepEqual(
+    model.layers.map((l) => l.op),
+    ['fully_connected', 'clip'],
+  );
+  const x = Float32Array.from({ length: 8 }, () => random.normal());
+  const [z] = model.run([x]);
+  for (let r = 0; r < 2; r++) {
+    for (let o = 0; o < 3; o++) {
+      let sum = 0;
+      for (let k = 0; k < 4; k++) sum += x[r * 4 + k]! * w[o * 4 + k]!;
+      const expected = Math.max(0, 0.5 * sum + 2 * c[o]!);
+      assert.ok(Math.abs(z!.data[r * 3 + o]! - expected) < 1e-5, `${z!.data[r * 3 + o]} vs ${expected}`);
+    }
+  }
+});
+
+test('Conv followed by BatchNormalization is one conv2d layer, and consecutive convs share one layout', () => {
+  const random = new SeededRandom(4);
+  const weights = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
+  const positive = (n: number): Float32Array => Float32Array.from({ length: n }, () => 0.5 + random.next());
+  const model = load(
+    buildModel({
+      nodes: [
+        {
+          op: 'Conv',
+          name: 'conv1',
+          inputs: ['x', 'w1', 'b1'],
+          outputs: ['c1'],
+          attrs: { pads: [1, 1, 1, 1] },
+        },
+        { op: 'BatchNormalization', name: 'bn1', inputs: ['c1', 's', 'bb', 'm', 'v'], outputs: ['n1'] },
+        { op: 'Conv', name: 'conv2', inputs: ['n1', 'w2'], outputs: ['y'] },
+      ],
+      inputs: [{ name: 'x', dims: [1, 2, 5, 5] }],
+      outputs: [{ name: 'y', dims: [1, 3, 5, 5] }],
+      initializers: [
+        floatTensor('w1', [4, 2, 3, 3], weights(72)),
+        floatTensor('b1', [4], weights(4)),
+        floatTensor('s', [4], positive(4)),
+        floatTensor('bb', [4], weights(4)),
+        floatTensor('m', [4], weights(4)),
+        floatTensor('v', [4], positive(4)),
+        floatTensor('w2', [3, 4, 1, 1], weights(12)),
+      ],
+    }),
+  );
+  assert.deepEqual(
+    model.layers.map((l) => l.op),
+    ['transpose', 'conv2d', 'conv2d', 'transpose'],
+  );
+});
+
+test('unsupported ops are all reported together with node names and op types', () => {
+  const bytes = buildModel({
+    nodes: [
+      { op: 'Relu', name: 'ok', inputs: ['x'], outputs: ['a'] },
+      { op: 'LSTM', name: 'encoder', inputs: ['a'], outputs: ['b'] },
+      { op: 'Resize', name: 'upsample', inputs: ['b'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'x', dims: [1, 4] }],
+    outputs: [{ name: 'y', dims: [1, 4] }],
+  });
+  assert.throws(
+    () => importOnnx(bytes),
+    (error: unknown) =>
+      error instanceof UnsupportedOpsError &&
+      error.nodes.length === 2 &&
+      /2 unsupported node\(s\): encoder \(LSTM\), upsample \(Resize\)/.test(error.message),
+  );
+});
+
+test('a file that is not ONNX and a Reshape with a runtime shape are refused with typed errors', () => {
+  assert.throws(() => importOnnx(new Uint8Array([0xff, 0xff, 0xff, 0x01])), OnnxImportError);
+  const bytes = buildModel({
+    nodes: [{ op: 'Reshape', name: 'reshape', inputs: ['x', 'shape'], outputs: ['y'] }],
+    inputs: [
+      { name: 'x', dims: [2, 3] },
+      { name: 'shape', dims: [2] },
+    ],
+    outputs: [{ name: 'y', dims: [3, 2] }],
+  });
+  assert.throws(() => importOnnx(bytes), /shape must be a constant/);
+});
