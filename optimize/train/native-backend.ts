@@ -1,0 +1,616 @@
+// The 'whittle-native' TensorFlow.js backend: tfjs's cpu backend with its heavy kernels (convolutions,
+// matmuls, pooling, batch norm and their gradients) replaced by the native fp32 training kernels of
+// native/train. Every other kernel, and every configuration the native kernels do not cover (NCHW, PReLU
+// or leaky-ReLU fusion, non-float32 tensors, unusual broadcasting), runs the cpu backend's own kernel.
+import * as tf from '@tensorflow/tfjs';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+import {
+  BINARY_OPS,
+  type FusedActivation,
+  loadTrainBinding,
+  type TrainBinding,
+  UNARY_OPS,
+  type WindowShape,
+} from '../../native/train/index.js';
+
+export const NATIVE_BACKEND = 'whittle-native';
+
+type Conv2DInfo = tf.backend_util.Conv2DInfo;
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+
+function windowShape(info: Conv2DInfo): WindowShape {
+  return {
+    batch: info.batchSize,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    outChannels: info.outChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    dilationHeight: info.dilationHeight,
+    dilationWidth: info.dilationWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+function cpu(args: KernelArgs): MathBackendCPU {
+  return args.backend as MathBackendCPU;
+}
+
+/** The float32 values of a tensor on the cpu backend, or undefined when it is not float32. */
+function values(backend: MathBackendCPU, info: tf.TensorInfo): Float32Array | undefined {
+  if (info.dtype !== 'float32') return undefined;
+  const stored = backend.data.get(info.dataId).values;
+  return stored instanceof Float32Array ? stored : undefined;
+}
+
+function output(backend: MathBackendCPU, shape: number[], data: Float32Array): tf.TensorInfo {
+  return backend.makeTensorInfo(shape, 'float32', data);
+}
+
+function shape4(info: tf.TensorInfo): [number, number, number, number] | undefined {
+  const s = info.shape;
+  return s.length === 4 ? [s[0]!, s[1]!, s[2]!, s[3]!] : undefined;
+}
+
+function fusedActivation(name: unknown): FusedActivation | undefined {
+  if (name === undefined || name === null || name === 'linear') return 'linear';
+  if (name === 'relu' || name === 'relu6') return name;
+  return undefined;
+}
+
+/** A bias of one value per output channel, as the native kernels take it. */
+function channelBias(
+  backend: MathBackendCPU,
+  bias: tf.TensorInfo | undefined,
+  channels: number,
+): Float32Array | null | undefined {
+  if (bias === undefined || bias === null) return null;
+  const data = values(backend, bias);
+  if (data === undefined || data.length !== channels || bias.shape[bias.shape.length - 1] !== channels)
+    return undefined;
+  return data;
+}
+
+interface NativeKernel {
+  name: string;
+  /** Returns undefined when this call is outside what the native kernel covers. */
+  run(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined;
+}
+
+function isChannelsLast(dataFormat: unknown): boolean {
+  return dataFormat === undefined || dataFormat === 'NHWC' || dataFormat === 'channelsLast';
+}
+
+function convForward(args: KernelArgs, native: TrainBinding, depthwise: boolean): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { x, filter, bias, preluActivationWeights } = args.inputs as Record<
+    string,
+    tf.TensorInfo | undefined
+  >;
+  const attrs = args.attrs as Record<string, unknown>;
+  if (x === undefined || filter === undefined || preluActivationWeights) return undefined;
+  if (!isChannelsLast(attrs['dataFormat'])) return undefined;
+  const activation = fusedActivation(attrs['activation']);
+  const xShape = shape4(x);
+  const filterShape = shape4(filter);
+  if (activation === undefined || xShape === undefined || filterShape === undefined) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    attrs['strides'] as [number, number],
+    (attrs['dilations'] as [number, number] | undefined) ?? 1,
+    attrs['pad'] as Pad,
+    attrs['dimRoundingMode'] as Rounding,
+    depthwise,
+  );
+  const xData = values(backend, x);
+  const filterData = values(backend, filter);
+  const biasData = channelBias(backend, bias, info.outChannels);
+  if (xData === undefined || filterData === undefined || biasData === undefined) return undefined;
+  const y = new Float32Array(info.batchSize * info.outHeight * info.outWidth * info.outChannels);
+  const call = {
+    ...windowShape(info),
+    x: xData,
+    filter: filterData,
+    bias: biasData,
+    activation,
+    y,
+  };
+  if (depthwise) native.depthwiseConv2dForward(call);
+  else native.conv2dForward(call);
+  return output(backend, info.outShape, y);
+}
+
+function convBackpropInput(
+  args: KernelArgs,
+  native: TrainBinding,
+  depthwise: boolean,
+): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { dy, filter } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const attrs = args.attrs as Record<string, unknown>;
+  if (dy === undefined || filter === undefined || !isChannelsLast(attrs['dataFormat'])) return undefined;
+  const inputShape = attrs['inputShape'] as number[];
+  const filterShape = shape4(filter);
+  if (inputShape.length !== 4 || filterShape === undefined) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape as [number, number, number, number],
+    filterShape,
+    attrs['strides'] as [number, number],
+    (attrs['dilations'] as [number, number] | undefined) ?? 1,
+    attrs['pad'] as Pad,
+    attrs['dimRoundingMode'] as Rounding,
+    depthwise,
+  );
+  const dyData = values(backend, dy);
+  const filterData = values(backend, filter);
+  if (dyData === undefined || filterData === undefined) return undefined;
+  const dx = new Float32Array(info.batchSize * info.inHeight * info.inWidth * info.inChannels);
+  const call = { ...windowShape(info), dy: dyData, filter: filterData, dx };
+  if (depthwise) native.depthwiseConv2dBackpropInput(call);
+  else native.conv2dBackpropInput(call);
+  return output(backend, [...inputShape], dx);
+}
+
+function convBackpropFilter(
+  args: KernelArgs,
+  native: TrainBinding,
+  depthwise: boolean,
+): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { x, dy } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const attrs = args.attrs as Record<string, unknown>;
+  if (x === undefined || dy === undefined || !isChannelsLast(attrs['dataFormat'])) return undefined;
+  const filterShape = attrs['filterShape'] as number[];
+  const xShape = shape4(x);
+  if (filterShape.length !== 4 || xShape === undefined) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape as [number, number, number, number],
+    attrs['strides'] as [number, number],
+    (attrs['dilations'] as [number, number] | undefined) ?? 1,
+    attrs['pad'] as Pad,
+    attrs['dimRoundingMode'] as Rounding,
+    depthwise,
+  );
+  const xData = values(backend, x);
+  const dyData = values(backend, dy);
+  if (xData === undefined || dyData === undefined) return undefined;
+  const dfilter = new Float32Array(filterShape.reduce((a, b) => a * b, 1));
+  const call = { ...windowShape(info), x: xData, dy: dyData, dfilter };
+  if (depthwise) native.depthwiseConv2dBackpropFilter(call);
+  else native.conv2dBackpropFilter(call);
+  return output(backend, [...filterShape], dfilter);
+}
+
+function poolInfo(args: KernelArgs, x: tf.TensorInfo): Conv2DInfo | undefined {
+  const attrs = args.attrs as Record<string, unknown>;
+  const xShape = shape4(x);
+  if (xShape === undefined) return undefined;
+  return tf.backend_util.computePool2DInfo(
+    xShape,
+    attrs['filterSize'] as [number, number],
+    attrs['strides'] as [number, number],
+    1,
+    attrs['pad'] as Pad,
+    attrs['dimRoundingMode'] as Rounding,
+  );
+}
+
+function poolForward(args: KernelArgs, native: TrainBinding, max: boolean): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  if (x === undefined) return undefined;
+  const info = poolInfo(args, x);
+  const xData = values(backend, x);
+  if (info === undefined || xData === undefined) return undefined;
+  const y = new Float32Array(info.batchSize * info.outHeight * info.outWidth * info.outChannels);
+  const call = { ...windowShape(info), x: xData, y };
+  if (max) native.maxPool(call);
+  else native.avgPool(call);
+  return output(backend, info.outShape, y);
+}
+
+function poolBackward(args: KernelArgs, native: TrainBinding, max: boolean): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { dy, input } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  if (dy === undefined || input === undefined) return undefined;
+  const info = poolInfo(args, input);
+  const xData = values(backend, input);
+  const dyData = values(backend, dy);
+  if (info === undefined || xData === undefined || dyData === undefined) return undefined;
+  const dx = new Float32Array(xData.length);
+  if (max) native.maxPoolBackward({ ...windowShape(info), x: xData, dy: dyData, dx });
+  else native.avgPoolBackward({ ...windowShape(info), dy: dyData, dx });
+  return output(backend, [...input.shape], dx);
+}
+
+function matMul(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const attrs = args.attrs as Record<string, unknown>;
+  if (a === undefined || b === undefined || preluActivationWeights) return undefined;
+  const activation = fusedActivation(attrs['activation']);
+  if (activation === undefined || a.shape.length < 2 || b.shape.length < 2) return undefined;
+  const transposeA = attrs['transposeA'] === true;
+  const transposeB = attrs['transposeB'] === true;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+  const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+  const kb = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
+  const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
+  if (k !== kb) return undefined;
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  const outer = tf.backend_util.assertAndGetBroadcastShape(outerA, outerB);
+  const batchA = outerA.reduce((p, v) => p * v, 1);
+  const batchB = outerB.reduce((p, v) => p * v, 1);
+  const batch = outer.reduce((p, v) => p * v, 1);
+  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return undefined;
+  const aData = values(backend, a);
+  const bData = values(backend, b);
+  if (aData === undefined || bData === undefined) return undefined;
+  let biasData: Float32Array | null = null;
+  if (bias !== undefined && bias !== null) {
+    const data = values(backend, bias);
+    if (data === undefined || bias.shape.length > 1 || (data.length !== n && data.length !== 1))
+      return undefined;
+    biasData = data;
+  }
+  const c = new Float32Array(batch * m * n);
+  native.batchMatMul({
+    batchA,
+    batchB,
+    m,
+    n,
+    k,
+    transposeA,
+    transposeB,
+    a: aData,
+    b: bData,
+    bias: biasData,
+    activation,
+    c,
+  });
+  return output(backend, [...outer, m, n], c);
+}
+
+function batchNorm(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const attrs = args.attrs as Record<string, unknown>;
+  if (x === undefined || mean === undefined || variance === undefined || x.shape.length === 0)
+    return undefined;
+  const channels = x.shape[x.shape.length - 1]!;
+  const xData = values(backend, x);
+  const param = (t: tf.TensorInfo | undefined): Float32Array | null | undefined => {
+    if (t === undefined || t === null) return null;
+    const data = values(backend, t);
+    return data !== undefined && data.length === channels ? data : undefined;
+  };
+  const meanData = param(mean);
+  const varianceData = param(variance);
+  const scaleData = param(scale);
+  const offsetData = param(offset);
+  if (
+    xData === undefined ||
+    !meanData ||
+    !varianceData ||
+    scaleData === undefined ||
+    offsetData === undefined ||
+    channels === 0
+  )
+    return undefined;
+  const y = new Float32Array(xData.length);
+  native.batchNorm({
+    count: xData.length / channels,
+    channels,
+    x: xData,
+    mean: meanData,
+    variance: varianceData,
+    scale: scaleData,
+    offset: offsetData,
+    epsilon: (attrs['varianceEpsilon'] as number | undefined) ?? 0.001,
+    y,
+  });
+  return output(backend, [...x.shape], y);
+}
+
+/** How a broadcast operand is read for output index i: x[(i / divisor) % length]. Covers operands whose
+ * non-1 dimensions form one contiguous block equal to the output's (scalars, biases, per-row values);
+ * undefined for any other broadcast. */
+export function broadcastReader(
+  shape: readonly number[],
+  outShape: readonly number[],
+): { divisor: number; length: number } | undefined {
+  const rank = outShape.length;
+  const padded = [...new Array<number>(rank - shape.length).fill(1), ...shape];
+  let first = -1;
+  let last = -1;
+  padded.forEach((d, i) => {
+    if (d !== 1) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  });
+  if (first < 0) return { divisor: 1, length: 1 };
+  let length = 1;
+  for (let d = first; d <= last; d++) {
+    if (padded[d] !== outShape[d]) return undefined;
+    length *= padded[d]!;
+  }
+  let divisor = 1;
+  for (let d = last + 1; d < rank; d++) divisor *= outShape[d]!;
+  return { divisor, length };
+}
+
+function binary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { a, b } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  if (a === undefined || b === undefined) return undefined;
+  const aData = values(backend, a);
+  const bData = values(backend, b);
+  if (aData === undefined || bData === undefined) return undefined;
+  const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  const ra = broadcastReader(a.shape, outShape);
+  const rb = broadcastReader(b.shape, outShape);
+  if (ra === undefined || rb === undefined) return undefined;
+  const y = new Float32Array(outShape.reduce((p, v) => p * v, 1));
+  if (y.length === 0 || aData.length === 0 || bData.length === 0) return undefined;
+  native.binary({
+    op,
+    n: y.length,
+    a: aData,
+    aDivisor: ra.divisor,
+    aLength: ra.length,
+    b: bData,
+    bDivisor: rb.divisor,
+    bLength: rb.length,
+    y,
+  });
+  return output(backend, outShape, y);
+}
+
+function unary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  if (x === undefined) return undefined;
+  const xData = values(backend, x);
+  if (xData === undefined) return undefined;
+  const alpha = (args.attrs as Record<string, unknown> | undefined)?.['alpha'];
+  const y = new Float32Array(xData.length);
+  native.unary({ op, x: xData, alpha: typeof alpha === 'number' ? alpha : 0, y });
+  return output(backend, [...x.shape], y);
+}
+
+function sum(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  if (x === undefined) return undefined;
+  const xData = values(backend, x);
+  if (xData === undefined || xData.length === 0) return undefined;
+  const attrs = args.attrs as Record<string, unknown>;
+  const axes = [...tf.util.parseAxisParam(attrs['axis'] as number | number[], x.shape)].sort((p, q) => p - q);
+  if (axes.length === 0) return undefined;
+  const first = axes[0]!;
+  const last = axes[axes.length - 1]!;
+  if (last - first + 1 !== axes.length) return undefined;
+  const dims = x.shape;
+  const prod = (from: number, to: number): number => dims.slice(from, to).reduce((p, v) => p * v, 1);
+  const outer = prod(0, first);
+  const mid = prod(first, last + 1);
+  const inner = prod(last + 1, dims.length);
+  const y = new Float32Array(outer * inner);
+  native.sumAxes({ outer, mid, inner, x: xData, y });
+  const outShape =
+    attrs['keepDims'] === true
+      ? dims.map((d, i) => (i >= first && i <= last ? 1 : d))
+      : dims.filter((_, i) => i < first || i > last);
+  return output(backend, outShape, y);
+}
+
+function transpose(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
+  const backend = cpu(args);
+  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  if (x === undefined) return undefined;
+  const xData = values(backend, x);
+  const perm = (args.attrs as Record<string, unknown>)['perm'] as number[];
+  if (xData === undefined || x.shape.length === 0 || x.shape.length > 8) return undefined;
+  const y = new Float32Array(xData.length);
+  native.transpose({ shape: [...x.shape], perm: [...perm], x: xData, y });
+  return output(
+    backend,
+    perm.map((p) => x.shape[p]!),
+    y,
+  );
+}
+
+/** The kernel behind the native FusedBatchNorm gradient: [dx, dmean, dvariance, dscale, doffset]. */
+const BATCH_NORM_GRAD = 'WhittleFusedBatchNormGrad';
+
+function batchNormGrad(args: KernelArgs, native: TrainBinding): tf.TensorInfo[] | undefined {
+  const backend = cpu(args);
+  const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  if (dy === undefined || x === undefined || mean === undefined || variance === undefined) return undefined;
+  const channels = x.shape[x.shape.length - 1] ?? 0;
+  const dyData = values(backend, dy);
+  const xData = values(backend, x);
+  const meanData = values(backend, mean);
+  const varianceData = values(backend, variance);
+  const scaleData = scale ? values(backend, scale) : null;
+  if (
+    channels === 0 ||
+    dyData === undefined ||
+    xData === undefined ||
+    dyData.length !== xData.length ||
+    meanData?.length !== channels ||
+    varianceData?.length !== channels ||
+    scaleData === undefined ||
+    (scaleData !== null && scaleData.length !== channels)
+  )
+    return undefined;
+  const dx = new Float32Array(xData.length);
+  const [dmean, dvariance, dscale, doffset] = [0, 1, 2, 3].map(() => new Float32Array(channels)) as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+  ];
+  native.batchNormBackward({
+    count: xData.length / channels,
+    channels,
+    x: xData,
+    mean: meanData,
+    variance: varianceData,
+    scale: scaleData,
+    dy: dyData,
+    epsilon: ((args.attrs as Record<string, unknown>)['varianceEpsilon'] as number | undefined) ?? 0.001,
+    dx,
+    dmean,
+    dvariance,
+    dscale,
+    doffset,
+  });
+  return [
+    output(backend, [...x.shape], dx),
+    output(backend, [channels], dmean),
+    output(backend, [channels], dvariance),
+    output(backend, [channels], dscale),
+    output(backend, [channels], doffset),
+  ];
+}
+
+/** Replaces tfjs's FusedBatchNorm gradient (a dozen elementwise ops and reductions) by one native pass
+ * when the whittle-native backend runs and the parameters are per-channel vectors; otherwise tfjs's own. */
+function registerBatchNormGradient(): void {
+  const original = tf.getGradient('FusedBatchNorm');
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x, mean, variance, scale] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+      const channels = x.shape[x.shape.length - 1];
+      const perChannel = (t: tf.Tensor | undefined): boolean =>
+        t === undefined || t === null || (t.rank === 1 && t.shape[0] === channels);
+      if (
+        tf.getBackend() !== NATIVE_BACKEND ||
+        Array.isArray(dy) ||
+        x.dtype !== 'float32' ||
+        !perChannel(mean) ||
+        !perChannel(variance) ||
+        !perChannel(scale)
+      )
+        return original.gradFunc(dy, saved, attrs);
+      const inputs: tf.NamedTensorMap = { dy, x, mean, variance };
+      if (scale) inputs['scale'] = scale;
+      const [dx, dmean, dvariance, dscale, doffset] = tf
+        .engine()
+        .runKernel<tf.Tensor[]>(BATCH_NORM_GRAD, inputs, attrs);
+      return {
+        x: () => dx!,
+        mean: () => dmean!,
+        variance: () => dvariance!,
+        scale: () => dscale!,
+        offset: () => doffset!,
+      };
+    },
+  });
+}
+
+/** One list drives registration and the tests: kernel name -> native implementation. */
+export const NATIVE_KERNELS: readonly NativeKernel[] = [
+  { name: 'Conv2D', run: (a, n) => convForward(a, n, false) },
+  { name: 'FusedConv2D', run: (a, n) => convForward(a, n, false) },
+  { name: 'Conv2DBackpropInput', run: (a, n) => convBackpropInput(a, n, false) },
+  { name: 'Conv2DBackpropFilter', run: (a, n) => convBackpropFilter(a, n, false) },
+  { name: 'DepthwiseConv2dNative', run: (a, n) => convForward(a, n, true) },
+  { name: 'FusedDepthwiseConv2D', run: (a, n) => convForward(a, n, true) },
+  { name: 'DepthwiseConv2dNativeBackpropInput', run: (a, n) => convBackpropInput(a, n, true) },
+  { name: 'DepthwiseConv2dNativeBackpropFilter', run: (a, n) => convBackpropFilter(a, n, true) },
+  { name: 'MaxPool', run: (a, n) => poolForward(a, n, true) },
+  { name: 'MaxPoolGrad', run: (a, n) => poolBackward(a, n, true) },
+  { name: 'AvgPool', run: (a, n) => poolForward(a, n, false) },
+  { name: 'AvgPoolGrad', run: (a, n) => poolBackward(a, n, false) },
+  { name: 'BatchMatMul', run: matMul },
+  { name: '_FusedMatMul', run: matMul },
+  { name: 'FusedBatchNorm', run: batchNorm },
+  { name: 'Add', run: (a, n) => binary(a, n, BINARY_OPS.add) },
+  { name: 'Sub', run: (a, n) => binary(a, n, BINARY_OPS.sub) },
+  { name: 'Multiply', run: (a, n) => binary(a, n, BINARY_OPS.mul) },
+  { name: 'RealDiv', run: (a, n) => binary(a, n, BINARY_OPS.div) },
+  { name: 'Maximum', run: (a, n) => binary(a, n, BINARY_OPS.max) },
+  { name: 'Minimum', run: (a, n) => binary(a, n, BINARY_OPS.min) },
+  { name: 'SquaredDifference', run: (a, n) => binary(a, n, BINARY_OPS.squaredDifference) },
+  { name: 'Relu', run: (a, n) => unary(a, n, UNARY_OPS.relu) },
+  { name: 'Relu6', run: (a, n) => unary(a, n, UNARY_OPS.relu6) },
+  { name: 'Step', run: (a, n) => unary(a, n, UNARY_OPS.step) },
+  { name: 'Neg', run: (a, n) => unary(a, n, UNARY_OPS.neg) },
+  { name: 'Square', run: (a, n) => unary(a, n, UNARY_OPS.square) },
+  { name: 'Sqrt', run: (a, n) => unary(a, n, UNARY_OPS.sqrt) },
+  { name: 'Abs', run: (a, n) => unary(a, n, UNARY_OPS.abs) },
+  { name: 'Sum', run: sum },
+  { name: 'Transpose', run: transpose },
+];
+
+/** Counts of native runs and cpu fallbacks per kernel since registration (what a test or benchmark reads
+ * to know the native path really ran). */
+export const nativeKernelStats = new Map<string, { native: number; fallback: number }>();
+
+let registered = false;
+
+/** Registers the 'whittle-native' backend (idempotent). Throws TrainAddonLoadError when the addon is missing.
+ * Does not select it: call tf.setBackend(NATIVE_BACKEND). */
+export function registerNativeBackend(priority = 0): void {
+  if (registered) return;
+  const native = loadTrainBinding();
+  const cpuKernels = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
+  for (const kernel of NATIVE_KERNELS) {
+    const fallback = cpuKernels.get(kernel.name);
+    if (fallback === undefined)
+      throw new TypeError(`tfjs's cpu backend has no kernel ${kernel.name} to fall back on`);
+    const stats = { native: 0, fallback: 0 };
+    nativeKernelStats.set(kernel.name, stats);
+    tf.registerKernel({
+      kernelName: kernel.name,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: (args) => {
+        const result = kernel.run(args, native);
+        if (result !== undefined) {
+          stats.native++;
+          return result;
+        }
+        stats.fallback++;
+        return fallback.kernelFunc(args);
+      },
+    });
+  }
+  const overridden = new Set(NATIVE_KERNELS.map((k) => k.name));
+  for (const config of cpuKernels.values()) {
+    if (!overridden.has(config.kernelName)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND });
+  }
+  const gradStats = { native: 0, fallback: 0 };
+  nativeKernelStats.set(BATCH_NORM_GRAD, gradStats);
+  tf.registerKernel({
+    kernelName: BATCH_NORM_GRAD,
+    backendName: NATIVE_BACKEND,
+    kernelFunc: (args) => {
+      const result = batchNormGrad(args, native);
+      if (result === undefined)
+        throw new TypeError(`${BATCH_NORM_GRAD}: inputs outside what the kernel covers`);
+      gradStats.native++;
+      return result;
+    },
+  });
+  registerBatchNormGradient();
+  tf.registerBackend(NATIVE_BACKEND, () => new MathBackendCPU(), priority);
+  registered = true;
+}

@@ -1,0 +1,461 @@
+// Trains a zoo model on a dataset with TensorFlow.js: Adam, per-epoch validation, early stopping on the
+// validation loss, checkpoints every epoch and on abort (Ctrl-C), resume from the last checkpoint, and a
+// final evaluation on the test set written as JSON next to the model.
+//
+// OUT/model.json + weights.bin    the model (best validation loss), tfjs Layers format
+// OUT/evaluation.json             test-set loss and accuracy, history, settings
+// OUT/checkpoint/                 model, optimizer state and position (epoch, batch) to resume from
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { BatchStream, identity, splitTrainValidation } from '../datasets/batches.js';
+import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
+import type { ImageSet } from '../datasets/image-set.js';
+import { buildZooModel } from '../zoo/index.js';
+import { fileHandler, loadNamedTensors, MODEL_FILE, saveNamedTensors } from './file-io.js';
+
+export interface TrainConfig {
+  model: string;
+  dataset: string;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Part of the training images held out for validation and early stopping. */
+  validationFraction: number;
+  /** Stop after this many epochs without a better validation loss. */
+  patience: number;
+  seed: number;
+  /** Random crop padding in pixels (0 = none) and left-right flips. */
+  cropPadding: number;
+  flip: boolean;
+  /** Use only the first N training / test images (quick runs, CI). */
+  trainLimit?: number;
+  testLimit?: number;
+  /** Folder datasets: resize every image to this size. */
+  imageSize?: number;
+  /** Folder datasets: 1 grey or 3 RGB. */
+  channels?: 1 | 3;
+  widthMultiplier?: number;
+}
+
+export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'dataset'> = {
+  epochs: 10,
+  batchSize: 64,
+  learningRate: 1e-3,
+  validationFraction: 0.1,
+  patience: 3,
+  seed: 1,
+  cropPadding: 0,
+  flip: false,
+};
+
+export interface TrainProgress {
+  phase: 'train' | 'validate' | 'test';
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  /** Running mean over this epoch's batches so far. */
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+  /** Estimated seconds to the end of training. */
+  etaSeconds: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  validationLoss?: number;
+  validationAccuracy?: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface Evaluation {
+  loss: number;
+  accuracy: number;
+  count: number;
+}
+
+export interface TrainResult {
+  outDir: string;
+  interrupted: boolean;
+  stoppedEarly: boolean;
+  epochsRun: number;
+  history: EpochRecord[];
+  /** On the test set, or on the validation set when the dataset has no test set. */
+  evaluation?: Evaluation & { on: 'test' | 'validation' };
+}
+
+/** Training stopped because the loss became NaN/infinite or exploded; no model was written. */
+export class TrainingDivergedError extends Error {
+  override readonly name = 'TrainingDivergedError';
+}
+
+/** A resume was asked for but the checkpoint is missing or does not fit the request. */
+export class CheckpointError extends Error {
+  override readonly name = 'CheckpointError';
+}
+
+/** Bad training settings (the message names the setting). */
+export class TrainConfigError extends Error {
+  override readonly name = 'TrainConfigError';
+}
+
+interface CheckpointState {
+  version: 1;
+  config: TrainConfig;
+  /** Next batch to run: epoch (0-based) and batch within it. */
+  epoch: number;
+  batch: number;
+  /** Running sums of the interrupted epoch. */
+  epochLossSum: number;
+  epochCorrect: number;
+  epochSeen: number;
+  bestValidationLoss: number | null;
+  epochsWithoutImprovement: number;
+  history: EpochRecord[];
+}
+
+const CHECKPOINT_DIR = 'checkpoint';
+const STATE_FILE = 'state.json';
+const OPTIMIZER_FILE = 'optimizer';
+/** A running loss above this many times ln(classes) (a uniform guess) means the training exploded. */
+const EXPLODED_LOSS_FACTOR = 4;
+const EXPLODED_WINDOW = 20;
+
+export function checkTrainConfig(config: TrainConfig): void {
+  const positiveInt = (name: keyof TrainConfig, value: unknown): void => {
+    if (!Number.isInteger(value) || (value as number) < 1)
+      throw new TrainConfigError(`expected a positive integer for ${name} but received ${String(value)}`);
+  };
+  positiveInt('epochs', config.epochs);
+  positiveInt('batchSize', config.batchSize);
+  if (config.trainLimit !== undefined) positiveInt('trainLimit', config.trainLimit);
+  if (config.testLimit !== undefined) positiveInt('testLimit', config.testLimit);
+  if (!Number.isInteger(config.patience) || config.patience < 0)
+    throw new TrainConfigError(
+      `expected a non-negative integer for patience but received ${config.patience}`,
+    );
+  if (!(config.learningRate > 0) || !Number.isFinite(config.learningRate))
+    throw new TrainConfigError(`expected a positive learning rate but received ${config.learningRate}`);
+  if (!(config.validationFraction >= 0 && config.validationFraction < 1))
+    throw new TrainConfigError(
+      `expected a validation fraction in [0, 1) but received ${config.validationFraction}`,
+    );
+  if (!Number.isInteger(config.cropPadding) || config.cropPadding < 0)
+    throw new TrainConfigError(
+      `expected a non-negative integer crop padding but received ${config.cropPadding}`,
+    );
+}
+
+function oneHot(labels: Uint8Array, classes: number): tf.Tensor2D {
+  return tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), classes).toFloat() as tf.Tensor2D);
+}
+
+function compile(model: tf.LayersModel, learningRate: number): void {
+  model.compile({
+    optimizer: tf.train.adam(learningRate),
+    loss: 'categoricalCrossentropy',
+    metrics: ['accuracy'],
+  });
+}
+
+/** Loss and accuracy of a model over a stream, without training. */
+export async function evaluateModel(
+  model: tf.LayersModel,
+  stream: BatchStream,
+  classes: number,
+  onBatch?: (batch: number, batches: number) => void,
+): Promise<Evaluation> {
+  let lossSum = 0;
+  let correct = 0;
+  let count = 0;
+  let b = 0;
+  const [h, w, c] = [stream.set.height, stream.set.width, stream.set.channels];
+  for (const batch of stream.epoch(0)) {
+    const [loss, right] = tf.tidy(() => {
+      const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
+      const y = oneHot(batch.labels, classes);
+      const p = model.predict(x) as tf.Tensor2D;
+      return [
+        tf.metrics.categoricalCrossentropy(y, p).sum().dataSync()[0]!,
+        p.argMax(-1).equal(y.argMax(-1)).sum().dataSync()[0]!,
+      ];
+    });
+    lossSum += loss;
+    correct += right;
+    count += batch.size;
+    onBatch?.(++b, stream.batchesPerEpoch());
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { loss: count ? lossSum / count : NaN, accuracy: count ? correct / count : NaN, count };
+}
+
+export interface TrainRun {
+  config: TrainConfig;
+  outDir: string;
+  /** Continue from OUT/checkpoint (its settings win over `config`, except epochs). */
+  resume?: boolean;
+  /** Abort (Ctrl-C): a checkpoint is saved at the current batch and the result says interrupted. */
+  signal?: AbortSignal;
+  onProgress?: (progress: TrainProgress) => void;
+  onEpoch?: (record: EpochRecord) => void;
+  /** The backend name recorded in evaluation.json. */
+  backend?: string;
+}
+
+function readCheckpoint(dir: string): CheckpointState {
+  const path = join(dir, STATE_FILE);
+  if (!existsSync(path)) throw new CheckpointError(`${path}: no checkpoint to resume from`);
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(readFileSync(path, 'utf8')) as CheckpointState;
+  } catch (error) {
+    throw new CheckpointError(`${path}: unreadable checkpoint (${(error as Error).message})`);
+  }
+  if (state.version !== 1 || typeof state.epoch !== 'number' || typeof state.config !== 'object')
+    throw new CheckpointError(`${path}: not a Whittle training checkpoint (version 1)`);
+  return state;
+}
+
+async function saveCheckpoint(dir: string, model: tf.LayersModel, state: CheckpointState): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await model.save(fileHandler(dir));
+  if (model.optimizer) await saveNamedTensors(dir, OPTIMIZER_FILE, await model.optimizer.getWeights());
+  writeFileSync(join(dir, STATE_FILE), JSON.stringify(state, null, 1));
+}
+
+export async function train(run: TrainRun): Promise<TrainResult> {
+  const checkpointDir = join(run.outDir, CHECKPOINT_DIR);
+  const resumed = run.resume ? readCheckpoint(checkpointDir) : undefined;
+  const config: TrainConfig = resumed ? { ...resumed.config, epochs: run.config.epochs } : run.config;
+  checkTrainConfig(config);
+
+  const data = loadDataset(config.dataset, {
+    folder: {
+      ...(config.channels ? { channels: config.channels } : {}),
+      ...(config.imageSize ? { height: config.imageSize, width: config.imageSize } : {}),
+    },
+  });
+  const trainSet: ImageSet = config.trainLimit ? firstImages(data.train, config.trainLimit) : data.train;
+  const testSet = data.test && config.testLimit ? firstImages(data.test, config.testLimit) : data.test;
+  const classes = trainSet.classes.length;
+  const split = splitTrainValidation(trainSet.count, config.validationFraction, config.seed);
+  if (split.train.length === 0)
+    throw new TrainConfigError(`${trainSet.source}: no training images left after the split`);
+  const trainStream = new BatchStream(trainSet, split.train, {
+    batchSize: config.batchSize,
+    shuffle: true,
+    seed: config.seed,
+    augmentation: { cropPadding: config.cropPadding, flip: config.flip },
+  });
+  const evalOptions = { batchSize: 256, shuffle: false, seed: config.seed };
+  const validationStream =
+    split.validation.length > 0 ? new BatchStream(trainSet, split.validation, evalOptions) : undefined;
+  const testStream = testSet ? new BatchStream(testSet, identity(testSet.count), evalOptions) : undefined;
+
+  let model: tf.LayersModel;
+  if (resumed) {
+    model = await tf.loadLayersModel(fileHandler(checkpointDir));
+    compile(model, config.learningRate);
+    const optimizerWeights = loadNamedTensors(checkpointDir, OPTIMIZER_FILE);
+    await model.optimizer.setWeights(optimizerWeights);
+    // setWeights makes its own variables from these.
+    tf.dispose(optimizerWeights.map((w) => w.tensor));
+  } else {
+    model = buildZooModel(config.model, {
+      height: trainSet.height,
+      width: trainSet.width,
+      channels: trainSet.channels,
+      classes,
+      seed: config.seed,
+      ...(config.widthMultiplier !== undefined ? { widthMultiplier: config.widthMultiplier } : {}),
+    });
+    compile(model, config.learningRate);
+  }
+
+  const state: CheckpointState = resumed ?? {
+    version: 1,
+    config,
+    epoch: 0,
+    batch: 0,
+    epochLossSum: 0,
+    epochCorrect: 0,
+    epochSeen: 0,
+    bestValidationLoss: null,
+    epochsWithoutImprovement: 0,
+    history: [],
+  };
+  state.config = config;
+  let bestWeights: tf.Tensor[] | undefined;
+  const [h, w, c] = [trainSet.height, trainSet.width, trainSet.channels];
+  const batches = trainStream.batchesPerEpoch();
+  const explodedLoss = EXPLODED_LOSS_FACTOR * Math.log(classes);
+  const started = performance.now();
+  let imagesSinceStart = 0;
+  let stoppedEarly = false;
+
+  try {
+    for (; state.epoch < config.epochs; state.epoch++, state.batch = 0) {
+      const epochStart = performance.now();
+      let epochImages = 0;
+      const recent: number[] = [];
+      for (const batch of trainStream.epoch(state.epoch, state.batch)) {
+        if (run.signal?.aborted) {
+          await saveCheckpoint(checkpointDir, model, state);
+          return {
+            outDir: run.outDir,
+            interrupted: true,
+            stoppedEarly: false,
+            epochsRun: state.epoch,
+            history: state.history,
+          };
+        }
+        const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
+        const y = oneHot(batch.labels, classes);
+        const out = (await model.trainOnBatch(x, y)) as number[];
+        tf.dispose([x, y]);
+        const loss = out[0]!;
+        const accuracy = out[1]!;
+        recent.push(loss);
+        if (recent.length > EXPLODED_WINDOW) recent.shift();
+        const recentMean = recent.reduce((a, b) => a + b, 0) / recent.length;
+        if (!Number.isFinite(loss) || (recent.length === EXPLODED_WINDOW && recentMean > explodedLoss)) {
+          throw new TrainingDivergedError(
+            `training stopped at epoch ${state.epoch + 1}, batch ${state.batch + 1}: the loss ` +
+              (Number.isFinite(loss)
+                ? `exploded (mean ${recentMean.toFixed(2)} over ${EXPLODED_WINDOW} batches, a uniform guess is ` +
+                  `${Math.log(classes).toFixed(2)})`
+                : `became ${loss}`) +
+              `; no model was written. Lower the learning rate (now ${config.learningRate}).`,
+          );
+        }
+        state.batch++;
+        state.epochLossSum += loss * batch.size;
+        state.epochCorrect += accuracy * batch.size;
+        state.epochSeen += batch.size;
+        epochImages += batch.size;
+        imagesSinceStart += batch.size;
+        const seconds = (performance.now() - started) / 1000;
+        const rate = imagesSinceStart / Math.max(seconds, 1e-6);
+        const remainingImages =
+          (batches - state.batch) * config.batchSize + (config.epochs - state.epoch - 1) * trainStream.count;
+        run.onProgress?.({
+          phase: 'train',
+          epoch: state.epoch + 1,
+          epochs: config.epochs,
+          batch: state.batch,
+          batches,
+          loss: state.epochLossSum / state.epochSeen,
+          accuracy: state.epochCorrect / state.epochSeen,
+          imagesPerSecond: rate,
+          etaSeconds: remainingImages / rate,
+        });
+        // Let signal handlers (Ctrl-C) run between batches.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const epochSeconds = (performance.now() - epochStart) / 1000;
+      const record: EpochRecord = {
+        epoch: state.epoch + 1,
+        loss: state.epochLossSum / Math.max(state.epochSeen, 1),
+        accuracy: state.epochCorrect / Math.max(state.epochSeen, 1),
+        seconds: epochSeconds,
+        imagesPerSecond: epochImages / Math.max(epochSeconds, 1e-6),
+      };
+      state.epochLossSum = state.epochCorrect = state.epochSeen = 0;
+      if (validationStream) {
+        const validation = await evaluateModel(model, validationStream, classes, (b, n) =>
+          run.onProgress?.({
+            phase: 'validate',
+            epoch: state.epoch + 1,
+            epochs: config.epochs,
+            batch: b,
+            batches: n,
+            loss: record.loss,
+            accuracy: record.accuracy,
+            imagesPerSecond: record.imagesPerSecond,
+            etaSeconds: 0,
+          }),
+        );
+        record.validationLoss = validation.loss;
+        record.validationAccuracy = validation.accuracy;
+        if (state.bestValidationLoss === null || validation.loss < state.bestValidationLoss) {
+          state.bestValidationLoss = validation.loss;
+          state.epochsWithoutImprovement = 0;
+          tf.dispose(bestWeights ?? []);
+          bestWeights = model.getWeights().map((t) => t.clone());
+        } else {
+          state.epochsWithoutImprovement++;
+        }
+      }
+      state.history.push(record);
+      run.onEpoch?.(record);
+      const next = { ...state, epoch: state.epoch + 1, batch: 0 };
+      await saveCheckpoint(checkpointDir, model, next);
+      if (validationStream && state.epochsWithoutImprovement > config.patience - 1 && config.patience > 0) {
+        stoppedEarly = state.epoch + 1 < config.epochs;
+        state.epoch++;
+        break;
+      }
+    }
+
+    // The best epoch's weights when validation picked one (a resumed run that never improved keeps its own).
+    if (bestWeights) model.setWeights(bestWeights);
+    await model.save(fileHandler(run.outDir));
+    let evaluation: TrainResult['evaluation'];
+    const finalStream = testStream ?? validationStream;
+    if (finalStream) {
+      const result = await evaluateModel(model, finalStream, classes, (b, n) =>
+        run.onProgress?.({
+          phase: 'test',
+          epoch: config.epochs,
+          epochs: config.epochs,
+          batch: b,
+          batches: n,
+          loss: 0,
+          accuracy: 0,
+          imagesPerSecond: 0,
+          etaSeconds: 0,
+        }),
+      );
+      evaluation = { ...result, on: testStream ? 'test' : 'validation' };
+    }
+    const epochsRun = state.history.length;
+    writeFileSync(
+      join(run.outDir, 'evaluation.json'),
+      JSON.stringify(
+        {
+          model: config.model,
+          dataset: config.dataset,
+          modelFile: MODEL_FILE,
+          backend: run.backend ?? tf.getBackend(),
+          evaluation,
+          classes: trainSet.classes,
+          epochsRun,
+          stoppedEarly,
+          config,
+          history: state.history,
+        },
+        null,
+        2,
+      ),
+    );
+    return {
+      outDir: run.outDir,
+      interrupted: false,
+      stoppedEarly,
+      epochsRun,
+      history: state.history,
+      ...(evaluation ? { evaluation } : {}),
+    };
+  } finally {
+    tf.dispose(bestWeights ?? []);
+    model.optimizer?.dispose();
+    model.dispose();
+  }
+}

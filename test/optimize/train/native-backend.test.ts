@@ -1,0 +1,323 @@
+// Each native kernel of the 'whittle-native' backend against tfjs's own cpu kernel, forward and gradients
+// (through tf.grads, so the backward kernels are the ones autograd really calls), on random shapes with a
+// fixed seed. Runs on the real addon; every SGEMM path this CPU has is exercised.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { loadTrainBinding, type TrainIsa } from '../../../native/train/index.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
+import {
+  NATIVE_BACKEND,
+  nativeKernelStats,
+  registerNativeBackend,
+} from '../../../optimize/train/native-backend.js';
+
+const TOLERANCE = 1e-4;
+
+type Case = (inputs: tf.Tensor[]) => tf.Tensor;
+
+function randomArray(random: SeededRandom, shape: number[]): Float32Array {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(size);
+  for (let i = 0; i < size; i++) data[i] = random.normal();
+  return data;
+}
+
+/** Runs f on a backend; returns its output and the gradient of sum(f * weights) for every input. */
+async function evaluate(
+  backend: string,
+  f: Case,
+  shapes: number[][],
+  data: Float32Array[],
+  weights: Float32Array,
+  withGradients: boolean,
+): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const inputs = shapes.map((shape, i) => tf.tensor(data[i]!, shape));
+    const y = f(inputs);
+    const w = tf.tensor(weights, y.shape);
+    const gradients = withGradients ? tf.grads((...xs: tf.Tensor[]) => f(xs).mul(w).sum())(inputs) : [];
+    return [y, ...gradients].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let maxRef = 0;
+  let maxDiff = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxRef = Math.max(maxRef, Math.abs(expected[i]!));
+    maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
+  }
+  assert.ok(
+    maxDiff <= TOLERANCE * Math.max(maxRef, 1e-3),
+    `${what}: max difference ${maxDiff} exceeds ${TOLERANCE} x max |reference| ${maxRef}`,
+  );
+}
+
+async function compare(
+  name: string,
+  f: Case,
+  shapes: number[][],
+  seed: number,
+  withGradients = true,
+): Promise<void> {
+  const random = new SeededRandom(seed);
+  const data = shapes.map((shape) => randomArray(random, shape));
+  await tf.setBackend('cpu');
+  const outShape = tf.tidy(() => f(shapes.map((s, i) => tf.tensor(data[i]!, s))).shape);
+  const weights = randomArray(random, outShape);
+  const expected = await evaluate('cpu', f, shapes, data, weights, withGradients);
+  const actual = await evaluate(NATIVE_BACKEND, f, shapes, data, weights, withGradients);
+  expected.forEach((e, i) =>
+    assertClose(actual[i]!, e, `${name} ${i === 0 ? 'output' : `gradient ${i - 1}`}`),
+  );
+}
+
+function nativeRuns(kernel: string): number {
+  return nativeKernelStats.get(kernel)?.native ?? 0;
+}
+
+function fallbacks(): number {
+  let total = 0;
+  for (const s of nativeKernelStats.values()) total += s.fallback;
+  return total;
+}
+
+describe('whittle-native backend vs tfjs cpu', () => {
+  let initialBackend = '';
+  before(() => {
+    registerNativeBackend();
+    initialBackend = tf.getBackend();
+  });
+  after(async () => {
+    loadTrainBinding().setIsa(loadTrainBinding().isa().best);
+    if (initialBackend) await tf.setBackend(initialBackend);
+  });
+
+  test('conv2d forward, input and filter gradients on random shapes, every SGEMM path', async () => {
+    const random = new SeededRandom(11);
+    const binding = loadTrainBinding();
+    const isas: TrainIsa[] = ['scalar', 'avx2', 'avx512'];
+    const best = isas.indexOf(binding.isa().best);
+    const before = [
+      nativeRuns('Conv2D'),
+      nativeRuns('Conv2DBackpropInput'),
+      nativeRuns('Conv2DBackpropFilter'),
+    ];
+    const fallbackBefore = fallbacks();
+    for (let c = 0; c < 8; c++) {
+      const isa = isas[c % (best + 1)]!;
+      binding.setIsa(isa);
+      const batch = random.int(1, 3);
+      const h = random.int(3, 12);
+      const w = random.int(3, 12);
+      const ic = random.int(1, 9);
+      const oc = random.int(1, 37);
+      const fh = random.int(1, Math.min(5, h));
+      const fw = random.int(1, Math.min(5, w));
+      const stride = random.int(1, 2);
+      const pad = random.next() < 0.5 ? 'same' : 'valid';
+      const dilation = stride === 1 && random.next() < 0.3 ? 2 : 1;
+      if (dilation === 2 && (h < 2 * fh || w < 2 * fw)) continue;
+      await compare(
+        `conv2d #${c} (${isa}) x[${batch},${h},${w},${ic}] f[${fh},${fw},${ic},${oc}] s${stride} ${pad} d${dilation}`,
+        ([x, f]) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, stride, pad, 'NHWC', dilation),
+        [
+          [batch, h, w, ic],
+          [fh, fw, ic, oc],
+        ],
+        100 + c,
+      );
+    }
+    assert.ok(nativeRuns('Conv2D') > before[0]!, 'Conv2D ran natively');
+    assert.ok(nativeRuns('Conv2DBackpropInput') > before[1]!, 'Conv2DBackpropInput ran natively');
+    assert.ok(nativeRuns('Conv2DBackpropFilter') > before[2]!, 'Conv2DBackpropFilter ran natively');
+    assert.equal(fallbacks(), fallbackBefore, 'no call fell back to the cpu kernel');
+  });
+
+  test('fused conv2d with bias and relu / relu6, 1x1 pointwise', async () => {
+    const before = nativeRuns('FusedConv2D');
+    for (const [i, activation] of (['relu', 'relu6', 'linear'] as const).entries()) {
+      await compare(
+        `fused conv2d ${activation}`,
+        ([x, f, b]) =>
+          tf.fused.conv2d({
+            x: x as tf.Tensor4D,
+            filter: f as tf.Tensor4D,
+            strides: 1,
+            pad: 'same',
+            bias: b!,
+            activation,
+          }),
+        [[2, 7, 6, 3], [3, 3, 3, 5], [5]],
+        200 + i,
+      );
+    }
+    await compare(
+      'pointwise conv2d',
+      ([x, f]) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'),
+      [
+        [3, 5, 5, 8],
+        [1, 1, 8, 16],
+      ],
+      210,
+    );
+    assert.ok(nativeRuns('FusedConv2D') > before);
+  });
+
+  test('depthwise conv2d with multipliers 1 and 2, strides and padding', async () => {
+    const random = new SeededRandom(21);
+    const before = [
+      nativeRuns('DepthwiseConv2dNative'),
+      nativeRuns('DepthwiseConv2dNativeBackpropInput'),
+      nativeRuns('DepthwiseConv2dNativeBackpropFilter'),
+    ];
+    for (let c = 0; c < 6; c++) {
+      const batch = random.int(1, 3);
+      const h = random.int(4, 11);
+      const ch = random.int(1, 19);
+      const mult = c % 3 === 2 ? 2 : 1;
+      const stride = random.int(1, 2);
+      const pad = c % 2 === 0 ? 'same' : 'valid';
+      await compare(
+        `depthwise #${c} x[${batch},${h},${h},${ch}] m${mult} s${stride} ${pad}`,
+        ([x, f]) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, stride, pad),
+        [
+          [batch, h, h, ch],
+          [3, 3, ch, mult],
+        ],
+        300 + c,
+      );
+    }
+    assert.ok(nativeRuns('DepthwiseConv2dNative') > before[0]!);
+    assert.ok(nativeRuns('DepthwiseConv2dNativeBackpropInput') > before[1]!);
+    assert.ok(nativeRuns('DepthwiseConv2dNativeBackpropFilter') > before[2]!);
+  });
+
+  test('max and average pooling, forward and gradients', async () => {
+    const random = new SeededRandom(31);
+    const before = [nativeRuns('MaxPoolGrad'), nativeRuns('AvgPoolGrad')];
+    for (let c = 0; c < 8; c++) {
+      const h = random.int(2, 13);
+      const size = random.int(1, Math.min(3, h));
+      const stride = random.int(1, 2);
+      const pad = c % 2 === 0 ? 'same' : 'valid';
+      const shape = [random.int(1, 3), h, h + 1, random.int(1, 6)];
+      await compare(
+        `maxPool #${c}`,
+        ([x]) => tf.maxPool(x as tf.Tensor4D, size, stride, pad),
+        [shape],
+        400 + c,
+      );
+      await compare(
+        `avgPool #${c}`,
+        ([x]) => tf.avgPool(x as tf.Tensor4D, size, stride, pad),
+        [shape],
+        450 + c,
+      );
+    }
+    assert.ok(nativeRuns('MaxPoolGrad') > before[0]!);
+    assert.ok(nativeRuns('AvgPoolGrad') > before[1]!);
+  });
+
+  test('matMul with transposes, batched with broadcasting, fused bias + relu', async () => {
+    const random = new SeededRandom(41);
+    const before = [nativeRuns('BatchMatMul'), nativeRuns('_FusedMatMul')];
+    for (let c = 0; c < 8; c++) {
+      const m = random.int(1, 70);
+      const n = random.int(1, 70);
+      const k = random.int(1, 300);
+      const ta = c % 2 === 1;
+      const tb = c % 4 >= 2;
+      await compare(
+        `matMul #${c} ${m}x${k}x${n} tA=${ta} tB=${tb}`,
+        ([a, b]) => tf.matMul(a!, b!, ta, tb),
+        [ta ? [k, m] : [m, k], tb ? [n, k] : [k, n]],
+        500 + c,
+      );
+    }
+    await compare(
+      'batched matMul',
+      ([a, b]) => tf.matMul(a!, b!),
+      [
+        [3, 5, 7],
+        [3, 7, 4],
+      ],
+      520,
+    );
+    // Forward only: tfjs's own BatchMatMul gradient does not reduce a broadcast batch (on every backend).
+    await compare(
+      'broadcast matMul',
+      ([a, b]) => tf.matMul(a!, b!),
+      [
+        [4, 6, 9],
+        [1, 9, 5],
+      ],
+      521,
+      false,
+    );
+    await compare(
+      'fused matMul',
+      ([a, b, bias]) =>
+        tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, bias, activation: 'relu' }),
+      [[33, 65], [65, 40], [40]],
+      530,
+    );
+    assert.ok(nativeRuns('BatchMatMul') > before[0]!);
+    assert.ok(nativeRuns('_FusedMatMul') > before[1]!);
+  });
+
+  test('batch norm forward and gradients for every input', async () => {
+    const before = nativeRuns('FusedBatchNorm');
+    const gradBefore = nativeRuns('WhittleFusedBatchNormGrad');
+    await compare(
+      'batchNorm',
+      ([x, mean, variance, offset, scale]) =>
+        tf.batchNorm(x!, mean!, variance!.abs().add(0.5), offset, scale, 0.001),
+      [[4, 5, 5, 6], [6], [6], [6], [6]],
+      600,
+    );
+    assert.ok(nativeRuns('FusedBatchNorm') > before);
+    assert.ok(nativeRuns('WhittleFusedBatchNormGrad') > gradBefore, 'the gradient ran natively');
+  });
+
+  test('a small CNN trains to the same weights on both backends', async () => {
+    const random = new SeededRandom(7);
+    const xs = randomArray(random, [16, 12, 12, 1]);
+    const labels = Array.from({ length: 16 }, () => random.int(0, 2));
+    const trained: Float32Array[][] = [];
+    for (const backend of ['cpu', NATIVE_BACKEND]) {
+      await tf.setBackend(backend);
+      const model = tf.sequential({
+        layers: [
+          tf.layers.conv2d({
+            inputShape: [12, 12, 1],
+            filters: 4,
+            kernelSize: 3,
+            activation: 'relu',
+            kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+          }),
+          tf.layers.maxPooling2d({ poolSize: 2 }),
+          tf.layers.flatten(),
+          tf.layers.dense({
+            units: 3,
+            activation: 'softmax',
+            kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+          }),
+        ],
+      });
+      model.compile({ optimizer: tf.train.sgd(0.1), loss: 'categoricalCrossentropy' });
+      const x = tf.tensor4d(xs, [16, 12, 12, 1]);
+      const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 3);
+      await model.fit(x, y, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0 });
+      trained.push(model.getWeights().map((t) => t.dataSync() as Float32Array));
+      tf.dispose([x, y]);
+      model.dispose();
+    }
+    trained[0]!.forEach((w, i) => assertClose(trained[1]![i]!, w, `weight ${i}`));
+  });
+});
