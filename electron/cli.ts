@@ -5,6 +5,9 @@ import { parseArgs } from 'node:util';
 import { defaultDeviceId } from '../agent/config.js';
 import { packageVersion } from '../agent/package-root.js';
 import { DeviceIdSchema } from '../agent/protocol/messages.js';
+import { DEVICE_HELP, isDeviceCommand, runDeviceCommand } from './commands/device.js';
+import { MODEL_COMMANDS_HELP, runModelCommand } from './commands/index.js';
+import { TRAIN_HELP, trainCommand } from './commands/train.js';
 import { type Core, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, defaultDataDir, startCore } from './core/core.js';
 import { PortInUseError } from './core/ports.js';
 import { Store } from './core/store.js';
@@ -20,7 +23,7 @@ Commands:
                         print the UI address and the live stats
   serve                 start the manager core headless (broker, API, UI) and wait for agents
   credentials <device>  issue (or replace) the broker password of a device and print its agent config
-  help                  show this help
+${DEVICE_HELP}${MODEL_COMMANDS_HELP}${TRAIN_HELP}  help                  show this help
 
 Options:
   --port N              HTTP API and UI port on 127.0.0.1            (default ${DEFAULT_HTTP_PORT})
@@ -54,6 +57,13 @@ function waitForSignal(): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Device provisioning commands parse their own options (electron/commands/device.ts).
+  if (isDeviceCommand(argv)) return runDeviceCommand(argv);
+  // Model commands (inspect, import, run) parse their own options (electron/commands/index.ts).
+  const modelExit = await runModelCommand(argv[0], argv.slice(1));
+  if (modelExit !== undefined) return modelExit;
+  // whittle train parses its own options (electron/commands/train.ts).
+  if (argv[0] === 'train') return runTrain(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -119,6 +129,18 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+async function runTrain(args: string[]): Promise<number> {
+  try {
+    return await trainCommand(args);
+  } catch (error) {
+    if (error instanceof Error && error.name === 'CommandUsageError') {
+      console.error(`whittle train: ${error.message}`);
+      return 1;
+    }
+    throw error;
   }
 }
 

@@ -12,10 +12,11 @@ cd "$(dirname "$0")/.."
 # build-essential + python3 (node-gyp), clang + clang-format (sanitizers, C format check),
 # qemu-user-static + cross compilers (ARM kernels).
 PACKAGES=(
-  ffmpeg mosquitto openssh-server socat iproute2 udev chromium
+  ffmpeg mosquitto openssh-server socat iproute2 udev systemd chromium
   dataset-fashion-mnist libonnx-testdata python3-torch libopenblas0
   build-essential python3 clang clang-format
-  qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross libc6-dev-armhf-cross
+  qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
+  libc6-dev-arm64-cross libc6-dev-armhf-cross
 )
 
 missing=()

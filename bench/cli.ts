@@ -1,0 +1,135 @@
+// `npm run bench -- <subcommand> [options]`: benchmark and fuzz scripts. Each subcommand prints the machine,
+// the commit and its figures. Others add `kernels`, `train`, `agent` as new cases.
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+
+import { agentBenchCommand } from './agent.js';
+import { runPackageFuzz } from './fuzz.js';
+import { kernelsCommand } from './kernels.js';
+import { measureOnnxAgreement } from './onnx-agreement.js';
+import { benchTrain } from './train.js';
+
+function machine(): string {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    // Not a checkout: the commit stays unknown.
+  }
+  return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ${process.platform}/${process.arch}, node ${process.version}, commit ${commit}`;
+}
+
+function positiveInteger(value: string | undefined, fallback: number, flag: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`Expected a positive integer for ${flag} but received "${value}"`);
+  return n;
+}
+
+function fuzz(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: { iterations: { type: 'string' }, seed: { type: 'string' } },
+  });
+  const iterations = positiveInteger(values.iterations, 200000, '--iterations');
+  const seed = positiveInteger(values.seed, 1, '--seed');
+  console.log(`fuzz: package reader, ${iterations} inputs, seed ${seed}`);
+  console.log(`machine: ${machine()}`);
+  const report = runPackageFuzz({
+    iterations,
+    seed,
+    onProgress: (done) => process.stderr.write(`  ${done} / ${iterations}\r`),
+  });
+  console.log(
+    `inputs: ${report.iterations} in ${(report.elapsedMs / 1000).toFixed(1)} s (${Math.round(report.iterations / (report.elapsedMs / 1000))}/s, CPU ${(report.cpuMs / 1000).toFixed(1)} s), slowest ${report.slowestMs.toFixed(1)} ms`,
+  );
+  console.log(`strategies: ${JSON.stringify(report.byStrategy)}`);
+  console.log(`accepted: ${report.accepted}; refused by code: ${JSON.stringify(report.refused)}`);
+  console.log(
+    `crashes: ${report.failures.filter((f) => f.kind === 'crash').length}, hangs: ${report.failures.filter((f) => f.kind === 'hang').length}`,
+  );
+  for (const failure of report.failures.slice(0, 10))
+    console.log(`  #${failure.iteration} ${failure.strategy} ${failure.kind}: ${failure.message}`);
+  return report.failures.length === 0 ? 0 : 1;
+}
+
+async function onnxAgreement(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { images: { type: 'string' } } });
+  const limit = values.images === undefined ? undefined : positiveInteger(values.images, 10000, '--images');
+  console.log('onnx-agreement: int8 Fashion-MNIST MLP, Whittle runtime vs ONNX Runtime on the QDQ export');
+  console.log(`machine: ${machine()}`);
+  const r = await measureOnnxAgreement(limit);
+  const pct = (n: number): string => `${((100 * n) / r.images).toFixed(2)}%`;
+  console.log(`images: ${r.images}`);
+  console.log(`top-1 agreement: ${r.agree}/${r.images} (${pct(r.agree)})`);
+  console.log(`accuracy: runtime ${pct(r.runtimeCorrect)}, ONNX Runtime ${pct(r.ortCorrect)}`);
+  console.log(
+    `time per image: runtime ${(r.runtimeMs / r.images).toFixed(3)} ms, ONNX Runtime ${(r.ortMs / r.images).toFixed(3)} ms (batch 1)`,
+  );
+  return r.agree / r.images >= 0.995 ? 0 : 1;
+}
+
+async function train(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      json: { type: 'boolean' },
+      models: { type: 'string' },
+      batch: { type: 'string' },
+      threads: { type: 'string' },
+      seconds: { type: 'string' },
+      python: { type: 'string' },
+    },
+  });
+  const options = {
+    models: (values.models ?? 'lenet5,vgg-small').split(','),
+    batch: positiveInteger(values.batch, 64, '--batch'),
+    threads: positiveInteger(values.threads, 2, '--threads'),
+    seconds: positiveInteger(values.seconds, 10, '--seconds'),
+    minSteps: 3,
+    python: values.python ?? '/usr/bin/python3',
+  };
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  log(`train: images/s per Adam step, batch ${options.batch}, ${options.threads} threads`);
+  log(`machine: ${machine()}`);
+  const report = await benchTrain(options, log);
+  if (values.json) console.log(JSON.stringify({ machine: machine(), ...report }));
+  else
+    for (const r of report.rows)
+      console.log(
+        `${r.model}: ${r.images_per_s.toFixed(1)} images/s (${r.vs_tfjs_cpu.toFixed(1)}x tfjs cpu ` +
+          `${r.tfjs_cpu_images_per_s.toFixed(2)}, ${r.vs_pytorch === null ? 'no PyTorch' : `${r.vs_pytorch.toFixed(2)}x PyTorch ${r.pytorch_images_per_s?.toFixed(1)}`})`,
+      );
+  return 0;
+}
+
+const [command, ...rest] = process.argv.slice(2);
+switch (command) {
+  case 'fuzz':
+    process.exitCode = fuzz(rest);
+    break;
+  case 'onnx-agreement':
+    process.exitCode = await onnxAgreement(rest);
+    break;
+  case 'train':
+    process.exitCode = await train(rest);
+    break;
+  case 'kernels':
+    process.exitCode = await kernelsCommand(rest);
+    break;
+  case 'agent':
+    process.exitCode = await agentBenchCommand(rest, machine());
+    break;
+  default:
+    console.error(
+      `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels`,
+    );
+    process.exitCode = 1;
+}

@@ -1,0 +1,189 @@
+// The compressed formats' layers for a benchmark shape (native/formats.ts), built from the same fp32 weights
+// as the fp32 layer: binary, XNOR and ternary from their signs, sparse at 90 % unstructured sparsity, codebook
+// with 4-bit indices (16 centroids), fixed point with Q8.8 / Q.6 words. A format whose kernel refuses the
+// shape (e.g. no depthwise path) is reported as skipped with the kernel's own message.
+import {
+  createBinaryWeightsConv2d,
+  createBinaryWeightsFullyConnected,
+  createCodebookConv2d,
+  createCodebookFullyConnected,
+  createFixed8Conv2d,
+  createFixed8FullyConnected,
+  createFixed16Conv2d,
+  createFixed16FullyConnected,
+  createSparseConv2d,
+  createSparseFullyConnected,
+  createTernaryConv2d,
+  createTernaryFullyConnected,
+  createXnorConv2d,
+  createXnorFullyConnected,
+  type FormatConv2dShape,
+  type FormatFullyConnectedShape,
+  type FormatLayer,
+  type FormatTensor,
+} from '../native/formats.js';
+import {
+  encodeCsr,
+  packBinaryWeights,
+  packCodebookIndices,
+  packTernaryWeights,
+  packXnorWeights,
+} from '../native/reference/formats-pack.js';
+import type { BenchShape } from './kernel-shapes.js';
+import { seededRandom } from './onnx-layers.js';
+import type { Format } from './peak.js';
+
+export interface FormatBenchLayer {
+  format: Format;
+  layer: FormatLayer<FormatTensor>;
+  input: FormatTensor;
+  output: FormatTensor;
+}
+
+export type FormatBuild = FormatBenchLayer | { format: Format; skipped: string };
+
+/** Fraction of weights pruned for the sparse format. */
+export const SPARSITY = 0.9;
+
+/** Builds every compressed format's layer for a shape; `weights` are the fp32 layer's OHWI weights. */
+export function formatLayers(shape: BenchShape, weights: Float32Array, seed: number): FormatBuild[] {
+  const random = seededRandom(seed);
+  const isFc = shape.kind === 'fullyConnected';
+  const outputChannels = isFc ? shape.outChannels : shape.outputChannels;
+  const groupChannels = isFc ? shape.inChannels : shape.inputChannels / shape.groups;
+  const taps = isFc ? 1 : shape.kernel * shape.kernel;
+  const reduction = taps * groupChannels;
+  const dims: FormatConv2dShape | FormatFullyConnectedShape = isFc
+    ? { batch: 1, inChannels: shape.inChannels, outChannels: shape.outChannels }
+    : {
+        batch: 1,
+        inputHeight: shape.inputSize,
+        inputWidth: shape.inputSize,
+        inputChannels: shape.inputChannels,
+        outputChannels: shape.outputChannels,
+        kernelHeight: shape.kernel,
+        kernelWidth: shape.kernel,
+        paddingTop: shape.padding,
+        paddingLeft: shape.padding,
+        paddingBottom: shape.padding,
+        paddingRight: shape.padding,
+        groups: shape.groups,
+      };
+  const conv = dims as FormatConv2dShape;
+  const fc = dims as FormatFullyConnectedShape;
+  const bias = Float32Array.from({ length: outputChannels }, () => random() - 0.5);
+  const meanAbs = weights.reduce((s, w) => s + Math.abs(w), 0) / weights.length;
+
+  const builders: [Format, () => FormatLayer<FormatTensor>, 'f32' | 'i16' | 'i8'][] = [
+    [
+      'fixed16',
+      () => {
+        const args = {
+          inputFl: 8,
+          weightFl: 12,
+          outputFl: 8,
+          weights: Int16Array.from(weights, (w) => Math.round(w * 4096)),
+        };
+        return isFc
+          ? createFixed16FullyConnected({ ...fc, ...args })
+          : createFixed16Conv2d({ ...conv, ...args });
+      },
+      'i16',
+    ],
+    [
+      'fixed8',
+      () => {
+        const args = {
+          inputFl: 5,
+          weightFl: 7,
+          outputFl: 4,
+          weights: Int8Array.from(weights, (w) => Math.max(-127, Math.min(127, Math.round(w * 128)))),
+        };
+        return isFc
+          ? createFixed8FullyConnected({ ...fc, ...args })
+          : createFixed8Conv2d({ ...conv, ...args });
+      },
+      'i8',
+    ],
+    [
+      'binary-weights',
+      () => {
+        const args = { ...packBinaryWeights(outputChannels, reduction, weights), bias };
+        return isFc
+          ? createBinaryWeightsFullyConnected({ ...fc, ...args })
+          : createBinaryWeightsConv2d({ ...conv, ...args });
+      },
+      'f32',
+    ],
+    [
+      'xnor',
+      () => {
+        const args = { ...packXnorWeights(outputChannels, taps, groupChannels, weights), bias };
+        return isFc ? createXnorFullyConnected({ ...fc, ...args }) : createXnorConv2d({ ...conv, ...args });
+      },
+      'f32',
+    ],
+    [
+      'ternary',
+      () => {
+        const threshold = 0.7 * meanAbs;
+        const ternary = Int8Array.from(weights, (w) => (w > threshold ? 1 : w < -threshold ? -1 : 0));
+        const alpha = new Float32Array(outputChannels).fill(meanAbs);
+        const args = { ...packTernaryWeights(outputChannels, reduction, ternary), alpha, bias };
+        return isFc
+          ? createTernaryFullyConnected({ ...fc, ...args })
+          : createTernaryConv2d({ ...conv, ...args });
+      },
+      'f32',
+    ],
+    [
+      'sparse',
+      () => {
+        const pruned = Float32Array.from(weights, (w) => (random() < SPARSITY ? 0 : w));
+        const args = { ...encodeCsr(outputChannels, reduction, pruned), bias };
+        return isFc
+          ? createSparseFullyConnected({ ...fc, ...args })
+          : createSparseConv2d({ ...conv, ...args });
+      },
+      'f32',
+    ],
+    [
+      'codebook',
+      () => {
+        const indexBits = 4;
+        const codebook = Float32Array.from({ length: 16 }, (_, i) => (i - 7.5) / 16);
+        const unpacked = Uint8Array.from(weights, (w) => Math.max(0, Math.min(15, Math.round(w * 16 + 7.5))));
+        const args = {
+          indexBits,
+          codebook,
+          indices: packCodebookIndices(outputChannels, reduction, indexBits, unpacked),
+          bias,
+        };
+        return isFc
+          ? createCodebookFullyConnected({ ...fc, ...args })
+          : createCodebookConv2d({ ...conv, ...args });
+      },
+      'f32',
+    ],
+  ];
+
+  return builders.map(([format, build, type]): FormatBuild => {
+    let layer: FormatLayer<FormatTensor>;
+    try {
+      layer = build();
+    } catch (error) {
+      return { format, skipped: `the kernel refused this shape: ${(error as Error).message}` };
+    }
+    const n = layer.inputLength;
+    const input: FormatTensor =
+      type === 'f32'
+        ? Float32Array.from({ length: n }, () => random() * 2 - 1)
+        : type === 'i16'
+          ? Int16Array.from({ length: n }, () => Math.floor(random() * 512) - 256)
+          : Int8Array.from({ length: n }, () => Math.floor(random() * 256) - 128);
+    const m = layer.outputLength;
+    const output: FormatTensor =
+      type === 'f32' ? new Float32Array(m) : type === 'i16' ? new Int16Array(m) : new Int8Array(m);
+    return { format, layer, input, output };
+  });
+}

@@ -1,0 +1,92 @@
+// The layer shapes of the kernel benchmark, read from a checked-in JSON file (bench/shapes.json) and
+// decoded with a schema at the edge.
+import { readFileSync } from 'node:fs';
+
+import { z } from 'zod';
+
+const conv2dShape = z
+  .object({
+    name: z.string().min(1),
+    kind: z.literal('conv2d'),
+    inputChannels: z.number().int().min(1),
+    outputChannels: z.number().int().min(1),
+    /** Square kernel side. */
+    kernel: z.number().int().min(1),
+    /** Square input side. */
+    inputSize: z.number().int().min(1),
+    /** Same padding on every side; stride 1. */
+    padding: z.number().int().min(0),
+    groups: z.number().int().min(1),
+  })
+  .strict()
+  .refine((s) => s.inputChannels % s.groups === 0 && s.outputChannels % s.groups === 0, {
+    message: 'inputChannels and outputChannels must be multiples of groups',
+  })
+  .refine((s) => s.inputSize + 2 * s.padding >= s.kernel, { message: 'the kernel is larger than the input' });
+
+const fullyConnectedShape = z
+  .object({
+    name: z.string().min(1),
+    kind: z.literal('fullyConnected'),
+    inChannels: z.number().int().min(1),
+    outChannels: z.number().int().min(1),
+  })
+  .strict();
+
+const shapesFile = z.object({
+  version: z.literal(1),
+  shapes: z.array(z.discriminatedUnion('kind', [conv2dShape, fullyConnectedShape])).min(1),
+});
+
+export type Conv2dBenchShape = z.infer<typeof conv2dShape>;
+export type FullyConnectedBenchShape = z.infer<typeof fullyConnectedShape>;
+export type BenchShape = Conv2dBenchShape | FullyConnectedBenchShape;
+
+/** The shapes file is missing, not JSON, or does not match the schema. */
+export class ShapesFileError extends Error {
+  override readonly name = 'ShapesFileError';
+}
+
+export function parseShapes(text: string, source: string): BenchShape[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ShapesFileError(`${source} is not JSON: ${(error as Error).message}`);
+  }
+  const parsed = shapesFile.safeParse(json);
+  if (!parsed.success)
+    throw new ShapesFileError(
+      `${source} is not a shapes file (version 1, shapes: conv2d or fullyConnected): ` +
+        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+    );
+  const names = new Set<string>();
+  for (const shape of parsed.data.shapes) {
+    if (names.has(shape.name))
+      throw new ShapesFileError(`${source}: shape name "${shape.name}" appears twice`);
+    names.add(shape.name);
+  }
+  return parsed.data.shapes;
+}
+
+export function readShapes(path: string): BenchShape[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ShapesFileError(`Cannot read the shapes file ${path}: ${(error as Error).message}`);
+  }
+  return parseShapes(text, path);
+}
+
+/** Output side of a conv2d shape (stride 1). */
+export function outputSize(s: Conv2dBenchShape): number {
+  return s.inputSize + 2 * s.padding - s.kernel + 1;
+}
+
+/** Multiply-accumulates of one run (batch 1). */
+export function macs(s: BenchShape): number {
+  if (s.kind === 'fullyConnected') return s.inChannels * s.outChannels;
+  const o = outputSize(s);
+  return o * o * s.outputChannels * s.kernel * s.kernel * (s.inputChannels / s.groups);
+}
