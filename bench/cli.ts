@@ -127,6 +127,19 @@ switch (command) {
   case 'agent':
     process.exitCode = await agentBenchCommand(rest, machine());
     break;
+  case '--help':
+  case '-h':
+  case 'help':
+    console.log(`Usage: npm run bench -- <benchmark> [--json] [options]
+
+Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit):
+  kernels          our kernels in every number format vs ONNX Runtime fp32 and int8, per shape and thread count
+  train            training images/s vs TensorFlow.js's cpu backend and PyTorch CPU
+  agent            the agent's RSS, bundle size, fps and CPU on the camera
+  fuzz             the package reader on mutated, truncated and random inputs (--iterations N)
+  onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST`);
+    process.exitCode = 0;
+    break;
   default:
     console.error(
       `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels`,
