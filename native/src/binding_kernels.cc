@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "binding_args.h"
+
 extern "C" {
 #include "cpu/cpu-features.h"
 #include "f32_ops.h"
@@ -28,85 +30,8 @@ std::shared_mutex pool_mutex;
 whittle_threadpool* shared_pool = nullptr;  // guarded by pool_mutex; NULL = 1 thread
 size_t pool_threads = 1;
 
-std::string Describe(const Napi::Value& value) {
-  switch (value.Type()) {
-    case napi_undefined:
-      return "undefined";
-    case napi_null:
-      return "null";
-    case napi_boolean:
-      return std::string("boolean ") + (value.As<Napi::Boolean>().Value() ? "true" : "false");
-    case napi_number:
-      return "number " + value.ToString().Utf8Value();
-    case napi_string:
-      return "string";
-    case napi_symbol:
-      return "symbol";
-    case napi_function:
-      return "function";
-    case napi_bigint:
-      return "bigint";
-    default:
-      break;
-  }
-  Napi::Value constructor = value.As<Napi::Object>().Get("constructor");
-  if (constructor.IsFunction()) {
-    Napi::Value name = constructor.As<Napi::Object>().Get("name");
-    if (name.IsString() && !name.As<Napi::String>().Utf8Value().empty())
-      return name.As<Napi::String>().Utf8Value();
-  }
-  return "object";
-}
-
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& what, const std::string& name,
-                            const Napi::Value& value) {
-  throw Napi::TypeError::New(env, "Expected " + what + " for " + name + " but received " + Describe(value));
-}
-
-[[noreturn]] void ThrowRange(Napi::Env env, const std::string& what, const std::string& name,
-                             const std::string& received) {
-  throw Napi::RangeError::New(env, "Expected " + what + " for " + name + " but received " + received);
-}
-
-Napi::Object ArgsObject(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (info.Length() <= index || !info[index].IsObject() || info[index].IsTypedArray() ||
-      info[index].IsArray() || info[index].IsFunction()) {
-    ThrowType(info.Env(), "an object", name, info.Length() <= index ? info.Env().Undefined() : info[index]);
-  }
-  return info[index].As<Napi::Object>();
-}
-
-// An integer in [min, max]. Absent (undefined) takes `fallback` when has_fallback, else is a TypeError.
-int64_t Integer(const Napi::Object& args, const char* name, int64_t min, int64_t max,
-                bool has_fallback = false, int64_t fallback = 0) {
-  Napi::Env env = args.Env();
-  Napi::Value value = args.Get(name);
-  if (value.IsUndefined() && has_fallback) return fallback;
-  if (!value.IsNumber()) ThrowType(env, "an integer", name, value);
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::trunc(number) != number) ThrowType(env, "an integer", name, value);
-  if (number < static_cast<double>(min) || number > static_cast<double>(max)) {
-    ThrowRange(env, "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]", name,
-               value.ToString().Utf8Value());
-  }
-  return static_cast<int64_t>(number);
-}
-
-size_t Dimension(const Napi::Object& args, const char* name, bool has_fallback = false, int64_t fallback = 1,
-                 int64_t min = 1) {
-  return static_cast<size_t>(
-      Integer(args, name, min, static_cast<int64_t>(WHITTLE_MAX_DIMENSION), has_fallback, fallback));
-}
-
-// A number that is not NaN (infinities allowed: they are the open ends of a clamp).
-float Float(const Napi::Object& args, const char* name, float fallback) {
-  Napi::Value value = args.Get(name);
-  if (value.IsUndefined()) return fallback;
-  if (!value.IsNumber() || std::isnan(value.As<Napi::Number>().DoubleValue())) {
-    ThrowType(args.Env(), "a number (not NaN)", name, value);
-  }
-  return static_cast<float>(value.As<Napi::Number>().DoubleValue());
-}
+// Argument decoding shared with the other bindings (binding_args.h).
+using namespace whittle::args;  // NOLINT(build/namespaces)
 
 // A finite number > 0.
 float PositiveFloat(const Napi::Object& args, const char* name) {
