@@ -3,7 +3,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,7 +168,9 @@ test(
         const at = servingSha === null ? 'start-up' : phase;
         phasesAtKill.set(at, (phasesAtKill.get(at) ?? 0) + 1);
         // Never a half-written model file: every blob's content matches the hash it is named by.
-        for (const name of readdirSync(blobs).filter((n) => n.endsWith('.model'))) {
+        // A kill during start-up can land before the agent has made its model store at all.
+        const blobNames = existsSync(blobs) ? readdirSync(blobs) : [];
+        for (const name of blobNames.filter((n) => n.endsWith('.model'))) {
           const sha = createHash('sha256')
             .update(readFileSync(join(blobs, name)))
             .digest('hex');
