@@ -15,7 +15,7 @@ Commands:
 
 Options of run (flags override the config file):
   --config FILE        JSON file with any of the options below (keys: broker, deviceId, username,
-                       password, camera, fps, model, labels,
+                       password, camera, fps, model, modelMemoryBytes, labels,
                        snapshotSeconds, stateDir, reconnectMaxMs, packageKey)
   --broker URL         manager broker, mqtt://host:port            (default mqtt://127.0.0.1:7421)
   --device-id ID       this device's id: A-Z a-z 0-9 . _ -         (default: hostname, ${defaultDeviceId()})
@@ -23,7 +23,10 @@ Options of run (flags override the config file):
   --password SECRET    broker password (prefer the config file; flags show in ps)
   --camera SOURCE      testsrc | /dev/videoN | video file | rtsp:// or http:// stream  (default testsrc)
   --fps N              frame rate asked of the test source and of looped files          (default 30)
-  --model FILE         int8 model file                             (default: the bundled demo model)
+  --model FILE         Whittle package served when nothing is deployed, trusted as shipped
+                       (hash checked, signature not)               (default: the bundled demo package)
+  --model-memory BYTES most memory a model may take (weights + activations); bigger packages are
+                       refused                                     (default: a quarter of the RAM)
   --labels FILE        per-frame labels of a labelled video (<video>.labels.json): report live accuracy
   --snapshot-every S   seconds between camera snapshots sent to the manager, 0 = none  (default 5)
   --state-dir DIR      telemetry outbox and deployed models    (default: next to --config, or
@@ -49,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
       camera: { type: 'string' },
       fps: { type: 'string' },
       model: { type: 'string' },
+      'model-memory': { type: 'string' },
       labels: { type: 'string' },
       'snapshot-every': { type: 'string' },
       'state-dir': { type: 'string' },
@@ -76,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
       camera: values.camera,
       fps: values.fps,
       model: values.model,
+      modelMemoryBytes: values['model-memory'],
       labels: values.labels,
       snapshotSeconds: values['snapshot-every'],
       stateDir: values['state-dir'],

@@ -18,7 +18,12 @@ export const AgentConfigSchema = z.object({
   password: z.string().max(1024),
   camera: z.string().min(1),
   fps: z.number().positive().max(240),
+  /** The Whittle package served when no deployment is active. It is trusted as shipped (see
+   * runtime/package-model.ts): its hash is checked, its signature is not. */
   model: z.string().min(1),
+  /** Most bytes a model may take (weights + activation arena); a package needing more is refused.
+   * Defaults to a quarter of the device's memory. */
+  modelMemoryBytes: z.number().int().positive().optional(),
   /** Where the agent keeps what must survive restarts: the telemetry outbox, deployed models. */
   stateDir: z.string().min(1),
   /** Sidecar of per-frame labels of a labelled video (optimize/make-labelled-video.ts): the agent then
@@ -46,8 +51,16 @@ export function defaultDeviceId(): string {
   );
 }
 
+/** The model package shipped with the agent, in agent/models/: the one line to change to ship another. */
+export const DEFAULT_MODEL_FILE = 'fashion-mlp-int8.whittle';
+
 export function defaultModelPath(): string {
-  return join(packageRoot(), 'agent', 'models', 'fashion-mlp-int8.json');
+  return join(packageRoot(), 'agent', 'models', DEFAULT_MODEL_FILE);
+}
+
+/** The device's memory budget for one model when the config sets none. */
+export function modelMemoryBudget(config: Pick<AgentConfig, 'modelMemoryBytes'>, totalBytes: number): number {
+  return config.modelMemoryBytes ?? Math.floor(totalBytes / 4);
 }
 
 /** The state directory when none is configured: next to the config file (one per device id), so an
@@ -99,6 +112,8 @@ export function resolveConfig(
   if (typeof merged.fps === 'string') merged.fps = Number(merged.fps);
   if (typeof merged.reconnectMaxMs === 'string') merged.reconnectMaxMs = Number(merged.reconnectMaxMs);
   if (typeof merged.snapshotSeconds === 'string') merged.snapshotSeconds = Number(merged.snapshotSeconds);
+  const memory: unknown = (merged as Record<string, unknown>).modelMemoryBytes;
+  if (typeof memory === 'string') (merged as Record<string, unknown>).modelMemoryBytes = Number(memory);
   const result = AgentConfigSchema.safeParse(merged);
   if (!result.success) {
     const where = configFile ? ` (flags and ${configFile})` : '';

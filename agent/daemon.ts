@@ -5,14 +5,14 @@ import { join } from 'node:path';
 
 import { CameraError, FfmpegCamera, type IndexedFrame } from './camera/ffmpeg-source.js';
 import { type FrameLabels, FrameLabelsError, labelOfFrame, readFrameLabels } from './camera/frame-labels.js';
-import type { AgentConfig } from './config.js';
+import { type AgentConfig, modelMemoryBudget } from './config.js';
 import { ModelStore } from './deploy/model-store.js';
 import { DeployRunner, type Recovery } from './deploy/runner.js';
 import { MqttLink } from './link/mqtt-link.js';
 import { parsePublicKey } from './package/signing.js';
 import { packageVersion } from './package-root.js';
 import { type DeviceInfo, PROTOCOL_VERSION, type SnapshotMessage } from './protocol/messages.js';
-import { Int8MlpModel } from './runtime/int8-mlp.js';
+import { PackageModel } from './runtime/package-model.js';
 import { Outbox, OutboxError } from './telemetry/outbox.js';
 import { OutboxPump } from './telemetry/outbox-pump.js';
 import { type Prediction, StatsWindow } from './telemetry/stats-window.js';
@@ -50,25 +50,31 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   } catch (err) {
     throw new AgentStartError(`model store in ${config.stateDir}: ${(err as Error).message}`);
   }
-  let model: Int8MlpModel;
+  // Deployed packages must carry a signature by the pinned key (checked again at every load, so a blob
+  // altered on disk after its deployment is not served); the bundled one is trusted as shipped.
+  const memoryBudgetBytes = modelMemoryBudget(config, totalmem());
+  const loadDeployed = (path: string): PackageModel =>
+    PackageModel.load(path, { trust: { publicKey }, memoryBudgetBytes });
+  const loadBundled = (): PackageModel =>
+    PackageModel.load(config.model, { trust: 'shipped', memoryBudgetBytes });
+  let model: PackageModel;
   let serving = recovery.sha256;
   try {
-    model = Int8MlpModel.load(recovery.path);
+    model = serving === 'bundled' ? loadBundled() : loadDeployed(recovery.path);
   } catch (err) {
     if (recovery.sha256 === 'bundled')
       throw new AgentStartError(`cannot load model ${config.model}: ${(err as Error).message}`);
     log(`deploy: cannot load ${recovery.path} (${(err as Error).message}); serving the bundled model`);
     try {
-      model = Int8MlpModel.load(config.model);
+      model = loadBundled();
       serving = 'bundled';
     } catch (err2) {
       throw new AgentStartError(`cannot load model ${config.model}: ${(err2 as Error).message}`);
     }
   }
-  log(`serving model ${model.id} (${serving})`);
-  const { width, height, channels } = model.input;
-  if (channels !== 1 && channels !== 3)
-    throw new AgentStartError(`model ${config.model}: unsupported channel count ${channels}`);
+  log(`serving model ${model.id} (${serving}) version ${model.version}`);
+  const frameShape = model.input;
+  const { width, height, channels } = frameShape;
 
   // The link comes later (the deployment resumes while the camera opens); reports made before it
   // exists wait here. QoS 1 publishes wait in the MQTT client while it is disconnected.
@@ -81,7 +87,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   };
   // Frames the health check watches: each finished frame's latency goes to every watcher.
   const watchers = new Set<(latencyMs: number) => void>();
-  const runner = new DeployRunner<Int8MlpModel>(
+  const runner = new DeployRunner<PackageModel>(
     {
       store,
       deployDir: join(config.stateDir, 'deploy'),
@@ -89,11 +95,12 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       arch: process.arch,
       memBytes: totalmem(),
       bundledModel: config.model,
-      loadModel: (path) => Int8MlpModel.load(path),
-      frameShape: { width, height, channels },
+      loadModel: loadDeployed,
+      loadBundled,
+      frameShape,
       activate: (next, sha) => {
         model = next;
-        log(`serving model ${next.id} (${sha})`);
+        log(`serving model ${next.id} (${sha}) version ${next.version}`);
         link?.updateModel({ id: next.id, name: next.name });
       },
       // The window starts at the first frame (the camera may still be opening when a deployment
@@ -148,6 +155,10 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     width,
     height,
     channels,
+    preprocessing:
+      frameShape.resize === 'center-crop'
+        ? { resize: 'center-crop', cropFraction: frameShape.cropFraction }
+        : {},
     fps: config.fps,
     ...(config.snapshotSeconds > 0 ? { snapshot: { everySeconds: config.snapshotSeconds, width: 160 } } : {}),
   });

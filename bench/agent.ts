@@ -1,5 +1,6 @@
-// `npm run bench -- agent [--seconds N] [--fps N] [--json]`: the agent's footprint while it runs the int8
-// demo model on ffmpeg's test camera — resident memory, bundle size, frames per second and CPU.
+// `npm run bench -- agent [--seconds N] [--fps N] [--json]`: the agent's footprint while it runs its bundled
+// model package (agent/config.ts defaultModelPath) on ffmpeg's test camera — resident memory, bundle
+// size, frames per second and CPU.
 //
 // The agent runs as it ships: one esbuild bundle of agent/cli.ts (dist/agent-bundle/) plus the native
 // addon; it streams stats to a real manager core started in this process, and the figures are the
@@ -12,6 +13,8 @@ import { parseArgs } from 'node:util';
 
 import { build } from 'esbuild';
 
+import { defaultModelPath } from '../agent/config.js';
+import { readPackageFile } from '../agent/package/reader.js';
 import { packageRoot } from '../agent/package-root.js';
 import type { StatsMessage } from '../agent/protocol/messages.js';
 import { startCore } from '../electron/core/core.js';
@@ -30,6 +33,15 @@ export interface AgentBenchResult {
   seconds: number;
   camera_fps: number;
   model: string;
+  model_bytes: number;
+}
+
+/** The bundled package as the figures name it: id, version, layer ops and number formats. */
+function describeBundledModel(): { model: string; bytes: number } {
+  const pkg = readPackageFile(defaultModelPath(), { allowUnsigned: true, cpuFamily: null });
+  const { model, nodes } = pkg.manifest;
+  const layers = nodes.filter((n) => !/quantize/.test(n.op)).map((n) => `${n.op}/${n.format}`);
+  return { model: `${model.id} ${model.version} (package: ${layers.join(' → ')})`, bytes: pkg.fileBytes };
 }
 
 const MB = 1024 * 1024;
@@ -87,6 +99,7 @@ export async function benchAgent(options: {
   nodeFlags?: string[];
 }): Promise<AgentBenchResult> {
   const root = packageRoot();
+  const bundled = describeBundledModel();
   const { js, addon } = await buildAgentBundle(root);
   const dir = mkdtempSync(join(tmpdir(), 'whittle-bench-agent-'));
   const core = await startCore({
@@ -152,7 +165,8 @@ export async function benchAgent(options: {
       ffmpeg_rss_mb: ffmpegRss === null ? null : round(ffmpegRss),
       seconds: records.length,
       camera_fps: options.fps,
-      model: 'fashion-mlp-int8 (784-128-10 int8 MLP)',
+      model: bundled.model,
+      model_bytes: bundled.bytes,
     };
   } finally {
     agent.kill('SIGTERM');

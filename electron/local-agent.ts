@@ -4,6 +4,7 @@ import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { packageRoot } from '../agent/package-root.js';
+import { managerSigningPublicKey } from './core/provisioning/signing-key.js';
 import type { Store } from './core/store.js';
 
 export interface LocalAgentOptions {
@@ -35,6 +36,9 @@ export function startLocalAgent(options: LocalAgentOptions): LocalAgent {
       deviceId: options.deviceId,
       password,
       camera: options.camera,
+      // The manager's package-signing key: the local device accepts the manager's deployments like any
+      // provisioned one.
+      packageKey: managerSigningPublicKey(options.dataDir),
     }),
     { mode: 0o600 },
   );

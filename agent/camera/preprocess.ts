@@ -73,36 +73,85 @@ export function ffmpegFilter(p: ImagePreprocessing): string {
   return `scale=${sw}:${sh}:force_original_aspect_ratio=increase,crop=${w}:${h},${format}`;
 }
 
-/** Returns a function writing the normalized float input of one frame into out (allocated once).
- * frame: [height][width][channels] bytes as ffmpeg sends them. */
-export function normalizer(p: ImagePreprocessing): (frame: Uint8Array) => Float32Array {
-  checkPreprocessing(p);
-  const { width, height, channels } = p;
-  const pixels = width * height;
-  const tables = Array.from({ length: channels }, (_, c) => {
+/** The tensor a frame is written into: its element type and, for integer inputs, the affine
+ * quantization the model's first layer expects (real = scale * (q - zeroPoint)). */
+export type FrameTensorType = { dtype: 'f32' } | { dtype: 'i8' | 'u8'; scale: number; zeroPoint: number };
+
+export type FrameTensor = Float32Array | Int8Array | Uint8Array;
+
+/** Round half to even, as the runtime's quantize_linear does, so a quantized input here has the bits the
+ * float input path would have produced. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** One 256-entry table per channel: pixel byte -> the input tensor's value. Floats are rounded to f32
+ * first, exactly as a Float32Array input would hold them. */
+function channelTables(p: ImagePreprocessing, type: FrameTensorType): FrameTensor[] {
+  return Array.from({ length: p.channels }, (_, c) => {
     const mean = p.mean[p.mean.length === 1 ? 0 : c]!;
     const std = p.std[p.std.length === 1 ? 0 : c]!;
-    const table = new Float32Array(256);
-    for (let v = 0; v < 256; v++) table[v] = (v / 255 - mean) / std;
-    return table;
+    const real = (v: number): number => Math.fround((v / 255 - mean) / std);
+    if (type.dtype === 'f32') return Float32Array.from({ length: 256 }, (_, v) => real(v));
+    const [lo, hi] = type.dtype === 'i8' ? [-128, 127] : [0, 255];
+    const quantize = (v: number): number =>
+      Math.min(hi, Math.max(lo, roundHalfEven(real(v) / type.scale) + type.zeroPoint));
+    return type.dtype === 'i8'
+      ? Int8Array.from({ length: 256 }, (_, v) => quantize(v))
+      : Uint8Array.from({ length: 256 }, (_, v) => quantize(v));
   });
-  const out = new Float32Array(pixels * channels);
-  const planar = p.layout === 'NCHW';
-  return (frame) => {
-    if (frame.length !== out.length)
+}
+
+/** Returns a function writing one frame ([height][width][channels] bytes as ffmpeg sends them) into the
+ * model's input tensor `out`: normalized, quantized when the input is an integer tensor, and in the
+ * layout the preprocessing names (NHWC keeps ffmpeg's interleaving, NCHW splits channel planes). */
+export function frameWriter(
+  p: ImagePreprocessing,
+  type: FrameTensorType,
+): (frame: Uint8Array, out: FrameTensor) => void {
+  checkPreprocessing(p);
+  if (type.dtype !== 'f32') {
+    if (!(type.scale > 0 && Number.isFinite(type.scale)))
+      throw new PreprocessingError(`Expected a positive finite scale but received ${type.scale}`);
+    const [lo, hi] = type.dtype === 'i8' ? [-128, 127] : [0, 255];
+    if (!Number.isInteger(type.zeroPoint) || type.zeroPoint < lo || type.zeroPoint > hi)
       throw new PreprocessingError(
-        `Expected a frame of ${out.length} bytes (${width}x${height}x${channels}) but received ${frame.length}`,
+        `Expected an integer in ${lo}..${hi} for zeroPoint but received ${type.zeroPoint}`,
       );
+  }
+  const { width, height, channels } = p;
+  const pixels = width * height;
+  const bytes = pixels * channels;
+  const tables = channelTables(p, type);
+  const planar = p.layout === 'NCHW';
+  return (frame, out) => {
+    if (frame.length !== bytes)
+      throw new PreprocessingError(
+        `Expected a frame of ${bytes} bytes (${width}x${height}x${channels}) but received ${frame.length}`,
+      );
+    if (out.length !== bytes)
+      throw new PreprocessingError(`Expected an input tensor of ${bytes} values but received ${out.length}`);
     if (channels === 1) {
       const t = tables[0]!;
       for (let i = 0; i < pixels; i++) out[i] = t[frame[i]!]!;
-      return out;
+      return;
     }
     for (let c = 0; c < channels; c++) {
       const t = tables[c]!;
       for (let i = 0; i < pixels; i++)
         out[planar ? c * pixels + i : i * channels + c] = t[frame[i * channels + c]!]!;
     }
+  };
+}
+
+/** Returns a function writing the normalized float input of one frame into out (allocated once).
+ * frame: [height][width][channels] bytes as ffmpeg sends them. */
+export function normalizer(p: ImagePreprocessing): (frame: Uint8Array) => Float32Array {
+  const write = frameWriter(p, { dtype: 'f32' });
+  const out = new Float32Array(p.width * p.height * p.channels);
+  return (frame) => {
+    write(frame, out);
     return out;
   };
 }

@@ -11,6 +11,9 @@
 // - A finished deployment (committed, refused, failed, rolled back) is recorded in deploy/last.json and
 //   never run again under the same deploymentId.
 // - Every phase is reported to the manager with the model served after it.
+// - Nothing is switched to before it is verified twice against the pinned key (the target's signature
+//   over the file's SHA-256, then the package's embedded signature) and built by the runtime: a package
+//   for another CPU family, over the memory budget or for other camera frames fails at `verify`.
 import type { KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,15 +30,36 @@ import {
 import { percentile } from '../telemetry/stats-window.js';
 import { fsyncDirSync, writeFileAtomicSync } from './atomic-file.js';
 import { type DownloadOptions, downloadResumable } from './download.js';
-import { DeployError } from './errors.js';
+import { DeployError, deployErrorOfLoad } from './errors.js';
 import { type InstalledModel, ModelStore, sha256File } from './model-store.js';
 import { plan, type Step, type StepKind } from './plan.js';
+
+/** The camera frames a model takes. resize and cropFraction (ffmpeg's side of the preprocessing)
+ * default to stretch and 1. */
+export interface FrameShape {
+  width: number;
+  height: number;
+  channels: number;
+  resize?: 'stretch' | 'center-crop';
+  cropFraction?: number;
+}
 
 /** The model as the deployment sees it: enough to probe it and hand it to the frame loop. */
 export interface DeployableModel {
   readonly id: string;
-  readonly input: { width: number; height: number; channels: number };
+  readonly input: Readonly<FrameShape>;
+  /** A known frame and the class the model must give it, carried by the model itself. */
+  readonly probe?: { input: Uint8Array; expectedClass: number } | undefined;
   infer(frame: Uint8Array): { classIndex: number; logits: Float32Array };
+}
+
+function describeShape(s: FrameShape): string {
+  const crop = (s.resize ?? 'stretch') === 'center-crop' ? `, centre crop ${s.cropFraction ?? 1}` : '';
+  return `${s.width}x${s.height}x${s.channels}${crop}`;
+}
+
+function sameShape(a: FrameShape, b: FrameShape): boolean {
+  return describeShape(a) === describeShape(b);
 }
 
 /** What the daemon provides to the runner. */
@@ -49,10 +73,13 @@ export interface DeployHost<M extends DeployableModel> {
   memBytes: number;
   /** The model file shipped with the agent: served when no deployment is active. */
   bundledModel: string;
-  /** Loads and validates a model file; throws on a bad one. */
+  /** Loads, verifies (against the pinned key) and builds a deployed model file; throws on a bad one —
+   * PackageError, MemoryBudgetError and the like, which the runner reports with their reason. */
   loadModel(path: string): M;
+  /** Loads the model shipped with the agent (trusted as shipped, see PackageModel). */
+  loadBundled(): M;
   /** The frame input the camera produces; a model wanting another one is refused. */
-  frameShape: { width: number; height: number; channels: number };
+  frameShape: FrameShape;
   /** From the next frame on, the frame loop runs this model. */
   activate(model: M, sha256: string): void;
   /** Latencies (ms) of the frames the loop finishes within the next ms milliseconds. */
@@ -75,6 +102,8 @@ interface RunContext<M extends DeployableModel> {
   target: DeployTarget;
   signal: AbortSignal;
   report: (phase: DeployPhase, extra?: { code?: DeployErrorCode; reason?: string }) => void;
+  /** The model the verify step built, handed to the health check so it is not read twice. */
+  loaded?: { sha256: string; model: M };
 }
 
 type Executors = {
@@ -102,7 +131,8 @@ const executors: Executors = {
     });
   },
 
-  async verify(step, { host, signal, report }) {
+  async verify(step, run) {
+    const { host, signal, report } = run;
     const path = step.staged ? host.store.blobPath(step.sha256) : host.store.partPath(step.sha256);
     const actual = await sha256File(path, signal);
     const discard = (): void => {
@@ -127,6 +157,24 @@ const executors: Executors = {
         `the signature of ${step.sha256} does not verify against the pinned package key`,
       );
     }
+    // The package's own checks, before anything is switched: its embedded signature by the same key, its
+    // CPU family, every section, the graph this runtime must execute, and the memory it needs.
+    let model: ReturnType<typeof host.loadModel>;
+    try {
+      model = host.loadModel(path);
+    } catch (err) {
+      if (!step.staged) discard();
+      throw deployErrorOfLoad(err);
+    }
+    const want = host.frameShape;
+    if (!sameShape(model.input, want)) {
+      if (!step.staged) discard();
+      throw new DeployError(
+        'bad-model',
+        `the new model wants ${describeShape(model.input)} frames; the camera gives ${describeShape(want)}`,
+      );
+    }
+    run.loaded = { sha256: step.sha256, model };
     report('verified');
   },
 
@@ -150,34 +198,34 @@ const executors: Executors = {
     return Promise.resolve();
   },
 
-  async 'health-check'(step, { host, target, signal }) {
-    let model;
-    try {
-      model = host.loadModel(host.store.blobPath(step.sha256));
-    } catch (err) {
-      throw new DeployError('bad-model', `the new model does not load: ${(err as Error).message}`);
-    }
-    const want = host.frameShape;
+  async 'health-check'(step, run) {
+    const { host, target, signal } = run;
+    // The verify step of this run built it (the plan always verifies before it switches).
+    const model = run.loaded?.sha256 === step.sha256 ? run.loaded.model : undefined;
+    if (model === undefined) throw new DeployError('io', `model ${step.sha256} was not verified in this run`);
     const { width, height, channels } = model.input;
-    if (width !== want.width || height !== want.height || channels !== want.channels)
-      throw new DeployError(
-        'bad-model',
-        `the new model wants ${width}x${height}x${channels} frames; the camera gives ${want.width}x${want.height}x${want.channels}`,
-      );
     const frameBytes = width * height * channels;
-    const probe = target.health?.probe;
+    // The target's probe overrides the one the package carries; without either, a blank frame must at
+    // least give finite outputs.
+    const fromTarget = target.health?.probe;
+    const probe = fromTarget
+      ? {
+          input: Buffer.from(fromTarget.input, 'base64'),
+          expectedClass: fromTarget.expectedClass,
+          from: 'target',
+        }
+      : model.probe && { ...model.probe, from: 'package' };
     if (probe) {
-      const input = Buffer.from(probe.input, 'base64');
-      if (input.length !== frameBytes)
+      if (probe.input.length !== frameBytes)
         throw new DeployError(
-          'bad-target',
-          `the probe input is ${input.length} bytes; the model takes ${frameBytes}`,
+          probe.from === 'target' ? 'bad-target' : 'bad-model',
+          `the ${probe.from}'s probe input is ${probe.input.length} bytes; the model takes ${frameBytes}`,
         );
-      const got = model.infer(input).classIndex;
+      const got = model.infer(probe.input).classIndex;
       if (got !== probe.expectedClass)
         throw new DeployError(
           'probe-mismatch',
-          `the known input gave class ${got}, expected ${probe.expectedClass}`,
+          `the ${probe.from}'s known input gave class ${got}, expected ${probe.expectedClass}`,
         );
     } else if (!model.infer(new Uint8Array(frameBytes)).logits.every(Number.isFinite)) {
       throw new DeployError('bad-model', 'the new model gives non-finite outputs on a blank frame');
@@ -285,15 +333,18 @@ export class DeployRunner<M extends DeployableModel> {
     this.enqueue();
   }
 
-  /** At start-up: continues a deployment that a restart interrupted. */
+  /** At start-up: continues a deployment that a restart interrupted. An interrupted health check
+   * counts as an attempt, since the new model itself may be what stopped the agent. */
   resume(interrupted: boolean): void {
     const persisted = this.readPersisted();
     if (!persisted || this.finished(persisted.target.deploymentId)) return;
-    if (interrupted)
+    if (interrupted) {
+      this.persist({ ...persisted, attempts: persisted.attempts + 1 });
       this.reportFor(persisted.target, 'rolled-back', {
         code: 'interrupted',
         reason: 'the agent restarted during the health check; trying again',
       });
+    }
     this.enqueue();
   }
 
@@ -381,7 +432,7 @@ export class DeployRunner<M extends DeployableModel> {
     host.store.writeActive({ version: 1, current: to, previous: null, trial: false });
     const path = to ? host.store.blobPath(to.sha256) : host.bundledModel;
     try {
-      host.activate(host.loadModel(path), to ? to.sha256 : 'bundled');
+      host.activate(to ? host.loadModel(path) : host.loadBundled(), to ? to.sha256 : 'bundled');
       this.serving = to ? to.sha256 : 'bundled';
     } catch (err) {
       host.log(`deploy: cannot reload ${path} after a rollback: ${(err as Error).message}`);

@@ -121,9 +121,35 @@ const PreprocessingSchema = z
     /** input = (pixel / 255 - mean[c]) / std[c] */
     mean: z.array(Finite).min(1).max(3),
     std: z.array(z.number().positive().finite()).min(1).max(3),
+    /** How a camera frame becomes width×height: `stretch` (default) ignores the aspect ratio,
+     * `center-crop` scales the shorter side to fit and keeps the middle. */
+    resize: z.enum(['stretch', 'center-crop']).optional(),
+    /** With center-crop: the fraction of the scaled image kept (ImageNet's 0.875); default 1. */
+    cropFraction: z.number().gt(0).max(1).optional(),
+  })
+  .strict()
+  .refine((p) => p.cropFraction === undefined || p.resize === 'center-crop', {
+    message: 'cropFraction needs resize "center-crop"',
+    path: ['cropFraction'],
+  });
+export type ImagePreprocessing = z.infer<typeof PreprocessingSchema>;
+
+/** Most bytes of a probe frame (1024×1024 RGB): the manifest stays small enough to read in one piece. */
+export const MAX_PROBE_BYTES = 3 * 1024 * 1024;
+
+/** A known camera frame and the class the model must give it: the agent's health check runs it before a
+ * deployed package may serve. The frame is raw bytes as the camera delivers them after resizing —
+ * [height][width][channels] of inputs[0].preprocessing — so the probe exercises normalization too. */
+const ProbeSchema = z
+  .object({
+    input: z
+      .string()
+      .max(Math.ceil(MAX_PROBE_BYTES / 3) * 4)
+      .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'expected base64'),
+    expectedClass: z.number().int().min(0).max(100000),
   })
   .strict();
-export type ImagePreprocessing = z.infer<typeof PreprocessingSchema>;
+export type ManifestProbe = z.infer<typeof ProbeSchema>;
 
 export const ManifestSchema = z
   .object({
@@ -167,6 +193,7 @@ export const ManifestSchema = z
       .array(z.object({ name: Name, tensor: Index }).strict())
       .min(1)
       .max(64),
+    probe: ProbeSchema.optional(),
     tensors: z.array(TensorSchema).max(1 << 20),
     nodes: z.array(NodeSchema).max(1 << 20),
   })
@@ -219,7 +246,34 @@ export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[])
   const manifest = parsed.data;
   checkTensors(manifest, sections);
   checkGraph(manifest);
+  checkProbe(manifest);
   return manifest;
+}
+
+/** A probe must fit the first input's camera frame and name a class the model has. */
+function checkProbe(manifest: Manifest): void {
+  const { probe } = manifest;
+  if (probe === undefined) return;
+  const image = manifest.inputs[0]!.preprocessing;
+  if (image === undefined)
+    throw new PackageError('bad-manifest', 'probe: inputs[0] has no image preprocessing to feed it', {
+      section: 0,
+    });
+  const frameBytes = image.width * image.height * image.channels;
+  const bytes = Buffer.from(probe.input, 'base64').length;
+  if (bytes !== frameBytes)
+    throw new PackageError(
+      'bad-manifest',
+      `probe.input is ${bytes} bytes; a ${image.width}x${image.height}x${image.channels} frame is ${frameBytes}`,
+      { section: 0 },
+    );
+  const classes = manifest.labels?.length;
+  if (classes !== undefined && probe.expectedClass >= classes)
+    throw new PackageError(
+      'bad-manifest',
+      `probe.expectedClass is ${probe.expectedClass}; the model has ${classes} labels`,
+      { section: 0 },
+    );
 }
 
 function checkTensors(manifest: Manifest, sections: readonly SectionEntry[]): void {

@@ -145,7 +145,9 @@ export const DeployTargetSchema = z.object({
     id: z.string().min(1).max(128),
     /** Dotted numbers (1, 1.2, 2.0.3); compared numerically, field by field. */
     version: z.string().regex(/^\d{1,9}(\.\d{1,9}){0,3}$/, 'version: expected dotted numbers such as 1.2.0'),
-    format: z.enum(['whittle-int8-mlp']),
+    /** A signed Whittle package (docs/format.md). The agent verifies both this target's signature over
+     * the file's SHA-256 and the package's own embedded signature, against the same pinned key. */
+    format: z.enum(['whittle-package']),
     /** http(s) URL of the file, served by the manager's package server or any HTTP store. */
     url: z.string().regex(/^https?:\/\/[^\s]+$/, 'url: expected http:// or https://'),
     sha256: Sha256Hex,

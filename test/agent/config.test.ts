@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { ConfigError, resolveConfig } from '../../agent/config.js';
+import { ConfigError, defaultModelPath, modelMemoryBudget, resolveConfig } from '../../agent/config.js';
+import { PackageModel } from '../../agent/runtime/package-model.js';
 
 test('flags override the config file, which overrides defaults', () => {
   const file = join(tmpdir(), `whittle-agent-config-${process.pid}.json`);
@@ -37,4 +38,19 @@ test('a missing or malformed config file is refused naming it', () => {
   const file = join(tmpdir(), `whittle-agent-config-bad-${process.pid}.json`);
   writeFileSync(file, '[1,2');
   assert.throws(() => resolveConfig({}, file), new RegExp(`config file ${file} is not a JSON object`));
+});
+
+test('the default model is the bundled package; the model memory budget is a flag or a quarter of RAM', () => {
+  const c = resolveConfig({ deviceId: 'd1' });
+  assert.equal(c.model, defaultModelPath());
+  assert.match(c.model, /\.whittle$/);
+  assert.ok(
+    PackageModel.load(c.model, { trust: 'shipped' }).probe,
+    'the bundled package loads, with a probe',
+  );
+  assert.equal(modelMemoryBudget(c, 8e9), 2e9);
+  const limited = resolveConfig({ deviceId: 'd1', modelMemoryBytes: '65536' });
+  assert.equal(limited.modelMemoryBytes, 65536);
+  assert.equal(modelMemoryBudget(limited, 8e9), 65536);
+  assert.throws(() => resolveConfig({ modelMemoryBytes: '-1' }), /modelMemoryBytes/);
 });

@@ -33,7 +33,7 @@ test('deployment phases and a refusal with its reason reach the manager', { time
     const keys = signingKeys();
     const stateDir = join(dir, 'agent-state');
     mkdirSync(join(stateDir, 'deploy'), { recursive: true });
-    const good = signedTarget(packages, modelVariant('v2'), keys, 'd-good', '2', {
+    const good = signedTarget(packages, modelVariant('v2', keys), keys, 'd-good', '2', {
       health: { seconds: 0.5 },
     });
     writeFileAtomicSync(
@@ -63,8 +63,8 @@ test('deployment phases and a refusal with its reason reach the manager', { time
 
     // A corrupted package: refused, reason reported, the running model untouched.
     await agent.stop();
-    const bad = signedTarget(packages, modelVariant('v3'), keys, 'd-bad', '3');
-    bad.model.url = packages.urlOf(packages.add(modelVariant('v4')));
+    const bad = signedTarget(packages, modelVariant('v3', keys), keys, 'd-bad', '3');
+    bad.model.url = packages.urlOf(packages.add(modelVariant('v4', keys)));
     writeFileAtomicSync(
       join(stateDir, 'deploy', 'target.json'),
       JSON.stringify({ target: bad, attempts: 0 }),
@@ -83,6 +83,23 @@ test('deployment phases and a refusal with its reason reach the manager', { time
     assert.equal(refusal.code, 'hash-mismatch');
     assert.match(refusal.reason ?? '', /SHA-256/);
     assert.equal(refusal.serving, good.model.sha256);
+
+    // A whole, signed package built for another CPU family: the package reader's refusal, with its
+    // reason, reaches the manager while the agent runs (the target arrives over MQTT, retained).
+    const foreign = signedTarget(
+      packages,
+      modelVariant('v5', keys, { cpuFamily: process.arch === 'arm' ? 'x86_64' : 'armv7' }),
+      keys,
+      'd-foreign',
+      '5',
+    );
+    await core.broker.publish(deviceTopic('deployee', 'target'), JSON.stringify(foreign), true);
+    const foreignReport = await waitFor('the wrong-cpu report', 30_000, () =>
+      registry.deployments('deployee').find((r) => r.deploymentId === 'd-foreign' && r.phase === 'failed'),
+    ).catch(fail);
+    assert.equal(foreignReport.code, 'wrong-cpu');
+    assert.match(foreignReport.reason ?? '', /is built for (x86_64|armv7)/);
+    assert.equal(foreignReport.serving, good.model.sha256);
   } finally {
     await stop();
     await core?.close();

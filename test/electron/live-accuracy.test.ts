@@ -8,7 +8,7 @@ import { test } from 'node:test';
 
 import { defaultModelPath } from '../../agent/config.js';
 import type { StatsMessage } from '../../agent/protocol/messages.js';
-import { Int8MlpModel } from '../../agent/runtime/int8-mlp.js';
+import { PackageModel } from '../../agent/runtime/package-model.js';
 import { type Core, startCore } from '../../electron/core/core.js';
 import { loadFashionMnist } from '../../optimize/datasets/fashion-mnist.js';
 import { makeLabelledVideo } from '../../optimize/make-labelled-video.js';
@@ -32,7 +32,7 @@ test(
         count: IMAGES,
         fps: 100,
       });
-      const model = Int8MlpModel.load(defaultModelPath());
+      const model = PackageModel.load(defaultModelPath(), { trust: 'shipped' });
       const testSet = loadFashionMnist('test');
       let correct = 0;
       for (let i = 0; i < IMAGES; i++)

@@ -55,7 +55,8 @@ describe('manager and agent over MQTT', () => {
       ws.on('message', (data: Buffer) => {
         const msg = JSON.parse(data.toString()) as LiveMessage;
         if (msg.type === 'snapshot') snapshot = true;
-        else if (msg.device.id === stack.agentId && msg.device.stats) seqs.push(msg.device.stats.seq);
+        else if (msg.type === 'device' && msg.device.id === stack.agentId && msg.device.stats)
+          seqs.push(msg.device.stats.seq);
         if (seqs.length >= 2) {
           clearTimeout(timer);
           resolve();

@@ -55,7 +55,7 @@ test(
     t.diagnostic(`seed ${seed} (WHITTLE_CRASH_SEED repeats it)`);
     const random = rng(seed);
     const dir = mkdtempSync(join(tmpdir(), 'whittle-crash-'));
-    // Slow enough that kills land inside the download too (the model is 140 kB: about 0.4 s).
+    // Slow enough that kills land inside the download too (the package is 109 kB: about 0.3 s).
     const server = await startPackageServer({
       dir: join(dir, 'packages'),
       host: '127.0.0.1',
@@ -104,9 +104,16 @@ test(
         })();
         if (target === null || last?.deploymentId === target.deploymentId) {
           version++;
-          target = signedTarget(server, modelVariant(`v${version}`), keys, `d${version}`, String(version), {
-            health: { seconds: 0.3 },
-          });
+          target = signedTarget(
+            server,
+            modelVariant(`v${version}`, keys, { version: String(version) }),
+            keys,
+            `d${version}`,
+            String(version),
+            {
+              health: { seconds: 0.3 },
+            },
+          );
           writeFileAtomicSync(
             join(stateDir, 'deploy', 'target.json'),
             JSON.stringify({ target, attempts: 0 }),

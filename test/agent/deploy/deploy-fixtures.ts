@@ -1,11 +1,16 @@
-// Shared by the deployment tests: signed variants of the demo model, served by the real package server.
+// Shared by the deployment tests: signed variants of the bundled demo package, served by the real package
+// server, and targets for them signed the way the manager signs them.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import { defaultModelPath } from '../../../agent/config.js';
+import type { EncodedTensor } from '../../../agent/package/encodings.js';
+import type { CpuFamily, Manifest } from '../../../agent/package/manifest.js';
+import { readPackage } from '../../../agent/package/reader.js';
 import { signDigest } from '../../../agent/package/signing.js';
 import type { DeployTarget } from '../../../agent/protocol/messages.js';
 import type { PackageServer } from '../../../electron/core/package-server.js';
+import { writePackage } from '../../../optimize/package/writer.js';
 
 export interface SigningKeys {
   publicKey: KeyObject;
@@ -20,12 +25,48 @@ export function signingKeys(): SigningKeys {
   return { publicKey, privateKey, publicHex: Buffer.from(der.subarray(der.length - 32)).toString('hex') };
 }
 
-/** The demo model under another name: same weights, different bytes, so a different hash. */
-export function modelVariant(name: string): Buffer {
-  const json = JSON.parse(readFileSync(defaultModelPath(), 'utf8')) as { name: string; id: string };
-  json.name = name;
-  json.id = `fashion-${name}`;
-  return Buffer.from(JSON.stringify(json));
+/** A package's bytes rewritten: its manifest changed by `edit`, its sections kept as stored (so the
+ * weights stay bit for bit), signed again by privateKey. */
+export function rewritePackage(
+  bytes: Buffer,
+  edit: (manifest: Manifest) => void,
+  privateKey: KeyObject,
+): Buffer {
+  const pkg = readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
+  const manifest = structuredClone(pkg.manifest);
+  const constants = new Map<number, EncodedTensor>();
+  manifest.tensors.forEach((tensor, index) => {
+    if (tensor.section === undefined || tensor.encoding === undefined) return;
+    const entry = pkg.sections[tensor.section]!;
+    constants.set(index, {
+      encoding: tensor.encoding,
+      bytes: Buffer.from(bytes.subarray(entry.offset, entry.offset + entry.length)),
+    });
+  });
+  edit(manifest);
+  return writePackage({ manifest, constants }, privateKey);
+}
+
+export interface VariantOptions {
+  version?: string;
+  cpuFamily?: CpuFamily;
+  /** Drop the package's own health-check probe. */
+  noProbe?: boolean;
+}
+
+/** The bundled demo model as another package (id fashion-<name>): same weights, different bytes, so a
+ * different hash; signed by keys (the agent's pinned key in most tests). */
+export function modelVariant(name: string, keys: SigningKeys, options: VariantOptions = {}): Buffer {
+  return rewritePackage(
+    readFileSync(defaultModelPath()),
+    (manifest) => {
+      manifest.model = { id: `fashion-${name}`, version: options.version ?? '1', name };
+      if (options.cpuFamily !== undefined)
+        manifest.target = { ...manifest.target, cpuFamily: options.cpuFamily };
+      if (options.noProbe === true) delete manifest.probe;
+    },
+    keys.privateKey,
+  );
 }
 
 export function signedTarget(
@@ -43,7 +84,7 @@ export function signedTarget(
     model: {
       id: 'fashion',
       version,
-      format: 'whittle-int8-mlp',
+      format: 'whittle-package',
       url: server.urlOf(sha),
       sha256: sha,
       bytes: bytes.length,

@@ -16,7 +16,7 @@ function target(version: string, sha = B, extra: Partial<DeployTarget> = {}): De
     model: {
       id: 'm',
       version,
-      format: 'whittle-int8-mlp',
+      format: 'whittle-package',
       url: 'http://h/p',
       sha256: sha,
       bytes: 10,

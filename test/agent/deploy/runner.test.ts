@@ -1,19 +1,20 @@
-// Deployments end to end inside one process: the real package server, real files, the real runtime
-// loading and probing the model, and a real frame loop feeding the health check.
+// Deployments end to end inside one process: the real package server, real signed packages, the real
+// runtime loading and probing them, and a real frame loop feeding the health check.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 
 import { defaultModelPath } from '../../../agent/config.js';
 import { ModelStore } from '../../../agent/deploy/model-store.js';
-import { DeployRunner } from '../../../agent/deploy/runner.js';
+import { DeployRunner, MAX_ATTEMPTS } from '../../../agent/deploy/runner.js';
 import type { DeployReport, DeployTarget } from '../../../agent/protocol/messages.js';
-import { Int8MlpModel } from '../../../agent/runtime/int8-mlp.js';
+import { PackageModel } from '../../../agent/runtime/package-model.js';
 import { type PackageServer, startPackageServer } from '../../../electron/core/package-server.js';
 import { loadFashionMnist } from '../../../optimize/datasets/fashion-mnist.js';
-import { modelVariant, signedTarget, signingKeys } from './deploy-fixtures.js';
+import { modelVariant, rewritePackage, signedTarget, signingKeys } from './deploy-fixtures.js';
 
 const keys = signingKeys();
 let server: PackageServer;
@@ -30,18 +31,25 @@ after(async () => {
 });
 
 interface Harness {
-  runner: DeployRunner<Int8MlpModel>;
+  runner: DeployRunner<PackageModel>;
   store: ModelStore;
   reports: DeployReport[];
   serving: () => string;
   stop: () => Promise<void>;
 }
 
-/** A runner with a frame loop that infers a blank frame every 5 ms with whichever model is active. */
-async function harness(publicKey = keys.publicKey): Promise<Harness> {
+/** A runner with a frame loop that infers a blank frame every 5 ms with whichever model is active. Deployed
+ * packages load as the daemon loads them: signature by the pinned key, this CPU, the memory budget. */
+async function harness(
+  publicKey: KeyObject | null = keys.publicKey,
+  memoryBudgetBytes = 1e8,
+): Promise<Harness> {
   const store = new ModelStore(join(dir, 'models'));
   const recovery = await DeployRunner.recover(store, defaultModelPath(), () => undefined);
-  let model = Int8MlpModel.load(recovery.path);
+  const loadModel = (p: string): PackageModel =>
+    PackageModel.load(p, { trust: { publicKey }, memoryBudgetBytes });
+  const loadBundled = (): PackageModel => PackageModel.load(defaultModelPath(), { trust: 'shipped' });
+  let model = recovery.sha256 === 'bundled' ? loadBundled() : loadModel(recovery.path);
   let serving = recovery.sha256;
   const watchers = new Set<(ms: number) => void>();
   const frame = new Uint8Array(784);
@@ -51,7 +59,7 @@ async function harness(publicKey = keys.publicKey): Promise<Harness> {
     for (const w of watchers) w(performance.now() - t0);
   }, 5);
   const reports: DeployReport[] = [];
-  const runner = new DeployRunner<Int8MlpModel>(
+  const runner = new DeployRunner<PackageModel>(
     {
       store,
       deployDir: join(dir, 'deploy'),
@@ -59,8 +67,9 @@ async function harness(publicKey = keys.publicKey): Promise<Harness> {
       arch: process.arch,
       memBytes: 1e9,
       bundledModel: defaultModelPath(),
-      loadModel: (p) => Int8MlpModel.load(p),
-      frameShape: { width: 28, height: 28, channels: 1 },
+      loadModel,
+      loadBundled,
+      frameShape: model.input,
       activate: (m, sha) => {
         model = m;
         serving = sha;
@@ -112,7 +121,7 @@ describe('deploy runner', () => {
   test('a signed model is downloaded, verified, staged, switched to, checked and committed', async () => {
     const h = await harness();
     try {
-      const target = signedTarget(server, modelVariant('v2'), keys, 'd-ok', '2');
+      const target = signedTarget(server, modelVariant('v2', keys), keys, 'd-ok', '2');
       const last = await deploy(h, target);
       assert.deepEqual(
         h.reports.map((r) => r.phase),
@@ -123,7 +132,7 @@ describe('deploy runner', () => {
       const active = h.store.readActive();
       assert.equal(active.current?.sha256, target.model.sha256);
       assert.equal(active.trial, false);
-      assert.ok(readFileSync(h.store.blobPath(target.model.sha256)).equals(modelVariant('v2')));
+      assert.ok(readFileSync(h.store.blobPath(target.model.sha256)).equals(modelVariant('v2', keys)));
       // Submitting the same deployment again changes nothing.
       h.runner.submit(target);
       await h.runner.idle();
@@ -138,15 +147,39 @@ describe('deploy runner', () => {
       'a hash mismatch',
       (t: DeployTarget): DeployTarget => ({
         ...t,
-        model: { ...t.model, url: server.urlOf(server.add(modelVariant('v9'))) },
+        model: { ...t.model, url: server.urlOf(server.add(modelVariant('v9', keys))) },
       }),
       'hash-mismatch',
     ],
     [
       'a wrong signature',
       (t: DeployTarget): DeployTarget =>
-        signedTarget(server, modelVariant('v2'), signingKeys(), t.deploymentId, '2'),
+        signedTarget(server, modelVariant('v2', keys), signingKeys(), t.deploymentId, '2'),
       'bad-signature',
+    ],
+    [
+      'a package signed by another key (its target signed by the pinned one)',
+      (t: DeployTarget): DeployTarget =>
+        signedTarget(server, modelVariant('v2', signingKeys()), keys, t.deploymentId, '2'),
+      'bad-signature',
+    ],
+    [
+      'a package built for another CPU family',
+      (t: DeployTarget): DeployTarget =>
+        signedTarget(
+          server,
+          modelVariant('v2', keys, { cpuFamily: process.arch === 'arm' ? 'x86_64' : 'armv7' }),
+          keys,
+          t.deploymentId,
+          '2',
+        ),
+      'wrong-cpu',
+    ],
+    [
+      'a package that is not one (bytes of the right hash and signature)',
+      (t: DeployTarget): DeployTarget =>
+        signedTarget(server, Buffer.from('{"format": "whittle-int8-mlp"}'), keys, t.deploymentId, '2'),
+      'bad-model',
     ],
     [
       'a truncated download',
@@ -169,24 +202,98 @@ describe('deploy runner', () => {
       try {
         const last = await deploy(
           h,
-          change(signedTarget(server, modelVariant('v2'), keys, `d-${code}`, '2')),
+          change(signedTarget(server, modelVariant('v2', keys), keys, `d-${code}`, '2')),
         );
         assert.equal(last.code, code, JSON.stringify(last));
         assert.ok(last.phase === 'failed' || last.phase === 'refused', last.phase);
         assert.ok(last.reason && last.reason.length > 10);
         assert.equal(h.serving(), 'bundled');
         assert.equal(h.store.readActive().current, null);
+        assert.ok(!h.reports.some((r) => r.phase === 'switched'), 'never switched');
+        assert.deepEqual(
+          readdirSync(h.store.blobs).filter((n) => n.endsWith('.model')),
+          [],
+          'nothing staged',
+        );
       } finally {
         await h.stop();
       }
     });
   }
 
+  test('a package beyond the memory budget is refused with the runtime reason', async () => {
+    const h = await harness(keys.publicKey, 50_000);
+    try {
+      const last = await deploy(h, signedTarget(server, modelVariant('v2', keys), keys, 'd-mem', '2'));
+      assert.equal(last.phase, 'failed');
+      assert.equal(last.code, 'not-enough-memory');
+      assert.match(last.reason ?? '', /needs \d+ bytes .* memory budget is 50000 bytes/);
+      assert.equal(h.serving(), 'bundled');
+    } finally {
+      await h.stop();
+    }
+  });
+
+  test('a package wanting other camera frames is refused before the switch', async () => {
+    const h = await harness();
+    try {
+      // 14x56 grey is 784 pixels too: the graph takes it, the camera (28x28) does not give it.
+      const other = rewritePackage(
+        modelVariant('v2', keys),
+        (m) => {
+          m.inputs[0]!.preprocessing = { ...m.inputs[0]!.preprocessing!, width: 14, height: 56 };
+          delete m.probe;
+        },
+        keys.privateKey,
+      );
+      const last = await deploy(h, signedTarget(server, other, keys, 'd-frames', '2'));
+      assert.equal(last.code, 'bad-model');
+      assert.match(last.reason ?? '', /wants 14x56x1 frames; the camera gives 28x28x1/);
+      assert.equal(h.serving(), 'bundled');
+    } finally {
+      await h.stop();
+    }
+  });
+
+  test("the package's own probe is run by the health check; the target's probe overrides it", async () => {
+    const h = await harness();
+    try {
+      const bundled = PackageModel.load(defaultModelPath(), { trust: 'shipped' });
+      const probe = bundled.probe;
+      assert.ok(probe, 'the bundled package carries a probe');
+      const wrongProbe = (name: string): Buffer =>
+        rewritePackage(
+          modelVariant(name, keys),
+          (m) => {
+            m.probe = { ...m.probe!, expectedClass: (probe.expectedClass + 1) % 10 };
+          },
+          keys.privateKey,
+        );
+      const wrong = await deploy(h, signedTarget(server, wrongProbe('v2'), keys, 'd-pkg-probe', '2'));
+      assert.equal(wrong.phase, 'rolled-back');
+      assert.equal(wrong.code, 'probe-mismatch');
+      assert.match(wrong.reason ?? '', /the package's known input gave class/);
+      assert.equal(h.serving(), 'bundled');
+      const overridden = await deploy(
+        h,
+        signedTarget(server, wrongProbe('v3'), keys, 'd-target-probe', '3', {
+          health: {
+            seconds: 0.1,
+            probe: { input: Buffer.from(probe.input).toString('base64'), expectedClass: probe.expectedClass },
+          },
+        }),
+      );
+      assert.equal(overridden.phase, 'committed');
+    } finally {
+      await h.stop();
+    }
+  });
+
   test('an older version is refused unless rollback is asked', async () => {
     const h = await harness();
     try {
-      await deploy(h, signedTarget(server, modelVariant('v3'), keys, 'd-v3', '3'));
-      const older = signedTarget(server, modelVariant('v2'), keys, 'd-v2', '2');
+      await deploy(h, signedTarget(server, modelVariant('v3', keys), keys, 'd-v3', '3'));
+      const older = signedTarget(server, modelVariant('v2', keys), keys, 'd-v2', '2');
       const refused = await deploy(h, older);
       assert.equal(refused.phase, 'refused');
       assert.equal(refused.code, 'older-version');
@@ -201,11 +308,11 @@ describe('deploy runner', () => {
   test('a model over its latency budget, or wrong on its probe, is rolled back by itself', async () => {
     const h = await harness();
     try {
-      const v2 = signedTarget(server, modelVariant('v2'), keys, 'd-v2', '2');
+      const v2 = signedTarget(server, modelVariant('v2', keys), keys, 'd-v2', '2');
       await deploy(h, v2);
       const slow = await deploy(
         h,
-        signedTarget(server, modelVariant('v3'), keys, 'd-slow', '3', {
+        signedTarget(server, modelVariant('v3', keys), keys, 'd-slow', '3', {
           health: { seconds: 0.3, latencyBudgetMs: 1e-6 },
         }),
       );
@@ -217,10 +324,10 @@ describe('deploy runner', () => {
 
       const test0 = loadFashionMnist('test');
       const image = Buffer.from(test0.pixels.subarray(0, 784));
-      const truth = Int8MlpModel.load(defaultModelPath()).infer(image).classIndex;
+      const truth = PackageModel.load(defaultModelPath(), { trust: 'shipped' }).infer(image).classIndex;
       const wrong = await deploy(
         h,
-        signedTarget(server, modelVariant('v4'), keys, 'd-probe', '4', {
+        signedTarget(server, modelVariant('v4', keys), keys, 'd-probe', '4', {
           health: {
             seconds: 0.1,
             probe: { input: image.toString('base64'), expectedClass: (truth + 1) % 10 },
@@ -231,7 +338,7 @@ describe('deploy runner', () => {
       assert.equal(h.serving(), v2.model.sha256);
       const right = await deploy(
         h,
-        signedTarget(server, modelVariant('v5'), keys, 'd-probe-ok', '5', {
+        signedTarget(server, modelVariant('v5', keys), keys, 'd-probe-ok', '5', {
           health: { seconds: 0.1, probe: { input: image.toString('base64'), expectedClass: truth } },
         }),
       );
@@ -242,9 +349,9 @@ describe('deploy runner', () => {
   });
 
   test('without a pinned key every deployment is refused', async () => {
-    const h = await harness(null as never);
+    const h = await harness(null);
     try {
-      const last = await deploy(h, signedTarget(server, modelVariant('v2'), keys, 'd-nokey', '2'));
+      const last = await deploy(h, signedTarget(server, modelVariant('v2', keys), keys, 'd-nokey', '2'));
       assert.equal(last.code, 'no-key');
     } finally {
       await h.stop();
@@ -253,8 +360,8 @@ describe('deploy runner', () => {
 
   test('start-up undoes an interrupted trial and refuses a damaged blob', async () => {
     const h = await harness();
-    const v2 = signedTarget(server, modelVariant('v2'), keys, 'd-v2', '2');
-    const v3 = signedTarget(server, modelVariant('v3'), keys, 'd-v3', '3');
+    const v2 = signedTarget(server, modelVariant('v2', keys), keys, 'd-v2', '2');
+    const v3 = signedTarget(server, modelVariant('v3', keys), keys, 'd-v3', '3');
     try {
       await deploy(h, v2);
       await deploy(h, v3);
@@ -273,6 +380,31 @@ describe('deploy runner', () => {
     const damaged = await DeployRunner.recover(store, defaultModelPath(), (l) => lines.push(l));
     assert.equal(damaged.sha256, 'bundled');
     assert.match(lines.join('\n'), /does not match its hash/);
+  });
+
+  test(`a health check interrupted ${MAX_ATTEMPTS} times is given up, not retried forever`, async () => {
+    const h = await harness();
+    try {
+      const target = signedTarget(server, modelVariant('v2', keys), keys, 'd-crashy', '2');
+      // As the agent finds it after the new model killed it during its health check a third time.
+      writeFileSync(
+        join(dir, 'deploy', 'target.json'),
+        JSON.stringify({ target, attempts: MAX_ATTEMPTS - 1 }),
+      );
+      h.runner.resume(true);
+      await h.runner.idle();
+      assert.deepEqual(
+        h.reports.map((r) => [r.phase, r.code]),
+        [
+          ['rolled-back', 'interrupted'],
+          ['failed', 'interrupted'],
+        ],
+      );
+      assert.match(h.reports[1]!.reason ?? '', new RegExp(`interrupted ${MAX_ATTEMPTS} times`));
+      assert.equal(h.serving(), 'bundled');
+    } finally {
+      await h.stop();
+    }
   });
 
   test('a malformed target is refused naming the field', () => {

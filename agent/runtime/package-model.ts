@@ -1,0 +1,257 @@
+// A Whittle package as the agent serves it: read strictly (hash, signature, CPU family), built by the
+// runtime with its static memory plan at batch 1 and checked against the device's memory budget, and fed
+// camera frames through the preprocessing its manifest names. This is the deployable unit of the agent:
+// the daemon serves one, the deployment runner loads and probes one.
+//
+// What a camera can feed: the manifest's first input, with `preprocessing` of kind image, in layout NHWC
+// ([1][h][w][c]), NCHW ([1][c][h][w]) or NC ([1][h·w·c], pixels in camera order), of dtype f32, or i8/u8
+// with one scale and zero point. What it reads back: the first output, one score per class, f32 or
+// quantized. Anything else is refused at load with a PackageModelError naming the field.
+import type { KeyObject } from 'node:crypto';
+
+import {
+  type FrameTensor,
+  frameWriter,
+  type ImagePreprocessing,
+  PreprocessingError,
+} from '../camera/preprocess.js';
+import type { CpuFamily, Manifest } from '../package/manifest.js';
+import { type Package, readPackageFile } from '../package/reader.js';
+import { Model } from './model.js';
+import { elements, type TensorSpec } from './tensor.js';
+
+/** A package the runtime could build but a camera cannot feed, or whose output is no class vector. */
+export class PackageModelError extends Error {
+  override readonly name = 'PackageModelError';
+}
+
+/** Whose word the package is taken on. */
+export type PackageTrust =
+  /** Deployed packages: the embedded signature must verify against the pinned key. */
+  | { publicKey: KeyObject | null }
+  /** The model shipped with the agent (or named by the device's own config file): it arrived with the
+   * agent's code, which is trusted the same way, so its signature is not checked — its hash still is, so
+   * a damaged file is refused. The bundled package is signed by a throwaway key at build time. */
+  | 'shipped';
+
+export interface PackageModelOptions {
+  trust: PackageTrust;
+  /** Refuse the package when its weights plus activation arena exceed this many bytes. */
+  memoryBudgetBytes?: number;
+  /** The device's CPU family; defaults to this machine's. */
+  cpuFamily?: CpuFamily;
+}
+
+/** The camera frames the model takes: the ffmpeg side of the preprocessing. */
+export interface FrameFormat {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  resize: 'stretch' | 'center-crop';
+  cropFraction: number;
+}
+
+export interface PackageModelResult {
+  /** Index into labels of the highest score (the first one on ties). */
+  classIndex: number;
+  /** Probability of classIndex, in (0, 1]. */
+  confidence: number;
+  /** One score per class: logits, or probabilities when the graph ends in softmax. */
+  logits: Float32Array;
+  /** Softmax probabilities of every class. */
+  probabilities: Float32Array;
+}
+
+type OutputReader = (data: ArrayLike<number>, into: Float32Array) => void;
+
+function outputReader(spec: TensorSpec, name: string): OutputReader {
+  if (spec.dtype === 'f32') return (data, into) => into.set(data);
+  if ((spec.dtype === 'i8' || spec.dtype === 'u8') && spec.quant?.scale.length === 1) {
+    const scale = spec.quant.scale[0]!;
+    const zeroPoint = spec.quant.zeroPoint[0]!;
+    return (data, into) => {
+      for (let i = 0; i < into.length; i++) into[i] = scale * (data[i]! - zeroPoint);
+    };
+  }
+  throw new PackageModelError(
+    `output "${name}" is ${spec.dtype}${spec.quant ? ' with per-channel quantization' : ''}; ` +
+      'expected f32 scores or i8/u8 scores with one scale',
+  );
+}
+
+/** Checks the input tensor against the preprocessing; returns how frames are written into it. */
+function inputWriter(
+  manifest: Manifest,
+  spec: TensorSpec,
+): { format: FrameFormat; write: (frame: Uint8Array, out: FrameTensor) => void } {
+  const input = manifest.inputs[0]!;
+  const image = input.preprocessing;
+  if (image === undefined)
+    throw new PackageModelError(`input "${input.name}" has no image preprocessing: a camera cannot feed it`);
+  if (manifest.inputs.length !== 1)
+    throw new PackageModelError(`the model has ${manifest.inputs.length} inputs; a camera feeds one`);
+  const { width: w, height: h, channels: c } = image;
+  const expected: Record<string, number[] | undefined> = {
+    NHWC: [1, h, w, c],
+    NCHW: [1, c, h, w],
+    NC: [1, h * w * c],
+  };
+  const shape = expected[input.layout];
+  if (shape === undefined)
+    throw new PackageModelError(
+      `input "${input.name}" has layout ${input.layout}; a camera feeds NHWC, NCHW or NC`,
+    );
+  if (spec.shape.join(',') !== shape.join(','))
+    throw new PackageModelError(
+      `input "${input.name}" has shape [${spec.shape.join(', ')}]; a ${w}x${h}x${c} frame in ${input.layout} ` +
+        `at batch 1 is [${shape.join(', ')}]`,
+    );
+  const preprocessing: ImagePreprocessing = {
+    width: w,
+    height: h,
+    channels: c,
+    mean: image.mean,
+    std: image.std,
+    ...(image.resize ? { resize: image.resize } : {}),
+    ...(image.cropFraction !== undefined ? { cropFraction: image.cropFraction } : {}),
+    // NC flattens the frame as the camera delivers it, interleaved like NHWC.
+    layout: input.layout === 'NCHW' ? 'NCHW' : 'NHWC',
+  };
+  let write: (frame: Uint8Array, out: FrameTensor) => void;
+  try {
+    if (spec.dtype === 'f32') write = frameWriter(preprocessing, { dtype: 'f32' });
+    else if ((spec.dtype === 'i8' || spec.dtype === 'u8') && spec.quant?.scale.length === 1)
+      write = frameWriter(preprocessing, {
+        dtype: spec.dtype,
+        scale: spec.quant.scale[0]!,
+        zeroPoint: spec.quant.zeroPoint[0]!,
+      });
+    else
+      throw new PackageModelError(
+        `input "${input.name}" is ${spec.dtype}; a camera feeds f32, or i8/u8 with one scale and zero point`,
+      );
+  } catch (err) {
+    if (err instanceof PreprocessingError)
+      throw new PackageModelError(`input "${input.name}" preprocessing: ${err.message}`);
+    throw err;
+  }
+  return {
+    format: {
+      width: w,
+      height: h,
+      channels: c,
+      resize: image.resize ?? 'stretch',
+      cropFraction: image.cropFraction ?? 1,
+    },
+    write,
+  };
+}
+
+export class PackageModel {
+  readonly id: string;
+  readonly version: string;
+  readonly name: string;
+  readonly labels: readonly string[];
+  /** The frames the camera must deliver. */
+  readonly input: Readonly<FrameFormat>;
+  /** The manifest's known input and expected class, for the health check. */
+  readonly probe: { input: Uint8Array; expectedClass: number } | undefined;
+  /** SHA-256 of the package content (the trailer's), hex. */
+  readonly contentSha256: string;
+  /** Bytes the runtime holds for this model: weights plus the activation arena. */
+  readonly memoryBytes: number;
+  readonly manifest: Manifest;
+
+  readonly #model: Model;
+  readonly #input: FrameTensor;
+  readonly #write: (frame: Uint8Array, out: FrameTensor) => void;
+  readonly #read: OutputReader;
+  readonly #scoresAreProbabilities: boolean;
+
+  private constructor(pkg: Package, options: PackageModelOptions) {
+    const { manifest } = pkg;
+    this.manifest = manifest;
+    this.#model = Model.fromPackage(pkg, {
+      batch: 1,
+      ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
+    });
+    const inputSpec = this.#model.specs[manifest.inputs[0]!.tensor]!;
+    const { format, write } = inputWriter(manifest, inputSpec);
+    this.input = Object.freeze(format);
+    this.#write = write;
+    this.#input =
+      inputSpec.dtype === 'f32'
+        ? new Float32Array(elements(inputSpec.shape))
+        : inputSpec.dtype === 'i8'
+          ? new Int8Array(elements(inputSpec.shape))
+          : new Uint8Array(elements(inputSpec.shape));
+
+    const output = manifest.outputs[0]!;
+    const outputSpec = this.#model.specs[output.tensor]!;
+    this.#read = outputReader(outputSpec, output.name);
+    const classes = elements(outputSpec.shape);
+    if (classes < 1)
+      throw new PackageModelError(`output "${output.name}" has shape [${outputSpec.shape.join(', ')}]`);
+    if (manifest.labels !== undefined && manifest.labels.length !== classes)
+      throw new PackageModelError(
+        `output "${output.name}" has ${classes} scores but the manifest names ${manifest.labels.length} labels`,
+      );
+    this.labels = Object.freeze(
+      manifest.labels ? [...manifest.labels] : Array.from({ length: classes }, (_, i) => String(i)),
+    );
+    const producer = manifest.nodes.find((node) => node.outputs.includes(output.tensor));
+    this.#scoresAreProbabilities = producer?.op === 'softmax';
+
+    const { probe } = manifest;
+    if (probe !== undefined && probe.expectedClass >= classes)
+      throw new PackageModelError(
+        `probe.expectedClass is ${probe.expectedClass}; the model has ${classes} classes`,
+      );
+    this.probe = probe && { input: Buffer.from(probe.input, 'base64'), expectedClass: probe.expectedClass };
+    this.id = manifest.model.id;
+    this.version = manifest.model.version;
+    this.name = manifest.model.name ?? manifest.model.id;
+    this.contentSha256 = pkg.sha256;
+    this.memoryBytes = this.#model.plan.arenaBytes + this.#model.weightBytes;
+  }
+
+  /** Reads, verifies and builds a package file. Throws PackageError (damaged, badly signed, for another
+   * CPU family), GraphError (an op this runtime lacks), MemoryBudgetError, or PackageModelError. */
+  static load(path: string, options: PackageModelOptions): PackageModel {
+    const trust = options.trust;
+    const pkg = readPackageFile(path, {
+      ...(trust === 'shipped'
+        ? { allowUnsigned: true }
+        : trust.publicKey !== null
+          ? { publicKey: trust.publicKey }
+          : {}),
+      ...(options.cpuFamily !== undefined ? { cpuFamily: options.cpuFamily } : {}),
+    });
+    return new PackageModel(pkg, options);
+  }
+
+  static fromPackage(pkg: Package, options: Omit<PackageModelOptions, 'trust'> = {}): PackageModel {
+    return new PackageModel(pkg, { ...options, trust: 'shipped' });
+  }
+
+  /** Classifies one camera frame: [height][width][channels] bytes of `input`'s size. */
+  infer(frame: Uint8Array): PackageModelResult {
+    this.#write(frame, this.#input);
+    const [result] = this.#model.run([this.#input]);
+    const logits = new Float32Array(this.labels.length);
+    this.#read(result!.data, logits);
+    let classIndex = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[classIndex]!) classIndex = i;
+    const probabilities = new Float32Array(logits.length);
+    if (this.#scoresAreProbabilities) {
+      probabilities.set(logits);
+    } else {
+      // Shifted by the top score so exp never overflows.
+      const top = logits[classIndex]!;
+      let sum = 0;
+      for (let i = 0; i < logits.length; i++) sum += probabilities[i] = Math.exp(logits[i]! - top);
+      for (let i = 0; i < logits.length; i++) probabilities[i] = probabilities[i]! / sum;
+    }
+    return { classIndex, confidence: probabilities[classIndex]!, logits, probabilities };
+  }
+}
