@@ -1,0 +1,134 @@
+// `whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--images N] [--test-images N]
+// [--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]`: post-training int8 quantization of
+// an fp32 package (optimize/quantize/ptq.ts). The int8 package records its measured test-set top-1, the
+// labels and the preprocessing, and carries a health-check probe; it is read back through the agent's
+// reader and runtime before it is written, like `whittle import` does.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import type { ImagePreprocessing } from '../../agent/package/manifest.js';
+import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
+import { loadDataset } from '../../optimize/datasets/dataset-spec.js';
+import { evaluatePackage } from '../../optimize/evaluate-package.js';
+import { bundledSigningKey, probeFromTestSet } from '../../optimize/package/from-int8-mlp.js';
+import { writePackage } from '../../optimize/package/writer.js';
+import { calibrationFromImages } from '../../optimize/quantize/calibrate.js';
+import { quantizePackage } from '../../optimize/quantize/ptq.js';
+import { CommandUsageError, isReportedError } from './command-error.js';
+import { loadSigningKey } from './signing-key.js';
+
+export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  int8 post-training quantization of an fp32
+                        package; DATA as for train; --images N calibration images (1000), --test-images N
+                        for the recorded accuracy (all), --key KEY | --bundled-key, --id, --version, --name
+`;
+
+const USAGE =
+  'usage: whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--images N] [--test-images N] ' +
+  '[--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]';
+
+function count(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CommandUsageError(`${flag}: expected a positive integer but received "${value}"`);
+  return n;
+}
+
+function run(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string', short: 'o' },
+      calibration: { type: 'string' },
+      images: { type: 'string' },
+      'test-images': { type: 'string' },
+      key: { type: 'string' },
+      'bundled-key': { type: 'boolean' },
+      id: { type: 'string' },
+      version: { type: 'string' },
+      name: { type: 'string' },
+    },
+  });
+  const source = positionals[0];
+  if (source === undefined || positionals.length > 1)
+    throw new CommandUsageError(`expected one package to quantize; ${USAGE}`);
+  if (values.out === undefined) throw new CommandUsageError(`--out OUT.whittle is required; ${USAGE}`);
+  if (values.calibration === undefined)
+    throw new CommandUsageError(`--calibration DATA is required; ${USAGE}`);
+  if (values.key !== undefined && values['bundled-key'])
+    throw new CommandUsageError('--key and --bundled-key exclude each other');
+  const calibrationImages = count(values.images, '--images', 1000);
+  const testImages = count(values['test-images'], '--test-images', Number.MAX_SAFE_INTEGER);
+
+  const fp32 = readPackageFile(source, { allowUnsigned: true, cpuFamily: null });
+  const dataset = loadDataset(values.calibration);
+  const train = dataset.train;
+  const test = dataset.test ?? train;
+  // The trainer feeds pixels / 255 (optimize/datasets/batches.ts), so a package without preprocessing of
+  // its own (a fresh `whittle import`) gets mean 0, std 1 — the normalization its weights were trained on.
+  const preprocessing: ImagePreprocessing = fp32.manifest.inputs[0]!.preprocessing ?? {
+    kind: 'image',
+    width: train.width,
+    height: train.height,
+    channels: train.channels === 3 ? 3 : 1,
+    mean: [0],
+    std: [1],
+  };
+  const labels = fp32.manifest.labels ?? train.classes;
+  const withMeta: Package = {
+    ...fp32,
+    manifest: {
+      ...fp32.manifest,
+      labels,
+      inputs: fp32.manifest.inputs.map((input, i) => (i === 0 ? { ...input, preprocessing } : input)),
+    },
+  };
+
+  const started = Date.now();
+  const calibration = calibrationFromImages(train, calibrationImages, preprocessing);
+  const { content } = quantizePackage(withMeta, calibration, {
+    ...(values.id ? { modelId: values.id } : {}),
+    ...(values.version ? { version: values.version } : {}),
+    ...(values.name ? { name: values.name } : {}),
+  });
+  const { key, created } = values['bundled-key']
+    ? { key: bundledSigningKey(), created: null }
+    : loadSigningKey(values.key);
+  const read = (bytes: Buffer): Package => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
+
+  // Measured, not estimated: both packages on the same test images, on this runtime.
+  const limit = Math.min(testImages, test.count);
+  const fp32Top1 = evaluatePackage(withMeta, test, { limit }).top1;
+  const int8Top1 = evaluatePackage(read(writePackage(content, key)), test, { limit }).top1;
+  content.manifest.accuracy = { dataset: test.source, images: limit, top1: int8Top1 };
+  if (dataset.test) content.manifest.probe = probeFromTestSet(writePackage(content, key), dataset.test);
+  const bytes = writePackage(content, key);
+  read(bytes); // the agent's reader must accept it before it is written
+  writeFileSync(values.out, bytes);
+  if (created) console.error(`whittle quantize: created the package signing key ${created}`);
+  const layers = content.manifest.nodes.filter((n) => n.op === 'qconv2d' || n.op === 'qfully_connected');
+  console.log(
+    `whittle quantize: ${source} (${fp32.fileBytes} bytes, top-1 ${(100 * fp32Top1).toFixed(2)}%) -> ` +
+      `${values.out} (${bytes.length} bytes, top-1 ${(100 * int8Top1).toFixed(2)}%, ${layers.length} int8 ` +
+      `layers) on ${limit} ${test.source} images; ${calibration.count} calibration images, ` +
+      `${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+  return 0;
+}
+
+export function quantizeCommand(args: string[]): number {
+  try {
+    return run(args);
+  } catch (error) {
+    if (
+      isReportedError(error) ||
+      (error instanceof Error &&
+        ['QuantizationError', 'DatasetError', 'DatasetMissingError'].includes(error.name))
+    ) {
+      console.error(`whittle quantize: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}

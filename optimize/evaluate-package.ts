@@ -1,0 +1,192 @@
+// Top-1 accuracy and per-image latency of packages on a labelled image set, run by the agent's runtime
+// exactly as it runs them on a device (native kernels where the addon has them). Inputs are normalized by the
+// package's own preprocessing (input = (pixel / 255 - mean) / std), so a package that declares the wrong
+// normalization scores badly here too.
+//
+// As a script, packages side by side:
+//   node dist/optimize/evaluate-package.js A.whittle [B.whittle ...] [--dataset fashion-mnist]
+//        [--images N] [--latency-runs N] [--threads N] [--json]
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import type { ImagePreprocessing } from '../agent/package/manifest.js';
+import { type Package, readPackageFile } from '../agent/package/reader.js';
+import { Model } from '../agent/runtime/model.js';
+import { elements } from '../agent/runtime/tensor.js';
+import { firstImages, loadDataset } from './datasets/dataset-spec.js';
+import { DatasetError, type ImageSet } from './datasets/image-set.js';
+
+/** How pixels become model input when a package declares no preprocessing: [0, 1], as the trainer feeds. */
+const UNIT_SCALE = { mean: [0], std: [1] };
+
+/** Images [start, start + count) of `set` as the model's fp32 input, [count][h][w][c] (NHWC / NC order). */
+export function imageInput(
+  set: ImageSet,
+  start: number,
+  count: number,
+  preprocessing: Pick<ImagePreprocessing, 'mean' | 'std'> = UNIT_SCALE,
+): Float32Array {
+  const c = set.channels;
+  const per = set.height * set.width * c;
+  const out = new Float32Array(count * per);
+  const pixels = set.pixels.subarray(start * per, (start + count) * per);
+  for (let i = 0; i < pixels.length; i++) {
+    const ch = i % c;
+    const mean = preprocessing.mean[ch] ?? preprocessing.mean[0]!;
+    const std = preprocessing.std[ch] ?? preprocessing.std[0]!;
+    out[i] = (pixels[i]! / 255 - mean) / std;
+  }
+  return out;
+}
+
+function checkFits(pkg: Package, set: ImageSet): void {
+  const input = pkg.manifest.tensors[pkg.manifest.inputs[0]!.tensor]!;
+  const per = set.height * set.width * set.channels;
+  if (elements(input.shape.slice(1)) !== per)
+    throw new DatasetError(
+      `${pkg.manifest.model.id} takes inputs of shape [${input.shape.join(', ')}] but ${set.source} images are ` +
+        `${set.height}x${set.width}x${set.channels}`,
+    );
+}
+
+export interface Evaluation {
+  images: number;
+  correct: number;
+  top1: number;
+  /** Predicted class of each image. */
+  predictions: Uint16Array;
+}
+
+/** Top-1 of the package on the first `limit` images of `set` (all by default), `batch` images per run. */
+export function evaluatePackage(
+  pkg: Package,
+  set: ImageSet,
+  options: { limit?: number; batch?: number } = {},
+): Evaluation {
+  checkFits(pkg, set);
+  const count = Math.min(options.limit ?? set.count, set.count);
+  if (count < 1) throw new DatasetError(`no images to evaluate on in ${set.source}`);
+  const batch = Math.min(options.batch ?? 100, count);
+  const model = Model.fromPackage(pkg, { batch });
+  const preprocessing = pkg.manifest.inputs[0]!.preprocessing ?? UNIT_SCALE;
+  const predictions = new Uint16Array(count);
+  let correct = 0;
+  for (let start = 0; start < count; start += batch) {
+    const n = Math.min(batch, count - start);
+    const input = new Float32Array(model.inputs[0]!.spec.shape.reduce((p, d) => p * d, 1));
+    // A short last batch is zero-padded; the padding rows' predictions are not read.
+    input.set(imageInput(set, start, n, preprocessing));
+    const scores = model.run([input])[0]!.data;
+    const classes = scores.length / batch;
+    for (let k = 0; k < n; k++) {
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (scores[k * classes + c]! > scores[k * classes + best]!) best = c;
+      predictions[start + k] = best;
+      if (best === set.labels[start + k]) correct++;
+    }
+  }
+  return { images: count, correct, top1: correct / count, predictions };
+}
+
+export interface Latency {
+  runs: number;
+  medianMs: number;
+  p90Ms: number;
+}
+
+/** Per-image latency of each package at batch 1 (one camera frame at a time, as the agent runs it), measured
+ * side by side: the packages take turns image by image, so a change in machine load (other processes on a
+ * shared CPU) hits all of them alike. `runs` timed runs each over the first images of `set`, after untimed
+ * warm-up runs. */
+export function compareLatency(
+  packages: readonly Package[],
+  set: ImageSet,
+  runs = 500,
+  threads?: number,
+): Latency[] {
+  if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`Expected runs >= 1 but received ${runs}`);
+  const models = packages.map((pkg) => {
+    checkFits(pkg, set);
+    const preprocessing = pkg.manifest.inputs[0]!.preprocessing ?? UNIT_SCALE;
+    return {
+      model: Model.fromPackage(pkg, threads === undefined ? {} : { threads }),
+      inputs: Array.from({ length: Math.min(set.count, 100) }, (_, i) =>
+        imageInput(set, i, 1, preprocessing),
+      ),
+      times: [] as number[],
+    };
+  });
+  for (let i = 0; i < 20; i++) for (const m of models) m.model.run([m.inputs[i % m.inputs.length]!]);
+  for (let i = 0; i < runs; i++) {
+    for (const m of models) {
+      const input = m.inputs[i % m.inputs.length]!;
+      const t0 = performance.now();
+      m.model.run([input]);
+      m.times.push(performance.now() - t0);
+    }
+  }
+  return models.map(({ times }) => {
+    times.sort((p, q) => p - q);
+    return { runs, medianMs: times[Math.floor(runs / 2)]!, p90Ms: times[Math.floor(runs * 0.9)]! };
+  });
+}
+
+function main(): void {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      dataset: { type: 'string' },
+      images: { type: 'string' },
+      'latency-runs': { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length === 0)
+    throw new RangeError(
+      'usage: evaluate-package PKG.whittle [PKG.whittle ...] [--dataset fashion-mnist] [--images N] ' +
+        '[--latency-runs N] [--threads N] [--json]',
+    );
+  const dataset = loadDataset(values.dataset ?? 'fashion-mnist');
+  const test = dataset.test ?? dataset.train;
+  const limit = values.images === undefined ? test.count : Number(values.images);
+  const runs = values['latency-runs'] === undefined ? 500 : Number(values['latency-runs']);
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  const set = firstImages(test, limit);
+  const packages = positionals.map((path) => readPackageFile(path, { allowUnsigned: true, cpuFamily: null }));
+  const latencies = runs > 0 ? compareLatency(packages, set, runs, threads) : undefined;
+  const rows = packages.map((pkg, k) => {
+    const evaluation = evaluatePackage(pkg, set);
+    const latency = latencies?.[k];
+    return {
+      path: positionals[k]!,
+      bytes: pkg.fileBytes,
+      formats: [...new Set(pkg.manifest.nodes.map((n) => n.format))].join('+'),
+      images: evaluation.images,
+      top1: evaluation.top1,
+      ...(latency ? { medianMs: latency.medianMs, p90Ms: latency.p90Ms, runs: latency.runs } : {}),
+    };
+  });
+  if (values.json) {
+    console.log(JSON.stringify(rows, null, 2));
+    return;
+  }
+  for (const r of rows)
+    console.log(
+      `${r.path}: ${r.bytes} bytes, ${r.formats}, top-1 ${(100 * r.top1).toFixed(2)}% on ${r.images} ` +
+        `${set.source} images` +
+        (r.medianMs === undefined
+          ? ''
+          : `, ${r.medianMs.toFixed(3)} ms/image median (p90 ${r.p90Ms!.toFixed(3)}, ${r.runs} runs, batch 1)`),
+    );
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    main();
+  } catch (err) {
+    console.error(`evaluate-package: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,287 @@
+// Post-training int8 quantization of an fp32 package. The fp32 graph is run on the runtime over a
+// calibration set (calibrate.ts) to learn each activation's range, then rewritten node by node into the
+// int8 forms the runtime executes on the native int8 kernels:
+//
+//   input f32 --quantize_linear--> i8 --qconv2d(+ReLU)--> i8 --max_pool--> i8 ... --qfully_connected--> i8
+//             --dequantize_linear--> f32 --softmax--> f32 output
+//
+// Weights are symmetric int8 per output channel (zero point 0), biases int32 in the accumulator's units,
+// activations asymmetric int8 per tensor with min/max ranges. qconv2d / qfully_connected keep the default
+// gemmlowp requantization (a Q31 multiplier and a shift per output channel), which is what the native kernels
+// take (agent/runtime/native-executors.ts int8Quantization); ONNX rounding would fall back to the reference.
+// A ReLU (clip) that is the only reader of a conv / FC output is fused into it: the output range is the
+// ReLU's and the clamp becomes the requantization's integer bounds.
+//
+// Why min/max and not a percentile: every activation here is either the quantized input (exactly [0, 1]
+// for images scaled by 1/255), a ReLU output, or the logits. With 255 steps over the observed range the
+// rounding error is already below what the model notices (see agent/models/README.md for the measured
+// accuracy), and a clipped range would saturate the large, confident activations that decide the class.
+import { toFloat32 } from '../../agent/package/encodings.js';
+import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
+import type { Package } from '../../agent/package/reader.js';
+import { elements } from '../../agent/runtime/tensor.js';
+import { GraphBuilder } from '../package/graph-builder.js';
+import type { PackageContent } from '../package/writer.js';
+import { type CalibrationSet, collectRanges, QuantizationError, type TensorRange } from './calibrate.js';
+import {
+  activationQuantizationFromRange,
+  type ChannelwiseWeights,
+  INT8_MAX,
+  INT8_MIN,
+  quantizeBias,
+  quantizeWeightsPerChannel,
+  roundHalfAwayFromZero,
+} from './int8.js';
+
+export { type CalibrationSet, QuantizationError } from './calibrate.js';
+
+/** fp32 ops this pass can rewrite; anything else is refused, listed by node name. */
+export const QUANTIZABLE_OPS = [
+  'conv2d',
+  'fully_connected',
+  'clip',
+  'max_pool',
+  'avg_pool',
+  'reshape',
+  'identity',
+  'softmax',
+] as const;
+
+export interface PtqOptions {
+  /** The int8 package's model id (default: the fp32 package's id + "-int8"). */
+  modelId?: string;
+  /** Its version (default: the fp32 package's). */
+  version?: string;
+  name?: string;
+}
+
+export interface PtqResult {
+  content: PackageContent;
+  /** Calibrated range of each fp32 tensor, by the fp32 package's tensor name. */
+  ranges: Map<string, TensorRange>;
+}
+
+const isQuantizable = (op: string): boolean => (QUANTIZABLE_OPS as readonly string[]).includes(op);
+
+function checkSupported(manifest: Manifest, pkg: Package): void {
+  const problems: { node: string; why: string }[] = [];
+  for (const node of manifest.nodes) {
+    if (!isQuantizable(node.op)) problems.push({ node: node.name, why: `op ${node.op} is not quantizable` });
+    else if (node.format !== 'f32')
+      problems.push({ node: node.name, why: `format ${node.format} (only f32 layers are quantized)` });
+    else if (node.op === 'conv2d' || node.op === 'fully_connected') {
+      const [, w, b] = node.inputs;
+      if (w === undefined || pkg.constants[w] === undefined)
+        problems.push({ node: node.name, why: 'weights are not a constant' });
+      if (b !== undefined && b >= 0 && pkg.constants[b] === undefined)
+        problems.push({ node: node.name, why: 'bias is not a constant' });
+    }
+  }
+  if (problems.length > 0)
+    throw new QuantizationError(
+      `cannot quantize ${problems.length} node(s): ${problems.map((p) => `${p.node} (${p.why})`).join(', ')}`,
+      problems[0]!.node,
+    );
+}
+
+/** The integer bound that stands for the real bound `value` under `quant`, saturated to int8. */
+function quantizedBound(value: number, scale: number, zeroPoint: number): number {
+  const q = roundHalfAwayFromZero(value / scale) + zeroPoint;
+  return Math.min(INT8_MAX, Math.max(INT8_MIN, q));
+}
+
+/** Weight scales rounded up to 6 significant digits and the weights re-rounded to them. The manifest stores
+ * the scales as JSON text, where a double takes ~20 characters; 6 digits halve that (a few KB of a ~70 KB
+ * LeNet-5 package) and change no weight by more than a millionth of its channel's scale. Rounding up keeps
+ * every |w| / scale within 127. */
+function withShortScales(q: ChannelwiseWeights, weights: Float32Array): ChannelwiseWeights {
+  const inner = q.inChannels;
+  const scales = q.scales.map((s) => {
+    const short = Number(s.toPrecision(6));
+    return short >= s ? short : Number((short + 10 ** (Math.floor(Math.log10(s)) - 5)).toPrecision(6));
+  });
+  const values = new Int8Array(q.values.length);
+  for (let o = 0; o < q.outChannels; o++) {
+    for (let i = 0; i < inner; i++) {
+      const k = o * inner + i;
+      values[k] = Math.max(-INT8_MAX, Math.min(INT8_MAX, roundHalfAwayFromZero(weights[k]! / scales[o]!)));
+    }
+  }
+  return { ...q, scales, values };
+}
+
+/** The int8 package content of an fp32 package, calibrated on `calibration` (inputs as the fp32 model takes
+ * them). Throws QuantizationError, naming the node(s), for a graph it cannot rewrite, and for an empty or
+ * misshapen calibration set. Labels and input preprocessing are carried over; accuracy and probe are the
+ * caller's to measure and add. */
+export function quantizePackage(
+  pkg: Package,
+  calibration: CalibrationSet,
+  options: PtqOptions = {},
+): PtqResult {
+  const { manifest } = pkg;
+  checkSupported(manifest, pkg);
+  const ranges = collectRanges(pkg, calibration);
+  const rangeOf = (t: number, node?: string): TensorRange => {
+    const range = ranges.get(t);
+    if (range === undefined)
+      throw new QuantizationError(`no calibrated range for tensor ${manifest.tensors[t]!.name}`, node);
+    return range;
+  };
+  const activationQuant = (t: number, node?: string): TensorQuantization => {
+    const { min, max } = rangeOf(t, node);
+    const { scale, zeroPoint } = activationQuantizationFromRange(min, max);
+    return { scale: [scale], zeroPoint: [zeroPoint] };
+  };
+  const weights = (t: number): Float32Array =>
+    toFloat32(pkg.constants[t]!, elements(manifest.tensors[t]!.shape));
+
+  // Readers of each tensor, to know when a ReLU may be fused into the layer before it.
+  const readers = new Map<number, ManifestNode[]>();
+  for (const node of manifest.nodes)
+    for (const i of node.inputs) if (i >= 0) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
+
+  const b = new GraphBuilder();
+  // Each fp32 tensor of the source graph has an int8 twin, an f32 twin, or both in the new graph; the other
+  // is made on demand with quantize_linear / dequantize_linear.
+  const int8Twin = new Map<number, number>();
+  const floatTwin = new Map<number, number>();
+  const inputIndex = manifest.inputs[0]!.tensor;
+  const source = manifest.tensors[inputIndex]!;
+  floatTwin.set(inputIndex, b.addTensor(source.name, { dtype: 'f32', shape: [...source.shape] }));
+
+  const int8Of = (t: number, node: string): number => {
+    const known = int8Twin.get(t);
+    if (known !== undefined) return known;
+    const [q] = b.emit(`${manifest.tensors[t]!.name}/quantize`, 'quantize_linear', 'int8', [floatOf(t)], {}, [
+      { dtype: 'i8', quant: activationQuant(t, node) },
+    ]);
+    int8Twin.set(t, q!);
+    return q!;
+  };
+  const floatOf = (t: number): number => {
+    const known = floatTwin.get(t);
+    if (known !== undefined) return known;
+    const [f] = b.emit(
+      `${manifest.tensors[t]!.name}/dequantize`,
+      'dequantize_linear',
+      'int8',
+      [int8Twin.get(t)!],
+      {},
+    );
+    floatTwin.set(t, f!);
+    return f!;
+  };
+
+  const fused = new Set<ManifestNode>();
+  for (const node of manifest.nodes) {
+    if (fused.has(node)) continue;
+    const x = node.inputs[0]!;
+    const y = node.outputs[0]!;
+    switch (node.op) {
+      case 'conv2d':
+      case 'fully_connected': {
+        // A following ReLU (or any clip) that is the only reader is fused: its output is this layer's.
+        const next = readers.get(y);
+        const relu =
+          next?.length === 1 && next[0]!.op === 'clip' && next[0]!.format === 'f32' && !graphOutputs.has(y)
+            ? next[0]
+            : undefined;
+        const out = relu ? relu.outputs[0]! : y;
+        const xq = int8Of(x, node.name);
+        const xScale = b.tensors[xq]!.quant!.scale[0]!;
+        const w = weights(node.inputs[1]!);
+        const outC = manifest.tensors[node.inputs[1]!]!.shape[0]!;
+        const q = withShortScales(quantizeWeightsPerChannel(w, outC, w.length / outC), w);
+        const wQuant: TensorQuantization = {
+          scale: [...q.scales],
+          zeroPoint: new Array<number>(outC).fill(0),
+          axis: 0,
+        };
+        const wq = b.constant(
+          `${node.name}.weight`,
+          'i8',
+          [...manifest.tensors[node.inputs[1]!]!.shape],
+          q.values,
+          wQuant,
+        );
+        const biasIndex = node.inputs[2] ?? -1;
+        const bq =
+          biasIndex >= 0
+            ? b.constant(
+                `${node.name}.bias`,
+                'i32',
+                [outC],
+                quantizeBias(weights(biasIndex), xScale, q.scales),
+              )
+            : -1;
+        const yQuant = activationQuant(out, node.name);
+        const [scale, zeroPoint] = [yQuant.scale[0]!, yQuant.zeroPoint[0]!];
+        // Real bounds of the layer's own fused activation and of the fused clip, as integer bounds.
+        const bounds = [node.attrs, relu?.attrs ?? {}];
+        const lows = bounds.map((a) => a.min).filter((v): v is number => typeof v === 'number');
+        const highs = bounds.map((a) => a.max).filter((v): v is number => typeof v === 'number');
+        const attrs: ManifestNode['attrs'] = Object.fromEntries(
+          Object.entries(node.attrs).filter(([k]) => k !== 'min' && k !== 'max'),
+        );
+        if (lows.length > 0) attrs.min = quantizedBound(Math.max(...lows), scale, zeroPoint);
+        if (highs.length > 0) attrs.max = quantizedBound(Math.min(...highs), scale, zeroPoint);
+        const op = node.op === 'conv2d' ? 'qconv2d' : 'qfully_connected';
+        let input = xq;
+        // qfully_connected reads [batch][features]; a 4-D input (a conv's output) is flattened first.
+        if (op === 'qfully_connected' && b.tensors[xq]!.shape.length !== 2)
+          input = b.emit(`${node.name}/flatten`, 'reshape', 'int8', [xq], { shape: [0, -1] })[0]!;
+        const [yq] = b.emit(node.name, op, 'int8', [input, wq, bq], attrs, [{ dtype: 'i8', quant: yQuant }]);
+        int8Twin.set(out, yq!);
+        if (relu) fused.add(relu);
+        break;
+      }
+      case 'clip': {
+        // A clip on its own (not after a conv / FC): clamp the int8 values at the quantized bounds.
+        const xq = int8Of(x, node.name);
+        const { scale, zeroPoint } = b.tensors[xq]!.quant!;
+        const attrs: ManifestNode['attrs'] = {};
+        if (typeof node.attrs.min === 'number')
+          attrs.min = quantizedBound(node.attrs.min, scale[0]!, zeroPoint[0]!);
+        if (typeof node.attrs.max === 'number')
+          attrs.max = quantizedBound(node.attrs.max, scale[0]!, zeroPoint[0]!);
+        int8Twin.set(y, b.emit(node.name, 'clip', 'int8', [xq], attrs)[0]!);
+        break;
+      }
+      case 'max_pool':
+      case 'avg_pool':
+      case 'reshape':
+      case 'identity': {
+        // Layout and selection ops keep the input's quantization; they stay fp32 after a softmax.
+        if (int8Twin.has(x) || !floatTwin.has(x) || node.op === 'max_pool' || node.op === 'avg_pool')
+          int8Twin.set(y, b.emit(node.name, node.op, 'int8', [int8Of(x, node.name)], node.attrs)[0]!);
+        else floatTwin.set(y, b.emit(node.name, node.op, 'f32', [floatOf(x)], node.attrs)[0]!);
+        break;
+      }
+      case 'softmax':
+        // No int8 softmax in the runtime: the logits are dequantized (10 values) and softmax runs in fp32.
+        floatTwin.set(y, b.emit(node.name, 'softmax', 'f32', [floatOf(x)], node.attrs)[0]!);
+        break;
+      default:
+        throw new QuantizationError(`op ${node.op} is not quantizable`, node.name);
+    }
+  }
+
+  const input = manifest.inputs[0]!;
+  const content = b.finish(
+    [{ name: input.name, tensor: floatTwin.get(inputIndex)!, layout: input.layout }],
+    manifest.outputs.map((o) => ({ name: o.name, tensor: floatOf(o.tensor) })),
+    {
+      id: options.modelId ?? `${manifest.model.id}-int8`,
+      version: options.version ?? manifest.model.version,
+      name: options.name ?? `${manifest.model.name ?? manifest.model.id} (int8 post-training quantized)`,
+      ...(manifest.labels ? { labels: manifest.labels } : {}),
+    },
+  );
+  if (input.preprocessing) content.manifest.inputs[0]!.preprocessing = input.preprocessing;
+  return {
+    content,
+    ranges: new Map([...ranges].map(([t, r]) => [manifest.tensors[t]!.name, r])),
+  };
+}

@@ -1,0 +1,184 @@
+// Post-training quantization end to end on real data: a LeNet-5 trained briefly on 5,000 Fashion-MNIST
+// images, imported from its TensorFlow.js files, calibrated on 100 training images and quantized, then both
+// packages run by the agent's runtime on 300 test images. Also the refusals: an op with no int8 form and an
+// empty calibration set.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { type Package, readPackage } from '../../../agent/package/reader.js';
+import { Model } from '../../../agent/runtime/model.js';
+import { nativeAvailable } from '../../../agent/runtime/native-executors.js';
+import { PackageModel } from '../../../agent/runtime/package-model.js';
+import { quantizeCommand } from '../../../electron/commands/quantize.js';
+import { loadDataset } from '../../../optimize/datasets/dataset-spec.js';
+import { FASHION_MNIST_LABELS } from '../../../optimize/datasets/fashion-mnist.js';
+import type { ImageSet } from '../../../optimize/datasets/image-set.js';
+import { evaluatePackage } from '../../../optimize/evaluate-package.js';
+import { type PackageContent, writePackage } from '../../../optimize/package/writer.js';
+import { calibrationFromImages } from '../../../optimize/quantize/calibrate.js';
+import { QuantizationError, quantizePackage } from '../../../optimize/quantize/ptq.js';
+import { importTfjsLayers } from '../../../optimize/tfjs/import.js';
+import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
+import { DEFAULT_TRAIN_CONFIG, train } from '../../../optimize/train/trainer.js';
+
+const { privateKey } = generateKeyPairSync('ed25519');
+const signed = (content: PackageContent): Buffer => writePackage(content, privateKey);
+const read = (bytes: Buffer): Package => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
+
+describe('post-training int8 quantization of LeNet-5', () => {
+  const root = mkdtempSync(join(tmpdir(), 'whittle-ptq-'));
+  let fp32Bytes: Buffer;
+  let fp32: Package;
+  let trainSet: ImageSet;
+  let testSet: ImageSet;
+
+  before(async () => {
+    await selectTrainingBackend('whittle-native');
+    await train({
+      config: {
+        ...DEFAULT_TRAIN_CONFIG,
+        model: 'lenet5',
+        dataset: 'fashion-mnist',
+        epochs: 1,
+        trainLimit: 5000,
+        testLimit: 100,
+        batchSize: 32,
+        lrSchedule: 'constant',
+      },
+      outDir: root,
+    });
+    fp32Bytes = signed(importTfjsLayers(join(root, 'model.json'), { modelId: 'lenet5-test' }));
+    fp32 = read(fp32Bytes);
+    const data = loadDataset('fashion-mnist');
+    trainSet = data.train;
+    testSet = { ...data.test!, count: 300 };
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  test('the int8 package agrees with the fp32 one, runs every layer as int8 and is under 30 % of its size', () => {
+    const { content } = quantizePackage(fp32, calibrationFromImages(trainSet, 100));
+    const int8Bytes = signed(content);
+    const int8 = read(int8Bytes);
+
+    const reference = evaluatePackage(fp32, testSet);
+    const quantized = evaluatePackage(int8, testSet);
+    let agree = 0;
+    for (let i = 0; i < testSet.count; i++)
+      if (reference.predictions[i] === quantized.predictions[i]) agree++;
+    assert.ok(agree / testSet.count >= 0.95, `top-1 agrees on ${agree} of ${testSet.count} images`);
+    // Agreement alone would pass for a model that gives one class for everything: it must also have learned.
+    assert.ok(reference.top1 > 0.6, `fp32 top-1 ${reference.top1} after one short epoch`);
+    assert.ok(
+      Math.abs(quantized.top1 - reference.top1) <= 0.03,
+      `int8 ${quantized.top1} vs ${reference.top1}`,
+    );
+
+    const layers = int8.manifest.nodes.filter((n) => /conv|fully_connected|matmul/.test(n.op));
+    assert.deepEqual(
+      layers.map((n) => `${n.op}/${n.format}`),
+      [
+        'qconv2d/int8',
+        'qconv2d/int8',
+        'qfully_connected/int8',
+        'qfully_connected/int8',
+        'qfully_connected/int8',
+      ],
+    );
+    for (const n of layers) {
+      const w = int8.manifest.tensors[n.inputs[1]!]!;
+      assert.equal(w.dtype, 'i8', `${n.name} weights`);
+      assert.equal(w.quant?.scale.length, w.shape[0], `${n.name}: one weight scale per output channel`);
+      assert.equal(int8.manifest.tensors[n.inputs[2]!]!.dtype, 'i32', `${n.name} bias`);
+      assert.equal(int8.manifest.tensors[n.outputs[0]!]!.dtype, 'i8', `${n.name} output`);
+    }
+    // The ReLUs were fused: no clip is left, and no float op runs before the logits are dequantized.
+    assert.deepEqual(
+      int8.manifest.nodes.filter((n) => n.format === 'f32').map((n) => n.op),
+      ['softmax'],
+    );
+    if (nativeAvailable()) {
+      for (const layer of Model.fromPackage(int8).layers.filter(
+        (l) => l.op === 'qconv2d' || l.op === 'qfully_connected',
+      ))
+        assert.match(layer.kernel, /^native:/, `${layer.name} runs on ${layer.kernel}`);
+    }
+    assert.ok(
+      int8Bytes.length <= 0.3 * fp32Bytes.length,
+      `int8 ${int8Bytes.length} bytes vs fp32 ${fp32Bytes.length} bytes`,
+    );
+  });
+
+  test('an op with no int8 form is refused, naming the node', () => {
+    // A sigmoid in place of the first dense layer's ReLU: the runtime runs it in fp32, PTQ has no int8 form.
+    const manifest = structuredClone(fp32.manifest);
+    const relu = manifest.nodes.find((n) => n.op === 'clip' && n.name.startsWith('dense'))!;
+    relu.op = 'sigmoid';
+    relu.attrs = {};
+    const withSigmoid: Package = { ...fp32, manifest };
+    assert.ok(Model.fromPackage(withSigmoid), 'the fp32 package itself still runs');
+    assert.throws(
+      () => quantizePackage(withSigmoid, calibrationFromImages(trainSet, 10)),
+      (error: unknown) =>
+        error instanceof QuantizationError &&
+        error.node === relu.name &&
+        error.message.includes(relu.name) &&
+        error.message.includes('sigmoid'),
+    );
+  });
+
+  test('an empty or misshapen calibration set is refused', () => {
+    assert.throws(
+      () => quantizePackage(fp32, { count: 0, data: new Float32Array(0) }),
+      (error: unknown) =>
+        error instanceof QuantizationError && /calibration set is empty/.test(error.message),
+    );
+    assert.throws(() => calibrationFromImages(trainSet, 0), QuantizationError);
+    assert.throws(
+      () => quantizePackage(fp32, { count: 2, data: new Float32Array(100) }),
+      (error: unknown) => error instanceof QuantizationError && /input "input"/.test(error.message),
+    );
+  });
+
+  test('whittle quantize writes a package with its measured accuracy, labels, preprocessing and probe', () => {
+    const source = join(root, 'fp32.whittle');
+    const out = join(root, 'int8.whittle');
+    writeFileSync(source, fp32Bytes);
+    const args = [
+      source,
+      '--out',
+      out,
+      '--calibration',
+      'fashion-mnist',
+      '--images',
+      '50',
+      '--test-images',
+      '200',
+    ];
+    assert.equal(quantizeCommand([...args, '--bundled-key']), 0);
+    const pkg = read(readFileSync(out));
+    const { manifest } = pkg;
+    assert.equal(manifest.accuracy?.images, 200);
+    assert.equal(manifest.accuracy?.top1, evaluatePackage(pkg, { ...testSet, count: 200 }).top1);
+    assert.deepEqual(manifest.labels, [...FASHION_MNIST_LABELS]);
+    assert.deepEqual(manifest.inputs[0]!.preprocessing, {
+      kind: 'image',
+      width: 28,
+      height: 28,
+      channels: 1,
+      mean: [0],
+      std: [1],
+    });
+    assert.deepEqual(manifest.target, { deviceClass: 'any', cpuFamily: 'any' });
+    // The agent can serve it: its own adapter classifies the probe frame as the probe says.
+    const model = PackageModel.fromPackage(pkg);
+    const probe = manifest.probe!;
+    assert.equal(model.infer(Buffer.from(probe.input, 'base64')).classIndex, probe.expectedClass);
+    // Bad use is one line and exit code 1, not a stack trace.
+    assert.equal(quantizeCommand([source, '--out', out]), 1);
+    assert.equal(quantizeCommand([...args, '--images', '0']), 1);
+  });
+});
