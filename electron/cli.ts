@@ -5,10 +5,20 @@ import { parseArgs } from 'node:util';
 import { defaultDeviceId } from '../agent/config.js';
 import { packageVersion } from '../agent/package-root.js';
 import { DeviceIdSchema } from '../agent/protocol/messages.js';
+import { DEPLOY_HELP } from './commands/deploy.js';
 import { DEVICE_HELP, isDeviceCommand, runDeviceCommand } from './commands/device.js';
 import { MODEL_COMMANDS_HELP, runModelCommand } from './commands/index.js';
+import { QUANTIZE_HELP, quantizeCommand } from './commands/quantize.js';
 import { TRAIN_HELP, trainCommand } from './commands/train.js';
-import { type Core, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, defaultDataDir, startCore } from './core/core.js';
+import { removeConnectionFile, writeConnectionFile } from './core/connection-file.js';
+import {
+  type Core,
+  DEFAULT_HTTP_PORT,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_PACKAGE_PORT,
+  defaultDataDir,
+  startCore,
+} from './core/core.js';
 import { PortInUseError } from './core/ports.js';
 import { Store } from './core/store.js';
 import { type LocalAgent, startLocalAgent } from './local-agent.js';
@@ -23,12 +33,13 @@ Commands:
                         print the UI address and the live stats
   serve                 start the manager core headless (broker, API, UI) and wait for agents
   credentials <device>  issue (or replace) the broker password of a device and print its agent config
-${DEVICE_HELP}${MODEL_COMMANDS_HELP}${TRAIN_HELP}  help                  show this help
+${DEVICE_HELP}${MODEL_COMMANDS_HELP}${DEPLOY_HELP}${TRAIN_HELP}${QUANTIZE_HELP}  help                  show this help
 
 Options:
   --port N              HTTP API and UI port on 127.0.0.1            (default ${DEFAULT_HTTP_PORT})
   --mqtt-port N         MQTT broker port for agents                  (default ${DEFAULT_MQTT_PORT})
-  --mqtt-host ADDR      address the broker listens on                (default 0.0.0.0)
+  --mqtt-host ADDR      address the broker and package server listen on (default 0.0.0.0)
+  --package-port N      package server port agents download models from (default ${DEFAULT_PACKAGE_PORT})
   --data-dir DIR        manager data (SQLite store, logs)            (default ${defaultDataDir()})
   --camera SOURCE       demo: the local agent's camera: testsrc, /dev/videoN, a file (default testsrc)
   -h, --help            show this help
@@ -64,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
   if (modelExit !== undefined) return modelExit;
   // whittle train parses its own options (electron/commands/train.ts).
   if (argv[0] === 'train') return runTrain(argv.slice(1));
+  if (argv[0] === 'quantize') return quantizeCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -73,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
       port: { type: 'string' },
       'mqtt-port': { type: 'string' },
       'mqtt-host': { type: 'string' },
+      'package-port': { type: 'string' },
       'data-dir': { type: 'string' },
       camera: { type: 'string' },
     },
@@ -92,16 +105,21 @@ async function main(argv: string[]): Promise<number> {
     httpPort: port(values.port, DEFAULT_HTTP_PORT, '--port'),
     mqttPort: port(values['mqtt-port'], DEFAULT_MQTT_PORT, '--mqtt-port'),
     mqttHost: values['mqtt-host'] ?? '0.0.0.0',
+    packagePort: port(values['package-port'], DEFAULT_PACKAGE_PORT, '--package-port'),
     log,
   };
 
   switch (command) {
     case 'serve': {
       const core = await startCore(coreOptions);
+      const connectionFile = publishConnection(core, dataDir);
       console.log(`whittle: manager ${packageVersion()} running`);
-      console.log(`  UI:     ${core.api.uiUrl}`);
-      console.log(`  broker: mqtt://${coreOptions.mqttHost}:${core.broker.port} (agents)`);
+      console.log(`  UI:       ${core.api.uiUrl}`);
+      console.log(`  broker:   mqtt://${coreOptions.mqttHost}:${core.broker.port} (agents)`);
+      console.log(`  packages: http://${coreOptions.mqttHost}:${core.packages.port} (agents)`);
+      console.log(`  commands find it through ${connectionFile}`);
       await waitForSignal();
+      removeConnectionFile(dataDir);
       await core.close();
       return 0;
     }
@@ -144,8 +162,18 @@ async function runTrain(args: string[]): Promise<number> {
   }
 }
 
+/** Writes the connection file `whittle deploy` and other commands read to reach this manager. */
+function publishConnection(core: Core, dataDir: string): string {
+  return writeConnectionFile(dataDir, {
+    url: `http://127.0.0.1:${core.api.port}`,
+    token: core.api.token,
+    pid: process.pid,
+  });
+}
+
 async function runDemo(coreOptions: Parameters<typeof startCore>[0], camera: string): Promise<number> {
   const core: Core = await startCore(coreOptions);
+  publishConnection(core, coreOptions.dataDir);
   const deviceId = defaultDeviceId();
   const agent: LocalAgent = startLocalAgent({
     store: core.store,
@@ -177,6 +205,7 @@ async function runDemo(coreOptions: Parameters<typeof startCore>[0], camera: str
     .catch(() => undefined);
   await waitForSignal();
   console.log('\nwhittle: stopping');
+  removeConnectionFile(coreOptions.dataDir);
   await agent.stop();
   await core.close();
   return agentFailed ? 1 : 0;

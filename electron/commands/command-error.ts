@@ -16,6 +16,12 @@ export function isReportedError(error: unknown): error is Error {
     error instanceof MemoryBudgetError ||
     error instanceof InputError ||
     (error instanceof Error &&
-      ['OnnxImportError', 'UnsupportedOpsError', 'TfjsImportError'].includes(error.name))
+      [
+        'OnnxImportError',
+        'UnsupportedOpsError',
+        'TfjsImportError',
+        'ManagerApiError',
+        'NoManagerError',
+      ].includes(error.name))
   );
 }

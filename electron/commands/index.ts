@@ -1,6 +1,7 @@
 // The model subcommands of `whittle`, dispatched before the manager's own options are parsed (each parses
-// its own): inspect, import, run.
+// its own): inspect, import, run, deploy.
 import { isReportedError } from './command-error.js';
+import { deployCommand } from './deploy.js';
 import { importCommand } from './import.js';
 import { inspectCommand } from './inspect.js';
 import { runCommand } from './run.js';
@@ -9,6 +10,7 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   inspect: inspectCommand,
   import: importCommand,
   run: runCommand,
+  deploy: deployCommand,
 };
 
 export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, formats, sizes, MACs, memory plan and signature status

@@ -1,6 +1,6 @@
 // The embedded MQTT broker agents connect to. Every client authenticates with the credentials the
 // manager issued to its device; a device may publish and subscribe only under its own topic prefix.
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, Socket } from 'node:net';
 
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client } from 'aedes';
 
@@ -20,6 +20,11 @@ export interface BrokerOptions {
 
 export interface Broker {
   port: number;
+  /** Publishes as the manager (no ACL applies): QoS 1; `retain` keeps it for devices that connect later. */
+  publish(topic: string, payload: string, retain: boolean): Promise<void>;
+  /** The local address of the device's live connection: the manager's address as that device reaches
+   * it (undefined while the device is offline). */
+  addressSeenBy(deviceId: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -78,12 +83,15 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   // A device that reconnects before its old connection times out has two clients for a moment; it is
   // gone only when its last one is.
   const live = new Map<string, Set<Client>>();
+  const addresses = new Map<string, string>();
   aedes.on('clientReady', (client: Client) => {
     const user = usernames.get(client);
     if (!user) return;
     const set = live.get(user) ?? new Set<Client>();
     set.add(client);
     live.set(user, set);
+    const conn: unknown = client.conn;
+    if (conn instanceof Socket && conn.localAddress) addresses.set(user, conn.localAddress);
   });
   aedes.on('clientDisconnect', (client: Client) => {
     const user = usernames.get(client);
@@ -92,6 +100,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     set?.delete(client);
     if (!set?.size) {
       live.delete(user);
+      addresses.delete(user);
       options.onClientGone(user);
     }
   });
@@ -106,6 +115,14 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   }
   return {
     port,
+    publish: (topic, payload, retain) =>
+      new Promise<void>((resolve, reject) => {
+        aedes.publish(
+          { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain, dup: false },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      }),
+    addressSeenBy: (deviceId) => addresses.get(deviceId),
     close: () =>
       new Promise<void>((resolve) => {
         aedes.close(() => server.close(() => resolve()));

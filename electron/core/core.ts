@@ -1,12 +1,15 @@
-// The manager core: store, embedded broker, device registry, HTTP/WS API. Runs headless
-// (`whittle serve`, `whittle demo`) and inside the Electron shell.
-import { homedir } from 'node:os';
+// The manager core: store, embedded broker, device registry, package server, deployments, HTTP/WS API.
+// Runs headless (`whittle serve`, `whittle demo`) and inside the Electron shell.
+import { homedir, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 
 import { packageRoot, packageVersion } from '../../agent/package-root.js';
 import { type Broker, startBroker } from './broker.js';
+import { Deployments } from './deployments.js';
 import { DeviceRegistry } from './device-registry.js';
 import { type HttpApi, startHttpApi } from './http-api.js';
+import { type PackageServer, startPackageServer } from './package-server.js';
+import { managerSigningKeys } from './provisioning/signing-key.js';
 import { Store } from './store.js';
 
 export interface CoreOptions {
@@ -21,6 +24,11 @@ export interface CoreOptions {
   log: (line: string) => void;
   /** A fixed API token (tests); by default a new one per launch. */
   token?: string;
+  /** Port of the package server agents download models from (on mqttHost); 0 or absent picks a free one. */
+  packagePort?: number;
+  /** The address devices reach this machine at, for package URLs. By default: the address a device's own
+   * broker connection arrived on, else mqttHost unless it is a wildcard, else the first external IPv4. */
+  packageHost?: string;
 }
 
 export interface Core {
@@ -28,11 +36,23 @@ export interface Core {
   registry: DeviceRegistry;
   api: HttpApi;
   broker: Broker;
+  packages: PackageServer;
+  deployments: Deployments;
   close(): Promise<void>;
 }
 
 export const DEFAULT_HTTP_PORT = 7420;
 export const DEFAULT_MQTT_PORT = 7421;
+export const DEFAULT_PACKAGE_PORT = 7422;
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+/** The first non-internal IPv4 address of this machine, or loopback when it has none. */
+function externalAddress(): string {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return '127.0.0.1';
+}
 
 export function defaultDataDir(): string {
   const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
@@ -43,6 +63,8 @@ export async function startCore(options: CoreOptions): Promise<Core> {
   const store = new Store(options.dataDir);
   const registry = new DeviceRegistry(store, options.log);
   let broker: Broker | null = null;
+  let packages: PackageServer | null = null;
+  let api: HttpApi | null = null;
   try {
     broker = await startBroker({
       host: options.mqttHost,
@@ -52,27 +74,53 @@ export async function startCore(options: CoreOptions): Promise<Core> {
       onPublish: (topic, payload) => registry.ingest(topic, payload),
       onClientGone: (id) => registry.markOffline(id),
     });
-    const api = await startHttpApi({
+    packages = await startPackageServer({
+      dir: join(options.dataDir, 'packages'),
+      host: options.mqttHost,
+      port: options.packagePort ?? 0,
+    });
+    const startedBroker = broker;
+    const fallbackHost =
+      options.packageHost ?? (WILDCARDS.has(options.mqttHost) ? externalAddress() : options.mqttHost);
+    const deployments = new Deployments({
+      store,
+      registry,
+      broker: startedBroker,
+      packages,
+      keys: managerSigningKeys(options.dataDir),
+      packageHost: (device) => options.packageHost ?? startedBroker.addressSeenBy(device) ?? fallbackHost,
+      log: options.log,
+    });
+    await deployments.start();
+    api = await startHttpApi({
       host: '127.0.0.1',
       port: options.httpPort,
       registry,
+      deployments,
       rendererDir: join(packageRoot(), 'dist', 'renderer'),
       version: packageVersion(),
       ...(options.token ? { token: options.token } : {}),
     });
-    const started = broker;
+    const startedApi = api;
+    const startedPackages = packages;
     return {
       store,
       registry,
-      api,
-      broker: started,
+      api: startedApi,
+      broker: startedBroker,
+      packages: startedPackages,
+      deployments,
       async close() {
-        await api.close();
-        await started.close();
+        await startedApi.close();
+        deployments.close();
+        await startedPackages.close();
+        await startedBroker.close();
         store.close();
       },
     };
   } catch (err) {
+    await api?.close();
+    await packages?.close();
     await broker?.close();
     store.close();
     throw err;

@@ -8,8 +8,25 @@ import { extname, join, normalize, sep } from 'node:path';
 
 import { WebSocket, WebSocketServer } from 'ws';
 
-import type { DevicesResponse, DeviceView, HealthResponse, LiveMessage } from '../api/contract.js';
-import { LIVE_PATH, TOKEN_SUBPROTOCOL_PREFIX } from '../api/contract.js';
+import { PackageError } from '../../agent/package/errors.js';
+import type {
+  ApiError,
+  DeploymentsResponse,
+  DeploymentView,
+  DevicesResponse,
+  DeviceView,
+  HealthResponse,
+  LiveMessage,
+  PackagesResponse,
+  SnapshotResponse,
+} from '../api/contract.js';
+import {
+  LIVE_PATH,
+  MAX_JSON_BODY_BYTES,
+  MAX_PACKAGE_BYTES,
+  TOKEN_SUBPROTOCOL_PREFIX,
+} from '../api/contract.js';
+import { DeploymentError, type Deployments, DeployRequestSchema } from './deployments.js';
 import type { DeviceRegistry } from './device-registry.js';
 import { listen } from './ports.js';
 
@@ -17,6 +34,7 @@ export interface HttpApiOptions {
   host: string;
   port: number;
   registry: DeviceRegistry;
+  deployments: Deployments;
   /** Directory of the built renderer (index.html, app.js, styles.css). */
   rendererDir: string;
   version: string;
@@ -40,6 +58,44 @@ const CONTENT_TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
 };
+
+/** A request the API refuses with this status and message. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The request body, refused with 413 past `limit` bytes (before reading it when Content-Length says so). */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit)
+    throw new HttpError(413, `the body is ${declared} bytes; at most ${limit} are accepted`, 'too-large');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total > limit) {
+      throw new HttpError(413, `the body exceeds ${limit} bytes`, 'too-large');
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+function requireContentType(req: IncomingMessage, type: string): void {
+  const got = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (got !== type)
+    throw new HttpError(415, `expected Content-Type ${type}, got "${got || 'none'}"`, 'bad-content-type');
+}
+
+const DEPLOYMENT_PATH = /^\/api\/deployments\/([A-Za-z0-9._-]{1,64})$/;
+const SNAPSHOT_PATH = /^\/api\/devices\/([A-Za-z0-9._-]{1,64})\/snapshot$/;
 
 export function contentSecurityPolicy(port: number): string {
   return [
@@ -69,8 +125,19 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) send(res, 500, { error: `internal error: ${(err as Error).message}` });
-      else res.destroy();
+      if (res.headersSent) return res.destroy();
+      // Typed refusals carry their status and code; anything else is a bug of ours.
+      if (err instanceof HttpError) {
+        // A body that is too large is not read to its end: close the connection after answering.
+        if (err.status === 413) res.setHeader('connection', 'close');
+        return send(res, err.status, apiError(err.message, err.code));
+      }
+      if (err instanceof PackageError) return send(res, 422, apiError(err.message, err.code));
+      if (err instanceof DeploymentError) {
+        const status = err.code === 'unknown-package' ? 404 : 422;
+        return send(res, status, apiError(err.message, err.code));
+      }
+      send(res, 500, apiError(`internal error: ${(err as Error).message}`));
     });
   });
 
@@ -85,27 +152,91 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     res.end(text);
   };
 
+  const apiError = (error: string, code?: string): ApiError => (code ? { error, code } : { error });
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!hostAllowed(req)) return send(res, 421, { error: 'unexpected Host header' });
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     if (url.pathname.startsWith('/api/')) {
       const auth = req.headers.authorization;
       const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-      if (!tokenMatches(bearer)) return send(res, 401, { error: 'missing or wrong API token' });
-      if (req.method !== 'GET')
-        return send(res, 405, { error: `${req.method ?? '?'} not allowed on ${url.pathname}` });
-      if (url.pathname === '/api/health') {
-        const body: HealthResponse = { ok: true, version: options.version };
-        return send(res, 200, body);
+      if (!tokenMatches(bearer)) {
+        res.setHeader('connection', 'close');
+        return send(res, 401, { error: 'missing or wrong API token' });
       }
-      if (url.pathname === '/api/devices') {
-        const body: DevicesResponse = { devices: options.registry.list() };
-        return send(res, 200, body);
-      }
-      return send(res, 404, { error: `no API route ${url.pathname}` });
+      return route(req, res, url.pathname);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
     await serveStatic(url.pathname, res);
+  }
+
+  /** The /api routes; the token was checked. */
+  async function route(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const method = req.method ?? '?';
+    const only = (allowed: string): void => {
+      if (method !== allowed) throw new HttpError(405, `${method} not allowed on ${path}`);
+    };
+    const { deployments, registry } = options;
+    if (path === '/api/health') {
+      only('GET');
+      const body: HealthResponse = { ok: true, version: options.version };
+      return send(res, 200, body);
+    }
+    if (path === '/api/devices') {
+      only('GET');
+      const body: DevicesResponse = { devices: registry.list() };
+      return send(res, 200, body);
+    }
+    const snapshotMatch = SNAPSHOT_PATH.exec(path);
+    if (snapshotMatch) {
+      only('GET');
+      const id = snapshotMatch[1]!;
+      if (!registry.get(id)) throw new HttpError(404, `unknown device ${id}`, 'unknown-device');
+      const body: SnapshotResponse = { device: id, snapshot: registry.snapshot(id) ?? null };
+      return send(res, 200, body);
+    }
+    if (path === '/api/packages') {
+      if (method === 'GET') {
+        const body: PackagesResponse = { packages: deployments.packages() };
+        return send(res, 200, body);
+      }
+      only('POST');
+      requireContentType(req, 'application/octet-stream');
+      const bytes = await readBody(req, MAX_PACKAGE_BYTES);
+      const { pkg, added } = deployments.addPackage(bytes);
+      return send(res, added ? 201 : 200, pkg);
+    }
+    if (path === '/api/deployments') {
+      if (method === 'GET') {
+        const body: DeploymentsResponse = { deployments: deployments.list() };
+        return send(res, 200, body);
+      }
+      only('POST');
+      requireContentType(req, 'application/json');
+      const text = (await readBody(req, MAX_JSON_BODY_BYTES)).toString('utf8');
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        throw new HttpError(400, `the body is not JSON: ${(err as Error).message}`, 'bad-json');
+      }
+      const parsed = DeployRequestSchema.safeParse(json);
+      if (!parsed.success)
+        throw new HttpError(
+          400,
+          `invalid deployment request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
+          'bad-request',
+        );
+      return send(res, 201, await deployments.deploy(parsed.data));
+    }
+    const deploymentMatch = DEPLOYMENT_PATH.exec(path);
+    if (deploymentMatch) {
+      only('GET');
+      const view = deployments.get(deploymentMatch[1]!);
+      if (!view) throw new HttpError(404, `no deployment ${deploymentMatch[1]}`, 'unknown-deployment');
+      return send(res, 200, view);
+    }
+    throw new HttpError(404, `no API route ${path}`);
   }
 
   async function serveStatic(pathname: string, res: ServerResponse): Promise<void> {
@@ -154,6 +285,11 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
   };
   options.registry.on('change', broadcast);
+  const broadcastDeployment = (deployment: DeploymentView): void => {
+    const text = JSON.stringify({ type: 'deployment', deployment } satisfies LiveMessage);
+    for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
+  };
+  options.deployments.on('change', broadcastDeployment);
 
   port = await listen(server, options.host, options.port, 'HTTP API and UI', '--port');
   return {
@@ -163,6 +299,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     close: () =>
       new Promise<void>((resolve) => {
         options.registry.off('change', broadcast);
+        options.deployments.off('change', broadcastDeployment);
         for (const client of wss.clients) client.terminate();
         wss.close();
         server.closeAllConnections();

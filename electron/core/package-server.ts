@@ -2,7 +2,7 @@
 // resumes an interrupted download. Packages are content-addressed and signed, so the server needs no
 // trust and no authentication: any HTTP or S3-compatible store can take its place for a fleet.
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -20,8 +20,11 @@ export interface PackageServerOptions {
 
 export interface PackageServer {
   port: number;
-  /** The URL agents download the package with this hash from. */
-  urlOf(sha256: string): string;
+  /** The URL agents download the package with this hash from; `host` is the address the agent reaches
+   * this machine at (defaults to the listening address, which is no use when that is 0.0.0.0). */
+  urlOf(sha256: string, host?: string): string;
+  /** The stored file of a package, or undefined when there is none. */
+  pathOf(sha256: string): string | undefined;
   /** Stores a package; returns its SHA-256 (hex). */
   add(bytes: Uint8Array): string;
   close(): Promise<void>;
@@ -106,7 +109,13 @@ export async function startPackageServer(options: PackageServerOptions): Promise
   );
   return {
     port,
-    urlOf: (sha256) => `http://${options.host}:${port}/packages/${sha256}`,
+    urlOf: (sha256, host = options.host) =>
+      `http://${host.includes(':') ? `[${host}]` : host}:${port}/packages/${sha256}`,
+    pathOf(sha256) {
+      if (!/^[0-9a-f]{64}$/.test(sha256)) return undefined;
+      const path = join(options.dir, sha256);
+      return existsSync(path) ? path : undefined;
+    },
     add(bytes) {
       const sha = createHash('sha256').update(bytes).digest('hex');
       const path = join(options.dir, sha);

@@ -1,5 +1,5 @@
-// The manager's SQLite store: devices seen, the broker credentials issued to them, and every per-second
-// stats record the devices sent (each (device, epoch, seq) once).
+// The manager's SQLite store: devices seen, the broker credentials issued to them, every per-second
+// stats record the devices sent (each (device, epoch, seq) once), and the deployment history.
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,8 +31,45 @@ export interface StoredStats {
   json: string;
 }
 
-/** 1: devices, agent_credentials. 2: stats. 3: ssh_host_keys, provisioned_devices. */
-const SCHEMA_VERSION = 3;
+/** A package the manager accepted (validated by the agent's reader), kept by its SHA-256. */
+export interface StoredPackage {
+  sha256: string;
+  modelId: string;
+  modelVersion: string;
+  name: string | null;
+  bytes: number;
+  cpuFamily: string;
+  addedAt: number;
+}
+
+/** One deployment: a package sent to a set of devices, with the target each device was given. */
+export interface StoredDeployment {
+  id: string;
+  createdAt: number;
+  packageSha256: string;
+  modelId: string;
+  modelVersion: string;
+  /** The DeployTarget as published (JSON; the same for every device except for the package URL host). */
+  targetJson: string;
+}
+
+/** Where one device is in one deployment: the newest phase it reported (or 'pending' before any). */
+export interface StoredDeploymentDevice {
+  deploymentId: string;
+  device: string;
+  phase: string;
+  code: string | null;
+  reason: string | null;
+  /** The model the device served after that phase (sha256 or "bundled"), from its report. */
+  serving: string | null;
+  /** The target published to this device (JSON); republished after a manager restart until finished. */
+  targetJson: string;
+  updatedAt: number;
+}
+
+/** 1: devices, agent_credentials. 2: stats. 3: ssh_host_keys, provisioned_devices. 4: packages,
+ * deployments, deployment_devices. */
+const SCHEMA_VERSION = 4;
 
 export class Store {
   private readonly db: Database.Database;
@@ -90,7 +127,45 @@ export class Store {
         installed_at INTEGER NOT NULL
       );
     `);
-    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    // Schema 4: the deployment history. Created in one transaction with the version bump, so a store is
+    // either fully at 4 or still at its old version.
+    if (version < 4) {
+      this.db.transaction(() => {
+        this.db.exec(`
+          CREATE TABLE IF NOT EXISTS packages (
+            sha256 TEXT PRIMARY KEY,
+            model_id TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            name TEXT,
+            bytes INTEGER NOT NULL,
+            cpu_family TEXT NOT NULL,
+            added_at INTEGER NOT NULL
+          );
+          CREATE TABLE IF NOT EXISTS deployments (
+            id TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL,
+            package_sha256 TEXT NOT NULL REFERENCES packages (sha256),
+            model_id TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            target_json TEXT NOT NULL
+          );
+          CREATE INDEX IF NOT EXISTS deployments_by_time ON deployments (created_at);
+          CREATE TABLE IF NOT EXISTS deployment_devices (
+            deployment_id TEXT NOT NULL REFERENCES deployments (id),
+            device TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            code TEXT,
+            reason TEXT,
+            serving TEXT,
+            target_json TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (deployment_id, device)
+          );
+          CREATE INDEX IF NOT EXISTS deployment_devices_by_device ON deployment_devices (device);
+        `);
+        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })();
+    }
   }
 
   devices(): StoredDevice[] {
@@ -242,7 +317,182 @@ export class Store {
     return this.db.prepare('DELETE FROM provisioned_devices WHERE id = ?').run(id).changes === 1;
   }
 
+  /** Records an accepted package (again: refreshes nothing but keeps the first added_at). */
+  addPackage(p: StoredPackage): void {
+    this.db
+      .prepare(
+        `INSERT OR IGNORE INTO packages (sha256, model_id, model_version, name, bytes, cpu_family, added_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(p.sha256, p.modelId, p.modelVersion, p.name, p.bytes, p.cpuFamily, p.addedAt);
+  }
+
+  packages(): StoredPackage[] {
+    const rows = this.db
+      .prepare(
+        'SELECT sha256, model_id, model_version, name, bytes, cpu_family, added_at FROM packages ORDER BY added_at DESC, sha256',
+      )
+      .all() as PackageRow[];
+    return rows.map(packageFromRow);
+  }
+
+  package(sha256: string): StoredPackage | undefined {
+    const row = this.db
+      .prepare(
+        'SELECT sha256, model_id, model_version, name, bytes, cpu_family, added_at FROM packages WHERE sha256 = ?',
+      )
+      .get(sha256) as PackageRow | undefined;
+    return row ? packageFromRow(row) : undefined;
+  }
+
+  /** Stores a deployment and its devices (all 'pending') in one transaction. */
+  addDeployment(d: StoredDeployment, devices: readonly { device: string; targetJson: string }[]): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO deployments (id, created_at, package_sha256, model_id, model_version, target_json)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+        )
+        .run(d.id, d.createdAt, d.packageSha256, d.modelId, d.modelVersion, d.targetJson);
+      const insert = this.db.prepare(
+        `INSERT INTO deployment_devices (deployment_id, device, phase, target_json, updated_at)
+         VALUES (?, ?, 'pending', ?, ?)`,
+      );
+      for (const { device, targetJson } of devices) insert.run(d.id, device, targetJson, d.createdAt);
+    })();
+  }
+
+  /** Newest first; at most `limit`. */
+  deployments(limit = 100): StoredDeployment[] {
+    const rows = this.db
+      .prepare(
+        `SELECT id, created_at, package_sha256, model_id, model_version, target_json FROM deployments
+         ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+      )
+      .all(limit) as DeploymentRow[];
+    return rows.map(deploymentFromRow);
+  }
+
+  deployment(id: string): StoredDeployment | undefined {
+    const row = this.db
+      .prepare(
+        'SELECT id, created_at, package_sha256, model_id, model_version, target_json FROM deployments WHERE id = ?',
+      )
+      .get(id) as DeploymentRow | undefined;
+    return row ? deploymentFromRow(row) : undefined;
+  }
+
+  /** The devices of one deployment, by id. */
+  deploymentDevices(deploymentId: string): StoredDeploymentDevice[] {
+    const rows = this.db
+      .prepare(
+        `SELECT deployment_id, device, phase, code, reason, serving, target_json, updated_at
+         FROM deployment_devices WHERE deployment_id = ? ORDER BY device`,
+      )
+      .all(deploymentId) as DeploymentDeviceRow[];
+    return rows.map(deploymentDeviceFromRow);
+  }
+
+  /** Each device's newest deployment (the target it should be working on), whatever its phase. */
+  latestDeploymentPerDevice(): StoredDeploymentDevice[] {
+    const rows = this.db
+      .prepare(
+        `SELECT dd.deployment_id, dd.device, dd.phase, dd.code, dd.reason, dd.serving, dd.target_json, dd.updated_at
+         FROM deployment_devices dd JOIN deployments d ON d.id = dd.deployment_id
+         WHERE d.rowid = (SELECT MAX(d2.rowid) FROM deployment_devices dd2 JOIN deployments d2
+                          ON d2.id = dd2.deployment_id WHERE dd2.device = dd.device)
+         ORDER BY dd.device`,
+      )
+      .all() as DeploymentDeviceRow[];
+    return rows.map(deploymentDeviceFromRow);
+  }
+
+  /** Records a device's progress in a deployment; false when that device is not part of it. */
+  updateDeploymentDevice(
+    deploymentId: string,
+    device: string,
+    phase: string,
+    extra: { code?: string | undefined; reason?: string | undefined; serving?: string | undefined },
+    at: number,
+  ): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE deployment_devices SET phase = ?, code = ?, reason = ?, serving = COALESCE(?, serving), updated_at = ?
+           WHERE deployment_id = ? AND device = ?`,
+        )
+        .run(phase, extra.code ?? null, extra.reason ?? null, extra.serving ?? null, at, deploymentId, device)
+        .changes === 1
+    );
+  }
+
   close(): void {
     this.db.close();
   }
+}
+
+interface PackageRow {
+  sha256: string;
+  model_id: string;
+  model_version: string;
+  name: string | null;
+  bytes: number;
+  cpu_family: string;
+  added_at: number;
+}
+
+function packageFromRow(r: PackageRow): StoredPackage {
+  return {
+    sha256: r.sha256,
+    modelId: r.model_id,
+    modelVersion: r.model_version,
+    name: r.name,
+    bytes: r.bytes,
+    cpuFamily: r.cpu_family,
+    addedAt: r.added_at,
+  };
+}
+
+interface DeploymentRow {
+  id: string;
+  created_at: number;
+  package_sha256: string;
+  model_id: string;
+  model_version: string;
+  target_json: string;
+}
+
+function deploymentFromRow(r: DeploymentRow): StoredDeployment {
+  return {
+    id: r.id,
+    createdAt: r.created_at,
+    packageSha256: r.package_sha256,
+    modelId: r.model_id,
+    modelVersion: r.model_version,
+    targetJson: r.target_json,
+  };
+}
+
+interface DeploymentDeviceRow {
+  deployment_id: string;
+  device: string;
+  phase: string;
+  code: string | null;
+  reason: string | null;
+  serving: string | null;
+  target_json: string;
+  updated_at: number;
+}
+
+function deploymentDeviceFromRow(r: DeploymentDeviceRow): StoredDeploymentDevice {
+  return {
+    deploymentId: r.deployment_id,
+    device: r.device,
+    phase: r.phase,
+    code: r.code,
+    reason: r.reason,
+    serving: r.serving,
+    targetJson: r.target_json,
+    updatedAt: r.updated_at,
+  };
 }

@@ -7,7 +7,14 @@ import { fileURLToPath } from 'node:url';
 
 import { app, BrowserWindow, dialog, session } from 'electron';
 
-import { type Core, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, defaultDataDir, startCore } from '../core/core.js';
+import {
+  type Core,
+  DEFAULT_HTTP_PORT,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_PACKAGE_PORT,
+  defaultDataDir,
+  startCore,
+} from '../core/core.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 let core: Core | null = null;
@@ -18,6 +25,7 @@ async function openWindow(): Promise<void> {
     httpPort: DEFAULT_HTTP_PORT,
     mqttPort: DEFAULT_MQTT_PORT,
     mqttHost: '0.0.0.0',
+    packagePort: DEFAULT_PACKAGE_PORT,
     log: (line) => console.log(line),
   });
   const origin = new URL(core.api.uiUrl).origin;

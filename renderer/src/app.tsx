@@ -1,9 +1,14 @@
-// The page: header with the link's state, the device table (or why there is none), and a footer.
+// The page: header with the link's state, the device table (or why there is none), the camera of one
+// device, the fleet deploy view, and a footer.
 import { useEffect, useState } from 'preact/hooks';
 
+import type { DeploymentView } from '../../electron/api/contract.js';
+import { CameraSnapshot } from './camera-snapshot.js';
 import { ConnectionIndicator } from './connection-indicator.js';
+import { fetchDeployments } from './core-api.js';
 import { applyLiveMessage, type DeviceList, emptyDeviceList, sortedDevices } from './device-list.js';
 import { DeviceTable } from './device-table.js';
+import { FleetDeploy } from './fleet-deploy.js';
 import { type ConnectionState, openLiveConnection, tokenFromHash } from './live-connection.js';
 
 /** Date.now(), refreshed every `periodMs`, so "N s ago" and retry countdowns move between messages. */
@@ -20,7 +25,12 @@ export function App() {
   const [connection, setConnection] = useState<ConnectionState>({ kind: 'connecting' });
   const [devices, setDevices] = useState<DeviceList>(emptyDeviceList);
   const [malformed, setMalformed] = useState(0);
+  /** Deployments by id; the live link updates them as device reports arrive. */
+  const [deployments, setDeployments] = useState<ReadonlyMap<string, DeploymentView>>(new Map());
   const now = useNow(1000);
+  const token = tokenFromHash(location.hash);
+  const upsertDeployment = (deployment: DeploymentView): void =>
+    setDeployments((map) => new Map(map).set(deployment.id, deployment));
 
   useEffect(() => {
     const link = openLiveConnection(location, tokenFromHash(location.hash), {
@@ -29,7 +39,10 @@ export function App() {
         // Without a valid token the page must not keep showing what an earlier token revealed.
         if (state.kind === 'unauthorized') setDevices(emptyDeviceList);
       },
-      message: (message) => setDevices((list) => applyLiveMessage(list, message)),
+      message: (message) => {
+        if (message.type === 'deployment') upsertDeployment(message.deployment);
+        else setDevices((list) => applyLiveMessage(list, message));
+      },
       malformed: (reason) => {
         console.warn(`whittle: dropped a malformed message from the core: ${reason}`);
         setMalformed((count) => count + 1);
@@ -38,7 +51,18 @@ export function App() {
     return () => link.close();
   }, []);
 
+  // Each time the link becomes live, the history is fetched again: updates missed while it was down.
+  const live = connection.kind === 'live';
+  useEffect(() => {
+    if (!live || token === null) return;
+    fetchDeployments(token).then(
+      (body) => setDeployments(new Map(body.deployments.map((d) => [d.id, d]))),
+      (err: Error) => console.warn(`whittle: cannot load deployments: ${err.message}`),
+    );
+  }, [live, token]);
+
   const rows = sortedDevices(devices);
+  const deploymentList = [...deployments.values()].sort((a, b) => b.createdAt - a.createdAt);
   const onlineCount = rows.filter((device) => device.online).length;
 
   return (
@@ -75,6 +99,18 @@ export function App() {
             <DeviceTable devices={rows} now={now} />
           )}
         </section>
+        {token !== null && connection.kind !== 'unauthorized' && (
+          <>
+            <CameraSnapshot token={token} devices={rows} now={now} />
+            <FleetDeploy
+              token={token}
+              devices={rows}
+              deployments={deploymentList}
+              now={now}
+              onDeployment={upsertDeployment}
+            />
+          </>
+        )}
       </main>
       {malformed > 0 && (
         <footer class="bottom" data-testid="malformed-count">

@@ -15,6 +15,8 @@ export function applyLiveMessage(list: DeviceList, message: LiveMessage): Device
       next.set(message.device.id, message.device);
       return next;
     }
+    case 'deployment':
+      return list;
   }
 }
 

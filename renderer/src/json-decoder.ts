@@ -115,3 +115,14 @@ export function oneOf<T>(tagKey: string, variants: Record<string, Decoder<T>>): 
     return variant(value, path);
   };
 }
+
+/** One of a fixed set of strings. Taking a Record keyed by the union makes the compiler insist that every
+ * member of the contract's union is listed, and no other. */
+export function stringUnion<T extends string>(members: Record<T, true>): Decoder<T> {
+  const allowed = new Set<string>(Object.keys(members));
+  return (value, path) => {
+    if (typeof value !== 'string' || !allowed.has(value))
+      throw new DecodeError(path, `one of ${[...allowed].join(', ')}`, value);
+    return value as T;
+  };
+}

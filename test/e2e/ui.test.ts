@@ -1,12 +1,16 @@
 // The UI end to end: the real core, a real agent and a real browser (the system's Chromium, headless).
 // What a user would notice: their device shows up online with live figures, the figures move without a
-// reload, a wrong link shows "unauthorized" and no data, a dead agent turns offline, and the page logs
-// no errors (a Content-Security-Policy violation is one).
+// reload, the device's camera picture shows with its prediction, a model deployed from the fleet deploy view
+// reaches the device, a wrong link shows "unauthorized" and no data, a dead agent turns offline, and the page
+// logs no errors (a Content-Security-Policy violation is one).
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 
 import { type Browser, chromium, type ConsoleMessage, type Page } from 'playwright-core';
 
+import type { PackageView } from '../../electron/api/contract.js';
+import { managerSigningKeys } from '../../electron/core/provisioning/signing-key.js';
+import { demoPackage } from '../support/packages.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 const CHROMIUM_ARGS = [
@@ -125,6 +129,80 @@ describe('UI', () => {
       });
       assert.ok(await notReloaded(), 'the page reloaded');
 
+      assert.deepEqual(faults.errors, [], 'the page reported errors');
+    });
+  });
+
+  test("shows the device's latest camera snapshot with its prediction", async (t) => {
+    await withPage(t, async (page) => {
+      const faults = await watchFaults(page);
+      await page.goto(stack.uiUrl);
+      await waitForText(page, `device-status-${stack.agentId}`, 'online', 15_000);
+      // The agent sends a snapshot every 5 s by default; the panel fetches the newest every 2 s.
+      const image = page.getByTestId('camera-image');
+      await image.waitFor({ timeout: 20_000 });
+      const src = (await image.getAttribute('src')) ?? '';
+      assert.match(src, /^data:image\/jpeg;base64,\/9j\//);
+      // The picture must really decode as an image (a broken JPEG has naturalWidth 0).
+      await waitUntil(
+        'the snapshot to decode',
+        5_000,
+        async () =>
+          (await page.evaluate(
+            `(() => { const img = document.querySelector('[data-testid="camera-image"]');
+               return img !== null && img.complete && img.naturalWidth > 0; })()`,
+          )) === true,
+      );
+      const served = stack.core.registry.snapshot(stack.agentId);
+      assert.ok(served?.prediction, 'the agent sent a prediction with its snapshot');
+      assert.match(await textOf(page, 'camera-prediction'), /\d+%/);
+      assert.deepEqual(faults.errors, [], 'the page reported errors');
+    });
+  });
+
+  test('deploys a package to the device from the fleet deploy view', async (t) => {
+    await withPage(t, async (page) => {
+      const faults = await watchFaults(page);
+      // The package is uploaded the way `whittle deploy` does; the UI picks it from the list.
+      const keys = managerSigningKeys(stack.dataDir);
+      const upload = await fetch(`${stack.apiUrl}/api/packages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${stack.token}`, 'content-type': 'application/octet-stream' },
+        body: demoPackage(keys.privateKey, { id: 'fashion-ui', version: '7' }),
+      });
+      assert.equal(upload.status, 201);
+      const pkg = (await upload.json()) as PackageView;
+      await page.goto(stack.uiUrl);
+      const id = stack.agentId;
+      await waitForText(page, `device-status-${id}`, 'online', 15_000);
+      await page
+        .getByTestId(`package-${pkg.sha256.slice(0, 12)}`)
+        .locator('input')
+        .check({ timeout: 10_000 });
+      await page.getByTestId(`deploy-device-${id}`).check();
+      await page.getByTestId('deploy-button').click();
+      await waitForText(page, `deployment-phase-${id}`, 'committed', 60_000).catch(async (error: Error) => {
+        const reason = await textOf(page, `deployment-reason-${id}`).catch(() => '?');
+        throw new Error(`${error.message}; phase ${await textOf(page, `deployment-phase-${id}`)}: ${reason}`);
+      });
+      assert.deepEqual(
+        stack.core.deployments.list().map((d) => [d.package.sha256, d.succeeded]),
+        [[pkg.sha256, true]],
+      );
+      // An older version without "rollback": the device refuses, and the page shows its reason.
+      const older = await fetch(`${stack.apiUrl}/api/packages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${stack.token}`, 'content-type': 'application/octet-stream' },
+        body: demoPackage(keys.privateKey, { id: 'fashion-ui', version: '6' }),
+      });
+      const olderPkg = (await older.json()) as PackageView;
+      await page
+        .getByTestId(`package-${olderPkg.sha256.slice(0, 12)}`)
+        .locator('input')
+        .check({ timeout: 10_000 });
+      await page.getByTestId('deploy-button').click();
+      await waitForText(page, `deployment-phase-${id}`, 'refused', 30_000);
+      assert.match(await textOf(page, `deployment-reason-${id}`), /^older-version: .*rollback/);
       assert.deepEqual(faults.errors, [], 'the page reported errors');
     });
   });

@@ -13,6 +13,8 @@ export interface Stack {
   /** http://127.0.0.1:PORT */
   apiUrl: string;
   token: string;
+  /** The core's data directory (store, signing key, packages). */
+  dataDir: string;
   agentId: string;
   core: Core;
   agent: LocalAgent | null;
@@ -49,6 +51,7 @@ export async function startStack(opts: { withAgent?: boolean; camera?: string } 
     uiUrl: core.api.uiUrl,
     apiUrl: `http://127.0.0.1:${core.api.port}`,
     token: core.api.token,
+    dataDir,
     agentId,
     core,
     agent,

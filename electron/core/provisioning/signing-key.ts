@@ -1,6 +1,6 @@
 // The manager's package-signing key pair (Ed25519). Provisioning gives every device the public half so its
 // agent can verify packages; the private half never leaves the manager's data directory.
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -25,4 +25,12 @@ export function managerSigningPublicKey(dataDir: string): string {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   return readFileSync(publicPath, 'utf8');
+}
+
+/** The manager's key pair as key objects (created on first use, like managerSigningPublicKey): the
+ * deployment service signs each package's SHA-256 with the private half. */
+export function managerSigningKeys(dataDir: string): { privateKey: KeyObject; publicKey: KeyObject } {
+  const publicKey = createPublicKey(managerSigningPublicKey(dataDir));
+  const privateKey = createPrivateKey(readFileSync(join(dataDir, SIGNING_PRIVATE_KEY_FILE), 'utf8'));
+  return { privateKey, publicKey };
 }
