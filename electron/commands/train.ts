@@ -3,18 +3,22 @@
 // that --resume continues from. TensorFlow.js loads only when this command runs.
 import { parseArgs } from 'node:util';
 
+import type { LrSchedule, Selection } from '../../optimize/train/trainer.js';
 import { CommandUsageError } from './command-error.js';
 
 export const TRAIN_HELP = `  train --model NAME --dataset DATA --out DIR  train a zoo model (lenet-300-100, lenet5, vgg-small,
                         mobilenet, squeezenet, shufflenet) on fashion-mnist, idx:TRAIN_IMAGES,TRAIN_LABELS
                         [,TEST_IMAGES,TEST_LABELS] or folder:PATH; --epochs N (10), --batch-size N (64),
-                        --learning-rate X, --patience N, --crop N, --flip, --limit N, --resume, --json
+                        --learning-rate X, --lr-schedule cosine|step|constant (cosine), --select
+                        accuracy|loss (accuracy: keep the epoch of best validation accuracy), --patience N,
+                        --crop N, --flip, --limit N, --adam fused|tfjs (fused native Adam on the native
+                        backend), --resume, --json
 `;
 
 const USAGE =
   'usage: whittle train --model NAME --dataset DATA --out DIR [--epochs N] [--batch-size N] [--learning-rate X] ' +
-  '[--validation F] [--patience N] [--seed N] [--crop N] [--flip] [--limit N] [--test-limit N] [--image-size N] ' +
-  '[--channels 1|3] [--width-multiplier A] [--backend auto|whittle-native|cpu|tensorflow] [--threads N] ' +
+  '[--lr-schedule cosine|step|constant] [--select accuracy|loss] [--validation F] [--patience N] [--seed N] [--crop N] [--flip] [--limit N] [--test-limit N] [--image-size N] ' +
+  '[--channels 1|3] [--width-multiplier A] [--backend auto|whittle-native|cpu|tensorflow] [--threads N] [--adam fused|tfjs] ' +
   '[--resume] [--json]';
 
 function number(value: string | undefined, flag: string, integer: boolean): number | undefined {
@@ -71,6 +75,9 @@ export async function trainCommand(args: string[]): Promise<number> {
       epochs: { type: 'string' },
       'batch-size': { type: 'string' },
       'learning-rate': { type: 'string' },
+      'lr-schedule': { type: 'string' },
+      adam: { type: 'string' },
+      select: { type: 'string' },
       validation: { type: 'string' },
       patience: { type: 'string' },
       seed: { type: 'string' },
@@ -103,6 +110,11 @@ export async function trainCommand(args: string[]): Promise<number> {
       `--backend: expected auto, whittle-native, cpu or tensorflow but received "${backendName}"`,
     );
   const threads = number(values.threads, '--threads', true);
+  const adam = values.adam;
+  if (adam !== undefined && adam !== 'fused' && adam !== 'tfjs')
+    throw new CommandUsageError(`--adam: expected fused or tfjs but received "${adam}"`);
+  if (adam === 'fused' && backendName !== 'auto' && backendName !== 'whittle-native')
+    throw new CommandUsageError(`--adam fused needs the whittle-native backend (not ${backendName})`);
 
   const { DEFAULT_TRAIN_CONFIG, train, TrainingDivergedError, CheckpointError, TrainConfigError } =
     await import('../../optimize/train/trainer.js');
@@ -127,6 +139,9 @@ export async function trainCommand(args: string[]): Promise<number> {
     epochs: number(values.epochs, '--epochs', true) ?? d.epochs,
     batchSize: number(values['batch-size'], '--batch-size', true) ?? d.batchSize,
     learningRate: number(values['learning-rate'], '--learning-rate', false) ?? d.learningRate,
+    // Checked by checkTrainConfig, whose TrainConfigError names the option.
+    lrSchedule: (values['lr-schedule'] ?? d.lrSchedule) as LrSchedule,
+    select: (values.select ?? d.select) as Selection,
     validationFraction: number(values.validation, '--validation', false) ?? d.validationFraction,
     patience: number(values.patience, '--patience', true) ?? d.patience,
     seed: number(values.seed, '--seed', true) ?? d.seed,
@@ -163,6 +178,7 @@ export async function trainCommand(args: string[]): Promise<number> {
       resume: values.resume === true,
       signal: controller.signal,
       backend: choice.backend,
+      ...(adam !== undefined ? { adam } : {}),
       onProgress: (p) => {
         const now = Date.now();
         if (tty) {
@@ -204,7 +220,8 @@ export async function trainCommand(args: string[]): Promise<number> {
           (e
             ? `; ${e.on} accuracy ${(e.accuracy * 100).toFixed(2)}% (${e.count} images), loss ${e.loss.toFixed(4)}`
             : '') +
-          (result.stoppedEarly ? ` (stopped early after ${result.epochsRun} epochs)` : ''),
+          (result.stoppedEarly ? ` (stopped early after ${result.epochsRun} epochs)` : '') +
+          (result.bestEpoch !== undefined ? `; kept epoch ${result.bestEpoch}` : ''),
       );
     }
     return 0;

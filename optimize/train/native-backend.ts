@@ -393,7 +393,10 @@ function unary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorInf
   return output(backend, [...x.shape], y);
 }
 
-function sum(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
+/** Sum (or, with `mean`, the mean) over one contiguous block of axes. Mean matters for batch norm in
+ * training: its moments average over [batch, height, width], which tfjs's cpu Mean does by transposing the
+ * whole activation in JavaScript first. */
+function sum(args: KernelArgs, native: TrainBinding, mean = false): tf.TensorInfo | undefined {
   const backend = cpu(args);
   const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
   if (x === undefined) return undefined;
@@ -412,6 +415,7 @@ function sum(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined 
   const inner = prod(last + 1, dims.length);
   const y = new Float32Array(outer * inner);
   native.sumAxes({ outer, mid, inner, x: xData, y });
+  if (mean) for (let i = 0; i < y.length; i++) y[i]! /= mid;
   const outShape =
     attrs['keepDims'] === true
       ? dims.map((d, i) => (i >= first && i <= last ? 1 : d))
@@ -558,6 +562,7 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   { name: 'Sqrt', run: (a, n) => unary(a, n, UNARY_OPS.sqrt) },
   { name: 'Abs', run: (a, n) => unary(a, n, UNARY_OPS.abs) },
   { name: 'Sum', run: sum },
+  { name: 'Mean', run: (a, n) => sum(a, n, true) },
   { name: 'Transpose', run: transpose },
 ];
 

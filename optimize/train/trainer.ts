@@ -1,8 +1,9 @@
-// Trains a zoo model on a dataset with TensorFlow.js: Adam, per-epoch validation, early stopping on the
-// validation loss, checkpoints every epoch and on abort (Ctrl-C), resume from the last checkpoint, and a
+// Trains a zoo model on a dataset with TensorFlow.js: Adam with a learning-rate schedule (constant, cosine
+// decay or step decay), per-epoch validation, early stopping and selection of the weights to keep by
+// validation accuracy (default) or loss, checkpoints every epoch and on abort (Ctrl-C), resume from the last checkpoint, and a
 // final evaluation on the test set written as JSON next to the model.
 //
-// OUT/model.json + weights.bin    the model (best validation loss), tfjs Layers format
+// OUT/model.json + weights.bin    the model (best validation epoch), tfjs Layers format
 // OUT/evaluation.json             test-set loss and accuracy, history, settings
 // OUT/checkpoint/                 model, optimizer state and position (epoch, batch) to resume from
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,11 +11,21 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
+import { loadTrainBinding } from '../../native/train/index.js';
 import { BatchStream, identity, splitTrainValidation } from '../datasets/batches.js';
 import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
 import type { ImageSet } from '../datasets/image-set.js';
 import { buildZooModel } from '../zoo/index.js';
 import { fileHandler, loadNamedTensors, MODEL_FILE, saveNamedTensors } from './file-io.js';
+import { NativeAdamOptimizer } from './native-adam.js';
+import { NATIVE_BACKEND } from './native-backend.js';
+
+/** How the learning rate changes over the run (see scheduledLearningRate). */
+export type LrSchedule = 'constant' | 'cosine' | 'step';
+export const LR_SCHEDULES: readonly LrSchedule[] = ['constant', 'cosine', 'step'];
+/** Which validation figure picks the weights that are kept (and drives early stopping). */
+export type Selection = 'accuracy' | 'loss';
+export const SELECTIONS: readonly Selection[] = ['accuracy', 'loss'];
 
 export interface TrainConfig {
   model: string;
@@ -24,8 +35,12 @@ export interface TrainConfig {
   learningRate: number;
   /** Part of the training images held out for validation and early stopping. */
   validationFraction: number;
-  /** Stop after this many epochs without a better validation loss. */
+  /** Stop after this many epochs without a better validation figure (see `select`; 0 = never stop). */
   patience: number;
+  /** Learning-rate schedule over all the run's batches; absent in checkpoints older than it = constant. */
+  lrSchedule?: LrSchedule;
+  /** Validation figure that picks the kept epoch; absent in older checkpoints = loss (their behaviour). */
+  select?: Selection;
   seed: number;
   /** Random crop padding in pixels (0 = none) and left-right flips. */
   cropPadding: number;
@@ -46,6 +61,8 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'dataset'> = {
   learningRate: 1e-3,
   validationFraction: 0.1,
   patience: 3,
+  lrSchedule: 'cosine',
+  select: 'accuracy',
   seed: 1,
   cropPadding: 0,
   flip: false,
@@ -87,6 +104,8 @@ export interface TrainResult {
   stoppedEarly: boolean;
   epochsRun: number;
   history: EpochRecord[];
+  /** 1-based epoch whose weights were kept (by validation accuracy or loss, see `select`). */
+  bestEpoch?: number;
   /** On the test set, or on the validation set when the dataset has no test set. */
   evaluation?: Evaluation & { on: 'test' | 'validation' };
 }
@@ -117,6 +136,10 @@ interface CheckpointState {
   epochCorrect: number;
   epochSeen: number;
   bestValidationLoss: number | null;
+  /** Best validation accuracy so far (selection by accuracy); absent in older checkpoints. */
+  bestValidationAccuracy?: number | null;
+  /** 1-based epoch whose weights are kept. */
+  bestEpoch?: number;
   epochsWithoutImprovement: number;
   history: EpochRecord[];
 }
@@ -151,15 +174,55 @@ export function checkTrainConfig(config: TrainConfig): void {
     throw new TrainConfigError(
       `expected a non-negative integer crop padding but received ${config.cropPadding}`,
     );
+  if (config.lrSchedule !== undefined && !LR_SCHEDULES.includes(config.lrSchedule))
+    throw new TrainConfigError(
+      `expected lrSchedule (--lr-schedule) to be ${LR_SCHEDULES.join(', ')} but received ${String(config.lrSchedule)}`,
+    );
+  if (config.select !== undefined && !SELECTIONS.includes(config.select))
+    throw new TrainConfigError(
+      `expected select (--select) to be ${SELECTIONS.join(' or ')} but received ${String(config.select)}`,
+    );
+}
+
+/** Step decay: the rate is multiplied by STEP_FACTOR at each of these fractions of the run. */
+const STEP_MILESTONES = [0.5, 0.75];
+const STEP_FACTOR = 0.1;
+
+/**
+ * The learning rate for batch `step` (0-based, counted over the whole run) of `totalSteps`.
+ * cosine: from `base` down to 0 along half a cosine, so the last epochs take small careful steps;
+ * step: `base`, then ×0.1 from half-way and ×0.01 from three quarters; constant: always `base`.
+ */
+export function scheduledLearningRate(
+  schedule: LrSchedule,
+  base: number,
+  step: number,
+  totalSteps: number,
+): number {
+  if (schedule === 'constant' || totalSteps <= 0) return base;
+  const progress = Math.min(Math.max(step / totalSteps, 0), 1);
+  if (schedule === 'cosine') return base * 0.5 * (1 + Math.cos(Math.PI * progress));
+  return base * STEP_FACTOR ** STEP_MILESTONES.filter((m) => progress >= m).length;
+}
+
+/** Sets the learning rate of a tfjs Adam optimizer between batches (it reads the field on every update). */
+function setLearningRate(optimizer: tf.Optimizer, rate: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = rate;
 }
 
 function oneHot(labels: Uint8Array, classes: number): tf.Tensor2D {
   return tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), classes).toFloat() as tf.Tensor2D);
 }
 
-function compile(model: tf.LayersModel, learningRate: number): void {
+/** Which Adam implementation runs the updates (see TrainRun.adam). */
+export type AdamImplementation = 'fused' | 'tfjs';
+
+function compile(model: tf.LayersModel, learningRate: number, adam: AdamImplementation): void {
   model.compile({
-    optimizer: tf.train.adam(learningRate),
+    optimizer:
+      adam === 'fused'
+        ? new NativeAdamOptimizer(loadTrainBinding(), learningRate)
+        : tf.train.adam(learningRate),
     loss: 'categoricalCrossentropy',
     metrics: ['accuracy'],
   });
@@ -207,6 +270,9 @@ export interface TrainRun {
   onEpoch?: (record: EpochRecord) => void;
   /** The backend name recorded in evaluation.json. */
   backend?: string;
+  /** 'fused': one native adamUpdate call per variable (default on the whittle-native backend);
+   * 'tfjs': tfjs's AdamOptimizer (default elsewhere). Same formula and checkpoint layout. */
+  adam?: AdamImplementation;
 }
 
 function readCheckpoint(dir: string): CheckpointState {
@@ -226,7 +292,12 @@ function readCheckpoint(dir: string): CheckpointState {
 async function saveCheckpoint(dir: string, model: tf.LayersModel, state: CheckpointState): Promise<void> {
   mkdirSync(dir, { recursive: true });
   await model.save(fileHandler(dir));
-  if (model.optimizer) await saveNamedTensors(dir, OPTIMIZER_FILE, await model.optimizer.getWeights());
+  if (model.optimizer) {
+    const weights = await model.optimizer.getWeights();
+    await saveNamedTensors(dir, OPTIMIZER_FILE, weights);
+    // The fused Adam hands out copies of its moments (tfjs's Adam, its live variables): free the copies.
+    if (model.optimizer instanceof NativeAdamOptimizer) tf.dispose(weights.map((w) => w.tensor));
+  }
   writeFileSync(join(dir, STATE_FILE), JSON.stringify(state, null, 1));
 }
 
@@ -259,10 +330,11 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     split.validation.length > 0 ? new BatchStream(trainSet, split.validation, evalOptions) : undefined;
   const testStream = testSet ? new BatchStream(testSet, identity(testSet.count), evalOptions) : undefined;
 
+  const adam = run.adam ?? (tf.getBackend() === NATIVE_BACKEND ? 'fused' : 'tfjs');
   let model: tf.LayersModel;
   if (resumed) {
     model = await tf.loadLayersModel(fileHandler(checkpointDir));
-    compile(model, config.learningRate);
+    compile(model, config.learningRate, adam);
     const optimizerWeights = loadNamedTensors(checkpointDir, OPTIMIZER_FILE);
     await model.optimizer.setWeights(optimizerWeights);
     // setWeights makes its own variables from these.
@@ -276,7 +348,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       seed: config.seed,
       ...(config.widthMultiplier !== undefined ? { widthMultiplier: config.widthMultiplier } : {}),
     });
-    compile(model, config.learningRate);
+    compile(model, config.learningRate, adam);
   }
 
   const state: CheckpointState = resumed ?? {
@@ -295,6 +367,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   let bestWeights: tf.Tensor[] | undefined;
   const [h, w, c] = [trainSet.height, trainSet.width, trainSet.channels];
   const batches = trainStream.batchesPerEpoch();
+  const schedule = config.lrSchedule ?? 'constant';
+  const selection = config.select ?? 'loss';
+  const totalSteps = config.epochs * batches;
   const explodedLoss = EXPLODED_LOSS_FACTOR * Math.log(classes);
   const started = performance.now();
   let imagesSinceStart = 0;
@@ -318,6 +393,15 @@ export async function train(run: TrainRun): Promise<TrainResult> {
         }
         const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
         const y = oneHot(batch.labels, classes);
+        setLearningRate(
+          model.optimizer,
+          scheduledLearningRate(
+            schedule,
+            config.learningRate,
+            state.epoch * batches + state.batch,
+            totalSteps,
+          ),
+        );
         const out = (await model.trainOnBatch(x, y)) as number[];
         tf.dispose([x, y]);
         const loss = out[0]!;
@@ -384,8 +468,19 @@ export async function train(run: TrainRun): Promise<TrainResult> {
         );
         record.validationLoss = validation.loss;
         record.validationAccuracy = validation.accuracy;
-        if (state.bestValidationLoss === null || validation.loss < state.bestValidationLoss) {
+        // Accuracy ties go to the lower loss: the same count of right answers, given more confidently.
+        const bestAccuracy = state.bestValidationAccuracy ?? null;
+        const better =
+          selection === 'accuracy'
+            ? bestAccuracy === null ||
+              validation.accuracy > bestAccuracy ||
+              (validation.accuracy === bestAccuracy &&
+                validation.loss < (state.bestValidationLoss ?? Infinity))
+            : state.bestValidationLoss === null || validation.loss < state.bestValidationLoss;
+        if (better) {
           state.bestValidationLoss = validation.loss;
+          state.bestValidationAccuracy = validation.accuracy;
+          state.bestEpoch = state.epoch + 1;
           state.epochsWithoutImprovement = 0;
           tf.dispose(bestWeights ?? []);
           bestWeights = model.getWeights().map((t) => t.clone());
@@ -434,10 +529,12 @@ export async function train(run: TrainRun): Promise<TrainResult> {
           dataset: config.dataset,
           modelFile: MODEL_FILE,
           backend: run.backend ?? tf.getBackend(),
+          adam,
           evaluation,
           classes: trainSet.classes,
           epochsRun,
           stoppedEarly,
+          bestEpoch: state.bestEpoch,
           config,
           history: state.history,
         },
@@ -451,6 +548,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       stoppedEarly,
       epochsRun,
       history: state.history,
+      ...(state.bestEpoch !== undefined ? { bestEpoch: state.bestEpoch } : {}),
       ...(evaluation ? { evaluation } : {}),
     };
   } finally {

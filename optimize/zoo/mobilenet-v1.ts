@@ -30,8 +30,13 @@ export function mobilenetV1(options: ZooModelOptions): tf.LayersModel {
   const small = Math.min(options.height, options.width) < 64;
   const channels = (n: number): number => Math.max(8, Math.round(n * alpha));
   const input = tf.input({ shape: [options.height, options.width, options.channels] });
+  // ReLU6 as an Activation layer rather than ReLU({maxValue: 6}): the same function, but tfjs trains the
+  // ReLU layer through clipByValue, whose gradient is five JavaScript kernels (compare, compare, and,
+  // select, zeros) per activation, while the relu6 activation runs the native Relu6 kernel and a two-op mask.
   const bnRelu6 = (x: tf.SymbolicTensor): tf.SymbolicTensor =>
-    tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization().apply(x)) as tf.SymbolicTensor;
+    tf.layers
+      .activation({ activation: 'relu6' })
+      .apply(tf.layers.batchNormalization().apply(x)) as tf.SymbolicTensor;
   let x = tf.layers
     .conv2d({
       filters: channels(32),

@@ -285,6 +285,13 @@ describe('whittle-native backend vs tfjs cpu', () => {
     assert.ok(nativeRuns('WhittleFusedBatchNormGrad') > gradBefore, 'the gradient ran natively');
   });
 
+  test('mean over the batch and spatial axes (batch-norm moments), with its gradient', async () => {
+    const before = nativeRuns('Mean');
+    await compare('mean', ([x]) => tf.moments(x!, [0, 1, 2]).variance, [[4, 5, 5, 6]], 700);
+    await compare('mean keepDims', ([x]) => x!.mean([1, 2], true), [[3, 4, 5, 2]], 701);
+    assert.ok(nativeRuns('Mean') >= before + 2, 'the means ran natively');
+  });
+
   test('a small CNN trains to the same weights on both backends', async () => {
     const random = new SeededRandom(7);
     const xs = randomArray(random, [16, 12, 12, 1]);

@@ -121,5 +121,21 @@ describe('whittle train', () => {
     ]);
     assert.equal(badEpochs.code, 1);
     assert.match(badEpochs.stderr, /--epochs: expected an integer but received "two"/);
+    const badSchedule = await whittle([
+      'train',
+      '--model',
+      'lenet5',
+      '--dataset',
+      'fashion-mnist',
+      '--lr-schedule',
+      'linear',
+      '--out',
+      join(root, 'w'),
+    ]);
+    assert.equal(badSchedule.code, 1);
+    assert.match(
+      badSchedule.stderr,
+      /whittle train: expected lrSchedule \(--lr-schedule\) to be .* received linear/,
+    );
   });
 });
