@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 
 import { build } from 'esbuild';
 
-import { defaultModelPath } from '../agent/config.js';
+import { AGENT_NODE_FLAGS, defaultModelPath } from '../agent/config.js';
 import { readPackageFile } from '../agent/package/reader.js';
 import { packageRoot } from '../agent/package-root.js';
 import type { StatsMessage } from '../agent/protocol/messages.js';
@@ -95,8 +95,8 @@ function childPids(pid: number): number[] {
 export async function benchAgent(options: {
   seconds: number;
   fps: number;
-  /** Extra node flags for the agent process. */
-  nodeFlags?: string[];
+  /** Node flags for the agent process; by default the ones it runs with on a device (AGENT_NODE_FLAGS). */
+  nodeFlags?: readonly string[];
 }): Promise<AgentBenchResult> {
   const root = packageRoot();
   const bundled = describeBundledModel();
@@ -120,9 +120,13 @@ export async function benchAgent(options: {
       fps: options.fps,
     }),
   );
-  const agent = spawn(process.execPath, [...(options.nodeFlags ?? []), js, 'run', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const agent = spawn(
+    process.execPath,
+    [...(options.nodeFlags ?? AGENT_NODE_FLAGS), js, 'run', '--config', configFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   agent.stdout.on('data', (b: Buffer) => (output += b.toString()));
   agent.stderr.on('data', (b: Buffer) => (output += b.toString()));
@@ -195,7 +199,7 @@ export async function agentBenchCommand(args: string[], machine: string): Promis
     throw new RangeError(`Expected a positive integer for --seconds but received "${values.seconds}"`);
   if (!(fps > 0 && fps <= 240))
     throw new RangeError(`Expected a number in (0, 240] for --fps but received "${values.fps}"`);
-  const nodeFlags = values['node-flags']?.split(/\s+/).filter(Boolean) ?? [];
+  const nodeFlags = values['node-flags']?.split(/\s+/).filter(Boolean) ?? AGENT_NODE_FLAGS;
   const result = await benchAgent({ seconds, fps, nodeFlags });
   if (values.json) {
     console.log(JSON.stringify({ machine, ...result }));

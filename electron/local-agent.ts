@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { AGENT_NODE_FLAGS } from '../agent/config.js';
 import { packageRoot } from '../agent/package-root.js';
 import { managerSigningPublicKey } from './core/provisioning/signing-key.js';
 import type { Store } from './core/store.js';
@@ -46,7 +47,7 @@ export function startLocalAgent(options: LocalAgentOptions): LocalAgent {
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(
     process.execPath,
-    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'run', '--config', configFile],
+    [...AGENT_NODE_FLAGS, join(packageRoot(), 'bin', 'whittle-agent.js'), 'run', '--config', configFile],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

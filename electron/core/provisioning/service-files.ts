@@ -1,6 +1,7 @@
 // The files that run the agent on a device, as pure text generators: a sandboxed systemd unit for
 // devices with systemd and root, and a small supervisor script for devices without (it restarts the
 // agent with backoff and keeps a pid file so uninstall can stop it).
+import { AGENT_NODE_FLAGS } from '../../../agent/config.js';
 
 export interface SystemdUnitOptions {
   serviceUser: string;
@@ -38,7 +39,7 @@ export function systemdUnit(o: SystemdUnitOptions): string {
     'Type=simple',
     `User=${o.serviceUser}`,
     `Group=${o.serviceUser}`,
-    `ExecStart=${o.nodePath} ${o.appDir}/agent/cli.mjs run --config ${o.configFile}`,
+    `ExecStart=${[o.nodePath, ...AGENT_NODE_FLAGS, `${o.appDir}/agent/cli.mjs`].join(' ')} run --config ${o.configFile}`,
     `WorkingDirectory=${o.dataDir}`,
     'Restart=always',
     'RestartSec=2',
@@ -105,7 +106,7 @@ while :; do
   # Keep the log bounded: one previous generation of at most 5 MB.
   if [ -f "$log" ] && [ "$(wc -c <"$log")" -gt 5242880 ]; then mv -f "$log" "$log.1"; fi
   started=$(date +%s)
-  '${o.nodePath}' "$base/app/agent/cli.mjs" run --config "$base/etc/config.json" >>"$log" 2>&1 </dev/null &
+  '${o.nodePath}' ${AGENT_NODE_FLAGS.join(' ')} "$base/app/agent/cli.mjs" run --config "$base/etc/config.json" >>"$log" 2>&1 </dev/null &
   child=$!
   wait "$child"
   code=$?

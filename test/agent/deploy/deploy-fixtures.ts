@@ -2,12 +2,14 @@
 // server, and targets for them signed the way the manager signs them.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { defaultModelPath } from '../../../agent/config.js';
 import type { EncodedTensor } from '../../../agent/package/encodings.js';
 import type { CpuFamily, Manifest } from '../../../agent/package/manifest.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { signDigest } from '../../../agent/package/signing.js';
+import { packageRoot } from '../../../agent/package-root.js';
 import type { DeployTarget } from '../../../agent/protocol/messages.js';
 import type { PackageServer } from '../../../electron/core/package-server.js';
 import { writePackage } from '../../../optimize/package/writer.js';
@@ -52,13 +54,20 @@ export interface VariantOptions {
   cpuFamily?: CpuFamily;
   /** Drop the package's own health-check probe. */
   noProbe?: boolean;
+  /** The package to vary; the bundled model by default. */
+  base?: string;
+}
+
+/** The demo MLP as a package (784 → 128 → 10, NC layout): for tests that reshape its input freely. */
+export function mlpPackagePath(): string {
+  return join(packageRoot(), 'agent', 'models', 'fashion-mlp-int8.whittle');
 }
 
 /** The bundled demo model as another package (id fashion-<name>): same weights, different bytes, so a
  * different hash; signed by keys (the agent's pinned key in most tests). */
 export function modelVariant(name: string, keys: SigningKeys, options: VariantOptions = {}): Buffer {
   return rewritePackage(
-    readFileSync(defaultModelPath()),
+    readFileSync(options.base ?? defaultModelPath()),
     (manifest) => {
       manifest.model = { id: `fashion-${name}`, version: options.version ?? '1', name };
       if (options.cpuFamily !== undefined)

@@ -14,7 +14,13 @@ import type { DeployReport, DeployTarget } from '../../../agent/protocol/message
 import { PackageModel } from '../../../agent/runtime/package-model.js';
 import { type PackageServer, startPackageServer } from '../../../electron/core/package-server.js';
 import { loadFashionMnist } from '../../../optimize/datasets/fashion-mnist.js';
-import { modelVariant, rewritePackage, signedTarget, signingKeys } from './deploy-fixtures.js';
+import {
+  mlpPackagePath,
+  modelVariant,
+  rewritePackage,
+  signedTarget,
+  signingKeys,
+} from './deploy-fixtures.js';
 
 const keys = signingKeys();
 let server: PackageServer;
@@ -239,7 +245,7 @@ describe('deploy runner', () => {
     try {
       // 14x56 grey is 784 pixels too: the graph takes it, the camera (28x28) does not give it.
       const other = rewritePackage(
-        modelVariant('v2', keys),
+        modelVariant('v2', keys, { base: mlpPackagePath() }),
         (m) => {
           m.inputs[0]!.preprocessing = { ...m.inputs[0]!.preprocessing!, width: 14, height: 56 };
           delete m.probe;

@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { defaultModelPath } from '../../../agent/config.js';
 import type { Manifest } from '../../../agent/package/manifest.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { packageRoot } from '../../../agent/package-root.js';
@@ -17,10 +16,10 @@ import { PackageModel } from '../../../agent/runtime/package-model.js';
 import { loadFashionMnist } from '../../../optimize/datasets/fashion-mnist.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
 import { writePackage } from '../../../optimize/package/writer.js';
-import { rewritePackage } from '../deploy/deploy-fixtures.js';
+import { mlpPackagePath, rewritePackage } from '../deploy/deploy-fixtures.js';
 
 const keys = generateKeyPairSync('ed25519');
-const bundledBytes = readFileSync(defaultModelPath());
+const bundledBytes = readFileSync(mlpPackagePath());
 const otherFamily = process.arch === 'arm' ? 'x86_64' : 'armv7';
 
 /** Loads package bytes as a deployed package signed by `keys`. */
@@ -88,7 +87,7 @@ function passThrough(input: {
 
 describe('the bundled package', () => {
   test('loads trusted as shipped and gives the JSON int8 runtime’s logits bit for bit', () => {
-    const model = PackageModel.load(defaultModelPath(), { trust: 'shipped' });
+    const model = PackageModel.load(mlpPackagePath(), { trust: 'shipped' });
     assert.equal(model.id, 'fashion-mlp-int8');
     assert.deepEqual(model.input, { width: 28, height: 28, channels: 1, resize: 'stretch', cropFraction: 1 });
     assert.equal(model.labels.length, 10);
@@ -111,7 +110,7 @@ describe('the bundled package', () => {
   });
 
   test('carries a probe that the model answers as the manifest says', () => {
-    const model = PackageModel.load(defaultModelPath(), { trust: 'shipped' });
+    const model = PackageModel.load(mlpPackagePath(), { trust: 'shipped' });
     assert.ok(model.probe);
     assert.equal(model.probe.input.length, 784);
     assert.equal(model.infer(model.probe.input).classIndex, model.probe.expectedClass);

@@ -30,7 +30,7 @@ describe('systemd unit', () => {
       'DevicePolicy=closed',
       'DeviceAllow=/dev/video0 rw',
       'CapabilityBoundingSet=',
-      'ExecStart=/usr/bin/node /opt/whittle-agent/agent/cli.mjs run --config /etc/whittle-agent/config.json',
+      'ExecStart=/usr/bin/node --max-semi-space-size=1 /opt/whittle-agent/agent/cli.mjs run --config /etc/whittle-agent/config.json',
     ])
       assert.ok(unit.split('\n').includes(line), `missing ${line}`);
     assert.equal(unit.match(/^ReadWritePaths=/gm)?.length, 1);
