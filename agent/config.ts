@@ -10,33 +10,40 @@ import { TEST_SOURCE } from './camera/ffmpeg-source.js';
 import { packageRoot } from './package-root.js';
 import { DeviceIdSchema } from './protocol/messages.js';
 
-export const AgentConfigSchema = z.object({
-  broker: z.string().regex(/^mqtts?:\/\/[^\s/]+$/, 'broker: expected mqtt://host:port or mqtts://host:port'),
-  deviceId: DeviceIdSchema,
-  /** Broker username; defaults to the device id (the manager's ACL requires that). */
-  username: z.string().min(1).max(128),
-  password: z.string().max(1024),
-  camera: z.string().min(1),
-  fps: z.number().positive().max(240),
-  /** The Whittle package served when no deployment is active. It is trusted as shipped (see
-   * runtime/package-model.ts): its hash is checked, its signature is not. */
-  model: z.string().min(1),
-  /** Most bytes a model may take (weights + activation arena); a package needing more is refused.
-   * Defaults to a quarter of the device's memory. */
-  modelMemoryBytes: z.number().int().positive().optional(),
-  /** Where the agent keeps what must survive restarts: the telemetry outbox, deployed models. */
-  stateDir: z.string().min(1),
-  /** Sidecar of per-frame labels of a labelled video (optimize/make-labelled-video.ts): the agent then
-   * reports live accuracy. */
-  labels: z.string().min(1).optional(),
-  /** The manager's package-signing public key (PEM, or 64 hex digits of the raw Ed25519 key): every
-   * deployed model must carry a signature by it. Without one the agent refuses deployments. */
-  packageKey: z.string().min(1).max(4096).optional(),
-  /** Seconds between camera snapshots sent to the manager; 0 turns them off. */
-  snapshotSeconds: z.number().min(0).max(3600),
-  /** Longest wait between reconnect attempts, ms. */
-  reconnectMaxMs: z.number().int().min(100).max(600_000),
-});
+export const AgentConfigSchema = z
+  .object({
+    broker: z
+      .string()
+      .regex(/^mqtts?:\/\/[^\s/]+$/, 'broker: expected mqtt://host:port or mqtts://host:port'),
+    deviceId: DeviceIdSchema,
+    /** Broker username; defaults to the device id (the manager's ACL requires that). */
+    username: z.string().min(1).max(128),
+    password: z.string().max(1024),
+    camera: z.string().min(1),
+    fps: z.number().positive().max(240),
+    /** The Whittle package served when no deployment is active. It is trusted as shipped (see
+     * runtime/package-model.ts): its hash is checked, its signature is not. */
+    model: z.string().min(1),
+    /** Most bytes a model may take (weights + activation arena); a package needing more is refused.
+     * Defaults to a quarter of the device's memory. */
+    modelMemoryBytes: z.number().int().positive().optional(),
+    /** Where the agent keeps what must survive restarts: the telemetry outbox, deployed models. */
+    stateDir: z.string().min(1),
+    /** Sidecar of per-frame labels of a labelled video (optimize/make-labelled-video.ts): the agent then
+     * reports live accuracy. */
+    labels: z.string().min(1).optional(),
+    /** The manager's package-signing public key (PEM, or 64 hex digits of the raw Ed25519 key): every
+     * deployed model must carry a signature by it. Without one the agent refuses deployments. */
+    packageKey: z.string().min(1).max(4096).optional(),
+    /** The same key in a PEM file (what provisioning installs next to the config); packageKey wins. */
+    packageKeyFile: z.string().min(1).optional(),
+    /** Seconds between camera snapshots sent to the manager; 0 turns them off. */
+    snapshotSeconds: z.number().min(0).max(3600),
+    /** Longest wait between reconnect attempts, ms. */
+    reconnectMaxMs: z.number().int().min(100).max(600_000),
+  })
+  // Unknown fields are refused: a misspelt one (dataDir for stateDir) would otherwise be ignored silently.
+  .strict();
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
 export class ConfigError extends Error {

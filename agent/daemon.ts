@@ -1,5 +1,6 @@
 // The agent daemon: camera -> model -> per-second stats -> broker. One frame loop, one stats timer.
 import type { KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 
@@ -40,6 +41,12 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       publicKey = parsePublicKey(config.packageKey);
     } catch (err) {
       throw new AgentStartError(`packageKey: ${(err as Error).message}`);
+    }
+  } else if (config.packageKeyFile !== undefined) {
+    try {
+      publicKey = parsePublicKey(readFileSync(config.packageKeyFile, 'utf8'));
+    } catch (err) {
+      throw new AgentStartError(`packageKeyFile ${config.packageKeyFile}: ${(err as Error).message}`);
     }
   }
   let store: ModelStore;

@@ -54,3 +54,15 @@ test('the default model is the bundled package; the model memory budget is a fla
   assert.equal(modelMemoryBudget(limited, 8e9), 65536);
   assert.throws(() => resolveConfig({ modelMemoryBytes: '-1' }), /modelMemoryBytes/);
 });
+
+test('an unknown field is refused by name, so a misspelt one is never silently ignored', () => {
+  const file = join(tmpdir(), `whittle-agent-config-unknown-${process.pid}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({ deviceId: 'pi', dataDir: '/var/lib/x', packageKeyFile: '/etc/k.pem' }),
+  );
+  assert.throws(
+    () => resolveConfig({}, file),
+    (e: Error) => e instanceof ConfigError && /dataDir/.test(e.message) && !/packageKeyFile/.test(e.message),
+  );
+});

@@ -158,8 +158,8 @@ export async function installAgent(
       deviceId: o.deviceId,
       password: o.brokerPassword,
       camera: o.camera,
-      dataDir: layout.dataDir,
-      packageSigningKeyFile: keyFile,
+      stateDir: layout.dataDir,
+      packageKeyFile: keyFile,
     };
     const owner = layout.kind === 'systemd' ? SERVICE_USER : null;
     if (owner) {

@@ -21,6 +21,7 @@ import {
   provisionedRecord,
   removeDevice,
 } from '../../../electron/core/provisioning/provision.js';
+import { managerSigningKeys } from '../../../electron/core/provisioning/signing-key.js';
 import { SshSession } from '../../../electron/core/provisioning/ssh-session.js';
 import type { SshTarget } from '../../../electron/core/provisioning/target-url.js';
 import {
@@ -29,6 +30,7 @@ import {
   removeLeftovers,
   startNetnsDevice,
 } from '../../support/netns-device.js';
+import { demoPackage } from '../../support/packages.js';
 import { waitFor } from '../../support/stack.js';
 import { startSerialConsole } from './serial-pty.js';
 
@@ -205,6 +207,30 @@ describe('provisioning over SSH into a network-namespace device', { skip: skip ?
     assert.ok(
       device.userProcesses().some((p) => p.includes('.whittle-agent/app/agent/cli.mjs')),
       device.userProcesses().join('\n'),
+    );
+  });
+
+  test('a package deployed from the manager downloads over the veth link and commits on the device', async () => {
+    // The real path: the manager signs the target with the key provisioning pinned on the device, the
+    // agent in the namespace fetches the package from the manager's package server across the veth link.
+    const { privateKey } = managerSigningKeys(dataDir);
+    const { pkg } = core.deployments.addPackage(
+      demoPackage(privateKey, { id: 'fashion-netns', version: '2' }),
+    );
+    const started = await core.deployments.deploy({
+      package: pkg.sha256,
+      devices: ['netns-device'],
+      healthSeconds: 1,
+    });
+    const done = await waitFor('the deployment to finish on the namespace device', 60_000, () => {
+      const view = core.deployments.get(started.id);
+      return view?.finished ? view : undefined;
+    }).catch((err: Error) => assert.fail(`${err.message}\n${logs.join('\n')}\n${agentLog(device)}`));
+    const outcome = done.devices[0]!;
+    assert.equal(outcome.phase, 'committed', `${outcome.code}: ${outcome.reason}\n${agentLog(device)}`);
+    assert.equal(outcome.serving, pkg.sha256);
+    await waitFor('the device to announce the deployed model', 15_000, () =>
+      core.registry.get('netns-device')?.info?.model.id === 'fashion-netns' ? true : undefined,
     );
   });
 
