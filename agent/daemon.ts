@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 
-import { CameraError, FfmpegCamera, type IndexedFrame } from './camera/ffmpeg-source.js';
+import { CameraFeed, describeFrameShape, sameFrameShape, type ShapedFrame } from './camera/camera-feed.js';
+import { CameraError } from './camera/ffmpeg-source.js';
 import { type FrameLabels, FrameLabelsError, labelOfFrame, readFrameLabels } from './camera/frame-labels.js';
 import { type AgentConfig, modelMemoryBudget } from './config.js';
 import { ModelStore } from './deploy/model-store.js';
@@ -80,8 +81,18 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     }
   }
   log(`serving model ${model.id} (${serving}) version ${model.version}`);
-  const frameShape = model.input;
-  const { width, height, channels } = frameShape;
+  // The camera gives the frames the served model wants; a deployed model wanting others reopens it.
+  const camera = new CameraFeed(
+    {
+      source: config.camera,
+      fps: config.fps,
+      ...(config.snapshotSeconds > 0
+        ? { snapshot: { everySeconds: config.snapshotSeconds, width: 160 } }
+        : {}),
+    },
+    model.input,
+    log,
+  );
 
   // The link comes later (the deployment resumes while the camera opens); reports made before it
   // exists wait here. QoS 1 publishes wait in the MQTT client while it is disconnected.
@@ -104,10 +115,12 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       bundledModel: config.model,
       loadModel: loadDeployed,
       loadBundled,
-      frameShape,
       activate: (next, sha) => {
         model = next;
         log(`serving model ${next.id} (${sha}) version ${next.version}`);
+        // Frames of the old shape still in flight are dropped by the frame loop until the camera gives
+        // the new ones; the health check's first-frame wait covers the reopen.
+        if (!sameFrameShape(next.input, camera.shape)) void camera.reopen(next.input);
         link?.updateModel({ id: next.id, name: next.name });
       },
       // The window starts at the first frame (the camera may still be opening when a deployment
@@ -157,18 +170,6 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       );
   }
 
-  const camera = new FfmpegCamera({
-    source: config.camera,
-    width,
-    height,
-    channels,
-    preprocessing:
-      frameShape.resize === 'center-crop'
-        ? { resize: 'center-crop', cropFraction: frameShape.cropFraction }
-        : {},
-    fps: config.fps,
-    ...(config.snapshotSeconds > 0 ? { snapshot: { everySeconds: config.snapshotSeconds, width: 160 } } : {}),
-  });
   try {
     await camera.start(signal);
   } catch (err) {
@@ -179,7 +180,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     throw err;
   }
   log(
-    `camera ${config.camera}: ${width}x${height}x${channels} frames${labels ? `, labelled by ${config.labels}` : ''}`,
+    `camera ${config.camera}: ${describeFrameShape(camera.shape)} frames${labels ? `, labelled by ${config.labels}` : ''}`,
   );
 
   const info: DeviceInfo = {
@@ -262,13 +263,15 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   };
   try {
     while (!signal.aborted) {
-      let next: IndexedFrame;
+      let next: ShapedFrame;
       try {
         next = await camera.next(signal);
       } catch (err) {
         if (signal.aborted) break;
         throw err;
       }
+      // A frame made for the model served before a switch (or a rollback) is not this model's input.
+      if (!sameFrameShape(next.shape, model.input)) continue;
       const t0 = performance.now();
       const result = model.infer(next.frame);
       const latency = performance.now() - t0;

@@ -13,11 +13,13 @@
 // - Every phase is reported to the manager with the model served after it.
 // - Nothing is switched to before it is verified twice against the pinned key (the target's signature
 //   over the file's SHA-256, then the package's embedded signature) and built by the runtime: a package
-//   for another CPU family, over the memory budget or for other camera frames fails at `verify`.
+//   for another CPU family or over the memory budget fails at `verify`. A model wanting other camera frames
+//   is not refused: the daemon reopens the camera for it when it is switched to (and back on a rollback).
 import type { KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
+import type { FrameShape } from '../camera/camera-feed.js';
 import { verifyDigest } from '../package/signing.js';
 import {
   type DeployErrorCode,
@@ -34,15 +36,7 @@ import { DeployError, deployErrorOfLoad } from './errors.js';
 import { type InstalledModel, ModelStore, sha256File } from './model-store.js';
 import { plan, type Step, type StepKind } from './plan.js';
 
-/** The camera frames a model takes. resize and cropFraction (ffmpeg's side of the preprocessing)
- * default to stretch and 1. */
-export interface FrameShape {
-  width: number;
-  height: number;
-  channels: number;
-  resize?: 'stretch' | 'center-crop';
-  cropFraction?: number;
-}
+export type { FrameShape };
 
 /** The model as the deployment sees it: enough to probe it and hand it to the frame loop. */
 export interface DeployableModel {
@@ -51,15 +45,6 @@ export interface DeployableModel {
   /** A known frame and the class the model must give it, carried by the model itself. */
   readonly probe?: { input: Uint8Array; expectedClass: number } | undefined;
   infer(frame: Uint8Array): { classIndex: number; logits: Float32Array };
-}
-
-function describeShape(s: FrameShape): string {
-  const crop = (s.resize ?? 'stretch') === 'center-crop' ? `, centre crop ${s.cropFraction ?? 1}` : '';
-  return `${s.width}x${s.height}x${s.channels}${crop}`;
-}
-
-function sameShape(a: FrameShape, b: FrameShape): boolean {
-  return describeShape(a) === describeShape(b);
 }
 
 /** What the daemon provides to the runner. */
@@ -78,9 +63,8 @@ export interface DeployHost<M extends DeployableModel> {
   loadModel(path: string): M;
   /** Loads the model shipped with the agent (trusted as shipped, see PackageModel). */
   loadBundled(): M;
-  /** The frame input the camera produces; a model wanting another one is refused. */
-  frameShape: FrameShape;
-  /** From the next frame on, the frame loop runs this model. */
+  /** From the next frame on, the frame loop runs this model (the daemon reopens the camera when the
+   * model wants other frames; the health check then waits for the first of them). */
   activate(model: M, sha256: string): void;
   /** Latencies (ms) of the frames the loop finishes within the next ms milliseconds. */
   watchFrames(ms: number, signal: AbortSignal): Promise<number[]>;
@@ -165,14 +149,6 @@ const executors: Executors = {
     } catch (err) {
       if (!step.staged) discard();
       throw deployErrorOfLoad(err);
-    }
-    const want = host.frameShape;
-    if (!sameShape(model.input, want)) {
-      if (!step.staged) discard();
-      throw new DeployError(
-        'bad-model',
-        `the new model wants ${describeShape(model.input)} frames; the camera gives ${describeShape(want)}`,
-      );
     }
     run.loaded = { sha256: step.sha256, model };
     report('verified');

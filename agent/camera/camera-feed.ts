@@ -1,0 +1,187 @@
+// The camera as the frame loop sees it: one ffmpeg camera at a time, reopened with another frame size,
+// crop or colour when a deployed model wants other frames (and back again on a rollback). ffmpeg does the
+// scaling, so any size the model names can be given; what a reopen cannot promise is that the source
+// still opens (a V4L2 device unplugged since), which the deployment's health check sees as "no frames"
+// and answers with a rollback — a reopen back to the frames of the model served before.
+//
+// Every frame carries the shape it was made for, so the frame loop never hands a frame made for one model
+// to another: frames of the old shape still in flight during a switch are dropped there.
+import { CameraError, type CameraOptions, FfmpegCamera, type IndexedFrame } from './ffmpeg-source.js';
+
+/** The camera frames a model takes: size, channels and ffmpeg's side of the preprocessing (resize mode,
+ * centre-crop fraction). Absent resize / cropFraction mean stretch and 1. */
+export interface FrameShape {
+  width: number;
+  height: number;
+  channels: number;
+  resize?: 'stretch' | 'center-crop';
+  cropFraction?: number;
+}
+
+export function describeFrameShape(s: FrameShape): string {
+  const crop = (s.resize ?? 'stretch') === 'center-crop' ? `, centre crop ${s.cropFraction ?? 1}` : '';
+  return `${s.width}x${s.height}x${s.channels}${crop}`;
+}
+
+export function sameFrameShape(a: FrameShape, b: FrameShape): boolean {
+  return describeFrameShape(a) === describeFrameShape(b);
+}
+
+/** A frame and the shape it was made for. */
+export interface ShapedFrame extends IndexedFrame {
+  shape: FrameShape;
+}
+
+/** Everything of the camera but the frame shape: source, rate, snapshots. */
+export type CameraSettings = Omit<CameraOptions, 'width' | 'height' | 'channels' | 'preprocessing'>;
+
+export function cameraOptions(settings: CameraSettings, shape: FrameShape): CameraOptions {
+  if (shape.channels !== 1 && shape.channels !== 3)
+    throw new CameraError(`the camera gives grey (1) or RGB (3) frames, not ${shape.channels} channels`);
+  return {
+    ...settings,
+    width: shape.width,
+    height: shape.height,
+    channels: shape.channels,
+    preprocessing:
+      shape.resize === 'center-crop' ? { resize: 'center-crop', cropFraction: shape.cropFraction ?? 1 } : {},
+  };
+}
+
+export class CameraFeed {
+  private camera: FfmpegCamera;
+  private current: FrameShape;
+  /** Aborted when the camera is replaced, waking a frame loop waiting on the old one. */
+  private replaced = new AbortController();
+  /** The camera of the last reopen when it failed to start: the frame loop waits for the next reopen. */
+  private failedCamera: FfmpegCamera | null = null;
+  /** Settles when the open camera has started (or failed to). */
+  private started: Promise<void> = Promise.resolve();
+  /** Reopens run one after another, in the order asked. */
+  private reopening: Promise<void> = Promise.resolve();
+  private stopped = false;
+  /** Called with each snapshot JPEG of whichever camera is open. */
+  onSnapshot: ((jpeg: Buffer) => void) | null = null;
+
+  constructor(
+    private readonly settings: CameraSettings,
+    shape: FrameShape,
+    private readonly log: (line: string) => void,
+  ) {
+    this.current = { ...shape };
+    this.camera = this.make(shape);
+  }
+
+  /** The shape of the frames the open camera gives. */
+  get shape(): Readonly<FrameShape> {
+    return this.current;
+  }
+
+  /** Starts the first camera; rejects with a CameraError naming the source when it cannot be read.
+   * A reopen asked meanwhile (a deployment resumed at start-up) waits for it. */
+  start(signal?: AbortSignal): Promise<void> {
+    const started = this.camera.start(signal);
+    this.reopening = started.catch(() => undefined);
+    return started;
+  }
+
+  /** Reopens the camera for frames of `shape` (nothing to do when it gives them already). Resolves when
+   * the new camera gave its first frame, or when it failed to start (logged; the frame loop then waits for
+   * the next reopen rather than failing the agent). */
+  reopen(shape: FrameShape): Promise<void> {
+    const want = { ...shape };
+    this.reopening = this.reopening.then(() => this.replace(want));
+    return this.reopening;
+  }
+
+  /** The newest frame, from whichever camera is open; frames of a camera replaced meanwhile are not
+   * returned. Rejects when the open camera fails on its own (not during a reopen) or when signal aborts. */
+  async next(signal: AbortSignal): Promise<ShapedFrame> {
+    for (;;) {
+      signal.throwIfAborted();
+      const camera = this.camera;
+      const shape = this.current;
+      const replaced = this.replaced.signal;
+      // Not AbortSignal.any: on Node 20 it keeps every combined signal of a long-lived one alive.
+      const wake = new AbortController();
+      const onAbort = (): void => wake.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      replaced.addEventListener('abort', onAbort, { once: true });
+      try {
+        // A camera being started by a reopen hands its first frame to start(): wait for that first.
+        await untilSettledOrAborted(this.started, wake.signal);
+        if (camera !== this.camera) continue;
+        if (camera === this.failedCamera) {
+          // The camera of a reopen did not start: wait for the reopen that undoes it (or for the end).
+          await untilSettledOrAborted(new Promise<never>(() => undefined), wake.signal);
+          continue;
+        }
+        const frame = await camera.next(wake.signal);
+        if (camera === this.camera) return { ...frame, shape };
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (camera !== this.camera || replaced.aborted) continue;
+        throw err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+        replaced.removeEventListener('abort', onAbort);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.camera.stop();
+    this.replaced.abort();
+  }
+
+  private make(shape: FrameShape): FfmpegCamera {
+    const camera = new FfmpegCamera(cameraOptions(this.settings, shape));
+    camera.onSnapshot = (jpeg) => this.onSnapshot?.(jpeg);
+    return camera;
+  }
+
+  private async replace(shape: FrameShape): Promise<void> {
+    if (this.stopped || (sameFrameShape(shape, this.current) && this.failedCamera === null)) return;
+    let next: FfmpegCamera;
+    try {
+      next = this.make(shape);
+    } catch (err) {
+      // A shape no camera gives (neither grey nor RGB): the open camera stays.
+      this.log(`camera: cannot reopen for ${describeFrameShape(shape)} frames: ${(err as Error).message}`);
+      return;
+    }
+    // The old ffmpeg goes first: a V4L2 device can be opened by one process at a time.
+    this.camera.stop();
+    this.camera = next;
+    this.current = shape;
+    this.failedCamera = null;
+    // The failure is recorded in the same step that settles `started`, so a frame loop woken by it sees it.
+    const where = `camera ${this.settings.source}`;
+    const started = next.start().then(
+      () => this.log(`${where}: reopened for ${describeFrameShape(shape)} frames`),
+      (err: Error) => {
+        this.log(`${where}: cannot reopen for ${describeFrameShape(shape)} frames: ${err.message}`);
+        next.stop();
+        this.failedCamera = next;
+      },
+    );
+    this.started = started;
+    this.replaced.abort();
+    this.replaced = new AbortController();
+    await started;
+  }
+}
+
+/** Resolves when p settles or signal aborts, whichever comes first. */
+function untilSettledOrAborted(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    p.then(done, done);
+  });
+}
