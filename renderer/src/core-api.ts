@@ -6,6 +6,7 @@ import type {
   DeploymentView,
   DeployRequest,
   PackagesResponse,
+  PackageView,
   SnapshotResponse,
 } from '../../electron/api/contract.js';
 import {
@@ -13,6 +14,7 @@ import {
   decodeDeploymentsResponse,
   decodeDeploymentView,
   decodePackagesResponse,
+  decodePackageView,
   decodeSnapshotResponse,
 } from './live-message.js';
 
@@ -30,13 +32,15 @@ async function call<T>(
   token: string,
   path: string,
   decode: (json: unknown) => Decoded<T>,
-  init: { method?: string; body?: string } = {},
+  init: { method?: string; body?: string | ArrayBuffer } = {},
 ): Promise<T> {
   const response = await fetch(path, {
     method: init.method ?? 'GET',
     headers: {
       Authorization: `Bearer ${token}`,
-      ...(init.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+      ...(init.body !== undefined
+        ? { 'Content-Type': typeof init.body === 'string' ? 'application/json' : 'application/octet-stream' }
+        : {}),
     },
     cache: 'no-store',
     ...(init.body !== undefined ? { body: init.body } : {}),
@@ -64,6 +68,11 @@ async function call<T>(
 
 export const fetchPackages = (token: string): Promise<PackagesResponse> =>
   call(token, '/api/packages', decodePackagesResponse);
+
+/** Adds a package file to the core; the core checks its signature (the manager's key) and reads it strictly
+ * before it keeps it, and answers with its reason otherwise. */
+export const uploadPackage = (token: string, bytes: ArrayBuffer): Promise<PackageView> =>
+  call(token, '/api/packages', decodePackageView, { method: 'POST', body: bytes });
 
 export const fetchDeployments = (token: string): Promise<DeploymentsResponse> =>
   call(token, '/api/deployments', decodeDeploymentsResponse);

@@ -1,11 +1,12 @@
 // The fleet deploy view: pick a package the core knows, pick devices (or all), deploy, and watch each
 // device's phase (with the device's reason on a refusal, failure or rollback) as its reports arrive over the
-// live link. Stable data-testid attributes: package-<sha256 prefix>, deploy-device-<id>, deploy-all,
-// deploy-button, deploy-error, deployment-phase-<device>, deployment-reason-<device>.
+// live link. A package file can be added here too (the core checks it as for `whittle deploy`). Stable
+// data-testid attributes: package-<sha256 prefix>, package-upload, upload-error, deploy-device-<id>,
+// deploy-all, deploy-button, deploy-error, deployment-phase-<device>, deployment-reason-<device>.
 import { useEffect, useState } from 'preact/hooks';
 
 import type { DeploymentView, DeviceView, PackageView } from '../../electron/api/contract.js';
-import { fetchPackages, startDeployment } from './core-api.js';
+import { fetchPackages, startDeployment, uploadPackage } from './core-api.js';
 import { formatAgo, formatMegabytes, NO_VALUE } from './format.js';
 
 /** How often the package list is fetched again (packages are added by `whittle deploy` too). */
@@ -42,6 +43,8 @@ export function FleetDeploy({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [shown, setShown] = useState<string | null>(null);
+  const [uploading, setUploading] = useState(false);
+  const [uploadError, setUploadError] = useState<string | null>(null);
 
   useEffect(() => {
     let stopped = false;
@@ -90,6 +93,23 @@ export function FleetDeploy({
     }
   };
 
+  const upload = async (input: HTMLInputElement): Promise<void> => {
+    const file = input.files?.[0];
+    if (!file) return;
+    setUploading(true);
+    setUploadError(null);
+    try {
+      const pkg = await uploadPackage(token, await file.arrayBuffer());
+      setPackages((list) => [pkg, ...list.filter((p) => p.sha256 !== pkg.sha256)]);
+      setChosenPackage(pkg.sha256);
+    } catch (err) {
+      setUploadError(`${file.name}: ${(err as Error).message}`);
+    } finally {
+      setUploading(false);
+      input.value = '';
+    }
+  };
+
   const current = deployments.find((d) => d.id === shown) ?? deployments[0];
 
   return (
@@ -101,9 +121,24 @@ export function FleetDeploy({
         <fieldset>
           <legend>Package</legend>
           {packagesError !== null && <p class="notice notice-error">{packagesError}</p>}
+          <label class="choice">
+            <span class="choice-name">{uploading ? 'Adding…' : 'Add a package file'}</span>
+            <input
+              type="file"
+              accept=".whittle,.wpkg,application/octet-stream"
+              data-testid="package-upload"
+              disabled={uploading}
+              onChange={(e) => void upload(e.currentTarget)}
+            />
+          </label>
+          {uploadError !== null && (
+            <p class="notice notice-error" data-testid="upload-error">
+              {uploadError}
+            </p>
+          )}
           {packages.length === 0 ? (
             <p class="hint" data-testid="no-packages">
-              No packages yet. Add one with <code>whittle deploy PKG --device ID</code>.
+              No packages yet. Add a file above or use <code>whittle deploy PKG --device ID</code>.
             </p>
           ) : (
             packages.map((p) => (

@@ -210,6 +210,10 @@ export function decodeDevicesResponse(json: unknown): Decoded<DevicesResponse> {
   return run(devicesResponse, json);
 }
 
+export function decodePackageView(json: unknown): Decoded<PackageView> {
+  return run(packageView, json);
+}
+
 export function decodePackagesResponse(json: unknown): Decoded<PackagesResponse> {
   return run(object({ packages: array(packageView, 10_000) }), json);
 }
