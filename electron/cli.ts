@@ -67,7 +67,32 @@ function waitForSignal(): Promise<void> {
   });
 }
 
+/** The help of each subcommand that parses its own options: `whittle train --help` prints it. */
+const COMMAND_HELP: Readonly<Record<string, string>> = {
+  device: DEVICE_HELP,
+  devices: DEVICE_HELP,
+  inspect: MODEL_COMMANDS_HELP,
+  import: MODEL_COMMANDS_HELP,
+  run: MODEL_COMMANDS_HELP,
+  deploy: DEPLOY_HELP,
+  train: TRAIN_HELP,
+  quantize: QUANTIZE_HELP,
+};
+
+/** --help or -h among a subcommand's options (not after a "--", where it would be a positional). */
+function asksForHelp(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
 async function main(argv: string[]): Promise<number> {
+  const section = argv[0] === undefined ? undefined : COMMAND_HELP[argv[0]];
+  if (section !== undefined && asksForHelp(argv.slice(1))) {
+    process.stdout.write(
+      `Usage: whittle ${argv[0]} [options]\n\n${section}\nwhittle --help lists every command.\n`,
+    );
+    return 0;
+  }
   // Device provisioning commands parse their own options (electron/commands/device.ts).
   if (isDeviceCommand(argv)) return runDeviceCommand(argv);
   // Model commands (inspect, import, run) parse their own options (electron/commands/index.ts).

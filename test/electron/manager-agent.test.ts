@@ -262,4 +262,19 @@ describe('bad input', () => {
     assert.equal(agent.code, 0);
     assert.match(agent.output, /^ {2}run/m);
   });
+
+  test('a subcommand with --help or -h prints its own options and runs nothing', async () => {
+    for (const [command, flag, line] of [
+      ['train', '--help', /--lr-schedule cosine\|step\|constant/],
+      ['quantize', '-h', /--calibration DATA/],
+      ['deploy', '--help', /--device ID/],
+      ['import', '--help', /import MODEL --out PKG/],
+      ['device', '--help', /device add ADDRESS/],
+    ] as const) {
+      const shown = await run('whittle', [command, flag]);
+      assert.equal(shown.code, 0, shown.output);
+      assert.match(shown.output, new RegExp(`^Usage: whittle ${command} `));
+      assert.match(shown.output, line);
+    }
+  });
 });
