@@ -11,7 +11,10 @@ import { PackageError } from './errors.js';
 export const MAGIC = Buffer.from('WHTLPKG\0', 'latin1');
 export const TRAILER_MAGIC = Buffer.from('WHTLSIG\0', 'latin1');
 export const FORMAT_MAJOR = 1;
-export const FORMAT_MINOR = 0;
+// The newest minor this code writes. 1.1: fixed16 / fixed8 layers may carry activation fractional lengths
+// (input_fl, output_fl; manifest.ts). The writer stamps the lowest minor whose features a package uses, so
+// a package without them stays byte for byte what a 1.0 writer made.
+export const FORMAT_MINOR = 1;
 export const HEADER_SIZE = 64;
 export const SECTION_ENTRY_SIZE = 32;
 export const TRAILER_SIZE = 128;
@@ -226,11 +229,15 @@ export function decodeTrailer(bytes: Buffer, header: PackageHeader): PackageTrai
 }
 
 /** Header + section table + zero padding for the given sections (offsets already assigned). */
-export function encodeHeaderAndTable(contentSize: number, sections: readonly SectionEntry[]): Buffer {
+export function encodeHeaderAndTable(
+  contentSize: number,
+  sections: readonly SectionEntry[],
+  minor: number = FORMAT_MINOR,
+): Buffer {
   const bytes = Buffer.alloc(HEADER_SIZE + sections.length * SECTION_ENTRY_SIZE);
   MAGIC.copy(bytes, 0);
   bytes.writeUInt16LE(FORMAT_MAJOR, 8);
-  bytes.writeUInt16LE(FORMAT_MINOR, 10);
+  bytes.writeUInt16LE(minor, 10);
   bytes.writeUInt32LE(HEADER_SIZE, 12);
   bytes.writeBigUInt64LE(BigInt(contentSize), 16);
   bytes.writeUInt32LE(sections.length, 24);

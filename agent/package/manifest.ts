@@ -34,6 +34,33 @@ export const NUMBER_FORMATS = [
 ] as const;
 export type NumberFormat = (typeof NUMBER_FORMATS)[number];
 
+/** Dynamic fixed point (format 1.1): a fixed16 / fixed8 conv2d or fully_connected node carries the fractional
+ * lengths of its input and output activations as the integer attributes `input_fl` and `output_fl`; its
+ * weights' fractional length is their encoding's `fracBits`. The bounds are the native kernels' (FixedPointParams
+ * in native/formats.ts): each FL in [-64, 64], and the accumulator-to-output shift
+ * input_fl + weight fracBits - output_fl in [-32, 62]. A node without both attributes is a format 1.0 node
+ * whose activations stay fp32. */
+export const FIXED_POINT_FL_MIN = -64;
+export const FIXED_POINT_FL_MAX = 64;
+export const FIXED_POINT_SHIFT_MIN = -32;
+export const FIXED_POINT_SHIFT_MAX = 62;
+export const FIXED_POINT_OPS: readonly string[] = ['conv2d', 'fully_connected'];
+
+export interface FixedPointActivations {
+  inputFl: number;
+  outputFl: number;
+}
+
+/** The activation fractional lengths of a fixed16 / fixed8 layer of a decoded (so already checked) manifest,
+ * or undefined for a layer without them (format 1.0: fp32 activations). */
+export function fixedPointActivations(node: ManifestNode): FixedPointActivations | undefined {
+  const { input_fl: inputFl, output_fl: outputFl } = node.attrs;
+  if ((node.format !== 'fixed16' && node.format !== 'fixed8') || !FIXED_POINT_OPS.includes(node.op))
+    return undefined;
+  if (typeof inputFl !== 'number' || typeof outputFl !== 'number') return undefined;
+  return { inputFl, outputFl };
+}
+
 const Name = z.string().min(1).max(256);
 const Index = z.number().int().min(0).max(0xffffffff);
 const Dim = z.number().int().min(0).max(MAX_DIMENSION);
@@ -246,8 +273,57 @@ export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[])
   const manifest = parsed.data;
   checkTensors(manifest, sections);
   checkGraph(manifest);
+  checkFixedPoint(manifest);
   checkProbe(manifest);
   return manifest;
+}
+
+/** The activation fractional lengths of fixed16 / fixed8 layers: both or neither, integers inside the native
+ * kernels' bounds, on a layer whose weights are a constant stored in the layer's own word size, with a
+ * constant bias (it is moved to accumulator units once, at load). */
+function checkFixedPoint(manifest: Manifest): void {
+  for (const node of manifest.nodes) {
+    if (node.format !== 'fixed16' && node.format !== 'fixed8') continue;
+    const location = { section: 0, layer: node.name };
+    const present = (['input_fl', 'output_fl'] as const).filter((key) => node.attrs[key] !== undefined);
+    if (present.length === 0) continue;
+    const refuse = (message: string): never => {
+      throw new PackageError('bad-manifest', `${node.format} ${node.op}: ${message}`, location);
+    };
+    if (!FIXED_POINT_OPS.includes(node.op))
+      refuse(`input_fl / output_fl belong to ${FIXED_POINT_OPS.join(' and ')} layers only`);
+    if (present.length !== 2)
+      refuse(`${present[0]} needs ${present[0] === 'input_fl' ? 'output_fl' : 'input_fl'} too`);
+    for (const key of present) {
+      const value = node.attrs[key];
+      if (
+        typeof value !== 'number' ||
+        !Number.isInteger(value) ||
+        value < FIXED_POINT_FL_MIN ||
+        value > FIXED_POINT_FL_MAX
+      )
+        refuse(
+          `${key} must be an integer in [${FIXED_POINT_FL_MIN}, ${FIXED_POINT_FL_MAX}], got ${JSON.stringify(value)}`,
+        );
+    }
+    const weight = manifest.tensors[node.inputs[1] ?? -1];
+    if (weight?.encoding?.kind !== node.format)
+      refuse(
+        `input 1 (weights) must be a constant stored as ${node.format}, got ${weight?.encoding?.kind ?? 'no constant'}`,
+      );
+    const biasIndex = node.inputs[2] ?? -1;
+    if (biasIndex >= 0 && manifest.tensors[biasIndex]!.section === undefined)
+      refuse('input 2 (bias) must be a constant');
+    const weightFl = (weight!.encoding as { fracBits: number }).fracBits;
+    const inputFl = node.attrs.input_fl as number;
+    const outputFl = node.attrs.output_fl as number;
+    const shift = inputFl + weightFl - outputFl;
+    if (shift < FIXED_POINT_SHIFT_MIN || shift > FIXED_POINT_SHIFT_MAX)
+      refuse(
+        `input_fl + weight fracBits - output_fl = ${inputFl} + ${weightFl} - ${outputFl} = ${shift}, ` +
+          `outside [${FIXED_POINT_SHIFT_MIN}, ${FIXED_POINT_SHIFT_MAX}]`,
+      );
+  }
 }
 
 /** A probe must fit the first input's camera frame and name a class the model has. */

@@ -74,6 +74,8 @@ export class Model {
   readonly layers: readonly LayerInfo[];
   /** Bytes of all constants as the runtime holds them. */
   readonly weightBytes: number;
+  /** Bytes executors hold outside the arena (fixed-point layers' word buffers on the native kernels). */
+  readonly scratchBytes: number;
   readonly specs: readonly TensorSpec[];
   readonly #arena: ArrayBuffer;
   readonly #views: (TensorData | undefined)[];
@@ -218,6 +220,7 @@ export class Model {
         inputs,
         outputs,
         constants: node.inputs.map((i) => (i < 0 ? undefined : constants[i])),
+        decoded: node.inputs.map((i) => (i < 0 ? undefined : pkg.constants[i])),
         referenceOnly: options.referenceOnly === true,
       });
       const storedBytes = node.inputs.reduce((sum, i) => {
@@ -240,6 +243,15 @@ export class Model {
       };
     });
     this.layers = layers;
+    this.scratchBytes = this.#steps.reduce((sum, step) => sum + (step.executor.scratchBytes ?? 0), 0);
+    const total = needed + this.scratchBytes;
+    if (options.memoryBudgetBytes !== undefined && total > options.memoryBudgetBytes) {
+      throw new MemoryBudgetError(
+        total,
+        options.memoryBudgetBytes,
+        `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + fixed-point word buffers ${this.scratchBytes} bytes`,
+      );
+    }
   }
 
   static fromPackage(pkg: Package, options: ModelOptions = {}): Model {

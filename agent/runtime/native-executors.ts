@@ -7,12 +7,18 @@ import {
   createBinaryWeightsFullyConnected,
   createCodebookConv2d,
   createCodebookFullyConnected,
+  createFixed8Conv2d,
+  createFixed8FullyConnected,
+  createFixed16Conv2d,
+  createFixed16FullyConnected,
   createSparseConv2d,
   createSparseFullyConnected,
   createTernaryConv2d,
   createTernaryFullyConnected,
   createXnorConv2d,
   createXnorFullyConnected,
+  fixedPointDequantize,
+  fixedPointQuantize,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
 } from '../../native/formats.js';
@@ -34,6 +40,7 @@ import {
   type Tensor,
 } from '../../native/index.js';
 import { encodeCsr, packCodebookIndices } from '../../native/reference/formats-pack.js';
+import { fixedPointLayer } from './fixed-point-layer.js';
 import type { Executor, PrepareContext } from './ops.js';
 import { quantizeMultiplier } from './reference-ops/requantize.js';
 import { elements, type TensorSpec } from './tensor.js';
@@ -226,11 +233,12 @@ const qfullyConnected: NativeFactory = (context) => {
 // (agent/package/encodings.ts toFloat32); each factory converts them, once at load, back into the storage
 // layout its kernel reads (native/reference/formats.md) and checks that the conversion is lossless (every
 // row of a binary layer is +-alpha, a ternary row 0 or +-alpha, a codebook at most 256 distinct values):
-// anything else keeps the reference executor. fixed16 / fixed8 layers have fp32 activations in the runtime
-// (the manifest carries no activation fractional lengths), so they run on the fp32 kernels over their exactly
-// representable expanded weights rather than on the fixed-point FormatLayers, which take fixed-point
-// activations. hashed layers keep the reference: the fp32 fully-connected kernel takes another path at
-// batch 1 than at larger batches, and a hashed layer's result must not depend on the batch size.
+// anything else keeps the reference executor. fixed16 / fixed8 layers with activation fractional lengths
+// (format 1.1) run on the fixed-point FormatLayers (fixedPoint below); format 1.0 fixed-point layers carry no
+// activation fractional lengths, so they keep fp32 activations on the fp32 kernels over their exactly
+// representable expanded weights. hashed layers keep the reference: the fp32 fully-connected kernel takes
+// another path at batch 1 than at larger batches, and a hashed layer's result must not depend on the batch
+// size.
 
 /** The float weights, the optional float bias and the clamp of a conv2d / fully_connected node, or undefined
  * when a weight or bias is not a constant. */
@@ -438,6 +446,75 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
 const FORMAT_CONV2D = formatLayer('conv2d');
 const FORMAT_FULLY_CONNECTED = formatLayer('fullyConnected');
 
+interface FixedPointFormatLayer {
+  readonly kernel: string | null;
+  readonly inputLength: number;
+  readonly outputLength: number;
+  run(input: Int16Array | Int8Array, output: Int16Array | Int8Array): void;
+}
+
+/** A fixed-point create function of native/formats.ts (Int16Array or Int8Array words). */
+type FixedPointCreate = (args: never) => FixedPointFormatLayer;
+
+const FIXED_POINT_KERNELS: Record<16 | 8, { conv2d: FixedPointCreate; fullyConnected: FixedPointCreate }> = {
+  16: { conv2d: createFixed16Conv2d, fullyConnected: createFixed16FullyConnected },
+  8: { conv2d: createFixed8Conv2d, fullyConnected: createFixed8FullyConnected },
+};
+
+/** A fixed16 / fixed8 layer on the qf16 / qf8 kernels: the fp32 input is quantized to Q(input_fl) words by the
+ * kernels' nearest quantizer, the kernel computes in fixed point, and its Q(output_fl) words are written back
+ * as fp32, exactly (fixed-point-layer.ts explains why a chain of such layers loses nothing at the
+ * boundaries). The word buffers are allocated once here, so a run allocates nothing. A format 1.0 layer
+ * (no fractional lengths) runs on the fp32 kernel. */
+function fixedPoint(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
+  return (context) => {
+    const fixed = fixedPointLayer(context);
+    if (fixed === undefined) return layer === 'conv2d' ? conv2dF32(context) : fullyConnectedF32(context);
+    const s = formatShape(context, layer);
+    if (!s || context.inputs[0]!.dtype !== 'f32') return undefined;
+    // Each create function takes its own word type, which `fixed` holds by construction (bits 16: Int16Array
+    // weights and BigInt64Array bias; bits 8: Int8Array and Int32Array); the addon checks them again.
+    const create = FIXED_POINT_KERNELS[fixed.bits][layer] as unknown as (a: object) => FixedPointFormatLayer;
+    let kernelLayer: FixedPointFormatLayer;
+    try {
+      kernelLayer = create({
+        ...s.shape,
+        inputFl: fixed.inputFl,
+        weightFl: fixed.weightFl,
+        outputFl: fixed.outputFl,
+        outputMin: fixed.outputMin,
+        outputMax: fixed.outputMax,
+        weights: fixed.weights,
+        bias: fixed.bias ?? null,
+      });
+    } catch {
+      // A shape the binding refuses: the reference executor computes the same fixed point.
+      return undefined;
+    }
+    const Words = fixed.bits === 16 ? Int16Array : Int8Array;
+    const inputWords = new Words(kernelLayer.inputLength);
+    const outputWords = new Words(kernelLayer.outputLength);
+    const name = `fixed${fixed.bits}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`;
+    return {
+      kernel: `native:${name} ${kernelLayer.kernel ?? ''}`.trim(),
+      scratchBytes: inputWords.byteLength + outputWords.byteLength,
+      run: (inputs, outputs) => {
+        fixedPointQuantize({
+          input: inputs[0] as Float32Array,
+          output: inputWords,
+          fractionalLength: fixed.inputFl,
+        });
+        kernelLayer.run(inputWords, outputWords);
+        fixedPointDequantize({
+          input: outputWords,
+          fractionalLength: fixed.outputFl,
+          output: outputs[0] as Float32Array,
+        });
+      },
+    };
+  };
+}
+
 function pool(kind: 'max' | 'avg'): NativeFactory {
   return (context) => {
     const x = context.inputs[0]!;
@@ -607,8 +684,8 @@ export const NATIVE_EXECUTORS: Readonly<Record<string, Readonly<Record<string, N
     xnor: FORMAT_CONV2D,
     sparse: FORMAT_CONV2D,
     codebook: FORMAT_CONV2D,
-    fixed16: conv2dF32,
-    fixed8: conv2dF32,
+    fixed16: fixedPoint('conv2d'),
+    fixed8: fixedPoint('conv2d'),
   },
   fully_connected: {
     f32: fullyConnectedF32,
@@ -617,8 +694,8 @@ export const NATIVE_EXECUTORS: Readonly<Record<string, Readonly<Record<string, N
     xnor: FORMAT_FULLY_CONNECTED,
     sparse: FORMAT_FULLY_CONNECTED,
     codebook: FORMAT_FULLY_CONNECTED,
-    fixed16: fullyConnectedF32,
-    fixed8: fullyConnectedF32,
+    fixed16: fixedPoint('fullyConnected'),
+    fixed8: fixedPoint('fullyConnected'),
   },
   qconv2d: { int8: qconv2d },
   qfully_connected: { int8: qfullyConnected },

@@ -5,11 +5,14 @@
 // (see executors for `native:` kernel names in inspect output).
 //
 // Layouts: conv2d/pool operate on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
+import type { DecodedTensor } from '../package/encodings.js';
 import type { ManifestNode, NumberFormat } from '../package/manifest.js';
+import { fixedPointLayer } from './fixed-point-layer.js';
 import { GraphError } from './graph-error.js';
 import { nativeExecutor } from './native-executors.js';
 import { conv2dF32, conv2dInteger, type ConvGeometry } from './reference-ops/conv.js';
 import { binaryBroadcast, sigmoid, unary } from './reference-ops/elementwise.js';
+import { fixedPointConv2d, fixedPointGeometry, fullyConnectedGeometry } from './reference-ops/fixed-point.js';
 import { channelShuffle, concat, softmax, transpose, transposeShape } from './reference-ops/layout.js';
 import { broadcastShapes, fullyConnected, matmul, matmulShape } from './reference-ops/matmul.js';
 import { averagePool, maxPool, type PoolGeometry } from './reference-ops/pool.js';
@@ -25,6 +28,9 @@ import { elements, type TensorData, type TensorSpec } from './tensor.js';
 export interface Executor {
   /** Which implementation runs: `reference:<op>_<format>` or a native kernel name. */
   kernel: string;
+  /** Bytes the executor holds outside the arena for the whole model's life (the word buffers of a fixed-point
+   * layer); counted against the memory budget with the arena and the weights. */
+  scratchBytes?: number;
   run(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): void;
 }
 
@@ -35,6 +41,9 @@ export interface PrepareContext {
   outputs: readonly TensorSpec[];
   /** Data of constant inputs (compressed weights already expanded to fp32 for reference executors). */
   constants: readonly (TensorData | undefined)[];
+  /** The same constants as the package stores them (fixed-point layers read their int16 / int8 words here);
+   * absent where constants were computed rather than read (constant folding while a model is imported). */
+  decoded?: readonly (DecodedTensor | undefined)[];
   /** Use the reference executors even where a native kernel exists (tests compare the two). */
   referenceOnly?: boolean;
 }
@@ -302,16 +311,7 @@ function pick(
 // ---------------------------------------------------------------------------------------------------------
 // Operators.
 
-const FLOAT_WEIGHT_FORMATS = [
-  'f32',
-  'binary',
-  'ternary',
-  'sparse',
-  'codebook',
-  'fixed16',
-  'fixed8',
-  'hashed',
-] as const;
+const FLOAT_WEIGHT_FORMATS = ['f32', 'binary', 'ternary', 'sparse', 'codebook', 'hashed'] as const;
 
 function floatConvExecutor(binarizeInput: boolean) {
   return (context: PrepareContext): Executor => {
@@ -370,6 +370,34 @@ function floatFcExecutor(binarizeInput: boolean) {
   };
 }
 
+// fixed16 / fixed8 layers with activation fractional lengths compute in fixed point (fixed-point-layer.ts);
+// those without (format 1.0 packages) keep fp32 activations over their exactly expanded weights.
+const fixedPointConvExecutor = (context: PrepareContext): Executor => {
+  const layer = fixedPointLayer(context);
+  if (layer === undefined) return floatConvExecutor(false)(context);
+  const { node } = context;
+  const g = convGeometry(node, context.inputs[0]!, context.inputs[1]!);
+  expect(g.dilationH === 1 && g.dilationW === 1, node, 'fixed-point layers take no dilation');
+  const geometry = fixedPointGeometry(g);
+  return {
+    kernel: `reference:conv2d_${context.format}`,
+    run: (inputs, outputs) =>
+      fixedPointConv2d(layer, geometry, inputs[0] as Float32Array, outputs[0] as Float32Array),
+  };
+};
+
+const fixedPointFcExecutor = (context: PrepareContext): Executor => {
+  const layer = fixedPointLayer(context);
+  if (layer === undefined) return floatFcExecutor(false)(context);
+  const [outC, k] = context.inputs[1]!.shape as [number, number];
+  const geometry = fullyConnectedGeometry(context.inputs[0]!.shape[0]!, k, outC);
+  return {
+    kernel: `reference:fully_connected_${context.format}`,
+    run: (inputs, outputs) =>
+      fixedPointConv2d(layer, geometry, inputs[0] as Float32Array, outputs[0] as Float32Array),
+  };
+};
+
 const conv2d: OpDefinition = {
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
@@ -387,6 +415,8 @@ const conv2d: OpDefinition = {
   macs: (node, inputs, outputs) => elements(outputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
   executors: {
     ...Object.fromEntries(FLOAT_WEIGHT_FORMATS.map((f) => [f, floatConvExecutor(false)])),
+    fixed16: fixedPointConvExecutor,
+    fixed8: fixedPointConvExecutor,
     xnor: floatConvExecutor(true),
   },
 };
@@ -414,6 +444,8 @@ const fullyConnectedOp: OpDefinition = {
   macs: (_node, inputs, outputs) => elements(outputs[0]!.shape) * inputs[1]!.shape[1]!,
   executors: {
     ...Object.fromEntries(FLOAT_WEIGHT_FORMATS.map((f) => [f, floatFcExecutor(false)])),
+    fixed16: fixedPointFcExecutor,
+    fixed8: fixedPointFcExecutor,
     xnor: floatFcExecutor(true),
   },
 };

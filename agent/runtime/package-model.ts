@@ -158,7 +158,7 @@ export class PackageModel {
   readonly probe: { input: Uint8Array; expectedClass: number } | undefined;
   /** SHA-256 of the package content (the trailer's), hex. */
   readonly contentSha256: string;
-  /** Bytes the runtime holds for this model: weights plus the activation arena. */
+  /** Bytes the runtime holds for this model: weights, the activation arena and executors' word buffers. */
   readonly memoryBytes: number;
   readonly manifest: Manifest;
 
@@ -212,7 +212,7 @@ export class PackageModel {
     this.version = manifest.model.version;
     this.name = manifest.model.name ?? manifest.model.id;
     this.contentSha256 = pkg.sha256;
-    this.memoryBytes = this.#model.plan.arenaBytes + this.#model.weightBytes;
+    this.memoryBytes = this.#model.plan.arenaBytes + this.#model.weightBytes + this.#model.scratchBytes;
   }
 
   /** Reads, verifies and builds a package file. Throws PackageError (damaged, badly signed, for another

@@ -12,7 +12,7 @@ import {
   SECTION_ENTRY_SIZE,
   type SectionEntry,
 } from '../../agent/package/layout.js';
-import type { Manifest } from '../../agent/package/manifest.js';
+import { fixedPointActivations, type Manifest } from '../../agent/package/manifest.js';
 import { keyId, sha256, signDigest } from '../../agent/package/signing.js';
 
 export interface PackageContent {
@@ -65,7 +65,10 @@ export function writePackage(content: PackageContent, privateKey: KeyObject): Bu
   });
   const contentSize = offset;
   const content_ = Buffer.alloc(contentSize);
-  encodeHeaderAndTable(contentSize, entries).copy(content_, 0);
+  // 1.1 only when a layer uses its fixed-point activations: every other package stays byte for byte what a
+  // 1.0 writer made (the bundled models are reproducible from their recorded commands).
+  const minor = content.manifest.nodes.some((node) => fixedPointActivations(node) !== undefined) ? 1 : 0;
+  encodeHeaderAndTable(contentSize, entries, minor).copy(content_, 0);
   payloads.forEach(({ bytes }, i) => bytes.copy(content_, entries[i]!.offset));
   const digest = sha256(content_);
   const trailer = encodeTrailer({

@@ -1,0 +1,97 @@
+// What a fixed16 / fixed8 conv2d or fully_connected layer computes with, derived once at load from its node
+// and constants, shared by the native executor (native-executors.ts) and the TypeScript reference
+// (reference-ops/fixed-point.ts) so that both compute the same thing bit for bit.
+//
+// Dynamic fixed point Q(IL.FL) (Gupta et al. 2015, Courbariaux et al. 2014; native/reference/formats.md):
+// a word q with fractional length FL stands for q * 2^-FL. A layer's activations are fp32 tensors in the
+// graph (the IR has no 16-bit dtype), so a layer
+//   1. quantizes its fp32 input to Q(input_fl) words: round to nearest (ties toward +infinity), saturated to
+//      the symmetric range, NaN -> 0 (the kernels' quantizer);
+//   2. runs the integer kernel: exact accumulation in units of 2^-(input_fl + weight_fl), bias added in those
+//      units, one rounding shift to output_fl, saturation to the fused clamp;
+//   3. writes the Q(output_fl) words back as fp32, q * 2^-output_fl, which is exact (|q| < 2^15).
+// Because step 3 is exact, a next fixed-point layer whose input_fl equals this output_fl gets back exactly
+// the same words in step 1: a chain of fixed-point layers (with max pooling or ReLU between them, which
+// keep values on the grid) computes exactly what it would with the words kept in memory.
+import { fixedPointActivations } from '../package/manifest.js';
+import { GraphError } from './graph-error.js';
+import type { PrepareContext } from './ops.js';
+
+export interface FixedPointLayer {
+  bits: 16 | 8;
+  inputFl: number;
+  weightFl: number;
+  outputFl: number;
+  /** [outputChannels][K] words as stored in the package, in [-limit, limit]. */
+  weights: Int16Array | Int8Array;
+  /** [outputChannels] in accumulator units 2^-(inputFl + weightFl): BigInt64Array for 16-bit words (at most
+   * 2^56 in magnitude, the qf16 kernels' bound), Int32Array for 8-bit words; undefined without a bias. */
+  bias: BigInt64Array | Int32Array | undefined;
+  /** The fused clamp (attributes min / max, fp32) in output words, inside the symmetric word range. */
+  outputMin: number;
+  outputMax: number;
+}
+
+/** Largest magnitude of a word: the quantizers' symmetric range (native/reference/fixed-point.ts). */
+export const wordLimit = (bits: 16 | 8): number => (bits === 16 ? 32767 : 127);
+
+const FIXED16_BIAS_LIMIT = 2 ** 56;
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/** The layer's fixed-point parameters, or undefined for a layer without activation fractional lengths
+ * (format 1.0: fp32 activations over the exactly expanded weights). */
+export function fixedPointLayer(context: PrepareContext): FixedPointLayer | undefined {
+  const { node } = context;
+  const activations = fixedPointActivations(node);
+  if (activations === undefined) return undefined;
+  const bits = node.format === 'fixed16' ? 16 : 8;
+  const weights = context.decoded?.[1];
+  // The reader has checked that the weights are a constant stored in the node's own format.
+  if (
+    weights === undefined ||
+    (weights.kind !== 'fixed16' && weights.kind !== 'fixed8') ||
+    weights.kind !== node.format
+  )
+    throw new GraphError(`${node.format} layer needs its weights stored as ${node.format}`, node.name);
+  const { inputFl, outputFl } = activations;
+  const weightFl = weights.fracBits;
+
+  const floatBias = context.constants[2];
+  let bias: BigInt64Array | Int32Array | undefined;
+  if (node.inputs[2] !== undefined && node.inputs[2] >= 0) {
+    if (!(floatBias instanceof Float32Array))
+      throw new GraphError(`${node.format} layer needs a constant fp32 bias`, node.name);
+    // Round to nearest (ties up) into accumulator units, saturated: a bias past the bound saturates the
+    // output anyway unless the products cancel it, and the kernels cannot take more.
+    const scale = 2 ** (inputFl + weightFl);
+    const units = Array.from(floatBias, (b) => {
+      const q = Math.floor(b * scale + 0.5);
+      return Number.isNaN(q) ? 0 : q;
+    });
+    bias =
+      bits === 16
+        ? BigInt64Array.from(units, (q) =>
+            BigInt(Math.max(-FIXED16_BIAS_LIMIT, Math.min(FIXED16_BIAS_LIMIT, q))),
+          )
+        : Int32Array.from(units, (q) => Math.max(INT32_MIN, Math.min(INT32_MAX, q)));
+  }
+
+  const limit = wordLimit(bits);
+  const attr = (key: string, fallback: number): number => {
+    const value = node.attrs[key];
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || Number.isNaN(value))
+      throw new GraphError(`attribute ${key} must be a number, got ${JSON.stringify(value)}`, node.name);
+    return value;
+  };
+  const step = 2 ** outputFl;
+  const outputMin = Math.max(-limit, Math.min(limit, Math.ceil(attr('min', -Infinity) * step)));
+  const outputMax = Math.min(limit, Math.max(-limit, Math.floor(attr('max', Infinity) * step)));
+  if (outputMin > outputMax)
+    throw new GraphError(
+      `the clamp [${attr('min', -Infinity)}, ${attr('max', Infinity)}] holds no Q(${outputFl}) value`,
+      node.name,
+    );
+  return { bits, inputFl, weightFl, outputFl, weights: weights.values, bias, outputMin, outputMax };
+}
