@@ -1,8 +1,10 @@
 // `whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--images N] [--test-images N]
-// [--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]`: post-training int8 quantization of
-// an fp32 package (optimize/quantize/ptq.ts). The int8 package records its measured test-set top-1, the
-// labels and the preprocessing, and carries a health-check probe; it is read back through the agent's
-// reader and runtime before it is written, like `whittle import` does.
+// [--format int8|fixed16|fixed8] [--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]`:
+// post-training quantization of an fp32 package — int8 affine (optimize/quantize/ptq.ts) or per-layer
+// dynamic fixed point with 16- or 8-bit words (optimize/package/fixed-point.ts), both calibrated on the same
+// images. The new package records its measured test-set top-1, the labels and the preprocessing, and
+// carries a health-check probe; it is read back through the agent's reader and runtime before it is
+// written, like `whittle import` does.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
@@ -10,20 +12,26 @@ import type { ImagePreprocessing } from '../../agent/package/manifest.js';
 import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
 import { loadDataset } from '../../optimize/datasets/dataset-spec.js';
 import { evaluatePackage } from '../../optimize/evaluate-package.js';
+import { fixedPointPackage } from '../../optimize/package/fixed-point.js';
 import { bundledSigningKey, probeFromTestSet } from '../../optimize/package/from-int8-mlp.js';
-import { writePackage } from '../../optimize/package/writer.js';
+import { type PackageContent, writePackage } from '../../optimize/package/writer.js';
 import { calibrationFromImages } from '../../optimize/quantize/calibrate.js';
 import { quantizePackage } from '../../optimize/quantize/ptq.js';
 import { CommandUsageError, isReportedError } from './command-error.js';
 import { loadSigningKey } from './signing-key.js';
 
-export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  int8 post-training quantization of an fp32
-                        package; DATA as for train; --images N calibration images (1000), --test-images N
-                        for the recorded accuracy (all), --key KEY | --bundled-key, --id, --version, --name
+export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  post-training quantization of an fp32 package:
+                        --format int8 (default) | fixed16 | fixed8 (per-layer dynamic fixed point); DATA as
+                        for train; --images N calibration images (1000), --test-images N for the recorded
+                        accuracy (all), --key KEY | --bundled-key, --id, --version, --name
 `;
 
+const FORMATS = ['int8', 'fixed16', 'fixed8'] as const;
+type QuantizedFormat = (typeof FORMATS)[number];
+
 const USAGE =
-  'usage: whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--images N] [--test-images N] ' +
+  'usage: whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--format int8|fixed16|fixed8] ' +
+  '[--images N] [--test-images N] ' +
   '[--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]';
 
 function count(value: string | undefined, flag: string, fallback: number): number {
@@ -41,6 +49,7 @@ function run(args: string[]): number {
     options: {
       out: { type: 'string', short: 'o' },
       calibration: { type: 'string' },
+      format: { type: 'string' },
       images: { type: 'string' },
       'test-images': { type: 'string' },
       key: { type: 'string' },
@@ -58,6 +67,11 @@ function run(args: string[]): number {
     throw new CommandUsageError(`--calibration DATA is required; ${USAGE}`);
   if (values.key !== undefined && values['bundled-key'])
     throw new CommandUsageError('--key and --bundled-key exclude each other');
+  const format = (values.format ?? 'int8') as QuantizedFormat;
+  if (!FORMATS.includes(format))
+    throw new CommandUsageError(
+      `--format: expected one of ${FORMATS.join(', ')} but received "${values.format}"`,
+    );
   const calibrationImages = count(values.images, '--images', 1000);
   const testImages = count(values['test-images'], '--test-images', Number.MAX_SAFE_INTEGER);
 
@@ -87,11 +101,15 @@ function run(args: string[]): number {
 
   const started = Date.now();
   const calibration = calibrationFromImages(train, calibrationImages, preprocessing);
-  const { content } = quantizePackage(withMeta, calibration, {
+  const naming = {
     ...(values.id ? { modelId: values.id } : {}),
     ...(values.version ? { version: values.version } : {}),
     ...(values.name ? { name: values.name } : {}),
-  });
+  };
+  const content: PackageContent =
+    format === 'int8'
+      ? quantizePackage(withMeta, calibration, naming).content
+      : fixedPointPackage(withMeta, calibration, { bits: format === 'fixed16' ? 16 : 8, ...naming }).content;
   const { key, created } = values['bundled-key']
     ? { key: bundledSigningKey(), created: null }
     : loadSigningKey(values.key);
@@ -100,17 +118,21 @@ function run(args: string[]): number {
   // Measured, not estimated: both packages on the same test images, on this runtime.
   const limit = Math.min(testImages, test.count);
   const fp32Top1 = evaluatePackage(withMeta, test, { limit }).top1;
-  const int8Top1 = evaluatePackage(read(writePackage(content, key)), test, { limit }).top1;
-  content.manifest.accuracy = { dataset: test.source, images: limit, top1: int8Top1 };
+  const quantizedTop1 = evaluatePackage(read(writePackage(content, key)), test, { limit }).top1;
+  content.manifest.accuracy = { dataset: test.source, images: limit, top1: quantizedTop1 };
   if (dataset.test) content.manifest.probe = probeFromTestSet(writePackage(content, key), dataset.test);
   const bytes = writePackage(content, key);
   read(bytes); // the agent's reader must accept it before it is written
   writeFileSync(values.out, bytes);
   if (created) console.error(`whittle quantize: created the package signing key ${created}`);
-  const layers = content.manifest.nodes.filter((n) => n.op === 'qconv2d' || n.op === 'qfully_connected');
+  const layers = content.manifest.nodes.filter((n) =>
+    format === 'int8'
+      ? n.op === 'qconv2d' || n.op === 'qfully_connected'
+      : (n.op === 'conv2d' || n.op === 'fully_connected') && n.format === format,
+  );
   console.log(
     `whittle quantize: ${source} (${fp32.fileBytes} bytes, top-1 ${(100 * fp32Top1).toFixed(2)}%) -> ` +
-      `${values.out} (${bytes.length} bytes, top-1 ${(100 * int8Top1).toFixed(2)}%, ${layers.length} int8 ` +
+      `${values.out} (${bytes.length} bytes, top-1 ${(100 * quantizedTop1).toFixed(2)}%, ${layers.length} ${format} ` +
       `layers) on ${limit} ${test.source} images; ${calibration.count} calibration images, ` +
       `${((Date.now() - started) / 1000).toFixed(1)} s`,
   );

@@ -180,5 +180,35 @@ describe('post-training int8 quantization of LeNet-5', () => {
     // Bad use is one line and exit code 1, not a stack trace.
     assert.equal(quantizeCommand([source, '--out', out]), 1);
     assert.equal(quantizeCommand([...args, '--images', '0']), 1);
+    assert.equal(quantizeCommand([...args, '--format', 'int4']), 1);
   });
+
+  for (const format of ['fixed16', 'fixed8'] as const) {
+    test(`whittle quantize --format ${format} writes dynamic fixed point that runs on the fixed-point kernels`, () => {
+      const source = join(root, 'fp32.whittle');
+      const out = join(root, `${format}.whittle`);
+      writeFileSync(source, fp32Bytes);
+      const args = ['--calibration', 'fashion-mnist', '--images', '50', '--test-images', '200'];
+      assert.equal(quantizeCommand([source, '--out', out, '--format', format, ...args, '--bundled-key']), 0);
+      const pkg = read(readFileSync(out));
+      const layers = pkg.manifest.nodes.filter((n) => n.op === 'conv2d' || n.op === 'fully_connected');
+      assert.equal(layers.length, 5, 'LeNet-5: two convolutions and three dense layers');
+      for (const node of layers) {
+        assert.equal(node.format, format, node.name);
+        assert.equal(typeof node.attrs.input_fl, 'number', `${node.name} carries its activation FLs`);
+      }
+      // Measured, and close to fp32 on the same 200 images.
+      const fp32Top1 = evaluatePackage(fp32, { ...testSet, count: 200 }).top1;
+      const top1 = pkg.manifest.accuracy!.top1;
+      assert.equal(top1, evaluatePackage(pkg, { ...testSet, count: 200 }).top1);
+      assert.ok(Math.abs(top1 - fp32Top1) <= (format === 'fixed16' ? 0.01 : 0.03), `${top1} vs ${fp32Top1}`);
+      // Smaller than fp32: 16- or 8-bit words.
+      assert.ok(readFileSync(out).length < fp32Bytes.length * (format === 'fixed16' ? 0.6 : 0.35));
+      const probe = pkg.manifest.probe!;
+      assert.equal(
+        PackageModel.fromPackage(pkg).infer(Buffer.from(probe.input, 'base64')).classIndex,
+        probe.expectedClass,
+      );
+    });
+  }
 });
