@@ -1,4 +1,4 @@
-// `whittle import MODEL.onnx --out PKG [--key PRIVATE_KEY] [--id ID] [--labels FILE] [--batch N]`:
+// `whittle import MODEL.onnx|model.json --out PKG [--key PRIVATE_KEY] [--id ID] [--labels FILE] [--batch N]`:
 // converts a model to a signed package. Unsupported ops are all listed before anything is written.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
@@ -48,7 +48,11 @@ export async function importCommand(args: string[]): Promise<number> {
   let content;
   if (extname(source).toLowerCase() === '.json') {
     const { importTfjsLayers } = await import('../../optimize/tfjs/import.js');
-    content = importTfjsLayers(source, { modelId: id, ...(labels ? { labels } : {}) });
+    content = importTfjsLayers(source, {
+      modelId: id,
+      ...(labels ? { labels } : {}),
+      ...(batch ? { batch } : {}),
+    });
   } else {
     content = importOnnx(bytes, {
       source,
