@@ -119,6 +119,22 @@ export interface DeploymentView {
   succeeded: boolean;
 }
 
+/** One phase one device reported in a deployment (or 'superseded', set by the manager). */
+export interface DeploymentEventView {
+  device: string;
+  phase: DeploymentPhase;
+  code: DeployErrorCode | null;
+  reason: string | null;
+  serving: string | null;
+  at: number;
+}
+
+/** GET /api/deployments/:id/events: every phase of every device, oldest first. */
+export interface DeploymentEventsResponse {
+  deployment: string;
+  events: DeploymentEventView[];
+}
+
 /** GET /api/deployments, newest first (at most 100). GET /api/deployments/:id gives one DeploymentView. */
 export interface DeploymentsResponse {
   deployments: DeploymentView[];

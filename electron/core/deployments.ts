@@ -32,6 +32,7 @@ import {
 } from '../../agent/protocol/messages.js';
 import type {
   DeploymentDeviceView,
+  DeploymentEventView,
   DeploymentPhase,
   DeploymentView,
   DeployRequest,
@@ -271,6 +272,19 @@ export class Deployments extends EventEmitter<{ change: [DeploymentView] }> {
   get(id: string): DeploymentView | undefined {
     const d = this.o.store.deployment(id);
     return d ? this.view(d) : undefined;
+  }
+
+  /** Every phase each device of a deployment went through, oldest first; undefined for an unknown id. */
+  events(id: string): DeploymentEventView[] | undefined {
+    if (!this.o.store.deployment(id)) return undefined;
+    return this.o.store.deploymentEvents(id).map((e) => ({
+      device: e.device,
+      phase: (PHASES.has(e.phase) ? e.phase : 'failed') as DeploymentPhase,
+      code: e.code !== null && CODES.has(e.code) ? (e.code as DeploymentEventView['code']) : null,
+      reason: e.reason,
+      serving: e.serving,
+      at: e.at,
+    }));
   }
 
   private resolveDevices(wanted: DeployRequest['devices']): string[] {

@@ -11,6 +11,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { PackageError } from '../../agent/package/errors.js';
 import type {
   ApiError,
+  DeploymentEventsResponse,
   DeploymentsResponse,
   DeploymentView,
   DevicesResponse,
@@ -95,6 +96,7 @@ function requireContentType(req: IncomingMessage, type: string): void {
 }
 
 const DEPLOYMENT_PATH = /^\/api\/deployments\/([A-Za-z0-9._-]{1,64})$/;
+const DEPLOYMENT_EVENTS_PATH = /^\/api\/deployments\/([A-Za-z0-9._-]{1,64})\/events$/;
 const SNAPSHOT_PATH = /^\/api\/devices\/([A-Za-z0-9._-]{1,64})\/snapshot$/;
 
 export function contentSecurityPolicy(port: number): string {
@@ -235,6 +237,14 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       const view = deployments.get(deploymentMatch[1]!);
       if (!view) throw new HttpError(404, `no deployment ${deploymentMatch[1]}`, 'unknown-deployment');
       return send(res, 200, view);
+    }
+    const eventsMatch = DEPLOYMENT_EVENTS_PATH.exec(path);
+    if (eventsMatch) {
+      only('GET');
+      const events = deployments.events(eventsMatch[1]!);
+      if (!events) throw new HttpError(404, `no deployment ${eventsMatch[1]}`, 'unknown-deployment');
+      const body: DeploymentEventsResponse = { deployment: eventsMatch[1]!, events };
+      return send(res, 200, body);
     }
     throw new HttpError(404, `no API route ${path}`);
   }

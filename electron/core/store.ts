@@ -67,9 +67,19 @@ export interface StoredDeploymentDevice {
   updatedAt: number;
 }
 
+/** One phase of one device in a deployment, as it was reported. */
+export interface StoredDeploymentEvent {
+  device: string;
+  phase: string;
+  code: string | null;
+  reason: string | null;
+  serving: string | null;
+  at: number;
+}
+
 /** 1: devices, agent_credentials. 2: stats. 3: ssh_host_keys, provisioned_devices. 4: packages,
- * deployments, deployment_devices. */
-const SCHEMA_VERSION = 4;
+ * deployments, deployment_devices. 5: deployment_events (every phase a device went through). */
+const SCHEMA_VERSION = 5;
 
 export class Store {
   private readonly db: Database.Database;
@@ -162,6 +172,23 @@ export class Store {
             PRIMARY KEY (deployment_id, device)
           );
           CREATE INDEX IF NOT EXISTS deployment_devices_by_device ON deployment_devices (device);
+        `);
+      })();
+    }
+    // Schema 5: deployment_devices keeps each device's newest phase; the events keep them all, in order.
+    if (version < 5) {
+      this.db.transaction(() => {
+        this.db.exec(`
+          CREATE TABLE IF NOT EXISTS deployment_events (
+            deployment_id TEXT NOT NULL REFERENCES deployments (id),
+            device TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            code TEXT,
+            reason TEXT,
+            serving TEXT,
+            at INTEGER NOT NULL
+          );
+          CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
         `);
         this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
@@ -407,7 +434,8 @@ export class Store {
     return rows.map(deploymentDeviceFromRow);
   }
 
-  /** Records a device's progress in a deployment; false when that device is not part of it. */
+  /** Records a device's progress in a deployment (its newest phase, and the phase in its history); false
+   * when that device is not part of it. */
   updateDeploymentDevice(
     deploymentId: string,
     device: string,
@@ -415,15 +443,37 @@ export class Store {
     extra: { code?: string | undefined; reason?: string | undefined; serving?: string | undefined },
     at: number,
   ): boolean {
-    return (
-      this.db
-        .prepare(
-          `UPDATE deployment_devices SET phase = ?, code = ?, reason = ?, serving = COALESCE(?, serving), updated_at = ?
-           WHERE deployment_id = ? AND device = ?`,
-        )
-        .run(phase, extra.code ?? null, extra.reason ?? null, extra.serving ?? null, at, deploymentId, device)
-        .changes === 1
-    );
+    const code = extra.code ?? null;
+    const reason = extra.reason ?? null;
+    const serving = extra.serving ?? null;
+    return this.db.transaction(() => {
+      const changed =
+        this.db
+          .prepare(
+            `UPDATE deployment_devices SET phase = ?, code = ?, reason = ?, serving = COALESCE(?, serving), updated_at = ?
+             WHERE deployment_id = ? AND device = ?`,
+          )
+          .run(phase, code, reason, serving, at, deploymentId, device).changes === 1;
+      if (changed)
+        this.db
+          .prepare(
+            `INSERT INTO deployment_events (deployment_id, device, phase, code, reason, serving, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(deploymentId, device, phase, code, reason, serving, at);
+      return changed;
+    })();
+  }
+
+  /** Every phase the devices of a deployment reported (and 'superseded'), oldest first. */
+  deploymentEvents(deploymentId: string): StoredDeploymentEvent[] {
+    const rows = this.db
+      .prepare(
+        `SELECT device, phase, code, reason, serving, at FROM deployment_events
+         WHERE deployment_id = ? ORDER BY rowid`,
+      )
+      .all(deploymentId) as StoredDeploymentEvent[];
+    return rows.map((r) => ({ ...r }));
   }
 
   close(): void {

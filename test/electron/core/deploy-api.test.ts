@@ -12,10 +12,16 @@ import { after, before, test } from 'node:test';
 import mqtt from 'mqtt';
 
 import { DeployTargetSchema, deviceTopic } from '../../../agent/protocol/messages.js';
-import type { DeploymentView, PackagesResponse, PackageView } from '../../../electron/api/contract.js';
+import type {
+  DeploymentEventsResponse,
+  DeploymentView,
+  PackagesResponse,
+  PackageView,
+} from '../../../electron/api/contract.js';
 import { type Core, startCore } from '../../../electron/core/core.js';
 import { managerSigningKeys } from '../../../electron/core/provisioning/signing-key.js';
 import { demoPackage } from '../../support/packages.js';
+import { waitFor } from '../../support/stack.js';
 
 let dir: string;
 let core: Core;
@@ -76,6 +82,7 @@ test('every deployment route needs the token', async () => {
     ['GET', '/api/deployments'],
     ['POST', '/api/deployments'],
     ['GET', '/api/deployments/d-1'],
+    ['GET', '/api/deployments/d-1/events'],
     ['GET', '/api/devices/cam-offline/snapshot'],
   ] as const) {
     const answer = await call(method, path, method === 'POST' ? '{}' : undefined, {}, 'wrong-token');
@@ -223,6 +230,39 @@ test('a deployment to an offline device leaves a retained target signed by the m
     );
     const download = await fetch(target.model.url);
     assert.ok(Buffer.from(await download.arrayBuffer()).equals(bytes), 'the package server serves the file');
+
+    // The device reports its phases; the manager keeps every one of them, in order.
+    for (const [phase, extra] of [
+      ['downloading', {}],
+      ['failed', { code: 'hash-mismatch', reason: 'the SHA-256 differs' }],
+    ] as const)
+      await client.publishAsync(
+        deviceTopic('cam-offline', 'deploy'),
+        JSON.stringify({
+          v: 1,
+          ts: Date.now(),
+          deploymentId: deployment.id,
+          modelId: pkg.modelId,
+          version: pkg.modelVersion,
+          phase,
+          serving: 'bundled',
+          ...extra,
+        }),
+        { qos: 1 },
+      );
+    const events = await waitFor('both phases stored', 10_000, async () => {
+      const r = await call('GET', `/api/deployments/${deployment.id}/events`);
+      const body = r.json as unknown as DeploymentEventsResponse;
+      return body.events.length === 2 ? body : undefined;
+    });
+    assert.deepEqual(
+      events.events.map((e) => [e.device, e.phase, e.code, e.reason]),
+      [
+        ['cam-offline', 'downloading', null, null],
+        ['cam-offline', 'failed', 'hash-mismatch', 'the SHA-256 differs'],
+      ],
+    );
+    assert.equal((await call('GET', '/api/deployments/d-nothing/events')).status, 404);
   } finally {
     await client.endAsync();
   }

@@ -52,7 +52,7 @@ function addDeployment(store: Store, id: string, devices: string[], createdAt: n
   );
 }
 
-test('a schema 3 store is upgraded to 4 keeping devices, stats and installs', () => {
+test('a schema 3 store is upgraded to 5 keeping devices, stats and installs', () => {
   writeSchema3Store();
   const store = new Store(dir);
   assert.deepEqual(
@@ -67,7 +67,7 @@ test('a schema 3 store is upgraded to 4 keeping devices, stats and installs', ()
   assert.deepEqual(store.deployments(), []);
   store.close();
   const db = new Database(join(dir, 'whittle.db'), { readonly: true });
-  assert.equal(db.pragma('user_version', { simple: true }), 4);
+  assert.equal(db.pragma('user_version', { simple: true }), 5);
   const tables = (
     db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]
   )
@@ -76,6 +76,7 @@ test('a schema 3 store is upgraded to 4 keeping devices, stats and installs', ()
   assert.deepEqual(tables, [
     'agent_credentials',
     'deployment_devices',
+    'deployment_events',
     'deployments',
     'devices',
     'packages',
@@ -133,12 +134,21 @@ test('deployments and per-device outcomes survive reopening the store', () => {
     ],
   );
   assert.equal(again.package(sha('a'))?.bytes, 1234);
+  // Every phase is kept in order, not only the newest; a device not in the deployment adds none.
+  assert.deepEqual(
+    again.deploymentEvents('d-1').map((e) => [e.device, e.phase, e.code, e.at]),
+    [
+      ['cam-1', 'committed', null, 110],
+      ['cam-2', 'refused', 'bad-signature', 111],
+    ],
+  );
+  assert.deepEqual(again.deploymentEvents('d-2'), []);
   again.close();
 });
 
 test('a store written by a newer schema is refused with a way out', () => {
   const db = new Database(join(dir, 'whittle.db'));
-  db.pragma('user_version = 5');
+  db.pragma('user_version = 6');
   db.close();
-  assert.throws(() => new Store(dir), /newer Whittle \(schema 5 > 4\).*--data-dir/);
+  assert.throws(() => new Store(dir), /newer Whittle \(schema 6 > 5\).*--data-dir/);
 });
