@@ -3,6 +3,10 @@
 // TypeError or RangeError in one format: Expected <what> for <name> but received <value>.
 #include <napi.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -376,6 +380,54 @@ Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value BatchNormMoments(const Napi::CallbackInfo& info) {
+  Napi::Object args = ArgsObject(info);
+  const size_t count = size_t(IntegerField(args, "count", 1, INT64_C(1) << 32));
+  const size_t channels = size_t(IntegerField(args, "channels", 1, kMaxDimension));
+  if (double(count) * channels > 4294967295.0) {
+    throw Napi::RangeError::New(info.Env(), "Expected count * channels of at most 2^32 - 1 values");
+  }
+  FloatArray x = Float32Field(args, "x", count * channels);
+  FloatArray mean = Float32Field(args, "mean", channels);
+  FloatArray variance = Float32Field(args, "variance", channels);
+  CheckNoAlias(info.Env(), "mean", mean, {{"x", x}, {"variance", variance}});
+  CheckNoAlias(info.Env(), "variance", variance, {{"x", x}});
+  if (f32_batchnorm_moments(count, channels, x.data, mean.data, variance.data) != 0) {
+    throw Napi::Error::New(info.Env(), "batchNormMoments: out of memory");
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormTrainBackward(const Napi::CallbackInfo& info) {
+  Napi::Object args = ArgsObject(info);
+  const size_t count = size_t(IntegerField(args, "count", 1, INT64_C(1) << 32));
+  const size_t channels = size_t(IntegerField(args, "channels", 1, kMaxDimension));
+  if (double(count) * channels > 4294967295.0) {
+    throw Napi::RangeError::New(info.Env(), "Expected count * channels of at most 2^32 - 1 values");
+  }
+  FloatArray x = Float32Field(args, "x", count * channels);
+  FloatArray mean = Float32Field(args, "mean", channels);
+  FloatArray variance = Float32Field(args, "variance", channels);
+  FloatArray scale = Float32Field(args, "scale", channels, true);
+  FloatArray dy = Float32Field(args, "dy", count * channels);
+  const float epsilon = FloatField(args, "epsilon");
+  FloatArray dx = Float32Field(args, "dx", count * channels);
+  FloatArray dscale = Float32Field(args, "dscale", channels);
+  FloatArray doffset = Float32Field(args, "doffset", channels);
+  const std::vector<std::pair<const char*, FloatArray>> inputs = {
+      {"x", x}, {"mean", mean}, {"variance", variance}, {"scale", scale}, {"dy", dy}};
+  CheckNoAlias(info.Env(), "dx", dx, inputs);
+  CheckNoAlias(info.Env(), "dscale", dscale, inputs);
+  CheckNoAlias(info.Env(), "doffset", doffset, inputs);
+  CheckNoAlias(info.Env(), "dscale", dscale, {{"doffset", doffset}, {"dx", dx}});
+  CheckNoAlias(info.Env(), "doffset", doffset, {{"dx", dx}});
+  if (f32_batchnorm_train_backward(count, channels, x.data, mean.data, variance.data, scale.data, dy.data,
+                                   epsilon, dx.data, dscale.data, doffset.data) != 0) {
+    throw Napi::Error::New(info.Env(), "batchNormTrainBackward: out of memory");
+  }
+  return info.Env().Undefined();
+}
+
 size_t SizeField(const Napi::Object& args, const char* name, int64_t min, int64_t max) {
   return static_cast<size_t>(IntegerField(args, name, min, max));
 }
@@ -426,6 +478,57 @@ Napi::Value SumAxes(const Napi::CallbackInfo& info) {
   FloatArray y = Float32Field(args, "y", outer * inner);
   CheckNoAlias(info.Env(), "y", y, {{"x", x}});
   f32_sum_axes(outer, mid, inner, x.data, y.data);
+  return info.Env().Undefined();
+}
+
+Napi::Value UnaryGrad(const Napi::CallbackInfo& info) {
+  Napi::Object args = ArgsObject(info);
+  const int64_t op = IntegerField(args, "op", F32_UNARY_GRAD_RELU, F32_UNARY_GRAD_SQUARE);
+  Napi::Value dyv = args.Get("dy");
+  if (!dyv.IsTypedArray() || dyv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowType(info.Env(), "a Float32Array", "dy", dyv);
+  }
+  const size_t n = dyv.As<Napi::Float32Array>().ElementLength();
+  FloatArray dy = Float32Field(args, "dy", n);
+  FloatArray x = Float32Field(args, "x", n);
+  FloatArray dx = Float32Field(args, "dx", n);
+  CheckNoAlias(info.Env(), "dx", dx, {{"dy", dy}, {"x", x}});
+  f32_unary_grad(static_cast<f32_unary_grad_op>(op), n, dy.data, x.data, dx.data);
+  return info.Env().Undefined();
+}
+
+Napi::Value CompareMask(const Napi::CallbackInfo& info) {
+  Napi::Object args = ArgsObject(info);
+  Napi::Env env = info.Env();
+  const int64_t op = IntegerField(args, "op", F32_COMPARE_GREATER, F32_COMPARE_LESS_EQUAL);
+  const size_t n = SizeField(args, "n", 0, INT64_C(4294967295));
+  const size_t a_len = SizeField(args, "aLength", 1, INT64_C(4294967295));
+  const size_t a_div = SizeField(args, "aDivisor", 1, INT64_C(4294967295));
+  const size_t b_len = SizeField(args, "bLength", 1, INT64_C(4294967295));
+  const size_t b_div = SizeField(args, "bDivisor", 1, INT64_C(4294967295));
+  FloatArray dy = Float32Field(args, "dy", n);
+  FloatArray a = Float32Field(args, "a", a_len);
+  FloatArray b = Float32Field(args, "b", b_len);
+  FloatArray y = Float32Field(args, "y", n);
+  // As in Binary: every index (i / div) % len is below len.
+  CheckNoAlias(env, "y", y, {{"dy", dy}, {"a", a}, {"b", b}});
+  f32_compare_mask(static_cast<f32_compare_op>(op), n, dy.data, a.data, a_div, a_len, b.data, b_div, b_len,
+                   y.data);
+  return env.Undefined();
+}
+
+Napi::Value MeanGrad(const Napi::CallbackInfo& info) {
+  Napi::Object args = ArgsObject(info);
+  const size_t outer = SizeField(args, "outer", 1, INT64_C(4294967295));
+  const size_t mid = SizeField(args, "mid", 1, INT64_C(4294967295));
+  const size_t inner = SizeField(args, "inner", 1, INT64_C(4294967295));
+  if (double(outer) * mid * inner > 4294967295.0) {
+    throw Napi::RangeError::New(info.Env(), "Expected outer * mid * inner of at most 2^32 - 1 values");
+  }
+  FloatArray dy = Float32Field(args, "dy", outer * inner);
+  FloatArray dx = Float32Field(args, "dx", outer * mid * inner);
+  CheckNoAlias(info.Env(), "dx", dx, {{"dy", dy}});
+  f32_mean_grad(outer, mid, inner, dy.data, dx.data);
   return info.Env().Undefined();
 }
 
@@ -544,6 +647,23 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Training allocates every activation and gradient anew each step (tfjs's cpu backend keeps no buffer
+// pool), tens of megabytes per step in arrays of 1-13 MB. glibc serves such sizes with mmap and returns
+// them with munmap, so each array's pages fault in again on first write: on a VM that costs more than the
+// kernels themselves (MobileNet at batch 64 spent about half of each step in page faults). Serving them
+// from the heap and never trimming it keeps the pages mapped between steps; the process keeps its peak
+// footprint, which is what a training process reaches every step anyway. Returns whether glibc took it.
+Napi::Value RetainFreedMemory(const Napi::CallbackInfo& info) {
+#if defined(__GLIBC__)
+  // 32 MiB is the largest mmap threshold glibc accepts on 64-bit; larger arrays still use mmap.
+  const bool ok =
+      mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 && mallopt(M_TRIM_THRESHOLD, INT32_MAX) == 1;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv2dForward", Napi::Function::New(env, Conv2dForward));
   exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBackpropInput));
@@ -558,11 +678,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchMatMul", Napi::Function::New(env, BatchMatMul));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
+  exports.Set("batchNormMoments", Napi::Function::New(env, BatchNormMoments));
+  exports.Set("batchNormTrainBackward", Napi::Function::New(env, BatchNormTrainBackward));
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("sumAxes", Napi::Function::New(env, SumAxes));
+  exports.Set("unaryGrad", Napi::Function::New(env, UnaryGrad));
+  exports.Set("compareMask", Napi::Function::New(env, CompareMask));
+  exports.Set("meanGrad", Napi::Function::New(env, MeanGrad));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
+  exports.Set("retainFreedMemory", Napi::Function::New(env, RetainFreedMemory));
   exports.Set("isa", Napi::Function::New(env, Isa));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("threads", Napi::Function::New(env, Threads));

@@ -106,6 +106,29 @@ export interface TrainBinding {
     dscale: Float32Array;
     doffset: Float32Array;
   }): void;
+  /** The biased per-channel mean and variance of x[count][channels] (batch norm's training moments). */
+  batchNormMoments(args: {
+    count: number;
+    channels: number;
+    x: Float32Array;
+    mean: Float32Array;
+    variance: Float32Array;
+  }): void;
+  /** Batch norm's gradient in training mode, where mean and variance are x's own moments: dx includes
+   * their dependence on x. */
+  batchNormTrainBackward(args: {
+    count: number;
+    channels: number;
+    x: Float32Array;
+    mean: Float32Array;
+    variance: Float32Array;
+    scale: Float32Array | null;
+    dy: Float32Array;
+    epsilon: number;
+    dx: Float32Array;
+    dscale: Float32Array;
+    doffset: Float32Array;
+  }): void;
   /** y[i] = op(a[(i / aDivisor) % aLength], b[(i / bDivisor) % bLength]) for i < n (BINARY_OPS). */
   binary(args: {
     op: number;
@@ -122,6 +145,24 @@ export interface TrainBinding {
   unary(args: { op: number; x: Float32Array; alpha: number; y: Float32Array }): void;
   /** y[outer][inner] = sum over mid of x[outer][mid][inner]. */
   sumAxes(args: { outer: number; mid: number; inner: number; x: Float32Array; y: Float32Array }): void;
+  /** dx = dy * step(x) (op relu) or dy * (2 x) (op square), elementwise (UNARY_GRAD_OPS). */
+  unaryGrad(args: { op: number; dy: Float32Array; x: Float32Array; dx: Float32Array }): void;
+  /** y[i] = dy[i] * (op(a[(i / aDivisor) % aLength], b[(i / bDivisor) % bLength]) ? 1 : 0) for i < n
+   * (COMPARE_OPS): Minimum's and Maximum's gradients in one pass. */
+  compareMask(args: {
+    op: number;
+    n: number;
+    dy: Float32Array;
+    a: Float32Array;
+    aDivisor: number;
+    aLength: number;
+    b: Float32Array;
+    bDivisor: number;
+    bLength: number;
+    y: Float32Array;
+  }): void;
+  /** dx[outer][m][inner] = dy[outer][inner] / mid: the gradient of a mean over a block of axes. */
+  meanGrad(args: { outer: number; mid: number; inner: number; dy: Float32Array; dx: Float32Array }): void;
   /** y = transpose(x, perm) for x of `shape` (rank 1-8). */
   transpose(args: { shape: number[]; perm: number[]; x: Float32Array; y: Float32Array }): void;
   /** One Adam step in place on param, m and v (tfjs AdamOptimizer's formula); bias1 = 1 - beta1^t. */
@@ -137,6 +178,9 @@ export interface TrainBinding {
     bias1: number;
     bias2: number;
   }): void;
+  /** Keeps freed activation-sized buffers in the C heap instead of unmapping them (glibc mallopt), so
+   * the next step's arrays do not page-fault in again; false where the C library has no such setting. */
+  retainFreedMemory(): boolean;
   /** The SGEMM path in use and the best one this CPU and build support. */
   isa(): { current: TrainIsa; best: TrainIsa };
   /** Forces an SGEMM path (tests, benchmarks); RangeError if the CPU or build lacks it. */
@@ -150,6 +194,11 @@ export interface TrainBinding {
 export const BINARY_OPS = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5, squaredDifference: 6 } as const;
 /** Codes of f32_unary_op. */
 export const UNARY_OPS = { relu: 0, relu6: 1, step: 2, neg: 3, square: 4, sqrt: 5, abs: 6 } as const;
+
+/** Codes of f32_unary_grad_op. */
+export const UNARY_GRAD_OPS = { relu: 0, square: 1 } as const;
+/** Codes of f32_compare_op. */
+export const COMPARE_OPS = { greater: 0, greaterEqual: 1, less: 2, lessEqual: 3 } as const;
 
 export type TrainIsa = 'scalar' | 'avx2' | 'avx512';
 
@@ -165,6 +214,9 @@ const REQUIRED_EXPORTS = [
   'maxPool',
   'batchNorm',
   'binary',
+  'compareMask',
+  'meanGrad',
+  'batchNormTrainBackward',
   'adamUpdate',
 ] as const;
 

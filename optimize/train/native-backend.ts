@@ -2,14 +2,19 @@
 // matmuls, pooling, batch norm and their gradients) replaced by the native fp32 training kernels of
 // native/train. Every other kernel, and every configuration the native kernels do not cover (NCHW, PReLU
 // or leaky-ReLU fusion, non-float32 tensors, unusual broadcasting), runs the cpu backend's own kernel.
+// The gradients of the elementwise ops and means that training graphs are full of (ReLU, ReLU6, Minimum,
+// Maximum, Square, Mean) and BatchNormalization layers in training mode also run as fused native passes on
+// this backend (see the sections below); other backends keep tfjs's own.
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import {
   BINARY_OPS,
+  COMPARE_OPS,
   type FusedActivation,
   loadTrainBinding,
   type TrainBinding,
+  UNARY_GRAD_OPS,
   UNARY_OPS,
   type WindowShape,
 } from '../../native/train/index.js';
@@ -530,6 +535,323 @@ function registerBatchNormGradient(): void {
   });
 }
 
+// ---- Fused native gradients of elementwise ops and means ----
+//
+// tfjs's gradients of Relu, Minimum/Maximum, Square and Mean are chains of small ops, several of them
+// JavaScript-only (Greater, LessEqual and the bool Cast behind ReLU6 = min(relu(x), 6); the ones() tensor
+// and two full-size passes behind Mean). Batch norm in training mode runs Mean, Sub and Square over every
+// activation (its moments), so MobileNet spent most of a step in these gradients. Each is replaced by one
+// native pass computing the same products, on the whittle-native backend and float32 tensors only.
+
+const UNARY_GRAD = 'WhittleUnaryGrad';
+const COMPARE_MASK = 'WhittleCompareMask';
+const MEAN_GRAD = 'WhittleMeanGrad';
+
+/** Float32 values of a float32 tensor, copied when the cpu backend stores them in another array type. */
+function floatValues(backend: MathBackendCPU, info: tf.TensorInfo): Float32Array {
+  const direct = values(backend, info);
+  if (direct !== undefined) return direct;
+  if (info.dtype !== 'float32')
+    throw new TypeError(`whittle-native gradient kernels take float32 tensors but received ${info.dtype}`);
+  return Float32Array.from(backend.readSync(info.dataId) as ArrayLike<number>);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function unaryGrad(args: KernelArgs, native: TrainBinding): tf.TensorInfo {
+  const backend = cpu(args);
+  const { dy, x } = args.inputs as Record<string, tf.TensorInfo>;
+  const op = (args.attrs as Record<string, unknown>)['op'] as number;
+  if (!sameShape(dy!.shape, x!.shape))
+    throw new TypeError(
+      `${UNARY_GRAD}: dy [${dy!.shape.join(',')}] and x [${x!.shape.join(',')}] differ in shape`,
+    );
+  const dx = new Float32Array(tf.util.sizeFromShape(x!.shape));
+  native.unaryGrad({ op, dy: floatValues(backend, dy!), x: floatValues(backend, x!), dx });
+  return output(backend, [...x!.shape], dx);
+}
+
+function compareMask(args: KernelArgs, native: TrainBinding): tf.TensorInfo {
+  const backend = cpu(args);
+  const { dy, a, b } = args.inputs as Record<string, tf.TensorInfo>;
+  const op = (args.attrs as Record<string, unknown>)['op'] as number;
+  const ra = broadcastReader(a!.shape, dy!.shape);
+  const rb = broadcastReader(b!.shape, dy!.shape);
+  if (ra === undefined || rb === undefined)
+    throw new TypeError(
+      `${COMPARE_MASK}: a [${a!.shape.join(',')}] and b [${b!.shape.join(',')}] do not broadcast to dy`,
+    );
+  const y = new Float32Array(tf.util.sizeFromShape(dy!.shape));
+  native.compareMask({
+    op,
+    n: y.length,
+    dy: floatValues(backend, dy!),
+    a: floatValues(backend, a!),
+    aDivisor: ra.divisor,
+    aLength: ra.length,
+    b: floatValues(backend, b!),
+    bDivisor: rb.divisor,
+    bLength: rb.length,
+    y,
+  });
+  return output(backend, [...dy!.shape], y);
+}
+
+/** The axes of x a reduction covers as [outer, mid, inner] sizes, or undefined unless they are one
+ * contiguous block. */
+function axisBlock(shape: readonly number[], axis: unknown): [number, number, number] | undefined {
+  const axes = [...tf.util.parseAxisParam(axis as number | number[], [...shape])].sort((p, q) => p - q);
+  if (axes.length === 0) return undefined;
+  const first = axes[0]!;
+  const last = axes[axes.length - 1]!;
+  if (last - first + 1 !== axes.length) return undefined;
+  const prod = (from: number, to: number): number => shape.slice(from, to).reduce((p, v) => p * v, 1);
+  return [prod(0, first), prod(first, last + 1), prod(last + 1, shape.length)];
+}
+
+function meanGrad(args: KernelArgs, native: TrainBinding): tf.TensorInfo {
+  const backend = cpu(args);
+  const { dy } = args.inputs as Record<string, tf.TensorInfo>;
+  const attrs = args.attrs as Record<string, unknown>;
+  const shape = attrs['shape'] as number[];
+  const block = axisBlock(shape, attrs['axis']);
+  if (block === undefined || block[0] * block[2] !== tf.util.sizeFromShape(dy!.shape))
+    throw new TypeError(
+      `${MEAN_GRAD}: dy [${dy!.shape.join(',')}] is not a mean of [${shape.join(',')}] over one block of axes`,
+    );
+  const [outer, mid, inner] = block;
+  const dx = new Float32Array(outer * mid * inner);
+  native.meanGrad({ outer, mid, inner, dy: floatValues(backend, dy!), dx });
+  return output(backend, [...shape], dx);
+}
+
+/** Kernels only the gradient overrides call: they have no cpu fallback, their callers check the inputs. */
+const GRADIENT_KERNELS: readonly {
+  name: string;
+  run(args: KernelArgs, native: TrainBinding): tf.TensorInfo;
+}[] = [
+  { name: UNARY_GRAD, run: unaryGrad },
+  { name: COMPARE_MASK, run: compareMask },
+  { name: MEAN_GRAD, run: meanGrad },
+];
+
+function onNativeBackend(...tensors: tf.Tensor[]): boolean {
+  return tf.getBackend() === NATIVE_BACKEND && tensors.every((t) => t.dtype === 'float32');
+}
+
+/** Overrides the gradient of `kernelName`: `native` returns the gradient closures, or undefined to use
+ * tfjs's own gradient. */
+function overrideGradient(
+  kernelName: string,
+  native: (dy: tf.Tensor, saved: tf.Tensor[], attrs: tf.NamedAttrMap) => ReturnType<tf.GradFunc> | undefined,
+): void {
+  const original = tf.getGradient(kernelName);
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      if (Array.isArray(dy)) return original.gradFunc(dy, saved, attrs);
+      const grads = native(dy, saved, attrs);
+      return grads === undefined ? original.gradFunc(dy, saved, attrs) : grads;
+    },
+  });
+}
+
+function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}): tf.Tensor {
+  return tf.engine().runKernel<tf.Tensor>(name, inputs, attrs);
+}
+
+function registerElementwiseGradients(): void {
+  for (const [kernelName, op] of [
+    ['Relu', UNARY_GRAD_OPS.relu],
+    ['Square', UNARY_GRAD_OPS.square],
+  ] as const) {
+    overrideGradient(kernelName, (dy, [x]) =>
+      x !== undefined && onNativeBackend(dy, x) && sameShape(dy.shape, x.shape)
+        ? { x: () => runKernel(UNARY_GRAD, { dy, x }, { op }) }
+        : undefined,
+    );
+  }
+  // tfjs: Minimum's a gets dy where a <= b, b where a > b; Maximum's a where a >= b, b where a < b.
+  for (const [kernelName, opA, opB] of [
+    ['Minimum', COMPARE_OPS.lessEqual, COMPARE_OPS.greater],
+    ['Maximum', COMPARE_OPS.greaterEqual, COMPARE_OPS.less],
+  ] as const) {
+    overrideGradient(kernelName, (dy, [a, b]) => {
+      if (a === undefined || b === undefined || !onNativeBackend(dy, a, b)) return undefined;
+      if (
+        broadcastReader(a.shape, dy.shape) === undefined ||
+        broadcastReader(b.shape, dy.shape) === undefined
+      )
+        return undefined;
+      return {
+        a: () => runKernel(COMPARE_MASK, { dy, a, b }, { op: opA }),
+        b: () => runKernel(COMPARE_MASK, { dy, a, b }, { op: opB }),
+      };
+    });
+  }
+  overrideGradient('Mean', (dy, [x], attrs) => {
+    if (x === undefined || !onNativeBackend(dy, x)) return undefined;
+    const block = axisBlock(x.shape, attrs['axis']);
+    if (block === undefined || block[0] * block[2] !== dy.size) return undefined;
+    return {
+      x: () => runKernel(MEAN_GRAD, { dy }, { shape: [...x.shape], axis: attrs['axis'] as number[] }),
+    };
+  });
+}
+
+// ---- Batch normalization layers in training mode ----
+//
+// tfjs-layers' BatchNormalization trains through moments() (Mean, Sub, Square, Mean) and FusedBatchNorm,
+// and autograd then chains back through all of them: about a dozen full-size passes over every
+// activation per step, most of MobileNet's non-convolution time. The layer's call is wrapped so that, on
+// the whittle-native backend and with a channels-last float32 input, training runs one native moments
+// pass, the native FusedBatchNorm, and one native pass for the whole gradient (a custom gradient that
+// includes the batch statistics' dependence on x). The layer's class, weights, config and saved format stay
+// tfjs's own; any other case runs tfjs's original call.
+
+const BN_MOMENTS = 'WhittleBatchNormMoments';
+const BN_TRAIN_GRAD = 'WhittleBatchNormTrainGrad';
+
+function batchNormMoments(args: KernelArgs, native: TrainBinding): tf.TensorInfo[] {
+  const backend = cpu(args);
+  const { x } = args.inputs as Record<string, tf.TensorInfo>;
+  const channels = x!.shape[x!.shape.length - 1] ?? 0;
+  const size = tf.util.sizeFromShape(x!.shape);
+  if (channels === 0 || size === 0)
+    throw new TypeError(`${BN_MOMENTS}: x [${x!.shape.join(',')}] has no values`);
+  const mean = new Float32Array(channels);
+  const variance = new Float32Array(channels);
+  native.batchNormMoments({ count: size / channels, channels, x: floatValues(backend, x!), mean, variance });
+  return [output(backend, [channels], mean), output(backend, [channels], variance)];
+}
+
+function batchNormTrainGrad(args: KernelArgs, native: TrainBinding): tf.TensorInfo[] {
+  const backend = cpu(args);
+  const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo>;
+  const channels = x!.shape[x!.shape.length - 1]!;
+  const size = tf.util.sizeFromShape(x!.shape);
+  if (!sameShape(dy!.shape, x!.shape))
+    throw new TypeError(
+      `${BN_TRAIN_GRAD}: dy [${dy!.shape.join(',')}] and x [${x!.shape.join(',')}] differ in shape`,
+    );
+  const dx = new Float32Array(size);
+  const dscale = new Float32Array(channels);
+  const doffset = new Float32Array(channels);
+  native.batchNormTrainBackward({
+    count: size / channels,
+    channels,
+    x: floatValues(backend, x!),
+    mean: floatValues(backend, mean!),
+    variance: floatValues(backend, variance!),
+    scale: floatValues(backend, scale!),
+    dy: floatValues(backend, dy!),
+    epsilon: (args.attrs as Record<string, unknown>)['epsilon'] as number,
+    dx,
+    dscale,
+    doffset,
+  });
+  return [
+    output(backend, [...x!.shape], dx),
+    output(backend, [channels], dscale),
+    output(backend, [channels], doffset),
+  ];
+}
+
+/** What the wrapped call reads of a tfjs-layers BatchNormalization layer (fields that are not public API;
+ * the tests train a BatchNormalization layer against the cpu backend's to catch a tfjs change). */
+interface BatchNormLayerFields {
+  axis: number;
+  center: boolean;
+  scale: boolean;
+  epsilon: number;
+  momentum: number;
+  gamma: { read(): tf.Tensor } | null;
+  beta: { read(): tf.Tensor } | null;
+  movingMean: { read(): tf.Tensor; write(value: tf.Tensor): void };
+  movingVariance: { read(): tf.Tensor; write(value: tf.Tensor): void };
+}
+
+type LayerCall = (
+  this: BatchNormLayerFields,
+  inputs: tf.Tensor | tf.Tensor[],
+  kwargs: Record<string, unknown>,
+) => tf.Tensor | tf.Tensor[];
+
+/** y = batchNorm(x) with the batch's own moments, moving averages updated as tfjs's layer does. */
+function batchNormTraining(layer: BatchNormLayerFields, x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const gamma = layer.gamma!.read();
+    const beta = layer.beta!.read();
+    const [mean, variance] = tf.engine().runKernel<tf.Tensor[]>(BN_MOMENTS, { x }, {}) as [
+      tf.Tensor,
+      tf.Tensor,
+    ];
+    const epsilon = layer.epsilon;
+    const normalize = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [input, scale, offset, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      save([input, scale, mean, variance]);
+      const value = tf
+        .engine()
+        .runKernel<tf.Tensor>(
+          'FusedBatchNorm',
+          { x: input, mean, variance, scale, offset },
+          { varianceEpsilon: epsilon },
+        );
+      const gradFunc = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]): tf.Tensor[] => {
+        const [sx, sscale, smean, svariance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const inputs = { dy: dy as tf.Tensor, x: sx, mean: smean, variance: svariance, scale: sscale };
+        return tf.engine().runKernel<tf.Tensor[]>(BN_TRAIN_GRAD, inputs, { epsilon });
+      };
+      return { value, gradFunc };
+    });
+    const y = normalize(x, gamma, beta);
+    // tfjs's layer: moving = moving - (moving - batch) * (1 - momentum).
+    for (const [variable, value] of [
+      [layer.movingMean, mean],
+      [layer.movingVariance, variance],
+    ] as const) {
+      tf.tidy(() => {
+        const current = variable.read();
+        variable.write(tf.sub(current, tf.mul(tf.sub(current, value), 1 - layer.momentum)));
+      });
+    }
+    return y;
+  });
+}
+
+function registerBatchNormTraining(): void {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap['BatchNormalization'];
+  const prototype = entry?.[0].prototype as { call?: LayerCall } | undefined;
+  const original = prototype?.call;
+  if (prototype === undefined || typeof original !== 'function')
+    throw new TypeError('tfjs-layers has no BatchNormalization layer with a call method to wrap');
+  prototype.call = function (this: BatchNormLayerFields, inputs, kwargs) {
+    const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
+    const applies =
+      kwargs['training'] === true &&
+      x !== undefined &&
+      x.rank >= 2 &&
+      (this.axis === -1 || this.axis === x.rank - 1) &&
+      this.center &&
+      this.scale &&
+      this.gamma !== null &&
+      this.beta !== null &&
+      onNativeBackend(x, this.gamma.read(), this.beta.read());
+    return applies ? batchNormTraining(this, x) : original.call(this, inputs, kwargs);
+  };
+}
+
+/** Gradient kernels with several outputs (batch norm in training mode). */
+const MULTI_OUTPUT_GRADIENT_KERNELS: readonly {
+  name: string;
+  run(args: KernelArgs, native: TrainBinding): tf.TensorInfo[];
+}[] = [
+  { name: BN_MOMENTS, run: batchNormMoments },
+  { name: BN_TRAIN_GRAD, run: batchNormTrainGrad },
+];
+
 /** One list drives registration and the tests: kernel name -> native implementation. */
 export const NATIVE_KERNELS: readonly NativeKernel[] = [
   { name: 'Conv2D', run: (a, n) => convForward(a, n, false) },
@@ -577,6 +899,8 @@ let registered = false;
 export function registerNativeBackend(priority = 0): void {
   if (registered) return;
   const native = loadTrainBinding();
+  // Halves a MobileNet step on a VM: see retainFreedMemory in native/train/binding.cc.
+  native.retainFreedMemory();
   const cpuKernels = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
   for (const kernel of NATIVE_KERNELS) {
     const fallback = cpuKernels.get(kernel.name);
@@ -615,7 +939,35 @@ export function registerNativeBackend(priority = 0): void {
       return result;
     },
   });
+  for (const kernel of GRADIENT_KERNELS) {
+    const stats = { native: 0, fallback: 0 };
+    nativeKernelStats.set(kernel.name, stats);
+    tf.registerKernel({
+      kernelName: kernel.name,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: (args) => {
+        const result = kernel.run(args, native);
+        stats.native++;
+        return result;
+      },
+    });
+  }
+  for (const kernel of MULTI_OUTPUT_GRADIENT_KERNELS) {
+    const stats = { native: 0, fallback: 0 };
+    nativeKernelStats.set(kernel.name, stats);
+    tf.registerKernel({
+      kernelName: kernel.name,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: (args) => {
+        const result = kernel.run(args, native);
+        stats.native++;
+        return result;
+      },
+    });
+  }
   registerBatchNormGradient();
+  registerElementwiseGradients();
+  registerBatchNormTraining();
   tf.registerBackend(NATIVE_BACKEND, () => new MathBackendCPU(), priority);
   registered = true;
 }

@@ -32,7 +32,8 @@ export function mobilenetV1(options: ZooModelOptions): tf.LayersModel {
   const input = tf.input({ shape: [options.height, options.width, options.channels] });
   // ReLU6 as an Activation layer rather than ReLU({maxValue: 6}): the same function, but tfjs trains the
   // ReLU layer through clipByValue, whose gradient is five JavaScript kernels (compare, compare, and,
-  // select, zeros) per activation, while the relu6 activation runs the native Relu6 kernel and a two-op mask.
+  // select, zeros) per activation, while the relu6 activation is min(relu(x), 6), whose forward kernels and
+  // gradients (one fused mask pass each) are native on the whittle-native backend.
   const bnRelu6 = (x: tf.SymbolicTensor): tf.SymbolicTensor =>
     tf.layers
       .activation({ activation: 'relu6' })

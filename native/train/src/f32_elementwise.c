@@ -7,41 +7,63 @@
 #include "train_internal.h"
 
 // An operand read at index (i / div) % len for output index i: full (div 1, len n), scalar (len 1),
-// trailing rows (div 1, len = inner size) or leading columns (div = inner size).
-static inline float operand(const float* v, size_t i, size_t div, size_t len) { return v[(i / div) % len]; }
+// trailing rows (div 1, len = inner size) or leading columns (div = inner size). The cursor walks that
+// index with counters: a division and a modulo per element cost more than the arithmetic they feed.
+typedef struct {
+  size_t index;  // (i / div) % len
+  size_t count;  // i % div
+  size_t div, len;
+} broadcast_cursor;
 
-#define BINARY_LOOP(EXPR)                                                             \
-  do {                                                                                \
-    if (a_div == 1 && a_len == n && b_div == 1 && b_len == n) {                       \
-      for (size_t i = 0; i < n; i++) {                                                \
-        const float x = a[i], z = b[i];                                               \
-        y[i] = (EXPR);                                                                \
-      }                                                                               \
-    } else if (a_div == 1 && a_len == n && b_len == 1) {                              \
-      const float z = b[0];                                                           \
-      for (size_t i = 0; i < n; i++) {                                                \
-        const float x = a[i];                                                         \
-        y[i] = (EXPR);                                                                \
-      }                                                                               \
-    } else if (a_len == 1 && b_div == 1 && b_len == n) {                              \
-      const float x = a[0];                                                           \
-      for (size_t i = 0; i < n; i++) {                                                \
-        const float z = b[i];                                                         \
-        y[i] = (EXPR);                                                                \
-      }                                                                               \
-    } else if (a_div == 1 && a_len == n && b_div == 1 && n % b_len == 0) {            \
-      for (size_t r = 0; r < n; r += b_len) {                                         \
-        for (size_t j = 0; j < b_len; j++) {                                          \
-          const float x = a[r + j], z = b[j];                                         \
-          y[r + j] = (EXPR);                                                          \
-        }                                                                             \
-      }                                                                               \
-    } else {                                                                          \
-      for (size_t i = 0; i < n; i++) {                                                \
-        const float x = operand(a, i, a_div, a_len), z = operand(b, i, b_div, b_len); \
-        y[i] = (EXPR);                                                                \
-      }                                                                               \
-    }                                                                                 \
+static inline void cursor_next(broadcast_cursor* c) {
+  if (++c->count == c->div) {
+    c->count = 0;
+    if (++c->index == c->len) c->index = 0;
+  }
+}
+
+#define BINARY_LOOP(EXPR)                                                    \
+  do {                                                                       \
+    if (a_div == 1 && a_len == n && b_div == 1 && b_len == n) {              \
+      for (size_t i = 0; i < n; i++) {                                       \
+        const float x = a[i], z = b[i];                                      \
+        y[i] = (EXPR);                                                       \
+      }                                                                      \
+    } else if (a_div == 1 && a_len == n && b_len == 1) {                     \
+      const float z = b[0];                                                  \
+      for (size_t i = 0; i < n; i++) {                                       \
+        const float x = a[i];                                                \
+        y[i] = (EXPR);                                                       \
+      }                                                                      \
+    } else if (a_len == 1 && b_div == 1 && b_len == n) {                     \
+      const float x = a[0];                                                  \
+      for (size_t i = 0; i < n; i++) {                                       \
+        const float z = b[i];                                                \
+        y[i] = (EXPR);                                                       \
+      }                                                                      \
+    } else if (a_div == 1 && a_len == n && b_div == 1 && n % b_len == 0) {   \
+      for (size_t r = 0; r < n; r += b_len) {                                \
+        for (size_t j = 0; j < b_len; j++) {                                 \
+          const float x = a[r + j], z = b[j];                                \
+          y[r + j] = (EXPR);                                                 \
+        }                                                                    \
+      }                                                                      \
+    } else if (a_div == 1 && n % a_len == 0 && b_div == 1 && b_len == n) {   \
+      for (size_t r = 0; r < n; r += a_len) {                                \
+        for (size_t j = 0; j < a_len; j++) {                                 \
+          const float x = a[j], z = b[r + j];                                \
+          y[r + j] = (EXPR);                                                 \
+        }                                                                    \
+      }                                                                      \
+    } else {                                                                 \
+      broadcast_cursor ca = {0, 0, a_div, a_len}, cb = {0, 0, b_div, b_len}; \
+      for (size_t i = 0; i < n; i++) {                                       \
+        const float x = a[ca.index], z = b[cb.index];                        \
+        y[i] = (EXPR);                                                       \
+        cursor_next(&ca);                                                    \
+        cursor_next(&cb);                                                    \
+      }                                                                      \
+    }                                                                        \
   } while (0)
 
 void f32_binary(f32_binary_op op, size_t n, const float* a, size_t a_div, size_t a_len, const float* b,
@@ -60,10 +82,10 @@ void f32_binary(f32_binary_op op, size_t n, const float* a, size_t a_div, size_t
       BINARY_LOOP(x / z);
       break;
     case F32_BINARY_MAX:
-      BINARY_LOOP(isnan(x) || isnan(z) ? NAN : (x > z ? x : z));
+      BINARY_LOOP((x != x) | (z != z) ? NAN : (x > z ? x : z));
       break;
     case F32_BINARY_MIN:
-      BINARY_LOOP(isnan(x) || isnan(z) ? NAN : (x < z ? x : z));
+      BINARY_LOOP((x != x) | (z != z) ? NAN : (x < z ? x : z));
       break;
     case F32_BINARY_SQUARED_DIFFERENCE:
       BINARY_LOOP((x - z) * (x - z));
@@ -94,6 +116,82 @@ void f32_unary(f32_unary_op op, size_t n, const float* x, float alpha, float* y)
     case F32_UNARY_ABS:
       for (size_t i = 0; i < n; i++) y[i] = fabsf(x[i]);
       break;
+  }
+}
+
+void f32_unary_grad(f32_unary_grad_op op, size_t n, const float* dy, const float* x, float* dx) {
+  // The same products tfjs's gradients compute (dy * step(x), dy * (x * 2)), so results match bit for bit.
+  // Written without branches (selects of constants, NaN as x != x) so the loops vectorize: activations'
+  // signs are random and a branch per element mispredicts half the time.
+  switch (op) {
+    case F32_UNARY_GRAD_RELU:
+      for (size_t i = 0; i < n; i++) {
+        const float v = x[i];
+        const float step = (v > 0.0f ? 1.0f : 0.0f) + (v != v ? NAN : 0.0f);
+        dx[i] = dy[i] * step;
+      }
+      break;
+    case F32_UNARY_GRAD_SQUARE:
+      for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (x[i] * 2.0f);
+      break;
+  }
+}
+
+#define MASK_LOOP(COND)                                                      \
+  do {                                                                       \
+    if (a_len == 1 && b_div == 1 && b_len == n) {                            \
+      const float x = a[0];                                                  \
+      for (size_t i = 0; i < n; i++) {                                       \
+        const float z = b[i];                                                \
+        y[i] = dy[i] * (float)(COND);                                        \
+      }                                                                      \
+    } else if (a_div == 1 && a_len == n && b_len == 1) {                     \
+      const float z = b[0];                                                  \
+      for (size_t i = 0; i < n; i++) {                                       \
+        const float x = a[i];                                                \
+        y[i] = dy[i] * (float)(COND);                                        \
+      }                                                                      \
+    } else {                                                                 \
+      broadcast_cursor ca = {0, 0, a_div, a_len}, cb = {0, 0, b_div, b_len}; \
+      for (size_t i = 0; i < n; i++) {                                       \
+        const float x = a[ca.index], z = b[cb.index];                        \
+        y[i] = dy[i] * (float)(COND);                                        \
+        cursor_next(&ca);                                                    \
+        cursor_next(&cb);                                                    \
+      }                                                                      \
+    }                                                                        \
+  } while (0)
+
+void f32_compare_mask(f32_compare_op op, size_t n, const float* dy, const float* a, size_t a_div,
+                      size_t a_len, const float* b, size_t b_div, size_t b_len, float* y) {
+  // Comparisons with NaN are false, as tfjs's Greater/LessEqual/... are. The quiet comparison macros
+  // (no floating-point exception on NaN) let the compiler turn the loops into vector compares.
+  switch (op) {
+    case F32_COMPARE_GREATER:
+      MASK_LOOP(isgreater(x, z));
+      break;
+    case F32_COMPARE_GREATER_EQUAL:
+      MASK_LOOP(isgreaterequal(x, z));
+      break;
+    case F32_COMPARE_LESS:
+      MASK_LOOP(isless(x, z));
+      break;
+    case F32_COMPARE_LESS_EQUAL:
+      MASK_LOOP(islessequal(x, z));
+      break;
+  }
+}
+
+void f32_mean_grad(size_t outer, size_t mid, size_t inner, const float* dy, float* dx) {
+  // tfjs divides (dy * 1) by the float32 reduce size; dividing (not multiplying by the reciprocal) keeps
+  // the results identical.
+  // Each row of quotients is computed once and copied mid times.
+  const float size = (float)mid;
+  for (size_t o = 0; o < outer; o++) {
+    const float* src = dy + o * inner;
+    float* dst = dx + o * mid * inner;
+    for (size_t i = 0; i < inner; i++) dst[i] = src[i] / size;
+    for (size_t m = 1; m < mid; m++) memcpy(dst + m * inner, dst, inner * sizeof(float));
   }
 }
 

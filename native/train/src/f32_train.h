@@ -101,6 +101,15 @@ void f32_batchnorm_backward(size_t count, size_t channels, const float* x, const
                             const float* var, const float* scale, const float* dy, float eps, float* dx,
                             float* dmean, float* dvar, float* dscale, float* doffset);
 
+// Batch norm in training mode, where mean and var are the batch's own moments over all but the last axis.
+// The biased per-channel mean and variance of x[count][channels]; -1 when out of memory.
+int f32_batchnorm_moments(size_t count, size_t channels, const float* x, float* mean, float* var);
+// The full gradient through y = scale (x - mean) / sqrt(var + eps) + offset including mean's and var's
+// dependence on x (scale may be NULL for 1): dx, dscale, doffset; -1 when out of memory.
+int f32_batchnorm_train_backward(size_t count, size_t channels, const float* x, const float* mean,
+                                 const float* var, const float* scale, const float* dy, float eps, float* dx,
+                                 float* dscale, float* doffset);
+
 // ---- Elementwise, reductions, transpose, optimizer ----
 
 typedef enum {
@@ -128,6 +137,26 @@ typedef enum {
 } f32_unary_op;
 
 void f32_unary(f32_unary_op op, size_t n, const float* x, float alpha, float* y);
+
+// Fused gradients of elementwise ops: dx = dy * step(x) (ReLU), dx = dy * (2 x) (Square).
+typedef enum { F32_UNARY_GRAD_RELU = 0, F32_UNARY_GRAD_SQUARE = 1 } f32_unary_grad_op;
+
+void f32_unary_grad(f32_unary_grad_op op, size_t n, const float* dy, const float* x, float* dx);
+
+typedef enum {
+  F32_COMPARE_GREATER = 0,
+  F32_COMPARE_GREATER_EQUAL = 1,
+  F32_COMPARE_LESS = 2,
+  F32_COMPARE_LESS_EQUAL = 3
+} f32_compare_op;
+
+// y[i] = dy[i] * (op(a[(i / a_div) % a_len], b[(i / b_div) % b_len]) ? 1 : 0) for i < n: the gradient of
+// Minimum and Maximum (and so of ReLU6 written as min(relu(x), 6)) in one pass.
+void f32_compare_mask(f32_compare_op op, size_t n, const float* dy, const float* a, size_t a_div,
+                      size_t a_len, const float* b, size_t b_div, size_t b_len, float* y);
+
+// dx[outer][m][inner] = dy[outer][inner] / mid for m < mid: the gradient of a mean over a block of axes.
+void f32_mean_grad(size_t outer, size_t mid, size_t inner, const float* dy, float* dx);
 
 // y[outer][inner] = sum over m of x[outer][m][inner].
 void f32_sum_axes(size_t outer, size_t mid, size_t inner, const float* x, float* y);
