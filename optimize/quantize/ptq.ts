@@ -12,6 +12,17 @@
 // A ReLU (clip) that is the only reader of a conv / FC output is fused into it: the output range is the
 // ReLU's and the clamp becomes the requantization's integer bounds.
 //
+// The functional zoo models (MobileNet, SqueezeNet, ShuffleNet) add:
+// - grouped and depthwise convolutions: qconv2d with the same `groups` (the native int8 kernel takes them);
+// - concat: an int8 concat only copies bytes, so every input must carry the output's scale and zero point.
+//   A conv / FC feeding a concat is given the concat's calibrated range as its own output range (its
+//   requantization then writes straight into the shared scale, as TFLite does); any other input whose
+//   quantization differs is requantized (dequantize_linear + quantize_linear) to it;
+// - channel_shuffle (and transpose): byte moves, int8 in, int8 out with the input's quantization;
+// - global_avgpool, add: the runtime has no int8 form of either, so they run in fp32 between a
+//   dequantize_linear and (where an int8 layer reads the result) a quantize_linear. Both are cheap next to
+//   the convolutions around them (one pass over the activations).
+//
 // Why min/max and not a percentile: every activation here is either the quantized input (exactly [0, 1]
 // for images scaled by 1/255), a ReLU output, or the logits. With 255 steps over the observed range the
 // rounding error is already below what the model notices (see agent/models/README.md for the measured
@@ -35,6 +46,11 @@ import {
 
 export { type CalibrationSet, QuantizationError } from './calibrate.js';
 
+/** Ops with no int8 executor in the runtime that still have a place in an int8 model: they run in fp32 on
+ * dequantized inputs. Other fp32-only ops (sigmoid, batch_norm…) are refused, since a graph full of float
+ * islands would not be the int8 model the user asked for. */
+const FLOAT_ISLAND_OPS = ['global_avgpool', 'add'] as const;
+
 /** fp32 ops this pass can rewrite; anything else is refused, listed by node name. */
 export const QUANTIZABLE_OPS = [
   'conv2d',
@@ -44,7 +60,11 @@ export const QUANTIZABLE_OPS = [
   'avg_pool',
   'reshape',
   'identity',
+  'transpose',
+  'channel_shuffle',
+  'concat',
   'softmax',
+  ...FLOAT_ISLAND_OPS,
 ] as const;
 
 export interface PtqOptions {
@@ -84,6 +104,13 @@ function checkSupported(manifest: Manifest, pkg: Package): void {
     );
 }
 
+const sameQuantization = (a: TensorQuantization, b: TensorQuantization): boolean =>
+  a.scale.length === 1 &&
+  b.scale.length === 1 &&
+  a.scale[0] === b.scale[0] &&
+  a.zeroPoint[0] === b.zeroPoint[0] &&
+  a.axis === b.axis;
+
 /** The integer bound that stands for the real bound `value` under `quant`, saturated to int8. */
 function quantizedBound(value: number, scale: number, zeroPoint: number): number {
   const q = roundHalfAwayFromZero(value / scale) + zeroPoint;
@@ -122,8 +149,45 @@ export function quantizePackage(
   const { manifest } = pkg;
   checkSupported(manifest, pkg);
   const ranges = collectRanges(pkg, calibration);
+  // Readers and producer of each tensor, to know when a ReLU may be fused into the layer before it and
+  // which layer feeds a concat.
+  const readers = new Map<number, ManifestNode[]>();
+  const producer = new Map<number, ManifestNode>();
+  for (const node of manifest.nodes) {
+    for (const i of node.inputs) if (i >= 0) readers.set(i, [...(readers.get(i) ?? []), node]);
+    for (const o of node.outputs) producer.set(o, node);
+  }
+  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
+  /** The ReLU (or any clip) fused into conv / FC `node`: the only reader of its output. */
+  const fusedClip = (node: ManifestNode): ManifestNode | undefined => {
+    const y = node.outputs[0]!;
+    const next = readers.get(y);
+    return next?.length === 1 && next[0]!.op === 'clip' && next[0]!.format === 'f32' && !graphOutputs.has(y)
+      ? next[0]
+      : undefined;
+  };
+  /** Whether `t` is the int8 output of a conv / FC layer (after its fused clip, if any), which can be
+   * requantized to any scale at no cost. */
+  const isLayerOutput = (t: number): boolean => {
+    const p = producer.get(t);
+    if (p === undefined) return false;
+    if (p.op === 'conv2d' || p.op === 'fully_connected') return fusedClip(p) === undefined;
+    if (p.op !== 'clip') return false;
+    const layer = producer.get(p.inputs[0]!);
+    return (layer?.op === 'conv2d' || layer?.op === 'fully_connected') && fusedClip(layer) === p;
+  };
+  // The inputs of an int8 concat must share its scale and zero point: layers feeding one take the concat's
+  // range as theirs (the first concat wins where a layer feeds two).
+  const sharedRange = new Map<number, TensorRange>();
+  for (const node of manifest.nodes) {
+    if (node.op !== 'concat') continue;
+    const range = ranges.get(node.outputs[0]!);
+    if (range === undefined) continue;
+    for (const i of node.inputs)
+      if (isLayerOutput(i) && !sharedRange.has(i) && !graphOutputs.has(i)) sharedRange.set(i, range);
+  }
   const rangeOf = (t: number, node?: string): TensorRange => {
-    const range = ranges.get(t);
+    const range = sharedRange.get(t) ?? ranges.get(t);
     if (range === undefined)
       throw new QuantizationError(`no calibrated range for tensor ${manifest.tensors[t]!.name}`, node);
     return range;
@@ -135,12 +199,6 @@ export function quantizePackage(
   };
   const weights = (t: number): Float32Array =>
     toFloat32(pkg.constants[t]!, elements(manifest.tensors[t]!.shape));
-
-  // Readers of each tensor, to know when a ReLU may be fused into the layer before it.
-  const readers = new Map<number, ManifestNode[]>();
-  for (const node of manifest.nodes)
-    for (const i of node.inputs) if (i >= 0) readers.set(i, [...(readers.get(i) ?? []), node]);
-  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
 
   const b = new GraphBuilder();
   // Each fp32 tensor of the source graph has an int8 twin, an f32 twin, or both in the new graph; the other
@@ -183,11 +241,7 @@ export function quantizePackage(
       case 'conv2d':
       case 'fully_connected': {
         // A following ReLU (or any clip) that is the only reader is fused: its output is this layer's.
-        const next = readers.get(y);
-        const relu =
-          next?.length === 1 && next[0]!.op === 'clip' && next[0]!.format === 'f32' && !graphOutputs.has(y)
-            ? next[0]
-            : undefined;
+        const relu = fusedClip(node);
         const out = relu ? relu.outputs[0]! : y;
         const xq = int8Of(x, node.name);
         const xScale = b.tensors[xq]!.quant!.scale[0]!;
@@ -252,13 +306,45 @@ export function quantizePackage(
       case 'max_pool':
       case 'avg_pool':
       case 'reshape':
-      case 'identity': {
+      case 'identity':
+      case 'transpose':
+      case 'channel_shuffle': {
         // Layout and selection ops keep the input's quantization; they stay fp32 after a softmax.
         if (int8Twin.has(x) || !floatTwin.has(x) || node.op === 'max_pool' || node.op === 'avg_pool')
           int8Twin.set(y, b.emit(node.name, node.op, 'int8', [int8Of(x, node.name)], node.attrs)[0]!);
         else floatTwin.set(y, b.emit(node.name, node.op, 'f32', [floatOf(x)], node.attrs)[0]!);
         break;
       }
+      case 'concat': {
+        // After a softmax every input is float: the concat stays fp32 too.
+        if (node.inputs.every((i) => floatTwin.has(i) && !int8Twin.has(i))) {
+          floatTwin.set(y, b.emit(node.name, 'concat', 'f32', node.inputs.map(floatOf), node.attrs)[0]!);
+          break;
+        }
+        const quant = activationQuant(y, node.name);
+        const parts = node.inputs.map((i) => {
+          const xq = int8Twin.get(i);
+          if (xq !== undefined && sameQuantization(b.tensors[xq]!.quant!, quant)) return xq;
+          // An input that did not take the shared range (not a layer's output, or a layer that feeds another
+          // concat first) is requantized through fp32; an fp32 one (an add's output) is quantized to it.
+          return b.emit(
+            `${manifest.tensors[i]!.name}/requantize`,
+            'quantize_linear',
+            'int8',
+            [floatOf(i)],
+            {},
+            [{ dtype: 'i8', quant }],
+          )[0]!;
+        });
+        int8Twin.set(y, b.emit(node.name, 'concat', 'int8', parts, node.attrs, [{ dtype: 'i8', quant }])[0]!);
+        break;
+      }
+      case 'global_avgpool':
+      case 'add':
+        // No int8 form in the runtime: fp32 on dequantized inputs; int8Of quantizes the result on demand
+        // with its calibrated range.
+        floatTwin.set(y, b.emit(node.name, node.op, 'f32', node.inputs.map(floatOf), node.attrs)[0]!);
+        break;
       case 'softmax':
         // No int8 softmax in the runtime: the logits are dequantized (10 values) and softmax runs in fp32.
         floatTwin.set(y, b.emit(node.name, 'softmax', 'f32', [floatOf(x)], node.attrs)[0]!);

@@ -1,0 +1,106 @@
+// Post-training quantization of a small hand-built graph with every path of ptq.ts that the zoo models do
+// not take: a residual add (fp32 between a dequantize and a quantize), a concat whose input is not a layer's
+// output (a max pool, with its conv's scale, requantized to the concat's) next to an fp32 input (the add),
+// a depthwise convolution, and a global average pool ahead of a dense layer. The int8 package must give the
+// fp32 package's outputs to within a few quantization steps.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { test } from 'node:test';
+
+import { type Package, readPackage } from '../../../agent/package/reader.js';
+import { Model } from '../../../agent/runtime/model.js';
+import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
+import { type PackageContent, writePackage } from '../../../optimize/package/writer.js';
+import { quantizePackage } from '../../../optimize/quantize/ptq.js';
+
+const { privateKey } = generateKeyPairSync('ed25519');
+const read = (content: PackageContent): Package =>
+  readPackage(writePackage(content, privateKey), { allowUnsigned: true, cpuFamily: null });
+
+/** Deterministic values in [-scale, scale) (a linear congruential generator; Math.random is not seedable). */
+function values(count: number, seed: number, scale = 1): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: count }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 2 * scale;
+  });
+}
+
+function fp32Graph(): Package {
+  const b = new GraphBuilder();
+  const x = b.addTensor('input', { dtype: 'f32', shape: [1, 8, 8, 2] });
+  const relu = { min: 0 };
+  const same3x3 = { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1] };
+  const w1 = b.constant('w1', 'f32', [4, 3, 3, 2], values(72, 1, 0.5));
+  const [c1] = b.emit(
+    'conv1',
+    'conv2d',
+    'f32',
+    [x, w1, b.constant('b1', 'f32', [4], values(4, 2, 0.1))],
+    same3x3,
+  );
+  const [r1] = b.emit('conv1/relu', 'clip', 'f32', [c1!], relu);
+  const [p] = b.emit('pool', 'max_pool', 'f32', [r1!], { kernel: [2, 2], strides: [2, 2] });
+  const wd = b.constant('wd', 'f32', [4, 3, 3, 1], values(36, 3, 0.6));
+  const [dw] = b.emit('depthwise', 'conv2d', 'f32', [p!, wd, -1], { ...same3x3, groups: 4 });
+  const [r2] = b.emit('depthwise/relu', 'clip', 'f32', [dw!], { min: 0, max: 6 });
+  const [sum] = b.emit('residual', 'add', 'f32', [p!, r2!], {});
+  const [cat] = b.emit('concat', 'concat', 'f32', [p!, sum!], { axis: 3 });
+  const [gap] = b.emit('gap', 'global_avgpool', 'f32', [cat!], {});
+  const [flat] = b.emit('flatten', 'reshape', 'f32', [gap!], { shape: [0, -1] });
+  const w3 = b.constant('w3', 'f32', [3, 8], values(24, 4, 1));
+  const [logits] = b.emit(
+    'dense',
+    'fully_connected',
+    'f32',
+    [flat!, w3, b.constant('b3', 'f32', [3], values(3, 5, 0.1))],
+    {},
+  );
+  return read(
+    b.finish([{ name: 'input', tensor: x, layout: 'NHWC' }], [{ name: 'logits', tensor: logits! }], {
+      id: 'ptq-graph',
+      version: '1.0.0',
+    }),
+  );
+}
+
+test('a residual add, a requantized concat input, a depthwise conv and a global pool quantize and agree', (t) => {
+  const fp32 = fp32Graph();
+  const perImage = 8 * 8 * 2;
+  const calibration = { count: 64, data: values(64 * perImage, 7, 2) };
+  const int8 = read(quantizePackage(fp32, calibration).content);
+
+  const byName = new Map(int8.manifest.nodes.map((n) => [n.name, n]));
+  assert.equal(byName.get('conv1')?.op, 'qconv2d');
+  assert.equal(byName.get('depthwise')?.op, 'qconv2d');
+  assert.equal(byName.get('depthwise')?.attrs.groups, 4);
+  assert.equal(byName.get('dense')?.op, 'qfully_connected');
+  assert.equal(byName.get('pool')?.format, 'int8');
+  // The add and the global pool have no int8 form: they run in fp32 on dequantized inputs.
+  assert.equal(byName.get('residual')?.format, 'f32');
+  assert.equal(byName.get('gap')?.format, 'f32');
+  // The concat moves int8 bytes; both of its inputs were brought to its scale and zero point first.
+  const concat = byName.get('concat')!;
+  assert.equal(concat.format, 'int8');
+  const outQuant = int8.manifest.tensors[concat.outputs[0]!]!.quant;
+  for (const i of concat.inputs) {
+    assert.deepEqual(int8.manifest.tensors[i]!.quant, outQuant);
+    const producer = int8.manifest.nodes.find((n) => n.outputs.includes(i))!;
+    assert.equal(producer.op, 'quantize_linear', `${producer.name} feeds the concat`);
+  }
+
+  // Fresh inputs, not the calibration set: the outputs agree within 2 % of their scale.
+  const batch = 16;
+  const input = values(batch * perImage, 99, 2);
+  const [expected] = Model.fromPackage(fp32, { batch }).run([input]);
+  const [actual] = Model.fromPackage(int8, { batch }).run([input]);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected!.data.length; i++) {
+    diff = Math.max(diff, Math.abs(actual!.data[i]! - expected!.data[i]!));
+    scale = Math.max(scale, Math.abs(expected!.data[i]!));
+  }
+  t.diagnostic(`max |int8 - fp32| ${diff.toPrecision(3)} at output scale ${scale.toPrecision(3)}`);
+  assert.ok(scale > 0.1, `the logits are not all near zero (scale ${scale})`);
+  assert.ok(diff <= 0.02 * scale, `max |int8 - fp32| ${diff} at output scale ${scale}`);
+});
