@@ -7,6 +7,7 @@
 // copies the layer keeps, so nothing the caller does afterwards (even on a SharedArrayBuffer) reaches C.
 #include "binding_formats.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -803,7 +804,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           env, "Expected output not to share memory with input but received overlapping buffers");
     }
     Task task{this, input.data, output.data, reference, nullptr, nullptr, nullptr, nullptr};
-    std::vector<uint64_t> bits;
+    std::vector<uint64_t>& bits = input_bits_;
     std::vector<float> scale, workspace;
     std::vector<int16_t> workspace16;
     ThreadPoolLease lease;
@@ -830,9 +831,31 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     if (reference) {
       Compute(task, 0, 0, oc_);
     } else {
-      whittle_threadpool_parallelize(lease.pool(), RunRange, &task, oc_, 1);
+      whittle_threadpool_parallelize(lease.pool(), RunRange, &task, oc_, ChannelsPerTask());
     }
     return env.Undefined();
+  }
+
+  // How many output channels one task of the thread pool gets at least (whittle_threadpool_granularity,
+  // in multiply-accumulates; XNOR's count at 1/16, as one 64-bit XOR + popcount covers 64 of them). Smaller
+  // layers run on the calling thread: the issue-3 XNOR layers (3-9 us), the LeNet and depthwise layers of
+  // every format. The compressed formats are slower per MAC than fp32 / int8, so they could split earlier,
+  // but a split costs most on exactly these small layers when the machine is busy (a worker preempted
+  // mid-task makes the caller wait for its next time slice). Tasks are also whole channel blocks of the
+  // SIMD kernels (32 for XNOR, 16 for binary weights and ternary, 8 for fixed8) when there are at least
+  // two, so that no split sends a block's channels to the slower leftover path.
+  size_t ChannelsPerTask() const {
+    const double pixels = static_cast<double>(g_.batch * g_.output_height * g_.output_width);
+    const bool xnor = format_ == Format::kXnor;
+    double macs = pixels * static_cast<double>(reduction_);
+    if (format_ == Format::kSparse && !bits_a_.empty()) {
+      macs = pixels * static_cast<double>(bits_a_.back()) / static_cast<double>(oc_);  // nonzeros only
+    }
+    size_t channels = whittle_threadpool_granularity(1, xnor ? macs / 16 : macs);
+    if (channels >= oc_) return oc_;
+    const size_t block = xnor ? 32 : 16;
+    if (g_.groups == 1 && oc_ >= 2 * block) channels = (channels + block - 1) / block * block;
+    return channels;
   }
 
   Napi::Value Run(const Napi::CallbackInfo& info) { return Execute(info, false); }
@@ -850,6 +873,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     bits_a_ = {};
     bits_b_ = {};
     bits64_ = {};
+    input_bits_ = {};
     alpha_ = {};
     fbias_ = {};
     values_ = {};
@@ -894,6 +918,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   std::vector<int32_t> bias32_;
   std::vector<uint32_t> bits_a_, bits_b_;      // binary bits / ternary nonzero, sign / CSR offsets, columns
   std::vector<uint64_t> bits64_;               // xnor weight bits
+  std::vector<uint64_t> input_bits_;           // xnor: the packed input of the current run (kept to reuse)
   std::vector<float> alpha_, fbias_, values_;  // alpha or codebook; bias; CSR values
   std::vector<uint8_t> u8_;                    // codebook indices
   const char* kernel_ = "";

@@ -10,6 +10,10 @@
 
 #include "qs8_requantize.h"
 
+#if MR > 8
+#error "the MRx32c4 VNNI body has accumulators for at most 8 rows"
+#endif
+
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
@@ -25,41 +29,66 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
   for (size_t n0 = 0; n0 < nc; n0 += 32) {
     const qs8_channel_requant h = qs8_block_header(block, 32);
     const int8_t* w = (const int8_t*)(block + 32 * 4 * sizeof(int32_t));
-    const __m512i b0 = _mm512_loadu_si512(h.bias), b1 = _mm512_loadu_si512(h.bias + 16);
-    __m512i acc0[MR], acc1[MR];
-    for (size_t r = 0; r < MR; r++) {
-      acc0[r] = b0;
-      acc1[r] = b1;
-    }
+    // One named pair of accumulators per row (rows >= MR are dead code the compiler drops). With arrays
+    // acc0[MR] / acc1[MR] in the k loop, GCC kept two copies of every accumulator across the loop's back
+    // edge and spilled some to the stack: ~10 extra moves per 16 VPDPBUSD, ~40 % of the kernel's time at
+    // MR = 8. They start at 0; the bias is added after the loop (int32 adds wrap, so the sum is the same).
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero;
+    __m512i c40 = zero, c41 = zero, c50 = zero, c51 = zero, c60 = zero, c61 = zero, c70 = zero, c71 = zero;
     size_t k = 0;
     if (MR == 1) {
       // One row has only 2 accumulator chains, so VPDPBUSD's latency would bound it: a second pair of
       // accumulators takes every other group of 4 k.
-      __m512i acc0_odd = _mm512_setzero_si512(), acc1_odd = _mm512_setzero_si512();
+      __m512i odd0 = _mm512_setzero_si512(), odd1 = _mm512_setzero_si512();
       for (; k + 8 <= kc; k += 8) {
         int32_t quads[2];
         memcpy(quads, a_rows[0] + k, sizeof(quads));
         const __m512i va0 = _mm512_set1_epi32(quads[0]), va1 = _mm512_set1_epi32(quads[1]);
-        acc0[0] = _mm512_dpbusd_epi32(acc0[0], va0, _mm512_loadu_si512(w));
-        acc1[0] = _mm512_dpbusd_epi32(acc1[0], va0, _mm512_loadu_si512(w + 64));
-        acc0_odd = _mm512_dpbusd_epi32(acc0_odd, va1, _mm512_loadu_si512(w + 128));
-        acc1_odd = _mm512_dpbusd_epi32(acc1_odd, va1, _mm512_loadu_si512(w + 192));
+        c00 = _mm512_dpbusd_epi32(c00, va0, _mm512_loadu_si512(w));
+        c01 = _mm512_dpbusd_epi32(c01, va0, _mm512_loadu_si512(w + 64));
+        odd0 = _mm512_dpbusd_epi32(odd0, va1, _mm512_loadu_si512(w + 128));
+        odd1 = _mm512_dpbusd_epi32(odd1, va1, _mm512_loadu_si512(w + 192));
         w += 256;
       }
-      acc0[0] = _mm512_add_epi32(acc0[0], acc0_odd);
-      acc1[0] = _mm512_add_epi32(acc1[0], acc1_odd);
+      c00 = _mm512_add_epi32(c00, odd0);
+      c01 = _mm512_add_epi32(c01, odd1);
     }
+#define QS8_VNNI_ROW(r)                             \
+  if (MR > r) {                                     \
+    int32_t quad;                                   \
+    memcpy(&quad, a_rows[r] + k, sizeof(quad));     \
+    const __m512i va = _mm512_set1_epi32(quad);     \
+    c##r##0 = _mm512_dpbusd_epi32(c##r##0, va, w0); \
+    c##r##1 = _mm512_dpbusd_epi32(c##r##1, va, w1); \
+  }
     for (; k < kc; k += 4) {
       const __m512i w0 = _mm512_loadu_si512(w);
       const __m512i w1 = _mm512_loadu_si512(w + 64);
       w += 128;
-      for (size_t r = 0; r < MR; r++) {
-        int32_t quad;
-        memcpy(&quad, a_rows[r] + k, sizeof(quad));
-        const __m512i va = _mm512_set1_epi32(quad);
-        acc0[r] = _mm512_dpbusd_epi32(acc0[r], va, w0);
-        acc1[r] = _mm512_dpbusd_epi32(acc1[r], va, w1);
-      }
+      QS8_VNNI_ROW(0);
+      QS8_VNNI_ROW(1);
+      QS8_VNNI_ROW(2);
+      QS8_VNNI_ROW(3);
+      QS8_VNNI_ROW(4);
+      QS8_VNNI_ROW(5);
+      QS8_VNNI_ROW(6);
+      QS8_VNNI_ROW(7);
+#if defined(__GNUC__)
+      // An empty asm that "modifies" every accumulator pins each to one register across iterations.
+      // (Two statements: an asm takes at most 30 operands, and "+v" counts twice.)
+      __asm__("" : "+v"(c00), "+v"(c01), "+v"(c10), "+v"(c11), "+v"(c20), "+v"(c21), "+v"(c30), "+v"(c31));
+      __asm__("" : "+v"(c40), "+v"(c41), "+v"(c50), "+v"(c51), "+v"(c60), "+v"(c61), "+v"(c70), "+v"(c71));
+#endif
+    }
+#undef QS8_VNNI_ROW
+    const __m512i c0[8] = {c00, c10, c20, c30, c40, c50, c60, c70};
+    const __m512i c1[8] = {c01, c11, c21, c31, c41, c51, c61, c71};
+    __m512i acc0[MR], acc1[MR];
+    const __m512i b0 = _mm512_loadu_si512(h.bias), b1 = _mm512_loadu_si512(h.bias + 16);
+    for (size_t r = 0; r < MR; r++) {
+      acc0[r] = _mm512_add_epi32(c0[r], b0);
+      acc1[r] = _mm512_add_epi32(c1[r], b1);
     }
     const size_t cols = nc - n0 < 32 ? nc - n0 : 32;
     for (size_t r = 0; r < MR; r++) {

@@ -1,12 +1,13 @@
-// A small pthread pool for parallel-for with static chunking.
+// A small pthread pool for parallel-for over dynamically claimed chunks.
 //
-// Invariants: the pool owns threads - 1 workers; the calling thread runs chunk 0 itself. A call allocates
+// Invariants: the pool owns threads - 1 workers; the calling thread takes part in every job. A call allocates
 // nothing, and runs inline when the pool has one thread or is NULL. Calls are serialized by a mutex, so a
 // pool may be shared, but a task must not call back into the same pool (it would deadlock).
 #ifndef WHITTLE_THREADPOOL_H_
 #define WHITTLE_THREADPOOL_H_
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,11 +31,33 @@ void whittle_threadpool_destroy(whittle_threadpool* pool);
 // 1 for NULL.
 size_t whittle_threadpool_threads(const whittle_threadpool* pool);
 
-// Splits [0, range) into at most `threads` contiguous chunks, each a multiple of `granularity` items
-// (except the last), runs task on each, and returns when all are done. granularity 0 is treated as 1.
-// Chunk i always goes to thread i, so per-thread scratch indexed by `thread` needs no locking.
+// Splits [0, range) into contiguous chunks, each a multiple of `granularity` items (except the last), runs
+// task on each, and returns when all are done. granularity 0 is treated as 1; a caller that wants fewer
+// tasks for a small job passes a larger granularity (one unit runs inline on the caller). The threads claim
+// chunks dynamically (a late or slower thread takes fewer), so which thread runs which chunk varies from call
+// to call; `thread` is always the index of the thread running the task, so per-thread scratch indexed by it
+// needs no locking.
 void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn task, void* context,
                                     size_t range, size_t granularity);
+
+// Work below which giving part of a job to another thread does not pay, in multiply-accumulates of the
+// fp32 / int8 kernels (about 3-5 us single-threaded on the x86 the benchmark runs on, several times more
+// on ARM). Handing over a task costs about a microsecond when the worker is awake and tens of microseconds
+// when it must be woken or was preempted mid-task on a busy machine (the caller then waits for it).
+#define WHITTLE_MIN_TASK_WORK 524288
+
+// The minimum work per task in force: WHITTLE_MIN_TASK_WORK, or the environment variable
+// WHITTLE_MIN_TASK_WORK (a decimal integer, read once, anything else ignored; the tests set 0 so that
+// their small layers still exercise the multi-threaded paths), or the last
+// whittle_threadpool_set_min_task_work().
+size_t whittle_threadpool_min_task_work(void);
+void whittle_threadpool_set_min_task_work(size_t work);
+
+// The granularity to pass to whittle_threadpool_parallelize for items of `work_per_item` (in the units of
+// WHITTLE_MIN_TASK_WORK) that must be handed out `granularity` at a time (0 is treated as 1): the smallest
+// multiple of `granularity` whose work reaches the minimum. A job with less work than that in total then
+// runs inline on the calling thread.
+size_t whittle_threadpool_granularity(size_t granularity, double work_per_item);
 
 #ifdef __cplusplus
 }

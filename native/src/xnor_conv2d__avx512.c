@@ -90,6 +90,20 @@ void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channe
                                const float* restrict input, uint64_t* restrict output) {
   const size_t gw = xnor_group_words(group_channels);
   const __m512 zero = _mm512_setzero_ps();
+  if (group_channels % 64 == 0) {
+    // Every word holds 64 consecutive floats of the input (no word straddles a group or a pixel, none is
+    // partial): one straight pass, four compares per word.
+    const size_t words = pixels * groups * gw;
+    for (size_t w = 0; w < words; w++) {
+      const float* x = input + w * 64;
+      const uint64_t b0 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x), zero, _CMP_LT_OQ));
+      const uint64_t b1 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 16), zero, _CMP_LT_OQ));
+      const uint64_t b2 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 32), zero, _CMP_LT_OQ));
+      const uint64_t b3 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 48), zero, _CMP_LT_OQ));
+      output[w] = b0 | b1 << 16 | b2 << 32 | b3 << 48;
+    }
+    return;
+  }
   for (size_t p = 0; p < pixels; p++) {
     for (size_t group = 0; group < groups; group++) {
       const float* x = input + (p * groups + group) * group_channels;

@@ -517,9 +517,11 @@ static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint6
   const float* scale = (seed % 2) == 0 ? k_map : NULL;
   const float* b = (seed % 3) == 0 ? NULL : bias;
   const float output_min = (seed % 5) == 0 || (seed % 7) == 0 ? 0.0f : -INFINITY;
+  // A finite upper bound too (ReLU6-like), so the clamps of every path see both bounds.
+  const float output_max = (seed % 4) == 1 ? 1.5f : INFINITY;
 
   xnor_conv2d_minmax_ukernel__reference(g, 0, oc, input_bits, weight_bits, alpha, scale, b, output_min,
-                                        INFINITY, want);
+                                        output_max, want);
   // Independent check of the reference (and of zero padding): the binary-weight reference on activations
   // sign(x) as +-1.0f gives the same numbers when there is no K map.
   if (scale == NULL) {
@@ -533,7 +535,8 @@ static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint6
         if (weights[o * k + j] < 0.0f) bin_bits[o * words + j / 32] |= UINT32_C(1) << (j % 32);
       }
     }
-    bin_conv2d_minmax_ukernel__reference(g, 0, oc, signs, bin_bits, alpha, b, output_min, INFINITY, via_bin);
+    bin_conv2d_minmax_ukernel__reference(g, 0, oc, signs, bin_bits, alpha, b, output_min, output_max,
+                                         via_bin);
     report(memcmp(via_bin, want, pixels * oc * sizeof(float)) == 0,
            "xnor reference [%s]: differs from sign(x) through the binary-weight reference", shape);
     free(signs), free(bin_bits), free(via_bin);
@@ -543,17 +546,17 @@ static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint6
     size_t r[4];
     split_ranges(oc, r);
     memset(got, 0xA5, pixels * oc * sizeof(float));
-    v->conv2d(g, r[1], r[2], input_bits, weight_bits, alpha, scale, b, output_min, INFINITY, got);
+    v->conv2d(g, r[1], r[2], input_bits, weight_bits, alpha, scale, b, output_min, output_max, got);
     report(untouched_outside((const uint8_t*)got, pixels, oc, sizeof(float), r[1], r[2], 0xA5),
            "xnor conv2d %s [%s]: wrote outside its channel range", v->name, shape);
-    v->conv2d(g, r[0], r[1], input_bits, weight_bits, alpha, scale, b, output_min, INFINITY, got);
-    v->conv2d(g, r[2], r[3], input_bits, weight_bits, alpha, scale, b, output_min, INFINITY, got);
+    v->conv2d(g, r[0], r[1], input_bits, weight_bits, alpha, scale, b, output_min, output_max, got);
+    v->conv2d(g, r[2], r[3], input_bits, weight_bits, alpha, scale, b, output_min, output_max, got);
     size_t bad = 0;
     while (bad < pixels * oc && memcmp(&got[bad], &want[bad], sizeof(float)) == 0) bad++;
     report(bad == pixels * oc, "xnor conv2d %s [%s]: output %zu is %.9g, reference %.9g", v->name, shape, bad,
            bad < pixels * oc ? got[bad] : 0.0, bad < pixels * oc ? want[bad] : 0.0);
     // One call over all channels (the blocked paths see whole blocks).
-    v->conv2d(g, 0, oc, input_bits, weight_bits, alpha, scale, b, output_min, INFINITY, got);
+    v->conv2d(g, 0, oc, input_bits, weight_bits, alpha, scale, b, output_min, output_max, got);
     report(memcmp(got, want, pixels * oc * sizeof(float)) == 0, "xnor conv2d %s [%s]: full range differs",
            v->name, shape);
   }
@@ -574,6 +577,22 @@ static void test_xnor(void) {
   for (size_t s = 0; s < FC_SHAPE_COUNT; s++) {
     const whittle_conv2d_geometry g = fc_as_conv(&fc_shapes[s]);
     xnor_case("fc as 1x1", &g, 4100 + s);
+  }
+  // Wide enough images for the register-blocked AVX-512 VPOPCNTDQ path (4 interior pixels of a row x 32
+  // channels, one pixel at a time at the borders; the flattened pointwise GEMM with leftover pixels).
+  const struct {
+    const char* name;
+    whittle_conv2d_geometry g;
+  } blocked[] = {
+      {"3x3 pad 1, 9x11, 64->40", make_geometry(1, 9, 11, 3, 3, 1, 1, 1, 1, 1, 64, 40)},
+      {"pointwise batch 2, 5x7, 128->96", make_geometry(2, 5, 7, 1, 1, 1, 1, 0, 0, 1, 128, 96)},
+      {"3x3 stride 2 pad 1, 13x12, 70->33", make_geometry(1, 13, 12, 3, 3, 2, 2, 1, 1, 1, 70, 33)},
+      {"1x1 stride 2, 9x9, 64->64", make_geometry(1, 9, 9, 1, 1, 2, 2, 0, 0, 1, 64, 64)},
+      {"5x5, 14x14, 6->32", make_geometry(1, 14, 14, 5, 5, 1, 1, 0, 0, 1, 6, 32)},
+      {"3x3 pad 2 stride (1,2), 6x17, 200->65", make_geometry(1, 6, 17, 3, 3, 1, 2, 2, 2, 1, 200, 65)},
+  };
+  for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++) {
+    for (uint64_t seed = 0; seed < 3; seed++) xnor_case(blocked[i].name, &blocked[i].g, 4400 + 10 * i + seed);
   }
   // Rows longer than the transposed-weight buffer fall back to the simple driver.
   const whittle_conv2d_geometry wide = make_geometry(1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 3700, 9);

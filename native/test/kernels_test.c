@@ -6,11 +6,14 @@
 // Usage: kernels_test [-v]. WHITTLE_ISA, when set, limits the run to that level (an unsupported value is a
 // failure, as it is for the binding). The last line is "N passed, M failed"; the exit status is 1 on any
 // failure.
+#define _POSIX_C_SOURCE 199309L  // nanosleep
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../src/f32_ops.h"
 #include "../src/qs8_ops.h"
@@ -506,10 +509,15 @@ static void test_requantize_reference(void) {
 typedef struct {
   unsigned char* visits;
   size_t threads_seen[WHITTLE_MAX_THREADS];
+  size_t sleep_thread;  // this thread (if not 0) sleeps 2 ms in each chunk it runs
 } pool_probe;
 
 static void probe_task(void* context, size_t thread, size_t begin, size_t end) {
   pool_probe* probe = context;
+  if (probe->sleep_thread != 0 && thread == probe->sleep_thread) {
+    const struct timespec pause = {0, 2000000};
+    nanosleep(&pause, NULL);
+  }
   for (size_t i = begin; i < end; i++) probe->visits[i]++;
   probe->threads_seen[thread] += end - begin;
 }
@@ -540,6 +548,37 @@ static void test_threadpool(void) {
     }
     whittle_threadpool_destroy(pool);
   }
+  // A worker that is slow (here: sleeps inside its first chunk) must not lose or repeat items; the caller
+  // claims the remaining chunks itself and waits only for the chunk the worker already holds.
+  whittle_threadpool* slow = whittle_threadpool_create(2);
+  report(slow != NULL, "threadpool create 2 (slow worker)");
+  if (slow != NULL) {
+    for (size_t repeat = 0; repeat < 5; repeat++) {
+      pool_probe probe;
+      memset(&probe, 0, sizeof(probe));
+      probe.visits = calloc(1000, 1);
+      probe.sleep_thread = 1;
+      whittle_threadpool_parallelize(slow, probe_task, &probe, 1000, 7);
+      bool ok = probe.threads_seen[0] + probe.threads_seen[1] == 1000;
+      for (size_t i = 0; i < 1000; i++) ok = ok && probe.visits[i] == 1;
+      report(ok, "threadpool slow worker, repeat %zu: every item exactly once (caller ran %zu)", repeat,
+             probe.threads_seen[0]);
+      free(probe.visits);
+    }
+    whittle_threadpool_destroy(slow);
+  }
+  // Granularity for a minimum of work per task: multiples of the requested granularity, never 0.
+  const size_t saved_min_work = whittle_threadpool_min_task_work();
+  whittle_threadpool_set_min_task_work(WHITTLE_MIN_TASK_WORK);
+  report(whittle_threadpool_granularity(6, 1e6) == 6, "granularity: enough work per unit keeps 6");
+  report(whittle_threadpool_granularity(6, 36864) == 18, "granularity: 3 x 6 rows of 36864 MACs");
+  report(whittle_threadpool_granularity(8, 1000) == 528, "granularity: 66 x 8 items of 1000 MACs");
+  report(whittle_threadpool_granularity(0, 1e9) == 1, "granularity: 0 is treated as 1");
+  report(whittle_threadpool_granularity(4, 0) >= SIZE_MAX / 4, "granularity: no work never splits");
+  report(whittle_threadpool_granularity(4, 1e-300) >= SIZE_MAX / 4, "granularity: tiny work never splits");
+  whittle_threadpool_set_min_task_work(0);
+  report(whittle_threadpool_granularity(6, 10) == 6, "granularity: minimum 0 splits at the granularity");
+  whittle_threadpool_set_min_task_work(saved_min_work);
   report(whittle_threadpool_create(0) == NULL && whittle_threadpool_create(WHITTLE_MAX_THREADS + 1) == NULL,
          "threadpool refuses 0 and too many threads");
   whittle_threadpool_destroy(NULL);
@@ -653,6 +692,9 @@ int main(int argc, char** argv) {
   test_cpu();
   test_requantize_reference();
   test_threadpool();
+  // The test layers are small: without this they would all run inline and the multi-threaded paths (the
+  // per-thread scratch, rows split between tasks) would go untested.
+  whittle_threadpool_set_min_task_work(0);
   test_data_movement();
   for (size_t p = 0; p < 2; p++) {
     pools[p] = whittle_threadpool_create(pool_threads[p]);

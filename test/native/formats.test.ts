@@ -529,7 +529,9 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
     for (const isa of features.supported) {
       test(`WHITTLE_ISA=${isa}: every format x layer equals the C and TS references at 1 and 2 threads`, () => {
         const result = spawnSync(process.execPath, [self], {
-          env: { ...process.env, WHITTLE_ISA: isa, WHITTLE_FORMATS_CHILD: '1' },
+          // WHITTLE_MIN_TASK_WORK=0: the test layers are small and would otherwise run on one thread only
+          // even at 2 threads, leaving the split over output channels untested.
+          env: { ...process.env, WHITTLE_ISA: isa, WHITTLE_FORMATS_CHILD: '1', WHITTLE_MIN_TASK_WORK: '0' },
           encoding: 'utf8',
           timeout: 300_000,
         });

@@ -17,7 +17,9 @@ interface ChildReport {
 
 function runChild(isa: string): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [child], {
-    env: { ...process.env, WHITTLE_ISA: isa },
+    // WHITTLE_MIN_TASK_WORK=0: the test layers are small and would otherwise run on one thread only, leaving
+    // the multi-threaded paths untested.
+    env: { ...process.env, WHITTLE_ISA: isa, WHITTLE_MIN_TASK_WORK: '0' },
     encoding: 'utf8',
     timeout: 120_000,
   });
