@@ -4,32 +4,24 @@
 // directory as provisioning does, and the telemetry outbox on disk shows the frame loop running.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { writeFileAtomicSync } from '../../../agent/deploy/atomic-file.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import type { DeployTarget } from '../../../agent/protocol/messages.js';
 import { startPackageServer } from '../../../electron/core/package-server.js';
 import { waitFor } from '../../support/stack.js';
 import {
+  dropTarget,
   mlpPackagePath,
   modelVariant,
+  offlineAgentConfig,
   rewritePackage,
   signedTarget,
   signingKeys,
 } from './deploy-fixtures.js';
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 interface Agent {
   proc: ChildProcess;
@@ -85,24 +77,8 @@ test(
     const dir = mkdtempSync(join(tmpdir(), 'whittle-reopen-'));
     const server = await startPackageServer({ dir: join(dir, 'packages'), host: '127.0.0.1', port: 0 });
     const keys = signingKeys();
-    const stateDir = join(dir, 'state');
-    mkdirSync(join(stateDir, 'deploy'), { recursive: true });
-    const configFile = join(dir, 'agent.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        broker: `mqtt://127.0.0.1:${await closedPort()}`,
-        deviceId: 'reopen-device',
-        password: 'x',
-        stateDir,
-        packageKey: keys.publicHex,
-        fps: 15,
-        snapshotSeconds: 0,
-        reconnectMaxMs: 60_000,
-      }),
-    );
-    const drop = (target: DeployTarget): void =>
-      writeFileAtomicSync(join(stateDir, 'deploy', 'target.json'), JSON.stringify({ target, attempts: 0 }));
+    const { configFile, stateDir } = await offlineAgentConfig(dir, 'reopen-device', keys, { fps: 15 });
+    const drop = (target: DeployTarget): void => dropTarget(stateDir, target);
     const lastPhase = (): { deploymentId: string; phase: string } | undefined => {
       try {
         return JSON.parse(readFileSync(join(stateDir, 'deploy', 'last.json'), 'utf8')) as {

@@ -3,25 +3,21 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { writeFileAtomicSync } from '../../../agent/deploy/atomic-file.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import type { DeployTarget } from '../../../agent/protocol/messages.js';
 import { startPackageServer } from '../../../electron/core/package-server.js';
-import { modelVariant, signedTarget, signingKeys } from './deploy-fixtures.js';
+import {
+  dropTarget,
+  modelVariant,
+  offlineAgentConfig,
+  signedTarget,
+  signingKeys,
+} from './deploy-fixtures.js';
 
 const KILLS = 50;
 /** The issue's limit is 3 minutes for the whole test; this leaves room for set-up and clean-up. */
@@ -37,14 +33,6 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 test(
@@ -63,22 +51,8 @@ test(
       bytesPerSecond: 350_000,
     });
     const keys = signingKeys();
-    const stateDir = join(dir, 'state');
-    mkdirSync(join(stateDir, 'deploy'), { recursive: true });
-    const configFile = join(dir, 'agent.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        // No manager: deployment does not need the broker, and the reports wait in the client.
-        broker: `mqtt://127.0.0.1:${await closedPort()}`,
-        deviceId: 'crash-device',
-        password: 'x',
-        stateDir,
-        packageKey: keys.publicHex,
-        snapshotSeconds: 0,
-        reconnectMaxMs: 60_000,
-      }),
-    );
+    // No manager: deployment does not need the broker, and the reports wait in the client.
+    const { configFile, stateDir } = await offlineAgentConfig(dir, 'crash-device', keys);
     const blobs = join(stateDir, 'models', 'blobs');
     const started = Date.now();
     let child: ChildProcess | null = null;
@@ -114,10 +88,7 @@ test(
               health: { seconds: 0.3 },
             },
           );
-          writeFileAtomicSync(
-            join(stateDir, 'deploy', 'target.json'),
-            JSON.stringify({ target, attempts: 0 }),
-          );
+          dropTarget(stateDir, target);
         }
         const newSha = target.model.sha256;
 

@@ -1,10 +1,12 @@
 // Shared by the deployment tests: signed variants of the bundled demo package, served by the real package
 // server, and targets for them signed the way the manager signs them.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 import { defaultModelPath } from '../../../agent/config.js';
+import { writeFileAtomicSync } from '../../../agent/deploy/atomic-file.js';
 import type { EncodedTensor } from '../../../agent/package/encodings.js';
 import type { CpuFamily, Manifest } from '../../../agent/package/manifest.js';
 import { readPackage } from '../../../agent/package/reader.js';
@@ -102,4 +104,45 @@ export function signedTarget(
     health: { seconds: 0.3 },
     ...extra,
   };
+}
+
+/** A port nothing listens on (bound, read, released). */
+export async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** An agent config for a device without a manager: its broker address is a closed port (deployment needs no
+ * broker; reports wait in the MQTT client), targets are dropped into its state directory with dropTarget. */
+export async function offlineAgentConfig(
+  dir: string,
+  deviceId: string,
+  keys: SigningKeys,
+  extra: Record<string, unknown> = {},
+): Promise<{ configFile: string; stateDir: string }> {
+  const stateDir = join(dir, 'state');
+  mkdirSync(join(stateDir, 'deploy'), { recursive: true });
+  const configFile = join(dir, 'agent.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      broker: `mqtt://127.0.0.1:${await closedPort()}`,
+      deviceId,
+      password: 'x',
+      stateDir,
+      packageKey: keys.publicHex,
+      snapshotSeconds: 0,
+      reconnectMaxMs: 60_000,
+      ...extra,
+    }),
+  );
+  return { configFile, stateDir };
+}
+
+/** Drops a target into the agent's state directory, as provisioning does: it runs at the agent's next start. */
+export function dropTarget(stateDir: string, target: DeployTarget): void {
+  writeFileAtomicSync(join(stateDir, 'deploy', 'target.json'), JSON.stringify({ target, attempts: 0 }));
 }

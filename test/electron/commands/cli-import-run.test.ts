@@ -2,43 +2,20 @@
 // process): an ONNX model becomes a signed package, inspect verifies it, run gives the runtime's outputs for
 // a TensorProto input and top-k for an image, and unsupported models and tampered packages are refused.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { onnx } from '../../../optimize/onnx/onnx-proto.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { buildModel, floatTensor } from '../../optimize/onnx/build-model.js';
+import { cliSandbox } from '../../support/cli.js';
 
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'bin', 'whittle.js'))) {
-    if (dirname(dir) === dir) throw new Error('bin/whittle.js not found above the test file');
-    dir = dirname(dir);
-  }
-  return dir;
-}
-
-const WHITTLE = join(repositoryRoot(), 'bin', 'whittle.js');
-const dir = mkdtempSync(join(tmpdir(), 'whittle-cli-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-// A private data dir, so the test never touches the user's signing key.
-const env = { ...process.env, XDG_DATA_HOME: join(dir, 'data') };
-
-function whittle(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [WHITTLE, ...args], { env, encoding: 'utf8', timeout: 60_000 });
-  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
-}
-
-const keys = generateKeyPairSync('ed25519');
-const privateKey = join(dir, 'key.pem');
-const publicKey = join(dir, 'key.pub.pem');
-writeFileSync(privateKey, keys.privateKey.export({ format: 'pem', type: 'pkcs8' }));
-writeFileSync(publicKey, keys.publicKey.export({ format: 'pem', type: 'spki' }));
+const sandbox = cliSandbox('whittle-cli-');
+after(() => sandbox.cleanup());
+const { dir, privateKey, publicKey, whittle } = sandbox;
 
 // A tiny image classifier: 1x8x8 gray -> conv 3x3 (2 filters) -> relu -> global average -> flatten -> gemm 3.
 const random = new SeededRandom(9);

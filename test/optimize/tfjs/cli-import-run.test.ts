@@ -2,46 +2,21 @@
 // functional model trained-format-saved by Whittle: a MobileNet's package gives tfjs's predictions for a
 // TensorProto input, and a broken model.json is refused with a one-line error and no package.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs';
 
 import { onnx } from '../../../optimize/onnx/onnx-proto.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
+import { cliSandbox } from '../../support/cli.js';
 import { floatTensor } from '../onnx/build-model.js';
 import { assertClose, randomizeWeights, saveLikeTrain } from './tfjs-fixtures.js';
 
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'bin', 'whittle.js'))) {
-    if (dirname(dir) === dir) throw new Error('bin/whittle.js not found above the test file');
-    dir = dirname(dir);
-  }
-  return dir;
-}
-
-const WHITTLE = join(repositoryRoot(), 'bin', 'whittle.js');
-const dir = mkdtempSync(join(tmpdir(), 'whittle-tfjs-cli-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-// A private data dir, so the test never touches the user's signing key.
-const env = { ...process.env, XDG_DATA_HOME: join(dir, 'data') };
-
-function whittle(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [WHITTLE, ...args], { env, encoding: 'utf8', timeout: 120_000 });
-  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
-}
-
-const keys = generateKeyPairSync('ed25519');
-const privateKey = join(dir, 'key.pem');
-const publicKey = join(dir, 'key.pub.pem');
-writeFileSync(privateKey, keys.privateKey.export({ format: 'pem', type: 'pkcs8' }));
-writeFileSync(publicKey, keys.publicKey.export({ format: 'pem', type: 'spki' }));
+const sandbox = cliSandbox('whittle-tfjs-cli-', 120_000);
+after(() => sandbox.cleanup());
+const { dir, privateKey, publicKey, whittle } = sandbox;
 
 test('import of a functional MobileNet model.json and run of its package give the tfjs predictions', async () => {
   const net = buildZooModel('mobilenet', {
