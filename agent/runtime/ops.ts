@@ -5,6 +5,7 @@
 // (see executors for `native:` kernel names in inspect output).
 //
 // Layouts: conv2d/pool operate on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
+import { fullyConnectedGeometry } from '../../native/reference/fixed-point.js';
 import type { DecodedTensor } from '../package/encodings.js';
 import type { ManifestNode, NumberFormat } from '../package/manifest.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
@@ -12,7 +13,7 @@ import { GraphError } from './graph-error.js';
 import { nativeExecutor } from './native-executors.js';
 import { conv2dF32, conv2dInteger, type ConvGeometry } from './reference-ops/conv.js';
 import { binaryBroadcast, sigmoid, unary } from './reference-ops/elementwise.js';
-import { fixedPointConv2d, fixedPointGeometry, fullyConnectedGeometry } from './reference-ops/fixed-point.js';
+import { fixedPointConv2d, fixedPointGeometry } from './reference-ops/fixed-point.js';
 import { channelShuffle, concat, softmax, transpose, transposeShape } from './reference-ops/layout.js';
 import { broadcastShapes, fullyConnected, matmul, matmulShape } from './reference-ops/matmul.js';
 import { averagePool, maxPool, type PoolGeometry } from './reference-ops/pool.js';

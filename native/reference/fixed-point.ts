@@ -183,6 +183,30 @@ export function fixedPointConv2dReference(args: FixedPointConv2dArgs, ocBegin = 
   }
 }
 
+/** The geometry of a fully-connected layer: a 1x1 convolution of a 1x1 image. */
+export function fullyConnectedGeometry(
+  batch: number,
+  inChannels: number,
+  outChannels: number,
+): Conv2dGeometry {
+  return {
+    batch,
+    inputHeight: 1,
+    inputWidth: 1,
+    kernelHeight: 1,
+    kernelWidth: 1,
+    strideHeight: 1,
+    strideWidth: 1,
+    paddingTop: 0,
+    paddingLeft: 0,
+    outputHeight: 1,
+    outputWidth: 1,
+    groups: 1,
+    groupInputChannels: inChannels,
+    groupOutputChannels: outChannels,
+  };
+}
+
 /** Fully connected: input [batch][inputChannels], weights [outputChannels][inputChannels]; a 1x1
  * convolution of a 1x1 image. */
 export function fixedPointFullyConnectedReference(
@@ -193,21 +217,6 @@ export function fixedPointFullyConnectedReference(
 ): void {
   fixedPointConv2dReference({
     ...args,
-    geometry: {
-      batch,
-      inputHeight: 1,
-      inputWidth: 1,
-      kernelHeight: 1,
-      kernelWidth: 1,
-      strideHeight: 1,
-      strideWidth: 1,
-      paddingTop: 0,
-      paddingLeft: 0,
-      outputHeight: 1,
-      outputWidth: 1,
-      groups: 1,
-      groupInputChannels: inputChannels,
-      groupOutputChannels: outputChannels,
-    },
+    geometry: fullyConnectedGeometry(batch, inputChannels, outputChannels),
   });
 }

@@ -31,30 +31,6 @@ export function fixedPointGeometry(g: ConvGeometry): Conv2dGeometry {
   };
 }
 
-/** The geometry of a fully-connected layer: a 1x1 convolution of a 1x1 image. */
-export function fullyConnectedGeometry(
-  batch: number,
-  inChannels: number,
-  outChannels: number,
-): Conv2dGeometry {
-  return {
-    batch,
-    inputHeight: 1,
-    inputWidth: 1,
-    kernelHeight: 1,
-    kernelWidth: 1,
-    strideHeight: 1,
-    strideWidth: 1,
-    paddingTop: 0,
-    paddingLeft: 0,
-    outputHeight: 1,
-    outputWidth: 1,
-    groups: 1,
-    groupInputChannels: inChannels,
-    groupOutputChannels: outChannels,
-  };
-}
-
 /** x [N][H][W][C] fp32 -> y [N][OH][OW][O] fp32, computed in fixed point. */
 export function fixedPointConv2d(
   layer: FixedPointLayer,
