@@ -2,9 +2,9 @@
 // bench/shapes.json, per number format and thread count, in one run.
 //
 // Timing: each implementation of a (shape, threads) pair is warmed up and calibrated to a batch of calls
-// lasting about `batchMs`; then `rounds` rounds time one batch of each implementation in turn (ours and ONNX
-// Runtime's interleaved, so a noisy neighbour slows both alike), and each figure is the median per-call time
-// over the rounds. A call includes what a user pays for it: the N-API call for ours, session.run (tensor
+// lasting about `batchMs`; then `rounds` rounds time one batch of each implementation at each thread count in
+// turn (ours and ONNX Runtime's, 1 and 2 threads, interleaved, so a noisy neighbour slows all alike), and each
+// figure is the median per-call time over the rounds. A call includes what a user pays for it: the N-API call for ours, session.run (tensor
 // wrapping, the promise) for ONNX Runtime. ONNX Runtime's kernel-only time comes from its own profiler.
 //
 // Formats: fp32 and int8 from native/index.ts, the compressed ones from native/formats.ts (built by
@@ -349,102 +349,130 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
           skipped.push({ format: build.format, shape: shape.name, reason: build.skipped });
         else formats.push(build);
       }
-      for (const threads of options.threads) {
-        if (options.signal?.aborted) throw new KernelBenchAbortedError('kernel benchmark aborted');
-        setThreads(threads);
-        const ortF32: OrtLayer = await openOrtLayer(fp32Model, ortF32Input, dims.input, threads);
-        const ortS8: OrtLayer = await openOrtLayer(int8Model, ortU8Input, dims.input, threads);
-        const contenders: Contender[] = [
-          { id: 'fp32', call: () => ours.fp32.run(ours.fp32Input, ours.fp32Output), reps: 1, samplesUs: [] },
-          { id: 'int8', call: () => ours.int8.run(ours.int8Input, ours.int8Output), reps: 1, samplesUs: [] },
-          {
-            id: 'ort-fp32',
-            call: async () => {
-              await ortF32.session.run(ortF32.feeds);
+      // Every thread count's contenders are timed in the same rounds (the thread count changes within a
+      // round), so the 1- and 2-thread figures see the same neighbours on this shared machine and their ratio
+      // is not skewed by a noisy minute that only one of them ran in.
+      const perThreads: { threads: number; ortF32: OrtLayer; ortS8: OrtLayer; contenders: Contender[] }[] =
+        [];
+      try {
+        for (const threads of options.threads) {
+          setThreads(threads);
+          const ortF32: OrtLayer = await openOrtLayer(fp32Model, ortF32Input, dims.input, threads);
+          const ortS8: OrtLayer = await openOrtLayer(int8Model, ortU8Input, dims.input, threads);
+          const contenders: Contender[] = [
+            {
+              id: 'fp32',
+              call: () => ours.fp32.run(ours.fp32Input, ours.fp32Output),
+              reps: 1,
+              samplesUs: [],
             },
-            reps: 1,
-            samplesUs: [],
-          },
-          {
-            id: 'ort-int8',
-            call: async () => {
-              await ortS8.session.run(ortS8.feeds);
+            {
+              id: 'int8',
+              call: () => ours.int8.run(ours.int8Input, ours.int8Output),
+              reps: 1,
+              samplesUs: [],
             },
-            reps: 1,
-            samplesUs: [],
-          },
-          ...formats.map((f): Contender => ({
-            id: f.format,
-            call: () => f.layer.run(f.input, f.output),
-            reps: 1,
-            samplesUs: [],
-          })),
-        ];
-        for (const c of contenders) await calibrate(c, options.batchMs);
+            {
+              id: 'ort-fp32',
+              call: async () => {
+                await ortF32.session.run(ortF32.feeds);
+              },
+              reps: 1,
+              samplesUs: [],
+            },
+            {
+              id: 'ort-int8',
+              call: async () => {
+                await ortS8.session.run(ortS8.feeds);
+              },
+              reps: 1,
+              samplesUs: [],
+            },
+            ...formats.map((f): Contender => ({
+              id: f.format,
+              call: () => f.layer.run(f.input, f.output),
+              reps: 1,
+              samplesUs: [],
+            })),
+          ];
+          perThreads.push({ threads, ortF32, ortS8, contenders });
+          for (const c of contenders) await calibrate(c, options.batchMs);
+        }
         for (let round = 0; round < options.rounds; round++) {
-          if (options.signal?.aborted) throw new KernelBenchAbortedError('kernel benchmark aborted');
-          // Rotate the order each round so no contender always runs right after another's cache footprint.
-          for (let k = 0; k < contenders.length; k++) {
-            const c = contenders[(round + k) % contenders.length]!;
-            c.samplesUs.push(await timeBatch(c));
+          for (let t = 0; t < perThreads.length; t++) {
+            if (options.signal?.aborted) throw new KernelBenchAbortedError('kernel benchmark aborted');
+            // Rotate the thread counts and the contenders each round so no contender always runs right after
+            // another's cache footprint or thread count.
+            const { threads, contenders } = perThreads[(round + t) % perThreads.length]!;
+            setThreads(threads);
+            for (let k = 0; k < contenders.length; k++) {
+              const c = contenders[(round + k) % contenders.length]!;
+              c.samplesUs.push(await timeBatch(c));
+            }
           }
         }
-        const us = (id: string): number => median(contenders.find((c) => c.id === id)?.samplesUs ?? []);
-        const ortFp32Us = us('ort-fp32');
-        const ortInt8Us = us('ort-int8');
-        const gopsOf = (micros: number): number => opsPerRun / (micros * 1e3);
-        const ortFp32KernelUs = await ortKernelUs(
-          fp32Model,
-          ortF32Input,
-          dims.input,
-          threads,
-          options.profileRuns,
-        );
-        const ortInt8KernelUs = await ortKernelUs(
-          int8Model,
-          ortU8Input,
-          dims.input,
-          threads,
-          options.profileRuns,
-        );
-        for (const [format, layer] of [
-          ['fp32', ours.fp32],
-          ['int8', ours.int8],
-          ...formats.map((f) => [f.format, f.layer]),
-        ] as [Format, { readonly kernel: string | null }][]) {
-          const micros = us(format);
-          const gops = gopsOf(micros);
-          results.push({
-            shape: shape.name,
-            format,
+        for (const { threads, ortF32, ortS8, contenders } of perThreads) {
+          setThreads(threads);
+          const us = (id: string): number => median(contenders.find((c) => c.id === id)?.samplesUs ?? []);
+          const ortFp32Us = us('ort-fp32');
+          const ortInt8Us = us('ort-int8');
+          const gopsOf = (micros: number): number => opsPerRun / (micros * 1e3);
+          const ortFp32KernelUs = await ortKernelUs(
+            fp32Model,
+            ortF32Input,
+            dims.input,
             threads,
-            kernel: layer.kernel,
-            us: micros,
-            gops,
-            vs_ort_int8: ortInt8Us / micros,
-            vs_ort_fp32: ortFp32Us / micros,
-            vs_ort_int8_kernel_only: ortInt8KernelUs === null ? null : ortInt8KernelUs / micros,
-            vs_ort_fp32_kernel_only: ortFp32KernelUs === null ? null : ortFp32KernelUs / micros,
-            peak_fraction: (gops * 1e9) / (clockHz * opsPerCycleByFormat[format] * threads),
+            options.profileRuns,
+          );
+          const ortInt8KernelUs = await ortKernelUs(
+            int8Model,
+            ortU8Input,
+            dims.input,
+            threads,
+            options.profileRuns,
+          );
+          for (const [format, layer] of [
+            ['fp32', ours.fp32],
+            ['int8', ours.int8],
+            ...formats.map((f) => [f.format, f.layer]),
+          ] as [Format, { readonly kernel: string | null }][]) {
+            const micros = us(format);
+            const gops = gopsOf(micros);
+            results.push({
+              shape: shape.name,
+              format,
+              threads,
+              kernel: layer.kernel,
+              us: micros,
+              gops,
+              vs_ort_int8: ortInt8Us / micros,
+              vs_ort_fp32: ortFp32Us / micros,
+              vs_ort_int8_kernel_only: ortInt8KernelUs === null ? null : ortInt8KernelUs / micros,
+              vs_ort_fp32_kernel_only: ortFp32KernelUs === null ? null : ortFp32KernelUs / micros,
+              peak_fraction: (gops * 1e9) / (clockHz * opsPerCycleByFormat[format] * threads),
+            });
+          }
+          ortRows.push({
+            shape: shape.name,
+            threads,
+            fp32_us: ortFp32Us,
+            int8_us: ortInt8Us,
+            fp32_gops: gopsOf(ortFp32Us),
+            int8_gops: gopsOf(ortInt8Us),
+            fp32_kernel_us: ortFp32KernelUs,
+            int8_kernel_us: ortInt8KernelUs,
+            int8_kernel: quantizedKernel(ortS8.optimizedOps),
+            fp32_ops: ortF32.optimizedOps,
+            int8_ops: ortS8.optimizedOps,
           });
         }
-        ortRows.push({
-          shape: shape.name,
-          threads,
-          fp32_us: ortFp32Us,
-          int8_us: ortInt8Us,
-          fp32_gops: gopsOf(ortFp32Us),
-          int8_gops: gopsOf(ortInt8Us),
-          fp32_kernel_us: ortFp32KernelUs,
-          int8_kernel_us: ortInt8KernelUs,
-          int8_kernel: quantizedKernel(ortS8.optimizedOps),
-          fp32_ops: ortF32.optimizedOps,
-          int8_ops: ortS8.optimizedOps,
-        });
-        await ortF32.session.release();
-        await ortS8.session.release();
-        log(`${shape.name}: ${threads} thread(s) done`);
+      } finally {
+        for (const { ortF32, ortS8 } of perThreads) {
+          await ortF32.session.release();
+          await ortS8.session.release();
+        }
       }
+      log(`${shape.name}: threads ${options.threads.join(', ')} done`);
       ours.fp32.dispose();
       ours.int8.dispose();
       for (const f of formats) f.layer.dispose();
@@ -475,7 +503,7 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
       rounds: options.rounds,
       batch_ms: options.batchMs,
       statistic:
-        'median per-call time over rounds; ours and ONNX Runtime interleaved in each round; call overhead included',
+        'median per-call time over rounds; ours and ONNX Runtime, and every thread count, interleaved in each round; call overhead included',
     },
     results,
     ort: ortRows,

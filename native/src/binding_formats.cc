@@ -836,14 +836,14 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     return env.Undefined();
   }
 
-  // How many output channels one task of the thread pool gets at least (whittle_threadpool_granularity,
-  // in multiply-accumulates; XNOR's count at 1/16, as one 64-bit XOR + popcount covers 64 of them). Smaller
-  // layers run on the calling thread: the issue-3 XNOR layers (3-9 us), the LeNet and depthwise layers of
-  // every format. The compressed formats are slower per MAC than fp32 / int8, so they could split earlier,
-  // but a split costs most on exactly these small layers when the machine is busy (a worker preempted
-  // mid-task makes the caller wait for its next time slice). Tasks are also whole channel blocks of the
-  // SIMD kernels (32 for XNOR, 16 for binary weights and ternary, 8 for fixed8) when there are at least
-  // two, so that no split sends a block's channels to the slower leftover path.
+  // Output channels per unit of the thread pool's chunks (whittle_threadpool_granularity, in
+  // multiply-accumulates; XNOR's count at 1/16, as one 64-bit XOR + popcount covers 64 of them). Layers of
+  // less than twice the minimum task work run on the calling thread: the issue-3 XNOR layers (3-9 us), the
+  // LeNet and depthwise layers of every format. The compressed formats are slower per MAC than fp32 / int8,
+  // so they could split earlier, but a split costs most on exactly these small layers when the machine is
+  // busy (a worker preempted mid-task makes the caller wait for its next time slice). Tasks are also whole
+  // channel blocks of the SIMD kernels (32 for XNOR, 16 for binary weights and ternary, 8 for fixed8) when
+  // there are at least two, so that no split sends a block's channels to the slower leftover path.
   size_t ChannelsPerTask() const {
     const double pixels = static_cast<double>(g_.batch * g_.output_height * g_.output_width);
     const bool xnor = format_ == Format::kXnor;
@@ -851,7 +851,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     if (format_ == Format::kSparse && !bits_a_.empty()) {
       macs = pixels * static_cast<double>(bits_a_.back()) / static_cast<double>(oc_);  // nonzeros only
     }
-    size_t channels = whittle_threadpool_granularity(1, xnor ? macs / 16 : macs);
+    size_t channels = whittle_threadpool_granularity(1, xnor ? macs / 16 : macs, oc_);
     if (channels >= oc_) return oc_;
     const size_t block = xnor ? 32 : 16;
     if (g_.groups == 1 && oc_ >= 2 * block) channels = (channels + block - 1) / block * block;

@@ -254,16 +254,16 @@ bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_
   op->input = input;
   op->output = output;
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
-  // Rows per task: enough multiply-accumulates that a small layer is not split
-  // (whittle_threadpool_granularity).
+  // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;
   if (op->depthwise) {
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
-    whittle_threadpool_parallelize(pool, dwconv_task, op, rows, whittle_threadpool_granularity(1, work));
+    whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
+                                   whittle_threadpool_granularity(1, work, rows));
   } else {
     const double work = (double)s->output_channels * (double)op->k;
     whittle_threadpool_parallelize(pool, gemm_task, op, rows,
-                                   whittle_threadpool_granularity(op->gemm->mr, work));
+                                   whittle_threadpool_granularity(op->gemm->mr, work, rows));
   }
   return true;
 }

@@ -53,11 +53,13 @@ void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn ta
 size_t whittle_threadpool_min_task_work(void);
 void whittle_threadpool_set_min_task_work(size_t work);
 
-// The granularity to pass to whittle_threadpool_parallelize for items of `work_per_item` (in the units of
-// WHITTLE_MIN_TASK_WORK) that must be handed out `granularity` at a time (0 is treated as 1): the smallest
-// multiple of `granularity` whose work reaches the minimum. A job with less work than that in total then
-// runs inline on the calling thread.
-size_t whittle_threadpool_granularity(size_t granularity, double work_per_item);
+// The granularity to pass to whittle_threadpool_parallelize for `range` items of `work_per_item` each (in
+// the units of WHITTLE_MIN_TASK_WORK) that must be handed out `granularity` at a time (0 is treated as 1).
+// A job with less than twice the minimum work in all gets a granularity that covers it, so it runs inline
+// on the calling thread. A larger job gets the smallest multiple of `granularity` whose work reaches an
+// eighth of the minimum: the pool's guided chunks then start large and end with single units, so the
+// threads finish within a fraction of a microsecond of each other.
+size_t whittle_threadpool_granularity(size_t granularity, double work_per_item, size_t range);
 
 #ifdef __cplusplus
 }

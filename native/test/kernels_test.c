@@ -567,17 +567,46 @@ static void test_threadpool(void) {
     }
     whittle_threadpool_destroy(slow);
   }
-  // Granularity for a minimum of work per task: multiples of the requested granularity, never 0.
+  // Many back-to-back small jobs: workers that are still reading the previous job when the next one is
+  // published (the sequence lock's retry), workers that fall asleep between jobs (no lost wake-up), and
+  // a caller that sleeps on `done` all have to keep every item exactly once.
+  whittle_threadpool* busy = whittle_threadpool_create(3);
+  report(busy != NULL, "threadpool create 3 (back-to-back jobs)");
+  if (busy != NULL) {
+    unsigned char visits[97];
+    bool ok = true;
+    for (size_t repeat = 0; repeat < 20000 && ok; repeat++) {
+      pool_probe probe;
+      memset(&probe, 0, sizeof(probe));
+      memset(visits, 0, sizeof(visits));
+      probe.visits = visits;
+      // Every 1000th job pauses long enough for the workers to go to sleep first.
+      if (repeat % 1000 == 999) {
+        const struct timespec pause = {0, 3000000};
+        nanosleep(&pause, NULL);
+      }
+      whittle_threadpool_parallelize(busy, probe_task, &probe, 97, repeat % 5 + 1);
+      for (size_t i = 0; i < 97; i++) ok = ok && visits[i] == 1;
+    }
+    report(ok, "threadpool 20000 back-to-back jobs: every item exactly once");
+    whittle_threadpool_destroy(busy);
+  }
+  // Granularity: a job under twice the minimum work stays whole; a larger one gets units of an eighth of
+  // the minimum, multiples of the requested granularity, never 0.
   const size_t saved_min_work = whittle_threadpool_min_task_work();
   whittle_threadpool_set_min_task_work(WHITTLE_MIN_TASK_WORK);
-  report(whittle_threadpool_granularity(6, 1e6) == 6, "granularity: enough work per unit keeps 6");
-  report(whittle_threadpool_granularity(6, 36864) == 18, "granularity: 3 x 6 rows of 36864 MACs");
-  report(whittle_threadpool_granularity(8, 1000) == 528, "granularity: 66 x 8 items of 1000 MACs");
-  report(whittle_threadpool_granularity(0, 1e9) == 1, "granularity: 0 is treated as 1");
-  report(whittle_threadpool_granularity(4, 0) >= SIZE_MAX / 4, "granularity: no work never splits");
-  report(whittle_threadpool_granularity(4, 1e-300) >= SIZE_MAX / 4, "granularity: tiny work never splits");
+  report(whittle_threadpool_granularity(6, 1e6, 100) == 6, "granularity: enough work per unit keeps 6");
+  report(whittle_threadpool_granularity(6, 36864, 256) == 6, "granularity: VGG rows of 36864 MACs keep 6");
+  report(whittle_threadpool_granularity(6, 10000, 1000) == 12, "granularity: 2 x 6 rows of 10000 MACs");
+  report(whittle_threadpool_granularity(8, 1000, 10000) == 72, "granularity: 9 x 8 items of 1000 MACs");
+  report(whittle_threadpool_granularity(6, 36864, 28) >= SIZE_MAX / 4,
+         "granularity: less than twice the minimum work never splits");
+  report(whittle_threadpool_granularity(0, 1e9, 2) == 1, "granularity: 0 is treated as 1");
+  report(whittle_threadpool_granularity(4, 0, 1000) >= SIZE_MAX / 4, "granularity: no work never splits");
+  report(whittle_threadpool_granularity(4, 1e-300, 1000) >= SIZE_MAX / 4,
+         "granularity: tiny work never splits");
   whittle_threadpool_set_min_task_work(0);
-  report(whittle_threadpool_granularity(6, 10) == 6, "granularity: minimum 0 splits at the granularity");
+  report(whittle_threadpool_granularity(6, 10, 12) == 6, "granularity: minimum 0 splits at the granularity");
   whittle_threadpool_set_min_task_work(saved_min_work);
   report(whittle_threadpool_create(0) == NULL && whittle_threadpool_create(WHITTLE_MAX_THREADS + 1) == NULL,
          "threadpool refuses 0 and too many threads");
