@@ -3,6 +3,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "qs8_gemm_c2_a16.h"
 #include "qs8_requantize.h"
 
 // MR rows x 16 columns, KR = 2: each step multiplies a broadcast pair (a[k], a[k+1]) of int16 by 16 columns x
@@ -17,6 +18,10 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
     a_rows[r] = a + row * a_stride;
     c_rows[r] = c + row * c_stride;
   }
+  // A's rows widened to int16 (qs8_c2_widen_rows): once here when they fit, else per k block below.
+  int16_t a16[MR * QS8_C2_A16_BLOCK] __attribute__((aligned(64)));
+  const bool widened_once = kc <= QS8_C2_A16_BLOCK;
+  if (widened_once) qs8_c2_widen_rows(MR, a_rows, 0, kc, a16);
   const unsigned char* block = packed_w;
   for (size_t n0 = 0; n0 < nc; n0 += 16) {
     const qs8_channel_requant h = qs8_block_header(block, 16);
@@ -28,16 +33,18 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
       acc0[r] = b0;
       acc1[r] = b1;
     }
-    for (size_t k = 0; k < kc; k += 2) {
-      const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)w));
-      const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + 16)));
-      w += 32;
-      for (size_t r = 0; r < MR; r++) {
-        const uint32_t pair =
-            (uint32_t)(uint16_t)(int16_t)a_rows[r][k] | ((uint32_t)(uint16_t)(int16_t)a_rows[r][k + 1] << 16);
-        const __m256i va = _mm256_set1_epi32((int)pair);
-        acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(va, w0));
-        acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(va, w1));
+    for (size_t k0 = 0; k0 < kc; k0 += QS8_C2_A16_BLOCK) {
+      const size_t len = kc - k0 < QS8_C2_A16_BLOCK ? kc - k0 : QS8_C2_A16_BLOCK;
+      if (!widened_once) qs8_c2_widen_rows(MR, a_rows, k0, len, a16);
+      for (size_t k = 0; k < len; k += 2) {
+        const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)w));
+        const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + 16)));
+        w += 32;
+        for (size_t r = 0; r < MR; r++) {
+          const __m256i va = _mm256_set1_epi32(qs8_c2_pair(a16 + r * QS8_C2_A16_BLOCK, k));
+          acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(va, w0));
+          acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(va, w1));
+        }
       }
     }
     const size_t cols = nc - n0 < 16 ? nc - n0 : 16;

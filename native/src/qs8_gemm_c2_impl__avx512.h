@@ -2,6 +2,7 @@
 // defines MR and the function name, then includes this file.
 #include <immintrin.h>
 
+#include "qs8_gemm_c2_a16.h"
 #include "qs8_requantize.h"
 
 // The AVX2 scheme on ZMM registers: MR rows x 32 columns, VPMADDWD on int16 pairs.
@@ -15,6 +16,10 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
     a_rows[r] = a + row * a_stride;
     c_rows[r] = c + row * c_stride;
   }
+  // A's rows widened to int16 (qs8_c2_widen_rows): once here when they fit, else per k block below.
+  int16_t a16[MR * QS8_C2_A16_BLOCK] __attribute__((aligned(64)));
+  const bool widened_once = kc <= QS8_C2_A16_BLOCK;
+  if (widened_once) qs8_c2_widen_rows(MR, a_rows, 0, kc, a16);
   const unsigned char* block = packed_w;
   for (size_t n0 = 0; n0 < nc; n0 += 32) {
     const qs8_channel_requant h = qs8_block_header(block, 32);
@@ -25,16 +30,18 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
       acc0[r] = b0;
       acc1[r] = b1;
     }
-    for (size_t k = 0; k < kc; k += 2) {
-      const __m512i w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)w));
-      const __m512i w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w + 32)));
-      w += 64;
-      for (size_t r = 0; r < MR; r++) {
-        const uint32_t pair =
-            (uint32_t)(uint16_t)(int16_t)a_rows[r][k] | ((uint32_t)(uint16_t)(int16_t)a_rows[r][k + 1] << 16);
-        const __m512i va = _mm512_set1_epi32((int)pair);
-        acc0[r] = _mm512_add_epi32(acc0[r], _mm512_madd_epi16(va, w0));
-        acc1[r] = _mm512_add_epi32(acc1[r], _mm512_madd_epi16(va, w1));
+    for (size_t k0 = 0; k0 < kc; k0 += QS8_C2_A16_BLOCK) {
+      const size_t len = kc - k0 < QS8_C2_A16_BLOCK ? kc - k0 : QS8_C2_A16_BLOCK;
+      if (!widened_once) qs8_c2_widen_rows(MR, a_rows, k0, len, a16);
+      for (size_t k = 0; k < len; k += 2) {
+        const __m512i w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)w));
+        const __m512i w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w + 32)));
+        w += 64;
+        for (size_t r = 0; r < MR; r++) {
+          const __m512i va = _mm512_set1_epi32(qs8_c2_pair(a16 + r * QS8_C2_A16_BLOCK, k));
+          acc0[r] = _mm512_add_epi32(acc0[r], _mm512_madd_epi16(va, w0));
+          acc1[r] = _mm512_add_epi32(acc1[r], _mm512_madd_epi16(va, w1));
+        }
       }
     }
     const size_t cols = nc - n0 < 32 ? nc - n0 : 32;

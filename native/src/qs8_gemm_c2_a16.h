@@ -1,0 +1,38 @@
+// A rows for the c2 (VPMADDWD) qs8 GEMM kernels, sign-extended to int16 so that each (row, k pair) is a
+// single 32-bit broadcast load instead of two byte loads, two extensions, a shift and an OR per pair and per
+// column block. Included by qs8_gemm_c2_impl__avx2.h and qs8_gemm_c2_impl__avx512.h (AVX2 instructions only).
+#ifndef WHITTLE_QS8_GEMM_C2_A16_H_
+#define WHITTLE_QS8_GEMM_C2_A16_H_
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+// k per conversion block: rows of kc <= this are converted once per call, longer ones once per column block
+// and k block (an extension per 16 k against 16 VPMADDWD per row and 16 columns).
+#define QS8_C2_A16_BLOCK 1024
+
+// a16[r * QS8_C2_A16_BLOCK + i] = a_rows[r][k0 + i] for i < len (len <= QS8_C2_A16_BLOCK).
+static inline void qs8_c2_widen_rows(size_t rows, const int8_t* const* a_rows, size_t k0, size_t len,
+                                     int16_t* a16) {
+  for (size_t r = 0; r < rows; r++) {
+    const int8_t* src = a_rows[r] + k0;
+    int16_t* dst = a16 + r * QS8_C2_A16_BLOCK;
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      _mm256_storeu_si256((__m256i*)(dst + i),
+                          _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(src + i))));
+    }
+    for (; i < len; i++) dst[i] = src[i];
+  }
+}
+
+// The (k, k + 1) pair of a widened row as the 32-bit lane VPMADDWD multiplies.
+static inline int32_t qs8_c2_pair(const int16_t* row, size_t k) {
+  int32_t pair;
+  memcpy(&pair, row + k, sizeof(pair));
+  return pair;
+}
+
+#endif  // WHITTLE_QS8_GEMM_C2_A16_H_
