@@ -117,7 +117,8 @@
           "src/bin_conv2d__avx2.c",
           "src/xnor_conv2d__avx2.c",
           "src/tern_conv2d__avx2.c",
-          "src/sparse_conv2d__avx2.c"
+          "src/sparse_conv2d__avx2.c",
+          "src/cb_conv2d__avx2.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt"],
         "cflags_c": ["-std=c11", "-ffp-contract=off"],
@@ -182,7 +183,8 @@
           "src/qf8_conv2d__neon.c",
           "src/bin_conv2d__neon.c",
           "src/xnor_conv2d__neon.c",
-          "src/tern_conv2d__neon.c"
+          "src/tern_conv2d__neon.c",
+          "src/cb_conv2d__neon.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC"],
         "cflags_c": ["-std=c11", "-ffp-contract=off"],
@@ -221,7 +223,8 @@
           "src/qf8_conv2d__neon.c",
           "src/bin_conv2d__neon.c",
           "src/xnor_conv2d__neon.c",
-          "src/tern_conv2d__neon.c"
+          "src/tern_conv2d__neon.c",
+          "src/cb_conv2d__neon.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC"],
         "cflags_c": ["-std=c11", "-ffp-contract=off"],

@@ -637,7 +637,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     bool reference;
     const uint64_t* input_bits;
     const float* input_scale;
-    float* workspace;      // sparse fp32 conv2d: reduction_ floats per thread
+    float* workspace;      // sparse fp32 conv2d: reduction_ floats per thread; codebook conv2d: CbWorkspace()
     int16_t* workspace16;  // sparse int8 conv2d: reduction_ int16 per thread
   };
 
@@ -780,7 +780,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         } else {
           (t.reference ? cb_conv2d_minmax_ukernel__reference : cb_->conv2d)(
               g, begin, end, in, u8_.data(), index_bits_, alpha_.data(), alpha_.size(), bias, fmin_, fmax_,
-              out);
+              t.workspace + thread * CbWorkspace(), out);
         }
         break;
       }
@@ -827,6 +827,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     } else if (format_ == Format::kSparse && !fc_) {
       workspace.resize(reduction_ * (reference ? 1 : threads));
       task.workspace = workspace.data();
+    } else if (format_ == Format::kCodebook && !fc_ && !reference) {
+      workspace.resize(CbWorkspace() * threads);
+      task.workspace = workspace.data();
     }
     if (reference) {
       Compute(task, 0, 0, oc_);
@@ -835,6 +838,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
     return env.Undefined();
   }
+
+  // Floats of codebook workspace per thread (tap tile and bins of the SIMD kernels, cb_conv2d.h).
+  size_t CbWorkspace() const { return cb_conv2d_workspace_floats(reduction_, alpha_.size()); }
 
   // Output channels per unit of the thread pool's chunks (whittle_threadpool_granularity, in
   // multiply-accumulates; XNOR's count at 1/16, as one 64-bit XOR + popcount covers 64 of them). Layers of

@@ -24,8 +24,10 @@ void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_
                                          const float* restrict input, const uint8_t* restrict indices,
                                          uint32_t index_bits, const float* restrict codebook,
                                          size_t codebook_size, const float* restrict bias, float output_min,
-                                         float output_max, float* restrict output) {
+                                         float output_max, float* restrict workspace,
+                                         float* restrict output) {
   (void)codebook_size;
+  (void)workspace;
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t row_bytes =
@@ -69,7 +71,7 @@ void cb_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t
                                      float* restrict output) {
   const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
   cb_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, indices, index_bits, codebook,
-                                      codebook_size, bias, output_min, output_max, output);
+                                      codebook_size, bias, output_min, output_max, NULL, output);
 }
 
 // ---- Portable: bins per centroid. ----
@@ -116,7 +118,8 @@ void cb_conv2d_minmax_ukernel__scalar(const whittle_conv2d_geometry* g, size_t o
                                       const float* restrict input, const uint8_t* restrict indices,
                                       uint32_t index_bits, const float* restrict codebook,
                                       size_t codebook_size, const float* restrict bias, float output_min,
-                                      float output_max, float* restrict output) {
+                                      float output_max, float* restrict workspace, float* restrict output) {
+  (void)workspace;
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
@@ -181,11 +184,17 @@ void cb_fc_minmax_ukernel__scalar(size_t batch, size_t input_channels, size_t ou
                                   float* restrict output) {
   const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
   cb_conv2d_minmax_ukernel__scalar(&g, oc_begin, oc_end, input, indices, index_bits, codebook, codebook_size,
-                                   bias, output_min, output_max, output);
+                                   bias, output_min, output_max, NULL, output);
 }
 
 const cb_conv2d_variant cb_conv2d_variants[] = {
     {WHITTLE_ISA_SCALAR, "scalar", cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX2, "avx2", cb_conv2d_minmax_ukernel__avx2, cb_fc_minmax_ukernel__scalar},
+#endif
+#if defined(__arm__) || defined(__aarch64__)
+    {WHITTLE_ISA_NEON, "neon", cb_conv2d_minmax_ukernel__neon, cb_fc_minmax_ukernel__scalar},
+#endif
     {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
 };
 

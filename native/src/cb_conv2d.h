@@ -23,7 +23,8 @@
 // codebook_size.
 //
 // Functions the binding exposes:
-//   cb_conv2d_select(level) -> {conv2d, fc}: cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar
+//   cb_conv2d_select(level) -> {conv2d, fc}: cb_conv2d_minmax_ukernel__{scalar,avx2,neon},
+//   cb_fc_minmax_ukernel__scalar
 //   cb_pack_indices (one index per byte -> packed rows)
 #ifndef WHITTLE_CB_CONV2D_H_
 #define WHITTLE_CB_CONV2D_H_
@@ -93,10 +94,24 @@ static inline size_t cb_row_bytes(size_t reduction, uint32_t index_bits) {
   return (reduction * index_bits + 7) / 8;
 }
 
+// Vector lanes of the widest SIMD kernel (cb_conv2d_impl.h): output pixels per block; sets of bins it
+// alternates between. AVX-512 CPUs run the AVX2 kernel: a bin update is a load, an add and a store of one
+// vector, and with 16-lane (512-bit) bins it measured 1.5x slower than with 8-lane ones on the AMD EPYC the
+// benchmark runs on (wide stores that the next update of the bin reloads).
+#define CB_MAX_LANES 16
+#define CB_BIN_SETS 4
+
+// Floats of workspace one call of a conv2d kernel needs (per thread): a tile of the taps of CB_MAX_LANES
+// output pixels and CB_BIN_SETS bins per centroid and lane. The reference and scalar kernels ignore it (NULL
+// is fine).
+static inline size_t cb_conv2d_workspace_floats(size_t reduction, size_t codebook_size) {
+  return (reduction + CB_BIN_SETS * codebook_size) * CB_MAX_LANES;
+}
+
 typedef void (*cb_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
                              const float* input, const uint8_t* indices, uint32_t index_bits,
                              const float* codebook, size_t codebook_size, const float* bias, float output_min,
-                             float output_max, float* output);
+                             float output_max, float* workspace, float* output);
 // Fully connected: input [batch][input_channels], rows of K = input_channels indices, output
 // [batch][output_channels].
 typedef void (*cb_fc_fn)(size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin,
@@ -109,7 +124,8 @@ typedef void (*cb_fc_fn)(size_t batch, size_t input_channels, size_t output_chan
       const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                           \
       const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
       const float* WHITTLE_RESTRICT codebook, size_t codebook_size, const float* WHITTLE_RESTRICT bias,  \
-      float output_min, float output_max, float* WHITTLE_RESTRICT output);                               \
+      float output_min, float output_max, float* WHITTLE_RESTRICT workspace,                             \
+      float* WHITTLE_RESTRICT output);                                                                   \
   void cb_fc_minmax_ukernel__##isa(                                                                      \
       size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,       \
       const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
@@ -118,6 +134,20 @@ typedef void (*cb_fc_fn)(size_t batch, size_t input_channels, size_t output_chan
 
 CB_DECLARE(reference)
 CB_DECLARE(scalar)
+// SIMD conv kernels (cb_conv2d_impl.h); fully-connected layers use the scalar one (one pixel per call).
+#define CB_DECLARE_CONV2D(isa)                                                                           \
+  void cb_conv2d_minmax_ukernel__##isa(                                                                  \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                           \
+      const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
+      const float* WHITTLE_RESTRICT codebook, size_t codebook_size, const float* WHITTLE_RESTRICT bias,  \
+      float output_min, float output_max, float* WHITTLE_RESTRICT workspace,                             \
+      float* WHITTLE_RESTRICT output);
+#if defined(__x86_64__) || defined(_M_X64)
+CB_DECLARE_CONV2D(avx2)
+#endif
+#if defined(__arm__) || defined(__aarch64__)
+CB_DECLARE_CONV2D(neon)
+#endif
 
 typedef struct cb_conv2d_variant {
   whittle_isa isa;
@@ -126,9 +156,10 @@ typedef struct cb_conv2d_variant {
   cb_fc_fn fc;
 } cb_conv2d_variant;
 
-// Every compiled-in variant except the reference; terminated by an entry with name NULL. Scalar only: the
-// per-centroid accumulation is a scatter-add into bins, which SIMD does not speed up (conflicting lanes),
-// and the final codebook dot product is at most 256 multiplies per output.
+// Every compiled-in variant except the reference; terminated by an entry with name NULL. The SIMD variants
+// put one output pixel in each vector lane (the scatter-add into bins cannot be vectorised across the
+// weights of one output: two lanes may hit the same bin), so each weight is one vector add for CB_LANES
+// pixels.
 extern const cb_conv2d_variant cb_conv2d_variants[];
 // The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
 // qualifies). Dispatch: cb_conv2d_select(whittle_isa_selected()).

@@ -925,8 +925,10 @@ typedef struct cb_context {
 
 static void cb_run(const void* context, size_t begin, size_t end, float* output) {
   const cb_context* c = context;
+  float* workspace = xmalloc(cb_conv2d_workspace_floats(reduction(c->g), c->codebook_size) * sizeof(float));
   c->fn(c->g, begin, end, c->input, c->indices, c->bits, c->codebook, c->codebook_size, c->bias,
-        c->output_min, c->output_max, output);
+        c->output_min, c->output_max, workspace, output);
+  free(workspace);
 }
 
 static void cb_case(const char* shape, const whittle_conv2d_geometry* g, uint64_t seed) {
@@ -966,9 +968,9 @@ static void cb_case(const char* shape, const whittle_conv2d_geometry* g, uint64_
   }
   report(round_trip, "cb_pack_indices [%s, %u bits]: an index does not read back", shape, bits);
   cb_conv2d_minmax_ukernel__reference(g, 0, oc, input, packed, bits, codebook, codebook_size, b, output_min,
-                                      INFINITY, want);
+                                      INFINITY, NULL, want);
   cb_conv2d_minmax_ukernel__reference(g, 0, oc, abs_input, packed, bits, abs_codebook, codebook_size,
-                                      abs_bias, -INFINITY, INFINITY, scale);
+                                      abs_bias, -INFINITY, INFINITY, NULL, scale);
   for (const cb_conv2d_variant* v = cb_conv2d_variants; v->name != NULL; v++) {
     if (!supported(v->isa)) continue;
     char label[160];
@@ -999,6 +1001,12 @@ static void test_cb(void) {
   }
   // Every index width on one shape.
   for (uint64_t seed = 7200; seed < 7208; seed++) cb_case("3x3 pad 1, 5x7, 3->5", &conv_shapes[1].g, seed);
+  // Every index width on shapes whose reduction (1161, 576 per group) is long enough for the SIMD kernels'
+  // bins even with 256 centroids, one of them in two groups.
+  for (uint64_t seed = 7300; seed < 7308; seed++) cb_case("3x3 pad 1, 5x5, 129->7", &conv_shapes[11].g, seed);
+  for (uint64_t seed = 7400; seed < 7408; seed++) {
+    cb_case("grouped 2x(64->3) 3x3 pad 1, 3x4", &conv_shapes[12].g, seed);
+  }
 }
 
 static void print_variants(void) {
