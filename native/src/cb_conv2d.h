@@ -119,13 +119,15 @@ typedef void (*cb_fc_fn)(size_t batch, size_t input_channels, size_t output_chan
                          const float* codebook, size_t codebook_size, const float* bias, float output_min,
                          float output_max, float* output);
 
-#define CB_DECLARE(isa)                                                                                  \
+#define CB_DECLARE_CONV2D(isa)                                                                           \
   void cb_conv2d_minmax_ukernel__##isa(                                                                  \
       const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                           \
       const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
       const float* WHITTLE_RESTRICT codebook, size_t codebook_size, const float* WHITTLE_RESTRICT bias,  \
       float output_min, float output_max, float* WHITTLE_RESTRICT workspace,                             \
-      float* WHITTLE_RESTRICT output);                                                                   \
+      float* WHITTLE_RESTRICT output);
+#define CB_DECLARE(isa)                                                                                  \
+  CB_DECLARE_CONV2D(isa)                                                                                 \
   void cb_fc_minmax_ukernel__##isa(                                                                      \
       size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,       \
       const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
@@ -135,13 +137,6 @@ typedef void (*cb_fc_fn)(size_t batch, size_t input_channels, size_t output_chan
 CB_DECLARE(reference)
 CB_DECLARE(scalar)
 // SIMD conv kernels (cb_conv2d_impl.h); fully-connected layers use the scalar one (one pixel per call).
-#define CB_DECLARE_CONV2D(isa)                                                                           \
-  void cb_conv2d_minmax_ukernel__##isa(                                                                  \
-      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                           \
-      const float* WHITTLE_RESTRICT input, const uint8_t* WHITTLE_RESTRICT indices, uint32_t index_bits, \
-      const float* WHITTLE_RESTRICT codebook, size_t codebook_size, const float* WHITTLE_RESTRICT bias,  \
-      float output_min, float output_max, float* WHITTLE_RESTRICT workspace,                             \
-      float* WHITTLE_RESTRICT output);
 #if defined(__x86_64__) || defined(_M_X64)
 CB_DECLARE_CONV2D(avx2)
 #endif
