@@ -35,7 +35,6 @@ typedef struct job {
   size_t range;
   size_t granularity;
   size_t units;  // ceil(range / granularity), < 2^32
-  size_t threads;
   uint32_t number;
 } job;
 
@@ -48,7 +47,6 @@ typedef struct published_job {
   atomic_size_t range;
   atomic_size_t granularity;
   atomic_size_t units;
-  atomic_size_t threads;
   atomic_uint_least32_t number;
 } published_job;
 
@@ -91,7 +89,7 @@ static bool run_chunks(whittle_threadpool* pool, const job* j, size_t thread) {
     const size_t next = (size_t)(c & 0xffffffffu);
     if ((uint32_t)(c >> 32) != j->number || next >= j->units) return last;
     const size_t remaining = j->units - next;
-    const size_t share = WHITTLE_GUIDED_DIVISOR * j->threads;
+    const size_t share = WHITTLE_GUIDED_DIVISOR * pool->threads;
     const size_t take = (remaining + share - 1) / share;
     // On failure c holds the claim's new value and the chunk is recomputed from it.
     if (!atomic_compare_exchange_weak(&pool->claim, &c, c + take)) continue;
@@ -112,7 +110,6 @@ static bool read_job(whittle_threadpool* pool, unsigned long g, job* j) {
   j->range = atomic_load_explicit(&p->range, memory_order_relaxed);
   j->granularity = atomic_load_explicit(&p->granularity, memory_order_relaxed);
   j->units = atomic_load_explicit(&p->units, memory_order_relaxed);
-  j->threads = atomic_load_explicit(&p->threads, memory_order_relaxed);
   j->number = (uint32_t)atomic_load_explicit(&p->number, memory_order_relaxed);
   atomic_thread_fence(memory_order_acquire);
   return atomic_load_explicit(&pool->generation, memory_order_relaxed) == g;
@@ -222,7 +219,6 @@ void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn ta
   j.range = range;
   j.granularity = granularity;
   j.units = units;
-  j.threads = pool->threads;
   j.number = ++pool->jobs;
   // Publish: generation odd, the fields, the counters, generation even (release: a worker that reads the
   // new generation reads these fields).
@@ -234,7 +230,6 @@ void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn ta
   atomic_store_explicit(&p->range, j.range, memory_order_relaxed);
   atomic_store_explicit(&p->granularity, j.granularity, memory_order_relaxed);
   atomic_store_explicit(&p->units, j.units, memory_order_relaxed);
-  atomic_store_explicit(&p->threads, j.threads, memory_order_relaxed);
   atomic_store_explicit(&p->number, j.number, memory_order_relaxed);
   atomic_store(&pool->finished, 0);
   atomic_store(&pool->claim, (uint_least64_t)j.number << 32);
