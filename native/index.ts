@@ -398,7 +398,8 @@ export function activeIsa(): Isa {
   return loadNativeBinding().activeIsa();
 }
 
-/** Threads the conv2d / fully-connected layers split their output rows over (1..64, default 1). */
+/** Threads the conv2d / fully-connected layers split their output rows over (1..64, default 1). The last
+ * multi-thread pool stays started (its workers asleep) while 1 thread is set, so switching back is free. */
 export function setThreads(threads: number): void {
   loadNativeBinding().setThreads(threads);
 }

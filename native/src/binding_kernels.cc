@@ -26,8 +26,13 @@ extern "C" {
 namespace whittle {
 namespace {
 
+// The pool the kernels run on, and the last multi-thread pool, kept while 1 thread is set so that switching
+// back (a benchmark alternating 1 and 2 threads, a model that runs some layers single-threaded) finds its
+// workers started and warm instead of creating threads on every switch. Parked workers sleep on the pool's
+// condition variable; they cost a stack, not CPU time. Both guarded by pool_mutex.
 std::shared_mutex pool_mutex;
-whittle_threadpool* shared_pool = nullptr;  // guarded by pool_mutex; NULL = 1 thread
+whittle_threadpool* shared_pool = nullptr;  // the pool leases hand out; NULL = 1 thread
+whittle_threadpool* kept_pool = nullptr;    // the last multi-thread pool (== shared_pool when active)
 size_t pool_threads = 1;
 
 // Argument decoding shared with the other bindings (binding_args.h).
@@ -225,17 +230,17 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
                value.ToString().Utf8Value());
   }
   const size_t threads = static_cast<size_t>(number);
-  whittle_threadpool* created = nullptr;
-  if (threads > 1) {
-    created = whittle_threadpool_create(threads);
+  std::unique_lock<std::shared_mutex> lock(pool_mutex);
+  if (threads > 1 && whittle_threadpool_threads(kept_pool) != threads) {
+    whittle_threadpool* created = whittle_threadpool_create(threads);
     if (created == nullptr) {
       throw Napi::Error::New(
           env, "Cannot start " + std::to_string(threads) + " threads (pthread_create failed); try fewer");
     }
+    whittle_threadpool_destroy(kept_pool);
+    kept_pool = created;
   }
-  std::unique_lock<std::shared_mutex> lock(pool_mutex);
-  whittle_threadpool_destroy(shared_pool);
-  shared_pool = created;
+  shared_pool = threads > 1 ? kept_pool : nullptr;
   pool_threads = threads;
   return env.Undefined();
 }

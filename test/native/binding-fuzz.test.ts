@@ -3,6 +3,7 @@
 // buffer, missing field) must either work or throw a TypeError or RangeError whose message follows the
 // binding's format — never crash the process, never throw anything else.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 
 import {
@@ -333,6 +334,26 @@ test('setThreads accepts 1..64 and refuses anything else', () => {
   assert.equal(getThreads(), 3);
   setThreads(1);
   assert.equal(getThreads(), 1);
+});
+
+test('setThreads keeps the last pool while 1 thread is set and reuses its workers', () => {
+  // The kernel pool's workers are the only threads this synchronous test can start or stop.
+  const tasks = (): Set<string> => new Set(readdirSync('/proc/self/task'));
+  const minus = (a: Set<string>, b: Set<string>): string[] => [...a].filter((t) => !b.has(t));
+  setThreads(2);
+  const two = tasks();
+  setThreads(1);
+  assert.deepEqual(tasks(), two, 'setThreads(1) parks the pool, it does not stop its worker');
+  setThreads(2);
+  assert.deepEqual(tasks(), two, 'setThreads(2) again reuses the parked worker');
+  setThreads(3);
+  const three = tasks();
+  assert.equal(minus(three, two).length, 2, 'another count starts a new pool (two workers)');
+  assert.equal(minus(two, three).length, 1, "and stops the old pool's worker");
+  setThreads(1);
+  setThreads(3);
+  assert.deepEqual(tasks(), three);
+  setThreads(1);
 });
 
 function describe(value: unknown): string {
