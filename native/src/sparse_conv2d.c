@@ -71,14 +71,71 @@ static float sparse_f32_dot_scalar(const float* x, const uint32_t* columns, cons
 }
 
 SPARSE_F32_DEFINE_KERNELS(scalar, sparse_f32_dot_scalar)
+// 4 lanes: SSE2 in the x86-64 base build, NEON on AArch64 (GCC lowers them to scalars on a VFP-only ARMv7).
+typedef float sparse_planes_v4 __attribute__((vector_size(4 * sizeof(float))));
+#define SPARSE_PLANES_MADD_PORTABLE(acc, w, x) ((acc) + (w) * (x))
+SPARSE_F32_DEFINE_PLANES_KERNEL(scalar, sparse_planes_v4, 4, SPARSE_PLANES_MADD_PORTABLE)
+
+// ---- Planes: packing and offsets (sparse_conv2d.h) ----
+
+static size_t planes_width(const whittle_conv2d_geometry* g) { return g->output_width + g->kernel_width - 1; }
+static size_t planes_height(const whittle_conv2d_geometry* g) {
+  return g->output_height + g->kernel_height - 1;
+}
+
+bool sparse_f32_conv2d_planes_supported(const whittle_conv2d_geometry* g) {
+  if (g->stride_height != 1 || g->stride_width != 1) return false;
+  const double plane = (double)planes_height(g) * (double)planes_width(g);
+  return plane * (double)g->group_input_channels < 4294967295.0;
+}
+
+size_t sparse_f32_conv2d_planes_floats(const whittle_conv2d_geometry* g) {
+  return g->batch * g->groups * g->group_input_channels * planes_height(g) * planes_width(g);
+}
+
+void sparse_f32_conv2d_planes_pack(const whittle_conv2d_geometry* g, size_t row_begin, size_t row_end,
+                                   const float* restrict input, float* restrict planes) {
+  const size_t ph = planes_height(g), pw = planes_width(g);
+  const size_t channels = g->groups * g->group_input_channels;
+  for (size_t row = row_begin; row < row_end; row++) {
+    const size_t n = row / ph, py = row % ph;
+    // Plane row py is input row py - padding_top, and column px input column px - padding_left.
+    const ptrdiff_t iy = (ptrdiff_t)py - (ptrdiff_t)g->padding_top;
+    const bool row_inside = iy >= 0 && iy < (ptrdiff_t)g->input_height;
+    for (size_t px = 0; px < pw; px++) {
+      const ptrdiff_t ix = (ptrdiff_t)px - (ptrdiff_t)g->padding_left;
+      float* out = planes + (n * channels * ph + py) * pw + px;
+      if (!row_inside || ix < 0 || ix >= (ptrdiff_t)g->input_width) {
+        for (size_t c = 0; c < channels; c++) out[c * ph * pw] = 0.0f;
+        continue;
+      }
+      const float* in = input + ((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * channels;
+      for (size_t c = 0; c < channels; c++) out[c * ph * pw] = in[c];
+    }
+  }
+}
+
+size_t sparse_f32_conv2d_planes_rows(const whittle_conv2d_geometry* g) { return g->batch * planes_height(g); }
+
+void sparse_f32_conv2d_plane_offsets(const whittle_conv2d_geometry* g, size_t nnz,
+                                     const uint32_t* restrict column_indices,
+                                     uint32_t* restrict plane_offsets) {
+  const size_t ph = planes_height(g), pw = planes_width(g), gic = g->group_input_channels;
+  for (size_t j = 0; j < nnz; j++) {
+    const size_t k = column_indices[j];
+    const size_t i = k % gic, tap = k / gic;
+    plane_offsets[j] = (uint32_t)(i * ph * pw + (tap / g->kernel_width) * pw + tap % g->kernel_width);
+  }
+}
 
 const sparse_f32_variant sparse_f32_variants[] = {
     {WHITTLE_ISA_SCALAR, "scalar", sparse_f32_conv2d_minmax_ukernel__scalar,
-     sparse_f32_fc_minmax_ukernel__scalar},
+     sparse_f32_fc_minmax_ukernel__scalar, sparse_f32_conv2d_planes_minmax_ukernel__scalar},
 #if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", sparse_f32_conv2d_minmax_ukernel__avx2, sparse_f32_fc_minmax_ukernel__avx2},
+    {WHITTLE_ISA_AVX2, "avx2", sparse_f32_conv2d_minmax_ukernel__avx2, sparse_f32_fc_minmax_ukernel__avx2,
+     sparse_f32_conv2d_planes_minmax_ukernel__avx2},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL, NULL},
 };
 
 // ---- qs8 ----

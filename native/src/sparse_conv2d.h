@@ -26,13 +26,15 @@
 // number format with the smaller shapes.
 //
 // Functions the binding exposes:
-//   sparse_f32_select(level) -> {conv2d, fc}: sparse_f32_conv2d_minmax_ukernel__{scalar,avx2},
-//     sparse_f32_fc_minmax_ukernel__{scalar,avx2}
+//   sparse_f32_select(level) -> {conv2d, fc, conv2d_planes}: sparse_f32_conv2d_minmax_ukernel__{scalar,avx2},
+//     sparse_f32_fc_minmax_ukernel__{scalar,avx2}, sparse_f32_conv2d_planes_minmax_ukernel__{scalar,avx2}
+//     (stride 1; with sparse_f32_conv2d_planes_pack and sparse_f32_conv2d_plane_offsets)
 //   sparse_qs8_conv2d_minmax_gemmlowp_ukernel__scalar, sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar
 //   sparse_f32_csr_encode, sparse_qs8_csr_encode (dense -> CSR, dropping exact zeros)
 #ifndef WHITTLE_SPARSE_CONV2D_H_
 #define WHITTLE_SPARSE_CONV2D_H_
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -118,11 +120,56 @@ SPARSE_F32_DECLARE(scalar)
 SPARSE_F32_DECLARE(avx2)
 #endif
 
+// Stride-1 fp32 convolutions over channel planes (Elsen et al. 2020's sparse 1x1 kernels, generalized to
+// any kernel size). The NHWC input is copied once per call to zero-padded channel planes:
+//   planes [batch][channels][output_height + kernel_height - 1][output_width + kernel_width - 1]
+// whose (py, px) holds input (py - padding_top, px - padding_left), 0 outside the input. For a nonzero
+// (o, k), k = (ky * kernel_width + kx) * group_input_channels + i, every output row of channel o is then a
+// contiguous span of plane i (of o's group) at row offset ky and column offset kx: plane_offsets[j] =
+// i * plane size + ky * plane width + kx, computed once per layer. The kernel vectorizes across output
+// columns, so no thread gathers an im2col and tasks of output rows share the planes; its results are
+// within the fp32 tolerance of the reference (another summation order, bias added first).
+// Preconditions beyond the conv kernel's: sparse_f32_conv2d_planes_supported(g), planes of
+// sparse_f32_conv2d_planes_floats(g) floats packed from the call's input, plane_offsets from the layer's
+// column indices.
+// The kernel computes output rows [row_begin, row_end) of batch x output_height (n * output_height + y) and
+// channels [oc_begin, oc_end); threads split the rows, so that each writes whole NHWC pixels.
+typedef void (*sparse_f32_conv2d_planes_fn)(const whittle_conv2d_geometry* geometry, size_t row_begin,
+                                            size_t row_end, size_t oc_begin, size_t oc_end,
+                                            const float* planes, const uint32_t* row_offsets,
+                                            const uint32_t* plane_offsets, const float* values,
+                                            const float* bias, float output_min, float output_max,
+                                            float* output);
+// Stride 1 in both directions, and planes small enough for 32-bit offsets.
+bool sparse_f32_conv2d_planes_supported(const whittle_conv2d_geometry* geometry);
+size_t sparse_f32_conv2d_planes_floats(const whittle_conv2d_geometry* geometry);
+// Packs plane rows [row_begin, row_end) of sparse_f32_conv2d_planes_rows(geometry) (batch x plane height),
+// every channel of each, so that threads can share the packing.
+size_t sparse_f32_conv2d_planes_rows(const whittle_conv2d_geometry* geometry);
+void sparse_f32_conv2d_planes_pack(const whittle_conv2d_geometry* geometry, size_t row_begin, size_t row_end,
+                                   const float* input, float* planes);
+void sparse_f32_conv2d_plane_offsets(const whittle_conv2d_geometry* geometry, size_t nnz,
+                                     const uint32_t* column_indices, uint32_t* plane_offsets);
+
+#define SPARSE_F32_DECLARE_PLANES(isa)                                                                   \
+  void sparse_f32_conv2d_planes_minmax_ukernel__##isa(                                                   \
+      const whittle_conv2d_geometry* geometry, size_t row_begin, size_t row_end, size_t oc_begin,        \
+      size_t oc_end, const float* WHITTLE_RESTRICT planes, const uint32_t* WHITTLE_RESTRICT row_offsets, \
+      const uint32_t* WHITTLE_RESTRICT plane_offsets, const float* WHITTLE_RESTRICT values,              \
+      const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                            \
+      float* WHITTLE_RESTRICT output);
+
+SPARSE_F32_DECLARE_PLANES(scalar)
+#if defined(__x86_64__) || defined(_M_X64)
+SPARSE_F32_DECLARE_PLANES(avx2)
+#endif
+
 typedef struct sparse_f32_variant {
   whittle_isa isa;
   const char* name;
   sparse_f32_conv2d_fn conv2d;
   sparse_f32_fc_fn fc;
+  sparse_f32_conv2d_planes_fn conv2d_planes;
 } sparse_f32_variant;
 
 // Every compiled-in variant except the reference, best last; terminated by an entry with name NULL.

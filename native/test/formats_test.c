@@ -77,7 +77,7 @@ static whittle_conv2d_geometry make_geometry(size_t batch, size_t ih, size_t iw,
   return g;
 }
 
-#define CONV_SHAPE_COUNT 16
+#define CONV_SHAPE_COUNT 19
 static conv_shape conv_shapes[CONV_SHAPE_COUNT];
 
 static void init_shapes(void) {
@@ -116,6 +116,16 @@ static void init_shapes(void) {
   big.output_height += 1;
   big.output_width += 2;
   conv_shapes[i++] = (conv_shape){"extra bottom/right padding, 4x5, 9->4", big};
+  // Stride 1, output widths of 16 and more: the sparse planes kernel's widest tiles, with a shifted last tile
+  // and row groups of 4 plus leftover rows.
+  conv_shapes[i++] =
+      (conv_shape){"3x3 pad 1, 6x19, 5->9", make_geometry(1, 6, 19, 3, 3, 1, 1, 1, 1, 1, 5, 9)};
+  conv_shapes[i++] =
+      (conv_shape){"batch 2 3x3 pad 1, 9x16, 16->8", make_geometry(2, 9, 16, 3, 3, 1, 1, 1, 1, 1, 16, 8)};
+  whittle_conv2d_geometry wide = make_geometry(1, 11, 12, 5, 5, 1, 1, 2, 2, 1, 3, 4);
+  wide.output_height += 1;
+  wide.output_width += 3;
+  conv_shapes[i++] = (conv_shape){"stride 1, extra bottom/right padding, 11x12, 3->4", wide};
 }
 
 typedef struct fc_shape {
@@ -788,6 +798,25 @@ static void sparse_f32_run(const void* context, size_t begin, size_t end, float*
         c->workspace, output);
 }
 
+typedef struct sparse_f32_planes_context {
+  const whittle_conv2d_geometry* g;
+  sparse_f32_conv2d_planes_fn fn;
+  const float *planes, *values, *bias;
+  const uint32_t *offsets, *plane_offsets;
+  float output_min, output_max;
+} sparse_f32_planes_context;
+
+// Each channel range in two row ranges split at an odd row (mid image, mid row group where there are two).
+static void sparse_f32_planes_run(const void* context, size_t begin, size_t end, float* output) {
+  const sparse_f32_planes_context* c = context;
+  const size_t rows = c->g->batch * c->g->output_height, split = rows / 2 | 1;
+  const size_t parts[3] = {0, split < rows ? split : rows, rows};
+  for (int p = 0; p < 2; p++) {
+    c->fn(c->g, parts[p], parts[p + 1], begin, end, c->planes, c->offsets, c->plane_offsets, c->values,
+          c->bias, c->output_min, c->output_max, output);
+  }
+}
+
 // Dense weights with a fraction `density` of nonzeros, some rows entirely empty.
 static void random_sparse_f32(float* w, size_t rows, size_t k, double density) {
   for (size_t r = 0; r < rows; r++) {
@@ -831,6 +860,19 @@ static void sparse_f32_case(const char* shape, const whittle_conv2d_geometry* g,
                                   offsets, columns,   output_min, INFINITY, workspace};
     check_f32_ranges("sparse_f32 conv2d", v->name, shape, output_pixels(g), oc, sparse_f32_run, &c, want,
                      scale);
+    if (sparse_f32_conv2d_planes_supported(g)) {
+      float* planes = xmalloc(sparse_f32_conv2d_planes_floats(g) * sizeof(float));
+      uint32_t* plane_offsets = xmalloc((nnz + 1) * sizeof(uint32_t));
+      const size_t rows = sparse_f32_conv2d_planes_rows(g);  // packed in two parts, as two threads do
+      sparse_f32_conv2d_planes_pack(g, 0, rows / 2, input, planes);
+      sparse_f32_conv2d_planes_pack(g, rows / 2, rows, input, planes);
+      sparse_f32_conv2d_plane_offsets(g, nnz, columns, plane_offsets);
+      const sparse_f32_planes_context p = {g,       v->conv2d_planes, planes,     values,  b,
+                                           offsets, plane_offsets,    output_min, INFINITY};
+      check_f32_ranges("sparse_f32 conv2d planes", v->name, shape, output_pixels(g), oc,
+                       sparse_f32_planes_run, &p, want, scale);
+      free(planes), free(plane_offsets);
+    }
     if (g->input_height == 1 && g->input_width == 1 && g->kernel_height == 1 && g->kernel_width == 1 &&
         g->groups == 1) {
       float* got = xmalloc(no * sizeof(float));
