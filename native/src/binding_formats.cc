@@ -651,22 +651,27 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     task->self->Compute(*task, thread, begin, end);
   }
 
-  // Sparse fp32 conv2d on the planes kernel (sparse_conv2d.h): rows [begin, end) of the planes, then of the
-  // output (all channels, so that each thread writes whole pixels).
-  static void PackPlaneRows(void* context, size_t thread, size_t begin, size_t end) {
-    (void)thread;
-    const Task* task = static_cast<const Task*>(context);
-    sparse_f32_conv2d_planes_pack(&task->self->g_, begin, end, static_cast<const float*>(task->input),
-                                  task->workspace);
-  }
+  // Sparse fp32 conv2d on the planes kernel (sparse_conv2d.h): output rows [begin, end) of batch x
+  // output_height, all channels, so that each thread writes whole pixels. The task packs the plane rows those
+  // output rows read (with the kernel_height - 1 rows below them) into its own thread's planes: a thread
+  // reads only what it wrote itself, and the usual owner of a block of rows packs and computes the same rows
+  // on every call (a shared packing by one thread made the other core fetch it: 2 threads were slower).
   static void PlanesOutputRows(void* context, size_t thread, size_t begin, size_t end) {
-    (void)thread;
     const Task* task = static_cast<const Task*>(context);
     const FormatLayer* self = task->self;
-    self->sparse_->conv2d_planes(&self->g_, begin, end, 0, self->oc_, task->workspace, self->bits_a_.data(),
-                                 self->plane_offsets_.data(), self->values_.data(),
-                                 self->has_bias_ ? self->fbias_.data() : nullptr, self->fmin_, self->fmax_,
-                                 static_cast<float*>(task->output));
+    const whittle_conv2d_geometry* g = &self->g_;
+    const size_t oh = g->output_height, ph = oh + g->kernel_height - 1;
+    float* planes = task->workspace + thread * sparse_f32_conv2d_planes_floats(g);
+    for (size_t row = begin; row < end;) {
+      const size_t n = row / oh, stop = std::min(end, (n + 1) * oh);
+      sparse_f32_conv2d_planes_pack(g, n * ph + row % oh, n * ph + (stop - n * oh) + g->kernel_height - 1,
+                                    static_cast<const float*>(task->input), planes);
+      self->sparse_->conv2d_planes(g, row, stop, 0, self->oc_, planes, self->bits_a_.data(),
+                                   self->plane_offsets_.data(), self->values_.data(),
+                                   self->has_bias_ ? self->fbias_.data() : nullptr, self->fmin_, self->fmax_,
+                                   static_cast<float*>(task->output));
+      row = stop;
+    }
   }
 
   void Compute(const Task& t, size_t thread, size_t begin, size_t end) const {
@@ -848,14 +853,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       workspace16.resize(reduction_ * (reference ? 1 : threads));
       task.workspace16 = workspace16.data();
     } else if (format_ == Format::kSparse && !fc_ && planes_ && !reference) {
-      // Zero-padded channel planes that every task reads (sparse_conv2d.h), packed by the pool first: rows
-      // of all channels, about one copy per input element.
-      workspace.resize(sparse_f32_conv2d_planes_floats(&g_));
-      task.workspace = workspace.data();
-      const size_t rows = sparse_f32_conv2d_planes_rows(&g_);
-      const double copies_per_row = static_cast<double>(workspace.size()) / static_cast<double>(rows);
-      whittle_threadpool_parallelize(lease.pool(), PackPlaneRows, &task, rows,
-                                     whittle_threadpool_granularity(1, copies_per_row, rows));
+      // Zero-padded channel planes (sparse_conv2d.h), one set per thread (PlanesOutputRows).
+      planes_buffer_.resize(sparse_f32_conv2d_planes_floats(&g_) * threads);
+      task.workspace = planes_buffer_.data();
     } else if (format_ == Format::kSparse && !fc_) {
       workspace.resize(reduction_ * (reference ? 1 : threads));
       task.workspace = workspace.data();
@@ -922,6 +922,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     plane_offsets_ = {};
     bits64_ = {};
     input_bits_ = {};
+    planes_buffer_ = {};
     alpha_ = {};
     fbias_ = {};
     values_ = {};
@@ -967,6 +968,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   std::vector<uint32_t> bits_a_, bits_b_;      // binary bits / ternary nonzero, sign / CSR offsets, columns
   std::vector<uint64_t> bits64_;               // xnor weight bits
   std::vector<uint64_t> input_bits_;           // xnor: the packed input of the current run (kept to reuse)
+  std::vector<float> planes_buffer_;           // sparse planes: the packed input of the current run (same)
   std::vector<float> alpha_, fbias_, values_;  // alpha or codebook; bias; CSR values
   std::vector<uint8_t> u8_;                    // codebook indices
   const char* kernel_ = "";

@@ -1,4 +1,4 @@
-// A small pthread pool for parallel-for over dynamically claimed chunks.
+// A small pthread pool for parallel-for over per-thread blocks with work stealing.
 //
 // Invariants: the pool owns threads - 1 workers; the calling thread takes part in every job. A call allocates
 // nothing, and runs inline when the pool has one thread or is NULL. Calls are serialized by a mutex, so a
@@ -33,10 +33,11 @@ size_t whittle_threadpool_threads(const whittle_threadpool* pool);
 
 // Splits [0, range) into contiguous chunks, each a multiple of `granularity` items (except the last), runs
 // task on each, and returns when all are done. granularity 0 is treated as 1; a caller that wants fewer
-// tasks for a small job passes a larger granularity (one unit runs inline on the caller). The threads claim
-// chunks dynamically (a late or slower thread takes fewer), so which thread runs which chunk varies from call
-// to call; `thread` is always the index of the thread running the task, so per-thread scratch indexed by it
-// needs no locking.
+// tasks for a small job passes a larger granularity (one unit runs inline on the caller). Thread t owns the
+// t-th of `threads` equal blocks of the range and usually runs it, so a thread works on the same rows on
+// every call (they stay in its core's cache); a thread that finishes early steals from the end of another's
+// block, so a late or slower thread runs less. Which thread runs which chunk can therefore vary; `thread` is
+// always the index of the thread running the task, so per-thread scratch indexed by it needs no locking.
 void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn task, void* context,
                                     size_t range, size_t granularity);
 
@@ -57,7 +58,7 @@ void whittle_threadpool_set_min_task_work(size_t work);
 // the units of WHITTLE_MIN_TASK_WORK) that must be handed out `granularity` at a time (0 is treated as 1).
 // A job with less than twice the minimum work in all gets a granularity that covers it, so it runs inline
 // on the calling thread. A larger job gets the smallest multiple of `granularity` whose work reaches an
-// eighth of the minimum: the pool's guided chunks then start large and end with single units, so the
+// eighth of the minimum: the pool's claims then shrink to single units at the end of each block, so the
 // threads finish within a fraction of a microsecond of each other.
 size_t whittle_threadpool_granularity(size_t granularity, double work_per_item, size_t range);
 
