@@ -42,6 +42,13 @@ static void write_header(unsigned char* block, size_t nr, size_t n, int32_t bias
   p[3 * nr + n] = shift > 0 ? 0 : -shift;
 }
 
+// The operator for checked arguments; output_offset is added to the output zero point of the kernels'
+// output stage (any int32 there: it clamps to [min - zp, max - zp] before adding zp), which the fixed-point
+// layers use to shift their rounding (qs8_conv2d_create_fixed_point).
+static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* weights, const int32_t* bias,
+                             const int32_t* multipliers, const int32_t* shifts,
+                             const qs8_activation_quantization* q, int32_t output_offset, whittle_isa level);
+
 qs8_conv2d_op* qs8_conv2d_create(const whittle_conv2d_shape* shape, const int8_t* weights,
                                  const int32_t* bias, const int32_t* multipliers, const int32_t* shifts,
                                  const qs8_activation_quantization* q, whittle_isa level) {
@@ -50,6 +57,56 @@ qs8_conv2d_op* qs8_conv2d_create(const whittle_conv2d_shape* shape, const int8_t
   for (size_t o = 0; o < shape->output_channels; o++) {
     if (shifts[o] < QS8_REQUANT_MIN_SHIFT || shifts[o] > QS8_REQUANT_MAX_SHIFT) return NULL;
   }
+  return create(shape, weights, bias, multipliers, shifts, q, 0, level);
+}
+
+qs8_conv2d_op* qs8_conv2d_create_fixed_point(const whittle_conv2d_shape* shape, const int8_t* weights,
+                                             const int32_t* bias, int32_t shift, int32_t output_min,
+                                             int32_t output_max, whittle_isa level, bool* unsupported) {
+  *unsupported = true;
+  if (whittle_conv2d_shape_problem(shape) != NULL || output_min < INT8_MIN || output_max > INT8_MAX ||
+      output_min > output_max || shift < -QS8_REQUANT_MAX_SHIFT || shift > -QS8_REQUANT_MIN_SHIFT) {
+    return NULL;
+  }
+  // bound >= |sum x * w + bias| of every output channel, x in [-128, 127].
+  const size_t k = shape->kernel_height * shape->kernel_width * (shape->input_channels / shape->groups);
+  int64_t bound = 0;
+  for (size_t o = 0; o < shape->output_channels; o++) {
+    int64_t b = bias != NULL ? llabs((long long)bias[o]) : 0;
+    for (size_t i = 0; i < k; i++) b += 128 * (int64_t)abs(weights[o * k + i]);
+    bound = b > bound ? b : bound;
+  }
+  // A positive shift: rounding half up needs a value that is never negative, so every accumulator gets
+  // offset * 2^shift added through the bias (offset * 2^shift > bound) and the output zero point takes the
+  // offset back. A shift <= 0 shifts left, exactly. Either way the requantized value must stay below 2^30
+  // in magnitude, where multiplier INT32_MAX is exactly x 1.
+  const int64_t limit = INT64_C(1) << 30;
+  const int64_t offset = shift > 0 ? (bound >> shift) + 1 : 0;
+  if (shift > 0 ? bound + (offset << shift) >= limit : bound >= limit >> -shift) return NULL;
+  *unsupported = false;
+  const size_t channels = shape->output_channels;
+  int32_t* biases = malloc(channels * sizeof(int32_t));
+  int32_t* multipliers = malloc(channels * sizeof(int32_t));
+  int32_t* shifts = malloc(channels * sizeof(int32_t));
+  qs8_conv2d_op* op = NULL;
+  if (biases != NULL && multipliers != NULL && shifts != NULL) {
+    for (size_t o = 0; o < channels; o++) {
+      biases[o] = (int32_t)((bias != NULL ? bias[o] : 0) + (offset << (shift > 0 ? shift : 0)));
+      multipliers[o] = INT32_MAX;  // exactly x 1 on |values| < 2^30
+      shifts[o] = -shift;
+    }
+    const qs8_activation_quantization q = {false, 0, 0, output_min, output_max};
+    op = create(shape, weights, biases, multipliers, shifts, &q, (int32_t)-offset, level);
+  }
+  free(biases);
+  free(multipliers);
+  free(shifts);
+  return op;
+}
+
+static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* weights, const int32_t* bias,
+                             const int32_t* multipliers, const int32_t* shifts,
+                             const qs8_activation_quantization* q, int32_t output_offset, whittle_isa level) {
   qs8_conv2d_op* op = calloc(1, sizeof(*op));
   if (op == NULL) return NULL;
   op->shape = *shape;
@@ -61,7 +118,7 @@ qs8_conv2d_op* qs8_conv2d_create(const whittle_conv2d_shape* shape, const int8_t
   op->k = taps * op->cin_g;
   op->depthwise = shape->groups > 1 && op->cin_g == 1 && op->cout_g == 1;
   const int32_t offset = q->unsigned_activations ? 128 : 0;
-  op->params.output_zero_point = q->output_zero_point - offset;
+  op->params.output_zero_point = q->output_zero_point - offset + output_offset;
   op->params.output_min = q->output_min - offset;
   op->params.output_max = q->output_max - offset;
   op->params.input_flip = q->unsigned_activations ? 0x80 : 0;

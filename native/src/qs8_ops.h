@@ -156,6 +156,17 @@ qs8_conv2d_op* qs8_fully_connected_create(size_t batch, size_t input_channels, s
                                           const int8_t* weights, const int32_t* bias,
                                           const int32_t* multipliers, const int32_t* shifts,
                                           const qs8_activation_quantization* q, whittle_isa level);
+// A fixed-point Q(IL.FL) layer with 8-bit words (qf8_conv2d.h: int8 input and weights, int32 bias at the
+// input + weight fractional length, shift = input_fl + weight_fl - output_fl, rounding half up, saturation
+// to [output_min, output_max]) on these int8 kernels, bit-exact. The accumulator is requantized by
+// multiplier INT32_MAX (x 1 exactly below 2^30) and the shift; for a positive shift, offset * 2^shift is
+// added through the bias and taken back by the output zero point, which makes every accumulator positive,
+// where the kernels' rounding (half away from zero) is rounding half up. NULL with *unsupported when a
+// layer's accumulators can reach 2^30 with the offset (or shifted left) or the shape is not one these
+// kernels take (the caller keeps the qf8 kernels); NULL with !*unsupported when memory runs out.
+qs8_conv2d_op* qs8_conv2d_create_fixed_point(const whittle_conv2d_shape* shape, const int8_t* weights,
+                                             const int32_t* bias, int32_t shift, int32_t output_min,
+                                             int32_t output_max, whittle_isa level, bool* unsupported);
 bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool);
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op);
 void qs8_conv2d_destroy(qs8_conv2d_op* op);

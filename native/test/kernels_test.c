@@ -395,6 +395,107 @@ static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whitt
   free(got);
 }
 
+// Fixed-point Q8 (qf8_conv2d.h) on the int8 kernels: against the definition, written here independently
+// of both (int64 sum, rounding half up, saturation), for shifts that round (ties included), shift 0, and
+// left shifts; and layers whose accumulators are too wide must be refused, not computed wrongly.
+static int8_t fixed_point_reference(int64_t acc, int32_t shift, int32_t lo, int32_t hi) {
+  int64_t v = shift > 0 ? (acc + (INT64_C(1) << (shift - 1))) >> shift : acc * (INT64_C(1) << -shift);
+  v = v < lo ? lo : (v > hi ? hi : v);
+  return (int8_t)v;
+}
+
+static void test_fixed_point_conv(const char* name, const whittle_conv2d_shape* s, whittle_isa level,
+                                  int32_t shift, int scale) {
+  char label[256];
+  describe_conv(label, sizeof(label), name, s);
+  const size_t in_n = conv_input_size(s), out_n = conv_output_size(s), w_n = conv_weight_size(s);
+  const size_t oc = s->output_channels, oh = whittle_conv2d_output_height(s);
+  const size_t ow = whittle_conv2d_output_width(s), cin_g = s->input_channels / s->groups;
+  const size_t cout_g = oc / s->groups, k = s->kernel_height * s->kernel_width * cin_g;
+  int8_t* input = xmalloc(in_n);
+  int8_t* weights = xmalloc(w_n);
+  int32_t* bias = xmalloc(oc * sizeof(int32_t));
+  int8_t* want = xmalloc(out_n);
+  int8_t* got = xmalloc(out_n);
+  fill_bytes(input, in_n);
+  // Small weights (scale 1: in [-3, 3]) make many accumulators exact ties of a shift of 1 or 2.
+  for (size_t i = 0; i < w_n; i++) weights[i] = (int8_t)rand_range(-scale, scale);
+  if (w_n > 2 && scale >= 127) weights[0] = -127, weights[1] = 127;
+  for (size_t o = 0; o < oc; o++) bias[o] = rand_range(-4000, 4000);
+  const int32_t lo = rand_range(0, 2) == 0 ? 0 : -128, hi = 127;
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < oh; y++) {
+      for (size_t x = 0; x < ow; x++) {
+        for (size_t o = 0; o < oc; o++) {
+          const size_t g = o / cout_g;
+          int64_t acc = bias[o];
+          for (size_t i = 0; i < s->kernel_height; i++) {
+            for (size_t j = 0; j < s->kernel_width; j++) {
+              const ptrdiff_t iy =
+                  (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;
+              const ptrdiff_t ix =
+                  (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;
+              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)s->input_height || ix >= (ptrdiff_t)s->input_width)
+                continue;
+              for (size_t c = 0; c < cin_g; c++) {
+                acc += (int64_t)input[((n * s->input_height + (size_t)iy) * s->input_width + (size_t)ix) *
+                                          s->input_channels +
+                                      g * cin_g + c] *
+                       weights[o * k + (i * s->kernel_width + j) * cin_g + c];
+              }
+            }
+          }
+          want[((n * oh + y) * ow + x) * oc + o] = fixed_point_reference(acc, shift, lo, hi);
+        }
+      }
+    }
+  }
+  bool unsupported = false;
+  qs8_conv2d_op* op = qs8_conv2d_create_fixed_point(s, weights, bias, shift, lo, hi, level, &unsupported);
+  if (op == NULL) {
+    report(false, "fixed-point conv2d %s shift=%d: create failed (unsupported %d)", label, shift,
+           unsupported);
+  } else {
+    for (size_t p = 0; p < 2; p++) {
+      memset(got, 0x5A, out_n);
+      const bool ran = qs8_conv2d_run(op, input, got, pools[p]);
+      size_t where = 0;
+      const bool ok = ran && !first_difference(got, want, out_n, &where);
+      report(ok, "fixed-point conv2d %s %s threads=%zu shift=%d %s", level_name, qs8_conv2d_kernel_name(op),
+             pool_threads[p], shift, label);
+      if (!ok && ran) printf("     at %zu: got %d want %d\n", where, got[where], want[where]);
+    }
+    qs8_conv2d_destroy(op);
+  }
+  free(input), free(weights), free(bias), free(want), free(got);
+}
+
+static void test_fixed_point(whittle_isa level) {
+  // A random stream of its own, so that adding these cases leaves the data of every other test as it was.
+  const uint64_t saved = rng_state;
+  rng_state = 0x5DEECE66Dull + (uint64_t)level;
+  const int32_t shifts[] = {1, 2, 7, 13, 0, -2};
+  for (size_t c = 0; c < sizeof(conv_cases) / sizeof(conv_cases[0]); c++) {
+    const int32_t shift = shifts[c % (sizeof(shifts) / sizeof(shifts[0]))];
+    test_fixed_point_conv(conv_cases[c].name, &conv_cases[c].s, level, shift, shift <= 2 ? 3 : 127);
+  }
+  const whittle_conv2d_shape fc = {2, 1, 1, 300, 20, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
+  test_fixed_point_conv("fc", &fc, level, 1, 3);
+  test_fixed_point_conv("fc", &fc, level, 9, 127);
+  // Too wide for an exact mapping: 2048 full-scale products shifted left by 8 pass 2^30.
+  const whittle_conv2d_shape wide = {1, 1, 1, 2048, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
+  int8_t* w = xmalloc(2048 * 4);
+  memset(w, 127, 2048 * 4);
+  bool unsupported = false;
+  qs8_conv2d_op* op = qs8_conv2d_create_fixed_point(&wide, w, NULL, -8, -128, 127, level, &unsupported);
+  report(op == NULL && unsupported, "fixed-point conv2d %s: accumulators past 2^30 are refused", level_name);
+  qs8_conv2d_destroy(op);
+  op = qs8_conv2d_create_fixed_point(&wide, w, NULL, 40, -128, 127, level, &unsupported);
+  report(op == NULL && unsupported, "fixed-point conv2d %s: a shift past 31 is refused", level_name);
+  free(w);
+  rng_state = saved;
+}
+
 static void test_qs8_simple(whittle_isa level, bool u) {
   const qs8_simple_ukernels* k = qs8_simple_ukernels_select(level);
   const char* dtype = u ? "qu8" : "qs8";
@@ -714,6 +815,7 @@ static void run_level(whittle_isa level) {
   const whittle_conv2d_shape long_k = {6, 1, 1, 1500, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
   test_qs8_conv("fc", &long_k, level, false, REQUANT_TYPICAL, true);
   test_qs8_conv("fc", &long_k, level, true, REQUANT_EXTREME, true);
+  test_fixed_point(level);
   test_f32_simple(level);
   test_qs8_simple(level, false);
   test_qs8_simple(level, true);
