@@ -24,6 +24,7 @@ extern "C" {
 #include "f32_ops.h"
 #include "qf16_conv2d.h"
 #include "qf8_conv2d.h"
+#include "qs8_ops.h"
 #include "sparse_conv2d.h"
 #include "tern_conv2d.h"
 #include "xnor_conv2d.h"
@@ -260,6 +261,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   }
 
   // new FormatLayer(format, layer: 'conv2d' | 'fullyConnected', args)
+  ~FormatLayer() override { qs8_conv2d_destroy(qs8_fixed_); }
+
   explicit FormatLayer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FormatLayer>(info) {
     Napi::Env env = info.Env();
     const std::string format =
@@ -366,6 +369,15 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           bias32_ = Copy<int32_t>(bias);
           qf8_ = qf8_conv2d_select(isa);
           kernel_ = qf8_->name;
+          // The int8 GEMM kernels compute the same function bit-exactly where the layer's accumulators
+          // allow it (qs8_conv2d_create_fixed_point); the qf8 kernels run the other layers.
+          bool unsupported = false;
+          qs8_fixed_ = qs8_conv2d_create_fixed_point(&s, w8_.data(), has_bias_ ? bias32_.data() : nullptr,
+                                                     input_fl_ + weight_fl_ - output_fl_, q_min_, q_max_, isa,
+                                                     &unsupported);
+          if (qs8_fixed_ == nullptr && !unsupported)
+            throw Napi::Error::New(env, "Out of memory packing the fixed-point weights");
+          if (qs8_fixed_ != nullptr) kernel_ = qs8_conv2d_kernel_name(qs8_fixed_);
         }
         break;
       }
@@ -831,6 +843,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       throw Napi::RangeError::New(
           env, "Expected output not to share memory with input but received overlapping buffers");
     }
+    if (qs8_fixed_ != nullptr && !reference) {
+      ThreadPoolLease lease;
+      if (!qs8_conv2d_run(qs8_fixed_, input.data, output.data, lease.pool()))
+        throw Napi::Error::New(env, "Out of memory allocating the convolution's per-thread scratch");
+      return env.Undefined();
+    }
     Task task{this, input.data, output.data, reference, nullptr, nullptr, nullptr, nullptr};
     std::vector<uint64_t>& bits = input_bits_;
     std::vector<float> scale, workspace;
@@ -911,6 +929,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     live_ = false;
+    qs8_conv2d_destroy(qs8_fixed_);
+    qs8_fixed_ = nullptr;
     w16_ = {};
     w8_ = {};
     bias64_ = {};
@@ -979,6 +999,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   const xnor_conv2d_variant* xnor_ = nullptr;
   xnor_pack_fn xnor_pack_ = nullptr;
   const sparse_f32_variant* sparse_ = nullptr;
+  qs8_conv2d_op* qs8_fixed_ = nullptr;   // fixed8 on the int8 kernels (owned), or null: the qf8 kernels
   bool planes_ = false;                  // fp32 sparse conv on the planes kernel (stride 1)
   std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;

@@ -792,6 +792,39 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
       assert.ok(thrown > 100 && created > 100, `${thrown} thrown, ${created} created`);
     });
 
+    test('fixed8 runs on the int8 kernels where exact, on the fixed-point kernels otherwise', () => {
+      // 100 full-scale inputs: a left shift of 10 can take the accumulator past 2^30, which the int8
+      // kernels' requantization cannot hold exactly; a right shift of 3 rounds (ties included) within it.
+      const inChannels = 100;
+      const weights = Int8Array.from({ length: 4 * inChannels }, (_, i) => (i % 3 === 0 ? -127 : 127));
+      const input = Int8Array.from({ length: 2 * inChannels }, (_, i) => ((i * 91) % 256) - 128);
+      const dims = { batch: 2, inChannels, outChannels: 4 };
+      const bias = Int32Array.of(5, -3, 100, -1000);
+      const wide = createFixed8FullyConnected({ ...dims, inputFl: 0, weightFl: 0, outputFl: 10, weights });
+      const rounding = createFixed8FullyConnected({
+        ...dims,
+        inputFl: 2,
+        weightFl: 1,
+        outputFl: 0,
+        weights,
+        bias,
+      });
+      assert.doesNotMatch(wide.kernel ?? '', /^qs8_/);
+      assert.match(rounding.kernel ?? '', /^qs8_/);
+      for (const layer of [wide, rounding]) {
+        for (const threads of [1, 2]) {
+          setThreads(threads);
+          const got = new Int8Array(8);
+          const want = new Int8Array(8);
+          layer.run(input, got);
+          layer.runReference(input, want);
+          assert.deepEqual(got, want, `${layer.kernel} x${threads}`);
+        }
+        layer.dispose();
+      }
+      setThreads(1);
+    });
+
     test('fixed-point quantizers equal the TypeScript reference bit for bit', () => {
       const input = Float32Array.from({ length: 1000 }, () => (random() * 2 - 1) * 8);
       input[0] = Number.NaN;
