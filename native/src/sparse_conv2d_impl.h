@@ -114,109 +114,105 @@ SPARSE_DRIVER void sparse_f32_conv2d_drive(const whittle_conv2d_geometry* g, siz
   }
 
 // ---- Stride-1 convolutions over channel planes (sparse_conv2d.h, "planes") ----
-// Output channel o's plane is a sum over o's nonzeros of values[j] times a shifted input plane. A tile is
-// SPARSE_PLANES_ROWS output rows by C vectors of N output columns, kept in registers (4 x C accumulators of
-// the ISA's native vector type V, so that the accumulator chains overlap); each nonzero costs one broadcast
-// and 4 x C loads and multiply-adds. Tiles are clamped and stored lane by lane into the NHWC output (stride
-// output_channels). V must be the ISA's native width: GCC splits wider generic vectors through memory.
-#define SPARSE_PLANES_ROWS 4
+// Output channel o's plane is a sum over o's nonzeros of values[j] times a shifted input plane. A tile is R
+// output rows by C vectors of N output columns, kept in registers (R x C accumulators of the ISA's native
+// vector type V, 8 of them in the wide tiles so that the multiply-add chains overlap); each nonzero costs one
+// broadcast and R x C loads and multiply-adds. Tiles are clamped and stored lane by lane into the NHWC
+// output (stride output_channels). V must be the ISA's native width: GCC splits wider generic vectors
+// through memory.
 
-// One tile of `rows` (SPARSE_PLANES_ROWS, or 1 for the leftover rows) by C vectors of V (N lanes). MADD(acc,
-// w, x) is acc + w * x in V.
-#define SPARSE_DEFINE_PLANES_TILE(name, V, N, C, MADD)                                                   \
-  static inline void name(size_t rows, const float* src, size_t src_row, const uint32_t* offsets,        \
-                          const float* values, size_t count, float bias, float lo, float hi, float* out, \
-                          size_t out_row, size_t out_column) {                                           \
-    V acc[SPARSE_PLANES_ROWS][C];                                                                        \
-    for (size_t r = 0; r < SPARSE_PLANES_ROWS; r++) {                                                    \
-      for (size_t c = 0; c < C; c++) acc[r][c] = (V){0} + bias;                                          \
-    }                                                                                                    \
-    if (rows == SPARSE_PLANES_ROWS) {                                                                    \
-      for (size_t j = 0; j < count; j++) {                                                               \
-        const float* x = src + offsets[j];                                                               \
-        const V w = (V){0} + values[j];                                                                  \
-        for (size_t r = 0; r < SPARSE_PLANES_ROWS; r++) {                                                \
-          for (size_t c = 0; c < C; c++) {                                                               \
-            V v;                                                                                         \
-            memcpy(&v, x + r * src_row + c * N, sizeof(v));                                              \
-            acc[r][c] = MADD(acc[r][c], w, v);                                                           \
-          }                                                                                              \
-        }                                                                                                \
-      }                                                                                                  \
-    } else {                                                                                             \
-      for (size_t j = 0; j < count; j++) {                                                               \
-        const V w = (V){0} + values[j];                                                                  \
-        for (size_t c = 0; c < C; c++) {                                                                 \
-          V v;                                                                                           \
-          memcpy(&v, src + offsets[j] + c * N, sizeof(v));                                               \
-          acc[0][c] = MADD(acc[0][c], w, v);                                                             \
-        }                                                                                                \
-      }                                                                                                  \
-    }                                                                                                    \
-    for (size_t r = 0; r < rows; r++) {                                                                  \
-      for (size_t c = 0; c < C; c++) {                                                                   \
-        for (size_t l = 0; l < N; l++) {                                                                 \
-          out[r * out_row + (c * N + l) * out_column] = sparse_clamp(acc[r][c][l], lo, hi);              \
-        }                                                                                                \
-      }                                                                                                  \
-    }                                                                                                    \
-  }
-
-// The kernel of one ISA, from its native vector type V of N lanes. Each row group is covered by tiles of
-// 2N, N or 1 columns (the widest that fits the output), the last one shifted left to end at the edge (it
-// recomputes a few columns, with the same result).
-#define SPARSE_F32_DEFINE_PLANES_KERNEL(isa, V, N, MADD)                                                  \
-  typedef float sparse_planes_v1_##isa __attribute__((vector_size(sizeof(float))));                       \
-  static inline sparse_planes_v1_##isa sparse_planes_madd1_##isa(                                         \
-      sparse_planes_v1_##isa acc, sparse_planes_v1_##isa w, sparse_planes_v1_##isa x) {                   \
-    return acc + w * x;                                                                                   \
-  }                                                                                                       \
-  SPARSE_DEFINE_PLANES_TILE(sparse_planes_tile_2n_##isa, V, N, 2, MADD)                                   \
-  SPARSE_DEFINE_PLANES_TILE(sparse_planes_tile_n_##isa, V, N, 1, MADD)                                    \
-  SPARSE_DEFINE_PLANES_TILE(sparse_planes_tile_1_##isa, sparse_planes_v1_##isa, 1, 1,                     \
-                            sparse_planes_madd1_##isa)                                                    \
-  void sparse_f32_conv2d_planes_minmax_ukernel__##isa(                                                    \
-      const whittle_conv2d_geometry* g, size_t row_begin, size_t row_end, size_t oc_begin, size_t oc_end, \
-      const float* restrict planes, const uint32_t* restrict row_offsets,                                 \
-      const uint32_t* restrict plane_offsets, const float* restrict values, const float* restrict bias,   \
-      float output_min, float output_max, float* restrict output) {                                       \
-    const size_t oh = g->output_height, ow = g->output_width;                                             \
-    const size_t pw = ow + g->kernel_width - 1, plane = (oh + g->kernel_height - 1) * pw;                 \
-    const size_t channels = g->groups * g->group_input_channels;                                          \
-    const size_t output_channels = g->groups * g->group_output_channels;                                  \
-    const size_t width = ow >= 2 * (N) ? 2 * (N) : ow >= (N) ? (N) : 1;                                   \
-    const size_t out_row = ow * output_channels;                                                          \
-    for (size_t row = row_begin; row < row_end;) {                                                        \
-      const size_t n = row / oh, y = row % oh;                                                            \
-      /* A group of output rows stays inside one image and the range. */                                  \
-      const size_t left = (row_end - row < oh - y) ? row_end - row : oh - y;                              \
-      const size_t rows = left >= SPARSE_PLANES_ROWS ? SPARSE_PLANES_ROWS : 1;                            \
-      for (size_t o = oc_begin; o < oc_end; o++) {                                                        \
-        const size_t group = o / g->group_output_channels;                                                \
-        const float* src = planes + (n * channels + group * g->group_input_channels) * plane + y * pw;    \
-        const uint32_t* offsets = plane_offsets + row_offsets[o];                                         \
-        const float* v = values + row_offsets[o];                                                         \
-        const size_t count = row_offsets[o + 1] - row_offsets[o];                                         \
-        const float b = bias != NULL ? bias[o] : 0.0f;                                                    \
-        float* out = output + row * out_row + o;                                                          \
-        for (size_t x0 = 0; x0 < ow; x0 += width) {                                                       \
-          const size_t x = x0 + width > ow ? ow - width : x0;                                             \
-          const float* s = src + x;                                                                       \
-          float* d = out + x * output_channels;                                                           \
-          if (width == 2 * (N)) {                                                                         \
-            sparse_planes_tile_2n_##isa(rows, s, pw, offsets, v, count, b, output_min, output_max, d,     \
-                                        out_row, output_channels);                                        \
-          } else if (width == (N)) {                                                                      \
-            sparse_planes_tile_n_##isa(rows, s, pw, offsets, v, count, b, output_min, output_max, d,      \
-                                       out_row, output_channels);                                         \
-          } else {                                                                                        \
-            sparse_planes_tile_1_##isa(rows, s, pw, offsets, v, count, b, output_min, output_max, d,      \
-                                       out_row, output_channels);                                         \
-          }                                                                                               \
+// One tile of R rows by C vectors of V (N lanes). MADD(acc, w, x) is acc + w * x in V.
+#define SPARSE_DEFINE_PLANES_TILE(name, V, N, C, R, MADD)                                                 \
+  static inline void name(const float* src, size_t src_row, const uint32_t* offsets, const float* values, \
+                          size_t count, float bias, float lo, float hi, float* out, size_t out_row,       \
+                          size_t out_column) {                                                            \
+    V acc[R][C];                                                                                          \
+    for (size_t r = 0; r < R; r++) {                                                                      \
+      for (size_t c = 0; c < C; c++) acc[r][c] = (V){0} + bias;                                           \
+    }                                                                                                     \
+    for (size_t j = 0; j < count; j++) {                                                                  \
+      const float* x = src + offsets[j];                                                                  \
+      const V w = (V){0} + values[j];                                                                     \
+      for (size_t r = 0; r < R; r++) {                                                                    \
+        for (size_t c = 0; c < C; c++) {                                                                  \
+          V v;                                                                                            \
+          memcpy(&v, x + r * src_row + c * N, sizeof(v));                                                 \
+          acc[r][c] = MADD(acc[r][c], w, v);                                                              \
         }                                                                                                 \
       }                                                                                                   \
-      row += rows;                                                                                        \
     }                                                                                                     \
+    for (size_t r = 0; r < R; r++) {                                                                      \
+      for (size_t c = 0; c < C; c++) {                                                                    \
+        for (size_t l = 0; l < N; l++) {                                                                  \
+          out[r * out_row + (c * N + l) * out_column] = sparse_clamp(acc[r][c][l], lo, hi);               \
+        }                                                                                                 \
+      }                                                                                                   \
+    }                                                                                                     \
+  }
+
+// The kernel of one ISA, from its native vector type V of N lanes. Each row is covered by tiles of 2N, N or
+// 1 columns (the widest that fits the output), the last one shifted left to end at the edge (it recomputes a
+// few columns, with the same result). Rows go 4 at a time with 2N-column tiles, 8 then 4 with N-column
+// tiles (8 accumulators either way), then one at a time.
+#define SPARSE_F32_DEFINE_PLANES_KERNEL(isa, V, N, MADD)                                                     \
+  typedef float sparse_planes_v1_##isa __attribute__((vector_size(sizeof(float))));                          \
+  static inline sparse_planes_v1_##isa sparse_planes_madd1_##isa(                                            \
+      sparse_planes_v1_##isa acc, sparse_planes_v1_##isa w, sparse_planes_v1_##isa x) {                      \
+    return acc + w * x;                                                                                      \
+  }                                                                                                          \
+  SPARSE_DEFINE_PLANES_TILE(sparse_planes_2n_r4_##isa, V, N, 2, 4, MADD)                                     \
+  SPARSE_DEFINE_PLANES_TILE(sparse_planes_2n_r1_##isa, V, N, 2, 1, MADD)                                     \
+  SPARSE_DEFINE_PLANES_TILE(sparse_planes_n_r8_##isa, V, N, 1, 8, MADD)                                      \
+  SPARSE_DEFINE_PLANES_TILE(sparse_planes_n_r4_##isa, V, N, 1, 4, MADD)                                      \
+  SPARSE_DEFINE_PLANES_TILE(sparse_planes_n_r1_##isa, V, N, 1, 1, MADD)                                      \
+  SPARSE_DEFINE_PLANES_TILE(sparse_planes_1_r4_##isa, sparse_planes_v1_##isa, 1, 1, 4,                       \
+                            sparse_planes_madd1_##isa)                                                       \
+  SPARSE_DEFINE_PLANES_TILE(sparse_planes_1_r1_##isa, sparse_planes_v1_##isa, 1, 1, 1,                       \
+                            sparse_planes_madd1_##isa)                                                       \
+  void sparse_f32_conv2d_planes_minmax_ukernel__##isa(                                                       \
+      const whittle_conv2d_geometry* g, size_t row_begin, size_t row_end, size_t oc_begin, size_t oc_end,    \
+      const float* restrict planes, const uint32_t* restrict row_offsets,                                    \
+      const uint32_t* restrict plane_offsets, const float* restrict values, const float* restrict bias,      \
+      float output_min, float output_max, float* restrict output) {                                          \
+    const size_t oh = g->output_height, ow = g->output_width;                                                \
+    const size_t pw = ow + g->kernel_width - 1, plane = (oh + g->kernel_height - 1) * pw;                    \
+    const size_t channels = g->groups * g->group_input_channels;                                             \
+    const size_t output_channels = g->groups * g->group_output_channels;                                     \
+    const size_t width = ow >= 2 * (N) ? 2 * (N) : ow >= (N) ? (N) : 1;                                      \
+    const size_t out_row = ow * output_channels;                                                             \
+    for (size_t row = row_begin; row < row_end;) {                                                           \
+      const size_t n = row / oh, y = row % oh;                                                               \
+      /* A group of output rows stays inside one image and the range. */                                     \
+      const size_t left = (row_end - row < oh - y) ? row_end - row : oh - y;                                 \
+      const size_t rows = width == (N) && left >= 8 ? 8 : left >= 4 ? 4 : 1;                                 \
+      for (size_t o = oc_begin; o < oc_end; o++) {                                                           \
+        const size_t group = o / g->group_output_channels;                                                   \
+        const float* src = planes + (n * channels + group * g->group_input_channels) * plane + y * pw;       \
+        const uint32_t* offsets = plane_offsets + row_offsets[o];                                            \
+        const float* v = values + row_offsets[o];                                                            \
+        const size_t count = row_offsets[o + 1] - row_offsets[o];                                            \
+        const float b = bias != NULL ? bias[o] : 0.0f;                                                       \
+        float* out = output + row * out_row + o;                                                             \
+        for (size_t x0 = 0; x0 < ow; x0 += width) {                                                          \
+          const size_t x = x0 + width > ow ? ow - width : x0;                                                \
+          const float* s = src + x;                                                                          \
+          float* d = out + x * output_channels;                                                              \
+          if (width == 2 * (N)) {                                                                            \
+            (rows == 4 ? sparse_planes_2n_r4_##isa : sparse_planes_2n_r1_##isa)(                             \
+                s, pw, offsets, v, count, b, output_min, output_max, d, out_row, output_channels);           \
+          } else if (width == (N)) {                                                                         \
+            (rows == 8   ? sparse_planes_n_r8_##isa                                                          \
+             : rows == 4 ? sparse_planes_n_r4_##isa                                                          \
+                         : sparse_planes_n_r1_##isa)(s, pw, offsets, v, count, b, output_min, output_max, d, \
+                                                     out_row, output_channels);                              \
+          } else {                                                                                           \
+            (rows == 4 ? sparse_planes_1_r4_##isa : sparse_planes_1_r1_##isa)(                               \
+                s, pw, offsets, v, count, b, output_min, output_max, d, out_row, output_channels);           \
+          }                                                                                                  \
+        }                                                                                                    \
+      }                                                                                                      \
+      row += rows;                                                                                           \
+    }                                                                                                        \
   }
 
 #endif  // WHITTLE_SPARSE_CONV2D_IMPL_H_
