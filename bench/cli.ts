@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 
 import { agentBenchCommand } from './agent.js';
 import { runPackageFuzz } from './fuzz.js';
-import { kernelsCommand } from './kernels.js';
+import { ShapesFileError } from './kernel-shapes.js';
+import { BenchArgumentError, kernelsCommand } from './kernels.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { benchTrain } from './train.js';
 
@@ -110,39 +111,59 @@ async function train(args: string[]): Promise<number> {
   return 0;
 }
 
-const [command, ...rest] = process.argv.slice(2);
-switch (command) {
-  case 'fuzz':
-    process.exitCode = fuzz(rest);
-    break;
-  case 'onnx-agreement':
-    process.exitCode = await onnxAgreement(rest);
-    break;
-  case 'train':
-    process.exitCode = await train(rest);
-    break;
-  case 'kernels':
-    process.exitCode = await kernelsCommand(rest);
-    break;
-  case 'agent':
-    process.exitCode = await agentBenchCommand(rest, machine());
-    break;
-  case '--help':
-  case '-h':
-  case 'help':
-    console.log(`Usage: npm run bench -- <benchmark> [--json] [options]
+async function main(command: string | undefined, rest: string[]): Promise<void> {
+  switch (command) {
+    case 'fuzz':
+      process.exitCode = fuzz(rest);
+      break;
+    case 'onnx-agreement':
+      process.exitCode = await onnxAgreement(rest);
+      break;
+    case 'train':
+      process.exitCode = await train(rest);
+      break;
+    case 'kernels':
+      process.exitCode = await kernelsCommand(rest);
+      break;
+    case 'agent':
+      process.exitCode = await agentBenchCommand(rest, machine());
+      break;
+    case '--help':
+    case '-h':
+    case 'help':
+      console.log(`Usage: npm run bench -- <benchmark> [--json] [options]
 
 Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit):
   kernels          our kernels in every number format vs ONNX Runtime fp32 and int8, per shape and thread count
   train            training images/s vs TensorFlow.js's cpu backend and PyTorch CPU
   agent            the agent's RSS, bundle size, fps and CPU on the camera
   fuzz             the package reader on mutated, truncated and random inputs (--iterations N)
-  onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST`);
-    process.exitCode = 0;
-    break;
-  default:
-    console.error(
-      `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels`,
-    );
-    process.exitCode = 1;
+  onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
+
+kernels options: --shapes FILE (default bench/shapes.json), --threads 1,2, --rounds 151, --batch-ms 2,
+  --profile-runs 50 (ONNX Runtime profiler runs for its kernel-only time; 0 skips them)`);
+      process.exitCode = 0;
+      break;
+    default:
+      console.error(
+        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels`,
+      );
+      process.exitCode = 1;
+  }
+}
+
+const [command, ...rest] = process.argv.slice(2);
+try {
+  await main(command, rest);
+} catch (error) {
+  // A mistyped option or value, or an unreadable shapes file, gets one line and the usage hint, not a stack
+  // trace.
+  const code = (error as { code?: unknown }).code;
+  const usage =
+    error instanceof BenchArgumentError ||
+    error instanceof ShapesFileError ||
+    (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
+  if (!usage) throw error;
+  console.error(`bench ${command ?? ''}: ${(error as Error).message}; see npm run bench -- --help`);
+  process.exitCode = 2;
 }

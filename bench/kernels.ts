@@ -646,11 +646,16 @@ export function formatKernelTable(report: KernelBenchReport): string {
   return lines.join('\n');
 }
 
+/** A bad command-line value (the CLI prints its message alone). */
+export class BenchArgumentError extends RangeError {
+  override readonly name = 'BenchArgumentError';
+}
+
 function positiveIntegers(value: string, flag: string): number[] {
   return value.split(',').map((part) => {
     const n = Number(part);
     if (!Number.isInteger(n) || n < 1 || n > 64)
-      throw new RangeError(`Expected integers in [1, 64] for ${flag} but received "${value}"`);
+      throw new BenchArgumentError(`Expected integers in [1, 64] for ${flag} but received "${value}"`);
     return n;
   });
 }
