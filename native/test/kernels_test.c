@@ -650,7 +650,7 @@ static void test_threadpool(void) {
     whittle_threadpool_destroy(pool);
   }
   // A worker that is slow (here: sleeps inside its first chunk) must not lose or repeat items; the caller
-  // claims the remaining chunks itself and waits only for the chunk the worker already holds.
+  // steals the rest of the worker's block and waits only for the chunk the worker already holds.
   whittle_threadpool* slow = whittle_threadpool_create(2);
   report(slow != NULL, "threadpool create 2 (slow worker)");
   if (slow != NULL) {
@@ -664,13 +664,18 @@ static void test_threadpool(void) {
       for (size_t i = 0; i < 1000; i++) ok = ok && probe.visits[i] == 1;
       report(ok, "threadpool slow worker, repeat %zu: every item exactly once (caller ran %zu)", repeat,
              probe.threads_seen[0]);
+      // The caller owns half the units; it runs more only by stealing from the sleeping worker's block.
+      report(probe.threads_seen[0] > 500,
+             "threadpool slow worker, repeat %zu: the caller stole (ran %zu > 500)", repeat,
+             probe.threads_seen[0]);
       free(probe.visits);
     }
     whittle_threadpool_destroy(slow);
   }
-  // Many back-to-back small jobs: workers that are still reading the previous job when the next one is
-  // published (the sequence lock's retry), workers that fall asleep between jobs (no lost wake-up), and
-  // a caller that sleeps on `done` all have to keep every item exactly once.
+  // Many back-to-back small jobs: workers still inside the previous job when the next one is published (the
+  // caller waits for `active`), workers that back off from a job being published, workers that fall asleep
+  // between jobs (no lost wake-up), and a caller that sleeps on `done` all have to keep every item exactly
+  // once.
   whittle_threadpool* busy = whittle_threadpool_create(3);
   report(busy != NULL, "threadpool create 3 (back-to-back jobs)");
   if (busy != NULL) {
