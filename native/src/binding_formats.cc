@@ -260,9 +260,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
          InstanceAccessor<&FormatLayer::OutputWidth>("outputWidth")});
   }
 
-  // new FormatLayer(format, layer: 'conv2d' | 'fullyConnected', args)
   ~FormatLayer() override { qs8_conv2d_destroy(qs8_fixed_); }
 
+  // new FormatLayer(format, layer: 'conv2d' | 'fullyConnected', args)
   explicit FormatLayer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FormatLayer>(info) {
     Napi::Env env = info.Env();
     const std::string format =
@@ -884,7 +884,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     if (reference) {
       Compute(task, 0, 0, oc_);
     } else if (format_ == Format::kSparse && planes_) {
-      // Work per output row as ChannelsPerTask counts it; groups of 4 rows are the kernel's tiles.
+      // Work per output row as ChannelsPerTask counts it; tasks of whole 4-row tiles.
       const size_t rows = g_.batch * g_.output_height;
       const double row_work =
           4.0 * static_cast<double>(g_.output_width) * static_cast<double>(bits_b_.size());
@@ -912,8 +912,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     const bool xnor = format_ == Format::kXnor;
     double macs = pixels * static_cast<double>(reduction_);
     if (format_ == Format::kSparse && !bits_a_.empty()) {
-      // Nonzeros only, each ~4x the cost of a dense fp32 MAC on the planes kernel (VGG layer at 90 %: 42 us
-      // for 0.93 M nonzero MACs against 101 us for 9.4 M dense MACs) and more on the gather kernels.
+      // Nonzeros only, each weighted as 4 dense fp32 MACs: that is its cost on the planes kernel (VGG layer
+      // at 90 %: 42 us for 0.93 M nonzero MACs against 101 us for 9.4 M dense MACs), and the gather
+      // kernels (fc, int8, strided convolutions) pay more per nonzero.
       macs = 4.0 * pixels * static_cast<double>(bits_a_.back()) / static_cast<double>(oc_);
     }
     size_t channels = whittle_threadpool_granularity(1, xnor ? macs / 16 : macs, oc_);
