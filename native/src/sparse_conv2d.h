@@ -121,14 +121,14 @@ SPARSE_F32_DECLARE(avx2)
 #endif
 
 // Stride-1 fp32 convolutions over channel planes (Elsen et al. 2020's sparse 1x1 kernels, generalized to
-// any kernel size). The NHWC input is copied once per call to zero-padded channel planes:
+// any kernel size). The NHWC input is copied, per call, to zero-padded channel planes:
 //   planes [batch][channels][output_height + kernel_height - 1][output_width + kernel_width - 1]
 // whose (py, px) holds input (py - padding_top, px - padding_left), 0 outside the input. For a nonzero
 // (o, k), k = (ky * kernel_width + kx) * group_input_channels + i, every output row of channel o is then a
 // contiguous span of plane i (of o's group) at row offset ky and column offset kx: plane_offsets[j] =
 // i * plane size + ky * plane width + kx, computed once per layer. The kernel vectorizes across output
-// columns, so no thread gathers an im2col and tasks of output rows share the planes; its results are
-// within the fp32 tolerance of the reference (another summation order, bias added first).
+// columns, so no thread gathers an im2col; its results are within the fp32 tolerance of the reference
+// (another summation order, bias added first).
 // Preconditions beyond the conv kernel's: sparse_f32_conv2d_planes_supported(g), planes of
 // sparse_f32_conv2d_planes_floats(g) floats packed from the call's input, plane_offsets from the layer's
 // column indices.
@@ -144,7 +144,8 @@ typedef void (*sparse_f32_conv2d_planes_fn)(const whittle_conv2d_geometry* geome
 bool sparse_f32_conv2d_planes_supported(const whittle_conv2d_geometry* geometry);
 size_t sparse_f32_conv2d_planes_floats(const whittle_conv2d_geometry* geometry);
 // Packs plane rows [row_begin, row_end) of sparse_f32_conv2d_planes_rows(geometry) (batch x plane height),
-// every channel of each, so that threads can share the packing.
+// every channel of each, so that a thread can pack just the rows its output rows read (the binding gives
+// each thread its own planes: a packing another core wrote would have to travel to this one).
 size_t sparse_f32_conv2d_planes_rows(const whittle_conv2d_geometry* geometry);
 void sparse_f32_conv2d_planes_pack(const whittle_conv2d_geometry* geometry, size_t row_begin, size_t row_end,
                                    const float* input, float* planes);

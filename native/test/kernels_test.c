@@ -336,6 +336,15 @@ static void random_requant(size_t n, int32_t* bias, int32_t* multipliers, int32_
   }
 }
 
+// Runs op on pools[p] into `got` (pre-filled with a marker) and compares with `want`: true when it ran and
+// every byte matches; *where is the first difference.
+static bool qs8_run_matches(qs8_conv2d_op* op, const void* input, void* got, const void* want, size_t n,
+                            size_t p, bool* ran, size_t* where) {
+  memset(got, 0x5A, n);
+  *ran = qs8_conv2d_run(op, input, got, pools[p]);
+  return *ran && !first_difference(got, want, n, where);
+}
+
 static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whittle_isa level, bool u,
                           requant_kind kind, bool fc) {
   char label[256];
@@ -373,10 +382,9 @@ static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whitt
     report(false, "%s %s %s: create failed", dtype, what, label);
   } else {
     for (size_t p = 0; p < 2; p++) {
-      memset(got, 0x5A, out_n);
-      const bool ran = qs8_conv2d_run(op, input, got, pools[p]);
       size_t where = 0;
-      const bool ok = ran && !first_difference(got, want, out_n, &where);
+      bool ran = false;
+      const bool ok = qs8_run_matches(op, input, got, want, out_n, p, &ran, &where);
       report(ok, "%s %s %s %s threads=%zu requant=%s %s", dtype, what, level_name, qs8_conv2d_kernel_name(op),
              pool_threads[p], requant, label);
       if (!ok && ran) {
@@ -457,10 +465,9 @@ static void test_fixed_point_conv(const char* name, const whittle_conv2d_shape* 
            unsupported);
   } else {
     for (size_t p = 0; p < 2; p++) {
-      memset(got, 0x5A, out_n);
-      const bool ran = qs8_conv2d_run(op, input, got, pools[p]);
       size_t where = 0;
-      const bool ok = ran && !first_difference(got, want, out_n, &where);
+      bool ran = false;
+      const bool ok = qs8_run_matches(op, input, got, want, out_n, p, &ran, &where);
       report(ok, "fixed-point conv2d %s %s threads=%zu shift=%d %s", level_name, qs8_conv2d_kernel_name(op),
              pool_threads[p], shift, label);
       if (!ok && ran) printf("     at %zu: got %d want %d\n", where, got[where], want[where]);
