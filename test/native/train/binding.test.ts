@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { loadTrainBinding, type TrainIsa, type WindowShape } from '../../../native/train/index.js';
+import { loadTrainBinding, type TrainIsa, type WindowShape } from '../../../native/train-kernels.js';
 
 const shape: WindowShape = {
   batch: 1,

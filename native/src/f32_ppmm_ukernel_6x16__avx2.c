@@ -2,9 +2,9 @@
 // Compiled with -mavx2 -mfma in its own file; called only when cpuid reports AVX2 and FMA.
 #include <immintrin.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
-void f32_gemm_ukernel_6x16__avx2(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void f32_ppmm_ukernel_6x16__avx2(size_t kc, const float* a, const float* b, float* c, size_t ldc,
                                  int accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
 typedef struct {
   const f32_window_shape* s;
@@ -14,17 +14,11 @@ typedef struct {
   int max;
 } pool_job;
 
-static void image_range(const f32_window_shape* s, int thread, int threads, size_t* begin, size_t* end) {
-  *begin = (size_t)s->batch * (size_t)thread / (size_t)threads;
-  *end = (size_t)s->batch * (size_t)(thread + 1) / (size_t)threads;
-}
-
-static void forward_task(void* context, int thread, int threads) {
+static void forward_task(void* context, size_t thread, size_t begin, size_t end) {
   const pool_job* job = (const pool_job*)context;
   const f32_window_shape* s = job->s;
   const size_t c = (size_t)s->in_c;
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
+  (void)thread;
   for (size_t n = begin; n < end; n++) {
     const float* x = job->x + n * (size_t)s->in_h * s->in_w * c;
     float* y = job->y + n * (size_t)s->out_h * s->out_w * c;
@@ -55,12 +49,11 @@ static void forward_task(void* context, int thread, int threads) {
   }
 }
 
-static void max_backward_task(void* context, int thread, int threads) {
+static void max_backward_task(void* context, size_t thread, size_t begin, size_t end) {
   const pool_job* job = (const pool_job*)context;
   const f32_window_shape* s = job->s;
   const size_t c = (size_t)s->in_c;
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
+  (void)thread;
   for (size_t n = begin; n < end; n++) {
     const float* x = job->x + n * (size_t)s->in_h * s->in_w * c;
     const float* dy = job->dy + n * (size_t)s->out_h * s->out_w * c;
@@ -91,13 +84,12 @@ static void max_backward_task(void* context, int thread, int threads) {
   }
 }
 
-static void avg_backward_task(void* context, int thread, int threads) {
+static void avg_backward_task(void* context, size_t thread, size_t begin, size_t end) {
   const pool_job* job = (const pool_job*)context;
   const f32_window_shape* s = job->s;
   const size_t c = (size_t)s->in_c;
   const float scale = 1.0f / (float)(s->filter_h * s->filter_w);
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
+  (void)thread;
   for (size_t n = begin; n < end; n++) {
     const float* dy = job->dy + n * (size_t)s->out_h * s->out_w * c;
     float* dx = job->dx + n * (size_t)s->in_h * s->in_w * c;
@@ -119,27 +111,32 @@ static void avg_backward_task(void* context, int thread, int threads) {
   }
 }
 
-static void run(const f32_window_shape* s, f32_task_fn task, pool_job* job) {
-  const int threads = f32_train_threads();
-  f32_parallel(s->batch >= threads ? threads : 1, task, job);
+// Images one at a time on the pool; with fewer images than threads, all on the calling thread.
+static void run(const f32_train_context* ctx, const f32_window_shape* s, whittle_task_fn task,
+                pool_job* job) {
+  const size_t batch = (size_t)s->batch;
+  whittle_threadpool_parallelize(ctx->pool, task, job, batch,
+                                 batch >= whittle_threadpool_threads(ctx->pool) ? 1 : batch);
 }
 
-void f32_maxpool_forward(const f32_window_shape* s, const float* x, float* y) {
+void f32_maxpool_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x, float* y) {
   pool_job job = {s, x, NULL, y, NULL, 1};
-  run(s, forward_task, &job);
+  run(ctx, s, forward_task, &job);
 }
 
-void f32_maxpool_backward(const f32_window_shape* s, const float* x, const float* dy, float* dx) {
+void f32_maxpool_backward(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                          const float* dy, float* dx) {
   pool_job job = {s, x, dy, NULL, dx, 1};
-  run(s, max_backward_task, &job);
+  run(ctx, s, max_backward_task, &job);
 }
 
-void f32_avgpool_forward(const f32_window_shape* s, const float* x, float* y) {
+void f32_avgpool_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x, float* y) {
   pool_job job = {s, x, NULL, y, NULL, 0};
-  run(s, forward_task, &job);
+  run(ctx, s, forward_task, &job);
 }
 
-void f32_avgpool_backward(const f32_window_shape* s, const float* dy, float* dx) {
+void f32_avgpool_backward(const f32_train_context* ctx, const f32_window_shape* s, const float* dy,
+                          float* dx) {
   pool_job job = {s, NULL, dy, NULL, dx, 0};
-  run(s, avg_backward_task, &job);
+  run(ctx, s, avg_backward_task, &job);
 }

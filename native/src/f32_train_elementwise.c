@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
 // An operand read at index (i / div) % len for output index i: full (div 1, len n), scalar (len 1),
 // trailing rows (div 1, len = inner size) or leading columns (div = inner size). The cursor walks that
