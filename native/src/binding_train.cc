@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -271,22 +272,40 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The inputs both batch-norm gradients read, and dx: x, mean, variance, scale (optional) and dy of a
+// [count][channels] tensor, checked in that order.
+struct BatchNormGradientArgs {
+  size_t count, channels;
+  Float32Values x, mean, variance, scale, dy;
+  float epsilon;
+  Float32Values dx;
+
+  explicit BatchNormGradientArgs(const Napi::Object& args) {
+    std::tie(count, channels) = RowsOfChannels(args);
+    x = Float32Field(args, "x", count * channels);
+    mean = Float32Field(args, "mean", channels);
+    variance = Float32Field(args, "variance", channels);
+    scale = Float32Field(args, "scale", channels, true);
+    dy = Float32Field(args, "dy", count * channels);
+    epsilon = FiniteFloat(args, "epsilon");
+    dx = Float32Field(args, "dx", count * channels);
+  }
+
+  std::vector<std::pair<const char*, Float32Values>> Inputs() const {
+    return {{"x", x}, {"mean", mean}, {"variance", variance}, {"scale", scale}, {"dy", dy}};
+  }
+};
+
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
-  const auto [count, channels] = RowsOfChannels(args);
-  Float32Values x = Float32Field(args, "x", count * channels);
-  Float32Values mean = Float32Field(args, "mean", channels);
-  Float32Values variance = Float32Field(args, "variance", channels);
-  Float32Values scale = Float32Field(args, "scale", channels, true);
-  Float32Values dy = Float32Field(args, "dy", count * channels);
-  const float epsilon = FiniteFloat(args, "epsilon");
-  Float32Values dx = Float32Field(args, "dx", count * channels);
+  const BatchNormGradientArgs g(args);
+  const size_t channels = g.channels;
+  const auto& [count, _, x, mean, variance, scale, dy, epsilon, dx] = g;
   Float32Values dmean = Float32Field(args, "dmean", channels);
   Float32Values dvariance = Float32Field(args, "dvariance", channels);
   Float32Values dscale = Float32Field(args, "dscale", channels);
   Float32Values doffset = Float32Field(args, "doffset", channels);
-  const std::vector<std::pair<const char*, Float32Values>> inputs = {
-      {"x", x}, {"mean", mean}, {"variance", variance}, {"scale", scale}, {"dy", dy}};
+  const auto inputs = g.Inputs();
   ExpectNoSharedMemory(info.Env(), "dx", dx, inputs);
   ExpectNoSharedMemory(info.Env(), "dmean", dmean, inputs);
   ExpectNoSharedMemory(info.Env(), "dvariance", dvariance, inputs);
@@ -314,18 +333,12 @@ Napi::Value BatchNormMoments(const Napi::CallbackInfo& info) {
 
 Napi::Value BatchNormTrainBackward(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
-  const auto [count, channels] = RowsOfChannels(args);
-  Float32Values x = Float32Field(args, "x", count * channels);
-  Float32Values mean = Float32Field(args, "mean", channels);
-  Float32Values variance = Float32Field(args, "variance", channels);
-  Float32Values scale = Float32Field(args, "scale", channels, true);
-  Float32Values dy = Float32Field(args, "dy", count * channels);
-  const float epsilon = FiniteFloat(args, "epsilon");
-  Float32Values dx = Float32Field(args, "dx", count * channels);
+  const BatchNormGradientArgs g(args);
+  const size_t channels = g.channels;
+  const auto& [count, _, x, mean, variance, scale, dy, epsilon, dx] = g;
   Float32Values dscale = Float32Field(args, "dscale", channels);
   Float32Values doffset = Float32Field(args, "doffset", channels);
-  const std::vector<std::pair<const char*, Float32Values>> inputs = {
-      {"x", x}, {"mean", mean}, {"variance", variance}, {"scale", scale}, {"dy", dy}};
+  const auto inputs = g.Inputs();
   ExpectNoSharedMemory(info.Env(), "dx", dx, inputs);
   ExpectNoSharedMemory(info.Env(), "dscale", dscale, inputs);
   ExpectNoSharedMemory(info.Env(), "doffset", doffset, inputs);

@@ -82,10 +82,10 @@ void f32_binary(f32_binary_op op, size_t n, const float* a, size_t a_div, size_t
       BINARY_LOOP(x / z);
       break;
     case F32_BINARY_MAX:
-      BINARY_LOOP((x != x) | (z != z) ? NAN : (x > z ? x : z));
+      BINARY_LOOP(((x != x) | (z != z)) ? NAN : (x > z ? x : z));
       break;
     case F32_BINARY_MIN:
-      BINARY_LOOP((x != x) | (z != z) ? NAN : (x < z ? x : z));
+      BINARY_LOOP(((x != x) | (z != z)) ? NAN : (x < z ? x : z));
       break;
     case F32_BINARY_SQUARED_DIFFERENCE:
       BINARY_LOOP((x - z) * (x - z));
