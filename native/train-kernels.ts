@@ -28,6 +28,19 @@ export interface WindowShape {
   padLeft: number;
 }
 
+/** What both batch-norm gradients read, over x[count][channels], and the dx they write. */
+export interface BatchNormGradientArgs {
+  count: number;
+  channels: number;
+  x: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+  scale: Float32Array | null;
+  dy: Float32Array;
+  epsilon: number;
+  dx: Float32Array;
+}
+
 export interface TrainBinding {
   /** y[batch][outH][outW][outC] = act(conv(x, filter[fh][fw][inC][outC]) + bias). */
   conv2dForward(
@@ -90,21 +103,14 @@ export interface TrainBinding {
     epsilon: number;
     y: Float32Array;
   }): void;
-  batchNormBackward(args: {
-    count: number;
-    channels: number;
-    x: Float32Array;
-    mean: Float32Array;
-    variance: Float32Array;
-    scale: Float32Array | null;
-    dy: Float32Array;
-    epsilon: number;
-    dx: Float32Array;
-    dmean: Float32Array;
-    dvariance: Float32Array;
-    dscale: Float32Array;
-    doffset: Float32Array;
-  }): void;
+  batchNormBackward(
+    args: BatchNormGradientArgs & {
+      dmean: Float32Array;
+      dvariance: Float32Array;
+      dscale: Float32Array;
+      doffset: Float32Array;
+    },
+  ): void;
   /** The biased per-channel mean and variance of x[count][channels] (batch norm's training moments). */
   batchNormMoments(args: {
     count: number;
@@ -115,19 +121,7 @@ export interface TrainBinding {
   }): void;
   /** Batch norm's gradient in training mode, where mean and variance are x's own moments: dx includes
    * their dependence on x. */
-  batchNormTrainBackward(args: {
-    count: number;
-    channels: number;
-    x: Float32Array;
-    mean: Float32Array;
-    variance: Float32Array;
-    scale: Float32Array | null;
-    dy: Float32Array;
-    epsilon: number;
-    dx: Float32Array;
-    dscale: Float32Array;
-    doffset: Float32Array;
-  }): void;
+  batchNormTrainBackward(args: BatchNormGradientArgs & { dscale: Float32Array; doffset: Float32Array }): void;
   /** y[i] = op(a[(i / aDivisor) % aLength], b[(i / bDivisor) % bLength]) for i < n (BINARY_OPS). */
   binary(args: {
     op: number;

@@ -7,6 +7,18 @@
 
 #include "f32_train_ops.h"
 
+// The input rows [lo, hi) the pooling window of output row `out` covers, padded rows excluded (or the
+// columns of output column `out`, given the width's stride, padding, filter and input size).
+typedef struct {
+  int lo, hi;
+} window_span;
+
+static inline window_span span(int out, int stride, int pad, int filter, int in) {
+  const int first = out * stride - pad;
+  const window_span w = {first < 0 ? 0 : first, first + filter > in ? in : first + filter};
+  return w;
+}
+
 typedef struct {
   const f32_window_shape* s;
   const float *x, *dy;
@@ -23,11 +35,11 @@ static void forward_task(void* context, size_t thread, size_t begin, size_t end)
     const float* x = job->x + n * (size_t)s->in_h * s->in_w * c;
     float* y = job->y + n * (size_t)s->out_h * s->out_w * c;
     for (int oy = 0; oy < s->out_h; oy++) {
-      const int y0 = oy * s->stride_h - s->pad_top;
-      const int ylo = y0 < 0 ? 0 : y0, yhi = y0 + s->filter_h > s->in_h ? s->in_h : y0 + s->filter_h;
+      const window_span rows = span(oy, s->stride_h, s->pad_top, s->filter_h, s->in_h);
+      const int ylo = rows.lo, yhi = rows.hi;
       for (int ox = 0; ox < s->out_w; ox++) {
-        const int x0 = ox * s->stride_w - s->pad_left;
-        const int xlo = x0 < 0 ? 0 : x0, xhi = x0 + s->filter_w > s->in_w ? s->in_w : x0 + s->filter_w;
+        const window_span cols = span(ox, s->stride_w, s->pad_left, s->filter_w, s->in_w);
+        const int xlo = cols.lo, xhi = cols.hi;
         float* out = y + ((size_t)oy * s->out_w + ox) * c;
         for (size_t ch = 0; ch < c; ch++) out[ch] = job->max ? -INFINITY : 0.0f;
         for (int iy = ylo; iy < yhi; iy++) {
@@ -60,11 +72,11 @@ static void max_backward_task(void* context, size_t thread, size_t begin, size_t
     float* dx = job->dx + n * (size_t)s->in_h * s->in_w * c;
     memset(dx, 0, (size_t)s->in_h * s->in_w * c * sizeof(float));
     for (int oy = 0; oy < s->out_h; oy++) {
-      const int y0 = oy * s->stride_h - s->pad_top;
-      const int ylo = y0 < 0 ? 0 : y0, yhi = y0 + s->filter_h > s->in_h ? s->in_h : y0 + s->filter_h;
+      const window_span rows = span(oy, s->stride_h, s->pad_top, s->filter_h, s->in_h);
+      const int ylo = rows.lo, yhi = rows.hi;
       for (int ox = 0; ox < s->out_w; ox++) {
-        const int x0 = ox * s->stride_w - s->pad_left;
-        const int xlo = x0 < 0 ? 0 : x0, xhi = x0 + s->filter_w > s->in_w ? s->in_w : x0 + s->filter_w;
+        const window_span cols = span(ox, s->stride_w, s->pad_left, s->filter_w, s->in_w);
+        const int xlo = cols.lo, xhi = cols.hi;
         const float* g = dy + ((size_t)oy * s->out_w + ox) * c;
         for (size_t ch = 0; ch < c; ch++) {
           float best = -INFINITY;
@@ -95,11 +107,11 @@ static void avg_backward_task(void* context, size_t thread, size_t begin, size_t
     float* dx = job->dx + n * (size_t)s->in_h * s->in_w * c;
     memset(dx, 0, (size_t)s->in_h * s->in_w * c * sizeof(float));
     for (int oy = 0; oy < s->out_h; oy++) {
-      const int y0 = oy * s->stride_h - s->pad_top;
-      const int ylo = y0 < 0 ? 0 : y0, yhi = y0 + s->filter_h > s->in_h ? s->in_h : y0 + s->filter_h;
+      const window_span rows = span(oy, s->stride_h, s->pad_top, s->filter_h, s->in_h);
+      const int ylo = rows.lo, yhi = rows.hi;
       for (int ox = 0; ox < s->out_w; ox++) {
-        const int x0 = ox * s->stride_w - s->pad_left;
-        const int xlo = x0 < 0 ? 0 : x0, xhi = x0 + s->filter_w > s->in_w ? s->in_w : x0 + s->filter_w;
+        const window_span cols = span(ox, s->stride_w, s->pad_left, s->filter_w, s->in_w);
+        const int xlo = cols.lo, xhi = cols.hi;
         const float* g = dy + ((size_t)oy * s->out_w + ox) * c;
         for (int iy = ylo; iy < yhi; iy++)
           for (int ix = xlo; ix < xhi; ix++) {
