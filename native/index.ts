@@ -408,7 +408,8 @@ export function activeIsa(): Isa {
   return loadNativeBinding().activeIsa();
 }
 
-/** Threads the conv2d / fully-connected layers split their output rows over (1..64, default 1). The last
+/** Threads of the library's one pool (1..64, default 1): the conv2d / fully-connected layers split their
+ * output rows over it, and the training kernels (train-kernels.ts) their images and GEMM blocks. The last
  * multi-thread pool stays started (its workers asleep) while 1 thread is set, so switching back is free. */
 export function setThreads(threads: number): void {
   loadNativeBinding().setThreads(threads);
