@@ -1,5 +1,5 @@
 // AVX2 + FMA 6x16 SGEMM microkernel: 12 ymm accumulators, 2 ymm B rows, 1 broadcast A value.
-// Compiled with -mavx2 -mfma in its own file; called only when cpuid reports AVX2 and FMA.
+// Compiled with the avx2 level's flags in its own file; listed for WHITTLE_ISA_AVX2 (cpu/cpu-features.h).
 #include <immintrin.h>
 
 #include "f32_train_ops.h"

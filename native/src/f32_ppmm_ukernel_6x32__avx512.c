@@ -1,5 +1,5 @@
 // AVX-512F 6x32 SGEMM microkernel: 12 zmm accumulators, 2 zmm B rows, 1 broadcast A value.
-// Compiled with -mavx512f in its own file; called only when cpuid and XCR0 report AVX-512F state.
+// Compiled with the avx512 level's flags in its own file; listed for WHITTLE_ISA_AVX512 (cpu/cpu-features.h).
 #include <immintrin.h>
 
 #include "f32_train_ops.h"
