@@ -1,16 +1,10 @@
 // NEON 4x8 SGEMM microkernel over packed panels (ARMv7 NEON and AArch64 Advanced SIMD): 8 Q accumulators,
-// 2 Q B rows, 1 broadcast A value per row; 4 rows fit the 16 Q registers of ARMv7.
-// ARMv7 NEON has no fused multiply-add without VFPv4, so it multiplies then adds (as the scalar kernel
-// does); AArch64 fuses (as the x86 kernels do).
+// 2 Q B rows, 1 broadcast A value per row; 4 rows fit the 16 Q registers of ARMv7. The multiply-add is the
+// inference kernels' (f32_mla__neon.h): fused on AArch64, multiply then add on ARMv7.
 #include <arm_neon.h>
 
+#include "f32_mla__neon.h"
 #include "f32_train_ops.h"
-
-#if defined(__aarch64__)
-#define PPMM_VMLA(acc, a, b) vfmaq_f32(acc, a, b)
-#else
-#define PPMM_VMLA(acc, a, b) vmlaq_f32(acc, a, b)
-#endif
 
 void f32_ppmm_ukernel_4x8__neon(size_t kc, const float* a, const float* b, float* c, size_t ldc,
                                 int accumulate) {
@@ -20,8 +14,8 @@ void f32_ppmm_ukernel_4x8__neon(size_t kc, const float* a, const float* b, float
     const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
     for (int i = 0; i < 4; i++) {
       const float32x4_t ai = vld1q_dup_f32(a + i);
-      acc0[i] = PPMM_VMLA(acc0[i], ai, b0);
-      acc1[i] = PPMM_VMLA(acc1[i], ai, b1);
+      acc0[i] = WHITTLE_VMLA(acc0[i], ai, b0);
+      acc1[i] = WHITTLE_VMLA(acc1[i], ai, b1);
     }
     a += 4;
     b += 8;
