@@ -355,15 +355,24 @@ size_t SizeField(const Napi::Object& args, const char* name, int64_t min, int64_
   return static_cast<size_t>(Integer(args, name, min, max));
 }
 
+// Binary and CompareMask read operand a at (i / aDivisor) % aLength for output index i < n, b likewise.
+struct BroadcastShape {
+  size_t n, a_len, a_div, b_len, b_div;
+
+  explicit BroadcastShape(const Napi::Object& args)
+      : n(SizeField(args, "n", 0, INT64_C(4294967295))),
+        a_len(SizeField(args, "aLength", 1, INT64_C(4294967295))),
+        a_div(SizeField(args, "aDivisor", 1, INT64_C(4294967295))),
+        b_len(SizeField(args, "bLength", 1, INT64_C(4294967295))),
+        b_div(SizeField(args, "bDivisor", 1, INT64_C(4294967295))) {}
+};
+
 Napi::Value Binary(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
   Napi::Env env = info.Env();
   const int64_t op = Integer(args, "op", F32_BINARY_ADD, F32_BINARY_SQUARED_DIFFERENCE);
-  const size_t n = SizeField(args, "n", 0, INT64_C(4294967295));
-  const size_t a_len = SizeField(args, "aLength", 1, INT64_C(4294967295));
-  const size_t a_div = SizeField(args, "aDivisor", 1, INT64_C(4294967295));
-  const size_t b_len = SizeField(args, "bLength", 1, INT64_C(4294967295));
-  const size_t b_div = SizeField(args, "bDivisor", 1, INT64_C(4294967295));
+  const BroadcastShape shape(args);
+  const auto [n, a_len, a_div, b_len, b_div] = shape;
   Float32Values a = Float32Field(args, "a", a_len);
   Float32Values b = Float32Field(args, "b", b_len);
   Float32Values y = Float32Field(args, "y", n);
@@ -416,11 +425,8 @@ Napi::Value CompareMask(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
   Napi::Env env = info.Env();
   const int64_t op = Integer(args, "op", F32_COMPARE_GREATER, F32_COMPARE_LESS_EQUAL);
-  const size_t n = SizeField(args, "n", 0, INT64_C(4294967295));
-  const size_t a_len = SizeField(args, "aLength", 1, INT64_C(4294967295));
-  const size_t a_div = SizeField(args, "aDivisor", 1, INT64_C(4294967295));
-  const size_t b_len = SizeField(args, "bLength", 1, INT64_C(4294967295));
-  const size_t b_div = SizeField(args, "bDivisor", 1, INT64_C(4294967295));
+  const BroadcastShape shape(args);
+  const auto [n, a_len, a_div, b_len, b_div] = shape;
   Float32Values dy = Float32Field(args, "dy", n);
   Float32Values a = Float32Field(args, "a", a_len);
   Float32Values b = Float32Field(args, "b", b_len);
