@@ -32,8 +32,9 @@ namespace {
 
 using namespace whittle::args;  // NOLINT(build/namespaces)
 
-// Largest size of any one dimension; products of checked dimensions stay far below 2^63.
-constexpr int64_t kMaxDimension = INT64_C(1) << 24;
+// Largest size of any one dimension (the library's, f32_ops.h); products of checked dimensions stay far
+// below 2^63.
+constexpr int64_t kMaxDimension = static_cast<int64_t>(WHITTLE_MAX_DIMENSION);
 
 // The SGEMM path the training kernels use: the level WHITTLE_ISA selects, or a lower one setIsa forced
 // (tests and benchmarks compare paths in one process). -1 = follow whittle_isa_selected().
