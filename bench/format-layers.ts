@@ -28,7 +28,7 @@ import {
   packCodebookIndices,
   packTernaryWeights,
   packXnorWeights,
-} from '../native/reference/formats-pack.js';
+} from '../agent/runtime/format-layouts.js';
 import type { BenchShape } from './kernel-shapes.js';
 import { seededRandom } from './onnx-layers.js';
 import type { Format } from './peak.js';

@@ -30,6 +30,8 @@
 import { toFloat32 } from '../../agent/package/encodings.js';
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
+import { roundHalfAwayFromZero } from '../../agent/runtime/number/rounding.js';
+import { INT8_MAX, INT8_MIN, saturate } from '../../agent/runtime/number/saturation.js';
 import { elements } from '../../agent/runtime/tensor.js';
 import { GraphBuilder } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
@@ -37,11 +39,8 @@ import { type CalibrationSet, collectRanges, QuantizationError, type TensorRange
 import {
   activationQuantizationFromRange,
   type ChannelwiseWeights,
-  INT8_MAX,
-  INT8_MIN,
   quantizeBias,
   quantizeWeightsPerChannel,
-  roundHalfAwayFromZero,
 } from './int8.js';
 
 export { type CalibrationSet, QuantizationError } from './calibrate.js';
@@ -114,7 +113,7 @@ const sameQuantization = (a: TensorQuantization, b: TensorQuantization): boolean
 /** The integer bound that stands for the real bound `value` under `quant`, saturated to int8. */
 function quantizedBound(value: number, scale: number, zeroPoint: number): number {
   const q = roundHalfAwayFromZero(value / scale) + zeroPoint;
-  return Math.min(INT8_MAX, Math.max(INT8_MIN, q));
+  return saturate(q, INT8_MIN, INT8_MAX);
 }
 
 /** Weight scales rounded up to 6 significant digits and the weights re-rounded to them. The manifest stores
@@ -131,7 +130,7 @@ function withShortScales(q: ChannelwiseWeights, weights: Float32Array): Channelw
   for (let o = 0; o < q.outChannels; o++) {
     for (let i = 0; i < inner; i++) {
       const k = o * inner + i;
-      values[k] = Math.max(-INT8_MAX, Math.min(INT8_MAX, roundHalfAwayFromZero(weights[k]! / scales[o]!)));
+      values[k] = saturate(roundHalfAwayFromZero(weights[k]! / scales[o]!), -INT8_MAX, INT8_MAX);
     }
   }
   return { ...q, scales, values };

@@ -1,4 +1,5 @@
-// The TypeScript fixed-point reference (native/reference/fixed-point.ts) against values computed by the C
+// The TypeScript fixed-point reference (agent/runtime/number/fixed-point.ts, reference-ops/fixed-point.ts)
+// against values computed by the C
 // kernels (native/src/qf16_conv2d.c, qf8_conv2d.c): the same random stream, rounding and saturation, so a
 // model quantized by the trainer in TypeScript runs bit-exactly on the device. The C side of these
 // numbers is printed by the C quantizers and kernels with the same arguments.
@@ -6,16 +7,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  type Conv2dGeometry,
   dequantize,
-  fixedPointConv2dReference,
-  fixedPointFullyConnectedReference,
   quantizeGradientMask,
   quantizeNearest,
   quantizeStochastic,
   roundShiftSaturate,
   uniform24,
-} from '../../native/reference/fixed-point.js';
+} from '../../agent/runtime/number/fixed-point.js';
+import {
+  type Conv2dGeometry,
+  fixedPointConv2dReference,
+  fixedPointFullyConnectedReference,
+} from '../../agent/runtime/reference-ops/fixed-point.js';
 
 const SAMPLE = Float32Array.from([0.3, -0.3, 1.7, -2.55, 0.01, 100.0, -0.126, 3.14159]);
 
