@@ -17,11 +17,7 @@ import {
 import { quantizeMultiplier } from '../agent/runtime/number/requantization.js';
 import { INT8_MAX } from '../agent/runtime/number/saturation.js';
 import { FASHION_MNIST_LABELS, type GrayImageSet } from './datasets/fashion-mnist.js';
-import {
-  activationQuantizationFromRange,
-  quantizeBias,
-  quantizeWeightsPerChannel,
-} from './quantize/int8.js';
+import { activationQuantizationFromRange, quantizeBias, quantizeWeightsPerChannel } from './quantize/int8.js';
 import { SeededRandom } from './seeded-random.js';
 
 const PIXELS = 28 * 28;

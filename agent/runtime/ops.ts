@@ -15,11 +15,7 @@ import { roundHalfEven } from './number/rounding.js';
 import { intRange, saturate } from './number/saturation.js';
 import { conv2dF32, conv2dInteger, type ConvGeometry } from './reference-ops/conv.js';
 import { binaryBroadcast, sigmoid, unary } from './reference-ops/elementwise.js';
-import {
-  fixedPointConv2d,
-  fixedPointGeometry,
-  fullyConnectedGeometry,
-} from './reference-ops/fixed-point.js';
+import { fixedPointConv2d, fixedPointGeometry, fullyConnectedGeometry } from './reference-ops/fixed-point.js';
 import { channelShuffle, concat, softmax, transpose, transposeShape } from './reference-ops/layout.js';
 import { broadcastShapes, fullyConnected, matmul, matmulShape } from './reference-ops/matmul.js';
 import { averagePool, maxPool, type PoolGeometry } from './reference-ops/pool.js';

@@ -108,7 +108,11 @@ export function quantizeBias(
 ): Int32Array {
   const out = new Int32Array(bias.length);
   for (let o = 0; o < bias.length; o++) {
-    out[o] = saturate(roundHalfAwayFromZero(bias[o]! / (inputScale * weightScales[o]!)), INT32_MIN, INT32_MAX);
+    out[o] = saturate(
+      roundHalfAwayFromZero(bias[o]! / (inputScale * weightScales[o]!)),
+      INT32_MIN,
+      INT32_MAX,
+    );
   }
   return out;
 }

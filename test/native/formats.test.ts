@@ -11,6 +11,19 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import {
+  encodeCsr,
+  packBinaryWeights,
+  packCodebookIndices,
+  packTernaryWeights,
+  packXnorWeights,
+} from '../../agent/runtime/format-layouts.js';
+import { dequantize, quantizeNearest, quantizeStochastic } from '../../agent/runtime/number/fixed-point.js';
+import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
+import {
+  type Conv2dGeometry,
+  fixedPointConv2dReference,
+} from '../../agent/runtime/reference-ops/fixed-point.js';
+import {
   createBinaryWeightsConv2d,
   createBinaryWeightsFullyConnected,
   createCodebookConv2d,
@@ -38,19 +51,6 @@ import {
 } from '../../native/formats.js';
 import { activeIsa, cpuFeatures, setThreads } from '../../native/index.js';
 import { denseConv2d } from './dense-conv2d.js';
-import {
-  encodeCsr,
-  packBinaryWeights,
-  packCodebookIndices,
-  packTernaryWeights,
-  packXnorWeights,
-} from '../../agent/runtime/format-layouts.js';
-import { dequantize, quantizeNearest, quantizeStochastic } from '../../agent/runtime/number/fixed-point.js';
-import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
-import {
-  type Conv2dGeometry,
-  fixedPointConv2dReference,
-} from '../../agent/runtime/reference-ops/fixed-point.js';
 
 let seed = 0x9e3779b9;
 function random(): number {

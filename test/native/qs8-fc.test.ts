@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { fullyConnectedS8, type FullyConnectedS8Args } from '../../native/index.js';
 import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
+import { fullyConnectedS8, type FullyConnectedS8Args } from '../../native/index.js';
 import { fullyConnectedS8Reference } from '../../native/reference/qs8-fc.js';
 import { SeededRandom } from '../../optimize/seeded-random.js';
 

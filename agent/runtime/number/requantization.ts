@@ -13,7 +13,12 @@
 //                                                        MultiplierOutOfRange;
 //   NaN                                                   always a RangeError: no scale the package reader
 //                                                        admits gives one, so it is a bug upstream.
-import { frexp, roundHalfAwayFromZero, roundingDivideByPot, saturatingRoundingDoublingHighMul } from './rounding.js';
+import {
+  frexp,
+  roundHalfAwayFromZero,
+  roundingDivideByPot,
+  saturatingRoundingDoublingHighMul,
+} from './rounding.js';
 import { INT32_MAX } from './saturation.js';
 
 /** The shifts the native int8 kernels take (QS8_REQUANT_MIN_SHIFT / QS8_REQUANT_MAX_SHIFT; positive = left). */

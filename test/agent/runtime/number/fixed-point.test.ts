@@ -34,9 +34,7 @@ test('a bias in accumulator units rounds half up, maps NaN to 0 and saturates to
   const bias = Float32Array.from([0.3, -0.3, 0.125, -0.125, NaN, Infinity, -Infinity, 1e30]);
   const narrow = quantizeFixedPointBias(bias, 2, 8);
   assert.ok(narrow instanceof Int32Array);
-  assert.deepEqual(Array.from(narrow), [
-    1, -1, 1, 0, 0, 0x7fffffff, -0x80000000, 0x7fffffff,
-  ]);
+  assert.deepEqual(Array.from(narrow), [1, -1, 1, 0, 0, 0x7fffffff, -0x80000000, 0x7fffffff]);
   const wide = quantizeFixedPointBias(bias, 2, 16);
   assert.ok(wide instanceof BigInt64Array);
   assert.deepEqual(Array.from(wide), [1n, -1n, 1n, 0n, 0n, 2n ** 56n, -(2n ** 56n), 2n ** 56n]);

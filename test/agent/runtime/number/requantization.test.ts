@@ -63,14 +63,26 @@ test('quantizeMultiplier round-trips within 2^-31 relative error, in both modes 
 
 test('quantizeMultiplier: 0, subnormal and tiny reals become {0, 0} in both modes', () => {
   for (const mode of MODES) {
-    for (const real of [0, -0, 1e-12, 2 ** -33, Number.MIN_VALUE, -Number.MIN_VALUE, 2 ** -1060, 2 ** -1022]) {
+    for (const real of [
+      0,
+      -0,
+      1e-12,
+      2 ** -33,
+      Number.MIN_VALUE,
+      -Number.MIN_VALUE,
+      2 ** -1060,
+      2 ** -1022,
+    ]) {
       const q = quantizeMultiplier(real, mode);
       // Strict: a -0 multiplier would be a different JavaScript value from the 0 the kernels are given.
       assert.ok(Object.is(q.multiplier, 0) && Object.is(q.shift, 0), `${mode} ${real}: ${JSON.stringify(q)}`);
     }
     // The smallest real that keeps a multiplier, and a fraction that rounds up to 1 just below it.
     assert.deepEqual(quantizeMultiplier(2 ** -32, mode), { multiplier: 2 ** 30, shift: -31 });
-    assert.deepEqual(quantizeMultiplier(2 ** -32 * (1 - 2 ** -53), mode), { multiplier: 2 ** 30, shift: -31 });
+    assert.deepEqual(quantizeMultiplier(2 ** -32 * (1 - 2 ** -53), mode), {
+      multiplier: 2 ** 30,
+      shift: -31,
+    });
   }
 });
 
@@ -90,7 +102,11 @@ test('quantizeMultiplier at and past 2^30: refused, or saturated to the largest 
     assert.throws(() => quantizeMultiplier(real, 'refuse'), { name: 'RangeError', message: /below 2\^30/ });
     assert.throws(() => quantizeMultiplier(-real, 'refuse'), { name: 'RangeError', message: /below 2\^30/ });
     assert.deepEqual(quantizeMultiplier(real, 'saturate'), { multiplier: INT32_MAX, shift: 30 }, `${real}`);
-    assert.deepEqual(quantizeMultiplier(-real, 'saturate'), { multiplier: -INT32_MAX, shift: 30 }, `${-real}`);
+    assert.deepEqual(
+      quantizeMultiplier(-real, 'saturate'),
+      { multiplier: -INT32_MAX, shift: 30 },
+      `${-real}`,
+    );
   }
   // A saturated multiplier sends an accumulator of 1 to 2^30, past every int8 bound.
   assert.equal(requantizeGemmlowp(1, INT32_MAX, 30), 2 ** 30);

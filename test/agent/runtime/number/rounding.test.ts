@@ -15,7 +15,10 @@ test('roundHalfAwayFromZero rounds ties away from zero', () => {
 });
 
 test('roundHalfEven rounds ties to the even neighbour, as ONNX does', () => {
-  assert.deepEqual([2.5, -2.5, 3.5, -3.5, 0.5, -0.5, 1.4, -1.6].map(roundHalfEven), [2, -2, 4, -4, 0, -0, 1, -2]);
+  assert.deepEqual(
+    [2.5, -2.5, 3.5, -3.5, 0.5, -0.5, 1.4, -1.6].map(roundHalfEven),
+    [2, -2, 4, -4, 0, -0, 1, -2],
+  );
 });
 
 test('roundHalfUp rounds ties toward +infinity, as the fixed-point kernels do', () => {
