@@ -136,7 +136,7 @@ function withShortScales(q: ChannelwiseWeights, weights: Float32Array): Channelw
   return { ...q, scales, values };
 }
 
-/** What the graph's structure and calibration decide before anything is written (phase 2). */
+/** What the graph's structure and calibration decide before anything is written (the plan phase). */
 interface QuantizationPlan {
   /** The ReLU (or any clip) fused into a conv / FC layer, by layer: the layer output's only reader, and not a
    * graph output. */
@@ -146,7 +146,7 @@ interface QuantizationPlan {
   ranges: ReadonlyMap<number, TensorRange>;
 }
 
-/** A conv / FC layer's weights as written (phase 3): int8 per output channel with short scales, and the fp32
+/** A conv / FC layer's weights as written (the quantize-layers phase): int8 per output channel with short scales, and the fp32
  * bias (quantized when the layer is written, in the units of its int8 input's scale). */
 interface QuantizedLayer {
   weights: ChannelwiseWeights;
@@ -181,8 +181,7 @@ function sharedConcatRanges(
   const producer = new Map<number, ManifestNode>();
   for (const node of manifest.nodes) for (const o of node.outputs) producer.set(o, node);
   const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
-  const isLayer = (node: ManifestNode | undefined): boolean =>
-    node?.op === 'conv2d' || node?.op === 'fully_connected';
+  const isLayer = (node: ManifestNode): boolean => node.op === 'conv2d' || node.op === 'fully_connected';
   const isLayerOutput = (t: number): boolean => {
     const p = producer.get(t);
     if (p === undefined) return false;
@@ -202,7 +201,7 @@ function sharedConcatRanges(
   return shared;
 }
 
-/** Phase 2: which clips fuse into their layers and which range each tensor is quantized with. */
+/** The plan phase: which clips fuse into their layers and which range each tensor is quantized with. */
 function planQuantization(
   manifest: Manifest,
   calibrated: ReadonlyMap<number, TensorRange>,
@@ -213,7 +212,7 @@ function planQuantization(
   return { fusedClips, ranges };
 }
 
-/** Phase 3: every conv / FC layer's weights quantized per output channel, by layer. */
+/** The quantize-layers phase: every conv / FC layer's weights quantized per output channel, by layer. */
 function quantizeLayers(pkg: Package): Map<ManifestNode, QuantizedLayer> {
   const { manifest } = pkg;
   const floats = (t: number): Float32Array =>
@@ -232,7 +231,7 @@ function quantizeLayers(pkg: Package): Map<ManifestNode, QuantizedLayer> {
   return layers;
 }
 
-/** Phase 4: writes the int8 graph node by node. Each fp32 tensor of the source graph has an int8 twin, an f32
+/** The write phase: the int8 graph, node by node. Each fp32 tensor of the source graph has an int8 twin, an f32
  * twin, or both in the new graph; the other is made on demand with quantize_linear / dequantize_linear. */
 class Int8GraphWriter {
   readonly builder = new GraphBuilder();
@@ -457,7 +456,8 @@ class Int8GraphWriter {
 /** The int8 package content of an fp32 package, calibrated on `calibration` (inputs as the fp32 model takes
  * them). Throws QuantizationError, naming the node(s), for a graph it cannot rewrite, and for an empty or
  * misshapen calibration set. Labels and input preprocessing are carried over; accuracy and probe are the
- * caller's to measure and add. Phases: check, calibrate, plan, quantize the weights, write the graph. */
+ * caller's to measure and add. Phases: check (checkSupported), calibrate (collectRanges), plan
+ * (planQuantization), quantize the layers (quantizeLayers), write (Int8GraphWriter). */
 export function quantizePackage(
   pkg: Package,
   calibration: CalibrationSet,

@@ -138,8 +138,7 @@ test('the convolution reference gives the C kernel outputs (padding, stride 2, i
 test('the fully-connected reference is the 1x1 convolution, and a channel range writes only its channels', () => {
   const input = Int8Array.from([10, -20, 30, 127, -128, 5]);
   const weights = Int8Array.from([1, 2, 3, -1, -2, -3, 127, 0, -127]);
-  const output = new Int8Array(6).fill(99);
-  fixedPointFullyConnectedReference(2, 3, 3, {
+  const layer = {
     input,
     weights,
     bias: Int32Array.from([4, 0, -4]),
@@ -148,8 +147,9 @@ test('the fully-connected reference is the 1x1 convolution, and a channel range 
     outputFl: 1,
     outputMin: -128,
     outputMax: 127,
-    output,
-  });
+  };
+  const output = new Int8Array(6).fill(99);
+  fixedPointFullyConnectedReference(2, 3, 3, { ...layer, output });
   // Row 0: dot + bias = 64, -60, -2544 in units of 2^-3, moved to 2^-1 by a shift of 2: 16, -15, and -636
   // saturated to -128.
   assert.deepEqual(Array.from(output.subarray(0, 3)), [16, -15, -128]);
@@ -171,14 +171,7 @@ test('the fully-connected reference is the 1x1 convolution, and a channel range 
         batch: 2,
         groupOutputChannels: 3,
       },
-      input,
-      weights,
-      bias: Int32Array.from([4, 0, -4]),
-      inputFl: 2,
-      weightFl: 1,
-      outputFl: 1,
-      outputMin: -128,
-      outputMax: 127,
+      ...layer,
       output: partial,
     },
     1,

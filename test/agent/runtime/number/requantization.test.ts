@@ -108,9 +108,10 @@ test('quantizeMultiplier at and past 2^30: refused, or saturated to the largest 
       `${-real}`,
     );
   }
-  // A saturated multiplier sends an accumulator of 1 to 2^30, past every int8 bound.
+  // A saturated multiplier sends an accumulator of +-1 to about +-2^30, past every int8 bound (the high
+  // multiply's ties go up, so -1 lands one short of -2^30).
   assert.equal(requantizeGemmlowp(1, INT32_MAX, 30), 2 ** 30);
-  assert.equal(requantizeGemmlowp(-1, INT32_MAX, 30), -(2 ** 30));
+  assert.equal(requantizeGemmlowp(-1, INT32_MAX, 30), -(2 ** 30) + 1);
 });
 
 test('quantizeMultiplier: NaN is always refused, infinities as the mode says', () => {
