@@ -42,6 +42,7 @@ import {
 import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
+import { intRange } from './number/saturation.js';
 import type { Executor, PrepareContext } from './ops.js';
 import { elements, type TensorSpec } from './tensor.js';
 
@@ -128,7 +129,7 @@ function int8Quantization(context: PrepareContext) {
     multipliers[o] = q.multiplier;
     shifts[o] = q.shift;
   }
-  const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+  const [lo, hi] = intRange(x.dtype);
   const min = numberAttr(context, 'min', lo);
   const max = numberAttr(context, 'max', hi);
   if (!Number.isInteger(min) || !Number.isInteger(max)) return undefined;
@@ -599,7 +600,7 @@ const clampAny: NativeFactory = (context) => {
   const max = numberAttr(context, 'max', Infinity);
   if (x.dtype === 'i32' || x.dtype === 'bool' || min > max) return undefined;
   if (x.dtype !== 'f32') {
-    const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+    const [lo, hi] = intRange(x.dtype); // i8 or u8 here
     if ((Number.isFinite(min) && !Number.isInteger(min)) || (Number.isFinite(max) && !Number.isInteger(max)))
       return undefined;
     const args = { min: Math.max(lo, min), max: Math.min(hi, max) };
