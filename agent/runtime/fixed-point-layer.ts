@@ -16,11 +16,11 @@
 // keep values on the grid) computes exactly what it would with the words kept in memory.
 import { fixedPointActivations } from '../package/manifest.js';
 import { GraphError } from './graph-error.js';
-import { fixedPointLimit, quantizeFixedPointBias } from './number/fixed-point.js';
+import { type FixedPointBits, fixedPointLimit, quantizeFixedPointBias } from './number/fixed-point.js';
 import type { PrepareContext } from './ops.js';
 
 export interface FixedPointLayer {
-  bits: 16 | 8;
+  bits: FixedPointBits;
   inputFl: number;
   weightFl: number;
   outputFl: number;
