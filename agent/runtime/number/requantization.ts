@@ -8,7 +8,10 @@
 // Edge cases (pinned by test/agent/runtime/number/requantization.test.ts):
 //   0, -0, and |real| below 2^-32 (subnormals included)  {0, 0}: every product would round to 0 anyway
 //                                                        (TFLite flushes these too);
-//   |real| in [2^-32, 2^30), either sign                  exact to Q31 (relative error <= 2^-31);
+//   |real| in [2^-32, 2^30), either sign                  exact to Q31 (relative error <= 2^-31); a negative
+//                                                        real gives a negative multiplier (the runtime never
+//                                                        has one: scales are positive, and the compressed-
+//                                                        format bindings refuse them);
 //   |real| >= 2^30 (after rounding), or +-Infinity        no Q31 form: the caller says what it needs, see
 //                                                        MultiplierOutOfRange;
 //   NaN                                                   always a RangeError: no scale the package reader
@@ -38,7 +41,9 @@ export interface QuantizedMultiplier {
  * - 'saturate': {±INT32_MAX, 30}, the largest multiplier, as TFLite's QuantizeMultiplier does under
  *   TFLITE_SINGLE_ROUNDING. For the runtime, which derives multipliers at load from scales the package reader
  *   admits (any positive finite numbers, so their ratio can pass 2^30 or overflow to Infinity) and must load
- *   every package it loaded before; every non-zero accumulator then saturates the int8 output anyway.
+ *   every package it loaded before. An accumulator of +-1 then already lands near +-2^30, past every int8
+ *   bound; larger ones wrap in the left shift exactly as TFLite's and the native kernels' int32 arithmetic
+ *   does, so the reference and the kernels still agree bit for bit.
  */
 export type MultiplierOutOfRange = 'refuse' | 'saturate';
 
