@@ -77,16 +77,16 @@ static float bin_signed_sum_scalar(const float* x, const uint32_t* row, size_t r
 BIN_DEFINE_KERNELS(scalar, bin_signed_sum_scalar)
 
 const bin_conv2d_variant bin_conv2d_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", bin_conv2d_minmax_ukernel__scalar, bin_fc_minmax_ukernel__scalar},
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", bin_conv2d_minmax_ukernel__avx2, bin_fc_minmax_ukernel__avx2},
-    {WHITTLE_ISA_AVX512, "avx512", bin_conv2d_minmax_ukernel__avx512, bin_fc_minmax_ukernel__avx512},
-#endif
 #if defined(__arm__) || defined(__aarch64__)
     {WHITTLE_ISA_NEON, "neon", bin_conv2d_minmax_ukernel__neon, bin_fc_minmax_ukernel__neon},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX512, "avx512", bin_conv2d_minmax_ukernel__avx512, bin_fc_minmax_ukernel__avx512},
+    {WHITTLE_ISA_AVX2, "avx2", bin_conv2d_minmax_ukernel__avx2, bin_fc_minmax_ukernel__avx2},
+#endif
+    {WHITTLE_ISA_SCALAR, "scalar", bin_conv2d_minmax_ukernel__scalar, bin_fc_minmax_ukernel__scalar},
 };
+const size_t bin_conv2d_variant_count = sizeof(bin_conv2d_variants) / sizeof(bin_conv2d_variants[0]);
 
 void bin_pack_weights(size_t output_channels, size_t reduction, const float* weights, uint32_t* weight_bits,
                       float* alpha) {
@@ -108,11 +108,5 @@ void bin_pack_weights(size_t output_channels, size_t reduction, const float* wei
 }
 
 const bin_conv2d_variant* bin_conv2d_select(whittle_isa level) {
-  const bin_conv2d_variant* best = &bin_conv2d_variants[0];
-  for (const bin_conv2d_variant* v = bin_conv2d_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
+  return WHITTLE_KERNEL_LIST_SELECT(bin_conv2d_variant, bin_conv2d_variants, bin_conv2d_variant_count, level);
 }

@@ -22,8 +22,7 @@ extern "C" {
 #include "cb_conv2d.h"
 #include "cpu/cpu-features.h"
 #include "f32_ops.h"
-#include "qf16_conv2d.h"
-#include "qf8_conv2d.h"
+#include "qf_conv2d.h"
 #include "qs8_ops.h"
 #include "sparse_conv2d.h"
 #include "tern_conv2d.h"
@@ -282,20 +281,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     fc_ = layer == "fullyConnected";
     const Napi::Object args = ArgsObject(info, 2, "args");
     const whittle_conv2d_shape s = ReadShape(args, fc_);
-    g_.batch = s.batch;
-    g_.input_height = s.input_height;
-    g_.input_width = s.input_width;
-    g_.kernel_height = s.kernel_height;
-    g_.kernel_width = s.kernel_width;
-    g_.stride_height = s.stride_height;
-    g_.stride_width = s.stride_width;
-    g_.padding_top = s.padding_top;
-    g_.padding_left = s.padding_left;
-    g_.output_height = whittle_conv2d_output_height(&s);
-    g_.output_width = whittle_conv2d_output_width(&s);
-    g_.groups = s.groups;
-    g_.group_input_channels = s.input_channels / s.groups;
-    g_.group_output_channels = s.output_channels / s.groups;
+    g_ = whittle_conv2d_shape_geometry(&s);
     oc_ = s.output_channels;
     in_channels_ = s.input_channels;
     reduction_ = s.kernel_height * s.kernel_width * g_.group_input_channels;

@@ -188,15 +188,15 @@ void cb_fc_minmax_ukernel__scalar(size_t batch, size_t input_channels, size_t ou
 }
 
 const cb_conv2d_variant cb_conv2d_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar},
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", cb_conv2d_minmax_ukernel__avx2, cb_fc_minmax_ukernel__scalar},
-#endif
 #if defined(__arm__) || defined(__aarch64__)
     {WHITTLE_ISA_NEON, "neon", cb_conv2d_minmax_ukernel__neon, cb_fc_minmax_ukernel__scalar},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX2, "avx2", cb_conv2d_minmax_ukernel__avx2, cb_fc_minmax_ukernel__scalar},
+#endif
+    {WHITTLE_ISA_SCALAR, "scalar", cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar},
 };
+const size_t cb_conv2d_variant_count = sizeof(cb_conv2d_variants) / sizeof(cb_conv2d_variants[0]);
 
 void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const uint8_t* unpacked,
                      uint8_t* packed) {
@@ -215,11 +215,5 @@ void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const u
 }
 
 const cb_conv2d_variant* cb_conv2d_select(whittle_isa level) {
-  const cb_conv2d_variant* best = &cb_conv2d_variants[0];
-  for (const cb_conv2d_variant* v = cb_conv2d_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
+  return WHITTLE_KERNEL_LIST_SELECT(cb_conv2d_variant, cb_conv2d_variants, cb_conv2d_variant_count, level);
 }

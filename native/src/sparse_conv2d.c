@@ -129,14 +129,14 @@ void sparse_f32_conv2d_plane_offsets(const whittle_conv2d_geometry* g, size_t nn
 }
 
 const sparse_f32_variant sparse_f32_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", sparse_f32_conv2d_minmax_ukernel__scalar,
-     sparse_f32_fc_minmax_ukernel__scalar, sparse_f32_conv2d_planes_minmax_ukernel__scalar},
 #if defined(__x86_64__) || defined(_M_X64)
     {WHITTLE_ISA_AVX2, "avx2", sparse_f32_conv2d_minmax_ukernel__avx2, sparse_f32_fc_minmax_ukernel__avx2,
      sparse_f32_conv2d_planes_minmax_ukernel__avx2},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL, NULL},
+    {WHITTLE_ISA_SCALAR, "scalar", sparse_f32_conv2d_minmax_ukernel__scalar,
+     sparse_f32_fc_minmax_ukernel__scalar, sparse_f32_conv2d_planes_minmax_ukernel__scalar},
 };
+const size_t sparse_f32_variant_count = sizeof(sparse_f32_variants) / sizeof(sparse_f32_variants[0]);
 
 // ---- qs8 ----
 
@@ -297,11 +297,5 @@ SPARSE_DEFINE_ENCODE(sparse_f32_csr_encode, float)
 SPARSE_DEFINE_ENCODE(sparse_qs8_csr_encode, int8_t)
 
 const sparse_f32_variant* sparse_f32_select(whittle_isa level) {
-  const sparse_f32_variant* best = &sparse_f32_variants[0];
-  for (const sparse_f32_variant* v = sparse_f32_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
+  return WHITTLE_KERNEL_LIST_SELECT(sparse_f32_variant, sparse_f32_variants, sparse_f32_variant_count, level);
 }

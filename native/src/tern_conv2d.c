@@ -81,16 +81,16 @@ static float tern_signed_sum_scalar(const float* x, const uint32_t* nonzero, con
 TERN_DEFINE_KERNELS(scalar, tern_signed_sum_scalar)
 
 const tern_conv2d_variant tern_conv2d_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", tern_conv2d_minmax_ukernel__scalar, tern_fc_minmax_ukernel__scalar},
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", tern_conv2d_minmax_ukernel__avx2, tern_fc_minmax_ukernel__avx2},
-    {WHITTLE_ISA_AVX512, "avx512", tern_conv2d_minmax_ukernel__avx512, tern_fc_minmax_ukernel__avx512},
-#endif
 #if defined(__arm__) || defined(__aarch64__)
     {WHITTLE_ISA_NEON, "neon", tern_conv2d_minmax_ukernel__neon, tern_fc_minmax_ukernel__neon},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX512, "avx512", tern_conv2d_minmax_ukernel__avx512, tern_fc_minmax_ukernel__avx512},
+    {WHITTLE_ISA_AVX2, "avx2", tern_conv2d_minmax_ukernel__avx2, tern_fc_minmax_ukernel__avx2},
+#endif
+    {WHITTLE_ISA_SCALAR, "scalar", tern_conv2d_minmax_ukernel__scalar, tern_fc_minmax_ukernel__scalar},
 };
+const size_t tern_conv2d_variant_count = sizeof(tern_conv2d_variants) / sizeof(tern_conv2d_variants[0]);
 
 void tern_pack_weights(size_t output_channels, size_t reduction, const float* weights, const float* threshold,
                        uint32_t* weight_nonzero, uint32_t* weight_sign, float* alpha) {
@@ -118,11 +118,6 @@ void tern_pack_weights(size_t output_channels, size_t reduction, const float* we
 }
 
 const tern_conv2d_variant* tern_conv2d_select(whittle_isa level) {
-  const tern_conv2d_variant* best = &tern_conv2d_variants[0];
-  for (const tern_conv2d_variant* v = tern_conv2d_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
+  return WHITTLE_KERNEL_LIST_SELECT(tern_conv2d_variant, tern_conv2d_variants, tern_conv2d_variant_count,
+                                    level);
 }
