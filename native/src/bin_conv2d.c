@@ -36,7 +36,8 @@ void bin_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size
             }
           }
           output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              bin_clamp(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+              whittle_clamp_f32(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min,
+                                output_max);
         }
       }
     }
@@ -48,7 +49,7 @@ void bin_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_
                                       const uint32_t* restrict weight_bits, const float* restrict alpha,
                                       const float* restrict bias, float output_min, float output_max,
                                       float* restrict output) {
-  const whittle_conv2d_geometry g = bin_fc_geometry(batch, input_channels, output_channels);
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
   bin_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, weight_bits, alpha, bias, output_min,
                                        output_max, output);
 }

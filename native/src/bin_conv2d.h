@@ -29,6 +29,16 @@ WHITTLE_EXTERN_C_BEGIN
 // uint32 words of one output channel's sign row.
 static inline size_t bin_row_words(size_t reduction) { return (reduction + 31) / 32; }
 
+// 32 bits of a row starting at any bit position; bits past the row read as 0 (never reads past the row).
+static inline uint32_t bin_load_bits32(const uint32_t* row, size_t row_words, size_t bit) {
+  const size_t word = bit / 32;
+  uint64_t value = row[word];
+  if (word + 1 < row_words) {
+    value |= (uint64_t)row[word + 1] << 32;
+  }
+  return (uint32_t)(value >> (bit % 32));
+}
+
 typedef void (*bin_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
                               const float* input, const uint32_t* weight_bits, const float* alpha,
                               const float* bias, float output_min, float output_max, float* output);

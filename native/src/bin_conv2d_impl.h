@@ -16,21 +16,6 @@
 typedef float (*bin_signed_sum_fn)(const float* x, const uint32_t* row, size_t row_words, size_t first_bit,
                                    size_t n);
 
-// 32 bits of a row starting at any bit position; bits past the row read as 0 (never reads past the row).
-static inline uint32_t bin_load_bits32(const uint32_t* row, size_t row_words, size_t bit) {
-  const size_t word = bit / 32;
-  uint64_t value = row[word];
-  if (word + 1 < row_words) {
-    value |= (uint64_t)row[word + 1] << 32;
-  }
-  return (uint32_t)(value >> (bit % 32));
-}
-
-static inline float bin_clamp(float value, float output_min, float output_max) {
-  value = value < output_min ? output_min : value;
-  return value > output_max ? output_max : value;
-}
-
 BIN_DRIVER void bin_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
                                  const float* input, const uint32_t* weight_bits, const float* alpha,
                                  const float* bias, float output_min, float output_max, float* output,
@@ -68,18 +53,12 @@ BIN_DRIVER void bin_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_beg
               }
             }
           }
-          out[o] = bin_clamp(alpha[o] * acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+          out[o] =
+              whittle_clamp_f32(alpha[o] * acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }
   }
-}
-
-// A fully-connected layer is a 1x1 convolution of a 1x1 image.
-static inline whittle_conv2d_geometry bin_fc_geometry(size_t batch, size_t input_channels,
-                                                      size_t output_channels) {
-  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
-  return g;
 }
 
 // Depthwise driver (group_input_channels = group_output_channels = 1): vectorized across channels rather
@@ -136,8 +115,8 @@ BIN_DRIVER size_t bin_conv2d_drive_depthwise(const whittle_conv2d_geometry* g, s
           }
           float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * channels + c0;
           for (size_t c = 0; c < count; c++) {
-            out[c] = bin_clamp(alpha[c0 + c] * acc[c] + (bias != NULL ? bias[c0 + c] : 0.0f), output_min,
-                               output_max);
+            out[c] = whittle_clamp_f32(alpha[c0 + c] * acc[c] + (bias != NULL ? bias[c0 + c] : 0.0f),
+                                       output_min, output_max);
           }
         }
       }
@@ -210,8 +189,8 @@ BIN_DRIVER size_t bin_conv2d_drive_blocked(const whittle_conv2d_geometry* g, siz
           }
           float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels + ob;
           for (size_t j = 0; j < block; j++) {
-            out[j] = bin_clamp(alpha[ob + j] * acc[j] + (bias != NULL ? bias[ob + j] : 0.0f), output_min,
-                               output_max);
+            out[j] = whittle_clamp_f32(alpha[ob + j] * acc[j] + (bias != NULL ? bias[ob + j] : 0.0f),
+                                       output_min, output_max);
           }
         }
       }
@@ -239,7 +218,7 @@ BIN_DRIVER size_t bin_conv2d_drive_blocked(const whittle_conv2d_geometry* g, siz
       size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,          \
       const float* restrict input, const uint32_t* restrict weight_bits, const float* restrict alpha,       \
       const float* restrict bias, float output_min, float output_max, float* restrict output) {             \
-    const whittle_conv2d_geometry geometry = bin_fc_geometry(batch, input_channels, output_channels);       \
+    const whittle_conv2d_geometry geometry = whittle_fc_geometry(batch, input_channels, output_channels);   \
     bin_conv2d_minmax_ukernel__##isa(&geometry, oc_begin, oc_end, input, weight_bits, alpha, bias,          \
                                      output_min, output_max, output);                                       \
   }

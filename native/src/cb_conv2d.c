@@ -13,11 +13,6 @@ static inline uint32_t cb_index(const uint8_t* row, size_t row_bytes, size_t k, 
   return (window >> (bit % 8)) & ((UINT32_C(1) << bits) - 1);
 }
 
-static inline float cb_clamp(float value, float output_min, float output_max) {
-  value = value < output_min ? output_min : value;
-  return value > output_max ? output_max : value;
-}
-
 // ---- Reference: the definition (each weight's centroid times its activation), sums in double. ----
 
 void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
@@ -56,7 +51,7 @@ void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_
             }
           }
           output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              cb_clamp((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+              whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }
@@ -169,7 +164,7 @@ void cb_conv2d_minmax_ukernel__scalar(const whittle_conv2d_geometry* g, size_t o
               sum += codebook[c] * bins[c];
             }
           }
-          out[o] = cb_clamp(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+          out[o] = whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }

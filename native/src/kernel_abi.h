@@ -1,6 +1,6 @@
 // What every kernel header of the library shares: C linkage when included from the C++ binding, the
-// restrict qualifier under one name for both languages, and the one rule that picks a kernel variant for an
-// ISA level.
+// restrict qualifier under one name for both languages, the fp32 output clamp, and the one rule that picks a
+// kernel variant for an ISA level.
 //
 // The variant rule, the same for every kernel list (the fp32 and int8 microkernels of f32_ops.h and
 // qs8_ops.h, and the seven compressed formats):
@@ -42,6 +42,12 @@ static inline const void* whittle_kernel_list_select(const void* list, size_t co
     if (whittle_isa_allows(level, isa) && whittle_isa_supported(isa)) return entries + i * entry_size;
   }
   return entries + (count - 1) * entry_size;
+}
+
+// The "minmax" activation every fp32 kernel applies to its outputs (ReLU is [0, inf), ReLU6 [0, 6]).
+static inline float whittle_clamp_f32(float value, float output_min, float output_max) {
+  value = value < output_min ? output_min : value;
+  return value > output_max ? output_max : value;
 }
 
 // `list` is an array (not a pointer) of a struct with a field `isa`.

@@ -34,7 +34,7 @@ void sparse_f32_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* 
                                  group * gic + i];
           }
           output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              sparse_clamp((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+              whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }

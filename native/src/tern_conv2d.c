@@ -15,7 +15,7 @@ void tern_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, siz
                                            float* restrict output) {
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t row_words = tern_row_words(g->kernel_height * g->kernel_width * g->group_input_channels);
+  const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * g->group_input_channels);
   for (size_t n = 0; n < g->batch; n++) {
     for (size_t oy = 0; oy < g->output_height; oy++) {
       for (size_t ox = 0; ox < g->output_width; ox++) {
@@ -42,7 +42,8 @@ void tern_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, siz
             }
           }
           output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              tern_clamp(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+              whittle_clamp_f32(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min,
+                                output_max);
         }
       }
     }
@@ -55,7 +56,7 @@ void tern_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size
                                        const uint32_t* restrict weight_sign, const float* restrict alpha,
                                        const float* restrict bias, float output_min, float output_max,
                                        float* restrict output) {
-  const whittle_conv2d_geometry g = tern_fc_geometry(batch, input_channels, output_channels);
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
   tern_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, weight_nonzero, weight_sign, alpha, bias,
                                         output_min, output_max, output);
 }
@@ -66,8 +67,8 @@ static float tern_signed_sum_scalar(const float* x, const uint32_t* nonzero, con
                                     size_t row_words, size_t first_bit, size_t n) {
   float acc = 0.0f;
   for (size_t i = 0; i < n; i += 32) {
-    uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     const size_t m = n - i < 32 ? n - i : 32;
     for (size_t j = 0; j < m; j++, nz >>= 1, neg >>= 1) {
       if (nz & 1) {
@@ -94,7 +95,7 @@ const size_t tern_conv2d_variant_count = sizeof(tern_conv2d_variants) / sizeof(t
 
 void tern_pack_weights(size_t output_channels, size_t reduction, const float* weights, const float* threshold,
                        uint32_t* weight_nonzero, uint32_t* weight_sign, float* alpha) {
-  const size_t row_words = tern_row_words(reduction);
+  const size_t row_words = bin_row_words(reduction);
   for (size_t o = 0; o < output_channels; o++) {
     double abs_sum = 0.0;
     size_t nonzero = 0;

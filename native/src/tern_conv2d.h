@@ -22,12 +22,12 @@
 #ifndef WHITTLE_TERN_CONV2D_H_
 #define WHITTLE_TERN_CONV2D_H_
 
+#include "bin_conv2d.h"
 #include "conv2d_geometry.h"
 
 WHITTLE_EXTERN_C_BEGIN
 
-// uint32 words of one output channel's row in each plane.
-static inline size_t tern_row_words(size_t reduction) { return (reduction + 31) / 32; }
+// Each plane's rows are bin_conv2d.h's rows: bin_row_words(reduction) words, read by bin_load_bits32.
 
 typedef void (*tern_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
                                const float* input, const uint32_t* weight_nonzero,

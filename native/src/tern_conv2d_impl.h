@@ -16,21 +16,6 @@
 typedef float (*tern_signed_sum_fn)(const float* x, const uint32_t* nonzero, const uint32_t* sign,
                                     size_t row_words, size_t first_bit, size_t n);
 
-// 32 bits of a row starting at any bit position; bits past the row read as 0 (never reads past the row).
-static inline uint32_t tern_load_bits32(const uint32_t* row, size_t row_words, size_t bit) {
-  const size_t word = bit / 32;
-  uint64_t value = row[word];
-  if (word + 1 < row_words) {
-    value |= (uint64_t)row[word + 1] << 32;
-  }
-  return (uint32_t)(value >> (bit % 32));
-}
-
-static inline float tern_clamp(float value, float output_min, float output_max) {
-  value = value < output_min ? output_min : value;
-  return value > output_max ? output_max : value;
-}
-
 TERN_DRIVER void tern_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
                                    const float* input, const uint32_t* weight_nonzero,
                                    const uint32_t* weight_sign, const float* alpha, const float* bias,
@@ -39,7 +24,7 @@ TERN_DRIVER void tern_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_b
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
-  const size_t row_words = tern_row_words(g->kernel_height * g->kernel_width * gic);
+  const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * gic);
   for (size_t n = 0; n < g->batch; n++) {
     const float* image = input + n * g->input_height * g->input_width * input_channels;
     for (size_t oy = 0; oy < g->output_height; oy++) {
@@ -70,18 +55,12 @@ TERN_DRIVER void tern_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_b
               }
             }
           }
-          out[o] = tern_clamp(alpha[o] * acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+          out[o] =
+              whittle_clamp_f32(alpha[o] * acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }
   }
-}
-
-// A fully-connected layer is a 1x1 convolution of a 1x1 image.
-static inline whittle_conv2d_geometry tern_fc_geometry(size_t batch, size_t input_channels,
-                                                       size_t output_channels) {
-  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
-  return g;
 }
 
 // Depthwise driver (group_input_channels = group_output_channels = 1): vectorized across channels rather
@@ -105,7 +84,7 @@ TERN_DRIVER size_t tern_conv2d_drive_depthwise(const whittle_conv2d_geometry* g,
   const size_t taps = g->kernel_height * g->kernel_width;
   for (size_t c0 = oc_begin; c0 < oc_end; c0 += TERN_DEPTHWISE_CHUNK) {
     const size_t count = oc_end - c0 < TERN_DEPTHWISE_CHUNK ? oc_end - c0 : TERN_DEPTHWISE_CHUNK;
-    const size_t row_words = tern_row_words(taps);
+    const size_t row_words = bin_row_words(taps);
     for (size_t t = 0; t < taps; t++) {
       for (size_t c = 0; c < count; c++) {
         const size_t word = (c0 + c) * row_words + t / 32;
@@ -141,8 +120,8 @@ TERN_DRIVER size_t tern_conv2d_drive_depthwise(const whittle_conv2d_geometry* g,
           }
           float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * channels + c0;
           for (size_t c = 0; c < count; c++) {
-            out[c] = tern_clamp(alpha[c0 + c] * acc[c] + (bias != NULL ? bias[c0 + c] : 0.0f), output_min,
-                                output_max);
+            out[c] = whittle_clamp_f32(alpha[c0 + c] * acc[c] + (bias != NULL ? bias[c0 + c] : 0.0f),
+                                       output_min, output_max);
           }
         }
       }
@@ -171,7 +150,7 @@ TERN_DRIVER size_t tern_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t reduction = g->kernel_height * g->kernel_width * gic;
-  const size_t row_words = tern_row_words(reduction);
+  const size_t row_words = bin_row_words(reduction);
   if (block * reduction > TERN_EXPANDED_WORDS) {
     return oc_begin;
   }
@@ -220,8 +199,8 @@ TERN_DRIVER size_t tern_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
           }
           float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels + ob;
           for (size_t j = 0; j < block; j++) {
-            out[j] = tern_clamp(alpha[ob + j] * acc[j] + (bias != NULL ? bias[ob + j] : 0.0f), output_min,
-                                output_max);
+            out[j] = whittle_clamp_f32(alpha[ob + j] * acc[j] + (bias != NULL ? bias[ob + j] : 0.0f),
+                                       output_min, output_max);
           }
         }
       }
@@ -251,7 +230,7 @@ TERN_DRIVER size_t tern_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
       const float* restrict input, const uint32_t* restrict weight_nonzero,                                 \
       const uint32_t* restrict weight_sign, const float* restrict alpha, const float* restrict bias,        \
       float output_min, float output_max, float* restrict output) {                                         \
-    const whittle_conv2d_geometry geometry = tern_fc_geometry(batch, input_channels, output_channels);      \
+    const whittle_conv2d_geometry geometry = whittle_fc_geometry(batch, input_channels, output_channels);   \
     tern_conv2d_minmax_ukernel__##isa(&geometry, oc_begin, oc_end, input, weight_nonzero, weight_sign,      \
                                       alpha, bias, output_min, output_max, output);                         \
   }

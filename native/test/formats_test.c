@@ -653,7 +653,7 @@ static void tern_run(const void* context, size_t begin, size_t end, float* outpu
 static void tern_case(const char* shape, const whittle_conv2d_geometry* g, uint64_t seed) {
   rng_seed(seed);
   const size_t ni = input_elements(g), k = reduction(g), oc = output_channels(g);
-  const size_t no = output_pixels(g) * oc, words = tern_row_words(k);
+  const size_t no = output_pixels(g) * oc, words = bin_row_words(k);
   float* input = xmalloc(ni * sizeof(float));
   float* abs_input = xmalloc(ni * sizeof(float));
   float* weights = xmalloc(oc * k * sizeof(float));
@@ -707,7 +707,7 @@ static void tern_case(const char* shape, const whittle_conv2d_geometry* g, uint6
 static void tern_qs8_case(const char* shape, const whittle_conv2d_geometry* g, uint64_t seed) {
   rng_seed(seed);
   const size_t ni = input_elements(g), k = reduction(g), oc = output_channels(g), no = output_pixels(g) * oc;
-  const size_t words = tern_row_words(k);
+  const size_t words = bin_row_words(k);
   int8_t* input = xmalloc(ni);
   int8_t* dense = xmalloc(oc * k);
   uint32_t* nonzero = xmalloc(oc * words * sizeof(uint32_t));
