@@ -35,132 +35,9 @@ namespace {
 // Argument decoding shared with the other bindings (binding_args.h).
 using namespace whittle::args;  // NOLINT(build/namespaces)
 
-bool Boolean(const Napi::Object& args, const char* name) {
-  Napi::Value value = args.Get(name);
-  if (value.IsUndefined()) return false;
-  if (!value.IsBoolean()) ThrowType(args.Env(), "a boolean", name, value);
-  return value.As<Napi::Boolean>().Value();
-}
-
-// A typed array argument; `value` is kept to re-read the view right before it is used (see ExpectUnchanged).
-struct View {
-  void* data;
-  size_t length;
-  size_t bytes;
-  napi_typedarray_type type;
-  std::string name;
-  Napi::Value value;
-};
-
-void TypedArrayInfo(Napi::Env env, const Napi::Value& value, napi_typedarray_type* type, size_t* length,
-                    void** data) {
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, value, type, length, data, &buffer, &offset) != napi_ok) {
-    throw Napi::TypeError::New(env, "Expected a typed array");
-  }
-}
-
-size_t ElementBytes(napi_typedarray_type type) {
-  switch (type) {
-    case napi_int8_array:
-    case napi_uint8_array:
-    case napi_uint8_clamped_array:
-      return 1;
-    case napi_int16_array:
-    case napi_uint16_array:
-      return 2;
-    case napi_float64_array:
-    case napi_bigint64_array:
-    case napi_biguint64_array:
-      return 8;
-    default:
-      return 4;
-  }
-}
-
-const char* TypeName(napi_typedarray_type type) {
-  switch (type) {
-    case napi_float32_array:
-      return "Float32Array";
-    case napi_int8_array:
-      return "Int8Array";
-    case napi_uint8_array:
-      return "Uint8Array";
-    case napi_int16_array:
-      return "Int16Array";
-    case napi_int32_array:
-      return "Int32Array";
-    case napi_uint32_array:
-      return "Uint32Array";
-    case napi_bigint64_array:
-      return "BigInt64Array";
-    case napi_biguint64_array:
-      return "BigUint64Array";
-    default:
-      return "typed array";
-  }
-}
-
-std::string Article(napi_typedarray_type type) {
-  const std::string name = TypeName(type);
-  return (name[0] == 'I' || name[0] == 'U' ? "an " : "a ") + name;
-}
-
-View Array(Napi::Env env, const Napi::Value& value, const std::string& name, napi_typedarray_type type,
-           const std::string& what) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type)
-    ThrowType(env, what, name, value);
-  size_t length = 0;
-  void* data = nullptr;
-  napi_typedarray_type info_type;
-  TypedArrayInfo(env, value, &info_type, &length, &data);
-  return View{length == 0 ? nullptr : data, length, length * ElementBytes(type), type, name, value};
-}
-
-View Field(const Napi::Object& args, const char* name, napi_typedarray_type type) {
-  return Array(args.Env(), args.Get(name), name, type, Article(type));
-}
-
-// An optional array (undefined or null = absent): has == false and no data.
-View OptionalField(const Napi::Object& args, const char* name, napi_typedarray_type type, bool* has) {
-  const Napi::Value value = args.Get(name);
-  *has = !value.IsUndefined() && !value.IsNull();
-  if (!*has) return View{nullptr, 0, 0, type, name, Napi::Value()};
-  return Array(args.Env(), value, name, type, Article(type) + ", null or undefined");
-}
-
-// A length of 0 is allowed only where expected is 0 (an empty CSR); otherwise the buffer must be attached.
-void ExpectLength(Napi::Env env, const View& view, size_t expected, const std::string& shape) {
-  if (view.length != expected) {
-    ThrowRange(
-        env, std::string(TypeName(view.type)) + " of length " + std::to_string(expected) + " (" + shape + ")",
-        view.name, "length " + std::to_string(view.length));
-  }
-  if (expected != 0 && view.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
-}
-
-// Re-reads every view (no JavaScript runs here) and refuses the call if a getter changed one after it was
-// checked. Call it after the last argument is read.
-void ExpectUnchanged(Napi::Env env, std::initializer_list<const View*> views) {
-  for (const View* view : views) {
-    if (view == nullptr || view->value.IsEmpty()) continue;
-    napi_typedarray_type type;
-    size_t length = 0;
-    void* data = nullptr;
-    TypedArrayInfo(env, view->value, &type, &length, &data);
-    if (length != view->length || (length != 0 && data != view->data)) {
-      ThrowRange(env, "an array that stays attached while the call reads its arguments", view->name,
-                 "an array whose buffer changed (a getter detached or transferred it)");
-    }
-  }
-}
-
-bool Overlaps(const View& a, const View& b) {
-  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
-  return a0 < b0 + b.bytes && b0 < a0 + a.bytes;
-}
+// Every length check here accepts an empty (even detached) array where 0 elements are expected: an empty
+// CSR, an empty quantizer input.
+constexpr bool kEmptyAllowed = true;
 
 template <typename T>
 std::vector<T> Copy(const View& view) {
@@ -328,10 +205,10 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
                      std::to_string(q_max_));
         }
         const View weights = Field(args, "weights", wide ? napi_int16_array : napi_int8_array);
-        ExpectLength(env, weights, oc_ * reduction_, rows + k_name);
+        ExpectLength(env, weights, oc_ * reduction_, rows + k_name, kEmptyAllowed);
         const View bias =
             OptionalField(args, "bias", wide ? napi_bigint64_array : napi_int32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&weights, &bias});
         if (wide) {
           w16_ = Copy<int16_t>(weights);
@@ -383,22 +260,23 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const size_t words = bin_row_words(reduction_);
         const bool binary = format_ == Format::kBinary;
         const View plane_a = Field(args, binary ? "weightBits" : "weightNonzero", napi_uint32_array);
-        ExpectLength(env, plane_a, oc_ * words, rows + "ceil(" + k_name + " / 32)");
+        ExpectLength(env, plane_a, oc_ * words, rows + "ceil(" + k_name + " / 32)", kEmptyAllowed);
         const View plane_b = binary ? View{nullptr, 0, 0, napi_uint32_array, "", Napi::Value()}
                                     : Field(args, "weightSign", napi_uint32_array);
-        if (!binary) ExpectLength(env, plane_b, oc_ * words, rows + "ceil(" + k_name + " / 32)");
+        if (!binary)
+          ExpectLength(env, plane_b, oc_ * words, rows + "ceil(" + k_name + " / 32)", kEmptyAllowed);
         const View none{nullptr, 0, 0, napi_float32_array, "", Napi::Value()};
         const View alpha = int8_ ? none : Field(args, "alpha", napi_float32_array);
-        if (!int8_) ExpectLength(env, alpha, oc_, oc_name);
+        if (!int8_) ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
         const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
         const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
         if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name);
-          ExpectLength(env, shifts, oc_, oc_name);
+          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
+          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
         }
         const View bias =
             OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&plane_a, &plane_b, &alpha, &multipliers, &shifts, &bias});
         bits_a_ = Copy<uint32_t>(plane_a);
         bits_b_ = Copy<uint32_t>(plane_b);
@@ -448,11 +326,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const std::string channels = fc_ ? "inChannels" : "inputChannels / groups";
         ExpectLength(env, bits, oc_ * taps * words,
                      fc_ ? "outChannels x ceil(inChannels / 64)"
-                         : "outputChannels x kernelHeight x kernelWidth x ceil(inputChannels / groups / 64)");
+                         : "outputChannels x kernelHeight x kernelWidth x ceil(inputChannels / groups / 64)",
+                     kEmptyAllowed);
         const View alpha = Field(args, "alpha", napi_float32_array);
-        ExpectLength(env, alpha, oc_, oc_name);
+        ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
         const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&bits, &alpha, &bias});
         bits64_ = Copy<uint64_t>(bits);
         alpha_ = Copy<float>(alpha);
@@ -479,22 +358,22 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           ReadFloatBounds(env);
         }
         const View offsets = Field(args, "rowOffsets", napi_uint32_array);
-        ExpectLength(env, offsets, oc_ + 1, oc_name + " + 1");
+        ExpectLength(env, offsets, oc_ + 1, oc_name + " + 1", kEmptyAllowed);
         const View columns = Field(args, "columnIndices", napi_uint32_array);
         const View values = Field(args, "values", int8_ ? napi_int8_array : napi_float32_array);
-        ExpectLength(env, values, columns.length, "columnIndices.length");
+        ExpectLength(env, values, columns.length, "columnIndices.length", kEmptyAllowed);
         if (columns.length != 0 && columns.data == nullptr)
           ThrowRange(env, "an array with an attached buffer", "columnIndices", "a detached buffer");
         const View none{nullptr, 0, 0, napi_int32_array, "", Napi::Value()};
         const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
         const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
         if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name);
-          ExpectLength(env, shifts, oc_, oc_name);
+          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
+          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
         }
         const View bias =
             OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&offsets, &columns, &values, &multipliers, &shifts, &bias});
         bits_a_ = Copy<uint32_t>(offsets);
         bits_b_ = Copy<uint32_t>(columns);
@@ -551,12 +430,13 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           ThrowRange(env, "a length in [1, " + std::to_string(max_size) + "] (2^indexBits)", "codebook",
                      "length " + std::to_string(codebook.length));
         }
-        ExpectLength(env, codebook, codebook.length, "2^indexBits at most");
+        ExpectLength(env, codebook, codebook.length, "2^indexBits at most", kEmptyAllowed);
         const size_t row_bytes = cb_row_bytes(reduction_, index_bits_);
         const View indices = Field(args, "indices", napi_uint8_array);
-        ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)");
+        ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)",
+                     kEmptyAllowed);
         const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&codebook, &indices, &bias});
         alpha_ = Copy<float>(codebook);
         u8_ = Copy<uint8_t>(indices);
@@ -818,13 +698,15 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     if (!live_) throw Napi::Error::New(env, "This FormatLayer was disposed");
     const napi_typedarray_type type = TensorType();
     const View input =
-        Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", type, Article(type));
+        Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {type}, Article(type));
     const View output =
-        Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", type, Article(type));
+        Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", {type}, Article(type));
     ExpectLength(env, input, input_length_,
-                 fc_ ? "batch x inChannels" : "batch x inputHeight x inputWidth x inputChannels");
+                 fc_ ? "batch x inChannels" : "batch x inputHeight x inputWidth x inputChannels",
+                 kEmptyAllowed);
     ExpectLength(env, output, output_length_,
-                 fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels");
+                 fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels",
+                 kEmptyAllowed);
     if (Overlaps(output, input)) {
       throw Napi::RangeError::New(
           env, "Expected output not to share memory with input but received overlapping buffers");
@@ -1012,9 +894,9 @@ Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
   const Napi::Value output_value = args.Get("output");
   const bool wide =
       output_value.IsTypedArray() && output_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View output = Array(env, output_value, "output", wide ? napi_int16_array : napi_int8_array,
+  const View output = Array(env, output_value, "output", {wide ? napi_int16_array : napi_int8_array},
                             "an Int16Array or Int8Array");
-  ExpectLength(env, output, input.length, "input.length");
+  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
   if (input.length != 0 && input.data == nullptr)
     ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
   if (Overlaps(output, input)) {
@@ -1044,10 +926,10 @@ Napi::Value FixedPointDequantize(const Napi::CallbackInfo& info) {
   const Napi::Value input_value = args.Get("input");
   const bool wide =
       input_value.IsTypedArray() && input_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View input = Array(env, input_value, "input", wide ? napi_int16_array : napi_int8_array,
+  const View input = Array(env, input_value, "input", {wide ? napi_int16_array : napi_int8_array},
                            "an Int16Array or Int8Array");
   const View output = Field(args, "output", napi_float32_array);
-  ExpectLength(env, output, input.length, "input.length");
+  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
   if (input.length != 0 && input.data == nullptr)
     ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
   if (Overlaps(output, input)) {
