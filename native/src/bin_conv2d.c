@@ -1,7 +1,7 @@
 // bin reference and portable kernels, the variant list, and weight packing.
 #include <math.h>
 
-#include "bin_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 // ---- Reference: the definition, sums in double. ----
 
@@ -56,8 +56,9 @@ void bin_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_
 
 // ---- Portable: 32 sign bits per load, a conditional negation per activation. ----
 
-static float bin_signed_sum_scalar(const float* x, const uint32_t* row, size_t row_words, size_t first_bit,
-                                   size_t n) {
+static float bin_signed_sum_scalar(const float* x, const uint32_t* nonzero, const uint32_t* row,
+                                   size_t row_words, size_t first_bit, size_t n) {
+  (void)nonzero;  // NULL: binary weights are never 0
   float acc0 = 0.0f;
   float acc1 = 0.0f;
   for (size_t i = 0; i < n; i += 32) {

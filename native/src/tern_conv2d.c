@@ -1,7 +1,7 @@
 // tern reference and portable kernels, the variant list, and TWN weight packing.
 #include <math.h>
 
-#include "tern_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 // ---- Reference: the definition, sums in double. ----
 

@@ -3,7 +3,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "tern_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline __m256i tern_lane_mask_avx2(uint32_t bits8) {
   const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);

@@ -3,7 +3,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "tern_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline __m512 tern_accumulate16_avx512(__m512 acc, __m512 x, uint32_t nonzero16, uint32_t sign16) {
   const __m512i xi = _mm512_castps_si512(x);

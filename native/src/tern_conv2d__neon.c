@@ -3,7 +3,7 @@
 #if defined(__arm__) || defined(__aarch64__)
 #include <arm_neon.h>
 
-#include "tern_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline float32x4_t tern_apply4_neon(float32x4_t x, uint32_t nonzero4, uint32_t sign4) {
   static const uint32_t lane_bit_values[4] = {1, 2, 4, 8};

@@ -1,6 +1,6 @@
 // Ternary weights with int8 activations: reference and portable kernels (see tern_conv2d.h).
 #include "qs8_fc.h"
-#include "tern_conv2d_impl.h"
+#include "tern_conv2d.h"
 
 static int8_t tern_qs8_finish(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
                               int32_t output_zero_point, int32_t output_min, int32_t output_max) {
