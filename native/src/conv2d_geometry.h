@@ -15,6 +15,8 @@
 #ifndef WHITTLE_CONV2D_GEOMETRY_H_
 #define WHITTLE_CONV2D_GEOMETRY_H_
 
+#include <stdbool.h>
+
 #include "kernel_abi.h"
 
 WHITTLE_EXTERN_C_BEGIN
@@ -90,6 +92,21 @@ static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride,
   hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
   *first = (size_t)lo;
   *last = hi > lo ? (size_t)hi : (size_t)lo;
+}
+
+// The NHWC input index that reduction element k = (ky * kernel_width + kx) * group_input_channels + i of
+// output channel group `group` reads at output position (n, oy, ox); false when that tap reads padding.
+// Decodes k with divisions: for references and per-nonzero (sparse) loops, not for the drivers' spans.
+static inline bool whittle_conv2d_tap_input(const whittle_conv2d_geometry* g, size_t n, size_t oy, size_t ox,
+                                            size_t group, size_t k, size_t* index) {
+  const size_t gic = g->group_input_channels;
+  const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
+  const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
+  const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
+  if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) return false;
+  *index = ((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * (g->groups * gic) +
+           group * gic + i;
+  return true;
 }
 
 // max / average pooling, NHWC, window and stride per axis. Average pooling divides by the number of
