@@ -3,45 +3,15 @@
 
 #include "sign_conv2d_impl.h"
 
-// ---- Reference: the definition, sums in double. ----
+// ---- Reference: sign_conv2d_reference (sign_conv2d_impl.h), the definition shared with the ternary weights.
+// ----
 
 void bin_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
                                           const float* restrict input, const uint32_t* restrict weight_bits,
                                           const float* restrict alpha, const float* restrict bias,
                                           float output_min, float output_max, float* restrict output) {
-  const size_t input_channels = g->groups * g->group_input_channels;
-  const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t reduction = g->kernel_height * g->kernel_width * g->group_input_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          double acc = 0.0;
-          for (size_t ky = 0; ky < g->kernel_height; ky++) {
-            for (size_t kx = 0; kx < g->kernel_width; kx++) {
-              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-                continue;  // padding: the activation is 0
-              }
-              for (size_t i = 0; i < g->group_input_channels; i++) {
-                const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-                const uint32_t bit = (weight_bits[o * bin_row_words(reduction) + k / 32] >> (k % 32)) & 1;
-                const float x = input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
-                                          input_channels +
-                                      group * g->group_input_channels + i];
-                acc += (bit ? -1.0 : 1.0) * (double)x;
-              }
-            }
-          }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              whittle_clamp_f32(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min,
-                                output_max);
-        }
-      }
-    }
-  }
+  sign_conv2d_reference(g, oc_begin, oc_end, input, NULL, weight_bits, alpha, bias, output_min, output_max,
+                        output);
 }
 
 void bin_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t output_channels,
@@ -50,8 +20,8 @@ void bin_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_
                                       const float* restrict bias, float output_min, float output_max,
                                       float* restrict output) {
   const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  bin_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, weight_bits, alpha, bias, output_min,
-                                       output_max, output);
+  sign_conv2d_reference(&g, oc_begin, oc_end, input, NULL, weight_bits, alpha, bias, output_min, output_max,
+                        output);
 }
 
 // ---- Portable: 32 sign bits per load, a conditional negation per activation. ----

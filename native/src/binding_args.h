@@ -258,6 +258,72 @@ inline void ExpectNoOverlap(Napi::Env env, const View& output, std::initializer_
   }
 }
 
+// The C shape checks name fields in C (input_channels) and may add a reason in parentheses; the message
+// names the JavaScript field (inputChannels, or inChannels for a fully-connected layer).
+[[noreturn]] inline void ThrowShapeProblem(Napi::Env env, const char* kind, const std::string& problem,
+                                           bool fully_connected) {
+  const size_t space = problem.find(' ');
+  const std::string field = problem.substr(0, space);
+  std::string reason = space == std::string::npos
+                           ? "a value outside [1, " + std::to_string(WHITTLE_MAX_DIMENSION) + "]"
+                           : problem.substr(space + 1);
+  if (reason.size() >= 2 && reason.front() == '(' && reason.back() == ')')
+    reason = reason.substr(1, reason.size() - 2);
+  std::string name;
+  if (fully_connected && field == "input_channels") {
+    name = "inChannels";
+  } else if (fully_connected && field == "output_channels") {
+    name = "outChannels";
+  } else {
+    bool upper = false;
+    for (char c : field) {
+      if (c == '_') {
+        upper = true;
+      } else {
+        name += upper ? static_cast<char>(c - 'a' + 'A') : c;
+        upper = false;
+      }
+    }
+  }
+  ThrowRange(env, std::string("a consistent ") + kind + " shape", name, reason);
+}
+
+// A conv2d (or fully-connected: a 1x1 conv over [batch][1][1][inChannels]) layer's shape, checked by
+// whittle_conv2d_shape_problem (which bounds every dimension and element count, so no size computed from it
+// can overflow). Without `dilation` (the compressed formats have none) the dilation fields are not read and
+// are 1.
+inline whittle_conv2d_shape ReadConvShape(const Napi::Object& args, bool fully_connected,
+                                          bool dilation = true) {
+  whittle_conv2d_shape s{};
+  if (fully_connected) {
+    s.batch = Dimension(args, "batch");
+    s.input_channels = Dimension(args, "inChannels");
+    s.output_channels = Dimension(args, "outChannels");
+    s.input_height = s.input_width = s.kernel_height = s.kernel_width = 1;
+    s.stride_height = s.stride_width = s.dilation_height = s.dilation_width = s.groups = 1;
+  } else {
+    s.batch = Dimension(args, "batch");
+    s.input_height = Dimension(args, "inputHeight");
+    s.input_width = Dimension(args, "inputWidth");
+    s.input_channels = Dimension(args, "inputChannels");
+    s.output_channels = Dimension(args, "outputChannels");
+    s.kernel_height = Dimension(args, "kernelHeight");
+    s.kernel_width = Dimension(args, "kernelWidth");
+    s.stride_height = Dimension(args, "strideHeight", true);
+    s.stride_width = Dimension(args, "strideWidth", true);
+    s.dilation_height = dilation ? Dimension(args, "dilationHeight", true) : 1;
+    s.dilation_width = dilation ? Dimension(args, "dilationWidth", true) : 1;
+    s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
+    s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
+    s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
+    s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
+    s.groups = Dimension(args, "groups", true);
+  }
+  const char* problem = whittle_conv2d_shape_problem(&s);
+  if (problem != nullptr) ThrowShapeProblem(args.Env(), "convolution", problem, fully_connected);
+  return s;
+}
+
 }  // namespace args
 }  // namespace whittle
 

@@ -45,63 +45,6 @@ std::vector<T> Copy(const View& view) {
   return data == nullptr ? std::vector<T>() : std::vector<T>(data, data + view.length);
 }
 
-[[noreturn]] void ThrowShapeProblem(Napi::Env env, const std::string& problem, bool fully_connected) {
-  const size_t space = problem.find(' ');
-  const std::string field = problem.substr(0, space);
-  std::string reason = space == std::string::npos
-                           ? "a value outside [1, " + std::to_string(WHITTLE_MAX_DIMENSION) + "]"
-                           : problem.substr(space + 1);
-  if (reason.size() >= 2 && reason.front() == '(' && reason.back() == ')')
-    reason = reason.substr(1, reason.size() - 2);
-  std::string name;
-  if (fully_connected && field == "input_channels") {
-    name = "inChannels";
-  } else if (fully_connected && field == "output_channels") {
-    name = "outChannels";
-  } else {
-    bool upper = false;
-    for (char c : field) {
-      if (c == '_') {
-        upper = true;
-      } else {
-        name += upper ? static_cast<char>(c - 'a' + 'A') : c;
-        upper = false;
-      }
-    }
-  }
-  ThrowRange(env, "a consistent convolution shape", name, reason);
-}
-
-// The shape checks of the fp32/int8 layers (whittle_conv2d_shape_problem bounds every dimension and element
-// count, so no size below can overflow); the format kernels have no dilation.
-whittle_conv2d_shape ReadShape(const Napi::Object& args, bool fully_connected) {
-  whittle_conv2d_shape s{};
-  s.batch = Dimension(args, "batch");
-  s.stride_height = s.stride_width = s.dilation_height = s.dilation_width = s.groups = 1;
-  if (fully_connected) {
-    s.input_channels = Dimension(args, "inChannels");
-    s.output_channels = Dimension(args, "outChannels");
-    s.input_height = s.input_width = s.kernel_height = s.kernel_width = 1;
-  } else {
-    s.input_height = Dimension(args, "inputHeight");
-    s.input_width = Dimension(args, "inputWidth");
-    s.input_channels = Dimension(args, "inputChannels");
-    s.output_channels = Dimension(args, "outputChannels");
-    s.kernel_height = Dimension(args, "kernelHeight");
-    s.kernel_width = Dimension(args, "kernelWidth");
-    s.stride_height = Dimension(args, "strideHeight", true);
-    s.stride_width = Dimension(args, "strideWidth", true);
-    s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
-    s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
-    s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
-    s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
-    s.groups = Dimension(args, "groups", true);
-  }
-  const char* problem = whittle_conv2d_shape_problem(&s);
-  if (problem != nullptr) ThrowShapeProblem(args.Env(), problem, fully_connected);
-  return s;
-}
-
 enum class Format { kFixed16, kFixed8, kBinary, kXnor, kTernary, kSparse, kCodebook };
 
 const struct {
@@ -157,7 +100,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       ThrowType(env, "'conv2d' or 'fullyConnected'", "layer", info.Length() > 1 ? info[1] : env.Undefined());
     fc_ = layer == "fullyConnected";
     const Napi::Object args = ArgsObject(info, 2, "args");
-    const whittle_conv2d_shape s = ReadShape(args, fc_);
+    const whittle_conv2d_shape s = ReadConvShape(args, fc_, /*dilation=*/false);
     g_ = whittle_conv2d_shape_geometry(&s);
     oc_ = s.output_channels;
     in_channels_ = s.input_channels;

@@ -233,6 +233,39 @@ SIGN_DRIVER size_t sign_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
   return ob;
 }
 
+// The definition, written for clarity (sums in double, taps in k order): the reference both families'
+// kernels are tested against. t = 0 where the nonzero plane (if any) has a 0, else -1 where the sign plane
+// has a 1, else +1.
+static inline void sign_conv2d_reference(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
+                                         const float* input, const uint32_t* weight_nonzero,
+                                         const uint32_t* weight_sign, const float* alpha, const float* bias,
+                                         float output_min, float output_max, float* output) {
+  const size_t output_channels = g->groups * g->group_output_channels;
+  const size_t reduction = g->kernel_height * g->kernel_width * g->group_input_channels;
+  const size_t row_words = bin_row_words(reduction);
+  for (size_t n = 0; n < g->batch; n++) {
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          double acc = 0.0;
+          for (size_t k = 0; k < reduction; k++) {
+            size_t index;
+            if (!whittle_conv2d_tap_input(g, n, oy, ox, group, k, &index)) continue;  // padding: 0
+            const size_t word = o * row_words + k / 32;
+            const bool zero = weight_nonzero != NULL && ((weight_nonzero[word] >> (k % 32)) & 1) == 0;
+            const bool negative = ((weight_sign[word] >> (k % 32)) & 1) != 0;
+            acc += (zero ? 0.0 : (negative ? -1.0 : 1.0)) * (double)input[index];
+          }
+          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
+              whittle_clamp_f32(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min,
+                                output_max);
+        }
+      }
+    }
+  }
+}
+
 // The three drivers in order: depthwise, blocks of `block` channels (block 0: none), one channel at a time.
 SIGN_DRIVER void sign_conv2d_run(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
                                  const float* input, const uint32_t* weight_nonzero,

@@ -3,9 +3,8 @@
 
 #include "sign_conv2d_impl.h"
 
-// ---- Reference: the definition, sums in double. ----
-
-static int tern_bit(const uint32_t* row, size_t k) { return (int)((row[k / 32] >> (k % 32)) & 1); }
+// ---- Reference: sign_conv2d_reference (sign_conv2d_impl.h), the definition shared with the binary weights.
+// ----
 
 void tern_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
                                            const float* restrict input,
@@ -13,41 +12,8 @@ void tern_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, siz
                                            const uint32_t* restrict weight_sign, const float* restrict alpha,
                                            const float* restrict bias, float output_min, float output_max,
                                            float* restrict output) {
-  const size_t input_channels = g->groups * g->group_input_channels;
-  const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * g->group_input_channels);
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          double acc = 0.0;
-          for (size_t ky = 0; ky < g->kernel_height; ky++) {
-            for (size_t kx = 0; kx < g->kernel_width; kx++) {
-              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-                continue;  // padding: the activation is 0
-              }
-              for (size_t i = 0; i < g->group_input_channels; i++) {
-                const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-                const double t = tern_bit(weight_nonzero + o * row_words, k)
-                                     ? (tern_bit(weight_sign + o * row_words, k) ? -1.0 : 1.0)
-                                     : 0.0;
-                const float x = input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
-                                          input_channels +
-                                      group * g->group_input_channels + i];
-                acc += t * (double)x;
-              }
-            }
-          }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              whittle_clamp_f32(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min,
-                                output_max);
-        }
-      }
-    }
-  }
+  sign_conv2d_reference(g, oc_begin, oc_end, input, weight_nonzero, weight_sign, alpha, bias, output_min,
+                        output_max, output);
 }
 
 void tern_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t output_channels,
@@ -57,8 +23,8 @@ void tern_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size
                                        const float* restrict bias, float output_min, float output_max,
                                        float* restrict output) {
   const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  tern_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, weight_nonzero, weight_sign, alpha, bias,
-                                        output_min, output_max, output);
+  sign_conv2d_reference(&g, oc_begin, oc_end, input, weight_nonzero, weight_sign, alpha, bias, output_min,
+                        output_max, output);
 }
 
 // ---- Portable: 32 bits of each plane per load; skip, add or subtract. ----
