@@ -180,6 +180,10 @@ export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
   }
 }
 
+/** A conv2d / fully-connected layer's arguments: its shape and the format's parameters P. */
+type Conv<P> = FormatConv2dShape & P;
+type Fc<P> = FormatFullyConnectedShape & P;
+
 /** The create function of one format x layer: its argument type is the layer's shape and the format's
  * parameters, its tensors are T. */
 function layerFactory<Args extends object, T extends FormatTensor>(
@@ -189,75 +193,51 @@ function layerFactory<Args extends object, T extends FormatTensor>(
   return (args) => new FormatLayer<T>(format, layer, args);
 }
 
-export const createFixed16Conv2d = layerFactory<FormatConv2dShape & Fixed16Params, Int16Array>(
+export const createFixed16Conv2d = layerFactory<Conv<Fixed16Params>, Int16Array>('fixed16', 'conv2d');
+export const createFixed16FullyConnected = layerFactory<Fc<Fixed16Params>, Int16Array>(
   'fixed16',
-  'conv2d',
+  'fullyConnected',
 );
-export const createFixed16FullyConnected = layerFactory<
-  FormatFullyConnectedShape & Fixed16Params,
-  Int16Array
->('fixed16', 'fullyConnected');
-export const createFixed8Conv2d = layerFactory<FormatConv2dShape & Fixed8Params, Int8Array>(
-  'fixed8',
-  'conv2d',
-);
-export const createFixed8FullyConnected = layerFactory<FormatFullyConnectedShape & Fixed8Params, Int8Array>(
+export const createFixed8Conv2d = layerFactory<Conv<Fixed8Params>, Int8Array>('fixed8', 'conv2d');
+export const createFixed8FullyConnected = layerFactory<Fc<Fixed8Params>, Int8Array>(
   'fixed8',
   'fullyConnected',
 );
-export const createBinaryWeightsConv2d = layerFactory<FormatConv2dShape & BinaryWeightsParams, Float32Array>(
+export const createBinaryWeightsConv2d = layerFactory<Conv<BinaryWeightsParams>, Float32Array>(
   'binary-weights',
   'conv2d',
 );
-export const createBinaryWeightsFullyConnected = layerFactory<
-  FormatFullyConnectedShape & BinaryWeightsParams,
-  Float32Array
->('binary-weights', 'fullyConnected');
-export const createXnorConv2d = layerFactory<FormatConv2dShape & XnorParams, Float32Array>('xnor', 'conv2d');
-export const createXnorFullyConnected = layerFactory<FormatFullyConnectedShape & XnorParams, Float32Array>(
-  'xnor',
+export const createBinaryWeightsFullyConnected = layerFactory<Fc<BinaryWeightsParams>, Float32Array>(
+  'binary-weights',
   'fullyConnected',
 );
-export const createTernaryConv2d = layerFactory<FormatConv2dShape & TernaryParams, Float32Array>(
+export const createXnorConv2d = layerFactory<Conv<XnorParams>, Float32Array>('xnor', 'conv2d');
+export const createXnorFullyConnected = layerFactory<Fc<XnorParams>, Float32Array>('xnor', 'fullyConnected');
+export const createTernaryConv2d = layerFactory<Conv<TernaryParams>, Float32Array>('ternary', 'conv2d');
+export const createTernaryFullyConnected = layerFactory<Fc<TernaryParams>, Float32Array>(
   'ternary',
-  'conv2d',
+  'fullyConnected',
 );
-export const createTernaryFullyConnected = layerFactory<
-  FormatFullyConnectedShape & TernaryParams,
-  Float32Array
->('ternary', 'fullyConnected');
-export const createTernaryInt8Conv2d = layerFactory<FormatConv2dShape & TernaryInt8Params, Int8Array>(
+export const createTernaryInt8Conv2d = layerFactory<Conv<TernaryInt8Params>, Int8Array>('ternary', 'conv2d');
+export const createTernaryInt8FullyConnected = layerFactory<Fc<TernaryInt8Params>, Int8Array>(
   'ternary',
-  'conv2d',
+  'fullyConnected',
 );
-export const createTernaryInt8FullyConnected = layerFactory<
-  FormatFullyConnectedShape & TernaryInt8Params,
-  Int8Array
->('ternary', 'fullyConnected');
-export const createSparseConv2d = layerFactory<FormatConv2dShape & SparseParams, Float32Array>(
+export const createSparseConv2d = layerFactory<Conv<SparseParams>, Float32Array>('sparse', 'conv2d');
+export const createSparseFullyConnected = layerFactory<Fc<SparseParams>, Float32Array>(
   'sparse',
-  'conv2d',
+  'fullyConnected',
 );
-export const createSparseFullyConnected = layerFactory<
-  FormatFullyConnectedShape & SparseParams,
-  Float32Array
->('sparse', 'fullyConnected');
-export const createSparseInt8Conv2d = layerFactory<FormatConv2dShape & SparseInt8Params, Int8Array>(
+export const createSparseInt8Conv2d = layerFactory<Conv<SparseInt8Params>, Int8Array>('sparse', 'conv2d');
+export const createSparseInt8FullyConnected = layerFactory<Fc<SparseInt8Params>, Int8Array>(
   'sparse',
-  'conv2d',
+  'fullyConnected',
 );
-export const createSparseInt8FullyConnected = layerFactory<
-  FormatFullyConnectedShape & SparseInt8Params,
-  Int8Array
->('sparse', 'fullyConnected');
-export const createCodebookConv2d = layerFactory<FormatConv2dShape & CodebookParams, Float32Array>(
+export const createCodebookConv2d = layerFactory<Conv<CodebookParams>, Float32Array>('codebook', 'conv2d');
+export const createCodebookFullyConnected = layerFactory<Fc<CodebookParams>, Float32Array>(
   'codebook',
-  'conv2d',
+  'fullyConnected',
 );
-export const createCodebookFullyConnected = layerFactory<
-  FormatFullyConnectedShape & CodebookParams,
-  Float32Array
->('codebook', 'fullyConnected');
 
 // ---------------------------------------------------------------------------------------------------------
 // The trainer's fixed-point quantizers (qf16/qf8_quantize_*, bit-identical to native/reference/fixed-point.ts).

@@ -58,7 +58,7 @@ const bin_conv2d_variant bin_conv2d_variants[] = {
 #endif
     {WHITTLE_ISA_SCALAR, "scalar", bin_conv2d_minmax_ukernel__scalar, bin_fc_minmax_ukernel__scalar},
 };
-const size_t bin_conv2d_variant_count = sizeof(bin_conv2d_variants) / sizeof(bin_conv2d_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(bin_conv2d)
 
 void bin_pack_weights(size_t output_channels, size_t reduction, const float* weights, uint32_t* weight_bits,
                       float* alpha) {
@@ -77,8 +77,4 @@ void bin_pack_weights(size_t output_channels, size_t reduction, const float* wei
     }
     alpha[o] = (float)(abs_sum / (double)reduction);
   }
-}
-
-const bin_conv2d_variant* bin_conv2d_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(bin_conv2d_variant, bin_conv2d_variants, bin_conv2d_variant_count, level);
 }

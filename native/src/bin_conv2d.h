@@ -78,11 +78,7 @@ typedef struct bin_conv2d_variant {
 } bin_conv2d_variant;
 
 // Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
-extern const bin_conv2d_variant bin_conv2d_variants[];
-extern const size_t bin_conv2d_variant_count;
-// The variant kernel_abi.h's rule picks for `level`; never NULL. Dispatch:
-// bin_conv2d_select(whittle_isa_selected()).
-const bin_conv2d_variant* bin_conv2d_select(whittle_isa level);
+WHITTLE_DECLARE_VARIANTS(bin_conv2d)
 
 // weights fp32 [output_channels][reduction] -> weight_bits [output_channels][bin_row_words(reduction)]
 // (bit = w < 0) and alpha[o] = mean_k |w[o][k]| (the optimal BWN scale).

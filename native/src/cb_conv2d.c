@@ -191,7 +191,7 @@ const cb_conv2d_variant cb_conv2d_variants[] = {
 #endif
     {WHITTLE_ISA_SCALAR, "scalar", cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar},
 };
-const size_t cb_conv2d_variant_count = sizeof(cb_conv2d_variants) / sizeof(cb_conv2d_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(cb_conv2d)
 
 void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const uint8_t* unpacked,
                      uint8_t* packed) {
@@ -207,8 +207,4 @@ void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const u
       }
     }
   }
-}
-
-const cb_conv2d_variant* cb_conv2d_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(cb_conv2d_variant, cb_conv2d_variants, cb_conv2d_variant_count, level);
 }

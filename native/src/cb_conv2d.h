@@ -103,11 +103,7 @@ typedef struct cb_conv2d_variant {
 // weights of one output: two lanes may hit the same bin), so each weight is one vector add for CB_LANES
 // pixels.
 // Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
-extern const cb_conv2d_variant cb_conv2d_variants[];
-extern const size_t cb_conv2d_variant_count;
-// The variant kernel_abi.h's rule picks for `level`; never NULL. Dispatch:
-// cb_conv2d_select(whittle_isa_selected()).
-const cb_conv2d_variant* cb_conv2d_select(whittle_isa level);
+WHITTLE_DECLARE_VARIANTS(cb_conv2d)
 
 // unpacked uint8 [rows][reduction] (one index per byte, each < 2^index_bits) -> packed rows of
 // cb_row_bytes(reduction, index_bits) bytes.

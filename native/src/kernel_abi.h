@@ -54,6 +54,21 @@ static inline float whittle_clamp_f32(float value, float output_min, float outpu
 #define WHITTLE_KERNEL_LIST_SELECT(type, list, count, level) \
   ((const type*)whittle_kernel_list_select((list), (count), sizeof(type), offsetof(type, isa), (level)))
 
+// A format family's variant list (struct family##_variant, with a field `isa`), declared in its header:
+// family##_variants in the order above, its length, and family##_select(level), the entry the rule picks
+// (never NULL; dispatch passes whittle_isa_selected()). The .c file that defines the list adds
+// WHITTLE_DEFINE_VARIANT_SELECT(family) after it.
+#define WHITTLE_DECLARE_VARIANTS(family)             \
+  extern const family##_variant family##_variants[]; \
+  extern const size_t family##_variant_count;        \
+  const family##_variant* family##_select(whittle_isa level);
+
+#define WHITTLE_DEFINE_VARIANT_SELECT(family)                                                              \
+  const size_t family##_variant_count = sizeof(family##_variants) / sizeof(family##_variants[0]);          \
+  const family##_variant* family##_select(whittle_isa level) {                                             \
+    return WHITTLE_KERNEL_LIST_SELECT(family##_variant, family##_variants, family##_variant_count, level); \
+  }
+
 WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_KERNEL_ABI_H_

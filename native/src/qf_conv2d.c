@@ -2,7 +2,7 @@
 // in qf_conv2d_template.h; this file gives them their public names.
 #include "qf_conv2d_impl.h"
 
-// The public reference, portable kernels, quantizers and select of family `tag` (variant lists below).
+// The public reference, portable kernels and quantizers of family `tag` (variant lists below).
 #define QF_DEFINE_BASE(tag)                                                                                  \
   void tag##_conv2d_minmax_rndnu_ukernel__reference(                                                         \
       const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end, const tag##_word* restrict input,    \
@@ -31,10 +31,6 @@
   }                                                                                                          \
   void tag##_dequantize(size_t count, const tag##_word* input, int32_t fractional_length, float* output) {   \
     tag##_dequantize_impl(count, input, fractional_length, output);                                          \
-  }                                                                                                          \
-  const tag##_conv2d_variant* tag##_conv2d_select(whittle_isa level) {                                       \
-    return WHITTLE_KERNEL_LIST_SELECT(tag##_conv2d_variant, tag##_conv2d_variants,                           \
-                                      tag##_conv2d_variant_count, level);                                    \
   }
 
 QF_DEFINE_BASE(qf16)
@@ -51,7 +47,7 @@ const qf16_conv2d_variant qf16_conv2d_variants[] = {
     {WHITTLE_ISA_SCALAR, "scalar", qf16_conv2d_minmax_rndnu_ukernel__scalar,
      qf16_fc_minmax_rndnu_ukernel__scalar},
 };
-const size_t qf16_conv2d_variant_count = sizeof(qf16_conv2d_variants) / sizeof(qf16_conv2d_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(qf16_conv2d)
 
 const qf8_conv2d_variant qf8_conv2d_variants[] = {
 #if defined(__aarch64__)
@@ -67,7 +63,7 @@ const qf8_conv2d_variant qf8_conv2d_variants[] = {
     {WHITTLE_ISA_SCALAR, "scalar", qf8_conv2d_minmax_rndnu_ukernel__scalar,
      qf8_fc_minmax_rndnu_ukernel__scalar},
 };
-const size_t qf8_conv2d_variant_count = sizeof(qf8_conv2d_variants) / sizeof(qf8_conv2d_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(qf8_conv2d)
 
 // lowbias32 (Chris Wellons' 32-bit integer hash): good avalanche with 32-bit multiplies only, so the
 // TypeScript twin computes it with Math.imul.

@@ -106,11 +106,8 @@ typedef int32_t qf8_bias;
     tag##_conv2d_fn conv2d;                                                                                  \
     tag##_fc_fn fc;                                                                                          \
   } tag##_conv2d_variant;                                                                                    \
-  /* Every compiled-in variant except the reference, in the order of kernel_abi.h. */                        \
-  extern const tag##_conv2d_variant tag##_conv2d_variants[];                                                 \
-  extern const size_t tag##_conv2d_variant_count;                                                            \
-  /* The variant kernel_abi.h's rule picks for `level`; never NULL. */                                       \
-  const tag##_conv2d_variant* tag##_conv2d_select(whittle_isa level);                                        \
+  /* Every compiled-in variant except the reference. */                                                      \
+  WHITTLE_DECLARE_VARIANTS(tag##_conv2d)                                                                     \
   void tag##_quantize_nearest(size_t count, const float* input, int32_t fractional_length,                   \
                               tag##_word* output);                                                           \
   void tag##_quantize_stochastic(size_t count, const float* input, int32_t fractional_length, uint32_t seed, \

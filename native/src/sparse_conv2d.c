@@ -126,7 +126,7 @@ const sparse_f32_variant sparse_f32_variants[] = {
     {WHITTLE_ISA_SCALAR, "scalar", sparse_f32_conv2d_minmax_ukernel__scalar,
      sparse_f32_fc_minmax_ukernel__scalar, sparse_f32_conv2d_planes_minmax_ukernel__scalar},
 };
-const size_t sparse_f32_variant_count = sizeof(sparse_f32_variants) / sizeof(sparse_f32_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(sparse_f32)
 
 // ---- qs8 ----
 
@@ -276,7 +276,3 @@ void sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar(
 
 SPARSE_DEFINE_ENCODE(sparse_f32_csr_encode, float)
 SPARSE_DEFINE_ENCODE(sparse_qs8_csr_encode, int8_t)
-
-const sparse_f32_variant* sparse_f32_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(sparse_f32_variant, sparse_f32_variants, sparse_f32_variant_count, level);
-}

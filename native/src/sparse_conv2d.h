@@ -124,11 +124,7 @@ typedef struct sparse_f32_variant {
 } sparse_f32_variant;
 
 // Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
-extern const sparse_f32_variant sparse_f32_variants[];
-extern const size_t sparse_f32_variant_count;
-// The variant kernel_abi.h's rule picks for `level`; never NULL. Dispatch:
-// sparse_f32_select(whittle_isa_selected()).
-const sparse_f32_variant* sparse_f32_select(whittle_isa level);
+WHITTLE_DECLARE_VARIANTS(sparse_f32)
 
 #define SPARSE_QS8_DECLARE(isa)                                                                      \
   void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__##isa(                                             \

@@ -57,7 +57,7 @@ const tern_conv2d_variant tern_conv2d_variants[] = {
 #endif
     {WHITTLE_ISA_SCALAR, "scalar", tern_conv2d_minmax_ukernel__scalar, tern_fc_minmax_ukernel__scalar},
 };
-const size_t tern_conv2d_variant_count = sizeof(tern_conv2d_variants) / sizeof(tern_conv2d_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(tern_conv2d)
 
 void tern_pack_weights(size_t output_channels, size_t reduction, const float* weights, const float* threshold,
                        uint32_t* weight_nonzero, uint32_t* weight_sign, float* alpha) {
@@ -82,9 +82,4 @@ void tern_pack_weights(size_t output_channels, size_t reduction, const float* we
     }
     alpha[o] = nonzero > 0 ? (float)(abs_sum / (double)nonzero) : 0.0f;
   }
-}
-
-const tern_conv2d_variant* tern_conv2d_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(tern_conv2d_variant, tern_conv2d_variants, tern_conv2d_variant_count,
-                                    level);
 }

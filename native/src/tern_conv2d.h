@@ -72,11 +72,7 @@ typedef struct tern_conv2d_variant {
 } tern_conv2d_variant;
 
 // Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
-extern const tern_conv2d_variant tern_conv2d_variants[];
-extern const size_t tern_conv2d_variant_count;
-// The variant kernel_abi.h's rule picks for `level`; never NULL. Dispatch:
-// tern_conv2d_select(whittle_isa_selected()).
-const tern_conv2d_variant* tern_conv2d_select(whittle_isa level);
+WHITTLE_DECLARE_VARIANTS(tern_conv2d)
 
 // Ternary weights with int8 activations (the qs8 quantization of qs8_fc.h): integer adds and subtracts only,
 //   acc = sum_k t_k * (x_k - input_zero_point)          (exact int32; padding is x = input_zero_point)

@@ -99,7 +99,7 @@ const xnor_conv2d_variant xnor_conv2d_variants[] = {
 #endif
     {WHITTLE_ISA_SCALAR, "scalar", xnor_conv2d_minmax_ukernel__scalar, xnor_fc_minmax_ukernel__scalar},
 };
-const size_t xnor_conv2d_variant_count = sizeof(xnor_conv2d_variants) / sizeof(xnor_conv2d_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(xnor_conv2d)
 
 const xnor_pack_variant xnor_pack_variants[] = {
 #if defined(__arm__) || defined(__aarch64__)
@@ -111,7 +111,7 @@ const xnor_pack_variant xnor_pack_variants[] = {
 #endif
     {WHITTLE_ISA_SCALAR, "scalar", xnor_pack_ukernel__scalar},
 };
-const size_t xnor_pack_variant_count = sizeof(xnor_pack_variants) / sizeof(xnor_pack_variants[0]);
+WHITTLE_DEFINE_VARIANT_SELECT(xnor_pack)
 
 void xnor_pack_weights(size_t output_channels, size_t taps, size_t group_channels, const float* weights,
                        uint64_t* weight_bits, float* alpha) {
@@ -153,13 +153,4 @@ void xnor_input_scale_map(const whittle_conv2d_geometry* g, const float* input, 
       }
     }
   }
-}
-
-const xnor_conv2d_variant* xnor_conv2d_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(xnor_conv2d_variant, xnor_conv2d_variants, xnor_conv2d_variant_count,
-                                    level);
-}
-
-const xnor_pack_variant* xnor_pack_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(xnor_pack_variant, xnor_pack_variants, xnor_pack_variant_count, level);
 }

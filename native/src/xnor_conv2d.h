@@ -114,17 +114,9 @@ typedef struct xnor_pack_variant {
 } xnor_pack_variant;
 
 // Every compiled-in variant, in the order of kernel_abi.h (best first, scalar last).
-extern const xnor_conv2d_variant xnor_conv2d_variants[];
-extern const size_t xnor_conv2d_variant_count;
-// The variant kernel_abi.h's rule picks for `level`; never NULL. Dispatch:
-// xnor_conv2d_select(whittle_isa_selected()).
-const xnor_conv2d_variant* xnor_conv2d_select(whittle_isa level);
+WHITTLE_DECLARE_VARIANTS(xnor_conv2d)
 // Every compiled-in variant, in the order of kernel_abi.h (best first, scalar last).
-extern const xnor_pack_variant xnor_pack_variants[];
-extern const size_t xnor_pack_variant_count;
-// The variant kernel_abi.h's rule picks for `level`; never NULL. Dispatch:
-// xnor_pack_select(whittle_isa_selected()).
-const xnor_pack_variant* xnor_pack_select(whittle_isa level);
+WHITTLE_DECLARE_VARIANTS(xnor_pack)
 
 // weights fp32 [output_channels][taps][group_channels] (taps = kernel_height * kernel_width) -> weight_bits
 // [output_channels][taps][xnor_group_words(group_channels)] and alpha[o] = mean |w[o]|.
