@@ -495,38 +495,36 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
+  // A fixed-point layer of either word size (qf_conv2d.h: the same kernel signatures over Word and Bias).
+  template <typename Variant, typename Word, typename Bias>
+  void ComputeFixedPoint(const Task& t, size_t begin, size_t end, const Variant* variant,
+                         decltype(Variant::conv2d) conv2d_reference, decltype(Variant::fc) fc_reference,
+                         const std::vector<Word>& weights, const std::vector<Bias>& biases) const {
+    const Word* in = static_cast<const Word*>(t.input);
+    Word* out = static_cast<Word*>(t.output);
+    const Bias* bias = has_bias_ ? biases.data() : nullptr;
+    if (fc_) {
+      (t.reference ? fc_reference : variant->fc)(g_.batch, in_channels_, oc_, begin, end, in, weights.data(),
+                                                 bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
+                                                 out);
+    } else {
+      (t.reference ? conv2d_reference : variant->conv2d)(&g_, begin, end, in, weights.data(), bias, input_fl_,
+                                                         weight_fl_, output_fl_, q_min_, q_max_, out);
+    }
+  }
+
   void Compute(const Task& t, size_t thread, size_t begin, size_t end) const {
     const whittle_conv2d_geometry* g = &g_;
     const size_t n = g_.batch, ic = in_channels_, oc = oc_;
     switch (format_) {
-      case Format::kFixed16: {
-        const int16_t* in = static_cast<const int16_t*>(t.input);
-        int16_t* out = static_cast<int16_t*>(t.output);
-        const int64_t* bias = has_bias_ ? bias64_.data() : nullptr;
-        if (fc_) {
-          (t.reference ? qf16_fc_minmax_rndnu_ukernel__reference : qf16_->fc)(
-              n, ic, oc, begin, end, in, w16_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
-              out);
-        } else {
-          (t.reference ? qf16_conv2d_minmax_rndnu_ukernel__reference : qf16_->conv2d)(
-              g, begin, end, in, w16_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_, out);
-        }
+      case Format::kFixed16:
+        ComputeFixedPoint(t, begin, end, qf16_, qf16_conv2d_minmax_rndnu_ukernel__reference,
+                          qf16_fc_minmax_rndnu_ukernel__reference, w16_, bias64_);
         break;
-      }
-      case Format::kFixed8: {
-        const int8_t* in = static_cast<const int8_t*>(t.input);
-        int8_t* out = static_cast<int8_t*>(t.output);
-        const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
-        if (fc_) {
-          (t.reference ? qf8_fc_minmax_rndnu_ukernel__reference : qf8_->fc)(
-              n, ic, oc, begin, end, in, w8_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
-              out);
-        } else {
-          (t.reference ? qf8_conv2d_minmax_rndnu_ukernel__reference : qf8_->conv2d)(
-              g, begin, end, in, w8_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_, out);
-        }
+      case Format::kFixed8:
+        ComputeFixedPoint(t, begin, end, qf8_, qf8_conv2d_minmax_rndnu_ukernel__reference,
+                          qf8_fc_minmax_rndnu_ukernel__reference, w8_, bias32_);
         break;
-      }
       case Format::kBinary: {
         const float* in = static_cast<const float*>(t.input);
         float* out = static_cast<float*>(t.output);
