@@ -28,6 +28,7 @@ import {
   channelShuffle,
   clamp,
   concat,
+  type Conv2dShape,
   createConv2dF32,
   createConv2dInt8,
   createFullyConnectedF32,
@@ -71,7 +72,7 @@ function intsAttr(context: PrepareContext, key: string, fallback: number[]): num
   return Array.isArray(v) ? v : fallback;
 }
 
-function convShape(context: PrepareContext) {
+function convShape(context: PrepareContext): Required<Conv2dShape> {
   const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
   const [o, kh, kw] = context.inputs[1]!.shape as [number, number, number, number];
   const strides = intsAttr(context, 'strides', [1, 1]);
@@ -287,22 +288,8 @@ function formatShape(context: PrepareContext, layer: 'conv2d' | 'fullyConnected'
   }
   const full = convShape(context);
   if (full.dilationHeight !== 1 || full.dilationWidth !== 1) return undefined;
-  const shape: FormatConv2dShape = {
-    batch: full.batch,
-    inputHeight: full.inputHeight,
-    inputWidth: full.inputWidth,
-    inputChannels: full.inputChannels,
-    outputChannels: full.outputChannels,
-    kernelHeight: full.kernelHeight,
-    kernelWidth: full.kernelWidth,
-    strideHeight: full.strideHeight,
-    strideWidth: full.strideWidth,
-    paddingTop: full.paddingTop,
-    paddingLeft: full.paddingLeft,
-    paddingBottom: full.paddingBottom,
-    paddingRight: full.paddingRight,
-    groups: full.groups,
-  };
+  // Dilation is 1 here: the formats' binding reads every other field of the same shape.
+  const shape: FormatConv2dShape = full;
   return { layer, shape, rows, reduction, taps: full.kernelHeight * full.kernelWidth };
 }
 

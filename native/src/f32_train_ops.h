@@ -53,7 +53,7 @@ typedef struct f32_ppmm_ukernel {
 extern const f32_ppmm_ukernel f32_ppmm_ukernels[];
 extern const size_t f32_ppmm_ukernel_count;
 
-// First entry of the list the level allows (always found).
+// The entry the one variant rule picks (kernel_abi.h: the first the level allows and the CPU supports).
 const f32_ppmm_ukernel* f32_ppmm_ukernel_select(whittle_isa level);
 
 // Where a training op runs: the thread pool (NULL = the calling thread only; the same pool the inference
