@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { TrainBinding } from './train-kernels.js';
+
 /** Arguments of one int8 fully-connected layer with per-output-channel fixed-point requantization:
  *
  *   output[b][o] = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
@@ -40,8 +42,9 @@ export interface FullyConnectedS8Args {
   output: Int8Array;
 }
 
-/** What the addon exports (checked when it is loaded). */
-export interface NativeBinding extends NativeKernels {
+/** What the addon exports (checked when it is loaded): the inference kernels and, typed in
+ * train-kernels.ts, the fp32 training kernels. */
+export interface NativeBinding extends NativeKernels, TrainBinding {
   fullyConnectedS8(args: FullyConnectedS8Args): void;
 }
 
@@ -80,13 +83,20 @@ function findRepositoryRoot(start: string): string {
   }
 }
 
+/** Exports a current build has (one per part of the binding); a stale build lacks some. */
+const REQUIRED_EXPORTS = [
+  'fullyConnectedS8',
+  'Conv2d',
+  'conv2dForward',
+  'batchMatMul',
+  'batchNormTrainBackward',
+  'adamUpdate',
+] as const;
+
 function isNativeBinding(value: unknown): value is NativeBinding {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { fullyConnectedS8?: unknown }).fullyConnectedS8 === 'function' &&
-    typeof (value as { Conv2d?: unknown }).Conv2d === 'function'
-  );
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return REQUIRED_EXPORTS.every((name) => typeof record[name] === 'function');
 }
 
 let binding: NativeBinding | undefined;
@@ -112,7 +122,7 @@ export function loadNativeBinding(): NativeBinding {
       continue;
     }
     if (!isNativeBinding(loaded)) {
-      tried.push(`${path} (loaded, but it does not export fullyConnectedS8 and Conv2d: a stale build?)`);
+      tried.push(`${path} (loaded, but it does not export ${REQUIRED_EXPORTS.join(', ')}: a stale build?)`);
       continue;
     }
     binding = loaded;
@@ -402,7 +412,8 @@ export function activeIsa(): Isa {
   return loadNativeBinding().activeIsa();
 }
 
-/** Threads the conv2d / fully-connected layers split their output rows over (1..64, default 1). The last
+/** Threads of the library's one pool (1..64, default 1): the conv2d / fully-connected layers split their
+ * output rows over it, and the training kernels (train-kernels.ts) their images and GEMM blocks. The last
  * multi-thread pool stays started (its workers asleep) while 1 thread is set, so switching back is free. */
 export function setThreads(threads: number): void {
   loadNativeBinding().setThreads(threads);
