@@ -116,11 +116,8 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (adam === 'fused' && backendName !== 'auto' && backendName !== 'whittle-native')
     throw new CommandUsageError(`--adam fused needs the whittle-native backend (not ${backendName})`);
 
-  const { DEFAULT_TRAIN_CONFIG, train, TrainingDivergedError, CheckpointError, TrainConfigError } =
-    await import('../../optimize/train/trainer.js');
+  const { DEFAULT_TRAIN_CONFIG, train } = await import('../../optimize/train/trainer.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
-  const { DatasetError } = await import('../../optimize/datasets/image-set.js');
-  const { ZooOptionsError } = await import('../../optimize/zoo/index.js');
 
   const choice = await selectTrainingBackend(backendName as 'auto');
   for (const note of choice.notes) console.error(`whittle train: ${note}`);
@@ -226,19 +223,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     }
     return 0;
   } catch (error) {
+    // Finish the progress line; the CLI reports the error (electron/commands/command-error.ts).
     if (tty) process.stderr.write('\n');
-    if (
-      error instanceof TrainingDivergedError ||
-      error instanceof CheckpointError ||
-      error instanceof TrainConfigError ||
-      error instanceof DatasetError ||
-      error instanceof ZooOptionsError ||
-      (error instanceof Error &&
-        ['IdxFormatError', 'DatasetMissingError', 'ModelFileError'].includes(error.name))
-    ) {
-      console.error(`whittle train: ${error.message}`);
-      return 1;
-    }
     throw error;
   } finally {
     process.off('SIGINT', onSigint);
