@@ -166,6 +166,7 @@ export type LiveMessage = z.infer<typeof LiveMessageSchema>;
  * zod at run time (the renderer imports it). */
 export const CONTRACT_SCHEMAS = {
   ApiError: ApiErrorSchema,
+  DeviceView: DeviceViewSchema,
   HealthResponse: HealthResponseSchema,
   DevicesResponse: DevicesResponseSchema,
   SnapshotResponse: SnapshotResponseSchema,

@@ -11,11 +11,16 @@
 // No zod here and no Node: the renderer bundles this file as it is.
 
 type JsonPrimitive = string | number | boolean | null;
+type JsonType = 'object' | 'array' | 'string' | 'number' | 'integer' | 'boolean' | 'null';
 
 /** The subset of JSON Schema (draft 2020-12) that zod's toJSONSchema emits for the contract. */
 export interface JsonSchema {
   $schema?: string;
-  type?: 'object' | 'array' | 'string' | 'number' | 'integer' | 'boolean' | 'null';
+  $id?: string;
+  /** Another schema of the same set, by name: a body used inside others is written once. */
+  $ref?: string;
+  /** One type, or several (zod writes a nullable number as ["number", "null"]). */
+  type?: JsonType | JsonType[];
   properties?: Record<string, JsonSchema>;
   required?: string[];
   additionalProperties?: false;
@@ -37,6 +42,8 @@ export interface JsonSchema {
 
 const KEYWORDS: ReadonlySet<string> = new Set<keyof JsonSchema>([
   '$schema',
+  '$id',
+  '$ref',
   'type',
   'properties',
   'required',
@@ -57,8 +64,16 @@ const KEYWORDS: ReadonlySet<string> = new Set<keyof JsonSchema>([
   'oneOf',
 ]);
 
-/** Throws naming the first keyword (or value of one) this checker does not implement. */
-export function assertCheckable(schema: unknown, where = '(root)'): asserts schema is JsonSchema {
+/** A set of schemas by name; `$ref` names another member of the set. */
+export type JsonSchemas = Readonly<Record<string, JsonSchema>>;
+
+/** Throws naming the first keyword (or value of one) this checker does not implement, or a `$ref` to a
+ * schema outside the set. */
+export function assertCheckable(schemas: Readonly<Record<string, unknown>>): asserts schemas is JsonSchemas {
+  for (const [name, schema] of Object.entries(schemas)) assertSchema(schema, name, schemas);
+}
+
+function assertSchema(schema: unknown, where: string, set: Readonly<Record<string, unknown>>): void {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
     throw new TypeError(`JSON Schema at ${where}: expected an object`);
   const s = schema as Record<string, unknown>;
@@ -68,23 +83,29 @@ export function assertCheckable(schema: unknown, where = '(root)'): asserts sche
         `JSON Schema at ${where}: the keyword "${key}" is not implemented by json-schema-check.ts`,
       );
   }
+  if (s.$ref !== undefined && !Object.hasOwn(set, s.$ref as string))
+    throw new TypeError(`JSON Schema at ${where}: $ref ${JSON.stringify(s.$ref)} names no schema of the set`);
+  for (const type of s.type === undefined ? [] : Array.isArray(s.type) ? (s.type as unknown[]) : [s.type])
+    if (!Object.hasOwn(TYPE_WORDS, type as string))
+      throw new TypeError(`JSON Schema at ${where}: the type ${JSON.stringify(type)} is not implemented`);
   if (s.additionalProperties !== undefined && s.additionalProperties !== false)
     throw new TypeError(`JSON Schema at ${where}: additionalProperties other than false is not implemented`);
   for (const [key, member] of Object.entries((s.properties ?? {}) as Record<string, unknown>))
-    assertCheckable(member, `${where}.${key}`);
-  if (s.items !== undefined) assertCheckable(s.items, `${where}[]`);
+    assertSchema(member, `${where}.${key}`, set);
+  if (s.items !== undefined) assertSchema(s.items, `${where}[]`, set);
   for (const branches of [s.anyOf, s.oneOf])
     if (branches !== undefined)
-      (branches as unknown[]).forEach((b, i) => assertCheckable(b, `${where}|${i}`));
+      (branches as unknown[]).forEach((b, i) => assertSchema(b, `${where}|${i}`, set));
 }
 
 /** The decoded value (unknown object members dropped), or why it does not fit, e.g.
  * `devices[0].stats.fps: expected a number >= 0, got "x"`. */
 export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** Checks `value` against `schema`; T is the type the schema was generated from (the caller's word). */
-export function checkJson<T>(schema: JsonSchema, value: unknown): Checked<T> {
-  const result = check(schema, value, '');
+/** Checks `value` against the schema `name` of the set; T is the type that schema was generated from (the
+ * caller's word). */
+export function checkJson<T>(schemas: JsonSchemas, name: string, value: unknown): Checked<T> {
+  const result = check(schemas[name]!, value, '', schemas);
   return result.ok ? { ok: true, value: result.value as T } : result;
 }
 
@@ -109,6 +130,7 @@ function compiled(pattern: string): RegExp {
 }
 
 function typeMatches(type: JsonSchema['type'], value: unknown): boolean {
+  if (Array.isArray(type)) return type.some((one) => typeMatches(one, value));
   switch (type) {
     case undefined:
       return true;
@@ -129,7 +151,7 @@ function typeMatches(type: JsonSchema['type'], value: unknown): boolean {
   }
 }
 
-const TYPE_WORDS: Record<NonNullable<JsonSchema['type']>, string> = {
+const TYPE_WORDS: Record<JsonType, string> = {
   null: 'null',
   boolean: 'a boolean',
   string: 'a string',
@@ -139,18 +161,24 @@ const TYPE_WORDS: Record<NonNullable<JsonSchema['type']>, string> = {
   object: 'an object',
 };
 
-function check(schema: JsonSchema, value: unknown, path: string): Checked<unknown> {
+function typeWords(type: JsonSchema['type']): string {
+  if (type === undefined) return 'a value';
+  return (Array.isArray(type) ? type : [type]).map((one) => TYPE_WORDS[one]).join(' or ');
+}
+
+function check(schema: JsonSchema, value: unknown, path: string, set: JsonSchemas): Checked<unknown> {
+  if (schema.$ref !== undefined) return check(set[schema.$ref]!, value, path, set);
   const union = schema.anyOf ?? schema.oneOf;
-  if (union !== undefined) return checkUnion(union, value, path);
-  if (!typeMatches(schema.type, value)) return fail(path, TYPE_WORDS[schema.type!], value);
+  if (union !== undefined) return checkUnion(union, value, path, set);
+  if (!typeMatches(schema.type, value)) return fail(path, typeWords(schema.type), value);
   if (schema.const !== undefined && value !== schema.const)
     return fail(path, JSON.stringify(schema.const), value);
   if (schema.enum !== undefined && !schema.enum.includes(value as JsonPrimitive))
     return fail(path, `one of ${schema.enum.join(', ')}`, value);
   if (typeof value === 'string') return checkString(schema, value, path);
   if (typeof value === 'number') return checkNumber(schema, value, path);
-  if (Array.isArray(value)) return checkArray(schema, value, path);
-  if (typeof value === 'object' && value !== null) return checkObject(schema, value, path);
+  if (Array.isArray(value)) return checkArray(schema, value, path, set);
+  if (typeof value === 'object' && value !== null) return checkObject(schema, value, path, set);
   return { ok: true, value };
 }
 
@@ -176,7 +204,7 @@ function checkNumber(schema: JsonSchema, value: number, path: string): Checked<u
   return { ok: true, value };
 }
 
-function checkArray(schema: JsonSchema, value: unknown[], path: string): Checked<unknown> {
+function checkArray(schema: JsonSchema, value: unknown[], path: string, set: JsonSchemas): Checked<unknown> {
   const { minItems, maxItems, items } = schema;
   if (maxItems !== undefined && value.length > maxItems)
     return fail(path, `an array of at most ${maxItems} items`, value);
@@ -185,14 +213,14 @@ function checkArray(schema: JsonSchema, value: unknown[], path: string): Checked
   if (items === undefined) return { ok: true, value: [...value] };
   const out: unknown[] = [];
   for (let i = 0; i < value.length; i++) {
-    const member = check(items, value[i], `${path}[${i}]`);
+    const member = check(items, value[i], `${path}[${i}]`, set);
     if (!member.ok) return member;
     out.push(member.value);
   }
   return { ok: true, value: out };
 }
 
-function checkObject(schema: JsonSchema, value: object, path: string): Checked<unknown> {
+function checkObject(schema: JsonSchema, value: object, path: string, set: JsonSchemas): Checked<unknown> {
   const source = value as Record<string, unknown>;
   const properties = schema.properties ?? {};
   const required = new Set(schema.required ?? []);
@@ -204,7 +232,7 @@ function checkObject(schema: JsonSchema, value: object, path: string): Checked<u
       if (required.has(key)) return fail(memberPath, 'a value', undefined);
       continue;
     }
-    const checked = check(member, source[key], memberPath);
+    const checked = check(member, source[key], memberPath, set);
     if (!checked.ok) return checked;
     out[key] = checked.value;
   }
@@ -219,10 +247,15 @@ function checkObject(schema: JsonSchema, value: object, path: string): Checked<u
 /** The first branch that fits wins. When none does, the reason is the one of the branch the value was
  * meant for: the only branch of its type, or the one whose `const` member (a tag such as `type`) it
  * carries. */
-function checkUnion(branches: JsonSchema[], value: unknown, path: string): Checked<unknown> {
+function checkUnion(
+  branches: JsonSchema[],
+  value: unknown,
+  path: string,
+  set: JsonSchemas,
+): Checked<unknown> {
   const failures: { branch: JsonSchema; reason: string }[] = [];
   for (const branch of branches) {
-    const result = check(branch, value, path);
+    const result = check(branch, value, path, set);
     if (result.ok) return result;
     failures.push({ branch, reason: result.reason });
   }
@@ -245,8 +278,6 @@ function checkUnion(branches: JsonSchema[], value: unknown, path: string): Check
       `one of ${branches.map((b) => String(b.properties![tag]!.const)).join(', ')}`,
       (value as Record<string, unknown>)[tag],
     );
-  const kinds = branches.map((b) =>
-    b.const !== undefined ? JSON.stringify(b.const) : TYPE_WORDS[b.type ?? 'object'],
-  );
+  const kinds = branches.map((b) => (b.const !== undefined ? JSON.stringify(b.const) : typeWords(b.type)));
   return fail(path, `one of: ${[...new Set(kinds)].join(', ')}`, value);
 }

@@ -5,17 +5,20 @@
 // build.
 import { z } from 'zod';
 
-import { CONTRACT_SCHEMAS,type ContractBodyName } from './contract.js';
+import { CONTRACT_SCHEMAS, type ContractBodyName } from './contract.js';
 import { assertCheckable, type JsonSchema } from './json-schema-check.js';
 
-function toJsonSchema(name: string, schema: z.ZodType): JsonSchema {
-  // io 'input': an object that is not strict gets no additionalProperties, so the checker drops unknown
-  // members as zod does; a strict one gets `additionalProperties: false`.
-  const json: unknown = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'throw' });
-  assertCheckable(json, name);
-  return json;
+/** Every body of the contract by name. A body used inside another (a DeviceView in a LiveMessage) is a
+ * `$ref` to its name, so the set holds each once. io 'input': an object that is not strict gets no
+ * additionalProperties, so the checker drops unknown members as zod does; a strict one gets
+ * `additionalProperties: false`. */
+function generate(): Record<ContractBodyName, JsonSchema> {
+  const registry = z.registry<{ id: string }>();
+  for (const [name, schema] of Object.entries(CONTRACT_SCHEMAS)) registry.add(schema, { id: name });
+  const { schemas } = z.toJSONSchema(registry, { io: 'input', unrepresentable: 'throw', uri: (id) => id });
+  const generated: Record<string, unknown> = schemas;
+  assertCheckable(generated);
+  return generated as Record<ContractBodyName, JsonSchema>;
 }
 
-export const CONTRACT_JSON_SCHEMAS = Object.fromEntries(
-  Object.entries(CONTRACT_SCHEMAS).map(([name, schema]) => [name, toJsonSchema(name, schema)]),
-) as Record<ContractBodyName, JsonSchema>;
+export const CONTRACT_JSON_SCHEMAS = generate();

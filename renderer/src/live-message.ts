@@ -12,7 +12,7 @@ export const MAX_MESSAGE_CHARS = 16 * 1024 * 1024;
 
 /** Decodes a parsed body of the contract by its name (electron/api/contract.ts). */
 export function decodeBody<N extends ContractBodyName>(name: N, json: unknown): Decoded<ContractBody<N>> {
-  return checkJson<ContractBody<N>>(CONTRACT_JSON_SCHEMAS[name], json);
+  return checkJson<ContractBody<N>>(CONTRACT_JSON_SCHEMAS, name, json);
 }
 
 /** Decodes one WebSocket text frame. Binary frames and non-JSON text are rejected, not thrown. */
