@@ -107,15 +107,33 @@ export function routePath<N extends RouteName>(name: N, params: RouteParams<N>):
   );
 }
 
-/** The method, content type and body a client sends for a route; `body` is already in its wire form. */
-export function routeRequestInit(
-  name: RouteName,
-  body: string | Uint8Array | ArrayBuffer | undefined,
-): { method: string; contentType: string | undefined; body: string | Uint8Array | ArrayBuffer | undefined } {
-  const { method, request } = ROUTES[name] as RouteSpec;
+/** What a client sends for a route, and the schema its answer decodes with. */
+export interface RouteCall {
+  /** The path with its parameters filled in (percent-encoded). */
+  path: string;
+  method: RouteSpec['method'];
+  contentType: string | undefined;
+  /** The body in its wire form; undefined for a route that takes none. */
+  body: string | Uint8Array | ArrayBuffer | undefined;
+  response: ContractBodyName;
+}
+
+/** The request a client makes for a route; `body` is already in its wire form (JSON text or bytes). */
+export function routeCall<N extends RouteName>(
+  name: N,
+  params: RouteParams<N>,
+  body?: string | Uint8Array | ArrayBuffer,
+): RouteCall {
+  const { method, request, response } = ROUTES[name] as RouteSpec;
   const contentType =
     request.kind === 'json' ? 'application/json' : request.kind === 'bytes' ? request.contentType : undefined;
-  return { method, contentType, body: request.kind === 'none' ? undefined : body };
+  return {
+    path: routePath(name, params),
+    method,
+    contentType,
+    body: request.kind === 'none' ? undefined : body,
+    response,
+  };
 }
 
 const MATCHERS = (Object.keys(ROUTES) as RouteName[]).map((name) => {

@@ -13,12 +13,10 @@ import {
 } from '../api/contract.js';
 import {
   LIVE_PATH,
+  routeCall,
   type RouteName,
   type RouteParams,
-  routePath,
-  routeRequestInit,
   type RouteResponse,
-  ROUTES,
   TOKEN_SUBPROTOCOL_PREFIX,
 } from '../api/routes.js';
 import { type ManagerConnection, readConnectionFile } from '../core/connection-file.js';
@@ -91,8 +89,8 @@ export class ManagerClient {
     body?: string | Uint8Array,
   ): Promise<RouteResponse<N>> {
     const { url, token } = this.connection;
-    const path = routePath(name, params);
-    const init = routeRequestInit(name, body);
+    const init = routeCall(name, params, body);
+    const { path } = init;
     let res: Response;
     try {
       res = await fetch(`${url}${path}`, {
@@ -130,7 +128,7 @@ export class ManagerClient {
         (refusal.success ? refusal.data.code : undefined) ?? `http-${res.status}`,
       );
     }
-    return decode(CONTRACT_SCHEMAS[ROUTES[name].response] as z.ZodType, path, json) as RouteResponse<N>;
+    return decode(CONTRACT_SCHEMAS[init.response] as z.ZodType, path, json) as RouteResponse<N>;
   }
 }
 

@@ -130,7 +130,7 @@ interface Answer<N extends RouteName> {
 }
 
 /** One handler per route of the table; a route without one does not compile. Handlers refuse by
- * throwing a WhittleError (see `refusal`). */
+ * throwing a WhittleError (see `refusalStatus`). */
 type RouteHandlers = {
   [N in RouteName]: (params: RouteParams<N>, body: RouteRequest<N>) => Answer<N> | Promise<Answer<N>>;
 };
@@ -140,11 +140,6 @@ function ok<N extends RouteName>(body: RouteResponse<N>): Answer<N> {
 }
 
 function routeHandlers({ registry, deployments, version }: HttpApiOptions): RouteHandlers {
-  const deploymentEvents = (id: string) => {
-    const events = deployments.events(id);
-    if (!events) throw new HttpError(404, `no deployment ${id}`, 'unknown-deployment');
-    return events;
-  };
   return {
     health: () => ok({ ok: true, version }),
     devices: () => ok({ devices: registry.list() }),
@@ -166,7 +161,11 @@ function routeHandlers({ registry, deployments, version }: HttpApiOptions): Rout
       if (!view) throw new HttpError(404, `no deployment ${id}`, 'unknown-deployment');
       return ok(view);
     },
-    deploymentEvents: ({ id }) => ok({ deployment: id, events: deploymentEvents(id) }),
+    deploymentEvents: ({ id }) => {
+      const events = deployments.events(id);
+      if (!events) throw new HttpError(404, `no deployment ${id}`, 'unknown-deployment');
+      return ok({ deployment: id, events });
+    },
   };
 }
 
@@ -194,17 +193,101 @@ export function contentSecurityPolicy(port: number): string {
   ].join('; ');
 }
 
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...(status === 401 ? { 'www-authenticate': 'Bearer realm="whittle"' } : {}),
+  });
+  res.end(text);
+}
+
+/** A file of the built renderer, under the page's Content-Security-Policy. */
+async function serveStatic(
+  rendererDir: string,
+  port: number,
+  pathname: string,
+  res: ServerResponse,
+): Promise<void> {
+  const relative = pathname === '/' ? 'index.html' : decodeURIComponent(pathname).replace(/^\/+/, '');
+  const file = normalize(join(rendererDir, relative));
+  if (!file.startsWith(rendererDir + sep)) return send(res, 404, { error: 'not found' });
+  let body: Buffer;
+  try {
+    body = await readFile(file);
+  } catch {
+    if (relative === 'index.html') {
+      return send(res, 503, { error: `the UI is not built (${file} missing); run npm run build` });
+    }
+    return send(res, 404, { error: 'not found' });
+  }
+  res.writeHead(200, {
+    'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+    'content-security-policy': contentSecurityPolicy(port),
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-cache',
+  });
+  res.end(body);
+}
+
+/** Who may talk to the API: the Host header must name our loopback address, the token must match. */
+interface Gate {
+  hostAllowed(req: IncomingMessage): boolean;
+  tokenMatches(candidate: string | undefined): boolean;
+}
+
+/** The /api/live WebSocket: a snapshot on connect, then every device and deployment change. The token
+ * travels as a subprotocol, which the server echoes back on success. Returns what stops it. */
+function attachLiveFeed(server: Server, gate: Gate, options: HttpApiOptions): () => void {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    const tokenProtocol = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
+    const reject = (status: number, text: string): void => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    if (!gate.hostAllowed(req)) return reject(421, 'Misdirected Request');
+    if (url.pathname !== LIVE_PATH) return reject(404, 'Not Found');
+    if (!gate.tokenMatches(tokenProtocol?.slice(TOKEN_SUBPROTOCOL_PREFIX.length)))
+      return reject(401, 'Unauthorized');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const snapshot: LiveMessage = { type: 'snapshot', devices: options.registry.list() };
+      ws.send(JSON.stringify(snapshot));
+    });
+  });
+  const broadcast = (message: LiveMessage): void => {
+    const text = JSON.stringify(message);
+    for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
+  };
+  const onDevice = (device: DeviceView): void => broadcast({ type: 'device', device });
+  const onDeployment = (deployment: DeploymentView): void => broadcast({ type: 'deployment', deployment });
+  options.registry.on('change', onDevice);
+  options.deployments.on('change', onDeployment);
+  return () => {
+    options.registry.off('change', onDevice);
+    options.deployments.off('change', onDeployment);
+    for (const client of wss.clients) client.terminate();
+    wss.close();
+  };
+}
+
 export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   const token = options.token ?? randomBytes(24).toString('base64url');
   const tokenBytes = Buffer.from(token);
   let port = options.port;
-  const tokenMatches = (candidate: string | undefined): boolean => {
-    if (candidate === undefined) return false;
-    const c = Buffer.from(candidate);
-    return c.length === tokenBytes.length && timingSafeEqual(c, tokenBytes);
+  const gate: Gate = {
+    tokenMatches: (candidate) => {
+      if (candidate === undefined) return false;
+      const c = Buffer.from(candidate);
+      return c.length === tokenBytes.length && timingSafeEqual(c, tokenBytes);
+    },
+    hostAllowed: (req) =>
+      req.headers.host === `127.0.0.1:${port}` || req.headers.host === `localhost:${port}`,
   };
-  const hostAllowed = (req: IncomingMessage): boolean =>
-    req.headers.host === `127.0.0.1:${port}` || req.headers.host === `localhost:${port}`;
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -214,35 +297,24 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
         return send(res, 500, { error: `internal error: ${(err as Error).message}` });
       // A body that is too large is not read to its end: close the connection after answering.
       if (status === 413) res.setHeader('connection', 'close');
-      send(res, status, { error: err.message, code: err.code });
+      send(res, status, { error: err.message, code: err.code } satisfies ApiError);
     });
   });
 
-  const send = (res: ServerResponse, status: number, body: unknown): void => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, {
-      'content-type': 'application/json; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      ...(status === 401 ? { 'www-authenticate': 'Bearer realm="whittle"' } : {}),
-    });
-    res.end(text);
-  };
-
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!hostAllowed(req)) return send(res, 421, { error: 'unexpected Host header' } satisfies ApiError);
+    if (!gate.hostAllowed(req)) return send(res, 421, { error: 'unexpected Host header' } satisfies ApiError);
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     if (url.pathname.startsWith('/api/')) {
       const auth = req.headers.authorization;
       const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-      if (!tokenMatches(bearer)) {
+      if (!gate.tokenMatches(bearer)) {
         res.setHeader('connection', 'close');
         return send(res, 401, { error: 'missing or wrong API token' } satisfies ApiError);
       }
       return route(req, res, url.pathname);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'method not allowed' });
-    await serveStatic(url.pathname, res);
+    await serveStatic(options.rendererDir, port, url.pathname, res);
   }
 
   /** The /api routes (the token was checked): the route table finds the handler and decodes the body. */
@@ -260,58 +332,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     send(res, answer.status, answer.body);
   }
 
-  async function serveStatic(pathname: string, res: ServerResponse): Promise<void> {
-    const relative = pathname === '/' ? 'index.html' : decodeURIComponent(pathname).replace(/^\/+/, '');
-    const file = normalize(join(options.rendererDir, relative));
-    if (!file.startsWith(options.rendererDir + sep)) return send(res, 404, { error: 'not found' });
-    let body: Buffer;
-    try {
-      body = await readFile(file);
-    } catch {
-      if (relative === 'index.html') {
-        return send(res, 503, { error: `the UI is not built (${file} missing); run npm run build` });
-      }
-      return send(res, 404, { error: 'not found' });
-    }
-    res.writeHead(200, {
-      'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
-      'content-security-policy': contentSecurityPolicy(port),
-      'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
-      'cache-control': 'no-cache',
-    });
-    res.end(body);
-  }
-
-  // WebSocket: the token travels as a subprotocol, which the server echoes back on success.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
-  server.on('upgrade', (req, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
-    const tokenProtocol = offered.find((p) => p.startsWith(TOKEN_SUBPROTOCOL_PREFIX));
-    const reject = (status: number, text: string): void => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    };
-    if (!hostAllowed(req)) return reject(421, 'Misdirected Request');
-    if (url.pathname !== LIVE_PATH) return reject(404, 'Not Found');
-    if (!tokenMatches(tokenProtocol?.slice(TOKEN_SUBPROTOCOL_PREFIX.length)))
-      return reject(401, 'Unauthorized');
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const snapshot: LiveMessage = { type: 'snapshot', devices: options.registry.list() };
-      ws.send(JSON.stringify(snapshot));
-    });
-  });
-  const broadcast = (device: DeviceView): void => {
-    const text = JSON.stringify({ type: 'device', device } satisfies LiveMessage);
-    for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
-  };
-  options.registry.on('change', broadcast);
-  const broadcastDeployment = (deployment: DeploymentView): void => {
-    const text = JSON.stringify({ type: 'deployment', deployment } satisfies LiveMessage);
-    for (const client of wss.clients) if (client.readyState === WebSocket.OPEN) client.send(text);
-  };
-  options.deployments.on('change', broadcastDeployment);
-
+  const closeLiveFeed = attachLiveFeed(server, gate, options);
   port = await listen(server, options.host, options.port, 'HTTP API and UI', '--port');
   return {
     port,
@@ -319,10 +340,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     uiUrl: `http://127.0.0.1:${port}/#token=${token}`,
     close: () =>
       new Promise<void>((resolve) => {
-        options.registry.off('change', broadcast);
-        options.deployments.off('change', broadcastDeployment);
-        for (const client of wss.clients) client.terminate();
-        wss.close();
+        closeLiveFeed();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

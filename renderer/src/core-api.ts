@@ -3,12 +3,10 @@
 // page uses it; a failure is an ApiFailure with the core's own sentence when it gave one.
 import type { DeployRequest } from '../../electron/api/contract.js';
 import {
+  routeCall,
   type RouteName,
   type RouteParams,
-  routePath,
-  routeRequestInit,
   type RouteResponse,
-  ROUTES,
 } from '../../electron/api/routes.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import { decodeBody } from './live-message.js';
@@ -31,8 +29,8 @@ async function call<N extends RouteName>(
   params: RouteParams<N>,
   body?: string | ArrayBuffer,
 ): Promise<RouteResponse<N>> {
-  const path = routePath(name, params);
-  const init = routeRequestInit(name, body);
+  const init = routeCall(name, params, body);
+  const { path } = init;
   const response = await fetch(path, {
     method: init.method,
     headers: {
@@ -40,6 +38,7 @@ async function call<N extends RouteName>(
       ...(init.contentType !== undefined ? { 'Content-Type': init.contentType } : {}),
     },
     cache: 'no-store',
+    // The page sends JSON text or a file's ArrayBuffer, never a Node Uint8Array.
     ...(init.body !== undefined ? { body: init.body as string | ArrayBuffer } : {}),
   });
   let json: unknown;
@@ -60,7 +59,7 @@ async function call<N extends RouteName>(
       (refusal.ok ? refusal.value.code : undefined) ?? `http-${response.status}`,
     );
   }
-  const decoded = decodeBody(ROUTES[name].response, json);
+  const decoded = decodeBody(init.response, json);
   if (!decoded.ok)
     throw new ApiFailure(`${path}: unexpected answer: ${decoded.reason}`, response.status, 'bad-answer');
   return decoded.value as RouteResponse<N>;

@@ -12,6 +12,7 @@ import {
 } from '../../../electron/api/contract.js';
 import { assertCheckable, checkJson } from '../../../electron/api/json-schema-check.js';
 import { CONTRACT_JSON_SCHEMAS } from '../../../electron/api/json-schemas.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
 
 const SHA = 'ab'.repeat(32);
 
@@ -136,18 +137,6 @@ const SAMPLES: Record<ContractBodyName, unknown[]> = {
   ],
 };
 
-/** Mulberry32: a small seeded generator, so a failure reproduces. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Values a mutation puts in place of a member: wrong types, edges of the limits, extra members. */
 const REPLACEMENTS: unknown[] = [
   null,
@@ -229,17 +218,14 @@ test('the samples decode to what zod decodes', () => {
 });
 
 test('on 20,000 mutated bodies the checker accepts and refuses exactly what zod does', () => {
-  const next = random(12);
+  const random = new SeededRandom(12);
+  const pick = <T>(items: readonly T[]): T => items[random.int(0, items.length - 1)]!;
+  const names = Object.keys(SAMPLES) as ContractBodyName[];
   let refused = 0;
   for (let i = 0; i < 20_000; i++) {
-    const names = Object.keys(SAMPLES) as ContractBodyName[];
-    const name = names[Math.floor(next() * names.length)]!;
-    const samples = SAMPLES[name];
-    const sample = samples[Math.floor(next() * samples.length)];
-    const paths = leaves(sample);
-    const path = paths[Math.floor(next() * paths.length)]!;
-    const replacement = REPLACEMENTS[Math.floor(next() * REPLACEMENTS.length)];
-    const value = mutate(sample, path, replacement, next() < 0.15);
+    const name = pick(names);
+    const sample = pick(SAMPLES[name]);
+    const value = mutate(sample, pick(leaves(sample)), pick(REPLACEMENTS), random.next() < 0.15);
     if (!CONTRACT_SCHEMAS[name].safeParse(value).success) refused++;
     agree(name, value);
   }

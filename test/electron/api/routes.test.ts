@@ -4,13 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { CONTRACT_SCHEMAS } from '../../../electron/api/contract.js';
-import {
-  matchRoute,
-  type RouteName,
-  routePath,
-  routeRequestInit,
-  ROUTES,
-} from '../../../electron/api/routes.js';
+import { matchRoute, routeCall, type RouteName, routePath, ROUTES } from '../../../electron/api/routes.js';
 
 const NAMES = Object.keys(ROUTES) as RouteName[];
 
@@ -44,22 +38,28 @@ test('paths percent-encode their parameters', () => {
   assert.equal(routePath('snapshot', { id: 'a/b c' }), '/api/devices/a%2Fb%20c/snapshot');
 });
 
-test('a request carries the content type its route declares, and no body where it takes none', () => {
-  assert.deepEqual(routeRequestInit('startDeployment', '{}'), {
+test('a call carries the path, the content type its route declares, and no body where it takes none', () => {
+  assert.deepEqual(routeCall('startDeployment', {}, '{}'), {
+    path: '/api/deployments',
     method: 'POST',
     contentType: 'application/json',
     body: '{}',
+    response: 'DeploymentView',
   });
   const bytes = new Uint8Array([1, 2]);
-  assert.deepEqual(routeRequestInit('addPackage', bytes), {
+  assert.deepEqual(routeCall('addPackage', {}, bytes), {
+    path: '/api/packages',
     method: 'POST',
     contentType: 'application/octet-stream',
     body: bytes,
+    response: 'PackageView',
   });
-  assert.deepEqual(routeRequestInit('deployments', 'ignored'), {
+  assert.deepEqual(routeCall('deploymentEvents', { id: 'd 1' }, 'ignored'), {
+    path: '/api/deployments/d%201/events',
     method: 'GET',
     contentType: undefined,
     body: undefined,
+    response: 'DeploymentEventsResponse',
   });
 });
 
