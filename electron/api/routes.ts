@@ -27,6 +27,9 @@ export interface RouteSpec {
   response: ContractBodyName;
 }
 
+/** Every route's path starts so, and every path that does needs the token; other paths are the UI's files. */
+export const API_PREFIX = '/api/';
+
 const NONE = { kind: 'none' } as const;
 
 export const ROUTES = {

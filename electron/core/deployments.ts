@@ -37,6 +37,7 @@ import type {
   DeployRequest,
   PackageView,
 } from '../api/contract.js';
+import { ROUTES } from '../api/routes.js';
 import type { Broker } from './broker.js';
 import type { DeviceRegistry } from './device-registry.js';
 import type { PackageServer } from './package-server.js';
@@ -176,7 +177,7 @@ export class Deployments extends EventEmitter<{ change: [DeploymentView] }> {
     if (!stored || !path)
       throw new DeploymentError(
         'unknown-package',
-        `no package ${request.package}; upload it first (POST /api/packages)`,
+        `no package ${request.package}; upload it first (${ROUTES.addPackage.method} ${ROUTES.addPackage.path})`,
       );
     const bytes = readFileSync(path);
     // The file on disk is read again: it is what devices will download, so it must still be the

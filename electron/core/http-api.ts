@@ -18,6 +18,7 @@ import {
   type LiveMessage,
 } from '../api/contract.js';
 import {
+  API_PREFIX,
   LIVE_PATH,
   matchRoute,
   type RequestSpec,
@@ -304,7 +305,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!gate.hostAllowed(req)) return send(res, 421, { error: 'unexpected Host header' } satisfies ApiError);
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
-    if (url.pathname.startsWith('/api/')) {
+    if (url.pathname.startsWith(API_PREFIX)) {
       const auth = req.headers.authorization;
       const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
       if (!gate.tokenMatches(bearer)) {
