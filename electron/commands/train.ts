@@ -3,7 +3,7 @@
 // that --resume continues from. TensorFlow.js loads only when this command runs.
 import { parseArgs } from 'node:util';
 
-import type { LrSchedule, Selection } from '../../optimize/train/trainer.js';
+import type { LrSchedule, Selection, TrainProgress } from '../../optimize/train/trainer.js';
 import { CommandUsageError } from './command-error.js';
 
 export const TRAIN_HELP = `  train --model NAME --dataset DATA --out DIR  train a zoo model (lenet-300-100, lenet5, vgg-small,
@@ -40,20 +40,8 @@ function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${rest}` : `${m}:${rest}`;
 }
 
-export interface ProgressLine {
-  phase: 'train' | 'validate' | 'test';
-  epoch: number;
-  epochs: number;
-  batch: number;
-  batches: number;
-  loss: number;
-  accuracy: number;
-  imagesPerSecond: number;
-  etaSeconds: number;
-}
-
 /** One progress-bar line: epoch, bar, batch, loss, accuracy, images/s, ETA. */
-export function formatProgress(p: ProgressLine, width = 20): string {
+export function formatProgress(p: TrainProgress, width = 20): string {
   const filled = Math.round((p.batch / Math.max(p.batches, 1)) * width);
   const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
   const head = `epoch ${p.epoch}/${p.epochs} [${bar}] ${p.batch}/${p.batches}`;
