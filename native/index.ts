@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { WhittleError } from './whittle-error.js';
+
 /** Arguments of one int8 fully-connected layer with per-output-channel fixed-point requantization:
  *
  *   output[b][o] = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
@@ -46,8 +48,9 @@ export interface NativeBinding extends NativeKernels {
 }
 
 /** The addon could not be loaded: built for another platform, not built, or its build failed. */
-export class NativeAddonLoadError extends Error {
+export class NativeAddonLoadError extends WhittleError {
   override readonly name = 'NativeAddonLoadError';
+  readonly code = 'native-addon-not-loaded';
 }
 
 const ADDON_FILE = 'whittle_native.node';

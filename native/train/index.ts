@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { WhittleError } from '../whittle-error.js';
+
 export type FusedActivation = 'linear' | 'relu' | 'relu6';
 
 /** A 2-D window op over NHWC tensors: conv, depthwise conv (outChannels = inChannels * multiplier) or
@@ -203,8 +205,9 @@ export const COMPARE_OPS = { greater: 0, greaterEqual: 1, less: 2, lessEqual: 3 
 export type TrainIsa = 'scalar' | 'avx2' | 'avx512';
 
 /** The training addon could not be loaded: not built, built for another platform, or stale. */
-export class TrainAddonLoadError extends Error {
+export class TrainAddonLoadError extends WhittleError {
   override readonly name = 'TrainAddonLoadError';
+  readonly code = 'train-addon-not-loaded';
 }
 
 const ADDON_FILE = 'whittle_train.node';
