@@ -14,14 +14,10 @@ import {
   type Int8MlpFile,
   Int8MlpFileSchema,
 } from '../agent/runtime/int8-mlp-format.js';
+import { quantizeMultiplier } from '../agent/runtime/number/requantization.js';
+import { INT8_MAX } from '../agent/runtime/number/saturation.js';
 import { FASHION_MNIST_LABELS, type GrayImageSet } from './datasets/fashion-mnist.js';
-import {
-  activationQuantizationFromRange,
-  INT8_MAX,
-  quantizeBias,
-  quantizeMultiplier,
-  quantizeWeightsPerChannel,
-} from './quantize/int8.js';
+import { activationQuantizationFromRange, quantizeBias, quantizeWeightsPerChannel } from './quantize/int8.js';
 import { SeededRandom } from './seeded-random.js';
 
 const PIXELS = 28 * 28;
@@ -281,7 +277,7 @@ export function quantizeMlp(mlp: FloatMlp, calibration: GrayImageSet, calibratio
       inChannels,
     );
     const multipliers = Array.from(weights.scales, (scale) =>
-      quantizeMultiplier((inputQuantization.scale * scale) / outputQuantization.scale),
+      quantizeMultiplier((inputQuantization.scale * scale) / outputQuantization.scale, 'refuse'),
     );
     return {
       inChannels,

@@ -28,6 +28,7 @@ import {
   channelShuffle,
   clamp,
   concat,
+  type Conv2dShape,
   createConv2dF32,
   createConv2dInt8,
   createFullyConnectedF32,
@@ -39,10 +40,11 @@ import {
   softmaxF32,
   type Tensor,
 } from '../../native/index.js';
-import { encodeCsr, packCodebookIndices } from '../../native/reference/formats-pack.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
+import { encodeCsr, packCodebookIndices } from './format-layouts.js';
+import { quantizeMultiplier } from './number/requantization.js';
+import { intRange } from './number/saturation.js';
 import type { Executor, PrepareContext } from './ops.js';
-import { quantizeMultiplier } from './reference-ops/requantize.js';
 import { elements, type TensorSpec } from './tensor.js';
 
 type NativeFactory = (context: PrepareContext) => Executor | undefined;
@@ -70,7 +72,7 @@ function intsAttr(context: PrepareContext, key: string, fallback: number[]): num
   return Array.isArray(v) ? v : fallback;
 }
 
-function convShape(context: PrepareContext) {
+function convShape(context: PrepareContext): Required<Conv2dShape> {
   const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
   const [o, kh, kw] = context.inputs[1]!.shape as [number, number, number, number];
   const strides = intsAttr(context, 'strides', [1, 1]);
@@ -120,13 +122,15 @@ function int8Quantization(context: PrepareContext) {
   const multipliers = new Int32Array(outChannels);
   const shifts = new Int32Array(outChannels);
   for (let o = 0; o < outChannels; o++) {
+    // 'saturate', as the reference executor does (ops.ts requantizer): the same package loads on both.
     const q = quantizeMultiplier(
       (xq.scale[0]! * (wq.scale.length === 1 ? wq.scale[0]! : wq.scale[o]!)) / yq.scale[0]!,
+      'saturate',
     );
     multipliers[o] = q.multiplier;
     shifts[o] = q.shift;
   }
-  const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+  const [lo, hi] = intRange(x.dtype);
   const min = numberAttr(context, 'min', lo);
   const max = numberAttr(context, 'max', hi);
   if (!Number.isInteger(min) || !Number.isInteger(max)) return undefined;
@@ -231,9 +235,9 @@ const qfullyConnected: NativeFactory = (context) => {
 // ---------------------------------------------------------------------------------------------------------
 // Compressed formats (native/formats.ts). The runtime hands executors the package's weights expanded to fp32
 // (agent/package/encodings.ts toFloat32); each factory converts them, once at load, back into the storage
-// layout its kernel reads (native/reference/formats.md) and checks that the conversion is lossless (every
-// row of a binary layer is +-alpha, a ternary row 0 or +-alpha, a codebook at most 256 distinct values):
-// anything else keeps the reference executor. fixed16 / fixed8 layers with activation fractional lengths
+// layout its kernel reads (native/formats.md; format-layouts.ts) and checks that the conversion is lossless
+// (every row of a binary layer is +-alpha, a ternary row 0 or +-alpha, a codebook at most 256 distinct
+// values): anything else keeps the reference executor. fixed16 / fixed8 layers with activation fractional lengths
 // (format 1.1) run on the fixed-point FormatLayers (fixedPoint below); format 1.0 fixed-point layers carry no
 // activation fractional lengths, so they keep fp32 activations on the fp32 kernels over their exactly
 // representable expanded weights. hashed layers keep the reference: the fp32 fully-connected kernel takes
@@ -284,22 +288,8 @@ function formatShape(context: PrepareContext, layer: 'conv2d' | 'fullyConnected'
   }
   const full = convShape(context);
   if (full.dilationHeight !== 1 || full.dilationWidth !== 1) return undefined;
-  const shape: FormatConv2dShape = {
-    batch: full.batch,
-    inputHeight: full.inputHeight,
-    inputWidth: full.inputWidth,
-    inputChannels: full.inputChannels,
-    outputChannels: full.outputChannels,
-    kernelHeight: full.kernelHeight,
-    kernelWidth: full.kernelWidth,
-    strideHeight: full.strideHeight,
-    strideWidth: full.strideWidth,
-    paddingTop: full.paddingTop,
-    paddingLeft: full.paddingLeft,
-    paddingBottom: full.paddingBottom,
-    paddingRight: full.paddingRight,
-    groups: full.groups,
-  };
+  // Dilation is 1 here: the formats' binding reads every other field of the same shape.
+  const shape: FormatConv2dShape = full;
   return { layer, shape, rows, reduction, taps: full.kernelHeight * full.kernelWidth };
 }
 
@@ -597,7 +587,7 @@ const clampAny: NativeFactory = (context) => {
   const max = numberAttr(context, 'max', Infinity);
   if (x.dtype === 'i32' || x.dtype === 'bool' || min > max) return undefined;
   if (x.dtype !== 'f32') {
-    const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+    const [lo, hi] = intRange(x.dtype); // i8 or u8 here
     if ((Number.isFinite(min) && !Number.isInteger(min)) || (Number.isFinite(max) && !Number.isInteger(max)))
       return undefined;
     const args = { min: Math.max(lo, min), max: Math.min(hi, max) };

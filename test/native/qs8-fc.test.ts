@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
 import { fullyConnectedS8, type FullyConnectedS8Args } from '../../native/index.js';
-import { fullyConnectedS8Reference, requantizeGemmlowp } from '../../native/reference/qs8-fc.js';
+import { fullyConnectedS8Reference } from '../../native/reference/qs8-fc.js';
 import { SeededRandom } from '../../optimize/seeded-random.js';
 
 const INT32_MIN = -0x80000000;
