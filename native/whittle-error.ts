@@ -14,8 +14,3 @@ export abstract class WhittleError extends Error {
   abstract override readonly name: string;
   abstract readonly code: string;
 }
-
-/** True for the errors the user can act on from their message alone. */
-export function isWhittleError(error: unknown): error is WhittleError {
-  return error instanceof WhittleError;
-}
