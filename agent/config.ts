@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 
 import { z } from 'zod';
 
+import { WhittleError } from '../native/whittle-error.js';
 import { TEST_SOURCE } from './camera/ffmpeg-source.js';
 import { packageRoot } from './package-root.js';
 import { DeviceIdSchema } from './protocol/messages.js';
@@ -46,8 +47,9 @@ export const AgentConfigSchema = z
   .strict();
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
-export class ConfigError extends Error {
+export class ConfigError extends WhittleError {
   override name = 'ConfigError';
+  readonly code = 'bad-config';
 }
 
 export function defaultDeviceId(): string {

@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 
 import { z } from 'zod';
 
+import { WhittleError } from '../native/whittle-error.js';
+
 const conv2dShape = z
   .object({
     name: z.string().min(1),
@@ -43,8 +45,9 @@ export type FullyConnectedBenchShape = z.infer<typeof fullyConnectedShape>;
 export type BenchShape = Conv2dBenchShape | FullyConnectedBenchShape;
 
 /** The shapes file is missing, not JSON, or does not match the schema. */
-export class ShapesFileError extends Error {
+export class ShapesFileError extends WhittleError {
   override readonly name = 'ShapesFileError';
+  readonly code = 'bad-shapes-file';
 }
 
 export function parseShapes(text: string, source: string): BenchShape[] {

@@ -30,6 +30,7 @@ import {
   type PackedLayer,
   setThreads,
 } from '../native/index.js';
+import { WhittleError } from '../native/whittle-error.js';
 import { type FormatBenchLayer, formatLayers } from './format-layers.js';
 import { type BenchShape, macs, readShapes } from './kernel-shapes.js';
 import {
@@ -136,8 +137,9 @@ export interface KernelBenchReport {
 }
 
 /** The benchmark was aborted through its AbortSignal. */
-export class KernelBenchAbortedError extends Error {
+export class KernelBenchAbortedError extends WhittleError {
   override readonly name = 'KernelBenchAbortedError';
+  readonly code = 'aborted';
 }
 
 export function median(values: number[]): number {
@@ -647,8 +649,9 @@ export function formatKernelTable(report: KernelBenchReport): string {
 }
 
 /** A bad command-line value (the CLI prints its message alone). */
-export class BenchArgumentError extends RangeError {
+export class BenchArgumentError extends WhittleError {
   override readonly name = 'BenchArgumentError';
+  readonly code = 'usage';
 }
 
 function positiveIntegers(value: string, flag: string): number[] {

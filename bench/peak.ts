@@ -17,6 +17,7 @@ import { join } from 'node:path';
 
 import { packageRoot } from '../agent/package-root.js';
 import type { CpuFeatures } from '../native/index.js';
+import { WhittleError } from '../native/whittle-error.js';
 
 export const FORMATS = [
   'fp32',
@@ -46,8 +47,9 @@ export interface CoreModel {
   popcountSlowdown: number;
 }
 
-export class ClockMeasurementError extends Error {
+export class ClockMeasurementError extends WhittleError {
   override readonly name = 'ClockMeasurementError';
+  readonly code = 'clock-measurement-failed';
 }
 
 export const PEAK_FORMULA =

@@ -5,11 +5,12 @@ import { parseArgs } from 'node:util';
 import { defaultDeviceId } from '../agent/config.js';
 import { packageVersion } from '../agent/package-root.js';
 import { DeviceIdSchema } from '../agent/protocol/messages.js';
+import { CommandUsageError, reportCommandError } from './commands/command-error.js';
 import { DEPLOY_HELP } from './commands/deploy.js';
 import { DEVICE_HELP, isDeviceCommand, runDeviceCommand } from './commands/device.js';
 import { MODEL_COMMANDS_HELP, runModelCommand } from './commands/index.js';
-import { QUANTIZE_HELP, quantizeCommand } from './commands/quantize.js';
-import { TRAIN_HELP, trainCommand } from './commands/train.js';
+import { QUANTIZE_HELP } from './commands/quantize.js';
+import { TRAIN_HELP } from './commands/train.js';
 import { removeConnectionFile, writeConnectionFile } from './core/connection-file.js';
 import {
   type Core,
@@ -19,7 +20,6 @@ import {
   defaultDataDir,
   startCore,
 } from './core/core.js';
-import { PortInUseError } from './core/ports.js';
 import { Store } from './core/store.js';
 import { type LocalAgent, startLocalAgent } from './local-agent.js';
 import { formatDeviceLine } from './terminal-stats.js';
@@ -46,15 +46,11 @@ Options:
   -v, --version         print the version
 `;
 
-class UsageError extends Error {
-  override name = 'UsageError';
-}
-
 function port(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new UsageError(`${flag}: expected a port 0-65535, got "${value}"`);
+    throw new CommandUsageError(`${flag}: expected a port 0-65535, got "${value}"; see whittle --help`);
   return n;
 }
 
@@ -95,12 +91,10 @@ async function main(argv: string[]): Promise<number> {
   }
   // Device provisioning commands parse their own options (electron/commands/device.ts).
   if (isDeviceCommand(argv)) return runDeviceCommand(argv);
-  // Model commands (inspect, import, run) parse their own options (electron/commands/index.ts).
+  // Model commands (inspect, import, run, deploy, train, quantize) parse their own options
+  // (electron/commands/index.ts).
   const modelExit = await runModelCommand(argv[0], argv.slice(1));
   if (modelExit !== undefined) return modelExit;
-  // whittle train parses its own options (electron/commands/train.ts).
-  if (argv[0] === 'train') return runTrain(argv.slice(1));
-  if (argv[0] === 'quantize') return quantizeCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -154,7 +148,9 @@ async function main(argv: string[]): Promise<number> {
       const id = rest[0];
       const parsed = DeviceIdSchema.safeParse(id);
       if (!parsed.success)
-        throw new UsageError(`credentials: expected a device id (A-Z a-z 0-9 . _ -), got "${id ?? ''}"`);
+        throw new CommandUsageError(
+          `credentials: expected a device id (A-Z a-z 0-9 . _ -), got "${id ?? ''}"; see whittle --help`,
+        );
       mkdirSync(dataDir, { recursive: true });
       const store = new Store(dataDir);
       const password = store.issueCredential(parsed.data);
@@ -171,19 +167,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown command "${command}"`);
-  }
-}
-
-async function runTrain(args: string[]): Promise<number> {
-  try {
-    return await trainCommand(args);
-  } catch (error) {
-    if (error instanceof Error && error.name === 'CommandUsageError') {
-      console.error(`whittle train: ${error.message}`);
-      return 1;
-    }
-    throw error;
+      throw new CommandUsageError(`unknown command "${command}"; see whittle --help`);
   }
 }
 
@@ -241,16 +225,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof UsageError || err instanceof PortInUseError) {
-      console.error(`whittle: ${err.message}${err instanceof UsageError ? '; see whittle --help' : ''}`);
-    } else if (
-      err instanceof TypeError &&
-      (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      console.error(`whittle: ${err.message}; see whittle --help`);
-    } else {
+    try {
+      process.exitCode = reportCommandError('whittle', err);
+    } catch {
       console.error('whittle: unexpected failure:', err);
+      process.exitCode = 1;
     }
-    process.exitCode = 1;
   },
 );

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { TrainBinding } from './train-kernels.js';
+import { WhittleError } from './whittle-error.js';
 
 /** Arguments of one int8 fully-connected layer with per-output-channel fixed-point requantization:
  *
@@ -49,8 +50,9 @@ export interface NativeBinding extends NativeKernels, TrainBinding {
 }
 
 /** The addon could not be loaded: built for another platform, not built, or its build failed. */
-export class NativeAddonLoadError extends Error {
+export class NativeAddonLoadError extends WhittleError {
   override readonly name = 'NativeAddonLoadError';
+  readonly code = 'native-addon-not-loaded';
 }
 
 const ADDON_FILE = 'whittle_native.node';

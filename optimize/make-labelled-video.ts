@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { FRAME_LABELS_FORMAT, FRAME_LABELS_VERSION, type FrameLabels } from '../agent/camera/frame-labels.js';
+import { WhittleError } from '../native/whittle-error.js';
 import { FASHION_MNIST_DIR, FASHION_MNIST_LABELS, loadFashionMnist } from './datasets/fashion-mnist.js';
 
 export interface LabelledVideoOptions {
@@ -32,8 +33,9 @@ export interface LabelledVideo {
   labels: FrameLabels;
 }
 
-export class LabelledVideoError extends Error {
+export class LabelledVideoError extends WhittleError {
   override name = 'LabelledVideoError';
+  readonly code = 'cannot-make-labelled-video';
 }
 
 export function labelsFileOf(video: string): string {

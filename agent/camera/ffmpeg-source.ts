@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
+import { WhittleError } from '../../native/whittle-error.js';
 import { ffmpegFilter, type ImagePreprocessing, pixelFormat } from './preprocess.js';
 
 export const TEST_SOURCE = 'testsrc';
@@ -41,8 +42,9 @@ export interface IndexedFrame {
 /** Largest JPEG accepted on the snapshot pipe; a bigger one means the stream is not what we asked. */
 const MAX_SNAPSHOT_BYTES = 512 * 1024;
 
-export class CameraError extends Error {
+export class CameraError extends WhittleError {
   override name = 'CameraError';
+  readonly code = 'camera-failed';
 }
 
 /** Reads frames and keeps only the newest one: when inference is slower than the camera, older frames

@@ -3,6 +3,8 @@
 // (`--labels FILE`). Frame k of the decoded stream has labels[k % frames] (files are played looped).
 import { readFileSync } from 'node:fs';
 
+import { WhittleError } from '../../native/whittle-error.js';
+
 export const FRAME_LABELS_FORMAT = 'whittle-frame-labels';
 export const FRAME_LABELS_VERSION = 1;
 
@@ -22,8 +24,9 @@ export interface FrameLabels {
   source: string;
 }
 
-export class FrameLabelsError extends Error {
+export class FrameLabelsError extends WhittleError {
   override name = 'FrameLabelsError';
+  readonly code = 'bad-frame-labels';
 }
 
 const MAX_FRAMES = 10_000_000;

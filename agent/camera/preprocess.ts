@@ -2,6 +2,7 @@
 // per-channel normalization. ffmpeg does the pixel work (scale, crop, pixel format) in its filter graph,
 // so the agent receives frames of exactly the model's input size; normalization, which needs floats,
 // happens here through a 256-entry table per channel.
+import { WhittleError } from '../../native/whittle-error.js';
 import { roundHalfEven } from '../runtime/number/rounding.js';
 import { intRange, saturate } from '../runtime/number/saturation.js';
 
@@ -23,8 +24,9 @@ export interface ImagePreprocessing {
   layout?: 'NHWC' | 'NCHW';
 }
 
-export class PreprocessingError extends Error {
+export class PreprocessingError extends WhittleError {
   override name = 'PreprocessingError';
+  readonly code = 'bad-preprocessing';
 }
 
 const MAX_SIDE = 8192;

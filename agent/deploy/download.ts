@@ -4,6 +4,7 @@
 import { closeSync, fsyncSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
 import type { ReadableStream } from 'node:stream/web';
 
+import { WhittleError } from '../../native/whittle-error.js';
 import { Backoff } from '../link/backoff.js';
 import { DeployError } from './errors.js';
 
@@ -45,7 +46,11 @@ function truncate(path: string, length: number): void {
   }
 }
 
-class RetryableError extends Error {}
+/** A failure the download retries after a backoff (a dropped connection, a refused range). */
+class RetryableError extends WhittleError {
+  override readonly name = 'RetryableError';
+  readonly code = 'download-interrupted';
+}
 
 /** Resolves when dest holds exactly expectedBytes; rejects with DeployError otherwise. */
 export async function downloadResumable(options: DownloadOptions): Promise<void> {

@@ -1,9 +1,10 @@
 // The deployment's one error type: a code the manager can act on and a sentence for the user.
+import { WhittleError } from '../../native/whittle-error.js';
 import { PackageError, type PackageErrorCode } from '../package/errors.js';
 import type { DeployErrorCode } from '../protocol/messages.js';
 import { MemoryBudgetError } from '../runtime/graph-error.js';
 
-export class DeployError extends Error {
+export class DeployError extends WhittleError {
   override name = 'DeployError';
   constructor(
     readonly code: DeployErrorCode,

@@ -1,5 +1,6 @@
 // The one error type of the package reader: every refusal says what is wrong and where (section, layer,
 // byte offset), so a user can tell a damaged download from a package built for another device.
+import { WhittleError } from '../../native/whittle-error.js';
 
 /** Where in the package a problem was found; every field is optional because some problems (a file too
  * short to hold a header) have no section or layer yet. */
@@ -28,7 +29,7 @@ export type PackageErrorCode =
   | 'wrong-cpu-family'
   | 'io';
 
-export class PackageError extends Error {
+export class PackageError extends WhittleError {
   override readonly name = 'PackageError';
   readonly code: PackageErrorCode;
   readonly location: PackageErrorLocation;

@@ -1,8 +1,10 @@
 // Errors of the runtime: a graph that cannot run (bad attributes, shapes that do not fit, an op or number
 // format the runtime lacks), a memory plan over budget, and bad inputs at run time.
+import { WhittleError } from '../../native/whittle-error.js';
 
-export class GraphError extends Error {
+export class GraphError extends WhittleError {
   override readonly name = 'GraphError';
+  readonly code = 'bad-graph';
   readonly layer: string | undefined;
   constructor(message: string, layer?: string) {
     super(layer === undefined ? message : `layer "${layer}": ${message}`);
@@ -10,8 +12,9 @@ export class GraphError extends Error {
   }
 }
 
-export class MemoryBudgetError extends Error {
+export class MemoryBudgetError extends WhittleError {
   override readonly name = 'MemoryBudgetError';
+  readonly code = 'over-memory-budget';
   constructor(
     readonly neededBytes: number,
     readonly budgetBytes: number,
@@ -24,6 +27,7 @@ export class MemoryBudgetError extends Error {
   }
 }
 
-export class InputError extends Error {
+export class InputError extends WhittleError {
   override readonly name = 'InputError';
+  readonly code = 'bad-input';
 }

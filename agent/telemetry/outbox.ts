@@ -35,6 +35,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 
+import { WhittleError } from '../../native/whittle-error.js';
 import { fsyncDirSync, writeFileAtomicSync } from '../deploy/atomic-file.js';
 
 export interface OutboxOptions {
@@ -54,8 +55,9 @@ export interface OutboxRecord {
   payload: string;
 }
 
-export class OutboxError extends Error {
+export class OutboxError extends WhittleError {
   override name = 'OutboxError';
+  readonly code = 'bad-outbox';
 }
 
 /** One record's line may not exceed this; a stats record is about a kilobyte. */

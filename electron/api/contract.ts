@@ -1,151 +1,183 @@
-// The renderer <-> manager core contract: HTTP routes and WebSocket messages. The renderer imports only
-// types from this file; the core decodes requests at its edge.
+// The renderer <-> manager core contract: the schema of every body the HTTP API and the /api/live
+// WebSocket carry, built from the agent protocol's schemas (agent/protocol/messages.ts). Which route carries
+// which body is the route table's business (routes.ts). The types are inferred from the schemas, so a body
+// has one description: the core and the CLI decode with these schemas, the renderer with checkers generated
+// from them (json-schemas.ts), so no side keeps a hand-written copy of a limit.
 //
 // Authentication: every /api route needs the per-launch token, as `Authorization: Bearer <token>` for
 // HTTP, and as the WebSocket subprotocol `whittle-token.<token>` for /api/live (browsers cannot set
 // headers on WebSockets). A missing or wrong token gets HTTP 401. Static UI files need no token.
-import type {
-  DeployErrorCode,
-  DeployPhase,
-  DeviceInfo,
-  SnapshotMessage,
-  StatsMessage,
+import { z } from 'zod';
+
+import {
+  DEPLOY_ERROR_CODES,
+  DEPLOY_PHASES,
+  type DeployErrorCode,
+  type DeployPhase,
+  DeviceIdSchema,
+  type DeviceInfo,
+  DeviceInfoSchema,
+  type SnapshotMessage,
+  SnapshotMessageSchema,
+  type StatsMessage,
+  StatsMessageSchema,
 } from '../../agent/protocol/messages.js';
 
 export type { DeployErrorCode, DeployPhase, DeviceInfo, SnapshotMessage, StatsMessage };
 
-export interface DeviceView {
-  id: string;
-  online: boolean;
+/** More than any fleet one manager will show; bounds the work a hostile or broken answer can cause. */
+const MAX_DEVICES = 10_000;
+
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected the 64 lower-case hex digits of a sha256');
+
+export const DeviceViewSchema = z.object({
+  id: DeviceIdSchema,
+  online: z.boolean(),
   /** What the agent announced about itself; null until its first status message. */
-  info: DeviceInfo | null;
+  info: DeviceInfoSchema.nullable(),
   /** Manager clock, ms since epoch, of the last message from the device. */
-  lastSeen: number | null;
+  lastSeen: z.number().nullable(),
   /** The newest per-second record, or null before the first one. */
-  stats: StatsMessage | null;
-}
+  stats: StatsMessageSchema.nullable(),
+});
+export type DeviceView = z.infer<typeof DeviceViewSchema>;
 
-/** GET /api/devices */
-export interface DevicesResponse {
-  devices: DeviceView[];
-}
+export const DevicesResponseSchema = z.object({ devices: z.array(DeviceViewSchema).max(MAX_DEVICES) });
+export type DevicesResponse = z.infer<typeof DevicesResponseSchema>;
 
-/** GET /api/health */
-export interface HealthResponse {
-  ok: true;
-  version: string;
-}
+export const HealthResponseSchema = z.object({ ok: z.literal(true), version: z.string() });
+export type HealthResponse = z.infer<typeof HealthResponseSchema>;
 
-/** Every error response: a sentence a user can act on, and for typed refusals a code. */
-export interface ApiError {
-  error: string;
-  /** PackageError codes (bad-magic, hash-mismatch, wrong-key, ...) and deployment codes
-   * (unknown-package, unknown-device, no-devices, bad-package). */
-  code?: string;
-}
+/** Every error response: a sentence a user can act on, and for typed refusals a code: PackageError codes
+ * (bad-magic, hash-mismatch, wrong-key, ...), deployment codes (unknown-package, unknown-device, no-devices,
+ * bad-package) and the API's own (too-large, bad-content-type, bad-json, bad-request, unknown-deployment). */
+export const ApiErrorSchema = z.object({ error: z.string(), code: z.string().optional() });
+export type ApiError = z.infer<typeof ApiErrorSchema>;
 
-/** GET /api/devices/:id/snapshot: the device's newest camera picture and the prediction on it; null
- * before the first one (not a 404: a page polling for it should not log failed requests). 404 for an
- * unknown device. */
-export interface SnapshotResponse {
-  device: string;
-  snapshot: SnapshotMessage | null;
-}
+/** The device's newest camera picture and the prediction on it; null before the first one (not a 404: a
+ * page polling for it should not log failed requests). */
+export const SnapshotResponseSchema = z.object({
+  device: DeviceIdSchema,
+  snapshot: SnapshotMessageSchema.nullable(),
+});
+export type SnapshotResponse = z.infer<typeof SnapshotResponseSchema>;
 
 /** A package the manager accepted: it passed the agent's strict reader and is signed by the manager's key. */
-export interface PackageView {
+export const PackageViewSchema = z.object({
   /** SHA-256 of the whole file (what agents download and verify). */
-  sha256: string;
-  modelId: string;
-  modelVersion: string;
-  name: string | null;
-  bytes: number;
+  sha256: Sha256Hex,
+  modelId: z.string().max(128),
+  modelVersion: z.string().max(64),
+  name: z.string().max(256).nullable(),
+  bytes: z.number().int().nonnegative(),
   /** The CPU family the package is built for (x86_64, aarch64, armv7, any). */
-  cpuFamily: string;
-  addedAt: number;
-}
+  cpuFamily: z.string().max(32),
+  addedAt: z.number(),
+});
+export type PackageView = z.infer<typeof PackageViewSchema>;
 
-/** GET /api/packages, newest first. POST /api/packages takes the package file as the body
- * (Content-Type: application/octet-stream, at most MAX_PACKAGE_BYTES) and answers 201 with a PackageView
- * (200 when it was already known), or 422 with the reader's error code. */
-export interface PackagesResponse {
-  packages: PackageView[];
-}
+/** Newest first. */
+export const PackagesResponseSchema = z.object({ packages: z.array(PackageViewSchema).max(10_000) });
+export type PackagesResponse = z.infer<typeof PackagesResponseSchema>;
 
-/** At most this many bytes in a POST /api/packages body. */
-export const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
-/** At most this many bytes in any JSON request body. */
-export const MAX_JSON_BODY_BYTES = 64 * 1024;
-
-/** POST /api/deployments (Content-Type: application/json): answers 201 with a DeploymentView. */
-export interface DeployRequest {
-  /** sha256 of a package from GET /api/packages. */
-  package: string;
-  /** Device ids, or every known device, or every device online now. */
-  devices: string[] | 'all' | 'online';
-  /** Install even if older than what a device runs. */
-  rollback?: boolean;
-  /** How long the device runs the new model before committing it (default 5). */
-  healthSeconds?: number;
-  /** p95 frame latency allowed during the health check, ms. */
-  latencyBudgetMs?: number;
-}
+/** A deployment to start; answered with its DeploymentView. Strict: a misspelt option is refused, not
+ * ignored. */
+export const DeployRequestSchema = z
+  .object({
+    /** sha256 of a package from GET /api/packages. */
+    package: Sha256Hex,
+    /** Device ids, or every known device, or every device online now. */
+    devices: z.union([
+      z.literal('all'),
+      z.literal('online'),
+      z.array(DeviceIdSchema).min(1).max(MAX_DEVICES),
+    ]),
+    /** Install even if older than what a device runs. */
+    rollback: z.boolean().optional(),
+    /** How long the device runs the new model before committing it (default 5). */
+    healthSeconds: z.number().min(0).max(600).optional(),
+    /** p95 frame latency allowed during the health check, ms. */
+    latencyBudgetMs: z.number().positive().max(60_000).optional(),
+  })
+  .strict();
+export type DeployRequest = z.infer<typeof DeployRequestSchema>;
 
 /** Where a device is in a deployment: 'pending' until its first report, then the phases the agent
  * reports, or 'superseded' when a newer deployment to it started before this one finished. */
-export type DeploymentPhase = 'pending' | 'superseded' | DeployPhase;
+export const DeploymentPhaseSchema = z.enum(['pending', 'superseded', ...DEPLOY_PHASES]);
+export type DeploymentPhase = z.infer<typeof DeploymentPhaseSchema>;
 
-export interface DeploymentDeviceView {
-  device: string;
-  phase: DeploymentPhase;
-  code: DeployErrorCode | null;
+/** What one device said last in a deployment; the limits are the agent's DeployReport's. */
+const deviceReport = {
+  device: DeviceIdSchema,
+  phase: DeploymentPhaseSchema,
+  code: z.enum(DEPLOY_ERROR_CODES).nullable(),
   /** Why it was refused, failed or rolled back, as the device said it. */
-  reason: string | null;
+  reason: z.string().max(2000).nullable(),
   /** The model the device serves after this phase: a package sha256, or "bundled". */
-  serving: string | null;
-  updatedAt: number;
-  /** No further report is expected. */
-  finished: boolean;
-}
+  serving: z.string().max(64).nullable(),
+};
 
-export interface DeploymentView {
-  id: string;
-  createdAt: number;
-  package: { sha256: string; modelId: string; modelVersion: string };
-  devices: DeploymentDeviceView[];
+export const DeploymentDeviceViewSchema = z.object({
+  ...deviceReport,
+  updatedAt: z.number(),
+  /** No further report is expected. */
+  finished: z.boolean(),
+});
+export type DeploymentDeviceView = z.infer<typeof DeploymentDeviceViewSchema>;
+
+export const DeploymentViewSchema = z.object({
+  id: z.string().max(64),
+  createdAt: z.number(),
+  package: z.object({ sha256: Sha256Hex, modelId: z.string().max(128), modelVersion: z.string().max(64) }),
+  devices: z.array(DeploymentDeviceViewSchema).max(MAX_DEVICES),
   /** Every device finished. */
-  finished: boolean;
+  finished: z.boolean(),
   /** Every device committed. */
-  succeeded: boolean;
-}
+  succeeded: z.boolean(),
+});
+export type DeploymentView = z.infer<typeof DeploymentViewSchema>;
+
+/** Newest first, at most 100. */
+export const DeploymentsResponseSchema = z.object({ deployments: z.array(DeploymentViewSchema).max(1000) });
+export type DeploymentsResponse = z.infer<typeof DeploymentsResponseSchema>;
 
 /** One phase one device reported in a deployment (or 'superseded', set by the manager). */
-export interface DeploymentEventView {
-  device: string;
-  phase: DeploymentPhase;
-  code: DeployErrorCode | null;
-  reason: string | null;
-  serving: string | null;
-  at: number;
-}
+export const DeploymentEventViewSchema = z.object({ ...deviceReport, at: z.number() });
+export type DeploymentEventView = z.infer<typeof DeploymentEventViewSchema>;
 
-/** GET /api/deployments/:id/events: every phase of every device, oldest first. */
-export interface DeploymentEventsResponse {
-  deployment: string;
-  events: DeploymentEventView[];
-}
-
-/** GET /api/deployments, newest first (at most 100). GET /api/deployments/:id gives one DeploymentView. */
-export interface DeploymentsResponse {
-  deployments: DeploymentView[];
-}
+/** Every phase of every device, oldest first. */
+export const DeploymentEventsResponseSchema = z.object({
+  deployment: z.string().max(64),
+  events: z.array(DeploymentEventViewSchema),
+});
+export type DeploymentEventsResponse = z.infer<typeof DeploymentEventsResponseSchema>;
 
 /** Server -> client on /api/live: a snapshot on connect, then one message per device change and one per
  * change of a deployment. */
-export type LiveMessage =
-  | { type: 'snapshot'; devices: DeviceView[] }
-  | { type: 'device'; device: DeviceView }
-  | { type: 'deployment'; deployment: DeploymentView };
+export const LiveMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('snapshot'), devices: z.array(DeviceViewSchema).max(MAX_DEVICES) }),
+  z.object({ type: z.literal('device'), device: DeviceViewSchema }),
+  z.object({ type: z.literal('deployment'), deployment: DeploymentViewSchema }),
+]);
+export type LiveMessage = z.infer<typeof LiveMessageSchema>;
 
-export const LIVE_PATH = '/api/live';
-export const TOKEN_SUBPROTOCOL_PREFIX = 'whittle-token.';
+/** Every body of the contract by name: the route table names its bodies with these keys, so it needs no
+ * zod at run time (the renderer imports it). */
+export const CONTRACT_SCHEMAS = {
+  ApiError: ApiErrorSchema,
+  DeviceView: DeviceViewSchema,
+  HealthResponse: HealthResponseSchema,
+  DevicesResponse: DevicesResponseSchema,
+  SnapshotResponse: SnapshotResponseSchema,
+  PackageView: PackageViewSchema,
+  PackagesResponse: PackagesResponseSchema,
+  DeployRequest: DeployRequestSchema,
+  DeploymentView: DeploymentViewSchema,
+  DeploymentsResponse: DeploymentsResponseSchema,
+  DeploymentEventsResponse: DeploymentEventsResponseSchema,
+  LiveMessage: LiveMessageSchema,
+} as const;
+export type ContractBodyName = keyof typeof CONTRACT_SCHEMAS;
+/** The decoded value of a named body. */
+export type ContractBody<N extends ContractBodyName> = z.output<(typeof CONTRACT_SCHEMAS)[N]>;

@@ -4,13 +4,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import {
-  type DeploymentDeviceView,
-  type DeploymentView,
-  type DeployRequest,
-  MAX_PACKAGE_BYTES,
-  type PackageView,
-} from '../api/contract.js';
+import type { DeploymentDeviceView, DeploymentView, DeployRequest, PackageView } from '../api/contract.js';
+import { MAX_PACKAGE_BYTES } from '../api/routes.js';
 import { defaultDataDir } from '../core/core.js';
 import { CommandUsageError } from './command-error.js';
 import { ManagerApiError, ManagerClient } from './manager-client.js';

@@ -8,7 +8,6 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 import { DEFAULT_MQTT_PORT, defaultDataDir } from '../core/core.js';
-import { ProvisioningError } from '../core/provisioning/errors.js';
 import {
   acceptFingerprint,
   type AcceptHostKey,
@@ -20,6 +19,7 @@ import { listSerialPorts, readIdentityOverSerial } from '../core/provisioning/se
 import type { SshAuth } from '../core/provisioning/ssh-session.js';
 import { parseTarget, type SshTarget } from '../core/provisioning/target-url.js';
 import { Store } from '../core/store.js';
+import { CommandUsageError, reportCommandError } from './command-error.js';
 
 export const DEVICE_HELP = `  device add ADDRESS    install the agent on a device and start it. ADDRESS is ssh://user@host[:port]
                         or serial:///dev/ttyX?baud=115200&user=NAME (logs in on the console, reads
@@ -32,10 +32,6 @@ export const DEVICE_HELP = `  device add ADDRESS    install the agent on a devic
   devices               list the devices this manager installed an agent on
   serial list           list serial ports (needs udevadm)
 `;
-
-class CommandError extends Error {
-  override name = 'CommandError';
-}
 
 const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -84,15 +80,7 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
   try {
     return await dispatch(argv);
   } catch (err) {
-    if (err instanceof ProvisioningError || err instanceof CommandError) {
-      console.error(`whittle: ${err.message}`);
-      return 1;
-    }
-    if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`whittle: ${err.message}; see whittle --help`);
-      return 1;
-    }
-    throw err;
+    return reportCommandError('whittle', err);
   }
 }
 
@@ -106,7 +94,7 @@ async function dispatch(argv: string[]): Promise<number> {
   const dataDir = values['data-dir'] ?? defaultDataDir();
   const log = (line: string): void => console.log(`  ${line}`);
   if (command === 'devices') {
-    if (sub !== undefined) throw new CommandError(`devices takes no arguments, got "${sub}"`);
+    if (sub !== undefined) throw new CommandUsageError(`devices takes no arguments, got "${sub}"`);
     return withStore(dataDir, (store) => {
       const records = provisionedRecords(store);
       if (!records.length) {
@@ -125,7 +113,8 @@ async function dispatch(argv: string[]): Promise<number> {
     });
   }
   if (command === 'serial') {
-    if (sub !== 'list') throw new CommandError(`expected "whittle serial list", got "serial ${sub ?? ''}"`);
+    if (sub !== 'list')
+      throw new CommandUsageError(`expected "whittle serial list", got "serial ${sub ?? ''}"`);
     const ports = await listSerialPorts();
     if (!ports.length) console.log('no serial ports found');
     for (const p of ports)
@@ -141,17 +130,17 @@ async function dispatch(argv: string[]): Promise<number> {
       );
     return 0;
   }
-  if (command !== 'device') throw new CommandError(`unknown command "${command ?? ''}"`);
-  if (extra.length) throw new CommandError(`unexpected arguments: ${extra.join(' ')}`);
+  if (command !== 'device') throw new CommandUsageError(`unknown command "${command ?? ''}"`);
+  if (extra.length) throw new CommandUsageError(`unexpected arguments: ${extra.join(' ')}`);
   switch (sub) {
     case 'add':
       if (!arg)
-        throw new CommandError(
+        throw new CommandUsageError(
           'device add: expected an address, ssh://user@host[:port] or serial:///dev/ttyX',
         );
       return addDevice(arg, values, dataDir, log);
     case 'remove': {
-      if (!arg) throw new CommandError('device remove: expected a device id (see whittle devices)');
+      if (!arg) throw new CommandUsageError('device remove: expected a device id (see whittle devices)');
       const auth = await authFrom(values, undefined);
       return withStore(dataDir, async (store) => {
         const record = await removeDevice({ store, deviceId: arg, auth, progress: log });
@@ -163,7 +152,7 @@ async function dispatch(argv: string[]): Promise<number> {
     }
     case 'forget-host': {
       const m = /^(.+?)(?::(\d+))?$/.exec(arg ?? '');
-      if (!m) throw new CommandError('device forget-host: expected HOST[:PORT]');
+      if (!m) throw new CommandUsageError('device forget-host: expected HOST[:PORT]');
       const host = m[1]!;
       const port = m[2] ? Number(m[2]) : 22;
       return withStore(dataDir, (store) => {
@@ -177,7 +166,9 @@ async function dispatch(argv: string[]): Promise<number> {
       });
     }
     default:
-      throw new CommandError(`unknown device command "${sub ?? ''}": expected add, remove or forget-host`);
+      throw new CommandUsageError(
+        `unknown device command "${sub ?? ''}": expected add, remove or forget-host`,
+      );
   }
 }
 
@@ -195,7 +186,7 @@ function mqttPort(values: Values): number {
   if (text === undefined) return DEFAULT_MQTT_PORT;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 65535)
-    throw new CommandError(`--mqtt-port: expected 1-65535, got "${text}"`);
+    throw new CommandUsageError(`--mqtt-port: expected 1-65535, got "${text}"`);
   return n;
 }
 
@@ -227,11 +218,11 @@ let stdinPassword: string | undefined;
 
 async function authFrom(values: Values, who: string | undefined): Promise<SshAuth> {
   if (values.identity && values['password-stdin'])
-    throw new CommandError('give either --identity or --password-stdin, not both');
+    throw new CommandUsageError('give either --identity or --password-stdin, not both');
   if (values.identity) return { kind: 'key', privateKeyPath: values.identity };
   if (values['password-stdin']) {
     stdinPassword ??= (await readStdin()).split('\n')[0]!.replace(/\r$/, '');
-    if (!stdinPassword) throw new CommandError('--password-stdin: standard input held no password');
+    if (!stdinPassword) throw new CommandUsageError('--password-stdin: standard input held no password');
     return { kind: 'password', password: stdinPassword };
   }
   for (const name of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
@@ -245,7 +236,7 @@ async function authFrom(values: Values, who: string | undefined): Promise<SshAut
   }
   if (process.stdin.isTTY)
     return { kind: 'password', password: await ask(`password of ${who ?? 'the device user'}: `, true) };
-  throw new CommandError(
+  throw new CommandUsageError(
     'no SSH key in ~/.ssh and no terminal to ask for a password: use --identity KEY or --password-stdin',
   );
 }
@@ -254,7 +245,7 @@ function hostKeyPolicy(values: Values): AcceptHostKey {
   const offered = values['accept-host-key'];
   if (offered !== undefined) {
     if (!isFingerprint(offered))
-      throw new CommandError(
+      throw new CommandUsageError(
         `--accept-host-key: expected SHA256:<43 base64 characters> as ssh-keygen -lf prints it, got "${offered}"`,
       );
     return acceptFingerprint(offered);
@@ -280,7 +271,7 @@ async function addDevice(
   const target = parseTarget(address);
   const brokerPort = mqttPort(values);
   if (values['no-ssh'] && target.kind === 'ssh')
-    throw new CommandError('--no-ssh applies to serial:// addresses only');
+    throw new CommandUsageError('--no-ssh applies to serial:// addresses only');
   let sshTarget: SshTarget;
   if (target.kind === 'serial') {
     const auth = values['password-stdin'] ? await authFrom(values, target.username) : undefined;
@@ -311,7 +302,7 @@ async function addDevice(
       return chosen ? 0 : 1;
     }
     if (!target.username)
-      throw new CommandError('to continue over SSH, name the user in the address (&user=NAME)');
+      throw new CommandUsageError('to continue over SSH, name the user in the address (&user=NAME)');
     sshTarget = { kind: 'ssh', username: target.username, host: chosen, port: 22 };
     values.name ??= identity.hostname.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
     log(`continuing over SSH: ssh://${sshTarget.username}@${sshTarget.host}`);

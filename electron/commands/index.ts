@@ -1,16 +1,20 @@
 // The model subcommands of `whittle`, dispatched before the manager's own options are parsed (each parses
-// its own): inspect, import, run, deploy.
-import { isReportedError } from './command-error.js';
+// its own): inspect, import, run, deploy, train, quantize.
+import { reportCommandError } from './command-error.js';
 import { deployCommand } from './deploy.js';
 import { importCommand } from './import.js';
 import { inspectCommand } from './inspect.js';
+import { quantizeCommand } from './quantize.js';
 import { runCommand } from './run.js';
+import { trainCommand } from './train.js';
 
 const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   inspect: inspectCommand,
   import: importCommand,
   run: runCommand,
   deploy: deployCommand,
+  train: trainCommand,
+  quantize: quantizeCommand,
 };
 
 export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, formats, sizes, MACs, memory plan and signature status
@@ -22,7 +26,7 @@ export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, 
                         --memory-budget BYTES; --threads N; a .pb input's first dimension sets the batch)
 `;
 
-/** Runs a model command; undefined when `command` is not one. Typed errors print as one line, exit 1. */
+/** Runs a model command; undefined when `command` is not one. Reported errors print as one line, exit 1. */
 export async function runModelCommand(
   command: string | undefined,
   args: string[],
@@ -32,14 +36,6 @@ export async function runModelCommand(
   try {
     return await run(args);
   } catch (error) {
-    if (isReportedError(error)) {
-      console.error(`whittle ${command}: ${error.message}`);
-      return 1;
-    }
-    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`whittle ${command}: ${error.message}; see whittle --help`);
-      return 1;
-    }
-    throw error;
+    return reportCommandError(`whittle ${command}`, error);
   }
 }

@@ -1,50 +1,34 @@
 // A command's HTTP client of the running manager (electron/api/contract.ts), found through the connection
 // file `whittle serve` writes. Every failure is a ManagerApiError with a sentence the user can act on.
 import { WebSocket } from 'ws';
-import { z } from 'zod';
+import type { z } from 'zod';
 
-import { DEPLOY_ERROR_CODES, DEPLOY_PHASES } from '../../agent/protocol/messages.js';
-import type { DeploymentView, DeployRequest, PackageView } from '../api/contract.js';
-import { LIVE_PATH, TOKEN_SUBPROTOCOL_PREFIX } from '../api/contract.js';
+import { WhittleError } from '../../native/whittle-error.js';
+import {
+  CONTRACT_SCHEMAS,
+  type DeploymentView,
+  type DeployRequest,
+  LiveMessageSchema,
+  type PackageView,
+} from '../api/contract.js';
+import {
+  LIVE_PATH,
+  routeCall,
+  type RouteName,
+  type RouteParams,
+  type RouteResponse,
+  TOKEN_SUBPROTOCOL_PREFIX,
+} from '../api/routes.js';
 import { type ManagerConnection, readConnectionFile } from '../core/connection-file.js';
 
-// The answers a command relies on, decoded at this edge (a manager of another version may differ).
-const PackageViewSchema = z.object({
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  modelId: z.string(),
-  modelVersion: z.string(),
-  name: z.string().nullable(),
-  bytes: z.number().int().nonnegative(),
-  cpuFamily: z.string(),
-  addedAt: z.number(),
-}) satisfies z.ZodType<PackageView>;
-
-const DeploymentViewSchema = z.object({
-  id: z.string(),
-  createdAt: z.number(),
-  package: z.object({ sha256: z.string(), modelId: z.string(), modelVersion: z.string() }),
-  devices: z.array(
-    z.object({
-      device: z.string(),
-      phase: z.enum(['pending', 'superseded', ...DEPLOY_PHASES]),
-      code: z.enum(DEPLOY_ERROR_CODES).nullable(),
-      reason: z.string().nullable(),
-      serving: z.string().nullable(),
-      updatedAt: z.number(),
-      finished: z.boolean(),
-    }),
-  ),
-  finished: z.boolean(),
-  succeeded: z.boolean(),
-}) satisfies z.ZodType<DeploymentView>;
-
-/** The manager refused a request, or cannot be reached. `code` is the API's error code when it gave one. */
-export class ManagerApiError extends Error {
+/** The manager refused a request, or cannot be reached, or answered something this version cannot read.
+ * `code` is the API's error code when it gave one. */
+export class ManagerApiError extends WhittleError {
   override readonly name = 'ManagerApiError';
   constructor(
     message: string,
-    readonly status: number | null = null,
-    readonly code?: string,
+    readonly status: number | null,
+    readonly code: string,
   ) {
     super(message);
   }
@@ -58,25 +42,17 @@ export class ManagerClient {
     return new ManagerClient(readConnectionFile(dataDir));
   }
 
-  /** POST /api/packages: the manager validates the package (422 with the reader's code when refused). */
-  async uploadPackage(bytes: Uint8Array): Promise<PackageView> {
-    const path = '/api/packages';
-    return decode(
-      PackageViewSchema,
-      path,
-      await this.request('POST', path, bytes, 'application/octet-stream'),
-    );
+  /** Adds a package; the manager validates it (422 with the reader's code when refused). */
+  uploadPackage(bytes: Uint8Array): Promise<PackageView> {
+    return this.call('addPackage', {}, bytes);
   }
 
-  async startDeployment(request: DeployRequest): Promise<DeploymentView> {
-    const path = '/api/deployments';
-    const json = await this.request('POST', path, JSON.stringify(request), 'application/json');
-    return decode(DeploymentViewSchema, path, json);
+  startDeployment(request: DeployRequest): Promise<DeploymentView> {
+    return this.call('startDeployment', {}, JSON.stringify(request));
   }
 
-  async deployment(id: string): Promise<DeploymentView> {
-    const path = `/api/deployments/${encodeURIComponent(id)}`;
-    return decode(DeploymentViewSchema, path, await this.request('GET', path));
+  deployment(id: string): Promise<DeploymentView> {
+    return this.call('deployment', { id });
   }
 
   /** Opens /api/live and calls `onDeployment` with every deployment change; resolves once connected. The
@@ -91,41 +67,46 @@ export class ManagerClient {
       } catch {
         return;
       }
-      // Device messages are not ours to follow; a deployment message that fails to decode is dropped (the
-      // follower also polls, so nothing is lost for good).
-      if ((json as { type?: unknown }).type !== 'deployment') return;
-      const parsed = DeploymentViewSchema.safeParse((json as { deployment?: unknown }).deployment);
-      if (parsed.success) onDeployment(parsed.data);
+      // Device messages are not ours to follow; a message that fails to decode is dropped (the follower
+      // also polls, so nothing is lost for good).
+      const parsed = LiveMessageSchema.safeParse(json);
+      if (parsed.success && parsed.data.type === 'deployment') onDeployment(parsed.data.deployment);
     });
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve({ close: () => ws.close(1000) }));
       ws.once('error', (err) =>
-        reject(new ManagerApiError(`cannot follow the manager's live feed: ${err.message}`)),
+        reject(
+          new ManagerApiError(`cannot follow the manager's live feed: ${err.message}`, null, 'no-live-feed'),
+        ),
       );
     });
   }
 
-  private async request(
-    method: string,
-    path: string,
+  /** Calls a route of the table and decodes its answer with the route's schema. */
+  private async call<N extends RouteName>(
+    name: N,
+    params: RouteParams<N>,
     body?: string | Uint8Array,
-    contentType?: string,
-  ): Promise<unknown> {
+  ): Promise<RouteResponse<N>> {
     const { url, token } = this.connection;
+    const init = routeCall(name, params, body);
+    const { path } = init;
     let res: Response;
     try {
       res = await fetch(`${url}${path}`, {
-        method,
+        method: init.method,
         headers: {
           authorization: `Bearer ${token}`,
-          ...(contentType ? { 'content-type': contentType } : {}),
+          ...(init.contentType ? { 'content-type': init.contentType } : {}),
         },
-        ...(body !== undefined ? { body } : {}),
+        ...(init.body !== undefined ? { body: init.body } : {}),
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
       throw new ManagerApiError(
         `the manager at ${url} does not answer (${cause}); it stopped without removing its connection file? Start it with whittle serve`,
+        null,
+        'manager-unreachable',
       );
     }
     const text = await res.text();
@@ -134,27 +115,30 @@ export class ManagerClient {
       json = JSON.parse(text);
     } catch {
       throw new ManagerApiError(
-        `${method} ${path}: HTTP ${res.status} with a body that is not JSON`,
+        `${init.method} ${path}: HTTP ${res.status} with a body that is not JSON`,
         res.status,
+        'bad-answer',
       );
     }
     if (!res.ok) {
-      const e = json as { error?: unknown; code?: unknown };
+      const refusal = CONTRACT_SCHEMAS.ApiError.safeParse(json);
       throw new ManagerApiError(
-        typeof e.error === 'string' ? e.error : `${method} ${path}: HTTP ${res.status}`,
+        refusal.success ? refusal.data.error : `${init.method} ${path}: HTTP ${res.status}`,
         res.status,
-        typeof e.code === 'string' ? e.code : undefined,
+        (refusal.success ? refusal.data.code : undefined) ?? `http-${res.status}`,
       );
     }
-    return json;
+    return decode(CONTRACT_SCHEMAS[init.response] as z.ZodType, path, json) as RouteResponse<N>;
   }
 }
 
-function decode<T>(schema: z.ZodType<T>, path: string, json: unknown): T {
+function decode(schema: z.ZodType, path: string, json: unknown): unknown {
   const parsed = schema.safeParse(json);
   if (!parsed.success)
     throw new ManagerApiError(
       `${path}: unexpected answer from the manager (${parsed.error.issues[0]?.path.join('.') ?? ''}: ${parsed.error.issues[0]?.message ?? 'invalid'}); is it another Whittle version?`,
+      null,
+      'bad-answer',
     );
   return parsed.data;
 }

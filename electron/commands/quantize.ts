@@ -17,7 +17,7 @@ import { bundledSigningKey, probeFromTestSet } from '../../optimize/package/from
 import { type PackageContent, writePackage } from '../../optimize/package/writer.js';
 import { calibrationFromImages } from '../../optimize/quantize/calibrate.js';
 import { quantizePackage } from '../../optimize/quantize/ptq.js';
-import { CommandUsageError, isReportedError } from './command-error.js';
+import { CommandUsageError } from './command-error.js';
 import { loadSigningKey } from './signing-key.js';
 
 export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  post-training quantization of an fp32 package:
@@ -42,7 +42,8 @@ function count(value: string | undefined, flag: string, fallback: number): numbe
   return n;
 }
 
-function run(args: string[]): number {
+/** `whittle quantize`; a failure is reported by the CLI (electron/commands/index.ts). */
+export function quantizeCommand(args: string[]): number {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -145,20 +146,4 @@ function run(args: string[]): number {
       `${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   return 0;
-}
-
-export function quantizeCommand(args: string[]): number {
-  try {
-    return run(args);
-  } catch (error) {
-    if (
-      isReportedError(error) ||
-      (error instanceof Error &&
-        ['QuantizationError', 'DatasetError', 'DatasetMissingError'].includes(error.name))
-    ) {
-      console.error(`whittle quantize: ${error.message}`);
-      return 1;
-    }
-    throw error;
-  }
 }

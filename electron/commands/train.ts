@@ -3,7 +3,7 @@
 // that --resume continues from. TensorFlow.js loads only when this command runs.
 import { parseArgs } from 'node:util';
 
-import type { LrSchedule, Selection } from '../../optimize/train/trainer.js';
+import type { LrSchedule, Selection, TrainProgress } from '../../optimize/train/trainer.js';
 import { CommandUsageError } from './command-error.js';
 
 export const TRAIN_HELP = `  train --model NAME --dataset DATA --out DIR  train a zoo model (lenet-300-100, lenet5, vgg-small,
@@ -40,20 +40,8 @@ function formatDuration(seconds: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${rest}` : `${m}:${rest}`;
 }
 
-export interface ProgressLine {
-  phase: 'train' | 'validate' | 'test';
-  epoch: number;
-  epochs: number;
-  batch: number;
-  batches: number;
-  loss: number;
-  accuracy: number;
-  imagesPerSecond: number;
-  etaSeconds: number;
-}
-
 /** One progress-bar line: epoch, bar, batch, loss, accuracy, images/s, ETA. */
-export function formatProgress(p: ProgressLine, width = 20): string {
+export function formatProgress(p: TrainProgress, width = 20): string {
   const filled = Math.round((p.batch / Math.max(p.batches, 1)) * width);
   const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
   const head = `epoch ${p.epoch}/${p.epochs} [${bar}] ${p.batch}/${p.batches}`;
@@ -116,11 +104,8 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (adam === 'fused' && backendName !== 'auto' && backendName !== 'whittle-native')
     throw new CommandUsageError(`--adam fused needs the whittle-native backend (not ${backendName})`);
 
-  const { DEFAULT_TRAIN_CONFIG, train, TrainingDivergedError, CheckpointError, TrainConfigError } =
-    await import('../../optimize/train/trainer.js');
+  const { DEFAULT_TRAIN_CONFIG, train } = await import('../../optimize/train/trainer.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
-  const { DatasetError } = await import('../../optimize/datasets/image-set.js');
-  const { ZooOptionsError } = await import('../../optimize/zoo/index.js');
 
   const choice = await selectTrainingBackend(backendName as 'auto');
   for (const note of choice.notes) console.error(`whittle train: ${note}`);
@@ -226,19 +211,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     }
     return 0;
   } catch (error) {
+    // Finish the progress line; the CLI reports the error (electron/commands/command-error.ts).
     if (tty) process.stderr.write('\n');
-    if (
-      error instanceof TrainingDivergedError ||
-      error instanceof CheckpointError ||
-      error instanceof TrainConfigError ||
-      error instanceof DatasetError ||
-      error instanceof ZooOptionsError ||
-      (error instanceof Error &&
-        ['IdxFormatError', 'DatasetMissingError', 'ModelFileError'].includes(error.name))
-    ) {
-      console.error(`whittle train: ${error.message}`);
-      return 1;
-    }
     throw error;
   } finally {
     process.off('SIGINT', onSigint);

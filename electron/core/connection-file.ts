@@ -7,6 +7,8 @@ import { join } from 'node:path';
 
 import { z } from 'zod';
 
+import { WhittleError } from '../../native/whittle-error.js';
+
 export const CONNECTION_FILE = 'manager.json';
 
 export interface ManagerConnection {
@@ -24,8 +26,9 @@ const ConnectionSchema = z.object({
 });
 
 /** No manager is running for this data directory, or its file is unreadable. */
-export class NoManagerError extends Error {
+export class NoManagerError extends WhittleError {
   override readonly name = 'NoManagerError';
+  readonly code = 'no-manager';
 }
 
 export function connectionFilePath(dataDir: string): string {

@@ -15,8 +15,6 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 
-import { z } from 'zod';
-
 import { PackageError } from '../../agent/package/errors.js';
 import type { CpuFamily } from '../../agent/package/manifest.js';
 import { readPackage } from '../../agent/package/reader.js';
@@ -30,6 +28,7 @@ import {
   deviceTopic,
   PROTOCOL_VERSION,
 } from '../../agent/protocol/messages.js';
+import { WhittleError } from '../../native/whittle-error.js';
 import type {
   DeploymentDeviceView,
   DeploymentEventView,
@@ -38,6 +37,7 @@ import type {
   DeployRequest,
   PackageView,
 } from '../api/contract.js';
+import { ROUTES } from '../api/routes.js';
 import type { Broker } from './broker.js';
 import type { DeviceRegistry } from './device-registry.js';
 import type { PackageServer } from './package-server.js';
@@ -46,7 +46,7 @@ import type { Store, StoredDeployment, StoredDeploymentDevice, StoredPackage } f
 export type DeploymentErrorCode = 'unknown-package' | 'unknown-device' | 'no-devices' | 'bad-package';
 
 /** A deployment request the manager refuses before publishing anything. */
-export class DeploymentError extends Error {
+export class DeploymentError extends WhittleError {
   override readonly name = 'DeploymentError';
   constructor(
     readonly code: DeploymentErrorCode,
@@ -58,26 +58,6 @@ export class DeploymentError extends Error {
 
 /** The target's `format` of a Whittle package (agent/package). */
 export const PACKAGE_FORMAT = 'whittle-package';
-
-const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected the 64 lower-case hex digits of a sha256');
-
-/** POST /api/deployments, decoded at the edge (electron/api/contract.ts DeployRequest). */
-export const DeployRequestSchema = z
-  .object({
-    package: Sha256Hex,
-    devices: z.union([
-      z.literal('all'),
-      z.literal('online'),
-      z
-        .array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'device id: 1-64 of A-Z a-z 0-9 . _ -'))
-        .min(1)
-        .max(10_000),
-    ]),
-    rollback: z.boolean().optional(),
-    healthSeconds: z.number().min(0).max(600).optional(),
-    latencyBudgetMs: z.number().positive().max(60_000).optional(),
-  })
-  .strict() satisfies z.ZodType<DeployRequest>;
 
 /** Phases after which a device sends no more reports for that deployment. A rollback after an
  * interrupted health check is retried by the agent, so it is not final. */
@@ -197,7 +177,7 @@ export class Deployments extends EventEmitter<{ change: [DeploymentView] }> {
     if (!stored || !path)
       throw new DeploymentError(
         'unknown-package',
-        `no package ${request.package}; upload it first (POST /api/packages)`,
+        `no package ${request.package}; upload it first (${ROUTES.addPackage.method} ${ROUTES.addPackage.path})`,
       );
     const bytes = readFileSync(path);
     // The file on disk is read again: it is what devices will download, so it must still be the

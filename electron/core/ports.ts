@@ -1,8 +1,11 @@
 // Listening on a port with an error that names which port and what it is for.
 import type { Server } from 'node:net';
 
-export class PortInUseError extends Error {
+import { WhittleError } from '../../native/whittle-error.js';
+
+export class PortInUseError extends WhittleError {
   override name = 'PortInUseError';
+  readonly code = 'port-in-use';
 }
 
 /** Resolves with the bound port; rejects with PortInUseError naming the port's purpose and the flag

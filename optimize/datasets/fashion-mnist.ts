@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { WhittleError } from '../../native/whittle-error.js';
 import { IdxFormatError, readIdx } from './idx.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -31,8 +32,9 @@ export interface GrayImageSet {
 }
 
 /** The dataset files were not found where the Debian package puts them. */
-export class DatasetMissingError extends Error {
+export class DatasetMissingError extends WhittleError {
   override readonly name = 'DatasetMissingError';
+  readonly code = 'dataset-missing';
 }
 
 function locate(dir: string, base: string): string {

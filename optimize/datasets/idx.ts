@@ -5,11 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 
+import { WhittleError } from '../../native/whittle-error.js';
+
 const UNSIGNED_BYTE = 0x08;
 
 /** A dataset file that is not the IDX data it should be; the message names the file. */
-export class IdxFormatError extends Error {
+export class IdxFormatError extends WhittleError {
   override readonly name = 'IdxFormatError';
+  readonly code = 'bad-idx';
 }
 
 export interface IdxArray {

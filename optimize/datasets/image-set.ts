@@ -1,5 +1,6 @@
 // An in-memory labelled image set, stored once as bytes: [count][height][width][channels], 0 = black.
 // Batches convert slices of it to float32 on the fly (see batches.ts), so the data is never held twice.
+import { WhittleError } from '../../native/whittle-error.js';
 
 export interface ImageSet {
   count: number;
@@ -18,8 +19,9 @@ export interface ImageSet {
 }
 
 /** A dataset specification or its files are unusable; the message names the file or folder. */
-export class DatasetError extends Error {
+export class DatasetError extends WhittleError {
   override readonly name = 'DatasetError';
+  readonly code = 'bad-dataset';
 }
 
 export function imageBytes(set: Pick<ImageSet, 'height' | 'width' | 'channels'>): number {

@@ -8,6 +8,7 @@ import type { ManifestNode, TensorQuantization } from '../../agent/package/manif
 import type { Package } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
+import { WhittleError } from '../../native/whittle-error.js';
 import {
   type AttributeProto,
   type NodeProto,
@@ -19,8 +20,9 @@ import {
 export const EXPORT_OPSET = 13;
 
 /** A node the exporter cannot express in ONNX; names the layer. */
-export class OnnxExportError extends Error {
+export class OnnxExportError extends WhittleError {
   override readonly name = 'OnnxExportError';
+  readonly code = 'cannot-export-onnx';
 }
 
 const ELEM = { f32: 1, u8: 2, i8: 3, i32: 6, bool: 9, i64: 7 } as const;

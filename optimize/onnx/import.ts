@@ -7,6 +7,7 @@
 // Unsupported ops are reported together, with node names and op types, before anything is converted.
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
+import { WhittleError } from '../../native/whittle-error.js';
 import { foldBatchNorm } from '../fold-batchnorm.js';
 import { GraphBuilder, NCHW_TO_NHWC } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
@@ -51,8 +52,9 @@ export const SUPPORTED_ONNX_OPS = [
 ] as const;
 
 /** All the nodes a model uses that the importer lacks, listed together. */
-export class UnsupportedOpsError extends Error {
+export class UnsupportedOpsError extends WhittleError {
   override readonly name = 'UnsupportedOpsError';
+  readonly code = 'unsupported-ops';
   constructor(readonly nodes: { name: string; opType: string }[]) {
     super(
       `the model uses ${nodes.length} unsupported node(s): ` +

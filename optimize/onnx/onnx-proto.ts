@@ -1,6 +1,8 @@
 // The ONNX protobuf schema (onnx-proto, protobufjs) and conversions of TensorProto to typed arrays.
 import onnxProto from 'onnx-proto';
 
+import { WhittleError } from '../../native/whittle-error.js';
+
 export const { onnx } = onnxProto;
 export type ModelProto = onnxProto.onnx.ModelProto;
 export type NodeProto = onnxProto.onnx.INodeProto;
@@ -9,8 +11,9 @@ export type AttributeProto = onnxProto.onnx.IAttributeProto;
 export type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
 
 /** A file that is not a readable ONNX model or TensorProto. */
-export class OnnxImportError extends Error {
+export class OnnxImportError extends WhittleError {
   override readonly name = 'OnnxImportError';
+  readonly code = 'bad-onnx';
 }
 
 /** ONNX element types this importer reads. */

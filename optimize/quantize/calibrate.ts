@@ -6,6 +6,7 @@ import type { ImagePreprocessing } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
 import { elements } from '../../agent/runtime/tensor.js';
+import { WhittleError } from '../../native/whittle-error.js';
 import type { ImageSet } from '../datasets/image-set.js';
 import { imageInput } from '../evaluate-package.js';
 
@@ -22,8 +23,9 @@ export interface TensorRange {
 }
 
 /** Quantization cannot proceed; `node` names the manifest node at fault when there is one. */
-export class QuantizationError extends Error {
+export class QuantizationError extends WhittleError {
   override readonly name = 'QuantizationError';
+  readonly code = 'cannot-quantize';
   constructor(
     message: string,
     readonly node?: string,

@@ -1,4 +1,7 @@
+import { WhittleError } from '../../native/whittle-error.js';
+
 /** A model.json (or its weight files) that cannot be imported; the message names the layer or file. */
-export class TfjsImportError extends Error {
+export class TfjsImportError extends WhittleError {
   override readonly name = 'TfjsImportError';
+  readonly code = 'bad-tfjs-model';
 }

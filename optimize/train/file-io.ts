@@ -6,6 +6,8 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
+import { WhittleError } from '../../native/whittle-error.js';
+
 /** A tensor with its name, as optimizers' getWeights returns them. */
 export interface NamedTensor {
   name: string;
@@ -16,8 +18,9 @@ export const MODEL_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
 
 /** A saved model directory is missing or unreadable; the message names the file. */
-export class ModelFileError extends Error {
+export class ModelFileError extends WhittleError {
   override readonly name = 'ModelFileError';
+  readonly code = 'bad-model-file';
 }
 
 function writeAtomic(path: string, data: string | Uint8Array): void {

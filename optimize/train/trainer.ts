@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { loadTrainBinding } from '../../native/train-kernels.js';
+import { WhittleError } from '../../native/whittle-error.js';
 import { BatchStream, identity, splitTrainValidation } from '../datasets/batches.js';
 import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
 import type { ImageSet } from '../datasets/image-set.js';
@@ -111,18 +112,21 @@ export interface TrainResult {
 }
 
 /** Training stopped because the loss became NaN/infinite or exploded; no model was written. */
-export class TrainingDivergedError extends Error {
+export class TrainingDivergedError extends WhittleError {
   override readonly name = 'TrainingDivergedError';
+  readonly code = 'training-diverged';
 }
 
 /** A resume was asked for but the checkpoint is missing or does not fit the request. */
-export class CheckpointError extends Error {
+export class CheckpointError extends WhittleError {
   override readonly name = 'CheckpointError';
+  readonly code = 'bad-checkpoint';
 }
 
 /** Bad training settings (the message names the setting). */
-export class TrainConfigError extends Error {
+export class TrainConfigError extends WhittleError {
   override readonly name = 'TrainConfigError';
+  readonly code = 'bad-train-config';
 }
 
 interface CheckpointState {

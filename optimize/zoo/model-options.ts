@@ -2,6 +2,8 @@
 // frames from cameras) and the number of classes.
 import * as tf from '@tensorflow/tfjs';
 
+import { WhittleError } from '../../native/whittle-error.js';
+
 export interface ZooModelOptions {
   /** Input height and width in pixels. */
   height: number;
@@ -16,8 +18,9 @@ export interface ZooModelOptions {
 }
 
 /** A zoo model was asked for with options it cannot take. */
-export class ZooOptionsError extends Error {
+export class ZooOptionsError extends WhittleError {
   override readonly name = 'ZooOptionsError';
+  readonly code = 'bad-zoo-options';
 }
 
 export function checkOptions(name: string, options: ZooModelOptions, minSize: number): void {

@@ -4,14 +4,11 @@
 // Browsers hide the HTTP status of a refused WebSocket upgrade (the socket just closes), so every
 // attempt starts with an authenticated GET: a 401 there means the token is wrong, and the link stops
 // instead of retrying forever. The GET's body also fills the table before the socket's first snapshot.
-import type { LIVE_PATH, LiveMessage, TOKEN_SUBPROTOCOL_PREFIX } from '../../electron/api/contract.js';
-import { decodeDevicesResponse, decodeLiveMessage } from './live-message.js';
+import type { LiveMessage } from '../../electron/api/contract.js';
+import { LIVE_PATH, routePath, TOKEN_SUBPROTOCOL_PREFIX } from '../../electron/api/routes.js';
+import { decodeBody, decodeLiveMessage } from './live-message.js';
 
-// Restated because the renderer imports only types from the contract; the literal types make the compiler
-// check that these agree with it.
-const livePath: typeof LIVE_PATH = '/api/live';
-const tokenSubprotocolPrefix: typeof TOKEN_SUBPROTOCOL_PREFIX = 'whittle-token.';
-const DEVICES_PATH = '/api/devices';
+const DEVICES_PATH = routePath('devices', {});
 
 /** Backoff between attempts, ms: doubles from the first to the last value, then stays there. */
 const RETRY_FIRST_MS = 500;
@@ -72,7 +69,7 @@ export function openLiveConnection(
 
   const openSocket = (validToken: string): void => {
     const scheme = page.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${page.host}${livePath}`, [tokenSubprotocolPrefix + validToken]);
+    const ws = new WebSocket(`${scheme}//${page.host}${LIVE_PATH}`, [TOKEN_SUBPROTOCOL_PREFIX + validToken]);
     socket = ws;
     ws.onopen = () => {
       failures = 0;
@@ -120,7 +117,7 @@ export function openLiveConnection(
       return retry(`GET ${DEVICES_PATH} answered with a body that is not JSON`);
     }
     if (closed) return;
-    const decoded = decodeDevicesResponse(body);
+    const decoded = decodeBody('DevicesResponse', body);
     if (decoded.ok) handlers.message({ type: 'snapshot', devices: decoded.value.devices });
     else handlers.malformed(decoded.reason);
     openSocket(token);

@@ -8,7 +8,13 @@ import { describe, test } from 'node:test';
 
 import { packageRoot } from '../../agent/package-root.js';
 import { parseShapes, ShapesFileError } from '../../bench/kernel-shapes.js';
-import { checkTargets, formatKernelTable, kernelsCommand, runKernelBench } from '../../bench/kernels.js';
+import {
+  BenchArgumentError,
+  checkTargets,
+  formatKernelTable,
+  kernelsCommand,
+  runKernelBench,
+} from '../../bench/kernels.js';
 import { FORMATS } from '../../bench/peak.js';
 
 const tinyShapes = parseShapes(
@@ -136,8 +142,8 @@ describe('bench kernels', () => {
   });
 
   test('bad flags are refused before anything runs', async () => {
-    await assert.rejects(kernelsCommand(['--threads', '0']), RangeError);
-    await assert.rejects(kernelsCommand(['--rounds', 'many']), RangeError);
+    await assert.rejects(kernelsCommand(['--threads', '0']), BenchArgumentError);
+    await assert.rejects(kernelsCommand(['--rounds', 'many']), BenchArgumentError);
     await assert.rejects(kernelsCommand(['--shapes', '/nonexistent/shapes.json']), ShapesFileError);
   });
 
