@@ -51,6 +51,8 @@ const deviceInfo: Decoder<DeviceInfo> = object({
   platform: string(32),
   cpuModel: string(255),
   cpus: nonNegativeInteger,
+  isa: optional(string(32)),
+  cpuFeatures: optional(array(string(32), 32)),
   memTotalBytes: nonNegativeNumber,
   agentVersion: string(64),
   nodeVersion: string(64),
@@ -67,7 +69,7 @@ const statsMessage: Decoder<StatsMessage> = object({
   fps: nonNegativeNumber,
   latencyMs: object({ p50: nonNegativeNumber, p95: nonNegativeNumber, max: nonNegativeNumber }),
   cpuPercent: nonNegativeNumber,
-  rssBytes: nonNegativeNumber,
+  rssBytes: optional(nonNegativeNumber),
   prediction: optional(
     object({ classIndex: nonNegativeInteger, label: string(128), confidence: finiteNumber }),
   ),
