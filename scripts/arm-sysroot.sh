@@ -23,7 +23,8 @@
 # - Downloads are cached under build/sysroot/.debs/ARCH and reused when their hash still matches the
 #   index; a run on a complete sysroot downloads nothing.
 # Environment: SYSROOT_DIR (default build/sysroot), DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR,
-#              DEBIAN_SUITE (default: this machine's codename, else bookworm).
+#              DEBIAN_SUITE (default: this machine's codename, else bookworm),
+#              ARM_SYSROOT_OFFLINE=1: rebuild from the indexes and .debs already cached, downloading nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -115,7 +116,11 @@ echo "arm-sysroot: reading Debian $suite's $arch indexes from $mirror"
 # An index that fails to download (a mirror caught mid-sync: "File has unexpected size") is ignored
 # by apt, which keeps every index it did verify; the packages then come from the suites it has. Only
 # when nodejs is in none of them is that a failure.
-if ! apt-get "${apt_options[@]}" -q update >"$aptdir/update.log" 2>&1; then
+offline=${ARM_SYSROOT_OFFLINE:-0}
+if [ "$offline" = 1 ]; then
+  echo "arm-sysroot: ARM_SYSROOT_OFFLINE=1: using the $arch indexes cached in $aptdir" >&2
+  touch "$aptdir/update.log"
+elif ! apt-get "${apt_options[@]}" -q update >"$aptdir/update.log" 2>&1; then
   echo "arm-sysroot: warning: some $arch indexes could not be read; using the others:" >&2
   grep -E '^(Err|E):' "$aptdir/update.log" | sed 's/^/  /' >&2 || true
 fi
@@ -149,7 +154,12 @@ for pkg in "${packages[@]}"; do
   [ -n "$sha" ] && [ -n "$file" ] || fail "$pkg: the index gives no SHA256 or Filename"
   deb="$debs/$(basename "$file")"
   if [ ! -f "$deb" ] || [ "$(sha256sum "$deb" | cut -d' ' -f1)" != "$sha" ]; then
-    rm -f "$deb"
+    if [ -f "$deb" ]; then
+      echo "arm-sysroot: the cached $(basename "$deb") does not match the index's SHA256: refused" >&2
+      rm -f "$deb"
+    fi
+    [ "$offline" = 1 ] &&
+      fail "$pkg: no cached .deb with the index's SHA256 $sha, and ARM_SYSROOT_OFFLINE=1 forbids downloading it"
     (cd "$debs" && apt-get "${apt_options[@]}" -q download "$pkg=$version" >/dev/null 2>"$work/download.log") ||
       fail "cannot download $pkg $version: $(tail -n 2 "$work/download.log")"
     # apt names the file after package, version and arch, which is the pool file name (epochs escaped).
