@@ -1,8 +1,8 @@
 // The device classes Whittle is built for, defined once: what each is, which CPU qemu-user emulates for it,
 // and what the agent on it must report. The emulated-device fixture (emulated-device.ts) starts real ARM
 // agents from these; a fleet simulator of hundreds of devices takes the few real ARM ones from here too.
-import type { AddonArch } from '../../electron/core/provisioning/device-probe.js';
 import type { CpuFamily } from '../../agent/package/manifest.js';
+import type { AddonArch } from '../../electron/core/provisioning/device-probe.js';
 import type { Isa } from '../../native/index.js';
 
 /** Debian's architecture names, as scripts/arm-sysroot.sh takes them. */
