@@ -56,7 +56,7 @@ function DeviceRow({ device, now }: { device: DeviceView; now: number }) {
         <div class="device-name">{info?.hostname ?? id}</div>
         <div class="device-meta">
           {id}
-          {info ? ` · ${info.arch}` : ''}
+          {info ? ` · ${info.arch}${info.isa ? ` · ${info.isa}` : ''}` : ''}
         </div>
       </td>
       <td>

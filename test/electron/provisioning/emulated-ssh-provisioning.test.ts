@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 
 import { packageRoot } from '../../../agent/package-root.js';
 import { type Core, startCore } from '../../../electron/core/core.js';
@@ -18,51 +19,48 @@ import { waitFor } from '../../support/stack.js';
 
 const CLASS = DEVICE_CLASSES.rpi3;
 
-function whittle(args: string[]): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [join(packageRoot(), 'bin', 'whittle.js'), ...args],
-      { timeout: 600_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, output: stdout + stderr });
-      },
-    );
-  });
+/** `whittle ARGS` run to its end (the core in this process keeps serving meanwhile). */
+async function whittle(args: string[]): Promise<{ code: number; output: string }> {
+  const cli = join(packageRoot(), 'bin', 'whittle.js');
+  try {
+    const done = await promisify(execFile)(process.execPath, [cli, ...args], { timeout: 600_000 });
+    return { code: 0, output: done.stdout + done.stderr };
+  } catch (err) {
+    const failed = err as { code?: unknown; stdout?: string; stderr?: string };
+    return {
+      code: typeof failed.code === 'number' ? failed.code : 1,
+      output: `${failed.stdout}${failed.stderr}`,
+    };
+  }
 }
 
 const skip = netnsSkipReason() ?? emulationSkipReason(CLASS);
 if (skip) console.log(`# skipping provisioning of an emulated ARM device: ${skip}`);
 
 describe('provisioning an emulated arm64 device over SSH', { skip: skip ?? false }, () => {
-  // The shim lives outside the device's home so sshd's PATH can name it before the device exists.
-  const shimDir = mkdtempSync(join(tmpdir(), 'whittle-emulated-shim-'));
+  // The node shim (outside the device's home, so sshd's PATH can name it before the device exists) and
+  // the manager's data directory.
+  const work = mkdtempSync(join(tmpdir(), 'whittle-emulated-prov-'));
+  const shimDir = join(work, 'bin');
+  const dataDir = join(work, 'manager');
   let device: NetnsDevice;
   let core: Core;
-  let dataDir: string;
   const logs: string[] = [];
 
   before(async () => {
-    chmodSync(shimDir, 0o755);
-    mkdirSync(join(shimDir, 'bin'), { mode: 0o755 });
-    writeNodeShim(CLASS, join(shimDir, 'bin', 'node'));
+    chmodSync(work, 0o755);
+    mkdirSync(shimDir, { mode: 0o755 });
+    writeNodeShim(CLASS, join(shimDir, 'node'));
     // Only this test's own namespace (63) is cleared: other files' devices may be running.
-    device = await startNetnsDevice(63, [`SetEnv PATH=${join(shimDir, 'bin')}:/usr/local/bin:/usr/bin:/bin`]);
-    dataDir = mkdtempSync(join(tmpdir(), 'whittle-emulated-prov-'));
-    core = await startCore({
-      dataDir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: device.hostAddress,
-      log: (line) => logs.push(`[core] ${line}`),
-    });
+    device = await startNetnsDevice(63, [`SetEnv PATH=${shimDir}:/usr/local/bin:/usr/bin:/bin`]);
+    const log = (line: string): void => void logs.push(`[core] ${line}`);
+    core = await startCore({ dataDir, log, httpPort: 0, mqttPort: 0, mqttHost: device.hostAddress });
   });
 
   after(async () => {
     await core?.close();
     await device?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    rmSync(shimDir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
   });
 
   test('whittle device add installs the arm64 agent, which comes online with its arch and ISA', async (t) => {
