@@ -21,6 +21,8 @@ export interface StatsWindowOptions {
   classes?: number;
   /** Reads the device temperature at the end of each window; undefined when there is none. */
   temperature?: () => number | undefined;
+  /** Reads the process's resident set in bytes (default process.memoryUsage.rss); 0 means unknown. */
+  residentSetBytes?: () => number;
 }
 
 export class StatsWindow {
@@ -66,7 +68,7 @@ export class StatsWindow {
     const sorted = this.latencies.sort((a, b) => a - b);
     const temperatureC = this.options.temperature?.();
     // 0 means unknown (qemu-user reports no resident set); a live process always has resident pages.
-    const rssBytes = process.memoryUsage.rss();
+    const rssBytes = (this.options.residentSetBytes ?? process.memoryUsage.rss)();
     const message: StatsMessage = {
       v: PROTOCOL_VERSION,
       seq: this.seq++,
