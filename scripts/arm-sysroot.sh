@@ -139,6 +139,8 @@ done
 
 debs="$base/.debs/$arch"
 mkdir -p "$debs"
+# A build killed before its trap ran leaves a hidden tree that nothing reads: remove it now.
+rm -rf "$base/.$arch.building."* "$base/.$arch.old."*
 work=$(mktemp -d "$base/.$arch.building.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 tree="$work/root"
