@@ -91,7 +91,12 @@ describe(`a damaged ${ARCH} sysroot`, { skip }, () => {
   test('is rebuilt from the verified .debs by a plain run, then passes --check', { timeout: 300_000 }, () => {
     const base = copy('rebuilt');
     replaceFile(node(base), 'not node');
+    const foreign = (): string =>
+      execFileSync('dpkg', ['--print-foreign-architectures'], { encoding: 'utf8' });
+    const foreignBefore = foreign();
     const r = run([ARCH], base);
+    // apt ran with ARCH as its native architecture in a private world: dpkg was never told about it.
+    assert.equal(foreign(), foreignBefore);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /is not usable \(files differ from the manifest.*\): rebuilding/);
     assert.match(r.stdout, /ready: \d+ packages/);
