@@ -1,7 +1,7 @@
 // The agent daemon: camera -> model -> per-second stats -> broker. One frame loop, one stats timer.
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cpus, hostname, totalmem } from 'node:os';
+import { hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 
 import { CameraFeed, describeFrameShape, sameFrameShape, type ShapedFrame } from './camera/camera-feed.js';
@@ -15,6 +15,7 @@ import { parsePublicKey } from './package/signing.js';
 import { packageVersion } from './package-root.js';
 import { type DeviceInfo, PROTOCOL_VERSION, type SnapshotMessage } from './protocol/messages.js';
 import { PackageModel } from './runtime/package-model.js';
+import { deviceFacts } from './telemetry/device-facts.js';
 import { Outbox, OutboxError } from './telemetry/outbox.js';
 import { OutboxPump } from './telemetry/outbox-pump.js';
 import { type Prediction, StatsWindow } from './telemetry/stats-window.js';
@@ -186,11 +187,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   const info: DeviceInfo = {
     id: config.deviceId,
     hostname: hostname(),
-    arch: process.arch,
-    platform: process.platform,
-    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
-    cpus: cpus().length,
-    memTotalBytes: totalmem(),
+    ...deviceFacts(),
     agentVersion: packageVersion(),
     nodeVersion: process.version,
     camera: config.camera,

@@ -157,7 +157,7 @@ export async function benchAgent(options: {
     const jsMb = statSync(js).size / MB;
     const addonMb = statSync(addon).size / MB;
     return {
-      rss_mb: round(Math.max(...records.map((s) => s.rssBytes)) / MB),
+      rss_mb: round(Math.max(...records.map((s) => s.rssBytes ?? 0)) / MB),
       rss_peak_mb: round(peak ?? 0),
       bundle_mb: round(jsMb + addonMb, 2),
       bundle_js_mb: round(jsMb, 2),

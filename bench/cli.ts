@@ -5,6 +5,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 
 import { agentBenchCommand } from './agent.js';
+import { armBitExactCommand } from './arm-bit-exact.js';
 import { runPackageFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import { BenchArgumentError, kernelsCommand } from './kernels.js';
@@ -128,6 +129,9 @@ async function main(command: string | undefined, rest: string[]): Promise<void> 
     case 'agent':
       process.exitCode = await agentBenchCommand(rest, machine());
       break;
+    case 'arm-bit-exact':
+      process.exitCode = await armBitExactCommand(rest, machine());
+      break;
     case '--help':
     case '-h':
     case 'help':
@@ -139,6 +143,8 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   agent            the agent's RSS, bundle size, fps and CPU on the camera
   fuzz             the package reader on mutated, truncated and random inputs (--iterations N)
   onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
+  arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
+                   (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
 kernels options: --shapes FILE (default bench/shapes.json), --threads 1,2, --rounds 151, --batch-ms 2,
   --profile-runs 50 (ONNX Runtime profiler runs for its kernel-only time; 0 skips them)`);
@@ -146,7 +152,7 @@ kernels options: --shapes FILE (default bench/shapes.json), --threads 1,2, --rou
       break;
     default:
       console.error(
-        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels`,
+        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels, arm-bit-exact`,
       );
       process.exitCode = 1;
   }

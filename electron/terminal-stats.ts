@@ -12,6 +12,6 @@ export function formatDeviceLine(d: DeviceView, now: Date = new Date()): string 
   return (
     `${time}  ${d.id}  ${s.fps.toFixed(1).padStart(5)} fps` +
     `  latency p50 ${s.latencyMs.p50.toFixed(3)} ms p95 ${s.latencyMs.p95.toFixed(3)} ms` +
-    `  cpu ${s.cpuPercent.toFixed(0).padStart(3)}%  rss ${(s.rssBytes / 2 ** 20).toFixed(0)} MB${prediction}`
+    `  cpu ${s.cpuPercent.toFixed(0).padStart(3)}%  rss ${s.rssBytes === undefined ? 'unknown' : `${(s.rssBytes / 2 ** 20).toFixed(0)} MB`}${prediction}`
   );
 }

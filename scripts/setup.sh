@@ -82,3 +82,11 @@ fi
 
 echo "whittle setup: building"
 npm run --silent build
+
+# Debian's ARM Node for the emulated-device tests (test/support/emulated-device.ts), built once and cached
+# under build/sysroot: a second run only re-checks the manifest. Without network or mirror it is not a
+# setup failure: those tests then skip, saying why.
+for arch in arm64 armhf; do
+  bash scripts/arm-sysroot.sh "$arch" ||
+    echo "whittle setup: no $arch Node sysroot; the emulated ARM device tests will be skipped" >&2
+done

@@ -33,8 +33,15 @@ export const DeviceInfoSchema = z.object({
   /** process.arch of the agent: x64, arm64, arm, ... */
   arch: z.string().max(32),
   platform: z.string().max(32),
+  /** The kernel's name for the CPU; under user-mode emulation (qemu-user), where the kernel describes
+   * the host's CPU, "<arch> (emulated on <host model>)" (agent/telemetry/device-facts.ts). */
   cpuModel: z.string().max(255),
   cpus: z.number().int().nonnegative(),
+  /** The native addon's kernel path in use (native/index.ts ISAS: neon, neondot, avx2, ...); absent
+   * when the addon did not load. Optional: agents before it did not send it. */
+  isa: z.string().max(32).optional(),
+  /** The CPU features the addon detected (its own cpuid / HWCAP reading), e.g. ["neon", "neondot"]. */
+  cpuFeatures: z.array(z.string().max(32)).max(32).optional(),
   memTotalBytes: z.number().nonnegative(),
   agentVersion: z.string().max(64),
   nodeVersion: z.string().max(64),
@@ -80,7 +87,9 @@ export const StatsMessageSchema = z.object({
   }),
   /** Agent process CPU use over the window, percent of one core (can exceed 100 on multi-core). */
   cpuPercent: z.number().nonnegative(),
-  rssBytes: z.number().nonnegative(),
+  /** Resident memory of the agent process at the end of the window. Absent when it is unknown: under
+   * qemu-user the kernel figure reads 0, which would be a wrong number, not a small one. */
+  rssBytes: z.number().nonnegative().optional(),
   /** Hottest thermal zone of /sys/class/thermal at the end of the window, degrees Celsius; absent
    * where the kernel exposes none (containers, most VMs). */
   temperatureC: z.number().min(-100).max(300).optional(),

@@ -21,6 +21,8 @@ export interface StatsWindowOptions {
   classes?: number;
   /** Reads the device temperature at the end of each window; undefined when there is none. */
   temperature?: () => number | undefined;
+  /** Reads the process's resident set in bytes (default process.memoryUsage.rss); 0 means unknown. */
+  residentSetBytes?: () => number;
 }
 
 export class StatsWindow {
@@ -65,6 +67,8 @@ export class StatsWindow {
     const cpu = process.cpuUsage(this.cpuStart);
     const sorted = this.latencies.sort((a, b) => a - b);
     const temperatureC = this.options.temperature?.();
+    // 0 means unknown (qemu-user reports no resident set); a live process always has resident pages.
+    const rssBytes = (this.options.residentSetBytes ?? process.memoryUsage.rss)();
     const message: StatsMessage = {
       v: PROTOCOL_VERSION,
       seq: this.seq++,
@@ -79,7 +83,7 @@ export class StatsWindow {
         max: sorted.at(-1) ?? 0,
       },
       cpuPercent: ((cpu.user + cpu.system) / 1000 / windowMs) * 100,
-      rssBytes: process.memoryUsage.rss(),
+      ...(rssBytes > 0 ? { rssBytes } : {}),
       ...(temperatureC !== undefined ? { temperatureC } : {}),
       ...(this.lastPrediction ? { prediction: this.lastPrediction } : {}),
       classCounts: this.classCounts,

@@ -56,7 +56,7 @@ function DeviceRow({ device, now }: { device: DeviceView; now: number }) {
         <div class="device-name">{info?.hostname ?? id}</div>
         <div class="device-meta">
           {id}
-          {info ? ` · ${info.arch}` : ''}
+          {info ? ` · ${info.arch}${info.isa ? ` · ${info.isa}` : ''}` : ''}
         </div>
       </td>
       <td>
@@ -74,7 +74,12 @@ function DeviceRow({ device, now }: { device: DeviceView; now: number }) {
         {stats ? `${formatMs(stats.latencyMs.p50)} / ${formatMs(stats.latencyMs.p95)}` : NO_VALUE}
       </td>
       <td class="num figure">{stats ? formatPercent(stats.cpuPercent) : NO_VALUE}</td>
-      <td class="num figure">{stats ? formatMegabytes(stats.rssBytes) : NO_VALUE}</td>
+      <td
+        class="num figure"
+        title={stats && stats.rssBytes === undefined ? 'memory unknown (emulated device)' : undefined}
+      >
+        {stats?.rssBytes !== undefined ? formatMegabytes(stats.rssBytes) : NO_VALUE}
+      </td>
       <td title={info ? `model id ${info.model.id}` : undefined}>{info?.model.name ?? NO_VALUE}</td>
       <td class="figure">
         {stats?.prediction ? (

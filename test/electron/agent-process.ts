@@ -15,13 +15,16 @@ export interface AgentProcess {
   exited: Promise<number | null>;
 }
 
-/** Issues credentials for deviceId and starts `whittle-agent run` with config (merged over them). */
+/** Issues credentials for deviceId and starts `whittle-agent run` with config (merged over them).
+ * `launcher` is the command line up to `run`: this Node and bin/whittle-agent.js by default, an emulated
+ * Node and an agent bundle for ARM devices (test/support/emulated-device.ts). */
 export function startAgentProcess(
   core: Core,
   dir: string,
   deviceId: string,
   config: Record<string, unknown>,
   log: (line: string) => void,
+  launcher: readonly string[] = [process.execPath, join(packageRoot(), 'bin', 'whittle-agent.js')],
 ): AgentProcess {
   const configFile = join(dir, `agent-${deviceId}.json`);
   writeFileSync(
@@ -34,11 +37,9 @@ export function startAgentProcess(
     }),
     { mode: 0o600 },
   );
-  const child = spawn(
-    process.execPath,
-    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'run', '--config', configFile],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(launcher[0]!, [...launcher.slice(1), 'run', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const forward = (b: Buffer): void => {
     for (const line of b.toString('utf8').split('\n')) if (line.trim()) log(`[agent] ${line}`);
   };

@@ -31,6 +31,18 @@ test('an online device with stats prints fps, latency, cpu, rss and the predicti
   );
 });
 
+test('a device whose memory is unknown (emulated) says so instead of printing 0', () => {
+  const stats = { v: 1 as const, seq: 0, ts: 0, windowMs: 1000, frames: 30, fps: 30, cpuPercent: 5 };
+  const d: DeviceView = {
+    id: 'emu-rpi4',
+    online: true,
+    info: null,
+    lastSeen: 0,
+    stats: { ...stats, latencyMs: { p50: 3.2, p95: 4, max: 9 } },
+  };
+  assert.match(formatDeviceLine(d, at), /cpu {3}5% {2}rss unknown$/);
+});
+
 test('offline and stat-less devices say so', () => {
   const base = { id: 'pi-2', info: null, lastSeen: null, stats: null };
   assert.equal(formatDeviceLine({ ...base, online: false }, at), '14:03:02  pi-2  offline');

@@ -129,9 +129,13 @@ async function waitForPort(netns: string, address: string, port: number, timeout
 
 /**
  * Starts device number `index` (1-250): namespace whtprov<index>, addresses 10.200.<index>.1 (manager)
- * and 10.200.<index>.2 (device), user whtprovu<index> with a random password.
+ * and 10.200.<index>.2 (device), user whtprovu<index> with a random password. `sshdConfig` adds lines to
+ * the device's sshd_config (e.g. `SetEnv PATH=...` to put an emulated `node` first on the login's PATH).
  */
-export async function startNetnsDevice(index: number): Promise<NetnsDevice> {
+export async function startNetnsDevice(
+  index: number,
+  sshdConfig: readonly string[] = [],
+): Promise<NetnsDevice> {
   if (!Number.isInteger(index) || index < 1 || index > 250)
     throw new RangeError(`index ${index} not in 1-250`);
   removeDevice(index);
@@ -205,6 +209,7 @@ export async function startNetnsDevice(index: number): Promise<NetnsDevice> {
         'StrictModes no',
         'Subsystem sftp internal-sftp',
         'LogLevel VERBOSE',
+        ...sshdConfig,
         '',
       ].join('\n'),
     );

@@ -37,7 +37,9 @@ export interface DeviceProbe {
 export const PROBE_SCRIPT = [
   'echo @@machine; uname -m',
   'echo @@os; cat /etc/os-release 2>/dev/null',
-  'echo @@node; node --version 2>/dev/null',
+  // Node's own arch decides the addon: a 32-bit userland on a 64-bit kernel (uname -m aarch64), or a
+  // Node run by an emulator, needs the addon of the Node that loads it, not of the kernel.
+  `echo @@node; node -p 'process.version + " " + process.arch' 2>/dev/null || node --version 2>/dev/null`,
   'echo @@cpus; getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null',
   'echo @@mem; grep MemTotal /proc/meminfo 2>/dev/null',
   'echo @@cameras; for d in /dev/video*; do [ -c "$d" ] && echo "$d"; done',
@@ -81,6 +83,12 @@ export function archOf(machine: string): AddonArch | null {
   }
 }
 
+/** The addon arch of a process.arch value; null for none Whittle builds (or no value). */
+function nodeArchOf(processArch: string | undefined): AddonArch | null {
+  if (processArch === 'x64' || processArch === 'arm64') return processArch;
+  return processArch === 'arm' ? 'armv7' : null;
+}
+
 function osRelease(lines: string[]): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const line of lines) {
@@ -99,7 +107,7 @@ export function parseProbe(output: string, host: string): DeviceProbe {
     );
   const first = (name: string): string => s.get(name)?.[0] ?? '';
   const machine = first('machine');
-  const arch = archOf(machine);
+  const arch = nodeArchOf(first('node').split(/\s+/)[1]) ?? archOf(machine);
   if (!arch)
     throw new DeviceUnsupportedError(
       `${host} has a ${machine || 'unknown'} CPU; Whittle's agent runs on x86_64, aarch64 and armv7l`,

@@ -33,3 +33,11 @@ test('a window reports frames, fps and latency percentiles, then starts over', (
   assert.equal(next.frames, 0);
   assert.equal(next.fps, 0);
 });
+
+test('a resident set that reads 0 (qemu-user) is sent as unknown, not as 0', () => {
+  const emulated = new StatsWindow(() => 0, { residentSetBytes: () => 0 }).close();
+  assert.equal('rssBytes' in emulated, false);
+  const native = new StatsWindow(() => 0, { residentSetBytes: () => 50e6 }).close();
+  assert.equal(native.rssBytes, 50e6);
+  assert.ok((new StatsWindow().close().rssBytes ?? 0) > 0, 'this process has a resident set');
+});

@@ -80,6 +80,17 @@ describe('device probe', () => {
     );
   });
 
+  test("Node's own arch picks the addon: a 32-bit Node on a 64-bit kernel, an emulated Node", () => {
+    assert.equal(
+      parseProbe(PI.replace('armv7l', 'aarch64').replace('v18.19.0', 'v18.19.0 arm'), 'pi4').arch,
+      'armv7',
+    );
+    const emulated = parseProbe(PI.replace('armv7l', 'x86_64').replace('v18.19.0', 'v18.20.4 arm64'), 'qemu');
+    assert.equal(emulated.arch, 'arm64');
+    assert.equal(emulated.nodeVersion, '18.20.4');
+    assert.equal(emulated.machine, 'x86_64');
+  });
+
   test('a device without Node.js, with an old one, or without ffmpeg is refused saying what to install', () => {
     const cases: [string, RegExp][] = [
       [PI.replace('v18.19.0', ''), /has no Node.js.*install Node.js 18 or newer/],
