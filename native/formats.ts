@@ -132,7 +132,7 @@ export interface CodebookParams extends FloatClamp {
   bias?: Float32Array | null;
 }
 
-/** int8 activations (ternary and sparse only), the affine quantization of fullyConnectedS8 (index.ts):
+/** int8 activations (ternary and sparse only), the affine quantization of the int8 kernels (gemmlowp):
  *   output = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
  *   acc    = bias[o] + sum_k w_k * (x_k - inputZeroPoint)       (padding reads inputZeroPoint)
  * bit-exact on every path. Tensors are Int8Array. */

@@ -6,44 +6,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Arguments of one int8 fully-connected layer with per-output-channel fixed-point requantization:
- *
- *   output[b][o] = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
- *   acc          = bias[o] + sum_i (input[b][i] - inputZeroPoint) * weights[o][i]
- *
- * with the rounding of TFLite's MultiplyByQuantizedMultiplier (bit-exact on every target). */
-export interface FullyConnectedS8Args {
-  /** Rows of input and output, >= 1. */
-  batch: number;
-  /** Input features per row, in [1, 65536]. */
-  inChannels: number;
-  /** Output features per row, >= 1. */
-  outChannels: number;
-  /** [batch][inChannels] quantized activations, real = inputScale * (q - inputZeroPoint). */
-  input: Int8Array;
-  /** In [-128, 127]. */
-  inputZeroPoint: number;
-  /** [outChannels][inChannels] symmetric weights (zero point 0), real = weightScale[o] * q. */
-  weights: Int8Array;
-  /** [outChannels] in units of inputScale * weightScale[o]. */
-  bias: Int32Array;
-  /** [outChannels] Q31 fixed-point multipliers, from quantizeMultiplier(inputScale * weightScale[o] / outputScale). */
-  multipliers: Int32Array;
-  /** [outChannels] power-of-two exponents in [-31, 30]; positive shifts left. */
-  shifts: Int32Array;
-  /** In [-128, 127]. */
-  outputZeroPoint: number;
-  /** Clamp bounds in [-128, 127], outputMin <= outputMax; a fused ReLU is outputMin = outputZeroPoint. */
-  outputMin: number;
-  outputMax: number;
-  /** [batch][outChannels], written; must not share memory with any input. */
-  output: Int8Array;
-}
-
 /** What the addon exports (checked when it is loaded). */
-export interface NativeBinding extends NativeKernels {
-  fullyConnectedS8(args: FullyConnectedS8Args): void;
-}
+export type NativeBinding = NativeKernels;
 
 /** The addon could not be loaded: built for another platform, not built, or its build failed. */
 export class NativeAddonLoadError extends Error {
@@ -84,7 +48,7 @@ function isNativeBinding(value: unknown): value is NativeBinding {
   return (
     typeof value === 'object' &&
     value !== null &&
-    typeof (value as { fullyConnectedS8?: unknown }).fullyConnectedS8 === 'function' &&
+    typeof (value as { cpuFeatures?: unknown }).cpuFeatures === 'function' &&
     typeof (value as { Conv2d?: unknown }).Conv2d === 'function'
   );
 }
@@ -112,7 +76,7 @@ export function loadNativeBinding(): NativeBinding {
       continue;
     }
     if (!isNativeBinding(loaded)) {
-      tried.push(`${path} (loaded, but it does not export fullyConnectedS8 and Conv2d: a stale build?)`);
+      tried.push(`${path} (loaded, but it does not export cpuFeatures and Conv2d: a stale build?)`);
       continue;
     }
     binding = loaded;
@@ -123,12 +87,6 @@ export function loadNativeBinding(): NativeBinding {
       `Build it with \`npm run install\` or \`npx node-gyp rebuild --directory native\` ` +
       `(needs python3, make and a C/C++ compiler).`,
   );
-}
-
-/** Runs the int8 fully-connected kernel; see FullyConnectedS8Args. Throws TypeError/RangeError naming the
- * argument on bad input, NativeAddonLoadError when the addon is missing. */
-export function fullyConnectedS8(args: FullyConnectedS8Args): void {
-  loadNativeBinding().fullyConnectedS8(args);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ import {
   packTernaryWeights,
   packXnorWeights,
 } from '../../native/reference/formats-pack.js';
-import { requantizeGemmlowp } from '../../native/reference/qs8-fc.js';
+import { requantizeGemmlowp } from '../../agent/runtime/reference-ops/requantize.js';
 
 let seed = 0x9e3779b9;
 function random(): number {

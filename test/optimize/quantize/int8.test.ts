@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { requantizeGemmlowp } from '../../../native/reference/qs8-fc.js';
+import { requantizeGemmlowp } from '../../../agent/runtime/reference-ops/requantize.js';
 import {
   activationQuantizationFromRange,
   dequantizeActivations,
