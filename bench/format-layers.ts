@@ -3,20 +3,7 @@
 // with 4-bit indices (16 centroids), fixed point with Q8.8 / Q.6 words. A format whose kernel refuses the
 // shape (e.g. no depthwise path) is reported as skipped with the kernel's own message.
 import {
-  createBinaryWeightsConv2d,
-  createBinaryWeightsFullyConnected,
-  createCodebookConv2d,
-  createCodebookFullyConnected,
-  createFixed8Conv2d,
-  createFixed8FullyConnected,
-  createFixed16Conv2d,
-  createFixed16FullyConnected,
-  createSparseConv2d,
-  createSparseFullyConnected,
-  createTernaryConv2d,
-  createTernaryFullyConnected,
-  createXnorConv2d,
-  createXnorFullyConnected,
+  FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
   type FormatLayer,
@@ -69,8 +56,17 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
         paddingRight: shape.padding,
         groups: shape.groups,
       };
-  const conv = dims as FormatConv2dShape;
-  const fc = dims as FormatFullyConnectedShape;
+  /** The layer of `creators` (one FORMAT_LAYERS entry) for this shape, conv2d or fully-connected. */
+  const layerOf = <A>(
+    creators: {
+      conv2d: (args: FormatConv2dShape & A) => FormatLayer<FormatTensor>;
+      fullyConnected: (args: FormatFullyConnectedShape & A) => FormatLayer<FormatTensor>;
+    },
+    args: NoInfer<A>,
+  ): FormatLayer<FormatTensor> =>
+    isFc
+      ? creators.fullyConnected({ ...(dims as FormatFullyConnectedShape), ...args })
+      : creators.conv2d({ ...(dims as FormatConv2dShape), ...args });
   const bias = Float32Array.from({ length: outputChannels }, () => random() - 0.5);
   const meanAbs = weights.reduce((s, w) => s + Math.abs(w), 0) / weights.length;
 
@@ -84,9 +80,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
           outputFl: 8,
           weights: Int16Array.from(weights, (w) => Math.round(w * 4096)),
         };
-        return isFc
-          ? createFixed16FullyConnected({ ...fc, ...args })
-          : createFixed16Conv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.fixed16, args);
       },
       'i16',
     ],
@@ -99,9 +93,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
           outputFl: 4,
           weights: Int8Array.from(weights, (w) => Math.max(-127, Math.min(127, Math.round(w * 128)))),
         };
-        return isFc
-          ? createFixed8FullyConnected({ ...fc, ...args })
-          : createFixed8Conv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.fixed8, args);
       },
       'i8',
     ],
@@ -109,9 +101,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       'binary-weights',
       () => {
         const args = { ...packBinaryWeights(outputChannels, reduction, weights), bias };
-        return isFc
-          ? createBinaryWeightsFullyConnected({ ...fc, ...args })
-          : createBinaryWeightsConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS['binary-weights'], args);
       },
       'f32',
     ],
@@ -119,7 +109,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       'xnor',
       () => {
         const args = { ...packXnorWeights(outputChannels, taps, groupChannels, weights), bias };
-        return isFc ? createXnorFullyConnected({ ...fc, ...args }) : createXnorConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.xnor, args);
       },
       'f32',
     ],
@@ -130,9 +120,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
         const ternary = Int8Array.from(weights, (w) => (w > threshold ? 1 : w < -threshold ? -1 : 0));
         const alpha = new Float32Array(outputChannels).fill(meanAbs);
         const args = { ...packTernaryWeights(outputChannels, reduction, ternary), alpha, bias };
-        return isFc
-          ? createTernaryFullyConnected({ ...fc, ...args })
-          : createTernaryConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.ternary, args);
       },
       'f32',
     ],
@@ -141,9 +129,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       () => {
         const pruned = Float32Array.from(weights, (w) => (random() < SPARSITY ? 0 : w));
         const args = { ...encodeCsr(outputChannels, reduction, pruned), bias };
-        return isFc
-          ? createSparseFullyConnected({ ...fc, ...args })
-          : createSparseConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.sparse, args);
       },
       'f32',
     ],
@@ -159,9 +145,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
           indices: packCodebookIndices(outputChannels, reduction, indexBits, unpacked),
           bias,
         };
-        return isFc
-          ? createCodebookFullyConnected({ ...fc, ...args })
-          : createCodebookConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.codebook, args);
       },
       'f32',
     ],

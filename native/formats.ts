@@ -322,6 +322,19 @@ export function createCodebookFullyConnected(
   return new FormatLayer('codebook', 'fullyConnected', args);
 }
 
+/** Each format's conv2d and fully-connected create functions (fp32 activations for the binary, ternary and
+ * sparse formats), by the benchmark's format name: one table for the callers that pick the format or the layer
+ * kind at run time (the runtime's executors, the kernel benchmark, the tests). */
+export const FORMAT_LAYERS = {
+  fixed16: { conv2d: createFixed16Conv2d, fullyConnected: createFixed16FullyConnected },
+  fixed8: { conv2d: createFixed8Conv2d, fullyConnected: createFixed8FullyConnected },
+  'binary-weights': { conv2d: createBinaryWeightsConv2d, fullyConnected: createBinaryWeightsFullyConnected },
+  xnor: { conv2d: createXnorConv2d, fullyConnected: createXnorFullyConnected },
+  ternary: { conv2d: createTernaryConv2d, fullyConnected: createTernaryFullyConnected },
+  sparse: { conv2d: createSparseConv2d, fullyConnected: createSparseFullyConnected },
+  codebook: { conv2d: createCodebookConv2d, fullyConnected: createCodebookFullyConnected },
+} as const satisfies Record<Format, { conv2d: unknown; fullyConnected: unknown }>;
+
 // ---------------------------------------------------------------------------------------------------------
 // The trainer's fixed-point quantizers (qf16/qf8_quantize_*, bit-identical to native/reference/fixed-point.ts).
 

@@ -3,22 +3,9 @@
 // constant, ONNX rounding, dilated or ceil-mode pooling, ...) or the addon is not loadable; the op then runs
 // its TypeScript reference executor. `whittle inspect` shows which kernel every layer got.
 import {
-  createBinaryWeightsConv2d,
-  createBinaryWeightsFullyConnected,
-  createCodebookConv2d,
-  createCodebookFullyConnected,
-  createFixed8Conv2d,
-  createFixed8FullyConnected,
-  createFixed16Conv2d,
-  createFixed16FullyConnected,
-  createSparseConv2d,
-  createSparseFullyConnected,
-  createTernaryConv2d,
-  createTernaryFullyConnected,
-  createXnorConv2d,
-  createXnorFullyConnected,
   fixedPointDequantize,
   fixedPointQuantize,
+  FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
 } from '../../native/formats.js';
@@ -70,12 +57,25 @@ function intsAttr(context: PrepareContext, key: string, fallback: number[]): num
   return Array.isArray(v) ? v : fallback;
 }
 
+/** A conv or pool node's strides and paddings (ONNX order: pads top, left, bottom, right), as the native
+ * shapes name them. */
+function windowStridesAndPads(context: PrepareContext) {
+  const strides = intsAttr(context, 'strides', [1, 1]);
+  const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
+  return {
+    strideHeight: strides[0]!,
+    strideWidth: strides[1]!,
+    paddingTop: pads[0]!,
+    paddingLeft: pads[1]!,
+    paddingBottom: pads[2]!,
+    paddingRight: pads[3]!,
+  };
+}
+
 function convShape(context: PrepareContext) {
   const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
   const [o, kh, kw] = context.inputs[1]!.shape as [number, number, number, number];
-  const strides = intsAttr(context, 'strides', [1, 1]);
   const dilations = intsAttr(context, 'dilations', [1, 1]);
-  const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
   return {
     batch: n,
     inputHeight: h,
@@ -84,14 +84,9 @@ function convShape(context: PrepareContext) {
     outputChannels: o,
     kernelHeight: kh,
     kernelWidth: kw,
-    strideHeight: strides[0]!,
-    strideWidth: strides[1]!,
+    ...windowStridesAndPads(context),
     dilationHeight: dilations[0]!,
     dilationWidth: dilations[1]!,
-    paddingTop: pads[0]!,
-    paddingLeft: pads[1]!,
-    paddingBottom: pads[2]!,
-    paddingRight: pads[3]!,
     groups: numberAttr(context, 'groups', 1),
   };
 }
@@ -396,35 +391,16 @@ interface FloatFormatLayer {
 /** A create function of native/formats.ts; each takes its own argument type, checked by the addon. */
 type FormatCreate = (args: never) => FloatFormatLayer;
 
+/** By the package's number format: the kernels' name for it, its weight packing, its create functions. */
 const FORMAT_KERNELS: Record<
   string,
   { name: string; args: FormatArgs; conv2d: FormatCreate; fullyConnected: FormatCreate }
 > = {
-  binary: {
-    name: 'binary-weights',
-    args: binaryArgs,
-    conv2d: createBinaryWeightsConv2d,
-    fullyConnected: createBinaryWeightsFullyConnected,
-  },
-  ternary: {
-    name: 'ternary',
-    args: ternaryArgs,
-    conv2d: createTernaryConv2d,
-    fullyConnected: createTernaryFullyConnected,
-  },
-  xnor: { name: 'xnor', args: xnorArgs, conv2d: createXnorConv2d, fullyConnected: createXnorFullyConnected },
-  sparse: {
-    name: 'sparse',
-    args: sparseArgs,
-    conv2d: createSparseConv2d,
-    fullyConnected: createSparseFullyConnected,
-  },
-  codebook: {
-    name: 'codebook',
-    args: codebookArgs,
-    conv2d: createCodebookConv2d,
-    fullyConnected: createCodebookFullyConnected,
-  },
+  binary: { name: 'binary-weights', args: binaryArgs, ...FORMAT_LAYERS['binary-weights'] },
+  ternary: { name: 'ternary', args: ternaryArgs, ...FORMAT_LAYERS.ternary },
+  xnor: { name: 'xnor', args: xnorArgs, ...FORMAT_LAYERS.xnor },
+  sparse: { name: 'sparse', args: sparseArgs, ...FORMAT_LAYERS.sparse },
+  codebook: { name: 'codebook', args: codebookArgs, ...FORMAT_LAYERS.codebook },
 };
 
 /** The compressed-format FormatLayer of a conv2d / fully_connected node in `context.format`. */
@@ -457,8 +433,8 @@ interface FixedPointFormatLayer {
 type FixedPointCreate = (args: never) => FixedPointFormatLayer;
 
 const FIXED_POINT_KERNELS: Record<16 | 8, { conv2d: FixedPointCreate; fullyConnected: FixedPointCreate }> = {
-  16: { conv2d: createFixed16Conv2d, fullyConnected: createFixed16FullyConnected },
-  8: { conv2d: createFixed8Conv2d, fullyConnected: createFixed8FullyConnected },
+  16: FORMAT_LAYERS.fixed16,
+  8: FORMAT_LAYERS.fixed8,
 };
 
 /** A fixed16 / fixed8 layer on the qf16 / qf8 kernels: the fp32 input is quantized to Q(input_fl) words by the
@@ -530,10 +506,11 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
       return undefined;
     const [n, h, w, c] = x.shape as [number, number, number, number];
     const [kh, kw] = intsAttr(context, 'kernel', [1, 1]) as [number, number];
-    const strides = intsAttr(context, 'strides', [1, 1]);
-    const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
-    if (pads[0]! >= kh || pads[2]! >= kh || pads[1]! >= kw || pads[3]! >= kw) return undefined;
-    if (y.shape[1] !== Math.floor((h + pads[0]! + pads[2]! - kh) / strides[0]!) + 1) return undefined;
+    const window = windowStridesAndPads(context);
+    const { paddingTop, paddingLeft, paddingBottom, paddingRight } = window;
+    if (paddingTop >= kh || paddingBottom >= kh || paddingLeft >= kw || paddingRight >= kw) return undefined;
+    if (y.shape[1] !== Math.floor((h + paddingTop + paddingBottom - kh) / window.strideHeight) + 1)
+      return undefined;
     const base = {
       batch: n,
       inputHeight: h,
@@ -541,12 +518,7 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
       channels: c,
       windowHeight: kh,
       windowWidth: kw,
-      strideHeight: strides[0]!,
-      strideWidth: strides[1]!,
-      paddingTop: pads[0]!,
-      paddingLeft: pads[1]!,
-      paddingBottom: pads[2]!,
-      paddingRight: pads[3]!,
+      ...window,
     };
     const run = kind === 'max' ? maxPool2d : avgPool2d;
     return {

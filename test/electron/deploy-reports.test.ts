@@ -10,10 +10,10 @@ import mqtt from 'mqtt';
 
 import { writeFileAtomicSync } from '../../agent/deploy/atomic-file.js';
 import { deviceTopic } from '../../agent/protocol/messages.js';
-import { type Core, startCore } from '../../electron/core/core.js';
+import type { Core } from '../../electron/core/core.js';
 import { startPackageServer } from '../../electron/core/package-server.js';
 import { modelVariant, signedTarget, signingKeys } from '../agent/deploy/deploy-fixtures.js';
-import { waitFor } from '../support/stack.js';
+import { startLoopbackCore, waitFor } from '../support/stack.js';
 import { startAgentProcess } from './agent-process.js';
 
 test('deployment phases and a refusal with its reason reach the manager', { timeout: 60_000 }, async () => {
@@ -23,13 +23,7 @@ test('deployment phases and a refusal with its reason reach the manager', { time
   let core: Core | null = null;
   let stop: () => Promise<void> = () => Promise.resolve();
   try {
-    core = await startCore({
-      dataDir: dir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: '127.0.0.1',
-      log: (l) => logs.push(l),
-    });
+    core = await startLoopbackCore(dir, (l) => logs.push(l));
     const keys = signingKeys();
     const stateDir = join(dir, 'agent-state');
     mkdirSync(join(stateDir, 'deploy'), { recursive: true });
@@ -113,13 +107,7 @@ test(
   { timeout: 20_000 },
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'whittle-acl-'));
-    const core = await startCore({
-      dataDir: dir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: '127.0.0.1',
-      log: () => undefined,
-    });
+    const core = await startLoopbackCore(dir);
     const password = core.store.issueCredential('acl-device');
     const url = `mqtt://127.0.0.1:${core.broker.port}`;
     const listener = await mqtt.connectAsync(url, {

@@ -25,7 +25,7 @@ import {
   softmaxInt8,
   type Tensor,
 } from '../../native/index.js';
-
+import { xorshift32 } from '../support/xorshift32.js';
 
 interface Check {
   name: string;
@@ -34,14 +34,7 @@ interface Check {
 }
 const checks: Check[] = [];
 
-let seed = 0x2545f491;
-function random(): number {
-  // xorshift32: the same data on every run.
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 4294967296;
-}
+const random = xorshift32(0x2545f491);
 function floats(n: number): Float32Array {
   return Float32Array.from({ length: n }, () => random() * 2 - 1);
 }
@@ -236,11 +229,20 @@ function runAll(threads: number): void {
     // The runtime's TypeScript reference (the int8 fully-connected of the reference executor) is an
     // independent check of the C reference and of the packed path.
     const want = new Int8Array(batch * outChannels);
-    fullyConnected(batch, inChannels, outChannels, input, 5, weights, () => 0, (index, o, sum) => {
-      const accumulator = (sum + bias[o]!) | 0; // int32 add, wrapping like the C kernels
-      const value = -7 + requantizeGemmlowp(accumulator, multipliers[o]!, shifts[o]!);
-      want[index] = Math.min(127, Math.max(-128, value));
-    });
+    fullyConnected(
+      batch,
+      inChannels,
+      outChannels,
+      input,
+      5,
+      weights,
+      () => 0,
+      (index, o, sum) => {
+        const accumulator = (sum + bias[o]!) | 0; // int32 add, wrapping like the C kernels
+        const value = -7 + requantizeGemmlowp(accumulator, multipliers[o]!, shifts[o]!);
+        want[index] = Math.min(127, Math.max(-128, value));
+      },
+    );
     compare(`fullyConnected int8 ${inChannels}->${outChannels} vs TS reference ${t}`, got, want);
     layer.dispose();
   }

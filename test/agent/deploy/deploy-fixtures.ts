@@ -35,7 +35,9 @@ export function rewritePackage(
   edit: (manifest: Manifest) => void,
   privateKey: KeyObject,
 ): Buffer {
-  const { manifest, constants } = packageContent(readPackage(bytes, { allowUnsigned: true, cpuFamily: null }));
+  const { manifest, constants } = packageContent(
+    readPackage(bytes, { allowUnsigned: true, cpuFamily: null }),
+  );
   const edited = structuredClone(manifest);
   edit(edited);
   return writePackage({ manifest: edited, constants }, privateKey);
