@@ -16,7 +16,7 @@ import {
   packTernaryWeights,
   packXnorWeights,
 } from '../native/reference/formats-pack.js';
-import type { BenchShape } from './kernel-shapes.js';
+import { type BenchShape, conv2dDims, fullyConnectedDims } from './kernel-shapes.js';
 import { seededRandom } from './onnx-layers.js';
 import type { Format } from './peak.js';
 
@@ -40,22 +40,8 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
   const groupChannels = isFc ? shape.inChannels : shape.inputChannels / shape.groups;
   const taps = isFc ? 1 : shape.kernel * shape.kernel;
   const reduction = taps * groupChannels;
-  const dims: FormatConv2dShape | FormatFullyConnectedShape = isFc
-    ? { batch: 1, inChannels: shape.inChannels, outChannels: shape.outChannels }
-    : {
-        batch: 1,
-        inputHeight: shape.inputSize,
-        inputWidth: shape.inputSize,
-        inputChannels: shape.inputChannels,
-        outputChannels: shape.outputChannels,
-        kernelHeight: shape.kernel,
-        kernelWidth: shape.kernel,
-        paddingTop: shape.padding,
-        paddingLeft: shape.padding,
-        paddingBottom: shape.padding,
-        paddingRight: shape.padding,
-        groups: shape.groups,
-      };
+  const dims: FormatConv2dShape | FormatFullyConnectedShape =
+    shape.kind === 'fullyConnected' ? fullyConnectedDims(shape) : conv2dDims(shape);
   /** The layer of `creators` (one FORMAT_LAYERS entry) for this shape, conv2d or fully-connected. */
   const layerOf = <A>(
     creators: {

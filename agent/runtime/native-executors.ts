@@ -153,73 +153,50 @@ function packed(
   };
 }
 
-const conv2dF32: NativeFactory = (context) => {
+/** A fully-connected node's shape: x [batch][inChannels], weights [outChannels][inChannels]. */
+function fullyConnectedShape(context: PrepareContext) {
+  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  return { batch: context.inputs[0]!.shape[0]!, inChannels, outChannels };
+}
+
+/** An int8 layer's constant weights and bias with its requantization, or undefined when the node needs the
+ * reference (weights or bias not constants of the native types, a quantization the kernels do not take). */
+function int8Layer(context: PrepareContext) {
   const weights = context.constants[1];
   const bias = context.constants[2];
-  if (!(weights instanceof Float32Array) || (context.node.inputs[2]! >= 0 && !(bias instanceof Float32Array)))
-    return undefined;
+  const quantization = int8Quantization(context);
+  if (!quantization || !(weights instanceof Int8Array)) return undefined;
+  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
+  return { ...quantization, weights, bias: bias instanceof Int32Array ? bias : null };
+}
+
+const conv2dF32: NativeFactory = (context) => {
+  const float = floatLayer(context);
+  if (!float) return undefined;
   return packed('conv2d_f32', () =>
-    createConv2dF32({
-      ...convShape(context),
-      weights,
-      bias: bias instanceof Float32Array ? bias : null,
-      outputMin: numberAttr(context, 'min', -Infinity),
-      outputMax: numberAttr(context, 'max', Infinity),
-    }),
+    createConv2dF32({ ...convShape(context), weights: float.weights, ...float.common }),
   );
 };
 
 const fullyConnectedF32: NativeFactory = (context) => {
-  const weights = context.constants[1];
-  const bias = context.constants[2];
-  if (!(weights instanceof Float32Array) || (context.node.inputs[2]! >= 0 && !(bias instanceof Float32Array)))
-    return undefined;
-  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  const float = floatLayer(context);
+  if (!float) return undefined;
   return packed('fully_connected_f32', () =>
-    createFullyConnectedF32({
-      batch: context.inputs[0]!.shape[0]!,
-      inChannels,
-      outChannels,
-      weights,
-      bias: bias instanceof Float32Array ? bias : null,
-      outputMin: numberAttr(context, 'min', -Infinity),
-      outputMax: numberAttr(context, 'max', Infinity),
-    }),
+    createFullyConnectedF32({ ...fullyConnectedShape(context), weights: float.weights, ...float.common }),
   );
 };
 
 const qconv2d: NativeFactory = (context) => {
-  const weights = context.constants[1];
-  const bias = context.constants[2];
-  const quantization = int8Quantization(context);
-  if (!quantization || !(weights instanceof Int8Array)) return undefined;
-  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
-  return packed('qconv2d', () =>
-    createConv2dInt8({
-      ...convShape(context),
-      ...quantization,
-      weights,
-      bias: bias instanceof Int32Array ? bias : null,
-    }),
-  );
+  const int8 = int8Layer(context);
+  if (!int8) return undefined;
+  return packed('qconv2d', () => createConv2dInt8({ ...convShape(context), ...int8 }));
 };
 
 const qfullyConnected: NativeFactory = (context) => {
-  const weights = context.constants[1];
-  const bias = context.constants[2];
-  const quantization = int8Quantization(context);
-  if (!quantization || !(weights instanceof Int8Array)) return undefined;
-  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
-  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  const int8 = int8Layer(context);
+  if (!int8) return undefined;
   return packed('qfully_connected', () =>
-    createFullyConnectedInt8({
-      batch: context.inputs[0]!.shape[0]!,
-      inChannels,
-      outChannels,
-      ...quantization,
-      weights,
-      bias: bias instanceof Int32Array ? bias : null,
-    }),
+    createFullyConnectedInt8({ ...fullyConnectedShape(context), ...int8 }),
   );
 };
 
@@ -267,16 +244,8 @@ function formatShape(context: PrepareContext, layer: 'conv2d' | 'fullyConnected'
   const w = context.inputs[1]!;
   const rows = w.shape[0]!;
   const reduction = elements(w.shape.slice(1));
-  if (layer === 'fullyConnected') {
-    const [outChannels, inChannels] = w.shape as [number, number];
-    return {
-      layer,
-      shape: { batch: context.inputs[0]!.shape[0]!, inChannels, outChannels },
-      rows,
-      reduction,
-      taps: 1,
-    };
-  }
+  if (layer === 'fullyConnected')
+    return { layer, shape: fullyConnectedShape(context), rows, reduction, taps: 1 };
   const full = convShape(context);
   if (full.dilationHeight !== 1 || full.dilationWidth !== 1) return undefined;
   const shape: FormatConv2dShape = {

@@ -265,6 +265,14 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
     );
     return { values, magnitude: r.magnitude };
   };
+  /** An fp32-activation layer checked against the dense float reference of `dense` weights. */
+  const floatCase = (layer: FormatLayer<FormatTensor>, dense: Float32Array, input: Float32Array) => ({
+    layer,
+    input,
+    output: () => new Float32Array(d.outputLength),
+    exact: false,
+    expected: finish(dense, input),
+  });
   switch (format) {
     case 'fixed16':
     case 'fixed8': {
@@ -314,14 +322,7 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const dense = w.map((v, i) => (v < 0 ? -1 : 1) * packed.alpha[Math.floor(i / d.k)]!);
       const input = floats(d.inputLength);
       const args = { ...base, ...clamp, ...packed, bias: floatBias };
-      const layer = pick(FORMAT_LAYERS['binary-weights'], args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS['binary-weights'], args), dense, input);
     }
     case 'ternary': {
       const t = Int8Array.from({ length: oc * d.k }, () => int(-1, 1));
@@ -329,27 +330,13 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const dense = Float32Array.from(t, (v, i) => v * alpha[Math.floor(i / d.k)]!);
       const input = floats(d.inputLength);
       const args = { ...base, ...clamp, ...packTernaryWeights(oc, d.k, t), alpha, bias: floatBias };
-      const layer = pick(FORMAT_LAYERS.ternary, args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS.ternary, args), dense, input);
     }
     case 'sparse': {
       const dense = floats(oc * d.k).map((v) => (random() < 0.7 ? 0 : v));
       const input = floats(d.inputLength);
       const args = { ...base, ...clamp, ...encodeCsr(oc, d.k, dense), bias: floatBias };
-      const layer = pick(FORMAT_LAYERS.sparse, args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS.sparse, args), dense, input);
     }
     case 'codebook': {
       const indexBits = [2, 3, 5, 8][variant % 4]!;
@@ -360,14 +347,7 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const input = floats(d.inputLength);
       const indices = packCodebookIndices(oc, d.k, indexBits, unpacked);
       const args = { ...base, ...clamp, indexBits, codebook, indices, bias: floatBias };
-      const layer = pick(FORMAT_LAYERS.codebook, args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS.codebook, args), dense, input);
     }
     case 'ternary-int8':
     case 'sparse-int8': {
