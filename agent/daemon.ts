@@ -9,9 +9,10 @@
 //  - The deploy runner starts before the camera and the link (a deployment interrupted by a restart resumes
 //    while the camera opens); its reports wait in ReportChannel.early, in order, until the link exists.
 //  - The outbox pump exists before the link, so the link's first 'connect' finds it.
-//  - Everything before the frame loop fails with AgentStartError (or returns quietly when stopped while the
-//    camera opens); once the loop runs, shutdown stops the stats timer, the runner (no switch in flight),
-//    the camera, the link and the outbox, in that order, whatever ended the loop.
+//  - A start-up failure the user can act on (bad key, store, model, labels, camera, outbox) is an
+//    AgentStartError, which cli.ts prints as one line; stopped while the camera opens, runDaemon returns.
+//  - Once the frame loop runs, shutdown stops the stats timer, the runner (no switch in flight), the camera,
+//    the link and the outbox, in that order, whatever ended the loop.
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
@@ -116,11 +117,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   try {
     await runFrameLoop({ camera, served, labels, stats, link, watchers, signal });
   } finally {
-    stopStats();
-    await runner.close();
-    camera.stop();
-    await link.close();
-    outbox.close();
+    await shutdown({ stopStats, runner, camera, link, outbox });
   }
 }
 
@@ -447,4 +444,19 @@ async function runFrameLoop(loop: {
     stats.record(latency, lastPrediction, lastTrueClass);
     for (const watcher of watchers) watcher(latency);
   }
+}
+
+/** Stops everything the daemon started, in the order of the invariant above. */
+async function shutdown(running: {
+  stopStats: () => void;
+  runner: DeployRunner<PackageModel>;
+  camera: CameraFeed;
+  link: MqttLink;
+  outbox: Outbox;
+}): Promise<void> {
+  running.stopStats();
+  await running.runner.close();
+  running.camera.stop();
+  await running.link.close();
+  running.outbox.close();
 }
