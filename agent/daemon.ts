@@ -106,10 +106,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     watchers,
   });
   const labels = readLabelsFor(config, served.model);
-  if (!(await startCamera(camera, runner, signal))) return;
-  log(
-    `camera ${config.camera}: ${describeFrameShape(camera.shape)} frames${labels ? `, labelled by ${config.labels}` : ''}`,
-  );
+  if (!(await startCamera({ config, camera, runner, labels, signal, log }))) return;
   const info = deviceInfo(config, served.model);
   const outbox = openOutbox(config, camera, log);
   const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
@@ -280,16 +277,20 @@ function readLabelsFor(config: AgentConfig, model: PackageModel): FrameLabels | 
   return labels;
 }
 
-/** Opens the camera: true once it gives frames, false when the signal stopped the agent while it opened
- * (the runner is then closed). */
-async function startCamera(
-  camera: CameraFeed,
-  runner: DeployRunner<PackageModel>,
-  signal: AbortSignal,
-): Promise<boolean> {
+/** Opens the camera and says what it gives: true once it gives frames, false when the signal stopped the agent
+ * while it opened (the runner is then closed). The line is logged right after the camera started, before a
+ * reopen a deployment may have asked for meanwhile changes its shape. */
+async function startCamera(phase: {
+  config: AgentConfig;
+  camera: CameraFeed;
+  runner: DeployRunner<PackageModel>;
+  labels: FrameLabels | undefined;
+  signal: AbortSignal;
+  log: Log;
+}): Promise<boolean> {
+  const { config, camera, runner, labels, signal, log } = phase;
   try {
     await camera.start(signal);
-    return true;
   } catch (err) {
     camera.stop();
     await runner.close();
@@ -297,6 +298,10 @@ async function startCamera(
     if (err instanceof CameraError) throw new AgentStartError(err.message);
     throw err;
   }
+  log(
+    `camera ${config.camera}: ${describeFrameShape(camera.shape)} frames${labels ? `, labelled by ${config.labels}` : ''}`,
+  );
+  return true;
 }
 
 /** What the agent tells the manager about itself when it connects. */
