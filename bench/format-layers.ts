@@ -3,19 +3,19 @@
 // with 4-bit indices (16 centroids), fixed point with Q8.8 / Q.6 words. A format whose kernel refuses the
 // shape (e.g. no depthwise path) is reported as skipped with the kernel's own message.
 import {
+  encodeCsr,
+  packBinaryWeights,
+  packCodebookIndices,
+  packTernaryWeights,
+  packXnorWeights,
+} from '../agent/runtime/format-layouts.js';
+import {
   FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
   type FormatLayer,
   type FormatTensor,
 } from '../native/formats.js';
-import {
-  encodeCsr,
-  packBinaryWeights,
-  packCodebookIndices,
-  packTernaryWeights,
-  packXnorWeights,
-} from '../native/reference/formats-pack.js';
 import { type BenchShape, conv2dDims, fullyConnectedDims } from './kernel-shapes.js';
 import { seededRandom } from './onnx-layers.js';
 import type { Format } from './peak.js';

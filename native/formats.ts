@@ -1,6 +1,6 @@
 // The TypeScript face of the compressed-format kernels (native/src/binding_formats.cc): one create function
 // per format x layer, each returning a FormatLayer whose weights were checked and copied once. Weights are
-// passed in their storage layout (native/reference/formats.md); native/reference/formats-pack.ts builds
+// passed in their storage layout (native/formats.md); agent/runtime/format-layouts.ts builds
 // those layouts from fp32 weights. Tensors are NHWC. The addon checks every argument (types, lengths,
 // shapes, CSR structure, codebook indices, unused high bits, fractional-length shifts, aliasing) and throws a
 // TypeError or RangeError naming it, so a bad call can never reach C.
@@ -336,7 +336,8 @@ export const FORMAT_LAYERS = {
 } as const satisfies Record<Format, { conv2d: unknown; fullyConnected: unknown }>;
 
 // ---------------------------------------------------------------------------------------------------------
-// The trainer's fixed-point quantizers (qf16/qf8_quantize_*, bit-identical to native/reference/fixed-point.ts).
+// The trainer's fixed-point quantizers (qf16/qf8_quantize_*), bit-identical to their TypeScript twins in
+// agent/runtime/number/fixed-point.ts.
 
 export interface FixedPointQuantizeArgs<T extends Int16Array | Int8Array> {
   input: Float32Array;

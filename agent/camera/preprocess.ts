@@ -2,6 +2,8 @@
 // per-channel normalization. ffmpeg does the pixel work (scale, crop, pixel format) in its filter graph,
 // so the agent receives frames of exactly the model's input size; normalization, which needs floats,
 // happens here through a 256-entry table per channel.
+import { roundHalfEven } from '../runtime/number/rounding.js';
+import { intRange, saturate } from '../runtime/number/saturation.js';
 
 /** The manifest's description of an image input (a package's `inputs[i].preprocessing` is one). */
 export interface ImagePreprocessing {
@@ -79,13 +81,6 @@ export type FrameTensorType = { dtype: 'f32' } | { dtype: 'i8' | 'u8'; scale: nu
 
 export type FrameTensor = Float32Array | Int8Array | Uint8Array;
 
-/** Round half to even, as the runtime's quantize_linear does, so a quantized input here has the bits the
- * float input path would have produced. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** One 256-entry table per channel: pixel byte -> the input tensor's value. Floats are rounded to f32
  * first, exactly as a Float32Array input would hold them. */
 function channelTables(p: ImagePreprocessing, type: FrameTensorType): FrameTensor[] {
@@ -94,9 +89,11 @@ function channelTables(p: ImagePreprocessing, type: FrameTensorType): FrameTenso
     const std = p.std[p.std.length === 1 ? 0 : c]!;
     const real = (v: number): number => Math.fround((v / 255 - mean) / std);
     if (type.dtype === 'f32') return Float32Array.from({ length: 256 }, (_, v) => real(v));
-    const [lo, hi] = type.dtype === 'i8' ? [-128, 127] : [0, 255];
+    const [lo, hi] = intRange(type.dtype);
+    // Round half to even, as the runtime's quantize_linear does, so a quantized input here has the bits
+    // the float input path would have produced.
     const quantize = (v: number): number =>
-      Math.min(hi, Math.max(lo, roundHalfEven(real(v) / type.scale) + type.zeroPoint));
+      saturate(roundHalfEven(real(v) / type.scale) + type.zeroPoint, lo, hi);
     return type.dtype === 'i8'
       ? Int8Array.from({ length: 256 }, (_, v) => quantize(v))
       : Uint8Array.from({ length: 256 }, (_, v) => quantize(v));

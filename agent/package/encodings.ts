@@ -1,10 +1,11 @@
 // Weight encodings of tensor sections, one per number format of the kernel library, with the byte layout,
 // the encoder (used by optimize/package) and the strict decoder (used by the reader) side by side.
 // Layouts of binary, ternary, sparse and codebook rows are those the native kernels read
-// (native/reference/formats.md): a decoded section is handed to a kernel without repacking.
+// (native/formats.md): a decoded section is handed to a kernel without repacking.
 //
 // Logical tensor: `shape`, row-major. For the per-row encodings, rows = shape[0] (output channels) and
 // K = product(shape[1..]) (for OHWI conv weights, k = (ky * kw + kx) * cin + i, the kernels' order).
+import { quantizeNearest } from '../runtime/number/fixed-point.js';
 import { PackageError, type PackageErrorLocation } from './errors.js';
 import { huffmanCodeLengths, huffmanDecode, huffmanEncode } from './huffman.js';
 
@@ -404,15 +405,10 @@ export function encodeRaw(values: Float32Array | Int8Array | Uint8Array | Int32A
   return { encoding: { kind: 'raw' }, bytes: Buffer.from(bytesOf(values)) };
 }
 
-/** The nearest quantizer of native/reference/formats.md: floor(x * 2^FL + 0.5), saturated to the symmetric
- * range [-(2^(bits-1) - 1), 2^(bits-1) - 1], NaN to 0. */
+/** The nearest quantizer of native/formats.md (quantizeNearest): floor(x * 2^FL + 0.5), saturated to the
+ * symmetric range [-(2^(bits-1) - 1), 2^(bits-1) - 1], NaN to 0. */
 export function encodeFixed(values: Float32Array, bits: 16 | 8, fracBits: number): EncodedTensor {
-  const limit = bits === 16 ? 32767 : 127;
-  const q = bits === 16 ? new Int16Array(values.length) : new Int8Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const scaled = Math.floor(values[i]! * 2 ** fracBits + 0.5);
-    q[i] = Number.isNaN(scaled) ? 0 : Math.max(-limit, Math.min(limit, scaled));
-  }
+  const q = quantizeNearest(values, fracBits, bits);
   return { encoding: { kind: bits === 16 ? 'fixed16' : 'fixed8', fracBits }, bytes: Buffer.from(bytesOf(q)) };
 }
 

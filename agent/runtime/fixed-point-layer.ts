@@ -2,7 +2,8 @@
 // and constants, shared by the native executor (native-executors.ts) and the TypeScript reference
 // (reference-ops/fixed-point.ts) so that both compute the same thing bit for bit.
 //
-// Dynamic fixed point Q(IL.FL) (Gupta et al. 2015, Courbariaux et al. 2014; native/reference/formats.md):
+// Dynamic fixed point Q(IL.FL) (Gupta et al. 2015, Courbariaux et al. 2014; native/formats.md; the words'
+// arithmetic is number/fixed-point.ts):
 // a word q with fractional length FL stands for q * 2^-FL. A layer's activations are fp32 tensors in the
 // graph (the IR has no 16-bit dtype), so a layer
 //   1. quantizes its fp32 input to Q(input_fl) words: round to nearest (ties toward +infinity), saturated to
@@ -15,10 +16,11 @@
 // keep values on the grid) computes exactly what it would with the words kept in memory.
 import { fixedPointActivations } from '../package/manifest.js';
 import { GraphError } from './graph-error.js';
+import { type FixedPointBits, fixedPointLimit, quantizeFixedPointBias } from './number/fixed-point.js';
 import type { PrepareContext } from './ops.js';
 
 export interface FixedPointLayer {
-  bits: 16 | 8;
+  bits: FixedPointBits;
   inputFl: number;
   weightFl: number;
   outputFl: number;
@@ -31,13 +33,6 @@ export interface FixedPointLayer {
   outputMin: number;
   outputMax: number;
 }
-
-/** Largest magnitude of a word: the quantizers' symmetric range (native/reference/fixed-point.ts). */
-export const wordLimit = (bits: 16 | 8): number => (bits === 16 ? 32767 : 127);
-
-const FIXED16_BIAS_LIMIT = 2 ** 56;
-const INT32_MIN = -(2 ** 31);
-const INT32_MAX = 2 ** 31 - 1;
 
 /** The layer's fixed-point parameters, or undefined for a layer without activation fractional lengths
  * (format 1.0: fp32 activations over the exactly expanded weights). */
@@ -62,22 +57,10 @@ export function fixedPointLayer(context: PrepareContext): FixedPointLayer | unde
   if (node.inputs[2] !== undefined && node.inputs[2] >= 0) {
     if (!(floatBias instanceof Float32Array))
       throw new GraphError(`${node.format} layer needs a constant fp32 bias`, node.name);
-    // Round to nearest (ties up) into accumulator units, saturated: a bias past the bound saturates the
-    // output anyway unless the products cancel it, and the kernels cannot take more.
-    const scale = 2 ** (inputFl + weightFl);
-    const units = Array.from(floatBias, (b) => {
-      const q = Math.floor(b * scale + 0.5);
-      return Number.isNaN(q) ? 0 : q;
-    });
-    bias =
-      bits === 16
-        ? BigInt64Array.from(units, (q) =>
-            BigInt(Math.max(-FIXED16_BIAS_LIMIT, Math.min(FIXED16_BIAS_LIMIT, q))),
-          )
-        : Int32Array.from(units, (q) => Math.max(INT32_MIN, Math.min(INT32_MAX, q)));
+    bias = quantizeFixedPointBias(floatBias, inputFl + weightFl, bits);
   }
 
-  const limit = wordLimit(bits);
+  const limit = fixedPointLimit(bits);
   const attr = (key: string, fallback: number): number => {
     const value = node.attrs[key];
     if (value === undefined) return fallback;

@@ -26,10 +26,11 @@ import {
   softmaxF32,
   type Tensor,
 } from '../../native/index.js';
-import { encodeCsr, packCodebookIndices } from '../../native/reference/formats-pack.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
+import { encodeCsr, packCodebookIndices } from './format-layouts.js';
+import { quantizeMultiplier } from './number/requantization.js';
+import { intRange } from './number/saturation.js';
 import type { Executor, PrepareContext } from './ops.js';
-import { quantizeMultiplier } from './reference-ops/requantize.js';
 import { elements, type TensorSpec } from './tensor.js';
 
 type NativeFactory = (context: PrepareContext) => Executor | undefined;
@@ -115,13 +116,15 @@ function int8Quantization(context: PrepareContext) {
   const multipliers = new Int32Array(outChannels);
   const shifts = new Int32Array(outChannels);
   for (let o = 0; o < outChannels; o++) {
+    // 'saturate', as the reference executor does (ops.ts requantizer): the same package loads on both.
     const q = quantizeMultiplier(
       (xq.scale[0]! * (wq.scale.length === 1 ? wq.scale[0]! : wq.scale[o]!)) / yq.scale[0]!,
+      'saturate',
     );
     multipliers[o] = q.multiplier;
     shifts[o] = q.shift;
   }
-  const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+  const [lo, hi] = intRange(x.dtype);
   const min = numberAttr(context, 'min', lo);
   const max = numberAttr(context, 'max', hi);
   if (!Number.isInteger(min) || !Number.isInteger(max)) return undefined;
@@ -203,9 +206,9 @@ const qfullyConnected: NativeFactory = (context) => {
 // ---------------------------------------------------------------------------------------------------------
 // Compressed formats (native/formats.ts). The runtime hands executors the package's weights expanded to fp32
 // (agent/package/encodings.ts toFloat32); each factory converts them, once at load, back into the storage
-// layout its kernel reads (native/reference/formats.md) and checks that the conversion is lossless (every
-// row of a binary layer is +-alpha, a ternary row 0 or +-alpha, a codebook at most 256 distinct values):
-// anything else keeps the reference executor. fixed16 / fixed8 layers with activation fractional lengths
+// layout its kernel reads (native/formats.md; format-layouts.ts) and checks that the conversion is lossless
+// (every row of a binary layer is +-alpha, a ternary row 0 or +-alpha, a codebook at most 256 distinct
+// values): anything else keeps the reference executor. fixed16 / fixed8 layers with activation fractional lengths
 // (format 1.1) run on the fixed-point FormatLayers (fixedPoint below); format 1.0 fixed-point layers carry no
 // activation fractional lengths, so they keep fp32 activations on the fp32 kernels over their exactly
 // representable expanded weights. hashed layers keep the reference: the fp32 fully-connected kernel takes
@@ -538,7 +541,7 @@ const clampAny: NativeFactory = (context) => {
   const max = numberAttr(context, 'max', Infinity);
   if (x.dtype === 'i32' || x.dtype === 'bool' || min > max) return undefined;
   if (x.dtype !== 'f32') {
-    const [lo, hi] = x.dtype === 'u8' ? [0, 255] : [-128, 127];
+    const [lo, hi] = intRange(x.dtype); // i8 or u8 here
     if ((Number.isFinite(min) && !Number.isInteger(min)) || (Number.isFinite(max) && !Number.isInteger(max)))
       return undefined;
     const args = { min: Math.max(lo, min), max: Math.min(hi, max) };

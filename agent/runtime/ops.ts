@@ -5,25 +5,20 @@
 // (see executors for `native:` kernel names in inspect output).
 //
 // Layouts: conv2d/pool operate on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
-import { fullyConnectedGeometry } from '../../native/reference/fixed-point.js';
 import type { DecodedTensor } from '../package/encodings.js';
 import type { ManifestNode, NumberFormat } from '../package/manifest.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
 import { GraphError } from './graph-error.js';
 import { nativeExecutor } from './native-executors.js';
+import { quantizeMultiplier, requantizeGemmlowp } from './number/requantization.js';
+import { roundHalfEven } from './number/rounding.js';
+import { intRange, saturate } from './number/saturation.js';
 import { conv2dF32, conv2dInteger, type ConvGeometry } from './reference-ops/conv.js';
 import { binaryBroadcast, sigmoid, unary } from './reference-ops/elementwise.js';
-import { fixedPointConv2d, fixedPointGeometry } from './reference-ops/fixed-point.js';
+import { fixedPointConv2d, fixedPointGeometry, fullyConnectedGeometry } from './reference-ops/fixed-point.js';
 import { channelShuffle, concat, softmax, transpose, transposeShape } from './reference-ops/layout.js';
 import { broadcastShapes, fullyConnected, matmul, matmulShape } from './reference-ops/matmul.js';
 import { averagePool, maxPool, type PoolGeometry } from './reference-ops/pool.js';
-import {
-  intRange,
-  quantizeMultiplier,
-  requantizeGemmlowp,
-  roundHalfEven,
-  saturate,
-} from './reference-ops/requantize.js';
 import { elements, type TensorData, type TensorSpec } from './tensor.js';
 
 export interface Executor {
@@ -266,8 +261,9 @@ function requantizer(node: ManifestNode, x: TensorSpec, w: TensorSpec, y: Tensor
     return (acc, o) =>
       saturate(roundHalfEven(Math.fround(acc * scalarOrChannel(scales, o))) + zero, min, max);
   }
+  // 'saturate': the reader admits any positive finite scales, so the ratio can pass 2^30 (requantization.ts).
   const multipliers = Array.from({ length: channels }, (_, o) =>
-    quantizeMultiplier((xq.scale[0]! * wq.scale[o]!) / yq.scale[0]!),
+    quantizeMultiplier((xq.scale[0]! * wq.scale[o]!) / yq.scale[0]!, 'saturate'),
   );
   return (acc, o) => {
     const m = multipliers.length === 1 ? multipliers[0]! : multipliers[o]!;

@@ -2,7 +2,7 @@
 // Rastegari et al. 2016): weight[o][k] = alpha[o] * (bit ? -1 : +1). The inner loop only adds or subtracts
 // fp32 activations (the sign flip is an XOR of the float's sign bit); alpha multiplies once per output.
 //
-// Weight storage (native/reference/formats.md): per output channel o a row of
+// Weight storage (native/formats.md): per output channel o a row of
 // row_words = ceil(K / 32) uint32 words, K = kernel_height * kernel_width * group_input_channels; bit k of
 // the row (word k / 32, bit k % 32, least significant first) is the sign of weight element
 // k = (ky * kernel_width + kx) * group_input_channels + i, 1 meaning -1. Bits past K are 0.

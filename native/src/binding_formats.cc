@@ -1,5 +1,5 @@
 // The Node-API surface of the compressed-format kernels: one class, FormatLayer, whose constructor checks and
-// copies a layer's weights in their storage layout (native/reference/formats.md) and whose run() splits the
+// copies a layer's weights in their storage layout (native/formats.md) and whose run() splits the
 // output channels [oc_begin, oc_end) over the thread pool. As in binding_kernels.cc, every bad argument
 // throws a TypeError (wrong type) or RangeError (wrong value, length, shape, index or aliasing) naming it:
 //   Expected <what> for <name> but received <value>

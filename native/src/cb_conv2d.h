@@ -6,7 +6,7 @@
 // centroids, say), zeroing and reading the bins costs more than it saves, so that output multiplies each
 // activation by its centroid directly (same sum, another order).
 //
-// Index storage (native/reference/formats.md): per output channel o a row of K indices,
+// Index storage (native/formats.md): per output channel o a row of K indices,
 // K = kernel_height * kernel_width * group_input_channels, index k = (ky * kernel_width + kx) *
 // group_input_channels + i, each index_bits (2..8) bits wide; index k occupies bits [k * b, (k + 1) * b)
 // of the row, bit j of the row being bit j % 8 of byte j / 8 (least significant first); a row takes

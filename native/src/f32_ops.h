@@ -6,7 +6,7 @@
 //
 // Kernel name grammar: <dtype>_<op>_<activation>_ukernel_<MRxNR | cCB>__<isa>.
 // Batch-norm is folded into conv weights and bias before these operators see them
-// (native/reference/fold-batchnorm.ts), and before quantization for the int8 ones.
+// (optimize/fold-batchnorm.ts), and before quantization for the int8 ones.
 #ifndef WHITTLE_F32_OPS_H_
 #define WHITTLE_F32_OPS_H_
 

@@ -154,7 +154,7 @@ void qf8_quantize_nearest(size_t count, const float* input, int32_t fractional_l
 // Stochastic rounding (Gupta et al. 2015): output[i] = floor(input[i] * 2^fl + u_i), saturated to
 // [-127, 127], with u_i = whittle_fixed_point_uniform24(seed, first_index + i) in [0, 1) on a 2^-24 grid, so
 // E[output * 2^-fl] = input up to 2^-24 of a step (inside the range). Counter-based: any split of the
-// array across threads gives the same bits, and native/reference/fixed-point.ts gives the same bits too.
+// array across threads gives the same bits, and agent/runtime/number/fixed-point.ts gives the same bits.
 void qf8_quantize_stochastic(size_t count, const float* input, int32_t fractional_length, uint32_t seed,
                              uint32_t first_index, int8_t* output);
 

@@ -1,6 +1,6 @@
 // Sparse-weight kernels for unstructured pruning (Han et al. 2015): weights in CSR, fp32 or int8.
 //
-// Storage (native/reference/formats.md), one CSR matrix of output_channels rows by K columns,
+// Storage (native/formats.md), one CSR matrix of output_channels rows by K columns,
 // K = kernel_height * kernel_width * group_input_channels (fc: K = input_channels):
 //   row_offsets    uint32 [output_channels + 1], row_offsets[0] = 0, non-decreasing, last = nnz
 //   column_indices uint32 [nnz], k = (ky * kernel_width + kx) * group_input_channels + i, < K, strictly

@@ -2,7 +2,7 @@
 // single scale): weight[o][k] = alpha[o] * t, t in {-1, 0, +1}. The inner loop only adds or subtracts fp32
 // activations (or skips them): the sign plane flips the float's sign bit, the nonzero plane masks it.
 //
-// Weight storage (native/reference/formats.md): two bit planes, each with the row layout of the binary
+// Weight storage (native/formats.md): two bit planes, each with the row layout of the binary
 // weights (bin_conv2d.h): per output channel o, ceil(K / 32) uint32 words, bit k (word k / 32,
 // bit k % 32, least significant first) for element k = (ky * kernel_width + kx) * group_input_channels + i.
 //   weight_nonzero: 1 where t != 0;   weight_sign: 1 where t = -1 (0 wherever t = 0).   Bits past K are 0.

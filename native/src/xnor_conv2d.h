@@ -16,7 +16,7 @@
 // not overlapping any input, K = kernel_height * kernel_width * group_input_channels <= XNOR_MAX_REDUCTION,
 // unused high bits 0.
 //
-// Bit layout (native/reference/formats.md): a bit is 1 for -1 (x < 0; +0, -0 and NaN give 0, i.e. +1).
+// Bit layout (native/formats.md): a bit is 1 for -1 (x < 0; +0, -0 and NaN give 0, i.e. +1).
 //   activations [batch][height][width][groups][xnor_group_words(group_input_channels)] uint64 words;
 //               channel c of a group is bit c % 64 of word c / 64; bits past the channel count are 0.
 //   weights     [output_channels][kernel_height][kernel_width][xnor_group_words(group_input_channels)],

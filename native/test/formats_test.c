@@ -352,7 +352,7 @@ static void test_qf_quantizers(void) {
   int16_t half[500];
   qf16_quantize_stochastic(500, x + 500, 7, 99, 505, half);
   report(memcmp(half, q + 500, sizeof half) == 0, "qf16 stochastic is not counter-based");
-  // Known values shared with native/reference/fixed-point.ts (test/native/fixed-point.test.ts).
+  // Known values shared with agent/runtime/number/fixed-point.ts (test/native/fixed-point.test.ts).
   printf("# uniform24(42, 0..2) = %.9f %.9f %.9f\n", whittle_fixed_point_uniform24(42, 0),
          whittle_fixed_point_uniform24(42, 1), whittle_fixed_point_uniform24(42, 2));
   free(x), free(q), free(q8);

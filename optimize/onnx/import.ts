@@ -7,7 +7,7 @@
 // Unsupported ops are reported together, with node names and op types, before anything is converted.
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
-import { foldBatchNorm } from '../../native/reference/fold-batchnorm.js';
+import { foldBatchNorm } from '../fold-batchnorm.js';
 import { GraphBuilder, NCHW_TO_NHWC } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
 import {

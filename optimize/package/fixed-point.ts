@@ -6,7 +6,7 @@
 //   input/output from the activation ranges the fp32 package shows on a calibration set (calibrate.ts runs it
 //                on the runtime, as int8 post-training quantization does),
 // each the largest FL whose range still holds the largest magnitude: FL = floor(log2(limit / max |x|)),
-// limit = 32767 or 127. Max and not a percentile, for the reasons ptq.ts gives: the activations here are
+// limit = 32767 or 127 (fractionalLength, agent/runtime/number/fixed-point.ts). Max and not a percentile, for the reasons ptq.ts gives: the activations here are
 // inputs, ReLU outputs and logits, and clipping the large ones would change the class.
 //
 // The layers keep their fp32 neighbours (pools, softmax, reshapes): between two fixed-point layers an fp32
@@ -22,6 +22,7 @@ import {
   type ManifestNode,
 } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
+import { fixedPointLimit, fractionalLength } from '../../agent/runtime/number/fixed-point.js';
 import {
   type CalibrationSet,
   collectRanges,
@@ -55,17 +56,6 @@ export interface FixedPointResult {
   layers: FixedPointLayerChoice[];
 }
 
-/** The largest fractional length in [min, max] at which `magnitude` still fits `limit` words; an all-zero
- * tensor takes the largest one (any FL represents it exactly). */
-export function fractionalLength(magnitude: number, limit: number, min: number, max: number): number {
-  if (!(magnitude > 0)) return max;
-  let fl = Math.floor(Math.log2(limit / magnitude));
-  // log2 of a ratio can land one off an exact power of two: settle on the grid itself.
-  while (magnitude * 2 ** fl > limit) fl--;
-  while (magnitude * 2 ** (fl + 1) <= limit) fl++;
-  return Math.max(min, Math.min(max, fl));
-}
-
 const magnitudeOf = (range: TensorRange): number => Math.max(Math.abs(range.min), Math.abs(range.max));
 
 function maxAbs(values: Float32Array): number {
@@ -81,7 +71,7 @@ export function fixedPointPackage(
   options: FixedPointOptions,
 ): FixedPointResult {
   const { manifest } = pkg;
-  const limit = options.bits === 16 ? 32767 : 127;
+  const limit = fixedPointLimit(options.bits);
   const format = options.bits === 16 ? 'fixed16' : 'fixed8';
   const ranges = collectRanges(pkg, calibration);
 

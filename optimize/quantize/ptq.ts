@@ -30,6 +30,8 @@
 import { toFloat32 } from '../../agent/package/encodings.js';
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
+import { roundHalfAwayFromZero } from '../../agent/runtime/number/rounding.js';
+import { INT8_MAX, INT8_MIN, saturate } from '../../agent/runtime/number/saturation.js';
 import { elements } from '../../agent/runtime/tensor.js';
 import { GraphBuilder } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
@@ -37,11 +39,8 @@ import { type CalibrationSet, collectRanges, QuantizationError, type TensorRange
 import {
   activationQuantizationFromRange,
   type ChannelwiseWeights,
-  INT8_MAX,
-  INT8_MIN,
   quantizeBias,
   quantizeWeightsPerChannel,
-  roundHalfAwayFromZero,
 } from './int8.js';
 
 export { type CalibrationSet, QuantizationError } from './calibrate.js';
@@ -114,7 +113,7 @@ const sameQuantization = (a: TensorQuantization, b: TensorQuantization): boolean
 /** The integer bound that stands for the real bound `value` under `quant`, saturated to int8. */
 function quantizedBound(value: number, scale: number, zeroPoint: number): number {
   const q = roundHalfAwayFromZero(value / scale) + zeroPoint;
-  return Math.min(INT8_MAX, Math.max(INT8_MIN, q));
+  return saturate(q, INT8_MIN, INT8_MAX);
 }
 
 /** Weight scales rounded up to 6 significant digits and the weights re-rounded to them. The manifest stores
@@ -131,16 +130,334 @@ function withShortScales(q: ChannelwiseWeights, weights: Float32Array): Channelw
   for (let o = 0; o < q.outChannels; o++) {
     for (let i = 0; i < inner; i++) {
       const k = o * inner + i;
-      values[k] = Math.max(-INT8_MAX, Math.min(INT8_MAX, roundHalfAwayFromZero(weights[k]! / scales[o]!)));
+      values[k] = saturate(roundHalfAwayFromZero(weights[k]! / scales[o]!), -INT8_MAX, INT8_MAX);
     }
   }
   return { ...q, scales, values };
 }
 
+/** What the graph's structure and calibration decide before anything is written (the plan phase). */
+interface QuantizationPlan {
+  /** The ReLU (or any clip) fused into a conv / FC layer, by layer: the layer output's only reader, and not a
+   * graph output. */
+  fusedClips: ReadonlyMap<ManifestNode, ManifestNode>;
+  /** The range each fp32 tensor is quantized with, by tensor index: its calibrated range, or for a layer
+   * output that feeds a concat, the concat's (see sharedConcatRanges). */
+  ranges: ReadonlyMap<number, TensorRange>;
+}
+
+/** A conv / FC layer's weights as written (the quantize-layers phase): int8 per output channel with short scales, and the fp32
+ * bias (quantized when the layer is written, in the units of its int8 input's scale). */
+interface QuantizedLayer {
+  weights: ChannelwiseWeights;
+  bias: Float32Array | undefined;
+}
+
+/** The clip fused into each conv / FC layer that has one: the only reader of its output. */
+function fusedClipsOf(manifest: Manifest): Map<ManifestNode, ManifestNode> {
+  const readers = new Map<number, ManifestNode[]>();
+  for (const node of manifest.nodes)
+    for (const i of node.inputs) if (i >= 0) readers.set(i, [...(readers.get(i) ?? []), node]);
+  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
+  const fused = new Map<ManifestNode, ManifestNode>();
+  for (const node of manifest.nodes) {
+    if (node.op !== 'conv2d' && node.op !== 'fully_connected') continue;
+    const y = node.outputs[0]!;
+    const next = readers.get(y);
+    if (next?.length === 1 && next[0]!.op === 'clip' && next[0]!.format === 'f32' && !graphOutputs.has(y))
+      fused.set(node, next[0]!);
+  }
+  return fused;
+}
+
+/** The inputs of an int8 concat must share its scale and zero point: a conv / FC layer output (after its fused
+ * clip, if any) feeding one takes the concat's range as its own, since its requantization can write any
+ * scale at no cost (the first concat wins where a layer feeds two). By tensor index. */
+function sharedConcatRanges(
+  manifest: Manifest,
+  ranges: ReadonlyMap<number, TensorRange>,
+  fusedClips: ReadonlyMap<ManifestNode, ManifestNode>,
+): Map<number, TensorRange> {
+  const producer = new Map<number, ManifestNode>();
+  for (const node of manifest.nodes) for (const o of node.outputs) producer.set(o, node);
+  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
+  const isLayer = (node: ManifestNode): boolean => node.op === 'conv2d' || node.op === 'fully_connected';
+  const isLayerOutput = (t: number): boolean => {
+    const p = producer.get(t);
+    if (p === undefined) return false;
+    if (isLayer(p)) return !fusedClips.has(p);
+    if (p.op !== 'clip') return false;
+    const layer = producer.get(p.inputs[0]!);
+    return layer !== undefined && isLayer(layer) && fusedClips.get(layer) === p;
+  };
+  const shared = new Map<number, TensorRange>();
+  for (const node of manifest.nodes) {
+    if (node.op !== 'concat') continue;
+    const range = ranges.get(node.outputs[0]!);
+    if (range === undefined) continue;
+    for (const i of node.inputs)
+      if (isLayerOutput(i) && !shared.has(i) && !graphOutputs.has(i)) shared.set(i, range);
+  }
+  return shared;
+}
+
+/** The plan phase: which clips fuse into their layers and which range each tensor is quantized with. */
+function planQuantization(
+  manifest: Manifest,
+  calibrated: ReadonlyMap<number, TensorRange>,
+): QuantizationPlan {
+  const fusedClips = fusedClipsOf(manifest);
+  const ranges = new Map(calibrated);
+  for (const [t, range] of sharedConcatRanges(manifest, calibrated, fusedClips)) ranges.set(t, range);
+  return { fusedClips, ranges };
+}
+
+/** The quantize-layers phase: every conv / FC layer's weights quantized per output channel, by layer. */
+function quantizeLayers(pkg: Package): Map<ManifestNode, QuantizedLayer> {
+  const { manifest } = pkg;
+  const floats = (t: number): Float32Array =>
+    toFloat32(pkg.constants[t]!, elements(manifest.tensors[t]!.shape));
+  const layers = new Map<ManifestNode, QuantizedLayer>();
+  for (const node of manifest.nodes) {
+    if (node.op !== 'conv2d' && node.op !== 'fully_connected') continue;
+    const w = floats(node.inputs[1]!);
+    const outC = manifest.tensors[node.inputs[1]!]!.shape[0]!;
+    const biasIndex = node.inputs[2] ?? -1;
+    layers.set(node, {
+      weights: withShortScales(quantizeWeightsPerChannel(w, outC, w.length / outC), w),
+      bias: biasIndex >= 0 ? floats(biasIndex) : undefined,
+    });
+  }
+  return layers;
+}
+
+/** The write phase: the int8 graph, node by node. Each fp32 tensor of the source graph has an int8 twin, an f32
+ * twin, or both in the new graph; the other is made on demand with quantize_linear / dequantize_linear. */
+class Int8GraphWriter {
+  readonly builder = new GraphBuilder();
+  readonly #int8Twin = new Map<number, number>();
+  readonly #floatTwin = new Map<number, number>();
+
+  constructor(
+    private readonly manifest: Manifest,
+    private readonly plan: QuantizationPlan,
+    private readonly layers: ReadonlyMap<ManifestNode, QuantizedLayer>,
+  ) {}
+
+  /** The new graph's f32 input tensor, the twin of the source graph's input `t`. */
+  addInput(t: number): void {
+    const source = this.manifest.tensors[t]!;
+    this.#floatTwin.set(t, this.builder.addTensor(source.name, { dtype: 'f32', shape: [...source.shape] }));
+  }
+
+  floatTwin(t: number): number | undefined {
+    return this.#floatTwin.get(t);
+  }
+
+  /** int8 parameters of fp32 tensor `t` from its planned range; `node` names the reader for the error. */
+  activationQuant(t: number, node?: string): TensorQuantization {
+    const range = this.plan.ranges.get(t);
+    if (range === undefined)
+      throw new QuantizationError(`no calibrated range for tensor ${this.manifest.tensors[t]!.name}`, node);
+    const { scale, zeroPoint } = activationQuantizationFromRange(range.min, range.max);
+    return { scale: [scale], zeroPoint: [zeroPoint] };
+  }
+
+  int8Of(t: number, node: string): number {
+    const known = this.#int8Twin.get(t);
+    if (known !== undefined) return known;
+    const [q] = this.builder.emit(
+      `${this.manifest.tensors[t]!.name}/quantize`,
+      'quantize_linear',
+      'int8',
+      [this.floatOf(t)],
+      {},
+      [{ dtype: 'i8', quant: this.activationQuant(t, node) }],
+    );
+    this.#int8Twin.set(t, q!);
+    return q!;
+  }
+
+  floatOf(t: number): number {
+    const known = this.#floatTwin.get(t);
+    if (known !== undefined) return known;
+    const [f] = this.builder.emit(
+      `${this.manifest.tensors[t]!.name}/dequantize`,
+      'dequantize_linear',
+      'int8',
+      [this.#int8Twin.get(t)!],
+      {},
+    );
+    this.#floatTwin.set(t, f!);
+    return f!;
+  }
+
+  /** Every node of the source graph in order; a clip fused into its layer is written with the layer. */
+  writeNodes(): void {
+    const fused = new Set<ManifestNode>();
+    for (const node of this.manifest.nodes) {
+      if (fused.has(node)) continue;
+      switch (node.op) {
+        case 'conv2d':
+        case 'fully_connected': {
+          const relu = this.plan.fusedClips.get(node);
+          this.writeLayer(node, relu);
+          if (relu) fused.add(relu);
+          break;
+        }
+        case 'clip':
+          this.writeClip(node);
+          break;
+        case 'max_pool':
+        case 'avg_pool':
+        case 'reshape':
+        case 'identity':
+        case 'transpose':
+        case 'channel_shuffle':
+          this.writeLayout(node);
+          break;
+        case 'concat':
+          this.writeConcat(node);
+          break;
+        case 'global_avgpool':
+        case 'add':
+          // No int8 form in the runtime: fp32 on dequantized inputs; int8Of quantizes the result on demand
+          // with its calibrated range.
+          this.#floatTwin.set(
+            node.outputs[0]!,
+            this.builder.emit(
+              node.name,
+              node.op,
+              'f32',
+              node.inputs.map((i) => this.floatOf(i)),
+              node.attrs,
+            )[0]!,
+          );
+          break;
+        case 'softmax':
+          // No int8 softmax in the runtime: the logits are dequantized (10 values) and softmax runs in fp32.
+          this.#floatTwin.set(
+            node.outputs[0]!,
+            this.builder.emit(node.name, 'softmax', 'f32', [this.floatOf(node.inputs[0]!)], node.attrs)[0]!,
+          );
+          break;
+        default:
+          throw new QuantizationError(`op ${node.op} is not quantizable`, node.name);
+      }
+    }
+  }
+
+  /** A conv / FC layer as qconv2d / qfully_connected, with `relu` (its fused clip, if any) folded into the
+   * output range and the integer bounds. */
+  private writeLayer(node: ManifestNode, relu: ManifestNode | undefined): void {
+    const b = this.builder;
+    const x = node.inputs[0]!;
+    const out = relu ? relu.outputs[0]! : node.outputs[0]!;
+    const xq = this.int8Of(x, node.name);
+    const xScale = b.tensors[xq]!.quant!.scale[0]!;
+    const { weights: q, bias } = this.layers.get(node)!;
+    const outC = q.outChannels;
+    const wQuant: TensorQuantization = {
+      scale: [...q.scales],
+      zeroPoint: new Array<number>(outC).fill(0),
+      axis: 0,
+    };
+    const weightShape = [...this.manifest.tensors[node.inputs[1]!]!.shape];
+    const wq = b.constant(`${node.name}.weight`, 'i8', weightShape, q.values, wQuant);
+    const bq =
+      bias !== undefined
+        ? b.constant(`${node.name}.bias`, 'i32', [outC], quantizeBias(bias, xScale, q.scales))
+        : -1;
+    const yQuant = this.activationQuant(out, node.name);
+    const [scale, zeroPoint] = [yQuant.scale[0]!, yQuant.zeroPoint[0]!];
+    // Real bounds of the layer's own fused activation and of the fused clip, as integer bounds.
+    const bounds = [node.attrs, relu?.attrs ?? {}];
+    const lows = bounds.map((a) => a.min).filter((v): v is number => typeof v === 'number');
+    const highs = bounds.map((a) => a.max).filter((v): v is number => typeof v === 'number');
+    const attrs: ManifestNode['attrs'] = Object.fromEntries(
+      Object.entries(node.attrs).filter(([k]) => k !== 'min' && k !== 'max'),
+    );
+    if (lows.length > 0) attrs.min = quantizedBound(Math.max(...lows), scale, zeroPoint);
+    if (highs.length > 0) attrs.max = quantizedBound(Math.min(...highs), scale, zeroPoint);
+    const op = node.op === 'conv2d' ? 'qconv2d' : 'qfully_connected';
+    let input = xq;
+    // qfully_connected reads [batch][features]; a 4-D input (a conv's output) is flattened first.
+    if (op === 'qfully_connected' && b.tensors[xq]!.shape.length !== 2)
+      input = b.emit(`${node.name}/flatten`, 'reshape', 'int8', [xq], { shape: [0, -1] })[0]!;
+    const [yq] = b.emit(node.name, op, 'int8', [input, wq, bq], attrs, [{ dtype: 'i8', quant: yQuant }]);
+    this.#int8Twin.set(out, yq!);
+  }
+
+  /** A clip on its own (not after a conv / FC): clamps the int8 values at the quantized bounds. */
+  private writeClip(node: ManifestNode): void {
+    const xq = this.int8Of(node.inputs[0]!, node.name);
+    const { scale, zeroPoint } = this.builder.tensors[xq]!.quant!;
+    const attrs: ManifestNode['attrs'] = {};
+    if (typeof node.attrs.min === 'number')
+      attrs.min = quantizedBound(node.attrs.min, scale[0]!, zeroPoint[0]!);
+    if (typeof node.attrs.max === 'number')
+      attrs.max = quantizedBound(node.attrs.max, scale[0]!, zeroPoint[0]!);
+    this.#int8Twin.set(node.outputs[0]!, this.builder.emit(node.name, 'clip', 'int8', [xq], attrs)[0]!);
+  }
+
+  /** Layout and selection ops keep the input's quantization; they stay fp32 after a softmax. */
+  private writeLayout(node: ManifestNode): void {
+    const x = node.inputs[0]!;
+    const y = node.outputs[0]!;
+    if (this.#int8Twin.has(x) || !this.#floatTwin.has(x) || node.op === 'max_pool' || node.op === 'avg_pool')
+      this.#int8Twin.set(
+        y,
+        this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs)[0]!,
+      );
+    else
+      this.#floatTwin.set(y, this.builder.emit(node.name, node.op, 'f32', [this.floatOf(x)], node.attrs)[0]!);
+  }
+
+  /** An int8 concat over inputs that share its quantization; after a softmax every input is float and the
+   * concat stays fp32 too. */
+  private writeConcat(node: ManifestNode): void {
+    const b = this.builder;
+    const y = node.outputs[0]!;
+    if (node.inputs.every((i) => this.#floatTwin.has(i) && !this.#int8Twin.has(i))) {
+      this.#floatTwin.set(
+        y,
+        b.emit(
+          node.name,
+          'concat',
+          'f32',
+          node.inputs.map((i) => this.floatOf(i)),
+          node.attrs,
+        )[0]!,
+      );
+      return;
+    }
+    const quant = this.activationQuant(y, node.name);
+    const parts = node.inputs.map((i) => {
+      const xq = this.#int8Twin.get(i);
+      if (xq !== undefined && sameQuantization(b.tensors[xq]!.quant!, quant)) return xq;
+      // An input that did not take the shared range (not a layer's output, or a layer that feeds another
+      // concat first) is requantized through fp32; an fp32 one (an add's output) is quantized to it.
+      return b.emit(
+        `${this.manifest.tensors[i]!.name}/requantize`,
+        'quantize_linear',
+        'int8',
+        [this.floatOf(i)],
+        {},
+        [{ dtype: 'i8', quant }],
+      )[0]!;
+    });
+    this.#int8Twin.set(
+      y,
+      b.emit(node.name, 'concat', 'int8', parts, node.attrs, [{ dtype: 'i8', quant }])[0]!,
+    );
+  }
+}
+
 /** The int8 package content of an fp32 package, calibrated on `calibration` (inputs as the fp32 model takes
  * them). Throws QuantizationError, naming the node(s), for a graph it cannot rewrite, and for an empty or
  * misshapen calibration set. Labels and input preprocessing are carried over; accuracy and probe are the
- * caller's to measure and add. */
+ * caller's to measure and add. Phases: check (checkSupported), calibrate (collectRanges), plan
+ * (planQuantization), quantize the layers (quantizeLayers), write (Int8GraphWriter). */
 export function quantizePackage(
   pkg: Package,
   calibration: CalibrationSet,
@@ -149,215 +466,16 @@ export function quantizePackage(
   const { manifest } = pkg;
   checkSupported(manifest, pkg);
   const ranges = collectRanges(pkg, calibration);
-  // Readers and producer of each tensor, to know when a ReLU may be fused into the layer before it and
-  // which layer feeds a concat.
-  const readers = new Map<number, ManifestNode[]>();
-  const producer = new Map<number, ManifestNode>();
-  for (const node of manifest.nodes) {
-    for (const i of node.inputs) if (i >= 0) readers.set(i, [...(readers.get(i) ?? []), node]);
-    for (const o of node.outputs) producer.set(o, node);
-  }
-  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
-  /** The ReLU (or any clip) fused into conv / FC `node`: the only reader of its output. */
-  const fusedClip = (node: ManifestNode): ManifestNode | undefined => {
-    const y = node.outputs[0]!;
-    const next = readers.get(y);
-    return next?.length === 1 && next[0]!.op === 'clip' && next[0]!.format === 'f32' && !graphOutputs.has(y)
-      ? next[0]
-      : undefined;
-  };
-  /** Whether `t` is the int8 output of a conv / FC layer (after its fused clip, if any), which can be
-   * requantized to any scale at no cost. */
-  const isLayerOutput = (t: number): boolean => {
-    const p = producer.get(t);
-    if (p === undefined) return false;
-    if (p.op === 'conv2d' || p.op === 'fully_connected') return fusedClip(p) === undefined;
-    if (p.op !== 'clip') return false;
-    const layer = producer.get(p.inputs[0]!);
-    return (layer?.op === 'conv2d' || layer?.op === 'fully_connected') && fusedClip(layer) === p;
-  };
-  // The inputs of an int8 concat must share its scale and zero point: layers feeding one take the concat's
-  // range as theirs (the first concat wins where a layer feeds two).
-  const sharedRange = new Map<number, TensorRange>();
-  for (const node of manifest.nodes) {
-    if (node.op !== 'concat') continue;
-    const range = ranges.get(node.outputs[0]!);
-    if (range === undefined) continue;
-    for (const i of node.inputs)
-      if (isLayerOutput(i) && !sharedRange.has(i) && !graphOutputs.has(i)) sharedRange.set(i, range);
-  }
-  const rangeOf = (t: number, node?: string): TensorRange => {
-    const range = sharedRange.get(t) ?? ranges.get(t);
-    if (range === undefined)
-      throw new QuantizationError(`no calibrated range for tensor ${manifest.tensors[t]!.name}`, node);
-    return range;
-  };
-  const activationQuant = (t: number, node?: string): TensorQuantization => {
-    const { min, max } = rangeOf(t, node);
-    const { scale, zeroPoint } = activationQuantizationFromRange(min, max);
-    return { scale: [scale], zeroPoint: [zeroPoint] };
-  };
-  const weights = (t: number): Float32Array =>
-    toFloat32(pkg.constants[t]!, elements(manifest.tensors[t]!.shape));
+  const plan = planQuantization(manifest, ranges);
+  const layers = quantizeLayers(pkg);
 
-  const b = new GraphBuilder();
-  // Each fp32 tensor of the source graph has an int8 twin, an f32 twin, or both in the new graph; the other
-  // is made on demand with quantize_linear / dequantize_linear.
-  const int8Twin = new Map<number, number>();
-  const floatTwin = new Map<number, number>();
-  const inputIndex = manifest.inputs[0]!.tensor;
-  const source = manifest.tensors[inputIndex]!;
-  floatTwin.set(inputIndex, b.addTensor(source.name, { dtype: 'f32', shape: [...source.shape] }));
-
-  const int8Of = (t: number, node: string): number => {
-    const known = int8Twin.get(t);
-    if (known !== undefined) return known;
-    const [q] = b.emit(`${manifest.tensors[t]!.name}/quantize`, 'quantize_linear', 'int8', [floatOf(t)], {}, [
-      { dtype: 'i8', quant: activationQuant(t, node) },
-    ]);
-    int8Twin.set(t, q!);
-    return q!;
-  };
-  const floatOf = (t: number): number => {
-    const known = floatTwin.get(t);
-    if (known !== undefined) return known;
-    const [f] = b.emit(
-      `${manifest.tensors[t]!.name}/dequantize`,
-      'dequantize_linear',
-      'int8',
-      [int8Twin.get(t)!],
-      {},
-    );
-    floatTwin.set(t, f!);
-    return f!;
-  };
-
-  const fused = new Set<ManifestNode>();
-  for (const node of manifest.nodes) {
-    if (fused.has(node)) continue;
-    const x = node.inputs[0]!;
-    const y = node.outputs[0]!;
-    switch (node.op) {
-      case 'conv2d':
-      case 'fully_connected': {
-        // A following ReLU (or any clip) that is the only reader is fused: its output is this layer's.
-        const relu = fusedClip(node);
-        const out = relu ? relu.outputs[0]! : y;
-        const xq = int8Of(x, node.name);
-        const xScale = b.tensors[xq]!.quant!.scale[0]!;
-        const w = weights(node.inputs[1]!);
-        const outC = manifest.tensors[node.inputs[1]!]!.shape[0]!;
-        const q = withShortScales(quantizeWeightsPerChannel(w, outC, w.length / outC), w);
-        const wQuant: TensorQuantization = {
-          scale: [...q.scales],
-          zeroPoint: new Array<number>(outC).fill(0),
-          axis: 0,
-        };
-        const wq = b.constant(
-          `${node.name}.weight`,
-          'i8',
-          [...manifest.tensors[node.inputs[1]!]!.shape],
-          q.values,
-          wQuant,
-        );
-        const biasIndex = node.inputs[2] ?? -1;
-        const bq =
-          biasIndex >= 0
-            ? b.constant(
-                `${node.name}.bias`,
-                'i32',
-                [outC],
-                quantizeBias(weights(biasIndex), xScale, q.scales),
-              )
-            : -1;
-        const yQuant = activationQuant(out, node.name);
-        const [scale, zeroPoint] = [yQuant.scale[0]!, yQuant.zeroPoint[0]!];
-        // Real bounds of the layer's own fused activation and of the fused clip, as integer bounds.
-        const bounds = [node.attrs, relu?.attrs ?? {}];
-        const lows = bounds.map((a) => a.min).filter((v): v is number => typeof v === 'number');
-        const highs = bounds.map((a) => a.max).filter((v): v is number => typeof v === 'number');
-        const attrs: ManifestNode['attrs'] = Object.fromEntries(
-          Object.entries(node.attrs).filter(([k]) => k !== 'min' && k !== 'max'),
-        );
-        if (lows.length > 0) attrs.min = quantizedBound(Math.max(...lows), scale, zeroPoint);
-        if (highs.length > 0) attrs.max = quantizedBound(Math.min(...highs), scale, zeroPoint);
-        const op = node.op === 'conv2d' ? 'qconv2d' : 'qfully_connected';
-        let input = xq;
-        // qfully_connected reads [batch][features]; a 4-D input (a conv's output) is flattened first.
-        if (op === 'qfully_connected' && b.tensors[xq]!.shape.length !== 2)
-          input = b.emit(`${node.name}/flatten`, 'reshape', 'int8', [xq], { shape: [0, -1] })[0]!;
-        const [yq] = b.emit(node.name, op, 'int8', [input, wq, bq], attrs, [{ dtype: 'i8', quant: yQuant }]);
-        int8Twin.set(out, yq!);
-        if (relu) fused.add(relu);
-        break;
-      }
-      case 'clip': {
-        // A clip on its own (not after a conv / FC): clamp the int8 values at the quantized bounds.
-        const xq = int8Of(x, node.name);
-        const { scale, zeroPoint } = b.tensors[xq]!.quant!;
-        const attrs: ManifestNode['attrs'] = {};
-        if (typeof node.attrs.min === 'number')
-          attrs.min = quantizedBound(node.attrs.min, scale[0]!, zeroPoint[0]!);
-        if (typeof node.attrs.max === 'number')
-          attrs.max = quantizedBound(node.attrs.max, scale[0]!, zeroPoint[0]!);
-        int8Twin.set(y, b.emit(node.name, 'clip', 'int8', [xq], attrs)[0]!);
-        break;
-      }
-      case 'max_pool':
-      case 'avg_pool':
-      case 'reshape':
-      case 'identity':
-      case 'transpose':
-      case 'channel_shuffle': {
-        // Layout and selection ops keep the input's quantization; they stay fp32 after a softmax.
-        if (int8Twin.has(x) || !floatTwin.has(x) || node.op === 'max_pool' || node.op === 'avg_pool')
-          int8Twin.set(y, b.emit(node.name, node.op, 'int8', [int8Of(x, node.name)], node.attrs)[0]!);
-        else floatTwin.set(y, b.emit(node.name, node.op, 'f32', [floatOf(x)], node.attrs)[0]!);
-        break;
-      }
-      case 'concat': {
-        // After a softmax every input is float: the concat stays fp32 too.
-        if (node.inputs.every((i) => floatTwin.has(i) && !int8Twin.has(i))) {
-          floatTwin.set(y, b.emit(node.name, 'concat', 'f32', node.inputs.map(floatOf), node.attrs)[0]!);
-          break;
-        }
-        const quant = activationQuant(y, node.name);
-        const parts = node.inputs.map((i) => {
-          const xq = int8Twin.get(i);
-          if (xq !== undefined && sameQuantization(b.tensors[xq]!.quant!, quant)) return xq;
-          // An input that did not take the shared range (not a layer's output, or a layer that feeds another
-          // concat first) is requantized through fp32; an fp32 one (an add's output) is quantized to it.
-          return b.emit(
-            `${manifest.tensors[i]!.name}/requantize`,
-            'quantize_linear',
-            'int8',
-            [floatOf(i)],
-            {},
-            [{ dtype: 'i8', quant }],
-          )[0]!;
-        });
-        int8Twin.set(y, b.emit(node.name, 'concat', 'int8', parts, node.attrs, [{ dtype: 'i8', quant }])[0]!);
-        break;
-      }
-      case 'global_avgpool':
-      case 'add':
-        // No int8 form in the runtime: fp32 on dequantized inputs; int8Of quantizes the result on demand
-        // with its calibrated range.
-        floatTwin.set(y, b.emit(node.name, node.op, 'f32', node.inputs.map(floatOf), node.attrs)[0]!);
-        break;
-      case 'softmax':
-        // No int8 softmax in the runtime: the logits are dequantized (10 values) and softmax runs in fp32.
-        floatTwin.set(y, b.emit(node.name, 'softmax', 'f32', [floatOf(x)], node.attrs)[0]!);
-        break;
-      default:
-        throw new QuantizationError(`op ${node.op} is not quantizable`, node.name);
-    }
-  }
-
+  const writer = new Int8GraphWriter(manifest, plan, layers);
   const input = manifest.inputs[0]!;
-  const content = b.finish(
-    [{ name: input.name, tensor: floatTwin.get(inputIndex)!, layout: input.layout }],
-    manifest.outputs.map((o) => ({ name: o.name, tensor: floatOf(o.tensor) })),
+  writer.addInput(input.tensor);
+  writer.writeNodes();
+  const content = writer.builder.finish(
+    [{ name: input.name, tensor: writer.floatTwin(input.tensor)!, layout: input.layout }],
+    manifest.outputs.map((o) => ({ name: o.name, tensor: writer.floatOf(o.tensor) })),
     {
       id: options.modelId ?? `${manifest.model.id}-int8`,
       version: options.version ?? manifest.model.version,

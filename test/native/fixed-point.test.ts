@@ -1,4 +1,5 @@
-// The TypeScript fixed-point reference (native/reference/fixed-point.ts) against values computed by the C
+// The TypeScript fixed-point reference (agent/runtime/number/fixed-point.ts, reference-ops/fixed-point.ts)
+// against values computed by the C
 // kernels (native/src/qf16_conv2d.c, qf8_conv2d.c): the same random stream, rounding and saturation, so a
 // model quantized by the trainer in TypeScript runs bit-exactly on the device. The C side of these
 // numbers is printed by the C quantizers and kernels with the same arguments.
@@ -6,16 +7,18 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  type Conv2dGeometry,
   dequantize,
-  fixedPointConv2dReference,
-  fixedPointFullyConnectedReference,
   quantizeGradientMask,
   quantizeNearest,
   quantizeStochastic,
   roundShiftSaturate,
   uniform24,
-} from '../../native/reference/fixed-point.js';
+} from '../../agent/runtime/number/fixed-point.js';
+import {
+  type Conv2dGeometry,
+  fixedPointConv2dReference,
+  fixedPointFullyConnectedReference,
+} from '../../agent/runtime/reference-ops/fixed-point.js';
 
 const SAMPLE = Float32Array.from([0.3, -0.3, 1.7, -2.55, 0.01, 100.0, -0.126, 3.14159]);
 
@@ -135,8 +138,7 @@ test('the convolution reference gives the C kernel outputs (padding, stride 2, i
 test('the fully-connected reference is the 1x1 convolution, and a channel range writes only its channels', () => {
   const input = Int8Array.from([10, -20, 30, 127, -128, 5]);
   const weights = Int8Array.from([1, 2, 3, -1, -2, -3, 127, 0, -127]);
-  const output = new Int8Array(6).fill(99);
-  fixedPointFullyConnectedReference(2, 3, 3, {
+  const layer = {
     input,
     weights,
     bias: Int32Array.from([4, 0, -4]),
@@ -145,8 +147,9 @@ test('the fully-connected reference is the 1x1 convolution, and a channel range 
     outputFl: 1,
     outputMin: -128,
     outputMax: 127,
-    output,
-  });
+  };
+  const output = new Int8Array(6).fill(99);
+  fixedPointFullyConnectedReference(2, 3, 3, { ...layer, output });
   // Row 0: dot + bias = 64, -60, -2544 in units of 2^-3, moved to 2^-1 by a shift of 2: 16, -15, and -636
   // saturated to -128.
   assert.deepEqual(Array.from(output.subarray(0, 3)), [16, -15, -128]);
@@ -168,14 +171,7 @@ test('the fully-connected reference is the 1x1 convolution, and a channel range 
         batch: 2,
         groupOutputChannels: 3,
       },
-      input,
-      weights,
-      bias: Int32Array.from([4, 0, -4]),
-      inputFl: 2,
-      weightFl: 1,
-      outputFl: 1,
-      outputMin: -128,
-      outputMax: 127,
+      ...layer,
       output: partial,
     },
     1,

@@ -1,7 +1,7 @@
 // The compressed-format layers (native/formats.ts): on every kernel path this CPU supports, each format x
 // {conv2d, fullyConnected} equals the plain C reference kernel (bit-exact for fixed16, fixed8 and xnor;
 // 1e-5 of sum |w * x| for the fp32-activation formats) at 1 and 2 threads, and the C reference equals the
-// TypeScript references (native/reference/fixed-point.ts, native/reference/formats-pack.ts). ISA detection
+// TypeScript references (agent/runtime/reference-ops/fixed-point.ts, agent/runtime/format-layouts.ts). ISA detection
 // happens once per process, so this file re-runs itself as a child with WHITTLE_ISA set (and
 // WHITTLE_FORMATS_CHILD=1), which prints one JSON report. Then a fuzz of the argument checks: every call
 // works or throws a TypeError or RangeError, and the process survives.
@@ -10,7 +10,19 @@ import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { requantizeGemmlowp } from '../../agent/runtime/reference-ops/requantize.js';
+import {
+  encodeCsr,
+  packBinaryWeights,
+  packCodebookIndices,
+  packTernaryWeights,
+  packXnorWeights,
+} from '../../agent/runtime/format-layouts.js';
+import { dequantize, quantizeNearest, quantizeStochastic } from '../../agent/runtime/number/fixed-point.js';
+import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
+import {
+  type Conv2dGeometry,
+  fixedPointConv2dReference,
+} from '../../agent/runtime/reference-ops/fixed-point.js';
 import {
   createBinaryWeightsConv2d,
   createCodebookFullyConnected,
@@ -30,22 +42,8 @@ import {
   type FormatTensor,
 } from '../../native/formats.js';
 import { activeIsa, cpuFeatures, setThreads } from '../../native/index.js';
-import {
-  type Conv2dGeometry,
-  dequantize,
-  fixedPointConv2dReference,
-  quantizeNearest,
-  quantizeStochastic,
-} from '../../native/reference/fixed-point.js';
-import {
-  denseConv2d,
-  encodeCsr,
-  packBinaryWeights,
-  packCodebookIndices,
-  packTernaryWeights,
-  packXnorWeights,
-} from '../../native/reference/formats-pack.js';
 import { xorshift32 } from '../support/xorshift32.js';
+import { denseConv2d } from './dense-conv2d.js';
 
 const random = xorshift32(0x9e3779b9);
 const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));

@@ -3,8 +3,8 @@
 // reference on fixed-seed random data, at 1 and 2 threads, and prints one JSON line:
 //   { isa, checks: [{ name, ok, detail? }] }
 // int8 results must be bit-exact; fp32 within 1e-5 relative.
+import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
 import { fullyConnected } from '../../agent/runtime/reference-ops/matmul.js';
-import { requantizeGemmlowp } from '../../agent/runtime/reference-ops/requantize.js';
 import {
   activeIsa,
   addF32,

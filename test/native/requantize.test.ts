@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { requantizeGemmlowp } from '../../agent/runtime/reference-ops/requantize.js';
+import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
 import { createFullyConnectedInt8 } from '../../native/index.js';
 
 const INT32_MIN = -0x80000000;

@@ -8,11 +8,11 @@ import { fixedPointActivations } from '../../../agent/package/manifest.js';
 import type { Package } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { nativeAvailable } from '../../../agent/runtime/native-executors.js';
+import { quantizeNearest } from '../../../agent/runtime/number/fixed-point.js';
 import {
   type Conv2dGeometry,
   fixedPointConv2dReference,
-  quantizeNearest,
-} from '../../../native/reference/fixed-point.js';
+} from '../../../agent/runtime/reference-ops/fixed-point.js';
 import { fixedPointCnn, images, read, smallCnnContent } from './fixed-point-fixtures.js';
 
 const BATCH = 5;

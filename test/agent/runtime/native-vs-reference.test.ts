@@ -154,3 +154,54 @@ test('int8 conv stack: native qconv2d is bit-exact with the reference, with 1 an
   }
   Model.fromPackage(pkg, { threads: 1 });
 });
+
+test('int8 requantization at the edges: multipliers flushed to 0 and saturated past 2^30 load and agree', () => {
+  // real = x scale * w scale[o] / y scale = 1e20 * w scale[o]: 0.01 (an ordinary multiplier), 1e-15 (below
+  // 2^-32: flushed to {0, 0}), 1e10 (past 2^30: saturated to {INT32_MAX, 30}), and Infinity (1e10 * 1e300
+  // overflows). The reader admits every one of these scales, so the runtime must load the layer, and the
+  // native kernel and the reference must compute the same bits from the same multipliers.
+  const weightScales = [1e-22, 1e-35, 1e-10, 1e300];
+  const o = weightScales.length;
+  const k = 4;
+  const q = (scale: number, zero: number) => ({ scale: [scale], zeroPoint: [zero] });
+  const tensors: Manifest['tensors'] = [
+    { name: 'x', dtype: 'i8', shape: [2, 5, 5, k], quant: q(1e10, 0) },
+    {
+      name: 'w',
+      dtype: 'i8',
+      shape: [o, 1, 1, k],
+      quant: { scale: weightScales, zeroPoint: new Array<number>(o).fill(0), axis: 0 },
+    },
+    { name: 'y', dtype: 'i8', shape: [2, 5, 5, o], quant: q(1e-10, 7) },
+  ];
+  const weights = Int8Array.from({ length: o * k }, () => random.int(-127, 127));
+  weights.copyWithin(3 * k, 2 * k, 3 * k); // channels 2 and 3 share their weights
+  const constants = new Map<number, EncodedTensor>([[1, encodeRaw(weights)]]);
+  const manifest: Manifest = {
+    format: 'whittle-package',
+    version: 1,
+    model: { id: 'int8-requantization-edges', version: '1' },
+    target: { deviceClass: 'any', cpuFamily: 'any' },
+    inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
+    outputs: [{ name: 'y', tensor: 2 }],
+    tensors,
+    nodes: [{ name: 'conv', op: 'qconv2d', format: 'int8', inputs: [0, 1, -1], outputs: [2], attrs: {} }],
+  };
+  const pkg = readPackage(writePackage({ manifest, constants }, keys.privateKey), {
+    publicKey: keys.publicKey,
+  });
+  const input = Int8Array.from({ length: 2 * 5 * 5 * k }, () => random.int(-128, 127));
+  const expected = Array.from(Model.fromPackage(pkg, { referenceOnly: true }).run([input])[0]!.data);
+  // The flushed channel's multiplier is 0: every output is the zero point. An overflowing product saturates
+  // like a large finite one: channels 2 and 3 give the same outputs.
+  for (let i = 0; i < expected.length; i += o) {
+    assert.equal(expected[i + 1], 7);
+    assert.equal(expected[i + 3], expected[i + 2]);
+  }
+  const model = Model.fromPackage(pkg, { threads: 1 });
+  assert.ok(
+    model.layers.every((l) => l.kernel.startsWith('native:')),
+    JSON.stringify(model.layers.map((l) => l.kernel)),
+  );
+  assert.deepEqual(Array.from(model.run([input])[0]!.data), expected);
+});

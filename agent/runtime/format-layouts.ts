@@ -1,5 +1,7 @@
-// Plain TypeScript builders of the compressed formats' storage layouts (native/reference/formats.md) and a
-// plain fp32 conv2d over dense weights, for tests and for the model compiler. Slow and obvious on purpose.
+// Plain TypeScript builders of the compressed formats' storage layouts (native/formats.md) from fp32 or
+// ternary weights: what the native FormatLayers (native/formats.ts) read. The runtime packs a package's
+// sparse and codebook layers with them at load (native-executors.ts); the kernel tests and benchmarks build
+// their layers with them. Slow and obvious on purpose: each runs once per layer.
 
 /** fp32 weights [outputChannels][reduction] -> sign bits (1 = negative) in rows of ceil(reduction / 32)
  * words and alpha[o] = mean |w[o]| (BWN). */
@@ -111,73 +113,4 @@ export function packCodebookIndices(
     }
   }
   return packed;
-}
-
-export interface DenseConv2dShape {
-  batch: number;
-  inputHeight: number;
-  inputWidth: number;
-  inputChannels: number;
-  outputChannels: number;
-  kernelHeight: number;
-  kernelWidth: number;
-  strideHeight?: number;
-  strideWidth?: number;
-  paddingTop?: number;
-  paddingLeft?: number;
-  paddingBottom?: number;
-  paddingRight?: number;
-  groups?: number;
-}
-
-/** Plain NHWC conv2d in float64 over dense weights [outputChannels][kh][kw][inputChannels / groups]; padding
- * reads 0. Returns the output and, per output, sum |w * x| + |bias| (the scale of the rounding error). */
-export function denseConv2d(
-  s: DenseConv2dShape,
-  input: ArrayLike<number>,
-  weights: ArrayLike<number>,
-  bias: ArrayLike<number> | null,
-): { output: Float64Array; magnitude: Float64Array; outputHeight: number; outputWidth: number } {
-  const sh = s.strideHeight ?? 1;
-  const sw = s.strideWidth ?? 1;
-  const pt = s.paddingTop ?? 0;
-  const pl = s.paddingLeft ?? 0;
-  const groups = s.groups ?? 1;
-  const oh = Math.floor((s.inputHeight + pt + (s.paddingBottom ?? 0) - s.kernelHeight) / sh) + 1;
-  const ow = Math.floor((s.inputWidth + pl + (s.paddingRight ?? 0) - s.kernelWidth) / sw) + 1;
-  const cinG = s.inputChannels / groups;
-  const coutG = s.outputChannels / groups;
-  const output = new Float64Array(s.batch * oh * ow * s.outputChannels);
-  const magnitude = new Float64Array(output.length);
-  for (let n = 0; n < s.batch; n++) {
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        for (let o = 0; o < s.outputChannels; o++) {
-          const g = Math.floor(o / coutG);
-          const b = bias === null ? 0 : (bias[o] ?? 0);
-          let sum = b;
-          let mag = Math.abs(b);
-          for (let ky = 0; ky < s.kernelHeight; ky++) {
-            const y = oy * sh - pt + ky;
-            if (y < 0 || y >= s.inputHeight) continue;
-            for (let kx = 0; kx < s.kernelWidth; kx++) {
-              const x = ox * sw - pl + kx;
-              if (x < 0 || x >= s.inputWidth) continue;
-              for (let i = 0; i < cinG; i++) {
-                const v =
-                  input[((n * s.inputHeight + y) * s.inputWidth + x) * s.inputChannels + g * cinG + i] ?? 0;
-                const w = weights[((o * s.kernelHeight + ky) * s.kernelWidth + kx) * cinG + i] ?? 0;
-                sum += v * w;
-                mag += Math.abs(v * w);
-              }
-            }
-          }
-          const at = ((n * oh + oy) * ow + ox) * s.outputChannels + o;
-          output[at] = sum;
-          magnitude[at] = mag;
-        }
-      }
-    }
-  }
-  return { output, magnitude, outputHeight: oh, outputWidth: ow };
 }
