@@ -26,8 +26,7 @@
         "src/qs8_simple_ukernels__scalar.c",
         # Compressed formats (binding_formats.cc): base and scalar kernels of every format.
         "src/binding_formats.cc",
-        "src/qf16_conv2d.c",
-        "src/qf8_conv2d.c",
+        "src/qf_conv2d.c",
         "src/bin_conv2d.c",
         "src/xnor_conv2d.c",
         "src/tern_conv2d.c",
@@ -112,8 +111,7 @@
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_4x16c2__avx2.c",
           "src/qs8_simple_ukernels__avx2.c",
-          "src/qf16_conv2d__avx2.c",
-          "src/qf8_conv2d__avx2.c",
+          "src/qf_conv2d__avx2.c",
           "src/bin_conv2d__avx2.c",
           "src/xnor_conv2d__avx2.c",
           "src/tern_conv2d__avx2.c",
@@ -179,8 +177,7 @@
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon.c",
           "src/qs8_simple_ukernels__neon.c",
-          "src/qf16_conv2d__neon.c",
-          "src/qf8_conv2d__neon.c",
+          "src/qf_conv2d__neon.c",
           "src/bin_conv2d__neon.c",
           "src/xnor_conv2d__neon.c",
           "src/tern_conv2d__neon.c",
@@ -197,7 +194,7 @@
         "sources": [
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8c4__neondot.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_4x8c4__neondot.c",
-          "src/qf8_conv2d__neondot.c"
+          "src/qf_conv2d__neondot.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-march=armv8.2-a+dotprod"],
         "cflags_c": ["-std=c11"],
@@ -219,8 +216,7 @@
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon.c",
           "src/qs8_simple_ukernels__neon.c",
-          "src/qf16_conv2d__neon.c",
-          "src/qf8_conv2d__neon.c",
+          "src/qf_conv2d__neon.c",
           "src/bin_conv2d__neon.c",
           "src/xnor_conv2d__neon.c",
           "src/tern_conv2d__neon.c",

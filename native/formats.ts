@@ -4,7 +4,7 @@
 // those layouts from fp32 weights. Tensors are NHWC. The addon checks every argument (types, lengths,
 // shapes, CSR structure, codebook indices, unused high bits, fractional-length shifts, aliasing) and throws a
 // TypeError or RangeError naming it, so a bad call can never reach C.
-import { loadNativeBinding } from './index.js';
+import { type Conv2dShape, loadNativeBinding, type NativeLayer, PackedLayer } from './index.js';
 
 /** Format names as the benchmark reports them. */
 export const FORMATS = [
@@ -18,26 +18,10 @@ export const FORMATS = [
 ] as const;
 export type Format = (typeof FORMATS)[number];
 
-/** A conv2d layer's shape (no dilation in the compressed formats). Weight element k of output channel o is
- * k = (ky * kernelWidth + kx) * (inputChannels / groups) + i, K = kernelHeight * kernelWidth * inputChannels /
- * groups elements per output channel. Every dimension is an integer >= 1 (paddings >= 0); strides and
- * groups default to 1, paddings to 0. Depthwise is groups = inputChannels = outputChannels. */
-export interface FormatConv2dShape {
-  batch: number;
-  inputHeight: number;
-  inputWidth: number;
-  inputChannels: number;
-  outputChannels: number;
-  kernelHeight: number;
-  kernelWidth: number;
-  strideHeight?: number;
-  strideWidth?: number;
-  paddingTop?: number;
-  paddingLeft?: number;
-  paddingBottom?: number;
-  paddingRight?: number;
-  groups?: number;
-}
+/** A conv2d layer's shape: Conv2dShape without dilation (the compressed formats have none). Weight element k
+ * of output channel o is k = (ky * kernelWidth + kx) * (inputChannels / groups) + i, K = kernelHeight *
+ * kernelWidth * inputChannels / groups elements per output channel. */
+export type FormatConv2dShape = Omit<Conv2dShape, 'dilationHeight' | 'dilationWidth'>;
 
 /** A fully-connected layer's shape: K = inChannels elements per output channel. */
 export interface FormatFullyConnectedShape {
@@ -167,22 +151,11 @@ export interface SparseInt8Params extends Int8Requantization {
 
 export type FormatTensor = Float32Array | Int8Array | Int16Array;
 
-interface NativeFormatLayer {
-  run(input: FormatTensor, output: FormatTensor): void;
-  runReference(input: FormatTensor, output: FormatTensor): void;
-  dispose(): void;
-  readonly kernel: string | null;
-  readonly inputLength: number;
-  readonly outputLength: number;
-  readonly outputHeight: number;
-  readonly outputWidth: number;
-}
-
 type NativeFormatLayerConstructor = new (
   format: Format,
   layer: 'conv2d' | 'fullyConnected',
   args: object,
-) => NativeFormatLayer;
+) => NativeLayer<FormatTensor>;
 
 function nativeClass(): NativeFormatLayerConstructor {
   const loaded = loadNativeBinding() as unknown as { FormatLayer?: unknown };
@@ -194,133 +167,77 @@ function nativeClass(): NativeFormatLayerConstructor {
   return loaded.FormatLayer as NativeFormatLayerConstructor;
 }
 
-/** A compressed conv2d or fully-connected layer. run() splits the output channels over the threads set by
- * setThreads (native/index.ts); output must not share memory with input. dispose() frees the weights early. */
-export class FormatLayer<T extends FormatTensor> {
-  readonly #native: NativeFormatLayer;
+/** A compressed conv2d or fully-connected layer: a PackedLayer (native/index.ts) that knows its format.
+ * run() splits the output channels over the threads set by setThreads; output must not share memory with
+ * input. dispose() frees the weights early. */
+export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
   readonly format: Format;
 
   /** @internal use the create* functions. */
   constructor(format: Format, layer: 'conv2d' | 'fullyConnected', args: object) {
+    super(new (nativeClass())(format, layer, args));
     this.format = format;
-    this.#native = new (nativeClass())(format, layer, args);
-  }
-
-  /** The kernel variant in use for the active kernel path: 'scalar', 'avx2', 'avx512', 'neon', ... */
-  get kernel(): string | null {
-    return this.#native.kernel;
-  }
-  /** batch x inputHeight x inputWidth x inputChannels (fully connected: batch x inChannels). */
-  get inputLength(): number {
-    return this.#native.inputLength;
-  }
-  /** batch x outputHeight x outputWidth x outputChannels (fully connected: batch x outChannels). */
-  get outputLength(): number {
-    return this.#native.outputLength;
-  }
-  get outputHeight(): number {
-    return this.#native.outputHeight;
-  }
-  get outputWidth(): number {
-    return this.#native.outputWidth;
-  }
-
-  run(input: T, output: T): void {
-    this.#native.run(input, output);
-  }
-
-  /** The same layer through the plain C reference kernel, on the calling thread: for tests. */
-  runReference(input: T, output: T): void {
-    this.#native.runReference(input, output);
-  }
-
-  dispose(): void {
-    this.#native.dispose();
   }
 }
 
-export function createFixed16Conv2d(args: FormatConv2dShape & Fixed16Params): FormatLayer<Int16Array> {
-  return new FormatLayer('fixed16', 'conv2d', args);
-}
-export function createFixed16FullyConnected(
-  args: FormatFullyConnectedShape & Fixed16Params,
-): FormatLayer<Int16Array> {
-  return new FormatLayer('fixed16', 'fullyConnected', args);
+/** A conv2d / fully-connected layer's arguments: its shape and the format's parameters P. */
+type Conv<P> = FormatConv2dShape & P;
+type Fc<P> = FormatFullyConnectedShape & P;
+
+/** The create function of one format x layer: its argument type is the layer's shape and the format's
+ * parameters, its tensors are T. */
+function layerFactory<Args extends object, T extends FormatTensor>(
+  format: Format,
+  layer: 'conv2d' | 'fullyConnected',
+): (args: Args) => FormatLayer<T> {
+  return (args) => new FormatLayer<T>(format, layer, args);
 }
 
-export function createFixed8Conv2d(args: FormatConv2dShape & Fixed8Params): FormatLayer<Int8Array> {
-  return new FormatLayer('fixed8', 'conv2d', args);
-}
-export function createFixed8FullyConnected(
-  args: FormatFullyConnectedShape & Fixed8Params,
-): FormatLayer<Int8Array> {
-  return new FormatLayer('fixed8', 'fullyConnected', args);
-}
-
-export function createBinaryWeightsConv2d(
-  args: FormatConv2dShape & BinaryWeightsParams,
-): FormatLayer<Float32Array> {
-  return new FormatLayer('binary-weights', 'conv2d', args);
-}
-export function createBinaryWeightsFullyConnected(
-  args: FormatFullyConnectedShape & BinaryWeightsParams,
-): FormatLayer<Float32Array> {
-  return new FormatLayer('binary-weights', 'fullyConnected', args);
-}
-
-export function createXnorConv2d(args: FormatConv2dShape & XnorParams): FormatLayer<Float32Array> {
-  return new FormatLayer('xnor', 'conv2d', args);
-}
-export function createXnorFullyConnected(
-  args: FormatFullyConnectedShape & XnorParams,
-): FormatLayer<Float32Array> {
-  return new FormatLayer('xnor', 'fullyConnected', args);
-}
-
-export function createTernaryConv2d(args: FormatConv2dShape & TernaryParams): FormatLayer<Float32Array> {
-  return new FormatLayer('ternary', 'conv2d', args);
-}
-export function createTernaryFullyConnected(
-  args: FormatFullyConnectedShape & TernaryParams,
-): FormatLayer<Float32Array> {
-  return new FormatLayer('ternary', 'fullyConnected', args);
-}
-
-export function createTernaryInt8Conv2d(args: FormatConv2dShape & TernaryInt8Params): FormatLayer<Int8Array> {
-  return new FormatLayer('ternary', 'conv2d', args);
-}
-export function createTernaryInt8FullyConnected(
-  args: FormatFullyConnectedShape & TernaryInt8Params,
-): FormatLayer<Int8Array> {
-  return new FormatLayer('ternary', 'fullyConnected', args);
-}
-
-export function createSparseConv2d(args: FormatConv2dShape & SparseParams): FormatLayer<Float32Array> {
-  return new FormatLayer('sparse', 'conv2d', args);
-}
-export function createSparseFullyConnected(
-  args: FormatFullyConnectedShape & SparseParams,
-): FormatLayer<Float32Array> {
-  return new FormatLayer('sparse', 'fullyConnected', args);
-}
-
-export function createSparseInt8Conv2d(args: FormatConv2dShape & SparseInt8Params): FormatLayer<Int8Array> {
-  return new FormatLayer('sparse', 'conv2d', args);
-}
-export function createSparseInt8FullyConnected(
-  args: FormatFullyConnectedShape & SparseInt8Params,
-): FormatLayer<Int8Array> {
-  return new FormatLayer('sparse', 'fullyConnected', args);
-}
-
-export function createCodebookConv2d(args: FormatConv2dShape & CodebookParams): FormatLayer<Float32Array> {
-  return new FormatLayer('codebook', 'conv2d', args);
-}
-export function createCodebookFullyConnected(
-  args: FormatFullyConnectedShape & CodebookParams,
-): FormatLayer<Float32Array> {
-  return new FormatLayer('codebook', 'fullyConnected', args);
-}
+export const createFixed16Conv2d = layerFactory<Conv<Fixed16Params>, Int16Array>('fixed16', 'conv2d');
+export const createFixed16FullyConnected = layerFactory<Fc<Fixed16Params>, Int16Array>(
+  'fixed16',
+  'fullyConnected',
+);
+export const createFixed8Conv2d = layerFactory<Conv<Fixed8Params>, Int8Array>('fixed8', 'conv2d');
+export const createFixed8FullyConnected = layerFactory<Fc<Fixed8Params>, Int8Array>(
+  'fixed8',
+  'fullyConnected',
+);
+export const createBinaryWeightsConv2d = layerFactory<Conv<BinaryWeightsParams>, Float32Array>(
+  'binary-weights',
+  'conv2d',
+);
+export const createBinaryWeightsFullyConnected = layerFactory<Fc<BinaryWeightsParams>, Float32Array>(
+  'binary-weights',
+  'fullyConnected',
+);
+export const createXnorConv2d = layerFactory<Conv<XnorParams>, Float32Array>('xnor', 'conv2d');
+export const createXnorFullyConnected = layerFactory<Fc<XnorParams>, Float32Array>('xnor', 'fullyConnected');
+export const createTernaryConv2d = layerFactory<Conv<TernaryParams>, Float32Array>('ternary', 'conv2d');
+export const createTernaryFullyConnected = layerFactory<Fc<TernaryParams>, Float32Array>(
+  'ternary',
+  'fullyConnected',
+);
+export const createTernaryInt8Conv2d = layerFactory<Conv<TernaryInt8Params>, Int8Array>('ternary', 'conv2d');
+export const createTernaryInt8FullyConnected = layerFactory<Fc<TernaryInt8Params>, Int8Array>(
+  'ternary',
+  'fullyConnected',
+);
+export const createSparseConv2d = layerFactory<Conv<SparseParams>, Float32Array>('sparse', 'conv2d');
+export const createSparseFullyConnected = layerFactory<Fc<SparseParams>, Float32Array>(
+  'sparse',
+  'fullyConnected',
+);
+export const createSparseInt8Conv2d = layerFactory<Conv<SparseInt8Params>, Int8Array>('sparse', 'conv2d');
+export const createSparseInt8FullyConnected = layerFactory<Fc<SparseInt8Params>, Int8Array>(
+  'sparse',
+  'fullyConnected',
+);
+export const createCodebookConv2d = layerFactory<Conv<CodebookParams>, Float32Array>('codebook', 'conv2d');
+export const createCodebookFullyConnected = layerFactory<Fc<CodebookParams>, Float32Array>(
+  'codebook',
+  'fullyConnected',
+);
 
 /** Each format's conv2d and fully-connected create functions (fp32 activations for the binary, ternary and
  * sparse formats), by the benchmark's format name: one table for the callers that pick the format or the layer

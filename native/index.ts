@@ -121,7 +121,8 @@ export interface CpuFeatures {
   selected: Isa;
 }
 
-/** A conv2d layer's shape. Weights are OHWI: [outputChannels][kernelHeight][kernelWidth][inputChannels /
+/** A conv2d layer's shape: the one TypeScript type of convolution geometry (the compressed formats use it
+ * without dilation: FormatConv2dShape in formats.ts). Weights are OHWI: [outputChannels][kernelHeight][kernelWidth][inputChannels /
  * groups]; depthwise is groups = inputChannels = outputChannels. Every dimension is an integer >= 1
  * (paddings >= 0); strides, dilations and groups default to 1, paddings to 0. */
 export interface Conv2dShape {
@@ -199,9 +200,10 @@ export interface FullyConnectedInt8Args extends FullyConnectedShape, Int8LayerQu
 export type Int8Tensor = Int8Array | Uint8Array;
 export type Tensor = Float32Array | Int8Tensor;
 
-interface NativeConv2d {
-  run(input: Tensor, output: Tensor): void;
-  runReference(input: Tensor, output: Tensor): void;
+/** What the addon's layer objects (Conv2d here, FormatLayer in formats.ts) share. */
+export interface NativeLayer<T> {
+  run(input: T, output: T): void;
+  runReference(input: T, output: T): void;
   dispose(): void;
   readonly kernel: string | null;
   readonly inputLength: number;
@@ -209,6 +211,8 @@ interface NativeConv2d {
   readonly outputHeight: number;
   readonly outputWidth: number;
 }
+
+type NativeConv2d = NativeLayer<Tensor>;
 
 type NativeConv2dConstructor = new (
   format: 'f32' | 'int8',
@@ -369,21 +373,25 @@ export function getThreads(): number {
 /** A conv2d or fully-connected layer whose weights were packed once, at creation, for the active kernel
  * path. run() may be called any number of times; dispose() frees the packed weights early (the garbage
  * collector frees them otherwise). */
-export class PackedLayer<T extends Tensor> {
-  readonly #native: NativeConv2d;
+export class PackedLayer<T extends ArrayBufferView> {
+  readonly #native: NativeLayer<T>;
 
   /** @internal use the create* functions. */
-  constructor(native: NativeConv2d) {
+  constructor(native: NativeLayer<T>) {
     this.#native = native;
   }
 
-  /** The microkernel chosen for this layer, e.g. qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni. */
+  /** The kernel chosen for this layer: the microkernel of an fp32/int8 layer (e.g.
+   * qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni), the variant of a compressed format's layer for the
+   * active kernel path ('scalar', 'avx2', 'avx512', 'neon', ...). */
   get kernel(): string | null {
     return this.#native.kernel;
   }
+  /** batch x inputHeight x inputWidth x inputChannels (fully connected: batch x inChannels). */
   get inputLength(): number {
     return this.#native.inputLength;
   }
+  /** batch x outputHeight x outputWidth x outputChannels (fully connected: batch x outChannels). */
   get outputLength(): number {
     return this.#native.outputLength;
   }

@@ -15,6 +15,7 @@ import {
   channelShuffle,
   clamp,
   concat,
+  type Conv2dShape,
   createConv2dF32,
   createConv2dInt8,
   createFullyConnectedF32,
@@ -73,7 +74,7 @@ function windowStridesAndPads(context: PrepareContext) {
   };
 }
 
-function convShape(context: PrepareContext) {
+function convShape(context: PrepareContext): Required<Conv2dShape> {
   const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
   const [o, kh, kw] = context.inputs[1]!.shape as [number, number, number, number];
   const dilations = intsAttr(context, 'dilations', [1, 1]);
@@ -251,22 +252,8 @@ function formatShape(context: PrepareContext, layer: 'conv2d' | 'fullyConnected'
     return { layer, shape: fullyConnectedShape(context), rows, reduction, taps: 1 };
   const full = convShape(context);
   if (full.dilationHeight !== 1 || full.dilationWidth !== 1) return undefined;
-  const shape: FormatConv2dShape = {
-    batch: full.batch,
-    inputHeight: full.inputHeight,
-    inputWidth: full.inputWidth,
-    inputChannels: full.inputChannels,
-    outputChannels: full.outputChannels,
-    kernelHeight: full.kernelHeight,
-    kernelWidth: full.kernelWidth,
-    strideHeight: full.strideHeight,
-    strideWidth: full.strideWidth,
-    paddingTop: full.paddingTop,
-    paddingLeft: full.paddingLeft,
-    paddingBottom: full.paddingBottom,
-    paddingRight: full.paddingRight,
-    groups: full.groups,
-  };
+  // Dilation is 1 here: the formats' binding reads every other field of the same shape.
+  const shape: FormatConv2dShape = full;
   return { layer, shape, rows, reduction, taps: full.kernelHeight * full.kernelWidth };
 }
 

@@ -1,46 +1,17 @@
 // bin reference and portable kernels, the variant list, and weight packing.
 #include <math.h>
 
-#include "bin_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
-// ---- Reference: the definition, sums in double. ----
+// ---- Reference: sign_conv2d_reference (sign_conv2d_impl.h), the definition shared with the ternary weights.
+// ----
 
 void bin_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
                                           const float* restrict input, const uint32_t* restrict weight_bits,
                                           const float* restrict alpha, const float* restrict bias,
                                           float output_min, float output_max, float* restrict output) {
-  const size_t input_channels = g->groups * g->group_input_channels;
-  const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t reduction = g->kernel_height * g->kernel_width * g->group_input_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          double acc = 0.0;
-          for (size_t ky = 0; ky < g->kernel_height; ky++) {
-            for (size_t kx = 0; kx < g->kernel_width; kx++) {
-              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-                continue;  // padding: the activation is 0
-              }
-              for (size_t i = 0; i < g->group_input_channels; i++) {
-                const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-                const uint32_t bit = (weight_bits[o * bin_row_words(reduction) + k / 32] >> (k % 32)) & 1;
-                const float x = input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
-                                          input_channels +
-                                      group * g->group_input_channels + i];
-                acc += (bit ? -1.0 : 1.0) * (double)x;
-              }
-            }
-          }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              bin_clamp(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
-        }
-      }
-    }
-  }
+  sign_conv2d_reference(g, oc_begin, oc_end, input, NULL, weight_bits, alpha, bias, output_min, output_max,
+                        output);
 }
 
 void bin_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t output_channels,
@@ -48,15 +19,16 @@ void bin_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_
                                       const uint32_t* restrict weight_bits, const float* restrict alpha,
                                       const float* restrict bias, float output_min, float output_max,
                                       float* restrict output) {
-  const whittle_conv2d_geometry g = bin_fc_geometry(batch, input_channels, output_channels);
-  bin_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, weight_bits, alpha, bias, output_min,
-                                       output_max, output);
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
+  sign_conv2d_reference(&g, oc_begin, oc_end, input, NULL, weight_bits, alpha, bias, output_min, output_max,
+                        output);
 }
 
 // ---- Portable: 32 sign bits per load, a conditional negation per activation. ----
 
-static float bin_signed_sum_scalar(const float* x, const uint32_t* row, size_t row_words, size_t first_bit,
-                                   size_t n) {
+static float bin_signed_sum_scalar(const float* x, const uint32_t* nonzero, const uint32_t* row,
+                                   size_t row_words, size_t first_bit, size_t n) {
+  (void)nonzero;  // NULL: binary weights are never 0
   float acc0 = 0.0f;
   float acc1 = 0.0f;
   for (size_t i = 0; i < n; i += 32) {
@@ -77,16 +49,16 @@ static float bin_signed_sum_scalar(const float* x, const uint32_t* row, size_t r
 BIN_DEFINE_KERNELS(scalar, bin_signed_sum_scalar)
 
 const bin_conv2d_variant bin_conv2d_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", bin_conv2d_minmax_ukernel__scalar, bin_fc_minmax_ukernel__scalar},
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", bin_conv2d_minmax_ukernel__avx2, bin_fc_minmax_ukernel__avx2},
-    {WHITTLE_ISA_AVX512, "avx512", bin_conv2d_minmax_ukernel__avx512, bin_fc_minmax_ukernel__avx512},
-#endif
 #if defined(__arm__) || defined(__aarch64__)
     {WHITTLE_ISA_NEON, "neon", bin_conv2d_minmax_ukernel__neon, bin_fc_minmax_ukernel__neon},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX512, "avx512", bin_conv2d_minmax_ukernel__avx512, bin_fc_minmax_ukernel__avx512},
+    {WHITTLE_ISA_AVX2, "avx2", bin_conv2d_minmax_ukernel__avx2, bin_fc_minmax_ukernel__avx2},
+#endif
+    {WHITTLE_ISA_SCALAR, "scalar", bin_conv2d_minmax_ukernel__scalar, bin_fc_minmax_ukernel__scalar},
 };
+WHITTLE_DEFINE_VARIANT_SELECT(bin_conv2d)
 
 void bin_pack_weights(size_t output_channels, size_t reduction, const float* weights, uint32_t* weight_bits,
                       float* alpha) {
@@ -105,14 +77,4 @@ void bin_pack_weights(size_t output_channels, size_t reduction, const float* wei
     }
     alpha[o] = (float)(abs_sum / (double)reduction);
   }
-}
-
-const bin_conv2d_variant* bin_conv2d_select(whittle_isa level) {
-  const bin_conv2d_variant* best = &bin_conv2d_variants[0];
-  for (const bin_conv2d_variant* v = bin_conv2d_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
 }

@@ -3,7 +3,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "bin_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline __m256 bin_flip8_avx2(__m256 x, uint32_t bits8) {
   const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -12,8 +12,9 @@ static inline __m256 bin_flip8_avx2(__m256 x, uint32_t bits8) {
   return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_castps_si256(x), mask));
 }
 
-static float bin_signed_sum_avx2(const float* x, const uint32_t* row, size_t row_words, size_t first_bit,
-                                 size_t n) {
+static float bin_signed_sum_avx2(const float* x, const uint32_t* nonzero, const uint32_t* row,
+                                 size_t row_words, size_t first_bit, size_t n) {
+  (void)nonzero;  // NULL: binary weights are never 0
   __m256 acc0 = _mm256_setzero_ps();
   __m256 acc1 = _mm256_setzero_ps();
   __m256 acc2 = _mm256_setzero_ps();
@@ -45,7 +46,9 @@ static float bin_signed_sum_avx2(const float* x, const uint32_t* row, size_t row
 }
 
 // 8 output channels per broadcast activation, 4 independent accumulators to hide the add latency.
-static void bin_block8_span_avx2(const float* x, const uint32_t* masks, size_t n, float* acc) {
+static void bin_block8_span_avx2(const float* x, const uint32_t* masks, const uint32_t* keeps, size_t n,
+                                 float* acc) {
+  (void)keeps;  // NULL: binary weights are never 0
   __m256 acc0 = _mm256_loadu_ps(acc);
   __m256 acc1 = _mm256_setzero_ps();
   __m256 acc2 = _mm256_setzero_ps();

@@ -3,7 +3,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "bin_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline __m512 bin_flip16_avx512(__m512 x, uint32_t bits16) {
   const __m512i sign = _mm512_set1_epi32(INT32_MIN);
@@ -11,8 +11,9 @@ static inline __m512 bin_flip16_avx512(__m512 x, uint32_t bits16) {
   return _mm512_castsi512_ps(_mm512_mask_xor_epi32(xi, (__mmask16)bits16, xi, sign));
 }
 
-static float bin_signed_sum_avx512(const float* x, const uint32_t* row, size_t row_words, size_t first_bit,
-                                   size_t n) {
+static float bin_signed_sum_avx512(const float* x, const uint32_t* nonzero, const uint32_t* row,
+                                   size_t row_words, size_t first_bit, size_t n) {
+  (void)nonzero;  // NULL: binary weights are never 0
   __m512 acc0 = _mm512_setzero_ps();
   __m512 acc1 = _mm512_setzero_ps();
   size_t i = 0;
@@ -36,7 +37,9 @@ static inline __m512 bin_flip_by_mask_avx512(const float* x, const uint32_t* mas
       _mm512_xor_si512(_mm512_castps_si512(_mm512_set1_ps(*x)), _mm512_loadu_si512(mask)));
 }
 
-static void bin_block16_span_avx512(const float* x, const uint32_t* masks, size_t n, float* acc) {
+static void bin_block16_span_avx512(const float* x, const uint32_t* masks, const uint32_t* keeps, size_t n,
+                                    float* acc) {
+  (void)keeps;  // NULL: binary weights are never 0
   __m512 acc0 = _mm512_loadu_ps(acc);
   __m512 acc1 = _mm512_setzero_ps();
   __m512 acc2 = _mm512_setzero_ps();

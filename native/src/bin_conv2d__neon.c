@@ -3,7 +3,7 @@
 #if defined(__arm__) || defined(__aarch64__)
 #include <arm_neon.h>
 
-#include "bin_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline float32x4_t bin_flip4_neon(float32x4_t x, uint32_t bits4) {
   static const uint32_t lane_bit_values[4] = {1, 2, 4, 8};
@@ -12,8 +12,9 @@ static inline float32x4_t bin_flip4_neon(float32x4_t x, uint32_t bits4) {
   return vreinterpretq_f32_u32(veorq_u32(vreinterpretq_u32_f32(x), mask));
 }
 
-static float bin_signed_sum_neon(const float* x, const uint32_t* row, size_t row_words, size_t first_bit,
-                                 size_t n) {
+static float bin_signed_sum_neon(const float* x, const uint32_t* nonzero, const uint32_t* row,
+                                 size_t row_words, size_t first_bit, size_t n) {
+  (void)nonzero;  // NULL: binary weights are never 0
   float32x4_t acc0 = vdupq_n_f32(0.0f);
   float32x4_t acc1 = vdupq_n_f32(0.0f);
   float32x4_t acc2 = vdupq_n_f32(0.0f);
@@ -42,7 +43,9 @@ static float bin_signed_sum_neon(const float* x, const uint32_t* row, size_t row
 }
 
 // 8 output channels (two q registers) per broadcast activation, two activations per step.
-static void bin_block8_span_neon(const float* x, const uint32_t* masks, size_t n, float* acc) {
+static void bin_block8_span_neon(const float* x, const uint32_t* masks, const uint32_t* keeps, size_t n,
+                                 float* acc) {
+  (void)keeps;  // NULL: binary weights are never 0
   float32x4_t acc_lo0 = vld1q_f32(acc), acc_hi0 = vld1q_f32(acc + 4);
   float32x4_t acc_lo1 = vdupq_n_f32(0.0f), acc_hi1 = vdupq_n_f32(0.0f);
   size_t i = 0;

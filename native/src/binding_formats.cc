@@ -22,8 +22,7 @@ extern "C" {
 #include "cb_conv2d.h"
 #include "cpu/cpu-features.h"
 #include "f32_ops.h"
-#include "qf16_conv2d.h"
-#include "qf8_conv2d.h"
+#include "qf_conv2d.h"
 #include "qs8_ops.h"
 #include "sparse_conv2d.h"
 #include "tern_conv2d.h"
@@ -36,194 +35,14 @@ namespace {
 // Argument decoding shared with the other bindings (binding_args.h).
 using namespace whittle::args;  // NOLINT(build/namespaces)
 
-bool Boolean(const Napi::Object& args, const char* name) {
-  Napi::Value value = args.Get(name);
-  if (value.IsUndefined()) return false;
-  if (!value.IsBoolean()) ThrowType(args.Env(), "a boolean", name, value);
-  return value.As<Napi::Boolean>().Value();
-}
-
-// A typed array argument; `value` is kept to re-read the view right before it is used (see ExpectUnchanged).
-struct View {
-  void* data;
-  size_t length;
-  size_t bytes;
-  napi_typedarray_type type;
-  std::string name;
-  Napi::Value value;
-};
-
-void TypedArrayInfo(Napi::Env env, const Napi::Value& value, napi_typedarray_type* type, size_t* length,
-                    void** data) {
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, value, type, length, data, &buffer, &offset) != napi_ok) {
-    throw Napi::TypeError::New(env, "Expected a typed array");
-  }
-}
-
-size_t ElementBytes(napi_typedarray_type type) {
-  switch (type) {
-    case napi_int8_array:
-    case napi_uint8_array:
-    case napi_uint8_clamped_array:
-      return 1;
-    case napi_int16_array:
-    case napi_uint16_array:
-      return 2;
-    case napi_float64_array:
-    case napi_bigint64_array:
-    case napi_biguint64_array:
-      return 8;
-    default:
-      return 4;
-  }
-}
-
-const char* TypeName(napi_typedarray_type type) {
-  switch (type) {
-    case napi_float32_array:
-      return "Float32Array";
-    case napi_int8_array:
-      return "Int8Array";
-    case napi_uint8_array:
-      return "Uint8Array";
-    case napi_int16_array:
-      return "Int16Array";
-    case napi_int32_array:
-      return "Int32Array";
-    case napi_uint32_array:
-      return "Uint32Array";
-    case napi_bigint64_array:
-      return "BigInt64Array";
-    case napi_biguint64_array:
-      return "BigUint64Array";
-    default:
-      return "typed array";
-  }
-}
-
-std::string Article(napi_typedarray_type type) {
-  const std::string name = TypeName(type);
-  return (name[0] == 'I' || name[0] == 'U' ? "an " : "a ") + name;
-}
-
-View Array(Napi::Env env, const Napi::Value& value, const std::string& name, napi_typedarray_type type,
-           const std::string& what) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type)
-    ThrowType(env, what, name, value);
-  size_t length = 0;
-  void* data = nullptr;
-  napi_typedarray_type info_type;
-  TypedArrayInfo(env, value, &info_type, &length, &data);
-  return View{length == 0 ? nullptr : data, length, length * ElementBytes(type), type, name, value};
-}
-
-View Field(const Napi::Object& args, const char* name, napi_typedarray_type type) {
-  return Array(args.Env(), args.Get(name), name, type, Article(type));
-}
-
-// An optional array (undefined or null = absent): has == false and no data.
-View OptionalField(const Napi::Object& args, const char* name, napi_typedarray_type type, bool* has) {
-  const Napi::Value value = args.Get(name);
-  *has = !value.IsUndefined() && !value.IsNull();
-  if (!*has) return View{nullptr, 0, 0, type, name, Napi::Value()};
-  return Array(args.Env(), value, name, type, Article(type) + ", null or undefined");
-}
-
-// A length of 0 is allowed only where expected is 0 (an empty CSR); otherwise the buffer must be attached.
-void ExpectLength(Napi::Env env, const View& view, size_t expected, const std::string& shape) {
-  if (view.length != expected) {
-    ThrowRange(
-        env, std::string(TypeName(view.type)) + " of length " + std::to_string(expected) + " (" + shape + ")",
-        view.name, "length " + std::to_string(view.length));
-  }
-  if (expected != 0 && view.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
-}
-
-// Re-reads every view (no JavaScript runs here) and refuses the call if a getter changed one after it was
-// checked. Call it after the last argument is read.
-void ExpectUnchanged(Napi::Env env, std::initializer_list<const View*> views) {
-  for (const View* view : views) {
-    if (view == nullptr || view->value.IsEmpty()) continue;
-    napi_typedarray_type type;
-    size_t length = 0;
-    void* data = nullptr;
-    TypedArrayInfo(env, view->value, &type, &length, &data);
-    if (length != view->length || (length != 0 && data != view->data)) {
-      ThrowRange(env, "an array that stays attached while the call reads its arguments", view->name,
-                 "an array whose buffer changed (a getter detached or transferred it)");
-    }
-  }
-}
-
-bool Overlaps(const View& a, const View& b) {
-  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
-  return a0 < b0 + b.bytes && b0 < a0 + a.bytes;
-}
+// Every length check here accepts an empty (even detached) array where 0 elements are expected: an empty
+// CSR, an empty quantizer input.
+constexpr bool kEmptyAllowed = true;
 
 template <typename T>
 std::vector<T> Copy(const View& view) {
   const T* data = static_cast<const T*>(view.data);
   return data == nullptr ? std::vector<T>() : std::vector<T>(data, data + view.length);
-}
-
-[[noreturn]] void ThrowShapeProblem(Napi::Env env, const std::string& problem, bool fully_connected) {
-  const size_t space = problem.find(' ');
-  const std::string field = problem.substr(0, space);
-  std::string reason = space == std::string::npos
-                           ? "a value outside [1, " + std::to_string(WHITTLE_MAX_DIMENSION) + "]"
-                           : problem.substr(space + 1);
-  if (reason.size() >= 2 && reason.front() == '(' && reason.back() == ')')
-    reason = reason.substr(1, reason.size() - 2);
-  std::string name;
-  if (fully_connected && field == "input_channels") {
-    name = "inChannels";
-  } else if (fully_connected && field == "output_channels") {
-    name = "outChannels";
-  } else {
-    bool upper = false;
-    for (char c : field) {
-      if (c == '_') {
-        upper = true;
-      } else {
-        name += upper ? static_cast<char>(c - 'a' + 'A') : c;
-        upper = false;
-      }
-    }
-  }
-  ThrowRange(env, "a consistent convolution shape", name, reason);
-}
-
-// The shape checks of the fp32/int8 layers (whittle_conv2d_shape_problem bounds every dimension and element
-// count, so no size below can overflow); the format kernels have no dilation.
-whittle_conv2d_shape ReadShape(const Napi::Object& args, bool fully_connected) {
-  whittle_conv2d_shape s{};
-  s.batch = Dimension(args, "batch");
-  s.stride_height = s.stride_width = s.dilation_height = s.dilation_width = s.groups = 1;
-  if (fully_connected) {
-    s.input_channels = Dimension(args, "inChannels");
-    s.output_channels = Dimension(args, "outChannels");
-    s.input_height = s.input_width = s.kernel_height = s.kernel_width = 1;
-  } else {
-    s.input_height = Dimension(args, "inputHeight");
-    s.input_width = Dimension(args, "inputWidth");
-    s.input_channels = Dimension(args, "inputChannels");
-    s.output_channels = Dimension(args, "outputChannels");
-    s.kernel_height = Dimension(args, "kernelHeight");
-    s.kernel_width = Dimension(args, "kernelWidth");
-    s.stride_height = Dimension(args, "strideHeight", true);
-    s.stride_width = Dimension(args, "strideWidth", true);
-    s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
-    s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
-    s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
-    s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
-    s.groups = Dimension(args, "groups", true);
-  }
-  const char* problem = whittle_conv2d_shape_problem(&s);
-  if (problem != nullptr) ThrowShapeProblem(args.Env(), problem, fully_connected);
-  return s;
 }
 
 enum class Format { kFixed16, kFixed8, kBinary, kXnor, kTernary, kSparse, kCodebook };
@@ -281,21 +100,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       ThrowType(env, "'conv2d' or 'fullyConnected'", "layer", info.Length() > 1 ? info[1] : env.Undefined());
     fc_ = layer == "fullyConnected";
     const Napi::Object args = ArgsObject(info, 2, "args");
-    const whittle_conv2d_shape s = ReadShape(args, fc_);
-    g_.batch = s.batch;
-    g_.input_height = s.input_height;
-    g_.input_width = s.input_width;
-    g_.kernel_height = s.kernel_height;
-    g_.kernel_width = s.kernel_width;
-    g_.stride_height = s.stride_height;
-    g_.stride_width = s.stride_width;
-    g_.padding_top = s.padding_top;
-    g_.padding_left = s.padding_left;
-    g_.output_height = whittle_conv2d_output_height(&s);
-    g_.output_width = whittle_conv2d_output_width(&s);
-    g_.groups = s.groups;
-    g_.group_input_channels = s.input_channels / s.groups;
-    g_.group_output_channels = s.output_channels / s.groups;
+    const whittle_conv2d_shape s = ReadConvShape(args, fc_, /*dilation=*/false);
+    g_ = whittle_conv2d_shape_geometry(&s);
     oc_ = s.output_channels;
     in_channels_ = s.input_channels;
     reduction_ = s.kernel_height * s.kernel_width * g_.group_input_channels;
@@ -342,10 +148,10 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
                      std::to_string(q_max_));
         }
         const View weights = Field(args, "weights", wide ? napi_int16_array : napi_int8_array);
-        ExpectLength(env, weights, oc_ * reduction_, rows + k_name);
+        ExpectLength(env, weights, oc_ * reduction_, rows + k_name, kEmptyAllowed);
         const View bias =
             OptionalField(args, "bias", wide ? napi_bigint64_array : napi_int32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&weights, &bias});
         if (wide) {
           w16_ = Copy<int16_t>(weights);
@@ -397,22 +203,23 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const size_t words = bin_row_words(reduction_);
         const bool binary = format_ == Format::kBinary;
         const View plane_a = Field(args, binary ? "weightBits" : "weightNonzero", napi_uint32_array);
-        ExpectLength(env, plane_a, oc_ * words, rows + "ceil(" + k_name + " / 32)");
+        ExpectLength(env, plane_a, oc_ * words, rows + "ceil(" + k_name + " / 32)", kEmptyAllowed);
         const View plane_b = binary ? View{nullptr, 0, 0, napi_uint32_array, "", Napi::Value()}
                                     : Field(args, "weightSign", napi_uint32_array);
-        if (!binary) ExpectLength(env, plane_b, oc_ * words, rows + "ceil(" + k_name + " / 32)");
+        if (!binary)
+          ExpectLength(env, plane_b, oc_ * words, rows + "ceil(" + k_name + " / 32)", kEmptyAllowed);
         const View none{nullptr, 0, 0, napi_float32_array, "", Napi::Value()};
         const View alpha = int8_ ? none : Field(args, "alpha", napi_float32_array);
-        if (!int8_) ExpectLength(env, alpha, oc_, oc_name);
+        if (!int8_) ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
         const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
         const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
         if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name);
-          ExpectLength(env, shifts, oc_, oc_name);
+          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
+          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
         }
         const View bias =
             OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&plane_a, &plane_b, &alpha, &multipliers, &shifts, &bias});
         bits_a_ = Copy<uint32_t>(plane_a);
         bits_b_ = Copy<uint32_t>(plane_b);
@@ -462,11 +269,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const std::string channels = fc_ ? "inChannels" : "inputChannels / groups";
         ExpectLength(env, bits, oc_ * taps * words,
                      fc_ ? "outChannels x ceil(inChannels / 64)"
-                         : "outputChannels x kernelHeight x kernelWidth x ceil(inputChannels / groups / 64)");
+                         : "outputChannels x kernelHeight x kernelWidth x ceil(inputChannels / groups / 64)",
+                     kEmptyAllowed);
         const View alpha = Field(args, "alpha", napi_float32_array);
-        ExpectLength(env, alpha, oc_, oc_name);
+        ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
         const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&bits, &alpha, &bias});
         bits64_ = Copy<uint64_t>(bits);
         alpha_ = Copy<float>(alpha);
@@ -493,22 +301,22 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           ReadFloatBounds(env);
         }
         const View offsets = Field(args, "rowOffsets", napi_uint32_array);
-        ExpectLength(env, offsets, oc_ + 1, oc_name + " + 1");
+        ExpectLength(env, offsets, oc_ + 1, oc_name + " + 1", kEmptyAllowed);
         const View columns = Field(args, "columnIndices", napi_uint32_array);
         const View values = Field(args, "values", int8_ ? napi_int8_array : napi_float32_array);
-        ExpectLength(env, values, columns.length, "columnIndices.length");
+        ExpectLength(env, values, columns.length, "columnIndices.length", kEmptyAllowed);
         if (columns.length != 0 && columns.data == nullptr)
           ThrowRange(env, "an array with an attached buffer", "columnIndices", "a detached buffer");
         const View none{nullptr, 0, 0, napi_int32_array, "", Napi::Value()};
         const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
         const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
         if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name);
-          ExpectLength(env, shifts, oc_, oc_name);
+          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
+          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
         }
         const View bias =
             OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&offsets, &columns, &values, &multipliers, &shifts, &bias});
         bits_a_ = Copy<uint32_t>(offsets);
         bits_b_ = Copy<uint32_t>(columns);
@@ -565,12 +373,13 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           ThrowRange(env, "a length in [1, " + std::to_string(max_size) + "] (2^indexBits)", "codebook",
                      "length " + std::to_string(codebook.length));
         }
-        ExpectLength(env, codebook, codebook.length, "2^indexBits at most");
+        ExpectLength(env, codebook, codebook.length, "2^indexBits at most", kEmptyAllowed);
         const size_t row_bytes = cb_row_bytes(reduction_, index_bits_);
         const View indices = Field(args, "indices", napi_uint8_array);
-        ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)");
+        ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)",
+                     kEmptyAllowed);
         const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name);
+        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
         ExpectUnchanged(env, {&codebook, &indices, &bias});
         alpha_ = Copy<float>(codebook);
         u8_ = Copy<uint8_t>(indices);
@@ -686,38 +495,36 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
+  // A fixed-point layer of either word size (qf_conv2d.h: the same kernel signatures over Word and Bias).
+  template <typename Variant, typename Word, typename Bias>
+  void ComputeFixedPoint(const Task& t, size_t begin, size_t end, const Variant* variant,
+                         decltype(Variant::conv2d) conv2d_reference, decltype(Variant::fc) fc_reference,
+                         const std::vector<Word>& weights, const std::vector<Bias>& biases) const {
+    const Word* in = static_cast<const Word*>(t.input);
+    Word* out = static_cast<Word*>(t.output);
+    const Bias* bias = has_bias_ ? biases.data() : nullptr;
+    if (fc_) {
+      (t.reference ? fc_reference : variant->fc)(g_.batch, in_channels_, oc_, begin, end, in, weights.data(),
+                                                 bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
+                                                 out);
+    } else {
+      (t.reference ? conv2d_reference : variant->conv2d)(&g_, begin, end, in, weights.data(), bias, input_fl_,
+                                                         weight_fl_, output_fl_, q_min_, q_max_, out);
+    }
+  }
+
   void Compute(const Task& t, size_t thread, size_t begin, size_t end) const {
     const whittle_conv2d_geometry* g = &g_;
     const size_t n = g_.batch, ic = in_channels_, oc = oc_;
     switch (format_) {
-      case Format::kFixed16: {
-        const int16_t* in = static_cast<const int16_t*>(t.input);
-        int16_t* out = static_cast<int16_t*>(t.output);
-        const int64_t* bias = has_bias_ ? bias64_.data() : nullptr;
-        if (fc_) {
-          (t.reference ? qf16_fc_minmax_rndnu_ukernel__reference : qf16_->fc)(
-              n, ic, oc, begin, end, in, w16_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
-              out);
-        } else {
-          (t.reference ? qf16_conv2d_minmax_rndnu_ukernel__reference : qf16_->conv2d)(
-              g, begin, end, in, w16_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_, out);
-        }
+      case Format::kFixed16:
+        ComputeFixedPoint(t, begin, end, qf16_, qf16_conv2d_minmax_rndnu_ukernel__reference,
+                          qf16_fc_minmax_rndnu_ukernel__reference, w16_, bias64_);
         break;
-      }
-      case Format::kFixed8: {
-        const int8_t* in = static_cast<const int8_t*>(t.input);
-        int8_t* out = static_cast<int8_t*>(t.output);
-        const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
-        if (fc_) {
-          (t.reference ? qf8_fc_minmax_rndnu_ukernel__reference : qf8_->fc)(
-              n, ic, oc, begin, end, in, w8_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
-              out);
-        } else {
-          (t.reference ? qf8_conv2d_minmax_rndnu_ukernel__reference : qf8_->conv2d)(
-              g, begin, end, in, w8_.data(), bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_, out);
-        }
+      case Format::kFixed8:
+        ComputeFixedPoint(t, begin, end, qf8_, qf8_conv2d_minmax_rndnu_ukernel__reference,
+                          qf8_fc_minmax_rndnu_ukernel__reference, w8_, bias32_);
         break;
-      }
       case Format::kBinary: {
         const float* in = static_cast<const float*>(t.input);
         float* out = static_cast<float*>(t.output);
@@ -832,13 +639,15 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     if (!live_) throw Napi::Error::New(env, "This FormatLayer was disposed");
     const napi_typedarray_type type = TensorType();
     const View input =
-        Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", type, Article(type));
+        Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {type}, Article(type));
     const View output =
-        Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", type, Article(type));
+        Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", {type}, Article(type));
     ExpectLength(env, input, input_length_,
-                 fc_ ? "batch x inChannels" : "batch x inputHeight x inputWidth x inputChannels");
+                 fc_ ? "batch x inChannels" : "batch x inputHeight x inputWidth x inputChannels",
+                 kEmptyAllowed);
     ExpectLength(env, output, output_length_,
-                 fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels");
+                 fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels",
+                 kEmptyAllowed);
     if (Overlaps(output, input)) {
       throw Napi::RangeError::New(
           env, "Expected output not to share memory with input but received overlapping buffers");
@@ -1026,9 +835,9 @@ Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
   const Napi::Value output_value = args.Get("output");
   const bool wide =
       output_value.IsTypedArray() && output_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View output = Array(env, output_value, "output", wide ? napi_int16_array : napi_int8_array,
+  const View output = Array(env, output_value, "output", {wide ? napi_int16_array : napi_int8_array},
                             "an Int16Array or Int8Array");
-  ExpectLength(env, output, input.length, "input.length");
+  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
   if (input.length != 0 && input.data == nullptr)
     ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
   if (Overlaps(output, input)) {
@@ -1058,10 +867,10 @@ Napi::Value FixedPointDequantize(const Napi::CallbackInfo& info) {
   const Napi::Value input_value = args.Get("input");
   const bool wide =
       input_value.IsTypedArray() && input_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View input = Array(env, input_value, "input", wide ? napi_int16_array : napi_int8_array,
+  const View input = Array(env, input_value, "input", {wide ? napi_int16_array : napi_int8_array},
                            "an Int16Array or Int8Array");
   const View output = Field(args, "output", napi_float32_array);
-  ExpectLength(env, output, input.length, "input.length");
+  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
   if (input.length != 0 && input.data == nullptr)
     ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
   if (Overlaps(output, input)) {

@@ -13,11 +13,6 @@ static inline uint32_t cb_index(const uint8_t* row, size_t row_bytes, size_t k, 
   return (window >> (bit % 8)) & ((UINT32_C(1) << bits) - 1);
 }
 
-static inline float cb_clamp(float value, float output_min, float output_max) {
-  value = value < output_min ? output_min : value;
-  return value > output_max ? output_max : value;
-}
-
 // ---- Reference: the definition (each weight's centroid times its activation), sums in double. ----
 
 void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
@@ -56,7 +51,7 @@ void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_
             }
           }
           output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              cb_clamp((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+              whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }
@@ -169,7 +164,7 @@ void cb_conv2d_minmax_ukernel__scalar(const whittle_conv2d_geometry* g, size_t o
               sum += codebook[c] * bins[c];
             }
           }
-          out[o] = cb_clamp(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+          out[o] = whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }
@@ -188,15 +183,15 @@ void cb_fc_minmax_ukernel__scalar(size_t batch, size_t input_channels, size_t ou
 }
 
 const cb_conv2d_variant cb_conv2d_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar},
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", cb_conv2d_minmax_ukernel__avx2, cb_fc_minmax_ukernel__scalar},
-#endif
 #if defined(__arm__) || defined(__aarch64__)
     {WHITTLE_ISA_NEON, "neon", cb_conv2d_minmax_ukernel__neon, cb_fc_minmax_ukernel__scalar},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX2, "avx2", cb_conv2d_minmax_ukernel__avx2, cb_fc_minmax_ukernel__scalar},
+#endif
+    {WHITTLE_ISA_SCALAR, "scalar", cb_conv2d_minmax_ukernel__scalar, cb_fc_minmax_ukernel__scalar},
 };
+WHITTLE_DEFINE_VARIANT_SELECT(cb_conv2d)
 
 void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const uint8_t* unpacked,
                      uint8_t* packed) {
@@ -212,14 +207,4 @@ void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const u
       }
     }
   }
-}
-
-const cb_conv2d_variant* cb_conv2d_select(whittle_isa level) {
-  const cb_conv2d_variant* best = &cb_conv2d_variants[0];
-  for (const cb_conv2d_variant* v = cb_conv2d_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
 }

@@ -29,62 +29,9 @@
 #ifndef WHITTLE_CB_CONV2D_H_
 #define WHITTLE_CB_CONV2D_H_
 
-#include <stddef.h>
-#include <stdint.h>
+#include "conv2d_geometry.h"
 
-#include "cpu/cpu-features.h"
-
-#ifdef __cplusplus
-#define WHITTLE_RESTRICT __restrict
-extern "C" {
-#else
-#define WHITTLE_RESTRICT restrict
-#endif
-
-#ifndef WHITTLE_CONV2D_GEOMETRY_DEFINED
-#define WHITTLE_CONV2D_GEOMETRY_DEFINED
-// NHWC convolution geometry, the same struct in every format's header (guarded so that several headers can
-// be included together).
-//   input   [batch][input_height][input_width][groups * group_input_channels]
-//   output  [batch][output_height][output_width][groups * group_output_channels]
-//   weights per output channel o (group o / group_output_channels):
-//   [kernel_height][kernel_width][group_input_channels]
-// Output position (oy, ox) reads input rows oy * stride_height - padding_top + ky and columns
-// ox * stride_width - padding_left + kx; any row or column outside the input is padding with real value 0
-// (bottom and right padding follow from the output size). Depthwise: group_input_channels = 1 and
-// groups = channels. Every field except the paddings is >= 1; kernels never read outside the input for any
-// geometry. Structured pruning needs no kernel: a pruned layer is a smaller dense layer (fewer channels).
-typedef struct whittle_conv2d_geometry {
-  size_t batch;
-  size_t input_height;
-  size_t input_width;
-  size_t kernel_height;
-  size_t kernel_width;
-  size_t stride_height;
-  size_t stride_width;
-  size_t padding_top;
-  size_t padding_left;
-  size_t output_height;
-  size_t output_width;
-  size_t groups;
-  size_t group_input_channels;
-  size_t group_output_channels;
-} whittle_conv2d_geometry;
-
-// The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
-// padding). Shared by every format's driver, hence inside the same guard.
-static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
-                                             size_t kernel_size, size_t input_size, size_t* first,
-                                             size_t* last) {
-  const ptrdiff_t origin = (ptrdiff_t)(output_index * stride) - (ptrdiff_t)padding;
-  ptrdiff_t lo = -origin;
-  ptrdiff_t hi = (ptrdiff_t)input_size - origin;
-  lo = lo < 0 ? 0 : lo;
-  hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
-  *first = (size_t)lo;
-  *last = hi > lo ? (size_t)hi : (size_t)lo;
-}
-#endif
+WHITTLE_EXTERN_C_BEGIN
 
 #define CB_MIN_INDEX_BITS 2
 #define CB_MAX_INDEX_BITS 8
@@ -151,22 +98,18 @@ typedef struct cb_conv2d_variant {
   cb_fc_fn fc;
 } cb_conv2d_variant;
 
-// Every compiled-in variant except the reference; terminated by an entry with name NULL. The SIMD variants
+// The SIMD variants
 // put one output pixel in each vector lane (the scatter-add into bins cannot be vectorised across the
 // weights of one output: two lanes may hit the same bin), so each weight is one vector add for CB_LANES
 // pixels.
-extern const cb_conv2d_variant cb_conv2d_variants[];
-// The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
-// qualifies). Dispatch: cb_conv2d_select(whittle_isa_selected()).
-const cb_conv2d_variant* cb_conv2d_select(whittle_isa level);
+// Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
+WHITTLE_DECLARE_VARIANTS(cb_conv2d)
 
 // unpacked uint8 [rows][reduction] (one index per byte, each < 2^index_bits) -> packed rows of
 // cb_row_bytes(reduction, index_bits) bytes.
 void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const uint8_t* unpacked,
                      uint8_t* packed);
 
-#ifdef __cplusplus
-}
-#endif
+WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_CB_CONV2D_H_

@@ -28,11 +28,6 @@ static inline cb_vec cb_vload(const float* p) {
 
 static inline void cb_vstore(float* p, cb_vec v) { memcpy(p, &v, sizeof(v)); }
 
-static inline float cb_vclamp(float value, float output_min, float output_max) {
-  value = value < output_min ? output_min : value;
-  return value > output_max ? output_max : value;
-}
-
 // bins[set(k)][index_k] += tile[k] for every k of the row, set(k) = k % CB_BIN_SETS: consecutive weights
 // with the same centroid then update different bins, so an update rarely waits for the store of the one
 // before it (a bin update is a load, an add and a store; a chain of them through one bin runs at the
@@ -134,7 +129,7 @@ void CB_CONV2D_NAME(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc
         cb_vstore(sums, acc);
         const float b = bias != NULL ? bias[o] : 0.0f;
         for (size_t j = 0; j < lanes; j++) {
-          output[(p0 + j) * output_channels + o] = cb_vclamp(sums[j] + b, output_min, output_max);
+          output[(p0 + j) * output_channels + o] = whittle_clamp_f32(sums[j] + b, output_min, output_max);
         }
       }
     }

@@ -1,4 +1,4 @@
-// fp32 operators in NHWC layout, and the shapes they share with the int8 operators (qs8_ops.h).
+// fp32 operators in NHWC layout (shapes: conv2d_geometry.h, shared with the int8 operators of qs8_ops.h).
 //
 // Every operator has a plain __reference (direct loops, written for clarity) and an optimized path built
 // from microkernels chosen from a per-family list by ISA level (cpu/cpu-features.h). Weights are packed
@@ -11,52 +11,11 @@
 #define WHITTLE_F32_OPS_H_
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include "cpu/cpu-features.h"
+#include "conv2d_geometry.h"
 #include "threadpool.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-// ---------------------------------------------------------------------------------------------------------
-// Shapes
-
-// conv2d, NHWC. Weights are OHWI: [output_channels][kernel_height][kernel_width][input_channels / groups];
-// output channel o reads input channels [g * cin_g, (g + 1) * cin_g) with g = o / (output_channels / groups).
-// Depthwise is groups == input_channels (weights [output_channels][kh][kw][1]).
-typedef struct whittle_conv2d_shape {
-  size_t batch, input_height, input_width, input_channels;
-  size_t output_channels, kernel_height, kernel_width;
-  size_t stride_height, stride_width;
-  size_t dilation_height, dilation_width;
-  size_t padding_top, padding_left, padding_bottom, padding_right;
-  size_t groups;
-} whittle_conv2d_shape;
-
-// Largest value of any dimension, and of any tensor's element count, that the operators accept: keeps every
-// index and byte size far from overflow on 32-bit targets too.
-#define WHITTLE_MAX_DIMENSION ((size_t)1 << 24)
-#define WHITTLE_MAX_ELEMENTS ((size_t)1 << 28)
-
-// NULL when the shape is usable; otherwise a static message naming the first bad field.
-const char* whittle_conv2d_shape_problem(const whittle_conv2d_shape* shape);
-size_t whittle_conv2d_output_height(const whittle_conv2d_shape* shape);
-size_t whittle_conv2d_output_width(const whittle_conv2d_shape* shape);
-
-// max / average pooling, NHWC, window and stride per axis. Average pooling divides by the number of
-// window elements inside the input (padding excluded, as TFLite does).
-typedef struct whittle_pool2d_shape {
-  size_t batch, input_height, input_width, channels;
-  size_t window_height, window_width, stride_height, stride_width;
-  size_t padding_top, padding_left, padding_bottom, padding_right;
-} whittle_pool2d_shape;
-
-const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* shape);
-size_t whittle_pool2d_output_height(const whittle_pool2d_shape* shape);
-size_t whittle_pool2d_output_width(const whittle_pool2d_shape* shape);
+WHITTLE_EXTERN_C_BEGIN
 
 // ---------------------------------------------------------------------------------------------------------
 // Microkernels
@@ -105,7 +64,7 @@ typedef struct f32_simple_ukernels {
   void (*softmax)(size_t rows, size_t channels, const float* input, float* output);
 } f32_simple_ukernels;
 
-// Lists, best first within each ISA ladder; the last entry is the scalar one.
+// Lists in the order of kernel_abi.h: best first, the scalar entry last.
 extern const f32_gemm_ukernel f32_gemm_ukernels[];
 extern const size_t f32_gemm_ukernel_count;
 extern const f32_dwconv_ukernel f32_dwconv_ukernels[];
@@ -113,7 +72,7 @@ extern const size_t f32_dwconv_ukernel_count;
 extern const f32_simple_ukernels f32_simple_ukernel_sets[];
 extern const size_t f32_simple_ukernel_set_count;
 
-// First entry of a list the level allows (always found: every list ends with a scalar entry).
+// The entry kernel_abi.h's rule picks for `level` (whittle_kernel_list_select).
 const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level);
 const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level);
 const f32_simple_ukernels* f32_simple_ukernels_select(whittle_isa level);
@@ -178,8 +137,6 @@ void f32_add(size_t n, const float* a, const float* b, float* output, float min,
 void f32_clamp(size_t n, const float* input, float* output, float min, float max, whittle_isa level);
 void f32_softmax(size_t rows, size_t channels, const float* input, float* output, whittle_isa level);
 
-#ifdef __cplusplus
-}
-#endif
+WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_F32_OPS_H_

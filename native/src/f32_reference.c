@@ -68,6 +68,24 @@ size_t whittle_conv2d_output_width(const whittle_conv2d_shape* s) {
          1;
 }
 
+whittle_conv2d_geometry whittle_conv2d_shape_geometry(const whittle_conv2d_shape* s) {
+  const whittle_conv2d_geometry g = {.batch = s->batch,
+                                     .input_height = s->input_height,
+                                     .input_width = s->input_width,
+                                     .kernel_height = s->kernel_height,
+                                     .kernel_width = s->kernel_width,
+                                     .stride_height = s->stride_height,
+                                     .stride_width = s->stride_width,
+                                     .padding_top = s->padding_top,
+                                     .padding_left = s->padding_left,
+                                     .output_height = whittle_conv2d_output_height(s),
+                                     .output_width = whittle_conv2d_output_width(s),
+                                     .groups = s->groups,
+                                     .group_input_channels = s->input_channels / s->groups,
+                                     .group_output_channels = s->output_channels / s->groups};
+  return g;
+}
+
 const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* s) {
   const struct {
     size_t value;

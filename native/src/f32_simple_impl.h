@@ -32,25 +32,23 @@ static void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const float* input,
   const size_t channels = s->channels;
   for (size_t n = 0; n < s->batch; n++) {
     for (size_t y = 0; y < oh; y++) {
-      const ptrdiff_t y0 = (ptrdiff_t)(y * s->stride_height) - (ptrdiff_t)s->padding_top;
-      const size_t i_begin = y0 < 0 ? (size_t)-y0 : 0;
-      size_t i_end = s->window_height;
-      if (y0 + (ptrdiff_t)i_end > (ptrdiff_t)s->input_height)
-        i_end = (size_t)((ptrdiff_t)s->input_height - y0);
+      // The window rows inside the input (pooling shapes keep every window non-empty).
+      size_t i_begin, i_end;
+      whittle_conv2d_valid_taps(y, s->stride_height, s->padding_top, s->window_height, s->input_height,
+                                &i_begin, &i_end);
       for (size_t x = 0; x < ow; x++) {
-        const ptrdiff_t x0 = (ptrdiff_t)(x * s->stride_width) - (ptrdiff_t)s->padding_left;
-        const size_t j_begin = x0 < 0 ? (size_t)-x0 : 0;
-        size_t j_end = s->window_width;
-        if (x0 + (ptrdiff_t)j_end > (ptrdiff_t)s->input_width)
-          j_end = (size_t)((ptrdiff_t)s->input_width - x0);
+        size_t j_begin, j_end;
+        whittle_conv2d_valid_taps(x, s->stride_width, s->padding_left, s->window_width, s->input_width,
+                                  &j_begin, &j_end);
         float* restrict out = output + ((n * oh + y) * ow + x) * channels;
         for (size_t c = 0; c < channels; c++) out[c] = average ? 0.0f : -INFINITY;
         for (size_t i = i_begin; i < i_end; i++) {
           for (size_t j = j_begin; j < j_end; j++) {
             const float* restrict in =
-                input + ((n * s->input_height + (size_t)(y0 + (ptrdiff_t)i)) * s->input_width +
-                         (size_t)(x0 + (ptrdiff_t)j)) *
-                            channels;
+                input +
+                ((n * s->input_height + (y * s->stride_height + i - s->padding_top)) * s->input_width +
+                 (x * s->stride_width + j - s->padding_left)) *
+                    channels;
             if (average) {
               for (size_t c = 0; c < channels; c++) out[c] += in[c];
             } else {

@@ -79,25 +79,17 @@ static const simple_entry simple_entries[] = {
 };
 
 const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level) {
-  for (size_t i = 0; i < f32_gemm_ukernel_count; i++) {
-    if (whittle_isa_allows(level, f32_gemm_ukernels[i].isa)) return &f32_gemm_ukernels[i];
-  }
-  return &f32_gemm_ukernels[f32_gemm_ukernel_count - 1];
+  return WHITTLE_KERNEL_LIST_SELECT(f32_gemm_ukernel, f32_gemm_ukernels, f32_gemm_ukernel_count, level);
 }
 
 const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level) {
-  for (size_t i = 0; i < f32_dwconv_ukernel_count; i++) {
-    if (whittle_isa_allows(level, f32_dwconv_ukernels[i].isa)) return &f32_dwconv_ukernels[i];
-  }
-  return &f32_dwconv_ukernels[f32_dwconv_ukernel_count - 1];
+  return WHITTLE_KERNEL_LIST_SELECT(f32_dwconv_ukernel, f32_dwconv_ukernels, f32_dwconv_ukernel_count, level);
 }
 
 const f32_simple_ukernels* f32_simple_ukernels_select(whittle_isa level) {
-  const size_t count = sizeof(simple_entries) / sizeof(simple_entries[0]);
-  for (size_t i = 0; i < count; i++) {
-    if (whittle_isa_allows(level, simple_entries[i].isa)) return simple_entries[i].set;
-  }
-  return simple_entries[count - 1].set;
+  return WHITTLE_KERNEL_LIST_SELECT(simple_entry, simple_entries,
+                                    sizeof(simple_entries) / sizeof(simple_entries[0]), level)
+      ->set;
 }
 
 void f32_maxpool(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max,

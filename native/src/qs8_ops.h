@@ -13,17 +13,13 @@
 #define WHITTLE_QS8_OPS_H_
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include "cpu/cpu-features.h"
+#include "conv2d_geometry.h"
 #include "f32_ops.h"
 #include "qs8_requantize_gemmlowp.h"
 #include "threadpool.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+WHITTLE_EXTERN_C_BEGIN
 
 // Quantization of an operator's activations, in the raw domain of its dtype: [-128, 127] for int8,
 // [0, 255] for uint8.
@@ -156,7 +152,7 @@ qs8_conv2d_op* qs8_fully_connected_create(size_t batch, size_t input_channels, s
                                           const int8_t* weights, const int32_t* bias,
                                           const int32_t* multipliers, const int32_t* shifts,
                                           const qs8_activation_quantization* q, whittle_isa level);
-// A fixed-point Q(IL.FL) layer with 8-bit words (qf8_conv2d.h: int8 input and weights, int32 bias at the
+// A fixed-point Q(IL.FL) layer with 8-bit words (qf_conv2d.h: int8 input and weights, int32 bias at the
 // input + weight fractional length, shift = input_fl + weight_fl - output_fl, rounding half up, saturation
 // to [output_min, output_max]) on these int8 kernels, bit-exact. The accumulator is requantized by
 // multiplier INT32_MAX (x 1 exactly below 2^30) and the shift; for a positive shift, offset * 2^shift is
@@ -184,8 +180,6 @@ void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activati
 void qs8_softmax(size_t rows, size_t channels, const void* input, float input_scale, int32_t input_zero_point,
                  float output_scale, int32_t output_zero_point, bool unsigned_activations, void* output);
 
-#ifdef __cplusplus
-}
-#endif
+WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_QS8_OPS_H_

@@ -8,15 +8,11 @@
 #ifndef WHITTLE_QS8_REQUANTIZE_GEMMLOWP_H_
 #define WHITTLE_QS8_REQUANTIZE_GEMMLOWP_H_
 
-#include <stddef.h>
 #include <stdint.h>
 
-#ifdef __cplusplus
-#define WHITTLE_RESTRICT __restrict
-extern "C" {
-#else
-#define WHITTLE_RESTRICT restrict
-#endif
+#include "kernel_abi.h"
+
+WHITTLE_EXTERN_C_BEGIN
 
 // Largest dot-product length of an int8 fully-connected row: with |input - input_zero_point| <= 255 and
 // |weight| <= 128, 65536 * 255 * 128 < 2^31, so the int32 dot product can never overflow. Callers check it.
@@ -31,8 +27,6 @@ extern "C" {
 // QS8_REQUANT_MAX_SHIFT]. The left shift wraps modulo 2^32 like TFLite's int32 multiply.
 int32_t qs8_requantize_gemmlowp(int32_t x, int32_t multiplier, int32_t shift);
 
-#ifdef __cplusplus
-}
-#endif
+WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_QS8_REQUANTIZE_GEMMLOWP_H_

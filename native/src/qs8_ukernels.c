@@ -92,25 +92,17 @@ static const simple_entry simple_entries[] = {
 };
 
 const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level) {
-  for (size_t i = 0; i < qs8_gemm_ukernel_count; i++) {
-    if (whittle_isa_allows(level, qs8_gemm_ukernels[i].isa)) return &qs8_gemm_ukernels[i];
-  }
-  return &qs8_gemm_ukernels[qs8_gemm_ukernel_count - 1];
+  return WHITTLE_KERNEL_LIST_SELECT(qs8_gemm_ukernel, qs8_gemm_ukernels, qs8_gemm_ukernel_count, level);
 }
 
 const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level) {
-  for (size_t i = 0; i < qs8_dwconv_ukernel_count; i++) {
-    if (whittle_isa_allows(level, qs8_dwconv_ukernels[i].isa)) return &qs8_dwconv_ukernels[i];
-  }
-  return &qs8_dwconv_ukernels[qs8_dwconv_ukernel_count - 1];
+  return WHITTLE_KERNEL_LIST_SELECT(qs8_dwconv_ukernel, qs8_dwconv_ukernels, qs8_dwconv_ukernel_count, level);
 }
 
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level) {
-  const size_t count = sizeof(simple_entries) / sizeof(simple_entries[0]);
-  for (size_t i = 0; i < count; i++) {
-    if (whittle_isa_allows(level, simple_entries[i].isa)) return simple_entries[i].set;
-  }
-  return simple_entries[count - 1].set;
+  return WHITTLE_KERNEL_LIST_SELECT(simple_entry, simple_entries,
+                                    sizeof(simple_entries) / sizeof(simple_entries[0]), level)
+      ->set;
 }
 
 void qs8_maxpool(const whittle_pool2d_shape* shape, const void* input, void* output,

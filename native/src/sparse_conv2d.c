@@ -11,9 +11,7 @@ void sparse_f32_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* 
                                                  float output_min, float output_max,
                                                  float* restrict workspace, float* restrict output) {
   (void)workspace;
-  const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t gic = g->group_input_channels;
   for (size_t n = 0; n < g->batch; n++) {
     for (size_t oy = 0; oy < g->output_height; oy++) {
       for (size_t ox = 0; ox < g->output_width; ox++) {
@@ -21,20 +19,12 @@ void sparse_f32_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* 
           const size_t group = o / g->group_output_channels;
           double acc = 0.0;
           for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
-            const size_t k = column_indices[e];
-            const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
-            const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-            const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-            if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-              continue;
-            }
-            acc += (double)values[e] *
-                   (double)input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
-                                     input_channels +
-                                 group * gic + i];
+            size_t index;
+            if (!whittle_conv2d_tap_input(g, n, oy, ox, group, column_indices[e], &index)) continue;
+            acc += (double)values[e] * (double)input[index];
           }
           output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              sparse_clamp((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+              whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
     }
@@ -129,14 +119,14 @@ void sparse_f32_conv2d_plane_offsets(const whittle_conv2d_geometry* g, size_t nn
 }
 
 const sparse_f32_variant sparse_f32_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", sparse_f32_conv2d_minmax_ukernel__scalar,
-     sparse_f32_fc_minmax_ukernel__scalar, sparse_f32_conv2d_planes_minmax_ukernel__scalar},
 #if defined(__x86_64__) || defined(_M_X64)
     {WHITTLE_ISA_AVX2, "avx2", sparse_f32_conv2d_minmax_ukernel__avx2, sparse_f32_fc_minmax_ukernel__avx2,
      sparse_f32_conv2d_planes_minmax_ukernel__avx2},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL, NULL},
+    {WHITTLE_ISA_SCALAR, "scalar", sparse_f32_conv2d_minmax_ukernel__scalar,
+     sparse_f32_fc_minmax_ukernel__scalar, sparse_f32_conv2d_planes_minmax_ukernel__scalar},
 };
+WHITTLE_DEFINE_VARIANT_SELECT(sparse_f32)
 
 // ---- qs8 ----
 
@@ -157,9 +147,7 @@ void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
     const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
     int16_t* restrict workspace, int8_t* restrict output) {
   (void)workspace;
-  const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t gic = g->group_input_channels;
   for (size_t n = 0; n < g->batch; n++) {
     for (size_t oy = 0; oy < g->output_height; oy++) {
       for (size_t ox = 0; ox < g->output_width; ox++) {
@@ -167,17 +155,10 @@ void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
           const size_t group = o / g->group_output_channels;
           int64_t sum = 0;
           for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
-            const size_t k = column_indices[e];
-            const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
-            const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-            const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-            if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-              continue;  // padding: the real value 0, i.e. x = input_zero_point
-            }
-            const int8_t x =
-                input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * input_channels +
-                      group * gic + i];
-            sum += (int64_t)values[e] * ((int64_t)x - input_zero_point);
+            size_t index;
+            // Padding is the real value 0, i.e. x = input_zero_point: it adds nothing.
+            if (!whittle_conv2d_tap_input(g, n, oy, ox, group, column_indices[e], &index)) continue;
+            sum += (int64_t)values[e] * ((int64_t)input[index] - input_zero_point);
           }
           output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
               sparse_qs8_finish((int32_t)sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
@@ -295,13 +276,3 @@ void sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar(
 
 SPARSE_DEFINE_ENCODE(sparse_f32_csr_encode, float)
 SPARSE_DEFINE_ENCODE(sparse_qs8_csr_encode, int8_t)
-
-const sparse_f32_variant* sparse_f32_select(whittle_isa level) {
-  const sparse_f32_variant* best = &sparse_f32_variants[0];
-  for (const sparse_f32_variant* v = sparse_f32_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
-}

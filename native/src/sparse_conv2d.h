@@ -35,61 +35,11 @@
 #define WHITTLE_SPARSE_CONV2D_H_
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include "cpu/cpu-features.h"
+#include "conv2d_geometry.h"
 #include "qs8_requantize_gemmlowp.h"
 
-#ifdef __cplusplus
-#define WHITTLE_RESTRICT __restrict
-extern "C" {
-#endif
-
-#ifndef WHITTLE_CONV2D_GEOMETRY_DEFINED
-#define WHITTLE_CONV2D_GEOMETRY_DEFINED
-// NHWC convolution geometry, the same struct in every format's header (guarded so that several headers can
-// be included together).
-//   input   [batch][input_height][input_width][groups * group_input_channels]
-//   output  [batch][output_height][output_width][groups * group_output_channels]
-//   weights per output channel o (group o / group_output_channels):
-//   [kernel_height][kernel_width][group_input_channels]
-// Output position (oy, ox) reads input rows oy * stride_height - padding_top + ky and columns
-// ox * stride_width - padding_left + kx; any row or column outside the input is padding with real value 0
-// (bottom and right padding follow from the output size). Depthwise: group_input_channels = 1 and
-// groups = channels. Every field except the paddings is >= 1; kernels never read outside the input for any
-// geometry. Structured pruning needs no kernel: a pruned layer is a smaller dense layer (fewer channels).
-typedef struct whittle_conv2d_geometry {
-  size_t batch;
-  size_t input_height;
-  size_t input_width;
-  size_t kernel_height;
-  size_t kernel_width;
-  size_t stride_height;
-  size_t stride_width;
-  size_t padding_top;
-  size_t padding_left;
-  size_t output_height;
-  size_t output_width;
-  size_t groups;
-  size_t group_input_channels;
-  size_t group_output_channels;
-} whittle_conv2d_geometry;
-
-// The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
-// padding). Shared by every format's driver, hence inside the same guard.
-static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
-                                             size_t kernel_size, size_t input_size, size_t* first,
-                                             size_t* last) {
-  const ptrdiff_t origin = (ptrdiff_t)(output_index * stride) - (ptrdiff_t)padding;
-  ptrdiff_t lo = -origin;
-  ptrdiff_t hi = (ptrdiff_t)input_size - origin;
-  lo = lo < 0 ? 0 : lo;
-  hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
-  *first = (size_t)lo;
-  *last = hi > lo ? (size_t)hi : (size_t)lo;
-}
-#endif
+WHITTLE_EXTERN_C_BEGIN
 
 typedef void (*sparse_f32_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
                                      const float* input, const uint32_t* row_offsets,
@@ -173,11 +123,8 @@ typedef struct sparse_f32_variant {
   sparse_f32_conv2d_planes_fn conv2d_planes;
 } sparse_f32_variant;
 
-// Every compiled-in variant except the reference, best last; terminated by an entry with name NULL.
-extern const sparse_f32_variant sparse_f32_variants[];
-// The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
-// qualifies). Dispatch: sparse_f32_select(whittle_isa_selected()).
-const sparse_f32_variant* sparse_f32_select(whittle_isa level);
+// Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
+WHITTLE_DECLARE_VARIANTS(sparse_f32)
 
 #define SPARSE_QS8_DECLARE(isa)                                                                      \
   void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__##isa(                                             \
@@ -207,8 +154,6 @@ size_t sparse_f32_csr_encode(size_t rows, size_t columns, const float* dense, ui
 size_t sparse_qs8_csr_encode(size_t rows, size_t columns, const int8_t* dense, uint32_t* row_offsets,
                              uint32_t* column_indices, int8_t* values);
 
-#ifdef __cplusplus
-}
-#endif
+WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_SPARSE_CONV2D_H_

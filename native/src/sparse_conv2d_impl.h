@@ -18,11 +18,6 @@
 typedef float (*sparse_f32_dot_fn)(const float* x, const uint32_t* columns, const float* values,
                                    size_t count);
 
-static inline float sparse_clamp(float value, float output_min, float output_max) {
-  value = value < output_min ? output_min : value;
-  return value > output_max ? output_max : value;
-}
-
 // workspace[k] = input at tap (ky, kx), channel i of `group`, for output position (n, oy, ox); 0 for padding.
 // T is float (x, zero_point 0) or int16_t (x - zero_point); padding holds 0 (real value 0).
 #define SPARSE_DEFINE_IM2COL(name, T, IN)                                                                    \
@@ -80,7 +75,7 @@ SPARSE_DRIVER void sparse_f32_conv2d_drive(const whittle_conv2d_geometry* g, siz
             const uint32_t first = row_offsets[o];
             const float sum =
                 dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
-            out[o] = sparse_clamp(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
+            out[o] = whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
           }
         }
       }
@@ -108,7 +103,7 @@ SPARSE_DRIVER void sparse_f32_conv2d_drive(const whittle_conv2d_geometry* g, siz
         const float sum = dot(input + n * input_channels, column_indices + first, values + first,           \
                               row_offsets[o + 1] - first);                                                  \
         output[n * output_channels + o] =                                                                   \
-            sparse_clamp(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);                    \
+            whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);               \
       }                                                                                                     \
     }                                                                                                       \
   }
@@ -144,7 +139,7 @@ SPARSE_DRIVER void sparse_f32_conv2d_drive(const whittle_conv2d_geometry* g, siz
     for (size_t r = 0; r < R; r++) {                                                                      \
       for (size_t c = 0; c < C; c++) {                                                                    \
         for (size_t l = 0; l < N; l++) {                                                                  \
-          out[r * out_row + (c * N + l) * out_column] = sparse_clamp(acc[r][c][l], lo, hi);               \
+          out[r * out_row + (c * N + l) * out_column] = whittle_clamp_f32(acc[r][c][l], lo, hi);          \
         }                                                                                                 \
       }                                                                                                   \
     }                                                                                                     \

@@ -3,7 +3,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "tern_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline __m256i tern_lane_mask_avx2(uint32_t bits8) {
   const __m256i lane_bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
@@ -22,8 +22,8 @@ static float tern_signed_sum_avx2(const float* x, const uint32_t* nonzero, const
   __m256 acc1 = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    const uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    const uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    const uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     acc0 = _mm256_add_ps(acc0, tern_apply8_avx2(_mm256_loadu_ps(x + i), nz & 0xff, neg & 0xff));
     acc1 = _mm256_add_ps(acc1,
                          tern_apply8_avx2(_mm256_loadu_ps(x + i + 8), (nz >> 8) & 0xff, (neg >> 8) & 0xff));
@@ -32,8 +32,8 @@ static float tern_signed_sum_avx2(const float* x, const uint32_t* nonzero, const
     acc1 = _mm256_add_ps(acc1, tern_apply8_avx2(_mm256_loadu_ps(x + i + 24), nz >> 24, neg >> 24));
   }
   for (; i + 8 <= n; i += 8) {
-    const uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    const uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    const uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    const uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     acc0 = _mm256_add_ps(acc0, tern_apply8_avx2(_mm256_loadu_ps(x + i), nz & 0xff, neg & 0xff));
   }
   const __m256 acc = _mm256_add_ps(acc0, acc1);
@@ -42,8 +42,8 @@ static float tern_signed_sum_avx2(const float* x, const uint32_t* nonzero, const
   half = _mm_add_ss(half, _mm_movehdup_ps(half));
   float sum = _mm_cvtss_f32(half);
   if (i < n) {
-    uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     for (; i < n; i++, nz >>= 1, neg >>= 1) {
       if (nz & 1) {
         sum += (neg & 1) ? -x[i] : x[i];

@@ -3,7 +3,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 
-#include "tern_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline __m512 tern_accumulate16_avx512(__m512 acc, __m512 x, uint32_t nonzero16, uint32_t sign16) {
   const __m512i xi = _mm512_castps_si512(x);
@@ -18,16 +18,16 @@ static float tern_signed_sum_avx512(const float* x, const uint32_t* nonzero, con
   __m512 acc1 = _mm512_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    const uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    const uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    const uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     acc0 = tern_accumulate16_avx512(acc0, _mm512_loadu_ps(x + i), nz & 0xffff, neg & 0xffff);
     acc1 = tern_accumulate16_avx512(acc1, _mm512_loadu_ps(x + i + 16), nz >> 16, neg >> 16);
   }
   for (; i < n; i += 16) {
     const size_t m = n - i < 16 ? n - i : 16;
     const __mmask16 valid = (__mmask16)((UINT32_C(1) << m) - 1);
-    const uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i) & valid;
-    const uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    const uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i) & valid;
+    const uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     acc0 = tern_accumulate16_avx512(acc0, _mm512_maskz_loadu_ps(valid, x + i), nz, neg);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));

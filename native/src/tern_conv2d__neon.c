@@ -3,7 +3,7 @@
 #if defined(__arm__) || defined(__aarch64__)
 #include <arm_neon.h>
 
-#include "tern_conv2d_impl.h"
+#include "sign_conv2d_impl.h"
 
 static inline float32x4_t tern_apply4_neon(float32x4_t x, uint32_t nonzero4, uint32_t sign4) {
   static const uint32_t lane_bit_values[4] = {1, 2, 4, 8};
@@ -19,24 +19,24 @@ static float tern_signed_sum_neon(const float* x, const uint32_t* nonzero, const
   float32x4_t acc1 = vdupq_n_f32(0.0f);
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    const uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    const uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    const uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     acc0 = vaddq_f32(acc0, tern_apply4_neon(vld1q_f32(x + i), nz, neg));
     acc1 = vaddq_f32(acc1, tern_apply4_neon(vld1q_f32(x + i + 4), nz >> 4, neg >> 4));
     acc0 = vaddq_f32(acc0, tern_apply4_neon(vld1q_f32(x + i + 8), nz >> 8, neg >> 8));
     acc1 = vaddq_f32(acc1, tern_apply4_neon(vld1q_f32(x + i + 12), nz >> 12, neg >> 12));
   }
   for (; i + 4 <= n; i += 4) {
-    acc0 = vaddq_f32(acc0,
-                     tern_apply4_neon(vld1q_f32(x + i), tern_load_bits32(nonzero, row_words, first_bit + i),
-                                      tern_load_bits32(sign, row_words, first_bit + i)));
+    acc0 =
+        vaddq_f32(acc0, tern_apply4_neon(vld1q_f32(x + i), bin_load_bits32(nonzero, row_words, first_bit + i),
+                                         bin_load_bits32(sign, row_words, first_bit + i)));
   }
   const float32x4_t acc = vaddq_f32(acc0, acc1);
   const float32x2_t pair = vadd_f32(vget_low_f32(acc), vget_high_f32(acc));
   float sum = vget_lane_f32(vpadd_f32(pair, pair), 0);
   if (i < n) {
-    uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     for (; i < n; i++, nz >>= 1, neg >>= 1) {
       if (nz & 1) {
         sum += (neg & 1) ? -x[i] : x[i];

@@ -1,6 +1,6 @@
 // Ternary weights with int8 activations: reference and portable kernels (see tern_conv2d.h).
 #include "qs8_requantize_gemmlowp.h"
-#include "tern_conv2d_impl.h"
+#include "tern_conv2d.h"
 
 static int8_t tern_qs8_finish(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
                               int32_t output_zero_point, int32_t output_min, int32_t output_max) {
@@ -27,7 +27,7 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
     int32_t output_zero_point, int32_t output_min, int32_t output_max, int8_t* restrict output) {
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t row_words = tern_row_words(g->kernel_height * g->kernel_width * g->group_input_channels);
+  const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * g->group_input_channels);
   for (size_t n = 0; n < g->batch; n++) {
     for (size_t oy = 0; oy < g->output_height; oy++) {
       for (size_t ox = 0; ox < g->output_width; ox++) {
@@ -67,7 +67,7 @@ void tern_fc_qs8_minmax_gemmlowp_ukernel__reference(
     const uint32_t* restrict weight_sign, const int32_t* restrict bias, const int32_t* restrict multipliers,
     const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
     int8_t* restrict output) {
-  const whittle_conv2d_geometry g = tern_fc_geometry(batch, input_channels, output_channels);
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
   tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(&g, oc_begin, oc_end, input, input_zero_point,
                                                      weight_nonzero, weight_sign, bias, multipliers, shifts,
                                                      output_zero_point, output_min, output_max, output);
@@ -80,8 +80,8 @@ static int32_t tern_qs8_span(const int8_t* x, int32_t zero_point, const uint32_t
   int32_t positive = 0;
   int32_t negative = 0;
   for (size_t i = 0; i < n; i += 32) {
-    const uint32_t nz = tern_load_bits32(nonzero, row_words, first_bit + i);
-    const uint32_t neg = tern_load_bits32(sign, row_words, first_bit + i);
+    const uint32_t nz = bin_load_bits32(nonzero, row_words, first_bit + i);
+    const uint32_t neg = bin_load_bits32(sign, row_words, first_bit + i);
     uint32_t plus = nz & ~neg;
     uint32_t minus = nz & neg;
     const size_t m = n - i < 32 ? n - i : 32;
@@ -108,7 +108,7 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
-  const size_t row_words = tern_row_words(g->kernel_height * g->kernel_width * gic);
+  const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * gic);
   for (size_t n = 0; n < g->batch; n++) {
     const int8_t* image = input + n * g->input_height * g->input_width * input_channels;
     for (size_t oy = 0; oy < g->output_height; oy++) {
@@ -153,7 +153,7 @@ void tern_fc_qs8_minmax_gemmlowp_ukernel__scalar(
     const uint32_t* restrict weight_sign, const int32_t* restrict bias, const int32_t* restrict multipliers,
     const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
     int8_t* restrict output) {
-  const whittle_conv2d_geometry g = tern_fc_geometry(batch, input_channels, output_channels);
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
   tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(&g, oc_begin, oc_end, input, input_zero_point,
                                                   weight_nonzero, weight_sign, bias, multipliers, shifts,
                                                   output_zero_point, output_min, output_max, output);

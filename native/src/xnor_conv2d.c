@@ -88,30 +88,30 @@ void xnor_pack_ukernel__scalar(size_t pixels, size_t groups, size_t group_channe
 }
 
 const xnor_conv2d_variant xnor_conv2d_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", xnor_conv2d_minmax_ukernel__scalar, xnor_fc_minmax_ukernel__scalar},
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", xnor_conv2d_minmax_ukernel__avx2, xnor_fc_minmax_ukernel__avx2},
-    {WHITTLE_ISA_AVX512, "avx512", xnor_conv2d_minmax_ukernel__avx512, xnor_fc_minmax_ukernel__avx512},
-    {WHITTLE_ISA_AVX512VPOPCNT, "avx512vpopcnt", xnor_conv2d_minmax_ukernel__avx512vpopcnt,
-     xnor_fc_minmax_ukernel__avx512vpopcnt},
-#endif
 #if defined(__arm__) || defined(__aarch64__)
     {WHITTLE_ISA_NEON, "neon", xnor_conv2d_minmax_ukernel__neon, xnor_fc_minmax_ukernel__neon},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL, NULL},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX512VPOPCNT, "avx512vpopcnt", xnor_conv2d_minmax_ukernel__avx512vpopcnt,
+     xnor_fc_minmax_ukernel__avx512vpopcnt},
+    {WHITTLE_ISA_AVX512, "avx512", xnor_conv2d_minmax_ukernel__avx512, xnor_fc_minmax_ukernel__avx512},
+    {WHITTLE_ISA_AVX2, "avx2", xnor_conv2d_minmax_ukernel__avx2, xnor_fc_minmax_ukernel__avx2},
+#endif
+    {WHITTLE_ISA_SCALAR, "scalar", xnor_conv2d_minmax_ukernel__scalar, xnor_fc_minmax_ukernel__scalar},
 };
+WHITTLE_DEFINE_VARIANT_SELECT(xnor_conv2d)
 
 const xnor_pack_variant xnor_pack_variants[] = {
-    {WHITTLE_ISA_SCALAR, "scalar", xnor_pack_ukernel__scalar},
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX2, "avx2", xnor_pack_ukernel__avx2},
-    {WHITTLE_ISA_AVX512, "avx512", xnor_pack_ukernel__avx512},
-#endif
 #if defined(__arm__) || defined(__aarch64__)
     {WHITTLE_ISA_NEON, "neon", xnor_pack_ukernel__neon},
 #endif
-    {WHITTLE_ISA_SCALAR, NULL, NULL},
+#if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX512, "avx512", xnor_pack_ukernel__avx512},
+    {WHITTLE_ISA_AVX2, "avx2", xnor_pack_ukernel__avx2},
+#endif
+    {WHITTLE_ISA_SCALAR, "scalar", xnor_pack_ukernel__scalar},
 };
+WHITTLE_DEFINE_VARIANT_SELECT(xnor_pack)
 
 void xnor_pack_weights(size_t output_channels, size_t taps, size_t group_channels, const float* weights,
                        uint64_t* weight_bits, float* alpha) {
@@ -153,24 +153,4 @@ void xnor_input_scale_map(const whittle_conv2d_geometry* g, const float* input, 
       }
     }
   }
-}
-
-const xnor_conv2d_variant* xnor_conv2d_select(whittle_isa level) {
-  const xnor_conv2d_variant* best = &xnor_conv2d_variants[0];
-  for (const xnor_conv2d_variant* v = xnor_conv2d_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
-}
-
-const xnor_pack_variant* xnor_pack_select(whittle_isa level) {
-  const xnor_pack_variant* best = &xnor_pack_variants[0];
-  for (const xnor_pack_variant* v = xnor_pack_variants; v->name != NULL; v++) {
-    if (whittle_isa_allows(level, v->isa) && whittle_isa_supported(v->isa)) {
-      best = v;
-    }
-  }
-  return best;
 }

@@ -31,62 +31,9 @@
 #ifndef WHITTLE_XNOR_CONV2D_H_
 #define WHITTLE_XNOR_CONV2D_H_
 
-#include <stddef.h>
-#include <stdint.h>
+#include "conv2d_geometry.h"
 
-#include "cpu/cpu-features.h"
-
-#ifdef __cplusplus
-#define WHITTLE_RESTRICT __restrict
-extern "C" {
-#else
-#define WHITTLE_RESTRICT restrict
-#endif
-
-#ifndef WHITTLE_CONV2D_GEOMETRY_DEFINED
-#define WHITTLE_CONV2D_GEOMETRY_DEFINED
-// NHWC convolution geometry, the same struct in every format's header (guarded so that several headers can
-// be included together).
-//   input   [batch][input_height][input_width][groups * group_input_channels]
-//   output  [batch][output_height][output_width][groups * group_output_channels]
-//   weights per output channel o (group o / group_output_channels):
-//   [kernel_height][kernel_width][group_input_channels]
-// Output position (oy, ox) reads input rows oy * stride_height - padding_top + ky and columns
-// ox * stride_width - padding_left + kx; any row or column outside the input is padding with real value 0
-// (bottom and right padding follow from the output size). Depthwise: group_input_channels = 1 and
-// groups = channels. Every field except the paddings is >= 1; kernels never read outside the input for any
-// geometry. Structured pruning needs no kernel: a pruned layer is a smaller dense layer (fewer channels).
-typedef struct whittle_conv2d_geometry {
-  size_t batch;
-  size_t input_height;
-  size_t input_width;
-  size_t kernel_height;
-  size_t kernel_width;
-  size_t stride_height;
-  size_t stride_width;
-  size_t padding_top;
-  size_t padding_left;
-  size_t output_height;
-  size_t output_width;
-  size_t groups;
-  size_t group_input_channels;
-  size_t group_output_channels;
-} whittle_conv2d_geometry;
-
-// The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
-// padding). Shared by every format's driver, hence inside the same guard.
-static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
-                                             size_t kernel_size, size_t input_size, size_t* first,
-                                             size_t* last) {
-  const ptrdiff_t origin = (ptrdiff_t)(output_index * stride) - (ptrdiff_t)padding;
-  ptrdiff_t lo = -origin;
-  ptrdiff_t hi = (ptrdiff_t)input_size - origin;
-  lo = lo < 0 ? 0 : lo;
-  hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
-  *first = (size_t)lo;
-  *last = hi > lo ? (size_t)hi : (size_t)lo;
-}
-#endif
+WHITTLE_EXTERN_C_BEGIN
 
 // Largest kernel_height * kernel_width * group_input_channels: dot and n fit int32 and (float)dot is exact.
 #define XNOR_MAX_REDUCTION (UINT32_C(1) << 24)
@@ -166,15 +113,10 @@ typedef struct xnor_pack_variant {
   xnor_pack_fn pack;
 } xnor_pack_variant;
 
-// Every compiled-in variant, best last; terminated by an entry with name NULL.
-extern const xnor_conv2d_variant xnor_conv2d_variants[];
-// The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
-// qualifies). Dispatch: xnor_conv2d_select(whittle_isa_selected()).
-const xnor_conv2d_variant* xnor_conv2d_select(whittle_isa level);
-extern const xnor_pack_variant xnor_pack_variants[];
-// The best variant that `level` allows (whittle_isa_allows) and this CPU supports; never NULL (scalar always
-// qualifies). Dispatch: xnor_pack_select(whittle_isa_selected()).
-const xnor_pack_variant* xnor_pack_select(whittle_isa level);
+// Every compiled-in variant, in the order of kernel_abi.h (best first, scalar last).
+WHITTLE_DECLARE_VARIANTS(xnor_conv2d)
+// Every compiled-in variant, in the order of kernel_abi.h (best first, scalar last).
+WHITTLE_DECLARE_VARIANTS(xnor_pack)
 
 // weights fp32 [output_channels][taps][group_channels] (taps = kernel_height * kernel_width) -> weight_bits
 // [output_channels][taps][xnor_group_words(group_channels)] and alpha[o] = mean |w[o]|.
@@ -186,8 +128,6 @@ void xnor_pack_weights(size_t output_channels, size_t taps, size_t group_channel
 // input fp32 NHWC, k_map [batch][output_height][output_width].
 void xnor_input_scale_map(const whittle_conv2d_geometry* geometry, const float* input, float* k_map);
 
-#ifdef __cplusplus
-}
-#endif
+WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_XNOR_CONV2D_H_

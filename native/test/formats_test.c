@@ -14,8 +14,7 @@
 #include "bin_conv2d.h"
 #include "cb_conv2d.h"
 #include "cpu/cpu-features.h"
-#include "qf16_conv2d.h"
-#include "qf8_conv2d.h"
+#include "qf_conv2d.h"
 #include "sparse_conv2d.h"
 #include "tern_conv2d.h"
 #include "xnor_conv2d.h"
@@ -210,7 +209,7 @@ static void random_minmax(int32_t lo, int32_t hi, int32_t* output_min, int32_t* 
 // SMALL: the magnitude of the "small values" shapes (every other one), well inside the word.
 #define DEFINE_QF_TEST(T, B, TAG, VARIANTS, WMAX, LO, HI, BIAS_RANGE, BITS, SMALL)                           \
   static void test_##TAG(void) {                                                                             \
-    for (const TAG##_conv2d_variant* v = VARIANTS; v->name != NULL; v++) {                                   \
+    for (const TAG##_conv2d_variant* v = VARIANTS; v < VARIANTS + TAG##_conv2d_variant_count; v++) {         \
       if (!supported(v->isa)) continue;                                                                      \
       for (size_t case_index = 0; case_index < 2 * CONV_SHAPE_COUNT; case_index++) {                         \
         /* Odd cases: values in [-2, 2] and shift 0, so every unit of the accumulator shows in the output.   \
@@ -437,7 +436,8 @@ static void bin_case(const char* shape, const whittle_conv2d_geometry* g, uint64
   bin_conv2d_minmax_ukernel__reference(g, 0, oc, input, bits, alpha, bias, output_min, INFINITY, want);
   bin_conv2d_minmax_ukernel__reference(g, 0, oc, abs_input, zero_bits, abs_alpha, abs_bias, -INFINITY,
                                        INFINITY, scale);
-  for (const bin_conv2d_variant* v = bin_conv2d_variants; v->name != NULL; v++) {
+  for (const bin_conv2d_variant* v = bin_conv2d_variants; v < bin_conv2d_variants + bin_conv2d_variant_count;
+       v++) {
     if (!supported(v->isa)) continue;
     const bin_context c = {g, v->conv2d, input, alpha, bias, bits, output_min, INFINITY};
     check_f32_ranges("bin conv2d", v->name, shape, output_pixels(g), oc, bin_run, &c, want, scale);
@@ -471,7 +471,8 @@ static void test_bin(void) {
     random_floats(alpha, f->output_channels, 0.1f, 1.0f);
     bin_conv2d_minmax_ukernel__reference(&g, 0, f->output_channels, input, bits, alpha, NULL, -INFINITY,
                                          INFINITY, want);
-    for (const bin_conv2d_variant* v = bin_conv2d_variants; v->name != NULL; v++) {
+    for (const bin_conv2d_variant* v = bin_conv2d_variants;
+         v < bin_conv2d_variants + bin_conv2d_variant_count; v++) {
       if (!supported(v->isa)) continue;
       float* via_conv = xmalloc(f->batch * f->output_channels * sizeof(float));
       v->conv2d(&g, 0, f->output_channels, input, bits, alpha, NULL, -INFINITY, INFINITY, via_conv);
@@ -551,7 +552,8 @@ static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint6
            "xnor reference [%s]: differs from sign(x) through the binary-weight reference", shape);
     free(signs), free(bin_bits), free(via_bin);
   }
-  for (const xnor_conv2d_variant* v = xnor_conv2d_variants; v->name != NULL; v++) {
+  for (const xnor_conv2d_variant* v = xnor_conv2d_variants;
+       v < xnor_conv2d_variants + xnor_conv2d_variant_count; v++) {
     if (!supported(v->isa)) continue;
     size_t r[4];
     split_ranges(oc, r);
@@ -570,7 +572,8 @@ static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint6
     report(memcmp(got, want, pixels * oc * sizeof(float)) == 0, "xnor conv2d %s [%s]: full range differs",
            v->name, shape);
   }
-  for (const xnor_pack_variant* v = xnor_pack_variants; v->name != NULL; v++) {
+  for (const xnor_pack_variant* v = xnor_pack_variants; v < xnor_pack_variants + xnor_pack_variant_count;
+       v++) {
     if (!supported(v->isa)) continue;
     uint64_t* packed = xmalloc(in_pixels * g->groups * gw * sizeof(uint64_t));
     v->pack(in_pixels, g->groups, g->group_input_channels, x, packed);
@@ -608,7 +611,8 @@ static void test_xnor(void) {
   const whittle_conv2d_geometry wide = make_geometry(1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 3700, 9);
   xnor_case("3x3 pad 1, 2x2, 3700->9 (row exceeds the block buffer)", &wide, 4200);
   // The fc entry points equal the 1x1 convolution.
-  for (const xnor_conv2d_variant* v = xnor_conv2d_variants; v->name != NULL; v++) {
+  for (const xnor_conv2d_variant* v = xnor_conv2d_variants;
+       v < xnor_conv2d_variants + xnor_conv2d_variant_count; v++) {
     if (!supported(v->isa)) continue;
     const fc_shape f = {3, 130, 21};
     const whittle_conv2d_geometry g = fc_as_conv(&f);
@@ -649,7 +653,7 @@ static void tern_run(const void* context, size_t begin, size_t end, float* outpu
 static void tern_case(const char* shape, const whittle_conv2d_geometry* g, uint64_t seed) {
   rng_seed(seed);
   const size_t ni = input_elements(g), k = reduction(g), oc = output_channels(g);
-  const size_t no = output_pixels(g) * oc, words = tern_row_words(k);
+  const size_t no = output_pixels(g) * oc, words = bin_row_words(k);
   float* input = xmalloc(ni * sizeof(float));
   float* abs_input = xmalloc(ni * sizeof(float));
   float* weights = xmalloc(oc * k * sizeof(float));
@@ -678,7 +682,8 @@ static void tern_case(const char* shape, const whittle_conv2d_geometry* g, uint6
   tern_conv2d_minmax_ukernel__reference(g, 0, oc, input, nonzero, sign, alpha, b, output_min, INFINITY, want);
   tern_conv2d_minmax_ukernel__reference(g, 0, oc, abs_input, all, none, ones_alpha, abs_bias, -INFINITY,
                                         INFINITY, scale);
-  for (const tern_conv2d_variant* v = tern_conv2d_variants; v->name != NULL; v++) {
+  for (const tern_conv2d_variant* v = tern_conv2d_variants;
+       v < tern_conv2d_variants + tern_conv2d_variant_count; v++) {
     if (!supported(v->isa)) continue;
     const tern_context c = {g, v->conv2d, input, alpha, b, nonzero, sign, output_min, INFINITY};
     check_f32_ranges("tern conv2d", v->name, shape, output_pixels(g), oc, tern_run, &c, want, scale);
@@ -723,7 +728,7 @@ static void dense_qs8_fc(size_t batch, size_t k, size_t oc, const int8_t* input,
 static void tern_qs8_case(const char* shape, const whittle_conv2d_geometry* g, uint64_t seed) {
   rng_seed(seed);
   const size_t ni = input_elements(g), k = reduction(g), oc = output_channels(g), no = output_pixels(g) * oc;
-  const size_t words = tern_row_words(k);
+  const size_t words = bin_row_words(k);
   int8_t* input = xmalloc(ni);
   int8_t* dense = xmalloc(oc * k);
   uint32_t* nonzero = xmalloc(oc * words * sizeof(uint32_t));
@@ -872,7 +877,8 @@ static void sparse_f32_case(const char* shape, const whittle_conv2d_geometry* g,
                                               INFINITY, NULL, want);
   sparse_f32_conv2d_minmax_ukernel__reference(g, 0, oc, abs_input, offsets, columns, abs_values, abs_bias,
                                               -INFINITY, INFINITY, NULL, scale);
-  for (const sparse_f32_variant* v = sparse_f32_variants; v->name != NULL; v++) {
+  for (const sparse_f32_variant* v = sparse_f32_variants; v < sparse_f32_variants + sparse_f32_variant_count;
+       v++) {
     if (!supported(v->isa)) continue;
     const sparse_f32_context c = {g,       v->conv2d, input,      values,   b,
                                   offsets, columns,   output_min, INFINITY, workspace};
@@ -1031,7 +1037,8 @@ static void cb_case(const char* shape, const whittle_conv2d_geometry* g, uint64_
                                       INFINITY, NULL, want);
   cb_conv2d_minmax_ukernel__reference(g, 0, oc, abs_input, packed, bits, abs_codebook, codebook_size,
                                       abs_bias, -INFINITY, INFINITY, NULL, scale);
-  for (const cb_conv2d_variant* v = cb_conv2d_variants; v->name != NULL; v++) {
+  for (const cb_conv2d_variant* v = cb_conv2d_variants; v < cb_conv2d_variants + cb_conv2d_variant_count;
+       v++) {
     if (!supported(v->isa)) continue;
     char label[160];
     snprintf(label, sizeof label, "%s, %u-bit indices, %zu centroids", shape, bits, codebook_size);
@@ -1071,53 +1078,62 @@ static void test_cb(void) {
 
 static void print_variants(void) {
   printf("# isa selected: %s\n", whittle_isa_name(whittle_isa_selected()));
-#define PRINT_VARIANTS(label, list)                                          \
+#define PRINT_VARIANTS(label, list, count)                                   \
   do {                                                                       \
     printf("# %s:", label);                                                  \
-    for (size_t i = 0; list[i].name != NULL; i++)                            \
+    for (size_t i = 0; i < (count); i++)                                     \
       printf(" %s%s", list[i].name, supported(list[i].isa) ? "" : "(skip)"); \
     printf("\n");                                                            \
   } while (0)
-  PRINT_VARIANTS("qf16", qf16_conv2d_variants);
-  PRINT_VARIANTS("qf8", qf8_conv2d_variants);
-  PRINT_VARIANTS("bin", bin_conv2d_variants);
-  PRINT_VARIANTS("xnor", xnor_conv2d_variants);
-  PRINT_VARIANTS("xnor pack", xnor_pack_variants);
-  PRINT_VARIANTS("tern", tern_conv2d_variants);
-  PRINT_VARIANTS("sparse_f32", sparse_f32_variants);
-  PRINT_VARIANTS("cb", cb_conv2d_variants);
+  PRINT_VARIANTS("qf16", qf16_conv2d_variants, qf16_conv2d_variant_count);
+  PRINT_VARIANTS("qf8", qf8_conv2d_variants, qf8_conv2d_variant_count);
+  PRINT_VARIANTS("bin", bin_conv2d_variants, bin_conv2d_variant_count);
+  PRINT_VARIANTS("xnor", xnor_conv2d_variants, xnor_conv2d_variant_count);
+  PRINT_VARIANTS("xnor pack", xnor_pack_variants, xnor_pack_variant_count);
+  PRINT_VARIANTS("tern", tern_conv2d_variants, tern_conv2d_variant_count);
+  PRINT_VARIANTS("sparse_f32", sparse_f32_variants, sparse_f32_variant_count);
+  PRINT_VARIANTS("cb", cb_conv2d_variants, cb_conv2d_variant_count);
 #undef PRINT_VARIANTS
 }
 
-// *_select picks, for every level, a variant that level allows and the CPU supports; for the best level
-// it picks the last (best) supported variant of the list.
+// *_select follows kernel_abi.h's rule for every level: the first entry of the list (best first) that the
+// level allows and the CPU supports, else the last (scalar) entry.
 static void test_select(void) {
   for (int level = 0; level < WHITTLE_ISA_COUNT; level++) {
     const whittle_isa isa = (whittle_isa)level;
-#define CHECK_SELECT(select, list)                                                        \
-  do {                                                                                    \
-    const whittle_isa got = select(isa)->isa;                                             \
-    report(got == WHITTLE_ISA_SCALAR || (whittle_isa_allows(isa, got) && supported(got)), \
-           #select "(%s) picked %s", whittle_isa_name(isa), whittle_isa_name(got));       \
+#define CHECK_SELECT(select, list, count)                                                                    \
+  do {                                                                                                       \
+    size_t expected = (count)-1;                                                                             \
+    for (size_t i = 0; i + 1 < (count); i++) {                                                               \
+      if (whittle_isa_allows(isa, list[i].isa) && supported(list[i].isa)) {                                  \
+        expected = i;                                                                                        \
+        break;                                                                                               \
+      }                                                                                                      \
+    }                                                                                                        \
+    report(select(isa) == &list[expected] && list[(count)-1].isa == WHITTLE_ISA_SCALAR,                      \
+           #select "(%s) picked %s, not %s", whittle_isa_name(isa), select(isa)->name, list[expected].name); \
   } while (0)
-    CHECK_SELECT(qf16_conv2d_select, qf16_conv2d_variants);
-    CHECK_SELECT(qf8_conv2d_select, qf8_conv2d_variants);
-    CHECK_SELECT(bin_conv2d_select, bin_conv2d_variants);
-    CHECK_SELECT(xnor_conv2d_select, xnor_conv2d_variants);
-    CHECK_SELECT(xnor_pack_select, xnor_pack_variants);
-    CHECK_SELECT(tern_conv2d_select, tern_conv2d_variants);
-    CHECK_SELECT(sparse_f32_select, sparse_f32_variants);
-    CHECK_SELECT(cb_conv2d_select, cb_conv2d_variants);
+    CHECK_SELECT(qf16_conv2d_select, qf16_conv2d_variants, qf16_conv2d_variant_count);
+    CHECK_SELECT(qf8_conv2d_select, qf8_conv2d_variants, qf8_conv2d_variant_count);
+    CHECK_SELECT(bin_conv2d_select, bin_conv2d_variants, bin_conv2d_variant_count);
+    CHECK_SELECT(xnor_conv2d_select, xnor_conv2d_variants, xnor_conv2d_variant_count);
+    CHECK_SELECT(xnor_pack_select, xnor_pack_variants, xnor_pack_variant_count);
+    CHECK_SELECT(tern_conv2d_select, tern_conv2d_variants, tern_conv2d_variant_count);
+    CHECK_SELECT(sparse_f32_select, sparse_f32_variants, sparse_f32_variant_count);
+    CHECK_SELECT(cb_conv2d_select, cb_conv2d_variants, cb_conv2d_variant_count);
 #undef CHECK_SELECT
   }
+  // The best level picks the best supported variant: on an AVX-512 VPOPCNTDQ machine, xnor's vpopcnt one.
   const whittle_isa best = whittle_isa_best();
   const xnor_conv2d_variant* xnor = xnor_conv2d_select(best);
-  const xnor_conv2d_variant* last = xnor;
-  for (const xnor_conv2d_variant* v = xnor_conv2d_variants; v->name != NULL; v++) {
-    if (supported(v->isa) && whittle_isa_allows(best, v->isa)) last = v;
+  const xnor_conv2d_variant* first = xnor;
+  for (size_t i = (size_t)(xnor - xnor_conv2d_variants); i-- > 0;) {
+    if (supported(xnor_conv2d_variants[i].isa) && whittle_isa_allows(best, xnor_conv2d_variants[i].isa)) {
+      first = &xnor_conv2d_variants[i];
+    }
   }
-  report(xnor == last, "xnor_conv2d_select(best) is %s, not the best supported variant %s", xnor->name,
-         last->name);
+  report(xnor == first, "xnor_conv2d_select(best) is %s, though %s ranks above it and runs here", xnor->name,
+         first->name);
 }
 
 int main(void) {

@@ -403,7 +403,7 @@ static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whitt
   free(got);
 }
 
-// Fixed-point Q8 (qf8_conv2d.h) on the int8 kernels: against the definition, written here independently
+// Fixed-point Q8 (qf_conv2d.h) on the int8 kernels: against the definition, written here independently
 // of both (int64 sum, rounding half up, saturation), for shifts that round (ties included), shift 0, and
 // left shifts; and layers whose accumulators are too wide must be refused, not computed wrongly.
 static int8_t fixed_point_reference(int64_t acc, int32_t shift, int32_t lo, int32_t hi) {

@@ -1,6 +1,6 @@
 // The TypeScript fixed-point reference (agent/runtime/number/fixed-point.ts, reference-ops/fixed-point.ts)
 // against values computed by the C
-// kernels (native/src/qf16_conv2d.c, qf8_conv2d.c): the same random stream, rounding and saturation, so a
+// kernels (native/src/qf_conv2d.c): the same random stream, rounding and saturation, so a
 // model quantized by the trainer in TypeScript runs bit-exactly on the device. The C side of these
 // numbers is printed by the C quantizers and kernels with the same arguments.
 import assert from 'node:assert/strict';

@@ -3,7 +3,7 @@
 // range, the choice of a fractional length for a range of values, the quantizers (round to nearest and
 // stochastic rounding, as the trainer and the package writer use them), the inverse, and the rounding shift
 // that moves an accumulator to the output's fractional length. Bit-exact with the C code of the qf16 / qf8
-// kernels (native/src/qf16_conv2d.h, qf8_conv2d.h): same counter-based random stream, same rounding, same
+// kernels (native/src/qf_conv2d.h, one template for both word sizes): same counter-based random stream, same rounding, same
 // saturation. The reference convolution built on them is reference-ops/fixed-point.ts.
 //
 // A layer's accumulator sum(x * w) + bias has fl = inputFl + weightFl and reaches the output by

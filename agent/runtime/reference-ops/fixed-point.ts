@@ -1,7 +1,7 @@
 // The reference of fixed16 / fixed8 conv2d and fully_connected layers (fixed-point-layer.ts): fp32 input ->
 // Q(input_fl) words -> integer convolution with one rounding shift -> Q(output_fl) words -> fp32 output.
 // The integer convolution below is the plain reference of the native qf16 / qf8 kernels
-// (native/src/qf16_conv2d.h, qf8_conv2d.h): same accumulation, same rounding shift, same saturation
+// (native/src/qf_conv2d.h, one template for both word sizes): same accumulation, same rounding shift, same saturation
 // (../number/fixed-point.ts), so the native executor must match it bit for bit. Written for clarity, not speed;
 // arguments are assumed valid (the native binding is where they are checked).
 import type { FixedPointLayer } from '../fixed-point-layer.js';

@@ -1,10 +1,10 @@
-// qf8 kernels for AArch64 with the dot-product extension (Cortex-A76 and later: Raspberry Pi 5, recent
-// phones; compile with -march=armv8.2-a+dotprod): SDOT adds four int8 products into each int32 lane, exact
-// by QF8_MAX_REDUCTION.
+// qf8 kernels (qf_conv2d.h) for AArch64 with the dot-product extension (Cortex-A76 and later: Raspberry Pi 5,
+// recent phones; compile with -march=armv8.2-a+dotprod): SDOT adds four int8 products into each int32 lane,
+// exact by QF8_MAX_REDUCTION.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#include "qf8_conv2d_impl.h"
+#include "qf_conv2d_impl.h"
 
 static int32_t qf8_dot_neondot(const int8_t* x, const int8_t* w, size_t n) {
   int32x4_t acc0 = vdupq_n_s32(0);
@@ -24,5 +24,5 @@ static int32_t qf8_dot_neondot(const int8_t* x, const int8_t* w, size_t n) {
   return sum;
 }
 
-QF8_DEFINE_KERNELS(neondot, qf8_dot_neondot)
+QF_DEFINE_KERNELS(qf8, neondot, qf8_dot_neondot)
 #endif

@@ -1,0 +1,126 @@
+// Convolution and pooling geometry, NHWC, shared by every operator and format of the library.
+//
+// Two structs, because a convolution is stated in one form and run in another:
+//   whittle_conv2d_shape     what a caller states (the binding's arguments, the fp32/int8 operators): total
+//                            channels, four paddings and a dilation; whittle_conv2d_shape_problem checks it
+//                            (every dimension and element count bounded, so no size computed from it can
+//                            overflow) and the output size follows from it.
+//   whittle_conv2d_geometry  what the compressed-format kernels iterate over: the resolved output size and
+//                            channels per group, no dilation (the formats have none), and bottom/right
+//                            padding implied by the output size. whittle_conv2d_shape_geometry resolves a
+//                            checked shape into it.
+// Merging them would give the format kernels fields they must ignore (dilation, bottom/right padding) and the
+// operators fields they must recompute (output size, per-group channels): each form holds exactly what its
+// users read.
+#ifndef WHITTLE_CONV2D_GEOMETRY_H_
+#define WHITTLE_CONV2D_GEOMETRY_H_
+
+#include <stdbool.h>
+
+#include "kernel_abi.h"
+
+WHITTLE_EXTERN_C_BEGIN
+
+// conv2d, NHWC. Weights are OHWI: [output_channels][kernel_height][kernel_width][input_channels / groups];
+// output channel o reads input channels [g * cin_g, (g + 1) * cin_g) with g = o / (output_channels / groups).
+// Depthwise is groups == input_channels (weights [output_channels][kh][kw][1]).
+typedef struct whittle_conv2d_shape {
+  size_t batch, input_height, input_width, input_channels;
+  size_t output_channels, kernel_height, kernel_width;
+  size_t stride_height, stride_width;
+  size_t dilation_height, dilation_width;
+  size_t padding_top, padding_left, padding_bottom, padding_right;
+  size_t groups;
+} whittle_conv2d_shape;
+
+// Largest value of any dimension, and of any tensor's element count, that the operators accept: keeps every
+// index and byte size far from overflow on 32-bit targets too.
+#define WHITTLE_MAX_DIMENSION ((size_t)1 << 24)
+#define WHITTLE_MAX_ELEMENTS ((size_t)1 << 28)
+
+// NULL when the shape is usable; otherwise a static message naming the first bad field.
+const char* whittle_conv2d_shape_problem(const whittle_conv2d_shape* shape);
+size_t whittle_conv2d_output_height(const whittle_conv2d_shape* shape);
+size_t whittle_conv2d_output_width(const whittle_conv2d_shape* shape);
+
+// NHWC convolution geometry of the format kernels.
+//   input   [batch][input_height][input_width][groups * group_input_channels]
+//   output  [batch][output_height][output_width][groups * group_output_channels]
+//   weights per output channel o (group o / group_output_channels):
+//   [kernel_height][kernel_width][group_input_channels]
+// Output position (oy, ox) reads input rows oy * stride_height - padding_top + ky and columns
+// ox * stride_width - padding_left + kx; any row or column outside the input is padding with real value 0
+// (bottom and right padding follow from the output size). Depthwise: group_input_channels = 1 and
+// groups = channels. Every field except the paddings is >= 1; kernels never read outside the input for any
+// geometry. Structured pruning needs no kernel: a pruned layer is a smaller dense layer (fewer channels).
+typedef struct whittle_conv2d_geometry {
+  size_t batch;
+  size_t input_height;
+  size_t input_width;
+  size_t kernel_height;
+  size_t kernel_width;
+  size_t stride_height;
+  size_t stride_width;
+  size_t padding_top;
+  size_t padding_left;
+  size_t output_height;
+  size_t output_width;
+  size_t groups;
+  size_t group_input_channels;
+  size_t group_output_channels;
+} whittle_conv2d_geometry;
+
+// The geometry of a shape that whittle_conv2d_shape_problem accepts with dilation 1.
+whittle_conv2d_geometry whittle_conv2d_shape_geometry(const whittle_conv2d_shape* shape);
+
+// A fully-connected layer as the format kernels see it: a 1x1 convolution over [batch][1][1][input_channels].
+static inline whittle_conv2d_geometry whittle_fc_geometry(size_t batch, size_t input_channels,
+                                                          size_t output_channels) {
+  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  return g;
+}
+
+// The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
+// padding). Every format's driver walks these.
+static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
+                                             size_t kernel_size, size_t input_size, size_t* first,
+                                             size_t* last) {
+  const ptrdiff_t origin = (ptrdiff_t)(output_index * stride) - (ptrdiff_t)padding;
+  ptrdiff_t lo = -origin;
+  ptrdiff_t hi = (ptrdiff_t)input_size - origin;
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > (ptrdiff_t)kernel_size ? (ptrdiff_t)kernel_size : hi;
+  *first = (size_t)lo;
+  *last = hi > lo ? (size_t)hi : (size_t)lo;
+}
+
+// The NHWC input index that reduction element k = (ky * kernel_width + kx) * group_input_channels + i of
+// output channel group `group` reads at output position (n, oy, ox); false when that tap reads padding.
+// Decodes k with divisions: for references and per-nonzero (sparse) loops, not for the drivers' spans.
+static inline bool whittle_conv2d_tap_input(const whittle_conv2d_geometry* g, size_t n, size_t oy, size_t ox,
+                                            size_t group, size_t k, size_t* index) {
+  const size_t gic = g->group_input_channels;
+  const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
+  const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
+  const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
+  if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) return false;
+  *index = ((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * (g->groups * gic) +
+           group * gic + i;
+  return true;
+}
+
+// max / average pooling, NHWC, window and stride per axis. Average pooling divides by the number of
+// window elements inside the input (padding excluded, as TFLite does).
+typedef struct whittle_pool2d_shape {
+  size_t batch, input_height, input_width, channels;
+  size_t window_height, window_width, stride_height, stride_width;
+  size_t padding_top, padding_left, padding_bottom, padding_right;
+} whittle_pool2d_shape;
+
+const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* shape);
+size_t whittle_pool2d_output_height(const whittle_pool2d_shape* shape);
+size_t whittle_pool2d_output_width(const whittle_pool2d_shape* shape);
+
+WHITTLE_EXTERN_C_END
+
+#endif  // WHITTLE_CONV2D_GEOMETRY_H_

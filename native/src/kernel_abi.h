@@ -1,0 +1,74 @@
+// What every kernel header of the library shares: C linkage when included from the C++ binding, the
+// restrict qualifier under one name for both languages, the fp32 output clamp, and the one rule that picks a
+// kernel variant for an ISA level.
+//
+// The variant rule, the same for every kernel list (the fp32 and int8 microkernels of f32_ops.h and
+// qs8_ops.h, and the seven compressed formats):
+//   - a list holds one entry per compiled-in kernel, ordered BEST FIRST, and its LAST entry is the scalar
+//     one, which every CPU runs;
+//   - the chosen entry is the FIRST one whose ISA `level` allows (whittle_isa_allows: same ladder, not above
+//     the level) and this CPU supports (whittle_isa_supported); the scalar entry always qualifies, so the
+//     choice is never empty.
+// Callers pass whittle_isa_selected() as the level (WHITTLE_ISA can force a lower one); tests pass every
+// level to check each path.
+#ifndef WHITTLE_KERNEL_ABI_H_
+#define WHITTLE_KERNEL_ABI_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/cpu-features.h"
+
+#ifdef __cplusplus
+#define WHITTLE_RESTRICT __restrict
+#define WHITTLE_EXTERN_C_BEGIN extern "C" {
+#define WHITTLE_EXTERN_C_END }
+#else
+#define WHITTLE_RESTRICT restrict
+#define WHITTLE_EXTERN_C_BEGIN
+#define WHITTLE_EXTERN_C_END
+#endif
+
+WHITTLE_EXTERN_C_BEGIN
+
+// The variant rule above over a list of `count` entries of `entry_size` bytes whose whittle_isa field sits
+// at byte `isa_offset`. Returns a pointer into the list; the family's *_select casts it back. Not a hot
+// path: operators and layers choose once, when they are created.
+static inline const void* whittle_kernel_list_select(const void* list, size_t count, size_t entry_size,
+                                                     size_t isa_offset, whittle_isa level) {
+  const unsigned char* entries = (const unsigned char*)list;
+  for (size_t i = 0; i + 1 < count; i++) {
+    const whittle_isa isa = *(const whittle_isa*)(const void*)(entries + i * entry_size + isa_offset);
+    if (whittle_isa_allows(level, isa) && whittle_isa_supported(isa)) return entries + i * entry_size;
+  }
+  return entries + (count - 1) * entry_size;
+}
+
+// The "minmax" activation every fp32 kernel applies to its outputs (ReLU is [0, inf), ReLU6 [0, 6]).
+static inline float whittle_clamp_f32(float value, float output_min, float output_max) {
+  value = value < output_min ? output_min : value;
+  return value > output_max ? output_max : value;
+}
+
+// `list` is an array (not a pointer) of a struct with a field `isa`.
+#define WHITTLE_KERNEL_LIST_SELECT(type, list, count, level) \
+  ((const type*)whittle_kernel_list_select((list), (count), sizeof(type), offsetof(type, isa), (level)))
+
+// A format family's variant list (struct family##_variant, with a field `isa`), declared in its header:
+// family##_variants in the order above, its length, and family##_select(level), the entry the rule picks
+// (never NULL; dispatch passes whittle_isa_selected()). The .c file that defines the list adds
+// WHITTLE_DEFINE_VARIANT_SELECT(family) after it.
+#define WHITTLE_DECLARE_VARIANTS(family)             \
+  extern const family##_variant family##_variants[]; \
+  extern const size_t family##_variant_count;        \
+  const family##_variant* family##_select(whittle_isa level);
+
+#define WHITTLE_DEFINE_VARIANT_SELECT(family)                                                              \
+  const size_t family##_variant_count = sizeof(family##_variants) / sizeof(family##_variants[0]);          \
+  const family##_variant* family##_select(whittle_isa level) {                                             \
+    return WHITTLE_KERNEL_LIST_SELECT(family##_variant, family##_variants, family##_variant_count, level); \
+  }
+
+WHITTLE_EXTERN_C_END
+
+#endif  // WHITTLE_KERNEL_ABI_H_
