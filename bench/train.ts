@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { loadTrainBinding } from '../native/train/index.js';
+import { loadTrainBinding } from '../native/train-kernels.js';
 import { loadFashionMnist } from '../optimize/datasets/fashion-mnist.js';
 import { NATIVE_BACKEND, registerNativeBackend } from '../optimize/train/native-backend.js';
 import { buildZooModel } from '../optimize/zoo/index.js';

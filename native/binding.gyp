@@ -33,13 +33,24 @@
         "src/tern_conv2d_qs8.c",
         "src/sparse_conv2d.c",
         "src/cb_conv2d.c",
+        # fp32 training kernels (binding_train.cc): forward passes and gradients, the SGEMM driver and its
+        # scalar microkernel.
+        "src/binding_train.cc",
+        "src/f32_sgemm.c",
+        "src/f32_train_scratch.c",
+        "src/f32_train_conv2d.c",
+        "src/f32_train_dwconv2d.c",
+        "src/f32_train_pool.c",
+        "src/f32_train_batchnorm.c",
+        "src/f32_train_elementwise.c",
+        "src/f32_ppmm_ukernel_4x8__scalar.c",
       ],
       "conditions": [
         ["target_arch=='x64'", {"dependencies": ["whittle_isa_avx2", "whittle_isa_avx512", "whittle_isa_avx512vnni", "whittle_isa_avx512vpopcnt"]}],
         ["target_arch=='arm64'", {"dependencies": ["whittle_isa_neon", "whittle_isa_neondot"]}],
         ["target_arch=='arm'", {"dependencies": ["whittle_isa_neon"]}]
       ],
-      "libraries": ["-lpthread"],
+      "libraries": ["-lpthread", "-lm"],
       # node-addon-api's headers with C++ exceptions on (a bad argument throws a JS error). Included
       # directly rather than as a gyp dependency, which would write Makefiles into native/node_modules/.
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -57,41 +68,7 @@
       },
       "msvs_settings": {"VCCLCompilerTool": {"Optimization": 2, "ExceptionHandling": 1}}
     }
-    ,
-    {
-      "target_name": "whittle_train",
-      "sources": [
-        "train/binding.cc",
-        "train/src/runtime.c",
-        "train/src/f32_sgemm.c",
-        "train/src/f32_gemm_ukernel_4x8__scalar.c",
-        "train/src/f32_conv2d.c",
-        "train/src/f32_dwconv2d.c",
-        "train/src/f32_pool.c",
-        "train/src/f32_batchnorm.c",
-        "train/src/f32_elementwise.c"
-      ],
-      "conditions": [
-        ["target_arch=='x64' and OS!='win'", {
-          "dependencies": ["whittle_train_avx2", "whittle_train_avx512"],
-          "defines": ["WHITTLE_TRAIN_HAVE_AVX2", "WHITTLE_TRAIN_HAVE_AVX512"]
-        }]
-      ],
-      "libraries": ["-lpthread", "-lm"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++14", "-std=gnu++1y"],
-      "cflags": ["-O3", "-Wall", "-Wextra", "-pthread"],
-      "cflags_c": ["-std=c11"],
-      "cflags_cc": ["-std=c++17"],
-      "cflags!": ["-O2", "-O0"],
-      "xcode_settings": {
-        "GCC_OPTIMIZATION_LEVEL": "3",
-        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
-        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
-        "GCC_C_LANGUAGE_STANDARD": "c11"
-      }
-    }
+
   ],
   # ISA flags only for that ISA's sources (files named *__<isa>.c): one static library per ISA, built and
   # linked only on the architecture that has it, so the base build runs on any CPU of its family and
@@ -106,6 +83,7 @@
           "src/f32_dwconv_minmax_ukernel_c16__avx2.c",
           "src/f32_gemm_minmax_ukernel_1x16__avx2.c",
           "src/f32_gemm_minmax_ukernel_6x16__avx2.c",
+          "src/f32_ppmm_ukernel_6x16__avx2.c",
           "src/f32_simple_ukernels__avx2.c",
           "src/qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2.c",
@@ -129,6 +107,7 @@
           "src/f32_dwconv_minmax_ukernel_c32__avx512.c",
           "src/f32_gemm_minmax_ukernel_1x32__avx512.c",
           "src/f32_gemm_minmax_ukernel_6x32__avx512.c",
+          "src/f32_ppmm_ukernel_6x32__avx512.c",
           "src/f32_simple_ukernels__avx512.c",
           "src/qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512.c",
@@ -172,6 +151,7 @@
           "src/f32_dwconv_minmax_ukernel_c8__neon.c",
           "src/f32_gemm_minmax_ukernel_1x8__neon.c",
           "src/f32_gemm_minmax_ukernel_4x8__neon.c",
+          "src/f32_ppmm_ukernel_4x8__neon.c",
           "src/f32_simple_ukernels__neon.c",
           "src/qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon.c",
@@ -211,6 +191,7 @@
           "src/f32_dwconv_minmax_ukernel_c8__neon.c",
           "src/f32_gemm_minmax_ukernel_1x8__neon.c",
           "src/f32_gemm_minmax_ukernel_4x8__neon.c",
+          "src/f32_ppmm_ukernel_4x8__neon.c",
           "src/f32_simple_ukernels__neon.c",
           "src/qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon.c",
@@ -226,26 +207,6 @@
         "cflags_c": ["-std=c11", "-ffp-contract=off"],
         "cflags!": ["-O2", "-O0"],
         "conditions": [["target_arch=='arm'", {"cflags": ["-mfpu=neon"]}]]
-      }
-      ]
-    }],
-    ["target_arch=='x64' and OS!='win'", {
-      "targets": [
-      {
-        "target_name": "whittle_train_avx2",
-        "type": "static_library",
-        "sources": ["train/src/f32_gemm_ukernel_6x16__avx2.c"],
-        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma"],
-        "cflags_c": ["-std=c11"],
-        "cflags!": ["-O2", "-O0"]
-      },
-      {
-        "target_name": "whittle_train_avx512",
-        "type": "static_library",
-        "sources": ["train/src/f32_gemm_ukernel_6x32__avx512.c"],
-        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx512f"],
-        "cflags_c": ["-std=c11"],
-        "cflags!": ["-O2", "-O0"]
       }
       ]
     }]

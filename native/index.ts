@@ -6,8 +6,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** What the addon exports (checked when it is loaded). */
-export type NativeBinding = NativeKernels;
+import type { TrainBinding } from './train-kernels.js';
+
+/** What the addon exports (checked when it is loaded): the inference kernels and, typed in
+ * train-kernels.ts, the fp32 training kernels. */
+export type NativeBinding = NativeKernels & TrainBinding;
 
 /** The addon could not be loaded: built for another platform, not built, or its build failed. */
 export class NativeAddonLoadError extends Error {
@@ -44,13 +47,20 @@ function findRepositoryRoot(start: string): string {
   }
 }
 
+/** Exports a current build has (one per part of the binding); a stale build lacks some. */
+const REQUIRED_EXPORTS = [
+  'cpuFeatures',
+  'Conv2d',
+  'conv2dForward',
+  'batchMatMul',
+  'batchNormTrainBackward',
+  'adamUpdate',
+] as const;
+
 function isNativeBinding(value: unknown): value is NativeBinding {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { cpuFeatures?: unknown }).cpuFeatures === 'function' &&
-    typeof (value as { Conv2d?: unknown }).Conv2d === 'function'
-  );
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return REQUIRED_EXPORTS.every((name) => typeof record[name] === 'function');
 }
 
 let binding: NativeBinding | undefined;
@@ -76,7 +86,7 @@ export function loadNativeBinding(): NativeBinding {
       continue;
     }
     if (!isNativeBinding(loaded)) {
-      tried.push(`${path} (loaded, but it does not export cpuFeatures and Conv2d: a stale build?)`);
+      tried.push(`${path} (loaded, but it does not export ${REQUIRED_EXPORTS.join(', ')}: a stale build?)`);
       continue;
     }
     binding = loaded;
@@ -155,7 +165,8 @@ export interface Conv2dF32Args extends Conv2dShape {
 }
 
 /** int8 affine quantization of a layer: symmetric int8 weights with a scale per output channel, int8 or
- * uint8 activations with a zero point, and per-channel requantization as in FullyConnectedS8Args:
+ * uint8 activations with a zero point, and per-channel requantization with the rounding of TFLite's
+ * MultiplyByQuantizedMultiplier (bit-exact on every target):
  *   output = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
  *   acc    = bias[o] + sum (input - inputZeroPoint) * weights */
 export interface Int8LayerQuantization {
@@ -360,7 +371,8 @@ export function activeIsa(): Isa {
   return loadNativeBinding().activeIsa();
 }
 
-/** Threads the conv2d / fully-connected layers split their output rows over (1..64, default 1). The last
+/** Threads of the library's one pool (1..64, default 1): the conv2d / fully-connected layers split their
+ * output rows over it, and the training kernels (train-kernels.ts) their images and GEMM blocks. The last
  * multi-thread pool stays started (its workers asleep) while 1 thread is set, so switching back is free. */
 export function setThreads(threads: number): void {
   loadNativeBinding().setThreads(threads);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the C kernel test driver (native/test/kernels_test.c) for every target and runs it:
+# Builds the C kernel test drivers (native/test/kernels_test.c: inference operators; native/test/train_test.c:
+# the fp32 training kernels) for every target and runs them:
 #   gcc     native x86-64, gcc -O2
 #   asan    clang -fsanitize=address,undefined -fno-sanitize-recover=all
 #   tsan    clang -fsanitize=thread (the thread pool and the operators' per-thread scratch)
@@ -83,6 +84,8 @@ for target in "${targets[@]}"; do
         build gcc OUT=$OUT/gcc CC=gcc ARCH=x86_64 CFLAGS=-O2 &&
         run "x86-64 gcc -O2" $OUT/gcc/kernels_test &&
         run "x86-64 gcc -O2, WHITTLE_ISA=avx2 only" env WHITTLE_ISA=avx2 $OUT/gcc/kernels_test &&
+        run "x86-64 gcc -O2 training kernels" $OUT/gcc/train_test &&
+        run "x86-64 gcc -O2 training kernels, WHITTLE_ISA=avx2 only" env WHITTLE_ISA=avx2 $OUT/gcc/train_test &&
         refused "x86-64 WHITTLE_ISA=neon" env WHITTLE_ISA=neon $OUT/gcc/kernels_test
       ;;
     asan)
@@ -95,20 +98,23 @@ for target in "${targets[@]}"; do
         else
           san="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
           build asan OUT=$OUT/asan CC=clang ARCH=x86_64 "CFLAGS=-O1 -g $san" "LDFLAGS=$san" &&
-            ASAN_OPTIONS=detect_leaks=1 run "x86-64 clang ASan+UBSan" $OUT/asan/kernels_test
+            ASAN_OPTIONS=detect_leaks=1 run "x86-64 clang ASan+UBSan" $OUT/asan/kernels_test &&
+            ASAN_OPTIONS=detect_leaks=1 run "x86-64 clang ASan+UBSan training kernels" $OUT/asan/train_test
         fi
       fi
       ;;
     tsan)
       need clang clang tsan &&
         build tsan OUT=$OUT/tsan CC=clang ARCH=x86_64 "CFLAGS=-O1 -g -fsanitize=thread" LDFLAGS=-fsanitize=thread &&
-        TSAN_OPTIONS=halt_on_error=1 run "x86-64 clang TSan" $OUT/tsan/kernels_test
+        TSAN_OPTIONS=halt_on_error=1 run "x86-64 clang TSan" $OUT/tsan/kernels_test &&
+        TSAN_OPTIONS=halt_on_error=1 run "x86-64 clang TSan training kernels" $OUT/tsan/train_test
       ;;
     aarch64)
       need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu aarch64 && need qemu-aarch64-static qemu-user-static aarch64 &&
         build aarch64 OUT=$OUT/aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CFLAGS=-O2 LDFLAGS=-static && {
         run "aarch64 qemu -cpu max (neondot)" qemu-aarch64-static -cpu max $OUT/aarch64/kernels_test
         run "aarch64 qemu -cpu cortex-a53 (neon, no dot)" qemu-aarch64-static -cpu cortex-a53 $OUT/aarch64/kernels_test
+        run "aarch64 qemu -cpu max training kernels" qemu-aarch64-static -cpu max $OUT/aarch64/train_test
         refused "aarch64 cortex-a53 WHITTLE_ISA=neondot" env WHITTLE_ISA=neondot qemu-aarch64-static -cpu cortex-a53 \
           $OUT/aarch64/kernels_test
       }
@@ -116,7 +122,8 @@ for target in "${targets[@]}"; do
     armv7)
       need arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf armv7 && need qemu-arm-static qemu-user-static armv7 &&
         build armv7 OUT=$OUT/armv7 CC=arm-linux-gnueabihf-gcc ARCH=armv7 CFLAGS=-O2 LDFLAGS=-static &&
-        run "armv7 qemu (neon)" qemu-arm-static -cpu cortex-a15 $OUT/armv7/kernels_test
+        run "armv7 qemu (neon)" qemu-arm-static -cpu cortex-a15 $OUT/armv7/kernels_test &&
+        run "armv7 qemu (neon) training kernels" qemu-arm-static -cpu cortex-a15 $OUT/armv7/train_test
       ;;
     *)
       echo "native-tests: unknown target $target (use gcc, asan, tsan, aarch64, armv7)" >&2

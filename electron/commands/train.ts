@@ -125,7 +125,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const choice = await selectTrainingBackend(backendName as 'auto');
   for (const note of choice.notes) console.error(`whittle train: ${note}`);
   if (threads !== undefined && choice.backend === 'whittle-native') {
-    const { loadTrainBinding } = await import('../../native/train/index.js');
+    const { loadTrainBinding } = await import('../../native/train-kernels.js');
     try {
       loadTrainBinding().setThreads(threads);
     } catch (error) {

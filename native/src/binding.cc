@@ -6,6 +6,7 @@
 
 #include "binding_formats.h"
 #include "binding_kernels.h"
+#include "binding_train.h"
 
 namespace {
 
@@ -14,6 +15,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   whittle::RegisterKernels(env, exports);
   // The compressed-format layers (binding_formats.cc).
   whittle::RegisterFormatKernels(env, exports);
+  // The fp32 training kernels (binding_train.cc).
+  whittle::RegisterTrainKernels(env, exports);
   return exports;
 }
 

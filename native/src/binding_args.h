@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
+#include <vector>
 
 extern "C" {
 #include "conv2d_geometry.h"  // WHITTLE_MAX_DIMENSION
@@ -29,7 +31,7 @@ inline std::string Describe(const Napi::Value& value) {
     case napi_number:
       return "number " + value.ToString().Utf8Value();
     case napi_string:
-      return "string";
+      return "string \"" + value.As<Napi::String>().Utf8Value() + "\"";
     case napi_symbol:
       return "symbol";
     case napi_function:
@@ -58,10 +60,12 @@ inline std::string Describe(const Napi::Value& value) {
   throw Napi::RangeError::New(env, "Expected " + what + " for " + name + " but received " + received);
 }
 
-inline Napi::Object ArgsObject(const Napi::CallbackInfo& info, size_t index, const char* name) {
+// `what` names the expected object in the message ("an object", "one object of named arguments").
+inline Napi::Object ArgsObject(const Napi::CallbackInfo& info, size_t index, const char* name,
+                               const char* what = "an object") {
   if (info.Length() <= index || !info[index].IsObject() || info[index].IsTypedArray() ||
       info[index].IsArray() || info[index].IsFunction()) {
-    ThrowType(info.Env(), "an object", name, info.Length() <= index ? info.Env().Undefined() : info[index]);
+    ThrowType(info.Env(), what, name, info.Length() <= index ? info.Env().Undefined() : info[index]);
   }
   return info[index].As<Napi::Object>();
 }
@@ -322,6 +326,76 @@ inline whittle_conv2d_shape ReadConvShape(const Napi::Object& args, bool fully_c
   const char* problem = whittle_conv2d_shape_problem(&s);
   if (problem != nullptr) ThrowShapeProblem(args.Env(), "convolution", problem, fully_connected);
   return s;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Float32Array arguments of the training kernels (binding_train.cc): an exact length, no aliasing, and the
+// messages "Expected a Float32Array of N values for <name>" / "Expected <out> to share no memory with <in>".
+
+// A boolean that must be present.
+inline bool RequiredBoolean(const Napi::Object& args, const char* name) {
+  Napi::Value value = args.Get(name);
+  if (!value.IsBoolean()) ThrowType(args.Env(), "a boolean", name, value);
+  return value.As<Napi::Boolean>().Value();
+}
+
+// A finite number that must be present.
+inline float FiniteFloat(const Napi::Object& args, const char* name) {
+  Napi::Value value = args.Get(name);
+  if (!value.IsNumber() || !std::isfinite(value.As<Napi::Number>().DoubleValue())) {
+    ThrowType(args.Env(), "a finite number", name, value);
+  }
+  return static_cast<float>(value.As<Napi::Number>().DoubleValue());
+}
+
+// The data of a Float32Array argument; data is null for an optional argument left out.
+struct Float32Values {
+  float* data = nullptr;
+  size_t length = 0;
+};
+
+// The number of values of the Float32Array `name` (TypeError when it is not one): for the arguments whose
+// length sets the length of the others.
+inline size_t Float32Length(const Napi::Object& args, const char* name) {
+  Napi::Value value = args.Get(name);
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowType(args.Env(), "a Float32Array", name, value);
+  }
+  return value.As<Napi::Float32Array>().ElementLength();
+}
+
+// A Float32Array of exactly `length` values; an optional one may be undefined or null (data stays null).
+inline Float32Values Float32Field(const Napi::Object& args, const char* name, size_t length,
+                                  bool optional = false) {
+  Napi::Env env = args.Env();
+  Napi::Value value = args.Get(name);
+  if (optional && (value.IsUndefined() || value.IsNull())) return {};
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowType(env, optional ? "a Float32Array, null or undefined" : "a Float32Array", name, value);
+  }
+  Napi::Float32Array array = value.As<Napi::Float32Array>();
+  if (array.ElementLength() != length) {
+    ThrowRange(env, "a Float32Array of " + std::to_string(length) + " values", name,
+               std::to_string(array.ElementLength()) + " values");
+  }
+  return {array.Data(), length};
+}
+
+// Outputs are written while inputs are read: they must not share memory.
+inline void ExpectNoSharedMemory(Napi::Env env, const char* output_name, const Float32Values& output,
+                                 const std::vector<std::pair<const char*, Float32Values>>& inputs) {
+  if (output.data == nullptr) return;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(output.data);
+  const uintptr_t end = begin + output.length * sizeof(float);
+  for (const auto& [name, input] : inputs) {
+    if (input.data == nullptr) continue;
+    const uintptr_t in_begin = reinterpret_cast<uintptr_t>(input.data);
+    const uintptr_t in_end = in_begin + input.length * sizeof(float);
+    if (begin < in_end && in_begin < end) {
+      throw Napi::RangeError::New(
+          env, std::string("Expected ") + output_name + " to share no memory with " + name + " but it does");
+    }
+  }
 }
 
 }  // namespace args

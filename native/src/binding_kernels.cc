@@ -104,8 +104,8 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   if (threads > 1 && whittle_threadpool_threads(kept_pool) != threads) {
     whittle_threadpool* created = whittle_threadpool_create(threads);
     if (created == nullptr) {
-      throw Napi::Error::New(
-          env, "Cannot start " + std::to_string(threads) + " threads (pthread_create failed); try fewer");
+      throw Napi::Error::New(env, "Cannot start " + std::to_string(threads) +
+                                      " threads (the system refused to create a thread); try fewer");
     }
     whittle_threadpool_destroy(kept_pool);
     kept_pool = created;

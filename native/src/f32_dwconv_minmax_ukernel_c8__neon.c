@@ -1,13 +1,8 @@
 #include <arm_neon.h>
 #include <string.h>
 
+#include "f32_mla__neon.h"
 #include "f32_ops.h"
-
-#if defined(__aarch64__)
-#define WHITTLE_VMLA(acc, a, b) vfmaq_f32(acc, a, b)
-#else
-#define WHITTLE_VMLA(acc, a, b) vmlaq_f32(acc, a, b)
-#endif
 
 void f32_dwconv_minmax_ukernel_c8__neon(size_t channels, size_t taps, const float* const* input,
                                         const float* w, float* output, float min, float max) {

@@ -2,14 +2,8 @@
 // defines MR and the function name, then includes this file.
 #include <arm_neon.h>
 
+#include "f32_mla__neon.h"
 #include "f32_ops.h"
-
-// ARMv7 NEON has no fused multiply-add without VFPv4, so it multiplies then adds (vmlaq); AArch64 fuses.
-#if defined(__aarch64__)
-#define WHITTLE_VMLA(acc, a, b) vfmaq_f32(acc, a, b)
-#else
-#define WHITTLE_VMLA(acc, a, b) vmlaq_f32(acc, a, b)
-#endif
 
 // MR rows x 8 columns = 2 x MR Q accumulators; MR = 4 fits the 16 Q registers of ARMv7.
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride, const float* w,

@@ -2,15 +2,19 @@
 // scalar one last. Dispatch, the test driver and the benchmarks all read these lists, so adding a kernel is
 // one line here (and its source file in the build).
 #include "f32_ops.h"
+#include "f32_train_ops.h"
 
 #define DECLARE_GEMM(name)                                                                              \
   void name(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride, const float* w, float* c, \
             size_t c_stride, float min, float max)
+#define DECLARE_PPMM(name) \
+  void name(size_t kc, const float* a, const float* b, float* c, size_t ldc, int accumulate)
 #define DECLARE_DWCONV(name)                                                                        \
   void name(size_t channels, size_t taps, const float* const* input, const float* w, float* output, \
             float min, float max)
 
 DECLARE_GEMM(f32_gemm_minmax_ukernel_4x4__scalar);
+DECLARE_PPMM(f32_ppmm_ukernel_4x8__scalar);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c4__scalar);
 extern const f32_simple_ukernels f32_simple_ukernels__scalar;
 #if defined(__x86_64__)
@@ -18,6 +22,8 @@ DECLARE_GEMM(f32_gemm_minmax_ukernel_1x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x32__avx512);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x32__avx512);
+DECLARE_PPMM(f32_ppmm_ukernel_6x16__avx2);
+DECLARE_PPMM(f32_ppmm_ukernel_6x32__avx512);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c16__avx2);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c32__avx512);
 extern const f32_simple_ukernels f32_simple_ukernels__avx2;
@@ -26,6 +32,7 @@ extern const f32_simple_ukernels f32_simple_ukernels__avx512;
 #if defined(__aarch64__) || defined(__ARM_NEON)
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x8__neon);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_4x8__neon);
+DECLARE_PPMM(f32_ppmm_ukernel_4x8__neon);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c8__neon);
 extern const f32_simple_ukernels f32_simple_ukernels__neon;
 #endif
@@ -33,6 +40,8 @@ extern const f32_simple_ukernels f32_simple_ukernels__neon;
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, fn_1) \
   { #name, isa, name, mr, nr, fn_1 }
+#define PPMM(name, isa, mr, nr) \
+  { #name, isa, name, mr, nr }
 #define DWCONV(name, isa, cb) \
   { #name, isa, name, cb }
 
@@ -48,6 +57,19 @@ const f32_gemm_ukernel f32_gemm_ukernels[] = {
     GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL),
 };
 const size_t f32_gemm_ukernel_count = sizeof(f32_gemm_ukernels) / sizeof(f32_gemm_ukernels[0]);
+
+// The training SGEMM's microkernels (f32_sgemm.c packs both operands for them).
+const f32_ppmm_ukernel f32_ppmm_ukernels[] = {
+#if defined(__x86_64__)
+    PPMM(f32_ppmm_ukernel_6x32__avx512, WHITTLE_ISA_AVX512, 6, 32),
+    PPMM(f32_ppmm_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    PPMM(f32_ppmm_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8),
+#endif
+    PPMM(f32_ppmm_ukernel_4x8__scalar, WHITTLE_ISA_SCALAR, 4, 8),
+};
+const size_t f32_ppmm_ukernel_count = sizeof(f32_ppmm_ukernels) / sizeof(f32_ppmm_ukernels[0]);
 
 const f32_dwconv_ukernel f32_dwconv_ukernels[] = {
 #if defined(__x86_64__)
@@ -80,6 +102,10 @@ static const simple_entry simple_entries[] = {
 
 const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(f32_gemm_ukernel, f32_gemm_ukernels, f32_gemm_ukernel_count, level);
+}
+
+const f32_ppmm_ukernel* f32_ppmm_ukernel_select(whittle_isa level) {
+  return WHITTLE_KERNEL_LIST_SELECT(f32_ppmm_ukernel, f32_ppmm_ukernels, f32_ppmm_ukernel_count, level);
 }
 
 const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level) {

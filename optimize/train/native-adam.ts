@@ -9,7 +9,7 @@
 // epoch's weights), so each step writes new values into a copy and assigns that to the variable.
 import * as tf from '@tensorflow/tfjs';
 
-import type { TrainBinding } from '../../native/train/index.js';
+import type { TrainBinding } from '../../native/train-kernels.js';
 
 /** tfjs's NamedTensor, which the tfjs package does not re-export. */
 interface NamedTensor {

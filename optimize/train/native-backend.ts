@@ -1,6 +1,6 @@
 // The 'whittle-native' TensorFlow.js backend: tfjs's cpu backend with its heavy kernels (convolutions,
-// matmuls, pooling, batch norm and their gradients) replaced by the native fp32 training kernels of
-// native/train. Every other kernel, and every configuration the native kernels do not cover (NCHW, PReLU
+// matmuls, pooling, batch norm and their gradients) replaced by the native fp32 training kernels of the
+// one native addon (native/train-kernels.ts). Every other kernel, and every configuration the native kernels do not cover (NCHW, PReLU
 // or leaky-ReLU fusion, non-float32 tensors, unusual broadcasting), runs the cpu backend's own kernel.
 // The gradients of the elementwise ops and means that training graphs are full of (ReLU, ReLU6, Minimum,
 // Maximum, Square, Mean) and BatchNormalization layers in training mode also run as fused native passes on
@@ -17,7 +17,7 @@ import {
   UNARY_GRAD_OPS,
   UNARY_OPS,
   type WindowShape,
-} from '../../native/train/index.js';
+} from '../../native/train-kernels.js';
 
 export const NATIVE_BACKEND = 'whittle-native';
 
@@ -85,10 +85,13 @@ function channelBias(
   return data;
 }
 
+/** One kernel of the backend. A kernel tfjs's cpu backend also has (`fallsBack`) returns undefined for a
+ * call outside what the native kernel covers, and the cpu kernel runs it; the kernels only this backend's
+ * gradient overrides call have no cpu twin, and their callers check the inputs first. */
 interface NativeKernel {
   name: string;
-  /** Returns undefined when this call is outside what the native kernel covers. */
-  run(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined;
+  fallsBack: boolean;
+  run(args: KernelArgs, native: TrainBinding): tf.TensorInfo | tf.TensorInfo[] | undefined;
 }
 
 function isChannelsLast(dataFormat: unknown): boolean {
@@ -135,6 +138,26 @@ function convForward(args: KernelArgs, native: TrainBinding, depthwise: boolean)
   return output(backend, info.outShape, y);
 }
 
+/** The geometry of a conv gradient kernel from the shapes of its input and filter (one of them an
+ * attribute, the other a tensor's shape), or undefined when either is not 4-D. */
+function gradientConvInfo(
+  attrs: Record<string, unknown>,
+  inputShape: readonly number[] | undefined,
+  filterShape: readonly number[] | undefined,
+  depthwise: boolean,
+): Conv2DInfo | undefined {
+  if (inputShape?.length !== 4 || filterShape?.length !== 4) return undefined;
+  return tf.backend_util.computeConv2DInfo(
+    [...inputShape] as [number, number, number, number],
+    [...filterShape] as [number, number, number, number],
+    attrs['strides'] as [number, number],
+    (attrs['dilations'] as [number, number] | undefined) ?? 1,
+    attrs['pad'] as Pad,
+    attrs['dimRoundingMode'] as Rounding,
+    depthwise,
+  );
+}
+
 function convBackpropInput(
   args: KernelArgs,
   native: TrainBinding,
@@ -145,17 +168,8 @@ function convBackpropInput(
   const attrs = args.attrs as Record<string, unknown>;
   if (dy === undefined || filter === undefined || !isChannelsLast(attrs['dataFormat'])) return undefined;
   const inputShape = attrs['inputShape'] as number[];
-  const filterShape = shape4(filter);
-  if (inputShape.length !== 4 || filterShape === undefined) return undefined;
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape as [number, number, number, number],
-    filterShape,
-    attrs['strides'] as [number, number],
-    (attrs['dilations'] as [number, number] | undefined) ?? 1,
-    attrs['pad'] as Pad,
-    attrs['dimRoundingMode'] as Rounding,
-    depthwise,
-  );
+  const info = gradientConvInfo(attrs, inputShape, filter.shape, depthwise);
+  if (info === undefined) return undefined;
   const dyData = values(backend, dy);
   const filterData = values(backend, filter);
   if (dyData === undefined || filterData === undefined) return undefined;
@@ -176,17 +190,8 @@ function convBackpropFilter(
   const attrs = args.attrs as Record<string, unknown>;
   if (x === undefined || dy === undefined || !isChannelsLast(attrs['dataFormat'])) return undefined;
   const filterShape = attrs['filterShape'] as number[];
-  const xShape = shape4(x);
-  if (filterShape.length !== 4 || xShape === undefined) return undefined;
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape,
-    filterShape as [number, number, number, number],
-    attrs['strides'] as [number, number],
-    (attrs['dilations'] as [number, number] | undefined) ?? 1,
-    attrs['pad'] as Pad,
-    attrs['dimRoundingMode'] as Rounding,
-    depthwise,
-  );
+  const info = gradientConvInfo(attrs, x.shape, filterShape, depthwise);
+  if (info === undefined) return undefined;
   const xData = values(backend, x);
   const dyData = values(backend, dy);
   if (xData === undefined || dyData === undefined) return undefined;
@@ -627,16 +632,6 @@ function meanGrad(args: KernelArgs, native: TrainBinding): tf.TensorInfo {
   return output(backend, [...shape], dx);
 }
 
-/** Kernels only the gradient overrides call: they have no cpu fallback, their callers check the inputs. */
-const GRADIENT_KERNELS: readonly {
-  name: string;
-  run(args: KernelArgs, native: TrainBinding): tf.TensorInfo;
-}[] = [
-  { name: UNARY_GRAD, run: unaryGrad },
-  { name: COMPARE_MASK, run: compareMask },
-  { name: MEAN_GRAD, run: meanGrad },
-];
-
 function onNativeBackend(...tensors: tf.Tensor[]): boolean {
   return tf.getBackend() === NATIVE_BACKEND && tensors.every((t) => t.dtype === 'float32');
 }
@@ -843,49 +838,56 @@ function registerBatchNormTraining(): void {
   };
 }
 
-/** Gradient kernels with several outputs (batch norm in training mode). */
-const MULTI_OUTPUT_GRADIENT_KERNELS: readonly {
-  name: string;
-  run(args: KernelArgs, native: TrainBinding): tf.TensorInfo[];
-}[] = [
-  { name: BN_MOMENTS, run: batchNormMoments },
-  { name: BN_TRAIN_GRAD, run: batchNormTrainGrad },
-];
-
 /** One list drives registration and the tests: kernel name -> native implementation. */
 export const NATIVE_KERNELS: readonly NativeKernel[] = [
-  { name: 'Conv2D', run: (a, n) => convForward(a, n, false) },
-  { name: 'FusedConv2D', run: (a, n) => convForward(a, n, false) },
-  { name: 'Conv2DBackpropInput', run: (a, n) => convBackpropInput(a, n, false) },
-  { name: 'Conv2DBackpropFilter', run: (a, n) => convBackpropFilter(a, n, false) },
-  { name: 'DepthwiseConv2dNative', run: (a, n) => convForward(a, n, true) },
-  { name: 'FusedDepthwiseConv2D', run: (a, n) => convForward(a, n, true) },
-  { name: 'DepthwiseConv2dNativeBackpropInput', run: (a, n) => convBackpropInput(a, n, true) },
-  { name: 'DepthwiseConv2dNativeBackpropFilter', run: (a, n) => convBackpropFilter(a, n, true) },
-  { name: 'MaxPool', run: (a, n) => poolForward(a, n, true) },
-  { name: 'MaxPoolGrad', run: (a, n) => poolBackward(a, n, true) },
-  { name: 'AvgPool', run: (a, n) => poolForward(a, n, false) },
-  { name: 'AvgPoolGrad', run: (a, n) => poolBackward(a, n, false) },
-  { name: 'BatchMatMul', run: matMul },
-  { name: '_FusedMatMul', run: matMul },
-  { name: 'FusedBatchNorm', run: batchNorm },
-  { name: 'Add', run: (a, n) => binary(a, n, BINARY_OPS.add) },
-  { name: 'Sub', run: (a, n) => binary(a, n, BINARY_OPS.sub) },
-  { name: 'Multiply', run: (a, n) => binary(a, n, BINARY_OPS.mul) },
-  { name: 'RealDiv', run: (a, n) => binary(a, n, BINARY_OPS.div) },
-  { name: 'Maximum', run: (a, n) => binary(a, n, BINARY_OPS.max) },
-  { name: 'Minimum', run: (a, n) => binary(a, n, BINARY_OPS.min) },
-  { name: 'SquaredDifference', run: (a, n) => binary(a, n, BINARY_OPS.squaredDifference) },
-  { name: 'Relu', run: (a, n) => unary(a, n, UNARY_OPS.relu) },
-  { name: 'Relu6', run: (a, n) => unary(a, n, UNARY_OPS.relu6) },
-  { name: 'Step', run: (a, n) => unary(a, n, UNARY_OPS.step) },
-  { name: 'Neg', run: (a, n) => unary(a, n, UNARY_OPS.neg) },
-  { name: 'Square', run: (a, n) => unary(a, n, UNARY_OPS.square) },
-  { name: 'Sqrt', run: (a, n) => unary(a, n, UNARY_OPS.sqrt) },
-  { name: 'Abs', run: (a, n) => unary(a, n, UNARY_OPS.abs) },
-  { name: 'Sum', run: sum },
-  { name: 'Mean', run: (a, n) => sum(a, n, true) },
-  { name: 'Transpose', run: transpose },
+  // tfjs's kernels, overridden: the cpu backend's own runs what the native one does not cover.
+  { name: 'Conv2D', fallsBack: true, run: (a, n) => convForward(a, n, false) },
+  { name: 'FusedConv2D', fallsBack: true, run: (a, n) => convForward(a, n, false) },
+  { name: 'Conv2DBackpropInput', fallsBack: true, run: (a, n) => convBackpropInput(a, n, false) },
+  { name: 'Conv2DBackpropFilter', fallsBack: true, run: (a, n) => convBackpropFilter(a, n, false) },
+  { name: 'DepthwiseConv2dNative', fallsBack: true, run: (a, n) => convForward(a, n, true) },
+  { name: 'FusedDepthwiseConv2D', fallsBack: true, run: (a, n) => convForward(a, n, true) },
+  {
+    name: 'DepthwiseConv2dNativeBackpropInput',
+    fallsBack: true,
+    run: (a, n) => convBackpropInput(a, n, true),
+  },
+  {
+    name: 'DepthwiseConv2dNativeBackpropFilter',
+    fallsBack: true,
+    run: (a, n) => convBackpropFilter(a, n, true),
+  },
+  { name: 'MaxPool', fallsBack: true, run: (a, n) => poolForward(a, n, true) },
+  { name: 'MaxPoolGrad', fallsBack: true, run: (a, n) => poolBackward(a, n, true) },
+  { name: 'AvgPool', fallsBack: true, run: (a, n) => poolForward(a, n, false) },
+  { name: 'AvgPoolGrad', fallsBack: true, run: (a, n) => poolBackward(a, n, false) },
+  { name: 'BatchMatMul', fallsBack: true, run: matMul },
+  { name: '_FusedMatMul', fallsBack: true, run: matMul },
+  { name: 'FusedBatchNorm', fallsBack: true, run: batchNorm },
+  { name: 'Add', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.add) },
+  { name: 'Sub', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.sub) },
+  { name: 'Multiply', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.mul) },
+  { name: 'RealDiv', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.div) },
+  { name: 'Maximum', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.max) },
+  { name: 'Minimum', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.min) },
+  { name: 'SquaredDifference', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.squaredDifference) },
+  { name: 'Relu', fallsBack: true, run: (a, n) => unary(a, n, UNARY_OPS.relu) },
+  { name: 'Relu6', fallsBack: true, run: (a, n) => unary(a, n, UNARY_OPS.relu6) },
+  { name: 'Step', fallsBack: true, run: (a, n) => unary(a, n, UNARY_OPS.step) },
+  { name: 'Neg', fallsBack: true, run: (a, n) => unary(a, n, UNARY_OPS.neg) },
+  { name: 'Square', fallsBack: true, run: (a, n) => unary(a, n, UNARY_OPS.square) },
+  { name: 'Sqrt', fallsBack: true, run: (a, n) => unary(a, n, UNARY_OPS.sqrt) },
+  { name: 'Abs', fallsBack: true, run: (a, n) => unary(a, n, UNARY_OPS.abs) },
+  { name: 'Sum', fallsBack: true, run: sum },
+  { name: 'Mean', fallsBack: true, run: (a, n) => sum(a, n, true) },
+  { name: 'Transpose', fallsBack: true, run: transpose },
+  // The kernels this backend's gradient overrides call (see the sections above).
+  { name: BATCH_NORM_GRAD, fallsBack: false, run: batchNormGrad },
+  { name: UNARY_GRAD, fallsBack: false, run: unaryGrad },
+  { name: COMPARE_MASK, fallsBack: false, run: compareMask },
+  { name: MEAN_GRAD, fallsBack: false, run: meanGrad },
+  { name: BN_MOMENTS, fallsBack: false, run: batchNormMoments },
+  { name: BN_TRAIN_GRAD, fallsBack: false, run: batchNormTrainGrad },
 ];
 
 /** Counts of native runs and cpu fallbacks per kernel since registration (what a test or benchmark reads
@@ -894,17 +896,24 @@ export const nativeKernelStats = new Map<string, { native: number; fallback: num
 
 let registered = false;
 
-/** Registers the 'whittle-native' backend (idempotent). Throws TrainAddonLoadError when the addon is missing.
+/** Threads the native kernels train on unless the process set a count before registering the backend. */
+export const DEFAULT_TRAINING_THREADS = 2;
+
+/** Registers the 'whittle-native' backend (idempotent). Throws NativeAddonLoadError when the addon is missing.
  * Does not select it: call tf.setBackend(NATIVE_BACKEND). */
 export function registerNativeBackend(priority = 0): void {
   if (registered) return;
   const native = loadTrainBinding();
-  // Halves a MobileNet step on a VM: see retainFreedMemory in native/train/binding.cc.
+  // Halves a MobileNet step on a VM: see RetainFreedMemory in native/src/binding_train.cc.
   native.retainFreedMemory();
+  // The training kernels had a pool of their own with 2 threads by default; they now share the library's
+  // one pool, which starts with inference's default of 1. A process that has not chosen a thread count
+  // keeps training's default (whittle train --threads and the benchmarks set theirs after this).
+  if (native.getThreads() === 1) native.setThreads(DEFAULT_TRAINING_THREADS);
   const cpuKernels = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
   for (const kernel of NATIVE_KERNELS) {
-    const fallback = cpuKernels.get(kernel.name);
-    if (fallback === undefined)
+    const fallback = kernel.fallsBack ? cpuKernels.get(kernel.name) : undefined;
+    if (kernel.fallsBack && fallback === undefined)
       throw new TypeError(`tfjs's cpu backend has no kernel ${kernel.name} to fall back on`);
     const stats = { native: 0, fallback: 0 };
     nativeKernelStats.set(kernel.name, stats);
@@ -917,53 +926,17 @@ export function registerNativeBackend(priority = 0): void {
           stats.native++;
           return result;
         }
+        if (fallback === undefined)
+          throw new TypeError(`${kernel.name}: inputs outside what the kernel covers`);
         stats.fallback++;
         return fallback.kernelFunc(args);
       },
     });
   }
+  // Every other kernel is the cpu backend's own.
   const overridden = new Set(NATIVE_KERNELS.map((k) => k.name));
   for (const config of cpuKernels.values()) {
     if (!overridden.has(config.kernelName)) tf.registerKernel({ ...config, backendName: NATIVE_BACKEND });
-  }
-  const gradStats = { native: 0, fallback: 0 };
-  nativeKernelStats.set(BATCH_NORM_GRAD, gradStats);
-  tf.registerKernel({
-    kernelName: BATCH_NORM_GRAD,
-    backendName: NATIVE_BACKEND,
-    kernelFunc: (args) => {
-      const result = batchNormGrad(args, native);
-      if (result === undefined)
-        throw new TypeError(`${BATCH_NORM_GRAD}: inputs outside what the kernel covers`);
-      gradStats.native++;
-      return result;
-    },
-  });
-  for (const kernel of GRADIENT_KERNELS) {
-    const stats = { native: 0, fallback: 0 };
-    nativeKernelStats.set(kernel.name, stats);
-    tf.registerKernel({
-      kernelName: kernel.name,
-      backendName: NATIVE_BACKEND,
-      kernelFunc: (args) => {
-        const result = kernel.run(args, native);
-        stats.native++;
-        return result;
-      },
-    });
-  }
-  for (const kernel of MULTI_OUTPUT_GRADIENT_KERNELS) {
-    const stats = { native: 0, fallback: 0 };
-    nativeKernelStats.set(kernel.name, stats);
-    tf.registerKernel({
-      kernelName: kernel.name,
-      backendName: NATIVE_BACKEND,
-      kernelFunc: (args) => {
-        const result = kernel.run(args, native);
-        stats.native++;
-        return result;
-      },
-    });
   }
   registerBatchNormGradient();
   registerElementwiseGradients();

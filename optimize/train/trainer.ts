@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { loadTrainBinding } from '../../native/train/index.js';
+import { loadTrainBinding } from '../../native/train-kernels.js';
 import { BatchStream, identity, splitTrainValidation } from '../datasets/batches.js';
 import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
 import type { ImageSet } from '../datasets/image-set.js';

@@ -6,7 +6,7 @@ import { before, describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { loadTrainBinding } from '../../../native/train/index.js';
+import { loadTrainBinding } from '../../../native/train-kernels.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { NativeAdamOptimizer } from '../../../optimize/train/native-adam.js';
 

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { loadTrainBinding, type TrainIsa } from '../../../native/train/index.js';
+import { loadTrainBinding, type TrainIsa } from '../../../native/train-kernels.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import {
   NATIVE_BACKEND,

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { COMPARE_OPS, loadTrainBinding, UNARY_GRAD_OPS } from '../../../native/train/index.js';
+import { COMPARE_OPS, loadTrainBinding, UNARY_GRAD_OPS } from '../../../native/train-kernels.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import {
   NATIVE_BACKEND,

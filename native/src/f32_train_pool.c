@@ -5,7 +5,19 @@
 #include <math.h>
 #include <string.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
+
+// The input rows [lo, hi) the pooling window of output row `out` covers, padded rows excluded (or the
+// columns of output column `out`, given the width's stride, padding, filter and input size).
+typedef struct {
+  int lo, hi;
+} window_span;
+
+static inline window_span span(int out, int stride, int pad, int filter, int in) {
+  const int first = out * stride - pad;
+  const window_span w = {first < 0 ? 0 : first, first + filter > in ? in : first + filter};
+  return w;
+}
 
 typedef struct {
   const f32_window_shape* s;
@@ -14,26 +26,20 @@ typedef struct {
   int max;
 } pool_job;
 
-static void image_range(const f32_window_shape* s, int thread, int threads, size_t* begin, size_t* end) {
-  *begin = (size_t)s->batch * (size_t)thread / (size_t)threads;
-  *end = (size_t)s->batch * (size_t)(thread + 1) / (size_t)threads;
-}
-
-static void forward_task(void* context, int thread, int threads) {
+static void forward_task(void* context, size_t thread, size_t begin, size_t end) {
   const pool_job* job = (const pool_job*)context;
   const f32_window_shape* s = job->s;
   const size_t c = (size_t)s->in_c;
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
+  (void)thread;
   for (size_t n = begin; n < end; n++) {
     const float* x = job->x + n * (size_t)s->in_h * s->in_w * c;
     float* y = job->y + n * (size_t)s->out_h * s->out_w * c;
     for (int oy = 0; oy < s->out_h; oy++) {
-      const int y0 = oy * s->stride_h - s->pad_top;
-      const int ylo = y0 < 0 ? 0 : y0, yhi = y0 + s->filter_h > s->in_h ? s->in_h : y0 + s->filter_h;
+      const window_span rows = span(oy, s->stride_h, s->pad_top, s->filter_h, s->in_h);
+      const int ylo = rows.lo, yhi = rows.hi;
       for (int ox = 0; ox < s->out_w; ox++) {
-        const int x0 = ox * s->stride_w - s->pad_left;
-        const int xlo = x0 < 0 ? 0 : x0, xhi = x0 + s->filter_w > s->in_w ? s->in_w : x0 + s->filter_w;
+        const window_span cols = span(ox, s->stride_w, s->pad_left, s->filter_w, s->in_w);
+        const int xlo = cols.lo, xhi = cols.hi;
         float* out = y + ((size_t)oy * s->out_w + ox) * c;
         for (size_t ch = 0; ch < c; ch++) out[ch] = job->max ? -INFINITY : 0.0f;
         for (int iy = ylo; iy < yhi; iy++) {
@@ -55,23 +61,22 @@ static void forward_task(void* context, int thread, int threads) {
   }
 }
 
-static void max_backward_task(void* context, int thread, int threads) {
+static void max_backward_task(void* context, size_t thread, size_t begin, size_t end) {
   const pool_job* job = (const pool_job*)context;
   const f32_window_shape* s = job->s;
   const size_t c = (size_t)s->in_c;
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
+  (void)thread;
   for (size_t n = begin; n < end; n++) {
     const float* x = job->x + n * (size_t)s->in_h * s->in_w * c;
     const float* dy = job->dy + n * (size_t)s->out_h * s->out_w * c;
     float* dx = job->dx + n * (size_t)s->in_h * s->in_w * c;
     memset(dx, 0, (size_t)s->in_h * s->in_w * c * sizeof(float));
     for (int oy = 0; oy < s->out_h; oy++) {
-      const int y0 = oy * s->stride_h - s->pad_top;
-      const int ylo = y0 < 0 ? 0 : y0, yhi = y0 + s->filter_h > s->in_h ? s->in_h : y0 + s->filter_h;
+      const window_span rows = span(oy, s->stride_h, s->pad_top, s->filter_h, s->in_h);
+      const int ylo = rows.lo, yhi = rows.hi;
       for (int ox = 0; ox < s->out_w; ox++) {
-        const int x0 = ox * s->stride_w - s->pad_left;
-        const int xlo = x0 < 0 ? 0 : x0, xhi = x0 + s->filter_w > s->in_w ? s->in_w : x0 + s->filter_w;
+        const window_span cols = span(ox, s->stride_w, s->pad_left, s->filter_w, s->in_w);
+        const int xlo = cols.lo, xhi = cols.hi;
         const float* g = dy + ((size_t)oy * s->out_w + ox) * c;
         for (size_t ch = 0; ch < c; ch++) {
           float best = -INFINITY;
@@ -91,23 +96,22 @@ static void max_backward_task(void* context, int thread, int threads) {
   }
 }
 
-static void avg_backward_task(void* context, int thread, int threads) {
+static void avg_backward_task(void* context, size_t thread, size_t begin, size_t end) {
   const pool_job* job = (const pool_job*)context;
   const f32_window_shape* s = job->s;
   const size_t c = (size_t)s->in_c;
   const float scale = 1.0f / (float)(s->filter_h * s->filter_w);
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
+  (void)thread;
   for (size_t n = begin; n < end; n++) {
     const float* dy = job->dy + n * (size_t)s->out_h * s->out_w * c;
     float* dx = job->dx + n * (size_t)s->in_h * s->in_w * c;
     memset(dx, 0, (size_t)s->in_h * s->in_w * c * sizeof(float));
     for (int oy = 0; oy < s->out_h; oy++) {
-      const int y0 = oy * s->stride_h - s->pad_top;
-      const int ylo = y0 < 0 ? 0 : y0, yhi = y0 + s->filter_h > s->in_h ? s->in_h : y0 + s->filter_h;
+      const window_span rows = span(oy, s->stride_h, s->pad_top, s->filter_h, s->in_h);
+      const int ylo = rows.lo, yhi = rows.hi;
       for (int ox = 0; ox < s->out_w; ox++) {
-        const int x0 = ox * s->stride_w - s->pad_left;
-        const int xlo = x0 < 0 ? 0 : x0, xhi = x0 + s->filter_w > s->in_w ? s->in_w : x0 + s->filter_w;
+        const window_span cols = span(ox, s->stride_w, s->pad_left, s->filter_w, s->in_w);
+        const int xlo = cols.lo, xhi = cols.hi;
         const float* g = dy + ((size_t)oy * s->out_w + ox) * c;
         for (int iy = ylo; iy < yhi; iy++)
           for (int ix = xlo; ix < xhi; ix++) {
@@ -119,27 +123,32 @@ static void avg_backward_task(void* context, int thread, int threads) {
   }
 }
 
-static void run(const f32_window_shape* s, f32_task_fn task, pool_job* job) {
-  const int threads = f32_train_threads();
-  f32_parallel(s->batch >= threads ? threads : 1, task, job);
+// Images one at a time on the pool; with fewer images than threads, all on the calling thread.
+static void run(const f32_train_context* ctx, const f32_window_shape* s, whittle_task_fn task,
+                pool_job* job) {
+  const size_t batch = (size_t)s->batch;
+  whittle_threadpool_parallelize(ctx->pool, task, job, batch,
+                                 batch >= whittle_threadpool_threads(ctx->pool) ? 1 : batch);
 }
 
-void f32_maxpool_forward(const f32_window_shape* s, const float* x, float* y) {
+void f32_maxpool_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x, float* y) {
   pool_job job = {s, x, NULL, y, NULL, 1};
-  run(s, forward_task, &job);
+  run(ctx, s, forward_task, &job);
 }
 
-void f32_maxpool_backward(const f32_window_shape* s, const float* x, const float* dy, float* dx) {
+void f32_maxpool_backward(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                          const float* dy, float* dx) {
   pool_job job = {s, x, dy, NULL, dx, 1};
-  run(s, max_backward_task, &job);
+  run(ctx, s, max_backward_task, &job);
 }
 
-void f32_avgpool_forward(const f32_window_shape* s, const float* x, float* y) {
+void f32_avgpool_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x, float* y) {
   pool_job job = {s, x, NULL, y, NULL, 0};
-  run(s, forward_task, &job);
+  run(ctx, s, forward_task, &job);
 }
 
-void f32_avgpool_backward(const f32_window_shape* s, const float* dy, float* dx) {
+void f32_avgpool_backward(const f32_train_context* ctx, const f32_window_shape* s, const float* dy,
+                          float* dx) {
   pool_job job = {s, NULL, dy, NULL, dx, 0};
-  run(s, avg_backward_task, &job);
+  run(ctx, s, avg_backward_task, &job);
 }

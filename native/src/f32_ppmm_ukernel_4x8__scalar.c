@@ -1,7 +1,7 @@
 // Portable 4x8 SGEMM microkernel: plain loops the compiler may vectorize for the base ISA.
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
-void f32_gemm_ukernel_4x8__scalar(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void f32_ppmm_ukernel_4x8__scalar(size_t kc, const float* a, const float* b, float* c, size_t ldc,
                                   int accumulate) {
   float acc[4][8] = {{0}};
   for (size_t p = 0; p < kc; p++) {

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
 void f32_batchnorm_forward(size_t count, size_t channels, const float* x, const float* mean, const float* var,
                            const float* scale, const float* offset, float eps, float* y) {
-  float* mul = f32_scratch(0, 2, 2 * channels);
+  float* mul = f32_train_scratch(0, 2, 2 * channels);
   float* add = mul + channels;
   for (size_t c = 0; c < channels; c++) {
     const float r = 1.0f / sqrtf(var[c] + eps);
@@ -26,7 +26,7 @@ void f32_batchnorm_backward(size_t count, size_t channels, const float* x, const
                             float* dmean, float* dvar, float* dscale, float* doffset) {
   // sums[0][c] = sum(dy), sums[1][c] = sum(dy * (x - mean)), accumulated in double for long batches.
   double* sums = (double*)calloc(2 * channels, sizeof(double));
-  float* r = f32_scratch(0, 2, 2 * channels);
+  float* r = f32_train_scratch(0, 2, 2 * channels);
   float* g = r + channels;
   for (size_t c = 0; c < channels; c++) {
     r[c] = 1.0f / sqrtf(var[c] + eps);

@@ -1,10 +1,10 @@
 // AVX2 + FMA 6x16 SGEMM microkernel: 12 ymm accumulators, 2 ymm B rows, 1 broadcast A value.
-// Compiled with -mavx2 -mfma in its own file; called only when cpuid reports AVX2 and FMA.
+// Compiled with the avx2 level's flags in its own file; listed for WHITTLE_ISA_AVX2 (cpu/cpu-features.h).
 #include <immintrin.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
-void f32_gemm_ukernel_6x16__avx2(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void f32_ppmm_ukernel_6x16__avx2(size_t kc, const float* a, const float* b, float* c, size_t ldc,
                                  int accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();

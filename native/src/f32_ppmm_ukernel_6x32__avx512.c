@@ -1,10 +1,10 @@
 // AVX-512F 6x32 SGEMM microkernel: 12 zmm accumulators, 2 zmm B rows, 1 broadcast A value.
-// Compiled with -mavx512f in its own file; called only when cpuid and XCR0 report AVX-512F state.
+// Compiled with the avx512 level's flags in its own file; listed for WHITTLE_ISA_AVX512 (cpu/cpu-features.h).
 #include <immintrin.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
-void f32_gemm_ukernel_6x32__avx512(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+void f32_ppmm_ukernel_6x32__avx512(size_t kc, const float* a, const float* b, float* c, size_t ldc,
                                    int accumulate) {
   __m512 acc[6][2];
   for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();

@@ -1,10 +1,9 @@
-// The TypeScript face of the fp32 training kernels (whittle_train.node, built from native/train/ as a
-// second target of native/binding.gyp). The addon checks every argument (types, lengths, ranges,
-// aliasing) and throws a TypeError or RangeError naming it, so no bad call reaches C.
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// The TypeScript face of the fp32 training kernels (native/src/f32_train_ops.h, bound by
+// native/src/binding_train.cc in the one addon that native/index.ts loads). The addon checks every argument
+// (types, lengths, ranges, aliasing) and throws a TypeError or RangeError naming it, so no bad call reaches
+// C. The kernels run on the library's one thread pool (setThreads) and take their SGEMM path from the
+// library's ISA level (WHITTLE_ISA).
+import { loadNativeBinding } from './index.js';
 
 export type FusedActivation = 'linear' | 'relu' | 'relu6';
 
@@ -27,6 +26,19 @@ export interface WindowShape {
   dilationWidth: number;
   padTop: number;
   padLeft: number;
+}
+
+/** What both batch-norm gradients read, over x[count][channels], and the dx they write. */
+export interface BatchNormGradientArgs {
+  count: number;
+  channels: number;
+  x: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+  scale: Float32Array | null;
+  dy: Float32Array;
+  epsilon: number;
+  dx: Float32Array;
 }
 
 export interface TrainBinding {
@@ -91,21 +103,14 @@ export interface TrainBinding {
     epsilon: number;
     y: Float32Array;
   }): void;
-  batchNormBackward(args: {
-    count: number;
-    channels: number;
-    x: Float32Array;
-    mean: Float32Array;
-    variance: Float32Array;
-    scale: Float32Array | null;
-    dy: Float32Array;
-    epsilon: number;
-    dx: Float32Array;
-    dmean: Float32Array;
-    dvariance: Float32Array;
-    dscale: Float32Array;
-    doffset: Float32Array;
-  }): void;
+  batchNormBackward(
+    args: BatchNormGradientArgs & {
+      dmean: Float32Array;
+      dvariance: Float32Array;
+      dscale: Float32Array;
+      doffset: Float32Array;
+    },
+  ): void;
   /** The biased per-channel mean and variance of x[count][channels] (batch norm's training moments). */
   batchNormMoments(args: {
     count: number;
@@ -116,19 +121,7 @@ export interface TrainBinding {
   }): void;
   /** Batch norm's gradient in training mode, where mean and variance are x's own moments: dx includes
    * their dependence on x. */
-  batchNormTrainBackward(args: {
-    count: number;
-    channels: number;
-    x: Float32Array;
-    mean: Float32Array;
-    variance: Float32Array;
-    scale: Float32Array | null;
-    dy: Float32Array;
-    epsilon: number;
-    dx: Float32Array;
-    dscale: Float32Array;
-    doffset: Float32Array;
-  }): void;
+  batchNormTrainBackward(args: BatchNormGradientArgs & { dscale: Float32Array; doffset: Float32Array }): void;
   /** y[i] = op(a[(i / aDivisor) % aLength], b[(i / bDivisor) % bLength]) for i < n (BINARY_OPS). */
   binary(args: {
     op: number;
@@ -181,16 +174,17 @@ export interface TrainBinding {
   /** Keeps freed activation-sized buffers in the C heap instead of unmapping them (glibc mallopt), so
    * the next step's arrays do not page-fault in again; false where the C library has no such setting. */
   retainFreedMemory(): boolean;
-  /** The SGEMM path in use and the best one this CPU and build support. */
+  /** The SGEMM path in use and the one the process's kernel path (WHITTLE_ISA, or the CPU's best) selects. */
   isa(): { current: TrainIsa; best: TrainIsa };
-  /** Forces an SGEMM path (tests, benchmarks); RangeError if the CPU or build lacks it. */
+  /** Forces a lower SGEMM path (tests, benchmarks); RangeError for a path above the selected one. */
   setIsa(isa: TrainIsa): void;
-  threads(): number;
-  /** Threads for every kernel, 1-8 (default 2). */
+  /** Threads of the library's one pool, shared with the inference kernels (native/index.ts setThreads). */
+  getThreads(): number;
+  /** 1-64; the pool every kernel of the addon runs on. */
   setThreads(threads: number): void;
 }
 
-/** Codes of f32_binary_op in native/train/src/f32_train.h. */
+/** Codes of f32_binary_op in native/src/f32_train_ops.h. */
 export const BINARY_OPS = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5, squaredDifference: 6 } as const;
 /** Codes of f32_unary_op. */
 export const UNARY_OPS = { relu: 0, relu6: 1, step: 2, neg: 3, square: 4, sqrt: 5, abs: 6 } as const;
@@ -200,103 +194,11 @@ export const UNARY_GRAD_OPS = { relu: 0, square: 1 } as const;
 /** Codes of f32_compare_op. */
 export const COMPARE_OPS = { greater: 0, greaterEqual: 1, less: 2, lessEqual: 3 } as const;
 
-export type TrainIsa = 'scalar' | 'avx2' | 'avx512';
+/** The ISAs of the SGEMM microkernels (f32_ppmm_ukernels in native/src/f32_ukernels.c). */
+export type TrainIsa = 'scalar' | 'avx2' | 'avx512' | 'neon';
 
-/** The training addon could not be loaded: not built, built for another platform, or stale. */
-export class TrainAddonLoadError extends Error {
-  override readonly name = 'TrainAddonLoadError';
-}
-
-const ADDON_FILE = 'whittle_train.node';
-const REQUIRED_EXPORTS = [
-  'conv2dForward',
-  'batchMatMul',
-  'maxPool',
-  'batchNorm',
-  'binary',
-  'compareMask',
-  'meanGrad',
-  'batchNormTrainBackward',
-  'adamUpdate',
-] as const;
-
-function findRepositoryRoot(start: string): string | undefined {
-  for (let dir = start; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        const parsed: unknown = JSON.parse(readFileSync(manifest, 'utf8'));
-        if (
-          typeof parsed === 'object' &&
-          parsed !== null &&
-          (parsed as { name?: unknown }).name === 'whittle'
-        )
-          return dir;
-      } catch {
-        // Another project's unreadable manifest: keep walking up.
-      }
-    }
-    if (dirname(dir) === dir) return undefined;
-  }
-}
-
-function isTrainBinding(value: unknown): value is TrainBinding {
-  if (typeof value !== 'object' || value === null) return false;
-  const record = value as Record<string, unknown>;
-  return REQUIRED_EXPORTS.every((name) => typeof record[name] === 'function');
-}
-
-/** Where the addon may be: $WHITTLE_TRAIN_ADDON first (a build made elsewhere), then native/build. */
-export function trainAddonCandidates(): string[] {
-  const candidates: string[] = [];
-  const fromEnv = process.env['WHITTLE_TRAIN_ADDON'];
-  if (fromEnv !== undefined && fromEnv !== '') candidates.push(fromEnv);
-  const root = findRepositoryRoot(dirname(fileURLToPath(import.meta.url)));
-  if (root !== undefined) {
-    for (const configuration of ['Release', 'Debug'])
-      candidates.push(join(root, 'native', 'build', configuration, ADDON_FILE));
-  }
-  return candidates;
-}
-
-let binding: TrainBinding | undefined;
-
-/** Loads the addon once. Throws TrainAddonLoadError listing every path tried and why each failed. */
+/** The addon's training kernels. Throws NativeAddonLoadError (native/index.ts) listing every path tried when
+ * the addon cannot be loaded. */
 export function loadTrainBinding(): TrainBinding {
-  if (binding !== undefined) return binding;
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const path of trainAddonCandidates()) {
-    if (!existsSync(path)) {
-      tried.push(`${path} (not found)`);
-      continue;
-    }
-    let loaded: unknown;
-    try {
-      loaded = require(path);
-    } catch (error) {
-      tried.push(`${path} (${error instanceof Error ? error.message : String(error)})`);
-      continue;
-    }
-    if (!isTrainBinding(loaded)) {
-      tried.push(`${path} (loaded, but it lacks ${REQUIRED_EXPORTS.join(', ')}: a stale build?)`);
-      continue;
-    }
-    binding = loaded;
-    return binding;
-  }
-  throw new TrainAddonLoadError(
-    `Cannot load the Whittle training addon ${ADDON_FILE}. Tried:\n  ${tried.join('\n  ') || '(no candidate paths)'}\n` +
-      `Build it with \`npx node-gyp rebuild --directory native\` (needs python3, make and a C/C++ compiler).`,
-  );
-}
-
-/** True when the addon loads; never throws. */
-export function trainAddonAvailable(): boolean {
-  try {
-    loadTrainBinding();
-    return true;
-  } catch {
-    return false;
-  }
+  return loadNativeBinding();
 }

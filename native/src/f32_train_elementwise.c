@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
 // An operand read at index (i / div) % len for output index i: full (div 1, len n), scalar (len 1),
 // trailing rows (div 1, len = inner size) or leading columns (div = inner size). The cursor walks that
@@ -82,10 +82,10 @@ void f32_binary(f32_binary_op op, size_t n, const float* a, size_t a_div, size_t
       BINARY_LOOP(x / z);
       break;
     case F32_BINARY_MAX:
-      BINARY_LOOP((x != x) | (z != z) ? NAN : (x > z ? x : z));
+      BINARY_LOOP(((x != x) | (z != z)) ? NAN : (x > z ? x : z));
       break;
     case F32_BINARY_MIN:
-      BINARY_LOOP((x != x) | (z != z) ? NAN : (x < z ? x : z));
+      BINARY_LOOP(((x != x) | (z != z)) ? NAN : (x < z ? x : z));
       break;
     case F32_BINARY_SQUARED_DIFFERENCE:
       BINARY_LOOP((x - z) * (x - z));

@@ -2,12 +2,17 @@
 //
 // Shapes follow TensorFlow.js: activations are [batch, height, width, channels], conv filters are
 // [filter_h, filter_w, in_c, out_c] (HWIO), depthwise filters are [filter_h, filter_w, in_c, multiplier].
-// Every function trusts its arguments: the Node-API binding checks every size before calling here.
-#ifndef WHITTLE_F32_TRAIN_H_
-#define WHITTLE_F32_TRAIN_H_
+// Every function trusts its arguments: the Node-API binding (binding_train.cc) checks every size before
+// calling here. These are more families of the one kernel library: the SGEMM microkernels are a list chosen
+// by ISA level like every other family (f32_ukernels.c), and the ops run on the library's thread pool.
+#ifndef WHITTLE_F32_TRAIN_OPS_H_
+#define WHITTLE_F32_TRAIN_OPS_H_
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cpu/cpu-features.h"
+#include "threadpool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,65 +32,96 @@ typedef struct {
   int32_t pad_top, pad_left;
 } f32_window_shape;
 
-// ---- Runtime: ISA dispatch and threads ----
+// ---- Microkernels and the context every training op runs in ----
 
-// Names of the SGEMM paths, in dispatch order of preference.
-typedef enum { F32_ISA_SCALAR = 0, F32_ISA_AVX2 = 1, F32_ISA_AVX512 = 2 } f32_isa;
+// An MR x NR SGEMM microkernel over packed panels ("ppmm": both operands pre-packed): a holds kc columns of
+// MR values, b holds kc rows of NR values (64-byte aligned). Writes a full tile:
+//   c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0) + sum_p a[p * MR + i] * b[p * NR + j]
+// Each element is one sequential sum over p, whatever the tile shape, so every path computes the same
+// products in the same order (the FMA paths round once per step, the scalar one twice).
+typedef void (*f32_ppmm_ukernel_fn)(size_t kc, const float* a, const float* b, float* c, size_t ldc,
+                                    int accumulate);
 
-// The best path this CPU and build support (cpuid + xgetbv, detected once).
-f32_isa f32_train_isa_best(void);
-// The path in use.
-f32_isa f32_train_isa(void);
-// Forces a path; returns 0, or -1 when the CPU or build lacks it (the path is then unchanged).
-int f32_train_set_isa(f32_isa isa);
-const char* f32_train_isa_name(f32_isa isa);
+typedef struct f32_ppmm_ukernel {
+  const char* name;
+  whittle_isa isa;
+  f32_ppmm_ukernel_fn fn;
+  uint8_t mr, nr;
+} f32_ppmm_ukernel;
 
-// Threads used by every kernel (1..F32_MAX_THREADS, default 2).
-#define F32_MAX_THREADS 8
-int f32_train_threads(void);
-int f32_train_set_threads(int threads);
+// The list (f32_ukernels.c), best first within each ISA ladder, the scalar entry last.
+extern const f32_ppmm_ukernel f32_ppmm_ukernels[];
+extern const size_t f32_ppmm_ukernel_count;
+
+// The entry the one variant rule picks (kernel_abi.h: the first the level allows and the CPU supports).
+const f32_ppmm_ukernel* f32_ppmm_ukernel_select(whittle_isa level);
+
+// Where a training op runs: the thread pool (NULL = the calling thread only; the same pool the inference
+// operators use) and the SGEMM microkernel. Training ops share per-thread scratch (f32_train_scratch), so
+// calls must be serialized by the caller (the binding holds one lock around each).
+typedef struct f32_train_context {
+  whittle_threadpool* pool;
+  const f32_ppmm_ukernel* gemm;
+} f32_train_context;
+
+// Per-thread scratch that grows and is kept (index < WHITTLE_MAX_THREADS, slot 0..3; 64-byte aligned).
+// NULL when out of memory. Slots 0 and 1 hold the SGEMM packs, 2 im2col columns, 3 partial gradients.
+float* f32_train_scratch(size_t index, int slot, size_t floats);
+
+// Applies bias (per last-axis channel, may be NULL) and activation to rows x channels values.
+void f32_bias_activation(float* y, size_t rows, size_t channels, const float* bias, f32_activation act);
 
 // ---- SGEMM ----
 
 // Row-major C[m][n] = op(A)[m][k] * op(B)[k][n] + beta * C, beta 0 or 1.
 // op(A)(i, p) = trans_a ? a[p * lda + i] : a[i * lda + p]; op(B)(p, j) = trans_b ? b[j * ldb + p] : b[p * ldb
-// + j]. Splits the work over `threads` threads (1 = on the calling thread only).
-void f32_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, const float* a, size_t lda,
-               const float* b, size_t ldb, float beta, float* c, size_t ldc, int threads);
+// + j]. Splits the work over the context's pool when it is large enough to pay for the hand-over.
+void f32_sgemm(const f32_train_context* ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+               const float* a, size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc);
+// f32_sgemm on the calling thread only, with the scratch of index `scratch` (a task's thread index).
+void f32_sgemm_on_thread(const f32_ppmm_ukernel* gemm, size_t scratch, int trans_a, int trans_b, size_t m,
+                         size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
+                         float beta, float* c, size_t ldc);
 
 // Batched matmul with broadcasting of a batch of 1 (tfjs BatchMatMul / _FusedMatMul).
 // a: [batch_a][m][k] (or [k][m] when trans_a), b: [batch_b][k][n] (or [n][k]), c: [max(batch_a,
 // batch_b)][m][n]. bias: NULL, or bias_len (1 or n) values added per row; then the activation.
-void f32_batch_matmul(size_t batch_a, size_t batch_b, size_t m, size_t n, size_t k, int trans_a, int trans_b,
-                      const float* a, const float* b, const float* bias, size_t bias_len, f32_activation act,
-                      float* c);
+void f32_batch_matmul(const f32_train_context* ctx, size_t batch_a, size_t batch_b, size_t m, size_t n,
+                      size_t k, int trans_a, int trans_b, const float* a, const float* b, const float* bias,
+                      size_t bias_len, f32_activation act, float* c);
 
 // ---- Conv2D ----
 
 // y[batch][out_h][out_w][out_c] = conv(x, filter) + bias, then act. bias: NULL or out_c values.
-void f32_conv2d_forward(const f32_window_shape* s, const float* x, const float* filter, const float* bias,
-                        f32_activation act, float* y);
+void f32_conv2d_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                        const float* filter, const float* bias, f32_activation act, float* y);
 // dx[batch][in_h][in_w][in_c] from dy[batch][out_h][out_w][out_c] and the filter.
-void f32_conv2d_backprop_input(const f32_window_shape* s, const float* dy, const float* filter, float* dx);
+void f32_conv2d_backprop_input(const f32_train_context* ctx, const f32_window_shape* s, const float* dy,
+                               const float* filter, float* dx);
 // dfilter[filter_h][filter_w][in_c][out_c] from x and dy.
-void f32_conv2d_backprop_filter(const f32_window_shape* s, const float* x, const float* dy, float* dfilter);
+void f32_conv2d_backprop_filter(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                                const float* dy, float* dfilter);
 
 // ---- Depthwise Conv2D ----
 
-void f32_dwconv2d_forward(const f32_window_shape* s, const float* x, const float* filter, const float* bias,
-                          f32_activation act, float* y);
-void f32_dwconv2d_backprop_input(const f32_window_shape* s, const float* dy, const float* filter, float* dx);
-void f32_dwconv2d_backprop_filter(const f32_window_shape* s, const float* x, const float* dy, float* dfilter);
+void f32_dwconv2d_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                          const float* filter, const float* bias, f32_activation act, float* y);
+void f32_dwconv2d_backprop_input(const f32_train_context* ctx, const f32_window_shape* s, const float* dy,
+                                 const float* filter, float* dx);
+void f32_dwconv2d_backprop_filter(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                                  const float* dy, float* dfilter);
 
 // ---- Pooling (no dilation; padded cells never win a max and never count in an average) ----
 
-void f32_maxpool_forward(const f32_window_shape* s, const float* x, float* y);
+void f32_maxpool_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x, float* y);
 // dx gets each dy at the first maximum of its window in row-major window order (as tfjs's cpu kernel).
-void f32_maxpool_backward(const f32_window_shape* s, const float* x, const float* dy, float* dx);
+void f32_maxpool_backward(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                          const float* dy, float* dx);
 // The average over the window's cells inside the input.
-void f32_avgpool_forward(const f32_window_shape* s, const float* x, float* y);
+void f32_avgpool_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x, float* y);
 // dx = sum of dy over the windows covering a cell, / (filter_h * filter_w) (tfjs's AvgPoolGrad).
-void f32_avgpool_backward(const f32_window_shape* s, const float* dy, float* dx);
+void f32_avgpool_backward(const f32_train_context* ctx, const f32_window_shape* s, const float* dy,
+                          float* dx);
 
 // ---- Batch normalization over the last axis ----
 
@@ -174,4 +210,4 @@ void f32_adam_update(size_t n, float* param, const float* grad, float* m, float*
 }
 #endif
 
-#endif  // WHITTLE_F32_TRAIN_H_
+#endif  // WHITTLE_F32_TRAIN_OPS_H_

@@ -2,26 +2,29 @@
 // compiler vectorizes it. Output channel c * multiplier + q reads input channel c and filter [ky][kx][c][q].
 #include <string.h>
 
-#include "train_internal.h"
+#include "f32_train_ops.h"
 
 typedef struct {
   const f32_window_shape* s;
   const float *x, *filter, *bias, *dy;
   f32_activation act;
   float *y, *dx, *dfilter;
+  size_t blocks;  // filter gradient: blocks of images, one partial each (added in block order)
 } dw_job;
 
-static void image_range(const f32_window_shape* s, int thread, int threads, size_t* begin, size_t* end) {
-  *begin = (size_t)s->batch * (size_t)thread / (size_t)threads;
-  *end = (size_t)s->batch * (size_t)(thread + 1) / (size_t)threads;
+// Images one at a time on the pool; with fewer images than threads, all on the calling thread.
+static void run_images(const f32_train_context* ctx, const f32_window_shape* s, whittle_task_fn task,
+                       dw_job* job) {
+  const size_t batch = (size_t)s->batch;
+  whittle_threadpool_parallelize(ctx->pool, task, job, batch,
+                                 batch >= whittle_threadpool_threads(ctx->pool) ? 1 : batch);
 }
 
-static void forward_task(void* context, int thread, int threads) {
+static void forward_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
   const dw_job* job = (const dw_job*)context;
   const f32_window_shape* s = job->s;
   const size_t ic = (size_t)s->in_c, oc = (size_t)s->out_c, mult = oc / ic;
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
   for (size_t n = begin; n < end; n++) {
     const float* x = job->x + n * (size_t)s->in_h * s->in_w * ic;
     float* y = job->y + n * (size_t)s->out_h * s->out_w * oc;
@@ -51,19 +54,17 @@ static void forward_task(void* context, int thread, int threads) {
   }
 }
 
-void f32_dwconv2d_forward(const f32_window_shape* s, const float* x, const float* filter, const float* bias,
-                          f32_activation act, float* y) {
-  dw_job job = {s, x, filter, bias, NULL, act, y, NULL, NULL};
-  const int threads = f32_train_threads();
-  f32_parallel(s->batch >= threads ? threads : 1, forward_task, &job);
+void f32_dwconv2d_forward(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                          const float* filter, const float* bias, f32_activation act, float* y) {
+  dw_job job = {s, x, filter, bias, NULL, act, y, NULL, NULL, 1};
+  run_images(ctx, s, forward_task, &job);
 }
 
-static void backprop_input_task(void* context, int thread, int threads) {
+static void backprop_input_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
   const dw_job* job = (const dw_job*)context;
   const f32_window_shape* s = job->s;
   const size_t ic = (size_t)s->in_c, oc = (size_t)s->out_c, mult = oc / ic;
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
   for (size_t n = begin; n < end; n++) {
     const float* dy = job->dy + n * (size_t)s->out_h * s->out_w * oc;
     float* dx = job->dx + n * (size_t)s->in_h * s->in_w * ic;
@@ -92,21 +93,20 @@ static void backprop_input_task(void* context, int thread, int threads) {
   }
 }
 
-void f32_dwconv2d_backprop_input(const f32_window_shape* s, const float* dy, const float* filter, float* dx) {
-  dw_job job = {s, NULL, filter, NULL, dy, F32_ACT_LINEAR, NULL, dx, NULL};
-  const int threads = f32_train_threads();
-  f32_parallel(s->batch >= threads ? threads : 1, backprop_input_task, &job);
+void f32_dwconv2d_backprop_input(const f32_train_context* ctx, const f32_window_shape* s, const float* dy,
+                                 const float* filter, float* dx) {
+  dw_job job = {s, NULL, filter, NULL, dy, F32_ACT_LINEAR, NULL, dx, NULL, 1};
+  run_images(ctx, s, backprop_input_task, &job);
 }
 
-static void backprop_filter_task(void* context, int thread, int threads) {
-  const dw_job* job = (const dw_job*)context;
+static void backprop_filter_block(const dw_job* job, size_t block) {
   const f32_window_shape* s = job->s;
   const size_t ic = (size_t)s->in_c, oc = (size_t)s->out_c, mult = oc / ic;
   const size_t size = (size_t)s->filter_h * s->filter_w * oc;
-  float* partial = thread == 0 ? job->dfilter : f32_scratch(thread, 3, size);
+  float* partial = block == 0 ? job->dfilter : f32_train_scratch(block, 3, size);
   memset(partial, 0, size * sizeof(float));
-  size_t begin, end;
-  image_range(s, thread, threads, &begin, &end);
+  const size_t begin = (size_t)s->batch * block / job->blocks;
+  const size_t end = (size_t)s->batch * (block + 1) / job->blocks;
   for (size_t n = begin; n < end; n++) {
     const float* x = job->x + n * (size_t)s->in_h * s->in_w * ic;
     const float* dy = job->dy + n * (size_t)s->out_h * s->out_w * oc;
@@ -134,15 +134,20 @@ static void backprop_filter_task(void* context, int thread, int threads) {
   }
 }
 
-void f32_dwconv2d_backprop_filter(const f32_window_shape* s, const float* x, const float* dy,
-                                  float* dfilter) {
-  dw_job job = {s, x, NULL, NULL, dy, F32_ACT_LINEAR, NULL, NULL, dfilter};
-  int threads = f32_train_threads();
-  if (s->batch < threads) threads = 1;
-  f32_parallel(threads, backprop_filter_task, &job);
+static void backprop_filter_task(void* context, size_t thread, size_t first_block, size_t end_block) {
+  (void)thread;
+  for (size_t block = first_block; block < end_block; block++) backprop_filter_block(context, block);
+}
+
+void f32_dwconv2d_backprop_filter(const f32_train_context* ctx, const f32_window_shape* s, const float* x,
+                                  const float* dy, float* dfilter) {
+  size_t blocks = whittle_threadpool_threads(ctx->pool);
+  if ((size_t)s->batch < blocks) blocks = 1;
+  dw_job job = {s, x, NULL, NULL, dy, F32_ACT_LINEAR, NULL, NULL, dfilter, blocks};
+  whittle_threadpool_parallelize(ctx->pool, backprop_filter_task, &job, blocks, 1);
   const size_t size = (size_t)s->filter_h * s->filter_w * (size_t)s->out_c;
-  for (int t = 1; t < threads; t++) {
-    const float* partial = f32_scratch(t, 3, size);
+  for (size_t b = 1; b < blocks; b++) {
+    const float* partial = f32_train_scratch(b, 3, size);
     for (size_t i = 0; i < size; i++) dfilter[i] += partial[i];
   }
 }
