@@ -1,4 +1,18 @@
 // The agent daemon: camera -> model -> per-second stats -> broker. One frame loop, one stats timer.
+//
+// runDaemon runs its phases in this order, each a function below:
+//   readPackageKey -> recoverModelStore -> loadServedModel -> new CameraFeed -> startDeployRunner ->
+//   readLabelsFor -> startCamera -> openOutbox -> connectLink -> startStatsLoop -> runFrameLoop -> shutdown
+// Invariants:
+//  - One model is served at a time (ServedModel.model); only the deploy runner's activate() replaces it. The
+//    frame loop reads it once per frame and drops frames of another shape until the camera gives the new one.
+//  - The deploy runner starts before the camera and the link (a deployment interrupted by a restart resumes
+//    while the camera opens); its reports wait in ReportChannel.early, in order, until the link exists.
+//  - The outbox pump exists before the link, so the link's first 'connect' finds it.
+//  - A start-up failure the user can act on (bad key, store, model, labels, camera, outbox) is an
+//    AgentStartError, which cli.ts prints as one line; stopped while the camera opens, runDaemon returns.
+//  - Once the frame loop runs, shutdown stops the stats timer, the runner (no switch in flight), the camera,
+//    the link and the outbox, in that order, whatever ended the loop.
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname, totalmem } from 'node:os';
@@ -34,38 +48,126 @@ export class AgentStartError extends Error {
   override name = 'AgentStartError';
 }
 
+type Log = (line: string) => void;
+
+/** The model the frame loop runs; replaced only by the deploy runner's activate(). */
+interface ServedModel {
+  model: PackageModel;
+}
+
+/** Where deploy reports go: queued in `early` until the link exists, then published on it. */
+interface ReportChannel {
+  link: MqttLink | null;
+  early: string[];
+}
+
+/** Loaders of the two kinds of model files, with the device's memory budget applied. */
+interface ModelLoaders {
+  /** A deployed package: must carry a signature by the pinned key (checked again at every load, so a blob
+   * altered on disk after its deployment is not served). */
+  loadDeployed: (path: string) => PackageModel;
+  /** The package shipped with the agent: trusted as shipped. */
+  loadBundled: () => PackageModel;
+}
+
+/** Frames the health check watches: each finished frame's latency (ms) goes to every watcher. */
+type FrameWatchers = Set<(latencyMs: number) => void>;
+
 /** Runs until the signal aborts. Rejects with AgentStartError when the model or the camera cannot be
  * opened; once running, a failing camera is reopened with backoff. */
 export async function runDaemon({ config, log, signal }: DaemonOptions): Promise<void> {
-  let publicKey: KeyObject | null = null;
+  const publicKey = readPackageKey(config);
+  const { store, recovery } = await recoverModelStore(config, log);
+  const loaders = modelLoaders(config, publicKey);
+  const served = loadServedModel(config, loaders, recovery, log);
+  // The camera gives the frames the served model wants; a deployed model wanting others reopens it.
+  const camera = new CameraFeed(
+    {
+      source: config.camera,
+      fps: config.fps,
+      ...(config.snapshotSeconds > 0
+        ? { snapshot: { everySeconds: config.snapshotSeconds, width: 160 } }
+        : {}),
+    },
+    served.model.input,
+    log,
+  );
+  const reports: ReportChannel = { link: null, early: [] };
+  const watchers: FrameWatchers = new Set();
+  const runner = startDeployRunner({
+    config,
+    log,
+    store,
+    recovery,
+    publicKey,
+    loaders,
+    served,
+    camera,
+    reports,
+    watchers,
+  });
+  const labels = readLabelsFor(config, served.model);
+  if (!(await startCamera({ config, camera, runner, labels, signal, log }))) return;
+  const info = deviceInfo(config, served.model);
+  const outbox = openOutbox(config, camera, log);
+  const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
+  const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, log);
+  try {
+    await runFrameLoop({ camera, served, labels, stats, link, watchers, signal });
+  } finally {
+    await shutdown({ stopStats, runner, camera, link, outbox });
+  }
+}
+
+/** The pinned package-signing key from the config (inline or in a file); null when none is pinned, which
+ * refuses every deployment. */
+function readPackageKey(config: AgentConfig): KeyObject | null {
   if (config.packageKey !== undefined) {
     try {
-      publicKey = parsePublicKey(config.packageKey);
+      return parsePublicKey(config.packageKey);
     } catch (err) {
       throw new AgentStartError(`packageKey: ${(err as Error).message}`);
     }
-  } else if (config.packageKeyFile !== undefined) {
+  }
+  if (config.packageKeyFile !== undefined) {
     try {
-      publicKey = parsePublicKey(readFileSync(config.packageKeyFile, 'utf8'));
+      return parsePublicKey(readFileSync(config.packageKeyFile, 'utf8'));
     } catch (err) {
       throw new AgentStartError(`packageKeyFile ${config.packageKeyFile}: ${(err as Error).message}`);
     }
   }
-  let store: ModelStore;
-  let recovery: Recovery;
+  return null;
+}
+
+/** Opens the store of deployed models and undoes a trial a restart interrupted. */
+async function recoverModelStore(
+  config: AgentConfig,
+  log: Log,
+): Promise<{ store: ModelStore; recovery: Recovery }> {
   try {
-    store = new ModelStore(join(config.stateDir, 'models'), log);
-    recovery = await DeployRunner.recover(store, config.model, log);
+    const store = new ModelStore(join(config.stateDir, 'models'), log);
+    return { store, recovery: await DeployRunner.recover(store, config.model, log) };
   } catch (err) {
     throw new AgentStartError(`model store in ${config.stateDir}: ${(err as Error).message}`);
   }
-  // Deployed packages must carry a signature by the pinned key (checked again at every load, so a blob
-  // altered on disk after its deployment is not served); the bundled one is trusted as shipped.
+}
+
+function modelLoaders(config: AgentConfig, publicKey: KeyObject | null): ModelLoaders {
   const memoryBudgetBytes = modelMemoryBudget(config, totalmem());
-  const loadDeployed = (path: string): PackageModel =>
-    PackageModel.load(path, { trust: { publicKey }, memoryBudgetBytes });
-  const loadBundled = (): PackageModel =>
-    PackageModel.load(config.model, { trust: 'shipped', memoryBudgetBytes });
+  return {
+    loadDeployed: (path) => PackageModel.load(path, { trust: { publicKey }, memoryBudgetBytes }),
+    loadBundled: () => PackageModel.load(config.model, { trust: 'shipped', memoryBudgetBytes }),
+  };
+}
+
+/** The model recovery says to serve; a deployed one that no longer loads falls back to the bundled one.
+ * `serving` is the served file's hash, "bundled" for the shipped one. */
+function loadServedModel(
+  config: AgentConfig,
+  { loadDeployed, loadBundled }: ModelLoaders,
+  recovery: Recovery,
+  log: Log,
+): ServedModel & { serving: string } {
   let model: PackageModel;
   let serving = recovery.sha256;
   try {
@@ -82,30 +184,29 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     }
   }
   log(`serving model ${model.id} (${serving}) version ${model.version}`);
-  // The camera gives the frames the served model wants; a deployed model wanting others reopens it.
-  const camera = new CameraFeed(
-    {
-      source: config.camera,
-      fps: config.fps,
-      ...(config.snapshotSeconds > 0
-        ? { snapshot: { everySeconds: config.snapshotSeconds, width: 160 } }
-        : {}),
-    },
-    model.input,
-    log,
-  );
+  return { model, serving };
+}
 
-  // The link comes later (the deployment resumes while the camera opens); reports made before it
-  // exists wait here. QoS 1 publishes wait in the MQTT client while it is disconnected.
-  let link: MqttLink | null = null;
-  const earlyReports: string[] = [];
-  const publishReport = (to: MqttLink, payload: string): void => {
-    to.publishAcked('deploy', payload).catch((err: Error) =>
-      log(`deploy report not delivered: ${err.message}`),
-    );
-  };
-  // Frames the health check watches: each finished frame's latency goes to every watcher.
-  const watchers = new Set<(latencyMs: number) => void>();
+function publishReport(link: MqttLink, payload: string, log: Log): void {
+  link
+    .publishAcked('deploy', payload)
+    .catch((err: Error) => log(`deploy report not delivered: ${err.message}`));
+}
+
+/** The deployment runner, started: it resumes the deployment recovery found interrupted. */
+function startDeployRunner(phase: {
+  config: AgentConfig;
+  log: Log;
+  store: ModelStore;
+  recovery: Recovery;
+  publicKey: KeyObject | null;
+  loaders: ModelLoaders;
+  served: ServedModel & { serving: string };
+  camera: CameraFeed;
+  reports: ReportChannel;
+  watchers: FrameWatchers;
+}): DeployRunner<PackageModel> {
+  const { config, log, store, recovery, publicKey, loaders, served, camera, reports, watchers } = phase;
   const runner = new DeployRunner<PackageModel>(
     {
       store,
@@ -114,15 +215,15 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       arch: process.arch,
       memBytes: totalmem(),
       bundledModel: config.model,
-      loadModel: loadDeployed,
-      loadBundled,
+      loadModel: loaders.loadDeployed,
+      loadBundled: loaders.loadBundled,
       activate: (next, sha) => {
-        model = next;
+        served.model = next;
         log(`serving model ${next.id} (${sha}) version ${next.version}`);
         // Frames of the old shape still in flight are dropped by the frame loop until the camera gives
         // the new ones; the health check's first-frame wait covers the reopen.
         if (!sameFrameShape(next.input, camera.shape)) void camera.reopen(next.input);
-        link?.updateModel({ id: next.id, name: next.name });
+        reports.link?.updateModel({ id: next.id, name: next.name });
       },
       // The window starts at the first frame (the camera may still be opening when a deployment
       // resumes at start-up); no frame within FIRST_FRAME_MS gives an empty list.
@@ -148,43 +249,65 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
         }),
       report: (report) => {
         const payload = JSON.stringify(report);
-        if (link) publishReport(link, payload);
-        else earlyReports.push(payload);
+        if (reports.link) publishReport(reports.link, payload, log);
+        else reports.early.push(payload);
       },
       log,
     },
-    serving,
+    served.serving,
   );
   runner.resume(recovery.interrupted);
+  return runner;
+}
 
-  let labels: FrameLabels | undefined;
-  if (config.labels !== undefined) {
-    try {
-      labels = readFrameLabels(config.labels);
-    } catch (err) {
-      if (err instanceof FrameLabelsError) throw new AgentStartError(err.message);
-      throw err;
-    }
-    if (labels.classes.length !== model.labels.length)
-      throw new AgentStartError(
-        `labels file ${config.labels} has ${labels.classes.length} classes but model ${model.id} has ${model.labels.length}`,
-      );
+/** The ground-truth labels of the camera's frames, when the config names a labels file; its classes must be
+ * the served model's. */
+function readLabelsFor(config: AgentConfig, model: PackageModel): FrameLabels | undefined {
+  if (config.labels === undefined) return undefined;
+  let labels: FrameLabels;
+  try {
+    labels = readFrameLabels(config.labels);
+  } catch (err) {
+    if (err instanceof FrameLabelsError) throw new AgentStartError(err.message);
+    throw err;
   }
+  if (labels.classes.length !== model.labels.length)
+    throw new AgentStartError(
+      `labels file ${config.labels} has ${labels.classes.length} classes but model ${model.id} has ${model.labels.length}`,
+    );
+  return labels;
+}
 
+/** Opens the camera and says what it gives: true once it gives frames, false when the signal stopped the agent
+ * while it opened (the runner is then closed). The line is logged right after the camera started, before a
+ * reopen a deployment may have asked for meanwhile changes its shape. */
+async function startCamera(phase: {
+  config: AgentConfig;
+  camera: CameraFeed;
+  runner: DeployRunner<PackageModel>;
+  labels: FrameLabels | undefined;
+  signal: AbortSignal;
+  log: Log;
+}): Promise<boolean> {
+  const { config, camera, runner, labels, signal, log } = phase;
   try {
     await camera.start(signal);
   } catch (err) {
     camera.stop();
     await runner.close();
-    if (signal.aborted) return; // stopped while the camera was opening
+    if (signal.aborted) return false; // stopped while the camera was opening
     if (err instanceof CameraError) throw new AgentStartError(err.message);
     throw err;
   }
   log(
     `camera ${config.camera}: ${describeFrameShape(camera.shape)} frames${labels ? `, labelled by ${config.labels}` : ''}`,
   );
+  return true;
+}
 
-  const info: DeviceInfo = {
+/** What the agent tells the manager about itself when it connects. */
+function deviceInfo(config: AgentConfig, model: PackageModel): DeviceInfo {
+  return {
     id: config.deviceId,
     hostname: hostname(),
     ...deviceFacts(),
@@ -193,6 +316,10 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     camera: config.camera,
     model: { id: model.id, name: model.name },
   };
+}
+
+/** The store-and-forward queue of stats records; the camera is stopped when it cannot be opened. */
+function openOutbox(config: AgentConfig, camera: CameraFeed, log: Log): Outbox {
   let outbox: Outbox;
   try {
     outbox = Outbox.open({ dir: join(config.stateDir, 'telemetry'), log });
@@ -203,13 +330,27 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     throw err;
   }
   if (outbox.pending > 0) log(`telemetry outbox: ${outbox.pending} records queued from before`);
+  return outbox;
+}
+
+/** The link to the broker, with the outbox pump it drives and deploy targets going to the runner; reports
+ * queued before it existed are published on it, in order. */
+function connectLink(
+  config: AgentConfig,
+  info: DeviceInfo,
+  outbox: Outbox,
+  runner: DeployRunner<PackageModel>,
+  reports: ReportChannel,
+  log: Log,
+): { link: MqttLink; pump: OutboxPump } {
   // The pump exists before the link so the link's first 'connect' finds it.
   const pump = new OutboxPump({
     outbox,
-    publish: (payload) => (link ? link.publishAcked('stats', payload) : Promise.reject(new Error('no link'))),
+    publish: (payload) =>
+      reports.link ? reports.link.publishAcked('stats', payload) : Promise.reject(new Error('no link')),
     log,
   });
-  link = new MqttLink({
+  const link = new MqttLink({
     brokerUrl: config.broker,
     username: config.username,
     password: config.password,
@@ -225,9 +366,19 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       }
     },
   });
+  reports.link = link;
+  for (const payload of reports.early.splice(0)) publishReport(link, payload, log);
+  return { link, pump };
+}
 
-  for (const payload of earlyReports.splice(0)) publishReport(link, payload);
-
+/** Closes the stats window every second into the outbox and pumps it. The window's class count is the model
+ * served when it starts. `stop` ends the timer. */
+function startStatsLoop(
+  model: PackageModel,
+  outbox: Outbox,
+  pump: OutboxPump,
+  log: Log,
+): { stats: StatsWindow; stop: () => void } {
   const stats = new StatsWindow(undefined, {
     classes: model.labels.length,
     temperature: temperatureReader(),
@@ -243,7 +394,21 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     pump.pump();
   };
   const timer = setInterval(closeWindow, 1000);
+  return { stats, stop: () => clearInterval(timer) };
+}
 
+/** Reads frames until the signal aborts: each through the served model into the stats window and to the
+ * health check's watchers; the camera's snapshots go out with the last prediction (and its true label). */
+async function runFrameLoop(loop: {
+  camera: CameraFeed;
+  served: ServedModel;
+  labels: FrameLabels | undefined;
+  stats: StatsWindow;
+  link: MqttLink;
+  watchers: FrameWatchers;
+  signal: AbortSignal;
+}): Promise<void> {
+  const { camera, served, labels, stats, link, watchers, signal } = loop;
   let lastPrediction: Prediction | undefined;
   let lastTrueClass: number | undefined;
   camera.onSnapshot = (jpeg) => {
@@ -253,39 +418,47 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       jpeg: jpeg.toString('base64'),
       ...(lastPrediction ? { prediction: lastPrediction } : {}),
       ...(lastTrueClass !== undefined
-        ? { trueLabel: model.labels[lastTrueClass] ?? String(lastTrueClass) }
+        ? { trueLabel: served.model.labels[lastTrueClass] ?? String(lastTrueClass) }
         : {}),
     };
-    link?.publishVolatile('snapshot', JSON.stringify(message));
+    link.publishVolatile('snapshot', JSON.stringify(message));
   };
-  try {
-    while (!signal.aborted) {
-      let next: ShapedFrame;
-      try {
-        next = await camera.next(signal);
-      } catch (err) {
-        if (signal.aborted) break;
-        throw err;
-      }
-      // A frame made for the model served before a switch (or a rollback) is not this model's input.
-      if (!sameFrameShape(next.shape, model.input)) continue;
-      const t0 = performance.now();
-      const result = model.infer(next.frame);
-      const latency = performance.now() - t0;
-      lastPrediction = {
-        classIndex: result.classIndex,
-        label: model.labels[result.classIndex] ?? String(result.classIndex),
-        confidence: result.confidence,
-      };
-      lastTrueClass = labels ? labelOfFrame(labels, next.index) : undefined;
-      stats.record(latency, lastPrediction, lastTrueClass);
-      for (const watcher of watchers) watcher(latency);
+  while (!signal.aborted) {
+    let next: ShapedFrame;
+    try {
+      next = await camera.next(signal);
+    } catch (err) {
+      if (signal.aborted) break;
+      throw err;
     }
-  } finally {
-    clearInterval(timer);
-    await runner.close();
-    camera.stop();
-    await link.close();
-    outbox.close();
+    const { model } = served;
+    // A frame made for the model served before a switch (or a rollback) is not this model's input.
+    if (!sameFrameShape(next.shape, model.input)) continue;
+    const t0 = performance.now();
+    const result = model.infer(next.frame);
+    const latency = performance.now() - t0;
+    lastPrediction = {
+      classIndex: result.classIndex,
+      label: model.labels[result.classIndex] ?? String(result.classIndex),
+      confidence: result.confidence,
+    };
+    lastTrueClass = labels ? labelOfFrame(labels, next.index) : undefined;
+    stats.record(latency, lastPrediction, lastTrueClass);
+    for (const watcher of watchers) watcher(latency);
   }
+}
+
+/** Stops everything the daemon started, in the order of the invariant above. */
+async function shutdown(running: {
+  stopStats: () => void;
+  runner: DeployRunner<PackageModel>;
+  camera: CameraFeed;
+  link: MqttLink;
+  outbox: Outbox;
+}): Promise<void> {
+  running.stopStats();
+  await running.runner.close();
+  running.camera.stop();
+  await running.link.close();
+  running.outbox.close();
 }

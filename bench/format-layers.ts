@@ -10,26 +10,13 @@ import {
   packXnorWeights,
 } from '../agent/runtime/format-layouts.js';
 import {
-  createBinaryWeightsConv2d,
-  createBinaryWeightsFullyConnected,
-  createCodebookConv2d,
-  createCodebookFullyConnected,
-  createFixed8Conv2d,
-  createFixed8FullyConnected,
-  createFixed16Conv2d,
-  createFixed16FullyConnected,
-  createSparseConv2d,
-  createSparseFullyConnected,
-  createTernaryConv2d,
-  createTernaryFullyConnected,
-  createXnorConv2d,
-  createXnorFullyConnected,
+  FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
   type FormatLayer,
   type FormatTensor,
 } from '../native/formats.js';
-import type { BenchShape } from './kernel-shapes.js';
+import { type BenchShape, conv2dDims, fullyConnectedDims } from './kernel-shapes.js';
 import { seededRandom } from './onnx-layers.js';
 import type { Format } from './peak.js';
 
@@ -53,24 +40,19 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
   const groupChannels = isFc ? shape.inChannels : shape.inputChannels / shape.groups;
   const taps = isFc ? 1 : shape.kernel * shape.kernel;
   const reduction = taps * groupChannels;
-  const dims: FormatConv2dShape | FormatFullyConnectedShape = isFc
-    ? { batch: 1, inChannels: shape.inChannels, outChannels: shape.outChannels }
-    : {
-        batch: 1,
-        inputHeight: shape.inputSize,
-        inputWidth: shape.inputSize,
-        inputChannels: shape.inputChannels,
-        outputChannels: shape.outputChannels,
-        kernelHeight: shape.kernel,
-        kernelWidth: shape.kernel,
-        paddingTop: shape.padding,
-        paddingLeft: shape.padding,
-        paddingBottom: shape.padding,
-        paddingRight: shape.padding,
-        groups: shape.groups,
-      };
-  const conv = dims as FormatConv2dShape;
-  const fc = dims as FormatFullyConnectedShape;
+  const dims: FormatConv2dShape | FormatFullyConnectedShape =
+    shape.kind === 'fullyConnected' ? fullyConnectedDims(shape) : conv2dDims(shape);
+  /** The layer of `creators` (one FORMAT_LAYERS entry) for this shape, conv2d or fully-connected. */
+  const layerOf = <A>(
+    creators: {
+      conv2d: (args: FormatConv2dShape & A) => FormatLayer<FormatTensor>;
+      fullyConnected: (args: FormatFullyConnectedShape & A) => FormatLayer<FormatTensor>;
+    },
+    args: NoInfer<A>,
+  ): FormatLayer<FormatTensor> =>
+    isFc
+      ? creators.fullyConnected({ ...(dims as FormatFullyConnectedShape), ...args })
+      : creators.conv2d({ ...(dims as FormatConv2dShape), ...args });
   const bias = Float32Array.from({ length: outputChannels }, () => random() - 0.5);
   const meanAbs = weights.reduce((s, w) => s + Math.abs(w), 0) / weights.length;
 
@@ -84,9 +66,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
           outputFl: 8,
           weights: Int16Array.from(weights, (w) => Math.round(w * 4096)),
         };
-        return isFc
-          ? createFixed16FullyConnected({ ...fc, ...args })
-          : createFixed16Conv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.fixed16, args);
       },
       'i16',
     ],
@@ -99,9 +79,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
           outputFl: 4,
           weights: Int8Array.from(weights, (w) => Math.max(-127, Math.min(127, Math.round(w * 128)))),
         };
-        return isFc
-          ? createFixed8FullyConnected({ ...fc, ...args })
-          : createFixed8Conv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.fixed8, args);
       },
       'i8',
     ],
@@ -109,9 +87,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       'binary-weights',
       () => {
         const args = { ...packBinaryWeights(outputChannels, reduction, weights), bias };
-        return isFc
-          ? createBinaryWeightsFullyConnected({ ...fc, ...args })
-          : createBinaryWeightsConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS['binary-weights'], args);
       },
       'f32',
     ],
@@ -119,7 +95,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       'xnor',
       () => {
         const args = { ...packXnorWeights(outputChannels, taps, groupChannels, weights), bias };
-        return isFc ? createXnorFullyConnected({ ...fc, ...args }) : createXnorConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.xnor, args);
       },
       'f32',
     ],
@@ -130,9 +106,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
         const ternary = Int8Array.from(weights, (w) => (w > threshold ? 1 : w < -threshold ? -1 : 0));
         const alpha = new Float32Array(outputChannels).fill(meanAbs);
         const args = { ...packTernaryWeights(outputChannels, reduction, ternary), alpha, bias };
-        return isFc
-          ? createTernaryFullyConnected({ ...fc, ...args })
-          : createTernaryConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.ternary, args);
       },
       'f32',
     ],
@@ -141,9 +115,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       () => {
         const pruned = Float32Array.from(weights, (w) => (random() < SPARSITY ? 0 : w));
         const args = { ...encodeCsr(outputChannels, reduction, pruned), bias };
-        return isFc
-          ? createSparseFullyConnected({ ...fc, ...args })
-          : createSparseConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.sparse, args);
       },
       'f32',
     ],
@@ -159,9 +131,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
           indices: packCodebookIndices(outputChannels, reduction, indexBits, unpacked),
           bias,
         };
-        return isFc
-          ? createCodebookFullyConnected({ ...fc, ...args })
-          : createCodebookConv2d({ ...conv, ...args });
+        return layerOf(FORMAT_LAYERS.codebook, args);
       },
       'f32',
     ],

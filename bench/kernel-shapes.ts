@@ -44,6 +44,30 @@ export type Conv2dBenchShape = z.infer<typeof conv2dShape>;
 export type FullyConnectedBenchShape = z.infer<typeof fullyConnectedShape>;
 export type BenchShape = Conv2dBenchShape | FullyConnectedBenchShape;
 
+/** A conv2d shape as the native create functions take it, at batch 1 (same padding, stride 1). */
+export function conv2dDims(shape: Conv2dBenchShape) {
+  const p = shape.padding;
+  return {
+    batch: 1,
+    inputHeight: shape.inputSize,
+    inputWidth: shape.inputSize,
+    inputChannels: shape.inputChannels,
+    outputChannels: shape.outputChannels,
+    kernelHeight: shape.kernel,
+    kernelWidth: shape.kernel,
+    paddingTop: p,
+    paddingLeft: p,
+    paddingBottom: p,
+    paddingRight: p,
+    groups: shape.groups,
+  };
+}
+
+/** A fully-connected shape as the native create functions take it, at batch 1. */
+export function fullyConnectedDims(shape: FullyConnectedBenchShape) {
+  return { batch: 1, inChannels: shape.inChannels, outChannels: shape.outChannels };
+}
+
 /** The shapes file is missing, not JSON, or does not match the schema. */
 export class ShapesFileError extends WhittleError {
   override readonly name = 'ShapesFileError';

@@ -32,7 +32,7 @@ import {
 } from '../native/index.js';
 import { WhittleError } from '../native/whittle-error.js';
 import { type FormatBenchLayer, formatLayers } from './format-layers.js';
-import { type BenchShape, macs, readShapes } from './kernel-shapes.js';
+import { type BenchShape, conv2dDims, fullyConnectedDims, macs, readShapes } from './kernel-shapes.js';
 import {
   fp32LayerModel,
   int8QdqLayerModel,
@@ -240,25 +240,11 @@ function ourLayers(shape: BenchShape, seed: number): OurLayers {
   let fp32: PackedLayer<Float32Array>;
   let int8: PackedLayer<Int8Array>;
   if (shape.kind === 'fullyConnected') {
-    const dims = { batch: 1, inChannels: shape.inChannels, outChannels: shape.outChannels };
+    const dims = fullyConnectedDims(shape);
     fp32 = createFullyConnectedF32({ ...dims, weights: f32Weights, bias: f32Bias });
     int8 = createFullyConnectedInt8({ ...dims, ...quantization, weights: s8Weights });
   } else {
-    const p = shape.padding;
-    const dims = {
-      batch: 1,
-      inputHeight: shape.inputSize,
-      inputWidth: shape.inputSize,
-      inputChannels: shape.inputChannels,
-      outputChannels: shape.outputChannels,
-      kernelHeight: shape.kernel,
-      kernelWidth: shape.kernel,
-      paddingTop: p,
-      paddingLeft: p,
-      paddingBottom: p,
-      paddingRight: p,
-      groups: shape.groups,
-    };
+    const dims = conv2dDims(shape);
     fp32 = createConv2dF32({ ...dims, weights: f32Weights, bias: f32Bias });
     int8 = createConv2dInt8({ ...dims, ...quantization, weights: s8Weights });
   }
@@ -605,34 +591,23 @@ export function formatKernelTable(report: KernelBenchReport): string {
     r.kernel ?? '-',
   ]);
   for (const o of report.ort)
-    rows.push(
-      [
+    for (const [precision, us, gops, kernelUs, ops] of [
+      ['fp32', o.fp32_us, o.fp32_gops, o.fp32_kernel_us, o.fp32_ops],
+      ['int8', o.int8_us, o.int8_gops, o.int8_kernel_us, o.int8_ops],
+    ] as const)
+      rows.push([
         o.shape,
-        'ORT fp32',
+        `ORT ${precision}`,
         String(o.threads),
-        fixed(o.fp32_us, 1),
-        fixed(o.fp32_gops, 2),
+        fixed(us, 1),
+        fixed(gops, 2),
         '',
         '',
         '',
         '',
         '',
-        `kernel-only ${o.fp32_kernel_us === null ? '-' : fixed(o.fp32_kernel_us, 1)} us: ${o.fp32_ops.join('+')}`,
-      ],
-      [
-        o.shape,
-        'ORT int8',
-        String(o.threads),
-        fixed(o.int8_us, 1),
-        fixed(o.int8_gops, 2),
-        '',
-        '',
-        '',
-        '',
-        '',
-        `kernel-only ${o.int8_kernel_us === null ? '-' : fixed(o.int8_kernel_us, 1)} us: ${o.int8_ops.join('+')}`,
-      ],
-    );
+        `kernel-only ${kernelUs === null ? '-' : fixed(kernelUs, 1)} us: ${ops.join('+')}`,
+      ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells

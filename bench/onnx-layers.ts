@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import { onnx, type TensorProto, type ValueInfoProto } from '../optimize/onnx/onnx-proto.js';
+import { SeededRandom } from '../optimize/seeded-random.js';
 import { type BenchShape, outputSize } from './kernel-shapes.js';
 
 const FLOAT = 1;
@@ -16,16 +17,10 @@ const UINT8 = 2;
 const INT8 = 3;
 const INT32 = 6;
 
-/** A random source with a fixed seed (mulberry32), so every run benchmarks the same numbers. */
+/** A random source with a fixed seed (SeededRandom's mulberry32), so every run benchmarks the same numbers. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {

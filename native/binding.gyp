@@ -6,7 +6,6 @@
       "target_name": "whittle_native",
       "sources": [
         "src/binding.cc",
-        "src/qs8_fc.c",
         # The kernel library: infrastructure, references, operators, lists and the scalar kernels
         # (ISA kernels: the whittle_isa_* libraries below).
         "src/binding_kernels.cc",
@@ -20,6 +19,7 @@
         "src/f32_simple_ukernels__scalar.c",
         "src/qs8_conv2d.c",
         "src/qs8_reference.c",
+        "src/qs8_requantize_gemmlowp.c",
         "src/qs8_ukernels.c",
         "src/qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar.c",
         "src/qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar.c",

@@ -116,7 +116,7 @@ export interface CodebookParams extends FloatClamp {
   bias?: Float32Array | null;
 }
 
-/** int8 activations (ternary and sparse only), the affine quantization of fullyConnectedS8 (index.ts):
+/** int8 activations (ternary and sparse only), the affine quantization of the int8 kernels (gemmlowp):
  *   output = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
  *   acc    = bias[o] + sum_k w_k * (x_k - inputZeroPoint)       (padding reads inputZeroPoint)
  * bit-exact on every path. Tensors are Int8Array. */
@@ -238,6 +238,19 @@ export const createCodebookFullyConnected = layerFactory<Fc<CodebookParams>, Flo
   'codebook',
   'fullyConnected',
 );
+
+/** Each format's conv2d and fully-connected create functions (fp32 activations for the binary, ternary and
+ * sparse formats), by the benchmark's format name: one table for the callers that pick the format or the layer
+ * kind at run time (the runtime's executors, the kernel benchmark, the tests). */
+export const FORMAT_LAYERS = {
+  fixed16: { conv2d: createFixed16Conv2d, fullyConnected: createFixed16FullyConnected },
+  fixed8: { conv2d: createFixed8Conv2d, fullyConnected: createFixed8FullyConnected },
+  'binary-weights': { conv2d: createBinaryWeightsConv2d, fullyConnected: createBinaryWeightsFullyConnected },
+  xnor: { conv2d: createXnorConv2d, fullyConnected: createXnorFullyConnected },
+  ternary: { conv2d: createTernaryConv2d, fullyConnected: createTernaryFullyConnected },
+  sparse: { conv2d: createSparseConv2d, fullyConnected: createSparseFullyConnected },
+  codebook: { conv2d: createCodebookConv2d, fullyConnected: createCodebookFullyConnected },
+} as const satisfies Record<Format, { conv2d: unknown; fullyConnected: unknown }>;
 
 // ---------------------------------------------------------------------------------------------------------
 // The trainer's fixed-point quantizers (qf16/qf8_quantize_*), bit-identical to their TypeScript twins in

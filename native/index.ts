@@ -9,45 +9,9 @@ import { fileURLToPath } from 'node:url';
 import type { TrainBinding } from './train-kernels.js';
 import { WhittleError } from './whittle-error.js';
 
-/** Arguments of one int8 fully-connected layer with per-output-channel fixed-point requantization:
- *
- *   output[b][o] = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
- *   acc          = bias[o] + sum_i (input[b][i] - inputZeroPoint) * weights[o][i]
- *
- * with the rounding of TFLite's MultiplyByQuantizedMultiplier (bit-exact on every target). */
-export interface FullyConnectedS8Args {
-  /** Rows of input and output, >= 1. */
-  batch: number;
-  /** Input features per row, in [1, 65536]. */
-  inChannels: number;
-  /** Output features per row, >= 1. */
-  outChannels: number;
-  /** [batch][inChannels] quantized activations, real = inputScale * (q - inputZeroPoint). */
-  input: Int8Array;
-  /** In [-128, 127]. */
-  inputZeroPoint: number;
-  /** [outChannels][inChannels] symmetric weights (zero point 0), real = weightScale[o] * q. */
-  weights: Int8Array;
-  /** [outChannels] in units of inputScale * weightScale[o]. */
-  bias: Int32Array;
-  /** [outChannels] Q31 fixed-point multipliers, from quantizeMultiplier(inputScale * weightScale[o] / outputScale). */
-  multipliers: Int32Array;
-  /** [outChannels] power-of-two exponents in [-31, 30]; positive shifts left. */
-  shifts: Int32Array;
-  /** In [-128, 127]. */
-  outputZeroPoint: number;
-  /** Clamp bounds in [-128, 127], outputMin <= outputMax; a fused ReLU is outputMin = outputZeroPoint. */
-  outputMin: number;
-  outputMax: number;
-  /** [batch][outChannels], written; must not share memory with any input. */
-  output: Int8Array;
-}
-
 /** What the addon exports (checked when it is loaded): the inference kernels and, typed in
  * train-kernels.ts, the fp32 training kernels. */
-export interface NativeBinding extends NativeKernels, TrainBinding {
-  fullyConnectedS8(args: FullyConnectedS8Args): void;
-}
+export type NativeBinding = NativeKernels & TrainBinding;
 
 /** The addon could not be loaded: built for another platform, not built, or its build failed. */
 export class NativeAddonLoadError extends WhittleError {
@@ -87,7 +51,7 @@ function findRepositoryRoot(start: string): string {
 
 /** Exports a current build has (one per part of the binding); a stale build lacks some. */
 const REQUIRED_EXPORTS = [
-  'fullyConnectedS8',
+  'cpuFeatures',
   'Conv2d',
   'conv2dForward',
   'batchMatMul',
@@ -135,12 +99,6 @@ export function loadNativeBinding(): NativeBinding {
       `Build it with \`npm run install\` or \`npx node-gyp rebuild --directory native\` ` +
       `(needs python3, make and a C/C++ compiler).`,
   );
-}
-
-/** Runs the int8 fully-connected kernel; see FullyConnectedS8Args. Throws TypeError/RangeError naming the
- * argument on bad input, NativeAddonLoadError when the addon is missing. */
-export function fullyConnectedS8(args: FullyConnectedS8Args): void {
-  loadNativeBinding().fullyConnectedS8(args);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -209,7 +167,8 @@ export interface Conv2dF32Args extends Conv2dShape {
 }
 
 /** int8 affine quantization of a layer: symmetric int8 weights with a scale per output channel, int8 or
- * uint8 activations with a zero point, and per-channel requantization as in FullyConnectedS8Args:
+ * uint8 activations with a zero point, and per-channel requantization with the rounding of TFLite's
+ * MultiplyByQuantizedMultiplier (bit-exact on every target):
  *   output = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
  *   acc    = bias[o] + sum (input - inputZeroPoint) * weights */
 export interface Int8LayerQuantization {

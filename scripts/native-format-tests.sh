@@ -25,7 +25,7 @@ for family in qf bin xnor tern sparse cb; do
   kernel_sources+=(native/src/"${family}"_*.c)
 done
 # Shared by the kernels (sparse_qs8 uses the gemmlowp requantization) and the driver (ISA detection).
-support_sources=(native/src/qs8_fc.c native/src/cpu/cpu-features.c)
+support_sources=(native/src/qs8_requantize_gemmlowp.c native/src/cpu/cpu-features.c)
 driver=native/test/formats_test.c
 
 # Flags per ISA file suffix, as the addon build applies them: the base files get none, so they run on any

@@ -3,22 +3,9 @@
 // constant, ONNX rounding, dilated or ceil-mode pooling, ...) or the addon is not loadable; the op then runs
 // its TypeScript reference executor. `whittle inspect` shows which kernel every layer got.
 import {
-  createBinaryWeightsConv2d,
-  createBinaryWeightsFullyConnected,
-  createCodebookConv2d,
-  createCodebookFullyConnected,
-  createFixed8Conv2d,
-  createFixed8FullyConnected,
-  createFixed16Conv2d,
-  createFixed16FullyConnected,
-  createSparseConv2d,
-  createSparseFullyConnected,
-  createTernaryConv2d,
-  createTernaryFullyConnected,
-  createXnorConv2d,
-  createXnorFullyConnected,
   fixedPointDequantize,
   fixedPointQuantize,
+  FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
 } from '../../native/formats.js';
@@ -72,12 +59,25 @@ function intsAttr(context: PrepareContext, key: string, fallback: number[]): num
   return Array.isArray(v) ? v : fallback;
 }
 
+/** A conv or pool node's strides and paddings (ONNX order: pads top, left, bottom, right), as the native
+ * shapes name them. */
+function windowStridesAndPads(context: PrepareContext) {
+  const strides = intsAttr(context, 'strides', [1, 1]);
+  const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
+  return {
+    strideHeight: strides[0]!,
+    strideWidth: strides[1]!,
+    paddingTop: pads[0]!,
+    paddingLeft: pads[1]!,
+    paddingBottom: pads[2]!,
+    paddingRight: pads[3]!,
+  };
+}
+
 function convShape(context: PrepareContext): Required<Conv2dShape> {
   const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
   const [o, kh, kw] = context.inputs[1]!.shape as [number, number, number, number];
-  const strides = intsAttr(context, 'strides', [1, 1]);
   const dilations = intsAttr(context, 'dilations', [1, 1]);
-  const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
   return {
     batch: n,
     inputHeight: h,
@@ -86,14 +86,9 @@ function convShape(context: PrepareContext): Required<Conv2dShape> {
     outputChannels: o,
     kernelHeight: kh,
     kernelWidth: kw,
-    strideHeight: strides[0]!,
-    strideWidth: strides[1]!,
+    ...windowStridesAndPads(context),
     dilationHeight: dilations[0]!,
     dilationWidth: dilations[1]!,
-    paddingTop: pads[0]!,
-    paddingLeft: pads[1]!,
-    paddingBottom: pads[2]!,
-    paddingRight: pads[3]!,
     groups: numberAttr(context, 'groups', 1),
   };
 }
@@ -162,73 +157,50 @@ function packed(
   };
 }
 
-const conv2dF32: NativeFactory = (context) => {
+/** A fully-connected node's shape: x [batch][inChannels], weights [outChannels][inChannels]. */
+function fullyConnectedShape(context: PrepareContext) {
+  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  return { batch: context.inputs[0]!.shape[0]!, inChannels, outChannels };
+}
+
+/** An int8 layer's constant weights and bias with its requantization, or undefined when the node needs the
+ * reference (weights or bias not constants of the native types, a quantization the kernels do not take). */
+function int8Layer(context: PrepareContext) {
   const weights = context.constants[1];
   const bias = context.constants[2];
-  if (!(weights instanceof Float32Array) || (context.node.inputs[2]! >= 0 && !(bias instanceof Float32Array)))
-    return undefined;
+  const quantization = int8Quantization(context);
+  if (!quantization || !(weights instanceof Int8Array)) return undefined;
+  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
+  return { ...quantization, weights, bias: bias instanceof Int32Array ? bias : null };
+}
+
+const conv2dF32: NativeFactory = (context) => {
+  const float = floatLayer(context);
+  if (!float) return undefined;
   return packed('conv2d_f32', () =>
-    createConv2dF32({
-      ...convShape(context),
-      weights,
-      bias: bias instanceof Float32Array ? bias : null,
-      outputMin: numberAttr(context, 'min', -Infinity),
-      outputMax: numberAttr(context, 'max', Infinity),
-    }),
+    createConv2dF32({ ...convShape(context), weights: float.weights, ...float.common }),
   );
 };
 
 const fullyConnectedF32: NativeFactory = (context) => {
-  const weights = context.constants[1];
-  const bias = context.constants[2];
-  if (!(weights instanceof Float32Array) || (context.node.inputs[2]! >= 0 && !(bias instanceof Float32Array)))
-    return undefined;
-  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  const float = floatLayer(context);
+  if (!float) return undefined;
   return packed('fully_connected_f32', () =>
-    createFullyConnectedF32({
-      batch: context.inputs[0]!.shape[0]!,
-      inChannels,
-      outChannels,
-      weights,
-      bias: bias instanceof Float32Array ? bias : null,
-      outputMin: numberAttr(context, 'min', -Infinity),
-      outputMax: numberAttr(context, 'max', Infinity),
-    }),
+    createFullyConnectedF32({ ...fullyConnectedShape(context), weights: float.weights, ...float.common }),
   );
 };
 
 const qconv2d: NativeFactory = (context) => {
-  const weights = context.constants[1];
-  const bias = context.constants[2];
-  const quantization = int8Quantization(context);
-  if (!quantization || !(weights instanceof Int8Array)) return undefined;
-  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
-  return packed('qconv2d', () =>
-    createConv2dInt8({
-      ...convShape(context),
-      ...quantization,
-      weights,
-      bias: bias instanceof Int32Array ? bias : null,
-    }),
-  );
+  const int8 = int8Layer(context);
+  if (!int8) return undefined;
+  return packed('qconv2d', () => createConv2dInt8({ ...convShape(context), ...int8 }));
 };
 
 const qfullyConnected: NativeFactory = (context) => {
-  const weights = context.constants[1];
-  const bias = context.constants[2];
-  const quantization = int8Quantization(context);
-  if (!quantization || !(weights instanceof Int8Array)) return undefined;
-  if (context.node.inputs[2]! >= 0 && !(bias instanceof Int32Array)) return undefined;
-  const [outChannels, inChannels] = context.inputs[1]!.shape as [number, number];
+  const int8 = int8Layer(context);
+  if (!int8) return undefined;
   return packed('qfully_connected', () =>
-    createFullyConnectedInt8({
-      batch: context.inputs[0]!.shape[0]!,
-      inChannels,
-      outChannels,
-      ...quantization,
-      weights,
-      bias: bias instanceof Int32Array ? bias : null,
-    }),
+    createFullyConnectedInt8({ ...fullyConnectedShape(context), ...int8 }),
   );
 };
 
@@ -276,16 +248,8 @@ function formatShape(context: PrepareContext, layer: 'conv2d' | 'fullyConnected'
   const w = context.inputs[1]!;
   const rows = w.shape[0]!;
   const reduction = elements(w.shape.slice(1));
-  if (layer === 'fullyConnected') {
-    const [outChannels, inChannels] = w.shape as [number, number];
-    return {
-      layer,
-      shape: { batch: context.inputs[0]!.shape[0]!, inChannels, outChannels },
-      rows,
-      reduction,
-      taps: 1,
-    };
-  }
+  if (layer === 'fullyConnected')
+    return { layer, shape: fullyConnectedShape(context), rows, reduction, taps: 1 };
   const full = convShape(context);
   if (full.dilationHeight !== 1 || full.dilationWidth !== 1) return undefined;
   // Dilation is 1 here: the formats' binding reads every other field of the same shape.
@@ -386,35 +350,16 @@ interface FloatFormatLayer {
 /** A create function of native/formats.ts; each takes its own argument type, checked by the addon. */
 type FormatCreate = (args: never) => FloatFormatLayer;
 
+/** By the package's number format: the kernels' name for it, its weight packing, its create functions. */
 const FORMAT_KERNELS: Record<
   string,
   { name: string; args: FormatArgs; conv2d: FormatCreate; fullyConnected: FormatCreate }
 > = {
-  binary: {
-    name: 'binary-weights',
-    args: binaryArgs,
-    conv2d: createBinaryWeightsConv2d,
-    fullyConnected: createBinaryWeightsFullyConnected,
-  },
-  ternary: {
-    name: 'ternary',
-    args: ternaryArgs,
-    conv2d: createTernaryConv2d,
-    fullyConnected: createTernaryFullyConnected,
-  },
-  xnor: { name: 'xnor', args: xnorArgs, conv2d: createXnorConv2d, fullyConnected: createXnorFullyConnected },
-  sparse: {
-    name: 'sparse',
-    args: sparseArgs,
-    conv2d: createSparseConv2d,
-    fullyConnected: createSparseFullyConnected,
-  },
-  codebook: {
-    name: 'codebook',
-    args: codebookArgs,
-    conv2d: createCodebookConv2d,
-    fullyConnected: createCodebookFullyConnected,
-  },
+  binary: { name: 'binary-weights', args: binaryArgs, ...FORMAT_LAYERS['binary-weights'] },
+  ternary: { name: 'ternary', args: ternaryArgs, ...FORMAT_LAYERS.ternary },
+  xnor: { name: 'xnor', args: xnorArgs, ...FORMAT_LAYERS.xnor },
+  sparse: { name: 'sparse', args: sparseArgs, ...FORMAT_LAYERS.sparse },
+  codebook: { name: 'codebook', args: codebookArgs, ...FORMAT_LAYERS.codebook },
 };
 
 /** The compressed-format FormatLayer of a conv2d / fully_connected node in `context.format`. */
@@ -447,8 +392,8 @@ interface FixedPointFormatLayer {
 type FixedPointCreate = (args: never) => FixedPointFormatLayer;
 
 const FIXED_POINT_KERNELS: Record<16 | 8, { conv2d: FixedPointCreate; fullyConnected: FixedPointCreate }> = {
-  16: { conv2d: createFixed16Conv2d, fullyConnected: createFixed16FullyConnected },
-  8: { conv2d: createFixed8Conv2d, fullyConnected: createFixed8FullyConnected },
+  16: FORMAT_LAYERS.fixed16,
+  8: FORMAT_LAYERS.fixed8,
 };
 
 /** A fixed16 / fixed8 layer on the qf16 / qf8 kernels: the fp32 input is quantized to Q(input_fl) words by the
@@ -520,10 +465,11 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
       return undefined;
     const [n, h, w, c] = x.shape as [number, number, number, number];
     const [kh, kw] = intsAttr(context, 'kernel', [1, 1]) as [number, number];
-    const strides = intsAttr(context, 'strides', [1, 1]);
-    const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
-    if (pads[0]! >= kh || pads[2]! >= kh || pads[1]! >= kw || pads[3]! >= kw) return undefined;
-    if (y.shape[1] !== Math.floor((h + pads[0]! + pads[2]! - kh) / strides[0]!) + 1) return undefined;
+    const window = windowStridesAndPads(context);
+    const { paddingTop, paddingLeft, paddingBottom, paddingRight } = window;
+    if (paddingTop >= kh || paddingBottom >= kh || paddingLeft >= kw || paddingRight >= kw) return undefined;
+    if (y.shape[1] !== Math.floor((h + paddingTop + paddingBottom - kh) / window.strideHeight) + 1)
+      return undefined;
     const base = {
       batch: n,
       inputHeight: h,
@@ -531,12 +477,7 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
       channels: c,
       windowHeight: kh,
       windowWidth: kw,
-      strideHeight: strides[0]!,
-      strideWidth: strides[1]!,
-      paddingTop: pads[0]!,
-      paddingLeft: pads[1]!,
-      paddingBottom: pads[2]!,
-      paddingRight: pads[3]!,
+      ...window,
     };
     const run = kind === 'max' ? maxPool2d : avgPool2d;
     return {

@@ -194,6 +194,25 @@ function windowOutput(
   return out;
 }
 
+/** A conv or pool window over an inH x inW input: strides, dilations, pads (ONNX order: top, left, bottom,
+ * right) and the output size. Pools read ceil_mode (after the window attributes); a conv has none. */
+function windowGeometry(node: ManifestNode, inH: number, inW: number, kh: number, kw: number, pool: boolean) {
+  const { strides, dilations, pads } = windowAttrs(node);
+  const ceil = pool && intAttr(node, 'ceil_mode', 0, 0, 1) === 1;
+  return {
+    strideH: strides[0]!,
+    strideW: strides[1]!,
+    dilationH: dilations[0]!,
+    dilationW: dilations[1]!,
+    padTop: pads[0]!,
+    padLeft: pads[1]!,
+    padBottom: pads[2]!,
+    padRight: pads[3]!,
+    outH: windowOutput(node, inH, kh, strides[0]!, dilations[0]!, pads[0]!, pads[2]!, ceil),
+    outW: windowOutput(node, inW, kw, strides[1]!, dilations[1]!, pads[1]!, pads[3]!, ceil),
+  };
+}
+
 function convGeometry(node: ManifestNode, x: TensorSpec, w: TensorSpec): ConvGeometry {
   expect(x.shape.length === 4, node, `input must be NHWC (rank 4), got [${x.shape.join(', ')}]`);
   expect(w.shape.length === 4, node, `weights must be OHWI (rank 4), got [${w.shape.join(', ')}]`);
@@ -210,53 +229,14 @@ function convGeometry(node: ManifestNode, x: TensorSpec, w: TensorSpec): ConvGeo
     node,
     `output channels ${outC} are not a multiple of groups ${groups}`,
   );
-  const { strides, dilations, pads } = windowAttrs(node);
-  const outH = windowOutput(node, inH, kh, strides[0]!, dilations[0]!, pads[0]!, pads[2]!, false);
-  const outW = windowOutput(node, inW, kw, strides[1]!, dilations[1]!, pads[1]!, pads[3]!, false);
-  return {
-    batch,
-    inH,
-    inW,
-    inC,
-    outC,
-    kh,
-    kw,
-    groups,
-    outH,
-    outW,
-    strideH: strides[0]!,
-    strideW: strides[1]!,
-    dilationH: dilations[0]!,
-    dilationW: dilations[1]!,
-    padTop: pads[0]!,
-    padLeft: pads[1]!,
-  };
+  return { batch, inH, inW, inC, outC, kh, kw, groups, ...windowGeometry(node, inH, inW, kh, kw, false) };
 }
 
 function poolGeometry(node: ManifestNode, x: TensorSpec): PoolGeometry {
   expect(x.shape.length === 4, node, `input must be NHWC (rank 4), got [${x.shape.join(', ')}]`);
   const [batch, inH, inW, channels] = x.shape as [number, number, number, number];
   const [kh, kw] = intsAttr(node, 'kernel', 2, [0, 0], 1) as [number, number];
-  const { strides, dilations, pads } = windowAttrs(node);
-  const ceil = intAttr(node, 'ceil_mode', 0, 0, 1) === 1;
-  return {
-    batch,
-    inH,
-    inW,
-    channels,
-    kh,
-    kw,
-    strideH: strides[0]!,
-    strideW: strides[1]!,
-    dilationH: dilations[0]!,
-    dilationW: dilations[1]!,
-    padTop: pads[0]!,
-    padLeft: pads[1]!,
-    padBottom: pads[2]!,
-    padRight: pads[3]!,
-    outH: windowOutput(node, inH, kh, strides[0]!, dilations[0]!, pads[0]!, pads[2]!, ceil),
-    outW: windowOutput(node, inW, kw, strides[1]!, dilations[1]!, pads[1]!, pads[3]!, ceil),
-  };
+  return { batch, inH, inW, channels, kh, kw, ...windowGeometry(node, inH, inW, kh, kw, true) };
 }
 
 // ---------------------------------------------------------------------------------------------------------

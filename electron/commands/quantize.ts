@@ -13,8 +13,8 @@ import { type Package, readPackage, readPackageFile } from '../../agent/package/
 import { loadDataset } from '../../optimize/datasets/dataset-spec.js';
 import { evaluatePackage } from '../../optimize/evaluate-package.js';
 import { fixedPointPackage } from '../../optimize/package/fixed-point.js';
-import { bundledSigningKey, probeFromTestSet } from '../../optimize/package/from-int8-mlp.js';
-import { type PackageContent, writePackage } from '../../optimize/package/writer.js';
+import { probeFromTestSet } from '../../optimize/package/probe.js';
+import { bundledSigningKey, type PackageContent, writePackage } from '../../optimize/package/writer.js';
 import { calibrationFromImages } from '../../optimize/quantize/calibrate.js';
 import { quantizePackage } from '../../optimize/quantize/ptq.js';
 import { CommandUsageError } from './command-error.js';

@@ -415,7 +415,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   }
 
  private:
-  // int8 activations (ternary and sparse): the quantization of qs8_fc.h.
+  // int8 activations (ternary and sparse): the quantization of qs8_requantize_gemmlowp.h.
   void ReadInt8Scalars(const Napi::Object& args) {
     input_zero_point_ = static_cast<int32_t>(Integer(args, "inputZeroPoint", INT8_MIN, INT8_MAX));
     output_zero_point_ = static_cast<int32_t>(Integer(args, "outputZeroPoint", INT8_MIN, INT8_MAX));

@@ -6,7 +6,7 @@
 // which leaves every (x - zero_point) and every clamp unchanged; the flip is applied while loading (im2col,
 // or an XOR in the kernel) and storing. Weights are always int8, symmetric (zero point 0).
 //
-// Requantization of accumulator acc for output channel o (see qs8_fc.h):
+// Requantization of accumulator acc for output channel o (see qs8_requantize_gemmlowp.h):
 //   out = clamp(output_zero_point + qs8_requantize_gemmlowp(acc, multipliers[o], shifts[o]), min, max)
 // Kernel name grammar: <dtype>_<op>_<activation>_<requant>_ukernel_<MRxNRcKR | cCB>__<isa>.
 #ifndef WHITTLE_QS8_OPS_H_
@@ -16,7 +16,7 @@
 
 #include "conv2d_geometry.h"
 #include "f32_ops.h"
-#include "qs8_fc.h"
+#include "qs8_requantize_gemmlowp.h"
 #include "threadpool.h"
 
 WHITTLE_EXTERN_C_BEGIN

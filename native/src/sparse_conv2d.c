@@ -132,7 +132,7 @@ WHITTLE_DEFINE_VARIANT_SELECT(sparse_f32)
 
 static int8_t sparse_qs8_finish(int32_t sum, int32_t bias, int32_t multiplier, int32_t shift,
                                 int32_t output_zero_point, int32_t output_min, int32_t output_max) {
-  // Adding the bias wraps modulo 2^32 like TFLite's int32 arithmetic (and qs8_fc).
+  // Adding the bias wraps modulo 2^32 like TFLite's int32 arithmetic (and the dense int8 kernels).
   const int32_t accumulator = (int32_t)((uint32_t)sum + (uint32_t)bias);
   int64_t value = (int64_t)qs8_requantize_gemmlowp(accumulator, multiplier, shift) + output_zero_point;
   value = value < output_min ? output_min : value;

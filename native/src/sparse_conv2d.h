@@ -13,7 +13,7 @@
 //
 // fp32:  output = clamp(sum values * x + bias[o]); within 1e-5 of sum |values * x| of the reference.
 // qs8:   output = clamp(output_zero_point + requantize(bias[o] + sum values * (x - input_zero_point),
-//        multipliers[o], shifts[o])) with qs8_requantize_gemmlowp (qs8_fc.h), bit-exact; at most
+//        multipliers[o], shifts[o])) with qs8_requantize_gemmlowp (its own header), bit-exact; at most
 //        QS8_FC_MAX_INPUT_CHANNELS nonzeros per row so the int32 sum cannot overflow; bias wraps mod 2^32.
 //
 // Preconditions (the caller checks them; the kernels do not): 0 <= oc_begin <= oc_end <= groups *
@@ -37,7 +37,7 @@
 #include <stdbool.h>
 
 #include "conv2d_geometry.h"
-#include "qs8_fc.h"
+#include "qs8_requantize_gemmlowp.h"
 
 WHITTLE_EXTERN_C_BEGIN
 

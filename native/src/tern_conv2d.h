@@ -74,12 +74,12 @@ typedef struct tern_conv2d_variant {
 // Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
 WHITTLE_DECLARE_VARIANTS(tern_conv2d)
 
-// Ternary weights with int8 activations (the qs8 quantization of qs8_fc.h): integer adds and subtracts only,
+// Ternary weights, int8 activations (quantized as in qs8_requantize_gemmlowp.h), integer adds/subtracts only:
 //   acc = sum_k t_k * (x_k - input_zero_point)          (exact int32; padding is x = input_zero_point)
 //   output = clamp(output_zero_point + qs8_requantize_gemmlowp(acc + bias[o], multipliers[o], shifts[o]))
 // with multipliers[o] * 2^(shifts[o] - 31) = alpha[o] * input_scale / output_scale. Same planes as above,
-// bias int32 (units of alpha[o] * input_scale) or NULL, output int8; bit-exact, and equal to qs8_fc on the
-// int8 weights t. K <= 2^23 so |acc| < 2^31; the bias add wraps modulo 2^32 like TFLite.
+// bias int32 (units of alpha[o] * input_scale) or NULL, output int8; bit-exact, and equal to a dense int8
+// layer on the int8 weights t. K <= 2^23 so |acc| < 2^31; the bias add wraps modulo 2^32 like TFLite.
 //   tern_conv2d_qs8_minmax_gemmlowp_ukernel__{reference,scalar}, tern_fc_qs8_minmax_gemmlowp_ukernel__{...}
 #define TERN_QS8_MAX_REDUCTION (UINT32_C(1) << 23)
 

@@ -1,10 +1,10 @@
 // Ternary weights with int8 activations: reference and portable kernels (see tern_conv2d.h).
-#include "qs8_fc.h"
+#include "qs8_requantize_gemmlowp.h"
 #include "tern_conv2d.h"
 
 static int8_t tern_qs8_finish(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
                               int32_t output_zero_point, int32_t output_min, int32_t output_max) {
-  const int32_t accumulator = (int32_t)((uint32_t)acc + (uint32_t)bias);  // wraps like TFLite and qs8_fc
+  const int32_t accumulator = (int32_t)((uint32_t)acc + (uint32_t)bias);  // wraps like TFLite's int32 add
   int64_t value = (int64_t)qs8_requantize_gemmlowp(accumulator, multiplier, shift) + output_zero_point;
   value = value < output_min ? output_min : value;
   value = value > output_max ? output_max : value;

@@ -702,8 +702,29 @@ static void tern_case(const char* shape, const whittle_conv2d_geometry* g, uint6
   free(bias), free(threshold), free(abs_bias), free(want), free(scale), free(ones_alpha);
 }
 
+// The dense int8 fully-connected layer with per-channel gemmlowp requantization, written plainly (what the
+// walking skeleton's qs8_fc kernel computed): the ternary and sparse int8 kernels must equal it on the same
+// weights. input [batch][k], weights [oc][k] int8, bias/multipliers/shifts [oc], output [batch][oc]; bias
+// NULL means 0; the int32 sum wraps like TFLite (exact for k <= QS8_FC_MAX_INPUT_CHANNELS).
+static void dense_qs8_fc(size_t batch, size_t k, size_t oc, const int8_t* input, int32_t input_zero_point,
+                         const int8_t* weights, const int32_t* bias, const int32_t* multipliers,
+                         const int32_t* shifts, int32_t output_zero_point, int32_t output_min,
+                         int32_t output_max, int8_t* output) {
+  for (size_t n = 0; n < batch; n++) {
+    for (size_t o = 0; o < oc; o++) {
+      int32_t sum = 0;
+      for (size_t j = 0; j < k; j++)
+        sum += ((int32_t)input[n * k + j] - input_zero_point) * weights[o * k + j];
+      const int32_t acc = (int32_t)((uint32_t)sum + (uint32_t)(bias != NULL ? bias[o] : 0));
+      int64_t v = (int64_t)qs8_requantize_gemmlowp(acc, multipliers[o], shifts[o]) + output_zero_point;
+      v = v < output_min ? output_min : (v > output_max ? output_max : v);
+      output[n * oc + o] = (int8_t)v;
+    }
+  }
+}
+
 // Ternary weights with int8 activations: exact against the reference, and for fc shapes against the dense
-// int8 kernel qs8_fc on the same weights as int8 {-1, 0, 1}.
+// int8 layer (dense_qs8_fc) on the same weights as int8 {-1, 0, 1}.
 static void tern_qs8_case(const char* shape, const whittle_conv2d_geometry* g, uint64_t seed) {
   rng_seed(seed);
   const size_t ni = input_elements(g), k = reduction(g), oc = output_channels(g), no = output_pixels(g) * oc;
@@ -753,12 +774,9 @@ static void tern_qs8_case(const char* shape, const whittle_conv2d_geometry* g, u
                                                 sign, b, multipliers, shifts, output_zero_point, output_min,
                                                 127, got);
     report(memcmp(got, want, no) == 0, "tern qs8 fc scalar [%s]: differs from reference", shape);
-    int32_t* zero_bias = xmalloc(oc * sizeof(int32_t));
-    qs8_fc_minmax_gemmlowp_ukernel__scalar(g->batch, k, oc, input, input_zero_point, dense,
-                                           b != NULL ? b : zero_bias, multipliers, shifts, output_zero_point,
-                                           output_min, 127, got);
-    report(memcmp(got, want, no) == 0, "tern qs8 [%s]: differs from the dense qs8_fc kernel", shape);
-    free(zero_bias);
+    dense_qs8_fc(g->batch, k, oc, input, input_zero_point, dense, b, multipliers, shifts, output_zero_point,
+                 output_min, 127, got);
+    report(memcmp(got, want, no) == 0, "tern qs8 [%s]: differs from the dense int8 layer", shape);
   }
   free(input), free(dense), free(nonzero), free(sign), free(bias), free(multipliers), free(shifts),
       free(want);
@@ -934,14 +952,14 @@ static void sparse_qs8_case(const char* shape, const whittle_conv2d_geometry* g,
   report(memcmp(got, want, no) == 0, "sparse_qs8 conv2d scalar [%s]: differs from reference", shape);
   if (g->input_height == 1 && g->input_width == 1 && g->kernel_height == 1 && g->kernel_width == 1 &&
       g->groups == 1) {
-    // The fc kernel, and the dense int8 kernel on the same (densified) weights: all three agree.
+    // The fc kernel, and the dense int8 layer on the same (densified) weights: all three agree.
     sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar(g->batch, k, oc, 0, oc, input, input_zero_point, offsets,
                                                   columns, values, bias, multipliers, shifts,
                                                   output_zero_point, output_min, 127, got);
     report(memcmp(got, want, no) == 0, "sparse_qs8 fc scalar [%s]: differs from reference", shape);
-    qs8_fc_minmax_gemmlowp_ukernel__scalar(g->batch, k, oc, input, input_zero_point, dense, bias, multipliers,
-                                           shifts, output_zero_point, output_min, 127, got);
-    report(memcmp(got, want, no) == 0, "sparse_qs8 [%s]: differs from the dense qs8_fc kernel", shape);
+    dense_qs8_fc(g->batch, k, oc, input, input_zero_point, dense, bias, multipliers, shifts,
+                 output_zero_point, output_min, 127, got);
+    report(memcmp(got, want, no) == 0, "sparse_qs8 [%s]: differs from the dense int8 layer", shape);
   }
   free(input), free(dense), free(offsets), free(columns), free(values), free(bias), free(multipliers);
   free(shifts), free(want), free(got), free(workspace);

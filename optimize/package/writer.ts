@@ -1,9 +1,14 @@
 // Writes a signed Whittle package (docs/format.md): the manifest, one section per constant tensor in tensor
 // order, the SHA-256 of everything before the trailer and an Ed25519 signature of that digest.
 // The agent's reader is the authority on the format; this only lays out what it will accept.
-import type { KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 
-import { elementCount, type EncodedTensor, EncodingCode } from '../../agent/package/encodings.js';
+import {
+  elementCount,
+  encodeDecoded,
+  type EncodedTensor,
+  EncodingCode,
+} from '../../agent/package/encodings.js';
 import {
   encodeHeaderAndTable,
   encodeTrailer,
@@ -13,6 +18,7 @@ import {
   type SectionEntry,
 } from '../../agent/package/layout.js';
 import { fixedPointActivations, type Manifest } from '../../agent/package/manifest.js';
+import type { Package } from '../../agent/package/reader.js';
 import { keyId, sha256, signDigest } from '../../agent/package/signing.js';
 
 export interface PackageContent {
@@ -20,6 +26,26 @@ export interface PackageContent {
   manifest: Manifest;
   /** Encoded data of each constant tensor, by tensor index. */
   constants: ReadonlyMap<number, EncodedTensor>;
+}
+
+/** The content a read package was written from: `writePackage(packageContent(readPackage(bytes)), key)`
+ * gives `bytes` back byte for byte when `key` is the signer's. Edit the manifest to re-issue a package under
+ * another id, version or target. */
+export function packageContent(pkg: Package): PackageContent {
+  return {
+    manifest: pkg.manifest,
+    constants: new Map(pkg.constants.flatMap((c, i) => (c ? [[i, encodeDecoded(c)] as const] : []))),
+  };
+}
+
+/** The key the packages shipped in agent/models/ are signed with (`whittle quantize --bundled-key`): derived
+ * from a fixed public seed, so each file is reproducible byte for byte. Its private half is public by
+ * construction — the agent does not check the signature of the package it ships with (it is trusted as
+ * shipped, like the agent's own code); every deployed package must instead be signed by the manager's key. */
+export function bundledSigningKey(): KeyObject {
+  const seed = createHash('sha256').update('whittle bundled model; not a secret').digest();
+  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+  return createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
 }
 
 const align = (n: number): number => Math.ceil(n / SECTION_ALIGNMENT) * SECTION_ALIGNMENT;

@@ -8,12 +8,11 @@ import { test } from 'node:test';
 
 import mqtt from 'mqtt';
 
-import { writeFileAtomicSync } from '../../agent/deploy/atomic-file.js';
 import { deviceTopic } from '../../agent/protocol/messages.js';
-import { type Core, startCore } from '../../electron/core/core.js';
+import type { Core } from '../../electron/core/core.js';
 import { startPackageServer } from '../../electron/core/package-server.js';
-import { modelVariant, signedTarget, signingKeys } from '../agent/deploy/deploy-fixtures.js';
-import { waitFor } from '../support/stack.js';
+import { dropTarget, modelVariant, signedTarget, signingKeys } from '../agent/deploy/deploy-fixtures.js';
+import { startLoopbackCore, waitFor } from '../support/stack.js';
 import { startAgentProcess } from './agent-process.js';
 
 test('deployment phases and a refusal with its reason reach the manager', { timeout: 60_000 }, async () => {
@@ -23,30 +22,24 @@ test('deployment phases and a refusal with its reason reach the manager', { time
   let core: Core | null = null;
   let stop: () => Promise<void> = () => Promise.resolve();
   try {
-    core = await startCore({
-      dataDir: dir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: '127.0.0.1',
-      log: (l) => logs.push(l),
-    });
+    core = await startLoopbackCore(dir, (l) => logs.push(l));
     const keys = signingKeys();
     const stateDir = join(dir, 'agent-state');
     mkdirSync(join(stateDir, 'deploy'), { recursive: true });
     const good = signedTarget(packages, modelVariant('v2', keys), keys, 'd-good', '2', {
       health: { seconds: 0.5 },
     });
-    writeFileAtomicSync(
-      join(stateDir, 'deploy', 'target.json'),
-      JSON.stringify({ target: good, attempts: 0 }),
-    );
-    const agent = startAgentProcess(
-      core,
-      dir,
-      'deployee',
-      { stateDir, packageKey: keys.publicHex, snapshotSeconds: 0 },
-      (l) => logs.push(l),
-    );
+    /** The device's agent, on the same state directory every time (its installed models stay). */
+    const startDeployee = () =>
+      startAgentProcess(
+        core!,
+        dir,
+        'deployee',
+        { stateDir, packageKey: keys.publicHex, snapshotSeconds: 0 },
+        (l) => logs.push(l),
+      );
+    dropTarget(stateDir, good);
+    const agent = startDeployee();
     stop = () => agent.stop();
     const registry = core.registry;
     const fail = (err: Error): never => assert.fail(`${err.message}\n${logs.join('\n')}`);
@@ -65,17 +58,8 @@ test('deployment phases and a refusal with its reason reach the manager', { time
     await agent.stop();
     const bad = signedTarget(packages, modelVariant('v3', keys), keys, 'd-bad', '3');
     bad.model.url = packages.urlOf(packages.add(modelVariant('v4', keys)));
-    writeFileAtomicSync(
-      join(stateDir, 'deploy', 'target.json'),
-      JSON.stringify({ target: bad, attempts: 0 }),
-    );
-    const again = startAgentProcess(
-      core,
-      dir,
-      'deployee',
-      { stateDir, packageKey: keys.publicHex, snapshotSeconds: 0 },
-      (l) => logs.push(l),
-    );
+    dropTarget(stateDir, bad);
+    const again = startDeployee();
     stop = () => again.stop();
     const refusal = await waitFor('the failure report', 30_000, () =>
       registry.deployments('deployee').find((r) => r.deploymentId === 'd-bad' && r.phase === 'failed'),
@@ -113,13 +97,7 @@ test(
   { timeout: 20_000 },
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'whittle-acl-'));
-    const core = await startCore({
-      dataDir: dir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: '127.0.0.1',
-      log: () => undefined,
-    });
+    const core = await startLoopbackCore(dir);
     const password = core.store.issueCredential('acl-device');
     const url = `mqtt://127.0.0.1:${core.broker.port}`;
     const listener = await mqtt.connectAsync(url, {

@@ -14,10 +14,10 @@ import { test } from 'node:test';
 
 import { packageRoot } from '../../agent/package-root.js';
 import { writeConnectionFile } from '../../electron/core/connection-file.js';
-import { type Core, startCore } from '../../electron/core/core.js';
+import type { Core } from '../../electron/core/core.js';
 import { managerSigningKeys, managerSigningPublicKey } from '../../electron/core/provisioning/signing-key.js';
 import { demoPackage } from '../support/packages.js';
-import { waitFor } from '../support/stack.js';
+import { startLoopbackCore, waitFor } from '../support/stack.js';
 import { type AgentProcess, startAgentProcess } from './agent-process.js';
 
 interface CliRun {
@@ -47,8 +47,7 @@ test(
     const dir = mkdtempSync(join(tmpdir(), 'whittle-fleet-'));
     const logs: string[] = [];
     const log = (l: string): void => void logs.push(l);
-    const start = (mqttPort: number): Promise<Core> =>
-      startCore({ dataDir: dir, httpPort: 0, mqttPort, mqttHost: '127.0.0.1', log });
+    const start = (mqttPort: number): Promise<Core> => startLoopbackCore(dir, log, mqttPort);
     let core: Core = await start(0);
     const agents = new Map<string, AgentProcess>();
     const fail = (err: Error): never => assert.fail(`${err.message}\n${logs.slice(-80).join('\n')}`);

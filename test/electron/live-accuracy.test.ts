@@ -9,10 +9,10 @@ import { test } from 'node:test';
 import { defaultModelPath } from '../../agent/config.js';
 import type { StatsMessage } from '../../agent/protocol/messages.js';
 import { PackageModel } from '../../agent/runtime/package-model.js';
-import { type Core, startCore } from '../../electron/core/core.js';
+import type { Core } from '../../electron/core/core.js';
 import { loadFashionMnist } from '../../optimize/datasets/fashion-mnist.js';
 import { makeLabelledVideo } from '../../optimize/make-labelled-video.js';
-import { waitFor } from '../support/stack.js';
+import { startLoopbackCore, waitFor } from '../support/stack.js';
 import { startAgentProcess } from './agent-process.js';
 
 const IMAGES = 1000;
@@ -40,13 +40,7 @@ test(
           correct++;
       const offline = correct / IMAGES;
 
-      core = await startCore({
-        dataDir: dir,
-        httpPort: 0,
-        mqttPort: 0,
-        mqttHost: '127.0.0.1',
-        log: (l) => logs.push(l),
-      });
+      core = await startLoopbackCore(dir, (l) => logs.push(l));
       const agent = startAgentProcess(
         core,
         dir,
@@ -102,13 +96,7 @@ test(
   { timeout: 20_000 },
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'whittle-accuracy-bad-'));
-    const core = await startCore({
-      dataDir: dir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: '127.0.0.1',
-      log: () => undefined,
-    });
+    const core = await startLoopbackCore(dir);
     const lines: string[] = [];
     try {
       const agent = startAgentProcess(core, dir, 'nolabels', { labels: join(dir, 'missing.json') }, (l) =>

@@ -24,14 +24,9 @@ import {
   softmaxF32,
   softmaxInt8,
 } from '../../native/index.js';
+import { xorshift32 } from '../support/xorshift32.js';
 
-let seed = 12345;
-function random(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 4294967296;
-}
+const random = xorshift32(12345);
 function pick<T>(items: readonly T[]): T {
   return items[Math.floor(random() * items.length)]!;
 }

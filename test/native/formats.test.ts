@@ -25,40 +25,27 @@ import {
 } from '../../agent/runtime/reference-ops/fixed-point.js';
 import {
   createBinaryWeightsConv2d,
-  createBinaryWeightsFullyConnected,
-  createCodebookConv2d,
   createCodebookFullyConnected,
-  createFixed8Conv2d,
   createFixed8FullyConnected,
-  createFixed16Conv2d,
   createFixed16FullyConnected,
-  createSparseConv2d,
   createSparseFullyConnected,
   createSparseInt8Conv2d,
   createSparseInt8FullyConnected,
-  createTernaryConv2d,
-  createTernaryFullyConnected,
   createTernaryInt8Conv2d,
   createTernaryInt8FullyConnected,
-  createXnorConv2d,
-  createXnorFullyConnected,
   fixedPointDequantize,
   fixedPointQuantize,
+  FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatLayer,
   FORMATS,
   type FormatTensor,
 } from '../../native/formats.js';
 import { activeIsa, cpuFeatures, setThreads } from '../../native/index.js';
+import { xorshift32 } from '../support/xorshift32.js';
 import { denseConv2d } from './dense-conv2d.js';
 
-let seed = 0x9e3779b9;
-function random(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 4294967296;
-}
+const random = xorshift32(0x9e3779b9);
 const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));
 const floats = (n: number): Float32Array => Float32Array.from({ length: n }, () => random() * 2 - 1);
 
@@ -258,9 +245,13 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
   const oc = s.outputChannels;
   const base = shapeArgs(c);
   type Create = (args: never) => FormatLayer<FormatTensor>;
-  const pick = (conv: Create, fc: Create, a: object): FormatLayer<FormatTensor> => {
-    last = { args: a as Record<string, unknown>, create: c.fc ? fc : conv };
-    return (c.fc ? fc : conv)(a as never);
+  const pick = (
+    creators: { conv2d: Create; fullyConnected: Create },
+    a: object,
+  ): FormatLayer<FormatTensor> => {
+    const create = c.fc ? creators.fullyConnected : creators.conv2d;
+    last = { args: a as Record<string, unknown>, create };
+    return create(a as never);
   };
 
   const floatBias = variant % 2 === 0 ? floats(oc) : null;
@@ -272,6 +263,14 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
     );
     return { values, magnitude: r.magnitude };
   };
+  /** An fp32-activation layer checked against the dense float reference of `dense` weights. */
+  const floatCase = (layer: FormatLayer<FormatTensor>, dense: Float32Array, input: Float32Array) => ({
+    layer,
+    input,
+    output: () => new Float32Array(d.outputLength),
+    exact: false,
+    expected: finish(dense, input),
+  });
   switch (format) {
     case 'fixed16':
     case 'fixed8': {
@@ -296,9 +295,7 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const bounds =
         variant % 3 === 1 ? { outputMin: 0, outputMax: limit } : { outputMin: lo, outputMax: limit };
       const args = { ...base, ...fl, ...bounds, weights, bias: bias ?? null };
-      const layer = wide
-        ? pick(createFixed16Conv2d, createFixed16FullyConnected, args)
-        : pick(createFixed8Conv2d, createFixed8FullyConnected, args);
+      const layer = wide ? pick(FORMAT_LAYERS.fixed16, args) : pick(FORMAT_LAYERS.fixed8, args);
       const expected = wide ? new Int16Array(d.outputLength) : new Int8Array(d.outputLength);
       fixedPointConv2dReference({
         geometry: geometry(s),
@@ -323,14 +320,7 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const dense = w.map((v, i) => (v < 0 ? -1 : 1) * packed.alpha[Math.floor(i / d.k)]!);
       const input = floats(d.inputLength);
       const args = { ...base, ...clamp, ...packed, bias: floatBias };
-      const layer = pick(createBinaryWeightsConv2d, createBinaryWeightsFullyConnected, args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS['binary-weights'], args), dense, input);
     }
     case 'ternary': {
       const t = Int8Array.from({ length: oc * d.k }, () => int(-1, 1));
@@ -338,27 +328,13 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const dense = Float32Array.from(t, (v, i) => v * alpha[Math.floor(i / d.k)]!);
       const input = floats(d.inputLength);
       const args = { ...base, ...clamp, ...packTernaryWeights(oc, d.k, t), alpha, bias: floatBias };
-      const layer = pick(createTernaryConv2d, createTernaryFullyConnected, args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS.ternary, args), dense, input);
     }
     case 'sparse': {
       const dense = floats(oc * d.k).map((v) => (random() < 0.7 ? 0 : v));
       const input = floats(d.inputLength);
       const args = { ...base, ...clamp, ...encodeCsr(oc, d.k, dense), bias: floatBias };
-      const layer = pick(createSparseConv2d, createSparseFullyConnected, args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS.sparse, args), dense, input);
     }
     case 'codebook': {
       const indexBits = [2, 3, 5, 8][variant % 4]!;
@@ -369,14 +345,7 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const input = floats(d.inputLength);
       const indices = packCodebookIndices(oc, d.k, indexBits, unpacked);
       const args = { ...base, ...clamp, indexBits, codebook, indices, bias: floatBias };
-      const layer = pick(createCodebookConv2d, createCodebookFullyConnected, args);
-      return {
-        layer,
-        input,
-        output: () => new Float32Array(d.outputLength),
-        exact: false,
-        expected: finish(dense, input),
-      };
+      return floatCase(pick(FORMAT_LAYERS.codebook, args), dense, input);
     }
     case 'ternary-int8':
     case 'sparse-int8': {
@@ -407,8 +376,8 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
         bias,
       };
       const layer = ternary
-        ? pick(createTernaryInt8Conv2d, createTernaryInt8FullyConnected, args)
-        : pick(createSparseInt8Conv2d, createSparseInt8FullyConnected, args);
+        ? pick({ conv2d: createTernaryInt8Conv2d, fullyConnected: createTernaryInt8FullyConnected }, args)
+        : pick({ conv2d: createSparseInt8Conv2d, fullyConnected: createSparseInt8FullyConnected }, args);
       const centered = Float64Array.from(input, (x) => x - inputZeroPoint);
       const acc = denseConv2d(s, centered, dense, bias).output;
       const values = Int8Array.from(acc, (a, i) => {
@@ -430,7 +399,7 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       const input = floats(d.inputLength);
       const inputScaling = variant % 2 === 1;
       const args = { ...base, ...clamp, ...packed, bias: floatBias, inputScaling };
-      const layer = pick(createXnorConv2d, createXnorFullyConnected, args);
+      const layer = pick(FORMAT_LAYERS.xnor, args);
       let expected: Built['expected'] = null;
       if (!inputScaling) {
         // dot of +-1 values over the valid taps, then the kernels' epilogue in float32.

@@ -3,6 +3,8 @@
 // reference on fixed-seed random data, at 1 and 2 threads, and prints one JSON line:
 //   { isa, checks: [{ name, ok, detail? }] }
 // int8 results must be bit-exact; fp32 within 1e-5 relative.
+import { requantizeGemmlowp } from '../../agent/runtime/number/requantization.js';
+import { fullyConnected } from '../../agent/runtime/reference-ops/matmul.js';
 import {
   activeIsa,
   addF32,
@@ -15,7 +17,6 @@ import {
   createConv2dInt8,
   createFullyConnectedF32,
   createFullyConnectedInt8,
-  fullyConnectedS8,
   globalAvgPool,
   maxPool2d,
   type PackedLayer,
@@ -24,7 +25,7 @@ import {
   softmaxInt8,
   type Tensor,
 } from '../../native/index.js';
-import { fullyConnectedS8Reference } from '../../native/reference/qs8-fc.js';
+import { xorshift32 } from '../support/xorshift32.js';
 
 interface Check {
   name: string;
@@ -33,14 +34,7 @@ interface Check {
 }
 const checks: Check[] = [];
 
-let seed = 0x2545f491;
-function random(): number {
-  // xorshift32: the same data on every run.
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 4294967296;
-}
+const random = xorshift32(0x2545f491);
 function floats(n: number): Float32Array {
   return Float32Array.from({ length: n }, () => random() * 2 - 1);
 }
@@ -232,42 +226,24 @@ function runAll(threads: number): void {
     });
     const got = new Int8Array(batch * outChannels);
     layer.run(input, got);
-    // The TypeScript reference of the existing int8 fully-connected kernel is an independent check of the
-    // C reference and of the packed path.
+    // The runtime's TypeScript reference (the int8 fully-connected of the reference executor) is an
+    // independent check of the C reference and of the packed path.
     const want = new Int8Array(batch * outChannels);
-    fullyConnectedS8Reference({
+    fullyConnected(
       batch,
       inChannels,
       outChannels,
       input,
-      inputZeroPoint: 5,
+      5,
       weights,
-      bias,
-      multipliers,
-      shifts,
-      outputZeroPoint: -7,
-      outputMin: -128,
-      outputMax: 127,
-      output: want,
-    });
+      () => 0,
+      (index, o, sum) => {
+        const accumulator = (sum + bias[o]!) | 0; // int32 add, wrapping like the C kernels
+        const value = -7 + requantizeGemmlowp(accumulator, multipliers[o]!, shifts[o]!);
+        want[index] = Math.min(127, Math.max(-128, value));
+      },
+    );
     compare(`fullyConnected int8 ${inChannels}->${outChannels} vs TS reference ${t}`, got, want);
-    const old = new Int8Array(batch * outChannels);
-    fullyConnectedS8({
-      batch,
-      inChannels,
-      outChannels,
-      input,
-      inputZeroPoint: 5,
-      weights,
-      bias,
-      multipliers,
-      shifts,
-      outputZeroPoint: -7,
-      outputMin: -128,
-      outputMax: 127,
-      output: old,
-    });
-    compare(`fullyConnectedS8 ${inChannels}->${outChannels} vs packed layer ${t}`, got, old);
     layer.dispose();
   }
 }

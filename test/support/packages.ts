@@ -1,22 +1,20 @@
-// Signed Whittle packages of the demo model for deployment tests: the real writer, the real reader.
+// Signed Whittle packages of the demo model for deployment tests: the shipped MLP package
+// (agent/models/fashion-mlp-int8.whittle) read by the real reader, re-issued by the real writer.
 import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { CpuFamily } from '../../agent/package/manifest.js';
+import { readPackageFile } from '../../agent/package/reader.js';
 import { packageRoot } from '../../agent/package-root.js';
-import { parseInt8MlpFile } from '../../agent/runtime/int8-mlp-format.js';
-import { packageContentFromInt8Mlp } from '../../optimize/package/from-int8-mlp.js';
-import { writePackage } from '../../optimize/package/writer.js';
+import { packageContent, writePackage } from '../../optimize/package/writer.js';
 
 /** The demo MLP as a package with this id and version, signed by `privateKey`. */
 export function demoPackage(
   privateKey: KeyObject,
   model: { id?: string; version?: string; cpuFamily?: CpuFamily } = {},
 ): Buffer {
-  // The trained demo model in its source form; the agent's bundled package is made from the same file.
-  const path = join(packageRoot(), 'agent', 'models', 'fashion-mlp-int8.json');
-  const content = packageContentFromInt8Mlp(parseInt8MlpFile(readFileSync(path, 'utf8'), path));
+  const path = join(packageRoot(), 'agent', 'models', 'fashion-mlp-int8.whittle');
+  const content = packageContent(readPackageFile(path, { allowUnsigned: true, cpuFamily: null }));
   content.manifest.model = {
     ...content.manifest.model,
     id: model.id ?? 'fashion',

@@ -25,16 +25,19 @@ export interface Stack {
   killAgent(): void;
 }
 
+/** A real core in `dataDir` on loopback, HTTP on a free port, its broker on `mqttPort` (0: a free one). */
+export function startLoopbackCore(
+  dataDir: string,
+  log: (line: string) => void = () => undefined,
+  mqttPort = 0,
+): Promise<Core> {
+  return startCore({ dataDir, httpPort: 0, mqttPort, mqttHost: '127.0.0.1', log });
+}
+
 export async function startStack(opts: { withAgent?: boolean; camera?: string } = {}): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'whittle-test-'));
   const logs: string[] = [];
-  const core = await startCore({
-    dataDir,
-    httpPort: 0,
-    mqttPort: 0,
-    mqttHost: '127.0.0.1',
-    log: (line) => logs.push(`[core] ${line}`),
-  });
+  const core = await startLoopbackCore(dataDir, (line) => logs.push(`[core] ${line}`));
   const agentId = 'test-device';
   const agent =
     opts.withAgent === false

@@ -7,14 +7,13 @@ import { join } from 'node:path';
 
 import { defaultModelPath } from '../../../agent/config.js';
 import { writeFileAtomicSync } from '../../../agent/deploy/atomic-file.js';
-import type { EncodedTensor } from '../../../agent/package/encodings.js';
 import type { CpuFamily, Manifest } from '../../../agent/package/manifest.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { signDigest } from '../../../agent/package/signing.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import type { DeployTarget } from '../../../agent/protocol/messages.js';
 import type { PackageServer } from '../../../electron/core/package-server.js';
-import { writePackage } from '../../../optimize/package/writer.js';
+import { packageContent, writePackage } from '../../../optimize/package/writer.js';
 
 export interface SigningKeys {
   publicKey: KeyObject;
@@ -29,26 +28,19 @@ export function signingKeys(): SigningKeys {
   return { publicKey, privateKey, publicHex: Buffer.from(der.subarray(der.length - 32)).toString('hex') };
 }
 
-/** A package's bytes rewritten: its manifest changed by `edit`, its sections kept as stored (so the
+/** A package's bytes rewritten: its manifest changed by `edit`, its tensors encoded as stored (so the
  * weights stay bit for bit), signed again by privateKey. */
 export function rewritePackage(
   bytes: Buffer,
   edit: (manifest: Manifest) => void,
   privateKey: KeyObject,
 ): Buffer {
-  const pkg = readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
-  const manifest = structuredClone(pkg.manifest);
-  const constants = new Map<number, EncodedTensor>();
-  manifest.tensors.forEach((tensor, index) => {
-    if (tensor.section === undefined || tensor.encoding === undefined) return;
-    const entry = pkg.sections[tensor.section]!;
-    constants.set(index, {
-      encoding: tensor.encoding,
-      bytes: Buffer.from(bytes.subarray(entry.offset, entry.offset + entry.length)),
-    });
-  });
-  edit(manifest);
-  return writePackage({ manifest, constants }, privateKey);
+  const { manifest, constants } = packageContent(
+    readPackage(bytes, { allowUnsigned: true, cpuFamily: null }),
+  );
+  const edited = structuredClone(manifest);
+  edit(edited);
+  return writePackage({ manifest: edited, constants }, privateKey);
 }
 
 export interface VariantOptions {

@@ -9,7 +9,7 @@ import { encodeDecoded, toFloat32 } from '../../../agent/package/encodings.js';
 import { PackageError } from '../../../agent/package/errors.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
-import { writePackage } from '../../../optimize/package/writer.js';
+import { packageContent, writePackage } from '../../../optimize/package/writer.js';
 
 const keys = generateKeyPairSync('ed25519');
 const other = generateKeyPairSync('ed25519');
@@ -51,13 +51,7 @@ describe('package round trip', () => {
       assert.deepEqual(again.encoding, encoded.encoding);
       assert.ok(again.bytes.equals(encoded.bytes), `tensor ${index} bytes differ`);
     }
-    const rewritten = writePackage(
-      {
-        manifest: pkg.manifest,
-        constants: new Map(pkg.constants.flatMap((c, i) => (c ? [[i, encodeDecoded(c)] as const] : []))),
-      },
-      keys.privateKey,
-    );
+    const rewritten = writePackage(packageContent(pkg), keys.privateKey);
     assert.ok(rewritten.equals(bytes), 'rewritten package differs');
   });
 

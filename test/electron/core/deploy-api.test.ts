@@ -18,10 +18,10 @@ import type {
   PackagesResponse,
   PackageView,
 } from '../../../electron/api/contract.js';
-import { type Core, startCore } from '../../../electron/core/core.js';
+import type { Core } from '../../../electron/core/core.js';
 import { managerSigningKeys } from '../../../electron/core/provisioning/signing-key.js';
 import { demoPackage } from '../../support/packages.js';
-import { waitFor } from '../../support/stack.js';
+import { startLoopbackCore, waitFor } from '../../support/stack.js';
 
 let dir: string;
 let core: Core;
@@ -29,13 +29,7 @@ let base: string;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'whittle-deploy-api-'));
-  core = await startCore({
-    dataDir: dir,
-    httpPort: 0,
-    mqttPort: 0,
-    mqttHost: '127.0.0.1',
-    log: () => undefined,
-  });
+  core = await startLoopbackCore(dir);
   base = `http://127.0.0.1:${core.api.port}`;
   // A device the manager knows (it announced itself once) but that is offline now.
   core.store.upsertDevice('cam-offline', null, Date.now());

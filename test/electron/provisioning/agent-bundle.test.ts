@@ -34,7 +34,11 @@ describe('agent bundle', () => {
         // The agent's own loader finds and loads the shipped addon.
         const r = spawnSync(
           process.execPath,
-          ['-e', `require(${JSON.stringify(join(unpacked, ADDON_RELATIVE_PATH))}).fullyConnectedS8`],
+          [
+            '-e',
+            `if (typeof require(${JSON.stringify(join(unpacked, ADDON_RELATIVE_PATH))}).Conv2d !== 'function') ` +
+              `process.exit(3)`,
+          ],
           { encoding: 'utf8' },
         );
         assert.equal(r.status, 0, r.stderr);

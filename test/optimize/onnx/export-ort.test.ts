@@ -3,31 +3,19 @@
 // compressed format exports to a model ONNX Runtime runs to the runtime's outputs.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import * as ort from 'onnxruntime-node';
 
-import { readPackage } from '../../../agent/package/reader.js';
-import { parseInt8MlpFile } from '../../../agent/runtime/int8-mlp-format.js';
+import { readPackage, readPackageFile } from '../../../agent/package/reader.js';
+import { packageRoot } from '../../../agent/package-root.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadFashionMnist } from '../../../optimize/datasets/fashion-mnist.js';
 import { exportOnnx } from '../../../optimize/onnx/export.js';
-import { packageContentFromInt8Mlp } from '../../../optimize/package/from-int8-mlp.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
 import { type PackageContent, writePackage } from '../../../optimize/package/writer.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'agent', 'models'))) {
-    if (dirname(dir) === dir) throw new Error('agent/models not found above the test file');
-    dir = dirname(dir);
-  }
-  return dir;
-}
 
 const keys = generateKeyPairSync('ed25519');
 const signed = (content: PackageContent) =>
@@ -40,8 +28,8 @@ const argmax = (values: ArrayLike<number>): number => {
 };
 
 test('int8 Fashion-MNIST: runtime and ONNX Runtime (QDQ export) agree on top-1 for >= 99.5% of 1000 images', async () => {
-  const path = join(repositoryRoot(), 'agent', 'models', 'fashion-mlp-int8.json');
-  const pkg = signed(packageContentFromInt8Mlp(parseInt8MlpFile(readFileSync(path, 'utf8'), path)));
+  const path = join(packageRoot(), 'agent', 'models', 'fashion-mlp-int8.whittle');
+  const pkg = readPackageFile(path, { allowUnsigned: true, cpuFamily: null });
   const model = Model.fromPackage(pkg);
   const session = await ort.InferenceSession.create(exportOnnx(pkg));
   const { pixels } = loadFashionMnist('test');

@@ -81,61 +81,38 @@ describe('whittle train', () => {
   });
 
   test('usage and data errors print one line naming the problem and exit 1', async () => {
-    const noOut = await whittle(['train', '--model', 'lenet5', '--dataset', 'fashion-mnist']);
-    assert.equal(noOut.code, 1);
-    assert.match(noOut.stderr, /whittle train: --out DIR is required/);
-    const badData = await whittle([
-      'train',
-      '--model',
-      'lenet5',
-      '--dataset',
-      'imagenet',
-      '--out',
-      join(root, 'x'),
-    ]);
-    assert.equal(badData.code, 1);
-    assert.match(badData.stderr, /whittle train: unknown dataset "imagenet"/);
-    const badModel = await whittle([
-      'train',
-      '--model',
-      'alexnet',
-      '--dataset',
-      'fashion-mnist',
-      '--limit',
-      '50',
-      '--out',
-      join(root, 'y'),
-    ]);
-    assert.equal(badModel.code, 1);
-    assert.match(badModel.stderr, /whittle train: unknown model "alexnet"/);
-    const badEpochs = await whittle([
-      'train',
-      '--model',
-      'lenet5',
-      '--dataset',
-      'fashion-mnist',
-      '--epochs',
-      'two',
-      '--out',
-      join(root, 'z'),
-    ]);
-    assert.equal(badEpochs.code, 1);
-    assert.match(badEpochs.stderr, /--epochs: expected an integer but received "two"/);
-    const badSchedule = await whittle([
-      'train',
-      '--model',
-      'lenet5',
-      '--dataset',
-      'fashion-mnist',
-      '--lr-schedule',
-      'linear',
-      '--out',
-      join(root, 'w'),
-    ]);
-    assert.equal(badSchedule.code, 1);
-    assert.match(
-      badSchedule.stderr,
-      /whittle train: expected lrSchedule \(--lr-schedule\) to be .* received linear/,
-    );
+    const refused: [args: string[], message: RegExp][] = [
+      [['--model', 'lenet5', '--dataset', 'fashion-mnist'], /whittle train: --out DIR is required/],
+      [
+        ['--model', 'lenet5', '--dataset', 'imagenet', '--out', join(root, 'x')],
+        /whittle train: unknown dataset "imagenet"/,
+      ],
+      [
+        ['--model', 'alexnet', '--dataset', 'fashion-mnist', '--limit', '50', '--out', join(root, 'y')],
+        /whittle train: unknown model "alexnet"/,
+      ],
+      [
+        ['--model', 'lenet5', '--dataset', 'fashion-mnist', '--epochs', 'two', '--out', join(root, 'z')],
+        /--epochs: expected an integer but received "two"/,
+      ],
+      [
+        [
+          '--model',
+          'lenet5',
+          '--dataset',
+          'fashion-mnist',
+          '--lr-schedule',
+          'linear',
+          '--out',
+          join(root, 'w'),
+        ],
+        /whittle train: expected lrSchedule \(--lr-schedule\) to be .* received linear/,
+      ],
+    ];
+    for (const [args, message] of refused) {
+      const run = await whittle(['train', ...args]);
+      assert.equal(run.code, 1, `${args.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+    }
   });
 });
