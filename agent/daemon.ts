@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 
+import { WhittleError } from '../native/whittle-error.js';
 import { CameraFeed, describeFrameShape, sameFrameShape, type ShapedFrame } from './camera/camera-feed.js';
 import { CameraError } from './camera/ffmpeg-source.js';
 import { type FrameLabels, FrameLabelsError, labelOfFrame, readFrameLabels } from './camera/frame-labels.js';
@@ -44,8 +45,10 @@ export interface DaemonOptions {
 /** Longest wait for the first frame of a health check, ms. */
 const FIRST_FRAME_MS = 15_000;
 
-export class AgentStartError extends Error {
-  override name = 'AgentStartError';
+/** The agent cannot start: its model, camera, labels, key or state directory is unusable. */
+export class AgentStartError extends WhittleError {
+  override readonly name = 'AgentStartError';
+  readonly code = 'agent-start-failed';
 }
 
 type Log = (line: string) => void;
@@ -325,7 +328,11 @@ function openOutbox(config: AgentConfig, camera: CameraFeed, log: Log): Outbox {
     outbox = Outbox.open({ dir: join(config.stateDir, 'telemetry'), log });
   } catch (err) {
     camera.stop();
-    if (err instanceof OutboxError || (err as NodeJS.ErrnoException).code !== undefined)
+    // A file-system error (errno code) or the outbox's own refusal; anything else is a bug, thrown as is.
+    if (
+      err instanceof OutboxError ||
+      (!(err instanceof WhittleError) && (err as NodeJS.ErrnoException).code !== undefined)
+    )
       throw new AgentStartError(`telemetry outbox: ${(err as Error).message}`);
     throw err;
   }
