@@ -13,6 +13,8 @@ import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { nativeAvailable } from '../../../agent/runtime/native-executors.js';
 import { PackageModel } from '../../../agent/runtime/package-model.js';
+import { CommandUsageError } from '../../../electron/commands/command-error.js';
+import { runModelCommand } from '../../../electron/commands/index.js';
 import { quantizeCommand } from '../../../electron/commands/quantize.js';
 import { loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { FASHION_MNIST_LABELS } from '../../../optimize/datasets/fashion-mnist.js';
@@ -143,7 +145,7 @@ describe('post-training int8 quantization of LeNet-5', () => {
     );
   });
 
-  test('whittle quantize writes a package with its measured accuracy, labels, preprocessing and probe', () => {
+  test('whittle quantize writes a package with its measured accuracy, labels, preprocessing and probe', async () => {
     const source = join(root, 'fp32.whittle');
     const out = join(root, 'int8.whittle');
     writeFileSync(source, fp32Bytes);
@@ -177,10 +179,15 @@ describe('post-training int8 quantization of LeNet-5', () => {
     const model = PackageModel.fromPackage(pkg);
     const probe = manifest.probe!;
     assert.equal(model.infer(Buffer.from(probe.input, 'base64')).classIndex, probe.expectedClass);
-    // Bad use is one line and exit code 1, not a stack trace.
-    assert.equal(quantizeCommand([source, '--out', out]), 1);
-    assert.equal(quantizeCommand([...args, '--images', '0']), 1);
-    assert.equal(quantizeCommand([...args, '--format', 'int4']), 1);
+    // Bad use is one line and exit code 1 through the CLI's dispatcher, not a stack trace.
+    for (const bad of [
+      [source, '--out', out],
+      [...args, '--images', '0'],
+      [...args, '--format', 'int4'],
+    ]) {
+      assert.throws(() => quantizeCommand(bad), CommandUsageError);
+      assert.equal(await runModelCommand('quantize', bad), 1);
+    }
   });
 
   for (const format of ['fixed16', 'fixed8'] as const) {
