@@ -68,23 +68,13 @@ static uint32_t xnor_span_popcount_scalar(const uint64_t* x, const uint64_t* w, 
 
 XNOR_DEFINE_KERNELS(scalar, xnor_span_popcount_scalar, 0, NULL, NULL)
 
+static uint64_t xnor_word_sign_bits_scalar(const float* x, size_t count) {
+  return xnor_sign_bits_tail(x, 0, count, 0);
+}
+
 void xnor_pack_ukernel__scalar(size_t pixels, size_t groups, size_t group_channels,
                                const float* restrict input, uint64_t* restrict output) {
-  const size_t gw = xnor_group_words(group_channels);
-  for (size_t p = 0; p < pixels; p++) {
-    for (size_t group = 0; group < groups; group++) {
-      const float* x = input + (p * groups + group) * group_channels;
-      uint64_t* out = output + (p * groups + group) * gw;
-      for (size_t w = 0; w < gw; w++) {
-        const size_t count = group_channels - w * 64 < 64 ? group_channels - w * 64 : 64;
-        uint64_t bits = 0;
-        for (size_t c = 0; c < count; c++) {
-          bits |= (uint64_t)(x[w * 64 + c] < 0.0f) << c;
-        }
-        out[w] = bits;
-      }
-    }
-  }
+  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_scalar);
 }
 
 const xnor_conv2d_variant xnor_conv2d_variants[] = {
