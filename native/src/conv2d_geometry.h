@@ -94,18 +94,55 @@ static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride,
   *last = hi > lo ? (size_t)hi : (size_t)lo;
 }
 
+// Output pixels of the batch: the references walk them with one index p = (n * output_height + oy) *
+// output_width + ox, which is also the pixel's place in the NHWC output.
+static inline size_t whittle_conv2d_output_pixels(const whittle_conv2d_geometry* g) {
+  return g->batch * g->output_height * g->output_width;
+}
+
+// Where output pixel p is: batch element n, row oy, column ox.
+typedef struct whittle_conv2d_position {
+  size_t n, oy, ox;
+} whittle_conv2d_position;
+
+static inline whittle_conv2d_position whittle_conv2d_output_position(const whittle_conv2d_geometry* g,
+                                                                     size_t p) {
+  const whittle_conv2d_position at = {p / g->output_width / g->output_height,
+                                      p / g->output_width % g->output_height, p % g->output_width};
+  return at;
+}
+
+// The input pixel (n * input_height + iy) * input_width + ix that tap (ky, kx) of output position `at` reads;
+// false when the tap reads padding (real value 0).
+static inline bool whittle_conv2d_tap_pixel(const whittle_conv2d_geometry* g, whittle_conv2d_position at,
+                                            size_t ky, size_t kx, size_t* pixel) {
+  const ptrdiff_t iy = (ptrdiff_t)(at.oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
+  const ptrdiff_t ix = (ptrdiff_t)(at.ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
+  if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) return false;
+  *pixel = (at.n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix;
+  return true;
+}
+
+// The output channels of group `group` that lie in [oc_begin, oc_end) (a task's channel range may cut a
+// group): [*begin, *end).
+static inline void whittle_conv2d_group_channel_range(const whittle_conv2d_geometry* g, size_t group,
+                                                      size_t oc_begin, size_t oc_end, size_t* begin,
+                                                      size_t* end) {
+  const size_t first = group * g->group_output_channels, last = first + g->group_output_channels;
+  *begin = first > oc_begin ? first : oc_begin;
+  *end = last < oc_end ? last : oc_end;
+}
+
 // The NHWC input index that reduction element k = (ky * kernel_width + kx) * group_input_channels + i of
-// output channel group `group` reads at output position (n, oy, ox); false when that tap reads padding.
+// output channel group `group` reads at output position `at`; false when that tap reads padding.
 // Decodes k with divisions: for references and per-nonzero (sparse) loops, not for the drivers' spans.
-static inline bool whittle_conv2d_tap_input(const whittle_conv2d_geometry* g, size_t n, size_t oy, size_t ox,
+static inline bool whittle_conv2d_tap_input(const whittle_conv2d_geometry* g, whittle_conv2d_position at,
                                             size_t group, size_t k, size_t* index) {
   const size_t gic = g->group_input_channels;
   const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
-  const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-  const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-  if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) return false;
-  *index = ((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * (g->groups * gic) +
-           group * gic + i;
+  size_t pixel;
+  if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) return false;
+  *index = pixel * (g->groups * gic) + group * gic + i;
   return true;
 }
 
