@@ -80,6 +80,54 @@ static inline whittle_conv2d_geometry whittle_fc_geometry(size_t batch, size_t i
   return g;
 }
 
+// The same layer as the operators state it: a 1x1 convolution of a 1x1 image, one group.
+static inline whittle_conv2d_shape whittle_fc_shape(size_t batch, size_t input_channels,
+                                                    size_t output_channels) {
+  const whittle_conv2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = 1,
+                                      .input_channels = input_channels,
+                                      .output_channels = output_channels,
+                                      .kernel_height = 1,
+                                      .kernel_width = 1,
+                                      .stride_height = 1,
+                                      .stride_width = 1,
+                                      .dilation_height = 1,
+                                      .dilation_width = 1,
+                                      .padding_top = 0,
+                                      .padding_left = 0,
+                                      .padding_bottom = 0,
+                                      .padding_right = 0,
+                                      .groups = 1};
+  return shape;
+}
+
+// Defines `static void name(const whittle_conv2d_shape* s, size_t output_height, size_t output_width,
+// const T* input, size_t m, const T* pad, const T** taps)`: the input pixel each tap (i, j) of output row m
+// (a flattened (n, y, x)) reads, in tap order, or `pad` where the tap falls in the padding. The im2col and
+// indirection drivers of the fp32 and int8 operators instantiate it for their element type. The divisions
+// happen once per row, not once per tap.
+#define WHITTLE_DEFINE_CONV2D_ROW_TAPS(name, T)                                                              \
+  static void name(const whittle_conv2d_shape* s, size_t output_height, size_t output_width, const T* input, \
+                   size_t m, const T* pad, const T** taps) {                                                 \
+    const size_t x = m % output_width;                                                                       \
+    const size_t y = (m / output_width) % output_height;                                                     \
+    const size_t n = m / (output_width * output_height);                                                     \
+    const T* image = input + n * s->input_height * s->input_width * s->input_channels;                       \
+    size_t t = 0;                                                                                            \
+    for (size_t i = 0; i < s->kernel_height; i++) {                                                          \
+      const ptrdiff_t iy =                                                                                   \
+          (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;            \
+      const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;                                    \
+      for (size_t j = 0; j < s->kernel_width; j++) {                                                         \
+        const ptrdiff_t ix =                                                                                 \
+            (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;           \
+        const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;                         \
+        taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad;   \
+      }                                                                                                      \
+    }                                                                                                        \
+  }
+
 // The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
 // padding). Every format's driver walks these.
 static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
@@ -153,6 +201,23 @@ typedef struct whittle_pool2d_shape {
   size_t window_height, window_width, stride_height, stride_width;
   size_t padding_top, padding_left, padding_bottom, padding_right;
 } whittle_pool2d_shape;
+
+// Global average pooling of [batch][pixels][channels] as a pool2d shape: one window over a 1 x pixels image.
+static inline whittle_pool2d_shape whittle_global_pool2d_shape(size_t batch, size_t pixels, size_t channels) {
+  const whittle_pool2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = pixels,
+                                      .channels = channels,
+                                      .window_height = 1,
+                                      .window_width = pixels,
+                                      .stride_height = 1,
+                                      .stride_width = 1,
+                                      .padding_top = 0,
+                                      .padding_left = 0,
+                                      .padding_bottom = 0,
+                                      .padding_right = 0};
+  return shape;
+}
 
 const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* shape);
 size_t whittle_pool2d_output_height(const whittle_pool2d_shape* shape);
