@@ -27,33 +27,25 @@ void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t row_bytes =
       cb_row_bytes(g->kernel_height * g->kernel_width * g->group_input_channels, index_bits);
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          double acc = 0.0;
-          for (size_t ky = 0; ky < g->kernel_height; ky++) {
-            for (size_t kx = 0; kx < g->kernel_width; kx++) {
-              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-                continue;
-              }
-              for (size_t i = 0; i < g->group_input_channels; i++) {
-                const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-                const float w = codebook[cb_index(indices + o * row_bytes, row_bytes, k, index_bits)];
-                const float x = input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
-                                          input_channels +
-                                      group * g->group_input_channels + i];
-                acc += (double)w * (double)x;
-              }
-            }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      const size_t group = o / g->group_output_channels;
+      double acc = 0.0;
+      for (size_t ky = 0; ky < g->kernel_height; ky++) {
+        for (size_t kx = 0; kx < g->kernel_width; kx++) {
+          size_t pixel;
+          if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) continue;  // padding: 0
+          const float* x = input + pixel * input_channels + group * g->group_input_channels;
+          for (size_t i = 0; i < g->group_input_channels; i++) {
+            const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
+            const float w = codebook[cb_index(indices + o * row_bytes, row_bytes, k, index_bits)];
+            acc += (double)w * (double)x[i];
           }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
+      output[p * output_channels + o] =
+          whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
     }
   }
 }
@@ -64,7 +56,7 @@ void cb_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t
                                      const float* restrict codebook, size_t codebook_size,
                                      const float* restrict bias, float output_min, float output_max,
                                      float* restrict output) {
-  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
   cb_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, indices, index_bits, codebook,
                                       codebook_size, bias, output_min, output_max, NULL, output);
 }

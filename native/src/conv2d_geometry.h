@@ -80,6 +80,54 @@ static inline whittle_conv2d_geometry whittle_fc_geometry(size_t batch, size_t i
   return g;
 }
 
+// The same layer as the operators state it: a 1x1 convolution of a 1x1 image, one group.
+static inline whittle_conv2d_shape whittle_fc_shape(size_t batch, size_t input_channels,
+                                                    size_t output_channels) {
+  const whittle_conv2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = 1,
+                                      .input_channels = input_channels,
+                                      .output_channels = output_channels,
+                                      .kernel_height = 1,
+                                      .kernel_width = 1,
+                                      .stride_height = 1,
+                                      .stride_width = 1,
+                                      .dilation_height = 1,
+                                      .dilation_width = 1,
+                                      .padding_top = 0,
+                                      .padding_left = 0,
+                                      .padding_bottom = 0,
+                                      .padding_right = 0,
+                                      .groups = 1};
+  return shape;
+}
+
+// Defines `static void name(const whittle_conv2d_shape* s, size_t output_height, size_t output_width,
+// const T* input, size_t m, const T* pad, const T** taps)`: the input pixel each tap (i, j) of output row m
+// (a flattened (n, y, x)) reads, in tap order, or `pad` where the tap falls in the padding. The im2col and
+// indirection drivers of the fp32 and int8 operators instantiate it for their element type. The divisions
+// happen once per row, not once per tap.
+#define WHITTLE_DEFINE_CONV2D_ROW_TAPS(name, T)                                                              \
+  static void name(const whittle_conv2d_shape* s, size_t output_height, size_t output_width, const T* input, \
+                   size_t m, const T* pad, const T** taps) {                                                 \
+    const size_t x = m % output_width;                                                                       \
+    const size_t y = (m / output_width) % output_height;                                                     \
+    const size_t n = m / (output_width * output_height);                                                     \
+    const T* image = input + n * s->input_height * s->input_width * s->input_channels;                       \
+    size_t t = 0;                                                                                            \
+    for (size_t i = 0; i < s->kernel_height; i++) {                                                          \
+      const ptrdiff_t iy =                                                                                   \
+          (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;            \
+      const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;                                    \
+      for (size_t j = 0; j < s->kernel_width; j++) {                                                         \
+        const ptrdiff_t ix =                                                                                 \
+            (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;           \
+        const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;                         \
+        taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad;   \
+      }                                                                                                      \
+    }                                                                                                        \
+  }
+
 // The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
 // padding). Every format's driver walks these.
 static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,
@@ -94,18 +142,55 @@ static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride,
   *last = hi > lo ? (size_t)hi : (size_t)lo;
 }
 
+// Output pixels of the batch: the references walk them with one index p = (n * output_height + oy) *
+// output_width + ox, which is also the pixel's place in the NHWC output.
+static inline size_t whittle_conv2d_output_pixels(const whittle_conv2d_geometry* g) {
+  return g->batch * g->output_height * g->output_width;
+}
+
+// Where output pixel p is: batch element n, row oy, column ox.
+typedef struct whittle_conv2d_position {
+  size_t n, oy, ox;
+} whittle_conv2d_position;
+
+static inline whittle_conv2d_position whittle_conv2d_output_position(const whittle_conv2d_geometry* g,
+                                                                     size_t p) {
+  const whittle_conv2d_position at = {p / g->output_width / g->output_height,
+                                      p / g->output_width % g->output_height, p % g->output_width};
+  return at;
+}
+
+// The input pixel (n * input_height + iy) * input_width + ix that tap (ky, kx) of output position `at` reads;
+// false when the tap reads padding (real value 0).
+static inline bool whittle_conv2d_tap_pixel(const whittle_conv2d_geometry* g, whittle_conv2d_position at,
+                                            size_t ky, size_t kx, size_t* pixel) {
+  const ptrdiff_t iy = (ptrdiff_t)(at.oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
+  const ptrdiff_t ix = (ptrdiff_t)(at.ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
+  if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) return false;
+  *pixel = (at.n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix;
+  return true;
+}
+
+// The output channels of group `group` that lie in [oc_begin, oc_end) (a task's channel range may cut a
+// group): [*begin, *end).
+static inline void whittle_conv2d_group_channel_range(const whittle_conv2d_geometry* g, size_t group,
+                                                      size_t oc_begin, size_t oc_end, size_t* begin,
+                                                      size_t* end) {
+  const size_t first = group * g->group_output_channels, last = first + g->group_output_channels;
+  *begin = first > oc_begin ? first : oc_begin;
+  *end = last < oc_end ? last : oc_end;
+}
+
 // The NHWC input index that reduction element k = (ky * kernel_width + kx) * group_input_channels + i of
-// output channel group `group` reads at output position (n, oy, ox); false when that tap reads padding.
+// output channel group `group` reads at output position `at`; false when that tap reads padding.
 // Decodes k with divisions: for references and per-nonzero (sparse) loops, not for the drivers' spans.
-static inline bool whittle_conv2d_tap_input(const whittle_conv2d_geometry* g, size_t n, size_t oy, size_t ox,
+static inline bool whittle_conv2d_tap_input(const whittle_conv2d_geometry* g, whittle_conv2d_position at,
                                             size_t group, size_t k, size_t* index) {
   const size_t gic = g->group_input_channels;
   const size_t i = k % gic, kx = (k / gic) % g->kernel_width, ky = k / gic / g->kernel_width;
-  const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-  const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-  if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) return false;
-  *index = ((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * (g->groups * gic) +
-           group * gic + i;
+  size_t pixel;
+  if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) return false;
+  *index = pixel * (g->groups * gic) + group * gic + i;
   return true;
 }
 
@@ -116,6 +201,23 @@ typedef struct whittle_pool2d_shape {
   size_t window_height, window_width, stride_height, stride_width;
   size_t padding_top, padding_left, padding_bottom, padding_right;
 } whittle_pool2d_shape;
+
+// Global average pooling of [batch][pixels][channels] as a pool2d shape: one window over a 1 x pixels image.
+static inline whittle_pool2d_shape whittle_global_pool2d_shape(size_t batch, size_t pixels, size_t channels) {
+  const whittle_pool2d_shape shape = {.batch = batch,
+                                      .input_height = 1,
+                                      .input_width = pixels,
+                                      .channels = channels,
+                                      .window_height = 1,
+                                      .window_width = pixels,
+                                      .stride_height = 1,
+                                      .stride_width = 1,
+                                      .padding_top = 0,
+                                      .padding_left = 0,
+                                      .padding_bottom = 0,
+                                      .padding_right = 0};
+  return shape;
+}
 
 const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* shape);
 size_t whittle_pool2d_output_height(const whittle_pool2d_shape* shape);

@@ -109,18 +109,7 @@ fail:
 f32_conv2d_op* f32_fully_connected_create(size_t batch, size_t input_channels, size_t output_channels,
                                           const float* weights, const float* bias, float min, float max,
                                           whittle_isa level) {
-  const whittle_conv2d_shape shape = {.batch = batch,
-                                      .input_height = 1,
-                                      .input_width = 1,
-                                      .input_channels = input_channels,
-                                      .output_channels = output_channels,
-                                      .kernel_height = 1,
-                                      .kernel_width = 1,
-                                      .stride_height = 1,
-                                      .stride_width = 1,
-                                      .dilation_height = 1,
-                                      .dilation_width = 1,
-                                      .groups = 1};
+  const whittle_conv2d_shape shape = whittle_fc_shape(batch, input_channels, output_channels);
   return f32_conv2d_create(&shape, weights, bias, min, max, level);
 }
 
@@ -136,27 +125,7 @@ const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
   return op->depthwise ? op->dwconv->name : op->gemm->name;
 }
 
-// The input pixel each tap (i, j) of output row m (a flattened (n, y, x)) reads, in tap order, or `pad` where
-// the tap falls in the padding. The divisions happen once per row, not once per tap.
-static void row_taps(const f32_conv2d_op* op, size_t m, const float* pad, const float** taps) {
-  const whittle_conv2d_shape* s = &op->shape;
-  const size_t x = m % op->output_width;
-  const size_t y = (m / op->output_width) % op->output_height;
-  const size_t n = m / (op->output_width * op->output_height);
-  const float* image = op->input + n * s->input_height * s->input_width * s->input_channels;
-  size_t t = 0;
-  for (size_t i = 0; i < s->kernel_height; i++) {
-    const ptrdiff_t iy =
-        (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;
-    const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;
-    for (size_t j = 0; j < s->kernel_width; j++) {
-      const ptrdiff_t ix =
-          (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;
-      const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;
-      taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad;
-    }
-  }
-}
+WHITTLE_DEFINE_CONV2D_ROW_TAPS(f32_conv2d_row_taps, float)
 
 static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
@@ -177,7 +146,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
         const size_t tap_count = s->kernel_height * s->kernel_width;
         for (size_t r = 0; r < rows; r++) {
           float* row = a_tile + r * op->k;
-          row_taps(op, m0 + r, NULL, taps);
+          f32_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m0 + r, NULL, taps);
           for (size_t t = 0; t < tap_count; t++) {
             if (taps[t] == NULL) {
               memset(row, 0, op->cin_g * sizeof(float));
@@ -209,7 +178,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
   const whittle_conv2d_shape* s = &op->shape;
   const float** indirection = (const float**)(op->scratch + thread * op->scratch_bytes_per_thread);
   for (size_t m = begin; m < end; m++) {
-    row_taps(op, m, op->zero, indirection);
+    f32_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m, op->zero, indirection);
     op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
                    op->output + m * s->output_channels, op->min, op->max);
   }

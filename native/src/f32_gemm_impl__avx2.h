@@ -3,17 +3,12 @@
 #include <immintrin.h>
 
 #include "f32_ops.h"
+#include "gemm_tile.h"
 
 // MR rows x 16 columns = 2 x MR YMM accumulators; per k: 2 weight loads, MR broadcasts, 2 x MR FMAs.
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride, const float* w,
                          float* c, size_t c_stride, float min, float max) {
-  const float* a_rows[MR];
-  float* c_rows[MR];
-  for (size_t r = 0; r < MR; r++) {
-    const size_t row = r < mr ? r : mr - 1;
-    a_rows[r] = a + row * a_stride;
-    c_rows[r] = c + row * c_stride;
-  }
+  WHITTLE_GEMM_TILE_ROWS(MR, const float, float);
   const __m256 vmin = _mm256_set1_ps(min), vmax = _mm256_set1_ps(max);
   for (size_t n0 = 0; n0 < nc; n0 += 16) {
     __m256 acc0[MR], acc1[MR];
@@ -48,7 +43,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const float* a, size_t
         acc1[r] = _mm256_fmadd_ps(va, w1, acc1[r]);
       }
     }
-    const size_t cols = nc - n0 < 16 ? nc - n0 : 16;
+    const size_t cols = whittle_gemm_tile_cols(nc, n0, 16);
     for (size_t r = 0; r < MR; r++) {
       const __m256 v0 = _mm256_min_ps(_mm256_max_ps(acc0[r], vmin), vmax);
       const __m256 v1 = _mm256_min_ps(_mm256_max_ps(acc1[r], vmin), vmax);

@@ -4,17 +4,12 @@
 
 #include "f32_mla__neon.h"
 #include "f32_ops.h"
+#include "gemm_tile.h"
 
 // MR rows x 8 columns = 2 x MR Q accumulators; MR = 4 fits the 16 Q registers of ARMv7.
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride, const float* w,
                          float* c, size_t c_stride, float min, float max) {
-  const float* a_rows[MR];
-  float* c_rows[MR];
-  for (size_t r = 0; r < MR; r++) {
-    const size_t row = r < mr ? r : mr - 1;
-    a_rows[r] = a + row * a_stride;
-    c_rows[r] = c + row * c_stride;
-  }
+  WHITTLE_GEMM_TILE_ROWS(MR, const float, float);
   const float32x4_t vmin = vdupq_n_f32(min), vmax = vdupq_n_f32(max);
   for (size_t n0 = 0; n0 < nc; n0 += 8) {
     float32x4_t acc0[MR], acc1[MR];
@@ -33,7 +28,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const float* a, size_t
         acc1[r] = WHITTLE_VMLA(acc1[r], va, w1);
       }
     }
-    const size_t cols = nc - n0 < 8 ? nc - n0 : 8;
+    const size_t cols = whittle_gemm_tile_cols(nc, n0, 8);
     for (size_t r = 0; r < MR; r++) {
       const float32x4_t v0 = vminq_f32(vmaxq_f32(acc0[r], vmin), vmax);
       const float32x4_t v1 = vminq_f32(vmaxq_f32(acc1[r], vmin), vmax);

@@ -7,25 +7,31 @@
 
 static size_t effective_kernel(size_t kernel, size_t dilation) { return (kernel - 1) * dilation + 1; }
 
-const char* whittle_conv2d_shape_problem(const whittle_conv2d_shape* s) {
-  const struct {
-    size_t value;
-    const char* name;
-  } dims[] = {{s->batch, "batch"},
-              {s->input_height, "input_height"},
-              {s->input_width, "input_width"},
-              {s->input_channels, "input_channels"},
-              {s->output_channels, "output_channels"},
-              {s->kernel_height, "kernel_height"},
-              {s->kernel_width, "kernel_width"},
-              {s->stride_height, "stride_height"},
-              {s->stride_width, "stride_width"},
-              {s->dilation_height, "dilation_height"},
-              {s->dilation_width, "dilation_width"},
-              {s->groups, "groups"}};
-  for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++) {
+// A dimension of a shape and its field name, for the shape checks' messages.
+typedef struct named_dimension {
+  size_t value;
+  const char* name;
+} named_dimension;
+#define NAMED_DIMENSION(s, field) \
+  { (s)->field, #field }
+
+// The name of the first dimension outside [1, WHITTLE_MAX_DIMENSION], or NULL.
+static const char* first_bad_dimension(const named_dimension* dims, size_t count) {
+  for (size_t i = 0; i < count; i++) {
     if (dims[i].value < 1 || dims[i].value > WHITTLE_MAX_DIMENSION) return dims[i].name;
   }
+  return NULL;
+}
+
+const char* whittle_conv2d_shape_problem(const whittle_conv2d_shape* s) {
+  const named_dimension dims[] = {NAMED_DIMENSION(s, batch),           NAMED_DIMENSION(s, input_height),
+                                  NAMED_DIMENSION(s, input_width),     NAMED_DIMENSION(s, input_channels),
+                                  NAMED_DIMENSION(s, output_channels), NAMED_DIMENSION(s, kernel_height),
+                                  NAMED_DIMENSION(s, kernel_width),    NAMED_DIMENSION(s, stride_height),
+                                  NAMED_DIMENSION(s, stride_width),    NAMED_DIMENSION(s, dilation_height),
+                                  NAMED_DIMENSION(s, dilation_width),  NAMED_DIMENSION(s, groups)};
+  const char* bad = first_bad_dimension(dims, sizeof(dims) / sizeof(dims[0]));
+  if (bad != NULL) return bad;
   if (s->padding_top > WHITTLE_MAX_DIMENSION) return "padding_top";
   if (s->padding_left > WHITTLE_MAX_DIMENSION) return "padding_left";
   if (s->padding_bottom > WHITTLE_MAX_DIMENSION) return "padding_bottom";
@@ -87,20 +93,12 @@ whittle_conv2d_geometry whittle_conv2d_shape_geometry(const whittle_conv2d_shape
 }
 
 const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* s) {
-  const struct {
-    size_t value;
-    const char* name;
-  } dims[] = {{s->batch, "batch"},
-              {s->input_height, "input_height"},
-              {s->input_width, "input_width"},
-              {s->channels, "channels"},
-              {s->window_height, "window_height"},
-              {s->window_width, "window_width"},
-              {s->stride_height, "stride_height"},
-              {s->stride_width, "stride_width"}};
-  for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++) {
-    if (dims[i].value < 1 || dims[i].value > WHITTLE_MAX_DIMENSION) return dims[i].name;
-  }
+  const named_dimension dims[] = {NAMED_DIMENSION(s, batch),         NAMED_DIMENSION(s, input_height),
+                                  NAMED_DIMENSION(s, input_width),   NAMED_DIMENSION(s, channels),
+                                  NAMED_DIMENSION(s, window_height), NAMED_DIMENSION(s, window_width),
+                                  NAMED_DIMENSION(s, stride_height), NAMED_DIMENSION(s, stride_width)};
+  const char* bad = first_bad_dimension(dims, sizeof(dims) / sizeof(dims[0]));
+  if (bad != NULL) return bad;
   // A padding as large as the window would make windows that see no input at all.
   if (s->padding_top >= s->window_height) return "padding_top (a padding must be smaller than the window)";
   if (s->padding_bottom >= s->window_height)

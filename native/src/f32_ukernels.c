@@ -130,14 +130,7 @@ void f32_avgpool(const whittle_pool2d_shape* shape, const float* input, float* o
 
 void f32_global_avgpool(size_t batch, size_t pixels, size_t channels, const float* input, float* output,
                         float min, float max, whittle_isa level) {
-  const whittle_pool2d_shape shape = {.batch = batch,
-                                      .input_height = 1,
-                                      .input_width = pixels,
-                                      .channels = channels,
-                                      .window_height = 1,
-                                      .window_width = pixels,
-                                      .stride_height = 1,
-                                      .stride_width = 1};
+  const whittle_pool2d_shape shape = whittle_global_pool2d_shape(batch, pixels, channels);
   f32_simple_ukernels_select(level)->avgpool(&shape, input, output, min, max);
 }
 

@@ -130,35 +130,24 @@ static inline void QF_FN(conv2d_reference)(const whittle_conv2d_geometry* g, siz
                                            QF_WORD* output) {
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          int64_t acc = bias != NULL ? bias[o] : 0;
-          for (size_t ky = 0; ky < g->kernel_height; ky++) {
-            for (size_t kx = 0; kx < g->kernel_width; kx++) {
-              // Signed coordinates: negative or too large means padding, whose value 0 adds nothing.
-              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-                continue;
-              }
-              for (size_t i = 0; i < g->group_input_channels; i++) {
-                const QF_WORD x = input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
-                                            input_channels +
-                                        group * g->group_input_channels + i];
-                const QF_WORD w =
-                    weights[((o * g->kernel_height + ky) * g->kernel_width + kx) * g->group_input_channels +
-                            i];
-                acc += (int64_t)x * (int64_t)w;
-              }
-            }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      const size_t group = o / g->group_output_channels;
+      int64_t acc = bias != NULL ? bias[o] : 0;
+      for (size_t ky = 0; ky < g->kernel_height; ky++) {
+        for (size_t kx = 0; kx < g->kernel_width; kx++) {
+          size_t pixel;
+          if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) continue;  // padding: 0 adds nothing
+          const QF_WORD* x = input + pixel * input_channels + group * g->group_input_channels;
+          const QF_WORD* w =
+              weights + ((o * g->kernel_height + ky) * g->kernel_width + kx) * g->group_input_channels;
+          for (size_t i = 0; i < g->group_input_channels; i++) {
+            acc += (int64_t)x[i] * (int64_t)w[i];
           }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              (QF_WORD)qf_round_shift_saturate(acc, shift, output_min, output_max);
         }
       }
+      output[p * output_channels + o] = (QF_WORD)qf_round_shift_saturate(acc, shift, output_min, output_max);
     }
   }
 }

@@ -195,18 +195,7 @@ qs8_conv2d_op* qs8_fully_connected_create(size_t batch, size_t input_channels, s
                                           const int8_t* weights, const int32_t* bias,
                                           const int32_t* multipliers, const int32_t* shifts,
                                           const qs8_activation_quantization* q, whittle_isa level) {
-  const whittle_conv2d_shape shape = {.batch = batch,
-                                      .input_height = 1,
-                                      .input_width = 1,
-                                      .input_channels = input_channels,
-                                      .output_channels = output_channels,
-                                      .kernel_height = 1,
-                                      .kernel_width = 1,
-                                      .stride_height = 1,
-                                      .stride_width = 1,
-                                      .dilation_height = 1,
-                                      .dilation_width = 1,
-                                      .groups = 1};
+  const whittle_conv2d_shape shape = whittle_fc_shape(batch, input_channels, output_channels);
   return qs8_conv2d_create(&shape, weights, bias, multipliers, shifts, q, level);
 }
 
@@ -222,27 +211,7 @@ const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
   return op->depthwise ? op->dwconv->name : op->gemm->name;
 }
 
-// The input pixel each tap (i, j) of output row m (a flattened (n, y, x)) reads, in tap order, or `pad` where
-// the tap falls in the padding. The divisions happen once per row, not once per tap.
-static void row_taps(const qs8_conv2d_op* op, size_t m, const int8_t* pad, const int8_t** taps) {
-  const whittle_conv2d_shape* s = &op->shape;
-  const size_t x = m % op->output_width;
-  const size_t y = (m / op->output_width) % op->output_height;
-  const size_t n = m / (op->output_width * op->output_height);
-  const int8_t* image = op->input + n * s->input_height * s->input_width * s->input_channels;
-  size_t t = 0;
-  for (size_t i = 0; i < s->kernel_height; i++) {
-    const ptrdiff_t iy =
-        (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;
-    const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;
-    for (size_t j = 0; j < s->kernel_width; j++) {
-      const ptrdiff_t ix =
-          (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;
-      const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;
-      taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad;
-    }
-  }
-}
+WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
 
 // dst = src ^ flip, byte-wise. A separate function with restrict pointers and a by-value flip so the
 // compiler vectorizes it (in the caller, row could alias op->a_xor).
@@ -262,7 +231,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
     for (size_t g = 0; g < s->groups; g++) {
       for (size_t r = 0; r < rows; r++) {
         int8_t* row = a_tile + r * op->kc;
-        row_taps(op, m0 + r, NULL, taps);
+        qs8_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m0 + r, NULL, taps);
         for (size_t t = 0; t < tap_count; t++) {
           if (taps[t] == NULL) {
             memset(row, op->pad_byte, op->cin_g);
@@ -294,7 +263,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
   const whittle_conv2d_shape* s = &op->shape;
   const int8_t** indirection = (const int8_t**)(op->scratch + thread * op->scratch_bytes_per_thread);
   for (size_t m = begin; m < end; m++) {
-    row_taps(op, m, op->zero, indirection);
+    qs8_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m, op->zero, indirection);
     op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
                    op->output + m * s->output_channels, &op->params);
   }

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "gemm_tile.h"
 #include "qs8_gemm_c2_a16.h"
 #include "qs8_requantize.h"
 
@@ -11,13 +12,7 @@
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
-  const int8_t* a_rows[MR];
-  int8_t* c_rows[MR];
-  for (size_t r = 0; r < MR; r++) {
-    const size_t row = r < mr ? r : mr - 1;
-    a_rows[r] = a + row * a_stride;
-    c_rows[r] = c + row * c_stride;
-  }
+  WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
   // A's rows widened to int16 (qs8_c2_widen_rows): once here when they fit, else per k block below.
   int16_t a16[MR * QS8_C2_A16_BLOCK] __attribute__((aligned(64)));
   const bool widened_once = kc <= QS8_C2_A16_BLOCK;
@@ -47,7 +42,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
         }
       }
     }
-    const size_t cols = nc - n0 < 16 ? nc - n0 : 16;
+    const size_t cols = whittle_gemm_tile_cols(nc, n0, 16);
     for (size_t r = 0; r < MR; r++) {
       const __m128i bytes = qs8_narrow16_avx2(qs8_output_avx2(acc0[r], &h, 0, params),
                                               qs8_output_avx2(acc1[r], &h, 8, params), params);

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "gemm_tile.h"
 #include "qs8_requantize.h"
 
 #if MR > 8
@@ -17,14 +18,7 @@
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
-  const int8_t* a_rows[MR];
-  int8_t* c_rows[MR];
-  for (size_t r = 0; r < MR; r++) {
-    // Rows past mr repeat the last valid row: same result, written to the same place.
-    const size_t row = r < mr ? r : mr - 1;
-    a_rows[r] = a + row * a_stride;
-    c_rows[r] = c + row * c_stride;
-  }
+  WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
   const unsigned char* block = packed_w;
   for (size_t n0 = 0; n0 < nc; n0 += 32) {
     const qs8_channel_requant h = qs8_block_header(block, 32);
@@ -90,7 +84,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
       acc0[r] = _mm512_add_epi32(c0[r], b0);
       acc1[r] = _mm512_add_epi32(c1[r], b1);
     }
-    const size_t cols = nc - n0 < 32 ? nc - n0 : 32;
+    const size_t cols = whittle_gemm_tile_cols(nc, n0, 32);
     for (size_t r = 0; r < MR; r++) {
       qs8_store16_avx512(c_rows[r] + n0, qs8_output_avx512(acc0[r], &h, 0, params), cols, params);
       if (cols > 16) {

@@ -4,6 +4,7 @@
 #include <arm_neon.h>
 #include <string.h>
 
+#include "gemm_tile.h"
 #include "qs8_requantize.h"
 
 // MR rows x 8 columns, KR = 4, k in steps of 16 (k_align 16): SDOT multiplies 4 int8 of a row (one lane of
@@ -11,13 +12,7 @@
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
-  const int8_t* a_rows[MR];
-  int8_t* c_rows[MR];
-  for (size_t r = 0; r < MR; r++) {
-    const size_t row = r < mr ? r : mr - 1;
-    a_rows[r] = a + row * a_stride;
-    c_rows[r] = c + row * c_stride;
-  }
+  WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
   const unsigned char* block = packed_w;
   for (size_t n0 = 0; n0 < nc; n0 += 8) {
     const qs8_channel_requant h = qs8_block_header(block, 8);
@@ -45,7 +40,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
       WHITTLE_SDOT_LANE(3);
 #undef WHITTLE_SDOT_LANE
     }
-    const size_t cols = nc - n0 < 8 ? nc - n0 : 8;
+    const size_t cols = whittle_gemm_tile_cols(nc, n0, 8);
     for (size_t r = 0; r < MR; r++) {
       const int8x8_t bytes = qs8_narrow8_neon(qs8_output_neon(acc_lo[r], &h, 0, params),
                                               qs8_output_neon(acc_hi[r], &h, 4, params), params);

@@ -136,14 +136,7 @@ void qs8_avgpool__reference(const whittle_pool2d_shape* s, const void* input, vo
 
 void qs8_global_avgpool__reference(size_t batch, size_t pixels, size_t channels, const void* input,
                                    void* output, bool u, int32_t min, int32_t max) {
-  const whittle_pool2d_shape s = {.batch = batch,
-                                  .input_height = 1,
-                                  .input_width = pixels,
-                                  .channels = channels,
-                                  .window_height = 1,
-                                  .window_width = pixels,
-                                  .stride_height = 1,
-                                  .stride_width = 1};
+  const whittle_pool2d_shape s = whittle_global_pool2d_shape(batch, pixels, channels);
   pool__reference(&s, input, output, u, min, max, true);
 }
 

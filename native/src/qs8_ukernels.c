@@ -117,14 +117,7 @@ void qs8_avgpool(const whittle_pool2d_shape* shape, const void* input, void* out
 
 void qs8_global_avgpool(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
                         bool unsigned_activations, int32_t min, int32_t max, whittle_isa level) {
-  const whittle_pool2d_shape shape = {.batch = batch,
-                                      .input_height = 1,
-                                      .input_width = pixels,
-                                      .channels = channels,
-                                      .window_height = 1,
-                                      .window_width = pixels,
-                                      .stride_height = 1,
-                                      .stride_width = 1};
+  const whittle_pool2d_shape shape = whittle_global_pool2d_shape(batch, pixels, channels);
   qs8_simple_ukernels_select(level)->avgpool(&shape, input, output, unsigned_activations, min, max);
 }
 

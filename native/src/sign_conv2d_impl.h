@@ -243,25 +243,21 @@ static inline void sign_conv2d_reference(const whittle_conv2d_geometry* g, size_
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t reduction = g->kernel_height * g->kernel_width * g->group_input_channels;
   const size_t row_words = bin_row_words(reduction);
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          double acc = 0.0;
-          for (size_t k = 0; k < reduction; k++) {
-            size_t index;
-            if (!whittle_conv2d_tap_input(g, n, oy, ox, group, k, &index)) continue;  // padding: 0
-            const size_t word = o * row_words + k / 32;
-            const bool zero = weight_nonzero != NULL && ((weight_nonzero[word] >> (k % 32)) & 1) == 0;
-            const bool negative = ((weight_sign[word] >> (k % 32)) & 1) != 0;
-            acc += (zero ? 0.0 : (negative ? -1.0 : 1.0)) * (double)input[index];
-          }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              whittle_clamp_f32(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min,
-                                output_max);
-        }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      const size_t group = o / g->group_output_channels;
+      double acc = 0.0;
+      for (size_t k = 0; k < reduction; k++) {
+        size_t index;
+        if (!whittle_conv2d_tap_input(g, at, group, k, &index)) continue;  // padding: 0
+        const size_t word = o * row_words + k / 32;
+        const bool zero = weight_nonzero != NULL && ((weight_nonzero[word] >> (k % 32)) & 1) == 0;
+        const bool negative = ((weight_sign[word] >> (k % 32)) & 1) != 0;
+        acc += (zero ? 0.0 : (negative ? -1.0 : 1.0)) * (double)input[index];
       }
+      output[p * output_channels + o] =
+          whittle_clamp_f32(alpha[o] * (float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
     }
   }
 }

@@ -12,21 +12,18 @@ void sparse_f32_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* 
                                                  float* restrict workspace, float* restrict output) {
   (void)workspace;
   const size_t output_channels = g->groups * g->group_output_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          double acc = 0.0;
-          for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
-            size_t index;
-            if (!whittle_conv2d_tap_input(g, n, oy, ox, group, column_indices[e], &index)) continue;
-            acc += (double)values[e] * (double)input[index];
-          }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
-        }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      const size_t group = o / g->group_output_channels;
+      double acc = 0.0;
+      for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
+        size_t index;
+        if (!whittle_conv2d_tap_input(g, at, group, column_indices[e], &index)) continue;
+        acc += (double)values[e] * (double)input[index];
       }
+      output[p * output_channels + o] =
+          whittle_clamp_f32((float)acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
     }
   }
 }
@@ -148,23 +145,20 @@ void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
     int16_t* restrict workspace, int8_t* restrict output) {
   (void)workspace;
   const size_t output_channels = g->groups * g->group_output_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          int64_t sum = 0;
-          for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
-            size_t index;
-            // Padding is the real value 0, i.e. x = input_zero_point: it adds nothing.
-            if (!whittle_conv2d_tap_input(g, n, oy, ox, group, column_indices[e], &index)) continue;
-            sum += (int64_t)values[e] * ((int64_t)input[index] - input_zero_point);
-          }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              sparse_qs8_finish((int32_t)sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                                output_zero_point, output_min, output_max);
-        }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      const size_t group = o / g->group_output_channels;
+      int64_t sum = 0;
+      for (uint32_t e = row_offsets[o]; e < row_offsets[o + 1]; e++) {
+        size_t index;
+        // Padding is the real value 0, i.e. x = input_zero_point: it adds nothing.
+        if (!whittle_conv2d_tap_input(g, at, group, column_indices[e], &index)) continue;
+        sum += (int64_t)values[e] * ((int64_t)input[index] - input_zero_point);
       }
+      output[p * output_channels + o] =
+          sparse_qs8_finish((int32_t)sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                            output_zero_point, output_min, output_max);
     }
   }
 }
@@ -206,25 +200,19 @@ void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__scalar(
   }
   const size_t first_group = oc_begin / g->group_output_channels;
   const size_t last_group = (oc_end - 1) / g->group_output_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        int8_t* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
-        for (size_t group = first_group; group <= last_group; group++) {
-          sparse_qs8_im2col(g, input, n, oy, ox, group, input_zero_point, workspace);
-          const size_t begin =
-              group * g->group_output_channels > oc_begin ? group * g->group_output_channels : oc_begin;
-          const size_t end = (group + 1) * g->group_output_channels < oc_end
-                                 ? (group + 1) * g->group_output_channels
-                                 : oc_end;
-          for (size_t o = begin; o < end; o++) {
-            const uint32_t first = row_offsets[o];
-            const int32_t sum =
-                sparse_qs8_dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
-            out[o] = sparse_qs8_finish(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                                       output_zero_point, output_min, output_max);
-          }
-        }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    int8_t* out = output + p * output_channels;
+    for (size_t group = first_group; group <= last_group; group++) {
+      sparse_qs8_im2col(g, input, at.n, at.oy, at.ox, group, input_zero_point, workspace);
+      size_t begin, end;
+      whittle_conv2d_group_channel_range(g, group, oc_begin, oc_end, &begin, &end);
+      for (size_t o = begin; o < end; o++) {
+        const uint32_t first = row_offsets[o];
+        const int32_t sum =
+            sparse_qs8_dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
+        out[o] = sparse_qs8_finish(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                                   output_zero_point, output_min, output_max);
       }
     }
   }

@@ -60,24 +60,17 @@ SPARSE_DRIVER void sparse_f32_conv2d_drive(const whittle_conv2d_geometry* g, siz
   }
   const size_t first_group = oc_begin / g->group_output_channels;
   const size_t last_group = (oc_end - 1) / g->group_output_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
-        for (size_t group = first_group; group <= last_group; group++) {
-          sparse_f32_im2col(g, input, n, oy, ox, group, 0, workspace);
-          const size_t begin =
-              group * g->group_output_channels > oc_begin ? group * g->group_output_channels : oc_begin;
-          const size_t end = (group + 1) * g->group_output_channels < oc_end
-                                 ? (group + 1) * g->group_output_channels
-                                 : oc_end;
-          for (size_t o = begin; o < end; o++) {
-            const uint32_t first = row_offsets[o];
-            const float sum =
-                dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
-            out[o] = whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
-          }
-        }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    float* out = output + p * output_channels;
+    for (size_t group = first_group; group <= last_group; group++) {
+      sparse_f32_im2col(g, input, at.n, at.oy, at.ox, group, 0, workspace);
+      size_t begin, end;
+      whittle_conv2d_group_channel_range(g, group, oc_begin, oc_end, &begin, &end);
+      for (size_t o = begin; o < end; o++) {
+        const uint32_t first = row_offsets[o];
+        const float sum = dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
+        out[o] = whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
       }
     }
   }

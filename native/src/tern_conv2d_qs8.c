@@ -28,35 +28,27 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
   const size_t input_channels = g->groups * g->group_input_channels;
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * g->group_input_channels);
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          int64_t acc = 0;
-          for (size_t ky = 0; ky < g->kernel_height; ky++) {
-            for (size_t kx = 0; kx < g->kernel_width; kx++) {
-              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-                continue;  // padding: x = input_zero_point, which contributes 0
-              }
-              for (size_t i = 0; i < g->group_input_channels; i++) {
-                const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-                const int8_t x = input[((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) *
-                                           input_channels +
-                                       group * g->group_input_channels + i];
-                acc +=
-                    (int64_t)tern_qs8_weight(weight_nonzero + o * row_words, weight_sign + o * row_words, k) *
-                    ((int64_t)x - input_zero_point);
-              }
-            }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      const size_t group = o / g->group_output_channels;
+      int64_t acc = 0;
+      for (size_t ky = 0; ky < g->kernel_height; ky++) {
+        for (size_t kx = 0; kx < g->kernel_width; kx++) {
+          size_t pixel;
+          // Padding is x = input_zero_point, which contributes 0.
+          if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) continue;
+          const int8_t* x = input + pixel * input_channels + group * g->group_input_channels;
+          for (size_t i = 0; i < g->group_input_channels; i++) {
+            const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
+            acc += (int64_t)tern_qs8_weight(weight_nonzero + o * row_words, weight_sign + o * row_words, k) *
+                   ((int64_t)x[i] - input_zero_point);
           }
-          output[((n * g->output_height + oy) * g->output_width + ox) * output_channels + o] =
-              tern_qs8_finish((int32_t)acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                              output_zero_point, output_min, output_max);
         }
       }
+      output[p * output_channels + o] =
+          tern_qs8_finish((int32_t)acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                          output_zero_point, output_min, output_max);
     }
   }
 }

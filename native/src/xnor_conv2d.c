@@ -17,35 +17,25 @@ void xnor_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, siz
   const size_t gw = xnor_group_words(g->group_input_channels);
   const size_t pixel_words = g->groups * gw;
   const size_t output_channels = g->groups * g->group_output_channels;
-  for (size_t n = 0; n < g->batch; n++) {
-    for (size_t oy = 0; oy < g->output_height; oy++) {
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        const size_t pixel = (n * g->output_height + oy) * g->output_width + ox;
-        for (size_t o = oc_begin; o < oc_end; o++) {
-          const size_t group = o / g->group_output_channels;
-          int32_t dot = 0;
-          for (size_t ky = 0; ky < g->kernel_height; ky++) {
-            for (size_t kx = 0; kx < g->kernel_width; kx++) {
-              const ptrdiff_t iy = (ptrdiff_t)(oy * g->stride_height + ky) - (ptrdiff_t)g->padding_top;
-              const ptrdiff_t ix = (ptrdiff_t)(ox * g->stride_width + kx) - (ptrdiff_t)g->padding_left;
-              if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)g->input_height || ix >= (ptrdiff_t)g->input_width) {
-                continue;  // padding: real value 0
-              }
-              const uint64_t* a =
-                  input_bits +
-                  ((n * g->input_height + (size_t)iy) * g->input_width + (size_t)ix) * pixel_words +
-                  group * gw;
-              const uint64_t* w = weight_bits + ((o * g->kernel_height + ky) * g->kernel_width + kx) * gw;
-              for (size_t i = 0; i < g->group_input_channels; i++) {
-                dot += xnor_sign_of_bit(a, i) * xnor_sign_of_bit(w, i);
-              }
-            }
+  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
+    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
+    for (size_t o = oc_begin; o < oc_end; o++) {
+      const size_t group = o / g->group_output_channels;
+      int32_t dot = 0;
+      for (size_t ky = 0; ky < g->kernel_height; ky++) {
+        for (size_t kx = 0; kx < g->kernel_width; kx++) {
+          size_t pixel;
+          if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) continue;  // padding: real value 0
+          const uint64_t* a = input_bits + pixel * pixel_words + group * gw;
+          const uint64_t* w = weight_bits + ((o * g->kernel_height + ky) * g->kernel_width + kx) * gw;
+          for (size_t i = 0; i < g->group_input_channels; i++) {
+            dot += xnor_sign_of_bit(a, i) * xnor_sign_of_bit(w, i);
           }
-          output[pixel * output_channels + o] =
-              xnor_output(dot, alpha[o], input_scale != NULL ? input_scale[pixel] : 1.0f,
-                          bias != NULL ? bias[o] : 0.0f, output_min, output_max);
         }
       }
+      output[p * output_channels + o] =
+          xnor_output(dot, alpha[o], input_scale != NULL ? input_scale[p] : 1.0f,
+                      bias != NULL ? bias[o] : 0.0f, output_min, output_max);
     }
   }
 }
@@ -68,23 +58,13 @@ static uint32_t xnor_span_popcount_scalar(const uint64_t* x, const uint64_t* w, 
 
 XNOR_DEFINE_KERNELS(scalar, xnor_span_popcount_scalar, 0, NULL, NULL)
 
+static uint64_t xnor_word_sign_bits_scalar(const float* x, size_t count) {
+  return xnor_sign_bits_tail(x, 0, count, 0);
+}
+
 void xnor_pack_ukernel__scalar(size_t pixels, size_t groups, size_t group_channels,
                                const float* restrict input, uint64_t* restrict output) {
-  const size_t gw = xnor_group_words(group_channels);
-  for (size_t p = 0; p < pixels; p++) {
-    for (size_t group = 0; group < groups; group++) {
-      const float* x = input + (p * groups + group) * group_channels;
-      uint64_t* out = output + (p * groups + group) * gw;
-      for (size_t w = 0; w < gw; w++) {
-        const size_t count = group_channels - w * 64 < 64 ? group_channels - w * 64 : 64;
-        uint64_t bits = 0;
-        for (size_t c = 0; c < count; c++) {
-          bits |= (uint64_t)(x[w * 64 + c] < 0.0f) << c;
-        }
-        out[w] = bits;
-      }
-    }
-  }
+  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_scalar);
 }
 
 const xnor_conv2d_variant xnor_conv2d_variants[] = {

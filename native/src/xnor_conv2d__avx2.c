@@ -110,28 +110,20 @@ static void xnor_block16_store_avx2(const uint32_t* pop, int32_t valid, const fl
 XNOR_DEFINE_KERNELS2(avx2, xnor_span_popcount_avx2, 16, xnor_block16_row_avx2, xnor_block16_store_avx2, 4,
                      xnor_block_row_avx2, xnor_block_store_avx2)
 
+// 8 sign bits per compare (VCMPPS, VMOVMSKPS).
+static inline uint64_t xnor_word_sign_bits_avx2(const float* x, size_t count) {
+  const __m256 zero = _mm256_setzero_ps();
+  uint64_t bits = 0;
+  size_t c = 0;
+  for (; c + 8 <= count; c += 8) {
+    const __m256 lt = _mm256_cmp_ps(_mm256_loadu_ps(x + c), zero, _CMP_LT_OQ);
+    bits |= (uint64_t)(uint32_t)_mm256_movemask_ps(lt) << c;
+  }
+  return xnor_sign_bits_tail(x, c, count, bits);
+}
+
 void xnor_pack_ukernel__avx2(size_t pixels, size_t groups, size_t group_channels, const float* restrict input,
                              uint64_t* restrict output) {
-  const size_t gw = xnor_group_words(group_channels);
-  const __m256 zero = _mm256_setzero_ps();
-  for (size_t p = 0; p < pixels; p++) {
-    for (size_t group = 0; group < groups; group++) {
-      const float* x = input + (p * groups + group) * group_channels;
-      uint64_t* out = output + (p * groups + group) * gw;
-      for (size_t w = 0; w < gw; w++) {
-        const size_t count = group_channels - w * 64 < 64 ? group_channels - w * 64 : 64;
-        uint64_t bits = 0;
-        size_t c = 0;
-        for (; c + 8 <= count; c += 8) {
-          const __m256 lt = _mm256_cmp_ps(_mm256_loadu_ps(x + w * 64 + c), zero, _CMP_LT_OQ);
-          bits |= (uint64_t)(uint32_t)_mm256_movemask_ps(lt) << c;
-        }
-        for (; c < count; c++) {
-          bits |= (uint64_t)(x[w * 64 + c] < 0.0f) << c;
-        }
-        out[w] = bits;
-      }
-    }
-  }
+  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_avx2);
 }
 #endif

@@ -86,14 +86,27 @@ static void xnor_block32_store_avx512(const uint32_t* pop, int32_t valid, const 
 XNOR_DEFINE_KERNELS2(avx512, xnor_span_popcount_avx512, 32, xnor_block32_row_avx512,
                      xnor_block32_store_avx512, 8, xnor_block_row_avx512, xnor_block_store_avx512)
 
+// 16 sign bits per compare; the last partial 16 through a masked load, so no scalar tail.
+static inline uint64_t xnor_word_sign_bits_avx512(const float* x, size_t count) {
+  const __m512 zero = _mm512_setzero_ps();
+  uint64_t bits = 0;
+  for (size_t c = 0; c < count; c += 16) {
+    const size_t m = count - c < 16 ? count - c : 16;
+    const __mmask16 valid = (__mmask16)((UINT32_C(1) << m) - 1);
+    const __mmask16 lt =
+        _mm512_mask_cmp_ps_mask(valid, _mm512_maskz_loadu_ps(valid, x + c), zero, _CMP_LT_OQ);
+    bits |= (uint64_t)lt << c;
+  }
+  return bits;
+}
+
 void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channels,
                                const float* restrict input, uint64_t* restrict output) {
-  const size_t gw = xnor_group_words(group_channels);
-  const __m512 zero = _mm512_setzero_ps();
   if (group_channels % 64 == 0) {
     // Every word holds 64 consecutive floats of the input (no word straddles a group or a pixel, none is
     // partial): one straight pass, four compares per word.
-    const size_t words = pixels * groups * gw;
+    const __m512 zero = _mm512_setzero_ps();
+    const size_t words = pixels * groups * xnor_group_words(group_channels);
     for (size_t w = 0; w < words; w++) {
       const float* x = input + w * 64;
       const uint64_t b0 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x), zero, _CMP_LT_OQ));
@@ -104,23 +117,6 @@ void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channe
     }
     return;
   }
-  for (size_t p = 0; p < pixels; p++) {
-    for (size_t group = 0; group < groups; group++) {
-      const float* x = input + (p * groups + group) * group_channels;
-      uint64_t* out = output + (p * groups + group) * gw;
-      for (size_t w = 0; w < gw; w++) {
-        const size_t count = group_channels - w * 64 < 64 ? group_channels - w * 64 : 64;
-        uint64_t bits = 0;
-        for (size_t c = 0; c < count; c += 16) {
-          const size_t m = count - c < 16 ? count - c : 16;
-          const __mmask16 valid = (__mmask16)((UINT32_C(1) << m) - 1);
-          const __mmask16 lt =
-              _mm512_mask_cmp_ps_mask(valid, _mm512_maskz_loadu_ps(valid, x + w * 64 + c), zero, _CMP_LT_OQ);
-          bits |= (uint64_t)lt << c;
-        }
-        out[w] = bits;
-      }
-    }
-  }
+  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_avx512);
 }
 #endif

@@ -84,32 +84,24 @@ static void xnor_block8_store_neon(const uint32_t* pop, int32_t valid, const flo
 XNOR_DEFINE_KERNELS2(neon, xnor_span_popcount_neon, 8, xnor_block8_row_neon, xnor_block8_store_neon, 4,
                      xnor_block_row_neon, xnor_block_store_neon)
 
-void xnor_pack_ukernel__neon(size_t pixels, size_t groups, size_t group_channels, const float* restrict input,
-                             uint64_t* restrict output) {
+// 4 sign bits per compare: VCLT, AND with the lane bits 1, 2, 4, 8, then pairwise adds to one nibble.
+static inline uint64_t xnor_word_sign_bits_neon(const float* x, size_t count) {
   static const uint32_t lane_bit_values[4] = {1, 2, 4, 8};
   const uint32x4_t lane_bits = vld1q_u32(lane_bit_values);
   const float32x4_t zero = vdupq_n_f32(0.0f);
-  const size_t gw = xnor_group_words(group_channels);
-  for (size_t p = 0; p < pixels; p++) {
-    for (size_t group = 0; group < groups; group++) {
-      const float* x = input + (p * groups + group) * group_channels;
-      uint64_t* out = output + (p * groups + group) * gw;
-      for (size_t w = 0; w < gw; w++) {
-        const size_t count = group_channels - w * 64 < 64 ? group_channels - w * 64 : 64;
-        uint64_t bits = 0;
-        size_t c = 0;
-        for (; c + 4 <= count; c += 4) {
-          const uint32x4_t selected = vandq_u32(vcltq_f32(vld1q_f32(x + w * 64 + c), zero), lane_bits);
-          uint32x2_t sum = vadd_u32(vget_low_u32(selected), vget_high_u32(selected));
-          sum = vpadd_u32(sum, sum);
-          bits |= (uint64_t)vget_lane_u32(sum, 0) << c;
-        }
-        for (; c < count; c++) {
-          bits |= (uint64_t)(x[w * 64 + c] < 0.0f) << c;
-        }
-        out[w] = bits;
-      }
-    }
+  uint64_t bits = 0;
+  size_t c = 0;
+  for (; c + 4 <= count; c += 4) {
+    const uint32x4_t selected = vandq_u32(vcltq_f32(vld1q_f32(x + c), zero), lane_bits);
+    uint32x2_t sum = vadd_u32(vget_low_u32(selected), vget_high_u32(selected));
+    sum = vpadd_u32(sum, sum);
+    bits |= (uint64_t)vget_lane_u32(sum, 0) << c;
   }
+  return xnor_sign_bits_tail(x, c, count, bits);
+}
+
+void xnor_pack_ukernel__neon(size_t pixels, size_t groups, size_t group_channels, const float* restrict input,
+                             uint64_t* restrict output) {
+  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_neon);
 }
 #endif

@@ -43,6 +43,35 @@ static inline uint32_t xnor_span_popcount_portable(const uint64_t* x, const uint
   return count;
 }
 
+// Sign bits (x[i] < 0) of the floats x[c..count) ORed into bits at their positions i: the scalar tail every
+// ISA's pack finishes a word with, and the whole word on scalar. NaN and -0.0f give 0, as the SIMD compares
+// (ordered less-than) do.
+static inline uint64_t xnor_sign_bits_tail(const float* x, size_t c, size_t count, uint64_t bits) {
+  for (; c < count; c++) bits |= (uint64_t)(x[c] < 0.0f) << c;
+  return bits;
+}
+
+// The sign bits of one word's count (1..64) consecutive floats, bit i for x[i].
+typedef uint64_t (*xnor_word_sign_bits_fn)(const float* x, size_t count);
+
+// Pack driver of every ISA: input fp32 [pixels][groups * group_channels] -> output
+// [pixels][groups][xnor_group_words(group_channels)]; a group's last word may hold fewer than 64 channels
+// (its high bits are 0).
+XNOR_DRIVER void xnor_pack_words(size_t pixels, size_t groups, size_t group_channels, const float* input,
+                                 uint64_t* output, xnor_word_sign_bits_fn word_sign_bits) {
+  const size_t gw = xnor_group_words(group_channels);
+  for (size_t p = 0; p < pixels; p++) {
+    for (size_t group = 0; group < groups; group++) {
+      const float* x = input + (p * groups + group) * group_channels;
+      uint64_t* out = output + (p * groups + group) * gw;
+      for (size_t w = 0; w < gw; w++) {
+        const size_t count = group_channels - w * 64 < 64 ? group_channels - w * 64 : 64;
+        out[w] = word_sign_bits(x + w * 64, count);
+      }
+    }
+  }
+}
+
 typedef struct xnor_pixel {
   size_t ky0, ky1, kx0, kx1;
   const uint64_t* image;  // this batch element's input bits
