@@ -15,6 +15,7 @@ import { startPackageServer } from '../../../electron/core/package-server.js';
 import { waitFor } from '../../support/stack.js';
 import {
   dropTarget,
+  lastDeployment,
   mlpPackagePath,
   modelVariant,
   offlineAgentConfig,
@@ -79,16 +80,6 @@ test(
     const keys = signingKeys();
     const { configFile, stateDir } = await offlineAgentConfig(dir, 'reopen-device', keys, { fps: 15 });
     const drop = (target: DeployTarget): void => dropTarget(stateDir, target);
-    const lastPhase = (): { deploymentId: string; phase: string } | undefined => {
-      try {
-        return JSON.parse(readFileSync(join(stateDir, 'deploy', 'last.json'), 'utf8')) as {
-          deploymentId: string;
-          phase: string;
-        };
-      } catch {
-        return undefined;
-      }
-    };
     let agent: Agent | null = null;
     try {
       // 1. The MLP (784 inputs, NC layout) reading 56 rows of 14 pixels: the bundled LeNet-5 takes 28x28.
@@ -104,9 +95,9 @@ test(
       agent = startAgent(configFile);
       const a1 = agent;
       await waitFor('the tall model to commit', 40_000, () =>
-        lastPhase()?.deploymentId === 'd-tall' ? lastPhase() : undefined,
+        lastDeployment(stateDir)?.deploymentId === 'd-tall' ? lastDeployment(stateDir) : undefined,
       ).catch((err: Error) => assert.fail(`${err.message}\n${a1.output()}`));
-      assert.equal(lastPhase()?.phase, 'committed', a1.output());
+      assert.equal(lastDeployment(stateDir)?.phase, 'committed', a1.output());
       assert.match(a1.output(), /camera testsrc: 28x28x1 frames/);
       assert.match(a1.output(), /camera testsrc: reopened for 14x56x1 frames/);
       await agent.stop();
@@ -121,9 +112,9 @@ test(
       agent = startAgent(configFile);
       const a2 = agent;
       await waitFor('the over-budget model to be rolled back', 40_000, () =>
-        lastPhase()?.deploymentId === 'd-slow' ? lastPhase() : undefined,
+        lastDeployment(stateDir)?.deploymentId === 'd-slow' ? lastDeployment(stateDir) : undefined,
       ).catch((err: Error) => assert.fail(`${err.message}\n${a2.output()}`));
-      assert.equal(lastPhase()?.phase, 'rolled-back', a2.output());
+      assert.equal(lastDeployment(stateDir)?.phase, 'rolled-back', a2.output());
       const out = a2.output();
       assert.match(out, /camera testsrc: 14x56x1 frames/);
       const toSquare = out.indexOf('reopened for 28x28x1 frames');
