@@ -47,16 +47,21 @@ export interface BroadcastOperands {
   bLength: number;
 }
 
-/** What both batch-norm gradients read, over x[count][channels], and the dx they write. */
-export interface BatchNormGradientArgs {
+/** What batch norm and its gradients read: x[count][channels] and the per-channel statistics and scale
+ * (null = 1). */
+export interface BatchNormOperands {
   count: number;
   channels: number;
   x: Float32Array;
   mean: Float32Array;
   variance: Float32Array;
   scale: Float32Array | null;
-  dy: Float32Array;
   epsilon: number;
+}
+
+/** What both batch-norm gradients read, and the dx they write. */
+export interface BatchNormGradientArgs extends BatchNormOperands {
+  dy: Float32Array;
   dx: Float32Array;
 }
 
@@ -89,17 +94,7 @@ export interface TrainBinding {
     c: Float32Array;
   }): void;
   /** y = (x - mean) * scale / sqrt(variance + epsilon) + offset over [count][channels]. */
-  batchNorm(args: {
-    count: number;
-    channels: number;
-    x: Float32Array;
-    mean: Float32Array;
-    variance: Float32Array;
-    scale: Float32Array | null;
-    offset: Float32Array | null;
-    epsilon: number;
-    y: Float32Array;
-  }): void;
+  batchNorm(args: BatchNormOperands & { offset: Float32Array | null; y: Float32Array }): void;
   batchNormBackward(
     args: BatchNormGradientArgs & {
       dmean: Float32Array;

@@ -52,6 +52,14 @@ function startAgent(configFile: string): Agent {
   };
 }
 
+/** Waits until the agent has finished deployment `id` (deploy/last.json names it); fails with the agent's
+ * output when it does not within 40 s. */
+async function deploymentFinished(what: string, stateDir: string, id: string, agent: Agent): Promise<void> {
+  await waitFor(what, 40_000, () =>
+    lastDeployment(stateDir)?.deploymentId === id ? lastDeployment(stateDir) : undefined,
+  ).catch((err: Error) => assert.fail(`${err.message}\n${agent.output()}`));
+}
+
 /** The per-second records in the agent's telemetry outbox, oldest first. */
 function outboxRecords(stateDir: string): { fps: number }[] {
   const dir = join(stateDir, 'telemetry');
@@ -94,9 +102,7 @@ test(
       drop(signedTarget(server, tall, keys, 'd-tall', '2', { health: { seconds: 1 } }));
       agent = startAgent(configFile);
       const a1 = agent;
-      await waitFor('the tall model to commit', 40_000, () =>
-        lastDeployment(stateDir)?.deploymentId === 'd-tall' ? lastDeployment(stateDir) : undefined,
-      ).catch((err: Error) => assert.fail(`${err.message}\n${a1.output()}`));
+      await deploymentFinished('the tall model to commit', stateDir, 'd-tall', a1);
       assert.equal(lastDeployment(stateDir)?.phase, 'committed', a1.output());
       assert.match(a1.output(), /camera testsrc: 28x28x1 frames/);
       assert.match(a1.output(), /camera testsrc: reopened for 14x56x1 frames/);
@@ -111,9 +117,7 @@ test(
       );
       agent = startAgent(configFile);
       const a2 = agent;
-      await waitFor('the over-budget model to be rolled back', 40_000, () =>
-        lastDeployment(stateDir)?.deploymentId === 'd-slow' ? lastDeployment(stateDir) : undefined,
-      ).catch((err: Error) => assert.fail(`${err.message}\n${a2.output()}`));
+      await deploymentFinished('the over-budget model to be rolled back', stateDir, 'd-slow', a2);
       assert.equal(lastDeployment(stateDir)?.phase, 'rolled-back', a2.output());
       const out = a2.output();
       assert.match(out, /camera testsrc: 14x56x1 frames/);
