@@ -64,35 +64,42 @@ export function assertMatches(
   }
 }
 
-export interface Comparison {
-  /** The seeded inputs (and the weights of the summed output) of this test file. */
-  randomArray: (random: SeededRandom, shape: readonly number[]) => Float32Array;
-  /** The inputs whose gradients are compared; default all, [] for the forward pass only. */
-  differentiate?: readonly number[];
-  /** Edits the inputs before both runs (exact edge values, NaN). */
-  prepare?: (data: Float32Array[]) => void;
-  tolerance: number;
-}
-
-/** Runs f on both backends with the same inputs from `seed` and asserts the outputs and gradients match. */
-export async function compareBackends(
+/** Compares one case on both backends: the same inputs from `seed` (drawn by this test file's
+ * `randomArray`, then edited by `prepare`: exact edge values, NaN), outputs and the gradients of the inputs
+ * in `differentiate` (default all, [] for the forward pass only) matched with `assertMatches`. */
+export type Compare = (
   name: string,
   f: Case,
   shapes: number[][],
   seed: number,
-  { randomArray, differentiate = shapes.map((_, i) => i), prepare, tolerance }: Comparison,
-): Promise<void> {
-  const random = new SeededRandom(seed);
-  const data = shapes.map((shape) => randomArray(random, shape));
-  prepare?.(data);
-  await tf.setBackend('cpu');
-  const outShape = tf.tidy(() => f(shapes.map((s, i) => tf.tensor(data[i]!, s))).shape);
-  const weights = randomArray(random, outShape);
-  const expected = await evaluate('cpu', f, shapes, data, differentiate, weights);
-  const actual = await evaluate(NATIVE_BACKEND, f, shapes, data, differentiate, weights);
-  expected.forEach((e, i) =>
-    assertMatches(actual[i]!, e, `${name} ${i === 0 ? 'output' : `gradient ${i - 1}`}`, tolerance),
-  );
+  differentiate?: readonly number[],
+  prepare?: (data: Float32Array[]) => void,
+  tolerance?: number,
+) => Promise<void>;
+
+/** The Compare of a test file: its seeded inputs and its default tolerance. */
+export function backendComparison(
+  randomArray: (random: SeededRandom, shape: readonly number[]) => Float32Array,
+  defaultTolerance: number,
+): Compare {
+  return async (name, f, shapes, seed, differentiate = shapes.map((_, i) => i), prepare, tolerance) => {
+    const random = new SeededRandom(seed);
+    const data = shapes.map((shape) => randomArray(random, shape));
+    prepare?.(data);
+    await tf.setBackend('cpu');
+    const outShape = tf.tidy(() => f(shapes.map((s, i) => tf.tensor(data[i]!, s))).shape);
+    const weights = randomArray(random, outShape);
+    const expected = await evaluate('cpu', f, shapes, data, differentiate, weights);
+    const actual = await evaluate(NATIVE_BACKEND, f, shapes, data, differentiate, weights);
+    expected.forEach((e, i) =>
+      assertMatches(
+        actual[i]!,
+        e,
+        `${name} ${i === 0 ? 'output' : `gradient ${i - 1}`}`,
+        tolerance ?? defaultTolerance,
+      ),
+    );
+  };
 }
 
 /** How many times the native kernel `kernel` ran (not its fallback) in this process. */

@@ -13,7 +13,7 @@ import {
   nativeKernelStats,
   registerNativeBackend,
 } from '../../../optimize/train/native-backend.js';
-import { assertMatches, type Case, compareBackends, nativeRuns } from './backend-comparison.js';
+import { assertMatches, backendComparison, nativeRuns } from './backend-comparison.js';
 
 const TOLERANCE = 1e-4;
 
@@ -24,20 +24,7 @@ function randomArray(random: SeededRandom, shape: readonly number[]): Float32Arr
   return data;
 }
 
-/** Forward and, unless withGradients is false, every input's gradient within TOLERANCE. */
-function compare(
-  name: string,
-  f: Case,
-  shapes: number[][],
-  seed: number,
-  withGradients = true,
-): Promise<void> {
-  return compareBackends(name, f, shapes, seed, {
-    randomArray,
-    differentiate: withGradients ? undefined : [],
-    tolerance: TOLERANCE,
-  });
-}
+const compare = backendComparison(randomArray, TOLERANCE);
 
 function fallbacks(): number {
   let total = 0;
@@ -216,7 +203,7 @@ describe('whittle-native backend vs tfjs cpu', () => {
         [1, 9, 5],
       ],
       521,
-      false,
+      [],
     );
     await compare(
       'fused matMul',

@@ -11,7 +11,7 @@ import { COMPARE_OPS, loadTrainBinding, UNARY_GRAD_OPS } from '../../../native/t
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { NATIVE_BACKEND, registerNativeBackend } from '../../../optimize/train/native-backend.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
-import { assertMatches, type Case, compareBackends, nativeRuns } from './backend-comparison.js';
+import { assertMatches, backendComparison, type Case, nativeRuns } from './backend-comparison.js';
 
 /** Normal values scaled by 4 (so ReLU6's upper edge is crossed), with some exact 0, 6 and -6. */
 function randomArray(random: SeededRandom, shape: readonly number[]): Float32Array {
@@ -23,18 +23,8 @@ function randomArray(random: SeededRandom, shape: readonly number[]): Float32Arr
   return data;
 }
 
-/** Outputs and gradients of the inputs in `differentiate` bit-identical (tolerance 0) or within tolerance. */
-function compare(
-  name: string,
-  f: Case,
-  shapes: number[][],
-  seed: number,
-  differentiate?: number[],
-  prepare?: (data: Float32Array[]) => void,
-  tolerance = 0,
-): Promise<void> {
-  return compareBackends(name, f, shapes, seed, { randomArray, differentiate, prepare, tolerance });
-}
+/** Bit-identical unless a case gives a tolerance. */
+const compare = backendComparison(randomArray, 0);
 
 describe('fused native gradients vs tfjs cpu', () => {
   let initialBackend = '';
