@@ -1,10 +1,5 @@
 #!/usr/bin/env node
 // Entry point of the on-device agent; the code is compiled to dist/ by `npm run build`.
-import { existsSync } from 'node:fs';
+import { launch } from './launch.js';
 
-const entry = new URL('../dist/agent/cli.js', import.meta.url);
-if (!existsSync(entry)) {
-  console.error('whittle-agent: not built yet; run `npm run setup` (or `npm run build`) first');
-  process.exit(1);
-}
-await import(entry.href);
+await launch('whittle-agent', new URL('../dist/agent/cli.js', import.meta.url));

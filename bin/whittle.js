@@ -1,10 +1,5 @@
 #!/usr/bin/env node
 // Entry point of the manager's command line; the code is compiled to dist/ by `npm run build`.
-import { existsSync } from 'node:fs';
+import { launch } from './launch.js';
 
-const entry = new URL('../dist/electron/cli.js', import.meta.url);
-if (!existsSync(entry)) {
-  console.error('whittle: not built yet; run `npm run setup` (or `npm run build`) first');
-  process.exit(1);
-}
-await import(entry.href);
+await launch('whittle', new URL('../dist/electron/cli.js', import.meta.url));

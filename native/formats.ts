@@ -4,7 +4,13 @@
 // those layouts from fp32 weights. Tensors are NHWC. The addon checks every argument (types, lengths,
 // shapes, CSR structure, codebook indices, unused high bits, fractional-length shifts, aliasing) and throws a
 // TypeError or RangeError naming it, so a bad call can never reach C.
-import { type Conv2dShape, loadNativeBinding, type NativeLayer, PackedLayer } from './index.js';
+import {
+  type Conv2dShape,
+  type Int8LayerQuantization,
+  loadNativeBinding,
+  type NativeLayer,
+  PackedLayer,
+} from './index.js';
 
 /** Format names as the benchmark reports them. */
 export const FORMATS = [
@@ -116,22 +122,13 @@ export interface CodebookParams extends FloatClamp {
   bias?: Float32Array | null;
 }
 
-/** int8 activations (ternary and sparse only), the affine quantization of the int8 kernels (gemmlowp):
- *   output = clamp(outputZeroPoint + round(acc * multipliers[o] * 2^(shifts[o] - 31)), outputMin, outputMax)
+/** int8 activations (ternary and sparse only): the affine quantization of the int8 kernels (gemmlowp,
+ * Int8LayerQuantization in index.ts) with int8 activations only, and its bias:
  *   acc    = bias[o] + sum_k w_k * (x_k - inputZeroPoint)       (padding reads inputZeroPoint)
- * bit-exact on every path. Tensors are Int8Array. */
-export interface Int8Requantization {
+ * bit-exact on every path. Tensors are Int8Array. For ternary, multipliers[o] encodes
+ * alpha[o] * inputScale / outputScale. */
+export interface Int8Requantization extends Omit<Int8LayerQuantization, 'activations'> {
   activations: 'int8';
-  /** In [-128, 127]. */
-  inputZeroPoint: number;
-  outputZeroPoint: number;
-  /** Default [-128, 127]. */
-  outputMin?: number;
-  outputMax?: number;
-  /** [outputChannels] Q31 multipliers in [0, 2^31 - 1] (for ternary: alpha[o] * inputScale / outputScale). */
-  multipliers: Int32Array;
-  /** [outputChannels] in [-31, 30]. */
-  shifts: Int32Array;
   /** [outputChannels] int32 accumulator units; absent = zero. */
   bias?: Int32Array | null;
 }

@@ -133,8 +133,9 @@ export interface CpuFeatures {
   selected: Isa;
 }
 
-/** A conv2d layer's shape: the one TypeScript type of convolution geometry (the compressed formats use it
- * without dilation: FormatConv2dShape in formats.ts). Weights are OHWI: [outputChannels][kernelHeight][kernelWidth][inputChannels /
+/** A conv2d layer's shape: the one TypeScript type of convolution geometry. The compressed formats use it
+ * without dilation (FormatConv2dShape in formats.ts); the training kernels (WindowShape in train-kernels.ts)
+ * and the fixed-point reference (Conv2dGeometry) use its fields resolved, with a Conv2dOutputSize. Weights are OHWI: [outputChannels][kernelHeight][kernelWidth][inputChannels /
  * groups]; depthwise is groups = inputChannels = outputChannels. Every dimension is an integer >= 1
  * (paddings >= 0); strides, dilations and groups default to 1, paddings to 0. */
 export interface Conv2dShape {
@@ -154,6 +155,13 @@ export interface Conv2dShape {
   paddingBottom?: number;
   paddingRight?: number;
   groups?: number;
+}
+
+/** The output rows and columns of a convolution or pooling window, for the shapes that carry them resolved
+ * (the training kernels' WindowShape, the fixed-point reference's Conv2dGeometry). */
+export interface Conv2dOutputSize {
+  outputHeight: number;
+  outputWidth: number;
 }
 
 /** output = clamp(bias + conv(input, weights), outputMin, outputMax); ReLU is outputMin 0, ReLU6 adds outputMax 6. */

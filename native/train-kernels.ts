@@ -3,75 +3,77 @@
 // (types, lengths, ranges, aliasing) and throws a TypeError or RangeError naming it, so no bad call reaches
 // C. The kernels run on the library's one thread pool (setThreads) and take their SGEMM path from the
 // library's ISA level (WHITTLE_ISA).
-import { loadNativeBinding } from './index.js';
+import { type Conv2dOutputSize, type Conv2dShape, loadNativeBinding } from './index.js';
 
 export type FusedActivation = 'linear' | 'relu' | 'relu6';
 
-/** A 2-D window op over NHWC tensors: conv, depthwise conv (outChannels = inChannels * multiplier) or
- * pooling (outChannels = inChannels, no dilation). padTop/padLeft are the zero rows/columns before the
- * input (tfjs's padInfo). */
-export interface WindowShape {
-  batch: number;
-  inHeight: number;
-  inWidth: number;
-  inChannels: number;
-  outHeight: number;
-  outWidth: number;
-  outChannels: number;
-  filterHeight: number;
-  filterWidth: number;
-  strideHeight: number;
-  strideWidth: number;
-  dilationHeight: number;
-  dilationWidth: number;
-  padTop: number;
-  padLeft: number;
+/** A 2-D window op over NHWC tensors, in the names of the one convolution shape type (Conv2dShape) with
+ * every default resolved and the output size given: conv, depthwise conv (outputChannels = inputChannels *
+ * multiplier) or pooling (outputChannels = inputChannels, no dilation). paddingTop/paddingLeft are the zero
+ * rows/columns before the input (tfjs's padInfo); the padding after it follows from the output size. */
+export type WindowShape = Required<Omit<Conv2dShape, 'paddingBottom' | 'paddingRight' | 'groups'>> &
+  Conv2dOutputSize;
+
+/** conv2dForward / depthwiseConv2dForward: y = act(conv(x, filter) + bias). */
+export type ConvForwardArgs = WindowShape & {
+  x: Float32Array;
+  filter: Float32Array;
+  bias: Float32Array | null;
+  activation: FusedActivation;
+  y: Float32Array;
+};
+/** The input gradient dx of a convolution from dy. */
+export type ConvBackpropInputArgs = WindowShape & {
+  dy: Float32Array;
+  filter: Float32Array;
+  dx: Float32Array;
+};
+/** The filter gradient dfilter of a convolution from x and dy. */
+export type ConvBackpropFilterArgs = WindowShape & {
+  x: Float32Array;
+  dy: Float32Array;
+  dfilter: Float32Array;
+};
+
+/** Two operands broadcast over n outputs: output i reads a[(i / aDivisor) % aLength] and
+ * b[(i / bDivisor) % bLength]. */
+export interface BroadcastOperands {
+  n: number;
+  a: Float32Array;
+  aDivisor: number;
+  aLength: number;
+  b: Float32Array;
+  bDivisor: number;
+  bLength: number;
 }
 
-/** What both batch-norm gradients read, over x[count][channels], and the dx they write. */
-export interface BatchNormGradientArgs {
+/** What batch norm and its gradients read: x[count][channels] and the per-channel statistics and scale
+ * (null = 1). */
+export interface BatchNormOperands {
   count: number;
   channels: number;
   x: Float32Array;
   mean: Float32Array;
   variance: Float32Array;
   scale: Float32Array | null;
-  dy: Float32Array;
   epsilon: number;
+}
+
+/** What both batch-norm gradients read, and the dx they write. */
+export interface BatchNormGradientArgs extends BatchNormOperands {
+  dy: Float32Array;
   dx: Float32Array;
 }
 
 export interface TrainBinding {
   /** y[batch][outH][outW][outC] = act(conv(x, filter[fh][fw][inC][outC]) + bias). */
-  conv2dForward(
-    args: WindowShape & {
-      x: Float32Array;
-      filter: Float32Array;
-      bias: Float32Array | null;
-      activation: FusedActivation;
-      y: Float32Array;
-    },
-  ): void;
-  conv2dBackpropInput(args: WindowShape & { dy: Float32Array; filter: Float32Array; dx: Float32Array }): void;
-  conv2dBackpropFilter(
-    args: WindowShape & { x: Float32Array; dy: Float32Array; dfilter: Float32Array },
-  ): void;
+  conv2dForward(args: ConvForwardArgs): void;
+  conv2dBackpropInput(args: ConvBackpropInputArgs): void;
+  conv2dBackpropFilter(args: ConvBackpropFilterArgs): void;
   /** filter[fh][fw][inC][multiplier]. */
-  depthwiseConv2dForward(
-    args: WindowShape & {
-      x: Float32Array;
-      filter: Float32Array;
-      bias: Float32Array | null;
-      activation: FusedActivation;
-      y: Float32Array;
-    },
-  ): void;
-  depthwiseConv2dBackpropInput(
-    args: WindowShape & { dy: Float32Array; filter: Float32Array; dx: Float32Array },
-  ): void;
-  depthwiseConv2dBackpropFilter(
-    args: WindowShape & { x: Float32Array; dy: Float32Array; dfilter: Float32Array },
-  ): void;
+  depthwiseConv2dForward(args: ConvForwardArgs): void;
+  depthwiseConv2dBackpropInput(args: ConvBackpropInputArgs): void;
+  depthwiseConv2dBackpropFilter(args: ConvBackpropFilterArgs): void;
   maxPool(args: WindowShape & { x: Float32Array; y: Float32Array }): void;
   maxPoolBackward(args: WindowShape & { x: Float32Array; dy: Float32Array; dx: Float32Array }): void;
   avgPool(args: WindowShape & { x: Float32Array; y: Float32Array }): void;
@@ -92,17 +94,7 @@ export interface TrainBinding {
     c: Float32Array;
   }): void;
   /** y = (x - mean) * scale / sqrt(variance + epsilon) + offset over [count][channels]. */
-  batchNorm(args: {
-    count: number;
-    channels: number;
-    x: Float32Array;
-    mean: Float32Array;
-    variance: Float32Array;
-    scale: Float32Array | null;
-    offset: Float32Array | null;
-    epsilon: number;
-    y: Float32Array;
-  }): void;
+  batchNorm(args: BatchNormOperands & { offset: Float32Array | null; y: Float32Array }): void;
   batchNormBackward(
     args: BatchNormGradientArgs & {
       dmean: Float32Array;
@@ -123,17 +115,7 @@ export interface TrainBinding {
    * their dependence on x. */
   batchNormTrainBackward(args: BatchNormGradientArgs & { dscale: Float32Array; doffset: Float32Array }): void;
   /** y[i] = op(a[(i / aDivisor) % aLength], b[(i / bDivisor) % bLength]) for i < n (BINARY_OPS). */
-  binary(args: {
-    op: number;
-    n: number;
-    a: Float32Array;
-    aDivisor: number;
-    aLength: number;
-    b: Float32Array;
-    bDivisor: number;
-    bLength: number;
-    y: Float32Array;
-  }): void;
+  binary(args: BroadcastOperands & { op: number; y: Float32Array }): void;
   /** y = op(x) elementwise (UNARY_OPS); alpha is Step's value for x <= 0. */
   unary(args: { op: number; x: Float32Array; alpha: number; y: Float32Array }): void;
   /** y[outer][inner] = sum over mid of x[outer][mid][inner]. */
@@ -142,18 +124,7 @@ export interface TrainBinding {
   unaryGrad(args: { op: number; dy: Float32Array; x: Float32Array; dx: Float32Array }): void;
   /** y[i] = dy[i] * (op(a[(i / aDivisor) % aLength], b[(i / bDivisor) % bLength]) ? 1 : 0) for i < n
    * (COMPARE_OPS): Minimum's and Maximum's gradients in one pass. */
-  compareMask(args: {
-    op: number;
-    n: number;
-    dy: Float32Array;
-    a: Float32Array;
-    aDivisor: number;
-    aLength: number;
-    b: Float32Array;
-    bDivisor: number;
-    bLength: number;
-    y: Float32Array;
-  }): void;
+  compareMask(args: BroadcastOperands & { op: number; dy: Float32Array; y: Float32Array }): void;
   /** dx[outer][m][inner] = dy[outer][inner] / mid: the gradient of a mean over a block of axes. */
   meanGrad(args: { outer: number; mid: number; inner: number; dy: Float32Array; dx: Float32Array }): void;
   /** y = transpose(x, perm) for x of `shape` (rank 1-8). */

@@ -64,6 +64,13 @@ export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
 /** Published once a second on <prefix>/stats (MQTT QoS 1), covering the frames finished in that window.
  * Fields added after the first release are optional, so a manager reads records of older agents. */
+/** One frame's prediction: the class index and label the model chose, with its confidence. */
+const PredictionSchema = z.object({
+  classIndex: z.number().int().nonnegative(),
+  label: z.string().max(128),
+  confidence: z.number(),
+});
+
 export const StatsMessageSchema = z.object({
   v: z.literal(PROTOCOL_VERSION),
   /** Increases by one per record. Agents with a telemetry outbox persist it, so it keeps increasing
@@ -94,13 +101,7 @@ export const StatsMessageSchema = z.object({
    * where the kernel exposes none (containers, most VMs). */
   temperatureC: z.number().min(-100).max(300).optional(),
   /** The last frame's prediction, when at least one frame finished. */
-  prediction: z
-    .object({
-      classIndex: z.number().int().nonnegative(),
-      label: z.string().max(128),
-      confidence: z.number(),
-    })
-    .optional(),
+  prediction: PredictionSchema.optional(),
   /** Frames of the window per predicted class: classCounts[i] frames were classified as label i. */
   classCounts: z.array(z.number().int().nonnegative()).max(1000).optional(),
   /** Mean softmax confidence of the window's predictions, in [0, 1]; absent without frames. */
@@ -129,13 +130,7 @@ export const SnapshotMessageSchema = z.object({
     .string()
     .max(Math.ceil(MAX_SNAPSHOT_JPEG_BYTES / 3) * 4)
     .regex(/^\/9j\/[A-Za-z0-9+/]*={0,2}$/, 'jpeg: expected base64 of a JPEG (starting FF D8 FF)'),
-  prediction: z
-    .object({
-      classIndex: z.number().int().nonnegative(),
-      label: z.string().max(128),
-      confidence: z.number(),
-    })
-    .optional(),
+  prediction: PredictionSchema.optional(),
   /** The true class of that frame, when the source is labelled. */
   trueLabel: z.string().max(128).optional(),
 });

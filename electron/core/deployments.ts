@@ -22,6 +22,7 @@ import { sha256, signDigest } from '../../agent/package/signing.js';
 import {
   DEPLOY_ERROR_CODES,
   DEPLOY_PHASES,
+  type DeployErrorCode,
   type DeployReport,
   type DeployTarget,
   DeployTargetSchema,
@@ -77,12 +78,20 @@ const ARCHES: Record<CpuFamily, string[] | undefined> = {
 const PHASES = new Set<string>(['pending', 'superseded', ...DEPLOY_PHASES]);
 const CODES = new Set<string>(DEPLOY_ERROR_CODES);
 
+// The store holds only what this file wrote; an unknown phase or code would come from a newer version.
+function storedPhase(phase: string): DeploymentPhase {
+  return (PHASES.has(phase) ? phase : 'failed') as DeploymentPhase;
+}
+
+function storedCode(code: string | null): DeployErrorCode | null {
+  return code !== null && CODES.has(code) ? (code as DeployErrorCode) : null;
+}
+
 function deviceView(row: StoredDeploymentDevice): DeploymentDeviceView {
   return {
     device: row.device,
-    // The store holds only what this file wrote; an unknown value would come from a newer version.
-    phase: (PHASES.has(row.phase) ? row.phase : 'failed') as DeploymentPhase,
-    code: row.code !== null && CODES.has(row.code) ? (row.code as DeploymentDeviceView['code']) : null,
+    phase: storedPhase(row.phase),
+    code: storedCode(row.code),
     reason: row.reason,
     serving: row.serving,
     updatedAt: row.updatedAt,
@@ -259,8 +268,8 @@ export class Deployments extends EventEmitter<{ change: [DeploymentView] }> {
     if (!this.o.store.deployment(id)) return undefined;
     return this.o.store.deploymentEvents(id).map((e) => ({
       device: e.device,
-      phase: (PHASES.has(e.phase) ? e.phase : 'failed') as DeploymentPhase,
-      code: e.code !== null && CODES.has(e.code) ? (e.code as DeploymentEventView['code']) : null,
+      phase: storedPhase(e.phase),
+      code: storedCode(e.code),
       reason: e.reason,
       serving: e.serving,
       at: e.at,

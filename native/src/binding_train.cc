@@ -81,29 +81,29 @@ enum class WindowKind { kConv, kDepthwise, kPool };
 f32_window_shape WindowField(const Napi::Object& args, WindowKind kind) {
   f32_window_shape s;
   s.batch = static_cast<int32_t>(Integer(args, "batch", 1, kMaxDimension));
-  s.in_h = static_cast<int32_t>(Integer(args, "inHeight", 1, kMaxDimension));
-  s.in_w = static_cast<int32_t>(Integer(args, "inWidth", 1, kMaxDimension));
-  s.in_c = static_cast<int32_t>(Integer(args, "inChannels", 1, kMaxDimension));
-  s.out_h = static_cast<int32_t>(Integer(args, "outHeight", 1, kMaxDimension));
-  s.out_w = static_cast<int32_t>(Integer(args, "outWidth", 1, kMaxDimension));
-  s.out_c = static_cast<int32_t>(Integer(args, "outChannels", 1, kMaxDimension));
-  s.filter_h = static_cast<int32_t>(Integer(args, "filterHeight", 1, 1024));
-  s.filter_w = static_cast<int32_t>(Integer(args, "filterWidth", 1, 1024));
+  s.in_h = static_cast<int32_t>(Integer(args, "inputHeight", 1, kMaxDimension));
+  s.in_w = static_cast<int32_t>(Integer(args, "inputWidth", 1, kMaxDimension));
+  s.in_c = static_cast<int32_t>(Integer(args, "inputChannels", 1, kMaxDimension));
+  s.out_h = static_cast<int32_t>(Integer(args, "outputHeight", 1, kMaxDimension));
+  s.out_w = static_cast<int32_t>(Integer(args, "outputWidth", 1, kMaxDimension));
+  s.out_c = static_cast<int32_t>(Integer(args, "outputChannels", 1, kMaxDimension));
+  s.filter_h = static_cast<int32_t>(Integer(args, "kernelHeight", 1, 1024));
+  s.filter_w = static_cast<int32_t>(Integer(args, "kernelWidth", 1, 1024));
   s.stride_h = static_cast<int32_t>(Integer(args, "strideHeight", 1, 1024));
   s.stride_w = static_cast<int32_t>(Integer(args, "strideWidth", 1, 1024));
   s.dilation_h =
       kind == WindowKind::kPool ? 1 : static_cast<int32_t>(Integer(args, "dilationHeight", 1, 1024));
   s.dilation_w =
       kind == WindowKind::kPool ? 1 : static_cast<int32_t>(Integer(args, "dilationWidth", 1, 1024));
-  s.pad_top = static_cast<int32_t>(Integer(args, "padTop", 0, 1024 * 1024));
-  s.pad_left = static_cast<int32_t>(Integer(args, "padLeft", 0, 1024 * 1024));
+  s.pad_top = static_cast<int32_t>(Integer(args, "paddingTop", 0, 1024 * 1024));
+  s.pad_left = static_cast<int32_t>(Integer(args, "paddingLeft", 0, 1024 * 1024));
   Napi::Env env = args.Env();
   if (kind == WindowKind::kPool && s.out_c != s.in_c) {
-    ThrowRange(env, "outChannels equal to inChannels (" + std::to_string(s.in_c) + ")", "outChannels",
-               std::to_string(s.out_c));
+    ThrowRange(env, "outputChannels equal to inputChannels (" + std::to_string(s.in_c) + ")",
+               "outputChannels", std::to_string(s.out_c));
   }
   if (kind == WindowKind::kDepthwise && s.out_c % s.in_c != 0) {
-    ThrowRange(env, "a multiple of inChannels (" + std::to_string(s.in_c) + ")", "outChannels",
+    ThrowRange(env, "a multiple of inputChannels (" + std::to_string(s.in_c) + ")", "outputChannels",
                std::to_string(s.out_c));
   }
   // Elements per tensor must fit a typed array (< 2^32) so size_t arithmetic in C never wraps.

@@ -165,6 +165,13 @@ export function exportOnnx(pkg: Package): Uint8Array {
     ints('dilations', intsAttr(node, 'dilations', [1, 1])),
     ints('pads', intsAttr(node, 'pads', [0, 0, 0, 0])),
   ];
+  /** XNOR-Net's binarized activations: x < 0 -> -1, else +1. */
+  const binarized = (x: string): string =>
+    w.op('Where', [
+      w.op('Less', [x, w.constant('zero', 'f32', [], [0])]),
+      w.constant('minus_one', 'f32', [], [-1]),
+      w.constant('one', 'f32', [], [1]),
+    ]);
   /** OHWI weights as OIHW for ONNX Conv. */
   const oihw = (x: string): string => w.op('Transpose', [x], [ints('perm', [0, 3, 1, 2])], 'weights_oihw');
 
@@ -180,16 +187,8 @@ export function exportOnnx(pkg: Package): Uint8Array {
     switch (node.op) {
       case 'conv2d': {
         const weights = specs[b1]!;
-        let xs = input(x);
-        if (node.format === 'xnor') {
-          // XNOR-Net: activations binarized, x < 0 -> -1 else +1 (padding stays 0 inside Conv).
-          const negative = w.op('Less', [xs, w.constant('zero', 'f32', [], [0])]);
-          xs = w.op('Where', [
-            negative,
-            w.constant('minus_one', 'f32', [], [-1]),
-            w.constant('one', 'f32', [], [1]),
-          ]);
-        }
+        // xnor: padding stays 0 inside Conv.
+        const xs = node.format === 'xnor' ? binarized(input(x)) : input(x);
         const conv = w.op(
           'Conv',
           [toNchw(xs), oihw(input(b1)), input(b2)],
@@ -199,15 +198,8 @@ export function exportOnnx(pkg: Package): Uint8Array {
         break;
       }
       case 'fully_connected': {
-        let xs = w.op('Flatten', [input(x)], [int('axis', 1)]);
-        if (node.format === 'xnor') {
-          const negative = w.op('Less', [xs, w.constant('zero', 'f32', [], [0])]);
-          xs = w.op('Where', [
-            negative,
-            w.constant('minus_one', 'f32', [], [-1]),
-            w.constant('one', 'f32', [], [1]),
-          ]);
-        }
+        const flat = w.op('Flatten', [input(x)], [int('axis', 1)]);
+        const xs = node.format === 'xnor' ? binarized(flat) : flat;
         const gemm = w.op('Gemm', [xs, input(b1), input(b2)], [int('transB', 1)]);
         w.node('Identity', [clipFloat(gemm, min, max)], [names[out]!]);
         break;

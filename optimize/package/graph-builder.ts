@@ -115,20 +115,27 @@ export class GraphBuilder {
   }
 
   toNhwc(t: number, name: string): number {
-    const known = this.nhwcOf.get(t);
-    if (known !== undefined) return known;
-    const [out] = this.emit(`${name}/to_nhwc`, 'transpose', this.formatOf(t), [t], { perm: NCHW_TO_NHWC });
-    this.nhwcOf.set(t, out!);
-    this.nchwOf.set(out!, t);
-    return out!;
+    return this.#transposed(t, `${name}/to_nhwc`, NCHW_TO_NHWC, this.nhwcOf, this.nchwOf);
   }
 
   toNchw(t: number, name: string): number {
-    const known = this.nchwOf.get(t);
+    return this.#transposed(t, `${name}/to_nchw`, NHWC_TO_NCHW, this.nchwOf, this.nhwcOf);
+  }
+
+  /** t in the other layout, transposed once: `to` maps a tensor to its transposed twin and `back` the twin
+   * to it, so a later transpose back is the original tensor and not a new node. */
+  #transposed(
+    t: number,
+    node: string,
+    perm: number[],
+    to: Map<number, number>,
+    back: Map<number, number>,
+  ): number {
+    const known = to.get(t);
     if (known !== undefined) return known;
-    const [out] = this.emit(`${name}/to_nchw`, 'transpose', this.formatOf(t), [t], { perm: NHWC_TO_NCHW });
-    this.nchwOf.set(t, out!);
-    this.nhwcOf.set(out!, t);
+    const [out] = this.emit(node, 'transpose', this.formatOf(t), [t], { perm });
+    to.set(t, out!);
+    back.set(out!, t);
     return out!;
   }
 

@@ -29,20 +29,20 @@ type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 function windowShape(info: Conv2DInfo): WindowShape {
   return {
     batch: info.batchSize,
-    inHeight: info.inHeight,
-    inWidth: info.inWidth,
-    inChannels: info.inChannels,
-    outHeight: info.outHeight,
-    outWidth: info.outWidth,
-    outChannels: info.outChannels,
-    filterHeight: info.filterHeight,
-    filterWidth: info.filterWidth,
+    inputHeight: info.inHeight,
+    inputWidth: info.inWidth,
+    inputChannels: info.inChannels,
+    outputHeight: info.outHeight,
+    outputWidth: info.outWidth,
+    outputChannels: info.outChannels,
+    kernelHeight: info.filterHeight,
+    kernelWidth: info.filterWidth,
     strideHeight: info.strideHeight,
     strideWidth: info.strideWidth,
     dilationHeight: info.dilationHeight,
     dilationWidth: info.dilationWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
+    paddingTop: info.padInfo.top,
+    paddingLeft: info.padInfo.left,
   };
 }
 

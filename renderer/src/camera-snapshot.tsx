@@ -6,6 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { DeviceView, SnapshotResponse } from '../../electron/api/contract.js';
 import { fetchSnapshot } from './core-api.js';
 import { formatAgo, formatConfidence } from './format.js';
+import { usePolling } from './polling.js';
 
 const REFRESH_MS = 2000;
 
@@ -24,27 +25,20 @@ export function CameraSnapshot({
   // Until the user picks one: the first online device, else the first.
   const device = chosen ?? (devices.find((d) => d.online) ?? devices[0])?.id ?? null;
 
+  // Another device's picture is never shown under this one's name.
   useEffect(() => {
     setSnapshot(null);
-    if (device === null) return;
-    let stopped = false;
-    const load = (): void => {
-      fetchSnapshot(token, device).then(
-        (s) => {
-          if (stopped) return;
-          setSnapshot(s);
-          setError(null);
-        },
-        (err: Error) => !stopped && setError(err.message),
-      );
-    };
-    load();
-    const timer = setInterval(load, REFRESH_MS);
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-    };
   }, [token, device]);
+  usePolling(
+    device === null ? null : () => fetchSnapshot(token, device),
+    (s) => {
+      setSnapshot(s);
+      setError(null);
+    },
+    setError,
+    REFRESH_MS,
+    [token, device],
+  );
 
   if (devices.length === 0) return null;
   const shot = snapshot?.device === device ? snapshot.snapshot : null;

@@ -3,11 +3,12 @@
 // live link. A package file can be added here too (the core checks it as for `whittle deploy`). Stable
 // data-testid attributes: package-<sha256 prefix>, package-upload, upload-error, deploy-device-<id>,
 // deploy-all, deploy-button, deploy-error, deployment-phase-<device>, deployment-reason-<device>.
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 
 import type { DeploymentView, DeviceView, PackageView } from '../../electron/api/contract.js';
 import { fetchPackages, startDeployment, uploadPackage } from './core-api.js';
 import { formatAgo, formatMegabytes, NO_VALUE } from './format.js';
+import { usePolling } from './polling.js';
 
 /** How often the package list is fetched again (packages are added by `whittle deploy` too). */
 const PACKAGES_REFRESH_MS = 5000;
@@ -46,25 +47,16 @@ export function FleetDeploy({
   const [uploading, setUploading] = useState(false);
   const [uploadError, setUploadError] = useState<string | null>(null);
 
-  useEffect(() => {
-    let stopped = false;
-    const load = (): void => {
-      fetchPackages(token).then(
-        (body) => {
-          if (stopped) return;
-          setPackages(body.packages);
-          setPackagesError(null);
-        },
-        (err: Error) => !stopped && setPackagesError(err.message),
-      );
-    };
-    load();
-    const timer = setInterval(load, PACKAGES_REFRESH_MS);
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-    };
-  }, [token]);
+  usePolling(
+    () => fetchPackages(token),
+    (body) => {
+      setPackages(body.packages);
+      setPackagesError(null);
+    },
+    setPackagesError,
+    PACKAGES_REFRESH_MS,
+    [token],
+  );
 
   const toggleDevice = (id: string): void => {
     const next = new Set(chosenDevices);

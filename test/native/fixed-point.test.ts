@@ -18,6 +18,7 @@ import {
   type Conv2dGeometry,
   fixedPointConv2dReference,
   fixedPointFullyConnectedReference,
+  fullyConnectedGeometry,
 } from '../../agent/runtime/reference-ops/fixed-point.js';
 
 const SAMPLE = Float32Array.from([0.3, -0.3, 1.7, -2.55, 0.01, 100.0, -0.126, 3.14159]);
@@ -156,21 +157,7 @@ test('the fully-connected reference is the 1x1 convolution, and a channel range 
   const partial = new Int8Array(6).fill(99);
   fixedPointConv2dReference(
     {
-      geometry: {
-        ...GEOMETRY,
-        inputHeight: 1,
-        inputWidth: 1,
-        kernelHeight: 1,
-        kernelWidth: 1,
-        strideHeight: 1,
-        strideWidth: 1,
-        paddingTop: 0,
-        paddingLeft: 0,
-        outputHeight: 1,
-        outputWidth: 1,
-        batch: 2,
-        groupOutputChannels: 3,
-      },
+      geometry: fullyConnectedGeometry(2, 3, 3),
       ...layer,
       output: partial,
     },

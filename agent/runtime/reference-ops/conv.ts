@@ -2,12 +2,14 @@
 //   x [N][H][W][C], w [O][KH][KW][C / groups] (OHWI), bias [O], y [N][OH][OW][O]
 // Output channel o belongs to group g = o / (O / groups) and reads input channels [g * Cg, (g + 1) * Cg).
 
-export interface ConvGeometry {
+import type { Numbers } from './number-arrays.js';
+
+/** The window of a convolution or a pooling over x [N][H][W][C]: kernel kh x kw moved by the strides, dilated,
+ * starting padTop / padLeft before the input, giving outH x outW positions. */
+export interface WindowGeometry {
   batch: number;
   inH: number;
   inW: number;
-  inC: number;
-  outC: number;
   kh: number;
   kw: number;
   strideH: number;
@@ -18,10 +20,13 @@ export interface ConvGeometry {
   padLeft: number;
   outH: number;
   outW: number;
-  groups: number;
 }
 
-type Numbers = { readonly [index: number]: number; readonly length: number };
+export interface ConvGeometry extends WindowGeometry {
+  inC: number;
+  outC: number;
+  groups: number;
+}
 
 /** Visits every output element with its accumulated sum of (x - xZero) * (w - wZero). */
 function convolve(

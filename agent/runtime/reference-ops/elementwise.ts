@@ -1,8 +1,6 @@
 // Element-wise operators with numpy broadcasting, and the unary activations.
 import { broadcastStrides } from './matmul.js';
-
-type Numbers = { readonly [index: number]: number; readonly length: number };
-type Writable = { [index: number]: number; readonly length: number };
+import type { Numbers, Writable } from './number-arrays.js';
 
 /** y[i] = f(a[i'], b[i'']) over outShape, a and b broadcast to it. */
 export function binaryBroadcast(

@@ -4,27 +4,33 @@
 // (native/src/qf_conv2d.h, one template for both word sizes): same accumulation, same rounding shift, same saturation
 // (../number/fixed-point.ts), so the native executor must match it bit for bit. Written for clarity, not speed;
 // arguments are assumed valid (the native binding is where they are checked).
+import type { Conv2dOutputSize, Conv2dShape } from '../../../native/index.js';
 import type { FixedPointLayer } from '../fixed-point-layer.js';
 import { dequantize, quantizeNearest, roundShiftSaturate } from '../number/fixed-point.js';
 import type { ConvGeometry } from './conv.js';
 
-/** NHWC convolution geometry (whittle_conv2d_geometry): see native/formats.md. */
-export interface Conv2dGeometry {
-  batch: number;
-  inputHeight: number;
-  inputWidth: number;
-  kernelHeight: number;
-  kernelWidth: number;
-  strideHeight: number;
-  strideWidth: number;
-  paddingTop: number;
-  paddingLeft: number;
-  outputHeight: number;
-  outputWidth: number;
-  groups: number;
-  groupInputChannels: number;
-  groupOutputChannels: number;
-}
+/** NHWC convolution geometry (whittle_conv2d_geometry): see native/formats.md. The one convolution shape
+ * type's fields (Conv2dShape) with defaults resolved, no dilation, the output size given and the channels
+ * counted per group. */
+export type Conv2dGeometry = Required<
+  Pick<
+    Conv2dShape,
+    | 'batch'
+    | 'inputHeight'
+    | 'inputWidth'
+    | 'kernelHeight'
+    | 'kernelWidth'
+    | 'strideHeight'
+    | 'strideWidth'
+    | 'paddingTop'
+    | 'paddingLeft'
+    | 'groups'
+  >
+> &
+  Conv2dOutputSize & {
+    groupInputChannels: number;
+    groupOutputChannels: number;
+  };
 
 /** One fixed-point convolution: input [batch][inputHeight][inputWidth][groups * groupInputChannels],
  * weights [outputChannels][kernelHeight][kernelWidth][groupInputChannels] with weights in

@@ -1,7 +1,6 @@
 // Data movement: transpose, concat, channel shuffle. Element-type generic (any indexable arrays).
 
-type Numbers = { readonly [index: number]: number; readonly length: number };
-type Writable = { [index: number]: number; readonly length: number };
+import type { Numbers, Writable } from './number-arrays.js';
 
 export function transposeShape(shape: readonly number[], perm: readonly number[]): number[] {
   return perm.map((p) => shape[p]!);

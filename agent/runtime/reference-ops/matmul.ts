@@ -1,7 +1,7 @@
 // Matrix products. fully-connected: x [B][K] * w[O][K]^T + bias -> y [B][O]. matmul: numpy semantics,
 // a [..., M, K] * b [..., K, N] -> [..., M, N] with broadcast batch dimensions (1-D operands promoted).
 
-type Numbers = { readonly [index: number]: number; readonly length: number };
+import type { Numbers } from './number-arrays.js';
 
 export function fullyConnected(
   batch: number,

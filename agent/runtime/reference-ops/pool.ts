@@ -2,27 +2,16 @@
 // mode). Max pooling ignores padded positions; average pooling divides by the window elements inside the
 // input, or by the whole window when countIncludePad (positions past the padded input never count).
 
-export interface PoolGeometry {
-  batch: number;
-  inH: number;
-  inW: number;
+import type { WindowGeometry } from './conv.js';
+import type { Numbers, Writable } from './number-arrays.js';
+
+/** A pooling window (the convolution's WindowGeometry) over every channel; padBottom / padRight bound the
+ * padded input that countIncludePad counts. */
+export interface PoolGeometry extends WindowGeometry {
   channels: number;
-  kh: number;
-  kw: number;
-  strideH: number;
-  strideW: number;
-  dilationH: number;
-  dilationW: number;
-  padTop: number;
-  padLeft: number;
   padBottom: number;
   padRight: number;
-  outH: number;
-  outW: number;
 }
-
-type Numbers = { readonly [index: number]: number; readonly length: number };
-type Writable = { [index: number]: number };
 
 export function maxPool(g: PoolGeometry, x: Numbers, y: Writable, min = -Infinity, max = Infinity): void {
   for (let n = 0; n < g.batch; n++) {

@@ -1,7 +1,6 @@
 // Integration: the camera feed through the real ffmpeg — reopening for other frames, frames tagged with
 // the shape they were made for, and a reopen that fails waiting for the one that undoes it.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,26 +8,14 @@ import { after, before, test } from 'node:test';
 
 import { CameraFeed, cameraOptions, sameFrameShape } from '../../../agent/camera/camera-feed.js';
 import { CameraError } from '../../../agent/camera/ffmpeg-source.js';
+import { writeTestMedia } from '../../support/test-media.js';
 
 let dir: string;
 let video: string;
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'whittle-feed-'));
   video = join(dir, 'clip.mp4');
-  execFileSync('ffmpeg', [
-    '-v',
-    'error',
-    '-y',
-    '-f',
-    'lavfi',
-    '-i',
-    'testsrc=size=64x48:rate=15',
-    '-t',
-    '2',
-    '-pix_fmt',
-    'yuv420p',
-    video,
-  ]);
+  writeTestMedia('testsrc=size=64x48:rate=15', ['-t', '2', '-pix_fmt', 'yuv420p'], video);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { CameraError, FfmpegCamera } from '../../../agent/camera/ffmpeg-source.js';
+import { writeTestMedia } from '../../support/test-media.js';
 
 let dir: string;
 before(() => {
@@ -136,20 +137,7 @@ describe('ffmpeg camera', () => {
   test('an HTTP stream is read', async () => {
     // A real HTTP server streaming MPEG-TS, as IP cameras and media servers do.
     const ts = join(dir, 'cam.ts');
-    execFileSync('ffmpeg', [
-      '-v',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=size=160x120:rate=25:duration=2',
-      '-c:v',
-      'mpeg2video',
-      '-f',
-      'mpegts',
-      ts,
-    ]);
+    writeTestMedia('testsrc2=size=160x120:rate=25:duration=2', ['-c:v', 'mpeg2video', '-f', 'mpegts'], ts);
     const body = readFileSync(ts);
     const server = createHttpServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'video/mp2t' });

@@ -15,6 +15,7 @@ import { startPackageServer } from '../../../electron/core/package-server.js';
 import { waitFor } from '../../support/stack.js';
 import {
   dropTarget,
+  lastDeployment,
   mlpPackagePath,
   modelVariant,
   offlineAgentConfig,
@@ -51,6 +52,14 @@ function startAgent(configFile: string): Agent {
   };
 }
 
+/** Waits until the agent has finished deployment `id` (deploy/last.json names it); fails with the agent's
+ * output when it does not within 40 s. */
+async function deploymentFinished(what: string, stateDir: string, id: string, agent: Agent): Promise<void> {
+  await waitFor(what, 40_000, () =>
+    lastDeployment(stateDir)?.deploymentId === id ? lastDeployment(stateDir) : undefined,
+  ).catch((err: Error) => assert.fail(`${err.message}\n${agent.output()}`));
+}
+
 /** The per-second records in the agent's telemetry outbox, oldest first. */
 function outboxRecords(stateDir: string): { fps: number }[] {
   const dir = join(stateDir, 'telemetry');
@@ -79,16 +88,6 @@ test(
     const keys = signingKeys();
     const { configFile, stateDir } = await offlineAgentConfig(dir, 'reopen-device', keys, { fps: 15 });
     const drop = (target: DeployTarget): void => dropTarget(stateDir, target);
-    const lastPhase = (): { deploymentId: string; phase: string } | undefined => {
-      try {
-        return JSON.parse(readFileSync(join(stateDir, 'deploy', 'last.json'), 'utf8')) as {
-          deploymentId: string;
-          phase: string;
-        };
-      } catch {
-        return undefined;
-      }
-    };
     let agent: Agent | null = null;
     try {
       // 1. The MLP (784 inputs, NC layout) reading 56 rows of 14 pixels: the bundled LeNet-5 takes 28x28.
@@ -103,10 +102,8 @@ test(
       drop(signedTarget(server, tall, keys, 'd-tall', '2', { health: { seconds: 1 } }));
       agent = startAgent(configFile);
       const a1 = agent;
-      await waitFor('the tall model to commit', 40_000, () =>
-        lastPhase()?.deploymentId === 'd-tall' ? lastPhase() : undefined,
-      ).catch((err: Error) => assert.fail(`${err.message}\n${a1.output()}`));
-      assert.equal(lastPhase()?.phase, 'committed', a1.output());
+      await deploymentFinished('the tall model to commit', stateDir, 'd-tall', a1);
+      assert.equal(lastDeployment(stateDir)?.phase, 'committed', a1.output());
       assert.match(a1.output(), /camera testsrc: 28x28x1 frames/);
       assert.match(a1.output(), /camera testsrc: reopened for 14x56x1 frames/);
       await agent.stop();
@@ -120,10 +117,8 @@ test(
       );
       agent = startAgent(configFile);
       const a2 = agent;
-      await waitFor('the over-budget model to be rolled back', 40_000, () =>
-        lastPhase()?.deploymentId === 'd-slow' ? lastPhase() : undefined,
-      ).catch((err: Error) => assert.fail(`${err.message}\n${a2.output()}`));
-      assert.equal(lastPhase()?.phase, 'rolled-back', a2.output());
+      await deploymentFinished('the over-budget model to be rolled back', stateDir, 'd-slow', a2);
+      assert.equal(lastDeployment(stateDir)?.phase, 'rolled-back', a2.output());
       const out = a2.output();
       assert.match(out, /camera testsrc: 14x56x1 frames/);
       const toSquare = out.indexOf('reopened for 28x28x1 frames');

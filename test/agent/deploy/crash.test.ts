@@ -13,6 +13,7 @@ import type { DeployTarget } from '../../../agent/protocol/messages.js';
 import { startPackageServer } from '../../../electron/core/package-server.js';
 import {
   dropTarget,
+  lastDeployment,
   modelVariant,
   offlineAgentConfig,
   signedTarget,
@@ -67,15 +68,7 @@ test(
       while (kills < KILLS) {
         assert.ok(Date.now() - started < BUDGET_MS, `only ${kills} kills in ${BUDGET_MS / 1000} s`);
         // A new deployment once the previous one finished (as provisioning drops it into the state dir).
-        const last = (() => {
-          try {
-            return JSON.parse(readFileSync(join(stateDir, 'deploy', 'last.json'), 'utf8')) as {
-              deploymentId: string;
-            };
-          } catch {
-            return null;
-          }
-        })();
+        const last = lastDeployment(stateDir);
         if (target === null || last?.deploymentId === target.deploymentId) {
           version++;
           target = signedTarget(
@@ -154,16 +147,7 @@ test(
             .digest('hex');
           assert.equal(`${sha}.model`, name, `blob ${name} is damaged after kill ${kills}`);
         }
-        const done = (() => {
-          try {
-            return JSON.parse(readFileSync(join(stateDir, 'deploy', 'last.json'), 'utf8')) as {
-              deploymentId: string;
-              phase: string;
-            };
-          } catch {
-            return null;
-          }
-        })();
+        const done = lastDeployment(stateDir);
         if (done?.deploymentId === target.deploymentId && done.phase === 'committed' && oldSha !== newSha) {
           oldSha = newSha;
           committed++;

@@ -138,3 +138,16 @@ export async function offlineAgentConfig(
 export function dropTarget(stateDir: string, target: DeployTarget): void {
   writeFileAtomicSync(join(stateDir, 'deploy', 'target.json'), JSON.stringify({ target, attempts: 0 }));
 }
+
+/** The deployment the agent finished last, from its deploy/last.json (what the deploy runner records there);
+ * undefined before the first one finishes, or while the file cannot be read. */
+export function lastDeployment(stateDir: string): { deploymentId: string; phase: string } | undefined {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, 'deploy', 'last.json'), 'utf8')) as {
+      deploymentId: string;
+      phase: string;
+    };
+  } catch {
+    return undefined;
+  }
+}

@@ -2,7 +2,6 @@
 // process): an ONNX model becomes a signed package, inspect verifies it, run gives the runtime's outputs for
 // a TensorProto input and top-k for an image, and unsupported models and tampered packages are refused.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { onnx } from '../../../optimize/onnx/onnx-proto.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { buildModel, floatTensor } from '../../optimize/onnx/build-model.js';
 import { cliSandbox } from '../../support/cli.js';
+import { writeTestMedia } from '../../support/test-media.js';
 
 const sandbox = cliSandbox('whittle-cli-');
 after(() => sandbox.cleanup());
@@ -82,7 +82,7 @@ test('run takes a TensorProto input and prints every output as JSON, or top-k wi
 
 test('run decodes an image with ffmpeg to the package input size', () => {
   const image = join(dir, 'test.png');
-  execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=32x32', '-frames:v', '1', image]);
+  writeTestMedia('testsrc=size=32x32', ['-frames:v', '1'], image);
   const result = whittle('run', pkgFile, '--key', publicKey, '--input', image);
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stdout, /logits: top 3/);

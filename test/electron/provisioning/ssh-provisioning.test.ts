@@ -22,7 +22,7 @@ import {
   removeDevice,
 } from '../../../electron/core/provisioning/provision.js';
 import { managerSigningKeys } from '../../../electron/core/provisioning/signing-key.js';
-import { SshSession } from '../../../electron/core/provisioning/ssh-session.js';
+import { type SshConnectOptions, SshSession } from '../../../electron/core/provisioning/ssh-session.js';
 import type { SshTarget } from '../../../electron/core/provisioning/target-url.js';
 import {
   type NetnsDevice,
@@ -69,6 +69,14 @@ describe('provisioning over SSH into a network-namespace device', { skip: skip ?
   const progress = (line: string): void => {
     logs.push(`[provision] ${line}`);
   };
+  /** An SSH session with the device's password, the store's pins and the given host-key policy. */
+  const connectWithPassword = (acceptHostKey: SshConnectOptions['acceptHostKey']): Promise<SshSession> =>
+    SshSession.connect({
+      target,
+      auth: { kind: 'password', password: device.password },
+      pins: core.store,
+      acceptHostKey,
+    });
 
   before(async () => {
     removeLeftovers();
@@ -92,33 +100,20 @@ describe('provisioning over SSH into a network-namespace device', { skip: skip ?
   });
 
   test('first contact without acceptance is refused, showing the fingerprint as ssh-keygen prints it', async () => {
-    await assert.rejects(
-      SshSession.connect({
-        target,
-        auth: { kind: 'password', password: device.password },
-        pins: core.store,
-        acceptHostKey: refuseUnknownHostKey,
-      }),
-      (err: unknown) => {
-        assert.ok(err instanceof HostKeyNotAcceptedError, String(err));
-        assert.equal(err.fingerprint, device.hostKeyFingerprint());
-        assert.match(err.message, new RegExp(`ssh-ed25519 ${escape(device.hostKeyFingerprint())}`));
-        assert.match(err.message, /--accept-host-key/);
-        return true;
-      },
-    );
+    await assert.rejects(connectWithPassword(refuseUnknownHostKey), (err: unknown) => {
+      assert.ok(err instanceof HostKeyNotAcceptedError, String(err));
+      assert.equal(err.fingerprint, device.hostKeyFingerprint());
+      assert.match(err.message, new RegExp(`ssh-ed25519 ${escape(device.hostKeyFingerprint())}`));
+      assert.match(err.message, /--accept-host-key/);
+      return true;
+    });
     assert.equal(core.store.pinnedHostKey(target.host, 22), undefined, 'nothing pinned');
   });
 
   test('a wrong --accept-host-key fingerprint is refused, naming both', async () => {
     const wrong = 'SHA256:' + 'A'.repeat(43);
     await assert.rejects(
-      SshSession.connect({
-        target,
-        auth: { kind: 'password', password: device.password },
-        pins: core.store,
-        acceptHostKey: acceptFingerprint(wrong),
-      }),
+      connectWithPassword(acceptFingerprint(wrong)),
       (err: unknown) =>
         err instanceof HostKeyNotAcceptedError &&
         err.message.includes(wrong) &&
@@ -349,20 +344,12 @@ describe('provisioning over SSH into a network-namespace device', { skip: skip ?
     await device.replaceHostKey();
     const presented = device.hostKeyFingerprint();
     assert.notEqual(pinned, presented);
-    await assert.rejects(
-      SshSession.connect({
-        target,
-        auth: { kind: 'password', password: device.password },
-        pins: core.store,
-        acceptHostKey: acceptFingerprint(presented),
-      }),
-      (err: unknown) => {
-        assert.ok(err instanceof HostKeyChangedError, String(err));
-        assert.match(err.message, new RegExp(escape(pinned)));
-        assert.match(err.message, new RegExp(escape(presented)));
-        return true;
-      },
-    );
+    await assert.rejects(connectWithPassword(acceptFingerprint(presented)), (err: unknown) => {
+      assert.ok(err instanceof HostKeyChangedError, String(err));
+      assert.match(err.message, new RegExp(escape(pinned)));
+      assert.match(err.message, new RegExp(escape(presented)));
+      return true;
+    });
     assert.equal(core.store.pinnedHostKey(target.host, 22)?.fingerprint, pinned, 'the pin is kept');
   });
 });

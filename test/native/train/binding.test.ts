@@ -7,20 +7,20 @@ import { loadTrainBinding, type TrainIsa, type WindowShape } from '../../../nati
 
 const shape: WindowShape = {
   batch: 1,
-  inHeight: 4,
-  inWidth: 4,
-  inChannels: 2,
-  outHeight: 4,
-  outWidth: 4,
-  outChannels: 3,
-  filterHeight: 3,
-  filterWidth: 3,
+  inputHeight: 4,
+  inputWidth: 4,
+  inputChannels: 2,
+  outputHeight: 4,
+  outputWidth: 4,
+  outputChannels: 3,
+  kernelHeight: 3,
+  kernelWidth: 3,
   strideHeight: 1,
   strideWidth: 1,
   dilationHeight: 1,
   dilationWidth: 1,
-  padTop: 1,
-  padLeft: 1,
+  paddingTop: 1,
+  paddingLeft: 1,
 };
 
 function convArgs(): Parameters<ReturnType<typeof loadTrainBinding>['conv2dForward']>[0] {
@@ -77,7 +77,7 @@ describe('training addon arguments', () => {
     });
     assert.throws(() => native.maxPool({ ...shape, x: new Float32Array(32), y: new Float32Array(48) }), {
       name: 'RangeError',
-      message: /outChannels equal to inChannels/,
+      message: /outputChannels equal to inputChannels/,
     });
     assert.throws(
       () =>

@@ -13,73 +13,18 @@ import {
   nativeKernelStats,
   registerNativeBackend,
 } from '../../../optimize/train/native-backend.js';
+import { assertMatches, backendComparison, nativeRuns } from './backend-comparison.js';
 
 const TOLERANCE = 1e-4;
 
-type Case = (inputs: tf.Tensor[]) => tf.Tensor;
-
-function randomArray(random: SeededRandom, shape: number[]): Float32Array {
+function randomArray(random: SeededRandom, shape: readonly number[]): Float32Array {
   const size = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(size);
   for (let i = 0; i < size; i++) data[i] = random.normal();
   return data;
 }
 
-/** Runs f on a backend; returns its output and the gradient of sum(f * weights) for every input. */
-async function evaluate(
-  backend: string,
-  f: Case,
-  shapes: number[][],
-  data: Float32Array[],
-  weights: Float32Array,
-  withGradients: boolean,
-): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  return tf.tidy(() => {
-    const inputs = shapes.map((shape, i) => tf.tensor(data[i]!, shape));
-    const y = f(inputs);
-    const w = tf.tensor(weights, y.shape);
-    const gradients = withGradients ? tf.grads((...xs: tf.Tensor[]) => f(xs).mul(w).sum())(inputs) : [];
-    return [y, ...gradients].map((t) => t.dataSync() as Float32Array);
-  });
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let maxRef = 0;
-  let maxDiff = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxRef = Math.max(maxRef, Math.abs(expected[i]!));
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
-  }
-  assert.ok(
-    maxDiff <= TOLERANCE * Math.max(maxRef, 1e-3),
-    `${what}: max difference ${maxDiff} exceeds ${TOLERANCE} x max |reference| ${maxRef}`,
-  );
-}
-
-async function compare(
-  name: string,
-  f: Case,
-  shapes: number[][],
-  seed: number,
-  withGradients = true,
-): Promise<void> {
-  const random = new SeededRandom(seed);
-  const data = shapes.map((shape) => randomArray(random, shape));
-  await tf.setBackend('cpu');
-  const outShape = tf.tidy(() => f(shapes.map((s, i) => tf.tensor(data[i]!, s))).shape);
-  const weights = randomArray(random, outShape);
-  const expected = await evaluate('cpu', f, shapes, data, weights, withGradients);
-  const actual = await evaluate(NATIVE_BACKEND, f, shapes, data, weights, withGradients);
-  expected.forEach((e, i) =>
-    assertClose(actual[i]!, e, `${name} ${i === 0 ? 'output' : `gradient ${i - 1}`}`),
-  );
-}
-
-function nativeRuns(kernel: string): number {
-  return nativeKernelStats.get(kernel)?.native ?? 0;
-}
+const compare = backendComparison(randomArray, TOLERANCE);
 
 function fallbacks(): number {
   let total = 0;
@@ -258,7 +203,7 @@ describe('whittle-native backend vs tfjs cpu', () => {
         [1, 9, 5],
       ],
       521,
-      false,
+      [],
     );
     await compare(
       'fused matMul',
@@ -325,6 +270,6 @@ describe('whittle-native backend vs tfjs cpu', () => {
       tf.dispose([x, y]);
       model.dispose();
     }
-    trained[0]!.forEach((w, i) => assertClose(trained[1]![i]!, w, `weight ${i}`));
+    trained[0]!.forEach((w, i) => assertMatches(trained[1]![i]!, w, `weight ${i}`, TOLERANCE));
   });
 });

@@ -9,14 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 
 import { COMPARE_OPS, loadTrainBinding, UNARY_GRAD_OPS } from '../../../native/train-kernels.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import {
-  NATIVE_BACKEND,
-  nativeKernelStats,
-  registerNativeBackend,
-} from '../../../optimize/train/native-backend.js';
+import { NATIVE_BACKEND, registerNativeBackend } from '../../../optimize/train/native-backend.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
-
-type Case = (inputs: tf.Tensor[]) => tf.Tensor;
+import { assertMatches, backendComparison, type Case, nativeRuns } from './backend-comparison.js';
 
 /** Normal values scaled by 4 (so ReLU6's upper edge is crossed), with some exact 0, 6 and -6. */
 function randomArray(random: SeededRandom, shape: readonly number[]): Float32Array {
@@ -28,76 +23,8 @@ function randomArray(random: SeededRandom, shape: readonly number[]): Float32Arr
   return data;
 }
 
-/** f's output and the gradients of sum(f * w) for the inputs listed in `differentiate`. */
-async function evaluate(
-  backend: string,
-  f: Case,
-  shapes: readonly number[][],
-  data: readonly Float32Array[],
-  differentiate: readonly number[],
-  weights: Float32Array,
-): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  return tf.tidy(() => {
-    const inputs = shapes.map((shape, i) => tf.tensor(data[i]!, shape));
-    const y = f(inputs);
-    const w = tf.tensor(weights, y.shape);
-    if (differentiate.length === 0) return [y.dataSync() as Float32Array];
-    const gradients = tf.grads((...xs: tf.Tensor[]) => {
-      const all = [...inputs];
-      differentiate.forEach((input, i) => (all[input] = xs[i]!));
-      return f(all).mul(w).sum();
-    })(differentiate.map((i) => inputs[i]!));
-    return [y, ...gradients].map((t) => t.dataSync() as Float32Array);
-  });
-}
-
-/** Bit-identical (NaN for NaN) with tolerance 0; else within tolerance x max |reference|. */
-function assertMatches(actual: Float32Array, expected: Float32Array, what: string, tolerance: number): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  if (tolerance > 0) {
-    let maxRef = 0;
-    let maxDiff = 0;
-    expected.forEach((e, i) => {
-      maxRef = Math.max(maxRef, Math.abs(e));
-      maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - e));
-    });
-    assert.ok(maxDiff <= tolerance * Math.max(maxRef, 1e-3), `${what}: max difference ${maxDiff}`);
-    return;
-  }
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (!(Object.is(a, e) || (a === 0 && e === 0)))
-      assert.fail(`${what}: element ${i} is ${a} but tfjs cpu gives ${e}`);
-  }
-}
-
-async function compare(
-  name: string,
-  f: Case,
-  shapes: number[][],
-  seed: number,
-  differentiate: number[] = shapes.map((_, i) => i),
-  prepare: (data: Float32Array[]) => void = () => undefined,
-  tolerance = 0,
-): Promise<void> {
-  const random = new SeededRandom(seed);
-  const data = shapes.map((shape) => randomArray(random, shape));
-  prepare(data);
-  await tf.setBackend('cpu');
-  const outShape = tf.tidy(() => f(shapes.map((s, i) => tf.tensor(data[i]!, s))).shape);
-  const weights = randomArray(random, outShape);
-  const expected = await evaluate('cpu', f, shapes, data, differentiate, weights);
-  const actual = await evaluate(NATIVE_BACKEND, f, shapes, data, differentiate, weights);
-  expected.forEach((e, i) =>
-    assertMatches(actual[i]!, e, `${name} ${i === 0 ? 'output' : `gradient ${i - 1}`}`, tolerance),
-  );
-}
-
-function nativeRuns(kernel: string): number {
-  return nativeKernelStats.get(kernel)?.native ?? 0;
-}
+/** Bit-identical unless a case gives a tolerance. */
+const compare = backendComparison(randomArray, 0);
 
 describe('fused native gradients vs tfjs cpu', () => {
   let initialBackend = '';
