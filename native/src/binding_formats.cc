@@ -124,10 +124,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       case Format::kFixed8: {
         const bool wide = format_ == Format::kFixed16;
         const size_t max_k = wide ? QF16_MAX_REDUCTION : QF8_MAX_REDUCTION;
-        if (reduction_ > max_k) {
-          ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(max_k),
-                     fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
-        }
+        ExpectReductionAtMost(env, max_k, k_name);
         input_fl_ = static_cast<int32_t>(Integer(args, "inputFl", -64, 64));
         weight_fl_ = static_cast<int32_t>(Integer(args, "weightFl", -64, 64));
         output_fl_ = static_cast<int32_t>(Integer(args, "outputFl", -64, 64));
@@ -149,9 +146,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         }
         const View weights = Field(args, "weights", wide ? napi_int16_array : napi_int8_array);
         ExpectLength(env, weights, oc_ * reduction_, rows + k_name, kEmptyAllowed);
-        const View bias =
-            OptionalField(args, "bias", wide ? napi_bigint64_array : napi_int32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
+        const View bias = ReadBias(args, wide ? napi_bigint64_array : napi_int32_array, oc_name);
         ExpectUnchanged(env, {&weights, &bias});
         if (wide) {
           w16_ = Copy<int16_t>(weights);
@@ -189,17 +184,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       }
       case Format::kBinary:
       case Format::kTernary: {
-        if (int8_) {
-          if (reduction_ > TERN_QS8_MAX_REDUCTION) {
-            ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(TERN_QS8_MAX_REDUCTION),
-                       fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
-          }
-          ReadInt8Scalars(args);
-        } else {
-          fmin_ = Float(args, "outputMin", -INFINITY);
-          fmax_ = Float(args, "outputMax", INFINITY);
-          ReadFloatBounds(env);
-        }
+        if (int8_) ExpectReductionAtMost(env, TERN_QS8_MAX_REDUCTION, k_name);
+        ReadActivationScalars(args);
         const size_t words = bin_row_words(reduction_);
         const bool binary = format_ == Format::kBinary;
         const View plane_a = Field(args, binary ? "weightBits" : "weightNonzero", napi_uint32_array);
@@ -211,22 +197,16 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const View none{nullptr, 0, 0, napi_float32_array, "", Napi::Value()};
         const View alpha = int8_ ? none : Field(args, "alpha", napi_float32_array);
         if (!int8_) ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
-        const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
-        const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
-        if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
-          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
-        }
-        const View bias =
-            OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
-        ExpectUnchanged(env, {&plane_a, &plane_b, &alpha, &multipliers, &shifts, &bias});
+        const RequantizationViews requantization = ReadRequantization(args, oc_name);
+        const View bias = ReadBias(args, int8_ ? napi_int32_array : napi_float32_array, oc_name);
+        ExpectUnchanged(
+            env, {&plane_a, &plane_b, &alpha, &requantization.multipliers, &requantization.shifts, &bias});
         bits_a_ = Copy<uint32_t>(plane_a);
         bits_b_ = Copy<uint32_t>(plane_b);
         alpha_ = Copy<float>(alpha);
         if (int8_) {
           bias32_ = Copy<int32_t>(bias);
-          CopyRequantization(env, multipliers, shifts);
+          CopyRequantization(env, requantization);
         } else {
           fbias_ = Copy<float>(bias);
         }
@@ -255,13 +235,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kXnor: {
-        if (reduction_ > XNOR_MAX_REDUCTION) {
-          ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(XNOR_MAX_REDUCTION),
-                     fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
-        }
-        fmin_ = Float(args, "outputMin", -INFINITY);
-        fmax_ = Float(args, "outputMax", INFINITY);
-        ReadFloatBounds(env);
+        ExpectReductionAtMost(env, XNOR_MAX_REDUCTION, k_name);
+        ReadFloatBounds(args);
         input_scaling_ = Boolean(args, "inputScaling");
         const size_t words = xnor_group_words(g_.group_input_channels);
         const size_t taps = g_.kernel_height * g_.kernel_width;
@@ -273,8 +248,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
                      kEmptyAllowed);
         const View alpha = Field(args, "alpha", napi_float32_array);
         ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
-        const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
+        const View bias = ReadBias(args, napi_float32_array, oc_name);
         ExpectUnchanged(env, {&bits, &alpha, &bias});
         bits64_ = Copy<uint64_t>(bits);
         alpha_ = Copy<float>(alpha);
@@ -293,13 +267,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kSparse: {
-        if (int8_) {
-          ReadInt8Scalars(args);
-        } else {
-          fmin_ = Float(args, "outputMin", -INFINITY);
-          fmax_ = Float(args, "outputMax", INFINITY);
-          ReadFloatBounds(env);
-        }
+        ReadActivationScalars(args);
         const View offsets = Field(args, "rowOffsets", napi_uint32_array);
         ExpectLength(env, offsets, oc_ + 1, oc_name + " + 1", kEmptyAllowed);
         const View columns = Field(args, "columnIndices", napi_uint32_array);
@@ -307,23 +275,16 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         ExpectLength(env, values, columns.length, "columnIndices.length", kEmptyAllowed);
         if (columns.length != 0 && columns.data == nullptr)
           ThrowRange(env, "an array with an attached buffer", "columnIndices", "a detached buffer");
-        const View none{nullptr, 0, 0, napi_int32_array, "", Napi::Value()};
-        const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
-        const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
-        if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
-          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
-        }
-        const View bias =
-            OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
-        ExpectUnchanged(env, {&offsets, &columns, &values, &multipliers, &shifts, &bias});
+        const RequantizationViews requantization = ReadRequantization(args, oc_name);
+        const View bias = ReadBias(args, int8_ ? napi_int32_array : napi_float32_array, oc_name);
+        ExpectUnchanged(
+            env, {&offsets, &columns, &values, &requantization.multipliers, &requantization.shifts, &bias});
         bits_a_ = Copy<uint32_t>(offsets);
         bits_b_ = Copy<uint32_t>(columns);
         if (int8_) {
           w8_ = Copy<int8_t>(values);
           bias32_ = Copy<int32_t>(bias);
-          CopyRequantization(env, multipliers, shifts);
+          CopyRequantization(env, requantization);
         } else {
           values_ = Copy<float>(values);
           fbias_ = Copy<float>(bias);
@@ -363,9 +324,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kCodebook: {
-        fmin_ = Float(args, "outputMin", -INFINITY);
-        fmax_ = Float(args, "outputMax", INFINITY);
-        ReadFloatBounds(env);
+        ReadFloatBounds(args);
         index_bits_ = static_cast<uint32_t>(Integer(args, "indexBits", CB_MIN_INDEX_BITS, CB_MAX_INDEX_BITS));
         const View codebook = Field(args, "codebook", napi_float32_array);
         const size_t max_size = size_t{1} << index_bits_;
@@ -378,8 +337,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const View indices = Field(args, "indices", napi_uint8_array);
         ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)",
                      kEmptyAllowed);
-        const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
+        const View bias = ReadBias(args, napi_float32_array, oc_name);
         ExpectUnchanged(env, {&codebook, &indices, &bias});
         alpha_ = Copy<float>(codebook);
         u8_ = Copy<uint8_t>(indices);
@@ -415,6 +373,14 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   }
 
  private:
+  // The kernels' accumulators bound the reduction length (k_name: how the layer's shape spells it).
+  void ExpectReductionAtMost(Napi::Env env, size_t max, const std::string& k_name) const {
+    if (reduction_ > max) {
+      ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(max),
+                 fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
+    }
+  }
+
   // int8 activations (ternary and sparse): the quantization of qs8_requantize_gemmlowp.h.
   void ReadInt8Scalars(const Napi::Object& args) {
     input_zero_point_ = static_cast<int32_t>(Integer(args, "inputZeroPoint", INT8_MIN, INT8_MAX));
@@ -427,9 +393,33 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
-  void CopyRequantization(Napi::Env env, const View& multipliers, const View& shifts) {
-    multipliers_ = Copy<int32_t>(multipliers);
-    shifts_ = Copy<int32_t>(shifts);
+  // The optional per-output-channel bias (sets has_bias_): `type` is the accumulator's element type.
+  View ReadBias(const Napi::Object& args, napi_typedarray_type type, const std::string& oc_name) {
+    const View bias = OptionalField(args, "bias", type, &has_bias_);
+    if (has_bias_) ExpectLength(args.Env(), bias, oc_, oc_name, kEmptyAllowed);
+    return bias;
+  }
+
+  // int8 activations (ternary and sparse): the per-output-channel requantization of
+  // qs8_requantize_gemmlowp.h, one Q31 multiplier and one shift a channel. Empty views for fp32 activations.
+  struct RequantizationViews {
+    View multipliers, shifts;
+  };
+  RequantizationViews ReadRequantization(const Napi::Object& args, const std::string& oc_name) const {
+    const View none{nullptr, 0, 0, napi_int32_array, "", Napi::Value()};
+    if (!int8_) return {none, none};
+    // Braced initialisation reads the fields in order: multipliers first, as the messages have always said.
+    RequantizationViews views{Field(args, "multipliers", napi_int32_array),
+                              Field(args, "shifts", napi_int32_array)};
+    ExpectLength(args.Env(), views.multipliers, oc_, oc_name, kEmptyAllowed);
+    ExpectLength(args.Env(), views.shifts, oc_, oc_name, kEmptyAllowed);
+    return views;
+  }
+
+  // Copies and checks the values the views were read for (ExpectUnchanged has re-read them).
+  void CopyRequantization(Napi::Env env, const RequantizationViews& views) {
+    multipliers_ = Copy<int32_t>(views.multipliers);
+    shifts_ = Copy<int32_t>(views.shifts);
     for (size_t o = 0; o < oc_; o++) {
       if (multipliers_[o] < 0) {
         ThrowRange(env, "a Q31 multiplier in [0, 2147483647]", "multipliers[" + std::to_string(o) + "]",
@@ -444,10 +434,22 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
-  void ReadFloatBounds(Napi::Env env) {
+  // fp32 activations: the output clamp [outputMin, outputMax], unbounded by default.
+  void ReadFloatBounds(const Napi::Object& args) {
+    fmin_ = Float(args, "outputMin", -INFINITY);
+    fmax_ = Float(args, "outputMax", INFINITY);
     if (!(fmin_ <= fmax_))
-      ThrowRange(env, "outputMax >= outputMin (" + std::to_string(fmin_) + ")", "outputMax",
+      ThrowRange(args.Env(), "outputMax >= outputMin (" + std::to_string(fmin_) + ")", "outputMax",
                  std::to_string(fmax_));
+  }
+
+  // Ternary and sparse layers take either activation type (the constructor has set int8_).
+  void ReadActivationScalars(const Napi::Object& args) {
+    if (int8_) {
+      ReadInt8Scalars(args);
+    } else {
+      ReadFloatBounds(args);
+    }
   }
 
   napi_typedarray_type TensorType() const {
