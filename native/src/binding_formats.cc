@@ -68,16 +68,7 @@ std::string Hex(uint64_t value) {
 
 class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "FormatLayer",
-        {InstanceMethod<&FormatLayer::Run>("run"), InstanceMethod<&FormatLayer::RunReference>("runReference"),
-         InstanceMethod<&FormatLayer::Dispose>("dispose"), InstanceAccessor<&FormatLayer::Kernel>("kernel"),
-         InstanceAccessor<&FormatLayer::InputLength>("inputLength"),
-         InstanceAccessor<&FormatLayer::OutputLength>("outputLength"),
-         InstanceAccessor<&FormatLayer::OutputHeight>("outputHeight"),
-         InstanceAccessor<&FormatLayer::OutputWidth>("outputWidth")});
-  }
+  static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<FormatLayer>(env, "FormatLayer"); }
 
   ~FormatLayer() override { qs8_conv2d_destroy(qs8_fixed_); }
 
@@ -373,6 +364,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   }
 
  private:
+  friend Napi::Function DefinePackedLayer<FormatLayer>(Napi::Env env, const char* name);
+
   // The kernels' accumulators bound the reduction length (k_name: how the layer's shape spells it).
   void ExpectReductionAtMost(Napi::Env env, size_t max, const std::string& k_name) const {
     if (reduction_ > max) {

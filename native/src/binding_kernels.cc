@@ -125,16 +125,7 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
 
 class Conv2d : public Napi::ObjectWrap<Conv2d> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "Conv2d",
-        {InstanceMethod<&Conv2d::Run>("run"), InstanceMethod<&Conv2d::RunReference>("runReference"),
-         InstanceMethod<&Conv2d::Dispose>("dispose"), InstanceAccessor<&Conv2d::Kernel>("kernel"),
-         InstanceAccessor<&Conv2d::InputLength>("inputLength"),
-         InstanceAccessor<&Conv2d::OutputLength>("outputLength"),
-         InstanceAccessor<&Conv2d::OutputHeight>("outputHeight"),
-         InstanceAccessor<&Conv2d::OutputWidth>("outputWidth")});
-  }
+  static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<Conv2d>(env, "Conv2d"); }
 
   // new Conv2d(format: 'f32' | 'int8', layer: 'conv2d' | 'fullyConnected', args)
   explicit Conv2d(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Conv2d>(info) {
@@ -250,6 +241,8 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
   ~Conv2d() override { Release(); }
 
  private:
+  friend Napi::Function DefinePackedLayer<Conv2d>(Napi::Env env, const char* name);
+
   void Release() {
     f32_conv2d_destroy(f32_);
     qs8_conv2d_destroy(qs8_);
@@ -356,6 +349,26 @@ const std::initializer_list<napi_typedarray_type> kTensorTypes = {napi_float32_a
                                                                   napi_uint8_array};
 const char* kTensorWhat = "a Float32Array, Int8Array or Uint8Array";
 
+// The operands of the one-input operators: an input and an output tensor of the same element type.
+struct InputOutput {
+  View input, output;
+};
+InputOutput ReadInputOutput(const Napi::Object& args) {
+  // Braced initialisation reads the fields in order: input first.
+  InputOutput views{Field(args, "input", kTensorTypes, kTensorWhat),
+                    Field(args, "output", kTensorTypes, kTensorWhat)};
+  ExpectSameType(args.Env(), views.output, views.input);
+  return views;
+}
+
+// A tensor of `elements` values (a product of dimensions computed in double, so that it cannot wrap) must
+// fit WHITTLE_MAX_ELEMENTS; `product` spells that product in the message, `name` is the argument blamed.
+void ExpectElementsFit(Napi::Env env, double elements, const std::string& product, const std::string& name,
+                       const std::string& received) {
+  if (elements > static_cast<double>(WHITTLE_MAX_ELEMENTS))
+    ThrowRange(env, product + " <= " + std::to_string(WHITTLE_MAX_ELEMENTS), name, received);
+}
+
 // Clamp bounds: numbers for fp32 (default +-infinity), integers in the dtype's range for int8/uint8.
 struct Bounds {
   float min_f, max_f;
@@ -382,18 +395,13 @@ Bounds ReadBounds(const Napi::Object& args, const View& like, const char* min_na
 
 whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
   whittle_pool2d_shape s{};
-  s.batch = Dimension(args, "batch");
-  s.input_height = Dimension(args, "inputHeight");
-  s.input_width = Dimension(args, "inputWidth");
+  ReadInputImage(args, &s);
   s.channels = Dimension(args, "channels");
   s.window_height = Dimension(args, "windowHeight");
   s.window_width = Dimension(args, "windowWidth");
   s.stride_height = Dimension(args, "strideHeight", true, static_cast<int64_t>(s.window_height));
   s.stride_width = Dimension(args, "strideWidth", true, static_cast<int64_t>(s.window_width));
-  s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
-  s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
-  s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
-  s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
+  ReadPadding(args, &s);
   const char* problem = whittle_pool2d_shape_problem(&s);
   if (problem != nullptr) ThrowShapeProblem(args.Env(), "pooling", problem, false);
   return s;
@@ -403,9 +411,7 @@ Napi::Value Pool(const Napi::CallbackInfo& info, bool average) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
   const whittle_pool2d_shape s = ReadPoolShape(args);
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, s.batch * s.input_height * s.input_width * s.channels,
                "batch x inputHeight x inputWidth x channels");
   ExpectLength(env, output,
@@ -447,15 +453,11 @@ Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
   const Napi::Object args = ArgsObject(info, 0, "args");
   const size_t batch = Dimension(args, "batch"), pixels = Dimension(args, "pixels"),
                channels = Dimension(args, "channels");
-  if (static_cast<double>(batch) * static_cast<double>(pixels) * static_cast<double>(channels) >
-      static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-    ThrowRange(env, "batch x pixels x channels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "batch",
-               "a larger tensor");
-  }
+  ExpectElementsFit(env,
+                    static_cast<double>(batch) * static_cast<double>(pixels) * static_cast<double>(channels),
+                    "batch x pixels x channels", "batch", "a larger tensor");
   if (pixels > 65536) ThrowRange(env, "an integer in [1, 65536]", "pixels", std::to_string(pixels));
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, batch * pixels * channels, "batch x pixels x channels");
   ExpectLength(env, output, batch * channels, "batch x channels");
   ExpectNoOverlap(env, output, {&input});
@@ -537,9 +539,7 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
 Napi::Value Clamp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  const auto [input, output] = ReadInputOutput(args);
   const size_t n = ElementCount(env, input);
   ExpectLength(env, output, n, "input.length");
   ExpectNoOverlap(env, output, {&input});
@@ -565,13 +565,9 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
   const size_t rows = Dimension(args, "rows"), channels = Dimension(args, "channels");
-  if (static_cast<double>(rows) * static_cast<double>(channels) > static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-    ThrowRange(env, "rows x channels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "rows",
-               std::to_string(rows));
-  }
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  ExpectElementsFit(env, static_cast<double>(rows) * static_cast<double>(channels), "rows x channels", "rows",
+                    std::to_string(rows));
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, rows * channels, "rows x channels");
   ExpectLength(env, output, rows * channels, "rows x channels");
   ExpectNoOverlap(env, output, {&input});
@@ -635,10 +631,8 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
     }
     channels.push_back(static_cast<size_t>(number));
     total += number;
-    if (static_cast<double>(rows) * total > static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-      ThrowRange(env, "rows x sum(channels) <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "channels",
-                 "a larger total");
-    }
+    ExpectElementsFit(env, static_cast<double>(rows) * total, "rows x sum(channels)", "channels",
+                      "a larger total");
     inputs.push_back(Array(env, inputs_array.Get(i), "inputs" + index, kTensorTypes, kTensorWhat));
   }
   for (uint32_t i = 0; i < count; i++) {
@@ -659,14 +653,10 @@ Napi::Value ChannelShuffle(const Napi::CallbackInfo& info) {
   const Napi::Object args = ArgsObject(info, 0, "args");
   const size_t rows = Dimension(args, "rows"), groups = Dimension(args, "groups"),
                group_channels = Dimension(args, "groupChannels");
-  if (static_cast<double>(rows) * static_cast<double>(groups) * static_cast<double>(group_channels) >
-      static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-    ThrowRange(env, "rows x groups x groupChannels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "rows",
-               "a larger tensor");
-  }
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  ExpectElementsFit(
+      env, static_cast<double>(rows) * static_cast<double>(groups) * static_cast<double>(group_channels),
+      "rows x groups x groupChannels", "rows", "a larger tensor");
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, rows * groups * group_channels, "rows x groups x groupChannels");
   ExpectLength(env, output, rows * groups * group_channels, "rows x groups x groupChannels");
   ExpectNoOverlap(env, output, {&input});
