@@ -490,14 +490,25 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
+  // A run's input, output and bias (null without one) as the kernels' element types.
+  template <typename Value, typename Bias>
+  struct Operands {
+    const Value* in;
+    Value* out;
+    const Bias* bias;
+  };
+  template <typename Value, typename Bias>
+  Operands<Value, Bias> OperandsOf(const Task& t, const std::vector<Bias>& biases) const {
+    return {static_cast<const Value*>(t.input), static_cast<Value*>(t.output),
+            has_bias_ ? biases.data() : nullptr};
+  }
+
   // A fixed-point layer of either word size (qf_conv2d.h: the same kernel signatures over Word and Bias).
   template <typename Variant, typename Word, typename Bias>
   void ComputeFixedPoint(const Task& t, size_t begin, size_t end, const Variant* variant,
                          decltype(Variant::conv2d) conv2d_reference, decltype(Variant::fc) fc_reference,
                          const std::vector<Word>& weights, const std::vector<Bias>& biases) const {
-    const Word* in = static_cast<const Word*>(t.input);
-    Word* out = static_cast<Word*>(t.output);
-    const Bias* bias = has_bias_ ? biases.data() : nullptr;
+    const auto [in, out, bias] = OperandsOf<Word>(t, biases);
     if (fc_) {
       (t.reference ? fc_reference : variant->fc)(g_.batch, in_channels_, oc_, begin, end, in, weights.data(),
                                                  bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
@@ -521,9 +532,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
                           qf8_fc_minmax_rndnu_ukernel__reference, w8_, bias32_);
         break;
       case Format::kBinary: {
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? bin_fc_minmax_ukernel__reference : bin_->fc)(
               n, ic, oc, begin, end, in, bits_a_.data(), alpha_.data(), bias, fmin_, fmax_, out);
@@ -535,9 +544,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       }
       case Format::kTernary: {
         if (int8_) {
-          const int8_t* in = static_cast<const int8_t*>(t.input);
-          int8_t* out = static_cast<int8_t*>(t.output);
-          const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+          const auto [in, out, bias] = OperandsOf<int8_t>(t, bias32_);
           if (fc_) {
             (t.reference ? tern_fc_qs8_minmax_gemmlowp_ukernel__reference
                          : tern_fc_qs8_minmax_gemmlowp_ukernel__scalar)(
@@ -551,9 +558,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           }
           break;
         }
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? tern_fc_minmax_ukernel__reference : tern_->fc)(
               n, ic, oc, begin, end, in, bits_a_.data(), bits_b_.data(), alpha_.data(), bias, fmin_, fmax_,
@@ -580,9 +585,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       }
       case Format::kSparse: {
         if (int8_) {
-          const int8_t* in = static_cast<const int8_t*>(t.input);
-          int8_t* out = static_cast<int8_t*>(t.output);
-          const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+          const auto [in, out, bias] = OperandsOf<int8_t>(t, bias32_);
           if (fc_) {
             (t.reference ? sparse_qs8_fc_minmax_gemmlowp_ukernel__reference
                          : sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar)(
@@ -597,9 +600,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           }
           break;
         }
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? sparse_f32_fc_minmax_ukernel__reference : sparse_->fc)(
               n, ic, oc, begin, end, in, bits_a_.data(), bits_b_.data(), values_.data(), bias, fmin_, fmax_,
@@ -612,9 +613,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kCodebook: {
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? cb_fc_minmax_ukernel__reference : cb_->fc)(n, ic, oc, begin, end, in, u8_.data(),
                                                                     index_bits_, alpha_.data(), alpha_.size(),
