@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 
 import { z } from 'zod';
 
+import { uniformPadding } from '../native/index.js';
 import { WhittleError } from '../native/whittle-error.js';
 
 const conv2dShape = z
@@ -46,7 +47,6 @@ export type BenchShape = Conv2dBenchShape | FullyConnectedBenchShape;
 
 /** A conv2d shape as the native create functions take it, at batch 1 (same padding, stride 1). */
 export function conv2dDims(shape: Conv2dBenchShape) {
-  const p = shape.padding;
   return {
     batch: 1,
     inputHeight: shape.inputSize,
@@ -55,10 +55,7 @@ export function conv2dDims(shape: Conv2dBenchShape) {
     outputChannels: shape.outputChannels,
     kernelHeight: shape.kernel,
     kernelWidth: shape.kernel,
-    paddingTop: p,
-    paddingLeft: p,
-    paddingBottom: p,
-    paddingRight: p,
+    ...uniformPadding(shape.padding),
     groups: shape.groups,
   };
 }
