@@ -153,7 +153,6 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
     output_length_ = s.batch * whittle_conv2d_output_height(&s) * whittle_conv2d_output_width(&s) * oc;
     const whittle_isa isa = ActiveIsa();
     // Scalars first, arrays last, then one re-check: no JavaScript runs between it and the copies.
-    const View none{nullptr, 0, 0, napi_int8_array, "", Napi::Value()};
     if (!int8_) {
       min_ = Float(args, "outputMin", -INFINITY);
       max_ = Float(args, "outputMax", INFINITY);
@@ -163,13 +162,10 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
       }
       const View weights = Field(args, "weights", {napi_float32_array}, "a Float32Array");
       ExpectLength(env, weights, weight_count, weight_shape);
-      const Napi::Value bias_value = args.Get("bias");
-      const bool has_bias = !bias_value.IsUndefined() && !bias_value.IsNull();
-      const View bias =
-          has_bias ? Array(env, bias_value, "bias", {napi_float32_array}, "a Float32Array, null or undefined")
-                   : none;
+      bool has_bias = false;
+      const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias);
       if (has_bias) ExpectLength(env, bias, oc, "outputChannels");
-      ExpectUnchanged(env, {&weights, has_bias ? &bias : nullptr});
+      ExpectUnchanged(env, {&weights, &bias});
       try {
         weights_f32_.assign(static_cast<const float*>(weights.data),
                             static_cast<const float*>(weights.data) + weight_count);
@@ -203,13 +199,10 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
       ExpectLength(env, multipliers, oc, "outputChannels");
       const View shifts = Field(args, "shifts", {napi_int32_array}, "an Int32Array");
       ExpectLength(env, shifts, oc, "outputChannels");
-      const Napi::Value bias_value = args.Get("bias");
-      const bool has_bias = !bias_value.IsUndefined() && !bias_value.IsNull();
-      const View bias =
-          has_bias ? Array(env, bias_value, "bias", {napi_int32_array}, "an Int32Array, null or undefined")
-                   : none;
+      bool has_bias = false;
+      const View bias = OptionalField(args, "bias", napi_int32_array, &has_bias);
       if (has_bias) ExpectLength(env, bias, oc, "outputChannels");
-      ExpectUnchanged(env, {&weights, &multipliers, &shifts, has_bias ? &bias : nullptr});
+      ExpectUnchanged(env, {&weights, &multipliers, &shifts, &bias});
       const int32_t* shift_values = static_cast<const int32_t*>(shifts.data);
       for (size_t o = 0; o < oc; o++) {
         if (shift_values[o] < QS8_REQUANT_MIN_SHIFT || shift_values[o] > QS8_REQUANT_MAX_SHIFT) {
@@ -393,6 +386,23 @@ Bounds ReadBounds(const Napi::Object& args, const View& like, const char* min_na
   return b;
 }
 
+// The rest of a clamped one-input operator's arguments (pooling, global average pooling, clamp), read after
+// its lengths: the output must not alias the input, then the output bounds and the reference flag. Last, the
+// two arrays are re-read (reading those fields may run getters that detach them).
+struct ClampedCall {
+  Bounds bounds;
+  bool reference;
+};
+ClampedCall ReadClampedCall(const Napi::Object& args, const View& input, const View& output,
+                            const char* min_name, const char* max_name) {
+  Napi::Env env = args.Env();
+  ExpectNoOverlap(env, output, {&input});
+  // Braced initialisation reads the fields in order: the bounds first.
+  const ClampedCall call{ReadBounds(args, input, min_name, max_name), Boolean(args, "reference")};
+  ExpectUnchanged(env, {&input, &output});
+  return call;
+}
+
 whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
   whittle_pool2d_shape s{};
   ReadInputImage(args, &s);
@@ -417,10 +427,7 @@ Napi::Value Pool(const Napi::CallbackInfo& info, bool average) {
   ExpectLength(env, output,
                s.batch * whittle_pool2d_output_height(&s) * whittle_pool2d_output_width(&s) * s.channels,
                "batch x outputHeight x outputWidth x channels");
-  ExpectNoOverlap(env, output, {&input});
-  const Bounds b = ReadBounds(args, input, "outputMin", "outputMax");
-  const bool reference = Boolean(args, "reference");
-  ExpectUnchanged(env, {&input, &output});
+  const auto [b, reference] = ReadClampedCall(args, input, output, "outputMin", "outputMax");
   const whittle_isa isa = ActiveIsa();
   if (input.type == napi_float32_array) {
     const float* in = static_cast<const float*>(input.data);
@@ -460,10 +467,7 @@ Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
   const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, batch * pixels * channels, "batch x pixels x channels");
   ExpectLength(env, output, batch * channels, "batch x channels");
-  ExpectNoOverlap(env, output, {&input});
-  const Bounds b = ReadBounds(args, input, "outputMin", "outputMax");
-  const bool reference = Boolean(args, "reference");
-  ExpectUnchanged(env, {&input, &output});
+  const auto [b, reference] = ReadClampedCall(args, input, output, "outputMin", "outputMax");
   if (input.type == napi_float32_array) {
     const float* in = static_cast<const float*>(input.data);
     float* out = static_cast<float*>(output.data);
@@ -542,10 +546,7 @@ Napi::Value Clamp(const Napi::CallbackInfo& info) {
   const auto [input, output] = ReadInputOutput(args);
   const size_t n = ElementCount(env, input);
   ExpectLength(env, output, n, "input.length");
-  ExpectNoOverlap(env, output, {&input});
-  const Bounds b = ReadBounds(args, input, "min", "max");
-  const bool reference = Boolean(args, "reference");
-  ExpectUnchanged(env, {&input, &output});
+  const auto [b, reference] = ReadClampedCall(args, input, output, "min", "max");
   if (input.type == napi_float32_array) {
     const float* in = static_cast<const float*>(input.data);
     float* out = static_cast<float*>(output.data);
