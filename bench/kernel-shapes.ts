@@ -7,9 +7,11 @@ import { z } from 'zod';
 import { uniformPadding } from '../native/index.js';
 import { WhittleError } from '../native/whittle-error.js';
 
-const conv2dShape = z
-  .object({
-    name: z.string().min(1),
+/** What every benchmark shape has: the name its rows are reported under. */
+const namedShape = z.object({ name: z.string().min(1) });
+
+const conv2dShape = namedShape
+  .extend({
     kind: z.literal('conv2d'),
     inputChannels: z.number().int().min(1),
     outputChannels: z.number().int().min(1),
@@ -27,9 +29,8 @@ const conv2dShape = z
   })
   .refine((s) => s.inputSize + 2 * s.padding >= s.kernel, { message: 'the kernel is larger than the input' });
 
-const fullyConnectedShape = z
-  .object({
-    name: z.string().min(1),
+const fullyConnectedShape = namedShape
+  .extend({
     kind: z.literal('fullyConnected'),
     inChannels: z.number().int().min(1),
     outChannels: z.number().int().min(1),
