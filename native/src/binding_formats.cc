@@ -642,10 +642,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     ExpectLength(env, output, output_length_,
                  fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels",
                  kEmptyAllowed);
-    if (Overlaps(output, input)) {
-      throw Napi::RangeError::New(
-          env, "Expected output not to share memory with input but received overlapping buffers");
-    }
+    ExpectNoOverlap(env, output, {&input});
     if (qs8_fixed_ != nullptr && !reference) {
       ThreadPoolLease lease;
       if (!qs8_conv2d_run(qs8_fixed_, input.data, output.data, lease.pool()))
@@ -809,6 +806,24 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   const cb_conv2d_variant* cb_ = nullptr;
 };
 
+// A fixed-point array: an Int16Array (fixed16) or an Int8Array (fixed8); *wide says which.
+View FixedPointArray(const Napi::Object& args, const char* name, bool* wide) {
+  const Napi::Value value = args.Get(name);
+  *wide = value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
+  return Array(args.Env(), value, name, {*wide ? napi_int16_array : napi_int8_array},
+               "an Int16Array or Int8Array");
+}
+
+// The element-wise conversions (fixedPointQuantize, fixedPointDequantize): the output as long as the input
+// (both may be empty, even detached), the input attached, no aliasing; then the re-read before C runs.
+void ExpectConversionOperands(Napi::Env env, const View& input, const View& output) {
+  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
+  if (input.length != 0 && input.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
+  ExpectNoOverlap(env, output, {&input});
+  ExpectUnchanged(env, {&input, &output});
+}
+
 // fixedPointQuantize({ input: Float32Array, output: Int16Array | Int8Array, fractionalLength,
 //                      rounding?: 'nearest' | 'stochastic', seed?, firstIndex? }): the trainer's quantizers.
 Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
@@ -826,19 +841,9 @@ Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
   const uint32_t seed = static_cast<uint32_t>(stochastic ? Integer(args, "seed", 0, UINT32_MAX) : 0);
   const uint32_t first = static_cast<uint32_t>(Integer(args, "firstIndex", 0, UINT32_MAX, true, 0));
   const View input = Field(args, "input", napi_float32_array);
-  const Napi::Value output_value = args.Get("output");
-  const bool wide =
-      output_value.IsTypedArray() && output_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View output = Array(env, output_value, "output", {wide ? napi_int16_array : napi_int8_array},
-                            "an Int16Array or Int8Array");
-  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
-  if (input.length != 0 && input.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
-  if (Overlaps(output, input)) {
-    throw Napi::RangeError::New(
-        env, "Expected output not to share memory with input but received overlapping buffers");
-  }
-  ExpectUnchanged(env, {&input, &output});
+  bool wide = false;
+  const View output = FixedPointArray(args, "output", &wide);
+  ExpectConversionOperands(env, input, output);
   if (input.length == 0) return env.Undefined();
   const float* in = static_cast<const float*>(input.data);
   if (wide) {
@@ -858,20 +863,10 @@ Napi::Value FixedPointDequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
   const int32_t fl = static_cast<int32_t>(Integer(args, "fractionalLength", -100, 100));
-  const Napi::Value input_value = args.Get("input");
-  const bool wide =
-      input_value.IsTypedArray() && input_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View input = Array(env, input_value, "input", {wide ? napi_int16_array : napi_int8_array},
-                           "an Int16Array or Int8Array");
+  bool wide = false;
+  const View input = FixedPointArray(args, "input", &wide);
   const View output = Field(args, "output", napi_float32_array);
-  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
-  if (input.length != 0 && input.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
-  if (Overlaps(output, input)) {
-    throw Napi::RangeError::New(
-        env, "Expected output not to share memory with input but received overlapping buffers");
-  }
-  ExpectUnchanged(env, {&input, &output});
+  ExpectConversionOperands(env, input, output);
   if (input.length == 0) return env.Undefined();
   float* out = static_cast<float*>(output.data);
   wide ? qf16_dequantize(input.length, static_cast<const int16_t*>(input.data), fl, out)
