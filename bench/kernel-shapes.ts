@@ -4,11 +4,14 @@ import { readFileSync } from 'node:fs';
 
 import { z } from 'zod';
 
+import { uniformPadding } from '../native/index.js';
 import { WhittleError } from '../native/whittle-error.js';
 
-const conv2dShape = z
-  .object({
-    name: z.string().min(1),
+/** What every benchmark shape has: the name its rows are reported under. */
+const namedShape = z.object({ name: z.string().min(1) });
+
+const conv2dShape = namedShape
+  .extend({
     kind: z.literal('conv2d'),
     inputChannels: z.number().int().min(1),
     outputChannels: z.number().int().min(1),
@@ -26,9 +29,8 @@ const conv2dShape = z
   })
   .refine((s) => s.inputSize + 2 * s.padding >= s.kernel, { message: 'the kernel is larger than the input' });
 
-const fullyConnectedShape = z
-  .object({
-    name: z.string().min(1),
+const fullyConnectedShape = namedShape
+  .extend({
     kind: z.literal('fullyConnected'),
     inChannels: z.number().int().min(1),
     outChannels: z.number().int().min(1),
@@ -46,7 +48,6 @@ export type BenchShape = Conv2dBenchShape | FullyConnectedBenchShape;
 
 /** A conv2d shape as the native create functions take it, at batch 1 (same padding, stride 1). */
 export function conv2dDims(shape: Conv2dBenchShape) {
-  const p = shape.padding;
   return {
     batch: 1,
     inputHeight: shape.inputSize,
@@ -55,10 +56,7 @@ export function conv2dDims(shape: Conv2dBenchShape) {
     outputChannels: shape.outputChannels,
     kernelHeight: shape.kernel,
     kernelWidth: shape.kernel,
-    paddingTop: p,
-    paddingLeft: p,
-    paddingBottom: p,
-    paddingRight: p,
+    ...uniformPadding(shape.padding),
     groups: shape.groups,
   };
 }

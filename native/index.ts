@@ -157,6 +157,13 @@ export interface Conv2dShape {
   groups?: number;
 }
 
+/** The same padding `p` on all four sides of a window (TensorFlow's 'same' for odd kernels at stride 1). */
+export function uniformPadding(
+  p: number,
+): Required<Pick<Conv2dShape, 'paddingTop' | 'paddingLeft' | 'paddingBottom' | 'paddingRight'>> {
+  return { paddingTop: p, paddingLeft: p, paddingBottom: p, paddingRight: p };
+}
+
 /** The output rows and columns of a convolution or pooling window, for the shapes that carry them resolved
  * (the training kernels' WindowShape, the fixed-point reference's Conv2dGeometry). */
 export interface Conv2dOutputSize {

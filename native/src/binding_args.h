@@ -292,6 +292,23 @@ inline void ExpectNoOverlap(Napi::Env env, const View& output, std::initializer_
   ThrowRange(env, std::string("a consistent ") + kind + " shape", name, reason);
 }
 
+// batch x inputHeight x inputWidth of a windowed operator's NHWC input (a conv2d or pooling shape).
+template <typename WindowShape>
+void ReadInputImage(const Napi::Object& args, WindowShape* s) {
+  s->batch = Dimension(args, "batch");
+  s->input_height = Dimension(args, "inputHeight");
+  s->input_width = Dimension(args, "inputWidth");
+}
+
+// The four paddings of a window (a whittle_conv2d_shape or whittle_pool2d_shape): 0 when absent.
+template <typename WindowShape>
+void ReadPadding(const Napi::Object& args, WindowShape* s) {
+  s->padding_top = Dimension(args, "paddingTop", true, 0, 0);
+  s->padding_left = Dimension(args, "paddingLeft", true, 0, 0);
+  s->padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
+  s->padding_right = Dimension(args, "paddingRight", true, 0, 0);
+}
+
 // A conv2d (or fully-connected: a 1x1 conv over [batch][1][1][inChannels]) layer's shape, checked by
 // whittle_conv2d_shape_problem (which bounds every dimension and element count, so no size computed from it
 // can overflow). Without `dilation` (the compressed formats have none) the dilation fields are not read and
@@ -306,9 +323,7 @@ inline whittle_conv2d_shape ReadConvShape(const Napi::Object& args, bool fully_c
     s.input_height = s.input_width = s.kernel_height = s.kernel_width = 1;
     s.stride_height = s.stride_width = s.dilation_height = s.dilation_width = s.groups = 1;
   } else {
-    s.batch = Dimension(args, "batch");
-    s.input_height = Dimension(args, "inputHeight");
-    s.input_width = Dimension(args, "inputWidth");
+    ReadInputImage(args, &s);
     s.input_channels = Dimension(args, "inputChannels");
     s.output_channels = Dimension(args, "outputChannels");
     s.kernel_height = Dimension(args, "kernelHeight");
@@ -317,10 +332,7 @@ inline whittle_conv2d_shape ReadConvShape(const Napi::Object& args, bool fully_c
     s.stride_width = Dimension(args, "strideWidth", true);
     s.dilation_height = dilation ? Dimension(args, "dilationHeight", true) : 1;
     s.dilation_width = dilation ? Dimension(args, "dilationWidth", true) : 1;
-    s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
-    s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
-    s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
-    s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
+    ReadPadding(args, &s);
     s.groups = Dimension(args, "groups", true);
   }
   const char* problem = whittle_conv2d_shape_problem(&s);

@@ -68,16 +68,7 @@ std::string Hex(uint64_t value) {
 
 class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "FormatLayer",
-        {InstanceMethod<&FormatLayer::Run>("run"), InstanceMethod<&FormatLayer::RunReference>("runReference"),
-         InstanceMethod<&FormatLayer::Dispose>("dispose"), InstanceAccessor<&FormatLayer::Kernel>("kernel"),
-         InstanceAccessor<&FormatLayer::InputLength>("inputLength"),
-         InstanceAccessor<&FormatLayer::OutputLength>("outputLength"),
-         InstanceAccessor<&FormatLayer::OutputHeight>("outputHeight"),
-         InstanceAccessor<&FormatLayer::OutputWidth>("outputWidth")});
-  }
+  static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<FormatLayer>(env, "FormatLayer"); }
 
   ~FormatLayer() override { qs8_conv2d_destroy(qs8_fixed_); }
 
@@ -124,10 +115,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       case Format::kFixed8: {
         const bool wide = format_ == Format::kFixed16;
         const size_t max_k = wide ? QF16_MAX_REDUCTION : QF8_MAX_REDUCTION;
-        if (reduction_ > max_k) {
-          ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(max_k),
-                     fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
-        }
+        ExpectReductionAtMost(env, max_k, k_name);
         input_fl_ = static_cast<int32_t>(Integer(args, "inputFl", -64, 64));
         weight_fl_ = static_cast<int32_t>(Integer(args, "weightFl", -64, 64));
         output_fl_ = static_cast<int32_t>(Integer(args, "outputFl", -64, 64));
@@ -149,9 +137,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         }
         const View weights = Field(args, "weights", wide ? napi_int16_array : napi_int8_array);
         ExpectLength(env, weights, oc_ * reduction_, rows + k_name, kEmptyAllowed);
-        const View bias =
-            OptionalField(args, "bias", wide ? napi_bigint64_array : napi_int32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
+        const View bias = ReadBias(args, wide ? napi_bigint64_array : napi_int32_array, oc_name);
         ExpectUnchanged(env, {&weights, &bias});
         if (wide) {
           w16_ = Copy<int16_t>(weights);
@@ -189,17 +175,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       }
       case Format::kBinary:
       case Format::kTernary: {
-        if (int8_) {
-          if (reduction_ > TERN_QS8_MAX_REDUCTION) {
-            ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(TERN_QS8_MAX_REDUCTION),
-                       fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
-          }
-          ReadInt8Scalars(args);
-        } else {
-          fmin_ = Float(args, "outputMin", -INFINITY);
-          fmax_ = Float(args, "outputMax", INFINITY);
-          ReadFloatBounds(env);
-        }
+        if (int8_) ExpectReductionAtMost(env, TERN_QS8_MAX_REDUCTION, k_name);
+        ReadActivationScalars(args);
         const size_t words = bin_row_words(reduction_);
         const bool binary = format_ == Format::kBinary;
         const View plane_a = Field(args, binary ? "weightBits" : "weightNonzero", napi_uint32_array);
@@ -211,22 +188,16 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const View none{nullptr, 0, 0, napi_float32_array, "", Napi::Value()};
         const View alpha = int8_ ? none : Field(args, "alpha", napi_float32_array);
         if (!int8_) ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
-        const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
-        const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
-        if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
-          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
-        }
-        const View bias =
-            OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
-        ExpectUnchanged(env, {&plane_a, &plane_b, &alpha, &multipliers, &shifts, &bias});
+        const RequantizationViews requantization = ReadRequantization(args, oc_name);
+        const View bias = ReadBias(args, int8_ ? napi_int32_array : napi_float32_array, oc_name);
+        ExpectUnchanged(
+            env, {&plane_a, &plane_b, &alpha, &requantization.multipliers, &requantization.shifts, &bias});
         bits_a_ = Copy<uint32_t>(plane_a);
         bits_b_ = Copy<uint32_t>(plane_b);
         alpha_ = Copy<float>(alpha);
         if (int8_) {
           bias32_ = Copy<int32_t>(bias);
-          CopyRequantization(env, multipliers, shifts);
+          CopyRequantization(env, requantization);
         } else {
           fbias_ = Copy<float>(bias);
         }
@@ -255,13 +226,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kXnor: {
-        if (reduction_ > XNOR_MAX_REDUCTION) {
-          ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(XNOR_MAX_REDUCTION),
-                     fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
-        }
-        fmin_ = Float(args, "outputMin", -INFINITY);
-        fmax_ = Float(args, "outputMax", INFINITY);
-        ReadFloatBounds(env);
+        ExpectReductionAtMost(env, XNOR_MAX_REDUCTION, k_name);
+        ReadFloatBounds(args);
         input_scaling_ = Boolean(args, "inputScaling");
         const size_t words = xnor_group_words(g_.group_input_channels);
         const size_t taps = g_.kernel_height * g_.kernel_width;
@@ -273,8 +239,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
                      kEmptyAllowed);
         const View alpha = Field(args, "alpha", napi_float32_array);
         ExpectLength(env, alpha, oc_, oc_name, kEmptyAllowed);
-        const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
+        const View bias = ReadBias(args, napi_float32_array, oc_name);
         ExpectUnchanged(env, {&bits, &alpha, &bias});
         bits64_ = Copy<uint64_t>(bits);
         alpha_ = Copy<float>(alpha);
@@ -293,13 +258,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kSparse: {
-        if (int8_) {
-          ReadInt8Scalars(args);
-        } else {
-          fmin_ = Float(args, "outputMin", -INFINITY);
-          fmax_ = Float(args, "outputMax", INFINITY);
-          ReadFloatBounds(env);
-        }
+        ReadActivationScalars(args);
         const View offsets = Field(args, "rowOffsets", napi_uint32_array);
         ExpectLength(env, offsets, oc_ + 1, oc_name + " + 1", kEmptyAllowed);
         const View columns = Field(args, "columnIndices", napi_uint32_array);
@@ -307,23 +266,16 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         ExpectLength(env, values, columns.length, "columnIndices.length", kEmptyAllowed);
         if (columns.length != 0 && columns.data == nullptr)
           ThrowRange(env, "an array with an attached buffer", "columnIndices", "a detached buffer");
-        const View none{nullptr, 0, 0, napi_int32_array, "", Napi::Value()};
-        const View multipliers = int8_ ? Field(args, "multipliers", napi_int32_array) : none;
-        const View shifts = int8_ ? Field(args, "shifts", napi_int32_array) : none;
-        if (int8_) {
-          ExpectLength(env, multipliers, oc_, oc_name, kEmptyAllowed);
-          ExpectLength(env, shifts, oc_, oc_name, kEmptyAllowed);
-        }
-        const View bias =
-            OptionalField(args, "bias", int8_ ? napi_int32_array : napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
-        ExpectUnchanged(env, {&offsets, &columns, &values, &multipliers, &shifts, &bias});
+        const RequantizationViews requantization = ReadRequantization(args, oc_name);
+        const View bias = ReadBias(args, int8_ ? napi_int32_array : napi_float32_array, oc_name);
+        ExpectUnchanged(
+            env, {&offsets, &columns, &values, &requantization.multipliers, &requantization.shifts, &bias});
         bits_a_ = Copy<uint32_t>(offsets);
         bits_b_ = Copy<uint32_t>(columns);
         if (int8_) {
           w8_ = Copy<int8_t>(values);
           bias32_ = Copy<int32_t>(bias);
-          CopyRequantization(env, multipliers, shifts);
+          CopyRequantization(env, requantization);
         } else {
           values_ = Copy<float>(values);
           fbias_ = Copy<float>(bias);
@@ -363,9 +315,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kCodebook: {
-        fmin_ = Float(args, "outputMin", -INFINITY);
-        fmax_ = Float(args, "outputMax", INFINITY);
-        ReadFloatBounds(env);
+        ReadFloatBounds(args);
         index_bits_ = static_cast<uint32_t>(Integer(args, "indexBits", CB_MIN_INDEX_BITS, CB_MAX_INDEX_BITS));
         const View codebook = Field(args, "codebook", napi_float32_array);
         const size_t max_size = size_t{1} << index_bits_;
@@ -378,8 +328,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         const View indices = Field(args, "indices", napi_uint8_array);
         ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)",
                      kEmptyAllowed);
-        const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias_);
-        if (has_bias_) ExpectLength(env, bias, oc_, oc_name, kEmptyAllowed);
+        const View bias = ReadBias(args, napi_float32_array, oc_name);
         ExpectUnchanged(env, {&codebook, &indices, &bias});
         alpha_ = Copy<float>(codebook);
         u8_ = Copy<uint8_t>(indices);
@@ -415,6 +364,16 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   }
 
  private:
+  friend Napi::Function DefinePackedLayer<FormatLayer>(Napi::Env env, const char* name);
+
+  // The kernels' accumulators bound the reduction length (k_name: how the layer's shape spells it).
+  void ExpectReductionAtMost(Napi::Env env, size_t max, const std::string& k_name) const {
+    if (reduction_ > max) {
+      ThrowRange(env, "a reduction " + k_name + " <= " + std::to_string(max),
+                 fc_ ? "inChannels" : "inputChannels", std::to_string(reduction_));
+    }
+  }
+
   // int8 activations (ternary and sparse): the quantization of qs8_requantize_gemmlowp.h.
   void ReadInt8Scalars(const Napi::Object& args) {
     input_zero_point_ = static_cast<int32_t>(Integer(args, "inputZeroPoint", INT8_MIN, INT8_MAX));
@@ -427,9 +386,33 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
-  void CopyRequantization(Napi::Env env, const View& multipliers, const View& shifts) {
-    multipliers_ = Copy<int32_t>(multipliers);
-    shifts_ = Copy<int32_t>(shifts);
+  // The optional per-output-channel bias (sets has_bias_): `type` is the accumulator's element type.
+  View ReadBias(const Napi::Object& args, napi_typedarray_type type, const std::string& oc_name) {
+    const View bias = OptionalField(args, "bias", type, &has_bias_);
+    if (has_bias_) ExpectLength(args.Env(), bias, oc_, oc_name, kEmptyAllowed);
+    return bias;
+  }
+
+  // int8 activations (ternary and sparse): the per-output-channel requantization of
+  // qs8_requantize_gemmlowp.h, one Q31 multiplier and one shift a channel. Empty views for fp32 activations.
+  struct RequantizationViews {
+    View multipliers, shifts;
+  };
+  RequantizationViews ReadRequantization(const Napi::Object& args, const std::string& oc_name) const {
+    const View none{nullptr, 0, 0, napi_int32_array, "", Napi::Value()};
+    if (!int8_) return {none, none};
+    // Braced initialisation reads the fields in order: multipliers first, as the messages have always said.
+    RequantizationViews views{Field(args, "multipliers", napi_int32_array),
+                              Field(args, "shifts", napi_int32_array)};
+    ExpectLength(args.Env(), views.multipliers, oc_, oc_name, kEmptyAllowed);
+    ExpectLength(args.Env(), views.shifts, oc_, oc_name, kEmptyAllowed);
+    return views;
+  }
+
+  // Copies and checks the values the views were read for (ExpectUnchanged has re-read them).
+  void CopyRequantization(Napi::Env env, const RequantizationViews& views) {
+    multipliers_ = Copy<int32_t>(views.multipliers);
+    shifts_ = Copy<int32_t>(views.shifts);
     for (size_t o = 0; o < oc_; o++) {
       if (multipliers_[o] < 0) {
         ThrowRange(env, "a Q31 multiplier in [0, 2147483647]", "multipliers[" + std::to_string(o) + "]",
@@ -444,10 +427,22 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
-  void ReadFloatBounds(Napi::Env env) {
+  // fp32 activations: the output clamp [outputMin, outputMax], unbounded by default.
+  void ReadFloatBounds(const Napi::Object& args) {
+    fmin_ = Float(args, "outputMin", -INFINITY);
+    fmax_ = Float(args, "outputMax", INFINITY);
     if (!(fmin_ <= fmax_))
-      ThrowRange(env, "outputMax >= outputMin (" + std::to_string(fmin_) + ")", "outputMax",
+      ThrowRange(args.Env(), "outputMax >= outputMin (" + std::to_string(fmin_) + ")", "outputMax",
                  std::to_string(fmax_));
+  }
+
+  // Ternary and sparse layers take either activation type (the constructor has set int8_).
+  void ReadActivationScalars(const Napi::Object& args) {
+    if (int8_) {
+      ReadInt8Scalars(args);
+    } else {
+      ReadFloatBounds(args);
+    }
   }
 
   napi_typedarray_type TensorType() const {
@@ -495,14 +490,25 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     }
   }
 
+  // A run's input, output and bias (null without one) as the kernels' element types.
+  template <typename Value, typename Bias>
+  struct Operands {
+    const Value* in;
+    Value* out;
+    const Bias* bias;
+  };
+  template <typename Value, typename Bias>
+  Operands<Value, Bias> OperandsOf(const Task& t, const std::vector<Bias>& biases) const {
+    return {static_cast<const Value*>(t.input), static_cast<Value*>(t.output),
+            has_bias_ ? biases.data() : nullptr};
+  }
+
   // A fixed-point layer of either word size (qf_conv2d.h: the same kernel signatures over Word and Bias).
   template <typename Variant, typename Word, typename Bias>
   void ComputeFixedPoint(const Task& t, size_t begin, size_t end, const Variant* variant,
                          decltype(Variant::conv2d) conv2d_reference, decltype(Variant::fc) fc_reference,
                          const std::vector<Word>& weights, const std::vector<Bias>& biases) const {
-    const Word* in = static_cast<const Word*>(t.input);
-    Word* out = static_cast<Word*>(t.output);
-    const Bias* bias = has_bias_ ? biases.data() : nullptr;
+    const auto [in, out, bias] = OperandsOf<Word>(t, biases);
     if (fc_) {
       (t.reference ? fc_reference : variant->fc)(g_.batch, in_channels_, oc_, begin, end, in, weights.data(),
                                                  bias, input_fl_, weight_fl_, output_fl_, q_min_, q_max_,
@@ -526,9 +532,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
                           qf8_fc_minmax_rndnu_ukernel__reference, w8_, bias32_);
         break;
       case Format::kBinary: {
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? bin_fc_minmax_ukernel__reference : bin_->fc)(
               n, ic, oc, begin, end, in, bits_a_.data(), alpha_.data(), bias, fmin_, fmax_, out);
@@ -540,9 +544,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       }
       case Format::kTernary: {
         if (int8_) {
-          const int8_t* in = static_cast<const int8_t*>(t.input);
-          int8_t* out = static_cast<int8_t*>(t.output);
-          const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+          const auto [in, out, bias] = OperandsOf<int8_t>(t, bias32_);
           if (fc_) {
             (t.reference ? tern_fc_qs8_minmax_gemmlowp_ukernel__reference
                          : tern_fc_qs8_minmax_gemmlowp_ukernel__scalar)(
@@ -556,9 +558,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           }
           break;
         }
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? tern_fc_minmax_ukernel__reference : tern_->fc)(
               n, ic, oc, begin, end, in, bits_a_.data(), bits_b_.data(), alpha_.data(), bias, fmin_, fmax_,
@@ -585,9 +585,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       }
       case Format::kSparse: {
         if (int8_) {
-          const int8_t* in = static_cast<const int8_t*>(t.input);
-          int8_t* out = static_cast<int8_t*>(t.output);
-          const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+          const auto [in, out, bias] = OperandsOf<int8_t>(t, bias32_);
           if (fc_) {
             (t.reference ? sparse_qs8_fc_minmax_gemmlowp_ukernel__reference
                          : sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar)(
@@ -602,9 +600,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
           }
           break;
         }
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? sparse_f32_fc_minmax_ukernel__reference : sparse_->fc)(
               n, ic, oc, begin, end, in, bits_a_.data(), bits_b_.data(), values_.data(), bias, fmin_, fmax_,
@@ -617,9 +613,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
         break;
       }
       case Format::kCodebook: {
-        const float* in = static_cast<const float*>(t.input);
-        float* out = static_cast<float*>(t.output);
-        const float* bias = has_bias_ ? fbias_.data() : nullptr;
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? cb_fc_minmax_ukernel__reference : cb_->fc)(n, ic, oc, begin, end, in, u8_.data(),
                                                                     index_bits_, alpha_.data(), alpha_.size(),
@@ -648,10 +642,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     ExpectLength(env, output, output_length_,
                  fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels",
                  kEmptyAllowed);
-    if (Overlaps(output, input)) {
-      throw Napi::RangeError::New(
-          env, "Expected output not to share memory with input but received overlapping buffers");
-    }
+    ExpectNoOverlap(env, output, {&input});
     if (qs8_fixed_ != nullptr && !reference) {
       ThreadPoolLease lease;
       if (!qs8_conv2d_run(qs8_fixed_, input.data, output.data, lease.pool()))
@@ -815,6 +806,24 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   const cb_conv2d_variant* cb_ = nullptr;
 };
 
+// A fixed-point array: an Int16Array (fixed16) or an Int8Array (fixed8); *wide says which.
+View FixedPointArray(const Napi::Object& args, const char* name, bool* wide) {
+  const Napi::Value value = args.Get(name);
+  *wide = value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
+  return Array(args.Env(), value, name, {*wide ? napi_int16_array : napi_int8_array},
+               "an Int16Array or Int8Array");
+}
+
+// The element-wise conversions (fixedPointQuantize, fixedPointDequantize): the output as long as the input
+// (both may be empty, even detached), the input attached, no aliasing; then the re-read before C runs.
+void ExpectConversionOperands(Napi::Env env, const View& input, const View& output) {
+  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
+  if (input.length != 0 && input.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
+  ExpectNoOverlap(env, output, {&input});
+  ExpectUnchanged(env, {&input, &output});
+}
+
 // fixedPointQuantize({ input: Float32Array, output: Int16Array | Int8Array, fractionalLength,
 //                      rounding?: 'nearest' | 'stochastic', seed?, firstIndex? }): the trainer's quantizers.
 Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
@@ -832,19 +841,9 @@ Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
   const uint32_t seed = static_cast<uint32_t>(stochastic ? Integer(args, "seed", 0, UINT32_MAX) : 0);
   const uint32_t first = static_cast<uint32_t>(Integer(args, "firstIndex", 0, UINT32_MAX, true, 0));
   const View input = Field(args, "input", napi_float32_array);
-  const Napi::Value output_value = args.Get("output");
-  const bool wide =
-      output_value.IsTypedArray() && output_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View output = Array(env, output_value, "output", {wide ? napi_int16_array : napi_int8_array},
-                            "an Int16Array or Int8Array");
-  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
-  if (input.length != 0 && input.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
-  if (Overlaps(output, input)) {
-    throw Napi::RangeError::New(
-        env, "Expected output not to share memory with input but received overlapping buffers");
-  }
-  ExpectUnchanged(env, {&input, &output});
+  bool wide = false;
+  const View output = FixedPointArray(args, "output", &wide);
+  ExpectConversionOperands(env, input, output);
   if (input.length == 0) return env.Undefined();
   const float* in = static_cast<const float*>(input.data);
   if (wide) {
@@ -864,20 +863,10 @@ Napi::Value FixedPointDequantize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
   const int32_t fl = static_cast<int32_t>(Integer(args, "fractionalLength", -100, 100));
-  const Napi::Value input_value = args.Get("input");
-  const bool wide =
-      input_value.IsTypedArray() && input_value.As<Napi::TypedArray>().TypedArrayType() == napi_int16_array;
-  const View input = Array(env, input_value, "input", {wide ? napi_int16_array : napi_int8_array},
-                           "an Int16Array or Int8Array");
+  bool wide = false;
+  const View input = FixedPointArray(args, "input", &wide);
   const View output = Field(args, "output", napi_float32_array);
-  ExpectLength(env, output, input.length, "input.length", kEmptyAllowed);
-  if (input.length != 0 && input.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", "input", "a detached buffer");
-  if (Overlaps(output, input)) {
-    throw Napi::RangeError::New(
-        env, "Expected output not to share memory with input but received overlapping buffers");
-  }
-  ExpectUnchanged(env, {&input, &output});
+  ExpectConversionOperands(env, input, output);
   if (input.length == 0) return env.Undefined();
   float* out = static_cast<float*>(output.data);
   wide ? qf16_dequantize(input.length, static_cast<const int16_t*>(input.data), fl, out)

@@ -125,16 +125,7 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
 
 class Conv2d : public Napi::ObjectWrap<Conv2d> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "Conv2d",
-        {InstanceMethod<&Conv2d::Run>("run"), InstanceMethod<&Conv2d::RunReference>("runReference"),
-         InstanceMethod<&Conv2d::Dispose>("dispose"), InstanceAccessor<&Conv2d::Kernel>("kernel"),
-         InstanceAccessor<&Conv2d::InputLength>("inputLength"),
-         InstanceAccessor<&Conv2d::OutputLength>("outputLength"),
-         InstanceAccessor<&Conv2d::OutputHeight>("outputHeight"),
-         InstanceAccessor<&Conv2d::OutputWidth>("outputWidth")});
-  }
+  static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<Conv2d>(env, "Conv2d"); }
 
   // new Conv2d(format: 'f32' | 'int8', layer: 'conv2d' | 'fullyConnected', args)
   explicit Conv2d(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Conv2d>(info) {
@@ -162,7 +153,6 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
     output_length_ = s.batch * whittle_conv2d_output_height(&s) * whittle_conv2d_output_width(&s) * oc;
     const whittle_isa isa = ActiveIsa();
     // Scalars first, arrays last, then one re-check: no JavaScript runs between it and the copies.
-    const View none{nullptr, 0, 0, napi_int8_array, "", Napi::Value()};
     if (!int8_) {
       min_ = Float(args, "outputMin", -INFINITY);
       max_ = Float(args, "outputMax", INFINITY);
@@ -172,13 +162,10 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
       }
       const View weights = Field(args, "weights", {napi_float32_array}, "a Float32Array");
       ExpectLength(env, weights, weight_count, weight_shape);
-      const Napi::Value bias_value = args.Get("bias");
-      const bool has_bias = !bias_value.IsUndefined() && !bias_value.IsNull();
-      const View bias =
-          has_bias ? Array(env, bias_value, "bias", {napi_float32_array}, "a Float32Array, null or undefined")
-                   : none;
+      bool has_bias = false;
+      const View bias = OptionalField(args, "bias", napi_float32_array, &has_bias);
       if (has_bias) ExpectLength(env, bias, oc, "outputChannels");
-      ExpectUnchanged(env, {&weights, has_bias ? &bias : nullptr});
+      ExpectUnchanged(env, {&weights, &bias});
       try {
         weights_f32_.assign(static_cast<const float*>(weights.data),
                             static_cast<const float*>(weights.data) + weight_count);
@@ -212,13 +199,10 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
       ExpectLength(env, multipliers, oc, "outputChannels");
       const View shifts = Field(args, "shifts", {napi_int32_array}, "an Int32Array");
       ExpectLength(env, shifts, oc, "outputChannels");
-      const Napi::Value bias_value = args.Get("bias");
-      const bool has_bias = !bias_value.IsUndefined() && !bias_value.IsNull();
-      const View bias =
-          has_bias ? Array(env, bias_value, "bias", {napi_int32_array}, "an Int32Array, null or undefined")
-                   : none;
+      bool has_bias = false;
+      const View bias = OptionalField(args, "bias", napi_int32_array, &has_bias);
       if (has_bias) ExpectLength(env, bias, oc, "outputChannels");
-      ExpectUnchanged(env, {&weights, &multipliers, &shifts, has_bias ? &bias : nullptr});
+      ExpectUnchanged(env, {&weights, &multipliers, &shifts, &bias});
       const int32_t* shift_values = static_cast<const int32_t*>(shifts.data);
       for (size_t o = 0; o < oc; o++) {
         if (shift_values[o] < QS8_REQUANT_MIN_SHIFT || shift_values[o] > QS8_REQUANT_MAX_SHIFT) {
@@ -250,6 +234,8 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
   ~Conv2d() override { Release(); }
 
  private:
+  friend Napi::Function DefinePackedLayer<Conv2d>(Napi::Env env, const char* name);
+
   void Release() {
     f32_conv2d_destroy(f32_);
     qs8_conv2d_destroy(qs8_);
@@ -356,6 +342,26 @@ const std::initializer_list<napi_typedarray_type> kTensorTypes = {napi_float32_a
                                                                   napi_uint8_array};
 const char* kTensorWhat = "a Float32Array, Int8Array or Uint8Array";
 
+// The operands of the one-input operators: an input and an output tensor of the same element type.
+struct InputOutput {
+  View input, output;
+};
+InputOutput ReadInputOutput(const Napi::Object& args) {
+  // Braced initialisation reads the fields in order: input first.
+  InputOutput views{Field(args, "input", kTensorTypes, kTensorWhat),
+                    Field(args, "output", kTensorTypes, kTensorWhat)};
+  ExpectSameType(args.Env(), views.output, views.input);
+  return views;
+}
+
+// A tensor of `elements` values (a product of dimensions computed in double, so that it cannot wrap) must
+// fit WHITTLE_MAX_ELEMENTS; `product` spells that product in the message, `name` is the argument blamed.
+void ExpectElementsFit(Napi::Env env, double elements, const std::string& product, const std::string& name,
+                       const std::string& received) {
+  if (elements > static_cast<double>(WHITTLE_MAX_ELEMENTS))
+    ThrowRange(env, product + " <= " + std::to_string(WHITTLE_MAX_ELEMENTS), name, received);
+}
+
 // Clamp bounds: numbers for fp32 (default +-infinity), integers in the dtype's range for int8/uint8.
 struct Bounds {
   float min_f, max_f;
@@ -380,20 +386,32 @@ Bounds ReadBounds(const Napi::Object& args, const View& like, const char* min_na
   return b;
 }
 
+// The rest of a clamped one-input operator's arguments (pooling, global average pooling, clamp), read after
+// its lengths: the output must not alias the input, then the output bounds and the reference flag. Last, the
+// two arrays are re-read (reading those fields may run getters that detach them).
+struct ClampedCall {
+  Bounds bounds;
+  bool reference;
+};
+ClampedCall ReadClampedCall(const Napi::Object& args, const View& input, const View& output,
+                            const char* min_name, const char* max_name) {
+  Napi::Env env = args.Env();
+  ExpectNoOverlap(env, output, {&input});
+  // Braced initialisation reads the fields in order: the bounds first.
+  const ClampedCall call{ReadBounds(args, input, min_name, max_name), Boolean(args, "reference")};
+  ExpectUnchanged(env, {&input, &output});
+  return call;
+}
+
 whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
   whittle_pool2d_shape s{};
-  s.batch = Dimension(args, "batch");
-  s.input_height = Dimension(args, "inputHeight");
-  s.input_width = Dimension(args, "inputWidth");
+  ReadInputImage(args, &s);
   s.channels = Dimension(args, "channels");
   s.window_height = Dimension(args, "windowHeight");
   s.window_width = Dimension(args, "windowWidth");
   s.stride_height = Dimension(args, "strideHeight", true, static_cast<int64_t>(s.window_height));
   s.stride_width = Dimension(args, "strideWidth", true, static_cast<int64_t>(s.window_width));
-  s.padding_top = Dimension(args, "paddingTop", true, 0, 0);
-  s.padding_left = Dimension(args, "paddingLeft", true, 0, 0);
-  s.padding_bottom = Dimension(args, "paddingBottom", true, 0, 0);
-  s.padding_right = Dimension(args, "paddingRight", true, 0, 0);
+  ReadPadding(args, &s);
   const char* problem = whittle_pool2d_shape_problem(&s);
   if (problem != nullptr) ThrowShapeProblem(args.Env(), "pooling", problem, false);
   return s;
@@ -403,18 +421,13 @@ Napi::Value Pool(const Napi::CallbackInfo& info, bool average) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
   const whittle_pool2d_shape s = ReadPoolShape(args);
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, s.batch * s.input_height * s.input_width * s.channels,
                "batch x inputHeight x inputWidth x channels");
   ExpectLength(env, output,
                s.batch * whittle_pool2d_output_height(&s) * whittle_pool2d_output_width(&s) * s.channels,
                "batch x outputHeight x outputWidth x channels");
-  ExpectNoOverlap(env, output, {&input});
-  const Bounds b = ReadBounds(args, input, "outputMin", "outputMax");
-  const bool reference = Boolean(args, "reference");
-  ExpectUnchanged(env, {&input, &output});
+  const auto [b, reference] = ReadClampedCall(args, input, output, "outputMin", "outputMax");
   const whittle_isa isa = ActiveIsa();
   if (input.type == napi_float32_array) {
     const float* in = static_cast<const float*>(input.data);
@@ -447,21 +460,14 @@ Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
   const Napi::Object args = ArgsObject(info, 0, "args");
   const size_t batch = Dimension(args, "batch"), pixels = Dimension(args, "pixels"),
                channels = Dimension(args, "channels");
-  if (static_cast<double>(batch) * static_cast<double>(pixels) * static_cast<double>(channels) >
-      static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-    ThrowRange(env, "batch x pixels x channels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "batch",
-               "a larger tensor");
-  }
+  ExpectElementsFit(env,
+                    static_cast<double>(batch) * static_cast<double>(pixels) * static_cast<double>(channels),
+                    "batch x pixels x channels", "batch", "a larger tensor");
   if (pixels > 65536) ThrowRange(env, "an integer in [1, 65536]", "pixels", std::to_string(pixels));
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, batch * pixels * channels, "batch x pixels x channels");
   ExpectLength(env, output, batch * channels, "batch x channels");
-  ExpectNoOverlap(env, output, {&input});
-  const Bounds b = ReadBounds(args, input, "outputMin", "outputMax");
-  const bool reference = Boolean(args, "reference");
-  ExpectUnchanged(env, {&input, &output});
+  const auto [b, reference] = ReadClampedCall(args, input, output, "outputMin", "outputMax");
   if (input.type == napi_float32_array) {
     const float* in = static_cast<const float*>(input.data);
     float* out = static_cast<float*>(output.data);
@@ -537,15 +543,10 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
 Napi::Value Clamp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  const auto [input, output] = ReadInputOutput(args);
   const size_t n = ElementCount(env, input);
   ExpectLength(env, output, n, "input.length");
-  ExpectNoOverlap(env, output, {&input});
-  const Bounds b = ReadBounds(args, input, "min", "max");
-  const bool reference = Boolean(args, "reference");
-  ExpectUnchanged(env, {&input, &output});
+  const auto [b, reference] = ReadClampedCall(args, input, output, "min", "max");
   if (input.type == napi_float32_array) {
     const float* in = static_cast<const float*>(input.data);
     float* out = static_cast<float*>(output.data);
@@ -565,13 +566,9 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
   const size_t rows = Dimension(args, "rows"), channels = Dimension(args, "channels");
-  if (static_cast<double>(rows) * static_cast<double>(channels) > static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-    ThrowRange(env, "rows x channels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "rows",
-               std::to_string(rows));
-  }
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  ExpectElementsFit(env, static_cast<double>(rows) * static_cast<double>(channels), "rows x channels", "rows",
+                    std::to_string(rows));
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, rows * channels, "rows x channels");
   ExpectLength(env, output, rows * channels, "rows x channels");
   ExpectNoOverlap(env, output, {&input});
@@ -635,10 +632,8 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
     }
     channels.push_back(static_cast<size_t>(number));
     total += number;
-    if (static_cast<double>(rows) * total > static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-      ThrowRange(env, "rows x sum(channels) <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "channels",
-                 "a larger total");
-    }
+    ExpectElementsFit(env, static_cast<double>(rows) * total, "rows x sum(channels)", "channels",
+                      "a larger total");
     inputs.push_back(Array(env, inputs_array.Get(i), "inputs" + index, kTensorTypes, kTensorWhat));
   }
   for (uint32_t i = 0; i < count; i++) {
@@ -659,14 +654,10 @@ Napi::Value ChannelShuffle(const Napi::CallbackInfo& info) {
   const Napi::Object args = ArgsObject(info, 0, "args");
   const size_t rows = Dimension(args, "rows"), groups = Dimension(args, "groups"),
                group_channels = Dimension(args, "groupChannels");
-  if (static_cast<double>(rows) * static_cast<double>(groups) * static_cast<double>(group_channels) >
-      static_cast<double>(WHITTLE_MAX_ELEMENTS)) {
-    ThrowRange(env, "rows x groups x groupChannels <= " + std::to_string(WHITTLE_MAX_ELEMENTS), "rows",
-               "a larger tensor");
-  }
-  const View input = Field(args, "input", kTensorTypes, kTensorWhat);
-  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
-  ExpectSameType(env, output, input);
+  ExpectElementsFit(
+      env, static_cast<double>(rows) * static_cast<double>(groups) * static_cast<double>(group_channels),
+      "rows x groups x groupChannels", "rows", "a larger tensor");
+  const auto [input, output] = ReadInputOutput(args);
   ExpectLength(env, input, rows * groups * group_channels, "rows x groups x groupChannels");
   ExpectLength(env, output, rows * groups * group_channels, "rows x groups x groupChannels");
   ExpectNoOverlap(env, output, {&input});

@@ -27,6 +27,23 @@ class ThreadPoolLease {
   whittle_threadpool* pool_;
 };
 
+// The JS class of a packed layer (PackedLayer in native/index.ts): run(input, output),
+// runReference(input, output), dispose() and the kernel, inputLength, outputLength, outputHeight and
+// outputWidth accessors. Conv2d (fp32/int8) and FormatLayer (the compressed formats) both define it, so that
+// the loader sees one interface. A Layer befriends DefinePackedLayer<Layer> to keep its methods private.
+template <typename Layer>
+Napi::Function DefinePackedLayer(Napi::Env env, const char* name) {
+  return Layer::DefineClass(env, name,
+                            {Layer::template InstanceMethod<&Layer::Run>("run"),
+                             Layer::template InstanceMethod<&Layer::RunReference>("runReference"),
+                             Layer::template InstanceMethod<&Layer::Dispose>("dispose"),
+                             Layer::template InstanceAccessor<&Layer::Kernel>("kernel"),
+                             Layer::template InstanceAccessor<&Layer::InputLength>("inputLength"),
+                             Layer::template InstanceAccessor<&Layer::OutputLength>("outputLength"),
+                             Layer::template InstanceAccessor<&Layer::OutputHeight>("outputHeight"),
+                             Layer::template InstanceAccessor<&Layer::OutputWidth>("outputWidth")});
+}
+
 }  // namespace whittle
 
 #endif  // WHITTLE_BINDING_KERNELS_H_

@@ -10,6 +10,7 @@
 #include <malloc.h>
 #endif
 
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -295,23 +296,26 @@ struct BatchNormGradientArgs {
   std::vector<std::pair<const char*, Float32Values>> Inputs() const {
     return {{"x", x}, {"mean", mean}, {"variance", variance}, {"scale", scale}, {"dy", dy}};
   }
+
+  // Reads the gradient's [channels] outputs `names`, in order, then checks that neither dx nor any of them
+  // shares memory with an input.
+  template <size_t N>
+  std::array<Float32Values, N> ChannelOutputs(const Napi::Object& args, const char* const (&names)[N]) const {
+    std::array<Float32Values, N> outputs;
+    for (size_t i = 0; i < N; i++) outputs[i] = Float32Field(args, names[i], channels);
+    const auto inputs = Inputs();
+    ExpectNoSharedMemory(args.Env(), "dx", dx, inputs);
+    for (size_t i = 0; i < N; i++) ExpectNoSharedMemory(args.Env(), names[i], outputs[i], inputs);
+    return outputs;
+  }
 };
 
 Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
   const BatchNormGradientArgs g(args);
-  const size_t channels = g.channels;
-  const auto& [count, _, x, mean, variance, scale, dy, epsilon, dx] = g;
-  Float32Values dmean = Float32Field(args, "dmean", channels);
-  Float32Values dvariance = Float32Field(args, "dvariance", channels);
-  Float32Values dscale = Float32Field(args, "dscale", channels);
-  Float32Values doffset = Float32Field(args, "doffset", channels);
-  const auto inputs = g.Inputs();
-  ExpectNoSharedMemory(info.Env(), "dx", dx, inputs);
-  ExpectNoSharedMemory(info.Env(), "dmean", dmean, inputs);
-  ExpectNoSharedMemory(info.Env(), "dvariance", dvariance, inputs);
-  ExpectNoSharedMemory(info.Env(), "dscale", dscale, inputs);
-  ExpectNoSharedMemory(info.Env(), "doffset", doffset, inputs);
+  const auto& [count, channels, x, mean, variance, scale, dy, epsilon, dx] = g;
+  const auto [dmean, dvariance, dscale, doffset] =
+      g.ChannelOutputs(args, {"dmean", "dvariance", "dscale", "doffset"});
   const std::lock_guard<std::mutex> lock(train_mutex);  // its scratch
   f32_batchnorm_backward(count, channels, x.data, mean.data, variance.data, scale.data, dy.data, epsilon,
                          dx.data, dmean.data, dvariance.data, dscale.data, doffset.data);
@@ -335,14 +339,8 @@ Napi::Value BatchNormMoments(const Napi::CallbackInfo& info) {
 Napi::Value BatchNormTrainBackward(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
   const BatchNormGradientArgs g(args);
-  const size_t channels = g.channels;
-  const auto& [count, _, x, mean, variance, scale, dy, epsilon, dx] = g;
-  Float32Values dscale = Float32Field(args, "dscale", channels);
-  Float32Values doffset = Float32Field(args, "doffset", channels);
-  const auto inputs = g.Inputs();
-  ExpectNoSharedMemory(info.Env(), "dx", dx, inputs);
-  ExpectNoSharedMemory(info.Env(), "dscale", dscale, inputs);
-  ExpectNoSharedMemory(info.Env(), "doffset", doffset, inputs);
+  const auto& [count, channels, x, mean, variance, scale, dy, epsilon, dx] = g;
+  const auto [dscale, doffset] = g.ChannelOutputs(args, {"dscale", "doffset"});
   ExpectNoSharedMemory(info.Env(), "dscale", dscale, {{"doffset", doffset}, {"dx", dx}});
   ExpectNoSharedMemory(info.Env(), "doffset", doffset, {{"dx", dx}});
   if (f32_batchnorm_train_backward(count, channels, x.data, mean.data, variance.data, scale.data, dy.data,
@@ -354,6 +352,17 @@ Napi::Value BatchNormTrainBackward(const Napi::CallbackInfo& info) {
 
 size_t SizeField(const Napi::Object& args, const char* name, int64_t min, int64_t max) {
   return static_cast<size_t>(Integer(args, name, min, max));
+}
+
+// SumAxes and MeanGrad view their tensor as [outer][mid][inner] and reduce (or spread) the mid axis.
+std::tuple<size_t, size_t, size_t> ReducedAxes(const Napi::Object& args) {
+  const size_t outer = SizeField(args, "outer", 1, INT64_C(4294967295));
+  const size_t mid = SizeField(args, "mid", 1, INT64_C(4294967295));
+  const size_t inner = SizeField(args, "inner", 1, INT64_C(4294967295));
+  if (double(outer) * mid * inner > 4294967295.0) {
+    throw Napi::RangeError::New(args.Env(), "Expected outer * mid * inner of at most 2^32 - 1 values");
+  }
+  return {outer, mid, inner};
 }
 
 // Binary and CompareMask read operand a at (i / aDivisor) % aLength for output index i < n, b likewise.
@@ -397,12 +406,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
 
 Napi::Value SumAxes(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
-  const size_t outer = SizeField(args, "outer", 1, INT64_C(4294967295));
-  const size_t mid = SizeField(args, "mid", 1, INT64_C(4294967295));
-  const size_t inner = SizeField(args, "inner", 1, INT64_C(4294967295));
-  if (double(outer) * mid * inner > 4294967295.0) {
-    throw Napi::RangeError::New(info.Env(), "Expected outer * mid * inner of at most 2^32 - 1 values");
-  }
+  const auto [outer, mid, inner] = ReducedAxes(args);
   Float32Values x = Float32Field(args, "x", outer * mid * inner);
   Float32Values y = Float32Field(args, "y", outer * inner);
   ExpectNoSharedMemory(info.Env(), "y", y, {{"x", x}});
@@ -441,12 +445,7 @@ Napi::Value CompareMask(const Napi::CallbackInfo& info) {
 
 Napi::Value MeanGrad(const Napi::CallbackInfo& info) {
   Napi::Object args = NamedArgs(info);
-  const size_t outer = SizeField(args, "outer", 1, INT64_C(4294967295));
-  const size_t mid = SizeField(args, "mid", 1, INT64_C(4294967295));
-  const size_t inner = SizeField(args, "inner", 1, INT64_C(4294967295));
-  if (double(outer) * mid * inner > 4294967295.0) {
-    throw Napi::RangeError::New(info.Env(), "Expected outer * mid * inner of at most 2^32 - 1 values");
-  }
+  const auto [outer, mid, inner] = ReducedAxes(args);
   Float32Values dy = Float32Field(args, "dy", outer * inner);
   Float32Values dx = Float32Field(args, "dx", outer * mid * inner);
   ExpectNoSharedMemory(info.Env(), "dx", dx, {{"dy", dy}});

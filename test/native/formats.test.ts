@@ -41,7 +41,7 @@ import {
   FORMATS,
   type FormatTensor,
 } from '../../native/formats.js';
-import { activeIsa, cpuFeatures, setThreads } from '../../native/index.js';
+import { activeIsa, cpuFeatures, setThreads, uniformPadding } from '../../native/index.js';
 import { xorshift32 } from '../support/xorshift32.js';
 import { denseConv2d } from './dense-conv2d.js';
 
@@ -94,10 +94,7 @@ const CASES: Case[] = [
       outputChannels: 5,
       kernelHeight: 3,
       kernelWidth: 3,
-      paddingTop: 1,
-      paddingLeft: 1,
-      paddingBottom: 1,
-      paddingRight: 1,
+      ...uniformPadding(1),
     }),
   },
   {
@@ -130,10 +127,7 @@ const CASES: Case[] = [
       outputChannels: 9,
       kernelHeight: 3,
       kernelWidth: 3,
-      paddingTop: 1,
-      paddingLeft: 1,
-      paddingBottom: 1,
-      paddingRight: 1,
+      ...uniformPadding(1),
       groups: 9,
     }),
   },

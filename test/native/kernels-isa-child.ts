@@ -24,6 +24,7 @@ import {
   softmaxF32,
   softmaxInt8,
   type Tensor,
+  uniformPadding,
 } from '../../native/index.js';
 import { xorshift32 } from '../support/xorshift32.js';
 
@@ -91,10 +92,7 @@ const convShapes = [
     outputChannels: 5,
     kernelHeight: 3,
     kernelWidth: 3,
-    paddingTop: 1,
-    paddingLeft: 1,
-    paddingBottom: 1,
-    paddingRight: 1,
+    ...uniformPadding(1),
   },
   {
     name: 'stride 2 batch 2',
@@ -129,10 +127,7 @@ const convShapes = [
     kernelHeight: 3,
     kernelWidth: 3,
     groups: 37,
-    paddingTop: 1,
-    paddingLeft: 1,
-    paddingBottom: 1,
-    paddingRight: 1,
+    ...uniformPadding(1),
   },
   {
     name: 'groups dilation',
@@ -258,10 +253,7 @@ function runStateless(): void {
     windowWidth: 3,
     strideHeight: 2,
     strideWidth: 2,
-    paddingTop: 1,
-    paddingLeft: 1,
-    paddingBottom: 1,
-    paddingRight: 1,
+    ...uniformPadding(1),
   };
   const outCount = 2 * 4 * 5 * 19;
   const inCount = 2 * 7 * 9 * 19;
