@@ -6,7 +6,15 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', 'native/build/**', 'renderer/dist/**', 'bin/**', 'scripts/*.mjs'],
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'native/build/**',
+      'build/**',
+      'renderer/dist/**',
+      'bin/**',
+      'scripts/*.mjs',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
