@@ -149,22 +149,22 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** One implementation of a layer: a call, timed as a batch of `reps` calls. */
-interface Contender {
+/** One implementation of a layer (or a model): a call, timed as a batch of `reps` calls. */
+export interface Contender {
   id: string;
   call: () => void | Promise<void>;
   reps: number;
   samplesUs: number[];
 }
 
-async function timeBatch(c: Contender): Promise<number> {
+export async function timeBatch(c: Contender): Promise<number> {
   const start = performance.now();
   for (let i = 0; i < c.reps; i++) await c.call();
   return ((performance.now() - start) * 1000) / c.reps;
 }
 
 /** Warms up and finds how many calls fill one batch of `batchMs`. */
-async function calibrate(c: Contender, batchMs: number): Promise<void> {
+export async function calibrate(c: Contender, batchMs: number): Promise<void> {
   for (let i = 0; i < 5; i++) await c.call();
   let reps = 1;
   for (;;) {
@@ -179,7 +179,7 @@ async function calibrate(c: Contender, batchMs: number): Promise<void> {
   }
 }
 
-function commit(): string {
+export function commit(): string {
   try {
     return execFileSync('git', ['describe', '--always', '--dirty', '--abbrev=12'], {
       cwd: packageRoot(),
@@ -629,7 +629,8 @@ export class BenchArgumentError extends WhittleError {
   readonly code = 'usage';
 }
 
-function positiveIntegers(value: string, flag: string): number[] {
+/** A comma-separated list of integers in [1, 64]; throws BenchArgumentError naming the flag. */
+export function positiveIntegers(value: string, flag: string): number[] {
   return value.split(',').map((part) => {
     const n = Number(part);
     if (!Number.isInteger(n) || n < 1 || n > 64)

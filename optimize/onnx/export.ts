@@ -99,10 +99,35 @@ function intsAttr(node: ManifestNode, key: string, fallback: number[]): number[]
   return Array.isArray(v) ? v : fallback;
 }
 
-export function exportOnnx(pkg: Package): Uint8Array {
-  const model = Model.fromPackage(pkg, { referenceOnly: true });
+export interface OnnxExportOptions {
+  /** The batch size written into the graph's shapes (reshape targets, inputs, outputs); the package's
+   * declared batch by default. */
+  batch?: number;
+  /** `u8` writes the int8 activations (not the weights) as uint8 with zero points moved up by 128: the same
+   * function, in the type ONNX Runtime's x86 QDQ fusion wants (it runs int8-activation convolutions in
+   * float). Default: as the package stores them. */
+  activations?: 'as-stored' | 'u8';
+}
+
+/** The activation tensors written as uint8 with `activations: 'u8'`: i8, per-tensor, not constants. */
+function uint8Activations(pkg: Package, specs: readonly TensorSpec[]): TensorSpec[] {
+  return specs.map((spec, t) =>
+    spec.dtype === 'i8' && pkg.constants[t] === undefined && spec.quant?.scale.length === 1
+      ? { ...spec, dtype: 'u8', quant: { ...spec.quant, zeroPoint: spec.quant.zeroPoint.map((z) => z + 128) } }
+      : spec,
+  );
+}
+
+export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8Array {
+  const model = Model.fromPackage(pkg, {
+    referenceOnly: true,
+    ...(options.batch === undefined ? {} : { batch: options.batch }),
+  });
   const { manifest } = pkg;
-  const specs: readonly TensorSpec[] = model.specs;
+  const specs: readonly TensorSpec[] =
+    options.activations === 'u8' ? uint8Activations(pkg, model.specs) : model.specs;
+  /** What a quantized value of tensor t moved by (integer clip bounds are in the package's values). */
+  const shift = (t: number): number => (specs[t]!.dtype === model.specs[t]!.dtype ? 0 : 128);
   const w = new OnnxGraphWriter();
   const names = manifest.tensors.map((t, i) => `${t.name.replace(/[^A-Za-z0-9_./-]/g, '_')}__t${i}`);
   manifest.inputs.forEach((input) => (names[input.tensor] = input.name));
@@ -132,21 +157,24 @@ export function exportOnnx(pkg: Package): Uint8Array {
       q.zeroPoint,
     ),
   ];
-  const dequantize = (t: number, hint: string): string => {
+  /** DequantizeLinear of tensor t (or of `value`, t's values moved by a layout op that keeps its
+   * quantization axis). */
+  const dequantize = (t: number, hint: string, value = names[t]!): string => {
     const spec = specs[t]!;
     if (!spec.quant)
       throw new OnnxExportError(`tensor ${manifest.tensors[t]!.name} has no quantization to dequantize`);
     const [scale, zero] = quantParams(spec.quant, spec.dtype, hint);
     const axis = spec.quant.scale.length > 1 ? [int('axis', spec.quant.axis ?? 0)] : [];
-    return w.op('DequantizeLinear', [names[t]!, scale, zero], axis, `${hint}_dq`);
+    return w.op('DequantizeLinear', [value, scale, zero], axis, `${hint}_dq`);
   };
-  const quantizeTo = (x: string, t: number, hint: string): void => {
+  /** QuantizeLinear of x with tensor t's quantization, into `target` (t itself by default). */
+  const quantizeTo = (x: string, t: number, hint: string, target = names[t]!): void => {
     const spec = specs[t]!;
     const [scale, zero] = quantParams(spec.quant!, spec.dtype, hint);
     w.node(
       'QuantizeLinear',
       [x, scale, zero],
-      [names[t]!],
+      [target],
       spec.quant!.scale.length > 1 ? [int('axis', spec.quant!.axis ?? 0)] : [],
     );
   };
@@ -172,6 +200,22 @@ export function exportOnnx(pkg: Package): Uint8Array {
       w.constant('minus_one', 'f32', [], [-1]),
       w.constant('one', 'f32', [], [1]),
     ]);
+  const flatten = (x: string): string => w.op('Flatten', [x], [int('axis', 1)]);
+  /** Constant OHWI integer weights as a new OIHW initializer: a DequantizeLinear whose input is an
+   * initializer is what ONNX Runtime's QDQ fusion looks for. */
+  const oihwConstant = (t: number): string => {
+    const decoded = pkg.constants[t];
+    const spec = specs[t]!;
+    if (decoded?.kind !== 'raw') return oihw(names[t]!);
+    const [o, h, wd, i] = spec.shape as [number, number, number, number];
+    const values = new Array<number>(o * h * wd * i);
+    for (let a = 0; a < o; a++)
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < wd; x++)
+          for (let c = 0; c < i; c++)
+            values[((a * i + c) * h + y) * wd + x] = decoded.values[((a * h + y) * wd + x) * i + c]!;
+    return w.constant(`${names[t]!}_oihw`, spec.dtype, [o, i, h, wd], values);
+  };
   /** OHWI weights as OIHW for ONNX Conv. */
   const oihw = (x: string): string => w.op('Transpose', [x], [ints('perm', [0, 3, 1, 2])], 'weights_oihw');
 
@@ -182,8 +226,8 @@ export function exportOnnx(pkg: Package): Uint8Array {
     const fail = (why: string): never => {
       throw new OnnxExportError(`layer "${node.name}" (${node.op}, ${node.format}): ${why}`);
     };
-    const min = numberAttr(node, 'min', -Infinity);
-    const max = numberAttr(node, 'max', Infinity);
+    const min = numberAttr(node, 'min', -Infinity) + shift(out);
+    const max = numberAttr(node, 'max', Infinity) + shift(out);
     switch (node.op) {
       case 'conv2d': {
         const weights = specs[b1]!;
@@ -209,8 +253,12 @@ export function exportOnnx(pkg: Package): Uint8Array {
         const xq = specs[x]!.quant!;
         const wq = specs[b1]!.quant!;
         const yq = specs[out]!.quant!;
-        const xf = dequantize(x, `${node.name}_x`);
-        const wf = dequantize(b1, `${node.name}_w`);
+        // DequantizeLinear -> Conv / Gemm -> QuantizeLinear with nothing between them, the pattern ONNX Runtime
+        // fuses into QLinearConv / QGemm: the layout changes (NHWC <-> NCHW, OHWI -> OIHW, flatten) run on
+        // the integer tensors, outside the pattern.
+        const conv = node.op === 'qconv2d';
+        const xf = dequantize(x, `${node.name}_x`, conv ? toNchw(input(x)) : flatten(input(x)));
+        const wf = dequantize(b1, `${node.name}_w`, conv ? oihwConstant(b1) : input(b1));
         let bias = '';
         if (b2 >= 0) {
           const scales = wq.scale.map((s) => xq.scale[0]! * s);
@@ -233,27 +281,26 @@ export function exportOnnx(pkg: Package): Uint8Array {
             `${node.name}_bias_dq`,
           );
         }
-        if (node.attrs.rounding === 'onnx') {
-          // ONNX rounding is what QuantizeLinear does; gemmlowp (default) differs only at exact ties.
-        }
-        let y: string;
-        if (node.op === 'qconv2d') {
-          const conv = w.op(
-            'Conv',
-            [toNchw(xf), oihw(wf), bias],
-            [...convAttrs(node, specs[b1]!.shape.slice(1, 3)), int('group', numberAttr(node, 'groups', 1))],
-          );
-          y = toNhwc(conv);
-        } else {
-          y = w.op('Gemm', [w.op('Flatten', [xf], [int('axis', 1)]), wf, bias], [int('transB', 1)]);
-        }
+        const y = conv
+          ? w.op(
+              'Conv',
+              [xf, wf, bias],
+              [...convAttrs(node, specs[b1]!.shape.slice(1, 3)), int('group', numberAttr(node, 'groups', 1))],
+            )
+          : w.op('Gemm', [xf, wf, bias], [int('transB', 1)]);
         // The int8 clamp in real units; QuantizeLinear saturates to the int8 range itself.
         const toReal = (q: number): number => yq.scale[0]! * (q - yq.zeroPoint[0]!);
         const lo =
           min === -Infinity || min <= (specs[out]!.dtype === 'u8' ? 0 : -128) ? -Infinity : toReal(min);
         const hi =
           max === Infinity || max >= (specs[out]!.dtype === 'u8' ? 255 : 127) ? Infinity : toReal(max);
-        quantizeTo(clipFloat(y, lo, hi), out, node.name);
+        if (!conv) {
+          quantizeTo(clipFloat(y, lo, hi), out, node.name);
+          break;
+        }
+        const yNchw = w.fresh(`${node.name}_nchw`);
+        quantizeTo(clipFloat(y, lo, hi), out, node.name, yNchw);
+        w.node('Transpose', [yNchw], [names[out]!], [ints('perm', [0, 2, 3, 1])]);
         break;
       }
       case 'quantize_linear':
@@ -289,9 +336,19 @@ export function exportOnnx(pkg: Package): Uint8Array {
       case 'matmul':
         w.node({ add: 'Add', mul: 'Mul', matmul: 'MatMul' }[node.op], [input(x), input(b1)], [names[out]!]);
         break;
-      case 'clip':
-        w.node('Identity', [clipFloat(input(x), min, max)], [names[out]!]);
+      case 'clip': {
+        const dtype = specs[x]!.dtype;
+        if (dtype !== 'i8' && dtype !== 'u8') {
+          w.node('Identity', [clipFloat(input(x), min, max)], [names[out]!]);
+          break;
+        }
+        // An int8 clip's bounds are integers on the quantized values (Clip takes int8 and uint8 from opset 12).
+        const [lo, hi] = dtype === 'u8' ? [0, 255] : [-128, 127];
+        const bound = (v: number, fallback: number, hint: string): string =>
+          w.constant(hint, dtype, [], [Number.isFinite(v) ? Math.min(Math.max(v, lo), hi) : fallback]);
+        w.node('Clip', [input(x), bound(min, lo, 'clip_min'), bound(max, hi, 'clip_max')], [names[out]!]);
         break;
+      }
       case 'leaky_relu':
         w.node('LeakyRelu', [input(x)], [names[out]!], [float('alpha', numberAttr(node, 'alpha', 0.01))]);
         break;
@@ -307,8 +364,25 @@ export function exportOnnx(pkg: Package): Uint8Array {
         w.node('Concat', node.inputs.map(input), [names[out]!], [int('axis', numberAttr(node, 'axis', 0))]);
         break;
       case 'reshape': {
-        const shape = w.constant('shape', 'i64', [specs[out]!.shape.length], specs[out]!.shape);
+        // A reshape that keeps dimension 0 (the batch) writes -1 there, so the model runs at any batch.
+        const target = [...specs[out]!.shape];
+        if (target[0] === specs[x]!.shape[0] && !target.includes(-1)) target[0] = -1;
+        const shape = w.constant('shape', 'i64', [target.length], target);
         w.node('Reshape', [input(x), shape], [names[out]!]);
+        break;
+      }
+      case 'channel_shuffle': {
+        // [batch, ..., groups, channels / groups] -> swap the last two axes -> back to [batch, ..., channels].
+        const shape = specs[x]!.shape;
+        const groups = numberAttr(node, 'groups', 1);
+        const channels = shape[shape.length - 1]!;
+        const split = [-1, ...shape.slice(1, -1), groups, channels / groups];
+        const perm = [...split.keys()];
+        [perm[split.length - 2], perm[split.length - 1]] = [perm[split.length - 1]!, perm[split.length - 2]!];
+        const grouped = w.op('Reshape', [input(x), w.constant('shape', 'i64', [split.length], split)]);
+        const swapped = w.op('Transpose', [grouped], [ints('perm', perm)]);
+        const back = [-1, ...shape.slice(1)];
+        w.node('Reshape', [swapped, w.constant('shape', 'i64', [back.length], back)], [names[out]!]);
         break;
       }
       case 'transpose':
