@@ -11,8 +11,10 @@ import type { KeyObject } from 'node:crypto';
 
 import { WhittleError } from '../../native/whittle-error.js';
 import {
+  frameOrder,
   type FrameTensor,
   frameWriter,
+  imageShape,
   type ImagePreprocessing,
   PreprocessingError,
 } from '../camera/preprocess.js';
@@ -93,12 +95,7 @@ function inputWriter(
   if (manifest.inputs.length !== 1)
     throw new PackageModelError(`the model has ${manifest.inputs.length} inputs; a camera feeds one`);
   const { width: w, height: h, channels: c } = image;
-  const expected: Record<string, number[] | undefined> = {
-    NHWC: [1, h, w, c],
-    NCHW: [1, c, h, w],
-    NC: [1, h * w * c],
-  };
-  const shape = expected[input.layout];
+  const shape = imageShape(input.layout, image);
   if (shape === undefined)
     throw new PackageModelError(
       `input "${input.name}" has layout ${input.layout}; a camera feeds NHWC, NCHW or NC`,
@@ -116,8 +113,7 @@ function inputWriter(
     std: image.std,
     ...(image.resize ? { resize: image.resize } : {}),
     ...(image.cropFraction !== undefined ? { cropFraction: image.cropFraction } : {}),
-    // NC flattens the frame as the camera delivers it, interleaved like NHWC.
-    layout: input.layout === 'NCHW' ? 'NCHW' : 'NHWC',
+    layout: frameOrder(input.layout),
   };
   let write: (frame: Uint8Array, out: FrameTensor) => void;
   try {

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { ImagePreprocessing } from '../../agent/package/manifest.js';
 import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
 import { loadDataset } from '../../optimize/datasets/dataset-spec.js';
-import { evaluatePackage } from '../../optimize/evaluate-package.js';
+import { evaluatePackage, packageImageInput, packageImageSize } from '../../optimize/evaluate-package.js';
 import { fixedPointPackage } from '../../optimize/package/fixed-point.js';
 import { probeFromTestSet } from '../../optimize/package/probe.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../optimize/package/writer.js';
@@ -77,7 +77,8 @@ export function quantizeCommand(args: string[]): number {
   const testImages = count(values['test-images'], '--test-images', Number.MAX_SAFE_INTEGER);
 
   const fp32 = readPackageFile(source, { allowUnsigned: true, cpuFamily: null });
-  const dataset = loadDataset(values.calibration);
+  // An image folder is loaded at the package's own input size and channels.
+  const dataset = loadDataset(values.calibration, { folder: packageImageSize(fp32) });
   const train = dataset.train;
   const test = dataset.test ?? train;
   // The trainer feeds pixels / 255 (optimize/datasets/batches.ts), so a package without preprocessing of
@@ -101,7 +102,7 @@ export function quantizeCommand(args: string[]): number {
   };
 
   const started = Date.now();
-  const calibration = calibrationFromImages(train, calibrationImages, preprocessing);
+  const calibration = calibrationFromImages(train, calibrationImages, packageImageInput(withMeta, train));
   const naming = {
     ...(values.id ? { modelId: values.id } : {}),
     ...(values.version ? { version: values.version } : {}),
