@@ -320,7 +320,11 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
   const one = (value: string | undefined, fallback: number, flag: string): number =>
     value === undefined ? fallback : positiveIntegers(value, flag)[0]!;
   const options: ModelBenchOptions = {
-    models: choices(values.models ?? Object.keys(BENCH_MODELS).join(','), Object.keys(BENCH_MODELS), '--models'),
+    models: choices(
+      values.models ?? Object.keys(BENCH_MODELS).join(','),
+      Object.keys(BENCH_MODELS),
+      '--models',
+    ),
     formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
     batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
     threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
@@ -329,7 +333,9 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
     seed: one(values.seed, 1, '--seed'),
     onProgress: (line) => process.stderr.write(`${line}\n`),
   };
-  process.stderr.write(`models: Whittle vs ONNX Runtime ${ort.env.versions.common}, ${options.rounds} rounds\n`);
+  process.stderr.write(
+    `models: Whittle vs ONNX Runtime ${ort.env.versions.common}, ${options.rounds} rounds\n`,
+  );
   process.stderr.write(`machine: ${machine}\n`);
   const report = await runModelBench(options);
   console.log(values.json ? JSON.stringify(report, null, 2) : formatModelTable(report));

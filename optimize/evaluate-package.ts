@@ -13,8 +13,8 @@ import { parseArgs } from 'node:util';
 import {
   frameOrder,
   frameWriter,
-  imageShape,
   type ImagePreprocessing as FramePreprocessing,
+  imageShape,
 } from '../agent/camera/preprocess.js';
 import { type Package, readPackageFile } from '../agent/package/reader.js';
 import { Model } from '../agent/runtime/model.js';
@@ -55,7 +55,10 @@ export function imageInput(
   );
   const out = new Float32Array(count * per);
   for (let i = 0; i < count; i++)
-    write(set.pixels.subarray((start + i) * per, (start + i + 1) * per), out.subarray(i * per, (i + 1) * per));
+    write(
+      set.pixels.subarray((start + i) * per, (start + i + 1) * per),
+      out.subarray(i * per, (i + 1) * per),
+    );
   return out;
 }
 
@@ -72,7 +75,9 @@ export function packageImageInput(pkg: Package, set: ImageSet): ImageInputPrepro
   const fits =
     set.channels === 1
       ? elements(shape.slice(1)) === imageBytes(set)
-      : set.channels === 3 && expected !== undefined && expected.slice(1).join(',') === shape.slice(1).join(',');
+      : set.channels === 3 &&
+        expected !== undefined &&
+        expected.slice(1).join(',') === shape.slice(1).join(',');
   if (!fits)
     throw new DatasetError(
       `${manifest.model.id} takes inputs of shape [${shape.join(', ')}] in layout ${input.layout} but ` +

@@ -14,8 +14,8 @@ import {
   frameOrder,
   type FrameTensor,
   frameWriter,
-  imageShape,
   type ImagePreprocessing,
+  imageShape,
   PreprocessingError,
 } from '../camera/preprocess.js';
 import type { CpuFamily, Manifest } from '../package/manifest.js';

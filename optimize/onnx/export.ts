@@ -113,7 +113,11 @@ export interface OnnxExportOptions {
 function uint8Activations(pkg: Package, specs: readonly TensorSpec[]): TensorSpec[] {
   return specs.map((spec, t) =>
     spec.dtype === 'i8' && pkg.constants[t] === undefined && spec.quant?.scale.length === 1
-      ? { ...spec, dtype: 'u8', quant: { ...spec.quant, zeroPoint: spec.quant.zeroPoint.map((z) => z + 128) } }
+      ? {
+          ...spec,
+          dtype: 'u8',
+          quant: { ...spec.quant, zeroPoint: spec.quant.zeroPoint.map((z) => z + 128) },
+        }
       : spec,
   );
 }
@@ -186,7 +190,6 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
     return w.op('Clip', [x, lo, hi]);
   };
   const toNchw = (x: string): string => w.op('Transpose', [x], [ints('perm', [0, 3, 1, 2])], 'to_nchw');
-  const toNhwc = (x: string): string => w.op('Transpose', [x], [ints('perm', [0, 2, 3, 1])], 'to_nhwc');
   const convAttrs = (node: ManifestNode, kernel: number[]): AttributeProto[] => [
     ints('kernel_shape', kernel),
     ints('strides', intsAttr(node, 'strides', [1, 1])),

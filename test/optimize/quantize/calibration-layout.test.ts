@@ -114,10 +114,13 @@ describe('calibration of a 3-channel ONNX model from an image folder', () => {
       console.log = log;
     }
     const int8 = readPackageFile(out, { allowUnsigned: true, cpuFamily: null });
-    const reference = readPackage(writePackage(quantizePackage(fp32, expected).content, bundledSigningKey()), {
-      allowUnsigned: true,
-      cpuFamily: null,
-    });
+    const reference = readPackage(
+      writePackage(quantizePackage(fp32, expected).content, bundledSigningKey()),
+      {
+        allowUnsigned: true,
+        cpuFamily: null,
+      },
+    );
     const quantization = (pkg: Package): unknown[] =>
       pkg.manifest.tensors.map((t) => [t.name, t.dtype, t.quant ?? null]);
     assert.deepEqual(quantization(int8), quantization(reference));
@@ -129,7 +132,10 @@ describe('calibration of a 3-channel ONNX model from an image folder', () => {
     const input = fp32.manifest.inputs[0]!;
     const swapped: Package = {
       ...fp32,
-      manifest: { ...fp32.manifest, inputs: [{ ...input, layout: input.layout === 'NCHW' ? 'NHWC' : 'NCHW' }] },
+      manifest: {
+        ...fp32.manifest,
+        inputs: [{ ...input, layout: input.layout === 'NCHW' ? 'NHWC' : 'NCHW' }],
+      },
     };
     assert.throws(() => packageImageInput(swapped, set), {
       name: DatasetError.name,
