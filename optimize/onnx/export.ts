@@ -416,6 +416,8 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
       tensorType: { elemType: ELEM[spec.dtype], shape: { dim: spec.shape.map((d) => ({ dimValue: d })) } },
     },
   });
+  const used = new Set(w.nodes.flatMap((n) => n.input ?? []));
+  const outputNames = new Set(outputs.map((o) => o.name));
   const proto = onnx.ModelProto.create({
     irVersion: 7,
     producerName: 'whittle',
@@ -423,7 +425,8 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
     graph: {
       name: manifest.model.id,
       node: w.nodes,
-      initializer: w.initializers,
+      // A constant written in another layout (int8 conv weights as OIHW) leaves its original unused.
+      initializer: w.initializers.filter((t) => used.has(t.name!) || outputNames.has(t.name!)),
       input: manifest.inputs.map((i) => valueInfo(i.name, specs[i.tensor]!)),
       output: outputs.map((o) => valueInfo(o.name, specs[o.tensor]!)),
     },

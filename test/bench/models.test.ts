@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 
 import * as ort from 'onnxruntime-node';
 
+import { Model } from '../../agent/runtime/model.js';
 import { BenchArgumentError } from '../../bench/kernels.js';
 import { benchPackages, modelsCommand, runModelBench } from '../../bench/models.js';
 import { exportOnnx } from '../../optimize/onnx/export.js';
@@ -77,6 +78,21 @@ describe('bench models', () => {
     assert.equal(ops.filter((op) => op === 'QLinearConv').length, 2, ops.join(', '));
     assert.equal(ops.filter((op) => op === 'QGemm').length, 3, ops.join(', '));
     assert.ok(!ops.includes('Conv') && !ops.includes('Gemm'), `float layers left: ${ops.join(', ')}`);
+
+    // The uint8-activation export computes what the package stores as int8, and so does the export as
+    // stored: both agree with Whittle's runtime on the same input.
+    const input = Float32Array.from({ length: 28 * 28 }, (_, i) => Math.sin(i) * 2);
+    const model = Model.fromPackage(int8);
+    const shape = model.specs[int8.manifest.inputs[0]!.tensor]!.shape;
+    const ours = model.run([input])[0]!.data;
+    for (const activations of ['u8', 'as-stored'] as const) {
+      const session = await ort.InferenceSession.create(exportOnnx(int8, { activations }));
+      const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', input, shape) };
+      const theirs = (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
+      await session.release();
+      const diff = Math.max(...Array.from(ours, (v, i) => Math.abs(v - theirs[i]!)));
+      assert.ok(diff < 0.05, `${activations}: max |diff| ${diff}`);
+    }
   });
 
   test('bad options are refused with BenchArgumentError, and the CLI answers with one line and exit 2', async () => {
