@@ -22,7 +22,7 @@ import { loadSigningKey } from './signing-key.js';
 
 export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  post-training quantization of an fp32 package:
                         --format int8 (default) | fixed16 | fixed8 (per-layer dynamic fixed point); DATA as
-                        for train; --images N calibration images (1000), --test-images N for the recorded
+                        for train (a folder is read at the package's input size and channels); --images N calibration images (1000), --test-images N for the recorded
                         accuracy (all), --key KEY | --bundled-key, --id, --version, --name
 `;
 

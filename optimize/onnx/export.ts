@@ -1,7 +1,9 @@
 // Package -> ONNX model, so ONNX Runtime (or any ONNX tool) can run and cross-check a compressed model.
 // fp32-valued formats (binary, ternary, codebook, sparse, fixed point, hashed) export their weights expanded
 // to fp32 — ONNX has no such storage — and compute the same function; int8 layers export as QDQ
-// (DequantizeLinear -> float op -> QuantizeLinear), which ONNX Runtime fuses into its integer kernels.
+// (DequantizeLinear -> float op -> QuantizeLinear), which ONNX Runtime fuses into its integer kernels: the
+// int8 layers' layout changes run on the integer tensors, outside that pattern, and `activations: 'u8'`
+// writes the activations as uint8, the type ONNX Runtime's x86 fusion takes.
 // NHWC convolution and pooling are wrapped in Transposes to ONNX's NCHW.
 import { type DecodedTensor, toFloat32 } from '../../agent/package/encodings.js';
 import type { ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
