@@ -86,6 +86,51 @@ class OnnxGraphWriter {
   constant(hint: string, dtype: keyof typeof ELEM, dims: number[], values: ArrayLike<number>): string {
     return this.initializer(this.fresh(hint), dtype, dims, values);
   }
+
+  /** Removes each pair of Transposes that undo each other (NCHW -> NHWC ... -> NCHW between two layers),
+   * head-on or with only elementwise ops between them (a ReLU, a clip), which then run in the other
+   * layout; each output on the way must feed only the next node and none may be a graph output. A reader
+   * then sees the NCHW graph a framework would have written. */
+  cancelTransposes(graphOutputs: ReadonlySet<string>): void {
+    const elementwise = new Set(['Clip', 'Relu', 'LeakyRelu', 'Sigmoid', 'Identity']);
+    const perm = (n: NodeProto | undefined): number[] | undefined =>
+      n?.opType === 'Transpose' ? n.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number) : undefined;
+    for (;;) {
+      const producer = new Map<string, NodeProto>();
+      const consumers = new Map<string, number>();
+      for (const n of this.nodes) {
+        for (const o of n.output ?? []) producer.set(o, n);
+        for (const i of n.input ?? []) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+      }
+      const private_ = (n: NodeProto): boolean =>
+        consumers.get(n.output![0]!) === 1 && !graphOutputs.has(n.output![0]!);
+      let found: { first: NodeProto; between: NodeProto[]; second: NodeProto } | undefined;
+      for (const second of this.nodes) {
+        const q = perm(second);
+        if (q === undefined || graphOutputs.has(second.output![0]!)) continue;
+        const between: NodeProto[] = [];
+        let n = producer.get(second.input?.[0] ?? '');
+        while (n && elementwise.has(n.opType ?? '') && private_(n)) {
+          between.unshift(n);
+          n = producer.get(n.input?.[0] ?? '');
+        }
+        const p = perm(n);
+        if (p && p.length === q.length && q.every((axis, i) => p[axis] === i) && private_(n!)) {
+          found = { first: n!, between, second };
+          break;
+        }
+      }
+      if (found === undefined) return;
+      const { first, between, second } = found;
+      const from = second.output![0]!;
+      // The chain now starts from the first Transpose's input and ends where the second one's output was read.
+      const to = between.length === 0 ? first.input![0]! : between[between.length - 1]!.output![0]!;
+      if (between.length > 0) between[0]!.input = [first.input![0]!, ...between[0]!.input!.slice(1)];
+      this.nodes.splice(this.nodes.indexOf(second), 1);
+      this.nodes.splice(this.nodes.indexOf(first), 1);
+      for (const n of this.nodes) n.input = n.input?.map((i) => (i === from ? to : i));
+    }
+  }
 }
 
 const ints = (name: string, values: number[]): AttributeProto => ({ name, type: 7, ints: values });
@@ -418,8 +463,9 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
       tensorType: { elemType: ELEM[spec.dtype], shape: { dim: spec.shape.map((d) => ({ dimValue: d })) } },
     },
   });
-  const used = new Set(w.nodes.flatMap((n) => n.input ?? []));
   const outputNames = new Set(outputs.map((o) => o.name));
+  w.cancelTransposes(outputNames);
+  const used = new Set(w.nodes.flatMap((n) => n.input ?? []));
   const proto = onnx.ModelProto.create({
     irVersion: 7,
     producerName: 'whittle',

@@ -58,8 +58,16 @@ describe('bench models', () => {
   });
 
   test('the int8 peer is the QDQ export of the int8 package, run by ONNX Runtime on integer kernels', async () => {
-    const { int8 } = await benchPackages('lenet5', 1);
+    const { source, int8 } = await benchPackages('lenet5', 1);
     assert.ok(int8.manifest.nodes.some((n) => n.op === 'qconv2d'));
+    // The NHWC packages export as NCHW graphs: only the input's and the flatten's layout changes are left
+    // on activations (the ReLUs and pools between the convolutions run NCHW).
+    for (const pkg of [source, int8]) {
+      const graph = onnx.ModelProto.decode(exportOnnx(pkg)).graph!;
+      const constants = new Set(graph.initializer!.map((t) => t.name));
+      const transposes = graph.node!.filter((n) => n.opType === 'Transpose' && !constants.has(n.input![0]));
+      assert.equal(transposes.length, 2, graph.node!.map((n) => n.opType).join(' '));
+    }
     const dir = mkdtempSync(join(tmpdir(), 'whittle-models-test-'));
     let ops: string[];
     try {
