@@ -75,6 +75,14 @@ export ELECTRON_SKIP_BINARY_DOWNLOAD=1 ONNXRUNTIME_NODE_INSTALL=skip
 lock_hash=$(sha256sum package-lock.json package.json | sha256sum | cut -c1-64)
 stamp=node_modules/.whittle-install-stamp
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+  # A worktree sharing another checkout's install through a link: npm ci would empty the linked directory
+  # (every checkout sharing it loses its dependencies) before installing a copy here.
+  if [ -L node_modules ]; then
+    echo "whittle setup: node_modules links to $(readlink node_modules), installed for another package.json or" >&2
+    echo "package-lock.json than this checkout's; npm ci through the link would empty it. Run npm run setup" >&2
+    echo "where it points, or replace the link with this checkout's own install (rm node_modules; npm run setup)." >&2
+    exit 1
+  fi
   echo "whittle setup: npm ci"
   npm ci --no-audit --no-fund
   echo "$lock_hash" >"$stamp"
