@@ -3,7 +3,7 @@
 // (fixed-point words where the layer carries activation fractional lengths, fixed-point-layer.ts).
 // Layouts: conv2d on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
 import { expect, input, numberAttr, pick } from '../attributes.js';
-import type { Executor, OpDefinition, PrepareContext } from '../executor.js';
+import type { Executor, ExecutorFactory, OpDefinition, PrepareContext } from '../executor.js';
 import { fixedPointLayer } from '../fixed-point-layer.js';
 import { conv2dF32 } from '../reference-ops/conv.js';
 import {
@@ -15,7 +15,25 @@ import { fullyConnected } from '../reference-ops/matmul.js';
 import { elements } from '../tensor.js';
 import { convGeometry } from '../window.js';
 
-const FLOAT_WEIGHT_FORMATS = ['f32', 'binary', 'ternary', 'sparse', 'codebook', 'hashed'] as const;
+/** A layer's executor per weight format: fp32 activations over the expanded weights, xnor with its input
+ * binarized too, fixed16 / fixed8 in fixed point. In the order the benchmark reports the formats. */
+function weightFormatExecutors(
+  float: (binarizeInput: boolean) => ExecutorFactory,
+  fixedPoint: ExecutorFactory,
+): OpDefinition['executors'] {
+  const plain = float(false);
+  return {
+    f32: plain,
+    fixed16: fixedPoint,
+    fixed8: fixedPoint,
+    binary: plain,
+    xnor: float(true),
+    ternary: plain,
+    sparse: plain,
+    codebook: plain,
+    hashed: plain,
+  };
+}
 
 function floatConvExecutor(binarizeInput: boolean) {
   return (context: PrepareContext): Executor => {
@@ -117,12 +135,7 @@ const conv2d: OpDefinition = {
     return [{ dtype: 'f32', shape: [g.batch, g.outH, g.outW, g.outC] }];
   },
   macs: (node, inputs, outputs) => elements(outputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
-  executors: {
-    ...Object.fromEntries(FLOAT_WEIGHT_FORMATS.map((f) => [f, floatConvExecutor(false)])),
-    fixed16: fixedPointConvExecutor,
-    fixed8: fixedPointConvExecutor,
-    xnor: floatConvExecutor(true),
-  },
+  executors: weightFormatExecutors(floatConvExecutor, fixedPointConvExecutor),
 };
 
 const fullyConnectedOp: OpDefinition = {
@@ -146,12 +159,7 @@ const fullyConnectedOp: OpDefinition = {
     return [{ dtype: 'f32', shape: [batch, w.shape[0]!] }];
   },
   macs: (_node, inputs, outputs) => elements(outputs[0]!.shape) * inputs[1]!.shape[1]!,
-  executors: {
-    ...Object.fromEntries(FLOAT_WEIGHT_FORMATS.map((f) => [f, floatFcExecutor(false)])),
-    fixed16: fixedPointFcExecutor,
-    fixed8: fixedPointFcExecutor,
-    xnor: floatFcExecutor(true),
-  },
+  executors: weightFormatExecutors(floatFcExecutor, fixedPointFcExecutor),
 };
 
 export const CONV_OPS = { conv2d, fully_connected: fullyConnectedOp } satisfies Record<string, OpDefinition>;

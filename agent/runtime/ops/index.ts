@@ -7,9 +7,10 @@
 // the runtime prepares nodes with (OPS: model.ts, unsupportedNodes), the benchmark's compressed formats
 // (bench/format-layers.ts) and the native-against-reference tests all come from this list, so a native
 // factory added to NATIVE_EXECUTORS runs, is benchmarked and is tested without another list to edit.
+import type { Format as FormatKernelName } from '../../../native/formats.js';
 import type { NumberFormat } from '../../package/manifest.js';
 import type { ExecutorFactory, NativeFactory, OpDefinition } from '../executor.js';
-import { NATIVE_EXECUTORS, nativeAvailable } from '../native-executors.js';
+import { formatKernelName, NATIVE_EXECUTORS, nativeAvailable } from '../native-executors.js';
 import { CONV_OPS } from './conv.js';
 import { ELEMENTWISE_OPS } from './elementwise.js';
 import { LAYOUT_OPS } from './layout.js';
@@ -74,3 +75,10 @@ export const OPS: Readonly<Record<string, OpDefinition>> = Object.fromEntries(
     },
   ]),
 );
+
+/** The compressed weight formats whose conv2d layers run on a native kernel of their own, by the kernels'
+ * names (native/formats.ts FORMAT_LAYERS), in registry order: what bench/format-layers.ts measures. */
+export const NATIVE_FORMAT_KERNELS: readonly FormatKernelName[] = EXECUTORS.flatMap((entry) => {
+  const name = entry.op === 'conv2d' && entry.native ? formatKernelName(entry.format) : undefined;
+  return name === undefined ? [] : [name];
+});
