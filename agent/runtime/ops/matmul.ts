@@ -2,7 +2,7 @@
 // matmul_integer (int32 accumulators out, ONNX MatMulInteger).
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, isInt8, needQuant, pick } from '../attributes.js';
-import type { OpDefinition } from '../executor.js';
+import type { ExecutorFactory, OpDefinition, PrepareContext } from '../executor.js';
 import { matmul, matmulShape } from '../reference-ops/matmul.js';
 import { elements, type TensorSpec } from '../tensor.js';
 import { requantizer } from './quantized-conv.js';
@@ -19,6 +19,35 @@ const matmulMacs = (
   outputs: readonly TensorSpec[],
 ): number => elements(outputs[0]!.shape) * (inputs[0]!.shape[inputs[0]!.shape.length - 1] ?? 1);
 
+/** The executor of a matrix product (zero points of quantized operands subtracted): `finish` prepares what
+ * turns each sum into an output value. */
+function matmulExecutor(
+  kernel: string,
+  finish: (context: PrepareContext) => (sum: number) => number,
+): ExecutorFactory {
+  return (context) => {
+    const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+    const value = finish(context);
+    return {
+      kernel: `reference:${kernel}`,
+      run: (inputs, outputs) => {
+        const y = outputs[0]!;
+        matmul(
+          a.shape,
+          pick(context, inputs, 0)!,
+          a.quant?.zeroPoint[0] ?? 0,
+          b.shape,
+          pick(context, inputs, 1)!,
+          b.quant?.zeroPoint[0] ?? 0,
+          (i, sum) => {
+            y[i] = value(sum);
+          },
+        );
+      },
+    };
+  };
+}
+
 const matmulOp: OpDefinition = {
   infer(node, inputs) {
     const a = input(node, inputs, 0, 'a');
@@ -27,20 +56,7 @@ const matmulOp: OpDefinition = {
     return [{ dtype: 'f32', shape: matmulInfer(node, a, b) }];
   },
   macs: matmulMacs,
-  executors: {
-    f32: (context) => {
-      const [a, b] = context.inputs as [TensorSpec, TensorSpec];
-      return {
-        kernel: 'reference:matmul_f32',
-        run: (inputs, outputs) => {
-          const y = outputs[0]!;
-          matmul(a.shape, pick(context, inputs, 0)!, 0, b.shape, pick(context, inputs, 1)!, 0, (i, sum) => {
-            y[i] = sum;
-          });
-        },
-      };
-    },
-  },
+  executors: { f32: matmulExecutor('matmul_f32', () => (sum) => sum) },
 };
 
 const qmatmul: OpDefinition = {
@@ -61,27 +77,11 @@ const qmatmul: OpDefinition = {
   },
   macs: matmulMacs,
   executors: {
-    int8: (context) => {
+    int8: matmulExecutor('qmatmul_int8', (context) => {
       const [a, b] = context.inputs as [TensorSpec, TensorSpec];
       const requantize = requantizer(context.node, a, b, context.outputs[0]!);
-      return {
-        kernel: 'reference:qmatmul_int8',
-        run: (inputs, outputs) => {
-          const y = outputs[0]!;
-          matmul(
-            a.shape,
-            pick(context, inputs, 0)!,
-            a.quant!.zeroPoint[0]!,
-            b.shape,
-            pick(context, inputs, 1)!,
-            b.quant!.zeroPoint[0]!,
-            (i, sum) => {
-              y[i] = requantize(sum | 0, 0);
-            },
-          );
-        },
-      };
-    },
+      return (sum) => requantize(sum | 0, 0);
+    }),
   },
 };
 
@@ -93,28 +93,7 @@ const matmulIntegerOp: OpDefinition = {
     return [{ dtype: 'i32', shape: matmulInfer(node, a, b) }];
   },
   macs: matmulMacs,
-  executors: {
-    int8: (context) => {
-      const [a, b] = context.inputs as [TensorSpec, TensorSpec];
-      return {
-        kernel: 'reference:matmul_integer_int8',
-        run: (inputs, outputs) => {
-          const y = outputs[0]!;
-          matmul(
-            a.shape,
-            pick(context, inputs, 0)!,
-            a.quant?.zeroPoint[0] ?? 0,
-            b.shape,
-            pick(context, inputs, 1)!,
-            b.quant?.zeroPoint[0] ?? 0,
-            (i, sum) => {
-              y[i] = sum | 0;
-            },
-          );
-        },
-      };
-    },
-  },
+  executors: { int8: matmulExecutor('matmul_integer_int8', () => (sum) => sum | 0) },
 };
 
 export const MATMUL_OPS = {

@@ -11,7 +11,7 @@ import {
   scalarOrChannel,
   stringAttr,
 } from '../attributes.js';
-import type { OpDefinition } from '../executor.js';
+import type { ExecutorFactory, OpDefinition } from '../executor.js';
 import { quantizeMultiplier, requantizeGemmlowp } from '../number/requantization.js';
 import { roundHalfEven } from '../number/rounding.js';
 import { intRange, saturate } from '../number/saturation.js';
@@ -20,8 +20,7 @@ import { fullyConnected } from '../reference-ops/matmul.js';
 import { elements, type TensorSpec } from '../tensor.js';
 import { convGeometry } from '../window.js';
 
-// Requantization of integer accumulators to an int8/uint8 output.
-
+/** Requantization of an integer accumulator of output channel o to an int8/uint8 output. */
 type Requantize = (accumulator: number, o: number) => number;
 
 export function requantizer(node: ManifestNode, x: TensorSpec, w: TensorSpec, y: TensorSpec): Requantize {
@@ -56,7 +55,37 @@ const weightZero = (spec: TensorSpec): ((o: number) => number) => {
   return (o) => scalarOrChannel(zp, o);
 };
 
-/** Data of input i: a constant baked at prepare time, or the runtime tensor. */
+/** The int8 executor of qconv2d (bias added, requantized to the output's dtype) or conv2d_integer (the int32
+ * accumulators out). */
+function integerConvExecutor(op: 'qconv2d' | 'conv2d_integer'): ExecutorFactory {
+  return (context) => {
+    const [x, w] = context.inputs as [TensorSpec, TensorSpec];
+    const g = convGeometry(context.node, x, w);
+    const requantize = op === 'qconv2d' ? requantizer(context.node, x, w, context.outputs[0]!) : undefined;
+    const xZero = x.quant?.zeroPoint[0] ?? 0;
+    return {
+      kernel: `reference:${op}_int8`,
+      run: (inputs, outputs) => {
+        const y = outputs[0]!;
+        conv2dInteger(
+          g,
+          inputs[0]!,
+          xZero,
+          pick(context, inputs, 1)!,
+          weightZero(w),
+          requantize && (pick(context, inputs, 2) as Int32Array | undefined),
+          requantize
+            ? (index, o, acc) => {
+                y[index] = requantize(acc, o);
+              }
+            : (index, _o, acc) => {
+                y[index] = acc;
+              },
+        );
+      },
+    };
+  };
+}
 
 const qconv2d: OpDefinition = {
   infer(node, inputs, declared) {
@@ -87,31 +116,7 @@ const qconv2d: OpDefinition = {
     return [{ ...y, shape: [g.batch, g.outH, g.outW, g.outC] }];
   },
   macs: (node, inputs, outputs) => elements(outputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
-  executors: {
-    int8: (context) => {
-      const [x, w] = context.inputs as [TensorSpec, TensorSpec];
-      const g = convGeometry(context.node, x, w);
-      const requantize = requantizer(context.node, x, w, context.outputs[0]!);
-      const xZero = x.quant!.zeroPoint[0]!;
-      return {
-        kernel: 'reference:qconv2d_int8',
-        run: (inputs, outputs) => {
-          const y = outputs[0]!;
-          conv2dInteger(
-            g,
-            inputs[0]!,
-            xZero,
-            pick(context, inputs, 1)!,
-            weightZero(w),
-            pick(context, inputs, 2) as Int32Array | undefined,
-            (index, o, acc) => {
-              y[index] = requantize(acc, o);
-            },
-          );
-        },
-      };
-    },
-  },
+  executors: { int8: integerConvExecutor('qconv2d') },
 };
 
 const conv2dIntegerOp: OpDefinition = {
@@ -123,30 +128,7 @@ const conv2dIntegerOp: OpDefinition = {
     return [{ dtype: 'i32', shape: [g.batch, g.outH, g.outW, g.outC] }];
   },
   macs: (node, inputs, outputs) => elements(outputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
-  executors: {
-    int8: (context) => {
-      const [x, w] = context.inputs as [TensorSpec, TensorSpec];
-      const g = convGeometry(context.node, x, w);
-      const xZero = x.quant?.zeroPoint[0] ?? 0;
-      return {
-        kernel: 'reference:conv2d_integer_int8',
-        run: (inputs, outputs) => {
-          const y = outputs[0]!;
-          conv2dInteger(
-            g,
-            inputs[0]!,
-            xZero,
-            pick(context, inputs, 1)!,
-            weightZero(w),
-            undefined,
-            (index, _o, acc) => {
-              y[index] = acc;
-            },
-          );
-        },
-      };
-    },
-  },
+  executors: { int8: integerConvExecutor('conv2d_integer') },
 };
 
 const qfullyConnected: OpDefinition = {
