@@ -51,3 +51,9 @@ export interface OpDefinition {
   ): number;
   executors: Partial<Record<NumberFormat, ExecutorFactory>>;
 }
+
+/** The same executor for fp32 and int8 tensors (ops that only move data, or compute in the input's dtype). */
+export const f32AndInt8 = (factory: ExecutorFactory): OpDefinition['executors'] => ({
+  f32: factory,
+  int8: factory,
+});

@@ -2,7 +2,7 @@
 // leaky_relu and sigmoid.
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, numberAttr, pick } from '../attributes.js';
-import type { Executor, OpDefinition, PrepareContext } from '../executor.js';
+import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
 import { binaryBroadcast, sigmoid, unary } from '../reference-ops/elementwise.js';
 import { broadcastShapes } from '../reference-ops/matmul.js';
 import { elements, type TensorSpec } from '../tensor.js';
@@ -59,7 +59,7 @@ function binaryOp(name: string, f: (a: number, b: number) => number): OpDefiniti
       return [{ dtype: a.dtype, shape }];
     },
     macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
-    executors: { f32: run, int8: run },
+    executors: f32AndInt8(run),
   };
 }
 
@@ -83,7 +83,7 @@ function unaryOp(
       return [{ ...x, shape: [...x.shape] }];
     },
     macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
-    executors: { f32: run, int8: run },
+    executors: f32AndInt8(run),
   };
 }
 

@@ -1,7 +1,7 @@
 // Ops that move data rather than compute it (concat, reshape, identity, transpose, channel_shuffle), and
 // softmax along an axis, as reference-ops/layout.ts groups them.
 import { expect, input, intAttr, intsAttr, normalizeAxis, pick } from '../attributes.js';
-import type { Executor, OpDefinition, PrepareContext } from '../executor.js';
+import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
 import { channelShuffle, concat, softmax, transpose, transposeShape } from '../reference-ops/layout.js';
 import { elements, type TensorSpec } from '../tensor.js';
 
@@ -31,25 +31,20 @@ const concatOp: OpDefinition = {
     return [{ ...first, shape }];
   },
   macs: () => 0,
-  executors: Object.fromEntries(
-    (['f32', 'int8'] as const).map((format) => [
-      format,
-      (context: PrepareContext): Executor => {
-        const specs = context.inputs as TensorSpec[];
-        const axis = normalizeAxis(context.node, intAttr(context.node, 'axis', 0), specs[0]!.shape.length);
-        return {
-          kernel: `reference:concat_${format}`,
-          run: (inputs, outputs) =>
-            concat(
-              specs.map((s) => s.shape),
-              axis,
-              specs.map((_, i) => pick(context, inputs, i)!),
-              outputs[0]!,
-            ),
-        };
-      },
-    ]),
-  ),
+  executors: f32AndInt8((context) => {
+    const specs = context.inputs as TensorSpec[];
+    const axis = normalizeAxis(context.node, intAttr(context.node, 'axis', 0), specs[0]!.shape.length);
+    return {
+      kernel: `reference:concat_${context.format}`,
+      run: (inputs, outputs) =>
+        concat(
+          specs.map((s) => s.shape),
+          axis,
+          specs.map((_, i) => pick(context, inputs, i)!),
+          outputs[0]!,
+        ),
+    };
+  }),
 };
 
 function copyExecutor(name: string) {
@@ -83,13 +78,13 @@ const reshape: OpDefinition = {
     return [{ ...x, shape }];
   },
   macs: () => 0,
-  executors: { f32: copyExecutor('reshape'), int8: copyExecutor('reshape') },
+  executors: f32AndInt8(copyExecutor('reshape')),
 };
 
 const identity: OpDefinition = {
   infer: (node, inputs) => [{ ...input(node, inputs, 0, 'x') }],
   macs: () => 0,
-  executors: { f32: copyExecutor('identity'), int8: copyExecutor('identity') },
+  executors: f32AndInt8(copyExecutor('identity')),
 };
 
 const transposeOp: OpDefinition = {
@@ -104,19 +99,14 @@ const transposeOp: OpDefinition = {
     return [{ ...x, shape: transposeShape(x.shape, perm) }];
   },
   macs: () => 0,
-  executors: Object.fromEntries(
-    (['f32', 'int8'] as const).map((format) => [
-      format,
-      (context: PrepareContext): Executor => {
-        const x = context.inputs[0]!;
-        const perm = intsAttr(context.node, 'perm', x.shape.length, [...x.shape.keys()].reverse());
-        return {
-          kernel: `reference:transpose_${format}`,
-          run: (inputs, outputs) => transpose(x.shape, perm, pick(context, inputs, 0)!, outputs[0]!),
-        };
-      },
-    ]),
-  ),
+  executors: f32AndInt8((context) => {
+    const x = context.inputs[0]!;
+    const perm = intsAttr(context.node, 'perm', x.shape.length, [...x.shape.keys()].reverse());
+    return {
+      kernel: `reference:transpose_${context.format}`,
+      run: (inputs, outputs) => transpose(x.shape, perm, pick(context, inputs, 0)!, outputs[0]!),
+    };
+  }),
 };
 
 const softmaxOp: OpDefinition = {
@@ -154,21 +144,16 @@ const channelShuffleOp: OpDefinition = {
     return [{ ...x, shape: [...x.shape] }];
   },
   macs: () => 0,
-  executors: Object.fromEntries(
-    (['f32', 'int8'] as const).map((format) => [
-      format,
-      (context: PrepareContext): Executor => {
-        const x = context.inputs[0]!;
-        const groups = intAttr(context.node, 'groups', 1, 1);
-        const channels = x.shape[x.shape.length - 1]!;
-        return {
-          kernel: `reference:channel_shuffle_${format}`,
-          run: (inputs, outputs) =>
-            channelShuffle(elements(x.shape) / channels, groups, channels / groups, inputs[0]!, outputs[0]!),
-        };
-      },
-    ]),
-  ),
+  executors: f32AndInt8((context) => {
+    const x = context.inputs[0]!;
+    const groups = intAttr(context.node, 'groups', 1, 1);
+    const channels = x.shape[x.shape.length - 1]!;
+    return {
+      kernel: `reference:channel_shuffle_${context.format}`,
+      run: (inputs, outputs) =>
+        channelShuffle(elements(x.shape) / channels, groups, channels / groups, inputs[0]!, outputs[0]!),
+    };
+  }),
 };
 
 /** Index of the channel (along quant.axis) of each element, or null for per-tensor quantization. */

@@ -1,6 +1,6 @@
 // Pooling over NHWC activations: max_pool and avg_pool (fp32 or int8 / uint8) and global_avgpool (fp32).
 import { expect, input, intAttr, isInt8 } from '../attributes.js';
-import type { Executor, OpDefinition, PrepareContext } from '../executor.js';
+import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
 import { roundHalfEven } from '../number/rounding.js';
 import { averagePool, maxPool } from '../reference-ops/pool.js';
 import { elements } from '../tensor.js';
@@ -34,7 +34,7 @@ function poolOp(kind: 'max' | 'avg'): OpDefinition {
       return [{ ...x, shape: [g.batch, g.outH, g.outW, g.channels] }];
     },
     macs: (node, _inputs, outputs) => elements(outputs[0]!.shape) * elements(poolKernel(node, [1, 1])),
-    executors: { f32: run, int8: run },
+    executors: f32AndInt8(run),
   };
 }
 
