@@ -38,6 +38,7 @@ import {
   BenchArgumentError,
   calibrate,
   type Contender,
+  jsContender,
   median,
   positiveIntegers,
   timeBatch,
@@ -226,15 +227,10 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
             const group: ThreadGroup = {
               threads,
               maxAbsDiff: maxAbsDiff(ours, theirs),
-              whittle: { id: 'whittle', call: () => void model.run([input]), reps: 1, samplesUs: [] },
-              ort: {
-                id: 'ort',
-                call: async () => {
-                  await session.run(feeds);
-                },
-                reps: 1,
-                samplesUs: [],
-              },
+              whittle: jsContender('whittle', () => void model.run([input])),
+              ort: jsContender('ort', async () => {
+                await session.run(feeds);
+              }),
             };
             await calibrate(group.whittle, options.batchMs);
             await calibrate(group.ort, options.batchMs);
