@@ -28,6 +28,27 @@ static inline void qs8_c2_widen_rows(size_t rows, const int8_t* const* a_rows, s
   }
 }
 
+// The same for the indirect GEMM's rows (gemm_tile.h): A[r][k] = a_rows[r][k_offsets[k / group] + k % group];
+// k0 and len are multiples of the group.
+static inline void qs8_c2_widen_rows_indirect(size_t rows, const int8_t* const* a_rows,
+                                              const int32_t* k_offsets, size_t group, size_t k0, size_t len,
+                                              int16_t* a16) {
+  for (size_t r = 0; r < rows; r++) {
+    int16_t* dst = a16 + r * QS8_C2_A16_BLOCK;
+    for (size_t g = 0; g < len; g += group) {
+      const int8_t* src = a_rows[r] + k_offsets[(k0 + g) / group];
+      for (size_t i = 0; i < group; i++) dst[g + i] = src[i];
+    }
+  }
+}
+
+#if defined(WHITTLE_IGEMM)
+#define QS8_C2_WIDEN_ROWS(rows, k0, len, a16) \
+  qs8_c2_widen_rows_indirect(rows, a_rows, k_offsets, WHITTLE_IGEMM_GROUP, k0, len, a16)
+#else
+#define QS8_C2_WIDEN_ROWS(rows, k0, len, a16) qs8_c2_widen_rows(rows, a_rows, k0, len, a16)
+#endif
+
 // The (k, k + 1) pair of a widened row as the 32-bit lane VPMADDWD multiplies.
 static inline int32_t qs8_c2_pair(const int16_t* row, size_t k) {
   int32_t pair;
