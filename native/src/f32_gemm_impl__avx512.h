@@ -8,7 +8,8 @@
 
 // MR rows x 32 columns = 2 x MR ZMM accumulators; column tails use masked stores, and a block of at most 16
 // real columns (a layer of 16 output channels or fewer, as stems and small convolutions have) runs one ZMM
-// per row instead of computing 16 zero columns. Each lane sums in the same order either way.
+// per row instead of computing 16 zero columns (summing odd k apart: float rounding may differ from the
+// 32-column path).
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(const float), const float* w,
                          float* c, size_t c_stride, float min, float max) {
   WHITTLE_GEMM_TILE_ROWS(MR, const float, float);
@@ -20,12 +21,25 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
       const __m512 b = _mm512_loadu_ps(w);
       for (size_t r = 0; r < MR; r++) acc[r] = b;
       w += 32;
-      for (size_t k = 0; k < kc; k++) {
+      // MR chains alone would leave the FMA units waiting on their latency: odd k go to a second set.
+      __m512 acc_odd[MR];
+      for (size_t r = 0; r < MR; r++) acc_odd[r] = _mm512_setzero_ps();
+      size_t k = 0;
+      for (; k + 2 <= kc; k += 2) {
+        const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 32);
+        w += 64;
+        for (size_t r = 0; r < MR; r++) {
+          acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(*WHITTLE_GEMM_A_AT(r, k)), w0, acc[r]);
+          acc_odd[r] = _mm512_fmadd_ps(_mm512_set1_ps(*WHITTLE_GEMM_A_AT(r, k + 1)), w1, acc_odd[r]);
+        }
+      }
+      if (k < kc) {
         const __m512 w0 = _mm512_loadu_ps(w);
         w += 32;
         for (size_t r = 0; r < MR; r++)
           acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(*WHITTLE_GEMM_A_AT(r, k)), w0, acc[r]);
       }
+      for (size_t r = 0; r < MR; r++) acc[r] = _mm512_add_ps(acc[r], acc_odd[r]);
       const __mmask16 m = (__mmask16)((1u << cols) - 1);
       for (size_t r = 0; r < MR; r++) {
         _mm512_mask_storeu_ps(c_rows[r] + n0, m, _mm512_min_ps(_mm512_max_ps(acc[r], vmin), vmax));

@@ -12,8 +12,8 @@
 // still runs all rows, so the k loop has no branch: rows past mr repeat the last valid row, compute the same
 // result and write it to the same place.
 #define WHITTLE_GEMM_TILE_ROWS(rows, a_type, c_type) \
-  a_type* a_rows[rows];                              \
-  c_type* c_rows[rows];                              \
+  a_type *a_rows[rows];                              \
+  c_type *c_rows[rows];                              \
   for (size_t r = 0; r < (rows); r++) {              \
     const size_t row = r < mr ? r : mr - 1;          \
     a_rows[r] = WHITTLE_GEMM_A_ROW(row);             \
