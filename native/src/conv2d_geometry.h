@@ -226,6 +226,43 @@ static inline size_t whittle_conv2d_padded_origin(const whittle_conv2d_shape* s,
          s->input_channels;
 }
 
+// whittle_conv2d_padded_origin of consecutive output pixels m, m + 1, ... without a division per pixel: the
+// indirect GEMM drivers walk a task's pixels with it, MR at a time.
+typedef struct whittle_conv2d_origin_walk {
+  const whittle_conv2d_shape* shape;
+  const whittle_conv2d_padded_input* padded;
+  size_t output_height, output_width;
+  size_t m, ox, origin;  // the next pixel, its column and its origin
+} whittle_conv2d_origin_walk;
+
+static inline whittle_conv2d_origin_walk whittle_conv2d_origin_walk_start(
+    const whittle_conv2d_shape* s, const whittle_conv2d_padded_input* padded, size_t output_height,
+    size_t output_width, size_t m) {
+  const whittle_conv2d_origin_walk walk = {
+      s,
+      padded,
+      output_height,
+      output_width,
+      m,
+      m % output_width,
+      whittle_conv2d_padded_origin(s, padded, output_height, output_width, m)};
+  return walk;
+}
+
+// The origin of the next pixel; moves on to the one after it.
+static inline size_t whittle_conv2d_origin_walk_next(whittle_conv2d_origin_walk* walk) {
+  const size_t origin = walk->origin;
+  walk->m++;
+  if (++walk->ox < walk->output_width) {
+    walk->origin += walk->shape->stride_width * walk->shape->input_channels;
+  } else {
+    walk->ox = 0;
+    walk->origin = whittle_conv2d_padded_origin(walk->shape, walk->padded, walk->output_height,
+                                                walk->output_width, walk->m);
+  }
+  return origin;
+}
+
 // Writes the images of `input` (NHWC, elements of element_size bytes, every byte XORed with byte_flip) into
 // their place in `padded`; the border is left as it is.
 void whittle_conv2d_padded_copy(const whittle_conv2d_shape* s, const whittle_conv2d_padded_input* padded,

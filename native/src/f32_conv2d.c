@@ -212,22 +212,13 @@ static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const float* image = op->padded != NULL ? op->padded : op->input;
-  const size_t mr = op->igemm->mr, channels = s->output_channels, ow = op->output_width;
-  const size_t pixel_step = s->stride_width * s->input_channels;
+  const size_t mr = op->igemm->mr, channels = s->output_channels;
   const float* a[F32_IGEMM_MAX_MR];
-  size_t ox = begin % ow;
-  size_t origin = whittle_conv2d_padded_origin(s, &op->padded_plan, op->output_height, ow, begin);
+  whittle_conv2d_origin_walk walk =
+      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    for (size_t r = 0; r < rows; r++) {
-      a[r] = image + origin;
-      if (++ox < ow) {
-        origin += pixel_step;
-      } else {
-        ox = 0;
-        origin = whittle_conv2d_padded_origin(s, &op->padded_plan, op->output_height, ow, m0 + r + 1);
-      }
-    }
+    for (size_t r = 0; r < rows; r++) a[r] = image + whittle_conv2d_origin_walk_next(&walk);
     op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
                   op->min, op->max);
   }

@@ -189,10 +189,11 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
     // kxk convs of one group read their taps in place when the padded images and offsets fit their limits.
     const bool one_by_one = shape->kernel_height == 1 && shape->kernel_width == 1;
     if (shape->groups == 1 && !one_by_one && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
-      op->igemm = qs8_igemm_ukernel_select(level);
-    } else {
-      op->gemm = qs8_gemm_ukernel_select(level);
+      const qs8_igemm_ukernel* igemm = qs8_igemm_ukernel_select(level);
+      const size_t segment = segments_of(shape, igemm->k_align).length;
+      if (igemm->max_segment == 0 || segment <= igemm->max_segment) op->igemm = igemm;
     }
+    if (op->igemm == NULL) op->gemm = qs8_gemm_ukernel_select(level);
     const size_t nr = op->igemm != NULL ? op->igemm->nr : op->gemm->nr;
     const size_t kr = op->igemm != NULL ? op->igemm->kr : op->gemm->kr;
     const size_t k_align = op->igemm != NULL ? op->igemm->k_align : op->gemm->k_align;
@@ -329,22 +330,13 @@ static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
-  const size_t mr = op->igemm->mr, channels = s->output_channels, ow = op->output_width;
-  const size_t pixel_step = s->stride_width * s->input_channels;
+  const size_t mr = op->igemm->mr, channels = s->output_channels;
   const int8_t* a[QS8_IGEMM_MAX_MR];
-  size_t ox = begin % ow;
-  size_t origin = whittle_conv2d_padded_origin(s, &op->padded_plan, op->output_height, ow, begin);
+  whittle_conv2d_origin_walk walk =
+      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    for (size_t r = 0; r < rows; r++) {
-      a[r] = op->padded + origin;
-      if (++ox < ow) {
-        origin += pixel_step;
-      } else {
-        ox = 0;
-        origin = whittle_conv2d_padded_origin(s, &op->padded_plan, op->output_height, ow, m0 + r + 1);
-      }
-    }
+    for (size_t r = 0; r < rows; r++) a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
     op->igemm->fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
                   &op->params);
   }

@@ -91,6 +91,10 @@ typedef struct qs8_igemm_ukernel {
   qs8_igemm_ukernel_fn fn;
   uint8_t mr, nr, kr, k_align;
   bool a_unsigned;
+  // The longest segment (bytes) the operator uses this kernel for, 0 for any: the c2 kernels widen A group by
+  // group, which costs more than the GEMM's im2col once a segment is long (a kernel row of many channels,
+  // e.g. 3 x 64 in a VGG layer); such layers keep the GEMM of the same ISA.
+  uint16_t max_segment;
 } qs8_igemm_ukernel;
 
 typedef struct qs8_dwconv_ukernel {

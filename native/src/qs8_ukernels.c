@@ -48,8 +48,8 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1 }
-#define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned) \
-  { #name, isa, name, mr, nr, kr, k_align, a_unsigned }
+#define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment) \
+  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment }
 #define DWCONV(name, isa, cb) \
   { #name, isa, name, cb }
 
@@ -77,17 +77,17 @@ const size_t qs8_gemm_ukernel_count = sizeof(qs8_gemm_ukernels) / sizeof(qs8_gem
 // The same kernels as the GEMM list, reading A in place (qs8_igemm_ukernel_fn).
 const qs8_igemm_ukernel qs8_igemm_ukernels[] = {
 #if defined(__x86_64__)
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true),
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false),
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true, 0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false, 64),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false, 64),
 #endif
 #if defined(__aarch64__)
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false, 0),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false, 0),
 #endif
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, 0),
 };
 const size_t qs8_igemm_ukernel_count = sizeof(qs8_igemm_ukernels) / sizeof(qs8_igemm_ukernels[0]);
 
