@@ -1,14 +1,16 @@
 // ONNX -> Whittle package content. Each ONNX node becomes IR nodes of agent/runtime/ops.ts; convolution
 // and pooling run NHWC, so they are wrapped in layout transposes (NCHW <-> NHWC) that cancel between
-// consecutive NHWC ops. Shapes are inferred with the runtime's own op definitions while the graph is built,
+// consecutive NHWC ops; the compile pass (agent/runtime/compile/) then sinks the rest through the
+// layout-agnostic ops between them, declares an image input NHWC, and fuses activations into the layers. Shapes are inferred with the runtime's own op definitions while the graph is built,
 // and any node whose inputs are all constants is evaluated right away by the runtime's executors (constant
 // folding: weight transposes, Gemm's alpha and beta, Flatten/Reshape of constants). Batch norm after a
 // convolution with constant weights is folded into it; a lone batch norm runs as batch_norm.
 // Unsupported ops are reported together, with node names and op types, before anything is converted.
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
+import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
 import { WhittleError } from '../../native/whittle-error.js';
-import { foldBatchNorm } from '../fold-batchnorm.js';
+import { foldBatchNorm } from '../../agent/runtime/compile/fold-batchnorm.js';
 import { GraphBuilder, NCHW_TO_NHWC } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
 import {
@@ -73,6 +75,9 @@ export interface OnnxImportOptions {
   modelVersion?: string;
   labels?: string[];
   source?: string;
+  /** Run the compile pass (default true); false stores the graph as converted, layout transposes and all
+   * (the reference the compiled graph is tested and measured against). */
+  compile?: boolean;
 }
 
 interface Value {
@@ -659,7 +664,19 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       );
     }
   }
-  return b.finish(manifestInputs, outputs, {
+  // The compile pass: one NHWC layout (the image input declared NHWC, transposes sunk, cancelled and folded
+  // into weights) and the layer fusions, so the package is stored as the runtime plans it.
+  const compiled: CompileGraph = {
+    tensors: b.tensors,
+    nodes: b.nodes.slice(),
+    inputs: manifestInputs,
+    outputs,
+    constants: new Map(b.data),
+  };
+  if (options.compile !== false) compileGraph(compiled, { inputLayout: 'nhwc' });
+  for (const [t, data] of compiled.constants) if (data !== 'opaque') b.data.set(t, data);
+  b.nodes.splice(0, b.nodes.length, ...compiled.nodes);
+  return b.finish(compiled.inputs, compiled.outputs, {
     id: options.modelId ?? (graph.name || 'onnx-model'),
     version: options.modelVersion ?? '1',
     name: source,
