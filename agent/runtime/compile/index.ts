@@ -7,6 +7,7 @@ import type { Manifest } from '../../package/manifest.js';
 import { fuseLayers } from './fuse.js';
 import { type CompileGraph, type CompileReport, emptyReport } from './graph.js';
 import { type LayoutOptions, sinkTransposes } from './layout.js';
+import { dropCopies } from './simplify.js';
 
 export { type CompileGraph, type CompileReport, emptyReport } from './graph.js';
 export { NCHW_TO_NHWC, NHWC_TO_NCHW } from './layout.js';
@@ -15,6 +16,7 @@ export { NCHW_TO_NHWC, NHWC_TO_NCHW } from './layout.js';
 export function compileGraph(graph: CompileGraph, options: LayoutOptions): CompileReport {
   const report = emptyReport();
   sinkTransposes(graph, options, report);
+  dropCopies(graph);
   fuseLayers(graph, report);
   return report;
 }
