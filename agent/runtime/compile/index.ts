@@ -10,7 +10,7 @@ import { type LayoutOptions, sinkTransposes } from './layout.js';
 import { dropCopies } from './simplify.js';
 
 export { type CompileGraph, type CompileReport, emptyReport } from './graph.js';
-export { NCHW_TO_NHWC, NHWC_TO_NCHW } from './layout.js';
+export { inputInLayout, NCHW_TO_NHWC, NHWC_TO_NCHW } from './layout.js';
 
 /** Rewrites `graph` in place: transposes sunk and folded, layers fused. */
 export function compileGraph(graph: CompileGraph, options: LayoutOptions): CompileReport {

@@ -290,9 +290,27 @@ export function sinkTransposes(graph: CompileGraph, options: LayoutOptions, repo
     }
   }
 
-  // Graph outputs keep their tensors (callers hold their indices): a copy where the value moved.
+  // Graph outputs keep their tensors (callers hold their indices): where the value moved to another tensor,
+  // its producer writes the output tensor instead (same shape and dtype), or else a copy does.
+  const produced = new Set(nodes.flatMap((n) => n.outputs));
+  const taken = new Set(graph.outputs.map((o) => o.tensor));
   graph.outputs = graph.outputs.map((output) => {
     const t = materialize(output.tensor, 'a graph output, returned in the source layout');
+    const [a, b] = [graph.tensors[t]!, source[output.tensor]!];
+    if (
+      t !== output.tensor &&
+      produced.has(t) &&
+      !taken.has(t) &&
+      a.dtype === b.dtype &&
+      a.shape.join(',') === b.shape.join(',') &&
+      JSON.stringify(a.quant) === JSON.stringify(b.quant)
+    ) {
+      const rename = (i: number): number => (i === t ? output.tensor : i);
+      for (const [k, n] of nodes.entries())
+        nodes[k] = { ...n, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) };
+      produced.delete(t);
+      return output;
+    }
     if (t !== output.tensor && !graph.constants.has(t)) {
       nodes.push({
         name: uniqueNode(`${output.name}/output`),
@@ -446,4 +464,22 @@ export function sinkTransposes(graph: CompileGraph, options: LayoutOptions, repo
     const rest = node.inputs.slice(2).map((i) => (i < 0 ? i : materialize(i, needs(node))));
     nodes.push({ ...node, inputs: [x, folded, ...rest] });
   }
+}
+
+/** Data given with explicit `dims` (an ONNX TensorProto) for a graph input of shape `shape` in `layout`: an
+ * NHWC input (an NCHW model's, declared NHWC at import) given NCHW data is transposed; data already in the
+ * input's shape is taken as is, which is also the reading when both orders give the same shape. The
+ * result has the input's layout. */
+export function inputInLayout(
+  data: TensorData,
+  dims: readonly number[],
+  shape: readonly number[],
+  layout: string,
+): TensorData {
+  // The batch (dimension 0) may differ from the declared one: the runtime then runs at the data's batch.
+  const inner = (d: readonly number[]): string => d.slice(1).join(',');
+  const asNchw = shape.length === 4 ? transposeShape(shape, NHWC_TO_NCHW) : [];
+  if (layout !== 'NHWC' || dims.length !== 4 || inner(dims) === inner(shape) || inner(dims) !== inner(asNchw))
+    return data;
+  return permuted(dims, NCHW_TO_NHWC, data);
 }
