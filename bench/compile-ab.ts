@@ -40,7 +40,7 @@ for (const name of values.models.split(',')) {
   const zoo = ZOO_CASES.find((z) => z.name === name);
   if (zoo === undefined) throw new Error(`unknown model ${name}`);
   const { stored, compiled } = importBoth(await zooOnnx(zoo), `${name}.onnx`);
-  const [, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape as number[];
+  const [, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape;
   const nchw = randomImages(c! * h! * w!, 1, 3);
   const nhwc = nchwToNhwc(nchw, 1, c!, h!, w!);
   const pairs: [string, Package, Package][] = [

@@ -5,7 +5,7 @@ import { setThreads } from '../../native/index.js';
 import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
-import { type CompileReport, compilePackage, emptyReport } from './compile/index.js';
+import { compilePackage, type CompileReport, emptyReport } from './compile/index.js';
 import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
 import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
 import { NATIVE_EXECUTORS, nativeAvailable } from './native-executors.js';

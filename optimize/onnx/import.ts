@@ -7,10 +7,10 @@
 // convolution with constant weights is folded into it; a lone batch norm runs as batch_norm.
 // Unsupported ops are reported together, with node names and op types, before anything is converted.
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
+import { foldBatchNorm } from '../../agent/runtime/compile/fold-batchnorm.js';
 import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
 import { WhittleError } from '../../native/whittle-error.js';
-import { foldBatchNorm } from '../../agent/runtime/compile/fold-batchnorm.js';
 import { GraphBuilder, NCHW_TO_NHWC } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
 import {

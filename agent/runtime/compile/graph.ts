@@ -71,8 +71,11 @@ export function addTensor(graph: CompileGraph, tensor: ManifestTensor, data?: Te
   const names = new Set(graph.tensors.map((t) => t.name));
   let name = tensor.name;
   for (let k = 1; names.has(name); k++) name = `${tensor.name}#${k}`;
-  const { section: _section, encoding: _encoding, ...rest } = tensor;
-  graph.tensors.push({ ...rest, name });
+  // A new tensor's data is raw and not in the package's sections.
+  const rest = { ...tensor, name };
+  delete rest.section;
+  delete rest.encoding;
+  graph.tensors.push(rest);
   const index = graph.tensors.length - 1;
   if (data !== undefined) graph.constants.set(index, data);
   return index;

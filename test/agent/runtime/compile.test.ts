@@ -35,7 +35,7 @@ describe('compile pass on the zoo models exported to ONNX', () => {
   for (const zoo of ZOO_CASES) {
     test(`${zoo.name}: no transpose left, same outputs in f32 and int8`, async () => {
       const { stored, compiled } = importBoth(await zooOnnx(zoo), `${zoo.name}.onnx`);
-      const [, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape as number[];
+      const [, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape;
       const nchw = randomImages(c! * h! * w!, 1, 7);
       const nhwc = nchwToNhwc(nchw, 1, c!, h!, w!);
 
