@@ -1,7 +1,7 @@
 // Before / after the compile pass, per model: the zoo model exported to ONNX (NCHW input, as from PyTorch)
 // and imported without the pass (layout transposes, ReLUs unfused: what `whittle import` stored before) and
-// with it; fp32 and int8 (post-training quantized from each). Runs alternate A and B in blocks, in one
-// process, and the medians' ratio is printed (before / after: > 1 is faster after).
+// with it; fp32 and int8 (post-training quantized from each); and the old package compiled at load. Runs
+// alternate in blocks, in one process, and the medians' ratios are printed (before / after: > 1 is faster).
 //   node dist/bench/compile-ab.js [--rounds N] [--models lenet5,mobilenet,vgg-small]
 import { parseArgs } from 'node:util';
 
@@ -50,21 +50,27 @@ for (const name of values.models.split(',')) {
   for (const [format, before, after] of pairs) {
     const a = Model.fromPackage(before, { compile: false });
     const b = Model.fromPackage(after);
+    // The old package compiled at load: NCHW input kept, so one transpose stays at the input.
+    const l = Model.fromPackage(before);
     // Runs per block: about 20 ms of work.
     const runs = Math.max(5, Math.round(20 / Math.max(block(a, nchw, 3), 0.01)));
     const timesA: number[] = [];
     const timesB: number[] = [];
+    const timesL: number[] = [];
     for (let r = 0; r < rounds; r++) {
       timesA.push(block(a, nchw, runs));
       timesB.push(block(b, nhwc, runs));
+      timesL.push(block(l, nchw, runs));
     }
-    const [beforeMs, afterMs] = [median(timesA), median(timesB)];
+    const [beforeMs, afterMs, loadedMs] = [median(timesA), median(timesB), median(timesL)];
     results.push({
       model: name,
       format,
       before_ms: Number(beforeMs.toFixed(4)),
       after_ms: Number(afterMs.toFixed(4)),
       ratio: Number((beforeMs / afterMs).toFixed(2)),
+      loaded_ms: Number(loadedMs.toFixed(4)),
+      ratio_loaded: Number((beforeMs / loadedMs).toFixed(2)),
       transposes_before: a.manifest.nodes.filter((n) => n.op === 'transpose').length,
       transposes_after: b.manifest.nodes.filter((n) => n.op === 'transpose').length,
     });

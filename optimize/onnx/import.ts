@@ -51,6 +51,7 @@ export const SUPPORTED_ONNX_OPS = [
   'QLinearMatMul',
   'ConvInteger',
   'MatMulInteger',
+  'Constant',
 ] as const;
 
 /** All the nodes a model uses that the importer lacks, listed together. */
@@ -362,6 +363,14 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
           set(0, b.toNchw(y!, name));
           if (bn) values.set(bn.output![0]!, values.get(node.output![0]!)!);
         }
+        break;
+      }
+      case 'Constant': {
+        // A constant tensor (PyTorch writes Clip's bounds and Reshape's shape so): an initializer by another name.
+        const value = attrs.get('value');
+        if (value === undefined || typeof value !== 'object' || Array.isArray(value))
+          fail('only the tensor form (attribute "value") is supported');
+        declareConstant(value as OnnxTensor, node.output?.[0] ?? name);
         break;
       }
       case 'MaxPool':

@@ -118,6 +118,18 @@ export function fuseLayers(graph: CompileGraph, report: CompileReport): void {
     const replaced = new Map<ManifestNode, ManifestNode>();
     const removed = new Set<ManifestNode>();
     for (const node of graph.nodes) {
+      if (kind === 'clip' && node.op === 'add') {
+        // A residual add: either operand may be the layer's output.
+        const layer = node.inputs
+          .map((i) => (i < 0 ? undefined : soleProducer(graph, i, node, readers, producers)))
+          .find((p) => p !== undefined && (FLOAT_LAYERS.has(p.op) || INT8_LAYERS.has(p.op)));
+        if (layer !== undefined)
+          report.notFused.push({
+            node: node.name,
+            why: `residual add after ${layer.name}: no ${layer.op} kernel takes an addend; runs as add`,
+          });
+        continue;
+      }
       const x = node.inputs[0] ?? -1;
       if (x < 0) continue;
       const layer = soleProducer(graph, x, node, readers, producers);
@@ -127,11 +139,6 @@ export function fuseLayers(graph: CompileGraph, report: CompileReport): void {
       if (node.op !== kind) {
         if (kind === 'clip' && (node.op === 'leaky_relu' || node.op === 'sigmoid'))
           report.notFused.push({ node: node.name, why: `no ${layer.op} kernel takes a fused ${node.op}` });
-        if (kind === 'clip' && node.op === 'add')
-          report.notFused.push({
-            node: node.name,
-            why: `residual add after ${layer.name}: no ${layer.op} kernel takes an addend; runs as add`,
-          });
         continue;
       }
       const fused =
