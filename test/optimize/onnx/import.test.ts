@@ -97,6 +97,37 @@ test('Conv followed by BatchNormalization is one conv2d layer, consecutive convs
   assert.deepEqual(model.specs[model.manifest.inputs[0]!.tensor]!.shape, [1, 5, 5, 2]);
 });
 
+test('Constant nodes are constants: Clip bounds as PyTorch writes a ReLU6', () => {
+  const model = load(
+    buildModel({
+      nodes: [
+        {
+          op: 'Constant',
+          name: 'lo',
+          inputs: [],
+          outputs: ['min'],
+          attrs: { value: floatTensor('', [], [0]) },
+        },
+        {
+          op: 'Constant',
+          name: 'hi',
+          inputs: [],
+          outputs: ['max'],
+          attrs: { value: floatTensor('', [], [6]) },
+        },
+        { op: 'Clip', name: 'relu6', inputs: ['x', 'min', 'max'], outputs: ['y'] },
+      ],
+      inputs: [{ name: 'x', dims: [1, 4] }],
+      outputs: [{ name: 'y', dims: [1, 4] }],
+    }),
+  );
+  assert.deepEqual(
+    model.layers.map((l) => l.op),
+    ['clip'],
+  );
+  assert.deepEqual(Array.from(model.run([Float32Array.from([-1, 3, 7, 6])])[0]!.data), [0, 3, 6, 6]);
+});
+
 test('unsupported ops are all reported together with node names and op types', () => {
   const bytes = buildModel({
     nodes: [
