@@ -252,7 +252,10 @@ export class Model {
       });
       const storedBytes = node.inputs.reduce((sum, i) => {
         const section = i >= 0 ? manifest.tensors[i]!.section : undefined;
-        return sum + (section === undefined ? 0 : pkg.sections[section]!.length);
+        if (section !== undefined) return sum + pkg.sections[section]!.length;
+        // A constant the compile pass made (permuted or folded weights) is stored raw.
+        const made = i >= source.manifest.tensors.length ? constants[i] : undefined;
+        return sum + (made?.byteLength ?? 0);
       }, 0);
       layers.push({
         name: node.name,

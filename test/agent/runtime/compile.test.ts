@@ -2,11 +2,17 @@
 // transpose left and computes what the uncompiled graph computes (fp32 within rounding, int8 bit-exact);
 // and on hand-built graphs: fusions, constants folded, a graph it cannot resolve still runs and says why.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import type { Package } from '../../../agent/package/reader.js';
 import { Model, type ModelOptions } from '../../../agent/runtime/model.js';
+import { formatInspectReport, inspectPackage } from '../../../electron/commands/inspect.js';
 import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
+import { writePackage } from '../../../optimize/package/writer.js';
 import {
   importBoth,
   nchwToNhwc,
@@ -127,12 +133,11 @@ describe('compile pass on hand-built graphs', () => {
     // A reshape that splits the permuted channels: no layout-free form, so the transpose must run.
     const [r] = b.emit('split', 'reshape', 'f32', [c!], { shape: [1, 6, 2, 2] });
     const [m] = b.emit('lrelu', 'leaky_relu', 'f32', [r!], { alpha: 0.1 });
-    const pkg = toPackage(
-      b.finish([{ name: 'x', tensor: x, layout: 'other' }], [{ name: 'y', tensor: m! }], {
-        id: 't',
-        version: '1',
-      }),
-    );
+    const content = b.finish([{ name: 'x', tensor: x, layout: 'other' }], [{ name: 'y', tensor: m! }], {
+      id: 't',
+      version: '1',
+    });
+    const pkg = toPackage(content);
     const model = Model.fromPackage(pkg);
     assert.deepEqual(model.compileReport.transposesLeft, [
       { node: 'relu.out/to_layout', why: 'read by split (reshape) in the source layout' },
@@ -147,6 +152,23 @@ describe('compile pass on hand-built graphs', () => {
       model.run([input])[0]!.data,
       Model.fromPackage(pkg, { compile: false }).run([input])[0]!.data,
     );
+    // `whittle inspect` shows both the transpose left (and why) and the nodes on the reference.
+    const dir = mkdtempSync(join(tmpdir(), 'whittle-compile-'));
+    try {
+      const file = join(dir, 'unresolved.whittle');
+      writeFileSync(file, writePackage(content, generateKeyPairSync('ed25519').privateKey));
+      const report = inspectPackage(file);
+      assert.deepEqual(report.compile.transposesLeft, model.compileReport.transposesLeft);
+      assert.deepEqual(report.fallbacks, [...model.fallbacks]);
+      const text = formatInspectReport(report);
+      assert.match(
+        text,
+        /transpose left {2}relu\.out\/to_layout: read by split \(reshape\) in the source layout/,
+      );
+      assert.match(text, /fallback {3}\d+ layer\(s\) on the TypeScript reference/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('an int8 clip that relabels the quantization is not fused, and says why', () => {
