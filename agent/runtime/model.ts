@@ -6,10 +6,11 @@ import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
 import { compilePackage, type CompileReport, emptyReport } from './compile/index.js';
+import type { Executor } from './executor.js';
 import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
 import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
-import { NATIVE_EXECUTORS, nativeAvailable } from './native-executors.js';
-import { type Executor, OPS } from './ops.js';
+import { nativeAvailable } from './native-executors.js';
+import { EXECUTORS, OPS } from './ops/index.js';
 import { DTYPE_BYTES, elements, type TensorData, type TensorSpec, view } from './tensor.js';
 
 export interface ModelOptions {
@@ -82,7 +83,7 @@ function constantData(decoded: DecodedTensor, spec: TensorSpec): TensorData {
 /** Why `node` runs on its reference executor: no native kernel for its op x format, or one that refused it. */
 function fallbackReason(node: ManifestNode): string {
   if (!nativeAvailable()) return 'the native kernel library is not loaded on this machine';
-  if (NATIVE_EXECUTORS[node.op]?.[node.format] === undefined)
+  if (!EXECUTORS.some((entry) => entry.op === node.op && entry.format === node.format && entry.native))
     return `no native kernel for ${node.op} in format ${node.format}`;
   return 'the native kernel does not take this node (its attributes, shapes or quantization)';
 }

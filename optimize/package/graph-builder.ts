@@ -12,7 +12,7 @@ import type {
 } from '../../agent/package/manifest.js';
 import { NCHW_TO_NHWC, NHWC_TO_NCHW } from '../../agent/runtime/compile/index.js';
 import { GraphError } from '../../agent/runtime/graph-error.js';
-import { OPS } from '../../agent/runtime/ops.js';
+import { OPS } from '../../agent/runtime/ops/index.js';
 import { allocate, elements, type TensorData, type TensorSpec } from '../../agent/runtime/tensor.js';
 import type { PackageContent } from './writer.js';
 
