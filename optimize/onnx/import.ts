@@ -52,6 +52,7 @@ export const SUPPORTED_ONNX_OPS = [
   'ConvInteger',
   'MatMulInteger',
   'Constant',
+  'Pad',
 ] as const;
 
 /** All the nodes a model uses that the importer lacks, listed together. */
@@ -130,6 +131,38 @@ function pads2d(
   if (autoPad === 'SAME_UPPER') return [small[0]!, small[1]!, total[0]! - small[0]!, total[1]! - small[1]!];
   if (autoPad === 'SAME_LOWER') return [total[0]! - small[0]!, total[1]! - small[1]!, small[0]!, small[1]!];
   throw new OnnxImportError(`node "${node.name ?? ''}": auto_pad ${autoPad} is not supported`);
+}
+
+/** A Pad's padding of H and W as [top, left, bottom, right]; anything but constant zero padding of a 4-D
+ * tensor's spatial axes fails. */
+function spatialZeroPads(
+  pad: NodeProto,
+  opsetVersion: number,
+  constantNumbers: (node: NodeProto, index: number, what: string) => number[],
+  fail: (why: string) => never,
+): number[] {
+  const attrs = new Map<string, unknown>((pad.attribute ?? []).map((a) => [a.name ?? '', attributeValue(a)]));
+  const mode = (attrs.get('mode') as string | undefined) ?? 'constant';
+  const pads =
+    opsetVersion >= 11
+      ? constantNumbers(pad, 1, 'pads')
+      : ((attrs.get('pads') as number[] | undefined) ?? []);
+  const value =
+    opsetVersion >= 11
+      ? (pad.input?.[2] ?? '') === ''
+        ? 0
+        : constantNumbers(pad, 2, 'constant_value')[0]
+      : ((attrs.get('value') as number | undefined) ?? 0);
+  if (mode !== 'constant' || value !== 0)
+    fail(`Pad "${pad.name ?? ''}": only constant zero padding folds into a Conv`);
+  if ((pad.input?.[3] ?? '') !== '') fail(`Pad "${pad.name ?? ''}": the axes input is not supported`);
+  if (
+    pads.length !== 8 ||
+    pads.some((p) => !Number.isInteger(p) || p < 0) ||
+    [0, 1, 4, 5].some((i) => pads[i] !== 0)
+  )
+    fail(`Pad "${pad.name ?? ''}": only non-negative padding of H and W of an NCHW tensor folds into a Conv`);
+  return [pads[2]!, pads[3]!, pads[6]!, pads[7]!];
 }
 
 /** Converts an ONNX model to package content (manifest + raw-encoded constants). */
@@ -225,6 +258,16 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     }
   }
 
+  // Zero padding of H and W read only by (fp32) Conv nodes: folded into their pads; the runtime has no pad op.
+  const paddedBy = new Map<string, NodeProto>();
+  for (const n of onnxNodes) {
+    const out = n.output?.[0];
+    if (n.opType !== 'Pad' || out === undefined) continue;
+    const readers = onnxNodes.filter((r) => (r.input ?? []).includes(out));
+    if (readers.length > 0 && readers.every((r) => r.opType === 'Conv' && r.input?.[0] === out))
+      paddedBy.set(out, n);
+  }
+
   const get = (node: NodeProto, index: number, what: string): number => {
     const name = node.input?.[index] ?? '';
     const value = values.get(name);
@@ -294,7 +337,8 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       case 'ConvInteger': {
         const quantized = node.opType === 'QLinearConv';
         const wIndex = quantized ? 3 : 1;
-        let x = get(node, 0, 'X');
+        const pad = paddedBy.get(node.input?.[0] ?? '');
+        let x = pad ? get(pad, 0, 'data') : get(node, 0, 'X');
         let w = get(node, wIndex, 'W');
         rank4(x, 'X');
         rank4(w, 'W');
@@ -302,7 +346,13 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
         const [outC, , kh, kw] = b.tensors[w]!.shape as [number, number, number, number];
         const strides = ints('strides', [1, 1]);
         const dilations = ints('dilations', [1, 1]);
-        const pads = pads2d(node, attrs, inH, inW, kh, kw, strides, dilations);
+        let pads = pads2d(node, attrs, inH, inW, kh, kw, strides, dilations);
+        if (pad) {
+          if (!['NOTSET', 'VALID'].includes((attrs.get('auto_pad') as string | undefined) ?? 'NOTSET'))
+            fail('a Pad before a Conv with auto_pad SAME_* is not supported');
+          const extra = spatialZeroPads(pad, opsetVersion, constantNumbers, fail);
+          pads = pads.map((p, i) => p + extra[i]!);
+        }
         const convAttrs = { strides, dilations, pads, groups: int('group', 1) };
         if (quantized) {
           const xDtype = b.tensors[x]!.dtype;
@@ -373,6 +423,13 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
         declareConstant(value as OnnxTensor, node.output?.[0] ?? name);
         break;
       }
+      case 'Pad':
+        if (!paddedBy.has(node.output?.[0] ?? ''))
+          fail(
+            'the runtime has no pad op: only zero padding of H and W read by Conv layers is supported (folded into their pads)',
+          );
+        // Checked and folded where the Conv reads it.
+        break;
       case 'MaxPool':
       case 'AveragePool': {
         if ((node.output ?? []).filter((o) => o !== '').length > 1)

@@ -13,6 +13,10 @@ export function floatTensor(name: string, dims: number[], values: ArrayLike<numb
   return { name, dims, dataType: 1, rawData: new Uint8Array(Float32Array.from(values).buffer) };
 }
 
+export function intTensor(name: string, dims: number[], values: readonly number[]): TensorProto {
+  return { name, dims, dataType: 7, int64Data: [...values] };
+}
+
 export function buildModel(options: {
   nodes: NodeSpec[];
   inputs: { name: string; dims: number[] }[];

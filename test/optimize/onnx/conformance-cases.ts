@@ -29,6 +29,7 @@ const PARAMETER_INPUTS: Record<string, (index: number) => boolean> = {
   BatchNormalization: (i) => i >= 1,
   QuantizeLinear: (i) => i >= 1,
   DequantizeLinear: (i) => i >= 1,
+  Pad: (i) => i >= 1,
 };
 
 export interface ConformanceCase {

@@ -7,12 +7,13 @@ import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 
 import { readPackage } from '../../../agent/package/reader.js';
+import { inputInLayout } from '../../../agent/runtime/compile/index.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { importOnnx, UnsupportedOpsError } from '../../../optimize/onnx/import.js';
 import { OnnxImportError } from '../../../optimize/onnx/onnx-proto.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import { buildModel, floatTensor } from './build-model.js';
+import { buildModel, floatTensor, intTensor, type NodeSpec } from './build-model.js';
 
 const keys = generateKeyPairSync('ed25519');
 const load = (bytes: Uint8Array): Model =>
@@ -126,6 +127,42 @@ test('Constant nodes are constants: Clip bounds as PyTorch writes a ReLU6', () =
     ['clip'],
   );
   assert.deepEqual(Array.from(model.run([Float32Array.from([-1, 3, 7, 6])])[0]!.data), [0, 3, 6, 6]);
+});
+
+test('zero padding read by a Conv folds into its pads; a Pad elsewhere is refused by name', () => {
+  const random = new SeededRandom(8);
+  const w = Float32Array.from({ length: 2 * 2 * 3 * 3 }, () => random.normal());
+  const convOf = (nodes: NodeSpec[], pads?: number[]): Model =>
+    load(
+      buildModel({
+        nodes: [
+          ...nodes,
+          { op: 'Conv', name: 'conv', inputs: ['p', 'w'], outputs: ['y'], attrs: pads ? { pads } : {} },
+        ],
+        inputs: [{ name: 'x', dims: [1, 2, 5, 5] }],
+        outputs: [{ name: 'y', dims: [1, 2, 5, 7] }],
+        initializers: [floatTensor('w', [2, 2, 3, 3], w), intTensor('pads', [8], [0, 0, 1, 0, 0, 0, 1, 2])],
+      }),
+    );
+  const padded = convOf([{ op: 'Pad', name: 'pad', inputs: ['x', 'pads'], outputs: ['p'] }], [0, 1, 0, 1]);
+  const direct = convOf([{ op: 'Identity', name: 'same', inputs: ['x'], outputs: ['p'] }], [1, 1, 1, 3]);
+  assert.deepEqual(padded.manifest.nodes.find((n) => n.op === 'conv2d')!.attrs.pads, [1, 1, 1, 3]);
+  const x = Float32Array.from({ length: 50 }, () => random.normal());
+  // The padded model's input is only read through the conv's layout transpose, so it is declared NHWC.
+  const input = padded.manifest.inputs[0]!;
+  assert.equal(input.layout, 'NHWC');
+  const nhwc = inputInLayout(x, [1, 2, 5, 5], padded.specs[input.tensor]!.shape, input.layout);
+  assert.deepEqual(padded.run([nhwc])[0]!.data, direct.run([x])[0]!.data);
+  const relu = buildModel({
+    nodes: [
+      { op: 'Pad', name: 'lonely', inputs: ['x', 'pads'], outputs: ['p'] },
+      { op: 'Relu', name: 'relu', inputs: ['p'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'x', dims: [1, 2, 5, 5] }],
+    outputs: [{ name: 'y', dims: [1, 2, 7, 7] }],
+    initializers: [intTensor('pads', [8], [0, 0, 1, 1, 0, 0, 1, 1])],
+  });
+  assert.throws(() => importOnnx(relu), /node "lonely" \(Pad\): the runtime has no pad op/);
 });
 
 test('unsupported ops are all reported together with node names and op types', () => {
