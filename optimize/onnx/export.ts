@@ -422,7 +422,8 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
         break;
       }
       case 'channel_shuffle': {
-        // [batch, ..., groups, channels / groups] -> swap the last two axes -> back to [batch, ..., channels].
+        // The last axis as [groups][channels / groups], transposed: ShuffleNet's Reshape-Transpose-Reshape, with
+        // -1 for the batch so the model runs at any batch.
         const shape = specs[x]!.shape;
         const groups = numberAttr(node, 'groups', 1);
         const channels = shape[shape.length - 1]!;
