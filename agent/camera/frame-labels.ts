@@ -137,9 +137,9 @@ export async function checkLabelsFitVideo(
 export interface FrameTruth {
   /** The model's class index of the frame's true class, or -1 when the model has no such class: a
    * prediction never equals -1, so such a frame counts as wrong. */
-  modelClassOf(index: number): number;
+  modelClassOf: (index: number) => number;
   /** The name of the frame's true class, as the sidecar gives it. */
-  nameOf(index: number): string;
+  nameOf: (index: number) => string;
   /** Sidecar classes that label some frames but are not classes of the model, with how many frames. */
   foreign: { name: string; frames: number }[];
 }

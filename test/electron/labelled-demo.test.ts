@@ -10,8 +10,9 @@ import { test } from 'node:test';
 
 import type { FrameLabels } from '../../agent/camera/frame-labels.js';
 import { defaultModelPath } from '../../agent/config.js';
+import type { StatsMessage } from '../../agent/protocol/messages.js';
 import { PackageModel } from '../../agent/runtime/package-model.js';
-import { type DeviceView, DevicesResponseSchema } from '../../electron/api/contract.js';
+import { DevicesResponseSchema, type DeviceView } from '../../electron/api/contract.js';
 import type { Core } from '../../electron/core/core.js';
 import { demoVideo } from '../../electron/demo-video.js';
 import { type LocalAgent, startLocalAgent } from '../../electron/local-agent.js';
@@ -164,7 +165,7 @@ test(
         );
       }
       const recordsOf = (name: string): number =>
-        live.store.stats(name).filter((r) => JSON.parse(r.json).frames > 0).length;
+        live.store.stats(name).filter((r) => (JSON.parse(r.json) as StatsMessage).frames > 0).length;
       await waitFor('3 records from every agent', 60_000, () =>
         Object.keys(variants).every((n) => recordsOf(n) >= 3) ? true : undefined,
       ).catch((err: Error) => assert.fail(`${err.message}\n${logs.slice(-40).join('\n')}`));
