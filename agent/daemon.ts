@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { WhittleError } from '../native/whittle-error.js';
 import { CameraFeed, describeFrameShape, sameFrameShape, type ShapedFrame } from './camera/camera-feed.js';
 import { CameraError, sourceKind } from './camera/ffmpeg-source.js';
+import { encodeFrameJpeg } from './camera/frame-jpeg.js';
 import {
   checkLabelsFitVideo,
   type FrameLabels,
@@ -48,6 +49,9 @@ export interface DaemonOptions {
   log: (line: string) => void;
   signal: AbortSignal;
 }
+
+/** Width of the snapshots sent to the manager, pixels. */
+const SNAPSHOT_WIDTH = 160;
 
 /** Longest wait for the first frame of a health check, ms. */
 const FIRST_FRAME_MS = 15_000;
@@ -96,7 +100,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       source: config.camera,
       fps: config.fps,
       ...(config.snapshotSeconds > 0
-        ? { snapshot: { everySeconds: config.snapshotSeconds, width: 160 } }
+        ? { snapshot: { everySeconds: config.snapshotSeconds, width: SNAPSHOT_WIDTH } }
         : {}),
     },
     served.model.input,
@@ -127,7 +131,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
   const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, log);
   try {
-    await runFrameLoop({ camera, served, labels, stats, link, watchers, signal });
+    await runFrameLoop({ camera, served, labels, stats, link, watchers, signal, log });
   } finally {
     await shutdown({ stopStats, runner, camera, link, outbox });
   }
@@ -450,19 +454,36 @@ async function runFrameLoop(loop: {
   link: MqttLink;
   watchers: FrameWatchers;
   signal: AbortSignal;
+  log: Log;
 }): Promise<void> {
-  const { camera, served, labels, stats, link, watchers, signal } = loop;
+  const { camera, served, labels, stats, link, watchers, signal, log } = loop;
   let lastPrediction: Prediction | undefined;
   let lastTrueLabel: string | undefined;
-  camera.onSnapshot = (jpeg) => {
+  let lastFrame: ShapedFrame | undefined;
+  let encodeFailed = false;
+  const publish = (jpeg: Buffer, prediction?: Prediction, trueLabel?: string): void => {
     const message: SnapshotMessage = {
       v: PROTOCOL_VERSION,
       ts: Date.now(),
       jpeg: jpeg.toString('base64'),
-      ...(lastPrediction ? { prediction: lastPrediction } : {}),
-      ...(lastTrueLabel !== undefined ? { trueLabel: lastTrueLabel } : {}),
+      ...(prediction ? { prediction } : {}),
+      ...(trueLabel !== undefined ? { trueLabel } : {}),
     };
     link.publishVolatile('snapshot', JSON.stringify(message));
+  };
+  camera.onSnapshot = (jpeg) => {
+    if (!labels || !lastFrame) return publish(jpeg, lastPrediction, lastTrueLabel);
+    // A labelled video: the picture is the very frame the prediction and the truth are of (frame-jpeg.ts).
+    const prediction = lastPrediction;
+    const trueLabel = lastTrueLabel;
+    encodeFrameJpeg(lastFrame.frame, lastFrame.shape, SNAPSHOT_WIDTH).then(
+      (own) => publish(own, prediction, trueLabel),
+      (err: Error) => {
+        if (!encodeFailed) log(`snapshot: ${err.message}; sending the camera's picture without its labels`);
+        encodeFailed = true;
+        publish(jpeg);
+      },
+    );
   };
   while (!signal.aborted) {
     let next: ShapedFrame;
@@ -484,6 +505,7 @@ async function runFrameLoop(loop: {
       confidence: result.confidence,
     };
     lastTrueLabel = labels?.nameOf(next.index);
+    lastFrame = next;
     stats.record(latency, lastPrediction, labels?.modelClassOf(next.index));
     for (const watcher of watchers) watcher(latency);
   }

@@ -10,14 +10,16 @@ import { test } from 'node:test';
 
 import type { FrameLabels } from '../../agent/camera/frame-labels.js';
 import { defaultModelPath } from '../../agent/config.js';
-import type { StatsMessage } from '../../agent/protocol/messages.js';
+import type { SnapshotMessage, StatsMessage } from '../../agent/protocol/messages.js';
 import { PackageModel } from '../../agent/runtime/package-model.js';
 import { DevicesResponseSchema, type DeviceView } from '../../electron/api/contract.js';
 import type { Core } from '../../electron/core/core.js';
 import { demoVideo } from '../../electron/demo-video.js';
 import { type LocalAgent, startLocalAgent } from '../../electron/local-agent.js';
+import { FASHION_MNIST_LABELS, loadFashionMnist } from '../../optimize/datasets/fashion-mnist.js';
 import { makeLabelledVideo } from '../../optimize/make-labelled-video.js';
 import { type Stack, startLoopbackCore, startStack, waitFor } from '../support/stack.js';
+import { decodeJpegGray } from '../support/test-media.js';
 import { type AgentProcess, startAgentProcess } from './agent-process.js';
 
 async function apiDevices(apiUrl: string, token: string): Promise<DeviceView[]> {
@@ -72,6 +74,32 @@ test(
       assert.ok(listed?.accuracy, 'GET /api/devices has the accuracy');
       assert.ok(listed.accuracy.window.frames > 0 && listed.accuracy.window.seconds === 30);
       assert.ok(listed.accuracy.running.frames >= pass.running.frames);
+
+      // The snapshot is the frame its prediction and truth are of: the test image nearest to the decoded
+      // picture carries the label the snapshot names (two snapshots, 5 s apart).
+      const testSet = loadFashionMnist('test');
+      const shots = new Map<number, SnapshotMessage>();
+      await waitFor('2 snapshots', 20_000, () => {
+        const shot = live.registry.snapshot(id);
+        if (shot) shots.set(shot.ts, shot);
+        return shots.size >= 2 ? true : undefined;
+      });
+      for (const shot of shots.values()) {
+        const picture = decodeJpegGray(Buffer.from(shot.jpeg, 'base64'), 28, 28);
+        let nearest = 0;
+        let best = Infinity;
+        for (let i = 0; i < testSet.count; i++) {
+          let d = 0;
+          for (let p = 0; p < 784; p++) d += Math.abs(picture[p]! - testSet.pixels[i * 784 + p]!);
+          if (d < best) [best, nearest] = [d, i];
+        }
+        assert.equal(
+          shot.trueLabel,
+          FASHION_MNIST_LABELS[testSet.labels[nearest]!],
+          'the picture is the frame',
+        );
+        assert.ok(shot.prediction);
+      }
 
       // A manager restart on the same data directory and broker port: the running count goes on.
       const brokerPort = core.broker.port;
