@@ -69,6 +69,7 @@ struct whittle_threadpool {
   _Alignas(64) atomic_size_t sleepers;  // workers asleep (or about to sleep) on `wake`
   atomic_bool caller_asleep;            // the caller sleeps (or is about to sleep) on `done`
   atomic_bool stopping;
+  atomic_size_t holds;  // whittle_threadpool_hold minus release: workers spin instead of sleeping while > 0
   size_t threads;
   pthread_t workers[WHITTLE_MAX_THREADS];
   pthread_mutex_t mutex;  // for sleeping on the condition variables
@@ -153,21 +154,26 @@ static void* worker_main(void* raw) {
   unsigned long seen = 0;
   for (;;) {
     unsigned long g = atomic_load(&pool->generation);
+    // A held pool (whittle_threadpool_hold) spins for as long as it is held.
     for (int i = 0; i < WHITTLE_SPIN_ITERATIONS && (g == seen || (g & 1)) && !atomic_load(&pool->stopping);
          i++) {
       cpu_relax();
       g = atomic_load(&pool->generation);
+      if (atomic_load_explicit(&pool->holds, memory_order_relaxed) != 0) i = 0;  // held: spin on
     }
     if ((g == seen || (g & 1)) && !atomic_load(&pool->stopping)) {
       // Nothing new after the spin: sleep. `sleepers` is raised before the last look at `generation`, and
       // the caller reads it after bumping `generation`, so one of them sees the other (no lost wake-up).
       pthread_mutex_lock(&pool->mutex);
       atomic_fetch_add(&pool->sleepers, 1);
-      while (((g = atomic_load(&pool->generation)) == seen || (g & 1)) && !atomic_load(&pool->stopping)) {
+      // A hold wakes the sleepers (under the mutex, after raising `holds`) so that they spin for its jobs.
+      while (((g = atomic_load(&pool->generation)) == seen || (g & 1)) && !atomic_load(&pool->stopping) &&
+             atomic_load(&pool->holds) == 0) {
         pthread_cond_wait(&pool->wake, &pool->mutex);
       }
       atomic_fetch_sub(&pool->sleepers, 1);
       pthread_mutex_unlock(&pool->mutex);
+      if ((g == seen || (g & 1)) && !atomic_load(&pool->stopping)) continue;  // woken by a hold: spin
     }
     if (atomic_load(&pool->stopping)) break;
     // Enter job g, unless the caller has started to publish another one meanwhile (then look again).
@@ -211,6 +217,7 @@ whittle_threadpool* whittle_threadpool_create(size_t threads) {
   atomic_init(&pool->sleepers, 0);
   atomic_init(&pool->caller_asleep, false);
   atomic_init(&pool->stopping, false);
+  atomic_init(&pool->holds, 0);
   pthread_mutex_init(&pool->mutex, NULL);
   pthread_mutex_init(&pool->call_mutex, NULL);
   pthread_cond_init(&pool->wake, NULL);
@@ -298,6 +305,24 @@ void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn ta
     pthread_mutex_unlock(&pool->mutex);
   }
   pthread_mutex_unlock(&pool->call_mutex);
+}
+
+void whittle_threadpool_hold(whittle_threadpool* pool) {
+  if (pool == NULL || pool->threads == 1) return;
+  // The first hold wakes the sleepers: `holds` is raised before `sleepers` is read, and a worker raises
+  // `sleepers` before its last look at `holds` (both sequentially consistent), so one sees the other.
+  if (atomic_fetch_add(&pool->holds, 1) == 0 && atomic_load(&pool->sleepers) != 0) {
+    pthread_mutex_lock(&pool->mutex);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->mutex);
+  }
+}
+
+void whittle_threadpool_release(whittle_threadpool* pool) {
+  if (pool == NULL || pool->threads == 1) return;
+  size_t holds = atomic_load(&pool->holds);
+  while (holds != 0 && !atomic_compare_exchange_weak(&pool->holds, &holds, holds - 1)) {
+  }
 }
 
 // SIZE_MAX: the environment has not been read yet.
