@@ -8,7 +8,14 @@ import type { Package } from '../package/reader.js';
 import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
 import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
 import { nativeAvailable } from './native-executors.js';
-import { type Executor, OPS } from './ops.js';
+import {
+  type Execution,
+  type ExecutionSummary,
+  type ModelStep,
+  nodeByNode,
+  planExecution,
+} from './native-plan.js';
+import { OPS } from './ops.js';
 import { DTYPE_BYTES, elements, type TensorData, type TensorSpec, view } from './tensor.js';
 
 export interface ModelOptions {
@@ -18,6 +25,9 @@ export interface ModelOptions {
   memoryBudgetBytes?: number;
   /** Run every layer on the TypeScript reference operators, even where a native kernel exists. */
   referenceOnly?: boolean;
+  /** Run every node's executor from JavaScript, one by one, instead of the native execution plan
+   * (native-plan.ts): the path the plan is tested against. */
+  nodeByNode?: boolean;
   /** Threads the native conv2d / fully-connected kernels split output rows over (1..64). The kernel
    * library's pool is per process, so the last model loaded sets it. */
   threads?: number;
@@ -82,11 +92,11 @@ export class Model {
   /** Each node's executor with the views it reads and writes. Views are fixed at load (arena slices and
    * constants), so a run allocates nothing per node — a camera loop at 30 fps then leaves V8's young
    * generation small, which is most of the agent's RSS. */
-  readonly #steps: {
-    executor: Executor;
-    inputs: (TensorData | undefined)[];
-    outputs: TensorData[];
-  }[];
+  readonly #steps: ModelStep[];
+  /** How a run executes the steps: the native plan's calls with the TypeScript steps between them. */
+  readonly #execution: Execution;
+  /** What the execution plan holds: native steps, calls per run, TypeScript nodes, refusals. */
+  readonly execution: ExecutionSummary;
 
   private constructor(pkg: Package, options: ModelOptions) {
     const { manifest } = pkg;
@@ -237,12 +247,16 @@ export class Model {
         outputShapes: outputs.map((o) => o.shape),
       });
       return {
+        name: node.name,
         executor,
         inputs: node.inputs.map((i) => (i < 0 ? undefined : this.#views[i])),
         outputs: node.outputs.map((o) => this.#views[o]!),
       };
     });
     this.layers = layers;
+    this.#execution =
+      options.nodeByNode === true ? nodeByNode(this.#steps) : planExecution(this.#arena, this.#steps);
+    this.execution = this.#execution.summary;
     this.scratchBytes = this.#steps.reduce((sum, step) => sum + (step.executor.scratchBytes ?? 0), 0);
     const total = needed + this.scratchBytes;
     if (options.memoryBudgetBytes !== undefined && total > options.memoryBudgetBytes) {
@@ -260,6 +274,26 @@ export class Model {
 
   get inputs(): { name: string; spec: TensorSpec }[] {
     return this.manifest.inputs.map((i) => ({ name: i.name, spec: this.specs[i.tensor]! }));
+  }
+
+  /** The arena view of input k (manifest order): a caller that writes its input here and calls
+   * runInPlace() skips run()'s checks and copies (the agent's frame loop). */
+  inputView(k: number): TensorData {
+    const input = this.manifest.inputs[k];
+    if (input === undefined) throw new InputError(`the model has no input ${k}`);
+    return this.#views[input.tensor]!;
+  }
+
+  /** The view of output k (manifest order): what the last run wrote, overwritten by the next one. */
+  outputView(k: number): TensorData {
+    const output = this.manifest.outputs[k];
+    if (output === undefined) throw new InputError(`the model has no output ${k}`);
+    return this.#views[output.tensor]!;
+  }
+
+  /** Runs the graph on what the input views hold; the outputs are in the output views. */
+  runInPlace(): void {
+    this.#execution.run();
   }
 
   /** Runs the graph on inputs given in manifest order (or by name); returns every graph output (copies). */
@@ -286,7 +320,7 @@ export class Model {
       }
       target.set(data);
     });
-    for (const step of this.#steps) step.executor.run(step.inputs, step.outputs);
+    this.#execution.run();
     return this.manifest.outputs.map((output) => {
       const spec = this.specs[output.tensor]!;
       return {

@@ -5,6 +5,7 @@
 // (see executors for `native:` kernel names in inspect output).
 //
 // Layouts: conv2d/pool operate on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
+import type { StepLayer } from '../../native/index.js';
 import type { DecodedTensor } from '../package/encodings.js';
 import type { ManifestNode, NumberFormat } from '../package/manifest.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
@@ -28,6 +29,17 @@ export interface Executor {
    * layer); counted against the memory budget with the arena and the weights. */
   scratchBytes?: number;
   run(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): void;
+  /** The addon calls run() makes, as steps of an execution plan (native-plan.ts): given the views run()
+   * would get, each call's layer and operand arrays (those views, or arrays the executor owns: word buffers,
+   * constants) in the order the layer takes them. Absent: a TypeScript executor, which splits the plan. */
+  plan?(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): NativeStepCall[];
+}
+
+/** One addon call of an executor, as a plan step: its operands are arena views or arrays of its own. */
+export interface NativeStepCall {
+  layer: StepLayer;
+  inputs: readonly ArrayBufferView[];
+  outputs: readonly ArrayBufferView[];
 }
 
 export interface PrepareContext {
