@@ -291,9 +291,27 @@ export class Model {
     return this.#views[output.tensor]!;
   }
 
-  /** Runs the graph on what the input views hold; the outputs are in the output views. */
-  runInPlace(): void {
-    this.#execution.run();
+  /** When graph input k is read by one node only, a leading per-tensor quantize_linear (a float input the
+   * first layer quantizes), that node's output: a caller that quantizes its input the same way (round half
+   * to even, saturate) writes it into `view` and runs from node 1, skipping the float input and the node. */
+  quantizedInput(k: number): { spec: TensorSpec; view: TensorData } | undefined {
+    const input = this.manifest.inputs[k];
+    const first = this.manifest.nodes[0];
+    if (input === undefined || first === undefined || first.op !== 'quantize_linear') return undefined;
+    if (first.inputs[0] !== input.tensor) return undefined;
+    const readers = this.manifest.nodes.filter((n) => n.inputs.includes(input.tensor)).length;
+    const isOutput = this.manifest.outputs.some((o) => o.tensor === input.tensor);
+    const spec = this.specs[first.outputs[0]!]!;
+    if (readers !== 1 || isOutput || spec.quant?.scale.length !== 1) return undefined;
+    return { spec, view: this.#views[first.outputs[0]!]! };
+  }
+
+  /** Runs the graph on what the input views hold, from node `from` (default 0; 1 after writing
+   * quantizedInput's view); the outputs are in the output views. */
+  runInPlace(from = 0): void {
+    if (!Number.isInteger(from) || from < 0 || from > this.manifest.nodes.length)
+      throw new InputError(`runInPlace from node ${from}: the model has ${this.manifest.nodes.length} nodes`);
+    this.#execution.run(from);
   }
 
   /** Runs the graph on inputs given in manifest order (or by name); returns every graph output (copies). */

@@ -35,16 +35,16 @@ export interface ExecutionSummary {
 }
 
 export interface Execution {
-  /** Runs every step once, in graph order. */
-  run(): void;
+  /** Runs the steps from step `from` (default 0: all of them) to the last, in graph order. */
+  run(from?: number): void;
   summary: ExecutionSummary;
 }
 
 /** Node by node from JavaScript: every executor's run() (the path the plan is tested against). */
 export function nodeByNode(steps: readonly ModelStep[]): Execution {
   return {
-    run: () => {
-      for (const step of steps) step.executor.run(step.inputs, step.outputs);
+    run: (from = 0) => {
+      for (let i = from; i < steps.length; i++) steps[i]!.executor.run(steps[i]!.inputs, steps[i]!.outputs);
     },
     summary: {
       nativeSteps: 0,
@@ -72,6 +72,8 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
   const summary: ExecutionSummary = { nativeSteps: 0, nativeCalls: 0, typescriptNodes: [], refused: [] };
   // What a run does, in order: a range of plan steps or a TypeScript step.
   const segments: ({ first: number; last: number } | ModelStep)[] = [];
+  // Where a run from node i starts: its segment and, in a native segment, its first plan step.
+  const starts: { segment: number; planStep: number | undefined }[] = [];
   for (const step of steps) {
     let calls: NativeStepCall[] | undefined;
     if (step.executor.plan !== undefined) {
@@ -82,6 +84,7 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
       }
     }
     if (calls === undefined) {
+      starts.push({ segment: segments.length, planStep: undefined });
       segments.push(step);
       summary.typescriptNodes.push(step.name);
       continue;
@@ -91,9 +94,12 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
       planSteps.push({ layer: call.layer, inputs: call.inputs.map(place), outputs: call.outputs.map(place) });
     }
     const previous = segments[segments.length - 1];
-    if (previous !== undefined && 'last' in previous && previous.last === first)
+    if (previous !== undefined && 'last' in previous && previous.last === first) {
       previous.last = planSteps.length;
-    else segments.push({ first, last: planSteps.length });
+    } else {
+      segments.push({ first, last: planSteps.length });
+    }
+    starts.push({ segment: segments.length - 1, planStep: first });
   }
   let plan: ExecutionPlan;
   try {
@@ -113,8 +119,17 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
     return () => executor.run(inputs, outputs);
   });
   return {
-    run: () => {
-      for (const thunk of thunks) thunk();
+    run: (from = 0) => {
+      if (from === 0) {
+        for (const thunk of thunks) thunk();
+        return;
+      }
+      const start = starts[from];
+      if (start === undefined) return; // from === steps.length: nothing left to run
+      const segment = segments[start.segment]!;
+      if (start.planStep !== undefined && 'last' in segment) plan.run(start.planStep, segment.last);
+      else thunks[start.segment]!();
+      for (let k = start.segment + 1; k < thunks.length; k++) thunks[k]!();
     },
     summary,
   };

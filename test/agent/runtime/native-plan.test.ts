@@ -12,9 +12,11 @@ import { defaultModelPath } from '../../../agent/config.js';
 import { type Package, readPackage, readPackageFile } from '../../../agent/package/reader.js';
 import { Model, type ModelOptions } from '../../../agent/runtime/model.js';
 import { nativeAvailable } from '../../../agent/runtime/native-executors.js';
+import { PackageModel } from '../../../agent/runtime/package-model.js';
 import type { TensorData } from '../../../agent/runtime/tensor.js';
 import { createFullyConnectedF32 } from '../../../native/index.js';
 import { createOperator, ExecutionPlan, type PlanPlace } from '../../../native/plan.js';
+import { loadFashionMnist } from '../../../optimize/datasets/fashion-mnist.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
@@ -112,6 +114,21 @@ describe('native execution plan', { skip: !nativeAvailable() && 'native addon no
     model.inputView(0).set(x);
     model.runInPlace();
     assertSameBytes(model.outputView(0), model.run([x])[0]!.data, 'runInPlace');
+    assert.throws(() => model.runInPlace(model.manifest.nodes.length + 1), /runInPlace from node/);
+  });
+
+  test('the agent’s LeNet-5 frames: quantized past quantize_linear and run by the plan, the float path’s bits', () => {
+    const pkg = readPackageFile(defaultModelPath(), { allowUnsigned: true });
+    const agent = PackageModel.fromPackage(pkg);
+    const byNode = Model.fromPackage(pkg, { nodeByNode: true });
+    const quantized = Model.fromPackage(pkg).quantizedInput(0);
+    assert.equal(quantized?.spec.dtype, 'i8');
+    const { pixels } = loadFashionMnist('test');
+    for (let i = 0; i < 100; i++) {
+      const frame = pixels.subarray(i * 784, (i + 1) * 784);
+      const want = byNode.run([Float32Array.from(frame, (p) => p / 255)])[0]!.data;
+      assert.deepEqual(Array.from(agent.infer(frame).logits), Array.from(want), `image ${i}`);
+    }
   });
 });
 
