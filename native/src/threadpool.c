@@ -154,12 +154,19 @@ static void* worker_main(void* raw) {
   unsigned long seen = 0;
   for (;;) {
     unsigned long g = atomic_load(&pool->generation);
-    // A held pool (whittle_threadpool_hold) spins for as long as it is held.
-    for (int i = 0; i < WHITTLE_SPIN_ITERATIONS && (g == seen || (g & 1)) && !atomic_load(&pool->stopping);
-         i++) {
-      cpu_relax();
+    // A held pool (whittle_threadpool_hold) keeps looking for as long as it is held, past the spin yielding
+    // its core between looks: on a machine with more runnable threads than cores, a worker spinning through
+    // the single-threaded steps of a run would take the time those steps need.
+    for (int i = 0; (g == seen || (g & 1)) && !atomic_load(&pool->stopping);) {
+      if (i < WHITTLE_SPIN_ITERATIONS) {
+        cpu_relax();
+        i++;
+      } else if (atomic_load_explicit(&pool->holds, memory_order_relaxed) != 0) {
+        sched_yield();
+      } else {
+        break;
+      }
       g = atomic_load(&pool->generation);
-      if (atomic_load_explicit(&pool->holds, memory_order_relaxed) != 0) i = 0;  // held: spin on
     }
     if ((g == seen || (g & 1)) && !atomic_load(&pool->stopping)) {
       // Nothing new after the spin: sleep. `sleepers` is raised before the last look at `generation`, and
