@@ -15,7 +15,7 @@ import {
   nodeByNode,
   planExecution,
 } from './native-plan.js';
-import { OPS } from './ops.js';
+import { OPS } from './ops/index.js';
 import { DTYPE_BYTES, elements, type TensorData, type TensorSpec, view } from './tensor.js';
 
 export interface ModelOptions {

@@ -11,8 +11,8 @@
 // A run is then: plan.run(0, a), a TypeScript op, plan.run(a, b), ... (`segments`), and the thread pool's
 // workers are woken once per plan.run rather than once per layer.
 import { ExecutionPlan, type PlanPlace, type PlanStep } from '../../native/plan.js';
+import type { Executor, NativeStepCall } from './executor.js';
 import { GraphError } from './graph-error.js';
-import type { Executor, NativeStepCall } from './ops.js';
 import type { TensorData } from './tensor.js';
 
 /** One node as the model runs it: its executor and the views it reads and writes. */
