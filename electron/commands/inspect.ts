@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { readPackageFile } from '../../agent/package/reader.js';
 import { parsePublicKey } from '../../agent/package/signing.js';
 import { Model } from '../../agent/runtime/model.js';
+import type { ExecutionSummary } from '../../agent/runtime/native-plan.js';
 import { CommandUsageError } from './command-error.js';
 
 export interface InspectReport {
@@ -31,6 +32,8 @@ export interface InspectReport {
   }[];
   totals: { macs: number; storedWeightBytes: number };
   memoryPlan: { batch: number; arenaBytes: number; unsharedActivationBytes: number; weightBytes: number };
+  /** How a run executes: native plan steps and calls, the TypeScript nodes between them, refusals. */
+  execution: ExecutionSummary;
 }
 
 export function inspectPackage(path: string, publicKeyText?: string, batch?: number): InspectReport {
@@ -68,6 +71,7 @@ export function inspectPackage(path: string, publicKeyText?: string, batch?: num
       unsharedActivationBytes: model.plan.unsharedBytes,
       weightBytes: model.weightBytes,
     },
+    execution: model.execution,
   };
 }
 
@@ -111,6 +115,13 @@ export function formatInspectReport(r: InspectReport): string {
     `  memory     batch ${r.memoryPlan.batch}: arena ${r.memoryPlan.arenaBytes} bytes (activations without reuse ` +
       `${r.memoryPlan.unsharedActivationBytes}), weights in memory ${r.memoryPlan.weightBytes} bytes`,
   );
+  const e = r.execution;
+  lines.push(
+    `  execution  ${e.nativeSteps} native steps in ${e.nativeCalls} plan call(s) per run` +
+      (e.typescriptNodes.length > 0 ? `; TypeScript between them: ${e.typescriptNodes.join(', ')}` : ''),
+  );
+  for (const refused of e.refused)
+    lines.push(`  not in the plan: ${refused.node} (runs node by node: ${refused.reason})`);
   return lines.join('\n');
 }
 

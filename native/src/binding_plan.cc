@@ -126,7 +126,8 @@ struct Step {
 };
 
 // The data pointer and byte length of a typed array or DataView, without running JavaScript.
-std::pair<uint8_t*, size_t> ViewBytes(Napi::Env env, const Napi::Value& value, const std::string& name) {
+// `index` names it in messages as buffers[index] (the name is built only to throw: a run allocates nothing).
+std::pair<uint8_t*, size_t> ViewBytes(Napi::Env env, const Napi::Value& value, size_t index) {
   void* data = nullptr;
   size_t bytes = 0;
   if (value.IsTypedArray()) {
@@ -140,7 +141,7 @@ std::pair<uint8_t*, size_t> ViewBytes(Napi::Env env, const Napi::Value& value, c
     NAPI_THROW_IF_FAILED(env, napi_get_dataview_info(env, value, &bytes, &data, &buffer, &offset),
                          std::make_pair(nullptr, 0));
   } else {
-    ThrowType(env, "a typed array or DataView", name, value);
+    ThrowType(env, "a typed array or DataView", "buffers[" + std::to_string(index) + "]", value);
   }
   return {static_cast<uint8_t*>(data), data == nullptr ? 0 : bytes};
 }
@@ -198,7 +199,7 @@ class Plan : public Napi::ObjectWrap<Plan> {
       steps_.push_back(std::move(step));
     }
     for (uint32_t b = 0; b < views.size(); b++) {
-      const auto [data, bytes] = ViewBytes(env, views[b], "buffers[" + std::to_string(b) + "]");
+      const auto [data, bytes] = ViewBytes(env, views[b], b);
       buffers_.push_back({Napi::Persistent(views[b]), data, bytes});
     }
     for (size_t i = 0; i < steps_.size(); i++) CheckPlaces(env, i);
@@ -301,8 +302,7 @@ class Plan : public Napi::ObjectWrap<Plan> {
       ThrowRange(env, "last >= first (" + std::to_string(first) + ")", "last", std::to_string(last));
     // The buffers must still be the memory checked at build (a transfer detaches, a resize moves them).
     for (size_t b = 0; b < buffers_.size(); b++) {
-      const auto [data, bytes] =
-          ViewBytes(env, buffers_[b].view.Value(), "buffers[" + std::to_string(b) + "]");
+      const auto [data, bytes] = ViewBytes(env, buffers_[b].view.Value(), b);
       if (data != buffers_[b].data || bytes != buffers_[b].bytes) {
         ThrowRange(env, "the plan's buffers to stay as they were when it was built",
                    "buffers[" + std::to_string(b) + "]", "a buffer detached or resized since");
