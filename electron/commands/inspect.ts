@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 
 import { readPackageFile } from '../../agent/package/reader.js';
 import { parsePublicKey } from '../../agent/package/signing.js';
-import { Model } from '../../agent/runtime/model.js';
+import type { CompileReport } from '../../agent/runtime/compile/index.js';
+import { type FallbackNode, Model } from '../../agent/runtime/model.js';
 import type { ExecutionSummary } from '../../agent/runtime/native-plan.js';
 import { CommandUsageError } from './command-error.js';
 
@@ -32,6 +33,10 @@ export interface InspectReport {
   }[];
   totals: { macs: number; storedWeightBytes: number };
   memoryPlan: { batch: number; arenaBytes: number; unsharedActivationBytes: number; weightBytes: number };
+  /** What the compile pass did at load: transposes removed and left (with why), fusions, pairs not fused. */
+  compile: CompileReport;
+  /** Layers on the TypeScript reference executors, and why. */
+  fallbacks: FallbackNode[];
   /** How a run executes: native plan steps and calls, the TypeScript nodes between them, refusals. */
   execution: ExecutionSummary;
 }
@@ -71,6 +76,8 @@ export function inspectPackage(path: string, publicKeyText?: string, batch?: num
       unsharedActivationBytes: model.plan.unsharedBytes,
       weightBytes: model.weightBytes,
     },
+    compile: model.compileReport,
+    fallbacks: [...model.fallbacks],
     execution: model.execution,
   };
 }
@@ -115,6 +122,18 @@ export function formatInspectReport(r: InspectReport): string {
     `  memory     batch ${r.memoryPlan.batch}: arena ${r.memoryPlan.arenaBytes} bytes (activations without reuse ` +
       `${r.memoryPlan.unsharedActivationBytes}), weights in memory ${r.memoryPlan.weightBytes} bytes`,
   );
+  const c = r.compile;
+  lines.push(
+    c.skipped !== undefined
+      ? `  compile    skipped, the graph runs as stored: ${c.skipped}`
+      : `  compile    ${c.transposesRemoved} transpose(s) removed, ${c.transposesLeft.length} left, ` +
+          `${c.fused.length} node(s) fused into layers`,
+  );
+  for (const t of c.transposesLeft) lines.push(`    transpose left  ${t.node}: ${t.why}`);
+  for (const f of c.fused) lines.push(`    fused           ${f.node} into ${f.into}`);
+  for (const f of c.notFused) lines.push(`    not fused       ${f.node}: ${f.why}`);
+  lines.push(`  fallback   ${r.fallbacks.length} layer(s) on the TypeScript reference`);
+  for (const f of r.fallbacks) lines.push(`    ${pad(f.node, 22)}${pad(`${f.op} ${f.format}`, 24)}${f.why}`);
   const e = r.execution;
   lines.push(
     `  execution  ${e.nativeSteps} native steps in ${e.nativeCalls} plan call(s) per run` +
