@@ -14,6 +14,7 @@ struct qs8_conv2d_op {
   whittle_conv2d_shape shape;
   size_t output_height, output_width, cin_g, cout_g, k, kc;
   bool depthwise;
+  bool dw3x3;  // depthwise 3x3, dilation 1: one row kernel call per output row (fn_3x3)
   qs8_gemmlowp_params params;
   uint8_t a_xor;     // raw input byte -> kernel domain
   uint8_t pad_byte;  // the input zero point in the kernel domain
@@ -131,9 +132,12 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
     const size_t block_bytes = cb * 4 * sizeof(int32_t) + taps * cb;
     const size_t blocks = round_up(channels, cb) / cb;
     op->packed = calloc(blocks, block_bytes);
-    op->zero = malloc(channels);
+    op->dw3x3 = whittle_conv2d_is_dw3x3(shape);
+    // The 3x3 row kernel reads a whole row of zero points for rows outside the image.
+    const size_t zero_bytes = op->dw3x3 ? shape->input_width * channels : channels;
+    op->zero = malloc(zero_bytes);
     if (op->packed == NULL || op->zero == NULL) goto fail;
-    memset(op->zero, (int)(uint8_t)q->input_zero_point, channels);
+    memset(op->zero, (int)(uint8_t)q->input_zero_point, zero_bytes);
     for (size_t b = 0; b < blocks; b++) {
       unsigned char* block = op->packed + b * block_bytes;
       int8_t* w = (int8_t*)(block + cb * 4 * sizeof(int32_t));
@@ -208,7 +212,7 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
 }
 
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
-  return op->depthwise ? op->dwconv->name : op->gemm->name;
+  return op->dw3x3 ? op->dwconv->name_3x3 : op->depthwise ? op->dwconv->name : op->gemm->name;
 }
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
@@ -269,6 +273,26 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
   }
 }
 
+// Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
+static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
+  const qs8_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t row_bytes = s->input_width * s->input_channels;
+  for (size_t r = begin; r < end; r++) {
+    const size_t n = r / op->output_height, y = r % op->output_height;
+    const int8_t* image = op->input + n * s->input_height * row_bytes;
+    const int8_t* rows[3];
+    for (size_t i = 0; i < 3; i++) {
+      const ptrdiff_t iy = (ptrdiff_t)(y * s->stride_height + i) - (ptrdiff_t)s->padding_top;
+      rows[i] = iy >= 0 && iy < (ptrdiff_t)s->input_height ? image + (size_t)iy * row_bytes : op->zero;
+    }
+    op->dwconv->fn_3x3(s->output_channels, op->output_width, rows, s->input_width, s->stride_width,
+                       s->padding_left, op->zero, op->packed,
+                       op->output + r * op->output_width * s->output_channels, &op->params);
+  }
+}
+
 bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads) {
@@ -282,7 +306,12 @@ bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;
-  if (op->depthwise) {
+  if (op->dw3x3) {
+    const double work = (double)s->output_channels * 9.0 * (double)op->output_width;
+    const size_t output_rows = op->shape.batch * op->output_height;
+    whittle_threadpool_parallelize(pool, dwconv3x3_task, op, output_rows,
+                                   whittle_threadpool_granularity(1, work, output_rows));
+  } else if (op->depthwise) {
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
     whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
                                    whittle_threadpool_granularity(1, work, rows));

@@ -62,6 +62,16 @@ typedef void (*qs8_dwconv_ukernel_fn)(size_t channels, size_t taps, const int8_t
                                       const void* packed_w, int8_t* output,
                                       const qs8_gemmlowp_params* params);
 
+// One output row of a 3x3 depthwise convolution (dilation 1, the same packing as qs8_dwconv_ukernel_fn with
+// taps = 9): output[x][c] = output stage of (bias'[c] + sum_t (tap_t(x)[c] ^ input_flip) * w[t][c]) for
+// x < output_width, c < channels, with the tap pointers of whittle_dwconv3x3_taps (rows[3]; `pad`: the
+// input zero point in `channels` bytes). Each block of CB channels keeps its weights in registers across the
+// row.
+typedef void (*qs8_dwconv3x3_ukernel_fn)(size_t channels, size_t output_width, const int8_t* const* rows,
+                                         size_t input_width, size_t stride, size_t padding_left,
+                                         const int8_t* pad, const void* packed_w, int8_t* output,
+                                         const qs8_gemmlowp_params* params);
+
 typedef struct qs8_gemm_ukernel {
   const char* name;
   whittle_isa isa;
@@ -78,6 +88,9 @@ typedef struct qs8_dwconv_ukernel {
   whittle_isa isa;
   qs8_dwconv_ukernel_fn fn;
   uint8_t cb;
+  // The 3x3 row kernel with the same packing (every entry has one), and its name.
+  qs8_dwconv3x3_ukernel_fn fn_3x3;
+  const char* name_3x3;
 } qs8_dwconv_ukernel;
 
 // TFLite-style quantized add: each input is rescaled to a common 2^-20 grid by its own multiplier, summed,

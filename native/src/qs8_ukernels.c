@@ -8,9 +8,14 @@
 #define DECLARE_DWCONV(name)                                                                                \
   void name(size_t channels, size_t taps, const int8_t* const* input, const void* packed_w, int8_t* output, \
             const qs8_gemmlowp_params* params)
+#define DECLARE_DWCONV3X3(name)                                                                          \
+  void name(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,         \
+            size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output, \
+            const qs8_gemmlowp_params* params)
 
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar);
 extern const qs8_simple_ukernels qs8_simple_ukernels__scalar;
 #if defined(__x86_64__)
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2);
@@ -21,6 +26,8 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512);
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx2;
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx512;
 #endif
@@ -28,6 +35,7 @@ extern const qs8_simple_ukernels qs8_simple_ukernels__avx512;
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c8__neon);
 extern const qs8_simple_ukernels qs8_simple_ukernels__neon;
 #endif
 #if defined(__aarch64__)
@@ -39,8 +47,9 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1 }
-#define DWCONV(name, isa, cb) \
-  { #name, isa, name, cb }
+// fn_3x3: the 3x3 row kernel with the same packing.
+#define DWCONV(name, isa, cb, fn_3x3) \
+  { #name, isa, name, cb, fn_3x3, #fn_3x3 }
 
 const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
 #if defined(__x86_64__)
@@ -65,13 +74,17 @@ const size_t qs8_gemm_ukernel_count = sizeof(qs8_gemm_ukernels) / sizeof(qs8_gem
 
 const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
 #if defined(__x86_64__)
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32),
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon, WHITTLE_ISA_NEON, 8),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon, WHITTLE_ISA_NEON, 8,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c8__neon),
 #endif
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar),
 };
 const size_t qs8_dwconv_ukernel_count = sizeof(qs8_dwconv_ukernels) / sizeof(qs8_dwconv_ukernels[0]);
 

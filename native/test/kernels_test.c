@@ -119,6 +119,10 @@ static const conv_case conv_cases[] = {
     CONV("pointwise stride 2", 1, 7, 7, 8, 9, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1),
     CONV("depthwise 3x3", 1, 7, 7, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 24),
     CONV("depthwise odd stride 2 batch 2", 2, 9, 9, 37, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 37),
+    // The 3x3 row kernels: channel tails of every block size, paddings wider than 1 and uneven, width 1.
+    CONV("depthwise 3x3 c130 stride 2 pad 2/0/1/2", 1, 6, 5, 130, 130, 3, 3, 2, 2, 1, 1, 2, 0, 1, 2, 130),
+    CONV("depthwise 3x3 c64 width 1 batch 2", 2, 5, 1, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64),
+    CONV("depthwise 3x3 c17 stride 1x2", 1, 7, 8, 17, 17, 3, 3, 1, 2, 1, 1, 2, 1, 0, 1, 17),
     CONV("depthwise 5x5 c40", 1, 8, 8, 40, 40, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 40),
     CONV("depthwise c3 no pad", 1, 4, 5, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
