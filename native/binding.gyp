@@ -23,6 +23,7 @@
         "src/qs8_requantize_gemmlowp.c",
         "src/qs8_ukernels.c",
         "src/qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar.c",
+        "src/qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar.c",
           "src/qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar.c",
         "src/qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar.c",
         "src/qs8_simple_ukernels__scalar.c",
@@ -132,7 +133,8 @@
         "type": "static_library",
         "sources": [
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni.c",
-          "src/qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni.c"
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni.c",
+          "src/qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni"],
         "cflags_c": ["-std=c11"],

@@ -19,6 +19,7 @@ struct qs8_conv2d_op {
   uint8_t a_xor;     // raw input byte -> kernel domain
   uint8_t pad_byte;  // the input zero point in the kernel domain
   const qs8_gemm_ukernel* gemm;
+  const qs8_gemv_ukernel* gemv;  // a layer of one output row (batch-1 fully-connected), or NULL
   const qs8_dwconv_ukernel* dwconv;
   unsigned char* packed;
   size_t packed_group_bytes;
@@ -41,6 +42,16 @@ static void write_header(unsigned char* block, size_t nr, size_t n, int32_t bias
   p[nr + n] = multiplier;
   p[2 * nr + n] = shift > 0 ? shift : 0;
   p[3 * nr + n] = shift > 0 ? 0 : -shift;
+}
+
+// A layer of one output row (a batch-1 fully-connected layer, or a 1x1 conv of one pixel) on a GEMV
+// kernel at least as specific as the GEMM kernel `level` picks (qs8_gemv_ukernel_select).
+static bool is_gemv(const whittle_conv2d_shape* s, whittle_isa level) {
+  const bool one_row = s->groups == 1 && s->batch == 1 && s->input_height == 1 && s->input_width == 1 &&
+                       s->kernel_height == 1 && s->kernel_width == 1 && s->padding_top == 0 &&
+                       s->padding_left == 0 && s->padding_bottom == 0 && s->padding_right == 0;
+  return one_row &&
+         whittle_isa_allows(qs8_gemv_ukernel_select(level)->isa, qs8_gemm_ukernel_select(level)->isa);
 }
 
 // The operator for checked arguments; output_offset is added to the output zero point of the kernels'
@@ -154,6 +165,28 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
       }
     }
     op->scratch_bytes_per_thread = round_up(taps * sizeof(const int8_t*), 64);
+  } else if (is_gemv(shape, level)) {
+    op->gemv = qs8_gemv_ukernel_select(level);
+    const size_t channels = shape->output_channels;
+    op->kc = round_up(op->k, op->gemv->kr);
+    const int32_t zero_point_kernel = zero_point_s8 + (op->gemv->a_unsigned ? 128 : 0);
+    op->a_xor = (q->unsigned_activations != op->gemv->a_unsigned) ? 0x80 : 0;
+    const size_t block_bytes = 16 * 4 * sizeof(int32_t) + 16 * op->kc;
+    op->packed = calloc(round_up(channels, 16) / 16, block_bytes);
+    if (op->packed == NULL) goto fail;
+    for (size_t o = 0; o < channels; o++) {
+      unsigned char* block = op->packed + o / 16 * block_bytes;
+      int8_t* w = (int8_t*)(block + 16 * 4 * sizeof(int32_t)) + o % 16 * op->kc;
+      int32_t sum = 0;
+      for (size_t kk = 0; kk < op->k; kk++) {
+        w[kk] = weights[o * op->k + kk];
+        sum += w[kk];
+      }
+      write_header(block, 16, o % 16, bias != NULL ? bias[o] : 0, sum, zero_point_kernel, multipliers[o],
+                   shifts[o]);
+    }
+    // The GEMV kernels read the input in place: input_flip maps it to the kernel's domain.
+    op->params.input_flip = op->a_xor;
   } else {
     op->gemm = qs8_gemm_ukernel_select(level);
     const size_t nr = op->gemm->nr, kr = op->gemm->kr;
@@ -212,6 +245,7 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
 }
 
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
+  if (op->gemv != NULL) return op->gemv->name;
   return op->dw3x3 ? op->dwconv->name_3x3 : op->depthwise ? op->dwconv->name : op->gemm->name;
 }
 
@@ -273,6 +307,16 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
   }
 }
 
+// Blocks [begin, end) of 16 output channels of a one-row layer.
+static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
+  const qs8_conv2d_op* op = context;
+  const size_t channels = op->shape.output_channels;
+  const size_t block_bytes = 16 * 4 * sizeof(int32_t) + 16 * op->kc;
+  const size_t n0 = begin * 16, n1 = end * 16 < channels ? end * 16 : channels;
+  op->gemv->fn(n1 - n0, op->k, op->input, op->packed + begin * block_bytes, op->output + n0, &op->params);
+}
+
 // Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
 static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
@@ -295,7 +339,7 @@ static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t en
 
 bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
-  if (threads > op->scratch_threads) {
+  if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
     unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);
     if (scratch == NULL) return false;
     op->scratch = scratch;
@@ -306,7 +350,11 @@ bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;
-  if (op->dw3x3) {
+  if (op->gemv != NULL) {
+    const size_t blocks = round_up(s->output_channels, 16) / 16;
+    whittle_threadpool_parallelize(pool, gemv_task, op, blocks,
+                                   whittle_threadpool_granularity(1, 16.0 * (double)op->k, blocks));
+  } else if (op->dw3x3) {
     const double work = (double)s->output_channels * 9.0 * (double)op->output_width;
     const size_t output_rows = op->shape.batch * op->output_height;
     whittle_threadpool_parallelize(pool, dwconv3x3_task, op, output_rows,

@@ -83,6 +83,22 @@ typedef struct qs8_gemm_ukernel {
   qs8_gemm_ukernel_fn fn_1;
 } qs8_gemm_ukernel;
 
+// Batch-1 fully-connected (GEMV): c[n] = output stage of (bias'[n] + sum_k (a[k] ^ input_flip) * w[n][k])
+// for n < nc, k < kc. The kernel reads the k input bytes in place; input_flip maps them to the kernel's
+// domain (uint8 for a_unsigned kernels, as for GEMM). packed_w: per block of 16 output channels (4-byte
+// aligned), the header of a GEMM block with NR = 16 (bias', multiplier, left and right shift), then int8
+// w[16][kc] with kc = k rounded up to kr, one row per output channel (zero past k, rows past nc zero).
+typedef void (*qs8_gemv_ukernel_fn)(size_t nc, size_t k, const int8_t* a, const void* packed_w, int8_t* c,
+                                    const qs8_gemmlowp_params* params);
+
+typedef struct qs8_gemv_ukernel {
+  const char* name;
+  whittle_isa isa;
+  qs8_gemv_ukernel_fn fn;
+  uint8_t kr;
+  bool a_unsigned;
+} qs8_gemv_ukernel;
+
 typedef struct qs8_dwconv_ukernel {
   const char* name;
   whittle_isa isa;
@@ -122,7 +138,13 @@ extern const size_t qs8_gemm_ukernel_count;
 extern const qs8_dwconv_ukernel qs8_dwconv_ukernels[];
 extern const size_t qs8_dwconv_ukernel_count;
 
+extern const qs8_gemv_ukernel qs8_gemv_ukernels[];
+extern const size_t qs8_gemv_ukernel_count;
+
 const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level);
+// A fully-connected operator with one row runs the GEMV entry when that entry's ISA is at least the GEMM
+// kernel's (same ladder); otherwise (no GEMV kernel for the ISA) the GEMM kernel's 1-row variant.
+const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level);
 const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level);
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level);
 

@@ -5,6 +5,9 @@
 #define DECLARE_GEMM(name)                                                                           \
   void name(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride, const void* packed_w, \
             int8_t* c, size_t c_stride, const qs8_gemmlowp_params* params)
+#define DECLARE_GEMV(name)                                                          \
+  void name(size_t nc, size_t kc, const int8_t* a, const void* packed_w, int8_t* c, \
+            const qs8_gemmlowp_params* params)
 #define DECLARE_DWCONV(name)                                                                                \
   void name(size_t channels, size_t taps, const int8_t* const* input, const void* packed_w, int8_t* output, \
             const qs8_gemmlowp_params* params)
@@ -14,6 +17,7 @@
             const qs8_gemmlowp_params* params)
 
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar);
+DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar);
 extern const qs8_simple_ukernels qs8_simple_ukernels__scalar;
@@ -24,6 +28,7 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
+DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2);
@@ -72,6 +77,17 @@ const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
 };
 const size_t qs8_gemm_ukernel_count = sizeof(qs8_gemm_ukernels) / sizeof(qs8_gemm_ukernels[0]);
 
+#define GEMV(name, isa, kr, a_unsigned) \
+  { #name, isa, name, kr, a_unsigned }
+
+const qs8_gemv_ukernel qs8_gemv_ukernels[] = {
+#if defined(__x86_64__)
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni, WHITTLE_ISA_AVX512VNNI, 64, true),
+#endif
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar, WHITTLE_ISA_SCALAR, 64, false),
+};
+const size_t qs8_gemv_ukernel_count = sizeof(qs8_gemv_ukernels) / sizeof(qs8_gemv_ukernels[0]);
+
 const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
 #if defined(__x86_64__)
     DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32,
@@ -106,6 +122,10 @@ static const simple_entry simple_entries[] = {
 
 const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(qs8_gemm_ukernel, qs8_gemm_ukernels, qs8_gemm_ukernel_count, level);
+}
+
+const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level) {
+  return WHITTLE_KERNEL_LIST_SELECT(qs8_gemv_ukernel, qs8_gemv_ukernels, qs8_gemv_ukernel_count, level);
 }
 
 const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level) {
