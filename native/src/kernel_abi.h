@@ -54,9 +54,11 @@ static inline float whittle_clamp_f32(float value, float output_min, float outpu
 // vectors) live in registers.
 #if defined(__clang__) || defined(__GNUC__)
 #define WHITTLE_UNROLL3 _Pragma("GCC unroll 3")
+#define WHITTLE_UNROLL4 _Pragma("GCC unroll 4")
 #define WHITTLE_UNROLL9 _Pragma("GCC unroll 9")
 #else
 #define WHITTLE_UNROLL3
+#define WHITTLE_UNROLL4
 #define WHITTLE_UNROLL9
 #endif
 
