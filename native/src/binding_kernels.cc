@@ -455,6 +455,16 @@ Napi::Value Pool(const Napi::CallbackInfo& info, bool average) {
 Napi::Value MaxPool2d(const Napi::CallbackInfo& info) { return Pool(info, false); }
 Napi::Value AvgPool2d(const Napi::CallbackInfo& info) { return Pool(info, true); }
 
+size_t ElementCount(Napi::Env env, const View& view) {
+  if (view.length < 1 || view.length > WHITTLE_MAX_ELEMENTS) {
+    ThrowRange(env, "a length in [1, " + std::to_string(WHITTLE_MAX_ELEMENTS) + "]", view.name,
+               "length " + std::to_string(view.length));
+  }
+  if (view.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
+  return view.length;
+}
+
 Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Object args = ArgsObject(info, 0, "args");
@@ -473,25 +483,92 @@ Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
     float* out = static_cast<float*>(output.data);
     reference ? f32_global_avgpool__reference(batch, pixels, channels, in, out, b.min_f, b.max_f)
               : f32_global_avgpool(batch, pixels, channels, in, out, b.min_f, b.max_f, ActiveIsa());
-  } else {
+  } else if (args.Get("multiplier").IsUndefined()) {
     const bool u = IsUnsigned(input);
     reference
         ? qs8_global_avgpool__reference(batch, pixels, channels, input.data, output.data, u, b.min_q, b.max_q)
         : qs8_global_avgpool(batch, pixels, channels, input.data, output.data, u, b.min_q, b.max_q,
                              ActiveIsa());
+  } else {
+    // From the input's quantization to the output's, requantized in the kernel.
+    const bool u = IsUnsigned(input);
+    const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+    qs8_global_avgpool_params p{};
+    p.unsigned_activations = u;
+    p.input_zero_point = static_cast<int32_t>(Integer(args, "inputZeroPoint", lo, hi));
+    p.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
+    p.multiplier = static_cast<int32_t>(Integer(args, "multiplier", 0, INT32_MAX));
+    p.shift = static_cast<int32_t>(Integer(args, "shift", QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT));
+    p.output_min = b.min_q;
+    p.output_max = b.max_q;
+    ExpectUnchanged(env, {&input, &output});
+    reference ? qs8_global_avgpool_requant__reference(batch, pixels, channels, input.data, output.data, &p)
+              : qs8_global_avgpool_requant(batch, pixels, channels, input.data, output.data, &p, ActiveIsa());
   }
   return env.Undefined();
 }
 
-size_t ElementCount(Napi::Env env, const View& view) {
-  if (view.length < 1 || view.length > WHITTLE_MAX_ELEMENTS) {
-    ThrowRange(env, "a length in [1, " + std::to_string(WHITTLE_MAX_ELEMENTS) + "]", view.name,
-               "length " + std::to_string(view.length));
+// The quantization of quantizeLinear / dequantizeLinear: `scales` (Float64Array) and `zeroPoints`
+// (Int32Array) of one length, the channel count (1 = per tensor); `inner`, the elements per channel run
+// (default 1: channels last), must divide the element count `n` with the channels.
+qs8_quantization_layout ReadQuantizationLayout(const Napi::Object& args, const View& values, size_t n,
+                                               const View& scales, const View& zero_points) {
+  Napi::Env env = args.Env();
+  const size_t channels = scales.length;
+  if (channels < 1) ThrowRange(env, "at least one scale", "scales", "length 0");
+  ExpectLength(env, zero_points, channels, "scales.length");
+  const size_t inner = channels == 1 ? n : Dimension(args, "inner", true, 1);
+  if (n % (channels * inner) != 0) {
+    ThrowRange(env, "a divisor of " + std::to_string(n) + " / " + std::to_string(channels) + " channels",
+               "inner", std::to_string(inner));
   }
-  if (view.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
-  return view.length;
+  const bool u = IsUnsigned(values);
+  const int32_t* zp = static_cast<const int32_t*>(zero_points.data);
+  const int32_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+  for (size_t c = 0; c < channels; c++) {
+    if (zp[c] < lo || zp[c] > hi) {
+      ThrowRange(env, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+                 "zeroPoints[" + std::to_string(c) + "]", std::to_string(zp[c]));
+    }
+  }
+  return qs8_quantization_layout{
+      n / (channels * inner), channels, inner, static_cast<const double*>(scales.data), zp, u};
 }
+
+// quantizeLinear({ input: Float32Array, output: Int8Array | Uint8Array, scales, zeroPoints, inner? }) and
+// dequantizeLinear({ input: Int8Array | Uint8Array, output: Float32Array, ... }): ONNX QuantizeLinear and
+// DequantizeLinear in double precision, as the runtime's reference ops.
+Napi::Value QuantizeOrDequantize(const Napi::CallbackInfo& info, bool quantize) {
+  Napi::Env env = info.Env();
+  const Napi::Object args = ArgsObject(info, 0, "args");
+  const std::initializer_list<napi_typedarray_type> bytes = {napi_int8_array, napi_uint8_array};
+  const View input = quantize ? Field(args, "input", napi_float32_array)
+                              : Field(args, "input", bytes, "an Int8Array or Uint8Array");
+  const View output = quantize ? Field(args, "output", bytes, "an Int8Array or Uint8Array")
+                               : Field(args, "output", napi_float32_array);
+  const View scales = Field(args, "scales", napi_float64_array);
+  const View zero_points = Field(args, "zeroPoints", napi_int32_array);
+  const size_t n = ElementCount(env, input);
+  ExpectLength(env, output, n, "input.length");
+  ExpectNoOverlap(env, output, {&input, &scales, &zero_points});
+  const qs8_quantization_layout layout =
+      ReadQuantizationLayout(args, quantize ? output : input, n, scales, zero_points);
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output, &scales, &zero_points});
+  if (quantize) {
+    const float* in = static_cast<const float*>(input.data);
+    reference ? qs8_quantize__reference(&layout, in, output.data)
+              : qs8_quantize(&layout, in, output.data, ActiveIsa());
+  } else {
+    float* out = static_cast<float*>(output.data);
+    reference ? qs8_dequantize__reference(&layout, input.data, out)
+              : qs8_dequantize(&layout, input.data, out, ActiveIsa());
+  }
+  return env.Undefined();
+}
+
+Napi::Value QuantizeLinear(const Napi::CallbackInfo& info) { return QuantizeOrDequantize(info, true); }
+Napi::Value DequantizeLinear(const Napi::CallbackInfo& info) { return QuantizeOrDequantize(info, false); }
 
 // add({ a, b, output, outputMin?, outputMax? }) for fp32; int8/uint8 also need every input's quantization.
 Napi::Value Add(const Napi::CallbackInfo& info) {
@@ -681,6 +758,8 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("maxPool2d", Napi::Function::New(env, MaxPool2d, "maxPool2d"));
   exports.Set("avgPool2d", Napi::Function::New(env, AvgPool2d, "avgPool2d"));
   exports.Set("globalAvgPool", Napi::Function::New(env, GlobalAvgPool, "globalAvgPool"));
+  exports.Set("quantizeLinear", Napi::Function::New(env, QuantizeLinear, "quantizeLinear"));
+  exports.Set("dequantizeLinear", Napi::Function::New(env, DequantizeLinear, "dequantizeLinear"));
   exports.Set("add", Napi::Function::New(env, Add, "add"));
   exports.Set("clamp", Napi::Function::New(env, Clamp, "clamp"));
   exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));

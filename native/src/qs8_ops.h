@@ -121,6 +121,33 @@ typedef struct qs8_add_params {
 
 #define QS8_ADD_LEFT_SHIFT 20
 
+// Global average pool from one quantization to another (per tensor), requantized in the kernel:
+//   out[n][c] = clamp(output_zero_point + gemmlowp(sum_p (x[n][p][c] - input_zero_point), multiplier, shift),
+//                     output_min, output_max)
+// with (multiplier, shift) the Q31 form of input_scale / (output_scale * pixels) (the runtime's
+// quantizeMultiplier). Raw domain of the dtype (as qs8_activation_quantization); the int32 sum is exact
+// for pixels <= QS8_GLOBAL_AVGPOOL_MAX_PIXELS.
+typedef struct qs8_global_avgpool_params {
+  bool unsigned_activations;
+  int32_t input_zero_point;
+  int32_t multiplier, shift;
+  int32_t output_zero_point, output_min, output_max;
+} qs8_global_avgpool_params;
+
+#define QS8_GLOBAL_AVGPOOL_MAX_PIXELS ((size_t)1 << 23)
+
+// Quantization of fp32 values (ONNX QuantizeLinear) and back (DequantizeLinear), per tensor or per channel:
+// element i of [outer][channels][inner] belongs to channel (i / inner) % channels (per tensor: channels 1).
+//   quantize:   y = clamp(round_half_even((double)x / scale[c]) + zero_point[c], lo, hi), NaN -> 0
+//   dequantize: y = (float)((double)(x - zero_point[c]) * scale[c])
+// in double precision, as the runtime's reference ops compute them, so both give the same bits.
+typedef struct qs8_quantization_layout {
+  size_t outer, channels, inner;
+  const double* scales;        // [channels]
+  const int32_t* zero_points;  // [channels], raw domain of the dtype
+  bool unsigned_values;        // uint8 (else int8)
+} qs8_quantization_layout;
+
 typedef struct qs8_simple_ukernels {
   const char* name;
   // y = clamp(x, min, max), raw domain (ReLU/ReLU6 in int8 are this clamp)
@@ -131,6 +158,10 @@ typedef struct qs8_simple_ukernels {
                   bool unsigned_activations, int32_t min, int32_t max);
   void (*avgpool)(const whittle_pool2d_shape* shape, const void* input, void* output,
                   bool unsigned_activations, int32_t min, int32_t max);
+  void (*global_avgpool_requant)(size_t batch, size_t pixels, size_t channels, const void* input,
+                                 void* output, const qs8_global_avgpool_params* params);
+  void (*quantize)(const qs8_quantization_layout* layout, const float* input, void* output);
+  void (*dequantize)(const qs8_quantization_layout* layout, const void* input, float* output);
 } qs8_simple_ukernels;
 
 extern const qs8_gemm_ukernel qs8_gemm_ukernels[];
@@ -164,6 +195,10 @@ void qs8_avgpool__reference(const whittle_pool2d_shape* shape, const void* input
                             bool unsigned_activations, int32_t min, int32_t max);
 void qs8_global_avgpool__reference(size_t batch, size_t pixels, size_t channels, const void* input,
                                    void* output, bool unsigned_activations, int32_t min, int32_t max);
+void qs8_global_avgpool_requant__reference(size_t batch, size_t pixels, size_t channels, const void* input,
+                                           void* output, const qs8_global_avgpool_params* params);
+void qs8_quantize__reference(const qs8_quantization_layout* layout, const float* input, void* output);
+void qs8_dequantize__reference(const qs8_quantization_layout* layout, const void* input, float* output);
 void qs8_add__reference(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params);
 void qs8_clamp__reference(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min,
                           int32_t max);
@@ -208,6 +243,12 @@ void qs8_avgpool(const whittle_pool2d_shape* shape, const void* input, void* out
                  bool unsigned_activations, int32_t min, int32_t max, whittle_isa level);
 void qs8_global_avgpool(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
                         bool unsigned_activations, int32_t min, int32_t max, whittle_isa level);
+// The caller checks pixels <= QS8_GLOBAL_AVGPOOL_MAX_PIXELS and the shift range.
+void qs8_global_avgpool_requant(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
+                                const qs8_global_avgpool_params* params, whittle_isa level);
+void qs8_quantize(const qs8_quantization_layout* layout, const float* input, void* output, whittle_isa level);
+void qs8_dequantize(const qs8_quantization_layout* layout, const void* input, float* output,
+                    whittle_isa level);
 void qs8_add(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params,
              whittle_isa level);
 void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min, int32_t max,

@@ -154,6 +154,21 @@ void qs8_global_avgpool(size_t batch, size_t pixels, size_t channels, const void
   qs8_simple_ukernels_select(level)->avgpool(&shape, input, output, unsigned_activations, min, max);
 }
 
+void qs8_global_avgpool_requant(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
+                                const qs8_global_avgpool_params* params, whittle_isa level) {
+  qs8_simple_ukernels_select(level)->global_avgpool_requant(batch, pixels, channels, input, output, params);
+}
+
+void qs8_quantize(const qs8_quantization_layout* layout, const float* input, void* output,
+                  whittle_isa level) {
+  qs8_simple_ukernels_select(level)->quantize(layout, input, output);
+}
+
+void qs8_dequantize(const qs8_quantization_layout* layout, const void* input, float* output,
+                    whittle_isa level) {
+  qs8_simple_ukernels_select(level)->dequantize(layout, input, output);
+}
+
 void qs8_add(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params,
              whittle_isa level) {
   qs8_simple_ukernels_select(level)->vadd(n, a, b, output, params);

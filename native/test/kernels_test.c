@@ -550,6 +550,87 @@ static void test_qs8_simple(whittle_isa level, bool u) {
     free(want);
     free(got);
   }
+  // Global average pool from one quantization to another: small and large multipliers (right and left
+  // shifts), output bounds inside the range (a fused ReLU), channel counts around the 256-channel chunk.
+  const size_t gap_requant_cases[][3] = {{1, 1, 1}, {2, 49, 37}, {1, 9, 512}, {3, 4, 300}, {1, 300, 17}};
+  for (size_t c = 0; c < sizeof(gap_requant_cases) / sizeof(gap_requant_cases[0]); c++) {
+    const size_t b = gap_requant_cases[c][0], px = gap_requant_cases[c][1], ch = gap_requant_cases[c][2];
+    int8_t* input = xmalloc(b * px * ch);
+    int8_t* want = xmalloc(b * ch);
+    int8_t* got = xmalloc(b * ch);
+    fill_bytes(input, b * px * ch);
+    for (int variant = 0; variant < 3; variant++) {
+      qs8_global_avgpool_params p;
+      p.unsigned_activations = u;
+      p.input_zero_point = rand_range(lo, hi);
+      p.output_zero_point = rand_range(lo, hi);
+      p.multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+      p.shift = variant == 0 ? rand_range(-12, -4) : variant == 1 ? rand_range(-31, 0) : rand_range(0, 6);
+      p.output_min = variant == 2 ? p.output_zero_point : lo;
+      p.output_max = hi;
+      qs8_global_avgpool_requant__reference(b, px, ch, input, want, &p);
+      qs8_global_avgpool_requant(b, px, ch, input, got, &p, level);
+      size_t where;
+      report(!first_difference(got, want, b * ch, &where),
+             "%s global_avgpool_requant %s %s case %zu variant %d", dtype, level_name, k->name, c, variant);
+    }
+    free(input);
+    free(want);
+    free(got);
+  }
+  // quantize / dequantize: per tensor and per channel (inner 1: NHWC channels; inner > 1: NCHW), with ties
+  // of the rounding (x / scale = k + 0.5), values past the range, infinities, NaN and a zero scale.
+  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}};
+  for (size_t c = 0; c < sizeof(layouts) / sizeof(layouts[0]); c++) {
+    const size_t n = layouts[c][0] * layouts[c][1] * layouts[c][2];
+    double scales[5];
+    int32_t zero_points[5];
+    for (size_t i = 0; i < layouts[c][1]; i++) {
+      scales[i] = i == 2 ? 0.0 : 0.5 / (double)(1 + rand_range(0, 7));
+      zero_points[i] = rand_range(lo, hi);
+    }
+    const qs8_quantization_layout layout = {layouts[c][0], layouts[c][1], layouts[c][2],
+                                            scales,        zero_points,   u};
+    float* x = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+      const size_t ch = i / layout.inner % layout.channels;
+      switch (rand_range(0, 9)) {
+        case 0:
+          x[i] = (float)((rand_range(-300, 300) + 0.5) * scales[ch]);  // a tie (exact in float)
+          break;
+        case 1:
+          x[i] = rand_range(0, 1) ? INFINITY : -INFINITY;
+          break;
+        case 2:
+          x[i] = NAN;
+          break;
+        case 3:
+          x[i] = (float)rand_range(-100000, 100000);
+          break;
+        default:
+          x[i] = (float)rand_range(-1000000, 1000000) * 1e-4f;
+      }
+    }
+    int8_t* want = xmalloc(n);
+    int8_t* got = xmalloc(n);
+    qs8_quantize__reference(&layout, x, want);
+    qs8_quantize(&layout, x, got, level);
+    size_t where;
+    report(!first_difference(got, want, n, &where), "%s quantize %s %s layout %zu", dtype, level_name,
+           k->name, c);
+    float* fwant = xmalloc(n * sizeof(float));
+    float* fgot = xmalloc(n * sizeof(float));
+    fill_bytes(want, n);
+    qs8_dequantize__reference(&layout, want, fwant);
+    qs8_dequantize(&layout, want, fgot, level);
+    report(memcmp(fwant, fgot, n * sizeof(float)) == 0, "%s dequantize %s %s layout %zu", dtype, level_name,
+           k->name, c);
+    free(x);
+    free(want);
+    free(got);
+    free(fwant);
+    free(fgot);
+  }
   const size_t lengths[] = {1, 7, 33, 1000};
   for (size_t c = 0; c < 4; c++) {
     const size_t n = lengths[c];
