@@ -305,8 +305,8 @@ function runStateless(): void {
         { scales: Float64Array.of(0.02, 0.125), zeroPoints: Int32Array.of(zp, zp + 1), inner: 7 * 9 * 19 },
       ];
       for (const [l, layout] of layouts.entries()) {
-        const qOut = like(input) as typeof input;
-        const qWant = like(input) as typeof input;
+        const qOut = like(input);
+        const qWant = like(input);
         quantizeLinear({ ...layout, input: x, output: qOut });
         quantizeLinear({ ...layout, input: x, output: qWant, reference: true });
         compare(`quantizeLinear ${format} layout ${l}`, qOut, qWant);
