@@ -33,6 +33,7 @@ DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512vnni);
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx2;
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx512;
 #endif
@@ -90,6 +91,9 @@ const size_t qs8_gemv_ukernel_count = sizeof(qs8_gemv_ukernels) / sizeof(qs8_gem
 
 const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
 #if defined(__x86_64__)
+    // VNNI speeds up only the 3x3 row kernel; the per-pixel kernel is the AVX-512 one.
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512VNNI, 32,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512vnni),
     DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32,
            qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512),
     DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16,
