@@ -1,7 +1,9 @@
-// The compressed formats' layers for a benchmark shape (native/formats.ts), built from the same fp32 weights
-// as the fp32 layer: binary, XNOR and ternary from their signs, sparse at 90 % unstructured sparsity, codebook
-// with 4-bit indices (16 centroids), fixed point with Q8.8 / Q.6 words. A format whose kernel refuses the
-// shape (e.g. no depthwise path) is reported as skipped with the kernel's own message.
+// The compressed formats' layers for a benchmark shape (native/formats.ts): one for each format that the
+// runtime runs on a native kernel of its own (agent/runtime/ops/index.ts NATIVE_FORMAT_KERNELS, from the
+// executor registry), built from the same fp32 weights as the fp32 layer: binary, XNOR and ternary from their
+// signs, sparse at 90 % unstructured sparsity, codebook with 4-bit indices (16 centroids), fixed point with
+// Q8.8 / Q.6 words. A format whose kernel refuses the shape (e.g. no depthwise path) is reported as skipped
+// with the kernel's own message.
 import {
   encodeCsr,
   packBinaryWeights,
@@ -9,7 +11,9 @@ import {
   packTernaryWeights,
   packXnorWeights,
 } from '../agent/runtime/format-layouts.js';
+import { NATIVE_FORMAT_KERNELS } from '../agent/runtime/ops/index.js';
 import {
+  type Format as FormatKernelName,
   FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
@@ -56,9 +60,9 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
   const bias = Float32Array.from({ length: outputChannels }, () => random() - 0.5);
   const meanAbs = weights.reduce((s, w) => s + Math.abs(w), 0) / weights.length;
 
-  const builders: [Format, () => FormatLayer<FormatTensor>, 'f32' | 'i16' | 'i8'][] = [
-    [
-      'fixed16',
+  /** Per kernel: how its layer is built, and its activations' word type. */
+  const builders: Record<FormatKernelName, [() => FormatLayer<FormatTensor>, 'f32' | 'i16' | 'i8']> = {
+    fixed16: [
       () => {
         const args = {
           inputFl: 8,
@@ -70,8 +74,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       },
       'i16',
     ],
-    [
-      'fixed8',
+    fixed8: [
       () => {
         const args = {
           inputFl: 5,
@@ -83,24 +86,21 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       },
       'i8',
     ],
-    [
-      'binary-weights',
+    'binary-weights': [
       () => {
         const args = { ...packBinaryWeights(outputChannels, reduction, weights), bias };
         return layerOf(FORMAT_LAYERS['binary-weights'], args);
       },
       'f32',
     ],
-    [
-      'xnor',
+    xnor: [
       () => {
         const args = { ...packXnorWeights(outputChannels, taps, groupChannels, weights), bias };
         return layerOf(FORMAT_LAYERS.xnor, args);
       },
       'f32',
     ],
-    [
-      'ternary',
+    ternary: [
       () => {
         const threshold = 0.7 * meanAbs;
         const ternary = Int8Array.from(weights, (w) => (w > threshold ? 1 : w < -threshold ? -1 : 0));
@@ -110,8 +110,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       },
       'f32',
     ],
-    [
-      'sparse',
+    sparse: [
       () => {
         const pruned = Float32Array.from(weights, (w) => (random() < SPARSITY ? 0 : w));
         const args = { ...encodeCsr(outputChannels, reduction, pruned), bias };
@@ -119,8 +118,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       },
       'f32',
     ],
-    [
-      'codebook',
+    codebook: [
       () => {
         const indexBits = 4;
         const codebook = Float32Array.from({ length: 16 }, (_, i) => (i - 7.5) / 16);
@@ -135,9 +133,10 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
       },
       'f32',
     ],
-  ];
+  };
 
-  return builders.map(([format, build, type]): FormatBuild => {
+  return NATIVE_FORMAT_KERNELS.map((format): FormatBuild => {
+    const [build, type] = builders[format];
     let layer: FormatLayer<FormatTensor>;
     try {
       layer = build();

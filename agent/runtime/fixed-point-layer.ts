@@ -15,9 +15,10 @@
 // the same words in step 1: a chain of fixed-point layers (with max pooling or ReLU between them, which
 // keep values on the grid) computes exactly what it would with the words kept in memory.
 import { fixedPointActivations } from '../package/manifest.js';
+import { numberAttr } from './attributes.js';
+import type { PrepareContext } from './executor.js';
 import { GraphError } from './graph-error.js';
 import { type FixedPointBits, fixedPointLimit, quantizeFixedPointBias } from './number/fixed-point.js';
-import type { PrepareContext } from './ops.js';
 
 export interface FixedPointLayer {
   bits: FixedPointBits;
@@ -61,13 +62,7 @@ export function fixedPointLayer(context: PrepareContext): FixedPointLayer | unde
   }
 
   const limit = fixedPointLimit(bits);
-  const attr = (key: string, fallback: number): number => {
-    const value = node.attrs[key];
-    if (value === undefined) return fallback;
-    if (typeof value !== 'number' || Number.isNaN(value))
-      throw new GraphError(`attribute ${key} must be a number, got ${JSON.stringify(value)}`, node.name);
-    return value;
-  };
+  const attr = (key: string, fallback: number): number => numberAttr(node, key, fallback);
   const step = 2 ** outputFl;
   const outputMin = Math.max(-limit, Math.min(limit, Math.ceil(attr('min', -Infinity) * step)));
   const outputMax = Math.min(limit, Math.max(-limit, Math.floor(attr('max', Infinity) * step)));

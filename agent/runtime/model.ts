@@ -5,10 +5,11 @@ import { setThreads } from '../../native/index.js';
 import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
+import type { Executor } from './executor.js';
 import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
 import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
 import { nativeAvailable } from './native-executors.js';
-import { type Executor, OPS } from './ops.js';
+import { OPS } from './ops/index.js';
 import { DTYPE_BYTES, elements, type TensorData, type TensorSpec, view } from './tensor.js';
 
 export interface ModelOptions {

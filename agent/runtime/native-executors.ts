@@ -1,10 +1,12 @@
-// Executors backed by the native kernel library (native/index.ts), one per (op, number format) pair the
-// library covers. Each returns undefined when its kernel cannot take the node (a weight that is not a
-// constant, ONNX rounding, dilated or ceil-mode pooling, ...) or the addon is not loadable; the op then runs
-// its TypeScript reference executor. `whittle inspect` shows which kernel every layer got.
+// Executors backed by the native kernel library (native/index.ts), one factory per (op, number format) pair
+// the library covers (NATIVE_EXECUTORS). Each returns undefined when its kernel cannot take the node (a weight
+// that is not a constant, ONNX rounding, dilated or ceil-mode pooling, ...); the registry (ops/index.ts) then
+// runs the pair's TypeScript reference executor, as it does when the addon is not loadable. `whittle inspect`
+// shows which kernel every layer got. Attributes are read with the checked readers the op definitions use.
 import {
   fixedPointDequantize,
   fixedPointQuantize,
+  type Format as FormatKernelName,
   FORMAT_LAYERS,
   type FormatConv2dShape,
   type FormatFullyConnectedShape,
@@ -27,14 +29,15 @@ import {
   softmaxF32,
   type Tensor,
 } from '../../native/index.js';
+import type { NumberFormat } from '../package/manifest.js';
+import { intAttr, normalizeAxis, numberAttr, stringAttr } from './attributes.js';
+import type { Executor, NativeFactory, PrepareContext } from './executor.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
-import type { Executor, PrepareContext } from './ops.js';
 import { elements, type TensorSpec } from './tensor.js';
-
-type NativeFactory = (context: PrepareContext) => Executor | undefined;
+import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
 
 let available: boolean | undefined;
 export function nativeAvailable(): boolean {
@@ -50,20 +53,10 @@ export function nativeAvailable(): boolean {
   return available;
 }
 
-function numberAttr(context: PrepareContext, key: string, fallback: number): number {
-  const v = context.node.attrs[key];
-  return typeof v === 'number' ? v : fallback;
-}
-function intsAttr(context: PrepareContext, key: string, fallback: number[]): number[] {
-  const v = context.node.attrs[key];
-  return Array.isArray(v) ? v : fallback;
-}
-
 /** A conv or pool node's strides and paddings (ONNX order: pads top, left, bottom, right), as the native
  * shapes name them. */
 function windowStridesAndPads(context: PrepareContext) {
-  const strides = intsAttr(context, 'strides', [1, 1]);
-  const pads = intsAttr(context, 'pads', [0, 0, 0, 0]);
+  const { strides, pads } = windowAttrs(context.node);
   return {
     strideHeight: strides[0]!,
     strideWidth: strides[1]!,
@@ -75,21 +68,19 @@ function windowStridesAndPads(context: PrepareContext) {
 }
 
 function convShape(context: PrepareContext): Required<Conv2dShape> {
-  const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
-  const [o, kh, kw] = context.inputs[1]!.shape as [number, number, number, number];
-  const dilations = intsAttr(context, 'dilations', [1, 1]);
+  const g = convGeometry(context.node, context.inputs[0]!, context.inputs[1]!);
   return {
-    batch: n,
-    inputHeight: h,
-    inputWidth: w,
-    inputChannels: c,
-    outputChannels: o,
-    kernelHeight: kh,
-    kernelWidth: kw,
+    batch: g.batch,
+    inputHeight: g.inH,
+    inputWidth: g.inW,
+    inputChannels: g.inC,
+    outputChannels: g.outC,
+    kernelHeight: g.kh,
+    kernelWidth: g.kw,
     ...windowStridesAndPads(context),
-    dilationHeight: dilations[0]!,
-    dilationWidth: dilations[1]!,
-    groups: numberAttr(context, 'groups', 1),
+    dilationHeight: g.dilationH,
+    dilationWidth: g.dilationW,
+    groups: g.groups,
   };
 }
 
@@ -98,7 +89,8 @@ function convShape(context: PrepareContext): Required<Conv2dShape> {
 function int8Quantization(context: PrepareContext) {
   const [x, w] = context.inputs;
   const y = context.outputs[0]!;
-  if (!x || !w || (context.node.attrs.rounding ?? 'gemmlowp') !== 'gemmlowp') return undefined;
+  if (!x || !w || stringAttr(context.node, 'rounding', ['gemmlowp', 'onnx'], 'gemmlowp') !== 'gemmlowp')
+    return undefined;
   if (w.dtype !== 'i8' || x.dtype !== y.dtype || (x.dtype !== 'i8' && x.dtype !== 'u8')) return undefined;
   const xq = x.quant;
   const wq = w.quant;
@@ -126,8 +118,8 @@ function int8Quantization(context: PrepareContext) {
     shifts[o] = q.shift;
   }
   const [lo, hi] = intRange(x.dtype);
-  const min = numberAttr(context, 'min', lo);
-  const max = numberAttr(context, 'max', hi);
+  const min = numberAttr(context.node, 'min', lo);
+  const max = numberAttr(context.node, 'max', hi);
   if (!Number.isInteger(min) || !Number.isInteger(max)) return undefined;
   return {
     activations: x.dtype === 'u8' ? ('uint8' as const) : ('int8' as const),
@@ -227,8 +219,8 @@ function floatLayer(context: PrepareContext) {
     weights,
     common: {
       bias: bias instanceof Float32Array ? bias : null,
-      outputMin: numberAttr(context, 'min', -Infinity),
-      outputMax: numberAttr(context, 'max', Infinity),
+      outputMin: numberAttr(context.node, 'min', -Infinity),
+      outputMax: numberAttr(context.node, 'max', Infinity),
     },
   };
 }
@@ -353,7 +345,7 @@ type FormatCreate = (args: never) => FloatFormatLayer;
 /** By the package's number format: the kernels' name for it, its weight packing, its create functions. */
 const FORMAT_KERNELS: Record<
   string,
-  { name: string; args: FormatArgs; conv2d: FormatCreate; fullyConnected: FormatCreate }
+  { name: FormatKernelName; args: FormatArgs; conv2d: FormatCreate; fullyConnected: FormatCreate }
 > = {
   binary: { name: 'binary-weights', args: binaryArgs, ...FORMAT_LAYERS['binary-weights'] },
   ternary: { name: 'ternary', args: ternaryArgs, ...FORMAT_LAYERS.ternary },
@@ -395,6 +387,12 @@ const FIXED_POINT_KERNELS: Record<16 | 8, { conv2d: FixedPointCreate; fullyConne
   16: FORMAT_LAYERS.fixed16,
   8: FORMAT_LAYERS.fixed8,
 };
+
+/** The native/formats.ts name of a package number format's kernels (FORMAT_LAYERS), or undefined for a
+ * format without its own kernels (f32, int8, hashed). */
+export function formatKernelName(format: NumberFormat): FormatKernelName | undefined {
+  return format === 'fixed16' || format === 'fixed8' ? format : FORMAT_KERNELS[format]?.name;
+}
 
 /** A fixed16 / fixed8 layer on the qf16 / qf8 kernels: the fp32 input is quantized to Q(input_fl) words by the
  * kernels' nearest quantizer, the kernel computes in fixed point, and its Q(output_fl) words are written back
@@ -456,15 +454,12 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
     const y = context.outputs[0]!;
     // The native pools take no dilation, ceil mode or count_include_pad, and round int8 averages like
     // TFLite rather than ONNX: those nodes keep the reference.
-    if (
-      intsAttr(context, 'dilations', [1, 1]).some((d) => d !== 1) ||
-      numberAttr(context, 'ceil_mode', 0) !== 0
-    )
+    if (windowAttrs(context.node).dilations.some((d) => d !== 1) || poolCeilMode(context.node))
       return undefined;
-    if (kind === 'avg' && (x.dtype !== 'f32' || numberAttr(context, 'count_include_pad', 0) !== 0))
+    if (kind === 'avg' && (x.dtype !== 'f32' || intAttr(context.node, 'count_include_pad', 0, 0, 1) !== 0))
       return undefined;
     const [n, h, w, c] = x.shape as [number, number, number, number];
-    const [kh, kw] = intsAttr(context, 'kernel', [1, 1]) as [number, number];
+    const [kh, kw] = poolKernel(context.node, [1, 1]);
     const window = windowStridesAndPads(context);
     const { paddingTop, paddingLeft, paddingBottom, paddingRight } = window;
     if (paddingTop >= kh || paddingBottom >= kh || paddingLeft >= kw || paddingRight >= kw) return undefined;
@@ -524,8 +519,8 @@ const addF32Same: NativeFactory = (context) => {
 
 const clampAny: NativeFactory = (context) => {
   const x = context.inputs[0]!;
-  const min = numberAttr(context, 'min', -Infinity);
-  const max = numberAttr(context, 'max', Infinity);
+  const min = numberAttr(context.node, 'min', -Infinity);
+  const max = numberAttr(context.node, 'max', Infinity);
   if (x.dtype === 'i32' || x.dtype === 'bool' || min > max) return undefined;
   if (x.dtype !== 'f32') {
     const [lo, hi] = intRange(x.dtype); // i8 or u8 here
@@ -549,9 +544,8 @@ const clampAny: NativeFactory = (context) => {
 const softmaxLastAxis: NativeFactory = (context) => {
   const x = context.inputs[0]!;
   const rank = x.shape.length;
-  let axis = numberAttr(context, 'axis', -1);
-  if (axis < 0) axis += rank;
-  const coerce = numberAttr(context, 'coerce2d', 0) === 1;
+  const axis = normalizeAxis(context.node, intAttr(context.node, 'axis', -1), rank);
+  const coerce = intAttr(context.node, 'coerce2d', 0, 0, 1) === 1;
   if (!coerce && axis !== rank - 1) return undefined;
   const channels = elements(x.shape.slice(axis));
   if (channels === 0) return undefined;
@@ -565,9 +559,7 @@ const softmaxLastAxis: NativeFactory = (context) => {
 
 const concatAnyAxis: NativeFactory = (context) => {
   const specs = context.inputs as TensorSpec[];
-  const rank = specs[0]!.shape.length;
-  let axis = numberAttr(context, 'axis', 0);
-  if (axis < 0) axis += rank;
+  const axis = normalizeAxis(context.node, intAttr(context.node, 'axis', 0), specs[0]!.shape.length);
   const rows = elements(specs[0]!.shape.slice(0, axis));
   const channels = specs.map((s) => elements(s.shape.slice(axis)));
   if (
@@ -591,7 +583,7 @@ const concatAnyAxis: NativeFactory = (context) => {
 const channelShuffleAny: NativeFactory = (context) => {
   const x = context.inputs[0]!;
   if (x.dtype === 'i32' || x.dtype === 'bool') return undefined;
-  const groups = numberAttr(context, 'groups', 1);
+  const groups = intAttr(context.node, 'groups', 1, 1);
   const channels = x.shape[x.shape.length - 1]!;
   return {
     kernel: `native:channel_shuffle_${x.dtype}`,
@@ -606,27 +598,30 @@ const channelShuffleAny: NativeFactory = (context) => {
   };
 };
 
-/** op -> format -> native executor factory. */
-export const NATIVE_EXECUTORS: Readonly<Record<string, Readonly<Record<string, NativeFactory>>>> = {
+/** op -> format -> native executor factory: the one list of the native executors. The registry
+ * (ops/index.ts) joins each with the reference executor of its pair. */
+export const NATIVE_EXECUTORS: Readonly<
+  Record<string, Readonly<Partial<Record<NumberFormat, NativeFactory>>>>
+> = {
   conv2d: {
     f32: conv2dF32,
-    binary: FORMAT_CONV2D,
-    ternary: FORMAT_CONV2D,
-    xnor: FORMAT_CONV2D,
-    sparse: FORMAT_CONV2D,
-    codebook: FORMAT_CONV2D,
     fixed16: fixedPoint('conv2d'),
     fixed8: fixedPoint('conv2d'),
+    binary: FORMAT_CONV2D,
+    xnor: FORMAT_CONV2D,
+    ternary: FORMAT_CONV2D,
+    sparse: FORMAT_CONV2D,
+    codebook: FORMAT_CONV2D,
   },
   fully_connected: {
     f32: fullyConnectedF32,
-    binary: FORMAT_FULLY_CONNECTED,
-    ternary: FORMAT_FULLY_CONNECTED,
-    xnor: FORMAT_FULLY_CONNECTED,
-    sparse: FORMAT_FULLY_CONNECTED,
-    codebook: FORMAT_FULLY_CONNECTED,
     fixed16: fixedPoint('fullyConnected'),
     fixed8: fixedPoint('fullyConnected'),
+    binary: FORMAT_FULLY_CONNECTED,
+    xnor: FORMAT_FULLY_CONNECTED,
+    ternary: FORMAT_FULLY_CONNECTED,
+    sparse: FORMAT_FULLY_CONNECTED,
+    codebook: FORMAT_FULLY_CONNECTED,
   },
   qconv2d: { int8: qconv2d },
   qfully_connected: { int8: qfullyConnected },
@@ -639,9 +634,3 @@ export const NATIVE_EXECUTORS: Readonly<Record<string, Readonly<Record<string, N
   concat: { f32: concatAnyAxis, int8: concatAnyAxis },
   channel_shuffle: { f32: channelShuffleAny, int8: channelShuffleAny },
 };
-
-/** Native first (when the addon loads and the node fits), the reference otherwise. */
-export function nativeExecutor(op: string, context: PrepareContext): Executor | undefined {
-  if (context.referenceOnly || !nativeAvailable()) return undefined;
-  return NATIVE_EXECUTORS[op]?.[context.format]?.(context);
-}

@@ -44,3 +44,14 @@ export function view(buffer: ArrayBuffer, offset: number, dtype: DType, length: 
       return new Uint8Array(buffer, offset, length);
   }
 }
+
+/** Index of the channel (along quant.axis) of each element, or null for per-tensor quantization. */
+export function channelOf(
+  shape: readonly number[],
+  axis: number | undefined,
+): ((i: number) => number) | null {
+  if (axis === undefined) return null;
+  const inner = elements(shape.slice(axis + 1));
+  const size = shape[axis]!;
+  return (i) => Math.floor(i / inner) % size;
+}

@@ -11,7 +11,7 @@ import type {
   TensorQuantization,
 } from '../../agent/package/manifest.js';
 import { GraphError } from '../../agent/runtime/graph-error.js';
-import { OPS } from '../../agent/runtime/ops.js';
+import { OPS } from '../../agent/runtime/ops/index.js';
 import { allocate, elements, type TensorData, type TensorSpec } from '../../agent/runtime/tensor.js';
 import type { PackageContent } from './writer.js';
 

@@ -1,0 +1,165 @@
+// conv2d and fully_connected on fp32 activations, in every weight format the package stores: fp32 and the
+// compressed formats (weights expanded to fp32 at load), xnor (binarized input too), and fixed16 / fixed8
+// (fixed-point words where the layer carries activation fractional lengths, fixed-point-layer.ts).
+// Layouts: conv2d on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
+import { expect, input, numberAttr, pick } from '../attributes.js';
+import type { Executor, ExecutorFactory, OpDefinition, PrepareContext } from '../executor.js';
+import { fixedPointLayer } from '../fixed-point-layer.js';
+import { conv2dF32 } from '../reference-ops/conv.js';
+import {
+  fixedPointConv2d,
+  fixedPointGeometry,
+  fullyConnectedGeometry,
+} from '../reference-ops/fixed-point.js';
+import { fullyConnected } from '../reference-ops/matmul.js';
+import { elements } from '../tensor.js';
+import { convGeometry } from '../window.js';
+
+/** A layer's executor per weight format: fp32 activations over the expanded weights, xnor with its input
+ * binarized too, fixed16 / fixed8 in fixed point. In the order the benchmark reports the formats. */
+function weightFormatExecutors(
+  float: (binarizeInput: boolean) => ExecutorFactory,
+  fixedPoint: ExecutorFactory,
+): OpDefinition['executors'] {
+  const plain = float(false);
+  return {
+    f32: plain,
+    fixed16: fixedPoint,
+    fixed8: fixedPoint,
+    binary: plain,
+    xnor: float(true),
+    ternary: plain,
+    sparse: plain,
+    codebook: plain,
+    hashed: plain,
+  };
+}
+
+function floatConvExecutor(binarizeInput: boolean) {
+  return (context: PrepareContext): Executor => {
+    const { node } = context;
+    const g = convGeometry(node, context.inputs[0]!, context.inputs[1]!);
+    const min = numberAttr(node, 'min', -Infinity);
+    const max = numberAttr(node, 'max', Infinity);
+    return {
+      kernel: `reference:conv2d_${context.format}`,
+      run: (inputs, outputs) =>
+        conv2dF32(
+          g,
+          inputs[0] as Float32Array,
+          pick(context, inputs, 1) as Float32Array,
+          pick(context, inputs, 2) as Float32Array | undefined,
+          min,
+          max,
+          outputs[0] as Float32Array,
+          binarizeInput,
+        ),
+    };
+  };
+}
+
+function floatFcExecutor(binarizeInput: boolean) {
+  return (context: PrepareContext): Executor => {
+    const { node } = context;
+    const x = context.inputs[0]!;
+    const w = context.inputs[1]!;
+    const batch = x.shape[0]!;
+    const k = w.shape[1]!;
+    const outC = w.shape[0]!;
+    const min = numberAttr(node, 'min', -Infinity);
+    const max = numberAttr(node, 'max', Infinity);
+    return {
+      kernel: `reference:fully_connected_${context.format}`,
+      run: (inputs, outputs) => {
+        const bias = pick(context, inputs, 2);
+        const y = outputs[0]!;
+        const xs = binarizeInput ? Float32Array.from(inputs[0]!, (v) => (v < 0 ? -1 : 1)) : inputs[0]!;
+        fullyConnected(
+          batch,
+          k,
+          outC,
+          xs,
+          0,
+          pick(context, inputs, 1)!,
+          () => 0,
+          (index, o, sum) => {
+            const v = sum + (bias ? bias[o]! : 0);
+            y[index] = v < min ? min : v > max ? max : v;
+          },
+        );
+      },
+    };
+  };
+}
+
+// fixed16 / fixed8 layers with activation fractional lengths compute in fixed point (fixed-point-layer.ts);
+// those without (format 1.0 packages) keep fp32 activations over their exactly expanded weights.
+const fixedPointConvExecutor = (context: PrepareContext): Executor => {
+  const layer = fixedPointLayer(context);
+  if (layer === undefined) return floatConvExecutor(false)(context);
+  const { node } = context;
+  const g = convGeometry(node, context.inputs[0]!, context.inputs[1]!);
+  expect(g.dilationH === 1 && g.dilationW === 1, node, 'fixed-point layers take no dilation');
+  const geometry = fixedPointGeometry(g);
+  return {
+    kernel: `reference:conv2d_${context.format}`,
+    run: (inputs, outputs) =>
+      fixedPointConv2d(layer, geometry, inputs[0] as Float32Array, outputs[0] as Float32Array),
+  };
+};
+
+const fixedPointFcExecutor = (context: PrepareContext): Executor => {
+  const layer = fixedPointLayer(context);
+  if (layer === undefined) return floatFcExecutor(false)(context);
+  const [outC, k] = context.inputs[1]!.shape as [number, number];
+  const geometry = fullyConnectedGeometry(context.inputs[0]!.shape[0]!, k, outC);
+  return {
+    kernel: `reference:fully_connected_${context.format}`,
+    run: (inputs, outputs) =>
+      fixedPointConv2d(layer, geometry, inputs[0] as Float32Array, outputs[0] as Float32Array),
+  };
+};
+
+const conv2d: OpDefinition = {
+  infer(node, inputs) {
+    const x = input(node, inputs, 0, 'x');
+    const w = input(node, inputs, 1, 'weights');
+    expect(
+      x.dtype === 'f32',
+      node,
+      `conv2d takes fp32 activations, got ${x.dtype} (int8 layers are qconv2d)`,
+    );
+    const g = convGeometry(node, x, w);
+    const bias = inputs[2];
+    expect(bias === undefined || elements(bias.shape) === g.outC, node, `bias must have ${g.outC} elements`);
+    return [{ dtype: 'f32', shape: [g.batch, g.outH, g.outW, g.outC] }];
+  },
+  macs: (node, inputs, outputs) => elements(outputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
+  executors: weightFormatExecutors(floatConvExecutor, fixedPointConvExecutor),
+};
+
+const fullyConnectedOp: OpDefinition = {
+  infer(node, inputs) {
+    const x = input(node, inputs, 0, 'x');
+    const w = input(node, inputs, 1, 'weights');
+    expect(x.dtype === 'f32', node, `fully_connected takes fp32 activations, got ${x.dtype}`);
+    expect(w.shape.length === 2, node, `weights must be [out][in], got [${w.shape.join(', ')}]`);
+    const batch = x.shape[0] ?? 1;
+    expect(
+      x.shape.length >= 1 && elements(x.shape) === batch * w.shape[1]!,
+      node,
+      `input [${x.shape.join(', ')}] does not hold ${w.shape[1]} features per row`,
+    );
+    const bias = inputs[2];
+    expect(
+      bias === undefined || elements(bias.shape) === w.shape[0],
+      node,
+      `bias must have ${w.shape[0]} elements`,
+    );
+    return [{ dtype: 'f32', shape: [batch, w.shape[0]!] }];
+  },
+  macs: (_node, inputs, outputs) => elements(outputs[0]!.shape) * inputs[1]!.shape[1]!,
+  executors: weightFormatExecutors(floatFcExecutor, fixedPointFcExecutor),
+};
+
+export const CONV_OPS = { conv2d, fully_connected: fullyConnectedOp } satisfies Record<string, OpDefinition>;

@@ -1,0 +1,74 @@
+// Pooling over NHWC activations: max_pool and avg_pool (fp32 or int8 / uint8) and global_avgpool (fp32).
+import { expect, input, intAttr, isInt8 } from '../attributes.js';
+import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
+import { roundHalfEven } from '../number/rounding.js';
+import { averagePool, maxPool } from '../reference-ops/pool.js';
+import { elements } from '../tensor.js';
+import { poolGeometry, poolKernel } from '../window.js';
+
+function poolOp(kind: 'max' | 'avg'): OpDefinition {
+  const run = (context: PrepareContext): Executor => {
+    const x = context.inputs[0]!;
+    const g = poolGeometry(context.node, x);
+    const includePad = intAttr(context.node, 'count_include_pad', 0, 0, 1) === 1;
+    const integer = x.dtype !== 'f32';
+    return {
+      kernel: `reference:${kind}_pool_${context.format}`,
+      run: (inputs, outputs) =>
+        kind === 'max'
+          ? maxPool(g, inputs[0]!, outputs[0]!)
+          : averagePool(
+              g,
+              inputs[0]!,
+              outputs[0]!,
+              includePad,
+              integer ? (mean) => roundHalfEven(mean) : undefined,
+            ),
+    };
+  };
+  return {
+    infer(node, inputs) {
+      const x = input(node, inputs, 0, 'x');
+      expect(x.dtype === 'f32' || isInt8(x), node, `pooling takes fp32 or int8 input, got ${x.dtype}`);
+      const g = poolGeometry(node, x);
+      return [{ ...x, shape: [g.batch, g.outH, g.outW, g.channels] }];
+    },
+    macs: (node, _inputs, outputs) => elements(outputs[0]!.shape) * elements(poolKernel(node, [1, 1])),
+    executors: f32AndInt8(run),
+  };
+}
+
+const globalAvgPool: OpDefinition = {
+  infer(node, inputs) {
+    const x = input(node, inputs, 0, 'x');
+    expect(x.shape.length === 4, node, 'global_avgpool takes NHWC input');
+    expect(x.dtype === 'f32', node, 'global_avgpool takes fp32 input');
+    return [{ ...x, shape: [x.shape[0]!, 1, 1, x.shape[3]!] }];
+  },
+  macs: (_node, inputs) => elements(inputs[0]!.shape),
+  executors: {
+    f32: (context) => {
+      const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
+      return {
+        kernel: 'reference:global_avgpool_f32',
+        run: (inputs, outputs) => {
+          const x = inputs[0]!;
+          const y = outputs[0]!;
+          for (let b = 0; b < n; b++) {
+            for (let ch = 0; ch < c; ch++) {
+              let sum = 0;
+              for (let p = 0; p < h * w; p++) sum += x[(b * h * w + p) * c + ch]!;
+              y[b * c + ch] = sum / (h * w);
+            }
+          }
+        },
+      };
+    },
+  },
+};
+
+export const POOL_OPS = {
+  max_pool: poolOp('max'),
+  avg_pool: poolOp('avg'),
+  global_avgpool: globalAvgPool,
+} satisfies Record<string, OpDefinition>;
