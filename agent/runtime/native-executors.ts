@@ -22,10 +22,14 @@ import {
   createConv2dInt8,
   createFullyConnectedF32,
   createFullyConnectedInt8,
+  dequantizeLinear,
   globalAvgPool,
+  globalAvgPoolInt8,
   type Int8Tensor,
   loadNativeBinding,
   maxPool2d,
+  type QuantizationArgs,
+  quantizeLinear,
   softmaxF32,
   type Tensor,
 } from '../../native/index.js';
@@ -36,6 +40,7 @@ import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
+import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
 import { elements, type TensorSpec } from './tensor.js';
 import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
 
@@ -498,6 +503,66 @@ const globalAvgPoolF32: NativeFactory = (context) => {
   };
 };
 
+const globalAvgPoolRequantized: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  const y = context.outputs[0]!;
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  if (h * w > 65536) return undefined;
+  const { multiplier, shift } = globalAvgPoolMultiplier(x.quant!.scale[0]!, y.quant!.scale[0]!, h * w);
+  const args = {
+    batch: n,
+    pixels: h * w,
+    channels: c,
+    inputZeroPoint: x.quant!.zeroPoint[0]!,
+    outputZeroPoint: y.quant!.zeroPoint[0]!,
+    multiplier,
+    shift,
+  };
+  return {
+    kernel: 'native:global_avgpool_int8',
+    run: (inputs, outputs) =>
+      globalAvgPoolInt8({ ...args, input: inputs[0] as Int8Tensor, output: outputs[0] as Int8Tensor }),
+  };
+};
+
+/** The scales, zero points and channel run of an int8 tensor's quantization as quantizeLinear /
+ * dequantizeLinear take them, or undefined where the kernel's layout cannot state it (a scale count that is
+ * not the axis' size, a zero point outside the dtype). */
+function quantizationLayout(spec: TensorSpec): QuantizationArgs | undefined {
+  const { scale, zeroPoint, axis } = spec.quant!;
+  const [lo, hi] = intRange(spec.dtype);
+  if (scale.length !== zeroPoint.length || zeroPoint.some((z) => z < lo || z > hi)) return undefined;
+  if (scale.length > 1 && (axis === undefined || spec.shape[axis] !== scale.length)) return undefined;
+  return {
+    scales: Float64Array.from(scale),
+    zeroPoints: Int32Array.from(zeroPoint),
+    ...(scale.length > 1 ? { inner: elements(spec.shape.slice(axis! + 1)) } : {}),
+  };
+}
+
+const quantizeLinearInt8: NativeFactory = (context) => {
+  const y = context.outputs[0]!;
+  const layout = quantizationLayout(y);
+  if (layout === undefined || context.constants[0] !== undefined || elements(y.shape) === 0) return undefined;
+  return {
+    kernel: 'native:quantize_linear_int8',
+    run: (inputs, outputs) =>
+      quantizeLinear({ ...layout, input: inputs[0] as Float32Array, output: outputs[0] as Int8Tensor }),
+  };
+};
+
+const dequantizeLinearInt8: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  if (x.dtype === 'i32' || context.constants[0] !== undefined || elements(x.shape) === 0) return undefined;
+  const layout = quantizationLayout(x);
+  if (layout === undefined) return undefined;
+  return {
+    kernel: 'native:dequantize_linear_int8',
+    run: (inputs, outputs) =>
+      dequantizeLinear({ ...layout, input: inputs[0] as Int8Tensor, output: outputs[0] as Float32Array }),
+  };
+};
+
 const addF32Same: NativeFactory = (context) => {
   const [a, b] = context.inputs as [TensorSpec, TensorSpec];
   if (
@@ -627,7 +692,9 @@ export const NATIVE_EXECUTORS: Readonly<
   qfully_connected: { int8: qfullyConnected },
   max_pool: { f32: pool('max'), int8: pool('max') },
   avg_pool: { f32: pool('avg') },
-  global_avgpool: { f32: globalAvgPoolF32 },
+  global_avgpool: { f32: globalAvgPoolF32, int8: globalAvgPoolRequantized },
+  quantize_linear: { int8: quantizeLinearInt8 },
+  dequantize_linear: { int8: dequantizeLinearInt8 },
   add: { f32: addF32Same },
   clip: { f32: clampAny, int8: clampAny },
   softmax: { f32: softmaxLastAxis },

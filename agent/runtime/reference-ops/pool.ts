@@ -2,7 +2,11 @@
 // mode). Max pooling ignores padded positions; average pooling divides by the window elements inside the
 // input, or by the whole window when countIncludePad (positions past the padded input never count).
 
-import { type QuantizedMultiplier, requantizeGemmlowp } from '../number/requantization.js';
+import {
+  type QuantizedMultiplier,
+  quantizeMultiplier,
+  requantizeGemmlowp,
+} from '../number/requantization.js';
 import { saturate } from '../number/saturation.js';
 import type { WindowGeometry } from './conv.js';
 import type { Numbers, Writable } from './number-arrays.js';
@@ -72,6 +76,16 @@ export function averagePool(
       }
     }
   }
+}
+
+/** The Q31 multiplier of an int8 global average pool over `pixels` values, inputScale / (outputScale *
+ * pixels), saturated as the runtime derives every multiplier from a package's scales. */
+export function globalAvgPoolMultiplier(
+  inputScale: number,
+  outputScale: number,
+  pixels: number,
+): QuantizedMultiplier {
+  return quantizeMultiplier(inputScale / (outputScale * pixels), 'saturate');
 }
 
 /** The int8 / uint8 global average pool from one per-tensor quantization to another, as the native kernel

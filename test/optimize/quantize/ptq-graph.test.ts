@@ -76,9 +76,17 @@ test('a residual add, a requantized concat input, a depthwise conv and a global 
   assert.equal(byName.get('depthwise')?.attrs.groups, 4);
   assert.equal(byName.get('dense')?.op, 'qfully_connected');
   assert.equal(byName.get('pool')?.format, 'int8');
-  // The add and the global pool have no int8 form: they run in fp32 on dequantized inputs.
+  // The add has no int8 form: it runs in fp32 on dequantized inputs. The global pool is int8 from the
+  // concat's quantization to its own.
   assert.equal(byName.get('residual')?.format, 'f32');
-  assert.equal(byName.get('gap')?.format, 'f32');
+  const gap = byName.get('gap')!;
+  assert.equal(gap.format, 'int8');
+  assert.equal(int8.manifest.tensors[gap.inputs[0]!]!.dtype, 'i8');
+  assert.equal(int8.manifest.tensors[gap.outputs[0]!]!.dtype, 'i8');
+  assert.notDeepEqual(
+    int8.manifest.tensors[gap.outputs[0]!]!.quant,
+    int8.manifest.tensors[gap.inputs[0]!]!.quant,
+  );
   // The concat moves int8 bytes; both of its inputs were brought to its scale and zero point first.
   const concat = byName.get('concat')!;
   assert.equal(concat.format, 'int8');
