@@ -13,6 +13,7 @@ import {
 } from '../../native/formats.js';
 import {
   addF32,
+  addInt8,
   avgPool2d,
   channelShuffle,
   clamp,
@@ -40,6 +41,7 @@ import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
+import { qaddParams } from './ops/elementwise.js';
 import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
 import { elements, type TensorSpec } from './tensor.js';
 import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
@@ -563,6 +565,39 @@ const dequantizeLinearInt8: NativeFactory = (context) => {
   };
 };
 
+const qaddInt8: NativeFactory = (context) => {
+  const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+  const y = context.outputs[0]!;
+  const [lo, hi] = intRange(y.dtype);
+  const zeroPoints = [a, b, y].map((t) => t.quant!.zeroPoint[0]!);
+  if (context.constants.some((c) => c !== undefined) || zeroPoints.some((z) => z < lo || z > hi))
+    return undefined;
+  const p = qaddParams(context.node, a, b, y);
+  const args = {
+    aZeroPoint: p.aZeroPoint,
+    aMultiplier: p.a.multiplier,
+    aShift: p.a.shift,
+    bZeroPoint: p.bZeroPoint,
+    bMultiplier: p.b.multiplier,
+    bShift: p.b.shift,
+    outputZeroPoint: p.outputZeroPoint,
+    outputMultiplier: p.output.multiplier,
+    outputShift: p.output.shift,
+    outputMin: p.min,
+    outputMax: p.max,
+  };
+  return {
+    kernel: 'native:qadd_int8',
+    run: (inputs, outputs) =>
+      addInt8({
+        ...args,
+        a: inputs[0] as Int8Tensor,
+        b: inputs[1] as Int8Tensor,
+        output: outputs[0] as Int8Tensor,
+      }),
+  };
+};
+
 const addF32Same: NativeFactory = (context) => {
   const [a, b] = context.inputs as [TensorSpec, TensorSpec];
   if (
@@ -696,6 +731,7 @@ export const NATIVE_EXECUTORS: Readonly<
   quantize_linear: { int8: quantizeLinearInt8 },
   dequantize_linear: { int8: dequantizeLinearInt8 },
   add: { f32: addF32Same },
+  qadd: { int8: qaddInt8 },
   clip: { f32: clampAny, int8: clampAny },
   softmax: { f32: softmaxLastAxis },
   concat: { f32: concatAnyAxis, int8: concatAnyAxis },

@@ -145,6 +145,15 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
     inputs: [activation(format, [2, 3, 4]), activation(format, [2, 5, 4]), activation(format, [2, 1, 4])],
   }),
   channel_shuffle: (format) => ({ attrs: { groups: 3 }, inputs: [activation(format, [2, 3, 3, 12])] }),
+  // Two quantizations into a third, with a fused clamp.
+  qadd: () => ({
+    attrs: { min: -100 },
+    inputs: [
+      { spec: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.1, 2) } },
+      { spec: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.07, -4) } },
+    ],
+    declared: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.2, -5) },
+  }),
   // Per channel along axis 1 (runs of 4 * 5 values), scales small enough that some values saturate.
   quantize_linear: () => ({
     attrs: {},

@@ -76,9 +76,13 @@ test('a residual add, a requantized concat input, a depthwise conv and a global 
   assert.equal(byName.get('depthwise')?.attrs.groups, 4);
   assert.equal(byName.get('dense')?.op, 'qfully_connected');
   assert.equal(byName.get('pool')?.format, 'int8');
-  // The add has no int8 form: it runs in fp32 on dequantized inputs. The global pool is int8 from the
+  // The residual add is a qadd from its inputs' quantizations to its own; the global pool is int8 from the
   // concat's quantization to its own.
-  assert.equal(byName.get('residual')?.format, 'f32');
+  const residual = byName.get('residual')!;
+  assert.equal(residual.op, 'qadd');
+  assert.equal(residual.format, 'int8');
+  for (const t of [...residual.inputs, ...residual.outputs])
+    assert.equal(int8.manifest.tensors[t]!.dtype, 'i8');
   const gap = byName.get('gap')!;
   assert.equal(gap.format, 'int8');
   assert.equal(int8.manifest.tensors[gap.inputs[0]!]!.dtype, 'i8');
@@ -87,14 +91,19 @@ test('a residual add, a requantized concat input, a depthwise conv and a global 
     int8.manifest.tensors[gap.outputs[0]!]!.quant,
     int8.manifest.tensors[gap.inputs[0]!]!.quant,
   );
-  // The concat moves int8 bytes; both of its inputs were brought to its scale and zero point first.
+  // The concat moves int8 bytes; both of its inputs are at its scale and zero point: the pool's output is
+  // requantized to it, and the residual qadd, whose output range the plan takes from the concat, writes
+  // straight into it.
   const concat = byName.get('concat')!;
   assert.equal(concat.format, 'int8');
   const outQuant = int8.manifest.tensors[concat.outputs[0]!]!.quant;
+  const producers = concat.inputs.map((i) => int8.manifest.nodes.find((n) => n.outputs.includes(i))!);
+  assert.deepEqual(
+    producers.map((p) => p.op),
+    ['quantize_linear', 'qadd'],
+  );
   for (const i of concat.inputs) {
     assert.deepEqual(int8.manifest.tensors[i]!.quant, outQuant);
-    const producer = int8.manifest.nodes.find((n) => n.outputs.includes(i))!;
-    assert.equal(producer.op, 'quantize_linear', `${producer.name} feeds the concat`);
   }
 
   // Fresh inputs, not the calibration set: the outputs agree within 2 % of their scale.
