@@ -10,6 +10,7 @@ export default tseslint.config(
       'dist/**',
       'node_modules/**',
       'native/build/**',
+      'bench/xnnpack/build/**',
       'build/**',
       'renderer/dist/**',
       'bin/**',

@@ -20,12 +20,16 @@ import * as ort from 'onnxruntime-node';
 
 import { packageRoot } from '../agent/package-root.js';
 import {
+  type Conv2dF32Args,
+  type Conv2dInt8Args,
   type CpuFeatures,
   cpuFeatures,
   createConv2dF32,
   createConv2dInt8,
   createFullyConnectedF32,
   createFullyConnectedInt8,
+  type FullyConnectedF32Args,
+  type FullyConnectedInt8Args,
   getThreads,
   type PackedLayer,
   setThreads,
@@ -52,6 +56,13 @@ import {
   opsPerCycle,
   PEAK_FORMULA,
 } from './peak.js';
+import {
+  loadXnnpackPeer,
+  xnnpackAgreement,
+  type XnnpackLayer,
+  type XnnpackPeer,
+  XnnpackPeerError,
+} from './xnnpack-peer.js';
 
 export interface KernelBenchOptions {
   shapes: BenchShape[];
@@ -84,6 +95,11 @@ export interface KernelBenchRow {
    * still with the N-API call: null when not profiled. */
   vs_ort_int8_kernel_only: number | null;
   vs_ort_fp32_kernel_only: number | null;
+  /** XNNPACK's time / ours on the same layer, input and thread count, same run (fp32: its f32 operator; int8:
+   * qc8, or qs8 for fully-connected layers), XNNPACK timed in a loop in C at one thread. null: the format has
+   * no XNNPACK peer, threads > 1, the peer is not built (machine.xnnpack says why), or XNNPACK failed or
+   * disagreed (its row in `xnnpack` has the error). */
+  vs_xnnpack: number | null;
   /** gops / this core's peak for the format at `threads` cores. */
   peak_fraction: number;
 }
@@ -102,6 +118,25 @@ export interface OrtRow {
   int8_kernel: string | null;
   fp32_ops: string[];
   int8_ops: string[];
+}
+
+/** XNNPACK on one layer, precision and thread count: its time, or the error that kept it from being timed
+ * (XNNPACK refused the layer, or its output disagreed with ours). */
+export interface XnnpackRow {
+  shape: string;
+  format: 'fp32' | 'int8';
+  threads: number;
+  /** The XNNPACK operator, e.g. convolution2d_nhwc_qc8; null if it could not be created. */
+  operator: string | null;
+  /** Median microseconds per run (timed in a loop in C: no call overhead); null on error. */
+  us: number | null;
+  gops: number | null;
+  /** Median microseconds per run when each run is its own Node-API call from JavaScript, as ours are timed
+   * (a bare call: no arguments to check, no copies); us_js_call - us is about what a call costs. */
+  us_js_call: number | null;
+  /** Largest |XNNPACK - Whittle| over the layer's output, checked before timing; null if not compared. */
+  max_abs_diff: number | null;
+  error: string | null;
 }
 
 export interface TargetCheck {
@@ -126,11 +161,15 @@ export interface KernelBenchReport {
     commit: string;
     node: string;
     onnxruntime_node: string;
+    /** The libxnnpack-dev version the peer runs, or why there is no XNNPACK peer in this report. */
+    xnnpack: { built: true; version: string } | { built: false; reason: string };
   };
   peak: { formula: string; ops_per_cycle: Record<Format, number> };
   timing: { rounds: number; batch_ms: number; statistic: string };
   results: KernelBenchRow[];
   ort: OrtRow[];
+  /** Empty when the XNNPACK peer is not built. */
+  xnnpack: XnnpackRow[];
   /** Formats not measured on a shape, with the reason (never a made-up figure). */
   skipped: { format: Format; shape: string; reason: string }[];
   targets: TargetCheck[];
@@ -149,28 +188,39 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** One implementation of a layer: a call, timed as a batch of `reps` calls. */
+/** One implementation of a layer, timed as a batch of `reps` calls. */
 interface Contender {
   id: string;
-  call: () => void | Promise<void>;
+  /** Runs `reps` calls and returns microseconds per call. */
+  batch: (reps: number) => Promise<number>;
   reps: number;
   samplesUs: number[];
 }
 
+/** A contender whose calls are made from JavaScript, each timed with what a user pays for it. */
+function jsContender(id: string, call: () => void | Promise<void>): Contender {
+  return {
+    id,
+    batch: async (reps) => {
+      const start = performance.now();
+      for (let i = 0; i < reps; i++) await call();
+      return ((performance.now() - start) * 1000) / reps;
+    },
+    reps: 1,
+    samplesUs: [],
+  };
+}
+
 async function timeBatch(c: Contender): Promise<number> {
-  const start = performance.now();
-  for (let i = 0; i < c.reps; i++) await c.call();
-  return ((performance.now() - start) * 1000) / c.reps;
+  return c.batch(c.reps);
 }
 
 /** Warms up and finds how many calls fill one batch of `batchMs`. */
 async function calibrate(c: Contender, batchMs: number): Promise<void> {
-  for (let i = 0; i < 5; i++) await c.call();
+  await c.batch(5);
   let reps = 1;
   for (;;) {
-    const start = performance.now();
-    for (let i = 0; i < reps; i++) await c.call();
-    const elapsed = performance.now() - start;
+    const elapsed = ((await c.batch(reps)) * reps) / 1000;
     if (elapsed >= batchMs / 4 || reps >= 1 << 20) {
       c.reps = Math.max(1, Math.round((reps * batchMs) / Math.max(elapsed, 1e-3)));
       return;
@@ -207,7 +257,17 @@ function onnxruntimeVersion(): string {
   }
 }
 
+/** The arguments of a shape's fp32 and int8 layers: Whittle's and XNNPACK's are built from the same ones. */
+type LayerArgs =
+  | { kind: 'conv2d'; fp32: Conv2dF32Args; int8: Conv2dInt8Args & { activations: 'int8' } }
+  | {
+      kind: 'fullyConnected';
+      fp32: FullyConnectedF32Args;
+      int8: FullyConnectedInt8Args & { activations: 'int8' };
+    };
+
 interface OurLayers {
+  args: LayerArgs;
   fp32: PackedLayer<Float32Array>;
   int8: PackedLayer<Int8Array>;
   f32Weights: Float32Array;
@@ -237,19 +297,31 @@ function ourLayers(shape: BenchShape, seed: number): OurLayers {
     shifts: new Int32Array(outChannels).fill(-8),
     bias: Int32Array.from({ length: outChannels }, () => Math.floor(random() * 2000) - 1000),
   };
+  let args: LayerArgs;
   let fp32: PackedLayer<Float32Array>;
   let int8: PackedLayer<Int8Array>;
   if (shape.kind === 'fullyConnected') {
     const dims = fullyConnectedDims(shape);
-    fp32 = createFullyConnectedF32({ ...dims, weights: f32Weights, bias: f32Bias });
-    int8 = createFullyConnectedInt8({ ...dims, ...quantization, weights: s8Weights });
+    args = {
+      kind: shape.kind,
+      fp32: { ...dims, weights: f32Weights, bias: f32Bias },
+      int8: { ...dims, ...quantization, weights: s8Weights },
+    };
+    fp32 = createFullyConnectedF32(args.fp32);
+    int8 = createFullyConnectedInt8(args.int8);
   } else {
     const dims = conv2dDims(shape);
-    fp32 = createConv2dF32({ ...dims, weights: f32Weights, bias: f32Bias });
-    int8 = createConv2dInt8({ ...dims, ...quantization, weights: s8Weights });
+    args = {
+      kind: shape.kind,
+      fp32: { ...dims, weights: f32Weights, bias: f32Bias },
+      int8: { ...dims, ...quantization, weights: s8Weights },
+    };
+    fp32 = createConv2dF32(args.fp32);
+    int8 = createConv2dInt8(args.int8);
   }
   const inputLength = fp32.inputLength;
   return {
+    args,
     fp32,
     int8,
     f32Weights,
@@ -304,6 +376,69 @@ async function ortKernelUs(
   }
 }
 
+/** XNNPACK on one precision of a shape: the layer to time, or null with the error that kept it out. */
+interface XnnpackSide {
+  format: 'fp32' | 'int8';
+  /** What the timing needs of the layer (its run was checked in xnnpackSides). */
+  layer: Pick<XnnpackLayer<Float32Array>, 'time' | 'call' | 'dispose'> | null;
+  operator: string | null;
+  maxAbsDiff: number | null;
+  error: string | null;
+}
+
+/** XNNPACK's fp32 and int8 layers for a shape, built from the arguments of ours and checked
+ * against ours on the same input before any timing; a layer XNNPACK refuses, or whose output disagrees, is
+ * kept as an error (and disposed). */
+function xnnpackSides(peer: XnnpackPeer, ours: OurLayers): XnnpackSide[] {
+  const side = <T extends Float32Array | Int8Array>(
+    format: 'fp32' | 'int8',
+    create: () => XnnpackLayer<T>,
+    our: { run(input: T, output: T): void },
+    input: T,
+    output: T,
+    makeOutput: (length: number) => T,
+  ): XnnpackSide => {
+    let layer: XnnpackLayer<T>;
+    try {
+      layer = create();
+    } catch (error) {
+      if (!(error instanceof XnnpackPeerError)) throw error;
+      return { format, layer: null, operator: null, maxAbsDiff: null, error: error.message };
+    }
+    const theirs = makeOutput(layer.outputLength);
+    layer.run(input, theirs);
+    our.run(input, output);
+    const { maxAbsDiff, mismatch } = xnnpackAgreement(output, theirs);
+    if (mismatch !== null) layer.dispose();
+    return {
+      format,
+      layer: mismatch === null ? layer : null,
+      operator: layer.operator,
+      maxAbsDiff: Number.isNaN(maxAbsDiff) ? null : maxAbsDiff,
+      error: mismatch,
+    };
+  };
+  const { args } = ours;
+  return [
+    side(
+      'fp32',
+      () => (args.kind === 'conv2d' ? peer.conv2dF32(args.fp32) : peer.fullyConnectedF32(args.fp32)),
+      ours.fp32,
+      ours.fp32Input,
+      ours.fp32Output,
+      (n) => new Float32Array(n),
+    ),
+    side(
+      'int8',
+      () => (args.kind === 'conv2d' ? peer.conv2dInt8(args.int8) : peer.fullyConnectedInt8(args.int8)),
+      ours.int8,
+      ours.int8Input,
+      ours.int8Output,
+      (n) => new Int8Array(n),
+    ),
+  ];
+}
+
 /** Runs the benchmark; see the header of this file. */
 export async function runKernelBench(options: KernelBenchOptions): Promise<KernelBenchReport> {
   const log = options.onProgress ?? (() => undefined);
@@ -319,6 +454,10 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
 
   const results: KernelBenchRow[] = [];
   const ortRows: OrtRow[] = [];
+  const xnnpackRows: XnnpackRow[] = [];
+  const xnnpackPeer = loadXnnpackPeer();
+  if ('missing' in xnnpackPeer)
+    log(`no XNNPACK peer (the vs_xnnpack column is left out): ${xnnpackPeer.missing}`);
   const savedThreads = getThreads();
   try {
     for (const [index, shape] of options.shapes.entries()) {
@@ -340,50 +479,47 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
       // Every thread count's contenders are timed in the same rounds (the thread count changes within a
       // round), so the 1- and 2-thread figures see the same neighbours on this shared machine and their ratio
       // is not skewed by a noisy minute that only one of them ran in.
-      const perThreads: { threads: number; ortF32: OrtLayer; ortS8: OrtLayer; contenders: Contender[] }[] =
-        [];
+      const perThreads: {
+        threads: number;
+        ortF32: OrtLayer;
+        ortS8: OrtLayer;
+        xnnpack: XnnpackSide[];
+        contenders: Contender[];
+      }[] = [];
       try {
         for (const threads of options.threads) {
           setThreads(threads);
           const ortF32: OrtLayer = await openOrtLayer(fp32Model, ortF32Input, dims.input, threads);
           const ortS8: OrtLayer = await openOrtLayer(int8Model, ortU8Input, dims.input, threads);
+          // XNNPACK runs at one thread: with a thread pool of its own beside ours on a busy machine, its
+          // 2-thread runs were mostly waits for a core.
+          const xnnpack = 'missing' in xnnpackPeer || threads !== 1 ? [] : xnnpackSides(xnnpackPeer, ours);
           const contenders: Contender[] = [
-            {
-              id: 'fp32',
-              call: () => ours.fp32.run(ours.fp32Input, ours.fp32Output),
-              reps: 1,
-              samplesUs: [],
-            },
-            {
-              id: 'int8',
-              call: () => ours.int8.run(ours.int8Input, ours.int8Output),
-              reps: 1,
-              samplesUs: [],
-            },
-            {
-              id: 'ort-fp32',
-              call: async () => {
-                await ortF32.session.run(ortF32.feeds);
-              },
-              reps: 1,
-              samplesUs: [],
-            },
-            {
-              id: 'ort-int8',
-              call: async () => {
-                await ortS8.session.run(ortS8.feeds);
-              },
-              reps: 1,
-              samplesUs: [],
-            },
-            ...formats.map((f): Contender => ({
-              id: f.format,
-              call: () => f.layer.run(f.input, f.output),
-              reps: 1,
-              samplesUs: [],
-            })),
+            jsContender('fp32', () => ours.fp32.run(ours.fp32Input, ours.fp32Output)),
+            jsContender('int8', () => ours.int8.run(ours.int8Input, ours.int8Output)),
+            jsContender('ort-fp32', async () => {
+              await ortF32.session.run(ortF32.feeds);
+            }),
+            jsContender('ort-int8', async () => {
+              await ortS8.session.run(ortS8.feeds);
+            }),
+            ...formats.map((f) => jsContender(f.format, () => f.layer.run(f.input, f.output))),
+            // XNNPACK's runs are looped in C (its own time, no call overhead), on the input it was checked on.
+            ...xnnpack.flatMap(({ format, layer }): Contender[] =>
+              layer === null
+                ? []
+                : [
+                    {
+                      id: `xnnpack-${format}`,
+                      batch: (reps) => Promise.resolve(layer.time(reps)),
+                      reps: 1,
+                      samplesUs: [],
+                    },
+                    jsContender(`xnnpack-${format}-js-call`, () => layer.call()),
+                  ],
+            ),
           ];
-          perThreads.push({ threads, ortF32, ortS8, contenders });
+          perThreads.push({ threads, ortF32, ortS8, xnnpack, contenders });
           for (const c of contenders) await calibrate(c, options.batchMs);
         }
         for (let round = 0; round < options.rounds; round++) {
@@ -399,7 +535,7 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
             }
           }
         }
-        for (const { threads, ortF32, ortS8, contenders } of perThreads) {
+        for (const { threads, ortF32, ortS8, xnnpack, contenders } of perThreads) {
           setThreads(threads);
           const us = (id: string): number => median(contenders.find((c) => c.id === id)?.samplesUs ?? []);
           const ortFp32Us = us('ort-fp32');
@@ -426,6 +562,10 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
           ] as [Format, { readonly kernel: string | null }][]) {
             const micros = us(format);
             const gops = gopsOf(micros);
+            const xnnpackUs =
+              xnnpack.find((x) => x.format === format && x.layer !== null) === undefined
+                ? null
+                : us(`xnnpack-${format}`);
             results.push({
               shape: shape.name,
               format,
@@ -437,6 +577,7 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
               vs_ort_fp32: ortFp32Us / micros,
               vs_ort_int8_kernel_only: ortInt8KernelUs === null ? null : ortInt8KernelUs / micros,
               vs_ort_fp32_kernel_only: ortFp32KernelUs === null ? null : ortFp32KernelUs / micros,
+              vs_xnnpack: xnnpackUs === null ? null : xnnpackUs / micros,
               peak_fraction: (gops * 1e9) / (clockHz * opsPerCycleByFormat[format] * threads),
             });
           }
@@ -453,11 +594,26 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
             fp32_ops: ortF32.optimizedOps,
             int8_ops: ortS8.optimizedOps,
           });
+          for (const x of xnnpack) {
+            const micros = x.layer === null ? null : us(`xnnpack-${x.format}`);
+            xnnpackRows.push({
+              shape: shape.name,
+              format: x.format,
+              threads,
+              operator: x.operator,
+              us: micros,
+              gops: micros === null ? null : gopsOf(micros),
+              us_js_call: x.layer === null ? null : us(`xnnpack-${x.format}-js-call`),
+              max_abs_diff: x.maxAbsDiff,
+              error: x.error,
+            });
+          }
         }
       } finally {
-        for (const { ortF32, ortS8 } of perThreads) {
+        for (const { ortF32, ortS8, xnnpack } of perThreads) {
           await ortF32.session.release();
           await ortS8.session.release();
+          for (const x of xnnpack) x.layer?.dispose();
         }
       }
       log(`${shape.name}: threads ${options.threads.join(', ')} done`);
@@ -485,6 +641,10 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
       commit: commit(),
       node: process.version,
       onnxruntime_node: onnxruntimeVersion(),
+      xnnpack:
+        'missing' in xnnpackPeer
+          ? { built: false, reason: xnnpackPeer.missing }
+          : { built: true, version: xnnpackPeer.version },
     },
     peak: { formula: PEAK_FORMULA, ops_per_cycle: opsPerCycleByFormat },
     timing: {
@@ -495,6 +655,7 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
     },
     results,
     ort: ortRows,
+    xnnpack: xnnpackRows,
     skipped,
     targets: checkTargets(results, options.shapes),
   };
@@ -527,6 +688,11 @@ export function checkTargets(results: KernelBenchRow[], shapes: BenchShape[]): T
       check('fp32 >= 0.5x ONNX Runtime fp32', s.name, 'fp32', row(s.name, 'fp32', 1)?.vs_ort_fp32, 0.5),
     );
   }
+  for (const s of shapes)
+    for (const format of ['fp32', 'int8'] as const)
+      checks.push(
+        check('>= 1.0x XNNPACK', s.name, format, row(s.name, format, 1)?.vs_xnnpack ?? undefined, 1),
+      );
   for (const s of shapes) {
     // Dense 3x3 and 1x1 convolutions: XNOR packs 64 channels of a group per word, so a depthwise layer (one
     // channel per group) has nothing to pack; its XNOR figure is still reported in results.
@@ -554,9 +720,14 @@ const fixed = (n: number, digits: number): string => (Number.isFinite(n) ? n.toF
 /** The report as a plain-text table (what `npm run bench -- kernels` prints). */
 export function formatKernelTable(report: KernelBenchReport): string {
   const m = report.machine;
+  // Without the XNNPACK peer its column is left out, and the header says why.
+  const xnnpackColumn = (cells: string[]): string[] => (m.xnnpack.built ? cells : []);
   const lines: string[] = [
     `kernels: ${m.cpu} (${m.core}), ${m.logical_cpus} logical CPUs, ISA ${m.isa}, clock ${m.clock_ghz.toFixed(2)} GHz (measured), threads ${m.threads.join(',')}, commit ${m.commit}, node ${m.node}, onnxruntime-node ${m.onnxruntime_node}`,
     `timing: ${report.timing.statistic}; ${report.timing.rounds} rounds of ~${report.timing.batch_ms} ms batches`,
+    m.xnnpack.built
+      ? `xnnpack: libxnnpack-dev ${m.xnnpack.version}, 1 thread, runs timed in a loop in C (no call overhead, unlike ours); x XNNPACK = its time / ours (int8: qc8 convolutions, qs8 per-tensor fully-connected)`
+      : `xnnpack: no XNNPACK column: ${m.xnnpack.reason}`,
     `peak: ${report.peak.formula}`,
     `peak ops/cycle: ${Object.entries(report.peak.ops_per_cycle)
       .map(([f, n]) => `${f} ${n}`)
@@ -573,6 +744,7 @@ export function formatKernelTable(report: KernelBenchReport): string {
     'x ORT fp32',
     'x ORT int8 kern',
     'x ORT fp32 kern',
+    ...xnnpackColumn(['x XNNPACK']),
     'peak %',
     'kernel',
   ];
@@ -587,6 +759,7 @@ export function formatKernelTable(report: KernelBenchReport): string {
     fixed(r.vs_ort_fp32, 2),
     ratio(r.vs_ort_int8_kernel_only),
     ratio(r.vs_ort_fp32_kernel_only),
+    ...xnnpackColumn([ratio(r.vs_xnnpack)]),
     fixed(100 * r.peak_fraction, 1),
     r.kernel ?? '-',
   ]);
@@ -605,9 +778,27 @@ export function formatKernelTable(report: KernelBenchReport): string {
         '',
         '',
         '',
+        ...xnnpackColumn(['']),
         '',
         `kernel-only ${kernelUs === null ? '-' : fixed(kernelUs, 1)} us: ${ops.join('+')}`,
       ]);
+  for (const x of report.xnnpack)
+    rows.push([
+      x.shape,
+      `XNNPACK ${x.format}`,
+      String(x.threads),
+      x.us === null ? '-' : fixed(x.us, 1),
+      x.gops === null ? '-' : fixed(x.gops, 2),
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      x.error === null
+        ? `${x.operator ?? '-'}, max |diff| from ours ${x.max_abs_diff ?? '-'}, ${x.us_js_call === null ? '-' : fixed(x.us_js_call, 2)} us per JS call`
+        : `ERROR ${x.operator ?? ''}: ${x.error}`,
+    ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells

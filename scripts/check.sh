@@ -10,7 +10,7 @@ echo "== lint"
 npx --no-install eslint --max-warnings 0 .
 echo "== format"
 npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --check . ; exit 1; }
-find native -path native/build -prune -o \( -name '*.c' -o -name '*.h' -o -name '*.cc' -o -name '*.inc' \) -print | xargs clang-format --dry-run --Werror
+find native bench/xnnpack -path native/build -prune -o -path bench/xnnpack/build -prune -o \( -name '*.c' -o -name '*.h' -o -name '*.cc' -o -name '*.inc' \) -print | xargs clang-format --dry-run --Werror
 
 echo "== C kernel tests: native, sanitizers, aarch64 and armv7 under qemu"
 bash scripts/native-tests.sh

@@ -4,19 +4,22 @@
 #   1. Debian packages (apt-get, when root or with sudo; otherwise a message listing what is missing)
 #   2. npm dependencies (npm ci, only when package-lock.json changed since the last install)
 #   3. the native addon (node-gyp) and the TypeScript + renderer build
+#   4. the XNNPACK peer of `bench kernels` (bench/xnnpack/, its own addon: the product never links XNNPACK)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Runtime: ffmpeg (camera), mosquitto (external-broker tests), openssh-server + socat + iproute2 + udev
 # (device provisioning tests), chromium (UI tests), dataset-fashion-mnist + libonnx-testdata (real data),
 # build-essential + python3 (node-gyp), clang + clang-format (sanitizers, C format check),
-# qemu-user-static + cross compilers (ARM kernels).
+# qemu-user-static + cross compilers (ARM kernels), libxnnpack-dev + libpthreadpool-dev (XNNPACK, the second
+# peer of `bench kernels`; xnnpack.h includes pthreadpool.h, which libxnnpack-dev does not pull in).
 PACKAGES=(
   ffmpeg mosquitto openssh-server socat iproute2 udev systemd chromium
   dataset-fashion-mnist libonnx-testdata python3-torch libopenblas0
   build-essential python3 clang clang-format
   qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
   libc6-dev-arm64-cross libc6-dev-armhf-cross
+  libxnnpack-dev libpthreadpool-dev
 )
 
 missing=()
@@ -72,6 +75,14 @@ export ELECTRON_SKIP_BINARY_DOWNLOAD=1 ONNXRUNTIME_NODE_INSTALL=skip
 lock_hash=$(sha256sum package-lock.json package.json | sha256sum | cut -c1-64)
 stamp=node_modules/.whittle-install-stamp
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_hash" ]; then
+  # A worktree sharing another checkout's install through a link: npm ci would empty the linked directory
+  # (every checkout sharing it loses its dependencies) before installing a copy here.
+  if [ -L node_modules ]; then
+    echo "whittle setup: node_modules links to $(readlink node_modules), installed for another package.json or" >&2
+    echo "package-lock.json than this checkout's; npm ci through the link would empty it. Run npm run setup" >&2
+    echo "where it points, or replace the link with this checkout's own install (rm node_modules; npm run setup)." >&2
+    exit 1
+  fi
   echo "whittle setup: npm ci"
   npm ci --no-audit --no-fund
   echo "$lock_hash" >"$stamp"
@@ -82,6 +93,21 @@ fi
 
 echo "whittle setup: building"
 npm run --silent build
+
+# The XNNPACK peer of `bench kernels`: configured once, then rebuilt incrementally. Without it the benchmark
+# leaves its column out and says why; test/bench/xnnpack-peer.test.ts fails when the header is there and
+# the peer is not.
+if [ -f /usr/include/xnnpack.h ]; then
+  if [ -f bench/xnnpack/build/Makefile ]; then
+    xnnpack_step=build
+  else
+    xnnpack_step=rebuild
+  fi
+  npx --no-install node-gyp "$xnnpack_step" --directory bench/xnnpack >/dev/null ||
+    echo "whittle setup: the XNNPACK peer (bench/xnnpack) did not build; bench kernels will leave it out" >&2
+else
+  echo "whittle setup: no /usr/include/xnnpack.h (libxnnpack-dev); bench kernels will run without XNNPACK" >&2
+fi
 
 # Debian's ARM Node for the emulated-device tests (test/support/emulated-device.ts), built once and cached
 # under build/sysroot: a second run only re-checks the manifest. Without network or mirror it is not a
