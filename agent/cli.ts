@@ -27,7 +27,8 @@ Options of run (flags override the config file):
                        (hash checked, signature not)               (default: the bundled demo package)
   --model-memory BYTES most memory a model may take (weights + activations); bigger packages are
                        refused                                     (default: a quarter of the RAM)
-  --labels FILE        per-frame labels of a labelled video (<video>.labels.json): report live accuracy
+  --labels FILE        per-frame labels of a labelled video (<video>.labels.json): report live accuracy;
+                       one that does not fit the video (frames, name, version) is refused, no accuracy
   --snapshot-every S   seconds between camera snapshots sent to the manager, 0 = none  (default 5)
   --state-dir DIR      telemetry outbox and deployed models    (default: next to --config, or
                        $XDG_STATE_HOME/whittle-agent/<device id>)

@@ -20,8 +20,16 @@ import { join } from 'node:path';
 
 import { WhittleError } from '../native/whittle-error.js';
 import { CameraFeed, describeFrameShape, sameFrameShape, type ShapedFrame } from './camera/camera-feed.js';
-import { CameraError } from './camera/ffmpeg-source.js';
-import { type FrameLabels, FrameLabelsError, labelOfFrame, readFrameLabels } from './camera/frame-labels.js';
+import { CameraError, sourceKind } from './camera/ffmpeg-source.js';
+import { encodeFrameJpeg } from './camera/frame-jpeg.js';
+import {
+  checkLabelsFitVideo,
+  type FrameLabels,
+  FrameLabelsError,
+  type FrameTruth,
+  readFrameLabels,
+  truthForModel,
+} from './camera/frame-labels.js';
 import { type AgentConfig, modelMemoryBudget } from './config.js';
 import { ModelStore } from './deploy/model-store.js';
 import { DeployRunner, type Recovery } from './deploy/runner.js';
@@ -41,6 +49,9 @@ export interface DaemonOptions {
   log: (line: string) => void;
   signal: AbortSignal;
 }
+
+/** Width of the snapshots sent to the manager, pixels. */
+const SNAPSHOT_WIDTH = 160;
 
 /** Longest wait for the first frame of a health check, ms. */
 const FIRST_FRAME_MS = 15_000;
@@ -89,7 +100,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
       source: config.camera,
       fps: config.fps,
       ...(config.snapshotSeconds > 0
-        ? { snapshot: { everySeconds: config.snapshotSeconds, width: 160 } }
+        ? { snapshot: { everySeconds: config.snapshotSeconds, width: SNAPSHOT_WIDTH } }
         : {}),
     },
     served.model.input,
@@ -109,14 +120,18 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     reports,
     watchers,
   });
-  const labels = readLabelsFor(config, served.model);
-  if (!(await startCamera({ config, camera, runner, labels, signal, log }))) return;
+  // The sidecar is read now (a missing one stops the agent) and checked against its video while the camera
+  // opens (ffprobe counts the video's frames).
+  const checkedLabels = readLabelsFor(config, served.model, log);
+  void checkedLabels.catch(() => undefined); // awaited below, once the camera runs
+  if (!(await startCamera({ config, camera, runner, signal, log }))) return;
+  const labels = await checkedLabels;
   const info = deviceInfo(config, served.model);
   const outbox = openOutbox(config, camera, log);
   const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
   const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, log);
   try {
-    await runFrameLoop({ camera, served, labels, stats, link, watchers, signal });
+    await runFrameLoop({ camera, served, labels, stats, link, watchers, signal, log });
   } finally {
     await shutdown({ stopStats, runner, camera, link, outbox });
   }
@@ -263,22 +278,50 @@ function startDeployRunner(phase: {
   return runner;
 }
 
-/** The ground-truth labels of the camera's frames, when the config names a labels file; its classes must be
- * the served model's. */
-function readLabelsFor(config: AgentConfig, model: PackageModel): FrameLabels | undefined {
-  if (config.labels === undefined) return undefined;
+/** The ground truth of the camera's frames, when the config names a labels file. A file that cannot be read
+ * at all stops the agent (the config names something that is not there); a sidecar that does not fit its
+ * video (format, version, frame count, name) or the model (no class in common) is refused with a line naming
+ * it, and the agent runs without accuracy rather than with a wrong one. Classes of the sidecar the model
+ * does not have are reported here, once: their frames count as wrong. */
+function readLabelsFor(config: AgentConfig, model: PackageModel, log: Log): Promise<FrameTruth | undefined> {
+  const file = config.labels;
+  if (file === undefined) return Promise.resolve(undefined);
+  const refuse = (err: unknown): undefined => {
+    if (!(err instanceof FrameLabelsError)) throw err;
+    log(`${err.message}; refused, running without accuracy`);
+    return undefined;
+  };
   let labels: FrameLabels;
   try {
-    labels = readFrameLabels(config.labels);
+    labels = readFrameLabels(file);
   } catch (err) {
-    if (err instanceof FrameLabelsError) throw new AgentStartError(err.message);
-    throw err;
+    if (err instanceof FrameLabelsError && err.unreadable) throw new AgentStartError(err.message);
+    return Promise.resolve(refuse(err));
   }
-  if (labels.classes.length !== model.labels.length)
-    throw new AgentStartError(
-      `labels file ${config.labels} has ${labels.classes.length} classes but model ${model.id} has ${model.labels.length}`,
-    );
-  return labels;
+  const check = async (): Promise<FrameTruth> => {
+    if (!isVideoFile(config.camera))
+      throw new FrameLabelsError(
+        `labels file ${file} labels a video file, but the camera is ${config.camera}`,
+      );
+    await checkLabelsFitVideo(labels, file, config.camera);
+    const truth = truthForModel(labels, file, model.labels);
+    for (const { name, frames } of truth.foreign)
+      log(
+        `labels file ${file}: class "${name}" (${frames} of ${labels.frames} frames) is not a class of model ${model.id}; those frames count as wrong`,
+      );
+    log(`camera ${config.camera}: labelled by ${file} (${labels.frames} frames, checked against the video)`);
+    return truth;
+  };
+  return check().catch(refuse);
+}
+
+/** The camera is a video file (a bad source is the camera's to report, when it opens). */
+function isVideoFile(camera: string): boolean {
+  try {
+    return sourceKind(camera) === 'file';
+  } catch {
+    return false;
+  }
 }
 
 /** Opens the camera and says what it gives: true once it gives frames, false when the signal stopped the agent
@@ -288,11 +331,10 @@ async function startCamera(phase: {
   config: AgentConfig;
   camera: CameraFeed;
   runner: DeployRunner<PackageModel>;
-  labels: FrameLabels | undefined;
   signal: AbortSignal;
   log: Log;
 }): Promise<boolean> {
-  const { config, camera, runner, labels, signal, log } = phase;
+  const { config, camera, runner, signal, log } = phase;
   try {
     await camera.start(signal);
   } catch (err) {
@@ -302,9 +344,7 @@ async function startCamera(phase: {
     if (err instanceof CameraError) throw new AgentStartError(err.message);
     throw err;
   }
-  log(
-    `camera ${config.camera}: ${describeFrameShape(camera.shape)} frames${labels ? `, labelled by ${config.labels}` : ''}`,
-  );
+  log(`camera ${config.camera}: ${describeFrameShape(camera.shape)} frames`);
   return true;
 }
 
@@ -409,26 +449,41 @@ function startStatsLoop(
 async function runFrameLoop(loop: {
   camera: CameraFeed;
   served: ServedModel;
-  labels: FrameLabels | undefined;
+  labels: FrameTruth | undefined;
   stats: StatsWindow;
   link: MqttLink;
   watchers: FrameWatchers;
   signal: AbortSignal;
+  log: Log;
 }): Promise<void> {
-  const { camera, served, labels, stats, link, watchers, signal } = loop;
+  const { camera, served, labels, stats, link, watchers, signal, log } = loop;
   let lastPrediction: Prediction | undefined;
-  let lastTrueClass: number | undefined;
-  camera.onSnapshot = (jpeg) => {
+  let lastTrueLabel: string | undefined;
+  let lastFrame: ShapedFrame | undefined;
+  let encodeFailed = false;
+  const publish = (jpeg: Buffer, prediction?: Prediction, trueLabel?: string): void => {
     const message: SnapshotMessage = {
       v: PROTOCOL_VERSION,
       ts: Date.now(),
       jpeg: jpeg.toString('base64'),
-      ...(lastPrediction ? { prediction: lastPrediction } : {}),
-      ...(lastTrueClass !== undefined
-        ? { trueLabel: served.model.labels[lastTrueClass] ?? String(lastTrueClass) }
-        : {}),
+      ...(prediction ? { prediction } : {}),
+      ...(trueLabel !== undefined ? { trueLabel } : {}),
     };
     link.publishVolatile('snapshot', JSON.stringify(message));
+  };
+  camera.onSnapshot = (jpeg) => {
+    if (!labels || !lastFrame) return publish(jpeg, lastPrediction, lastTrueLabel);
+    // A labelled video: the picture is the very frame the prediction and the truth are of (frame-jpeg.ts).
+    const prediction = lastPrediction;
+    const trueLabel = lastTrueLabel;
+    encodeFrameJpeg(lastFrame.frame, lastFrame.shape, SNAPSHOT_WIDTH).then(
+      (own) => publish(own, prediction, trueLabel),
+      (err: Error) => {
+        if (!encodeFailed) log(`snapshot: ${err.message}; sending the camera's picture without its labels`);
+        encodeFailed = true;
+        publish(jpeg);
+      },
+    );
   };
   while (!signal.aborted) {
     let next: ShapedFrame;
@@ -449,8 +504,9 @@ async function runFrameLoop(loop: {
       label: model.labels[result.classIndex] ?? String(result.classIndex),
       confidence: result.confidence,
     };
-    lastTrueClass = labels ? labelOfFrame(labels, next.index) : undefined;
-    stats.record(latency, lastPrediction, lastTrueClass);
+    lastTrueLabel = labels?.nameOf(next.index);
+    lastFrame = next;
+    stats.record(latency, lastPrediction, labels?.modelClassOf(next.index));
     for (const watcher of watchers) watcher(latency);
   }
 }

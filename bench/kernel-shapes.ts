@@ -19,8 +19,10 @@ const conv2dShape = namedShape
     kernel: z.number().int().min(1),
     /** Square input side. */
     inputSize: z.number().int().min(1),
-    /** Same padding on every side; stride 1. */
+    /** Same padding on every side. */
     padding: z.number().int().min(0),
+    /** Same stride on both axes; 1 when absent (the stems of MobileNet-like models use 2). */
+    stride: z.number().int().min(1).default(1),
     groups: z.number().int().min(1),
   })
   .strict()
@@ -46,7 +48,7 @@ export type Conv2dBenchShape = z.infer<typeof conv2dShape>;
 export type FullyConnectedBenchShape = z.infer<typeof fullyConnectedShape>;
 export type BenchShape = Conv2dBenchShape | FullyConnectedBenchShape;
 
-/** A conv2d shape as the native create functions take it, at batch 1 (same padding, stride 1). */
+/** A conv2d shape as the native create functions take it, at batch 1 (same padding and stride on both axes). */
 export function conv2dDims(shape: Conv2dBenchShape) {
   return {
     batch: 1,
@@ -57,6 +59,8 @@ export function conv2dDims(shape: Conv2dBenchShape) {
     kernelHeight: shape.kernel,
     kernelWidth: shape.kernel,
     ...uniformPadding(shape.padding),
+    strideHeight: shape.stride,
+    strideWidth: shape.stride,
     groups: shape.groups,
   };
 }
@@ -104,9 +108,9 @@ export function readShapes(path: string): BenchShape[] {
   return parseShapes(text, path);
 }
 
-/** Output side of a conv2d shape (stride 1). */
+/** Output side of a conv2d shape. */
 export function outputSize(s: Conv2dBenchShape): number {
-  return s.inputSize + 2 * s.padding - s.kernel + 1;
+  return Math.floor((s.inputSize + 2 * s.padding - s.kernel) / s.stride) + 1;
 }
 
 /** Multiply-accumulates of one run (batch 1). */

@@ -88,7 +88,7 @@ function convAttrs(shape: BenchShape): Record<string, number | number[]> {
   return {
     kernel_shape: [shape.kernel, shape.kernel],
     pads: [p, p, p, p],
-    strides: [1, 1],
+    strides: [shape.stride, shape.stride],
     group: shape.groups,
   };
 }

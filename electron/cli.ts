@@ -1,10 +1,13 @@
 // whittle: the manager's command line. Later capabilities add subcommands here.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
+import { sourceKind } from '../agent/camera/ffmpeg-source.js';
 import { defaultDeviceId } from '../agent/config.js';
 import { packageVersion } from '../agent/package-root.js';
 import { DeviceIdSchema } from '../agent/protocol/messages.js';
+import { DatasetMissingError } from '../optimize/datasets/fashion-mnist.js';
+import { labelsFileOf } from '../optimize/make-labelled-video.js';
 import { CommandUsageError, reportCommandError } from './commands/command-error.js';
 import { DEPLOY_HELP } from './commands/deploy.js';
 import { DEVICE_HELP, isDeviceCommand, runDeviceCommand } from './commands/device.js';
@@ -21,7 +24,8 @@ import {
   startCore,
 } from './core/core.js';
 import { Store } from './core/store.js';
-import { type LocalAgent, startLocalAgent } from './local-agent.js';
+import { demoVideo, LABELLED_DEMO_CAMERA } from './demo-video.js';
+import { type LocalAgent, startLocalAgent, type SupervisorEvent } from './local-agent.js';
 import { formatDeviceLine } from './terminal-stats.js';
 
 const HELP = `whittle — fit neural networks to embedded devices, deploy them, watch them run
@@ -29,8 +33,8 @@ const HELP = `whittle — fit neural networks to embedded devices, deploy them, 
 Usage: whittle <command> [options]
 
 Commands:
-  demo                  the main job: start the manager, an agent on this machine with the test camera,
-                        print the UI address and the live stats
+  demo                  the main job: start the manager and an agent on this machine watching a labelled
+                        Fashion-MNIST video, print the UI address and the live stats with live accuracy
   serve                 start the manager core headless (broker, API, UI) and wait for agents
   credentials <device>  issue (or replace) the broker password of a device and print its agent config
 ${DEVICE_HELP}${MODEL_COMMANDS_HELP}${DEPLOY_HELP}${TRAIN_HELP}${QUANTIZE_HELP}  help                  show this help
@@ -41,7 +45,9 @@ Options:
   --mqtt-host ADDR      address the broker and package server listen on (default 0.0.0.0)
   --package-port N      package server port agents download models from (default ${DEFAULT_PACKAGE_PORT})
   --data-dir DIR        manager data (SQLite store, logs)            (default ${defaultDataDir()})
-  --camera SOURCE       demo: the local agent's camera: testsrc, /dev/videoN, a file (default testsrc)
+  --camera SOURCE       demo: the local agent's camera: labelled (the Fashion-MNIST test set as a video
+                        with its labels, made once under the data directory), testsrc, /dev/videoN, or
+                        a file (labelled when FILE.labels.json is next to it)  (default labelled)
   -h, --help            show this help
   -v, --version         print the version
 `;
@@ -143,7 +149,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'demo':
-      return runDemo(coreOptions, values.camera ?? 'testsrc');
+      return runDemo(coreOptions, values.camera ?? LABELLED_DEMO_CAMERA);
     case 'credentials': {
       const id = rest[0];
       const parsed = DeviceIdSchema.safeParse(id);
@@ -180,7 +186,45 @@ function publishConnection(core: Core, dataDir: string): string {
   });
 }
 
-async function runDemo(coreOptions: Parameters<typeof startCore>[0], camera: string): Promise<number> {
+/** The demo camera as the agent names it, with the labels of its frames when it has any: the labelled demo
+ * video (made on the first demo), a video file with its sidecar next to it, or a source without labels. */
+async function demoCamera(camera: string, dataDir: string): Promise<{ camera: string; labels?: string }> {
+  if (camera === LABELLED_DEMO_CAMERA) {
+    const started = Date.now();
+    let made;
+    try {
+      made = await demoVideo({ dataDir });
+    } catch (err) {
+      if (err instanceof DatasetMissingError)
+        throw new CommandUsageError(
+          `the demo's labelled video is made from the Fashion-MNIST test set: ${err.message}; or run whittle demo --camera testsrc`,
+        );
+      throw err;
+    }
+    if (made.made)
+      console.log(
+        `whittle: made the labelled demo video (${made.frames} Fashion-MNIST test images at ${made.fps} fps) in ${((Date.now() - started) / 1000).toFixed(1)} s: ${made.video}`,
+      );
+    return { camera: made.video, labels: made.labelsFile };
+  }
+  const sidecar = labelsFileOf(camera);
+  return sourceKind(camera) === 'file' && existsSync(sidecar) ? { camera, labels: sidecar } : { camera };
+}
+
+/** The supervisor's word in the terminal: the device's systemd unit would restart its agent, and so does
+ * the demo. */
+function describeSupervisorEvent(event: SupervisorEvent, logFile: string): string {
+  if (event.kind === 'restarted')
+    return `whittle: the local agent is running again (pid ${event.pid ?? '?'}, restart ${event.restarts})`;
+  const how = event.signal ? `killed by ${event.signal}` : `exited with code ${event.code ?? '?'}`;
+  return (
+    `whittle: the local agent died (${how} after ${(event.ranMs / 1000).toFixed(1)} s); ` +
+    `restarting it in ${(event.restartInMs / 1000).toFixed(1)} s; its log: ${logFile}`
+  );
+}
+
+async function runDemo(coreOptions: Parameters<typeof startCore>[0], cameraOption: string): Promise<number> {
+  const { camera, labels } = await demoCamera(cameraOption, coreOptions.dataDir);
   const core: Core = await startCore(coreOptions);
   publishConnection(core, coreOptions.dataDir);
   const deviceId = defaultDeviceId();
@@ -189,35 +233,28 @@ async function runDemo(coreOptions: Parameters<typeof startCore>[0], camera: str
     deviceId,
     brokerPort: core.broker.port,
     camera,
+    ...(labels !== undefined ? { labels } : {}),
     dataDir: coreOptions.dataDir,
     onLine: (line) => {
-      if (/error|cannot|refused|retrying|exited|stopped/i.test(line)) console.log(`[agent] ${line}`);
+      if (/error|cannot|refused|retrying|exited|stopped|count as wrong/i.test(line))
+        console.log(`[agent] ${line}`);
     },
+    onSupervisor: (event) => console.log(describeSupervisorEvent(event, agent.logFile)),
   });
   console.log(
-    `whittle: manager ${packageVersion()} and a local agent (${deviceId}, camera ${camera}) are running`,
+    `whittle: manager ${packageVersion()} and a local agent (${deviceId}, camera ${cameraOption === LABELLED_DEMO_CAMERA ? `${camera}, labelled` : camera}) are running`,
   );
+  if (labels === undefined) console.log('  the camera has no labels: no live accuracy');
   console.log(`  UI: ${core.api.uiUrl}`);
   console.log(`  agent log: ${agent.logFile}`);
   console.log('  Ctrl-C stops both.\n');
   core.registry.on('change', (device) => console.log(formatDeviceLine(device)));
-  let agentFailed = false;
-  agent.exited
-    .then((code) => {
-      if (code !== 0 && code !== null) {
-        agentFailed = true;
-        console.error(
-          `whittle: the local agent exited with code ${code}; see ${agent.logFile}. Ctrl-C to stop.`,
-        );
-      }
-    })
-    .catch(() => undefined);
   await waitForSignal();
   console.log('\nwhittle: stopping');
   removeConnectionFile(coreOptions.dataDir);
   await agent.stop();
   await core.close();
-  return agentFailed ? 1 : 0;
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -5,11 +5,12 @@ import { setThreads } from '../../native/index.js';
 import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
+import { compilePackage, type CompileReport, emptyReport } from './compile/index.js';
 import type { Executor } from './executor.js';
 import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
 import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
 import { nativeAvailable } from './native-executors.js';
-import { OPS } from './ops/index.js';
+import { EXECUTORS, OPS } from './ops/index.js';
 import { DTYPE_BYTES, elements, type TensorData, type TensorSpec, view } from './tensor.js';
 
 export interface ModelOptions {
@@ -22,6 +23,17 @@ export interface ModelOptions {
   /** Threads the native conv2d / fully-connected kernels split output rows over (1..64). The kernel
    * library's pool is per process, so the last model loaded sets it. */
   threads?: number;
+  /** Run the compile pass (agent/runtime/compile/) on the graph before planning it (default true); false runs
+   * the package's graph node for node, the reference the compiled graph is tested against. */
+  compile?: boolean;
+}
+
+/** A node that runs on a TypeScript reference executor although the runtime prefers native kernels. */
+export interface FallbackNode {
+  node: string;
+  op: string;
+  format: NumberFormat;
+  why: string;
 }
 
 export interface LayerInfo {
@@ -68,8 +80,21 @@ function constantData(decoded: DecodedTensor, spec: TensorSpec): TensorData {
   return toFloat32(decoded, elements(spec.shape));
 }
 
+/** Why `node` runs on its reference executor: no native kernel for its op x format, or one that refused it. */
+function fallbackReason(node: ManifestNode): string {
+  if (!nativeAvailable()) return 'the native kernel library is not loaded on this machine';
+  if (!EXECUTORS.some((entry) => entry.op === node.op && entry.format === node.format && entry.native))
+    return `no native kernel for ${node.op} in format ${node.format}`;
+  return 'the native kernel does not take this node (its attributes, shapes or quantization)';
+}
+
 export class Model {
+  /** The graph as planned: the package's, compiled. Tensor indices are the package manifest's. */
   readonly manifest: Manifest;
+  /** What the compile pass did and could not do (empty when `compile: false`). */
+  readonly compileReport: CompileReport;
+  /** Nodes on reference executors, and why (empty when `referenceOnly` asked for them all). */
+  readonly fallbacks: readonly FallbackNode[];
   readonly batch: number;
   readonly plan: MemoryPlan;
   readonly layers: readonly LayerInfo[];
@@ -89,9 +114,11 @@ export class Model {
     outputs: TensorData[];
   }[];
 
-  private constructor(pkg: Package, options: ModelOptions) {
-    const { manifest } = pkg;
+  private constructor(source: Package, options: ModelOptions) {
+    const { manifest, constants: decoded, report } = Model.#compiled(source, options);
+    const pkg: Package = { ...source, manifest, constants: decoded };
     this.manifest = manifest;
+    this.compileReport = report;
     if (options.threads !== undefined) {
       if (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 64) {
         throw new GraphError(`threads must be an integer in [1, 64], got ${options.threads}`);
@@ -226,7 +253,10 @@ export class Model {
       });
       const storedBytes = node.inputs.reduce((sum, i) => {
         const section = i >= 0 ? manifest.tensors[i]!.section : undefined;
-        return sum + (section === undefined ? 0 : pkg.sections[section]!.length);
+        if (section !== undefined) return sum + pkg.sections[section]!.length;
+        // A constant the compile pass made (permuted or folded weights) is stored raw.
+        const made = i >= source.manifest.tensors.length ? constants[i] : undefined;
+        return sum + (made?.byteLength ?? 0);
       }, 0);
       layers.push({
         name: node.name,
@@ -244,6 +274,14 @@ export class Model {
       };
     });
     this.layers = layers;
+    this.fallbacks =
+      options.referenceOnly === true
+        ? []
+        : manifest.nodes.flatMap((node, i) =>
+            layers[i]!.kernel.startsWith('reference:')
+              ? [{ node: node.name, op: node.op, format: node.format, why: fallbackReason(node) }]
+              : [],
+          );
     this.scratchBytes = this.#steps.reduce((sum, step) => sum + (step.executor.scratchBytes ?? 0), 0);
     const total = needed + this.scratchBytes;
     if (options.memoryBudgetBytes !== undefined && total > options.memoryBudgetBytes) {
@@ -252,6 +290,18 @@ export class Model {
         options.memoryBudgetBytes,
         `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + fixed-point word buffers ${this.scratchBytes} bytes`,
       );
+    }
+  }
+
+  /** The package's graph through the compile pass; a graph the pass cannot take (a malformed one, which the
+   * runtime's own checks then name) is planned as stored, with the reason in the report. */
+  static #compiled(pkg: Package, options: ModelOptions) {
+    const asStored = { manifest: pkg.manifest, constants: [...pkg.constants], report: emptyReport() };
+    if (options.compile === false || unsupportedNodes(pkg.manifest.nodes).length > 0) return asStored;
+    try {
+      return compilePackage(pkg.manifest, pkg.constants);
+    } catch (error) {
+      return { ...asStored, report: { ...asStored.report, skipped: (error as Error).message } };
     }
   }
 

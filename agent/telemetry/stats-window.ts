@@ -46,7 +46,7 @@ export class StatsWindow {
   }
 
   /** One finished frame: its latency in milliseconds, the model's answer and, when the source is
-   * labelled, the frame's true class index. */
+   * labelled, the frame's true class index (-1 for a class the model does not have: counted as wrong). */
   record(latencyMs: number, prediction: Prediction, trueClass?: number): void {
     this.latencies.push(latencyMs);
     this.lastPrediction = prediction;

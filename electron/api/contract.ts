@@ -30,6 +30,23 @@ const MAX_DEVICES = 10_000;
 
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected the 64 lower-case hex digits of a sha256');
 
+/** Frames whose true class was known (a labelled video) and how many of them the model got right. */
+const accuracyCount = {
+  frames: z.number().int().nonnegative(),
+  correct: z.number().int().nonnegative(),
+};
+
+/** A device's live accuracy against ground truth, both figures labelled as what they are. */
+export const DeviceAccuracySchema = z.object({
+  /** The stats records of the last `seconds` (agent clock, ending at the newest record): what the model does
+   * now. */
+  window: z.object({ ...accuracyCount, seconds: z.number().positive() }),
+  /** Every labelled frame since `since` (manager clock, ms since epoch): since the device first reported
+   * accuracy with its current model and camera. Kept in the store, so it survives a manager restart. */
+  running: z.object({ ...accuracyCount, since: z.number() }),
+});
+export type DeviceAccuracy = z.infer<typeof DeviceAccuracySchema>;
+
 export const DeviceViewSchema = z.object({
   id: DeviceIdSchema,
   online: z.boolean(),
@@ -39,6 +56,9 @@ export const DeviceViewSchema = z.object({
   lastSeen: z.number().nullable(),
   /** The newest per-second record, or null before the first one. */
   stats: StatsMessageSchema.nullable(),
+  /** Live accuracy; absent unless the device is online and its newest record counted labelled frames (a
+   * camera without labels has none, rather than a made-up one). */
+  accuracy: DeviceAccuracySchema.optional(),
 });
 export type DeviceView = z.infer<typeof DeviceViewSchema>;
 

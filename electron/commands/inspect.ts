@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 
 import { readPackageFile } from '../../agent/package/reader.js';
 import { parsePublicKey } from '../../agent/package/signing.js';
-import { Model } from '../../agent/runtime/model.js';
+import type { CompileReport } from '../../agent/runtime/compile/index.js';
+import { type FallbackNode, Model } from '../../agent/runtime/model.js';
 import { CommandUsageError } from './command-error.js';
 
 export interface InspectReport {
@@ -31,6 +32,10 @@ export interface InspectReport {
   }[];
   totals: { macs: number; storedWeightBytes: number };
   memoryPlan: { batch: number; arenaBytes: number; unsharedActivationBytes: number; weightBytes: number };
+  /** What the compile pass did at load: transposes removed and left (with why), fusions, pairs not fused. */
+  compile: CompileReport;
+  /** Layers on the TypeScript reference executors, and why. */
+  fallbacks: FallbackNode[];
 }
 
 export function inspectPackage(path: string, publicKeyText?: string, batch?: number): InspectReport {
@@ -68,6 +73,8 @@ export function inspectPackage(path: string, publicKeyText?: string, batch?: num
       unsharedActivationBytes: model.plan.unsharedBytes,
       weightBytes: model.weightBytes,
     },
+    compile: model.compileReport,
+    fallbacks: [...model.fallbacks],
   };
 }
 
@@ -111,6 +118,18 @@ export function formatInspectReport(r: InspectReport): string {
     `  memory     batch ${r.memoryPlan.batch}: arena ${r.memoryPlan.arenaBytes} bytes (activations without reuse ` +
       `${r.memoryPlan.unsharedActivationBytes}), weights in memory ${r.memoryPlan.weightBytes} bytes`,
   );
+  const c = r.compile;
+  lines.push(
+    c.skipped !== undefined
+      ? `  compile    skipped, the graph runs as stored: ${c.skipped}`
+      : `  compile    ${c.transposesRemoved} transpose(s) removed, ${c.transposesLeft.length} left, ` +
+          `${c.fused.length} node(s) fused into layers`,
+  );
+  for (const t of c.transposesLeft) lines.push(`    transpose left  ${t.node}: ${t.why}`);
+  for (const f of c.fused) lines.push(`    fused           ${f.node} into ${f.into}`);
+  for (const f of c.notFused) lines.push(`    not fused       ${f.node}: ${f.why}`);
+  lines.push(`  fallback   ${r.fallbacks.length} layer(s) on the TypeScript reference`);
+  for (const f of r.fallbacks) lines.push(`    ${pad(f.node, 22)}${pad(`${f.op} ${f.format}`, 24)}${f.why}`);
   return lines.join('\n');
 }
 

@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import type { ImagePreprocessing, Manifest } from '../../agent/package/manifest.js';
 import { readPackageFile } from '../../agent/package/reader.js';
 import { parsePublicKey } from '../../agent/package/signing.js';
+import { inputInLayout } from '../../agent/runtime/compile/index.js';
 import { InputError } from '../../agent/runtime/graph-error.js';
 import { Model, type TensorResult } from '../../agent/runtime/model.js';
 import { allocate, elements, type TensorData, type TensorSpec } from '../../agent/runtime/tensor.js';
@@ -57,7 +58,8 @@ export function loadInput(path: string, spec: TensorSpec, input: Manifest['input
       );
     }
     for (let i = 0; i < out.length; i++) out[i] = Number(tensor.data[i]);
-    return out;
+    // An ONNX model's NCHW tensor for the NHWC input `whittle import` declared.
+    return inputInLayout(out, tensor.dims, spec.shape, input.layout);
   }
   const p = input.preprocessing;
   if (p === undefined) {

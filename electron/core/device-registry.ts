@@ -12,8 +12,19 @@ import {
   StatsMessageSchema,
   StatusMessageSchema,
 } from '../../agent/protocol/messages.js';
-import type { DeviceView } from '../api/contract.js';
+import type { DeviceAccuracy, DeviceView } from '../api/contract.js';
 import type { Store } from './store.js';
+
+/** The windowed accuracy covers the stats records of this many seconds (agent clock), ending at the newest:
+ * about 900 frames at 30 fps, enough for a figure that moves by tenths, not by whole points. */
+export const ACCURACY_WINDOW_SECONDS = 30;
+
+/** One stats record's labelled frames, at its agent time. */
+interface AccuracyRecord {
+  ts: number;
+  frames: number;
+  correct: number;
+}
 
 export class DeviceRegistry extends EventEmitter<{
   change: [DeviceView];
@@ -29,6 +40,9 @@ export class DeviceRegistry extends EventEmitter<{
   readonly rejected = new Map<string, number>();
   /** Stats records received again (a re-send after a lost acknowledgement), per device. */
   readonly duplicates = new Map<string, number>();
+  /** Each device's labelled records of the accuracy window, in arrival order (memory; rebuilt from the
+   * store's records after a manager restart). */
+  private readonly accuracyWindows = new Map<string, AccuracyRecord[]>();
 
   constructor(
     private readonly store: Store,
@@ -84,6 +98,7 @@ export class DeviceRegistry extends EventEmitter<{
         info: status.info ?? prev?.info ?? null,
         lastSeen: now,
         stats: status.online ? (prev?.stats ?? null) : null,
+        ...(status.online && prev?.accuracy ? { accuracy: prev.accuracy } : {}),
       };
       this.store.upsertDevice(id, status.info ?? null, now);
       this.update(view);
@@ -118,7 +133,8 @@ export class DeviceRegistry extends EventEmitter<{
   markOffline(id: string): void {
     const prev = this.devices.get(id);
     if (!prev || !prev.online) return;
-    this.update({ ...prev, online: false, stats: null });
+    // Accuracy is shown only while the device runs (the running count stays in the store).
+    this.update({ id, online: false, info: prev.info, lastSeen: prev.lastSeen, stats: null });
   }
 
   /** Stores the record once per (device, epoch, seq); a re-sent one changes nothing. The live view shows
@@ -132,7 +148,55 @@ export class DeviceRegistry extends EventEmitter<{
     const prev = this.devices.get(id);
     const shown = prev?.stats;
     const older = shown != null && (shown.epoch ?? '') === epoch && shown.seq > stats.seq;
-    this.update({ id, online: true, info: prev?.info ?? null, lastSeen: now, stats: older ? shown : stats });
+    const accuracy = this.countAccuracy(id, prev, stats, now);
+    this.update({
+      id,
+      online: true,
+      info: prev?.info ?? null,
+      lastSeen: now,
+      stats: older ? shown : stats,
+      ...(accuracy ? { accuracy } : {}),
+    });
+  }
+
+  /** Adds a new record's labelled frames to the device's window and running count; undefined when the
+   * record counted none (an unlabelled camera shows no accuracy). The running count belongs to one model
+   * on one camera: another one starts it afresh. */
+  private countAccuracy(
+    id: string,
+    prev: DeviceView | undefined,
+    stats: StatsMessage,
+    now: number,
+  ): DeviceAccuracy | undefined {
+    if (!stats.accuracy || stats.accuracy.frames === 0) {
+      this.accuracyWindows.delete(id);
+      return undefined;
+    }
+    const source = prev?.info ? `${prev.info.model.id}\n${prev.info.camera}` : '';
+    const running = this.store.addAccuracy(id, source, stats.accuracy.frames, stats.accuracy.correct, now);
+    const horizon = ACCURACY_WINDOW_SECONDS * 1000;
+    let window = this.accuracyWindows.get(id);
+    if (window === undefined) {
+      // First record since the manager started: the window's earlier records are in the store (this one too).
+      window = [];
+      for (const row of this.store.stats(id, stats.ts - horizon)) {
+        const parsed = StatsMessageSchema.safeParse(JSON.parse(row.json));
+        if (parsed.success && parsed.data.accuracy)
+          window.push({ ts: parsed.data.ts, ...parsed.data.accuracy });
+      }
+      this.accuracyWindows.set(id, window);
+    } else window.push({ ts: stats.ts, ...stats.accuracy });
+    const newest = Math.max(...window.map((r) => r.ts));
+    const kept = window.filter((r) => r.ts > newest - horizon);
+    this.accuracyWindows.set(id, kept);
+    return {
+      window: {
+        frames: kept.reduce((n, r) => n + r.frames, 0),
+        correct: kept.reduce((n, r) => n + r.correct, 0),
+        seconds: ACCURACY_WINDOW_SECONDS,
+      },
+      running: { frames: running.frames, correct: running.correct, since: running.since },
+    };
   }
 
   private update(view: DeviceView): void {

@@ -77,9 +77,19 @@ export interface StoredDeploymentEvent {
   at: number;
 }
 
+/** A device's running accuracy: labelled frames and right answers since `since` (manager clock), counted
+ * while it served one model on one camera (`source`); another source starts the count afresh. */
+export interface RunningAccuracy {
+  source: string;
+  frames: number;
+  correct: number;
+  since: number;
+}
+
 /** 1: devices, agent_credentials. 2: stats. 3: ssh_host_keys, provisioned_devices. 4: packages,
- * deployments, deployment_devices. 5: deployment_events (every phase a device went through). */
-const SCHEMA_VERSION = 5;
+ * deployments, deployment_devices. 5: deployment_events (every phase a device went through).
+ * 6: device_accuracy (each device's running accuracy). */
+const SCHEMA_VERSION = 6;
 
 export class Store {
   private readonly db: Database.Database;
@@ -190,7 +200,23 @@ export class Store {
           );
           CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
         `);
-        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        this.db.pragma('user_version = 5');
+      })();
+    }
+    // Schema 6: the running accuracy of each device; stats records are pruned, so it cannot be summed
+    // from them.
+    if (version < 6) {
+      this.db.transaction(() => {
+        this.db.exec(`
+          CREATE TABLE IF NOT EXISTS device_accuracy (
+            device TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            frames INTEGER NOT NULL,
+            correct INTEGER NOT NULL,
+            since INTEGER NOT NULL
+          );
+        `);
+        this.db.pragma('user_version = 6');
       })();
     }
   }
@@ -265,6 +291,32 @@ export class Store {
       arrival: r.arrival,
       json: r.json,
     }));
+  }
+
+  /** Adds one record's labelled frames to the device's running accuracy and returns the new total; a
+   * `source` other than the stored one (another model or camera) starts a new count at `at`. */
+  addAccuracy(device: string, source: string, frames: number, correct: number, at: number): RunningAccuracy {
+    return this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO device_accuracy (device, source, frames, correct, since) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT(device) DO UPDATE SET
+             frames = CASE WHEN source = excluded.source THEN frames + excluded.frames ELSE excluded.frames END,
+             correct = CASE WHEN source = excluded.source THEN correct + excluded.correct ELSE excluded.correct END,
+             since = CASE WHEN source = excluded.source THEN since ELSE excluded.since END,
+             source = excluded.source`,
+        )
+        .run(device, source, frames, correct, at);
+      return this.runningAccuracy(device)!;
+    })();
+  }
+
+  /** The device's running accuracy, if it ever reported labelled frames. */
+  runningAccuracy(device: string): RunningAccuracy | undefined {
+    const row = this.db
+      .prepare('SELECT source, frames, correct, since FROM device_accuracy WHERE device = ?')
+      .get(device) as RunningAccuracy | undefined;
+    return row ? { ...row } : undefined;
   }
 
   /** Deletes stats records older than beforeTs (agent clock); returns how many. */

@@ -218,6 +218,80 @@ static inline bool whittle_conv2d_tap_input(const whittle_conv2d_geometry* g, wh
   return true;
 }
 
+// The padded input of the convolutions that read their input in place (groups == 1, f32_ops.h's indirect
+// GEMM and the int8 operator's im2col): every image with its padding written out, so that each tap of each
+// output pixel reads memory and no kernel tests bounds. Layout [batch][height][width][input_channels], the
+// image proper at row padding_top, column padding_left. The operator writes the border once (zero, or the
+// int8 input zero point) and whittle_conv2d_padded_copy the images at each run; a layer without padding
+// (and without a byte flip) reads its input itself.
+typedef struct whittle_conv2d_padded_input {
+  size_t height, width;  // padded image, pixels
+  size_t elements;       // batch * height * width * input_channels
+} whittle_conv2d_padded_input;
+
+// False when the padded images or the offset of a tap (whittle_conv2d_padded_tap_offset) would not fit the
+// operators' limits (WHITTLE_MAX_ELEMENTS, int32 offsets); the operator then keeps its bounds-tested path.
+bool whittle_conv2d_padded_input_plan(const whittle_conv2d_shape* s, whittle_conv2d_padded_input* padded);
+
+// Elements from the first tap's input of an output pixel to the input of tap (ky, kx).
+static inline int32_t whittle_conv2d_padded_tap_offset(const whittle_conv2d_shape* s,
+                                                       const whittle_conv2d_padded_input* padded, size_t ky,
+                                                       size_t kx) {
+  return (int32_t)((ky * s->dilation_height * padded->width + kx * s->dilation_width) * s->input_channels);
+}
+
+// The element of the padded images that the first tap (0, 0) of output pixel m = (n, oy, ox) reads.
+static inline size_t whittle_conv2d_padded_origin(const whittle_conv2d_shape* s,
+                                                  const whittle_conv2d_padded_input* padded,
+                                                  size_t output_height, size_t output_width, size_t m) {
+  const size_t ox = m % output_width, oy = (m / output_width) % output_height;
+  const size_t n = m / output_width / output_height;
+  return ((n * padded->height + oy * s->stride_height) * padded->width + ox * s->stride_width) *
+         s->input_channels;
+}
+
+// whittle_conv2d_padded_origin of consecutive output pixels m, m + 1, ... without a division per pixel: the
+// indirect GEMM drivers walk a task's pixels with it, MR at a time.
+typedef struct whittle_conv2d_origin_walk {
+  const whittle_conv2d_shape* shape;
+  const whittle_conv2d_padded_input* padded;
+  size_t output_height, output_width;
+  size_t m, ox, origin;  // the next pixel, its column and its origin
+} whittle_conv2d_origin_walk;
+
+static inline whittle_conv2d_origin_walk whittle_conv2d_origin_walk_start(
+    const whittle_conv2d_shape* s, const whittle_conv2d_padded_input* padded, size_t output_height,
+    size_t output_width, size_t m) {
+  const whittle_conv2d_origin_walk walk = {
+      s,
+      padded,
+      output_height,
+      output_width,
+      m,
+      m % output_width,
+      whittle_conv2d_padded_origin(s, padded, output_height, output_width, m)};
+  return walk;
+}
+
+// The origin of the next pixel; moves on to the one after it.
+static inline size_t whittle_conv2d_origin_walk_next(whittle_conv2d_origin_walk* walk) {
+  const size_t origin = walk->origin;
+  walk->m++;
+  if (++walk->ox < walk->output_width) {
+    walk->origin += walk->shape->stride_width * walk->shape->input_channels;
+  } else {
+    walk->ox = 0;
+    walk->origin = whittle_conv2d_padded_origin(walk->shape, walk->padded, walk->output_height,
+                                                walk->output_width, walk->m);
+  }
+  return origin;
+}
+
+// Writes the images of `input` (NHWC, elements of element_size bytes, every byte XORed with byte_flip) into
+// their place in `padded`; the border is left as it is.
+void whittle_conv2d_padded_copy(const whittle_conv2d_shape* s, const whittle_conv2d_padded_input* padded,
+                                size_t element_size, const void* input, uint8_t byte_flip, void* output);
+
 // max / average pooling, NHWC, window and stride per axis. Average pooling divides by the number of
 // window elements inside the input (padding excluded, as TFLite does).
 typedef struct whittle_pool2d_shape {

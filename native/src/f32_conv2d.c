@@ -1,7 +1,9 @@
 // fp32 conv2d and fully-connected: weights packed once for the chosen microkernel, then per call either
-// GEMM (1x1 stride-1 unpadded convs read the input rows directly; others build MR rows of im2col at a time
-// in per-thread scratch) or, for depthwise, a direct kernel over channels fed by an indirection buffer whose
-// out-of-image taps point at a zero row. Threads split the output rows (pixels).
+// GEMM (1x1 stride-1 unpadded convs read the input rows directly; grouped ones build MR rows of im2col at a
+// time in per-thread scratch), the indirect GEMM (every other conv with groups == 1: stems, LeNet-sized and
+// larger kxk convs read their taps in place from the padded input), or, for depthwise, a direct kernel over
+// channels fed by an indirection buffer whose out-of-image taps point at a zero row. Threads split the
+// output rows (pixels).
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +17,13 @@ struct f32_conv2d_op {
   bool direct;     // 1x1, stride 1, no padding: the GEMM reads input rows in place
   float min, max;
   const f32_gemm_ukernel* gemm;
+  const f32_igemm_ukernel* igemm;  // set: the indirect GEMM path
   const f32_dwconv_ukernel* dwconv;
+  // Indirect GEMM: the padded input (NULL when the layer has no padding and reads its input in place) and
+  // the offset of each reduction element from a pixel's first tap.
+  whittle_conv2d_padded_input padded_plan;
+  float* padded;
+  int32_t* k_offsets;
   float* packed;
   size_t packed_group_floats;
   float* zero;  // input_channels zeros, the row out-of-image taps read
@@ -75,8 +83,13 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
     }
     op->scratch_bytes_per_thread = taps * sizeof(const float*);
   } else {
-    op->gemm = f32_gemm_ukernel_select(level);
-    const size_t nr = op->gemm->nr;
+    // Groups of one take the indirect GEMM when its padded input and offsets fit their limits.
+    if (shape->groups == 1 && !op->direct && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
+      op->igemm = f32_igemm_ukernel_select(level);
+    } else {
+      op->gemm = f32_gemm_ukernel_select(level);
+    }
+    const size_t nr = op->igemm != NULL ? op->igemm->nr : op->gemm->nr;
     const size_t blocks = round_up(op->cout_g, nr) / nr;
     op->packed_group_floats = blocks * nr * (op->k + 1);
     op->packed = calloc(op->packed_group_floats * shape->groups, sizeof(float));
@@ -97,6 +110,22 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
           p += nr;
         }
       }
+    }
+    if (op->igemm != NULL) {
+      op->k_offsets = malloc(op->k * sizeof(int32_t));
+      const bool pads = shape->padding_top != 0 || shape->padding_left != 0 || shape->padding_bottom != 0 ||
+                        shape->padding_right != 0;
+      // calloc: the border of the padded images stays zero; runs write only the images.
+      if (pads) op->padded = calloc(op->padded_plan.elements, sizeof(float));
+      if (op->k_offsets == NULL || (pads && op->padded == NULL)) goto fail;
+      for (size_t kk = 0; kk < op->k; kk++) {
+        const size_t tap = kk / op->cin_g;
+        op->k_offsets[kk] =
+            whittle_conv2d_padded_tap_offset(shape, &op->padded_plan, tap / shape->kernel_width,
+                                             tap % shape->kernel_width) +
+            (int32_t)(kk % op->cin_g);
+      }
+      return op;
     }
     // Per thread: MR rows of im2col, then the tap pointers of one row.
     op->a_tile_bytes = round_up(op->gemm->mr * op->k * sizeof(float), 64);
@@ -120,12 +149,15 @@ void f32_conv2d_destroy(f32_conv2d_op* op) {
   if (op == NULL) return;
   free(op->packed);
   free(op->zero);
+  free(op->padded);
+  free(op->k_offsets);
   free(op->scratch);
   free(op);
 }
 
 const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
-  return op->dw3x3 ? op->dwconv->name_3x3 : op->depthwise ? op->dwconv->name : op->gemm->name;
+  if (op->depthwise) return op->dw3x3 ? op->dwconv->name_3x3 : op->dwconv->name;
+  return op->igemm != NULL ? op->igemm->name : op->gemm->name;
 }
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(f32_conv2d_row_taps, float)
@@ -173,6 +205,25 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
         op->gemm->fn(rows, op->cout_g, op->k, a, a_stride, packed, c, s->output_channels, op->min, op->max);
       }
     }
+  }
+}
+
+// Tiles of up to MR consecutive output pixels (a tile may cross output rows and images); the kernel gets the
+// place in the padded input of each pixel's first tap.
+static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
+  const f32_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const float* image = op->padded != NULL ? op->padded : op->input;
+  const size_t mr = op->igemm->mr, channels = s->output_channels;
+  const float* a[F32_IGEMM_MAX_MR];
+  whittle_conv2d_origin_walk walk =
+      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
+  for (size_t m0 = begin; m0 < end; m0 += mr) {
+    const size_t rows = end - m0 < mr ? end - m0 : mr;
+    for (size_t r = 0; r < rows; r++) a[r] = image + whittle_conv2d_origin_walk_next(&walk);
+    op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
+                  op->min, op->max);
   }
 }
 
@@ -229,6 +280,12 @@ bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittl
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
     whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
                                    whittle_threadpool_granularity(1, work, rows));
+  } else if (op->igemm != NULL) {
+    if (op->padded != NULL)
+      whittle_conv2d_padded_copy(s, &op->padded_plan, sizeof(float), input, 0, op->padded);
+    const double work = (double)s->output_channels * (double)op->k;
+    whittle_threadpool_parallelize(pool, igemm_task, op, rows,
+                                   whittle_threadpool_granularity(op->igemm->mr, work, rows));
   } else {
     const double work = (double)s->output_channels * (double)op->k;
     whittle_threadpool_parallelize(pool, gemm_task, op, rows,

@@ -1,5 +1,6 @@
 // Body of the f32 GEMM kernels MRx8 for NEON (ARMv7 and AArch64); each f32_gemm_minmax_ukernel_<MR>x8__neon.c
-// defines MR and the function name, then includes this file.
+// (and f32_igemm_minmax_ukernel_<MR>x8__neon.c, with WHITTLE_IGEMM: gemm_tile.h) defines MR and the function
+// name, then includes this file.
 #include <arm_neon.h>
 
 #include "f32_mla__neon.h"
@@ -7,7 +8,7 @@
 #include "gemm_tile.h"
 
 // MR rows x 8 columns = 2 x MR Q accumulators; MR = 4 fits the 16 Q registers of ARMv7.
-void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride, const float* w,
+void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(const float), const float* w,
                          float* c, size_t c_stride, float min, float max) {
   WHITTLE_GEMM_TILE_ROWS(MR, const float, float);
   const float32x4_t vmin = vdupq_n_f32(min), vmax = vdupq_n_f32(max);
@@ -23,7 +24,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const float* a, size_t
       const float32x4_t w0 = vld1q_f32(w), w1 = vld1q_f32(w + 4);
       w += 8;
       for (size_t r = 0; r < MR; r++) {
-        const float32x4_t va = vld1q_dup_f32(a_rows[r] + k);
+        const float32x4_t va = vld1q_dup_f32(WHITTLE_GEMM_A_AT(r, k));
         acc0[r] = WHITTLE_VMLA(acc0[r], va, w0);
         acc1[r] = WHITTLE_VMLA(acc1[r], va, w1);
       }

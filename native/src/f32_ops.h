@@ -26,6 +26,17 @@ WHITTLE_EXTERN_C_BEGIN
 typedef void (*f32_gemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride,
                                     const float* packed_w, float* c, size_t c_stride, float min, float max);
 
+// The indirect GEMM of the convolutions with groups == 1 (stems of 1-4 input channels, LeNet-sized layers and
+// every other dense kxk conv): the same tile and packed weights as the GEMM, but A is not copied: row m is
+// an output pixel, a[m] points at the input its first tap reads in the padded input (conv2d_geometry.h),
+// and A[m][k] = a[m][k_offsets[k]] for the reduction index k = (ky * kernel_width + kx) * input_channels + i.
+// The weights vectorize over output channels, packed [kh][kw][cin][NR] per block, which keeps every lane
+// busy when cin is 1 to 4 and an im2col row would be a handful of floats. MR <= F32_IGEMM_MAX_MR.
+typedef void (*f32_igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const float* const* a,
+                                     const int32_t* k_offsets, const float* packed_w, float* c,
+                                     size_t c_stride, float min, float max);
+#define F32_IGEMM_MAX_MR 8
+
 // output[c] = clamp(bias[c] + sum_t input[t][c] * w[t][c], min, max) for c < channels; input[t] points to
 // `channels` floats (a row of the input or a zero buffer). packed_w: per block of CB channels, CB biases
 // then taps x CB weights (tap-major), channels past `channels` zero.
@@ -50,6 +61,13 @@ typedef struct f32_gemm_ukernel {
   // batch 1, and the last rows of a conv) without computing MR rows.
   f32_gemm_ukernel_fn fn_1;
 } f32_gemm_ukernel;
+
+typedef struct f32_igemm_ukernel {
+  const char* name;
+  whittle_isa isa;
+  f32_igemm_ukernel_fn fn;
+  uint8_t mr, nr;
+} f32_igemm_ukernel;
 
 typedef struct f32_dwconv_ukernel {
   const char* name;
@@ -79,6 +97,8 @@ typedef struct f32_simple_ukernels {
 // Lists in the order of kernel_abi.h: best first, the scalar entry last.
 extern const f32_gemm_ukernel f32_gemm_ukernels[];
 extern const size_t f32_gemm_ukernel_count;
+extern const f32_igemm_ukernel f32_igemm_ukernels[];
+extern const size_t f32_igemm_ukernel_count;
 extern const f32_dwconv_ukernel f32_dwconv_ukernels[];
 extern const size_t f32_dwconv_ukernel_count;
 extern const f32_simple_ukernels f32_simple_ukernel_sets[];
@@ -86,6 +106,7 @@ extern const size_t f32_simple_ukernel_set_count;
 
 // The entry kernel_abi.h's rule picks for `level` (whittle_kernel_list_select).
 const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level);
+const f32_igemm_ukernel* f32_igemm_ukernel_select(whittle_isa level);
 const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level);
 const f32_simple_ukernels* f32_simple_ukernels_select(whittle_isa level);
 

@@ -92,6 +92,40 @@ whittle_conv2d_geometry whittle_conv2d_shape_geometry(const whittle_conv2d_shape
   return g;
 }
 
+bool whittle_conv2d_padded_input_plan(const whittle_conv2d_shape* s, whittle_conv2d_padded_input* padded) {
+  padded->height = s->input_height + s->padding_top + s->padding_bottom;
+  padded->width = s->input_width + s->padding_left + s->padding_right;
+  const double elements =
+      (double)s->batch * (double)padded->height * (double)padded->width * (double)s->input_channels;
+  const double farthest_tap =
+      ((double)(s->kernel_height - 1) * (double)s->dilation_height * (double)padded->width +
+       (double)s->kernel_width * (double)s->dilation_width) *
+      (double)s->input_channels;
+  if (elements > (double)WHITTLE_MAX_ELEMENTS || farthest_tap > (double)INT32_MAX) return false;
+  padded->elements = (size_t)elements;
+  return true;
+}
+
+void whittle_conv2d_padded_copy(const whittle_conv2d_shape* s, const whittle_conv2d_padded_input* padded,
+                                size_t element_size, const void* input, uint8_t byte_flip, void* output) {
+  const size_t row_bytes = s->input_width * s->input_channels * element_size;
+  const size_t pixel_bytes = s->input_channels * element_size;
+  const unsigned char* src = input;
+  unsigned char* dst = output;
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < s->input_height; y++) {
+      unsigned char* row =
+          dst + ((n * padded->height + s->padding_top + y) * padded->width + s->padding_left) * pixel_bytes;
+      if (byte_flip == 0) {
+        memcpy(row, src, row_bytes);
+      } else {
+        for (size_t i = 0; i < row_bytes; i++) row[i] = (unsigned char)(src[i] ^ byte_flip);
+      }
+      src += row_bytes;
+    }
+  }
+}
+
 const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* s) {
   const named_dimension dims[] = {NAMED_DIMENSION(s, batch),         NAMED_DIMENSION(s, input_height),
                                   NAMED_DIMENSION(s, input_width),   NAMED_DIMENSION(s, channels),

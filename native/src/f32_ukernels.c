@@ -7,6 +7,9 @@
 #define DECLARE_GEMM(name)                                                                              \
   void name(size_t mr, size_t nc, size_t kc, const float* a, size_t a_stride, const float* w, float* c, \
             size_t c_stride, float min, float max)
+#define DECLARE_IGEMM(name)                                                                   \
+  void name(size_t mr, size_t nc, size_t kc, const float* const* a, const int32_t* k_offsets, \
+            const float* w, float* c, size_t c_stride, float min, float max)
 #define DECLARE_PPMM(name) \
   void name(size_t kc, const float* a, const float* b, float* c, size_t ldc, int accumulate)
 #define DECLARE_DWCONV(name)                                                                        \
@@ -18,6 +21,7 @@
             float max)
 
 DECLARE_GEMM(f32_gemm_minmax_ukernel_4x4__scalar);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_4x4__scalar);
 DECLARE_PPMM(f32_ppmm_ukernel_4x8__scalar);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c4__scalar);
 DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c4__scalar);
@@ -27,6 +31,8 @@ DECLARE_GEMM(f32_gemm_minmax_ukernel_1x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x32__avx512);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x32__avx512);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_6x16__avx2);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_8x32__avx512);
 DECLARE_PPMM(f32_ppmm_ukernel_6x16__avx2);
 DECLARE_PPMM(f32_ppmm_ukernel_6x32__avx512);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c16__avx2);
@@ -39,6 +45,7 @@ extern const f32_simple_ukernels f32_simple_ukernels__avx512;
 #if defined(__aarch64__) || defined(__ARM_NEON)
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x8__neon);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_4x8__neon);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_4x8__neon);
 DECLARE_PPMM(f32_ppmm_ukernel_4x8__neon);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c8__neon);
 DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c8__neon);
@@ -48,6 +55,8 @@ extern const f32_simple_ukernels f32_simple_ukernels__neon;
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, fn_1) \
   { #name, isa, name, mr, nr, fn_1 }
+#define IGEMM(name, isa, mr, nr) \
+  { #name, isa, name, mr, nr }
 #define PPMM(name, isa, mr, nr) \
   { #name, isa, name, mr, nr }
 // fn_3x3: the 3x3 row kernel with the same packing.
@@ -66,6 +75,18 @@ const f32_gemm_ukernel f32_gemm_ukernels[] = {
     GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL),
 };
 const size_t f32_gemm_ukernel_count = sizeof(f32_gemm_ukernels) / sizeof(f32_gemm_ukernels[0]);
+
+const f32_igemm_ukernel f32_igemm_ukernels[] = {
+#if defined(__x86_64__)
+    IGEMM(f32_igemm_minmax_ukernel_8x32__avx512, WHITTLE_ISA_AVX512, 8, 32),
+    IGEMM(f32_igemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    IGEMM(f32_igemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8),
+#endif
+    IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4),
+};
+const size_t f32_igemm_ukernel_count = sizeof(f32_igemm_ukernels) / sizeof(f32_igemm_ukernels[0]);
 
 // The training SGEMM's microkernels (f32_sgemm.c packs both operands for them).
 const f32_ppmm_ukernel f32_ppmm_ukernels[] = {
@@ -113,6 +134,10 @@ static const simple_entry simple_entries[] = {
 
 const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(f32_gemm_ukernel, f32_gemm_ukernels, f32_gemm_ukernel_count, level);
+}
+
+const f32_igemm_ukernel* f32_igemm_ukernel_select(whittle_isa level) {
+  return WHITTLE_KERNEL_LIST_SELECT(f32_igemm_ukernel, f32_igemm_ukernels, f32_igemm_ukernel_count, level);
 }
 
 const f32_ppmm_ukernel* f32_ppmm_ukernel_select(whittle_isa level) {

@@ -1,8 +1,11 @@
 // int8 / uint8 conv2d and fully-connected. The weights are packed once for the chosen microkernel, with the
 // input zero point folded into the bias (bias' = bias - zp * sum(w), so kernels compute plain dot products),
 // and per call:
-//  - GEMM: every MR output pixels get MR rows of im2col in per-thread scratch, in the kernel's domain
-//    (int8, or uint8 for VNNI) and padded with the zero point, so padded taps contribute exactly zero;
+//  - indirect GEMM (kxk convs with groups == 1: stems, LeNet-sized and larger layers): the images are copied
+//    once into a padded buffer in the kernel's domain (int8, or uint8 for VNNI) whose border holds the zero
+//    point, so padded taps contribute exactly zero, and the kernel reads every tap there in place;
+//  - GEMM (1x1 and grouped convs, fully-connected): every MR output pixels get MR rows of im2col in
+//    per-thread scratch, in the kernel's domain and padded with the zero point;
 //  - depthwise: an indirection row per pixel, out-of-image taps pointing at a row of zero points.
 // Threads split the output pixels.
 #include <stdlib.h>
@@ -19,8 +22,14 @@ struct qs8_conv2d_op {
   uint8_t a_xor;     // raw input byte -> kernel domain
   uint8_t pad_byte;  // the input zero point in the kernel domain
   const qs8_gemm_ukernel* gemm;
-  const qs8_gemv_ukernel* gemv;  // a layer of one output row (batch-1 fully-connected), or NULL
+  const qs8_gemv_ukernel* gemv;    // a layer of one output row (batch-1 fully-connected), or NULL
+  const qs8_igemm_ukernel* igemm;  // set: the indirect GEMM path
   const qs8_dwconv_ukernel* dwconv;
+  // Indirect GEMM: the padded images (with QS8_IGEMM_SLACK bytes after them for the kernels' reads past a
+  // segment) and the offset of each group of k_align reduction bytes from a pixel's first tap.
+  whittle_conv2d_padded_input padded_plan;
+  int8_t* padded;
+  int32_t* k_offsets;
   unsigned char* packed;
   size_t packed_group_bytes;
   int8_t* zero;
@@ -33,6 +42,32 @@ struct qs8_conv2d_op {
 };
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Bytes after the padded images: more than the largest k_align - 1 that an indirect kernel reads past the
+// last segment.
+#define QS8_IGEMM_SLACK 64
+
+// The indirect GEMM's reduction segments (qs8_igemm_ukernel_fn): contiguous spans of the padded input, each
+// packed to a multiple of k_align.
+typedef struct {
+  size_t count, length, padded_length;
+} igemm_segments;
+
+static igemm_segments segments_of(const whittle_conv2d_shape* s, size_t k_align) {
+  igemm_segments seg;
+  // Without horizontal dilation a kernel row's taps are adjacent pixels: one span of kernel_width * cin.
+  seg.count = s->dilation_width == 1 ? s->kernel_height : s->kernel_height * s->kernel_width;
+  seg.length = s->dilation_width == 1 ? s->kernel_width * s->input_channels : s->input_channels;
+  seg.padded_length = round_up(seg.length, k_align);
+  return seg;
+}
+
+// Where reduction element kk = (ky * kernel_width + kx) * cin + i lies in the segmented reduction.
+static size_t segmented_k(const whittle_conv2d_shape* s, const igemm_segments* seg, size_t kk) {
+  const size_t per_segment_taps = seg->length / s->input_channels;
+  const size_t tap = kk / s->input_channels;
+  return tap / per_segment_taps * seg->padded_length + kk % seg->length;
+}
 
 // Fills one packed block header: bias' = bias - zero_point * weight_sum (wrapping, as the kernels add).
 static void write_header(unsigned char* block, size_t nr, size_t n, int32_t bias, int32_t weight_sum,
@@ -188,11 +223,22 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
     // The GEMV kernels read the input in place: input_flip maps it to the kernel's domain.
     op->params.input_flip = op->a_xor;
   } else {
-    op->gemm = qs8_gemm_ukernel_select(level);
-    const size_t nr = op->gemm->nr, kr = op->gemm->kr;
-    op->kc = round_up(op->k, op->gemm->k_align);
-    const int32_t zero_point_kernel = zero_point_s8 + (op->gemm->a_unsigned ? 128 : 0);
-    op->a_xor = (q->unsigned_activations != op->gemm->a_unsigned) ? 0x80 : 0;
+    // kxk convs of one group read their taps in place when the padded images and offsets fit their limits.
+    const bool one_by_one = shape->kernel_height == 1 && shape->kernel_width == 1;
+    if (shape->groups == 1 && !one_by_one && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
+      const qs8_igemm_ukernel* igemm = qs8_igemm_ukernel_select(level);
+      const size_t segment = segments_of(shape, igemm->k_align).length;
+      if (igemm->max_segment == 0 || segment <= igemm->max_segment) op->igemm = igemm;
+    }
+    if (op->igemm == NULL) op->gemm = qs8_gemm_ukernel_select(level);
+    const size_t nr = op->igemm != NULL ? op->igemm->nr : op->gemm->nr;
+    const size_t kr = op->igemm != NULL ? op->igemm->kr : op->gemm->kr;
+    const size_t k_align = op->igemm != NULL ? op->igemm->k_align : op->gemm->k_align;
+    const bool a_unsigned = op->igemm != NULL ? op->igemm->a_unsigned : op->gemm->a_unsigned;
+    const igemm_segments seg = segments_of(shape, k_align);
+    op->kc = op->igemm != NULL ? seg.count * seg.padded_length : round_up(op->k, k_align);
+    const int32_t zero_point_kernel = zero_point_s8 + (a_unsigned ? 128 : 0);
+    op->a_xor = (q->unsigned_activations != a_unsigned) ? 0x80 : 0;
     op->pad_byte = (uint8_t)zero_point_kernel;
     const size_t block_bytes = nr * 4 * sizeof(int32_t) + op->kc * nr;
     const size_t blocks = round_up(op->cout_g, nr) / nr;
@@ -210,13 +256,30 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
           int32_t sum = 0;
           for (size_t kk = 0; kk < op->k; kk++) {
             const int8_t value = weights[o * op->k + kk];
-            w[(kk / kr) * nr * kr + n * kr + kk % kr] = value;
+            const size_t at = op->igemm != NULL ? segmented_k(shape, &seg, kk) : kk;
+            w[(at / kr) * nr * kr + n * kr + at % kr] = value;
             sum += value;
           }
           write_header(block, nr, n, bias != NULL ? bias[o] : 0, sum, zero_point_kernel, multipliers[o],
                        shifts[o]);
         }
       }
+    }
+    if (op->igemm != NULL) {
+      op->k_offsets = malloc(op->kc / k_align * sizeof(int32_t));
+      op->padded = malloc(op->padded_plan.elements + QS8_IGEMM_SLACK);
+      if (op->k_offsets == NULL || op->padded == NULL) goto fail;
+      // The border (and the slack) hold the zero point once and for all; runs write only the images.
+      memset(op->padded, op->pad_byte, op->padded_plan.elements + QS8_IGEMM_SLACK);
+      for (size_t group = 0; group < op->kc / k_align; group++) {
+        const size_t at = group * k_align, segment = at / seg.padded_length;
+        const bool rows = shape->dilation_width == 1;  // segments_of: one segment per kernel row
+        const size_t ky = rows ? segment : segment / shape->kernel_width;
+        const size_t kx = rows ? 0 : segment % shape->kernel_width;
+        op->k_offsets[group] = whittle_conv2d_padded_tap_offset(shape, &op->padded_plan, ky, kx) +
+                               (int32_t)(at % seg.padded_length);
+      }
+      return op;
     }
     // Per thread: MR rows of im2col, then the tap pointers of one row.
     op->a_tile_bytes = round_up(op->gemm->mr * op->kc, 64);
@@ -240,13 +303,16 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
   if (op == NULL) return;
   free(op->packed);
   free(op->zero);
+  free(op->padded);
+  free(op->k_offsets);
   free(op->scratch);
   free(op);
 }
 
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
   if (op->gemv != NULL) return op->gemv->name;
-  return op->dw3x3 ? op->dwconv->name_3x3 : op->depthwise ? op->dwconv->name : op->gemm->name;
+  if (op->depthwise) return op->dw3x3 ? op->dwconv->name_3x3 : op->dwconv->name;
+  return op->igemm != NULL ? op->igemm->name : op->gemm->name;
 }
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
@@ -293,6 +359,24 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
         op->gemm->fn(rows, op->cout_g, op->kc, a_tile, op->kc, packed, c, s->output_channels, &op->params);
       }
     }
+  }
+}
+
+// Tiles of up to MR consecutive output pixels (a tile may cross output rows and images); the kernel gets the
+// place in the padded images of each pixel's first tap.
+static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
+  const qs8_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t mr = op->igemm->mr, channels = s->output_channels;
+  const int8_t* a[QS8_IGEMM_MAX_MR];
+  whittle_conv2d_origin_walk walk =
+      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
+  for (size_t m0 = begin; m0 < end; m0 += mr) {
+    const size_t rows = end - m0 < mr ? end - m0 : mr;
+    for (size_t r = 0; r < rows; r++) a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
+    op->igemm->fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
+                  &op->params);
   }
 }
 
@@ -363,6 +447,11 @@ bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
     whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
                                    whittle_threadpool_granularity(1, work, rows));
+  } else if (op->igemm != NULL) {
+    whittle_conv2d_padded_copy(s, &op->padded_plan, 1, input, op->a_xor, op->padded);
+    const double work = (double)s->output_channels * (double)op->k;
+    whittle_threadpool_parallelize(pool, igemm_task, op, rows,
+                                   whittle_threadpool_granularity(op->igemm->mr, work, rows));
   } else {
     const double work = (double)s->output_channels * (double)op->k;
     whittle_threadpool_parallelize(pool, gemm_task, op, rows,

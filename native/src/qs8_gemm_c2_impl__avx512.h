@@ -1,5 +1,6 @@
 // Body of the qs8 GEMM kernels MRx32c2 for AVX-512; each qs8_gemm_minmax_gemmlowp_ukernel_<MR>x32c2__avx512.c
-// defines MR and the function name, then includes this file.
+// defines MR and the function name (as the IGEMM files, with WHITTLE_IGEMM: gemm_tile.h), then includes this
+// file.
 #include <immintrin.h>
 
 #include "gemm_tile.h"
@@ -7,14 +8,14 @@
 #include "qs8_requantize.h"
 
 // The AVX2 scheme on ZMM registers: MR rows x 32 columns, VPMADDWD on int16 pairs.
-void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(const int8_t),
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
   WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
   // A's rows widened to int16 (qs8_c2_widen_rows): once here when they fit, else per k block below.
   int16_t a16[MR * QS8_C2_A16_BLOCK] __attribute__((aligned(64)));
   const bool widened_once = kc <= QS8_C2_A16_BLOCK;
-  if (widened_once) qs8_c2_widen_rows(MR, a_rows, 0, kc, a16);
+  if (widened_once) QS8_C2_WIDEN_ROWS(MR, 0, kc, a16);
   const unsigned char* block = packed_w;
   for (size_t n0 = 0; n0 < nc; n0 += 32) {
     const qs8_channel_requant h = qs8_block_header(block, 32);
@@ -27,7 +28,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
     }
     for (size_t k0 = 0; k0 < kc; k0 += QS8_C2_A16_BLOCK) {
       const size_t len = kc - k0 < QS8_C2_A16_BLOCK ? kc - k0 : QS8_C2_A16_BLOCK;
-      if (!widened_once) qs8_c2_widen_rows(MR, a_rows, k0, len, a16);
+      if (!widened_once) QS8_C2_WIDEN_ROWS(MR, k0, len, a16);
       for (size_t k = 0; k < len; k += 2) {
         const __m512i w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)w));
         const __m512i w1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w + 32)));

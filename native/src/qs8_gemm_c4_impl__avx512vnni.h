@@ -1,6 +1,8 @@
 // Body of the qs8 GEMM kernels MRx32c4 with VPDPBUSD; each
 // qs8_gemm_minmax_gemmlowp_ukernel_<MR>x32c4__avx512vnni.c defines MR and the function name, then includes
-// this file. MR is a compile-time constant, so the accumulator arrays live in registers (2 x MR ZMM).
+// this file (and qs8_igemm_minmax_gemmlowp_ukernel_<MR>x32c4__avx512vnni.c, with WHITTLE_IGEMM: gemm_tile.h).
+// MR is a compile-time constant, so the accumulator arrays live in registers (2 x MR ZMM). A block of at
+// most 16 real columns (layers of 16 output channels or fewer: stems, LeNet) runs one ZMM per row.
 //
 // VPDPBUSD multiplies u8 x s8 and sums 4 consecutive k into int32 lanes. Its first multiplicand is
 // unsigned, so A arrives as uint8 (int8 ^ 0x80, a_unsigned in the list) and the packed bias already
@@ -15,7 +17,7 @@
 #error "the MRx32c4 VNNI body has accumulators for at most 8 rows"
 #endif
 
-void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(const int8_t),
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
   WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
@@ -23,6 +25,27 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
   for (size_t n0 = 0; n0 < nc; n0 += 32) {
     const qs8_channel_requant h = qs8_block_header(block, 32);
     const int8_t* w = (const int8_t*)(block + 32 * 4 * sizeof(int32_t));
+    const size_t cols = whittle_gemm_tile_cols(nc, n0, 32);
+    if (cols <= 16 && MR > 1) {
+      __m512i acc[MR];
+      for (size_t r = 0; r < MR; r++) acc[r] = _mm512_setzero_si512();
+      for (size_t k = 0; k < kc; k += 4) {
+        const __m512i w0 = _mm512_loadu_si512(w);
+        w += 128;
+        for (size_t r = 0; r < MR; r++) {
+          int32_t quad;
+          memcpy(&quad, WHITTLE_GEMM_A_AT(r, k), 4);
+          acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(quad), w0);
+        }
+      }
+      const __m512i b0 = _mm512_loadu_si512(h.bias);
+      for (size_t r = 0; r < MR; r++) {
+        qs8_store16_avx512(c_rows[r] + n0, qs8_output_avx512(_mm512_add_epi32(acc[r], b0), &h, 0, params),
+                           cols, params);
+      }
+      block += 32 * 4 * sizeof(int32_t) + kc * 32;
+      continue;
+    }
     // One named pair of accumulators per row (rows >= MR are dead code the compiler drops). With arrays
     // acc0[MR] / acc1[MR] in the k loop, GCC kept two copies of every accumulator across the loop's back
     // edge and spilled some to the stack: ~10 extra moves per 16 VPDPBUSD, ~40 % of the kernel's time at
@@ -37,7 +60,8 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
       __m512i odd0 = _mm512_setzero_si512(), odd1 = _mm512_setzero_si512();
       for (; k + 8 <= kc; k += 8) {
         int32_t quads[2];
-        memcpy(quads, a_rows[0] + k, sizeof(quads));
+        memcpy(&quads[0], WHITTLE_GEMM_A_AT(0, k), sizeof(quads[0]));
+        memcpy(&quads[1], WHITTLE_GEMM_A_AT(0, k + 4), sizeof(quads[1]));
         const __m512i va0 = _mm512_set1_epi32(quads[0]), va1 = _mm512_set1_epi32(quads[1]);
         c00 = _mm512_dpbusd_epi32(c00, va0, _mm512_loadu_si512(w));
         c01 = _mm512_dpbusd_epi32(c01, va0, _mm512_loadu_si512(w + 64));
@@ -51,7 +75,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
 #define QS8_VNNI_ROW(r)                             \
   if (MR > r) {                                     \
     int32_t quad;                                   \
-    memcpy(&quad, a_rows[r] + k, sizeof(quad));     \
+    memcpy(&quad, WHITTLE_GEMM_A_AT(r, k), 4);      \
     const __m512i va = _mm512_set1_epi32(quad);     \
     c##r##0 = _mm512_dpbusd_epi32(c##r##0, va, w0); \
     c##r##1 = _mm512_dpbusd_epi32(c##r##1, va, w1); \
@@ -84,7 +108,6 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
       acc0[r] = _mm512_add_epi32(c0[r], b0);
       acc1[r] = _mm512_add_epi32(c1[r], b1);
     }
-    const size_t cols = whittle_gemm_tile_cols(nc, n0, 32);
     for (size_t r = 0; r < MR; r++) {
       qs8_store16_avx512(c_rows[r] + n0, qs8_output_avx512(acc0[r], &h, 0, params), cols, params);
       if (cols > 16) {

@@ -1,6 +1,7 @@
 // Body of the qs8 GEMM kernels MRx8c4 with SDOT (AArch64 dot product); each
 // qs8_gemm_minmax_gemmlowp_ukernel_<MR>x8c4__neondot.c defines MR and the function name, then includes this
 // file.
+// The qs8_igemm_* files include it too, with WHITTLE_IGEMM and WHITTLE_IGEMM_GROUP (gemm_tile.h).
 #include <arm_neon.h>
 #include <string.h>
 
@@ -9,7 +10,7 @@
 
 // MR rows x 8 columns, KR = 4, k in steps of 16 (k_align 16): SDOT multiplies 4 int8 of a row (one lane of
 // a 16-byte A load) by 4 k of 4 columns and adds the sums into int32 lanes.
-void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(const int8_t),
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
   WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
@@ -24,7 +25,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
     }
     for (size_t k = 0; k < kc; k += 16) {
       int8x16_t va[MR];
-      for (size_t r = 0; r < MR; r++) va[r] = vld1q_s8(a_rows[r] + k);
+      for (size_t r = 0; r < MR; r++) va[r] = vld1q_s8(WHITTLE_GEMM_A_AT(r, k));
 #define WHITTLE_SDOT_LANE(lane)                                  \
   do {                                                           \
     const int8x16_t w_lo = vld1q_s8(w), w_hi = vld1q_s8(w + 16); \

@@ -1,5 +1,6 @@
 // Body of the qs8 GEMM kernels MRx8 for NEON (ARMv7 and AArch64); each
 // qs8_gemm_minmax_gemmlowp_ukernel_<MR>x8__neon.c defines MR and the function name, then includes this file.
+// The qs8_igemm_* files include it too, with WHITTLE_IGEMM and WHITTLE_IGEMM_GROUP (gemm_tile.h).
 #include <arm_neon.h>
 #include <string.h>
 
@@ -18,7 +19,7 @@
     }                                                                                 \
   } while (0)
 
-void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
+void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(const int8_t),
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
   WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
@@ -33,7 +34,7 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, const int8_t* a, size_
     }
     for (size_t k = 0; k < kc; k += 8) {
       int16x8_t va[MR];
-      for (size_t r = 0; r < MR; r++) va[r] = vmovl_s8(vld1_s8(a_rows[r] + k));
+      for (size_t r = 0; r < MR; r++) va[r] = vmovl_s8(vld1_s8(WHITTLE_GEMM_A_AT(r, k)));
       WHITTLE_MLAL_LANE(vget_low_s16, 0);
       WHITTLE_MLAL_LANE(vget_low_s16, 1);
       WHITTLE_MLAL_LANE(vget_low_s16, 2);

@@ -57,6 +57,18 @@ typedef struct qs8_gemmlowp_params {
 typedef void (*qs8_gemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride,
                                     const void* packed_w, int8_t* c, size_t c_stride,
                                     const qs8_gemmlowp_params* params);
+// The indirect GEMM of the convolutions with groups == 1 (f32_ops.h's f32_igemm_ukernel_fn, in int8): row m
+// is an output pixel, a[m] the byte its first tap reads in the padded input, which the operator fills in the
+// kernel's domain (flipped for a_unsigned, padding = the input zero point). The reduction runs over
+// segments, each one contiguous span of the padded input (a kernel row of kernel_width * cin bytes, or one
+// tap of cin bytes under horizontal dilation), each padded with zero weights to a multiple of the kernel's
+// k_align; group g of k_align bytes starts at a[m] + k_offsets[g]. Reads may run up to k_align - 1 bytes
+// past a segment (into the next pixels or the buffer's slack), which zero weights cancel. MR <= 8.
+typedef void (*qs8_igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const int8_t* const* a,
+                                     const int32_t* k_offsets, const void* packed_w, int8_t* c,
+                                     size_t c_stride, const qs8_gemmlowp_params* params);
+#define QS8_IGEMM_MAX_MR 8
+
 // Depthwise: output[c] = output stage of (bias'[c] + sum_t (input[t][c] ^ input_flip) * w[t][c]).
 typedef void (*qs8_dwconv_ukernel_fn)(size_t channels, size_t taps, const int8_t* const* input,
                                       const void* packed_w, int8_t* output,
@@ -98,6 +110,18 @@ typedef struct qs8_gemv_ukernel {
   uint8_t kr;
   bool a_unsigned;
 } qs8_gemv_ukernel;
+
+typedef struct qs8_igemm_ukernel {
+  const char* name;
+  whittle_isa isa;
+  qs8_igemm_ukernel_fn fn;
+  uint8_t mr, nr, kr, k_align;
+  bool a_unsigned;
+  // The longest segment (bytes) the operator uses this kernel for, 0 for any: the c2 kernels widen A group by
+  // group, which costs more than the GEMM's im2col once a segment is long (a kernel row of many channels,
+  // e.g. 3 x 64 in a VGG layer); such layers keep the GEMM of the same ISA.
+  uint16_t max_segment;
+} qs8_igemm_ukernel;
 
 typedef struct qs8_dwconv_ukernel {
   const char* name;
@@ -166,6 +190,8 @@ typedef struct qs8_simple_ukernels {
 
 extern const qs8_gemm_ukernel qs8_gemm_ukernels[];
 extern const size_t qs8_gemm_ukernel_count;
+extern const qs8_igemm_ukernel qs8_igemm_ukernels[];
+extern const size_t qs8_igemm_ukernel_count;
 extern const qs8_dwconv_ukernel qs8_dwconv_ukernels[];
 extern const size_t qs8_dwconv_ukernel_count;
 
@@ -176,6 +202,7 @@ const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level);
 // A fully-connected operator with one row runs the GEMV entry when that entry's ISA is at least the GEMM
 // kernel's (same ladder); otherwise (no GEMV kernel for the ISA) the GEMM kernel's 1-row variant.
 const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level);
+const qs8_igemm_ukernel* qs8_igemm_ukernel_select(whittle_isa level);
 const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level);
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level);
 

@@ -8,6 +8,9 @@
 #define DECLARE_GEMV(name)                                                          \
   void name(size_t nc, size_t kc, const int8_t* a, const void* packed_w, int8_t* c, \
             const qs8_gemmlowp_params* params)
+#define DECLARE_IGEMM(name)                                                                    \
+  void name(size_t mr, size_t nc, size_t kc, const int8_t* const* a, const int32_t* k_offsets, \
+            const void* packed_w, int8_t* c, size_t c_stride, const qs8_gemmlowp_params* params)
 #define DECLARE_DWCONV(name)                                                                                \
   void name(size_t channels, size_t taps, const int8_t* const* input, const void* packed_w, int8_t* output, \
             const qs8_gemmlowp_params* params)
@@ -18,6 +21,7 @@
 
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar);
+DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar);
 extern const qs8_simple_ukernels qs8_simple_ukernels__scalar;
@@ -29,6 +33,9 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni);
+DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
+DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
+DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2);
@@ -40,6 +47,7 @@ extern const qs8_simple_ukernels qs8_simple_ukernels__avx512;
 #if defined(__aarch64__) || defined(__ARM_NEON)
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon);
+DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c8__neon);
 extern const qs8_simple_ukernels qs8_simple_ukernels__neon;
@@ -47,12 +55,15 @@ extern const qs8_simple_ukernels qs8_simple_ukernels__neon;
 #if defined(__aarch64__)
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x8c4__neondot);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
+DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 #endif
 
 // kr: k per packed column group; k_align: A rows are padded to a multiple of it; a_unsigned: A is uint8;
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1 }
+#define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment) \
+  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment }
 // fn_3x3: the 3x3 row kernel with the same packing.
 #define DWCONV(name, isa, cb, fn_3x3) \
   { #name, isa, name, cb, fn_3x3, #fn_3x3 }
@@ -88,6 +99,23 @@ const qs8_gemv_ukernel qs8_gemv_ukernels[] = {
     GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar, WHITTLE_ISA_SCALAR, 64, false),
 };
 const size_t qs8_gemv_ukernel_count = sizeof(qs8_gemv_ukernels) / sizeof(qs8_gemv_ukernels[0]);
+
+// The same kernels as the GEMM list, reading A in place (qs8_igemm_ukernel_fn).
+const qs8_igemm_ukernel qs8_igemm_ukernels[] = {
+#if defined(__x86_64__)
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true, 0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false, 64),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false, 64),
+#endif
+#if defined(__aarch64__)
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false, 0),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false, 0),
+#endif
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, 0),
+};
+const size_t qs8_igemm_ukernel_count = sizeof(qs8_igemm_ukernels) / sizeof(qs8_igemm_ukernels[0]);
 
 const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
 #if defined(__x86_64__)
@@ -130,6 +158,10 @@ const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level) {
 
 const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(qs8_gemv_ukernel, qs8_gemv_ukernels, qs8_gemv_ukernel_count, level);
+}
+
+const qs8_igemm_ukernel* qs8_igemm_ukernel_select(whittle_isa level) {
+  return WHITTLE_KERNEL_LIST_SELECT(qs8_igemm_ukernel, qs8_igemm_ukernels, qs8_igemm_ukernel_count, level);
 }
 
 const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level) {

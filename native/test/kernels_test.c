@@ -134,6 +134,14 @@ static const conv_case conv_cases[] = {
     CONV("kernel 1x7", 1, 5, 9, 4, 6, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3, 1),
     CONV("mobilenet pointwise", 1, 12, 12, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("vgg-ish", 1, 8, 8, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    // Stems (1-4 input channels) and the output-channel tails of the indirect GEMM's kernels.
+    CONV("lenet conv1 stem c1", 1, 28, 28, 1, 6, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("vgg stem c3 pad 1", 1, 32, 32, 3, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("mobilenet stem c3 stride 2", 1, 24, 24, 3, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+    CONV("stem c3 stride 2 tf same batch 2", 2, 10, 11, 3, 12, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1),
+    CONV("stem c2 dilation 2 oc 40", 1, 9, 13, 2, 40, 3, 3, 1, 1, 2, 2, 2, 1, 2, 3, 1),
+    CONV("stem c4 7x7 stride 2 oc 17", 2, 15, 15, 4, 17, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1),
+    CONV("stem c1 oc 3 wide row", 1, 5, 70, 1, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
 };
 
 static whittle_conv2d_shape random_conv_shape(void) {

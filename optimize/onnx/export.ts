@@ -328,6 +328,18 @@ export function exportOnnx(pkg: Package): Uint8Array {
         w.node('Reshape', [input(x), shape], [names[out]!]);
         break;
       }
+      case 'channel_shuffle': {
+        // The last axis as [groups][channels / groups], transposed: ShuffleNet's Reshape-Transpose-Reshape.
+        const shape = specs[x]!.shape;
+        const groups = numberAttr(node, 'groups', 1);
+        const split = [...shape.slice(0, -1), groups, shape[shape.length - 1]! / groups];
+        const perm = [...split.keys()];
+        [perm[split.length - 2], perm[split.length - 1]] = [perm[split.length - 1]!, perm[split.length - 2]!];
+        const grouped = w.op('Reshape', [input(x), w.constant('shape', 'i64', [split.length], split)]);
+        const swapped = w.op('Transpose', [grouped], [ints('perm', perm)]);
+        w.node('Reshape', [swapped, w.constant('shape', 'i64', [shape.length], shape)], [names[out]!]);
+        break;
+      }
       case 'transpose':
         w.node('Transpose', [input(x)], [names[out]!], [ints('perm', intsAttr(node, 'perm', []))]);
         break;

@@ -1,14 +1,16 @@
 // ONNX -> Whittle package content. Each ONNX node becomes IR nodes of agent/runtime/ops.ts; convolution
 // and pooling run NHWC, so they are wrapped in layout transposes (NCHW <-> NHWC) that cancel between
-// consecutive NHWC ops. Shapes are inferred with the runtime's own op definitions while the graph is built,
+// consecutive NHWC ops; the compile pass (agent/runtime/compile/) then sinks the rest through the
+// layout-agnostic ops between them, declares an image input NHWC, and fuses activations into the layers. Shapes are inferred with the runtime's own op definitions while the graph is built,
 // and any node whose inputs are all constants is evaluated right away by the runtime's executors (constant
 // folding: weight transposes, Gemm's alpha and beta, Flatten/Reshape of constants). Batch norm after a
 // convolution with constant weights is folded into it; a lone batch norm runs as batch_norm.
 // Unsupported ops are reported together, with node names and op types, before anything is converted.
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
+import { foldBatchNorm } from '../../agent/runtime/compile/fold-batchnorm.js';
+import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
 import { WhittleError } from '../../native/whittle-error.js';
-import { foldBatchNorm } from '../fold-batchnorm.js';
 import { GraphBuilder, NCHW_TO_NHWC } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
 import {
@@ -49,6 +51,8 @@ export const SUPPORTED_ONNX_OPS = [
   'QLinearMatMul',
   'ConvInteger',
   'MatMulInteger',
+  'Constant',
+  'Pad',
 ] as const;
 
 /** All the nodes a model uses that the importer lacks, listed together. */
@@ -73,6 +77,9 @@ export interface OnnxImportOptions {
   modelVersion?: string;
   labels?: string[];
   source?: string;
+  /** Run the compile pass (default true); false stores the graph as converted, layout transposes and all
+   * (the reference the compiled graph is tested and measured against). */
+  compile?: boolean;
 }
 
 interface Value {
@@ -124,6 +131,38 @@ function pads2d(
   if (autoPad === 'SAME_UPPER') return [small[0]!, small[1]!, total[0]! - small[0]!, total[1]! - small[1]!];
   if (autoPad === 'SAME_LOWER') return [total[0]! - small[0]!, total[1]! - small[1]!, small[0]!, small[1]!];
   throw new OnnxImportError(`node "${node.name ?? ''}": auto_pad ${autoPad} is not supported`);
+}
+
+/** A Pad's padding of H and W as [top, left, bottom, right]; anything but constant zero padding of a 4-D
+ * tensor's spatial axes fails. */
+function spatialZeroPads(
+  pad: NodeProto,
+  opsetVersion: number,
+  constantNumbers: (node: NodeProto, index: number, what: string) => number[],
+  fail: (why: string) => never,
+): number[] {
+  const attrs = new Map<string, unknown>((pad.attribute ?? []).map((a) => [a.name ?? '', attributeValue(a)]));
+  const mode = (attrs.get('mode') as string | undefined) ?? 'constant';
+  const pads =
+    opsetVersion >= 11
+      ? constantNumbers(pad, 1, 'pads')
+      : ((attrs.get('pads') as number[] | undefined) ?? []);
+  const value =
+    opsetVersion >= 11
+      ? (pad.input?.[2] ?? '') === ''
+        ? 0
+        : constantNumbers(pad, 2, 'constant_value')[0]
+      : ((attrs.get('value') as number | undefined) ?? 0);
+  if (mode !== 'constant' || value !== 0)
+    fail(`Pad "${pad.name ?? ''}": only constant zero padding folds into a Conv`);
+  if ((pad.input?.[3] ?? '') !== '') fail(`Pad "${pad.name ?? ''}": the axes input is not supported`);
+  if (
+    pads.length !== 8 ||
+    pads.some((p) => !Number.isInteger(p) || p < 0) ||
+    [0, 1, 4, 5].some((i) => pads[i] !== 0)
+  )
+    fail(`Pad "${pad.name ?? ''}": only non-negative padding of H and W of an NCHW tensor folds into a Conv`);
+  return [pads[2]!, pads[3]!, pads[6]!, pads[7]!];
 }
 
 /** Converts an ONNX model to package content (manifest + raw-encoded constants). */
@@ -219,6 +258,16 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     }
   }
 
+  // Zero padding of H and W read only by (fp32) Conv nodes: folded into their pads; the runtime has no pad op.
+  const paddedBy = new Map<string, NodeProto>();
+  for (const n of onnxNodes) {
+    const out = n.output?.[0];
+    if (n.opType !== 'Pad' || out === undefined) continue;
+    const readers = onnxNodes.filter((r) => (r.input ?? []).includes(out));
+    if (readers.length > 0 && readers.every((r) => r.opType === 'Conv' && r.input?.[0] === out))
+      paddedBy.set(out, n);
+  }
+
   const get = (node: NodeProto, index: number, what: string): number => {
     const name = node.input?.[index] ?? '';
     const value = values.get(name);
@@ -288,7 +337,8 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       case 'ConvInteger': {
         const quantized = node.opType === 'QLinearConv';
         const wIndex = quantized ? 3 : 1;
-        let x = get(node, 0, 'X');
+        const pad = paddedBy.get(node.input?.[0] ?? '');
+        let x = pad ? get(pad, 0, 'data') : get(node, 0, 'X');
         let w = get(node, wIndex, 'W');
         rank4(x, 'X');
         rank4(w, 'W');
@@ -296,7 +346,13 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
         const [outC, , kh, kw] = b.tensors[w]!.shape as [number, number, number, number];
         const strides = ints('strides', [1, 1]);
         const dilations = ints('dilations', [1, 1]);
-        const pads = pads2d(node, attrs, inH, inW, kh, kw, strides, dilations);
+        let pads = pads2d(node, attrs, inH, inW, kh, kw, strides, dilations);
+        if (pad) {
+          if (!['NOTSET', 'VALID'].includes((attrs.get('auto_pad') as string | undefined) ?? 'NOTSET'))
+            fail('a Pad before a Conv with auto_pad SAME_* is not supported');
+          const extra = spatialZeroPads(pad, opsetVersion, constantNumbers, fail);
+          pads = pads.map((p, i) => p + extra[i]!);
+        }
         const convAttrs = { strides, dilations, pads, groups: int('group', 1) };
         if (quantized) {
           const xDtype = b.tensors[x]!.dtype;
@@ -359,6 +415,21 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
         }
         break;
       }
+      case 'Constant': {
+        // A constant tensor (PyTorch writes Clip's bounds and Reshape's shape so): an initializer by another name.
+        const value = attrs.get('value');
+        if (value === undefined || typeof value !== 'object' || Array.isArray(value))
+          fail('only the tensor form (attribute "value") is supported');
+        declareConstant(value as OnnxTensor, node.output?.[0] ?? name);
+        break;
+      }
+      case 'Pad':
+        if (!paddedBy.has(node.output?.[0] ?? ''))
+          fail(
+            'the runtime has no pad op: only zero padding of H and W read by Conv layers is supported (folded into their pads)',
+          );
+        // Checked and folded where the Conv reads it.
+        break;
       case 'MaxPool':
       case 'AveragePool': {
         if ((node.output ?? []).filter((o) => o !== '').length > 1)
@@ -659,7 +730,19 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       );
     }
   }
-  return b.finish(manifestInputs, outputs, {
+  // The compile pass: one NHWC layout (the image input declared NHWC, transposes sunk, cancelled and folded
+  // into weights) and the layer fusions, so the package is stored as the runtime plans it.
+  const compiled: CompileGraph = {
+    tensors: b.tensors,
+    nodes: b.nodes.slice(),
+    inputs: manifestInputs,
+    outputs,
+    constants: new Map(b.data),
+  };
+  if (options.compile !== false) compileGraph(compiled, { inputLayout: 'nhwc' });
+  for (const [t, data] of compiled.constants) if (data !== 'opaque') b.data.set(t, data);
+  b.nodes.splice(0, b.nodes.length, ...compiled.nodes);
+  return b.finish(compiled.inputs, compiled.outputs, {
     id: options.modelId ?? (graph.name || 'onnx-model'),
     version: options.modelVersion ?? '1',
     name: source,

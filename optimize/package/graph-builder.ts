@@ -10,13 +10,13 @@ import type {
   NumberFormat,
   TensorQuantization,
 } from '../../agent/package/manifest.js';
+import { NCHW_TO_NHWC, NHWC_TO_NCHW } from '../../agent/runtime/compile/index.js';
 import { GraphError } from '../../agent/runtime/graph-error.js';
 import { OPS } from '../../agent/runtime/ops/index.js';
 import { allocate, elements, type TensorData, type TensorSpec } from '../../agent/runtime/tensor.js';
 import type { PackageContent } from './writer.js';
 
-export const NCHW_TO_NHWC = [0, 2, 3, 1];
-export const NHWC_TO_NCHW = [0, 3, 1, 2];
+export { NCHW_TO_NHWC, NHWC_TO_NCHW } from '../../agent/runtime/compile/index.js';
 
 export interface ModelMetadata {
   id: string;

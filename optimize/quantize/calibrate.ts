@@ -62,7 +62,8 @@ export function collectRanges(pkg: Package, calibration: CalibrationSet): Map<nu
     },
   };
   const batch = Math.min(CALIBRATION_BATCH, calibration.count);
-  const model = Model.fromPackage(probe, { batch });
+  // As stored: every node output is watched, so nothing may be fused away or moved to another layout.
+  const model = Model.fromPackage(probe, { batch, compile: false });
   const ranges = new Map<number, TensorRange>();
   const widen = (t: number, values: ArrayLike<number>, length: number): void => {
     const range = ranges.get(t) ?? { min: Infinity, max: -Infinity };

@@ -11,9 +11,9 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 import type { ManifestNode } from '../../agent/package/manifest.js';
+import { foldBatchNorm } from '../../agent/runtime/compile/fold-batchnorm.js';
 import { GraphError } from '../../agent/runtime/graph-error.js';
 import { elements } from '../../agent/runtime/tensor.js';
-import { foldBatchNorm } from '../fold-batchnorm.js';
 import { GraphBuilder } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
 import { TfjsImportError } from './import-error.js';

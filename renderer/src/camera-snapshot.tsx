@@ -1,8 +1,10 @@
 // The newest camera picture of one device with the prediction its model made on it, fetched every few
 // seconds while shown (agents send one every few seconds; the core keeps only the newest). Stable
-// data-testid attributes: camera-device (the chooser), camera-image, camera-prediction, camera-empty.
+// data-testid attributes: camera-device (the chooser), camera-image, camera-prediction, camera-accuracy (a
+// labelled camera only), camera-empty.
 import { useEffect, useState } from 'preact/hooks';
 
+import { formatAccuracy } from '../../electron/api/accuracy-figures.js';
 import type { DeviceView, SnapshotResponse } from '../../electron/api/contract.js';
 import { fetchSnapshot } from './core-api.js';
 import { formatAgo, formatConfidence } from './format.js';
@@ -42,6 +44,7 @@ export function CameraSnapshot({
 
   if (devices.length === 0) return null;
   const shot = snapshot?.device === device ? snapshot.snapshot : null;
+  const accuracy = devices.find((d) => d.id === device)?.accuracy;
   return (
     <section class="camera" aria-labelledby="camera-title">
       <div class="section-head">
@@ -77,6 +80,12 @@ export function CameraSnapshot({
             )}
             {shot.trueLabel !== undefined && <span class="device-meta"> · truth: {shot.trueLabel}</span>}
             <span class="device-meta"> · {formatAgo(shot.ts, now)}</span>
+            {accuracy && (
+              <div class="device-meta" data-testid="camera-accuracy">
+                accuracy {formatAccuracy(accuracy.window)} in the last {accuracy.window.seconds} s; running{' '}
+                {formatAccuracy(accuracy.running)}
+              </div>
+            )}
           </figcaption>
         </figure>
       ) : (

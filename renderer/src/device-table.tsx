@@ -1,6 +1,8 @@
 // The fleet table: one row per device with its live figures. Rows carry stable data-testid attributes
-// (device-row-<id>, device-status-<id>, device-fps-<id>, device-last-seen-<id>) for the end-to-end tests.
-import type { DeviceView } from '../../electron/api/contract.js';
+// (device-row-<id>, device-status-<id>, device-fps-<id>, device-accuracy-<id> with its -window- and -running-
+// figures, device-last-seen-<id>) for the end-to-end tests.
+import { formatAccuracyPercent, formatCount } from '../../electron/api/accuracy-figures.js';
+import type { DeviceAccuracy, DeviceView } from '../../electron/api/contract.js';
 import {
   formatAgo,
   formatConfidence,
@@ -32,6 +34,13 @@ export function DeviceTable({ devices, now }: { devices: readonly DeviceView[]; 
           </th>
           <th scope="col">Model</th>
           <th scope="col">Last prediction</th>
+          <th
+            scope="col"
+            class="num"
+            title="Frames of a labelled camera the model classified right: over the last seconds, and running since its model and camera started. A camera without labels has none."
+          >
+            Accuracy
+          </th>
           <th scope="col">Last seen</th>
         </tr>
       </thead>
@@ -45,7 +54,7 @@ export function DeviceTable({ devices, now }: { devices: readonly DeviceView[]; 
 }
 
 function DeviceRow({ device, now }: { device: DeviceView; now: number }) {
-  const { id, info, stats, online, lastSeen } = device;
+  const { id, info, stats, online, lastSeen, accuracy } = device;
   const details = info
     ? `${info.cpuModel} · ${info.cpus} CPUs · ${formatMegabytes(info.memTotalBytes)} MB RAM · ` +
       `${info.platform} · Node ${info.nodeVersion} · agent ${info.agentVersion} · camera ${info.camera}`
@@ -91,6 +100,9 @@ function DeviceRow({ device, now }: { device: DeviceView; now: number }) {
           NO_VALUE
         )}
       </td>
+      <td class="num figure" data-testid={`device-accuracy-${id}`}>
+        {accuracy ? <AccuracyFigures id={id} accuracy={accuracy} /> : NO_VALUE}
+      </td>
       <td data-testid={`device-last-seen-${id}`}>
         {lastSeen === null ? (
           'never'
@@ -101,5 +113,25 @@ function DeviceRow({ device, now }: { device: DeviceView; now: number }) {
         )}
       </td>
     </tr>
+  );
+}
+
+/** The windowed figure first (what the model does now), the running one under it; each says what it is. */
+function AccuracyFigures({ id, accuracy }: { id: string; accuracy: DeviceAccuracy }) {
+  const { window, running } = accuracy;
+  return (
+    <>
+      <div title={`${formatCount(window.correct)} of ${formatCount(window.frames)} labelled frames right`}>
+        <span class="device-meta">last {window.seconds} s </span>
+        <span data-testid={`device-accuracy-window-${id}`}>{formatAccuracyPercent(window)}</span>
+      </div>
+      <div
+        class="device-meta"
+        title={`${formatCount(running.correct)} of ${formatCount(running.frames)} labelled frames right since ${new Date(running.since).toLocaleString()}`}
+      >
+        running <span data-testid={`device-accuracy-running-${id}`}>{formatAccuracyPercent(running)}</span> of{' '}
+        {formatCount(running.frames)}
+      </div>
+    </>
   );
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { packageRoot } from '../../agent/package-root.js';
-import { parseShapes, ShapesFileError } from '../../bench/kernel-shapes.js';
+import { macs, outputSize, parseShapes, ShapesFileError } from '../../bench/kernel-shapes.js';
 import {
   BenchArgumentError,
   checkTargets,
@@ -90,13 +90,35 @@ describe('bench kernels', () => {
     assert.match(formatKernelTable(report), /tiny-conv +int8 +1 /);
   });
 
-  test('the checked-in shapes file holds the six shapes of the issue', () => {
+  test('the checked-in shapes file holds the shapes of the issues, the stem convolutions included', () => {
     const path = join(packageRoot(), 'bench', 'shapes.json');
     const shapes = parseShapes(readFileSync(path, 'utf8'), path);
     assert.deepEqual(
       shapes.map((s) => s.name),
-      ['lenet5-conv2', 'mobilenet-pw-1x1', 'depthwise-3x3', 'vgg-3x3', 'fc-400-120', 'fc-2048-10'],
+      [
+        'lenet5-conv2',
+        'mobilenet-pw-1x1',
+        'depthwise-3x3',
+        'vgg-3x3',
+        'lenet5-conv1',
+        'vgg-stem',
+        'mobilenet-stem',
+        'fc-400-120',
+        'fc-2048-10',
+      ],
     );
+    // The stems as the zoo builds them: LeNet 28x28x1 -> 24x24x6, the small VGG's first conv 32x32x3 -> 32
+    // filters, MobileNet at alpha 0.5 (32 * 0.5 = 16 filters, stride 2: 96 -> 48).
+    const byName = new Map(shapes.map((s) => [s.name, s]));
+    const geometry = (name: string) => {
+      const s = byName.get(name);
+      assert.ok(s !== undefined && s.kind === 'conv2d', name);
+      return { out: outputSize(s), outputChannels: s.outputChannels, macs: macs(s) };
+    };
+    assert.deepEqual(geometry('lenet5-conv1'), { out: 24, outputChannels: 6, macs: 24 * 24 * 6 * 25 });
+    assert.deepEqual(geometry('vgg-stem'), { out: 32, outputChannels: 32, macs: 32 * 32 * 32 * 27 });
+    assert.deepEqual(geometry('mobilenet-stem'), { out: 48, outputChannels: 16, macs: 48 * 48 * 16 * 27 });
+    assert.equal(geometry('vgg-3x3').out, 16, 'a shape without a stride keeps stride 1');
   });
 
   test('a target whose format was not measured is reported as not measured, never as met', () => {
@@ -133,6 +155,11 @@ describe('bench kernels', () => {
       () =>
         parseShapes(JSON.stringify({ version: 1, shapes: [{ ...conv, groups: 1, kernel: 9 }] }), 'f.json'),
       (e) => e instanceof ShapesFileError && /larger than the input/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        parseShapes(JSON.stringify({ version: 1, shapes: [{ ...conv, groups: 1, stride: 0 }] }), 'f.json'),
+      (e) => e instanceof ShapesFileError && /stride/.test(e.message),
     );
     const fc = { name: 'a', kind: 'fullyConnected', inChannels: 4, outChannels: 2 };
     assert.throws(

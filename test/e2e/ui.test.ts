@@ -1,8 +1,9 @@
 // The UI end to end: the real core, a real agent and a real browser (the system's Chromium, headless).
 // What a user would notice: their device shows up online with live figures, the figures move without a
 // reload, the device's camera picture shows with its prediction, a model deployed from the fleet deploy view
-// reaches the device, a wrong link shows "unauthorized" and no data, a dead agent turns offline, and the page
-// logs no errors (a Content-Security-Policy violation is one).
+// reaches the device, a wrong link shows "unauthorized" and no data, a dead agent turns offline and back online
+// when its supervisor restarts it, a labelled camera shows its live accuracy (an unlabelled one none), and the
+// page logs no errors (a Content-Security-Policy violation is one).
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 
@@ -128,6 +129,8 @@ describe('UI', () => {
         return seqs.size >= 3;
       });
       assert.ok(await notReloaded(), 'the page reloaded');
+      // ffmpeg's test pattern has no labels: no accuracy, rather than a made-up one.
+      assert.equal(await textOf(page, `device-accuracy-${id}`), '—');
 
       assert.deepEqual(faults.errors, [], 'the page reported errors');
     });
@@ -246,7 +249,7 @@ describe('UI', () => {
     });
   }
 
-  test('the row turns offline within 10 s of the agent dying, without a reload', async (t) => {
+  test('the row turns offline within 10 s of the agent dying, then online when it is restarted, without a reload', async (t) => {
     await withPage(t, async (page) => {
       const faults = await watchFaults(page);
       const id = stack.agentId;
@@ -262,7 +265,70 @@ describe('UI', () => {
       assert.ok(await notReloaded(), 'the page reloaded');
       // The row stays, showing the device's last known state.
       assert.equal(await page.getByTestId(`device-row-${id}`).count(), 1);
+      // The local agent is supervised: restarted after a back-off, it comes back online with live figures.
+      await waitForText(page, `device-status-${id}`, 'online', 15_000);
+      await waitUntil(
+        'FPS above 0 again',
+        10_000,
+        async () => Number.parseFloat(await textOf(page, `device-fps-${id}`)) > 0,
+      );
+      assert.ok(await notReloaded(), 'the page reloaded');
       assert.deepEqual(faults.errors, [], 'the page reported errors');
     });
+  });
+});
+
+describe("UI with the demo's labelled camera", () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  before(async () => {
+    stack = await startStack({ withAgent: true, labelledVideo: true });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  test('the accuracy cell shows the windowed and the running accuracy, each labelled; the snapshot too', async () => {
+    const page = await browser.newPage();
+    try {
+      const faults = await watchFaults(page);
+      await page.goto(stack.uiUrl);
+      const id = stack.agentId;
+      await waitForText(page, `device-status-${id}`, 'online', 20_000);
+      // Enough labelled frames that the figure is the model's (about 90 %), not the luck of a few frames.
+      await waitFor('300 labelled frames', 30_000, () =>
+        (stack.core.registry.get(id)?.accuracy?.running.frames ?? 0) >= 300 ? true : undefined,
+      );
+      const percent = async (testId: string): Promise<number> => {
+        const text = await textOf(page, testId);
+        assert.match(text, /^\d+\.\d %$/, `${testId} reads "${text}"`);
+        return Number.parseFloat(text);
+      };
+      await page.getByTestId(`device-accuracy-window-${id}`).waitFor({ timeout: 10_000 });
+      for (const figure of ['window', 'running']) {
+        const value = await percent(`device-accuracy-${figure}-${id}`);
+        assert.ok(value >= 80 && value <= 97, `${figure} accuracy ${value} % is not the model's ~90 %`);
+      }
+      const cell = await textOf(page, `device-accuracy-${id}`);
+      assert.match(cell, /^last 30 s \d+\.\d %running \d+\.\d % of [\d,]+$/);
+      // The page shows what the core counted (the cell follows the live feed: allow a record or two).
+      const running = stack.core.registry.get(id)!.accuracy!.running;
+      const shown = await percent(`device-accuracy-running-${id}`);
+      assert.ok(Math.abs(shown - (running.correct / running.frames) * 100) < 2, `shown ${shown} %`);
+
+      await page.getByTestId('camera-accuracy').waitFor({ timeout: 20_000 });
+      assert.match(
+        await textOf(page, 'camera-accuracy'),
+        /^accuracy \d+\.\d % over [\d,]+ frames in the last 30 s; running \d+\.\d % over [\d,]+ frames$/,
+      );
+      assert.match(await textOf(page, 'camera-prediction'), /truth: /);
+      assert.deepEqual(faults.errors, [], 'the page reported errors');
+    } finally {
+      await page.close();
+    }
   });
 });

@@ -48,3 +48,24 @@ test('offline and stat-less devices say so', () => {
   assert.equal(formatDeviceLine({ ...base, online: false }, at), '14:03:02  pi-2  offline');
   assert.equal(formatDeviceLine({ ...base, online: true }, at), '14:03:02  pi-2  online, waiting for stats');
 });
+
+test('a labelled device prints its windowed and running accuracy, each labelled; an unlabelled one none', () => {
+  const stats = { v: 1 as const, seq: 9, ts: 0, windowMs: 1000, frames: 30, fps: 30, cpuPercent: 5 };
+  const d: DeviceView = {
+    id: 'pi-3',
+    online: true,
+    info: null,
+    lastSeen: 0,
+    stats: { ...stats, latencyMs: { p50: 0.1, p95: 0.2, max: 0.3 }, rssBytes: 80 * 2 ** 20 },
+    accuracy: {
+      window: { frames: 1000, correct: 904, seconds: 30 },
+      running: { frames: 12_345, correct: 11_138, since: 0 },
+    },
+  };
+  assert.match(
+    formatDeviceLine(d, at),
+    /rss 80 MB {2}acc 90\.4 % over 1,000 frames \(last 30 s\), running 90\.2 % over 12,345 frames$/,
+  );
+  const unlabelled: DeviceView = { id: d.id, online: true, info: null, lastSeen: 0, stats: d.stats };
+  assert.doesNotMatch(formatDeviceLine(unlabelled, at), / acc /);
+});

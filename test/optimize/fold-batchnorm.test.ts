@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { foldBatchNorm } from '../../optimize/fold-batchnorm.js';
+import { foldBatchNorm } from '../../agent/runtime/compile/fold-batchnorm.js';
 
 // y[o] = sum_i w[o][i] * x[i] + b[o], the layer in its plainest form (any conv is this per output pixel).
 function dense(weights: Float32Array, bias: Float32Array, x: number[], outputs: number): number[] {

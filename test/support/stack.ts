@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { type Core, startCore } from '../../electron/core/core.js';
+import { demoVideo } from '../../electron/demo-video.js';
 import { type LocalAgent, startLocalAgent } from '../../electron/local-agent.js';
 
 export interface Stack {
@@ -21,7 +22,7 @@ export interface Stack {
   /** Everything the core and the agent logged, for assertions and for failure messages. */
   logs: string[];
   stop(): Promise<void>;
-  /** SIGKILL: the agent gets no chance to say goodbye. */
+  /** SIGKILL: the agent gets no chance to say goodbye (its supervisor starts it again). */
   killAgent(): void;
 }
 
@@ -34,9 +35,15 @@ export function startLoopbackCore(
   return startCore({ dataDir, httpPort: 0, mqttPort, mqttHost: '127.0.0.1', log });
 }
 
-export async function startStack(opts: { withAgent?: boolean; camera?: string } = {}): Promise<Stack> {
+/** withAgent: a supervised local agent (restarted when it dies; its supervisor's events are logged as
+ * [supervisor] lines). camera: its camera (testsrc by default); labelledVideo: the demo's labelled video
+ * instead, made in the stack's data directory. */
+export async function startStack(
+  opts: { withAgent?: boolean; camera?: string; labelledVideo?: boolean } = {},
+): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'whittle-test-'));
   const logs: string[] = [];
+  const labelled = opts.labelledVideo ? await demoVideo({ dataDir }) : undefined;
   const core = await startLoopbackCore(dataDir, (line) => logs.push(`[core] ${line}`));
   const agentId = 'test-device';
   const agent =
@@ -46,9 +53,11 @@ export async function startStack(opts: { withAgent?: boolean; camera?: string } 
           store: core.store,
           deviceId: agentId,
           brokerPort: core.broker.port,
-          camera: opts.camera ?? 'testsrc',
+          camera: labelled?.video ?? opts.camera ?? 'testsrc',
+          ...(labelled ? { labels: labelled.labelsFile } : {}),
           dataDir,
           onLine: (line) => logs.push(`[agent] ${line}`),
+          onSupervisor: (event) => logs.push(`[supervisor] ${JSON.stringify(event)}`),
         });
   return {
     uiUrl: core.api.uiUrl,

@@ -7,3 +7,15 @@ import { execFileSync } from 'node:child_process';
 export function writeTestMedia(source: string, outputArgs: readonly string[], path: string): void {
   execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', source, ...outputArgs, path]);
 }
+
+/** A JPEG decoded by ffmpeg and scaled to width×height grey bytes (area averaging). */
+export function decodeJpegGray(jpeg: Buffer, width: number, height: number): Buffer {
+  return execFileSync(
+    'ffmpeg',
+    [
+      ...['-v', 'error', '-f', 'image2pipe', '-c:v', 'mjpeg', '-i', 'pipe:0'],
+      ...['-vf', `scale=${width}:${height}:flags=area`, '-pix_fmt', 'gray', '-f', 'rawvideo', 'pipe:1'],
+    ],
+    { input: jpeg },
+  );
+}

@@ -205,3 +205,141 @@ test('int8 requantization at the edges: multipliers flushed to 0 and saturated p
   );
   assert.deepEqual(Array.from(model.run([input])[0]!.data), expected);
 });
+
+test('int8 stem convolutions (1-4 input channels) run the indirect kernels, bit-exact with the reference', () => {
+  // LeNet's first conv, the small VGG's and MobileNet's stems (TF 'same' at stride 2 pads bottom/right only),
+  // and 2- and 4-channel inputs with dilation and uint8 activations: each a one-layer package whose native
+  // qconv2d must report an indirect GEMM kernel (qs8_igemm_*) and give the reference executor's bytes.
+  interface Stem {
+    name: string;
+    dtype: 'i8' | 'u8';
+    batch: number;
+    size: number;
+    cin: number;
+    cout: number;
+    k: number;
+    stride: number;
+    dilation: number;
+    /** top, left, bottom, right */
+    pads: [number, number, number, number];
+    min?: number;
+  }
+  const stems: Stem[] = [
+    {
+      name: 'lenet-conv1',
+      dtype: 'i8',
+      batch: 2,
+      size: 28,
+      cin: 1,
+      cout: 6,
+      k: 5,
+      stride: 1,
+      dilation: 1,
+      pads: [0, 0, 0, 0],
+    },
+    {
+      name: 'vgg-stem',
+      dtype: 'i8',
+      batch: 1,
+      size: 32,
+      cin: 3,
+      cout: 32,
+      k: 3,
+      stride: 1,
+      dilation: 1,
+      pads: [1, 1, 1, 1],
+      min: -4,
+    },
+    {
+      name: 'mobilenet-stem',
+      dtype: 'u8',
+      batch: 2,
+      size: 96,
+      cin: 3,
+      cout: 16,
+      k: 3,
+      stride: 2,
+      dilation: 1,
+      pads: [0, 0, 1, 1],
+    },
+    {
+      name: 'c2-dilated',
+      dtype: 'u8',
+      batch: 1,
+      size: 15,
+      cin: 2,
+      cout: 20,
+      k: 3,
+      stride: 1,
+      dilation: 2,
+      pads: [2, 1, 2, 3],
+    },
+    {
+      name: 'c4-7x7',
+      dtype: 'i8',
+      batch: 1,
+      size: 19,
+      cin: 4,
+      cout: 17,
+      k: 7,
+      stride: 2,
+      dilation: 1,
+      pads: [0, 0, 0, 0],
+    },
+  ];
+  for (const stem of stems) {
+    const { batch, size, cin, cout, k, stride, dilation, pads } = stem;
+    const unsigned = stem.dtype === 'u8';
+    const outH = Math.floor((size + pads[0] + pads[2] - (k - 1) * dilation - 1) / stride) + 1;
+    const outW = Math.floor((size + pads[1] + pads[3] - (k - 1) * dilation - 1) / stride) + 1;
+    const attrs = {
+      strides: [stride, stride],
+      dilations: [dilation, dilation],
+      pads: [...pads],
+      ...(stem.min !== undefined ? { min: stem.min } : {}),
+    };
+    const q = (scale: number, zero: number) => ({ scale: [scale], zeroPoint: [zero] });
+    const tensors: Manifest['tensors'] = [
+      { name: 'x', dtype: stem.dtype, shape: [batch, size, size, cin], quant: q(0.02, unsigned ? 131 : -7) },
+      {
+        name: 'w',
+        dtype: 'i8',
+        shape: [cout, k, k, cin],
+        quant: {
+          scale: normal(cout).map((v) => 0.005 + Math.abs(v) * 0.01),
+          zeroPoint: new Array<number>(cout).fill(0),
+          axis: 0,
+        },
+      },
+      { name: 'b', dtype: 'i32', shape: [cout] },
+      { name: 'y', dtype: stem.dtype, shape: [batch, outH, outW, cout], quant: q(0.03, unsigned ? 120 : 4) },
+    ];
+    const constants = new Map<number, EncodedTensor>([
+      [1, encodeRaw(Int8Array.from({ length: cout * k * k * cin }, () => random.int(-127, 127)))],
+      [2, encodeRaw(Int32Array.from({ length: cout }, () => random.int(-3000, 3000)))],
+    ]);
+    const manifest: Manifest = {
+      format: 'whittle-package',
+      version: 1,
+      model: { id: `int8-${stem.name}`, version: '1' },
+      target: { deviceClass: 'any', cpuFamily: 'any' },
+      inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
+      outputs: [{ name: 'y', tensor: 3 }],
+      tensors,
+      nodes: [{ name: 'stem', op: 'qconv2d', format: 'int8', inputs: [0, 1, 2], outputs: [3], attrs }],
+    };
+    const pkg = readPackage(writePackage({ manifest, constants }, keys.privateKey), {
+      publicKey: keys.publicKey,
+    });
+    const length = batch * size * size * cin;
+    const input = unsigned
+      ? Uint8Array.from({ length }, () => random.int(0, 255))
+      : Int8Array.from({ length }, () => random.int(-128, 127));
+    const expected = Array.from(Model.fromPackage(pkg, { referenceOnly: true }).run([input])[0]!.data);
+    for (const threads of [1, 2]) {
+      const model = Model.fromPackage(pkg, { threads });
+      assert.match(model.layers[0]!.kernel, /^native:.*_igemm_/, `${stem.name}: ${model.layers[0]!.kernel}`);
+      assert.deepEqual(Array.from(model.run([input])[0]!.data), expected, `${stem.name}, threads ${threads}`);
+    }
+  }
+});

@@ -6,11 +6,15 @@ export interface NodeSpec {
   name: string;
   inputs: string[];
   outputs: string[];
-  attrs?: Record<string, number | number[]>;
+  attrs?: Record<string, number | number[] | TensorProto>;
 }
 
 export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {
   return { name, dims, dataType: 1, rawData: new Uint8Array(Float32Array.from(values).buffer) };
+}
+
+export function intTensor(name: string, dims: number[], values: readonly number[]): TensorProto {
+  return { name, dims, dataType: 7, int64Data: [...values] };
 }
 
 export function buildModel(options: {
@@ -37,9 +41,11 @@ export function buildModel(options: {
         attribute: Object.entries(n.attrs ?? {}).map(([name, value]) =>
           Array.isArray(value)
             ? { name, type: 7, ints: value }
-            : Number.isInteger(value)
-              ? { name, type: 2, i: value }
-              : { name, type: 1, f: value },
+            : typeof value === 'object'
+              ? { name, type: 4, t: value }
+              : Number.isInteger(value)
+                ? { name, type: 2, i: value }
+                : { name, type: 1, f: value },
         ),
       })),
       input: options.inputs.map(valueInfo),

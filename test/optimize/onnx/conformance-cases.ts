@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readPackage } from '../../../agent/package/reader.js';
+import { inputInLayout } from '../../../agent/runtime/compile/index.js';
 import { Model } from '../../../agent/runtime/model.js';
 import type { TensorData } from '../../../agent/runtime/tensor.js';
 import { importOnnx, SUPPORTED_ONNX_OPS } from '../../../optimize/onnx/import.js';
@@ -28,6 +29,7 @@ const PARAMETER_INPUTS: Record<string, (index: number) => boolean> = {
   BatchNormalization: (i) => i >= 1,
   QuantizeLinear: (i) => i >= 1,
   DequantizeLinear: (i) => i >= 1,
+  Pad: (i) => i >= 1,
 };
 
 export interface ConformanceCase {
@@ -93,7 +95,14 @@ export function runCase(c: ConformanceCase): CaseResult {
   const content = importOnnx(modelBytes, { constantInputs: frozen, source: c.name });
   const pkg = readPackage(writePackage(content, keys.privateKey), { publicKey: keys.publicKey });
   const runtime = Model.fromPackage(pkg);
-  const results = runtime.run(live);
+  // The ONNX test data is NCHW; an image input the importer declared NHWC takes it transposed.
+  const liveDims = graphInputs.flatMap((name, i) => (frozen.has(name) ? [] : [inputs[i]!.dims]));
+  const results = runtime.run(
+    live.map((data, k) => {
+      const input = pkg.manifest.inputs[k]!;
+      return inputInLayout(data, liveDims[k]!, runtime.specs[input.tensor]!.shape, input.layout);
+    }),
+  );
   const outputs = (graph.output ?? []).map((o, i) => {
     const expected = decodeTensorFile(readFileSync(join(set, `output_${i}.pb`)), `output_${i}.pb`);
     const actual = results.find((r) => r.name === o.name);

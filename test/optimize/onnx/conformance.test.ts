@@ -53,6 +53,20 @@ const SKIPS: Record<string, { reason: string; error: RegExp }> = {
     reason: 'training-mode dropout draws random masks; deployed models run in eval mode',
     error: /training-mode dropout/,
   },
+  test_constant: {
+    reason: 'a graph with no input (its output is the constant): a package takes at least one input',
+    error: /no non-constant input/,
+  },
+  ...Object.fromEntries(
+    ['test_constant_pad', 'test_edge_pad', 'test_reflect_pad'].map((name) => [
+      name,
+      {
+        reason:
+          'a Pad on its own: the runtime has no pad op; zero padding read by a Conv folds into its pads',
+        error: /no pad op/,
+      },
+    ]),
+  ),
   test_identity_opt: {
     reason: 'the input is an ONNX Optional, not a tensor; the runtime has tensors only',
     error: /input_0\.pb/,
@@ -87,8 +101,10 @@ describe(
 
     test('every supported op passes at least one conformance case', () => {
       assert.ok(cases.length > 100, `only ${cases.length} applicable cases found`);
+      // Constant's only node test has no graph input, Pad's have no Conv to fold into (SKIPS); import.test.ts
+      // runs both inside a graph.
       assert.deepEqual(
-        SUPPORTED_ONNX_OPS.filter((op) => !passedOps.has(op)),
+        SUPPORTED_ONNX_OPS.filter((op) => !passedOps.has(op) && op !== 'Constant' && op !== 'Pad'),
         [],
       );
     });

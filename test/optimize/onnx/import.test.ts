@@ -7,12 +7,13 @@ import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 
 import { readPackage } from '../../../agent/package/reader.js';
+import { inputInLayout } from '../../../agent/runtime/compile/index.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { importOnnx, UnsupportedOpsError } from '../../../optimize/onnx/import.js';
 import { OnnxImportError } from '../../../optimize/onnx/onnx-proto.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import { buildModel, floatTensor } from './build-model.js';
+import { buildModel, floatTensor, intTensor, type NodeSpec } from './build-model.js';
 
 const keys = generateKeyPairSync('ed25519');
 const load = (bytes: Uint8Array): Model =>
@@ -20,7 +21,7 @@ const load = (bytes: Uint8Array): Model =>
     readPackage(writePackage(importOnnx(bytes), keys.privateKey), { publicKey: keys.publicKey }),
   );
 
-test('Gemm with initializers becomes one fully_connected layer with alpha, beta and transB folded', () => {
+test('Gemm with initializers becomes one fully_connected layer with alpha, beta and transB folded, the ReLU fused', () => {
   const random = new SeededRandom(3);
   const w = Float32Array.from({ length: 12 }, () => random.normal());
   const c = Float32Array.from({ length: 3 }, () => random.normal());
@@ -43,7 +44,7 @@ test('Gemm with initializers becomes one fully_connected layer with alpha, beta 
   );
   assert.deepEqual(
     model.layers.map((l) => l.op),
-    ['fully_connected', 'clip'],
+    ['fully_connected'],
   );
   const x = Float32Array.from({ length: 8 }, () => random.normal());
   const [z] = model.run([x]);
@@ -57,7 +58,7 @@ test('Gemm with initializers becomes one fully_connected layer with alpha, beta 
   }
 });
 
-test('Conv followed by BatchNormalization is one conv2d layer, and consecutive convs share one layout', () => {
+test('Conv followed by BatchNormalization is one conv2d layer, consecutive convs share one layout, the input is NHWC', () => {
   const random = new SeededRandom(4);
   const weights = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
   const positive = (n: number): Float32Array => Float32Array.from({ length: n }, () => 0.5 + random.next());
@@ -89,8 +90,79 @@ test('Conv followed by BatchNormalization is one conv2d layer, and consecutive c
   );
   assert.deepEqual(
     model.layers.map((l) => l.op),
-    ['transpose', 'conv2d', 'conv2d', 'transpose'],
+    ['conv2d', 'conv2d', 'transpose'],
   );
+  // The NCHW input is declared NHWC (its only reader was the NCHW->NHWC transpose); the 4-D output keeps
+  // the ONNX layout, so one transpose stays there, reported with its reason.
+  assert.equal(model.manifest.inputs[0]!.layout, 'NHWC');
+  assert.deepEqual(model.specs[model.manifest.inputs[0]!.tensor]!.shape, [1, 5, 5, 2]);
+});
+
+test('Constant nodes are constants: Clip bounds as PyTorch writes a ReLU6', () => {
+  const model = load(
+    buildModel({
+      nodes: [
+        {
+          op: 'Constant',
+          name: 'lo',
+          inputs: [],
+          outputs: ['min'],
+          attrs: { value: floatTensor('', [], [0]) },
+        },
+        {
+          op: 'Constant',
+          name: 'hi',
+          inputs: [],
+          outputs: ['max'],
+          attrs: { value: floatTensor('', [], [6]) },
+        },
+        { op: 'Clip', name: 'relu6', inputs: ['x', 'min', 'max'], outputs: ['y'] },
+      ],
+      inputs: [{ name: 'x', dims: [1, 4] }],
+      outputs: [{ name: 'y', dims: [1, 4] }],
+    }),
+  );
+  assert.deepEqual(
+    model.layers.map((l) => l.op),
+    ['clip'],
+  );
+  assert.deepEqual(Array.from(model.run([Float32Array.from([-1, 3, 7, 6])])[0]!.data), [0, 3, 6, 6]);
+});
+
+test('zero padding read by a Conv folds into its pads; a Pad elsewhere is refused by name', () => {
+  const random = new SeededRandom(8);
+  const w = Float32Array.from({ length: 2 * 2 * 3 * 3 }, () => random.normal());
+  const convOf = (nodes: NodeSpec[], pads?: number[]): Model =>
+    load(
+      buildModel({
+        nodes: [
+          ...nodes,
+          { op: 'Conv', name: 'conv', inputs: ['p', 'w'], outputs: ['y'], attrs: pads ? { pads } : {} },
+        ],
+        inputs: [{ name: 'x', dims: [1, 2, 5, 5] }],
+        outputs: [{ name: 'y', dims: [1, 2, 5, 7] }],
+        initializers: [floatTensor('w', [2, 2, 3, 3], w), intTensor('pads', [8], [0, 0, 1, 0, 0, 0, 1, 2])],
+      }),
+    );
+  const padded = convOf([{ op: 'Pad', name: 'pad', inputs: ['x', 'pads'], outputs: ['p'] }], [0, 1, 0, 1]);
+  const direct = convOf([{ op: 'Identity', name: 'same', inputs: ['x'], outputs: ['p'] }], [1, 1, 1, 3]);
+  assert.deepEqual(padded.manifest.nodes.find((n) => n.op === 'conv2d')!.attrs.pads, [1, 1, 1, 3]);
+  const x = Float32Array.from({ length: 50 }, () => random.normal());
+  // The padded model's input is only read through the conv's layout transpose, so it is declared NHWC.
+  const input = padded.manifest.inputs[0]!;
+  assert.equal(input.layout, 'NHWC');
+  const nhwc = inputInLayout(x, [1, 2, 5, 5], padded.specs[input.tensor]!.shape, input.layout);
+  assert.deepEqual(padded.run([nhwc])[0]!.data, direct.run([x])[0]!.data);
+  const relu = buildModel({
+    nodes: [
+      { op: 'Pad', name: 'lonely', inputs: ['x', 'pads'], outputs: ['p'] },
+      { op: 'Relu', name: 'relu', inputs: ['p'], outputs: ['y'] },
+    ],
+    inputs: [{ name: 'x', dims: [1, 2, 5, 5] }],
+    outputs: [{ name: 'y', dims: [1, 2, 7, 7] }],
+    initializers: [intTensor('pads', [8], [0, 0, 1, 1, 0, 0, 1, 1])],
+  });
+  assert.throws(() => importOnnx(relu), /node "lonely" \(Pad\): the runtime has no pad op/);
 });
 
 test('unsupported ops are all reported together with node names and op types', () => {

@@ -1,0 +1,157 @@
+// Fusions of the compile pass, on a graph already in one layout: batch norm after a conv / fully-connected
+// layer folds into its weights and bias (fold-batchnorm.ts), and a clip (ReLU, ReLU6, any clip) after one
+// becomes the layer's output clamp — the f32 kernels take min/max, the int8 kernels integer output bounds.
+// Each fusion needs the layer's output to have no other reader. Pairs the kernels cannot take (a leaky ReLU
+// or sigmoid after a layer, a residual add) are reported as not fused.
+import type { ManifestNode } from '../../package/manifest.js';
+import { elements } from '../tensor.js';
+import { foldBatchNorm } from './fold-batchnorm.js';
+import { addTensor, type CompileGraph, type CompileReport, rawConstant, readersOf } from './graph.js';
+
+const FLOAT_LAYERS = new Set(['conv2d', 'fully_connected']);
+const INT8_LAYERS = new Set(['qconv2d', 'qfully_connected']);
+
+const bound = (node: ManifestNode, key: 'min' | 'max'): number | undefined => {
+  const v = node.attrs[key];
+  return typeof v === 'number' ? v : undefined;
+};
+
+/** The layer producing `t` when `t` is its only output, has no other reader than `reader` and is no graph
+ * output. */
+function soleProducer(
+  graph: CompileGraph,
+  t: number,
+  reader: ManifestNode,
+  readers: Map<number, ManifestNode[]>,
+  producers: Map<number, ManifestNode>,
+): ManifestNode | undefined {
+  const producer = producers.get(t);
+  if (producer === undefined || producer.outputs.length !== 1) return undefined;
+  const read = readers.get(t) ?? [];
+  if (read.length !== 1 || read[0] !== reader || reader.inputs.filter((i) => i === t).length !== 1)
+    return undefined;
+  if (graph.outputs.some((o) => o.tensor === t)) return undefined;
+  return producer;
+}
+
+/** Batch norm folded into the conv (NHWC, channel axis 3) or fully-connected layer (axis 1) before it. */
+function foldedBatchNorm(
+  graph: CompileGraph,
+  layer: ManifestNode,
+  bn: ManifestNode,
+): ManifestNode | undefined {
+  if (!FLOAT_LAYERS.has(layer.op) || layer.format !== 'f32' || bn.format !== 'f32') return undefined;
+  if (bound(layer, 'min') !== undefined || bound(layer, 'max') !== undefined) return undefined;
+  const y = graph.tensors[layer.outputs[0]!]!;
+  const rank = y.shape.length;
+  const axisValue = typeof bn.attrs.axis === 'number' ? bn.attrs.axis : 1;
+  const axis = axisValue < 0 ? axisValue + rank : axisValue;
+  if (axis !== rank - 1 || (layer.op === 'conv2d' ? rank !== 4 : rank !== 2)) return undefined;
+  const weights = rawConstant(graph, layer.inputs[1] ?? -1);
+  const biasIndex = layer.inputs[2] ?? -1;
+  const bias = biasIndex >= 0 ? rawConstant(graph, biasIndex) : null;
+  const params = bn.inputs.slice(1, 5).map((i) => (i >= 0 ? rawConstant(graph, i) : undefined));
+  if (
+    !(weights instanceof Float32Array) ||
+    !(bias === null || bias instanceof Float32Array) ||
+    params.length !== 4 ||
+    !params.every((p) => p instanceof Float32Array)
+  )
+    return undefined;
+  const [gamma, beta, mean, variance] = params as Float32Array[];
+  const outC = graph.tensors[layer.inputs[1]!]!.shape[0]!;
+  if (elements(y.shape.slice(-1)) !== outC) return undefined;
+  const epsilon = typeof bn.attrs.epsilon === 'number' ? bn.attrs.epsilon : 1e-5;
+  let folded;
+  try {
+    folded = foldBatchNorm(weights, bias, outC, {
+      gamma: gamma!,
+      beta: beta!,
+      mean: mean!,
+      variance: variance!,
+      epsilon,
+    });
+  } catch {
+    return undefined; // inconsistent parameters: the batch_norm node keeps them and its own checks
+  }
+  const w = graph.tensors[layer.inputs[1]!]!;
+  const wFolded = addTensor(graph, { ...w, name: `${w.name}/bn_folded` }, folded.weights);
+  const bFolded = addTensor(
+    graph,
+    { name: `${layer.name}.bn_folded_bias`, dtype: 'f32', shape: [outC] },
+    folded.bias,
+  );
+  return { ...layer, inputs: [layer.inputs[0]!, wFolded, bFolded], outputs: [...bn.outputs] };
+}
+
+/** The clip folded into the layer's output clamp, or why it cannot be. */
+function fusedClip(graph: CompileGraph, layer: ManifestNode, clip: ManifestNode): ManifestNode | string {
+  const lows = [bound(layer, 'min'), bound(clip, 'min')].filter((v): v is number => v !== undefined);
+  const highs = [bound(layer, 'max'), bound(clip, 'max')].filter((v): v is number => v !== undefined);
+  const min = lows.length > 0 ? Math.max(...lows) : undefined;
+  const max = highs.length > 0 ? Math.min(...highs) : undefined;
+  if (min !== undefined && max !== undefined && min > max) return 'the clamps do not overlap';
+  if (FLOAT_LAYERS.has(layer.op)) {
+    if (layer.format !== 'f32' || clip.format !== 'f32')
+      return `a ${layer.format} ${layer.op} takes no fused clamp in this runtime`;
+  } else {
+    const y = graph.tensors[layer.outputs[0]!]!;
+    const z = graph.tensors[clip.outputs[0]!]!;
+    if (clip.format !== 'int8' || y.dtype !== z.dtype || JSON.stringify(y.quant) !== JSON.stringify(z.quant))
+      return 'the clip changes the dtype or quantization';
+    if ([min, max].some((v) => v !== undefined && Number.isFinite(v) && !Number.isInteger(v)))
+      return 'int8 clip bounds are not integers';
+  }
+  const attrs = { ...layer.attrs };
+  delete attrs.min;
+  delete attrs.max;
+  if (min !== undefined && Number.isFinite(min)) attrs.min = min;
+  if (max !== undefined && Number.isFinite(max)) attrs.max = max;
+  return { ...layer, attrs, outputs: [...clip.outputs] };
+}
+
+export function fuseLayers(graph: CompileGraph, report: CompileReport): void {
+  for (const kind of ['batch_norm', 'clip'] as const) {
+    const readers = readersOf(graph.nodes);
+    const producers = new Map<number, ManifestNode>();
+    for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
+    const replaced = new Map<ManifestNode, ManifestNode>();
+    const removed = new Set<ManifestNode>();
+    for (const node of graph.nodes) {
+      if (kind === 'clip' && node.op === 'add') {
+        // A residual add: either operand may be the layer's output.
+        const layer = node.inputs
+          .map((i) => (i < 0 ? undefined : soleProducer(graph, i, node, readers, producers)))
+          .find((p) => p !== undefined && (FLOAT_LAYERS.has(p.op) || INT8_LAYERS.has(p.op)));
+        if (layer !== undefined)
+          report.notFused.push({
+            node: node.name,
+            why: `residual add after ${layer.name}: no ${layer.op} kernel takes an addend; runs as add`,
+          });
+        continue;
+      }
+      const x = node.inputs[0] ?? -1;
+      if (x < 0) continue;
+      const layer = soleProducer(graph, x, node, readers, producers);
+      if (layer === undefined || replaced.has(layer)) continue;
+      const isLayer = FLOAT_LAYERS.has(layer.op) || INT8_LAYERS.has(layer.op);
+      if (!isLayer) continue;
+      if (node.op !== kind) {
+        if (kind === 'clip' && (node.op === 'leaky_relu' || node.op === 'sigmoid'))
+          report.notFused.push({ node: node.name, why: `no ${layer.op} kernel takes a fused ${node.op}` });
+        continue;
+      }
+      const fused =
+        kind === 'batch_norm' ? foldedBatchNorm(graph, layer, node) : fusedClip(graph, layer, node);
+      if (fused === undefined) continue;
+      if (typeof fused === 'string') {
+        report.notFused.push({ node: node.name, why: fused });
+        continue;
+      }
+      replaced.set(layer, fused);
+      removed.add(node);
+      report.fused.push({ node: node.name, into: layer.name });
+    }
+    graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+  }
+}
