@@ -14,7 +14,7 @@ import { defaultModelPath } from '../agent/config.js';
 import { readPackageFile } from '../agent/package/reader.js';
 import { packageRoot } from '../agent/package-root.js';
 import { loadFashionMnist } from '../optimize/datasets/fashion-mnist.js';
-import { imageInput } from '../optimize/evaluate-package.js';
+import { imageInput, packageImageInput } from '../optimize/evaluate-package.js';
 import { DEVICE_CLASSES, type DeviceClass, type DeviceClassName } from '../test/support/device-classes.js';
 import {
   bundleAppDir,
@@ -110,7 +110,7 @@ export async function compareAcrossDevices(options: {
   const test = loadFashionMnist('test');
   const count = Math.min(options.images, test.count);
   const set = { ...test, channels: 1, classes: [], source: 'fashion-mnist test' };
-  const input = imageInput(set, 0, count, pkg.manifest.inputs[0]!.preprocessing);
+  const input = imageInput(set, 0, count, packageImageInput(pkg, set));
   const dir = mkdtempSync(join(tmpdir(), 'whittle-bit-exact-'));
   try {
     const inputFile = join(dir, 'input.f32');

@@ -9,6 +9,7 @@ import { armBitExactCommand } from './arm-bit-exact.js';
 import { runPackageFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import { BenchArgumentError, kernelsCommand } from './kernels.js';
+import { MODELS_HELP, modelsCommand } from './models.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { benchTrain } from './train.js';
 
@@ -126,6 +127,9 @@ async function main(command: string | undefined, rest: string[]): Promise<void> 
     case 'kernels':
       process.exitCode = await kernelsCommand(rest);
       break;
+    case 'models':
+      process.exitCode = await modelsCommand(rest, machine());
+      break;
     case 'agent':
       process.exitCode = await agentBenchCommand(rest, machine());
       break;
@@ -139,6 +143,8 @@ async function main(command: string | undefined, rest: string[]): Promise<void> 
 
 Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit):
   kernels          our kernels in every number format vs ONNX Runtime fp32 and int8, per shape and thread count
+  models           whole zoo models (LeNet-5, MobileNet 0.5, VGG-small, SqueezeNet, ShuffleNet) vs ONNX Runtime,
+                   fp32 and int8, per batch and thread count
   train            training images/s vs TensorFlow.js's cpu backend and PyTorch CPU
   agent            the agent's RSS, bundle size, fps and CPU on the camera
   fuzz             the package reader on mutated, truncated and random inputs (--iterations N)
@@ -147,12 +153,13 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
 kernels options: --shapes FILE (default bench/shapes.json), --threads 1,2, --rounds 151, --batch-ms 2,
-  --profile-runs 50 (ONNX Runtime profiler runs for its kernel-only time; 0 skips them)`);
+  --profile-runs 50 (ONNX Runtime profiler runs for its kernel-only time; 0 skips them)
+${MODELS_HELP}`);
       process.exitCode = 0;
       break;
     default:
       console.error(
-        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels, arm-bit-exact`,
+        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels, models, arm-bit-exact`,
       );
       process.exitCode = 1;
   }

@@ -188,8 +188,8 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** One implementation of a layer, timed as a batch of `reps` calls. */
-interface Contender {
+/** One implementation of a layer (or a model), timed as a batch of `reps` calls. */
+export interface Contender {
   id: string;
   /** Runs `reps` calls and returns microseconds per call. */
   batch: (reps: number) => Promise<number>;
@@ -198,7 +198,7 @@ interface Contender {
 }
 
 /** A contender whose calls are made from JavaScript, each timed with what a user pays for it. */
-function jsContender(id: string, call: () => void | Promise<void>): Contender {
+export function jsContender(id: string, call: () => void | Promise<void>): Contender {
   return {
     id,
     batch: async (reps) => {
@@ -211,12 +211,12 @@ function jsContender(id: string, call: () => void | Promise<void>): Contender {
   };
 }
 
-async function timeBatch(c: Contender): Promise<number> {
+export async function timeBatch(c: Contender): Promise<number> {
   return c.batch(c.reps);
 }
 
 /** Warms up and finds how many calls fill one batch of `batchMs`. */
-async function calibrate(c: Contender, batchMs: number): Promise<void> {
+export async function calibrate(c: Contender, batchMs: number): Promise<void> {
   await c.batch(5);
   let reps = 1;
   for (;;) {
@@ -820,7 +820,8 @@ export class BenchArgumentError extends WhittleError {
   readonly code = 'usage';
 }
 
-function positiveIntegers(value: string, flag: string): number[] {
+/** A comma-separated list of integers in [1, 64]; throws BenchArgumentError naming the flag. */
+export function positiveIntegers(value: string, flag: string): number[] {
   return value.split(',').map((part) => {
     const n = Number(part);
     if (!Number.isInteger(n) || n < 1 || n > 64)

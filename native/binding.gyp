@@ -9,6 +9,7 @@
         # The kernel library: infrastructure, references, operators, lists and the scalar kernels
         # (ISA kernels: the whittle_isa_* libraries below).
         "src/binding_kernels.cc",
+        "src/binding_plan.cc",
         "src/cpu/cpu-features.c",
         "src/threadpool.c",
         "src/f32_conv2d.c",

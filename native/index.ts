@@ -57,6 +57,7 @@ const REQUIRED_EXPORTS = [
   'batchMatMul',
   'batchNormTrainBackward',
   'adamUpdate',
+  'Plan',
 ] as const;
 
 function isNativeBinding(value: unknown): value is NativeBinding {
@@ -480,6 +481,17 @@ export class PackedLayer<T extends ArrayBufferView> {
   dispose(): void {
     this.#native.dispose();
   }
+
+  /** The addon's layer object, as a step of an execution plan (native/plan.ts). */
+  get step(): StepLayer {
+    return this.#native as unknown as StepLayer;
+  }
+}
+
+/** An addon object an execution plan can run as a step (native/plan.ts): a packed layer's, or an operator
+ * made by createOperator. Opaque: only the addon reads it. */
+export interface StepLayer {
+  readonly __stepLayer: never;
 }
 
 export function createConv2dF32(args: Conv2dF32Args): PackedLayer<Float32Array> {

@@ -10,44 +10,100 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import type { ImagePreprocessing } from '../agent/package/manifest.js';
+import {
+  frameOrder,
+  frameWriter,
+  type ImagePreprocessing as FramePreprocessing,
+  imageShape,
+} from '../agent/camera/preprocess.js';
 import { type Package, readPackageFile } from '../agent/package/reader.js';
 import { Model } from '../agent/runtime/model.js';
 import { elements } from '../agent/runtime/tensor.js';
 import { firstImages, loadDataset } from './datasets/dataset-spec.js';
-import { DatasetError, type ImageSet } from './datasets/image-set.js';
+import type { ImageFolderOptions } from './datasets/image-folder.js';
+import { DatasetError, imageBytes, type ImageSet } from './datasets/image-set.js';
 
 /** How pixels become model input when a package declares no preprocessing: [0, 1], as the trainer feeds. */
 const UNIT_SCALE = { mean: [0], std: [1] };
 
-/** Images [start, start + count) of `set` as the model's fp32 input, [count][h][w][c] (NHWC / NC order). */
+/** How an image set's pixels become a package's input: input = (pixel / 255 - mean[c]) / std[c], each image
+ * laid out in `layout` (NHWC, the pixels' own order, by default). */
+export type ImageInputPreprocessing = Pick<FramePreprocessing, 'mean' | 'std' | 'layout'>;
+
+/** Images [start, start + count) of `set` as the model's fp32 input, [count][...one image in
+ * preprocessing.layout], written by the agent camera's frame writer: a calibration or test image reaches the
+ * model exactly as a camera frame does. */
 export function imageInput(
   set: ImageSet,
   start: number,
   count: number,
-  preprocessing: Pick<ImagePreprocessing, 'mean' | 'std'> = UNIT_SCALE,
+  preprocessing: ImageInputPreprocessing = UNIT_SCALE,
 ): Float32Array {
-  const c = set.channels;
-  const per = set.height * set.width * c;
+  if (set.channels !== 1 && set.channels !== 3)
+    throw new DatasetError(`${set.source}: ${set.channels}-channel images; expected 1 (grey) or 3 (RGB)`);
+  const per = imageBytes(set);
+  const write = frameWriter(
+    {
+      width: set.width,
+      height: set.height,
+      channels: set.channels,
+      mean: preprocessing.mean,
+      std: preprocessing.std,
+      layout: preprocessing.layout ?? 'NHWC',
+    },
+    { dtype: 'f32' },
+  );
   const out = new Float32Array(count * per);
-  const pixels = set.pixels.subarray(start * per, (start + count) * per);
-  for (let i = 0; i < pixels.length; i++) {
-    const ch = i % c;
-    const mean = preprocessing.mean[ch] ?? preprocessing.mean[0]!;
-    const std = preprocessing.std[ch] ?? preprocessing.std[0]!;
-    out[i] = (pixels[i]! / 255 - mean) / std;
-  }
+  for (let i = 0; i < count; i++)
+    write(
+      set.pixels.subarray((start + i) * per, (start + i + 1) * per),
+      out.subarray(i * per, (i + 1) * per),
+    );
   return out;
 }
 
-function checkFits(pkg: Package, set: ImageSet): void {
-  const input = pkg.manifest.tensors[pkg.manifest.inputs[0]!.tensor]!;
-  const per = set.height * set.width * set.channels;
-  if (elements(input.shape.slice(1)) !== per)
+/** How `set`'s images feed the package's first input: the package's normalization ([0, 1] when it declares
+ * none) and the memory order of the input's declared layout (NCHW channel planes; NHWC and NC interleaved).
+ * Throws DatasetError when the images do not fit the input in that layout. A grey image lies the same way
+ * in every layout, so for one channel only the size must match. */
+export function packageImageInput(pkg: Package, set: ImageSet): ImageInputPreprocessing {
+  const { manifest } = pkg;
+  const input = manifest.inputs[0]!;
+  const shape = manifest.tensors[input.tensor]!.shape;
+  const channels = set.channels === 3 ? 3 : 1;
+  const expected = imageShape(input.layout, { width: set.width, height: set.height, channels }, shape[0]);
+  const fits =
+    set.channels === 1
+      ? elements(shape.slice(1)) === imageBytes(set)
+      : set.channels === 3 &&
+        expected !== undefined &&
+        expected.slice(1).join(',') === shape.slice(1).join(',');
+  if (!fits)
     throw new DatasetError(
-      `${pkg.manifest.model.id} takes inputs of shape [${input.shape.join(', ')}] but ${set.source} images are ` +
-        `${set.height}x${set.width}x${set.channels}`,
+      `${manifest.model.id} takes inputs of shape [${shape.join(', ')}] in layout ${input.layout} but ` +
+        `${set.source} images are ${set.height}x${set.width}x${set.channels}` +
+        (expected && set.channels === 3 ? ` ([${expected.join(', ')}] in ${input.layout})` : ''),
     );
+  const { mean, std } = input.preprocessing ?? UNIT_SCALE;
+  return { mean, std, layout: frameOrder(input.layout) };
+}
+
+/** The image size and channels the package's first input takes: its preprocessing's, else read off its
+ * input shape in its declared layout (NHWC, NCHW); empty when neither tells (NC, other). What an image folder
+ * is loaded at for this package. */
+export function packageImageSize(pkg: Package): Partial<ImageFolderOptions> {
+  const input = pkg.manifest.inputs[0]!;
+  const image = input.preprocessing;
+  if (image) return { height: image.height, width: image.width, channels: image.channels };
+  const shape = pkg.manifest.tensors[input.tensor]!.shape;
+  if (shape.length !== 4) return {};
+  const [height, width, channels] =
+    input.layout === 'NHWC'
+      ? [shape[1]!, shape[2]!, shape[3]!]
+      : input.layout === 'NCHW'
+        ? [shape[2]!, shape[3]!, shape[1]!]
+        : [0, 0, 0];
+  return channels === 1 || channels === 3 ? { height, width, channels } : {};
 }
 
 export interface Evaluation {
@@ -64,12 +120,11 @@ export function evaluatePackage(
   set: ImageSet,
   options: { limit?: number; batch?: number } = {},
 ): Evaluation {
-  checkFits(pkg, set);
+  const preprocessing = packageImageInput(pkg, set);
   const count = Math.min(options.limit ?? set.count, set.count);
   if (count < 1) throw new DatasetError(`no images to evaluate on in ${set.source}`);
   const batch = Math.min(options.batch ?? 100, count);
   const model = Model.fromPackage(pkg, { batch });
-  const preprocessing = pkg.manifest.inputs[0]!.preprocessing ?? UNIT_SCALE;
   const predictions = new Uint16Array(count);
   let correct = 0;
   for (let start = 0; start < count; start += batch) {
@@ -107,8 +162,7 @@ export function compareLatency(
 ): Latency[] {
   if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`Expected runs >= 1 but received ${runs}`);
   const models = packages.map((pkg) => {
-    checkFits(pkg, set);
-    const preprocessing = pkg.manifest.inputs[0]!.preprocessing ?? UNIT_SCALE;
+    const preprocessing = packageImageInput(pkg, set);
     return {
       model: Model.fromPackage(pkg, threads === undefined ? {} : { threads }),
       inputs: Array.from({ length: Math.min(set.count, 100) }, (_, i) =>
@@ -148,13 +202,13 @@ function main(): void {
       'usage: evaluate-package PKG.whittle [PKG.whittle ...] [--dataset fashion-mnist] [--images N] ' +
         '[--latency-runs N] [--threads N] [--json]',
     );
-  const dataset = loadDataset(values.dataset ?? 'fashion-mnist');
+  const packages = positionals.map((path) => readPackageFile(path, { allowUnsigned: true, cpuFamily: null }));
+  const dataset = loadDataset(values.dataset ?? 'fashion-mnist', { folder: packageImageSize(packages[0]!) });
   const test = dataset.test ?? dataset.train;
   const limit = values.images === undefined ? test.count : Number(values.images);
   const runs = values['latency-runs'] === undefined ? 500 : Number(values['latency-runs']);
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   const set = firstImages(test, limit);
-  const packages = positionals.map((path) => readPackageFile(path, { allowUnsigned: true, cpuFamily: null }));
   const latencies = runs > 0 ? compareLatency(packages, set, runs, threads) : undefined;
   const rows = packages.map((pkg, k) => {
     const evaluation = evaluatePackage(pkg, set);

@@ -60,6 +60,26 @@ export function checkPreprocessing(p: ImagePreprocessing): void {
     bad('"NHWC" or "NCHW"', 'layout', p.layout);
 }
 
+/** The shape of `batch` images of width×height×channels in an input tensor declared `layout`: NHWC
+ * [batch][h][w][c], NCHW [batch][c][h][w], NC [batch][h·w·c]; undefined for a layout images do not come in. */
+export function imageShape(
+  layout: string,
+  p: Pick<ImagePreprocessing, 'width' | 'height' | 'channels'>,
+  batch = 1,
+): number[] | undefined {
+  const { width: w, height: h, channels: c } = p;
+  if (layout === 'NHWC') return [batch, h, w, c];
+  if (layout === 'NCHW') return [batch, c, h, w];
+  if (layout === 'NC') return [batch, h * w * c];
+  return undefined;
+}
+
+/** How an image lies in an input tensor declared `layout`: channel planes for NCHW; interleaved, as the
+ * camera and the image decoders deliver it, for NHWC and NC (which flattens it). frameWriter's `layout`. */
+export function frameOrder(layout: string): 'NHWC' | 'NCHW' {
+  return layout === 'NCHW' ? 'NCHW' : 'NHWC';
+}
+
 /** ffmpeg's pixel format for the frames. */
 export function pixelFormat(p: Pick<ImagePreprocessing, 'channels'>): 'gray' | 'rgb24' {
   return p.channels === 1 ? 'gray' : 'rgb24';

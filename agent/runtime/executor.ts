@@ -2,6 +2,7 @@
 // shape set (PrepareContext), then only reads inputs and writes outputs. Every (op, number format) pair has a
 // TypeScript reference executor (ops/, over reference-ops/), the oracle; a native factory
 // (native-executors.ts) may replace it node by node. The registry joining the two is ops/index.ts.
+import type { StepLayer } from '../../native/index.js';
 import type { DecodedTensor } from '../package/encodings.js';
 import type { ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { TensorData, TensorSpec } from './tensor.js';
@@ -13,6 +14,17 @@ export interface Executor {
    * layer); counted against the memory budget with the arena and the weights. */
   scratchBytes?: number;
   run(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): void;
+  /** The addon calls run() makes, as steps of an execution plan (native-plan.ts): given the views run()
+   * would get, each call's layer and operand arrays (those views, or arrays the executor owns: word buffers,
+   * constants) in the order the layer takes them. Absent: a TypeScript executor, which splits the plan. */
+  plan?(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): NativeStepCall[];
+}
+
+/** One addon call of an executor, as a plan step: its operands are arena views or arrays of its own. */
+export interface NativeStepCall {
+  layer: StepLayer;
+  inputs: readonly ArrayBufferView[];
+  outputs: readonly ArrayBufferView[];
 }
 
 export interface PrepareContext {

@@ -6,10 +6,16 @@ import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
 import { compilePackage, type CompileReport, emptyReport } from './compile/index.js';
-import type { Executor } from './executor.js';
 import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
 import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
 import { nativeAvailable } from './native-executors.js';
+import {
+  type Execution,
+  type ExecutionSummary,
+  type ModelStep,
+  nodeByNode,
+  planExecution,
+} from './native-plan.js';
 import { EXECUTORS, OPS } from './ops/index.js';
 import { DTYPE_BYTES, elements, type TensorData, type TensorSpec, view } from './tensor.js';
 
@@ -20,6 +26,9 @@ export interface ModelOptions {
   memoryBudgetBytes?: number;
   /** Run every layer on the TypeScript reference operators, even where a native kernel exists. */
   referenceOnly?: boolean;
+  /** Run every node's executor from JavaScript, one by one, instead of the native execution plan
+   * (native-plan.ts): the path the plan is tested against. */
+  nodeByNode?: boolean;
   /** Threads the native conv2d / fully-connected kernels split output rows over (1..64). The kernel
    * library's pool is per process, so the last model loaded sets it. */
   threads?: number;
@@ -108,11 +117,11 @@ export class Model {
   /** Each node's executor with the views it reads and writes. Views are fixed at load (arena slices and
    * constants), so a run allocates nothing per node — a camera loop at 30 fps then leaves V8's young
    * generation small, which is most of the agent's RSS. */
-  readonly #steps: {
-    executor: Executor;
-    inputs: (TensorData | undefined)[];
-    outputs: TensorData[];
-  }[];
+  readonly #steps: ModelStep[];
+  /** How a run executes the steps: the native plan's calls with the TypeScript steps between them. */
+  readonly #execution: Execution;
+  /** What the execution plan holds: native steps, calls per run, TypeScript nodes, refusals. */
+  readonly execution: ExecutionSummary;
 
   private constructor(source: Package, options: ModelOptions) {
     const { manifest, constants: decoded, report } = Model.#compiled(source, options);
@@ -268,12 +277,16 @@ export class Model {
         outputShapes: outputs.map((o) => o.shape),
       });
       return {
+        name: node.name,
         executor,
         inputs: node.inputs.map((i) => (i < 0 ? undefined : this.#views[i])),
         outputs: node.outputs.map((o) => this.#views[o]!),
       };
     });
     this.layers = layers;
+    this.#execution =
+      options.nodeByNode === true ? nodeByNode(this.#steps) : planExecution(this.#arena, this.#steps);
+    this.execution = this.#execution.summary;
     this.fallbacks =
       options.referenceOnly === true
         ? []
@@ -313,6 +326,44 @@ export class Model {
     return this.manifest.inputs.map((i) => ({ name: i.name, spec: this.specs[i.tensor]! }));
   }
 
+  /** The arena view of input k (manifest order): a caller that writes its input here and calls
+   * runInPlace() skips run()'s checks and copies (the agent's frame loop). */
+  inputView(k: number): TensorData {
+    const input = this.manifest.inputs[k];
+    if (input === undefined) throw new InputError(`the model has no input ${k}`);
+    return this.#views[input.tensor]!;
+  }
+
+  /** The view of output k (manifest order): what the last run wrote, overwritten by the next one. */
+  outputView(k: number): TensorData {
+    const output = this.manifest.outputs[k];
+    if (output === undefined) throw new InputError(`the model has no output ${k}`);
+    return this.#views[output.tensor]!;
+  }
+
+  /** When graph input k is read by one node only, a leading per-tensor quantize_linear (a float input the
+   * first layer quantizes), that node's output: a caller that quantizes its input the same way (round half
+   * to even, saturate) writes it into `view` and runs from node 1, skipping the float input and the node. */
+  quantizedInput(k: number): { spec: TensorSpec; view: TensorData } | undefined {
+    const input = this.manifest.inputs[k];
+    const first = this.manifest.nodes[0];
+    if (input === undefined || first === undefined || first.op !== 'quantize_linear') return undefined;
+    if (first.inputs[0] !== input.tensor) return undefined;
+    const readers = this.manifest.nodes.filter((n) => n.inputs.includes(input.tensor)).length;
+    const isOutput = this.manifest.outputs.some((o) => o.tensor === input.tensor);
+    const spec = this.specs[first.outputs[0]!]!;
+    if (readers !== 1 || isOutput || spec.quant?.scale.length !== 1) return undefined;
+    return { spec, view: this.#views[first.outputs[0]!]! };
+  }
+
+  /** Runs the graph on what the input views hold, from node `from` (default 0; 1 after writing
+   * quantizedInput's view); the outputs are in the output views. */
+  runInPlace(from = 0): void {
+    if (!Number.isInteger(from) || from < 0 || from > this.manifest.nodes.length)
+      throw new InputError(`runInPlace from node ${from}: the model has ${this.manifest.nodes.length} nodes`);
+    this.#execution.run(from);
+  }
+
   /** Runs the graph on inputs given in manifest order (or by name); returns every graph output (copies). */
   run(inputs: readonly TensorData[] | Readonly<Record<string, TensorData>>): TensorResult[] {
     const list = Array.isArray(inputs)
@@ -337,7 +388,7 @@ export class Model {
       }
       target.set(data);
     });
-    for (const step of this.#steps) step.executor.run(step.inputs, step.outputs);
+    this.#execution.run();
     return this.manifest.outputs.map((output) => {
       const spec = this.specs[output.tensor]!;
       return {

@@ -13,11 +13,15 @@ import {
 } from '../../native/formats.js';
 import {
   addF32,
+  type AddF32Args,
   addInt8,
   avgPool2d,
   channelShuffle,
+  type ChannelShuffleArgs,
   clamp,
+  type ClampArgs,
   concat,
+  type ConcatArgs,
   type Conv2dShape,
   createConv2dF32,
   createConv2dInt8,
@@ -25,25 +29,30 @@ import {
   createFullyConnectedInt8,
   dequantizeLinear,
   globalAvgPool,
+  type GlobalAvgPoolArgs,
   globalAvgPoolInt8,
   type Int8Tensor,
   loadNativeBinding,
   maxPool2d,
+  type Pool2dArgs,
   type QuantizationArgs,
   quantizeLinear,
   softmaxF32,
+  type SoftmaxF32Args,
+  type StepLayer,
   type Tensor,
 } from '../../native/index.js';
+import { copy, createOperator, type OperatorName } from '../../native/plan.js';
 import type { NumberFormat } from '../package/manifest.js';
 import { intAttr, normalizeAxis, numberAttr, stringAttr } from './attributes.js';
-import type { Executor, NativeFactory, PrepareContext } from './executor.js';
+import type { Executor, NativeFactory, NativeStepCall, PrepareContext } from './executor.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
 import { qaddParams } from './ops/elementwise.js';
 import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
-import { elements, type TensorSpec } from './tensor.js';
+import { elements, type TensorData, type TensorSpec } from './tensor.js';
 import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
 
 let available: boolean | undefined;
@@ -139,12 +148,21 @@ function int8Quantization(context: PrepareContext) {
   };
 }
 
+/** What the executors need of a packed layer (native/index.ts PackedLayer, formats.ts FormatLayer). */
+interface Layer<T> {
+  readonly kernel: string | null;
+  readonly step: StepLayer;
+  run(input: T, output: T): void;
+}
+
+/** One call of a one-input, one-output layer, as a plan step. */
+function layerStep(layer: Layer<never>, input: ArrayBufferView, output: ArrayBufferView): NativeStepCall {
+  return { layer: layer.step, inputs: [input], outputs: [output] };
+}
+
 /** Runs `create` and wraps its layer; a refusal by the binding (a shape it does not take) falls back. */
-function packed(
-  kernelPrefix: string,
-  create: () => { kernel: string | null; run(i: Tensor, o: Tensor): void },
-): Executor | undefined {
-  let layer;
+function packed(kernelPrefix: string, create: () => Layer<Tensor>): Executor | undefined {
+  let layer: Layer<Tensor>;
   try {
     layer = create();
   } catch {
@@ -153,6 +171,32 @@ function packed(
   return {
     kernel: `native:${kernelPrefix} ${layer.kernel ?? ''}`.trim(),
     run: (inputs, outputs) => layer.run(inputs[0] as Tensor, outputs[0] as Tensor),
+    plan: (inputs, outputs) => [layerStep(layer, inputs[0]!, outputs[0]!)],
+  };
+}
+
+type Views = readonly (TensorData | undefined)[];
+
+/** An executor of one stateless addon operator: run() calls its function node by node, plan() binds the
+ * same arguments as a plan step (createOperator); `operands` lists the arrays of the arguments in the order
+ * the operator takes them (native/src/binding_plan.h). */
+function operatorExecutor<A extends object>(
+  kernel: string,
+  name: OperatorName,
+  call: (args: A) => void,
+  args: (inputs: Views, outputs: readonly TensorData[]) => A,
+  operands: (args: A) => { inputs: readonly TensorData[]; outputs: readonly TensorData[] } = (a) => {
+    const io = a as unknown as { input: TensorData; output: TensorData };
+    return { inputs: [io.input], outputs: [io.output] };
+  },
+): Executor {
+  return {
+    kernel,
+    run: (inputs, outputs) => call(args(inputs, outputs)),
+    plan: (inputs, outputs) => {
+      const bound = args(inputs, outputs);
+      return [{ layer: createOperator(name, bound), ...operands(bound) }];
+    },
   };
 }
 
@@ -342,10 +386,7 @@ const codebookArgs: FormatArgs = (weights, s) => {
   return { codebook, indexBits, indices: packCodebookIndices(s.rows, s.reduction, indexBits, unpacked) };
 };
 
-interface FloatFormatLayer {
-  readonly kernel: string | null;
-  run(input: Float32Array, output: Float32Array): void;
-}
+type FloatFormatLayer = Layer<Float32Array>;
 /** A create function of native/formats.ts; each takes its own argument type, checked by the addon. */
 type FormatCreate = (args: never) => FloatFormatLayer;
 
@@ -380,11 +421,9 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
 const FORMAT_CONV2D = formatLayer('conv2d');
 const FORMAT_FULLY_CONNECTED = formatLayer('fullyConnected');
 
-interface FixedPointFormatLayer {
-  readonly kernel: string | null;
+interface FixedPointFormatLayer extends Layer<Int16Array | Int8Array> {
   readonly inputLength: number;
   readonly outputLength: number;
-  run(input: Int16Array | Int8Array, output: Int16Array | Int8Array): void;
 }
 
 /** A fixed-point create function of native/formats.ts (Int16Array or Int8Array words). */
@@ -435,22 +474,38 @@ function fixedPoint(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
     const inputWords = new Words(kernelLayer.inputLength);
     const outputWords = new Words(kernelLayer.outputLength);
     const name = `fixed${fixed.bits}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`;
+    const quantize = (inputs: Views) => ({
+      input: inputs[0] as Float32Array,
+      output: inputWords,
+      fractionalLength: fixed.inputFl,
+    });
+    const dequantize = (outputs: readonly TensorData[]) => ({
+      input: outputWords,
+      fractionalLength: fixed.outputFl,
+      output: outputs[0] as Float32Array,
+    });
     return {
       kernel: `native:${name} ${kernelLayer.kernel ?? ''}`.trim(),
       scratchBytes: inputWords.byteLength + outputWords.byteLength,
       run: (inputs, outputs) => {
-        fixedPointQuantize({
-          input: inputs[0] as Float32Array,
-          output: inputWords,
-          fractionalLength: fixed.inputFl,
-        });
+        fixedPointQuantize(quantize(inputs));
         kernelLayer.run(inputWords, outputWords);
-        fixedPointDequantize({
-          input: outputWords,
-          fractionalLength: fixed.outputFl,
-          output: outputs[0] as Float32Array,
-        });
+        fixedPointDequantize(dequantize(outputs));
       },
+      // The same three calls as plan steps; the word buffers become buffers of the plan.
+      plan: (inputs, outputs) => [
+        {
+          layer: createOperator('fixedPointQuantize', quantize(inputs)),
+          inputs: [inputs[0]!],
+          outputs: [inputWords],
+        },
+        layerStep(kernelLayer, inputWords, outputWords),
+        {
+          layer: createOperator('fixedPointDequantize', dequantize(outputs)),
+          inputs: [outputWords],
+          outputs: [outputs[0]!],
+        },
+      ],
     };
   };
 }
@@ -481,28 +536,30 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
       windowWidth: kw,
       ...window,
     };
-    const run = kind === 'max' ? maxPool2d : avgPool2d;
-    return {
-      kernel: `native:${kind}_pool_${x.dtype}`,
-      run: (inputs, outputs) => run({ ...base, input: inputs[0] as Tensor, output: outputs[0] as Tensor }),
-    };
+    return operatorExecutor<Pool2dArgs<Tensor>>(
+      `native:${kind}_pool_${x.dtype}`,
+      kind === 'max' ? 'maxPool2d' : 'avgPool2d',
+      kind === 'max' ? maxPool2d : avgPool2d,
+      (inputs, outputs) => ({ ...base, input: inputs[0] as Tensor, output: outputs[0] as Tensor }),
+    );
   };
 }
 
 const globalAvgPoolF32: NativeFactory = (context) => {
   const [n, h, w, c] = context.inputs[0]!.shape as [number, number, number, number];
   if (h * w > 65536) return undefined;
-  return {
-    kernel: 'native:global_avgpool_f32',
-    run: (inputs, outputs) =>
-      globalAvgPool({
-        batch: n,
-        pixels: h * w,
-        channels: c,
-        input: inputs[0] as Float32Array,
-        output: outputs[0] as Float32Array,
-      }),
-  };
+  return operatorExecutor<GlobalAvgPoolArgs<Float32Array>>(
+    'native:global_avgpool_f32',
+    'globalAvgPool',
+    globalAvgPool,
+    (inputs, outputs) => ({
+      batch: n,
+      pixels: h * w,
+      channels: c,
+      input: inputs[0] as Float32Array,
+      output: outputs[0] as Float32Array,
+    }),
+  );
 };
 
 const globalAvgPoolRequantized: NativeFactory = (context) => {
@@ -606,15 +663,17 @@ const addF32Same: NativeFactory = (context) => {
     context.constants.some((c) => c !== undefined)
   )
     return undefined;
-  return {
-    kernel: 'native:add_f32',
-    run: (inputs, outputs) =>
-      addF32({
-        a: inputs[0] as Float32Array,
-        b: inputs[1] as Float32Array,
-        output: outputs[0] as Float32Array,
-      }),
-  };
+  return operatorExecutor<AddF32Args>(
+    'native:add_f32',
+    'add',
+    addF32,
+    (inputs, outputs) => ({
+      a: inputs[0] as Float32Array,
+      b: inputs[1] as Float32Array,
+      output: outputs[0] as Float32Array,
+    }),
+    (args) => ({ inputs: [args.a, args.b], outputs: [args.output] }),
+  );
 };
 
 const clampAny: NativeFactory = (context) => {
@@ -628,17 +687,23 @@ const clampAny: NativeFactory = (context) => {
       return undefined;
     const args = { min: Math.max(lo, min), max: Math.min(hi, max) };
     if (args.min > hi || args.max < lo) return undefined;
-    return {
-      kernel: `native:clamp_${x.dtype}`,
-      run: (inputs, outputs) =>
-        clamp({ input: inputs[0] as Int8Tensor, output: outputs[0] as Int8Tensor, ...args }),
-    };
+    return operatorExecutor<ClampArgs<Int8Tensor>>(
+      `native:clamp_${x.dtype}`,
+      'clamp',
+      clamp,
+      (inputs, outputs) => ({
+        input: inputs[0] as Int8Tensor,
+        output: outputs[0] as Int8Tensor,
+        ...args,
+      }),
+    );
   }
-  return {
-    kernel: 'native:clamp_f32',
-    run: (inputs, outputs) =>
-      clamp({ input: inputs[0] as Float32Array, output: outputs[0] as Float32Array, min, max }),
-  };
+  return operatorExecutor<ClampArgs<Float32Array>>('native:clamp_f32', 'clamp', clamp, (inputs, outputs) => ({
+    input: inputs[0] as Float32Array,
+    output: outputs[0] as Float32Array,
+    min,
+    max,
+  }));
 };
 
 const softmaxLastAxis: NativeFactory = (context) => {
@@ -650,11 +715,12 @@ const softmaxLastAxis: NativeFactory = (context) => {
   const channels = elements(x.shape.slice(axis));
   if (channels === 0) return undefined;
   const rows = elements(x.shape) / channels;
-  return {
-    kernel: 'native:softmax_f32',
-    run: (inputs, outputs) =>
-      softmaxF32({ rows, channels, input: inputs[0] as Float32Array, output: outputs[0] as Float32Array }),
-  };
+  return operatorExecutor<SoftmaxF32Args>('native:softmax_f32', 'softmax', softmaxF32, (inputs, outputs) => ({
+    rows,
+    channels,
+    input: inputs[0] as Float32Array,
+    output: outputs[0] as Float32Array,
+  }));
 };
 
 const concatAnyAxis: NativeFactory = (context) => {
@@ -668,16 +734,18 @@ const concatAnyAxis: NativeFactory = (context) => {
     specs.some((s) => s.dtype === 'i32' || s.dtype === 'bool')
   )
     return undefined;
-  return {
-    kernel: `native:concat_${specs[0]!.dtype}`,
-    run: (inputs, outputs) =>
-      concat({
-        rows,
-        channels,
-        inputs: specs.map((_, i) => (context.constants[i] ?? inputs[i]) as Tensor),
-        output: outputs[0] as Tensor,
-      }),
-  };
+  return operatorExecutor<ConcatArgs<Tensor>>(
+    `native:concat_${specs[0]!.dtype}`,
+    'concat',
+    concat,
+    (inputs, outputs) => ({
+      rows,
+      channels,
+      inputs: specs.map((_, i) => (context.constants[i] ?? inputs[i]) as Tensor),
+      output: outputs[0] as Tensor,
+    }),
+    (args) => ({ inputs: args.inputs, outputs: [args.output] }),
+  );
 };
 
 const channelShuffleAny: NativeFactory = (context) => {
@@ -685,17 +753,35 @@ const channelShuffleAny: NativeFactory = (context) => {
   if (x.dtype === 'i32' || x.dtype === 'bool') return undefined;
   const groups = intAttr(context.node, 'groups', 1, 1);
   const channels = x.shape[x.shape.length - 1]!;
-  return {
-    kernel: `native:channel_shuffle_${x.dtype}`,
-    run: (inputs, outputs) =>
-      channelShuffle({
-        rows: elements(x.shape) / channels,
-        groups,
-        groupChannels: channels / groups,
-        input: inputs[0] as Tensor,
-        output: outputs[0] as Tensor,
-      }),
-  };
+  return operatorExecutor<ChannelShuffleArgs<Tensor>>(
+    `native:channel_shuffle_${x.dtype}`,
+    'channelShuffle',
+    channelShuffle,
+    (inputs, outputs) => ({
+      rows: elements(x.shape) / channels,
+      groups,
+      groupChannels: channels / groups,
+      input: inputs[0] as Tensor,
+      output: outputs[0] as Tensor,
+    }),
+  );
+};
+
+/** reshape / identity: the same bytes in another place (native copy, so that a flatten does not split a
+ * plan). A constant input is copied from the constant. */
+const copyAny: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  if (x.dtype !== 'f32' && x.dtype !== 'i8' && x.dtype !== 'u8') return undefined;
+  if (elements(x.shape) === 0) return undefined;
+  return operatorExecutor<{ input: Tensor; output: Tensor }>(
+    `native:copy_${x.dtype}`,
+    'copy',
+    copy,
+    (inputs, outputs) => ({
+      input: (context.constants[0] ?? inputs[0]) as Tensor,
+      output: outputs[0] as Tensor,
+    }),
+  );
 };
 
 /** op -> format -> native executor factory: the one list of the native executors. The registry
@@ -736,4 +822,6 @@ export const NATIVE_EXECUTORS: Readonly<
   softmax: { f32: softmaxLastAxis },
   concat: { f32: concatAnyAxis, int8: concatAnyAxis },
   channel_shuffle: { f32: channelShuffleAny, int8: channelShuffleAny },
+  reshape: { f32: copyAny, int8: copyAny },
+  identity: { f32: copyAny, int8: copyAny },
 };

@@ -8,6 +8,7 @@ import { readPackageFile } from '../../agent/package/reader.js';
 import { parsePublicKey } from '../../agent/package/signing.js';
 import type { CompileReport } from '../../agent/runtime/compile/index.js';
 import { type FallbackNode, Model } from '../../agent/runtime/model.js';
+import type { ExecutionSummary } from '../../agent/runtime/native-plan.js';
 import { CommandUsageError } from './command-error.js';
 
 export interface InspectReport {
@@ -36,6 +37,8 @@ export interface InspectReport {
   compile: CompileReport;
   /** Layers on the TypeScript reference executors, and why. */
   fallbacks: FallbackNode[];
+  /** How a run executes: native plan steps and calls, the TypeScript nodes between them, refusals. */
+  execution: ExecutionSummary;
 }
 
 export function inspectPackage(path: string, publicKeyText?: string, batch?: number): InspectReport {
@@ -75,6 +78,7 @@ export function inspectPackage(path: string, publicKeyText?: string, batch?: num
     },
     compile: model.compileReport,
     fallbacks: [...model.fallbacks],
+    execution: model.execution,
   };
 }
 
@@ -130,6 +134,13 @@ export function formatInspectReport(r: InspectReport): string {
   for (const f of c.notFused) lines.push(`    not fused       ${f.node}: ${f.why}`);
   lines.push(`  fallback   ${r.fallbacks.length} layer(s) on the TypeScript reference`);
   for (const f of r.fallbacks) lines.push(`    ${pad(f.node, 22)}${pad(`${f.op} ${f.format}`, 24)}${f.why}`);
+  const e = r.execution;
+  lines.push(
+    `  execution  ${e.nativeSteps} native steps in ${e.nativeCalls} plan call(s) per run` +
+      (e.typescriptNodes.length > 0 ? `; TypeScript between them: ${e.typescriptNodes.join(', ')}` : ''),
+  );
+  for (const refused of e.refused)
+    lines.push(`  not in the plan: ${refused.node} (runs node by node: ${refused.reason})`);
   return lines.join('\n');
 }
 

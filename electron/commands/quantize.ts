@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { ImagePreprocessing } from '../../agent/package/manifest.js';
 import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
 import { loadDataset } from '../../optimize/datasets/dataset-spec.js';
-import { evaluatePackage } from '../../optimize/evaluate-package.js';
+import { evaluatePackage, packageImageInput, packageImageSize } from '../../optimize/evaluate-package.js';
 import { fixedPointPackage } from '../../optimize/package/fixed-point.js';
 import { probeFromTestSet } from '../../optimize/package/probe.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../optimize/package/writer.js';
@@ -22,7 +22,7 @@ import { loadSigningKey } from './signing-key.js';
 
 export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  post-training quantization of an fp32 package:
                         --format int8 (default) | fixed16 | fixed8 (per-layer dynamic fixed point); DATA as
-                        for train; --images N calibration images (1000), --test-images N for the recorded
+                        for train (a folder is read at the package's input size and channels); --images N calibration images (1000), --test-images N for the recorded
                         accuracy (all), --key KEY | --bundled-key, --id, --version, --name
 `;
 
@@ -77,7 +77,8 @@ export function quantizeCommand(args: string[]): number {
   const testImages = count(values['test-images'], '--test-images', Number.MAX_SAFE_INTEGER);
 
   const fp32 = readPackageFile(source, { allowUnsigned: true, cpuFamily: null });
-  const dataset = loadDataset(values.calibration);
+  // An image folder is loaded at the package's own input size and channels.
+  const dataset = loadDataset(values.calibration, { folder: packageImageSize(fp32) });
   const train = dataset.train;
   const test = dataset.test ?? train;
   // The trainer feeds pixels / 255 (optimize/datasets/batches.ts), so a package without preprocessing of
@@ -101,7 +102,7 @@ export function quantizeCommand(args: string[]): number {
   };
 
   const started = Date.now();
-  const calibration = calibrationFromImages(train, calibrationImages, preprocessing);
+  const calibration = calibrationFromImages(train, calibrationImages, packageImageInput(withMeta, train));
   const naming = {
     ...(values.id ? { modelId: values.id } : {}),
     ...(values.version ? { version: values.version } : {}),

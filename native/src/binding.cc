@@ -6,6 +6,7 @@
 
 #include "binding_formats.h"
 #include "binding_kernels.h"
+#include "binding_plan.h"
 #include "binding_train.h"
 
 namespace {
@@ -17,6 +18,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   whittle::RegisterFormatKernels(env, exports);
   // The fp32 training kernels (binding_train.cc).
   whittle::RegisterTrainKernels(env, exports);
+  // Execution plans over the layers and operators above (binding_plan.cc).
+  whittle::RegisterPlan(env, exports);
   return exports;
 }
 

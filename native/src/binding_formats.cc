@@ -16,6 +16,7 @@
 
 #include "binding_args.h"
 #include "binding_kernels.h"
+#include "binding_plan.h"
 
 extern "C" {
 #include "bin_conv2d.h"
@@ -66,7 +67,7 @@ std::string Hex(uint64_t value) {
   return "0x" + text;
 }
 
-class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
+class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
  public:
   static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<FormatLayer>(env, "FormatLayer"); }
 
@@ -361,6 +362,25 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       }
     }
     live_ = true;
+    TagPlanStep<FormatLayer>(env, info.This().As<Napi::Object>());
+  }
+
+  // The plan step (binding_plan.h): one input and one output of the layer's tensor type.
+  std::vector<StepOperand> StepInputs() const override {
+    const size_t element = ElementBytes(TensorType());
+    return {{input_length_ * element, element}};
+  }
+  std::vector<StepOperand> StepOutputs() const override {
+    const size_t element = ElementBytes(TensorType());
+    return {{output_length_ * element, element}};
+  }
+  const char* RunStep(const void* const* inputs, void* const* outputs, whittle_threadpool* pool) override {
+    if (!live_) return "this FormatLayer was disposed";
+    try {
+      return RunLayer(inputs[0], outputs[0], false, pool);
+    } catch (const std::bad_alloc&) {
+      return "out of memory allocating the layer's scratch";
+    }
   }
 
  private:
@@ -643,43 +663,48 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
                  fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels",
                  kEmptyAllowed);
     ExpectNoOverlap(env, output, {&input});
-    if (qs8_fixed_ != nullptr && !reference) {
-      ThreadPoolLease lease;
-      if (!qs8_conv2d_run(qs8_fixed_, input.data, output.data, lease.pool()))
-        throw Napi::Error::New(env, "Out of memory allocating the convolution's per-thread scratch");
-      return env.Undefined();
-    }
-    Task task{this, input.data, output.data, reference, nullptr, nullptr, nullptr, nullptr};
-    std::vector<uint64_t>& bits = input_bits_;
-    std::vector<float> scale, workspace;
-    std::vector<int16_t> workspace16;
     ThreadPoolLease lease;
-    const size_t threads = whittle_threadpool_threads(lease.pool());
+    const char* error = RunLayer(input.data, output.data, reference, lease.pool());
+    if (error != nullptr) throw Napi::Error::New(env, error);
+    return env.Undefined();
+  }
+
+  // Runs the layer (or its plain C reference) on checked operands; returns null or an error message. The
+  // scratch a format needs is kept between calls (resized only when the thread count grows), so a model run
+  // allocates nothing here.
+  const char* RunLayer(const void* input, void* output, bool reference, whittle_threadpool* pool) {
+    if (qs8_fixed_ != nullptr && !reference) {
+      if (!qs8_conv2d_run(qs8_fixed_, input, output, pool))
+        return "Out of memory allocating the convolution's per-thread scratch";
+      return nullptr;
+    }
+    Task task{this, input, output, reference, nullptr, nullptr, nullptr, nullptr};
+    const size_t threads = whittle_threadpool_threads(pool);
     if (format_ == Format::kXnor) {
-      const float* in = static_cast<const float*>(input.data);
+      const float* in = static_cast<const float*>(input);
       const size_t pixels = g_.batch * g_.input_height * g_.input_width;
-      bits.resize(pixels * g_.groups * xnor_group_words(g_.group_input_channels));
+      input_bits_.resize(pixels * g_.groups * xnor_group_words(g_.group_input_channels));
       (reference ? xnor_pack_ukernel__scalar : xnor_pack_)(pixels, g_.groups, g_.group_input_channels, in,
-                                                           bits.data());
-      task.input_bits = bits.data();
+                                                           input_bits_.data());
+      task.input_bits = input_bits_.data();
       if (input_scaling_) {
-        scale.resize(g_.batch * g_.output_height * g_.output_width);
-        xnor_input_scale_map(&g_, in, scale.data());
-        task.input_scale = scale.data();
+        scale_.resize(g_.batch * g_.output_height * g_.output_width);
+        xnor_input_scale_map(&g_, in, scale_.data());
+        task.input_scale = scale_.data();
       }
     } else if (format_ == Format::kSparse && !fc_ && int8_) {
-      workspace16.resize(reduction_ * (reference ? 1 : threads));
-      task.workspace16 = workspace16.data();
+      workspace16_.resize(std::max(workspace16_.size(), reduction_ * (reference ? 1 : threads)));
+      task.workspace16 = workspace16_.data();
     } else if (format_ == Format::kSparse && !fc_ && planes_ && !reference) {
       // Zero-padded channel planes (sparse_conv2d.h), one set per thread (PlanesOutputRows).
-      planes_buffer_.resize(sparse_f32_conv2d_planes_floats(&g_) * threads);
+      planes_buffer_.resize(std::max(planes_buffer_.size(), sparse_f32_conv2d_planes_floats(&g_) * threads));
       task.workspace = planes_buffer_.data();
     } else if (format_ == Format::kSparse && !fc_) {
-      workspace.resize(reduction_ * (reference ? 1 : threads));
-      task.workspace = workspace.data();
+      workspace_.resize(std::max(workspace_.size(), reduction_ * (reference ? 1 : threads)));
+      task.workspace = workspace_.data();
     } else if (format_ == Format::kCodebook && !fc_ && !reference) {
-      workspace.resize(CbWorkspace() * threads);
-      task.workspace = workspace.data();
+      workspace_.resize(std::max(workspace_.size(), CbWorkspace() * threads));
+      task.workspace = workspace_.data();
     }
     if (reference) {
       Compute(task, 0, 0, oc_);
@@ -688,12 +713,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
       const size_t rows = g_.batch * g_.output_height;
       const double row_work =
           4.0 * static_cast<double>(g_.output_width) * static_cast<double>(bits_b_.size());
-      whittle_threadpool_parallelize(lease.pool(), PlanesOutputRows, &task, rows,
+      whittle_threadpool_parallelize(pool, PlanesOutputRows, &task, rows,
                                      whittle_threadpool_granularity(4, row_work, rows));
     } else {
-      whittle_threadpool_parallelize(lease.pool(), RunRange, &task, oc_, ChannelsPerTask());
+      whittle_threadpool_parallelize(pool, RunRange, &task, oc_, ChannelsPerTask());
     }
-    return env.Undefined();
+    return nullptr;
   }
 
   // Floats of codebook workspace per thread (tap tile and bins of the SIMD kernels, cb_conv2d.h).
@@ -744,6 +769,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
     bits64_ = {};
     input_bits_ = {};
     planes_buffer_ = {};
+    scale_ = {};
+    workspace_ = {};
+    workspace16_ = {};
     alpha_ = {};
     fbias_ = {};
     values_ = {};
@@ -790,6 +818,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer> {
   std::vector<uint64_t> bits64_;               // xnor weight bits
   std::vector<uint64_t> input_bits_;           // xnor: the packed input of the current run (kept to reuse)
   std::vector<float> planes_buffer_;           // sparse planes: the packed input of the current run (same)
+  std::vector<float> scale_, workspace_;       // xnor input scales; sparse / codebook per-thread workspace
+  std::vector<int16_t> workspace16_;           // sparse int8: per-thread workspace
   std::vector<float> alpha_, fbias_, values_;  // alpha or codebook; bias; CSR values
   std::vector<uint8_t> u8_;                    // codebook indices
   const char* kernel_ = "";
@@ -826,9 +856,8 @@ void ExpectConversionOperands(Napi::Env env, const View& input, const View& outp
 
 // fixedPointQuantize({ input: Float32Array, output: Int16Array | Int8Array, fractionalLength,
 //                      rounding?: 'nearest' | 'stochastic', seed?, firstIndex? }): the trainer's quantizers.
-Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator FixedPointQuantize(const Napi::Object& args) {
+  Napi::Env env = args.Env();
   const Napi::Value rounding_value = args.Get("rounding");
   const std::string rounding =
       rounding_value.IsUndefined()
@@ -844,42 +873,48 @@ Napi::Value FixedPointQuantize(const Napi::CallbackInfo& info) {
   bool wide = false;
   const View output = FixedPointArray(args, "output", &wide);
   ExpectConversionOperands(env, input, output);
-  if (input.length == 0) return env.Undefined();
-  const float* in = static_cast<const float*>(input.data);
-  if (wide) {
-    int16_t* out = static_cast<int16_t*>(output.data);
-    stochastic ? qf16_quantize_stochastic(input.length, in, fl, seed, first, out)
-               : qf16_quantize_nearest(input.length, in, fl, out);
-  } else {
-    int8_t* out = static_cast<int8_t*>(output.data);
-    stochastic ? qf8_quantize_stochastic(input.length, in, fl, seed, first, out)
-               : qf8_quantize_nearest(input.length, in, fl, out);
-  }
-  return env.Undefined();
+  const size_t n = input.length;
+  const auto run = [n, wide, stochastic, fl, seed, first](const void* const* inputs, void* const* outputs,
+                                                          whittle_threadpool*) {
+    if (n == 0) return;
+    const float* in = static_cast<const float*>(inputs[0]);
+    if (wide) {
+      int16_t* out = static_cast<int16_t*>(outputs[0]);
+      stochastic ? qf16_quantize_stochastic(n, in, fl, seed, first, out)
+                 : qf16_quantize_nearest(n, in, fl, out);
+    } else {
+      int8_t* out = static_cast<int8_t*>(outputs[0]);
+      stochastic ? qf8_quantize_stochastic(n, in, fl, seed, first, out)
+                 : qf8_quantize_nearest(n, in, fl, out);
+    }
+  };
+  return {{input}, {output}, run};
 }
 
 // fixedPointDequantize({ input: Int16Array | Int8Array, fractionalLength, output: Float32Array })
-Napi::Value FixedPointDequantize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator FixedPointDequantize(const Napi::Object& args) {
+  Napi::Env env = args.Env();
   const int32_t fl = static_cast<int32_t>(Integer(args, "fractionalLength", -100, 100));
   bool wide = false;
   const View input = FixedPointArray(args, "input", &wide);
   const View output = Field(args, "output", napi_float32_array);
   ExpectConversionOperands(env, input, output);
-  if (input.length == 0) return env.Undefined();
-  float* out = static_cast<float*>(output.data);
-  wide ? qf16_dequantize(input.length, static_cast<const int16_t*>(input.data), fl, out)
-       : qf8_dequantize(input.length, static_cast<const int8_t*>(input.data), fl, out);
-  return env.Undefined();
+  const size_t n = input.length;
+  const auto run = [n, wide, fl](const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+    if (n == 0) return;
+    float* out = static_cast<float*>(outputs[0]);
+    wide ? qf16_dequantize(n, static_cast<const int16_t*>(inputs[0]), fl, out)
+         : qf8_dequantize(n, static_cast<const int8_t*>(inputs[0]), fl, out);
+  };
+  return {{input}, {output}, run};
 }
 
 }  // namespace
 
 void RegisterFormatKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("FormatLayer", FormatLayer::Define(env));
-  exports.Set("fixedPointQuantize", Napi::Function::New(env, FixedPointQuantize, "fixedPointQuantize"));
-  exports.Set("fixedPointDequantize", Napi::Function::New(env, FixedPointDequantize, "fixedPointDequantize"));
+  RegisterOperator(env, exports, "fixedPointQuantize", FixedPointQuantize);
+  RegisterOperator(env, exports, "fixedPointDequantize", FixedPointDequantize);
 }
 
 }  // namespace whittle

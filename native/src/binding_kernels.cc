@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "binding_args.h"
+#include "binding_plan.h"
 
 extern "C" {
 #include "cpu/cpu-features.h"
@@ -123,7 +124,7 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------------------
 // conv2d and fully-connected: a class, because packing the weights is done once (at model load).
 
-class Conv2d : public Napi::ObjectWrap<Conv2d> {
+class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
  public:
   static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<Conv2d>(env, "Conv2d"); }
 
@@ -229,9 +230,26 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
                                multipliers_.data(), shifts_.data(), &q_, isa);
       if (qs8_ == nullptr) throw Napi::Error::New(env, "Out of memory packing the convolution weights");
     }
+    TagPlanStep<Conv2d>(env, info.This().As<Napi::Object>());
   }
 
   ~Conv2d() override { Release(); }
+
+  // The plan step (binding_plan.h): one input and one output of the layer's element type.
+  size_t ElementBytes() const { return int8_ ? 1 : sizeof(float); }
+  std::vector<StepOperand> StepInputs() const override {
+    return {{input_length_ * ElementBytes(), ElementBytes()}};
+  }
+  std::vector<StepOperand> StepOutputs() const override {
+    return {{output_length_ * ElementBytes(), ElementBytes()}};
+  }
+  const char* RunStep(const void* const* inputs, void* const* outputs, whittle_threadpool* pool) override {
+    if (f32_ == nullptr && qs8_ == nullptr) return "this Conv2d was disposed";
+    const bool ok = int8_ ? qs8_conv2d_run(qs8_, inputs[0], outputs[0], pool)
+                          : f32_conv2d_run(f32_, static_cast<const float*>(inputs[0]),
+                                           static_cast<float*>(outputs[0]), pool);
+    return ok ? nullptr : "out of memory allocating the convolution's per-thread scratch";
+  }
 
  private:
   friend Napi::Function DefinePackedLayer<Conv2d>(Napi::Env env, const char* name);
@@ -262,10 +280,9 @@ class Conv2d : public Napi::ObjectWrap<Conv2d> {
   Napi::Value Run(const Napi::CallbackInfo& info) {
     const auto [input, output] = Operands(info);
     ThreadPoolLease lease;
-    const bool ok = int8_ ? qs8_conv2d_run(qs8_, input.data, output.data, lease.pool())
-                          : f32_conv2d_run(f32_, static_cast<const float*>(input.data),
-                                           static_cast<float*>(output.data), lease.pool());
-    if (!ok)
+    const void* in = input.data;
+    void* out = output.data;
+    if (RunStep(&in, &out, lease.pool()) != nullptr)
       throw Napi::Error::New(info.Env(), "Out of memory allocating the convolution's per-thread scratch");
     return info.Env().Undefined();
   }
@@ -417,43 +434,49 @@ whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
   return s;
 }
 
-Napi::Value Pool(const Napi::CallbackInfo& info, bool average) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+// Each stateless operator is one OperatorReader (binding_plan.h): it checks the call's arguments and binds
+// the computation to them. RegisterKernels makes from each both its JS function and its plan Operator.
+using RunFn = std::function<void(const void* const*, void* const*, whittle_threadpool*)>;
+
+BoundOperator Pool(const Napi::Object& args, bool average) {
+  Napi::Env env = args.Env();
   const whittle_pool2d_shape s = ReadPoolShape(args);
-  const auto [input, output] = ReadInputOutput(args);
-  ExpectLength(env, input, s.batch * s.input_height * s.input_width * s.channels,
+  const InputOutput views = ReadInputOutput(args);
+  ExpectLength(env, views.input, s.batch * s.input_height * s.input_width * s.channels,
                "batch x inputHeight x inputWidth x channels");
-  ExpectLength(env, output,
+  ExpectLength(env, views.output,
                s.batch * whittle_pool2d_output_height(&s) * whittle_pool2d_output_width(&s) * s.channels,
                "batch x outputHeight x outputWidth x channels");
-  const auto [b, reference] = ReadClampedCall(args, input, output, "outputMin", "outputMax");
+  const ClampedCall call = ReadClampedCall(args, views.input, views.output, "outputMin", "outputMax");
+  const Bounds b = call.bounds;
+  const bool reference = call.reference, f32 = views.input.type == napi_float32_array,
+             u = IsUnsigned(views.input);
   const whittle_isa isa = ActiveIsa();
-  if (input.type == napi_float32_array) {
-    const float* in = static_cast<const float*>(input.data);
-    float* out = static_cast<float*>(output.data);
-    if (reference) {
-      average ? f32_avgpool__reference(&s, in, out, b.min_f, b.max_f)
-              : f32_maxpool__reference(&s, in, out, b.min_f, b.max_f);
+  const RunFn run = [s, b, reference, f32, u, isa, average](const void* const* inputs, void* const* outputs,
+                                                            whittle_threadpool*) {
+    if (f32) {
+      const float* in = static_cast<const float*>(inputs[0]);
+      float* out = static_cast<float*>(outputs[0]);
+      if (reference) {
+        average ? f32_avgpool__reference(&s, in, out, b.min_f, b.max_f)
+                : f32_maxpool__reference(&s, in, out, b.min_f, b.max_f);
+      } else {
+        average ? f32_avgpool(&s, in, out, b.min_f, b.max_f, isa)
+                : f32_maxpool(&s, in, out, b.min_f, b.max_f, isa);
+      }
+    } else if (reference) {
+      average ? qs8_avgpool__reference(&s, inputs[0], outputs[0], u, b.min_q, b.max_q)
+              : qs8_maxpool__reference(&s, inputs[0], outputs[0], u, b.min_q, b.max_q);
     } else {
-      average ? f32_avgpool(&s, in, out, b.min_f, b.max_f, isa)
-              : f32_maxpool(&s, in, out, b.min_f, b.max_f, isa);
+      average ? qs8_avgpool(&s, inputs[0], outputs[0], u, b.min_q, b.max_q, isa)
+              : qs8_maxpool(&s, inputs[0], outputs[0], u, b.min_q, b.max_q, isa);
     }
-  } else {
-    const bool u = IsUnsigned(input);
-    if (reference) {
-      average ? qs8_avgpool__reference(&s, input.data, output.data, u, b.min_q, b.max_q)
-              : qs8_maxpool__reference(&s, input.data, output.data, u, b.min_q, b.max_q);
-    } else {
-      average ? qs8_avgpool(&s, input.data, output.data, u, b.min_q, b.max_q, isa)
-              : qs8_maxpool(&s, input.data, output.data, u, b.min_q, b.max_q, isa);
-    }
-  }
-  return env.Undefined();
+  };
+  return {{views.input}, {views.output}, run};
 }
 
-Napi::Value MaxPool2d(const Napi::CallbackInfo& info) { return Pool(info, false); }
-Napi::Value AvgPool2d(const Napi::CallbackInfo& info) { return Pool(info, true); }
+BoundOperator MaxPool2d(const Napi::Object& args) { return Pool(args, false); }
+BoundOperator AvgPool2d(const Napi::Object& args) { return Pool(args, true); }
 
 size_t ElementCount(Napi::Env env, const View& view) {
   if (view.length < 1 || view.length > WHITTLE_MAX_ELEMENTS) {
@@ -465,35 +488,27 @@ size_t ElementCount(Napi::Env env, const View& view) {
   return view.length;
 }
 
-Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator GlobalAvgPool(const Napi::Object& args) {
+  Napi::Env env = args.Env();
   const size_t batch = Dimension(args, "batch"), pixels = Dimension(args, "pixels"),
                channels = Dimension(args, "channels");
   ExpectElementsFit(env,
                     static_cast<double>(batch) * static_cast<double>(pixels) * static_cast<double>(channels),
                     "batch x pixels x channels", "batch", "a larger tensor");
   if (pixels > 65536) ThrowRange(env, "an integer in [1, 65536]", "pixels", std::to_string(pixels));
-  const auto [input, output] = ReadInputOutput(args);
-  ExpectLength(env, input, batch * pixels * channels, "batch x pixels x channels");
-  ExpectLength(env, output, batch * channels, "batch x channels");
-  const auto [b, reference] = ReadClampedCall(args, input, output, "outputMin", "outputMax");
-  if (input.type == napi_float32_array) {
-    const float* in = static_cast<const float*>(input.data);
-    float* out = static_cast<float*>(output.data);
-    reference ? f32_global_avgpool__reference(batch, pixels, channels, in, out, b.min_f, b.max_f)
-              : f32_global_avgpool(batch, pixels, channels, in, out, b.min_f, b.max_f, ActiveIsa());
-  } else if (args.Get("multiplier").IsUndefined()) {
-    const bool u = IsUnsigned(input);
-    reference
-        ? qs8_global_avgpool__reference(batch, pixels, channels, input.data, output.data, u, b.min_q, b.max_q)
-        : qs8_global_avgpool(batch, pixels, channels, input.data, output.data, u, b.min_q, b.max_q,
-                             ActiveIsa());
-  } else {
-    // From the input's quantization to the output's, requantized in the kernel.
-    const bool u = IsUnsigned(input);
+  const InputOutput views = ReadInputOutput(args);
+  ExpectLength(env, views.input, batch * pixels * channels, "batch x pixels x channels");
+  ExpectLength(env, views.output, batch * channels, "batch x channels");
+  const ClampedCall call = ReadClampedCall(args, views.input, views.output, "outputMin", "outputMax");
+  const Bounds b = call.bounds;
+  const bool reference = call.reference, f32 = views.input.type == napi_float32_array,
+             u = IsUnsigned(views.input);
+  const whittle_isa isa = ActiveIsa();
+  // int8 with `multiplier`: from the input's quantization to the output's, requantized in the kernel.
+  const bool requant = !f32 && !args.Get("multiplier").IsUndefined();
+  qs8_global_avgpool_params p{};
+  if (requant) {
     const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
-    qs8_global_avgpool_params p{};
     p.unsigned_activations = u;
     p.input_zero_point = static_cast<int32_t>(Integer(args, "inputZeroPoint", lo, hi));
     p.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
@@ -501,11 +516,25 @@ Napi::Value GlobalAvgPool(const Napi::CallbackInfo& info) {
     p.shift = static_cast<int32_t>(Integer(args, "shift", QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT));
     p.output_min = b.min_q;
     p.output_max = b.max_q;
-    ExpectUnchanged(env, {&input, &output});
-    reference ? qs8_global_avgpool_requant__reference(batch, pixels, channels, input.data, output.data, &p)
-              : qs8_global_avgpool_requant(batch, pixels, channels, input.data, output.data, &p, ActiveIsa());
+    ExpectUnchanged(env, {&views.input, &views.output});
   }
-  return env.Undefined();
+  const RunFn run = [batch, pixels, channels, b, reference, f32, u, isa, requant, p](
+                        const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+    if (f32) {
+      const float* in = static_cast<const float*>(inputs[0]);
+      float* out = static_cast<float*>(outputs[0]);
+      reference ? f32_global_avgpool__reference(batch, pixels, channels, in, out, b.min_f, b.max_f)
+                : f32_global_avgpool(batch, pixels, channels, in, out, b.min_f, b.max_f, isa);
+    } else if (requant) {
+      reference ? qs8_global_avgpool_requant__reference(batch, pixels, channels, inputs[0], outputs[0], &p)
+                : qs8_global_avgpool_requant(batch, pixels, channels, inputs[0], outputs[0], &p, isa);
+    } else {
+      reference
+          ? qs8_global_avgpool__reference(batch, pixels, channels, inputs[0], outputs[0], u, b.min_q, b.max_q)
+          : qs8_global_avgpool(batch, pixels, channels, inputs[0], outputs[0], u, b.min_q, b.max_q, isa);
+    }
+  };
+  return {{views.input}, {views.output}, run};
 }
 
 // The quantization of quantizeLinear / dequantizeLinear: `scales` (Float64Array) and `zeroPoints`
@@ -538,9 +567,8 @@ qs8_quantization_layout ReadQuantizationLayout(const Napi::Object& args, const V
 // quantizeLinear({ input: Float32Array, output: Int8Array | Uint8Array, scales, zeroPoints, inner? }) and
 // dequantizeLinear({ input: Int8Array | Uint8Array, output: Float32Array, ... }): ONNX QuantizeLinear and
 // DequantizeLinear in double precision, as the runtime's reference ops.
-Napi::Value QuantizeOrDequantize(const Napi::CallbackInfo& info, bool quantize) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator QuantizeOrDequantize(const Napi::Object& args, bool quantize) {
+  Napi::Env env = args.Env();
   const std::initializer_list<napi_typedarray_type> bytes = {napi_int8_array, napi_uint8_array};
   const View input = quantize ? Field(args, "input", napi_float32_array)
                               : Field(args, "input", bytes, "an Int8Array or Uint8Array");
@@ -555,25 +583,32 @@ Napi::Value QuantizeOrDequantize(const Napi::CallbackInfo& info, bool quantize) 
       ReadQuantizationLayout(args, quantize ? output : input, n, scales, zero_points);
   const bool reference = Boolean(args, "reference");
   ExpectUnchanged(env, {&input, &output, &scales, &zero_points});
-  if (quantize) {
-    const float* in = static_cast<const float*>(input.data);
-    reference ? qs8_quantize__reference(&layout, in, output.data)
-              : qs8_quantize(&layout, in, output.data, ActiveIsa());
-  } else {
-    float* out = static_cast<float*>(output.data);
-    reference ? qs8_dequantize__reference(&layout, input.data, out)
-              : qs8_dequantize(&layout, input.data, out, ActiveIsa());
-  }
-  return env.Undefined();
+  // The run may come later (a plan): it keeps its own copies of the scales and zero points.
+  const std::vector<double> scale_values(layout.scales, layout.scales + layout.channels);
+  const std::vector<int32_t> zero_values(layout.zero_points, layout.zero_points + layout.channels);
+  const whittle_isa isa = ActiveIsa();
+  const RunFn run = [layout, scale_values, zero_values, quantize, reference, isa](
+                        const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+    qs8_quantization_layout l = layout;
+    l.scales = scale_values.data();
+    l.zero_points = zero_values.data();
+    if (quantize) {
+      const float* in = static_cast<const float*>(inputs[0]);
+      reference ? qs8_quantize__reference(&l, in, outputs[0]) : qs8_quantize(&l, in, outputs[0], isa);
+    } else {
+      float* out = static_cast<float*>(outputs[0]);
+      reference ? qs8_dequantize__reference(&l, inputs[0], out) : qs8_dequantize(&l, inputs[0], out, isa);
+    }
+  };
+  return {{input}, {output}, run};
 }
 
-Napi::Value QuantizeLinear(const Napi::CallbackInfo& info) { return QuantizeOrDequantize(info, true); }
-Napi::Value DequantizeLinear(const Napi::CallbackInfo& info) { return QuantizeOrDequantize(info, false); }
+BoundOperator QuantizeLinear(const Napi::Object& args) { return QuantizeOrDequantize(args, true); }
+BoundOperator DequantizeLinear(const Napi::Object& args) { return QuantizeOrDequantize(args, false); }
 
 // add({ a, b, output, outputMin?, outputMax? }) for fp32; int8/uint8 also need every input's quantization.
-Napi::Value Add(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator Add(const Napi::Object& args) {
+  Napi::Env env = args.Env();
   const View a = Field(args, "a", kTensorTypes, kTensorWhat);
   const View b = Field(args, "b", kTensorTypes, kTensorWhat);
   const View output = Field(args, "output", kTensorTypes, kTensorWhat);
@@ -585,14 +620,18 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   ExpectNoOverlap(env, output, {&a, &b});
   const Bounds bounds = ReadBounds(args, a, "outputMin", "outputMax");
   const bool reference = Boolean(args, "reference");
+  const whittle_isa isa = ActiveIsa();
   if (a.type == napi_float32_array) {
-    const float* pa = static_cast<const float*>(a.data);
-    const float* pb = static_cast<const float*>(b.data);
-    float* out = static_cast<float*>(output.data);
     ExpectUnchanged(env, {&a, &b, &output});
-    reference ? f32_add__reference(n, pa, pb, out, bounds.min_f, bounds.max_f)
-              : f32_add(n, pa, pb, out, bounds.min_f, bounds.max_f, ActiveIsa());
-    return env.Undefined();
+    const RunFn run = [n, bounds, reference, isa](const void* const* inputs, void* const* outputs,
+                                                  whittle_threadpool*) {
+      const float* pa = static_cast<const float*>(inputs[0]);
+      const float* pb = static_cast<const float*>(inputs[1]);
+      float* out = static_cast<float*>(outputs[0]);
+      reference ? f32_add__reference(n, pa, pb, out, bounds.min_f, bounds.max_f)
+                : f32_add(n, pa, pb, out, bounds.min_f, bounds.max_f, isa);
+    };
+    return {{a, b}, {output}, run};
   }
   const bool u = IsUnsigned(a);
   const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
@@ -611,72 +650,83 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
   p.output_min = bounds.min_q;
   p.output_max = bounds.max_q;
   ExpectUnchanged(env, {&a, &b, &output});
-  reference ? qs8_add__reference(n, a.data, b.data, output.data, &p)
-            : qs8_add(n, a.data, b.data, output.data, &p, ActiveIsa());
-  return env.Undefined();
+  const RunFn run = [n, p, reference, isa](const void* const* inputs, void* const* outputs,
+                                           whittle_threadpool*) {
+    reference ? qs8_add__reference(n, inputs[0], inputs[1], outputs[0], &p)
+              : qs8_add(n, inputs[0], inputs[1], outputs[0], &p, isa);
+  };
+  return {{a, b}, {output}, run};
 }
 
 // clamp({ input, output, min?, max? }): ReLU is min 0 (fp32) or the zero point (int8); ReLU6 adds max.
-Napi::Value Clamp(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
-  const auto [input, output] = ReadInputOutput(args);
-  const size_t n = ElementCount(env, input);
-  ExpectLength(env, output, n, "input.length");
-  const auto [b, reference] = ReadClampedCall(args, input, output, "min", "max");
-  if (input.type == napi_float32_array) {
-    const float* in = static_cast<const float*>(input.data);
-    float* out = static_cast<float*>(output.data);
-    reference ? f32_clamp__reference(n, in, out, b.min_f, b.max_f)
-              : f32_clamp(n, in, out, b.min_f, b.max_f, ActiveIsa());
-  } else {
-    const bool u = IsUnsigned(input);
-    reference ? qs8_clamp__reference(n, input.data, output.data, u, b.min_q, b.max_q)
-              : qs8_clamp(n, input.data, output.data, u, b.min_q, b.max_q, ActiveIsa());
-  }
-  return env.Undefined();
+BoundOperator Clamp(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const InputOutput views = ReadInputOutput(args);
+  const size_t n = ElementCount(env, views.input);
+  ExpectLength(env, views.output, n, "input.length");
+  const ClampedCall call = ReadClampedCall(args, views.input, views.output, "min", "max");
+  const Bounds b = call.bounds;
+  const bool reference = call.reference, f32 = views.input.type == napi_float32_array,
+             u = IsUnsigned(views.input);
+  const whittle_isa isa = ActiveIsa();
+  const RunFn run = [n, b, reference, f32, u, isa](const void* const* inputs, void* const* outputs,
+                                                   whittle_threadpool*) {
+    if (f32) {
+      const float* in = static_cast<const float*>(inputs[0]);
+      float* out = static_cast<float*>(outputs[0]);
+      reference ? f32_clamp__reference(n, in, out, b.min_f, b.max_f)
+                : f32_clamp(n, in, out, b.min_f, b.max_f, isa);
+    } else {
+      reference ? qs8_clamp__reference(n, inputs[0], outputs[0], u, b.min_q, b.max_q)
+                : qs8_clamp(n, inputs[0], outputs[0], u, b.min_q, b.max_q, isa);
+    }
+  };
+  return {{views.input}, {views.output}, run};
 }
 
 // softmax({ rows, channels, input, output }) over the last axis; int8/uint8 also need inputScale,
 // inputZeroPoint, outputScale and outputZeroPoint.
-Napi::Value Softmax(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator Softmax(const Napi::Object& args) {
+  Napi::Env env = args.Env();
   const size_t rows = Dimension(args, "rows"), channels = Dimension(args, "channels");
   ExpectElementsFit(env, static_cast<double>(rows) * static_cast<double>(channels), "rows x channels", "rows",
                     std::to_string(rows));
-  const auto [input, output] = ReadInputOutput(args);
-  ExpectLength(env, input, rows * channels, "rows x channels");
-  ExpectLength(env, output, rows * channels, "rows x channels");
-  ExpectNoOverlap(env, output, {&input});
+  const InputOutput views = ReadInputOutput(args);
+  ExpectLength(env, views.input, rows * channels, "rows x channels");
+  ExpectLength(env, views.output, rows * channels, "rows x channels");
+  ExpectNoOverlap(env, views.output, {&views.input});
   const bool reference = Boolean(args, "reference");
-  if (input.type == napi_float32_array) {
-    const float* in = static_cast<const float*>(input.data);
-    float* out = static_cast<float*>(output.data);
-    ExpectUnchanged(env, {&input, &output});
-    reference ? f32_softmax__reference(rows, channels, in, out)
-              : f32_softmax(rows, channels, in, out, ActiveIsa());
-    return env.Undefined();
+  if (views.input.type == napi_float32_array) {
+    ExpectUnchanged(env, {&views.input, &views.output});
+    const whittle_isa isa = ActiveIsa();
+    const RunFn run = [rows, channels, reference, isa](const void* const* inputs, void* const* outputs,
+                                                       whittle_threadpool*) {
+      const float* in = static_cast<const float*>(inputs[0]);
+      float* out = static_cast<float*>(outputs[0]);
+      reference ? f32_softmax__reference(rows, channels, in, out) : f32_softmax(rows, channels, in, out, isa);
+    };
+    return {{views.input}, {views.output}, run};
   }
-  const bool u = IsUnsigned(input);
+  const bool u = IsUnsigned(views.input);
   const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
   const float input_scale = PositiveFloat(args, "inputScale");
   const int32_t input_zero_point = static_cast<int32_t>(Integer(args, "inputZeroPoint", lo, hi));
   const float output_scale = PositiveFloat(args, "outputScale");
   const int32_t output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
-  ExpectUnchanged(env, {&input, &output});
-  (reference ? qs8_softmax__reference : qs8_softmax)(rows, channels, input.data, input_scale,
-                                                     input_zero_point, output_scale, output_zero_point, u,
-                                                     output.data);
-  return env.Undefined();
+  ExpectUnchanged(env, {&views.input, &views.output});
+  const RunFn run = [=](const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+    (reference ? qs8_softmax__reference : qs8_softmax)(rows, channels, inputs[0], input_scale,
+                                                       input_zero_point, output_scale, output_zero_point, u,
+                                                       outputs[0]);
+  };
+  return {{views.input}, {views.output}, run};
 }
 
 size_t ElementSize(napi_typedarray_type type) { return type == napi_float32_array ? 4 : 1; }
 
 // concat({ rows, channels: number[], inputs: TypedArray[], output }) along the last axis.
-Napi::Value Concat(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator Concat(const Napi::Object& args) {
+  Napi::Env env = args.Env();
   const size_t rows = Dimension(args, "rows");
   const Napi::Value channels_value = args.Get("channels");
   const Napi::Value inputs_value = args.Get("inputs");
@@ -694,7 +744,6 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
   const View output = Field(args, "output", kTensorTypes, kTensorWhat);
   std::vector<View> inputs;
   std::vector<size_t> channels;
-  std::vector<const void*> pointers;
   double total = 0;
   for (uint32_t i = 0; i < count; i++) {
     const std::string index = "[" + std::to_string(i) + "]";
@@ -717,30 +766,53 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
     ExpectSameType(env, inputs[i], output);
     ExpectLength(env, inputs[i], rows * channels[i], "rows x channels[" + std::to_string(i) + "]");
     ExpectNoOverlap(env, output, {&inputs[i]});
-    pointers.push_back(inputs[i].data);
   }
   ExpectLength(env, output, rows * static_cast<size_t>(total), "rows x sum(channels)");
-  whittle_concat_channels(rows, count, channels.data(), pointers.data(), ElementSize(output.type),
-                          output.data);
-  return env.Undefined();
+  // Reading the arrays' elements may have run getters: every view is re-read before the copy.
+  for (const View& input : inputs) ExpectUnchanged(env, {&input});
+  ExpectUnchanged(env, {&output});
+  const size_t element = ElementSize(output.type);
+  const RunFn run = [rows, channels, element](const void* const* in, void* const* out, whittle_threadpool*) {
+    whittle_concat_channels(rows, channels.size(), channels.data(), in, element, out[0]);
+  };
+  return {inputs, {output}, run};
 }
 
 // channelShuffle({ rows, groups, groupChannels, input, output })
-Napi::Value ChannelShuffle(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Napi::Object args = ArgsObject(info, 0, "args");
+BoundOperator ChannelShuffle(const Napi::Object& args) {
+  Napi::Env env = args.Env();
   const size_t rows = Dimension(args, "rows"), groups = Dimension(args, "groups"),
                group_channels = Dimension(args, "groupChannels");
   ExpectElementsFit(
       env, static_cast<double>(rows) * static_cast<double>(groups) * static_cast<double>(group_channels),
       "rows x groups x groupChannels", "rows", "a larger tensor");
-  const auto [input, output] = ReadInputOutput(args);
-  ExpectLength(env, input, rows * groups * group_channels, "rows x groups x groupChannels");
-  ExpectLength(env, output, rows * groups * group_channels, "rows x groups x groupChannels");
-  ExpectNoOverlap(env, output, {&input});
-  ExpectUnchanged(env, {&input, &output});
-  whittle_channel_shuffle(rows, groups, group_channels, input.data, ElementSize(input.type), output.data);
-  return env.Undefined();
+  const InputOutput views = ReadInputOutput(args);
+  ExpectLength(env, views.input, rows * groups * group_channels, "rows x groups x groupChannels");
+  ExpectLength(env, views.output, rows * groups * group_channels, "rows x groups x groupChannels");
+  ExpectNoOverlap(env, views.output, {&views.input});
+  ExpectUnchanged(env, {&views.input, &views.output});
+  const size_t element = ElementSize(views.input.type);
+  const RunFn run = [rows, groups, group_channels, element](const void* const* in, void* const* out,
+                                                            whittle_threadpool*) {
+    whittle_channel_shuffle(rows, groups, group_channels, in[0], element, out[0]);
+  };
+  return {{views.input}, {views.output}, run};
+}
+
+// copy({ input, output }): the bytes of input into output (same type and length). A reshape or flatten in a
+// plan: the runtime's tensors are contiguous, so a new shape is the same bytes in another arena place.
+BoundOperator Copy(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const InputOutput views = ReadInputOutput(args);
+  const size_t n = ElementCount(env, views.input);
+  ExpectLength(env, views.output, n, "input.length");
+  ExpectNoOverlap(env, views.output, {&views.input});
+  ExpectUnchanged(env, {&views.input, &views.output});
+  const size_t bytes = views.input.bytes;
+  const RunFn run = [bytes](const void* const* in, void* const* out, whittle_threadpool*) {
+    std::memcpy(out[0], in[0], bytes);
+  };
+  return {{views.input}, {views.output}, run};
 }
 
 }  // namespace
@@ -755,16 +827,17 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
   exports.Set("Conv2d", Conv2d::Define(env));
-  exports.Set("maxPool2d", Napi::Function::New(env, MaxPool2d, "maxPool2d"));
-  exports.Set("avgPool2d", Napi::Function::New(env, AvgPool2d, "avgPool2d"));
-  exports.Set("globalAvgPool", Napi::Function::New(env, GlobalAvgPool, "globalAvgPool"));
-  exports.Set("quantizeLinear", Napi::Function::New(env, QuantizeLinear, "quantizeLinear"));
-  exports.Set("dequantizeLinear", Napi::Function::New(env, DequantizeLinear, "dequantizeLinear"));
-  exports.Set("add", Napi::Function::New(env, Add, "add"));
-  exports.Set("clamp", Napi::Function::New(env, Clamp, "clamp"));
-  exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));
-  exports.Set("concat", Napi::Function::New(env, Concat, "concat"));
-  exports.Set("channelShuffle", Napi::Function::New(env, ChannelShuffle, "channelShuffle"));
+  RegisterOperator(env, exports, "maxPool2d", MaxPool2d);
+  RegisterOperator(env, exports, "avgPool2d", AvgPool2d);
+  RegisterOperator(env, exports, "globalAvgPool", GlobalAvgPool);
+  RegisterOperator(env, exports, "quantizeLinear", QuantizeLinear);
+  RegisterOperator(env, exports, "dequantizeLinear", DequantizeLinear);
+  RegisterOperator(env, exports, "add", Add);
+  RegisterOperator(env, exports, "clamp", Clamp);
+  RegisterOperator(env, exports, "softmax", Softmax);
+  RegisterOperator(env, exports, "concat", Concat);
+  RegisterOperator(env, exports, "channelShuffle", ChannelShuffle);
+  RegisterOperator(env, exports, "copy", Copy);
 }
 
 }  // namespace whittle

@@ -69,6 +69,7 @@ struct whittle_threadpool {
   _Alignas(64) atomic_size_t sleepers;  // workers asleep (or about to sleep) on `wake`
   atomic_bool caller_asleep;            // the caller sleeps (or is about to sleep) on `done`
   atomic_bool stopping;
+  atomic_size_t holds;  // whittle_threadpool_hold minus release: workers spin instead of sleeping while > 0
   size_t threads;
   pthread_t workers[WHITTLE_MAX_THREADS];
   pthread_mutex_t mutex;  // for sleeping on the condition variables
@@ -153,9 +154,18 @@ static void* worker_main(void* raw) {
   unsigned long seen = 0;
   for (;;) {
     unsigned long g = atomic_load(&pool->generation);
-    for (int i = 0; i < WHITTLE_SPIN_ITERATIONS && (g == seen || (g & 1)) && !atomic_load(&pool->stopping);
-         i++) {
-      cpu_relax();
+    // A held pool (whittle_threadpool_hold) keeps looking for as long as it is held, past the spin yielding
+    // its core between looks: on a machine with more runnable threads than cores, a worker spinning through
+    // the single-threaded steps of a run would take the time those steps need.
+    for (int i = 0; (g == seen || (g & 1)) && !atomic_load(&pool->stopping);) {
+      if (i < WHITTLE_SPIN_ITERATIONS) {
+        cpu_relax();
+        i++;
+      } else if (atomic_load_explicit(&pool->holds, memory_order_relaxed) != 0) {
+        sched_yield();
+      } else {
+        break;
+      }
       g = atomic_load(&pool->generation);
     }
     if ((g == seen || (g & 1)) && !atomic_load(&pool->stopping)) {
@@ -163,11 +173,14 @@ static void* worker_main(void* raw) {
       // the caller reads it after bumping `generation`, so one of them sees the other (no lost wake-up).
       pthread_mutex_lock(&pool->mutex);
       atomic_fetch_add(&pool->sleepers, 1);
-      while (((g = atomic_load(&pool->generation)) == seen || (g & 1)) && !atomic_load(&pool->stopping)) {
+      // A hold wakes the sleepers (under the mutex, after raising `holds`) so that they spin for its jobs.
+      while (((g = atomic_load(&pool->generation)) == seen || (g & 1)) && !atomic_load(&pool->stopping) &&
+             atomic_load(&pool->holds) == 0) {
         pthread_cond_wait(&pool->wake, &pool->mutex);
       }
       atomic_fetch_sub(&pool->sleepers, 1);
       pthread_mutex_unlock(&pool->mutex);
+      if ((g == seen || (g & 1)) && !atomic_load(&pool->stopping)) continue;  // woken by a hold: spin
     }
     if (atomic_load(&pool->stopping)) break;
     // Enter job g, unless the caller has started to publish another one meanwhile (then look again).
@@ -211,6 +224,7 @@ whittle_threadpool* whittle_threadpool_create(size_t threads) {
   atomic_init(&pool->sleepers, 0);
   atomic_init(&pool->caller_asleep, false);
   atomic_init(&pool->stopping, false);
+  atomic_init(&pool->holds, 0);
   pthread_mutex_init(&pool->mutex, NULL);
   pthread_mutex_init(&pool->call_mutex, NULL);
   pthread_cond_init(&pool->wake, NULL);
@@ -298,6 +312,24 @@ void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn ta
     pthread_mutex_unlock(&pool->mutex);
   }
   pthread_mutex_unlock(&pool->call_mutex);
+}
+
+void whittle_threadpool_hold(whittle_threadpool* pool) {
+  if (pool == NULL || pool->threads == 1) return;
+  // The first hold wakes the sleepers: `holds` is raised before `sleepers` is read, and a worker raises
+  // `sleepers` before its last look at `holds` (both sequentially consistent), so one sees the other.
+  if (atomic_fetch_add(&pool->holds, 1) == 0 && atomic_load(&pool->sleepers) != 0) {
+    pthread_mutex_lock(&pool->mutex);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->mutex);
+  }
+}
+
+void whittle_threadpool_release(whittle_threadpool* pool) {
+  if (pool == NULL || pool->threads == 1) return;
+  size_t holds = atomic_load(&pool->holds);
+  while (holds != 0 && !atomic_compare_exchange_weak(&pool->holds, &holds, holds - 1)) {
+  }
 }
 
 // SIZE_MAX: the environment has not been read yet.

@@ -41,6 +41,15 @@ size_t whittle_threadpool_threads(const whittle_threadpool* pool);
 void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn task, void* context,
                                     size_t range, size_t granularity);
 
+// A held pool keeps its workers awake between jobs: whittle_threadpool_hold wakes the sleeping workers once
+// (without a job) and they spin on the next publication until whittle_threadpool_release, so a sequence of
+// parallelize calls (the steps of one model run, with single-threaded steps in between) pays one wake-up in
+// all instead of one per call that found the workers asleep. Holds nest (a counter); a release without a
+// hold is a no-op. Both are cheap (an atomic and, for the first hold with sleepers, one broadcast), NULL is a
+// no-op. Hold only for a bounded span: held workers spin, taking their cores from other processes.
+void whittle_threadpool_hold(whittle_threadpool* pool);
+void whittle_threadpool_release(whittle_threadpool* pool);
+
 // Work below which giving part of a job to another thread does not pay, in multiply-accumulates of the
 // fp32 / int8 kernels (about 3-5 us single-threaded on the x86 the benchmark runs on, several times more
 // on ARM). Handing over a task costs about a microsecond when the worker is awake and tens of microseconds

@@ -797,6 +797,36 @@ static void test_threadpool(void) {
     report(ok, "threadpool 20000 back-to-back jobs: every item exactly once");
     whittle_threadpool_destroy(busy);
   }
+  // A held pool (whittle_threadpool_hold: one wake-up per model run): jobs separated by pauses longer than
+  // the workers' spin, under nested holds, a release without a hold, and a pool destroyed while held (its
+  // spinning workers must still stop) keep every item exactly once.
+  whittle_threadpool* held = whittle_threadpool_create(3);
+  report(held != NULL, "threadpool create 3 (held)");
+  if (held != NULL) {
+    whittle_threadpool_release(held);  // without a hold: nothing to undo
+    unsigned char visits[301];
+    bool ok = true;
+    for (size_t repeat = 0; repeat < 60 && ok; repeat++) {
+      const struct timespec pause = {0, 1000000};
+      nanosleep(&pause, NULL);  // the workers fall asleep (not held) or spin (held)
+      if (repeat % 3 == 0) whittle_threadpool_hold(held);
+      if (repeat % 6 == 0) whittle_threadpool_hold(held);  // nested
+      for (size_t job = 0; job < 4 && ok; job++) {
+        pool_probe probe;
+        memset(&probe, 0, sizeof(probe));
+        memset(visits, 0, sizeof(visits));
+        probe.visits = visits;
+        whittle_threadpool_parallelize(held, probe_task, &probe, 301, job + 1);
+        for (size_t i = 0; i < 301; i++) ok = ok && visits[i] == 1;
+        nanosleep(&pause, NULL);  // a single-threaded step between two parallel ones
+      }
+      if (repeat % 6 == 0) whittle_threadpool_release(held);
+      if (repeat % 3 == 2) whittle_threadpool_release(held);
+    }
+    report(ok, "threadpool held across paused jobs: every item exactly once");
+    whittle_threadpool_hold(held);
+    whittle_threadpool_destroy(held);  // destroyed while held: joins its spinning workers (or hangs here)
+  }
   // Granularity: a job under twice the minimum work stays whole; a larger one gets units of an eighth of
   // the minimum, multiples of the requested granularity, never 0.
   const size_t saved_min_work = whittle_threadpool_min_task_work();

@@ -1,7 +1,9 @@
 // Package -> ONNX model, so ONNX Runtime (or any ONNX tool) can run and cross-check a compressed model.
 // fp32-valued formats (binary, ternary, codebook, sparse, fixed point, hashed) export their weights expanded
 // to fp32 — ONNX has no such storage — and compute the same function; int8 layers export as QDQ
-// (DequantizeLinear -> float op -> QuantizeLinear), which ONNX Runtime fuses into its integer kernels.
+// (DequantizeLinear -> float op -> QuantizeLinear), which ONNX Runtime fuses into its integer kernels: the
+// int8 layers' layout changes run on the integer tensors, outside that pattern, and `activations: 'u8'`
+// writes the activations as uint8, the type ONNX Runtime's x86 fusion takes.
 // NHWC convolution and pooling are wrapped in Transposes to ONNX's NCHW.
 import { type DecodedTensor, toFloat32 } from '../../agent/package/encodings.js';
 import type { ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
@@ -84,6 +86,51 @@ class OnnxGraphWriter {
   constant(hint: string, dtype: keyof typeof ELEM, dims: number[], values: ArrayLike<number>): string {
     return this.initializer(this.fresh(hint), dtype, dims, values);
   }
+
+  /** Removes each pair of Transposes that undo each other (NCHW -> NHWC ... -> NCHW between two layers),
+   * head-on or with only elementwise ops between them (a ReLU, a clip), which then run in the other
+   * layout; each output on the way must feed only the next node and none may be a graph output. A reader
+   * then sees the NCHW graph a framework would have written. */
+  cancelTransposes(graphOutputs: ReadonlySet<string>): void {
+    const elementwise = new Set(['Clip', 'Relu', 'LeakyRelu', 'Sigmoid', 'Identity']);
+    const perm = (n: NodeProto | undefined): number[] | undefined =>
+      n?.opType === 'Transpose' ? n.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number) : undefined;
+    for (;;) {
+      const producer = new Map<string, NodeProto>();
+      const consumers = new Map<string, number>();
+      for (const n of this.nodes) {
+        for (const o of n.output ?? []) producer.set(o, n);
+        for (const i of n.input ?? []) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+      }
+      const private_ = (n: NodeProto): boolean =>
+        consumers.get(n.output![0]!) === 1 && !graphOutputs.has(n.output![0]!);
+      let found: { first: NodeProto; between: NodeProto[]; second: NodeProto } | undefined;
+      for (const second of this.nodes) {
+        const q = perm(second);
+        if (q === undefined || graphOutputs.has(second.output![0]!)) continue;
+        const between: NodeProto[] = [];
+        let n = producer.get(second.input?.[0] ?? '');
+        while (n && elementwise.has(n.opType ?? '') && private_(n)) {
+          between.unshift(n);
+          n = producer.get(n.input?.[0] ?? '');
+        }
+        const p = perm(n);
+        if (p && p.length === q.length && q.every((axis, i) => p[axis] === i) && private_(n!)) {
+          found = { first: n!, between, second };
+          break;
+        }
+      }
+      if (found === undefined) return;
+      const { first, between, second } = found;
+      const from = second.output![0]!;
+      // The chain now starts from the first Transpose's input and ends where the second one's output was read.
+      const to = between.length === 0 ? first.input![0]! : between[between.length - 1]!.output![0]!;
+      if (between.length > 0) between[0]!.input = [first.input![0]!, ...between[0]!.input!.slice(1)];
+      this.nodes.splice(this.nodes.indexOf(second), 1);
+      this.nodes.splice(this.nodes.indexOf(first), 1);
+      for (const n of this.nodes) n.input = n.input?.map((i) => (i === from ? to : i));
+    }
+  }
 }
 
 const ints = (name: string, values: number[]): AttributeProto => ({ name, type: 7, ints: values });
@@ -99,10 +146,39 @@ function intsAttr(node: ManifestNode, key: string, fallback: number[]): number[]
   return Array.isArray(v) ? v : fallback;
 }
 
-export function exportOnnx(pkg: Package): Uint8Array {
-  const model = Model.fromPackage(pkg, { referenceOnly: true });
+export interface OnnxExportOptions {
+  /** The batch size written into the graph's shapes (reshape targets, inputs, outputs); the package's
+   * declared batch by default. */
+  batch?: number;
+  /** `u8` writes the int8 activations (not the weights) as uint8 with zero points moved up by 128: the same
+   * function, in the type ONNX Runtime's x86 QDQ fusion wants (it runs int8-activation convolutions in
+   * float). Default: as the package stores them. */
+  activations?: 'as-stored' | 'u8';
+}
+
+/** The activation tensors written as uint8 with `activations: 'u8'`: i8, per-tensor, not constants. */
+function uint8Activations(pkg: Package, specs: readonly TensorSpec[]): TensorSpec[] {
+  return specs.map((spec, t) =>
+    spec.dtype === 'i8' && pkg.constants[t] === undefined && spec.quant?.scale.length === 1
+      ? {
+          ...spec,
+          dtype: 'u8',
+          quant: { ...spec.quant, zeroPoint: spec.quant.zeroPoint.map((z) => z + 128) },
+        }
+      : spec,
+  );
+}
+
+export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8Array {
+  const model = Model.fromPackage(pkg, {
+    referenceOnly: true,
+    ...(options.batch === undefined ? {} : { batch: options.batch }),
+  });
   const { manifest } = pkg;
-  const specs: readonly TensorSpec[] = model.specs;
+  const specs: readonly TensorSpec[] =
+    options.activations === 'u8' ? uint8Activations(pkg, model.specs) : model.specs;
+  /** What a quantized value of tensor t moved by (integer clip bounds are in the package's values). */
+  const shift = (t: number): number => (specs[t]!.dtype === model.specs[t]!.dtype ? 0 : 128);
   const w = new OnnxGraphWriter();
   const names = manifest.tensors.map((t, i) => `${t.name.replace(/[^A-Za-z0-9_./-]/g, '_')}__t${i}`);
   manifest.inputs.forEach((input) => (names[input.tensor] = input.name));
@@ -132,21 +208,24 @@ export function exportOnnx(pkg: Package): Uint8Array {
       q.zeroPoint,
     ),
   ];
-  const dequantize = (t: number, hint: string): string => {
+  /** DequantizeLinear of tensor t (or of `value`, t's values moved by a layout op that keeps its
+   * quantization axis). */
+  const dequantize = (t: number, hint: string, value = names[t]!): string => {
     const spec = specs[t]!;
     if (!spec.quant)
       throw new OnnxExportError(`tensor ${manifest.tensors[t]!.name} has no quantization to dequantize`);
     const [scale, zero] = quantParams(spec.quant, spec.dtype, hint);
     const axis = spec.quant.scale.length > 1 ? [int('axis', spec.quant.axis ?? 0)] : [];
-    return w.op('DequantizeLinear', [names[t]!, scale, zero], axis, `${hint}_dq`);
+    return w.op('DequantizeLinear', [value, scale, zero], axis, `${hint}_dq`);
   };
-  const quantizeTo = (x: string, t: number, hint: string): void => {
+  /** QuantizeLinear of x with tensor t's quantization, into `target` (t itself by default). */
+  const quantizeTo = (x: string, t: number, hint: string, target = names[t]!): void => {
     const spec = specs[t]!;
     const [scale, zero] = quantParams(spec.quant!, spec.dtype, hint);
     w.node(
       'QuantizeLinear',
       [x, scale, zero],
-      [names[t]!],
+      [target],
       spec.quant!.scale.length > 1 ? [int('axis', spec.quant!.axis ?? 0)] : [],
     );
   };
@@ -158,7 +237,6 @@ export function exportOnnx(pkg: Package): Uint8Array {
     return w.op('Clip', [x, lo, hi]);
   };
   const toNchw = (x: string): string => w.op('Transpose', [x], [ints('perm', [0, 3, 1, 2])], 'to_nchw');
-  const toNhwc = (x: string): string => w.op('Transpose', [x], [ints('perm', [0, 2, 3, 1])], 'to_nhwc');
   const convAttrs = (node: ManifestNode, kernel: number[]): AttributeProto[] => [
     ints('kernel_shape', kernel),
     ints('strides', intsAttr(node, 'strides', [1, 1])),
@@ -172,6 +250,22 @@ export function exportOnnx(pkg: Package): Uint8Array {
       w.constant('minus_one', 'f32', [], [-1]),
       w.constant('one', 'f32', [], [1]),
     ]);
+  const flatten = (x: string): string => w.op('Flatten', [x], [int('axis', 1)]);
+  /** Constant OHWI integer weights as a new OIHW initializer: a DequantizeLinear whose input is an
+   * initializer is what ONNX Runtime's QDQ fusion looks for. */
+  const oihwConstant = (t: number): string => {
+    const decoded = pkg.constants[t];
+    const spec = specs[t]!;
+    if (decoded?.kind !== 'raw') return oihw(names[t]!);
+    const [o, h, wd, i] = spec.shape as [number, number, number, number];
+    const values = new Array<number>(o * h * wd * i);
+    for (let a = 0; a < o; a++)
+      for (let y = 0; y < h; y++)
+        for (let x = 0; x < wd; x++)
+          for (let c = 0; c < i; c++)
+            values[((a * i + c) * h + y) * wd + x] = decoded.values[((a * h + y) * wd + x) * i + c]!;
+    return w.constant(`${names[t]!}_oihw`, spec.dtype, [o, i, h, wd], values);
+  };
   /** OHWI weights as OIHW for ONNX Conv. */
   const oihw = (x: string): string => w.op('Transpose', [x], [ints('perm', [0, 3, 1, 2])], 'weights_oihw');
 
@@ -182,8 +276,8 @@ export function exportOnnx(pkg: Package): Uint8Array {
     const fail = (why: string): never => {
       throw new OnnxExportError(`layer "${node.name}" (${node.op}, ${node.format}): ${why}`);
     };
-    const min = numberAttr(node, 'min', -Infinity);
-    const max = numberAttr(node, 'max', Infinity);
+    const min = numberAttr(node, 'min', -Infinity) + shift(out);
+    const max = numberAttr(node, 'max', Infinity) + shift(out);
     switch (node.op) {
       case 'conv2d': {
         const weights = specs[b1]!;
@@ -209,8 +303,12 @@ export function exportOnnx(pkg: Package): Uint8Array {
         const xq = specs[x]!.quant!;
         const wq = specs[b1]!.quant!;
         const yq = specs[out]!.quant!;
-        const xf = dequantize(x, `${node.name}_x`);
-        const wf = dequantize(b1, `${node.name}_w`);
+        // DequantizeLinear -> Conv / Gemm -> QuantizeLinear with nothing between them, the pattern ONNX Runtime
+        // fuses into QLinearConv / QGemm: the layout changes (NHWC <-> NCHW, OHWI -> OIHW, flatten) run on
+        // the integer tensors, outside the pattern.
+        const conv = node.op === 'qconv2d';
+        const xf = dequantize(x, `${node.name}_x`, conv ? toNchw(input(x)) : flatten(input(x)));
+        const wf = dequantize(b1, `${node.name}_w`, conv ? oihwConstant(b1) : input(b1));
         let bias = '';
         if (b2 >= 0) {
           const scales = wq.scale.map((s) => xq.scale[0]! * s);
@@ -233,27 +331,26 @@ export function exportOnnx(pkg: Package): Uint8Array {
             `${node.name}_bias_dq`,
           );
         }
-        if (node.attrs.rounding === 'onnx') {
-          // ONNX rounding is what QuantizeLinear does; gemmlowp (default) differs only at exact ties.
-        }
-        let y: string;
-        if (node.op === 'qconv2d') {
-          const conv = w.op(
-            'Conv',
-            [toNchw(xf), oihw(wf), bias],
-            [...convAttrs(node, specs[b1]!.shape.slice(1, 3)), int('group', numberAttr(node, 'groups', 1))],
-          );
-          y = toNhwc(conv);
-        } else {
-          y = w.op('Gemm', [w.op('Flatten', [xf], [int('axis', 1)]), wf, bias], [int('transB', 1)]);
-        }
+        const y = conv
+          ? w.op(
+              'Conv',
+              [xf, wf, bias],
+              [...convAttrs(node, specs[b1]!.shape.slice(1, 3)), int('group', numberAttr(node, 'groups', 1))],
+            )
+          : w.op('Gemm', [xf, wf, bias], [int('transB', 1)]);
         // The int8 clamp in real units; QuantizeLinear saturates to the int8 range itself.
         const toReal = (q: number): number => yq.scale[0]! * (q - yq.zeroPoint[0]!);
         const lo =
           min === -Infinity || min <= (specs[out]!.dtype === 'u8' ? 0 : -128) ? -Infinity : toReal(min);
         const hi =
           max === Infinity || max >= (specs[out]!.dtype === 'u8' ? 255 : 127) ? Infinity : toReal(max);
-        quantizeTo(clipFloat(y, lo, hi), out, node.name);
+        if (!conv) {
+          quantizeTo(clipFloat(y, lo, hi), out, node.name);
+          break;
+        }
+        const yNchw = w.fresh(`${node.name}_nchw`);
+        quantizeTo(clipFloat(y, lo, hi), out, node.name, yNchw);
+        w.node('Transpose', [yNchw], [names[out]!], [ints('perm', [0, 2, 3, 1])]);
         break;
       }
       case 'quantize_linear':
@@ -280,7 +377,7 @@ export function exportOnnx(pkg: Package): Uint8Array {
         if (specs[x]!.dtype !== 'f32') {
           // int8: QDQ around the float pool, from the input's quantization to the output's.
           const pooled = w.op('GlobalAveragePool', [toNchw(dequantize(x, `${node.name}_x`))]);
-          quantizeTo(toNhwc(pooled), out, node.name);
+          quantizeTo(w.op('Transpose', [pooled], [ints('perm', [0, 2, 3, 1])]), out, node.name);
           break;
         }
         w.node(
@@ -306,9 +403,19 @@ export function exportOnnx(pkg: Package): Uint8Array {
       case 'matmul':
         w.node({ add: 'Add', mul: 'Mul', matmul: 'MatMul' }[node.op], [input(x), input(b1)], [names[out]!]);
         break;
-      case 'clip':
-        w.node('Identity', [clipFloat(input(x), min, max)], [names[out]!]);
+      case 'clip': {
+        const dtype = specs[x]!.dtype;
+        if (dtype !== 'i8' && dtype !== 'u8') {
+          w.node('Identity', [clipFloat(input(x), min, max)], [names[out]!]);
+          break;
+        }
+        // An int8 clip's bounds are integers on the quantized values (Clip takes int8 and uint8 from opset 12).
+        const [lo, hi] = dtype === 'u8' ? [0, 255] : [-128, 127];
+        const bound = (v: number, fallback: number, hint: string): string =>
+          w.constant(hint, dtype, [], [Number.isFinite(v) ? Math.min(Math.max(v, lo), hi) : fallback]);
+        w.node('Clip', [input(x), bound(min, lo, 'clip_min'), bound(max, hi, 'clip_max')], [names[out]!]);
         break;
+      }
       case 'leaky_relu':
         w.node('LeakyRelu', [input(x)], [names[out]!], [float('alpha', numberAttr(node, 'alpha', 0.01))]);
         break;
@@ -324,20 +431,26 @@ export function exportOnnx(pkg: Package): Uint8Array {
         w.node('Concat', node.inputs.map(input), [names[out]!], [int('axis', numberAttr(node, 'axis', 0))]);
         break;
       case 'reshape': {
-        const shape = w.constant('shape', 'i64', [specs[out]!.shape.length], specs[out]!.shape);
+        // A reshape that keeps dimension 0 (the batch) writes -1 there, so the model runs at any batch.
+        const target = [...specs[out]!.shape];
+        if (target[0] === specs[x]!.shape[0] && !target.includes(-1)) target[0] = -1;
+        const shape = w.constant('shape', 'i64', [target.length], target);
         w.node('Reshape', [input(x), shape], [names[out]!]);
         break;
       }
       case 'channel_shuffle': {
-        // The last axis as [groups][channels / groups], transposed: ShuffleNet's Reshape-Transpose-Reshape.
+        // The last axis as [groups][channels / groups], transposed: ShuffleNet's Reshape-Transpose-Reshape, with
+        // -1 for the batch so the model runs at any batch.
         const shape = specs[x]!.shape;
         const groups = numberAttr(node, 'groups', 1);
-        const split = [...shape.slice(0, -1), groups, shape[shape.length - 1]! / groups];
+        const channels = shape[shape.length - 1]!;
+        const split = [-1, ...shape.slice(1, -1), groups, channels / groups];
         const perm = [...split.keys()];
         [perm[split.length - 2], perm[split.length - 1]] = [perm[split.length - 1]!, perm[split.length - 2]!];
         const grouped = w.op('Reshape', [input(x), w.constant('shape', 'i64', [split.length], split)]);
         const swapped = w.op('Transpose', [grouped], [ints('perm', perm)]);
-        w.node('Reshape', [swapped, w.constant('shape', 'i64', [shape.length], shape)], [names[out]!]);
+        const back = [-1, ...shape.slice(1)];
+        w.node('Reshape', [swapped, w.constant('shape', 'i64', [back.length], back)], [names[out]!]);
         break;
       }
       case 'transpose':
@@ -368,6 +481,9 @@ export function exportOnnx(pkg: Package): Uint8Array {
       tensorType: { elemType: ELEM[spec.dtype], shape: { dim: spec.shape.map((d) => ({ dimValue: d })) } },
     },
   });
+  const outputNames = new Set(outputs.map((o) => o.name));
+  w.cancelTransposes(outputNames);
+  const used = new Set(w.nodes.flatMap((n) => n.input ?? []));
   const proto = onnx.ModelProto.create({
     irVersion: 7,
     producerName: 'whittle',
@@ -375,7 +491,8 @@ export function exportOnnx(pkg: Package): Uint8Array {
     graph: {
       name: manifest.model.id,
       node: w.nodes,
-      initializer: w.initializers,
+      // A constant written in another layout (int8 conv weights as OIHW) leaves its original unused.
+      initializer: w.initializers.filter((t) => used.has(t.name!) || outputNames.has(t.name!)),
       input: manifest.inputs.map((i) => valueInfo(i.name, specs[i.tensor]!)),
       output: outputs.map((o) => valueInfo(o.name, specs[o.tensor]!)),
     },

@@ -2,13 +2,12 @@
 // record the range of every activation tensor. The runtime only hands back graph outputs, so the package's
 // manifest is copied with every node output listed as a graph output; the memory planner then keeps each of
 // them alive and Model.run returns a copy of each. Nothing here re-implements an operator.
-import type { ImagePreprocessing } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
 import { elements } from '../../agent/runtime/tensor.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import type { ImageSet } from '../datasets/image-set.js';
-import { imageInput } from '../evaluate-package.js';
+import { imageInput, type ImageInputPreprocessing } from '../evaluate-package.js';
 
 /** Inputs for the package's (single) input tensor, already preprocessed: [count][...input shape without
  * the batch dimension], as the fp32 model takes them. */
@@ -94,12 +93,13 @@ export function collectRanges(pkg: Package, calibration: CalibrationSet): Map<nu
   return ranges;
 }
 
-/** `count` images spread evenly over `set` (every (set.count / count)-th), normalized as the model takes
- * them: a calibration set that sees every part of a set sorted by class, and the same one every run. */
+/** `count` images spread evenly over `set` (every (set.count / count)-th), normalized and laid out as the
+ * model takes them (packageImageInput says how): a calibration set that sees every part of a set sorted by
+ * class, and the same one every run. */
 export function calibrationFromImages(
   set: ImageSet,
   count: number,
-  preprocessing?: Pick<ImagePreprocessing, 'mean' | 'std'>,
+  preprocessing?: ImageInputPreprocessing,
 ): CalibrationSet {
   const n = Math.min(count, set.count);
   if (!Number.isInteger(n) || n < 1)

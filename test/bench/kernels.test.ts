@@ -1,7 +1,6 @@
 // The kernel benchmark's report on a tiny shape with few rounds: every field the issue asks for is there,
 // ONNX Runtime really ran its quantized kernel, and bad shapes files or flags are refused with typed errors.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import {
   runKernelBench,
 } from '../../bench/kernels.js';
 import { FORMATS } from '../../bench/peak.js';
+import { assertUsageError } from './cli-usage.js';
 
 const tinyShapes = parseShapes(
   JSON.stringify({
@@ -175,17 +175,11 @@ describe('bench kernels', () => {
   });
 
   test('the CLI answers a bad flag with one line and exit code 2, not a stack trace', () => {
-    const cli = join(packageRoot(), 'dist', 'bench', 'cli.js');
     for (const [args, message] of [
       [['kernels', '--bogus'], /Unknown option '--bogus'/],
       [['kernels', '--threads', 'x'], /Expected integers in \[1, 64\] for --threads/],
       [['kernels', '--shapes', '/nonexistent/shapes.json'], /Cannot read the shapes file/],
-    ] as const) {
-      const run = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-      assert.equal(run.status, 2, run.stderr);
-      assert.match(run.stderr, message);
-      assert.match(run.stderr, /see npm run bench -- --help\n$/);
-      assert.doesNotMatch(run.stderr, /\n\s+at /);
-    }
+    ] as const)
+      assertUsageError(args, message);
   });
 });

@@ -10,6 +10,7 @@ import type { DecodedTensor } from '../../../agent/package/encodings.js';
 import type { ManifestNode, NumberFormat } from '../../../agent/package/manifest.js';
 import type { PrepareContext } from '../../../agent/runtime/executor.js';
 import { NATIVE_EXECUTORS, nativeAvailable } from '../../../agent/runtime/native-executors.js';
+import { planExecution } from '../../../agent/runtime/native-plan.js';
 import { type ExecutorEntry, EXECUTORS, OPS } from '../../../agent/runtime/ops/index.js';
 import { allocate, elements, type TensorData, type TensorSpec } from '../../../agent/runtime/tensor.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
@@ -168,6 +169,8 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
     attrs: {},
     inputs: [{ spec: { dtype: 'i8', shape: [2, 3, 4, 5], quant: quant(0.07, 3) } }],
   }),
+  reshape: (format) => ({ attrs: { shape: [3, -1] }, inputs: [activation(format, [3, 4, 5])] }),
+  identity: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
 };
 
 function randomData(spec: TensorSpec): TensorData {
@@ -256,6 +259,18 @@ describe('the executor registry', () => {
         reference.run(data, [expected]);
         native.run(data, [actual]);
         assertAgree(actual, expected, `${entry.op} x ${entry.format} (${native.kernel})`);
+        // Its addon calls as steps of an execution plan give the same bytes as run().
+        const planned = allocate(output.dtype, elements(output.shape));
+        const execution = planExecution(new ArrayBuffer(0), [
+          { name: entry.op, executor: native, inputs: data, outputs: [planned] },
+        ]);
+        assert.ok(execution.summary.nativeSteps >= 1, JSON.stringify(execution.summary));
+        execution.run();
+        assert.deepEqual(
+          new Uint8Array(planned.buffer, planned.byteOffset, planned.byteLength),
+          new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength),
+          `${entry.op} x ${entry.format}: plan vs run()`,
+        );
         // The case is not degenerate: the output is not constant.
         assert.ok(new Set(expected).size > 1, 'the reference output is constant');
       },

@@ -59,12 +59,23 @@ test('import writes a signed package that inspect verifies', () => {
   assert.match(imported.stdout, /tiny\.wpkg \(\d+ bytes, \d+ layers/);
   const inspected = whittle('inspect', pkgFile, '--key', publicKey, '--json');
   assert.equal(inspected.status, 0, inspected.stderr);
-  const report = JSON.parse(inspected.stdout) as { signature: { status: string }; layers: { op: string }[] };
+  const report = JSON.parse(inspected.stdout) as {
+    signature: { status: string };
+    layers: { name: string; op: string; kernel: string }[];
+    execution: { nativeSteps: number; typescriptNodes: string[] };
+  };
   assert.equal(report.signature.status, 'verified');
   assert.ok(report.layers.some((l) => l.op === 'conv2d'));
+  // The execution plan: every layer not on a native kernel runs in TypeScript between the plan's calls.
+  assert.deepEqual(
+    report.execution.typescriptNodes,
+    report.layers.filter((l) => !l.kernel.startsWith('native:')).map((l) => l.name),
+  );
+  assert.ok(report.execution.nativeSteps >= 1);
   const text = whittle('inspect', pkgFile);
   assert.match(text.stdout, /NOT CHECKED/);
   assert.match(text.stdout, /arena \d+ bytes/);
+  assert.match(text.stdout, /execution {2}\d+ native steps in \d+ plan call/);
 });
 
 test('run takes a TensorProto input and prints every output as JSON, or top-k with labels', () => {

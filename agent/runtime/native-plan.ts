@@ -1,0 +1,136 @@
+// A model's execution: its steps (one executor per node, with the arena views it reads and writes) grouped
+// into runs of consecutive native steps, each run executed by ONE call into the addon (native/plan.ts), and
+// the TypeScript executors between them called as before. Built once, at load:
+//   - every native executor says which addon calls its run() makes (Executor.plan); those calls become
+//     steps of one ExecutionPlan whose buffer 0 is the model's arena (the static one from the memory
+//     planner: nothing is allocated per run) and whose other buffers are arrays the executors own (a
+//     fixed-point layer's words, constants a concat reads);
+//   - the addon checks every operand place against its buffer and the layer's sizes when the plan is built;
+//   - a step whose calls cannot be bound (plan() throws) keeps its node-by-node run() and is reported in
+//     `refused`, with the reason; it only splits the plan, it never computes differently.
+// A run is then: plan.run(0, a), a TypeScript op, plan.run(a, b), ... (`segments`), and the thread pool's
+// workers are woken once per plan.run rather than once per layer.
+import { ExecutionPlan, type PlanPlace, type PlanStep } from '../../native/plan.js';
+import type { Executor, NativeStepCall } from './executor.js';
+import { GraphError } from './graph-error.js';
+import type { TensorData } from './tensor.js';
+
+/** One node as the model runs it: its executor and the views it reads and writes. */
+export interface ModelStep {
+  name: string;
+  executor: Executor;
+  inputs: readonly (TensorData | undefined)[];
+  outputs: readonly TensorData[];
+}
+
+export interface ExecutionSummary {
+  /** Addon calls of the plan (a node may make several: a fixed-point layer quantizes, runs, dequantizes). */
+  nativeSteps: number;
+  /** Calls into the addon's plan per model run. */
+  nativeCalls: number;
+  /** Nodes run by TypeScript executors, between the plan's calls. */
+  typescriptNodes: string[];
+  /** Native nodes that could not be bound as plan steps (they run node by node), and why. */
+  refused: { node: string; reason: string }[];
+}
+
+export interface Execution {
+  /** Runs the steps from step `from` (default 0: all of them) to the last, in graph order. */
+  run(from?: number): void;
+  summary: ExecutionSummary;
+}
+
+/** Node by node from JavaScript: every executor's run() (the path the plan is tested against). */
+export function nodeByNode(steps: readonly ModelStep[]): Execution {
+  return {
+    run: (from = 0) => {
+      for (let i = from; i < steps.length; i++) steps[i]!.executor.run(steps[i]!.inputs, steps[i]!.outputs);
+    },
+    summary: {
+      nativeSteps: 0,
+      nativeCalls: 0,
+      typescriptNodes: steps.map((s) => s.name),
+      refused: [],
+    },
+  };
+}
+
+export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): Execution {
+  const buffers: ArrayBufferView[] = [new Uint8Array(arena)];
+  const owned = new Map<ArrayBufferView, number>();
+  const place = (array: ArrayBufferView): PlanPlace => {
+    if (array.buffer === arena) return { buffer: 0, offset: array.byteOffset, bytes: array.byteLength };
+    let index = owned.get(array);
+    if (index === undefined) {
+      index = buffers.length;
+      buffers.push(array);
+      owned.set(array, index);
+    }
+    return { buffer: index, offset: 0, bytes: array.byteLength };
+  };
+  const planSteps: PlanStep[] = [];
+  const summary: ExecutionSummary = { nativeSteps: 0, nativeCalls: 0, typescriptNodes: [], refused: [] };
+  // What a run does, in order: a range of plan steps or a TypeScript step.
+  const segments: ({ first: number; last: number } | ModelStep)[] = [];
+  // Where a run from node i starts: its segment and, in a native segment, its first plan step.
+  const starts: { segment: number; planStep: number | undefined }[] = [];
+  for (const step of steps) {
+    let calls: NativeStepCall[] | undefined;
+    if (step.executor.plan !== undefined) {
+      try {
+        calls = step.executor.plan(step.inputs, step.outputs);
+      } catch (err) {
+        summary.refused.push({ node: step.name, reason: (err as Error).message });
+      }
+    }
+    if (calls === undefined) {
+      starts.push({ segment: segments.length, planStep: undefined });
+      segments.push(step);
+      summary.typescriptNodes.push(step.name);
+      continue;
+    }
+    const first = planSteps.length;
+    for (const call of calls) {
+      planSteps.push({ layer: call.layer, inputs: call.inputs.map(place), outputs: call.outputs.map(place) });
+    }
+    const previous = segments[segments.length - 1];
+    if (previous !== undefined && 'last' in previous && previous.last === first) {
+      previous.last = planSteps.length;
+    } else {
+      segments.push({ first, last: planSteps.length });
+    }
+    starts.push({ segment: segments.length - 1, planStep: first });
+  }
+  let plan: ExecutionPlan;
+  try {
+    plan = new ExecutionPlan(buffers, planSteps);
+  } catch (err) {
+    // Every place comes from the memory plan and the executors' own arrays: a refusal is a runtime bug.
+    throw new GraphError(`the native execution plan was refused: ${(err as Error).message}`);
+  }
+  summary.nativeSteps = planSteps.length;
+  const thunks = segments.map((segment): (() => void) => {
+    if ('last' in segment) {
+      summary.nativeCalls++;
+      const { first, last } = segment;
+      return () => plan.run(first, last);
+    }
+    const { executor, inputs, outputs } = segment;
+    return () => executor.run(inputs, outputs);
+  });
+  return {
+    run: (from = 0) => {
+      if (from === 0) {
+        for (const thunk of thunks) thunk();
+        return;
+      }
+      const start = starts[from];
+      if (start === undefined) return; // from === steps.length: nothing left to run
+      const segment = segments[start.segment]!;
+      if (start.planStep !== undefined && 'last' in segment) plan.run(start.planStep, segment.last);
+      else thunks[start.segment]!();
+      for (let k = start.segment + 1; k < thunks.length; k++) thunks[k]!();
+    },
+    summary,
+  };
+}

@@ -1,0 +1,379 @@
+// Native execution plans and stateless operators as plan steps (binding_plan.h explains both).
+//
+// new Plan(buffers: ArrayBufferView[], steps: { layer, inputs: Place[], outputs: Place[] }[])
+//   Place = { buffer: index into buffers, offset: bytes from the view's start, bytes }
+// plan.run(first = 0, last = steps.length): steps [first, last) in order, in one call, on one lease of the
+// thread pool held for the whole call (one wake-up of its workers, not one per step).
+// new Operator(name, args): a stateless operator (maxPool2d, clamp, ...) with the arguments its function
+// takes; the arrays in args give the operand types and lengths, the plan gives the places.
+#include "binding_plan.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "binding_kernels.h"
+
+namespace whittle {
+namespace {
+
+using namespace whittle::args;  // NOLINT(build/namespaces)
+
+// Tags of the layer classes a plan accepts, one per class (TagPlanStep). Fixed storage: a tag's address is
+// handed to Node-API and must stay put. The upper half is this library's; the lower half numbers the class.
+constexpr size_t kMaxStepKinds = 16;
+std::mutex kinds_mutex;
+size_t kind_count = 0;
+napi_type_tag kind_tags[kMaxStepKinds];
+StepUnwrap kind_unwraps[kMaxStepKinds];
+
+// The layer behind a tagged object, or null when `value` is not one.
+PlanStep* UnwrapStep(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsObject()) return nullptr;
+  std::lock_guard<std::mutex> lock(kinds_mutex);
+  for (size_t k = 0; k < kind_count; k++) {
+    bool tagged = false;
+    if (napi_check_object_type_tag(env, value, &kind_tags[k], &tagged) == napi_ok && tagged)
+      return kind_unwraps[k](value.As<Napi::Object>());
+  }
+  return nullptr;
+}
+
+std::map<std::string, OperatorReader>& Readers() {
+  static std::map<std::string, OperatorReader> readers;
+  return readers;
+}
+std::mutex readers_mutex;
+
+size_t Alignment(const View& view) { return ElementBytes(view.type); }
+
+std::vector<StepOperand> OperandsOf(const std::vector<View>& views) {
+  std::vector<StepOperand> operands;
+  for (const View& view : views) operands.push_back({view.bytes, Alignment(view)});
+  return operands;
+}
+
+// A stateless operator bound to its parameters, as a plan step.
+class Operator : public Napi::ObjectWrap<Operator>, public PlanStep {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Operator", {InstanceAccessor<&Operator::Name>("name")});
+  }
+
+  // new Operator(name, args)
+  explicit Operator(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Operator>(info) {
+    Napi::Env env = info.Env();
+    const Napi::Value name = info.Length() > 0 ? info[0] : env.Undefined();
+    OperatorReader reader = nullptr;
+    if (name.IsString()) {
+      std::lock_guard<std::mutex> lock(readers_mutex);
+      const auto found = Readers().find(name.As<Napi::String>().Utf8Value());
+      if (found != Readers().end()) reader = found->second;
+    }
+    if (reader == nullptr) {
+      std::lock_guard<std::mutex> lock(readers_mutex);
+      std::string known;
+      for (const auto& [key, value] : Readers()) known += (known.empty() ? "'" : ", '") + key + "'";
+      ThrowType(env, "one of " + known, "name", name);
+    }
+    name_ = name.As<Napi::String>().Utf8Value();
+    BoundOperator bound = reader(ArgsObject(info, 1, "args"));
+    inputs_ = OperandsOf(bound.inputs);
+    outputs_ = OperandsOf(bound.outputs);
+    run_ = std::move(bound.run);
+    TagPlanStep<Operator>(env, info.This().As<Napi::Object>());
+  }
+
+  std::vector<StepOperand> StepInputs() const override { return inputs_; }
+  std::vector<StepOperand> StepOutputs() const override { return outputs_; }
+  const char* RunStep(const void* const* inputs, void* const* outputs, whittle_threadpool* pool) override {
+    run_(inputs, outputs, pool);
+    return nullptr;
+  }
+
+ private:
+  Napi::Value Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+
+  std::string name_;
+  std::vector<StepOperand> inputs_, outputs_;
+  std::function<void(const void* const*, void* const*, whittle_threadpool*)> run_;
+};
+
+// A buffer of the plan: the view it was given, and its bytes as checked when the plan was built.
+struct PlanBuffer {
+  Napi::Reference<Napi::Value> view;
+  uint8_t* data;
+  size_t bytes;
+};
+
+// Where one operand lives: the buffer and the byte range in it.
+struct Place {
+  size_t buffer, offset, bytes;
+};
+
+struct Step {
+  PlanStep* layer;
+  Napi::ObjectReference keep;  // the layer object stays alive as long as the plan
+  std::vector<Place> inputs, outputs;
+  std::vector<const void*> input_pointers;
+  std::vector<void*> output_pointers;
+};
+
+// The data pointer and byte length of a typed array or DataView, without running JavaScript.
+// `index` names it in messages as buffers[index] (the name is built only to throw: a run allocates nothing).
+std::pair<uint8_t*, size_t> ViewBytes(Napi::Env env, const Napi::Value& value, size_t index) {
+  void* data = nullptr;
+  size_t bytes = 0;
+  if (value.IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t length = 0;
+    TypedArrayInfo(env, value, &type, &length, &data);
+    bytes = length * ElementBytes(type);
+  } else if (value.IsDataView()) {
+    napi_value buffer;
+    size_t offset;
+    NAPI_THROW_IF_FAILED(env, napi_get_dataview_info(env, value, &bytes, &data, &buffer, &offset),
+                         std::make_pair(nullptr, 0));
+  } else {
+    ThrowType(env, "a typed array or DataView", "buffers[" + std::to_string(index) + "]", value);
+  }
+  return {static_cast<uint8_t*>(data), data == nullptr ? 0 : bytes};
+}
+
+// An integer field of a place, named by its full path in messages (steps[2].inputs[0].offset).
+size_t PlaceField(const Napi::Object& place, const char* key, const std::string& path, size_t max) {
+  const Napi::Value value = place.Get(key);
+  const std::string name = path + "." + key;
+  if (!value.IsNumber()) ThrowType(place.Env(), "an integer", name, value);
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::trunc(number) != number)
+    ThrowType(place.Env(), "an integer", name, value);
+  if (number < 0 || number > static_cast<double>(max)) {
+    ThrowRange(place.Env(), "an integer in [0, " + std::to_string(max) + "]", name,
+               value.ToString().Utf8Value());
+  }
+  return static_cast<size_t>(number);
+}
+
+class Plan : public Napi::ObjectWrap<Plan> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Plan",
+                       {InstanceMethod<&Plan::Run>("run"), InstanceAccessor<&Plan::Steps>("steps")});
+  }
+
+  explicit Plan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Plan>(info) {
+    Napi::Env env = info.Env();
+    const Napi::Value buffers_value = info.Length() > 0 ? info[0] : env.Undefined();
+    const Napi::Value steps_value = info.Length() > 1 ? info[1] : env.Undefined();
+    if (!buffers_value.IsArray()) ThrowType(env, "an array of typed arrays", "buffers", buffers_value);
+    if (!steps_value.IsArray()) ThrowType(env, "an array of steps", "steps", steps_value);
+    const Napi::Array buffers = buffers_value.As<Napi::Array>();
+    const Napi::Array steps = steps_value.As<Napi::Array>();
+    if (buffers.Length() > 4096)
+      ThrowRange(env, "at most 4096 buffers", "buffers", std::to_string(buffers.Length()) + " buffers");
+    if (steps.Length() > 65536)
+      ThrowRange(env, "at most 65536 steps", "steps", std::to_string(steps.Length()) + " steps");
+    // Layers and places first (reading them may run getters), the buffers' bytes last: no JavaScript runs
+    // between that read and the checks against it.
+    std::vector<Napi::Value> views;
+    for (uint32_t b = 0; b < buffers.Length(); b++) views.push_back(buffers.Get(b));
+    for (uint32_t i = 0; i < steps.Length(); i++) {
+      const std::string path = "steps[" + std::to_string(i) + "]";
+      const Napi::Value step_value = steps.Get(i);
+      if (!step_value.IsObject()) ThrowType(env, "a step object", path, step_value);
+      const Napi::Object step_object = step_value.As<Napi::Object>();
+      const Napi::Value layer_value = step_object.Get("layer");
+      PlanStep* layer = UnwrapStep(env, layer_value);
+      if (layer == nullptr)
+        ThrowType(env, "a native layer (PackedLayer, FormatLayer or Operator)", path + ".layer", layer_value);
+      Step step{layer, Napi::Persistent(layer_value.As<Napi::Object>()), {}, {}, {}, {}};
+      step.inputs = ReadPlaces(step_object, "inputs", path, layer->StepInputs(), buffers.Length());
+      step.outputs = ReadPlaces(step_object, "outputs", path, layer->StepOutputs(), buffers.Length());
+      steps_.push_back(std::move(step));
+    }
+    for (uint32_t b = 0; b < views.size(); b++) {
+      const auto [data, bytes] = ViewBytes(env, views[b], b);
+      buffers_.push_back({Napi::Persistent(views[b]), data, bytes});
+    }
+    for (size_t i = 0; i < steps_.size(); i++) CheckPlaces(env, i);
+  }
+
+ private:
+  std::vector<Place> ReadPlaces(const Napi::Object& step, const char* key, const std::string& path,
+                                const std::vector<StepOperand>& operands, size_t buffer_count) {
+    Napi::Env env = step.Env();
+    const std::string name = path + "." + key;
+    const Napi::Value value = step.Get(key);
+    if (!value.IsArray()) ThrowType(env, "an array of places", name, value);
+    const Napi::Array array = value.As<Napi::Array>();
+    if (array.Length() != operands.size()) {
+      ThrowRange(env, std::to_string(operands.size()) + " places (the layer's operands)", name,
+                 std::to_string(array.Length()) + " places");
+    }
+    std::vector<Place> places;
+    for (uint32_t k = 0; k < array.Length(); k++) {
+      const std::string place_path = name + "[" + std::to_string(k) + "]";
+      const Napi::Value place_value = array.Get(k);
+      if (!place_value.IsObject())
+        ThrowType(env, "a place { buffer, offset, bytes }", place_path, place_value);
+      const Napi::Object place = place_value.As<Napi::Object>();
+      if (buffer_count == 0)
+        ThrowRange(env, "a buffer index, but the plan has no buffers", place_path, "a place");
+      Place p{PlaceField(place, "buffer", place_path, buffer_count - 1),
+              PlaceField(place, "offset", place_path, SIZE_MAX / 4),
+              PlaceField(place, "bytes", place_path, SIZE_MAX / 4)};
+      if (p.bytes != operands[k].bytes) {
+        ThrowRange(env, std::to_string(operands[k].bytes) + " bytes (the layer's operand)",
+                   place_path + ".bytes", std::to_string(p.bytes));
+      }
+      places.push_back(p);
+    }
+    return places;
+  }
+
+  // Every place of step i inside its buffer and aligned for its elements; outputs disjoint from the step's
+  // inputs and from each other. Resolves the step's pointers.
+  void CheckPlaces(Napi::Env env, size_t i) {
+    Step& step = steps_[i];
+    const std::string path = "steps[" + std::to_string(i) + "]";
+    const std::vector<StepOperand> in = step.layer->StepInputs(), out = step.layer->StepOutputs();
+    const auto resolve = [&](const Place& p, const StepOperand& operand, const std::string& name) {
+      const PlanBuffer& buffer = buffers_[p.buffer];
+      if (p.offset > buffer.bytes || p.bytes > buffer.bytes - p.offset) {
+        ThrowRange(env,
+                   "a range inside buffers[" + std::to_string(p.buffer) + "] (" +
+                       std::to_string(buffer.bytes) + " bytes)",
+                   name, "offset " + std::to_string(p.offset) + " + " + std::to_string(p.bytes) + " bytes");
+      }
+      uint8_t* pointer = buffer.data == nullptr ? nullptr : buffer.data + p.offset;
+      if (reinterpret_cast<uintptr_t>(pointer) % operand.alignment != 0) {
+        ThrowRange(env, "an offset aligned to " + std::to_string(operand.alignment) + " bytes",
+                   name + ".offset", std::to_string(p.offset));
+      }
+      if (pointer == nullptr && p.bytes != 0)
+        ThrowRange(env, "an attached buffer", name, "a detached buffers[" + std::to_string(p.buffer) + "]");
+      return pointer;
+    };
+    for (size_t k = 0; k < step.inputs.size(); k++)
+      step.input_pointers.push_back(
+          resolve(step.inputs[k], in[k], path + ".inputs[" + std::to_string(k) + "]"));
+    for (size_t k = 0; k < step.outputs.size(); k++)
+      step.output_pointers.push_back(
+          resolve(step.outputs[k], out[k], path + ".outputs[" + std::to_string(k) + "]"));
+    const auto overlaps = [](const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+      const uintptr_t a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
+      return a_bytes != 0 && b_bytes != 0 && a0 < b0 + b_bytes && b0 < a0 + a_bytes;
+    };
+    for (size_t k = 0; k < step.outputs.size(); k++) {
+      const std::string name = path + ".outputs[" + std::to_string(k) + "]";
+      for (size_t j = 0; j < step.inputs.size(); j++) {
+        if (overlaps(step.output_pointers[k], step.outputs[k].bytes, step.input_pointers[j],
+                     step.inputs[j].bytes)) {
+          ThrowRange(env, "a range that shares no memory with " + path + ".inputs[" + std::to_string(j) + "]",
+                     name, "overlapping ranges");
+        }
+      }
+      for (size_t j = 0; j < k; j++) {
+        if (overlaps(step.output_pointers[k], step.outputs[k].bytes, step.output_pointers[j],
+                     step.outputs[j].bytes)) {
+          ThrowRange(env,
+                     "a range that shares no memory with " + path + ".outputs[" + std::to_string(j) + "]",
+                     name, "overlapping ranges");
+        }
+      }
+    }
+  }
+
+  // run(first = 0, last = steps): one call for the steps [first, last).
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const size_t count = steps_.size();
+    size_t first = 0, last = count;
+    if (info.Length() > 0 && !info[0].IsUndefined()) first = StepIndex(info[0], "first", count);
+    if (info.Length() > 1 && !info[1].IsUndefined()) last = StepIndex(info[1], "last", count);
+    if (first > last)
+      ThrowRange(env, "last >= first (" + std::to_string(first) + ")", "last", std::to_string(last));
+    // The buffers must still be the memory checked at build (a transfer detaches, a resize moves them).
+    for (size_t b = 0; b < buffers_.size(); b++) {
+      const auto [data, bytes] = ViewBytes(env, buffers_[b].view.Value(), b);
+      if (data != buffers_[b].data || bytes != buffers_[b].bytes) {
+        ThrowRange(env, "the plan's buffers to stay as they were when it was built",
+                   "buffers[" + std::to_string(b) + "]", "a buffer detached or resized since");
+      }
+    }
+    ThreadPoolLease lease;
+    whittle_threadpool_hold(lease.pool());
+    const char* error = nullptr;
+    size_t i = first;
+    for (; i < last && error == nullptr; i++) {
+      Step& step = steps_[i];
+      error = step.layer->RunStep(step.input_pointers.data(), step.output_pointers.data(), lease.pool());
+    }
+    whittle_threadpool_release(lease.pool());
+    if (error != nullptr)
+      throw Napi::Error::New(env, "Plan step " + std::to_string(i - 1) + " cannot run: " + error);
+    return env.Undefined();
+  }
+
+  size_t StepIndex(const Napi::Value& value, const char* name, size_t count) {
+    Napi::Env env = value.Env();
+    if (!value.IsNumber()) ThrowType(env, "an integer", name, value);
+    const double number = value.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(number) || std::trunc(number) != number) ThrowType(env, "an integer", name, value);
+    if (number < 0 || number > static_cast<double>(count)) {
+      ThrowRange(env, "an integer in [0, " + std::to_string(count) + "]", name, value.ToString().Utf8Value());
+    }
+    return static_cast<size_t>(number);
+  }
+
+  Napi::Value Steps(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(steps_.size()));
+  }
+
+  std::vector<PlanBuffer> buffers_;
+  std::vector<Step> steps_;
+};
+
+// A registered operator's JS function: reads and checks the call's arguments, runs on the calling thread.
+Napi::Value CallOperator(const Napi::CallbackInfo& info) {
+  const OperatorReader reader = reinterpret_cast<OperatorReader>(info.Data());
+  const BoundOperator bound = reader(ArgsObject(info, 0, "args"));
+  std::vector<const void*> inputs;
+  std::vector<void*> outputs;
+  for (const View& view : bound.inputs) inputs.push_back(view.data);
+  for (const View& view : bound.outputs) outputs.push_back(view.data);
+  bound.run(inputs.data(), outputs.data(), nullptr);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+const napi_type_tag* StepKindTag(StepUnwrap unwrap) {
+  std::lock_guard<std::mutex> lock(kinds_mutex);
+  if (kind_count == kMaxStepKinds) std::abort();  // a programming error: raise kMaxStepKinds
+  kind_tags[kind_count] = {0x77686974746c6570ULL /* "whittlep" */, kind_count};
+  kind_unwraps[kind_count] = unwrap;
+  return &kind_tags[kind_count++];
+}
+
+void RegisterOperator(Napi::Env env, Napi::Object exports, const char* name, OperatorReader reader) {
+  {
+    std::lock_guard<std::mutex> lock(readers_mutex);
+    Readers()[name] = reader;
+  }
+  exports.Set(name, Napi::Function::New(env, CallOperator, name, reinterpret_cast<void*>(reader)));
+}
+
+void RegisterPlan(Napi::Env env, Napi::Object exports) {
+  exports.Set("Plan", Plan::Define(env));
+  exports.Set("Operator", Operator::Define(env));
+}
+
+}  // namespace whittle

@@ -1,0 +1,227 @@
+// The native execution plan (agent/runtime/native-plan.ts, native/plan.ts) against the node-by-node path:
+// bit for bit the same outputs on every format the native executors cover (the sample package's fp32,
+// binary, ternary, xnor, sparse, codebook, fixed16 / fixed8 layers, the fixed-point 1.1 packages' word
+// buffers, the bundled int8 LeNet-5 with TypeScript steps between the plan's calls), with 1 and 2 threads;
+// and hostile plans (places out of bounds, misaligned, overlapping, of the wrong size, buffers detached
+// after the build, disposed layers) refused with a clear error, never run.
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, test } from 'node:test';
+
+import { defaultModelPath } from '../../../agent/config.js';
+import { type Package, readPackage, readPackageFile } from '../../../agent/package/reader.js';
+import { Model, type ModelOptions } from '../../../agent/runtime/model.js';
+import { nativeAvailable } from '../../../agent/runtime/native-executors.js';
+import { PackageModel } from '../../../agent/runtime/package-model.js';
+import type { TensorData } from '../../../agent/runtime/tensor.js';
+import { createFullyConnectedF32 } from '../../../native/index.js';
+import { createOperator, ExecutionPlan, type PlanPlace } from '../../../native/plan.js';
+import { loadFashionMnist } from '../../../optimize/datasets/fashion-mnist.js';
+import { samplePackageContent } from '../../../optimize/package/sample-package.js';
+import { writePackage } from '../../../optimize/package/writer.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
+import { fixedPointCnn, images, read } from './fixed-point-fixtures.js';
+
+const keys = generateKeyPairSync('ed25519');
+const random = new SeededRandom(131);
+const normal = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
+
+/** Same bytes (float bit patterns included: -0 and 0 differ). */
+function assertSameBytes(actual: TensorData, expected: TensorData, what: string): void {
+  assert.equal(actual.constructor, expected.constructor, what);
+  const a = new Uint8Array(actual.buffer, actual.byteOffset, actual.byteLength);
+  const e = new Uint8Array(expected.buffer, expected.byteOffset, expected.byteLength);
+  const first = a.findIndex((byte, i) => byte !== e[i]);
+  assert.equal(a.length, e.length, what);
+  assert.equal(first, -1, `${what}: byte ${first} differs`);
+}
+
+/** Runs `pkg` through the plan and node by node on the same inputs; every output must be the same bytes.
+ * Returns the plan's model. */
+function assertPlanMatches(pkg: Package, inputs: TensorData[], options: ModelOptions, what: string): Model {
+  const planned = Model.fromPackage(pkg, options);
+  const byNode = Model.fromPackage(pkg, { ...options, nodeByNode: true });
+  const want = byNode.run(inputs);
+  // Twice: a second run reuses the arena and the layers' scratch.
+  for (const round of [1, 2]) {
+    const got = planned.run(inputs);
+    want.forEach((w, k) => assertSameBytes(got[k]!.data, w.data, `${what}, output ${w.name}, run ${round}`));
+  }
+  // Every node on a native kernel is a step of the plan; only the TypeScript executors stay outside.
+  const native = planned.layers.filter((l) => l.kernel.startsWith('native:')).map((l) => l.name);
+  const outside = planned.layers.filter((l) => !l.kernel.startsWith('native:')).map((l) => l.name);
+  assert.deepEqual(planned.execution.typescriptNodes, outside, what);
+  assert.deepEqual(planned.execution.refused, [], what);
+  assert.ok(planned.execution.nativeSteps >= native.length, what);
+  assert.equal(byNode.execution.nativeSteps, 0, what);
+  return planned;
+}
+
+describe('native execution plan', { skip: !nativeAvailable() && 'native addon not built' }, () => {
+  test('every compressed format of the sample package: bit-exact with node by node, 1 and 2 threads', () => {
+    const content = samplePackageContent();
+    const pkg = readPackage(writePackage(content, keys.privateKey), { publicKey: keys.publicKey });
+    const formats = new Set(
+      Model.fromPackage(pkg).layers.map((l) => `${l.format} ${l.kernel.split(' ')[0]}`),
+    );
+    for (const format of ['binary', 'ternary', 'xnor', 'sparse', 'codebook', 'fixed16', 'fixed8'])
+      assert.ok(
+        [...formats].some((f) => f.startsWith(`${format} native:`)),
+        `${format}: ${[...formats].join(', ')}`,
+      );
+    for (const batch of [1, 3]) {
+      for (const threads of [1, 2]) {
+        const model = assertPlanMatches(
+          pkg,
+          [normal(batch * 8 * 8 * 3)],
+          { batch, threads },
+          `batch ${batch}, ${threads} threads`,
+        );
+        assert.ok(model.execution.nativeCalls >= 1, JSON.stringify(model.execution));
+      }
+    }
+  });
+
+  for (const bits of [16, 8] as const) {
+    test(`fixed${bits} (format 1.1): quantize, kernel and dequantize as plan steps over the word buffers`, () => {
+      const pkg = read(fixedPointCnn(bits).content);
+      for (const threads of [1, 2]) {
+        const model = assertPlanMatches(
+          pkg,
+          [images(5, 23, true)],
+          { batch: 5, threads },
+          `fixed${bits}, ${threads} threads`,
+        );
+        const layers = model.layers.filter((l) => l.kernel.startsWith(`native:fixed${bits}_`));
+        assert.ok(layers.length >= 2, JSON.stringify(model.layers));
+        // Three addon calls for each fixed-point layer.
+        assert.ok(model.execution.nativeSteps >= 3 * layers.length);
+      }
+    });
+  }
+
+  test('the bundled int8 LeNet-5: TypeScript steps between the plan calls, bit-exact, 1 and 2 threads', () => {
+    const pkg = readPackageFile(defaultModelPath(), { allowUnsigned: true });
+    const x = Float32Array.from({ length: 28 * 28 }, () => random.next());
+    for (const threads of [1, 2]) {
+      const model = assertPlanMatches(pkg, [x], { threads }, `lenet5 int8, ${threads} threads`);
+      // quantize_linear and dequantize_linear run in TypeScript: the plan is called in two pieces.
+      assert.ok(model.execution.typescriptNodes.length >= 1);
+      assert.equal(model.execution.nativeCalls, 2, JSON.stringify(model.execution));
+    }
+    // The in-place API runs the same plan on the arena's own input view.
+    const model = Model.fromPackage(pkg);
+    model.inputView(0).set(x);
+    model.runInPlace();
+    assertSameBytes(model.outputView(0), model.run([x])[0]!.data, 'runInPlace');
+    assert.throws(() => model.runInPlace(model.manifest.nodes.length + 1), /runInPlace from node/);
+  });
+
+  test('the agent’s LeNet-5 frames: quantized past quantize_linear and run by the plan, the float path’s bits', () => {
+    const pkg = readPackageFile(defaultModelPath(), { allowUnsigned: true });
+    const agent = PackageModel.fromPackage(pkg);
+    const byNode = Model.fromPackage(pkg, { nodeByNode: true });
+    const quantized = Model.fromPackage(pkg).quantizedInput(0);
+    assert.equal(quantized?.spec.dtype, 'i8');
+    const { pixels } = loadFashionMnist('test');
+    for (let i = 0; i < 100; i++) {
+      const frame = pixels.subarray(i * 784, (i + 1) * 784);
+      const want = byNode.run([Float32Array.from(frame, (p) => p / 255)])[0]!.data;
+      assert.deepEqual(Array.from(agent.infer(frame).logits), Array.from(want), `image ${i}`);
+    }
+  });
+});
+
+describe('hostile plans are refused', { skip: !nativeAvailable() && 'native addon not built' }, () => {
+  const arena = new Uint8Array(256);
+  const f32 = (offset: number, length = 4) => new Float32Array(arena.buffer, offset, length);
+  const clamp = () => createOperator('clamp', { input: f32(0), output: f32(16), min: 0, max: 1 });
+  const place = (offset: number, bytes = 16): PlanPlace => ({ buffer: 0, offset, bytes });
+  const refused = (build: () => unknown, message: RegExp) =>
+    assert.throws(build, (error: Error) => error instanceof RangeError && message.test(error.message));
+
+  test('a good plan runs: clamp over arena places', () => {
+    f32(0).set([-1, 0.5, 2, 0.25]);
+    const plan = new ExecutionPlan([arena], [{ layer: clamp(), inputs: [place(0)], outputs: [place(64)] }]);
+    plan.run();
+    assert.deepEqual(Array.from(f32(64)), [0, 0.5, 1, 0.25]);
+    assert.equal(plan.steps, 1);
+  });
+
+  test('places outside the buffer, misaligned, overlapping or of the wrong size', () => {
+    const layer = clamp();
+    refused(
+      () => new ExecutionPlan([arena], [{ layer, inputs: [place(248)], outputs: [place(64)] }]),
+      /range inside buffers\[0\] \(256 bytes\) for steps\[0\]\.inputs\[0\]/,
+    );
+    refused(
+      () => new ExecutionPlan([arena], [{ layer, inputs: [place(0)], outputs: [place(2 ** 40)] }]),
+      /for steps\[0\]\.outputs\[0\]/,
+    );
+    refused(
+      () => new ExecutionPlan([arena], [{ layer, inputs: [place(2)], outputs: [place(64)] }]),
+      /aligned to 4 bytes for steps\[0\]\.inputs\[0\]\.offset/,
+    );
+    refused(
+      () => new ExecutionPlan([arena], [{ layer, inputs: [place(0)], outputs: [place(8)] }]),
+      /shares no memory with steps\[0\]\.inputs\[0\] for steps\[0\]\.outputs\[0\]/,
+    );
+    refused(
+      () => new ExecutionPlan([arena], [{ layer, inputs: [place(0, 12)], outputs: [place(64)] }]),
+      /16 bytes \(the layer's operand\) for steps\[0\]\.inputs\[0\]\.bytes/,
+    );
+    refused(
+      () => new ExecutionPlan([arena], [{ layer, inputs: [place(0), place(32)], outputs: [place(64)] }]),
+      /1 places \(the layer's operands\) for steps\[0\]\.inputs/,
+    );
+    refused(
+      () =>
+        new ExecutionPlan(
+          [arena],
+          [{ layer, inputs: [{ buffer: 1, offset: 0, bytes: 16 }], outputs: [place(64)] }],
+        ),
+      /steps\[0\]\.inputs\[0\]\.buffer/,
+    );
+    refused(
+      () =>
+        new ExecutionPlan(
+          [arena],
+          [{ layer, inputs: [{ buffer: 0, offset: -4, bytes: 16 }], outputs: [place(64)] }],
+        ),
+      /steps\[0\]\.inputs\[0\]\.offset/,
+    );
+  });
+
+  test('an object that is not an addon layer is not unwrapped', () => {
+    assert.throws(
+      () => new ExecutionPlan([arena], [{ layer: {} as never, inputs: [], outputs: [] }]),
+      (error: Error) =>
+        error instanceof TypeError && /native layer .* for steps\[0\]\.layer/.test(error.message),
+    );
+  });
+
+  test('a buffer detached after the build, a disposed layer, a bad step range: run() refuses', () => {
+    const own = new Uint8Array(128);
+    const layer = createOperator('clamp', {
+      input: new Float32Array(own.buffer, 0, 4),
+      output: new Float32Array(own.buffer, 64, 4),
+      min: 0,
+    });
+    const plan = new ExecutionPlan([own], [{ layer, inputs: [place(0)], outputs: [place(64)] }]);
+    assert.throws(() => plan.run(1, 0), RangeError);
+    assert.throws(() => plan.run(0, 2), RangeError);
+    structuredClone(own.buffer, { transfer: [own.buffer] });
+    refused(() => plan.run(), /buffers\[0\].*detached or resized/);
+
+    const weights = normal(4 * 4);
+    const conv = createFullyConnectedF32({ batch: 1, inChannels: 4, outChannels: 4, weights, bias: null });
+    const buffer = new Uint8Array(64);
+    const convPlan = new ExecutionPlan(
+      [buffer],
+      [{ layer: conv.step, inputs: [place(0)], outputs: [place(32)] }],
+    );
+    convPlan.run();
+    conv.dispose();
+    assert.throws(() => convPlan.run(), /Plan step 0 cannot run: this Conv2d was disposed/);
+  });
+});
