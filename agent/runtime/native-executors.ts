@@ -15,6 +15,7 @@ import {
   addF32,
   type AddF32Args,
   addInt8,
+  type AddInt8Args,
   avgPool2d,
   channelShuffle,
   type ChannelShuffleArgs,
@@ -28,15 +29,18 @@ import {
   createFullyConnectedF32,
   createFullyConnectedInt8,
   dequantizeLinear,
+  type DequantizeLinearArgs,
   globalAvgPool,
   type GlobalAvgPoolArgs,
   globalAvgPoolInt8,
+  type GlobalAvgPoolInt8Args,
   type Int8Tensor,
   loadNativeBinding,
   maxPool2d,
   type Pool2dArgs,
   type QuantizationArgs,
   quantizeLinear,
+  type QuantizeLinearArgs,
   softmaxF32,
   type SoftmaxF32Args,
   type StepLayer,
@@ -577,11 +581,12 @@ const globalAvgPoolRequantized: NativeFactory = (context) => {
     multiplier,
     shift,
   };
-  return {
-    kernel: 'native:global_avgpool_int8',
-    run: (inputs, outputs) =>
-      globalAvgPoolInt8({ ...args, input: inputs[0] as Int8Tensor, output: outputs[0] as Int8Tensor }),
-  };
+  return operatorExecutor<GlobalAvgPoolInt8Args<Int8Tensor>>(
+    'native:global_avgpool_int8',
+    'globalAvgPool',
+    globalAvgPoolInt8,
+    (inputs, outputs) => ({ ...args, input: inputs[0] as Int8Tensor, output: outputs[0] as Int8Tensor }),
+  );
 };
 
 /** The scales, zero points and channel run of an int8 tensor's quantization as quantizeLinear /
@@ -603,11 +608,12 @@ const quantizeLinearInt8: NativeFactory = (context) => {
   const y = context.outputs[0]!;
   const layout = quantizationLayout(y);
   if (layout === undefined || context.constants[0] !== undefined || elements(y.shape) === 0) return undefined;
-  return {
-    kernel: 'native:quantize_linear_int8',
-    run: (inputs, outputs) =>
-      quantizeLinear({ ...layout, input: inputs[0] as Float32Array, output: outputs[0] as Int8Tensor }),
-  };
+  return operatorExecutor<QuantizeLinearArgs<Int8Tensor>>(
+    'native:quantize_linear_int8',
+    'quantizeLinear',
+    quantizeLinear,
+    (inputs, outputs) => ({ ...layout, input: inputs[0] as Float32Array, output: outputs[0] as Int8Tensor }),
+  );
 };
 
 const dequantizeLinearInt8: NativeFactory = (context) => {
@@ -615,11 +621,12 @@ const dequantizeLinearInt8: NativeFactory = (context) => {
   if (x.dtype === 'i32' || context.constants[0] !== undefined || elements(x.shape) === 0) return undefined;
   const layout = quantizationLayout(x);
   if (layout === undefined) return undefined;
-  return {
-    kernel: 'native:dequantize_linear_int8',
-    run: (inputs, outputs) =>
-      dequantizeLinear({ ...layout, input: inputs[0] as Int8Tensor, output: outputs[0] as Float32Array }),
-  };
+  return operatorExecutor<DequantizeLinearArgs<Int8Tensor>>(
+    'native:dequantize_linear_int8',
+    'dequantizeLinear',
+    dequantizeLinear,
+    (inputs, outputs) => ({ ...layout, input: inputs[0] as Int8Tensor, output: outputs[0] as Float32Array }),
+  );
 };
 
 const qaddInt8: NativeFactory = (context) => {
@@ -643,16 +650,18 @@ const qaddInt8: NativeFactory = (context) => {
     outputMin: p.min,
     outputMax: p.max,
   };
-  return {
-    kernel: 'native:qadd_int8',
-    run: (inputs, outputs) =>
-      addInt8({
-        ...args,
-        a: inputs[0] as Int8Tensor,
-        b: inputs[1] as Int8Tensor,
-        output: outputs[0] as Int8Tensor,
-      }),
-  };
+  return operatorExecutor<AddInt8Args<Int8Tensor>>(
+    'native:qadd_int8',
+    'add',
+    addInt8,
+    (inputs, outputs) => ({
+      ...args,
+      a: inputs[0] as Int8Tensor,
+      b: inputs[1] as Int8Tensor,
+      output: outputs[0] as Int8Tensor,
+    }),
+    (a) => ({ inputs: [a.a, a.b], outputs: [a.output] }),
+  );
 };
 
 const addF32Same: NativeFactory = (context) => {
