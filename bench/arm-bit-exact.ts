@@ -22,7 +22,7 @@ import {
   emulatedNode,
   emulationSkipReason,
 } from '../test/support/emulated-device.js';
-import { BenchArgumentError } from './kernels.js';
+import { BenchArgumentError, positiveInteger } from './kernels.js';
 import { type PackageOutputs, packageOutputs } from './package-outputs.js';
 
 const execFileAsync = promisify(execFile);
@@ -142,9 +142,7 @@ export async function armBitExactCommand(args: string[], machine: string): Promi
     args,
     options: { images: { type: 'string' }, classes: { type: 'string' }, json: { type: 'boolean' } },
   });
-  const images = Number(values.images ?? 1000);
-  if (!Number.isInteger(images) || images < 1)
-    throw new BenchArgumentError(`Expected a positive integer for --images but received "${values.images}"`);
+  const images = positiveInteger(values.images, 1000, '--images');
   const names = (values.classes ?? 'rpi4,armv7').split(',');
   const classes = names.map((name) => {
     if (!(name in DEVICE_CLASSES))

@@ -8,7 +8,7 @@ import { agentBenchCommand } from './agent.js';
 import { armBitExactCommand } from './arm-bit-exact.js';
 import { runPackageFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
-import { BenchArgumentError, kernelsCommand } from './kernels.js';
+import { BenchArgumentError, kernelsCommand, positiveInteger } from './kernels.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { benchTrain } from './train.js';
@@ -24,14 +24,6 @@ function machine(): string {
     // Not a checkout: the commit stays unknown.
   }
   return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ${process.platform}/${process.arch}, node ${process.version}, commit ${commit}`;
-}
-
-function positiveInteger(value: string | undefined, fallback: number, flag: string): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new RangeError(`Expected a positive integer for ${flag} but received "${value}"`);
-  return n;
 }
 
 function fuzz(args: string[]): number {

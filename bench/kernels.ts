@@ -820,14 +820,28 @@ export class BenchArgumentError extends WhittleError {
   readonly code = 'usage';
 }
 
-/** A comma-separated list of integers in [1, 64]; throws BenchArgumentError naming the flag. */
-export function positiveIntegers(value: string, flag: string): number[] {
+/** A comma-separated list of integers in [1, max] (thread counts and batch sizes: max 64); throws
+ * BenchArgumentError naming the flag. */
+export function positiveIntegers(value: string, flag: string, max = 64): number[] {
   return value.split(',').map((part) => {
     const n = Number(part);
-    if (!Number.isInteger(n) || n < 1 || n > 64)
-      throw new BenchArgumentError(`Expected integers in [1, 64] for ${flag} but received "${value}"`);
+    if (part.trim() === '' || !Number.isInteger(n) || n < 1 || n > max)
+      throw new BenchArgumentError(`Expected integers in [1, ${max}] for ${flag} but received "${value}"`);
     return n;
   });
+}
+
+/** One integer option in [1, max] (counts of rounds, images, seconds ...), or the fallback when absent. */
+export function positiveInteger(
+  value: string | undefined,
+  fallback: number,
+  flag: string,
+  max = 1_000_000_000,
+): number {
+  if (value === undefined) return fallback;
+  if (value.includes(','))
+    throw new BenchArgumentError(`Expected one integer in [1, ${max}] for ${flag} but received "${value}"`);
+  return positiveIntegers(value, flag, max)[0]!;
 }
 
 /** `bench kernels [--json] [--shapes file] [--threads 1,2] [--rounds n] [--batch-ms n] [--profile-runs n]`;
@@ -844,14 +858,13 @@ export async function kernelsCommand(args: string[]): Promise<number> {
       'profile-runs': { type: 'string' },
     },
   });
-  const one = (value: string | undefined, fallback: number, flag: string): number =>
-    value === undefined ? fallback : positiveIntegers(value, flag)[0]!;
   const report = await runKernelBench({
     shapes: readShapes(values.shapes ?? join(packageRoot(), 'bench', 'shapes.json')),
     threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
-    rounds: one(values.rounds, 151, '--rounds'),
-    batchMs: one(values['batch-ms'], 2, '--batch-ms'),
-    profileRuns: values['profile-runs'] === '0' ? 0 : one(values['profile-runs'], 50, '--profile-runs'),
+    rounds: positiveInteger(values.rounds, 151, '--rounds'),
+    batchMs: positiveInteger(values['batch-ms'], 2, '--batch-ms'),
+    profileRuns:
+      values['profile-runs'] === '0' ? 0 : positiveInteger(values['profile-runs'], 50, '--profile-runs'),
     onProgress: (line) => process.stderr.write(`${line}\n`),
   });
   console.log(values.json ? JSON.stringify(report, null, 2) : formatKernelTable(report));

@@ -40,6 +40,7 @@ import {
   type Contender,
   jsContender,
   median,
+  positiveInteger,
   positiveIntegers,
   timeBatch,
 } from './kernels.js';
@@ -313,8 +314,6 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
     console.log(MODELS_HELP);
     return 0;
   }
-  const one = (value: string | undefined, fallback: number, flag: string): number =>
-    value === undefined ? fallback : positiveIntegers(value, flag)[0]!;
   const options: ModelBenchOptions = {
     models: choices(
       values.models ?? Object.keys(BENCH_MODELS).join(','),
@@ -324,9 +323,9 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
     formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
     batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
     threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
-    rounds: one(values.rounds, 21, '--rounds'),
-    batchMs: one(values['batch-ms'], 20, '--batch-ms'),
-    seed: one(values.seed, 1, '--seed'),
+    rounds: positiveInteger(values.rounds, 21, '--rounds'),
+    batchMs: positiveInteger(values['batch-ms'], 20, '--batch-ms'),
+    seed: positiveInteger(values.seed, 1, '--seed'),
     onProgress: (line) => process.stderr.write(`${line}\n`),
   };
   process.stderr.write(

@@ -287,6 +287,40 @@ export interface GlobalAvgPoolArgs<T extends Tensor> {
   reference?: boolean;
 }
 
+/** int8 / uint8 global average pool from the input's quantization to the output's (per tensor), requantized
+ * in the kernel: out = clamp(outputZeroPoint + gemmlowp(sum over pixels of (x - inputZeroPoint), multiplier,
+ * shift), outputMin, outputMax), with (multiplier, shift) = quantizeMultiplier(inputScale / (outputScale *
+ * pixels)) (agent/runtime/number/requantization.ts). */
+export interface GlobalAvgPoolInt8Args<T extends Int8Tensor> extends GlobalAvgPoolArgs<T> {
+  inputZeroPoint: number;
+  outputZeroPoint: number;
+  multiplier: number;
+  shift: number;
+}
+
+/** ONNX QuantizeLinear (fp32 -> int8 / uint8) and DequantizeLinear (back), per tensor (one scale) or per
+ * channel, in double precision exactly as the runtime's reference ops: quantize rounds x / scale half to
+ * even, adds the zero point and saturates (NaN -> 0); dequantize is (x - zeroPoint) * scale rounded to
+ * fp32. Element i belongs to channel floor(i / inner) % scales.length. */
+export interface QuantizationArgs {
+  scales: Float64Array;
+  /** One per scale, in the integer type's range. */
+  zeroPoints: Int32Array;
+  /** Elements per run of one channel (per channel only; default 1, channels last). */
+  inner?: number;
+  reference?: boolean;
+}
+
+export interface QuantizeLinearArgs<T extends Int8Tensor> extends QuantizationArgs {
+  input: Float32Array;
+  output: T;
+}
+
+export interface DequantizeLinearArgs<T extends Int8Tensor> extends QuantizationArgs {
+  input: T;
+  output: Float32Array;
+}
+
 export interface AddF32Args {
   a: Float32Array;
   b: Float32Array;
@@ -371,7 +405,9 @@ interface NativeKernels {
   Conv2d: NativeConv2dConstructor;
   maxPool2d(args: Pool2dArgs<Tensor>): void;
   avgPool2d(args: Pool2dArgs<Tensor>): void;
-  globalAvgPool(args: GlobalAvgPoolArgs<Tensor>): void;
+  globalAvgPool(args: GlobalAvgPoolArgs<Tensor> | GlobalAvgPoolInt8Args<Int8Tensor>): void;
+  quantizeLinear(args: QuantizeLinearArgs<Int8Tensor>): void;
+  dequantizeLinear(args: DequantizeLinearArgs<Int8Tensor>): void;
   add(args: AddF32Args | AddInt8Args<Int8Tensor>): void;
   clamp(args: ClampArgs<Tensor>): void;
   softmax(args: SoftmaxF32Args | SoftmaxInt8Args<Int8Tensor>): void;
@@ -494,6 +530,18 @@ export function avgPool2d<T extends Tensor>(args: Pool2dArgs<T>): void {
 
 export function globalAvgPool<T extends Tensor>(args: GlobalAvgPoolArgs<T>): void {
   loadNativeBinding().globalAvgPool(args);
+}
+
+export function globalAvgPoolInt8<T extends Int8Tensor>(args: GlobalAvgPoolInt8Args<T>): void {
+  loadNativeBinding().globalAvgPool(args);
+}
+
+export function quantizeLinear<T extends Int8Tensor>(args: QuantizeLinearArgs<T>): void {
+  loadNativeBinding().quantizeLinear(args);
+}
+
+export function dequantizeLinear<T extends Int8Tensor>(args: DequantizeLinearArgs<T>): void {
+  loadNativeBinding().dequantizeLinear(args);
 }
 
 export function addF32(args: AddF32Args): void {

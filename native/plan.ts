@@ -27,6 +27,8 @@ export type OperatorName =
   | 'maxPool2d'
   | 'avgPool2d'
   | 'globalAvgPool'
+  | 'quantizeLinear'
+  | 'dequantizeLinear'
   | 'add'
   | 'clamp'
   | 'softmax'

@@ -14,6 +14,8 @@ import {
 import {
   addF32,
   type AddF32Args,
+  addInt8,
+  type AddInt8Args,
   avgPool2d,
   channelShuffle,
   type ChannelShuffleArgs,
@@ -26,12 +28,19 @@ import {
   createConv2dInt8,
   createFullyConnectedF32,
   createFullyConnectedInt8,
+  dequantizeLinear,
+  type DequantizeLinearArgs,
   globalAvgPool,
   type GlobalAvgPoolArgs,
+  globalAvgPoolInt8,
+  type GlobalAvgPoolInt8Args,
   type Int8Tensor,
   loadNativeBinding,
   maxPool2d,
   type Pool2dArgs,
+  type QuantizationArgs,
+  quantizeLinear,
+  type QuantizeLinearArgs,
   softmaxF32,
   type SoftmaxF32Args,
   type StepLayer,
@@ -45,6 +54,8 @@ import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
+import { qaddParams } from './ops/elementwise.js';
+import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
 import { elements, type TensorData, type TensorSpec } from './tensor.js';
 import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
 
@@ -555,6 +566,104 @@ const globalAvgPoolF32: NativeFactory = (context) => {
   );
 };
 
+const globalAvgPoolRequantized: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  const y = context.outputs[0]!;
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  if (h * w > 65536) return undefined;
+  const { multiplier, shift } = globalAvgPoolMultiplier(x.quant!.scale[0]!, y.quant!.scale[0]!, h * w);
+  const args = {
+    batch: n,
+    pixels: h * w,
+    channels: c,
+    inputZeroPoint: x.quant!.zeroPoint[0]!,
+    outputZeroPoint: y.quant!.zeroPoint[0]!,
+    multiplier,
+    shift,
+  };
+  return operatorExecutor<GlobalAvgPoolInt8Args<Int8Tensor>>(
+    'native:global_avgpool_int8',
+    'globalAvgPool',
+    globalAvgPoolInt8,
+    (inputs, outputs) => ({ ...args, input: inputs[0] as Int8Tensor, output: outputs[0] as Int8Tensor }),
+  );
+};
+
+/** The scales, zero points and channel run of an int8 tensor's quantization as quantizeLinear /
+ * dequantizeLinear take them, or undefined where the kernel's layout cannot state it (a scale count that is
+ * not the axis' size, a zero point outside the dtype). */
+function quantizationLayout(spec: TensorSpec): QuantizationArgs | undefined {
+  const { scale, zeroPoint, axis } = spec.quant!;
+  const [lo, hi] = intRange(spec.dtype);
+  if (scale.length !== zeroPoint.length || zeroPoint.some((z) => z < lo || z > hi)) return undefined;
+  if (scale.length > 1 && (axis === undefined || spec.shape[axis] !== scale.length)) return undefined;
+  return {
+    scales: Float64Array.from(scale),
+    zeroPoints: Int32Array.from(zeroPoint),
+    ...(scale.length > 1 ? { inner: elements(spec.shape.slice(axis! + 1)) } : {}),
+  };
+}
+
+const quantizeLinearInt8: NativeFactory = (context) => {
+  const y = context.outputs[0]!;
+  const layout = quantizationLayout(y);
+  if (layout === undefined || context.constants[0] !== undefined || elements(y.shape) === 0) return undefined;
+  return operatorExecutor<QuantizeLinearArgs<Int8Tensor>>(
+    'native:quantize_linear_int8',
+    'quantizeLinear',
+    quantizeLinear,
+    (inputs, outputs) => ({ ...layout, input: inputs[0] as Float32Array, output: outputs[0] as Int8Tensor }),
+  );
+};
+
+const dequantizeLinearInt8: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  if (x.dtype === 'i32' || context.constants[0] !== undefined || elements(x.shape) === 0) return undefined;
+  const layout = quantizationLayout(x);
+  if (layout === undefined) return undefined;
+  return operatorExecutor<DequantizeLinearArgs<Int8Tensor>>(
+    'native:dequantize_linear_int8',
+    'dequantizeLinear',
+    dequantizeLinear,
+    (inputs, outputs) => ({ ...layout, input: inputs[0] as Int8Tensor, output: outputs[0] as Float32Array }),
+  );
+};
+
+const qaddInt8: NativeFactory = (context) => {
+  const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+  const y = context.outputs[0]!;
+  const [lo, hi] = intRange(y.dtype);
+  const zeroPoints = [a, b, y].map((t) => t.quant!.zeroPoint[0]!);
+  if (context.constants.some((c) => c !== undefined) || zeroPoints.some((z) => z < lo || z > hi))
+    return undefined;
+  const p = qaddParams(context.node, a, b, y);
+  const args = {
+    aZeroPoint: p.aZeroPoint,
+    aMultiplier: p.a.multiplier,
+    aShift: p.a.shift,
+    bZeroPoint: p.bZeroPoint,
+    bMultiplier: p.b.multiplier,
+    bShift: p.b.shift,
+    outputZeroPoint: p.outputZeroPoint,
+    outputMultiplier: p.output.multiplier,
+    outputShift: p.output.shift,
+    outputMin: p.min,
+    outputMax: p.max,
+  };
+  return operatorExecutor<AddInt8Args<Int8Tensor>>(
+    'native:qadd_int8',
+    'add',
+    addInt8,
+    (inputs, outputs) => ({
+      ...args,
+      a: inputs[0] as Int8Tensor,
+      b: inputs[1] as Int8Tensor,
+      output: outputs[0] as Int8Tensor,
+    }),
+    (a) => ({ inputs: [a.a, a.b], outputs: [a.output] }),
+  );
+};
+
 const addF32Same: NativeFactory = (context) => {
   const [a, b] = context.inputs as [TensorSpec, TensorSpec];
   if (
@@ -713,8 +822,11 @@ export const NATIVE_EXECUTORS: Readonly<
   qfully_connected: { int8: qfullyConnected },
   max_pool: { f32: pool('max'), int8: pool('max') },
   avg_pool: { f32: pool('avg') },
-  global_avgpool: { f32: globalAvgPoolF32 },
+  global_avgpool: { f32: globalAvgPoolF32, int8: globalAvgPoolRequantized },
+  quantize_linear: { int8: quantizeLinearInt8 },
+  dequantize_linear: { int8: dequantizeLinearInt8 },
   add: { f32: addF32Same },
+  qadd: { int8: qaddInt8 },
   clip: { f32: clampAny, int8: clampAny },
   softmax: { f32: softmaxLastAxis },
   concat: { f32: concatAnyAxis, int8: concatAnyAxis },

@@ -154,6 +154,8 @@ inline const char* TypeName(napi_typedarray_type type) {
   switch (type) {
     case napi_float32_array:
       return "Float32Array";
+    case napi_float64_array:
+      return "Float64Array";
     case napi_int8_array:
       return "Int8Array";
     case napi_uint8_array:

@@ -478,6 +478,16 @@ BoundOperator Pool(const Napi::Object& args, bool average) {
 BoundOperator MaxPool2d(const Napi::Object& args) { return Pool(args, false); }
 BoundOperator AvgPool2d(const Napi::Object& args) { return Pool(args, true); }
 
+size_t ElementCount(Napi::Env env, const View& view) {
+  if (view.length < 1 || view.length > WHITTLE_MAX_ELEMENTS) {
+    ThrowRange(env, "a length in [1, " + std::to_string(WHITTLE_MAX_ELEMENTS) + "]", view.name,
+               "length " + std::to_string(view.length));
+  }
+  if (view.data == nullptr)
+    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
+  return view.length;
+}
+
 BoundOperator GlobalAvgPool(const Napi::Object& args) {
   Napi::Env env = args.Env();
   const size_t batch = Dimension(args, "batch"), pixels = Dimension(args, "pixels"),
@@ -494,13 +504,30 @@ BoundOperator GlobalAvgPool(const Napi::Object& args) {
   const bool reference = call.reference, f32 = views.input.type == napi_float32_array,
              u = IsUnsigned(views.input);
   const whittle_isa isa = ActiveIsa();
-  const RunFn run = [batch, pixels, channels, b, reference, f32, u, isa](
+  // int8 with `multiplier`: from the input's quantization to the output's, requantized in the kernel.
+  const bool requant = !f32 && !args.Get("multiplier").IsUndefined();
+  qs8_global_avgpool_params p{};
+  if (requant) {
+    const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+    p.unsigned_activations = u;
+    p.input_zero_point = static_cast<int32_t>(Integer(args, "inputZeroPoint", lo, hi));
+    p.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
+    p.multiplier = static_cast<int32_t>(Integer(args, "multiplier", 0, INT32_MAX));
+    p.shift = static_cast<int32_t>(Integer(args, "shift", QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT));
+    p.output_min = b.min_q;
+    p.output_max = b.max_q;
+    ExpectUnchanged(env, {&views.input, &views.output});
+  }
+  const RunFn run = [batch, pixels, channels, b, reference, f32, u, isa, requant, p](
                         const void* const* inputs, void* const* outputs, whittle_threadpool*) {
     if (f32) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
       reference ? f32_global_avgpool__reference(batch, pixels, channels, in, out, b.min_f, b.max_f)
                 : f32_global_avgpool(batch, pixels, channels, in, out, b.min_f, b.max_f, isa);
+    } else if (requant) {
+      reference ? qs8_global_avgpool_requant__reference(batch, pixels, channels, inputs[0], outputs[0], &p)
+                : qs8_global_avgpool_requant(batch, pixels, channels, inputs[0], outputs[0], &p, isa);
     } else {
       reference
           ? qs8_global_avgpool__reference(batch, pixels, channels, inputs[0], outputs[0], u, b.min_q, b.max_q)
@@ -510,15 +537,74 @@ BoundOperator GlobalAvgPool(const Napi::Object& args) {
   return {{views.input}, {views.output}, run};
 }
 
-size_t ElementCount(Napi::Env env, const View& view) {
-  if (view.length < 1 || view.length > WHITTLE_MAX_ELEMENTS) {
-    ThrowRange(env, "a length in [1, " + std::to_string(WHITTLE_MAX_ELEMENTS) + "]", view.name,
-               "length " + std::to_string(view.length));
+// The quantization of quantizeLinear / dequantizeLinear: `scales` (Float64Array) and `zeroPoints`
+// (Int32Array) of one length, the channel count (1 = per tensor); `inner`, the elements per channel run
+// (default 1: channels last), must divide the element count `n` with the channels.
+qs8_quantization_layout ReadQuantizationLayout(const Napi::Object& args, const View& values, size_t n,
+                                               const View& scales, const View& zero_points) {
+  Napi::Env env = args.Env();
+  const size_t channels = scales.length;
+  if (channels < 1) ThrowRange(env, "at least one scale", "scales", "length 0");
+  ExpectLength(env, zero_points, channels, "scales.length");
+  const size_t inner = channels == 1 ? n : Dimension(args, "inner", true, 1);
+  if (n % (channels * inner) != 0) {
+    ThrowRange(env, "a divisor of " + std::to_string(n) + " / " + std::to_string(channels) + " channels",
+               "inner", std::to_string(inner));
   }
-  if (view.data == nullptr)
-    ThrowRange(env, "an array with an attached buffer", view.name, "a detached buffer");
-  return view.length;
+  const bool u = IsUnsigned(values);
+  const int32_t* zp = static_cast<const int32_t*>(zero_points.data);
+  const int32_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+  for (size_t c = 0; c < channels; c++) {
+    if (zp[c] < lo || zp[c] > hi) {
+      ThrowRange(env, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+                 "zeroPoints[" + std::to_string(c) + "]", std::to_string(zp[c]));
+    }
+  }
+  return qs8_quantization_layout{
+      n / (channels * inner), channels, inner, static_cast<const double*>(scales.data), zp, u};
 }
+
+// quantizeLinear({ input: Float32Array, output: Int8Array | Uint8Array, scales, zeroPoints, inner? }) and
+// dequantizeLinear({ input: Int8Array | Uint8Array, output: Float32Array, ... }): ONNX QuantizeLinear and
+// DequantizeLinear in double precision, as the runtime's reference ops.
+BoundOperator QuantizeOrDequantize(const Napi::Object& args, bool quantize) {
+  Napi::Env env = args.Env();
+  const std::initializer_list<napi_typedarray_type> bytes = {napi_int8_array, napi_uint8_array};
+  const View input = quantize ? Field(args, "input", napi_float32_array)
+                              : Field(args, "input", bytes, "an Int8Array or Uint8Array");
+  const View output = quantize ? Field(args, "output", bytes, "an Int8Array or Uint8Array")
+                               : Field(args, "output", napi_float32_array);
+  const View scales = Field(args, "scales", napi_float64_array);
+  const View zero_points = Field(args, "zeroPoints", napi_int32_array);
+  const size_t n = ElementCount(env, input);
+  ExpectLength(env, output, n, "input.length");
+  ExpectNoOverlap(env, output, {&input, &scales, &zero_points});
+  const qs8_quantization_layout layout =
+      ReadQuantizationLayout(args, quantize ? output : input, n, scales, zero_points);
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output, &scales, &zero_points});
+  // The run may come later (a plan): it keeps its own copies of the scales and zero points.
+  const std::vector<double> scale_values(layout.scales, layout.scales + layout.channels);
+  const std::vector<int32_t> zero_values(layout.zero_points, layout.zero_points + layout.channels);
+  const whittle_isa isa = ActiveIsa();
+  const RunFn run = [layout, scale_values, zero_values, quantize, reference, isa](
+                        const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+    qs8_quantization_layout l = layout;
+    l.scales = scale_values.data();
+    l.zero_points = zero_values.data();
+    if (quantize) {
+      const float* in = static_cast<const float*>(inputs[0]);
+      reference ? qs8_quantize__reference(&l, in, outputs[0]) : qs8_quantize(&l, in, outputs[0], isa);
+    } else {
+      float* out = static_cast<float*>(outputs[0]);
+      reference ? qs8_dequantize__reference(&l, inputs[0], out) : qs8_dequantize(&l, inputs[0], out, isa);
+    }
+  };
+  return {{input}, {output}, run};
+}
+
+BoundOperator QuantizeLinear(const Napi::Object& args) { return QuantizeOrDequantize(args, true); }
+BoundOperator DequantizeLinear(const Napi::Object& args) { return QuantizeOrDequantize(args, false); }
 
 // add({ a, b, output, outputMin?, outputMax? }) for fp32; int8/uint8 also need every input's quantization.
 BoundOperator Add(const Napi::Object& args) {
@@ -744,6 +830,8 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   RegisterOperator(env, exports, "maxPool2d", MaxPool2d);
   RegisterOperator(env, exports, "avgPool2d", AvgPool2d);
   RegisterOperator(env, exports, "globalAvgPool", GlobalAvgPool);
+  RegisterOperator(env, exports, "quantizeLinear", QuantizeLinear);
+  RegisterOperator(env, exports, "dequantizeLinear", DequantizeLinear);
   RegisterOperator(env, exports, "add", Add);
   RegisterOperator(env, exports, "clamp", Clamp);
   RegisterOperator(env, exports, "softmax", Softmax);

@@ -128,6 +128,30 @@ static inline whittle_conv2d_shape whittle_fc_shape(size_t batch, size_t input_c
     }                                                                                                        \
   }
 
+// A depthwise 3x3 convolution with dilation 1 (groups == input_channels == output_channels), which the
+// fp32 and int8 operators run with their 3x3 row kernels.
+static inline bool whittle_conv2d_is_dw3x3(const whittle_conv2d_shape* s) {
+  return s->groups > 1 && s->groups == s->input_channels && s->groups == s->output_channels &&
+         s->kernel_height == 3 && s->kernel_width == 3 && s->dilation_height == 1 && s->dilation_width == 1;
+}
+
+// The row kernels of a 3x3 depthwise convolution (dilation 1; the *_dwconv3x3 functions of f32_ops.h and
+// qs8_ops.h) read one output row from three input rows: rows[i] is input row y * stride_height -
+// padding_top + i, or a row of padding values where that row is outside the image. This sets the 9 tap
+// pointers (tap i * 3 + j) of the output pixel whose first input column is ix = x * stride_width -
+// padding_left: rows[i] + (ix + j) * pixel_bytes, or `pad` (a pixel of padding values) where column ix + j
+// is outside [0, input_width).
+static inline void whittle_dwconv3x3_taps(const void* const* rows, const void* pad, size_t pixel_bytes,
+                                          size_t input_width, ptrdiff_t ix, const void** taps) {
+  WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
+    const ptrdiff_t column = ix + (ptrdiff_t)j;
+    const bool inside = column >= 0 && column < (ptrdiff_t)input_width;
+    WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
+      taps[i * 3 + j] = inside ? (const unsigned char*)rows[i] + (size_t)column * pixel_bytes : pad;
+    }
+  }
+}
+
 // The kernel taps [*first, *last) of one output coordinate that land inside the input (the others read
 // padding). Every format's driver walks these.
 static inline void whittle_conv2d_valid_taps(size_t output_index, size_t stride, size_t padding,

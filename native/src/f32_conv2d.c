@@ -13,6 +13,7 @@ struct f32_conv2d_op {
   whittle_conv2d_shape shape;
   size_t output_height, output_width, cin_g, cout_g, k;
   bool depthwise;  // groups == input_channels == output_channels
+  bool dw3x3;      // depthwise 3x3, dilation 1: one row kernel call per output row (fn_3x3)
   bool direct;     // 1x1, stride 1, no padding: the GEMM reads input rows in place
   float min, max;
   const f32_gemm_ukernel* gemm;
@@ -61,7 +62,9 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
     const size_t channels = shape->output_channels;
     const size_t blocks = round_up(channels, cb) / cb;
     op->packed = calloc(blocks * cb * (taps + 1), sizeof(float));
-    op->zero = calloc(channels, sizeof(float));
+    op->dw3x3 = whittle_conv2d_is_dw3x3(shape);
+    // The 3x3 row kernel reads a whole zero row for rows outside the image.
+    op->zero = calloc(op->dw3x3 ? shape->input_width * channels : channels, sizeof(float));
     if (op->packed == NULL || op->zero == NULL) goto fail;
     float* p = op->packed;
     for (size_t b = 0; b < blocks; b++) {
@@ -153,7 +156,7 @@ void f32_conv2d_destroy(f32_conv2d_op* op) {
 }
 
 const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
-  if (op->depthwise) return op->dwconv->name;
+  if (op->depthwise) return op->dw3x3 ? op->dwconv->name_3x3 : op->dwconv->name;
   return op->igemm != NULL ? op->igemm->name : op->gemm->name;
 }
 
@@ -235,6 +238,26 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
   }
 }
 
+// Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
+static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
+  const f32_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t row_floats = s->input_width * s->input_channels;
+  for (size_t r = begin; r < end; r++) {
+    const size_t n = r / op->output_height, y = r % op->output_height;
+    const float* image = op->input + n * s->input_height * row_floats;
+    const float* rows[3];
+    for (size_t i = 0; i < 3; i++) {
+      const ptrdiff_t iy = (ptrdiff_t)(y * s->stride_height + i) - (ptrdiff_t)s->padding_top;
+      rows[i] = iy >= 0 && iy < (ptrdiff_t)s->input_height ? image + (size_t)iy * row_floats : op->zero;
+    }
+    op->dwconv->fn_3x3(s->output_channels, op->output_width, rows, s->input_width, s->stride_width,
+                       s->padding_left, op->zero, op->packed,
+                       op->output + r * op->output_width * s->output_channels, op->min, op->max);
+  }
+}
+
 bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
@@ -248,7 +271,12 @@ bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittl
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;
-  if (op->depthwise) {
+  if (op->dw3x3) {
+    const double work = (double)s->output_channels * 9.0 * (double)op->output_width;
+    const size_t output_rows = op->shape.batch * op->output_height;
+    whittle_threadpool_parallelize(pool, dwconv3x3_task, op, output_rows,
+                                   whittle_threadpool_granularity(1, work, output_rows));
+  } else if (op->depthwise) {
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
     whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
                                    whittle_threadpool_granularity(1, work, rows));

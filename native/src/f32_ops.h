@@ -43,6 +43,15 @@ typedef void (*f32_igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const floa
 typedef void (*f32_dwconv_ukernel_fn)(size_t channels, size_t taps, const float* const* input,
                                       const float* packed_w, float* output, float min, float max);
 
+// One output row of a 3x3 depthwise convolution (dilation 1, the same packing as f32_dwconv_ukernel_fn with
+// taps = 9): output[x][c] = clamp(bias[c] + sum_t tap_t(x)[c] * w[t][c], min, max) for x < output_width,
+// c < channels, with the tap pointers of whittle_dwconv3x3_taps (rows[3], `pad` = `channels` zeros). Each
+// block of CB channels keeps its 9 weight vectors in registers across the row.
+typedef void (*f32_dwconv3x3_ukernel_fn)(size_t channels, size_t output_width, const float* const* rows,
+                                         size_t input_width, size_t stride, size_t padding_left,
+                                         const float* pad, const float* packed_w, float* output, float min,
+                                         float max);
+
 typedef struct f32_gemm_ukernel {
   const char* name;
   whittle_isa isa;
@@ -65,6 +74,9 @@ typedef struct f32_dwconv_ukernel {
   whittle_isa isa;
   f32_dwconv_ukernel_fn fn;
   uint8_t cb;
+  // The 3x3 row kernel with the same packing (every entry has one), and its name.
+  f32_dwconv3x3_ukernel_fn fn_3x3;
+  const char* name_3x3;
 } f32_dwconv_ukernel;
 
 // Element-wise and pooling kernels of one ISA, built from one portable source per ISA (f32_simple_impl.h)

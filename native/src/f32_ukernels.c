@@ -15,11 +15,16 @@
 #define DECLARE_DWCONV(name)                                                                        \
   void name(size_t channels, size_t taps, const float* const* input, const float* w, float* output, \
             float min, float max)
+#define DECLARE_DWCONV3X3(name)                                                                             \
+  void name(size_t channels, size_t output_width, const float* const* rows, size_t input_width,             \
+            size_t stride, size_t padding_left, const float* pad, const float* w, float* output, float min, \
+            float max)
 
 DECLARE_GEMM(f32_gemm_minmax_ukernel_4x4__scalar);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_4x4__scalar);
 DECLARE_PPMM(f32_ppmm_ukernel_4x8__scalar);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c4__scalar);
+DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c4__scalar);
 extern const f32_simple_ukernels f32_simple_ukernels__scalar;
 #if defined(__x86_64__)
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x16__avx2);
@@ -32,6 +37,8 @@ DECLARE_PPMM(f32_ppmm_ukernel_6x16__avx2);
 DECLARE_PPMM(f32_ppmm_ukernel_6x32__avx512);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c16__avx2);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c32__avx512);
+DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c16__avx2);
+DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c32__avx512);
 extern const f32_simple_ukernels f32_simple_ukernels__avx2;
 extern const f32_simple_ukernels f32_simple_ukernels__avx512;
 #endif
@@ -41,6 +48,7 @@ DECLARE_GEMM(f32_gemm_minmax_ukernel_4x8__neon);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_4x8__neon);
 DECLARE_PPMM(f32_ppmm_ukernel_4x8__neon);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c8__neon);
+DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c8__neon);
 extern const f32_simple_ukernels f32_simple_ukernels__neon;
 #endif
 
@@ -51,8 +59,9 @@ extern const f32_simple_ukernels f32_simple_ukernels__neon;
   { #name, isa, name, mr, nr }
 #define PPMM(name, isa, mr, nr) \
   { #name, isa, name, mr, nr }
-#define DWCONV(name, isa, cb) \
-  { #name, isa, name, cb }
+// fn_3x3: the 3x3 row kernel with the same packing.
+#define DWCONV(name, isa, cb, fn_3x3) \
+  { #name, isa, name, cb, fn_3x3, #fn_3x3 }
 
 const f32_gemm_ukernel f32_gemm_ukernels[] = {
 #if defined(__x86_64__)
@@ -94,13 +103,15 @@ const size_t f32_ppmm_ukernel_count = sizeof(f32_ppmm_ukernels) / sizeof(f32_ppm
 
 const f32_dwconv_ukernel f32_dwconv_ukernels[] = {
 #if defined(__x86_64__)
-    DWCONV(f32_dwconv_minmax_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32),
-    DWCONV(f32_dwconv_minmax_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16),
+    DWCONV(f32_dwconv_minmax_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32,
+           f32_dwconv3x3_minmax_ukernel_c32__avx512),
+    DWCONV(f32_dwconv_minmax_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16, f32_dwconv3x3_minmax_ukernel_c16__avx2),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    DWCONV(f32_dwconv_minmax_ukernel_c8__neon, WHITTLE_ISA_NEON, 8),
+    DWCONV(f32_dwconv_minmax_ukernel_c8__neon, WHITTLE_ISA_NEON, 8, f32_dwconv3x3_minmax_ukernel_c8__neon),
 #endif
-    DWCONV(f32_dwconv_minmax_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4),
+    DWCONV(f32_dwconv_minmax_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4,
+           f32_dwconv3x3_minmax_ukernel_c4__scalar),
 };
 const size_t f32_dwconv_ukernel_count = sizeof(f32_dwconv_ukernels) / sizeof(f32_dwconv_ukernels[0]);
 

@@ -50,6 +50,18 @@ static inline float whittle_clamp_f32(float value, float output_min, float outpu
   return value > output_max ? output_max : value;
 }
 
+// Full unrolling of a short constant loop, so that arrays indexed by its counter (a kernel's weight
+// vectors) live in registers.
+#if defined(__clang__) || defined(__GNUC__)
+#define WHITTLE_UNROLL3 _Pragma("GCC unroll 3")
+#define WHITTLE_UNROLL4 _Pragma("GCC unroll 4")
+#define WHITTLE_UNROLL9 _Pragma("GCC unroll 9")
+#else
+#define WHITTLE_UNROLL3
+#define WHITTLE_UNROLL4
+#define WHITTLE_UNROLL9
+#endif
+
 // `list` is an array (not a pointer) of a struct with a field `isa`.
 #define WHITTLE_KERNEL_LIST_SELECT(type, list, count, level) \
   ((const type*)whittle_kernel_list_select((list), (count), sizeof(type), offsetof(type, isa), (level)))

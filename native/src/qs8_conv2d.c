@@ -17,10 +17,12 @@ struct qs8_conv2d_op {
   whittle_conv2d_shape shape;
   size_t output_height, output_width, cin_g, cout_g, k, kc;
   bool depthwise;
+  bool dw3x3;  // depthwise 3x3, dilation 1: one row kernel call per output row (fn_3x3)
   qs8_gemmlowp_params params;
   uint8_t a_xor;     // raw input byte -> kernel domain
   uint8_t pad_byte;  // the input zero point in the kernel domain
   const qs8_gemm_ukernel* gemm;
+  const qs8_gemv_ukernel* gemv;    // a layer of one output row (batch-1 fully-connected), or NULL
   const qs8_igemm_ukernel* igemm;  // set: the indirect GEMM path
   const qs8_dwconv_ukernel* dwconv;
   // Indirect GEMM: the padded images (with QS8_IGEMM_SLACK bytes after them for the kernels' reads past a
@@ -75,6 +77,16 @@ static void write_header(unsigned char* block, size_t nr, size_t n, int32_t bias
   p[nr + n] = multiplier;
   p[2 * nr + n] = shift > 0 ? shift : 0;
   p[3 * nr + n] = shift > 0 ? 0 : -shift;
+}
+
+// A layer of one output row (a batch-1 fully-connected layer, or a 1x1 conv of one pixel) on a GEMV
+// kernel at least as specific as the GEMM kernel `level` picks (qs8_gemv_ukernel_select).
+static bool is_gemv(const whittle_conv2d_shape* s, whittle_isa level) {
+  const bool one_row = s->groups == 1 && s->batch == 1 && s->input_height == 1 && s->input_width == 1 &&
+                       s->kernel_height == 1 && s->kernel_width == 1 && s->padding_top == 0 &&
+                       s->padding_left == 0 && s->padding_bottom == 0 && s->padding_right == 0;
+  return one_row &&
+         whittle_isa_allows(qs8_gemv_ukernel_select(level)->isa, qs8_gemm_ukernel_select(level)->isa);
 }
 
 // The operator for checked arguments; output_offset is added to the output zero point of the kernels'
@@ -166,9 +178,12 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
     const size_t block_bytes = cb * 4 * sizeof(int32_t) + taps * cb;
     const size_t blocks = round_up(channels, cb) / cb;
     op->packed = calloc(blocks, block_bytes);
-    op->zero = malloc(channels);
+    op->dw3x3 = whittle_conv2d_is_dw3x3(shape);
+    // The 3x3 row kernel reads a whole row of zero points for rows outside the image.
+    const size_t zero_bytes = op->dw3x3 ? shape->input_width * channels : channels;
+    op->zero = malloc(zero_bytes);
     if (op->packed == NULL || op->zero == NULL) goto fail;
-    memset(op->zero, (int)(uint8_t)q->input_zero_point, channels);
+    memset(op->zero, (int)(uint8_t)q->input_zero_point, zero_bytes);
     for (size_t b = 0; b < blocks; b++) {
       unsigned char* block = op->packed + b * block_bytes;
       int8_t* w = (int8_t*)(block + cb * 4 * sizeof(int32_t));
@@ -185,6 +200,28 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
       }
     }
     op->scratch_bytes_per_thread = round_up(taps * sizeof(const int8_t*), 64);
+  } else if (is_gemv(shape, level)) {
+    op->gemv = qs8_gemv_ukernel_select(level);
+    const size_t channels = shape->output_channels;
+    op->kc = round_up(op->k, op->gemv->kr);
+    const int32_t zero_point_kernel = zero_point_s8 + (op->gemv->a_unsigned ? 128 : 0);
+    op->a_xor = (q->unsigned_activations != op->gemv->a_unsigned) ? 0x80 : 0;
+    const size_t block_bytes = 16 * 4 * sizeof(int32_t) + 16 * op->kc;
+    op->packed = calloc(round_up(channels, 16) / 16, block_bytes);
+    if (op->packed == NULL) goto fail;
+    for (size_t o = 0; o < channels; o++) {
+      unsigned char* block = op->packed + o / 16 * block_bytes;
+      int8_t* w = (int8_t*)(block + 16 * 4 * sizeof(int32_t)) + o % 16 * op->kc;
+      int32_t sum = 0;
+      for (size_t kk = 0; kk < op->k; kk++) {
+        w[kk] = weights[o * op->k + kk];
+        sum += w[kk];
+      }
+      write_header(block, 16, o % 16, bias != NULL ? bias[o] : 0, sum, zero_point_kernel, multipliers[o],
+                   shifts[o]);
+    }
+    // The GEMV kernels read the input in place: input_flip maps it to the kernel's domain.
+    op->params.input_flip = op->a_xor;
   } else {
     // kxk convs of one group read their taps in place when the padded images and offsets fit their limits.
     const bool one_by_one = shape->kernel_height == 1 && shape->kernel_width == 1;
@@ -273,7 +310,8 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
 }
 
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
-  if (op->depthwise) return op->dwconv->name;
+  if (op->gemv != NULL) return op->gemv->name;
+  if (op->depthwise) return op->dw3x3 ? op->dwconv->name_3x3 : op->dwconv->name;
   return op->igemm != NULL ? op->igemm->name : op->gemm->name;
 }
 
@@ -353,6 +391,36 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
   }
 }
 
+// Blocks [begin, end) of 16 output channels of a one-row layer.
+static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
+  const qs8_conv2d_op* op = context;
+  const size_t channels = op->shape.output_channels;
+  const size_t block_bytes = 16 * 4 * sizeof(int32_t) + 16 * op->kc;
+  const size_t n0 = begin * 16, n1 = end * 16 < channels ? end * 16 : channels;
+  op->gemv->fn(n1 - n0, op->k, op->input, op->packed + begin * block_bytes, op->output + n0, &op->params);
+}
+
+// Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
+static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
+  (void)thread;
+  const qs8_conv2d_op* op = context;
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t row_bytes = s->input_width * s->input_channels;
+  for (size_t r = begin; r < end; r++) {
+    const size_t n = r / op->output_height, y = r % op->output_height;
+    const int8_t* image = op->input + n * s->input_height * row_bytes;
+    const int8_t* rows[3];
+    for (size_t i = 0; i < 3; i++) {
+      const ptrdiff_t iy = (ptrdiff_t)(y * s->stride_height + i) - (ptrdiff_t)s->padding_top;
+      rows[i] = iy >= 0 && iy < (ptrdiff_t)s->input_height ? image + (size_t)iy * row_bytes : op->zero;
+    }
+    op->dwconv->fn_3x3(s->output_channels, op->output_width, rows, s->input_width, s->stride_width,
+                       s->padding_left, op->zero, op->packed,
+                       op->output + r * op->output_width * s->output_channels, &op->params);
+  }
+}
+
 bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
@@ -366,7 +434,16 @@ bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;
-  if (op->depthwise) {
+  if (op->gemv != NULL) {
+    const size_t blocks = round_up(s->output_channels, 16) / 16;
+    whittle_threadpool_parallelize(pool, gemv_task, op, blocks,
+                                   whittle_threadpool_granularity(1, 16.0 * (double)op->k, blocks));
+  } else if (op->dw3x3) {
+    const double work = (double)s->output_channels * 9.0 * (double)op->output_width;
+    const size_t output_rows = op->shape.batch * op->output_height;
+    whittle_threadpool_parallelize(pool, dwconv3x3_task, op, output_rows,
+                                   whittle_threadpool_granularity(1, work, output_rows));
+  } else if (op->depthwise) {
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
     whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
                                    whittle_threadpool_granularity(1, work, rows));

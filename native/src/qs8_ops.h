@@ -74,6 +74,16 @@ typedef void (*qs8_dwconv_ukernel_fn)(size_t channels, size_t taps, const int8_t
                                       const void* packed_w, int8_t* output,
                                       const qs8_gemmlowp_params* params);
 
+// One output row of a 3x3 depthwise convolution (dilation 1, the same packing as qs8_dwconv_ukernel_fn with
+// taps = 9): output[x][c] = output stage of (bias'[c] + sum_t (tap_t(x)[c] ^ input_flip) * w[t][c]) for
+// x < output_width, c < channels, with the tap pointers of whittle_dwconv3x3_taps (rows[3]; `pad`: the
+// input zero point in `channels` bytes). Each block of CB channels keeps its weights in registers across the
+// row.
+typedef void (*qs8_dwconv3x3_ukernel_fn)(size_t channels, size_t output_width, const int8_t* const* rows,
+                                         size_t input_width, size_t stride, size_t padding_left,
+                                         const int8_t* pad, const void* packed_w, int8_t* output,
+                                         const qs8_gemmlowp_params* params);
+
 typedef struct qs8_gemm_ukernel {
   const char* name;
   whittle_isa isa;
@@ -84,6 +94,22 @@ typedef struct qs8_gemm_ukernel {
   // batch 1, and the last rows of a conv) without computing MR rows.
   qs8_gemm_ukernel_fn fn_1;
 } qs8_gemm_ukernel;
+
+// Batch-1 fully-connected (GEMV): c[n] = output stage of (bias'[n] + sum_k (a[k] ^ input_flip) * w[n][k])
+// for n < nc, k < kc. The kernel reads the k input bytes in place; input_flip maps them to the kernel's
+// domain (uint8 for a_unsigned kernels, as for GEMM). packed_w: per block of 16 output channels (4-byte
+// aligned), the header of a GEMM block with NR = 16 (bias', multiplier, left and right shift), then int8
+// w[16][kc] with kc = k rounded up to kr, one row per output channel (zero past k, rows past nc zero).
+typedef void (*qs8_gemv_ukernel_fn)(size_t nc, size_t k, const int8_t* a, const void* packed_w, int8_t* c,
+                                    const qs8_gemmlowp_params* params);
+
+typedef struct qs8_gemv_ukernel {
+  const char* name;
+  whittle_isa isa;
+  qs8_gemv_ukernel_fn fn;
+  uint8_t kr;
+  bool a_unsigned;
+} qs8_gemv_ukernel;
 
 typedef struct qs8_igemm_ukernel {
   const char* name;
@@ -102,6 +128,9 @@ typedef struct qs8_dwconv_ukernel {
   whittle_isa isa;
   qs8_dwconv_ukernel_fn fn;
   uint8_t cb;
+  // The 3x3 row kernel with the same packing (every entry has one), and its name.
+  qs8_dwconv3x3_ukernel_fn fn_3x3;
+  const char* name_3x3;
 } qs8_dwconv_ukernel;
 
 // TFLite-style quantized add: each input is rescaled to a common 2^-20 grid by its own multiplier, summed,
@@ -116,6 +145,33 @@ typedef struct qs8_add_params {
 
 #define QS8_ADD_LEFT_SHIFT 20
 
+// Global average pool from one quantization to another (per tensor), requantized in the kernel:
+//   out[n][c] = clamp(output_zero_point + gemmlowp(sum_p (x[n][p][c] - input_zero_point), multiplier, shift),
+//                     output_min, output_max)
+// with (multiplier, shift) the Q31 form of input_scale / (output_scale * pixels) (the runtime's
+// quantizeMultiplier). Raw domain of the dtype (as qs8_activation_quantization); the int32 sum is exact
+// for pixels <= QS8_GLOBAL_AVGPOOL_MAX_PIXELS.
+typedef struct qs8_global_avgpool_params {
+  bool unsigned_activations;
+  int32_t input_zero_point;
+  int32_t multiplier, shift;
+  int32_t output_zero_point, output_min, output_max;
+} qs8_global_avgpool_params;
+
+#define QS8_GLOBAL_AVGPOOL_MAX_PIXELS ((size_t)1 << 23)
+
+// Quantization of fp32 values (ONNX QuantizeLinear) and back (DequantizeLinear), per tensor or per channel:
+// element i of [outer][channels][inner] belongs to channel (i / inner) % channels (per tensor: channels 1).
+//   quantize:   y = clamp(round_half_even((double)x / scale[c]) + zero_point[c], lo, hi), NaN -> 0
+//   dequantize: y = (float)((double)(x - zero_point[c]) * scale[c])
+// in double precision, as the runtime's reference ops compute them, so both give the same bits.
+typedef struct qs8_quantization_layout {
+  size_t outer, channels, inner;
+  const double* scales;        // [channels]
+  const int32_t* zero_points;  // [channels], raw domain of the dtype
+  bool unsigned_values;        // uint8 (else int8)
+} qs8_quantization_layout;
+
 typedef struct qs8_simple_ukernels {
   const char* name;
   // y = clamp(x, min, max), raw domain (ReLU/ReLU6 in int8 are this clamp)
@@ -126,6 +182,10 @@ typedef struct qs8_simple_ukernels {
                   bool unsigned_activations, int32_t min, int32_t max);
   void (*avgpool)(const whittle_pool2d_shape* shape, const void* input, void* output,
                   bool unsigned_activations, int32_t min, int32_t max);
+  void (*global_avgpool_requant)(size_t batch, size_t pixels, size_t channels, const void* input,
+                                 void* output, const qs8_global_avgpool_params* params);
+  void (*quantize)(const qs8_quantization_layout* layout, const float* input, void* output);
+  void (*dequantize)(const qs8_quantization_layout* layout, const void* input, float* output);
 } qs8_simple_ukernels;
 
 extern const qs8_gemm_ukernel qs8_gemm_ukernels[];
@@ -135,7 +195,13 @@ extern const size_t qs8_igemm_ukernel_count;
 extern const qs8_dwconv_ukernel qs8_dwconv_ukernels[];
 extern const size_t qs8_dwconv_ukernel_count;
 
+extern const qs8_gemv_ukernel qs8_gemv_ukernels[];
+extern const size_t qs8_gemv_ukernel_count;
+
 const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level);
+// A fully-connected operator with one row runs the GEMV entry when that entry's ISA is at least the GEMM
+// kernel's (same ladder); otherwise (no GEMV kernel for the ISA) the GEMM kernel's 1-row variant.
+const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level);
 const qs8_igemm_ukernel* qs8_igemm_ukernel_select(whittle_isa level);
 const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level);
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level);
@@ -156,6 +222,10 @@ void qs8_avgpool__reference(const whittle_pool2d_shape* shape, const void* input
                             bool unsigned_activations, int32_t min, int32_t max);
 void qs8_global_avgpool__reference(size_t batch, size_t pixels, size_t channels, const void* input,
                                    void* output, bool unsigned_activations, int32_t min, int32_t max);
+void qs8_global_avgpool_requant__reference(size_t batch, size_t pixels, size_t channels, const void* input,
+                                           void* output, const qs8_global_avgpool_params* params);
+void qs8_quantize__reference(const qs8_quantization_layout* layout, const float* input, void* output);
+void qs8_dequantize__reference(const qs8_quantization_layout* layout, const void* input, float* output);
 void qs8_add__reference(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params);
 void qs8_clamp__reference(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min,
                           int32_t max);
@@ -200,6 +270,12 @@ void qs8_avgpool(const whittle_pool2d_shape* shape, const void* input, void* out
                  bool unsigned_activations, int32_t min, int32_t max, whittle_isa level);
 void qs8_global_avgpool(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
                         bool unsigned_activations, int32_t min, int32_t max, whittle_isa level);
+// The caller checks pixels <= QS8_GLOBAL_AVGPOOL_MAX_PIXELS and the shift range.
+void qs8_global_avgpool_requant(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
+                                const qs8_global_avgpool_params* params, whittle_isa level);
+void qs8_quantize(const qs8_quantization_layout* layout, const float* input, void* output, whittle_isa level);
+void qs8_dequantize(const qs8_quantization_layout* layout, const void* input, float* output,
+                    whittle_isa level);
 void qs8_add(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params,
              whittle_isa level);
 void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min, int32_t max,

@@ -140,6 +140,39 @@ void qs8_global_avgpool__reference(size_t batch, size_t pixels, size_t channels,
   pool__reference(&s, input, output, u, min, max, true);
 }
 
+void qs8_global_avgpool_requant__reference(size_t batch, size_t pixels, size_t channels, const void* input,
+                                           void* output, const qs8_global_avgpool_params* p) {
+  const bool u = p->unsigned_activations;
+  for (size_t n = 0; n < batch; n++) {
+    for (size_t c = 0; c < channels; c++) {
+      int32_t sum = 0;
+      for (size_t i = 0; i < pixels; i++)
+        sum += load(input, (n * pixels + i) * channels + c, u) - p->input_zero_point;
+      const int64_t v = (int64_t)qs8_requantize_gemmlowp(sum, p->multiplier, p->shift) + p->output_zero_point;
+      store(output, n * channels + c, clamp32(v, p->output_min, p->output_max), u);
+    }
+  }
+}
+
+void qs8_quantize__reference(const qs8_quantization_layout* l, const float* input, void* output) {
+  const double lo = l->unsigned_values ? 0 : -128, hi = l->unsigned_values ? 255 : 127;
+  const size_t n = l->outer * l->channels * l->inner;
+  for (size_t i = 0; i < n; i++) {
+    const size_t c = i / l->inner % l->channels;
+    const double v = rint((double)input[i] / l->scales[c]) + l->zero_points[c];
+    const int32_t q = isnan(v) ? 0 : (int32_t)(v < lo ? lo : v > hi ? hi : v);
+    store(output, i, q, l->unsigned_values);
+  }
+}
+
+void qs8_dequantize__reference(const qs8_quantization_layout* l, const void* input, float* output) {
+  const size_t n = l->outer * l->channels * l->inner;
+  for (size_t i = 0; i < n; i++) {
+    const size_t c = i / l->inner % l->channels;
+    output[i] = (float)((double)(load(input, i, l->unsigned_values) - l->zero_points[c]) * l->scales[c]);
+  }
+}
+
 void qs8_add__reference(size_t n, const void* a, const void* b, void* output, const qs8_add_params* p) {
   const bool u = p->unsigned_activations;
   for (size_t i = 0; i < n; i++) {

@@ -147,10 +147,96 @@ void WHITTLE_FN(qs8_avgpool_minmax_ukernel__)(const whittle_pool2d_shape* s, con
   }
 }
 
+// Per channel chunk: the int32 sums over the pixels (unit-stride rows, vectorized), then the output stage.
+WHITTLE_INLINE void WHITTLE_FN(global_avgpool_requant_)(size_t batch, size_t pixels, size_t channels,
+                                                        const void* input, void* output,
+                                                        const qs8_global_avgpool_params* p, bool u) {
+  int32_t acc[WHITTLE_POOL_CHUNK];
+  const int32_t offset = (int32_t)pixels * p->input_zero_point;
+  for (size_t n = 0; n < batch; n++) {
+    for (size_t c0 = 0; c0 < channels; c0 += WHITTLE_POOL_CHUNK) {
+      const size_t cn = channels - c0 < WHITTLE_POOL_CHUNK ? channels - c0 : WHITTLE_POOL_CHUNK;
+      for (size_t c = 0; c < cn; c++) acc[c] = -offset;
+      for (size_t i = 0; i < pixels; i++) {
+        const size_t base = (n * pixels + i) * channels + c0;
+        for (size_t c = 0; c < cn; c++) acc[c] += WHITTLE_FN(load_)(input, base + c, u);
+      }
+      for (size_t c = 0; c < cn; c++) {
+        int32_t v = qs8_requantize_gemmlowp(acc[c], p->multiplier, p->shift);
+        // Clamped to [min - zp, max - zp] before the zero point is added: no overflow (qs8_requantize.h).
+        const int32_t lo = p->output_min - p->output_zero_point, hi = p->output_max - p->output_zero_point;
+        v = v < lo ? lo : v > hi ? hi : v;
+        WHITTLE_FN(store_)(output, n * channels + c0 + c, v + p->output_zero_point, u);
+      }
+    }
+  }
+}
+
+void WHITTLE_FN(qs8_global_avgpool_requant_ukernel__)(size_t batch, size_t pixels, size_t channels,
+                                                      const void* input, void* output,
+                                                      const qs8_global_avgpool_params* p) {
+  if (p->unsigned_activations) {
+    WHITTLE_FN(global_avgpool_requant_)(batch, pixels, channels, input, output, p, true);
+  } else {
+    WHITTLE_FN(global_avgpool_requant_)(batch, pixels, channels, input, output, p, false);
+  }
+}
+
+// One channel's run of `inner` values: the division and the rounding in double precision, as the reference.
+WHITTLE_INLINE void WHITTLE_FN(quantize_run_)(size_t n, const float* restrict x, void* restrict y,
+                                              double scale, double zero_point, bool u) {
+  const double lo = u ? 0.0 : -128.0, hi = u ? 255.0 : 127.0;
+  for (size_t i = 0; i < n; i++) {
+    double v = __builtin_rint((double)x[i] / scale) + zero_point;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    // NaN fails both comparisons above; the reference stores it as 0.
+    v = v == v ? v : 0.0;
+    WHITTLE_FN(store_)(y, i, (int32_t)v, u);
+  }
+}
+
+void WHITTLE_FN(qs8_quantize_ukernel__)(const qs8_quantization_layout* l, const float* input, void* output) {
+  for (size_t o = 0; o < l->outer; o++) {
+    for (size_t c = 0; c < l->channels; c++) {
+      const size_t at = (o * l->channels + c) * l->inner;
+      void* y = (unsigned char*)output + at;
+      if (l->unsigned_values) {
+        WHITTLE_FN(quantize_run_)(l->inner, input + at, y, l->scales[c], l->zero_points[c], true);
+      } else {
+        WHITTLE_FN(quantize_run_)(l->inner, input + at, y, l->scales[c], l->zero_points[c], false);
+      }
+    }
+  }
+}
+
+WHITTLE_INLINE void WHITTLE_FN(dequantize_run_)(size_t n, const void* restrict x, float* restrict y,
+                                                double scale, int32_t zero_point, bool u) {
+  for (size_t i = 0; i < n; i++) y[i] = (float)((double)(WHITTLE_FN(load_)(x, i, u) - zero_point) * scale);
+}
+
+void WHITTLE_FN(qs8_dequantize_ukernel__)(const qs8_quantization_layout* l, const void* input,
+                                          float* output) {
+  for (size_t o = 0; o < l->outer; o++) {
+    for (size_t c = 0; c < l->channels; c++) {
+      const size_t at = (o * l->channels + c) * l->inner;
+      const void* x = (const unsigned char*)input + at;
+      if (l->unsigned_values) {
+        WHITTLE_FN(dequantize_run_)(l->inner, x, output + at, l->scales[c], l->zero_points[c], true);
+      } else {
+        WHITTLE_FN(dequantize_run_)(l->inner, x, output + at, l->scales[c], l->zero_points[c], false);
+      }
+    }
+  }
+}
+
 const qs8_simple_ukernels WHITTLE_FN(qs8_simple_ukernels__) = {
     .name = "qs8_simple_ukernels__" WHITTLE_SUFFIX_NAME,
     .vclamp = WHITTLE_FN(qs8_vclamp_ukernel__),
     .vadd = WHITTLE_FN(qs8_vadd_minmax_gemmlowp_ukernel__),
     .maxpool = WHITTLE_FN(qs8_maxpool_minmax_ukernel__),
     .avgpool = WHITTLE_FN(qs8_avgpool_minmax_ukernel__),
+    .global_avgpool_requant = WHITTLE_FN(qs8_global_avgpool_requant_ukernel__),
+    .quantize = WHITTLE_FN(qs8_quantize_ukernel__),
+    .dequantize = WHITTLE_FN(qs8_dequantize_ukernel__),
 };

@@ -5,16 +5,25 @@
 #define DECLARE_GEMM(name)                                                                           \
   void name(size_t mr, size_t nc, size_t kc, const int8_t* a, size_t a_stride, const void* packed_w, \
             int8_t* c, size_t c_stride, const qs8_gemmlowp_params* params)
+#define DECLARE_GEMV(name)                                                          \
+  void name(size_t nc, size_t kc, const int8_t* a, const void* packed_w, int8_t* c, \
+            const qs8_gemmlowp_params* params)
 #define DECLARE_IGEMM(name)                                                                    \
   void name(size_t mr, size_t nc, size_t kc, const int8_t* const* a, const int32_t* k_offsets, \
             const void* packed_w, int8_t* c, size_t c_stride, const qs8_gemmlowp_params* params)
 #define DECLARE_DWCONV(name)                                                                                \
   void name(size_t channels, size_t taps, const int8_t* const* input, const void* packed_w, int8_t* output, \
             const qs8_gemmlowp_params* params)
+#define DECLARE_DWCONV3X3(name)                                                                          \
+  void name(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,         \
+            size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output, \
+            const qs8_gemmlowp_params* params)
 
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar);
+DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar);
 extern const qs8_simple_ukernels qs8_simple_ukernels__scalar;
 #if defined(__x86_64__)
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2);
@@ -23,11 +32,15 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
+DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512vnni);
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx2;
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx512;
 #endif
@@ -36,6 +49,7 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon);
+DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c8__neon);
 extern const qs8_simple_ukernels qs8_simple_ukernels__neon;
 #endif
 #if defined(__aarch64__)
@@ -50,8 +64,9 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1 }
 #define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment }
-#define DWCONV(name, isa, cb) \
-  { #name, isa, name, cb }
+// fn_3x3: the 3x3 row kernel with the same packing.
+#define DWCONV(name, isa, cb, fn_3x3) \
+  { #name, isa, name, cb, fn_3x3, #fn_3x3 }
 
 const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
 #if defined(__x86_64__)
@@ -74,6 +89,17 @@ const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
 };
 const size_t qs8_gemm_ukernel_count = sizeof(qs8_gemm_ukernels) / sizeof(qs8_gemm_ukernels[0]);
 
+#define GEMV(name, isa, kr, a_unsigned) \
+  { #name, isa, name, kr, a_unsigned }
+
+const qs8_gemv_ukernel qs8_gemv_ukernels[] = {
+#if defined(__x86_64__)
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni, WHITTLE_ISA_AVX512VNNI, 64, true),
+#endif
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar, WHITTLE_ISA_SCALAR, 64, false),
+};
+const size_t qs8_gemv_ukernel_count = sizeof(qs8_gemv_ukernels) / sizeof(qs8_gemv_ukernels[0]);
+
 // The same kernels as the GEMM list, reading A in place (qs8_igemm_ukernel_fn).
 const qs8_igemm_ukernel qs8_igemm_ukernels[] = {
 #if defined(__x86_64__)
@@ -93,13 +119,20 @@ const size_t qs8_igemm_ukernel_count = sizeof(qs8_igemm_ukernels) / sizeof(qs8_i
 
 const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
 #if defined(__x86_64__)
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32),
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16),
+    // VNNI speeds up only the 3x3 row kernel; the per-pixel kernel is the AVX-512 one.
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512VNNI, 32,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512vnni),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512, WHITTLE_ISA_AVX512, 32,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2, WHITTLE_ISA_AVX2, 16,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon, WHITTLE_ISA_NEON, 8),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon, WHITTLE_ISA_NEON, 8,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c8__neon),
 #endif
-    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4),
+    DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4,
+           qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar),
 };
 const size_t qs8_dwconv_ukernel_count = sizeof(qs8_dwconv_ukernels) / sizeof(qs8_dwconv_ukernels[0]);
 
@@ -121,6 +154,10 @@ static const simple_entry simple_entries[] = {
 
 const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(qs8_gemm_ukernel, qs8_gemm_ukernels, qs8_gemm_ukernel_count, level);
+}
+
+const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level) {
+  return WHITTLE_KERNEL_LIST_SELECT(qs8_gemv_ukernel, qs8_gemv_ukernels, qs8_gemv_ukernel_count, level);
 }
 
 const qs8_igemm_ukernel* qs8_igemm_ukernel_select(whittle_isa level) {
@@ -151,6 +188,21 @@ void qs8_global_avgpool(size_t batch, size_t pixels, size_t channels, const void
                         bool unsigned_activations, int32_t min, int32_t max, whittle_isa level) {
   const whittle_pool2d_shape shape = whittle_global_pool2d_shape(batch, pixels, channels);
   qs8_simple_ukernels_select(level)->avgpool(&shape, input, output, unsigned_activations, min, max);
+}
+
+void qs8_global_avgpool_requant(size_t batch, size_t pixels, size_t channels, const void* input, void* output,
+                                const qs8_global_avgpool_params* params, whittle_isa level) {
+  qs8_simple_ukernels_select(level)->global_avgpool_requant(batch, pixels, channels, input, output, params);
+}
+
+void qs8_quantize(const qs8_quantization_layout* layout, const float* input, void* output,
+                  whittle_isa level) {
+  qs8_simple_ukernels_select(level)->quantize(layout, input, output);
+}
+
+void qs8_dequantize(const qs8_quantization_layout* layout, const void* input, float* output,
+                    whittle_isa level) {
+  qs8_simple_ukernels_select(level)->dequantize(layout, input, output);
 }
 
 void qs8_add(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params,

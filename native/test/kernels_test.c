@@ -119,6 +119,10 @@ static const conv_case conv_cases[] = {
     CONV("pointwise stride 2", 1, 7, 7, 8, 9, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1),
     CONV("depthwise 3x3", 1, 7, 7, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 24),
     CONV("depthwise odd stride 2 batch 2", 2, 9, 9, 37, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 37),
+    // The 3x3 row kernels: channel tails of every block size, paddings wider than 1 and uneven, width 1.
+    CONV("depthwise 3x3 c130 stride 2 pad 2/0/1/2", 1, 6, 5, 130, 130, 3, 3, 2, 2, 1, 1, 2, 0, 1, 2, 130),
+    CONV("depthwise 3x3 c64 width 1 batch 2", 2, 5, 1, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64),
+    CONV("depthwise 3x3 c17 stride 1x2", 1, 7, 8, 17, 17, 3, 3, 1, 2, 1, 1, 2, 1, 0, 1, 17),
     CONV("depthwise 5x5 c40", 1, 8, 8, 40, 40, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 40),
     CONV("depthwise c3 no pad", 1, 4, 5, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
@@ -578,6 +582,87 @@ static void test_qs8_simple(whittle_isa level, bool u) {
     free(want);
     free(got);
   }
+  // Global average pool from one quantization to another: small and large multipliers (right and left
+  // shifts), output bounds inside the range (a fused ReLU), channel counts around the 256-channel chunk.
+  const size_t gap_requant_cases[][3] = {{1, 1, 1}, {2, 49, 37}, {1, 9, 512}, {3, 4, 300}, {1, 300, 17}};
+  for (size_t c = 0; c < sizeof(gap_requant_cases) / sizeof(gap_requant_cases[0]); c++) {
+    const size_t b = gap_requant_cases[c][0], px = gap_requant_cases[c][1], ch = gap_requant_cases[c][2];
+    int8_t* input = xmalloc(b * px * ch);
+    int8_t* want = xmalloc(b * ch);
+    int8_t* got = xmalloc(b * ch);
+    fill_bytes(input, b * px * ch);
+    for (int variant = 0; variant < 3; variant++) {
+      qs8_global_avgpool_params p;
+      p.unsigned_activations = u;
+      p.input_zero_point = rand_range(lo, hi);
+      p.output_zero_point = rand_range(lo, hi);
+      p.multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+      p.shift = variant == 0 ? rand_range(-12, -4) : variant == 1 ? rand_range(-31, 0) : rand_range(0, 6);
+      p.output_min = variant == 2 ? p.output_zero_point : lo;
+      p.output_max = hi;
+      qs8_global_avgpool_requant__reference(b, px, ch, input, want, &p);
+      qs8_global_avgpool_requant(b, px, ch, input, got, &p, level);
+      size_t where;
+      report(!first_difference(got, want, b * ch, &where),
+             "%s global_avgpool_requant %s %s case %zu variant %d", dtype, level_name, k->name, c, variant);
+    }
+    free(input);
+    free(want);
+    free(got);
+  }
+  // quantize / dequantize: per tensor and per channel (inner 1: NHWC channels; inner > 1: NCHW), with ties
+  // of the rounding (x / scale = k + 0.5), values past the range, infinities, NaN and a zero scale.
+  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}};
+  for (size_t c = 0; c < sizeof(layouts) / sizeof(layouts[0]); c++) {
+    const size_t n = layouts[c][0] * layouts[c][1] * layouts[c][2];
+    double scales[5];
+    int32_t zero_points[5];
+    for (size_t i = 0; i < layouts[c][1]; i++) {
+      scales[i] = i == 2 ? 0.0 : 0.5 / (double)(1 + rand_range(0, 7));
+      zero_points[i] = rand_range(lo, hi);
+    }
+    const qs8_quantization_layout layout = {layouts[c][0], layouts[c][1], layouts[c][2],
+                                            scales,        zero_points,   u};
+    float* x = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+      const size_t ch = i / layout.inner % layout.channels;
+      switch (rand_range(0, 9)) {
+        case 0:
+          x[i] = (float)((rand_range(-300, 300) + 0.5) * scales[ch]);  // a tie (exact in float)
+          break;
+        case 1:
+          x[i] = rand_range(0, 1) ? INFINITY : -INFINITY;
+          break;
+        case 2:
+          x[i] = NAN;
+          break;
+        case 3:
+          x[i] = (float)rand_range(-100000, 100000);
+          break;
+        default:
+          x[i] = (float)rand_range(-1000000, 1000000) * 1e-4f;
+      }
+    }
+    int8_t* want = xmalloc(n);
+    int8_t* got = xmalloc(n);
+    qs8_quantize__reference(&layout, x, want);
+    qs8_quantize(&layout, x, got, level);
+    size_t where;
+    report(!first_difference(got, want, n, &where), "%s quantize %s %s layout %zu", dtype, level_name,
+           k->name, c);
+    float* fwant = xmalloc(n * sizeof(float));
+    float* fgot = xmalloc(n * sizeof(float));
+    fill_bytes(want, n);
+    qs8_dequantize__reference(&layout, want, fwant);
+    qs8_dequantize(&layout, want, fgot, level);
+    report(memcmp(fwant, fgot, n * sizeof(float)) == 0, "%s dequantize %s %s layout %zu", dtype, level_name,
+           k->name, c);
+    free(x);
+    free(want);
+    free(got);
+    free(fwant);
+    free(fgot);
+  }
   const size_t lengths[] = {1, 7, 33, 1000};
   for (size_t c = 0; c < 4; c++) {
     const size_t n = lengths[c];
@@ -859,6 +944,8 @@ static void test_cpu(void) {
 
 static void run_level(whittle_isa level) {
   level_name = whittle_isa_name(level);
+  // Every level sees the same data, so a test added to one level leaves the data of the others unchanged.
+  rng_state = 0x9E3779B97F4A7C15ull;
   printf("== isa %s: f32 gemm %s, f32 dwconv %s, qs8 gemm %s, qs8 dwconv %s\n", level_name,
          f32_gemm_ukernel_select(level)->name, f32_dwconv_ukernel_select(level)->name,
          qs8_gemm_ukernel_select(level)->name, qs8_dwconv_ukernel_select(level)->name);
@@ -889,6 +976,16 @@ static void run_level(whittle_isa level) {
   const whittle_conv2d_shape long_k = {6, 1, 1, 1500, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
   test_qs8_conv("fc", &long_k, level, false, REQUANT_TYPICAL, true);
   test_qs8_conv("fc", &long_k, level, true, REQUANT_EXTREME, true);
+  // Batch 1 runs the int8 GEMV kernels: k below, at and past their 64-byte chunks and 128-byte steps, and
+  // channel counts around their blocks of 4 and 16.
+  const size_t gemv_cases[][2] = {{64, 16}, {128, 17}, {130, 37}, {400, 120}, {191, 3}, {1500, 40}};
+  for (size_t c = 0; c < sizeof(gemv_cases) / sizeof(gemv_cases[0]); c++) {
+    const whittle_conv2d_shape s = {1, 1, 1, gemv_cases[c][0], gemv_cases[c][1], 1, 1, 1, 1, 1, 1, 0, 0,
+                                    0, 0, 1};
+    test_qs8_conv("fc batch 1", &s, level, false, REQUANT_TYPICAL, true);
+    test_qs8_conv("fc batch 1", &s, level, true, REQUANT_TYPICAL, true);
+    test_qs8_conv("fc batch 1", &s, level, c % 2 == 0, REQUANT_EXTREME, true);
+  }
   test_fixed_point(level);
   test_f32_simple(level);
   test_qs8_simple(level, false);

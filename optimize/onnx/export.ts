@@ -374,6 +374,12 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
         break;
       }
       case 'global_avgpool':
+        if (specs[x]!.dtype !== 'f32') {
+          // int8: QDQ around the float pool, from the input's quantization to the output's.
+          const pooled = w.op('GlobalAveragePool', [toNchw(dequantize(x, `${node.name}_x`))]);
+          quantizeTo(w.op('Transpose', [pooled], [ints('perm', [0, 2, 3, 1])]), out, node.name);
+          break;
+        }
         w.node(
           'Transpose',
           [w.op('GlobalAveragePool', [toNchw(input(x))])],
@@ -381,6 +387,17 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
           [ints('perm', [0, 2, 3, 1])],
         );
         break;
+      case 'qadd': {
+        // QDQ around a float Add, clamped at the node's integer bounds in real units.
+        const sum = w.op('Add', [dequantize(x, `${node.name}_a`), dequantize(b1, `${node.name}_b`)]);
+        const yq = specs[out]!.quant!;
+        const toReal = (q: number): number => yq.scale[0]! * (q - yq.zeroPoint[0]!);
+        const [lo, hi] = specs[out]!.dtype === 'u8' ? [0, 255] : [-128, 127];
+        const low = min === -Infinity || min <= lo ? -Infinity : toReal(min);
+        const high = max === Infinity || max >= hi ? Infinity : toReal(max);
+        quantizeTo(clipFloat(sum, low, high), out, node.name);
+        break;
+      }
       case 'add':
       case 'mul':
       case 'matmul':

@@ -19,9 +19,13 @@
 //   requantization then writes straight into the shared scale, as TFLite does); any other input whose
 //   quantization differs is requantized (dequantize_linear + quantize_linear) to it;
 // - channel_shuffle (and transpose): byte moves, int8 in, int8 out with the input's quantization;
-// - global_avgpool, add: the runtime has no int8 form of either, so they run in fp32 between a
-//   dequantize_linear and (where an int8 layer reads the result) a quantize_linear. Both are cheap next to
-//   the convolutions around them (one pass over the activations).
+// - global_avgpool: int8 in, int8 out with its own calibrated range (the kernel requantizes the mean from
+//   the input's scale to the output's, agent/runtime ops global_avgpool);
+// - add (a residual connection): qadd, int8 in, int8 out, each input rescaled from its own quantization and
+//   the sum requantized to the output's calibrated range (TFLite's quantized add); an add that broadcasts,
+//   or that follows a softmax, stays fp32 between dequantize_linear and quantize_linear.
+// Other fp32-only ops (sigmoid, batch_norm...) are refused, since a graph full of float islands would not be
+// the int8 model the user asked for.
 //
 // Why min/max and not a percentile: every activation here is either the quantized input (exactly [0, 1]
 // for images scaled by 1/255), a ReLU output, or the logits. With 255 steps over the observed range the
@@ -45,11 +49,6 @@ import {
 
 export { type CalibrationSet, QuantizationError } from './calibrate.js';
 
-/** Ops with no int8 executor in the runtime that still have a place in an int8 model: they run in fp32 on
- * dequantized inputs. Other fp32-only ops (sigmoid, batch_norm…) are refused, since a graph full of float
- * islands would not be the int8 model the user asked for. */
-const FLOAT_ISLAND_OPS = ['global_avgpool', 'add'] as const;
-
 /** fp32 ops this pass can rewrite; anything else is refused, listed by node name. */
 export const QUANTIZABLE_OPS = [
   'conv2d',
@@ -63,7 +62,8 @@ export const QUANTIZABLE_OPS = [
   'channel_shuffle',
   'concat',
   'softmax',
-  ...FLOAT_ISLAND_OPS,
+  'global_avgpool',
+  'add',
 ] as const;
 
 export interface PtqOptions {
@@ -320,19 +320,10 @@ class Int8GraphWriter {
           this.writeConcat(node);
           break;
         case 'global_avgpool':
+          this.writeGlobalAvgPool(node);
+          break;
         case 'add':
-          // No int8 form in the runtime: fp32 on dequantized inputs; int8Of quantizes the result on demand
-          // with its calibrated range.
-          this.#floatTwin.set(
-            node.outputs[0]!,
-            this.builder.emit(
-              node.name,
-              node.op,
-              'f32',
-              node.inputs.map((i) => this.floatOf(i)),
-              node.attrs,
-            )[0]!,
-          );
+          this.writeAdd(node);
           break;
         case 'softmax':
           // No int8 softmax in the runtime: the logits are dequantized (10 values) and softmax runs in fp32.
@@ -398,6 +389,53 @@ class Int8GraphWriter {
     if (typeof node.attrs.max === 'number')
       attrs.max = quantizedBound(node.attrs.max, scale[0]!, zeroPoint[0]!);
     this.#int8Twin.set(node.outputs[0]!, this.builder.emit(node.name, 'clip', 'int8', [xq], attrs)[0]!);
+  }
+
+  /** An add of two tensors of one shape as qadd, from their int8 quantizations to the sum's calibrated one
+   * (a residual connection); fp32 on dequantized inputs where an input is fp32 only (after a softmax) or
+   * the shapes differ (broadcasting). */
+  private writeAdd(node: ManifestNode): void {
+    const [a, b] = node.inputs as [number, number];
+    const y = node.outputs[0]!;
+    const int8 = (t: number) => this.#int8Twin.has(t) || !this.#floatTwin.has(t);
+    const shape = (t: number) => this.manifest.tensors[t]!.shape.join(',');
+    if (int8(a) && int8(b) && shape(a) === shape(b)) {
+      const quant = this.activationQuant(y, node.name);
+      const inputs = [this.int8Of(a, node.name), this.int8Of(b, node.name)];
+      this.#int8Twin.set(
+        y,
+        this.builder.emit(node.name, 'qadd', 'int8', inputs, {}, [{ dtype: 'i8', quant }])[0]!,
+      );
+    } else {
+      this.#floatTwin.set(
+        y,
+        this.builder.emit(node.name, 'add', 'f32', [this.floatOf(a), this.floatOf(b)], node.attrs)[0]!,
+      );
+    }
+  }
+
+  /** The global average pool from the input's int8 quantization to its output's calibrated one (the kernel
+   * requantizes); fp32 after a softmax, as the layout ops. */
+  private writeGlobalAvgPool(node: ManifestNode): void {
+    const x = node.inputs[0]!;
+    const y = node.outputs[0]!;
+    if (this.#int8Twin.has(x) || !this.#floatTwin.has(x)) {
+      const quant = this.activationQuant(y, node.name);
+      const [yq] = this.builder.emit(
+        node.name,
+        'global_avgpool',
+        'int8',
+        [this.int8Of(x, node.name)],
+        node.attrs,
+        [{ dtype: 'i8', quant }],
+      );
+      this.#int8Twin.set(y, yq!);
+    } else {
+      this.#floatTwin.set(
+        y,
+        this.builder.emit(node.name, 'global_avgpool', 'f32', [this.floatOf(x)], node.attrs)[0]!,
+      );
+    }
   }
 
   /** Layout and selection ops keep the input's quantization; they stay fp32 after a softmax. */

@@ -12,6 +12,8 @@ import {
   checkTargets,
   formatKernelTable,
   kernelsCommand,
+  positiveInteger,
+  positiveIntegers,
   runKernelBench,
 } from '../../bench/kernels.js';
 import { FORMATS } from '../../bench/peak.js';
@@ -172,6 +174,16 @@ describe('bench kernels', () => {
     await assert.rejects(kernelsCommand(['--threads', '0']), BenchArgumentError);
     await assert.rejects(kernelsCommand(['--rounds', 'many']), BenchArgumentError);
     await assert.rejects(kernelsCommand(['--shapes', '/nonexistent/shapes.json']), ShapesFileError);
+  });
+
+  test('counts take their own range: rounds beyond 64 (the default is 151), thread lists at most 64', () => {
+    assert.equal(positiveInteger(undefined, 151, '--rounds'), 151);
+    assert.equal(positiveInteger('500', 151, '--rounds'), 500);
+    for (const bad of ['0', '-3', '2.5', 'many', '', '4,5'])
+      assert.throws(() => positiveInteger(bad, 151, '--rounds'), BenchArgumentError, bad);
+    assert.deepEqual(positiveIntegers('1,2', '--threads'), [1, 2]);
+    for (const bad of ['65', '1,,2', '1,x'])
+      assert.throws(() => positiveIntegers(bad, '--threads'), BenchArgumentError, bad);
   });
 
   test('the CLI answers a bad flag with one line and exit code 2, not a stack trace', () => {

@@ -17,9 +17,12 @@ import {
   createConv2dInt8,
   createFullyConnectedF32,
   createFullyConnectedInt8,
+  dequantizeLinear,
   globalAvgPool,
+  globalAvgPoolInt8,
   maxPool2d,
   type PackedLayer,
+  quantizeLinear,
   setThreads,
   softmaxF32,
   softmaxInt8,
@@ -279,6 +282,42 @@ function runStateless(): void {
     globalAvgPool({ batch: 2, pixels: 63, channels: 19, input, output: gapOut });
     globalAvgPool({ batch: 2, pixels: 63, channels: 19, input, output: gapWant, reference: true });
     compare(`globalAvgPool ${format}`, gapOut, gapWant);
+    if (
+      !(input instanceof Float32Array) &&
+      !(gapOut instanceof Float32Array) &&
+      !(gapWant instanceof Float32Array)
+    ) {
+      // From one quantization to another, requantized in the kernel, with a fused ReLU.
+      const zp = format === 'int8' ? -5 : 120;
+      const requant = { inputZeroPoint: zp, outputZeroPoint: zp + 3, multiplier: 1518500250, shift: -5 };
+      const gap = { batch: 2, pixels: 63, channels: 19, input, outputMin: zp + 3, ...requant };
+      globalAvgPoolInt8({ ...gap, output: gapOut });
+      globalAvgPoolInt8({ ...gap, output: gapWant, reference: true });
+      compare(`globalAvgPool requantized ${format}`, gapOut, gapWant);
+      // quantize / dequantize per tensor and per channel (19 channels last, and 7 runs of 9 * 19).
+      const x = floats(inCount).map((v, i) => (i % 11 === 0 ? Math.round(v * 40) / 8 : v * 3));
+      const layouts = [
+        { scales: Float64Array.of(0.0125), zeroPoints: Int32Array.of(zp) },
+        {
+          scales: Float64Array.from({ length: 19 }, (_, c) => 0.01 * (c + 1)),
+          zeroPoints: Int32Array.from({ length: 19 }, (_, c) => zp + (c % 3)),
+        },
+        { scales: Float64Array.of(0.02, 0.125), zeroPoints: Int32Array.of(zp, zp + 1), inner: 7 * 9 * 19 },
+      ];
+      for (const [l, layout] of layouts.entries()) {
+        const qOut = like(input);
+        const qWant = like(input);
+        quantizeLinear({ ...layout, input: x, output: qOut });
+        quantizeLinear({ ...layout, input: x, output: qWant, reference: true });
+        compare(`quantizeLinear ${format} layout ${l}`, qOut, qWant);
+        const dOut = new Float32Array(inCount);
+        const dWant = new Float32Array(inCount);
+        dequantizeLinear({ ...layout, input, output: dOut });
+        dequantizeLinear({ ...layout, input, output: dWant, reference: true });
+        const same = dOut.every((v, i) => Object.is(v, dWant[i]));
+        checks.push({ name: `dequantizeLinear ${format} layout ${l}`, ok: same });
+      }
+    }
     const clampOut = like(input);
     const clampWant = like(input);
     const bounds =

@@ -1,9 +1,17 @@
-// Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), clip,
-// leaky_relu and sigmoid.
+// Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), the
+// quantized add (qadd), clip, leaky_relu and sigmoid.
 import type { ManifestNode } from '../../package/manifest.js';
-import { expect, input, numberAttr, pick } from '../attributes.js';
+import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
-import { binaryBroadcast, sigmoid, unary } from '../reference-ops/elementwise.js';
+import { intRange } from '../number/saturation.js';
+import {
+  binaryBroadcast,
+  quantizedAdd,
+  type QuantizedAddParams,
+  quantizedAddParams,
+  sigmoid,
+  unary,
+} from '../reference-ops/elementwise.js';
 import { broadcastShapes } from '../reference-ops/matmul.js';
 import { elements, type TensorSpec } from '../tensor.js';
 
@@ -97,9 +105,78 @@ const clip = unaryOp(
   false,
 );
 
+/** The parameters of a qadd node: its operands' and output's per-tensor quantization, and its fused clamp
+ * (integer `min` / `max`, default the dtype's range). */
+export function qaddParams(
+  node: ManifestNode,
+  a: TensorSpec,
+  b: TensorSpec,
+  y: TensorSpec,
+): QuantizedAddParams {
+  const [lo, hi] = intRange(y.dtype);
+  const per = (spec: TensorSpec) => ({ scale: spec.quant!.scale[0]!, zeroPoint: spec.quant!.zeroPoint[0]! });
+  return quantizedAddParams(
+    per(a),
+    per(b),
+    per(y),
+    intAttr(node, 'min', lo, lo, hi),
+    intAttr(node, 'max', hi, lo, hi),
+  );
+}
+
+/** int8 / uint8 add of two tensors of one shape, each with its own per-tensor quantization, into the
+ * output's (declared): TFLite's quantized add (reference-ops/elementwise.ts quantizedAdd). The residual add
+ * of an int8 model. */
+const qadd: OpDefinition = {
+  infer(node, inputs, declared) {
+    const a = input(node, inputs, 0, 'a');
+    const b = input(node, inputs, 1, 'b');
+    expect(
+      isInt8(a) && a.dtype === b.dtype,
+      node,
+      `qadd takes two int8 or two uint8 tensors, got ${a.dtype} and ${b.dtype}`,
+    );
+    expect(
+      a.shape.join(',') === b.shape.join(','),
+      node,
+      `qadd operands must share a shape, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`,
+    );
+    const y = declared[0];
+    expect(y !== undefined && y.dtype === a.dtype, node, `qadd gives the operands' dtype (${a.dtype})`);
+    for (const [spec, what] of [
+      [a, 'a'],
+      [b, 'b'],
+      [y, 'output'],
+    ] as const) {
+      const q = needQuant(node, spec, what);
+      expect(q.scale.length === 1 && q.zeroPoint.length === 1, node, `qadd takes a per-tensor ${what}`);
+    }
+    const [lo, hi] = intRange(a.dtype);
+    expect(
+      intAttr(node, 'min', lo, lo, hi) <= intAttr(node, 'max', hi, lo, hi),
+      node,
+      'qadd needs min <= max',
+    );
+    return [{ dtype: a.dtype, shape: [...a.shape], quant: y.quant! }];
+  },
+  macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
+  executors: {
+    int8: (context) => {
+      const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+      const p = qaddParams(context.node, a, b, context.outputs[0]!);
+      return {
+        kernel: 'reference:qadd_int8',
+        run: (inputs, outputs) =>
+          quantizedAdd(pick(context, inputs, 0)!, pick(context, inputs, 1)!, outputs[0]!, p),
+      };
+    },
+  },
+};
+
 export const ELEMENTWISE_OPS = {
   add: binaryOp('add', (a, b) => a + b),
   mul: binaryOp('mul', (a, b) => a * b),
+  qadd,
   clip,
   leaky_relu: unaryOp('leaky_relu', (node) => {
     const alpha = numberAttr(node, 'alpha', 0.01);

@@ -1,8 +1,16 @@
-// Pooling over NHWC activations: max_pool and avg_pool (fp32 or int8 / uint8) and global_avgpool (fp32).
-import { expect, input, intAttr, isInt8 } from '../attributes.js';
+// Pooling over NHWC activations: max_pool and avg_pool (fp32 or int8 / uint8, int8 keeping the input's
+// quantization) and global_avgpool (fp32, or int8 / uint8 requantized from the input's quantization to the
+// output's).
+import { expect, input, intAttr, isInt8, needQuant } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
 import { roundHalfEven } from '../number/rounding.js';
-import { averagePool, maxPool } from '../reference-ops/pool.js';
+import { intRange } from '../number/saturation.js';
+import {
+  averagePool,
+  globalAveragePoolInt8,
+  globalAvgPoolMultiplier,
+  maxPool,
+} from '../reference-ops/pool.js';
 import { elements } from '../tensor.js';
 import { poolGeometry, poolKernel } from '../window.js';
 
@@ -39,11 +47,27 @@ function poolOp(kind: 'max' | 'avg'): OpDefinition {
 }
 
 const globalAvgPool: OpDefinition = {
-  infer(node, inputs) {
+  infer(node, inputs, declared) {
     const x = input(node, inputs, 0, 'x');
     expect(x.shape.length === 4, node, 'global_avgpool takes NHWC input');
-    expect(x.dtype === 'f32', node, 'global_avgpool takes fp32 input');
-    return [{ ...x, shape: [x.shape[0]!, 1, 1, x.shape[3]!] }];
+    expect(x.dtype === 'f32' || isInt8(x), node, `global_avgpool takes fp32 or int8 input, got ${x.dtype}`);
+    const shape = [x.shape[0]!, 1, 1, x.shape[3]!];
+    if (x.dtype === 'f32') return [{ ...x, shape }];
+    // int8: from the input's per-tensor quantization to the output's (declared, or else the input's).
+    const y = declared[0]?.quant !== undefined ? declared[0] : x;
+    expect(y.dtype === x.dtype, node, `global_avgpool keeps the dtype (${x.dtype}), got ${y.dtype}`);
+    for (const [spec, what] of [
+      [x, 'input'],
+      [y, 'output'],
+    ] as const) {
+      const q = needQuant(node, spec, what);
+      expect(
+        q.scale.length === 1 && q.zeroPoint.length === 1,
+        node,
+        `global_avgpool takes a per-tensor ${what}`,
+      );
+    }
+    return [{ dtype: x.dtype, shape, quant: y.quant! }];
   },
   macs: (_node, inputs) => elements(inputs[0]!.shape),
   executors: {
@@ -62,6 +86,23 @@ const globalAvgPool: OpDefinition = {
             }
           }
         },
+      };
+    },
+    int8: (context) => {
+      const x = context.inputs[0]!;
+      const y = context.outputs[0]!;
+      const [n, h, w, c] = x.shape as [number, number, number, number];
+      const [min, max] = intRange(y.dtype);
+      const q = {
+        inputZeroPoint: x.quant!.zeroPoint[0]!,
+        outputZeroPoint: y.quant!.zeroPoint[0]!,
+        multiplier: globalAvgPoolMultiplier(x.quant!.scale[0]!, y.quant!.scale[0]!, h * w),
+        min,
+        max,
+      };
+      return {
+        kernel: 'reference:global_avgpool_int8',
+        run: (inputs, outputs) => globalAveragePoolInt8(n, h * w, c, inputs[0]!, outputs[0]!, q),
       };
     },
   },

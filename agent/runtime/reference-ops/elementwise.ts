@@ -1,4 +1,10 @@
-// Element-wise operators with numpy broadcasting, and the unary activations.
+// Element-wise operators with numpy broadcasting, the unary activations, and the quantized add.
+import {
+  type QuantizedMultiplier,
+  quantizeMultiplier,
+  requantizeGemmlowp,
+} from '../number/requantization.js';
+import { saturate } from '../number/saturation.js';
 import { broadcastStrides } from './matmul.js';
 import type { Numbers, Writable } from './number-arrays.js';
 
@@ -39,3 +45,53 @@ export function unary(x: Numbers, y: Writable, f: (v: number) => number): void {
 
 export const sigmoid = (v: number): number =>
   v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
+
+/** The requantization of a quantized add (TFLite's): each input is rescaled onto a common grid 2^20 finer than
+ * twice the larger input scale, summed, and requantized to the output. */
+export interface QuantizedAddParams {
+  aZeroPoint: number;
+  a: QuantizedMultiplier;
+  bZeroPoint: number;
+  b: QuantizedMultiplier;
+  outputZeroPoint: number;
+  output: QuantizedMultiplier;
+  min: number;
+  max: number;
+}
+
+/** The left shift that puts both inputs on the common grid (QS8_ADD_LEFT_SHIFT of the native kernel). */
+export const QUANTIZED_ADD_LEFT_SHIFT = 20;
+
+/** The multipliers of a quantized add of scales a and b into scale y: a / (2 * max(a, b)) and b / (2 * max(a,
+ * b)) for the inputs (shifts <= 0), 2 * max(a, b) / (2^20 * y) for the output. */
+export function quantizedAddParams(
+  a: { scale: number; zeroPoint: number },
+  b: { scale: number; zeroPoint: number },
+  y: { scale: number; zeroPoint: number },
+  min: number,
+  max: number,
+): QuantizedAddParams {
+  const twiceMax = 2 * Math.max(a.scale, b.scale);
+  return {
+    aZeroPoint: a.zeroPoint,
+    a: quantizeMultiplier(a.scale / twiceMax, 'saturate'),
+    bZeroPoint: b.zeroPoint,
+    b: quantizeMultiplier(b.scale / twiceMax, 'saturate'),
+    outputZeroPoint: y.zeroPoint,
+    output: quantizeMultiplier(twiceMax / (2 ** QUANTIZED_ADD_LEFT_SHIFT * y.scale), 'saturate'),
+    min,
+    max,
+  };
+}
+
+/** y = clamp(outputZeroPoint + gemmlowp(gemmlowp((a - za) * 2^20, a) + gemmlowp((b - zb) * 2^20, b), output)),
+ * element by element, the int32 sum wrapping as the native kernel's (qs8_add__reference). */
+export function quantizedAdd(a: Numbers, b: Numbers, y: Writable, p: QuantizedAddParams): void {
+  const grid = 2 ** QUANTIZED_ADD_LEFT_SHIFT;
+  for (let i = 0; i < y.length; i++) {
+    const sa = requantizeGemmlowp((a[i]! - p.aZeroPoint) * grid, p.a.multiplier, p.a.shift);
+    const sb = requantizeGemmlowp((b[i]! - p.bZeroPoint) * grid, p.b.multiplier, p.b.shift);
+    const v = requantizeGemmlowp((sa + sb) | 0, p.output.multiplier, p.output.shift) + p.outputZeroPoint;
+    y[i] = saturate(v, p.min, p.max);
+  }
+}

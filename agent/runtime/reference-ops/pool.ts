@@ -2,6 +2,12 @@
 // mode). Max pooling ignores padded positions; average pooling divides by the window elements inside the
 // input, or by the whole window when countIncludePad (positions past the padded input never count).
 
+import {
+  type QuantizedMultiplier,
+  quantizeMultiplier,
+  requantizeGemmlowp,
+} from '../number/requantization.js';
+import { saturate } from '../number/saturation.js';
 import type { WindowGeometry } from './conv.js';
 import type { Numbers, Writable } from './number-arrays.js';
 
@@ -68,6 +74,44 @@ export function averagePool(
             count === 0 ? 0 : round(sum / count, sum, count);
         }
       }
+    }
+  }
+}
+
+/** The Q31 multiplier of an int8 global average pool over `pixels` values, inputScale / (outputScale *
+ * pixels), saturated as the runtime derives every multiplier from a package's scales. */
+export function globalAvgPoolMultiplier(
+  inputScale: number,
+  outputScale: number,
+  pixels: number,
+): QuantizedMultiplier {
+  return quantizeMultiplier(inputScale / (outputScale * pixels), 'saturate');
+}
+
+/** The int8 / uint8 global average pool from one per-tensor quantization to another, as the native kernel
+ * computes it (native/src/qs8_ops.h qs8_global_avgpool_params): over x [N][pixels][C], the exact int32 sum of
+ * (x - inputZeroPoint) is requantized by the Q31 form of inputScale / (outputScale * pixels) (gemmlowp
+ * rounding), offset by outputZeroPoint and saturated to [min, max]. */
+export function globalAveragePoolInt8(
+  batch: number,
+  pixels: number,
+  channels: number,
+  x: Numbers,
+  y: Writable,
+  q: {
+    inputZeroPoint: number;
+    outputZeroPoint: number;
+    multiplier: QuantizedMultiplier;
+    min: number;
+    max: number;
+  },
+): void {
+  for (let n = 0; n < batch; n++) {
+    for (let c = 0; c < channels; c++) {
+      let sum = 0;
+      for (let p = 0; p < pixels; p++) sum += x[(n * pixels + p) * channels + c]! - q.inputZeroPoint;
+      const v = requantizeGemmlowp(sum, q.multiplier.multiplier, q.multiplier.shift) + q.outputZeroPoint;
+      y[n * channels + c] = saturate(v, q.min, q.max);
     }
   }
 }

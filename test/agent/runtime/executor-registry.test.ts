@@ -26,6 +26,8 @@ interface Case {
   attrs: ManifestNode['attrs'];
   inputs: { spec: TensorSpec; data?: TensorData }[];
   decoded?: (DecodedTensor | undefined)[];
+  /** The manifest's output tensor, where only it states the output's dtype and quantization. */
+  declared?: TensorSpec;
 }
 
 /** fp32 weights [rows][reduction] that the format stores exactly (the native factory checks it). */
@@ -144,6 +146,29 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
     inputs: [activation(format, [2, 3, 4]), activation(format, [2, 5, 4]), activation(format, [2, 1, 4])],
   }),
   channel_shuffle: (format) => ({ attrs: { groups: 3 }, inputs: [activation(format, [2, 3, 3, 12])] }),
+  // Two quantizations into a third, with a fused clamp.
+  qadd: () => ({
+    attrs: { min: -100 },
+    inputs: [
+      { spec: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.1, 2) } },
+      { spec: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.07, -4) } },
+    ],
+    declared: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.2, -5) },
+  }),
+  // Per channel along axis 1 (runs of 4 * 5 values), scales small enough that some values saturate.
+  quantize_linear: () => ({
+    attrs: {},
+    inputs: [{ spec: { dtype: 'f32', shape: [2, 3, 4, 5] } }],
+    declared: {
+      dtype: 'u8',
+      shape: [2, 3, 4, 5],
+      quant: { scale: [0.01, 0.02, 0.005], zeroPoint: [128, 100, 0], axis: 1 },
+    },
+  }),
+  dequantize_linear: () => ({
+    attrs: {},
+    inputs: [{ spec: { dtype: 'i8', shape: [2, 3, 4, 5], quant: quant(0.07, 3) } }],
+  }),
   reshape: (format) => ({ attrs: { shape: [3, -1] }, inputs: [activation(format, [3, 4, 5])] }),
   identity: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
 };
@@ -165,7 +190,11 @@ function prepare(entry: ExecutorEntry, make: (format: NumberFormat) => Case) {
     attrs: c.attrs,
   };
   const inputs = c.inputs.map((i) => i.spec);
-  const declared: TensorSpec[] = inputs[0]!.quant ? [{ ...inputs[0]!, quant: quant(0.2, -5) }] : [inputs[0]!];
+  const declared: TensorSpec[] = c.declared
+    ? [c.declared]
+    : inputs[0]!.quant
+      ? [{ ...inputs[0]!, quant: quant(0.2, -5) }]
+      : [inputs[0]!];
   const outputs = OPS[entry.op]!.infer(node, inputs, declared);
   const context: PrepareContext = {
     node,

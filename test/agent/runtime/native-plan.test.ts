@@ -1,7 +1,7 @@
 // The native execution plan (agent/runtime/native-plan.ts, native/plan.ts) against the node-by-node path:
 // bit for bit the same outputs on every format the native executors cover (the sample package's fp32,
 // binary, ternary, xnor, sparse, codebook, fixed16 / fixed8 layers, the fixed-point 1.1 packages' word
-// buffers, the bundled int8 LeNet-5 with TypeScript steps between the plan's calls), with 1 and 2 threads;
+// buffers, the bundled int8 LeNet-5 in one plan call), with 1 and 2 threads;
 // and hostile plans (places out of bounds, misaligned, overlapping, of the wrong size, buffers detached
 // after the build, disposed layers) refused with a clear error, never run.
 import assert from 'node:assert/strict';
@@ -100,14 +100,14 @@ describe('native execution plan', { skip: !nativeAvailable() && 'native addon no
     });
   }
 
-  test('the bundled int8 LeNet-5: TypeScript steps between the plan calls, bit-exact, 1 and 2 threads', () => {
+  test('the bundled int8 LeNet-5: one plan call (quantize and dequantize native), bit-exact, 1 and 2 threads', () => {
     const pkg = readPackageFile(defaultModelPath(), { allowUnsigned: true });
     const x = Float32Array.from({ length: 28 * 28 }, () => random.next());
     for (const threads of [1, 2]) {
       const model = assertPlanMatches(pkg, [x], { threads }, `lenet5 int8, ${threads} threads`);
-      // quantize_linear and dequantize_linear run in TypeScript: the plan is called in two pieces.
-      assert.ok(model.execution.typescriptNodes.length >= 1);
-      assert.equal(model.execution.nativeCalls, 2, JSON.stringify(model.execution));
+      // quantize_linear and dequantize_linear are native plan steps too: the whole model is one call.
+      assert.deepEqual(model.execution.typescriptNodes, [], JSON.stringify(model.execution));
+      assert.equal(model.execution.nativeCalls, 1, JSON.stringify(model.execution));
     }
     // The in-place API runs the same plan on the arena's own input view.
     const model = Model.fromPackage(pkg);

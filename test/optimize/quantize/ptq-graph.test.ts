@@ -1,14 +1,17 @@
 // Post-training quantization of a small hand-built graph with every path of ptq.ts that the zoo models do
-// not take: a residual add (fp32 between a dequantize and a quantize), a concat whose input is not a layer's
-// output (a max pool, with its conv's scale, requantized to the concat's) next to an fp32 input (the add),
-// a depthwise convolution, and a global average pool ahead of a dense layer. The int8 package must give the
-// fp32 package's outputs to within a few quantization steps.
+// not take: a residual add (an int8 qadd), a concat whose input is not a layer's output (a max pool, with its
+// conv's scale, requantized to the concat's) next to the add, a depthwise convolution, and an int8 global
+// average pool ahead of a dense layer. The int8 package must give the fp32 package's outputs to within a few
+// quantization steps, and its QDQ ONNX export ONNX Runtime's.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 
+import * as ort from 'onnxruntime-node';
+
 import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
+import { exportOnnx } from '../../../optimize/onnx/export.js';
 import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
 import { type PackageContent, writePackage } from '../../../optimize/package/writer.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
@@ -76,17 +79,34 @@ test('a residual add, a requantized concat input, a depthwise conv and a global 
   assert.equal(byName.get('depthwise')?.attrs.groups, 4);
   assert.equal(byName.get('dense')?.op, 'qfully_connected');
   assert.equal(byName.get('pool')?.format, 'int8');
-  // The add and the global pool have no int8 form: they run in fp32 on dequantized inputs.
-  assert.equal(byName.get('residual')?.format, 'f32');
-  assert.equal(byName.get('gap')?.format, 'f32');
-  // The concat moves int8 bytes; both of its inputs were brought to its scale and zero point first.
+  // The residual add is a qadd from its inputs' quantizations to its own; the global pool is int8 from the
+  // concat's quantization to its own.
+  const residual = byName.get('residual')!;
+  assert.equal(residual.op, 'qadd');
+  assert.equal(residual.format, 'int8');
+  for (const t of [...residual.inputs, ...residual.outputs])
+    assert.equal(int8.manifest.tensors[t]!.dtype, 'i8');
+  const gap = byName.get('gap')!;
+  assert.equal(gap.format, 'int8');
+  assert.equal(int8.manifest.tensors[gap.inputs[0]!]!.dtype, 'i8');
+  assert.equal(int8.manifest.tensors[gap.outputs[0]!]!.dtype, 'i8');
+  assert.notDeepEqual(
+    int8.manifest.tensors[gap.outputs[0]!]!.quant,
+    int8.manifest.tensors[gap.inputs[0]!]!.quant,
+  );
+  // The concat moves int8 bytes; both of its inputs are at its scale and zero point: the pool's output is
+  // requantized to it, and the residual qadd, whose output range the plan takes from the concat, writes
+  // straight into it.
   const concat = byName.get('concat')!;
   assert.equal(concat.format, 'int8');
   const outQuant = int8.manifest.tensors[concat.outputs[0]!]!.quant;
+  const producers = concat.inputs.map((i) => int8.manifest.nodes.find((n) => n.outputs.includes(i))!);
+  assert.deepEqual(
+    producers.map((p) => p.op),
+    ['quantize_linear', 'qadd'],
+  );
   for (const i of concat.inputs) {
     assert.deepEqual(int8.manifest.tensors[i]!.quant, outQuant);
-    const producer = int8.manifest.nodes.find((n) => n.outputs.includes(i))!;
-    assert.equal(producer.op, 'quantize_linear', `${producer.name} feeds the concat`);
   }
 
   // Fresh inputs, not the calibration set: the outputs agree within 2 % of their scale.
@@ -103,4 +123,25 @@ test('a residual add, a requantized concat input, a depthwise conv and a global 
   t.diagnostic(`max |int8 - fp32| ${diff.toPrecision(3)} at output scale ${scale.toPrecision(3)}`);
   assert.ok(scale > 0.1, `the logits are not all near zero (scale ${scale})`);
   assert.ok(diff <= 0.02 * scale, `max |int8 - fp32| ${diff} at output scale ${scale}`);
+});
+
+test('the int8 graph (qadd, int8 global pool) exports as QDQ and ONNX Runtime gives its outputs', async (t) => {
+  const int8 = read(quantizePackage(fp32Graph(), { count: 64, data: values(64 * 128, 7, 2) }).content);
+  const model = Model.fromPackage(int8);
+  const session = await ort.InferenceSession.create(exportOnnx(int8));
+  let diff = 0;
+  let scale = 0;
+  for (let n = 0; n < 8; n++) {
+    const input = values(128, 200 + n, 2);
+    const [ours] = model.run([input]);
+    const theirs = (await session.run({ input: new ort.Tensor('float32', input, [1, 8, 8, 2]) })).logits!
+      .data as Float32Array;
+    for (let i = 0; i < ours!.data.length; i++) {
+      diff = Math.max(diff, Math.abs(ours!.data[i]! - theirs[i]!));
+      scale = Math.max(scale, Math.abs(theirs[i]!));
+    }
+  }
+  // QDQ rounds half to even where the int8 kernels use gemmlowp: a step here and there, not more.
+  t.diagnostic(`max |Whittle - ONNX Runtime| ${diff.toPrecision(3)} at output scale ${scale.toPrecision(3)}`);
+  assert.ok(diff <= 0.03 * scale, `max |Whittle - ONNX Runtime| ${diff} at output scale ${scale}`);
 });

@@ -1,0 +1,2 @@
+#define WHITTLE_KERNEL_NAME qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512vnni
+#include "qs8_dwconv3x3_impl__avx512.h"
