@@ -48,35 +48,27 @@ const quantization = (channels: number, multiplier: number, shift: number) => ({
   bias: Int32Array.from({ length: channels }, () => Math.floor(random() * 4000) - 2000),
 });
 
+// A 3x3 kernel with stride 1 and one pixel of padding on every side (the output keeps the input's size).
+const same3x3 = {
+  batch: 1,
+  kernelHeight: 3,
+  kernelWidth: 3,
+  paddingTop: 1,
+  paddingLeft: 1,
+  paddingBottom: 1,
+  paddingRight: 1,
+};
+
 // A dense 3x3, a depthwise 3x3, a strided 1-input-channel stem with uneven padding, and a grouped 1x1.
 const convShapes: (Conv2dShape & { name: string })[] = [
-  {
-    name: 'dense',
-    batch: 1,
-    inputHeight: 7,
-    inputWidth: 6,
-    inputChannels: 5,
-    outputChannels: 9,
-    kernelHeight: 3,
-    kernelWidth: 3,
-    paddingTop: 1,
-    paddingLeft: 1,
-    paddingBottom: 1,
-    paddingRight: 1,
-  },
+  { name: 'dense', ...same3x3, inputHeight: 7, inputWidth: 6, inputChannels: 5, outputChannels: 9 },
   {
     name: 'depthwise',
-    batch: 1,
+    ...same3x3,
     inputHeight: 6,
     inputWidth: 6,
     inputChannels: 24,
     outputChannels: 24,
-    kernelHeight: 3,
-    kernelWidth: 3,
-    paddingTop: 1,
-    paddingLeft: 1,
-    paddingBottom: 1,
-    paddingRight: 1,
     groups: 24,
   },
   {
