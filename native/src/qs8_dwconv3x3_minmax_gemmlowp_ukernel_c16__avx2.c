@@ -62,18 +62,4 @@ static inline __attribute__((always_inline)) void row(size_t channels, size_t ou
   }
 }
 
-void qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2(size_t channels, size_t output_width,
-                                                     const int8_t* const* rows, size_t input_width,
-                                                     size_t stride, size_t padding_left, const int8_t* pad,
-                                                     const void* packed_w, int8_t* output,
-                                                     const qs8_gemmlowp_params* params) {
-  // A local copy: stores through int8_t* may alias *params, which would make the compiler reload (and
-  // re-broadcast) the output-stage constants after every store.
-  const qs8_gemmlowp_params local = *params;
-  if (local.input_flip != 0) {
-    row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, true);
-  } else {
-    row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local,
-        false);
-  }
-}
+QS8_DWCONV3X3_KERNEL(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2)

@@ -68,6 +68,25 @@ static inline void qs8_dwconv_next_block(qs8_dwconv_block* b) {
   qs8_dwconv_open_block(b);
 }
 
+// Defines the dwconv3x3 kernel `name` (qs8_dwconv3x3_ukernel_fn) over the including file's
+// `static inline __attribute__((always_inline)) void row(<the kernel's arguments>, bool unsigned_input)`: one
+// copy of row per input signedness, called with a local copy of *params (stores through int8_t* may alias
+// *params, which would make the compiler reload and re-broadcast the output-stage constants after every
+// store).
+#define QS8_DWCONV3X3_KERNEL(name)                                                                        \
+  void name(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,          \
+            size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output,  \
+            const qs8_gemmlowp_params* params) {                                                          \
+    const qs8_gemmlowp_params local = *params;                                                            \
+    if (local.input_flip != 0) {                                                                          \
+      row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, \
+          true);                                                                                          \
+    } else {                                                                                              \
+      row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, \
+          false);                                                                                         \
+    }                                                                                                     \
+  }
+
 static inline int8_t qs8_output_scalar(int32_t acc, int32_t multiplier, int32_t left_shift,
                                        int32_t right_shift, const qs8_gemmlowp_params* p) {
   int32_t v = qs8_requantize_gemmlowp(acc, multiplier, left_shift - right_shift);
