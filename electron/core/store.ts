@@ -89,7 +89,7 @@ export interface RunningAccuracy {
 /** 1: devices, agent_credentials. 2: stats. 3: ssh_host_keys, provisioned_devices. 4: packages,
  * deployments, deployment_devices. 5: deployment_events (every phase a device went through).
  * 6: device_accuracy (each device's running accuracy). */
-const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 6;
 
 export class Store {
   private readonly db: Database.Database;

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, test } from 'node:test';
 
 import Database from 'better-sqlite3';
 
-import { Store } from '../../../electron/core/store.js';
+import { SCHEMA_VERSION, Store } from '../../../electron/core/store.js';
 
 let dir: string;
 beforeEach(() => {
@@ -52,7 +52,7 @@ function addDeployment(store: Store, id: string, devices: string[], createdAt: n
   );
 }
 
-test('a schema 3 store is upgraded to 5 keeping devices, stats and installs', () => {
+test('a schema 3 store is upgraded to the current schema keeping devices, stats and installs', () => {
   writeSchema3Store();
   const store = new Store(dir);
   assert.deepEqual(
@@ -67,7 +67,7 @@ test('a schema 3 store is upgraded to 5 keeping devices, stats and installs', ()
   assert.deepEqual(store.deployments(), []);
   store.close();
   const db = new Database(join(dir, 'whittle.db'), { readonly: true });
-  assert.equal(db.pragma('user_version', { simple: true }), 5);
+  assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   const tables = (
     db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]
   )
@@ -78,6 +78,7 @@ test('a schema 3 store is upgraded to 5 keeping devices, stats and installs', ()
     'deployment_devices',
     'deployment_events',
     'deployments',
+    'device_accuracy',
     'devices',
     'packages',
     'provisioned_devices',
@@ -148,7 +149,10 @@ test('deployments and per-device outcomes survive reopening the store', () => {
 
 test('a store written by a newer schema is refused with a way out', () => {
   const db = new Database(join(dir, 'whittle.db'));
-  db.pragma('user_version = 6');
+  db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
   db.close();
-  assert.throws(() => new Store(dir), /newer Whittle \(schema 6 > 5\).*--data-dir/);
+  assert.throws(
+    () => new Store(dir),
+    new RegExp(`newer Whittle \\(schema ${SCHEMA_VERSION + 1} > ${SCHEMA_VERSION}\\).*--data-dir`),
+  );
 });
