@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "f32_ops.h"
+#include "maxpool_rows_impl.h"
 
 #define WHITTLE_CAT2(a, b) a##b
 #define WHITTLE_CAT(a, b) WHITTLE_CAT2(a, b)
@@ -67,9 +68,16 @@ static void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const float* input,
   }
 }
 
+WHITTLE_MAXPOOL_ROWS_DEFINE(WHITTLE_FN(f32_maxpool_rows_), WHITTLE_FN(f32_vmax_), float, -INFINITY)
+
 void WHITTLE_FN(f32_maxpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const float* input,
                                               float* output, float min, float max) {
-  WHITTLE_FN(pool_)(s, input, output, min, max, false);
+  // By rows (maxpool_rows_impl.h); the per-pixel loop for windows wider than its buffers.
+  if (s->window_width <= WHITTLE_MAXPOOL_ROWS_BUFFER) {
+    WHITTLE_FN(f32_maxpool_rows_)(s, input, output, min, max);
+  } else {
+    WHITTLE_FN(pool_)(s, input, output, min, max, false);
+  }
 }
 
 void WHITTLE_FN(f32_avgpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const float* input,

@@ -3,6 +3,7 @@
 // unit-stride so the ISA's flags let the compiler vectorize them. The arithmetic is the reference's, in
 // integers, so every build is bit-exact. Each body is instantiated for int8 and for uint8 (the `is_unsigned`
 // argument is a constant after inlining).
+#include "maxpool_rows_impl.h"
 #include "qs8_ops.h"
 
 #define WHITTLE_CAT2(a, b) a##b
@@ -115,9 +116,22 @@ WHITTLE_INLINE void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const void*
   }
 }
 
+WHITTLE_MAXPOOL_ROWS_DEFINE(WHITTLE_FN(qs8_maxpool_rows_), WHITTLE_FN(qs8_vmax_), int8_t, INT8_MIN)
+WHITTLE_MAXPOOL_ROWS_DEFINE(WHITTLE_FN(qu8_maxpool_rows_), WHITTLE_FN(qu8_vmax_), uint8_t, 0)
+
 void WHITTLE_FN(qs8_maxpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const void* input, void* output,
                                               bool u, int32_t min, int32_t max) {
-  if (u) {
+  // By rows (maxpool_rows_impl.h) when the clamp bounds are elements of the type; the per-pixel loop
+  // keeps the reference's truncating store for any others.
+  const int32_t lowest = u ? 0 : INT8_MIN, highest = u ? UINT8_MAX : INT8_MAX;
+  const bool in_range = min >= lowest && min <= highest && max >= lowest && max <= highest;
+  if (in_range && s->window_width <= WHITTLE_MAXPOOL_ROWS_BUFFER) {
+    if (u) {
+      WHITTLE_FN(qu8_maxpool_rows_)(s, input, output, (uint8_t)min, (uint8_t)max);
+    } else {
+      WHITTLE_FN(qs8_maxpool_rows_)(s, input, output, (int8_t)min, (int8_t)max);
+    }
+  } else if (u) {
     WHITTLE_FN(pool_)(s, input, output, true, min, max, false);
   } else {
     WHITTLE_FN(pool_)(s, input, output, false, min, max, false);

@@ -236,9 +236,22 @@ static void test_f32_conv(const char* name, const whittle_conv2d_shape* s, whitt
 }
 
 static const whittle_pool2d_shape pool_cases[] = {
-    {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},  {1, 8, 8, 16, 2, 2, 2, 2, 0, 0, 0, 0},
-    {2, 7, 9, 33, 3, 3, 2, 2, 1, 1, 1, 1}, {1, 5, 5, 300, 3, 3, 1, 1, 1, 1, 1, 1},
-    {1, 6, 7, 5, 3, 2, 3, 1, 2, 0, 1, 1},  {3, 4, 4, 7, 4, 4, 1, 1, 0, 0, 0, 0},
+    {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},
+    {1, 8, 8, 16, 2, 2, 2, 2, 0, 0, 0, 0},
+    {2, 7, 9, 33, 3, 3, 2, 2, 1, 1, 1, 1},
+    {1, 5, 5, 300, 3, 3, 1, 1, 1, 1, 1, 1},
+    {1, 6, 7, 5, 3, 2, 3, 1, 2, 0, 1, 1},
+    {3, 4, 4, 7, 4, 4, 1, 1, 0, 0, 0, 0},
+    // LeNet-5's pool1; 3x3 stride 2 with symmetric and with TF "same" padding; a stride past the window;
+    // rows wider than the by-rows max pool's buffers (chunks of output pixels), and a window whose pixels
+    // do not fit them (chunks of channels).
+    {1, 24, 24, 6, 2, 2, 2, 2, 0, 0, 0, 0},
+    {1, 47, 47, 16, 3, 3, 2, 2, 1, 1, 1, 1},
+    {2, 48, 48, 3, 3, 3, 2, 2, 0, 0, 1, 1},
+    {1, 9, 10, 3, 2, 2, 3, 3, 0, 0, 0, 0},
+    {1, 4, 9, 2, 5, 3, 1, 3, 2, 2, 2, 2},
+    {1, 2, 700, 9, 2, 2, 2, 2, 0, 0, 0, 0},
+    {1, 3, 5, 3000, 3, 3, 2, 2, 1, 1, 1, 1},
 };
 
 static void test_f32_simple(whittle_isa level) {
@@ -253,9 +266,15 @@ static void test_f32_simple(whittle_isa level) {
     float* got = xmalloc(out_n * sizeof(float));
     fill_float(input, in_n);
     size_t where = 0;
-    f32_maxpool__reference(s, input, want, -0.9f, 0.9f);
-    f32_maxpool(s, input, got, -0.9f, 0.9f, level);
-    report(close_enough(got, want, out_n, &where), "f32 maxpool %s %s case %zu", level_name, k->name, c);
+    // Max is exact, NaNs included (the reference never takes one): bit-exact against the reference.
+    float* with_nans = xmalloc(in_n * sizeof(float));
+    memcpy(with_nans, input, in_n * sizeof(float));
+    for (size_t i = 0; i < in_n; i += 17) with_nans[i] = NAN;
+    f32_maxpool__reference(s, with_nans, want, -0.9f, 0.9f);
+    f32_maxpool(s, with_nans, got, -0.9f, 0.9f, level);
+    report(!first_difference(got, want, out_n * sizeof(float), &where), "f32 maxpool %s %s case %zu",
+           level_name, k->name, c);
+    free(with_nans);
     f32_avgpool__reference(s, input, want, -INFINITY, INFINITY);
     f32_avgpool(s, input, got, -INFINITY, INFINITY, level);
     report(close_enough(got, want, out_n, &where), "f32 avgpool %s %s case %zu", level_name, k->name, c);
@@ -534,6 +553,11 @@ static void test_qs8_simple(whittle_isa level, bool u) {
     qs8_maxpool(s, input, got, u, min, max, level);
     report(!first_difference(got, want, out_n, &where), "%s maxpool %s %s case %zu", dtype, level_name,
            k->name, c);
+    // Bounds outside the type's range take the per-pixel loop (the by-rows kernel clamps in the type).
+    qs8_maxpool__reference(s, input, want, u, lo - 1, hi + 1);
+    qs8_maxpool(s, input, got, u, lo - 1, hi + 1, level);
+    report(!first_difference(got, want, out_n, &where), "%s maxpool %s %s case %zu, bounds past the type",
+           dtype, level_name, k->name, c);
     qs8_avgpool__reference(s, input, want, u, lo, hi);
     qs8_avgpool(s, input, got, u, lo, hi, level);
     report(!first_difference(got, want, out_n, &where), "%s avgpool %s %s case %zu", dtype, level_name,
