@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { build } from 'esbuild';
 
@@ -18,6 +17,7 @@ import { readPackageFile } from '../agent/package/reader.js';
 import { packageRoot } from '../agent/package-root.js';
 import type { StatsMessage } from '../agent/protocol/messages.js';
 import { startCore } from '../electron/core/core.js';
+import { BenchArgumentError, benchOptions, positiveInteger } from './kernels.js';
 
 export interface AgentBenchResult {
   rss_mb: number;
@@ -182,23 +182,26 @@ export async function benchAgent(options: {
   }
 }
 
+export const AGENT_HELP = `agent options: --seconds 10, --fps 30 (at most 240), --node-flags "FLAGS" (the agent's node
+  flags, default ${AGENT_NODE_FLAGS.join(' ')}), --json`;
+
 /** The `agent` subcommand: prints the machine line and the figures, or one JSON object with --json. */
 export async function agentBenchCommand(args: string[], machine: string): Promise<number> {
-  const { values } = parseArgs({
+  const values = benchOptions(
     args,
-    options: {
+    {
       seconds: { type: 'string' },
       fps: { type: 'string' },
       json: { type: 'boolean' },
       'node-flags': { type: 'string' },
     },
-  });
-  const seconds = Number(values.seconds ?? 10);
+    AGENT_HELP,
+  );
+  if (values === undefined) return 0;
+  const seconds = positiveInteger(values.seconds, 10, '--seconds');
   const fps = Number(values.fps ?? 30);
-  if (!Number.isInteger(seconds) || seconds < 1)
-    throw new RangeError(`Expected a positive integer for --seconds but received "${values.seconds}"`);
   if (!(fps > 0 && fps <= 240))
-    throw new RangeError(`Expected a number in (0, 240] for --fps but received "${values.fps}"`);
+    throw new BenchArgumentError(`Expected a number in (0, 240] for --fps but received "${values.fps}"`);
   const nodeFlags = values['node-flags']?.split(/\s+/).filter(Boolean) ?? AGENT_NODE_FLAGS;
   const result = await benchAgent({ seconds, fps, nodeFlags });
   if (values.json) {

@@ -2,13 +2,18 @@
 // the commit and its figures. Others add `kernels`, `train`, `agent` as new cases.
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 
-import { agentBenchCommand } from './agent.js';
+import { AGENT_HELP, agentBenchCommand } from './agent.js';
 import { armBitExactCommand } from './arm-bit-exact.js';
 import { runPackageFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
-import { BenchArgumentError, kernelsCommand, positiveInteger } from './kernels.js';
+import {
+  BenchArgumentError,
+  benchOptions,
+  KERNELS_HELP,
+  kernelsCommand,
+  positiveInteger,
+} from './kernels.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { benchTrain } from './train.js';
@@ -26,11 +31,14 @@ function machine(): string {
   return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ${process.platform}/${process.arch}, node ${process.version}, commit ${commit}`;
 }
 
+const FUZZ_HELP = 'fuzz options: --iterations 200000, --seed 1';
+const ONNX_AGREEMENT_HELP = 'onnx-agreement options: --images N (default: the whole Fashion-MNIST test set)';
+const TRAIN_HELP =
+  'train options: --models lenet5,vgg-small, --batch 64, --threads 2, --seconds 10, --python /usr/bin/python3, --json';
+
 function fuzz(args: string[]): number {
-  const { values } = parseArgs({
-    args,
-    options: { iterations: { type: 'string' }, seed: { type: 'string' } },
-  });
+  const values = benchOptions(args, { iterations: { type: 'string' }, seed: { type: 'string' } }, FUZZ_HELP);
+  if (values === undefined) return 0;
   const iterations = positiveInteger(values.iterations, 200000, '--iterations');
   const seed = positiveInteger(values.seed, 1, '--seed');
   console.log(`fuzz: package reader, ${iterations} inputs, seed ${seed}`);
@@ -54,7 +62,8 @@ function fuzz(args: string[]): number {
 }
 
 async function onnxAgreement(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { images: { type: 'string' } } });
+  const values = benchOptions(args, { images: { type: 'string' } }, ONNX_AGREEMENT_HELP);
+  if (values === undefined) return 0;
   const limit = values.images === undefined ? undefined : positiveInteger(values.images, 10000, '--images');
   console.log('onnx-agreement: int8 Fashion-MNIST MLP, Whittle runtime vs ONNX Runtime on the QDQ export');
   console.log(`machine: ${machine()}`);
@@ -70,9 +79,9 @@ async function onnxAgreement(args: string[]): Promise<number> {
 }
 
 async function train(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const values = benchOptions(
     args,
-    options: {
+    {
       json: { type: 'boolean' },
       models: { type: 'string' },
       batch: { type: 'string' },
@@ -80,7 +89,9 @@ async function train(args: string[]): Promise<number> {
       seconds: { type: 'string' },
       python: { type: 'string' },
     },
-  });
+    TRAIN_HELP,
+  );
+  if (values === undefined) return 0;
   const options = {
     models: (values.models ?? 'lenet5,vgg-small').split(','),
     batch: positiveInteger(values.batch, 64, '--batch'),
@@ -144,9 +155,12 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
-kernels options: --shapes FILE (default bench/shapes.json), --threads 1,2, --rounds 151, --batch-ms 2,
-  --profile-runs 50 (ONNX Runtime profiler runs for its kernel-only time; 0 skips them)
-${MODELS_HELP}`);
+${KERNELS_HELP}
+${MODELS_HELP}
+${TRAIN_HELP}
+${AGENT_HELP}
+${FUZZ_HELP}
+${ONNX_AGREEMENT_HELP}`);
       process.exitCode = 0;
       break;
     default:

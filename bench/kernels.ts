@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import * as ort from 'onnxruntime-node';
 
@@ -844,12 +844,32 @@ export function positiveInteger(
   return positiveIntegers(value, flag, max)[0]!;
 }
 
+/** The options of a bench subcommand: node's parseArgs of `options` plus --help / -h (a mistyped option throws
+ * parseArgs' ERR_PARSE_ARGS error, which the CLI prints as one usage line, as it does BenchArgumentError).
+ * Returns undefined when --help was given, after printing `help`: the subcommand then exits 0. */
+export function benchOptions<const T extends NonNullable<ParseArgsConfig['options']>>(
+  args: string[],
+  options: T,
+  help: string,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T }>>['values'] | undefined {
+  if (parseArgs({ args, options: HELP_OPTION, strict: false }).values.help === true) {
+    console.log(help);
+    return undefined;
+  }
+  return parseArgs({ args, options }).values;
+}
+
+const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
+
+export const KERNELS_HELP = `kernels options: --shapes FILE (default bench/shapes.json), --threads 1,2, --rounds 151, --batch-ms 2,
+  --profile-runs 50 (ONNX Runtime profiler runs for its kernel-only time; 0 skips them), --json`;
+
 /** `bench kernels [--json] [--shapes file] [--threads 1,2] [--rounds n] [--batch-ms n] [--profile-runs n]`;
  * the table or the JSON report goes to stdout, progress to stderr. Returns the exit code. */
 export async function kernelsCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const values = benchOptions(
     args,
-    options: {
+    {
       json: { type: 'boolean' },
       shapes: { type: 'string' },
       threads: { type: 'string' },
@@ -857,7 +877,9 @@ export async function kernelsCommand(args: string[]): Promise<number> {
       'batch-ms': { type: 'string' },
       'profile-runs': { type: 'string' },
     },
-  });
+    KERNELS_HELP,
+  );
+  if (values === undefined) return 0;
   const report = await runKernelBench({
     shapes: readShapes(values.shapes ?? join(packageRoot(), 'bench', 'shapes.json')),
     threads: positiveIntegers(values.threads ?? '1,2', '--threads'),

@@ -16,7 +16,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import * as ort from 'onnxruntime-node';
 
@@ -36,6 +35,7 @@ import { buildZooModel, type ZooModelName } from '../optimize/zoo/index.js';
 import { randomizeWeights } from '../optimize/zoo/random-weights.js';
 import {
   BenchArgumentError,
+  benchOptions,
   calibrate,
   type Contender,
   jsContender,
@@ -296,9 +296,9 @@ function choices<T extends string>(value: string, allowed: readonly T[], flag: s
 }
 
 export async function modelsCommand(args: string[], machine: string): Promise<number> {
-  const { values } = parseArgs({
+  const values = benchOptions(
     args,
-    options: {
+    {
       json: { type: 'boolean' },
       models: { type: 'string' },
       formats: { type: 'string' },
@@ -307,13 +307,10 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
       rounds: { type: 'string' },
       'batch-ms': { type: 'string' },
       seed: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (values.help) {
-    console.log(MODELS_HELP);
-    return 0;
-  }
+    MODELS_HELP,
+  );
+  if (values === undefined) return 0;
   const options: ModelBenchOptions = {
     models: choices(
       values.models ?? Object.keys(BENCH_MODELS).join(','),

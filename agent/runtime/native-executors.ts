@@ -592,7 +592,11 @@ const globalAvgPoolRequantized: NativeFactory = (context) => {
 /** The scales, zero points and channel run of an int8 tensor's quantization as quantizeLinear /
  * dequantizeLinear take them, or undefined where the kernel's layout cannot state it (a scale count that is
  * not the axis' size, a zero point outside the dtype). */
-function quantizationLayout(spec: TensorSpec): QuantizationArgs | undefined {
+// The layout of quantize_linear / dequantize_linear's int8 side `spec` as the native operator takes it, or
+// undefined where the operator is not used: a constant input (folded instead), an empty tensor, zero points
+// outside the int8 range or scales that do not match the axis.
+function quantizationLayout(context: PrepareContext, spec: TensorSpec): QuantizationArgs | undefined {
+  if (context.constants[0] !== undefined || elements(spec.shape) === 0) return undefined;
   const { scale, zeroPoint, axis } = spec.quant!;
   const [lo, hi] = intRange(spec.dtype);
   if (scale.length !== zeroPoint.length || zeroPoint.some((z) => z < lo || z > hi)) return undefined;
@@ -605,9 +609,8 @@ function quantizationLayout(spec: TensorSpec): QuantizationArgs | undefined {
 }
 
 const quantizeLinearInt8: NativeFactory = (context) => {
-  const y = context.outputs[0]!;
-  const layout = quantizationLayout(y);
-  if (layout === undefined || context.constants[0] !== undefined || elements(y.shape) === 0) return undefined;
+  const layout = quantizationLayout(context, context.outputs[0]!);
+  if (layout === undefined) return undefined;
   return operatorExecutor<QuantizeLinearArgs<Int8Tensor>>(
     'native:quantize_linear_int8',
     'quantizeLinear',
@@ -618,8 +621,8 @@ const quantizeLinearInt8: NativeFactory = (context) => {
 
 const dequantizeLinearInt8: NativeFactory = (context) => {
   const x = context.inputs[0]!;
-  if (x.dtype === 'i32' || context.constants[0] !== undefined || elements(x.shape) === 0) return undefined;
-  const layout = quantizationLayout(x);
+  if (x.dtype === 'i32') return undefined;
+  const layout = quantizationLayout(context, x);
   if (layout === undefined) return undefined;
   return operatorExecutor<DequantizeLinearArgs<Int8Tensor>>(
     'native:dequantize_linear_int8',

@@ -68,17 +68,17 @@ static inline __m512i widen(__m256i bytes, bool unsigned_input) {
 #endif
 
 // acc_lo / acc_hi += the 9 taps of one pixel (tap pointers `taps`, channels c0..c0+31 under mask).
-#define PIXEL(acc_lo, acc_hi, taps)                                                              \
-  do {                                                                                           \
-    WHITTLE_UNROLL4 for (size_t pr = 0; pr < 4; pr++) {                                          \
-      const __m256i xa = _mm256_maskz_loadu_epi8(mask, (const int8_t*)(taps)[2 * pr] + c0);      \
-      const __m256i xb = _mm256_maskz_loadu_epi8(mask, (const int8_t*)(taps)[2 * pr + 1] + c0);  \
-      acc_lo = PAIR_MADD(acc_lo, widen(_mm256_unpacklo_epi8(xa, xb), unsigned_input), k_lo[pr]); \
-      acc_hi = PAIR_MADD(acc_hi, widen(_mm256_unpackhi_epi8(xa, xb), unsigned_input), k_hi[pr]); \
-    }                                                                                            \
-    const __m256i x8 = _mm256_maskz_loadu_epi8(mask, (const int8_t*)(taps)[8] + c0);             \
-    acc_lo = PAIR_MADD(acc_lo, widen(_mm256_unpacklo_epi8(x8, zero), unsigned_input), k_lo[4]);  \
-    acc_hi = PAIR_MADD(acc_hi, widen(_mm256_unpackhi_epi8(x8, zero), unsigned_input), k_hi[4]);  \
+#define PIXEL(acc_lo, acc_hi, taps)                                                               \
+  do {                                                                                            \
+    WHITTLE_UNROLL4 for (size_t pr = 0; pr < 4; pr++) {                                           \
+      const __m256i xa = _mm256_maskz_loadu_epi8(mask, (const int8_t*)(taps)[2 * pr] + b.c0);     \
+      const __m256i xb = _mm256_maskz_loadu_epi8(mask, (const int8_t*)(taps)[2 * pr + 1] + b.c0); \
+      acc_lo = PAIR_MADD(acc_lo, widen(_mm256_unpacklo_epi8(xa, xb), unsigned_input), k_lo[pr]);  \
+      acc_hi = PAIR_MADD(acc_hi, widen(_mm256_unpackhi_epi8(xa, xb), unsigned_input), k_hi[pr]);  \
+    }                                                                                             \
+    const __m256i x8 = _mm256_maskz_loadu_epi8(mask, (const int8_t*)(taps)[8] + b.c0);            \
+    acc_lo = PAIR_MADD(acc_lo, widen(_mm256_unpacklo_epi8(x8, zero), unsigned_input), k_lo[4]);   \
+    acc_hi = PAIR_MADD(acc_hi, widen(_mm256_unpackhi_epi8(x8, zero), unsigned_input), k_hi[4]);   \
   } while (0)
 
 static inline __attribute__((always_inline)) void row(size_t channels, size_t output_width,
@@ -93,37 +93,34 @@ static inline __attribute__((always_inline)) void row(size_t channels, size_t ou
   const __m512i lo = _mm512_set1_epi32(params->output_min - params->output_zero_point);
   const __m512i hi = _mm512_set1_epi32(params->output_max - params->output_zero_point);
   const __m512i zp = _mm512_set1_epi32(params->output_zero_point);
-  const unsigned char* block = packed_w;
-  for (size_t c0 = 0; c0 < channels; c0 += 32) {
-    const size_t cols = channels - c0 < 32 ? channels - c0 : 32;
-    const __mmask32 mask = cols >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << cols) - 1);
+  for (qs8_dwconv_block b = qs8_dwconv_first_block(packed_w, channels, 32, 9); b.c0 < channels;
+       qs8_dwconv_next_block(&b)) {
+    const __mmask32 mask = b.cols >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << b.cols) - 1);
     const __mmask16 m0 = (__mmask16)mask, m1 = (__mmask16)(mask >> 16);
-    const qs8_channel_requant h = qs8_block_header(block, 32);
-    const int8_t* w = (const int8_t*)(block + 32 * 4 * sizeof(int32_t));
     __m512i k_lo[5], k_hi[5];
     WHITTLE_UNROLL4 for (size_t pr = 0; pr < 4; pr++) {
-      const __m256i wa = _mm256_loadu_si256((const __m256i*)(w + 2 * pr * 32));
-      const __m256i wb = _mm256_loadu_si256((const __m256i*)(w + (2 * pr + 1) * 32));
+      const __m256i wa = _mm256_loadu_si256((const __m256i*)(b.w + 2 * pr * 32));
+      const __m256i wb = _mm256_loadu_si256((const __m256i*)(b.w + (2 * pr + 1) * 32));
       k_lo[pr] = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(wa, wb));
       k_hi[pr] = _mm512_cvtepi8_epi16(_mm256_unpackhi_epi8(wa, wb));
     }
-    const __m256i w8 = _mm256_loadu_si256((const __m256i*)(w + 8 * 32));
+    const __m256i w8 = _mm256_loadu_si256((const __m256i*)(b.w + 8 * 32));
     k_lo[4] = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(w8, zero));
     k_hi[4] = _mm512_cvtepi8_epi16(_mm256_unpackhi_epi8(w8, zero));
-    __m512i b0 = _mm512_loadu_si512(h.bias), b1 = _mm512_loadu_si512(h.bias + 16);
+    __m512i b0 = _mm512_loadu_si512(b.h.bias), b1 = _mm512_loadu_si512(b.h.bias + 16);
     if (unsigned_input) {
       __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
       WHITTLE_UNROLL9 for (size_t t = 0; t < 9; t++) {
-        s0 = _mm512_add_epi32(s0, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + t * 32))));
-        s1 = _mm512_add_epi32(s1, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + t * 32 + 16))));
+        s0 = _mm512_add_epi32(s0, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(b.w + t * 32))));
+        s1 = _mm512_add_epi32(s1, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(b.w + t * 32 + 16))));
       }
       b0 = _mm512_sub_epi32(b0, _mm512_slli_epi32(s0, 7));
       b1 = _mm512_sub_epi32(b1, _mm512_slli_epi32(s1, 7));
     }
     const __m512i bias_lo = _mm512_permutex2var_epi32(b0, idx_lo, b1);
     const __m512i bias_hi = _mm512_permutex2var_epi32(b0, idx_hi, b1);
-    const output_stage stage0 = output_stage_of(&h, 0), stage1 = output_stage_of(&h, 16);
-    int8_t* out = output + c0;
+    const output_stage stage0 = output_stage_of(&b.h, 0), stage1 = output_stage_of(&b.h, 16);
+    int8_t* out = output + b.c0;
     ptrdiff_t ix = -(ptrdiff_t)padding_left;
     size_t x = 0;
     for (; x + 2 <= output_width; x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
@@ -154,23 +151,10 @@ static inline __attribute__((always_inline)) void row(size_t channels, size_t ou
       store16(out + 16, requantize(_mm512_permutex2var_epi32(a_lo, idx_hi, a_hi), &stage1, lo, hi, zp), m1,
               unsigned_input);
     }
-    block += 32 * 4 * sizeof(int32_t) + 9 * 32;
   }
 }
 
 #undef PIXEL
 #undef PAIR_MADD
 
-void WHITTLE_KERNEL_NAME(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,
-                         size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w,
-                         int8_t* output, const qs8_gemmlowp_params* params) {
-  // A local copy: stores through int8_t* may alias *params, which would make the compiler reload (and
-  // re-broadcast) the output-stage constants after every store.
-  const qs8_gemmlowp_params local = *params;
-  if (local.input_flip != 0) {
-    row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, true);
-  } else {
-    row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local,
-        false);
-  }
-}
+QS8_DWCONV3X3_KERNEL(WHITTLE_KERNEL_NAME)

@@ -25,32 +25,30 @@ static inline __attribute__((always_inline)) void row(size_t channels, size_t ou
                                                       const void* packed_w, int8_t* output,
                                                       const qs8_gemmlowp_params* params,
                                                       bool unsigned_input) {
-  const unsigned char* block = packed_w;
-  for (size_t c0 = 0; c0 < channels; c0 += 16) {
-    const qs8_channel_requant h = qs8_block_header(block, 16);
-    const int8_t* w = (const int8_t*)(block + 16 * 4 * sizeof(int32_t));
-    for (size_t half = 0; half < 16 && c0 + half < channels; half += 8) {
-      const size_t cols = channels - c0 - half < 8 ? channels - c0 - half : 8;
+  for (qs8_dwconv_block b = qs8_dwconv_first_block(packed_w, channels, 16, 9); b.c0 < channels;
+       qs8_dwconv_next_block(&b)) {
+    for (size_t half = 0; half < b.cols; half += 8) {
+      const size_t cols = b.cols - half < 8 ? b.cols - half : 8;
       __m256i k[9];
       __m256i sum = _mm256_setzero_si256();
       WHITTLE_UNROLL9 for (size_t t = 0; t < 9; t++) {
-        const __m128i bytes = _mm_loadl_epi64((const __m128i*)(w + t * 16 + half));
+        const __m128i bytes = _mm_loadl_epi64((const __m128i*)(b.w + t * 16 + half));
         k[t] = _mm256_cvtepu16_epi32(_mm_cvtepi8_epi16(bytes));
         sum = _mm256_add_epi32(sum, _mm256_cvtepi8_epi32(bytes));
       }
-      __m256i bias = _mm256_loadu_si256((const __m256i*)(h.bias + half));
+      __m256i bias = _mm256_loadu_si256((const __m256i*)(b.h.bias + half));
       if (unsigned_input) bias = _mm256_sub_epi32(bias, _mm256_slli_epi32(sum, 7));
-      int8_t* out = output + c0 + half;
+      int8_t* out = output + b.c0 + half;
       ptrdiff_t ix = -(ptrdiff_t)padding_left;
       for (size_t x = 0; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) {
         const void* taps[9];
         whittle_dwconv3x3_taps((const void* const*)rows, pad, channels, input_width, ix, taps);
         __m256i acc = bias;
         WHITTLE_UNROLL9 for (size_t t = 0; t < 9; t++) {
-          const __m256i v = load8((const int8_t*)taps[t] + c0 + half, cols, unsigned_input);
+          const __m256i v = load8((const int8_t*)taps[t] + b.c0 + half, cols, unsigned_input);
           acc = _mm256_add_epi32(acc, _mm256_madd_epi16(v, k[t]));
         }
-        const __m256i v = qs8_output_avx2(acc, &h, half, params);
+        const __m256i v = qs8_output_avx2(acc, &b.h, half, params);
         const __m128i bytes = qs8_narrow16_avx2(v, v, params);
         if (cols == 8) {
           _mm_storel_epi64((__m128i*)out, bytes);
@@ -61,22 +59,7 @@ static inline __attribute__((always_inline)) void row(size_t channels, size_t ou
         }
       }
     }
-    block += 16 * 4 * sizeof(int32_t) + 9 * 16;
   }
 }
 
-void qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2(size_t channels, size_t output_width,
-                                                     const int8_t* const* rows, size_t input_width,
-                                                     size_t stride, size_t padding_left, const int8_t* pad,
-                                                     const void* packed_w, int8_t* output,
-                                                     const qs8_gemmlowp_params* params) {
-  // A local copy: stores through int8_t* may alias *params, which would make the compiler reload (and
-  // re-broadcast) the output-stage constants after every store.
-  const qs8_gemmlowp_params local = *params;
-  if (local.input_flip != 0) {
-    row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, true);
-  } else {
-    row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local,
-        false);
-  }
-}
+QS8_DWCONV3X3_KERNEL(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2)

@@ -31,6 +31,62 @@ static inline qs8_channel_requant qs8_block_header(const void* block, size_t nr)
   return h;
 }
 
+// Walks the blocks of a packed depthwise weight buffer (the qs8 dwconv and dwconv3x3 kernels: per block of
+// cb channels, the header, then `taps` rows of cb int8 weights):
+//   for (qs8_dwconv_block b = qs8_dwconv_first_block(packed_w, channels, cb, taps); b.c0 < channels;
+//        qs8_dwconv_next_block(&b))
+// b.cols is cb but in a partial last block; b.w may be advanced by the kernel (the walk keeps its own place).
+typedef struct qs8_dwconv_block {
+  size_t c0, cols;
+  qs8_channel_requant h;
+  const int8_t* w;
+  const unsigned char* at;
+  size_t channels, cb, taps;
+} qs8_dwconv_block;
+
+static inline void qs8_dwconv_open_block(qs8_dwconv_block* b) {
+  if (b->c0 >= b->channels) return;
+  b->cols = b->channels - b->c0 < b->cb ? b->channels - b->c0 : b->cb;
+  b->h = qs8_block_header(b->at, b->cb);
+  b->w = (const int8_t*)(b->at + b->cb * 4 * sizeof(int32_t));
+}
+
+static inline qs8_dwconv_block qs8_dwconv_first_block(const void* packed_w, size_t channels, size_t cb,
+                                                      size_t taps) {
+  qs8_dwconv_block b = {0};
+  b.at = (const unsigned char*)packed_w;
+  b.channels = channels;
+  b.cb = cb;
+  b.taps = taps;
+  qs8_dwconv_open_block(&b);
+  return b;
+}
+
+static inline void qs8_dwconv_next_block(qs8_dwconv_block* b) {
+  b->c0 += b->cb;
+  b->at += b->cb * 4 * sizeof(int32_t) + b->taps * b->cb;
+  qs8_dwconv_open_block(b);
+}
+
+// Defines the dwconv3x3 kernel `name` (qs8_dwconv3x3_ukernel_fn) over the including file's
+// `static inline __attribute__((always_inline)) void row(<the kernel's arguments>, bool unsigned_input)`: one
+// copy of row per input signedness, called with a local copy of *params (stores through int8_t* may alias
+// *params, which would make the compiler reload and re-broadcast the output-stage constants after every
+// store).
+#define QS8_DWCONV3X3_KERNEL(name)                                                                        \
+  void name(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,          \
+            size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output,  \
+            const qs8_gemmlowp_params* params) {                                                          \
+    const qs8_gemmlowp_params local = *params;                                                            \
+    if (local.input_flip != 0) {                                                                          \
+      row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, \
+          true);                                                                                          \
+    } else {                                                                                              \
+      row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, \
+          false);                                                                                         \
+    }                                                                                                     \
+  }
+
 static inline int8_t qs8_output_scalar(int32_t acc, int32_t multiplier, int32_t left_shift,
                                        int32_t right_shift, const qs8_gemmlowp_params* p) {
   int32_t v = qs8_requantize_gemmlowp(acc, multiplier, left_shift - right_shift);

@@ -48,35 +48,46 @@ const quantization = (channels: number, multiplier: number, shift: number) => ({
   bias: Int32Array.from({ length: channels }, () => Math.floor(random() * 4000) - 2000),
 });
 
+interface RunnableLayer<T> {
+  readonly outputLength: number;
+  run(input: T, output: T): void;
+}
+
+// Whittle's layer and the peer's on one input: their outputs, in zeroed arrays of their output lengths.
+function runBoth<T>(
+  ours: RunnableLayer<T>,
+  theirs: RunnableLayer<T>,
+  input: T,
+  zeros: (n: number) => T,
+): [T, T] {
+  const a = zeros(ours.outputLength);
+  const b = zeros(theirs.outputLength);
+  ours.run(input, a);
+  theirs.run(input, b);
+  return [a, b];
+}
+
+// A 3x3 kernel with stride 1 and one pixel of padding on every side (the output keeps the input's size).
+const same3x3 = {
+  batch: 1,
+  kernelHeight: 3,
+  kernelWidth: 3,
+  paddingTop: 1,
+  paddingLeft: 1,
+  paddingBottom: 1,
+  paddingRight: 1,
+};
+
 // A dense 3x3, a depthwise 3x3, a strided 1-input-channel stem with uneven padding, and a grouped 1x1.
 const convShapes: (Conv2dShape & { name: string })[] = [
-  {
-    name: 'dense',
-    batch: 1,
-    inputHeight: 7,
-    inputWidth: 6,
-    inputChannels: 5,
-    outputChannels: 9,
-    kernelHeight: 3,
-    kernelWidth: 3,
-    paddingTop: 1,
-    paddingLeft: 1,
-    paddingBottom: 1,
-    paddingRight: 1,
-  },
+  { name: 'dense', ...same3x3, inputHeight: 7, inputWidth: 6, inputChannels: 5, outputChannels: 9 },
   {
     name: 'depthwise',
-    batch: 1,
+    ...same3x3,
     inputHeight: 6,
     inputWidth: 6,
     inputChannels: 24,
     outputChannels: 24,
-    kernelHeight: 3,
-    kernelWidth: 3,
-    paddingTop: 1,
-    paddingLeft: 1,
-    paddingBottom: 1,
-    paddingRight: 1,
     groups: 24,
   },
   {
@@ -143,11 +154,7 @@ describe('XNNPACK peer', { skip }, () => {
       const theirs = xnn.conv2dF32(fp32Args);
       assert.equal(theirs.operator, 'convolution2d_nhwc_f32');
       assert.equal(theirs.inputLength, ours.inputLength);
-      const input = floats(ours.inputLength);
-      const a = new Float32Array(ours.outputLength);
-      const b = new Float32Array(theirs.outputLength);
-      ours.run(input, a);
-      theirs.run(input, b);
+      const [a, b] = runBoth(ours, theirs, floats(ours.inputLength), (n) => new Float32Array(n));
       const f = xnnpackAgreement(a, b);
       assert.equal(f.mismatch, null);
       assert.ok(a.some((v) => v !== 0));
@@ -160,11 +167,7 @@ describe('XNNPACK peer', { skip }, () => {
       const ours8 = createConv2dInt8(int8Args);
       const theirs8 = xnn.conv2dInt8(int8Args);
       assert.equal(theirs8.operator, 'convolution2d_nhwc_qc8');
-      const input8 = int8s(ours8.inputLength);
-      const a8 = new Int8Array(ours8.outputLength);
-      const b8 = new Int8Array(theirs8.outputLength);
-      ours8.run(input8, a8);
-      theirs8.run(input8, b8);
+      const [a8, b8] = runBoth(ours8, theirs8, int8s(ours8.inputLength), (n) => new Int8Array(n));
       const d = xnnpackAgreement(a8, b8);
       assert.equal(d.mismatch, null, d.mismatch ?? '');
       // Not saturated: the comparison means something.
@@ -178,22 +181,14 @@ describe('XNNPACK peer', { skip }, () => {
     const fp32Args = { ...dims, weights: floats(37 * 11), bias: floats(11) };
     const ours = createFullyConnectedF32(fp32Args);
     const theirs = xnn.fullyConnectedF32(fp32Args);
-    const input = floats(37);
-    const a = new Float32Array(11);
-    const b = new Float32Array(11);
-    ours.run(input, a);
-    theirs.run(input, b);
+    const [a, b] = runBoth(ours, theirs, floats(37), (n) => new Float32Array(n));
     assert.equal(xnnpackAgreement(a, b).mismatch, null);
 
     const int8Args = { ...dims, ...quantization(11, 1_500_000_000, -6), weights: int8s(37 * 11) };
     const ours8 = createFullyConnectedInt8(int8Args);
     const theirs8 = xnn.fullyConnectedInt8(int8Args);
     assert.equal(theirs8.operator, 'fully_connected_nc_qs8');
-    const input8 = int8s(37);
-    const a8 = new Int8Array(11);
-    const b8 = new Int8Array(11);
-    ours8.run(input8, a8);
-    theirs8.run(input8, b8);
+    const [a8, b8] = runBoth(ours8, theirs8, int8s(37), (n) => new Int8Array(n));
     assert.equal(xnnpackAgreement(a8, b8).mismatch, null);
     for (const layer of [ours, ours8, theirs, theirs8]) layer.dispose();
   });

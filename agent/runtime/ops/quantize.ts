@@ -1,10 +1,33 @@
 // The boundaries between fp32 and integer tensors: quantize_linear and dequantize_linear, per tensor or per
 // channel along quant.axis.
 import { expect, input, isInt8, needQuant, pick } from '../attributes.js';
-import type { OpDefinition } from '../executor.js';
+import type { Executor, OpDefinition, PrepareContext } from '../executor.js';
 import { roundHalfEven } from '../number/rounding.js';
 import { intRange, saturate } from '../number/saturation.js';
-import { channelOf, elements } from '../tensor.js';
+import { channelOf, elements, type TensorSpec } from '../tensor.js';
+
+// out[i] = f(input 0's x[i], the scale and zero point of i's channel), the channel along quant.axis of
+// `quantized` (the side that is int8: the output of quantize_linear, the input of dequantize_linear).
+function perElement(
+  context: PrepareContext,
+  quantized: TensorSpec,
+  kernel: string,
+  f: (x: number, scale: number, zeroPoint: number) => number,
+): Executor {
+  const { scale, zeroPoint, axis } = quantized.quant!;
+  const channel = channelOf(quantized.shape, axis);
+  return {
+    kernel,
+    run: (inputs, outputs) => {
+      const x = pick(context, inputs, 0)!;
+      const out = outputs[0]!;
+      for (let i = 0; i < out.length; i++) {
+        const c = channel ? channel(i) : 0;
+        out[i] = f(x[i]!, scale[c]!, zeroPoint[c]!);
+      }
+    },
+  };
+}
 
 const quantizeLinear: OpDefinition = {
   infer(node, inputs, declared) {
@@ -24,20 +47,10 @@ const quantizeLinear: OpDefinition = {
   executors: {
     int8: (context) => {
       const y = context.outputs[0]!;
-      const { scale, zeroPoint, axis } = y.quant!;
-      const channel = channelOf(y.shape, axis);
       const [lo, hi] = intRange(y.dtype);
-      return {
-        kernel: 'reference:quantize_linear_int8',
-        run: (inputs, outputs) => {
-          const x = pick(context, inputs, 0)!;
-          const out = outputs[0]!;
-          for (let i = 0; i < out.length; i++) {
-            const c = channel ? channel(i) : 0;
-            out[i] = saturate(roundHalfEven(x[i]! / scale[c]!) + zeroPoint[c]!, lo, hi);
-          }
-        },
-      };
+      return perElement(context, y, 'reference:quantize_linear_int8', (x, scale, zeroPoint) =>
+        saturate(roundHalfEven(x / scale) + zeroPoint, lo, hi),
+      );
     },
   },
 };
@@ -51,22 +64,13 @@ const dequantizeLinear: OpDefinition = {
   },
   macs: (_node, inputs) => elements(inputs[0]!.shape),
   executors: {
-    int8: (context) => {
-      const x = context.inputs[0]!;
-      const { scale, zeroPoint, axis } = x.quant!;
-      const channel = channelOf(x.shape, axis);
-      return {
-        kernel: 'reference:dequantize_linear_int8',
-        run: (inputs, outputs) => {
-          const data = pick(context, inputs, 0)!;
-          const out = outputs[0]!;
-          for (let i = 0; i < out.length; i++) {
-            const c = channel ? channel(i) : 0;
-            out[i] = (data[i]! - zeroPoint[c]!) * scale[c]!;
-          }
-        },
-      };
-    },
+    int8: (context) =>
+      perElement(
+        context,
+        context.inputs[0]!,
+        'reference:dequantize_linear_int8',
+        (x, scale, zeroPoint) => (x - zeroPoint) * scale,
+      ),
   },
 };
 
