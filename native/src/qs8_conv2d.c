@@ -151,9 +151,52 @@ qs8_conv2d_op* qs8_conv2d_create_fixed_point(const whittle_conv2d_shape* shape, 
   return op;
 }
 
+// A grouped (not depthwise) conv whose groups are narrower than the GEMM kernel's tile runs faster as one
+// dense conv whose weights are zero outside each group's block (the ShuffleNet channel split: 24 groups of
+// 2 inputs and 1 output): per group, a kernel call computes round_up(cout_g, NR) columns over
+// round_up(k_g, k_align) bytes; dense, one call covers every group. Chosen when the dense GEMM computes no
+// more multiply-adds than the grouped one. Exact: the zero weights add nothing to an accumulator, and the
+// folded bias (bias - zero_point * sum(w)) sums the same weights.
+static bool dense_is_cheaper(const whittle_conv2d_shape* s, whittle_isa level) {
+  const size_t cin_g = s->input_channels / s->groups, cout_g = s->output_channels / s->groups;
+  if (s->groups == 1 || (cin_g == 1 && cout_g == 1)) return false;
+  const qs8_gemm_ukernel* gemm = qs8_gemm_ukernel_select(level);
+  const size_t taps = s->kernel_height * s->kernel_width;
+  const double grouped = (double)s->groups * (double)round_up(taps * cin_g, gemm->k_align) *
+                         (double)round_up(cout_g, gemm->nr);
+  const double dense = (double)round_up(taps * s->input_channels, gemm->k_align) *
+                       (double)round_up(s->output_channels, gemm->nr);
+  return dense <= grouped;
+}
+
+static qs8_conv2d_op* create_dense(const whittle_conv2d_shape* shape, const int8_t* weights,
+                                   const int32_t* bias, const int32_t* multipliers, const int32_t* shifts,
+                                   const qs8_activation_quantization* q, int32_t output_offset,
+                                   whittle_isa level) {
+  whittle_conv2d_shape dense_shape = *shape;
+  dense_shape.groups = 1;
+  const size_t cin = shape->input_channels, cin_g = cin / shape->groups;
+  const size_t cout_g = shape->output_channels / shape->groups;
+  const size_t taps = shape->kernel_height * shape->kernel_width;
+  int8_t* dense = calloc(shape->output_channels * taps * cin, 1);
+  if (dense == NULL) return NULL;
+  // weights [cout][taps][cin_g] -> dense [cout][taps][cin], group g's inputs at channels g * cin_g.
+  for (size_t o = 0; o < shape->output_channels; o++) {
+    const size_t first = o / cout_g * cin_g;
+    for (size_t t = 0; t < taps; t++) {
+      memcpy(dense + (o * taps + t) * cin + first, weights + (o * taps + t) * cin_g, cin_g);
+    }
+  }
+  qs8_conv2d_op* op = create(&dense_shape, dense, bias, multipliers, shifts, q, output_offset, level);
+  free(dense);
+  return op;
+}
+
 static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* weights, const int32_t* bias,
                              const int32_t* multipliers, const int32_t* shifts,
                              const qs8_activation_quantization* q, int32_t output_offset, whittle_isa level) {
+  if (dense_is_cheaper(shape, level))
+    return create_dense(shape, weights, bias, multipliers, shifts, q, output_offset, level);
   qs8_conv2d_op* op = calloc(1, sizeof(*op));
   if (op == NULL) return NULL;
   op->shape = *shape;

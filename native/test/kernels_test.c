@@ -128,6 +128,11 @@ static const conv_case conv_cases[] = {
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
     CONV("groups 4 dilation 2", 1, 10, 10, 12, 24, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4),
     CONV("groups 3 odd", 2, 5, 6, 9, 15, 2, 3, 1, 2, 1, 1, 0, 1, 1, 0, 3),
+    // Narrow groups run as one dense conv with zero blocks (qs8: the ShuffleNet channel split, 2 inputs and
+    // 1 output per group), wide ones per group: both forms on every ISA.
+    CONV("shufflenet split g24 1x1", 1, 8, 8, 48, 24, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 24),
+    CONV("wide groups g4 1x1", 1, 5, 5, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 4),
+    CONV("narrow groups g8 3x3 stride 2", 2, 7, 6, 16, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8),
     CONV("lenet conv2", 1, 14, 14, 6, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("wide N tail", 1, 4, 4, 67, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
     CONV("large pad", 1, 3, 3, 5, 7, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1),
@@ -908,6 +913,26 @@ static void test_data_movement(void) {
     }
   }
   report(ok, "channel shuffle 3 groups x 4");
+  // The per-size paths (1, 2 bytes) and the generic one (8 bytes) give the same permutation.
+  const size_t sizes[3] = {1, 2, 8};
+  for (size_t s = 0; s < 3; s++) {
+    const size_t e = sizes[s], rows = 3, groups = 2, group_channels = 5, n = rows * groups * group_channels;
+    _Alignas(8) unsigned char bytes[3 * 10 * 8], moved[3 * 10 * 8];
+    fill_bytes((int8_t*)bytes, n * e);
+    whittle_channel_shuffle(rows, groups, group_channels, bytes, e, moved);
+    ok = true;
+    for (size_t r = 0; r < rows; r++) {
+      for (size_t g = 0; g < groups; g++) {
+        for (size_t j = 0; j < group_channels; j++) {
+          const size_t to = r * 10 + j * groups + g, from = r * 10 + g * group_channels + j;
+          ok = ok && memcmp(moved + to * e, bytes + from * e, e) == 0;
+        }
+      }
+    }
+    char what[64];
+    snprintf(what, sizeof(what), "channel shuffle 2 groups x 5, %zu-byte elements", e);
+    report(ok, what);
+  }
 }
 
 static void test_cpu(void) {
