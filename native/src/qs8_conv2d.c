@@ -18,6 +18,10 @@ struct qs8_conv2d_op {
   size_t output_height, output_width, cin_g, cout_g, k, kc;
   bool depthwise;
   bool dw3x3;  // depthwise 3x3, dilation 1: one row kernel call per output row (fn_3x3)
+  // GEMM path, pointwise (1x1, stride 1, no padding, one group) with kc == k: output pixel m reads input
+  // bytes [m * k, (m + 1) * k), so a tile of MR pixels is one contiguous run of the input, read in place
+  // (a_xor == 0) or flipped into the tile by one copy.
+  bool a_contiguous;
   qs8_gemmlowp_params params;
   uint8_t a_xor;     // raw input byte -> kernel domain
   uint8_t pad_byte;  // the input zero point in the kernel domain
@@ -324,6 +328,9 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
       }
       return op;
     }
+    op->a_contiguous = shape->groups == 1 && one_by_one && shape->stride_height == 1 &&
+                       shape->stride_width == 1 && shape->padding_top == 0 && shape->padding_left == 0 &&
+                       shape->padding_bottom == 0 && shape->padding_right == 0 && op->kc == op->k;
     // Per thread: MR rows of im2col, then the tap pointers of one row.
     op->a_tile_bytes = round_up(op->gemm->mr * op->kc, 64);
     op->scratch_bytes_per_thread = op->a_tile_bytes + round_up(taps * sizeof(const int8_t*), 64);
@@ -366,6 +373,21 @@ static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t 
   for (size_t i = 0; i < n; i++) dst[i] = (int8_t)(uint8_t)(src[i] ^ flip);
 }
 
+// Runs one GEMM tile of `rows` output pixels from m0 whose A rows (kc bytes apart) are at `a`.
+static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int8_t* a, size_t g) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const unsigned char* packed = op->packed + g * op->packed_group_bytes;
+  int8_t* c = op->output + m0 * s->output_channels + g * op->cout_g;
+  if (rows <= 2 && op->gemm->fn_1 != NULL) {
+    for (size_t r = 0; r < rows; r++) {
+      op->gemm->fn_1(1, op->cout_g, op->kc, a + r * op->kc, op->kc, packed, c + r * s->output_channels,
+                     s->output_channels, &op->params);
+    }
+  } else {
+    op->gemm->fn(rows, op->cout_g, op->kc, a, op->kc, packed, c, s->output_channels, &op->params);
+  }
+}
+
 static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -373,6 +395,18 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   int8_t* a_tile = (int8_t*)(op->scratch + thread * op->scratch_bytes_per_thread);
   const int8_t** taps = (const int8_t**)((unsigned char*)a_tile + op->a_tile_bytes);
   const size_t tap_count = s->kernel_height * s->kernel_width;
+  if (op->a_contiguous) {
+    for (size_t m0 = begin; m0 < end; m0 += mr) {
+      const size_t rows = end - m0 < mr ? end - m0 : mr;
+      const int8_t* a = op->input + m0 * op->kc;
+      if (op->a_xor != 0) {
+        flip_copy(a_tile, (const uint8_t*)a, rows * op->kc, op->a_xor);
+        a = a_tile;
+      }
+      gemm_tile(op, m0, rows, a, 0);
+    }
+    return;
+  }
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
     for (size_t g = 0; g < s->groups; g++) {
@@ -391,16 +425,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
         }
         memset(row, 0, op->kc - op->k);
       }
-      const unsigned char* packed = op->packed + g * op->packed_group_bytes;
-      int8_t* c = op->output + m0 * s->output_channels + g * op->cout_g;
-      if (rows <= 2 && op->gemm->fn_1 != NULL) {
-        for (size_t r = 0; r < rows; r++) {
-          op->gemm->fn_1(1, op->cout_g, op->kc, a_tile + r * op->kc, op->kc, packed,
-                         c + r * s->output_channels, s->output_channels, &op->params);
-        }
-      } else {
-        op->gemm->fn(rows, op->cout_g, op->kc, a_tile, op->kc, packed, c, s->output_channels, &op->params);
-      }
+      gemm_tile(op, m0, rows, a_tile, g);
     }
   }
 }
