@@ -617,13 +617,14 @@ static void test_qs8_simple(whittle_isa level, bool u) {
   }
   // quantize / dequantize: per tensor and per channel (inner 1: NHWC channels; inner > 1: NCHW), with ties
   // of the rounding (x / scale = k + 0.5), values past the range, infinities, NaN and a zero scale.
-  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}};
+  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}, {1, 1, 4099}, {2, 3, 70}};
   for (size_t c = 0; c < sizeof(layouts) / sizeof(layouts[0]); c++) {
     const size_t n = layouts[c][0] * layouts[c][1] * layouts[c][2];
     double scales[5];
     int32_t zero_points[5];
     for (size_t i = 0; i < layouts[c][1]; i++) {
-      scales[i] = i == 2 ? 0.0 : 0.5 / (double)(1 + rand_range(0, 7));
+      // Odd layouts get scales whose inverse is not exact in float (the fast path's error bound).
+      scales[i] = i == 2 ? 0.0 : 0.5 / (double)(1 + rand_range(0, 7)) * (c % 2 == 1 ? 1.0371 : 1.0);
       zero_points[i] = rand_range(lo, hi);
     }
     const qs8_quantization_layout layout = {layouts[c][0], layouts[c][1], layouts[c][2],
@@ -643,6 +644,10 @@ static void test_qs8_simple(whittle_isa level, bool u) {
           break;
         case 3:
           x[i] = (float)rand_range(-100000, 100000);
+          break;
+        case 4:  // within a few float steps of a tie, and of the fast path's saturation bound 2^12
+          x[i] = (float)((rand_range(-300, 300) + 0.5 + rand_range(-40, 40) * 1e-6) * scales[ch]);
+          if (rand_range(0, 3) == 0) x[i] = (float)((rand_range(0, 1) ? 4096.0 : -4096.0) * scales[ch]);
           break;
         default:
           x[i] = (float)rand_range(-1000000, 1000000) * 1e-4f;
