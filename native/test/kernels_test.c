@@ -623,7 +623,7 @@ static void test_qs8_simple(whittle_isa level, bool u) {
     double scales[5];
     int32_t zero_points[5];
     for (size_t i = 0; i < layouts[c][1]; i++) {
-      // Odd layouts get scales whose inverse is not exact in float (the fast path's error bound).
+      // Odd layouts get scales whose inverse is not exact in float: x / scale is not a multiply there.
       scales[i] = i == 2 ? 0.0 : 0.5 / (double)(1 + rand_range(0, 7)) * (c % 2 == 1 ? 1.0371 : 1.0);
       zero_points[i] = rand_range(lo, hi);
     }
@@ -645,7 +645,7 @@ static void test_qs8_simple(whittle_isa level, bool u) {
         case 3:
           x[i] = (float)rand_range(-100000, 100000);
           break;
-        case 4:  // within a few float steps of a tie, and of the fast path's saturation bound 2^12
+        case 4:  // within a few float steps of a tie, or far past the range (4096 steps)
           x[i] = (float)((rand_range(-300, 300) + 0.5 + rand_range(-40, 40) * 1e-6) * scales[ch]);
           if (rand_range(0, 3) == 0) x[i] = (float)((rand_range(0, 1) ? 4096.0 : -4096.0) * scales[ch]);
           break;
