@@ -161,15 +161,33 @@ static inline __m512i qs8_requantize_avx512(__m512i acc, __m512i multiplier, __m
   return _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, threshold), shifted, one);
 }
 
+// The output stage of 16 channels, loaded once for every row of a tile: a kernel's int8 stores may alias
+// the header and *params, so the compiler reloads and re-broadcasts them after each store unless they are
+// held in registers like this.
+typedef struct qs8_output16_avx512 {
+  __m512i multiplier, left_shift, right_shift, lo, hi, zero_point;
+} qs8_output16_avx512;
+
+static inline qs8_output16_avx512 qs8_output16_load_avx512(const qs8_channel_requant* h, size_t n,
+                                                           const qs8_gemmlowp_params* p) {
+  const qs8_output16_avx512 o = {_mm512_loadu_si512(h->multiplier + n),
+                                 _mm512_loadu_si512(h->left_shift + n),
+                                 _mm512_loadu_si512(h->right_shift + n),
+                                 _mm512_set1_epi32(p->output_min - p->output_zero_point),
+                                 _mm512_set1_epi32(p->output_max - p->output_zero_point),
+                                 _mm512_set1_epi32(p->output_zero_point)};
+  return o;
+}
+
+static inline __m512i qs8_output16_avx512_apply(__m512i acc, const qs8_output16_avx512* o) {
+  const __m512i v = qs8_requantize_avx512(acc, o->multiplier, o->left_shift, o->right_shift);
+  return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, o->lo), o->hi), o->zero_point);
+}
+
 static inline __m512i qs8_output_avx512(__m512i acc, const qs8_channel_requant* h, size_t n,
                                         const qs8_gemmlowp_params* p) {
-  const __m512i v =
-      qs8_requantize_avx512(acc, _mm512_loadu_si512(h->multiplier + n), _mm512_loadu_si512(h->left_shift + n),
-                            _mm512_loadu_si512(h->right_shift + n));
-  const __m512i lo = _mm512_set1_epi32(p->output_min - p->output_zero_point);
-  const __m512i hi = _mm512_set1_epi32(p->output_max - p->output_zero_point);
-  return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi),
-                          _mm512_set1_epi32(p->output_zero_point));
+  const qs8_output16_avx512 o = qs8_output16_load_avx512(h, n, p);
+  return qs8_output16_avx512_apply(acc, &o);
 }
 
 // Stores the low `count` (<= 16) channels of v as bytes.
