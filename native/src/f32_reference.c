@@ -295,13 +295,13 @@ void whittle_concat_channels(size_t rows, size_t count, const size_t* channels, 
 
 // One row of the shuffle for a fixed element type: the compiler turns each element into a plain load and
 // store (a memcpy call per element of one byte cost more than the whole row).
-#define WHITTLE_SHUFFLE_ROW(type)                                                      \
-  do {                                                                                 \
-    const type* x = (const type*)in + r * channels;                                   \
-    type* y = (type*)out + r * channels;                                               \
-    for (size_t g = 0; g < groups; g++) {                                              \
+#define WHITTLE_SHUFFLE_ROW(type)                                                                \
+  do {                                                                                           \
+    const type* x = (const type*)in + r * channels;                                              \
+    type* y = (type*)out + r * channels;                                                         \
+    for (size_t g = 0; g < groups; g++) {                                                        \
       for (size_t j = 0; j < group_channels; j++) y[j * groups + g] = x[g * group_channels + j]; \
-    }                                                                                  \
+    }                                                                                            \
   } while (0)
 
 void whittle_channel_shuffle(size_t rows, size_t groups, size_t group_channels, const void* input,
