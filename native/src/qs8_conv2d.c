@@ -166,8 +166,8 @@ static bool dense_is_cheaper(const whittle_conv2d_shape* s, whittle_isa level) {
   if (s->groups == 1 || (cin_g == 1 && cout_g == 1)) return false;
   const qs8_gemm_ukernel* gemm = qs8_gemm_ukernel_select(level);
   const size_t taps = s->kernel_height * s->kernel_width;
-  const double grouped = (double)s->groups * (double)round_up(taps * cin_g, gemm->k_align) *
-                         (double)round_up(cout_g, gemm->nr);
+  const double grouped =
+      (double)s->groups * (double)round_up(taps * cin_g, gemm->k_align) * (double)round_up(cout_g, gemm->nr);
   const double dense = (double)round_up(taps * s->input_channels, gemm->k_align) *
                        (double)round_up(s->output_channels, gemm->nr);
   return dense <= grouped;
