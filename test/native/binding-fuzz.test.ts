@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 
+import { packXnorWeights } from '../../agent/runtime/format-layouts.js';
+import { createXnorFullyConnected } from '../../native/formats.js';
 import {
   addF32,
   addInt8,
@@ -27,8 +29,6 @@ import {
   softmaxF32,
   softmaxInt8,
 } from '../../native/index.js';
-import { createXnorFullyConnected } from '../../native/formats.js';
-import { packXnorWeights } from '../../agent/runtime/format-layouts.js';
 import { xorshift32 } from '../support/xorshift32.js';
 
 const random = xorshift32(12345);
