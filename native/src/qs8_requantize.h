@@ -196,6 +196,33 @@ static inline void qs8_store16_avx512(int8_t* out, __m512i v, size_t count, cons
   const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
   _mm_mask_storeu_epi8(out, m, bytes);
 }
+
+// The GEMV kernels' blocks of 16 output channels (qs8_gemv_ukernel_fn), 4 rows at a time. Sums of the 16
+// int32 lanes of each of a, b, c, d, as the 4 lanes of the result.
+static inline __m128i qs8_sum4_avx512(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m256i a8 = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+  const __m256i b8 = _mm256_add_epi32(_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64(b, 1));
+  const __m256i c8 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
+  const __m256i d8 = _mm256_add_epi32(_mm512_castsi512_si256(d), _mm512_extracti64x4_epi64(d, 1));
+  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a8, b8), _mm256_hadd_epi32(c8, d8));
+  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+// The 4 sums of the next group of rows into lanes 0..3, the block rotated by 4 lanes: after 4 groups, group g
+// is in lanes 4g .. 4g + 3.
+static inline __m512i qs8_gemv_add_sums_avx512(__m512i sums, __m128i group) {
+  const __m512i filled = _mm512_inserti32x4(sums, group, 0);
+  return _mm512_alignr_epi32(filled, filled, 4);
+}
+
+// Stores the block's `count` (<= 16) outputs: the rotation finished for blocks of fewer than 4 groups, then
+// bias, output stage and store.
+static inline void qs8_gemv_store_block_avx512(int8_t* out, __m512i sums, size_t count,
+                                               const qs8_channel_requant* h, const qs8_gemmlowp_params* p) {
+  for (size_t r = (count + 3) / 4; r < 4; r++) sums = _mm512_alignr_epi32(sums, sums, 4);
+  const __m512i acc = _mm512_add_epi32(sums, _mm512_loadu_si512(h->bias));
+  qs8_store16_avx512(out, qs8_output_avx512(acc, h, 0, p), count, p);
+}
 #endif  // __AVX512F__ && __AVX512BW__
 
 #if defined(__ARM_NEON) || defined(__aarch64__)
