@@ -102,7 +102,7 @@ export interface ModelBenchReport {
 const CALIBRATION_INPUTS = 32;
 const CLASSES = 10;
 
-const read = (content: PackageContent): Package =>
+export const read = (content: PackageContent): Package =>
   readPackage(writePackage(content, bundledSigningKey()), { allowUnsigned: true, cpuFamily: null });
 
 function normalValues(count: number, seed: number): Float32Array {
@@ -119,6 +119,13 @@ export interface BenchPackages {
 }
 
 export async function benchPackages(name: string, seed: number): Promise<BenchPackages> {
+  const source = await benchSource(name, seed);
+  const fp32 = read(importOnnx(exportOnnx(source), { source: `${name}.onnx`, modelId: name }));
+  return { source, fp32, int8: benchInt8(fp32, seed) };
+}
+
+/** The zoo model `name` with seeded random weights, saved as `whittle train` saves it and imported. */
+export async function benchSource(name: string, seed: number): Promise<Package> {
   const spec = BENCH_MODELS[name];
   if (spec === undefined)
     throw new BenchArgumentError(
@@ -136,19 +143,21 @@ export async function benchPackages(name: string, seed: number): Promise<BenchPa
   try {
     randomizeWeights(net, seed);
     await net.save(fileHandler(dir));
-    const source = read(importTfjsLayers(join(dir, MODEL_FILE), { modelId: name }));
-    const fp32 = read(importOnnx(exportOnnx(source), { source: `${name}.onnx`, modelId: name }));
-    const perInput = elements(fp32.manifest.tensors[fp32.manifest.inputs[0]!.tensor]!.shape.slice(1));
-    const calibration = {
-      count: CALIBRATION_INPUTS,
-      data: normalValues(CALIBRATION_INPUTS * perInput, seed + 1),
-    };
-    const int8 = read(quantizePackage(fp32, calibration).content);
-    return { source, fp32, int8 };
+    return read(importTfjsLayers(join(dir, MODEL_FILE), { modelId: name }));
   } finally {
     net.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The int8 package `whittle quantize` makes of `fp32`, on seeded random calibration inputs. */
+export function benchInt8(fp32: Package, seed: number): Package {
+  const perInput = elements(fp32.manifest.tensors[fp32.manifest.inputs[0]!.tensor]!.shape.slice(1));
+  const calibration = {
+    count: CALIBRATION_INPUTS,
+    data: normalValues(CALIBRATION_INPUTS * perInput, seed + 1),
+  };
+  return read(quantizePackage(fp32, calibration).content);
 }
 
 /** An ONNX Runtime session as the benchmark runs it, with the ops of its optimized graph. */
@@ -285,7 +294,7 @@ export function formatModelTable(report: ModelBenchReport): string {
   return [header, ...lines].join('\n');
 }
 
-function choices<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
+export function choices<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
   return value.split(',').map((part) => {
     if (!(allowed as readonly string[]).includes(part))
       throw new BenchArgumentError(
