@@ -51,7 +51,7 @@ export async function runCompileAb(options: CompileAbOptions): Promise<{ results
     const imported = (compile: boolean) =>
       read(importOnnx(onnxBytes, { source: `${name}.onnx`, modelId: name, compile }));
     const [stored, compiled] = [imported(false), imported(true)];
-    const [n, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape as number[];
+    const [n, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape;
     const random = new SeededRandom(options.seed + 2);
     const nchw = Float32Array.from({ length: n! * c! * h! * w! }, () => random.next());
     const nhwc = new Float32Array(nchw.length);
