@@ -121,10 +121,7 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
     } else {
       op->gemm = f32_gemm_ukernel_select(level);
     }
-    // The narrow kernel when every reduction element pairs with the next (even input channels): a single
-    // element costs it two FMAs, so the stems (1 or 3 input channels) measured slower with it than with the
-    // 32-column kernel's narrow path.
-    if (op->igemm != NULL && op->cout_g <= 16 && op->cin_g % 2 == 0) op->narrow = op->igemm->narrow;
+    if (op->igemm != NULL && op->cout_g <= 16) op->narrow = op->igemm->narrow;
     const size_t nr = op->narrow != NULL ? 16 : op->igemm != NULL ? op->igemm->nr : op->gemm->nr;
     const size_t blocks = round_up(op->cout_g, nr) / nr;
     op->packed_group_floats = blocks * nr * (op->k + 1);
@@ -162,6 +159,9 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
             (int32_t)(kk % op->cin_g);
       }
       if (op->narrow != NULL && !pack_narrow(op, weights, bias)) goto fail;
+      // Every element paired (even input channels): the taller tile, which has no registers left for singles.
+      if (op->narrow != NULL && op->singles == 0 && op->igemm->narrow_paired != NULL)
+        op->narrow = op->igemm->narrow_paired;
       return op;
     }
     // Per thread: MR rows of im2col, then the tap pointers of one row.

@@ -83,8 +83,10 @@ typedef struct f32_igemm_ukernel {
   whittle_isa isa;
   f32_igemm_ukernel_fn fn;
   uint8_t mr, nr;
-  // The kernel of the same ISA for layers of at most 16 output channels, or NULL (this one runs them).
+  // The kernels of the same ISA for layers of at most 16 output channels, or NULL (this one runs them):
+  // `narrow` for any reduction, `narrow_paired` when every element pairs (no singles).
   const f32_igemm_narrow_ukernel* narrow;
+  const f32_igemm_narrow_ukernel* narrow_paired;
 } f32_igemm_ukernel;
 
 typedef struct f32_dwconv_ukernel {
