@@ -10,16 +10,8 @@ import { exportOnnx } from '../optimize/onnx/export.js';
 import { importOnnx } from '../optimize/onnx/import.js';
 import { withNchwInput } from '../optimize/onnx/nchw-input.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
-import {
-  benchOptions,
-  calibrate,
-  type Contender,
-  jsContender,
-  median,
-  positiveInteger,
-  timeBatch,
-} from './kernels.js';
-import { BENCH_MODELS, benchInt8, benchSource, choices, read } from './models.js';
+import { benchOptions, calibrate, type Contender, jsContender, median, timeBatch } from './kernels.js';
+import { BENCH_MODELS, benchInt8, benchSource, read, ZOO_BENCH_OPTIONS, zooBenchOptions } from './models.js';
 
 export interface CompileAbRow {
   model: string;
@@ -113,29 +105,9 @@ export const COMPILE_AB_HELP = `compile-ab options: --models ${Object.keys(BENCH
 
 /** `bench compile-ab [--json] [--models a,b] [--rounds n] [--batch-ms n] [--seed n]`. Returns the exit code. */
 export async function compileAbCommand(args: string[], machine: string): Promise<number> {
-  const values = benchOptions(
-    args,
-    {
-      json: { type: 'boolean' },
-      models: { type: 'string' },
-      rounds: { type: 'string' },
-      'batch-ms': { type: 'string' },
-      seed: { type: 'string' },
-    },
-    COMPILE_AB_HELP,
-  );
+  const values = benchOptions(args, ZOO_BENCH_OPTIONS, COMPILE_AB_HELP);
   if (values === undefined) return 0;
-  const options: CompileAbOptions = {
-    models: choices(
-      values.models ?? Object.keys(BENCH_MODELS).join(','),
-      Object.keys(BENCH_MODELS),
-      '--models',
-    ),
-    rounds: positiveInteger(values.rounds, 15, '--rounds'),
-    batchMs: positiveInteger(values['batch-ms'], 20, '--batch-ms'),
-    seed: positiveInteger(values.seed, 1, '--seed'),
-    onProgress: (line) => process.stderr.write(`${line}\n`),
-  };
+  const options: CompileAbOptions = zooBenchOptions(values, 15);
   process.stderr.write(`compile-ab: before / after the compile pass, ${options.rounds} rounds\n`);
   process.stderr.write(`machine: ${machine}\n`);
   const report = await runCompileAb(options);

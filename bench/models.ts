@@ -304,35 +304,50 @@ export function choices<T extends string>(value: string, allowed: readonly T[], 
   });
 }
 
-export async function modelsCommand(args: string[], machine: string): Promise<number> {
-  const values = benchOptions(
-    args,
-    {
-      json: { type: 'boolean' },
-      models: { type: 'string' },
-      formats: { type: 'string' },
-      batches: { type: 'string' },
-      threads: { type: 'string' },
-      rounds: { type: 'string' },
-      'batch-ms': { type: 'string' },
-      seed: { type: 'string' },
-    },
-    MODELS_HELP,
-  );
-  if (values === undefined) return 0;
-  const options: ModelBenchOptions = {
+/** The options every whole-model benchmark (`bench models`, `bench compile-ab`) reads. */
+export const ZOO_BENCH_OPTIONS = {
+  json: { type: 'boolean' },
+  models: { type: 'string' },
+  rounds: { type: 'string' },
+  'batch-ms': { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+/** The values of ZOO_BENCH_OPTIONS, checked, with the defaults (`rounds` rounds, all models). */
+export function zooBenchOptions(
+  values: { models?: string; rounds?: string; 'batch-ms'?: string; seed?: string },
+  rounds: number,
+): Pick<ModelBenchOptions, 'models' | 'rounds' | 'batchMs' | 'seed' | 'onProgress'> {
+  return {
     models: choices(
       values.models ?? Object.keys(BENCH_MODELS).join(','),
       Object.keys(BENCH_MODELS),
       '--models',
     ),
-    formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
-    batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
-    threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
-    rounds: positiveInteger(values.rounds, 21, '--rounds'),
+    rounds: positiveInteger(values.rounds, rounds, '--rounds'),
     batchMs: positiveInteger(values['batch-ms'], 20, '--batch-ms'),
     seed: positiveInteger(values.seed, 1, '--seed'),
     onProgress: (line) => process.stderr.write(`${line}\n`),
+  };
+}
+
+export async function modelsCommand(args: string[], machine: string): Promise<number> {
+  const values = benchOptions(
+    args,
+    {
+      ...ZOO_BENCH_OPTIONS,
+      formats: { type: 'string' },
+      batches: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    MODELS_HELP,
+  );
+  if (values === undefined) return 0;
+  const options: ModelBenchOptions = {
+    ...zooBenchOptions(values, 21),
+    formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
+    batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
+    threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
   };
   process.stderr.write(
     `models: Whittle vs ONNX Runtime ${ort.env.versions.common}, ${options.rounds} rounds\n`,
