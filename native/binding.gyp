@@ -120,6 +120,8 @@
           "src/f32_gemm_minmax_ukernel_1x32__avx512.c",
           "src/f32_gemm_minmax_ukernel_6x32__avx512.c",
           "src/f32_igemm_minmax_ukernel_8x32__avx512.c",
+          "src/f32_igemm_narrow_minmax_ukernel_8x16c2__avx512.c",
+          "src/f32_igemm_narrow_minmax_ukernel_12x16c2__avx512.c",
           "src/f32_ppmm_ukernel_6x32__avx512.c",
           "src/f32_simple_ukernels__avx512.c",
           "src/qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512.c",

@@ -91,6 +91,14 @@ static const conv_case conv_cases[] = {
     CONV("stem c3 stride 2 tf same batch 2", 2, 10, 11, 3, 12, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1),
     CONV("stem c2 dilation 2 oc 40", 1, 9, 13, 2, 40, 3, 3, 1, 1, 2, 2, 2, 1, 2, 3, 1),
     CONV("stem c4 7x7 stride 2 oc 17", 2, 15, 15, 4, 17, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1),
+    // The narrow (<= 16 output channels, even input channels) indirect GEMM: row tails of its 12-row tile,
+    // column tails, padding, dilation and stride, one output channel.
+    CONV("narrow c8 oc 9 dilation 2 stride 1x2", 2, 7, 6, 8, 9, 3, 3, 1, 2, 2, 1, 2, 1, 1, 2, 1),
+    CONV("narrow c2 oc 1 pad 1", 1, 5, 5, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("narrow c6 oc 16 13 pixels", 1, 5, 7, 6, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    // Single (unpaired) reduction elements: odd channels, and taps a dilation apart (no pair across taps).
+    CONV("narrow c5 oc 16 dilation 2 batch 2", 2, 9, 8, 5, 16, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1),
+    CONV("narrow c1 oc 3 dilation 1x2 stride 2", 1, 11, 12, 1, 3, 3, 3, 2, 2, 1, 2, 1, 0, 0, 1, 1),
     CONV("stem c1 oc 3 wide row", 1, 5, 70, 1, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
 };
 
