@@ -11,7 +11,7 @@ import {
   scalarOrChannel,
   stringAttr,
 } from '../attributes.js';
-import type { ExecutorFactory, OpDefinition } from '../executor.js';
+import { type ExecutorFactory, type OpDefinition, perImage } from '../executor.js';
 import { quantizeMultiplier, requantizeGemmlowp } from '../number/requantization.js';
 import { roundHalfEven } from '../number/rounding.js';
 import { intRange, saturate } from '../number/saturation.js';
@@ -88,6 +88,7 @@ function integerConvExecutor(op: 'qconv2d' | 'conv2d_integer'): ExecutorFactory 
 }
 
 const qconv2d: OpDefinition = {
+  perImage,
   infer(node, inputs, declared) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');
@@ -120,6 +121,7 @@ const qconv2d: OpDefinition = {
 };
 
 const conv2dIntegerOp: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');
@@ -132,6 +134,7 @@ const conv2dIntegerOp: OpDefinition = {
 };
 
 const qfullyConnected: OpDefinition = {
+  perImage,
   infer(node, inputs, declared) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');
