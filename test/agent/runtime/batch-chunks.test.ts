@@ -13,7 +13,7 @@ import { Model, type ModelOptions } from '../../../agent/runtime/model.js';
 import { roundHalfEven } from '../../../agent/runtime/number/rounding.js';
 import { intRange, saturate } from '../../../agent/runtime/number/saturation.js';
 import type { TensorSpec } from '../../../agent/runtime/tensor.js';
-import { importBoth, quantized, randomImages, ZOO_CASES, zooOnnx } from './compile-fixtures.js';
+import { importBoth, maxDiff, quantized, randomImages, ZOO_CASES, zooOnnx } from './compile-fixtures.js';
 
 const BATCH = 6;
 /** Small enough that every zoo model's early layers run one image at a time at 32x32 and up. */
@@ -21,13 +21,6 @@ const SMALL_CHUNK = 16 * 1024;
 
 function outputs(pkg: Parameters<typeof Model.fromPackage>[0], input: Float32Array, options: ModelOptions) {
   return Model.fromPackage(pkg, { batch: BATCH, ...options }).run([input])[0]!.data as Float32Array;
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
-  return d;
 }
 
 describe('batch chunks on the zoo models', () => {
