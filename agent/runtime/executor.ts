@@ -62,7 +62,14 @@ export interface OpDefinition {
     outputs: readonly TensorSpec[],
   ): number;
   executors: Partial<Record<NumberFormat, ExecutorFactory>>;
+  /** Whether `node` computes image b of every output (dimension 0 is the batch) from image b of its
+   * activation inputs alone, so that it may run on a few images at a time (batch-chunks.ts, which also checks
+   * the shapes by inference at the chunk's batch). Absent: never chunked. */
+  perImage?: (node: ManifestNode) => boolean;
 }
+
+/** OpDefinition.perImage of an op that is per image whatever its attributes. */
+export const perImage = (): boolean => true;
 
 /** The same executor for fp32 and int8 tensors (ops that only move data, or compute in the input's dtype). */
 export const f32AndInt8 = (factory: ExecutorFactory): OpDefinition['executors'] => ({

@@ -5,6 +5,8 @@ import { setThreads } from '../../native/index.js';
 import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
+import { percentile } from '../telemetry/stats-window.js';
+import { type BatchSegment, planBatchChunks } from './batch-chunks.js';
 import { compilePackage, type CompileReport, emptyReport } from './compile/index.js';
 import { GraphError, InputError, MemoryBudgetError } from './graph-error.js';
 import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
@@ -35,7 +37,13 @@ export interface ModelOptions {
   /** Run the compile pass (agent/runtime/compile/) on the graph before planning it (default true); false runs
    * the package's graph node for node, the reference the compiled graph is tested against. */
   compile?: boolean;
+  /** At a batch above 1, the per-image activation bytes times images a node's batch chunk may reach
+   * (batch-chunks.ts; default BATCH_CHUNK_BYTES); 0 runs every node on the whole batch at once. */
+  batchChunkBytes?: number;
 }
+
+/** A node's activations per batch chunk: a quarter of a core's L2 cache on the x86 the benchmark runs on (1 MB), half of a 512 KB one. */
+export const BATCH_CHUNK_BYTES = 256 * 1024;
 
 /** A node that runs on a TypeScript reference executor although the runtime prefers native kernels. */
 export interface FallbackNode {
@@ -54,6 +62,15 @@ export interface LayerInfo {
   /** Bytes of this node's constant inputs as stored in the package. */
   weightBytes: number;
   outputShapes: number[][];
+}
+
+/** One node's time within a run (Model.profile). */
+export interface NodeProfile {
+  name: string;
+  op: string;
+  kernel: string;
+  /** Median milliseconds of the node over the profiled runs. */
+  ms: number;
 }
 
 export interface TensorResult {
@@ -97,6 +114,60 @@ function fallbackReason(node: ManifestNode): string {
   return 'the native kernel does not take this node (its attributes, shapes or quantization)';
 }
 
+/** Every tensor's spec: the graph inputs at `batch` images (undefined: as declared), then shape inference in
+ * graph order; at the declared batch, inferred shapes must match the manifest's. */
+function inferSpecs(
+  manifest: Manifest,
+  declared: readonly TensorSpec[],
+  batch: number | undefined,
+  declaredBatch: number,
+): TensorSpec[] {
+  const specs = declared.map((s) => ({ ...s, shape: [...s.shape] }));
+  // A batch size replaces dimension 0 of every graph input (all inputs are batched data).
+  if (batch !== undefined) {
+    for (const input of manifest.inputs) {
+      const spec = specs[input.tensor]!;
+      if (spec.shape.length > 0) spec.shape[0] = batch;
+    }
+  }
+  for (const node of manifest.nodes) {
+    const op = OPS[node.op]!;
+    const inputs = node.inputs.map((i) => (i < 0 ? undefined : specs[i]));
+    const outputs = op.infer(
+      node,
+      inputs,
+      node.outputs.map((o) => declared[o]!),
+    );
+    if (outputs.length !== node.outputs.length) {
+      throw new GraphError(
+        `op ${node.op} produces ${outputs.length} output(s), the manifest lists ${node.outputs.length}`,
+        node.name,
+      );
+    }
+    node.outputs.forEach((o, k) => {
+      const inferred = outputs[k]!;
+      const expected = declared[o]!;
+      if (inferred.dtype !== expected.dtype) {
+        throw new GraphError(
+          `output ${k} is ${inferred.dtype}, the manifest says ${expected.dtype}`,
+          node.name,
+        );
+      }
+      if (
+        (batch ?? declaredBatch) === declaredBatch &&
+        inferred.shape.join(',') !== expected.shape.join(',')
+      ) {
+        throw new GraphError(
+          `output ${k} has shape [${inferred.shape.join(', ')}], the manifest says [${expected.shape.join(', ')}]`,
+          node.name,
+        );
+      }
+      specs[o] = { ...expected, shape: inferred.shape };
+    });
+  }
+  return specs;
+}
+
 export class Model {
   /** The graph as planned: the package's, compiled. Tensor indices are the package manifest's. */
   readonly manifest: Manifest;
@@ -118,6 +189,11 @@ export class Model {
    * constants), so a run allocates nothing per node — a camera loop at 30 fps then leaves V8's young
    * generation small, which is most of the agent's RSS. */
   readonly #steps: ModelStep[];
+  /** Per node, the indices of its steps in #steps: one, or one per batch chunk of its segment. */
+  readonly #nodeSteps: number[][];
+  /** Nodes [first, last) run `images` images at a time (batch-chunks.ts); one segment of all the batch when
+   * nothing is chunked. */
+  readonly batchSegments: readonly BatchSegment[];
   /** How a run executes the steps: the native plan's calls with the TypeScript steps between them. */
   readonly #execution: Execution;
   /** What the execution plan holds: native steps, calls per run, TypeScript nodes, refusals. */
@@ -149,14 +225,12 @@ export class Model {
       throw new GraphError(`batch must be an integer in [1, 65536], got ${batch}`);
     }
     this.batch = batch;
-    const specs = declared.map((s) => ({ ...s, shape: [...s.shape] }));
-    // A batch size replaces dimension 0 of every graph input (all inputs are batched data).
-    if (options.batch !== undefined) {
-      for (const input of manifest.inputs) {
-        const spec = specs[input.tensor]!;
-        if (spec.shape.length > 0) spec.shape[0] = batch;
-      }
-    }
+    const specs = inferSpecs(
+      manifest,
+      declared,
+      options.batch === undefined ? undefined : batch,
+      declaredBatch,
+    );
     // Weights are checked against the budget before they are expanded, so a small package cannot make the
     // runtime allocate gigabytes.
     const expandedBytes = manifest.tensors.reduce(
@@ -176,63 +250,77 @@ export class Model {
     });
     this.weightBytes = constants.reduce((sum, c) => sum + (c?.byteLength ?? 0), 0);
 
-    // Shape inference in graph order; at the declared batch, inferred shapes must match the manifest's.
-    const layers: LayerInfo[] = [];
-    const prepared: { node: ManifestNode; inputs: (TensorSpec | undefined)[]; outputs: TensorSpec[] }[] = [];
-    for (const node of manifest.nodes) {
-      const op = OPS[node.op]!;
-      const inputs = node.inputs.map((i) => (i < 0 ? undefined : specs[i]));
-      const outputs = op.infer(
-        node,
-        inputs,
-        node.outputs.map((o) => declared[o]!),
-      );
-      if (outputs.length !== node.outputs.length) {
-        throw new GraphError(
-          `op ${node.op} produces ${outputs.length} output(s), the manifest lists ${node.outputs.length}`,
-          node.name,
-        );
-      }
-      node.outputs.forEach((o, k) => {
-        const inferred = outputs[k]!;
-        const expected = declared[o]!;
-        if (inferred.dtype !== expected.dtype) {
-          throw new GraphError(
-            `output ${k} is ${inferred.dtype}, the manifest says ${expected.dtype}`,
-            node.name,
-          );
-        }
-        if (batch === declaredBatch && inferred.shape.join(',') !== expected.shape.join(',')) {
-          throw new GraphError(
-            `output ${k} has shape [${inferred.shape.join(', ')}], the manifest says [${expected.shape.join(', ')}]`,
-            node.name,
-          );
-        }
-        specs[o] = { ...expected, shape: inferred.shape };
-      });
-      prepared.push({ node, inputs, outputs: node.outputs.map((o) => specs[o]!) });
-    }
     this.specs = specs;
+    const layers: LayerInfo[] = [];
+
+    // Batch chunks (batch-chunks.ts): which nodes run a few images at a time, and which tensors then hold
+    // only a chunk. The output of a leading quantize_linear stays whole (quantizedInput writes it).
+    const first = manifest.nodes[0];
+    const whole = new Set([...manifest.inputs, ...manifest.outputs].map((t) => t.tensor));
+    if (first?.op === 'quantize_linear') for (const o of first.outputs) whole.add(o);
+    const chunks = planBatchChunks({
+      nodes: manifest.nodes,
+      batch,
+      specs,
+      specsAt: (images) => {
+        try {
+          return inferSpecs(manifest, declared, images, declaredBatch);
+        } catch {
+          return undefined;
+        }
+      },
+      isActivation: (t) => constants[t] === undefined,
+      wholeTensors: whole,
+      perImage: (node) => OPS[node.op]!.perImage?.(node) === true,
+      budgetBytes: options.batchChunkBytes ?? BATCH_CHUNK_BYTES,
+    });
+    this.batchSegments = chunks.segments;
+    const segmentOf: BatchSegment[] = [];
+    for (const segment of chunks.segments)
+      for (let i = segment.first; i < segment.last; i++) segmentOf[i] = segment;
+    const imagesOf = (t: number): number => chunks.tensorImages.get(t) ?? batch;
+    // The spec a node's executor sees: at its chunk's batch.
+    const chunkSpecs = new Map<number, readonly TensorSpec[]>();
+    const specsFor = (images: number): readonly TensorSpec[] => {
+      if (images === batch) return specs;
+      let at = chunkSpecs.get(images);
+      if (at === undefined)
+        chunkSpecs.set(images, (at = inferSpecs(manifest, declared, images, declaredBatch)));
+      return at;
+    };
 
     // Lifetimes of every activation (non-constant tensor that is an input or an output of the graph/nodes).
-    const first = new Map<number, number>();
-    const last = new Map<number, number>();
-    for (const input of manifest.inputs) first.set(input.tensor, -1);
+    // A whole tensor written or read in a chunked segment lives through all of it: the segment's nodes run
+    // once per chunk, so they interleave.
+    const firstUse = new Map<number, number>();
+    const lastUse = new Map<number, number>();
+    for (const input of manifest.inputs) firstUse.set(input.tensor, -1);
     manifest.nodes.forEach((node, index) => {
-      for (const i of node.inputs) if (i >= 0 && constants[i] === undefined) last.set(i, index);
+      for (const i of node.inputs) if (i >= 0 && constants[i] === undefined) lastUse.set(i, index);
       for (const o of node.outputs) {
-        first.set(o, index);
-        if (!last.has(o)) last.set(o, index);
+        firstUse.set(o, index);
+        if (!lastUse.has(o)) lastUse.set(o, index);
       }
     });
     for (const output of manifest.outputs)
-      if (constants[output.tensor] === undefined) last.set(output.tensor, manifest.nodes.length);
-    const lifetimes: Lifetime[] = [...first.entries()].map(([tensor, start]) => ({
-      tensor,
-      first: start,
-      last: last.get(tensor) ?? start,
-      bytes: elements(specs[tensor]!.shape) * DTYPE_BYTES[specs[tensor]!.dtype],
-    }));
+      if (constants[output.tensor] === undefined) lastUse.set(output.tensor, manifest.nodes.length);
+    const lifetimes: Lifetime[] = [...firstUse.entries()].map(([tensor, start]) => {
+      let end = lastUse.get(tensor) ?? start;
+      let begin = start;
+      if (imagesOf(tensor) === batch) {
+        const from = segmentOf[begin];
+        const to = segmentOf[end];
+        if (from !== undefined && from.images !== batch) begin = from.first;
+        if (to !== undefined && to.images !== batch) end = to.last - 1;
+      }
+      const spec = specs[tensor]!;
+      return {
+        tensor,
+        first: begin,
+        last: end,
+        bytes: (elements(spec.shape) / batch) * imagesOf(tensor) * DTYPE_BYTES[spec.dtype],
+      };
+    });
     this.plan = planMemory(lifetimes);
     const needed = this.plan.arenaBytes + this.weightBytes;
     if (options.memoryBudgetBytes !== undefined && needed > options.memoryBudgetBytes) {
@@ -246,11 +334,17 @@ export class Model {
     this.#views = constants.slice();
     for (const planned of this.plan.tensors) {
       const spec = specs[planned.tensor]!;
-      this.#views[planned.tensor] = view(this.#arena, planned.offset, spec.dtype, elements(spec.shape));
+      const length = (elements(spec.shape) / batch) * imagesOf(planned.tensor);
+      this.#views[planned.tensor] = view(this.#arena, planned.offset, spec.dtype, length);
     }
 
-    this.#steps = prepared.map(({ node, inputs, outputs }) => {
+    // One executor per node, prepared at its chunk's batch; a chunked segment's nodes get one step per chunk
+    // (chunk-major), each on its images of the whole tensors and on the chunk-sized ones as they are.
+    const executors = manifest.nodes.map((node, index) => {
       const op = OPS[node.op]!;
+      const at = specsFor(segmentOf[index]!.images);
+      const inputs = node.inputs.map((i) => (i < 0 ? undefined : at[i]));
+      const outputs = node.outputs.map((o) => at[o]!);
       const executor = op.executors[node.format]!({
         node,
         format: node.format,
@@ -267,23 +361,43 @@ export class Model {
         const made = i >= source.manifest.tensors.length ? constants[i] : undefined;
         return sum + (made?.byteLength ?? 0);
       }, 0);
+      const full = node.inputs.map((i) => (i < 0 ? undefined : specs[i]));
+      const fullOutputs = node.outputs.map((o) => specs[o]!);
       layers.push({
         name: node.name,
         op: node.op,
         format: node.format,
         kernel: executor.kernel,
-        macs: op.macs(node, inputs, outputs),
+        macs: op.macs(node, full, fullOutputs),
         weightBytes: storedBytes,
-        outputShapes: outputs.map((o) => o.shape),
+        outputShapes: fullOutputs.map((o) => o.shape),
       });
-      return {
-        name: node.name,
-        executor,
-        inputs: node.inputs.map((i) => (i < 0 ? undefined : this.#views[i])),
-        outputs: node.outputs.map((o) => this.#views[o]!),
-      };
+      return executor;
     });
     this.layers = layers;
+    const slice = (t: number, chunk: number, images: number): TensorData | undefined => {
+      const data = this.#views[t];
+      if (data === undefined || constants[t] !== undefined || imagesOf(t) !== batch || images === batch)
+        return data;
+      const length = data.length / batch;
+      return data.subarray(chunk * images * length, (chunk + 1) * images * length);
+    };
+    this.#steps = [];
+    this.#nodeSteps = [];
+    for (const segment of chunks.segments) {
+      for (let chunk = 0; chunk < batch / segment.images; chunk++) {
+        for (let index = segment.first; index < segment.last; index++) {
+          const node = manifest.nodes[index]!;
+          (this.#nodeSteps[index] ??= []).push(this.#steps.length);
+          this.#steps.push({
+            name: node.name,
+            executor: executors[index]!,
+            inputs: node.inputs.map((i) => (i < 0 ? undefined : slice(i, chunk, segment.images))),
+            outputs: node.outputs.map((o) => slice(o, chunk, segment.images)!),
+          });
+        }
+      }
+    }
     this.#execution =
       options.nodeByNode === true ? nodeByNode(this.#steps) : planExecution(this.#arena, this.#steps);
     this.execution = this.#execution.summary;
@@ -295,7 +409,7 @@ export class Model {
               ? [{ node: node.name, op: node.op, format: node.format, why: fallbackReason(node) }]
               : [],
           );
-    this.scratchBytes = this.#steps.reduce((sum, step) => sum + (step.executor.scratchBytes ?? 0), 0);
+    this.scratchBytes = executors.reduce((sum, executor) => sum + (executor.scratchBytes ?? 0), 0);
     const total = needed + this.scratchBytes;
     if (options.memoryBudgetBytes !== undefined && total > options.memoryBudgetBytes) {
       throw new MemoryBudgetError(
@@ -361,7 +475,65 @@ export class Model {
   runInPlace(from = 0): void {
     if (!Number.isInteger(from) || from < 0 || from > this.manifest.nodes.length)
       throw new InputError(`runInPlace from node ${from}: the model has ${this.manifest.nodes.length} nodes`);
-    this.#execution.run(from);
+    if (from === 0) {
+      this.#execution.run();
+      return;
+    }
+    const segment = this.batchSegments.find((s) => from >= s.first && from < s.last);
+    if (segment === undefined) return; // from === nodes.length: nothing left to run
+    const steps = this.#nodeSteps;
+    if (from > segment.first && segment.images !== this.batch) {
+      // Inside a chunked segment: the rest of each chunk, then what follows the segment. Every tensor the
+      // nodes from `from` on read from before it must be whole (a chunk-sized one holds the last chunk only).
+      if (this.#chunkedCut(segment, from))
+        throw new InputError(
+          `runInPlace from node ${from}: it reads a tensor held one batch chunk at a time`,
+        );
+      for (let chunk = 0; chunk < steps[from]!.length; chunk++)
+        this.#execution.run(steps[from]![chunk], steps[segment.last - 1]![chunk]! + 1);
+      if (segment.last < steps.length) this.#execution.run(steps[segment.last]![0]);
+      return;
+    }
+    this.#execution.run(steps[from]![0]);
+  }
+
+  /** Whether a node of `segment` from `from` on reads a chunk-sized tensor written before `from`. */
+  #chunkedCut(segment: BatchSegment, from: number): boolean {
+    const nodes = this.manifest.nodes;
+    const before = new Set(nodes.slice(segment.first, from).flatMap((n) => n.outputs));
+    return nodes
+      .slice(from, segment.last)
+      .some((n) =>
+        n.inputs.some((t) => before.has(t) && this.#views[t]!.length !== elements(this.specs[t]!.shape)),
+      );
+  }
+
+  /** Where a run's time goes: every step timed on its own, in the order a run takes them (so each finds the
+   * caches as a run leaves them; a node chunked over the batch sums its chunks), over `runs` runs of what the
+   * input views hold; medians per node. A step of the native plan is one plan call of its own here (one pool
+   * wake-up each), so the sum exceeds a run's time by about a call's overhead per step. */
+  profile(runs = 11): NodeProfile[] {
+    if (!Number.isInteger(runs) || runs < 1)
+      throw new InputError(`profile runs must be a positive integer, got ${runs}`);
+    const times = this.layers.map((): number[] => []);
+    const nodeOf: number[] = [];
+    this.#nodeSteps.forEach((steps, node) => steps.forEach((step) => (nodeOf[step] = node)));
+    for (let r = 0; r < runs; r++) {
+      const run = this.layers.map(() => 0);
+      for (let step = 0; step < nodeOf.length; step++) {
+        const start = performance.now();
+        this.#execution.run(step, step + 1);
+        run[nodeOf[step]!]! += performance.now() - start;
+      }
+      run.forEach((ms, node) => times[node]!.push(ms));
+    }
+    return this.layers.map((layer, i) => {
+      const ms = percentile(
+        times[i]!.sort((a, b) => a - b),
+        50,
+      );
+      return { name: layer.name, op: layer.op, kernel: layer.kernel, ms };
+    });
   }
 
   /** Runs the graph on inputs given in manifest order (or by name); returns every graph output (copies). */

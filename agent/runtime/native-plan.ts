@@ -35,21 +35,21 @@ export interface ExecutionSummary {
 }
 
 export interface Execution {
-  /** Runs the steps from step `from` (default 0: all of them) to the last, in graph order. */
-  run(from?: number): void;
+  /** Runs steps [from, to) (default: all of them) in order. */
+  run(from?: number, to?: number): void;
   summary: ExecutionSummary;
 }
 
 /** Node by node from JavaScript: every executor's run() (the path the plan is tested against). */
 export function nodeByNode(steps: readonly ModelStep[]): Execution {
   return {
-    run: (from = 0) => {
-      for (let i = from; i < steps.length; i++) steps[i]!.executor.run(steps[i]!.inputs, steps[i]!.outputs);
+    run: (from = 0, to = steps.length) => {
+      for (let i = from; i < to; i++) steps[i]!.executor.run(steps[i]!.inputs, steps[i]!.outputs);
     },
     summary: {
       nativeSteps: 0,
       nativeCalls: 0,
-      typescriptNodes: steps.map((s) => s.name),
+      typescriptNodes: [...new Set(steps.map((s) => s.name))],
       refused: [],
     },
   };
@@ -72,21 +72,23 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
   const summary: ExecutionSummary = { nativeSteps: 0, nativeCalls: 0, typescriptNodes: [], refused: [] };
   // What a run does, in order: a range of plan steps or a TypeScript step.
   const segments: ({ first: number; last: number } | ModelStep)[] = [];
-  // Where a run from node i starts: its segment and, in a native segment, its first plan step.
-  const starts: { segment: number; planStep: number | undefined }[] = [];
+  // Where a run from node i starts: its segment and, in a native segment, its plan steps [planStep, planEnd).
+  const starts: { segment: number; planStep: number | undefined; planEnd: number }[] = [];
   for (const step of steps) {
     let calls: NativeStepCall[] | undefined;
     if (step.executor.plan !== undefined) {
       try {
         calls = step.executor.plan(step.inputs, step.outputs);
       } catch (err) {
-        summary.refused.push({ node: step.name, reason: (err as Error).message });
+        // A node chunked over the batch (model.ts) has a step per chunk: it is reported once.
+        if (!summary.refused.some((r) => r.node === step.name))
+          summary.refused.push({ node: step.name, reason: (err as Error).message });
       }
     }
     if (calls === undefined) {
-      starts.push({ segment: segments.length, planStep: undefined });
+      starts.push({ segment: segments.length, planStep: undefined, planEnd: 0 });
       segments.push(step);
-      summary.typescriptNodes.push(step.name);
+      if (!summary.typescriptNodes.includes(step.name)) summary.typescriptNodes.push(step.name);
       continue;
     }
     const first = planSteps.length;
@@ -99,7 +101,7 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
     } else {
       segments.push({ first, last: planSteps.length });
     }
-    starts.push({ segment: segments.length - 1, planStep: first });
+    starts.push({ segment: segments.length - 1, planStep: first, planEnd: planSteps.length });
   }
   let plan: ExecutionPlan;
   try {
@@ -119,17 +121,24 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
     return () => executor.run(inputs, outputs);
   });
   return {
-    run: (from = 0) => {
-      if (from === 0) {
+    run: (from = 0, to = steps.length) => {
+      if (from === 0 && to === steps.length) {
         for (const thunk of thunks) thunk();
         return;
       }
-      const start = starts[from];
-      if (start === undefined) return; // from === steps.length: nothing left to run
-      const segment = segments[start.segment]!;
-      if (start.planStep !== undefined && 'last' in segment) plan.run(start.planStep, segment.last);
-      else thunks[start.segment]!();
-      for (let k = start.segment + 1; k < thunks.length; k++) thunks[k]!();
+      // Consecutive steps of one native segment are one plan call.
+      for (let i = from; i < to;) {
+        const start = starts[i]!;
+        if (start.planStep === undefined) {
+          thunks[start.segment]!();
+          i++;
+          continue;
+        }
+        let j = i + 1;
+        while (j < to && starts[j]!.segment === start.segment) j++;
+        plan.run(start.planStep, starts[j - 1]!.planEnd);
+        i = j;
+      }
     },
     summary,
   };

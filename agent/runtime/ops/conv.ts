@@ -3,7 +3,13 @@
 // (fixed-point words where the layer carries activation fractional lengths, fixed-point-layer.ts).
 // Layouts: conv2d on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
 import { expect, input, numberAttr, pick } from '../attributes.js';
-import type { Executor, ExecutorFactory, OpDefinition, PrepareContext } from '../executor.js';
+import {
+  type Executor,
+  type ExecutorFactory,
+  type OpDefinition,
+  perImage,
+  type PrepareContext,
+} from '../executor.js';
 import { fixedPointLayer } from '../fixed-point-layer.js';
 import { conv2dF32 } from '../reference-ops/conv.js';
 import {
@@ -121,6 +127,7 @@ const fixedPointFcExecutor = (context: PrepareContext): Executor => {
 };
 
 const conv2d: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');
@@ -139,6 +146,7 @@ const conv2d: OpDefinition = {
 };
 
 const fullyConnectedOp: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');

@@ -2,7 +2,7 @@
 // quantized add (qadd), clip, leaky_relu and sigmoid.
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
-import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
+import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
 import { intRange } from '../number/saturation.js';
 import {
   binaryBroadcast,
@@ -53,6 +53,7 @@ function binaryOp(name: string, f: (a: number, b: number) => number): OpDefiniti
     };
   };
   return {
+    perImage,
     infer(node, inputs) {
       const a = input(node, inputs, 0, 'a');
       const b = input(node, inputs, 1, 'b');
@@ -84,6 +85,7 @@ function unaryOp(
     };
   };
   return {
+    perImage,
     infer(node, inputs) {
       const x = input(node, inputs, 0, 'x');
       expect(!floatOnly || x.dtype === 'f32', node, `${name} takes fp32 input, got ${x.dtype}`);
@@ -128,6 +130,7 @@ export function qaddParams(
  * output's (declared): TFLite's quantized add (reference-ops/elementwise.ts quantizedAdd). The residual add
  * of an int8 model. */
 const qadd: OpDefinition = {
+  perImage,
   infer(node, inputs, declared) {
     const a = input(node, inputs, 0, 'a');
     const b = input(node, inputs, 1, 'b');

@@ -1,11 +1,12 @@
 // Ops that move data rather than compute it (concat, reshape, identity, transpose, channel_shuffle), and
 // softmax along an axis, as reference-ops/layout.ts groups them.
 import { expect, input, intAttr, intsAttr, normalizeAxis, pick } from '../attributes.js';
-import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
+import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
 import { channelShuffle, concat, softmax, transpose, transposeShape } from '../reference-ops/layout.js';
 import { elements, type TensorSpec } from '../tensor.js';
 
 const concatOp: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     expect(
       inputs.length >= 1 && inputs.every((s) => s !== undefined),
@@ -55,6 +56,7 @@ function copyExecutor(name: string) {
 }
 
 const reshape: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const target = node.attrs.shape;
@@ -82,6 +84,7 @@ const reshape: OpDefinition = {
 };
 
 const identity: OpDefinition = {
+  perImage,
   infer: (node, inputs) => [{ ...input(node, inputs, 0, 'x') }],
   macs: () => 0,
   executors: f32AndInt8(copyExecutor('identity')),
@@ -110,6 +113,8 @@ const transposeOp: OpDefinition = {
 };
 
 const softmaxOp: OpDefinition = {
+  // Along an axis past the batch (or, coerce2d, over every axis from one past it): one image at a time.
+  perImage: (node) => intAttr(node, 'axis', -1) !== 0,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     expect(x.dtype === 'f32', node, 'softmax takes fp32 input');
@@ -136,6 +141,7 @@ const softmaxOp: OpDefinition = {
 };
 
 const channelShuffleOp: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const groups = intAttr(node, 'groups', 1, 1);

@@ -5,6 +5,7 @@ import type { OpDefinition } from '../executor.js';
 import { channelOf, elements } from '../tensor.js';
 
 const batchNorm: OpDefinition = {
+  perImage: (node) => intAttr(node, 'axis', 1) !== 0,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     expect(x.dtype === 'f32', node, 'batch_norm takes fp32 input');

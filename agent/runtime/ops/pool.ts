@@ -2,7 +2,7 @@
 // quantization) and global_avgpool (fp32, or int8 / uint8 requantized from the input's quantization to the
 // output's).
 import { expect, input, intAttr, isInt8, needQuant } from '../attributes.js';
-import { type Executor, f32AndInt8, type OpDefinition, type PrepareContext } from '../executor.js';
+import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
 import { roundHalfEven } from '../number/rounding.js';
 import { intRange } from '../number/saturation.js';
 import {
@@ -35,6 +35,7 @@ function poolOp(kind: 'max' | 'avg'): OpDefinition {
     };
   };
   return {
+    perImage,
     infer(node, inputs) {
       const x = input(node, inputs, 0, 'x');
       expect(x.dtype === 'f32' || isInt8(x), node, `pooling takes fp32 or int8 input, got ${x.dtype}`);
@@ -47,6 +48,7 @@ function poolOp(kind: 'max' | 'avg'): OpDefinition {
 }
 
 const globalAvgPool: OpDefinition = {
+  perImage,
   infer(node, inputs, declared) {
     const x = input(node, inputs, 0, 'x');
     expect(x.shape.length === 4, node, 'global_avgpool takes NHWC input');

@@ -1,7 +1,7 @@
 // The boundaries between fp32 and integer tensors: quantize_linear and dequantize_linear, per tensor or per
 // channel along quant.axis.
 import { expect, input, isInt8, needQuant, pick } from '../attributes.js';
-import type { Executor, OpDefinition, PrepareContext } from '../executor.js';
+import { type Executor, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
 import { roundHalfEven } from '../number/rounding.js';
 import { intRange, saturate } from '../number/saturation.js';
 import { channelOf, elements, type TensorSpec } from '../tensor.js';
@@ -30,6 +30,7 @@ function perElement(
 }
 
 const quantizeLinear: OpDefinition = {
+  perImage,
   infer(node, inputs, declared) {
     const x = input(node, inputs, 0, 'x');
     const y = declared[0];
@@ -56,6 +57,7 @@ const quantizeLinear: OpDefinition = {
 };
 
 const dequantizeLinear: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     expect(isInt8(x) || x.dtype === 'i32', node, 'dequantize_linear takes int8, uint8 or int32');

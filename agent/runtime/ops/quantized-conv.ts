@@ -11,7 +11,7 @@ import {
   scalarOrChannel,
   stringAttr,
 } from '../attributes.js';
-import type { ExecutorFactory, OpDefinition } from '../executor.js';
+import { type ExecutorFactory, type OpDefinition, perImage } from '../executor.js';
 import { quantizeMultiplier, requantizeGemmlowp } from '../number/requantization.js';
 import { roundHalfEven } from '../number/rounding.js';
 import { intRange, saturate } from '../number/saturation.js';
@@ -112,6 +112,7 @@ export function quantizedOperands(
 }
 
 const qconv2d: OpDefinition = {
+  perImage,
   infer(node, inputs, declared) {
     const { a: x, b: w, y, bq: wq } = quantizedOperands(node, inputs, declared, ['input', 'weights']);
     const g = convGeometry(node, x, w);
@@ -133,6 +134,7 @@ const qconv2d: OpDefinition = {
 };
 
 const conv2dIntegerOp: OpDefinition = {
+  perImage,
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');
@@ -145,6 +147,7 @@ const conv2dIntegerOp: OpDefinition = {
 };
 
 const qfullyConnected: OpDefinition = {
+  perImage,
   infer(node, inputs, declared) {
     const { a: x, b: w, y } = quantizedOperands(node, inputs, declared, ['input', 'weights']);
     expect(w.shape.length === 2, node, 'weights must be [out][in]');

@@ -2,6 +2,7 @@
 // imported, exported to ONNX by Whittle's exporter (NCHW, layout transposes around every conv and pool),
 // and imported back from ONNX with and without the compile pass. Shared by the compile tests and the
 // before/after benchmark (bench/compile-ab.ts).
+import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,4 +98,12 @@ export function quantized(pkg: Package): Package {
   const spec = pkg.manifest.tensors[pkg.manifest.inputs[0]!.tensor]!;
   const perImage = spec.shape.slice(1).reduce((p, d) => p * d, 1);
   return toPackage(quantizePackage(pkg, { count: 1, data: randomImages(perImage, 1, 99) }).content);
+}
+
+/** The largest |a[i] - b[i]| (the arrays must be as long). */
+export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return d;
 }

@@ -15,6 +15,7 @@ import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import {
   importBoth,
+  maxDiff,
   nchwToNhwc,
   quantized,
   randomImages,
@@ -28,13 +29,6 @@ const transposes = (model: Model): number => model.manifest.nodes.filter((n) => 
 function run(pkg: Package, input: Float32Array, options: ModelOptions): Float32Array {
   const model = Model.fromPackage(pkg, options);
   return model.run([input])[0]!.data as Float32Array;
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
-  return d;
 }
 
 describe('compile pass on the zoo models exported to ONNX', () => {
