@@ -209,9 +209,7 @@ export class OnnxNode {
   /** A string or integer attribute restricted to the values the handler implements: anything else is
    * refused with the node and attribute named. */
   oneOf<T extends string | number>(key: string, fallback: T, allowed: readonly T[]): T {
-    const value = (
-      typeof fallback === 'number' ? this.int(key, fallback) : this.string(key, fallback)
-    ) as T;
+    const value = (typeof fallback === 'number' ? this.int(key, fallback) : this.string(key, fallback)) as T;
     if (!allowed.includes(value))
       this.fail(
         `attribute ${key}=${String(value)} is not supported (supported: ${allowed.map(String).join(', ')})`,
