@@ -12,8 +12,8 @@
 //   n.optional(i) is -1 where the input is absent, n.constant(i, what) the values of a constant input as
 //   numbers (int64 included; refused if the input is computed at run time);
 // - attributes: n.int / n.ints / n.float / n.floats / n.string / n.tensor read one with a default and check its
-//   type; n.oneOf(key, fallback, allowed) refuses a value the handler does not implement, naming the node and
-//   the attribute (never compute something else);
+//   type; n.oneOf(key, fallback, allowed) refuses a value the handler does not implement with an
+//   UnsupportedAttributeError naming the node and the attribute (never compute something else);
 // - output: n.emit(op, inputs, attrs) adds one IR node (agent/runtime/ops) named after the ONNX node, in the
 //   format of its first input (constant inputs are evaluated right away: constant folding), n.b is the
 //   GraphBuilder for anything else; n.set(i, tensor) binds ONNX output i;
@@ -22,6 +22,7 @@
 import type { ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { TensorSpec } from '../../agent/runtime/tensor.js';
 import { GraphBuilder } from '../package/graph-builder.js';
+import { UnsupportedAttributeError } from './import-errors.js';
 import { attributeValue, ElemType, type NodeProto, OnnxImportError, type OnnxTensor } from './onnx-proto.js';
 
 /** One op type's conversion into IR nodes. */
@@ -211,8 +212,12 @@ export class OnnxNode {
   oneOf<T extends string | number>(key: string, fallback: T, allowed: readonly T[]): T {
     const value = (typeof fallback === 'number' ? this.int(key, fallback) : this.string(key, fallback)) as T;
     if (!allowed.includes(value))
-      this.fail(
-        `attribute ${key}=${String(value)} is not supported (supported: ${allowed.map(String).join(', ')})`,
+      throw new UnsupportedAttributeError(
+        this.name,
+        this.opType,
+        key,
+        String(value),
+        allowed.map(String).join(', '),
       );
     return value;
   }

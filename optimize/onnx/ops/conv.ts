@@ -39,7 +39,10 @@ export function planConvFusions(ctx: ImportContext, nodes: readonly NodeProto[])
   for (const n of nodes) {
     if (n.opType !== 'BatchNormalization') continue;
     const producer = nodes.find((p) => p.opType === 'Conv' && (p.output ?? [])[0] === n.input?.[0]);
-    const training = Number(n.attribute?.find((a) => a.name === 'training_mode')?.i ?? 0) === 1;
+    const flag = (key: string, fallback: number): number =>
+      Number(n.attribute?.find((a) => a.name === key)?.i ?? fallback);
+    // Training mode and per-position (spatial=0) norms are refused by the batch norm's own handler.
+    const training = flag('training_mode', 0) === 1 || flag('spatial', 1) !== 1;
     if (
       producer &&
       !training &&
