@@ -22,6 +22,7 @@
 import type { ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { TensorSpec } from '../../agent/runtime/tensor.js';
 import { GraphBuilder } from '../package/graph-builder.js';
+import type { KnownTensor } from './constant-fold.js';
 import { UnsupportedAttributeError } from './import-errors.js';
 import { attributeValue, ElemType, type NodeProto, OnnxImportError, type OnnxTensor } from './onnx-proto.js';
 
@@ -52,6 +53,15 @@ export function dtypeOf(elemType: number, where: string): TensorSpec['dtype'] | 
   }
 }
 
+/** The ONNX element type of an IR dtype (int64 constants are i32 tensors listed in b.ints). */
+const ELEM_TYPE_OF: Readonly<Record<TensorSpec['dtype'], number>> = {
+  f32: ElemType.FLOAT,
+  u8: ElemType.UINT8,
+  i8: ElemType.INT8,
+  i32: ElemType.INT32,
+  bool: ElemType.BOOL,
+};
+
 /** What the whole import shares: the graph being built and the ONNX value names bound to its tensors. */
 export class ImportContext {
   readonly b = new GraphBuilder();
@@ -80,6 +90,16 @@ export class ImportContext {
       return;
     }
     this.values.set(name, this.b.constant(name, dtype, t.dims, t.data));
+  }
+
+  /** What is known at import of ONNX value `name`: element type, static dims, and values if constant. */
+  known(name: string): KnownTensor | undefined {
+    const t = this.values.get(name);
+    if (t === undefined) return undefined;
+    const spec = this.b.tensors[t]!;
+    const elemType = this.b.ints.has(t) ? ElemType.INT64 : ELEM_TYPE_OF[spec.dtype];
+    const data = this.constantValues(t);
+    return { elemType, dims: [...spec.shape], ...(data ? { data } : {}) };
   }
 
   /** The values of a constant tensor as numbers, or undefined when it is computed at run time. */

@@ -12,6 +12,7 @@ import type { Manifest } from '../../agent/package/manifest.js';
 import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import type { PackageContent } from '../package/writer.js';
+import { FOLDABLE_ONNX_OPS, foldConstantNode } from './constant-fold.js';
 import { dtypeOf, ImportContext, OnnxNode } from './context.js';
 import { DynamicShapeError, UnsupportedOpsetError } from './import-errors.js';
 import {
@@ -51,7 +52,8 @@ export class UnsupportedOpsError extends WhittleError {
     );
     super(
       `the model uses ${byType.size} op type(s) the importer lacks (${nodes.length} node(s)):\n` +
-        `${lines.join('\n')}\nsupported ops: ${SUPPORTED_ONNX_OPS.join(', ')}`,
+        `${lines.join('\n')}\nsupported ops: ${SUPPORTED_ONNX_OPS.join(', ')}\n` +
+        `evaluated at import when their inputs are constants: ${FOLDABLE_ONNX_OPS.join(', ')}`,
     );
   }
 }
@@ -126,7 +128,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       const other = domain !== '' && domain !== 'ai.onnx';
       return { name: n.name || `node${i}`, opType: other ? `${domain}.${n.opType ?? ''}` : (n.opType ?? '') };
     })
-    .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType));
+    .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType) && !FOLDABLE_ONNX_OPS.includes(n.opType));
   if (unsupported.length > 0) throw new UnsupportedOpsError(unsupported);
 
   const ctx = new ImportContext(opsetVersion, source);
@@ -167,7 +169,14 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
   planConvFusions(ctx, onnxNodes);
   onnxNodes.forEach((proto, index) => {
     if (ctx.skip.has(proto)) return;
-    ONNX_OPS[proto.opType ?? '']!(new OnnxNode(ctx, proto, index));
+    const n = new OnnxNode(ctx, proto, index);
+    const handler = ONNX_OPS[n.opType];
+    if (foldConstantNode(n, handler !== undefined)) return;
+    if (handler === undefined)
+      return n.fail(
+        `the runtime has no ${n.opType} op: it is evaluated at import only, and needs every input constant`,
+      );
+    handler(n);
   });
 
   // Outputs, then dead-code elimination and renumbering of the tensors that remain.
