@@ -180,12 +180,16 @@ function slice(n: OnnxNode, inputs: (KnownTensor | undefined)[]): Constant {
 /** ONNX op type -> its evaluation on known tensors. */
 const EVALUATORS: Readonly<Record<string, Evaluator>> = {
   Shape: (n, [x]) => {
-    const dims = x!.dims;
+    const dims = (x ?? n.fail('input data is missing')).dims;
     const clamp = (v: number): number => Math.min(dims.length, Math.max(0, v < 0 ? v + dims.length : v));
     const values = dims.slice(clamp(n.int('start', 0)), clamp(n.int('end', dims.length)));
     return { elemType: ElemType.INT64, dims: [values.length], data: values };
   },
-  Size: (_n, [x]) => ({ elemType: ElemType.INT64, dims: [], data: [elements(x!.dims)] }),
+  Size: (n, [x]) => ({
+    elemType: ElemType.INT64,
+    dims: [],
+    data: [elements((x ?? n.fail('input data is missing')).dims)],
+  }),
   Identity: (n, [x]) => data(n, x, 'input'),
   Cast: (n, [x]) => {
     const to = n.int('to', ElemType.FLOAT);

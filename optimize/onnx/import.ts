@@ -176,7 +176,13 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       return n.fail(
         `the runtime has no ${n.opType} op: it is evaluated at import only, and needs every input constant`,
       );
-    handler(n);
+    try {
+      handler(n);
+    } catch (error) {
+      // The arithmetic of folding (batch norm, a bad variance) throws RangeError without the node's name.
+      if (error instanceof RangeError) n.fail(error.message);
+      throw error;
+    }
   });
 
   // Outputs, then dead-code elimination and renumbering of the tensors that remain.
