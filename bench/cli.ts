@@ -58,7 +58,10 @@ function fuzz(args: string[]): number {
     const report = runFuzz(reader, {
       iterations,
       seed,
-      onProgress: (done) => process.stderr.write(`  ${done} / ${iterations}\r`),
+      onProgress: (done, failures) =>
+        process.stderr.write(
+          `  ${done} / ${iterations} (${failures} failures, ${Math.round(performance.now() / 1000)} s)\n`,
+        ),
     });
     console.log(
       `inputs: ${report.iterations} in ${(report.elapsedMs / 1000).toFixed(1)} s (${Math.round(report.iterations / (report.elapsedMs / 1000))}/s, CPU ${(report.cpuMs / 1000).toFixed(1)} s), slowest ${report.slowestMs.toFixed(1)} ms`,

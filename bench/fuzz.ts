@@ -37,7 +37,8 @@ export interface FuzzOptions {
   /** Error classes that count as a clean refusal (PackageError always does). */
   typedErrors?: readonly (abstract new (...args: never[]) => Error)[];
   signal?: AbortSignal;
-  onProgress?: (done: number) => void;
+  /** Called every 10,000 inputs with the count so far and the failures among them. */
+  onProgress?: (done: number, failures: number) => void;
 }
 
 export interface FuzzFailure {
@@ -335,7 +336,8 @@ export function runFuzz(reader: string, options: FuzzOptions): FuzzReport {
     if (ms > hangMs)
       report.failures.push({ iteration, strategy, kind: 'hang', message: `took ${ms.toFixed(0)} ms` });
     report.iterations++;
-    if (options.onProgress && iteration % 10000 === 9999) options.onProgress(iteration + 1);
+    if (options.onProgress && iteration % 10000 === 9999)
+      options.onProgress(iteration + 1, report.failures.length);
   }
   report.elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuStart);
