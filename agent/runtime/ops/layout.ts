@@ -314,9 +314,9 @@ function splitSizes(node: ManifestNode, shape: readonly number[], parts: number)
 }
 
 const splitOp: OpDefinition = {
-  infer(node, inputs) {
+  infer(node, inputs, declared) {
     const x = input(node, inputs, 0, 'x');
-    const { axis, sizes } = splitSizes(node, x.shape, node.outputs.length);
+    const { axis, sizes } = splitSizes(node, x.shape, declared.length);
     return sizes.map((s) => ({ ...x, shape: x.shape.map((d, a) => (a === axis ? s : d)) }));
   },
   macs: () => 0,
