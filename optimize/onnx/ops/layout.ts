@@ -12,6 +12,11 @@ function normalized(n: OnnxNode, axes: readonly number[], rank: number): number[
   });
 }
 
+/** Whether a Squeeze removes axis 0. */
+function squeezedFirst(n: OnnxNode, shape: readonly number[], axes: readonly number[]): boolean {
+  return axes.length === 0 ? shape[0] === 1 : normalized(n, axes, shape.length).includes(0);
+}
+
 /** Squeeze and Unsqueeze are reshapes to the shape they compute (shapes are static). */
 function squeeze(n: OnnxNode): void {
   const x = n.input(0, 'data');
@@ -31,7 +36,13 @@ function squeeze(n: OnnxNode): void {
     for (const a of removed) if (shape[a] !== 1) n.fail(`axis ${a} has size ${shape[a]}, not 1`);
     target = shape.filter((_, a) => !removed.has(a));
   }
-  n.set(0, n.emit('reshape', [x], { shape: target, allowzero: 1 }));
+  // The batch axis kept in front is -1, so the package still runs at any batch size.
+  const keepsFirst =
+    n.opType === 'Unsqueeze'
+      ? !normalized(n, axes, target.length).includes(0)
+      : !squeezedFirst(n, shape, axes);
+  if (keepsFirst && target.length > 0 && target.every((d) => d > 0)) target[0] = -1;
+  n.set(0, n.emit('reshape', [x], { shape: target }));
 }
 
 function slice(n: OnnxNode): void {

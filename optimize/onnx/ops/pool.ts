@@ -57,11 +57,9 @@ function reduce(n: OnnxNode): void {
   if (axes.length === 0 && n.int('noop_with_empty_axes', 0) === 1) return n.set(0, n.emit('identity', [x]));
   if (n.opType === 'ReduceMean' && rank === 4 && [...axes].sort().join(',') === '2,3') {
     const pooled = globalAveragePool(n, x);
-    const [batch, channels] = n.b.tensors[x]!.shape as [number, number];
-    return n.set(
-      0,
-      keepdims === 1 ? pooled : n.emit('reshape', [pooled], { shape: [batch, channels] }, 'squeeze'),
-    );
+    // [-1, C]: the package still runs at any batch size.
+    const squeezed = [-1, n.b.tensors[x]!.shape[1]!];
+    return n.set(0, keepdims === 1 ? pooled : n.emit('reshape', [pooled], { shape: squeezed }, 'squeeze'));
   }
   const op = n.opType === 'ReduceMean' ? 'reduce_mean' : 'reduce_max';
   n.set(0, n.emit(op, [x], { ...(axes.length > 0 ? { axes } : {}), keepdims }));
