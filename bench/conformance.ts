@@ -132,20 +132,19 @@ function argmaxes(logits: ArrayLike<number>, rows: number): number[] {
   });
 }
 
-/** The share of `count` seeded random images on which two models (built at `batch`) pick the same class. */
+/** The share of `count` seeded inputs (`inputs(batch, seed)` in the models' input layout) on which two models
+ * built at `batch` pick the same class. */
 export function top1Agreement(
   a: Model,
   b: Model,
-  pkg: Package,
-  size: number,
+  inputs: (count: number, seed: number) => Float32Array,
   count: number,
   batch: number,
   seed: number,
 ): number {
   let same = 0;
   for (let done = 0; done < count; done += batch) {
-    const images = randomImages(batch, size, seed + done);
-    const x = inPackageLayout(pkg, images, batch, size);
+    const x = inputs(batch, seed + done);
     const [ya, yb] = [a, b].map((m) => argmaxes(m.run([x])[0]!.data, batch));
     const rows = Math.min(batch, count - done);
     for (let r = 0; r < rows; r++) if (ya![r] === yb![r]) same++;

@@ -60,7 +60,8 @@ function resizeGeometry(node: ManifestNode, shape: readonly number[]) {
 
 type Geometry = ReturnType<typeof resizeGeometry>;
 
-/** The input coordinate of output coordinate o along an axis of `size` resized to `length` by `scale`. */
+/** The input coordinate of output coordinate o along an axis of `size` resized by `scale` to `length` = size *
+ * scale, unrounded (as ONNX defines align_corners and pytorch_half_pixel with given scales). */
 function sourceCoordinate(g: Geometry, o: number, size: number, length: number, scale: number): number {
   switch (g.coordinates) {
     case 'half_pixel':
@@ -100,8 +101,10 @@ const run: ExecutorFactory = (context) => {
       Int32Array.from(
         { length: g.out[a]! },
         (_, o) =>
-          clampTo(roundNearest(g.nearest, sourceCoordinate(g, o, size, g.out[a]!, g.scales[a]!)), size) *
-          strides[a]!,
+          clampTo(
+            roundNearest(g.nearest, sourceCoordinate(g, o, size, size * g.scales[a]!, g.scales[a]!)),
+            size,
+          ) * strides[a]!,
       ),
     );
     const source = (index: readonly number[]): number => {
@@ -118,7 +121,10 @@ const run: ExecutorFactory = (context) => {
   // their size with an exact coordinate interpolate nothing.
   const taps = shape.map((size, a) =>
     Array.from({ length: g.out[a]! }, (_, o) => {
-      const c = Math.min(size - 1, Math.max(0, sourceCoordinate(g, o, size, g.out[a]!, g.scales[a]!)));
+      const c = Math.min(
+        size - 1,
+        Math.max(0, sourceCoordinate(g, o, size, size * g.scales[a]!, g.scales[a]!)),
+      );
       const lo = Math.floor(c);
       return { lo: lo * strides[a]!, hi: clampTo(lo + 1, size) * strides[a]!, w: c - lo };
     }),

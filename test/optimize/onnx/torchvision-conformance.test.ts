@@ -64,8 +64,7 @@ describe('torchvision conformance', { skip: !canExport() && 'no python3-torch / 
         const agreement = top1Agreement(
           Model.fromPackage(p.fp32, { batch }),
           Model.fromPackage(p.int8, { batch }),
-          p.fp32,
-          p.size,
+          (count, seed) => inPackageLayout(p.fp32, randomImages(count, p.size, seed), count, p.size),
           AGREEMENT_IMAGES,
           batch,
           1000,
