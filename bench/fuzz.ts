@@ -1,7 +1,8 @@
-// Fuzzes the package reader (and, through `target`, anything that loads a package): mutated, truncated,
-// re-signed and random inputs. A run passes when every input is either accepted or refused with a typed
-// error, and none takes longer than the hang limit. Used by the test suite (a bounded run) and by
-// `npm run bench -- fuzz --iterations N`.
+// Fuzzes Whittle's readers of untrusted files, one entry each in FUZZ_READERS: the package reader (and,
+// through `target`, anything that loads a package) on mutated, truncated, re-signed and random packages;
+// the ONNX importer (fuzz-onnx.ts) on mutated real ONNX models. A run passes when every input is either
+// accepted or refused with a typed error, and none takes longer than the hang limit. Used by the test suite
+// (bounded runs) and by `npm run bench -- fuzz [--reader package,onnx] --iterations N`.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 import { PackageError } from '../agent/package/errors.js';
@@ -13,6 +14,17 @@ import { Model } from '../agent/runtime/model.js';
 import { samplePackageContent } from '../optimize/package/sample-package.js';
 import { writePackage } from '../optimize/package/writer.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
+import { onnxReader } from './fuzz-onnx.js';
+
+/** One reader under fuzzing: the strategies that make its inputs and what reads one. */
+export interface FuzzReader {
+  /** Strategy name -> a new input; run in turn. */
+  strategies: Record<string, () => Buffer>;
+  /** Reads one input; must throw only the typed errors. */
+  target: (bytes: Buffer) => void;
+  /** Error classes that count as a clean refusal. */
+  typedErrors: readonly (abstract new (...args: never[]) => Error)[];
+}
 
 export interface FuzzOptions {
   iterations: number;
@@ -25,7 +37,8 @@ export interface FuzzOptions {
   /** Error classes that count as a clean refusal (PackageError always does). */
   typedErrors?: readonly (abstract new (...args: never[]) => Error)[];
   signal?: AbortSignal;
-  onProgress?: (done: number) => void;
+  /** Called every 10,000 inputs with the count so far and the failures among them. */
+  onProgress?: (done: number, failures: number) => void;
 }
 
 export interface FuzzFailure {
@@ -47,7 +60,7 @@ export interface FuzzReport {
   cpuMs: number;
 }
 
-const EDGE_NUMBERS = [
+export const EDGE_NUMBERS = [
   0,
   1,
   -1,
@@ -133,9 +146,9 @@ function mutateJson(value: Json, random: SeededRandom): Json {
   return typeof value === 'string' ? `${value}_` : 0.5;
 }
 
-export function runPackageFuzz(options: FuzzOptions): FuzzReport {
-  const random = new SeededRandom(options.seed ?? 1);
-  const hangMs = options.hangMs ?? 1000;
+/** The package reader's inputs: damaged seed packages, unsigned (must die at the hash or signature) and
+ * re-signed (reaching the section table, the manifest, the weights and the runtime loader). */
+function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
   const keys = generateKeyPairSync('ed25519');
   const target =
     options.target ??
@@ -143,7 +156,7 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
       void Model.fromPackage(readPackage(bytes, { publicKey, cpuFamily: null }), {
         memoryBudgetBytes: 64 << 20,
       }));
-  const typed = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
+  const typedErrors = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
   const seeds = [1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey));
   const manifestOf = (pkg: Buffer): Json => {
     const offset = Number(pkg.readBigUInt64LE(HEADER_SIZE + 8));
@@ -261,6 +274,28 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
       return resign(content, keys.privateKey);
     },
   };
+  return { strategies, target: (bytes) => target(bytes, keys.publicKey), typedErrors };
+}
+
+/** The readers `npm run bench -- fuzz --reader NAME` fuzzes, by name (default: all of them). */
+export const FUZZ_READERS: Readonly<
+  Record<string, (random: SeededRandom, options: FuzzOptions) => FuzzReader>
+> = {
+  package: packageReader,
+  onnx: onnxReader,
+};
+
+export function runPackageFuzz(options: FuzzOptions): FuzzReport {
+  return runFuzz('package', options);
+}
+
+/** Runs `options.iterations` inputs of the named reader. */
+export function runFuzz(reader: string, options: FuzzOptions): FuzzReport {
+  const make = FUZZ_READERS[reader];
+  if (make === undefined) throw new RangeError(`no fuzz reader "${reader}"`);
+  const random = new SeededRandom(options.seed ?? 1);
+  const hangMs = options.hangMs ?? 1000;
+  const { strategies, target, typedErrors: typed } = make(random, options);
   const names = Object.keys(strategies);
   const report: FuzzReport = {
     iterations: 0,
@@ -281,7 +316,7 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
     report.byStrategy[strategy] = (report.byStrategy[strategy] ?? 0) + 1;
     const t0 = performance.now();
     try {
-      target(input, keys.publicKey);
+      target(input);
       report.accepted++;
     } catch (error) {
       if (typed.some((type) => error instanceof type)) {
@@ -301,7 +336,8 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
     if (ms > hangMs)
       report.failures.push({ iteration, strategy, kind: 'hang', message: `took ${ms.toFixed(0)} ms` });
     report.iterations++;
-    if (options.onProgress && iteration % 10000 === 9999) options.onProgress(iteration + 1);
+    if (options.onProgress && iteration % 10000 === 9999)
+      options.onProgress(iteration + 1, report.failures.length);
   }
   report.elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuStart);

@@ -12,7 +12,9 @@ import type { Manifest } from '../../agent/package/manifest.js';
 import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import type { PackageContent } from '../package/writer.js';
+import { FOLDABLE_ONNX_OPS, foldConstantNode } from './constant-fold.js';
 import { dtypeOf, ImportContext, OnnxNode } from './context.js';
+import { DynamicShapeError, UnsupportedOpsetError } from './import-errors.js';
 import {
   decodeModel,
   type ModelProto,
@@ -23,17 +25,35 @@ import {
 import { planConvFusions } from './ops/conv.js';
 import { ONNX_OPS, SUPPORTED_ONNX_OPS } from './ops/index.js';
 
+export { DynamicShapeError, UnsupportedAttributeError, UnsupportedOpsetError } from './import-errors.js';
 export { SUPPORTED_ONNX_OPS } from './ops/index.js';
 
-/** All the nodes a model uses that the importer lacks, listed together. */
+/** How many node names an unsupported op type's line shows before "…". */
+const NAMES_PER_OP = 3;
+
+/** The ai.onnx opsets the handlers are written for. An op's definition only changes in the opset that
+ * changes its semantics, and each handler reads the forms of the versions in range where they differ
+ * (Reshape's shape from 5, Clip's bounds and Pad's pads from 11, Softmax's axis from 13, batch norm's
+ * `spatial` before 9), so old files of unchanged ops (GlobalAveragePool is still version 1) import. */
+export const ONNX_OPSETS = { min: 1, max: 18 } as const;
+
+/** All the op types a model uses that the importer lacks: one line per op type with its count and first
+ * node names, then the supported ops. */
 export class UnsupportedOpsError extends WhittleError {
   override readonly name = 'UnsupportedOpsError';
   readonly code = 'unsupported-ops';
   constructor(readonly nodes: { name: string; opType: string }[]) {
+    const byType = new Map<string, string[]>();
+    for (const n of nodes) byType.set(n.opType, [...(byType.get(n.opType) ?? []), n.name]);
+    const lines = [...byType].map(
+      ([opType, names]) =>
+        `  ${opType} ×${names.length} (${names.slice(0, NAMES_PER_OP).join(', ')}` +
+        `${names.length > NAMES_PER_OP ? ', …' : ''})`,
+    );
     super(
-      `the model uses ${nodes.length} unsupported node(s): ` +
-        nodes.map((n) => `${n.name} (${n.opType})`).join(', ') +
-        `; supported ops: ${SUPPORTED_ONNX_OPS.join(', ')}`,
+      `the model uses ${byType.size} op type(s) the importer lacks (${nodes.length} node(s)):\n` +
+        `${lines.join('\n')}\nsupported ops: ${SUPPORTED_ONNX_OPS.join(', ')}\n` +
+        `evaluated at import when their inputs are constants: ${FOLDABLE_ONNX_OPS.join(', ')}`,
     );
   }
 }
@@ -43,6 +63,8 @@ export interface OnnxImportOptions {
   constantInputs?: ReadonlyMap<string, OnnxTensor>;
   /** Value of a symbolic first dimension (default 1). */
   batch?: number;
+  /** Shapes of graph inputs by name, fixing their symbolic dimensions (`whittle import --input-shape`). */
+  inputShapes?: ReadonlyMap<string, readonly number[]>;
   modelId?: string;
   modelVersion?: string;
   labels?: string[];
@@ -50,6 +72,43 @@ export interface OnnxImportOptions {
   /** Run the compile pass (default true); false stores the graph as converted, layout transposes and all
    * (the reference the compiled graph is tested and measured against). */
   compile?: boolean;
+}
+
+/** A graph input's shape: its fixed dimensions, the batch (`options.batch`, default 1) for a symbolic first
+ * one, and `options.inputShapes` for the rest; any other symbolic or unknown dimension is refused with the
+ * flag that fixes it. */
+function inputShape(
+  name: string,
+  dims: readonly { dimValue?: unknown; dimParam?: string | null }[],
+  options: OnnxImportOptions,
+): number[] {
+  const fixed = dims.map((d) =>
+    (d as { value?: string }).value === 'dimValue' && Number(d.dimValue) >= 0
+      ? Number(d.dimValue)
+      : undefined,
+  );
+  const given = options.inputShapes?.get(name);
+  if (given !== undefined) {
+    const mismatch =
+      given.length !== dims.length ||
+      given.some((v, i) => !Number.isInteger(v) || v < 1 || (fixed[i] !== undefined && fixed[i] !== v));
+    if (mismatch)
+      throw new DynamicShapeError(
+        name,
+        fixed.map((v, i) => v ?? dims[i]!.dimParam ?? '?'),
+        `has shape [${fixed.map((v, i) => v ?? dims[i]!.dimParam ?? '?').join(', ')}], which --input-shape ${name}=${given.join(',')} does not fit`,
+      );
+    return [...given];
+  }
+  const shape = fixed.map((v, i) => v ?? (i === 0 ? (options.batch ?? 1) : undefined));
+  const open = shape.findIndex((v) => v === undefined);
+  if (open >= 0)
+    throw new DynamicShapeError(
+      name,
+      shape.map((v, i) => v ?? `<${dims[i]!.dimParam || `dim${i}`}>`),
+      `has a symbolic dimension ${open} (${dims[open]!.dimParam || 'unknown'})`,
+    );
+  return shape as number[];
 }
 
 /** Converts an ONNX model to package content (manifest + raw-encoded constants). */
@@ -60,12 +119,17 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
   if (!graph) throw new OnnxImportError(`${source} has no graph`);
   const opset = model.opsetImport.find((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx');
   const opsetVersion = opset ? Number(opset.version ?? 1) : 1;
+  if (opsetVersion < ONNX_OPSETS.min || opsetVersion > ONNX_OPSETS.max)
+    throw new UnsupportedOpsetError(opset?.domain ?? '', opsetVersion, ONNX_OPSETS);
   const onnxNodes = graph.node ?? [];
   const unsupported = onnxNodes
-    .map((n, i) => ({ name: n.name || `node${i}`, opType: n.opType ?? '', domain: n.domain ?? '' }))
-    .filter((n) => (n.domain !== '' && n.domain !== 'ai.onnx') || !Object.hasOwn(ONNX_OPS, n.opType));
-  if (unsupported.length > 0)
-    throw new UnsupportedOpsError(unsupported.map(({ name, opType }) => ({ name, opType })));
+    .map((n, i) => {
+      const domain = n.domain ?? '';
+      const other = domain !== '' && domain !== 'ai.onnx';
+      return { name: n.name || `node${i}`, opType: other ? `${domain}.${n.opType ?? ''}` : (n.opType ?? '') };
+    })
+    .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType) && !FOLDABLE_ONNX_OPS.includes(n.opType));
+  if (unsupported.length > 0) throw new UnsupportedOpsError(unsupported);
 
   const ctx = new ImportContext(opsetVersion, source);
   const { b, values } = ctx;
@@ -84,14 +148,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       throw new OnnxImportError(
         `graph input "${name}" is int64; only shapes may be int64 and they must be constant`,
       );
-    const shape = (tensorType.shape?.dim ?? []).map((d, i) => {
-      if ((d as { value?: string }).value === 'dimValue' && Number(d.dimValue) >= 0)
-        return Number(d.dimValue);
-      if (i === 0) return options.batch ?? 1;
-      throw new OnnxImportError(
-        `graph input "${name}" has a symbolic dimension ${i} (${d.dimParam ?? '?'}): only the batch may be symbolic`,
-      );
-    });
+    const shape = inputShape(name, tensorType.shape?.dim ?? [], options);
     const tensor = b.addTensor(name, { dtype, shape });
     values.set(name, tensor);
     // A 4-D input with 1 or 3 channels is taken as an image scaled to [0, 1] (`whittle run` accepts images).
@@ -112,7 +169,20 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
   planConvFusions(ctx, onnxNodes);
   onnxNodes.forEach((proto, index) => {
     if (ctx.skip.has(proto)) return;
-    ONNX_OPS[proto.opType ?? '']!(new OnnxNode(ctx, proto, index));
+    const n = new OnnxNode(ctx, proto, index);
+    const handler = ONNX_OPS[n.opType];
+    if (foldConstantNode(n, handler !== undefined)) return;
+    if (handler === undefined)
+      return n.fail(
+        `the runtime has no ${n.opType} op: it is evaluated at import only, and needs every input constant`,
+      );
+    try {
+      handler(n);
+    } catch (error) {
+      // The arithmetic of folding (batch norm, a bad variance) throws RangeError without the node's name.
+      if (error instanceof RangeError) n.fail(error.message);
+      throw error;
+    }
   });
 
   // Outputs, then dead-code elimination and renumbering of the tensors that remain.
