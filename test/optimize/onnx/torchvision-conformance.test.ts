@@ -35,6 +35,7 @@ const INT8_BELOW_FIGURE = new Set<ConformanceModel>([
   'resnet18',
   'googlenet',
   'efficientnet_b0',
+  'shufflenet_v2_x0_5',
 ]);
 
 describe('torchvision conformance', { skip: !canExport() && 'no python3-torch / torchvision' }, () => {
