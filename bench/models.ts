@@ -1,7 +1,12 @@
 // `npm run bench -- models [--json]`: whole models on Whittle's runtime against ONNX Runtime, fp32 and int8,
 // per batch size and thread count, in one run.
 //
-// Each model is a zoo architecture with seeded random weights (optimize/zoo/random-weights.ts), saved as
+// The torchvision conformance models (bench/conformance.ts: PyTorch's exports of real architectures with
+// random seeded weights) join them under their own names: their fp32 package is the import of that ONNX file,
+// which ONNX Runtime runs for fp32. Each int8 row adds top1_agreement: the share of 1,000 seeded inputs on
+// which the int8 package picks the class Whittle's own fp32 package picks.
+//
+// Each zoo model is a zoo architecture with seeded random weights (optimize/zoo/random-weights.ts), saved as
 // `whittle train` saves it and read by the tfjs importer; that package is exported to ONNX by Whittle's
 // exporter, and the ONNX file goes through `whittle import`'s code path (importOnnx, written and read back)
 // — the fp32 package Whittle runs. `whittle quantize`'s code path (quantizePackage) makes the int8 package
@@ -33,6 +38,14 @@ import { importTfjsLayers } from '../optimize/tfjs/import.js';
 import { fileHandler, MODEL_FILE } from '../optimize/train/file-io.js';
 import { buildZooModel, type ZooModelName } from '../optimize/zoo/index.js';
 import { randomizeWeights } from '../optimize/zoo/random-weights.js';
+import {
+  CONFORMANCE_MODELS,
+  type ConformanceModel,
+  conformancePackages,
+  inPackageLayout,
+  randomImages,
+  top1Agreement,
+} from './conformance.js';
 import {
   BenchArgumentError,
   benchOptions,
@@ -77,6 +90,8 @@ export interface ModelBenchOptions {
   batchMs: number;
   /** Seed of the weights, the calibration inputs and the timed inputs. */
   seed: number;
+  /** Inputs the int8 rows' top1_agreement is measured on (1,000 by default). */
+  agreementInputs?: number;
   onProgress?: (line: string) => void;
 }
 
@@ -92,6 +107,8 @@ export interface ModelBenchRow {
   vs_ort: number;
   /** Largest |Whittle - ONNX Runtime| over the first output, same input. */
   max_abs_diff: number;
+  /** int8 rows: the share of seeded inputs on which the int8 package's top-1 class is the fp32 package's. */
+  top1_agreement?: number;
 }
 
 export interface ModelBenchReport {
@@ -113,24 +130,55 @@ function normalValues(count: number, seed: number): Float32Array {
 /** The packages of one model: `source` (the tfjs import whose ONNX export is the model), and the fp32 and
  * int8 packages Whittle runs. */
 export interface BenchPackages {
+  /** The package the fp32 model comes from (a zoo model's tfjs import; a conformance model's fp32 package). */
   source: Package;
   fp32: Package;
   int8: Package;
+  /** The fp32 ONNX model ONNX Runtime runs at `batch`. */
+  fp32Onnx(batch: number): Uint8Array;
+  /** `count` seeded inputs in the fp32 package's input layout. */
+  inputs(count: number, seed: number): Float32Array;
+  /** The same inputs as ONNX Runtime's fp32 model (fp32Onnx) takes them, with their dimensions. */
+  ortInputs(count: number, seed: number): { data: Float32Array; dims: number[] };
 }
 
+const isConformance = (name: string): name is ConformanceModel =>
+  (CONFORMANCE_MODELS as readonly string[]).includes(name);
+
+/** Every model `--models` takes: the zoo's, then the conformance set's. */
+export const MODEL_NAMES: readonly string[] = [...Object.keys(BENCH_MODELS), ...CONFORMANCE_MODELS];
+
 export async function benchPackages(name: string, seed: number): Promise<BenchPackages> {
+  if (isConformance(name)) {
+    const p = conformancePackages(name, seed);
+    return {
+      source: p.fp32,
+      fp32: p.fp32,
+      int8: p.int8,
+      fp32Onnx: () => p.bytes,
+      inputs: (count, at) => inPackageLayout(p.fp32, randomImages(count, p.size, at), count, p.size),
+      ortInputs: (count, at) => ({ data: randomImages(count, p.size, at), dims: [count, 3, p.size, p.size] }),
+    };
+  }
   const source = await benchSource(name, seed);
   const fp32 = read(importOnnx(exportOnnx(source), { source: `${name}.onnx`, modelId: name }));
-  return { source, fp32, int8: benchInt8(fp32, seed) };
+  const shape = fp32.manifest.tensors[fp32.manifest.inputs[0]!.tensor]!.shape.slice(1);
+  const perInput = elements(shape);
+  return {
+    source,
+    fp32,
+    int8: benchInt8(fp32, seed),
+    fp32Onnx: (batch) => exportOnnx(source, { batch }),
+    inputs: (count, at) => normalValues(count * perInput, at),
+    ortInputs: (count, at) => ({ data: normalValues(count * perInput, at), dims: [count, ...shape] }),
+  };
 }
 
 /** The zoo model `name` with seeded random weights, saved as `whittle train` saves it and imported. */
 export async function benchSource(name: string, seed: number): Promise<Package> {
   const spec = BENCH_MODELS[name];
   if (spec === undefined)
-    throw new BenchArgumentError(
-      `unknown model "${name}"; expected some of ${Object.keys(BENCH_MODELS).join(', ')}`,
-    );
+    throw new BenchArgumentError(`unknown model "${name}"; expected some of ${MODEL_NAMES.join(', ')}`);
   const net = buildZooModel(spec.zoo, {
     height: spec.height,
     width: spec.width,
@@ -212,26 +260,50 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
     for (const name of options.models) {
       log(`${name}: building the packages (zoo -> ONNX -> whittle import -> whittle quantize)`);
       const packages = await benchPackages(name, options.seed);
+      if (isConformance(name) && options.batches.some((b) => b !== 1))
+        throw new BenchArgumentError(`${name} is exported at batch 1: run it with --batches 1`);
+      const agreementBatch = 50;
+      const agreement = options.formats.includes('int8')
+        ? top1Agreement(
+            Model.fromPackage(packages.fp32, { batch: agreementBatch }),
+            Model.fromPackage(packages.int8, { batch: agreementBatch }),
+            (count, at) => packages.inputs(count, at),
+            options.agreementInputs ?? 1000,
+            agreementBatch,
+            options.seed + 3,
+          )
+        : undefined;
+      if (agreement !== undefined) log(`  int8 top-1 agreement with fp32: ${agreement}`);
       for (const format of options.formats) {
         const pkg = format === 'fp32' ? packages.fp32 : packages.int8;
         for (const batch of options.batches) {
           // fp32: ONNX Runtime runs the ONNX model Whittle imported; int8: the QDQ export of Whittle's package.
           // The QDQ export's activations are uint8 (zero points + 128, the same function): ONNX Runtime on x86
           // fuses only those into its integer kernels, and runs int8-activation convolutions in float.
-          const onnxBytes =
-            format === 'fp32'
-              ? exportOnnx(packages.source, { batch })
-              : exportOnnx(pkg, { batch, activations: 'u8' });
+          let onnxBytes: Uint8Array;
+          try {
+            onnxBytes =
+              format === 'fp32' ? packages.fp32Onnx(batch) : exportOnnx(pkg, { batch, activations: 'u8' });
+          } catch (error) {
+            // No peer for this row (an int8 package with fp32 islands the exporter does not write): said, skipped.
+            log(`  ${format} batch ${batch}: no ONNX Runtime peer: ${(error as Error).message}`);
+            continue;
+          }
           const groups: ThreadGroup[] = [];
           for (const threads of options.threads) {
             setThreads(threads);
             const model = Model.fromPackage(pkg, { batch, threads });
             const inputSpec = model.specs[pkg.manifest.inputs[0]!.tensor]!;
-            const input = normalValues(elements(inputSpec.shape), options.seed + 2);
+            const input = packages.inputs(inputSpec.shape[0]!, options.seed + 2);
             const { session, ops } = await openSession(onnxBytes, threads);
             if (threads === options.threads[0])
               log(`  ${format} batch ${batch}: ONNX Runtime runs ${opCounts(ops)}`);
-            const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', input, inputSpec.shape) };
+            // fp32: the model as given (a conformance model's own NCHW file); int8: the package's export.
+            const peer =
+              format === 'fp32'
+                ? packages.ortInputs(inputSpec.shape[0]!, options.seed + 2)
+                : { data: input, dims: inputSpec.shape };
+            const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', peer.data, peer.dims) };
             const ours = model.run([input])[0]!.data;
             const theirs = (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
             const group: ThreadGroup = {
@@ -266,6 +338,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
               ort_ms: ortMs,
               vs_ort: ortMs / whittleMs,
               max_abs_diff: group.maxAbsDiff,
+              ...(format === 'int8' && agreement !== undefined ? { top1_agreement: agreement } : {}),
             };
             results.push(row);
             log(
@@ -313,17 +386,15 @@ export const ZOO_BENCH_OPTIONS = {
   seed: { type: 'string' },
 } as const;
 
-/** The values of ZOO_BENCH_OPTIONS, checked, with the defaults (`rounds` rounds, all models). */
+/** The values of ZOO_BENCH_OPTIONS, checked, with the defaults (`rounds` rounds, the zoo's models; `--models`
+ * takes any of `allowed`). */
 export function zooBenchOptions(
   values: { models?: string; rounds?: string; 'batch-ms'?: string; seed?: string },
   rounds: number,
+  allowed: readonly string[] = Object.keys(BENCH_MODELS),
 ): Pick<ModelBenchOptions, 'models' | 'rounds' | 'batchMs' | 'seed' | 'onProgress'> {
   return {
-    models: choices(
-      values.models ?? Object.keys(BENCH_MODELS).join(','),
-      Object.keys(BENCH_MODELS),
-      '--models',
-    ),
+    models: choices(values.models ?? Object.keys(BENCH_MODELS).join(','), allowed, '--models'),
     rounds: positiveInteger(values.rounds, rounds, '--rounds'),
     batchMs: positiveInteger(values['batch-ms'], 20, '--batch-ms'),
     seed: positiveInteger(values.seed, 1, '--seed'),
@@ -344,7 +415,7 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
   );
   if (values === undefined) return 0;
   const options: ModelBenchOptions = {
-    ...zooBenchOptions(values, 21),
+    ...zooBenchOptions(values, 21, MODEL_NAMES),
     formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
     batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
     threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
@@ -358,5 +429,5 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
   return 0;
 }
 
-export const MODELS_HELP = `models options: --models ${Object.keys(BENCH_MODELS).join(',')} (all by default),
+export const MODELS_HELP = `models options: --models ${MODEL_NAMES.join(',')} (the zoo's five by default),
   --formats fp32,int8, --batches 1,32, --threads 1,2, --rounds 21, --batch-ms 20, --seed 1, --json`;

@@ -28,6 +28,19 @@ export function intsAttr(
   return value;
 }
 
+/** A list of integers of any length (slice bounds, gather indices, sizes); safe integers only. */
+export function intListAttr(node: ManifestNode, name: string, fallback: number[]): number[] {
+  const value = node.attrs[name];
+  if (value === undefined) return fallback;
+  if (!Array.isArray(value) || value.some((v) => !Number.isSafeInteger(v))) {
+    throw new GraphError(
+      `attribute ${name} must be a list of integers, got ${JSON.stringify(value)}`,
+      node.name,
+    );
+  }
+  return value;
+}
+
 export function intAttr(
   node: ManifestNode,
   name: string,

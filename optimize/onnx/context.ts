@@ -159,6 +159,21 @@ export class OnnxNode {
     return values;
   }
 
+  /** A list ONNX moved from an attribute to an input at opset `since` (Pad's pads, Split's sizes, Reduce's
+   * and Squeeze's axes, ...): the constant input from then on, the attribute before; `fallback` when the
+   * node gives neither. Values beyond int32 (INT64_MAX as "to the end") are clamped to it. */
+  listArg(key: string, index: number, since: number, fallback: number[]): number[] {
+    const values =
+      this.opset >= since
+        ? this.optional(index) < 0
+          ? fallback
+          : this.constant(index, key)
+        : this.attrs.has(key)
+          ? this.floats(key, fallback)
+          : fallback;
+    return values.map((v) => (Number.isInteger(v) ? Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, v)) : v));
+  }
+
   /** Number of outputs the node names (an empty name is an output left out). */
   get outputCount(): number {
     return (this.proto.output ?? []).filter((o) => o !== '').length;

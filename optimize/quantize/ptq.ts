@@ -80,7 +80,37 @@ export interface PtqResult {
   ranges: Map<string, TensorRange>;
 }
 
-const isQuantizable = (op: string): boolean => (QUANTIZABLE_OPS as readonly string[]).includes(op);
+/** fp32 ops with no int8 kernel that the int8 graph keeps in fp32, between a dequantize and a quantize (their
+ * operands' calibrated ranges quantize what they give): correct, not fast. */
+export const FLOAT_ISLAND_OPS = [
+  'sigmoid',
+  'hard_sigmoid',
+  'hard_swish',
+  'mul',
+  'sub',
+  'div',
+  'pow',
+  'prelu',
+  'sqrt',
+  'exp',
+  'tanh',
+  'erf',
+  'leaky_relu',
+  'reduce_mean',
+  'reduce_max',
+  'resize',
+  'pad',
+  'slice',
+  'gather',
+  'expand',
+  'layer_norm',
+  'instance_norm',
+  'batch_norm',
+  'conv_transpose',
+] as const;
+
+const isQuantizable = (op: string): boolean =>
+  (QUANTIZABLE_OPS as readonly string[]).includes(op) || (FLOAT_ISLAND_OPS as readonly string[]).includes(op);
 
 function checkSupported(manifest: Manifest, pkg: Package): void {
   const problems: { node: string; why: string }[] = [];
@@ -242,7 +272,29 @@ class Int8GraphWriter {
     private readonly manifest: Manifest,
     private readonly plan: QuantizationPlan,
     private readonly layers: ReadonlyMap<ManifestNode, QuantizedLayer>,
+    /** The fp32 data of a constant tensor of the source graph, or undefined for an activation. */
+    private readonly constantOf: (t: number) => Float32Array | undefined,
   ) {}
+
+  /** A node with no int8 kernel, in fp32 on dequantized activations (constants copied as fp32). */
+  private writeFloat(node: ManifestNode): void {
+    const inputs = node.inputs.map((t) => {
+      if (t < 0) return t;
+      const data = this.constantOf(t);
+      if (data === undefined) return this.floatOf(t);
+      const source = this.manifest.tensors[t]!;
+      return this.builder.constant(source.name, 'f32', [...source.shape], data);
+    });
+    const outputs = this.builder.emit(
+      node.name,
+      node.op,
+      'f32',
+      inputs,
+      node.attrs,
+      node.outputs.map(() => ({})),
+    );
+    node.outputs.forEach((y, k) => this.#floatTwin.set(y, outputs[k]!));
+  }
 
   /** The new graph's f32 input tensor, the twin of the source graph's input `t`. */
   addInput(t: number): void {
@@ -333,7 +385,9 @@ class Int8GraphWriter {
           );
           break;
         default:
-          throw new QuantizationError(`op ${node.op} is not quantizable`, node.name);
+          if (!(FLOAT_ISLAND_OPS as readonly string[]).includes(node.op))
+            throw new QuantizationError(`op ${node.op} is not quantizable`, node.name);
+          this.writeFloat(node);
       }
     }
   }
@@ -507,7 +561,11 @@ export function quantizePackage(
   const plan = planQuantization(manifest, ranges);
   const layers = quantizeLayers(pkg);
 
-  const writer = new Int8GraphWriter(manifest, plan, layers);
+  const writer = new Int8GraphWriter(manifest, plan, layers, (t) =>
+    pkg.constants[t] === undefined
+      ? undefined
+      : toFloat32(pkg.constants[t], elements(manifest.tensors[t]!.shape)),
+  );
   const input = manifest.inputs[0]!;
   writer.addInput(input.tensor);
   writer.writeNodes();

@@ -26,6 +26,7 @@ describe('bench models', () => {
       rounds: 3,
       batchMs: 2,
       seed: 1,
+      agreementInputs: 200,
     });
     assert.deepEqual(Object.keys(report), ['results']);
     assert.equal(report.results.length, 2);
@@ -39,6 +40,7 @@ describe('bench models', () => {
         'ort_ms',
         'vs_ort',
         'max_abs_diff',
+        ...(row.format === 'int8' ? ['top1_agreement'] : []),
       ]);
       assert.equal(row.model, 'lenet5');
       assert.equal(row.batch, 1);
@@ -55,6 +57,8 @@ describe('bench models', () => {
     // fixed-point multiplier, ONNX Runtime's float scale): a few output steps at most, not a wrong layout.
     assert.equal(int8!.format, 'int8');
     assert.ok(int8!.max_abs_diff < 0.05, `int8 max_abs_diff ${int8!.max_abs_diff}`);
+    // The int8 package picks fp32's class on (nearly) every input: a wrong layout or scale would not.
+    assert.ok(int8!.top1_agreement! >= 0.95, `top1_agreement ${int8!.top1_agreement}`);
   });
 
   test('the int8 peer is the QDQ export of the int8 package, run by ONNX Runtime on integer kernels', async () => {

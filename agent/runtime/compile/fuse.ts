@@ -2,7 +2,8 @@
 // layer folds into its weights and bias (fold-batchnorm.ts), and a clip (ReLU, ReLU6, any clip) after one
 // becomes the layer's output clamp — the f32 kernels take min/max, the int8 kernels integer output bounds.
 // Each fusion needs the layer's output to have no other reader. Pairs the kernels cannot take (a leaky ReLU
-// or sigmoid after a layer, a residual add) are reported as not fused.
+// or sigmoid after a layer, a residual add, a hard_swish) are reported as not fused. First, hard-swish as
+// exported before opset 14 (x * HardSigmoid(x) with alpha 1/6, beta 0.5) becomes one hard_swish node.
 import type { ManifestNode } from '../../package/manifest.js';
 import { elements } from '../tensor.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
@@ -110,7 +111,36 @@ function fusedClip(graph: CompileGraph, layer: ManifestNode, clip: ManifestNode)
   return { ...layer, attrs, outputs: [...clip.outputs] };
 }
 
+/** x * hard_sigmoid(x) (alpha 1/6, beta 1/2; the gate read by the mul alone) as one hard_swish node. */
+function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
+  const readers = readersOf(graph.nodes);
+  const producers = new Map<number, ManifestNode>();
+  for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
+  const removed = new Set<ManifestNode>();
+  const replaced = new Map<ManifestNode, ManifestNode>();
+  for (const node of graph.nodes) {
+    if (node.op !== 'mul' || node.format !== 'f32' || node.inputs.length !== 2) continue;
+    const [a, b] = node.inputs as [number, number];
+    const gate = [a, b]
+      .map((t) => ({ t, p: t < 0 ? undefined : soleProducer(graph, t, node, readers, producers) }))
+      .find(
+        ({ t, p }) =>
+          p?.op === 'hard_sigmoid' &&
+          p.inputs[0] === (t === a ? b : a) &&
+          Math.abs(Number(p.attrs.alpha ?? 0.2) - 1 / 6) < 1e-7 &&
+          Number(p.attrs.beta ?? 0.5) === 0.5 &&
+          !removed.has(p),
+      );
+    if (gate?.p === undefined) continue;
+    removed.add(gate.p);
+    replaced.set(node, { ...node, op: 'hard_swish', inputs: [gate.p.inputs[0]!], attrs: {} });
+    report.fused.push({ node: gate.p.name, into: node.name });
+  }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+}
+
 export function fuseLayers(graph: CompileGraph, report: CompileReport): void {
+  fuseHardSwish(graph, report);
   for (const kind of ['batch_norm', 'clip'] as const) {
     const readers = readersOf(graph.nodes);
     const producers = new Map<number, ManifestNode>();
@@ -137,7 +167,7 @@ export function fuseLayers(graph: CompileGraph, report: CompileReport): void {
       const isLayer = FLOAT_LAYERS.has(layer.op) || INT8_LAYERS.has(layer.op);
       if (!isLayer) continue;
       if (node.op !== kind) {
-        if (kind === 'clip' && (node.op === 'leaky_relu' || node.op === 'sigmoid'))
+        if (kind === 'clip' && ['leaky_relu', 'sigmoid', 'hard_swish'].includes(node.op))
           report.notFused.push({ node: node.name, why: `no ${layer.op} kernel takes a fused ${node.op}` });
         continue;
       }

@@ -2,8 +2,9 @@
 // them through layout transposes, and a transpose that does not meet its inverse head-on (a ReLU between
 // them) would run on every call. This pass walks the graph in order and carries each tensor as
 // "an underlying tensor and the permutation that gives the source graph's value": transposes only compose
-// permutations; layout-agnostic ops (unary, clip, quantize/dequantize, add/mul, concat, softmax, batch norm,
-// channel shuffle over an unmoved last axis) run on the underlying tensor with their axes remapped; constants
+// permutations; layout-agnostic ops (unary, clip, quantize/dequantize, add/mul/sub/div/pow/prelu, concat,
+// softmax, batch norm, instance norm, channel shuffle over an unmoved last axis, and the per-axis ops pad,
+// slice, split, resize, gather, reduce_mean/reduce_max) run on the underlying tensor with their axes remapped; constants
 // that meet a permuted tensor are permuted once, here (folded); a flatten feeding fully-connected layers
 // permutes the layers' weight columns instead of the activations. Only a node that needs the source layout
 // (and a graph output) gets a transpose, and the report says which node forced it.
@@ -45,11 +46,41 @@ const ELEMENTWISE_UNARY = new Set([
   'clip',
   'leaky_relu',
   'sigmoid',
+  'sqrt',
+  'exp',
+  'tanh',
+  'erf',
+  'hard_sigmoid',
+  'hard_swish',
   'identity',
   'quantize_linear',
   'dequantize_linear',
 ]);
-const ELEMENTWISE_BINARY = new Set(['add', 'mul']);
+const ELEMENTWISE_BINARY = new Set(['add', 'mul', 'sub', 'div', 'pow', 'prelu']);
+
+/** Ops with one attribute per axis of their input (in source axis order), which follow a permutation by
+ * reordering them: pads (begins then ends), resize's scales / sizes. */
+const PER_AXIS = new Set(['pad', 'resize']);
+
+/** attrs of a per-axis op with each list reordered for the underlying axes (underlying axis perm[a] takes
+ * source axis a's entry). */
+function perAxisAttrs(node: ManifestNode, perm: readonly number[]): ManifestNode['attrs'] {
+  const rank = perm.length;
+  const reorder = (values: number[]): number[] => {
+    const out = [...values];
+    perm.forEach((p, a) => (out[p] = values[a]!));
+    return out;
+  };
+  const attrs = { ...node.attrs };
+  for (const key of ['scales', 'sizes']) {
+    const v = attrs[key];
+    if (Array.isArray(v) && v.length === rank) attrs[key] = reorder(v);
+  }
+  const pads = attrs.pads;
+  if (Array.isArray(pads) && pads.length === 2 * rank)
+    attrs.pads = [...reorder(pads.slice(0, rank)), ...reorder(pads.slice(rank))];
+  return attrs;
+}
 const FULLY_CONNECTED = new Set(['fully_connected', 'qfully_connected']);
 
 const permOf = (node: ManifestNode, rank: number): number[] => {
@@ -277,6 +308,32 @@ export function sinkTransposes(graph: CompileGraph, options: LayoutOptions, repo
       const axis = perm[axisAttr(node, 'axis', 1, rank)]!;
       const params = node.inputs.slice(1).map((i) => materialize(i, needs(node)));
       emitPlaced(node, [u, ...params], perm, { ...node.attrs, axis });
+    } else if (node.op === 'instance_norm' && perm[0] === 0) {
+      const axis = perm[axisAttr(node, 'axis', 1, rank)]!;
+      const params = node.inputs.slice(1).map((i) => (i < 0 ? i : materialize(i, needs(node))));
+      emitPlaced(node, [u, ...params], perm, { ...node.attrs, axis });
+    } else if (PER_AXIS.has(node.op) && single) {
+      emitPlaced(node, [u], perm, perAxisAttrs(node, perm));
+    } else if (node.op === 'slice' && single && Array.isArray(node.attrs.axes)) {
+      const axes = node.attrs.axes.map((a) => perm[a < 0 ? a + rank : a]!);
+      emitPlaced(node, [u], perm, { ...node.attrs, axes });
+    } else if (
+      node.op === 'gather' &&
+      single &&
+      (node.attrs.indices_shape as number[] | undefined)?.length === 1
+    ) {
+      emitPlaced(node, [u], perm, { ...node.attrs, axis: perm[axisAttr(node, 'axis', 0, rank)]! });
+    } else if ((node.op === 'reduce_mean' || node.op === 'reduce_max') && single) {
+      const axes = (Array.isArray(node.attrs.axes) ? node.attrs.axes : identityPerm(rank)).map((a) =>
+        a < 0 ? a + rank : a,
+      );
+      const kept = node.attrs.keepdims !== 0;
+      // Without keepdims the reduced axes leave the permutation; the others keep their order.
+      const gone = axes.map((a) => perm[a]!);
+      const outPerm = kept
+        ? perm
+        : perm.filter((_, a) => !axes.includes(a)).map((p) => p - gone.filter((g) => g < p).length);
+      emitPlaced(node, [u], outPerm, { ...node.attrs, axes: gone });
     } else if (node.op === 'softmax' && single && node.attrs.coerce2d !== 1) {
       emitPlaced(node, [u], perm, { ...node.attrs, axis: perm[axisAttr(node, 'axis', -1, rank)]! });
     } else if (node.op === 'channel_shuffle' && single && perm[rank - 1] === rank - 1) {

@@ -1,8 +1,11 @@
 // conv2d and fully_connected on fp32 activations, in every weight format the package stores: fp32 and the
 // compressed formats (weights expanded to fp32 at load), xnor (binarized input too), and fixed16 / fixed8
 // (fixed-point words where the layer carries activation fractional lengths, fixed-point-layer.ts).
-// Layouts: conv2d on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K].
-import { expect, input, numberAttr, pick } from '../attributes.js';
+// Layouts: conv2d on NHWC activations with OHWI weights; fully_connected on [B][K] x [O][K]; conv_transpose
+// (fp32) on NHWC activations with weights [I][KH][KW][O / groups] (ONNX's [I][O / groups][KH][KW] permuted
+// like OIHW -> OHWI).
+import type { ManifestNode } from '../../package/manifest.js';
+import { expect, input, intAttr, intsAttr, numberAttr, pick } from '../attributes.js';
 import {
   type Executor,
   type ExecutorFactory,
@@ -19,7 +22,7 @@ import {
 } from '../reference-ops/fixed-point.js';
 import { fullyConnected } from '../reference-ops/matmul.js';
 import { elements } from '../tensor.js';
-import { convGeometry } from '../window.js';
+import { convGeometry, windowAttrs } from '../window.js';
 
 /** A layer's executor per weight format: fp32 activations over the expanded weights, xnor with its input
  * binarized too, fixed16 / fixed8 in fixed point. In the order the benchmark reports the formats. */
@@ -170,4 +173,101 @@ const fullyConnectedOp: OpDefinition = {
   executors: weightFormatExecutors(floatFcExecutor, fixedPointFcExecutor),
 };
 
-export const CONV_OPS = { conv2d, fully_connected: fullyConnectedOp } satisfies Record<string, OpDefinition>;
+/** A transposed convolution's geometry: the window read with the conv readers, the output grown by the
+ * strides (ONNX ConvTranspose's output shape, without output_shape: the importer turns that into pads). */
+function convTransposeGeometry(node: ManifestNode, x: readonly number[], w: readonly number[]) {
+  expect(x.length === 4, node, `input must be NHWC (rank 4), got [${x.join(', ')}]`);
+  expect(w.length === 4, node, `weights must be [I][KH][KW][O / groups], got [${w.join(', ')}]`);
+  const [batch, inH, inW, inC] = x as [number, number, number, number];
+  const [wIn, kh, kw, og] = w as [number, number, number, number];
+  const { strides, dilations, pads } = windowAttrs(node);
+  const groups = intAttr(node, 'groups', 1, 1);
+  const outputPadding = intsAttr(node, 'output_padding', 2, [0, 0]);
+  expect(
+    wIn === inC && inC % groups === 0,
+    node,
+    `weights hold ${wIn} input channels, x has ${inC} (groups ${groups})`,
+  );
+  expect(
+    outputPadding[0]! < Math.max(strides[0]!, dilations[0]!) &&
+      outputPadding[1]! < Math.max(strides[1]!, dilations[1]!),
+    node,
+    `output_padding [${outputPadding.join(', ')}] must be smaller than the stride or dilation`,
+  );
+  const size = (i: number, k: number, a: 0 | 1) =>
+    (i - 1) * strides[a]! - pads[a]! - pads[a + 2]! + dilations[a]! * (k - 1) + outputPadding[a]! + 1;
+  const outH = size(inH, kh, 0);
+  const outW = size(inW, kw, 1);
+  expect(outH > 0 && outW > 0, node, `conv_transpose output ${outH} x ${outW} is empty`);
+  return {
+    batch,
+    inH,
+    inW,
+    inC,
+    kh,
+    kw,
+    groups,
+    og,
+    outC: og * groups,
+    outH,
+    outW,
+    strides,
+    dilations,
+    pads,
+  };
+}
+
+const convTranspose: OpDefinition = {
+  infer(node, inputs) {
+    const x = input(node, inputs, 0, 'x');
+    const w = input(node, inputs, 1, 'weights');
+    expect(x.dtype === 'f32' && w.dtype === 'f32', node, `conv_transpose takes fp32, got ${x.dtype}`);
+    const g = convTransposeGeometry(node, x.shape, w.shape);
+    const bias = inputs[2];
+    expect(bias === undefined || elements(bias.shape) === g.outC, node, `bias must have ${g.outC} elements`);
+    return [{ dtype: 'f32', shape: [g.batch, g.outH, g.outW, g.outC] }];
+  },
+  macs: (_node, inputs) => elements(inputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
+  executors: {
+    f32: (context) => {
+      const g = convTransposeGeometry(context.node, context.inputs[0]!.shape, context.inputs[1]!.shape);
+      const cg = g.inC / g.groups;
+      return {
+        kernel: 'reference:conv_transpose_f32',
+        run: (inputs, outputs) => {
+          const x = inputs[0]!;
+          const w = pick(context, inputs, 1)!;
+          const bias = pick(context, inputs, 2);
+          const y = outputs[0]!;
+          const acc = new Float64Array(y.length);
+          // Each input pixel scatters its weighted taps into the output window it spans.
+          for (let n = 0; n < g.batch; n++)
+            for (let iy = 0; iy < g.inH; iy++)
+              for (let ix = 0; ix < g.inW; ix++)
+                for (let ci = 0; ci < g.inC; ci++) {
+                  const v = x[((n * g.inH + iy) * g.inW + ix) * g.inC + ci]!;
+                  const group = Math.floor(ci / cg);
+                  for (let ky = 0; ky < g.kh; ky++) {
+                    const oy = iy * g.strides[0]! - g.pads[0]! + ky * g.dilations[0]!;
+                    if (oy < 0 || oy >= g.outH) continue;
+                    for (let kx = 0; kx < g.kw; kx++) {
+                      const ox = ix * g.strides[1]! - g.pads[1]! + kx * g.dilations[1]!;
+                      if (ox < 0 || ox >= g.outW) continue;
+                      const out = ((n * g.outH + oy) * g.outW + ox) * g.outC + group * g.og;
+                      const tap = ((ci * g.kh + ky) * g.kw + kx) * g.og;
+                      for (let o = 0; o < g.og; o++) acc[out + o]! += v * w[tap + o]!;
+                    }
+                  }
+                }
+          for (let i = 0; i < y.length; i++) y[i] = acc[i]! + (bias ? bias[i % g.outC]! : 0);
+        },
+      };
+    },
+  },
+};
+
+export const CONV_OPS = {
+  conv2d,
+  fully_connected: fullyConnectedOp,
+  conv_transpose: convTranspose,
+} satisfies Record<string, OpDefinition>;

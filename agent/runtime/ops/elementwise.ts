@@ -1,11 +1,13 @@
-// Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), the
-// quantized add (qadd), clip, leaky_relu and sigmoid.
+// Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), sub,
+// div, pow and prelu (fp32, broadcasting too), the quantized add (qadd), clip, leaky_relu, sigmoid, sqrt,
+// exp, tanh, erf, hard_sigmoid and hard_swish.
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
 import { intRange } from '../number/saturation.js';
 import {
   binaryBroadcast,
+  erf,
   quantizedAdd,
   type QuantizedAddParams,
   quantizedAddParams,
@@ -28,7 +30,7 @@ function wrap(dtype: string): (v: number) => number {
   }
 }
 
-function binaryOp(name: string, f: (a: number, b: number) => number): OpDefinition {
+function binaryOp(name: string, f: (a: number, b: number) => number, floatOnly = false): OpDefinition {
   const run = (context: PrepareContext): Executor => {
     const [a, b] = context.inputs as [TensorSpec, TensorSpec];
     const y = context.outputs[0]!;
@@ -58,6 +60,7 @@ function binaryOp(name: string, f: (a: number, b: number) => number): OpDefiniti
       const a = input(node, inputs, 0, 'a');
       const b = input(node, inputs, 1, 'b');
       expect(a.dtype === b.dtype, node, `operands must share a dtype, got ${a.dtype} and ${b.dtype}`);
+      expect(!floatOnly || a.dtype === 'f32', node, `${name} takes fp32 operands, got ${a.dtype}`);
       expect(
         a.quant === undefined && b.quant === undefined,
         node,
@@ -68,7 +71,7 @@ function binaryOp(name: string, f: (a: number, b: number) => number): OpDefiniti
       return [{ dtype: a.dtype, shape }];
     },
     macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
-    executors: f32AndInt8(run),
+    executors: floatOnly ? { f32: run } : f32AndInt8(run),
   };
 }
 
@@ -95,6 +98,13 @@ function unaryOp(
     macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
     executors: f32AndInt8(run),
   };
+}
+
+/** max(0, min(1, alpha * x + beta)): ONNX HardSigmoid (default alpha 0.2, beta 0.5; PyTorch exports 1/6). */
+function hardSigmoidOf(node: ManifestNode, alpha = 0.2): (v: number) => number {
+  const a = numberAttr(node, 'alpha', alpha);
+  const b = numberAttr(node, 'beta', 0.5);
+  return (v) => Math.min(1, Math.max(0, a * v + b));
 }
 
 const clip = unaryOp(
@@ -186,4 +196,19 @@ export const ELEMENTWISE_OPS = {
     return (v) => (v < 0 ? Math.fround(v * alpha) : v);
   }),
   sigmoid: unaryOp('sigmoid', () => sigmoid),
+  sub: binaryOp('sub', (a, b) => a - b, true),
+  div: binaryOp('div', (a, b) => a / b, true),
+  pow: binaryOp('pow', (a, b) => a ** b, true),
+  /** x < 0 ? x * slope : x, the slope broadcast to x (per channel as exported). */
+  prelu: binaryOp('prelu', (a, b) => (a < 0 ? a * b : a), true),
+  sqrt: unaryOp('sqrt', () => Math.sqrt),
+  exp: unaryOp('exp', () => Math.exp),
+  tanh: unaryOp('tanh', () => Math.tanh),
+  erf: unaryOp('erf', () => erf),
+  hard_sigmoid: unaryOp('hard_sigmoid', (node) => hardSigmoidOf(node)),
+  /** x * hard_sigmoid(x), alpha 1/6 and beta 0.5 by default (ONNX HardSwish, PyTorch's hardswish). */
+  hard_swish: unaryOp('hard_swish', (node) => {
+    const gate = hardSigmoidOf(node, 1 / 6);
+    return (v) => v * gate(v);
+  }),
 } satisfies Record<string, OpDefinition>;

@@ -19,6 +19,8 @@ import { NORMALIZATION_OPS } from './normalization.js';
 import { POOL_OPS } from './pool.js';
 import { QUANTIZE_OPS } from './quantize.js';
 import { QUANTIZED_CONV_OPS } from './quantized-conv.js';
+import { REDUCE_OPS } from './reduce.js';
+import { RESIZE_OPS } from './resize.js';
 
 const REFERENCE_OPS = {
   ...CONV_OPS,
@@ -29,6 +31,8 @@ const REFERENCE_OPS = {
   ...LAYOUT_OPS,
   ...QUANTIZE_OPS,
   ...NORMALIZATION_OPS,
+  ...REDUCE_OPS,
+  ...RESIZE_OPS,
 } satisfies Record<string, OpDefinition>;
 
 /** An op of the IR (a key of the registry). */

@@ -46,6 +46,29 @@ export function unary(x: Numbers, y: Writable, f: (v: number) => number): void {
 export const sigmoid = (v: number): number =>
   v >= 0 ? 1 / (1 + Math.exp(-v)) : Math.exp(v) / (1 + Math.exp(v));
 
+/** The error function, to double precision well below fp32's resolution: its Maclaurin series for |v| < 2.5,
+ * the continued fraction of erfc beyond (evaluated from the tail, Lentz-free: 60 terms suffice there). */
+export function erf(v: number): number {
+  if (Number.isNaN(v)) return v;
+  const x = Math.abs(v);
+  if (x < 2.5) {
+    // erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1))
+    let term = x;
+    let sum = x;
+    for (let n = 1; n < 80 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
+      term *= (-x * x) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(v) * ((2 / Math.sqrt(Math.PI)) * sum);
+  }
+  if (x > 6) return Math.sign(v);
+  // erfc(x) = exp(-x^2) / sqrt(pi) * 1 / (x + (1/2) / (x + 1 / (x + (3/2) / (x + 2 / (x + ...)))))
+  let fraction = x;
+  for (let k = 60; k >= 1; k--) fraction = x + k / 2 / fraction;
+  const erfc = Math.exp(-x * x) / Math.sqrt(Math.PI) / fraction;
+  return Math.sign(v) * (1 - erfc);
+}
+
 /** The requantization of a quantized add (TFLite's): each input is rescaled onto a common grid 2^20 finer than
  * twice the larger input scale, summed, and requantized to the output. */
 export interface QuantizedAddParams {

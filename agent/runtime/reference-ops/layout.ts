@@ -79,3 +79,32 @@ export function softmax(shape: readonly number[], axis: number, x: Numbers, y: W
     }
   }
 }
+
+/** Row-major strides of `shape`. */
+export function stridesOf(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length).fill(1);
+  for (let a = shape.length - 2; a >= 0; a--) strides[a] = strides[a + 1]! * shape[a + 1]!;
+  return strides;
+}
+
+/** y over outShape, each element read from x at the offset `source` gives for its multi-index (a negative
+ * offset writes `fill`): the one loop of pad, slice, gather and resize. `source` may reuse no array it gets. */
+export function gatherElements(
+  outShape: readonly number[],
+  x: Numbers,
+  y: Writable,
+  source: (index: readonly number[]) => number,
+  fill = 0,
+): void {
+  const rank = outShape.length;
+  const index = new Array<number>(rank).fill(0);
+  const total = outShape.reduce((p, d) => p * d, 1);
+  for (let i = 0; i < total; i++) {
+    const at = source(index);
+    y[i] = at < 0 ? fill : x[at]!;
+    for (let d = rank - 1; d >= 0; d--) {
+      if (++index[d]! < outShape[d]!) break;
+      index[d] = 0;
+    }
+  }
+}

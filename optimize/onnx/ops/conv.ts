@@ -174,15 +174,32 @@ function conv(n: OnnxNode): void {
   }
 }
 
+/** ConvTranspose: NHWC like Conv, weights [C_in][C_out / group][kH][kW] permuted to [C_in][kH][kW][C_out /
+ * group]; output_shape is refused (give pads and output_padding). */
+function convTranspose(n: OnnxNode): void {
+  const { b, name } = n;
+  const x = n.input(0, 'X');
+  const w = n.input(1, 'W');
+  n.rank4(x, 'X');
+  n.rank4(w, 'W');
+  if (n.attrs.has('output_shape'))
+    n.fail('attribute output_shape is not supported (export pads and output_padding)');
+  const autoPad = n.oneOf('auto_pad', 'NOTSET', ['NOTSET', 'VALID']);
+  const attrs = {
+    strides: n.ints('strides', [1, 1]),
+    dilations: n.ints('dilations', [1, 1]),
+    pads: autoPad === 'VALID' ? [0, 0, 0, 0] : n.ints('pads', [0, 0, 0, 0]),
+    output_padding: n.ints('output_padding', [0, 0]),
+    groups: n.int('group', 1),
+  };
+  const weights = b.emit(`${name}/weights_ihwo`, 'transpose', 'f32', [w], { perm: NCHW_TO_NHWC })[0]!;
+  const [y] = b.emit(name, 'conv_transpose', 'f32', [b.toNhwc(x, name), weights, n.optional(2)], attrs);
+  n.set(0, b.toNchw(y!, name));
+}
+
 export const CONV_ONNX_OPS: OnnxOpTable = {
+  ConvTranspose: convTranspose,
   Conv: conv,
   QLinearConv: conv,
   ConvInteger: conv,
-  Pad: (n) => {
-    if (!n.ctx.padOf.has(n.proto.output?.[0] ?? ''))
-      n.fail(
-        'the runtime has no pad op: only zero padding of H and W read by Conv layers is supported (folded into their pads)',
-      );
-    // Checked and folded where the Conv reads it.
-  },
 };

@@ -1,4 +1,5 @@
-// Element-wise ops: activations (Relu, Clip, LeakyRelu, Sigmoid) and broadcasting arithmetic (Add, Mul).
+// Element-wise ops: activations (Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, PRelu, Sqrt, Exp,
+// Tanh, Erf) and broadcasting arithmetic (Add, Mul, Sub, Div, Pow).
 import type { ManifestNode } from '../../../agent/package/manifest.js';
 import type { OnnxNode, OnnxOpTable } from '../context.js';
 
@@ -8,8 +9,9 @@ function clip(n: OnnxNode): void {
   let max = n.attrs.has('max') ? n.float('max', 0) : undefined;
   if (n.opset >= 11) {
     // From opset 11 the bounds are (optional) inputs, which must be constants.
-    if (n.optional(1) >= 0) min = n.constant(1, 'min')[0];
-    if (n.optional(2) >= 0) max = n.constant(2, 'max')[0];
+    // Bounds computed at run time are refused by name; constant ones fold into the clip's attributes.
+    if (n.optional(1) >= 0) min = n.constant(1, 'min (a bound computed at run time is not supported)')[0];
+    if (n.optional(2) >= 0) max = n.constant(2, 'max (a bound computed at run time is not supported)')[0];
   }
   const attrs: ManifestNode['attrs'] = {};
   if (min !== undefined) attrs.min = min;
@@ -23,6 +25,12 @@ const binary =
   (n: OnnxNode): void =>
     n.set(0, n.emit(op, [n.input(0, 'A'), n.input(1, 'B')]));
 
+/** A unary op of the IR, fp32. */
+const unary =
+  (op: string) =>
+  (n: OnnxNode): void =>
+    n.set(0, n.emit(op, [n.input(0, 'X')]));
+
 export const ELEMENTWISE_ONNX_OPS: OnnxOpTable = {
   Relu: (n) => n.set(0, n.b.emit(n.name, 'clip', 'f32', [n.input(0, 'X')], { min: 0 })[0]!),
   Clip: clip,
@@ -31,4 +39,19 @@ export const ELEMENTWISE_ONNX_OPS: OnnxOpTable = {
   Sigmoid: (n) => n.set(0, n.b.emit(n.name, 'sigmoid', 'f32', [n.input(0, 'X')], {})[0]!),
   Add: binary('add'),
   Mul: binary('mul'),
+  Sub: binary('sub'),
+  Div: binary('div'),
+  Pow: binary('pow'),
+  // The slope broadcasts to X (per channel as exporters write it: [C, 1, 1]).
+  PRelu: (n) => n.set(0, n.emit('prelu', [n.input(0, 'X'), n.input(1, 'slope')])),
+  Sqrt: unary('sqrt'),
+  Exp: unary('exp'),
+  Tanh: unary('tanh'),
+  Erf: unary('erf'),
+  HardSigmoid: (n) =>
+    n.set(
+      0,
+      n.emit('hard_sigmoid', [n.input(0, 'X')], { alpha: n.float('alpha', 0.2), beta: n.float('beta', 0.5) }),
+    ),
+  HardSwish: unary('hard_swish'),
 };

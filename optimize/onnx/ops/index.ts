@@ -9,6 +9,7 @@ import { MATMUL_ONNX_OPS } from './matmul.js';
 import { NORMALIZATION_ONNX_OPS } from './normalization.js';
 import { POOL_ONNX_OPS } from './pool.js';
 import { QUANTIZE_ONNX_OPS } from './quantize.js';
+import { RESIZE_ONNX_OPS } from './resize.js';
 
 export const ONNX_OPS: OnnxOpTable = {
   ...CONV_ONNX_OPS,
@@ -18,6 +19,7 @@ export const ONNX_OPS: OnnxOpTable = {
   ...NORMALIZATION_ONNX_OPS,
   ...LAYOUT_ONNX_OPS,
   ...QUANTIZE_ONNX_OPS,
+  ...RESIZE_ONNX_OPS,
 };
 
 /** The ONNX op types (default domain) the importer converts. */

@@ -1,4 +1,5 @@
-// Pooling: MaxPool and AveragePool (2-D, and 1-D as 2-D pooling of a height-1 image), GlobalAveragePool.
+// Pooling: MaxPool and AveragePool (2-D, and 1-D as 2-D pooling of a height-1 image), GlobalAveragePool,
+// and the reductions ReduceMean / ReduceMax (ReduceMean over H and W of an image is a global average pool).
 // The runtime pools NHWC, so each is wrapped in layout transposes.
 import type { OnnxNode, OnnxOpTable } from '../context.js';
 import { pads2d } from './conv.js';
@@ -40,13 +41,34 @@ function pool(n: OnnxNode): void {
   n.set(0, out);
 }
 
+function globalAveragePool(n: OnnxNode, x: number): number {
+  n.rank4(x, 'X');
+  const [y] = n.b.emit(n.name, 'global_avgpool', 'f32', [n.b.toNhwc(x, n.name)], {});
+  return n.b.toNchw(y!, n.name);
+}
+
+/** ReduceMean / ReduceMax: axes an attribute before opset 18, an input from 18 (where an empty list is all
+ * axes, or none with noop_with_empty_axes). */
+function reduce(n: OnnxNode): void {
+  const x = n.input(0, 'data');
+  const rank = n.b.tensors[x]!.shape.length;
+  const axes = n.listArg('axes', 1, 18, []).map((a) => (a < 0 ? a + rank : a));
+  const keepdims = n.int('keepdims', 1);
+  if (axes.length === 0 && n.int('noop_with_empty_axes', 0) === 1) return n.set(0, n.emit('identity', [x]));
+  if (n.opType === 'ReduceMean' && rank === 4 && [...axes].sort().join(',') === '2,3') {
+    const pooled = globalAveragePool(n, x);
+    // [-1, C]: the package still runs at any batch size.
+    const squeezed = [-1, n.b.tensors[x]!.shape[1]!];
+    return n.set(0, keepdims === 1 ? pooled : n.emit('reshape', [pooled], { shape: squeezed }, 'squeeze'));
+  }
+  const op = n.opType === 'ReduceMean' ? 'reduce_mean' : 'reduce_max';
+  n.set(0, n.emit(op, [x], { ...(axes.length > 0 ? { axes } : {}), keepdims }));
+}
+
 export const POOL_ONNX_OPS: OnnxOpTable = {
+  ReduceMean: reduce,
+  ReduceMax: reduce,
   MaxPool: pool,
   AveragePool: pool,
-  GlobalAveragePool: (n) => {
-    const x = n.input(0, 'X');
-    n.rank4(x, 'X');
-    const [y] = n.b.emit(n.name, 'global_avgpool', 'f32', [n.b.toNhwc(x, n.name)], {});
-    n.set(0, n.b.toNchw(y!, n.name));
-  },
+  GlobalAveragePool: (n) => n.set(0, globalAveragePool(n, n.input(0, 'X'))),
 };

@@ -30,6 +30,20 @@ const PARAMETER_INPUTS: Record<string, (index: number) => boolean> = {
   QuantizeLinear: (i) => i >= 1,
   DequantizeLinear: (i) => i >= 1,
   Pad: (i) => i >= 1,
+  Slice: (i) => i >= 1,
+  Split: (i) => i >= 1,
+  Squeeze: (i) => i >= 1,
+  Unsqueeze: (i) => i >= 1,
+  Gather: (i) => i >= 1,
+  Expand: (i) => i >= 1,
+  Resize: (i) => i >= 1,
+  Upsample: (i) => i >= 1,
+  ReduceMean: (i) => i >= 1,
+  ReduceMax: (i) => i >= 1,
+  ConvTranspose: (i) => i >= 1,
+  LayerNormalization: (i) => i >= 1,
+  InstanceNormalization: (i) => i >= 1,
+  PRelu: (i) => i >= 1,
 };
 
 export interface ConformanceCase {

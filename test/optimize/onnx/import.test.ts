@@ -128,7 +128,7 @@ test('Constant nodes are constants: Clip bounds as PyTorch writes a ReLU6', () =
   assert.deepEqual(Array.from(model.run([Float32Array.from([-1, 3, 7, 6])])[0]!.data), [0, 3, 6, 6]);
 });
 
-test('zero padding read by a Conv folds into its pads; a Pad elsewhere is refused by name', () => {
+test('zero padding read by a Conv folds into its pads; a Pad elsewhere runs as a pad node', () => {
   const random = new SeededRandom(8);
   const w = Float32Array.from({ length: 2 * 2 * 3 * 3 }, () => random.normal());
   const convOf = (nodes: NodeSpec[], pads?: number[]): Model =>
@@ -161,7 +161,19 @@ test('zero padding read by a Conv folds into its pads; a Pad elsewhere is refuse
     outputs: [{ name: 'y', dims: [1, 2, 7, 7] }],
     initializers: [intTensor('pads', [8], [0, 0, 1, 1, 0, 0, 1, 1])],
   });
-  assert.throws(() => importOnnx(relu), /node "lonely" \(Pad\): the runtime has no pad op/);
+  const lonely = load(relu);
+  assert.deepEqual(
+    lonely.manifest.nodes.map((n) => n.op),
+    ['pad', 'clip'],
+  );
+  const y = lonely.run([x])[0]!.data;
+  for (let c = 0; c < 2; c++)
+    for (let i = 0; i < 7; i++)
+      for (let j = 0; j < 7; j++) {
+        const inside = i >= 1 && i <= 5 && j >= 1 && j <= 5;
+        const expected = inside ? Math.max(0, x[(c * 5 + i - 1) * 5 + j - 1]!) : 0;
+        assert.equal(y[(c * 7 + i) * 7 + j], expected, `channel ${c} (${i}, ${j})`);
+      }
 });
 
 test('a file that is not ONNX and a Reshape with a runtime shape are refused with typed errors', () => {

@@ -114,21 +114,29 @@ describe('post-training int8 quantization of LeNet-5', () => {
     );
   });
 
-  test('an op with no int8 form is refused, naming the node', () => {
-    // A sigmoid in place of the first dense layer's ReLU: the runtime runs it in fp32, PTQ has no int8 form.
+  test('an op with no int8 kernel stays fp32 between a dequantize and a quantize; a non-f32 layer is refused', () => {
+    // A sigmoid in place of the first dense layer's ReLU: no int8 form, so it runs in fp32 inside the int8 graph.
     const manifest = structuredClone(fp32.manifest);
     const relu = manifest.nodes.find((n) => n.op === 'clip' && n.name.startsWith('dense'))!;
     relu.op = 'sigmoid';
     relu.attrs = {};
     const withSigmoid: Package = { ...fp32, manifest };
-    assert.ok(Model.fromPackage(withSigmoid), 'the fp32 package itself still runs');
+    const island = quantizePackage(withSigmoid, calibrationFromImages(trainSet, 10)).content;
+    const sigmoid = island.manifest.nodes.find((n) => n.op === 'sigmoid')!;
+    assert.equal(sigmoid.format, 'f32');
+    const producer = island.manifest.nodes.find((n) => n.outputs.includes(sigmoid.inputs[0]!))!;
+    assert.equal(producer.op, 'dequantize_linear');
+    assert.ok(
+      island.manifest.nodes.some((n) => n.op === 'quantize_linear' && n.inputs[0] === sigmoid.outputs[0]),
+    );
+    // A layer stored in another format than f32 is refused, naming the node.
+    const fixed = structuredClone(fp32.manifest);
+    const layer = fixed.nodes.find((n) => n.op === 'fully_connected')!;
+    layer.format = 'fixed16';
     assert.throws(
-      () => quantizePackage(withSigmoid, calibrationFromImages(trainSet, 10)),
+      () => quantizePackage({ ...fp32, manifest: fixed }, calibrationFromImages(trainSet, 10)),
       (error: unknown) =>
-        error instanceof QuantizationError &&
-        error.node === relu.name &&
-        error.message.includes(relu.name) &&
-        error.message.includes('sigmoid'),
+        error instanceof QuantizationError && error.node === layer.name && error.message.includes('fixed16'),
     );
   });
 
