@@ -10,8 +10,10 @@ import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/pac
 import { foldBatchNorm } from '../../agent/runtime/compile/fold-batchnorm.js';
 import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
+import { samePads } from '../../agent/runtime/window.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import { GraphBuilder, NCHW_TO_NHWC } from '../package/graph-builder.js';
+import { UnsupportedOpsError } from '../package/unsupported-ops.js';
 import type { PackageContent } from '../package/writer.js';
 import {
   attributeValue,
@@ -55,18 +57,7 @@ export const SUPPORTED_ONNX_OPS = [
   'Pad',
 ] as const;
 
-/** All the nodes a model uses that the importer lacks, listed together. */
-export class UnsupportedOpsError extends WhittleError {
-  override readonly name = 'UnsupportedOpsError';
-  readonly code = 'unsupported-ops';
-  constructor(readonly nodes: { name: string; opType: string }[]) {
-    super(
-      `the model uses ${nodes.length} unsupported node(s): ` +
-        nodes.map((n) => `${n.name} (${n.opType})`).join(', ') +
-        `; supported ops: ${SUPPORTED_ONNX_OPS.join(', ')}`,
-    );
-  }
-}
+export { UnsupportedOpsError } from '../package/unsupported-ops.js';
 
 export interface OnnxImportOptions {
   /** Graph inputs to treat as constants (e.g. a test's weights fed as inputs). */
@@ -123,13 +114,9 @@ function pads2d(
     return pads;
   }
   if (autoPad === 'VALID') return [0, 0, 0, 0];
-  const out = [inH, inW].map((size, i) => Math.ceil(size / strides[i]!));
-  const total = [inH, inW].map((size, i) =>
-    Math.max(0, (out[i]! - 1) * strides[i]! + ((i === 0 ? kh : kw) - 1) * dilations[i]! + 1 - size),
-  );
-  const small = total.map((t) => Math.floor(t / 2));
-  if (autoPad === 'SAME_UPPER') return [small[0]!, small[1]!, total[0]! - small[0]!, total[1]! - small[1]!];
-  if (autoPad === 'SAME_LOWER') return [total[0]! - small[0]!, total[1]! - small[1]!, small[0]!, small[1]!];
+  const upper = samePads(inH, inW, kh, kw, strides, dilations);
+  if (autoPad === 'SAME_UPPER') return upper;
+  if (autoPad === 'SAME_LOWER') return [upper[2]!, upper[3]!, upper[0]!, upper[1]!];
   throw new OnnxImportError(`node "${node.name ?? ''}": auto_pad ${autoPad} is not supported`);
 }
 
@@ -182,7 +169,10 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
         !(SUPPORTED_ONNX_OPS as readonly string[]).includes(n.opType),
     );
   if (unsupported.length > 0)
-    throw new UnsupportedOpsError(unsupported.map(({ name, opType }) => ({ name, opType })));
+    throw new UnsupportedOpsError(
+      unsupported.map(({ name, opType }) => ({ name, opType })),
+      SUPPORTED_ONNX_OPS,
+    );
 
   const b = new GraphBuilder();
   const values = new Map<string, Value>();

@@ -123,7 +123,7 @@ test('a tampered package, a wrong key and an unsupported model are refused with 
   );
   const imported = whittle('import', unsupported, '--out', join(dir, 'lstm.wpkg'), '--key', privateKey);
   assert.equal(imported.status, 1);
-  assert.match(imported.stderr, /1 unsupported node\(s\): rnn \(LSTM\)/);
+  assert.match(imported.stderr, /1 unsupported node\(s\) of 1 op type\(s\):\n  LSTM ×1 \(rnn\)/);
   assert.ok(!existsSync(join(dir, 'lstm.wpkg')));
 });
 

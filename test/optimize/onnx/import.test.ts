@@ -180,7 +180,7 @@ test('unsupported ops are all reported together with node names and op types', (
     (error: unknown) =>
       error instanceof UnsupportedOpsError &&
       error.nodes.length === 2 &&
-      /2 unsupported node\(s\): encoder \(LSTM\), upsample \(Resize\)/.test(error.message),
+      /2 unsupported node\(s\) of 2 op type\(s\):\n  LSTM ×1 \(encoder\)\n  Resize ×1 \(upsample\)/.test(error.message),
   );
 });
 
