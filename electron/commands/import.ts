@@ -1,5 +1,6 @@
-// `whittle import MODEL.onnx|MODEL.tflite|model.json --out PKG [--key PRIVATE_KEY] [--id ID] [--labels FILE] [--batch N]`:
-// converts a model to a signed package. Unsupported ops are all listed before anything is written.
+// `whittle import MODEL.onnx|MODEL.tflite|model.json --out PKG [--key PRIVATE_KEY] [--id ID] [--labels FILE] [--batch N]
+// [--input-shape NAME=D0,D1,...]...`: converts a model to a signed package. Unsupported ops are all listed
+// before anything is written; --input-shape fixes an ONNX input's symbolic dimensions (repeat it per input).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +24,7 @@ export async function importCommand(args: string[]): Promise<number> {
       id: { type: 'string' },
       labels: { type: 'string' },
       batch: { type: 'string' },
+      'input-shape': { type: 'string', multiple: true },
     },
   });
   const source = positionals[0];
@@ -32,6 +34,19 @@ export async function importCommand(args: string[]): Promise<number> {
   const batch = values.batch === undefined ? undefined : Number(values.batch);
   if (batch !== undefined && (!Number.isInteger(batch) || batch < 1)) {
     throw new CommandUsageError(`import: --batch expects a positive integer, got "${values.batch}"`);
+  }
+  const inputShapes = new Map<string, number[]>();
+  for (const spec of values['input-shape'] ?? []) {
+    const eq = spec.lastIndexOf('=');
+    const dims = spec
+      .slice(eq + 1)
+      .split(',')
+      .map(Number);
+    if (eq <= 0 || dims.some((d) => !Number.isInteger(d) || d < 1))
+      throw new CommandUsageError(
+        `import: --input-shape expects NAME=D0,D1,... with positive integers (e.g. input=1,3,224,224), got "${spec}"`,
+      );
+    inputShapes.set(spec.slice(0, eq), dims);
   }
   let bytes: Buffer;
   try {
@@ -68,6 +83,7 @@ export async function importCommand(args: string[]): Promise<number> {
       modelId: id,
       ...(labels ? { labels } : {}),
       ...(batch ? { batch } : {}),
+      ...(inputShapes.size > 0 ? { inputShapes } : {}),
     });
   }
   const { key, created } = loadSigningKey(values.key);

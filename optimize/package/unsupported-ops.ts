@@ -26,7 +26,8 @@ export function unsupportedOpLines(nodes: readonly UnsupportedNode[]): string[] 
   });
 }
 
-/** All the nodes a model uses that the importer lacks, listed together, by op type. */
+/** All the op types a model uses that the importer lacks: one line per op type with its count and first
+ * node names, then the supported ops. */
 export class UnsupportedOpsError extends WhittleError {
   override readonly name = 'UnsupportedOpsError';
   readonly code = 'unsupported-ops';
@@ -36,9 +37,8 @@ export class UnsupportedOpsError extends WhittleError {
   ) {
     const lines = unsupportedOpLines(nodes);
     super(
-      `the model uses ${nodes.length} unsupported node(s) of ${lines.length} op type(s):\n` +
-        lines.map((line) => `  ${line}\n`).join('') +
-        `supported ops: ${supported.join(', ')}`,
+      `the model uses ${lines.length} op type(s) the importer lacks (${nodes.length} node(s)):\n` +
+        `${lines.map((line) => `  ${line}`).join('\n')}\nsupported ops: ${supported.join(', ')}`,
     );
   }
 }

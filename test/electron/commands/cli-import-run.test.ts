@@ -123,8 +123,33 @@ test('a tampered package, a wrong key and an unsupported model are refused with 
   );
   const imported = whittle('import', unsupported, '--out', join(dir, 'lstm.wpkg'), '--key', privateKey);
   assert.equal(imported.status, 1);
-  assert.match(imported.stderr, /1 unsupported node\(s\) of 1 op type\(s\):\n  LSTM ×1 \(rnn\)/);
+  assert.match(imported.stderr, /^ {2}LSTM ×1 \(rnn\)$/m);
   assert.ok(!existsSync(join(dir, 'lstm.wpkg')));
+});
+
+test('import names a symbolic input dimension and takes --input-shape to fix it', () => {
+  const dynamic = join(dir, 'dynamic.onnx');
+  writeFileSync(
+    dynamic,
+    buildModel({
+      nodes: [{ op: 'Relu', name: 'relu', inputs: ['x'], outputs: ['y'] }],
+      inputs: [{ name: 'x', dims: ['n', 'features'] }],
+      outputs: [{ name: 'y', dims: ['n', 'features'] }],
+    }),
+  );
+  const out = join(dir, 'dynamic.wpkg');
+  const refused = whittle('import', dynamic, '--out', out, '--key', privateKey);
+  assert.equal(refused.status, 1);
+  assert.match(
+    refused.stderr,
+    /graph input "x" has a symbolic dimension 1 \(features\).*--input-shape x=1,<features>/,
+  );
+  const fixed = whittle('import', dynamic, '--out', out, '--key', privateKey, '--input-shape', 'x=2,5');
+  assert.equal(fixed.status, 0, fixed.stderr);
+  assert.ok(existsSync(out));
+  const bad = whittle('import', dynamic, '--out', out, '--key', privateKey, '--input-shape', 'x=2,five');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--input-shape expects NAME=D0,D1,/);
 });
 
 test('run follows the batch of a TensorProto input and refuses a plan over --memory-budget', () => {

@@ -6,7 +6,7 @@ export interface NodeSpec {
   name: string;
   inputs: string[];
   outputs: string[];
-  attrs?: Record<string, number | number[] | TensorProto>;
+  attrs?: Record<string, number | number[] | string | TensorProto>;
 }
 
 export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {
@@ -19,14 +19,20 @@ export function intTensor(name: string, dims: number[], values: readonly number[
 
 export function buildModel(options: {
   nodes: NodeSpec[];
-  inputs: { name: string; dims: number[] }[];
-  outputs: { name: string; dims: number[] }[];
+  /** A string dimension is symbolic (a dim_param). */
+  inputs: { name: string; dims: (number | string)[] }[];
+  outputs: { name: string; dims: (number | string)[] }[];
   initializers?: TensorProto[];
   opset?: number;
 }): Uint8Array {
-  const valueInfo = (v: { name: string; dims: number[] }): ValueInfoProto => ({
+  const valueInfo = (v: { name: string; dims: (number | string)[] }): ValueInfoProto => ({
     name: v.name,
-    type: { tensorType: { elemType: 1, shape: { dim: v.dims.map((d) => ({ dimValue: d })) } } },
+    type: {
+      tensorType: {
+        elemType: 1,
+        shape: { dim: v.dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
+      },
+    },
   });
   const model = onnx.ModelProto.create({
     irVersion: 7,
@@ -41,11 +47,13 @@ export function buildModel(options: {
         attribute: Object.entries(n.attrs ?? {}).map(([name, value]) =>
           Array.isArray(value)
             ? { name, type: 7, ints: value }
-            : typeof value === 'object'
-              ? { name, type: 4, t: value }
-              : Number.isInteger(value)
-                ? { name, type: 2, i: value }
-                : { name, type: 1, f: value },
+            : typeof value === 'string'
+              ? { name, type: 3, s: new TextEncoder().encode(value) }
+              : typeof value === 'object'
+                ? { name, type: 4, t: value }
+                : Number.isInteger(value)
+                  ? { name, type: 2, i: value }
+                  : { name, type: 1, f: value },
         ),
       })),
       input: options.inputs.map(valueInfo),

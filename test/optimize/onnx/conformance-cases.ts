@@ -49,8 +49,7 @@ export function applicableCases(): ConformanceCase[] {
       if (!existsSync(file)) return [];
       const model = decodeModel(readFileSync(file), file);
       const opTypes = [...new Set((model.graph?.node ?? []).map((n) => n.opType ?? ''))];
-      return opTypes.length > 0 &&
-        opTypes.every((op) => (SUPPORTED_ONNX_OPS as readonly string[]).includes(op))
+      return opTypes.length > 0 && opTypes.every((op) => SUPPORTED_ONNX_OPS.includes(op))
         ? [{ name, dir, opTypes }]
         : [];
     });

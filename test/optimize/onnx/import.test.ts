@@ -1,7 +1,6 @@
 // The ONNX importer's own behaviour beyond the conformance data: a model with initializers becomes a
 // package whose graph uses fully_connected and folds its constants, Conv + BatchNormalization folds into one
-// conv, unsupported ops are all reported together with node names before anything is converted, and a file
-// that is not ONNX is refused with a typed error.
+// conv, and a file that is not ONNX is refused with a typed error (refusals.test.ts: the other refusals).
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
@@ -9,7 +8,7 @@ import { test } from 'node:test';
 import { readPackage } from '../../../agent/package/reader.js';
 import { inputInLayout } from '../../../agent/runtime/compile/index.js';
 import { Model } from '../../../agent/runtime/model.js';
-import { importOnnx, UnsupportedOpsError } from '../../../optimize/onnx/import.js';
+import { importOnnx } from '../../../optimize/onnx/import.js';
 import { OnnxImportError } from '../../../optimize/onnx/onnx-proto.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
@@ -163,25 +162,6 @@ test('zero padding read by a Conv folds into its pads; a Pad elsewhere is refuse
     initializers: [intTensor('pads', [8], [0, 0, 1, 1, 0, 0, 1, 1])],
   });
   assert.throws(() => importOnnx(relu), /node "lonely" \(Pad\): the runtime has no pad op/);
-});
-
-test('unsupported ops are all reported together with node names and op types', () => {
-  const bytes = buildModel({
-    nodes: [
-      { op: 'Relu', name: 'ok', inputs: ['x'], outputs: ['a'] },
-      { op: 'LSTM', name: 'encoder', inputs: ['a'], outputs: ['b'] },
-      { op: 'Resize', name: 'upsample', inputs: ['b'], outputs: ['y'] },
-    ],
-    inputs: [{ name: 'x', dims: [1, 4] }],
-    outputs: [{ name: 'y', dims: [1, 4] }],
-  });
-  assert.throws(
-    () => importOnnx(bytes),
-    (error: unknown) =>
-      error instanceof UnsupportedOpsError &&
-      error.nodes.length === 2 &&
-      /2 unsupported node\(s\) of 2 op type\(s\):\n  LSTM ×1 \(encoder\)\n  Resize ×1 \(upsample\)/.test(error.message),
-  );
 });
 
 test('a file that is not ONNX and a Reshape with a runtime shape are refused with typed errors', () => {

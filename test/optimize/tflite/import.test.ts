@@ -289,7 +289,7 @@ test('unsupported ops are refused one line per op type, with counts and first na
     (error: Error) =>
       error.name === 'UnsupportedOpsError' &&
       error.message.includes(
-        '4 unsupported node(s) of 2 op type(s):\n  TANH ×3 (t1, t2, t4)\n  EXP ×1 (t5)\n',
+        '2 op type(s) the importer lacks (4 node(s)):\n  TANH ×3 (t1, t2, t4)\n  EXP ×1 (t5)\n',
       ) &&
       error.message.includes('supported ops: ADD, AVERAGE_POOL_2D'),
   );

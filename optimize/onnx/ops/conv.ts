@@ -1,0 +1,175 @@
+// Convolutions (fp32, QLinearConv, ConvInteger) and the fusions decided before conversion: a batch norm
+// after a Conv with constant weights folds into its weights, and zero padding read only by Conv layers
+// folds into their pads (the runtime has no pad op).
+import { foldBatchNorm } from '../../../agent/runtime/compile/fold-batchnorm.js';
+import { samePads } from '../../../agent/runtime/window.js';
+import { NCHW_TO_NHWC } from '../../package/graph-builder.js';
+import { type ImportContext, OnnxNode, type OnnxOpTable } from '../context.js';
+import type { NodeProto } from '../onnx-proto.js';
+
+/** A 2-D window's padding as ONNX orders it, [top, left, bottom, right], from auto_pad or `pads`. */
+export function pads2d(
+  n: OnnxNode,
+  inH: number,
+  inW: number,
+  kh: number,
+  kw: number,
+  strides: number[],
+  dilations: number[],
+  explicitPads: number[] = n.ints('pads', [0, 0, 0, 0]),
+): number[] {
+  const autoPad = n.oneOf('auto_pad', 'NOTSET', ['NOTSET', 'VALID', 'SAME_UPPER', 'SAME_LOWER']);
+  if (autoPad === 'NOTSET') return explicitPads;
+  if (autoPad === 'VALID') return [0, 0, 0, 0];
+  const upper = samePads(inH, inW, kh, kw, strides, dilations);
+  if (autoPad === 'SAME_UPPER') return upper;
+  return [upper[2]!, upper[3]!, upper[0]!, upper[1]!];
+}
+
+/** Decides the fusions the Conv handler performs: batch norms folded into the Conv that feeds them (its
+ * weights and the norm's parameters constant, its output read by the norm alone) and Pad nodes read only
+ * by Conv layers as their data. */
+export function planConvFusions(ctx: ImportContext, nodes: readonly NodeProto[]): void {
+  const consumers = new Map<string, number>();
+  for (const n of nodes) for (const i of n.input ?? []) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  const isConstant = (name: string | undefined): boolean => ctx.b.data.has(ctx.values.get(name ?? '') ?? -1);
+  for (const n of nodes) {
+    if (n.opType !== 'BatchNormalization') continue;
+    const producer = nodes.find((p) => p.opType === 'Conv' && (p.output ?? [])[0] === n.input?.[0]);
+    const flag = (key: string, fallback: number): number =>
+      Number(n.attribute?.find((a) => a.name === key)?.i ?? fallback);
+    // Training mode and per-position (spatial=0) norms are refused by the batch norm's own handler.
+    const training = flag('training_mode', 0) === 1 || flag('spatial', 1) !== 1;
+    if (
+      producer &&
+      !training &&
+      consumers.get(n.input![0]!) === 1 &&
+      isConstant(producer.input?.[1]) &&
+      (n.input ?? []).slice(1).every(isConstant)
+    ) {
+      ctx.batchNormOf.set(producer, n);
+      ctx.skip.add(n);
+    }
+  }
+  for (const n of nodes) {
+    const out = n.output?.[0];
+    if (n.opType !== 'Pad' || out === undefined) continue;
+    const readers = nodes.filter((r) => (r.input ?? []).includes(out));
+    if (readers.length > 0 && readers.every((r) => r.opType === 'Conv' && r.input?.[0] === out))
+      ctx.padOf.set(out, n);
+  }
+}
+
+/** A Pad's padding of H and W as [top, left, bottom, right]; anything but constant zero padding of a 4-D
+ * tensor's spatial axes fails. */
+function spatialZeroPads(n: OnnxNode, padProto: NodeProto): number[] {
+  const pad = new OnnxNode(n.ctx, padProto, 0);
+  const mode = pad.string('mode', 'constant');
+  const pads = n.opset >= 11 ? pad.constant(1, 'pads') : pad.ints('pads', []);
+  const value =
+    n.opset >= 11
+      ? (padProto.input?.[2] ?? '') === ''
+        ? 0
+        : pad.constant(2, 'constant_value')[0]
+      : pad.float('value', 0);
+  const where = `Pad "${padProto.name ?? ''}"`;
+  if (mode !== 'constant' || value !== 0) n.fail(`${where}: only constant zero padding folds into a Conv`);
+  if ((padProto.input?.[3] ?? '') !== '') n.fail(`${where}: the axes input is not supported`);
+  if (
+    pads.length !== 8 ||
+    pads.some((p) => !Number.isInteger(p) || p < 0) ||
+    [0, 1, 4, 5].some((i) => pads[i] !== 0)
+  )
+    n.fail(`${where}: only non-negative padding of H and W of an NCHW tensor folds into a Conv`);
+  return [pads[2]!, pads[3]!, pads[6]!, pads[7]!];
+}
+
+function conv(n: OnnxNode): void {
+  const { b, name } = n;
+  const quantized = n.opType === 'QLinearConv';
+  const wIndex = quantized ? 3 : 1;
+  const pad = n.ctx.padOf.get(n.proto.input?.[0] ?? '');
+  let x = pad ? n.input(0, 'data', pad) : n.input(0, 'X');
+  let w = n.input(wIndex, 'W');
+  n.rank4(x, 'X');
+  n.rank4(w, 'W');
+  const [, , inH, inW] = b.tensors[x]!.shape as [number, number, number, number];
+  const [outC, , kh, kw] = b.tensors[w]!.shape as [number, number, number, number];
+  const strides = n.ints('strides', [1, 1]);
+  const dilations = n.ints('dilations', [1, 1]);
+  let pads = pads2d(n, inH, inW, kh, kw, strides, dilations);
+  if (pad) {
+    if (!['NOTSET', 'VALID'].includes(n.string('auto_pad', 'NOTSET')))
+      n.fail('a Pad before a Conv with auto_pad SAME_* is not supported');
+    const extra = spatialZeroPads(n, pad);
+    pads = pads.map((p, i) => p + extra[i]!);
+  }
+  const convAttrs = { strides, dilations, pads, groups: n.int('group', 1) };
+  const weightsOhwi = (weights: number): number => {
+    const t = b.emit(`${name}/weights_ohwi`, 'transpose', b.formatOf(weights), [weights], {
+      perm: NCHW_TO_NHWC,
+    })[0]!;
+    if (b.tensors[weights]!.quant) b.tensors[t]!.quant = b.tensors[weights]!.quant;
+    return t;
+  };
+  if (quantized) {
+    x = b.withQuant(x, n.quant(1, 2, undefined), name);
+    w = b.withQuant(w, n.quant(4, 5, 0), name);
+    const yQuant = n.quant(6, 7, undefined);
+    const yDtype = b.tensors[n.input(7, 'y_zero_point')]!.dtype;
+    const bias = n.optional(8);
+    const [y] = b.emit(
+      name,
+      'qconv2d',
+      'int8',
+      [b.toNhwc(x, name), weightsOhwi(w), bias],
+      { ...convAttrs, rounding: 'onnx' },
+      [{ dtype: yDtype, quant: yQuant }],
+    );
+    n.set(0, b.toNchw(y!, name));
+  } else if (n.opType === 'ConvInteger') {
+    const xq = n.optional(2) < 0 ? [0] : n.constant(2, 'x_zero_point');
+    const wq = n.optional(3) < 0 ? [0] : n.constant(3, 'w_zero_point');
+    x = b.withQuant(x, { scale: [1], zeroPoint: xq }, name);
+    w = b.withQuant(
+      w,
+      { scale: wq.map(() => 1), zeroPoint: wq, ...(wq.length > 1 ? { axis: 0 } : {}) },
+      name,
+    );
+    const [y] = b.emit(name, 'conv2d_integer', 'int8', [b.toNhwc(x, name), weightsOhwi(w)], convAttrs);
+    n.set(0, b.toNchw(y!, name));
+  } else {
+    let bias = n.optional(2);
+    const bn = n.ctx.batchNormOf.get(n.proto);
+    if (bn) {
+      const [gamma, beta, mean, variance] = [1, 2, 3, 4].map(
+        (i) => b.data.get(n.input(i, 'batch norm parameter', bn)) as Float32Array,
+      );
+      const epsilon = bn.attribute?.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+      const folded = foldBatchNorm(
+        b.data.get(w) as Float32Array,
+        bias < 0 ? null : (b.data.get(bias) as Float32Array),
+        outC,
+        { gamma: gamma!, beta: beta!, mean: mean!, variance: variance!, epsilon },
+      );
+      w = b.constant(`${name}.folded_weight`, 'f32', b.tensors[w]!.shape, folded.weights);
+      bias = b.constant(`${name}.folded_bias`, 'f32', [outC], folded.bias);
+    }
+    const [y] = b.emit(name, 'conv2d', 'f32', [b.toNhwc(x, name), weightsOhwi(w), bias], convAttrs);
+    n.set(0, b.toNchw(y!, name));
+    if (bn) n.ctx.values.set(bn.output![0]!, n.ctx.values.get(n.proto.output![0]!)!);
+  }
+}
+
+export const CONV_ONNX_OPS: OnnxOpTable = {
+  Conv: conv,
+  QLinearConv: conv,
+  ConvInteger: conv,
+  Pad: (n) => {
+    if (!n.ctx.padOf.has(n.proto.output?.[0] ?? ''))
+      n.fail(
+        'the runtime has no pad op: only zero padding of H and W read by Conv layers is supported (folded into their pads)',
+      );
+    // Checked and folded where the Conv reads it.
+  },
+};

@@ -1,0 +1,80 @@
+// Matrix products: Gemm and MatMul (fully_connected when the weights are constant, matmul otherwise) and
+// their integer forms QLinearMatMul and MatMulInteger.
+import { elements } from '../../../agent/runtime/tensor.js';
+import type { OnnxNode, OnnxOpTable } from '../context.js';
+
+/** t * factor as a node (folded right away when t is constant), or t itself when factor is 1. */
+function scaled(n: OnnxNode, t: number, factor: number, suffix: string): number {
+  if (factor === 1) return t;
+  return n.emit('mul', [t, n.b.constant(`${n.name}.${suffix}`, 'f32', [], [factor])], {}, suffix);
+}
+
+function gemm(n: OnnxNode): void {
+  const { b } = n;
+  let a = n.input(0, 'A');
+  let w = n.input(1, 'B');
+  const c = n.optional(2);
+  const alpha = n.float('alpha', 1);
+  const beta = n.float('beta', 1);
+  if (n.int('transA', 0) === 1) a = n.emit('transpose', [a], { perm: [1, 0] }, 'transpose_a');
+  const transB = n.int('transB', 0) === 1;
+  const cols = b.tensors[w]!.shape[transB ? 0 : 1]!;
+  const cShape = c < 0 ? [] : b.tensors[c]!.shape;
+  const biasFoldable =
+    c < 0 ||
+    (b.data.has(c) &&
+      elements(cShape) === cols &&
+      cShape.length <= 2 &&
+      (cShape.length < 2 || cShape[0] === 1));
+  if (b.data.has(w) && biasFoldable) {
+    // y = A W^T + bias with W = alpha * B^T (or alpha * B when transB): one fully-connected layer.
+    if (!transB) w = n.emit('transpose', [w], { perm: [1, 0] }, 'weights_t');
+    w = scaled(n, w, alpha, 'alpha');
+    const bias = c < 0 ? -1 : scaled(n, n.emit('reshape', [c], { shape: [cols] }, 'bias'), beta, 'beta');
+    n.set(0, b.emit(n.name, 'fully_connected', 'f32', [a, w, bias], {})[0]!);
+  } else {
+    if (transB) w = n.emit('transpose', [w], { perm: [1, 0] }, 'transpose_b');
+    let y = scaled(n, b.emit(n.name, 'matmul', 'f32', [a, w], {})[0]!, alpha, 'alpha');
+    if (c >= 0) y = n.emit('add', [y, scaled(n, c, beta, 'beta')], {}, 'bias');
+    n.set(0, y);
+  }
+}
+
+export const MATMUL_ONNX_OPS: OnnxOpTable = {
+  Gemm: gemm,
+  MatMul: (n) => {
+    const { b } = n;
+    const a = n.input(0, 'A');
+    const w = n.input(1, 'B');
+    if (
+      b.data.has(w) &&
+      b.tensors[w]!.shape.length === 2 &&
+      b.tensors[a]!.shape.length === 2 &&
+      !b.data.has(a)
+    ) {
+      const wt = n.emit('transpose', [w], { perm: [1, 0] }, 'weights_t');
+      n.set(0, b.emit(n.name, 'fully_connected', 'f32', [a, wt, -1], {})[0]!);
+    } else {
+      n.set(0, b.emit(n.name, 'matmul', 'f32', [a, w], {})[0]!);
+    }
+  },
+  QLinearMatMul: (n) => {
+    const { b } = n;
+    const a = b.withQuant(n.input(0, 'a'), n.quant(1, 2, undefined), n.name);
+    const w = b.withQuant(n.input(3, 'b'), n.quant(4, 5, undefined), n.name);
+    const yDtype = b.tensors[n.input(7, 'y_zero_point')]!.dtype;
+    const [y] = b.emit(n.name, 'qmatmul', 'int8', [a, w], { rounding: 'onnx' }, [
+      { dtype: yDtype, quant: n.quant(6, 7, undefined) },
+    ]);
+    n.set(0, y!);
+  },
+  MatMulInteger: (n) => {
+    const azp = n.optional(2) < 0 ? [0] : n.constant(2, 'a_zero_point');
+    const bzp = n.optional(3) < 0 ? [0] : n.constant(3, 'b_zero_point');
+    if (azp.length > 1 || bzp.length > 1)
+      n.fail('per-row or per-column zero points are not supported (per-tensor only)');
+    const a = n.b.withQuant(n.input(0, 'A'), { scale: [1], zeroPoint: azp }, n.name);
+    const w = n.b.withQuant(n.input(1, 'B'), { scale: [1], zeroPoint: bzp }, n.name);
+    n.set(0, n.b.emit(n.name, 'matmul_integer', 'int8', [a, w], {})[0]!);
+  },
+};
