@@ -5,7 +5,7 @@ import { cpus } from 'node:os';
 
 import { AGENT_HELP, agentBenchCommand } from './agent.js';
 import { armBitExactCommand } from './arm-bit-exact.js';
-import { runPackageFuzz } from './fuzz.js';
+import { runPackageFuzz, runTfliteFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import {
   BenchArgumentError,
@@ -31,19 +31,33 @@ function machine(): string {
   return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ${process.platform}/${process.arch}, node ${process.version}, commit ${commit}`;
 }
 
-const FUZZ_HELP = 'fuzz options: --iterations 200000, --seed 1';
+/** The readers `bench fuzz --reader` chooses from: each a fuzz run over that reader's inputs. */
+const FUZZ_READERS: Record<string, { what: string; run: typeof runTfliteFuzz }> = {
+  package: { what: 'package reader', run: runPackageFuzz },
+  tflite: { what: 'TFLite reader and importer', run: runTfliteFuzz },
+};
+const FUZZ_HELP = `fuzz options: --reader ${Object.keys(FUZZ_READERS).join('|')} (default package), --iterations 200000, --seed 1`;
 const ONNX_AGREEMENT_HELP = 'onnx-agreement options: --images N (default: the whole Fashion-MNIST test set)';
 const TRAIN_HELP =
   'train options: --models lenet5,vgg-small, --batch 64, --threads 2, --seconds 10, --python /usr/bin/python3, --json';
 
 function fuzz(args: string[]): number {
-  const values = benchOptions(args, { iterations: { type: 'string' }, seed: { type: 'string' } }, FUZZ_HELP);
+  const values = benchOptions(
+    args,
+    { iterations: { type: 'string' }, seed: { type: 'string' }, reader: { type: 'string' } },
+    FUZZ_HELP,
+  );
   if (values === undefined) return 0;
+  const reader = FUZZ_READERS[values.reader ?? 'package'];
+  if (reader === undefined)
+    throw new BenchArgumentError(
+      `--reader expects one of ${Object.keys(FUZZ_READERS).join(', ')}, got "${values.reader}"`,
+    );
   const iterations = positiveInteger(values.iterations, 200000, '--iterations');
   const seed = positiveInteger(values.seed, 1, '--seed');
-  console.log(`fuzz: package reader, ${iterations} inputs, seed ${seed}`);
+  console.log(`fuzz: ${reader.what}, ${iterations} inputs, seed ${seed}`);
   console.log(`machine: ${machine()}`);
-  const report = runPackageFuzz({
+  const report = reader.run({
     iterations,
     seed,
     onProgress: (done) => process.stderr.write(`  ${done} / ${iterations}\r`),

@@ -1,5 +1,6 @@
-// Fuzzes the package reader (and, through `target`, anything that loads a package): mutated, truncated,
-// re-signed and random inputs. A run passes when every input is either accepted or refused with a typed
+// Fuzzes the readers of untrusted files: the package reader (and, through `target`, anything that loads a
+// package) with mutated, truncated, re-signed and random inputs, and the TFLite reader and importer
+// (runTfliteFuzz). A run passes when every input is either accepted or refused with a typed
 // error, and none takes longer than the hang limit. Used by the test suite (a bounded run) and by
 // `npm run bench -- fuzz --iterations N`.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -12,7 +13,11 @@ import { GraphError, MemoryBudgetError } from '../agent/runtime/graph-error.js';
 import { Model } from '../agent/runtime/model.js';
 import { samplePackageContent } from '../optimize/package/sample-package.js';
 import { writePackage } from '../optimize/package/writer.js';
+import { UnsupportedOpsError } from '../optimize/package/unsupported-ops.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
+import { importTflite } from '../optimize/tflite/import.js';
+import { TfliteImportError } from '../optimize/tflite/reader.js';
+import { sampleTfliteModels } from '../optimize/tflite/sample-model.js';
 
 export interface FuzzOptions {
   iterations: number;
@@ -23,7 +28,7 @@ export interface FuzzOptions {
    * 64 MiB budget, as a device has one). Must throw only typed errors. */
   target?: (bytes: Buffer, publicKey: KeyObject) => void;
   /** Error classes that count as a clean refusal (PackageError always does). */
-  typedErrors?: readonly (abstract new (...args: never[]) => Error)[];
+  typedErrors?: readonly ErrorClass[];
   signal?: AbortSignal;
   onProgress?: (done: number) => void;
 }
@@ -135,7 +140,6 @@ function mutateJson(value: Json, random: SeededRandom): Json {
 
 export function runPackageFuzz(options: FuzzOptions): FuzzReport {
   const random = new SeededRandom(options.seed ?? 1);
-  const hangMs = options.hangMs ?? 1000;
   const keys = generateKeyPairSync('ed25519');
   const target =
     options.target ??
@@ -261,6 +265,20 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
       return resign(content, keys.privateKey);
     },
   };
+  return fuzzLoop(strategies, (input) => target(input, keys.publicKey), typed, options);
+}
+
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+/** Runs the strategies in turn on `target`: an input is accepted, or refused with one of the `typed` error
+ * classes; anything else is a crash, anything slower than the hang limit a hang. */
+function fuzzLoop(
+  strategies: Record<string, () => Uint8Array>,
+  target: (input: Buffer) => void,
+  typed: readonly ErrorClass[],
+  options: Omit<FuzzOptions, 'target'>,
+): FuzzReport {
+  const hangMs = options.hangMs ?? 1000;
   const names = Object.keys(strategies);
   const report: FuzzReport = {
     iterations: 0,
@@ -277,11 +295,11 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
   for (let iteration = 0; iteration < options.iterations; iteration++) {
     if (options.signal?.aborted) break;
     const strategy = names[iteration % names.length]!;
-    const input = strategies[strategy]!();
+    const input = Buffer.from(strategies[strategy]!());
     report.byStrategy[strategy] = (report.byStrategy[strategy] ?? 0) + 1;
     const t0 = performance.now();
     try {
-      target(input, keys.publicKey);
+      target(input);
       report.accepted++;
     } catch (error) {
       if (typed.some((type) => error instanceof type)) {
@@ -307,4 +325,62 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
   const cpu = process.cpuUsage(cpuStart);
   report.cpuMs = (cpu.user + cpu.system) / 1000;
   return report;
+}
+
+/** Fuzzes the TFLite reader and importer (optimize/tflite/): the sample models (float and int8) with bytes
+ * flipped, truncated, 32-bit words set to edge numbers (offsets, lengths, vtable entries, indices, dims),
+ * chunks copied elsewhere, and random bytes behind the "TFL3" identifier. Every input must import or be
+ * refused with a TfliteImportError, UnsupportedOpsError or GraphError. */
+export function runTfliteFuzz(options: Omit<FuzzOptions, 'target' | 'typedErrors'>): FuzzReport {
+  const random = new SeededRandom(options.seed ?? 1);
+  const seeds = [1, 2].flatMap((s) => sampleTfliteModels(s));
+  const pick = (): Uint8Array => Uint8Array.from(seeds[random.int(0, seeds.length - 1)]!);
+  const strategies: Record<string, () => Uint8Array> = {
+    'flip-bytes': () => {
+      const model = pick();
+      for (let n = random.int(1, 8); n > 0; n--) model[random.int(0, model.length - 1)] = random.int(0, 255);
+      return model;
+    },
+    truncate: () => {
+      const model = pick();
+      return model.subarray(0, random.int(0, model.length - 1));
+    },
+    'edge-word': () => {
+      const model = pick();
+      const view = new DataView(model.buffer);
+      for (let n = random.int(1, 3); n > 0; n--) {
+        const at = random.int(0, (model.length >> 2) - 1) * 4;
+        const value = EDGE_NUMBERS[random.int(0, EDGE_NUMBERS.length - 1)]! * (random.next() < 0.2 ? -1 : 1);
+        view.setUint32(at, value >>> 0, true);
+      }
+      return model;
+    },
+    'edge-short': () => {
+      // vtable entries are 16-bit.
+      const model = pick();
+      const view = new DataView(model.buffer);
+      const at = random.int(0, (model.length >> 1) - 1) * 2;
+      view.setUint16(at, [0, 1, 2, 3, 4, 6, 0xfffe, 0xffff, random.int(0, 0xffff)][random.int(0, 8)]!, true);
+      return model;
+    },
+    'copy-chunk': () => {
+      const model = pick();
+      const length = random.int(1, 64);
+      const from = random.int(0, model.length - 1);
+      model.copyWithin(random.int(0, model.length - 1), from, Math.min(model.length, from + length));
+      return model;
+    },
+    'random-bytes': () => {
+      const model = new Uint8Array(random.int(0, 600));
+      for (let i = 0; i < model.length; i++) model[i] = random.int(0, 255);
+      if (model.length >= 8) model.set([0x54, 0x46, 0x4c, 0x33], 4);
+      return model;
+    },
+  };
+  return fuzzLoop(
+    strategies,
+    (input) => void importTflite(input),
+    [TfliteImportError, UnsupportedOpsError, GraphError],
+    options,
+  );
 }
