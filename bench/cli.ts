@@ -5,7 +5,7 @@ import { cpus } from 'node:os';
 
 import { AGENT_HELP, agentBenchCommand } from './agent.js';
 import { armBitExactCommand } from './arm-bit-exact.js';
-import { runPackageFuzz, runTfliteFuzz } from './fuzz.js';
+import { type FuzzFailure, runPackageFuzz, runTfliteFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import {
   BenchArgumentError,
@@ -70,7 +70,11 @@ function fuzz(args: string[]): number {
   console.log(
     `crashes: ${report.failures.filter((f) => f.kind === 'crash').length}, hangs: ${report.failures.filter((f) => f.kind === 'hang').length}`,
   );
-  for (const failure of report.failures.slice(0, 10))
+  // The first failure of each kind and message (its first line), at most 10.
+  const distinct = new Map(
+    report.failures.map((f): [string, FuzzFailure] => [`${f.kind} ${f.message.split('\n')[0]}`, f]).reverse(),
+  );
+  for (const failure of [...distinct.values()].reverse().slice(0, 10))
     console.log(`  #${failure.iteration} ${failure.strategy} ${failure.kind}: ${failure.message}`);
   return report.failures.length === 0 ? 0 : 1;
 }

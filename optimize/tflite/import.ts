@@ -27,12 +27,11 @@ import {
   BuiltinOperator,
   Padding,
   readTflite,
+  TensorType,
+  TfliteImportError,
   type TfliteModel,
   type TfliteOperator,
-  type TfliteQuantization,
-  TfliteImportError,
   type TfliteTensor,
-  TensorType,
 } from './reader.js';
 
 export interface TfliteImportOptions {
@@ -65,14 +64,14 @@ class TfliteContext {
   /** The builder tensor of TFLite tensor t, declaring a constant on first use. */
   value(op: TfliteOperator, t: number | undefined, what: string): number {
     if (t === undefined || t < 0) this.fail(op, `input ${what} is missing`);
-    const known = this.values.get(t!);
+    const known = this.values.get(t);
     if (known !== undefined) return known;
-    const tensor = this.tensor(t!);
+    const tensor = this.tensor(t);
     if (tensor.data === undefined) this.fail(op, `input ${what} "${tensor.name}" has no value`);
     const dtype = dtypeOf(tensor, `tensor "${tensor.name}"`);
     const quant = quantOf(tensor);
     const index = this.b.constant(tensor.name, dtype, tensor.shape, constantValues(tensor), quant);
-    this.values.set(t!, index);
+    this.values.set(t, index);
     return index;
   }
 
@@ -80,7 +79,7 @@ class TfliteContext {
   numbers(op: TfliteOperator, t: number | undefined, what: string): number[] {
     const tensor = t === undefined || t < 0 ? undefined : this.tensor(t);
     if (tensor?.data === undefined) this.fail(op, `${what} must be a constant`);
-    return Array.from(constantValues(tensor!));
+    return Array.from(constantValues(tensor));
   }
 
   /** An optional input (bias): -1 when absent. */
@@ -90,9 +89,14 @@ class TfliteContext {
 
   /** What the output tensor k of `op` is declared as (dtype and quantization). */
   declared(op: TfliteOperator, k = 0): Partial<TensorSpec> {
-    const tensor = this.tensor(op.outputs[k]!);
+    const t = op.outputs[k];
+    if (t === undefined) this.fail(op, `output ${k} is missing`);
+    const tensor = this.tensor(t!);
     const quant = quantOf(tensor);
-    return { dtype: dtypeOf(tensor, `tensor "${tensor.name}"`), ...(quant ? { quant } : {}) };
+    const dtype = dtypeOf(tensor, `tensor "${tensor.name}"`);
+    if ((dtype === 'i8' || dtype === 'u8') && quant === undefined)
+      this.fail(op, `output "${tensor.name}" is ${dtype} without a quantization`);
+    return { dtype, ...(quant ? { quant } : {}) };
   }
 
   set(op: TfliteOperator, value: number, k = 0): void {
@@ -170,7 +174,7 @@ function activationRange(
   const range = bounds[act as ActivationFunctionType];
   if (range === undefined)
     c.fail(op, `fused activation ${ActivationFunctionType[act] ?? act} is not supported`);
-  const [lo, hi] = range!;
+  const [lo, hi] = range;
   if (!isQuantized(output)) {
     return { ...(lo > -Infinity ? { min: lo } : {}), ...(hi < Infinity ? { max: hi } : {}) };
   }
@@ -544,7 +548,7 @@ export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {
       tensor: index,
       layout: shape.length === 4 ? 'NHWC' : shape.length === 2 ? 'NC' : 'other',
       ...(image
-        ? { preprocessing: { kind: 'image', width: w!, height: h!, channels: ch!, mean: [0], std: [1] } }
+        ? { preprocessing: { kind: 'image', width: w!, height: h!, channels: ch, mean: [0], std: [1] } }
         : {}),
     };
   });

@@ -281,10 +281,22 @@ const ELEMENT_BYTES: Partial<Record<TensorType, number>> = {
 };
 
 /** An operator's builtin options, read through the generated table of their union type. */
-function readOptions(type: BuiltinOptions, get: <T>(o: T) => T | null): TfliteOptions {
+function readOptions(type: BuiltinOptions, read: <T>(o: T) => T | null): TfliteOptions {
+  // A union type without its table (offset 0) reads as no options; the importer refuses what it needs.
+  let missing = false;
+  const get = <T>(o: T): T => {
+    const table = read(o);
+    if (table === null) missing = true;
+    return table ?? o;
+  };
+  const options = optionsOf(type, get);
+  return missing ? {} : options;
+}
+
+function optionsOf(type: BuiltinOptions, get: <T>(o: T) => T): TfliteOptions {
   switch (type) {
     case BuiltinOptions.Conv2DOptions: {
-      const o = get(new Conv2DOptions())!;
+      const o = get(new Conv2DOptions());
       return {
         padding: o.padding(),
         strideW: o.strideW(),
@@ -295,7 +307,7 @@ function readOptions(type: BuiltinOptions, get: <T>(o: T) => T | null): TfliteOp
       };
     }
     case BuiltinOptions.DepthwiseConv2DOptions: {
-      const o = get(new DepthwiseConv2DOptions())!;
+      const o = get(new DepthwiseConv2DOptions());
       return {
         padding: o.padding(),
         strideW: o.strideW(),
@@ -307,7 +319,7 @@ function readOptions(type: BuiltinOptions, get: <T>(o: T) => T | null): TfliteOp
       };
     }
     case BuiltinOptions.Pool2DOptions: {
-      const o = get(new Pool2DOptions())!;
+      const o = get(new Pool2DOptions());
       return {
         padding: o.padding(),
         strideW: o.strideW(),
@@ -318,7 +330,7 @@ function readOptions(type: BuiltinOptions, get: <T>(o: T) => T | null): TfliteOp
       };
     }
     case BuiltinOptions.FullyConnectedOptions: {
-      const o = get(new FullyConnectedOptions())!;
+      const o = get(new FullyConnectedOptions());
       return {
         activation: o.fusedActivationFunction(),
         weightsFormat: o.weightsFormat(),
@@ -326,23 +338,23 @@ function readOptions(type: BuiltinOptions, get: <T>(o: T) => T | null): TfliteOp
       };
     }
     case BuiltinOptions.SoftmaxOptions:
-      return { beta: get(new SoftmaxOptions())!.beta() };
+      return { beta: get(new SoftmaxOptions()).beta() };
     case BuiltinOptions.ConcatenationOptions: {
-      const o = get(new ConcatenationOptions())!;
+      const o = get(new ConcatenationOptions());
       return { axis: o.axis(), activation: o.fusedActivationFunction() };
     }
     case BuiltinOptions.AddOptions:
-      return { activation: get(new AddOptions())!.fusedActivationFunction() };
+      return { activation: get(new AddOptions()).fusedActivationFunction() };
     case BuiltinOptions.MulOptions:
-      return { activation: get(new MulOptions())!.fusedActivationFunction() };
+      return { activation: get(new MulOptions()).fusedActivationFunction() };
     case BuiltinOptions.ReshapeOptions: {
-      const o = get(new ReshapeOptions())!;
+      const o = get(new ReshapeOptions());
       return {
         newShape: Array.from({ length: o.newShapeLength() }, (_, i) => o.newShape(i)!),
       };
     }
     case BuiltinOptions.ReducerOptions:
-      return { keepDims: get(new ReducerOptions())!.keepDims() };
+      return { keepDims: get(new ReducerOptions()).keepDims() };
     default:
       return {};
   }
@@ -443,7 +455,7 @@ export function readTflite(bytes: Uint8Array, source = 'model.tflite'): TfliteMo
     if (index >= codes) fail(`operator ${k}: opcode index ${index} is out of range (${codes} codes)`);
     const code = model.operatorCodes(index)!;
     // TFLite >= 2.4 writes the builtin code in slot 3 and keeps slot 0 for older readers (the larger wins).
-    const builtin = Math.max(code.builtinCode(), code.deprecatedBuiltinCode());
+    const builtin = Math.max(code.builtinCode(), code.deprecatedBuiltinCode()) as BuiltinOperator;
     const custom = builtin === BuiltinOperator.CUSTOM ? (code.customCode() ?? 'custom') : undefined;
     const opName = custom ?? BuiltinOperator[builtin] ?? `BUILTIN_${builtin}`;
     const opInputs = indices(
@@ -458,7 +470,8 @@ export function readTflite(bytes: Uint8Array, source = 'model.tflite'): TfliteMo
       `operator ${k} (${opName}) outputs`,
       false,
     );
-    const name = opOutputs.length > 0 ? tensors[opOutputs[0]!]!.name : `${opName}_${k}`;
+    if (opOutputs.length === 0) fail(`operator ${k} (${opName}) has no output`);
+    const name = tensors[opOutputs[0]!]!.name;
     for (const t of opInputs)
       if (t >= 0 && !available.has(t))
         fail(
@@ -471,7 +484,10 @@ export function readTflite(bytes: Uint8Array, source = 'model.tflite'): TfliteMo
         );
       available.add(t);
     }
-    const options = readOptions(operator.builtinOptionsType(), (o) => operator.builtinOptions(o));
+    const options = readOptions(
+      operator.builtinOptionsType(),
+      <T>(o: T) => operator.builtinOptions(o) as T | null,
+    );
     operators.push({
       op: custom === undefined ? builtin : -1,
       opName,

@@ -5,6 +5,7 @@
 // ranges the float network reaches on calibration inputs, QUANTIZE in and DEQUANTIZE out).
 import { samePads } from '../../../agent/runtime/window.js';
 import type { TensorProto } from '../../../optimize/onnx/onnx-proto.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
 import {
   ActivationFunctionType,
   BuiltinOperator,
@@ -16,7 +17,6 @@ import type {
   TfliteOperatorSpec,
   TfliteTensorSpec,
 } from '../../../optimize/tflite/writer.js';
-import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { buildModel, floatTensor, intTensor, type NodeSpec } from '../onnx/build-model.js';
 
 type Act = 'relu' | 'relu6';
