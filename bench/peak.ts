@@ -16,20 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { packageRoot } from '../agent/package-root.js';
+import { FORMATS as COMPRESSED_FORMATS } from '../native/formats.js';
 import type { CpuFeatures } from '../native/index.js';
 import { WhittleError } from '../native/whittle-error.js';
 
-export const FORMATS = [
-  'fp32',
-  'fixed16',
-  'fixed8',
-  'int8',
-  'binary-weights',
-  'xnor',
-  'ternary',
-  'sparse',
-  'codebook',
-] as const;
+/** The dense formats and the compressed ones of the format kernels (native/formats.ts). */
+export const FORMATS = ['fp32', 'int8', ...COMPRESSED_FORMATS] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** The vector units of one core, per cycle. */

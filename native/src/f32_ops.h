@@ -94,20 +94,12 @@ typedef struct f32_simple_ukernels {
   void (*softmax)(size_t rows, size_t channels, const float* input, float* output);
 } f32_simple_ukernels;
 
-// Lists in the order of kernel_abi.h: best first, the scalar entry last.
-extern const f32_gemm_ukernel f32_gemm_ukernels[];
-extern const size_t f32_gemm_ukernel_count;
-extern const f32_igemm_ukernel f32_igemm_ukernels[];
-extern const size_t f32_igemm_ukernel_count;
-extern const f32_dwconv_ukernel f32_dwconv_ukernels[];
-extern const size_t f32_dwconv_ukernel_count;
-extern const f32_simple_ukernels f32_simple_ukernel_sets[];
-extern const size_t f32_simple_ukernel_set_count;
-
-// The entry kernel_abi.h's rule picks for `level` (whittle_kernel_list_select).
-const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level);
-const f32_igemm_ukernel* f32_igemm_ukernel_select(whittle_isa level);
-const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level);
+// Lists in the order of kernel_abi.h (best first, the scalar entry last), each with its _count and
+// _select(level) (WHITTLE_DECLARE_UKERNELS).
+WHITTLE_DECLARE_UKERNELS(f32_gemm)
+WHITTLE_DECLARE_UKERNELS(f32_igemm)
+WHITTLE_DECLARE_UKERNELS(f32_dwconv)
+// The simple set kernel_abi.h's rule picks for `level` (whittle_kernel_list_select).
 const f32_simple_ukernels* f32_simple_ukernels_select(whittle_isa level);
 
 // ---------------------------------------------------------------------------------------------------------

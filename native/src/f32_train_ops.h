@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cpu/cpu-features.h"
+#include "kernel_abi.h"
 #include "threadpool.h"
 
 #ifdef __cplusplus
@@ -50,11 +51,9 @@ typedef struct f32_ppmm_ukernel {
 } f32_ppmm_ukernel;
 
 // The list (f32_ukernels.c), best first within each ISA ladder, the scalar entry last.
-extern const f32_ppmm_ukernel f32_ppmm_ukernels[];
-extern const size_t f32_ppmm_ukernel_count;
-
-// The entry the one variant rule picks (kernel_abi.h: the first the level allows and the CPU supports).
-const f32_ppmm_ukernel* f32_ppmm_ukernel_select(whittle_isa level);
+// f32_ppmm_ukernel_select(level): the entry the one variant rule picks (kernel_abi.h: the first the level
+// allows and the CPU supports).
+WHITTLE_DECLARE_UKERNELS(f32_ppmm)
 
 // Where a training op runs: the thread pool (NULL = the calling thread only; the same pool the inference
 // operators use) and the SGEMM microkernel. Training ops share per-thread scratch (f32_train_scratch), so

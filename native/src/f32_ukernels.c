@@ -74,7 +74,7 @@ const f32_gemm_ukernel f32_gemm_ukernels[] = {
 #endif
     GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL),
 };
-const size_t f32_gemm_ukernel_count = sizeof(f32_gemm_ukernels) / sizeof(f32_gemm_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(f32_gemm)
 
 const f32_igemm_ukernel f32_igemm_ukernels[] = {
 #if defined(__x86_64__)
@@ -86,7 +86,7 @@ const f32_igemm_ukernel f32_igemm_ukernels[] = {
 #endif
     IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4),
 };
-const size_t f32_igemm_ukernel_count = sizeof(f32_igemm_ukernels) / sizeof(f32_igemm_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(f32_igemm)
 
 // The training SGEMM's microkernels (f32_sgemm.c packs both operands for them).
 const f32_ppmm_ukernel f32_ppmm_ukernels[] = {
@@ -99,7 +99,7 @@ const f32_ppmm_ukernel f32_ppmm_ukernels[] = {
 #endif
     PPMM(f32_ppmm_ukernel_4x8__scalar, WHITTLE_ISA_SCALAR, 4, 8),
 };
-const size_t f32_ppmm_ukernel_count = sizeof(f32_ppmm_ukernels) / sizeof(f32_ppmm_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(f32_ppmm)
 
 const f32_dwconv_ukernel f32_dwconv_ukernels[] = {
 #if defined(__x86_64__)
@@ -113,7 +113,7 @@ const f32_dwconv_ukernel f32_dwconv_ukernels[] = {
     DWCONV(f32_dwconv_minmax_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4,
            f32_dwconv3x3_minmax_ukernel_c4__scalar),
 };
-const size_t f32_dwconv_ukernel_count = sizeof(f32_dwconv_ukernels) / sizeof(f32_dwconv_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(f32_dwconv)
 
 // The simple sets carry their ISA in the table below rather than in the shared source.
 typedef struct {
@@ -131,22 +131,6 @@ static const simple_entry simple_entries[] = {
 #endif
     {&f32_simple_ukernels__scalar, WHITTLE_ISA_SCALAR},
 };
-
-const f32_gemm_ukernel* f32_gemm_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(f32_gemm_ukernel, f32_gemm_ukernels, f32_gemm_ukernel_count, level);
-}
-
-const f32_igemm_ukernel* f32_igemm_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(f32_igemm_ukernel, f32_igemm_ukernels, f32_igemm_ukernel_count, level);
-}
-
-const f32_ppmm_ukernel* f32_ppmm_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(f32_ppmm_ukernel, f32_ppmm_ukernels, f32_ppmm_ukernel_count, level);
-}
-
-const f32_dwconv_ukernel* f32_dwconv_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(f32_dwconv_ukernel, f32_dwconv_ukernels, f32_dwconv_ukernel_count, level);
-}
 
 const f32_simple_ukernels* f32_simple_ukernels_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(simple_entry, simple_entries,

@@ -66,20 +66,37 @@ static inline float whittle_clamp_f32(float value, float output_min, float outpu
 #define WHITTLE_KERNEL_LIST_SELECT(type, list, count, level) \
   ((const type*)whittle_kernel_list_select((list), (count), sizeof(type), offsetof(type, isa), (level)))
 
-// A format family's variant list (struct family##_variant, with a field `isa`), declared in its header:
-// family##_variants in the order above, its length, and family##_select(level), the entry the rule picks
-// (never NULL; dispatch passes whittle_isa_selected()). The .c file that defines the list adds
-// WHITTLE_DEFINE_VARIANT_SELECT(family) after it.
-#define WHITTLE_DECLARE_VARIANTS(family)             \
-  extern const family##_variant family##_variants[]; \
-  extern const size_t family##_variant_count;        \
-  const family##_variant* family##_select(whittle_isa level);
+// A kernel list: `list`, an array of `type` (a struct with a field `isa`) in the order above, declared in a
+// header with its length `count` and `select(level)`, the entry the rule picks (never NULL; dispatch passes
+// whittle_isa_selected()). The .c file that defines the list adds WHITTLE_DEFINE_LIST_SELECT after it.
+#define WHITTLE_DECLARE_LIST(type, list, count, select) \
+  extern const type list[];                             \
+  extern const size_t count;                            \
+  const type* select(whittle_isa level);
 
-#define WHITTLE_DEFINE_VARIANT_SELECT(family)                                                              \
-  const size_t family##_variant_count = sizeof(family##_variants) / sizeof(family##_variants[0]);          \
-  const family##_variant* family##_select(whittle_isa level) {                                             \
-    return WHITTLE_KERNEL_LIST_SELECT(family##_variant, family##_variants, family##_variant_count, level); \
-  }
+#define WHITTLE_DEFINE_LIST_SELECT(type, list, count, select) \
+  const size_t count = sizeof(list) / sizeof(list[0]);        \
+  const type* select(whittle_isa level) { return WHITTLE_KERNEL_LIST_SELECT(type, list, count, level); }
+
+// Calls `macro` with the arguments a list macro below expands to.
+#define WHITTLE_LIST_APPLY(macro, ...) macro(__VA_ARGS__)
+
+// A format family's variants (struct family##_variant): family##_variants, family##_variant_count and
+// family##_select(level).
+#define WHITTLE_VARIANT_LIST(family) \
+  family##_variant, family##_variants, family##_variant_count, family##_select
+#define WHITTLE_DECLARE_VARIANTS(family) \
+  WHITTLE_LIST_APPLY(WHITTLE_DECLARE_LIST, WHITTLE_VARIANT_LIST(family))
+#define WHITTLE_DEFINE_VARIANT_SELECT(family) \
+  WHITTLE_LIST_APPLY(WHITTLE_DEFINE_LIST_SELECT, WHITTLE_VARIANT_LIST(family))
+
+// A microkernel list (struct kind##_ukernel): kind##_ukernels, kind##_ukernel_count and
+// kind##_ukernel_select(level).
+#define WHITTLE_UKERNEL_LIST(kind) \
+  kind##_ukernel, kind##_ukernels, kind##_ukernel_count, kind##_ukernel_select
+#define WHITTLE_DECLARE_UKERNELS(kind) WHITTLE_LIST_APPLY(WHITTLE_DECLARE_LIST, WHITTLE_UKERNEL_LIST(kind))
+#define WHITTLE_DEFINE_UKERNEL_SELECT(kind) \
+  WHITTLE_LIST_APPLY(WHITTLE_DEFINE_LIST_SELECT, WHITTLE_UKERNEL_LIST(kind))
 
 WHITTLE_EXTERN_C_END
 

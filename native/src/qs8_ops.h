@@ -188,22 +188,12 @@ typedef struct qs8_simple_ukernels {
   void (*dequantize)(const qs8_quantization_layout* layout, const void* input, float* output);
 } qs8_simple_ukernels;
 
-extern const qs8_gemm_ukernel qs8_gemm_ukernels[];
-extern const size_t qs8_gemm_ukernel_count;
-extern const qs8_igemm_ukernel qs8_igemm_ukernels[];
-extern const size_t qs8_igemm_ukernel_count;
-extern const qs8_dwconv_ukernel qs8_dwconv_ukernels[];
-extern const size_t qs8_dwconv_ukernel_count;
-
-extern const qs8_gemv_ukernel qs8_gemv_ukernels[];
-extern const size_t qs8_gemv_ukernel_count;
-
-const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level);
+WHITTLE_DECLARE_UKERNELS(qs8_gemm)
+WHITTLE_DECLARE_UKERNELS(qs8_igemm)
+WHITTLE_DECLARE_UKERNELS(qs8_dwconv)
 // A fully-connected operator with one row runs the GEMV entry when that entry's ISA is at least the GEMM
 // kernel's (same ladder); otherwise (no GEMV kernel for the ISA) the GEMM kernel's 1-row variant.
-const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level);
-const qs8_igemm_ukernel* qs8_igemm_ukernel_select(whittle_isa level);
-const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level);
+WHITTLE_DECLARE_UKERNELS(qs8_gemv)
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level);
 
 // ---------------------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
 #endif
     GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, NULL),
 };
-const size_t qs8_gemm_ukernel_count = sizeof(qs8_gemm_ukernels) / sizeof(qs8_gemm_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemm)
 
 #define GEMV(name, isa, kr, a_unsigned) \
   { #name, isa, name, kr, a_unsigned }
@@ -98,7 +98,7 @@ const qs8_gemv_ukernel qs8_gemv_ukernels[] = {
 #endif
     GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar, WHITTLE_ISA_SCALAR, 64, false),
 };
-const size_t qs8_gemv_ukernel_count = sizeof(qs8_gemv_ukernels) / sizeof(qs8_gemv_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemv)
 
 // The same kernels as the GEMM list, reading A in place (qs8_igemm_ukernel_fn).
 const qs8_igemm_ukernel qs8_igemm_ukernels[] = {
@@ -115,7 +115,7 @@ const qs8_igemm_ukernel qs8_igemm_ukernels[] = {
 #endif
     IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, 0),
 };
-const size_t qs8_igemm_ukernel_count = sizeof(qs8_igemm_ukernels) / sizeof(qs8_igemm_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(qs8_igemm)
 
 const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
 #if defined(__x86_64__)
@@ -134,7 +134,7 @@ const qs8_dwconv_ukernel qs8_dwconv_ukernels[] = {
     DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar, WHITTLE_ISA_SCALAR, 4,
            qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar),
 };
-const size_t qs8_dwconv_ukernel_count = sizeof(qs8_dwconv_ukernels) / sizeof(qs8_dwconv_ukernels[0]);
+WHITTLE_DEFINE_UKERNEL_SELECT(qs8_dwconv)
 
 typedef struct {
   const qs8_simple_ukernels* set;
@@ -151,22 +151,6 @@ static const simple_entry simple_entries[] = {
 #endif
     {&qs8_simple_ukernels__scalar, WHITTLE_ISA_SCALAR},
 };
-
-const qs8_gemm_ukernel* qs8_gemm_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(qs8_gemm_ukernel, qs8_gemm_ukernels, qs8_gemm_ukernel_count, level);
-}
-
-const qs8_gemv_ukernel* qs8_gemv_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(qs8_gemv_ukernel, qs8_gemv_ukernels, qs8_gemv_ukernel_count, level);
-}
-
-const qs8_igemm_ukernel* qs8_igemm_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(qs8_igemm_ukernel, qs8_igemm_ukernels, qs8_igemm_ukernel_count, level);
-}
-
-const qs8_dwconv_ukernel* qs8_dwconv_ukernel_select(whittle_isa level) {
-  return WHITTLE_KERNEL_LIST_SELECT(qs8_dwconv_ukernel, qs8_dwconv_ukernels, qs8_dwconv_ukernel_count, level);
-}
 
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(simple_entry, simple_entries,

@@ -18,70 +18,15 @@
 #include "../src/f32_ops.h"
 #include "../src/qs8_ops.h"
 
-static size_t passed, failed;
-static bool verbose;
+#define TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "test_support.h"
 
-static void report(bool ok, const char* format, ...) {
-  if (ok) {
-    passed++;
-  } else {
-    failed++;
-  }
-  if (!ok || verbose) {
-    va_list args;
-    va_start(args, format);
-    printf(ok ? "ok   " : "FAIL ");
-    vprintf(format, args);
-    printf("\n");
-    va_end(args);
-  }
-}
-
-// xorshift64*: fixed seed, same sequence on every target.
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint32_t rand_u32(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-static int32_t rand_range(int32_t lo, int32_t hi) {
-  return lo + (int32_t)(rand_u32() % (uint32_t)(hi - lo + 1));
-}
-static float rand_float(void) { return (float)rand_u32() / 4294967296.0f * 2.0f - 1.0f; }
-
-static void* xmalloc(size_t bytes) {
-  void* p = malloc(bytes == 0 ? 1 : bytes);
-  if (p == NULL) {
-    fprintf(stderr, "out of memory\n");
-    exit(2);
-  }
-  return p;
-}
-
-static void fill_float(float* p, size_t n) {
-  for (size_t i = 0; i < n; i++) p[i] = rand_float();
-}
 static void fill_bytes(void* p, size_t n) {
   for (size_t i = 0; i < n; i++) ((uint8_t*)p)[i] = (uint8_t)rand_u32();
 }
 
-// fp32: |got - want| <= 1e-5 * (|want| + mean |want| of the tensor). The second term covers outputs that
-// are sums with cancellation, where any float accumulation order differs from the double reference by a
-// few ulps of the terms rather than of the (small) result.
-static bool close_enough(const float* got, const float* want, size_t n, size_t* where) {
-  double mean = 0.0;
-  for (size_t i = 0; i < n; i++) mean += fabs(want[i]);
-  mean = n ? mean / (double)n : 0.0;
-  for (size_t i = 0; i < n; i++) {
-    const double tolerance = 1e-5 * (fabs(want[i]) + mean) + 1e-30;
-    if (!(fabs((double)got[i] - (double)want[i]) <= tolerance)) {
-      *where = i;
-      return false;
-    }
-  }
-  return true;
-}
+// fp32 within 1e-5 relative (test_support.h); the tiny absolute term only lets exact zeros match.
+DEFINE_CLOSE_ENOUGH(close_enough, float, 1e-5, 1e-30)
 
 static bool first_difference(const void* a, const void* b, size_t n, size_t* where) {
   for (size_t i = 0; i < n; i++) {

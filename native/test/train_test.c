@@ -15,73 +15,25 @@
 
 #include "../src/f32_train_ops.h"
 
-static size_t passed, failed;
-static bool verbose;
-static const char* path_name;  // "<level> <kernel> <threads>t", for messages
-
-static void report(bool ok, const char* format, ...) {
-  if (ok) {
-    passed++;
-  } else {
-    failed++;
-  }
-  if (!ok || verbose) {
-    va_list args;
-    va_start(args, format);
-    printf(ok ? "ok   %s: " : "FAIL %s: ", path_name);
-    vprintf(format, args);
-    printf("\n");
-    va_end(args);
-  }
-}
-
-// xorshift64*: fixed seed, same sequence on every target.
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint32_t rand_u32(void) {
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
-}
-static int rand_range(int lo, int hi) { return lo + (int)(rand_u32() % (uint32_t)(hi - lo + 1)); }
-static float rand_float(void) { return (float)rand_u32() / 4294967296.0f * 2.0f - 1.0f; }
+#define TEST_RNG_SEED 0x2545F4914F6CDD1Dull
+#include "test_support.h"
 
 static float* random_floats(size_t n) {
-  float* p = malloc((n == 0 ? 1 : n) * sizeof(float));
-  if (p == NULL) {
-    fprintf(stderr, "out of memory\n");
-    exit(2);
-  }
-  for (size_t i = 0; i < n; i++) p[i] = rand_float();
+  float* p = xmalloc(n * sizeof(float));
+  fill_float(p, n);
   return p;
 }
 
 static double* zeros(size_t n) {
-  double* p = calloc(n == 0 ? 1 : n, sizeof(double));
-  if (p == NULL) {
-    fprintf(stderr, "out of memory\n");
-    exit(2);
-  }
+  double* p = xmalloc(n * sizeof(double));
+  for (size_t i = 0; i < n; i++) p[i] = 0.0;
   return p;
 }
 
-// |got - want| <= 1e-4 * (|want| + mean |want|) + 1e-6: the second term covers sums with cancellation, where
-// a float sum in any order differs from the double one by a few ulps of the terms rather than of the result;
-// the third, results that cancel to zero everywhere (a batch of one: dx = 0), where only the terms' size
-// (every input here is in [-1, 1]) bounds the rounding.
-static bool close_enough(const float* got, const double* want, size_t n, size_t* where) {
-  double mean = 0.0;
-  for (size_t i = 0; i < n; i++) mean += fabs(want[i]);
-  mean = n ? mean / (double)n : 0.0;
-  for (size_t i = 0; i < n; i++) {
-    const double tolerance = 1e-4 * (fabs(want[i]) + mean) + 1e-6;
-    if (!(fabs((double)got[i] - want[i]) <= tolerance)) {
-      *where = i;
-      return false;
-    }
-  }
-  return true;
-}
+// fp32 within 1e-4 relative (test_support.h: the kernels sum in float, in another order) plus 1e-6: the
+// absolute term covers results that cancel to zero everywhere (a batch of one: dx = 0), where only the
+// terms' size (every input here is in [-1, 1]) bounds the rounding.
+DEFINE_CLOSE_ENOUGH(close_enough, double, 1e-4, 1e-6)
 
 static void expect_close(const char* what, const float* got, const double* want, size_t n) {
   size_t where = 0;
@@ -417,7 +369,7 @@ static void run_path(whittle_isa level, whittle_threadpool* pool) {
   char name[128];
   snprintf(name, sizeof(name), "%s %s %zut", whittle_isa_name(level), ctx.gemm->name,
            whittle_threadpool_threads(pool));
-  path_name = name;
+  report_where = name;
   // Edges of every tile size, K past one KC block (256), N past one NC block (1024), every transpose.
   for (int t = 0; t < 4; t++) {
     test_sgemm(&ctx, 37, 53, 300, t & 1, t >> 1, 0.0f);
@@ -462,7 +414,7 @@ int main(int argc, char** argv) {
     if (forced ? level != (int)whittle_isa_selected() : !whittle_isa_supported((whittle_isa)level)) continue;
     for (int p = 0; p < 2; p++) run_path((whittle_isa)level, pools[p]);
   }
-  path_name = "single-threaded";
+  report_where = "single-threaded";
   test_batchnorm(1, 1);
   test_batchnorm(37, 13);
   test_batchnorm(500, 8);

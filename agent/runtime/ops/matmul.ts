@@ -1,11 +1,11 @@
 // Batched matrix products with numpy broadcasting: matmul (fp32), qmatmul (int8 / uint8, requantized) and
 // matmul_integer (int32 accumulators out, ONNX MatMulInteger).
 import type { ManifestNode } from '../../package/manifest.js';
-import { expect, input, isInt8, needQuant, pick } from '../attributes.js';
+import { expect, input, isInt8, pick } from '../attributes.js';
 import type { ExecutorFactory, OpDefinition, PrepareContext } from '../executor.js';
 import { matmul, matmulShape } from '../reference-ops/matmul.js';
 import { elements, type TensorSpec } from '../tensor.js';
-import { requantizer } from './quantized-conv.js';
+import { quantizedOperands, requantizer } from './quantized-conv.js';
 
 function matmulInfer(node: ManifestNode, a: TensorSpec, b: TensorSpec): number[] {
   const shape = matmulShape(a.shape, b.shape);
@@ -61,17 +61,7 @@ const matmulOp: OpDefinition = {
 
 const qmatmul: OpDefinition = {
   infer(node, inputs, declared) {
-    const a = input(node, inputs, 0, 'a');
-    const b = input(node, inputs, 1, 'b');
-    const y = declared[0];
-    expect(
-      isInt8(a) && isInt8(b) && y !== undefined && isInt8(y),
-      node,
-      'qmatmul takes and gives int8/uint8',
-    );
-    needQuant(node, a, 'a');
-    const bq = needQuant(node, b, 'b');
-    needQuant(node, y, 'output');
+    const { a, b, y, bq } = quantizedOperands(node, inputs, declared, ['a', 'b']);
     expect(bq.scale.length === 1, node, 'qmatmul supports a per-tensor scale of b only');
     return [{ ...y, shape: matmulInfer(node, a, b) }];
   },

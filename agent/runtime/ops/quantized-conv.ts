@@ -87,20 +87,33 @@ function integerConvExecutor(op: 'qconv2d' | 'conv2d_integer'): ExecutorFactory 
   };
 }
 
+/** The operands of a layer that requantizes an integer product to an int8/uint8 output (qconv2d,
+ * qfully_connected, qmatmul): inputs 0 and 1 (named by `names`) and the declared output, each int8/uint8 with
+ * a scale and zero point. */
+export function quantizedOperands(
+  node: ManifestNode,
+  inputs: readonly (TensorSpec | undefined)[],
+  declared: readonly (TensorSpec | undefined)[],
+  names: readonly [string, string],
+): { a: TensorSpec; b: TensorSpec; y: TensorSpec; bq: { scale: number[]; zeroPoint: number[] } } {
+  const a = input(node, inputs, 0, names[0]);
+  const b = input(node, inputs, 1, names[1]);
+  const y = declared[0];
+  expect(
+    isInt8(a) && isInt8(b),
+    node,
+    `${node.op} takes int8/uint8 ${names[0]} and ${names[1]}, got ${a.dtype} and ${b.dtype}`,
+  );
+  expect(y !== undefined && isInt8(y), node, `${node.op} output must be int8 or uint8`);
+  needQuant(node, a, names[0]);
+  const bq = needQuant(node, b, names[1]);
+  needQuant(node, y, 'output');
+  return { a, b, y, bq };
+}
+
 const qconv2d: OpDefinition = {
   infer(node, inputs, declared) {
-    const x = input(node, inputs, 0, 'x');
-    const w = input(node, inputs, 1, 'weights');
-    const y = declared[0];
-    expect(
-      isInt8(x) && isInt8(w),
-      node,
-      `qconv2d takes int8/uint8 input and weights, got ${x.dtype} and ${w.dtype}`,
-    );
-    expect(y !== undefined && isInt8(y), node, 'qconv2d output must be int8 or uint8');
-    needQuant(node, x, 'input');
-    const wq = needQuant(node, w, 'weights');
-    needQuant(node, y, 'output');
+    const { a: x, b: w, y, bq: wq } = quantizedOperands(node, inputs, declared, ['input', 'weights']);
     const g = convGeometry(node, x, w);
     expect(
       wq.scale.length === 1 || wq.scale.length === g.outC,
@@ -133,14 +146,7 @@ const conv2dIntegerOp: OpDefinition = {
 
 const qfullyConnected: OpDefinition = {
   infer(node, inputs, declared) {
-    const x = input(node, inputs, 0, 'x');
-    const w = input(node, inputs, 1, 'weights');
-    const y = declared[0];
-    expect(
-      isInt8(x) && isInt8(w) && y !== undefined && isInt8(y),
-      node,
-      'qfully_connected takes and gives int8/uint8',
-    );
+    const { a: x, b: w, y } = quantizedOperands(node, inputs, declared, ['input', 'weights']);
     expect(w.shape.length === 2, node, 'weights must be [out][in]');
     const batch = x.shape[0] ?? 1;
     expect(
@@ -148,9 +154,6 @@ const qfullyConnected: OpDefinition = {
       node,
       `input does not hold ${w.shape[1]} features per row`,
     );
-    needQuant(node, x, 'input');
-    needQuant(node, w, 'weights');
-    needQuant(node, y, 'output');
     return [{ ...y, shape: [batch, w.shape[0]!] }];
   },
   macs: (_node, inputs, outputs) => elements(outputs[0]!.shape) * inputs[1]!.shape[1]!,

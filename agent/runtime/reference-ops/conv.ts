@@ -22,6 +22,28 @@ export interface WindowGeometry {
   outW: number;
 }
 
+/** A tap of a window that falls inside the input: its index ky * kw + kx in the kernel and the input pixel
+ * (n * inH + iy) * inW + ix it reads. */
+export interface WindowTap {
+  tap: number;
+  pixel: number;
+}
+
+/** The taps of the window of output position (oy, ox) of image n that fall inside the input (padding reads
+ * nothing), in kernel order. */
+export function windowTaps(g: WindowGeometry, n: number, oy: number, ox: number): WindowTap[] {
+  const taps: WindowTap[] = [];
+  for (let ky = 0; ky < g.kh; ky++) {
+    const iy = oy * g.strideH - g.padTop + ky * g.dilationH;
+    if (iy < 0 || iy >= g.inH) continue;
+    for (let kx = 0; kx < g.kw; kx++) {
+      const ix = ox * g.strideW - g.padLeft + kx * g.dilationW;
+      if (ix >= 0 && ix < g.inW) taps.push({ tap: ky * g.kw + kx, pixel: (n * g.inH + iy) * g.inW + ix });
+    }
+  }
+  return taps;
+}
+
 export interface ConvGeometry extends WindowGeometry {
   inC: number;
   outC: number;
@@ -44,22 +66,17 @@ function convolve(
     for (let oy = 0; oy < g.outH; oy++) {
       for (let ox = 0; ox < g.outW; ox++) {
         const outBase = ((n * g.outH + oy) * g.outW + ox) * g.outC;
+        const taps = windowTaps(g, n, oy, ox);
         for (let o = 0; o < g.outC; o++) {
           const group = Math.floor(o / og);
           const wz = wZero(o);
           let sum = 0;
-          for (let ky = 0; ky < g.kh; ky++) {
-            const iy = oy * g.strideH - g.padTop + ky * g.dilationH;
-            if (iy < 0 || iy >= g.inH) continue;
-            for (let kx = 0; kx < g.kw; kx++) {
-              const ix = ox * g.strideW - g.padLeft + kx * g.dilationW;
-              if (ix < 0 || ix >= g.inW) continue;
-              const xBase = ((n * g.inH + iy) * g.inW + ix) * g.inC + group * cg;
-              const wBase = ((o * g.kh + ky) * g.kw + kx) * cg;
-              for (let i = 0; i < cg; i++) {
-                const xv = transformInput ? transformInput(x[xBase + i]!) : x[xBase + i]! - xZero;
-                sum += xv * (w[wBase + i]! - wz);
-              }
+          for (const { tap, pixel } of taps) {
+            const xBase = pixel * g.inC + group * cg;
+            const wBase = (o * g.kh * g.kw + tap) * cg;
+            for (let i = 0; i < cg; i++) {
+              const xv = transformInput ? transformInput(x[xBase + i]!) : x[xBase + i]! - xZero;
+              sum += xv * (w[wBase + i]! - wz);
             }
           }
           emit(outBase + o, o, sum);

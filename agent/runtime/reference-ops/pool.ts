@@ -8,7 +8,7 @@ import {
   requantizeGemmlowp,
 } from '../number/requantization.js';
 import { saturate } from '../number/saturation.js';
-import type { WindowGeometry } from './conv.js';
+import { type WindowGeometry, windowTaps } from './conv.js';
 import type { Numbers, Writable } from './number-arrays.js';
 
 /** A pooling window (the convolution's WindowGeometry) over every channel; padBottom / padRight bound the
@@ -23,17 +23,12 @@ export function maxPool(g: PoolGeometry, x: Numbers, y: Writable, min = -Infinit
   for (let n = 0; n < g.batch; n++) {
     for (let oy = 0; oy < g.outH; oy++) {
       for (let ox = 0; ox < g.outW; ox++) {
+        const taps = windowTaps(g, n, oy, ox);
         for (let c = 0; c < g.channels; c++) {
           let best = -Infinity;
-          for (let ky = 0; ky < g.kh; ky++) {
-            const iy = oy * g.strideH - g.padTop + ky * g.dilationH;
-            if (iy < 0 || iy >= g.inH) continue;
-            for (let kx = 0; kx < g.kw; kx++) {
-              const ix = ox * g.strideW - g.padLeft + kx * g.dilationW;
-              if (ix < 0 || ix >= g.inW) continue;
-              const v = x[((n * g.inH + iy) * g.inW + ix) * g.channels + c]!;
-              if (v > best || Number.isNaN(v)) best = v;
-            }
+          for (const { pixel } of taps) {
+            const v = x[pixel * g.channels + c]!;
+            if (v > best || Number.isNaN(v)) best = v;
           }
           y[((n * g.outH + oy) * g.outW + ox) * g.channels + c] = best < min ? min : best > max ? max : best;
         }
