@@ -91,7 +91,7 @@ class TfliteContext {
   declared(op: TfliteOperator, k = 0): Partial<TensorSpec> {
     const t = op.outputs[k];
     if (t === undefined) this.fail(op, `output ${k} is missing`);
-    const tensor = this.tensor(t!);
+    const tensor = this.tensor(t);
     const quant = quantOf(tensor);
     const dtype = dtypeOf(tensor, `tensor "${tensor.name}"`);
     if ((dtype === 'i8' || dtype === 'u8') && quant === undefined)

@@ -283,14 +283,8 @@ const ELEMENT_BYTES: Partial<Record<TensorType, number>> = {
 /** An operator's builtin options, read through the generated table of their union type. */
 function readOptions(type: BuiltinOptions, read: <T>(o: T) => T | null): TfliteOptions {
   // A union type without its table (offset 0) reads as no options; the importer refuses what it needs.
-  let missing = false;
-  const get = <T>(o: T): T => {
-    const table = read(o);
-    if (table === null) missing = true;
-    return table ?? o;
-  };
-  const options = optionsOf(type, get);
-  return missing ? {} : options;
+  if (type === BuiltinOptions.NONE || read(new AddOptions()) === null) return {};
+  return optionsOf(type, (o) => read(o)!);
 }
 
 function optionsOf(type: BuiltinOptions, get: <T>(o: T) => T): TfliteOptions {
