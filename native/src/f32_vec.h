@@ -4,9 +4,9 @@
 // from it), or each operation:
 //   F32V_LOAD(p), F32V_STORE(p, v), F32V_BCAST(p) (*p in every lane), F32V_SPLAT(x), F32V_ZERO(),
 //   F32V_ADD(a, b), F32V_FMA(a, b, acc) = acc + a * b, F32V_CLAMP(v, lo, hi) = min(max(v, lo), hi);
-// and F32V_STORE_N(p, v, n), the store of the first n <= F32V_W lanes, where the ISA has one (else
-// f32v_store_n stores through a copy). f32v_load_n loads the first n lanes (the rest 0) through a copy, so
-// no float past them is read.
+// and, where the ISA has masked loads and stores, F32V_LOAD_N(p, n) and F32V_STORE_N(p, v, n): the first
+// n <= F32V_W lanes (the rest 0 on loads). f32v_load_n and f32v_store_n use them, or else a full access
+// when n = F32V_W and a copy otherwise, so no float past the first n is read or written.
 #ifndef WHITTLE_F32_VEC_H_
 #define WHITTLE_F32_VEC_H_
 
@@ -37,9 +37,14 @@ static inline void f32v_store_n(float* p, f32v v, size_t n) {
 }
 
 static inline f32v f32v_load_n(const float* p, size_t n) {
+#if defined(F32V_LOAD_N)
+  return F32V_LOAD_N(p, n);
+#else
+  if (n == F32V_W) return F32V_LOAD(p);
   float tmp[F32V_W] = {0};
   for (size_t i = 0; i < n; i++) tmp[i] = p[i];
   return F32V_LOAD(tmp);
+#endif
 }
 
 #endif  // WHITTLE_F32_VEC_H_
