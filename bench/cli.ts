@@ -5,7 +5,7 @@ import { cpus } from 'node:os';
 
 import { AGENT_HELP, agentBenchCommand } from './agent.js';
 import { armBitExactCommand } from './arm-bit-exact.js';
-import { type FuzzFailure, runPackageFuzz, runTfliteFuzz } from './fuzz.js';
+import { FUZZ_READERS, runFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import {
   BenchArgumentError,
@@ -31,12 +31,7 @@ function machine(): string {
   return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ${process.platform}/${process.arch}, node ${process.version}, commit ${commit}`;
 }
 
-/** The readers `bench fuzz --reader` chooses from: each a fuzz run over that reader's inputs. */
-const FUZZ_READERS: Record<string, { what: string; run: typeof runTfliteFuzz }> = {
-  package: { what: 'package reader', run: runPackageFuzz },
-  tflite: { what: 'TFLite reader and importer', run: runTfliteFuzz },
-};
-const FUZZ_HELP = `fuzz options: --reader ${Object.keys(FUZZ_READERS).join('|')} (default package), --iterations 200000, --seed 1`;
+const FUZZ_HELP = `fuzz options: --reader ${Object.keys(FUZZ_READERS).join(',')} (default: all), --iterations 200000 (per reader), --seed 1`;
 const ONNX_AGREEMENT_HELP = 'onnx-agreement options: --images N (default: the whole Fashion-MNIST test set)';
 const TRAIN_HELP =
   'train options: --models lenet5,vgg-small, --batch 64, --threads 2, --seconds 10, --python /usr/bin/python3, --json';
@@ -44,39 +39,43 @@ const TRAIN_HELP =
 function fuzz(args: string[]): number {
   const values = benchOptions(
     args,
-    { iterations: { type: 'string' }, seed: { type: 'string' }, reader: { type: 'string' } },
+    { reader: { type: 'string' }, iterations: { type: 'string' }, seed: { type: 'string' } },
     FUZZ_HELP,
   );
   if (values === undefined) return 0;
-  const reader = FUZZ_READERS[values.reader ?? 'package'];
-  if (reader === undefined)
-    throw new BenchArgumentError(
-      `--reader expects one of ${Object.keys(FUZZ_READERS).join(', ')}, got "${values.reader}"`,
-    );
   const iterations = positiveInteger(values.iterations, 200000, '--iterations');
   const seed = positiveInteger(values.seed, 1, '--seed');
-  console.log(`fuzz: ${reader.what}, ${iterations} inputs, seed ${seed}`);
+  const readers = values.reader?.split(',') ?? Object.keys(FUZZ_READERS);
+  const unknown = readers.filter((r) => !Object.hasOwn(FUZZ_READERS, r));
+  if (unknown.length > 0) {
+    console.error(`bench fuzz: unknown reader ${unknown.join(', ')}; ${FUZZ_HELP}`);
+    return 2;
+  }
   console.log(`machine: ${machine()}`);
-  const report = reader.run({
-    iterations,
-    seed,
-    onProgress: (done) => process.stderr.write(`  ${done} / ${iterations}\r`),
-  });
-  console.log(
-    `inputs: ${report.iterations} in ${(report.elapsedMs / 1000).toFixed(1)} s (${Math.round(report.iterations / (report.elapsedMs / 1000))}/s, CPU ${(report.cpuMs / 1000).toFixed(1)} s), slowest ${report.slowestMs.toFixed(1)} ms`,
-  );
-  console.log(`strategies: ${JSON.stringify(report.byStrategy)}`);
-  console.log(`accepted: ${report.accepted}; refused by code: ${JSON.stringify(report.refused)}`);
-  console.log(
-    `crashes: ${report.failures.filter((f) => f.kind === 'crash').length}, hangs: ${report.failures.filter((f) => f.kind === 'hang').length}`,
-  );
-  // The first failure of each kind and message (its first line), at most 10.
-  const distinct = new Map(
-    report.failures.map((f): [string, FuzzFailure] => [`${f.kind} ${f.message.split('\n')[0]}`, f]).reverse(),
-  );
-  for (const failure of [...distinct.values()].reverse().slice(0, 10))
-    console.log(`  #${failure.iteration} ${failure.strategy} ${failure.kind}: ${failure.message}`);
-  return report.failures.length === 0 ? 0 : 1;
+  let failed = false;
+  for (const reader of readers) {
+    console.log(`fuzz: ${reader} reader, ${iterations} inputs, seed ${seed}`);
+    const report = runFuzz(reader, {
+      iterations,
+      seed,
+      onProgress: (done, failures) =>
+        process.stderr.write(
+          `  ${done} / ${iterations} (${failures} failures, ${Math.round(performance.now() / 1000)} s)\n`,
+        ),
+    });
+    console.log(
+      `inputs: ${report.iterations} in ${(report.elapsedMs / 1000).toFixed(1)} s (${Math.round(report.iterations / (report.elapsedMs / 1000))}/s, CPU ${(report.cpuMs / 1000).toFixed(1)} s), slowest ${report.slowestMs.toFixed(1)} ms`,
+    );
+    console.log(`strategies: ${JSON.stringify(report.byStrategy)}`);
+    console.log(`accepted: ${report.accepted}; refused by code: ${JSON.stringify(report.refused)}`);
+    console.log(
+      `crashes: ${report.failures.filter((f) => f.kind === 'crash').length}, hangs: ${report.failures.filter((f) => f.kind === 'hang').length}`,
+    );
+    for (const failure of report.failures.slice(0, 10))
+      console.log(`  #${failure.iteration} ${failure.strategy} ${failure.kind}: ${failure.message}`);
+    failed ||= report.failures.length > 0;
+  }
+  return failed ? 1 : 0;
 }
 
 async function onnxAgreement(args: string[]): Promise<number> {
@@ -168,7 +167,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
                    fp32 and int8, per batch and thread count
   train            training images/s vs TensorFlow.js's cpu backend and PyTorch CPU
   agent            the agent's RSS, bundle size, fps and CPU on the camera
-  fuzz             the package reader on mutated, truncated and random inputs (--iterations N)
+  fuzz             the package and ONNX readers on mutated, truncated and random inputs (--reader, --iterations N)
   onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)

@@ -1,8 +1,9 @@
-// Fuzzes the readers of untrusted files: the package reader (and, through `target`, anything that loads a
-// package) with mutated, truncated, re-signed and random inputs, and the TFLite reader and importer
-// (runTfliteFuzz). A run passes when every input is either accepted or refused with a typed
-// error, and none takes longer than the hang limit. Used by the test suite (a bounded run) and by
-// `npm run bench -- fuzz --iterations N`.
+// Fuzzes Whittle's readers of untrusted files, one entry each in FUZZ_READERS: the package reader (and,
+// through `target`, anything that loads a package) on mutated, truncated, re-signed and random packages;
+// the ONNX importer (fuzz-onnx.ts) on mutated real ONNX models; the TFLite reader and importer
+// (fuzz-tflite.ts) on damaged sample .tflite models. A run passes when every input is either
+// accepted or refused with a typed error, and none takes longer than the hang limit. Used by the test suite
+// (bounded runs) and by `npm run bench -- fuzz [--reader package,onnx] --iterations N`.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 import { PackageError } from '../agent/package/errors.js';
@@ -12,12 +13,20 @@ import { keyId, sha256, signDigest } from '../agent/package/signing.js';
 import { GraphError, MemoryBudgetError } from '../agent/runtime/graph-error.js';
 import { Model } from '../agent/runtime/model.js';
 import { samplePackageContent } from '../optimize/package/sample-package.js';
-import { UnsupportedOpsError } from '../optimize/package/unsupported-ops.js';
 import { writePackage } from '../optimize/package/writer.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
-import { importTflite } from '../optimize/tflite/import.js';
-import { TfliteImportError } from '../optimize/tflite/reader.js';
-import { sampleTfliteModels } from '../optimize/tflite/sample-model.js';
+import { onnxReader } from './fuzz-onnx.js';
+import { tfliteReader } from './fuzz-tflite.js';
+
+/** One reader under fuzzing: the strategies that make its inputs and what reads one. */
+export interface FuzzReader {
+  /** Strategy name -> a new input; run in turn. */
+  strategies: Record<string, () => Buffer>;
+  /** Reads one input; must throw only the typed errors. */
+  target: (bytes: Buffer) => void;
+  /** Error classes that count as a clean refusal. */
+  typedErrors: readonly (abstract new (...args: never[]) => Error)[];
+}
 
 export interface FuzzOptions {
   iterations: number;
@@ -28,9 +37,10 @@ export interface FuzzOptions {
    * 64 MiB budget, as a device has one). Must throw only typed errors. */
   target?: (bytes: Buffer, publicKey: KeyObject) => void;
   /** Error classes that count as a clean refusal (PackageError always does). */
-  typedErrors?: readonly ErrorClass[];
+  typedErrors?: readonly (abstract new (...args: never[]) => Error)[];
   signal?: AbortSignal;
-  onProgress?: (done: number) => void;
+  /** Called every 10,000 inputs with the count so far and the failures among them. */
+  onProgress?: (done: number, failures: number) => void;
 }
 
 export interface FuzzFailure {
@@ -52,7 +62,7 @@ export interface FuzzReport {
   cpuMs: number;
 }
 
-const EDGE_NUMBERS = [
+export const EDGE_NUMBERS = [
   0,
   1,
   -1,
@@ -138,8 +148,9 @@ function mutateJson(value: Json, random: SeededRandom): Json {
   return typeof value === 'string' ? `${value}_` : 0.5;
 }
 
-export function runPackageFuzz(options: FuzzOptions): FuzzReport {
-  const random = new SeededRandom(options.seed ?? 1);
+/** The package reader's inputs: damaged seed packages, unsigned (must die at the hash or signature) and
+ * re-signed (reaching the section table, the manifest, the weights and the runtime loader). */
+function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
   const keys = generateKeyPairSync('ed25519');
   const target =
     options.target ??
@@ -147,7 +158,7 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
       void Model.fromPackage(readPackage(bytes, { publicKey, cpuFamily: null }), {
         memoryBudgetBytes: 64 << 20,
       }));
-  const typed = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
+  const typedErrors = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
   const seeds = [1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey));
   const manifestOf = (pkg: Buffer): Json => {
     const offset = Number(pkg.readBigUInt64LE(HEADER_SIZE + 8));
@@ -265,20 +276,29 @@ export function runPackageFuzz(options: FuzzOptions): FuzzReport {
       return resign(content, keys.privateKey);
     },
   };
-  return fuzzLoop(strategies, (input) => target(input, keys.publicKey), typed, options);
+  return { strategies, target: (bytes) => target(bytes, keys.publicKey), typedErrors };
 }
 
-type ErrorClass = abstract new (...args: never[]) => Error;
+/** The readers `npm run bench -- fuzz --reader NAME` fuzzes, by name (default: all of them). */
+export const FUZZ_READERS: Readonly<
+  Record<string, (random: SeededRandom, options: FuzzOptions) => FuzzReader>
+> = {
+  package: packageReader,
+  onnx: onnxReader,
+  tflite: tfliteReader,
+};
 
-/** Runs the strategies in turn on `target`: an input is accepted, or refused with one of the `typed` error
- * classes; anything else is a crash, anything slower than the hang limit a hang. */
-function fuzzLoop(
-  strategies: Record<string, () => Uint8Array>,
-  target: (input: Buffer) => void,
-  typed: readonly ErrorClass[],
-  options: Omit<FuzzOptions, 'target'>,
-): FuzzReport {
+export function runPackageFuzz(options: FuzzOptions): FuzzReport {
+  return runFuzz('package', options);
+}
+
+/** Runs `options.iterations` inputs of the named reader. */
+export function runFuzz(reader: string, options: FuzzOptions): FuzzReport {
+  const make = FUZZ_READERS[reader];
+  if (make === undefined) throw new RangeError(`no fuzz reader "${reader}"`);
+  const random = new SeededRandom(options.seed ?? 1);
   const hangMs = options.hangMs ?? 1000;
+  const { strategies, target, typedErrors: typed } = make(random, options);
   const names = Object.keys(strategies);
   const report: FuzzReport = {
     iterations: 0,
@@ -295,7 +315,7 @@ function fuzzLoop(
   for (let iteration = 0; iteration < options.iterations; iteration++) {
     if (options.signal?.aborted) break;
     const strategy = names[iteration % names.length]!;
-    const input = Buffer.from(strategies[strategy]!());
+    const input = strategies[strategy]!();
     report.byStrategy[strategy] = (report.byStrategy[strategy] ?? 0) + 1;
     const t0 = performance.now();
     try {
@@ -319,68 +339,11 @@ function fuzzLoop(
     if (ms > hangMs)
       report.failures.push({ iteration, strategy, kind: 'hang', message: `took ${ms.toFixed(0)} ms` });
     report.iterations++;
-    if (options.onProgress && iteration % 10000 === 9999) options.onProgress(iteration + 1);
+    if (options.onProgress && iteration % 10000 === 9999)
+      options.onProgress(iteration + 1, report.failures.length);
   }
   report.elapsedMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuStart);
   report.cpuMs = (cpu.user + cpu.system) / 1000;
   return report;
-}
-
-/** Fuzzes the TFLite reader and importer (optimize/tflite/): the sample models (float and int8) with bytes
- * flipped, truncated, 32-bit words set to edge numbers (offsets, lengths, vtable entries, indices, dims),
- * chunks copied elsewhere, and random bytes behind the "TFL3" identifier. Every input must import or be
- * refused with a TfliteImportError, UnsupportedOpsError or GraphError. */
-export function runTfliteFuzz(options: Omit<FuzzOptions, 'target' | 'typedErrors'>): FuzzReport {
-  const random = new SeededRandom(options.seed ?? 1);
-  const seeds = [1, 2].flatMap((s) => sampleTfliteModels(s));
-  const pick = (): Uint8Array => Uint8Array.from(seeds[random.int(0, seeds.length - 1)]!);
-  const strategies: Record<string, () => Uint8Array> = {
-    'flip-bytes': () => {
-      const model = pick();
-      for (let n = random.int(1, 8); n > 0; n--) model[random.int(0, model.length - 1)] = random.int(0, 255);
-      return model;
-    },
-    truncate: () => {
-      const model = pick();
-      return model.subarray(0, random.int(0, model.length - 1));
-    },
-    'edge-word': () => {
-      const model = pick();
-      const view = new DataView(model.buffer);
-      for (let n = random.int(1, 3); n > 0; n--) {
-        const at = random.int(0, (model.length >> 2) - 1) * 4;
-        const value = EDGE_NUMBERS[random.int(0, EDGE_NUMBERS.length - 1)]! * (random.next() < 0.2 ? -1 : 1);
-        view.setUint32(at, value >>> 0, true);
-      }
-      return model;
-    },
-    'edge-short': () => {
-      // vtable entries are 16-bit.
-      const model = pick();
-      const view = new DataView(model.buffer);
-      const at = random.int(0, (model.length >> 1) - 1) * 2;
-      view.setUint16(at, [0, 1, 2, 3, 4, 6, 0xfffe, 0xffff, random.int(0, 0xffff)][random.int(0, 8)]!, true);
-      return model;
-    },
-    'copy-chunk': () => {
-      const model = pick();
-      const length = random.int(1, 64);
-      const from = random.int(0, model.length - 1);
-      model.copyWithin(random.int(0, model.length - 1), from, Math.min(model.length, from + length));
-      return model;
-    },
-    'random-bytes': () => {
-      const model = new Uint8Array(random.int(0, 600));
-      for (let i = 0; i < model.length; i++) model[i] = random.int(0, 255);
-      if (model.length >= 8) model.set([0x54, 0x46, 0x4c, 0x33], 4);
-      return model;
-    },
-  };
-  return fuzzLoop(
-    strategies,
-    (input) => void importTflite(input),
-    [TfliteImportError, UnsupportedOpsError, GraphError],
-    options,
-  );
 }

@@ -22,6 +22,7 @@
 import type { ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { TensorSpec } from '../../agent/runtime/tensor.js';
 import { GraphBuilder } from '../package/graph-builder.js';
+import type { KnownTensor } from './constant-fold.js';
 import { UnsupportedAttributeError } from './import-errors.js';
 import { attributeValue, ElemType, type NodeProto, OnnxImportError, type OnnxTensor } from './onnx-proto.js';
 
@@ -31,26 +32,27 @@ export type OnnxOpHandler = (n: OnnxNode) => void;
 /** ONNX op type -> handler (a family's, or all of them in ops/index.ts). */
 export type OnnxOpTable = Readonly<Record<string, OnnxOpHandler>>;
 
-/** The IR dtype of an ONNX element type; int64 stays 'i64' (kept as numbers, shapes and axes only). */
+/** The IR dtype of each ONNX element type the importer reads (doubles are read as f32); int64 stays 'i64'
+ * (kept as numbers: shapes and axes only). */
+const DTYPES: readonly [number, TensorSpec['dtype'] | 'i64'][] = [
+  [ElemType.FLOAT, 'f32'],
+  [ElemType.DOUBLE, 'f32'],
+  [ElemType.UINT8, 'u8'],
+  [ElemType.INT8, 'i8'],
+  [ElemType.INT32, 'i32'],
+  [ElemType.INT64, 'i64'],
+  [ElemType.BOOL, 'bool'],
+];
+
 export function dtypeOf(elemType: number, where: string): TensorSpec['dtype'] | 'i64' {
-  switch (elemType) {
-    case ElemType.FLOAT:
-    case ElemType.DOUBLE:
-      return 'f32';
-    case ElemType.UINT8:
-      return 'u8';
-    case ElemType.INT8:
-      return 'i8';
-    case ElemType.INT32:
-      return 'i32';
-    case ElemType.INT64:
-      return 'i64';
-    case ElemType.BOOL:
-      return 'bool';
-    default:
-      throw new OnnxImportError(`${where}: element type ${elemType} is not supported`);
-  }
+  const dtype = DTYPES.find(([type]) => type === elemType)?.[1];
+  if (dtype === undefined) throw new OnnxImportError(`${where}: element type ${elemType} is not supported`);
+  return dtype;
 }
+
+/** The ONNX element type of an IR dtype, the first entry of DTYPES with it (int64 constants are i32 tensors
+ * listed in b.ints). */
+const elemTypeOf = (dtype: TensorSpec['dtype']): number => DTYPES.find(([, d]) => d === dtype)![0];
 
 /** What the whole import shares: the graph being built and the ONNX value names bound to its tensors. */
 export class ImportContext {
@@ -80,6 +82,16 @@ export class ImportContext {
       return;
     }
     this.values.set(name, this.b.constant(name, dtype, t.dims, t.data));
+  }
+
+  /** What is known at import of ONNX value `name`: element type, static dims, and values if constant. */
+  known(name: string): KnownTensor | undefined {
+    const t = this.values.get(name);
+    if (t === undefined) return undefined;
+    const spec = this.b.tensors[t]!;
+    const elemType = this.b.ints.has(t) ? ElemType.INT64 : elemTypeOf(spec.dtype);
+    const data = this.constantValues(t);
+    return { elemType, dims: [...spec.shape], ...(data ? { data } : {}) };
   }
 
   /** The values of a constant tensor as numbers, or undefined when it is computed at run time. */

@@ -12,6 +12,7 @@ import type { Manifest } from '../../agent/package/manifest.js';
 import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { UnsupportedOpsError } from '../package/unsupported-ops.js';
 import type { PackageContent } from '../package/writer.js';
+import { FOLDABLE_ONNX_OPS, foldConstantNode } from './constant-fold.js';
 import { dtypeOf, ImportContext, OnnxNode } from './context.js';
 import { DynamicShapeError, UnsupportedOpsetError } from './import-errors.js';
 import {
@@ -106,7 +107,10 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       return { name: n.name || `node${i}`, opType: other ? `${domain}.${n.opType ?? ''}` : (n.opType ?? '') };
     })
     .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType));
-  if (unsupported.length > 0) throw new UnsupportedOpsError(unsupported, SUPPORTED_ONNX_OPS);
+  if (unsupported.length > 0)
+    throw new UnsupportedOpsError(unsupported, SUPPORTED_ONNX_OPS, [
+      `evaluated at import when their inputs are constants: ${FOLDABLE_ONNX_OPS.join(', ')}`,
+    ]);
 
   const ctx = new ImportContext(opsetVersion, source);
   const { b, values } = ctx;
@@ -146,7 +150,20 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
   planConvFusions(ctx, onnxNodes);
   onnxNodes.forEach((proto, index) => {
     if (ctx.skip.has(proto)) return;
-    ONNX_OPS[proto.opType ?? '']!(new OnnxNode(ctx, proto, index));
+    const n = new OnnxNode(ctx, proto, index);
+    const handler = ONNX_OPS[n.opType];
+    if (foldConstantNode(n, handler !== undefined)) return;
+    if (handler === undefined)
+      return n.fail(
+        `the runtime has no ${n.opType} op: it is evaluated at import only, and needs every input constant`,
+      );
+    try {
+      handler(n);
+    } catch (error) {
+      // The arithmetic of folding (batch norm, a bad variance) throws RangeError without the node's name.
+      if (error instanceof RangeError) n.fail(error.message);
+      throw error;
+    }
   });
 
   // Outputs, then dead-code elimination and renumbering of the tensors that remain.

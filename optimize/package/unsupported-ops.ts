@@ -34,11 +34,14 @@ export class UnsupportedOpsError extends WhittleError {
   constructor(
     readonly nodes: UnsupportedNode[],
     supported: readonly string[],
+    /** Lines the importer adds after the supported ops (the ONNX importer: the ops it folds at import). */
+    notes: readonly string[] = [],
   ) {
     const lines = unsupportedOpLines(nodes);
     super(
       `the model uses ${lines.length} op type(s) the importer lacks (${nodes.length} node(s)):\n` +
-        `${lines.map((line) => `  ${line}`).join('\n')}\nsupported ops: ${supported.join(', ')}`,
+        `${lines.map((line) => `  ${line}`).join('\n')}\nsupported ops: ${supported.join(', ')}` +
+        notes.map((note) => `\n${note}`).join(''),
     );
   }
 }

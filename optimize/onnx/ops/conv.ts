@@ -142,16 +142,26 @@ function conv(n: OnnxNode): void {
     let bias = n.optional(2);
     const bn = n.ctx.batchNormOf.get(n.proto);
     if (bn) {
-      const [gamma, beta, mean, variance] = [1, 2, 3, 4].map(
-        (i) => b.data.get(n.input(i, 'batch norm parameter', bn)) as Float32Array,
-      );
+      const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => {
+        const values = b.data.get(n.input(i, 'batch norm parameter', bn));
+        if (!(values instanceof Float32Array) || values.length !== outC)
+          n.fail(
+            `batch norm "${bn.name ?? ''}": its parameters must be ${outC} floats, one per output channel`,
+          );
+        return values;
+      });
       const epsilon = bn.attribute?.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
-      const folded = foldBatchNorm(
-        b.data.get(w) as Float32Array,
-        bias < 0 ? null : (b.data.get(bias) as Float32Array),
-        outC,
-        { gamma: gamma!, beta: beta!, mean: mean!, variance: variance!, epsilon },
-      );
+      const weights = b.data.get(w);
+      const biasValues = bias < 0 ? null : b.data.get(bias);
+      if (!(weights instanceof Float32Array) || !(biasValues === null || biasValues instanceof Float32Array))
+        n.fail('a batch norm folds only into float weights and bias that are constants');
+      const folded = foldBatchNorm(weights, biasValues, outC, {
+        gamma: gamma!,
+        beta: beta!,
+        mean: mean!,
+        variance: variance!,
+        epsilon,
+      });
       w = b.constant(`${name}.folded_weight`, 'f32', b.tensors[w]!.shape, folded.weights);
       bias = b.constant(`${name}.folded_bias`, 'f32', [outC], folded.bias);
     }

@@ -2,13 +2,35 @@
 // Dropout and Identity.
 import { elements } from '../../../agent/runtime/tensor.js';
 import type { OnnxOpTable } from '../context.js';
+import { ElemType, type OnnxTensor } from '../onnx-proto.js';
 
 export const LAYOUT_ONNX_OPS: OnnxOpTable = {
   Constant: (n) => {
-    // A constant tensor (PyTorch writes Clip's bounds and Reshape's shape so): an initializer by another name.
-    const value = n.tensor('value');
-    if (value === undefined) return n.fail('only the tensor form (attribute "value") is supported');
-    n.ctx.declareConstant(value, n.proto.output?.[0] ?? n.name);
+    // A constant tensor (PyTorch writes Clip's bounds and Reshape's shape so): an initializer by another
+    // name. Its value comes in one of several attributes (opset 12 added the scalar and list forms).
+    const output = n.proto.output?.[0] ?? n.name;
+    const scalarOrList = (elemType: number, values: number[], scalar: boolean): OnnxTensor => ({
+      name: output,
+      elemType,
+      dims: scalar ? [] : [values.length],
+      data: elemType === ElemType.FLOAT ? Float32Array.from(values) : values,
+    });
+    const value = n.attrs.has('value')
+      ? n.tensor('value')
+      : n.attrs.has('value_float')
+        ? scalarOrList(ElemType.FLOAT, [n.float('value_float', 0)], true)
+        : n.attrs.has('value_floats')
+          ? scalarOrList(ElemType.FLOAT, n.floats('value_floats', []), false)
+          : n.attrs.has('value_int')
+            ? scalarOrList(ElemType.INT64, [n.int('value_int', 0)], true)
+            : n.attrs.has('value_ints')
+              ? scalarOrList(ElemType.INT64, n.ints('value_ints', []), false)
+              : undefined;
+    if (value === undefined)
+      return n.fail(
+        `attribute ${[...n.attrs.keys()].join(', ') || '(none)'} is not supported (value, value_float(s) and value_int(s) are)`,
+      );
+    n.ctx.declareConstant(value, output);
   },
   Concat: (n) => {
     const inputs = (n.proto.input ?? []).map((_, i) => n.input(i, `input ${i}`));

@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { runTfliteFuzz } from '../../../bench/fuzz.js';
+import { runFuzz } from '../../../bench/fuzz.js';
 
 test(
   '5,000 fuzzed TFLite files: zero crashes, zero hangs, every rejection typed',
   { timeout: 120_000 },
   () => {
-    const report = runTfliteFuzz({ iterations: 5_000, seed: 20261206, hangMs: 2000 });
+    const report = runFuzz('tflite', { iterations: 5_000, seed: 20261206, hangMs: 2000 });
     assert.equal(report.iterations, 5_000);
     assert.deepEqual(report.failures.slice(0, 5), []);
     // The damage must reach past the verifier into the graph checks, and some inputs must still import.
