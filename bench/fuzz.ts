@@ -1,6 +1,7 @@
 // Fuzzes Whittle's readers of untrusted files, one entry each in FUZZ_READERS: the package reader (and,
 // through `target`, anything that loads a package) on mutated, truncated, re-signed and random packages;
-// the ONNX importer (fuzz-onnx.ts) on mutated real ONNX models. A run passes when every input is either
+// the ONNX importer (fuzz-onnx.ts) on mutated real ONNX models; the TFLite reader and importer
+// (fuzz-tflite.ts) on damaged sample .tflite models. A run passes when every input is either
 // accepted or refused with a typed error, and none takes longer than the hang limit. Used by the test suite
 // (bounded runs) and by `npm run bench -- fuzz [--reader package,onnx] --iterations N`.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -15,6 +16,7 @@ import { samplePackageContent } from '../optimize/package/sample-package.js';
 import { writePackage } from '../optimize/package/writer.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
 import { onnxReader } from './fuzz-onnx.js';
+import { tfliteReader } from './fuzz-tflite.js';
 
 /** One reader under fuzzing: the strategies that make its inputs and what reads one. */
 export interface FuzzReader {
@@ -283,6 +285,7 @@ export const FUZZ_READERS: Readonly<
 > = {
   package: packageReader,
   onnx: onnxReader,
+  tflite: tfliteReader,
 };
 
 export function runPackageFuzz(options: FuzzOptions): FuzzReport {

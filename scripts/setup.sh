@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 # qemu-user-static + cross compilers (ARM kernels), libxnnpack-dev + libpthreadpool-dev (XNNPACK, the second
 # peer of `bench kernels`; xnnpack.h includes pthreadpool.h, which libxnnpack-dev does not pull in),
 # python3-torchvision (model definitions for the import conformance set; no weights), python3-pyarmnn (Arm NN's
-# TfLite parser and CpuRef backend: the TFLite peer of the importer tests), flatbuffers-compiler (flatc).
+# TfLite parser; its CpuRef backend is the separate libarmnn-cpuref-backend22: the TFLite peer of the importer
+# tests), flatbuffers-compiler (flatc).
 PACKAGES=(
   ffmpeg mosquitto openssh-server socat iproute2 udev systemd chromium
   dataset-fashion-mnist libonnx-testdata python3-torch libopenblas0
@@ -22,7 +23,7 @@ PACKAGES=(
   qemu-user-static gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf g++-aarch64-linux-gnu g++-arm-linux-gnueabihf
   libc6-dev-arm64-cross libc6-dev-armhf-cross
   libxnnpack-dev libpthreadpool-dev
-  python3-torchvision python3-pyarmnn flatbuffers-compiler
+  python3-torchvision python3-pyarmnn libarmnn-cpuref-backend22 flatbuffers-compiler
 )
 
 missing=()

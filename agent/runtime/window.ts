@@ -40,6 +40,29 @@ function windowOutput(
   return out;
 }
 
+/** SAME padding (TensorFlow's, ONNX's SAME_UPPER) of an inH x inW input: [top, left, bottom, right], the
+ * output ceil(size / stride), the odd pixel of padding at the bottom / right. */
+export function samePads(
+  inH: number,
+  inW: number,
+  kh: number,
+  kw: number,
+  strides: readonly number[],
+  dilations: readonly number[],
+): number[] {
+  const total = [inH, inW].map((size, i) =>
+    Math.max(
+      0,
+      (Math.ceil(size / strides[i]!) - 1) * strides[i]! +
+        ((i === 0 ? kh : kw) - 1) * dilations[i]! +
+        1 -
+        size,
+    ),
+  );
+  const small = total.map((t) => Math.floor(t / 2));
+  return [small[0]!, small[1]!, total[0]! - small[0]!, total[1]! - small[1]!];
+}
+
 /** Whether a pooling node rounds its output size up (ONNX ceil_mode). */
 export const poolCeilMode = (node: ManifestNode): boolean => intAttr(node, 'ceil_mode', 0, 0, 1) === 1;
 

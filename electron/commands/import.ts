@@ -1,4 +1,4 @@
-// `whittle import MODEL.onnx|model.json --out PKG [--key PRIVATE_KEY] [--id ID] [--labels FILE] [--batch N]
+// `whittle import MODEL.onnx|MODEL.tflite|model.json --out PKG [--key PRIVATE_KEY] [--id ID] [--labels FILE] [--batch N]
 // [--input-shape NAME=D0,D1,...]...`: converts a model to a signed package. Unsupported ops are all listed
 // before anything is written; --input-shape fixes an ONNX input's symbolic dimensions (repeat it per input).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,8 @@ import { readPackage } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
 import { importOnnx } from '../../optimize/onnx/import.js';
 import { writePackage } from '../../optimize/package/writer.js';
+import { importTflite } from '../../optimize/tflite/import.js';
+import { isTflite } from '../../optimize/tflite/reader.js';
 import { CommandUsageError } from './command-error.js';
 import { loadSigningKey } from './signing-key.js';
 
@@ -64,6 +66,13 @@ export async function importCommand(args: string[]): Promise<number> {
   if (extname(source).toLowerCase() === '.json') {
     const { importTfjsLayers } = await import('../../optimize/tfjs/import.js');
     content = importTfjsLayers(source, {
+      modelId: id,
+      ...(labels ? { labels } : {}),
+      ...(batch ? { batch } : {}),
+    });
+  } else if (extname(source).toLowerCase() === '.tflite' || isTflite(bytes)) {
+    content = importTflite(bytes, {
+      source,
       modelId: id,
       ...(labels ? { labels } : {}),
       ...(batch ? { batch } : {}),

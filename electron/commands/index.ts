@@ -19,8 +19,8 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
 
 export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, formats, sizes, MACs, memory plan and signature status
                         (--key PUBLIC_KEY.pem to verify the signature, --batch N, --json)
-  import MODEL --out PKG  an ONNX model (.onnx) or TensorFlow.js Layers model (model.json) as a signed
-                        package (--key PRIVATE_KEY.pem, default: the manager's key; --id, --labels FILE;
+  import MODEL --out PKG  an ONNX (.onnx), TFLite (.tflite, float or int8) or TensorFlow.js Layers
+                        model (model.json) as a signed package (--key PRIVATE_KEY.pem, default: the manager's key; --id, --labels FILE;
                         --batch N; --input-shape NAME=1,3,224,224 fixes an input's symbolic dimensions)
   run PKG --input FILE  run a package here; FILE: ONNX TensorProto (.pb) or an image, once per input
                         (--json: every output as {name: {shape, data}}; --top K; --key PUBLIC_KEY.pem;

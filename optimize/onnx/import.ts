@@ -10,7 +10,7 @@
 // runs as batch_norm. Unsupported ops are reported together, before anything is converted.
 import type { Manifest } from '../../agent/package/manifest.js';
 import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
-import { WhittleError } from '../../native/whittle-error.js';
+import { UnsupportedOpsError } from '../package/unsupported-ops.js';
 import type { PackageContent } from '../package/writer.js';
 import { FOLDABLE_ONNX_OPS, foldConstantNode } from './constant-fold.js';
 import { dtypeOf, ImportContext, OnnxNode } from './context.js';
@@ -28,35 +28,13 @@ import { ONNX_OPS, SUPPORTED_ONNX_OPS } from './ops/index.js';
 export { DynamicShapeError, UnsupportedAttributeError, UnsupportedOpsetError } from './import-errors.js';
 export { SUPPORTED_ONNX_OPS } from './ops/index.js';
 
-/** How many node names an unsupported op type's line shows before "…". */
-const NAMES_PER_OP = 3;
-
 /** The ai.onnx opsets the handlers are written for. An op's definition only changes in the opset that
  * changes its semantics, and each handler reads the forms of the versions in range where they differ
  * (Reshape's shape from 5, Clip's bounds and Pad's pads from 11, Softmax's axis from 13, batch norm's
  * `spatial` before 9), so old files of unchanged ops (GlobalAveragePool is still version 1) import. */
 export const ONNX_OPSETS = { min: 1, max: 18 } as const;
 
-/** All the op types a model uses that the importer lacks: one line per op type with its count and first
- * node names, then the supported ops. */
-export class UnsupportedOpsError extends WhittleError {
-  override readonly name = 'UnsupportedOpsError';
-  readonly code = 'unsupported-ops';
-  constructor(readonly nodes: { name: string; opType: string }[]) {
-    const byType = new Map<string, string[]>();
-    for (const n of nodes) byType.set(n.opType, [...(byType.get(n.opType) ?? []), n.name]);
-    const lines = [...byType].map(
-      ([opType, names]) =>
-        `  ${opType} ×${names.length} (${names.slice(0, NAMES_PER_OP).join(', ')}` +
-        `${names.length > NAMES_PER_OP ? ', …' : ''})`,
-    );
-    super(
-      `the model uses ${byType.size} op type(s) the importer lacks (${nodes.length} node(s)):\n` +
-        `${lines.join('\n')}\nsupported ops: ${SUPPORTED_ONNX_OPS.join(', ')}\n` +
-        `evaluated at import when their inputs are constants: ${FOLDABLE_ONNX_OPS.join(', ')}`,
-    );
-  }
-}
+export { UnsupportedOpsError } from '../package/unsupported-ops.js';
 
 export interface OnnxImportOptions {
   /** Graph inputs to treat as constants (e.g. a test's weights fed as inputs). */
@@ -128,8 +106,11 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       const other = domain !== '' && domain !== 'ai.onnx';
       return { name: n.name || `node${i}`, opType: other ? `${domain}.${n.opType ?? ''}` : (n.opType ?? '') };
     })
-    .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType) && !FOLDABLE_ONNX_OPS.includes(n.opType));
-  if (unsupported.length > 0) throw new UnsupportedOpsError(unsupported);
+    .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType));
+  if (unsupported.length > 0)
+    throw new UnsupportedOpsError(unsupported, SUPPORTED_ONNX_OPS, [
+      `evaluated at import when their inputs are constants: ${FOLDABLE_ONNX_OPS.join(', ')}`,
+    ]);
 
   const ctx = new ImportContext(opsetVersion, source);
   const { b, values } = ctx;

@@ -2,6 +2,7 @@
 // after a Conv with constant weights folds into its weights, and zero padding read only by Conv layers
 // folds into their pads (the runtime has no pad op).
 import { foldBatchNorm } from '../../../agent/runtime/compile/fold-batchnorm.js';
+import { samePads } from '../../../agent/runtime/window.js';
 import { NCHW_TO_NHWC } from '../../package/graph-builder.js';
 import { type ImportContext, OnnxNode, type OnnxOpTable } from '../context.js';
 import type { NodeProto } from '../onnx-proto.js';
@@ -20,13 +21,9 @@ export function pads2d(
   const autoPad = n.oneOf('auto_pad', 'NOTSET', ['NOTSET', 'VALID', 'SAME_UPPER', 'SAME_LOWER']);
   if (autoPad === 'NOTSET') return explicitPads;
   if (autoPad === 'VALID') return [0, 0, 0, 0];
-  const out = [inH, inW].map((size, i) => Math.ceil(size / strides[i]!));
-  const total = [inH, inW].map((size, i) =>
-    Math.max(0, (out[i]! - 1) * strides[i]! + ((i === 0 ? kh : kw) - 1) * dilations[i]! + 1 - size),
-  );
-  const small = total.map((t) => Math.floor(t / 2));
-  if (autoPad === 'SAME_UPPER') return [small[0]!, small[1]!, total[0]! - small[0]!, total[1]! - small[1]!];
-  return [total[0]! - small[0]!, total[1]! - small[1]!, small[0]!, small[1]!];
+  const upper = samePads(inH, inW, kh, kw, strides, dilations);
+  if (autoPad === 'SAME_UPPER') return upper;
+  return [upper[2]!, upper[3]!, upper[0]!, upper[1]!];
 }
 
 /** Decides the fusions the Conv handler performs: batch norms folded into the Conv that feeds them (its

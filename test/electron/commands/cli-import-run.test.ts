@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 
 import { onnx } from '../../../optimize/onnx/onnx-proto.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
+import { sampleTfliteModels } from '../../../optimize/tflite/sample-model.js';
 import { buildModel, floatTensor } from '../../optimize/onnx/build-model.js';
 import { cliSandbox } from '../../support/cli.js';
 import { writeTestMedia } from '../../support/test-media.js';
@@ -171,4 +172,25 @@ test('run follows the batch of a TensorProto input and refuses a plan over --mem
   );
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, /needs \d+ bytes .* but the memory budget is 1000 bytes/);
+});
+
+test('import takes a .tflite model (float and int8) and refuses a damaged one with one line', () => {
+  const [float, int8] = sampleTfliteModels(4);
+  for (const [name, bytes] of [
+    ['float', float!],
+    ['int8', int8!],
+  ] as const) {
+    // No extension: the "TFL3" identifier picks the TFLite importer.
+    const file = join(dir, name === 'float' ? 'small.tflite' : 'small-int8.bin');
+    writeFileSync(file, bytes);
+    const imported = whittle('import', file, '--out', join(dir, `${name}.wpkg`), '--key', privateKey);
+    assert.equal(imported.status, 0, imported.stderr);
+    assert.match(imported.stdout, /\.wpkg \(\d+ bytes, \d+ layers/);
+  }
+  const damaged = join(dir, 'damaged.tflite');
+  writeFileSync(damaged, float!.subarray(0, 200));
+  const refused = whittle('import', damaged, '--out', join(dir, 'damaged.wpkg'), '--key', privateKey);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /^whittle import: malformed TFLite file: .*outside the file/);
+  assert.ok(!existsSync(join(dir, 'damaged.wpkg')));
 });
