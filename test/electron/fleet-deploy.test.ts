@@ -15,8 +15,8 @@ import { packageRoot } from '../../agent/package-root.js';
 import { writeConnectionFile } from '../../electron/core/connection-file.js';
 import type { Core } from '../../electron/core/core.js';
 import { managerSigningKeys, managerSigningPublicKey } from '../../electron/core/provisioning/signing-key.js';
-import { demoPackage } from '../support/packages.js';
 import { withCoreScratch } from '../support/core-scratch.js';
+import { demoPackage } from '../support/packages.js';
 import { waitFor } from '../support/stack.js';
 import { type AgentProcess, startAgentProcess } from './agent-process.js';
 
