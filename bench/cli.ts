@@ -5,6 +5,7 @@ import { cpus } from 'node:os';
 
 import { AGENT_HELP, agentBenchCommand } from './agent.js';
 import { armBitExactCommand } from './arm-bit-exact.js';
+import { COMPILE_AB_HELP, compileAbCommand } from './compile-ab.js';
 import { runPackageFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import {
@@ -133,6 +134,9 @@ async function main(command: string | undefined, rest: string[]): Promise<void> 
     case 'models':
       process.exitCode = await modelsCommand(rest, machine());
       break;
+    case 'compile-ab':
+      process.exitCode = await compileAbCommand(rest, machine());
+      break;
     case 'agent':
       process.exitCode = await agentBenchCommand(rest, machine());
       break;
@@ -148,6 +152,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   kernels          our kernels in every number format vs ONNX Runtime fp32 and int8, per shape and thread count
   models           whole zoo models (LeNet-5, MobileNet 0.5, VGG-small, SqueezeNet, ShuffleNet) vs ONNX Runtime,
                    fp32 and int8, per batch and thread count
+  compile-ab       the same zoo models imported from an NCHW ONNX export before / after the compile pass
   train            training images/s vs TensorFlow.js's cpu backend and PyTorch CPU
   agent            the agent's RSS, bundle size, fps and CPU on the camera
   fuzz             the package reader on mutated, truncated and random inputs (--iterations N)
@@ -157,6 +162,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
 
 ${KERNELS_HELP}
 ${MODELS_HELP}
+${COMPILE_AB_HELP}
 ${TRAIN_HELP}
 ${AGENT_HELP}
 ${FUZZ_HELP}
@@ -165,7 +171,7 @@ ${ONNX_AGREEMENT_HELP}`);
       break;
     default:
       console.error(
-        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels, models, arm-bit-exact`,
+        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels, models, compile-ab, arm-bit-exact`,
       );
       process.exitCode = 1;
   }

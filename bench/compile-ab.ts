@@ -1,79 +1,116 @@
-// Before / after the compile pass, per model: the zoo model exported to ONNX (NCHW input, as from PyTorch)
-// and imported without the pass (layout transposes, ReLUs unfused: what `whittle import` stored before) and
-// with it; fp32 and int8 (post-training quantized from each); and the old package compiled at load. Runs
-// alternate in blocks, in one process, and the medians' ratios are printed (before / after: > 1 is faster).
-//   node dist/bench/compile-ab.js [--rounds N] [--models lenet5,mobilenet,vgg-small]
-import { parseArgs } from 'node:util';
-
-import type { Package } from '../agent/package/reader.js';
+// `npm run bench -- compile-ab [--json]`: whole models before / after the compile pass. Each zoo model of
+// `bench models` is exported to ONNX with an NCHW input (as from PyTorch) and imported without the pass
+// (layout transposes, ReLUs unfused: what `whittle import` stored before) and with it; fp32 and int8 (post-
+// training quantized from each); and the old package compiled at load (its NCHW input kept, so one
+// transpose stays at the input). Timed as `bench kernels` times: contenders calibrated to batches of calls,
+// rotated each round, medians; ratios are before / after (above 1, the pass made it faster).
 import { Model } from '../agent/runtime/model.js';
-import {
-  importBoth,
-  nchwToNhwc,
-  quantized,
-  randomImages,
-  ZOO_CASES,
-  zooOnnx,
-} from '../test/agent/runtime/compile-fixtures.js';
+import { transpose } from '../agent/runtime/reference-ops/layout.js';
+import { exportOnnx } from '../optimize/onnx/export.js';
+import { importOnnx } from '../optimize/onnx/import.js';
+import { withNchwInput } from '../optimize/onnx/nchw-input.js';
+import { SeededRandom } from '../optimize/seeded-random.js';
+import { benchOptions, calibrate, type Contender, jsContender, median, timeBatch } from './kernels.js';
+import { BENCH_MODELS, benchInt8, benchSource, read, ZOO_BENCH_OPTIONS, zooBenchOptions } from './models.js';
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-};
-
-/** Milliseconds per run of `model` on `input`, `runs` runs timed together. */
-function block(model: Model, input: Float32Array, runs: number): number {
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < runs; i++) model.run([input]);
-  return Number(process.hrtime.bigint() - start) / 1e6 / runs;
+export interface CompileAbRow {
+  model: string;
+  format: 'fp32' | 'int8';
+  /** Median milliseconds per run: imported without the pass, with it, and the old package compiled at load. */
+  before_ms: number;
+  after_ms: number;
+  loaded_ms: number;
+  /** before_ms / after_ms and before_ms / loaded_ms. */
+  ratio: number;
+  ratio_loaded: number;
+  transposes_before: number;
+  transposes_after: number;
 }
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '15' },
-    models: { type: 'string', default: 'lenet5,mobilenet,vgg-small' },
-  },
-});
-const rounds = Number(values.rounds);
-const results = [];
-for (const name of values.models.split(',')) {
-  const zoo = ZOO_CASES.find((z) => z.name === name);
-  if (zoo === undefined) throw new Error(`unknown model ${name}`);
-  const { stored, compiled } = importBoth(await zooOnnx(zoo), `${name}.onnx`);
-  const [, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape;
-  const nchw = randomImages(c! * h! * w!, 1, 3);
-  const nhwc = nchwToNhwc(nchw, 1, c!, h!, w!);
-  const pairs: [string, Package, Package][] = [
-    ['f32', stored, compiled],
-    ['int8', quantized(stored), quantized(compiled)],
-  ];
-  for (const [format, before, after] of pairs) {
-    const a = Model.fromPackage(before, { compile: false });
-    const b = Model.fromPackage(after);
-    // The old package compiled at load: NCHW input kept, so one transpose stays at the input.
-    const l = Model.fromPackage(before);
-    // Runs per block: about 20 ms of work.
-    const runs = Math.max(5, Math.round(20 / Math.max(block(a, nchw, 3), 0.01)));
-    const timesA: number[] = [];
-    const timesB: number[] = [];
-    const timesL: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      timesA.push(block(a, nchw, runs));
-      timesB.push(block(b, nhwc, runs));
-      timesL.push(block(l, nchw, runs));
+export interface CompileAbOptions {
+  models: string[];
+  rounds: number;
+  batchMs: number;
+  seed: number;
+  onProgress?: (line: string) => void;
+}
+
+export async function runCompileAb(options: CompileAbOptions): Promise<{ results: CompileAbRow[] }> {
+  const results: CompileAbRow[] = [];
+  for (const name of options.models) {
+    const source = await benchSource(name, options.seed);
+    const onnxBytes = withNchwInput(exportOnnx(source));
+    const imported = (compile: boolean) =>
+      read(importOnnx(onnxBytes, { source: `${name}.onnx`, modelId: name, compile }));
+    const [stored, compiled] = [imported(false), imported(true)];
+    const [n, c, h, w] = stored.manifest.tensors[stored.manifest.inputs[0]!.tensor]!.shape;
+    const random = new SeededRandom(options.seed + 2);
+    const nchw = Float32Array.from({ length: n! * c! * h! * w! }, () => random.next());
+    const nhwc = new Float32Array(nchw.length);
+    transpose([n!, c!, h!, w!], [0, 2, 3, 1], nchw, nhwc);
+    const formats = [
+      ['fp32', stored, compiled],
+      ['int8', benchInt8(stored, options.seed), benchInt8(compiled, options.seed)],
+    ] as const;
+    for (const [format, before, after] of formats) {
+      const models = {
+        before: Model.fromPackage(before, { compile: false }),
+        after: Model.fromPackage(after),
+        loaded: Model.fromPackage(before),
+      };
+      const contenders: Contender[] = [
+        jsContender('before', () => void models.before.run([nchw])),
+        jsContender('after', () => void models.after.run([nhwc])),
+        jsContender('loaded', () => void models.loaded.run([nchw])),
+      ];
+      for (const contender of contenders) await calibrate(contender, options.batchMs);
+      for (let round = 0; round < options.rounds; round++)
+        for (let k = 0; k < contenders.length; k++) {
+          const contender = contenders[(round + k) % contenders.length]!;
+          contender.samplesUs.push(await timeBatch(contender));
+        }
+      const ms = (id: string): number => median(contenders.find((x) => x.id === id)!.samplesUs) / 1000;
+      const transposes = (model: Model): number =>
+        model.manifest.nodes.filter((node) => node.op === 'transpose').length;
+      results.push({
+        model: name,
+        format,
+        before_ms: ms('before'),
+        after_ms: ms('after'),
+        loaded_ms: ms('loaded'),
+        ratio: ms('before') / ms('after'),
+        ratio_loaded: ms('before') / ms('loaded'),
+        transposes_before: transposes(models.before),
+        transposes_after: transposes(models.after),
+      });
+      options.onProgress?.(`${name} ${format}: done`);
     }
-    const [beforeMs, afterMs, loadedMs] = [median(timesA), median(timesB), median(timesL)];
-    results.push({
-      model: name,
-      format,
-      before_ms: Number(beforeMs.toFixed(4)),
-      after_ms: Number(afterMs.toFixed(4)),
-      ratio: Number((beforeMs / afterMs).toFixed(2)),
-      loaded_ms: Number(loadedMs.toFixed(4)),
-      ratio_loaded: Number((beforeMs / loadedMs).toFixed(2)),
-      transposes_before: a.manifest.nodes.filter((n) => n.op === 'transpose').length,
-      transposes_after: b.manifest.nodes.filter((n) => n.op === 'transpose').length,
-    });
   }
+  return { results };
 }
-console.log(JSON.stringify({ results }, null, 1));
+
+export function formatCompileAbTable(report: { results: CompileAbRow[] }): string {
+  const header = 'model          format   before ms  after ms  ratio  loaded ms  ratio  transposes';
+  const lines = report.results.map(
+    (r) =>
+      `${r.model.padEnd(14)} ${r.format.padEnd(7)} ${r.before_ms.toFixed(3).padStart(10)} ` +
+      `${r.after_ms.toFixed(3).padStart(9)} ${r.ratio.toFixed(2).padStart(6)} ${r.loaded_ms.toFixed(3).padStart(10)} ` +
+      `${r.ratio_loaded.toFixed(2).padStart(6)}  ${r.transposes_before} -> ${r.transposes_after}`,
+  );
+  return [header, ...lines].join('\n');
+}
+
+export const COMPILE_AB_HELP = `compile-ab options: --models ${Object.keys(BENCH_MODELS).join(',')} (all by default),
+  --rounds 15, --batch-ms 20, --seed 1, --json`;
+
+/** `bench compile-ab [--json] [--models a,b] [--rounds n] [--batch-ms n] [--seed n]`. Returns the exit code. */
+export async function compileAbCommand(args: string[], machine: string): Promise<number> {
+  const values = benchOptions(args, ZOO_BENCH_OPTIONS, COMPILE_AB_HELP);
+  if (values === undefined) return 0;
+  const options: CompileAbOptions = zooBenchOptions(values, 15);
+  process.stderr.write(`compile-ab: before / after the compile pass, ${options.rounds} rounds\n`);
+  process.stderr.write(`machine: ${machine}\n`);
+  const report = await runCompileAb(options);
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatCompileAbTable(report));
+  return 0;
+}

@@ -102,7 +102,7 @@ export interface ModelBenchReport {
 const CALIBRATION_INPUTS = 32;
 const CLASSES = 10;
 
-const read = (content: PackageContent): Package =>
+export const read = (content: PackageContent): Package =>
   readPackage(writePackage(content, bundledSigningKey()), { allowUnsigned: true, cpuFamily: null });
 
 function normalValues(count: number, seed: number): Float32Array {
@@ -119,6 +119,13 @@ export interface BenchPackages {
 }
 
 export async function benchPackages(name: string, seed: number): Promise<BenchPackages> {
+  const source = await benchSource(name, seed);
+  const fp32 = read(importOnnx(exportOnnx(source), { source: `${name}.onnx`, modelId: name }));
+  return { source, fp32, int8: benchInt8(fp32, seed) };
+}
+
+/** The zoo model `name` with seeded random weights, saved as `whittle train` saves it and imported. */
+export async function benchSource(name: string, seed: number): Promise<Package> {
   const spec = BENCH_MODELS[name];
   if (spec === undefined)
     throw new BenchArgumentError(
@@ -136,19 +143,21 @@ export async function benchPackages(name: string, seed: number): Promise<BenchPa
   try {
     randomizeWeights(net, seed);
     await net.save(fileHandler(dir));
-    const source = read(importTfjsLayers(join(dir, MODEL_FILE), { modelId: name }));
-    const fp32 = read(importOnnx(exportOnnx(source), { source: `${name}.onnx`, modelId: name }));
-    const perInput = elements(fp32.manifest.tensors[fp32.manifest.inputs[0]!.tensor]!.shape.slice(1));
-    const calibration = {
-      count: CALIBRATION_INPUTS,
-      data: normalValues(CALIBRATION_INPUTS * perInput, seed + 1),
-    };
-    const int8 = read(quantizePackage(fp32, calibration).content);
-    return { source, fp32, int8 };
+    return read(importTfjsLayers(join(dir, MODEL_FILE), { modelId: name }));
   } finally {
     net.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The int8 package `whittle quantize` makes of `fp32`, on seeded random calibration inputs. */
+export function benchInt8(fp32: Package, seed: number): Package {
+  const perInput = elements(fp32.manifest.tensors[fp32.manifest.inputs[0]!.tensor]!.shape.slice(1));
+  const calibration = {
+    count: CALIBRATION_INPUTS,
+    data: normalValues(CALIBRATION_INPUTS * perInput, seed + 1),
+  };
+  return read(quantizePackage(fp32, calibration).content);
 }
 
 /** An ONNX Runtime session as the benchmark runs it, with the ops of its optimized graph. */
@@ -285,7 +294,7 @@ export function formatModelTable(report: ModelBenchReport): string {
   return [header, ...lines].join('\n');
 }
 
-function choices<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
+export function choices<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
   return value.split(',').map((part) => {
     if (!(allowed as readonly string[]).includes(part))
       throw new BenchArgumentError(
@@ -295,35 +304,50 @@ function choices<T extends string>(value: string, allowed: readonly T[], flag: s
   });
 }
 
-export async function modelsCommand(args: string[], machine: string): Promise<number> {
-  const values = benchOptions(
-    args,
-    {
-      json: { type: 'boolean' },
-      models: { type: 'string' },
-      formats: { type: 'string' },
-      batches: { type: 'string' },
-      threads: { type: 'string' },
-      rounds: { type: 'string' },
-      'batch-ms': { type: 'string' },
-      seed: { type: 'string' },
-    },
-    MODELS_HELP,
-  );
-  if (values === undefined) return 0;
-  const options: ModelBenchOptions = {
+/** The options every whole-model benchmark (`bench models`, `bench compile-ab`) reads. */
+export const ZOO_BENCH_OPTIONS = {
+  json: { type: 'boolean' },
+  models: { type: 'string' },
+  rounds: { type: 'string' },
+  'batch-ms': { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+/** The values of ZOO_BENCH_OPTIONS, checked, with the defaults (`rounds` rounds, all models). */
+export function zooBenchOptions(
+  values: { models?: string; rounds?: string; 'batch-ms'?: string; seed?: string },
+  rounds: number,
+): Pick<ModelBenchOptions, 'models' | 'rounds' | 'batchMs' | 'seed' | 'onProgress'> {
+  return {
     models: choices(
       values.models ?? Object.keys(BENCH_MODELS).join(','),
       Object.keys(BENCH_MODELS),
       '--models',
     ),
-    formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
-    batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
-    threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
-    rounds: positiveInteger(values.rounds, 21, '--rounds'),
+    rounds: positiveInteger(values.rounds, rounds, '--rounds'),
     batchMs: positiveInteger(values['batch-ms'], 20, '--batch-ms'),
     seed: positiveInteger(values.seed, 1, '--seed'),
     onProgress: (line) => process.stderr.write(`${line}\n`),
+  };
+}
+
+export async function modelsCommand(args: string[], machine: string): Promise<number> {
+  const values = benchOptions(
+    args,
+    {
+      ...ZOO_BENCH_OPTIONS,
+      formats: { type: 'string' },
+      batches: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    MODELS_HELP,
+  );
+  if (values === undefined) return 0;
+  const options: ModelBenchOptions = {
+    ...zooBenchOptions(values, 21),
+    formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
+    batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
+    threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
   };
   process.stderr.write(
     `models: Whittle vs ONNX Runtime ${ort.env.versions.common}, ${options.rounds} rounds\n`,

@@ -652,19 +652,25 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     Napi::Env env = info.Env();
     if (!live_) throw Napi::Error::New(env, "This FormatLayer was disposed");
     const napi_typedarray_type type = TensorType();
-    const View input =
-        Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {type}, Article(type));
-    const View output =
-        Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", {type}, Article(type));
-    ExpectLength(env, input, input_length_,
-                 fc_ ? "batch x inChannels" : "batch x inputHeight x inputWidth x inputChannels",
-                 kEmptyAllowed);
-    ExpectLength(env, output, output_length_,
-                 fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels",
-                 kEmptyAllowed);
-    ExpectNoOverlap(env, output, {&input});
+    const void* in = nullptr;
+    void* out = nullptr;
+    if (!QuickRunOperands(info, type, input_length_, output_length_, &in, &out)) {
+      const View input =
+          Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {type}, Article(type));
+      const View output =
+          Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", {type}, Article(type));
+      ExpectLength(env, input, input_length_,
+                   fc_ ? "batch x inChannels" : "batch x inputHeight x inputWidth x inputChannels",
+                   kEmptyAllowed);
+      ExpectLength(env, output, output_length_,
+                   fc_ ? "batch x outChannels" : "batch x outputHeight x outputWidth x outputChannels",
+                   kEmptyAllowed);
+      ExpectNoOverlap(env, output, {&input});
+      in = input.data;
+      out = output.data;
+    }
     ThreadPoolLease lease;
-    const char* error = RunLayer(input.data, output.data, reference, lease.pool());
+    const char* error = RunLayer(in, out, reference, lease.pool());
     if (error != nullptr) throw Napi::Error::New(env, error);
     return env.Undefined();
   }

@@ -261,14 +261,16 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
     qs8_ = nullptr;
   }
 
+  napi_typedarray_type TensorType() const {
+    return !int8_ ? napi_float32_array : (q_.unsigned_activations ? napi_uint8_array : napi_int8_array);
+  }
+
   // Checks run(input, output) and returns the two views.
   std::pair<View, View> Operands(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (f32_ == nullptr && qs8_ == nullptr) throw Napi::Error::New(env, "This Conv2d was disposed");
-    const char* what =
-        !int8_ ? "a Float32Array" : (q_.unsigned_activations ? "a Uint8Array" : "an Int8Array");
-    const napi_typedarray_type type =
-        !int8_ ? napi_float32_array : (q_.unsigned_activations ? napi_uint8_array : napi_int8_array);
+    const napi_typedarray_type type = TensorType();
+    const std::string what = Article(type);
     const View input = Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {type}, what);
     const View output = Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", {type}, what);
     ExpectLength(env, input, input_length_, "batch x inputHeight x inputWidth x inputChannels");
@@ -278,10 +280,14 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
   }
 
   Napi::Value Run(const Napi::CallbackInfo& info) {
-    const auto [input, output] = Operands(info);
+    const void* in = nullptr;
+    void* out = nullptr;
+    if (!QuickRunOperands(info, TensorType(), input_length_, output_length_, &in, &out)) {
+      const auto [input, output] = Operands(info);
+      in = input.data;
+      out = output.data;
+    }
     ThreadPoolLease lease;
-    const void* in = input.data;
-    void* out = output.data;
     if (RunStep(&in, &out, lease.pool()) != nullptr)
       throw Napi::Error::New(info.Env(), "Out of memory allocating the convolution's per-thread scratch");
     return info.Env().Undefined();

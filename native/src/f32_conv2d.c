@@ -18,6 +18,10 @@ struct f32_conv2d_op {
   float min, max;
   const f32_gemm_ukernel* gemm;
   const f32_igemm_ukernel* igemm;  // set: the indirect GEMM path
+  // Set: the indirect GEMM's kernel for at most 16 output channels; k_offsets then holds the offsets of
+  // `pairs` pairs of adjacent reduction elements and then of `singles` elements (f32_ops.h).
+  const f32_igemm_narrow_ukernel* narrow;
+  size_t pairs, singles;
   const f32_dwconv_ukernel* dwconv;
   // Indirect GEMM: the padded input (NULL when the layer has no padding and reads its input in place) and
   // the offset of each reduction element from a pixel's first tap.
@@ -37,6 +41,34 @@ struct f32_conv2d_op {
 };
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// The narrow kernel's reduction: in order, each element that is followed in memory by the next one forms a
+// pair with it (every element when the input channels are even; runs within a kernel row otherwise); the
+// other elements come after the pairs, as singles. Rewrites k_offsets to that order and packs the weights
+// for it (op->packed holds 16 * (k + 1) floats).
+static bool pack_narrow(f32_conv2d_op* op, const float* weights, const float* bias) {
+  const size_t k = op->k;
+  int32_t* offsets = malloc(k * sizeof(int32_t));
+  if (offsets == NULL) return false;
+  float* p = op->packed;
+  for (size_t n = 0; n < 16; n++) p[n] = n < op->cout_g && bias != NULL ? bias[n] : 0.0f;
+  p += 16;
+  op->pairs = op->singles = 0;
+  for (int singles = 0; singles < 2; singles++) {
+    for (size_t kk = 0; kk < k; kk++) {
+      const bool pair = kk + 1 < k && op->k_offsets[kk + 1] == op->k_offsets[kk] + 1;
+      if (pair == !singles) {
+        offsets[singles ? op->pairs + op->singles++ : op->pairs++] = op->k_offsets[kk];
+        for (size_t e = 0; e < (pair ? 2u : 1u); e++, p += 16)
+          for (size_t n = 0; n < 16; n++) p[n] = n < op->cout_g ? weights[n * k + kk + e] : 0.0f;
+      }
+      if (pair) kk++;
+    }
+  }
+  memcpy(op->k_offsets, offsets, (op->pairs + op->singles) * sizeof(int32_t));
+  free(offsets);
+  return true;
+}
 
 f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float* weights, const float* bias,
                                  float min, float max, whittle_isa level) {
@@ -89,12 +121,13 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
     } else {
       op->gemm = f32_gemm_ukernel_select(level);
     }
-    const size_t nr = op->igemm != NULL ? op->igemm->nr : op->gemm->nr;
+    if (op->igemm != NULL && op->cout_g <= 16) op->narrow = op->igemm->narrow;
+    const size_t nr = op->narrow != NULL ? 16 : op->igemm != NULL ? op->igemm->nr : op->gemm->nr;
     const size_t blocks = round_up(op->cout_g, nr) / nr;
     op->packed_group_floats = blocks * nr * (op->k + 1);
     op->packed = calloc(op->packed_group_floats * shape->groups, sizeof(float));
     if (op->packed == NULL) goto fail;
-    for (size_t g = 0; g < shape->groups; g++) {
+    for (size_t g = 0; g < shape->groups && op->narrow == NULL; g++) {
       float* p = op->packed + g * op->packed_group_floats;
       for (size_t b = 0; b < blocks; b++) {
         for (size_t n = 0; n < nr; n++) {
@@ -125,6 +158,10 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
                                              tap % shape->kernel_width) +
             (int32_t)(kk % op->cin_g);
       }
+      if (op->narrow != NULL && !pack_narrow(op, weights, bias)) goto fail;
+      // Every element paired (even input channels): the taller tile, which has no registers left for singles.
+      if (op->narrow != NULL && op->singles == 0 && op->igemm->narrow_paired != NULL)
+        op->narrow = op->igemm->narrow_paired;
       return op;
     }
     // Per thread: MR rows of im2col, then the tap pointers of one row.
@@ -157,6 +194,7 @@ void f32_conv2d_destroy(f32_conv2d_op* op) {
 
 const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
   if (op->depthwise) return op->dw3x3 ? op->dwconv->name_3x3 : op->dwconv->name;
+  if (op->narrow != NULL) return op->narrow->name;
   return op->igemm != NULL ? op->igemm->name : op->gemm->name;
 }
 
@@ -215,15 +253,20 @@ static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const float* image = op->padded != NULL ? op->padded : op->input;
-  const size_t mr = op->igemm->mr, channels = s->output_channels;
+  const size_t mr = op->narrow != NULL ? op->narrow->mr : op->igemm->mr, channels = s->output_channels;
   const float* a[F32_IGEMM_MAX_MR];
   whittle_conv2d_origin_walk walk =
       whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
     for (size_t r = 0; r < rows; r++) a[r] = image + whittle_conv2d_origin_walk_next(&walk);
-    op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
-                  op->min, op->max);
+    if (op->narrow != NULL) {
+      op->narrow->fn(rows, channels, op->pairs, op->singles, a, op->k_offsets, op->packed,
+                     op->output + m0 * channels, channels, op->min, op->max);
+    } else {
+      op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
+                    op->min, op->max);
+    }
   }
 }
 
@@ -284,8 +327,9 @@ bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittl
     if (op->padded != NULL)
       whittle_conv2d_padded_copy(s, &op->padded_plan, sizeof(float), input, 0, op->padded);
     const double work = (double)s->output_channels * (double)op->k;
+    const size_t mr = op->narrow != NULL ? op->narrow->mr : op->igemm->mr;
     whittle_threadpool_parallelize(pool, igemm_task, op, rows,
-                                   whittle_threadpool_granularity(op->igemm->mr, work, rows));
+                                   whittle_threadpool_granularity(mr, work, rows));
   } else {
     const double work = (double)s->output_channels * (double)op->k;
     whittle_threadpool_parallelize(pool, gemm_task, op, rows,

@@ -35,7 +35,17 @@ typedef void (*f32_gemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const float
 typedef void (*f32_igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const float* const* a,
                                      const int32_t* k_offsets, const float* packed_w, float* c,
                                      size_t c_stride, float min, float max);
-#define F32_IGEMM_MAX_MR 8
+#define F32_IGEMM_MAX_MR 12
+
+// The indirect GEMM of the convolutions with at most 16 output channels (nc <= 16), where one vector of
+// columns per row leaves the loads the bound: the reduction is `pairs` pairs of adjacent input elements
+// (A[m] at a[m][offsets[p]] and the one after it), then `singles` elements (at a[m][offsets[pairs + s]]);
+// packed_w: 16 biases, then for each pair the 16 weights of its first element and the 16 of its second,
+// then 16 weights per single (columns past nc zero). The driver chooses the pairs (and so the sum order).
+typedef void (*f32_igemm_narrow_ukernel_fn)(size_t mr, size_t nc, size_t pairs, size_t singles,
+                                            const float* const* a, const int32_t* offsets,
+                                            const float* packed_w, float* c, size_t c_stride, float min,
+                                            float max);
 
 // output[c] = clamp(bias[c] + sum_t input[t][c] * w[t][c], min, max) for c < channels; input[t] points to
 // `channels` floats (a row of the input or a zero buffer). packed_w: per block of CB channels, CB biases
@@ -62,11 +72,21 @@ typedef struct f32_gemm_ukernel {
   f32_gemm_ukernel_fn fn_1;
 } f32_gemm_ukernel;
 
+typedef struct f32_igemm_narrow_ukernel {
+  const char* name;
+  f32_igemm_narrow_ukernel_fn fn;
+  uint8_t mr;
+} f32_igemm_narrow_ukernel;
+
 typedef struct f32_igemm_ukernel {
   const char* name;
   whittle_isa isa;
   f32_igemm_ukernel_fn fn;
   uint8_t mr, nr;
+  // The kernels of the same ISA for layers of at most 16 output channels, or NULL (this one runs them):
+  // `narrow` for any reduction, `narrow_paired` when every element pairs (no singles).
+  const f32_igemm_narrow_ukernel* narrow;
+  const f32_igemm_narrow_ukernel* narrow_paired;
 } f32_igemm_ukernel;
 
 typedef struct f32_dwconv_ukernel {

@@ -293,16 +293,35 @@ void whittle_concat_channels(size_t rows, size_t count, const size_t* channels, 
   }
 }
 
+// One row of the shuffle for a fixed element type: the compiler turns each element into a plain load and
+// store (a memcpy call per element of one byte cost more than the whole row).
+#define WHITTLE_SHUFFLE_ROW(type)                                                                \
+  do {                                                                                           \
+    const type* x = (const type*)in + r * channels;                                              \
+    type* y = (type*)out + r * channels;                                                         \
+    for (size_t g = 0; g < groups; g++) {                                                        \
+      for (size_t j = 0; j < group_channels; j++) y[j * groups + g] = x[g * group_channels + j]; \
+    }                                                                                            \
+  } while (0)
+
 void whittle_channel_shuffle(size_t rows, size_t groups, size_t group_channels, const void* input,
                              size_t element_size, void* output) {
   const size_t channels = groups * group_channels;
   const unsigned char* in = input;
   unsigned char* out = output;
   for (size_t r = 0; r < rows; r++) {
-    for (size_t g = 0; g < groups; g++) {
-      for (size_t j = 0; j < group_channels; j++) {
-        memcpy(out + (r * channels + j * groups + g) * element_size,
-               in + (r * channels + g * group_channels + j) * element_size, element_size);
+    if (element_size == 1) {
+      WHITTLE_SHUFFLE_ROW(uint8_t);
+    } else if (element_size == 2) {
+      WHITTLE_SHUFFLE_ROW(uint16_t);
+    } else if (element_size == 4) {
+      WHITTLE_SHUFFLE_ROW(uint32_t);
+    } else {
+      for (size_t g = 0; g < groups; g++) {
+        for (size_t j = 0; j < group_channels; j++) {
+          memcpy(out + (r * channels + j * groups + g) * element_size,
+                 in + (r * channels + g * group_channels + j) * element_size, element_size);
+        }
       }
     }
   }

@@ -10,6 +10,9 @@
 #define DECLARE_IGEMM(name)                                                                   \
   void name(size_t mr, size_t nc, size_t kc, const float* const* a, const int32_t* k_offsets, \
             const float* w, float* c, size_t c_stride, float min, float max)
+#define DECLARE_IGEMM_NARROW(name)                                                     \
+  void name(size_t mr, size_t nc, size_t pairs, size_t singles, const float* const* a, \
+            const int32_t* offsets, const float* w, float* c, size_t c_stride, float min, float max)
 #define DECLARE_PPMM(name) \
   void name(size_t kc, const float* a, const float* b, float* c, size_t ldc, int accumulate)
 #define DECLARE_DWCONV(name)                                                                        \
@@ -33,6 +36,8 @@ DECLARE_GEMM(f32_gemm_minmax_ukernel_1x32__avx512);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x32__avx512);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_6x16__avx2);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_8x32__avx512);
+DECLARE_IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_8x16c2__avx512);
+DECLARE_IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_12x16c2__avx512);
 DECLARE_PPMM(f32_ppmm_ukernel_6x16__avx2);
 DECLARE_PPMM(f32_ppmm_ukernel_6x32__avx512);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c16__avx2);
@@ -55,8 +60,11 @@ extern const f32_simple_ukernels f32_simple_ukernels__neon;
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, fn_1) \
   { #name, isa, name, mr, nr, fn_1 }
-#define IGEMM(name, isa, mr, nr) \
-  { #name, isa, name, mr, nr }
+// narrow, narrow_paired: the f32_igemm_narrow_ukernels of the same ISA, or NULL.
+#define IGEMM(name, isa, mr, nr, narrow, narrow_paired) \
+  { #name, isa, name, mr, nr, narrow, narrow_paired }
+#define IGEMM_NARROW(name, mr) \
+  { #name, name, mr }
 #define PPMM(name, isa, mr, nr) \
   { #name, isa, name, mr, nr }
 // fn_3x3: the 3x3 row kernel with the same packing.
@@ -76,15 +84,23 @@ const f32_gemm_ukernel f32_gemm_ukernels[] = {
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(f32_gemm)
 
+#if defined(__x86_64__)
+static const f32_igemm_narrow_ukernel f32_igemm_narrow_8x16c2__avx512 =
+    IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_8x16c2__avx512, 8);
+static const f32_igemm_narrow_ukernel f32_igemm_narrow_12x16c2__avx512 =
+    IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_12x16c2__avx512, 12);
+#endif
+
 const f32_igemm_ukernel f32_igemm_ukernels[] = {
 #if defined(__x86_64__)
-    IGEMM(f32_igemm_minmax_ukernel_8x32__avx512, WHITTLE_ISA_AVX512, 8, 32),
-    IGEMM(f32_igemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16),
+    IGEMM(f32_igemm_minmax_ukernel_8x32__avx512, WHITTLE_ISA_AVX512, 8, 32, &f32_igemm_narrow_8x16c2__avx512,
+          &f32_igemm_narrow_12x16c2__avx512),
+    IGEMM(f32_igemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, NULL, NULL),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    IGEMM(f32_igemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8),
+    IGEMM(f32_igemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, NULL, NULL),
 #endif
-    IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4),
+    IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL, NULL),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(f32_igemm)
 

@@ -18,6 +18,10 @@ struct qs8_conv2d_op {
   size_t output_height, output_width, cin_g, cout_g, k, kc;
   bool depthwise;
   bool dw3x3;  // depthwise 3x3, dilation 1: one row kernel call per output row (fn_3x3)
+  // GEMM path, pointwise (1x1, stride 1, no padding, one group) with kc == k: output pixel m reads input
+  // bytes [m * k, (m + 1) * k), so a tile of MR pixels is one contiguous run of the input, read in place
+  // (a_xor == 0) or flipped into the tile by one copy.
+  bool a_contiguous;
   qs8_gemmlowp_params params;
   uint8_t a_xor;     // raw input byte -> kernel domain
   uint8_t pad_byte;  // the input zero point in the kernel domain
@@ -151,9 +155,52 @@ qs8_conv2d_op* qs8_conv2d_create_fixed_point(const whittle_conv2d_shape* shape, 
   return op;
 }
 
+// A grouped (not depthwise) conv whose groups are narrower than the GEMM kernel's tile runs faster as one
+// dense conv whose weights are zero outside each group's block (the ShuffleNet channel split: 24 groups of
+// 2 inputs and 1 output): per group, a kernel call computes round_up(cout_g, NR) columns over
+// round_up(k_g, k_align) bytes; dense, one call covers every group. Chosen when the dense GEMM computes no
+// more multiply-adds than the grouped one. Exact: the zero weights add nothing to an accumulator, and the
+// folded bias (bias - zero_point * sum(w)) sums the same weights.
+static bool dense_is_cheaper(const whittle_conv2d_shape* s, whittle_isa level) {
+  const size_t cin_g = s->input_channels / s->groups, cout_g = s->output_channels / s->groups;
+  if (s->groups == 1 || (cin_g == 1 && cout_g == 1)) return false;
+  const qs8_gemm_ukernel* gemm = qs8_gemm_ukernel_select(level);
+  const size_t taps = s->kernel_height * s->kernel_width;
+  const double grouped =
+      (double)s->groups * (double)round_up(taps * cin_g, gemm->k_align) * (double)round_up(cout_g, gemm->nr);
+  const double dense = (double)round_up(taps * s->input_channels, gemm->k_align) *
+                       (double)round_up(s->output_channels, gemm->nr);
+  return dense <= grouped;
+}
+
+static qs8_conv2d_op* create_dense(const whittle_conv2d_shape* shape, const int8_t* weights,
+                                   const int32_t* bias, const int32_t* multipliers, const int32_t* shifts,
+                                   const qs8_activation_quantization* q, int32_t output_offset,
+                                   whittle_isa level) {
+  whittle_conv2d_shape dense_shape = *shape;
+  dense_shape.groups = 1;
+  const size_t cin = shape->input_channels, cin_g = cin / shape->groups;
+  const size_t cout_g = shape->output_channels / shape->groups;
+  const size_t taps = shape->kernel_height * shape->kernel_width;
+  int8_t* dense = calloc(shape->output_channels * taps * cin, 1);
+  if (dense == NULL) return NULL;
+  // weights [cout][taps][cin_g] -> dense [cout][taps][cin], group g's inputs at channels g * cin_g.
+  for (size_t o = 0; o < shape->output_channels; o++) {
+    const size_t first = o / cout_g * cin_g;
+    for (size_t t = 0; t < taps; t++) {
+      memcpy(dense + (o * taps + t) * cin + first, weights + (o * taps + t) * cin_g, cin_g);
+    }
+  }
+  qs8_conv2d_op* op = create(&dense_shape, dense, bias, multipliers, shifts, q, output_offset, level);
+  free(dense);
+  return op;
+}
+
 static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* weights, const int32_t* bias,
                              const int32_t* multipliers, const int32_t* shifts,
                              const qs8_activation_quantization* q, int32_t output_offset, whittle_isa level) {
+  if (dense_is_cheaper(shape, level))
+    return create_dense(shape, weights, bias, multipliers, shifts, q, output_offset, level);
   qs8_conv2d_op* op = calloc(1, sizeof(*op));
   if (op == NULL) return NULL;
   op->shape = *shape;
@@ -281,6 +328,9 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
       }
       return op;
     }
+    op->a_contiguous = shape->groups == 1 && one_by_one && shape->stride_height == 1 &&
+                       shape->stride_width == 1 && shape->padding_top == 0 && shape->padding_left == 0 &&
+                       shape->padding_bottom == 0 && shape->padding_right == 0 && op->kc == op->k;
     // Per thread: MR rows of im2col, then the tap pointers of one row.
     op->a_tile_bytes = round_up(op->gemm->mr * op->kc, 64);
     op->scratch_bytes_per_thread = op->a_tile_bytes + round_up(taps * sizeof(const int8_t*), 64);
@@ -323,6 +373,21 @@ static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t 
   for (size_t i = 0; i < n; i++) dst[i] = (int8_t)(uint8_t)(src[i] ^ flip);
 }
 
+// Runs one GEMM tile of `rows` output pixels from m0 whose A rows (kc bytes apart) are at `a`.
+static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int8_t* a, size_t g) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const unsigned char* packed = op->packed + g * op->packed_group_bytes;
+  int8_t* c = op->output + m0 * s->output_channels + g * op->cout_g;
+  if (rows <= 2 && op->gemm->fn_1 != NULL) {
+    for (size_t r = 0; r < rows; r++) {
+      op->gemm->fn_1(1, op->cout_g, op->kc, a + r * op->kc, op->kc, packed, c + r * s->output_channels,
+                     s->output_channels, &op->params);
+    }
+  } else {
+    op->gemm->fn(rows, op->cout_g, op->kc, a, op->kc, packed, c, s->output_channels, &op->params);
+  }
+}
+
 static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -330,6 +395,18 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   int8_t* a_tile = (int8_t*)(op->scratch + thread * op->scratch_bytes_per_thread);
   const int8_t** taps = (const int8_t**)((unsigned char*)a_tile + op->a_tile_bytes);
   const size_t tap_count = s->kernel_height * s->kernel_width;
+  if (op->a_contiguous) {
+    for (size_t m0 = begin; m0 < end; m0 += mr) {
+      const size_t rows = end - m0 < mr ? end - m0 : mr;
+      const int8_t* a = op->input + m0 * op->kc;
+      if (op->a_xor != 0) {
+        flip_copy(a_tile, (const uint8_t*)a, rows * op->kc, op->a_xor);
+        a = a_tile;
+      }
+      gemm_tile(op, m0, rows, a, 0);
+    }
+    return;
+  }
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
     for (size_t g = 0; g < s->groups; g++) {
@@ -348,16 +425,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
         }
         memset(row, 0, op->kc - op->k);
       }
-      const unsigned char* packed = op->packed + g * op->packed_group_bytes;
-      int8_t* c = op->output + m0 * s->output_channels + g * op->cout_g;
-      if (rows <= 2 && op->gemm->fn_1 != NULL) {
-        for (size_t r = 0; r < rows; r++) {
-          op->gemm->fn_1(1, op->cout_g, op->kc, a_tile + r * op->kc, op->kc, packed,
-                         c + r * s->output_channels, s->output_channels, &op->params);
-        }
-      } else {
-        op->gemm->fn(rows, op->cout_g, op->kc, a_tile, op->kc, packed, c, s->output_channels, &op->params);
-      }
+      gemm_tile(op, m0, rows, a_tile, g);
     }
   }
 }

@@ -39,8 +39,9 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
         }
       }
       const __m512i b0 = _mm512_loadu_si512(h.bias);
+      const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
       for (size_t r = 0; r < MR; r++) {
-        qs8_store16_avx512(c_rows[r] + n0, qs8_output_avx512(_mm512_add_epi32(acc[r], b0), &h, 0, params),
+        qs8_store16_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(_mm512_add_epi32(acc[r], b0), &out0),
                            cols, params);
       }
       block += 32 * 4 * sizeof(int32_t) + kc * 32;
@@ -108,11 +109,12 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
       acc0[r] = _mm512_add_epi32(c0[r], b0);
       acc1[r] = _mm512_add_epi32(c1[r], b1);
     }
+    const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
+    const qs8_output16_avx512 out1 = qs8_output16_load_avx512(&h, 16, params);
     for (size_t r = 0; r < MR; r++) {
-      qs8_store16_avx512(c_rows[r] + n0, qs8_output_avx512(acc0[r], &h, 0, params), cols, params);
+      qs8_store16_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(acc0[r], &out0), cols, params);
       if (cols > 16) {
-        qs8_store16_avx512(c_rows[r] + n0 + 16, qs8_output_avx512(acc1[r], &h, 16, params), cols - 16,
-                           params);
+        qs8_store16_avx512(c_rows[r] + n0 + 16, qs8_output16_avx512_apply(acc1[r], &out1), cols - 16, params);
       }
     }
     block += 32 * 4 * sizeof(int32_t) + kc * 32;

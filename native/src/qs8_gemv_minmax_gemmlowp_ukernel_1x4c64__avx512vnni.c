@@ -2,16 +2,6 @@
 
 #include "qs8_requantize.h"
 
-// Sums of the 16 int32 lanes of each of a, b, c, d, as the 4 lanes of the result.
-static inline __m128i reduce4(__m512i a, __m512i b, __m512i c, __m512i d) {
-  const __m256i a8 = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
-  const __m256i b8 = _mm256_add_epi32(_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64(b, 1));
-  const __m256i c8 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
-  const __m256i d8 = _mm256_add_epi32(_mm512_castsi512_si256(d), _mm512_extracti64x4_epi64(d, 1));
-  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a8, b8), _mm256_hadd_epi32(c8, d8));
-  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-}
-
 // Batch-1 fully-connected: each output channel's weights are one contiguous row, so no column of a block
 // is wasted on a narrow layer; 4 rows at a time share each 64-byte chunk of A, with two sets of accumulators
 // (even and odd chunks) to cover VPDPBUSD's latency. A is uint8 (int8 ^ 0x80; the bias takes back the
@@ -57,17 +47,11 @@ void qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni(size_t nc, size_t k_siz
         e2 = _mm512_dpbusd_epi32(e2, va, _mm512_loadu_si512(w2 + k));
         e3 = _mm512_dpbusd_epi32(e3, va, _mm512_loadu_si512(w3 + k));
       }
-      const __m128i s = reduce4(_mm512_add_epi32(e0, o0), _mm512_add_epi32(e1, o1), _mm512_add_epi32(e2, o2),
-                                _mm512_add_epi32(e3, o3));
-      sums = _mm512_inserti32x4(sums, s, 0);
-      // Rotate the 4 new sums up to their place: lanes g .. g + 3 once all groups are in.
-      sums = _mm512_alignr_epi32(sums, sums, 4);
+      const __m128i s = qs8_sum4_avx512(_mm512_add_epi32(e0, o0), _mm512_add_epi32(e1, o1),
+                                        _mm512_add_epi32(e2, o2), _mm512_add_epi32(e3, o3));
+      sums = qs8_gemv_add_sums_avx512(sums, s);
     }
-    // After the groups present, the lanes were rotated once per group: undo for fewer than 4 groups.
-    const size_t groups = (nc - n0 < 16 ? nc - n0 + 3 : 16) / 4;
-    for (size_t r = groups; r < 4; r++) sums = _mm512_alignr_epi32(sums, sums, 4);
-    const __m512i acc = _mm512_add_epi32(sums, _mm512_loadu_si512(h.bias));
-    qs8_store16_avx512(c + n0, qs8_output_avx512(acc, &h, 0, &p), nc - n0 < 16 ? nc - n0 : 16, &p);
+    qs8_gemv_store_block_avx512(c + n0, sums, nc - n0 < 16 ? nc - n0 : 16, &h, &p);
     block += 16 * 4 * sizeof(int32_t) + 16 * kc;
   }
 }

@@ -161,15 +161,33 @@ static inline __m512i qs8_requantize_avx512(__m512i acc, __m512i multiplier, __m
   return _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, threshold), shifted, one);
 }
 
+// The output stage of 16 channels, loaded once for every row of a tile: a kernel's int8 stores may alias
+// the header and *params, so the compiler reloads and re-broadcasts them after each store unless they are
+// held in registers like this.
+typedef struct qs8_output16_avx512 {
+  __m512i multiplier, left_shift, right_shift, lo, hi, zero_point;
+} qs8_output16_avx512;
+
+static inline qs8_output16_avx512 qs8_output16_load_avx512(const qs8_channel_requant* h, size_t n,
+                                                           const qs8_gemmlowp_params* p) {
+  const qs8_output16_avx512 o = {_mm512_loadu_si512(h->multiplier + n),
+                                 _mm512_loadu_si512(h->left_shift + n),
+                                 _mm512_loadu_si512(h->right_shift + n),
+                                 _mm512_set1_epi32(p->output_min - p->output_zero_point),
+                                 _mm512_set1_epi32(p->output_max - p->output_zero_point),
+                                 _mm512_set1_epi32(p->output_zero_point)};
+  return o;
+}
+
+static inline __m512i qs8_output16_avx512_apply(__m512i acc, const qs8_output16_avx512* o) {
+  const __m512i v = qs8_requantize_avx512(acc, o->multiplier, o->left_shift, o->right_shift);
+  return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, o->lo), o->hi), o->zero_point);
+}
+
 static inline __m512i qs8_output_avx512(__m512i acc, const qs8_channel_requant* h, size_t n,
                                         const qs8_gemmlowp_params* p) {
-  const __m512i v =
-      qs8_requantize_avx512(acc, _mm512_loadu_si512(h->multiplier + n), _mm512_loadu_si512(h->left_shift + n),
-                            _mm512_loadu_si512(h->right_shift + n));
-  const __m512i lo = _mm512_set1_epi32(p->output_min - p->output_zero_point);
-  const __m512i hi = _mm512_set1_epi32(p->output_max - p->output_zero_point);
-  return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi),
-                          _mm512_set1_epi32(p->output_zero_point));
+  const qs8_output16_avx512 o = qs8_output16_load_avx512(h, n, p);
+  return qs8_output16_avx512_apply(acc, &o);
 }
 
 // Stores the low `count` (<= 16) channels of v as bytes.
@@ -177,6 +195,33 @@ static inline void qs8_store16_avx512(int8_t* out, __m512i v, size_t count, cons
   const __m128i bytes = _mm_xor_si128(_mm512_cvtepi32_epi8(v), _mm_set1_epi8((char)p->output_flip));
   const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
   _mm_mask_storeu_epi8(out, m, bytes);
+}
+
+// The GEMV kernels' blocks of 16 output channels (qs8_gemv_ukernel_fn), 4 rows at a time. Sums of the 16
+// int32 lanes of each of a, b, c, d, as the 4 lanes of the result.
+static inline __m128i qs8_sum4_avx512(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m256i a8 = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+  const __m256i b8 = _mm256_add_epi32(_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64(b, 1));
+  const __m256i c8 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1));
+  const __m256i d8 = _mm256_add_epi32(_mm512_castsi512_si256(d), _mm512_extracti64x4_epi64(d, 1));
+  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a8, b8), _mm256_hadd_epi32(c8, d8));
+  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+// The 4 sums of the next group of rows into lanes 0..3, the block rotated by 4 lanes: after 4 groups, group g
+// is in lanes 4g .. 4g + 3.
+static inline __m512i qs8_gemv_add_sums_avx512(__m512i sums, __m128i group) {
+  const __m512i filled = _mm512_inserti32x4(sums, group, 0);
+  return _mm512_alignr_epi32(filled, filled, 4);
+}
+
+// Stores the block's `count` (<= 16) outputs: the rotation finished for blocks of fewer than 4 groups, then
+// bias, output stage and store.
+static inline void qs8_gemv_store_block_avx512(int8_t* out, __m512i sums, size_t count,
+                                               const qs8_channel_requant* h, const qs8_gemmlowp_params* p) {
+  for (size_t r = (count + 3) / 4; r < 4; r++) sums = _mm512_alignr_epi32(sums, sums, 4);
+  const __m512i acc = _mm512_add_epi32(sums, _mm512_loadu_si512(h->bias));
+  qs8_store16_avx512(out, qs8_output_avx512(acc, h, 0, p), count, p);
 }
 #endif  // __AVX512F__ && __AVX512BW__
 

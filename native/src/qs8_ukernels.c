@@ -33,6 +33,8 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni);
+DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512);
+DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx2);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
@@ -50,6 +52,7 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c8__neon);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c8__neon);
+DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__neon);
 extern const qs8_simple_ukernels qs8_simple_ukernels__neon;
 #endif
 #if defined(__aarch64__)
@@ -95,6 +98,11 @@ WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemm)
 const qs8_gemv_ukernel qs8_gemv_ukernels[] = {
 #if defined(__x86_64__)
     GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni, WHITTLE_ISA_AVX512VNNI, 64, true),
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512, WHITTLE_ISA_AVX512, 64, false),
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx2, WHITTLE_ISA_AVX2, 64, false),
+#endif
+#if defined(__aarch64__) || defined(__ARM_NEON)
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__neon, WHITTLE_ISA_NEON, 64, false),
 #endif
     GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar, WHITTLE_ISA_SCALAR, 64, false),
 };

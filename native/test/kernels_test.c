@@ -73,6 +73,11 @@ static const conv_case conv_cases[] = {
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
     CONV("groups 4 dilation 2", 1, 10, 10, 12, 24, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4),
     CONV("groups 3 odd", 2, 5, 6, 9, 15, 2, 3, 1, 2, 1, 1, 0, 1, 1, 0, 3),
+    // Narrow groups run as one dense conv with zero blocks (qs8: the ShuffleNet channel split, 2 inputs and
+    // 1 output per group), wide ones per group: both forms on every ISA.
+    CONV("shufflenet split g24 1x1", 1, 8, 8, 48, 24, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 24),
+    CONV("wide groups g4 1x1", 1, 5, 5, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 4),
+    CONV("narrow groups g8 3x3 stride 2", 2, 7, 6, 16, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8),
     CONV("lenet conv2", 1, 14, 14, 6, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("wide N tail", 1, 4, 4, 67, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
     CONV("large pad", 1, 3, 3, 5, 7, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1),
@@ -86,6 +91,14 @@ static const conv_case conv_cases[] = {
     CONV("stem c3 stride 2 tf same batch 2", 2, 10, 11, 3, 12, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, 1),
     CONV("stem c2 dilation 2 oc 40", 1, 9, 13, 2, 40, 3, 3, 1, 1, 2, 2, 2, 1, 2, 3, 1),
     CONV("stem c4 7x7 stride 2 oc 17", 2, 15, 15, 4, 17, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1),
+    // The narrow (<= 16 output channels, even input channels) indirect GEMM: row tails of its 12-row tile,
+    // column tails, padding, dilation and stride, one output channel.
+    CONV("narrow c8 oc 9 dilation 2 stride 1x2", 2, 7, 6, 8, 9, 3, 3, 1, 2, 2, 1, 2, 1, 1, 2, 1),
+    CONV("narrow c2 oc 1 pad 1", 1, 5, 5, 2, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("narrow c6 oc 16 13 pixels", 1, 5, 7, 6, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    // Single (unpaired) reduction elements: odd channels, and taps a dilation apart (no pair across taps).
+    CONV("narrow c5 oc 16 dilation 2 batch 2", 2, 9, 8, 5, 16, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1),
+    CONV("narrow c1 oc 3 dilation 1x2 stride 2", 1, 11, 12, 1, 3, 3, 3, 2, 2, 1, 2, 1, 0, 0, 1, 1),
     CONV("stem c1 oc 3 wide row", 1, 5, 70, 1, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
 };
 
@@ -557,13 +570,14 @@ static void test_qs8_simple(whittle_isa level, bool u) {
   }
   // quantize / dequantize: per tensor and per channel (inner 1: NHWC channels; inner > 1: NCHW), with ties
   // of the rounding (x / scale = k + 0.5), values past the range, infinities, NaN and a zero scale.
-  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}};
+  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}, {1, 1, 4099}, {2, 3, 70}};
   for (size_t c = 0; c < sizeof(layouts) / sizeof(layouts[0]); c++) {
     const size_t n = layouts[c][0] * layouts[c][1] * layouts[c][2];
     double scales[5];
     int32_t zero_points[5];
     for (size_t i = 0; i < layouts[c][1]; i++) {
-      scales[i] = i == 2 ? 0.0 : 0.5 / (double)(1 + rand_range(0, 7));
+      // Odd layouts get scales whose inverse is not exact in float: x / scale is not a multiply there.
+      scales[i] = i == 2 ? 0.0 : 0.5 / (double)(1 + rand_range(0, 7)) * (c % 2 == 1 ? 1.0371 : 1.0);
       zero_points[i] = rand_range(lo, hi);
     }
     const qs8_quantization_layout layout = {layouts[c][0], layouts[c][1], layouts[c][2],
@@ -583,6 +597,10 @@ static void test_qs8_simple(whittle_isa level, bool u) {
           break;
         case 3:
           x[i] = (float)rand_range(-100000, 100000);
+          break;
+        case 4:  // within a few float steps of a tie, or far past the range (4096 steps)
+          x[i] = (float)((rand_range(-300, 300) + 0.5 + rand_range(-40, 40) * 1e-6) * scales[ch]);
+          if (rand_range(0, 3) == 0) x[i] = (float)((rand_range(0, 1) ? 4096.0 : -4096.0) * scales[ch]);
           break;
         default:
           x[i] = (float)rand_range(-1000000, 1000000) * 1e-4f;
@@ -853,6 +871,26 @@ static void test_data_movement(void) {
     }
   }
   report(ok, "channel shuffle 3 groups x 4");
+  // The per-size paths (1, 2 bytes) and the generic one (8 bytes) give the same permutation.
+  const size_t sizes[3] = {1, 2, 8};
+  for (size_t s = 0; s < 3; s++) {
+    const size_t e = sizes[s], rows = 3, groups = 2, group_channels = 5, n = rows * groups * group_channels;
+    _Alignas(8) unsigned char bytes[3 * 10 * 8], moved[3 * 10 * 8];
+    fill_bytes((int8_t*)bytes, n * e);
+    whittle_channel_shuffle(rows, groups, group_channels, bytes, e, moved);
+    ok = true;
+    for (size_t r = 0; r < rows; r++) {
+      for (size_t g = 0; g < groups; g++) {
+        for (size_t j = 0; j < group_channels; j++) {
+          const size_t to = r * 10 + j * groups + g, from = r * 10 + g * group_channels + j;
+          ok = ok && memcmp(moved + to * e, bytes + from * e, e) == 0;
+        }
+      }
+    }
+    char what[64];
+    snprintf(what, sizeof(what), "channel shuffle 2 groups x 5, %zu-byte elements", e);
+    report(ok, what);
+  }
 }
 
 static void test_cpu(void) {

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 
+import { packXnorWeights } from '../../agent/runtime/format-layouts.js';
+import { createXnorFullyConnected } from '../../native/formats.js';
 import {
   addF32,
   addInt8,
@@ -313,6 +315,61 @@ test('overlapping input and output buffers are refused', () => {
   });
   assert.throws(() => layer.run(buffer.subarray(0, 4), buffer.subarray(2, 6)), RangeError);
   layer.run(buffer.subarray(0, 4), buffer.subarray(4, 8));
+});
+
+// run() checks its two arrays on a quick path (one look at each) and falls back to the full checks for any
+// problem: after good calls, every bad one still gets the full message, and views at an offset in a larger
+// buffer are read and written where they are.
+test('a packed layer run() after good calls still refuses bad arrays by name, and reads offset views', () => {
+  const weights = Float32Array.from({ length: 12 }, (_, i) => (i % 5) - 2);
+  const layer = createFullyConnectedF32({ batch: 1, inChannels: 4, outChannels: 3, weights });
+  const formatLayer = createXnorFullyConnected({
+    batch: 1,
+    inChannels: 4,
+    outChannels: 3,
+    ...packXnorWeights(3, 1, 4, weights),
+  });
+  for (const l of [layer, formatLayer] as const) {
+    const buffer = new Float32Array(16);
+    buffer.set([0.5, -1, 2, -3], 5);
+    const input = buffer.subarray(5, 9);
+    const output = buffer.subarray(10, 13);
+    for (let i = 0; i < 3; i++) l.run(input, output);
+    const expected = new Float32Array(3);
+    l.runReference(Float32Array.from(input), expected);
+    assert.deepEqual(Array.from(output), Array.from(expected));
+    assert.equal(buffer[9], 0);
+    assert.equal(buffer[13], 0);
+    const bad: [string, () => void, RegExp][] = [
+      [
+        'type',
+        () => l.run(new Int8Array(4) as never, output),
+        /^Expected a Float32Array for input but received Int8Array$/,
+      ],
+      [
+        'length',
+        () => l.run(input, new Float32Array(4)),
+        /^Expected Float32Array of length 3 .* for output but received length 4$/,
+      ],
+      [
+        'overlap',
+        () => l.run(buffer.subarray(0, 4), buffer.subarray(2, 5)),
+        /^Expected output not to share memory with input/,
+      ],
+      [
+        'missing',
+        () => (l.run as (i: Float32Array) => void)(input),
+        /^Expected a Float32Array for output but received undefined$/,
+      ],
+    ];
+    for (const [what, call, message] of bad) {
+      assert.throws(call, (error: Error) => message.test(error.message), what);
+      l.run(input, output);
+    }
+    const gone = new Float32Array(4);
+    structuredClone(gone.buffer, { transfer: [gone.buffer] });
+    assert.throws(() => l.run(gone, output), /for input but received length 0/);
+  }
 });
 
 test('a getter that detaches an array after it was checked is refused, not read', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { exportOnnx } from '../../../optimize/onnx/export.js';
 import { importOnnx } from '../../../optimize/onnx/import.js';
-import { decodeModel, onnx } from '../../../optimize/onnx/onnx-proto.js';
+import { withNchwInput } from '../../../optimize/onnx/nchw-input.js';
 import type { PackageContent } from '../../../optimize/package/writer.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
@@ -61,31 +61,6 @@ export async function zooOnnx(zoo: ZooCase): Promise<Uint8Array> {
     model.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Whittle's exporter keeps the package's NHWC input; a PyTorch export takes NCHW. The model with an NCHW
- * input transposed to the NHWC one, as a PyTorch model's first layers see it. */
-function withNchwInput(bytes: Uint8Array): Uint8Array {
-  const model = decodeModel(bytes, 'export');
-  const input = model.graph!.input![0]!;
-  const dims = input.type!.tensorType!.shape!.dim!;
-  const nhwcName = input.name!;
-  const nchw = {
-    name: `${nhwcName}_nchw`,
-    type: { tensorType: { elemType: 1, shape: { dim: [dims[0]!, dims[3]!, dims[1]!, dims[2]!] } } },
-  };
-  model.graph!.input = [nchw, ...model.graph!.input!.slice(1)];
-  model.graph!.node = [
-    {
-      opType: 'Transpose',
-      name: 'input_to_nhwc',
-      input: [nchw.name],
-      output: [nhwcName],
-      attribute: [{ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [0, 2, 3, 1] }],
-    },
-    ...model.graph!.node!,
-  ];
-  return onnx.ModelProto.encode(model).finish();
 }
 
 export interface ImportedPair {

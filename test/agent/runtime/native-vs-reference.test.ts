@@ -78,7 +78,9 @@ test('fp32 CNN: native kernels match the reference executors, with 1 and 2 threa
   Model.fromPackage(pkg, { threads: 1 });
 });
 
-test('int8 conv stack: native qconv2d is bit-exact with the reference, with 1 and 2 threads', () => {
+/** An int8 graph under construction: tensors (constants encoded raw), per-channel conv weights of random
+ * int8 values and int32 biases. */
+function int8Graph() {
   const tensors: Manifest['tensors'] = [];
   const constants = new Map<number, EncodedTensor>();
   const add = (t: Manifest['tensors'][number], data?: Int8Array | Int32Array): number => {
@@ -87,40 +89,64 @@ test('int8 conv stack: native qconv2d is bit-exact with the reference, with 1 an
     return tensors.length - 1;
   };
   const q = (scale: number, zero: number) => ({ scale: [scale], zeroPoint: [zero] });
-  const x = add({ name: 'x', dtype: 'i8', shape: [3, 12, 12, 8], quant: q(0.05, -3) });
-  const weights = (o: number, k: number) =>
+  const weights = (o: number, k: number, kernel = 3) =>
     add(
       {
-        name: `w${o}x${k}`,
+        name: `w${tensors.length}`,
         dtype: 'i8',
-        shape: [o, 3, 3, k],
+        shape: [o, kernel, kernel, k],
         quant: {
           scale: normal(o).map((v) => 0.01 + Math.abs(v) * 0.02),
           zeroPoint: new Array<number>(o).fill(0),
           axis: 0,
         },
       },
-      Int8Array.from({ length: o * 9 * k }, () => random.int(-127, 127)),
+      Int8Array.from({ length: o * kernel * kernel * k }, () => random.int(-127, 127)),
     );
   const bias = (o: number) =>
     add(
-      { name: `b${o}`, dtype: 'i32', shape: [o] },
+      { name: `b${tensors.length}`, dtype: 'i32', shape: [o] },
       Int32Array.from({ length: o }, () => random.int(-2000, 2000)),
     );
+  const pkg = (nodes: Manifest['nodes'], input: number, output: number) => {
+    const manifest: Manifest = {
+      format: 'whittle-package',
+      version: 1,
+      model: { id: 'int8-convs', version: '1' },
+      target: { deviceClass: 'any', cpuFamily: 'any' },
+      inputs: [{ name: 'x', tensor: input, layout: 'NHWC' }],
+      outputs: [{ name: 'y', tensor: output }],
+      tensors,
+      nodes,
+    };
+    return readPackage(writePackage({ manifest, constants }, keys.privateKey), { publicKey: keys.publicKey });
+  };
+  return { add, q, weights, bias, pkg };
+}
+
+/** The package's output on the native plan (1 and 2 threads, every layer native) equals the reference's. */
+function assertNativeMatchesReference(pkg: ReturnType<typeof readPackage>, input: Int8Array): void {
+  const expected = Array.from(Model.fromPackage(pkg, { referenceOnly: true }).run([input])[0]!.data);
+  for (const threads of [1, 2]) {
+    const model = Model.fromPackage(pkg, { threads });
+    assert.ok(
+      model.layers.every((l) => l.kernel.startsWith('native:')),
+      JSON.stringify(model.layers.map((l) => l.kernel)),
+    );
+    assert.deepEqual(Array.from(model.run([input])[0]!.data), expected);
+  }
+}
+
+test('int8 conv stack: native qconv2d is bit-exact with the reference, with 1 and 2 threads', () => {
+  const { add, q, weights, bias, pkg: build } = int8Graph();
+  const x = add({ name: 'x', dtype: 'i8', shape: [3, 12, 12, 8], quant: q(0.05, -3) });
   const w1 = weights(16, 8);
   const b1 = bias(16);
   const y1 = add({ name: 'y1', dtype: 'i8', shape: [3, 6, 6, 16], quant: q(0.1, 5) });
   const w2 = weights(16, 1);
   const y2 = add({ name: 'y2', dtype: 'i8', shape: [3, 6, 6, 16], quant: q(0.08, -10) });
-  const manifest: Manifest = {
-    format: 'whittle-package',
-    version: 1,
-    model: { id: 'int8-convs', version: '1' },
-    target: { deviceClass: 'any', cpuFamily: 'any' },
-    inputs: [{ name: 'x', tensor: x, layout: 'NHWC' }],
-    outputs: [{ name: 'y', tensor: y2 }],
-    tensors,
-    nodes: [
+  const pkg = build(
+    [
       {
         name: 'conv1',
         op: 'qconv2d',
@@ -138,21 +164,61 @@ test('int8 conv stack: native qconv2d is bit-exact with the reference, with 1 an
         attrs: { pads: [1, 1, 1, 1], groups: 16 },
       },
     ],
-  };
-  const pkg = readPackage(writePackage({ manifest, constants }, keys.privateKey), {
-    publicKey: keys.publicKey,
-  });
+    x,
+    y2,
+  );
   const input = Int8Array.from({ length: 3 * 12 * 12 * 8 }, () => random.int(-128, 127));
-  const expected = Array.from(Model.fromPackage(pkg, { referenceOnly: true }).run([input])[0]!.data);
-  for (const threads of [1, 2]) {
-    const model = Model.fromPackage(pkg, { threads });
-    assert.ok(
-      model.layers.every((l) => l.kernel.startsWith('native:')),
-      JSON.stringify(model.layers.map((l) => l.kernel)),
-    );
-    assert.deepEqual(Array.from(model.run([input])[0]!.data), expected);
-  }
+  assertNativeMatchesReference(pkg, input);
   Model.fromPackage(pkg, { threads: 1 });
+});
+
+test('int8 ShuffleNet unit: channel shuffle, narrow grouped convs (dense form) and in-place pointwise convs are bit-exact', () => {
+  // x [2, 5, 6, 48] -> shuffle (2 groups) -> the channel split as a grouped 1x1 conv (24 groups of 2 inputs
+  // and 1 output: the kernels run it as one dense conv) -> a pointwise conv whose tiles read the input in
+  // place (48 channels, stride 1) -> concat with a 3x3 conv of 6 groups (dense too) -> shuffle.
+  const { add, q, weights, bias, pkg: build } = int8Graph();
+  const shape = (c: number) => [2, 5, 6, c];
+  const x = add({ name: 'x', dtype: 'i8', shape: shape(48), quant: q(0.05, -3) });
+  const shuffled = add({ name: 'shuffled', dtype: 'i8', shape: shape(48), quant: q(0.05, -3) });
+  const split = add({ name: 'split', dtype: 'i8', shape: shape(24), quant: q(0.07, 4) });
+  const pointwise = add({ name: 'pointwise', dtype: 'i8', shape: shape(24), quant: q(0.1, -2) });
+  const grouped = add({ name: 'grouped', dtype: 'i8', shape: shape(24), quant: q(0.09, 1) });
+  const joined = add({ name: 'joined', dtype: 'i8', shape: shape(48), quant: q(0.1, -2) });
+  const y = add({ name: 'y', dtype: 'i8', shape: shape(48), quant: q(0.1, -2) });
+  const wSplit = weights(24, 2, 1);
+  const wPointwise = weights(24, 24, 1);
+  const wGrouped = weights(24, 8, 3);
+  type Node = Manifest['nodes'][number];
+  const node = (
+    name: string,
+    op: string,
+    inputs: number[],
+    output: number,
+    attrs: Node['attrs'] = {},
+  ): Node => ({
+    name,
+    op,
+    format: 'int8',
+    inputs,
+    outputs: [output],
+    attrs,
+  });
+  const pkg = build(
+    [
+      node('shuffle1', 'channel_shuffle', [x], shuffled, { groups: 2 }),
+      node('split', 'qconv2d', [shuffled, wSplit, -1], split, { groups: 24 }),
+      node('pointwise', 'qconv2d', [split, wPointwise, bias(24)], pointwise, { min: -2 }),
+      node('grouped', 'qconv2d', [x, wGrouped, bias(24)], grouped, { groups: 6, pads: [1, 1, 1, 1] }),
+      node('concat', 'concat', [pointwise, grouped], joined, { axis: 3 }),
+      node('shuffle2', 'channel_shuffle', [joined], y, { groups: 2 }),
+    ],
+    x,
+    y,
+  );
+  assertNativeMatchesReference(
+    pkg,
+    Int8Array.from({ length: 2 * 5 * 6 * 48 }, () => random.int(-128, 127)),
+  );
 });
 
 test('int8 requantization at the edges: multipliers flushed to 0 and saturated past 2^30 load and agree', () => {
