@@ -107,6 +107,8 @@ export function inPackageLayout(
 export interface ConformancePackages extends ConformanceOnnx {
   fp32: Package;
   int8: Package;
+  /** `count` seeded random images (randomImages) in the fp32 package's input layout. */
+  inputs: (count: number, seed: number) => Float32Array;
 }
 
 /** The fp32 package `whittle import` makes of the model and the int8 one `whittle quantize` makes of that,
@@ -114,13 +116,11 @@ export interface ConformancePackages extends ConformanceOnnx {
 export function conformancePackages(name: ConformanceModel, seed: number): ConformancePackages {
   const onnx = conformanceOnnx(name);
   const fp32 = read(importOnnx(onnx.bytes, { source: `${name}.onnx`, modelId: name }));
-  const images = randomImages(CALIBRATION_IMAGES, onnx.size, seed);
-  const calibration = {
-    count: CALIBRATION_IMAGES,
-    data: inPackageLayout(fp32, images, CALIBRATION_IMAGES, onnx.size),
-  };
+  const inputs = (count: number, at: number): Float32Array =>
+    inPackageLayout(fp32, randomImages(count, onnx.size, at), count, onnx.size);
+  const calibration = { count: CALIBRATION_IMAGES, data: inputs(CALIBRATION_IMAGES, seed) };
   const int8 = read(quantizePackage(fp32, calibration).content);
-  return { ...onnx, fp32, int8 };
+  return { ...onnx, fp32, int8, inputs };
 }
 
 function argmaxes(logits: ArrayLike<number>, rows: number): number[] {

@@ -288,10 +288,6 @@ export const FUZZ_READERS: Readonly<
   tflite: tfliteReader,
 };
 
-export function runPackageFuzz(options: FuzzOptions): FuzzReport {
-  return runFuzz('package', options);
-}
-
 /** Runs `options.iterations` inputs of the named reader. */
 export function runFuzz(reader: string, options: FuzzOptions): FuzzReport {
   const make = FUZZ_READERS[reader];

@@ -42,7 +42,6 @@ import {
   CONFORMANCE_MODELS,
   type ConformanceModel,
   conformancePackages,
-  inPackageLayout,
   randomImages,
   top1Agreement,
 } from './conformance.js';
@@ -156,7 +155,7 @@ export async function benchPackages(name: string, seed: number): Promise<BenchPa
       fp32: p.fp32,
       int8: p.int8,
       fp32Onnx: () => p.bytes,
-      inputs: (count, at) => inPackageLayout(p.fp32, randomImages(count, p.size, at), count, p.size),
+      inputs: p.inputs,
       ortInputs: (count, at) => ({ data: randomImages(count, p.size, at), dims: [count, 3, p.size, p.size] }),
     };
   }

@@ -22,13 +22,10 @@ import type {
   FullyConnectedInt8Args,
   Int8LayerQuantization,
 } from '../native/index.js';
-import { WhittleError } from '../native/whittle-error.js';
+import { whittleError } from '../native/whittle-error.js';
 
 /** XNNPACK refused a layer, or its peer is used in a way it cannot run (batch > 1, uint8, per-channel FC). */
-export class XnnpackPeerError extends WhittleError {
-  override readonly name = 'XnnpackPeerError';
-  readonly code = 'xnnpack-peer';
-}
+export class XnnpackPeerError extends whittleError('XnnpackPeerError', 'xnnpack-peer') {}
 
 /** One XNNPACK operator, created and set up once for batch 1 and one thread (it runs on the caller's). */
 export interface XnnpackLayer<T extends Float32Array | Int8Array> {

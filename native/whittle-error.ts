@@ -14,3 +14,12 @@ export abstract class WhittleError extends Error {
   abstract override readonly name: string;
   abstract readonly code: string;
 }
+
+/** The base of a WhittleError class whose name and code are fixed, so a class states them once:
+ * `export class TfliteImportError extends whittleError('TfliteImportError', 'tflite-import') {}`. */
+export function whittleError<N extends string, C extends string>(name: N, code: C) {
+  return class extends WhittleError {
+    override readonly name: N = name;
+    readonly code: C = code;
+  };
+}

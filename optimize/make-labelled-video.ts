@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { FRAME_LABELS_FORMAT, FRAME_LABELS_VERSION, type FrameLabels } from '../agent/camera/frame-labels.js';
+import { rawFramesInput } from '../agent/camera/preprocess.js';
 import { WhittleError } from '../native/whittle-error.js';
 import { FASHION_MNIST_DIR, FASHION_MNIST_LABELS, loadFashionMnist } from './datasets/fashion-mnist.js';
 
@@ -65,16 +66,9 @@ export async function makeLabelledVideo(options: LabelledVideoOptions): Promise<
     '-loglevel',
     'error',
     '-y',
-    '-f',
-    'rawvideo',
-    '-pix_fmt',
-    'gray',
-    '-s',
-    `${width}x${height}`,
     '-r',
     String(fps),
-    '-i',
-    'pipe:0',
+    ...rawFramesInput({ width, height, channels: 1 }, 'pipe:0'),
     ...codecArgs,
     out,
   ];

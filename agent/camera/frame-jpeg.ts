@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 
 import { CameraError } from './ffmpeg-source.js';
-import { pixelFormat } from './preprocess.js';
+import { rawFramesInput } from './preprocess.js';
 
 /** Most time one encode may take, ms: a tiny picture; a hung ffmpeg is ended. */
 const ENCODE_TIMEOUT_MS = 5000;
@@ -27,8 +27,8 @@ export function encodeFrameJpeg(
       ),
     );
   const args = [
-    ...['-hide_banner', '-loglevel', 'error', '-nostdin', '-f', 'rawvideo'],
-    ...['-pix_fmt', pixelFormat({ channels }), '-s', `${shape.width}x${shape.height}`, '-i', 'pipe:0'],
+    ...['-hide_banner', '-loglevel', 'error', '-nostdin'],
+    ...rawFramesInput({ ...shape, channels }, 'pipe:0'),
     ...['-vf', `scale=${outWidth}:-2:flags=neighbor,format=yuvj420p`, '-frames:v', '1'],
     ...['-c:v', 'mjpeg', '-q:v', '3', '-f', 'image2pipe', 'pipe:1'],
   ];

@@ -85,6 +85,24 @@ export function pixelFormat(p: Pick<ImagePreprocessing, 'channels'>): 'gray' | '
   return p.channels === 1 ? 'gray' : 'rgb24';
 }
 
+/** ffmpeg's input options for raw frames of `width`x`height` pixels of 1 (gray) or 3 (rgb24) channels
+ * read from `source` (a file, or pipe:0 for stdin). */
+export function rawFramesInput(
+  frame: { width: number; height: number } & Pick<ImagePreprocessing, 'channels'>,
+  source: string,
+): string[] {
+  return [
+    '-f',
+    'rawvideo',
+    '-pix_fmt',
+    pixelFormat(frame),
+    '-s',
+    `${frame.width}x${frame.height}`,
+    '-i',
+    source,
+  ];
+}
+
 /** The ffmpeg filter chain producing width×height frames of the right pixel format. */
 export function ffmpegFilter(p: ImagePreprocessing): string {
   const { width: w, height: h } = p;

@@ -1,10 +1,8 @@
 // Errors of the runtime: a graph that cannot run (bad attributes, shapes that do not fit, an op or number
 // format the runtime lacks), a memory plan over budget, and bad inputs at run time.
-import { WhittleError } from '../../native/whittle-error.js';
+import { whittleError } from '../../native/whittle-error.js';
 
-export class GraphError extends WhittleError {
-  override readonly name = 'GraphError';
-  readonly code = 'bad-graph';
+export class GraphError extends whittleError('GraphError', 'bad-graph') {
   readonly layer: string | undefined;
   constructor(message: string, layer?: string) {
     super(layer === undefined ? message : `layer "${layer}": ${message}`);
@@ -12,9 +10,7 @@ export class GraphError extends WhittleError {
   }
 }
 
-export class MemoryBudgetError extends WhittleError {
-  override readonly name = 'MemoryBudgetError';
-  readonly code = 'over-memory-budget';
+export class MemoryBudgetError extends whittleError('MemoryBudgetError', 'over-memory-budget') {
   constructor(
     readonly neededBytes: number,
     readonly budgetBytes: number,
@@ -27,7 +23,4 @@ export class MemoryBudgetError extends WhittleError {
   }
 }
 
-export class InputError extends WhittleError {
-  override readonly name = 'InputError';
-  readonly code = 'bad-input';
-}
+export class InputError extends whittleError('InputError', 'bad-input') {}

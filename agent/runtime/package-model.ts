@@ -9,7 +9,7 @@
 // quantized. Anything else is refused at load with a PackageModelError naming the field.
 import type { KeyObject } from 'node:crypto';
 
-import { WhittleError } from '../../native/whittle-error.js';
+import { whittleError } from '../../native/whittle-error.js';
 import {
   frameOrder,
   type FrameTensor,
@@ -24,10 +24,7 @@ import { Model } from './model.js';
 import { elements, type TensorSpec } from './tensor.js';
 
 /** A package the runtime could build but a camera cannot feed, or whose output is no class vector. */
-export class PackageModelError extends WhittleError {
-  override readonly name = 'PackageModelError';
-  readonly code = 'unsupported-model-io';
-}
+export class PackageModelError extends whittleError('PackageModelError', 'unsupported-model-io') {}
 
 /** Whose word the package is taken on. */
 export type PackageTrust =

@@ -1,12 +1,10 @@
 // The typed refusals of the ONNX importer beyond a malformed file (OnnxImportError, onnx-proto.ts) and
 // missing op types (UnsupportedOpsError, import.ts): each names what to change and, where one exists, the
 // flag that changes it.
-import { WhittleError } from '../../native/whittle-error.js';
+import { whittleError } from '../../native/whittle-error.js';
 
 /** A model input with a dimension that is neither a number nor the batch: `--input-shape` fixes it. */
-export class DynamicShapeError extends WhittleError {
-  override readonly name = 'DynamicShapeError';
-  readonly code = 'dynamic-shape';
+export class DynamicShapeError extends whittleError('DynamicShapeError', 'dynamic-shape') {
   constructor(
     readonly input: string,
     readonly dims: readonly (number | string)[],
@@ -20,9 +18,7 @@ export class DynamicShapeError extends WhittleError {
 }
 
 /** A model whose default-domain opset the handlers were not written for. */
-export class UnsupportedOpsetError extends WhittleError {
-  override readonly name = 'UnsupportedOpsetError';
-  readonly code = 'unsupported-opset';
+export class UnsupportedOpsetError extends whittleError('UnsupportedOpsetError', 'unsupported-opset') {
   constructor(
     readonly domain: string,
     readonly version: number,
@@ -37,9 +33,10 @@ export class UnsupportedOpsetError extends WhittleError {
 
 /** A node whose attribute asks for something its handler does not compute: refused rather than computed
  * differently. */
-export class UnsupportedAttributeError extends WhittleError {
-  override readonly name = 'UnsupportedAttributeError';
-  readonly code = 'unsupported-attribute';
+export class UnsupportedAttributeError extends whittleError(
+  'UnsupportedAttributeError',
+  'unsupported-attribute',
+) {
   constructor(
     readonly node: string,
     readonly opType: string,

@@ -9,7 +9,7 @@
 // Anything else is refused with a TfliteImportError naming the place.
 import * as flatbuffers from 'flatbuffers';
 
-import { WhittleError } from '../../native/whittle-error.js';
+import { whittleError } from '../../native/whittle-error.js';
 import {
   AddOptions,
   BuiltinOperator,
@@ -30,10 +30,7 @@ import {
 export { ActivationFunctionType, BuiltinOperator, Padding, TensorType } from './schema-generated.js';
 
 /** A .tflite file the importer cannot read: malformed, hostile, or outside what Whittle supports. */
-export class TfliteImportError extends WhittleError {
-  override readonly name = 'TfliteImportError';
-  readonly code = 'tflite-import';
-}
+export class TfliteImportError extends whittleError('TfliteImportError', 'tflite-import') {}
 
 /** Whether `bytes` look like a TFLite flatbuffer (the "TFL3" file identifier at offset 4). */
 export function isTflite(bytes: Uint8Array): boolean {

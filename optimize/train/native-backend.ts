@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import {
+  type BatchNormOperands,
   BINARY_OPS,
   COMPARE_OPS,
   type FusedActivation,
@@ -55,6 +56,25 @@ function values(backend: MathBackendCPU, info: tf.TensorInfo): Float32Array | un
   if (info.dtype !== 'float32') return undefined;
   const stored = backend.data.get(info.dataId).values;
   return stored instanceof Float32Array ? stored : undefined;
+}
+
+/** An input of a kernel call with its float32 values. */
+interface Operand {
+  info: tf.TensorInfo;
+  data: Float32Array;
+}
+
+/** The named inputs of a kernel call with their values, or undefined when one is missing or not float32. */
+function operands<K extends string>(args: KernelArgs, ...names: K[]): Record<K, Operand> | undefined {
+  const inputs = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const found = {} as Record<K, Operand>;
+  for (const name of names) {
+    const info = inputs[name];
+    const data = info === undefined ? undefined : values(cpu(args), info);
+    if (info === undefined || data === undefined) return undefined;
+    found[name] = { info, data };
+  }
+  return found;
 }
 
 function output(backend: MathBackendCPU, shape: number[], data: Float32Array): tf.TensorInfo {
@@ -158,48 +178,39 @@ function gradientConvInfo(
   );
 }
 
-function convBackpropInput(
+/** A conv gradient kernel: dx from dy and the filter (`of` 'input'), or dfilter from x and dy (`of`
+ * 'filter'). The shape it produces is an attribute; the other operand's shape is its tensor's. */
+function convBackprop(
   args: KernelArgs,
   native: TrainBinding,
   depthwise: boolean,
+  of: 'input' | 'filter',
 ): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { dy, filter } = args.inputs as Record<string, tf.TensorInfo | undefined>;
   const attrs = args.attrs as Record<string, unknown>;
-  if (dy === undefined || filter === undefined || !isChannelsLast(attrs['dataFormat'])) return undefined;
-  const inputShape = attrs['inputShape'] as number[];
-  const info = gradientConvInfo(attrs, inputShape, filter.shape, depthwise);
+  const otherName = of === 'input' ? 'filter' : 'x';
+  const found = operands(args, 'dy', otherName);
+  if (found === undefined || !isChannelsLast(attrs['dataFormat'])) return undefined;
+  const dyData = found.dy.data;
+  const other = found[otherName];
+  const resultShape = attrs[of === 'input' ? 'inputShape' : 'filterShape'] as number[];
+  const info =
+    of === 'input'
+      ? gradientConvInfo(attrs, resultShape, other.info.shape, depthwise)
+      : gradientConvInfo(attrs, other.info.shape, resultShape, depthwise);
   if (info === undefined) return undefined;
-  const dyData = values(backend, dy);
-  const filterData = values(backend, filter);
-  if (dyData === undefined || filterData === undefined) return undefined;
-  const dx = new Float32Array(info.batchSize * info.inHeight * info.inWidth * info.inChannels);
-  const call = { ...windowShape(info), dy: dyData, filter: filterData, dx };
-  if (depthwise) native.depthwiseConv2dBackpropInput(call);
-  else native.conv2dBackpropInput(call);
-  return output(backend, [...inputShape], dx);
-}
-
-function convBackpropFilter(
-  args: KernelArgs,
-  native: TrainBinding,
-  depthwise: boolean,
-): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { x, dy } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  const attrs = args.attrs as Record<string, unknown>;
-  if (x === undefined || dy === undefined || !isChannelsLast(attrs['dataFormat'])) return undefined;
-  const filterShape = attrs['filterShape'] as number[];
-  const info = gradientConvInfo(attrs, x.shape, filterShape, depthwise);
-  if (info === undefined) return undefined;
-  const xData = values(backend, x);
-  const dyData = values(backend, dy);
-  if (xData === undefined || dyData === undefined) return undefined;
-  const dfilter = new Float32Array(filterShape.reduce((a, b) => a * b, 1));
-  const call = { ...windowShape(info), x: xData, dy: dyData, dfilter };
-  if (depthwise) native.depthwiseConv2dBackpropFilter(call);
-  else native.conv2dBackpropFilter(call);
-  return output(backend, [...filterShape], dfilter);
+  const otherData = other.data;
+  const result = new Float32Array(resultShape.reduce((a, b) => a * b, 1));
+  const window = windowShape(info);
+  if (of === 'input') {
+    const call = { ...window, dy: dyData, filter: otherData, dx: result };
+    if (depthwise) native.depthwiseConv2dBackpropInput(call);
+    else native.conv2dBackpropInput(call);
+  } else {
+    const call = { ...window, x: otherData, dy: dyData, dfilter: result };
+    if (depthwise) native.depthwiseConv2dBackpropFilter(call);
+    else native.conv2dBackpropFilter(call);
+  }
+  return output(cpu(args), [...resultShape], result);
 }
 
 function poolInfo(args: KernelArgs, x: tf.TensorInfo): Conv2DInfo | undefined {
@@ -217,31 +228,25 @@ function poolInfo(args: KernelArgs, x: tf.TensorInfo): Conv2DInfo | undefined {
 }
 
 function poolForward(args: KernelArgs, native: TrainBinding, max: boolean): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  if (x === undefined) return undefined;
-  const info = poolInfo(args, x);
-  const xData = values(backend, x);
-  if (info === undefined || xData === undefined) return undefined;
+  const found = operands(args, 'x');
+  const info = found && poolInfo(args, found.x.info);
+  if (found === undefined || info === undefined) return undefined;
   const y = new Float32Array(info.batchSize * info.outHeight * info.outWidth * info.outChannels);
-  const call = { ...windowShape(info), x: xData, y };
+  const call = { ...windowShape(info), x: found.x.data, y };
   if (max) native.maxPool(call);
   else native.avgPool(call);
-  return output(backend, info.outShape, y);
+  return output(cpu(args), info.outShape, y);
 }
 
 function poolBackward(args: KernelArgs, native: TrainBinding, max: boolean): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { dy, input } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  if (dy === undefined || input === undefined) return undefined;
-  const info = poolInfo(args, input);
-  const xData = values(backend, input);
-  const dyData = values(backend, dy);
-  if (info === undefined || xData === undefined || dyData === undefined) return undefined;
-  const dx = new Float32Array(xData.length);
-  if (max) native.maxPoolBackward({ ...windowShape(info), x: xData, dy: dyData, dx });
-  else native.avgPoolBackward({ ...windowShape(info), dy: dyData, dx });
-  return output(backend, [...input.shape], dx);
+  const found = operands(args, 'dy', 'input');
+  const info = found && poolInfo(args, found.input.info);
+  if (found === undefined || info === undefined) return undefined;
+  const { dy, input } = found;
+  const dx = new Float32Array(input.data.length);
+  if (max) native.maxPoolBackward({ ...windowShape(info), x: input.data, dy: dy.data, dx });
+  else native.avgPoolBackward({ ...windowShape(info), dy: dy.data, dx });
+  return output(cpu(args), [...input.info.shape], dx);
 }
 
 function matMul(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
@@ -295,45 +300,52 @@ function matMul(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefin
   return output(backend, [...outer, m, n], c);
 }
 
-function batchNorm(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
+/** What batch norm and its gradient read from a call: x, its per-channel mean and variance, the optional
+ * per-channel scale, and epsilon; undefined when an input is missing, not float32 or not one per channel. */
+function batchNormOperands(args: KernelArgs): { x: tf.TensorInfo; operands: BatchNormOperands } | undefined {
   const backend = cpu(args);
-  const { x, mean, variance, scale, offset } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  const attrs = args.attrs as Record<string, unknown>;
-  if (x === undefined || mean === undefined || variance === undefined || x.shape.length === 0)
+  const { x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const channels = x?.shape[x.shape.length - 1] ?? 0;
+  const xData = x && values(backend, x);
+  const meanData = mean && perChannel(backend, mean, channels);
+  const varianceData = variance && perChannel(backend, variance, channels);
+  const scaleData = perChannel(backend, scale, channels);
+  if (x === undefined || xData === undefined || !meanData || !varianceData || scaleData === undefined)
     return undefined;
-  const channels = x.shape[x.shape.length - 1]!;
-  const xData = values(backend, x);
-  const param = (t: tf.TensorInfo | undefined): Float32Array | null | undefined => {
-    if (t === undefined || t === null) return null;
-    const data = values(backend, t);
-    return data !== undefined && data.length === channels ? data : undefined;
+  if (channels === 0) return undefined;
+  const epsilon = ((args.attrs as Record<string, unknown>)['varianceEpsilon'] as number | undefined) ?? 0.001;
+  return {
+    x,
+    operands: {
+      count: xData.length / channels,
+      channels,
+      x: xData,
+      mean: meanData,
+      variance: varianceData,
+      scale: scaleData,
+      epsilon,
+    },
   };
-  const meanData = param(mean);
-  const varianceData = param(variance);
-  const scaleData = param(scale);
-  const offsetData = param(offset);
-  if (
-    xData === undefined ||
-    !meanData ||
-    !varianceData ||
-    scaleData === undefined ||
-    offsetData === undefined ||
-    channels === 0
-  )
-    return undefined;
-  const y = new Float32Array(xData.length);
-  native.batchNorm({
-    count: xData.length / channels,
-    channels,
-    x: xData,
-    mean: meanData,
-    variance: varianceData,
-    scale: scaleData,
-    offset: offsetData,
-    epsilon: (attrs['varianceEpsilon'] as number | undefined) ?? 0.001,
-    y,
-  });
-  return output(backend, [...x.shape], y);
+}
+
+/** The values of an optional per-channel parameter: null when absent, undefined when not `channels` float32s. */
+function perChannel(
+  backend: MathBackendCPU,
+  t: tf.TensorInfo | undefined | null,
+  channels: number,
+): Float32Array | null | undefined {
+  if (t === undefined || t === null) return null;
+  const data = values(backend, t);
+  return data !== undefined && data.length === channels ? data : undefined;
+}
+
+function batchNorm(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
+  const found = batchNormOperands(args);
+  const offset = found && perChannel(cpu(args), args.inputs['offset'], found.operands.channels);
+  if (found === undefined || offset === undefined) return undefined;
+  const y = new Float32Array(found.operands.x.length);
+  native.batchNorm({ ...found.operands, offset, y });
+  return output(cpu(args), [...found.x.shape], y);
 }
 
 /** How a broadcast operand is read for output index i: x[(i / divisor) % length]. Covers operands whose
@@ -365,15 +377,12 @@ export function broadcastReader(
 }
 
 function binary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { a, b } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  if (a === undefined || b === undefined) return undefined;
-  const aData = values(backend, a);
-  const bData = values(backend, b);
-  if (aData === undefined || bData === undefined) return undefined;
-  const outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-  const ra = broadcastReader(a.shape, outShape);
-  const rb = broadcastReader(b.shape, outShape);
+  const found = operands(args, 'a', 'b');
+  if (found === undefined) return undefined;
+  const [aData, bData] = [found.a.data, found.b.data];
+  const outShape = tf.backend_util.assertAndGetBroadcastShape(found.a.info.shape, found.b.info.shape);
+  const ra = broadcastReader(found.a.info.shape, outShape);
+  const rb = broadcastReader(found.b.info.shape, outShape);
   if (ra === undefined || rb === undefined) return undefined;
   const y = new Float32Array(outShape.reduce((p, v) => p * v, 1));
   if (y.length === 0 || aData.length === 0 || bData.length === 0) return undefined;
@@ -388,63 +397,55 @@ function binary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorIn
     bLength: rb.length,
     y,
   });
-  return output(backend, outShape, y);
+  return output(cpu(args), outShape, y);
 }
 
 function unary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const x = operands(args, 'x')?.x;
   if (x === undefined) return undefined;
-  const xData = values(backend, x);
-  if (xData === undefined) return undefined;
   const alpha = (args.attrs as Record<string, unknown> | undefined)?.['alpha'];
-  const y = new Float32Array(xData.length);
-  native.unary({ op, x: xData, alpha: typeof alpha === 'number' ? alpha : 0, y });
-  return output(backend, [...x.shape], y);
+  const y = new Float32Array(x.data.length);
+  native.unary({ op, x: x.data, alpha: typeof alpha === 'number' ? alpha : 0, y });
+  return output(cpu(args), [...x.info.shape], y);
 }
 
 /** Sum (or, with `mean`, the mean) over one contiguous block of axes. Mean matters for batch norm in
  * training: its moments average over [batch, height, width], which tfjs's cpu Mean does by transposing the
  * whole activation in JavaScript first. */
 function sum(args: KernelArgs, native: TrainBinding, mean = false): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  if (x === undefined) return undefined;
-  const xData = values(backend, x);
-  if (xData === undefined || xData.length === 0) return undefined;
+  const x = operands(args, 'x')?.x;
+  if (x === undefined || x.data.length === 0) return undefined;
   const attrs = args.attrs as Record<string, unknown>;
-  const axes = [...tf.util.parseAxisParam(attrs['axis'] as number | number[], x.shape)].sort((p, q) => p - q);
+  const dims = x.info.shape;
+  const axes = [...tf.util.parseAxisParam(attrs['axis'] as number | number[], dims)].sort((p, q) => p - q);
   if (axes.length === 0) return undefined;
   const first = axes[0]!;
   const last = axes[axes.length - 1]!;
   if (last - first + 1 !== axes.length) return undefined;
-  const dims = x.shape;
   const prod = (from: number, to: number): number => dims.slice(from, to).reduce((p, v) => p * v, 1);
   const outer = prod(0, first);
   const mid = prod(first, last + 1);
   const inner = prod(last + 1, dims.length);
   const y = new Float32Array(outer * inner);
-  native.sumAxes({ outer, mid, inner, x: xData, y });
+  native.sumAxes({ outer, mid, inner, x: x.data, y });
   if (mean) for (let i = 0; i < y.length; i++) y[i]! /= mid;
   const outShape =
     attrs['keepDims'] === true
       ? dims.map((d, i) => (i >= first && i <= last ? 1 : d))
       : dims.filter((_, i) => i < first || i > last);
-  return output(backend, outShape, y);
+  return output(cpu(args), outShape, y);
 }
 
 function transpose(args: KernelArgs, native: TrainBinding): tf.TensorInfo | undefined {
-  const backend = cpu(args);
-  const { x } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  if (x === undefined) return undefined;
-  const xData = values(backend, x);
+  const x = operands(args, 'x')?.x;
   const perm = (args.attrs as Record<string, unknown>)['perm'] as number[];
-  if (xData === undefined || x.shape.length === 0 || x.shape.length > 8) return undefined;
-  const y = new Float32Array(xData.length);
-  native.transpose({ shape: [...x.shape], perm: [...perm], x: xData, y });
+  const shape = x?.info.shape ?? [];
+  if (x === undefined || shape.length === 0 || shape.length > 8) return undefined;
+  const y = new Float32Array(x.data.length);
+  native.transpose({ shape: [...shape], perm: [...perm], x: x.data, y });
   return output(
-    backend,
-    perm.map((p) => x.shape[p]!),
+    cpu(args),
+    perm.map((p) => shape[p]!),
     y,
   );
 }
@@ -454,49 +455,20 @@ const BATCH_NORM_GRAD = 'WhittleFusedBatchNormGrad';
 
 function batchNormGrad(args: KernelArgs, native: TrainBinding): tf.TensorInfo[] | undefined {
   const backend = cpu(args);
-  const { dy, x, mean, variance, scale } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  if (dy === undefined || x === undefined || mean === undefined || variance === undefined) return undefined;
-  const channels = x.shape[x.shape.length - 1] ?? 0;
-  const dyData = values(backend, dy);
-  const xData = values(backend, x);
-  const meanData = values(backend, mean);
-  const varianceData = values(backend, variance);
-  const scaleData = scale ? values(backend, scale) : null;
-  if (
-    channels === 0 ||
-    dyData === undefined ||
-    xData === undefined ||
-    dyData.length !== xData.length ||
-    meanData?.length !== channels ||
-    varianceData?.length !== channels ||
-    scaleData === undefined ||
-    (scaleData !== null && scaleData.length !== channels)
-  )
-    return undefined;
-  const dx = new Float32Array(xData.length);
+  const found = batchNormOperands(args);
+  const dy = found && operands(args, 'dy')?.dy.data;
+  if (found === undefined || dy === undefined || dy.length !== found.operands.x.length) return undefined;
+  const { channels } = found.operands;
+  const dx = new Float32Array(dy.length);
   const [dmean, dvariance, dscale, doffset] = [0, 1, 2, 3].map(() => new Float32Array(channels)) as [
     Float32Array,
     Float32Array,
     Float32Array,
     Float32Array,
   ];
-  native.batchNormBackward({
-    count: xData.length / channels,
-    channels,
-    x: xData,
-    mean: meanData,
-    variance: varianceData,
-    scale: scaleData,
-    dy: dyData,
-    epsilon: ((args.attrs as Record<string, unknown>)['varianceEpsilon'] as number | undefined) ?? 0.001,
-    dx,
-    dmean,
-    dvariance,
-    dscale,
-    doffset,
-  });
+  native.batchNormBackward({ ...found.operands, dy, dx, dmean, dvariance, dscale, doffset });
   return [
-    output(backend, [...x.shape], dx),
+    output(backend, [...found.x.shape], dx),
     output(backend, [channels], dmean),
     output(backend, [channels], dvariance),
     output(backend, [channels], dscale),
@@ -843,19 +815,19 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   // tfjs's kernels, overridden: the cpu backend's own runs what the native one does not cover.
   { name: 'Conv2D', fallsBack: true, run: (a, n) => convForward(a, n, false) },
   { name: 'FusedConv2D', fallsBack: true, run: (a, n) => convForward(a, n, false) },
-  { name: 'Conv2DBackpropInput', fallsBack: true, run: (a, n) => convBackpropInput(a, n, false) },
-  { name: 'Conv2DBackpropFilter', fallsBack: true, run: (a, n) => convBackpropFilter(a, n, false) },
+  { name: 'Conv2DBackpropInput', fallsBack: true, run: (a, n) => convBackprop(a, n, false, 'input') },
+  { name: 'Conv2DBackpropFilter', fallsBack: true, run: (a, n) => convBackprop(a, n, false, 'filter') },
   { name: 'DepthwiseConv2dNative', fallsBack: true, run: (a, n) => convForward(a, n, true) },
   { name: 'FusedDepthwiseConv2D', fallsBack: true, run: (a, n) => convForward(a, n, true) },
   {
     name: 'DepthwiseConv2dNativeBackpropInput',
     fallsBack: true,
-    run: (a, n) => convBackpropInput(a, n, true),
+    run: (a, n) => convBackprop(a, n, true, 'input'),
   },
   {
     name: 'DepthwiseConv2dNativeBackpropFilter',
     fallsBack: true,
-    run: (a, n) => convBackpropFilter(a, n, true),
+    run: (a, n) => convBackprop(a, n, true, 'filter'),
   },
   { name: 'MaxPool', fallsBack: true, run: (a, n) => poolForward(a, n, true) },
   { name: 'MaxPoolGrad', fallsBack: true, run: (a, n) => poolBackward(a, n, true) },

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { CameraError, FfmpegCamera } from '../../../agent/camera/ffmpeg-source.js';
+import { rawFramesInput } from '../../../agent/camera/preprocess.js';
 import { writeTestMedia } from '../../support/test-media.js';
 
 let dir: string;
@@ -38,17 +39,8 @@ describe('ffmpeg camera', () => {
     writeFileSync(join(dir, 'wide.gray'), raw);
     const png = join(dir, 'wide.png');
     execFileSync('ffmpeg', [
-      '-v',
-      'error',
-      '-y',
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      'gray',
-      '-s',
-      '80x40',
-      '-i',
-      join(dir, 'wide.gray'),
+      ...['-v', 'error', '-y'],
+      ...rawFramesInput({ width: 80, height: 40, channels: 1 }, join(dir, 'wide.gray')),
       png,
     ]);
     const mean = (b: Buffer, from: number, to: number): number => {

@@ -10,143 +10,120 @@ import { describe, test } from 'node:test';
 import { SUPPORTED_ONNX_OPS } from '../../../optimize/onnx/import.js';
 import { applicableCases, NODE_TESTS, runCase } from './conformance-cases.js';
 
-const SKIPS: Record<string, { reason: string; error: RegExp }> = {
-  test_averagepool_3d_default: {
-    reason: 'volumetric (3-D) pooling: the runtime pools 1-D and 2-D images only',
-    error: /3-D is not supported/,
-  },
-  test_maxpool_3d_default: {
-    reason: 'volumetric (3-D) pooling: the runtime pools 1-D and 2-D images only',
-    error: /3-D is not supported/,
-  },
-  test_maxpool_with_argmax_2d_precomputed_pads: {
-    reason: 'the Indices output of MaxPool (argmax) has no runtime operator',
-    error: /Indices output is not supported/,
-  },
-  test_maxpool_with_argmax_2d_precomputed_strides: {
-    reason: 'the Indices output of MaxPool (argmax) has no runtime operator',
-    error: /Indices output is not supported/,
-  },
-  test_batchnorm_epsilon_training_mode: {
-    reason:
-      'training-mode batch norm (batch statistics, running-mean outputs): the runtime is inference only',
-    error: /training_mode=1 is not supported/,
-  },
-  test_batchnorm_example_training_mode: {
-    reason:
-      'training-mode batch norm (batch statistics, running-mean outputs): the runtime is inference only',
-    error: /training_mode=1 is not supported/,
-  },
-  test_training_dropout: {
-    reason: 'training-mode dropout draws random masks; deployed models run in eval mode',
-    error: /training-mode dropout/,
-  },
-  test_training_dropout_default: {
-    reason: 'training-mode dropout draws random masks; deployed models run in eval mode',
-    error: /training-mode dropout/,
-  },
-  test_training_dropout_default_mask: {
-    reason: 'training-mode dropout draws random masks; deployed models run in eval mode',
-    error: /training-mode dropout/,
-  },
-  test_training_dropout_mask: {
-    reason: 'training-mode dropout draws random masks; deployed models run in eval mode',
-    error: /training-mode dropout/,
-  },
-  test_constant: {
-    reason: 'a graph with no input (its output is the constant): a package takes at least one input',
-    error: /no non-constant input/,
-  },
-  test_convtranspose_1d: {
-    reason: 'ConvTranspose runs on 2-D images (4-D tensors) only',
-    error: /1-D is not supported/,
-  },
-  test_convtranspose_3d: {
-    reason: 'ConvTranspose runs on 2-D images (4-D tensors) only',
-    error: /3-D is not supported/,
-  },
-  test_convtranspose_autopad_same: {
-    reason: 'ConvTranspose with auto_pad SAME_*: exporters write explicit pads',
-    error: /auto_pad=SAME_UPPER is not supported/,
-  },
-  ...Object.fromEntries(
-    [
-      'test_convtranspose_kernel_shape',
-      'test_convtranspose_output_shape',
-      'test_convtranspose_with_kernel',
-    ].map((name) => [
-      name,
-      {
-        reason: 'ConvTranspose output_shape: exporters write pads and output_padding',
-        error: /output_shape/,
-      },
-    ]),
+/** A reason the runtime does not cover some cases, and the error the importer must give for them. */
+interface Skip {
+  reason: string;
+  error: RegExp;
+}
+const skipped = (names: readonly string[], reason: string, error: RegExp): [string, Skip][] =>
+  names.map((name) => [name, { reason, error }]);
+const TRAINING_DROPOUT = ['', '_default', '_default_mask', '_mask'].map((s) => `test_training_dropout${s}`);
+const POW_TYPES = [
+  'float',
+  'float32_int32',
+  'float32_int64',
+  'float32_uint32',
+  'float32_uint64',
+  'int',
+  'int32_float32',
+  'int32_int32',
+  'int64_float32',
+  'int64_int64',
+].map((types) => `test_pow_types_${types}`);
+const CUBIC_RESIZE = [
+  'test_resize_downsample_scales_cubic',
+  'test_resize_downsample_scales_cubic_A_n0p5_exclude_outside',
+  'test_resize_downsample_scales_cubic_align_corners',
+  'test_resize_downsample_sizes_cubic',
+  'test_resize_upsample_scales_cubic',
+  'test_resize_upsample_scales_cubic_A_n0p5_exclude_outside',
+  'test_resize_upsample_scales_cubic_align_corners',
+  'test_resize_upsample_scales_cubic_asymmetric',
+  'test_resize_upsample_sizes_cubic',
+];
+
+const SKIPS: Record<string, Skip> = Object.fromEntries([
+  ...skipped(
+    ['test_averagepool_3d_default', 'test_maxpool_3d_default'],
+    'volumetric (3-D) pooling: the runtime pools 1-D and 2-D images only',
+    /3-D is not supported/,
   ),
-  ...Object.fromEntries(
-    ['test_div_uint8', 'test_sub_uint8'].map((name) => [
-      name,
-      {
-        reason: 'sub and div compute in fp32 (the integer element-wise ops are add and mul)',
-        error: /takes fp32/,
-      },
-    ]),
+  ...skipped(
+    ['test_maxpool_with_argmax_2d_precomputed_pads', 'test_maxpool_with_argmax_2d_precomputed_strides'],
+    'the Indices output of MaxPool (argmax) has no runtime operator',
+    /Indices output is not supported/,
   ),
-  ...Object.fromEntries(
-    [
-      'float',
-      'float32_int32',
-      'float32_int64',
-      'float32_uint32',
-      'float32_uint64',
-      'int',
-      'int32_float32',
-      'int32_int32',
-      'int64_float32',
-      'int64_int64',
-    ].map((types) => [
-      `test_pow_types_${types}`,
-      {
-        reason: 'Pow of integer tensors (or by an integer exponent computed at run time): pow is fp32 only',
-        error: /int64|takes fp32|element type|share a dtype/,
-      },
-    ]),
+  ...skipped(
+    ['test_batchnorm_epsilon_training_mode', 'test_batchnorm_example_training_mode'],
+    'training-mode batch norm (batch statistics, running-mean outputs): the runtime is inference only',
+    /training_mode=1 is not supported/,
   ),
-  ...Object.fromEntries(
-    [
-      'test_resize_downsample_scales_cubic',
-      'test_resize_downsample_scales_cubic_A_n0p5_exclude_outside',
-      'test_resize_downsample_scales_cubic_align_corners',
-      'test_resize_downsample_sizes_cubic',
-      'test_resize_upsample_scales_cubic',
-      'test_resize_upsample_scales_cubic_A_n0p5_exclude_outside',
-      'test_resize_upsample_scales_cubic_align_corners',
-      'test_resize_upsample_scales_cubic_asymmetric',
-      'test_resize_upsample_sizes_cubic',
-    ].map((name) => [
-      name,
-      {
-        reason: 'cubic resampling: the runtime resizes nearest and linear',
-        error: /mode=cubic is not supported/,
-      },
-    ]),
+  ...skipped(
+    TRAINING_DROPOUT,
+    'training-mode dropout draws random masks; deployed models run in eval mode',
+    /training-mode dropout/,
   ),
-  test_resize_tf_crop_and_resize: {
-    reason: 'tf_crop_and_resize (a region of interest): not an image classifier / detector neck op',
-    error: /tf_crop_and_resize is not supported/,
-  },
-  test_resize_downsample_sizes_nearest_tf_half_pixel_for_nn: {
-    reason: 'its sizes come from a second node at run time; the runtime needs static shapes',
-    error: /int64/,
-  },
-  test_identity_opt: {
-    reason: 'the input is an ONNX Optional, not a tensor; the runtime has tensors only',
-    error: /input_0\.pb/,
-  },
-  test_identity_sequence: {
-    reason: 'the input is an ONNX Sequence, not a tensor; the runtime has tensors only',
-    error: /input_0\.pb/,
-  },
-};
+  ...skipped(
+    ['test_constant'],
+    'a graph with no input (its output is the constant): a package takes at least one input',
+    /no non-constant input/,
+  ),
+  ...skipped(
+    ['test_convtranspose_1d'],
+    'ConvTranspose runs on 2-D images (4-D tensors) only',
+    /1-D is not supported/,
+  ),
+  ...skipped(
+    ['test_convtranspose_3d'],
+    'ConvTranspose runs on 2-D images (4-D tensors) only',
+    /3-D is not supported/,
+  ),
+  ...skipped(
+    ['test_convtranspose_autopad_same'],
+    'ConvTranspose with auto_pad SAME_*: exporters write explicit pads',
+    /auto_pad=SAME_UPPER is not supported/,
+  ),
+  ...skipped(
+    ['test_convtranspose_kernel_shape', 'test_convtranspose_output_shape', 'test_convtranspose_with_kernel'],
+    'ConvTranspose output_shape: exporters write pads and output_padding',
+    /output_shape/,
+  ),
+  ...skipped(
+    ['test_div_uint8', 'test_sub_uint8'],
+    'sub and div compute in fp32 (the integer element-wise ops are add and mul)',
+    /takes fp32/,
+  ),
+  ...skipped(
+    POW_TYPES,
+    'Pow of integer tensors (or by an integer exponent computed at run time): pow is fp32 only',
+    /int64|takes fp32|element type|share a dtype/,
+  ),
+  ...skipped(
+    CUBIC_RESIZE,
+    'cubic resampling: the runtime resizes nearest and linear',
+    /mode=cubic is not supported/,
+  ),
+  ...skipped(
+    ['test_resize_tf_crop_and_resize'],
+    'tf_crop_and_resize (a region of interest): not an image classifier / detector neck op',
+    /tf_crop_and_resize is not supported/,
+  ),
+  ...skipped(
+    ['test_resize_downsample_sizes_nearest_tf_half_pixel_for_nn'],
+    'its sizes come from a second node at run time; the runtime needs static shapes',
+    /int64/,
+  ),
+  ...skipped(
+    ['test_identity_opt'],
+    'the input is an ONNX Optional, not a tensor; the runtime has tensors only',
+    /input_0\.pb/,
+  ),
+  ...skipped(
+    ['test_identity_sequence'],
+    'the input is an ONNX Sequence, not a tensor; the runtime has tensors only',
+    /input_0\.pb/,
+  ),
+]);
 
 const available = existsSync(NODE_TESTS);
 const cases = applicableCases();

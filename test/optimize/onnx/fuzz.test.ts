@@ -2,24 +2,14 @@
 // cyclic graphs, missing inputs, edge attribute values, swapped op types, other opsets) through importOnnx.
 // Every input must import or be refused with a typed error, none may hang. `npm run bench -- fuzz --reader
 // onnx --iterations 200000` runs the same job longer.
-import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { fuzzJobTest } from '../../support/fuzz-job.js';
 
-import { runFuzz } from '../../../bench/fuzz.js';
-
-test(
-  '1,500 fuzzed ONNX models: zero crashes, zero hangs, every rejection typed',
-  { timeout: 180_000 },
-  () => {
-    const report = runFuzz('onnx', { iterations: 1500, seed: 20261206, hangMs: 2000 });
-    assert.equal(report.iterations, 1500);
-    assert.deepEqual(report.failures.slice(0, 5), []);
-    assert.ok(report.accepted > 0, 'some mutations still import');
-    // The mutations must reach the decoder, the op check, the opset check and the handlers' own checks.
-    for (const name of ['OnnxImportError', 'UnsupportedOpsError', 'UnsupportedOpsetError', 'GraphError'])
-      assert.ok(
-        (report.refused[name] ?? 0) > 0,
-        `no input was refused with ${name}: ${JSON.stringify(report.refused)}`,
-      );
-  },
-);
+fuzzJobTest('1,500 fuzzed ONNX models: zero crashes, zero hangs, every rejection typed', {
+  reader: 'onnx',
+  iterations: 1500,
+  seed: 20261206,
+  timeoutMs: 180_000,
+  someAccepted: true,
+  // The mutations must reach the decoder, the op check, the opset check and the handlers' own checks.
+  refusedMoreThan: { OnnxImportError: 0, UnsupportedOpsError: 0, UnsupportedOpsetError: 0, GraphError: 0 },
+});

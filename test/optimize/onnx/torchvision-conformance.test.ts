@@ -65,7 +65,7 @@ describe('torchvision conformance', { skip: !canExport() && 'no python3-torch / 
         const agreement = top1Agreement(
           Model.fromPackage(p.fp32, { batch }),
           Model.fromPackage(p.int8, { batch }),
-          (count, seed) => inPackageLayout(p.fp32, randomImages(count, p.size, seed), count, p.size),
+          p.inputs,
           AGREEMENT_IMAGES,
           batch,
           1000,
