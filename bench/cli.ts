@@ -134,36 +134,21 @@ async function train(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The benchmarks by subcommand: each takes its options and returns the exit code. */
+const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>([
+  ['fuzz', fuzz],
+  ['onnx-agreement', onnxAgreement],
+  ['agent', (args) => agentBenchCommand(args, machine())],
+  ['train', train],
+  ['kernels', kernelsCommand],
+  ['models', (args) => modelsCommand(args, machine())],
+  ['compile-ab', (args) => compileAbCommand(args, machine())],
+  ['arm-bit-exact', (args) => armBitExactCommand(args, machine())],
+]);
+
 async function main(command: string | undefined, rest: string[]): Promise<void> {
-  switch (command) {
-    case 'fuzz':
-      process.exitCode = fuzz(rest);
-      break;
-    case 'onnx-agreement':
-      process.exitCode = await onnxAgreement(rest);
-      break;
-    case 'train':
-      process.exitCode = await train(rest);
-      break;
-    case 'kernels':
-      process.exitCode = await kernelsCommand(rest);
-      break;
-    case 'models':
-      process.exitCode = await modelsCommand(rest, machine());
-      break;
-    case 'compile-ab':
-      process.exitCode = await compileAbCommand(rest, machine());
-      break;
-    case 'agent':
-      process.exitCode = await agentBenchCommand(rest, machine());
-      break;
-    case 'arm-bit-exact':
-      process.exitCode = await armBitExactCommand(rest, machine());
-      break;
-    case '--help':
-    case '-h':
-    case 'help':
-      console.log(`Usage: npm run bench -- <benchmark> [--json] [options]
+  if (command === '--help' || command === '-h' || command === 'help') {
+    console.log(`Usage: npm run bench -- <benchmark> [--json] [options]
 
 Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit):
   kernels          our kernels in every number format vs ONNX Runtime fp32 and int8, per shape and thread count
@@ -184,14 +169,18 @@ ${TRAIN_HELP}
 ${AGENT_HELP}
 ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}`);
-      process.exitCode = 0;
-      break;
-    default:
-      console.error(
-        `bench: unknown subcommand "${command ?? ''}"; available: fuzz, onnx-agreement, agent, train, kernels, models, compile-ab, arm-bit-exact`,
-      );
-      process.exitCode = 1;
+    process.exitCode = 0;
+    return;
   }
+  const run = BENCHMARKS.get(command ?? '');
+  if (run === undefined) {
+    console.error(
+      `bench: unknown subcommand "${command ?? ''}"; available: ${[...BENCHMARKS.keys()].join(', ')}`,
+    );
+    process.exitCode = 1;
+    return;
+  }
+  process.exitCode = await run(rest);
 }
 
 const [command, ...rest] = process.argv.slice(2);

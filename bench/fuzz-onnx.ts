@@ -9,10 +9,12 @@ import { exportOnnx } from '../optimize/onnx/export.js';
 import { importOnnx } from '../optimize/onnx/import.js';
 import {
   type AttributeProto,
+  encodeModel,
   type ModelProto,
   type NodeProto,
   onnx,
   type TensorProto,
+  tensorValueInfo,
 } from '../optimize/onnx/onnx-proto.js';
 import { samplePackageContent } from '../optimize/package/sample-package.js';
 import { bundledSigningKey, writePackage } from '../optimize/package/writer.js';
@@ -40,10 +42,6 @@ const node = (opType: string, input: string[], output: string[], attribute: Attr
 });
 const intAttr = (name: string, i: number): AttributeProto => ({ name, type: 2, i });
 const intsAttr = (name: string, values: number[]): AttributeProto => ({ name, type: 7, ints: values });
-const valueInfo = (name: string, dims: number[]) => ({
-  name,
-  type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
-});
 
 function encode(
   name: string,
@@ -52,18 +50,14 @@ function encode(
   input: number[],
   output: number[],
 ): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 7,
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: {
-      name,
-      node: nodes,
-      initializer,
-      input: [valueInfo('x', input)],
-      output: [valueInfo('y', output)],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  const graph = {
+    name,
+    node: nodes,
+    initializer,
+    input: [tensorValueInfo('x', input)],
+    output: [tensorValueInfo('y', output)],
+  };
+  return encodeModel(graph, 13);
 }
 
 /** x -> Conv -> Relu -> x.view(x.size(0), -1) as PyTorch writes it (Shape, Gather, Unsqueeze, Concat,

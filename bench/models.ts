@@ -18,7 +18,7 @@
 // of calls lasting about `batchMs`; every round times one batch of each contender, thread counts and
 // contenders rotated, so a noisy neighbour slows all alike; figures are medians over the rounds. A call is
 // what a user pays: Model.run (outputs copied out) for Whittle, session.run for ONNX Runtime.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -30,7 +30,6 @@ import { elements } from '../agent/runtime/tensor.js';
 import { getThreads, setThreads } from '../native/index.js';
 import { exportOnnx } from '../optimize/onnx/export.js';
 import { importOnnx } from '../optimize/onnx/import.js';
-import { onnx } from '../optimize/onnx/onnx-proto.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../optimize/package/writer.js';
 import { quantizePackage } from '../optimize/quantize/ptq.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
@@ -56,7 +55,7 @@ import {
   positiveIntegers,
   timeBatch,
 } from './kernels.js';
-import { ortSessionOptions } from './onnx-layers.js';
+import { openOptimizedSession } from './onnx-layers.js';
 
 interface BenchModelSpec {
   zoo: ZooModelName;
@@ -207,25 +206,6 @@ export function benchInt8(fp32: Package, seed: number): Package {
   return read(quantizePackage(fp32, calibration).content);
 }
 
-/** An ONNX Runtime session as the benchmark runs it, with the ops of its optimized graph. */
-async function openSession(
-  bytes: Uint8Array,
-  threads: number,
-): Promise<{ session: ort.InferenceSession; ops: string[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'whittle-ort-'));
-  try {
-    const optimizedModelFilePath = join(dir, 'optimized.onnx');
-    const session = await ort.InferenceSession.create(bytes, {
-      ...ortSessionOptions(threads),
-      optimizedModelFilePath,
-    });
-    const optimized = onnx.ModelProto.decode(readFileSync(optimizedModelFilePath));
-    return { session, ops: (optimized.graph?.node ?? []).map((n) => n.opType ?? '?') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;
   let diff = 0;
@@ -294,7 +274,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
             const model = Model.fromPackage(pkg, { batch, threads });
             const inputSpec = model.specs[pkg.manifest.inputs[0]!.tensor]!;
             const input = packages.inputs(inputSpec.shape[0]!, options.seed + 2);
-            const { session, ops } = await openSession(onnxBytes, threads);
+            const { session, ops } = await openOptimizedSession(onnxBytes, threads);
             if (threads === options.threads[0])
               log(`  ${format} batch ${batch}: ONNX Runtime runs ${opCounts(ops)}`);
             // fp32: the model as given (a conformance model's own NCHW file); int8: the package's export.

@@ -8,7 +8,14 @@ import { join } from 'node:path';
 
 import * as ort from 'onnxruntime-node';
 
-import { onnx, type TensorProto, type ValueInfoProto } from '../optimize/onnx/onnx-proto.js';
+import {
+  attributeProto,
+  encodeModel,
+  onnx,
+  type TensorProto,
+  tensorValueInfo,
+  type ValueInfoProto,
+} from '../optimize/onnx/onnx-proto.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
 import { type BenchShape, outputSize } from './kernel-shapes.js';
 
@@ -32,10 +39,6 @@ function tensor(name: string, dataType: number, dims: number[], data: ArrayBuffe
   };
 }
 
-function valueInfo(name: string, elemType: number, dims: number[]): ValueInfoProto {
-  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } };
-}
-
 interface Node {
   op: string;
   inputs: string[];
@@ -49,26 +52,22 @@ function model(
   output: ValueInfoProto,
   initializers: TensorProto[],
 ): Uint8Array {
-  const proto = onnx.ModelProto.create({
-    irVersion: 7,
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: {
+  return encodeModel(
+    {
       name: 'bench-layer',
       node: nodes.map((n, i) => ({
         opType: n.op,
         name: `${n.op}_${i}`,
         input: n.inputs,
         output: n.outputs,
-        attribute: Object.entries(n.attrs ?? {}).map(([name, value]) =>
-          Array.isArray(value) ? { name, type: 7, ints: value } : { name, type: 2, i: value },
-        ),
+        attribute: Object.entries(n.attrs ?? {}).map(([name, value]) => attributeProto(name, value)),
       })),
       input: [input],
       output: [output],
       initializer: initializers,
     },
-  });
-  return onnx.ModelProto.encode(proto).finish();
+    13,
+  );
 }
 
 /** ONNX dims of the layer's input and output (NCHW for conv). */
@@ -113,7 +112,7 @@ export function fp32LayerModel(shape: BenchShape, seed: number): Uint8Array {
     shape.kind === 'fullyConnected'
       ? { op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: { transB: 1 } }
       : { op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: convAttrs(shape) };
-  return model([node], valueInfo('x', FLOAT, dims.input), valueInfo('y', FLOAT, dims.output), [
+  return model([node], tensorValueInfo('x', dims.input, FLOAT), tensorValueInfo('y', dims.output, FLOAT), [
     tensor('w', FLOAT, wDims, w),
     tensor('b', FLOAT, [outChannels], b),
   ]);
@@ -179,7 +178,12 @@ export function int8QdqLayerModel(shape: BenchShape, seed: number): Uint8Array {
     );
   }
   nodes.push({ op: 'QuantizeLinear', inputs: ['yf', 'y_scale', 'y_zero'], outputs: ['y'] });
-  return model(nodes, valueInfo('x', UINT8, dims.input), valueInfo('y', UINT8, dims.output), initializers);
+  return model(
+    nodes,
+    tensorValueInfo('x', dims.input, UINT8),
+    tensorValueInfo('y', dims.output, UINT8),
+    initializers,
+  );
 }
 
 export interface OrtLayer {
@@ -204,14 +208,12 @@ export function ortSessionOptions(threads: number): ort.InferenceSession.Session
   };
 }
 
-/** Opens a session the way the benchmark runs it (graph optimizations all, `threads` intra-op threads, one
- * inter-op thread) and reads back the optimized graph to learn which kernels run. */
-export async function openOrtLayer(
+/** An ONNX Runtime session opened the way the benchmarks run it (graph optimizations all, `threads`
+ * intra-op threads, one inter-op thread), with the ops of its optimized graph: which kernels run. */
+export async function openOptimizedSession(
   modelBytes: Uint8Array,
-  input: Float32Array | Uint8Array,
-  dims: number[],
   threads: number,
-): Promise<OrtLayer> {
+): Promise<{ session: ort.InferenceSession; ops: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'whittle-ort-'));
   try {
     const optimizedModelFilePath = join(dir, 'optimized.onnx');
@@ -220,14 +222,22 @@ export async function openOrtLayer(
       optimizedModelFilePath,
     });
     const optimized = onnx.ModelProto.decode(readFileSync(optimizedModelFilePath));
-    const optimizedOps = (optimized.graph?.node ?? []).map((n) => n.opType ?? '?');
-    const feeds = {
-      x: new ort.Tensor(input instanceof Float32Array ? 'float32' : 'uint8', input, dims),
-    };
-    return { session, feeds, optimizedOps };
+    return { session, ops: (optimized.graph?.node ?? []).map((n) => n.opType ?? '?') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A one-layer session as the kernel benchmark runs it, with its feeds for `input`. */
+export async function openOrtLayer(
+  modelBytes: Uint8Array,
+  input: Float32Array | Uint8Array,
+  dims: number[],
+  threads: number,
+): Promise<OrtLayer> {
+  const { session, ops } = await openOptimizedSession(modelBytes, threads);
+  const feeds = { x: new ort.Tensor(input instanceof Float32Array ? 'float32' : 'uint8', input, dims) };
+  return { session, feeds, optimizedOps: ops };
 }
 
 /** The integer kernel ONNX Runtime fused the QDQ layer into, or null when it did not (it would then run

@@ -13,9 +13,10 @@ import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import {
   type AttributeProto,
+  encodeModel,
   type NodeProto,
-  onnx,
   type TensorProto,
+  tensorValueInfo,
   type ValueInfoProto,
 } from './onnx-proto.js';
 
@@ -475,27 +476,18 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
     w.node('Identity', [names[o.tensor]!], [o.name]);
     return o;
   });
-  const valueInfo = (name: string, spec: TensorSpec): ValueInfoProto => ({
-    name,
-    type: {
-      tensorType: { elemType: ELEM[spec.dtype], shape: { dim: spec.shape.map((d) => ({ dimValue: d })) } },
-    },
-  });
+  const valueInfo = (name: string, spec: TensorSpec): ValueInfoProto =>
+    tensorValueInfo(name, spec.shape, ELEM[spec.dtype]);
   const outputNames = new Set(outputs.map((o) => o.name));
   w.cancelTransposes(outputNames);
   const used = new Set(w.nodes.flatMap((n) => n.input ?? []));
-  const proto = onnx.ModelProto.create({
-    irVersion: 7,
-    producerName: 'whittle',
-    opsetImport: [{ domain: '', version: EXPORT_OPSET }],
-    graph: {
-      name: manifest.model.id,
-      node: w.nodes,
-      // A constant written in another layout (int8 conv weights as OIHW) leaves its original unused.
-      initializer: w.initializers.filter((t) => used.has(t.name!) || outputNames.has(t.name!)),
-      input: manifest.inputs.map((i) => valueInfo(i.name, specs[i.tensor]!)),
-      output: outputs.map((o) => valueInfo(o.name, specs[o.tensor]!)),
-    },
-  });
-  return onnx.ModelProto.encode(proto).finish();
+  const graph = {
+    name: manifest.model.id,
+    node: w.nodes,
+    // A constant written in another layout (int8 conv weights as OIHW) leaves its original unused.
+    initializer: w.initializers.filter((t) => used.has(t.name!) || outputNames.has(t.name!)),
+    input: manifest.inputs.map((i) => valueInfo(i.name, specs[i.tensor]!)),
+    output: outputs.map((o) => valueInfo(o.name, specs[o.tensor]!)),
+  };
+  return encodeModel(graph, EXPORT_OPSET, 'whittle');
 }

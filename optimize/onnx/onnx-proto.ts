@@ -9,6 +9,7 @@ export type NodeProto = onnxProto.onnx.INodeProto;
 export type TensorProto = onnxProto.onnx.ITensorProto;
 export type AttributeProto = onnxProto.onnx.IAttributeProto;
 export type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
+export type GraphProto = onnxProto.onnx.IGraphProto;
 
 /** A file that is not a readable ONNX model or TensorProto. */
 export class OnnxImportError extends WhittleError {
@@ -18,6 +19,27 @@ export class OnnxImportError extends WhittleError {
 
 /** ONNX element types this importer reads. */
 export const ElemType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, DOUBLE: 11 } as const;
+
+/** A graph input or output: a tensor of `elemType` (ElemType) with these dims, a string being a dim_param. */
+export function tensorValueInfo(
+  name: string,
+  dims: readonly (number | string)[],
+  elemType: number = ElemType.FLOAT,
+): ValueInfoProto {
+  const dim = dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d }));
+  return { name, type: { tensorType: { elemType, shape: { dim } } } };
+}
+
+/** The bytes of a model of one graph importing the default domain at `opset` (IR version 7). */
+export function encodeModel(graph: GraphProto, opset: number, producerName?: string): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 7,
+    ...(producerName === undefined ? {} : { producerName }),
+    opsetImport: [{ domain: '', version: opset }],
+    graph,
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
 
 export interface OnnxTensor {
   name: string;
@@ -100,6 +122,18 @@ export function decodeTensorFile(bytes: Uint8Array, source: string): OnnxTensor 
     throw new OnnxImportError(`${source} is not an ONNX TensorProto file: ${(error as Error).message}`);
   }
   return tensorFromProto(proto, source);
+}
+
+/** An attribute as a writer sets it: ints, a string, a tensor, or a number (an INT when it is whole, else
+ * a FLOAT). The inverse of attributeValue. */
+export function attributeProto(
+  name: string,
+  value: number | number[] | string | TensorProto,
+): AttributeProto {
+  if (Array.isArray(value)) return { name, type: 7, ints: value };
+  if (typeof value === 'string') return { name, type: 3, s: new TextEncoder().encode(value) };
+  if (typeof value === 'object') return { name, type: 4, t: value };
+  return Number.isInteger(value) ? { name, type: 2, i: value } : { name, type: 1, f: value };
 }
 
 export function attributeValue(

@@ -1,5 +1,11 @@
 // Small ONNX models written with the ONNX schema, for tests of the importer and the CLI.
-import { onnx, type TensorProto, type ValueInfoProto } from '../../../optimize/onnx/onnx-proto.js';
+import {
+  attributeProto,
+  encodeModel,
+  type TensorProto,
+  tensorValueInfo,
+  type ValueInfoProto,
+} from '../../../optimize/onnx/onnx-proto.js';
 
 export interface NodeSpec {
   op: string;
@@ -25,41 +31,20 @@ export function buildModel(options: {
   initializers?: TensorProto[];
   opset?: number;
 }): Uint8Array {
-  const valueInfo = (v: { name: string; dims: (number | string)[] }): ValueInfoProto => ({
-    name: v.name,
-    type: {
-      tensorType: {
-        elemType: 1,
-        shape: { dim: v.dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
-      },
-    },
-  });
-  const model = onnx.ModelProto.create({
-    irVersion: 7,
-    opsetImport: [{ domain: '', version: options.opset ?? 13 }],
-    graph: {
-      name: 'test-model',
-      node: options.nodes.map((n) => ({
-        opType: n.op,
-        name: n.name,
-        input: n.inputs,
-        output: n.outputs,
-        attribute: Object.entries(n.attrs ?? {}).map(([name, value]) =>
-          Array.isArray(value)
-            ? { name, type: 7, ints: value }
-            : typeof value === 'string'
-              ? { name, type: 3, s: new TextEncoder().encode(value) }
-              : typeof value === 'object'
-                ? { name, type: 4, t: value }
-                : Number.isInteger(value)
-                  ? { name, type: 2, i: value }
-                  : { name, type: 1, f: value },
-        ),
-      })),
-      input: options.inputs.map(valueInfo),
-      output: options.outputs.map(valueInfo),
-      initializer: options.initializers ?? [],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  const valueInfo = (v: { name: string; dims: (number | string)[] }): ValueInfoProto =>
+    tensorValueInfo(v.name, v.dims);
+  const graph = {
+    name: 'test-model',
+    node: options.nodes.map((n) => ({
+      opType: n.op,
+      name: n.name,
+      input: n.inputs,
+      output: n.outputs,
+      attribute: Object.entries(n.attrs ?? {}).map(([name, value]) => attributeProto(name, value)),
+    })),
+    input: options.inputs.map(valueInfo),
+    output: options.outputs.map(valueInfo),
+    initializer: options.initializers ?? [],
+  };
+  return encodeModel(graph, options.opset ?? 13);
 }
