@@ -2,13 +2,32 @@
 // 'whittle-native' with the same seeded inputs, outputs and gradients compared (through tf.grads, so the
 // backward kernels are the ones autograd really calls).
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import { NATIVE_BACKEND, nativeKernelStats } from '../../../optimize/train/native-backend.js';
+import {
+  NATIVE_BACKEND,
+  nativeKernelStats,
+  registerNativeBackend,
+} from '../../../optimize/train/native-backend.js';
 
 export type Case = (inputs: tf.Tensor[]) => tf.Tensor;
+
+/** Hooks of a suite comparing the backends: the native backend registered before its tests; after them,
+ * `restore` run and the backend that was active before set again. */
+export function nativeBackendSuite(restore?: () => void): void {
+  let initialBackend = '';
+  before(() => {
+    registerNativeBackend();
+    initialBackend = tf.getBackend();
+  });
+  after(async () => {
+    restore?.();
+    if (initialBackend) await tf.setBackend(initialBackend);
+  });
+}
 
 /** f's output and the gradients of sum(f * w) for the inputs listed in `differentiate`. */
 async function evaluate(

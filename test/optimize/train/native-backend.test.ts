@@ -2,18 +2,14 @@
 // (through tf.grads, so the backward kernels are the ones autograd really calls), on random shapes with a
 // fixed seed. Runs on the real addon; every SGEMM path this CPU has is exercised.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
 import { loadTrainBinding, type TrainIsa } from '../../../native/train-kernels.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import {
-  NATIVE_BACKEND,
-  nativeKernelStats,
-  registerNativeBackend,
-} from '../../../optimize/train/native-backend.js';
-import { assertMatches, backendComparison, nativeRuns } from './backend-comparison.js';
+import { NATIVE_BACKEND, nativeKernelStats } from '../../../optimize/train/native-backend.js';
+import { assertMatches, backendComparison, nativeBackendSuite, nativeRuns } from './backend-comparison.js';
 
 const TOLERANCE = 1e-4;
 
@@ -33,15 +29,7 @@ function fallbacks(): number {
 }
 
 describe('whittle-native backend vs tfjs cpu', () => {
-  let initialBackend = '';
-  before(() => {
-    registerNativeBackend();
-    initialBackend = tf.getBackend();
-  });
-  after(async () => {
-    loadTrainBinding().setIsa(loadTrainBinding().isa().best);
-    if (initialBackend) await tf.setBackend(initialBackend);
-  });
+  nativeBackendSuite(() => loadTrainBinding().setIsa(loadTrainBinding().isa().best));
 
   test('conv2d forward, input and filter gradients on random shapes, every SGEMM path', async () => {
     const random = new SeededRandom(11);
@@ -152,18 +140,11 @@ describe('whittle-native backend vs tfjs cpu', () => {
       const stride = random.int(1, 2);
       const pad = c % 2 === 0 ? 'same' : 'valid';
       const shape = [random.int(1, 3), h, h + 1, random.int(1, 6)];
-      await compare(
-        `maxPool #${c}`,
-        ([x]) => tf.maxPool(x as tf.Tensor4D, size, stride, pad),
-        [shape],
-        400 + c,
-      );
-      await compare(
-        `avgPool #${c}`,
-        ([x]) => tf.avgPool(x as tf.Tensor4D, size, stride, pad),
-        [shape],
-        450 + c,
-      );
+      for (const { name, pool, seed } of [
+        { name: 'maxPool', pool: tf.maxPool, seed: 400 },
+        { name: 'avgPool', pool: tf.avgPool, seed: 450 },
+      ])
+        await compare(`${name} #${c}`, ([x]) => pool(x as tf.Tensor4D, size, stride, pad), [shape], seed + c);
     }
     assert.ok(nativeRuns('MaxPoolGrad') > before[0]!);
     assert.ok(nativeRuns('AvgPoolGrad') > before[1]!);
@@ -185,26 +166,14 @@ describe('whittle-native backend vs tfjs cpu', () => {
         500 + c,
       );
     }
-    await compare(
-      'batched matMul',
-      ([a, b]) => tf.matMul(a!, b!),
-      [
-        [3, 5, 7],
-        [3, 7, 4],
-      ],
-      520,
-    );
-    // Forward only: tfjs's own BatchMatMul gradient does not reduce a broadcast batch (on every backend).
-    await compare(
-      'broadcast matMul',
-      ([a, b]) => tf.matMul(a!, b!),
-      [
-        [4, 6, 9],
-        [1, 9, 5],
-      ],
-      521,
-      [],
-    );
+    // Broadcast is forward only (no operand differentiated): tfjs's own BatchMatMul gradient does not reduce
+    // a broadcast batch (on every backend).
+    const batched = [
+      { name: 'batched matMul', a: [3, 5, 7], b: [3, 7, 4], seed: 520, differentiate: undefined },
+      { name: 'broadcast matMul', a: [4, 6, 9], b: [1, 9, 5], seed: 521, differentiate: [] },
+    ];
+    for (const c of batched)
+      await compare(c.name, ([a, b]) => tf.matMul(a!, b!), [c.a, c.b], c.seed, c.differentiate);
     await compare(
       'fused matMul',
       ([a, b, bias]) =>

@@ -3,15 +3,21 @@
 // kernels compute the same float32 products tfjs does, so outputs and gradients must be identical, NaN for
 // NaN; inputs include exact zeros, exact sixes and NaN so that every edge of a mask is exercised.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
 import { COMPARE_OPS, loadTrainBinding, UNARY_GRAD_OPS } from '../../../native/train-kernels.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import { NATIVE_BACKEND, registerNativeBackend } from '../../../optimize/train/native-backend.js';
+import { NATIVE_BACKEND } from '../../../optimize/train/native-backend.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
-import { assertMatches, backendComparison, type Case, nativeRuns } from './backend-comparison.js';
+import {
+  assertMatches,
+  backendComparison,
+  type Case,
+  nativeBackendSuite,
+  nativeRuns,
+} from './backend-comparison.js';
 
 /** Normal values scaled by 4 (so ReLU6's upper edge is crossed), with some exact 0, 6 and -6. */
 function randomArray(random: SeededRandom, shape: readonly number[]): Float32Array {
@@ -27,14 +33,7 @@ function randomArray(random: SeededRandom, shape: readonly number[]): Float32Arr
 const compare = backendComparison(randomArray, 0);
 
 describe('fused native gradients vs tfjs cpu', () => {
-  let initialBackend = '';
-  before(() => {
-    registerNativeBackend();
-    initialBackend = tf.getBackend();
-  });
-  after(async () => {
-    if (initialBackend) await tf.setBackend(initialBackend);
-  });
+  nativeBackendSuite();
 
   test('ReLU gradient, with zeros and NaN in x', async () => {
     const runs = nativeRuns('WhittleUnaryGrad');
@@ -128,37 +127,14 @@ describe('fused native gradients vs tfjs cpu', () => {
 
   test('binary ops broadcasting a leading row operand or a column', async () => {
     const runs = nativeRuns('Multiply') + nativeRuns('Add') + nativeRuns('Sub');
-    await compare(
-      'mul row',
-      ([a, b]) => tf.mul(a!, b!),
-      [
-        [1, 1, 1, 6],
-        [3, 4, 5, 6],
-      ],
-      13,
-      [1],
-    );
-    await compare('sub row', ([a, b]) => tf.sub(a!, b!), [[6], [3, 4, 6]], 14, [1]);
-    await compare(
-      'add column',
-      ([a, b]) => tf.add(a!, b!),
-      [
-        [2, 3, 1],
-        [2, 3, 4],
-      ],
-      15,
-      [1],
-    );
-    await compare(
-      'mul column',
-      ([a, b]) => tf.mul(a!, b!),
-      [
-        [4, 5],
-        [3, 4, 1],
-      ],
-      16,
-      [],
-    );
+    // The shapes of a and b, and the operands whose gradient is checked.
+    const cases = [
+      { name: 'mul row', op: tf.mul, a: [1, 1, 1, 6], b: [3, 4, 5, 6], seed: 13, checked: [1] },
+      { name: 'sub row', op: tf.sub, a: [6], b: [3, 4, 6], seed: 14, checked: [1] },
+      { name: 'add column', op: tf.add, a: [2, 3, 1], b: [2, 3, 4], seed: 15, checked: [1] },
+      { name: 'mul column', op: tf.mul, a: [4, 5], b: [3, 4, 1], seed: 16, checked: [] },
+    ];
+    for (const c of cases) await compare(c.name, ([a, b]) => c.op(a!, b!), [c.a, c.b], c.seed, c.checked);
     assert.ok(nativeRuns('Multiply') + nativeRuns('Add') + nativeRuns('Sub') >= runs + 4);
   });
 
