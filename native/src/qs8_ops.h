@@ -84,12 +84,18 @@ typedef void (*qs8_dwconv3x3_ukernel_fn)(size_t channels, size_t output_width, c
                                          const int8_t* pad, const void* packed_w, int8_t* output,
                                          const qs8_gemmlowp_params* params);
 
+// The fields a GEMM and an IGEMM kernel share, in this order (qs8_ukernels.c fills both by position): the
+// kernel's name, ISA and function; MR x NR tile; kr: k per packed column group; k_align: A rows are padded to
+// a multiple of it; a_unsigned: A is uint8 (the kernel's domain, reached with input_flip).
+#define QS8_GEMM_UKERNEL_FIELDS(fn_type) \
+  const char* name;                      \
+  whittle_isa isa;                       \
+  fn_type fn;                            \
+  uint8_t mr, nr, kr, k_align;           \
+  bool a_unsigned
+
 typedef struct qs8_gemm_ukernel {
-  const char* name;
-  whittle_isa isa;
-  qs8_gemm_ukernel_fn fn;
-  uint8_t mr, nr, kr, k_align;
-  bool a_unsigned;
+  QS8_GEMM_UKERNEL_FIELDS(qs8_gemm_ukernel_fn);
   // A 1-row variant with the same packing (NULL if none): runs tiles of 1 or 2 rows (fully-connected with
   // batch 1, and the last rows of a conv) without computing MR rows.
   qs8_gemm_ukernel_fn fn_1;
@@ -112,11 +118,7 @@ typedef struct qs8_gemv_ukernel {
 } qs8_gemv_ukernel;
 
 typedef struct qs8_igemm_ukernel {
-  const char* name;
-  whittle_isa isa;
-  qs8_igemm_ukernel_fn fn;
-  uint8_t mr, nr, kr, k_align;
-  bool a_unsigned;
+  QS8_GEMM_UKERNEL_FIELDS(qs8_igemm_ukernel_fn);
   // The longest segment (bytes) the operator uses this kernel for, 0 for any: the c2 kernels widen A group by
   // group, which costs more than the GEMM's im2col once a segment is long (a kernel row of many channels,
   // e.g. 3 x 64 in a VGG layer); such layers keep the GEMM of the same ISA.

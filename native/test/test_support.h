@@ -67,19 +67,25 @@ static void fill_float(float* p, size_t n) {
 // |got - want| <= relative * (|want| + mean |want| of the tensor) + absolute everywhere; else false with the
 // first index that is not in *where. The mean term covers sums with cancellation, where a float sum in any
 // order differs from the double reference by a few ulps of the terms rather than of the (small) result.
-#define DEFINE_CLOSE_ENOUGH(name, want_type, relative, absolute)                         \
-  static bool name(const float* got, const want_type* want, size_t n, size_t* where) {   \
-    double mean = 0.0;                                                                   \
-    for (size_t i = 0; i < n; i++) mean += fabs((double)want[i]);                        \
-    mean = n ? mean / (double)n : 0.0;                                                   \
-    for (size_t i = 0; i < n; i++) {                                                     \
-      const double tolerance = (relative) * (fabs((double)want[i]) + mean) + (absolute); \
-      if (!(fabs((double)got[i] - (double)want[i]) <= tolerance)) {                      \
-        *where = i;                                                                      \
-        return false;                                                                    \
-      }                                                                                  \
-    }                                                                                    \
-    return true;                                                                         \
+// `name##_around(got, want, scale, n, where)` takes that mean from `scale` instead: the same sums before an
+// output clamp, which would otherwise hide how large the summed terms were.
+#define DEFINE_CLOSE_ENOUGH(name, want_type, relative, absolute)                                    \
+  static inline bool name##_around(const float* got, const want_type* want, const want_type* scale, \
+                                   size_t n, size_t* where) {                                       \
+    double mean = 0.0;                                                                              \
+    for (size_t i = 0; i < n; i++) mean += fabs((double)scale[i]);                                  \
+    mean = n ? mean / (double)n : 0.0;                                                              \
+    for (size_t i = 0; i < n; i++) {                                                                \
+      const double tolerance = (relative) * (fabs((double)want[i]) + mean) + (absolute);            \
+      if (!(fabs((double)got[i] - (double)want[i]) <= tolerance)) {                                 \
+        *where = i;                                                                                 \
+        return false;                                                                               \
+      }                                                                                             \
+    }                                                                                               \
+    return true;                                                                                    \
+  }                                                                                                 \
+  static bool name(const float* got, const want_type* want, size_t n, size_t* where) {              \
+    return name##_around(got, want, want, n, where);                                                \
   }
 
 #endif  // WHITTLE_TEST_SUPPORT_H_

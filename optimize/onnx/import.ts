@@ -106,7 +106,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       const other = domain !== '' && domain !== 'ai.onnx';
       return { name: n.name || `node${i}`, opType: other ? `${domain}.${n.opType ?? ''}` : (n.opType ?? '') };
     })
-    .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType));
+    .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType) && !FOLDABLE_ONNX_OPS.includes(n.opType));
   if (unsupported.length > 0)
     throw new UnsupportedOpsError(unsupported, SUPPORTED_ONNX_OPS, [
       `evaluated at import when their inputs are constants: ${FOLDABLE_ONNX_OPS.join(', ')}`,

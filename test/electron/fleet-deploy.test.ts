@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -16,8 +15,9 @@ import { packageRoot } from '../../agent/package-root.js';
 import { writeConnectionFile } from '../../electron/core/connection-file.js';
 import type { Core } from '../../electron/core/core.js';
 import { managerSigningKeys, managerSigningPublicKey } from '../../electron/core/provisioning/signing-key.js';
+import { withCoreScratch } from '../support/core-scratch.js';
 import { demoPackage } from '../support/packages.js';
-import { startLoopbackCore, waitFor } from '../support/stack.js';
+import { waitFor } from '../support/stack.js';
 import { type AgentProcess, startAgentProcess } from './agent-process.js';
 
 interface CliRun {
@@ -40,37 +40,33 @@ function whittle(args: string[]): Promise<CliRun> {
   });
 }
 
-test(
-  'deploy to the whole fleet, refusals with reasons, history after a restart',
-  { timeout: 240_000 },
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'whittle-fleet-'));
-    const logs: string[] = [];
-    const log = (l: string): void => void logs.push(l);
-    const start = (mqttPort: number): Promise<Core> => startLoopbackCore(dir, log, mqttPort);
-    let core: Core = await start(0);
-    const agents = new Map<string, AgentProcess>();
-    const fail = (err: Error): never => assert.fail(`${err.message}\n${logs.slice(-80).join('\n')}`);
-    /** (Re)starts a device's agent; its state directory (installed models, finished deployments) stays. */
-    const startAgent = (id: string, packageKey: string): void => {
-      agents.set(
-        id,
-        startAgentProcess(
-          core,
-          dir,
+test('deploy to the whole fleet, refusals with reasons, history after a restart', { timeout: 240_000 }, () =>
+  withCoreScratch(
+    'whittle-fleet-',
+    async ({ dir, logs, log, startCore, closeCore, onCleanup, fail: failWithLog }) => {
+      let core = await startCore();
+      const agents = new Map<string, AgentProcess>();
+      onCleanup(() => Promise.all([...agents.values()].map((a) => a.stop())));
+      const fail = (err: Error): never => failWithLog(err, 80);
+      /** (Re)starts a device's agent; its state directory (installed models, finished deployments) stays. */
+      const startAgent = (id: string, packageKey: string): void => {
+        agents.set(
           id,
-          {
-            stateDir: join(dir, `state-${id}`),
-            packageKey,
-            fps: 10,
-            snapshotSeconds: 0,
-            reconnectMaxMs: 500,
-          },
-          log,
-        ),
-      );
-    };
-    try {
+          startAgentProcess(
+            core,
+            dir,
+            id,
+            {
+              stateDir: join(dir, `state-${id}`),
+              packageKey,
+              fps: 10,
+              snapshotSeconds: 0,
+              reconnectMaxMs: 500,
+            },
+            log,
+          ),
+        );
+      };
       const keys = managerSigningKeys(dir);
       const packageKey = managerSigningPublicKey(dir);
       for (const id of ['cam-a', 'cam-b']) startAgent(id, packageKey);
@@ -196,8 +192,8 @@ test(
 
       // 5. Restart the manager: the history is still there, and the fleet reconnects.
       const port = core.broker.port;
-      await core.close();
-      core = await start(port);
+      await closeCore();
+      core = await startCore({ mqttPort: port });
       const history = core.deployments.list();
       // Each device as "id:outcome": its error code when it did not commit.
       assert.deepEqual(
@@ -226,10 +222,6 @@ test(
       await waitFor('the fleet back online after the restart', 30_000, () =>
         ['cam-a', 'cam-b'].every((id) => core.registry.get(id)?.online) ? true : undefined,
       ).catch(fail);
-    } finally {
-      await Promise.all([...agents.values()].map((a) => a.stop()));
-      await core.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    },
+  ),
 );

@@ -3,8 +3,7 @@
 // fresh stats; an unlabelled camera has no accuracy field; a sidecar that does not fit its video is refused
 // and the agent runs without accuracy; a class the model lacks is reported once and counted wrong.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -13,12 +12,12 @@ import { defaultModelPath } from '../../agent/config.js';
 import type { SnapshotMessage, StatsMessage } from '../../agent/protocol/messages.js';
 import { PackageModel } from '../../agent/runtime/package-model.js';
 import { DevicesResponseSchema, type DeviceView } from '../../electron/api/contract.js';
-import type { Core } from '../../electron/core/core.js';
 import { demoVideo } from '../../electron/demo-video.js';
-import { type LocalAgent, startLocalAgent } from '../../electron/local-agent.js';
+import { startLocalAgent } from '../../electron/local-agent.js';
 import { FASHION_MNIST_LABELS, loadFashionMnist } from '../../optimize/datasets/fashion-mnist.js';
 import { makeLabelledVideo } from '../../optimize/make-labelled-video.js';
-import { type Stack, startLoopbackCore, startStack, waitFor } from '../support/stack.js';
+import { withCoreScratch } from '../support/core-scratch.js';
+import { type Stack, startStack, waitFor } from '../support/stack.js';
 import { decodeJpegGray } from '../support/test-media.js';
 import { type AgentProcess, startAgentProcess } from './agent-process.js';
 
@@ -31,95 +30,89 @@ async function apiDevices(apiUrl: string, token: string): Promise<DeviceView[]> 
 test(
   'a full pass of the labelled demo video gives the recorded test accuracy within 1 point, kept across a manager restart',
   { timeout: 240_000 },
-  async (t) => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'whittle-labelled-pass-'));
-    const logs: string[] = [];
-    let core: Core | null = null;
-    let agent: LocalAgent | null = null;
-    const id = 'labelled-pass';
-    try {
-      // The demo's video, played faster than the demo's 30 fps so that one pass of the 10,000 test images
-      // takes under a minute; the frames and their labels are the demo's.
-      const video = await demoVideo({ dataDir, fps: 250 });
-      const recorded = PackageModel.load(defaultModelPath(), { trust: 'shipped' }).manifest.accuracy;
-      assert.ok(recorded && recorded.images === video.frames, 'the model records its test accuracy');
-      core = await startLoopbackCore(dataDir, (l) => logs.push(`[core] ${l}`));
-      agent = startLocalAgent({
-        store: core.store,
-        deviceId: id,
-        brokerPort: core.broker.port,
-        camera: video.video,
-        labels: video.labelsFile,
-        dataDir,
-        onLine: (l) => logs.push(`[agent] ${l}`),
-      });
-      const live = core;
-      // Frames the agent could not keep up with are dropped, not counted: a pass is 95 % of the frames.
-      const pass = await waitFor('a full pass of labelled frames', 180_000, () => {
-        const accuracy = live.registry.get(id)?.accuracy;
-        return accuracy && accuracy.running.frames >= 0.95 * video.frames ? accuracy : undefined;
-      }).catch((err: Error) => assert.fail(`${err.message}\n${logs.slice(-30).join('\n')}`));
-      const measured = (pass.running.correct / pass.running.frames) * 100;
-      t.diagnostic(
-        `live ${measured.toFixed(2)} % over ${pass.running.frames} frames; recorded ${(recorded.top1 * 100).toFixed(2)} % over ${recorded.images} images`,
-      );
-      assert.ok(
-        Math.abs(measured - recorded.top1 * 100) <= 1,
-        `live ${measured.toFixed(2)} % vs recorded ${(recorded.top1 * 100).toFixed(2)} %`,
-      );
-      // The API carries both figures, each for what it is.
-      const listed = (await apiDevices(`http://127.0.0.1:${core.api.port}`, core.api.token)).find(
-        (d) => d.id === id,
-      );
-      assert.ok(listed?.accuracy, 'GET /api/devices has the accuracy');
-      assert.ok(listed.accuracy.window.frames > 0 && listed.accuracy.window.seconds === 30);
-      assert.ok(listed.accuracy.running.frames >= pass.running.frames);
-
-      // The snapshot is the frame its prediction and truth are of: the test image nearest to the decoded
-      // picture carries the label the snapshot names (two snapshots, 5 s apart).
-      const testSet = loadFashionMnist('test');
-      const shots = new Map<number, SnapshotMessage>();
-      await waitFor('2 snapshots', 20_000, () => {
-        const shot = live.registry.snapshot(id);
-        if (shot) shots.set(shot.ts, shot);
-        return shots.size >= 2 ? true : undefined;
-      });
-      for (const shot of shots.values()) {
-        const picture = decodeJpegGray(Buffer.from(shot.jpeg, 'base64'), 28, 28);
-        let nearest = 0;
-        let best = Infinity;
-        for (let i = 0; i < testSet.count; i++) {
-          let d = 0;
-          for (let p = 0; p < 784; p++) d += Math.abs(picture[p]! - testSet.pixels[i * 784 + p]!);
-          if (d < best) [best, nearest] = [d, i];
-        }
-        assert.equal(
-          shot.trueLabel,
-          FASHION_MNIST_LABELS[testSet.labels[nearest]!],
-          'the picture is the frame',
+  (t) =>
+    withCoreScratch(
+      'whittle-labelled-pass-',
+      async ({ dir: dataDir, log, startCore, closeCore, onCleanup, fail }) => {
+        const id = 'labelled-pass';
+        // The demo's video, played faster than the demo's 30 fps so that one pass of the 10,000 test images
+        // takes under a minute; the frames and their labels are the demo's.
+        const video = await demoVideo({ dataDir, fps: 250 });
+        const recorded = PackageModel.load(defaultModelPath(), { trust: 'shipped' }).manifest.accuracy;
+        assert.ok(recorded && recorded.images === video.frames, 'the model records its test accuracy');
+        let core = await startCore({ logPrefix: '[core] ' });
+        const agent = startLocalAgent({
+          store: core.store,
+          deviceId: id,
+          brokerPort: core.broker.port,
+          camera: video.video,
+          labels: video.labelsFile,
+          dataDir,
+          onLine: (l) => log(`[agent] ${l}`),
+        });
+        onCleanup(() => agent.stop());
+        const live = core;
+        // Frames the agent could not keep up with are dropped, not counted: a pass is 95 % of the frames.
+        const pass = await waitFor('a full pass of labelled frames', 180_000, () => {
+          const accuracy = live.registry.get(id)?.accuracy;
+          return accuracy && accuracy.running.frames >= 0.95 * video.frames ? accuracy : undefined;
+        }).catch((err: Error) => fail(err, 30));
+        const measured = (pass.running.correct / pass.running.frames) * 100;
+        t.diagnostic(
+          `live ${measured.toFixed(2)} % over ${pass.running.frames} frames; recorded ${(recorded.top1 * 100).toFixed(2)} % over ${recorded.images} images`,
         );
-        assert.ok(shot.prediction);
-      }
+        assert.ok(
+          Math.abs(measured - recorded.top1 * 100) <= 1,
+          `live ${measured.toFixed(2)} % vs recorded ${(recorded.top1 * 100).toFixed(2)} %`,
+        );
+        // The API carries both figures, each for what it is.
+        const listed = (await apiDevices(`http://127.0.0.1:${core.api.port}`, core.api.token)).find(
+          (d) => d.id === id,
+        );
+        assert.ok(listed?.accuracy, 'GET /api/devices has the accuracy');
+        assert.ok(listed.accuracy.window.frames > 0 && listed.accuracy.window.seconds === 30);
+        assert.ok(listed.accuracy.running.frames >= pass.running.frames);
 
-      // A manager restart on the same data directory and broker port: the running count goes on.
-      const brokerPort = core.broker.port;
-      const before = core.registry.get(id)!.accuracy!.running;
-      await core.close();
-      core = null;
-      core = await startLoopbackCore(dataDir, (l) => logs.push(`[core 2] ${l}`), brokerPort);
-      const restarted = core;
-      const after = await waitFor('the running count to go on after the restart', 60_000, () => {
-        const running = restarted.registry.get(id)?.accuracy?.running;
-        return running && running.frames > before.frames ? running : undefined;
-      }).catch((err: Error) => assert.fail(`${err.message}\n${logs.slice(-30).join('\n')}`));
-      assert.equal(after.since, before.since, 'the same running count, not a new one');
-      assert.ok(after.correct >= before.correct);
-    } finally {
-      await agent?.stop();
-      await core?.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  },
+        // The snapshot is the frame its prediction and truth are of: the test image nearest to the decoded
+        // picture carries the label the snapshot names (two snapshots, 5 s apart).
+        const testSet = loadFashionMnist('test');
+        const shots = new Map<number, SnapshotMessage>();
+        await waitFor('2 snapshots', 20_000, () => {
+          const shot = live.registry.snapshot(id);
+          if (shot) shots.set(shot.ts, shot);
+          return shots.size >= 2 ? true : undefined;
+        });
+        for (const shot of shots.values()) {
+          const picture = decodeJpegGray(Buffer.from(shot.jpeg, 'base64'), 28, 28);
+          let nearest = 0;
+          let best = Infinity;
+          for (let i = 0; i < testSet.count; i++) {
+            let d = 0;
+            for (let p = 0; p < 784; p++) d += Math.abs(picture[p]! - testSet.pixels[i * 784 + p]!);
+            if (d < best) [best, nearest] = [d, i];
+          }
+          assert.equal(
+            shot.trueLabel,
+            FASHION_MNIST_LABELS[testSet.labels[nearest]!],
+            'the picture is the frame',
+          );
+          assert.ok(shot.prediction);
+        }
+
+        // A manager restart on the same data directory and broker port: the running count goes on.
+        const brokerPort = core.broker.port;
+        const before = core.registry.get(id)!.accuracy!.running;
+        await closeCore();
+        core = await startCore({ logPrefix: '[core 2] ', mqttPort: brokerPort });
+        const restarted = core;
+        const after = await waitFor('the running count to go on after the restart', 60_000, () => {
+          const running = restarted.registry.get(id)?.accuracy?.running;
+          return running && running.frames > before.frames ? running : undefined;
+        }).catch((err: Error) => fail(err, 30));
+        assert.equal(after.since, before.since, 'the same running count, not a new one');
+        assert.ok(after.correct >= before.correct);
+      },
+    ),
 );
 
 test(
@@ -166,12 +159,10 @@ test(
 test(
   'a sidecar that does not fit its video is refused, naming it, and the agent runs without accuracy; a class the model lacks is reported once',
   { timeout: 90_000 },
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'whittle-bad-sidecar-'));
-    const logs: string[] = [];
-    let core: Core | null = null;
-    const agents: AgentProcess[] = [];
-    try {
+  () =>
+    withCoreScratch('whittle-bad-sidecar-', async ({ dir, logs, log, startCore, onCleanup, fail }) => {
+      const agents: AgentProcess[] = [];
+      onCleanup(() => Promise.all(agents.map((a) => a.stop())));
       const made = await makeLabelledVideo({ out: join(dir, 'clip.mp4'), count: 90, fps: 30 });
       const good = JSON.parse(readFileSync(made.labelsFile, 'utf8')) as FrameLabels;
       const variants: Record<string, object> = {
@@ -181,14 +172,13 @@ test(
         foreign: { ...good, classes: good.classes.map((c) => (c === 'Bag' ? 'Handbag' : c)) },
       };
       assert.ok(good.labels.includes(8), 'the clip has a Bag');
-      core = await startLoopbackCore(dir, (l) => logs.push(`[core] ${l}`));
-      const live = core;
+      const live = await startCore({ logPrefix: '[core] ' });
       for (const [name, sidecar] of Object.entries(variants)) {
         const file = join(dir, `${name}.labels.json`);
         writeFileSync(file, JSON.stringify(sidecar));
         agents.push(
-          startAgentProcess(core, dir, name, { camera: made.video, labels: file, snapshotSeconds: 0 }, (l) =>
-            logs.push(`${name} ${l}`),
+          startAgentProcess(live, dir, name, { camera: made.video, labels: file, snapshotSeconds: 0 }, (l) =>
+            log(`${name} ${l}`),
           ),
         );
       }
@@ -196,7 +186,7 @@ test(
         live.store.stats(name).filter((r) => (JSON.parse(r.json) as StatsMessage).frames > 0).length;
       await waitFor('3 records from every agent', 60_000, () =>
         Object.keys(variants).every((n) => recordsOf(n) >= 3) ? true : undefined,
-      ).catch((err: Error) => assert.fail(`${err.message}\n${logs.slice(-40).join('\n')}`));
+      ).catch((err: Error) => fail(err));
       const linesOf = (name: string): string[] => logs.filter((l) => l.startsWith(`${name} `));
       for (const [name, reason] of [
         ['short', /labels 80 frames but the video .*clip\.mp4 has 90/],
@@ -214,10 +204,5 @@ test(
       const foreign = linesOf('foreign').filter((l) => /class "Handbag" .*is not a class of model/.test(l));
       assert.equal(foreign.length, 1, `reported once:\n${linesOf('foreign').join('\n')}`);
       assert.ok(live.registry.get('foreign')?.accuracy, 'the others are still graded');
-    } finally {
-      await Promise.all(agents.map((a) => a.stop()));
-      await core?.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    }),
 );
