@@ -65,9 +65,9 @@ void whittle_threadpool_set_min_task_work(size_t work);
 
 // A held pool's workers spin on the next job (whittle_threadpool_hold), so handing one a task costs about a
 // microsecond instead of a wake-up: within a hold, the minimum work per task is
-// whittle_threadpool_min_task_work() divided by this. MobileNet-0.5 at 96x96 (pointwise and depthwise layers
-// of 0.3-2.4 M MACs, 3-25 us each) ran slower on 2 threads than on 1 with the full minimum inside a plan run,
-// because almost none of its layers split while the run still paid the hold.
+// whittle_threadpool_min_task_work() divided by this. With the full minimum, MobileNet-0.5 at 96x96 split
+// only its pointwise layers (1.2-2.4 M MACs); its stem and depthwise layers (0.3-1 M MACs, 5-25 us) stayed on
+// one thread.
 #define WHITTLE_HELD_MIN_TASK_DIVISOR 8
 
 // The granularity to pass to whittle_threadpool_parallelize(pool, ...) for `range` items of `work_per_item`
