@@ -720,7 +720,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
       const double row_work =
           4.0 * static_cast<double>(g_.output_width) * static_cast<double>(bits_b_.size());
       whittle_threadpool_parallelize(pool, PlanesOutputRows, &task, rows,
-                                     whittle_threadpool_granularity(4, row_work, rows));
+                                     whittle_threadpool_granularity(nullptr, 4, row_work, rows));
     } else {
       whittle_threadpool_parallelize(pool, RunRange, &task, oc_, ChannelsPerTask());
     }
@@ -737,7 +737,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   // so they could split earlier, but a split costs most on exactly these small layers when the machine is
   // busy (a worker preempted mid-task makes the caller wait for its next time slice). Tasks are also whole
   // channel blocks of the SIMD kernels (32 for XNOR, 16 for binary weights and ternary, 8 for fixed8) when
-  // there are at least two, so that no split sends a block's channels to the slower leftover path.
+  // there are at least two, so that no split sends a block's channels to the slower leftover path. The full
+  // minimum holds inside a held plan run too (no pool is passed): the lower held minimum was measured on the
+  // fp32 / int8 kernels only.
   size_t ChannelsPerTask() const {
     const double pixels = static_cast<double>(g_.batch * g_.output_height * g_.output_width);
     const bool xnor = format_ == Format::kXnor;
@@ -748,7 +750,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
       // kernels (fc, int8, strided convolutions) pay more per nonzero.
       macs = 4.0 * pixels * static_cast<double>(bits_a_.back()) / static_cast<double>(oc_);
     }
-    size_t channels = whittle_threadpool_granularity(1, xnor ? macs / 16 : macs, oc_);
+    size_t channels = whittle_threadpool_granularity(nullptr, 1, xnor ? macs / 16 : macs, oc_);
     if (channels >= oc_) return oc_;
     const size_t block = xnor ? 32 : 16;
     if (g_.groups == 1 && oc_ >= 2 * block) channels = (channels + block - 1) / block * block;

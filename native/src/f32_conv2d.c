@@ -318,22 +318,22 @@ bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittl
     const double work = (double)s->output_channels * 9.0 * (double)op->output_width;
     const size_t output_rows = op->shape.batch * op->output_height;
     whittle_threadpool_parallelize(pool, dwconv3x3_task, op, output_rows,
-                                   whittle_threadpool_granularity(1, work, output_rows));
+                                   whittle_threadpool_granularity(pool, 1, work, output_rows));
   } else if (op->depthwise) {
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
     whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
-                                   whittle_threadpool_granularity(1, work, rows));
+                                   whittle_threadpool_granularity(pool, 1, work, rows));
   } else if (op->igemm != NULL) {
     if (op->padded != NULL)
       whittle_conv2d_padded_copy(s, &op->padded_plan, sizeof(float), input, 0, op->padded);
     const double work = (double)s->output_channels * (double)op->k;
     const size_t mr = op->narrow != NULL ? op->narrow->mr : op->igemm->mr;
     whittle_threadpool_parallelize(pool, igemm_task, op, rows,
-                                   whittle_threadpool_granularity(mr, work, rows));
+                                   whittle_threadpool_granularity(pool, mr, work, rows));
   } else {
     const double work = (double)s->output_channels * (double)op->k;
     whittle_threadpool_parallelize(pool, gemm_task, op, rows,
-                                   whittle_threadpool_granularity(op->gemm->mr, work, rows));
+                                   whittle_threadpool_granularity(pool, op->gemm->mr, work, rows));
   }
   return true;
 }

@@ -505,25 +505,25 @@ bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_
   if (op->gemv != NULL) {
     const size_t blocks = round_up(s->output_channels, 16) / 16;
     whittle_threadpool_parallelize(pool, gemv_task, op, blocks,
-                                   whittle_threadpool_granularity(1, 16.0 * (double)op->k, blocks));
+                                   whittle_threadpool_granularity(pool, 1, 16.0 * (double)op->k, blocks));
   } else if (op->dw3x3) {
     const double work = (double)s->output_channels * 9.0 * (double)op->output_width;
     const size_t output_rows = op->shape.batch * op->output_height;
     whittle_threadpool_parallelize(pool, dwconv3x3_task, op, output_rows,
-                                   whittle_threadpool_granularity(1, work, output_rows));
+                                   whittle_threadpool_granularity(pool, 1, work, output_rows));
   } else if (op->depthwise) {
     const double work = (double)s->output_channels * (double)(s->kernel_height * s->kernel_width);
     whittle_threadpool_parallelize(pool, dwconv_task, op, rows,
-                                   whittle_threadpool_granularity(1, work, rows));
+                                   whittle_threadpool_granularity(pool, 1, work, rows));
   } else if (op->igemm != NULL) {
     whittle_conv2d_padded_copy(s, &op->padded_plan, 1, input, op->a_xor, op->padded);
     const double work = (double)s->output_channels * (double)op->k;
     whittle_threadpool_parallelize(pool, igemm_task, op, rows,
-                                   whittle_threadpool_granularity(op->igemm->mr, work, rows));
+                                   whittle_threadpool_granularity(pool, op->igemm->mr, work, rows));
   } else {
     const double work = (double)s->output_channels * (double)op->k;
     whittle_threadpool_parallelize(pool, gemm_task, op, rows,
-                                   whittle_threadpool_granularity(op->gemm->mr, work, rows));
+                                   whittle_threadpool_granularity(pool, op->gemm->mr, work, rows));
   }
   return true;
 }

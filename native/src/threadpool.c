@@ -354,9 +354,12 @@ void whittle_threadpool_set_min_task_work(size_t work) {
   atomic_store_explicit(&min_task_work, work == SIZE_MAX ? SIZE_MAX - 1 : work, memory_order_relaxed);
 }
 
-size_t whittle_threadpool_granularity(size_t granularity, double work_per_item, size_t range) {
+size_t whittle_threadpool_granularity(const whittle_threadpool* pool, size_t granularity,
+                                      double work_per_item, size_t range) {
   if (granularity == 0) granularity = 1;
-  const double minimum = (double)whittle_threadpool_min_task_work();
+  double minimum = (double)whittle_threadpool_min_task_work();
+  if (pool != NULL && atomic_load_explicit(&((whittle_threadpool*)pool)->holds, memory_order_relaxed) != 0)
+    minimum /= WHITTLE_HELD_MIN_TASK_DIVISOR;
   // Less than two tasks' worth of work in all: the caller runs the job alone.
   if (!(work_per_item * (double)range >= 2.0 * minimum)) return SIZE_MAX / 2;
   const double unit_minimum = minimum / WHITTLE_UNITS_PER_MIN_TASK;

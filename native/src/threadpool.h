@@ -63,13 +63,23 @@ void whittle_threadpool_release(whittle_threadpool* pool);
 size_t whittle_threadpool_min_task_work(void);
 void whittle_threadpool_set_min_task_work(size_t work);
 
-// The granularity to pass to whittle_threadpool_parallelize for `range` items of `work_per_item` each (in
-// the units of WHITTLE_MIN_TASK_WORK) that must be handed out `granularity` at a time (0 is treated as 1).
-// A job with less than twice the minimum work in all gets a granularity that covers it, so it runs inline
-// on the calling thread. A larger job gets the smallest multiple of `granularity` whose work reaches an
-// eighth of the minimum: the pool's claims then shrink to single units at the end of each block, so the
-// threads finish within a fraction of a microsecond of each other.
-size_t whittle_threadpool_granularity(size_t granularity, double work_per_item, size_t range);
+// A held pool's workers spin on the next job (whittle_threadpool_hold), so handing one a task costs about a
+// microsecond instead of a wake-up: within a hold, the minimum work per task is
+// whittle_threadpool_min_task_work() divided by this. With the full minimum, MobileNet-0.5 at 96x96 split
+// only its pointwise layers (1.2-2.4 M MACs); its stem and depthwise layers (0.3-1 M MACs, 5-25 us) stayed on
+// one thread.
+#define WHITTLE_HELD_MIN_TASK_DIVISOR 8
+
+// The granularity to pass to whittle_threadpool_parallelize(pool, ...) for `range` items of `work_per_item`
+// each (in the units of WHITTLE_MIN_TASK_WORK) that must be handed out `granularity` at a time (0 is treated
+// as 1). The minimum work is whittle_threadpool_min_task_work(), divided by WHITTLE_HELD_MIN_TASK_DIVISOR
+// while `pool` is held (NULL: never held). A job with less than twice the minimum work in all gets a
+// granularity that covers it, so it runs inline on the calling thread. A larger job gets the smallest
+// multiple of `granularity` whose work reaches an eighth of the minimum: the pool's claims then shrink to
+// single units at the end of each block, so the threads finish within a fraction of a microsecond of each
+// other.
+size_t whittle_threadpool_granularity(const whittle_threadpool* pool, size_t granularity,
+                                      double work_per_item, size_t range);
 
 #ifdef __cplusplus
 }

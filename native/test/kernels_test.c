@@ -825,18 +825,37 @@ static void test_threadpool(void) {
   // the minimum, multiples of the requested granularity, never 0.
   const size_t saved_min_work = whittle_threadpool_min_task_work();
   whittle_threadpool_set_min_task_work(WHITTLE_MIN_TASK_WORK);
-  report(whittle_threadpool_granularity(6, 1e6, 100) == 6, "granularity: enough work per unit keeps 6");
-  report(whittle_threadpool_granularity(6, 36864, 256) == 6, "granularity: VGG rows of 36864 MACs keep 6");
-  report(whittle_threadpool_granularity(6, 10000, 1000) == 12, "granularity: 2 x 6 rows of 10000 MACs");
-  report(whittle_threadpool_granularity(8, 1000, 10000) == 72, "granularity: 9 x 8 items of 1000 MACs");
-  report(whittle_threadpool_granularity(6, 36864, 28) >= SIZE_MAX / 4,
+  report(whittle_threadpool_granularity(NULL, 6, 1e6, 100) == 6, "granularity: enough work per unit keeps 6");
+  report(whittle_threadpool_granularity(NULL, 6, 36864, 256) == 6,
+         "granularity: VGG rows of 36864 MACs keep 6");
+  report(whittle_threadpool_granularity(NULL, 6, 10000, 1000) == 12, "granularity: 2 x 6 rows of 10000 MACs");
+  report(whittle_threadpool_granularity(NULL, 8, 1000, 10000) == 72, "granularity: 9 x 8 items of 1000 MACs");
+  report(whittle_threadpool_granularity(NULL, 6, 36864, 28) >= SIZE_MAX / 4,
          "granularity: less than twice the minimum work never splits");
-  report(whittle_threadpool_granularity(0, 1e9, 2) == 1, "granularity: 0 is treated as 1");
-  report(whittle_threadpool_granularity(4, 0, 1000) >= SIZE_MAX / 4, "granularity: no work never splits");
-  report(whittle_threadpool_granularity(4, 1e-300, 1000) >= SIZE_MAX / 4,
+  report(whittle_threadpool_granularity(NULL, 0, 1e9, 2) == 1, "granularity: 0 is treated as 1");
+  report(whittle_threadpool_granularity(NULL, 4, 0, 1000) >= SIZE_MAX / 4,
+         "granularity: no work never splits");
+  report(whittle_threadpool_granularity(NULL, 4, 1e-300, 1000) >= SIZE_MAX / 4,
          "granularity: tiny work never splits");
+  {
+    // A held pool splits at an eighth of the minimum (its workers spin); an unheld or 1-thread one does not.
+    whittle_threadpool* two = whittle_threadpool_create(2);
+    const double macs = 2.0 * WHITTLE_MIN_TASK_WORK / WHITTLE_HELD_MIN_TASK_DIVISOR / 100;  // per row
+    report(whittle_threadpool_granularity(two, 1, macs, 100) >= SIZE_MAX / 4,
+           "granularity: an unheld pool keeps a small job whole");
+    whittle_threadpool_hold(two);
+    report(whittle_threadpool_granularity(two, 1, macs, 100) < 100,
+           "granularity: a held pool splits a job of twice its lower minimum");
+    report(whittle_threadpool_granularity(two, 1, macs * 0.99, 100) >= SIZE_MAX / 4,
+           "granularity: a held pool keeps a job under twice its lower minimum whole");
+    whittle_threadpool_release(two);
+    report(whittle_threadpool_granularity(two, 1, macs, 100) >= SIZE_MAX / 4,
+           "granularity: a released pool keeps the full minimum");
+    whittle_threadpool_destroy(two);
+  }
   whittle_threadpool_set_min_task_work(0);
-  report(whittle_threadpool_granularity(6, 10, 12) == 6, "granularity: minimum 0 splits at the granularity");
+  report(whittle_threadpool_granularity(NULL, 6, 10, 12) == 6,
+         "granularity: minimum 0 splits at the granularity");
   whittle_threadpool_set_min_task_work(saved_min_work);
   report(whittle_threadpool_create(0) == NULL && whittle_threadpool_create(WHITTLE_MAX_THREADS + 1) == NULL,
          "threadpool refuses 0 and too many threads");
