@@ -397,6 +397,37 @@ export interface ChannelShuffleArgs<T extends Tensor> {
   output: T;
 }
 
+/** fp32 sigmoid (no alpha / beta), hard_sigmoid and hard_swish: clamp(alpha * x + beta, 0, 1), times x for
+ * hard_swish. */
+export interface ActivationF32Args {
+  input: Float32Array;
+  output: Float32Array;
+  alpha?: number;
+  beta?: number;
+  reference?: boolean;
+}
+
+/** fp32 output[r][p][c] = a[r][p][c] * b[r][c]: N x H x W x C times N x 1 x 1 x C (rows N, pixels H * W), or
+ * two tensors of one shape (rows = pixels = 1). */
+export interface MulChannelsArgs {
+  rows: number;
+  pixels: number;
+  channels: number;
+  a: Float32Array;
+  b: Float32Array;
+  output: Float32Array;
+  reference?: boolean;
+}
+
+/** output[r] = input[r][offset, offset + output.length / rows): a slice or a split's part along one axis. */
+export interface SliceArgs<T extends Tensor> {
+  rows: number;
+  inputRow: number;
+  offset: number;
+  input: T;
+  output: T;
+}
+
 interface NativeKernels {
   cpuFeatures(): CpuFeatures;
   activeIsa(): Isa;
@@ -413,6 +444,11 @@ interface NativeKernels {
   softmax(args: SoftmaxF32Args | SoftmaxInt8Args<Int8Tensor>): void;
   concat(args: ConcatArgs<Tensor>): void;
   channelShuffle(args: ChannelShuffleArgs<Tensor>): void;
+  sigmoid(args: ActivationF32Args): void;
+  hardSigmoid(args: ActivationF32Args): void;
+  hardSwish(args: ActivationF32Args): void;
+  mulChannels(args: MulChannelsArgs): void;
+  slice(args: SliceArgs<Tensor>): void;
 }
 
 /** CPU features and the kernel paths they allow. */
@@ -581,4 +617,24 @@ export function concat<T extends Tensor>(args: ConcatArgs<T>): void {
 
 export function channelShuffle<T extends Tensor>(args: ChannelShuffleArgs<T>): void {
   loadNativeBinding().channelShuffle(args);
+}
+
+export function sigmoidF32(args: ActivationF32Args): void {
+  loadNativeBinding().sigmoid(args);
+}
+
+export function hardSigmoidF32(args: ActivationF32Args): void {
+  loadNativeBinding().hardSigmoid(args);
+}
+
+export function hardSwishF32(args: ActivationF32Args): void {
+  loadNativeBinding().hardSwish(args);
+}
+
+export function mulChannelsF32(args: MulChannelsArgs): void {
+  loadNativeBinding().mulChannels(args);
+}
+
+export function slice<T extends Tensor>(args: SliceArgs<T>): void {
+  loadNativeBinding().slice(args);
 }

@@ -35,6 +35,11 @@ export type OperatorName =
   | 'concat'
   | 'channelShuffle'
   | 'copy'
+  | 'sigmoid'
+  | 'hardSigmoid'
+  | 'hardSwish'
+  | 'mulChannels'
+  | 'slice'
   | 'fixedPointQuantize'
   | 'fixedPointDequantize';
 

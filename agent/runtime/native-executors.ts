@@ -34,13 +34,20 @@ import {
   type GlobalAvgPoolArgs,
   globalAvgPoolInt8,
   type GlobalAvgPoolInt8Args,
+  hardSigmoidF32,
+  hardSwishF32,
   type Int8Tensor,
   loadNativeBinding,
   maxPool2d,
+  mulChannelsF32,
+  type MulChannelsArgs,
   type Pool2dArgs,
   type QuantizationArgs,
   quantizeLinear,
   type QuantizeLinearArgs,
+  sigmoidF32,
+  slice,
+  type SliceArgs,
   softmaxF32,
   type SoftmaxF32Args,
   type StepLayer,
@@ -54,7 +61,8 @@ import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
-import { qaddParams } from './ops/elementwise.js';
+import { hardSigmoidParams, qaddParams } from './ops/elementwise.js';
+import { sliceRanges, splitSizes } from './ops/layout.js';
 import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
 import { elements, type TensorData, type TensorSpec } from './tensor.js';
 import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
@@ -518,18 +526,34 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
   return (context) => {
     const x = context.inputs[0]!;
     const y = context.outputs[0]!;
-    // The native pools take no dilation, ceil mode or count_include_pad, and round int8 averages like
-    // TFLite rather than ONNX: those nodes keep the reference.
-    if (windowAttrs(context.node).dilations.some((d) => d !== 1) || poolCeilMode(context.node))
-      return undefined;
+    // The native pools take no dilation or count_include_pad, and round int8 averages like TFLite rather
+    // than ONNX: those nodes keep the reference.
+    if (windowAttrs(context.node).dilations.some((d) => d !== 1)) return undefined;
     if (kind === 'avg' && (x.dtype !== 'f32' || intAttr(context.node, 'count_include_pad', 0, 0, 1) !== 0))
       return undefined;
     const [n, h, w, c] = x.shape as [number, number, number, number];
     const [kh, kw] = poolKernel(context.node, [1, 1]);
     const window = windowStridesAndPads(context);
+    // Ceil mode's extra last window (window.ts) is the floor-mode window of a larger bottom / right padding:
+    // the kernels leave out padding (max ignores it, the average counts only the pixels inside), and the
+    // extra window starts inside the input, so it holds at least one pixel.
+    if (poolCeilMode(context.node)) {
+      const [oh, ow] = [y.shape[1]!, y.shape[2]!];
+      window.paddingBottom = Math.max(
+        window.paddingBottom,
+        (oh - 1) * window.strideHeight + kh - h - window.paddingTop,
+      );
+      window.paddingRight = Math.max(
+        window.paddingRight,
+        (ow - 1) * window.strideWidth + kw - w - window.paddingLeft,
+      );
+    }
     const { paddingTop, paddingLeft, paddingBottom, paddingRight } = window;
     if (paddingTop >= kh || paddingBottom >= kh || paddingLeft >= kw || paddingRight >= kw) return undefined;
-    if (y.shape[1] !== Math.floor((h + paddingTop + paddingBottom - kh) / window.strideHeight) + 1)
+    if (
+      y.shape[1] !== Math.floor((h + paddingTop + paddingBottom - kh) / window.strideHeight) + 1 ||
+      y.shape[2] !== Math.floor((w + paddingLeft + paddingRight - kw) / window.strideWidth) + 1
+    )
       return undefined;
     const base = {
       batch: n,
@@ -796,6 +820,136 @@ const copyAny: NativeFactory = (context) => {
   );
 };
 
+// fp32 sigmoid, hard_sigmoid, hard_swish, the channel-broadcast mul, slice and split (issue 14: the
+// conformance models' SE blocks, hard-swish activations and ShuffleNet's channel halves on the native plan).
+
+const sigmoidNative: NativeFactory = (context) =>
+  operatorExecutor<{ input: Float32Array; output: Float32Array }>(
+    'native:sigmoid_f32',
+    'sigmoid',
+    sigmoidF32,
+    (inputs, outputs) => ({ input: inputs[0] as Float32Array, output: outputs[0] as Float32Array }),
+  );
+
+/** hard_sigmoid or hard_swish: clamp(alpha * x + beta, 0, 1), times x for hard_swish. */
+const hardSigmoidNative: NativeFactory = (context) => {
+  const swish = context.node.op === 'hard_swish';
+  const params = hardSigmoidParams(context.node);
+  return operatorExecutor<{ input: Float32Array; output: Float32Array; alpha: number; beta: number }>(
+    `native:${context.node.op}_f32`,
+    swish ? 'hardSwish' : 'hardSigmoid',
+    swish ? hardSwishF32 : hardSigmoidF32,
+    (inputs, outputs) => ({
+      ...params,
+      input: inputs[0] as Float32Array,
+      output: outputs[0] as Float32Array,
+    }),
+  );
+};
+
+/** fp32 mul of two tensors of one shape, or of [N, ..., C] by [N, 1, ..., 1, C] (either operand the
+ * broadcast one: the SE block's scale). Other broadcasts keep the reference. */
+const mulChannels: NativeFactory = (context) => {
+  const specs = context.inputs as [TensorSpec, TensorSpec];
+  if (specs.some((t) => t.dtype !== 'f32' || elements(t.shape) === 0)) return undefined;
+  const [a, b] = specs.map((t) => t.shape);
+  const y = context.outputs[0]!.shape;
+  const big = a!.join(',') === y.join(',') ? 0 : 1;
+  const small = 1 - big;
+  const full = specs[big]!.shape;
+  const part = specs[small]!.shape;
+  if (full.join(',') !== y.join(',')) return undefined;
+  let shape: { rows: number; pixels: number; channels: number };
+  if (part.join(',') === full.join(',')) {
+    shape = { rows: 1, pixels: 1, channels: elements(full) };
+  } else {
+    const rank = full.length;
+    if (
+      rank < 3 ||
+      part.length !== rank ||
+      part[0] !== full[0] ||
+      part[rank - 1] !== full[rank - 1] ||
+      part.slice(1, -1).some((d) => d !== 1)
+    )
+      return undefined;
+    shape = { rows: full[0]!, pixels: elements(full.slice(1, -1)), channels: full[rank - 1]! };
+  }
+  const operand = (inputs: Views, i: number) => (context.constants[i] ?? inputs[i]) as Float32Array;
+  return operatorExecutor<MulChannelsArgs>(
+    'native:mul_f32',
+    'mulChannels',
+    mulChannelsF32,
+    (inputs, outputs) => ({
+      ...shape,
+      a: operand(inputs, big),
+      b: operand(inputs, small),
+      output: outputs[0] as Float32Array,
+    }),
+    (args) => ({ inputs: [args.a, args.b], outputs: [args.output] }),
+  );
+};
+
+/** The slice of one axis that takes `first` and `length` of x's `shape[axis]` as rows of contiguous runs. */
+function sliceRows(shape: readonly number[], axis: number, first: number, length: number) {
+  const inner = elements(shape.slice(axis + 1));
+  return {
+    rows: elements(shape.slice(0, axis)),
+    inputRow: shape[axis]! * inner,
+    offset: first * inner,
+    outputElements: elements(shape.slice(0, axis)) * length * inner,
+  };
+}
+
+/** An executor of one or more slices of the same input (slice: one; split: one per output). */
+function slicesExecutor(
+  context: PrepareContext,
+  kernel: string,
+  parts: readonly { rows: number; inputRow: number; offset: number; outputElements: number }[],
+): Executor | undefined {
+  const x = context.inputs[0]!;
+  if (x.dtype !== 'f32' && x.dtype !== 'i8' && x.dtype !== 'u8') return undefined;
+  if (elements(x.shape) === 0 || parts.some((p) => p.outputElements === 0)) return undefined;
+  const args = (inputs: Views, outputs: readonly TensorData[]) =>
+    parts.map(({ rows, inputRow, offset }, k): SliceArgs<Tensor> => ({
+      rows,
+      inputRow,
+      offset,
+      input: (context.constants[0] ?? inputs[0]) as Tensor,
+      output: outputs[k] as Tensor,
+    }));
+  return {
+    kernel: `native:${kernel}_${x.dtype}`,
+    run: (inputs, outputs) => args(inputs, outputs).forEach((a) => slice(a)),
+    plan: (inputs, outputs) =>
+      args(inputs, outputs).map((a) => ({
+        layer: createOperator('slice', a),
+        inputs: [a.input],
+        outputs: [a.output],
+      })),
+  };
+}
+
+/** A slice of step 1 along at most one axis (every other axis whole). */
+const sliceNative: NativeFactory = (context) => {
+  const shape = context.inputs[0]!.shape;
+  const { first, step, length } = sliceRanges(context.node, shape);
+  const cut = shape.map((_, a) => a).filter((a) => length[a] !== shape[a]);
+  if (step.some((s) => s !== 1) || cut.length > 1) return undefined;
+  const axis = cut[0] ?? 0;
+  return slicesExecutor(context, 'slice', [sliceRows(shape, axis, first[axis]!, length[axis]!)]);
+};
+
+const splitNative: NativeFactory = (context) => {
+  const shape = context.inputs[0]!.shape;
+  const { axis, sizes } = splitSizes(context.node, shape, context.outputs.length);
+  const starts = sizes.map((_, k) => sizes.slice(0, k).reduce((p, s) => p + s, 0));
+  return slicesExecutor(
+    context,
+    'split',
+    sizes.map((size, k) => sliceRows(shape, axis, starts[k]!, size)),
+  );
+};
+
 /** op -> format -> native executor factory: the one list of the native executors. The registry
  * (ops/index.ts) joins each with the reference executor of its pair. */
 export const NATIVE_EXECUTORS: Readonly<
@@ -836,4 +990,10 @@ export const NATIVE_EXECUTORS: Readonly<
   channel_shuffle: { f32: channelShuffleAny, int8: channelShuffleAny },
   reshape: { f32: copyAny, int8: copyAny },
   identity: { f32: copyAny, int8: copyAny },
+  sigmoid: { f32: sigmoidNative },
+  hard_sigmoid: { f32: hardSigmoidNative },
+  hard_swish: { f32: hardSigmoidNative },
+  mul: { f32: mulChannels },
+  slice: { f32: sliceNative, int8: sliceNative },
+  split: { f32: splitNative, int8: splitNative },
 };

@@ -728,6 +728,71 @@ BoundOperator Softmax(const Napi::Object& args) {
   return {{views.input}, {views.output}, run};
 }
 
+// The fp32 element-wise activations: sigmoid({ input, output }); hardSigmoid and hardSwish({ input, output,
+// alpha, beta }): clamp(alpha * x + beta, 0, 1), times x for hardSwish.
+enum class Activation { kSigmoid, kHardSigmoid, kHardSwish };
+
+BoundOperator ActivationF32(const Napi::Object& args, Activation kind) {
+  Napi::Env env = args.Env();
+  const View input = Field(args, "input", napi_float32_array);
+  const View output = Field(args, "output", napi_float32_array);
+  const size_t n = ElementCount(env, input);
+  ExpectLength(env, output, n, "input.length");
+  ExpectNoOverlap(env, output, {&input});
+  const float alpha = kind == Activation::kSigmoid ? 0.0f : FiniteFloat(args, "alpha");
+  const float beta = kind == Activation::kSigmoid ? 0.0f : FiniteFloat(args, "beta");
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output});
+  const whittle_isa isa = ActiveIsa();
+  const RunFn run = [n, kind, alpha, beta, reference, isa](const void* const* inputs, void* const* outputs,
+                                                           whittle_threadpool*) {
+    const float* in = static_cast<const float*>(inputs[0]);
+    float* out = static_cast<float*>(outputs[0]);
+    if (kind == Activation::kSigmoid) {
+      reference ? f32_sigmoid__reference(n, in, out) : f32_sigmoid(n, in, out, isa);
+    } else {
+      const bool swish = kind == Activation::kHardSwish;
+      reference ? f32_hard_sigmoid__reference(n, in, out, alpha, beta, swish)
+                : f32_hard_sigmoid(n, in, out, alpha, beta, swish, isa);
+    }
+  };
+  return {{input}, {output}, run};
+}
+
+BoundOperator Sigmoid(const Napi::Object& args) { return ActivationF32(args, Activation::kSigmoid); }
+BoundOperator HardSigmoid(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSigmoid); }
+BoundOperator HardSwish(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSwish); }
+
+// mulChannels({ rows, pixels, channels, a, b, output }), fp32: output[r][p][c] = a[r][p][c] * b[r][c] (the
+// SE block's N x H x W x C times N x 1 x 1 x C; rows = pixels = 1 multiplies two tensors of one shape).
+BoundOperator MulChannels(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const size_t rows = Dimension(args, "rows"), pixels = Dimension(args, "pixels"),
+               channels = Dimension(args, "channels");
+  ExpectElementsFit(env,
+                    static_cast<double>(rows) * static_cast<double>(pixels) * static_cast<double>(channels),
+                    "rows x pixels x channels", "rows", "a larger tensor");
+  const View a = Field(args, "a", napi_float32_array);
+  const View b = Field(args, "b", napi_float32_array);
+  const View output = Field(args, "output", napi_float32_array);
+  ExpectLength(env, a, rows * pixels * channels, "rows x pixels x channels");
+  ExpectLength(env, b, rows * channels, "rows x channels");
+  ExpectLength(env, output, rows * pixels * channels, "rows x pixels x channels");
+  ExpectNoOverlap(env, output, {&a, &b});
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&a, &b, &output});
+  const whittle_isa isa = ActiveIsa();
+  const RunFn run = [rows, pixels, channels, reference, isa](const void* const* inputs, void* const* outputs,
+                                                             whittle_threadpool*) {
+    const float* pa = static_cast<const float*>(inputs[0]);
+    const float* pb = static_cast<const float*>(inputs[1]);
+    float* out = static_cast<float*>(outputs[0]);
+    reference ? f32_mul_channels__reference(rows, pixels, channels, pa, pb, out)
+              : f32_mul_channels(rows, pixels, channels, pa, pb, out, isa);
+  };
+  return {{a, b}, {output}, run};
+}
+
 size_t ElementSize(napi_typedarray_type type) { return type == napi_float32_array ? 4 : 1; }
 
 // concat({ rows, channels: number[], inputs: TypedArray[], output }) along the last axis.
@@ -782,6 +847,34 @@ BoundOperator Concat(const Napi::Object& args) {
     whittle_concat_channels(rows, channels.size(), channels.data(), in, element, out[0]);
   };
   return {inputs, {output}, run};
+}
+
+// slice({ rows, inputRow, offset, input, output }): output[r] = input[r][offset, offset + outputRow), where
+// outputRow = output.length / rows (a Slice or a Split's part along one axis, the other axes folded into rows
+// and the row lengths).
+BoundOperator Slice(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const size_t rows = Dimension(args, "rows"), input_row = Dimension(args, "inputRow");
+  const size_t offset = static_cast<size_t>(Integer(args, "offset", 0, static_cast<int64_t>(input_row) - 1));
+  ExpectElementsFit(env, static_cast<double>(rows) * static_cast<double>(input_row), "rows x inputRow",
+                    "rows", std::to_string(rows));
+  const InputOutput views = ReadInputOutput(args);
+  ExpectLength(env, views.input, rows * input_row, "rows x inputRow");
+  const size_t n = ElementCount(env, views.output);
+  const size_t output_row = n / rows;
+  if (output_row * rows != n || output_row > input_row - offset) {
+    ThrowRange(env,
+               "rows x a row length in [1, inputRow - offset] (" + std::to_string(input_row - offset) + ")",
+               "output.length", std::to_string(n));
+  }
+  ExpectNoOverlap(env, views.output, {&views.input});
+  ExpectUnchanged(env, {&views.input, &views.output});
+  const size_t element = ElementSize(views.input.type);
+  const RunFn run = [rows, input_row, offset, output_row, element](const void* const* in, void* const* out,
+                                                                   whittle_threadpool*) {
+    whittle_slice_rows(rows, input_row, offset, output_row, in[0], element, out[0]);
+  };
+  return {{views.input}, {views.output}, run};
 }
 
 // channelShuffle({ rows, groups, groupChannels, input, output })
@@ -844,6 +937,11 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   RegisterOperator(env, exports, "concat", Concat);
   RegisterOperator(env, exports, "channelShuffle", ChannelShuffle);
   RegisterOperator(env, exports, "copy", Copy);
+  RegisterOperator(env, exports, "sigmoid", Sigmoid);
+  RegisterOperator(env, exports, "hardSigmoid", HardSigmoid);
+  RegisterOperator(env, exports, "hardSwish", HardSwish);
+  RegisterOperator(env, exports, "mulChannels", MulChannels);
+  RegisterOperator(env, exports, "slice", Slice);
 }
 
 }  // namespace whittle

@@ -112,6 +112,14 @@ typedef struct f32_simple_ukernels {
   void (*avgpool)(const whittle_pool2d_shape* shape, const float* input, float* output, float min, float max);
   // softmax over the last axis of [rows][channels]
   void (*softmax)(size_t rows, size_t channels, const float* input, float* output);
+  // y[i] = 1 / (1 + exp(-x[i]))
+  void (*vsigmoid)(size_t n, const float* x, float* y);
+  // y[i] = clamp(alpha * x[i] + beta, 0, 1) (hard_sigmoid), times x[i] when `swish` (hard_swish)
+  void (*vhard_sigmoid)(size_t n, const float* x, float* y, float alpha, float beta, bool swish);
+  // y[r][p][c] = a[r][p][c] * b[r][c]: the SE block's channel-broadcast multiply (N x H x W x C times
+  // N x 1 x 1 x C), and with rows = pixels = 1 the same-shape one.
+  void (*vmul_channels)(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
+                        float* y);
 } f32_simple_ukernels;
 
 // Lists in the order of kernel_abi.h (best first, the scalar entry last), each with its _count and
@@ -141,11 +149,20 @@ void f32_global_avgpool__reference(size_t batch, size_t pixels, size_t channels,
 void f32_add__reference(size_t n, const float* a, const float* b, float* output, float min, float max);
 void f32_clamp__reference(size_t n, const float* input, float* output, float min, float max);
 void f32_softmax__reference(size_t rows, size_t channels, const float* input, float* output);
+void f32_sigmoid__reference(size_t n, const float* input, float* output);
+void f32_hard_sigmoid__reference(size_t n, const float* input, float* output, float alpha, float beta,
+                                 bool swish);
+void f32_mul_channels__reference(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
+                                 float* output);
 
 // Element-size-generic data movement (the same for every dtype; memcpy is the fast path).
 // concat along the last axis: output[r] = input_0[r] ++ input_1[r] ++ ...; channels[i] elements each.
 void whittle_concat_channels(size_t rows, size_t count, const size_t* channels, const void* const* inputs,
                              size_t element_size, void* output);
+// slice of one axis: output[r] = input[r][offset, offset + output_row), rows of input_row elements in and
+// output_row out (a Slice or one part of a Split, on any axis: rows and the row lengths fold the others).
+void whittle_slice_rows(size_t rows, size_t input_row, size_t offset, size_t output_row, const void* input,
+                        size_t element_size, void* output);
 // ShuffleNet channel shuffle of [rows][groups * group_channels]: output channel j * groups + g is input
 // channel g * group_channels + j.
 void whittle_channel_shuffle(size_t rows, size_t groups, size_t group_channels, const void* input,
@@ -181,6 +198,11 @@ void f32_add(size_t n, const float* a, const float* b, float* output, float min,
              whittle_isa level);
 void f32_clamp(size_t n, const float* input, float* output, float min, float max, whittle_isa level);
 void f32_softmax(size_t rows, size_t channels, const float* input, float* output, whittle_isa level);
+void f32_sigmoid(size_t n, const float* input, float* output, whittle_isa level);
+void f32_hard_sigmoid(size_t n, const float* input, float* output, float alpha, float beta, bool swish,
+                      whittle_isa level);
+void f32_mul_channels(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
+                      float* output, whittle_isa level);
 
 WHITTLE_EXTERN_C_END
 

@@ -281,6 +281,40 @@ void f32_softmax__reference(size_t rows, size_t channels, const float* input, fl
   }
 }
 
+void f32_sigmoid__reference(size_t n, const float* input, float* output) {
+  for (size_t i = 0; i < n; i++) output[i] = (float)(1.0 / (1.0 + exp(-(double)input[i])));
+}
+
+void f32_hard_sigmoid__reference(size_t n, const float* input, float* output, float alpha, float beta,
+                                 bool swish) {
+  for (size_t i = 0; i < n; i++) {
+    double gate = (double)alpha * (double)input[i] + (double)beta;
+    gate = gate < 0.0 ? 0.0 : (gate > 1.0 ? 1.0 : gate);
+    output[i] = (float)(swish ? gate * (double)input[i] : gate);
+  }
+}
+
+void f32_mul_channels__reference(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
+                                 float* output) {
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t p = 0; p < pixels; p++) {
+      for (size_t c = 0; c < channels; c++) {
+        const size_t i = (r * pixels + p) * channels + c;
+        output[i] = a[i] * b[r * channels + c];
+      }
+    }
+  }
+}
+
+void whittle_slice_rows(size_t rows, size_t input_row, size_t offset, size_t output_row, const void* input,
+                        size_t element_size, void* output) {
+  const size_t bytes = output_row * element_size;
+  for (size_t r = 0; r < rows; r++) {
+    memcpy((unsigned char*)output + r * bytes,
+           (const unsigned char*)input + (r * input_row + offset) * element_size, bytes);
+  }
+}
+
 void whittle_concat_channels(size_t rows, size_t count, const size_t* channels, const void* const* inputs,
                              size_t element_size, void* output) {
   unsigned char* out = output;

@@ -101,6 +101,41 @@ void WHITTLE_FN(f32_softmax_ukernel__)(size_t rows, size_t channels, const float
   }
 }
 
+void WHITTLE_FN(f32_vsigmoid_ukernel__)(size_t n, const float* restrict x, float* restrict y) {
+  for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+// Two loops rather than a test per element, so that each vectorizes.
+void WHITTLE_FN(f32_vhard_sigmoid_ukernel__)(size_t n, const float* restrict x, float* restrict y,
+                                             float alpha, float beta, bool swish) {
+  if (swish) {
+    for (size_t i = 0; i < n; i++) {
+      float gate = alpha * x[i] + beta;
+      gate = gate < 0.0f ? 0.0f : gate;
+      gate = gate > 1.0f ? 1.0f : gate;
+      y[i] = x[i] * gate;
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      float gate = alpha * x[i] + beta;
+      gate = gate < 0.0f ? 0.0f : gate;
+      y[i] = gate > 1.0f ? 1.0f : gate;
+    }
+  }
+}
+
+void WHITTLE_FN(f32_vmul_channels_ukernel__)(size_t rows, size_t pixels, size_t channels,
+                                             const float* restrict a, const float* restrict b,
+                                             float* restrict y) {
+  for (size_t r = 0; r < rows; r++) {
+    const float* restrict scale = b + r * channels;
+    for (size_t p = 0; p < pixels; p++) {
+      const size_t at = (r * pixels + p) * channels;
+      for (size_t c = 0; c < channels; c++) y[at + c] = a[at + c] * scale[c];
+    }
+  }
+}
+
 const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
     .name = "f32_simple_ukernels__" WHITTLE_SUFFIX_NAME,
     .vclamp = WHITTLE_FN(f32_vclamp_ukernel__),
@@ -108,4 +143,7 @@ const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
     .maxpool = WHITTLE_FN(f32_maxpool_minmax_ukernel__),
     .avgpool = WHITTLE_FN(f32_avgpool_minmax_ukernel__),
     .softmax = WHITTLE_FN(f32_softmax_ukernel__),
+    .vsigmoid = WHITTLE_FN(f32_vsigmoid_ukernel__),
+    .vhard_sigmoid = WHITTLE_FN(f32_vhard_sigmoid_ukernel__),
+    .vmul_channels = WHITTLE_FN(f32_vmul_channels_ukernel__),
 };

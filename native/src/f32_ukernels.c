@@ -182,3 +182,17 @@ void f32_clamp(size_t n, const float* input, float* output, float min, float max
 void f32_softmax(size_t rows, size_t channels, const float* input, float* output, whittle_isa level) {
   f32_simple_ukernels_select(level)->softmax(rows, channels, input, output);
 }
+
+void f32_sigmoid(size_t n, const float* input, float* output, whittle_isa level) {
+  f32_simple_ukernels_select(level)->vsigmoid(n, input, output);
+}
+
+void f32_hard_sigmoid(size_t n, const float* input, float* output, float alpha, float beta, bool swish,
+                      whittle_isa level) {
+  f32_simple_ukernels_select(level)->vhard_sigmoid(n, input, output, alpha, beta, swish);
+}
+
+void f32_mul_channels(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
+                      float* output, whittle_isa level) {
+  f32_simple_ukernels_select(level)->vmul_channels(rows, pixels, channels, a, b, output);
+}

@@ -217,6 +217,10 @@ static const whittle_pool2d_shape pool_cases[] = {
     {1, 4, 9, 2, 5, 3, 1, 3, 2, 2, 2, 2},
     {1, 2, 700, 9, 2, 2, 2, 2, 0, 0, 0, 0},
     {1, 3, 5, 3000, 3, 3, 2, 2, 1, 1, 1, 1},
+    // Ceil mode as the runtime passes it (a larger bottom / right padding, the last window part outside):
+    // GoogLeNet's 3x3 stride 2 over 112 (55 -> 56 outputs) and a 2x2 stride 2 over an odd size.
+    {1, 112, 112, 8, 3, 3, 2, 2, 0, 0, 1, 1},
+    {2, 7, 5, 3, 2, 2, 2, 2, 0, 0, 1, 1},
 };
 
 static void test_f32_simple(whittle_isa level) {
@@ -288,6 +292,26 @@ static void test_f32_simple(whittle_isa level) {
     f32_softmax(rows, channels, a, got, level);
     report(close_enough(got, want, rows * channels, &where), "f32 softmax %s %s %zux%zu", level_name, k->name,
            rows, channels);
+    // a spans about [-10, 10] here: both saturated ends of the gates and the linear part between.
+    f32_sigmoid__reference(n, a, want);
+    f32_sigmoid(n, a, got, level);
+    report(close_enough(got, want, n, &where), "f32 sigmoid %s %s n=%zu", level_name, k->name, n);
+    for (int swish = 0; swish < 2; swish++) {
+      f32_hard_sigmoid__reference(n, a, want, 1.0f / 6.0f, 0.5f, swish);
+      f32_hard_sigmoid(n, a, got, 1.0f / 6.0f, 0.5f, swish, level);
+      report(close_enough(got, want, n, &where), "f32 %s %s %s n=%zu", swish ? "hard_swish" : "hard_sigmoid",
+             level_name, k->name, n);
+    }
+    // The SE block's N x H x W x C times N x 1 x 1 x C, and one shape times itself (rows = pixels = 1).
+    const size_t mul_rows = n >= 33 ? 3 : 1, mul_channels = n >= 33 ? 11 : n,
+                 pixels = n / (mul_rows * mul_channels);
+    f32_mul_channels__reference(mul_rows, pixels, mul_channels, a, b, want);
+    f32_mul_channels(mul_rows, pixels, mul_channels, a, b, got, level);
+    report(memcmp(got, want, mul_rows * pixels * mul_channels * sizeof(float)) == 0,
+           "f32 mul_channels %s %s %zux%zux%zu", level_name, k->name, mul_rows, pixels, mul_channels);
+    f32_mul_channels__reference(1, 1, n, a, b, want);
+    f32_mul_channels(1, 1, n, a, b, got, level);
+    report(memcmp(got, want, n * sizeof(float)) == 0, "f32 mul %s %s n=%zu", level_name, k->name, n);
     free(a);
     free(b);
     free(want);

@@ -100,10 +100,18 @@ function unaryOp(
   };
 }
 
-/** max(0, min(1, alpha * x + beta)): ONNX HardSigmoid (default alpha 0.2, beta 0.5; PyTorch exports 1/6). */
-function hardSigmoidOf(node: ManifestNode, alpha = 0.2): (v: number) => number {
-  const a = numberAttr(node, 'alpha', alpha);
-  const b = numberAttr(node, 'beta', 0.5);
+/** A hard_sigmoid / hard_swish node's alpha and beta: ONNX HardSigmoid's defaults are alpha 0.2, beta 0.5;
+ * hard_swish's (ONNX HardSwish, PyTorch's hardswish) alpha 1/6. */
+export function hardSigmoidParams(node: ManifestNode): { alpha: number; beta: number } {
+  return {
+    alpha: numberAttr(node, 'alpha', node.op === 'hard_swish' ? 1 / 6 : 0.2),
+    beta: numberAttr(node, 'beta', 0.5),
+  };
+}
+
+/** max(0, min(1, alpha * x + beta)): ONNX HardSigmoid. */
+function hardSigmoidOf(node: ManifestNode): (v: number) => number {
+  const { alpha: a, beta: b } = hardSigmoidParams(node);
   return (v) => Math.min(1, Math.max(0, a * v + b));
 }
 
@@ -208,7 +216,7 @@ export const ELEMENTWISE_OPS = {
   hard_sigmoid: unaryOp('hard_sigmoid', (node) => hardSigmoidOf(node)),
   /** x * hard_sigmoid(x), alpha 1/6 and beta 0.5 by default (ONNX HardSwish, PyTorch's hardswish). */
   hard_swish: unaryOp('hard_swish', (node) => {
-    const gate = hardSigmoidOf(node, 1 / 6);
+    const gate = hardSigmoidOf(node);
     return (v) => v * gate(v);
   }),
 } satisfies Record<string, OpDefinition>;

@@ -237,7 +237,7 @@ const padOp: OpDefinition = {
 };
 
 /** A slice node's first index, step and length on every axis of x, ONNX's clamping applied. */
-function sliceRanges(node: ManifestNode, shape: readonly number[]) {
+export function sliceRanges(node: ManifestNode, shape: readonly number[]) {
   const rank = shape.length;
   const starts = intListAttr(node, 'starts', []);
   const ends = intListAttr(node, 'ends', []);
@@ -304,7 +304,7 @@ const sliceOp: OpDefinition = {
 };
 
 /** A split node's axis and the size of each part (attribute split, or equal parts, one per output). */
-function splitSizes(node: ManifestNode, shape: readonly number[], parts: number) {
+export function splitSizes(node: ManifestNode, shape: readonly number[], parts: number) {
   const axis = normalizeAxis(node, intAttr(node, 'axis', 0), shape.length);
   const d = shape[axis]!;
   const fallback = Array.from({ length: parts }, (_, k) =>
