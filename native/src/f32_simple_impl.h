@@ -2,6 +2,8 @@
 // f32_simple_ukernels__<isa>.c defines WHITTLE_SUFFIX and includes this file, and the ISA's flags let the
 // compiler vectorize the channel loops (the inner loops are unit-stride over channels for that reason).
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "f32_ops.h"
 #include "maxpool_rows_impl.h"
@@ -101,8 +103,36 @@ void WHITTLE_FN(f32_softmax_ukernel__)(size_t rows, size_t channels, const float
   }
 }
 
+// 1 / (1 + exp(-x)) in straight-line float and integer arithmetic the compiler vectorizes (expf is a call per
+// element): exp(z) = 2^k * exp(r), k = round(z / ln 2) by the 1.5 * 2^23 rounding trick (whose low mantissa
+// bits then hold k), r = z - k ln 2 in two parts (|r| <= ln 2 / 2), exp(r) by its degree-6 Taylor polynomial
+// (relative error below 2e-7), and 2^k built in the exponent bits. z is clamped to [-87, 87], where 2^k
+// stays a normal float: beyond it the result is within 2e-38 of 0 or 1. NaN stays NaN.
+static inline float WHITTLE_FN(sigmoid_)(float x) {
+  float z = -x;
+  z = z < -87.0f ? -87.0f : z;
+  z = z > 87.0f ? 87.0f : z;
+  const float magic = 12582912.0f;  // 1.5 * 2^23
+  const float t = z * 1.44269504f + magic;
+  const float k = t - magic;
+  const float r = (z - k * 0.693359375f) + k * 2.12194440e-4f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits;
+  memcpy(&bits, &t, sizeof(bits));
+  const int32_t scale_bits = (bits - 0x4B400000 + 127) * (1 << 23);
+  float scale;
+  memcpy(&scale, &scale_bits, sizeof(scale));
+  return 1.0f / (1.0f + p * scale);
+}
+
 void WHITTLE_FN(f32_vsigmoid_ukernel__)(size_t n, const float* restrict x, float* restrict y) {
-  for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+  for (size_t i = 0; i < n; i++) y[i] = WHITTLE_FN(sigmoid_)(x[i]);
 }
 
 // Two loops rather than a test per element, so that each vectorizes.
