@@ -39,8 +39,8 @@ import {
   type Int8Tensor,
   loadNativeBinding,
   maxPool2d,
-  mulChannelsF32,
   type MulChannelsArgs,
+  mulChannelsF32,
   type Pool2dArgs,
   type QuantizationArgs,
   quantizeLinear,
@@ -823,7 +823,7 @@ const copyAny: NativeFactory = (context) => {
 // fp32 sigmoid, hard_sigmoid, hard_swish, the channel-broadcast mul, slice and split (issue 14: the
 // conformance models' SE blocks, hard-swish activations and ShuffleNet's channel halves on the native plan).
 
-const sigmoidNative: NativeFactory = (context) =>
+const sigmoidNative: NativeFactory = () =>
   operatorExecutor<{ input: Float32Array; output: Float32Array }>(
     'native:sigmoid_f32',
     'sigmoid',
@@ -852,11 +852,10 @@ const hardSigmoidNative: NativeFactory = (context) => {
 const mulChannels: NativeFactory = (context) => {
   const specs = context.inputs as [TensorSpec, TensorSpec];
   if (specs.some((t) => t.dtype !== 'f32' || elements(t.shape) === 0)) return undefined;
-  const [a, b] = specs.map((t) => t.shape);
   const y = context.outputs[0]!.shape;
-  const big = a!.join(',') === y.join(',') ? 0 : 1;
+  const big = specs[0].shape.join(',') === y.join(',') ? 0 : 1;
   const small = 1 - big;
-  const full = specs[big]!.shape;
+  const full = specs[big].shape;
   const part = specs[small]!.shape;
   if (full.join(',') !== y.join(',')) return undefined;
   let shape: { rows: number; pixels: number; channels: number };
