@@ -6,6 +6,7 @@
 // before any length is computed, so no size arithmetic can overflow.
 #include "binding_kernels.h"
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -385,6 +386,22 @@ void ExpectElementsFit(Napi::Env env, double elements, const std::string& produc
     ThrowRange(env, product + " <= " + std::to_string(WHITTLE_MAX_ELEMENTS), name, received);
 }
 
+// The dimensions `names` (at least one) of an operator, whose product must fit WHITTLE_MAX_ELEMENTS (the
+// message spells the product, "rows x pixels x channels", and blames the first).
+template <size_t N>
+std::array<size_t, N> TensorDimensions(const Napi::Object& args, const std::array<const char*, N>& names) {
+  std::array<size_t, N> dims{};
+  double elements = 1;
+  std::string product;
+  for (size_t i = 0; i < N; i++) {
+    dims[i] = Dimension(args, names[i]);
+    elements *= static_cast<double>(dims[i]);
+    product += (i == 0 ? "" : " x ") + std::string(names[i]);
+  }
+  ExpectElementsFit(args.Env(), elements, product, names[0], "a larger tensor");
+  return dims;
+}
+
 // Clamp bounds: numbers for fp32 (default +-infinity), integers in the dtype's range for int8/uint8.
 struct Bounds {
   float min_f, max_f;
@@ -496,11 +513,7 @@ size_t ElementCount(Napi::Env env, const View& view) {
 
 BoundOperator GlobalAvgPool(const Napi::Object& args) {
   Napi::Env env = args.Env();
-  const size_t batch = Dimension(args, "batch"), pixels = Dimension(args, "pixels"),
-               channels = Dimension(args, "channels");
-  ExpectElementsFit(env,
-                    static_cast<double>(batch) * static_cast<double>(pixels) * static_cast<double>(channels),
-                    "batch x pixels x channels", "batch", "a larger tensor");
+  const auto [batch, pixels, channels] = TensorDimensions<3>(args, {"batch", "pixels", "channels"});
   if (pixels > 65536) ThrowRange(env, "an integer in [1, 65536]", "pixels", std::to_string(pixels));
   const InputOutput views = ReadInputOutput(args);
   ExpectLength(env, views.input, batch * pixels * channels, "batch x pixels x channels");
@@ -767,11 +780,7 @@ BoundOperator HardSwish(const Napi::Object& args) { return ActivationF32(args, A
 // SE block's N x H x W x C times N x 1 x 1 x C; rows = pixels = 1 multiplies two tensors of one shape).
 BoundOperator MulChannels(const Napi::Object& args) {
   Napi::Env env = args.Env();
-  const size_t rows = Dimension(args, "rows"), pixels = Dimension(args, "pixels"),
-               channels = Dimension(args, "channels");
-  ExpectElementsFit(env,
-                    static_cast<double>(rows) * static_cast<double>(pixels) * static_cast<double>(channels),
-                    "rows x pixels x channels", "rows", "a larger tensor");
+  const auto [rows, pixels, channels] = TensorDimensions<3>(args, {"rows", "pixels", "channels"});
   const View a = Field(args, "a", napi_float32_array);
   const View b = Field(args, "b", napi_float32_array);
   const View output = Field(args, "output", napi_float32_array);
@@ -854,10 +863,8 @@ BoundOperator Concat(const Napi::Object& args) {
 // and the row lengths).
 BoundOperator Slice(const Napi::Object& args) {
   Napi::Env env = args.Env();
-  const size_t rows = Dimension(args, "rows"), input_row = Dimension(args, "inputRow");
+  const auto [rows, input_row] = TensorDimensions<2>(args, {"rows", "inputRow"});
   const size_t offset = static_cast<size_t>(Integer(args, "offset", 0, static_cast<int64_t>(input_row) - 1));
-  ExpectElementsFit(env, static_cast<double>(rows) * static_cast<double>(input_row), "rows x inputRow",
-                    "rows", std::to_string(rows));
   const InputOutput views = ReadInputOutput(args);
   ExpectLength(env, views.input, rows * input_row, "rows x inputRow");
   const size_t n = ElementCount(env, views.output);
@@ -880,11 +887,7 @@ BoundOperator Slice(const Napi::Object& args) {
 // channelShuffle({ rows, groups, groupChannels, input, output })
 BoundOperator ChannelShuffle(const Napi::Object& args) {
   Napi::Env env = args.Env();
-  const size_t rows = Dimension(args, "rows"), groups = Dimension(args, "groups"),
-               group_channels = Dimension(args, "groupChannels");
-  ExpectElementsFit(
-      env, static_cast<double>(rows) * static_cast<double>(groups) * static_cast<double>(group_channels),
-      "rows x groups x groupChannels", "rows", "a larger tensor");
+  const auto [rows, groups, group_channels] = TensorDimensions<3>(args, {"rows", "groups", "groupChannels"});
   const InputOutput views = ReadInputOutput(args);
   ExpectLength(env, views.input, rows * groups * group_channels, "rows x groups x groupChannels");
   ExpectLength(env, views.output, rows * groups * group_channels, "rows x groups x groupChannels");

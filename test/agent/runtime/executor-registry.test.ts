@@ -146,6 +146,20 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
     inputs: [activation(format, [2, 3, 4]), activation(format, [2, 5, 4]), activation(format, [2, 1, 4])],
   }),
   channel_shuffle: (format) => ({ attrs: { groups: 3 }, inputs: [activation(format, [2, 3, 3, 12])] }),
+  sigmoid: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
+  hard_sigmoid: (format) => ({ attrs: { alpha: 0.3, beta: 0.4 }, inputs: [activation(format, [3, 17])] }),
+  hard_swish: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
+  // The SE block's scale: N x H x W x C times N x 1 x 1 x C.
+  mul: (format) => ({
+    attrs: {},
+    inputs: [activation(format, [2, 3, 4, 5]), activation(format, [2, 1, 1, 5])],
+  }),
+  slice: (format) => ({
+    attrs: { starts: [1], ends: [4], axes: [2] },
+    inputs: [activation(format, [2, 3, 6, 5])],
+  }),
+  // One output (the case compares one; test/agent/runtime/native-conformance-ops.test.ts splits in two).
+  split: (format) => ({ attrs: { axis: 3, split: [5] }, inputs: [activation(format, [2, 3, 4, 5])] }),
   // Two quantizations into a third, with a fused clamp.
   qadd: () => ({
     attrs: { min: -100 },
