@@ -22,8 +22,13 @@
 // One row of two blocks (64 columns, `cols` > 32 of them real): each group of 4 k is one broadcast for 4
 // ZMM of weights, and even and odd groups go to their own accumulators, so 8 independent VPDPBUSD chains
 // cover its latency (a batch-1 fully-connected layer has no other rows to do so).
-static inline void qs8_vnni_row64(const int8_t* a, size_t kc, const unsigned char* block, size_t block_bytes,
-                                  int8_t* c, size_t cols, const qs8_gemmlowp_params* params) {
+// `last` is false when cols <= 48: the 16 columns of zero weights are then neither loaded nor multiplied
+// (a constant at each call, so each variant compiles without the test).
+static inline __attribute__((always_inline)) void qs8_vnni_row64(const int8_t* a, size_t kc,
+                                                                 const unsigned char* block,
+                                                                 size_t block_bytes, int8_t* c, size_t cols,
+                                                                 const qs8_gemmlowp_params* params,
+                                                                 bool last) {
   const size_t header = 32 * 4 * sizeof(int32_t);
   const int8_t* w0 = (const int8_t*)(block + header);
   const int8_t* w1 = (const int8_t*)(block + block_bytes + header);
@@ -38,11 +43,11 @@ static inline void qs8_vnni_row64(const int8_t* a, size_t kc, const unsigned cha
     e00 = _mm512_dpbusd_epi32(e00, va, _mm512_loadu_si512(w0 + at));
     e01 = _mm512_dpbusd_epi32(e01, va, _mm512_loadu_si512(w0 + at + 64));
     e10 = _mm512_dpbusd_epi32(e10, va, _mm512_loadu_si512(w1 + at));
-    e11 = _mm512_dpbusd_epi32(e11, va, _mm512_loadu_si512(w1 + at + 64));
+    if (last) e11 = _mm512_dpbusd_epi32(e11, va, _mm512_loadu_si512(w1 + at + 64));
     o00 = _mm512_dpbusd_epi32(o00, vb, _mm512_loadu_si512(w0 + at + 128));
     o01 = _mm512_dpbusd_epi32(o01, vb, _mm512_loadu_si512(w0 + at + 192));
     o10 = _mm512_dpbusd_epi32(o10, vb, _mm512_loadu_si512(w1 + at + 128));
-    o11 = _mm512_dpbusd_epi32(o11, vb, _mm512_loadu_si512(w1 + at + 192));
+    if (last) o11 = _mm512_dpbusd_epi32(o11, vb, _mm512_loadu_si512(w1 + at + 192));
   }
   if (k < kc) {
     int32_t quad;
@@ -52,7 +57,7 @@ static inline void qs8_vnni_row64(const int8_t* a, size_t kc, const unsigned cha
     e00 = _mm512_dpbusd_epi32(e00, va, _mm512_loadu_si512(w0 + at));
     e01 = _mm512_dpbusd_epi32(e01, va, _mm512_loadu_si512(w0 + at + 64));
     e10 = _mm512_dpbusd_epi32(e10, va, _mm512_loadu_si512(w1 + at));
-    e11 = _mm512_dpbusd_epi32(e11, va, _mm512_loadu_si512(w1 + at + 64));
+    if (last) e11 = _mm512_dpbusd_epi32(e11, va, _mm512_loadu_si512(w1 + at + 64));
   }
   const __m512i sums[4] = {_mm512_add_epi32(e00, o00), _mm512_add_epi32(e01, o01), _mm512_add_epi32(e10, o10),
                            _mm512_add_epi32(e11, o11)};
@@ -75,8 +80,12 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
   const size_t block_bytes = 32 * 4 * sizeof(int32_t) + kc * 32;
   const qs8_gemmlowp_params p = *params;  // c may alias *params (int8_t*)
   for (; first + 32 < nc; first += 64, block += 2 * block_bytes) {
-    qs8_vnni_row64(a_rows[0], kc, block, block_bytes, c_rows[0] + first, nc - first < 64 ? nc - first : 64,
-                   &p);
+    const size_t cols = nc - first < 64 ? nc - first : 64;
+    if (cols > 48) {
+      qs8_vnni_row64(a_rows[0], kc, block, block_bytes, c_rows[0] + first, cols, &p, true);
+    } else {
+      qs8_vnni_row64(a_rows[0], kc, block, block_bytes, c_rows[0] + first, cols, &p, false);
+    }
   }
 #endif
   for (size_t n0 = first; n0 < nc; n0 += 32) {
