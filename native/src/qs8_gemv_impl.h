@@ -5,7 +5,8 @@
 // block gets bias, output stage and store. Every ISA's sums wrap exactly as the scalar kernel's.
 //
 // Each qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__<isa>.c defines WHITTLE_KERNEL_NAME and, before including
-// this file:
+// this file (the AVX-512 pair shares part in qs8_gemv_impl__avx512.h, AVX2 and NEON in
+// qs8_gemv_impl__step16.h):
 //   QS8_GEMV_STEP                    bytes of A per multiply-add step (a divisor of 64);
 //   qs8_gemv_acc                     an accumulator vector of int32;
 //   qs8_gemv_a                       one step of A as the multiply-add takes it;

@@ -1,25 +1,9 @@
 // The GEMV body (qs8_gemv_impl.h) on AVX2: 16 bytes of A and of each weight row widened to int16 and
 // multiplied pairwise into int32 (VPMADDWD: exact, no saturation). A is int8 (int8, or uint8 ^ input_flip).
-#include <string.h>
-
-#include "qs8_requantize.h"
+#include "qs8_gemv_impl__step16.h"
 
 typedef __m256i qs8_gemv_acc;
 typedef __m256i qs8_gemv_a;
-typedef struct {
-  int32_t v[16];
-} qs8_gemv_sums;
-// The last partial 16 bytes of A, zero-padded.
-typedef struct {
-  int8_t bytes[16];
-} qs8_gemv_tail;
-
-static inline qs8_gemv_tail qs8_gemv_tail_of(const int8_t* a, size_t k_size, const qs8_gemmlowp_params* p) {
-  (void)p;
-  qs8_gemv_tail t = {{0}};
-  memcpy(t.bytes, a + k_size / 16 * 16, k_size % 16);
-  return t;
-}
 
 // Bytes x ^ flip widened = widened x ^ the sign-extended flip.
 static inline __m256i qs8_gemv_widen(const int8_t* x) {
@@ -47,16 +31,11 @@ static inline void qs8_gemv_store_block(int8_t* c, const qs8_gemv_sums* sums, si
   memcpy(c, out, count);
 }
 
-#define QS8_GEMV_STEP 16
 #define QS8_GEMV_LOAD_A(a, tail, p) \
   _mm256_xor_si256(qs8_gemv_widen(a), _mm256_set1_epi16((int16_t)(int8_t)(p)->input_flip))
-#define QS8_GEMV_LOAD_TAIL(a, tail, p) QS8_GEMV_LOAD_A((tail)->bytes, tail, p)
 #define QS8_GEMV_ZERO() _mm256_setzero_si256()
 #define QS8_GEMV_DOT(acc, va, w) _mm256_add_epi32(acc, _mm256_madd_epi16(va, qs8_gemv_widen(w)))
 #define QS8_GEMV_ADD(x, y) _mm256_add_epi32(x, y)
-#define QS8_GEMV_SUMS_ZERO() ((qs8_gemv_sums){{0}})
-#define QS8_GEMV_ADD_GROUP(sums, g, s0, s1, s2, s3) qs8_gemv_add_group(sums, g, s0, s1, s2, s3)
-#define QS8_GEMV_STORE_BLOCK(c, sums, count, h, p) qs8_gemv_store_block(c, &(sums), count, h, p)
 
 #define WHITTLE_KERNEL_NAME qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx2
 #include "qs8_gemv_impl.h"

@@ -1,25 +1,9 @@
 // The GEMV body (qs8_gemv_impl.h) on NEON: 16 bytes of A per step; int8 x int8 products fit int16
 // (|p| <= 16384) and are added pairwise into int32 (VPADAL). A is int8 (int8, or uint8 ^ input_flip).
-#include <string.h>
-
-#include "qs8_requantize.h"
+#include "qs8_gemv_impl__step16.h"
 
 typedef int32x4_t qs8_gemv_acc;
 typedef int8x16_t qs8_gemv_a;
-typedef struct {
-  int32_t v[16];
-} qs8_gemv_sums;
-// The last partial 16 bytes of A, zero-padded.
-typedef struct {
-  int8_t bytes[16];
-} qs8_gemv_tail;
-
-static inline qs8_gemv_tail qs8_gemv_tail_of(const int8_t* a, size_t k_size, const qs8_gemmlowp_params* p) {
-  (void)p;
-  qs8_gemv_tail t = {{0}};
-  memcpy(t.bytes, a + k_size / 16 * 16, k_size % 16);
-  return t;
-}
 
 static inline int32x4_t qs8_gemv_dot16(int32x4_t acc, int8x16_t a, const int8_t* w) {
   const int8x16_t b = vld1q_s8(w);
@@ -50,15 +34,10 @@ static inline void qs8_gemv_store_block(int8_t* c, const qs8_gemv_sums* sums, si
   memcpy(c, out, count);
 }
 
-#define QS8_GEMV_STEP 16
 #define QS8_GEMV_LOAD_A(a, tail, p) veorq_s8(vld1q_s8(a), vdupq_n_s8((int8_t)(p)->input_flip))
-#define QS8_GEMV_LOAD_TAIL(a, tail, p) QS8_GEMV_LOAD_A((tail)->bytes, tail, p)
 #define QS8_GEMV_ZERO() vdupq_n_s32(0)
 #define QS8_GEMV_DOT(acc, va, w) qs8_gemv_dot16(acc, va, w)
 #define QS8_GEMV_ADD(x, y) vaddq_s32(x, y)
-#define QS8_GEMV_SUMS_ZERO() ((qs8_gemv_sums){{0}})
-#define QS8_GEMV_ADD_GROUP(sums, g, s0, s1, s2, s3) qs8_gemv_add_group(sums, g, s0, s1, s2, s3)
-#define QS8_GEMV_STORE_BLOCK(c, sums, count, h, p) qs8_gemv_store_block(c, &(sums), count, h, p)
 
 #define WHITTLE_KERNEL_NAME qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__neon
 #include "qs8_gemv_impl.h"
