@@ -8,6 +8,7 @@ import { LAYOUT_ONNX_OPS } from './layout.js';
 import { MATMUL_ONNX_OPS } from './matmul.js';
 import { NORMALIZATION_ONNX_OPS } from './normalization.js';
 import { POOL_ONNX_OPS } from './pool.js';
+import { QOPERATOR_ONNX_OPS } from './qoperator.js';
 import { QUANTIZE_ONNX_OPS } from './quantize.js';
 import { RESIZE_ONNX_OPS } from './resize.js';
 
@@ -19,6 +20,7 @@ export const ONNX_OPS: OnnxOpTable = {
   ...NORMALIZATION_ONNX_OPS,
   ...LAYOUT_ONNX_OPS,
   ...QUANTIZE_ONNX_OPS,
+  ...QOPERATOR_ONNX_OPS,
   ...RESIZE_ONNX_OPS,
 };
 
