@@ -224,12 +224,12 @@ export function sinkTransposes(graph: CompileGraph, options: LayoutOptions, repo
     placement.set(out, { tensor: y, perm });
   };
 
-  // Graph inputs declared NHWC where they only feed NCHW->NHWC transposes, directly or through one unary
-  // element-wise op each (a quantized model's QuantizeLinear).
+  // Graph inputs declared NHWC where they only feed NCHW->NHWC transposes, directly or through one
+  // quantize_linear each (a quantized model's first QuantizeLinear).
   const toNhwc = (n: ManifestNode): boolean =>
     n.op === 'transpose' && permOf(n, 4).join(',') === NCHW_TO_NHWC.join(',');
   const toNhwcAfter = (n: ManifestNode): boolean =>
-    ELEMENTWISE_UNARY.has(n.op) &&
+    n.op === 'quantize_linear' &&
     n.inputs.length === 1 &&
     !graphOutputs.has(n.outputs[0]!) &&
     (readers.get(n.outputs[0]!) ?? []).length > 0 &&

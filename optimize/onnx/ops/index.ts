@@ -24,5 +24,5 @@ export const ONNX_OPS: OnnxOpTable = {
   ...RESIZE_ONNX_OPS,
 };
 
-/** The ONNX op types (default domain) the importer converts. */
+/** The ONNX op types the importer converts (outside the default domain as "domain.OpType"). */
 export const SUPPORTED_ONNX_OPS: readonly string[] = Object.keys(ONNX_OPS);
