@@ -24,8 +24,8 @@ import type { TensorSpec } from '../../agent/runtime/tensor.js';
 import { GraphBuilder } from '../package/graph-builder.js';
 import type { KnownTensor } from './constant-fold.js';
 import { UnsupportedAttributeError } from './import-errors.js';
-import type { QdqTail } from './qdq.js';
 import { attributeValue, ElemType, type NodeProto, OnnxImportError, type OnnxTensor } from './onnx-proto.js';
+import type { QdqTail } from './qdq.js';
 
 /** One op type's conversion into IR nodes. */
 export type OnnxOpHandler = (n: OnnxNode) => void;

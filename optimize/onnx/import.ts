@@ -188,7 +188,11 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     }
   }
   // Dead nodes out (the float sides of QDQ pairs that run on integers), then uint8 activations to int8.
-  b.nodes.splice(0, b.nodes.length, ...b.liveNodes([...outputs.map((o) => o.tensor), ...manifestInputs.map((i) => i.tensor)]));
+  b.nodes.splice(
+    0,
+    b.nodes.length,
+    ...b.liveNodes([...outputs.map((o) => o.tensor), ...manifestInputs.map((i) => i.tensor)]),
+  );
   shiftUint8(b, b.nodes, [...outputs.map((o) => o.tensor), ...manifestInputs.map((i) => i.tensor)]);
   // The compile pass: one NHWC layout (the image input declared NHWC, transposes sunk, cancelled and folded
   // into weights) and the layer fusions, so the package is stored as the runtime plans it.

@@ -95,7 +95,11 @@ export function planQdq(ctx: ImportContext, nodes: readonly NodeProto[], graphOu
 }
 
 /** Whether tensor t has dtype and quantization `q`. */
-export function sameQuant(b: GraphBuilder, t: number, q: { dtype: string; quant?: TensorQuantization }): boolean {
+export function sameQuant(
+  b: GraphBuilder,
+  t: number,
+  q: { dtype: string; quant?: TensorQuantization },
+): boolean {
   const p = b.tensors[t]!;
   return p.dtype === q.dtype && JSON.stringify(p.quant) === JSON.stringify(q.quant);
 }
@@ -255,7 +259,10 @@ function quantizedCompute(n: OnnxNode, tail: QdqTail, handler: OnnxOpHandler): b
     case 'Conv':
     case 'Gemm':
     case 'MatMul': {
-      if (n.opType === 'Gemm' && (n.float('alpha', 1) !== 1 || n.float('beta', 1) !== 1 || n.int('transA', 0)))
+      if (
+        n.opType === 'Gemm' &&
+        (n.float('alpha', 1) !== 1 || n.float('beta', 1) !== 1 || n.int('transA', 0))
+      )
         return false;
       let w = dequantizedConstant(n, 1, 'weights');
       if (w === undefined || !['i8', 'u8'].includes(b.tensors[w]!.dtype)) return false;
@@ -396,8 +403,7 @@ export function shiftUint8(
   }
   for (const node of touched)
     if (computed(node.outputs[0]!))
-      for (const key of ['min', 'max'])
-        if (typeof node.attrs[key] === 'number') node.attrs[key] -= 128;
+      for (const key of ['min', 'max']) if (typeof node.attrs[key] === 'number') node.attrs[key] -= 128;
   b.tensors.forEach((spec, t) => {
     if (!computed(t)) return;
     spec.dtype = 'i8';

@@ -70,11 +70,16 @@ export const MATMUL_ONNX_OPS: OnnxOpTable = {
       const wt = n.emit('transpose', [operands.w], { perm: [1, 0] }, 'weights_t');
       const wq = b.tensors[operands.w]!.quant!;
       b.tensors[wt]!.quant = { ...wq, ...(wq.scale.length > 1 ? { axis: 0 } : {}) };
-      n.set(0, b.emit(n.name, 'qfully_connected', 'int8', [operands.x, wt, -1], operands.attrs, [operands.y])[0]!);
+      n.set(
+        0,
+        b.emit(n.name, 'qfully_connected', 'int8', [operands.x, wt, -1], operands.attrs, [operands.y])[0]!,
+      );
       return;
     }
     const operands = qlinearOperands(n, a, w, -1, undefined);
-    const [y] = b.emit(n.name, 'qmatmul', 'int8', [operands.x, operands.w], { rounding: 'onnx' }, [operands.y]);
+    const [y] = b.emit(n.name, 'qmatmul', 'int8', [operands.x, operands.w], { rounding: 'onnx' }, [
+      operands.y,
+    ]);
     n.set(0, y!);
   },
   MatMulInteger: (n) => {

@@ -18,7 +18,10 @@ export const QOPERATOR_ONNX_OPS: OnnxOpTable = {
       return;
     }
     // Broadcasting: the reference path, float between the integer ends.
-    const sum = n.emit('add', [n.emit('dequantize_linear', [a], {}, 'a'), n.emit('dequantize_linear', [c], {}, 'b')]);
+    const sum = n.emit('add', [
+      n.emit('dequantize_linear', [a], {}, 'a'),
+      n.emit('dequantize_linear', [c], {}, 'b'),
+    ]);
     n.set(0, b.emit(n.name, 'quantize_linear', 'int8', [sum], {}, [y])[0]!);
   },
   'com.microsoft.QLinearGlobalAveragePool': (n) => {
@@ -28,18 +31,21 @@ export const QOPERATOR_ONNX_OPS: OnnxOpTable = {
     checkZeroPoints(n.proto, y.dtype, y.quant);
     n.rank4(x, 'X');
     const channelsLast = n.oneOf('channels_last', 0, [0, 1]) === 1;
-    const [pooled] = b.emit(n.name, 'global_avgpool', 'int8', [channelsLast ? x : b.toNhwc(x, n.name)], {}, [y]);
+    const [pooled] = b.emit(n.name, 'global_avgpool', 'int8', [channelsLast ? x : b.toNhwc(x, n.name)], {}, [
+      y,
+    ]);
     n.set(0, channelsLast ? pooled! : b.toNchw(pooled!, n.name));
   },
   'com.microsoft.QLinearConcat': (n) => {
     const { b } = n;
     const y = { dtype: b.tensors[n.input(1, 'Y_zero_point')]!.dtype, quant: n.quant(0, 1, undefined) };
     const count = ((n.proto.input ?? []).length - 2) / 3;
-    if (!Number.isInteger(count) || count < 1) n.fail('inputs must be Y_scale, Y_zero_point, then (X, scale, zero point) triples');
+    if (!Number.isInteger(count) || count < 1)
+      n.fail('inputs must be Y_scale, Y_zero_point, then (X, scale, zero point) triples');
     const xs = Array.from({ length: count }, (_, i) =>
       b.withQuant(n.input(2 + 3 * i, 'X'), n.quant(3 + 3 * i, 4 + 3 * i, undefined), n.name),
     );
-    
+
     const axis = n.int('axis', 0);
     if (xs.every((t) => sameQuant(b, t, y))) {
       n.set(0, n.emit('concat', xs, { axis }));
@@ -50,4 +56,3 @@ export const QOPERATOR_ONNX_OPS: OnnxOpTable = {
     n.set(0, b.emit(n.name, 'quantize_linear', 'int8', [n.emit('concat', floats, { axis })], {}, [y])[0]!);
   },
 };
-

@@ -22,9 +22,18 @@ import { buildModel, floatTensor, type NodeSpec } from './build-model.js';
 type Act = 'u8' | 'i8';
 const ELEM = { f32: 1, u8: 2, i8: 3, i32: 6 } as const;
 
-function typed(name: string, dtype: 'u8' | 'i8' | 'i32', dims: number[], values: readonly number[]): TensorProto {
+function typed(
+  name: string,
+  dtype: 'u8' | 'i8' | 'i32',
+  dims: number[],
+  values: readonly number[],
+): TensorProto {
   const data =
-    dtype === 'u8' ? Uint8Array.from(values) : dtype === 'i8' ? Int8Array.from(values) : Int32Array.from(values);
+    dtype === 'u8'
+      ? Uint8Array.from(values)
+      : dtype === 'i8'
+        ? Int8Array.from(values)
+        : Int32Array.from(values);
   return { name, dims, dataType: ELEM[dtype], rawData: new Uint8Array(data.buffer) };
 }
 
@@ -99,7 +108,12 @@ class QdqGraph {
     this.inits.push(
       typed(w, 'i8', dims, values),
       floatTensor(s, shape, scales),
-      typed(z, 'i8', shape, scales.map(() => 0)),
+      typed(
+        z,
+        'i8',
+        shape,
+        scales.map(() => 0),
+      ),
     );
     return {
       value: this.node('DequantizeLinear', [w, s, z], perChannel ? { axis } : {}),
@@ -109,14 +123,21 @@ class QdqGraph {
 
   /** An int32 bias at scale x_scale * w_scale (zero point 0), as ONNX Runtime's quantizer writes it. */
   bias(count: number, xScale: number, wScales: number[]): string {
-    const scales = Array.from({ length: count }, (_, o) => Math.fround(xScale * wScales[wScales.length === 1 ? 0 : o]!));
+    const scales = Array.from({ length: count }, (_, o) =>
+      Math.fround(xScale * wScales[wScales.length === 1 ? 0 : o]!),
+    );
     const perChannel = wScales.length > 1;
     const b = this.fresh('b');
     const s = this.fresh('b_scale');
     const z = this.fresh('b_zero');
     const shape = perChannel ? [count] : [];
     this.inits.push(
-      typed(b, 'i32', [count], Array.from({ length: count }, () => this.random.int(-1000, 1000))),
+      typed(
+        b,
+        'i32',
+        [count],
+        Array.from({ length: count }, () => this.random.int(-1000, 1000)),
+      ),
       floatTensor(s, shape, perChannel ? scales : [scales[0]!]),
       typed(z, 'i32', shape, perChannel ? scales.map(() => 0) : [0]),
     );
@@ -136,7 +157,10 @@ function quantizedCnn(act: Act, perChannel: boolean, seed: number): Uint8Array {
   const xq = g.quantize('x', -3, 3);
   const x = g.dq(xq);
   const w1 = g.weights([C, 3, 3, 3], perChannel);
-  const conv1 = g.node('Conv', [x, w1.value, g.bias(C, xq.scale, w1.scales)], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+  const conv1 = g.node('Conv', [x, w1.value, g.bias(C, xq.scale, w1.scales)], {
+    pads: [1, 1, 1, 1],
+    kernel_shape: [3, 3],
+  });
   const t1 = g.q(g.node('Relu', [conv1]), 0, 4);
   const t2 = g.q(g.node('MaxPool', [t1], { kernel_shape: [2, 2], strides: [2, 2] }), 0, 4);
   const w2 = g.weights([C, C, 1, 1], perChannel);
@@ -191,8 +215,13 @@ async function againstOrt(
   const stats = outputs.map((o) => ({ name: o.name, maxSteps: 0, equal: 0, total: 0 }));
   const declared = pkg.manifest.inputs[0]!;
   for (let r = 0; r < runs; r++) {
-    const data = Float32Array.from({ length: input.dims.reduce((a, b) => a * b, 1) }, () => 1.2 * random.normal());
-    const ours = model.run([inputInLayout(data, input.dims, model.specs[declared.tensor]!.shape, declared.layout)]);
+    const data = Float32Array.from(
+      { length: input.dims.reduce((a, b) => a * b, 1) },
+      () => 1.2 * random.normal(),
+    );
+    const ours = model.run([
+      inputInLayout(data, input.dims, model.specs[declared.tensor]!.shape, declared.layout),
+    ]);
     const theirs = await session.run({ [input.name]: new ort.Tensor('float32', data, input.dims) });
     outputs.forEach((o, k) => {
       const a = ours.find((x) => x.name === o.name)!.data;
@@ -217,8 +246,16 @@ for (const act of ['u8', 'i8'] as const)
       const ops = pkg.manifest.nodes.map((n) => n.op);
       for (const op of ['qconv2d', 'qadd', 'global_avgpool', 'qfully_connected', 'concat', 'max_pool'])
         assert.ok(ops.includes(op), `${op} in ${ops.join(' ')}`);
-      assert.equal(ops.filter((op) => op === 'quantize_linear').length, 1, 'one quantize_linear, at the input');
-      assert.equal(ops.filter((op) => op === 'dequantize_linear').length, 2, 'one dequantize_linear per output');
+      assert.equal(
+        ops.filter((op) => op === 'quantize_linear').length,
+        1,
+        'one quantize_linear, at the input',
+      );
+      assert.equal(
+        ops.filter((op) => op === 'dequantize_linear').length,
+        2,
+        'one dequantize_linear per output',
+      );
       assert.ok(!pkg.manifest.tensors.some((t) => t.dtype === 'u8'), 'uint8 activations moved to int8');
       const stats = await againstOrt(bytes, { name: 'x', dims: [1, 3, 16, 16] }, [
         { name: 'y', step: scaleOf(-2, 2) },
@@ -273,8 +310,16 @@ const SINGLE_OPS: Record<string, (g: QdqGraph, x: string) => { y: string; step: 
     dims: [1, 8, 1, 1],
   }),
   'MaxPool, Concat': (g, x) => {
-    const pooled = g.q(g.node('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), -3, 3);
-    return { y: g.q(g.node('Concat', [pooled, pooled], { axis: 1 }), -3, 3), step: scaleOf(-3, 3), dims: [1, 16, 3, 3] };
+    const pooled = g.q(
+      g.node('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+      -3,
+      3,
+    );
+    return {
+      y: g.q(g.node('Concat', [pooled, pooled], { axis: 1 }), -3, 3),
+      step: scaleOf(-3, 3),
+      dims: [1, 16, 3, 3],
+    };
   },
 };
 
@@ -304,20 +349,51 @@ test('QOperator ops (QLinearConv, QLinearMatMul, com.microsoft QLinearAdd / QLin
   const ws = g.fresh('ws');
   const wz = g.fresh('wz');
   g.inits.push(
-    typed(w, 'i8', [8, 8, 3, 3], Array.from({ length: 576 }, () => g.random.int(-127, 127))),
-    floatTensor(ws, [8], Array.from({ length: 8 }, () => 0.003)),
+    typed(
+      w,
+      'i8',
+      [8, 8, 3, 3],
+      Array.from({ length: 576 }, () => g.random.int(-127, 127)),
+    ),
+    floatTensor(
+      ws,
+      [8],
+      Array.from({ length: 8 }, () => 0.003),
+    ),
     typed(wz, 'i8', [8], new Array<number>(8).fill(0)),
   );
-  const conv = g.node('QLinearConv', [xq, ...p(-3, 3), w, ws, wz, ...p(-4, 4)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+  const conv = g.node('QLinearConv', [xq, ...p(-3, 3), w, ws, wz, ...p(-4, 4)], {
+    kernel_shape: [3, 3],
+    pads: [1, 1, 1, 1],
+  });
   const add = g.node('QLinearAdd', [conv, ...p(-4, 4), conv, ...p(-4, 4), ...p(-6, 6)], {}, ms.domain);
-  const cat = g.node('QLinearConcat', [...p(-6, 6), add, ...p(-6, 6), add, ...p(-6, 6)], { axis: 1 }, ms.domain);
+  const cat = g.node(
+    'QLinearConcat',
+    [...p(-6, 6), add, ...p(-6, 6), add, ...p(-6, 6)],
+    { axis: 1 },
+    ms.domain,
+  );
   const gap = g.node('QLinearGlobalAveragePool', [cat, ...p(-6, 6), ...p(-1.5, 1.5)], {}, ms.domain);
   const shape = g.fresh('shape');
   g.inits.push({ name: shape, dims: [2], dataType: 7, int64Data: [1, 16] });
   const flat = g.node('Reshape', [gap, shape]);
   const m = g.fresh('m');
-  g.inits.push(typed(m, 'i8', [16, 10], Array.from({ length: 160 }, () => g.random.int(-127, 127))));
-  const mm = g.node('QLinearMatMul', [flat, ...p(-1.5, 1.5), m, g.constant(0.004), g.fresh('unused'), ...p(-2, 2)]);
+  g.inits.push(
+    typed(
+      m,
+      'i8',
+      [16, 10],
+      Array.from({ length: 160 }, () => g.random.int(-127, 127)),
+    ),
+  );
+  const mm = g.node('QLinearMatMul', [
+    flat,
+    ...p(-1.5, 1.5),
+    m,
+    g.constant(0.004),
+    g.fresh('unused'),
+    ...p(-2, 2),
+  ]);
   // The weights' zero point: int8 0.
   const mmNode = g.nodes.at(-1)!;
   const mz = g.fresh('mz');
@@ -334,17 +410,33 @@ test('QOperator ops (QLinearConv, QLinearMatMul, com.microsoft QLinearAdd / QLin
   const ops = read(importOnnx(bytes)).manifest.nodes.map((n) => n.op);
   assert.deepEqual(
     ops.filter((op) => op !== 'transpose' && op !== 'reshape'),
-    ['quantize_linear', 'qconv2d', 'qadd', 'concat', 'global_avgpool', 'qfully_connected', 'dequantize_linear'],
+    [
+      'quantize_linear',
+      'qconv2d',
+      'qadd',
+      'concat',
+      'global_avgpool',
+      'qfully_connected',
+      'dequantize_linear',
+    ],
   );
-  const [s] = await againstOrt(bytes, { name: 'x', dims: [1, 8, 6, 6] }, [{ name: 'y', step: scaleOf(-2, 2) }], 16);
+  const [s] = await againstOrt(
+    bytes,
+    { name: 'x', dims: [1, 8, 6, 6] },
+    [{ name: 'y', step: scaleOf(-2, 2) }],
+    16,
+  );
   assert.ok(s!.maxSteps <= 2, `${s!.maxSteps} steps from ONNX Runtime`);
 });
 
 test("Whittle's own QDQ export of its int8 zoo packages imports onto the same kernels and outputs", async () => {
   for (const name of ['lenet5', 'squeezenet']) {
     const packages = await benchPackages(name, 1);
-    const imported = read(importOnnx(exportOnnx(packages.int8, { activations: 'u8' }), { source: `${name}.onnx` }));
-    const ops = (pkg: typeof imported): string[] => pkg.manifest.nodes.map((n) => n.op).filter((op) => op !== 'transpose');
+    const imported = read(
+      importOnnx(exportOnnx(packages.int8, { activations: 'u8' }), { source: `${name}.onnx` }),
+    );
+    const ops = (pkg: typeof imported): string[] =>
+      pkg.manifest.nodes.map((n) => n.op).filter((op) => op !== 'transpose');
     assert.deepEqual(ops(imported), ops(packages.int8), name);
     const ours = Model.fromPackage(imported);
     const theirs = Model.fromPackage(packages.int8);
@@ -357,7 +449,10 @@ test("Whittle's own QDQ export of its int8 zoo packages imports onto the same ke
 });
 
 const refused = (bytes: Uint8Array, pattern: RegExp): void =>
-  assert.throws(() => importOnnx(bytes, { source: 'bad.onnx' }), (e: Error) => e instanceof QdqImportError && pattern.test(e.message));
+  assert.throws(
+    () => importOnnx(bytes, { source: 'bad.onnx' }),
+    (e: Error) => e instanceof QdqImportError && pattern.test(e.message),
+  );
 
 test('bad quantized models are refused with a QdqImportError naming the node', () => {
   const conv = (edit: (g: QdqGraph, w: { value: string; scales: number[] }) => string): Uint8Array => {
@@ -365,7 +460,13 @@ test('bad quantized models are refused with a QdqImportError naming the node', (
     const x = g.q('x', -3, 3);
     const w = g.weights([4, 8, 1, 1], true);
     const bias = edit(g, w);
-    g.nodes.push({ op: 'Conv', name: 'the_conv', inputs: [x, w.value, bias], outputs: ['c'], attrs: { kernel_shape: [1, 1] } });
+    g.nodes.push({
+      op: 'Conv',
+      name: 'the_conv',
+      inputs: [x, w.value, bias],
+      outputs: ['c'],
+      attrs: { kernel_shape: [1, 1] },
+    });
     const y = g.q('c', -3, 3);
     g.nodes.push({ op: 'Identity', name: 'out', inputs: [y], outputs: ['y'] });
     return g.model([{ name: 'x', dims: [1, 8, 4, 4] }], [{ name: 'y', dims: [1, 4, 4, 4] }]);
@@ -379,9 +480,18 @@ test('bad quantized models are refused with a QdqImportError naming the node', (
   const g = new QdqGraph('u8', 4);
   const x = g.q('x', -3, 3);
   const wq = g.quantize('x', -3, 3);
-  g.nodes.push({ op: 'Conv', name: 'dynamic', inputs: [x, g.dq(wq)], outputs: ['c'], attrs: { kernel_shape: [1, 1] } });
+  g.nodes.push({
+    op: 'Conv',
+    name: 'dynamic',
+    inputs: [x, g.dq(wq)],
+    outputs: ['c'],
+    attrs: { kernel_shape: [1, 1] },
+  });
   g.nodes.push({ op: 'Identity', name: 'out', inputs: [g.q('c', -3, 3)], outputs: ['y'] });
-  refused(g.model([{ name: 'x', dims: [8, 8, 1, 1] }], [{ name: 'y', dims: [8, 8, 1, 1] }]), /node "dynamic" \(Conv\): the weights are DequantizeLinear .* of a computed tensor/);
+  refused(
+    g.model([{ name: 'x', dims: [8, 8, 1, 1] }], [{ name: 'y', dims: [8, 8, 1, 1] }]),
+    /node "dynamic" \(Conv\): the weights are DequantizeLinear .* of a computed tensor/,
+  );
   // A zero point outside the quantized type (int8 data, 200).
   const h = new QdqGraph('i8', 4);
   const s = h.constant(0.1);
@@ -389,5 +499,8 @@ test('bad quantized models are refused with a QdqImportError naming the node', (
   h.inits.push(typed(z, 'i32', [], [200]));
   const q = h.node('QuantizeLinear', ['x', s, h.params(-1, 1).names[1]]);
   h.nodes.push({ op: 'DequantizeLinear', name: 'bad_dq', inputs: [q, s, z], outputs: ['y'] });
-  refused(h.model([{ name: 'x', dims: [1, 4] }], [{ name: 'y', dims: [1, 4] }]), /node "bad_dq" \(DequantizeLinear\): zero point 200 is outside the i8 range/);
+  refused(
+    h.model([{ name: 'x', dims: [1, 4] }], [{ name: 'y', dims: [1, 4] }]),
+    /node "bad_dq" \(DequantizeLinear\): zero point 200 is outside the i8 range/,
+  );
 });
