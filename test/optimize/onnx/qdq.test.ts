@@ -94,11 +94,17 @@ class QdqGraph {
     return this.node('DequantizeLinear', [q.value, ...q.names]);
   }
 
-  /** int8 weights of `dims`, symmetric, per tensor or per channel along `axis`; returns the DequantizeLinear
-   * output and the scales. */
-  weights(dims: number[], perChannel: boolean, axis = 0): { value: string; scales: number[] } {
+  /** int8 weights of `dims`, symmetric, per tensor or per channel along `axis` (or uint8 ones with zero
+   * point 120, asymmetric); returns the DequantizeLinear output and the scales. */
+  weights(
+    dims: number[],
+    perChannel: boolean,
+    axis = 0,
+    dtype: 'i8' | 'u8' = 'i8',
+  ): { value: string; scales: number[] } {
     const count = dims.reduce((a, b) => a * b, 1);
-    const values = Array.from({ length: count }, () => this.random.int(-127, 127));
+    const [lo, hi, zero] = dtype === 'i8' ? [-127, 127, 0] : [0, 255, 120];
+    const values = Array.from({ length: count }, () => this.random.int(lo, hi));
     const channels = perChannel ? dims[axis]! : 1;
     const scales = Array.from({ length: channels }, () => Math.fround(0.002 + 0.004 * this.random.next()));
     const w = this.fresh('w');
@@ -106,13 +112,13 @@ class QdqGraph {
     const z = this.fresh('w_zero');
     const shape = perChannel ? [channels] : [];
     this.inits.push(
-      typed(w, 'i8', dims, values),
+      typed(w, dtype, dims, values),
       floatTensor(s, shape, scales),
       typed(
         z,
-        'i8',
+        dtype,
         shape,
-        scales.map(() => 0),
+        scales.map(() => zero),
       ),
     );
     return {
@@ -199,12 +205,23 @@ async function againstOrt(
   input: { name: string; dims: number[] },
   outputs: Output[],
   runs = 8,
+  /** Layers expected on the TypeScript reference (the rest must be native). */
+  reference: readonly string[] = [],
 ): Promise<{ name: string; maxSteps: number; equal: number }[]> {
   const pkg = read(importOnnx(bytes, { source: 'quantized.onnx' }));
   const model = Model.fromPackage(pkg);
   // A 4-D output is NCHW, as in the file: the layout transpose of its fp32 values is the one layer left.
   const outputLayout = (l: LayerInfo): boolean => l.op === 'transpose' && l.format === 'f32';
-  const typescript = model.layers.filter((l) => !l.kernel.startsWith('native:') && !outputLayout(l));
+  assert.deepEqual(
+    model.fallbacks
+      .map((f) => f.node)
+      .filter((name) => !model.layers.some((l) => l.name === name && outputLayout(l))),
+    reference,
+    'layers on the reference executors (Model.fallbacks)',
+  );
+  const typescript = model.layers.filter(
+    (l) => !l.kernel.startsWith('native:') && !outputLayout(l) && !reference.includes(l.name),
+  );
   assert.deepEqual(
     typescript.map((l) => `${l.name} (${l.op}): ${l.kernel}`),
     [],
@@ -503,4 +520,22 @@ test('bad quantized models are refused with a QdqImportError naming the node', (
     h.model([{ name: 'x', dims: [1, 4] }], [{ name: 'y', dims: [1, 4] }]),
     /node "bad_dq" \(DequantizeLinear\): zero point 200 is outside the i8 range/,
   );
+});
+
+test('uint8 asymmetric weights (no native kernel takes a weight zero point) keep the reference qconv2d with ONNX rounding: equal to ONNX Runtime, listed in Model.fallbacks', async () => {
+  const g = new QdqGraph('u8', 12);
+  const x = g.q('x', -3, 3);
+  const w = g.weights([6, 8, 3, 3], false, 0, 'u8');
+  const conv = g.node('Conv', [x, w.value, g.bias(6, scaleOf(-3, 3), w.scales)], { kernel_shape: [3, 3] });
+  const y = g.q(conv, -4, 4);
+  g.nodes.push({ op: 'Identity', name: 'out', inputs: [y], outputs: ['y'] });
+  const bytes = g.model([{ name: 'x', dims: [1, 8, 6, 6] }], [{ name: 'y', dims: [1, 6, 4, 4] }]);
+  const [s] = await againstOrt(
+    bytes,
+    { name: 'x', dims: [1, 8, 6, 6] },
+    [{ name: 'y', step: scaleOf(-4, 4) }],
+    8,
+    [conv],
+  );
+  assert.equal(s!.maxSteps, 0, `${s!.maxSteps} steps from ONNX Runtime`);
 });
