@@ -80,7 +80,7 @@ export function planQdq(ctx: ImportContext, nodes: readonly NodeProto[], graphOu
     let value = node.output?.[0] ?? '';
     for (;;) {
       const next = readers.get(value);
-      if (graphOutputs.has(value) || next?.length !== 1) break;
+      if (value === '' || graphOutputs.has(value) || next?.length !== 1) break;
       const reader = next[0]!;
       if (reader.input?.[0] !== value) break;
       if (reader.opType === 'QuantizeLinear') {
@@ -88,7 +88,7 @@ export function planQdq(ctx: ImportContext, nodes: readonly NodeProto[], graphOu
         break;
       }
       if (ACTIVATIONS.includes(reader.opType ?? '')) activations.push(reader);
-      else if (!LAYOUT.includes(reader.opType ?? '') || reader.opType === 'MaxPool') break;
+      else if (!LAYOUT.includes(reader.opType ?? '')) break;
       value = reader.output?.[0] ?? '';
     }
   }
