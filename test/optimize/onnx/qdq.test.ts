@@ -443,7 +443,9 @@ test('QOperator ops (QLinearConv, QLinearMatMul, com.microsoft QLinearAdd / QLin
     [{ name: 'y', step: scaleOf(-2, 2) }],
     16,
   );
-  assert.ok(s!.maxSteps <= 2, `${s!.maxSteps} steps from ONNX Runtime`);
+  // Four layers deep (see the CNN above): 80.6 % equal when written.
+  assert.ok(s!.maxSteps <= 1, `${s!.maxSteps} steps from ONNX Runtime`);
+  assert.ok(s!.equal >= 0.7, `only ${(100 * s!.equal).toFixed(1)} % equal`);
 });
 
 test("Whittle's own QDQ export of its int8 zoo packages imports onto the same kernels and outputs", async () => {
