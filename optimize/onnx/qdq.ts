@@ -1,6 +1,7 @@
 // Quantized ONNX onto Whittle's int8 kernels: QDQ models (as ONNX Runtime's quantizer and Whittle's own
-// exporter write them) and QOperator models (QLinearConv, QLinearMatMul, com.microsoft's QLinearAdd,
-// QLinearGlobalAveragePool and QLinearConcat).
+// exporter write them), and the operands, rounding and checks QOperator models share (QLinearConv in
+// ops/conv.ts, QLinearMatMul in ops/matmul.ts, com.microsoft's QLinearAdd / QLinearGlobalAveragePool /
+// QLinearConcat in ops/qoperator.ts).
 //
 // QDQ, decided before conversion (planQdq) and applied node by node (convertQdq, before a node's handler):
 // - DequantizeLinear of a computed integer tensor, per tensor, records that its output is that tensor seen
