@@ -75,6 +75,13 @@ export class ExecutionPlan {
   run(first?: number, last?: number): void {
     this.#native.run(first, last);
   }
+
+  /** run(first, last) as a function of no arguments, straight to the addon: what a caller keeps when it runs
+   * the same range at every frame. */
+  runner(first?: number, last?: number): () => void {
+    const native = this.#native;
+    return () => native.run(first, last);
+  }
 }
 
 /** output = input, byte for byte (same type and length, no shared memory): a reshape in a plan. */
