@@ -40,6 +40,7 @@ export type OperatorName =
 
 interface NativePlan {
   run(first?: number, last?: number): void;
+  runner(first?: number, last?: number): () => void;
   readonly steps: number;
 }
 
@@ -76,11 +77,10 @@ export class ExecutionPlan {
     this.#native.run(first, last);
   }
 
-  /** run(first, last) as a function of no arguments, straight to the addon: what a caller keeps when it runs
-   * the same range at every frame. */
+  /** run(first, last) as a function of no arguments, the addon's own (its range checked once, here): what a
+   * caller keeps when it runs the same range at every frame. */
   runner(first?: number, last?: number): () => void {
-    const native = this.#native;
-    return () => native.run(first, last);
+    return this.#native.runner(first, last);
   }
 }
 

@@ -13,8 +13,8 @@ import { type Lifetime, type MemoryPlan, planMemory } from './memory-plan.js';
 import { nativeAvailable } from './native-executors.js';
 import {
   type Execution,
-  inOrder,
   type ExecutionSummary,
+  inOrder,
   type ModelStep,
   nodeByNode,
   planExecution,

@@ -58,7 +58,10 @@ export function nodeByNode(steps: readonly ModelStep[]): Execution {
   };
   return {
     run,
-    runner: (from = 0, to = steps.length) => () => run(from, to),
+    runner:
+      (from = 0, to = steps.length) =>
+      () =>
+        run(from, to),
     summary: {
       nativeSteps: 0,
       nativeCalls: 0,
@@ -136,7 +139,7 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
   const callsOf = (from: number, to: number): (() => void)[] => {
     if (from === 0 && to === steps.length) return thunks;
     const calls: (() => void)[] = [];
-    for (let i = from; i < to; ) {
+    for (let i = from; i < to;) {
       const start = starts[i]!;
       if (start.planStep === undefined) {
         calls.push(thunks[start.segment]!);
