@@ -15,11 +15,13 @@ import { Model, type ModelOptions } from '../../../agent/runtime/model.js';
 import type { TensorQuantization } from '../../../agent/package/manifest.js';
 import type { TensorData } from '../../../agent/runtime/tensor.js';
 import { formatInspectReport, inspectPackage } from '../../../electron/commands/inspect.js';
+import { importOnnx } from '../../../optimize/onnx/import.js';
 import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
 import type { PackageContent } from '../../../optimize/package/writer.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import { maxDiff, toPackage } from './compile-fixtures.js';
+import { buildModel, floatTensor, type NodeSpec } from '../../optimize/onnx/build-model.js';
+import { maxDiff, quantized, randomImages, toPackage } from './compile-fixtures.js';
 
 const C = 8;
 const SIDE = 6;
@@ -281,4 +283,117 @@ describe('residual adds that must not fuse stay apart and are reported', () => {
       /an int8 conv with an addend needs conv_scale > 0 and an integer conv_zero_point/,
     );
   });
+});
+
+/** A ResNet basic-block network as PyTorch exports it (NCHW): a stem, an identity block and a downsampling
+ * block (stride 2, 1x1 projection on the shortcut), each conv followed by batch norm, the adds by ReLU. */
+function resnetOnnx(): Uint8Array {
+  const nodes: NodeSpec[] = [];
+  const initializers: ReturnType<typeof floatTensor>[] = [];
+  let seed = 100;
+  const conv = (
+    name: string,
+    x: string,
+    cin: number,
+    cout: number,
+    k: number,
+    stride: number,
+    relu: boolean,
+  ) => {
+    const w = floatTensor(
+      `${name}.w`,
+      [cout, cin, k, k],
+      values(cout * cin * k * k, seed++, -0.3, 0.3, false),
+    );
+    const bn = ['scale', 'bias', 'mean', 'var'].map((p) =>
+      floatTensor(
+        `${name}.bn.${p}`,
+        [cout],
+        values(
+          cout,
+          seed++,
+          p === 'var' || p === 'scale' ? 0.5 : -0.2,
+          p === 'var' || p === 'scale' ? 1.5 : 0.2,
+          false,
+        ),
+      ),
+    );
+    initializers.push(w, ...bn);
+    const p = (k - 1) / 2;
+    nodes.push({
+      op: 'Conv',
+      name,
+      inputs: [x, `${name}.w`],
+      outputs: [`${name}.y`],
+      attrs: { kernel_shape: [k, k], strides: [stride, stride], pads: [p, p, p, p] },
+    });
+    nodes.push({
+      op: 'BatchNormalization',
+      name: `${name}.bn`,
+      inputs: [`${name}.y`, ...['scale', 'bias', 'mean', 'var'].map((p) => `${name}.bn.${p}`)],
+      outputs: [`${name}.n`],
+    });
+    if (!relu) return `${name}.n`;
+    nodes.push({ op: 'Relu', name: `${name}.relu`, inputs: [`${name}.n`], outputs: [`${name}.r`] });
+    return `${name}.r`;
+  };
+  const add = (name: string, a: string, b: string) => {
+    nodes.push({ op: 'Add', name, inputs: [a, b], outputs: [`${name}.y`] });
+    nodes.push({ op: 'Relu', name: `${name}.relu`, inputs: [`${name}.y`], outputs: [`${name}.r`] });
+    return `${name}.r`;
+  };
+  const stem = conv('stem', 'x', 3, 16, 3, 1, true);
+  const b1 = conv('block1.conv2', conv('block1.conv1', stem, 16, 16, 3, 1, true), 16, 16, 3, 1, false);
+  const r1 = add('block1.add', b1, stem);
+  const b2 = conv('block2.conv2', conv('block2.conv1', r1, 16, 32, 3, 2, true), 32, 32, 3, 1, false);
+  const shortcut = conv('block2.downsample', r1, 16, 32, 1, 2, false);
+  const r2 = add('block2.add', b2, shortcut);
+  nodes.push({ op: 'GlobalAveragePool', name: 'pool', inputs: [r2], outputs: ['pooled'] });
+  nodes.push({ op: 'Flatten', name: 'flatten', inputs: ['pooled'], outputs: ['flat'] });
+  const fc = floatTensor('fc.w', [10, 32], values(320, seed++, -0.3, 0.3, false));
+  initializers.push(fc);
+  nodes.push({
+    op: 'Gemm',
+    name: 'fc',
+    inputs: ['flat', 'fc.w'],
+    outputs: ['logits'],
+    attrs: { transB: 1 },
+  });
+  return buildModel({
+    nodes,
+    inputs: [{ name: 'x', dims: [1, 3, 12, 12] }],
+    outputs: [{ name: 'logits', dims: [1, 10] }],
+    initializers,
+  });
+}
+
+describe('a ResNet-style network imported from ONNX', () => {
+  const fp32 = toPackage(importOnnx(resnetOnnx(), { source: 'resnet-blocks.onnx' }));
+  const int8 = quantized(fp32);
+  for (const [format, pkg] of [
+    ['fp32', fp32],
+    ['int8', int8],
+  ] as const) {
+    test(`${format}: both residual adds and their ReLUs fuse; fused = unfused reference`, () => {
+      const model = Model.fromPackage(pkg);
+      // The identity block's add goes to its second conv, the downsampling block's to the 1x1 shortcut
+      // conv (computed after the main path, which the add's other operand then is).
+      const into = new Map(model.compileReport.fused.map((f) => [f.node, f.into]));
+      assert.deepEqual(
+        ['block1.add', 'block2.add'].map((add) => into.get(add)),
+        ['block1.conv2', 'block2.downsample'],
+        JSON.stringify(model.compileReport.fused),
+      );
+      assert.equal(model.compileReport.notFused.length, 0, JSON.stringify(model.compileReport.notFused));
+      assert.ok(!model.manifest.nodes.some((n) => n.op === 'add' || n.op === 'qadd'), 'no add node left');
+      assert.ok(!model.manifest.nodes.some((n) => n.op === 'clip'), 'the ReLUs after the adds folded too');
+      const input = randomImages(3 * 12 * 12, 1, 5);
+      const reference = run(pkg, input, { compile: false, referenceOnly: true });
+      for (const options of [{}, { nodeByNode: true }, { referenceOnly: true }] as ModelOptions[]) {
+        const out = run(pkg, input, options);
+        if (format === 'fp32') assert.ok(maxDiff(out, reference) < 1e-5, String(maxDiff(out, reference)));
+        else assert.deepEqual(out, reference, JSON.stringify(options));
+      }
+    });
+  }
 });
