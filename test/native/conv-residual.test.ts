@@ -11,12 +11,12 @@ import {
   createConv2dF32,
   createConv2dInt8,
   createFullyConnectedF32,
+  uniformPadding,
 } from '../../native/index.js';
 import { xorshift32 } from '../support/xorshift32.js';
 
 const random = xorshift32(4242);
-const shape: Required<Pick<Conv2dShape, 'batch' | 'inputHeight' | 'inputWidth' | 'inputChannels'>> &
-  Conv2dShape = {
+const shape: Conv2dShape = {
   batch: 2,
   inputHeight: 7,
   inputWidth: 5,
@@ -24,10 +24,7 @@ const shape: Required<Pick<Conv2dShape, 'batch' | 'inputHeight' | 'inputWidth' |
   outputChannels: 12,
   kernelHeight: 3,
   kernelWidth: 3,
-  paddingTop: 1,
-  paddingLeft: 1,
-  paddingBottom: 1,
-  paddingRight: 1,
+  ...uniformPadding(1),
 };
 const inputLength = 2 * 7 * 5 * 12;
 const outputLength = inputLength;

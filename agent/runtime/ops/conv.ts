@@ -21,9 +21,9 @@ import {
   fullyConnectedGeometry,
 } from '../reference-ops/fixed-point.js';
 import { fullyConnected } from '../reference-ops/matmul.js';
-import { checkAddend, withResidual } from './residual.js';
 import { elements, type TensorSpec } from '../tensor.js';
 import { convGeometry, windowAttrs } from '../window.js';
+import { checkAddend, withResidual } from './residual.js';
 
 /** A layer's executor per weight format: fp32 activations over the expanded weights, xnor with its input
  * binarized too, fixed16 / fixed8 in fixed point. In the order the benchmark reports the formats. */

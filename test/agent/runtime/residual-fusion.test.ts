@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
+import type { TensorQuantization } from '../../../agent/package/manifest.js';
 import type { Package } from '../../../agent/package/reader.js';
 import { Model, type ModelOptions } from '../../../agent/runtime/model.js';
-import type { TensorQuantization } from '../../../agent/package/manifest.js';
 import type { TensorData } from '../../../agent/runtime/tensor.js';
 import { formatInspectReport, inspectPackage } from '../../../electron/commands/inspect.js';
 import { importOnnx } from '../../../optimize/onnx/import.js';
@@ -167,7 +167,7 @@ describe('conv + residual add fusion against the unfused reference', () => {
     const images = 3;
     const one = inputOf(pkg, 1);
     const input = new Int8Array(one.length * images);
-    for (let k = 0; k < images; k++) input.set(inputOf(pkg, 10 + k) as Int8Array, k * one.length);
+    for (let k = 0; k < images; k++) input.set(inputOf(pkg, 10 + k), k * one.length);
     const fused = run(pkg, input, { batch: images, threads: 2 });
     const reference = run(pkg, input, { batch: images, compile: false, referenceOnly: true, threads: 1 });
     assert.deepEqual(fused, reference);
