@@ -21,7 +21,9 @@
 //
 // --residual-ab adds a third contender to every row, timed in the same rounds: the same package loaded with
 // fuseResidual: false (its residual adds run as add nodes, not in the convs' output stage), and the row
-// gains unfused_ms, vs_ort_unfused (vs_ort before the fusion) and fused_speedup (unfused_ms / whittle_ms).
+// gains unfused_ms, vs_ort_unfused (vs_ort before the fusion) and fused_speedup: the median over the rounds
+// of unfused / fused time within one round (a pair timed back to back, so a drift of the machine's speed
+// between rounds cancels).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,7 +115,8 @@ export interface ModelBenchRow {
   max_abs_diff: number;
   /** int8 rows: the share of seeded inputs on which the int8 package's top-1 class is the fp32 package's. */
   top1_agreement?: number;
-  /** --residual-ab: the package with its residual adds unfused, timed in the same rounds; the adds fused. */
+  /** --residual-ab: the package with its residual adds unfused, timed in the same rounds; the median of
+   * the per-round ratios unfused / fused; the adds fused. */
   unfused_ms?: number;
   vs_ort_unfused?: number;
   fused_speedup?: number;
@@ -349,7 +352,9 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
               const unfusedMs = median(group.unfused.samplesUs) / 1000;
               row.unfused_ms = unfusedMs;
               row.vs_ort_unfused = ortMs / unfusedMs;
-              row.fused_speedup = unfusedMs / whittleMs;
+              row.fused_speedup = median(
+                group.unfused.samplesUs.map((u, r) => u / group.whittle.samplesUs[r]!),
+              );
               row.residual_adds_fused = group.residualAddsFused ?? 0;
               log(
                 `    residual adds fused: ${row.residual_adds_fused}; unfused ${unfusedMs.toFixed(3)} ms ` +
