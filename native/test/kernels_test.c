@@ -408,16 +408,11 @@ static void test_conv_add(const char* name, const whittle_conv2d_shape* s, whitt
   describe_conv(label, sizeof(label), name, s);
   const size_t in_n = conv_input_size(s), out_n = conv_output_size(s), w_n = conv_weight_size(s);
   const size_t oc = s->output_channels;
-  float* input = xmalloc(in_n * sizeof(float));
-  float* weights = xmalloc(w_n * sizeof(float));
-  float* bias = xmalloc(oc * sizeof(float));
-  float* addend = xmalloc(out_n * sizeof(float));
-  float* want = xmalloc(out_n * sizeof(float));
-  float* got = xmalloc(out_n * sizeof(float));
-  fill_float(input, in_n);
-  fill_float(weights, w_n);
-  fill_float(bias, oc);
-  fill_float(addend, out_n);
+  // One block each for fp32 and int8: input, weights, bias and addend (random), then want and got.
+  float* input = xmalloc((in_n + w_n + oc + 3 * out_n) * sizeof(float));
+  float *weights = input + in_n, *bias = weights + w_n, *addend = bias + oc, *want = addend + out_n;
+  float* got = want + out_n;
+  fill_float(input, in_n + w_n + oc + out_n);
   // A conv clamp (ReLU before the add) or none; a clamp after the add (ReLU after it) or none.
   const bool conv_relu = rand_range(0, 2) == 0, add_relu = rand_range(0, 1) == 0;
   f32_conv2d_op* op = f32_conv2d_create(s, weights, bias, conv_relu ? 0.0f : -INFINITY, INFINITY, level);
@@ -442,23 +437,13 @@ static void test_conv_add(const char* name, const whittle_conv2d_shape* s, whitt
     f32_conv2d_destroy(op);
   }
   free(input);
-  free(weights);
-  free(bias);
-  free(addend);
-  free(want);
-  free(got);
 
-  int8_t* qinput = xmalloc(in_n);
-  int8_t* qweights = xmalloc(w_n);
-  int8_t* qaddend = xmalloc(out_n);
-  int8_t* qwant = xmalloc(out_n);
-  int8_t* qgot = xmalloc(out_n);
-  int32_t* qbias = xmalloc(oc * sizeof(int32_t));
-  int32_t* multipliers = xmalloc(oc * sizeof(int32_t));
-  int32_t* shifts = xmalloc(oc * sizeof(int32_t));
-  fill_bytes(qinput, in_n);
-  fill_bytes(qweights, w_n);
-  fill_bytes(qaddend, out_n);
+  int8_t* qinput = xmalloc(in_n + w_n + 3 * out_n);
+  int8_t *qweights = qinput + in_n, *qaddend = qweights + w_n, *qwant = qaddend + out_n,
+         *qgot = qwant + out_n;
+  fill_bytes(qinput, in_n + w_n + out_n);
+  int32_t* qbias = xmalloc(3 * oc * sizeof(int32_t));
+  int32_t *multipliers = qbias + oc, *shifts = multipliers + oc;
   const size_t k = s->kernel_height * s->kernel_width * (s->input_channels / s->groups);
   random_requant(oc, qbias, multipliers, shifts, k, REQUANT_TYPICAL);
   const bool per_tensor = rand_range(0, 1) == 0;
@@ -498,13 +483,7 @@ static void test_conv_add(const char* name, const whittle_conv2d_shape* s, whitt
     qs8_conv2d_destroy(qop);
   }
   free(qinput);
-  free(qweights);
-  free(qaddend);
-  free(qwant);
-  free(qgot);
   free(qbias);
-  free(multipliers);
-  free(shifts);
 }
 
 // Fixed-point Q8 (qf_conv2d.h) on the int8 kernels: against the definition, written here independently

@@ -16,16 +16,8 @@ import {
 import { xorshift32 } from '../support/xorshift32.js';
 
 const random = xorshift32(4242);
-const shape: Conv2dShape = {
-  batch: 2,
-  inputHeight: 7,
-  inputWidth: 5,
-  inputChannels: 12,
-  outputChannels: 12,
-  kernelHeight: 3,
-  kernelWidth: 3,
-  ...uniformPadding(1),
-};
+const image = { batch: 2, inputHeight: 7, inputWidth: 5, inputChannels: 12, outputChannels: 12 };
+const shape: Conv2dShape = { ...image, kernelHeight: 3, kernelWidth: 3, ...uniformPadding(1) };
 const inputLength = 2 * 7 * 5 * 12;
 const outputLength = inputLength;
 const floats = (n: number) => Float32Array.from({ length: n }, () => random() * 2 - 1);
