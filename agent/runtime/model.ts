@@ -38,6 +38,9 @@ export interface ModelOptions {
   /** Run the compile pass (agent/runtime/compile/) on the graph before planning it (default true); false runs
    * the package's graph node for node, the reference the compiled graph is tested against. */
   compile?: boolean;
+  /** Fuse residual adds into the conv before them when compiling (default true); false keeps conv and add
+   * apart (A/B runs; the compile report says so). */
+  fuseResidual?: boolean;
   /** At a batch above 1, the per-image activation bytes times images a node's batch chunk may reach
    * (batch-chunks.ts; default BATCH_CHUNK_BYTES); 0 runs every node on the whole batch at once. */
   batchChunkBytes?: number;
@@ -427,7 +430,7 @@ export class Model {
     const asStored = { manifest: pkg.manifest, constants: [...pkg.constants], report: emptyReport() };
     if (options.compile === false || unsupportedNodes(pkg.manifest.nodes).length > 0) return asStored;
     try {
-      return compilePackage(pkg.manifest, pkg.constants);
+      return compilePackage(pkg.manifest, pkg.constants, options.fuseResidual !== false);
     } catch (error) {
       return { ...asStored, report: { ...asStored.report, skipped: (error as Error).message } };
     }

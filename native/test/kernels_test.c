@@ -399,6 +399,93 @@ static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whitt
   free(got);
 }
 
+// The residual add in the conv's output stage (f32_conv2d_run_add, qs8_conv2d_run_add) on every path of the
+// drivers (GEMM, indirect GEMM, depthwise and its 3x3 rows, grouped, GEMV): fp32 bit-exact with the conv
+// followed by f32_add on the same ISA, with a clamp on either side of the add; int8 bit-exact with the
+// reference conv followed by qs8_add__reference, per-tensor and per-channel requantization.
+static void test_conv_add(const char* name, const whittle_conv2d_shape* s, whittle_isa level, bool u) {
+  char label[256];
+  describe_conv(label, sizeof(label), name, s);
+  const size_t in_n = conv_input_size(s), out_n = conv_output_size(s), w_n = conv_weight_size(s);
+  const size_t oc = s->output_channels;
+  // One block each for fp32 and int8: input, weights, bias and addend (random), then want and got.
+  float* input = xmalloc((in_n + w_n + oc + 3 * out_n) * sizeof(float));
+  float *weights = input + in_n, *bias = weights + w_n, *addend = bias + oc, *want = addend + out_n;
+  float* got = want + out_n;
+  fill_float(input, in_n + w_n + oc + out_n);
+  // A conv clamp (ReLU before the add) or none; a clamp after the add (ReLU after it) or none.
+  const bool conv_relu = rand_range(0, 2) == 0, add_relu = rand_range(0, 1) == 0;
+  f32_conv2d_op* op = f32_conv2d_create(s, weights, bias, conv_relu ? 0.0f : -INFINITY, INFINITY, level);
+  if (op == NULL) {
+    report(false, "f32 conv2d+add %s: create failed", label);
+  } else {
+    for (size_t p = 0; p < 2; p++) {
+      const bool ran = f32_conv2d_run(op, input, want, pools[p]);
+      f32_add(out_n, want, addend, want, add_relu ? 0.0f : -INFINITY, INFINITY, level);
+      for (size_t i = 0; i < out_n; i++) got[i] = NAN;
+      const bool fused =
+          f32_conv2d_run_add(op, input, addend, add_relu ? 0.0f : -INFINITY, INFINITY, got, pools[p]);
+      size_t where = 0;
+      const bool ok = ran && fused && !first_difference(got, want, out_n * sizeof(float), &where);
+      report(ok, "f32 conv2d+add %s %s threads=%zu relu %d/%d %s", level_name, f32_conv2d_kernel_name(op),
+             pool_threads[p], conv_relu, add_relu, label);
+      if (!ok && fused) {
+        where /= sizeof(float);
+        printf("     at %zu: got %.9g want %.9g\n", where, got[where], want[where]);
+      }
+    }
+    f32_conv2d_destroy(op);
+  }
+  free(input);
+
+  int8_t* qinput = xmalloc(in_n + w_n + 3 * out_n);
+  int8_t *qweights = qinput + in_n, *qaddend = qweights + w_n, *qwant = qaddend + out_n,
+         *qgot = qwant + out_n;
+  fill_bytes(qinput, in_n + w_n + out_n);
+  int32_t* qbias = xmalloc(3 * oc * sizeof(int32_t));
+  int32_t *multipliers = qbias + oc, *shifts = multipliers + oc;
+  const size_t k = s->kernel_height * s->kernel_width * (s->input_channels / s->groups);
+  random_requant(oc, qbias, multipliers, shifts, k, REQUANT_TYPICAL);
+  const bool per_tensor = rand_range(0, 1) == 0;
+  for (size_t o = 1; o < oc && per_tensor; o++) multipliers[o] = multipliers[0], shifts[o] = shifts[0];
+  const qs8_activation_quantization q = random_quantization(u);
+  const int32_t lo = u ? 0 : -128, hi = u ? 255 : 127;
+  qs8_add_params add;
+  add.unsigned_activations = u;
+  add.a_zero_point = q.output_zero_point;
+  add.b_zero_point = rand_range(lo, hi);
+  add.output_zero_point = rand_range(lo, hi);
+  add.a_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+  add.b_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+  add.output_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+  add.a_shift = rand_range(-3, 0);
+  add.b_shift = rand_range(-3, 0);
+  add.output_shift = -(QS8_ADD_LEFT_SHIFT - rand_range(-1, 1));
+  add.output_min = add_relu ? add.output_zero_point : lo;  // ReLU after the add, or none
+  add.output_max = hi;
+  qs8_conv2d__reference(s, qinput, qweights, qbias, multipliers, shifts, &q, qwant);
+  qs8_add__reference(out_n, qwant, qaddend, qwant, &add);
+  qs8_conv2d_op* qop = qs8_conv2d_create(s, qweights, qbias, multipliers, shifts, &q, level);
+  const char* dtype = u ? "qu8" : "qs8";
+  if (qop == NULL) {
+    report(false, "%s conv2d+add %s: create failed", dtype, label);
+  } else {
+    for (size_t p = 0; p < 2; p++) {
+      memset(qgot, 0x5A, out_n);
+      const bool ran = qs8_conv2d_run_add(qop, qinput, qaddend, &add, qgot, pools[p]);
+      size_t where = 0;
+      const bool ok = ran && !first_difference(qgot, qwant, out_n, &where);
+      report(ok, "%s conv2d+add %s %s threads=%zu %s relu %d %s", dtype, level_name,
+             qs8_conv2d_kernel_name(qop), pool_threads[p], per_tensor ? "per-tensor" : "per-channel",
+             add_relu, label);
+      if (!ok && ran) printf("     at %zu: got %d want %d\n", where, qgot[where], qwant[where]);
+    }
+    qs8_conv2d_destroy(qop);
+  }
+  free(qinput);
+  free(qbias);
+}
+
 // Fixed-point Q8 (qf_conv2d.h) on the int8 kernels: against the definition, written here independently
 // of both (int64 sum, rounding half up, saturation), for shifts that round (ties included), shift 0, and
 // left shifts; and layers whose accumulators are too wide must be refused, not computed wrongly.
@@ -1001,6 +1088,12 @@ static void run_level(whittle_isa level) {
   test_f32_simple(level);
   test_qs8_simple(level, false);
   test_qs8_simple(level, true);
+  for (size_t c = 0; c < fixed; c++) test_conv_add(conv_cases[c].name, &conv_cases[c].s, level, c % 2 == 1);
+  for (size_t c = 0; c < sizeof(gemv_cases) / sizeof(gemv_cases[0]); c++) {
+    const whittle_conv2d_shape s = {1, 1, 1, gemv_cases[c][0], gemv_cases[c][1], 1, 1, 1, 1, 1, 1, 0, 0,
+                                    0, 0, 1};
+    test_conv_add("1x1 conv of one pixel (GEMV)", &s, level, c % 2 == 0);
+  }
 }
 
 int main(int argc, char** argv) {
