@@ -41,8 +41,8 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
       const __m512i b0 = _mm512_loadu_si512(h.bias);
       const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
       for (size_t r = 0; r < MR; r++) {
-        qs8_store16_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(_mm512_add_epi32(acc[r], b0), &out0),
-                           cols, params);
+        qs8_store16_bytes_avx512(c_rows[r] + n0,
+                                 qs8_output16_avx512_apply(_mm512_add_epi32(acc[r], b0), &out0), cols);
       }
       block += 32 * 4 * sizeof(int32_t) + kc * 32;
       continue;
@@ -112,9 +112,9 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
     const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
     const qs8_output16_avx512 out1 = qs8_output16_load_avx512(&h, 16, params);
     for (size_t r = 0; r < MR; r++) {
-      qs8_store16_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(acc0[r], &out0), cols, params);
+      qs8_store16_bytes_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(acc0[r], &out0), cols);
       if (cols > 16) {
-        qs8_store16_avx512(c_rows[r] + n0 + 16, qs8_output16_avx512_apply(acc1[r], &out1), cols - 16, params);
+        qs8_store16_bytes_avx512(c_rows[r] + n0 + 16, qs8_output16_avx512_apply(acc1[r], &out1), cols - 16);
       }
     }
     block += 32 * 4 * sizeof(int32_t) + kc * 32;

@@ -163,7 +163,9 @@ static inline __m512i qs8_requantize_avx512(__m512i acc, __m512i multiplier, __m
 
 // The output stage of 16 channels, loaded once for every row of a tile: a kernel's int8 stores may alias
 // the header and *params, so the compiler reloads and re-broadcasts them after each store unless they are
-// held in registers like this.
+// held in registers like this. `zero_point` carries the output flip (+128 for uint8 outputs: adding 128
+// before the truncating narrowing flips the byte's top bit, as the XOR does), so qs8_output16_avx512_apply's
+// lanes store with qs8_store16_bytes_avx512, with no flip and no reload of *params.
 typedef struct qs8_output16_avx512 {
   __m512i multiplier, left_shift, right_shift, lo, hi, zero_point;
 } qs8_output16_avx512;
@@ -175,26 +177,27 @@ static inline qs8_output16_avx512 qs8_output16_load_avx512(const qs8_channel_req
                                  _mm512_loadu_si512(h->right_shift + n),
                                  _mm512_set1_epi32(p->output_min - p->output_zero_point),
                                  _mm512_set1_epi32(p->output_max - p->output_zero_point),
-                                 _mm512_set1_epi32(p->output_zero_point)};
+                                 _mm512_set1_epi32(p->output_zero_point + (p->output_flip != 0 ? 128 : 0))};
   return o;
 }
 
+// Requantized, clamped, offset (and flipped) lanes, for qs8_store16_bytes_avx512.
 static inline __m512i qs8_output16_avx512_apply(__m512i acc, const qs8_output16_avx512* o) {
   const __m512i v = qs8_requantize_avx512(acc, o->multiplier, o->left_shift, o->right_shift);
   return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, o->lo), o->hi), o->zero_point);
 }
 
+// Stores the low `count` (<= 16) lanes of v as bytes (their low 8 bits).
+static inline void qs8_store16_bytes_avx512(int8_t* out, __m512i v, size_t count) {
+  const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
+  _mm_mask_storeu_epi8(out, m, _mm512_cvtepi32_epi8(v));
+}
+
+// The output stage of 16 channels starting at channel n of a block header, for qs8_store16_bytes_avx512.
 static inline __m512i qs8_output_avx512(__m512i acc, const qs8_channel_requant* h, size_t n,
                                         const qs8_gemmlowp_params* p) {
   const qs8_output16_avx512 o = qs8_output16_load_avx512(h, n, p);
   return qs8_output16_avx512_apply(acc, &o);
-}
-
-// Stores the low `count` (<= 16) channels of v as bytes.
-static inline void qs8_store16_avx512(int8_t* out, __m512i v, size_t count, const qs8_gemmlowp_params* p) {
-  const __m128i bytes = _mm_xor_si128(_mm512_cvtepi32_epi8(v), _mm_set1_epi8((char)p->output_flip));
-  const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
-  _mm_mask_storeu_epi8(out, m, bytes);
 }
 
 // The GEMV kernels' blocks of 16 output channels (qs8_gemv_ukernel_fn), 4 rows at a time. Sums of the 16
@@ -221,7 +224,7 @@ static inline void qs8_gemv_store_block_avx512(int8_t* out, __m512i sums, size_t
                                                const qs8_channel_requant* h, const qs8_gemmlowp_params* p) {
   for (size_t r = (count + 3) / 4; r < 4; r++) sums = _mm512_alignr_epi32(sums, sums, 4);
   const __m512i acc = _mm512_add_epi32(sums, _mm512_loadu_si512(h->bias));
-  qs8_store16_avx512(out, qs8_output_avx512(acc, h, 0, p), count, p);
+  qs8_store16_bytes_avx512(out, qs8_output_avx512(acc, h, 0, p), count);
 }
 #endif  // __AVX512F__ && __AVX512BW__
 
