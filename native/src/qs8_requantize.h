@@ -153,12 +153,12 @@ static inline __m512i qs8_requantize_avx512(__m512i acc, __m512i multiplier, __m
   high = _mm512_mask_mov_epi32(high, saturate, _mm512_set1_epi32(INT32_MAX));
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right_shift), one);
-  const __m512i remainder = _mm512_and_si512(high, mask);
-  __m512i threshold = _mm512_srai_epi32(mask, 1);
-  threshold =
-      _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, _mm512_setzero_si512()), threshold, one);
+  // The scalar test remainder > (mask >> 1) + (high < 0), as remainder - (high < 0) > mask >> 1: the left
+  // side is in [-1, mask], no overflow, and the sign term is one arithmetic shift (no mask register).
+  const __m512i remainder = _mm512_add_epi32(_mm512_and_si512(high, mask), _mm512_srai_epi32(high, 31));
   const __m512i shifted = _mm512_srav_epi32(high, right_shift);
-  return _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, threshold), shifted, one);
+  return _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, _mm512_srai_epi32(mask, 1)),
+                               shifted, one);
 }
 
 // The output stage of 16 channels, loaded once for every row of a tile: a kernel's int8 stores may alias
