@@ -55,10 +55,18 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
       const __m512i acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
       const __m512i b0 = _mm512_loadu_si512(h.bias);
       const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
-      for (size_t r = 0; r < MR; r++) {
-        qs8_store16_bytes_avx512(c_rows[r] + n0,
-                                 qs8_output16_avx512_apply(_mm512_add_epi32(acc[r], b0), &out0), cols);
+      // The output stage without the left shift and saturation steps when no channel needs them.
+#define QS8_VNNI_NARROW_STORE(general)                                                            \
+  for (size_t r = 0; r < MR; r++) {                                                               \
+    const __m512i v = qs8_output16_avx512_apply_as(_mm512_add_epi32(acc[r], b0), &out0, general); \
+    qs8_store16_bytes_avx512(c_rows[r] + n0, v, cols);                                            \
+  }
+      if (out0.general) {
+        QS8_VNNI_NARROW_STORE(true)
+      } else {
+        QS8_VNNI_NARROW_STORE(false)
       }
+#undef QS8_VNNI_NARROW_STORE
       block += 32 * 4 * sizeof(int32_t) + kc * 32;
       continue;
     }
@@ -126,12 +134,20 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
     }
     const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
     const qs8_output16_avx512 out1 = qs8_output16_load_avx512(&h, 16, params);
-    for (size_t r = 0; r < MR; r++) {
-      qs8_store16_bytes_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(acc0[r], &out0), cols);
-      if (cols > 16) {
-        qs8_store16_bytes_avx512(c_rows[r] + n0 + 16, qs8_output16_avx512_apply(acc1[r], &out1), cols - 16);
-      }
+#define QS8_VNNI_STORE(general)                                                                            \
+  for (size_t r = 0; r < MR; r++) {                                                                        \
+    qs8_store16_bytes_avx512(c_rows[r] + n0, qs8_output16_avx512_apply_as(acc0[r], &out0, general), cols); \
+    if (cols > 16) {                                                                                       \
+      const __m512i v = qs8_output16_avx512_apply_as(acc1[r], &out1, general);                             \
+      qs8_store16_bytes_avx512(c_rows[r] + n0 + 16, v, cols - 16);                                         \
+    }                                                                                                      \
+  }
+    if (out0.general || (cols > 16 && out1.general)) {
+      QS8_VNNI_STORE(true)
+    } else {
+      QS8_VNNI_STORE(false)
     }
+#undef QS8_VNNI_STORE
     block += 32 * 4 * sizeof(int32_t) + kc * 32;
   }
 }
