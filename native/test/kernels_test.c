@@ -664,7 +664,10 @@ static void test_qs8_simple(whittle_isa level, bool u) {
   }
   // quantize / dequantize: per tensor and per channel (inner 1: NHWC channels; inner > 1: NCHW), with ties
   // of the rounding (x / scale = k + 0.5), values past the range, infinities, NaN and a zero scale.
-  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}, {1, 1, 4099}, {2, 3, 70}};
+  // The long runs (1000, 4099, 4096, 257) take the vector paths (AVX-512 multiplies by 1 / scale and divides
+  // near rounding boundaries); odd layouts have scales with inexact inverses.
+  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1},  {2, 5, 9},   {1, 1, 3},
+                               {1, 1, 4099}, {2, 3, 70}, {3, 2, 257}, {1, 1, 4096}};
   for (size_t c = 0; c < sizeof(layouts) / sizeof(layouts[0]); c++) {
     const size_t n = layouts[c][0] * layouts[c][1] * layouts[c][2];
     double scales[5];
@@ -696,6 +699,13 @@ static void test_qs8_simple(whittle_isa level, bool u) {
           x[i] = (float)((rand_range(-300, 300) + 0.5 + rand_range(-40, 40) * 1e-6) * scales[ch]);
           if (rand_range(0, 3) == 0) x[i] = (float)((rand_range(0, 1) ? 4096.0 : -4096.0) * scales[ch]);
           break;
+        case 5: {  // a few float steps from a tie: x / scale within about 1e-7 of k + 0.5
+          float v = (float)((rand_range(-300, 300) + 0.5) * scales[ch]);
+          for (int step = rand_range(-3, 3); step != 0; step += step > 0 ? -1 : 1)
+            v = nextafterf(v, step > 0 ? INFINITY : -INFINITY);
+          x[i] = v;
+          break;
+        }
         default:
           x[i] = (float)rand_range(-1000000, 1000000) * 1e-4f;
       }
@@ -719,6 +729,28 @@ static void test_qs8_simple(whittle_isa level, bool u) {
     free(got);
     free(fwant);
     free(fgot);
+  }
+  // Exact ties whose product with 1 / scale is not a tie: scale 49 / 256 has an inexact inverse, and
+  // x = (k + 0.5) * scale is exact in float, so x / scale = k + 0.5 (rounded to even) while x * (1 / scale)
+  // can land one double step inside (-127.5 becomes -127.49999999999999): a vector quantizer that multiplies
+  // must divide these. 304 values: whole vectors, and a tail.
+  {
+    const size_t n = 304;
+    const double scale = 49.0 / 256.0;
+    const int32_t zero_point = u ? 128 : 0;
+    const qs8_quantization_layout layout = {1, 1, n, &scale, &zero_point, u};
+    float* x = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(((double)i - 152.0 + 0.5) * scale);
+    int8_t* want = xmalloc(n);
+    int8_t* got = xmalloc(n);
+    qs8_quantize__reference(&layout, x, want);
+    qs8_quantize(&layout, x, got, level);
+    size_t where;
+    report(!first_difference(got, want, n, &where), "%s quantize %s %s exact ties, scale 49/256", dtype,
+           level_name, k->name);
+    free(x);
+    free(want);
+    free(got);
   }
   const size_t lengths[] = {1, 7, 33, 1000};
   for (size_t c = 0; c < 4; c++) {
