@@ -140,14 +140,17 @@ static inline void store32(int8_t* out, __m512i lo, __m512i hi, __mmask32 mask, 
 }
 
 #if defined(__AVX512VNNI__)
-// Taps t0..t3 (32 channels each) as two vectors of 16 channels x 4 bytes (t0, t2, t1, t3), channels in
-// order: p = t0 | t1 and q = t2 | t3; VPUNPCK[LH]BW pairs t0 with t2 and t1 with t3 within 128-bit lanes
-// (lo: channels 0-7 of each 16, hi: 8-15), and one word permute per output joins the two pairs of a
-// channel.
-static inline void interleave4(__m256i t0, __m256i t1, __m256i t2, __m256i t3, __m512i flip, __m512i* lo,
-                               __m512i* hi) {
-  const __m512i p = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t0), t1, 1), flip);
-  const __m512i q = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(t2), t3, 1), flip);
+// 32 bytes from a then 32 from b (under the block's mask, in each half of `halves`), as one vector: a
+// zero-masked load of the low half and a merging load of the high half, no shuffle.
+static inline __m512i load_pair(const int8_t* a, const int8_t* b, __mmask64 halves) {
+  const __m512i low = _mm512_maskz_loadu_epi8(halves & 0xFFFFFFFFu, a);
+  return _mm512_mask_loadu_epi8(low, halves & ~(__mmask64)0xFFFFFFFFu, (const int8_t*)((uintptr_t)b - 32));
+}
+
+// Taps t0..t3 of 32 channels, p = t0 | t1 and q = t2 | t3, as two vectors of 16 channels x 4 bytes (t0, t2,
+// t1, t3), channels in order: VPUNPCK[LH]BW pair t0 with t2 and t1 with t3 within 128-bit lanes (lo:
+// channels 0-7 of each 16, hi: 8-15), and one word permute per output joins the two pairs of a channel.
+static inline void interleave4(__m512i p, __m512i q, __m512i* lo, __m512i* hi) {
   const __m512i a = _mm512_unpacklo_epi8(p, q);  // words: t0t2 c0-7, t0t2 c16-23, t1t3 c0-7, t1t3 c16-23
   const __m512i b = _mm512_unpackhi_epi8(p, q);  // the same for c8-15 and c24-31
   *lo =
@@ -168,46 +171,47 @@ static inline void widen1(__m256i t8, __m512i* lo, __m512i* hi) {
   *hi = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(t8, 1));
 }
 
-#define LOAD(p) _mm256_maskz_loadu_epi8(mask, (const int8_t*)(p) + b.c0)
+#define LOAD(p) ((const int8_t*)(p) + b.c0)
+#define PAIR(t, u) _mm512_xor_si512(load_pair(LOAD(t), LOAD(u), halves), flip)
 
 // acc_lo / acc_hi += the 9 taps of one pixel (tap pointers `taps`).
-#define PIXEL(acc_lo, acc_hi, taps)                                                                      \
-  do {                                                                                                   \
-    __m512i g_lo, g_hi;                                                                                  \
-    interleave4(LOAD((taps)[0]), LOAD((taps)[1]), LOAD((taps)[2]), LOAD((taps)[3]), flip, &g_lo, &g_hi); \
-    acc_lo = _mm512_dpbusd_epi32(acc_lo, g_lo, k_lo[0]);                                                 \
-    acc_hi = _mm512_dpbusd_epi32(acc_hi, g_hi, k_hi[0]);                                                 \
-    interleave4(LOAD((taps)[4]), LOAD((taps)[5]), LOAD((taps)[6]), LOAD((taps)[7]), flip, &g_lo, &g_hi); \
-    acc_lo = _mm512_dpbusd_epi32(acc_lo, g_lo, k_lo[1]);                                                 \
-    acc_hi = _mm512_dpbusd_epi32(acc_hi, g_hi, k_hi[1]);                                                 \
-    widen1(_mm256_xor_si256(LOAD((taps)[8]), _mm512_castsi512_si256(flip)), &g_lo, &g_hi);               \
-    acc_lo = _mm512_dpbusd_epi32(acc_lo, g_lo, k_lo[2]);                                                 \
-    acc_hi = _mm512_dpbusd_epi32(acc_hi, g_hi, k_hi[2]);                                                 \
+#define PIXEL(acc_lo, acc_hi, taps)                                                                        \
+  do {                                                                                                     \
+    __m512i g_lo, g_hi;                                                                                    \
+    interleave4(PAIR((taps)[0], (taps)[1]), PAIR((taps)[2], (taps)[3]), &g_lo, &g_hi);                     \
+    acc_lo = _mm512_dpbusd_epi32(acc_lo, g_lo, k_lo[0]);                                                   \
+    acc_hi = _mm512_dpbusd_epi32(acc_hi, g_hi, k_hi[0]);                                                   \
+    interleave4(PAIR((taps)[4], (taps)[5]), PAIR((taps)[6], (taps)[7]), &g_lo, &g_hi);                     \
+    acc_lo = _mm512_dpbusd_epi32(acc_lo, g_lo, k_lo[1]);                                                   \
+    acc_hi = _mm512_dpbusd_epi32(acc_hi, g_hi, k_hi[1]);                                                   \
+    widen1(_mm256_xor_si256(_mm256_maskz_loadu_epi8(mask, LOAD((taps)[8])), _mm512_castsi512_si256(flip)), \
+           &g_lo, &g_hi);                                                                                  \
+    acc_lo = _mm512_dpbusd_epi32(acc_lo, g_lo, k_lo[2]);                                                   \
+    acc_hi = _mm512_dpbusd_epi32(acc_hi, g_hi, k_hi[2]);                                                   \
   } while (0)
 
 // The block's weights in the layout of PIXEL, and the bias less 128 * sum(w) (inputs are taken as uint8).
-#define BLOCK_WEIGHTS()                                                                          \
-  __m512i k_lo[3], k_hi[3];                                                                      \
-  const __m512i flip = _mm512_set1_epi8(unsigned_input ? 0 : (char)0x80);                        \
-  {                                                                                              \
-    const __m256i* w = (const __m256i*)b.w;                                                      \
-    interleave4(_mm256_loadu_si256(w), _mm256_loadu_si256(w + 1), _mm256_loadu_si256(w + 2),     \
-                _mm256_loadu_si256(w + 3), _mm512_setzero_si512(), &k_lo[0], &k_hi[0]);          \
-    interleave4(_mm256_loadu_si256(w + 4), _mm256_loadu_si256(w + 5), _mm256_loadu_si256(w + 6), \
-                _mm256_loadu_si256(w + 7), _mm512_setzero_si512(), &k_lo[1], &k_hi[1]);          \
-    widen1(_mm256_loadu_si256(w + 8), &k_lo[2], &k_hi[2]);                                       \
-  }                                                                                              \
-  __m512i bias_lo, bias_hi;                                                                      \
-  load_ordered(b.h.bias, mask, &bias_lo, &bias_hi);                                              \
-  {                                                                                              \
-    const __m512i u128 = _mm512_set1_epi8((char)0x80);                                           \
-    __m512i s_lo = _mm512_setzero_si512(), s_hi = _mm512_setzero_si512();                        \
-    for (size_t g = 0; g < 3; g++) {                                                             \
-      s_lo = _mm512_dpbusd_epi32(s_lo, u128, k_lo[g]);                                           \
-      s_hi = _mm512_dpbusd_epi32(s_hi, u128, k_hi[g]);                                           \
-    }                                                                                            \
-    bias_lo = _mm512_sub_epi32(bias_lo, s_lo);                                                   \
-    bias_hi = _mm512_sub_epi32(bias_hi, s_hi);                                                   \
+#define BLOCK_WEIGHTS()                                                                    \
+  __m512i k_lo[3], k_hi[3];                                                                \
+  const __m512i flip = _mm512_set1_epi8(unsigned_input ? 0 : (char)0x80);                  \
+  const __mmask64 halves = (__mmask64)mask | (__mmask64)mask << 32;                        \
+  {                                                                                        \
+    const __m512i* w = (const __m512i*)b.w; /* taps 0 | 1, 2 | 3, ... */                   \
+    interleave4(_mm512_loadu_si512(w), _mm512_loadu_si512(w + 1), &k_lo[0], &k_hi[0]);     \
+    interleave4(_mm512_loadu_si512(w + 2), _mm512_loadu_si512(w + 3), &k_lo[1], &k_hi[1]); \
+    widen1(_mm256_loadu_si256((const __m256i*)(b.w + 8 * 32)), &k_lo[2], &k_hi[2]);        \
+  }                                                                                        \
+  __m512i bias_lo, bias_hi;                                                                \
+  load_ordered(b.h.bias, mask, &bias_lo, &bias_hi);                                        \
+  {                                                                                        \
+    const __m512i u128 = _mm512_set1_epi8((char)0x80);                                     \
+    __m512i s_lo = _mm512_setzero_si512(), s_hi = _mm512_setzero_si512();                  \
+    for (size_t g = 0; g < 3; g++) {                                                       \
+      s_lo = _mm512_dpbusd_epi32(s_lo, u128, k_lo[g]);                                     \
+      s_hi = _mm512_dpbusd_epi32(s_hi, u128, k_hi[g]);                                     \
+    }                                                                                      \
+    bias_lo = _mm512_sub_epi32(bias_lo, s_lo);                                             \
+    bias_hi = _mm512_sub_epi32(bias_hi, s_hi);                                             \
   }
 #else
 static inline __m512i widen(__m256i bytes, bool unsigned_input) {
@@ -273,26 +277,37 @@ static inline __attribute__((always_inline)) void block_row(
   const __m256i max = _mm256_set1_epi8((char)params->output_max);
   const __m256i out_flip = _mm256_set1_epi8((char)params->output_flip);
 #define OUTPUT(acc, stage) (fast ? output_fast(acc, &stage) : output_exact(acc, &stage, lo, hi, zp))
+  // Left border pixels one at a time (their taps through whittle_dwconv3x3_taps), then the pixels whose
+  // taps all lie in the rows two at a time (taps at fixed offsets from one column), then the rest.
   int8_t* out = output + b.c0;
   ptrdiff_t ix = -(ptrdiff_t)padding_left;
   size_t x = 0;
-  for (; x + 2 <= output_width; x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
-    const void *ta[9], *tb[9];
-    whittle_dwconv3x3_taps((const void* const*)rows, pad, channels, input_width, ix, ta);
-    whittle_dwconv3x3_taps((const void* const*)rows, pad, channels, input_width, ix + (ptrdiff_t)stride, tb);
+#define ONE_PIXEL()                                                                         \
+  do {                                                                                      \
+    const void* ta[9];                                                                      \
+    whittle_dwconv3x3_taps((const void* const*)rows, pad, channels, input_width, ix, ta);   \
+    __m512i a_lo = bias_lo, a_hi = bias_hi;                                                 \
+    PIXEL(a_lo, a_hi, ta);                                                                  \
+    store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip); \
+  } while (0)
+  for (; x < output_width && ix < 0; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
+  for (; x + 2 <= output_width && ix + (ptrdiff_t)stride + 2 < (ptrdiff_t)input_width;
+       x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
+    const int8_t *ta[9], *tb[9];
+    WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
+      WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
+        ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * channels;
+        tb[i * 3 + j] = ta[i * 3 + j] + stride * channels;
+      }
+    }
     __m512i a_lo = bias_lo, a_hi = bias_hi, b_lo = bias_lo, b_hi = bias_hi;
     PIXEL(a_lo, a_hi, ta);
     PIXEL(b_lo, b_hi, tb);
     store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
     store32(out + channels, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_hi), mask, min, max, out_flip);
   }
-  if (x < output_width) {
-    const void* ta[9];
-    whittle_dwconv3x3_taps((const void* const*)rows, pad, channels, input_width, ix, ta);
-    __m512i a_lo = bias_lo, a_hi = bias_hi;
-    PIXEL(a_lo, a_hi, ta);
-    store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
-  }
+  for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
+#undef ONE_PIXEL
 #undef OUTPUT
 }
 
@@ -320,6 +335,7 @@ static inline __attribute__((always_inline)) void row(size_t channels, size_t ou
 
 #undef PIXEL
 #undef LOAD
+#undef PAIR
 #undef PAIR_MADD
 #undef BLOCK_WEIGHTS
 #undef ORDER_LO
