@@ -291,6 +291,30 @@ static inline __attribute__((always_inline)) void block_row(
     store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip); \
   } while (0)
   for (; x < output_width && ix < 0; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
+#if defined(__AVX512VNNI__)
+  if (channels == 16 && stride == 1) {
+    // 16 channels at stride 1: a 32-byte tap load holds that tap of two adjacent pixels, so the upper 16
+    // lanes compute the next pixel with the weights and constants of the lower ones (the names below
+    // shadow the block's); four pixels a step.
+    const __m512i* const k_hi = k_lo;
+    const __mmask32 mask = 0xFFFFFFFFu;
+    const __mmask64 halves = ~(__mmask64)0;
+    for (; x + 4 <= output_width && ix + 5 < (ptrdiff_t)input_width; x += 4, ix += 4, out += 64) {
+      const int8_t *ta[9], *tb[9];
+      WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
+        WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
+          ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * 16;
+          tb[i * 3 + j] = ta[i * 3 + j] + 32;
+        }
+      }
+      __m512i a_lo = bias_lo, a_hi = bias_lo, b_lo = bias_lo, b_hi = bias_lo;
+      PIXEL(a_lo, a_hi, ta);
+      PIXEL(b_lo, b_hi, tb);
+      store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_lo), mask, min, max, out_flip);
+      store32(out + 32, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_lo), mask, min, max, out_flip);
+    }
+  }
+#endif
   for (; x + 2 <= output_width && ix + (ptrdiff_t)stride + 2 < (ptrdiff_t)input_width;
        x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
     const int8_t *ta[9], *tb[9];

@@ -68,6 +68,11 @@ static const conv_case conv_cases[] = {
     CONV("depthwise 3x3 c130 stride 2 pad 2/0/1/2", 1, 6, 5, 130, 130, 3, 3, 2, 2, 1, 1, 2, 0, 1, 2, 130),
     CONV("depthwise 3x3 c64 width 1 batch 2", 2, 5, 1, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64),
     CONV("depthwise 3x3 c17 stride 1x2", 1, 7, 8, 17, 17, 3, 3, 1, 2, 1, 1, 2, 1, 0, 1, 17),
+    // 16 channels at stride 1 (the AVX-512 VNNI row kernel computes two pixels per vector): widths around
+    // its steps of 4 pixels, with and without padding.
+    CONV("depthwise 3x3 c16 width 11", 1, 5, 11, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16),
+    CONV("depthwise 3x3 c16 width 8 no pad", 2, 4, 8, 16, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 16),
+    CONV("depthwise 3x3 c16 width 6 pad 2/1/0/2", 1, 5, 6, 16, 16, 3, 3, 1, 1, 1, 1, 2, 1, 0, 2, 16),
     CONV("depthwise 5x5 c40", 1, 8, 8, 40, 40, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 40),
     CONV("depthwise c3 no pad", 1, 4, 5, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
