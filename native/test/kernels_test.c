@@ -68,6 +68,11 @@ static const conv_case conv_cases[] = {
     CONV("depthwise 3x3 c130 stride 2 pad 2/0/1/2", 1, 6, 5, 130, 130, 3, 3, 2, 2, 1, 1, 2, 0, 1, 2, 130),
     CONV("depthwise 3x3 c64 width 1 batch 2", 2, 5, 1, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64),
     CONV("depthwise 3x3 c17 stride 1x2", 1, 7, 8, 17, 17, 3, 3, 1, 2, 1, 1, 2, 1, 0, 1, 17),
+    // 16 channels at stride 1 (the AVX-512 VNNI row kernel computes two pixels per vector): widths around
+    // its steps of 4 pixels, with and without padding.
+    CONV("depthwise 3x3 c16 width 11", 1, 5, 11, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16),
+    CONV("depthwise 3x3 c16 width 8 no pad", 2, 4, 8, 16, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 16),
+    CONV("depthwise 3x3 c16 width 6 pad 2/1/0/2", 1, 5, 6, 16, 16, 3, 3, 1, 1, 1, 1, 2, 1, 0, 2, 16),
     CONV("depthwise 5x5 c40", 1, 8, 8, 40, 40, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 40),
     CONV("depthwise c3 no pad", 1, 4, 5, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
@@ -298,7 +303,7 @@ static void test_f32_simple(whittle_isa level) {
 // ---------------------------------------------------------------------------------------------------------
 // int8
 
-typedef enum { REQUANT_TYPICAL, REQUANT_EXTREME } requant_kind;
+typedef enum { REQUANT_TYPICAL, REQUANT_EXTREME, REQUANT_ROUNDING } requant_kind;
 
 static qs8_activation_quantization random_quantization(bool u) {
   qs8_activation_quantization q;
@@ -313,7 +318,9 @@ static qs8_activation_quantization random_quantization(bool u) {
 
 // Typical: multipliers in [2^30, 2^31) and shifts that keep outputs mostly in range. Extreme: any int32
 // multiplier (INT32_MIN and 0 included), any shift in [-31, 30] and any bias, to exercise saturation,
-// wrap-around and every rounding corner of the SIMD requantization.
+// wrap-around and every rounding corner of the SIMD requantization. Rounding: right shifts 1..24 (around
+// the depthwise kernels' one-rounding limit of 22), multipliers that make ties frequent (2^30 halves the
+// accumulator) beside small, zero, negative and INT32_MAX ones, and small biases.
 static void random_requant(size_t n, int32_t* bias, int32_t* multipliers, int32_t* shifts, size_t k,
                            requant_kind kind) {
   for (size_t o = 0; o < n; o++) {
@@ -323,6 +330,13 @@ static void random_requant(size_t n, int32_t* bias, int32_t* multipliers, int32_
       int32_t bits = 0;
       while ((size_t)1 << bits < k) bits++;
       shifts[o] = -(rand_range(4, 8) + bits / 2);
+    } else if (kind == REQUANT_ROUNDING) {
+      const int32_t multiplier[] = {1 << 30, (1 << 30) + 1, INT32_MAX,           0,
+                                    3,       -(1 << 30),    (int32_t)-rand_u32()};
+      bias[o] = rand_range(-300, 300);
+      multipliers[o] = rand_range(0, 2) == 0 ? (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu))
+                                             : multiplier[rand_range(0, 6)];
+      shifts[o] = -rand_range(1, 24);
     } else {
       const int32_t specials[] = {INT32_MIN, INT32_MAX, 0, 1, -1, 1 << 30};
       bias[o] = rand_range(0, 3) == 0 ? specials[rand_range(0, 5)] : (int32_t)rand_u32();
@@ -373,7 +387,9 @@ static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whitt
                          : qs8_conv2d_create(s, weights, bias, multipliers, shifts, &q, level);
   const char* what = fc ? "fully_connected" : "conv2d";
   const char* dtype = u ? "qu8" : "qs8";
-  const char* requant = kind == REQUANT_TYPICAL ? "typical" : "extreme";
+  const char* requant = kind == REQUANT_TYPICAL   ? "typical"
+                        : kind == REQUANT_EXTREME ? "extreme"
+                                                  : "rounding";
   if (op == NULL) {
     report(false, "%s %s %s: create failed", dtype, what, label);
   } else {
@@ -1115,6 +1131,17 @@ static void run_level(whittle_isa level) {
     test_qs8_conv("fc batch 1", &s, level, false, REQUANT_TYPICAL, true);
     test_qs8_conv("fc batch 1", &s, level, true, REQUANT_TYPICAL, true);
     test_qs8_conv("fc batch 1", &s, level, c % 2 == 0, REQUANT_EXTREME, true);
+  }
+  // The requantization's rounding corners on the depthwise 3x3 row kernels (whole and partial blocks of
+  // channels, stride 2, batch 2), on the generic depthwise kernel and on a dense conv.
+  const whittle_conv2d_shape rounding_cases[] = {{1, 12, 12, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64},
+                                                 {2, 9, 9, 40, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 40},
+                                                 {1, 6, 6, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16},
+                                                 {1, 6, 6, 24, 24, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 24},
+                                                 {1, 8, 8, 24, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}};
+  for (size_t c = 0; c < sizeof(rounding_cases) / sizeof(rounding_cases[0]); c++) {
+    test_qs8_conv("rounding", &rounding_cases[c], level, false, REQUANT_ROUNDING, false);
+    test_qs8_conv("rounding", &rounding_cases[c], level, true, REQUANT_ROUNDING, false);
   }
   test_fixed_point(level);
   test_f32_simple(level);
