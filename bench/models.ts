@@ -19,6 +19,12 @@
 // of calls lasting about `batchMs`; every round times one batch of each contender, thread counts and
 // contenders rotated, so a noisy neighbour slows all alike; figures are medians over the rounds. A call is
 // what a user pays: Model.run (outputs copied out) for Whittle, session.run for ONNX Runtime.
+//
+// --residual-ab adds a third contender to every row, timed in the same rounds: the same package loaded with
+// fuseResidual: false (its residual adds run as add nodes, not in the convs' output stage), and the row
+// gains unfused_ms, vs_ort_unfused (vs_ort before the fusion) and fused_speedup: the median over the rounds
+// of unfused / fused time within one round (a pair timed back to back, so a drift of the machine's speed
+// between rounds cancels).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +99,8 @@ export interface ModelBenchOptions {
   seed: number;
   /** Inputs the int8 rows' top1_agreement is measured on (1,000 by default). */
   agreementInputs?: number;
+  /** Also time each package with its residual adds unfused (ModelOptions.fuseResidual false). */
+  residualAb?: boolean;
   onProgress?: (line: string) => void;
 }
 
@@ -110,6 +118,12 @@ export interface ModelBenchRow {
   max_abs_diff: number;
   /** int8 rows: the share of seeded inputs on which the int8 package's top-1 class is the fp32 package's. */
   top1_agreement?: number;
+  /** --residual-ab: the package with its residual adds unfused, timed in the same rounds; the median of
+   * the per-round ratios unfused / fused; the adds fused. */
+  unfused_ms?: number;
+  vs_ort_unfused?: number;
+  fused_speedup?: number;
+  residual_adds_fused?: number;
 }
 
 export interface ModelBenchReport {
@@ -230,6 +244,9 @@ interface ThreadGroup {
   threads: number;
   whittle: Contender;
   ort: Contender;
+  /** --residual-ab: the model with its residual adds unfused, and how many adds the fused one took in. */
+  unfused?: Contender;
+  residualAddsFused?: number;
   maxAbsDiff: number;
 }
 
@@ -303,6 +320,17 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
                 await session.run(feeds);
               }),
             };
+            if (options.residualAb === true) {
+              const unfused = Model.fromPackage(pkg, { batch, threads, fuseResidual: false });
+              const reference = unfused.run([input])[0]!.data;
+              if (maxAbsDiff(reference, ours) !== 0)
+                throw new Error(`${name} ${format}: the fused and unfused runs differ`);
+              group.unfused = jsContender('unfused', () => void unfused.run([input]));
+              group.residualAddsFused = model.compileReport.fused.filter((f) =>
+                pkg.manifest.nodes.some((n) => n.name === f.node && (n.op === 'add' || n.op === 'qadd')),
+              ).length;
+              await calibrate(group.unfused, options.batchMs);
+            }
             await calibrate(group.whittle, options.batchMs);
             await calibrate(group.ort, options.batchMs);
             groups.push(group);
@@ -311,8 +339,9 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
             for (let t = 0; t < groups.length; t++) {
               const group = groups[(round + t) % groups.length]!;
               setThreads(group.threads);
-              const pair = round % 2 === 0 ? [group.whittle, group.ort] : [group.ort, group.whittle];
-              for (const c of pair) c.samplesUs.push(await timeBatch(c));
+              const contenders = [group.whittle, group.ort, ...(group.unfused ? [group.unfused] : [])];
+              const order = contenders.map((_, k) => contenders[(round + k) % contenders.length]!);
+              for (const c of order) c.samplesUs.push(await timeBatch(c));
             }
           }
           for (const group of groups) {
@@ -329,6 +358,19 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
               max_abs_diff: group.maxAbsDiff,
               ...(format === 'int8' && agreement !== undefined ? { top1_agreement: agreement } : {}),
             };
+            if (group.unfused !== undefined) {
+              const unfusedMs = median(group.unfused.samplesUs) / 1000;
+              row.unfused_ms = unfusedMs;
+              row.vs_ort_unfused = ortMs / unfusedMs;
+              row.fused_speedup = median(
+                group.unfused.samplesUs.map((u, r) => u / group.whittle.samplesUs[r]!),
+              );
+              row.residual_adds_fused = group.residualAddsFused ?? 0;
+              log(
+                `    residual adds fused: ${row.residual_adds_fused}; unfused ${unfusedMs.toFixed(3)} ms ` +
+                  `(vs_ort ${row.vs_ort_unfused.toFixed(2)}), fused speedup ${row.fused_speedup.toFixed(3)}`,
+              );
+            }
             results.push(row);
             log(
               `  ${format} batch ${batch} threads ${group.threads}: Whittle ${whittleMs.toFixed(3)} ms, ` +
@@ -399,6 +441,7 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
       formats: { type: 'string' },
       batches: { type: 'string' },
       threads: { type: 'string' },
+      'residual-ab': { type: 'boolean' },
     },
     MODELS_HELP,
   );
@@ -408,6 +451,7 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
     formats: choices(values.formats ?? 'fp32,int8', MODEL_FORMATS, '--formats'),
     batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
     threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
+    ...(values['residual-ab'] === true ? { residualAb: true } : {}),
   };
   process.stderr.write(
     `models: Whittle vs ONNX Runtime ${ort.env.versions.common}, ${options.rounds} rounds\n`,
@@ -419,4 +463,5 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
 }
 
 export const MODELS_HELP = `models options: --models ${MODEL_NAMES.join(',')} (the zoo's five by default),
-  --formats fp32,int8 (or qdq: the int8 package's QDQ export as \`whittle import\` takes it), --batches 1,32, --threads 1,2, --rounds 21, --batch-ms 20, --seed 1, --json`;
+  --formats fp32,int8 (or qdq: the int8 package's QDQ export as \`whittle import\` takes it), --batches 1,32, --threads 1,2, --rounds 21, --batch-ms 20, --seed 1, --json,
+  --residual-ab (also time each package with its residual adds unfused)`;

@@ -180,6 +180,9 @@ export interface Conv2dF32Args extends Conv2dShape {
   /** Default -Infinity / +Infinity. */
   outputMin?: number;
   outputMax?: number;
+  /** A residual add in the output stage: output = clamp(conv + addend, residual.outputMin, residual.outputMax),
+   * the conv clamped first by outputMin / outputMax; the layer then runs as run(input, output, addend). */
+  residual?: { outputMin?: number; outputMax?: number };
 }
 
 /** int8 affine quantization of a layer: symmetric int8 weights with a scale per output channel, int8 or
@@ -205,6 +208,9 @@ export interface Conv2dInt8Args extends Conv2dShape, Int8LayerQuantization {
   weights: Int8Array;
   /** [outputChannels] in units of inputScale * weightScale[o]; absent = zero. */
   bias?: Int32Array | null;
+  /** A residual add in the output stage: the conv's requantized output (a, so aZeroPoint = outputZeroPoint)
+   * added to the addend (b) as addInt8 adds; the layer then runs as run(input, output, addend). */
+  residual?: Omit<AddInt8Args<Int8Tensor>, 'a' | 'b' | 'output' | 'reference'>;
 }
 
 export interface FullyConnectedShape {
@@ -231,8 +237,8 @@ export type Tensor = Float32Array | Int8Tensor;
 
 /** What the addon's layer objects (Conv2d here, FormatLayer in formats.ts) share. */
 export interface NativeLayer<T> {
-  run(input: T, output: T): void;
-  runReference(input: T, output: T): void;
+  run(input: T, output: T, addend?: T): void;
+  runReference(input: T, output: T, addend?: T): void;
   dispose(): void;
   readonly kernel: string | null;
   readonly inputLength: number;
@@ -504,14 +510,17 @@ export class PackedLayer<T extends ArrayBufferView> {
     return this.#native.outputWidth;
   }
 
-  /** output = layer(input); output must not share memory with input. */
-  run(input: T, output: T): void {
-    this.#native.run(input, output);
+  /** output = layer(input) (+ addend, for a layer created with a residual add, which requires it); output must
+   * not share memory with input or addend. */
+  run(input: T, output: T, addend?: T): void {
+    if (addend === undefined) this.#native.run(input, output);
+    else this.#native.run(input, output, addend);
   }
 
   /** The same layer through the plain C reference (direct loops): for tests. */
-  runReference(input: T, output: T): void {
-    this.#native.runReference(input, output);
+  runReference(input: T, output: T, addend?: T): void {
+    if (addend === undefined) this.#native.runReference(input, output);
+    else this.#native.runReference(input, output, addend);
   }
 
   dispose(): void {

@@ -45,6 +45,7 @@ export type OperatorName =
 
 interface NativePlan {
   run(first?: number, last?: number): void;
+  runner(first?: number, last?: number): () => void;
   readonly steps: number;
 }
 
@@ -79,6 +80,12 @@ export class ExecutionPlan {
   /** Runs steps [first, last) (default: all) in one call. */
   run(first?: number, last?: number): void {
     this.#native.run(first, last);
+  }
+
+  /** run(first, last) as a function of no arguments, the addon's own (its range checked once, here): what a
+   * caller keeps when it runs the same range at every frame. */
+  runner(first?: number, last?: number): () => void {
+    return this.#native.runner(first, last);
   }
 }
 

@@ -14,6 +14,7 @@ import { nativeAvailable } from './native-executors.js';
 import {
   type Execution,
   type ExecutionSummary,
+  inOrder,
   type ModelStep,
   nodeByNode,
   planExecution,
@@ -37,6 +38,9 @@ export interface ModelOptions {
   /** Run the compile pass (agent/runtime/compile/) on the graph before planning it (default true); false runs
    * the package's graph node for node, the reference the compiled graph is tested against. */
   compile?: boolean;
+  /** Fuse residual adds into the conv before them when compiling (default true); false keeps conv and add
+   * apart (A/B runs; the compile report says so). */
+  fuseResidual?: boolean;
   /** At a batch above 1, the per-image activation bytes times images a node's batch chunk may reach
    * (batch-chunks.ts; default BATCH_CHUNK_BYTES); 0 runs every node on the whole batch at once. */
   batchChunkBytes?: number;
@@ -426,7 +430,7 @@ export class Model {
     const asStored = { manifest: pkg.manifest, constants: [...pkg.constants], report: emptyReport() };
     if (options.compile === false || unsupportedNodes(pkg.manifest.nodes).length > 0) return asStored;
     try {
-      return compilePackage(pkg.manifest, pkg.constants);
+      return compilePackage(pkg.manifest, pkg.constants, options.fuseResidual !== false);
     } catch (error) {
       return { ...asStored, report: { ...asStored.report, skipped: (error as Error).message } };
     }
@@ -473,14 +477,22 @@ export class Model {
   /** Runs the graph on what the input views hold, from node `from` (default 0; 1 after writing
    * quantizedInput's view); the outputs are in the output views. */
   runInPlace(from = 0): void {
+    for (const [first, end] of this.#inPlaceRanges(from)) this.#execution.run(first, end);
+  }
+
+  /** runInPlace(from) as a function with its calls looked up once (Execution.runner): the agent's frame loop
+   * keeps it, so a frame runs the plan's calls and nothing else. */
+  inPlaceRunner(from = 0): () => void {
+    return inOrder(this.#inPlaceRanges(from).map(([first, end]) => this.#execution.runner(first, end)));
+  }
+
+  /** The ranges of steps [first, end) (end undefined: to the last step) that run the graph from node `from`. */
+  #inPlaceRanges(from: number): [number, number | undefined][] {
     if (!Number.isInteger(from) || from < 0 || from > this.manifest.nodes.length)
       throw new InputError(`runInPlace from node ${from}: the model has ${this.manifest.nodes.length} nodes`);
-    if (from === 0) {
-      this.#execution.run();
-      return;
-    }
+    if (from === 0) return [[0, undefined]];
     const segment = this.batchSegments.find((s) => from >= s.first && from < s.last);
-    if (segment === undefined) return; // from === nodes.length: nothing left to run
+    if (segment === undefined) return []; // from === nodes.length: nothing left to run
     const steps = this.#nodeSteps;
     if (from > segment.first && segment.images !== this.batch) {
       // Inside a chunked segment: the rest of each chunk, then what follows the segment. Every tensor the
@@ -489,12 +501,14 @@ export class Model {
         throw new InputError(
           `runInPlace from node ${from}: it reads a tensor held one batch chunk at a time`,
         );
-      for (let chunk = 0; chunk < steps[from]!.length; chunk++)
-        this.#execution.run(steps[from]![chunk], steps[segment.last - 1]![chunk]! + 1);
-      if (segment.last < steps.length) this.#execution.run(steps[segment.last]![0]);
-      return;
+      const ranges: [number, number | undefined][] = steps[from]!.map((step, chunk) => [
+        step,
+        steps[segment.last - 1]![chunk]! + 1,
+      ]);
+      if (segment.last < steps.length) ranges.push([steps[segment.last]![0]!, undefined]);
+      return ranges;
     }
-    this.#execution.run(steps[from]![0]);
+    return [[steps[from]![0]!, undefined]];
   }
 
   /** Whether a node of `segment` from `from` on reads a chunk-sized tensor written before `from`. */

@@ -63,6 +63,7 @@ import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
 import { hardSigmoidParams, qaddParams } from './ops/elementwise.js';
 import { sliceRanges, splitSizes } from './ops/layout.js';
+import { ADDEND_INPUT, hasAddend, residualParts } from './ops/residual.js';
 import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
 import { elements, type TensorData, type TensorSpec } from './tensor.js';
 import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
@@ -164,7 +165,7 @@ function int8Quantization(context: PrepareContext) {
 interface Layer<T> {
   readonly kernel: string | null;
   readonly step: StepLayer;
-  run(input: T, output: T): void;
+  run(input: T, output: T, addend?: T): void;
 }
 
 /** One call of a one-input, one-output layer, as a plan step. */
@@ -229,7 +230,45 @@ function int8Layer(context: PrepareContext) {
   return { ...quantization, weights, bias: bias instanceof Int32Array ? bias : null };
 }
 
+/** A conv with a fused residual add (ops/residual.ts): the layer made by `create` from the conv part's context
+ * and the add part's, run as run(x, y, addend) and planned with inputs [x, addend]. */
+function residualConv(
+  kernelPrefix: string,
+  context: PrepareContext,
+  create: (conv: PrepareContext, add: PrepareContext) => Layer<Tensor> | undefined,
+): Executor | undefined {
+  if (context.constants[ADDEND_INPUT] !== undefined) return undefined;
+  const parts = residualParts(context);
+  let layer: Layer<Tensor> | undefined;
+  try {
+    layer = create(parts.conv, parts.add);
+  } catch {
+    return undefined;
+  }
+  if (layer === undefined) return undefined;
+  const bound = layer;
+  return {
+    kernel: `native:${kernelPrefix} ${bound.kernel ?? ''}+add`,
+    run: (inputs, outputs) =>
+      bound.run(inputs[0] as Tensor, outputs[0] as Tensor, inputs[ADDEND_INPUT] as Tensor),
+    plan: (inputs, outputs) => [
+      { layer: bound.step, inputs: [inputs[0]!, inputs[ADDEND_INPUT]!], outputs: [outputs[0]!] },
+    ],
+  };
+}
+
 const conv2dF32: NativeFactory = (context) => {
+  if (hasAddend(context.node)) {
+    return residualConv('conv2d_f32', context, (conv, add) => {
+      const float = floatLayer(conv);
+      if (!float) return undefined;
+      const residual = {
+        outputMin: numberAttr(add.node, 'min', -Infinity),
+        outputMax: numberAttr(add.node, 'max', Infinity),
+      };
+      return createConv2dF32({ ...convShape(conv), weights: float.weights, ...float.common, residual });
+    });
+  }
   const float = floatLayer(context);
   if (!float) return undefined;
   return packed('conv2d_f32', () =>
@@ -246,6 +285,14 @@ const fullyConnectedF32: NativeFactory = (context) => {
 };
 
 const qconv2d: NativeFactory = (context) => {
+  if (hasAddend(context.node)) {
+    return residualConv('qconv2d', context, (conv, add) => {
+      const int8 = int8Layer(conv);
+      const residual = qaddArgs(add);
+      if (!int8 || !residual) return undefined;
+      return createConv2dInt8({ ...convShape(conv), ...int8, residual });
+    });
+  }
   const int8 = int8Layer(context);
   if (!int8) return undefined;
   return packed('qconv2d', () => createConv2dInt8({ ...convShape(context), ...int8 }));
@@ -656,7 +703,9 @@ const dequantizeLinearInt8: NativeFactory = (context) => {
   );
 };
 
-const qaddInt8: NativeFactory = (context) => {
+/** The quantization arguments of the addon's int8 add for a qadd node (without its tensors), or undefined
+ * when the kernel cannot take it (a constant operand, a zero point outside the dtype's range). */
+function qaddArgs(context: PrepareContext) {
   const [a, b] = context.inputs as [TensorSpec, TensorSpec];
   const y = context.outputs[0]!;
   const [lo, hi] = intRange(y.dtype);
@@ -664,7 +713,7 @@ const qaddInt8: NativeFactory = (context) => {
   if (context.constants.some((c) => c !== undefined) || zeroPoints.some((z) => z < lo || z > hi))
     return undefined;
   const p = qaddParams(context.node, a, b, y);
-  const args = {
+  return {
     aZeroPoint: p.aZeroPoint,
     aMultiplier: p.a.multiplier,
     aShift: p.a.shift,
@@ -677,6 +726,11 @@ const qaddInt8: NativeFactory = (context) => {
     outputMin: p.min,
     outputMax: p.max,
   };
+}
+
+const qaddInt8: NativeFactory = (context) => {
+  const args = qaddArgs(context);
+  if (!args) return undefined;
   return operatorExecutor<AddInt8Args<Int8Tensor>>(
     'native:qadd_int8',
     'add',

@@ -37,15 +37,31 @@ export interface ExecutionSummary {
 export interface Execution {
   /** Runs steps [from, to) (default: all of them) in order. */
   run(from?: number, to?: number): void;
+  /** A function that runs steps [from, to) as run(from, to) does, with its calls looked up once: for a caller
+   * that runs the same range at every frame (the agent), a run is then its calls and nothing else. */
+  runner(from?: number, to?: number): () => void;
   summary: ExecutionSummary;
+}
+
+/** One function making `calls` in order (the call itself when there is one). */
+export function inOrder(calls: readonly (() => void)[]): () => void {
+  if (calls.length === 1) return calls[0]!;
+  return () => {
+    for (const call of calls) call();
+  };
 }
 
 /** Node by node from JavaScript: every executor's run() (the path the plan is tested against). */
 export function nodeByNode(steps: readonly ModelStep[]): Execution {
+  const run = (from = 0, to = steps.length): void => {
+    for (let i = from; i < to; i++) steps[i]!.executor.run(steps[i]!.inputs, steps[i]!.outputs);
+  };
   return {
-    run: (from = 0, to = steps.length) => {
-      for (let i = from; i < to; i++) steps[i]!.executor.run(steps[i]!.inputs, steps[i]!.outputs);
-    },
+    run,
+    runner:
+      (from = 0, to = steps.length) =>
+      () =>
+        run(from, to),
     summary: {
       nativeSteps: 0,
       nativeCalls: 0,
@@ -114,32 +130,34 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
   const thunks = segments.map((segment): (() => void) => {
     if ('last' in segment) {
       summary.nativeCalls++;
-      const { first, last } = segment;
-      return () => plan.run(first, last);
+      return plan.runner(segment.first, segment.last);
     }
     const { executor, inputs, outputs } = segment;
     return () => executor.run(inputs, outputs);
   });
+  // The calls that run steps [from, to): consecutive steps of one native segment are one plan call.
+  const callsOf = (from: number, to: number): (() => void)[] => {
+    if (from === 0 && to === steps.length) return thunks;
+    const calls: (() => void)[] = [];
+    for (let i = from; i < to;) {
+      const start = starts[i]!;
+      if (start.planStep === undefined) {
+        calls.push(thunks[start.segment]!);
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < to && starts[j]!.segment === start.segment) j++;
+      calls.push(plan.runner(start.planStep, starts[j - 1]!.planEnd));
+      i = j;
+    }
+    return calls;
+  };
   return {
     run: (from = 0, to = steps.length) => {
-      if (from === 0 && to === steps.length) {
-        for (const thunk of thunks) thunk();
-        return;
-      }
-      // Consecutive steps of one native segment are one plan call.
-      for (let i = from; i < to;) {
-        const start = starts[i]!;
-        if (start.planStep === undefined) {
-          thunks[start.segment]!();
-          i++;
-          continue;
-        }
-        let j = i + 1;
-        while (j < to && starts[j]!.segment === start.segment) j++;
-        plan.run(start.planStep, starts[j - 1]!.planEnd);
-        i = j;
-      }
+      for (const call of callsOf(from, to)) call();
     },
+    runner: (from = 0, to = steps.length) => inOrder(callsOf(from, to)),
     summary,
   };
 }

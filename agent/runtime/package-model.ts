@@ -52,6 +52,8 @@ export interface FrameFormat {
   cropFraction: number;
 }
 
+/** What infer returns. `logits` and `probabilities` are the model's own arrays, written in place by each
+ * infer (no allocation per frame): copy them to keep them past the next frame. */
 export interface PackageModelResult {
   /** Index into labels of the highest score (the first one on ties). */
   classIndex: number;
@@ -59,19 +61,28 @@ export interface PackageModelResult {
   confidence: number;
   /** One score per class: logits, or probabilities when the graph ends in softmax. */
   logits: Float32Array;
-  /** Softmax probabilities of every class. */
+  /** Softmax probabilities of every class (the same array as logits when the graph ends in softmax). */
   probabilities: Float32Array;
 }
 
-type OutputReader = (data: ArrayLike<number>, into: Float32Array) => void;
+/** The scores as infer reads them: f32 outputs in place (the output's own arena view), quantized ones
+ * dequantized by `read` into an array of their own. */
+interface OutputScores {
+  scores: Float32Array;
+  read: () => void;
+}
 
-function outputReader(spec: TensorSpec, name: string): OutputReader {
-  if (spec.dtype === 'f32') return (data, into) => into.set(data);
+function outputScores(spec: TensorSpec, name: string, output: ArrayLike<number>): OutputScores {
+  if (spec.dtype === 'f32') return { scores: output as Float32Array, read: () => undefined };
   if ((spec.dtype === 'i8' || spec.dtype === 'u8') && spec.quant?.scale.length === 1) {
     const scale = spec.quant.scale[0]!;
     const zeroPoint = spec.quant.zeroPoint[0]!;
-    return (data, into) => {
-      for (let i = 0; i < into.length; i++) into[i] = scale * (data[i]! - zeroPoint);
+    const scores = new Float32Array(output.length);
+    return {
+      scores,
+      read: () => {
+        for (let i = 0; i < scores.length; i++) scores[i] = scale * (output[i]! - zeroPoint);
+      },
     };
   }
   throw new PackageModelError(
@@ -159,14 +170,15 @@ export class PackageModel {
 
   readonly #model: Model;
   /** Where frames are written: the model's arena, at its input or, when the model starts by quantizing
-   * its float input (Model.quantizedInput), at that node's output, written quantized: #from is then 1. */
+   * its float input (Model.quantizedInput), at that node's output, written quantized: the run then starts
+   * at node 1. */
   readonly #input: FrameTensor;
-  readonly #from: number;
-  /** The model's first output in its arena (each run overwrites it). */
-  readonly #output: ArrayLike<number>;
+  /** Runs the model on what #input holds (Model.inPlaceRunner): the plan's calls, looked up once. */
+  readonly #run: () => void;
   readonly #write: (frame: Uint8Array, out: FrameTensor) => void;
-  readonly #read: OutputReader;
-  readonly #scoresAreProbabilities: boolean;
+  readonly #output: OutputScores;
+  /** Softmax of the scores, written by each infer; the scores themselves when the graph ends in softmax. */
+  readonly #probabilities: Float32Array;
 
   private constructor(pkg: Package, options: PackageModelOptions) {
     const { manifest } = pkg;
@@ -184,12 +196,11 @@ export class PackageModel {
     this.#write = write;
     // inputWriter accepted the spec: f32, i8 or u8, as the view's type.
     this.#input = (quantized?.view ?? this.#model.inputView(0)) as FrameTensor;
-    this.#from = quantized === undefined ? 0 : 1;
-    this.#output = this.#model.outputView(0);
+    this.#run = this.#model.inPlaceRunner(quantized === undefined ? 0 : 1);
 
     const output = manifest.outputs[0]!;
     const outputSpec = this.#model.specs[output.tensor]!;
-    this.#read = outputReader(outputSpec, output.name);
+    this.#output = outputScores(outputSpec, output.name, this.#model.outputView(0));
     const classes = elements(outputSpec.shape);
     if (classes < 1)
       throw new PackageModelError(`output "${output.name}" has shape [${outputSpec.shape.join(', ')}]`);
@@ -201,7 +212,7 @@ export class PackageModel {
       manifest.labels ? [...manifest.labels] : Array.from({ length: classes }, (_, i) => String(i)),
     );
     const producer = manifest.nodes.find((node) => node.outputs.includes(output.tensor));
-    this.#scoresAreProbabilities = producer?.op === 'softmax';
+    this.#probabilities = producer?.op === 'softmax' ? this.#output.scores : new Float32Array(classes);
 
     const { probe } = manifest;
     if (probe !== undefined && probe.expectedClass >= classes)
@@ -235,18 +246,17 @@ export class PackageModel {
     return new PackageModel(pkg, { ...options, trust: 'shipped' });
   }
 
-  /** Classifies one camera frame: [height][width][channels] bytes of `input`'s size. */
+  /** Classifies one camera frame: [height][width][channels] bytes of `input`'s size. The result's arrays are
+   * overwritten by the next call (PackageModelResult). */
   infer(frame: Uint8Array): PackageModelResult {
     this.#write(frame, this.#input);
-    this.#model.runInPlace(this.#from);
-    const logits = new Float32Array(this.labels.length);
-    this.#read(this.#output, logits);
+    this.#run();
+    this.#output.read();
+    const logits = this.#output.scores;
     let classIndex = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[classIndex]!) classIndex = i;
-    const probabilities = new Float32Array(logits.length);
-    if (this.#scoresAreProbabilities) {
-      probabilities.set(logits);
-    } else {
+    const probabilities = this.#probabilities;
+    if (probabilities !== logits) {
       // Shifted by the top score so exp never overflows.
       const top = logits[classIndex]!;
       let sum = 0;

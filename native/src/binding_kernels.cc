@@ -122,8 +122,34 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(pool_threads));
 }
 
+// The quantization of an int8/uint8 add (qs8_add_params) from the fields of add() (aZeroPoint, aMultiplier,
+// ...), the clamp after the add read by the caller: the add operator's and a conv's residual add.
+qs8_add_params ReadAddParams(const Napi::Object& args, bool u, int32_t output_min, int32_t output_max) {
+  const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+  qs8_add_params p{};
+  p.unsigned_activations = u;
+  p.a_zero_point = static_cast<int32_t>(Integer(args, "aZeroPoint", lo, hi));
+  p.a_multiplier = static_cast<int32_t>(Integer(args, "aMultiplier", 0, INT32_MAX));
+  p.a_shift = static_cast<int32_t>(Integer(args, "aShift", QS8_REQUANT_MIN_SHIFT, 0));
+  p.b_zero_point = static_cast<int32_t>(Integer(args, "bZeroPoint", lo, hi));
+  p.b_multiplier = static_cast<int32_t>(Integer(args, "bMultiplier", 0, INT32_MAX));
+  p.b_shift = static_cast<int32_t>(Integer(args, "bShift", QS8_REQUANT_MIN_SHIFT, 0));
+  p.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
+  p.output_multiplier = static_cast<int32_t>(Integer(args, "outputMultiplier", 0, INT32_MAX));
+  p.output_shift =
+      static_cast<int32_t>(Integer(args, "outputShift", QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT));
+  p.output_min = output_min;
+  p.output_max = output_max;
+  return p;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // conv2d and fully-connected: a class, because packing the weights is done once (at model load).
+// With `residual` in its arguments, the layer adds a second input (the addend, the output's shape) in its
+// output stage: run(input, output, addend), and as a plan step inputs [input, addend]. fp32:
+// residual { outputMin?, outputMax? } is the clamp after the add (the layer's own outputMin / outputMax clamp
+// the conv before it); int8: residual holds add()'s quantization fields, `a` being the conv's output (so
+// aZeroPoint must be the layer's outputZeroPoint), and its outputMin / outputMax.
 
 class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
  public:
@@ -162,6 +188,15 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
         ThrowRange(env, "outputMax >= outputMin (" + std::to_string(min_) + ")", "outputMax",
                    std::to_string(max_));
       }
+      Napi::Object residual;
+      if (Residual(args, &residual)) {
+        add_min_ = Float(residual, "outputMin", -INFINITY);
+        add_max_ = Float(residual, "outputMax", INFINITY);
+        if (!(add_min_ <= add_max_)) {
+          ThrowRange(env, "residual.outputMax >= residual.outputMin (" + std::to_string(add_min_) + ")",
+                     "residual.outputMax", std::to_string(add_max_));
+        }
+      }
       const View weights = Field(args, "weights", {napi_float32_array}, "a Float32Array");
       ExpectLength(env, weights, weight_count, weight_shape);
       bool has_bias = false;
@@ -194,6 +229,20 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
       if (q_.output_min > q_.output_max) {
         ThrowRange(env, "outputMax >= outputMin (" + std::to_string(q_.output_min) + ")", "outputMax",
                    std::to_string(q_.output_max));
+      }
+      Napi::Object residual;
+      if (Residual(args, &residual)) {
+        const int32_t add_min = static_cast<int32_t>(Integer(residual, "outputMin", lo, hi, true, lo));
+        const int32_t add_max = static_cast<int32_t>(Integer(residual, "outputMax", lo, hi, true, hi));
+        if (add_min > add_max) {
+          ThrowRange(env, "residual.outputMax >= residual.outputMin (" + std::to_string(add_min) + ")",
+                     "residual.outputMax", std::to_string(add_max));
+        }
+        add_ = ReadAddParams(residual, q_.unsigned_activations, add_min, add_max);
+        if (add_.a_zero_point != q_.output_zero_point) {
+          ThrowRange(env, "the layer's outputZeroPoint (" + std::to_string(q_.output_zero_point) + ")",
+                     "residual.aZeroPoint", std::to_string(add_.a_zero_point));
+        }
       }
       const View weights = Field(args, "weights", {napi_int8_array}, "an Int8Array");
       ExpectLength(env, weights, weight_count, weight_shape);
@@ -239,6 +288,9 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
   // The plan step (binding_plan.h): one input and one output of the layer's element type.
   size_t ElementBytes() const { return int8_ ? 1 : sizeof(float); }
   std::vector<StepOperand> StepInputs() const override {
+    if (residual_)
+      return {{input_length_ * ElementBytes(), ElementBytes()},
+              {output_length_ * ElementBytes(), ElementBytes()}};
     return {{input_length_ * ElementBytes(), ElementBytes()}};
   }
   std::vector<StepOperand> StepOutputs() const override {
@@ -246,9 +298,11 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
   }
   const char* RunStep(const void* const* inputs, void* const* outputs, whittle_threadpool* pool) override {
     if (f32_ == nullptr && qs8_ == nullptr) return "this Conv2d was disposed";
-    const bool ok = int8_ ? qs8_conv2d_run(qs8_, inputs[0], outputs[0], pool)
-                          : f32_conv2d_run(f32_, static_cast<const float*>(inputs[0]),
-                                           static_cast<float*>(outputs[0]), pool);
+    const void* addend = residual_ ? inputs[1] : nullptr;
+    const bool ok = int8_ ? qs8_conv2d_run_add(qs8_, inputs[0], addend, &add_, outputs[0], pool)
+                          : f32_conv2d_run_add(f32_, static_cast<const float*>(inputs[0]),
+                                               static_cast<const float*>(addend), add_min_, add_max_,
+                                               static_cast<float*>(outputs[0]), pool);
     return ok ? nullptr : "out of memory allocating the convolution's per-thread scratch";
   }
 
@@ -266,6 +320,32 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
     return !int8_ ? napi_float32_array : (q_.unsigned_activations ? napi_uint8_array : napi_int8_array);
   }
 
+  // `residual` of the layer's arguments, when present (an object): the layer takes an addend.
+  bool Residual(const Napi::Object& args, Napi::Object* residual) {
+    const Napi::Value value = args.Get("residual");
+    if (value.IsUndefined()) return false;
+    if (!value.IsObject()) ThrowType(args.Env(), "an object", "residual", value);
+    if (fully_connected_) ThrowType(args.Env(), "no residual (a conv2d layer takes one)", "residual", value);
+    *residual = value.As<Napi::Object>();
+    residual_ = true;
+    return true;
+  }
+
+  // The addend of run(input, output, addend): required by a residual layer, refused by any other.
+  View Addend(const Napi::CallbackInfo& info, const View& output) {
+    Napi::Env env = info.Env();
+    const Napi::Value value = info.Length() > 2 ? info[2] : env.Undefined();
+    if (!residual_) {
+      if (!value.IsUndefined()) ThrowType(env, "no addend (the layer has no residual add)", "addend", value);
+      return View{};
+    }
+    const napi_typedarray_type type = TensorType();
+    const View addend = Array(env, value, "addend", {type}, Article(type));
+    ExpectLength(env, addend, output_length_, "batch x outputHeight x outputWidth x outputChannels");
+    ExpectNoOverlap(env, output, {&addend});
+    return addend;
+  }
+
   // Checks run(input, output) and returns the two views.
   std::pair<View, View> Operands(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -281,15 +361,18 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
   }
 
   Napi::Value Run(const Napi::CallbackInfo& info) {
-    const void* in = nullptr;
+    const void* in[2] = {nullptr, nullptr};
     void* out = nullptr;
-    if (!QuickRunOperands(info, TensorType(), input_length_, output_length_, &in, &out)) {
+    if (residual_ || info.Length() > 2 ||
+        !QuickRunOperands(info, TensorType(), input_length_, output_length_, &in[0], &out)) {
       const auto [input, output] = Operands(info);
-      in = input.data;
+      const View addend = Addend(info, output);
+      in[0] = input.data;
+      in[1] = addend.data;
       out = output.data;
     }
     ThreadPoolLease lease;
-    if (RunStep(&in, &out, lease.pool()) != nullptr)
+    if (RunStep(in, &out, lease.pool()) != nullptr)
       throw Napi::Error::New(info.Env(), "Out of memory allocating the convolution's per-thread scratch");
     return info.Env().Undefined();
   }
@@ -297,6 +380,7 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
   // The plain C reference on the same arguments: for tests that compare the JS-visible results.
   Napi::Value RunReference(const Napi::CallbackInfo& info) {
     const auto [input, output] = Operands(info);
+    const View addend = Addend(info, output);
     const whittle_conv2d_shape& s = shape_;
     if (int8_) {
       const int32_t* bias = bias_i32_.empty() ? nullptr : bias_i32_.data();
@@ -318,6 +402,13 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
         f32_conv2d__reference(&s, static_cast<const float*>(input.data), weights_f32_.data(), bias, min_,
                               max_, static_cast<float*>(output.data));
       }
+    }
+    if (residual_ && int8_) {
+      qs8_add__reference(output_length_, output.data, addend.data, output.data, &add_);
+    } else if (residual_) {
+      float* out = static_cast<float*>(output.data);
+      f32_add__reference(output_length_, out, static_cast<const float*>(addend.data), out, add_min_,
+                         add_max_);
     }
     return info.Env().Undefined();
   }
@@ -354,6 +445,10 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
   std::vector<int32_t> bias_i32_, multipliers_, shifts_;
   float min_ = -INFINITY, max_ = INFINITY;
   qs8_activation_quantization q_{};
+  // The residual add (a second input): fp32's clamp after it, int8's quantized add.
+  bool residual_ = false;
+  float add_min_ = -INFINITY, add_max_ = INFINITY;
+  qs8_add_params add_{};
   f32_conv2d_op* f32_ = nullptr;
   qs8_conv2d_op* qs8_ = nullptr;
 };
@@ -652,22 +747,7 @@ BoundOperator Add(const Napi::Object& args) {
     };
     return {{a, b}, {output}, run};
   }
-  const bool u = IsUnsigned(a);
-  const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
-  qs8_add_params p{};
-  p.unsigned_activations = u;
-  p.a_zero_point = static_cast<int32_t>(Integer(args, "aZeroPoint", lo, hi));
-  p.a_multiplier = static_cast<int32_t>(Integer(args, "aMultiplier", 0, INT32_MAX));
-  p.a_shift = static_cast<int32_t>(Integer(args, "aShift", QS8_REQUANT_MIN_SHIFT, 0));
-  p.b_zero_point = static_cast<int32_t>(Integer(args, "bZeroPoint", lo, hi));
-  p.b_multiplier = static_cast<int32_t>(Integer(args, "bMultiplier", 0, INT32_MAX));
-  p.b_shift = static_cast<int32_t>(Integer(args, "bShift", QS8_REQUANT_MIN_SHIFT, 0));
-  p.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
-  p.output_multiplier = static_cast<int32_t>(Integer(args, "outputMultiplier", 0, INT32_MAX));
-  p.output_shift =
-      static_cast<int32_t>(Integer(args, "outputShift", QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT));
-  p.output_min = bounds.min_q;
-  p.output_max = bounds.max_q;
+  const qs8_add_params p = ReadAddParams(args, IsUnsigned(a), bounds.min_q, bounds.max_q);
   ExpectUnchanged(env, {&a, &b, &output});
   const RunFn run = [n, p, reference, isa](const void* const* inputs, void* const* outputs,
                                            whittle_threadpool*) {

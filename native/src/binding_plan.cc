@@ -4,6 +4,9 @@
 //   Place = { buffer: index into buffers, offset: bytes from the view's start, bytes }
 // plan.run(first = 0, last = steps.length): steps [first, last) in order, in one call, on one lease of the
 // thread pool held for the whole call (one wake-up of its workers, not one per step).
+// plan.runner(first = 0, last = steps.length): a function of no arguments doing run(first, last), the range
+// checked once: a frame loop's call then reads no arguments and unwraps nothing (each is a cold code path
+// when frames come 33 ms apart).
 // new Operator(name, args): a stateless operator (maxPool2d, clamp, ...) with the arguments its function
 // takes; the arrays in args give the operand types and lengths, the plan gives the places.
 #include "binding_plan.h"
@@ -105,9 +108,11 @@ class Operator : public Napi::ObjectWrap<Operator>, public PlanStep {
   std::function<void(const void* const*, void* const*, whittle_threadpool*)> run_;
 };
 
-// A buffer of the plan: the view it was given, and its bytes as checked when the plan was built.
+// A buffer of the plan: the view it was given (a typed array, or a DataView), and its bytes as checked when
+// the plan was built.
 struct PlanBuffer {
   Napi::Reference<Napi::Value> view;
+  bool typed_array;
   uint8_t* data;
   size_t bytes;
 };
@@ -165,7 +170,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Plan",
-                       {InstanceMethod<&Plan::Run>("run"), InstanceAccessor<&Plan::Steps>("steps")});
+                       {InstanceMethod<&Plan::Run>("run"), InstanceMethod<&Plan::Runner>("runner"),
+                        InstanceAccessor<&Plan::Steps>("steps")});
   }
 
   explicit Plan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Plan>(info) {
@@ -200,7 +206,7 @@ class Plan : public Napi::ObjectWrap<Plan> {
     }
     for (uint32_t b = 0; b < views.size(); b++) {
       const auto [data, bytes] = ViewBytes(env, views[b], b);
-      buffers_.push_back({Napi::Persistent(views[b]), data, bytes});
+      buffers_.push_back({Napi::Persistent(views[b]), views[b].IsTypedArray(), data, bytes});
     }
     for (size_t i = 0; i < steps_.size(); i++) CheckPlaces(env, i);
   }
@@ -293,6 +299,26 @@ class Plan : public Napi::ObjectWrap<Plan> {
 
   // run(first = 0, last = steps): one call for the steps [first, last).
   Napi::Value Run(const Napi::CallbackInfo& info) {
+    const auto [first, last] = Range(info);
+    return RunSteps(info.Env(), first, last);
+  }
+
+  // runner(first = 0, last = steps): run(first, last) as a function of no arguments; it keeps the plan alive.
+  Napi::Value Runner(const Napi::CallbackInfo& info) {
+    const auto [first, last] = Range(info);
+    const auto keep =
+        std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    Plan* plan = this;
+    return Napi::Function::New(
+        info.Env(),
+        [plan, keep, first = first, last = last](const Napi::CallbackInfo& call) {
+          return plan->RunSteps(call.Env(), first, last);
+        },
+        "run");
+  }
+
+  // The range [first, last) of arguments 0 and 1 (each 0 and steps when undefined).
+  std::pair<size_t, size_t> Range(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const size_t count = steps_.size();
     size_t first = 0, last = count;
@@ -300,10 +326,30 @@ class Plan : public Napi::ObjectWrap<Plan> {
     if (info.Length() > 1 && !info[1].IsUndefined()) last = StepIndex(info[1], "last", count);
     if (first > last)
       ThrowRange(env, "last >= first (" + std::to_string(first) + ")", "last", std::to_string(last));
-    // The buffers must still be the memory checked at build (a transfer detaches, a resize moves them).
+    return {first, last};
+  }
+
+  Napi::Value RunSteps(Napi::Env env, size_t first, size_t last) {
+    // The buffers must still be the memory checked at build (a transfer detaches, a resize moves them): one
+    // Node-API call per buffer, the view's kind known since the build.
     for (size_t b = 0; b < buffers_.size(); b++) {
-      const auto [data, bytes] = ViewBytes(env, buffers_[b].view.Value(), b);
-      if (data != buffers_[b].data || bytes != buffers_[b].bytes) {
+      PlanBuffer& buffer = buffers_[b];
+      void* data = nullptr;
+      size_t bytes = 0;
+      if (buffer.typed_array) {
+        napi_typedarray_type type;
+        size_t length = 0;
+        if (napi_get_typedarray_info(env, buffer.view.Value(), &type, &length, &data, nullptr, nullptr) ==
+            napi_ok)
+          bytes = length * ElementBytes(type);
+      } else {
+        napi_value array_buffer;
+        size_t offset;
+        if (napi_get_dataview_info(env, buffer.view.Value(), &bytes, &data, &array_buffer, &offset) !=
+            napi_ok)
+          bytes = 0;
+      }
+      if (data != buffer.data || bytes != buffer.bytes) {
         ThrowRange(env, "the plan's buffers to stay as they were when it was built",
                    "buffers[" + std::to_string(b) + "]", "a buffer detached or resized since");
       }

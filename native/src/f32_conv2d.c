@@ -3,7 +3,8 @@
 // time in per-thread scratch), the indirect GEMM (every other conv with groups == 1: stems, LeNet-sized and
 // larger kxk convs read their taps in place from the padded input), or, for depthwise, a direct kernel over
 // channels fed by an indirection buffer whose out-of-image taps point at a zero row. Threads split the
-// output rows (pixels).
+// output rows (pixels). A residual add (f32_conv2d_run_add) is applied to each output tile right after the
+// kernel wrote it, while it is in cache.
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ struct f32_conv2d_op {
   bool dw3x3;      // depthwise 3x3, dilation 1: one row kernel call per output row (fn_3x3)
   bool direct;     // 1x1, stride 1, no padding: the GEMM reads input rows in place
   float min, max;
+  const f32_simple_ukernels* simple;  // vadd, for the residual add
   const f32_gemm_ukernel* gemm;
   const f32_igemm_ukernel* igemm;  // set: the indirect GEMM path
   // Set: the indirect GEMM's kernel for at most 16 output channels; k_offsets then holds the offsets of
@@ -35,9 +37,11 @@ struct f32_conv2d_op {
   size_t scratch_bytes_per_thread;
   size_t a_tile_bytes;
   unsigned char* scratch;
-  // Arguments of the run in progress, read by the tasks.
+  // Arguments of the run in progress, read by the tasks: the addend is NULL without a residual add.
   const float* input;
   float* output;
+  const float* addend;
+  float add_min, add_max;
 };
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -83,6 +87,7 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
   op->k = shape->kernel_height * shape->kernel_width * op->cin_g;
   op->min = min;
   op->max = max;
+  op->simple = f32_simple_ukernels_select(level);
   op->depthwise = shape->groups > 1 && op->cin_g == 1 && op->cout_g == 1;
   op->direct = shape->kernel_height == 1 && shape->kernel_width == 1 && shape->stride_height == 1 &&
                shape->stride_width == 1 && shape->padding_top == 0 && shape->padding_left == 0 &&
@@ -200,6 +205,13 @@ const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(f32_conv2d_row_taps, float)
 
+// The residual add of output elements [first, first + n), in place: a tile the kernel has just written.
+static void add_tile(const f32_conv2d_op* op, size_t first, size_t n) {
+  if (op->addend == NULL) return;
+  float* c = op->output + first;
+  op->simple->vadd(n, c, op->addend + first, c, op->add_min, op->add_max);
+}
+
 static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -243,6 +255,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
         op->gemm->fn(rows, op->cout_g, op->k, a, a_stride, packed, c, s->output_channels, op->min, op->max);
       }
     }
+    add_tile(op, m0 * s->output_channels, rows * s->output_channels);
   }
 }
 
@@ -267,6 +280,7 @@ static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
       op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
                     op->min, op->max);
     }
+    add_tile(op, m0 * channels, rows * channels);
   }
 }
 
@@ -278,6 +292,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
     f32_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m, op->zero, indirection);
     op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
                    op->output + m * s->output_channels, op->min, op->max);
+    add_tile(op, m * s->output_channels, s->output_channels);
   }
 }
 
@@ -298,10 +313,16 @@ static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t en
     op->dwconv->fn_3x3(s->output_channels, op->output_width, rows, s->input_width, s->stride_width,
                        s->padding_left, op->zero, op->packed,
                        op->output + r * op->output_width * s->output_channels, op->min, op->max);
+    add_tile(op, r * op->output_width * s->output_channels, op->output_width * s->output_channels);
   }
 }
 
 bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittle_threadpool* pool) {
+  return f32_conv2d_run_add(op, input, NULL, 0.0f, 0.0f, output, pool);
+}
+
+bool f32_conv2d_run_add(f32_conv2d_op* op, const float* input, const float* addend, float add_min,
+                        float add_max, float* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
     unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);
@@ -311,6 +332,9 @@ bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittl
   }
   op->input = input;
   op->output = output;
+  op->addend = addend;
+  op->add_min = add_min;
+  op->add_max = add_max;
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;

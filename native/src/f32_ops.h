@@ -180,6 +180,12 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
 // Returns false only when the per-thread scratch cannot be allocated (first run, or more threads than
 // before). Not reentrant: one op runs one call at a time.
 bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittle_threadpool* pool);
+// The conv followed by a residual add (issue 13's conv + add fusion): output = clamp(y + addend, add_min,
+// add_max) with y the conv's output as f32_conv2d_run gives it (clamped to the op's own [min, max]) and
+// `addend` of the output's shape, added to each output tile right after the kernel wrote it. Bit-exact with
+// f32_conv2d_run followed by f32_add. addend == NULL is f32_conv2d_run. `addend` must not overlap `output`.
+bool f32_conv2d_run_add(f32_conv2d_op* op, const float* input, const float* addend, float add_min,
+                        float add_max, float* output, whittle_threadpool* pool);
 const char* f32_conv2d_kernel_name(const f32_conv2d_op* op);
 void f32_conv2d_destroy(f32_conv2d_op* op);
 

@@ -7,7 +7,8 @@
 //  - GEMM (1x1 and grouped convs, fully-connected): every MR output pixels get MR rows of im2col in
 //    per-thread scratch, in the kernel's domain and padded with the zero point;
 //  - depthwise: an indirection row per pixel, out-of-image taps pointing at a row of zero points.
-// Threads split the output pixels.
+// Threads split the output pixels. A residual add (qs8_conv2d_run_add) is applied to each requantized output
+// tile right after the kernel wrote it, while it is in cache.
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,8 +42,12 @@ struct qs8_conv2d_op {
   size_t scratch_bytes_per_thread;
   size_t a_tile_bytes;
   unsigned char* scratch;
+  const qs8_simple_ukernels* simple;  // vadd, for the residual add
+  // Arguments of the run in progress, read by the tasks: the addend is NULL without a residual add.
   const int8_t* input;
   int8_t* output;
+  const int8_t* addend;
+  const qs8_add_params* add;
 };
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -223,6 +228,7 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
   const size_t taps = shape->kernel_height * shape->kernel_width;
   op->k = taps * op->cin_g;
   op->depthwise = shape->groups > 1 && op->cin_g == 1 && op->cout_g == 1;
+  op->simple = qs8_simple_ukernels_select(level);
   const int32_t offset = q->unsigned_activations ? 128 : 0;
   op->params.output_zero_point = q->output_zero_point - offset + output_offset;
   op->params.output_min = q->output_min - offset;
@@ -382,6 +388,13 @@ const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
 
+// The residual add of output elements [first, first + n), in place: a tile the kernel has just written.
+static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
+  if (op->addend == NULL) return;
+  int8_t* c = op->output + first;
+  op->simple->vadd(n, c, op->addend + first, c, op->add);
+}
+
 // dst = src ^ flip, byte-wise. A separate function with restrict pointers and a by-value flip so the
 // compiler vectorizes it (in the caller, row could alias op->a_xor).
 static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t n, uint8_t flip) {
@@ -419,6 +432,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
         a = a_tile;
       }
       gemm_tile(op, m0, rows, a, 0);
+      add_tile(op, m0 * s->output_channels, rows * s->output_channels);
     }
     return;
   }
@@ -442,6 +456,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
       }
       gemm_tile(op, m0, rows, a_tile, g);
     }
+    add_tile(op, m0 * s->output_channels, rows * s->output_channels);
   }
 }
 
@@ -460,6 +475,7 @@ static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
     for (size_t r = 0; r < rows; r++) a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
     op->igemm->fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
                   &op->params);
+    add_tile(op, m0 * channels, rows * channels);
   }
 }
 
@@ -471,6 +487,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
     qs8_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m, op->zero, indirection);
     op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
                    op->output + m * s->output_channels, &op->params);
+    add_tile(op, m * s->output_channels, s->output_channels);
   }
 }
 
@@ -482,6 +499,7 @@ static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
   const size_t block_bytes = 16 * 4 * sizeof(int32_t) + 16 * op->kc;
   const size_t n0 = begin * 16, n1 = end * 16 < channels ? end * 16 : channels;
   op->gemv->fn(n1 - n0, op->k, op->input, op->packed + begin * block_bytes, op->output + n0, &op->params);
+  add_tile(op, n0, n1 - n0);
 }
 
 // Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
@@ -501,10 +519,16 @@ static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t en
     op->dwconv->fn_3x3(s->output_channels, op->output_width, rows, s->input_width, s->stride_width,
                        s->padding_left, op->zero, op->packed,
                        op->output + r * op->output_width * s->output_channels, &op->params);
+    add_tile(op, r * op->output_width * s->output_channels, op->output_width * s->output_channels);
   }
 }
 
 bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool) {
+  return qs8_conv2d_run_add(op, input, NULL, NULL, output, pool);
+}
+
+bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const void* addend, const qs8_add_params* add,
+                        void* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
     unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);
@@ -514,6 +538,8 @@ bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_
   }
   op->input = input;
   op->output = output;
+  op->addend = addend;
+  op->add = add;
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;

@@ -20,8 +20,8 @@ void qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512(size_t channels, size_t taps
       acc0 = _mm512_add_epi32(acc0, _mm512_cvtepi16_epi32(_mm512_castsi512_si256(product)));
       acc1 = _mm512_add_epi32(acc1, _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(product, 1)));
     }
-    qs8_store16_avx512(output + b.c0, qs8_output_avx512(acc0, &b.h, 0, params), b.cols, params);
+    qs8_store16_bytes_avx512(output + b.c0, qs8_output_avx512(acc0, &b.h, 0, params), b.cols);
     if (b.cols > 16)
-      qs8_store16_avx512(output + b.c0 + 16, qs8_output_avx512(acc1, &b.h, 16, params), b.cols - 16, params);
+      qs8_store16_bytes_avx512(output + b.c0 + 16, qs8_output_avx512(acc1, &b.h, 16, params), b.cols - 16);
   }
 }

@@ -8,8 +8,8 @@
 // Each half of 16 columns stored on its own, the second only when the block reaches it.
 static inline void qs8_c2_store_row(int8_t* out, __m512i acc0, __m512i acc1, const qs8_channel_requant* h,
                                     size_t cols, const qs8_gemmlowp_params* params) {
-  qs8_store16_avx512(out, qs8_output_avx512(acc0, h, 0, params), cols, params);
-  if (cols > 16) qs8_store16_avx512(out + 16, qs8_output_avx512(acc1, h, 16, params), cols - 16, params);
+  qs8_store16_bytes_avx512(out, qs8_output_avx512(acc0, h, 0, params), cols);
+  if (cols > 16) qs8_store16_bytes_avx512(out + 16, qs8_output_avx512(acc1, h, 16, params), cols - 16);
 }
 
 typedef __m512i qs8_c2_vec;

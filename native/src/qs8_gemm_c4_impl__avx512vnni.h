@@ -65,7 +65,7 @@ static inline __attribute__((always_inline)) void qs8_vnni_row64(const int8_t* a
     const qs8_channel_requant h = qs8_block_header(block + q / 2 * block_bytes, 32);
     const size_t n = q % 2 * 16;
     const __m512i acc = _mm512_add_epi32(sums[q], _mm512_loadu_si512(h.bias + n));
-    qs8_store16_avx512(c + q * 16, qs8_output_avx512(acc, &h, n, params), cols - q * 16, params);
+    qs8_store16_bytes_avx512(c + q * 16, qs8_output_avx512(acc, &h, n, params), cols - q * 16);
   }
 }
 #endif
@@ -93,23 +93,46 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
     const int8_t* w = (const int8_t*)(block + 32 * 4 * sizeof(int32_t));
     const size_t cols = whittle_gemm_tile_cols(nc, n0, 32);
     if (cols <= 16 && MR > 1) {
-      __m512i acc[MR];
-      for (size_t r = 0; r < MR; r++) acc[r] = _mm512_setzero_si512();
+      // One named accumulator per row, pinned across the k loop like the pairs below (with an array GCC
+      // copied every accumulator twice per k step: 16 moves per 8 VPDPBUSD).
+      __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+#define QS8_VNNI_NARROW_ROW(r)                                     \
+  if (MR > r) {                                                    \
+    int32_t quad;                                                  \
+    memcpy(&quad, WHITTLE_GEMM_A_AT(r, k), 4);                     \
+    c##r = _mm512_dpbusd_epi32(c##r, _mm512_set1_epi32(quad), w0); \
+  }
       for (size_t k = 0; k < kc; k += 4) {
         const __m512i w0 = _mm512_loadu_si512(w);
         w += 128;
-        for (size_t r = 0; r < MR; r++) {
-          int32_t quad;
-          memcpy(&quad, WHITTLE_GEMM_A_AT(r, k), 4);
-          acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(quad), w0);
-        }
+        QS8_VNNI_NARROW_ROW(0);
+        QS8_VNNI_NARROW_ROW(1);
+        QS8_VNNI_NARROW_ROW(2);
+        QS8_VNNI_NARROW_ROW(3);
+        QS8_VNNI_NARROW_ROW(4);
+        QS8_VNNI_NARROW_ROW(5);
+        QS8_VNNI_NARROW_ROW(6);
+        QS8_VNNI_NARROW_ROW(7);
+#if defined(__GNUC__)
+        __asm__("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7));
+#endif
       }
+#undef QS8_VNNI_NARROW_ROW
+      const __m512i acc[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
       const __m512i b0 = _mm512_loadu_si512(h.bias);
       const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
-      for (size_t r = 0; r < MR; r++) {
-        qs8_store16_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(_mm512_add_epi32(acc[r], b0), &out0),
-                           cols, params);
+      // The output stage without the left shift and saturation steps when no channel needs them.
+#define QS8_VNNI_NARROW_STORE(general)                                                            \
+  for (size_t r = 0; r < MR; r++) {                                                               \
+    const __m512i v = qs8_output16_avx512_apply_as(_mm512_add_epi32(acc[r], b0), &out0, general); \
+    qs8_store16_bytes_avx512(c_rows[r] + n0, v, cols);                                            \
+  }
+      if (out0.general) {
+        QS8_VNNI_NARROW_STORE(true)
+      } else {
+        QS8_VNNI_NARROW_STORE(false)
       }
+#undef QS8_VNNI_NARROW_STORE
       block += 32 * 4 * sizeof(int32_t) + kc * 32;
       continue;
     }
@@ -177,12 +200,20 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
     }
     const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
     const qs8_output16_avx512 out1 = qs8_output16_load_avx512(&h, 16, params);
-    for (size_t r = 0; r < MR; r++) {
-      qs8_store16_avx512(c_rows[r] + n0, qs8_output16_avx512_apply(acc0[r], &out0), cols, params);
-      if (cols > 16) {
-        qs8_store16_avx512(c_rows[r] + n0 + 16, qs8_output16_avx512_apply(acc1[r], &out1), cols - 16, params);
-      }
+#define QS8_VNNI_STORE(general)                                                                            \
+  for (size_t r = 0; r < MR; r++) {                                                                        \
+    qs8_store16_bytes_avx512(c_rows[r] + n0, qs8_output16_avx512_apply_as(acc0[r], &out0, general), cols); \
+    if (cols > 16) {                                                                                       \
+      const __m512i v = qs8_output16_avx512_apply_as(acc1[r], &out1, general);                             \
+      qs8_store16_bytes_avx512(c_rows[r] + n0 + 16, v, cols - 16);                                         \
+    }                                                                                                      \
+  }
+    if (out0.general || (cols > 16 && out1.general)) {
+      QS8_VNNI_STORE(true)
+    } else {
+      QS8_VNNI_STORE(false)
     }
+#undef QS8_VNNI_STORE
     block += 32 * 4 * sizeof(int32_t) + kc * 32;
   }
 }

@@ -257,6 +257,13 @@ qs8_conv2d_op* qs8_conv2d_create_fixed_point(const whittle_conv2d_shape* shape, 
                                              const int32_t* bias, int32_t shift, int32_t output_min,
                                              int32_t output_max, whittle_isa level, bool* unsupported);
 bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool);
+// The conv followed by a residual add (issue 13's conv + add fusion): the conv's requantized output tile
+// (as qs8_conv2d_run writes it: the op's own output quantization and clamp) is added in place to `addend`
+// (the output's shape and dtype) by TFLite's quantized add, `add` (a = the conv's output, b = the addend;
+// its output_min / output_max are the clamp after the add), right after the kernel wrote it. Bit-exact with
+// qs8_conv2d_run followed by qs8_add. addend == NULL is qs8_conv2d_run. `addend` must not overlap `output`.
+bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const void* addend, const qs8_add_params* add,
+                        void* output, whittle_threadpool* pool);
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op);
 void qs8_conv2d_destroy(qs8_conv2d_op* op);
 

@@ -139,62 +139,87 @@ static inline __m128i qs8_narrow16_avx2(__m256i v0, __m256i v1, const qs8_gemmlo
 #endif  // __AVX2__
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-static inline __m512i qs8_requantize_avx512(__m512i acc, __m512i multiplier, __m512i left_shift,
-                                            __m512i right_shift) {
-  const __m512i x = _mm512_sllv_epi32(acc, left_shift);
+// `general` false: the caller knows no lane shifts left and no multiplier is INT32_MIN (so no product
+// saturates), and the steps for those are left out; with a constant `general` (inlined) the test is free.
+static inline __attribute__((always_inline)) __m512i qs8_requantize_avx512_as(__m512i acc, __m512i multiplier,
+                                                                              __m512i left_shift,
+                                                                              __m512i right_shift,
+                                                                              bool general) {
+  const __m512i x = general ? _mm512_sllv_epi32(acc, left_shift) : acc;
   const __m512i nudge = _mm512_set1_epi64(INT64_C(1) << 30);
   const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, multiplier), nudge);
   const __m512i odd =
       _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(multiplier, 32)), nudge);
   __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
-  const __m512i int_min = _mm512_set1_epi32(INT32_MIN);
-  const __mmask16 saturate =
-      _mm512_cmpeq_epi32_mask(x, int_min) & _mm512_cmpeq_epi32_mask(multiplier, int_min);
-  high = _mm512_mask_mov_epi32(high, saturate, _mm512_set1_epi32(INT32_MAX));
+  if (general) {
+    const __m512i int_min = _mm512_set1_epi32(INT32_MIN);
+    const __mmask16 saturate =
+        _mm512_cmpeq_epi32_mask(x, int_min) & _mm512_cmpeq_epi32_mask(multiplier, int_min);
+    high = _mm512_mask_mov_epi32(high, saturate, _mm512_set1_epi32(INT32_MAX));
+  }
   const __m512i one = _mm512_set1_epi32(1);
   const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right_shift), one);
-  const __m512i remainder = _mm512_and_si512(high, mask);
-  __m512i threshold = _mm512_srai_epi32(mask, 1);
-  threshold =
-      _mm512_mask_add_epi32(threshold, _mm512_cmplt_epi32_mask(high, _mm512_setzero_si512()), threshold, one);
+  // The scalar test remainder > (mask >> 1) + (high < 0), as remainder - (high < 0) > mask >> 1: the left
+  // side is in [-1, mask], no overflow, and the sign term is one arithmetic shift (no mask register).
+  const __m512i remainder = _mm512_add_epi32(_mm512_and_si512(high, mask), _mm512_srai_epi32(high, 31));
   const __m512i shifted = _mm512_srav_epi32(high, right_shift);
-  return _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, threshold), shifted, one);
+  return _mm512_mask_add_epi32(shifted, _mm512_cmpgt_epi32_mask(remainder, _mm512_srai_epi32(mask, 1)),
+                               shifted, one);
+}
+
+static inline __m512i qs8_requantize_avx512(__m512i acc, __m512i multiplier, __m512i left_shift,
+                                            __m512i right_shift) {
+  return qs8_requantize_avx512_as(acc, multiplier, left_shift, right_shift, true);
 }
 
 // The output stage of 16 channels, loaded once for every row of a tile: a kernel's int8 stores may alias
 // the header and *params, so the compiler reloads and re-broadcasts them after each store unless they are
-// held in registers like this.
+// held in registers like this. `zero_point` carries the output flip (+128 for uint8 outputs: adding 128
+// before the truncating narrowing flips the byte's top bit, as the XOR does), so qs8_output16_avx512_apply's
+// lanes store with qs8_store16_bytes_avx512, with no flip and no reload of *params.
+// `general`: some of the 16 channels shift left or have multiplier INT32_MIN (qs8_requantize_avx512_as).
 typedef struct qs8_output16_avx512 {
   __m512i multiplier, left_shift, right_shift, lo, hi, zero_point;
+  bool general;
 } qs8_output16_avx512;
 
 static inline qs8_output16_avx512 qs8_output16_load_avx512(const qs8_channel_requant* h, size_t n,
                                                            const qs8_gemmlowp_params* p) {
-  const qs8_output16_avx512 o = {_mm512_loadu_si512(h->multiplier + n),
-                                 _mm512_loadu_si512(h->left_shift + n),
-                                 _mm512_loadu_si512(h->right_shift + n),
-                                 _mm512_set1_epi32(p->output_min - p->output_zero_point),
-                                 _mm512_set1_epi32(p->output_max - p->output_zero_point),
-                                 _mm512_set1_epi32(p->output_zero_point)};
+  qs8_output16_avx512 o = {_mm512_loadu_si512(h->multiplier + n),
+                           _mm512_loadu_si512(h->left_shift + n),
+                           _mm512_loadu_si512(h->right_shift + n),
+                           _mm512_set1_epi32(p->output_min - p->output_zero_point),
+                           _mm512_set1_epi32(p->output_max - p->output_zero_point),
+                           _mm512_set1_epi32(p->output_zero_point + (p->output_flip != 0 ? 128 : 0)),
+                           true};
+  o.general = _mm512_test_epi32_mask(o.left_shift, o.left_shift) != 0 ||
+              _mm512_cmpeq_epi32_mask(o.multiplier, _mm512_set1_epi32(INT32_MIN)) != 0;
   return o;
 }
 
-static inline __m512i qs8_output16_avx512_apply(__m512i acc, const qs8_output16_avx512* o) {
-  const __m512i v = qs8_requantize_avx512(acc, o->multiplier, o->left_shift, o->right_shift);
+// Requantized, clamped, offset (and flipped) lanes, for qs8_store16_bytes_avx512; `general` as in
+// qs8_requantize_avx512_as (false only where o->general is false).
+static inline __attribute__((always_inline)) __m512i qs8_output16_avx512_apply_as(
+    __m512i acc, const qs8_output16_avx512* o, bool general) {
+  const __m512i v = qs8_requantize_avx512_as(acc, o->multiplier, o->left_shift, o->right_shift, general);
   return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, o->lo), o->hi), o->zero_point);
 }
 
+static inline __m512i qs8_output16_avx512_apply(__m512i acc, const qs8_output16_avx512* o) {
+  return qs8_output16_avx512_apply_as(acc, o, true);
+}
+
+// Stores the low `count` (<= 16) lanes of v as bytes (their low 8 bits).
+static inline void qs8_store16_bytes_avx512(int8_t* out, __m512i v, size_t count) {
+  const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
+  _mm_mask_storeu_epi8(out, m, _mm512_cvtepi32_epi8(v));
+}
+
+// The output stage of 16 channels starting at channel n of a block header, for qs8_store16_bytes_avx512.
 static inline __m512i qs8_output_avx512(__m512i acc, const qs8_channel_requant* h, size_t n,
                                         const qs8_gemmlowp_params* p) {
   const qs8_output16_avx512 o = qs8_output16_load_avx512(h, n, p);
   return qs8_output16_avx512_apply(acc, &o);
-}
-
-// Stores the low `count` (<= 16) channels of v as bytes.
-static inline void qs8_store16_avx512(int8_t* out, __m512i v, size_t count, const qs8_gemmlowp_params* p) {
-  const __m128i bytes = _mm_xor_si128(_mm512_cvtepi32_epi8(v), _mm_set1_epi8((char)p->output_flip));
-  const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
-  _mm_mask_storeu_epi8(out, m, bytes);
 }
 
 // The GEMV kernels' blocks of 16 output channels (qs8_gemv_ukernel_fn), 4 rows at a time. Sums of the 16
@@ -221,7 +246,7 @@ static inline void qs8_gemv_store_block_avx512(int8_t* out, __m512i sums, size_t
                                                const qs8_channel_requant* h, const qs8_gemmlowp_params* p) {
   for (size_t r = (count + 3) / 4; r < 4; r++) sums = _mm512_alignr_epi32(sums, sums, 4);
   const __m512i acc = _mm512_add_epi32(sums, _mm512_loadu_si512(h->bias));
-  qs8_store16_avx512(out, qs8_output_avx512(acc, h, 0, p), count, p);
+  qs8_store16_bytes_avx512(out, qs8_output_avx512(acc, h, 0, p), count);
 }
 #endif  // __AVX512F__ && __AVX512BW__
 

@@ -182,18 +182,30 @@ void WHITTLE_FN(qs8_global_avgpool_requant_ukernel__)(size_t batch, size_t pixel
   }
 }
 
-// One channel's run of `inner` values: the division and the rounding in double precision, as the reference.
+// One value as the reference quantizes it: q = x / scale rounded half to even, plus the zero point,
+// saturated; NaN gives 0.
+WHITTLE_INLINE void WHITTLE_FN(quantize_store_)(void* restrict y, size_t i, double q, double zero_point,
+                                                bool u) {
+  const double lo = u ? 0.0 : -128.0, hi = u ? 255.0 : 127.0;
+  double v = __builtin_rint(q) + zero_point;
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+  // NaN fails both comparisons above; the reference stores it as 0.
+  v = v == v ? v : 0.0;
+  WHITTLE_FN(store_)(y, i, (int32_t)v, u);
+}
+
+// One channel's run of `inner` values, with the reference's result: round_half_even((double)x / scale). An
+// ISA file may define WHITTLE_QUANTIZE_VECTORS(n, x, y, scale, zero_point, u), a vector loop giving the same
+// bits, which returns how many leading values it quantized; the rest divide here.
 WHITTLE_INLINE void WHITTLE_FN(quantize_run_)(size_t n, const float* restrict x, void* restrict y,
                                               double scale, double zero_point, bool u) {
-  const double lo = u ? 0.0 : -128.0, hi = u ? 255.0 : 127.0;
-  for (size_t i = 0; i < n; i++) {
-    double v = __builtin_rint((double)x[i] / scale) + zero_point;
-    v = v < lo ? lo : v;
-    v = v > hi ? hi : v;
-    // NaN fails both comparisons above; the reference stores it as 0.
-    v = v == v ? v : 0.0;
-    WHITTLE_FN(store_)(y, i, (int32_t)v, u);
-  }
+#ifdef WHITTLE_QUANTIZE_VECTORS
+  size_t i = WHITTLE_QUANTIZE_VECTORS(n, x, y, scale, zero_point, u);
+#else
+  size_t i = 0;
+#endif
+  for (; i < n; i++) WHITTLE_FN(quantize_store_)(y, i, (double)x[i] / scale, zero_point, u);
 }
 
 void WHITTLE_FN(qs8_quantize_ukernel__)(const qs8_quantization_layout* l, const float* input, void* output) {

@@ -68,6 +68,11 @@ static const conv_case conv_cases[] = {
     CONV("depthwise 3x3 c130 stride 2 pad 2/0/1/2", 1, 6, 5, 130, 130, 3, 3, 2, 2, 1, 1, 2, 0, 1, 2, 130),
     CONV("depthwise 3x3 c64 width 1 batch 2", 2, 5, 1, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64),
     CONV("depthwise 3x3 c17 stride 1x2", 1, 7, 8, 17, 17, 3, 3, 1, 2, 1, 1, 2, 1, 0, 1, 17),
+    // 16 channels at stride 1 (the AVX-512 VNNI row kernel computes two pixels per vector): widths around
+    // its steps of 4 pixels, with and without padding.
+    CONV("depthwise 3x3 c16 width 11", 1, 5, 11, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16),
+    CONV("depthwise 3x3 c16 width 8 no pad", 2, 4, 8, 16, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 16),
+    CONV("depthwise 3x3 c16 width 6 pad 2/1/0/2", 1, 5, 6, 16, 16, 3, 3, 1, 1, 1, 1, 2, 1, 0, 2, 16),
     CONV("depthwise 5x5 c40", 1, 8, 8, 40, 40, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 40),
     CONV("depthwise c3 no pad", 1, 4, 5, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
@@ -322,7 +327,7 @@ static void test_f32_simple(whittle_isa level) {
 // ---------------------------------------------------------------------------------------------------------
 // int8
 
-typedef enum { REQUANT_TYPICAL, REQUANT_EXTREME } requant_kind;
+typedef enum { REQUANT_TYPICAL, REQUANT_EXTREME, REQUANT_ROUNDING } requant_kind;
 
 static qs8_activation_quantization random_quantization(bool u) {
   qs8_activation_quantization q;
@@ -337,7 +342,9 @@ static qs8_activation_quantization random_quantization(bool u) {
 
 // Typical: multipliers in [2^30, 2^31) and shifts that keep outputs mostly in range. Extreme: any int32
 // multiplier (INT32_MIN and 0 included), any shift in [-31, 30] and any bias, to exercise saturation,
-// wrap-around and every rounding corner of the SIMD requantization.
+// wrap-around and every rounding corner of the SIMD requantization. Rounding: right shifts 1..24 (around
+// the depthwise kernels' one-rounding limit of 22), multipliers that make ties frequent (2^30 halves the
+// accumulator) beside small, zero, negative and INT32_MAX ones, and small biases.
 static void random_requant(size_t n, int32_t* bias, int32_t* multipliers, int32_t* shifts, size_t k,
                            requant_kind kind) {
   for (size_t o = 0; o < n; o++) {
@@ -347,6 +354,13 @@ static void random_requant(size_t n, int32_t* bias, int32_t* multipliers, int32_
       int32_t bits = 0;
       while ((size_t)1 << bits < k) bits++;
       shifts[o] = -(rand_range(4, 8) + bits / 2);
+    } else if (kind == REQUANT_ROUNDING) {
+      const int32_t multiplier[] = {1 << 30, (1 << 30) + 1, INT32_MAX,           0,
+                                    3,       -(1 << 30),    (int32_t)-rand_u32()};
+      bias[o] = rand_range(-300, 300);
+      multipliers[o] = rand_range(0, 2) == 0 ? (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu))
+                                             : multiplier[rand_range(0, 6)];
+      shifts[o] = -rand_range(1, 24);
     } else {
       const int32_t specials[] = {INT32_MIN, INT32_MAX, 0, 1, -1, 1 << 30};
       bias[o] = rand_range(0, 3) == 0 ? specials[rand_range(0, 5)] : (int32_t)rand_u32();
@@ -397,7 +411,9 @@ static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whitt
                          : qs8_conv2d_create(s, weights, bias, multipliers, shifts, &q, level);
   const char* what = fc ? "fully_connected" : "conv2d";
   const char* dtype = u ? "qu8" : "qs8";
-  const char* requant = kind == REQUANT_TYPICAL ? "typical" : "extreme";
+  const char* requant = kind == REQUANT_TYPICAL   ? "typical"
+                        : kind == REQUANT_EXTREME ? "extreme"
+                                                  : "rounding";
   if (op == NULL) {
     report(false, "%s %s %s: create failed", dtype, what, label);
   } else {
@@ -421,6 +437,93 @@ static void test_qs8_conv(const char* name, const whittle_conv2d_shape* s, whitt
   free(shifts);
   free(want);
   free(got);
+}
+
+// The residual add in the conv's output stage (f32_conv2d_run_add, qs8_conv2d_run_add) on every path of the
+// drivers (GEMM, indirect GEMM, depthwise and its 3x3 rows, grouped, GEMV): fp32 bit-exact with the conv
+// followed by f32_add on the same ISA, with a clamp on either side of the add; int8 bit-exact with the
+// reference conv followed by qs8_add__reference, per-tensor and per-channel requantization.
+static void test_conv_add(const char* name, const whittle_conv2d_shape* s, whittle_isa level, bool u) {
+  char label[256];
+  describe_conv(label, sizeof(label), name, s);
+  const size_t in_n = conv_input_size(s), out_n = conv_output_size(s), w_n = conv_weight_size(s);
+  const size_t oc = s->output_channels;
+  // One block each for fp32 and int8: input, weights, bias and addend (random), then want and got.
+  float* input = xmalloc((in_n + w_n + oc + 3 * out_n) * sizeof(float));
+  float *weights = input + in_n, *bias = weights + w_n, *addend = bias + oc, *want = addend + out_n;
+  float* got = want + out_n;
+  fill_float(input, in_n + w_n + oc + out_n);
+  // A conv clamp (ReLU before the add) or none; a clamp after the add (ReLU after it) or none.
+  const bool conv_relu = rand_range(0, 2) == 0, add_relu = rand_range(0, 1) == 0;
+  f32_conv2d_op* op = f32_conv2d_create(s, weights, bias, conv_relu ? 0.0f : -INFINITY, INFINITY, level);
+  if (op == NULL) {
+    report(false, "f32 conv2d+add %s: create failed", label);
+  } else {
+    for (size_t p = 0; p < 2; p++) {
+      const bool ran = f32_conv2d_run(op, input, want, pools[p]);
+      f32_add(out_n, want, addend, want, add_relu ? 0.0f : -INFINITY, INFINITY, level);
+      for (size_t i = 0; i < out_n; i++) got[i] = NAN;
+      const bool fused =
+          f32_conv2d_run_add(op, input, addend, add_relu ? 0.0f : -INFINITY, INFINITY, got, pools[p]);
+      size_t where = 0;
+      const bool ok = ran && fused && !first_difference(got, want, out_n * sizeof(float), &where);
+      report(ok, "f32 conv2d+add %s %s threads=%zu relu %d/%d %s", level_name, f32_conv2d_kernel_name(op),
+             pool_threads[p], conv_relu, add_relu, label);
+      if (!ok && fused) {
+        where /= sizeof(float);
+        printf("     at %zu: got %.9g want %.9g\n", where, got[where], want[where]);
+      }
+    }
+    f32_conv2d_destroy(op);
+  }
+  free(input);
+
+  int8_t* qinput = xmalloc(in_n + w_n + 3 * out_n);
+  int8_t *qweights = qinput + in_n, *qaddend = qweights + w_n, *qwant = qaddend + out_n,
+         *qgot = qwant + out_n;
+  fill_bytes(qinput, in_n + w_n + out_n);
+  int32_t* qbias = xmalloc(3 * oc * sizeof(int32_t));
+  int32_t *multipliers = qbias + oc, *shifts = multipliers + oc;
+  const size_t k = s->kernel_height * s->kernel_width * (s->input_channels / s->groups);
+  random_requant(oc, qbias, multipliers, shifts, k, REQUANT_TYPICAL);
+  const bool per_tensor = rand_range(0, 1) == 0;
+  for (size_t o = 1; o < oc && per_tensor; o++) multipliers[o] = multipliers[0], shifts[o] = shifts[0];
+  const qs8_activation_quantization q = random_quantization(u);
+  const int32_t lo = u ? 0 : -128, hi = u ? 255 : 127;
+  qs8_add_params add;
+  add.unsigned_activations = u;
+  add.a_zero_point = q.output_zero_point;
+  add.b_zero_point = rand_range(lo, hi);
+  add.output_zero_point = rand_range(lo, hi);
+  add.a_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+  add.b_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+  add.output_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+  add.a_shift = rand_range(-3, 0);
+  add.b_shift = rand_range(-3, 0);
+  add.output_shift = -(QS8_ADD_LEFT_SHIFT - rand_range(-1, 1));
+  add.output_min = add_relu ? add.output_zero_point : lo;  // ReLU after the add, or none
+  add.output_max = hi;
+  qs8_conv2d__reference(s, qinput, qweights, qbias, multipliers, shifts, &q, qwant);
+  qs8_add__reference(out_n, qwant, qaddend, qwant, &add);
+  qs8_conv2d_op* qop = qs8_conv2d_create(s, qweights, qbias, multipliers, shifts, &q, level);
+  const char* dtype = u ? "qu8" : "qs8";
+  if (qop == NULL) {
+    report(false, "%s conv2d+add %s: create failed", dtype, label);
+  } else {
+    for (size_t p = 0; p < 2; p++) {
+      memset(qgot, 0x5A, out_n);
+      const bool ran = qs8_conv2d_run_add(qop, qinput, qaddend, &add, qgot, pools[p]);
+      size_t where = 0;
+      const bool ok = ran && !first_difference(qgot, qwant, out_n, &where);
+      report(ok, "%s conv2d+add %s %s threads=%zu %s relu %d %s", dtype, level_name,
+             qs8_conv2d_kernel_name(qop), pool_threads[p], per_tensor ? "per-tensor" : "per-channel",
+             add_relu, label);
+      if (!ok && ran) printf("     at %zu: got %d want %d\n", where, qgot[where], qwant[where]);
+    }
+    qs8_conv2d_destroy(qop);
+  }
+  free(qinput);
+  free(qbias);
 }
 
 // Fixed-point Q8 (qf_conv2d.h) on the int8 kernels: against the definition, written here independently
@@ -601,7 +704,10 @@ static void test_qs8_simple(whittle_isa level, bool u) {
   }
   // quantize / dequantize: per tensor and per channel (inner 1: NHWC channels; inner > 1: NCHW), with ties
   // of the rounding (x / scale = k + 0.5), values past the range, infinities, NaN and a zero scale.
-  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1}, {2, 5, 9}, {1, 1, 3}, {1, 1, 4099}, {2, 3, 70}};
+  // The long runs (1000, 4099, 4096, 257) take the vector paths (AVX-512 multiplies by 1 / scale and divides
+  // near rounding boundaries); odd layouts have scales with inexact inverses.
+  const size_t layouts[][3] = {{1, 1, 1000}, {7, 3, 1},  {2, 5, 9},   {1, 1, 3},
+                               {1, 1, 4099}, {2, 3, 70}, {3, 2, 257}, {1, 1, 4096}};
   for (size_t c = 0; c < sizeof(layouts) / sizeof(layouts[0]); c++) {
     const size_t n = layouts[c][0] * layouts[c][1] * layouts[c][2];
     double scales[5];
@@ -633,6 +739,13 @@ static void test_qs8_simple(whittle_isa level, bool u) {
           x[i] = (float)((rand_range(-300, 300) + 0.5 + rand_range(-40, 40) * 1e-6) * scales[ch]);
           if (rand_range(0, 3) == 0) x[i] = (float)((rand_range(0, 1) ? 4096.0 : -4096.0) * scales[ch]);
           break;
+        case 5: {  // a few float steps from a tie: x / scale within about 1e-7 of k + 0.5
+          float v = (float)((rand_range(-300, 300) + 0.5) * scales[ch]);
+          for (int step = rand_range(-3, 3); step != 0; step += step > 0 ? -1 : 1)
+            v = nextafterf(v, step > 0 ? INFINITY : -INFINITY);
+          x[i] = v;
+          break;
+        }
         default:
           x[i] = (float)rand_range(-1000000, 1000000) * 1e-4f;
       }
@@ -656,6 +769,28 @@ static void test_qs8_simple(whittle_isa level, bool u) {
     free(got);
     free(fwant);
     free(fgot);
+  }
+  // Exact ties whose product with 1 / scale is not a tie: scale 49 / 256 has an inexact inverse, and
+  // x = (k + 0.5) * scale is exact in float, so x / scale = k + 0.5 (rounded to even) while x * (1 / scale)
+  // can land one double step inside (-127.5 becomes -127.49999999999999): a vector quantizer that multiplies
+  // must divide these. 304 values: whole vectors, and a tail.
+  {
+    const size_t n = 304;
+    const double scale = 49.0 / 256.0;
+    const int32_t zero_point = u ? 128 : 0;
+    const qs8_quantization_layout layout = {1, 1, n, &scale, &zero_point, u};
+    float* x = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(((double)i - 152.0 + 0.5) * scale);
+    int8_t* want = xmalloc(n);
+    int8_t* got = xmalloc(n);
+    qs8_quantize__reference(&layout, x, want);
+    qs8_quantize(&layout, x, got, level);
+    size_t where;
+    report(!first_difference(got, want, n, &where), "%s quantize %s %s exact ties, scale 49/256", dtype,
+           level_name, k->name);
+    free(x);
+    free(want);
+    free(got);
   }
   const size_t lengths[] = {1, 7, 33, 1000};
   for (size_t c = 0; c < 4; c++) {
@@ -1021,10 +1156,27 @@ static void run_level(whittle_isa level) {
     test_qs8_conv("fc batch 1", &s, level, true, REQUANT_TYPICAL, true);
     test_qs8_conv("fc batch 1", &s, level, c % 2 == 0, REQUANT_EXTREME, true);
   }
+  // The requantization's rounding corners on the depthwise 3x3 row kernels (whole and partial blocks of
+  // channels, stride 2, batch 2), on the generic depthwise kernel and on a dense conv.
+  const whittle_conv2d_shape rounding_cases[] = {{1, 12, 12, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64},
+                                                 {2, 9, 9, 40, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 40},
+                                                 {1, 6, 6, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16},
+                                                 {1, 6, 6, 24, 24, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 24},
+                                                 {1, 8, 8, 24, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}};
+  for (size_t c = 0; c < sizeof(rounding_cases) / sizeof(rounding_cases[0]); c++) {
+    test_qs8_conv("rounding", &rounding_cases[c], level, false, REQUANT_ROUNDING, false);
+    test_qs8_conv("rounding", &rounding_cases[c], level, true, REQUANT_ROUNDING, false);
+  }
   test_fixed_point(level);
   test_f32_simple(level);
   test_qs8_simple(level, false);
   test_qs8_simple(level, true);
+  for (size_t c = 0; c < fixed; c++) test_conv_add(conv_cases[c].name, &conv_cases[c].s, level, c % 2 == 1);
+  for (size_t c = 0; c < sizeof(gemv_cases) / sizeof(gemv_cases[0]); c++) {
+    const whittle_conv2d_shape s = {1, 1, 1, gemv_cases[c][0], gemv_cases[c][1], 1, 1, 1, 1, 1, 1, 0, 0,
+                                    0, 0, 1};
+    test_conv_add("1x1 conv of one pixel (GEMV)", &s, level, c % 2 == 0);
+  }
 }
 
 int main(int argc, char** argv) {

@@ -171,8 +171,10 @@ function uint8Activations(pkg: Package, specs: readonly TensorSpec[]): TensorSpe
 }
 
 export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8Array {
+  // The specs of the package's own tensors: its conv outputs stay tensors (no residual add fused at load).
   const model = Model.fromPackage(pkg, {
     referenceOnly: true,
+    fuseResidual: false,
     ...(options.batch === undefined ? {} : { batch: options.batch }),
   });
   const { manifest } = pkg;

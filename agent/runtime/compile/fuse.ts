@@ -1,10 +1,14 @@
 // Fusions of the compile pass, on a graph already in one layout: batch norm after a conv / fully-connected
-// layer folds into its weights and bias (fold-batchnorm.ts), and a clip (ReLU, ReLU6, any clip) after one
-// becomes the layer's output clamp — the f32 kernels take min/max, the int8 kernels integer output bounds.
-// Each fusion needs the layer's output to have no other reader. Pairs the kernels cannot take (a leaky ReLU
-// or sigmoid after a layer, a residual add, a hard_swish) are reported as not fused. First, hard-swish as
-// exported before opset 14 (x * HardSigmoid(x) with alpha 1/6, beta 0.5) becomes one hard_swish node.
+// layer folds into its weights and bias (fold-batchnorm.ts), a residual add after a conv becomes the conv's
+// addend (ops/residual.ts; at load only, see fuseResidual), and a clip (ReLU, ReLU6, any clip) after a layer
+// becomes its output clamp — the f32 kernels take min/max, the int8 kernels integer output bounds; after a
+// residual add, the clamp after the add (add_min / add_max). Each fusion needs the layer's output to have no
+// other reader. Pairs the kernels cannot take (a leaky ReLU or sigmoid after a layer, a hard_swish, a
+// residual add that broadcasts or whose other operand is computed after the conv) are reported as not
+// fused. First, hard-swish as exported before opset 14 (x * HardSigmoid(x) with alpha 1/6, beta 0.5)
+// becomes one hard_swish node.
 import type { ManifestNode } from '../../package/manifest.js';
+import { ADDEND_INPUT, hasAddend, RESIDUAL_ATTRS } from '../ops/residual.js';
 import { elements } from '../tensor.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
 import { addTensor, type CompileGraph, type CompileReport, rawConstant, readersOf } from './graph.js';
@@ -85,10 +89,16 @@ function foldedBatchNorm(
   return { ...layer, inputs: [layer.inputs[0]!, wFolded, bFolded], outputs: [...bn.outputs] };
 }
 
-/** The clip folded into the layer's output clamp, or why it cannot be. */
+/** The clip folded into the layer's output clamp (after a residual add: the clamp after the add), or why it
+ * cannot be. */
 function fusedClip(graph: CompileGraph, layer: ManifestNode, clip: ManifestNode): ManifestNode | string {
-  const lows = [bound(layer, 'min'), bound(clip, 'min')].filter((v): v is number => v !== undefined);
-  const highs = [bound(layer, 'max'), bound(clip, 'max')].filter((v): v is number => v !== undefined);
+  const keys = hasAddend(layer) ? RESIDUAL_ATTRS : { min: 'min', max: 'max' };
+  const layerBound = (key: 'min' | 'max') => {
+    const v = layer.attrs[keys[key]];
+    return typeof v === 'number' ? v : undefined;
+  };
+  const lows = [layerBound('min'), bound(clip, 'min')].filter((v): v is number => v !== undefined);
+  const highs = [layerBound('max'), bound(clip, 'max')].filter((v): v is number => v !== undefined);
   const min = lows.length > 0 ? Math.max(...lows) : undefined;
   const max = highs.length > 0 ? Math.min(...highs) : undefined;
   if (min !== undefined && max !== undefined && min > max) return 'the clamps do not overlap';
@@ -104,11 +114,105 @@ function fusedClip(graph: CompileGraph, layer: ManifestNode, clip: ManifestNode)
       return 'int8 clip bounds are not integers';
   }
   const attrs = { ...layer.attrs };
-  delete attrs.min;
-  delete attrs.max;
-  if (min !== undefined && Number.isFinite(min)) attrs.min = min;
-  if (max !== undefined && Number.isFinite(max)) attrs.max = max;
+  delete attrs[keys.min];
+  delete attrs[keys.max];
+  if (min !== undefined && Number.isFinite(min)) attrs[keys.min] = min;
+  if (max !== undefined && Number.isFinite(max)) attrs[keys.max] = max;
   return { ...layer, attrs, outputs: [...clip.outputs] };
+}
+
+/** The layer op and format whose kernels take each kind of residual add as an addend. */
+const RESIDUAL_LAYERS: Record<string, { op: string; format: string }> = {
+  add: { op: 'conv2d', format: 'f32' },
+  qadd: { op: 'qconv2d', format: 'int8' },
+};
+
+/** Why the add (reading `layer`'s output `t`) cannot become `layer`'s addend, or undefined when it can. */
+function residualProblem(
+  graph: CompileGraph,
+  add: ManifestNode,
+  t: number,
+  layer: ManifestNode,
+  order: Map<ManifestNode, number>,
+  readers: Map<number, ManifestNode[]>,
+  producers: Map<number, ManifestNode>,
+): string | undefined {
+  const wanted = RESIDUAL_LAYERS[add.op]!;
+  if (layer.op !== wanted.op || layer.format !== wanted.format || add.format !== wanted.format)
+    return `no ${layer.format} ${layer.op} kernel takes an addend`;
+  if (hasAddend(layer)) return 'it already takes an addend';
+  if (soleProducer(graph, t, add, readers, producers) === undefined)
+    return 'its output has another reader (or is a graph output)';
+  const other = add.inputs[add.inputs[0] === t ? 1 : 0]!;
+  const [y, z, sum] = [t, other, add.outputs[0]!].map((i) => graph.tensors[i]!);
+  if (y!.shape.join(',') !== z!.shape.join(',') || y!.shape.join(',') !== sum!.shape.join(','))
+    return `the add broadcasts [${z!.shape.join(', ')}] to [${y!.shape.join(', ')}]`;
+  if (y!.dtype !== z!.dtype) return `the operands' dtypes differ (${y!.dtype}, ${z!.dtype})`;
+  if (graph.constants.has(other)) return 'the other operand is a constant';
+  const source = producers.get(other);
+  if (source !== undefined && order.get(source)! > order.get(layer)!)
+    return `the other operand (${z!.name}) is computed after ${layer.name}`;
+  if (wanted.format === 'int8' && (y!.quant?.scale.length !== 1 || y!.quant.zeroPoint.length !== 1))
+    return 'the conv output is not quantized per tensor';
+  return undefined;
+}
+
+/** Residual adds after a conv become the conv's addend (ops/residual.ts): the fused node runs where the conv
+ * ran, so the add's other operand must be computed before it. Of two conv operands, the later one takes the
+ * add. */
+function fuseResidualAdds(graph: CompileGraph, report: CompileReport, enabled: boolean): void {
+  const readers = readersOf(graph.nodes);
+  const producers = new Map<number, ManifestNode>();
+  for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
+  const order = new Map(graph.nodes.map((node, i) => [node, i]));
+  const replaced = new Map<ManifestNode, ManifestNode>();
+  const removed = new Set<ManifestNode>();
+  for (const add of graph.nodes) {
+    if (RESIDUAL_LAYERS[add.op] === undefined || add.inputs.length !== 2 || add.inputs.some((i) => i < 0))
+      continue;
+    const layers = add.inputs
+      .map((t) => ({ t, layer: producers.get(t) }))
+      .filter((c): c is { t: number; layer: ManifestNode } => {
+        const op = c.layer?.op ?? '';
+        return FLOAT_LAYERS.has(op) || INT8_LAYERS.has(op);
+      })
+      .sort((a, b) => order.get(b.layer)! - order.get(a.layer)!);
+    if (layers.length === 0) continue;
+    if (!enabled) {
+      report.notFused.push({ node: add.name, why: 'residual add fusion is off (fuseResidual: false)' });
+      continue;
+    }
+    const problems: string[] = [];
+    for (const { t, layer } of layers) {
+      const problem = replaced.has(layer)
+        ? 'it already takes another add'
+        : residualProblem(graph, add, t, layer, order, readers, producers);
+      if (problem !== undefined) {
+        problems.push(`${layer.name}: ${problem}`);
+        continue;
+      }
+      const other = add.inputs[add.inputs[0] === t ? 1 : 0]!;
+      const attrs = { ...layer.attrs };
+      for (const key of ['min', 'max'] as const) {
+        const v = bound(add, key);
+        if (v !== undefined) attrs[RESIDUAL_ATTRS[key]] = v;
+      }
+      if (layer.format === 'int8') {
+        const q = graph.tensors[t]!.quant!;
+        attrs[RESIDUAL_ATTRS.scale] = q.scale[0]!;
+        attrs[RESIDUAL_ATTRS.zeroPoint] = q.zeroPoint[0]!;
+      }
+      const inputs = [0, 1, 2].map((k) => layer.inputs[k] ?? -1);
+      inputs[ADDEND_INPUT] = other;
+      replaced.set(layer, { ...layer, inputs, attrs, outputs: [...add.outputs] });
+      removed.add(add);
+      report.fused.push({ node: add.name, into: layer.name });
+      break;
+    }
+    if (!removed.has(add))
+      report.notFused.push({ node: add.name, why: `residual add not fused: ${problems.join('; ')}` });
+  }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
 }
 
 /** x * hard_sigmoid(x) (alpha 1/6, beta 1/2; the gate read by the mul alone) as one hard_swish node. */
@@ -139,27 +243,21 @@ function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
   graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
 }
 
-export function fuseLayers(graph: CompileGraph, report: CompileReport): void {
+/** The fusions. Residual adds are fused at load only (`fuseResidual` true; false: reported as switched off,
+ * for A/B runs): a package stores conv and add apart, as the quantizer and the exporters read them. */
+export function fuseLayers(graph: CompileGraph, report: CompileReport, fuseResidual?: boolean): void {
   fuseHardSwish(graph, report);
-  for (const kind of ['batch_norm', 'clip'] as const) {
+  for (const kind of ['batch_norm', 'residual', 'clip'] as const) {
+    if (kind === 'residual') {
+      if (fuseResidual !== undefined) fuseResidualAdds(graph, report, fuseResidual);
+      continue;
+    }
     const readers = readersOf(graph.nodes);
     const producers = new Map<number, ManifestNode>();
     for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
     const replaced = new Map<ManifestNode, ManifestNode>();
     const removed = new Set<ManifestNode>();
     for (const node of graph.nodes) {
-      if (kind === 'clip' && node.op === 'add') {
-        // A residual add: either operand may be the layer's output.
-        const layer = node.inputs
-          .map((i) => (i < 0 ? undefined : soleProducer(graph, i, node, readers, producers)))
-          .find((p) => p !== undefined && (FLOAT_LAYERS.has(p.op) || INT8_LAYERS.has(p.op)));
-        if (layer !== undefined)
-          report.notFused.push({
-            node: node.name,
-            why: `residual add after ${layer.name}: no ${layer.op} kernel takes an addend; runs as add`,
-          });
-        continue;
-      }
       const x = node.inputs[0] ?? -1;
       if (x < 0) continue;
       const layer = soleProducer(graph, x, node, readers, producers);

@@ -2,6 +2,7 @@
 // layer fusions (fuse.ts). It runs when a model is imported (the package is stored compiled) and again
 // when a package is loaded (packages written before it), and is idempotent. It never changes results
 // beyond fp32 rounding (batch-norm folding); int8 graphs stay bit-exact. What it could not do is reported.
+// Residual adds are fused into the conv before them at load only (fuse.ts).
 import type { DecodedTensor } from '../../package/encodings.js';
 import type { Manifest } from '../../package/manifest.js';
 import { fuseLayers } from './fuse.js';
@@ -12,12 +13,18 @@ import { dropCopies } from './simplify.js';
 export { type CompileGraph, type CompileReport, emptyReport } from './graph.js';
 export { inputInLayout, NCHW_TO_NHWC, NHWC_TO_NCHW } from './layout.js';
 
+export interface CompileOptions extends LayoutOptions {
+  /** Fuse residual adds into the convs before them (fuse.ts): true at load (false: off, reported), absent
+   * when a model is imported (a package stores conv and add apart). */
+  fuseResidual?: boolean;
+}
+
 /** Rewrites `graph` in place: transposes sunk and folded, layers fused. */
-export function compileGraph(graph: CompileGraph, options: LayoutOptions): CompileReport {
+export function compileGraph(graph: CompileGraph, options: CompileOptions): CompileReport {
   const report = emptyReport();
   sinkTransposes(graph, options, report);
   dropCopies(graph);
-  fuseLayers(graph, report);
+  fuseLayers(graph, report, options.fuseResidual);
   return report;
 }
 
@@ -34,6 +41,7 @@ export interface CompiledPackage {
 export function compilePackage(
   manifest: Manifest,
   constants: readonly (DecodedTensor | undefined)[],
+  fuseResidual = true,
 ): CompiledPackage {
   const graph: CompileGraph = {
     tensors: manifest.tensors.slice(),
@@ -46,7 +54,7 @@ export function compilePackage(
       ),
     ),
   };
-  const report = compileGraph(graph, { inputLayout: 'keep' });
+  const report = compileGraph(graph, { inputLayout: 'keep', fuseResidual });
   const read = new Set<number>([
     ...graph.nodes.flatMap((n) => n.inputs),
     ...graph.outputs.map((o) => o.tensor),

@@ -21,8 +21,9 @@ import {
   fullyConnectedGeometry,
 } from '../reference-ops/fixed-point.js';
 import { fullyConnected } from '../reference-ops/matmul.js';
-import { elements } from '../tensor.js';
+import { elements, type TensorSpec } from '../tensor.js';
 import { convGeometry, windowAttrs } from '../window.js';
+import { checkAddend, withResidual } from './residual.js';
 
 /** A layer's executor per weight format: fp32 activations over the expanded weights, xnor with its input
  * binarized too, fixed16 / fixed8 in fixed point. In the order the benchmark reports the formats. */
@@ -142,10 +143,16 @@ const conv2d: OpDefinition = {
     const g = convGeometry(node, x, w);
     const bias = inputs[2];
     expect(bias === undefined || elements(bias.shape) === g.outC, node, `bias must have ${g.outC} elements`);
-    return [{ dtype: 'f32', shape: [g.batch, g.outH, g.outW, g.outC] }];
+    const y: TensorSpec = { dtype: 'f32', shape: [g.batch, g.outH, g.outW, g.outC] };
+    checkAddend(node, inputs, y);
+    return [y];
   },
   macs: (node, inputs, outputs) => elements(outputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
-  executors: weightFormatExecutors(floatConvExecutor, fixedPointConvExecutor),
+  // An addend (a fused residual add, residual.ts) only in f32: checkAddend refuses it in the other formats.
+  executors: weightFormatExecutors(
+    (binarize) => withResidual(floatConvExecutor(binarize)),
+    fixedPointConvExecutor,
+  ),
 };
 
 const fullyConnectedOp: OpDefinition = {

@@ -19,6 +19,7 @@ import { conv2dInteger } from '../reference-ops/conv.js';
 import { fullyConnected } from '../reference-ops/matmul.js';
 import { elements, type TensorSpec } from '../tensor.js';
 import { convGeometry } from '../window.js';
+import { checkAddend, withResidual } from './residual.js';
 
 /** Requantization of an integer accumulator of output channel o to an int8/uint8 output. */
 type Requantize = (accumulator: number, o: number) => number;
@@ -127,10 +128,12 @@ const qconv2d: OpDefinition = {
       node,
       `bias must be ${g.outC} int32`,
     );
-    return [{ ...y, shape: [g.batch, g.outH, g.outW, g.outC] }];
+    const out = { ...y, shape: [g.batch, g.outH, g.outW, g.outC] };
+    checkAddend(node, inputs, out);
+    return [out];
   },
   macs: (node, inputs, outputs) => elements(outputs[0]!.shape) * elements(inputs[1]!.shape.slice(1)),
-  executors: { int8: integerConvExecutor('qconv2d') },
+  executors: { int8: withResidual(integerConvExecutor('qconv2d')) },
 };
 
 const conv2dIntegerOp: OpDefinition = {

@@ -66,11 +66,16 @@ describe('batch chunks on the zoo models', () => {
           q.view.set(input.map((x) => saturate(roundHalfEven(x / scale[0]!) + zeroPoint[0]!, lo, hi)));
           chunked.runInPlace(1);
           check('runInPlace(1)', chunked.outputView(0).slice() as Float32Array);
+          chunked.outputView(0).fill(0);
+          chunked.inPlaceRunner(1)();
+          check('inPlaceRunner(1)', chunked.outputView(0).slice() as Float32Array);
         }
         // A run cannot start after a node whose output is held one chunk at a time.
         const first = chunked.batchSegments[0]!;
-        if (format === 'fp32' && first.images < BATCH && first.last > 1)
+        if (format === 'fp32' && first.images < BATCH && first.last > 1) {
           assert.throws(() => chunked.runInPlace(1), /held one batch chunk at a time/);
+          assert.throws(() => chunked.inPlaceRunner(1), /held one batch chunk at a time/);
+        }
       }
     });
   }

@@ -113,8 +113,24 @@ describe('native execution plan', { skip: !nativeAvailable() && 'native addon no
     const model = Model.fromPackage(pkg);
     model.inputView(0).set(x);
     model.runInPlace();
-    assertSameBytes(model.outputView(0), model.run([x])[0]!.data, 'runInPlace');
+    const want = model.run([x])[0]!.data;
+    assertSameBytes(model.outputView(0), want, 'runInPlace');
     assert.throws(() => model.runInPlace(model.manifest.nodes.length + 1), /runInPlace from node/);
+    // The runner the agent keeps: the same calls, looked up once; a range checked when it is made.
+    const run = model.inPlaceRunner();
+    for (let i = 0; i < 2; i++) {
+      model.outputView(0).fill(0);
+      model.inputView(0).set(x);
+      run();
+      assertSameBytes(model.outputView(0), want, `inPlaceRunner, run ${i}`);
+    }
+    model.outputView(0).fill(0);
+    model.inPlaceRunner(model.manifest.nodes.length)();
+    assert.ok(
+      model.outputView(0).every((v) => v === 0),
+      'from the last node on: nothing runs',
+    );
+    assert.throws(() => model.inPlaceRunner(-1), /runInPlace from node -1/);
   });
 
   test('the agent’s LeNet-5 frames: quantized past quantize_linear and run by the plan, the float path’s bits', () => {
@@ -146,6 +162,22 @@ describe('hostile plans are refused', { skip: !nativeAvailable() && 'native addo
     plan.run();
     assert.deepEqual(Array.from(f32(64)), [0, 0.5, 1, 0.25]);
     assert.equal(plan.steps, 1);
+    // runner(): the same run as a function of no arguments, again and again.
+    const run = plan.runner();
+    for (const values of [
+      [3, -2, 0.75, 0.5],
+      [0.125, 9, -9, 1],
+    ]) {
+      f32(0).set(values);
+      run();
+      assert.deepEqual(
+        Array.from(f32(64)),
+        values.map((v) => Math.min(1, Math.max(0, v))),
+      );
+    }
+    f32(64).fill(7);
+    plan.runner(1)();
+    assert.deepEqual(Array.from(f32(64)), [7, 7, 7, 7], 'runner(1) of a one-step plan runs nothing');
   });
 
   test('places outside the buffer, misaligned, overlapping or of the wrong size', () => {
@@ -210,8 +242,31 @@ describe('hostile plans are refused', { skip: !nativeAvailable() && 'native addo
     const plan = new ExecutionPlan([own], [{ layer, inputs: [place(0)], outputs: [place(64)] }]);
     assert.throws(() => plan.run(1, 0), RangeError);
     assert.throws(() => plan.run(0, 2), RangeError);
+    assert.throws(() => plan.runner(1, 0), RangeError);
+    assert.throws(() => plan.runner(0, 2), RangeError);
+    const runner = plan.runner(0, 1);
+    runner();
     structuredClone(own.buffer, { transfer: [own.buffer] });
     refused(() => plan.run(), /buffers\[0\].*detached or resized/);
+    refused(runner, /buffers\[0\].*detached or resized/);
+
+    // A DataView buffer is checked the same way.
+    const bytes = new ArrayBuffer(128);
+    const viewLayer = createOperator('clamp', {
+      input: new Float32Array(bytes, 0, 4),
+      output: new Float32Array(bytes, 64, 4),
+      min: 0,
+    });
+    const viewPlan = new ExecutionPlan(
+      [new DataView(bytes)],
+      [{ layer: viewLayer, inputs: [place(0)], outputs: [place(64)] }],
+    );
+    const viewRunner = viewPlan.runner();
+    new Float32Array(bytes, 0, 4).set([-1, 2, 0.5, -0.5]);
+    viewRunner();
+    assert.deepEqual(Array.from(new Float32Array(bytes, 64, 4)), [0, 2, 0.5, 0]);
+    structuredClone(bytes, { transfer: [bytes] });
+    refused(viewRunner, /buffers\[0\].*detached or resized/);
 
     const weights = normal(4 * 4);
     const conv = createFullyConnectedF32({ batch: 1, inChannels: 4, outChannels: 4, weights, bias: null });

@@ -3,7 +3,8 @@
 // images (fp32: max |diff| <= 1e-4 of the output range), then quantized with `whittle quantize`'s code path
 // and compared with Whittle's own fp32 (top-1 agreement). CI runs a fast subset (SqueezeNet 1.1, RegNetX
 // 400MF for grouped convolutions, MobileNetV3-Small for hard-swish / hard-sigmoid and the SE block);
-// WHITTLE_CONFORMANCE=all runs every model (the full 1,000-image figure is `npm run bench -- models`).
+// WHITTLE_CONFORMANCE=all runs every model (the full 1,000-image figure is `npm run bench -- models`), and
+// the residual-add fusion check on ResNet-18 and MobileNetV2 (WHITTLE_CONFORMANCE=residual runs that alone).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -21,7 +22,14 @@ import {
 } from '../../../bench/conformance.js';
 
 const FAST: ConformanceModel[] = ['squeezenet1_1', 'regnet_x_400mf', 'mobilenet_v3_small'];
-const MODELS = process.env.WHITTLE_CONFORMANCE === 'all' ? [...CONFORMANCE_MODELS] : FAST;
+const MODELS =
+  process.env.WHITTLE_CONFORMANCE === 'all'
+    ? [...CONFORMANCE_MODELS]
+    : process.env.WHITTLE_CONFORMANCE === 'residual'
+      ? []
+      : FAST;
+const RESIDUAL: ConformanceModel[] = ['resnet18', 'mobilenet_v2'];
+const RESIDUAL_MODELS = ['all', 'residual'].includes(process.env.WHITTLE_CONFORMANCE ?? '') ? RESIDUAL : [];
 /** int8 top-1 agreement with Whittle's fp32 on AGREEMENT_IMAGES images: the issue's figure is 99 % on 1,000. */
 const AGREEMENT_IMAGES = 100;
 const AGREEMENT_MIN = 0.97;
@@ -73,5 +81,36 @@ describe('torchvision conformance', { skip: !canExport() && 'no python3-torch / 
         assert.ok(agreement >= AGREEMENT_MIN, `top-1 agreement ${agreement}`);
       },
     );
+  }
+
+  for (const name of RESIDUAL_MODELS) {
+    test(`${name}: every residual add fuses into its conv; fp32 and int8 match the unfused reference`, () => {
+      const p = conformancePackages(name, 7);
+      const input = inPackageLayout(p.fp32, randomImages(1, p.size, 60), 1, p.size);
+      for (const [format, pkg] of [
+        ['fp32', p.fp32],
+        ['int8', p.int8],
+      ] as const) {
+        const fused = Model.fromPackage(pkg);
+        const adds = pkg.manifest.nodes.filter((n) => n.op === 'add' || n.op === 'qadd').length;
+        assert.ok(adds > 0, `${format}: the package has residual adds`);
+        const into = new Set(fused.compileReport.fused.map((f) => f.node));
+        assert.deepEqual(
+          pkg.manifest.nodes.filter((n) => (n.op === 'add' || n.op === 'qadd') && !into.has(n.name)),
+          [],
+          `${format}: adds left ${JSON.stringify(fused.compileReport.notFused)}`,
+        );
+        const ours = fused.run([input])[0]!.data;
+        // The same kernels then the same add: bit-exact with the unfused native run in both formats.
+        assert.deepEqual(ours, Model.fromPackage(pkg, { fuseResidual: false }).run([input])[0]!.data);
+        const unfused = Model.fromPackage(pkg, { compile: false, referenceOnly: true }).run([input])[0]!.data;
+        if (format === 'int8') {
+          assert.deepEqual(ours, unfused);
+        } else {
+          const diff = Math.max(...Array.from(unfused, (v, i) => Math.abs(v - ours[i]!)));
+          assert.ok(diff <= 1e-5, `max |diff| ${diff} against the unfused reference`);
+        }
+      }
+    });
   }
 });
