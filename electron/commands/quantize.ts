@@ -18,8 +18,8 @@ import { probeFromTestSet } from '../../optimize/package/probe.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../optimize/package/writer.js';
 import {
   CALIBRATION_METHODS,
-  type CalibrationMethod,
   calibrationFromImages,
+  type CalibrationMethod,
 } from '../../optimize/quantize/calibrate.js';
 import { DEFAULT_CALIBRATION_METHOD, quantizePackage } from '../../optimize/quantize/ptq.js';
 import { CommandUsageError } from './command-error.js';
