@@ -32,15 +32,26 @@ function machine(): string {
   return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} threads), ${process.platform}/${process.arch}, node ${process.version}, commit ${commit}`;
 }
 
-const FUZZ_HELP = `fuzz options: --reader ${Object.keys(FUZZ_READERS).join(',')} (default: all), --iterations 200000 (per reader), --seed 1`;
-const ONNX_AGREEMENT_HELP = 'onnx-agreement options: --images N (default: the whole Fashion-MNIST test set)';
+const FUZZ_HELP = `fuzz options: --reader ${Object.keys(FUZZ_READERS).join(',')} (default: all), --iterations 200000 (per reader), --seed 1, --json`;
+const ONNX_AGREEMENT_HELP =
+  'onnx-agreement options: --images N (default: the whole Fashion-MNIST test set), --json';
 const TRAIN_HELP =
   'train options: --models lenet5,vgg-small, --batch 64, --threads 2, --seconds 10, --python /usr/bin/python3, --json';
+
+/** Where a subcommand's human-readable lines go: stdout, or stderr when stdout carries one JSON object. */
+function humanLines(json: boolean | undefined): (line: string) => void {
+  return json ? (line) => process.stderr.write(`${line}\n`) : (line) => console.log(line);
+}
 
 function fuzz(args: string[]): number {
   const values = benchOptions(
     args,
-    { reader: { type: 'string' }, iterations: { type: 'string' }, seed: { type: 'string' } },
+    {
+      reader: { type: 'string' },
+      iterations: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     FUZZ_HELP,
   );
   if (values === undefined) return 0;
@@ -52,10 +63,11 @@ function fuzz(args: string[]): number {
     console.error(`bench fuzz: unknown reader ${unknown.join(', ')}; ${FUZZ_HELP}`);
     return 2;
   }
-  console.log(`machine: ${machine()}`);
-  let failed = false;
+  const say = humanLines(values.json);
+  say(`machine: ${machine()}`);
+  const results: (Record<'iterations' | 'crashes' | 'hangs', number> & Record<string, unknown>)[] = [];
   for (const reader of readers) {
-    console.log(`fuzz: ${reader} reader, ${iterations} inputs, seed ${seed}`);
+    say(`fuzz: ${reader} reader, ${iterations} inputs, seed ${seed}`);
     const report = runFuzz(reader, {
       iterations,
       seed,
@@ -64,35 +76,76 @@ function fuzz(args: string[]): number {
           `  ${done} / ${iterations} (${failures} failures, ${Math.round(performance.now() / 1000)} s)\n`,
         ),
     });
-    console.log(
+    const crashes = report.failures.filter((f) => f.kind === 'crash').length;
+    const hangs = report.failures.filter((f) => f.kind === 'hang').length;
+    say(
       `inputs: ${report.iterations} in ${(report.elapsedMs / 1000).toFixed(1)} s (${Math.round(report.iterations / (report.elapsedMs / 1000))}/s, CPU ${(report.cpuMs / 1000).toFixed(1)} s), slowest ${report.slowestMs.toFixed(1)} ms`,
     );
-    console.log(`strategies: ${JSON.stringify(report.byStrategy)}`);
-    console.log(`accepted: ${report.accepted}; refused by code: ${JSON.stringify(report.refused)}`);
-    console.log(
-      `crashes: ${report.failures.filter((f) => f.kind === 'crash').length}, hangs: ${report.failures.filter((f) => f.kind === 'hang').length}`,
-    );
+    say(`strategies: ${JSON.stringify(report.byStrategy)}`);
+    say(`accepted: ${report.accepted}; refused by code: ${JSON.stringify(report.refused)}`);
+    say(`crashes: ${crashes}, hangs: ${hangs}`);
     for (const failure of report.failures.slice(0, 10))
-      console.log(`  #${failure.iteration} ${failure.strategy} ${failure.kind}: ${failure.message}`);
-    failed ||= report.failures.length > 0;
+      say(`  #${failure.iteration} ${failure.strategy} ${failure.kind}: ${failure.message}`);
+    results.push({
+      reader,
+      seed,
+      iterations: report.iterations,
+      crashes,
+      hangs,
+      accepted: report.accepted,
+      refused: report.refused,
+      by_strategy: report.byStrategy,
+      slowest_ms: report.slowestMs,
+      elapsed_ms: report.elapsedMs,
+      cpu_ms: report.cpuMs,
+      failures: report.failures,
+    });
   }
-  return failed ? 1 : 0;
+  const sum = (key: 'iterations' | 'crashes' | 'hangs'): number => results.reduce((n, r) => n + r[key], 0);
+  if (values.json)
+    console.log(
+      JSON.stringify({
+        machine: machine(),
+        iterations: sum('iterations'),
+        crashes: sum('crashes'),
+        hangs: sum('hangs'),
+        results,
+      }),
+    );
+  return results.some((r) => r.crashes + r.hangs > 0) ? 1 : 0;
 }
 
 async function onnxAgreement(args: string[]): Promise<number> {
-  const values = benchOptions(args, { images: { type: 'string' } }, ONNX_AGREEMENT_HELP);
+  const values = benchOptions(
+    args,
+    { images: { type: 'string' }, json: { type: 'boolean' } },
+    ONNX_AGREEMENT_HELP,
+  );
   if (values === undefined) return 0;
   const limit = values.images === undefined ? undefined : positiveInteger(values.images, 10000, '--images');
-  console.log('onnx-agreement: int8 Fashion-MNIST MLP, Whittle runtime vs ONNX Runtime on the QDQ export');
-  console.log(`machine: ${machine()}`);
+  const say = humanLines(values.json);
+  say('onnx-agreement: int8 Fashion-MNIST MLP, Whittle runtime vs ONNX Runtime on the QDQ export');
+  say(`machine: ${machine()}`);
   const r = await measureOnnxAgreement(limit);
   const pct = (n: number): string => `${((100 * n) / r.images).toFixed(2)}%`;
-  console.log(`images: ${r.images}`);
-  console.log(`top-1 agreement: ${r.agree}/${r.images} (${pct(r.agree)})`);
-  console.log(`accuracy: runtime ${pct(r.runtimeCorrect)}, ONNX Runtime ${pct(r.ortCorrect)}`);
-  console.log(
+  say(`images: ${r.images}`);
+  say(`top-1 agreement: ${r.agree}/${r.images} (${pct(r.agree)})`);
+  say(`accuracy: runtime ${pct(r.runtimeCorrect)}, ONNX Runtime ${pct(r.ortCorrect)}`);
+  say(
     `time per image: runtime ${(r.runtimeMs / r.images).toFixed(3)} ms, ONNX Runtime ${(r.ortMs / r.images).toFixed(3)} ms (batch 1)`,
   );
+  if (values.json)
+    console.log(
+      JSON.stringify({
+        machine: machine(),
+        images: r.images,
+        top1_agreement: r.agree / r.images,
+        runtime_accuracy: r.runtimeCorrect / r.images,
+        ort_accuracy: r.ortCorrect / r.images,
+        runtime_ms_per_image: r.runtimeMs / r.images,
+        ort_ms_per_image: r.ortMs / r.images,
+      }),
+    );
   return r.agree / r.images >= 0.995 ? 0 : 1;
 }
 
@@ -157,7 +210,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   compile-ab       the same zoo models imported from an NCHW ONNX export before / after the compile pass
   train            training images/s vs TensorFlow.js's cpu backend and PyTorch CPU
   agent            the agent's RSS, bundle size, fps and CPU on the camera
-  fuzz             the package and ONNX readers on mutated, truncated and random inputs (--reader, --iterations N)
+  fuzz             the package, ONNX and TFLite readers on mutated, truncated and random inputs (--reader, --iterations N)
   onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)

@@ -186,12 +186,22 @@ SIGN_DRIVER size_t sign_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
     if ((ob + block - 1) / g->group_output_channels != group) {
       break;  // the caller's one-channel path takes it from here
     }
-    for (size_t k = 0; k < reduction; k++) {
+    // One word of each of the block's rows at a time, then its 32 bits for all lanes: the lane loop is a
+    // plain shift-and-mask over contiguous words, which the compiler vectorizes.
+    for (size_t w = 0; w < row_words; w++) {
+      uint32_t signs[SIGN_MAX_BLOCK], nonzeros[SIGN_MAX_BLOCK];
       for (size_t j = 0; j < block; j++) {
-        const size_t word = (ob + j) * row_words + k / 32;
-        flips[k * block + j] = ((weight_sign[word] >> (k % 32)) & 1) << 31;
-        if (keeps != NULL)
-          keeps[k * block + j] = ((weight_nonzero[word] >> (k % 32)) & 1) != 0 ? UINT32_MAX : 0;
+        signs[j] = weight_sign[(ob + j) * row_words + w];
+        if (keeps != NULL) nonzeros[j] = weight_nonzero[(ob + j) * row_words + w];
+      }
+      const size_t bits = reduction - w * 32 < 32 ? reduction - w * 32 : 32;
+      for (size_t b = 0; b < bits; b++) {
+        uint32_t* flip = flips + (w * 32 + b) * block;
+        for (size_t j = 0; j < block; j++) flip[j] = (signs[j] << (31 - b)) & UINT32_C(0x80000000);
+        if (keeps != NULL) {
+          uint32_t* keep = keeps + (w * 32 + b) * block;
+          for (size_t j = 0; j < block; j++) keep[j] = 0u - ((nonzeros[j] >> b) & 1);
+        }
       }
     }
     for (size_t n = 0; n < g->batch; n++) {
