@@ -1,9 +1,13 @@
 // The ONNX importer's fuzz inputs: ONNX models (a sample package exported by Whittle's ONNX writer, a small
-// CNN, and a graph with the shape subgraph and Constants PyTorch's exporter writes) mutated at the byte level
+// CNN, a graph with the shape subgraph and Constants PyTorch's exporter writes, and the QDQ export of the
+// bundled int8 LeNet-5) mutated at the byte level
 // (truncation, bit flips) and at the protobuf level (huge dims, huge counts, cyclic graphs, missing inputs,
 // attributes set to edge values, op types swapped, opsets changed). Every input must import or be refused
 // with a typed error (a WhittleError); none may hang.
-import { readPackage } from '../agent/package/reader.js';
+import { join } from 'node:path';
+
+import { readPackage, readPackageFile } from '../agent/package/reader.js';
+import { packageRoot } from '../agent/package-root.js';
 import { WhittleError } from '../native/whittle-error.js';
 import { exportOnnx } from '../optimize/onnx/export.js';
 import { importOnnx } from '../optimize/onnx/import.js';
@@ -143,6 +147,7 @@ const OP_TYPES = [
   'Flatten',
   'QLinearConv',
   'DequantizeLinear',
+  'QuantizeLinear',
   'BatchNormalization',
   'Pad',
   'Clip',
@@ -157,6 +162,14 @@ export function onnxReader(random: SeededRandom, _options: FuzzOptions): FuzzRea
     shapeSubgraphModel(),
     classifierModel(),
     classifierModel(),
+    // A quantized model: the bundled int8 LeNet-5's QDQ export (uint8 activations), for the QDQ rewrite.
+    exportOnnx(
+      readPackageFile(join(packageRoot(), 'agent', 'models', 'fashion-lenet5-int8.whittle'), {
+        allowUnsigned: true,
+        cpuFamily: null,
+      }),
+      { activations: 'u8' },
+    ),
   ];
   const pickSeed = (): Uint8Array => seeds[random.int(0, seeds.length - 1)]!;
   const edge = (): number =>

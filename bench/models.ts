@@ -15,7 +15,8 @@
 // — the fp32 package Whittle runs. `whittle quantize`'s code path (quantizePackage) makes the int8 package
 // from it on seeded random calibration inputs. ONNX Runtime runs the exported ONNX model for fp32 and, for
 // int8, the QDQ export of the very int8 package Whittle runs (per-channel int8 weights, activations as the
-// package quantizes them), which it fuses into its QLinear kernels.
+// package quantizes them), which it fuses into its QLinear kernels. `--formats qdq` rows import that QDQ file
+// back with `whittle import` (optimize/onnx/qdq.ts): both runtimes then run the very same file.
 //
 // Timing as in `bench kernels`: each contender (runtime x thread count) is warmed up and calibrated to a batch
 // of calls lasting about `batchMs`; every round times one batch of each contender, thread counts and
@@ -78,7 +79,9 @@ export const BENCH_MODELS: Record<string, BenchModelSpec> = {
   shufflenet: { zoo: 'shufflenet', height: 64, width: 64, channels: 3 },
 };
 
-export const MODEL_FORMATS = ['fp32', 'int8'] as const;
+/** fp32 and int8: Whittle's packages; qdq: the int8 package's QDQ export (uint8 activations) imported back
+ * by `whittle import` (optimize/onnx/qdq.ts) — ONNX Runtime and Whittle then run the very same file. */
+export const MODEL_FORMATS = ['fp32', 'int8', 'qdq'] as const;
 export type ModelFormat = (typeof MODEL_FORMATS)[number];
 
 export interface ModelBenchOptions {
@@ -270,7 +273,6 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
           `  int8 top-1 agreement with fp32: ${agreement} (fp32 on 8-bit rounded inputs: ${inputRounding})`,
         );
       for (const format of options.formats) {
-        const pkg = format === 'fp32' ? packages.fp32 : packages.int8;
         for (const batch of options.batches) {
           // fp32: ONNX Runtime runs the ONNX model Whittle imported; int8: the QDQ export of Whittle's package.
           // The QDQ export's activations are uint8 (zero points + 128, the same function): ONNX Runtime on x86
@@ -278,12 +280,20 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
           let onnxBytes: Uint8Array;
           try {
             onnxBytes =
-              format === 'fp32' ? packages.fp32Onnx(batch) : exportOnnx(pkg, { batch, activations: 'u8' });
+              format === 'fp32'
+                ? packages.fp32Onnx(batch)
+                : exportOnnx(packages.int8, { batch, activations: 'u8' });
           } catch (error) {
             // No peer for this row (an int8 package with fp32 islands the exporter does not write): said, skipped.
             log(`  ${format} batch ${batch}: no ONNX Runtime peer: ${(error as Error).message}`);
             continue;
           }
+          const pkg =
+            format === 'fp32'
+              ? packages.fp32
+              : format === 'int8'
+                ? packages.int8
+                : read(importOnnx(onnxBytes, { source: `${name}-qdq.onnx`, modelId: name }));
           const groups: ThreadGroup[] = [];
           for (const threads of options.threads) {
             setThreads(threads);
@@ -428,4 +438,4 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
 }
 
 export const MODELS_HELP = `models options: --models ${MODEL_NAMES.join(',')} (the zoo's five by default),
-  --formats fp32,int8, --batches 1,32, --threads 1,2, --rounds 21, --batch-ms 20, --seed 1, --json`;
+  --formats fp32,int8 (or qdq: the int8 package's QDQ export as \`whittle import\` takes it), --batches 1,32, --threads 1,2, --rounds 21, --batch-ms 20, --seed 1, --json`;

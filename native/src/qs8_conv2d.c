@@ -47,6 +47,16 @@ struct qs8_conv2d_op {
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
+// Zeroed packed weights on a cache-line boundary: the kernels' 64-byte loads of a block then never straddle
+// two lines (blocks are multiples of 64 bytes when k is). NULL on overflow or out of memory.
+static unsigned char* packed_alloc(size_t count, size_t bytes) {
+  if (bytes != 0 && count > SIZE_MAX / bytes - 64) return NULL;
+  const size_t total = round_up(count * bytes, 64);
+  unsigned char* p = aligned_alloc(64, total == 0 ? 64 : total);
+  if (p != NULL) memset(p, 0, total);
+  return p;
+}
+
 // Bytes after the padded images: more than the largest k_align - 1 that an indirect kernel reads past the
 // last segment.
 #define QS8_IGEMM_SLACK 64
@@ -84,13 +94,15 @@ static void write_header(unsigned char* block, size_t nr, size_t n, int32_t bias
 }
 
 // A layer of one output row (a batch-1 fully-connected layer, or a 1x1 conv of one pixel) on a GEMV
-// kernel at least as specific as the GEMM kernel `level` picks (qs8_gemv_ukernel_select).
+// kernel at least as specific as the GEMM kernel `level` picks (qs8_gemv_ukernel_select), and no wider than
+// the GEMV kernel's max_channels.
 static bool is_gemv(const whittle_conv2d_shape* s, whittle_isa level) {
   const bool one_row = s->groups == 1 && s->batch == 1 && s->input_height == 1 && s->input_width == 1 &&
                        s->kernel_height == 1 && s->kernel_width == 1 && s->padding_top == 0 &&
                        s->padding_left == 0 && s->padding_bottom == 0 && s->padding_right == 0;
-  return one_row &&
-         whittle_isa_allows(qs8_gemv_ukernel_select(level)->isa, qs8_gemm_ukernel_select(level)->isa);
+  const qs8_gemv_ukernel* gemv = qs8_gemv_ukernel_select(level);
+  return one_row && whittle_isa_allows(gemv->isa, qs8_gemm_ukernel_select(level)->isa) &&
+         (gemv->max_channels == 0 || s->output_channels <= gemv->max_channels);
 }
 
 // The operator for checked arguments; output_offset is added to the output zero point of the kernels'
@@ -254,7 +266,7 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
     const int32_t zero_point_kernel = zero_point_s8 + (op->gemv->a_unsigned ? 128 : 0);
     op->a_xor = (q->unsigned_activations != op->gemv->a_unsigned) ? 0x80 : 0;
     const size_t block_bytes = 16 * 4 * sizeof(int32_t) + 16 * op->kc;
-    op->packed = calloc(round_up(channels, 16) / 16, block_bytes);
+    op->packed = packed_alloc(round_up(channels, 16) / 16, block_bytes);
     if (op->packed == NULL) goto fail;
     for (size_t o = 0; o < channels; o++) {
       unsigned char* block = op->packed + o / 16 * block_bytes;
@@ -290,7 +302,7 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
     const size_t block_bytes = nr * 4 * sizeof(int32_t) + op->kc * nr;
     const size_t blocks = round_up(op->cout_g, nr) / nr;
     op->packed_group_bytes = blocks * block_bytes;
-    op->packed = calloc(shape->groups, op->packed_group_bytes);
+    op->packed = packed_alloc(shape->groups, op->packed_group_bytes);
     if (op->packed == NULL) goto fail;
     for (size_t g = 0; g < shape->groups; g++) {
       for (size_t b = 0; b < blocks; b++) {
@@ -362,7 +374,10 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
   if (op->gemv != NULL) return op->gemv->name;
   if (op->depthwise) return op->dw3x3 ? op->dwconv->name_3x3 : op->dwconv->name;
-  return op->igemm != NULL ? op->igemm->name : op->gemm->name;
+  if (op->igemm != NULL) return op->igemm->name;
+  // A layer of at most 2 output rows runs only the 1-row variant (gemm_tile).
+  const size_t rows = op->shape.batch * op->output_height * op->output_width;
+  return rows <= 2 && op->gemm->fn_1 != NULL ? op->gemm->name_1 : op->gemm->name;
 }
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)

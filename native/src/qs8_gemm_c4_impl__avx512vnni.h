@@ -17,12 +17,78 @@
 #error "the MRx32c4 VNNI body has accumulators for at most 8 rows"
 #endif
 
+#if MR == 1 && !defined(WHITTLE_IGEMM) && !defined(QS8_VNNI_ROW64)
+#define QS8_VNNI_ROW64
+// One row of two blocks (64 columns, `cols` > 32 of them real): each group of 4 k is one broadcast for 4
+// ZMM of weights, and even and odd groups go to their own accumulators, so 8 independent VPDPBUSD chains
+// cover its latency (a batch-1 fully-connected layer has no other rows to do so).
+// `last` is false when cols <= 48: the 16 columns of zero weights are then neither loaded nor multiplied
+// (a constant at each call, so each variant compiles without the test).
+static inline __attribute__((always_inline)) void qs8_vnni_row64(const int8_t* a, size_t kc,
+                                                                 const unsigned char* block,
+                                                                 size_t block_bytes, int8_t* c, size_t cols,
+                                                                 const qs8_gemmlowp_params* params,
+                                                                 bool last) {
+  const size_t header = 32 * 4 * sizeof(int32_t);
+  const int8_t* w0 = (const int8_t*)(block + header);
+  const int8_t* w1 = (const int8_t*)(block + block_bytes + header);
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i e00 = zero, e01 = zero, e10 = zero, e11 = zero, o00 = zero, o01 = zero, o10 = zero, o11 = zero;
+  size_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    int32_t quads[2];
+    memcpy(quads, a + k, sizeof(quads));
+    const __m512i va = _mm512_set1_epi32(quads[0]), vb = _mm512_set1_epi32(quads[1]);
+    const size_t at = k * 32;
+    e00 = _mm512_dpbusd_epi32(e00, va, _mm512_loadu_si512(w0 + at));
+    e01 = _mm512_dpbusd_epi32(e01, va, _mm512_loadu_si512(w0 + at + 64));
+    e10 = _mm512_dpbusd_epi32(e10, va, _mm512_loadu_si512(w1 + at));
+    if (last) e11 = _mm512_dpbusd_epi32(e11, va, _mm512_loadu_si512(w1 + at + 64));
+    o00 = _mm512_dpbusd_epi32(o00, vb, _mm512_loadu_si512(w0 + at + 128));
+    o01 = _mm512_dpbusd_epi32(o01, vb, _mm512_loadu_si512(w0 + at + 192));
+    o10 = _mm512_dpbusd_epi32(o10, vb, _mm512_loadu_si512(w1 + at + 128));
+    if (last) o11 = _mm512_dpbusd_epi32(o11, vb, _mm512_loadu_si512(w1 + at + 192));
+  }
+  if (k < kc) {
+    int32_t quad;
+    memcpy(&quad, a + k, sizeof(quad));
+    const __m512i va = _mm512_set1_epi32(quad);
+    const size_t at = k * 32;
+    e00 = _mm512_dpbusd_epi32(e00, va, _mm512_loadu_si512(w0 + at));
+    e01 = _mm512_dpbusd_epi32(e01, va, _mm512_loadu_si512(w0 + at + 64));
+    e10 = _mm512_dpbusd_epi32(e10, va, _mm512_loadu_si512(w1 + at));
+    if (last) e11 = _mm512_dpbusd_epi32(e11, va, _mm512_loadu_si512(w1 + at + 64));
+  }
+  const __m512i sums[4] = {_mm512_add_epi32(e00, o00), _mm512_add_epi32(e01, o01), _mm512_add_epi32(e10, o10),
+                           _mm512_add_epi32(e11, o11)};
+  for (size_t q = 0; q < 4 && q * 16 < cols; q++) {
+    const qs8_channel_requant h = qs8_block_header(block + q / 2 * block_bytes, 32);
+    const size_t n = q % 2 * 16;
+    const __m512i acc = _mm512_add_epi32(sums[q], _mm512_loadu_si512(h.bias + n));
+    qs8_store16_avx512(c + q * 16, qs8_output_avx512(acc, &h, n, params), cols - q * 16, params);
+  }
+}
+#endif
+
 void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(const int8_t),
                          const void* packed_w, int8_t* c, size_t c_stride,
                          const qs8_gemmlowp_params* params) {
   WHITTLE_GEMM_TILE_ROWS(MR, const int8_t, int8_t);
   const unsigned char* block = packed_w;
-  for (size_t n0 = 0; n0 < nc; n0 += 32) {
+  size_t first = 0;  // the columns before it ran two blocks at a time
+#if MR == 1 && !defined(WHITTLE_IGEMM)
+  const size_t block_bytes = 32 * 4 * sizeof(int32_t) + kc * 32;
+  const qs8_gemmlowp_params p = *params;  // c may alias *params (int8_t*)
+  for (; first + 32 < nc; first += 64, block += 2 * block_bytes) {
+    const size_t cols = nc - first < 64 ? nc - first : 64;
+    if (cols > 48) {
+      qs8_vnni_row64(a_rows[0], kc, block, block_bytes, c_rows[0] + first, cols, &p, true);
+    } else {
+      qs8_vnni_row64(a_rows[0], kc, block, block_bytes, c_rows[0] + first, cols, &p, false);
+    }
+  }
+#endif
+  for (size_t n0 = first; n0 < nc; n0 += 32) {
     const qs8_channel_requant h = qs8_block_header(block, 32);
     const int8_t* w = (const int8_t*)(block + 32 * 4 * sizeof(int32_t));
     const size_t cols = whittle_gemm_tile_cols(nc, n0, 32);

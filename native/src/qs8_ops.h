@@ -99,6 +99,7 @@ typedef struct qs8_gemm_ukernel {
   // A 1-row variant with the same packing (NULL if none): runs tiles of 1 or 2 rows (fully-connected with
   // batch 1, and the last rows of a conv) without computing MR rows.
   qs8_gemm_ukernel_fn fn_1;
+  const char* name_1;
 } qs8_gemm_ukernel;
 
 // Batch-1 fully-connected (GEMV): c[n] = output stage of (bias'[n] + sum_k (a[k] ^ input_flip) * w[n][k])
@@ -115,6 +116,9 @@ typedef struct qs8_gemv_ukernel {
   qs8_gemv_ukernel_fn fn;
   uint8_t kr;
   bool a_unsigned;
+  // The widest layer (output channels) this kernel is used for, 0 for any: wider ones run the GEMM kernel's
+  // 1-row variant, when that is faster there.
+  uint16_t max_channels;
 } qs8_gemv_ukernel;
 
 typedef struct qs8_igemm_ukernel {

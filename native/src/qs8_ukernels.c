@@ -64,7 +64,7 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 // kr: k per packed column group; k_align: A rows are padded to a multiple of it; a_unsigned: A is uint8;
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1) \
-  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1 }
+  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1, #fn_1 }
 #define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment }
 // fn_3x3: the 3x3 row kernel with the same packing.
@@ -92,19 +92,21 @@ const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemm)
 
-#define GEMV(name, isa, kr, a_unsigned) \
-  { #name, isa, name, kr, a_unsigned }
+// max_channels: wider layers take the GEMM kernel's 1-row variant (0: none do).
+#define GEMV(name, isa, kr, a_unsigned, max_channels) \
+  { #name, isa, name, kr, a_unsigned, max_channels }
 
 const qs8_gemv_ukernel qs8_gemv_ukernels[] = {
 #if defined(__x86_64__)
-    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni, WHITTLE_ISA_AVX512VNNI, 64, true),
-    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512, WHITTLE_ISA_AVX512, 64, false),
-    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx2, WHITTLE_ISA_AVX2, 64, false),
+    // Past 32 channels the 1x32c4 kernel's rows of two blocks (8 VPDPBUSD chains, no horizontal sums) win.
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni, WHITTLE_ISA_AVX512VNNI, 64, true, 32),
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512, WHITTLE_ISA_AVX512, 64, false, 0),
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx2, WHITTLE_ISA_AVX2, 64, false, 0),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__neon, WHITTLE_ISA_NEON, 64, false),
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__neon, WHITTLE_ISA_NEON, 64, false, 0),
 #endif
-    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar, WHITTLE_ISA_SCALAR, 64, false),
+    GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar, WHITTLE_ISA_SCALAR, 64, false, 0),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemv)
 

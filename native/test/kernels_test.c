@@ -986,8 +986,10 @@ static void run_level(whittle_isa level) {
   test_qs8_conv("fc", &long_k, level, false, REQUANT_TYPICAL, true);
   test_qs8_conv("fc", &long_k, level, true, REQUANT_EXTREME, true);
   // Batch 1 runs the int8 GEMV kernels: k below, at and past their 64-byte chunks and 128-byte steps, and
-  // channel counts around their blocks of 4 and 16.
-  const size_t gemv_cases[][2] = {{64, 16}, {128, 17}, {130, 37}, {400, 120}, {191, 3}, {1500, 40}};
+  // channel counts around their blocks of 4 and 16; layers wider than 32 on VNNI run the 1x32c4 kernel's rows
+  // of two blocks (whole, and partial at 37 and 120 channels, then one block at 96).
+  const size_t gemv_cases[][2] = {{64, 16}, {128, 17},  {130, 37}, {400, 120},
+                                  {191, 3}, {1500, 40}, {72, 64},  {260, 96}};
   for (size_t c = 0; c < sizeof(gemv_cases) / sizeof(gemv_cases[0]); c++) {
     const whittle_conv2d_shape s = {1, 1, 1, gemv_cases[c][0], gemv_cases[c][1], 1, 1, 1, 1, 1, 1, 0, 0,
                                     0, 0, 1};

@@ -25,6 +25,7 @@ import { GraphBuilder } from '../package/graph-builder.js';
 import type { KnownTensor } from './constant-fold.js';
 import { UnsupportedAttributeError } from './import-errors.js';
 import { attributeValue, ElemType, type NodeProto, OnnxImportError, type OnnxTensor } from './onnx-proto.js';
+import type { QdqTail } from './qdq.js';
 
 /** One op type's conversion into IR nodes. */
 export type OnnxOpHandler = (n: OnnxNode) => void;
@@ -65,6 +66,14 @@ export class ImportContext {
   readonly skip = new Set<NodeProto>();
   /** Pad nodes folded into the Conv layers that read them, by the Pad's output name. */
   readonly padOf = new Map<string, NodeProto>();
+  /** The node producing each ONNX value (qdq.ts reads weights through their DequantizeLinear). */
+  readonly producers = new Map<string, NodeProto>();
+  /** ONNX values that are DequantizeLinear of a computed integer tensor (per tensor): that tensor (qdq.ts). */
+  readonly dequantized = new Map<string, number>();
+  /** QDQ compute nodes and the activations and QuantizeLinear that end them (qdq.ts planQdq). */
+  readonly qdqTails = new Map<NodeProto, QdqTail>();
+  /** Relu / Clip nodes fused into the integer clamp of the layer before them. */
+  readonly fusedActivations = new Set<NodeProto>();
 
   constructor(
     /** The default (ai.onnx) domain's opset version. */

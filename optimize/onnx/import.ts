@@ -18,12 +18,14 @@ import { DynamicShapeError, UnsupportedOpsetError } from './import-errors.js';
 import {
   decodeModel,
   type ModelProto,
+  type NodeProto,
   OnnxImportError,
   type OnnxTensor,
   tensorFromProto,
 } from './onnx-proto.js';
 import { planConvFusions } from './ops/conv.js';
 import { ONNX_OPS, SUPPORTED_ONNX_OPS } from './ops/index.js';
+import { convertQdq, planQdq, shiftUint8 } from './qdq.js';
 
 export { DynamicShapeError, UnsupportedAttributeError, UnsupportedOpsetError } from './import-errors.js';
 export { SUPPORTED_ONNX_OPS } from './ops/index.js';
@@ -89,6 +91,13 @@ function inputShape(
   return shape as number[];
 }
 
+/** A node's key in ONNX_OPS: its op type, prefixed by its domain outside the default one
+ * ("com.microsoft.QLinearAdd"). */
+function tableKey(n: NodeProto): string {
+  const domain = n.domain ?? '';
+  return domain !== '' && domain !== 'ai.onnx' ? `${domain}.${n.opType ?? ''}` : (n.opType ?? '');
+}
+
 /** Converts an ONNX model to package content (manifest + raw-encoded constants). */
 export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): PackageContent {
   const source = options.source ?? 'model';
@@ -101,11 +110,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     throw new UnsupportedOpsetError(opset?.domain ?? '', opsetVersion, ONNX_OPSETS);
   const onnxNodes = graph.node ?? [];
   const unsupported = onnxNodes
-    .map((n, i) => {
-      const domain = n.domain ?? '';
-      const other = domain !== '' && domain !== 'ai.onnx';
-      return { name: n.name || `node${i}`, opType: other ? `${domain}.${n.opType ?? ''}` : (n.opType ?? '') };
-    })
+    .map((n, i) => ({ name: n.name || `node${i}`, opType: tableKey(n) }))
     .filter((n) => !Object.hasOwn(ONNX_OPS, n.opType) && !FOLDABLE_ONNX_OPS.includes(n.opType));
   if (unsupported.length > 0)
     throw new UnsupportedOpsError(unsupported, SUPPORTED_ONNX_OPS, [
@@ -148,11 +153,14 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     throw new OnnxImportError(`${source}: the graph has no non-constant input`);
 
   planConvFusions(ctx, onnxNodes);
+  const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
+  planQdq(ctx, onnxNodes, graphOutputs);
   onnxNodes.forEach((proto, index) => {
     if (ctx.skip.has(proto)) return;
     const n = new OnnxNode(ctx, proto, index);
-    const handler = ONNX_OPS[n.opType];
+    const handler = ONNX_OPS[tableKey(proto)];
     if (foldConstantNode(n, handler !== undefined)) return;
+    if (convertQdq(n, handler)) return;
     if (handler === undefined)
       return n.fail(
         `the runtime has no ${n.opType} op: it is evaluated at import only, and needs every input constant`,
@@ -179,6 +187,13 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
       );
     }
   }
+  // Dead nodes out (the float sides of QDQ pairs that run on integers), then uint8 activations to int8.
+  b.nodes.splice(
+    0,
+    b.nodes.length,
+    ...b.liveNodes([...outputs.map((o) => o.tensor), ...manifestInputs.map((i) => i.tensor)]),
+  );
+  shiftUint8(b, b.nodes, [...outputs.map((o) => o.tensor), ...manifestInputs.map((i) => i.tensor)]);
   // The compile pass: one NHWC layout (the image input declared NHWC, transposes sunk, cancelled and folded
   // into weights) and the layer fusions, so the package is stored as the runtime plans it.
   const compiled: CompileGraph = {

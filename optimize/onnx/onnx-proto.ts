@@ -31,11 +31,17 @@ export function tensorValueInfo(
 }
 
 /** The bytes of a model of one graph importing the default domain at `opset` (IR version 7). */
-export function encodeModel(graph: GraphProto, opset: number, producerName?: string): Uint8Array {
+export function encodeModel(
+  graph: GraphProto,
+  opset: number,
+  producerName?: string,
+  /** Opsets of other domains the graph uses (e.g. com.microsoft's). */
+  domains: readonly { domain: string; version: number }[] = [],
+): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 7,
     ...(producerName === undefined ? {} : { producerName }),
-    opsetImport: [{ domain: '', version: opset }],
+    opsetImport: [{ domain: '', version: opset }, ...domains],
     graph,
   });
   return onnx.ModelProto.encode(model).finish();

@@ -159,17 +159,24 @@ export class GraphBuilder {
     return out!;
   }
 
-  /** The package content: nodes that feed an output, the tensors they use, constants encoded raw. */
-  finish(inputs: Manifest['inputs'], outputs: Manifest['outputs'], meta: ModelMetadata): PackageContent {
-    const live = new Set<number>([...outputs.map((o) => o.tensor), ...inputs.map((i) => i.tensor)]);
+  /** The nodes that feed tensors `live`, in order; `live` gains every tensor they read or write. */
+  liveNodes(live: Set<number> | readonly number[]): ManifestNode[] {
+    const reached = live instanceof Set ? live : new Set(live);
     const kept: ManifestNode[] = [];
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const node = this.nodes[i]!;
-      if (!node.outputs.some((o) => live.has(o))) continue;
+      if (!node.outputs.some((o) => reached.has(o))) continue;
       kept.unshift(node);
-      for (const input of node.inputs) if (input >= 0) live.add(input);
-      for (const output of node.outputs) live.add(output);
+      for (const input of node.inputs) if (input >= 0) reached.add(input);
+      for (const output of node.outputs) reached.add(output);
     }
+    return kept;
+  }
+
+  /** The package content: nodes that feed an output, the tensors they use, constants encoded raw. */
+  finish(inputs: Manifest['inputs'], outputs: Manifest['outputs'], meta: ModelMetadata): PackageContent {
+    const live = new Set<number>([...outputs.map((o) => o.tensor), ...inputs.map((i) => i.tensor)]);
+    const kept = this.liveNodes(live);
     const order = [...live].sort((p, q) => p - q);
     const renumber = new Map(order.map((t, i) => [t, i]));
     const constants = new Map<number, EncodedTensor>();

@@ -2,7 +2,7 @@
 // them through layout transposes, and a transpose that does not meet its inverse head-on (a ReLU between
 // them) would run on every call. This pass walks the graph in order and carries each tensor as
 // "an underlying tensor and the permutation that gives the source graph's value": transposes only compose
-// permutations; layout-agnostic ops (unary, clip, quantize/dequantize, add/mul/sub/div/pow/prelu, concat,
+// permutations; layout-agnostic ops (unary, clip, quantize/dequantize, add/mul/sub/div/pow/prelu/qadd, concat,
 // softmax, batch norm, instance norm, channel shuffle over an unmoved last axis, and the per-axis ops pad,
 // slice, split, resize, gather, reduce_mean/reduce_max) run on the underlying tensor with their axes remapped; constants
 // that meet a permuted tensor are permuted once, here (folded); a flatten feeding fully-connected layers
@@ -56,7 +56,7 @@ const ELEMENTWISE_UNARY = new Set([
   'quantize_linear',
   'dequantize_linear',
 ]);
-const ELEMENTWISE_BINARY = new Set(['add', 'mul', 'sub', 'div', 'pow', 'prelu']);
+const ELEMENTWISE_BINARY = new Set(['add', 'mul', 'sub', 'div', 'pow', 'prelu', 'qadd']);
 
 /** Ops with one attribute per axis of their input (in source axis order), which follow a permutation by
  * reordering them: pads (begins then ends), resize's scales / sizes. */
@@ -224,7 +224,16 @@ export function sinkTransposes(graph: CompileGraph, options: LayoutOptions, repo
     placement.set(out, { tensor: y, perm });
   };
 
-  // Graph inputs declared NHWC where they only feed NCHW->NHWC transposes.
+  // Graph inputs declared NHWC where they only feed NCHW->NHWC transposes, directly or through one
+  // quantize_linear each (a quantized model's first QuantizeLinear).
+  const toNhwc = (n: ManifestNode): boolean =>
+    n.op === 'transpose' && permOf(n, 4).join(',') === NCHW_TO_NHWC.join(',');
+  const toNhwcAfter = (n: ManifestNode): boolean =>
+    n.op === 'quantize_linear' &&
+    n.inputs.length === 1 &&
+    !graphOutputs.has(n.outputs[0]!) &&
+    (readers.get(n.outputs[0]!) ?? []).length > 0 &&
+    readers.get(n.outputs[0]!)!.every(toNhwc);
   graph.inputs = graph.inputs.map((input) => {
     const t = input.tensor;
     const tensor = source[t]!;
@@ -235,7 +244,7 @@ export function sinkTransposes(graph: CompileGraph, options: LayoutOptions, repo
       tensor.shape.length !== 4 ||
       feeds.length === 0 ||
       graphOutputs.has(t) ||
-      !feeds.every((n) => n.op === 'transpose' && permOf(n, 4).join(',') === NCHW_TO_NHWC.join(','))
+      !feeds.every((n) => toNhwc(n) || toNhwcAfter(n))
     )
       return input;
     graph.tensors[t] = { ...tensor, name: `${tensor.name}/nchw` };

@@ -6,6 +6,7 @@ import { samePads } from '../../../agent/runtime/window.js';
 import { NCHW_TO_NHWC } from '../../package/graph-builder.js';
 import { type ImportContext, OnnxNode, type OnnxOpTable } from '../context.js';
 import type { NodeProto } from '../onnx-proto.js';
+import { qlinearOperands, type QuantizedOperands } from '../qdq.js';
 
 /** A 2-D window's padding as ONNX orders it, [top, left, bottom, right], from auto_pad or `pads`. */
 export function pads2d(
@@ -84,13 +85,14 @@ function spatialZeroPads(n: OnnxNode, padProto: NodeProto): number[] {
   return [pads[2]!, pads[3]!, pads[6]!, pads[7]!];
 }
 
-function conv(n: OnnxNode): void {
+/** A Conv whose operands are integer tensors: QLinearConv's, or a QDQ Conv's (qdq.ts). */
+export function conv(n: OnnxNode, q?: QuantizedOperands): void {
   const { b, name } = n;
-  const quantized = n.opType === 'QLinearConv';
-  const wIndex = quantized ? 3 : 1;
-  const pad = n.ctx.padOf.get(n.proto.input?.[0] ?? '');
-  let x = pad ? n.input(0, 'data', pad) : n.input(0, 'X');
-  let w = n.input(wIndex, 'W');
+  const quantized = q !== undefined || n.opType === 'QLinearConv';
+  const wIndex = n.opType === 'QLinearConv' ? 3 : 1;
+  const pad = q ? undefined : n.ctx.padOf.get(n.proto.input?.[0] ?? '');
+  let x = q ? q.x : pad ? n.input(0, 'data', pad) : n.input(0, 'X');
+  let w = q ? q.w : n.input(wIndex, 'W');
   n.rank4(x, 'X');
   n.rank4(w, 'W');
   const [, , inH, inW] = b.tensors[x]!.shape as [number, number, number, number];
@@ -113,18 +115,14 @@ function conv(n: OnnxNode): void {
     return t;
   };
   if (quantized) {
-    x = b.withQuant(x, n.quant(1, 2, undefined), name);
-    w = b.withQuant(w, n.quant(4, 5, 0), name);
-    const yQuant = n.quant(6, 7, undefined);
-    const yDtype = b.tensors[n.input(7, 'y_zero_point')]!.dtype;
-    const bias = n.optional(8);
+    const operands = q ?? qlinearOperands(n, x, w, 8, 0);
     const [y] = b.emit(
       name,
       'qconv2d',
       'int8',
-      [b.toNhwc(x, name), weightsOhwi(w), bias],
-      { ...convAttrs, rounding: 'onnx' },
-      [{ dtype: yDtype, quant: yQuant }],
+      [b.toNhwc(operands.x, name), weightsOhwi(operands.w), operands.bias],
+      { ...convAttrs, ...operands.attrs },
+      [operands.y],
     );
     n.set(0, b.toNchw(y!, name));
   } else if (n.opType === 'ConvInteger') {

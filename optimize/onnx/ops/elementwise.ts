@@ -1,10 +1,10 @@
 // Element-wise ops: activations (Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, PRelu, Sqrt, Exp,
 // Tanh, Erf) and broadcasting arithmetic (Add, Mul, Sub, Div, Pow).
-import type { ManifestNode } from '../../../agent/package/manifest.js';
 import type { OnnxNode, OnnxOpTable } from '../context.js';
 
-function clip(n: OnnxNode): void {
-  const x = n.input(0, 'input');
+/** A Clip's constant bounds (attributes before opset 11, optional constant inputs from 11); Relu's is 0. */
+export function clipBounds(n: OnnxNode): { min?: number; max?: number } {
+  if (n.opType === 'Relu') return { min: 0 };
   let min = n.attrs.has('min') ? n.float('min', 0) : undefined;
   let max = n.attrs.has('max') ? n.float('max', 0) : undefined;
   if (n.opset >= 11) {
@@ -13,10 +13,11 @@ function clip(n: OnnxNode): void {
     if (n.optional(1) >= 0) min = n.constant(1, 'min (a bound computed at run time is not supported)')[0];
     if (n.optional(2) >= 0) max = n.constant(2, 'max (a bound computed at run time is not supported)')[0];
   }
-  const attrs: ManifestNode['attrs'] = {};
-  if (min !== undefined) attrs.min = min;
-  if (max !== undefined) attrs.max = max;
-  n.set(0, n.emit('clip', [x], attrs));
+  return { ...(min === undefined ? {} : { min }), ...(max === undefined ? {} : { max }) };
+}
+
+function clip(n: OnnxNode): void {
+  n.set(0, n.emit('clip', [n.input(0, 'input')], clipBounds(n)));
 }
 
 /** A binary op of the IR with ONNX's (multidirectional) broadcasting. */

@@ -8,6 +8,7 @@ import { LAYOUT_ONNX_OPS } from './layout.js';
 import { MATMUL_ONNX_OPS } from './matmul.js';
 import { NORMALIZATION_ONNX_OPS } from './normalization.js';
 import { POOL_ONNX_OPS } from './pool.js';
+import { QOPERATOR_ONNX_OPS } from './qoperator.js';
 import { QUANTIZE_ONNX_OPS } from './quantize.js';
 import { RESIZE_ONNX_OPS } from './resize.js';
 
@@ -19,8 +20,9 @@ export const ONNX_OPS: OnnxOpTable = {
   ...NORMALIZATION_ONNX_OPS,
   ...LAYOUT_ONNX_OPS,
   ...QUANTIZE_ONNX_OPS,
+  ...QOPERATOR_ONNX_OPS,
   ...RESIZE_ONNX_OPS,
 };
 
-/** The ONNX op types (default domain) the importer converts. */
+/** The ONNX op types the importer converts (outside the default domain as "domain.OpType"). */
 export const SUPPORTED_ONNX_OPS: readonly string[] = Object.keys(ONNX_OPS);

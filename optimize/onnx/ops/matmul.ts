@@ -2,6 +2,7 @@
 // their integer forms QLinearMatMul and MatMulInteger.
 import { elements } from '../../../agent/runtime/tensor.js';
 import type { OnnxNode, OnnxOpTable } from '../context.js';
+import { qlinearOperands } from '../qdq.js';
 
 /** t * factor as a node (folded right away when t is constant), or t itself when factor is 1. */
 function scaled(n: OnnxNode, t: number, factor: number, suffix: string): number {
@@ -60,11 +61,24 @@ export const MATMUL_ONNX_OPS: OnnxOpTable = {
   },
   QLinearMatMul: (n) => {
     const { b } = n;
-    const a = b.withQuant(n.input(0, 'a'), n.quant(1, 2, undefined), n.name);
-    const w = b.withQuant(n.input(3, 'b'), n.quant(4, 5, undefined), n.name);
-    const yDtype = b.tensors[n.input(7, 'y_zero_point')]!.dtype;
-    const [y] = b.emit(n.name, 'qmatmul', 'int8', [a, w], { rounding: 'onnx' }, [
-      { dtype: yDtype, quant: n.quant(6, 7, undefined) },
+    const a = n.input(0, 'a');
+    const w = n.input(3, 'b');
+    const constantWeights = b.data.has(w) && b.tensors[w]!.shape.length === 2;
+    if (constantWeights && b.tensors[a]!.shape.length === 2 && !b.data.has(a)) {
+      // Constant [in][out] weights: one qfully_connected over [out][in], quantized per tensor or per column.
+      const operands = qlinearOperands(n, a, w, -1, 1);
+      const wt = n.emit('transpose', [operands.w], { perm: [1, 0] }, 'weights_t');
+      const wq = b.tensors[operands.w]!.quant!;
+      b.tensors[wt]!.quant = { ...wq, ...(wq.scale.length > 1 ? { axis: 0 } : {}) };
+      n.set(
+        0,
+        b.emit(n.name, 'qfully_connected', 'int8', [operands.x, wt, -1], operands.attrs, [operands.y])[0]!,
+      );
+      return;
+    }
+    const operands = qlinearOperands(n, a, w, -1, undefined);
+    const [y] = b.emit(n.name, 'qmatmul', 'int8', [operands.x, operands.w], { rounding: 'onnx' }, [
+      operands.y,
     ]);
     n.set(0, y!);
   },

@@ -13,6 +13,8 @@ export interface NodeSpec {
   inputs: string[];
   outputs: string[];
   attrs?: Record<string, number | number[] | string | TensorProto>;
+  /** An op domain other than the default one (e.g. "com.microsoft"). */
+  domain?: string;
 }
 
 export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): TensorProto {
@@ -30,6 +32,8 @@ export function buildModel(options: {
   outputs: { name: string; dims: (number | string)[] }[];
   initializers?: TensorProto[];
   opset?: number;
+  /** Opsets of other domains the nodes use. */
+  domains?: { domain: string; version: number }[];
 }): Uint8Array {
   const valueInfo = (v: { name: string; dims: (number | string)[] }): ValueInfoProto =>
     tensorValueInfo(v.name, v.dims);
@@ -38,6 +42,7 @@ export function buildModel(options: {
     node: options.nodes.map((n) => ({
       opType: n.op,
       name: n.name,
+      ...(n.domain ? { domain: n.domain } : {}),
       input: n.inputs,
       output: n.outputs,
       attribute: Object.entries(n.attrs ?? {}).map(([name, value]) => attributeProto(name, value)),
@@ -46,5 +51,5 @@ export function buildModel(options: {
     output: options.outputs.map(valueInfo),
     initializer: options.initializers ?? [],
   };
-  return encodeModel(graph, options.opset ?? 13);
+  return encodeModel(graph, options.opset ?? 13, undefined, options.domains);
 }
