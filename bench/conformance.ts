@@ -14,6 +14,8 @@ import type { Model } from '../agent/runtime/model.js';
 import { elements } from '../agent/runtime/tensor.js';
 import { importOnnx } from '../optimize/onnx/import.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../optimize/package/writer.js';
+import { QuantizationError } from '../optimize/quantize/calibrate.js';
+import { dequantizeActivations, quantizeActivations } from '../optimize/quantize/int8.js';
 import { quantizePackage } from '../optimize/quantize/ptq.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
 
@@ -133,7 +135,7 @@ function argmaxes(logits: ArrayLike<number>, rows: number): number[] {
 }
 
 /** The share of `count` seeded inputs (`inputs(batch, seed)` in the models' input layout) on which two models
- * built at `batch` pick the same class. */
+ * built at `batch` pick the same class; `inputOfB`, when given, changes what model `b` is fed. */
 export function top1Agreement(
   a: Model,
   b: Model,
@@ -141,15 +143,33 @@ export function top1Agreement(
   count: number,
   batch: number,
   seed: number,
+  inputOfB: (x: Float32Array) => Float32Array = (x) => x,
 ): number {
   let same = 0;
   for (let done = 0; done < count; done += batch) {
     const x = inputs(batch, seed + done);
-    const [ya, yb] = [a, b].map((m) => argmaxes(m.run([x])[0]!.data, batch));
+    const ya = argmaxes(a.run([x])[0]!.data, batch);
+    const yb = argmaxes(b.run([inputOfB(x)])[0]!.data, batch);
     const rows = Math.min(batch, count - done);
-    for (let r = 0; r < rows; r++) if (ya![r] === yb![r]) same++;
+    for (let r = 0; r < rows; r++) if (ya[r] === yb[r]) same++;
   }
   return same / count;
+}
+
+/** Rounds fp32 inputs to the grid the int8 package quantizes its input to (its first quantize_linear), and
+ * back to fp32: fed to the fp32 package, the only error left is the input's 8-bit rounding, which no int8
+ * package avoids. Its top-1 agreement with the unrounded fp32 package bounds what the int8 package can reach. */
+export function int8InputGrid(int8: Package): (x: Float32Array) => Float32Array {
+  const { manifest } = int8;
+  const input = manifest.inputs[0]!.tensor;
+  const quantize = manifest.nodes.find((n) => n.op === 'quantize_linear' && n.inputs[0] === input);
+  const quant = quantize && manifest.tensors[quantize.outputs[0]!]!.quant;
+  if (quant === undefined || quant.scale.length !== 1)
+    throw new QuantizationError(
+      `${manifest.model.id}: the int8 package does not quantize its input per tensor`,
+    );
+  const q = { scale: quant.scale[0]!, zeroPoint: quant.zeroPoint[0]! };
+  return (x) => dequantizeActivations(quantizeActivations(x, q), q);
 }
 
 /** Elements of the package's input at its declared batch. */

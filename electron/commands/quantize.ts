@@ -1,5 +1,6 @@
 // `whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--images N] [--test-images N]
-// [--format int8|fixed16|fixed8] [--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]`:
+// [--format int8|fixed16|fixed8] [--calibration-method minmax|percentile|mse] [--key KEY | --bundled-key]
+// [--id ID] [--version V] [--name TEXT]`:
 // post-training quantization of an fp32 package — int8 affine (optimize/quantize/ptq.ts) or per-layer
 // dynamic fixed point with 16- or 8-bit words (optimize/package/fixed-point.ts), both calibrated on the same
 // images. The new package records its measured test-set top-1, the labels and the preprocessing, and
@@ -15,15 +16,20 @@ import { evaluatePackage, packageImageInput, packageImageSize } from '../../opti
 import { fixedPointPackage } from '../../optimize/package/fixed-point.js';
 import { probeFromTestSet } from '../../optimize/package/probe.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../optimize/package/writer.js';
-import { calibrationFromImages } from '../../optimize/quantize/calibrate.js';
-import { quantizePackage } from '../../optimize/quantize/ptq.js';
+import {
+  CALIBRATION_METHODS,
+  calibrationFromImages,
+  type CalibrationMethod,
+} from '../../optimize/quantize/calibrate.js';
+import { DEFAULT_CALIBRATION_METHOD, quantizePackage } from '../../optimize/quantize/ptq.js';
 import { CommandUsageError } from './command-error.js';
 import { loadSigningKey } from './signing-key.js';
 
 export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  post-training quantization of an fp32 package:
                         --format int8 (default) | fixed16 | fixed8 (per-layer dynamic fixed point); DATA as
                         for train (a folder is read at the package's input size and channels); --images N calibration images (1000), --test-images N for the recorded
-                        accuracy (all), --key KEY | --bundled-key, --id, --version, --name
+                        accuracy (all), --calibration-method minmax | percentile | mse (activation ranges;
+                        int8 default ${DEFAULT_CALIBRATION_METHOD}, fixed point minmax), --key KEY | --bundled-key, --id, --version, --name
 `;
 
 const FORMATS = ['int8', 'fixed16', 'fixed8'] as const;
@@ -31,7 +37,7 @@ type QuantizedFormat = (typeof FORMATS)[number];
 
 const USAGE =
   'usage: whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--format int8|fixed16|fixed8] ' +
-  '[--images N] [--test-images N] ' +
+  `[--calibration-method ${CALIBRATION_METHODS.join('|')}] [--images N] [--test-images N] ` +
   '[--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]';
 
 function count(value: string | undefined, flag: string, fallback: number): number {
@@ -51,6 +57,7 @@ export function quantizeCommand(args: string[]): number {
       out: { type: 'string', short: 'o' },
       calibration: { type: 'string' },
       format: { type: 'string' },
+      'calibration-method': { type: 'string' },
       images: { type: 'string' },
       'test-images': { type: 'string' },
       key: { type: 'string' },
@@ -73,6 +80,13 @@ export function quantizeCommand(args: string[]): number {
     throw new CommandUsageError(
       `--format: expected one of ${FORMATS.join(', ')} but received "${values.format}"`,
     );
+  const method = values['calibration-method'];
+  if (method !== undefined && !(CALIBRATION_METHODS as readonly string[]).includes(method))
+    throw new CommandUsageError(
+      `--calibration-method: expected one of ${CALIBRATION_METHODS.join(', ')} but received "${method}"`,
+    );
+  const calibrationMethod =
+    (method as CalibrationMethod | undefined) ?? (format === 'int8' ? DEFAULT_CALIBRATION_METHOD : 'minmax');
   const calibrationImages = count(values.images, '--images', 1000);
   const testImages = count(values['test-images'], '--test-images', Number.MAX_SAFE_INTEGER);
 
@@ -104,6 +118,7 @@ export function quantizeCommand(args: string[]): number {
   const started = Date.now();
   const calibration = calibrationFromImages(train, calibrationImages, packageImageInput(withMeta, train));
   const naming = {
+    calibrationMethod,
     ...(values.id ? { modelId: values.id } : {}),
     ...(values.version ? { version: values.version } : {}),
     ...(values.name ? { name: values.name } : {}),
@@ -143,7 +158,7 @@ export function quantizeCommand(args: string[]): number {
   console.log(
     `whittle quantize: ${source} (${fp32.fileBytes} bytes, top-1 ${(100 * fp32Top1).toFixed(2)}%) -> ` +
       `${values.out} (${bytes.length} bytes, top-1 ${(100 * quantizedTop1).toFixed(2)}%, ${layers.length} ${format} ` +
-      `layers) on ${limit} ${test.source} images; ${calibration.count} calibration images, ` +
+      `layers) on ${limit} ${test.source} images; ${calibration.count} calibration images (${calibrationMethod}), ` +
       `${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   return 0;

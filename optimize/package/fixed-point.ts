@@ -24,6 +24,7 @@ import {
 import type { Package } from '../../agent/package/reader.js';
 import { fixedPointLimit, fractionalLength } from '../../agent/runtime/number/fixed-point.js';
 import {
+  type CalibrationMethod,
   type CalibrationSet,
   collectRanges,
   QuantizationError,
@@ -41,6 +42,8 @@ export interface FixedPointOptions {
   modelId?: string;
   version?: string;
   name?: string;
+  /** How activation ranges are chosen from the calibration set (calibrate.ts; default min/max). */
+  calibrationMethod?: CalibrationMethod;
 }
 
 export interface FixedPointLayerChoice {
@@ -73,7 +76,7 @@ export function fixedPointPackage(
   const { manifest } = pkg;
   const limit = fixedPointLimit(options.bits);
   const format = options.bits === 16 ? 'fixed16' : 'fixed8';
-  const ranges = collectRanges(pkg, calibration);
+  const ranges = collectRanges(pkg, calibration, options.calibrationMethod);
 
   const uses = new Map<number, number>();
   for (const node of manifest.nodes) for (const i of node.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);

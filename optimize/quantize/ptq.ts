@@ -27,10 +27,12 @@
 // Other fp32-only ops (sigmoid, batch_norm...) are refused, since a graph full of float islands would not be
 // the int8 model the user asked for.
 //
-// Why min/max and not a percentile: every activation here is either the quantized input (exactly [0, 1]
-// for images scaled by 1/255), a ReLU output, or the logits. With 255 steps over the observed range the
-// rounding error is already below what the model notices (see agent/models/README.md for the measured
-// accuracy), and a clipped range would saturate the large, confident activations that decide the class.
+// Activation ranges are min/max by default; percentile and mse ranges (calibrate.ts) are a choice. Measured
+// (docs/benchmarks.md, "int8 agreement on the conformance set"): on trained models min/max agrees with fp32
+// as well or better — with 255 steps over the observed range the rounding error is already below what the
+// model notices, and a clipped range saturates the large, confident activations that decide the class — and
+// on the random-weight conformance models the methods differ by less than the sampling error.
+// A ReLU after a residual add is fused into the qadd as after a layer: its range, and integer bounds.
 import { toFloat32 } from '../../agent/package/encodings.js';
 import type { Manifest, ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
@@ -39,7 +41,13 @@ import { INT8_MAX, INT8_MIN, saturate } from '../../agent/runtime/number/saturat
 import { elements } from '../../agent/runtime/tensor.js';
 import { GraphBuilder } from '../package/graph-builder.js';
 import type { PackageContent } from '../package/writer.js';
-import { type CalibrationSet, collectRanges, QuantizationError, type TensorRange } from './calibrate.js';
+import {
+  type CalibrationMethod,
+  type CalibrationSet,
+  collectRanges,
+  QuantizationError,
+  type TensorRange,
+} from './calibrate.js';
 import {
   activationQuantizationFromRange,
   type ChannelwiseWeights,
@@ -48,6 +56,9 @@ import {
 } from './int8.js';
 
 export { type CalibrationSet, QuantizationError } from './calibrate.js';
+
+/** The calibration method `whittle quantize` uses unless told (see the header and docs/benchmarks.md). */
+export const DEFAULT_CALIBRATION_METHOD: CalibrationMethod = 'minmax';
 
 /** fp32 ops this pass can rewrite; anything else is refused, listed by node name. */
 export const QUANTIZABLE_OPS = [
@@ -72,6 +83,8 @@ export interface PtqOptions {
   /** Its version (default: the fp32 package's). */
   version?: string;
   name?: string;
+  /** How activation ranges are chosen from the calibration set (calibrate.ts; default DEFAULT_CALIBRATION_METHOD). */
+  calibrationMethod?: CalibrationMethod;
 }
 
 export interface PtqResult {
@@ -166,10 +179,29 @@ function withShortScales(q: ChannelwiseWeights, weights: Float32Array): Channelw
   return { ...q, scales, values };
 }
 
+/** `node`'s attributes with its own fused activation bounds and its fused clip's (real `min` / `max`, the
+ * tighter of the two) as the integer bounds that stand for them under the output's quantization `y`. */
+function withIntegerBounds(
+  node: ManifestNode,
+  relu: ManifestNode | undefined,
+  y: TensorQuantization,
+): ManifestNode['attrs'] {
+  const [scale, zeroPoint] = [y.scale[0]!, y.zeroPoint[0]!];
+  const bounds = [node.attrs, relu?.attrs ?? {}];
+  const lows = bounds.map((a) => a.min).filter((v): v is number => typeof v === 'number');
+  const highs = bounds.map((a) => a.max).filter((v): v is number => typeof v === 'number');
+  const attrs: ManifestNode['attrs'] = Object.fromEntries(
+    Object.entries(node.attrs).filter(([k]) => k !== 'min' && k !== 'max'),
+  );
+  if (lows.length > 0) attrs.min = quantizedBound(Math.max(...lows), scale, zeroPoint);
+  if (highs.length > 0) attrs.max = quantizedBound(Math.min(...highs), scale, zeroPoint);
+  return attrs;
+}
+
 /** What the graph's structure and calibration decide before anything is written (the plan phase). */
 interface QuantizationPlan {
-  /** The ReLU (or any clip) fused into a conv / FC layer, by layer: the layer output's only reader, and not a
-   * graph output. */
+  /** The ReLU (or any clip) fused into a conv / FC layer or a residual add, by that node: the node output's
+   * only reader, and not a graph output. */
   fusedClips: ReadonlyMap<ManifestNode, ManifestNode>;
   /** The range each fp32 tensor is quantized with, by tensor index: its calibrated range, or for a layer
    * output that feeds a concat, the concat's (see sharedConcatRanges). */
@@ -183,15 +215,19 @@ interface QuantizedLayer {
   bias: Float32Array | undefined;
 }
 
-/** The clip fused into each conv / FC layer that has one: the only reader of its output. */
+/** The clip fused into each conv / FC layer and each add of two same-shaped tensors (a residual add, written
+ * as qadd with integer bounds) that has one: the only reader of its output. */
 function fusedClipsOf(manifest: Manifest): Map<ManifestNode, ManifestNode> {
   const readers = new Map<number, ManifestNode[]>();
   for (const node of manifest.nodes)
     for (const i of node.inputs) if (i >= 0) readers.set(i, [...(readers.get(i) ?? []), node]);
   const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
   const fused = new Map<ManifestNode, ManifestNode>();
+  const sameShapes = (node: ManifestNode): boolean =>
+    new Set(node.inputs.map((t) => manifest.tensors[t]!.shape.join(','))).size === 1;
   for (const node of manifest.nodes) {
-    if (node.op !== 'conv2d' && node.op !== 'fully_connected') continue;
+    if (node.op !== 'conv2d' && node.op !== 'fully_connected' && !(node.op === 'add' && sameShapes(node)))
+      continue;
     const y = node.outputs[0]!;
     const next = readers.get(y);
     if (next?.length === 1 && next[0]!.op === 'clip' && next[0]!.format === 'f32' && !graphOutputs.has(y))
@@ -374,9 +410,12 @@ class Int8GraphWriter {
         case 'global_avgpool':
           this.writeGlobalAvgPool(node);
           break;
-        case 'add':
-          this.writeAdd(node);
+        case 'add': {
+          const relu = this.plan.fusedClips.get(node);
+          this.writeAdd(node, relu);
+          if (relu) fused.add(relu);
           break;
+        }
         case 'softmax':
           // No int8 softmax in the runtime: the logits are dequantized (10 values) and softmax runs in fp32.
           this.#floatTwin.set(
@@ -414,16 +453,7 @@ class Int8GraphWriter {
         ? b.constant(`${node.name}.bias`, 'i32', [outC], quantizeBias(bias, xScale, q.scales))
         : -1;
     const yQuant = this.activationQuant(out, node.name);
-    const [scale, zeroPoint] = [yQuant.scale[0]!, yQuant.zeroPoint[0]!];
-    // Real bounds of the layer's own fused activation and of the fused clip, as integer bounds.
-    const bounds = [node.attrs, relu?.attrs ?? {}];
-    const lows = bounds.map((a) => a.min).filter((v): v is number => typeof v === 'number');
-    const highs = bounds.map((a) => a.max).filter((v): v is number => typeof v === 'number');
-    const attrs: ManifestNode['attrs'] = Object.fromEntries(
-      Object.entries(node.attrs).filter(([k]) => k !== 'min' && k !== 'max'),
-    );
-    if (lows.length > 0) attrs.min = quantizedBound(Math.max(...lows), scale, zeroPoint);
-    if (highs.length > 0) attrs.max = quantizedBound(Math.min(...highs), scale, zeroPoint);
+    const attrs = withIntegerBounds(node, relu, yQuant);
     const op = node.op === 'conv2d' ? 'qconv2d' : 'qfully_connected';
     let input = xq;
     // qfully_connected reads [batch][features]; a 4-D input (a conv's output) is flattened first.
@@ -446,25 +476,30 @@ class Int8GraphWriter {
   }
 
   /** An add of two tensors of one shape as qadd, from their int8 quantizations to the sum's calibrated one
-   * (a residual connection); fp32 on dequantized inputs where an input is fp32 only (after a softmax) or
-   * the shapes differ (broadcasting). */
-  private writeAdd(node: ManifestNode): void {
+   * (a residual connection), with `relu` (its fused clip, if any) folded into the output range and the integer
+   * bounds; fp32 on dequantized inputs where an input is fp32 only (after a softmax) or the shapes differ
+   * (broadcasting), the fused clip then written after it in fp32. */
+  private writeAdd(node: ManifestNode, relu: ManifestNode | undefined): void {
     const [a, b] = node.inputs as [number, number];
     const y = node.outputs[0]!;
     const int8 = (t: number) => this.#int8Twin.has(t) || !this.#floatTwin.has(t);
     const shape = (t: number) => this.manifest.tensors[t]!.shape.join(',');
     if (int8(a) && int8(b) && shape(a) === shape(b)) {
-      const quant = this.activationQuant(y, node.name);
+      const out = relu ? relu.outputs[0]! : y;
+      const quant = this.activationQuant(out, node.name);
       const inputs = [this.int8Of(a, node.name), this.int8Of(b, node.name)];
       this.#int8Twin.set(
-        y,
-        this.builder.emit(node.name, 'qadd', 'int8', inputs, {}, [{ dtype: 'i8', quant }])[0]!,
+        out,
+        this.builder.emit(node.name, 'qadd', 'int8', inputs, withIntegerBounds(node, relu, quant), [
+          { dtype: 'i8', quant },
+        ])[0]!,
       );
     } else {
       this.#floatTwin.set(
         y,
         this.builder.emit(node.name, 'add', 'f32', [this.floatOf(a), this.floatOf(b)], node.attrs)[0]!,
       );
+      if (relu) this.writeFloat(relu);
     }
   }
 
@@ -557,7 +592,7 @@ export function quantizePackage(
 ): PtqResult {
   const { manifest } = pkg;
   checkSupported(manifest, pkg);
-  const ranges = collectRanges(pkg, calibration);
+  const ranges = collectRanges(pkg, calibration, options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD);
   const plan = planQuantization(manifest, ranges);
   const layers = quantizeLayers(pkg);
 

@@ -466,15 +466,7 @@ const OP_HANDLERS: Partial<Record<BuiltinOperator, Handler>> = {
     (c, op, x) => c.b.emit(op.name, 'clip', 'f32', [x], { min: 0, max: 6 })[0]!,
     [0, 6],
   ),
-  [BuiltinOperator.HARD_SWISH]: unary((c, op, x) => {
-    // x * relu6(x + 3) / 6 with the fp32 ops the IR has.
-    const three = c.b.constant(`${op.name}.three`, 'f32', [], [3]);
-    const sixth = c.b.constant(`${op.name}.sixth`, 'f32', [], [1 / 6]);
-    const shifted = c.b.emit(`${op.name}/plus3`, 'add', 'f32', [x, three], {})[0]!;
-    const gate = c.b.emit(`${op.name}/relu6`, 'clip', 'f32', [shifted], { min: 0, max: 6 })[0]!;
-    const scaled = c.b.emit(`${op.name}/div6`, 'mul', 'f32', [gate, sixth], {})[0]!;
-    return c.b.emit(op.name, 'mul', 'f32', [x, scaled], {})[0]!;
-  }),
+  [BuiltinOperator.HARD_SWISH]: unary((c, op, x) => c.b.emit(op.name, 'hard_swish', 'f32', [x], {})[0]!),
   [BuiltinOperator.PAD]: (c, op) => {
     if (!c.paddedBy.has(op.outputs[0]!))
       c.fail(

@@ -40,7 +40,7 @@ describe('bench models', () => {
         'ort_ms',
         'vs_ort',
         'max_abs_diff',
-        ...(row.format === 'int8' ? ['top1_agreement'] : []),
+        ...(row.format === 'int8' ? ['top1_agreement', 'top1_input_rounding'] : []),
       ]);
       assert.equal(row.model, 'lenet5');
       assert.equal(row.batch, 1);
@@ -59,6 +59,11 @@ describe('bench models', () => {
     assert.ok(int8!.max_abs_diff < 0.05, `int8 max_abs_diff ${int8!.max_abs_diff}`);
     // The int8 package picks fp32's class on (nearly) every input: a wrong layout or scale would not.
     assert.ok(int8!.top1_agreement! >= 0.95, `top1_agreement ${int8!.top1_agreement}`);
+    // Rounding the input alone to the int8 grid barely moves the fp32 LeNet-5 (a share, not a placeholder).
+    assert.ok(
+      int8!.top1_input_rounding! >= 0.95 && int8!.top1_input_rounding! <= 1,
+      `top1_input_rounding ${int8!.top1_input_rounding}`,
+    );
   });
 
   test('the int8 peer is the QDQ export of the int8 package, run by ONNX Runtime on integer kernels', async () => {

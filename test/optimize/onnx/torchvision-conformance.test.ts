@@ -34,7 +34,9 @@ const RESIDUAL_MODELS = ['all', 'residual'].includes(process.env.WHITTLE_CONFORM
 const AGREEMENT_IMAGES = 100;
 const AGREEMENT_MIN = 0.97;
 /** Models whose int8 agreement is known to miss the figure (measured in docs/benchmarks.md): their check
- * still runs and reports, as a TODO, until post-training quantization reaches it. */
+ * still runs and reports, as a TODO. Their fp32 top-1 already flips under the 8-bit rounding of the input alone
+ * (bench models' top1_input_rounding: 0.80-0.98, resnet18 0.992), so no int8 package of these random-weight
+ * exports reaches 0.99 (docs/benchmarks.md, "int8 agreement on the conformance set"). */
 const INT8_BELOW_FIGURE = new Set<ConformanceModel>([
   'mobilenet_v2',
   'mobilenet_v3_small',

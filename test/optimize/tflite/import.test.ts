@@ -86,6 +86,12 @@ for (const [label, net] of NETWORKS) {
     const model = load(importTflite(writeTflite(tflite)));
     assert.ok(!model.manifest.nodes.some((n) => n.op === 'transpose'), 'no layout transpose');
     assert.equal(model.manifest.inputs[0]!.layout, 'NHWC');
+    if (net === MOBILENET_V3_BLOCK) {
+      // HARD_SWISH is the runtime's one hard_swish op, not an add / clip / mul chain.
+      const imported = importTflite(writeTflite(tflite)).manifest.nodes.map((n) => n.op);
+      assert.equal(imported.filter((op) => op === 'hard_swish').length, 1, imported.join(', '));
+      assert.ok(!imported.includes('add') && !imported.includes('clip'), imported.join(', '));
+    }
     const reference = load(importOnnx(onnx));
     const nhwcInput = reference.manifest.inputs[0]!.layout === 'NHWC';
     for (const x of inputs(net, 4, 11)) {
