@@ -72,7 +72,11 @@ const LAYOUT = ['Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Iden
 export function planQdq(ctx: ImportContext, nodes: readonly NodeProto[], graphOutputs: Set<string>): void {
   const readers = new Map<string, NodeProto[]>();
   for (const n of nodes) {
-    for (const i of n.input ?? []) readers.set(i, [...(readers.get(i) ?? []), n]);
+    for (const i of n.input ?? []) {
+      const list = readers.get(i);
+      if (list === undefined) readers.set(i, [n]);
+      else list.push(n);
+    }
     for (const o of n.output ?? []) ctx.producers.set(o, n);
   }
   for (const node of nodes) {
