@@ -151,10 +151,16 @@ export interface ModelLayer {
   weights: number;
 }
 
-function methodsFor(kind: string): string[] {
-  return Object.values(METHODS)
-    .filter((m) => m.layerClasses === undefined || m.layerClasses.includes(kind))
-    .map((m) => m.method);
+/** What applies to a layer of `kind`: the per-layer methods that take it, and the whole-model ones. */
+function methodsFor(kind: string): string {
+  const perLayer = Object.values(METHODS).filter((m) => m.layerClasses?.includes(kind));
+  const whole = Object.values(METHODS).filter((m) => m.layerClasses === undefined && m.rewritesPackage);
+  return (
+    (perLayer.length > 0
+      ? `the methods that apply to it: ${perLayer.map((m) => m.method).join(', ')}`
+      : `no per-layer method applies to it (they take ${WEIGHT_LAYER_CLASSES.join(', ')} layers)`) +
+    `; whole-model methods: ${whole.map((m) => m.method).join(', ')}`
+  );
 }
 
 function checkValue(where: string, name: string, spec: ParamSpec, value: unknown): ParamValue {
@@ -279,15 +285,10 @@ function checkStep(
         throw new PipelineError(
           `${at}: the model has no layer "${name}"; its layers are ${layers.map((l) => l.name).join(', ')}`,
         );
-      if (!definition.layerClasses!.includes(layer.kind)) {
-        const apply = methodsFor(layer.kind);
+      if (!definition.layerClasses!.includes(layer.kind))
         throw new PipelineError(
-          `${at}: layer ${name} (${layer.kind}) cannot take ${definition.method}; ` +
-            (apply.length > 0
-              ? `the methods that apply to it: ${apply.join(', ')}`
-              : 'no method applies to it'),
+          `${at}: layer ${name} (${layer.kind}) cannot take ${definition.method}; ${methodsFor(layer.kind)}`,
         );
-      }
     }
   }
   return { method: definition.method, params };

@@ -315,6 +315,11 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
       context.content ??
       compressedPackage(context.modelDir!, context.layers, { modelId: baseline.manifest.model.id });
     content.manifest = withTrainedPreprocessing(content.manifest, dataset.train);
+    const done = steps.slice(0, i + 1).map((s) => s.method);
+    content.manifest.model = {
+      ...content.manifest.model,
+      name: `${baseline.manifest.model.name ?? baseline.manifest.model.id} (${done.join(', ')})`,
+    };
     const bytes = writePackage(content, options.key);
     current = read(bytes);
     const measured = measure(current);
@@ -358,8 +363,9 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
       // A model that gets no test image right carries no probe (as whittle quantize).
     }
   }
-  const outBytes = writePackage(final, options.key);
-  read(outBytes);
+  // Written once more from what the agent's reader makes of it: the manifest's keys in the reader's order,
+  // so that reading and rewriting the output gives it back byte for byte.
+  const outBytes = writePackage(packageContent(read(writePackage(final, options.key))), options.key);
   writeFileSync(options.out, outBytes);
   const last = ledger[ledger.length - 1]!;
   const report: CompressReport = {
