@@ -5,10 +5,9 @@
 // --resume continues from (same --out / --run). TensorFlow.js loads only when this command runs.
 import { parseArgs } from 'node:util';
 
-import type { TrainProgress } from '../../optimize/train/trainer.js';
 import { CommandUsageError } from './command-error.js';
 import { loadSigningKey } from './signing-key.js';
-import { formatProgress } from './train.js';
+import { abortOnInterrupt, progressPrinter } from './train.js';
 
 export const COMPRESS_HELP = `  compress MODEL --dataset DATA --pipeline PIPELINE --out PKG  compress a trained model (a whittle train
                         directory, or an fp32 package for int8 / fixed16 / fixed8); PIPELINE a preset
@@ -79,30 +78,9 @@ export async function compressCommand(args: string[]): Promise<number> {
   if (created) console.error(`whittle compress: created the package signing key ${created}`);
 
   const controller = new AbortController();
-  const onSigint = (): void => {
-    if (controller.signal.aborted) return;
-    process.stderr.write('\nwhittle compress: interrupted, saving a checkpoint...\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
-  const tty = process.stderr.isTTY === true;
-  let lastLine = 0;
-  let lastDecile = -1;
-  const onProgress = (phase: string, p: TrainProgress): void => {
-    const now = Date.now();
-    if (tty) {
-      if (now - lastLine < 100 && p.batch !== p.batches) return;
-      lastLine = now;
-      process.stderr.write(`\r${phase}: ${formatProgress(p)}\x1b[K`);
-    } else if (p.phase === 'train') {
-      const decile = Math.floor((p.batch / p.batches) * 10);
-      if (decile !== lastDecile || p.batch === p.batches) {
-        lastDecile = decile;
-        process.stderr.write(`${phase}: ${formatProgress(p)}\n`);
-      }
-    }
-  };
+  const stopListening = abortOnInterrupt('whittle compress', controller);
+  const progress = progressPrinter();
+  const tty = progress.tty;
   try {
     const result = await runCompress({
       model,
@@ -119,9 +97,9 @@ export async function compressCommand(args: string[]): Promise<number> {
       ...(targetRatio !== undefined ? { targetRatio } : {}),
       ...(maxAccuracyDrop !== undefined ? { maxAccuracyDrop } : {}),
       signal: controller.signal,
-      onProgress,
+      onProgress: (phase, p) => progress.print(p, phase),
       onStep: (e) => {
-        lastDecile = -1;
+        progress.restart();
         process.stderr.write(
           `${tty ? '\r\x1b[K' : ''}step ${e.step} ${e.method}: ${e.bytes} bytes (${e.compression_ratio.toFixed(1)}x), ` +
             `accuracy ${(100 * e.accuracy).toFixed(2)}%` +
@@ -141,7 +119,6 @@ export async function compressCommand(args: string[]): Promise<number> {
     return result.report.targets.every((t) => t.met) ? 0 : 3;
   } finally {
     if (tty) process.stderr.write('\r\x1b[K');
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    stopListening();
   }
 }

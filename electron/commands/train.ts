@@ -52,6 +52,56 @@ export function formatProgress(p: TrainProgress, width = 20): string {
   );
 }
 
+/** Ctrl-C (or SIGTERM) aborts `controller` once, saying that a checkpoint is being saved. Returns the
+ * function that stops listening. */
+export function abortOnInterrupt(command: string, controller: AbortController): () => void {
+  const onSigint = (): void => {
+    if (controller.signal.aborted) return;
+    process.stderr.write(`\n${command}: interrupted, saving a checkpoint...\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  return () => {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  };
+}
+
+/** A training run's progress on stderr: one line redrawn at most 10 times a second on a terminal, else a
+ * line per tenth of an epoch; `label` (a retraining phase's name) prefixes the line. `restart` at each new
+ * epoch. */
+export function progressPrinter(): {
+  tty: boolean;
+  print: (p: TrainProgress, label?: string) => void;
+  restart: () => void;
+} {
+  const tty = process.stderr.isTTY === true;
+  let lastLine = 0;
+  let lastDecile = -1;
+  return {
+    tty,
+    print(p, label) {
+      const line = label === undefined ? formatProgress(p) : `${label}: ${formatProgress(p)}`;
+      const now = Date.now();
+      if (tty) {
+        if (now - lastLine < 100 && p.batch !== p.batches) return;
+        lastLine = now;
+        process.stderr.write(`\r${line}\x1b[K`);
+      } else if (p.phase === 'train') {
+        const decile = Math.floor((p.batch / p.batches) * 10);
+        if (decile !== lastDecile || p.batch === p.batches) {
+          lastDecile = decile;
+          process.stderr.write(`${line}\n`);
+        }
+      }
+    },
+    restart() {
+      lastDecile = -1;
+    },
+  };
+}
+
 export async function trainCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -146,16 +196,9 @@ export async function trainCommand(args: string[]): Promise<number> {
   };
 
   const controller = new AbortController();
-  const onSigint = (): void => {
-    if (controller.signal.aborted) return;
-    process.stderr.write('\nwhittle train: interrupted, saving a checkpoint...\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
-  const tty = process.stderr.isTTY === true;
-  let lastLine = 0;
-  let lastDecile = -1;
+  const stopListening = abortOnInterrupt('whittle train', controller);
+  const progress = progressPrinter();
+  const tty = progress.tty;
   try {
     const result = await train({
       config,
@@ -164,22 +207,9 @@ export async function trainCommand(args: string[]): Promise<number> {
       signal: controller.signal,
       backend: choice.backend,
       ...(adam !== undefined ? { adam } : {}),
-      onProgress: (p) => {
-        const now = Date.now();
-        if (tty) {
-          if (now - lastLine < 100 && p.batch !== p.batches) return;
-          lastLine = now;
-          process.stderr.write(`\r${formatProgress(p)}\x1b[K`);
-        } else if (p.phase === 'train') {
-          const decile = Math.floor((p.batch / p.batches) * 10);
-          if (decile !== lastDecile || p.batch === p.batches) {
-            lastDecile = decile;
-            process.stderr.write(`${formatProgress(p)}\n`);
-          }
-        }
-      },
+      onProgress: (p) => progress.print(p),
       onEpoch: (r) => {
-        lastDecile = -1;
+        progress.restart();
         const validation =
           r.validationLoss !== undefined
             ? ` val_loss ${r.validationLoss.toFixed(4)} val_acc ${((r.validationAccuracy ?? 0) * 100).toFixed(2)}%`
@@ -215,7 +245,6 @@ export async function trainCommand(args: string[]): Promise<number> {
     if (tty) process.stderr.write('\n');
     throw error;
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    stopListening();
   }
 }
