@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 
 import { CommandUsageError } from './command-error.js';
 import { loadSigningKey } from './signing-key.js';
-import { abortOnInterrupt, progressPrinter } from './train.js';
+import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 
 export const COMPRESS_HELP = `  compress MODEL --dataset DATA --pipeline PIPELINE --out PKG  compress a trained model (a whittle train
                         directory, or an fp32 package for int8 / fixed16 / fixed8); PIPELINE a preset
@@ -21,16 +21,6 @@ const USAGE =
   'usage: whittle compress MODEL --dataset DATA --pipeline PRESET|SPEC.json --out PKG [--run DIR] [--resume] ' +
   '[--limit N] [--test-images N] [--batch-size N] [--latency-runs N] [--target-ratio X] ' +
   '[--max-accuracy-drop POINTS] [--key KEY | --bundled-key] [--json]';
-
-function number(value: string | undefined, flag: string, integer: boolean, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min)
-    throw new CommandUsageError(
-      `${flag}: expected ${integer ? 'an integer' : 'a number'} >= ${min} but received "${value}"`,
-    );
-  return n;
-}
 
 export async function compressCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -60,12 +50,12 @@ export async function compressCommand(args: string[]): Promise<number> {
     if (values[flag] === undefined) throw new CommandUsageError(`--${flag} is required; ${USAGE}`);
   if (values.key !== undefined && values['bundled-key'])
     throw new CommandUsageError('--key and --bundled-key exclude each other');
-  const trainLimit = number(values.limit, '--limit', true, 1);
-  const testImages = number(values['test-images'], '--test-images', true, 1);
-  const batchSize = number(values['batch-size'], '--batch-size', true, 1);
-  const latencyRuns = number(values['latency-runs'], '--latency-runs', true, 0);
-  const targetRatio = number(values['target-ratio'], '--target-ratio', false, 0);
-  const maxAccuracyDrop = number(values['max-accuracy-drop'], '--max-accuracy-drop', false, 0);
+  const trainLimit = numberOption(values.limit, '--limit', true, 1);
+  const testImages = numberOption(values['test-images'], '--test-images', true, 1);
+  const batchSize = numberOption(values['batch-size'], '--batch-size', true, 1);
+  const latencyRuns = numberOption(values['latency-runs'], '--latency-runs', true, 0);
+  const targetRatio = numberOption(values['target-ratio'], '--target-ratio', false, 0);
+  const maxAccuracyDrop = numberOption(values['max-accuracy-drop'], '--max-accuracy-drop', false, 0);
 
   const { runCompress, formatReport } = await import('../../optimize/compress/runner.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');

@@ -21,12 +21,24 @@ const USAGE =
   '[--channels 1|3] [--width-multiplier A] [--backend auto|whittle-native|cpu|tensorflow] [--threads N] [--adam fused|tfjs] ' +
   '[--resume] [--json]';
 
-function number(value: string | undefined, flag: string, integer: boolean): number | undefined {
+/** A numeric option's value (undefined when absent): a number, an integer if `integer`, at least `min` if
+ * given; anything else is a CommandUsageError naming the flag. */
+export function numberOption(
+  value: string | undefined,
+  flag: string,
+  integer: boolean,
+  min?: number,
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
+  if (
+    value.trim() === '' ||
+    !Number.isFinite(n) ||
+    (integer && !Number.isInteger(n)) ||
+    (min !== undefined && n < min)
+  )
     throw new CommandUsageError(
-      `${flag}: expected ${integer ? 'an integer' : 'a number'} but received "${value}"`,
+      `${flag}: expected ${integer ? 'an integer' : 'a number'}${min !== undefined ? ` >= ${min}` : ''} but received "${value}"`,
     );
   return n;
 }
@@ -138,7 +150,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (out === undefined) throw new CommandUsageError(`--out DIR is required; ${USAGE}`);
   if (!values.resume && (values.model === undefined || values.dataset === undefined))
     throw new CommandUsageError(`--model and --dataset are required (or --resume); ${USAGE}`);
-  const channelCount = number(values.channels, '--channels', true);
+  const channelCount = numberOption(values.channels, '--channels', true);
   if (channelCount !== undefined && channelCount !== 1 && channelCount !== 3)
     throw new CommandUsageError(`--channels: expected 1 or 3 but received ${channelCount}`);
   const channels: 1 | 3 | undefined = channelCount === 1 ? 1 : channelCount === 3 ? 3 : undefined;
@@ -147,7 +159,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     throw new CommandUsageError(
       `--backend: expected auto, whittle-native, cpu or tensorflow but received "${backendName}"`,
     );
-  const threads = number(values.threads, '--threads', true);
+  const threads = numberOption(values.threads, '--threads', true);
   const adam = values.adam;
   if (adam !== undefined && adam !== 'fused' && adam !== 'tfjs')
     throw new CommandUsageError(`--adam: expected fused or tfjs but received "${adam}"`);
@@ -171,27 +183,27 @@ export async function trainCommand(args: string[]): Promise<number> {
   const config = {
     model: values.model ?? '',
     dataset: values.dataset ?? '',
-    epochs: number(values.epochs, '--epochs', true) ?? d.epochs,
-    batchSize: number(values['batch-size'], '--batch-size', true) ?? d.batchSize,
-    learningRate: number(values['learning-rate'], '--learning-rate', false) ?? d.learningRate,
+    epochs: numberOption(values.epochs, '--epochs', true) ?? d.epochs,
+    batchSize: numberOption(values['batch-size'], '--batch-size', true) ?? d.batchSize,
+    learningRate: numberOption(values['learning-rate'], '--learning-rate', false) ?? d.learningRate,
     // Checked by checkTrainConfig, whose TrainConfigError names the option.
     lrSchedule: (values['lr-schedule'] ?? d.lrSchedule) as LrSchedule,
     select: (values.select ?? d.select) as Selection,
-    validationFraction: number(values.validation, '--validation', false) ?? d.validationFraction,
-    patience: number(values.patience, '--patience', true) ?? d.patience,
-    seed: number(values.seed, '--seed', true) ?? d.seed,
-    cropPadding: number(values.crop, '--crop', true) ?? d.cropPadding,
+    validationFraction: numberOption(values.validation, '--validation', false) ?? d.validationFraction,
+    patience: numberOption(values.patience, '--patience', true) ?? d.patience,
+    seed: numberOption(values.seed, '--seed', true) ?? d.seed,
+    cropPadding: numberOption(values.crop, '--crop', true) ?? d.cropPadding,
     flip: values.flip ?? d.flip,
-    ...(values.limit !== undefined ? { trainLimit: number(values.limit, '--limit', true)! } : {}),
+    ...(values.limit !== undefined ? { trainLimit: numberOption(values.limit, '--limit', true)! } : {}),
     ...(values['test-limit'] !== undefined
-      ? { testLimit: number(values['test-limit'], '--test-limit', true)! }
+      ? { testLimit: numberOption(values['test-limit'], '--test-limit', true)! }
       : {}),
     ...(values['image-size'] !== undefined
-      ? { imageSize: number(values['image-size'], '--image-size', true)! }
+      ? { imageSize: numberOption(values['image-size'], '--image-size', true)! }
       : {}),
     ...(channels !== undefined ? { channels } : {}),
     ...(values['width-multiplier'] !== undefined
-      ? { widthMultiplier: number(values['width-multiplier'], '--width-multiplier', false)! }
+      ? { widthMultiplier: numberOption(values['width-multiplier'], '--width-multiplier', false)! }
       : {}),
   };
 
