@@ -234,6 +234,12 @@ static const whittle_pool2d_shape pool_cases[] = {
     // GoogLeNet's 3x3 stride 2 over 112 (55 -> 56 outputs) and a 2x2 stride 2 over an odd size.
     {1, 112, 112, 8, 3, 3, 2, 2, 0, 0, 1, 1},
     {2, 7, 5, 3, 2, 2, 2, 2, 0, 0, 1, 1},
+    // ResNet's 3x3 stride-2 pool (64 channels), GoogLeNet's ceil-mode ones over 192 and 832 channels, and
+    // its 3x3 stride-1 branch pool.
+    {1, 32, 32, 64, 3, 3, 2, 2, 1, 1, 1, 1},
+    {1, 16, 16, 192, 3, 3, 2, 2, 0, 0, 1, 1},
+    {1, 5, 5, 832, 2, 2, 2, 2, 0, 0, 1, 1},
+    {1, 8, 8, 480, 3, 3, 1, 1, 1, 1, 1, 1},
 };
 
 static void test_f32_simple(whittle_isa level) {
