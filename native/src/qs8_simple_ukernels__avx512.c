@@ -62,17 +62,15 @@ static inline __attribute__((always_inline)) size_t qs8_vadd_vectors_as__avx512(
                                                                                 const qs8_add_params* p,
                                                                                 bool u, bool general_in,
                                                                                 bool general_out) {
-  const __m512i a_zero_point = _mm512_set1_epi32(p->a_zero_point);
-  const __m512i b_zero_point = _mm512_set1_epi32(p->b_zero_point);
-  const __m512i a_multiplier = _mm512_set1_epi32(p->a_multiplier);
-  const __m512i b_multiplier = _mm512_set1_epi32(p->b_multiplier);
-  const __m512i output_multiplier = _mm512_set1_epi32(p->output_multiplier);
-  const __m512i a_left = _mm512_set1_epi32(p->a_shift > 0 ? p->a_shift : 0);
-  const __m512i a_right = _mm512_set1_epi32(p->a_shift > 0 ? 0 : -p->a_shift);
-  const __m512i b_left = _mm512_set1_epi32(p->b_shift > 0 ? p->b_shift : 0);
-  const __m512i b_right = _mm512_set1_epi32(p->b_shift > 0 ? 0 : -p->b_shift);
-  const __m512i output_left = _mm512_set1_epi32(p->output_shift > 0 ? p->output_shift : 0);
-  const __m512i output_right = _mm512_set1_epi32(p->output_shift > 0 ? 0 : -p->output_shift);
+  const qs8_add_requant q = qs8_add_requant_of(p);
+  __m512i multiplier[3], left[3], right[3];  // a, b, the output
+  for (int i = 0; i < 3; i++) {
+    multiplier[i] = _mm512_set1_epi32(q.multiplier[i]);
+    left[i] = _mm512_set1_epi32(q.left_shift[i]);
+    right[i] = _mm512_set1_epi32(q.right_shift[i]);
+  }
+  const __m512i a_zero_point = _mm512_set1_epi32(p->a_zero_point),
+                b_zero_point = _mm512_set1_epi32(p->b_zero_point);
   // The output zero point is added after clamping to [min - zp, max - zp]: no overflow, the scalar clamp.
   const __m512i lo = _mm512_set1_epi32(p->output_min - p->output_zero_point);
   const __m512i hi = _mm512_set1_epi32(p->output_max - p->output_zero_point);
@@ -88,9 +86,9 @@ static inline __attribute__((always_inline)) size_t qs8_vadd_vectors_as__avx512(
         _mm512_sub_epi32(u ? _mm512_cvtepu8_epi32(b8) : _mm512_cvtepi8_epi32(b8), b_zero_point),
         QS8_ADD_LEFT_SHIFT);
     const __m512i sum =
-        _mm512_add_epi32(qs8_requantize_avx512_as(xa, a_multiplier, a_left, a_right, general_in),
-                         qs8_requantize_avx512_as(xb, b_multiplier, b_left, b_right, general_in));
-    __m512i v = qs8_requantize_avx512_as(sum, output_multiplier, output_left, output_right, general_out);
+        _mm512_add_epi32(qs8_requantize_avx512_as(xa, multiplier[0], left[0], right[0], general_in),
+                         qs8_requantize_avx512_as(xb, multiplier[1], left[1], right[1], general_in));
+    __m512i v = qs8_requantize_avx512_as(sum, multiplier[2], left[2], right[2], general_out);
     v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), output_zero_point);
     // In the type's range: the truncating narrowing keeps the byte (uint8 values 0..255 included).
     _mm_storeu_si128((__m128i*)((unsigned char*)y + i), _mm512_cvtepi32_epi8(v));

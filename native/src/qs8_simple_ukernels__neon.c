@@ -20,17 +20,14 @@ static inline void qs8_add_input__neon(const void* x, bool u, int32x4_t zero_poi
 // Returns the count done (a multiple of 8).
 static size_t qs8_vadd_vectors__neon(size_t n, const void* a, const void* b, void* y, const qs8_add_params* p,
                                      bool u) {
-  const int32x4_t a_zero_point = vdupq_n_s32(p->a_zero_point);
-  const int32x4_t b_zero_point = vdupq_n_s32(p->b_zero_point);
-  const int32x4_t a_multiplier = vdupq_n_s32(p->a_multiplier);
-  const int32x4_t b_multiplier = vdupq_n_s32(p->b_multiplier);
-  const int32x4_t output_multiplier = vdupq_n_s32(p->output_multiplier);
-  const int32x4_t a_left = vdupq_n_s32(p->a_shift > 0 ? p->a_shift : 0);
-  const int32x4_t a_right = vdupq_n_s32(p->a_shift > 0 ? 0 : -p->a_shift);
-  const int32x4_t b_left = vdupq_n_s32(p->b_shift > 0 ? p->b_shift : 0);
-  const int32x4_t b_right = vdupq_n_s32(p->b_shift > 0 ? 0 : -p->b_shift);
-  const int32x4_t output_left = vdupq_n_s32(p->output_shift > 0 ? p->output_shift : 0);
-  const int32x4_t output_right = vdupq_n_s32(p->output_shift > 0 ? 0 : -p->output_shift);
+  const qs8_add_requant q = qs8_add_requant_of(p);
+  int32x4_t multiplier[3], left[3], right[3];  // a, b, the output
+  for (int i = 0; i < 3; i++) {
+    multiplier[i] = vdupq_n_s32(q.multiplier[i]);
+    left[i] = vdupq_n_s32(q.left_shift[i]);
+    right[i] = vdupq_n_s32(q.right_shift[i]);
+  }
+  const int32x4_t a_zero_point = vdupq_n_s32(p->a_zero_point), b_zero_point = vdupq_n_s32(p->b_zero_point);
   // The output zero point is added after clamping to [min - zp, max - zp]: no overflow, the scalar clamp.
   const int32x4_t lo = vdupq_n_s32(p->output_min - p->output_zero_point);
   const int32x4_t hi = vdupq_n_s32(p->output_max - p->output_zero_point);
@@ -41,9 +38,9 @@ static size_t qs8_vadd_vectors__neon(size_t n, const void* a, const void* b, voi
     qs8_add_input__neon((const unsigned char*)a + i, u, a_zero_point, &xa[0], &xa[1]);
     qs8_add_input__neon((const unsigned char*)b + i, u, b_zero_point, &xb[0], &xb[1]);
     for (int h = 0; h < 2; h++) {
-      const int32x4_t sum = vaddq_s32(qs8_requantize_neon(xa[h], a_multiplier, a_left, a_right),
-                                      qs8_requantize_neon(xb[h], b_multiplier, b_left, b_right));
-      const int32x4_t r = qs8_requantize_neon(sum, output_multiplier, output_left, output_right);
+      const int32x4_t sum = vaddq_s32(qs8_requantize_neon(xa[h], multiplier[0], left[0], right[0]),
+                                      qs8_requantize_neon(xb[h], multiplier[1], left[1], right[1]));
+      const int32x4_t r = qs8_requantize_neon(sum, multiplier[2], left[2], right[2]);
       v[h] = vaddq_s32(vminq_s32(vmaxq_s32(r, lo), hi), output_zero_point);
     }
     // In the type's range: the saturating narrowings keep the values.
