@@ -63,7 +63,11 @@ export interface PlanFrame {
 interface NativePlan {
   run(first?: number, last?: number): void;
   runner(first?: number, last?: number): () => void;
-  frameRunner(first: number | undefined, last: number | undefined, frame: PlanFrame): (frame: Uint8Array) => number;
+  frameRunner(
+    first: number | undefined,
+    last: number | undefined,
+    frame: PlanFrame,
+  ): (frame: Uint8Array) => number;
   readonly steps: number;
 }
 
@@ -110,7 +114,11 @@ export class ExecutionPlan {
    * (frame: Uint8Array) => the index of the first highest score. It writes the frame into the input through
    * the tables, runs the steps, and reads the scores (dequantized into `quantized.scores` when quantized).
    * Throws a TypeError or RangeError naming the field of `frame` it refuses. */
-  frameRunner(first: number | undefined, last: number | undefined, frame: PlanFrame): (frame: Uint8Array) => number {
+  frameRunner(
+    first: number | undefined,
+    last: number | undefined,
+    frame: PlanFrame,
+  ): (frame: Uint8Array) => number {
     return this.#native.frameRunner(first, last, frame);
   }
 }

@@ -170,7 +170,10 @@ export function frameTables(p: ImagePreprocessing, type: FrameTensorType): Frame
 }
 
 /** Refuses a frame that is not [height][width][channels] bytes of `p`'s size. */
-export function expectFrame(p: Pick<ImagePreprocessing, 'width' | 'height' | 'channels'>, frame: Uint8Array): void {
+export function expectFrame(
+  p: Pick<ImagePreprocessing, 'width' | 'height' | 'channels'>,
+  frame: Uint8Array,
+): void {
   const { width, height, channels } = p;
   if (frame.length !== width * height * channels)
     throw new PreprocessingError(

@@ -579,7 +579,7 @@ BoundOperator Pool(const Napi::Object& args, bool average) {
   const f32_simple_ukernels* f = f32_simple_ukernels_select(ActiveIsa());
   const qs8_simple_ukernels* q = qs8_simple_ukernels_select(ActiveIsa());
   const auto run = [s, b, reference, f32, u, f, q, average](const void* const* inputs, void* const* outputs,
-                                                             whittle_threadpool*) {
+                                                            whittle_threadpool*) {
     if (f32) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
@@ -639,7 +639,7 @@ BoundOperator GlobalAvgPool(const Napi::Object& args) {
     ExpectUnchanged(env, {&views.input, &views.output});
   }
   const auto run = [batch, pixels, channels, b, reference, f32, u, isa, requant, p](
-                        const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+                       const void* const* inputs, void* const* outputs, whittle_threadpool*) {
     if (f32) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
@@ -744,7 +744,7 @@ BoundOperator Add(const Napi::Object& args) {
   if (a.type == napi_float32_array) {
     ExpectUnchanged(env, {&a, &b, &output});
     const auto run = [n, bounds, reference, isa](const void* const* inputs, void* const* outputs,
-                                                  whittle_threadpool*) {
+                                                 whittle_threadpool*) {
       const float* pa = static_cast<const float*>(inputs[0]);
       const float* pb = static_cast<const float*>(inputs[1]);
       float* out = static_cast<float*>(outputs[0]);
@@ -756,7 +756,7 @@ BoundOperator Add(const Napi::Object& args) {
   const qs8_add_params p = ReadAddParams(args, IsUnsigned(a), bounds.min_q, bounds.max_q);
   ExpectUnchanged(env, {&a, &b, &output});
   const auto run = [n, p, reference, isa](const void* const* inputs, void* const* outputs,
-                                           whittle_threadpool*) {
+                                          whittle_threadpool*) {
     reference ? qs8_add__reference(n, inputs[0], inputs[1], outputs[0], &p)
               : qs8_add(n, inputs[0], inputs[1], outputs[0], &p, isa);
   };
@@ -776,11 +776,12 @@ BoundOperator Clamp(const Napi::Object& args) {
   const f32_simple_ukernels* f = f32_simple_ukernels_select(ActiveIsa());
   const qs8_simple_ukernels* q = qs8_simple_ukernels_select(ActiveIsa());
   const auto run = [n, b, reference, f32, u, f, q](const void* const* inputs, void* const* outputs,
-                                                    whittle_threadpool*) {
+                                                   whittle_threadpool*) {
     if (f32) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
-      reference ? f32_clamp__reference(n, in, out, b.min_f, b.max_f) : f->vclamp(n, in, out, b.min_f, b.max_f);
+      reference ? f32_clamp__reference(n, in, out, b.min_f, b.max_f)
+                : f->vclamp(n, in, out, b.min_f, b.max_f);
     } else {
       reference ? qs8_clamp__reference(n, inputs[0], outputs[0], u, b.min_q, b.max_q)
                 : q->vclamp(n, inputs[0], outputs[0], u, b.min_q, b.max_q);
@@ -805,7 +806,7 @@ BoundOperator Softmax(const Napi::Object& args) {
     ExpectUnchanged(env, {&views.input, &views.output});
     const f32_simple_ukernels* f = f32_simple_ukernels_select(ActiveIsa());
     const auto run = [rows, channels, reference, f](const void* const* inputs, void* const* outputs,
-                                                     whittle_threadpool*) {
+                                                    whittle_threadpool*) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
       reference ? f32_softmax__reference(rows, channels, in, out) : f->softmax(rows, channels, in, out);
@@ -844,7 +845,7 @@ BoundOperator ActivationF32(const Napi::Object& args, Activation kind) {
   ExpectUnchanged(env, {&input, &output});
   const whittle_isa isa = ActiveIsa();
   const auto run = [n, kind, alpha, beta, reference, isa](const void* const* inputs, void* const* outputs,
-                                                           whittle_threadpool*) {
+                                                          whittle_threadpool*) {
     const float* in = static_cast<const float*>(inputs[0]);
     float* out = static_cast<float*>(outputs[0]);
     if (kind == Activation::kSigmoid) {
@@ -878,7 +879,7 @@ BoundOperator MulChannels(const Napi::Object& args) {
   ExpectUnchanged(env, {&a, &b, &output});
   const whittle_isa isa = ActiveIsa();
   const auto run = [rows, pixels, channels, reference, isa](const void* const* inputs, void* const* outputs,
-                                                             whittle_threadpool*) {
+                                                            whittle_threadpool*) {
     const float* pa = static_cast<const float*>(inputs[0]);
     const float* pb = static_cast<const float*>(inputs[1]);
     float* out = static_cast<float*>(outputs[0]);
@@ -964,7 +965,7 @@ BoundOperator Slice(const Napi::Object& args) {
   ExpectUnchanged(env, {&views.input, &views.output});
   const size_t element = ElementSize(views.input.type);
   const auto run = [rows, input_row, offset, output_row, element](const void* const* in, void* const* out,
-                                                                   whittle_threadpool*) {
+                                                                  whittle_threadpool*) {
     whittle_slice_rows(rows, input_row, offset, output_row, in[0], element, out[0]);
   };
   return {{views.input}, {views.output}, run};
@@ -981,7 +982,7 @@ BoundOperator ChannelShuffle(const Napi::Object& args) {
   ExpectUnchanged(env, {&views.input, &views.output});
   const size_t element = ElementSize(views.input.type);
   const auto run = [rows, groups, group_channels, element](const void* const* in, void* const* out,
-                                                            whittle_threadpool*) {
+                                                           whittle_threadpool*) {
     whittle_channel_shuffle(rows, groups, group_channels, in[0], element, out[0]);
   };
   return {{views.input}, {views.output}, run};
@@ -1005,7 +1006,7 @@ BoundOperator Copy(const Napi::Object& args) {
 
 }  // namespace
 
-ThreadPoolLease::ThreadPoolLease() : lock_(pool_mutex), pool_(shared_pool) {}
+WHITTLE_HOT ThreadPoolLease::ThreadPoolLease() : lock_(pool_mutex), pool_(shared_pool) {}
 
 void RegisterKernels(Napi::Env env, Napi::Object exports) {
   const char* error = whittle_isa_selection_error();

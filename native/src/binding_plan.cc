@@ -212,7 +212,7 @@ WHITTLE_HOT float* Dequantize(const FrameSpec& spec) {
   return scores;
 }
 WHITTLE_HOT uint32_t ReadScores(const FrameSpec& spec) {
-  const float* scores = !spec.quantized ? static_cast<const float*>(spec.output)
+  const float* scores = !spec.quantized  ? static_cast<const float*>(spec.output)
                         : spec.is_signed ? Dequantize<int8_t>(spec)
                                          : Dequantize<uint8_t>(spec);
   uint32_t best = 0;
@@ -260,9 +260,10 @@ size_t PlaceField(const Napi::Object& place, const char* key, const std::string&
 class Plan : public Napi::ObjectWrap<Plan> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Plan",
-                       {InstanceMethod<&Plan::Run>("run"), InstanceMethod<&Plan::Runner>("runner"),
-                        InstanceMethod<&Plan::FrameRunner>("frameRunner"), InstanceAccessor<&Plan::Steps>("steps")});
+    return DefineClass(
+        env, "Plan",
+        {InstanceMethod<&Plan::Run>("run"), InstanceMethod<&Plan::Runner>("runner"),
+         InstanceMethod<&Plan::FrameRunner>("frameRunner"), InstanceAccessor<&Plan::Steps>("steps")});
   }
 
   explicit Plan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Plan>(info) {
@@ -474,7 +475,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
     runner->last = last;
     FrameSpec& spec = runner->spec;
     spec.channels = Dimension(frame, "channels");
-    if (spec.channels > 4) ThrowRange(env, "an integer in [1, 4]", "frame.channels", std::to_string(spec.channels));
+    if (spec.channels > 4)
+      ThrowRange(env, "an integer in [1, 4]", "frame.channels", std::to_string(spec.channels));
     const Napi::Value planar = frame.Get("planar");
     if (!planar.IsBoolean()) ThrowType(env, "a boolean", "frame.planar", planar);
     spec.planar = planar.As<Napi::Boolean>().Value();
@@ -484,7 +486,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
     spec.quantized = !quantized_value.IsUndefined();
     View scores{};
     if (spec.quantized) {
-      if (!quantized_value.IsObject()) ThrowType(env, "an object or undefined", "frame.quantized", quantized_value);
+      if (!quantized_value.IsObject())
+        ThrowType(env, "an object or undefined", "frame.quantized", quantized_value);
       const Napi::Object quantized = quantized_value.As<Napi::Object>();
       const Napi::Value is_signed = quantized.Get("signed");
       if (!is_signed.IsBoolean()) ThrowType(env, "a boolean", "frame.quantized.signed", is_signed);
@@ -494,8 +497,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
           !std::isfinite(scale.As<Napi::Number>().DoubleValue()))
         ThrowType(env, "a positive finite number", "frame.quantized.scale", scale);
       spec.scale = scale.As<Napi::Number>().DoubleValue();
-      spec.zero_point = static_cast<int32_t>(
-          Integer(quantized, "zeroPoint", spec.is_signed ? INT8_MIN : 0, spec.is_signed ? INT8_MAX : UINT8_MAX));
+      spec.zero_point = static_cast<int32_t>(Integer(quantized, "zeroPoint", spec.is_signed ? INT8_MIN : 0,
+                                                     spec.is_signed ? INT8_MAX : UINT8_MAX));
       scores = Field(quantized, "scores", napi_float32_array);
     }
     const View tables = Field(frame, "tables", {napi_float32_array, napi_int8_array, napi_uint8_array},
@@ -505,7 +508,9 @@ class Plan : public Napi::ObjectWrap<Plan> {
     ExpectLength(env, tables, 256 * spec.channels, "256 x frame.channels");
     spec.element_bytes = ElementBytes(tables.type);
     if (input.bytes % (spec.element_bytes * spec.channels) != 0 || input.bytes == 0) {
-      ThrowRange(env, "a whole number of pixels of " + std::to_string(spec.channels) + " " + Article(tables.type) + " values",
+      ThrowRange(env,
+                 "a whole number of pixels of " + std::to_string(spec.channels) + " " + Article(tables.type) +
+                     " values",
                  "frame.input.bytes", std::to_string(input.bytes));
     }
     spec.pixels = input.bytes / (spec.element_bytes * spec.channels);
@@ -516,22 +521,31 @@ class Plan : public Napi::ObjectWrap<Plan> {
                  "frame.output.bytes", std::to_string(output.bytes));
     }
     spec.classes = output.bytes / score_bytes;
-    if (spec.classes > UINT32_MAX) ThrowRange(env, "at most 2^32 - 1 scores", "frame.output.bytes", std::to_string(output.bytes));
+    if (spec.classes > UINT32_MAX)
+      ThrowRange(env, "at most 2^32 - 1 scores", "frame.output.bytes", std::to_string(output.bytes));
     spec.output = Resolve(env, output, score_bytes, "frame.output");
     if (spec.quantized) {
       ExpectLength(env, scores, spec.classes, "frame.output's scores");
       for (const PlanBuffer& buffer : buffers_) {
-        const View plan_buffer{buffer.data, buffer.bytes, buffer.bytes, napi_uint8_array, "a plan buffer", Napi::Value()};
+        const View plan_buffer{buffer.data,      buffer.bytes,    buffer.bytes,
+                               napi_uint8_array, "a plan buffer", Napi::Value()};
         if (Overlaps(scores, plan_buffer))
-          ThrowRange(env, "an array sharing no memory with the plan's buffers", "frame.quantized.scores", "overlapping memory");
+          ThrowRange(env, "an array sharing no memory with the plan's buffers", "frame.quantized.scores",
+                     "overlapping memory");
       }
-      spec.scores.push_back({Napi::Persistent(scores.value), true, static_cast<uint8_t*>(scores.data), scores.bytes});
+      spec.scores.push_back(
+          {Napi::Persistent(scores.value), true, static_cast<uint8_t*>(scores.data), scores.bytes});
     }
-    spec.tables.assign(static_cast<const uint8_t*>(tables.data), static_cast<const uint8_t*>(tables.data) + tables.bytes);
+    spec.tables.assign(static_cast<const uint8_t*>(tables.data),
+                       static_cast<const uint8_t*>(tables.data) + tables.bytes);
     runner->keep = Napi::Persistent(info.This().As<Napi::Object>());
     napi_value function;
-    NAPI_THROW_IF_FAILED(env, napi_create_function(env, "runFrame", NAPI_AUTO_LENGTH, &RunFrame, runner.get(), &function), env.Undefined());
-    NAPI_THROW_IF_FAILED(env, napi_add_finalizer(env, function, runner.get(), &DeleteFrameCall, nullptr, nullptr), env.Undefined());
+    NAPI_THROW_IF_FAILED(
+        env, napi_create_function(env, "runFrame", NAPI_AUTO_LENGTH, &RunFrame, runner.get(), &function),
+        env.Undefined());
+    NAPI_THROW_IF_FAILED(env,
+                         napi_add_finalizer(env, function, runner.get(), &DeleteFrameCall, nullptr, nullptr),
+                         env.Undefined());
     runner.release();
     return Napi::Value(env, function);
   }
@@ -567,8 +581,10 @@ class Plan : public Napi::ObjectWrap<Plan> {
     if (f0 < i0 + spec.pixels * spec.channels * spec.element_bytes && i0 < f0 + length)
       return ThrowFrameError(env, call, arg, "overlap");
     const uint8_t* pixels = static_cast<const uint8_t*>(frame);
-    if (spec.element_bytes == 4) WriteFrame<float>(spec, pixels);
-    else WriteFrame<uint8_t>(spec, pixels);
+    if (spec.element_bytes == 4)
+      WriteFrame<float>(spec, pixels);
+    else
+      WriteFrame<uint8_t>(spec, pixels);
     size_t failed = 0;
     const char* error = call.plan->RunRange(call.first, call.last, &failed);
     if (error != nullptr) return ThrowFrameError(env, call, arg, error, failed);
@@ -579,8 +595,9 @@ class Plan : public Napi::ObjectWrap<Plan> {
 
   // Throws the frame runner's error as a JavaScript exception (`what`: null for a bad frame, "buffers",
   // "overlap", or a step's message) and returns null.
-  __attribute__((cold, noinline)) static napi_value ThrowFrameError(napi_env raw, FrameCall& call, napi_value arg,
-                                                                  const char* what, size_t failed = 0) {
+  __attribute__((cold, noinline)) static napi_value ThrowFrameError(napi_env raw, FrameCall& call,
+                                                                    napi_value arg, const char* what,
+                                                                    size_t failed = 0) {
     Napi::Env env(raw);
     try {
       const FrameSpec& spec = call.spec;
@@ -613,7 +630,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
     if (!value.IsObject()) ThrowType(env, "a place { buffer, offset, bytes }", name, value);
     const Napi::Object place = value.As<Napi::Object>();
     if (buffers_.empty()) ThrowRange(env, "a buffer index, but the plan has no buffers", name, "a place");
-    return Place{PlaceField(place, "buffer", name, buffers_.size() - 1), PlaceField(place, "offset", name, SIZE_MAX / 4),
+    return Place{PlaceField(place, "buffer", name, buffers_.size() - 1),
+                 PlaceField(place, "offset", name, SIZE_MAX / 4),
                  PlaceField(place, "bytes", name, SIZE_MAX / 4)};
   }
 

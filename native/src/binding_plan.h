@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "binding_args.h"
+#include "kernel_abi.h"
 #include "threadpool.h"
 
 namespace whittle {
@@ -34,12 +35,6 @@ struct StepOperand {
   size_t bytes;
   size_t alignment;
 };
-
-// Code a model run executes at every frame: the plan's loop, the frame's way in and out, the operators'
-// bound runs and the kernels they call. The linker puts every function so marked next to each other
-// (.text.hot), so a frame touches a few code pages instead of pages spread over the whole addon: with frames
-// 33 ms apart the code is cold, and each page touched costs a fetch (docs/benchmarks.md, issue 13).
-#define WHITTLE_HOT __attribute__((hot))
 
 // A step as a plan runs it: a plain function and the state it reads, resolved once when the plan is built
 // (no virtual call or type dispatch per step). Returns null, or a message when it cannot run.
