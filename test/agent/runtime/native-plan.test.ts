@@ -378,7 +378,10 @@ describe(
       refusedSpec({ tables: new Float32Array(255) }, /length 256 \(256 x frame.channels\) for tables/);
       refusedSpec({ tables: new Int32Array(256) }, /Float32Array, Int8Array or Uint8Array for tables/);
       refusedSpec({ channels: 5 }, /\[1, 4\] for frame.channels/);
-      refusedSpec({ channels: 3, tables: new Float32Array(768) }, /whole number of pixels .* for frame.input.bytes/);
+      refusedSpec(
+        { channels: 3, tables: new Float32Array(768) },
+        /whole number of pixels .* for frame.input.bytes/,
+      );
       refusedSpec({ planar: 1 }, /boolean for frame.planar/);
       refusedSpec({ input: place(124, 16) }, /range inside buffers\[0\] .* for frame.input/);
       refusedSpec({ output: place(66, 16) }, /aligned to 4 bytes for frame.output.offset/);
