@@ -13,8 +13,8 @@ import { whittleError } from '../../native/whittle-error.js';
 import {
   expectFrame,
   frameOrder,
-  type FrameTensor,
   frameTables,
+  type FrameTensor,
   type FrameTensorType,
   frameWriter,
   type ImagePreprocessing,
