@@ -162,7 +162,8 @@ WHITTLE_HOT size_t ChangedBuffer(napi_env env, const std::vector<PlanBuffer>& bu
 }
 
 // A camera frame's way into a plan and its scores' way out (plan.frameRunner's `frame` argument):
-//   { input: Place, tables, channels, planar, output: Place, quantized?: { scale, zeroPoint, scores } }
+//   { input: Place, tables, channels, planar, output: Place, quantized?: { signed, scale, zeroPoint, scores }
+//   }
 // - input: where the frame goes (the plan's input tensor), of the tables' element type;
 // - tables: 256 values per channel, channel after channel (Float32Array, Int8Array or Uint8Array): pixel byte
 //   -> the input tensor's value (normalized, quantized as the model's input is);
@@ -176,7 +177,8 @@ struct FrameSpec {
   uint8_t* input;
   size_t element_bytes, pixels, channels;
   bool planar;
-  std::vector<uint8_t> tables;  // 256 * channels values of element_bytes each
+  std::vector<float> tables_f32;     // 256 * channels values (element_bytes 4)
+  std::vector<uint8_t> tables_byte;  // or int8 / uint8 values (element_bytes 1)
   const void* output;
   size_t classes;
   bool quantized, is_signed;
@@ -187,9 +189,8 @@ struct FrameSpec {
 
 // Writes a frame (pixels * channels bytes) into the plan's input through the tables.
 template <typename T>
-WHITTLE_HOT void WriteFrame(const FrameSpec& spec, const uint8_t* frame) {
+WHITTLE_HOT void WriteFrame(const FrameSpec& spec, const T* tables, const uint8_t* frame) {
   T* out = reinterpret_cast<T*>(spec.input);
-  const T* tables = reinterpret_cast<const T*>(spec.tables.data());
   const size_t pixels = spec.pixels, channels = spec.channels;
   if (channels == 1) {
     for (size_t i = 0; i < pixels; i++) out[i] = tables[frame[i]];
@@ -548,8 +549,13 @@ class Plan : public Napi::ObjectWrap<Plan> {
       spec.scores.push_back(
           {Napi::Persistent(scores.value), true, static_cast<uint8_t*>(scores.data), scores.bytes});
     }
-    spec.tables.assign(static_cast<const uint8_t*>(tables.data),
-                       static_cast<const uint8_t*>(tables.data) + tables.bytes);
+    if (spec.element_bytes == 4) {
+      const float* values = static_cast<const float*>(tables.data);
+      spec.tables_f32.assign(values, values + tables.length);
+    } else {
+      const uint8_t* values = static_cast<const uint8_t*>(tables.data);
+      spec.tables_byte.assign(values, values + tables.length);
+    }
     runner->keep = Napi::Persistent(info.This().As<Napi::Object>());
     napi_value function;
     NAPI_THROW_IF_FAILED(
@@ -594,9 +600,9 @@ class Plan : public Napi::ObjectWrap<Plan> {
       return ThrowFrameError(env, call, arg, "overlap");
     const uint8_t* pixels = static_cast<const uint8_t*>(frame);
     if (spec.element_bytes == 4)
-      WriteFrame<float>(spec, pixels);
+      WriteFrame(spec, spec.tables_f32.data(), pixels);
     else
-      WriteFrame<uint8_t>(spec, pixels);
+      WriteFrame(spec, spec.tables_byte.data(), pixels);
     size_t failed = 0;
     const char* error = call.plan->RunRange(call.first, call.last, &failed);
     if (error != nullptr) return ThrowFrameError(env, call, arg, error, failed);
