@@ -337,7 +337,8 @@ describe(
         const output = new Type(arena.buffer, 16, 8);
         const layer = createOperator('clamp', { input, output });
         const plan = new ExecutionPlan([arena], [{ layer, inputs: [place(0, 8)], outputs: [place(16, 8)] }]);
-        const tables = Type.from({ length: 256 }, (_, v) => (signed ? v - 128 : 255 - v));
+        const tables = new Type(256);
+        tables.forEach((_, v) => (tables[v] = signed ? v - 128 : 255 - v));
         const scores = new Float32Array(8);
         const scale = 0.1;
         const zeroPoint = signed ? -3 : 17;
