@@ -213,13 +213,13 @@ const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(f32_conv2d_row_taps, float)
 
 // The residual add of output elements [first, first + n), in place: a tile the kernel has just written.
-static void add_tile(const f32_conv2d_op* op, size_t first, size_t n) {
+WHITTLE_HOT static void add_tile(const f32_conv2d_op* op, size_t first, size_t n) {
   if (op->addend == NULL) return;
   float* c = op->output + first;
   op->simple->vadd(n, c, op->addend + first, c, op->add_min, op->add_max);
 }
 
-static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const size_t mr = op->gemm->mr;
@@ -268,7 +268,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
 
 // Tiles of up to MR consecutive output pixels (a tile may cross output rows and images); the kernel gets the
 // place in the padded input of each pixel's first tap.
-static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -297,7 +297,7 @@ static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   }
 }
 
-static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const float** indirection = (const float**)(op->scratch + thread * op->scratch_bytes_per_thread);
@@ -310,7 +310,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
 }
 
 // Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
-static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -330,12 +330,13 @@ static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t en
   }
 }
 
-bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output,
+                                whittle_threadpool* pool) {
   return f32_conv2d_run_add(op, input, NULL, 0.0f, 0.0f, output, pool);
 }
 
-bool f32_conv2d_run_add(f32_conv2d_op* op, const float* input, const float* addend, float add_min,
-                        float add_max, float* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool f32_conv2d_run_add(f32_conv2d_op* op, const float* input, const float* addend, float add_min,
+                                    float add_max, float* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
     unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);

@@ -395,7 +395,7 @@ const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
 
 // The residual add of output elements [first, first + n), in place: a tile the kernel has just written.
-static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
+WHITTLE_HOT static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
   if (op->addend == NULL) return;
   int8_t* c = op->output + first;
   op->simple->vadd(n, c, op->addend + first, c, op->add);
@@ -403,12 +403,13 @@ static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
 
 // dst = src ^ flip, byte-wise. A separate function with restrict pointers and a by-value flip so the
 // compiler vectorizes it (in the caller, row could alias op->a_xor).
-static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t n, uint8_t flip) {
+WHITTLE_HOT static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t n, uint8_t flip) {
   for (size_t i = 0; i < n; i++) dst[i] = (int8_t)(uint8_t)(src[i] ^ flip);
 }
 
 // Runs one GEMM tile of `rows` output pixels from m0 whose A rows (kc bytes apart) are at `a`.
-static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int8_t* a, size_t g) {
+WHITTLE_HOT static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int8_t* a,
+                                  size_t g) {
   const whittle_conv2d_shape* s = &op->shape;
   const unsigned char* packed = op->packed + g * op->packed_group_bytes;
   int8_t* c = op->output + m0 * s->output_channels + g * op->cout_g;
@@ -422,7 +423,7 @@ static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int
   }
 }
 
-static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const size_t mr = op->gemm->mr;
@@ -468,7 +469,7 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
 
 // Tiles of up to MR consecutive output pixels (a tile may cross output rows and images); the kernel gets the
 // place in the padded images of each pixel's first tap.
-static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -490,7 +491,7 @@ static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   }
 }
 
-static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const int8_t** indirection = (const int8_t**)(op->scratch + thread * op->scratch_bytes_per_thread);
@@ -503,7 +504,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
 }
 
 // Blocks [begin, end) of 16 output channels of a one-row layer.
-static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const size_t channels = op->shape.output_channels;
@@ -514,7 +515,7 @@ static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
 }
 
 // Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
-static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -534,12 +535,13 @@ static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t en
   }
 }
 
-bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output,
+                                whittle_threadpool* pool) {
   return qs8_conv2d_run_add(op, input, NULL, NULL, output, pool);
 }
 
-bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const void* addend, const qs8_add_params* add,
-                        void* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const void* addend,
+                                    const qs8_add_params* add, void* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
     unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);
