@@ -40,7 +40,7 @@ MODELS = {
     'shufflenet_v2_x0_5': (lambda: tvm.shufflenet_v2_x0_5(num_classes=CLASSES), 13, 150, 1e-3),
     'mnasnet0_5': (lambda: tvm.mnasnet0_5(num_classes=CLASSES), 13, 150, 1e-3),
     'efficientnet_b0': (lambda: tvm.efficientnet_b0(num_classes=CLASSES), 13, 150, 1e-3),
-    'regnet_x_400mf': (lambda: tvm.regnet_x_400mf(num_classes=CLASSES), 13, 150, 1e-3),
+    'regnet_x_400mf': (lambda: tvm.regnet_x_400mf(num_classes=CLASSES), 13, 300, 1e-3),
     'googlenet': (lambda: tvm.googlenet(num_classes=CLASSES, aux_logits=False, init_weights=True), 13, 150, 1e-3),
 }
 
@@ -73,11 +73,17 @@ def write_task(out):
     test, labels = task_images(TEST_IMAGES, torch.Generator().manual_seed(1))
     calibration, _ = task_images(CALIBRATION_IMAGES, torch.Generator().manual_seed(2))
     for name, images in (('task-test.u8', test), ('task-calibration.u8', calibration)):
-        with open(os.path.join(out, name), 'wb') as f:
-            f.write(torch.round(images * 255).to(torch.uint8).numpy().tobytes())
-    with open(meta_path, 'w') as f:
-        json.dump({'version': VERSION, 'size': SIZE, 'classes': CLASSES, 'test': TEST_IMAGES,
-                   'calibration': CALIBRATION_IMAGES, 'test_labels': labels.tolist()}, f)
+        write_atomically(os.path.join(out, name), torch.round(images * 255).to(torch.uint8).numpy().tobytes())
+    write_atomically(meta_path, json.dumps({'version': VERSION, 'size': SIZE, 'classes': CLASSES,
+                                            'test': TEST_IMAGES, 'calibration': CALIBRATION_IMAGES,
+                                            'test_labels': labels.tolist()}).encode())
+
+
+def write_atomically(path, data):
+    """Written under a temporary name, then renamed: an interrupted export leaves no truncated file."""
+    with open(path + '.tmp', 'wb') as f:
+        f.write(data)
+    os.replace(path + '.tmp', path)
 
 
 def train(model, steps, lr, seed):
@@ -142,11 +148,12 @@ def main():
         accuracy, majority = evaluate(model, out)
         path = os.path.join(out, name + '.onnx')
         with torch.no_grad():
-            torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), path, opset_version=opset,
+            torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), path + '.tmp', opset_version=opset,
                               input_names=['image'], output_names=['logits'], do_constant_folding=True)
-        with open(meta_path, 'w') as f:
-            json.dump({'name': name, 'size': SIZE, 'opset': opset, 'version': VERSION, 'steps': steps, 'lr': lr,
-                       'fp32_accuracy': accuracy, 'fp32_majority_fraction': majority}, f)
+        os.replace(path + '.tmp', path)
+        write_atomically(meta_path, json.dumps({'name': name, 'size': SIZE, 'opset': opset, 'version': VERSION,
+                                                'steps': steps, 'lr': lr, 'fp32_accuracy': accuracy,
+                                                'fp32_majority_fraction': majority}).encode())
         print(f'{name}: {steps} steps, fp32 accuracy {accuracy:.3f}, most frequent class {majority:.3f}',
               file=sys.stderr)
 
