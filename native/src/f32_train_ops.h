@@ -64,7 +64,8 @@ typedef struct f32_train_context {
 } f32_train_context;
 
 // Per-thread scratch that grows and is kept (index < WHITTLE_MAX_THREADS, slot 0..3; 64-byte aligned).
-// NULL when out of memory. Slots 0 and 1 hold the SGEMM packs, 2 im2col columns, 3 partial gradients.
+// NULL when out of memory. Slots 0 and 1 hold the SGEMM packs, 2 im2col columns, 3 partial gradients (or a
+// channel-major conv output before its transpose).
 float* f32_train_scratch(size_t index, int slot, size_t floats);
 
 // Applies bias (per last-axis channel, may be NULL) and activation to rows x channels values.
