@@ -221,12 +221,21 @@ function oneHot(labels: Uint8Array, classes: number): tf.Tensor2D {
 /** Which Adam implementation runs the updates (see TrainRun.adam). */
 export type AdamImplementation = 'fused' | 'tfjs';
 
+/** The Adam a run uses unless told otherwise: the fused native one on the whittle-native backend. */
+export function defaultAdam(): AdamImplementation {
+  return tf.getBackend() === NATIVE_BACKEND ? 'fused' : 'tfjs';
+}
+
+/** A new Adam optimizer of the given implementation (the trainer's and the training benchmark's). */
+export function createAdam(learningRate: number, adam: AdamImplementation): tf.Optimizer {
+  return adam === 'fused'
+    ? new NativeAdamOptimizer(loadTrainBinding(), learningRate)
+    : tf.train.adam(learningRate);
+}
+
 function compile(model: tf.LayersModel, learningRate: number, adam: AdamImplementation): void {
   model.compile({
-    optimizer:
-      adam === 'fused'
-        ? new NativeAdamOptimizer(loadTrainBinding(), learningRate)
-        : tf.train.adam(learningRate),
+    optimizer: createAdam(learningRate, adam),
     loss: 'categoricalCrossentropy',
     metrics: ['accuracy'],
   });
@@ -334,7 +343,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     split.validation.length > 0 ? new BatchStream(trainSet, split.validation, evalOptions) : undefined;
   const testStream = testSet ? new BatchStream(testSet, identity(testSet.count), evalOptions) : undefined;
 
-  const adam = run.adam ?? (tf.getBackend() === NATIVE_BACKEND ? 'fused' : 'tfjs');
+  const adam = run.adam ?? defaultAdam();
   let model: tf.LayersModel;
   if (resumed) {
     model = await tf.loadLayersModel(fileHandler(checkpointDir));
