@@ -860,17 +860,12 @@ function registerBiasReluGradient(
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const y = saved[saved.length - 1]!;
-      const [dz, dbias] = runKernelOutputs(BIAS_RELU_GRAD, { dy: dy as tf.Tensor, y }) as [
-        tf.Tensor,
-        tf.Tensor,
-      ];
+      const [dz, dbias] = tf
+        .engine()
+        .runKernel<tf.Tensor[]>(BIAS_RELU_GRAD, { dy: dy as tf.Tensor, y }, {}) as [tf.Tensor, tf.Tensor];
       return { ...grads(dz, saved, attrs), bias: () => dbias };
     },
   });
-}
-
-function runKernelOutputs(name: string, inputs: tf.NamedTensorMap): tf.Tensor[] {
-  return tf.engine().runKernel<tf.Tensor[]>(name, inputs, {}) as tf.Tensor[];
 }
 
 /** What the wrapped calls read of tfjs-layers' Conv2D and Dense layers (fields that are not public API;
