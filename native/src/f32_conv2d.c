@@ -356,7 +356,7 @@ static void winograd_task(void* context, size_t thread, size_t begin, size_t end
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const size_t cin = s->input_channels, cout = s->output_channels, block = op->wino_tiles;
-  const size_t oh = op->output_height, ow = op->output_width, mr = op->gemm->mr;
+  const size_t oh = op->output_height, ow = op->output_width, mr = op->gemm->mr, nr = op->gemm->nr;
   float* v = (float*)(op->scratch + thread * op->scratch_bytes_per_thread);
   float* m = v + 16 * block * cin;
   float* edge = (float*)((unsigned char*)v + round_up(16 * block * (cin + cout) * sizeof(float), 64));
@@ -381,17 +381,21 @@ static void winograd_task(void* context, size_t thread, size_t begin, size_t end
       }
       op->simple->winograd_input(cin, rows, v + i * cin, block * cin);
     }
+    // Column block by column block, so that the block's weights (cin x nr) stay in cache across the tiles.
     for (size_t p = 0; p < 16; p++) {
-      const float* packed = op->packed + p * op->packed_group_floats;
-      for (size_t m0 = 0; m0 < n_tiles; m0 += mr) {
-        const size_t tile_rows = n_tiles - m0 < mr ? n_tiles - m0 : mr;
-        const float* a = v + (p * block + m0) * cin;
-        float* c = m + (p * block + m0) * cout;
-        if (tile_rows <= 2 && op->gemm->fn_1 != NULL) {
-          for (size_t r = 0; r < tile_rows; r++)
-            op->gemm->fn_1(1, cout, cin, a + r * cin, cin, packed, c + r * cout, cout, -INFINITY, INFINITY);
-        } else {
-          op->gemm->fn(tile_rows, cout, cin, a, cin, packed, c, cout, -INFINITY, INFINITY);
+      for (size_t n0 = 0; n0 < cout; n0 += nr) {
+        const size_t cols = cout - n0 < nr ? cout - n0 : nr;
+        const float* packed = op->packed + p * op->packed_group_floats + n0 * (cin + 1);
+        for (size_t m0 = 0; m0 < n_tiles; m0 += mr) {
+          const size_t tile_rows = n_tiles - m0 < mr ? n_tiles - m0 : mr;
+          const float* a = v + (p * block + m0) * cin;
+          float* c = m + (p * block + m0) * cout + n0;
+          if (tile_rows <= 2 && op->gemm->fn_1 != NULL) {
+            for (size_t r = 0; r < tile_rows; r++)
+              op->gemm->fn_1(1, cols, cin, a + r * cin, cin, packed, c + r * cout, cout, -INFINITY, INFINITY);
+          } else {
+            op->gemm->fn(tile_rows, cols, cin, a, cin, packed, c, cout, -INFINITY, INFINITY);
+          }
         }
       }
     }
