@@ -86,16 +86,24 @@ static bool pack_narrow(f32_conv2d_op* op, const float* weights, const float* bi
 // outweigh the transforms (per output pixel: 4 * cin + 4 * cout adds against 9 * cin * cout multiply-adds
 // saved down to 4 * cin * cout).
 #define WINOGRAD_MIN_CHANNELS 16
+// Its 16 weight matrices hold 16/9 the floats of the 3x3 kernel: a layer of few output pixels (ResNet-18's
+// 512-channel layers at 2x2, 1 tile: 1.4-1.5x the indirect GEMM's time; 256 channels at 4x4, 4 tiles:
+// 1.1-1.2x) spends its time reading them, so it takes at least 16 tiles of 2x2 (7x7 at 512 channels:
+// 0.8-0.9x).
+#define WINOGRAD_MIN_TILES 16
 // Tiles per block: the 16 transformed inputs and products of a block (16 * tiles * (cin + cout) floats) stay
-// within about 96 KB, in the core's L2 cache (VGG's 32-channel layers at batch 32 ran fastest there, 0.85-0.9x
-// the time with 192 KB); at least 3 * MR tiles, so wide layers (512 channels at 7x7: 16 tiles in all)
-// reuse each column block of weights over several GEMM tiles.
+// within about 96 KB, in the core's L2 cache (VGG's 32-channel layers at batch 32 ran fastest there,
+// 0.85-0.9x the time with 192 KB); at least 3 * MR tiles, so wide layers (512 channels at 7x7: 16 tiles in
+// all) reuse each column block of weights over several GEMM tiles.
 #define WINOGRAD_BLOCK_FLOATS (24 * 1024)
 
 static bool winograd_fits(const whittle_conv2d_shape* s) {
   return s->groups == 1 && s->kernel_height == 3 && s->kernel_width == 3 && s->stride_height == 1 &&
          s->stride_width == 1 && s->dilation_height == 1 && s->dilation_width == 1 &&
-         s->input_channels >= WINOGRAD_MIN_CHANNELS && s->output_channels >= WINOGRAD_MIN_CHANNELS;
+         s->input_channels >= WINOGRAD_MIN_CHANNELS && s->output_channels >= WINOGRAD_MIN_CHANNELS &&
+         s->batch * ((whittle_conv2d_output_height(s) + 1) / 2) *
+                 ((whittle_conv2d_output_width(s) + 1) / 2) >=
+             WINOGRAD_MIN_TILES;
 }
 
 // Packs U = G g G^T of every (output, input) channel pair for the GEMM kernel, one matrix per position of the
