@@ -181,34 +181,23 @@ void WHITTLE_FN(f32_vmul_channels_ukernel__)(size_t rows, size_t pixels, size_t 
 // `channels` floats; a zero row outside the image) becomes V = B^T d B, position p at v + p * stride.
 void WHITTLE_FN(f32_winograd_input_ukernel__)(size_t channels, const float* const* rows, float* restrict v,
                                               size_t stride) {
-  const float* restrict d0 = rows[0], * restrict d1 = rows[1], * restrict d2 = rows[2], * restrict d3 = rows[3];
-  const float* restrict d4 = rows[4], * restrict d5 = rows[5], * restrict d6 = rows[6], * restrict d7 = rows[7];
-  const float* restrict d8 = rows[8], * restrict d9 = rows[9], * restrict d10 = rows[10];
-  const float* restrict d11 = rows[11], * restrict d12 = rows[12], * restrict d13 = rows[13];
-  const float* restrict d14 = rows[14], * restrict d15 = rows[15];
   WHITTLE_NO_ALIAS_LOOP
   for (size_t c = 0; c < channels; c++) {
     // B^T on the columns (rows of the patch combined), then on the rows.
-    const float t00 = d0[c] - d8[c], t01 = d1[c] - d9[c], t02 = d2[c] - d10[c], t03 = d3[c] - d11[c];
-    const float t10 = d4[c] + d8[c], t11 = d5[c] + d9[c], t12 = d6[c] + d10[c], t13 = d7[c] + d11[c];
-    const float t20 = d8[c] - d4[c], t21 = d9[c] - d5[c], t22 = d10[c] - d6[c], t23 = d11[c] - d7[c];
-    const float t30 = d4[c] - d12[c], t31 = d5[c] - d13[c], t32 = d6[c] - d14[c], t33 = d7[c] - d15[c];
-    v[0 * stride + c] = t00 - t02;
-    v[1 * stride + c] = t01 + t02;
-    v[2 * stride + c] = t02 - t01;
-    v[3 * stride + c] = t01 - t03;
-    v[4 * stride + c] = t10 - t12;
-    v[5 * stride + c] = t11 + t12;
-    v[6 * stride + c] = t12 - t11;
-    v[7 * stride + c] = t11 - t13;
-    v[8 * stride + c] = t20 - t22;
-    v[9 * stride + c] = t21 + t22;
-    v[10 * stride + c] = t22 - t21;
-    v[11 * stride + c] = t21 - t23;
-    v[12 * stride + c] = t30 - t32;
-    v[13 * stride + c] = t31 + t32;
-    v[14 * stride + c] = t32 - t31;
-    v[15 * stride + c] = t31 - t33;
+    float t[4][4];
+    for (size_t j = 0; j < 4; j++) {
+      const float x0 = rows[j][c], x1 = rows[4 + j][c], x2 = rows[8 + j][c], x3 = rows[12 + j][c];
+      t[0][j] = x0 - x2;
+      t[1][j] = x1 + x2;
+      t[2][j] = x2 - x1;
+      t[3][j] = x1 - x3;
+    }
+    for (size_t i = 0; i < 4; i++) {
+      v[(4 * i) * stride + c] = t[i][0] - t[i][2];
+      v[(4 * i + 1) * stride + c] = t[i][1] + t[i][2];
+      v[(4 * i + 2) * stride + c] = t[i][2] - t[i][1];
+      v[(4 * i + 3) * stride + c] = t[i][1] - t[i][3];
+    }
   }
 }
 
@@ -219,50 +208,31 @@ void WHITTLE_FN(f32_winograd_output_ukernel__)(size_t channels, const float* res
                                                const float* restrict bias, float min, float max,
                                                float* const* out, const float* const* addend, float add_min,
                                                float add_max) {
-  float* restrict y0 = out[0], * restrict y1 = out[1], * restrict y2 = out[2], * restrict y3 = out[3];
-  const float* restrict a0 = addend != NULL ? addend[0] : bias, * restrict a1 =
-                                                                    addend != NULL ? addend[1] : bias;
-  const float* restrict a2 = addend != NULL ? addend[2] : bias, * restrict a3 =
-                                                                    addend != NULL ? addend[3] : bias;
   // One loop per case, so each vectorizes without a test per element.
   WHITTLE_NO_ALIAS_LOOP
   for (size_t c = 0; c < channels; c++) {
     // A^T on the columns (rows of the products combined), then on the rows.
-    const float s00 = (m[0 * stride + c] + m[4 * stride + c]) + m[8 * stride + c];
-    const float s01 = (m[1 * stride + c] + m[5 * stride + c]) + m[9 * stride + c];
-    const float s02 = (m[2 * stride + c] + m[6 * stride + c]) + m[10 * stride + c];
-    const float s03 = (m[3 * stride + c] + m[7 * stride + c]) + m[11 * stride + c];
-    const float s10 = (m[4 * stride + c] - m[8 * stride + c]) - m[12 * stride + c];
-    const float s11 = (m[5 * stride + c] - m[9 * stride + c]) - m[13 * stride + c];
-    const float s12 = (m[6 * stride + c] - m[10 * stride + c]) - m[14 * stride + c];
-    const float s13 = (m[7 * stride + c] - m[11 * stride + c]) - m[15 * stride + c];
-    float r0 = ((s00 + s01) + s02) + bias[c], r1 = ((s01 - s02) - s03) + bias[c];
-    float r2 = ((s10 + s11) + s12) + bias[c], r3 = ((s11 - s12) - s13) + bias[c];
-    r0 = r0 < min ? min : r0;
-    r1 = r1 < min ? min : r1;
-    r2 = r2 < min ? min : r2;
-    r3 = r3 < min ? min : r3;
-    r0 = r0 > max ? max : r0;
-    r1 = r1 > max ? max : r1;
-    r2 = r2 > max ? max : r2;
-    r3 = r3 > max ? max : r3;
-    y0[c] = r0;
-    y1[c] = r1;
-    y2[c] = r2;
-    y3[c] = r3;
+    float s[2][4];
+    for (size_t j = 0; j < 4; j++) {
+      s[0][j] = (m[j * stride + c] + m[(4 + j) * stride + c]) + m[(8 + j) * stride + c];
+      s[1][j] = (m[(4 + j) * stride + c] - m[(8 + j) * stride + c]) - m[(12 + j) * stride + c];
+    }
+    for (size_t i = 0; i < 2; i++) {
+      float r[2] = {((s[i][0] + s[i][1]) + s[i][2]) + bias[c], ((s[i][1] - s[i][2]) - s[i][3]) + bias[c]};
+      for (size_t q = 0; q < 2; q++) {
+        r[q] = r[q] < min ? min : r[q];
+        out[2 * i + q][c] = r[q] > max ? max : r[q];
+      }
+    }
   }
   if (addend == NULL) return;
   WHITTLE_NO_ALIAS_LOOP
   for (size_t c = 0; c < channels; c++) {
-    float r0 = y0[c] + a0[c], r1 = y1[c] + a1[c], r2 = y2[c] + a2[c], r3 = y3[c] + a3[c];
-    r0 = r0 < add_min ? add_min : r0;
-    r1 = r1 < add_min ? add_min : r1;
-    r2 = r2 < add_min ? add_min : r2;
-    r3 = r3 < add_min ? add_min : r3;
-    y0[c] = r0 > add_max ? add_max : r0;
-    y1[c] = r1 > add_max ? add_max : r1;
-    y2[c] = r2 > add_max ? add_max : r2;
-    y3[c] = r3 > add_max ? add_max : r3;
+    for (size_t q = 0; q < 4; q++) {
+      const float r = out[q][c] + addend[q][c];
+      const float low = r < add_min ? add_min : r;
+      out[q][c] = low > add_max ? add_max : low;
+    }
   }
 }
 
