@@ -120,6 +120,13 @@ typedef struct f32_simple_ukernels {
   // N x 1 x 1 x C), and with rows = pixels = 1 the same-shape one.
   void (*vmul_channels)(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
                         float* y);
+  // Winograd F(2x2, 3x3) of the fp32 conv (f32_conv2d.c): one tile's input transform (16 rows of `channels`
+  // in, 16 positions `stride` apart out) and output transform with bias, clamp and optional residual add
+  // (f32_simple_impl.h).
+  void (*winograd_input)(size_t channels, const float* const* rows, float* v, size_t stride);
+  void (*winograd_output)(size_t channels, const float* m, size_t stride, const float* bias, float min,
+                          float max, float* const* out, const float* const* addend, float add_min,
+                          float add_max);
 } f32_simple_ukernels;
 
 // Lists in the order of kernel_abi.h (best first, the scalar entry last), each with its _count and

@@ -166,6 +166,75 @@ void WHITTLE_FN(f32_vmul_channels_ukernel__)(size_t rows, size_t pixels, size_t 
   }
 }
 
+// Winograd F(2x2, 3x3) transforms (f32_conv2d.c), channel by channel: the loops run over channels, unit
+// stride, so they vectorize; every sum is written out in the order the C states (no FMA contraction). Their
+// 16 input and 4 output rows never overlap, which GCC cannot prove (it gives up on the 16-way alias checks,
+// restrict or not): WHITTLE_NO_ALIAS_LOOP tells it. Clang's equivalent (vectorize(assume_safety)) warns
+// wherever vectorization is off (-O1, the sanitizer builds), so clang keeps its own alias checks.
+#if defined(__GNUC__) && !defined(__clang__)
+#define WHITTLE_NO_ALIAS_LOOP _Pragma("GCC ivdep")
+#else
+#define WHITTLE_NO_ALIAS_LOOP
+#endif
+// Input: the 4x4 input patch d of one tile (rows[i * 4 + j]: input row i, column j of the patch, each
+// `channels` floats; a zero row outside the image) becomes V = B^T d B, position p at v + p * stride.
+void WHITTLE_FN(f32_winograd_input_ukernel__)(size_t channels, const float* const* rows, float* restrict v,
+                                              size_t stride) {
+  WHITTLE_NO_ALIAS_LOOP
+  for (size_t c = 0; c < channels; c++) {
+    // B^T on the columns (rows of the patch combined), then on the rows.
+    float t[4][4];
+    for (size_t j = 0; j < 4; j++) {
+      const float x0 = rows[j][c], x1 = rows[4 + j][c], x2 = rows[8 + j][c], x3 = rows[12 + j][c];
+      t[0][j] = x0 - x2;
+      t[1][j] = x1 + x2;
+      t[2][j] = x2 - x1;
+      t[3][j] = x1 - x3;
+    }
+    for (size_t i = 0; i < 4; i++) {
+      v[(4 * i) * stride + c] = t[i][0] - t[i][2];
+      v[(4 * i + 1) * stride + c] = t[i][1] + t[i][2];
+      v[(4 * i + 2) * stride + c] = t[i][2] - t[i][1];
+      v[(4 * i + 3) * stride + c] = t[i][1] - t[i][3];
+    }
+  }
+}
+
+// Output: the 16 products of one tile (position p at m + p * stride) become its 2x2 outputs A^T m A, plus
+// the bias, clamped to [min, max]; out[q] is output pixel q (row q / 2, column q % 2), a scratch row for a
+// pixel past the image's edge. With `addend`, then y = clamp(y + addend[q], add_min, add_max), the f32 add.
+void WHITTLE_FN(f32_winograd_output_ukernel__)(size_t channels, const float* restrict m, size_t stride,
+                                               const float* restrict bias, float min, float max,
+                                               float* const* out, const float* const* addend, float add_min,
+                                               float add_max) {
+  // One loop per case, so each vectorizes without a test per element.
+  WHITTLE_NO_ALIAS_LOOP
+  for (size_t c = 0; c < channels; c++) {
+    // A^T on the columns (rows of the products combined), then on the rows.
+    float s[2][4];
+    for (size_t j = 0; j < 4; j++) {
+      s[0][j] = (m[j * stride + c] + m[(4 + j) * stride + c]) + m[(8 + j) * stride + c];
+      s[1][j] = (m[(4 + j) * stride + c] - m[(8 + j) * stride + c]) - m[(12 + j) * stride + c];
+    }
+    for (size_t i = 0; i < 2; i++) {
+      float r[2] = {((s[i][0] + s[i][1]) + s[i][2]) + bias[c], ((s[i][1] - s[i][2]) - s[i][3]) + bias[c]};
+      for (size_t q = 0; q < 2; q++) {
+        r[q] = r[q] < min ? min : r[q];
+        out[2 * i + q][c] = r[q] > max ? max : r[q];
+      }
+    }
+  }
+  if (addend == NULL) return;
+  WHITTLE_NO_ALIAS_LOOP
+  for (size_t c = 0; c < channels; c++) {
+    for (size_t q = 0; q < 4; q++) {
+      const float r = out[q][c] + addend[q][c];
+      const float low = r < add_min ? add_min : r;
+      out[q][c] = low > add_max ? add_max : low;
+    }
+  }
+}
+
 const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
     .name = "f32_simple_ukernels__" WHITTLE_SUFFIX_NAME,
     .vclamp = WHITTLE_FN(f32_vclamp_ukernel__),
@@ -176,4 +245,6 @@ const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
     .vsigmoid = WHITTLE_FN(f32_vsigmoid_ukernel__),
     .vhard_sigmoid = WHITTLE_FN(f32_vhard_sigmoid_ukernel__),
     .vmul_channels = WHITTLE_FN(f32_vmul_channels_ukernel__),
+    .winograd_input = WHITTLE_FN(f32_winograd_input_ukernel__),
+    .winograd_output = WHITTLE_FN(f32_winograd_output_ukernel__),
 };

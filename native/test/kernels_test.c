@@ -97,6 +97,16 @@ static const conv_case conv_cases[] = {
     CONV("kernel 1x7", 1, 5, 9, 4, 6, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3, 1),
     CONV("mobilenet pointwise", 1, 12, 12, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("vgg-ish", 1, 8, 8, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    // Winograd F(2x2, 3x3) (3x3 stride 1, >= 16 channels, >= 16 tiles of 2x2 outputs): odd output sizes (edge
+    // tiles of 1 pixel), paddings 0-2 and uneven, channel tails, batches crossing tile blocks, 1-pixel
+    // images; 15 channels and 15 tiles take the indirect GEMM.
+    CONV("winograd c17 oc 33 odd 7x5 batch 3", 3, 7, 5, 17, 33, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("winograd c16 oc 16 no pad 11x10 batch 2", 2, 11, 10, 16, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("winograd c40 oc 70 pad 2/0/1/2", 2, 6, 7, 40, 70, 3, 3, 1, 1, 1, 1, 2, 0, 1, 2, 1),
+    CONV("winograd c24 oc 20 1x1 out batch 16", 16, 3, 3, 24, 20, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("winograd c96 oc 48 32x30 batch 2", 2, 32, 30, 96, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("3x3 c32 oc 32 15 tiles (indirect GEMM)", 1, 10, 6, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("3x3 c15 oc 16 (indirect GEMM)", 1, 6, 6, 15, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
     // Stems (1-4 input channels) and the output-channel tails of the indirect GEMM's kernels.
     CONV("lenet conv1 stem c1", 1, 28, 28, 1, 6, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("vgg stem c3 pad 1", 1, 32, 32, 3, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
