@@ -242,6 +242,43 @@ void WHITTLE_FN(qs8_dequantize_ukernel__)(const qs8_quantization_layout* l, cons
   }
 }
 
+void WHITTLE_FN(qs8_vlut_ukernel__)(size_t n, const uint8_t* x, uint8_t* y, const uint8_t* table) {
+  for (size_t i = 0; i < n; i++) y[i] = table[x[i]];
+}
+
+// Per row: b's offsets from its zero point once, then each pixel's channels against them (unit stride).
+WHITTLE_INLINE void WHITTLE_FN(vmul_channels_)(size_t rows, size_t pixels, size_t channels, const void* a,
+                                               const void* b, void* y, const qs8_mul_params* p, bool u) {
+  int32_t scale[WHITTLE_POOL_CHUNK];
+  const int32_t lo = p->output_min - p->output_zero_point, hi = p->output_max - p->output_zero_point;
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t c0 = 0; c0 < channels; c0 += WHITTLE_POOL_CHUNK) {
+      const size_t cn = channels - c0 < WHITTLE_POOL_CHUNK ? channels - c0 : WHITTLE_POOL_CHUNK;
+      for (size_t c = 0; c < cn; c++)
+        scale[c] = WHITTLE_FN(load_)(b, r * channels + c0 + c, u) - p->b_zero_point;
+      for (size_t px = 0; px < pixels; px++) {
+        const size_t base = (r * pixels + px) * channels + c0;
+        for (size_t c = 0; c < cn; c++) {
+          const int32_t product = (WHITTLE_FN(load_)(a, base + c, u) - p->a_zero_point) * scale[c];
+          int32_t v = qs8_requantize_gemmlowp(product, p->multiplier, p->shift);
+          // Clamped to [min - zp, max - zp] before the zero point is added: no overflow.
+          v = v < lo ? lo : v > hi ? hi : v;
+          WHITTLE_FN(store_)(y, base + c, v + p->output_zero_point, u);
+        }
+      }
+    }
+  }
+}
+
+void WHITTLE_FN(qs8_vmul_channels_ukernel__)(size_t rows, size_t pixels, size_t channels, const void* a,
+                                             const void* b, void* y, const qs8_mul_params* p) {
+  if (p->unsigned_activations) {
+    WHITTLE_FN(vmul_channels_)(rows, pixels, channels, a, b, y, p, true);
+  } else {
+    WHITTLE_FN(vmul_channels_)(rows, pixels, channels, a, b, y, p, false);
+  }
+}
+
 const qs8_simple_ukernels WHITTLE_FN(qs8_simple_ukernels__) = {
     .name = "qs8_simple_ukernels__" WHITTLE_SUFFIX_NAME,
     .vclamp = WHITTLE_FN(qs8_vclamp_ukernel__),
@@ -251,4 +288,6 @@ const qs8_simple_ukernels WHITTLE_FN(qs8_simple_ukernels__) = {
     .global_avgpool_requant = WHITTLE_FN(qs8_global_avgpool_requant_ukernel__),
     .quantize = WHITTLE_FN(qs8_quantize_ukernel__),
     .dequantize = WHITTLE_FN(qs8_dequantize_ukernel__),
+    .vlut = WHITTLE_FN(qs8_vlut_ukernel__),
+    .vmul_channels = WHITTLE_FN(qs8_vmul_channels_ukernel__),
 };

@@ -23,7 +23,13 @@
 //   the input's scale to the output's, agent/runtime ops global_avgpool);
 // - add (a residual connection): qadd, int8 in, int8 out, each input rescaled from its own quantization and
 //   the sum requantized to the output's calibrated range (TFLite's quantized add); an add that broadcasts,
-//   or that follows a softmax, stays fp32 between dequantize_linear and quantize_linear.
+//   or that follows a softmax, stays fp32 between dequantize_linear and quantize_linear;
+// - sigmoid, hard_sigmoid, hard_swish (MobileNetV3, EfficientNet): int8 in, int8 out with the output's
+//   calibrated range, through a 256-entry lookup table the runtime builds at load from the two scales;
+// - mul of two activations (the SE block's channel scale, EfficientNet's x * sigmoid(x)): qmul, each operand
+//   with its own quantization and the product requantized to the output's calibrated range (TFLite's quantized
+//   mul); a mul by a constant stays fp32;
+// - slice and split (ShuffleNet's channel halves): byte moves with the input's quantization, as the layout ops.
 // Other fp32-only ops (sigmoid, batch_norm...) are refused, since a graph full of float islands would not be
 // the int8 model the user asked for.
 //
@@ -75,6 +81,12 @@ export const QUANTIZABLE_OPS = [
   'softmax',
   'global_avgpool',
   'add',
+  'sigmoid',
+  'hard_sigmoid',
+  'hard_swish',
+  'mul',
+  'slice',
+  'split',
 ] as const;
 
 export interface PtqOptions {
@@ -96,10 +108,6 @@ export interface PtqResult {
 /** fp32 ops with no int8 kernel that the int8 graph keeps in fp32, between a dequantize and a quantize (their
  * operands' calibrated ranges quantize what they give): correct, not fast. */
 export const FLOAT_ISLAND_OPS = [
-  'sigmoid',
-  'hard_sigmoid',
-  'hard_swish',
-  'mul',
   'sub',
   'div',
   'pow',
@@ -113,7 +121,6 @@ export const FLOAT_ISLAND_OPS = [
   'reduce_max',
   'resize',
   'pad',
-  'slice',
   'gather',
   'expand',
   'layer_norm',
@@ -402,7 +409,17 @@ class Int8GraphWriter {
         case 'identity':
         case 'transpose':
         case 'channel_shuffle':
+        case 'slice':
+        case 'split':
           this.writeLayout(node);
+          break;
+        case 'sigmoid':
+        case 'hard_sigmoid':
+        case 'hard_swish':
+          this.writeActivation(node);
+          break;
+        case 'mul':
+          this.writeMul(node);
           break;
         case 'concat':
           this.writeConcat(node);
@@ -482,9 +499,8 @@ class Int8GraphWriter {
   private writeAdd(node: ManifestNode, relu: ManifestNode | undefined): void {
     const [a, b] = node.inputs as [number, number];
     const y = node.outputs[0]!;
-    const int8 = (t: number) => this.#int8Twin.has(t) || !this.#floatTwin.has(t);
     const shape = (t: number) => this.manifest.tensors[t]!.shape.join(',');
-    if (int8(a) && int8(b) && shape(a) === shape(b)) {
+    if (this.isInt8(a) && this.isInt8(b) && shape(a) === shape(b)) {
       const out = relu ? relu.outputs[0]! : y;
       const quant = this.activationQuant(out, node.name);
       const inputs = [this.int8Of(a, node.name), this.int8Of(b, node.name)];
@@ -508,7 +524,7 @@ class Int8GraphWriter {
   private writeGlobalAvgPool(node: ManifestNode): void {
     const x = node.inputs[0]!;
     const y = node.outputs[0]!;
-    if (this.#int8Twin.has(x) || !this.#floatTwin.has(x)) {
+    if (this.isInt8(x)) {
       const quant = this.activationQuant(y, node.name);
       const [yq] = this.builder.emit(
         node.name,
@@ -527,17 +543,54 @@ class Int8GraphWriter {
     }
   }
 
-  /** Layout and selection ops keep the input's quantization; they stay fp32 after a softmax. */
+  /** Whether activation t is (or will be) int8: not one that only exists in fp32 (after a softmax). */
+  private isInt8(t: number): boolean {
+    return this.#int8Twin.has(t) || !this.#floatTwin.has(t);
+  }
+
+  /** Layout and selection ops keep the input's quantization (each output of a split); they stay fp32 after a
+   * softmax. */
   private writeLayout(node: ManifestNode): void {
     const x = node.inputs[0]!;
+    const int8 = this.isInt8(x) || node.op === 'max_pool' || node.op === 'avg_pool';
+    const outputs = node.outputs.map(() => ({}));
+    const written = int8
+      ? this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs, outputs)
+      : this.builder.emit(node.name, node.op, 'f32', [this.floatOf(x)], node.attrs, outputs);
+    node.outputs.forEach((y, k) => (int8 ? this.#int8Twin : this.#floatTwin).set(y, written[k]!));
+  }
+
+  /** sigmoid / hard_sigmoid / hard_swish from the input's int8 quantization to the output's calibrated one
+   * (the runtime's lookup table); fp32 after a softmax. */
+  private writeActivation(node: ManifestNode): void {
+    const x = node.inputs[0]!;
     const y = node.outputs[0]!;
-    if (this.#int8Twin.has(x) || !this.#floatTwin.has(x) || node.op === 'max_pool' || node.op === 'avg_pool')
-      this.#int8Twin.set(
-        y,
-        this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs)[0]!,
-      );
-    else
-      this.#floatTwin.set(y, this.builder.emit(node.name, node.op, 'f32', [this.floatOf(x)], node.attrs)[0]!);
+    if (!this.isInt8(x)) {
+      this.writeFloat(node);
+      return;
+    }
+    const quant = this.activationQuant(y, node.name);
+    const [yq] = this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs, [
+      { dtype: 'i8', quant },
+    ]);
+    this.#int8Twin.set(y, yq!);
+  }
+
+  /** A mul of two activations as qmul into the output's calibrated range; fp32 where an operand is a
+   * constant or fp32 only. */
+  private writeMul(node: ManifestNode): void {
+    const [a, b] = node.inputs as [number, number];
+    const y = node.outputs[0]!;
+    if ([a, b].some((t) => this.constantOf(t) !== undefined || !this.isInt8(t))) {
+      this.writeFloat(node);
+      return;
+    }
+    const quant = this.activationQuant(y, node.name);
+    const inputs = [this.int8Of(a, node.name), this.int8Of(b, node.name)];
+    this.#int8Twin.set(
+      y,
+      this.builder.emit(node.name, 'qmul', 'int8', inputs, {}, [{ dtype: 'i8', quant }])[0]!,
+    );
   }
 
   /** An int8 concat over inputs that share its quantization; after a softmax every input is float and the

@@ -1,6 +1,8 @@
 // Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), sub,
-// div, pow and prelu (fp32, broadcasting too), the quantized add (qadd), clip, leaky_relu, sigmoid, sqrt,
-// exp, tanh, erf, hard_sigmoid and hard_swish.
+// div, pow and prelu (fp32, broadcasting too), the quantized add and mul (qadd, qmul), clip, leaky_relu,
+// sigmoid, sqrt, exp, tanh, erf, hard_sigmoid and hard_swish. sigmoid, hard_sigmoid and hard_swish also take
+// int8 / uint8 (the MobileNetV3 / EfficientNet activations of an int8 package): a 256-entry lookup table from
+// the input's quantization to the output's declared one, built at load (reference-ops lookupTable).
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
@@ -8,9 +10,14 @@ import { intRange } from '../number/saturation.js';
 import {
   binaryBroadcast,
   erf,
+  lookup,
+  lookupTable,
   quantizedAdd,
   type QuantizedAddParams,
   quantizedAddParams,
+  quantizedMul,
+  type QuantizedMulParams,
+  quantizedMulParams,
   sigmoid,
   unary,
 } from '../reference-ops/elementwise.js';
@@ -100,6 +107,70 @@ function unaryOp(
   };
 }
 
+/** The per-tensor scale and zero point of quantized operand `what` of an int8 node. */
+function perTensor(node: ManifestNode, spec: TensorSpec, what: string): { scale: number; zeroPoint: number } {
+  const q = needQuant(node, spec, what);
+  expect(q.scale.length === 1 && q.zeroPoint.length === 1, node, `${node.op} takes a per-tensor ${what}`);
+  return { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0]! };
+}
+
+/** The output of an int8 element-wise node: the declared tensor, of dtype `dtype`, per-tensor quantized. */
+function declaredInt8Output(
+  node: ManifestNode,
+  declared: readonly (TensorSpec | undefined)[],
+  dtype: TensorSpec['dtype'],
+): TensorSpec {
+  const y = declared[0];
+  expect(y !== undefined && y.dtype === dtype, node, `${node.op} gives its input's dtype (${dtype})`);
+  perTensor(node, y, 'output');
+  return y;
+}
+
+/** A unary activation: fp32 element by element; int8 / uint8 through the 256-entry lookupTable of the same
+ * function (in double precision) from the input's quantization to the output's declared one. */
+function activationOp(name: string, make: (node: ManifestNode) => (v: number) => number): OpDefinition {
+  return {
+    perImage,
+    infer(node, inputs, declared) {
+      const x = input(node, inputs, 0, 'x');
+      make(node);
+      if (x.dtype === 'f32') return [{ ...x, shape: [...x.shape] }];
+      expect(isInt8(x), node, `${name} takes fp32, int8 or uint8 input, got ${x.dtype}`);
+      perTensor(node, x, 'x');
+      return [
+        { dtype: x.dtype, shape: [...x.shape], quant: declaredInt8Output(node, declared, x.dtype).quant! },
+      ];
+    },
+    macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
+    executors: {
+      f32: (context) => {
+        const f = make(context.node);
+        return {
+          kernel: `reference:${name}_f32`,
+          run: (inputs, outputs) => unary(inputs[0]!, outputs[0]!, f),
+        };
+      },
+      int8: (context) => {
+        const table = activationTable(context);
+        return {
+          kernel: `reference:${name}_int8`,
+          run: (inputs, outputs) => lookup(inputs[0]!, outputs[0]!, table),
+        };
+      },
+    },
+  };
+}
+
+/** The lookup table of an int8 sigmoid / hard_sigmoid / hard_swish node (the reference and the native
+ * kernel look up the same one). */
+export function activationTable(context: PrepareContext): Int8Array | Uint8Array {
+  const { node } = context;
+  const x = context.inputs[0]!;
+  const y = context.outputs[0]!;
+  const f = ACTIVATIONS[node.op as keyof typeof ACTIVATIONS](node);
+  return lookupTable(f, perTensor(node, x, 'x'), perTensor(node, y, 'output'), x.dtype as 'i8' | 'u8');
+}
+
 /** A hard_sigmoid / hard_swish node's alpha and beta: ONNX HardSigmoid's defaults are alpha 0.2, beta 0.5;
  * hard_swish's (ONNX HardSwish, PyTorch's hardswish) alpha 1/6. */
 export function hardSigmoidParams(node: ManifestNode): { alpha: number; beta: number } {
@@ -114,6 +185,17 @@ function hardSigmoidOf(node: ManifestNode): (v: number) => number {
   const { alpha: a, beta: b } = hardSigmoidParams(node);
   return (v) => Math.min(1, Math.max(0, a * v + b));
 }
+
+/** The real functions of the activations that take int8 through a lookup table. */
+const ACTIVATIONS = {
+  sigmoid: () => sigmoid,
+  hard_sigmoid: hardSigmoidOf,
+  /** x * hard_sigmoid(x), alpha 1/6 and beta 0.5 by default (ONNX HardSwish, PyTorch's hardswish). */
+  hard_swish: (node: ManifestNode) => {
+    const gate = hardSigmoidOf(node);
+    return (v: number) => v * gate(v);
+  },
+} satisfies Record<string, (node: ManifestNode) => (v: number) => number>;
 
 const clip = unaryOp(
   'clip',
@@ -134,14 +216,55 @@ export function qaddParams(
   y: TensorSpec,
 ): QuantizedAddParams {
   const [lo, hi] = intRange(y.dtype);
-  const per = (spec: TensorSpec) => ({ scale: spec.quant!.scale[0]!, zeroPoint: spec.quant!.zeroPoint[0]! });
   return quantizedAddParams(
-    per(a),
-    per(b),
-    per(y),
+    perTensor(node, a, 'a'),
+    perTensor(node, b, 'b'),
+    perTensor(node, y, 'output'),
     intAttr(node, 'min', lo, lo, hi),
     intAttr(node, 'max', hi, lo, hi),
   );
+}
+
+/** The parameters of a qmul node, as qaddParams. */
+export function qmulParams(
+  node: ManifestNode,
+  a: TensorSpec,
+  b: TensorSpec,
+  y: TensorSpec,
+): QuantizedMulParams {
+  const [lo, hi] = intRange(y.dtype);
+  return quantizedMulParams(
+    perTensor(node, a, 'a'),
+    perTensor(node, b, 'b'),
+    perTensor(node, y, 'output'),
+    intAttr(node, 'min', lo, lo, hi),
+    intAttr(node, 'max', hi, lo, hi),
+  );
+}
+
+/** The checks qadd and qmul share: two int8 or two uint8 operands, each per-tensor quantized, the declared
+ * output of their dtype, and a clamp with min <= max. */
+function checkQuantizedBinary(
+  node: ManifestNode,
+  a: TensorSpec,
+  b: TensorSpec,
+  declared: readonly (TensorSpec | undefined)[],
+): TensorSpec {
+  expect(
+    isInt8(a) && a.dtype === b.dtype,
+    node,
+    `${node.op} takes two int8 or two uint8 tensors, got ${a.dtype} and ${b.dtype}`,
+  );
+  perTensor(node, a, 'a');
+  perTensor(node, b, 'b');
+  const y = declaredInt8Output(node, declared, a.dtype);
+  const [lo, hi] = intRange(a.dtype);
+  expect(
+    intAttr(node, 'min', lo, lo, hi) <= intAttr(node, 'max', hi, lo, hi),
+    node,
+    `${node.op} needs min <= max`,
+  );
+  return y;
 }
 
 /** int8 / uint8 add of two tensors of one shape, each with its own per-tensor quantization, into the
@@ -153,31 +276,11 @@ const qadd: OpDefinition = {
     const a = input(node, inputs, 0, 'a');
     const b = input(node, inputs, 1, 'b');
     expect(
-      isInt8(a) && a.dtype === b.dtype,
-      node,
-      `qadd takes two int8 or two uint8 tensors, got ${a.dtype} and ${b.dtype}`,
-    );
-    expect(
       a.shape.join(',') === b.shape.join(','),
       node,
       `qadd operands must share a shape, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`,
     );
-    const y = declared[0];
-    expect(y !== undefined && y.dtype === a.dtype, node, `qadd gives the operands' dtype (${a.dtype})`);
-    for (const [spec, what] of [
-      [a, 'a'],
-      [b, 'b'],
-      [y, 'output'],
-    ] as const) {
-      const q = needQuant(node, spec, what);
-      expect(q.scale.length === 1 && q.zeroPoint.length === 1, node, `qadd takes a per-tensor ${what}`);
-    }
-    const [lo, hi] = intRange(a.dtype);
-    expect(
-      intAttr(node, 'min', lo, lo, hi) <= intAttr(node, 'max', hi, lo, hi),
-      node,
-      'qadd needs min <= max',
-    );
+    const y = checkQuantizedBinary(node, a, b, declared);
     return [{ dtype: a.dtype, shape: [...a.shape], quant: y.quant! }];
   },
   macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
@@ -194,16 +297,53 @@ const qadd: OpDefinition = {
   },
 };
 
+/** int8 / uint8 mul with numpy broadcasting (the SE block's N x H x W x C times N x 1 x 1 x C, and EfficientNet's
+ * x * sigmoid(x)), each operand with its own per-tensor quantization, into the output's declared one: TFLite's
+ * quantized mul (reference-ops/elementwise.ts quantizedMul). */
+const qmul: OpDefinition = {
+  perImage,
+  infer(node, inputs, declared) {
+    const a = input(node, inputs, 0, 'a');
+    const b = input(node, inputs, 1, 'b');
+    const y = checkQuantizedBinary(node, a, b, declared);
+    const shape = broadcastShapes(a.shape, b.shape);
+    expect(typeof shape !== 'string', node, typeof shape === 'string' ? shape : '');
+    return [{ dtype: a.dtype, shape, quant: y.quant! }];
+  },
+  macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
+  executors: {
+    int8: (context) => {
+      const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+      const y = context.outputs[0]!;
+      const f = quantizedMul(qmulParams(context.node, a, b, y));
+      return {
+        kernel: 'reference:qmul_int8',
+        run: (inputs, outputs) =>
+          binaryBroadcast(
+            a.shape,
+            pick(context, inputs, 0)!,
+            b.shape,
+            pick(context, inputs, 1)!,
+            y.shape,
+            outputs[0]!,
+            f,
+          ),
+      };
+    },
+  },
+};
+
 export const ELEMENTWISE_OPS = {
   add: binaryOp('add', (a, b) => a + b),
   mul: binaryOp('mul', (a, b) => a * b),
   qadd,
+  qmul,
   clip,
   leaky_relu: unaryOp('leaky_relu', (node) => {
     const alpha = numberAttr(node, 'alpha', 0.01);
     return (v) => (v < 0 ? Math.fround(v * alpha) : v);
   }),
-  sigmoid: unaryOp('sigmoid', () => sigmoid),
+  sigmoid: activationOp('sigmoid', ACTIVATIONS.sigmoid),
   sub: binaryOp('sub', (a, b) => a - b, true),
   div: binaryOp('div', (a, b) => a / b, true),
   pow: binaryOp('pow', (a, b) => a ** b, true),
@@ -213,10 +353,6 @@ export const ELEMENTWISE_OPS = {
   exp: unaryOp('exp', () => Math.exp),
   tanh: unaryOp('tanh', () => Math.tanh),
   erf: unaryOp('erf', () => erf),
-  hard_sigmoid: unaryOp('hard_sigmoid', (node) => hardSigmoidOf(node)),
-  /** x * hard_sigmoid(x), alpha 1/6 and beta 0.5 by default (ONNX HardSwish, PyTorch's hardswish). */
-  hard_swish: unaryOp('hard_swish', (node) => {
-    const gate = hardSigmoidOf(node);
-    return (v) => v * gate(v);
-  }),
+  hard_sigmoid: activationOp('hard_sigmoid', ACTIVATIONS.hard_sigmoid),
+  hard_swish: activationOp('hard_swish', ACTIVATIONS.hard_swish),
 } satisfies Record<string, OpDefinition>;
