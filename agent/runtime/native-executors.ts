@@ -905,7 +905,7 @@ const hardSigmoidNative: NativeFactory = (context) => {
   );
 };
 
-/** int8 / uint8 sigmoid, hard_sigmoid, hard_swish: the node's 256-entry table (ops/elementwise.ts
+/** int8 / uint8 sigmoid, hard_sigmoid, hard_swish, silu: the node's 256-entry table (ops/elementwise.ts
  * activationTable, the reference's own), looked up byte by byte. */
 const lookupNative: NativeFactory = (context) => {
   const table = activationTable(context);
@@ -1105,6 +1105,7 @@ export const NATIVE_EXECUTORS: Readonly<
   sigmoid: { f32: sigmoidNative, int8: lookupNative },
   hard_sigmoid: { f32: hardSigmoidNative, int8: lookupNative },
   hard_swish: { f32: hardSigmoidNative, int8: lookupNative },
+  silu: { int8: lookupNative },
   mul: { f32: mulChannels },
   qmul: { int8: qmulChannels },
   slice: { f32: sliceNative, int8: sliceNative },

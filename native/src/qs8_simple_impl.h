@@ -44,11 +44,11 @@ WHITTLE_INLINE void WHITTLE_FN(vadd_)(size_t n, const void* a, const void* b, vo
   for (size_t i = 0; i < n; i++) {
     const int32_t xa = (WHITTLE_FN(load_)(a, i, u) - p->a_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
     const int32_t xb = (WHITTLE_FN(load_)(b, i, u) - p->b_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
-    const int32_t sa = qs8_requantize_gemmlowp(xa, p->a_multiplier, p->a_shift);
-    const int32_t sb = qs8_requantize_gemmlowp(xb, p->b_multiplier, p->b_shift);
+    const int32_t sa = qs8_requantize_gemmlowp_inline(xa, p->a_multiplier, p->a_shift);
+    const int32_t sb = qs8_requantize_gemmlowp_inline(xb, p->b_multiplier, p->b_shift);
     const int32_t sum = (int32_t)((uint32_t)sa + (uint32_t)sb);
-    int64_t v =
-        (int64_t)qs8_requantize_gemmlowp(sum, p->output_multiplier, p->output_shift) + p->output_zero_point;
+    int64_t v = (int64_t)qs8_requantize_gemmlowp_inline(sum, p->output_multiplier, p->output_shift) +
+                p->output_zero_point;
     v = v < p->output_min ? p->output_min : v;
     v = v > p->output_max ? p->output_max : v;
     WHITTLE_FN(store_)(y, i, (int32_t)v, u);
@@ -162,7 +162,7 @@ WHITTLE_INLINE void WHITTLE_FN(global_avgpool_requant_)(size_t batch, size_t pix
         for (size_t c = 0; c < cn; c++) acc[c] += WHITTLE_FN(load_)(input, base + c, u);
       }
       for (size_t c = 0; c < cn; c++) {
-        int32_t v = qs8_requantize_gemmlowp(acc[c], p->multiplier, p->shift);
+        int32_t v = qs8_requantize_gemmlowp_inline(acc[c], p->multiplier, p->shift);
         // Clamped to [min - zp, max - zp] before the zero point is added: no overflow (qs8_requantize.h).
         const int32_t lo = p->output_min - p->output_zero_point, hi = p->output_max - p->output_zero_point;
         v = v < lo ? lo : v > hi ? hi : v;
@@ -260,7 +260,7 @@ WHITTLE_INLINE void WHITTLE_FN(vmul_channels_)(size_t rows, size_t pixels, size_
         const size_t base = (r * pixels + px) * channels + c0;
         for (size_t c = 0; c < cn; c++) {
           const int32_t product = (WHITTLE_FN(load_)(a, base + c, u) - p->a_zero_point) * scale[c];
-          int32_t v = qs8_requantize_gemmlowp(product, p->multiplier, p->shift);
+          int32_t v = qs8_requantize_gemmlowp_inline(product, p->multiplier, p->shift);
           // Clamped to [min - zp, max - zp] before the zero point is added: no overflow.
           v = v < lo ? lo : v > hi ? hi : v;
           WHITTLE_FN(store_)(y, base + c, v + p->output_zero_point, u);

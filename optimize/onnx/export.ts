@@ -407,7 +407,8 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
       }
       case 'sigmoid':
       case 'hard_sigmoid':
-      case 'hard_swish': {
+      case 'hard_swish':
+      case 'silu': {
         // int8: QDQ around the float activation, from the input's quantization to the output's (the runtime's
         // lookup table computes the same function on the 256 input values).
         const int8 = specs[x]!.quant !== undefined && specs[x]!.dtype !== 'f32';
@@ -417,11 +418,13 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
           w.op('HardSigmoid', [v], [float('alpha', alpha), float('beta', beta)]);
         // Opset 13 has no HardSwish: x * HardSigmoid(x), the form PyTorch's exporter writes there.
         const y =
-          node.op === 'sigmoid'
-            ? w.op('Sigmoid', [xf])
-            : node.op === 'hard_sigmoid'
-              ? gate(xf)
-              : w.op('Mul', [xf, gate(xf)]);
+          node.op === 'silu'
+            ? w.op('Mul', [xf, w.op('Sigmoid', [xf])])
+            : node.op === 'sigmoid'
+              ? w.op('Sigmoid', [xf])
+              : node.op === 'hard_sigmoid'
+                ? gate(xf)
+                : w.op('Mul', [xf, gate(xf)]);
         if (int8) quantizeTo(y, out, node.name);
         else w.node('Identity', [y], [names[out]!]);
         break;

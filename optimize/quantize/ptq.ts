@@ -26,9 +26,11 @@
 //   or that follows a softmax, stays fp32 between dequantize_linear and quantize_linear;
 // - sigmoid, hard_sigmoid, hard_swish (MobileNetV3, EfficientNet): int8 in, int8 out with the output's
 //   calibrated range, through a 256-entry lookup table the runtime builds at load from the two scales;
-// - mul of two activations (the SE block's channel scale, EfficientNet's x * sigmoid(x)): qmul, each operand
-//   with its own quantization and the product requantized to the output's calibrated range (TFLite's quantized
-//   mul); a mul by a constant stays fp32;
+// - x * sigmoid(x) (EfficientNet's SiLU: a mul of a tensor by its sigmoid, the sigmoid read by nothing else):
+//   one silu lookup table from x's quantization to the product's, the sigmoid never written;
+// - any other mul of two activations (the SE block's channel scale): qmul, each operand with its own
+//   quantization and the product requantized to the output's calibrated range (TFLite's quantized mul); a mul
+//   by a constant stays fp32;
 // - slice and split (ShuffleNet's channel halves): byte moves with the input's quantization, as the layout ops.
 // Other fp32-only ops (sigmoid, batch_norm...) are refused, since a graph full of float islands would not be
 // the int8 model the user asked for.
@@ -213,6 +215,8 @@ interface QuantizationPlan {
   /** The range each fp32 tensor is quantized with, by tensor index: its calibrated range, or for a layer
    * output that feeds a concat, the concat's (see sharedConcatRanges). */
   ranges: ReadonlyMap<number, TensorRange>;
+  /** x * sigmoid(x) written as one silu node: the sigmoid, by the mul that reads it. */
+  siluGates: ReadonlyMap<ManifestNode, ManifestNode>;
 }
 
 /** A conv / FC layer's weights as written (the quantize-layers phase): int8 per output channel with short scales, and the fp32
@@ -243,9 +247,41 @@ function fusedClipsOf(manifest: Manifest): Map<ManifestNode, ManifestNode> {
   return fused;
 }
 
+/** The activations the int8 graph computes through a lookup table (ops/elementwise.ts activationOp). */
+const LOOKUP_ACTIVATIONS: readonly string[] = ['sigmoid', 'hard_sigmoid', 'hard_swish'];
+
+/** Each mul of a tensor x by sigmoid(x) whose sigmoid has no other reader (and is not a graph output): the
+ * sigmoid, by the mul. */
+function siluGatesOf(manifest: Manifest): Map<ManifestNode, ManifestNode> {
+  const producer = new Map<number, ManifestNode>();
+  const readers = new Map<number, number>();
+  for (const node of manifest.nodes) {
+    for (const o of node.outputs) producer.set(o, node);
+    for (const i of node.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  }
+  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
+  const gates = new Map<ManifestNode, ManifestNode>();
+  for (const node of manifest.nodes) {
+    if (node.op !== 'mul' || node.inputs.length !== 2) continue;
+    const [a, b] = node.inputs as [number, number];
+    for (const [x, s] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const gate = producer.get(s);
+      if (gate?.op === 'sigmoid' && gate.inputs[0] === x && readers.get(s) === 1 && !graphOutputs.has(s)) {
+        gates.set(node, gate);
+        break;
+      }
+    }
+  }
+  return gates;
+}
+
 /** The inputs of an int8 concat must share its scale and zero point: a conv / FC layer output (after its fused
- * clip, if any) feeding one takes the concat's range as its own, since its requantization can write any
- * scale at no cost (the first concat wins where a layer feeds two). By tensor index. */
+ * clip, if any) or a lookup-table activation's feeding one takes the concat's range as its own, since its
+ * requantization (or table) can write any scale at no cost (the first concat wins where one feeds two). By
+ * tensor index. */
 function sharedConcatRanges(
   manifest: Manifest,
   ranges: ReadonlyMap<number, TensorRange>,
@@ -259,6 +295,8 @@ function sharedConcatRanges(
     const p = producer.get(t);
     if (p === undefined) return false;
     if (isLayer(p)) return !fusedClips.has(p);
+    // An int8 activation's lookup table, too, writes any output scale at no cost.
+    if (LOOKUP_ACTIVATIONS.includes(p.op)) return true;
     if (p.op !== 'clip') return false;
     const layer = producer.get(p.inputs[0]!);
     return layer !== undefined && isLayer(layer) && fusedClips.get(layer) === p;
@@ -282,7 +320,7 @@ function planQuantization(
   const fusedClips = fusedClipsOf(manifest);
   const ranges = new Map(calibrated);
   for (const [t, range] of sharedConcatRanges(manifest, calibrated, fusedClips)) ranges.set(t, range);
-  return { fusedClips, ranges };
+  return { fusedClips, ranges, siluGates: siluGatesOf(manifest) };
 }
 
 /** The quantize-layers phase: every conv / FC layer's weights quantized per output channel, by layer. */
@@ -387,9 +425,10 @@ class Int8GraphWriter {
     return f!;
   }
 
-  /** Every node of the source graph in order; a clip fused into its layer is written with the layer. */
+  /** Every node of the source graph in order; a clip fused into its layer is written with the layer, a SiLU's
+   * sigmoid with its mul. */
   writeNodes(): void {
-    const fused = new Set<ManifestNode>();
+    const fused = new Set<ManifestNode>(this.plan.siluGates.values());
     for (const node of this.manifest.nodes) {
       if (fused.has(node)) continue;
       switch (node.op) {
@@ -562,25 +601,30 @@ class Int8GraphWriter {
 
   /** sigmoid / hard_sigmoid / hard_swish from the input's int8 quantization to the output's calibrated one
    * (the runtime's lookup table); fp32 after a softmax. */
-  private writeActivation(node: ManifestNode): void {
-    const x = node.inputs[0]!;
+  private writeActivation(node: ManifestNode, op = node.op, x = node.inputs[0]!): void {
     const y = node.outputs[0]!;
     if (!this.isInt8(x)) {
       this.writeFloat(node);
       return;
     }
     const quant = this.activationQuant(y, node.name);
-    const [yq] = this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs, [
+    const [yq] = this.builder.emit(node.name, op, 'int8', [this.int8Of(x, node.name)], node.attrs, [
       { dtype: 'i8', quant },
     ]);
     this.#int8Twin.set(y, yq!);
   }
 
-  /** A mul of two activations as qmul into the output's calibrated range; fp32 where an operand is a
-   * constant or fp32 only. */
+  /** A mul of two activations as qmul into the output's calibrated range (x * sigmoid(x) as one silu); fp32
+   * where an operand is a constant or fp32 only. */
   private writeMul(node: ManifestNode): void {
     const [a, b] = node.inputs as [number, number];
     const y = node.outputs[0]!;
+    const gate = this.plan.siluGates.get(node);
+    if (gate !== undefined && this.isInt8(gate.inputs[0]!)) {
+      this.writeActivation(node, 'silu', gate.inputs[0]!);
+      return;
+    }
+    if (gate !== undefined) this.writeFloat(gate);
     if ([a, b].some((t) => this.constantOf(t) !== undefined || !this.isInt8(t))) {
       this.writeFloat(node);
       return;

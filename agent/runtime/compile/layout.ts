@@ -52,6 +52,7 @@ const ELEMENTWISE_UNARY = new Set([
   'erf',
   'hard_sigmoid',
   'hard_swish',
+  'silu',
   'identity',
   'quantize_linear',
   'dequantize_linear',

@@ -1,7 +1,7 @@
 // Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), sub,
 // div, pow and prelu (fp32, broadcasting too), the quantized add and mul (qadd, qmul), clip, leaky_relu,
-// sigmoid, sqrt, exp, tanh, erf, hard_sigmoid and hard_swish. sigmoid, hard_sigmoid and hard_swish also take
-// int8 / uint8 (the MobileNetV3 / EfficientNet activations of an int8 package): a 256-entry lookup table from
+// sigmoid, sqrt, exp, tanh, erf, hard_sigmoid, hard_swish and silu (x * sigmoid(x)). sigmoid, hard_sigmoid,
+// hard_swish and silu also take int8 / uint8 (the MobileNetV3 / EfficientNet activations of an int8 package): a 256-entry lookup table from
 // the input's quantization to the output's declared one, built at load (reference-ops lookupTable).
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
@@ -161,7 +161,7 @@ function activationOp(name: string, make: (node: ManifestNode) => (v: number) =>
   };
 }
 
-/** The lookup table of an int8 sigmoid / hard_sigmoid / hard_swish node (the reference and the native
+/** The lookup table of an int8 sigmoid / hard_sigmoid / hard_swish / silu node (the reference and the native
  * kernel look up the same one). */
 export function activationTable(context: PrepareContext): Int8Array | Uint8Array {
   const { node } = context;
@@ -195,6 +195,8 @@ const ACTIVATIONS = {
     const gate = hardSigmoidOf(node);
     return (v: number) => v * gate(v);
   },
+  /** x * sigmoid(x) (SiLU, EfficientNet's swish): what the quantizer writes for a mul of x by its sigmoid. */
+  silu: () => (v: number) => v * sigmoid(v),
 } satisfies Record<string, (node: ManifestNode) => (v: number) => number>;
 
 const clip = unaryOp(
@@ -355,4 +357,5 @@ export const ELEMENTWISE_OPS = {
   erf: unaryOp('erf', () => erf),
   hard_sigmoid: activationOp('hard_sigmoid', ACTIVATIONS.hard_sigmoid),
   hard_swish: activationOp('hard_swish', ACTIVATIONS.hard_swish),
+  silu: activationOp('silu', ACTIVATIONS.silu),
 } satisfies Record<string, OpDefinition>;

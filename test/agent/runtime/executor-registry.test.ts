@@ -149,6 +149,7 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
   sigmoid: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
   hard_sigmoid: (format) => ({ attrs: { alpha: 0.3, beta: 0.4 }, inputs: [activation(format, [3, 17])] }),
   hard_swish: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
+  silu: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
   // The SE block's scale: N x H x W x C times N x 1 x 1 x C.
   mul: (format) => ({
     attrs: {},

@@ -1,6 +1,6 @@
 // Post-training quantization of the MobileNetV3 / EfficientNet / ShuffleNet ops (issue 14): hard_swish after
 // a conv, the squeeze-and-excitation block (global pool, 1x1 convs, hard_sigmoid gate, channel-broadcast mul),
-// SiLU (x * sigmoid(x)) and a ShuffleNet channel split (slice halves into a concat). The int8 package has no
+// SiLU (x * sigmoid(x), one silu lookup table in int8), a sigmoid, and a ShuffleNet channel split (slice halves into a concat). The int8 package has no
 // fp32 island (one quantize_linear at the input, one dequantize_linear at the output), runs every node on the
 // native plan bit for bit with the reference executors, stays within a few steps of the fp32 package, and
 // its QDQ export runs on ONNX Runtime with the same outputs within a few steps.
@@ -60,7 +60,7 @@ function fp32Graph(): Package {
   // ShuffleNet's split: one half kept, the other through a conv, concatenated.
   const [left, right] = b.emit('split', 'split', 'f32', [silu!], { axis: 3, split: [4, 4] }, [{}, {}]);
   const [kept] = b.emit('slice', 'slice', 'f32', [left!], { starts: [0], ends: [4], axes: [3] });
-  const [branch] = b.emit('branch/relu', 'clip', 'f32', [conv('branch', right!, 4, 4, 3, 9)], { min: 0 });
+  const [branch] = b.emit('branch/sigmoid', 'sigmoid', 'f32', [conv('branch', right!, 4, 4, 3, 9)], {});
   const [cat] = b.emit('concat', 'concat', 'f32', [kept!, branch!], { axis: 3 });
   const [gap] = b.emit('gap', 'global_avgpool', 'f32', [cat!], {});
   const [flat] = b.emit('flatten', 'reshape', 'f32', [gap!], { shape: [0, -1] });
@@ -104,8 +104,8 @@ test('hard_swish, the SE block, SiLU and a channel split quantize with no fp32 i
     ['stem/hswish', 'hard_swish'],
     ['se/gate', 'hard_sigmoid'],
     ['se/scale', 'qmul'],
-    ['silu/sigmoid', 'sigmoid'],
-    ['silu/mul', 'qmul'],
+    ['branch/sigmoid', 'sigmoid'],
+    ['silu/mul', 'silu'],
     ['split', 'split'],
     ['slice', 'slice'],
     ['se/pool', 'global_avgpool'],
@@ -126,7 +126,8 @@ test('hard_swish, the SE block, SiLU and a channel split quantize with no fp32 i
   const native = Model.fromPackage(int8, { batch });
   // Every node on a native kernel, in one plan.
   assert.deepEqual(native.execution.typescriptNodes, [], JSON.stringify(native.execution));
-  for (const op of ['hard_swish', 'hard_sigmoid', 'sigmoid', 'qmul', 'slice', 'split'])
+  assert.ok(!byName.has('silu/sigmoid'), 'the SiLU sigmoid is folded into the silu table');
+  for (const op of ['hard_swish', 'hard_sigmoid', 'sigmoid', 'silu', 'qmul', 'slice', 'split'])
     assert.ok(
       native.layers.some((l) => l.op === op && l.kernel.startsWith('native:')),
       `${op}: ${JSON.stringify(native.layers.map((l) => [l.op, l.kernel]))}`,
