@@ -246,11 +246,25 @@ void WHITTLE_FN(qs8_vlut_ukernel__)(size_t n, const uint8_t* x, uint8_t* y, cons
   for (size_t i = 0; i < n; i++) y[i] = table[x[i]];
 }
 
+// qs8_requantize_gemmlowp for a non-negative multiplier with the shift split into left_shift in [0, 30] and
+// right_shift in [0, 31], in a branch-free form the compiler vectorizes (64-bit products of 32-bit lanes):
+// SaturatingRoundingDoublingHighMul is floor((a * b + 2^30) / 2^31) whenever b != INT32_MIN
+// (qs8_requantize.h), an arithmetic shift; RoundingDivideByPOT as the scalar code.
+WHITTLE_INLINE int32_t WHITTLE_FN(requantize_lanes_)(int32_t x, int32_t multiplier, int32_t left_shift,
+                                                     int32_t right_shift, int32_t mask, int32_t half) {
+  const int32_t shifted = (int32_t)((uint32_t)x << left_shift);
+  const int32_t high = (int32_t)(((int64_t)shifted * multiplier + (INT64_C(1) << 30)) >> 31);
+  const int32_t threshold = half + (high < 0 ? 1 : 0);
+  return (high >> right_shift) + ((high & mask) > threshold ? 1 : 0);
+}
+
 // Per row: b's offsets from its zero point once, then each pixel's channels against them (unit stride).
 WHITTLE_INLINE void WHITTLE_FN(vmul_channels_)(size_t rows, size_t pixels, size_t channels, const void* a,
                                                const void* b, void* y, const qs8_mul_params* p, bool u) {
   int32_t scale[WHITTLE_POOL_CHUNK];
   const int32_t lo = p->output_min - p->output_zero_point, hi = p->output_max - p->output_zero_point;
+  const int32_t left = p->shift > 0 ? p->shift : 0, right = p->shift > 0 ? 0 : -p->shift;
+  const int32_t mask = (int32_t)((INT64_C(1) << right) - 1), half = mask >> 1;
   for (size_t r = 0; r < rows; r++) {
     for (size_t c0 = 0; c0 < channels; c0 += WHITTLE_POOL_CHUNK) {
       const size_t cn = channels - c0 < WHITTLE_POOL_CHUNK ? channels - c0 : WHITTLE_POOL_CHUNK;
@@ -260,7 +274,7 @@ WHITTLE_INLINE void WHITTLE_FN(vmul_channels_)(size_t rows, size_t pixels, size_
         const size_t base = (r * pixels + px) * channels + c0;
         for (size_t c = 0; c < cn; c++) {
           const int32_t product = (WHITTLE_FN(load_)(a, base + c, u) - p->a_zero_point) * scale[c];
-          int32_t v = qs8_requantize_gemmlowp_inline(product, p->multiplier, p->shift);
+          int32_t v = WHITTLE_FN(requantize_lanes_)(product, p->multiplier, left, right, mask, half);
           // Clamped to [min - zp, max - zp] before the zero point is added: no overflow.
           v = v < lo ? lo : v > hi ? hi : v;
           WHITTLE_FN(store_)(y, base + c, v + p->output_zero_point, u);
