@@ -621,7 +621,7 @@ class Int8GraphWriter {
     const y = node.outputs[0]!;
     const gate = this.plan.siluGates.get(node);
     if (gate !== undefined && this.isInt8(gate.inputs[0]!)) {
-      this.writeActivation(node, 'silu', gate.inputs[0]!);
+      this.writeActivation(node, 'silu', gate.inputs[0]);
       return;
     }
     if (gate !== undefined) this.writeFloat(gate);

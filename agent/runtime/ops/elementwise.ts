@@ -108,7 +108,7 @@ function unaryOp(
 }
 
 /** The per-tensor scale and zero point of quantized operand `what` of an int8 node. */
-function perTensor(node: ManifestNode, spec: TensorSpec, what: string): { scale: number; zeroPoint: number } {
+function perTensor(node: ManifestNode, spec: TensorSpec, what: string): Quantization {
   const q = needQuant(node, spec, what);
   expect(q.scale.length === 1 && q.zeroPoint.length === 1, node, `${node.op} takes a per-tensor ${what}`);
   return { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0]! };
@@ -209,40 +209,30 @@ const clip = unaryOp(
   false,
 );
 
-/** The parameters of a qadd node: its operands' and output's per-tensor quantization, and its fused clamp
- * (integer `min` / `max`, default the dtype's range). */
-export function qaddParams(
-  node: ManifestNode,
-  a: TensorSpec,
-  b: TensorSpec,
-  y: TensorSpec,
-): QuantizedAddParams {
-  const [lo, hi] = intRange(y.dtype);
-  return quantizedAddParams(
-    perTensor(node, a, 'a'),
-    perTensor(node, b, 'b'),
-    perTensor(node, y, 'output'),
-    intAttr(node, 'min', lo, lo, hi),
-    intAttr(node, 'max', hi, lo, hi),
-  );
+type Quantization = { scale: number; zeroPoint: number };
+
+/** The parameters of a quantized binary node (qadd, qmul) made by `make` from its operands' and output's
+ * per-tensor quantization and its fused clamp (integer `min` / `max`, default the dtype's range). */
+function quantizedBinaryParams<P>(
+  make: (a: Quantization, b: Quantization, y: Quantization, min: number, max: number) => P,
+): (node: ManifestNode, a: TensorSpec, b: TensorSpec, y: TensorSpec) => P {
+  return (node, a, b, y) => {
+    const [lo, hi] = intRange(y.dtype);
+    return make(
+      perTensor(node, a, 'a'),
+      perTensor(node, b, 'b'),
+      perTensor(node, y, 'output'),
+      intAttr(node, 'min', lo, lo, hi),
+      intAttr(node, 'max', hi, lo, hi),
+    );
+  };
 }
 
-/** The parameters of a qmul node, as qaddParams. */
-export function qmulParams(
-  node: ManifestNode,
-  a: TensorSpec,
-  b: TensorSpec,
-  y: TensorSpec,
-): QuantizedMulParams {
-  const [lo, hi] = intRange(y.dtype);
-  return quantizedMulParams(
-    perTensor(node, a, 'a'),
-    perTensor(node, b, 'b'),
-    perTensor(node, y, 'output'),
-    intAttr(node, 'min', lo, lo, hi),
-    intAttr(node, 'max', hi, lo, hi),
-  );
-}
+/** The parameters of a qadd node (TFLite's quantized add). */
+export const qaddParams = quantizedBinaryParams<QuantizedAddParams>(quantizedAddParams);
+
+/** The parameters of a qmul node (TFLite's quantized mul). */
+export const qmulParams = quantizedBinaryParams<QuantizedMulParams>(quantizedMulParams);
 
 /** The checks qadd and qmul share: two int8 or two uint8 operands, each per-tensor quantized, the declared
  * output of their dtype, and a clamp with min <= max. */

@@ -1,11 +1,11 @@
 // Element-wise operators with numpy broadcasting, the unary activations, the quantized add and mul, and the
 // int8 lookup table of a unary activation.
-import { roundHalfAwayFromZero } from '../number/rounding.js';
 import {
   type QuantizedMultiplier,
   quantizeMultiplier,
   requantizeGemmlowp,
 } from '../number/requantization.js';
+import { roundHalfAwayFromZero } from '../number/rounding.js';
 import { intRange, saturate } from '../number/saturation.js';
 import { broadcastStrides } from './matmul.js';
 import type { Numbers, Writable } from './number-arrays.js';
