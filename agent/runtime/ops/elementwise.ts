@@ -37,9 +37,31 @@ function wrap(dtype: string): (v: number) => number {
   }
 }
 
+/** The reference executor of a binary node: `combine` over its two operands, numpy-broadcast. */
+function broadcastExecutor(
+  context: PrepareContext,
+  kernel: string,
+  combine: (a: number, b: number) => number,
+): Executor {
+  const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+  const y = context.outputs[0]!;
+  return {
+    kernel,
+    run: (inputs, outputs) =>
+      binaryBroadcast(
+        a.shape,
+        pick(context, inputs, 0)!,
+        b.shape,
+        pick(context, inputs, 1)!,
+        y.shape,
+        outputs[0]!,
+        combine,
+      ),
+  };
+}
+
 function binaryOp(name: string, f: (a: number, b: number) => number, floatOnly = false): OpDefinition {
   const run = (context: PrepareContext): Executor => {
-    const [a, b] = context.inputs as [TensorSpec, TensorSpec];
     const y = context.outputs[0]!;
     const w = wrap(y.dtype);
     // Integer products and sums wrap like the ONNX (numpy) reference; fp32 rounds once per element.
@@ -47,19 +69,7 @@ function binaryOp(name: string, f: (a: number, b: number) => number, floatOnly =
       y.dtype === 'f32'
         ? (p: number, q: number) => Math.fround(f(p, q))
         : (p: number, q: number) => w(name === 'mul' ? Math.imul(p, q) : f(p, q));
-    return {
-      kernel: `reference:${name}_${context.format}`,
-      run: (inputs, outputs) =>
-        binaryBroadcast(
-          a.shape,
-          pick(context, inputs, 0)!,
-          b.shape,
-          pick(context, inputs, 1)!,
-          y.shape,
-          outputs[0]!,
-          combine,
-        ),
-    };
+    return broadcastExecutor(context, `reference:${name}_${context.format}`, combine);
   };
   return {
     perImage,
@@ -306,21 +316,8 @@ const qmul: OpDefinition = {
   executors: {
     int8: (context) => {
       const [a, b] = context.inputs as [TensorSpec, TensorSpec];
-      const y = context.outputs[0]!;
-      const f = quantizedMul(qmulParams(context.node, a, b, y));
-      return {
-        kernel: 'reference:qmul_int8',
-        run: (inputs, outputs) =>
-          binaryBroadcast(
-            a.shape,
-            pick(context, inputs, 0)!,
-            b.shape,
-            pick(context, inputs, 1)!,
-            y.shape,
-            outputs[0]!,
-            f,
-          ),
-      };
+      const f = quantizedMul(qmulParams(context.node, a, b, context.outputs[0]!));
+      return broadcastExecutor(context, 'reference:qmul_int8', f);
     },
   },
 };
