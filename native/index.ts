@@ -425,6 +425,34 @@ export interface MulChannelsArgs {
   reference?: boolean;
 }
 
+/** The int8 / uint8 mulChannels: TFLite's quantized mul, output = clamp(outputZeroPoint + gemmlowp((a -
+ * aZeroPoint) * (b - bZeroPoint), multiplier, shift), outputMin, outputMax), (multiplier, shift) from
+ * quantizeMultiplier(scale_a * scale_b / scale_out). */
+export interface MulChannelsInt8Args<T extends Int8Tensor> {
+  rows: number;
+  pixels: number;
+  channels: number;
+  a: T;
+  b: T;
+  output: T;
+  aZeroPoint: number;
+  bZeroPoint: number;
+  outputZeroPoint: number;
+  multiplier: number;
+  shift: number;
+  outputMin?: number;
+  outputMax?: number;
+  reference?: boolean;
+}
+
+/** output[i] = table[input[i] & 0xff]: an int8 / uint8 activation through its 256-entry table. */
+export interface LookupArgs<T extends Int8Tensor> {
+  input: T;
+  output: T;
+  table: T;
+  reference?: boolean;
+}
+
 /** output[r] = input[r][offset, offset + output.length / rows): a slice or a split's part along one axis. */
 export interface SliceArgs<T extends Tensor> {
   rows: number;
@@ -453,7 +481,8 @@ interface NativeKernels {
   sigmoid(args: ActivationF32Args): void;
   hardSigmoid(args: ActivationF32Args): void;
   hardSwish(args: ActivationF32Args): void;
-  mulChannels(args: MulChannelsArgs): void;
+  mulChannels(args: MulChannelsArgs | MulChannelsInt8Args<Int8Tensor>): void;
+  lookup(args: LookupArgs<Int8Tensor>): void;
   slice(args: SliceArgs<Tensor>): void;
 }
 
@@ -642,6 +671,14 @@ export function hardSwishF32(args: ActivationF32Args): void {
 
 export function mulChannelsF32(args: MulChannelsArgs): void {
   loadNativeBinding().mulChannels(args);
+}
+
+export function mulChannelsInt8<T extends Int8Tensor>(args: MulChannelsInt8Args<T>): void {
+  loadNativeBinding().mulChannels(args);
+}
+
+export function lookupInt8<T extends Int8Tensor>(args: LookupArgs<T>): void {
+  loadNativeBinding().lookup(args);
 }
 
 export function slice<T extends Tensor>(args: SliceArgs<T>): void {

@@ -39,6 +39,7 @@ export type OperatorName =
   | 'hardSigmoid'
   | 'hardSwish'
   | 'mulChannels'
+  | 'lookup'
   | 'slice'
   | 'fixedPointQuantize'
   | 'fixedPointDequantize';

@@ -38,9 +38,13 @@ import {
   hardSwishF32,
   type Int8Tensor,
   loadNativeBinding,
+  type LookupArgs,
+  lookupInt8,
   maxPool2d,
   type MulChannelsArgs,
   mulChannelsF32,
+  mulChannelsInt8,
+  type MulChannelsInt8Args,
   type Pool2dArgs,
   type QuantizationArgs,
   quantizeLinear,
@@ -61,7 +65,7 @@ import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
-import { hardSigmoidParams, qaddParams } from './ops/elementwise.js';
+import { activationTable, hardSigmoidParams, qaddParams, qmulParams } from './ops/elementwise.js';
 import { sliceRanges, splitSizes } from './ops/layout.js';
 import { ADDEND_INPUT, hasAddend, residualParts } from './ops/residual.js';
 import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
@@ -901,32 +905,48 @@ const hardSigmoidNative: NativeFactory = (context) => {
   );
 };
 
-/** fp32 mul of two tensors of one shape, or of [N, ..., C] by [N, 1, ..., 1, C] (either operand the
- * broadcast one: the SE block's scale). Other broadcasts keep the reference. */
-const mulChannels: NativeFactory = (context) => {
+/** int8 / uint8 sigmoid, hard_sigmoid, hard_swish, silu: the node's 256-entry table (ops/elementwise.ts
+ * activationTable, the reference's own), looked up byte by byte. */
+const lookupNative: NativeFactory = (context) => {
+  const table = activationTable(context);
+  return operatorExecutor<LookupArgs<Int8Tensor>>(
+    `native:${context.node.op}_int8`,
+    'lookup',
+    lookupInt8,
+    (inputs, outputs) => ({ input: inputs[0] as Int8Tensor, output: outputs[0] as Int8Tensor, table }),
+  );
+};
+
+/** The mul operands as the native mulChannels takes them: two tensors of one shape (rows = pixels = 1), or
+ * [N, ..., C] by [N, 1, ..., 1, C] (either operand the broadcast one: the SE block's scale), with `big` the
+ * index of the full one; undefined for other broadcasts (the reference runs them). */
+function channelBroadcast(context: PrepareContext) {
   const specs = context.inputs as [TensorSpec, TensorSpec];
-  if (specs.some((t) => t.dtype !== 'f32' || elements(t.shape) === 0)) return undefined;
+  if (specs.some((t) => elements(t.shape) === 0)) return undefined;
   const y = context.outputs[0]!.shape;
   const big = specs[0].shape.join(',') === y.join(',') ? 0 : 1;
-  const small = 1 - big;
   const full = specs[big].shape;
-  const part = specs[small]!.shape;
+  const part = specs[1 - big]!.shape;
   if (full.join(',') !== y.join(',')) return undefined;
-  let shape: { rows: number; pixels: number; channels: number };
-  if (part.join(',') === full.join(',')) {
-    shape = { rows: 1, pixels: 1, channels: elements(full) };
-  } else {
-    const rank = full.length;
-    if (
-      rank < 3 ||
-      part.length !== rank ||
-      part[0] !== full[0] ||
-      part[rank - 1] !== full[rank - 1] ||
-      part.slice(1, -1).some((d) => d !== 1)
-    )
-      return undefined;
-    shape = { rows: full[0]!, pixels: elements(full.slice(1, -1)), channels: full[rank - 1]! };
-  }
+  if (part.join(',') === full.join(',')) return { big, rows: 1, pixels: 1, channels: elements(full) };
+  const rank = full.length;
+  if (
+    rank < 3 ||
+    part.length !== rank ||
+    part[0] !== full[0] ||
+    part[rank - 1] !== full[rank - 1] ||
+    part.slice(1, -1).some((d) => d !== 1)
+  )
+    return undefined;
+  return { big, rows: full[0]!, pixels: elements(full.slice(1, -1)), channels: full[rank - 1]! };
+}
+
+/** fp32 mul of two tensors of one shape, or of [N, ..., C] by [N, 1, ..., 1, C] (channelBroadcast). Other
+ * broadcasts keep the reference. */
+const mulChannels: NativeFactory = (context) => {
+  const layout = channelBroadcast(context);
+  if (layout === undefined || context.inputs.some((t) => t!.dtype !== 'f32')) return undefined;
+  const { big, ...shape } = layout;
   const operand = (inputs: Views, i: number) => (context.constants[i] ?? inputs[i]) as Float32Array;
   return operatorExecutor<MulChannelsArgs>(
     'native:mul_f32',
@@ -935,10 +955,49 @@ const mulChannels: NativeFactory = (context) => {
     (inputs, outputs) => ({
       ...shape,
       a: operand(inputs, big),
-      b: operand(inputs, small),
+      b: operand(inputs, 1 - big),
       output: outputs[0] as Float32Array,
     }),
     (args) => ({ inputs: [args.a, args.b], outputs: [args.output] }),
+  );
+};
+
+/** qmul on the layouts of channelBroadcast, the full operand first (the quantized mul is symmetric in its
+ * operands once each keeps its own zero point). */
+const qmulChannels: NativeFactory = (context) => {
+  const layout = channelBroadcast(context);
+  const y = context.outputs[0]!;
+  const [lo, hi] = intRange(y.dtype);
+  const specs = context.inputs as [TensorSpec, TensorSpec];
+  if (
+    layout === undefined ||
+    [...specs, y].some((t) => t.quant!.zeroPoint[0]! < lo || t.quant!.zeroPoint[0]! > hi)
+  )
+    return undefined;
+  const { big, ...shape } = layout;
+  const p = qmulParams(context.node, specs[big]!, specs[1 - big]!, y);
+  const args = {
+    ...shape,
+    aZeroPoint: p.aZeroPoint,
+    bZeroPoint: p.bZeroPoint,
+    outputZeroPoint: p.outputZeroPoint,
+    multiplier: p.output.multiplier,
+    shift: p.output.shift,
+    outputMin: p.min,
+    outputMax: p.max,
+  };
+  const operand = (inputs: Views, i: number) => (context.constants[i] ?? inputs[i]) as Int8Tensor;
+  return operatorExecutor<MulChannelsInt8Args<Int8Tensor>>(
+    'native:qmul_int8',
+    'mulChannels',
+    mulChannelsInt8,
+    (inputs, outputs) => ({
+      ...args,
+      a: operand(inputs, big),
+      b: operand(inputs, 1 - big),
+      output: outputs[0] as Int8Tensor,
+    }),
+    (a) => ({ inputs: [a.a, a.b], outputs: [a.output] }),
   );
 };
 
@@ -1043,10 +1102,12 @@ export const NATIVE_EXECUTORS: Readonly<
   channel_shuffle: { f32: channelShuffleAny, int8: channelShuffleAny },
   reshape: { f32: copyAny, int8: copyAny },
   identity: { f32: copyAny, int8: copyAny },
-  sigmoid: { f32: sigmoidNative },
-  hard_sigmoid: { f32: hardSigmoidNative },
-  hard_swish: { f32: hardSigmoidNative },
+  sigmoid: { f32: sigmoidNative, int8: lookupNative },
+  hard_sigmoid: { f32: hardSigmoidNative, int8: lookupNative },
+  hard_swish: { f32: hardSigmoidNative, int8: lookupNative },
+  silu: { int8: lookupNative },
   mul: { f32: mulChannels },
+  qmul: { int8: qmulChannels },
   slice: { f32: sliceNative, int8: sliceNative },
   split: { f32: splitNative, int8: splitNative },
 };

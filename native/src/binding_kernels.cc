@@ -863,23 +863,46 @@ BoundOperator Sigmoid(const Napi::Object& args) { return ActivationF32(args, Act
 BoundOperator HardSigmoid(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSigmoid); }
 BoundOperator HardSwish(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSwish); }
 
-// mulChannels({ rows, pixels, channels, a, b, output }), fp32: output[r][p][c] = a[r][p][c] * b[r][c] (the
-// SE block's N x H x W x C times N x 1 x 1 x C; rows = pixels = 1 multiplies two tensors of one shape).
+// mulChannels({ rows, pixels, channels, a, b, output }): output[r][p][c] = a[r][p][c] * b[r][c] (the SE
+// block's N x H x W x C times N x 1 x 1 x C; rows = pixels = 1 multiplies two tensors of one shape). fp32;
+// int8 / uint8 also need aZeroPoint, bZeroPoint, outputZeroPoint, multiplier, shift (TFLite's quantized mul,
+// qs8_mul_params) and take outputMin / outputMax.
 BoundOperator MulChannels(const Napi::Object& args) {
   Napi::Env env = args.Env();
   const auto [rows, pixels, channels] = TensorDimensions<3>(args, {"rows", "pixels", "channels"});
-  const View a = Field(args, "a", napi_float32_array);
-  const View b = Field(args, "b", napi_float32_array);
-  const View output = Field(args, "output", napi_float32_array);
+  const View a = Field(args, "a", kTensorTypes, kTensorWhat);
+  const View b = Field(args, "b", kTensorTypes, kTensorWhat);
+  const View output = Field(args, "output", kTensorTypes, kTensorWhat);
+  ExpectSameType(env, b, a);
+  ExpectSameType(env, output, a);
   ExpectLength(env, a, rows * pixels * channels, "rows x pixels x channels");
   ExpectLength(env, b, rows * channels, "rows x channels");
   ExpectLength(env, output, rows * pixels * channels, "rows x pixels x channels");
   ExpectNoOverlap(env, output, {&a, &b});
+  const bool f32 = a.type == napi_float32_array, u = IsUnsigned(a);
+  qs8_mul_params p{};
+  if (!f32) {
+    const Bounds bounds = ReadBounds(args, a, "outputMin", "outputMax");
+    const int64_t lo = u ? 0 : INT8_MIN, hi = u ? UINT8_MAX : INT8_MAX;
+    p.unsigned_activations = u;
+    p.a_zero_point = static_cast<int32_t>(Integer(args, "aZeroPoint", lo, hi));
+    p.b_zero_point = static_cast<int32_t>(Integer(args, "bZeroPoint", lo, hi));
+    p.output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
+    p.multiplier = static_cast<int32_t>(Integer(args, "multiplier", 0, INT32_MAX));
+    p.shift = static_cast<int32_t>(Integer(args, "shift", QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT));
+    p.output_min = bounds.min_q;
+    p.output_max = bounds.max_q;
+  }
   const bool reference = Boolean(args, "reference");
   ExpectUnchanged(env, {&a, &b, &output});
   const whittle_isa isa = ActiveIsa();
-  const auto run = [rows, pixels, channels, reference, isa](const void* const* inputs, void* const* outputs,
-                                                            whittle_threadpool*) {
+  const auto run = [rows, pixels, channels, f32, p, reference, isa](
+                       const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+    if (!f32) {
+      reference ? qs8_mul_channels__reference(rows, pixels, channels, inputs[0], inputs[1], outputs[0], &p)
+                : qs8_mul_channels(rows, pixels, channels, inputs[0], inputs[1], outputs[0], &p, isa);
+      return;
+    }
     const float* pa = static_cast<const float*>(inputs[0]);
     const float* pb = static_cast<const float*>(inputs[1]);
     float* out = static_cast<float*>(outputs[0]);
@@ -887,6 +910,35 @@ BoundOperator MulChannels(const Napi::Object& args) {
               : f32_mul_channels(rows, pixels, channels, pa, pb, out, isa);
   };
   return {{a, b}, {output}, run};
+}
+
+// lookup({ input, output, table }): output[i] = table[input[i] & 0xff], int8 or uint8 (all three of one
+// type, table of 256 entries): an int8 activation (sigmoid, hard_sigmoid, hard_swish) through the table the
+// runtime builds at load from the input's and output's quantization. The table is copied here.
+BoundOperator Lookup(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const std::initializer_list<napi_typedarray_type> bytes = {napi_int8_array, napi_uint8_array};
+  const View input = Field(args, "input", bytes, "an Int8Array or Uint8Array");
+  const View output = Field(args, "output", bytes, "an Int8Array or Uint8Array");
+  const View table = Field(args, "table", bytes, "an Int8Array or Uint8Array");
+  ExpectSameType(env, output, input);
+  ExpectSameType(env, table, input);
+  const size_t n = ElementCount(env, input);
+  ExpectLength(env, output, n, "input.length");
+  ExpectLength(env, table, 256, "256");
+  ExpectNoOverlap(env, output, {&input});
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output, &table});
+  std::array<uint8_t, 256> entries{};
+  std::memcpy(entries.data(), table.data, entries.size());
+  const whittle_isa isa = ActiveIsa();
+  const auto run = [n, entries, reference, isa](const void* const* inputs, void* const* outputs,
+                                                whittle_threadpool*) {
+    const uint8_t* in = static_cast<const uint8_t*>(inputs[0]);
+    uint8_t* out = static_cast<uint8_t*>(outputs[0]);
+    reference ? qs8_lut__reference(n, in, out, entries.data()) : qs8_lut(n, in, out, entries.data(), isa);
+  };
+  return {{input}, {output}, run};
 }
 
 size_t ElementSize(napi_typedarray_type type) { return type == napi_float32_array ? 4 : 1; }
@@ -1031,6 +1083,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   RegisterOperator(env, exports, "hardSigmoid", HardSigmoid);
   RegisterOperator(env, exports, "hardSwish", HardSwish);
   RegisterOperator(env, exports, "mulChannels", MulChannels);
+  RegisterOperator(env, exports, "lookup", Lookup);
   RegisterOperator(env, exports, "slice", Slice);
 }
 

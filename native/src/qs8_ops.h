@@ -151,6 +151,16 @@ typedef struct qs8_add_params {
 
 #define QS8_ADD_LEFT_SHIFT 20
 
+// TFLite-style quantized mul: out = clamp(output_zero_point + gemmlowp((a - a_zero_point) * (b -
+// b_zero_point), multiplier, shift)), (multiplier, shift) the Q31 form of scale_a * scale_b / scale_out. Raw
+// domain of the dtype; the product of two offsets (|offset| <= 255) cannot overflow int32.
+typedef struct qs8_mul_params {
+  bool unsigned_activations;
+  int32_t a_zero_point, b_zero_point;
+  int32_t output_zero_point, multiplier, shift;
+  int32_t output_min, output_max;
+} qs8_mul_params;
+
 // Global average pool from one quantization to another (per tensor), requantized in the kernel:
 //   out[n][c] = clamp(output_zero_point + gemmlowp(sum_p (x[n][p][c] - input_zero_point), multiplier, shift),
 //                     output_min, output_max)
@@ -192,6 +202,13 @@ typedef struct qs8_simple_ukernels {
                                  void* output, const qs8_global_avgpool_params* params);
   void (*quantize)(const qs8_quantization_layout* layout, const float* input, void* output);
   void (*dequantize)(const qs8_quantization_layout* layout, const void* input, float* output);
+  // y[i] = table[(uint8_t)x[i]]: a unary activation through its 256-entry table (int8 or uint8 alike: the
+  // table is indexed by the raw byte).
+  void (*vlut)(size_t n, const uint8_t* x, uint8_t* y, const uint8_t* table);
+  // The quantized mul of [rows][pixels][channels] by [rows][channels] (rows = pixels = 1: two tensors of
+  // one shape).
+  void (*vmul_channels)(size_t rows, size_t pixels, size_t channels, const void* a, const void* b, void* y,
+                        const qs8_mul_params* params);
 } qs8_simple_ukernels;
 
 WHITTLE_DECLARE_UKERNELS(qs8_gemm)
@@ -225,6 +242,9 @@ void qs8_dequantize__reference(const qs8_quantization_layout* layout, const void
 void qs8_add__reference(size_t n, const void* a, const void* b, void* output, const qs8_add_params* params);
 void qs8_clamp__reference(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min,
                           int32_t max);
+void qs8_lut__reference(size_t n, const uint8_t* input, uint8_t* output, const uint8_t* table);
+void qs8_mul_channels__reference(size_t rows, size_t pixels, size_t channels, const void* a, const void* b,
+                                 void* output, const qs8_mul_params* params);
 // Dequantizes each row, computes the softmax in double precision and quantizes the result: softmax is the
 // one int8 operator that does not stay in integers (its output range is fixed, [0, 1]).
 void qs8_softmax__reference(size_t rows, size_t channels, const void* input, float input_scale,
@@ -283,6 +303,9 @@ void qs8_add(size_t n, const void* a, const void* b, void* output, const qs8_add
              whittle_isa level);
 void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activations, int32_t min, int32_t max,
                whittle_isa level);
+void qs8_lut(size_t n, const uint8_t* input, uint8_t* output, const uint8_t* table, whittle_isa level);
+void qs8_mul_channels(size_t rows, size_t pixels, size_t channels, const void* a, const void* b, void* output,
+                      const qs8_mul_params* params, whittle_isa level);
 void qs8_softmax(size_t rows, size_t channels, const void* input, float input_scale, int32_t input_zero_point,
                  float output_scale, int32_t output_zero_point, bool unsigned_activations, void* output);
 

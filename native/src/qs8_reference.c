@@ -191,6 +191,27 @@ void qs8_clamp__reference(size_t n, const void* input, void* output, bool u, int
   for (size_t i = 0; i < n; i++) store(output, i, clamp32(load(input, i, u), min, max), u);
 }
 
+void qs8_lut__reference(size_t n, const uint8_t* input, uint8_t* output, const uint8_t* table) {
+  for (size_t i = 0; i < n; i++) output[i] = table[input[i]];
+}
+
+void qs8_mul_channels__reference(size_t rows, size_t pixels, size_t channels, const void* a, const void* b,
+                                 void* output, const qs8_mul_params* p) {
+  const bool u = p->unsigned_activations;
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t px = 0; px < pixels; px++) {
+      for (size_t c = 0; c < channels; c++) {
+        const size_t i = (r * pixels + px) * channels + c;
+        const int32_t product =
+            (load(a, i, u) - p->a_zero_point) * (load(b, r * channels + c, u) - p->b_zero_point);
+        const int64_t v =
+            (int64_t)qs8_requantize_gemmlowp(product, p->multiplier, p->shift) + p->output_zero_point;
+        store(output, i, clamp32(v, p->output_min, p->output_max), u);
+      }
+    }
+  }
+}
+
 void qs8_softmax__reference(size_t rows, size_t channels, const void* input, float input_scale,
                             int32_t input_zero_point, float output_scale, int32_t output_zero_point, bool u,
                             void* output) {

@@ -52,11 +52,11 @@ WHITTLE_INLINE void WHITTLE_FN(vadd_)(size_t n, const void* a, const void* b, vo
   for (; i < n; i++) {
     const int32_t xa = (WHITTLE_FN(load_)(a, i, u) - p->a_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
     const int32_t xb = (WHITTLE_FN(load_)(b, i, u) - p->b_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
-    const int32_t sa = qs8_requantize_gemmlowp(xa, p->a_multiplier, p->a_shift);
-    const int32_t sb = qs8_requantize_gemmlowp(xb, p->b_multiplier, p->b_shift);
+    const int32_t sa = qs8_requantize_gemmlowp_inline(xa, p->a_multiplier, p->a_shift);
+    const int32_t sb = qs8_requantize_gemmlowp_inline(xb, p->b_multiplier, p->b_shift);
     const int32_t sum = (int32_t)((uint32_t)sa + (uint32_t)sb);
-    int64_t v =
-        (int64_t)qs8_requantize_gemmlowp(sum, p->output_multiplier, p->output_shift) + p->output_zero_point;
+    int64_t v = (int64_t)qs8_requantize_gemmlowp_inline(sum, p->output_multiplier, p->output_shift) +
+                p->output_zero_point;
     v = v < p->output_min ? p->output_min : v;
     v = v > p->output_max ? p->output_max : v;
     WHITTLE_FN(store_)(y, i, (int32_t)v, u);
@@ -170,7 +170,7 @@ WHITTLE_INLINE void WHITTLE_FN(global_avgpool_requant_)(size_t batch, size_t pix
         for (size_t c = 0; c < cn; c++) acc[c] += WHITTLE_FN(load_)(input, base + c, u);
       }
       for (size_t c = 0; c < cn; c++) {
-        int32_t v = qs8_requantize_gemmlowp(acc[c], p->multiplier, p->shift);
+        int32_t v = qs8_requantize_gemmlowp_inline(acc[c], p->multiplier, p->shift);
         // Clamped to [min - zp, max - zp] before the zero point is added: no overflow (qs8_requantize.h).
         const int32_t lo = p->output_min - p->output_zero_point, hi = p->output_max - p->output_zero_point;
         v = v < lo ? lo : v > hi ? hi : v;
@@ -250,6 +250,57 @@ void WHITTLE_FN(qs8_dequantize_ukernel__)(const qs8_quantization_layout* l, cons
   }
 }
 
+void WHITTLE_FN(qs8_vlut_ukernel__)(size_t n, const uint8_t* x, uint8_t* y, const uint8_t* table) {
+  for (size_t i = 0; i < n; i++) y[i] = table[x[i]];
+}
+
+// qs8_requantize_gemmlowp for a non-negative multiplier with the shift split into left_shift in [0, 30] and
+// right_shift in [0, 31], in a branch-free form the compiler vectorizes (64-bit products of 32-bit lanes):
+// SaturatingRoundingDoublingHighMul is floor((a * b + 2^30) / 2^31) whenever b != INT32_MIN
+// (qs8_requantize.h), an arithmetic shift; RoundingDivideByPOT as the scalar code.
+WHITTLE_INLINE int32_t WHITTLE_FN(requantize_lanes_)(int32_t x, int32_t multiplier, int32_t left_shift,
+                                                     int32_t right_shift, int32_t mask, int32_t half) {
+  const int32_t shifted = (int32_t)((uint32_t)x << left_shift);
+  const int32_t high = (int32_t)(((int64_t)shifted * multiplier + (INT64_C(1) << 30)) >> 31);
+  const int32_t threshold = half + (high < 0 ? 1 : 0);
+  return (high >> right_shift) + ((high & mask) > threshold ? 1 : 0);
+}
+
+// Per row: b's offsets from its zero point once, then each pixel's channels against them (unit stride).
+WHITTLE_INLINE void WHITTLE_FN(vmul_channels_)(size_t rows, size_t pixels, size_t channels, const void* a,
+                                               const void* b, void* y, const qs8_mul_params* p, bool u) {
+  int32_t scale[WHITTLE_POOL_CHUNK];
+  const int32_t lo = p->output_min - p->output_zero_point, hi = p->output_max - p->output_zero_point;
+  const int32_t left = p->shift > 0 ? p->shift : 0, right = p->shift > 0 ? 0 : -p->shift;
+  const int32_t mask = (int32_t)((INT64_C(1) << right) - 1), half = mask >> 1;
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t c0 = 0; c0 < channels; c0 += WHITTLE_POOL_CHUNK) {
+      const size_t cn = channels - c0 < WHITTLE_POOL_CHUNK ? channels - c0 : WHITTLE_POOL_CHUNK;
+      for (size_t c = 0; c < cn; c++)
+        scale[c] = WHITTLE_FN(load_)(b, r * channels + c0 + c, u) - p->b_zero_point;
+      for (size_t px = 0; px < pixels; px++) {
+        const size_t base = (r * pixels + px) * channels + c0;
+        for (size_t c = 0; c < cn; c++) {
+          const int32_t product = (WHITTLE_FN(load_)(a, base + c, u) - p->a_zero_point) * scale[c];
+          int32_t v = WHITTLE_FN(requantize_lanes_)(product, p->multiplier, left, right, mask, half);
+          // Clamped to [min - zp, max - zp] before the zero point is added: no overflow.
+          v = v < lo ? lo : v > hi ? hi : v;
+          WHITTLE_FN(store_)(y, base + c, v + p->output_zero_point, u);
+        }
+      }
+    }
+  }
+}
+
+void WHITTLE_FN(qs8_vmul_channels_ukernel__)(size_t rows, size_t pixels, size_t channels, const void* a,
+                                             const void* b, void* y, const qs8_mul_params* p) {
+  if (p->unsigned_activations) {
+    WHITTLE_FN(vmul_channels_)(rows, pixels, channels, a, b, y, p, true);
+  } else {
+    WHITTLE_FN(vmul_channels_)(rows, pixels, channels, a, b, y, p, false);
+  }
+}
+
 const qs8_simple_ukernels WHITTLE_FN(qs8_simple_ukernels__) = {
     .name = "qs8_simple_ukernels__" WHITTLE_SUFFIX_NAME,
     .vclamp = WHITTLE_FN(qs8_vclamp_ukernel__),
@@ -259,4 +310,6 @@ const qs8_simple_ukernels WHITTLE_FN(qs8_simple_ukernels__) = {
     .global_avgpool_requant = WHITTLE_FN(qs8_global_avgpool_requant_ukernel__),
     .quantize = WHITTLE_FN(qs8_quantize_ukernel__),
     .dequantize = WHITTLE_FN(qs8_dequantize_ukernel__),
+    .vlut = WHITTLE_FN(qs8_vlut_ukernel__),
+    .vmul_channels = WHITTLE_FN(qs8_vmul_channels_ukernel__),
 };

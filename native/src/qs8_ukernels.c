@@ -208,3 +208,12 @@ void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activati
                whittle_isa level) {
   qs8_simple_ukernels_select(level)->vclamp(n, input, output, unsigned_activations, min, max);
 }
+
+void qs8_lut(size_t n, const uint8_t* input, uint8_t* output, const uint8_t* table, whittle_isa level) {
+  qs8_simple_ukernels_select(level)->vlut(n, input, output, table);
+}
+
+void qs8_mul_channels(size_t rows, size_t pixels, size_t channels, const void* a, const void* b, void* output,
+                      const qs8_mul_params* params, whittle_isa level) {
+  qs8_simple_ukernels_select(level)->vmul_channels(rows, pixels, channels, a, b, output, params);
+}

@@ -845,6 +845,37 @@ static void test_qs8_simple(whittle_isa level, bool u) {
       report(!first_difference(got, want, n, &where), "%s add %s %s n=%zu variant %d", dtype, level_name,
              k->name, n, variant);
     }
+    // The SE block's N x H x W x C times N x 1 x 1 x C, and one shape times itself (rows = pixels = 1);
+    // typical shifts (the product of two offsets by scale_a * scale_b / scale_y) and extreme ones.
+    const size_t mul_rows = n >= 33 ? 3 : 1, mul_channels = n >= 33 ? 11 : n,
+                 mul_pixels = n / (mul_rows * mul_channels), mul_n = mul_rows * mul_pixels * mul_channels;
+    for (int variant = 0; variant < 2; variant++) {
+      qs8_mul_params p;
+      p.unsigned_activations = u;
+      p.a_zero_point = rand_range(lo, hi);
+      p.b_zero_point = rand_range(lo, hi);
+      p.output_zero_point = rand_range(lo, hi);
+      p.multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+      p.shift = variant ? rand_range(QS8_REQUANT_MIN_SHIFT, QS8_REQUANT_MAX_SHIFT) : rand_range(-12, -5);
+      p.output_min = rand_range(lo, lo + 20);
+      p.output_max = rand_range(hi - 20, hi);
+      qs8_mul_channels__reference(mul_rows, mul_pixels, mul_channels, a, b, want, &p);
+      qs8_mul_channels(mul_rows, mul_pixels, mul_channels, a, b, got, &p, level);
+      report(!first_difference(got, want, mul_n, &where), "%s mul_channels %s %s %zux%zux%zu variant %d",
+             dtype, level_name, k->name, mul_rows, mul_pixels, mul_channels, variant);
+      qs8_mul_channels__reference(1, 1, n, a, b, want, &p);
+      qs8_mul_channels(1, 1, n, a, b, got, &p, level);
+      report(!first_difference(got, want, n, &where), "%s mul %s %s n=%zu variant %d", dtype, level_name,
+             k->name, n, variant);
+    }
+    // A lookup table (an activation's, built by the runtime): every byte value maps through it.
+    uint8_t table[256];
+    fill_bytes((int8_t*)table, sizeof table);
+    qs8_lut__reference(n, (const uint8_t*)a, (uint8_t*)want, table);
+    qs8_lut(n, (const uint8_t*)a, (uint8_t*)got, table, level);
+    bool lut_ok = !first_difference(got, want, n, &where);
+    for (size_t i = 0; i < n; i++) lut_ok = lut_ok && (uint8_t)got[i] == table[(uint8_t)a[i]];
+    report(lut_ok, "%s lookup %s %s n=%zu", dtype, level_name, k->name, n);
     const int32_t zp = rand_range(lo, hi);
     qs8_clamp__reference(n, a, want, u, zp, hi);  // ReLU: clamp at the zero point
     qs8_clamp(n, a, got, u, zp, hi, level);

@@ -9,6 +9,8 @@ import { type DecodedTensor, toFloat32 } from '../../agent/package/encodings.js'
 import type { ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
+import { hardSigmoidParams } from '../../agent/runtime/ops/elementwise.js';
+import { sliceRanges, splitSizes } from '../../agent/runtime/ops/layout.js';
 import { elements, type TensorSpec } from '../../agent/runtime/tensor.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import {
@@ -390,15 +392,73 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
           [ints('perm', [0, 2, 3, 1])],
         );
         break;
-      case 'qadd': {
-        // QDQ around a float Add, clamped at the node's integer bounds in real units.
-        const sum = w.op('Add', [dequantize(x, `${node.name}_a`), dequantize(b1, `${node.name}_b`)]);
+      case 'qadd':
+      case 'qmul': {
+        // QDQ around a float Add / Mul, clamped at the node's integer bounds in real units.
+        const [a, b] = [dequantize(x, `${node.name}_a`), dequantize(b1, `${node.name}_b`)];
+        const result = w.op(node.op === 'qadd' ? 'Add' : 'Mul', [a, b]);
         const yq = specs[out]!.quant!;
         const toReal = (q: number): number => yq.scale[0]! * (q - yq.zeroPoint[0]!);
         const [lo, hi] = specs[out]!.dtype === 'u8' ? [0, 255] : [-128, 127];
         const low = min === -Infinity || min <= lo ? -Infinity : toReal(min);
         const high = max === Infinity || max >= hi ? Infinity : toReal(max);
-        quantizeTo(clipFloat(sum, low, high), out, node.name);
+        quantizeTo(clipFloat(result, low, high), out, node.name);
+        break;
+      }
+      case 'sigmoid':
+      case 'hard_sigmoid':
+      case 'hard_swish':
+      case 'silu': {
+        // int8: QDQ around the float activation, from the input's quantization to the output's (the runtime's
+        // lookup table computes the same function on the 256 input values).
+        const int8 = specs[x]!.quant !== undefined && specs[x]!.dtype !== 'f32';
+        const xf = int8 ? dequantize(x, `${node.name}_x`) : input(x);
+        const { alpha, beta } = hardSigmoidParams(node);
+        const gate = (v: string): string =>
+          w.op('HardSigmoid', [v], [float('alpha', alpha), float('beta', beta)]);
+        // Opset 13 has no HardSwish: x * HardSigmoid(x), the form PyTorch's exporter writes there.
+        const y =
+          node.op === 'silu'
+            ? w.op('Mul', [xf, w.op('Sigmoid', [xf])])
+            : node.op === 'sigmoid'
+              ? w.op('Sigmoid', [xf])
+              : node.op === 'hard_sigmoid'
+                ? gate(xf)
+                : w.op('Mul', [xf, gate(xf)]);
+        if (int8) quantizeTo(y, out, node.name);
+        else w.node('Identity', [y], [names[out]!]);
+        break;
+      }
+      case 'slice': {
+        // On the tensor as stored (an int8 slice keeps its quantization).
+        const { first, step, length } = sliceRanges(node, specs[x]!.shape);
+        const axes = [...first.keys()];
+        const ends = axes.map((a) => first[a]! + step[a]! * length[a]!);
+        const i64 = (hint: string, values: number[]) => w.constant(hint, 'i64', [values.length], values);
+        w.node(
+          'Slice',
+          [
+            input(x),
+            i64('starts', first),
+            i64(
+              'ends',
+              ends.map((e) => (e < 0 ? -(2 ** 53) : e)),
+            ),
+            i64('axes', axes),
+            i64('steps', step),
+          ],
+          [names[out]!],
+        );
+        break;
+      }
+      case 'split': {
+        const { axis, sizes } = splitSizes(node, specs[x]!.shape, node.outputs.length);
+        w.node(
+          'Split',
+          [input(x), w.constant('split', 'i64', [sizes.length], sizes)],
+          node.outputs.map((t) => names[t]!),
+          [int('axis', axis)],
+        );
         break;
       }
       case 'add':
@@ -422,9 +482,8 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
       case 'leaky_relu':
         w.node('LeakyRelu', [input(x)], [names[out]!], [float('alpha', numberAttr(node, 'alpha', 0.01))]);
         break;
-      case 'sigmoid':
       case 'identity':
-        w.node(node.op === 'sigmoid' ? 'Sigmoid' : 'Identity', [input(x)], [names[out]!]);
+        w.node('Identity', [input(x)], [names[out]!]);
         break;
       case 'softmax':
         if (numberAttr(node, 'coerce2d', 0) === 1) fail('opset<13 softmax (coerce2d) is not exported');

@@ -23,7 +23,15 @@
 //   the input's scale to the output's, agent/runtime ops global_avgpool);
 // - add (a residual connection): qadd, int8 in, int8 out, each input rescaled from its own quantization and
 //   the sum requantized to the output's calibrated range (TFLite's quantized add); an add that broadcasts,
-//   or that follows a softmax, stays fp32 between dequantize_linear and quantize_linear.
+//   or that follows a softmax, stays fp32 between dequantize_linear and quantize_linear;
+// - sigmoid, hard_sigmoid, hard_swish (MobileNetV3, EfficientNet): int8 in, int8 out with the output's
+//   calibrated range, through a 256-entry lookup table the runtime builds at load from the two scales;
+// - x * sigmoid(x) (EfficientNet's SiLU: a mul of a tensor by its sigmoid, the sigmoid read by nothing else):
+//   one silu lookup table from x's quantization to the product's, the sigmoid never written;
+// - any other mul of two activations (the SE block's channel scale): qmul, each operand with its own
+//   quantization and the product requantized to the output's calibrated range (TFLite's quantized mul); a mul
+//   by a constant stays fp32;
+// - slice and split (ShuffleNet's channel halves): byte moves with the input's quantization, as the layout ops.
 // Other fp32-only ops (sigmoid, batch_norm...) are refused, since a graph full of float islands would not be
 // the int8 model the user asked for.
 //
@@ -75,6 +83,12 @@ export const QUANTIZABLE_OPS = [
   'softmax',
   'global_avgpool',
   'add',
+  'sigmoid',
+  'hard_sigmoid',
+  'hard_swish',
+  'mul',
+  'slice',
+  'split',
 ] as const;
 
 export interface PtqOptions {
@@ -96,10 +110,6 @@ export interface PtqResult {
 /** fp32 ops with no int8 kernel that the int8 graph keeps in fp32, between a dequantize and a quantize (their
  * operands' calibrated ranges quantize what they give): correct, not fast. */
 export const FLOAT_ISLAND_OPS = [
-  'sigmoid',
-  'hard_sigmoid',
-  'hard_swish',
-  'mul',
   'sub',
   'div',
   'pow',
@@ -113,7 +123,6 @@ export const FLOAT_ISLAND_OPS = [
   'reduce_max',
   'resize',
   'pad',
-  'slice',
   'gather',
   'expand',
   'layer_norm',
@@ -206,6 +215,8 @@ interface QuantizationPlan {
   /** The range each fp32 tensor is quantized with, by tensor index: its calibrated range, or for a layer
    * output that feeds a concat, the concat's (see sharedConcatRanges). */
   ranges: ReadonlyMap<number, TensorRange>;
+  /** x * sigmoid(x) written as one silu node: the sigmoid, by the mul that reads it. */
+  siluGates: ReadonlyMap<ManifestNode, ManifestNode>;
 }
 
 /** A conv / FC layer's weights as written (the quantize-layers phase): int8 per output channel with short scales, and the fp32
@@ -236,9 +247,41 @@ function fusedClipsOf(manifest: Manifest): Map<ManifestNode, ManifestNode> {
   return fused;
 }
 
+/** The activations the int8 graph computes through a lookup table (ops/elementwise.ts activationOp). */
+const LOOKUP_ACTIVATIONS: readonly string[] = ['sigmoid', 'hard_sigmoid', 'hard_swish'];
+
+/** Each mul of a tensor x by sigmoid(x) whose sigmoid has no other reader (and is not a graph output): the
+ * sigmoid, by the mul. */
+function siluGatesOf(manifest: Manifest): Map<ManifestNode, ManifestNode> {
+  const producer = new Map<number, ManifestNode>();
+  const readers = new Map<number, number>();
+  for (const node of manifest.nodes) {
+    for (const o of node.outputs) producer.set(o, node);
+    for (const i of node.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  }
+  const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
+  const gates = new Map<ManifestNode, ManifestNode>();
+  for (const node of manifest.nodes) {
+    if (node.op !== 'mul' || node.inputs.length !== 2) continue;
+    const [a, b] = node.inputs as [number, number];
+    for (const [x, s] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const gate = producer.get(s);
+      if (gate?.op === 'sigmoid' && gate.inputs[0] === x && readers.get(s) === 1 && !graphOutputs.has(s)) {
+        gates.set(node, gate);
+        break;
+      }
+    }
+  }
+  return gates;
+}
+
 /** The inputs of an int8 concat must share its scale and zero point: a conv / FC layer output (after its fused
- * clip, if any) feeding one takes the concat's range as its own, since its requantization can write any
- * scale at no cost (the first concat wins where a layer feeds two). By tensor index. */
+ * clip, if any) or a lookup-table activation's feeding one takes the concat's range as its own, since its
+ * requantization (or table) can write any scale at no cost (the first concat wins where one feeds two). By
+ * tensor index. */
 function sharedConcatRanges(
   manifest: Manifest,
   ranges: ReadonlyMap<number, TensorRange>,
@@ -252,6 +295,8 @@ function sharedConcatRanges(
     const p = producer.get(t);
     if (p === undefined) return false;
     if (isLayer(p)) return !fusedClips.has(p);
+    // An int8 activation's lookup table, too, writes any output scale at no cost.
+    if (LOOKUP_ACTIVATIONS.includes(p.op)) return true;
     if (p.op !== 'clip') return false;
     const layer = producer.get(p.inputs[0]!);
     return layer !== undefined && isLayer(layer) && fusedClips.get(layer) === p;
@@ -275,7 +320,7 @@ function planQuantization(
   const fusedClips = fusedClipsOf(manifest);
   const ranges = new Map(calibrated);
   for (const [t, range] of sharedConcatRanges(manifest, calibrated, fusedClips)) ranges.set(t, range);
-  return { fusedClips, ranges };
+  return { fusedClips, ranges, siluGates: siluGatesOf(manifest) };
 }
 
 /** The quantize-layers phase: every conv / FC layer's weights quantized per output channel, by layer. */
@@ -380,9 +425,10 @@ class Int8GraphWriter {
     return f!;
   }
 
-  /** Every node of the source graph in order; a clip fused into its layer is written with the layer. */
+  /** Every node of the source graph in order; a clip fused into its layer is written with the layer, a SiLU's
+   * sigmoid with its mul. */
   writeNodes(): void {
-    const fused = new Set<ManifestNode>();
+    const fused = new Set<ManifestNode>(this.plan.siluGates.values());
     for (const node of this.manifest.nodes) {
       if (fused.has(node)) continue;
       switch (node.op) {
@@ -402,7 +448,17 @@ class Int8GraphWriter {
         case 'identity':
         case 'transpose':
         case 'channel_shuffle':
+        case 'slice':
+        case 'split':
           this.writeLayout(node);
+          break;
+        case 'sigmoid':
+        case 'hard_sigmoid':
+        case 'hard_swish':
+          this.writeActivation(node);
+          break;
+        case 'mul':
+          this.writeMul(node);
           break;
         case 'concat':
           this.writeConcat(node);
@@ -482,9 +538,8 @@ class Int8GraphWriter {
   private writeAdd(node: ManifestNode, relu: ManifestNode | undefined): void {
     const [a, b] = node.inputs as [number, number];
     const y = node.outputs[0]!;
-    const int8 = (t: number) => this.#int8Twin.has(t) || !this.#floatTwin.has(t);
     const shape = (t: number) => this.manifest.tensors[t]!.shape.join(',');
-    if (int8(a) && int8(b) && shape(a) === shape(b)) {
+    if (this.isInt8(a) && this.isInt8(b) && shape(a) === shape(b)) {
       const out = relu ? relu.outputs[0]! : y;
       const quant = this.activationQuant(out, node.name);
       const inputs = [this.int8Of(a, node.name), this.int8Of(b, node.name)];
@@ -508,7 +563,7 @@ class Int8GraphWriter {
   private writeGlobalAvgPool(node: ManifestNode): void {
     const x = node.inputs[0]!;
     const y = node.outputs[0]!;
-    if (this.#int8Twin.has(x) || !this.#floatTwin.has(x)) {
+    if (this.isInt8(x)) {
       const quant = this.activationQuant(y, node.name);
       const [yq] = this.builder.emit(
         node.name,
@@ -527,17 +582,59 @@ class Int8GraphWriter {
     }
   }
 
-  /** Layout and selection ops keep the input's quantization; they stay fp32 after a softmax. */
+  /** Whether activation t is (or will be) int8: not one that only exists in fp32 (after a softmax). */
+  private isInt8(t: number): boolean {
+    return this.#int8Twin.has(t) || !this.#floatTwin.has(t);
+  }
+
+  /** Layout and selection ops keep the input's quantization (each output of a split); they stay fp32 after a
+   * softmax. */
   private writeLayout(node: ManifestNode): void {
     const x = node.inputs[0]!;
+    const int8 = this.isInt8(x) || node.op === 'max_pool' || node.op === 'avg_pool';
+    const outputs = node.outputs.map(() => ({}));
+    const written = int8
+      ? this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs, outputs)
+      : this.builder.emit(node.name, node.op, 'f32', [this.floatOf(x)], node.attrs, outputs);
+    node.outputs.forEach((y, k) => (int8 ? this.#int8Twin : this.#floatTwin).set(y, written[k]!));
+  }
+
+  /** sigmoid / hard_sigmoid / hard_swish from the input's int8 quantization to the output's calibrated one
+   * (the runtime's lookup table); fp32 after a softmax. */
+  private writeActivation(node: ManifestNode, op = node.op, x = node.inputs[0]!): void {
     const y = node.outputs[0]!;
-    if (this.#int8Twin.has(x) || !this.#floatTwin.has(x) || node.op === 'max_pool' || node.op === 'avg_pool')
-      this.#int8Twin.set(
-        y,
-        this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs)[0]!,
-      );
-    else
-      this.#floatTwin.set(y, this.builder.emit(node.name, node.op, 'f32', [this.floatOf(x)], node.attrs)[0]!);
+    if (!this.isInt8(x)) {
+      this.writeFloat(node);
+      return;
+    }
+    const quant = this.activationQuant(y, node.name);
+    const [yq] = this.builder.emit(node.name, op, 'int8', [this.int8Of(x, node.name)], node.attrs, [
+      { dtype: 'i8', quant },
+    ]);
+    this.#int8Twin.set(y, yq!);
+  }
+
+  /** A mul of two activations as qmul into the output's calibrated range (x * sigmoid(x) as one silu); fp32
+   * where an operand is a constant or fp32 only. */
+  private writeMul(node: ManifestNode): void {
+    const [a, b] = node.inputs as [number, number];
+    const y = node.outputs[0]!;
+    const gate = this.plan.siluGates.get(node);
+    if (gate !== undefined && this.isInt8(gate.inputs[0]!)) {
+      this.writeActivation(node, 'silu', gate.inputs[0]);
+      return;
+    }
+    if (gate !== undefined) this.writeFloat(gate);
+    if ([a, b].some((t) => this.constantOf(t) !== undefined || !this.isInt8(t))) {
+      this.writeFloat(node);
+      return;
+    }
+    const quant = this.activationQuant(y, node.name);
+    const inputs = [this.int8Of(a, node.name), this.int8Of(b, node.name)];
+    this.#int8Twin.set(
+      y,
+      this.builder.emit(node.name, 'qmul', 'int8', inputs, {}, [{ dtype: 'i8', quant }])[0]!,
+    );
   }
 
   /** An int8 concat over inputs that share its quantization; after a softmax every input is float and the

@@ -2,7 +2,7 @@
 // them through layout transposes, and a transpose that does not meet its inverse head-on (a ReLU between
 // them) would run on every call. This pass walks the graph in order and carries each tensor as
 // "an underlying tensor and the permutation that gives the source graph's value": transposes only compose
-// permutations; layout-agnostic ops (unary, clip, quantize/dequantize, add/mul/sub/div/pow/prelu/qadd, concat,
+// permutations; layout-agnostic ops (unary, clip, quantize/dequantize, add/mul/sub/div/pow/prelu/qadd/qmul, concat,
 // softmax, batch norm, instance norm, channel shuffle over an unmoved last axis, and the per-axis ops pad,
 // slice, split, resize, gather, reduce_mean/reduce_max) run on the underlying tensor with their axes remapped; constants
 // that meet a permuted tensor are permuted once, here (folded); a flatten feeding fully-connected layers
@@ -52,11 +52,12 @@ const ELEMENTWISE_UNARY = new Set([
   'erf',
   'hard_sigmoid',
   'hard_swish',
+  'silu',
   'identity',
   'quantize_linear',
   'dequantize_linear',
 ]);
-const ELEMENTWISE_BINARY = new Set(['add', 'mul', 'sub', 'div', 'pow', 'prelu', 'qadd']);
+const ELEMENTWISE_BINARY = new Set(['add', 'mul', 'sub', 'div', 'pow', 'prelu', 'qadd', 'qmul']);
 
 /** Ops with one attribute per axis of their input (in source axis order), which follow a permutation by
  * reordering them: pads (begins then ends), resize's scales / sizes. */

@@ -1,6 +1,8 @@
 // Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), sub,
-// div, pow and prelu (fp32, broadcasting too), the quantized add (qadd), clip, leaky_relu, sigmoid, sqrt,
-// exp, tanh, erf, hard_sigmoid and hard_swish.
+// div, pow and prelu (fp32, broadcasting too), the quantized add and mul (qadd, qmul), clip, leaky_relu,
+// sigmoid, sqrt, exp, tanh, erf, hard_sigmoid, hard_swish and silu (x * sigmoid(x)). sigmoid, hard_sigmoid,
+// hard_swish and silu also take int8 / uint8 (the MobileNetV3 / EfficientNet activations of an int8 package): a 256-entry lookup table from
+// the input's quantization to the output's declared one, built at load (reference-ops lookupTable).
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
@@ -8,9 +10,14 @@ import { intRange } from '../number/saturation.js';
 import {
   binaryBroadcast,
   erf,
+  lookup,
+  lookupTable,
   quantizedAdd,
   type QuantizedAddParams,
   quantizedAddParams,
+  quantizedMul,
+  type QuantizedMulParams,
+  quantizedMulParams,
   sigmoid,
   unary,
 } from '../reference-ops/elementwise.js';
@@ -30,9 +37,31 @@ function wrap(dtype: string): (v: number) => number {
   }
 }
 
+/** The reference executor of a binary node: `combine` over its two operands, numpy-broadcast. */
+function broadcastExecutor(
+  context: PrepareContext,
+  kernel: string,
+  combine: (a: number, b: number) => number,
+): Executor {
+  const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+  const y = context.outputs[0]!;
+  return {
+    kernel,
+    run: (inputs, outputs) =>
+      binaryBroadcast(
+        a.shape,
+        pick(context, inputs, 0)!,
+        b.shape,
+        pick(context, inputs, 1)!,
+        y.shape,
+        outputs[0]!,
+        combine,
+      ),
+  };
+}
+
 function binaryOp(name: string, f: (a: number, b: number) => number, floatOnly = false): OpDefinition {
   const run = (context: PrepareContext): Executor => {
-    const [a, b] = context.inputs as [TensorSpec, TensorSpec];
     const y = context.outputs[0]!;
     const w = wrap(y.dtype);
     // Integer products and sums wrap like the ONNX (numpy) reference; fp32 rounds once per element.
@@ -40,19 +69,7 @@ function binaryOp(name: string, f: (a: number, b: number) => number, floatOnly =
       y.dtype === 'f32'
         ? (p: number, q: number) => Math.fround(f(p, q))
         : (p: number, q: number) => w(name === 'mul' ? Math.imul(p, q) : f(p, q));
-    return {
-      kernel: `reference:${name}_${context.format}`,
-      run: (inputs, outputs) =>
-        binaryBroadcast(
-          a.shape,
-          pick(context, inputs, 0)!,
-          b.shape,
-          pick(context, inputs, 1)!,
-          y.shape,
-          outputs[0]!,
-          combine,
-        ),
-    };
+    return broadcastExecutor(context, `reference:${name}_${context.format}`, combine);
   };
   return {
     perImage,
@@ -100,6 +117,70 @@ function unaryOp(
   };
 }
 
+/** The per-tensor scale and zero point of quantized operand `what` of an int8 node. */
+function perTensor(node: ManifestNode, spec: TensorSpec, what: string): Quantization {
+  const q = needQuant(node, spec, what);
+  expect(q.scale.length === 1 && q.zeroPoint.length === 1, node, `${node.op} takes a per-tensor ${what}`);
+  return { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0]! };
+}
+
+/** The output of an int8 element-wise node: the declared tensor, of dtype `dtype`, per-tensor quantized. */
+function declaredInt8Output(
+  node: ManifestNode,
+  declared: readonly (TensorSpec | undefined)[],
+  dtype: TensorSpec['dtype'],
+): TensorSpec {
+  const y = declared[0];
+  expect(y !== undefined && y.dtype === dtype, node, `${node.op} gives its input's dtype (${dtype})`);
+  perTensor(node, y, 'output');
+  return y;
+}
+
+/** A unary activation: fp32 element by element; int8 / uint8 through the 256-entry lookupTable of the same
+ * function (in double precision) from the input's quantization to the output's declared one. */
+function activationOp(name: string, make: (node: ManifestNode) => (v: number) => number): OpDefinition {
+  return {
+    perImage,
+    infer(node, inputs, declared) {
+      const x = input(node, inputs, 0, 'x');
+      make(node);
+      if (x.dtype === 'f32') return [{ ...x, shape: [...x.shape] }];
+      expect(isInt8(x), node, `${name} takes fp32, int8 or uint8 input, got ${x.dtype}`);
+      perTensor(node, x, 'x');
+      return [
+        { dtype: x.dtype, shape: [...x.shape], quant: declaredInt8Output(node, declared, x.dtype).quant! },
+      ];
+    },
+    macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
+    executors: {
+      f32: (context) => {
+        const f = make(context.node);
+        return {
+          kernel: `reference:${name}_f32`,
+          run: (inputs, outputs) => unary(inputs[0]!, outputs[0]!, f),
+        };
+      },
+      int8: (context) => {
+        const table = activationTable(context);
+        return {
+          kernel: `reference:${name}_int8`,
+          run: (inputs, outputs) => lookup(inputs[0]!, outputs[0]!, table),
+        };
+      },
+    },
+  };
+}
+
+/** The lookup table of an int8 sigmoid / hard_sigmoid / hard_swish / silu node (the reference and the native
+ * kernel look up the same one). */
+export function activationTable(context: PrepareContext): Int8Array | Uint8Array {
+  const { node } = context;
+  const x = context.inputs[0]!;
+  const y = context.outputs[0]!;
+  const f = ACTIVATIONS[node.op as keyof typeof ACTIVATIONS](node);
+  return lookupTable(f, perTensor(node, x, 'x'), perTensor(node, y, 'output'), x.dtype as 'i8' | 'u8');
+}
+
 /** A hard_sigmoid / hard_swish node's alpha and beta: ONNX HardSigmoid's defaults are alpha 0.2, beta 0.5;
  * hard_swish's (ONNX HardSwish, PyTorch's hardswish) alpha 1/6. */
 export function hardSigmoidParams(node: ManifestNode): { alpha: number; beta: number } {
@@ -115,6 +196,19 @@ function hardSigmoidOf(node: ManifestNode): (v: number) => number {
   return (v) => Math.min(1, Math.max(0, a * v + b));
 }
 
+/** The real functions of the activations that take int8 through a lookup table. */
+const ACTIVATIONS = {
+  sigmoid: () => sigmoid,
+  hard_sigmoid: hardSigmoidOf,
+  /** x * hard_sigmoid(x), alpha 1/6 and beta 0.5 by default (ONNX HardSwish, PyTorch's hardswish). */
+  hard_swish: (node: ManifestNode) => {
+    const gate = hardSigmoidOf(node);
+    return (v: number) => v * gate(v);
+  },
+  /** x * sigmoid(x) (SiLU, EfficientNet's swish): what the quantizer writes for a mul of x by its sigmoid. */
+  silu: () => (v: number) => v * sigmoid(v),
+} satisfies Record<string, (node: ManifestNode) => (v: number) => number>;
+
 const clip = unaryOp(
   'clip',
   (node) => {
@@ -125,23 +219,54 @@ const clip = unaryOp(
   false,
 );
 
-/** The parameters of a qadd node: its operands' and output's per-tensor quantization, and its fused clamp
- * (integer `min` / `max`, default the dtype's range). */
-export function qaddParams(
+type Quantization = { scale: number; zeroPoint: number };
+
+/** The parameters of a quantized binary node (qadd, qmul) made by `make` from its operands' and output's
+ * per-tensor quantization and its fused clamp (integer `min` / `max`, default the dtype's range). */
+function quantizedBinaryParams<P>(
+  make: (a: Quantization, b: Quantization, y: Quantization, min: number, max: number) => P,
+): (node: ManifestNode, a: TensorSpec, b: TensorSpec, y: TensorSpec) => P {
+  return (node, a, b, y) => {
+    const [lo, hi] = intRange(y.dtype);
+    return make(
+      perTensor(node, a, 'a'),
+      perTensor(node, b, 'b'),
+      perTensor(node, y, 'output'),
+      intAttr(node, 'min', lo, lo, hi),
+      intAttr(node, 'max', hi, lo, hi),
+    );
+  };
+}
+
+/** The parameters of a qadd node (TFLite's quantized add). */
+export const qaddParams = quantizedBinaryParams<QuantizedAddParams>(quantizedAddParams);
+
+/** The parameters of a qmul node (TFLite's quantized mul). */
+export const qmulParams = quantizedBinaryParams<QuantizedMulParams>(quantizedMulParams);
+
+/** The checks qadd and qmul share: two int8 or two uint8 operands, each per-tensor quantized, the declared
+ * output of their dtype, and a clamp with min <= max. */
+function checkQuantizedBinary(
   node: ManifestNode,
   a: TensorSpec,
   b: TensorSpec,
-  y: TensorSpec,
-): QuantizedAddParams {
-  const [lo, hi] = intRange(y.dtype);
-  const per = (spec: TensorSpec) => ({ scale: spec.quant!.scale[0]!, zeroPoint: spec.quant!.zeroPoint[0]! });
-  return quantizedAddParams(
-    per(a),
-    per(b),
-    per(y),
-    intAttr(node, 'min', lo, lo, hi),
-    intAttr(node, 'max', hi, lo, hi),
+  declared: readonly (TensorSpec | undefined)[],
+): TensorSpec {
+  expect(
+    isInt8(a) && a.dtype === b.dtype,
+    node,
+    `${node.op} takes two int8 or two uint8 tensors, got ${a.dtype} and ${b.dtype}`,
   );
+  perTensor(node, a, 'a');
+  perTensor(node, b, 'b');
+  const y = declaredInt8Output(node, declared, a.dtype);
+  const [lo, hi] = intRange(a.dtype);
+  expect(
+    intAttr(node, 'min', lo, lo, hi) <= intAttr(node, 'max', hi, lo, hi),
+    node,
+    `${node.op} needs min <= max`,
+  );
+  return y;
 }
 
 /** int8 / uint8 add of two tensors of one shape, each with its own per-tensor quantization, into the
@@ -153,31 +278,11 @@ const qadd: OpDefinition = {
     const a = input(node, inputs, 0, 'a');
     const b = input(node, inputs, 1, 'b');
     expect(
-      isInt8(a) && a.dtype === b.dtype,
-      node,
-      `qadd takes two int8 or two uint8 tensors, got ${a.dtype} and ${b.dtype}`,
-    );
-    expect(
       a.shape.join(',') === b.shape.join(','),
       node,
       `qadd operands must share a shape, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`,
     );
-    const y = declared[0];
-    expect(y !== undefined && y.dtype === a.dtype, node, `qadd gives the operands' dtype (${a.dtype})`);
-    for (const [spec, what] of [
-      [a, 'a'],
-      [b, 'b'],
-      [y, 'output'],
-    ] as const) {
-      const q = needQuant(node, spec, what);
-      expect(q.scale.length === 1 && q.zeroPoint.length === 1, node, `qadd takes a per-tensor ${what}`);
-    }
-    const [lo, hi] = intRange(a.dtype);
-    expect(
-      intAttr(node, 'min', lo, lo, hi) <= intAttr(node, 'max', hi, lo, hi),
-      node,
-      'qadd needs min <= max',
-    );
+    const y = checkQuantizedBinary(node, a, b, declared);
     return [{ dtype: a.dtype, shape: [...a.shape], quant: y.quant! }];
   },
   macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
@@ -194,16 +299,40 @@ const qadd: OpDefinition = {
   },
 };
 
+/** int8 / uint8 mul with numpy broadcasting (the SE block's N x H x W x C times N x 1 x 1 x C, and EfficientNet's
+ * x * sigmoid(x)), each operand with its own per-tensor quantization, into the output's declared one: TFLite's
+ * quantized mul (reference-ops/elementwise.ts quantizedMul). */
+const qmul: OpDefinition = {
+  perImage,
+  infer(node, inputs, declared) {
+    const a = input(node, inputs, 0, 'a');
+    const b = input(node, inputs, 1, 'b');
+    const y = checkQuantizedBinary(node, a, b, declared);
+    const shape = broadcastShapes(a.shape, b.shape);
+    expect(typeof shape !== 'string', node, typeof shape === 'string' ? shape : '');
+    return [{ dtype: a.dtype, shape, quant: y.quant! }];
+  },
+  macs: (_node, _inputs, outputs) => elements(outputs[0]!.shape),
+  executors: {
+    int8: (context) => {
+      const [a, b] = context.inputs as [TensorSpec, TensorSpec];
+      const f = quantizedMul(qmulParams(context.node, a, b, context.outputs[0]!));
+      return broadcastExecutor(context, 'reference:qmul_int8', f);
+    },
+  },
+};
+
 export const ELEMENTWISE_OPS = {
   add: binaryOp('add', (a, b) => a + b),
   mul: binaryOp('mul', (a, b) => a * b),
   qadd,
+  qmul,
   clip,
   leaky_relu: unaryOp('leaky_relu', (node) => {
     const alpha = numberAttr(node, 'alpha', 0.01);
     return (v) => (v < 0 ? Math.fround(v * alpha) : v);
   }),
-  sigmoid: unaryOp('sigmoid', () => sigmoid),
+  sigmoid: activationOp('sigmoid', ACTIVATIONS.sigmoid),
   sub: binaryOp('sub', (a, b) => a - b, true),
   div: binaryOp('div', (a, b) => a / b, true),
   pow: binaryOp('pow', (a, b) => a ** b, true),
@@ -213,10 +342,7 @@ export const ELEMENTWISE_OPS = {
   exp: unaryOp('exp', () => Math.exp),
   tanh: unaryOp('tanh', () => Math.tanh),
   erf: unaryOp('erf', () => erf),
-  hard_sigmoid: unaryOp('hard_sigmoid', (node) => hardSigmoidOf(node)),
-  /** x * hard_sigmoid(x), alpha 1/6 and beta 0.5 by default (ONNX HardSwish, PyTorch's hardswish). */
-  hard_swish: unaryOp('hard_swish', (node) => {
-    const gate = hardSigmoidOf(node);
-    return (v) => v * gate(v);
-  }),
+  hard_sigmoid: activationOp('hard_sigmoid', ACTIVATIONS.hard_sigmoid),
+  hard_swish: activationOp('hard_swish', ACTIVATIONS.hard_swish),
+  silu: activationOp('silu', ACTIVATIONS.silu),
 } satisfies Record<string, OpDefinition>;

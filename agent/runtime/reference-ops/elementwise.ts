@@ -1,10 +1,12 @@
-// Element-wise operators with numpy broadcasting, the unary activations, and the quantized add.
+// Element-wise operators with numpy broadcasting, the unary activations, the quantized add and mul, and the
+// int8 lookup table of a unary activation.
 import {
   type QuantizedMultiplier,
   quantizeMultiplier,
   requantizeGemmlowp,
 } from '../number/requantization.js';
-import { saturate } from '../number/saturation.js';
+import { roundHalfAwayFromZero } from '../number/rounding.js';
+import { intRange, saturate } from '../number/saturation.js';
 import { broadcastStrides } from './matmul.js';
 import type { Numbers, Writable } from './number-arrays.js';
 
@@ -117,4 +119,69 @@ export function quantizedAdd(a: Numbers, b: Numbers, y: Writable, p: QuantizedAd
     const v = requantizeGemmlowp((sa + sb) | 0, p.output.multiplier, p.output.shift) + p.outputZeroPoint;
     y[i] = saturate(v, p.min, p.max);
   }
+}
+
+/** The requantization of a quantized mul (TFLite's): the product of the two inputs' offsets from their zero
+ * points, by the Q31 form of scale_a * scale_b / scale_y, plus the output's zero point, clamped. */
+export interface QuantizedMulParams {
+  aZeroPoint: number;
+  bZeroPoint: number;
+  outputZeroPoint: number;
+  output: QuantizedMultiplier;
+  min: number;
+  max: number;
+}
+
+export function quantizedMulParams(
+  a: { scale: number; zeroPoint: number },
+  b: { scale: number; zeroPoint: number },
+  y: { scale: number; zeroPoint: number },
+  min: number,
+  max: number,
+): QuantizedMulParams {
+  return {
+    aZeroPoint: a.zeroPoint,
+    bZeroPoint: b.zeroPoint,
+    outputZeroPoint: y.zeroPoint,
+    output: quantizeMultiplier((a.scale * b.scale) / y.scale, 'saturate'),
+    min,
+    max,
+  };
+}
+
+/** One element of a quantized mul: clamp(zy + gemmlowp((a - za) * (b - zb), output)), as the native kernel
+ * (qs8_mul_channels__reference); the product of two 9-bit offsets cannot overflow int32. */
+export function quantizedMul(p: QuantizedMulParams): (a: number, b: number) => number {
+  const { multiplier, shift } = p.output;
+  return (a, b) =>
+    saturate(
+      requantizeGemmlowp((a - p.aZeroPoint) * (b - p.bZeroPoint), multiplier, shift) + p.outputZeroPoint,
+      p.min,
+      p.max,
+    );
+}
+
+/** The 256-entry table of a unary function f from int8 (or uint8) quantization x to y, indexed by the raw
+ * byte of the input (q & 0xff): entry = clamp(round_half_away(f(scale_x * (q - zx)) / scale_y) + zy), f in
+ * double precision. Built once at load from the tensors' calibrated scales; the reference and the native
+ * kernel look up the same table, so they agree bit for bit. */
+export function lookupTable(
+  f: (v: number) => number,
+  x: { scale: number; zeroPoint: number },
+  y: { scale: number; zeroPoint: number },
+  dtype: 'i8' | 'u8',
+): Int8Array | Uint8Array {
+  const [lo, hi] = intRange(dtype);
+  const table = dtype === 'u8' ? new Uint8Array(256) : new Int8Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    const q = dtype === 'u8' ? byte : (byte << 24) >> 24;
+    const v = f(x.scale * (q - x.zeroPoint)) / y.scale;
+    table[byte] = Number.isNaN(v) ? y.zeroPoint : saturate(roundHalfAwayFromZero(v) + y.zeroPoint, lo, hi);
+  }
+  return table;
+}
+
+/** y[i] = table[x[i] & 0xff]: an int8 unary activation through its lookupTable. */
+export function lookup(x: Numbers, y: Writable, table: Int8Array | Uint8Array): void {
+  for (let i = 0; i < y.length; i++) y[i] = table[x[i]! & 0xff]!;
 }

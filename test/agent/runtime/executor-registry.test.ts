@@ -149,6 +149,7 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
   sigmoid: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
   hard_sigmoid: (format) => ({ attrs: { alpha: 0.3, beta: 0.4 }, inputs: [activation(format, [3, 17])] }),
   hard_swish: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
+  silu: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
   // The SE block's scale: N x H x W x C times N x 1 x 1 x C.
   mul: (format) => ({
     attrs: {},
@@ -168,6 +169,16 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
       { spec: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.07, -4) } },
     ],
     declared: { dtype: 'i8', shape: [2, 3, 7], quant: quant(0.2, -5) },
+  }),
+  // The SE block's scale in int8: N x H x W x C times N x 1 x 1 x C, each with its quantization, into a
+  // third with a fused clamp.
+  qmul: () => ({
+    attrs: { max: 90 },
+    inputs: [
+      { spec: { dtype: 'i8', shape: [2, 3, 4, 5], quant: quant(0.1, 2) } },
+      { spec: { dtype: 'i8', shape: [2, 1, 1, 5], quant: quant(0.01, -7) } },
+    ],
+    declared: { dtype: 'i8', shape: [2, 3, 4, 5], quant: quant(0.05, 3) },
   }),
   // Per channel along axis 1 (runs of 4 * 5 values), scales small enough that some values saturate.
   quantize_linear: () => ({

@@ -100,6 +100,25 @@ describe('torchvision conformance', { skip: !canExport() && 'no python3-torch / 
     );
   }
 
+  for (const name of MODELS) {
+    test(`${name}: the int8 package has no fp32 node and runs on the native plan, bit for bit with the reference`, () => {
+      const p = conformancePackages(name, 7);
+      // hard_swish, hard_sigmoid, sigmoid, SiLU, the SE mul, slice / split: int8 (lookup tables, qmul), no fp32
+      // island between a dequantize and a quantize.
+      assert.deepEqual(
+        p.int8.manifest.nodes.filter((n) => n.format === 'f32').map((n) => `${n.name} (${n.op})`),
+        [],
+      );
+      const model = Model.fromPackage(p.int8);
+      assert.deepEqual(model.execution.typescriptNodes, [], JSON.stringify(model.execution));
+      const input = p.inputs(1, 70);
+      assert.deepEqual(
+        model.run([input])[0]!.data,
+        Model.fromPackage(p.int8, { referenceOnly: true }).run([input])[0]!.data,
+      );
+    });
+  }
+
   for (const name of RESIDUAL_MODELS) {
     test(`${name}: every residual add fuses into its conv; fp32 and int8 match the unfused reference`, () => {
       const p = conformancePackages(name, 7);

@@ -4,30 +4,16 @@
 // average pool ahead of a dense layer. The int8 package must give the fp32 package's outputs to within a few
 // quantization steps, and its QDQ ONNX export ONNX Runtime's.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 
 import * as ort from 'onnxruntime-node';
 
-import { type Package, readPackage } from '../../../agent/package/reader.js';
+import type { Package } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { exportOnnx } from '../../../optimize/onnx/export.js';
 import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
-import { type PackageContent, writePackage } from '../../../optimize/package/writer.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
-
-const { privateKey } = generateKeyPairSync('ed25519');
-const read = (content: PackageContent): Package =>
-  readPackage(writePackage(content, privateKey), { allowUnsigned: true, cpuFamily: null });
-
-/** Deterministic values in [-scale, scale) (a linear congruential generator; Math.random is not seedable). */
-function values(count: number, seed: number, scale = 1): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: count }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 2 * scale;
-  });
-}
+import { read, values } from './ptq-fixtures.js';
 
 function fp32Graph(): Package {
   const b = new GraphBuilder();

@@ -118,19 +118,20 @@ describe('post-training int8 quantization of LeNet-5', () => {
   });
 
   test('an op with no int8 kernel stays fp32 between a dequantize and a quantize; a non-f32 layer is refused', () => {
-    // A sigmoid in place of the first dense layer's ReLU: no int8 form, so it runs in fp32 inside the int8 graph.
+    // A tanh in place of the first dense layer's ReLU: no int8 form, so it runs in fp32 inside the int8 graph.
+    // (A sigmoid there becomes an int8 lookup table: test/optimize/quantize/ptq-v3.test.ts.)
     const manifest = structuredClone(fp32.manifest);
     const relu = manifest.nodes.find((n) => n.op === 'clip' && n.name.startsWith('dense'))!;
-    relu.op = 'sigmoid';
+    relu.op = 'tanh';
     relu.attrs = {};
-    const withSigmoid: Package = { ...fp32, manifest };
-    const island = quantizePackage(withSigmoid, calibrationFromImages(trainSet, 10)).content;
-    const sigmoid = island.manifest.nodes.find((n) => n.op === 'sigmoid')!;
-    assert.equal(sigmoid.format, 'f32');
-    const producer = island.manifest.nodes.find((n) => n.outputs.includes(sigmoid.inputs[0]!))!;
+    const withTanh: Package = { ...fp32, manifest };
+    const island = quantizePackage(withTanh, calibrationFromImages(trainSet, 10)).content;
+    const tanh = island.manifest.nodes.find((n) => n.op === 'tanh')!;
+    assert.equal(tanh.format, 'f32');
+    const producer = island.manifest.nodes.find((n) => n.outputs.includes(tanh.inputs[0]!))!;
     assert.equal(producer.op, 'dequantize_linear');
     assert.ok(
-      island.manifest.nodes.some((n) => n.op === 'quantize_linear' && n.inputs[0] === sigmoid.outputs[0]),
+      island.manifest.nodes.some((n) => n.op === 'quantize_linear' && n.inputs[0] === tanh.outputs[0]),
     );
     // A layer stored in another format than f32 is refused, naming the node.
     const fixed = structuredClone(fp32.manifest);
