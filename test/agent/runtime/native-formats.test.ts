@@ -38,6 +38,7 @@ const KERNELS: Record<string, string> = {
   ternary: 'native:ternary_conv2d',
   codebook: 'native:codebook_conv2d',
   sparse: 'native:sparse_conv2d',
+  'sparse-codebook': 'native:sparse_conv2d',
   fixed16: 'native:conv2d_f32',
   fixed8: 'native:conv2d_f32',
   xnor: 'native:xnor_conv2d',
