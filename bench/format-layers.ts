@@ -7,7 +7,6 @@
 // 16 centroids) has no kernel of its own: its layer is built as the runtime loads one, from the package
 // section (encode, decode, expand) onto the kernels the registry names for it.
 import { decodeTensor, encodeSparseCodebook, toFloat32 } from '../agent/package/encodings.js';
-import { formatKernelName } from '../agent/runtime/native-executors.js';
 import {
   encodeCsr,
   packBinaryWeights,
@@ -15,6 +14,7 @@ import {
   packTernaryWeights,
   packXnorWeights,
 } from '../agent/runtime/format-layouts.js';
+import { formatKernelName } from '../agent/runtime/native-executors.js';
 import { NATIVE_FORMAT_KERNELS } from '../agent/runtime/ops/index.js';
 import {
   type Format as FormatKernelName,

@@ -9,21 +9,21 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import {
-  decodeTensor,
   type DecodedTensor,
+  decodeTensor,
   encodeCodebook,
   encodeDecoded,
-  type Encoding,
   encodeRaw,
-  EncodingError,
   encodeSparse,
   encodeSparseCodebook,
+  type Encoding,
+  EncodingError,
   toFloat32,
 } from '../../../agent/package/encodings.js';
 import { PackageError } from '../../../agent/package/errors.js';
 import { TRAILER_SIZE } from '../../../agent/package/layout.js';
 import { readPackage } from '../../../agent/package/reader.js';
-import { signDigest, keyId, sha256 } from '../../../agent/package/signing.js';
+import { keyId, sha256, signDigest } from '../../../agent/package/signing.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
@@ -96,9 +96,12 @@ describe('sparse-codebook encoding', () => {
       const sparse = encodeSparse(values, shape).bytes.length;
       const indices = Uint8Array.from(values, (v) => (v === 0 ? clusters : centroids.indexOf(v)));
       const codebook = encodeCodebook(Float32Array.from([...centroids, 0]), indices).bytes.length;
-      assert.ok(both < sparse / 5 && both < 0.75 * codebook, `${shape}: ${both} vs ${sparse}, ${codebook}`);
+      assert.ok(
+        both < sparse / 5 && both < 0.75 * codebook,
+        `${shape.join('x')}: ${both} vs ${sparse}, ${codebook}`,
+      );
       // Huffman-coded gaps and indices: about 1 bit per weight (fp32 is 32), under 0.15 byte per weight.
-      assert.ok(both / n < 0.15, `${shape}: ${(both / n).toFixed(3)} bytes per weight`);
+      assert.ok(both / n < 0.15, `${shape.join('x')}: ${(both / n).toFixed(3)} bytes per weight`);
     }
   });
 
