@@ -26,26 +26,11 @@ import { readPackage } from '../../../agent/package/reader.js';
 import { keyId, sha256, signDigest } from '../../../agent/package/signing.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import { Model } from '../../../agent/runtime/model.js';
+import { prunedShared } from '../../../bench/sparse-codebook-sizes.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
-import { SeededRandom } from '../../../optimize/seeded-random.js';
 
 type SparseCodebookEncoding = Extract<Encoding, { kind: 'sparse-codebook' }>;
-
-/** A Deep Compression layer: `sparsity` of the weights pruned by magnitude, the rest snapped to the
- * nearest of `clusters` linearly spaced centroids (k-means' linear initialisation). */
-function prunedShared(n: number, sparsity: number, clusters: number, seed: number) {
-  const random = new SeededRandom(seed);
-  const weights = Float32Array.from({ length: n }, () => random.normal() * 0.1);
-  const threshold = [...weights].map(Math.abs).sort((a, b) => a - b)[Math.floor(sparsity * n)]!;
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const w of weights) if (Math.abs(w) >= threshold) [lo, hi] = [Math.min(lo, w), Math.max(hi, w)];
-  const centroids = Float32Array.from({ length: clusters }, (_, i) => lo + ((hi - lo) * i) / (clusters - 1));
-  const nearest = (w: number): number =>
-    centroids.reduce((best, c) => (Math.abs(c - w) < Math.abs(best - w) ? c : best), centroids[0]!);
-  return { values: weights.map((w) => (Math.abs(w) < threshold ? 0 : nearest(w))), centroids };
-}
 
 const decode = (bytes: Buffer, shape: number[], encoding: Encoding): DecodedTensor =>
   decodeTensor(bytes, 0, { dtype: 'f32', shape }, encoding, { layer: 'w' });
