@@ -92,14 +92,13 @@ export type DecodedTensor =
   | { kind: 'hashed'; buckets: Float32Array; seed: number }
   | { kind: 'xnor'; rows: number; taps: number; channels: number; alpha: Float32Array; words: Uint32Array }
   | {
-      /** CSR over [rows][K] (the sparse kernels' form) with a cluster index per nonzero instead of a value. */
+      /** The nonzeros' flat row-major positions (increasing; row = position / K) and cluster indices. Not
+       * CSR: row offsets would take 4 (rows + 1) bytes whatever the section's size, and the reader allocates
+       * nothing its section does not bound; the runtime builds the sparse kernels' CSR at load. */
       kind: 'sparse-codebook';
-      rows: number;
-      k: number;
       codebook: Float32Array;
       gapBits: number;
-      rowOffsets: Uint32Array;
-      columns: Uint32Array;
+      positions: Uint32Array;
       indices: Uint8Array;
       /** Huffman code lengths as stored (so the section re-encodes byte for byte). */
       indexCodeLengths: number[];
@@ -341,7 +340,7 @@ export function decodeTensor(
         seed: encoding.seed,
       };
     case 'sparse-codebook':
-      return decodeSparseCodebook(bytes, offset, n, rows, k, encoding, location);
+      return decodeSparseCodebook(bytes, offset, n, encoding, location);
   }
 }
 
@@ -402,11 +401,7 @@ export function toFloat32(tensor: DecodedTensor, elements: number): Float32Array
       for (let i = 0; i < elements; i++) out[i] = tensor.codebook[tensor.indices[i]!]!;
       return out;
     case 'sparse-codebook':
-      for (let r = 0; r < tensor.rows; r++) {
-        for (let j = tensor.rowOffsets[r]!; j < tensor.rowOffsets[r + 1]!; j++) {
-          out[r * tensor.k + tensor.columns[j]!] = tensor.codebook[tensor.indices[j]!]!;
-        }
-      }
+      tensor.positions.forEach((position, j) => (out[position] = tensor.codebook[tensor.indices[j]!]!));
       return out;
     case 'xnor': {
       const perTap = 2 * Math.ceil(tensor.channels / 64);
@@ -620,21 +615,15 @@ export function encodeDecoded(tensor: DecodedTensor): EncodedTensor {
         encoding: { kind: 'hashed', buckets: tensor.buckets.length, seed: tensor.seed },
         bytes: Buffer.from(bytesOf(tensor.buckets)),
       };
-    case 'sparse-codebook': {
-      const positions = new Float64Array(tensor.columns.length);
-      for (let r = 0; r < tensor.rows; r++) {
-        for (let j = tensor.rowOffsets[r]!; j < tensor.rowOffsets[r + 1]!; j++)
-          positions[j] = r * tensor.k + tensor.columns[j]!;
-      }
+    case 'sparse-codebook':
       return sparseCodebookSection(
         tensor.codebook,
-        positions,
+        tensor.positions,
         tensor.indices,
         tensor.gapBits,
         tensor.indexCodeLengths,
         tensor.gapCodeLengths,
       );
-    }
   }
 }
 
@@ -653,8 +642,8 @@ export function encodeDecoded(tensor: DecodedTensor): EncodedTensor {
 //   f32 codebook[size] | u8 indexCodeLengths[size] | u8 gapCodeLengths[2^gapBits]
 //   | index stream (indexStreamBytes) | gap stream (gapStreamBytes)
 //
-// Decoded (decodeSparseCodebook), it is CSR per output row with a cluster index per nonzero: the kernels'
-// form (the runtime runs it on the sparse kernels, agent/runtime/native-executors.ts).
+// Decoded (decodeSparseCodebook), it is the nonzeros' flat positions and cluster indices; the runtime builds
+// CSR per output row from them at load and runs the layer on the sparse kernels (native-executors.ts).
 
 export const SPARSE_CODEBOOK_MAX_GAP_BITS = 8;
 
@@ -771,8 +760,6 @@ function decodeSparseCodebook(
   bytes: Buffer,
   offset: number,
   n: number,
-  rows: number,
-  k: number,
   encoding: Extract<Encoding, { kind: 'sparse-codebook' }>,
   location: PackageErrorLocation,
 ): DecodedTensor {
@@ -798,8 +785,7 @@ function decodeSparseCodebook(
   at += indexStreamBytes;
   const symbols = huffmanDecode(bytes.subarray(at, at + gapStreamBytes), gapCodeLengths, gaps, location);
   const escape = alphabet - 1;
-  const rowOffsets = new Uint32Array(rows + 1);
-  const columns = new Uint32Array(nnz);
+  const positions = new Uint32Array(nnz);
   let position = -1;
   let count = 0;
   for (let s = 0; s < gaps; s++) {
@@ -811,22 +797,15 @@ function decodeSparseCodebook(
     position += symbol + 1;
     if (position >= n) refuse(`gap ${s} places nonzero ${count} at ${position}, past the ${n} elements`);
     if (count === nnz) refuse(`the gap stream places more than the ${nnz} nonzeros`);
-    const row = Math.floor(position / k);
-    columns[count] = position - row * k;
-    rowOffsets[row + 1]! += 1;
-    count++;
+    positions[count++] = position;
   }
   if (count !== nnz) refuse(`the gap stream places ${count} nonzeros, the manifest says ${nnz}`);
   if (gaps > 0 && symbols[gaps - 1] === escape) refuse('the gap stream ends with a filler');
-  for (let r = 0; r < rows; r++) rowOffsets[r + 1]! += rowOffsets[r]!;
   return {
     kind: 'sparse-codebook',
-    rows,
-    k,
     codebook,
     gapBits,
-    rowOffsets,
-    columns,
+    positions,
     indices,
     indexCodeLengths,
     gapCodeLengths,
