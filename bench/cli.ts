@@ -6,6 +6,7 @@ import { cpus } from 'node:os';
 import { AGENT_HELP, agentBenchCommand } from './agent.js';
 import { armBitExactCommand } from './arm-bit-exact.js';
 import { COMPILE_AB_HELP, compileAbCommand } from './compile-ab.js';
+import { COMPRESS_HELP, compressBenchCommand } from './compress.js';
 import { FUZZ_READERS, runFuzz } from './fuzz.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import {
@@ -197,6 +198,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['models', (args) => modelsCommand(args, machine())],
   ['compile-ab', (args) => compileAbCommand(args, machine())],
   ['arm-bit-exact', (args) => armBitExactCommand(args, machine())],
+  ['compress', (args) => compressBenchCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -212,6 +214,8 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   agent            the agent's RSS, bundle size, fps and CPU on the camera
   fuzz             the package, ONNX and TFLite readers on mutated, truncated and random inputs (--reader, --iterations N)
   onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
+  compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, int8 / fixed16 / fixed8 of
+                   the trained models (--quick: subsets)
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
@@ -221,7 +225,8 @@ ${COMPILE_AB_HELP}
 ${TRAIN_HELP}
 ${AGENT_HELP}
 ${FUZZ_HELP}
-${ONNX_AGREEMENT_HELP}`);
+${ONNX_AGREEMENT_HELP}
+${COMPRESS_HELP}`);
     process.exitCode = 0;
     return;
   }

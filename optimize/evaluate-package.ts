@@ -16,6 +16,7 @@ import {
   type ImagePreprocessing as FramePreprocessing,
   imageShape,
 } from '../agent/camera/preprocess.js';
+import type { ImagePreprocessing, Manifest } from '../agent/package/manifest.js';
 import { type Package, readPackageFile } from '../agent/package/reader.js';
 import { Model } from '../agent/runtime/model.js';
 import { elements } from '../agent/runtime/tensor.js';
@@ -86,6 +87,25 @@ export function packageImageInput(pkg: Package, set: ImageSet): ImageInputPrepro
     );
   const { mean, std } = input.preprocessing ?? UNIT_SCALE;
   return { mean, std, layout: frameOrder(input.layout) };
+}
+
+/** `manifest` with labels (the set's classes) and input preprocessing where it declares none: the trainer
+ * feeds pixels / 255 (optimize/datasets/batches.ts), so a package without preprocessing of its own (a fresh
+ * `whittle import` of a trained model) gets mean 0, std 1 — the normalization its weights were trained on. */
+export function withTrainedPreprocessing(manifest: Manifest, set: ImageSet): Manifest {
+  const preprocessing: ImagePreprocessing = manifest.inputs[0]!.preprocessing ?? {
+    kind: 'image',
+    width: set.width,
+    height: set.height,
+    channels: set.channels === 3 ? 3 : 1,
+    mean: [0],
+    std: [1],
+  };
+  return {
+    ...manifest,
+    labels: manifest.labels ?? set.classes,
+    inputs: manifest.inputs.map((input, i) => (i === 0 ? { ...input, preprocessing } : input)),
+  };
 }
 
 /** The image size and channels the package's first input takes: its preprocessing's, else read off its

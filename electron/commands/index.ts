@@ -1,6 +1,7 @@
 // The model subcommands of `whittle`, dispatched before the manager's own options are parsed (each parses
-// its own): inspect, import, run, deploy, train, quantize.
+// its own): inspect, import, run, deploy, train, quantize, compress.
 import { reportCommandError } from './command-error.js';
+import { compressCommand } from './compress.js';
 import { deployCommand } from './deploy.js';
 import { importCommand } from './import.js';
 import { inspectCommand } from './inspect.js';
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   deploy: deployCommand,
   train: trainCommand,
   quantize: quantizeCommand,
+  compress: compressCommand,
 };
 
 export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, formats, sizes, MACs, memory plan and signature status

@@ -9,10 +9,14 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import type { ImagePreprocessing } from '../../agent/package/manifest.js';
 import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
 import { loadDataset } from '../../optimize/datasets/dataset-spec.js';
-import { evaluatePackage, packageImageInput, packageImageSize } from '../../optimize/evaluate-package.js';
+import {
+  evaluatePackage,
+  packageImageInput,
+  packageImageSize,
+  withTrainedPreprocessing,
+} from '../../optimize/evaluate-package.js';
 import { fixedPointPackage } from '../../optimize/package/fixed-point.js';
 import { probeFromTestSet } from '../../optimize/package/probe.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../optimize/package/writer.js';
@@ -95,25 +99,7 @@ export function quantizeCommand(args: string[]): number {
   const dataset = loadDataset(values.calibration, { folder: packageImageSize(fp32) });
   const train = dataset.train;
   const test = dataset.test ?? train;
-  // The trainer feeds pixels / 255 (optimize/datasets/batches.ts), so a package without preprocessing of
-  // its own (a fresh `whittle import`) gets mean 0, std 1 — the normalization its weights were trained on.
-  const preprocessing: ImagePreprocessing = fp32.manifest.inputs[0]!.preprocessing ?? {
-    kind: 'image',
-    width: train.width,
-    height: train.height,
-    channels: train.channels === 3 ? 3 : 1,
-    mean: [0],
-    std: [1],
-  };
-  const labels = fp32.manifest.labels ?? train.classes;
-  const withMeta: Package = {
-    ...fp32,
-    manifest: {
-      ...fp32.manifest,
-      labels,
-      inputs: fp32.manifest.inputs.map((input, i) => (i === 0 ? { ...input, preprocessing } : input)),
-    },
-  };
+  const withMeta: Package = { ...fp32, manifest: withTrainedPreprocessing(fp32.manifest, train) };
 
   const started = Date.now();
   const calibration = calibrationFromImages(train, calibrationImages, packageImageInput(withMeta, train));

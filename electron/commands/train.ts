@@ -21,12 +21,24 @@ const USAGE =
   '[--channels 1|3] [--width-multiplier A] [--backend auto|whittle-native|cpu|tensorflow] [--threads N] [--adam fused|tfjs] ' +
   '[--resume] [--json]';
 
-function number(value: string | undefined, flag: string, integer: boolean): number | undefined {
+/** A numeric option's value (undefined when absent): a number, an integer if `integer`, at least `min` if
+ * given; anything else is a CommandUsageError naming the flag. */
+export function numberOption(
+  value: string | undefined,
+  flag: string,
+  integer: boolean,
+  min?: number,
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
+  if (
+    value.trim() === '' ||
+    !Number.isFinite(n) ||
+    (integer && !Number.isInteger(n)) ||
+    (min !== undefined && n < min)
+  )
     throw new CommandUsageError(
-      `${flag}: expected ${integer ? 'an integer' : 'a number'} but received "${value}"`,
+      `${flag}: expected ${integer ? 'an integer' : 'a number'}${min !== undefined ? ` >= ${min}` : ''} but received "${value}"`,
     );
   return n;
 }
@@ -50,6 +62,56 @@ export function formatProgress(p: TrainProgress, width = 20): string {
     `${head} loss ${p.loss.toFixed(4)} acc ${(p.accuracy * 100).toFixed(1)}% ` +
     `${Math.round(p.imagesPerSecond)} img/s ETA ${formatDuration(p.etaSeconds)}`
   );
+}
+
+/** Ctrl-C (or SIGTERM) aborts `controller` once, saying that a checkpoint is being saved. Returns the
+ * function that stops listening. */
+export function abortOnInterrupt(command: string, controller: AbortController): () => void {
+  const onSigint = (): void => {
+    if (controller.signal.aborted) return;
+    process.stderr.write(`\n${command}: interrupted, saving a checkpoint...\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  return () => {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  };
+}
+
+/** A training run's progress on stderr: one line redrawn at most 10 times a second on a terminal, else a
+ * line per tenth of an epoch; `label` (a retraining phase's name) prefixes the line. `restart` at each new
+ * epoch. */
+export function progressPrinter(): {
+  tty: boolean;
+  print: (p: TrainProgress, label?: string) => void;
+  restart: () => void;
+} {
+  const tty = process.stderr.isTTY === true;
+  let lastLine = 0;
+  let lastDecile = -1;
+  return {
+    tty,
+    print(p, label) {
+      const line = label === undefined ? formatProgress(p) : `${label}: ${formatProgress(p)}`;
+      const now = Date.now();
+      if (tty) {
+        if (now - lastLine < 100 && p.batch !== p.batches) return;
+        lastLine = now;
+        process.stderr.write(`\r${line}\x1b[K`);
+      } else if (p.phase === 'train') {
+        const decile = Math.floor((p.batch / p.batches) * 10);
+        if (decile !== lastDecile || p.batch === p.batches) {
+          lastDecile = decile;
+          process.stderr.write(`${line}\n`);
+        }
+      }
+    },
+    restart() {
+      lastDecile = -1;
+    },
+  };
 }
 
 export async function trainCommand(args: string[]): Promise<number> {
@@ -88,7 +150,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (out === undefined) throw new CommandUsageError(`--out DIR is required; ${USAGE}`);
   if (!values.resume && (values.model === undefined || values.dataset === undefined))
     throw new CommandUsageError(`--model and --dataset are required (or --resume); ${USAGE}`);
-  const channelCount = number(values.channels, '--channels', true);
+  const channelCount = numberOption(values.channels, '--channels', true);
   if (channelCount !== undefined && channelCount !== 1 && channelCount !== 3)
     throw new CommandUsageError(`--channels: expected 1 or 3 but received ${channelCount}`);
   const channels: 1 | 3 | undefined = channelCount === 1 ? 1 : channelCount === 3 ? 3 : undefined;
@@ -97,7 +159,7 @@ export async function trainCommand(args: string[]): Promise<number> {
     throw new CommandUsageError(
       `--backend: expected auto, whittle-native, cpu or tensorflow but received "${backendName}"`,
     );
-  const threads = number(values.threads, '--threads', true);
+  const threads = numberOption(values.threads, '--threads', true);
   const adam = values.adam;
   if (adam !== undefined && adam !== 'fused' && adam !== 'tfjs')
     throw new CommandUsageError(`--adam: expected fused or tfjs but received "${adam}"`);
@@ -121,41 +183,34 @@ export async function trainCommand(args: string[]): Promise<number> {
   const config = {
     model: values.model ?? '',
     dataset: values.dataset ?? '',
-    epochs: number(values.epochs, '--epochs', true) ?? d.epochs,
-    batchSize: number(values['batch-size'], '--batch-size', true) ?? d.batchSize,
-    learningRate: number(values['learning-rate'], '--learning-rate', false) ?? d.learningRate,
+    epochs: numberOption(values.epochs, '--epochs', true) ?? d.epochs,
+    batchSize: numberOption(values['batch-size'], '--batch-size', true) ?? d.batchSize,
+    learningRate: numberOption(values['learning-rate'], '--learning-rate', false) ?? d.learningRate,
     // Checked by checkTrainConfig, whose TrainConfigError names the option.
     lrSchedule: (values['lr-schedule'] ?? d.lrSchedule) as LrSchedule,
     select: (values.select ?? d.select) as Selection,
-    validationFraction: number(values.validation, '--validation', false) ?? d.validationFraction,
-    patience: number(values.patience, '--patience', true) ?? d.patience,
-    seed: number(values.seed, '--seed', true) ?? d.seed,
-    cropPadding: number(values.crop, '--crop', true) ?? d.cropPadding,
+    validationFraction: numberOption(values.validation, '--validation', false) ?? d.validationFraction,
+    patience: numberOption(values.patience, '--patience', true) ?? d.patience,
+    seed: numberOption(values.seed, '--seed', true) ?? d.seed,
+    cropPadding: numberOption(values.crop, '--crop', true) ?? d.cropPadding,
     flip: values.flip ?? d.flip,
-    ...(values.limit !== undefined ? { trainLimit: number(values.limit, '--limit', true)! } : {}),
+    ...(values.limit !== undefined ? { trainLimit: numberOption(values.limit, '--limit', true)! } : {}),
     ...(values['test-limit'] !== undefined
-      ? { testLimit: number(values['test-limit'], '--test-limit', true)! }
+      ? { testLimit: numberOption(values['test-limit'], '--test-limit', true)! }
       : {}),
     ...(values['image-size'] !== undefined
-      ? { imageSize: number(values['image-size'], '--image-size', true)! }
+      ? { imageSize: numberOption(values['image-size'], '--image-size', true)! }
       : {}),
     ...(channels !== undefined ? { channels } : {}),
     ...(values['width-multiplier'] !== undefined
-      ? { widthMultiplier: number(values['width-multiplier'], '--width-multiplier', false)! }
+      ? { widthMultiplier: numberOption(values['width-multiplier'], '--width-multiplier', false)! }
       : {}),
   };
 
   const controller = new AbortController();
-  const onSigint = (): void => {
-    if (controller.signal.aborted) return;
-    process.stderr.write('\nwhittle train: interrupted, saving a checkpoint...\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
-  const tty = process.stderr.isTTY === true;
-  let lastLine = 0;
-  let lastDecile = -1;
+  const stopListening = abortOnInterrupt('whittle train', controller);
+  const progress = progressPrinter();
+  const tty = progress.tty;
   try {
     const result = await train({
       config,
@@ -164,22 +219,9 @@ export async function trainCommand(args: string[]): Promise<number> {
       signal: controller.signal,
       backend: choice.backend,
       ...(adam !== undefined ? { adam } : {}),
-      onProgress: (p) => {
-        const now = Date.now();
-        if (tty) {
-          if (now - lastLine < 100 && p.batch !== p.batches) return;
-          lastLine = now;
-          process.stderr.write(`\r${formatProgress(p)}\x1b[K`);
-        } else if (p.phase === 'train') {
-          const decile = Math.floor((p.batch / p.batches) * 10);
-          if (decile !== lastDecile || p.batch === p.batches) {
-            lastDecile = decile;
-            process.stderr.write(`${formatProgress(p)}\n`);
-          }
-        }
-      },
+      onProgress: (p) => progress.print(p),
       onEpoch: (r) => {
-        lastDecile = -1;
+        progress.restart();
         const validation =
           r.validationLoss !== undefined
             ? ` val_loss ${r.validationLoss.toFixed(4)} val_acc ${((r.validationAccuracy ?? 0) * 100).toFixed(2)}%`
@@ -215,7 +257,6 @@ export async function trainCommand(args: string[]): Promise<number> {
     if (tty) process.stderr.write('\n');
     throw error;
   } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    stopListening();
   }
 }

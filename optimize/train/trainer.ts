@@ -221,15 +221,52 @@ function oneHot(labels: Uint8Array, classes: number): tf.Tensor2D {
 /** Which Adam implementation runs the updates (see TrainRun.adam). */
 export type AdamImplementation = 'fused' | 'tfjs';
 
-function compile(model: tf.LayersModel, learningRate: number, adam: AdamImplementation): void {
-  model.compile({
-    optimizer:
-      adam === 'fused'
-        ? new NativeAdamOptimizer(loadTrainBinding(), learningRate)
-        : tf.train.adam(learningRate),
-    loss: 'categoricalCrossentropy',
-    metrics: ['accuracy'],
-  });
+/**
+ * What a retraining phase (optimize/compress) adds to the loop, each optional:
+ * - `start`: once the model is built or loaded (fresh or resumed), before the first batch — e.g. project
+ *   the weights onto their masks or centroids;
+ * - `beforeBatch`: before each batch's forward pass — a straight-through estimator puts the projected
+ *   (binary, ternary, fixed-point) weights in place here and keeps the float copy;
+ * - `gradients`: each batch's gradients by variable name, before the optimizer update; returns the ones to
+ *   apply — pruning zeroes the pruned weights' gradients, weight sharing gives every weight its cluster's
+ *   summed gradient;
+ * - `afterUpdate`: after each optimizer update — projection (masks, centroids), or for an STE the update
+ *   folded into the float copy (and the float weights restored until the next `beforeBatch`).
+ * Validation, the test evaluation and the checkpoints see the weights as the model holds them after
+ * `afterUpdate`.
+ */
+export interface TrainHooks {
+  start?(model: tf.LayersModel): void;
+  beforeBatch?(model: tf.LayersModel): void;
+  gradients?(gradients: tf.NamedTensorMap): tf.NamedTensorMap;
+  afterUpdate?(model: tf.LayersModel): void;
+}
+
+function compile(
+  model: tf.LayersModel,
+  learningRate: number,
+  adam: AdamImplementation,
+  hooks?: TrainHooks,
+): void {
+  const optimizer =
+    adam === 'fused'
+      ? new NativeAdamOptimizer(loadTrainBinding(), learningRate)
+      : tf.train.adam(learningRate);
+  if (hooks?.gradients || hooks?.afterUpdate) {
+    // tfjs's minimize (trainOnBatch) calls applyGradients on the instance: the hooks wrap it there.
+    const apply = optimizer.applyGradients.bind(optimizer);
+    optimizer.applyGradients = (gradients: Parameters<tf.Optimizer['applyGradients']>[0]) => {
+      const named: tf.NamedTensorMap = Array.isArray(gradients)
+        ? Object.fromEntries(gradients.map((g) => [g.name, g.tensor]))
+        : gradients;
+      const applied = hooks.gradients ? hooks.gradients(named) : named;
+      apply(Object.entries(applied).map(([name, tensor]) => ({ name, tensor })));
+      if (applied !== named)
+        tf.dispose(Object.values(applied).filter((t) => !Object.values(named).includes(t)));
+      hooks.afterUpdate?.(model);
+    };
+  }
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
 }
 
 /** Loss and accuracy of a model over a stream, without training. */
@@ -277,6 +314,11 @@ export interface TrainRun {
   /** 'fused': one native adamUpdate call per variable (default on the whittle-native backend);
    * 'tfjs': tfjs's AdamOptimizer (default elsewhere). Same formula and checkpoint layout. */
   adam?: AdamImplementation;
+  /** Start from the model saved in this directory (a `whittle train` output: model.json + weights.bin)
+   * instead of a new zoo model; `config.model` then only names it. A resumed run starts from its checkpoint. */
+  from?: string;
+  /** A retraining phase's additions to the loop (see TrainHooks). */
+  hooks?: TrainHooks;
 }
 
 function readCheckpoint(dir: string): CheckpointState {
@@ -337,12 +379,32 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   const adam = run.adam ?? (tf.getBackend() === NATIVE_BACKEND ? 'fused' : 'tfjs');
   let model: tf.LayersModel;
   if (resumed) {
-    model = await tf.loadLayersModel(fileHandler(checkpointDir));
-    compile(model, config.learningRate, adam);
-    const optimizerWeights = loadNamedTensors(checkpointDir, OPTIMIZER_FILE);
-    await model.optimizer.setWeights(optimizerWeights);
+    // A checkpoint cut short (a full disk, a killed copy) is refused as a whole; nothing is written.
+    try {
+      model = await tf.loadLayersModel(fileHandler(checkpointDir));
+    } catch (error) {
+      throw new CheckpointError(
+        `${checkpointDir}: the checkpoint is corrupted or truncated (${(error as Error).message}); ` +
+          'nothing was changed: start the run again without --resume',
+      );
+    }
+    compile(model, config.learningRate, adam, run.hooks);
+    let optimizerWeights;
+    try {
+      optimizerWeights = loadNamedTensors(checkpointDir, OPTIMIZER_FILE);
+      await model.optimizer.setWeights(optimizerWeights);
+    } catch (error) {
+      model.dispose();
+      throw new CheckpointError(
+        `${checkpointDir}: the checkpoint's optimizer state is corrupted or truncated ` +
+          `(${(error as Error).message}); nothing was changed: start the run again without --resume`,
+      );
+    }
     // setWeights makes its own variables from these.
     tf.dispose(optimizerWeights.map((w) => w.tensor));
+  } else if (run.from !== undefined) {
+    model = await tf.loadLayersModel(fileHandler(run.from));
+    compile(model, config.learningRate, adam, run.hooks);
   } else {
     model = buildZooModel(config.model, {
       height: trainSet.height,
@@ -352,8 +414,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       seed: config.seed,
       ...(config.widthMultiplier !== undefined ? { widthMultiplier: config.widthMultiplier } : {}),
     });
-    compile(model, config.learningRate, adam);
+    compile(model, config.learningRate, adam, run.hooks);
   }
+  run.hooks?.start?.(model);
 
   const state: CheckpointState = resumed ?? {
     version: 1,
@@ -395,6 +458,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
             history: state.history,
           };
         }
+        run.hooks?.beforeBatch?.(model);
         const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
         const y = oneHot(batch.labels, classes);
         setLearningRate(

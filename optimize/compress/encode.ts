@@ -1,0 +1,113 @@
+// How each compressed layer is stored in the package: the fp32 package of the retrained model (the
+// TensorFlow.js importer, as `whittle import` makes it) with the weights of every pruned or shared conv / FC
+// layer re-encoded — pruned: sparse (CSR); shared: a codebook with its indices coded at a fixed width, or
+// Huffman-coded after a huffman step; pruned and shared: encodePrunedShared.
+import { join } from 'node:path';
+
+import {
+  elementCount,
+  encodeCodebook,
+  type EncodedTensor,
+  encodeSparse,
+} from '../../agent/package/encodings.js';
+import type { NumberFormat } from '../../agent/package/manifest.js';
+import type { PackageContent } from '../package/writer.js';
+import { importTfjsLayers } from '../tfjs/import.js';
+import { MODEL_FILE } from '../train/file-io.js';
+import { kmeansLinear } from './projection.js';
+
+/** What the pipeline has done to a layer so far. */
+export interface LayerCompression {
+  /** Fraction of its weights pruned (exact zeros). */
+  sparsity?: number;
+  /** Index bits of its shared weights (2^bits values at most). */
+  bits?: number;
+  /** Its indices Huffman-coded (else at a fixed `bits` width). */
+  huffman?: boolean;
+}
+
+/** A layer's codebook and indices: its distinct values when they fit 2^bits (a shared layer holds exactly
+ * its centroids), else k-means of its values (a layer whose weights changed after sharing, e.g. a batch norm
+ * folded into them at import). */
+function codebookOf(values: Float32Array, bits: number): { codebook: Float32Array; indices: Uint8Array } {
+  const distinct = [...new Set(values)].sort((a, b) => a - b);
+  if (distinct.length <= 2 ** bits) {
+    const index = new Map(distinct.map((v, i) => [v, i]));
+    return { codebook: Float32Array.from(distinct), indices: Uint8Array.from(values, (v) => index.get(v)!) };
+  }
+  const { centroids, assignments } = kmeansLinear(values, 2 ** bits);
+  return { codebook: centroids, indices: assignments };
+}
+
+/** A codebook section: Huffman code lengths from the index frequencies, or every index `bits` wide. */
+function codebookSection(values: Float32Array, bits: number, huffman: boolean): EncodedTensor {
+  const { codebook, indices } = codebookOf(values, bits);
+  const indexBits = Math.max(2, bits);
+  return encodeCodebook(
+    codebook,
+    indices,
+    huffman ? undefined : new Array<number>(codebook.length).fill(indexBits),
+    indexBits,
+  );
+}
+
+/** A pruned and shared layer: the smaller of its sparse and its codebook section, until the package format
+ * stores both at once (the combined sparse + codebook encoding with Huffman-coded relative-index gaps of
+ * branch sparsecb: switch this one function to it). */
+export function encodePrunedShared(
+  values: Float32Array,
+  shape: readonly number[],
+  bits: number,
+  huffman: boolean,
+): { encoded: EncodedTensor; format: NumberFormat } {
+  const sparse = encodeSparse(values, shape);
+  const codebook = codebookSection(values, bits, huffman);
+  return codebook.bytes.length <= sparse.bytes.length
+    ? { encoded: codebook, format: 'codebook' }
+    : { encoded: sparse, format: 'sparse' };
+}
+
+/** A layer's weights as `compression` says, and the number format its node then runs in. */
+export function encodeLayer(
+  values: Float32Array,
+  shape: readonly number[],
+  compression: LayerCompression,
+): { encoded: EncodedTensor; format: NumberFormat } | undefined {
+  const pruned = compression.sparsity !== undefined && compression.sparsity > 0;
+  const huffman = compression.huffman === true;
+  if (compression.bits !== undefined) {
+    if (pruned) return encodePrunedShared(values, shape, compression.bits, huffman);
+    return { encoded: codebookSection(values, compression.bits, huffman), format: 'codebook' };
+  }
+  if (pruned) return { encoded: encodeSparse(values, shape), format: 'sparse' };
+  return undefined;
+}
+
+/** The fp32 package of the model in `modelDir` with every layer of `layers` stored as compressed. */
+export function compressedPackage(
+  modelDir: string,
+  layers: ReadonlyMap<string, LayerCompression>,
+  options: { modelId: string; labels?: string[] },
+): PackageContent {
+  const content = importTfjsLayers(join(modelDir, MODEL_FILE), {
+    modelId: options.modelId,
+    ...(options.labels ? { labels: options.labels } : {}),
+  });
+  const constants = new Map(content.constants);
+  for (const node of content.manifest.nodes) {
+    if (node.op !== 'conv2d' && node.op !== 'fully_connected') continue;
+    const compression = layers.get(node.name);
+    if (compression === undefined) continue;
+    const w = node.inputs[1]!;
+    const raw = constants.get(w)!;
+    const shape = content.manifest.tensors[w]!.shape;
+    const values = new Float32Array(
+      raw.bytes.buffer.slice(raw.bytes.byteOffset, raw.bytes.byteOffset + 4 * elementCount(shape)),
+    );
+    const encoded = encodeLayer(values, shape, compression);
+    if (encoded === undefined) continue;
+    constants.set(w, encoded.encoded);
+    node.format = encoded.format;
+  }
+  return { manifest: content.manifest, constants };
+}

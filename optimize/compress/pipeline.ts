@@ -1,0 +1,316 @@
+// Compression pipelines: an ordered list of steps, each a method with its parameters, given as a preset name
+// or a JSON spec file, checked against the methods' definitions and the model's layers before anything
+// runs. A spec file is `{ "steps": [ { "method": "prune", "sparsity": 0.9 }, ... ] }` (or the bare list).
+// Methods are defined here (what they take and which layers they apply to) and run in steps.ts.
+import { readFileSync } from 'node:fs';
+
+import { whittleError } from '../../native/whittle-error.js';
+
+/** A pipeline (spec file or preset) that cannot run: the message names the step, the parameter or the layer. */
+export class PipelineError extends whittleError('PipelineError', 'bad-pipeline') {}
+
+type ParamValue = number | boolean | string | Record<string, number>;
+
+interface ParamSpec {
+  kind: 'number' | 'integer' | 'boolean' | 'choice' | 'layers';
+  /** Inclusive bounds of a number / integer, and of a `layers` map's values. */
+  min?: number;
+  max?: number;
+  /** Exclusive upper bound (a sparsity below 1). */
+  below?: number;
+  choices?: readonly string[];
+  default?: number | boolean | string;
+  doc: string;
+}
+
+/** The layer kinds (tfjs class names) that hold weights a method can compress. */
+export const WEIGHT_LAYER_CLASSES = ['Conv2D', 'DepthwiseConv2D', 'Dense'] as const;
+
+/** What a method takes: parameters, and the layers it applies to (undefined: the whole model at once). */
+export interface MethodDefinition {
+  method: string;
+  summary: string;
+  params: Record<string, ParamSpec>;
+  layerClasses?: readonly string[];
+  /** Retrains, so MODEL must be a `whittle train` directory. */
+  retrains: boolean;
+  /** Writes the whole package in its own number format: the last step, alone with other package steps. */
+  rewritesPackage: boolean;
+}
+
+const retraining: Record<string, ParamSpec> = {
+  epochs: { kind: 'integer', min: 0, max: 1000, default: 2, doc: 'retraining epochs (per iteration)' },
+  learningRate: { kind: 'number', min: 1e-9, max: 1, default: 1e-4, doc: 'retraining learning rate' },
+  minWeights: {
+    kind: 'integer',
+    min: 0,
+    default: 0,
+    doc: 'leave layers with fewer weights than this as they are',
+  },
+};
+
+const calibration: Record<string, ParamSpec> = {
+  calibrationImages: { kind: 'integer', min: 1, default: 1000, doc: 'calibration images' },
+  calibrationMethod: {
+    kind: 'choice',
+    choices: ['minmax', 'percentile', 'mse'],
+    default: 'minmax',
+    doc: 'activation ranges',
+  },
+};
+
+export const METHODS: Record<string, MethodDefinition> = {
+  prune: {
+    method: 'prune',
+    summary: 'magnitude pruning with iterative prune-and-retrain (Han et al. 2015), stored sparse',
+    params: {
+      sparsity: { kind: 'number', min: 0, below: 1, default: 0.9, doc: 'target fraction of zero weights' },
+      layers: { kind: 'layers', min: 0, below: 1, doc: 'per-layer target sparsity, by layer name' },
+      global: { kind: 'boolean', default: false, doc: 'one magnitude threshold over all the pruned layers' },
+      iterations: { kind: 'integer', min: 1, max: 100, default: 3, doc: 'prune-and-retrain rounds' },
+      ...retraining,
+    },
+    layerClasses: WEIGHT_LAYER_CLASSES,
+    retrains: true,
+    rewritesPackage: false,
+  },
+  kmeans: {
+    method: 'kmeans',
+    summary:
+      'weight sharing: k-means per layer, centroid fine-tuning (Han et al. 2016), stored as a codebook',
+    params: {
+      bits: {
+        kind: 'integer',
+        min: 1,
+        max: 8,
+        default: 5,
+        doc: 'index bits: 2^bits shared values per layer',
+      },
+      layers: { kind: 'layers', min: 1, max: 8, doc: 'per-layer index bits, by layer name' },
+      ...retraining,
+    },
+    layerClasses: WEIGHT_LAYER_CLASSES,
+    retrains: true,
+    rewritesPackage: false,
+  },
+  huffman: {
+    method: 'huffman',
+    summary: "Huffman coding of the shared layers' cluster indices (after kmeans)",
+    params: {},
+    retrains: false,
+    rewritesPackage: false,
+  },
+  int8: {
+    method: 'int8',
+    summary: 'post-training int8 quantization (whittle quantize)',
+    params: calibration,
+    retrains: false,
+    rewritesPackage: true,
+  },
+  fixed16: {
+    method: 'fixed16',
+    summary: 'post-training 16-bit dynamic fixed point (whittle quantize --format fixed16)',
+    params: calibration,
+    retrains: false,
+    rewritesPackage: true,
+  },
+  fixed8: {
+    method: 'fixed8',
+    summary: 'post-training 8-bit dynamic fixed point (whittle quantize --format fixed8)',
+    params: calibration,
+    retrains: false,
+    rewritesPackage: true,
+  },
+};
+
+export type StepParams = Record<string, ParamValue>;
+
+export interface PipelineStep {
+  method: string;
+  /** Every parameter of the method, defaults filled in (a `layers` map only when given). */
+  params: StepParams;
+}
+
+export const PRESETS: Record<string, { method: string; [param: string]: unknown }[]> = {
+  // Han et al. 2016's three stages; the conv layers and the small output layers (< 2,000 weights) keep their
+  // weights dense and take 8-bit sharing, the large layers 92 % sparsity and 5 bits, as the paper's LeNets.
+  'deep-compression': [
+    { method: 'prune', sparsity: 0.92, minWeights: 2000, iterations: 3, epochs: 2 },
+    { method: 'kmeans', bits: 5, epochs: 2 },
+    { method: 'huffman' },
+  ],
+  int8: [{ method: 'int8' }],
+  fixed16: [{ method: 'fixed16' }],
+  fixed8: [{ method: 'fixed8' }],
+};
+
+/** A layer of the model as the pipeline sees it: its name and kind (tfjs class, or the package op). */
+export interface ModelLayer {
+  name: string;
+  kind: string;
+  weights: number;
+}
+
+/** What applies to a layer of `kind`: the per-layer methods that take it, and the whole-model ones. */
+function methodsFor(kind: string): string {
+  const perLayer = Object.values(METHODS).filter((m) => m.layerClasses?.includes(kind));
+  const whole = Object.values(METHODS).filter((m) => m.layerClasses === undefined && m.rewritesPackage);
+  return (
+    (perLayer.length > 0
+      ? `the methods that apply to it: ${perLayer.map((m) => m.method).join(', ')}`
+      : `no per-layer method applies to it (they take ${WEIGHT_LAYER_CLASSES.join(', ')} layers)`) +
+    `; whole-model methods: ${whole.map((m) => m.method).join(', ')}`
+  );
+}
+
+function checkValue(where: string, name: string, spec: ParamSpec, value: unknown): ParamValue {
+  const range = (v: number): boolean =>
+    (spec.min === undefined || v >= spec.min) &&
+    (spec.max === undefined || v <= spec.max) &&
+    (spec.below === undefined || v < spec.below);
+  const bounds = [
+    spec.min !== undefined ? `>= ${spec.min}` : '',
+    spec.max !== undefined ? `<= ${spec.max}` : '',
+    spec.below !== undefined ? `< ${spec.below}` : '',
+  ]
+    .filter((b) => b)
+    .join(' and ');
+  const numeric = (v: unknown, integer: boolean): v is number =>
+    typeof v === 'number' && Number.isFinite(v) && (!integer || Number.isInteger(v)) && range(v);
+  switch (spec.kind) {
+    case 'number':
+    case 'integer':
+      if (!numeric(value, spec.kind === 'integer'))
+        throw new PipelineError(
+          `${where}: ${name} must be ${spec.kind === 'integer' ? 'an integer' : 'a number'} ${bounds} ` +
+            `(${spec.doc}) but is ${JSON.stringify(value)}`,
+        );
+      return value;
+    case 'boolean':
+      if (typeof value !== 'boolean')
+        throw new PipelineError(`${where}: ${name} must be true or false but is ${JSON.stringify(value)}`);
+      return value;
+    case 'choice':
+      if (typeof value !== 'string' || !spec.choices!.includes(value))
+        throw new PipelineError(
+          `${where}: ${name} must be one of ${spec.choices!.join(', ')} but is ${JSON.stringify(value)}`,
+        );
+      return value;
+    case 'layers': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new PipelineError(`${where}: ${name} must map layer names to numbers (${spec.doc})`);
+      const integer = spec.max !== undefined && spec.below === undefined;
+      for (const [layer, v] of Object.entries(value))
+        if (!numeric(v, integer))
+          throw new PipelineError(
+            `${where}: ${name}.${layer} must be ${integer ? 'an integer' : 'a number'} ${bounds} but is ${JSON.stringify(v)}`,
+          );
+      return value as Record<string, number>;
+    }
+  }
+}
+
+/** The steps of a preset name or a JSON spec file, every parameter checked and defaulted, and every layer a
+ * step names checked against `layers` (when known): a layer the method cannot take is refused with the
+ * methods that do apply to it. `fromPackage`: MODEL is a package, so retraining methods are refused. */
+export function loadPipeline(
+  pipeline: string,
+  layers?: readonly ModelLayer[],
+  fromPackage = false,
+): PipelineStep[] {
+  let raw: unknown;
+  if (Object.hasOwn(PRESETS, pipeline)) raw = PRESETS[pipeline];
+  else {
+    let text: string;
+    try {
+      text = readFileSync(pipeline, 'utf8');
+    } catch {
+      throw new PipelineError(
+        `"${pipeline}" is neither a preset (${Object.keys(PRESETS).join(', ')}) nor a readable spec file`,
+      );
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (error) {
+      throw new PipelineError(`${pipeline}: not JSON (${(error as Error).message})`);
+    }
+  }
+  const list = Array.isArray(raw) ? raw : (raw as { steps?: unknown } | null)?.steps;
+  if (!Array.isArray(list) || list.length === 0)
+    throw new PipelineError(
+      `${pipeline}: expected { "steps": [ { "method": ... }, ... ] } with at least one step`,
+    );
+  const steps = list.map((entry, i) => checkStep(entry, `${pipeline} step ${i + 1}`, layers, fromPackage));
+  checkOrder(steps, pipeline);
+  return steps;
+}
+
+function checkStep(
+  entry: unknown,
+  where: string,
+  layers: readonly ModelLayer[] | undefined,
+  fromPackage: boolean,
+): PipelineStep {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+    throw new PipelineError(`${where}: expected an object with a "method"`);
+  const { method, ...given } = entry as Record<string, unknown>;
+  const definition =
+    typeof method === 'string' && Object.hasOwn(METHODS, method) ? METHODS[method]! : undefined;
+  if (definition === undefined)
+    throw new PipelineError(
+      `${where}: unknown method ${JSON.stringify(method)}; the methods are ${Object.keys(METHODS).join(', ')}`,
+    );
+  const at = `${where} (${definition.method})`;
+  if (definition.retrains && fromPackage)
+    throw new PipelineError(
+      `${at}: ${definition.method} retrains, so MODEL must be a \`whittle train\` directory, not a package`,
+    );
+  const params: StepParams = {};
+  for (const [name, value] of Object.entries(given)) {
+    const spec = definition.params[name];
+    if (spec === undefined)
+      throw new PipelineError(
+        `${at}: unknown parameter "${name}"; ${definition.method} takes ` +
+          (Object.keys(definition.params).join(', ') || 'no parameters'),
+      );
+    params[name] = checkValue(at, name, spec, value);
+  }
+  for (const [name, spec] of Object.entries(definition.params))
+    if (params[name] === undefined && spec.default !== undefined) params[name] = spec.default;
+  const named = params.layers as Record<string, number> | undefined;
+  if (named && layers) {
+    for (const name of Object.keys(named)) {
+      const layer = layers.find((l) => l.name === name);
+      if (layer === undefined)
+        throw new PipelineError(
+          `${at}: the model has no layer "${name}"; its layers are ${layers.map((l) => l.name).join(', ')}`,
+        );
+      if (!definition.layerClasses!.includes(layer.kind))
+        throw new PipelineError(
+          `${at}: layer ${name} (${layer.kind}) cannot take ${definition.method}; ${methodsFor(layer.kind)}`,
+        );
+    }
+  }
+  return { method: definition.method, params };
+}
+
+/** Huffman needs shared layers before it; a package-rewriting step (int8, fixed point) takes the fp32 model,
+ * so it cannot follow a step whose layers it could not keep (pruned, shared), and only one may run. */
+function checkOrder(steps: readonly PipelineStep[], where: string): void {
+  steps.forEach((step, i) => {
+    const before = steps.slice(0, i).map((s) => s.method);
+    if (step.method === 'huffman' && !before.includes('kmeans'))
+      throw new PipelineError(
+        `${where} step ${i + 1} (huffman): codes the cluster indices of a kmeans step, which must come before it`,
+      );
+    if (step.method === 'prune' && before.includes('kmeans'))
+      throw new PipelineError(
+        `${where} step ${i + 1} (prune): pruning after kmeans would break the shared values; prune first`,
+      );
+    if (METHODS[step.method]!.rewritesPackage && before.length > 0)
+      throw new PipelineError(
+        `${where} step ${i + 1} (${step.method}): ${step.method} rewrites the whole fp32 model in its own ` +
+          `number format, so it runs alone; it cannot follow ${before.join(', ')}`,
+      );
+  });
+}

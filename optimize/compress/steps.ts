@@ -1,0 +1,265 @@
+// The steps a compression pipeline runs (their parameters are defined in pipeline.ts). The step interface:
+//
+//   run(context, params) -> { interrupted } after it has
+//   - retrained, if it does: one or more retraining phases, each the trainer's own loop (optimize/train/
+//     trainer.ts: progress with ETA, a checkpoint every epoch, resume) started from the model so far, with
+//     the TrainHooks of its projection (projection.ts) and its own directory under the step's;
+//   - set `context.modelDir` to the model it leaves (TensorFlow.js Layers, as `whittle train` writes), and
+//   - recorded in `context.layers` what it did to each layer, which decides how the layer is stored
+//     (encode.ts); or, for a step that rewrites the whole package (int8, fixed point), set `context.content`.
+//
+// A phase that finished is marked by PHASE_DONE in its directory and skipped when the run resumes; one that
+// was interrupted resumes from its checkpoint, with the projection (masks, cluster assignments) it saved
+// before it started. Another method plugs in as one more entry of STEPS: a straight-through-estimator
+// method (binary, ternary, fixed-point fine-tuning) gives the trainer beforeBatch / afterUpdate hooks that
+// swap the projected weights in for the forward pass and fold each update into a float copy.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import type { Package } from '../../agent/package/reader.js';
+import type { ImageSet } from '../datasets/image-set.js';
+import { packageImageInput } from '../evaluate-package.js';
+import { fixedPointPackage } from '../package/fixed-point.js';
+import type { PackageContent } from '../package/writer.js';
+import { calibrationFromImages, type CalibrationMethod } from '../quantize/calibrate.js';
+import { quantizePackage } from '../quantize/ptq.js';
+import { fileHandler, loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
+import { DEFAULT_TRAIN_CONFIG, train, type TrainConfig, type TrainProgress } from '../train/trainer.js';
+import type { LayerCompression } from './encode.js';
+import { METHODS, type ModelLayer, type StepParams } from './pipeline.js';
+import {
+  iterationSparsity,
+  type LayerProjection,
+  magnitudeMasks,
+  projectionHooks,
+  readKernel,
+  shareWeights,
+  writeKernel,
+} from './projection.js';
+
+/** Written in a phase's directory once the phase is complete. */
+export const PHASE_DONE = 'phase.json';
+const PROJECTION_FILE = 'projection';
+const START_DIR = 'start';
+
+/** The retraining settings every phase shares (the step's own: epochs, learning rate). */
+export interface RetrainSettings {
+  /** The model's zoo name (recorded in each phase's evaluation.json). */
+  model: string;
+  dataset: string;
+  batchSize: number;
+  seed: number;
+  trainLimit?: number;
+  testLimit?: number;
+}
+
+export interface StepContext {
+  /** This step's directory in the run directory. */
+  dir: string;
+  /** The model so far (a `whittle train` directory); undefined when MODEL is a package. */
+  modelDir?: string;
+  /** What the steps so far did to each layer, by layer name; a step updates it. */
+  layers: Map<string, LayerCompression>;
+  /** The model's layers (for the methods' layer selection). */
+  modelLayers: readonly ModelLayer[];
+  retrain: RetrainSettings;
+  /** The fp32 package of MODEL (the package steps' input) and the training images (their calibration set). */
+  fp32: Package;
+  trainSet: ImageSet;
+  /** Continue interrupted phases from their checkpoints. */
+  resume: boolean;
+  signal?: AbortSignal;
+  onProgress?: (phase: string, progress: TrainProgress) => void;
+  /** A package step's result. */
+  content?: PackageContent;
+}
+
+export type CompressStep = (context: StepContext, params: StepParams) => Promise<{ interrupted: boolean }>;
+
+/** The layers a method compresses: those of its kinds with at least `minWeights` weights, and any named in
+ * its `layers` map (checked against the kinds by loadPipeline). */
+function selectedLayers(method: string, context: StepContext, params: StepParams): ModelLayer[] {
+  const named = params.layers as Record<string, number> | undefined;
+  const kinds = METHODS[method]!.layerClasses!;
+  return context.modelLayers.filter(
+    (l) =>
+      (named !== undefined && Object.hasOwn(named, l.name)) ||
+      (kinds.includes(l.kind) && l.weights >= (params.minWeights as number)),
+  );
+}
+
+/** One retraining phase in `dir` from the model in context.modelDir: `prepare` projects the starting model's
+ * weights and returns the projections to keep (saved, so a resumed phase keeps the same ones). Leaves
+ * context.modelDir at the phase's model. */
+async function retrainPhase(
+  context: StepContext,
+  dir: string,
+  label: string,
+  params: StepParams,
+  prepare: (model: tf.LayersModel) => LayerProjection[],
+): Promise<{ interrupted: boolean }> {
+  if (existsSync(join(dir, PHASE_DONE))) {
+    context.modelDir = dir;
+    return { interrupted: false };
+  }
+  const epochs = params.epochs as number;
+  const resuming = context.resume && existsSync(join(dir, 'checkpoint', 'state.json'));
+  let projections: LayerProjection[];
+  if (resuming) {
+    projections = loadProjections(dir);
+  } else {
+    const model = await tf.loadLayersModel(fileHandler(context.modelDir!));
+    try {
+      projections = prepare(model);
+      await saveProjections(dir, projections);
+      await model.save(fileHandler(epochs === 0 ? dir : join(dir, START_DIR)));
+    } finally {
+      model.dispose();
+    }
+  }
+  if (epochs > 0) {
+    const config: TrainConfig = {
+      ...DEFAULT_TRAIN_CONFIG,
+      model: context.retrain.model,
+      dataset: context.retrain.dataset,
+      epochs,
+      batchSize: context.retrain.batchSize,
+      learningRate: params.learningRate as number,
+      seed: context.retrain.seed,
+      patience: 0,
+      ...(context.retrain.trainLimit !== undefined ? { trainLimit: context.retrain.trainLimit } : {}),
+      ...(context.retrain.testLimit !== undefined ? { testLimit: context.retrain.testLimit } : {}),
+    };
+    const result = await train({
+      config,
+      outDir: dir,
+      resume: resuming,
+      from: join(dir, START_DIR),
+      hooks: projectionHooks(projections),
+      ...(context.signal ? { signal: context.signal } : {}),
+      ...(context.onProgress ? { onProgress: (p: TrainProgress) => context.onProgress!(label, p) } : {}),
+    });
+    if (result.interrupted) return { interrupted: true };
+  }
+  writeFileSync(join(dir, PHASE_DONE), JSON.stringify({ label, epochs }));
+  context.modelDir = dir;
+  return { interrupted: false };
+}
+
+async function saveProjections(dir: string, projections: readonly LayerProjection[]): Promise<void> {
+  const tensors = projections.flatMap((p) => [
+    ...(p.mask ? [{ name: `${p.layer}/mask`, tensor: tf.tensor1d(Int32Array.from(p.mask), 'int32') }] : []),
+    ...(p.assignments
+      ? [{ name: `${p.layer}/assignments`, tensor: tf.tensor1d(Int32Array.from(p.assignments), 'int32') }]
+      : []),
+  ]);
+  // An empty list still records the phase's projection (none).
+  await saveNamedTensors(dir, PROJECTION_FILE, tensors);
+  tf.dispose(tensors.map((t) => t.tensor));
+}
+
+function loadProjections(dir: string): LayerProjection[] {
+  const byLayer = new Map<string, LayerProjection>();
+  for (const { name, tensor } of loadNamedTensors(dir, PROJECTION_FILE)) {
+    const cut = name.lastIndexOf('/');
+    const layer = name.slice(0, cut);
+    const p = byLayer.get(layer) ?? { layer };
+    const values = Uint8Array.from(tensor.dataSync());
+    if (name.slice(cut + 1) === 'mask') p.mask = values;
+    else p.assignments = values;
+    byLayer.set(layer, p);
+    tensor.dispose();
+  }
+  return [...byLayer.values()];
+}
+
+const prune: CompressStep = async (context, params) => {
+  const layers = selectedLayers('prune', context, params);
+  const named = (params.layers as Record<string, number> | undefined) ?? {};
+  const targets = new Map(layers.map((l) => [l.name, named[l.name] ?? (params.sparsity as number)]));
+  const iterations = params.iterations as number;
+  for (let i = 1; i <= iterations; i++) {
+    const label = `prune ${i}/${iterations}`;
+    const result = await retrainPhase(
+      context,
+      join(context.dir, `iteration-${i}`),
+      label,
+      params,
+      (model) => {
+        const weights = new Map(layers.map((l) => [l.name, readKernel(model, l.name)]));
+        const sparsity = new Map(
+          [...targets].map(([name, s]) => [name, iterationSparsity(s, i, iterations)] as const),
+        );
+        const masks = magnitudeMasks(weights, sparsity, params.global as boolean);
+        return [...masks].map(([layer, mask]) => {
+          writeKernel(
+            model,
+            layer,
+            weights.get(layer)!.map((v, k) => (mask[k] ? v : 0)),
+          );
+          return { layer, mask };
+        });
+      },
+    );
+    if (result.interrupted) return result;
+  }
+  for (const [name, sparsity] of targets) context.layers.set(name, { ...context.layers.get(name), sparsity });
+  return { interrupted: false };
+};
+
+const kmeans: CompressStep = async (context, params) => {
+  const layers = selectedLayers('kmeans', context, params);
+  const named = (params.layers as Record<string, number> | undefined) ?? {};
+  const bits = new Map(layers.map((l) => [l.name, named[l.name] ?? (params.bits as number)]));
+  const result = await retrainPhase(context, join(context.dir, 'fine-tune'), 'kmeans', params, (model) =>
+    layers.map(({ name }) => {
+      const weights = readKernel(model, name);
+      // A pruned layer's zeros stay its fixed cluster 0 (its mask is where the pruned model holds zeros).
+      const mask = context.layers.get(name)?.sparsity
+        ? Uint8Array.from(weights, (v) => (v !== 0 ? 1 : 0))
+        : undefined;
+      const { assignments, shared } = shareWeights(weights, 2 ** bits.get(name)!, mask);
+      writeKernel(model, name, shared);
+      return { layer: name, assignments, ...(mask ? { mask } : {}) };
+    }),
+  );
+  if (result.interrupted) return result;
+  for (const [name, b] of bits) context.layers.set(name, { ...context.layers.get(name), bits: b });
+  return { interrupted: false };
+};
+
+const huffman: CompressStep = (context) => {
+  for (const [name, layer] of context.layers)
+    if (layer.bits !== undefined) context.layers.set(name, { ...layer, huffman: true });
+  return Promise.resolve({ interrupted: false });
+};
+
+/** The existing post-training quantizers as steps: the fp32 package rewritten whole. */
+function postTraining(format: 'int8' | 'fixed16' | 'fixed8'): CompressStep {
+  return (context, params) => {
+    const pkg = context.fp32;
+    const calibration = calibrationFromImages(
+      context.trainSet,
+      params.calibrationImages as number,
+      packageImageInput(pkg, context.trainSet),
+    );
+    const calibrationMethod = params.calibrationMethod as CalibrationMethod;
+    context.content =
+      format === 'int8'
+        ? quantizePackage(pkg, calibration, { calibrationMethod }).content
+        : fixedPointPackage(pkg, calibration, { bits: format === 'fixed16' ? 16 : 8, calibrationMethod })
+            .content;
+    return Promise.resolve({ interrupted: false });
+  };
+}
+
+export const STEPS: Record<string, CompressStep> = {
+  prune,
+  kmeans,
+  huffman,
+  int8: postTraining('int8'),
+  fixed16: postTraining('fixed16'),
+  fixed8: postTraining('fixed8'),
+};
