@@ -43,9 +43,31 @@ export type OperatorName =
   | 'fixedPointQuantize'
   | 'fixedPointDequantize';
 
+/** A camera frame's way into a plan and its scores' way out (ExecutionPlan.frameRunner). */
+export interface PlanFrame {
+  /** Where the frame is written: the plan's input tensor, of the tables' element type. */
+  input: PlanPlace;
+  /** Per channel, channel after channel, 256 values of the input's element type: pixel byte -> the input
+   * tensor's value (normalized, and quantized as the model's input is). */
+  tables: Float32Array | Int8Array | Uint8Array;
+  /** Bytes per pixel of a frame ([height][width][channels]), 1 to 4. */
+  channels: number;
+  /** The input is NCHW (channel planes); else it keeps the frame's interleaving. */
+  planar: boolean;
+  /** The scores: f32, or quantized (int8 when signed, else uint8) and dequantized into `scores` as
+   * scale * (q - zeroPoint), in double rounded to f32. */
+  output: PlanPlace;
+  quantized?: { signed: boolean; scale: number; zeroPoint: number; scores: Float32Array };
+}
+
 interface NativePlan {
   run(first?: number, last?: number): void;
   runner(first?: number, last?: number): () => void;
+  frameRunner(
+    first: number | undefined,
+    last: number | undefined,
+    frame: PlanFrame,
+  ): (frame: Uint8Array) => number;
   readonly steps: number;
 }
 
@@ -86,6 +108,18 @@ export class ExecutionPlan {
    * caller keeps when it runs the same range at every frame. */
   runner(first?: number, last?: number): () => void {
     return this.#native.runner(first, last);
+  }
+
+  /** runner(first, last) with a camera frame's way in and out in the same native call: the function
+   * (frame: Uint8Array) => the index of the first highest score. It writes the frame into the input through
+   * the tables, runs the steps, and reads the scores (dequantized into `quantized.scores` when quantized).
+   * Throws a TypeError or RangeError naming the field of `frame` it refuses. */
+  frameRunner(
+    first: number | undefined,
+    last: number | undefined,
+    frame: PlanFrame,
+  ): (frame: Uint8Array) => number {
+    return this.#native.frameRunner(first, last, frame);
   }
 }
 

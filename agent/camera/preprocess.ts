@@ -140,13 +140,8 @@ function channelTables(p: ImagePreprocessing, type: FrameTensorType): FrameTenso
   });
 }
 
-/** Returns a function writing one frame ([height][width][channels] bytes as ffmpeg sends them) into the
- * model's input tensor `out`: normalized, quantized when the input is an integer tensor, and in the
- * layout the preprocessing names (NHWC keeps ffmpeg's interleaving, NCHW splits channel planes). */
-export function frameWriter(
-  p: ImagePreprocessing,
-  type: FrameTensorType,
-): (frame: Uint8Array, out: FrameTensor) => void {
+/** The preprocessing and the input tensor's type, checked; the tables of each channel. */
+function checkedTables(p: ImagePreprocessing, type: FrameTensorType): FrameTensor[] {
   checkPreprocessing(p);
   if (type.dtype !== 'f32') {
     if (!(type.scale > 0 && Number.isFinite(type.scale)))
@@ -157,16 +152,49 @@ export function frameWriter(
         `Expected an integer in ${lo}..${hi} for zeroPoint but received ${type.zeroPoint}`,
       );
   }
+  return channelTables(p, type);
+}
+
+/** frameWriter's tables in one array, channel after channel (256 values each): what the native plan's
+ * frame runner writes frames through (native/plan.ts PlanFrame), to the same values. */
+export function frameTables(p: ImagePreprocessing, type: FrameTensorType): FrameTensor {
+  const tables = checkedTables(p, type);
+  const all =
+    type.dtype === 'f32'
+      ? new Float32Array(256 * tables.length)
+      : type.dtype === 'i8'
+        ? new Int8Array(256 * tables.length)
+        : new Uint8Array(256 * tables.length);
+  tables.forEach((t, c) => all.set(t, 256 * c));
+  return all;
+}
+
+/** Refuses a frame that is not [height][width][channels] bytes of `p`'s size. */
+export function expectFrame(
+  p: Pick<ImagePreprocessing, 'width' | 'height' | 'channels'>,
+  frame: Uint8Array,
+): void {
+  const { width, height, channels } = p;
+  if (frame.length !== width * height * channels)
+    throw new PreprocessingError(
+      `Expected a frame of ${width * height * channels} bytes (${width}x${height}x${channels}) but received ${frame.length}`,
+    );
+}
+
+/** Returns a function writing one frame ([height][width][channels] bytes as ffmpeg sends them) into the
+ * model's input tensor `out`: normalized, quantized when the input is an integer tensor, and in the
+ * layout the preprocessing names (NHWC keeps ffmpeg's interleaving, NCHW splits channel planes). */
+export function frameWriter(
+  p: ImagePreprocessing,
+  type: FrameTensorType,
+): (frame: Uint8Array, out: FrameTensor) => void {
+  const tables = checkedTables(p, type);
   const { width, height, channels } = p;
   const pixels = width * height;
   const bytes = pixels * channels;
-  const tables = channelTables(p, type);
   const planar = p.layout === 'NCHW';
   return (frame, out) => {
-    if (frame.length !== bytes)
-      throw new PreprocessingError(
-        `Expected a frame of ${bytes} bytes (${width}x${height}x${channels}) but received ${frame.length}`,
-      );
+    expectFrame(p, frame);
     if (out.length !== bytes)
       throw new PreprocessingError(`Expected an input tensor of ${bytes} values but received ${out.length}`);
     if (channels === 1) {

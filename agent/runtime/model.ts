@@ -14,6 +14,7 @@ import { nativeAvailable } from './native-executors.js';
 import {
   type Execution,
   type ExecutionSummary,
+  type FrameIO,
   inOrder,
   type ModelStep,
   nodeByNode,
@@ -484,6 +485,15 @@ export class Model {
    * keeps it, so a frame runs the plan's calls and nothing else. */
   inPlaceRunner(from = 0): () => void {
     return inOrder(this.#inPlaceRanges(from).map(([first, end]) => this.#execution.runner(first, end)));
+  }
+
+  /** runInPlace(from) with a camera frame's way in and out in the same native call (Execution.frameRunner):
+   * (frame) => the index of the first highest score. Undefined when the run from `from` is not one call of
+   * the native plan (TypeScript nodes in it, a chunked batch, the node-by-node path). */
+  frameRunner(from: number, frame: FrameIO): ((frame: Uint8Array) => number) | undefined {
+    const ranges = this.#inPlaceRanges(from);
+    if (ranges.length !== 1 || ranges[0]![1] !== undefined) return undefined;
+    return this.#execution.frameRunner?.(ranges[0]![0], frame);
   }
 
   /** The ranges of steps [first, end) (end undefined: to the last step) that run the graph from node `from`. */

@@ -10,7 +10,7 @@
 //     `refused`, with the reason; it only splits the plan, it never computes differently.
 // A run is then: plan.run(0, a), a TypeScript op, plan.run(a, b), ... (`segments`), and the thread pool's
 // workers are woken once per plan.run rather than once per layer.
-import { ExecutionPlan, type PlanPlace, type PlanStep } from '../../native/plan.js';
+import { ExecutionPlan, type PlanFrame, type PlanPlace, type PlanStep } from '../../native/plan.js';
 import type { Executor, NativeStepCall } from './executor.js';
 import { GraphError } from './graph-error.js';
 import type { TensorData } from './tensor.js';
@@ -40,8 +40,14 @@ export interface Execution {
   /** A function that runs steps [from, to) as run(from, to) does, with its calls looked up once: for a caller
    * that runs the same range at every frame (the agent), a run is then its calls and nothing else. */
   runner(from?: number, to?: number): () => void;
+  /** Steps [from, end) with a camera frame's way in and out, as one native call (ExecutionPlan.frameRunner);
+   * undefined when those steps are not one call of the native plan, or a view is not in its arena. */
+  frameRunner?(from: number, frame: FrameIO): ((frame: Uint8Array) => number) | undefined;
   summary: ExecutionSummary;
 }
+
+/** PlanFrame with the model's views in place of plan places. */
+export type FrameIO = Omit<PlanFrame, 'input' | 'output'> & { input: TensorData; output: TensorData };
 
 /** One function making `calls` in order (the call itself when there is one). */
 export function inOrder(calls: readonly (() => void)[]): () => void {
@@ -158,6 +164,17 @@ export function planExecution(arena: ArrayBuffer, steps: readonly ModelStep[]): 
       for (const call of callsOf(from, to)) call();
     },
     runner: (from = 0, to = steps.length) => inOrder(callsOf(from, to)),
+    frameRunner: (from, frame) => {
+      const start = starts[from];
+      if (start?.planStep === undefined || starts.some((s, i) => i >= from && s.segment !== start.segment))
+        return undefined;
+      if (frame.input.buffer !== arena || frame.output.buffer !== arena) return undefined;
+      return plan.frameRunner(start.planStep, planSteps.length, {
+        ...frame,
+        input: place(frame.input),
+        output: place(frame.output),
+      });
+    },
     summary,
   };
 }

@@ -11,8 +11,11 @@ import type { KeyObject } from 'node:crypto';
 
 import { whittleError } from '../../native/whittle-error.js';
 import {
+  expectFrame,
   frameOrder,
+  frameTables,
   type FrameTensor,
+  type FrameTensorType,
   frameWriter,
   type ImagePreprocessing,
   imageShape,
@@ -21,6 +24,7 @@ import {
 import type { CpuFamily, Manifest } from '../package/manifest.js';
 import { type Package, readPackageFile } from '../package/reader.js';
 import { Model } from './model.js';
+import type { FrameIO } from './native-plan.js';
 import { elements, type TensorSpec } from './tensor.js';
 
 /** A package the runtime could build but a camera cannot feed, or whose output is no class vector. */
@@ -66,10 +70,11 @@ export interface PackageModelResult {
 }
 
 /** The scores as infer reads them: f32 outputs in place (the output's own arena view), quantized ones
- * dequantized by `read` into an array of their own. */
+ * dequantized by `read` into an array of their own (`quantized`: how, for the native frame runner). */
 interface OutputScores {
   scores: Float32Array;
   read: () => void;
+  quantized?: FrameIO['quantized'];
 }
 
 function outputScores(spec: TensorSpec, name: string, output: ArrayLike<number>): OutputScores {
@@ -80,6 +85,7 @@ function outputScores(spec: TensorSpec, name: string, output: ArrayLike<number>)
     const scores = new Float32Array(output.length);
     return {
       scores,
+      quantized: { signed: spec.dtype === 'i8', scale, zeroPoint, scores },
       read: () => {
         for (let i = 0; i < scores.length; i++) scores[i] = scale * (output[i]! - zeroPoint);
       },
@@ -91,11 +97,16 @@ function outputScores(spec: TensorSpec, name: string, output: ArrayLike<number>)
   );
 }
 
-/** Checks the input tensor against the preprocessing; returns how frames are written into it. */
+/** Checks the input tensor against the preprocessing; returns how frames are written into it (`write`, and
+ * the same as the tables of a native frame runner). */
 function inputWriter(
   manifest: Manifest,
   spec: TensorSpec,
-): { format: FrameFormat; write: (frame: Uint8Array, out: FrameTensor) => void } {
+): {
+  format: FrameFormat;
+  write: (frame: Uint8Array, out: FrameTensor) => void;
+  frame: Pick<FrameIO, 'tables' | 'channels' | 'planar'>;
+} {
   const input = manifest.inputs[0]!;
   const image = input.preprocessing;
   if (image === undefined)
@@ -124,18 +135,18 @@ function inputWriter(
     layout: frameOrder(input.layout),
   };
   let write: (frame: Uint8Array, out: FrameTensor) => void;
+  let tables: FrameTensor;
   try {
-    if (spec.dtype === 'f32') write = frameWriter(preprocessing, { dtype: 'f32' });
+    let type: FrameTensorType;
+    if (spec.dtype === 'f32') type = { dtype: 'f32' };
     else if ((spec.dtype === 'i8' || spec.dtype === 'u8') && spec.quant?.scale.length === 1)
-      write = frameWriter(preprocessing, {
-        dtype: spec.dtype,
-        scale: spec.quant.scale[0]!,
-        zeroPoint: spec.quant.zeroPoint[0]!,
-      });
+      type = { dtype: spec.dtype, scale: spec.quant.scale[0]!, zeroPoint: spec.quant.zeroPoint[0]! };
     else
       throw new PackageModelError(
         `input "${input.name}" is ${spec.dtype}; a camera feeds f32, or i8/u8 with one scale and zero point`,
       );
+    write = frameWriter(preprocessing, type);
+    tables = frameTables(preprocessing, type);
   } catch (err) {
     if (err instanceof PreprocessingError)
       throw new PackageModelError(`input "${input.name}" preprocessing: ${err.message}`);
@@ -150,6 +161,7 @@ function inputWriter(
       cropFraction: image.cropFraction ?? 1,
     },
     write,
+    frame: { tables, channels: c, planar: preprocessing.layout === 'NCHW' },
   };
 }
 
@@ -175,6 +187,10 @@ export class PackageModel {
   readonly #input: FrameTensor;
   /** Runs the model on what #input holds (Model.inPlaceRunner): the plan's calls, looked up once. */
   readonly #run: () => void;
+  /** The whole frame in one native call when the run is one call of the native plan (Model.frameRunner):
+   * the frame written through #write's tables, the run, the scores read into #output.scores; returns the
+   * class index. Undefined: infer writes, runs and reads from here. */
+  readonly #frame: ((frame: Uint8Array) => number) | undefined;
   readonly #write: (frame: Uint8Array, out: FrameTensor) => void;
   readonly #output: OutputScores;
   /** Softmax of the scores, written by each infer; the scores themselves when the graph ends in softmax. */
@@ -191,7 +207,7 @@ export class PackageModel {
     // so writing quantized frames past that node gives the same bits in fewer steps.
     const quantized = this.#model.quantizedInput(0);
     const inputSpec = quantized?.spec ?? this.#model.specs[manifest.inputs[0]!.tensor]!;
-    const { format, write } = inputWriter(manifest, inputSpec);
+    const { format, write, frame } = inputWriter(manifest, inputSpec);
     this.input = Object.freeze(format);
     this.#write = write;
     // inputWriter accepted the spec: f32, i8 or u8, as the view's type.
@@ -201,6 +217,13 @@ export class PackageModel {
     const output = manifest.outputs[0]!;
     const outputSpec = this.#model.specs[output.tensor]!;
     this.#output = outputScores(outputSpec, output.name, this.#model.outputView(0));
+    const { quantized: dequantize } = this.#output;
+    this.#frame = this.#model.frameRunner(quantized === undefined ? 0 : 1, {
+      ...frame,
+      input: this.#input,
+      output: this.#model.outputView(0),
+      ...(dequantize !== undefined ? { quantized: dequantize } : {}),
+    });
     const classes = elements(outputSpec.shape);
     if (classes < 1)
       throw new PackageModelError(`output "${output.name}" has shape [${outputSpec.shape.join(', ')}]`);
@@ -249,12 +272,17 @@ export class PackageModel {
   /** Classifies one camera frame: [height][width][channels] bytes of `input`'s size. The result's arrays are
    * overwritten by the next call (PackageModelResult). */
   infer(frame: Uint8Array): PackageModelResult {
-    this.#write(frame, this.#input);
-    this.#run();
-    this.#output.read();
     const logits = this.#output.scores;
     let classIndex = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[classIndex]!) classIndex = i;
+    if (this.#frame !== undefined) {
+      expectFrame(this.input, frame);
+      classIndex = this.#frame(frame);
+    } else {
+      this.#write(frame, this.#input);
+      this.#run();
+      this.#output.read();
+      for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[classIndex]!) classIndex = i;
+    }
     const probabilities = this.#probabilities;
     if (probabilities !== logits) {
       // Shifted by the top score so exp never overflows.

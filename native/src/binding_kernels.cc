@@ -305,9 +305,16 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
                                                static_cast<float*>(outputs[0]), pool);
     return ok ? nullptr : "out of memory allocating the convolution's per-thread scratch";
   }
+  StepCall Call() override { return {&RunCall, this}; }
 
  private:
   friend Napi::Function DefinePackedLayer<Conv2d>(Napi::Env env, const char* name);
+
+  // RunStep as a plan's plain call: the plan loop calls it directly.
+  WHITTLE_HOT static const char* RunCall(void* self, const void* const* inputs, void* const* outputs,
+                                         whittle_threadpool* pool) {
+    return static_cast<Conv2d*>(self)->Conv2d::RunStep(inputs, outputs, pool);
+  }
 
   void Release() {
     f32_conv2d_destroy(f32_);
@@ -553,8 +560,8 @@ whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
 }
 
 // Each stateless operator is one OperatorReader (binding_plan.h): it checks the call's arguments and binds
-// the computation to them. RegisterKernels makes from each both its JS function and its plan Operator.
-using RunFn = std::function<void(const void* const*, void* const*, whittle_threadpool*)>;
+// the computation to them (a lambda, run by BoundOperator's plain call), its kernel list chosen once here.
+// RegisterKernels makes from each both its JS function and its plan Operator.
 
 BoundOperator Pool(const Napi::Object& args, bool average) {
   Napi::Env env = args.Env();
@@ -569,8 +576,9 @@ BoundOperator Pool(const Napi::Object& args, bool average) {
   const Bounds b = call.bounds;
   const bool reference = call.reference, f32 = views.input.type == napi_float32_array,
              u = IsUnsigned(views.input);
-  const whittle_isa isa = ActiveIsa();
-  const RunFn run = [s, b, reference, f32, u, isa, average](const void* const* inputs, void* const* outputs,
+  const f32_simple_ukernels* f = f32_simple_ukernels_select(ActiveIsa());
+  const qs8_simple_ukernels* q = qs8_simple_ukernels_select(ActiveIsa());
+  const auto run = [s, b, reference, f32, u, f, q, average](const void* const* inputs, void* const* outputs,
                                                             whittle_threadpool*) {
     if (f32) {
       const float* in = static_cast<const float*>(inputs[0]);
@@ -579,15 +587,13 @@ BoundOperator Pool(const Napi::Object& args, bool average) {
         average ? f32_avgpool__reference(&s, in, out, b.min_f, b.max_f)
                 : f32_maxpool__reference(&s, in, out, b.min_f, b.max_f);
       } else {
-        average ? f32_avgpool(&s, in, out, b.min_f, b.max_f, isa)
-                : f32_maxpool(&s, in, out, b.min_f, b.max_f, isa);
+        (average ? f->avgpool : f->maxpool)(&s, in, out, b.min_f, b.max_f);
       }
     } else if (reference) {
       average ? qs8_avgpool__reference(&s, inputs[0], outputs[0], u, b.min_q, b.max_q)
               : qs8_maxpool__reference(&s, inputs[0], outputs[0], u, b.min_q, b.max_q);
     } else {
-      average ? qs8_avgpool(&s, inputs[0], outputs[0], u, b.min_q, b.max_q, isa)
-              : qs8_maxpool(&s, inputs[0], outputs[0], u, b.min_q, b.max_q, isa);
+      (average ? q->avgpool : q->maxpool)(&s, inputs[0], outputs[0], u, b.min_q, b.max_q);
     }
   };
   return {{views.input}, {views.output}, run};
@@ -632,8 +638,8 @@ BoundOperator GlobalAvgPool(const Napi::Object& args) {
     p.output_max = b.max_q;
     ExpectUnchanged(env, {&views.input, &views.output});
   }
-  const RunFn run = [batch, pixels, channels, b, reference, f32, u, isa, requant, p](
-                        const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+  const auto run = [batch, pixels, channels, b, reference, f32, u, isa, requant, p](
+                       const void* const* inputs, void* const* outputs, whittle_threadpool*) {
     if (f32) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
@@ -700,18 +706,18 @@ BoundOperator QuantizeOrDequantize(const Napi::Object& args, bool quantize) {
   // The run may come later (a plan): it keeps its own copies of the scales and zero points.
   const std::vector<double> scale_values(layout.scales, layout.scales + layout.channels);
   const std::vector<int32_t> zero_values(layout.zero_points, layout.zero_points + layout.channels);
-  const whittle_isa isa = ActiveIsa();
-  const RunFn run = [layout, scale_values, zero_values, quantize, reference, isa](
-                        const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+  const qs8_simple_ukernels* q = qs8_simple_ukernels_select(ActiveIsa());
+  const auto run = [layout, scale_values, zero_values, quantize, reference, q](
+                       const void* const* inputs, void* const* outputs, whittle_threadpool*) {
     qs8_quantization_layout l = layout;
     l.scales = scale_values.data();
     l.zero_points = zero_values.data();
     if (quantize) {
       const float* in = static_cast<const float*>(inputs[0]);
-      reference ? qs8_quantize__reference(&l, in, outputs[0]) : qs8_quantize(&l, in, outputs[0], isa);
+      reference ? qs8_quantize__reference(&l, in, outputs[0]) : q->quantize(&l, in, outputs[0]);
     } else {
       float* out = static_cast<float*>(outputs[0]);
-      reference ? qs8_dequantize__reference(&l, inputs[0], out) : qs8_dequantize(&l, inputs[0], out, isa);
+      reference ? qs8_dequantize__reference(&l, inputs[0], out) : q->dequantize(&l, inputs[0], out);
     }
   };
   return {{input}, {output}, run};
@@ -737,8 +743,8 @@ BoundOperator Add(const Napi::Object& args) {
   const whittle_isa isa = ActiveIsa();
   if (a.type == napi_float32_array) {
     ExpectUnchanged(env, {&a, &b, &output});
-    const RunFn run = [n, bounds, reference, isa](const void* const* inputs, void* const* outputs,
-                                                  whittle_threadpool*) {
+    const auto run = [n, bounds, reference, isa](const void* const* inputs, void* const* outputs,
+                                                 whittle_threadpool*) {
       const float* pa = static_cast<const float*>(inputs[0]);
       const float* pb = static_cast<const float*>(inputs[1]);
       float* out = static_cast<float*>(outputs[0]);
@@ -749,8 +755,8 @@ BoundOperator Add(const Napi::Object& args) {
   }
   const qs8_add_params p = ReadAddParams(args, IsUnsigned(a), bounds.min_q, bounds.max_q);
   ExpectUnchanged(env, {&a, &b, &output});
-  const RunFn run = [n, p, reference, isa](const void* const* inputs, void* const* outputs,
-                                           whittle_threadpool*) {
+  const auto run = [n, p, reference, isa](const void* const* inputs, void* const* outputs,
+                                          whittle_threadpool*) {
     reference ? qs8_add__reference(n, inputs[0], inputs[1], outputs[0], &p)
               : qs8_add(n, inputs[0], inputs[1], outputs[0], &p, isa);
   };
@@ -767,17 +773,18 @@ BoundOperator Clamp(const Napi::Object& args) {
   const Bounds b = call.bounds;
   const bool reference = call.reference, f32 = views.input.type == napi_float32_array,
              u = IsUnsigned(views.input);
-  const whittle_isa isa = ActiveIsa();
-  const RunFn run = [n, b, reference, f32, u, isa](const void* const* inputs, void* const* outputs,
+  const f32_simple_ukernels* f = f32_simple_ukernels_select(ActiveIsa());
+  const qs8_simple_ukernels* q = qs8_simple_ukernels_select(ActiveIsa());
+  const auto run = [n, b, reference, f32, u, f, q](const void* const* inputs, void* const* outputs,
                                                    whittle_threadpool*) {
     if (f32) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
       reference ? f32_clamp__reference(n, in, out, b.min_f, b.max_f)
-                : f32_clamp(n, in, out, b.min_f, b.max_f, isa);
+                : f->vclamp(n, in, out, b.min_f, b.max_f);
     } else {
       reference ? qs8_clamp__reference(n, inputs[0], outputs[0], u, b.min_q, b.max_q)
-                : qs8_clamp(n, inputs[0], outputs[0], u, b.min_q, b.max_q, isa);
+                : q->vclamp(n, inputs[0], outputs[0], u, b.min_q, b.max_q);
     }
   };
   return {{views.input}, {views.output}, run};
@@ -797,12 +804,12 @@ BoundOperator Softmax(const Napi::Object& args) {
   const bool reference = Boolean(args, "reference");
   if (views.input.type == napi_float32_array) {
     ExpectUnchanged(env, {&views.input, &views.output});
-    const whittle_isa isa = ActiveIsa();
-    const RunFn run = [rows, channels, reference, isa](const void* const* inputs, void* const* outputs,
-                                                       whittle_threadpool*) {
+    const f32_simple_ukernels* f = f32_simple_ukernels_select(ActiveIsa());
+    const auto run = [rows, channels, reference, f](const void* const* inputs, void* const* outputs,
+                                                    whittle_threadpool*) {
       const float* in = static_cast<const float*>(inputs[0]);
       float* out = static_cast<float*>(outputs[0]);
-      reference ? f32_softmax__reference(rows, channels, in, out) : f32_softmax(rows, channels, in, out, isa);
+      reference ? f32_softmax__reference(rows, channels, in, out) : f->softmax(rows, channels, in, out);
     };
     return {{views.input}, {views.output}, run};
   }
@@ -813,7 +820,7 @@ BoundOperator Softmax(const Napi::Object& args) {
   const float output_scale = PositiveFloat(args, "outputScale");
   const int32_t output_zero_point = static_cast<int32_t>(Integer(args, "outputZeroPoint", lo, hi));
   ExpectUnchanged(env, {&views.input, &views.output});
-  const RunFn run = [=](const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+  const auto run = [=](const void* const* inputs, void* const* outputs, whittle_threadpool*) {
     (reference ? qs8_softmax__reference : qs8_softmax)(rows, channels, inputs[0], input_scale,
                                                        input_zero_point, output_scale, output_zero_point, u,
                                                        outputs[0]);
@@ -837,8 +844,8 @@ BoundOperator ActivationF32(const Napi::Object& args, Activation kind) {
   const bool reference = Boolean(args, "reference");
   ExpectUnchanged(env, {&input, &output});
   const whittle_isa isa = ActiveIsa();
-  const RunFn run = [n, kind, alpha, beta, reference, isa](const void* const* inputs, void* const* outputs,
-                                                           whittle_threadpool*) {
+  const auto run = [n, kind, alpha, beta, reference, isa](const void* const* inputs, void* const* outputs,
+                                                          whittle_threadpool*) {
     const float* in = static_cast<const float*>(inputs[0]);
     float* out = static_cast<float*>(outputs[0]);
     if (kind == Activation::kSigmoid) {
@@ -871,8 +878,8 @@ BoundOperator MulChannels(const Napi::Object& args) {
   const bool reference = Boolean(args, "reference");
   ExpectUnchanged(env, {&a, &b, &output});
   const whittle_isa isa = ActiveIsa();
-  const RunFn run = [rows, pixels, channels, reference, isa](const void* const* inputs, void* const* outputs,
-                                                             whittle_threadpool*) {
+  const auto run = [rows, pixels, channels, reference, isa](const void* const* inputs, void* const* outputs,
+                                                            whittle_threadpool*) {
     const float* pa = static_cast<const float*>(inputs[0]);
     const float* pb = static_cast<const float*>(inputs[1]);
     float* out = static_cast<float*>(outputs[0]);
@@ -932,7 +939,7 @@ BoundOperator Concat(const Napi::Object& args) {
   for (const View& input : inputs) ExpectUnchanged(env, {&input});
   ExpectUnchanged(env, {&output});
   const size_t element = ElementSize(output.type);
-  const RunFn run = [rows, channels, element](const void* const* in, void* const* out, whittle_threadpool*) {
+  const auto run = [rows, channels, element](const void* const* in, void* const* out, whittle_threadpool*) {
     whittle_concat_channels(rows, channels.size(), channels.data(), in, element, out[0]);
   };
   return {inputs, {output}, run};
@@ -957,8 +964,8 @@ BoundOperator Slice(const Napi::Object& args) {
   ExpectNoOverlap(env, views.output, {&views.input});
   ExpectUnchanged(env, {&views.input, &views.output});
   const size_t element = ElementSize(views.input.type);
-  const RunFn run = [rows, input_row, offset, output_row, element](const void* const* in, void* const* out,
-                                                                   whittle_threadpool*) {
+  const auto run = [rows, input_row, offset, output_row, element](const void* const* in, void* const* out,
+                                                                  whittle_threadpool*) {
     whittle_slice_rows(rows, input_row, offset, output_row, in[0], element, out[0]);
   };
   return {{views.input}, {views.output}, run};
@@ -974,8 +981,8 @@ BoundOperator ChannelShuffle(const Napi::Object& args) {
   ExpectNoOverlap(env, views.output, {&views.input});
   ExpectUnchanged(env, {&views.input, &views.output});
   const size_t element = ElementSize(views.input.type);
-  const RunFn run = [rows, groups, group_channels, element](const void* const* in, void* const* out,
-                                                            whittle_threadpool*) {
+  const auto run = [rows, groups, group_channels, element](const void* const* in, void* const* out,
+                                                           whittle_threadpool*) {
     whittle_channel_shuffle(rows, groups, group_channels, in[0], element, out[0]);
   };
   return {{views.input}, {views.output}, run};
@@ -991,7 +998,7 @@ BoundOperator Copy(const Napi::Object& args) {
   ExpectNoOverlap(env, views.output, {&views.input});
   ExpectUnchanged(env, {&views.input, &views.output});
   const size_t bytes = views.input.bytes;
-  const RunFn run = [bytes](const void* const* in, void* const* out, whittle_threadpool*) {
+  const auto run = [bytes](const void* const* in, void* const* out, whittle_threadpool*) {
     std::memcpy(out[0], in[0], bytes);
   };
   return {{views.input}, {views.output}, run};
@@ -999,7 +1006,7 @@ BoundOperator Copy(const Napi::Object& args) {
 
 }  // namespace
 
-ThreadPoolLease::ThreadPoolLease() : lock_(pool_mutex), pool_(shared_pool) {}
+WHITTLE_HOT ThreadPoolLease::ThreadPoolLease() : lock_(pool_mutex), pool_(shared_pool) {}
 
 void RegisterKernels(Napi::Env env, Napi::Object exports) {
   const char* error = whittle_isa_selection_error();

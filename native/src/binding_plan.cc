@@ -7,6 +7,10 @@
 // plan.runner(first = 0, last = steps.length): a function of no arguments doing run(first, last), the range
 // checked once: a frame loop's call then reads no arguments and unwraps nothing (each is a cold code path
 // when frames come 33 ms apart).
+// plan.frameRunner(first, last, frame): run(first, last) with a camera frame's way in and out in the same
+// call, as a function (frame: Uint8Array) => class index: the frame written into the plan's input through
+// per-channel tables, the steps run, the scores read (dequantized when quantized) and their argmax taken
+// (FrameSpec below). The agent's frame loop then makes one Node-API call per frame.
 // new Operator(name, args): a stateless operator (maxPool2d, clamp, ...) with the arguments its function
 // takes; the arrays in args give the operand types and lengths, the plan gives the places.
 #include "binding_plan.h"
@@ -89,23 +93,25 @@ class Operator : public Napi::ObjectWrap<Operator>, public PlanStep {
     BoundOperator bound = reader(ArgsObject(info, 1, "args"));
     inputs_ = OperandsOf(bound.inputs);
     outputs_ = OperandsOf(bound.outputs);
-    run_ = std::move(bound.run);
+    state_ = std::move(bound.state);
+    call_ = bound.call;
     TagPlanStep<Operator>(env, info.This().As<Napi::Object>());
   }
 
   std::vector<StepOperand> StepInputs() const override { return inputs_; }
   std::vector<StepOperand> StepOutputs() const override { return outputs_; }
   const char* RunStep(const void* const* inputs, void* const* outputs, whittle_threadpool* pool) override {
-    run_(inputs, outputs, pool);
-    return nullptr;
+    return call_.run(call_.state, inputs, outputs, pool);
   }
+  StepCall Call() override { return call_; }
 
  private:
   Napi::Value Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
 
   std::string name_;
   std::vector<StepOperand> inputs_, outputs_;
-  std::function<void(const void* const*, void* const*, whittle_threadpool*)> run_;
+  std::shared_ptr<const void> state_;  // what call_.state points to
+  StepCall call_;
 };
 
 // A buffer of the plan: the view it was given (a typed array, or a DataView), and its bytes as checked when
@@ -128,7 +134,93 @@ struct Step {
   std::vector<Place> inputs, outputs;
   std::vector<const void*> input_pointers;
   std::vector<void*> output_pointers;
+  StepCall call;  // layer->Call(), asked once
 };
+
+// Whether the views still have the data pointers and byte lengths checked when they were taken: one
+// Node-API call per view, its kind known. Returns the index of the first that changed, or buffers.size().
+WHITTLE_HOT size_t ChangedBuffer(napi_env env, const std::vector<PlanBuffer>& buffers) {
+  for (size_t b = 0; b < buffers.size(); b++) {
+    const PlanBuffer& buffer = buffers[b];
+    void* data = nullptr;
+    size_t bytes = 0;
+    if (buffer.typed_array) {
+      napi_typedarray_type type;
+      size_t length = 0;
+      if (napi_get_typedarray_info(env, buffer.view.Value(), &type, &length, &data, nullptr, nullptr) ==
+          napi_ok)
+        bytes = length * ElementBytes(type);
+    } else {
+      napi_value array_buffer;
+      size_t offset;
+      if (napi_get_dataview_info(env, buffer.view.Value(), &bytes, &data, &array_buffer, &offset) != napi_ok)
+        bytes = 0;
+    }
+    if (data != buffer.data || bytes != buffer.bytes) return b;
+  }
+  return buffers.size();
+}
+
+// A camera frame's way into a plan and its scores' way out (plan.frameRunner's `frame` argument):
+//   { input: Place, tables, channels, planar, output: Place, quantized?: { signed, scale, zeroPoint, scores }
+//   }
+// - input: where the frame goes (the plan's input tensor), of the tables' element type;
+// - tables: 256 values per channel, channel after channel (Float32Array, Int8Array or Uint8Array): pixel byte
+//   -> the input tensor's value (normalized, quantized as the model's input is);
+// - channels: the frame's pixels are `channels` bytes each ([height][width][channels]); planar: the input
+//   is NCHW (channel planes), else it keeps the frame's interleaving;
+// - output: the scores, f32; or, with quantized { signed, scale, zeroPoint, scores }, int8 (signed) or uint8
+//   values dequantized as scale * (q - zeroPoint), in double rounded to f32, into `scores` (a Float32Array
+//   as long as the output).
+// The class index is the first highest score.
+struct FrameSpec {
+  uint8_t* input;
+  size_t element_bytes, pixels, channels;
+  bool planar;
+  std::vector<float> tables_f32;     // 256 * channels values (element_bytes 4)
+  std::vector<uint8_t> tables_byte;  // or int8 / uint8 values (element_bytes 1)
+  const void* output;
+  size_t classes;
+  bool quantized, is_signed;
+  double scale;
+  int32_t zero_point;
+  std::vector<PlanBuffer> scores;  // quantized: the Float32Array the scores go to, checked per call
+};
+
+// Writes a frame (pixels * channels bytes) into the plan's input through the tables.
+template <typename T>
+WHITTLE_HOT void WriteFrame(const FrameSpec& spec, const T* tables, const uint8_t* frame) {
+  T* out = reinterpret_cast<T*>(spec.input);
+  const size_t pixels = spec.pixels, channels = spec.channels;
+  if (channels == 1) {
+    for (size_t i = 0; i < pixels; i++) out[i] = tables[frame[i]];
+    return;
+  }
+  for (size_t c = 0; c < channels; c++) {
+    const T* t = tables + 256 * c;
+    for (size_t i = 0; i < pixels; i++)
+      out[spec.planar ? c * pixels + i : i * channels + c] = t[frame[i * channels + c]];
+  }
+}
+
+// The scores as f32 (dequantized into spec.scores first when quantized) and the index of the first highest.
+template <typename Q>
+WHITTLE_HOT float* Dequantize(const FrameSpec& spec) {
+  const Q* q = static_cast<const Q*>(spec.output);
+  float* scores = reinterpret_cast<float*>(spec.scores[0].data);
+  for (size_t i = 0; i < spec.classes; i++)
+    scores[i] = static_cast<float>(spec.scale * static_cast<double>(q[i] - spec.zero_point));
+  return scores;
+}
+WHITTLE_HOT uint32_t ReadScores(const FrameSpec& spec) {
+  const float* scores = !spec.quantized  ? static_cast<const float*>(spec.output)
+                        : spec.is_signed ? Dequantize<int8_t>(spec)
+                                         : Dequantize<uint8_t>(spec);
+  uint32_t best = 0;
+  for (uint32_t i = 1; i < spec.classes; i++)
+    if (scores[i] > scores[best]) best = i;
+  return best;
+}
 
 // The data pointer and byte length of a typed array or DataView, without running JavaScript.
 // `index` names it in messages as buffers[index] (the name is built only to throw: a run allocates nothing).
@@ -169,9 +261,10 @@ size_t PlaceField(const Napi::Object& place, const char* key, const std::string&
 class Plan : public Napi::ObjectWrap<Plan> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Plan",
-                       {InstanceMethod<&Plan::Run>("run"), InstanceMethod<&Plan::Runner>("runner"),
-                        InstanceAccessor<&Plan::Steps>("steps")});
+    return DefineClass(
+        env, "Plan",
+        {InstanceMethod<&Plan::Run>("run"), InstanceMethod<&Plan::Runner>("runner"),
+         InstanceMethod<&Plan::FrameRunner>("frameRunner"), InstanceAccessor<&Plan::Steps>("steps")});
   }
 
   explicit Plan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Plan>(info) {
@@ -199,7 +292,7 @@ class Plan : public Napi::ObjectWrap<Plan> {
       PlanStep* layer = UnwrapStep(env, layer_value);
       if (layer == nullptr)
         ThrowType(env, "a native layer (PackedLayer, FormatLayer or Operator)", path + ".layer", layer_value);
-      Step step{layer, Napi::Persistent(layer_value.As<Napi::Object>()), {}, {}, {}, {}};
+      Step step{layer, Napi::Persistent(layer_value.As<Napi::Object>()), {}, {}, {}, {}, layer->Call()};
       step.inputs = ReadPlaces(step_object, "inputs", path, layer->StepInputs(), buffers.Length());
       step.outputs = ReadPlaces(step_object, "outputs", path, layer->StepOutputs(), buffers.Length());
       steps_.push_back(std::move(step));
@@ -209,6 +302,18 @@ class Plan : public Napi::ObjectWrap<Plan> {
       buffers_.push_back({Napi::Persistent(views[b]), views[b].IsTypedArray(), data, bytes});
     }
     for (size_t i = 0; i < steps_.size(); i++) CheckPlaces(env, i);
+    // What a run reads, in two blocks: the steps' calls, and all their operand pointers, so that a frame's
+    // loop touches a few contiguous cache lines rather than the Step and two heap blocks per step.
+    for (const Step& step : steps_) {
+      operands_.insert(operands_.end(), step.input_pointers.begin(), step.input_pointers.end());
+      operands_.insert(operands_.end(), step.output_pointers.begin(), step.output_pointers.end());
+    }
+    const void* const* at = operands_.data();
+    for (const Step& step : steps_) {
+      const void* const* outputs = at + step.input_pointers.size();
+      run_.push_back({step.call, at, const_cast<void* const*>(outputs)});
+      at = outputs + step.output_pointers.size();
+    }
   }
 
  private:
@@ -244,6 +349,25 @@ class Plan : public Napi::ObjectWrap<Plan> {
     return places;
   }
 
+  // The memory of place p (named `name` in messages): inside its buffer, aligned to `alignment` bytes.
+  uint8_t* Resolve(Napi::Env env, const Place& p, size_t alignment, const std::string& name) {
+    const PlanBuffer& buffer = buffers_[p.buffer];
+    if (p.offset > buffer.bytes || p.bytes > buffer.bytes - p.offset) {
+      ThrowRange(env,
+                 "a range inside buffers[" + std::to_string(p.buffer) + "] (" + std::to_string(buffer.bytes) +
+                     " bytes)",
+                 name, "offset " + std::to_string(p.offset) + " + " + std::to_string(p.bytes) + " bytes");
+    }
+    uint8_t* pointer = buffer.data == nullptr ? nullptr : buffer.data + p.offset;
+    if (reinterpret_cast<uintptr_t>(pointer) % alignment != 0) {
+      ThrowRange(env, "an offset aligned to " + std::to_string(alignment) + " bytes", name + ".offset",
+                 std::to_string(p.offset));
+    }
+    if (pointer == nullptr && p.bytes != 0)
+      ThrowRange(env, "an attached buffer", name, "a detached buffers[" + std::to_string(p.buffer) + "]");
+    return pointer;
+  }
+
   // Every place of step i inside its buffer and aligned for its elements; outputs disjoint from the step's
   // inputs and from each other. Resolves the step's pointers.
   void CheckPlaces(Napi::Env env, size_t i) {
@@ -251,21 +375,7 @@ class Plan : public Napi::ObjectWrap<Plan> {
     const std::string path = "steps[" + std::to_string(i) + "]";
     const std::vector<StepOperand> in = step.layer->StepInputs(), out = step.layer->StepOutputs();
     const auto resolve = [&](const Place& p, const StepOperand& operand, const std::string& name) {
-      const PlanBuffer& buffer = buffers_[p.buffer];
-      if (p.offset > buffer.bytes || p.bytes > buffer.bytes - p.offset) {
-        ThrowRange(env,
-                   "a range inside buffers[" + std::to_string(p.buffer) + "] (" +
-                       std::to_string(buffer.bytes) + " bytes)",
-                   name, "offset " + std::to_string(p.offset) + " + " + std::to_string(p.bytes) + " bytes");
-      }
-      uint8_t* pointer = buffer.data == nullptr ? nullptr : buffer.data + p.offset;
-      if (reinterpret_cast<uintptr_t>(pointer) % operand.alignment != 0) {
-        ThrowRange(env, "an offset aligned to " + std::to_string(operand.alignment) + " bytes",
-                   name + ".offset", std::to_string(p.offset));
-      }
-      if (pointer == nullptr && p.bytes != 0)
-        ThrowRange(env, "an attached buffer", name, "a detached buffers[" + std::to_string(p.buffer) + "]");
-      return pointer;
+      return Resolve(env, p, operand.alignment, name);
     };
     for (size_t k = 0; k < step.inputs.size(); k++)
       step.input_pointers.push_back(
@@ -330,42 +440,217 @@ class Plan : public Napi::ObjectWrap<Plan> {
   }
 
   Napi::Value RunSteps(Napi::Env env, size_t first, size_t last) {
-    // The buffers must still be the memory checked at build (a transfer detaches, a resize moves them): one
-    // Node-API call per buffer, the view's kind known since the build.
-    for (size_t b = 0; b < buffers_.size(); b++) {
-      PlanBuffer& buffer = buffers_[b];
-      void* data = nullptr;
-      size_t bytes = 0;
-      if (buffer.typed_array) {
-        napi_typedarray_type type;
-        size_t length = 0;
-        if (napi_get_typedarray_info(env, buffer.view.Value(), &type, &length, &data, nullptr, nullptr) ==
-            napi_ok)
-          bytes = length * ElementBytes(type);
-      } else {
-        napi_value array_buffer;
-        size_t offset;
-        if (napi_get_dataview_info(env, buffer.view.Value(), &bytes, &data, &array_buffer, &offset) !=
-            napi_ok)
-          bytes = 0;
-      }
-      if (data != buffer.data || bytes != buffer.bytes) {
-        ThrowRange(env, "the plan's buffers to stay as they were when it was built",
-                   "buffers[" + std::to_string(b) + "]", "a buffer detached or resized since");
-      }
-    }
-    ThreadPoolLease lease;
-    whittle_threadpool_hold(lease.pool());
-    const char* error = nullptr;
-    size_t i = first;
-    for (; i < last && error == nullptr; i++) {
-      Step& step = steps_[i];
-      error = step.layer->RunStep(step.input_pointers.data(), step.output_pointers.data(), lease.pool());
-    }
-    whittle_threadpool_release(lease.pool());
-    if (error != nullptr)
-      throw Napi::Error::New(env, "Plan step " + std::to_string(i - 1) + " cannot run: " + error);
+    // The buffers must still be the memory checked at build (a transfer detaches, a resize moves them).
+    const size_t changed = ChangedBuffer(env, buffers_);
+    if (changed != buffers_.size()) ThrowChanged(env, "buffers[" + std::to_string(changed) + "]");
+    size_t failed = 0;
+    const char* error = RunRange(first, last, &failed);
+    if (error != nullptr) ThrowStepError(env, failed, error);
     return env.Undefined();
+  }
+
+  [[noreturn]] static void ThrowChanged(Napi::Env env, const std::string& name) {
+    ThrowRange(env, "the plan's buffers to stay as they were when it was built", name,
+               "a buffer detached or resized since");
+  }
+  [[noreturn]] static void ThrowStepError(Napi::Env env, size_t step, const char* error) {
+    throw Napi::Error::New(env, "Plan step " + std::to_string(step) + " cannot run: " + error);
+  }
+
+  // Steps [first, last) in order on one lease of the pool: null, or the first step's error (its index in
+  // *failed). Runs no JavaScript.
+  WHITTLE_HOT const char* RunRange(size_t first, size_t last, size_t* failed) {
+    ThreadPoolLease lease;
+    whittle_threadpool* pool = lease.pool();
+    whittle_threadpool_hold(pool);
+    const char* error = nullptr;
+    for (size_t i = first; i < last; i++) {
+      const RunStep& step = run_[i];
+      error = step.call.run(step.call.state, step.inputs, step.outputs, pool);
+      if (error != nullptr) {
+        *failed = i;
+        break;
+      }
+    }
+    whittle_threadpool_release(pool);
+    return error;
+  }
+
+  // frameRunner(first, last, frame): the function (frame: Uint8Array) => class index (FrameSpec); it keeps
+  // the plan alive.
+  Napi::Value FrameRunner(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto [first, last] = Range(info);
+    const Napi::Object frame = ArgsObject(info, 2, "frame");
+    auto runner = std::make_unique<FrameCall>();
+    runner->plan = this;
+    runner->first = first;
+    runner->last = last;
+    FrameSpec& spec = runner->spec;
+    spec.channels = Dimension(frame, "channels");
+    if (spec.channels > 4)
+      ThrowRange(env, "an integer in [1, 4]", "frame.channels", std::to_string(spec.channels));
+    const Napi::Value planar = frame.Get("planar");
+    if (!planar.IsBoolean()) ThrowType(env, "a boolean", "frame.planar", planar);
+    spec.planar = planar.As<Napi::Boolean>().Value();
+    const Place input = ReadPlace(frame, "input", "frame");
+    const Place output = ReadPlace(frame, "output", "frame");
+    const Napi::Value quantized_value = frame.Get("quantized");
+    spec.quantized = !quantized_value.IsUndefined();
+    View scores{};
+    if (spec.quantized) {
+      if (!quantized_value.IsObject())
+        ThrowType(env, "an object or undefined", "frame.quantized", quantized_value);
+      const Napi::Object quantized = quantized_value.As<Napi::Object>();
+      const Napi::Value is_signed = quantized.Get("signed");
+      if (!is_signed.IsBoolean()) ThrowType(env, "a boolean", "frame.quantized.signed", is_signed);
+      spec.is_signed = is_signed.As<Napi::Boolean>().Value();
+      const Napi::Value scale = quantized.Get("scale");
+      if (!scale.IsNumber() || !(scale.As<Napi::Number>().DoubleValue() > 0) ||
+          !std::isfinite(scale.As<Napi::Number>().DoubleValue()))
+        ThrowType(env, "a positive finite number", "frame.quantized.scale", scale);
+      spec.scale = scale.As<Napi::Number>().DoubleValue();
+      spec.zero_point = static_cast<int32_t>(Integer(quantized, "zeroPoint", spec.is_signed ? INT8_MIN : 0,
+                                                     spec.is_signed ? INT8_MAX : UINT8_MAX));
+      scores = Field(quantized, "scores", napi_float32_array);
+    }
+    const View tables = Field(frame, "tables", {napi_float32_array, napi_int8_array, napi_uint8_array},
+                              "a Float32Array, Int8Array or Uint8Array");
+    // No JavaScript runs from here on: the views and places are checked against what they are now.
+    ExpectUnchanged(env, {&tables, &scores});
+    ExpectLength(env, tables, 256 * spec.channels, "256 x frame.channels");
+    spec.element_bytes = ElementBytes(tables.type);
+    if (input.bytes % (spec.element_bytes * spec.channels) != 0 || input.bytes == 0) {
+      ThrowRange(env,
+                 "a whole number of pixels of " + std::to_string(spec.channels) + " " + Article(tables.type) +
+                     " values",
+                 "frame.input.bytes", std::to_string(input.bytes));
+    }
+    spec.pixels = input.bytes / (spec.element_bytes * spec.channels);
+    spec.input = Resolve(env, input, spec.element_bytes, "frame.input");
+    const size_t score_bytes = spec.quantized ? 1 : sizeof(float);
+    if (output.bytes % score_bytes != 0 || output.bytes == 0) {
+      ThrowRange(env, "a whole number of " + std::string(spec.quantized ? "int8 scores" : "f32 scores"),
+                 "frame.output.bytes", std::to_string(output.bytes));
+    }
+    spec.classes = output.bytes / score_bytes;
+    if (spec.classes > UINT32_MAX)
+      ThrowRange(env, "at most 2^32 - 1 scores", "frame.output.bytes", std::to_string(output.bytes));
+    spec.output = Resolve(env, output, score_bytes, "frame.output");
+    if (spec.quantized) {
+      ExpectLength(env, scores, spec.classes, "frame.output's scores");
+      for (const PlanBuffer& buffer : buffers_) {
+        const View plan_buffer{buffer.data,      buffer.bytes,    buffer.bytes,
+                               napi_uint8_array, "a plan buffer", Napi::Value()};
+        if (Overlaps(scores, plan_buffer))
+          ThrowRange(env, "an array sharing no memory with the plan's buffers", "frame.quantized.scores",
+                     "overlapping memory");
+      }
+      spec.scores.push_back(
+          {Napi::Persistent(scores.value), true, static_cast<uint8_t*>(scores.data), scores.bytes});
+    }
+    if (spec.element_bytes == 4) {
+      const float* values = static_cast<const float*>(tables.data);
+      spec.tables_f32.assign(values, values + tables.length);
+    } else {
+      const uint8_t* values = static_cast<const uint8_t*>(tables.data);
+      spec.tables_byte.assign(values, values + tables.length);
+    }
+    runner->keep = Napi::Persistent(info.This().As<Napi::Object>());
+    napi_value function;
+    NAPI_THROW_IF_FAILED(
+        env, napi_create_function(env, "runFrame", NAPI_AUTO_LENGTH, &RunFrame, runner.get(), &function),
+        env.Undefined());
+    NAPI_THROW_IF_FAILED(env,
+                         napi_add_finalizer(env, function, runner.get(), &DeleteFrameCall, nullptr, nullptr),
+                         env.Undefined());
+    runner.release();
+    return Napi::Value(env, function);
+  }
+
+  // A frame runner's state: the plan (kept alive), its range and the frame's way in and out.
+  struct FrameCall {
+    Plan* plan;
+    Napi::ObjectReference keep;
+    size_t first, last;
+    FrameSpec spec;
+  };
+  static void DeleteFrameCall(napi_env, void* data, void*) { delete static_cast<FrameCall*>(data); }
+
+  // A frame runner's call: plain Node-API, so that its code sits with the plan's (WHITTLE_HOT) and a frame
+  // builds no CallbackInfo; a bad call throws through ThrowFrameError.
+  WHITTLE_HOT static napi_value RunFrame(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value arg = nullptr;
+    void* data = nullptr;
+    if (napi_get_cb_info(env, info, &argc, &arg, nullptr, &data) != napi_ok) return nullptr;
+    FrameCall& call = *static_cast<FrameCall*>(data);
+    const FrameSpec& spec = call.spec;
+    napi_typedarray_type type = napi_int8_array;
+    size_t length = 0;
+    void* frame = nullptr;
+    if (argc < 1 || napi_get_typedarray_info(env, arg, &type, &length, &frame, nullptr, nullptr) != napi_ok ||
+        type != napi_uint8_array || length != spec.pixels * spec.channels || frame == nullptr)
+      return ThrowFrameError(env, call, arg, nullptr);
+    const size_t changed = ChangedBuffer(env, call.plan->buffers_);
+    if (changed != call.plan->buffers_.size() || ChangedBuffer(env, spec.scores) != spec.scores.size())
+      return ThrowFrameError(env, call, arg, "buffers");
+    const uintptr_t f0 = reinterpret_cast<uintptr_t>(frame), i0 = reinterpret_cast<uintptr_t>(spec.input);
+    if (f0 < i0 + spec.pixels * spec.channels * spec.element_bytes && i0 < f0 + length)
+      return ThrowFrameError(env, call, arg, "overlap");
+    const uint8_t* pixels = static_cast<const uint8_t*>(frame);
+    if (spec.element_bytes == 4)
+      WriteFrame(spec, spec.tables_f32.data(), pixels);
+    else
+      WriteFrame(spec, spec.tables_byte.data(), pixels);
+    size_t failed = 0;
+    const char* error = call.plan->RunRange(call.first, call.last, &failed);
+    if (error != nullptr) return ThrowFrameError(env, call, arg, error, failed);
+    napi_value result = nullptr;
+    napi_create_uint32(env, ReadScores(spec), &result);
+    return result;
+  }
+
+  // Throws the frame runner's error as a JavaScript exception (`what`: null for a bad frame, "buffers",
+  // "overlap", or a step's message) and returns null.
+  __attribute__((cold, noinline)) static napi_value ThrowFrameError(napi_env raw, FrameCall& call,
+                                                                    napi_value arg, const char* what,
+                                                                    size_t failed = 0) {
+    Napi::Env env(raw);
+    try {
+      const FrameSpec& spec = call.spec;
+      const Napi::Value frame = arg == nullptr ? env.Undefined() : Napi::Value(env, arg);
+      const std::string bytes = std::to_string(spec.pixels * spec.channels);
+      if (what == nullptr) {
+        const View view = Array(env, frame, "frame", {napi_uint8_array}, "a Uint8Array");
+        ExpectLength(env, view, spec.pixels * spec.channels, "pixels x channels");
+      } else if (std::string(what) == "buffers") {
+        const size_t changed = ChangedBuffer(env, call.plan->buffers_);
+        ThrowChanged(env, changed != call.plan->buffers_.size() ? "buffers[" + std::to_string(changed) + "]"
+                                                                : "frame.quantized.scores");
+      } else if (std::string(what) == "overlap") {
+        ThrowRange(env, "a frame sharing no memory with the plan's input", "frame", "overlapping memory");
+      } else {
+        ThrowStepError(env, failed, what);
+      }
+      throw Napi::Error::New(env, "frame runner: unexpected state");  // unreachable: every branch throws
+    } catch (const Napi::Error& e) {
+      e.ThrowAsJavaScriptException();
+    }
+    return nullptr;
+  }
+
+  // A place { buffer, offset, bytes } at frame[key] (named path.key in messages).
+  Place ReadPlace(const Napi::Object& object, const char* key, const std::string& path) {
+    Napi::Env env = object.Env();
+    const std::string name = path + "." + key;
+    const Napi::Value value = object.Get(key);
+    if (!value.IsObject()) ThrowType(env, "a place { buffer, offset, bytes }", name, value);
+    const Napi::Object place = value.As<Napi::Object>();
+    if (buffers_.empty()) ThrowRange(env, "a buffer index, but the plan has no buffers", name, "a place");
+    return Place{PlaceField(place, "buffer", name, buffers_.size() - 1),
+                 PlaceField(place, "offset", name, SIZE_MAX / 4),
+                 PlaceField(place, "bytes", name, SIZE_MAX / 4)};
   }
 
   size_t StepIndex(const Napi::Value& value, const char* name, size_t count) {
@@ -385,6 +670,14 @@ class Plan : public Napi::ObjectWrap<Plan> {
 
   std::vector<PlanBuffer> buffers_;
   std::vector<Step> steps_;
+  // What the run loop reads: per step, its call and its operand pointers (in operands_, step after step).
+  struct RunStep {
+    StepCall call;
+    const void* const* inputs;
+    void* const* outputs;
+  };
+  std::vector<RunStep> run_;
+  std::vector<const void*> operands_;
 };
 
 // A registered operator's JS function: reads and checks the call's arguments, runs on the calling thread.
@@ -395,7 +688,7 @@ Napi::Value CallOperator(const Napi::CallbackInfo& info) {
   std::vector<void*> outputs;
   for (const View& view : bound.inputs) inputs.push_back(view.data);
   for (const View& view : bound.outputs) outputs.push_back(view.data);
-  bound.run(inputs.data(), outputs.data(), nullptr);
+  bound.call.run(bound.call.state, inputs.data(), outputs.data(), nullptr);
   return info.Env().Undefined();
 }
 

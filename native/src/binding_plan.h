@@ -19,11 +19,13 @@
 
 #include <napi.h>
 
-#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "binding_args.h"
+#include "kernel_abi.h"
 #include "threadpool.h"
 
 namespace whittle {
@@ -32,6 +34,15 @@ namespace whittle {
 struct StepOperand {
   size_t bytes;
   size_t alignment;
+};
+
+// A step as a plan runs it: a plain function and the state it reads, resolved once when the plan is built
+// (no virtual call or type dispatch per step). Returns null, or a message when it cannot run.
+using StepFn = const char* (*)(void* state, const void* const* inputs, void* const* outputs,
+                               whittle_threadpool* pool);
+struct StepCall {
+  StepFn run;
+  void* state;
 };
 
 class PlanStep {
@@ -43,6 +54,15 @@ class PlanStep {
   // inputs) on `pool` (NULL = the calling thread). Returns null, or a message when it cannot run (a disposed
   // layer, out of memory). Must not run JavaScript.
   virtual const char* RunStep(const void* const* inputs, void* const* outputs, whittle_threadpool* pool) = 0;
+  // RunStep as a plain function, asked once per plan step when a plan is built. A layer whose run is one C
+  // call overrides it to call that directly; the default goes through RunStep.
+  virtual StepCall Call() { return {&RunVirtual, this}; }
+
+ private:
+  static const char* RunVirtual(void* self, const void* const* inputs, void* const* outputs,
+                                whittle_threadpool* pool) {
+    return static_cast<PlanStep*>(self)->RunStep(inputs, outputs, pool);
+  }
 };
 
 // Marks `object` (an instance of Layer, which derives from PlanStep) as a step a plan may take. A plan
@@ -59,12 +79,28 @@ void TagPlanStep(Napi::Env env, const Napi::Object& object) {
   NAPI_THROW_IF_FAILED_VOID(env, napi_type_tag_object(env, object, tag));
 }
 
+// A bound operator's run as a StepFn: the operator's function object (a lambda holding its parameters and
+// its chosen kernel) called directly, inlined here.
+template <typename Run>
+WHITTLE_HOT const char* RunBound(void* state, const void* const* inputs, void* const* outputs,
+                                 whittle_threadpool* pool) {
+  (*static_cast<const Run*>(state))(inputs, outputs, pool);
+  return nullptr;
+}
+
 // A stateless operator with its arguments checked: its operands (the views it was given: their types and
-// lengths are the operand sizes) and its computation on raw pointers, parameters bound.
+// lengths are the operand sizes) and its computation on raw pointers, parameters bound: `call` runs `state`,
+// a function object void(const void* const* inputs, void* const* outputs, whittle_threadpool* pool).
 struct BoundOperator {
+  template <typename Run>
+  BoundOperator(std::vector<args::View> in, std::vector<args::View> out, Run run)
+      : inputs(std::move(in)), outputs(std::move(out)), state(std::make_shared<const Run>(std::move(run))) {
+    call = {&RunBound<Run>, const_cast<void*>(state.get())};
+  }
   std::vector<args::View> inputs;
   std::vector<args::View> outputs;
-  std::function<void(const void* const* inputs, void* const* outputs, whittle_threadpool* pool)> run;
+  std::shared_ptr<const void> state;
+  StepCall call;
 };
 // Reads and checks one call's arguments (the operator's JS argument object), throwing a TypeError or
 // RangeError as the operator's function does, and re-reads every view last (ExpectUnchanged).

@@ -107,25 +107,25 @@ static inline whittle_conv2d_shape whittle_fc_shape(size_t batch, size_t input_c
 // (a flattened (n, y, x)) reads, in tap order, or `pad` where the tap falls in the padding. The im2col and
 // indirection drivers of the fp32 and int8 operators instantiate it for their element type. The divisions
 // happen once per row, not once per tap.
-#define WHITTLE_DEFINE_CONV2D_ROW_TAPS(name, T)                                                              \
-  static void name(const whittle_conv2d_shape* s, size_t output_height, size_t output_width, const T* input, \
-                   size_t m, const T* pad, const T** taps) {                                                 \
-    const size_t x = m % output_width;                                                                       \
-    const size_t y = (m / output_width) % output_height;                                                     \
-    const size_t n = m / (output_width * output_height);                                                     \
-    const T* image = input + n * s->input_height * s->input_width * s->input_channels;                       \
-    size_t t = 0;                                                                                            \
-    for (size_t i = 0; i < s->kernel_height; i++) {                                                          \
-      const ptrdiff_t iy =                                                                                   \
-          (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;            \
-      const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;                                    \
-      for (size_t j = 0; j < s->kernel_width; j++) {                                                         \
-        const ptrdiff_t ix =                                                                                 \
-            (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;           \
-        const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;                         \
-        taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad;   \
-      }                                                                                                      \
-    }                                                                                                        \
+#define WHITTLE_DEFINE_CONV2D_ROW_TAPS(name, T)                                                            \
+  WHITTLE_HOT static void name(const whittle_conv2d_shape* s, size_t output_height, size_t output_width,   \
+                               const T* input, size_t m, const T* pad, const T** taps) {                   \
+    const size_t x = m % output_width;                                                                     \
+    const size_t y = (m / output_width) % output_height;                                                   \
+    const size_t n = m / (output_width * output_height);                                                   \
+    const T* image = input + n * s->input_height * s->input_width * s->input_channels;                     \
+    size_t t = 0;                                                                                          \
+    for (size_t i = 0; i < s->kernel_height; i++) {                                                        \
+      const ptrdiff_t iy =                                                                                 \
+          (ptrdiff_t)(y * s->stride_height + i * s->dilation_height) - (ptrdiff_t)s->padding_top;          \
+      const bool row_inside = iy >= 0 && iy < (ptrdiff_t)s->input_height;                                  \
+      for (size_t j = 0; j < s->kernel_width; j++) {                                                       \
+        const ptrdiff_t ix =                                                                               \
+            (ptrdiff_t)(x * s->stride_width + j * s->dilation_width) - (ptrdiff_t)s->padding_left;         \
+        const bool inside = row_inside && ix >= 0 && ix < (ptrdiff_t)s->input_width;                       \
+        taps[t++] = inside ? image + ((size_t)iy * s->input_width + (size_t)ix) * s->input_channels : pad; \
+      }                                                                                                    \
+    }                                                                                                      \
   }
 
 // A depthwise 3x3 convolution with dilation 1 (groups == input_channels == output_channels), which the

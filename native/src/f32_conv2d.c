@@ -1,7 +1,9 @@
 // fp32 conv2d and fully-connected: weights packed once for the chosen microkernel, then per call either
-// GEMM (1x1 stride-1 unpadded convs read the input rows directly; grouped ones build MR rows of im2col at a
-// time in per-thread scratch), the indirect GEMM (every other conv with groups == 1: stems, LeNet-sized and
-// larger kxk convs read their taps in place from the padded input), or, for depthwise, a direct kernel over
+// GEMM (1x1 stride-1 unpadded convs read the input rows directly; the others build MR rows of im2col at a
+// time in per-thread scratch), the indirect GEMM (every other conv but depthwise: stems, LeNet-sized and
+// larger kxk convs read their taps in place from the padded input; grouped ones, e.g. RegNet's 3x3 groups of
+// 16 channels, run the kernel once per group on each tile of pixels, with the weights packed per group and
+// the group's first input channel added to each pixel's pointer), or, for depthwise, a direct kernel over
 // channels fed by an indirection buffer whose out-of-image taps point at a zero row. Threads split the
 // output rows (pixels). A residual add (f32_conv2d_run_add) is applied to each output tile right after the
 // kernel wrote it, while it is in cache.
@@ -49,24 +51,28 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 // The narrow kernel's reduction: in order, each element that is followed in memory by the next one forms a
 // pair with it (every element when the input channels are even; runs within a kernel row otherwise); the
 // other elements come after the pairs, as singles. Rewrites k_offsets to that order and packs the weights
-// for it (op->packed holds 16 * (k + 1) floats).
+// for it, each group's 16 * (k + 1) floats packed_group_floats apart (the offsets are the same for every
+// group).
 static bool pack_narrow(f32_conv2d_op* op, const float* weights, const float* bias) {
   const size_t k = op->k;
   int32_t* offsets = malloc(k * sizeof(int32_t));
   if (offsets == NULL) return false;
-  float* p = op->packed;
-  for (size_t n = 0; n < 16; n++) p[n] = n < op->cout_g && bias != NULL ? bias[n] : 0.0f;
-  p += 16;
-  op->pairs = op->singles = 0;
-  for (int singles = 0; singles < 2; singles++) {
-    for (size_t kk = 0; kk < k; kk++) {
-      const bool pair = kk + 1 < k && op->k_offsets[kk + 1] == op->k_offsets[kk] + 1;
-      if (pair == !singles) {
-        offsets[singles ? op->pairs + op->singles++ : op->pairs++] = op->k_offsets[kk];
-        for (size_t e = 0; e < (pair ? 2u : 1u); e++, p += 16)
-          for (size_t n = 0; n < 16; n++) p[n] = n < op->cout_g ? weights[n * k + kk + e] : 0.0f;
+  for (size_t g = 0; g < op->shape.groups; g++) {
+    const size_t first = g * op->cout_g;  // the group's first output channel
+    float* p = op->packed + g * op->packed_group_floats;
+    for (size_t n = 0; n < 16; n++) p[n] = n < op->cout_g && bias != NULL ? bias[first + n] : 0.0f;
+    p += 16;
+    op->pairs = op->singles = 0;
+    for (int singles = 0; singles < 2; singles++) {
+      for (size_t kk = 0; kk < k; kk++) {
+        const bool pair = kk + 1 < k && op->k_offsets[kk + 1] == op->k_offsets[kk] + 1;
+        if (pair == !singles) {
+          offsets[singles ? op->pairs + op->singles++ : op->pairs++] = op->k_offsets[kk];
+          for (size_t e = 0; e < (pair ? 2u : 1u); e++, p += 16)
+            for (size_t n = 0; n < 16; n++) p[n] = n < op->cout_g ? weights[(first + n) * k + kk + e] : 0.0f;
+        }
+        if (pair) kk++;
       }
-      if (pair) kk++;
     }
   }
   memcpy(op->k_offsets, offsets, (op->pairs + op->singles) * sizeof(int32_t));
@@ -120,8 +126,9 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
     }
     op->scratch_bytes_per_thread = taps * sizeof(const float*);
   } else {
-    // Groups of one take the indirect GEMM when its padded input and offsets fit their limits.
-    if (shape->groups == 1 && !op->direct && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
+    // Every conv but the direct 1x1 ones takes the indirect GEMM when its padded input and offsets fit
+    // their limits.
+    if (!op->direct && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
       op->igemm = f32_igemm_ukernel_select(level);
     } else {
       op->gemm = f32_gemm_ukernel_select(level);
@@ -206,13 +213,13 @@ const char* f32_conv2d_kernel_name(const f32_conv2d_op* op) {
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(f32_conv2d_row_taps, float)
 
 // The residual add of output elements [first, first + n), in place: a tile the kernel has just written.
-static void add_tile(const f32_conv2d_op* op, size_t first, size_t n) {
+WHITTLE_HOT static void add_tile(const f32_conv2d_op* op, size_t first, size_t n) {
   if (op->addend == NULL) return;
   float* c = op->output + first;
   op->simple->vadd(n, c, op->addend + first, c, op->add_min, op->add_max);
 }
 
-static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const size_t mr = op->gemm->mr;
@@ -261,30 +268,36 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
 
 // Tiles of up to MR consecutive output pixels (a tile may cross output rows and images); the kernel gets the
 // place in the padded input of each pixel's first tap.
-static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const float* image = op->padded != NULL ? op->padded : op->input;
   const size_t mr = op->narrow != NULL ? op->narrow->mr : op->igemm->mr, channels = s->output_channels;
+  const float* origin[F32_IGEMM_MAX_MR];
   const float* a[F32_IGEMM_MAX_MR];
   whittle_conv2d_origin_walk walk =
       whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    for (size_t r = 0; r < rows; r++) a[r] = image + whittle_conv2d_origin_walk_next(&walk);
-    if (op->narrow != NULL) {
-      op->narrow->fn(rows, channels, op->pairs, op->singles, a, op->k_offsets, op->packed,
-                     op->output + m0 * channels, channels, op->min, op->max);
-    } else {
-      op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
-                    op->min, op->max);
+    for (size_t r = 0; r < rows; r++) origin[r] = image + whittle_conv2d_origin_walk_next(&walk);
+    // Group g reads input channels [g * cin_g, (g + 1) * cin_g) of each tap and writes its cout_g columns.
+    for (size_t g = 0; g < s->groups; g++) {
+      for (size_t r = 0; r < rows; r++) a[r] = origin[r] + g * op->cin_g;
+      const float* packed = op->packed + g * op->packed_group_floats;
+      float* c = op->output + m0 * channels + g * op->cout_g;
+      if (op->narrow != NULL) {
+        op->narrow->fn(rows, op->cout_g, op->pairs, op->singles, a, op->k_offsets, packed, c, channels,
+                       op->min, op->max);
+      } else {
+        op->igemm->fn(rows, op->cout_g, op->k, a, op->k_offsets, packed, c, channels, op->min, op->max);
+      }
     }
     add_tile(op, m0 * channels, rows * channels);
   }
 }
 
-static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const float** indirection = (const float**)(op->scratch + thread * op->scratch_bytes_per_thread);
@@ -297,7 +310,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
 }
 
 // Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
-static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -317,12 +330,13 @@ static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t en
   }
 }
 
-bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool f32_conv2d_run(f32_conv2d_op* op, const float* input, float* output,
+                                whittle_threadpool* pool) {
   return f32_conv2d_run_add(op, input, NULL, 0.0f, 0.0f, output, pool);
 }
 
-bool f32_conv2d_run_add(f32_conv2d_op* op, const float* input, const float* addend, float add_min,
-                        float add_max, float* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool f32_conv2d_run_add(f32_conv2d_op* op, const float* input, const float* addend, float add_min,
+                                    float add_max, float* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
     unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);

@@ -106,8 +106,9 @@ bool whittle_conv2d_padded_input_plan(const whittle_conv2d_shape* s, whittle_con
   return true;
 }
 
-void whittle_conv2d_padded_copy(const whittle_conv2d_shape* s, const whittle_conv2d_padded_input* padded,
-                                size_t element_size, const void* input, uint8_t byte_flip, void* output) {
+WHITTLE_HOT void whittle_conv2d_padded_copy(const whittle_conv2d_shape* s,
+                                            const whittle_conv2d_padded_input* padded, size_t element_size,
+                                            const void* input, uint8_t byte_flip, void* output) {
   const size_t row_bytes = s->input_width * s->input_channels * element_size;
   const size_t pixel_bytes = s->input_channels * element_size;
   const unsigned char* src = input;
@@ -150,11 +151,11 @@ const char* whittle_pool2d_shape_problem(const whittle_pool2d_shape* s) {
   return NULL;
 }
 
-size_t whittle_pool2d_output_height(const whittle_pool2d_shape* s) {
+WHITTLE_HOT size_t whittle_pool2d_output_height(const whittle_pool2d_shape* s) {
   return (s->input_height + s->padding_top + s->padding_bottom - s->window_height) / s->stride_height + 1;
 }
 
-size_t whittle_pool2d_output_width(const whittle_pool2d_shape* s) {
+WHITTLE_HOT size_t whittle_pool2d_output_width(const whittle_pool2d_shape* s) {
   return (s->input_width + s->padding_left + s->padding_right - s->window_width) / s->stride_width + 1;
 }
 

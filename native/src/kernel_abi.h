@@ -29,6 +29,18 @@
 #define WHITTLE_EXTERN_C_END
 #endif
 
+// Code a model run executes at every frame: the plan's loop and the frame's way in and out
+// (binding_plan.cc), the operators' bound runs, the layers' run drivers and the thread pool's entry points.
+// The linker puts every function so marked next to the others (.text.hot), so that a frame coming 33 ms
+// after the last, its code gone cold, touches a few code pages instead of pages spread over the addon: each
+// page touched costs a fetch of about 0.3 us (docs/benchmarks.md, issue 13). Not for the kernels themselves:
+// each is contiguous already, and the ones a model runs depend on the CPU.
+#if defined(__GNUC__)
+#define WHITTLE_HOT __attribute__((hot))
+#else
+#define WHITTLE_HOT
+#endif
+
 WHITTLE_EXTERN_C_BEGIN
 
 // The variant rule above over a list of `count` entries of `entry_size` bytes whose whittle_isa field sits

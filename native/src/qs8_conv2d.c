@@ -1,11 +1,13 @@
 // int8 / uint8 conv2d and fully-connected. The weights are packed once for the chosen microkernel, with the
 // input zero point folded into the bias (bias' = bias - zp * sum(w), so kernels compute plain dot products),
 // and per call:
-//  - indirect GEMM (kxk convs with groups == 1: stems, LeNet-sized and larger layers): the images are copied
-//    once into a padded buffer in the kernel's domain (int8, or uint8 for VNNI) whose border holds the zero
-//    point, so padded taps contribute exactly zero, and the kernel reads every tap there in place;
-//  - GEMM (1x1 and grouped convs, fully-connected): every MR output pixels get MR rows of im2col in
-//    per-thread scratch, in the kernel's domain and padded with the zero point;
+//  - indirect GEMM (kxk convs: stems, LeNet-sized and larger layers, and grouped ones such as RegNet's 3x3
+//    groups of 16 channels, one kernel call per group and tile with the weights packed per group): the
+//    images are copied once into a padded buffer in the kernel's domain (int8, or uint8 for VNNI) whose
+//    border holds the zero point, so padded taps contribute exactly zero, and the kernel reads every tap
+//    there in place;
+//  - GEMM (1x1 convs, fully-connected): every MR output pixels get MR rows of im2col in per-thread
+//    scratch, in the kernel's domain and padded with the zero point;
 //  - depthwise: an indirection row per pixel, out-of-image taps pointing at a row of zero points.
 // Threads split the output pixels. A residual add (qs8_conv2d_run_add) is applied to each requantized output
 // tile right after the kernel wrote it, while it is in cache.
@@ -70,21 +72,26 @@ static unsigned char* packed_alloc(size_t count, size_t bytes) {
 // packed to a multiple of k_align.
 typedef struct {
   size_t count, length, padded_length;
+  bool per_tap;  // one segment per tap (else per kernel row)
 } igemm_segments;
 
 static igemm_segments segments_of(const whittle_conv2d_shape* s, size_t k_align) {
   igemm_segments seg;
-  // Without horizontal dilation a kernel row's taps are adjacent pixels: one span of kernel_width * cin.
-  seg.count = s->dilation_width == 1 ? s->kernel_height : s->kernel_height * s->kernel_width;
-  seg.length = s->dilation_width == 1 ? s->kernel_width * s->input_channels : s->input_channels;
+  // Without horizontal dilation and with one group, a kernel row's taps are adjacent pixels: one span of
+  // kernel_width * cin. Otherwise each tap is a span of the group's cin_g channels.
+  const size_t cin_g = s->input_channels / s->groups;
+  seg.per_tap = s->dilation_width != 1 || s->groups != 1;
+  seg.count = seg.per_tap ? s->kernel_height * s->kernel_width : s->kernel_height;
+  seg.length = seg.per_tap ? cin_g : s->kernel_width * cin_g;
   seg.padded_length = round_up(seg.length, k_align);
   return seg;
 }
 
-// Where reduction element kk = (ky * kernel_width + kx) * cin + i lies in the segmented reduction.
+// Where reduction element kk = (ky * kernel_width + kx) * cin_g + i lies in the segmented reduction.
 static size_t segmented_k(const whittle_conv2d_shape* s, const igemm_segments* seg, size_t kk) {
-  const size_t per_segment_taps = seg->length / s->input_channels;
-  const size_t tap = kk / s->input_channels;
+  const size_t cin_g = s->input_channels / s->groups;
+  const size_t per_segment_taps = seg->length / cin_g;
+  const size_t tap = kk / cin_g;
   return tap / per_segment_taps * seg->padded_length + kk % seg->length;
 }
 
@@ -288,9 +295,9 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
     // The GEMV kernels read the input in place: input_flip maps it to the kernel's domain.
     op->params.input_flip = op->a_xor;
   } else {
-    // kxk convs of one group read their taps in place when the padded images and offsets fit their limits.
+    // kxk convs read their taps in place when the padded images and offsets fit their limits.
     const bool one_by_one = shape->kernel_height == 1 && shape->kernel_width == 1;
-    if (shape->groups == 1 && !one_by_one && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
+    if (!one_by_one && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
       const qs8_igemm_ukernel* igemm = qs8_igemm_ukernel_select(level);
       const size_t segment = segments_of(shape, igemm->k_align).length;
       if (igemm->max_segment == 0 || segment <= igemm->max_segment) op->igemm = igemm;
@@ -338,9 +345,8 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
       memset(op->padded, op->pad_byte, op->padded_plan.elements + QS8_IGEMM_SLACK);
       for (size_t group = 0; group < op->kc / k_align; group++) {
         const size_t at = group * k_align, segment = at / seg.padded_length;
-        const bool rows = shape->dilation_width == 1;  // segments_of: one segment per kernel row
-        const size_t ky = rows ? segment : segment / shape->kernel_width;
-        const size_t kx = rows ? 0 : segment % shape->kernel_width;
+        const size_t ky = seg.per_tap ? segment / shape->kernel_width : segment;
+        const size_t kx = seg.per_tap ? segment % shape->kernel_width : 0;
         op->k_offsets[group] = whittle_conv2d_padded_tap_offset(shape, &op->padded_plan, ky, kx) +
                                (int32_t)(at % seg.padded_length);
       }
@@ -389,7 +395,7 @@ const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
 
 // The residual add of output elements [first, first + n), in place: a tile the kernel has just written.
-static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
+WHITTLE_HOT static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
   if (op->addend == NULL) return;
   int8_t* c = op->output + first;
   op->simple->vadd(n, c, op->addend + first, c, op->add);
@@ -397,12 +403,13 @@ static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
 
 // dst = src ^ flip, byte-wise. A separate function with restrict pointers and a by-value flip so the
 // compiler vectorizes it (in the caller, row could alias op->a_xor).
-static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t n, uint8_t flip) {
+WHITTLE_HOT static void flip_copy(int8_t* restrict dst, const uint8_t* restrict src, size_t n, uint8_t flip) {
   for (size_t i = 0; i < n; i++) dst[i] = (int8_t)(uint8_t)(src[i] ^ flip);
 }
 
 // Runs one GEMM tile of `rows` output pixels from m0 whose A rows (kc bytes apart) are at `a`.
-static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int8_t* a, size_t g) {
+WHITTLE_HOT static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int8_t* a,
+                                  size_t g) {
   const whittle_conv2d_shape* s = &op->shape;
   const unsigned char* packed = op->packed + g * op->packed_group_bytes;
   int8_t* c = op->output + m0 * s->output_channels + g * op->cout_g;
@@ -416,7 +423,7 @@ static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t rows, const int
   }
 }
 
-static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const size_t mr = op->gemm->mr;
@@ -462,24 +469,29 @@ static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
 
 // Tiles of up to MR consecutive output pixels (a tile may cross output rows and images); the kernel gets the
 // place in the padded images of each pixel's first tap.
-static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const size_t mr = op->igemm->mr, channels = s->output_channels;
+  const int8_t* origin[QS8_IGEMM_MAX_MR];
   const int8_t* a[QS8_IGEMM_MAX_MR];
   whittle_conv2d_origin_walk walk =
       whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    for (size_t r = 0; r < rows; r++) a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
-    op->igemm->fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
-                  &op->params);
+    for (size_t r = 0; r < rows; r++) origin[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
+    // Group g reads input channels [g * cin_g, (g + 1) * cin_g) of each tap and writes its cout_g columns.
+    for (size_t g = 0; g < s->groups; g++) {
+      for (size_t r = 0; r < rows; r++) a[r] = origin[r] + g * op->cin_g;
+      op->igemm->fn(rows, op->cout_g, op->kc, a, op->k_offsets, op->packed + g * op->packed_group_bytes,
+                    op->output + m0 * channels + g * op->cout_g, channels, &op->params);
+    }
     add_tile(op, m0 * channels, rows * channels);
   }
 }
 
-static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const int8_t** indirection = (const int8_t**)(op->scratch + thread * op->scratch_bytes_per_thread);
@@ -492,7 +504,7 @@ static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) 
 }
 
 // Blocks [begin, end) of 16 output channels of a one-row layer.
-static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const size_t channels = op->shape.output_channels;
@@ -503,7 +515,7 @@ static void gemv_task(void* context, size_t thread, size_t begin, size_t end) {
 }
 
 // Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
-static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
+WHITTLE_HOT static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -523,12 +535,13 @@ static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t en
   }
 }
 
-bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output,
+                                whittle_threadpool* pool) {
   return qs8_conv2d_run_add(op, input, NULL, NULL, output, pool);
 }
 
-bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const void* addend, const qs8_add_params* add,
-                        void* output, whittle_threadpool* pool) {
+WHITTLE_HOT bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const void* addend,
+                                    const qs8_add_params* add, void* output, whittle_threadpool* pool) {
   const size_t threads = whittle_threadpool_threads(pool);
   if (threads > op->scratch_threads && op->scratch_bytes_per_thread != 0) {
     unsigned char* scratch = realloc(op->scratch, threads * op->scratch_bytes_per_thread);

@@ -87,6 +87,24 @@ static inline void qs8_dwconv_next_block(qs8_dwconv_block* b) {
     }                                                                                                     \
   }
 
+// The residual add's three requantizations (a, b, the output; qs8_add_params) as the SIMD requantizations
+// take them: multiplier, and the shift split into its left and right parts.
+typedef struct qs8_add_requant {
+  int32_t multiplier[3], left_shift[3], right_shift[3];
+} qs8_add_requant;
+
+static inline qs8_add_requant qs8_add_requant_of(const qs8_add_params* p) {
+  const int32_t multiplier[3] = {p->a_multiplier, p->b_multiplier, p->output_multiplier};
+  const int32_t shift[3] = {p->a_shift, p->b_shift, p->output_shift};
+  qs8_add_requant r;
+  for (int i = 0; i < 3; i++) {
+    r.multiplier[i] = multiplier[i];
+    r.left_shift[i] = shift[i] > 0 ? shift[i] : 0;
+    r.right_shift[i] = shift[i] > 0 ? 0 : -shift[i];
+  }
+  return r;
+}
+
 static inline int8_t qs8_output_scalar(int32_t acc, int32_t multiplier, int32_t left_shift,
                                        int32_t right_shift, const qs8_gemmlowp_params* p) {
   int32_t v = qs8_requantize_gemmlowp(acc, multiplier, left_shift - right_shift);

@@ -39,9 +39,17 @@ void WHITTLE_FN(qs8_vclamp_ukernel__)(size_t n, const void* x, void* y, bool u, 
   }
 }
 
+// An ISA file may define WHITTLE_VADD_VECTORS(n, a, b, y, p, u), a vector loop giving the same bits (the same
+// three requantizations, qs8_requantize.h), which returns how many leading elements it added; the rest are
+// added here.
 WHITTLE_INLINE void WHITTLE_FN(vadd_)(size_t n, const void* a, const void* b, void* y,
                                       const qs8_add_params* p, bool u) {
-  for (size_t i = 0; i < n; i++) {
+#ifdef WHITTLE_VADD_VECTORS
+  size_t i = WHITTLE_VADD_VECTORS(n, a, b, y, p, u);
+#else
+  size_t i = 0;
+#endif
+  for (; i < n; i++) {
     const int32_t xa = (WHITTLE_FN(load_)(a, i, u) - p->a_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
     const int32_t xb = (WHITTLE_FN(load_)(b, i, u) - p->b_zero_point) * (1 << QS8_ADD_LEFT_SHIFT);
     const int32_t sa = qs8_requantize_gemmlowp(xa, p->a_multiplier, p->a_shift);

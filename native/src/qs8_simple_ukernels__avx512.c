@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qs8_requantize.h"
+
 // Quantizes 16 values at a time, the reference's bits: a division per value costs more than the rest of the
 // op, so each vector multiplies by 1 / scale instead (relative error under 2^-51 against the quotient) and a
 // vector where any product below 1024 in magnitude lies within 1e-9 of a half-integer (a rounding boundary)
@@ -50,6 +52,66 @@ static size_t qs8_quantize_vectors__avx512(size_t n, const float* x, void* y, do
   return i;
 }
 
+// The residual add, 16 elements at a time, with the scalar loop's arithmetic (qs8_add__reference): each
+// input's (x - zero_point) << QS8_ADD_LEFT_SHIFT requantized, the sum requantized, offset and clamped.
+// `general_in` / `general_out`: whether the inputs' / the output's requantization can shift left or has
+// multiplier INT32_MIN (qs8_requantize_avx512_as), constants after inlining. Returns the count done (a
+// multiple of 16).
+static inline __attribute__((always_inline)) size_t qs8_vadd_vectors_as__avx512(size_t n, const void* a,
+                                                                                const void* b, void* y,
+                                                                                const qs8_add_params* p,
+                                                                                bool u, bool general_in,
+                                                                                bool general_out) {
+  const qs8_add_requant q = qs8_add_requant_of(p);
+  __m512i multiplier[3], left[3], right[3];  // a, b, the output
+  for (int i = 0; i < 3; i++) {
+    multiplier[i] = _mm512_set1_epi32(q.multiplier[i]);
+    left[i] = _mm512_set1_epi32(q.left_shift[i]);
+    right[i] = _mm512_set1_epi32(q.right_shift[i]);
+  }
+  const __m512i a_zero_point = _mm512_set1_epi32(p->a_zero_point),
+                b_zero_point = _mm512_set1_epi32(p->b_zero_point);
+  // The output zero point is added after clamping to [min - zp, max - zp]: no overflow, the scalar clamp.
+  const __m512i lo = _mm512_set1_epi32(p->output_min - p->output_zero_point);
+  const __m512i hi = _mm512_set1_epi32(p->output_max - p->output_zero_point);
+  const __m512i output_zero_point = _mm512_set1_epi32(p->output_zero_point);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i a8 = _mm_loadu_si128((const __m128i*)((const unsigned char*)a + i));
+    const __m128i b8 = _mm_loadu_si128((const __m128i*)((const unsigned char*)b + i));
+    const __m512i xa = _mm512_slli_epi32(
+        _mm512_sub_epi32(u ? _mm512_cvtepu8_epi32(a8) : _mm512_cvtepi8_epi32(a8), a_zero_point),
+        QS8_ADD_LEFT_SHIFT);
+    const __m512i xb = _mm512_slli_epi32(
+        _mm512_sub_epi32(u ? _mm512_cvtepu8_epi32(b8) : _mm512_cvtepi8_epi32(b8), b_zero_point),
+        QS8_ADD_LEFT_SHIFT);
+    const __m512i sum =
+        _mm512_add_epi32(qs8_requantize_avx512_as(xa, multiplier[0], left[0], right[0], general_in),
+                         qs8_requantize_avx512_as(xb, multiplier[1], left[1], right[1], general_in));
+    __m512i v = qs8_requantize_avx512_as(sum, multiplier[2], left[2], right[2], general_out);
+    v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), output_zero_point);
+    // In the type's range: the truncating narrowing keeps the byte (uint8 values 0..255 included).
+    _mm_storeu_si128((__m128i*)((unsigned char*)y + i), _mm512_cvtepi32_epi8(v));
+  }
+  return i;
+}
+
+static size_t qs8_vadd_vectors__avx512(size_t n, const void* a, const void* b, void* y,
+                                       const qs8_add_params* p, bool u) {
+  const bool general_in =
+      p->a_shift > 0 || p->b_shift > 0 || p->a_multiplier == INT32_MIN || p->b_multiplier == INT32_MIN;
+  const bool general_out = p->output_shift > 0 || p->output_multiplier == INT32_MIN;
+  if (u) {
+    if (general_in) return qs8_vadd_vectors_as__avx512(n, a, b, y, p, true, true, true);
+    return general_out ? qs8_vadd_vectors_as__avx512(n, a, b, y, p, true, false, true)
+                       : qs8_vadd_vectors_as__avx512(n, a, b, y, p, true, false, false);
+  }
+  if (general_in) return qs8_vadd_vectors_as__avx512(n, a, b, y, p, false, true, true);
+  return general_out ? qs8_vadd_vectors_as__avx512(n, a, b, y, p, false, false, true)
+                     : qs8_vadd_vectors_as__avx512(n, a, b, y, p, false, false, false);
+}
+
+#define WHITTLE_VADD_VECTORS qs8_vadd_vectors__avx512
 #define WHITTLE_QUANTIZE_VECTORS qs8_quantize_vectors__avx512
 #define WHITTLE_SUFFIX avx512
 #define WHITTLE_SUFFIX_NAME "avx512"

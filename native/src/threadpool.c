@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_abi.h"
+
 // Protocol. A job is `units` units of `granularity` items (the last one may be shorter). Every thread, the
 // caller included as thread 0, owns a contiguous block of units, [t * units / threads, (t + 1) * units /
 // threads), in a slot of its own (an atomic (next << 32) | end). It claims its block from the front in
@@ -261,10 +263,12 @@ void whittle_threadpool_destroy(whittle_threadpool* pool) {
   free(pool);
 }
 
-size_t whittle_threadpool_threads(const whittle_threadpool* pool) { return pool == NULL ? 1 : pool->threads; }
+WHITTLE_HOT size_t whittle_threadpool_threads(const whittle_threadpool* pool) {
+  return pool == NULL ? 1 : pool->threads;
+}
 
-void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn task, void* context,
-                                    size_t range, size_t granularity) {
+WHITTLE_HOT void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn task, void* context,
+                                                size_t range, size_t granularity) {
   if (range == 0) return;
   if (granularity == 0) granularity = 1;
   // The slots count units in 32 bits: a range of more than 2^32 units gets coarser units.
@@ -314,7 +318,7 @@ void whittle_threadpool_parallelize(whittle_threadpool* pool, whittle_task_fn ta
   pthread_mutex_unlock(&pool->call_mutex);
 }
 
-void whittle_threadpool_hold(whittle_threadpool* pool) {
+WHITTLE_HOT void whittle_threadpool_hold(whittle_threadpool* pool) {
   if (pool == NULL || pool->threads == 1) return;
   // The first hold wakes the sleepers: `holds` is raised before `sleepers` is read, and a worker raises
   // `sleepers` before its last look at `holds` (both sequentially consistent), so one sees the other.
@@ -325,7 +329,7 @@ void whittle_threadpool_hold(whittle_threadpool* pool) {
   }
 }
 
-void whittle_threadpool_release(whittle_threadpool* pool) {
+WHITTLE_HOT void whittle_threadpool_release(whittle_threadpool* pool) {
   if (pool == NULL || pool->threads == 1) return;
   size_t holds = atomic_load(&pool->holds);
   while (holds != 0 && !atomic_compare_exchange_weak(&pool->holds, &holds, holds - 1)) {
@@ -335,7 +339,7 @@ void whittle_threadpool_release(whittle_threadpool* pool) {
 // SIZE_MAX: the environment has not been read yet.
 static atomic_size_t min_task_work = SIZE_MAX;
 
-size_t whittle_threadpool_min_task_work(void) {
+WHITTLE_HOT size_t whittle_threadpool_min_task_work(void) {
   size_t work = atomic_load_explicit(&min_task_work, memory_order_relaxed);
   if (work == SIZE_MAX) {
     work = WHITTLE_MIN_TASK_WORK;
@@ -354,8 +358,8 @@ void whittle_threadpool_set_min_task_work(size_t work) {
   atomic_store_explicit(&min_task_work, work == SIZE_MAX ? SIZE_MAX - 1 : work, memory_order_relaxed);
 }
 
-size_t whittle_threadpool_granularity(const whittle_threadpool* pool, size_t granularity,
-                                      double work_per_item, size_t range) {
+WHITTLE_HOT size_t whittle_threadpool_granularity(const whittle_threadpool* pool, size_t granularity,
+                                                  double work_per_item, size_t range) {
   if (granularity == 0) granularity = 1;
   double minimum = (double)whittle_threadpool_min_task_work();
   if (pool != NULL && atomic_load_explicit(&((whittle_threadpool*)pool)->holds, memory_order_relaxed) != 0)

@@ -83,6 +83,14 @@ static const conv_case conv_cases[] = {
     CONV("shufflenet split g24 1x1", 1, 8, 8, 48, 24, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 24),
     CONV("wide groups g4 1x1", 1, 5, 5, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 4),
     CONV("narrow groups g8 3x3 stride 2", 2, 7, 6, 16, 24, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 8),
+    // Grouped kxk convs on the indirect GEMM, one kernel call per group and tile: RegNet's groups of 16
+    // (the narrow kernel of <= 16 columns), wider groups (the full-width kernel), odd group widths (singles,
+    // column tails), stride 2 and asymmetric padding.
+    CONV("regnet groups g4 c16 3x3", 1, 8, 8, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 4),
+    CONV("regnet groups g10 c16 3x3 stride 2", 1, 9, 9, 160, 160, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 10),
+    CONV("groups g3 c24 3x3 batch 2", 2, 5, 6, 72, 72, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3),
+    CONV("groups g5 c3 oc 7 pad 1/0/0/1", 1, 6, 6, 15, 35, 3, 3, 1, 1, 1, 1, 1, 0, 0, 1, 5),
+    CONV("groups g2 c40 oc 48 5x5 stride 2", 1, 9, 9, 80, 96, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 2),
     CONV("lenet conv2", 1, 14, 14, 6, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("wide N tail", 1, 4, 4, 67, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
     CONV("large pad", 1, 3, 3, 5, 7, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1),
@@ -226,6 +234,12 @@ static const whittle_pool2d_shape pool_cases[] = {
     // GoogLeNet's 3x3 stride 2 over 112 (55 -> 56 outputs) and a 2x2 stride 2 over an odd size.
     {1, 112, 112, 8, 3, 3, 2, 2, 0, 0, 1, 1},
     {2, 7, 5, 3, 2, 2, 2, 2, 0, 0, 1, 1},
+    // ResNet's 3x3 stride-2 pool (64 channels), GoogLeNet's ceil-mode ones over 192 and 832 channels, and
+    // its 3x3 stride-1 branch pool.
+    {1, 32, 32, 64, 3, 3, 2, 2, 1, 1, 1, 1},
+    {1, 16, 16, 192, 3, 3, 2, 2, 0, 0, 1, 1},
+    {1, 5, 5, 832, 2, 2, 2, 2, 0, 0, 1, 1},
+    {1, 8, 8, 480, 3, 3, 1, 1, 1, 1, 1, 1},
 };
 
 static void test_f32_simple(whittle_isa level) {

@@ -105,6 +105,7 @@ describe('bench kernels', () => {
         'lenet5-conv1',
         'vgg-stem',
         'mobilenet-stem',
+        'regnet-group-3x3',
         'fc-400-120',
         'fc-2048-10',
       ],
@@ -121,6 +122,8 @@ describe('bench kernels', () => {
     assert.deepEqual(geometry('vgg-stem'), { out: 32, outputChannels: 32, macs: 32 * 32 * 32 * 27 });
     assert.deepEqual(geometry('mobilenet-stem'), { out: 48, outputChannels: 16, macs: 48 * 48 * 16 * 27 });
     assert.equal(geometry('vgg-3x3').out, 16, 'a shape without a stride keeps stride 1');
+    // RegNetX-400MF's second stage as the conformance export runs it (64x64 input): 3x3 groups of 16 channels.
+    assert.deepEqual(geometry('regnet-group-3x3'), { out: 8, outputChannels: 64, macs: 8 * 8 * 64 * 9 * 16 });
   });
 
   test('a target whose format was not measured is reported as not measured, never as met', () => {

@@ -280,3 +280,164 @@ describe('hostile plans are refused', { skip: !nativeAvailable() && 'native addo
     assert.throws(() => convPlan.run(), /Plan step 0 cannot run: this Conv2d was disposed/);
   });
 });
+
+describe(
+  'frameRunner: a camera frame in and its scores out in one call',
+  {
+    skip: !nativeAvailable() && 'native addon not built',
+  },
+  () => {
+    const place = (offset: number, bytes: number): PlanPlace => ({ buffer: 0, offset, bytes });
+    /** The index of the first highest score, as PackageModel.infer takes it. */
+    const argmax = (scores: ArrayLike<number>): number => {
+      let best = 0;
+      for (let i = 1; i < scores.length; i++) if (scores[i]! > scores[best]!) best = i;
+      return best;
+    };
+
+    test('f32: the frame written through the tables (interleaved and planar), the steps run, the argmax', () => {
+      const arena = new Uint8Array(256);
+      const input = new Float32Array(arena.buffer, 0, 6);
+      const output = new Float32Array(arena.buffer, 64, 6);
+      const layer = createOperator('clamp', { input, output, min: -0.25, max: 0.5 });
+      const plan = new ExecutionPlan([arena], [{ layer, inputs: [place(0, 24)], outputs: [place(64, 24)] }]);
+      // Three channels, each its own table: pixel byte -> value.
+      const tables = Float32Array.from({ length: 3 * 256 }, (_, i) =>
+        Math.fround((i % 256) / 255 - (i >> 8) * 0.25),
+      );
+      for (const planar of [false, true]) {
+        const run = plan.frameRunner(0, 1, {
+          input: place(0, 24),
+          output: place(64, 24),
+          tables,
+          channels: 3,
+          planar,
+        });
+        for (const frame of [Uint8Array.of(0, 10, 200, 255, 128, 64), Uint8Array.of(7, 7, 7, 250, 1, 99)]) {
+          output.fill(9);
+          const classIndex = run(frame);
+          // Two pixels of three channels; NCHW splits them into channel planes.
+          const want = new Float32Array(6);
+          for (let p = 0; p < 2; p++)
+            for (let c = 0; c < 3; c++)
+              want[planar ? c * 2 + p : p * 3 + c] = tables[256 * c + frame[p * 3 + c]!]!;
+          assert.deepEqual(Array.from(input), Array.from(want), `planar ${planar}: the frame written`);
+          const clamped = want.map((v) => Math.min(0.5, Math.max(-0.25, v)));
+          assert.deepEqual(Array.from(output), Array.from(clamped), `planar ${planar}: the step ran`);
+          assert.equal(classIndex, argmax(clamped), `planar ${planar}: the first highest score`);
+        }
+      }
+    });
+
+    test('quantized scores: dequantized into their own array as scale * (q - zeroPoint), rounded to f32', () => {
+      for (const signed of [true, false]) {
+        const arena = new Uint8Array(64);
+        const Type = signed ? Int8Array : Uint8Array;
+        const input = new Type(arena.buffer, 0, 8);
+        const output = new Type(arena.buffer, 16, 8);
+        const layer = createOperator('clamp', { input, output });
+        const plan = new ExecutionPlan([arena], [{ layer, inputs: [place(0, 8)], outputs: [place(16, 8)] }]);
+        const tables = new Type(256);
+        tables.forEach((_, v) => (tables[v] = signed ? v - 128 : 255 - v));
+        const scores = new Float32Array(8);
+        const scale = 0.1;
+        const zeroPoint = signed ? -3 : 17;
+        const run = plan.frameRunner(undefined, undefined, {
+          input: place(0, 8),
+          output: place(16, 8),
+          tables,
+          channels: 1,
+          planar: false,
+          quantized: { signed, scale, zeroPoint, scores },
+        });
+        const frame = Uint8Array.of(5, 250, 128, 0, 255, 33, 250, 1);
+        const classIndex = run(frame);
+        const want = Array.from(frame, (v) => Math.fround(scale * (tables[v]! - zeroPoint)));
+        assert.deepEqual(Array.from(scores), want, `signed ${signed}`);
+        assert.equal(classIndex, argmax(want), `signed ${signed}`);
+      }
+    });
+
+    test('bad frames, changed buffers and bad specs are refused with an error naming them', () => {
+      const arena = new Uint8Array(128);
+      const input = new Float32Array(arena.buffer, 0, 4);
+      const output = new Float32Array(arena.buffer, 64, 4);
+      const layer = createOperator('clamp', { input, output, min: 0 });
+      const plan = new ExecutionPlan([arena], [{ layer, inputs: [place(0, 16)], outputs: [place(64, 16)] }]);
+      const tables = new Float32Array(256);
+      const spec = { input: place(0, 16), output: place(64, 16), tables, channels: 1, planar: false };
+      const run = plan.frameRunner(0, 1, spec);
+      assert.throws(() => run(new Uint8Array(5)), /Uint8Array of length 4 \(pixels x channels\) for frame/);
+      assert.throws(
+        () => run(new Int8Array(4) as never),
+        /Expected a Uint8Array for frame but received Int8Array/,
+      );
+      assert.throws(() => (run as () => number)(), /Expected a Uint8Array for frame but received undefined/);
+      assert.throws(() => run(new Uint8Array(arena.buffer, 4, 4)), /sharing no memory with the plan's input/);
+      const refusedSpec = (change: object, message: RegExp) =>
+        assert.throws(() => plan.frameRunner(0, 1, { ...spec, ...change }), message);
+      refusedSpec({ tables: new Float32Array(255) }, /length 256 \(256 x frame.channels\) for tables/);
+      refusedSpec({ tables: new Int32Array(256) }, /Float32Array, Int8Array or Uint8Array for tables/);
+      refusedSpec({ channels: 5 }, /\[1, 4\] for frame.channels/);
+      refusedSpec(
+        { channels: 3, tables: new Float32Array(768) },
+        /whole number of pixels .* for frame.input.bytes/,
+      );
+      refusedSpec({ planar: 1 }, /boolean for frame.planar/);
+      refusedSpec({ input: place(124, 16) }, /range inside buffers\[0\] .* for frame.input/);
+      refusedSpec({ output: place(66, 16) }, /aligned to 4 bytes for frame.output.offset/);
+      refusedSpec({ output: place(64, 0) }, /whole number of f32 scores for frame.output.bytes/);
+      refusedSpec(
+        { quantized: { signed: true, scale: 1, zeroPoint: 0, scores: new Float32Array(3) } },
+        /scores/,
+      );
+      refusedSpec(
+        {
+          output: place(64, 4),
+          quantized: { signed: true, scale: 1, zeroPoint: 0, scores: new Float32Array(arena.buffer, 96, 4) },
+        },
+        /sharing no memory with the plan's buffers for frame.quantized.scores/,
+      );
+      refusedSpec(
+        {
+          output: place(64, 4),
+          quantized: { signed: true, scale: 0, zeroPoint: 0, scores: new Float32Array(4) },
+        },
+        /positive finite number for frame.quantized.scale/,
+      );
+      refusedSpec(
+        {
+          output: place(64, 4),
+          quantized: { signed: true, scale: 1, zeroPoint: 128, scores: new Float32Array(4) },
+        },
+        /zeroPoint/,
+      );
+      assert.throws(() => plan.frameRunner(0, 2, spec), RangeError);
+
+      // The scores array and the arena are checked at every call, as run() checks the plan's buffers.
+      const scores = new Float32Array(4);
+      const bytes = new Uint8Array(32);
+      const i8 = createOperator('clamp', {
+        input: new Int8Array(bytes.buffer, 0, 4),
+        output: new Int8Array(bytes.buffer, 8, 4),
+      });
+      const quantizedPlan = new ExecutionPlan(
+        [bytes],
+        [{ layer: i8, inputs: [place(0, 4)], outputs: [place(8, 4)] }],
+      );
+      const quantizedRun = quantizedPlan.frameRunner(0, 1, {
+        input: place(0, 4),
+        output: place(8, 4),
+        tables: new Int8Array(256),
+        channels: 1,
+        planar: false,
+        quantized: { signed: true, scale: 1, zeroPoint: 0, scores },
+      });
+      assert.equal(quantizedRun(new Uint8Array(4)), 0);
+      structuredClone(scores.buffer, { transfer: [scores.buffer] });
+      assert.throws(() => quantizedRun(new Uint8Array(4)), /frame.quantized.scores.*detached or resized/);
+      structuredClone(arena.buffer, { transfer: [arena.buffer] });
+      assert.throws(() => run(new Uint8Array(4)), /buffers\[0\].*detached or resized/);
+    });
+  },
+);

@@ -6,6 +6,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
+import { defaultModelPath } from '../../../agent/config.js';
 import type { Manifest } from '../../../agent/package/manifest.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
@@ -227,6 +228,44 @@ describe('camera frames become the input tensor the manifest describes', () => {
       const frame = pixels.subarray(i * 784, (i + 1) * 784);
       assert.deepEqual(Array.from(intPath.infer(frame).logits), Array.from(floatPath.infer(frame).logits));
     }
+  });
+
+  test('int8 scores out of the one native frame call: dequantized, argmax and softmax as the float path', () => {
+    // The bundled LeNet-5 cut before its dequantize_linear and softmax: its output is the int8 logits, which
+    // the plan's frame call dequantizes into the model's own scores array (PackageModel.infer).
+    const lenet = readFileSync(defaultModelPath());
+    const cut = rewritePackage(
+      lenet,
+      (m) => {
+        const dequantize = m.nodes.findIndex((n) => n.op === 'dequantize_linear');
+        m.outputs[0]!.tensor = m.nodes[dequantize]!.inputs[0]!;
+        m.nodes.splice(dequantize);
+      },
+      keys.privateKey,
+    );
+    const model = fromBytes(cut);
+    const pkg = readPackage(cut, { publicKey: keys.publicKey });
+    const byNode = Model.fromPackage(pkg, { nodeByNode: true });
+    const { scale, zeroPoint } = byNode.specs[pkg.manifest.outputs[0]!.tensor]!.quant!;
+    const { pixels } = loadFashionMnist('test');
+    for (let i = 0; i < 50; i++) {
+      const frame = pixels.subarray(i * 784, (i + 1) * 784);
+      const got = model.infer(frame);
+      const [q] = byNode.run([Float32Array.from(frame, (p) => p / 255)]);
+      const logits = Array.from(q!.data, (v) => Math.fround(scale[0]! * (v - zeroPoint[0]!)));
+      assert.deepEqual(Array.from(got.logits), logits, `image ${i}`);
+      assert.equal(got.classIndex, logits.indexOf(Math.max(...logits)), `image ${i}`);
+      const exp = logits.map((v) => Math.exp(v - logits[got.classIndex]!));
+      const sum = exp.reduce((a, b) => a + b, 0);
+      assert.deepEqual(
+        Array.from(got.probabilities),
+        exp.map((e) => Math.fround(Math.fround(e) / sum)),
+      );
+    }
+    assert.throws(() => model.infer(new Uint8Array(783)), {
+      name: 'PreprocessingError',
+      message: /784 bytes/,
+    });
   });
 
   test('an RGB CNN ending in softmax: the frame is normalized per the manifest, scores are probabilities', () => {
