@@ -1,8 +1,10 @@
-// The torchvision conformance set (issue 14): real architectures as PyTorch's exporter writes them, built
-// with random seeded weights by scripts/conformance/export-torchvision.py (Debian's python3-torch and
-// python3-torchvision; nothing is downloaded) into build/conformance/ once, then imported with
+// The torchvision conformance set (issue 14): real architectures as PyTorch's exporter writes them, trained
+// briefly on a seeded synthetic 10-class task by scripts/conformance/export-torchvision.py (Debian's python3-torch
+// and python3-torchvision; nothing is downloaded) into build/conformance/ once, then imported with
 // `whittle import`'s code path (importOnnx, written and read back) and quantized with `whittle quantize`'s
-// (quantizePackage, seeded calibration images). The test (test/optimize/onnx/torchvision-conformance.test.ts)
+// (quantizePackage, calibrated on images of the task's training distribution). The agreement inputs are the
+// task's 1,000 held-out images (8-bit, as the script wrote them). A model or task the cache holds from another
+// version of the script (the script's VERSION differs from the one recorded beside it) is exported again. The test (test/optimize/onnx/torchvision-conformance.test.ts)
 // and `npm run bench -- models` (bench/models.ts) both read the models from here.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,7 +18,7 @@ import { importOnnx } from '../optimize/onnx/import.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../optimize/package/writer.js';
 import { QuantizationError } from '../optimize/quantize/calibrate.js';
 import { dequantizeActivations, quantizeActivations } from '../optimize/quantize/int8.js';
-import { quantizePackage } from '../optimize/quantize/ptq.js';
+import { type PtqOptions, quantizePackage } from '../optimize/quantize/ptq.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
 
 /** The models of the set, as the export script names them (its MODELS table gives each its input size and
@@ -58,13 +60,76 @@ export interface ConformanceOnnx {
   opset: number;
 }
 
-/** The exported model, exported now if build/conformance/ does not hold it yet. */
+let scriptVersion: number | undefined;
+/** The export script's VERSION line. */
+function exportVersion(): number {
+  if (scriptVersion !== undefined) return scriptVersion;
+  const line = /^VERSION = (\d+)$/m.exec(readFileSync(SCRIPT, 'utf8'));
+  if (line === null) throw new Error(`${SCRIPT} has no VERSION line`);
+  scriptVersion = Number(line[1]);
+  return scriptVersion;
+}
+
+/** The JSON file the export script wrote (NAME.json, task.json), exported (again) with `exportArgs` unless it
+ * is there and was written by this version of the script. */
+function exported<T>(file: string, exportArgs: string[]): T {
+  const path = `${CONFORMANCE_DIR}/${file}`;
+  const current = (): T | undefined => {
+    if (!existsSync(path)) return undefined;
+    const meta = JSON.parse(readFileSync(path, 'utf8')) as T & { version?: number };
+    return meta.version === exportVersion() ? meta : undefined;
+  };
+  const found = current();
+  if (found !== undefined) return found;
+  execFileSync(PYTHON, [SCRIPT, CONFORMANCE_DIR, ...exportArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const made = current();
+  if (made === undefined) throw new Error(`${SCRIPT} did not write ${path} for this version of the script`);
+  return made;
+}
+
+/** The exported model, exported now if build/conformance/ does not hold it from this version of the script. */
 export function conformanceOnnx(name: ConformanceModel): ConformanceOnnx {
-  const meta = `${CONFORMANCE_DIR}/${name}.json`;
-  if (!existsSync(meta))
-    execFileSync(PYTHON, [SCRIPT, CONFORMANCE_DIR, name], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const { size, opset } = JSON.parse(readFileSync(meta, 'utf8')) as { size: number; opset: number };
+  const { size, opset } = exported<{ size: number; opset: number }>(`${name}.json`, [name]);
   return { name, bytes: readFileSync(`${CONFORMANCE_DIR}/${name}.onnx`), size, opset };
+}
+
+/** The synthetic task the models are trained on (the export script's task_images): its held-out images and
+ * labels, and images of its training distribution for calibration, NCHW [count][3][size][size] in [0, 1] on
+ * the 8-bit grid. */
+export interface ConformanceTask {
+  size: number;
+  classes: number;
+  test: Float32Array;
+  testLabels: number[];
+  calibration: Float32Array;
+}
+
+let task: ConformanceTask | undefined;
+export function conformanceTask(): ConformanceTask {
+  if (task !== undefined) return task;
+  const meta = exported<{ size: number; classes: number; test_labels: number[] }>('task.json', []);
+  const images = (file: string): Float32Array =>
+    Float32Array.from(readFileSync(`${CONFORMANCE_DIR}/${file}`), (v) => v / 255);
+  task = {
+    size: meta.size,
+    classes: meta.classes,
+    test: images('task-test.u8'),
+    testLabels: meta.test_labels,
+    calibration: images('task-calibration.u8'),
+  };
+  return task;
+}
+
+/** `count` images of `images` (NCHW, `size` square, 3 channels) from image `start` on, wrapping around. */
+function taskImages(images: Float32Array, size: number, count: number, start: number): Float32Array {
+  const per = 3 * size * size;
+  const available = images.length / per;
+  const out = new Float32Array(count * per);
+  for (let i = 0; i < count; i++) {
+    const from = ((start + i) % available) * per;
+    out.set(images.subarray(from, from + per), i * per);
+  }
+  return out;
 }
 
 const read = (content: PackageContent): Package =>
@@ -109,20 +174,39 @@ export function inPackageLayout(
 export interface ConformancePackages extends ConformanceOnnx {
   fp32: Package;
   int8: Package;
-  /** `count` seeded random images (randomImages) in the fp32 package's input layout. */
-  inputs: (count: number, seed: number) => Float32Array;
+  /** `count` held-out images of the task from image `start` on (wrapping around its 1,000), NCHW. */
+  images: (count: number, start: number) => Float32Array;
+  /** The same images in the fp32 package's input layout. */
+  inputs: (count: number, start: number) => Float32Array;
+  /** Their labels. */
+  labels: (count: number, start: number) => number[];
 }
 
 /** The fp32 package `whittle import` makes of the model and the int8 one `whittle quantize` makes of that,
- * calibrated on seeded random images. */
-export function conformancePackages(name: ConformanceModel, seed: number): ConformancePackages {
+ * calibrated on CALIBRATION_IMAGES images of the task's training distribution (which ones: `seed`). */
+export function conformancePackages(
+  name: ConformanceModel,
+  seed: number,
+  quantizeOptions: PtqOptions = {},
+): ConformancePackages {
   const onnx = conformanceOnnx(name);
+  const { size, test, testLabels, calibration } = conformanceTask();
+  if (size !== onnx.size) throw new Error(`${name}: input size ${onnx.size}, the task's images are ${size}`);
   const fp32 = read(importOnnx(onnx.bytes, { source: `${name}.onnx`, modelId: name }));
-  const inputs = (count: number, at: number): Float32Array =>
-    inPackageLayout(fp32, randomImages(count, onnx.size, at), count, onnx.size);
-  const calibration = { count: CALIBRATION_IMAGES, data: inputs(CALIBRATION_IMAGES, seed) };
-  const int8 = read(quantizePackage(fp32, calibration).content);
-  return { ...onnx, fp32, int8, inputs };
+  const images = (count: number, start: number): Float32Array => taskImages(test, size, count, start);
+  const inputs = (count: number, start: number): Float32Array =>
+    inPackageLayout(fp32, images(count, start), count, size);
+  const labels = (count: number, start: number): number[] =>
+    Array.from({ length: count }, (_, i) => testLabels[(start + i) % testLabels.length]!);
+  const calibrationImages = taskImages(calibration, size, CALIBRATION_IMAGES, seed * CALIBRATION_IMAGES);
+  const int8 = read(
+    quantizePackage(
+      fp32,
+      { count: CALIBRATION_IMAGES, data: inPackageLayout(fp32, calibrationImages, CALIBRATION_IMAGES, size) },
+      quantizeOptions,
+    ).content,
+  );
+  return { ...onnx, fp32, int8, images, inputs, labels };
 }
 
 function argmaxes(logits: ArrayLike<number>, rows: number): number[] {
@@ -134,8 +218,37 @@ function argmaxes(logits: ArrayLike<number>, rows: number): number[] {
   });
 }
 
-/** The share of `count` seeded inputs (`inputs(batch, seed)` in the models' input layout) on which two models
- * built at `batch` pick the same class; `inputOfB`, when given, changes what model `b` is fed. */
+/** The classes a model built at `batch` picks for `count` inputs (`inputs(batch, seed + done)` in its input
+ * layout), each input first changed by `inputOf` when given. */
+export function top1Classes(
+  model: Model,
+  inputs: (count: number, seed: number) => Float32Array,
+  count: number,
+  batch: number,
+  seed: number,
+  inputOf: (x: Float32Array) => Float32Array = (x) => x,
+): number[] {
+  const classes: number[] = [];
+  for (let done = 0; done < count; done += batch) {
+    const y = argmaxes(model.run([inputOf(inputs(batch, seed + done))])[0]!.data, batch);
+    classes.push(...y.slice(0, Math.min(batch, count - done)));
+  }
+  return classes;
+}
+
+/** The share of positions where two lists of classes agree. */
+export const agreement = (a: readonly number[], b: readonly number[]): number =>
+  a.filter((c, i) => c === b[i]).length / a.length;
+
+/** The share of the most frequent class: 1 when a model gives every input the same class (a collapsed model,
+ * whose top-1 agreement says nothing). */
+export function majorityFraction(classes: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const c of classes) counts.set(c, (counts.get(c) ?? 0) + 1);
+  return Math.max(...counts.values()) / classes.length;
+}
+
+/** The share of `count` inputs on which two models built at `batch` pick the same class (top1Classes). */
 export function top1Agreement(
   a: Model,
   b: Model,
@@ -143,17 +256,12 @@ export function top1Agreement(
   count: number,
   batch: number,
   seed: number,
-  inputOfB: (x: Float32Array) => Float32Array = (x) => x,
+  inputOfB?: (x: Float32Array) => Float32Array,
 ): number {
-  let same = 0;
-  for (let done = 0; done < count; done += batch) {
-    const x = inputs(batch, seed + done);
-    const ya = argmaxes(a.run([x])[0]!.data, batch);
-    const yb = argmaxes(b.run([inputOfB(x)])[0]!.data, batch);
-    const rows = Math.min(batch, count - done);
-    for (let r = 0; r < rows; r++) if (ya[r] === yb[r]) same++;
-  }
-  return same / count;
+  return agreement(
+    top1Classes(a, inputs, count, batch, seed),
+    top1Classes(b, inputs, count, batch, seed, inputOfB),
+  );
 }
 
 /** Rounds fp32 inputs to the grid the int8 package quantizes its input to (its first quantize_linear), and

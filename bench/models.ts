@@ -1,13 +1,16 @@
 // `npm run bench -- models [--json]`: whole models on Whittle's runtime against ONNX Runtime, fp32 and int8,
 // per batch size and thread count, in one run.
 //
-// The torchvision conformance models (bench/conformance.ts: PyTorch's exports of real architectures with
-// random seeded weights) join them under their own names: their fp32 package is the import of that ONNX file,
-// which ONNX Runtime runs for fp32. Each int8 row adds top1_agreement: the share of 1,000 seeded inputs on
-// which the int8 package picks the class Whittle's own fp32 package picks, and top1_input_rounding: the same
-// share for the fp32 package fed those inputs rounded to the int8 package's 8-bit input grid, the part of the
-// disagreement no int8 package avoids (the random-weight conformance models flip their top-1 class under
-// perturbations far smaller than one int8 step; docs/benchmarks.md, "int8 agreement").
+// The torchvision conformance models (bench/conformance.ts: PyTorch's exports of real architectures trained
+// briefly on a synthetic 10-class task) join them under their own names: their fp32 package is the import of
+// that ONNX file, which ONNX Runtime runs for fp32, and their inputs are the task's held-out images. Each int8
+// row adds top1_agreement: the share of 1,000 inputs on which the int8 package picks the class Whittle's own
+// fp32 package picks; top1_input_rounding: the same share for the fp32 package fed those inputs rounded to the
+// int8 package's 8-bit input grid, the part of the disagreement no int8 package avoids; fp32_majority_fraction:
+// the share of the fp32 package's most frequent class on those inputs (1 for a collapsed model, which agrees
+// with anything that collapses alike, so a top1_agreement means something only well below it); and for the
+// conformance models fp32_accuracy, the fp32 package's accuracy on the task. --calibration-method picks the
+// int8 packages' calibration (optimize/quantize/calibrate.ts).
 //
 // Each zoo model is a zoo architecture with seeded random weights (optimize/zoo/random-weights.ts), saved as
 // `whittle train` saves it and read by the tfjs importer; that package is exported to ONNX by Whittle's
@@ -41,19 +44,21 @@ import { getThreads, setThreads } from '../native/index.js';
 import { exportOnnx } from '../optimize/onnx/export.js';
 import { importOnnx } from '../optimize/onnx/import.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../optimize/package/writer.js';
-import { quantizePackage } from '../optimize/quantize/ptq.js';
+import { CALIBRATION_METHODS, type CalibrationMethod } from '../optimize/quantize/calibrate.js';
+import { type PtqOptions, quantizePackage } from '../optimize/quantize/ptq.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
 import { importTfjsLayers } from '../optimize/tfjs/import.js';
 import { fileHandler, MODEL_FILE } from '../optimize/train/file-io.js';
 import { buildZooModel, type ZooModelName } from '../optimize/zoo/index.js';
 import { randomizeWeights } from '../optimize/zoo/random-weights.js';
 import {
+  agreement,
   CONFORMANCE_MODELS,
   type ConformanceModel,
   conformancePackages,
   int8InputGrid,
-  randomImages,
-  top1Agreement,
+  majorityFraction,
+  top1Classes,
 } from './conformance.js';
 import {
   BenchArgumentError,
@@ -105,6 +110,8 @@ export interface ModelBenchOptions {
   agreementInputs?: number;
   /** Also time each package with its residual adds unfused (ModelOptions.fuseResidual false). */
   residualAb?: boolean;
+  /** How the int8 packages' activation ranges are calibrated (default: `whittle quantize`'s). */
+  calibrationMethod?: CalibrationMethod;
   onProgress?: (line: string) => void;
 }
 
@@ -131,6 +138,10 @@ export interface ModelBenchRow {
   /** int8 rows: the same share for the fp32 package fed its inputs rounded to the int8 package's input grid
    * (conformance.ts int8InputGrid): the input's 8-bit rounding alone, a bound on top1_agreement. */
   top1_input_rounding?: number;
+  /** int8 rows: the share of the fp32 package's most frequent class on the agreement inputs. */
+  fp32_majority_fraction?: number;
+  /** int8 rows of the conformance models: the fp32 package's accuracy on the task's held-out images. */
+  fp32_accuracy?: number;
 }
 
 export interface ModelBenchReport {
@@ -162,6 +173,8 @@ export interface BenchPackages {
   inputs(count: number, seed: number): Float32Array;
   /** The same inputs as ONNX Runtime's fp32 model (fp32Onnx) takes them, with their dimensions. */
   ortInputs(count: number, seed: number): { data: Float32Array; dims: number[] };
+  /** The inputs' classes, when they have some (the conformance models' task). */
+  labels?(count: number, seed: number): number[];
 }
 
 const isConformance = (name: string): name is ConformanceModel =>
@@ -170,16 +183,21 @@ const isConformance = (name: string): name is ConformanceModel =>
 /** Every model `--models` takes: the zoo's, then the conformance set's. */
 export const MODEL_NAMES: readonly string[] = [...Object.keys(BENCH_MODELS), ...CONFORMANCE_MODELS];
 
-export async function benchPackages(name: string, seed: number): Promise<BenchPackages> {
+export async function benchPackages(
+  name: string,
+  seed: number,
+  ptqOptions: PtqOptions = {},
+): Promise<BenchPackages> {
   if (isConformance(name)) {
-    const p = conformancePackages(name, seed);
+    const p = conformancePackages(name, seed, ptqOptions);
     return {
       source: p.fp32,
       fp32: p.fp32,
       int8: p.int8,
       fp32Onnx: () => p.bytes,
       inputs: p.inputs,
-      ortInputs: (count, at) => ({ data: randomImages(count, p.size, at), dims: [count, 3, p.size, p.size] }),
+      ortInputs: (count, at) => ({ data: p.images(count, at), dims: [count, 3, p.size, p.size] }),
+      labels: p.labels,
     };
   }
   const source = await benchSource(name, seed);
@@ -189,7 +207,7 @@ export async function benchPackages(name: string, seed: number): Promise<BenchPa
   return {
     source,
     fp32,
-    int8: benchInt8(fp32, seed),
+    int8: benchInt8(fp32, seed, ptqOptions),
     fp32Onnx: (batch) => exportOnnx(source, { batch }),
     inputs: (count, at) => normalValues(count * perInput, at),
     ortInputs: (count, at) => ({ data: normalValues(count * perInput, at), dims: [count, ...shape] }),
@@ -221,13 +239,13 @@ export async function benchSource(name: string, seed: number): Promise<Package> 
 }
 
 /** The int8 package `whittle quantize` makes of `fp32`, on seeded random calibration inputs. */
-export function benchInt8(fp32: Package, seed: number): Package {
+export function benchInt8(fp32: Package, seed: number, ptqOptions: PtqOptions = {}): Package {
   const perInput = elements(fp32.manifest.tensors[fp32.manifest.inputs[0]!.tensor]!.shape.slice(1));
   const calibration = {
     count: CALIBRATION_INPUTS,
     data: normalValues(CALIBRATION_INPUTS * perInput, seed + 1),
   };
-  return read(quantizePackage(fp32, calibration).content);
+  return read(quantizePackage(fp32, calibration, ptqOptions).content);
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -265,30 +283,46 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
   try {
     for (const name of options.models) {
       log(`${name}: building the packages (zoo -> ONNX -> whittle import -> whittle quantize)`);
-      const packages = await benchPackages(name, options.seed);
+      const packages = await benchPackages(
+        name,
+        options.seed,
+        options.calibrationMethod === undefined ? {} : { calibrationMethod: options.calibrationMethod },
+      );
       if (isConformance(name) && options.batches.some((b) => b !== 1))
         throw new BenchArgumentError(`${name} is exported at batch 1: run it with --batches 1`);
       const agreementBatch = 50;
+      const agreementInputs = options.agreementInputs ?? 1000;
+      const agreementSeed = options.seed + 3;
       const fp32Model = Model.fromPackage(packages.fp32, { batch: agreementBatch });
-      const agreementWith = (other: Model, inputOfOther?: (x: Float32Array) => Float32Array): number =>
-        top1Agreement(
-          fp32Model,
-          other,
+      const classesOf = (model: Model, inputOf?: (x: Float32Array) => Float32Array): number[] =>
+        top1Classes(
+          model,
           (count, at) => packages.inputs(count, at),
-          options.agreementInputs ?? 1000,
+          agreementInputs,
           agreementBatch,
-          options.seed + 3,
-          inputOfOther,
+          agreementSeed,
+          inputOf,
         );
-      const int8Rows = options.formats.includes('int8');
-      const agreement = int8Rows
-        ? agreementWith(Model.fromPackage(packages.int8, { batch: agreementBatch }))
-        : undefined;
-      const inputRounding = int8Rows ? agreementWith(fp32Model, int8InputGrid(packages.int8)) : undefined;
-      if (agreement !== undefined)
+      let agreementFields: Partial<ModelBenchRow> = {};
+      if (options.formats.includes('int8')) {
+        const fp32Classes = classesOf(fp32Model);
+        const labels = packages.labels?.(agreementInputs, agreementSeed);
+        agreementFields = {
+          top1_agreement: agreement(
+            fp32Classes,
+            classesOf(Model.fromPackage(packages.int8, { batch: agreementBatch })),
+          ),
+          top1_input_rounding: agreement(fp32Classes, classesOf(fp32Model, int8InputGrid(packages.int8))),
+          fp32_majority_fraction: majorityFraction(fp32Classes),
+          ...(labels === undefined ? {} : { fp32_accuracy: agreement(fp32Classes, labels) }),
+        };
         log(
-          `  int8 top-1 agreement with fp32: ${agreement} (fp32 on 8-bit rounded inputs: ${inputRounding})`,
+          `  int8 top-1 agreement with fp32: ${agreementFields.top1_agreement} (fp32 on 8-bit rounded inputs: ` +
+            `${agreementFields.top1_input_rounding}); fp32's most frequent class: ` +
+            `${agreementFields.fp32_majority_fraction}` +
+            (labels === undefined ? '' : `, fp32 accuracy on the task: ${agreementFields.fp32_accuracy}`),
         );
+      }
       for (const format of options.formats) {
         for (const batch of options.batches) {
           // fp32: ONNX Runtime runs the ONNX model Whittle imported; int8: the QDQ export of Whittle's package.
@@ -372,10 +406,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
               ort_ms: ortMs,
               vs_ort: ortMs / whittleMs,
               max_abs_diff: group.maxAbsDiff,
-              ...(format === 'int8' && agreement !== undefined ? { top1_agreement: agreement } : {}),
-              ...(format === 'int8' && inputRounding !== undefined
-                ? { top1_input_rounding: inputRounding }
-                : {}),
+              ...(format === 'int8' ? agreementFields : {}),
             };
             if (group.unfused !== undefined) {
               const unfusedMs = median(group.unfused.samplesUs) / 1000;
@@ -427,6 +458,15 @@ export function choices<T extends string>(value: string, allowed: readonly T[], 
   });
 }
 
+function calibrationMethod(value: string): CalibrationMethod {
+  const methods = choices(value, CALIBRATION_METHODS, '--calibration-method');
+  if (methods.length !== 1)
+    throw new BenchArgumentError(
+      `Expected one calibration method for --calibration-method but received "${value}"`,
+    );
+  return methods[0]!;
+}
+
 /** The options every whole-model benchmark (`bench models`, `bench compile-ab`) reads. */
 export const ZOO_BENCH_OPTIONS = {
   json: { type: 'boolean' },
@@ -461,6 +501,7 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
       batches: { type: 'string' },
       threads: { type: 'string' },
       'residual-ab': { type: 'boolean' },
+      'calibration-method': { type: 'string' },
     },
     MODELS_HELP,
   );
@@ -471,6 +512,9 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
     batches: positiveIntegers(values.batches ?? '1,32', '--batches'),
     threads: positiveIntegers(values.threads ?? '1,2', '--threads'),
     ...(values['residual-ab'] === true ? { residualAb: true } : {}),
+    ...(values['calibration-method'] === undefined
+      ? {}
+      : { calibrationMethod: calibrationMethod(values['calibration-method']) }),
   };
   process.stderr.write(
     `models: Whittle vs ONNX Runtime ${ort.env.versions.common}, ${options.rounds} rounds\n`,
@@ -483,4 +527,5 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
 
 export const MODELS_HELP = `models options: --models ${MODEL_NAMES.join(',')} (the zoo's five by default),
   --formats fp32,int8 (or qdq: the int8 package's QDQ export as \`whittle import\` takes it), --batches 1,32, --threads 1,2, --rounds 21, --batch-ms 20, --seed 1, --json,
-  --residual-ab (also time each package with its residual adds unfused)`;
+  --residual-ab (also time each package with its residual adds unfused),
+  --calibration-method ${CALIBRATION_METHODS.join('|')} (the int8 packages' calibration; default whittle quantize's)`;

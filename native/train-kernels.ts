@@ -120,8 +120,16 @@ export interface TrainBinding {
   unary(args: { op: number; x: Float32Array; alpha: number; y: Float32Array }): void;
   /** y[outer][inner] = sum over mid of x[outer][mid][inner]. */
   sumAxes(args: { outer: number; mid: number; inner: number; x: Float32Array; y: Float32Array }): void;
-  /** dx = dy * step(x) (op relu) or dy * (2 x) (op square), elementwise (UNARY_GRAD_OPS). */
-  unaryGrad(args: { op: number; dy: Float32Array; x: Float32Array; dx: Float32Array }): void;
+  /** dx = dy * step(x) (op relu) or dy * (2 x) (op square), elementwise (UNARY_GRAD_OPS). With dbias (its
+   * length a divisor of dy's): the values are rows of dbias.length channels and dbias[c] = the sum over rows
+   * of dx[row][c], row by row as sumAxes sums (a layer's activation and bias gradients in one pass). */
+  unaryGrad(args: {
+    op: number;
+    dy: Float32Array;
+    x: Float32Array;
+    dx: Float32Array;
+    dbias?: Float32Array | null;
+  }): void;
   /** y[i] = dy[i] * (op(a[(i / aDivisor) % aLength], b[(i / bDivisor) % bLength]) ? 1 : 0) for i < n
    * (COMPARE_OPS): Minimum's and Maximum's gradients in one pass. */
   compareMask(args: BroadcastOperands & { op: number; dy: Float32Array; y: Float32Array }): void;

@@ -422,6 +422,19 @@ Napi::Value UnaryGrad(const Napi::CallbackInfo& info) {
   Float32Values x = Float32Field(args, "x", n);
   Float32Values dx = Float32Field(args, "dx", n);
   ExpectNoSharedMemory(info.Env(), "dx", dx, {{"dy", dy}, {"x", x}});
+  // With dbias: the values are rows of dbias.length channels, and dbias gets dx summed over the rows.
+  Napi::Value dbias_value = args.Get("dbias");
+  if (!dbias_value.IsUndefined() && !dbias_value.IsNull()) {
+    const size_t channels = Float32Length(args, "dbias");
+    if (channels == 0 || n % channels != 0)
+      ThrowRange(info.Env(), "a Float32Array of a length dividing dy's " + std::to_string(n), "dbias",
+                 std::to_string(channels) + " values");
+    Float32Values dbias = Float32Field(args, "dbias", channels);
+    ExpectNoSharedMemory(info.Env(), "dbias", dbias, {{"dy", dy}, {"x", x}, {"dx", dx}});
+    f32_unary_grad_bias(static_cast<f32_unary_grad_op>(op), n / channels, channels, dy.data, x.data, dx.data,
+                        dbias.data);
+    return info.Env().Undefined();
+  }
   f32_unary_grad(static_cast<f32_unary_grad_op>(op), n, dy.data, x.data, dx.data);
   return info.Env().Undefined();
 }

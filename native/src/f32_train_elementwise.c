@@ -137,6 +137,22 @@ void f32_unary_grad(f32_unary_grad_op op, size_t n, const float* dy, const float
   }
 }
 
+void f32_unary_grad_bias(f32_unary_grad_op op, size_t rows, size_t channels, const float* dy, const float* x,
+                         float* dx, float* dbias) {
+  memset(dbias, 0, channels * sizeof(float));
+  // Blocks of rows small enough to be summed while still in cache.
+  const size_t block = channels >= 4096 ? 1 : 4096 / channels;
+  for (size_t r0 = 0; r0 < rows; r0 += block) {
+    const size_t count = rows - r0 < block ? rows - r0 : block;
+    const size_t first = r0 * channels;
+    f32_unary_grad(op, count * channels, dy + first, x + first, dx + first);
+    for (size_t r = 0; r < count; r++) {
+      const float* row = dx + first + r * channels;
+      for (size_t c = 0; c < channels; c++) dbias[c] += row[c];
+    }
+  }
+}
+
 #define MASK_LOOP(COND)                                                      \
   do {                                                                       \
     if (a_len == 1 && b_div == 1 && b_len == n) {                            \

@@ -64,7 +64,8 @@ typedef struct f32_train_context {
 } f32_train_context;
 
 // Per-thread scratch that grows and is kept (index < WHITTLE_MAX_THREADS, slot 0..3; 64-byte aligned).
-// NULL when out of memory. Slots 0 and 1 hold the SGEMM packs, 2 im2col columns, 3 partial gradients.
+// NULL when out of memory. Slots 0 and 1 hold the SGEMM packs, 2 im2col columns, 3 partial gradients (or a
+// channel-major conv output before its transpose).
 float* f32_train_scratch(size_t index, int slot, size_t floats);
 
 // Applies bias (per last-axis channel, may be NULL) and activation to rows x channels values.
@@ -177,6 +178,10 @@ void f32_unary(f32_unary_op op, size_t n, const float* x, float alpha, float* y)
 typedef enum { F32_UNARY_GRAD_RELU = 0, F32_UNARY_GRAD_SQUARE = 1 } f32_unary_grad_op;
 
 void f32_unary_grad(f32_unary_grad_op op, size_t n, const float* dy, const float* x, float* dx);
+// f32_unary_grad over rows x channels values, and dbias[c] = the sum over rows of dx[row][c] (summed row by
+// row in order, as f32_sum_axes does): the gradients of a layer's activation and of its bias in one pass.
+void f32_unary_grad_bias(f32_unary_grad_op op, size_t rows, size_t channels, const float* dy, const float* x,
+                         float* dx, float* dbias);
 
 typedef enum {
   F32_COMPARE_GREATER = 0,

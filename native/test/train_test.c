@@ -391,6 +391,14 @@ static void run_path(whittle_isa level, whittle_threadpool* pool) {
   test_conv(&ctx, &pointwise, false);
   const f32_window_shape large = {1, 16, 16, 32, 16, 16, 64, 3, 3, 1, 1, 1, 1, 1, 1};
   test_conv(&ctx, &large, false);
+  // LeNet-5's convolutions (6 and 16 output channels: channel-major on the wider tiles) at a batch of 5.
+  const f32_window_shape lenet_conv1 = {5, 28, 28, 1, 28, 28, 6, 5, 5, 1, 1, 1, 1, 2, 2};
+  test_conv(&ctx, &lenet_conv1, false);
+  const f32_window_shape lenet_conv2 = {5, 14, 14, 6, 10, 10, 16, 5, 5, 1, 1, 1, 1, 0, 0};
+  test_conv(&ctx, &lenet_conv2, false);
+  // Channel-major with stride 2, dilation 2 and padding on both sides, one image and several.
+  const f32_window_shape strided = {3, 11, 9, 3, 6, 4, 5, 3, 3, 2, 2, 2, 2, 2, 1};
+  test_conv(&ctx, &strided, false);
 }
 
 int main(int argc, char** argv) {

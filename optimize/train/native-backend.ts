@@ -3,8 +3,9 @@
 // one native addon (native/train-kernels.ts). Every other kernel, and every configuration the native kernels do not cover (NCHW, PReLU
 // or leaky-ReLU fusion, non-float32 tensors, unusual broadcasting), runs the cpu backend's own kernel.
 // The gradients of the elementwise ops and means that training graphs are full of (ReLU, ReLU6, Minimum,
-// Maximum, Square, Mean) and BatchNormalization layers in training mode also run as fused native passes on
-// this backend (see the sections below); other backends keep tfjs's own.
+// Maximum, Square, Mean), BatchNormalization layers in training mode, and Conv2D / Dense layers with a ReLU
+// (bias and activation fused forward and backward) also run as fused native passes on this backend (see
+// the sections below); other backends keep tfjs's own.
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
@@ -740,8 +741,8 @@ interface BatchNormLayerFields {
   movingVariance: { read(): tf.Tensor; write(value: tf.Tensor): void };
 }
 
-type LayerCall = (
-  this: BatchNormLayerFields,
+type LayerCall<T = BatchNormLayerFields> = (
+  this: T,
   inputs: tf.Tensor | tf.Tensor[],
   kwargs: Record<string, unknown>,
 ) => tf.Tensor | tf.Tensor[];
@@ -810,6 +811,165 @@ function registerBatchNormTraining(): void {
   };
 }
 
+// ---- Conv2D and Dense layers with a ReLU ----
+//
+// tfjs fuses a layer's bias and activation into its conv or matmul only outside gradient recording, so a
+// training step of a Conv2D or Dense layer with a ReLU runs three kernels forward (conv or matmul, Add,
+// Relu), each allocating a full-size activation, and two more backward (the ReLU mask, then the bias sum).
+// On the whittle-native backend those layers' call runs one kernel forward (the native conv or matmul with
+// bias and ReLU fused) whose gradient masks dy by the output and sums the bias gradient in one native pass
+// (y > 0 exactly where the pre-activation is > 0, so it is tfjs's own dy * step(z)); the conv or matmul
+// gradients then run as tfjs's autograd would run them, and only those asked for. Other layers and
+// configurations (other activations, no bias, dilation, channels-first, other backends) run tfjs's call.
+
+const CONV_BIAS_RELU = 'WhittleConv2DBiasRelu';
+const MATMUL_BIAS_RELU = 'WhittleMatMulBiasRelu';
+const BIAS_RELU_GRAD = 'WhittleBiasReluGrad';
+
+function biasReluGrad(args: KernelArgs, native: TrainBinding): tf.TensorInfo[] {
+  const backend = cpu(args);
+  const { dy, y } = args.inputs as Record<string, tf.TensorInfo>;
+  const channels = y!.shape[y!.shape.length - 1] ?? 0;
+  if (!sameShape(dy!.shape, y!.shape) || channels === 0)
+    throw new TypeError(
+      `${BIAS_RELU_GRAD}: dy [${dy!.shape.join(',')}] and y [${y!.shape.join(',')}] differ in shape or are empty`,
+    );
+  const dz = new Float32Array(tf.util.sizeFromShape(y!.shape));
+  const dbias = new Float32Array(channels);
+  native.unaryGrad({
+    op: UNARY_GRAD_OPS.relu,
+    dy: floatValues(backend, dy!),
+    x: floatValues(backend, y!),
+    dx: dz,
+    dbias,
+  });
+  return [output(backend, [...y!.shape], dz), output(backend, [channels], dbias)];
+}
+
+/** The gradient of a fused bias + ReLU kernel: dy masked and the bias gradient in one native pass (run when
+ * autograd asks for the gradient, outside the per-input scopes it disposes), then `grads(dz)` for the
+ * other inputs, each run only when needed. */
+function registerBiasReluGradient(
+  kernelName: string,
+  inputs: readonly string[],
+  grads: (dz: tf.Tensor, saved: tf.Tensor[], attrs: tf.NamedAttrMap) => Record<string, () => tf.Tensor>,
+): void {
+  tf.registerGradient({
+    kernelName,
+    inputsToSave: [...inputs],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const y = saved[saved.length - 1]!;
+      const [dz, dbias] = tf
+        .engine()
+        .runKernel<tf.Tensor[]>(BIAS_RELU_GRAD, { dy: dy as tf.Tensor, y }, {}) as [tf.Tensor, tf.Tensor];
+      return { ...grads(dz, saved, attrs), bias: () => dbias };
+    },
+  });
+}
+
+/** What the wrapped calls read of tfjs-layers' Conv2D and Dense layers (fields that are not public API;
+ * the tests train both layer kinds against the cpu backend's to catch a tfjs change). */
+interface ReluLayerFields {
+  activation: { getClassName(): string } | null;
+  kernel: { read(): tf.Tensor };
+  bias: { read(): tf.Tensor } | null;
+  invokeCallHook?: (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => void;
+}
+
+interface ConvLayerFields extends ReluLayerFields {
+  rank: number;
+  strides: number[];
+  padding: string;
+  dataFormat: string;
+  dilationRate: number[] | number;
+}
+
+function convAttrs(layer: ConvLayerFields): tf.NamedAttrMap {
+  return { strides: layer.strides, pad: layer.padding, dataFormat: 'NHWC', dilations: [1, 1] };
+}
+
+/** The layer's single input when its activation is a ReLU with a bias and everything is float32 on the
+ * native backend; undefined otherwise. */
+function reluLayerInput(
+  layer: ReluLayerFields,
+  inputs: tf.Tensor | tf.Tensor[],
+  rank: number,
+): tf.Tensor | undefined {
+  const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
+  if (
+    x === undefined ||
+    x.rank !== rank ||
+    layer.activation?.getClassName() !== 'relu' ||
+    layer.bias === null
+  )
+    return undefined;
+  return onNativeBackend(x, layer.kernel.read(), layer.bias.read()) ? x : undefined;
+}
+
+function wrapLayerCall<T extends ReluLayerFields>(
+  className: string,
+  fused: (
+    layer: T,
+    inputs: tf.Tensor | tf.Tensor[],
+    kwargs: Record<string, unknown>,
+  ) => tf.Tensor | undefined,
+): void {
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  const prototype = entry?.[0].prototype as { call?: LayerCall<T> } | undefined;
+  const original = prototype?.call;
+  if (prototype === undefined || typeof original !== 'function')
+    throw new TypeError(`tfjs-layers has no ${className} layer with a call method to wrap`);
+  prototype.call = function (this: T, inputs, kwargs) {
+    return fused(this, inputs, kwargs) ?? original.call(this, inputs, kwargs);
+  };
+}
+
+function registerReluLayers(): void {
+  registerBiasReluGradient(CONV_BIAS_RELU, ['x', 'filter'], (dz, [x, filter], attrs) => ({
+    x: () =>
+      runKernel('Conv2DBackpropInput', { dy: dz, filter: filter! }, { ...attrs, inputShape: x!.shape }),
+    filter: () =>
+      runKernel('Conv2DBackpropFilter', { x: x!, dy: dz }, { ...attrs, filterShape: filter!.shape }),
+  }));
+  registerBiasReluGradient(MATMUL_BIAS_RELU, ['a', 'b'], (dz, [a, b]) => ({
+    a: () => runKernel('BatchMatMul', { a: dz, b: b! }, { transposeA: false, transposeB: true }),
+    b: () => runKernel('BatchMatMul', { a: a!, b: dz }, { transposeA: true, transposeB: false }),
+  }));
+  wrapLayerCall<ConvLayerFields>('Conv2D', (layer, inputs, kwargs) => {
+    const x = reluLayerInput(layer, inputs, 4);
+    const dilations = [layer.dilationRate].flat();
+    if (
+      x === undefined ||
+      layer.rank !== 2 ||
+      layer.dataFormat !== 'channelsLast' ||
+      (layer.padding !== 'same' && layer.padding !== 'valid') ||
+      dilations.some((d) => d !== 1)
+    )
+      return undefined;
+    layer.invokeCallHook?.(inputs, kwargs);
+    return tf.tidy(() =>
+      runKernel(
+        CONV_BIAS_RELU,
+        { x, filter: layer.kernel.read(), bias: layer.bias!.read() },
+        { ...convAttrs(layer), activation: 'relu' },
+      ),
+    );
+  });
+  wrapLayerCall<ReluLayerFields>('Dense', (layer, inputs, kwargs) => {
+    const x = reluLayerInput(layer, inputs, 2);
+    if (x === undefined || layer.kernel.read().rank !== 2) return undefined;
+    layer.invokeCallHook?.(inputs, kwargs);
+    return tf.tidy(() =>
+      runKernel(
+        MATMUL_BIAS_RELU,
+        { a: x, b: layer.kernel.read(), bias: layer.bias!.read() },
+        { transposeA: false, transposeB: false, activation: 'relu' },
+      ),
+    );
+  });
+}
+
 /** One list drives registration and the tests: kernel name -> native implementation. */
 export const NATIVE_KERNELS: readonly NativeKernel[] = [
   // tfjs's kernels, overridden: the cpu backend's own runs what the native one does not cover.
@@ -860,6 +1020,9 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   { name: MEAN_GRAD, fallsBack: false, run: meanGrad },
   { name: BN_MOMENTS, fallsBack: false, run: batchNormMoments },
   { name: BN_TRAIN_GRAD, fallsBack: false, run: batchNormTrainGrad },
+  { name: CONV_BIAS_RELU, fallsBack: false, run: (a, n) => convForward(a, n, false) },
+  { name: MATMUL_BIAS_RELU, fallsBack: false, run: matMul },
+  { name: BIAS_RELU_GRAD, fallsBack: false, run: biasReluGrad },
 ];
 
 /** Counts of native runs and cpu fallbacks per kernel since registration (what a test or benchmark reads
@@ -913,6 +1076,7 @@ export function registerNativeBackend(priority = 0): void {
   registerBatchNormGradient();
   registerElementwiseGradients();
   registerBatchNormTraining();
+  registerReluLayers();
   tf.registerBackend(NATIVE_BACKEND, () => new MathBackendCPU(), priority);
   registered = true;
 }

@@ -221,6 +221,18 @@ function oneHot(labels: Uint8Array, classes: number): tf.Tensor2D {
 /** Which Adam implementation runs the updates (see TrainRun.adam). */
 export type AdamImplementation = 'fused' | 'tfjs';
 
+/** The Adam a run uses unless told otherwise: the fused native one on the whittle-native backend. */
+export function defaultAdam(): AdamImplementation {
+  return tf.getBackend() === NATIVE_BACKEND ? 'fused' : 'tfjs';
+}
+
+/** A new Adam optimizer of the given implementation (the trainer's and the training benchmark's). */
+export function createAdam(learningRate: number, adam: AdamImplementation): tf.Optimizer {
+  return adam === 'fused'
+    ? new NativeAdamOptimizer(loadTrainBinding(), learningRate)
+    : tf.train.adam(learningRate);
+}
+
 /**
  * What a retraining phase (optimize/compress) adds to the loop, each optional:
  * - `start`: once the model is built or loaded (fresh or resumed), before the first batch — e.g. project
@@ -248,10 +260,7 @@ function compile(
   adam: AdamImplementation,
   hooks?: TrainHooks,
 ): void {
-  const optimizer =
-    adam === 'fused'
-      ? new NativeAdamOptimizer(loadTrainBinding(), learningRate)
-      : tf.train.adam(learningRate);
+  const optimizer = createAdam(learningRate, adam);
   if (hooks?.gradients || hooks?.afterUpdate) {
     // tfjs's minimize (trainOnBatch) calls applyGradients on the instance: the hooks wrap it there.
     const apply = optimizer.applyGradients.bind(optimizer);
@@ -376,7 +385,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     split.validation.length > 0 ? new BatchStream(trainSet, split.validation, evalOptions) : undefined;
   const testStream = testSet ? new BatchStream(testSet, identity(testSet.count), evalOptions) : undefined;
 
-  const adam = run.adam ?? (tf.getBackend() === NATIVE_BACKEND ? 'fused' : 'tfjs');
+  const adam = run.adam ?? defaultAdam();
   let model: tf.LayersModel;
   if (resumed) {
     // A checkpoint cut short (a full disk, a killed copy) is refused as a whole; nothing is written.

@@ -40,7 +40,7 @@ describe('bench models', () => {
         'ort_ms',
         'vs_ort',
         'max_abs_diff',
-        ...(row.format === 'int8' ? ['top1_agreement', 'top1_input_rounding'] : []),
+        ...(row.format === 'int8' ? ['top1_agreement', 'top1_input_rounding', 'fp32_majority_fraction'] : []),
       ]);
       assert.equal(row.model, 'lenet5');
       assert.equal(row.batch, 1);
@@ -59,6 +59,11 @@ describe('bench models', () => {
     assert.ok(int8!.max_abs_diff < 0.05, `int8 max_abs_diff ${int8!.max_abs_diff}`);
     // The int8 package picks fp32's class on (nearly) every input: a wrong layout or scale would not.
     assert.ok(int8!.top1_agreement! >= 0.95, `top1_agreement ${int8!.top1_agreement}`);
+    // The share of fp32's most frequent class over the 200 inputs: a share, at least one class in ten.
+    assert.ok(
+      int8!.fp32_majority_fraction! >= 0.1 && int8!.fp32_majority_fraction! <= 1,
+      `fp32_majority_fraction ${int8!.fp32_majority_fraction}`,
+    );
     // Rounding the input alone to the int8 grid barely moves the fp32 LeNet-5 (a share, not a placeholder).
     assert.ok(
       int8!.top1_input_rounding! >= 0.95 && int8!.top1_input_rounding! <= 1,
@@ -116,6 +121,8 @@ describe('bench models', () => {
     await assert.rejects(modelsCommand(['--models', 'resnet'], 'test'), BenchArgumentError);
     await assert.rejects(modelsCommand(['--formats', 'int4'], 'test'), BenchArgumentError);
     await assert.rejects(modelsCommand(['--batches', '0'], 'test'), BenchArgumentError);
+    await assert.rejects(modelsCommand(['--calibration-method', 'best'], 'test'), BenchArgumentError);
+    await assert.rejects(modelsCommand(['--calibration-method', 'minmax,mse'], 'test'), BenchArgumentError);
     for (const [args, message] of [
       [['models', '--bogus'], /Unknown option '--bogus'/],
       [['models', '--threads', 'x'], /Expected integers in \[1, 64\] for --threads/],

@@ -125,3 +125,13 @@ export function backendComparison(
 export function nativeRuns(kernel: string): number {
   return nativeKernelStats.get(kernel)?.native ?? 0;
 }
+
+/** `run` on tfjs's cpu backend, then on whittle-native: the values it returned on each. */
+export async function onBothBackends(
+  run: () => Promise<Float32Array[]> | Float32Array[],
+): Promise<[cpu: Float32Array[], native: Float32Array[]]> {
+  await tf.setBackend('cpu');
+  const cpuValues = await run();
+  await tf.setBackend(NATIVE_BACKEND);
+  return [cpuValues, await run()];
+}

@@ -8,8 +8,14 @@ import * as tf from '@tensorflow/tfjs';
 
 import { loadTrainBinding, type TrainIsa } from '../../../native/train-kernels.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
-import { NATIVE_BACKEND, nativeKernelStats } from '../../../optimize/train/native-backend.js';
-import { assertMatches, backendComparison, nativeBackendSuite, nativeRuns } from './backend-comparison.js';
+import { nativeKernelStats } from '../../../optimize/train/native-backend.js';
+import {
+  assertMatches,
+  backendComparison,
+  nativeBackendSuite,
+  nativeRuns,
+  onBothBackends,
+} from './backend-comparison.js';
 
 const TOLERANCE = 1e-4;
 
@@ -206,13 +212,70 @@ describe('whittle-native backend vs tfjs cpu', () => {
     assert.ok(nativeRuns('Mean') >= before + 2, 'the means ran natively');
   });
 
+  test('Conv2D and Dense layers with a ReLU run fused: loss, input and weight gradients match tfjs cpu', async () => {
+    const runs = ['WhittleConv2DBiasRelu', 'WhittleMatMulBiasRelu', 'WhittleBiasReluGrad'].map(nativeRuns);
+    const random = new SeededRandom(31);
+    const xs = randomArray(random, [5, 11, 11, 2]);
+    const labels = Array.from({ length: 5 }, () => random.int(0, 3));
+    const [cpuResults, nativeResults] = await onBothBackends(() => {
+      const init = (seed: number): ReturnType<typeof tf.initializers.glorotUniform> =>
+        tf.initializers.glorotUniform({ seed });
+      const model = tf.sequential({
+        layers: [
+          // Same and valid padding, stride 1 and 2, 3 and 40 output channels: both conv product orientations.
+          tf.layers.conv2d({
+            inputShape: [11, 11, 2],
+            filters: 3,
+            kernelSize: 3,
+            padding: 'same',
+            activation: 'relu',
+            kernelInitializer: init(1),
+            biasInitializer: init(2),
+          }),
+          tf.layers.conv2d({
+            filters: 40,
+            kernelSize: 3,
+            strides: 2,
+            activation: 'relu',
+            kernelInitializer: init(3),
+            biasInitializer: init(4),
+          }),
+          tf.layers.flatten(),
+          tf.layers.dense({
+            units: 6,
+            activation: 'relu',
+            kernelInitializer: init(5),
+            biasInitializer: init(6),
+          }),
+          tf.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: init(7) }),
+        ],
+      });
+      const x = tf.tensor4d(xs, [5, 11, 11, 2]);
+      const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 4);
+      const outputs = tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() =>
+          tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor).asScalar(),
+        );
+        const inputGrad = tf.grad((input: tf.Tensor) => (model.apply(input) as tf.Tensor).square().sum())(x);
+        return [value, inputGrad, ...model.trainableWeights.map((w) => grads[w.name]!)].map(
+          (t) => t.dataSync() as Float32Array,
+        );
+      });
+      tf.dispose([x, y]);
+      model.dispose();
+      return outputs;
+    });
+    assert.equal(nativeResults.length, 2 + 8);
+    cpuResults.forEach((expected, i) => assertMatches(nativeResults[i]!, expected, `result ${i}`, TOLERANCE));
+    const after = ['WhittleConv2DBiasRelu', 'WhittleMatMulBiasRelu', 'WhittleBiasReluGrad'].map(nativeRuns);
+    after.forEach((n, i) => assert.ok(n > runs[i]!, `fused kernel ${i} ran natively`));
+  });
+
   test('a small CNN trains to the same weights on both backends', async () => {
     const random = new SeededRandom(7);
     const xs = randomArray(random, [16, 12, 12, 1]);
     const labels = Array.from({ length: 16 }, () => random.int(0, 2));
-    const trained: Float32Array[][] = [];
-    for (const backend of ['cpu', NATIVE_BACKEND]) {
-      await tf.setBackend(backend);
+    const trained = await onBothBackends(async () => {
       const model = tf.sequential({
         layers: [
           tf.layers.conv2d({
@@ -235,10 +298,12 @@ describe('whittle-native backend vs tfjs cpu', () => {
       const x = tf.tensor4d(xs, [16, 12, 12, 1]);
       const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 3);
       await model.fit(x, y, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0 });
-      trained.push(model.getWeights().map((t) => t.dataSync() as Float32Array));
+      const weights = model.getWeights().map((t) => t.dataSync() as Float32Array);
       tf.dispose([x, y]);
       model.dispose();
-    }
-    trained[0]!.forEach((w, i) => assertMatches(trained[1]![i]!, w, `weight ${i}`, TOLERANCE));
+      return weights;
+    });
+    const [cpuWeights, nativeWeights] = trained;
+    cpuWeights.forEach((w, i) => assertMatches(nativeWeights[i]!, w, `weight ${i}`, TOLERANCE));
   });
 });
