@@ -3,7 +3,10 @@
 // executor registry), built from the same fp32 weights as the fp32 layer: binary, XNOR and ternary from their
 // signs, sparse at 90 % unstructured sparsity, codebook with 4-bit indices (16 centroids), fixed point with
 // Q8.8 / Q.6 words. A format whose kernel refuses the shape (e.g. no depthwise path) is reported as skipped
-// with the kernel's own message.
+// with the kernel's own message. sparse-codebook (Deep Compression's pruned and shared layer: 90 % pruned,
+// 16 centroids) has no kernel of its own: its layer is built as the runtime loads one, from the package
+// section (encode, decode, expand) onto the kernels the registry names for it.
+import { decodeTensor, encodeSparseCodebook, toFloat32 } from '../agent/package/encodings.js';
 import {
   encodeCsr,
   packBinaryWeights,
@@ -11,6 +14,7 @@ import {
   packTernaryWeights,
   packXnorWeights,
 } from '../agent/runtime/format-layouts.js';
+import { formatKernelName } from '../agent/runtime/native-executors.js';
 import { NATIVE_FORMAT_KERNELS } from '../agent/runtime/ops/index.js';
 import {
   type Format as FormatKernelName,
@@ -135,8 +139,27 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
     ],
   };
 
-  return NATIVE_FORMAT_KERNELS.map((format): FormatBuild => {
-    const [build, type] = builders[format];
+  /** The sparse-codebook layer: the sparse layer's pruning, its survivors snapped to 16 linearly spaced
+   * centroids, through the package encoding and back. */
+  const sparseCodebook = (): FormatLayer<FormatTensor> => {
+    const kernel = formatKernelName('sparse-codebook');
+    if (kernel !== 'sparse')
+      throw new RangeError(`sparse-codebook runs on ${kernel}, not the sparse kernels`);
+    const centroids = Float32Array.from({ length: 16 }, (_, i) => ((i - 7.5) / 7.5) * 2 * meanAbs);
+    const nearest = (w: number): number =>
+      centroids.reduce((best, c) => (Math.abs(c - w) < Math.abs(best - w) ? c : best), centroids[0]!);
+    const shared = Float32Array.from(weights, (w) => (random() < SPARSITY ? 0 : nearest(w)));
+    const shape = [outputChannels, reduction];
+    const section = encodeSparseCodebook(shared, shape, centroids);
+    const decoded = decodeTensor(section.bytes, 0, { dtype: 'f32', shape }, section.encoding, {});
+    const args = { ...encodeCsr(outputChannels, reduction, toFloat32(decoded, shared.length)), bias };
+    return layerOf(FORMAT_LAYERS.sparse, args);
+  };
+  const all: (readonly [Format, () => FormatLayer<FormatTensor>, 'f32' | 'i16' | 'i8'])[] = [
+    ...NATIVE_FORMAT_KERNELS.map((format) => [format, ...builders[format]] as const),
+    ['sparse-codebook', sparseCodebook, 'f32'] as const,
+  ];
+  return all.map(([format, build, type]): FormatBuild => {
     let layer: FormatLayer<FormatTensor>;
     try {
       layer = build();

@@ -265,6 +265,42 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
         keys.privateKey,
       );
     },
+    // The sparse-codebook tensor's counts and stream sizes changed with its section length kept (so they
+    // reach its decoder: gaps past the tensor, counts the streams disagree with, truncated and overlong
+    // Huffman streams), or its streams damaged.
+    'resigned-sparse-codebook': () => {
+      const i = random.int(0, seeds.length - 1);
+      const content = Buffer.from(contentOf(seeds[i]!));
+      const manifest = structuredClone(manifests[i]) as { tensors: { section?: number; encoding?: Json }[] };
+      const tensor = manifest.tensors.find(
+        (t) => (t.encoding as { kind?: string } | undefined)?.kind === 'sparse-codebook',
+      )!;
+      const encoding = tensor.encoding as Record<string, number>;
+      const pick = random.int(0, 3);
+      if (pick === 0) {
+        const at = HEADER_SIZE + tensor.section! * SECTION_ENTRY_SIZE;
+        const offset = Number(content.readBigUInt64LE(at + 8));
+        const length = Number(content.readBigUInt64LE(at + 16));
+        // Mostly in the streams at the end of the section, the codebook and code lengths sometimes.
+        const from = random.next() < 0.7 ? Math.max(0, length - 64) : 0;
+        for (let n = random.int(1, 3); n > 0; n--)
+          content[offset + random.int(from, length - 1)] = random.int(0, 255);
+        return resign(content, keys.privateKey);
+      }
+      if (pick === 1) {
+        const key = random.next() < 0.5 ? 'nnz' : 'gaps';
+        encoding[key] = Math.max(0, encoding[key]! + random.int(-3, 3));
+      } else if (pick === 2) {
+        const moved = random.int(-4, 4);
+        encoding.indexStreamBytes = Math.max(0, encoding.indexStreamBytes! + moved);
+        encoding.gapStreamBytes = Math.max(0, encoding.gapStreamBytes! - moved);
+      } else {
+        const bits = random.int(1, 8);
+        encoding.gapStreamBytes = Math.max(0, encoding.gapStreamBytes! + 2 ** encoding.gapBits! - 2 ** bits);
+        encoding.gapBits = bits;
+      }
+      return resign(withManifest(content, Buffer.from(JSON.stringify(manifest))), keys.privateKey);
+    },
     'resigned-section-data': () => {
       const content = Buffer.from(contentOf(seeds[random.int(0, seeds.length - 1)]!));
       const count = content.readUInt32LE(24);

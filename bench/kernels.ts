@@ -271,7 +271,7 @@ type LayerArgs =
       int8: FullyConnectedInt8Args & { activations: 'int8' };
     };
 
-interface OurLayers {
+export interface OurLayers {
   args: LayerArgs;
   fp32: PackedLayer<Float32Array>;
   int8: PackedLayer<Int8Array>;
@@ -283,7 +283,7 @@ interface OurLayers {
 }
 
 /** Our fp32 and int8 layers for a shape, with random weights (fixed seed) and NHWC buffers. */
-function ourLayers(shape: BenchShape, seed: number): OurLayers {
+export function ourLayers(shape: BenchShape, seed: number): OurLayers {
   const random = seededRandom(seed);
   const outChannels = shape.kind === 'fullyConnected' ? shape.outChannels : shape.outputChannels;
   const weightCount =

@@ -5,7 +5,8 @@
 //   int8       ops/cycle = dot units × (datapath bits / 8)  × 2           (VPDPBUSD: 4 MACs per 32-bit lane)
 //   fixed16    ops/cycle = dot units × (datapath bits / 16) × 2           (VPDPWSSD / VPMADDWD)
 //   xnor       ops/cycle = popcount units × datapath bits × 2             (VPOPCNTQ: one XNOR-MAC per bit)
-//   binary-weights, ternary, sparse, codebook: the fp32 peak (one add or FMA per weight on fp32 data)
+//   binary-weights, ternary, sparse, codebook, sparse-codebook: the fp32 peak (one add or FMA per weight on
+//              fp32 data; sparse and sparse-codebook count the dense layer's operations)
 //
 // Without AVX-512 VNNI the int8 dot product takes VPMADDUBSW + VPMADDWD + VPADDD, a third of the rate; without
 // VPOPCNTDQ a popcount is a 4-instruction PSHUFB table lookup, a quarter of the rate. The clock is measured
@@ -20,8 +21,9 @@ import { FORMATS as COMPRESSED_FORMATS } from '../native/formats.js';
 import type { CpuFeatures } from '../native/index.js';
 import { WhittleError } from '../native/whittle-error.js';
 
-/** The dense formats and the compressed ones of the format kernels (native/formats.ts). */
-export const FORMATS = ['fp32', 'int8', ...COMPRESSED_FORMATS] as const;
+/** The dense formats, the compressed ones of the format kernels (native/formats.ts) and the package number
+ * formats that run on another format's kernels (sparse-codebook on the sparse kernels, bench/format-layers.ts). */
+export const FORMATS = ['fp32', 'int8', ...COMPRESSED_FORMATS, 'sparse-codebook'] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** The vector units of one core, per cycle. */
@@ -47,7 +49,7 @@ export class ClockMeasurementError extends WhittleError {
 export const PEAK_FORMULA =
   'peak = clock_hz x ops_per_cycle; fp32 = fma_units x datapath_bits/32 x 2; ' +
   'int8 and fixed8 = dot_units x datapath_bits/8 x 2 (/3 without VNNI); fixed16 = dot_units x datapath_bits/16 x 2; ' +
-  'xnor = popcount_units x datapath_bits x 2 (/4 without VPOPCNTDQ); binary-weights, ternary, sparse, codebook = fp32; ' +
+  'xnor = popcount_units x datapath_bits x 2 (/4 without VPOPCNTDQ); binary-weights, ternary, sparse, codebook, sparse-codebook = fp32; ' +
   'clock from a chain of dependent integer adds (bench/clock.c, best of 500 trials of 1e6 cycles); ops = 2 per multiply-accumulate';
 
 function cpuidFamily(): { vendor: string; family: number } {
@@ -108,6 +110,7 @@ export function opsPerCycle(model: CoreModel, format: Format): number {
     case 'ternary':
     case 'sparse':
     case 'codebook':
+    case 'sparse-codebook':
       return fp32;
     case 'int8':
     case 'fixed8':

@@ -5,9 +5,13 @@
 //
 // Logical tensor: `shape`, row-major. For the per-row encodings, rows = shape[0] (output channels) and
 // K = product(shape[1..]) (for OHWI conv weights, k = (ky * kw + kx) * cin + i, the kernels' order).
+import { whittleError } from '../../native/whittle-error.js';
 import { quantizeNearest } from '../runtime/number/fixed-point.js';
 import { PackageError, type PackageErrorLocation } from './errors.js';
 import { huffmanCodeLengths, huffmanDecode, huffmanEncode } from './huffman.js';
+
+/** Values an encoder cannot store as asked (a nonzero that is no centroid, a shape that does not match). */
+export class EncodingError extends whittleError('EncodingError', 'bad-encoder-input') {}
 
 export type DType = 'f32' | 'i8' | 'u8' | 'i32' | 'bool';
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, i8: 1, u8: 1, i32: 4, bool: 1 };
@@ -23,6 +27,7 @@ export const EncodingCode = {
   codebook: 7,
   hashed: 8,
   xnor: 9,
+  'sparse-codebook': 10,
 } as const;
 export type EncodingName = keyof typeof EncodingCode;
 
@@ -43,7 +48,20 @@ export type Encoding =
   /** HashedNets: value[i] = sign(i) * buckets[hash(i) % buckets]. */
   | { kind: 'hashed'; buckets: number; seed: number }
   /** XNOR-Net weights: alpha[o] * (bit ? -1 : +1), bits per kernel tap in 64-bit words of input channels. */
-  | { kind: 'xnor' };
+  | { kind: 'xnor' }
+  /** Deep Compression's pruned and shared tensor (format 1.2): the nonzeros' positions as Huffman-coded
+   * relative indices (gaps of gapBits, with fillers), each nonzero's cluster index Huffman-coded; see
+   * SPARSE_CODEBOOK_LAYOUT below. */
+  | {
+      kind: 'sparse-codebook';
+      size: number;
+      gapBits: number;
+      nnz: number;
+      /** Gap symbols: nnz + fillers. */
+      gaps: number;
+      indexStreamBytes: number;
+      gapStreamBytes: number;
+    };
 
 /** A decoded tensor section: dense values for raw ones, the kernels' packed parts for compressed ones. */
 export type DecodedTensor =
@@ -72,7 +90,20 @@ export type DecodedTensor =
       codeLengths: number[];
     }
   | { kind: 'hashed'; buckets: Float32Array; seed: number }
-  | { kind: 'xnor'; rows: number; taps: number; channels: number; alpha: Float32Array; words: Uint32Array };
+  | { kind: 'xnor'; rows: number; taps: number; channels: number; alpha: Float32Array; words: Uint32Array }
+  | {
+      /** The nonzeros' flat row-major positions (increasing; row = position / K) and cluster indices. Not
+       * CSR: row offsets would take 4 (rows + 1) bytes whatever the section's size, and the reader allocates
+       * nothing its section does not bound; the runtime builds the sparse kernels' CSR at load. */
+      kind: 'sparse-codebook';
+      codebook: Float32Array;
+      gapBits: number;
+      positions: Uint32Array;
+      indices: Uint8Array;
+      /** Huffman code lengths as stored (so the section re-encodes byte for byte). */
+      indexCodeLengths: number[];
+      gapCodeLengths: number[];
+    };
 
 export interface TensorLayout {
   dtype: DType;
@@ -114,6 +145,8 @@ export function encodedByteLength(layout: TensorLayout, encoding: Encoding): num
       return 4 * encoding.size + encoding.size + encoding.streamBytes;
     case 'hashed':
       return 4 * encoding.buckets;
+    case 'sparse-codebook':
+      return 5 * encoding.size + 2 ** encoding.gapBits + encoding.indexStreamBytes + encoding.gapStreamBytes;
     case 'xnor': {
       const { taps, channels } = xnorGeometry(layout.shape);
       return 4 * rows + 8 * rows * taps * Math.ceil(channels / 64);
@@ -306,6 +339,8 @@ export function decodeTensor(
         buckets: new Float32Array(copy(bytes, offset, 4 * encoding.buckets)),
         seed: encoding.seed,
       };
+    case 'sparse-codebook':
+      return decodeSparseCodebook(bytes, offset, n, encoding, location);
   }
 }
 
@@ -364,6 +399,9 @@ export function toFloat32(tensor: DecodedTensor, elements: number): Float32Array
       return out;
     case 'codebook':
       for (let i = 0; i < elements; i++) out[i] = tensor.codebook[tensor.indices[i]!]!;
+      return out;
+    case 'sparse-codebook':
+      tensor.positions.forEach((position, j) => (out[position] = tensor.codebook[tensor.indices[j]!]!));
       return out;
     case 'xnor': {
       const perTap = 2 * Math.ceil(tensor.channels / 64);
@@ -577,5 +615,199 @@ export function encodeDecoded(tensor: DecodedTensor): EncodedTensor {
         encoding: { kind: 'hashed', buckets: tensor.buckets.length, seed: tensor.seed },
         bytes: Buffer.from(bytesOf(tensor.buckets)),
       };
+    case 'sparse-codebook':
+      return sparseCodebookSection(
+        tensor.codebook,
+        tensor.positions,
+        tensor.indices,
+        tensor.gapBits,
+        tensor.indexCodeLengths,
+        tensor.gapCodeLengths,
+      );
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Sparse codebook (Deep Compression, Han et al. 2016): a pruned and shared tensor stored as both at once.
+//
+// The nonzeros of the row-major tensor (positions p_0 < p_1 < ... over all rows, so a gap may cross a row
+// boundary) are stored in the paper's relative-index form: gap symbols of gapBits, M = 2^gapBits - 1.
+//   symbol s < M:  skip s zeros, the next position holds the next nonzero (it consumes one cluster index);
+//   symbol s = M:  a filler: skip M zeros, no nonzero (Han et al.'s filler zero, which needs no cluster index
+//                  here: the escape symbol marks it).
+// The first gap counts from position 0. The stream ends with a nonzero (no trailing filler), so a tensor has
+// exactly one encoding for a given gapBits and code lengths. Both the gap symbols and the cluster indices
+// are Huffman-coded (huffman.ts), each with its own canonical code lengths:
+//
+//   f32 codebook[size] | u8 indexCodeLengths[size] | u8 gapCodeLengths[2^gapBits]
+//   | index stream (indexStreamBytes) | gap stream (gapStreamBytes)
+//
+// Decoded (decodeSparseCodebook), it is the nonzeros' flat positions and cluster indices; the runtime builds
+// CSR per output row from them at load and runs the layer on the sparse kernels (native-executors.ts).
+
+export const SPARSE_CODEBOOK_MAX_GAP_BITS = 8;
+
+export interface SparseCodebookOptions {
+  /** Bits of one gap symbol in [1, 8]; by default the width that gives the smallest section. */
+  gapBits?: number;
+}
+
+/** Gap symbols of increasing flat positions (see the layout above). */
+function gapSymbols(positions: ArrayLike<number>, gapBits: number): Uint8Array {
+  const escape = 2 ** gapBits - 1;
+  const symbols: number[] = [];
+  let previous = -1;
+  for (let j = 0; j < positions.length; j++) {
+    let gap = positions[j]! - previous - 1;
+    for (; gap >= escape; gap -= escape) symbols.push(escape);
+    symbols.push(gap);
+    previous = positions[j]!;
+  }
+  return Uint8Array.from(symbols);
+}
+
+/** The section of nonzeros at increasing flat `positions` with cluster `indices`; code lengths are derived
+ * from the symbol counts unless given (the exact re-encoding of a decoded section). */
+function sparseCodebookSection(
+  codebook: Float32Array,
+  positions: ArrayLike<number>,
+  indices: Uint8Array,
+  gapBits: number,
+  indexCodeLengths?: readonly number[],
+  gapCodeLengths?: readonly number[],
+): EncodedTensor {
+  const gaps = gapSymbols(positions, gapBits);
+  const lengthsOf = (symbols: Uint8Array, alphabet: number): number[] => {
+    const counts = new Array<number>(alphabet).fill(0);
+    for (const symbol of symbols) counts[symbol]! += 1;
+    return huffmanCodeLengths(counts);
+  };
+  const indexLengths = indexCodeLengths ?? lengthsOf(indices, codebook.length);
+  const gapLengths = gapCodeLengths ?? lengthsOf(gaps, 2 ** gapBits);
+  const indexStream = huffmanEncode(indices, indexLengths);
+  const gapStream = huffmanEncode(gaps, gapLengths);
+  return {
+    encoding: {
+      kind: 'sparse-codebook',
+      size: codebook.length,
+      gapBits,
+      nnz: indices.length,
+      gaps: gaps.length,
+      indexStreamBytes: indexStream.length,
+      gapStreamBytes: gapStream.length,
+    },
+    bytes: Buffer.concat([
+      bytesOf(codebook),
+      Buffer.from(indexLengths),
+      Buffer.from(gapLengths),
+      indexStream,
+      gapStream,
+    ]),
+  };
+}
+
+/** A pruned and shared tensor: `values`' zeros are the pruned positions and every nonzero must equal one
+ * of `centroids` (as fp32; at most 256). Throws EncodingError otherwise. */
+export function encodeSparseCodebook(
+  values: Float32Array,
+  shape: readonly number[],
+  centroids: Float32Array,
+  options: SparseCodebookOptions = {},
+): EncodedTensor {
+  const n = elementCount(shape);
+  if (values.length !== n)
+    throw new EncodingError(
+      `sparse-codebook: ${values.length} values for shape [${shape.join(', ')}] of ${n} elements`,
+    );
+  if (centroids.length < 1 || centroids.length > 256)
+    throw new EncodingError(`sparse-codebook: ${centroids.length} centroids, expected 1 to 256`);
+  const { gapBits } = options;
+  if (
+    gapBits !== undefined &&
+    (!Number.isInteger(gapBits) || gapBits < 1 || gapBits > SPARSE_CODEBOOK_MAX_GAP_BITS)
+  )
+    throw new EncodingError(
+      `sparse-codebook: gapBits ${gapBits} is not an integer in [1, ${SPARSE_CODEBOOK_MAX_GAP_BITS}]`,
+    );
+  const clusterOf = new Map<number, number>();
+  centroids.forEach((c, i) => {
+    if (!clusterOf.has(c)) clusterOf.set(c, i);
+  });
+  const positions: number[] = [];
+  const indices: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = values[i]!;
+    if (v === 0) continue;
+    const cluster = clusterOf.get(v);
+    if (cluster === undefined)
+      throw new EncodingError(
+        `sparse-codebook: element ${i} is ${v}, neither 0 (pruned) nor one of the ${centroids.length} centroids`,
+      );
+    positions.push(i);
+    indices.push(cluster);
+  }
+  const clusters = Uint8Array.from(indices);
+  if (gapBits !== undefined) return sparseCodebookSection(centroids, positions, clusters, gapBits);
+  let best: EncodedTensor | undefined;
+  for (let bits = 1; bits <= SPARSE_CODEBOOK_MAX_GAP_BITS; bits++) {
+    const candidate = sparseCodebookSection(centroids, positions, clusters, bits);
+    if (best === undefined || candidate.bytes.length < best.bytes.length) best = candidate;
+  }
+  return best!;
+}
+
+function decodeSparseCodebook(
+  bytes: Buffer,
+  offset: number,
+  n: number,
+  encoding: Extract<Encoding, { kind: 'sparse-codebook' }>,
+  location: PackageErrorLocation,
+): DecodedTensor {
+  const { size, gapBits, nnz, gaps, indexStreamBytes, gapStreamBytes } = encoding;
+  const refuse = (message: string): never => {
+    throw new PackageError('bad-weights', `sparse-codebook: ${message}`, location);
+  };
+  // Every symbol takes at least one bit: these bound the decoders' allocations by the section's size.
+  if (nnz > n) refuse(`${nnz} nonzeros in ${n} elements`);
+  if (gaps < nnz) refuse(`${gaps} gap symbols cannot place ${nnz} nonzeros`);
+  if (nnz > 8 * indexStreamBytes)
+    refuse(`an index stream of ${indexStreamBytes} bytes cannot hold ${nnz} indices`);
+  if (gaps > 8 * gapStreamBytes) refuse(`a gap stream of ${gapStreamBytes} bytes cannot hold ${gaps} gaps`);
+  const alphabet = 2 ** gapBits;
+  const codebook = new Float32Array(copy(bytes, offset, 4 * size));
+  let at = offset + 4 * size;
+  const indexCodeLengths = Array.from(bytes.subarray(at, at + size));
+  at += size;
+  const gapCodeLengths = Array.from(bytes.subarray(at, at + alphabet));
+  at += alphabet;
+  // The lengths arrays have `size` and 2^gapBits entries: every decoded symbol is below them.
+  const indices = huffmanDecode(bytes.subarray(at, at + indexStreamBytes), indexCodeLengths, nnz, location);
+  at += indexStreamBytes;
+  const symbols = huffmanDecode(bytes.subarray(at, at + gapStreamBytes), gapCodeLengths, gaps, location);
+  const escape = alphabet - 1;
+  const positions = new Uint32Array(nnz);
+  let position = -1;
+  let count = 0;
+  for (let s = 0; s < gaps; s++) {
+    const symbol = symbols[s]!;
+    if (symbol === escape) {
+      position += escape;
+      continue;
+    }
+    position += symbol + 1;
+    if (position >= n) refuse(`gap ${s} places nonzero ${count} at ${position}, past the ${n} elements`);
+    if (count === nnz) refuse(`the gap stream places more than the ${nnz} nonzeros`);
+    positions[count++] = position;
+  }
+  if (count !== nnz) refuse(`the gap stream places ${count} nonzeros, the manifest says ${nnz}`);
+  if (gaps > 0 && symbols[gaps - 1] === escape) refuse('the gap stream ends with a filler');
+  return {
+    kind: 'sparse-codebook',
+    codebook,
+    gapBits,
+    positions,
+    indices,
+    indexCodeLengths,
+    gapCodeLengths,
+  };
 }

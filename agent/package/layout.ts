@@ -12,9 +12,10 @@ export const MAGIC = Buffer.from('WHTLPKG\0', 'latin1');
 export const TRAILER_MAGIC = Buffer.from('WHTLSIG\0', 'latin1');
 export const FORMAT_MAJOR = 1;
 // The newest minor this code writes. 1.1: fixed16 / fixed8 layers may carry activation fractional lengths
-// (input_fl, output_fl; manifest.ts). The writer stamps the lowest minor whose features a package uses, so
-// a package without them stays byte for byte what a 1.0 writer made.
-export const FORMAT_MINOR = 1;
+// (input_fl, output_fl; manifest.ts). 1.2: the sparse-codebook tensor encoding (encodings.ts) and the
+// sparse-codebook number format. The writer stamps the lowest minor whose features a package uses
+// (manifest.ts requiredFormatMinor), so a package without them stays byte for byte what a 1.0 writer made.
+export const FORMAT_MINOR = 2;
 export const HEADER_SIZE = 64;
 export const SECTION_ENTRY_SIZE = 32;
 export const TRAILER_SIZE = 128;

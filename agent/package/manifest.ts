@@ -3,7 +3,14 @@
 // order) are checked here so that the runtime only ever sees a consistent graph.
 import { z } from 'zod';
 
-import { elementCount, encodedByteLength, type Encoding, encodingAllows, EncodingCode } from './encodings.js';
+import {
+  elementCount,
+  encodedByteLength,
+  type Encoding,
+  encodingAllows,
+  EncodingCode,
+  SPARSE_CODEBOOK_MAX_GAP_BITS,
+} from './encodings.js';
 import { PackageError } from './errors.js';
 import type { SectionEntry } from './layout.js';
 
@@ -31,6 +38,8 @@ export const NUMBER_FORMATS = [
   'sparse',
   'codebook',
   'hashed',
+  /** Pruned and shared (Deep Compression): weights stored as sparse-codebook, run on the sparse kernels. */
+  'sparse-codebook',
 ] as const;
 export type NumberFormat = (typeof NUMBER_FORMATS)[number];
 
@@ -80,6 +89,29 @@ const EncodingSchema: z.ZodType<Encoding> = z.discriminatedUnion('kind', [
       size: z.number().int().min(1).max(256),
       indexBits: z.number().int().min(2).max(8),
       streamBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('sparse-codebook'),
+      size: z.number().int().min(1).max(256),
+      gapBits: z.number().int().min(1).max(SPARSE_CODEBOOK_MAX_GAP_BITS),
+      nnz: z.number().int().min(0).max(MAX_ELEMENTS),
+      gaps: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 34),
+      indexStreamBytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31),
+      gapStreamBytes: z
         .number()
         .int()
         .min(0)
@@ -232,6 +264,14 @@ function formatPath(path: readonly PropertyKey[]): string {
   for (const key of path)
     text += typeof key === 'number' ? `[${key}]` : `${text === '' ? '' : '.'}${String(key)}`;
   return text === '' ? '(manifest)' : text;
+}
+
+/** The lowest format minor (layout.ts FORMAT_MINOR) whose features the manifest uses: 1.1 fixed-point
+ * activation fractional lengths, 1.2 sparse-codebook tensors. The writer stamps it; the reader refuses a
+ * package that uses a feature its header does not declare. */
+export function requiredFormatMinor(manifest: Manifest): number {
+  if (manifest.tensors.some((tensor) => tensor.encoding?.kind === 'sparse-codebook')) return 2;
+  return manifest.nodes.some((node) => fixedPointActivations(node) !== undefined) ? 1 : 0;
 }
 
 /** Parses the manifest bytes and checks every cross-reference against the section table. */

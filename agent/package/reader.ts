@@ -14,7 +14,7 @@ import {
   type PackageHeader,
   type SectionEntry,
 } from './layout.js';
-import { type CpuFamily, decodeManifest, type Manifest } from './manifest.js';
+import { type CpuFamily, decodeManifest, type Manifest, requiredFormatMinor } from './manifest.js';
 import { keyId, sha256, verifyDigest } from './signing.js';
 
 export type SignatureStatus =
@@ -94,6 +94,15 @@ export function readPackage(bytes: Buffer, options: ReadOptions = {}): Package {
   }
   const sections = decodeSectionTable(bytes, header);
   const manifest = decodeManifest(bytes, sections);
+  const needed = requiredFormatMinor(manifest);
+  if (header.minor < needed) {
+    throw new PackageError(
+      'bad-header',
+      `package declares format ${header.major}.${header.minor} but uses format ${header.major}.${needed} features ` +
+        '(sparse-codebook tensors need 1.2, fixed-point activation lengths 1.1)',
+      { offset: 10 },
+    );
+  }
   const wanted = options.cpuFamily === undefined ? hostCpuFamily() : options.cpuFamily;
   const built = manifest.target.cpuFamily;
   if (wanted !== null && built !== 'any' && built !== wanted) {

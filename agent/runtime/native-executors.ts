@@ -463,6 +463,9 @@ const FORMAT_KERNELS: Record<
   xnor: { name: 'xnor', args: xnorArgs, ...FORMAT_LAYERS.xnor },
   sparse: { name: 'sparse', args: sparseArgs, ...FORMAT_LAYERS.sparse },
   codebook: { name: 'codebook', args: codebookArgs, ...FORMAT_LAYERS.codebook },
+  // Pruned and shared: the sparse kernels over the centroids' values (CSR fp32 at 8 bytes per nonzero, where
+  // the codebook kernels would read every pruned position too).
+  'sparse-codebook': { name: 'sparse', args: sparseArgs, ...FORMAT_LAYERS.sparse },
 };
 
 /** The compressed-format FormatLayer of a conv2d / fully_connected node in `context.format`. */
@@ -1076,6 +1079,7 @@ export const NATIVE_EXECUTORS: Readonly<
     ternary: FORMAT_CONV2D,
     sparse: FORMAT_CONV2D,
     codebook: FORMAT_CONV2D,
+    'sparse-codebook': FORMAT_CONV2D,
   },
   fully_connected: {
     f32: fullyConnectedF32,
@@ -1086,6 +1090,7 @@ export const NATIVE_EXECUTORS: Readonly<
     ternary: FORMAT_FULLY_CONNECTED,
     sparse: FORMAT_FULLY_CONNECTED,
     codebook: FORMAT_FULLY_CONNECTED,
+    'sparse-codebook': FORMAT_FULLY_CONNECTED,
   },
   qconv2d: { int8: qconv2d },
   qfully_connected: { int8: qfullyConnected },

@@ -9,6 +9,7 @@ import {
   encodeCodebook,
   type EncodedTensor,
   encodeSparse,
+  encodeSparseCodebook,
 } from '../../agent/package/encodings.js';
 import type { NumberFormat } from '../../agent/package/manifest.js';
 import type { PackageContent } from '../package/writer.js';
@@ -51,20 +52,33 @@ function codebookSection(values: Float32Array, bits: number, huffman: boolean): 
   );
 }
 
-/** A pruned and shared layer: the smaller of its sparse and its codebook section, until the package format
- * stores both at once (the combined sparse + codebook encoding with Huffman-coded relative-index gaps of
- * branch sparsecb: switch this one function to it). */
+/** A pruned and shared layer: the smallest of its sparse, its codebook and, once its indices are
+ * Huffman-coded, its sparse-codebook section (format 1.2: both at once, the zeros out of the index stream,
+ * relative-index gaps Huffman-coded too). */
 export function encodePrunedShared(
   values: Float32Array,
   shape: readonly number[],
   bits: number,
   huffman: boolean,
 ): { encoded: EncodedTensor; format: NumberFormat } {
-  const sparse = encodeSparse(values, shape);
-  const codebook = codebookSection(values, bits, huffman);
-  return codebook.bytes.length <= sparse.bytes.length
-    ? { encoded: codebook, format: 'codebook' }
-    : { encoded: sparse, format: 'sparse' };
+  const candidates: { encoded: EncodedTensor; format: NumberFormat }[] = [
+    { encoded: encodeSparse(values, shape), format: 'sparse' },
+    { encoded: codebookSection(values, bits, huffman), format: 'codebook' },
+  ];
+  if (huffman && values.some((v) => v !== 0)) {
+    // The nonzeros' codebook; each nonzero stored as its centroid (itself, when the layer is shared).
+    const { codebook, indices } = codebookOf(
+      values.filter((v) => v !== 0),
+      bits,
+    );
+    const shared = new Float32Array(values.length);
+    let j = 0;
+    values.forEach((v, i) => {
+      if (v !== 0) shared[i] = codebook[indices[j++]!]!;
+    });
+    candidates.push({ encoded: encodeSparseCodebook(shared, shape, codebook), format: 'sparse-codebook' });
+  }
+  return candidates.reduce((best, c) => (c.encoded.bytes.length < best.encoded.bytes.length ? c : best));
 }
 
 /** A layer's weights as `compression` says, and the number format its node then runs in. */

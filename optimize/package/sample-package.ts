@@ -8,6 +8,7 @@ import {
   encodeHashed,
   encodeRaw,
   encodeSparse,
+  encodeSparseCodebook,
   encodeTernary,
   encodeXnor,
 } from '../../agent/package/encodings.js';
@@ -120,6 +121,22 @@ export function samplePackageContent(seed = 1): PackageContent {
     constant('conv8.weight', [8, 3, 3, 8], (v) => encodeXnor(v, [8, 3, 3, 8])),
     [1, 4, 4, 8],
     { pads: [1, 1, 1, 1] },
+  );
+  x = conv(
+    'conv9',
+    'sparse-codebook',
+    x,
+    constant('conv9.weight', [8, 3, 3, 8], (v) => {
+      // Pruned to |w| >= 0.3 (about 70 % zeros) and shared over 6 centroids; 2-bit gaps, so runs of 3 zeros
+      // or more take fillers.
+      const centroids = Float32Array.from([-0.9, -0.6, -0.35, 0.35, 0.6, 0.9]);
+      const shared = v.map((w) =>
+        Math.abs(w) < 0.3 ? 0 : centroids.reduce((a, c) => (Math.abs(c - w) < Math.abs(a - w) ? c : a)),
+      );
+      return encodeSparseCodebook(shared, [8, 3, 3, 8], centroids, { gapBits: 2 });
+    }),
+    [1, 4, 4, 8],
+    { pads: [1, 1, 1, 1], min: 0 },
   );
   const pooled = tensor('pool.out', [1, 1, 1, 8]);
   nodes.push({

@@ -17,7 +17,7 @@ import {
   SECTION_ENTRY_SIZE,
   type SectionEntry,
 } from '../../agent/package/layout.js';
-import { fixedPointActivations, type Manifest } from '../../agent/package/manifest.js';
+import { type Manifest, requiredFormatMinor } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
 import { keyId, sha256, signDigest } from '../../agent/package/signing.js';
 
@@ -64,7 +64,8 @@ export function writePackage(content: PackageContent, privateKey: KeyObject): Bu
       throw new RangeError(`constant for tensor ${index}, but the manifest has ${tensors.length}`);
     tensors[index] = { ...tensor, section: i + 1, encoding: content.constants.get(index)!.encoding };
   });
-  const manifestBytes = Buffer.from(JSON.stringify({ ...content.manifest, tensors }), 'utf8');
+  const manifest = { ...content.manifest, tensors };
+  const manifestBytes = Buffer.from(JSON.stringify(manifest), 'utf8');
   const payloads: { entry: Omit<SectionEntry, 'offset'>; bytes: Buffer }[] = [
     {
       entry: { kind: 'manifest', length: manifestBytes.length, encoding: 0, elements: 0 },
@@ -91,10 +92,9 @@ export function writePackage(content: PackageContent, privateKey: KeyObject): Bu
   });
   const contentSize = offset;
   const content_ = Buffer.alloc(contentSize);
-  // 1.1 only when a layer uses its fixed-point activations: every other package stays byte for byte what a
-  // 1.0 writer made (the bundled models are reproducible from their recorded commands).
-  const minor = content.manifest.nodes.some((node) => fixedPointActivations(node) !== undefined) ? 1 : 0;
-  encodeHeaderAndTable(contentSize, entries, minor).copy(content_, 0);
+  // The lowest minor the package needs: one without 1.1 / 1.2 features stays byte for byte what a 1.0 writer
+  // made (the bundled models are reproducible from their recorded commands).
+  encodeHeaderAndTable(contentSize, entries, requiredFormatMinor(manifest)).copy(content_, 0);
   payloads.forEach(({ bytes }, i) => bytes.copy(content_, entries[i]!.offset));
   const digest = sha256(content_);
   const trailer = encodeTrailer({

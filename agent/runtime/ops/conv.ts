@@ -42,6 +42,7 @@ function weightFormatExecutors(
     sparse: plain,
     codebook: plain,
     hashed: plain,
+    'sparse-codebook': plain,
   };
 }
 

@@ -82,7 +82,12 @@ export const OPS: Readonly<Record<string, OpDefinition>> = Object.fromEntries(
 
 /** The compressed weight formats whose conv2d layers run on a native kernel of their own, by the kernels'
  * names (native/formats.ts FORMAT_LAYERS), in registry order: what bench/format-layers.ts measures. */
-export const NATIVE_FORMAT_KERNELS: readonly FormatKernelName[] = EXECUTORS.flatMap((entry) => {
-  const name = entry.op === 'conv2d' && entry.native ? formatKernelName(entry.format) : undefined;
-  return name === undefined ? [] : [name];
-});
+export const NATIVE_FORMAT_KERNELS: readonly FormatKernelName[] = [
+  // Once each: several number formats may share a kernel (sparse-codebook runs on the sparse kernels).
+  ...new Set(
+    EXECUTORS.flatMap((entry) => {
+      const name = entry.op === 'conv2d' && entry.native ? formatKernelName(entry.format) : undefined;
+      return name === undefined ? [] : [name];
+    }),
+  ),
+];

@@ -41,6 +41,7 @@ describe('package round trip', () => {
       'hashed',
       'raw',
       'sparse',
+      'sparse-codebook',
       'ternary',
       'xnor',
     ]);

@@ -26,7 +26,20 @@ describe('runtime on the sample package', () => {
     const model = Model.fromPackage(pkg);
     assert.deepEqual(
       model.layers.map((l) => l.format),
-      ['f32', 'binary', 'ternary', 'codebook', 'sparse', 'fixed16', 'fixed8', 'xnor', 'f32', 'hashed', 'f32'],
+      [
+        'f32',
+        'binary',
+        'ternary',
+        'codebook',
+        'sparse',
+        'fixed16',
+        'fixed8',
+        'xnor',
+        'sparse-codebook',
+        'f32',
+        'hashed',
+        'f32',
+      ],
     );
     const [out] = model.run([image(1)]);
     assert.ok(out !== undefined);

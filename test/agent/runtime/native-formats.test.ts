@@ -13,6 +13,7 @@ import {
   encodeFixed,
   encodeRaw,
   encodeSparse,
+  encodeSparseCodebook,
   encodeTernary,
   encodeXnor,
 } from '../../../agent/package/encodings.js';
@@ -38,6 +39,7 @@ const KERNELS: Record<string, string> = {
   ternary: 'native:ternary_conv2d',
   codebook: 'native:codebook_conv2d',
   sparse: 'native:sparse_conv2d',
+  'sparse-codebook': 'native:sparse_conv2d',
   fixed16: 'native:conv2d_f32',
   fixed8: 'native:conv2d_f32',
   xnor: 'native:xnor_conv2d',
@@ -217,6 +219,15 @@ describe('compressed formats on the native kernels', () => {
             Uint8Array.from(v, (w) => (w < -0.6 ? 0 : w < 0 ? 1 : w < 0.6 ? 2 : w < 1.5 ? 3 : 4)),
           ),
         'native:codebook_fully_connected',
+      ],
+      [
+        'sparse-codebook',
+        (v) => {
+          const centroids = Float32Array.of(-1.5, -1, 1, 1.5);
+          const shared = v.map((w) => (Math.abs(w) < 0.8 ? 0 : Math.sign(w) * (Math.abs(w) < 1.2 ? 1 : 1.5)));
+          return encodeSparseCodebook(shared, shape, centroids);
+        },
+        'native:sparse_fully_connected',
       ],
       ['fixed16', (v) => encodeFixed(v, 16, 12), 'native:fully_connected_f32'],
       ['fixed8', (v) => encodeFixed(v, 8, 5), 'native:fully_connected_f32'],
