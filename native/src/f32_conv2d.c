@@ -356,6 +356,18 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
       whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
+    if (s->groups == 1) {  // one kernel call over every output channel, the pointers read in place
+      for (size_t r = 0; r < rows; r++) a[r] = image + whittle_conv2d_origin_walk_next(&walk);
+      if (op->narrow != NULL) {
+        op->narrow->fn(rows, channels, op->pairs, op->singles, a, op->k_offsets, op->packed,
+                       op->output + m0 * channels, channels, op->min, op->max);
+      } else {
+        op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels,
+                      channels, op->min, op->max);
+      }
+      add_tile(op, m0 * channels, rows * channels);
+      continue;
+    }
     for (size_t r = 0; r < rows; r++) origin[r] = image + whittle_conv2d_origin_walk_next(&walk);
     // Group g reads input channels [g * cin_g, (g + 1) * cin_g) of each tap and writes its cout_g columns.
     for (size_t g = 0; g < s->groups; g++) {
