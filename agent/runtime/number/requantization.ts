@@ -30,6 +30,12 @@ export const REQUANTIZATION_SHIFT_MAX = 30;
 
 /** A Q31 fixed-point multiplier: real ≈ multiplier * 2^(shift - 31), multiplier in [2^30, 2^31) (or
  * negated, or 0), shift in [REQUANTIZATION_SHIFT_MIN, REQUANTIZATION_SHIFT_MAX]. */
+/** An affine quantization: real = scale * (q - zeroPoint). */
+export interface AffineQuantization {
+  scale: number;
+  zeroPoint: number;
+}
+
 export interface QuantizedMultiplier {
   multiplier: number;
   shift: number;

@@ -6,6 +6,7 @@
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
+import type { AffineQuantization } from '../number/requantization.js';
 import { intRange } from '../number/saturation.js';
 import {
   binaryBroadcast,
@@ -118,7 +119,7 @@ function unaryOp(
 }
 
 /** The per-tensor scale and zero point of quantized operand `what` of an int8 node. */
-function perTensor(node: ManifestNode, spec: TensorSpec, what: string): Quantization {
+function perTensor(node: ManifestNode, spec: TensorSpec, what: string): AffineQuantization {
   const q = needQuant(node, spec, what);
   expect(q.scale.length === 1 && q.zeroPoint.length === 1, node, `${node.op} takes a per-tensor ${what}`);
   return { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0]! };
@@ -219,12 +220,10 @@ const clip = unaryOp(
   false,
 );
 
-type Quantization = { scale: number; zeroPoint: number };
-
 /** The parameters of a quantized binary node (qadd, qmul) made by `make` from its operands' and output's
  * per-tensor quantization and its fused clamp (integer `min` / `max`, default the dtype's range). */
 function quantizedBinaryParams<P>(
-  make: (a: Quantization, b: Quantization, y: Quantization, min: number, max: number) => P,
+  make: (a: AffineQuantization, b: AffineQuantization, y: AffineQuantization, min: number, max: number) => P,
 ): (node: ManifestNode, a: TensorSpec, b: TensorSpec, y: TensorSpec) => P {
   return (node, a, b, y) => {
     const [lo, hi] = intRange(y.dtype);

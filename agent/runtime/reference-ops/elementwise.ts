@@ -1,6 +1,7 @@
 // Element-wise operators with numpy broadcasting, the unary activations, the quantized add and mul, and the
 // int8 lookup table of a unary activation.
 import {
+  type AffineQuantization,
   type QuantizedMultiplier,
   quantizeMultiplier,
   requantizeGemmlowp,
@@ -90,9 +91,9 @@ export const QUANTIZED_ADD_LEFT_SHIFT = 20;
 /** The multipliers of a quantized add of scales a and b into scale y: a / (2 * max(a, b)) and b / (2 * max(a,
  * b)) for the inputs (shifts <= 0), 2 * max(a, b) / (2^20 * y) for the output. */
 export function quantizedAddParams(
-  a: { scale: number; zeroPoint: number },
-  b: { scale: number; zeroPoint: number },
-  y: { scale: number; zeroPoint: number },
+  a: AffineQuantization,
+  b: AffineQuantization,
+  y: AffineQuantization,
   min: number,
   max: number,
 ): QuantizedAddParams {
@@ -133,9 +134,9 @@ export interface QuantizedMulParams {
 }
 
 export function quantizedMulParams(
-  a: { scale: number; zeroPoint: number },
-  b: { scale: number; zeroPoint: number },
-  y: { scale: number; zeroPoint: number },
+  a: AffineQuantization,
+  b: AffineQuantization,
+  y: AffineQuantization,
   min: number,
   max: number,
 ): QuantizedMulParams {
@@ -167,8 +168,8 @@ export function quantizedMul(p: QuantizedMulParams): (a: number, b: number) => n
  * kernel look up the same table, so they agree bit for bit. */
 export function lookupTable(
   f: (v: number) => number,
-  x: { scale: number; zeroPoint: number },
-  y: { scale: number; zeroPoint: number },
+  x: AffineQuantization,
+  y: AffineQuantization,
   dtype: 'i8' | 'u8',
 ): Int8Array | Uint8Array {
   const [lo, hi] = intRange(dtype);
