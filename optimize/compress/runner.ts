@@ -77,6 +77,8 @@ export interface LedgerEntry {
   delta_bytes: number;
   delta_accuracy: number;
   delta_latency_ms: number | null;
+  /** What the step has to say (layers it left alone and why, a target of its own not met). */
+  notes?: string[];
 }
 
 export interface LayerReport {
@@ -87,6 +89,10 @@ export interface LayerReport {
   bytes: number;
   baseline_bytes: number;
   macs: number;
+  baseline_macs: number;
+  /** Output channels (the last dimension of its output), here and in the fp32 baseline. */
+  channels: number;
+  baseline_channels: number;
 }
 
 export interface TargetReport {
@@ -112,6 +118,9 @@ export interface CompressReport {
   latency_ms: number | null;
   baseline_latency_ms: number | null;
   macs_by_format: Partial<Record<NumberFormat, number>>;
+  /** Multiply-accumulates of one inference, the whole model, here and in the fp32 baseline. */
+  macs: number;
+  baseline_macs: number;
   layers: LayerReport[];
   steps: LedgerEntry[];
   targets: TargetReport[];
@@ -148,9 +157,11 @@ function modelLayersOf(model: string, pkg: Package, fromPackage: boolean): Model
   });
 }
 
-/** Per-layer figures of a package from the runtime's layer table (layers with weights). */
+/** Per-layer figures of a package from the runtime's layer table (layers with weights), beside the same
+ * layer's in the fp32 baseline. */
 function layerReports(pkg: Package, baseline: Package): LayerReport[] {
-  const baselineBytes = new Map(Model.fromPackage(baseline).layers.map((l) => [l.name, l.weightBytes]));
+  const channels = (shapes: number[][]): number => shapes[0]?.[shapes[0].length - 1] ?? 0;
+  const fp32 = new Map(Model.fromPackage(baseline).layers.map((l) => [l.name, l]));
   const manifest = pkg.manifest;
   return Model.fromPackage(pkg)
     .layers.filter((l) => l.weightBytes > 0)
@@ -159,14 +170,18 @@ function layerReports(pkg: Package, baseline: Package): LayerReport[] {
       const parameters = (node?.inputs ?? [])
         .filter((i) => i >= 0 && manifest.tensors[i]!.section !== undefined)
         .reduce((n, i) => n + elements(manifest.tensors[i]!.shape), 0);
+      const before = fp32.get(l.name);
       return {
         name: l.name,
         op: l.op,
         format: l.format,
         parameters,
         bytes: l.weightBytes,
-        baseline_bytes: baselineBytes.get(l.name) ?? 0,
+        baseline_bytes: before?.weightBytes ?? 0,
         macs: l.macs,
+        baseline_macs: before?.macs ?? 0,
+        channels: channels(l.outputShapes),
+        baseline_channels: before ? channels(before.outputShapes) : 0,
       };
     });
 }
@@ -177,6 +192,8 @@ function macsByFormat(pkg: Package): Partial<Record<NumberFormat, number>> {
     if (l.macs > 0) out[l.format] = (out[l.format] ?? 0) + l.macs;
   return out;
 }
+
+const totalMacs = (pkg: Package): number => Object.values(macsByFormat(pkg)).reduce((sum, n) => sum + n, 0);
 
 interface SavedStep {
   entry: LedgerEntry;
@@ -277,6 +294,7 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
     dir: runDir,
     ...(fromPackage ? {} : { modelDir: options.model }),
     layers: new Map(),
+    notes: [],
     modelLayers,
     retrain: {
       model: meta?.config?.model ?? 'model',
@@ -309,6 +327,7 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
     mkdirSync(dir, { recursive: true });
     context.dir = dir;
     delete context.content;
+    context.notes = [];
     const outcome = await STEPS[step.method]!(context, step.params);
     if (outcome.interrupted) return { interrupted: true, runDir };
     const content =
@@ -338,6 +357,7 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
         measured.latency !== null && previous.latency_ms !== null
           ? measured.latency - previous.latency_ms
           : null,
+      ...(context.notes.length > 0 ? { notes: context.notes } : {}),
     };
     writeFileSync(join(dir, 'step.whittle'), bytes);
     const saved: SavedStep = {
@@ -382,6 +402,8 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
     latency_ms: last.latency_ms,
     baseline_latency_ms: baselineLatency,
     macs_by_format: macsByFormat(current),
+    macs: totalMacs(current),
+    baseline_macs: totalMacs(baseline),
     layers: layerReports(current, baseline),
     steps: ledger,
     targets: targets(options, ledger, baselineAccuracy),
@@ -445,13 +467,32 @@ export function formatReport(report: CompressReport): string {
         lw,
       ),
     );
-  const yw = [24, 18, 9, 10, 10, 12];
+  for (const e of report.steps)
+    for (const note of e.notes ?? []) lines.push(`step ${e.step} ${e.method}: ${note}`);
+  const yw = [24, 18, 9, 10, 10, 12, 12, 10];
   lines.push('layers:');
-  lines.push(row(['layer', 'op / format', 'params', 'bytes', 'fp32 bytes', 'MACs'], yw));
+  lines.push(
+    row(['layer', 'op / format', 'params', 'bytes', 'fp32 bytes', 'MACs', 'fp32 MACs', 'channels'], yw),
+  );
   for (const l of report.layers)
-    lines.push(row([l.name, `${l.op}/${l.format}`, l.parameters, l.bytes, l.baseline_bytes, l.macs], yw));
+    lines.push(
+      row(
+        [
+          l.name,
+          `${l.op}/${l.format}`,
+          l.parameters,
+          l.bytes,
+          l.baseline_bytes,
+          l.macs,
+          l.baseline_macs,
+          l.channels === l.baseline_channels ? l.channels : `${l.baseline_channels}->${l.channels}`,
+        ],
+        yw,
+      ),
+    );
   lines.push(
     `total: ${report.baseline_bytes} -> ${report.bytes} bytes (${report.compression_ratio.toFixed(1)}x smaller), ` +
+      `MACs ${report.baseline_macs} -> ${report.macs}, ` +
       `accuracy ${pct(report.baseline_accuracy)} -> ${pct(report.accuracy)}, latency ${ms(report.baseline_latency_ms)} -> ` +
       `${ms(report.latency_ms)} ms; MACs by format ${Object.entries(report.macs_by_format)
         .map(([f, n]) => `${f} ${n}`)

@@ -13,7 +13,7 @@
 // before it started. Another method plugs in as one more entry of STEPS: a straight-through-estimator
 // method (binary, ternary, fixed-point fine-tuning) gives the trainer beforeBatch / afterUpdate hooks that
 // swap the projected weights in for the forward pass and fold each update into a float copy.
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
@@ -28,6 +28,7 @@ import { quantizePackage } from '../quantize/ptq.js';
 import { fileHandler, loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
 import { DEFAULT_TRAIN_CONFIG, train, type TrainConfig, type TrainProgress } from '../train/trainer.js';
 import type { LayerCompression } from './encode.js';
+import { applyFilterPlan, type FilterPlan, planFilterPruning } from './filters.js';
 import { METHODS, type ModelLayer, type StepParams } from './pipeline.js';
 import {
   iterationSparsity,
@@ -74,6 +75,8 @@ export interface StepContext {
   onProgress?: (phase: string, progress: TrainProgress) => void;
   /** A package step's result. */
   content?: PackageContent;
+  /** What the step has to say in the report (layers it left alone and why, its own target not met). */
+  notes: string[];
 }
 
 export type CompressStep = (context: StepContext, params: StepParams) => Promise<{ interrupted: boolean }>;
@@ -230,6 +233,48 @@ const kmeans: CompressStep = async (context, params) => {
   return { interrupted: false };
 };
 
+/** Filter pruning: the surgery (its own phase, `pruned/`: the smaller model and its plan, filters.json),
+ * then one fine-tuning phase of the smaller model with no projection (it is dense). */
+const filterPrune: CompressStep = async (context, params) => {
+  const layers = selectedLayers('filter-prune', context, params);
+  const named = (params.layers as Record<string, number> | undefined) ?? {};
+  const surgery = join(context.dir, 'pruned');
+  const planFile = join(surgery, 'filters.json');
+  if (!existsSync(join(surgery, PHASE_DONE))) {
+    const model = await tf.loadLayersModel(fileHandler(context.modelDir!));
+    try {
+      const plan = planFilterPruning(model, {
+        layers: new Map(layers.map((l) => [l.name, named[l.name]])),
+        fraction: params.fraction as number,
+        ...(params.macReduction !== undefined ? { macReduction: params.macReduction as number } : {}),
+        named: new Set(Object.keys(named)),
+      });
+      const pruned = await applyFilterPlan(model, plan);
+      try {
+        await pruned.save(fileHandler(surgery));
+      } finally {
+        pruned.dispose();
+      }
+      writeFileSync(planFile, JSON.stringify({ ...plan, keep: Object.fromEntries(plan.keep) }, null, 1));
+      writeFileSync(join(surgery, PHASE_DONE), JSON.stringify({ label: 'filter-prune surgery', epochs: 0 }));
+    } finally {
+      model.dispose();
+    }
+  }
+  const plan = JSON.parse(readFileSync(planFile, 'utf8')) as Omit<FilterPlan, 'keep'>;
+  for (const l of plan.layers)
+    if (l.fixed !== undefined) context.notes.push(`${l.layer} keeps its ${l.filters} filters: ${l.fixed}`);
+  if (plan.target && !plan.target.met)
+    context.notes.push(
+      `MAC reduction ${plan.target.macReduction} not met: the best reached is ${plan.target.reached.toFixed(3)}`,
+    );
+  context.notes.push(
+    `MACs ${plan.baselineMacs} -> ${plan.macs} (${(100 * (1 - plan.macs / plan.baselineMacs)).toFixed(1)} % fewer)`,
+  );
+  context.modelDir = surgery;
+  return retrainPhase(context, join(context.dir, 'fine-tune'), 'filter-prune', params, () => []);
+};
+
 const huffman: CompressStep = (context) => {
   for (const [name, layer] of context.layers)
     if (layer.bits !== undefined) context.layers.set(name, { ...layer, huffman: true });
@@ -257,6 +302,7 @@ function postTraining(format: 'int8' | 'fixed16' | 'fixed8'): CompressStep {
 
 export const STEPS: Record<string, CompressStep> = {
   prune,
+  'filter-prune': filterPrune,
   kmeans,
   huffman,
   int8: postTraining('int8'),
