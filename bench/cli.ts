@@ -214,8 +214,8 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   agent            the agent's RSS, bundle size, fps and CPU on the camera
   fuzz             the package, ONNX and TFLite readers on mutated, truncated and random inputs (--reader, --iterations N)
   onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
-  compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, int8 / fixed16 / fixed8 of
-                   the trained models (--quick: subsets)
+  compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, filter pruning of the small
+                   VGG, int8 / fixed16 / fixed8 of the trained models (--quick: subsets)
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
