@@ -170,12 +170,12 @@ export const PRESETS: Record<string, { method: string; [param: string]: unknown 
     { method: 'kmeans', bits: 5, epochs: 2 },
     { method: 'huffman' },
   ],
-  // Li et al. 2017's filter pruning to 40 % fewer MACs (one fraction of filters over every conv that can
-  // lose filters), fine-tuned.
-  'filter-prune': [{ method: 'filter-prune', macReduction: 0.4, epochs: 2, learningRate: 3e-4 }],
   int8: [{ method: 'int8' }],
   fixed16: [{ method: 'fixed16' }],
   fixed8: [{ method: 'fixed8' }],
+  // Li et al. 2017's filter pruning to 40 % fewer MACs (one fraction of filters over every conv that can
+  // lose filters), fine-tuned.
+  'filter-prune': [{ method: 'filter-prune', macReduction: 0.4, epochs: 2, learningRate: 3e-4 }],
 };
 
 /** A layer of the model as the pipeline sees it: its name and kind (tfjs class, or the package op). */
