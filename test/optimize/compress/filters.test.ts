@@ -4,7 +4,7 @@
 // zeroed filters must change nothing); the refusals; and `whittle compress --pipeline filter-prune` end to
 // end on tiny data (fewer MACs and parameters, a bit-exact round trip, the runtime against tfjs).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -222,7 +222,7 @@ describe('whittle compress --pipeline filter-prune', () => {
       JSON.stringify({ steps: [{ method: 'filter-prune', macReduction: 0.4, epochs: 1 }] }),
     );
     const out = join(root, 'fp.whittle');
-    const result = await runCompress({
+    const options = {
       model: trained,
       dataset: 'fashion-mnist',
       pipeline: spec,
@@ -232,7 +232,8 @@ describe('whittle compress --pipeline filter-prune', () => {
       testImages: 50,
       batchSize: 50,
       latencyRuns: 3,
-    });
+    };
+    const result = await runCompress(options);
     assert.equal(result.interrupted, false);
     if (result.interrupted) return;
     const r = result.report;
@@ -262,5 +263,22 @@ describe('whittle compress --pipeline filter-prune', () => {
     for (let i = 0; i < expected.length; i++)
       worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
     assert.ok(worst < 1e-4, `runtime vs tfjs: max |difference| ${worst}`);
+
+    // Interrupted in its fine-tuning, resumed: the surgery is read back and the same package comes out.
+    const again = join(root, 'resumed.whittle');
+    const controller = new AbortController();
+    const interrupted = await runCompress({
+      ...options,
+      out: again,
+      signal: controller.signal,
+      onProgress: (phase, p) => {
+        if (phase === 'filter-prune' && p.phase === 'train' && p.batch === 2) controller.abort();
+      },
+    });
+    assert.equal(interrupted.interrupted, true);
+    assert.ok(existsSync(join(`${again}.run`, '01-filter-prune', 'fine-tune', 'checkpoint', 'state.json')));
+    const resumed = await runCompress({ ...options, out: again, resume: true });
+    assert.equal(resumed.interrupted, false);
+    assert.ok(readFileSync(again).equals(bytes), 'the resumed run gives the uninterrupted package');
   });
 });
