@@ -17,7 +17,7 @@
 // whose outputs the pruned one must equal, the exactness test of the surgery.
 import * as tf from '@tensorflow/tfjs';
 
-import { PipelineError } from './pipeline.js';
+import { methodsFor, PipelineError } from './pipeline.js';
 
 /** One channel of a tensor: a space (a conv's filters, or fixed channels) and the index in it. */
 interface Channel {
@@ -348,7 +348,7 @@ export function planFilterPruning(model: tf.LayersModel, request: FilterPruneReq
     const fixed = graph.spaces[rootOf(name)]!.fixed;
     if (fixed !== undefined)
       throw new PipelineError(
-        `filter-prune: layer ${name} cannot lose filters: ${fixed}; the methods that apply to it: prune, kmeans`,
+        `filter-prune: layer ${name} cannot lose filters: ${fixed}; ${methodsFor('Conv2D', 'filter-prune')}`,
       );
   }
   // Spaces to prune: those with a selected producer and nothing fixing them, their filters in increasing

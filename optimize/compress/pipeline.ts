@@ -185,9 +185,12 @@ export interface ModelLayer {
   weights: number;
 }
 
-/** What applies to a layer of `kind`: the per-layer methods that take it, and the whole-model ones. */
-function methodsFor(kind: string): string {
-  const perLayer = Object.values(METHODS).filter((m) => m.layerClasses?.includes(kind));
+/** What applies to a layer of `kind`: the per-layer methods that take it (but `except`, a method the layer
+ * turned out not to take), and the whole-model ones. */
+export function methodsFor(kind: string, except?: string): string {
+  const perLayer = Object.values(METHODS).filter(
+    (m) => m.layerClasses?.includes(kind) && m.method !== except,
+  );
   const whole = Object.values(METHODS).filter((m) => m.layerClasses === undefined && m.rewritesPackage);
   return (
     (perLayer.length > 0
