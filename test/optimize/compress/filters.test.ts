@@ -12,17 +12,12 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { readPackage } from '../../../agent/package/reader.js';
-import { Model } from '../../../agent/runtime/model.js';
 import { applyFilterPlan, planFilterPruning } from '../../../optimize/compress/filters.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import { runCompress } from '../../../optimize/compress/runner.js';
-import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
-import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
-import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
-import { fileHandler } from '../../../optimize/train/file-io.js';
-import { DEFAULT_TRAIN_CONFIG, train } from '../../../optimize/train/trainer.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
+import { runtimeVsTfjs, trainTiny } from '../../support/compress-fixtures.js';
 
 const convNames = (model: tf.LayersModel): string[] =>
   model.layers.filter((l) => l.getClassName() === 'Conv2D').map((l) => l.name);
@@ -199,22 +194,7 @@ describe('whittle compress --pipeline filter-prune', () => {
   const root = mkdtempSync(join(tmpdir(), 'whittle-filter-prune-'));
   const trained = join(root, 'vgg');
   const key = bundledSigningKey();
-  before(async () => {
-    await selectTrainingBackend('whittle-native');
-    await train({
-      config: {
-        ...DEFAULT_TRAIN_CONFIG,
-        model: 'vgg-small',
-        dataset: 'fashion-mnist',
-        epochs: 1,
-        trainLimit: 300,
-        testLimit: 50,
-        batchSize: 50,
-        lrSchedule: 'constant',
-      },
-      outDir: trained,
-    });
-  });
+  before(() => trainTiny('vgg-small', trained, { trainLimit: 300, testLimit: 50, batchSize: 50 }));
   after(() => rmSync(root, { recursive: true, force: true }));
 
   test('a smaller dense package: fewer channels and MACs per layer, bit-exact round trip, runtime = tfjs', async () => {
@@ -252,18 +232,8 @@ describe('whittle compress --pipeline filter-prune', () => {
     const pkg = readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
     assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
     // The runtime against the fine-tuned tfjs model on the same images.
-    const images = firstImages(loadDataset('fashion-mnist').test!, 10);
-    const x = imageInput(images, 0, 10);
-    const scores = Model.fromPackage(pkg, { batch: 10 }).run([x])[0]!;
-    assert.deepEqual(scores.shape, [10, 10]);
-    const tfModel = await tf.loadLayersModel(fileHandler(join(`${out}.run`, '01-filter-prune', 'fine-tune')));
-    const expected = tf.tidy(() =>
-      (tfModel.predict(tf.tensor4d(x, [10, 28, 28, 1])) as tf.Tensor).dataSync(),
-    );
-    tfModel.dispose();
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++)
-      worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
+    const { shape, worst } = await runtimeVsTfjs(pkg, join(`${out}.run`, '01-filter-prune', 'fine-tune'), 10);
+    assert.deepEqual(shape, [10, 10]);
     assert.ok(worst < 1e-4, `runtime vs tfjs: max |difference| ${worst}`);
 
     // Interrupted in its fine-tuning, resumed: the surgery is read back and the same package comes out.
