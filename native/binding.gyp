@@ -145,6 +145,7 @@
         "sources": [
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni.c",
+          "src/qs8_igemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni.c",
           "src/qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni.c",
           "src/qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni.c",
           "src/qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512vnni.c"

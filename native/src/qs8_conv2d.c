@@ -386,7 +386,12 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
 const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
   if (op->gemv != NULL) return op->gemv->name;
   if (op->depthwise) return op->dw3x3 ? op->dwconv->name_3x3 : op->dwconv->name;
-  if (op->igemm != NULL) return op->igemm->name;
+  if (op->igemm != NULL) {
+    // A layer of at most mr_short output pixels runs only the short variant (igemm_task).
+    const size_t rows = op->shape.batch * op->output_height * op->output_width;
+    return op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->name_short
+                                                                      : op->igemm->name;
+  }
   // A layer of at most 2 output rows runs only the 1-row variant (gemm_tile).
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   return rows <= 2 && op->gemm->fn_1 != NULL ? op->gemm->name_1 : op->gemm->name;
@@ -480,10 +485,13 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
       whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
+    // A short tile (the last rows, or a layer of few pixels) on the kernel of fewer rows when there is one.
+    const qs8_igemm_ukernel_fn fn =
+        op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->fn_short : op->igemm->fn;
     if (s->groups == 1) {  // one kernel call over every output channel, the pointers read in place
       for (size_t r = 0; r < rows; r++) a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
-      op->igemm->fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels,
-                    channels, &op->params);
+      fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
+         &op->params);
       add_tile(op, m0 * channels, rows * channels);
       continue;
     }
@@ -491,8 +499,8 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
     // Group g reads input channels [g * cin_g, (g + 1) * cin_g) of each tap and writes its cout_g columns.
     for (size_t g = 0; g < s->groups; g++) {
       for (size_t r = 0; r < rows; r++) a[r] = origin[r] + g * op->cin_g;
-      op->igemm->fn(rows, op->cout_g, op->kc, a, op->k_offsets, op->packed + g * op->packed_group_bytes,
-                    op->output + m0 * channels + g * op->cout_g, channels, &op->params);
+      fn(rows, op->cout_g, op->kc, a, op->k_offsets, op->packed + g * op->packed_group_bytes,
+         op->output + m0 * channels + g * op->cout_g, channels, &op->params);
     }
     add_tile(op, m0 * channels, rows * channels);
   }

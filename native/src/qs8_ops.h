@@ -127,6 +127,11 @@ typedef struct qs8_igemm_ukernel {
   // group, which costs more than the GEMM's im2col once a segment is long (a kernel row of many channels,
   // e.g. 3 x 64 in a VGG layer); such layers keep the GEMM of the same ISA.
   uint16_t max_segment;
+  // A variant with the same packing and fewer rows (NULL if none): runs tiles of at most mr_short rows (a
+  // layer of few output pixels, e.g. ResNet-18's last stage at 2 x 2) without computing MR rows.
+  qs8_igemm_ukernel_fn fn_short;
+  uint8_t mr_short;
+  const char* name_short;
 } qs8_igemm_ukernel;
 
 typedef struct qs8_dwconv_ukernel {

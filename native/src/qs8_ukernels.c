@@ -37,6 +37,7 @@ DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx2);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
+DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
@@ -65,8 +66,9 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1, #fn_1 }
-#define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment) \
-  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment }
+// fn_short: the variant of mr_short rows with the same packing, or NULL (mr_short 0).
+#define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short) \
+  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short, #fn_short }
 // fn_3x3: the 3x3 row kernel with the same packing.
 #define DWCONV(name, isa, cb, fn_3x3) \
   { #name, isa, name, cb, fn_3x3, #fn_3x3 }
@@ -113,17 +115,20 @@ WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemv)
 // The same kernels as the GEMM list, reading A in place (qs8_igemm_ukernel_fn).
 const qs8_igemm_ukernel qs8_igemm_ukernels[] = {
 #if defined(__x86_64__)
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true, 0),
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false, 64),
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false, 64),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true, 0,
+          qs8_igemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni, 4),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false, 64, NULL,
+          0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false, 64, NULL, 0),
 #endif
 #if defined(__aarch64__)
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false, 0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false, 0, NULL,
+          0),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false, 0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false, 0, NULL, 0),
 #endif
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, 0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, 0, NULL, 0),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(qs8_igemm)
 

@@ -93,6 +93,10 @@ static const conv_case conv_cases[] = {
     CONV("groups g2 c40 oc 48 5x5 stride 2", 1, 9, 9, 80, 96, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 2),
     CONV("lenet conv2", 1, 14, 14, 6, 16, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("wide N tail", 1, 4, 4, 67, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    // Layers of at most 4 output pixels (ResNet-18's last stage at 2 x 2) run the indirect GEMM's short
+    // variant: full and narrow (<= 16) column blocks, and one call per group.
+    CONV("short tiles 2x2 3x3", 1, 2, 2, 72, 80, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("short tiles g2 3x3 stride 2", 1, 2, 5, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2),
     CONV("large pad", 1, 3, 3, 5, 7, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1),
     CONV("kernel 1x7", 1, 5, 9, 4, 6, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3, 1),
     CONV("mobilenet pointwise", 1, 12, 12, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
