@@ -1,7 +1,7 @@
 // `npm run bench -- compress [--json] [--quick]`: the compressor's figures on Fashion-MNIST. Each model is
 // trained (`whittle train`'s trainer; kept in --dir and reused when it is there), then compressed by
-// `whittle compress`'s runner: deep-compression (prune -> k-means -> Huffman) on LeNet-300-100 and LeNet-5,
-// and int8 / fixed16 / fixed8 post-training on every trained model. Accuracy is the package's on the
+// `whittle compress`'s runner: deep-compression (prune -> k-means -> Huffman) on LeNet-300-100 and LeNet-5, hashednets
+// on LeNet-300-100, and int8 / fixed16 / fixed8 post-training on every trained model. Accuracy is the package's on the
 // runtime (the whole test set, or --quick's first 1,000 images), latency at batch 1 interleaved with the
 // fp32 package, sizes the signed files'. --quick trains and retrains on 5,000 images, one epoch per phase
 // (at a learning rate of 1e-3: the preset's 1e-4 does not recover a 92 %-pruned layer in ~80 steps).
@@ -18,11 +18,15 @@ import { benchOptions, positiveInteger } from './kernels.js';
 
 export const COMPRESS_HELP =
   'compress options: --quick (5,000 training images, 1 epoch per phase at rate 1e-3, 1,000 test images), --models ' +
-  'lenet-300-100,lenet5, --dir DIR (trained models and runs; reused), --latency-runs 200, --json';
+  'lenet-300-100,lenet5, --methods deep-compression,hashednets,int8,fixed16,fixed8 (those that apply to ' +
+  'each model), --dir DIR (trained models and runs; reused), --latency-runs 200, --json';
 
-/** The methods run on each model; deep compression only where the issue asks for it (the LeNets). */
+/** The methods run on each model; deep compression and HashedNets only where the issue asks for them. */
 const DEEP_COMPRESSION_MODELS = new Set(['lenet-300-100', 'lenet5']);
+const HASHEDNETS_MODELS = new Set(['lenet-300-100']);
 const POST_TRAINING = ['int8', 'fixed16', 'fixed8'];
+/** The retraining presets, written to spec files in --dir (under --quick with one epoch per phase). */
+const RETRAINING = ['deep-compression', 'hashednets'];
 
 export async function compressBenchCommand(args: string[], machine: string): Promise<number> {
   const values = benchOptions(
@@ -30,6 +34,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
     {
       quick: { type: 'boolean' },
       models: { type: 'string' },
+      methods: { type: 'string' },
       dir: { type: 'string' },
       'latency-runs': { type: 'string' },
       json: { type: 'boolean' },
@@ -47,18 +52,20 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
   const key = bundledSigningKey();
   const limits = quick ? { trainLimit: 5000, testImages: 1000 } : {};
   mkdirSync(dir, { recursive: true });
-  // The preset, or under --quick the same steps with one retraining epoch and two pruning rounds.
-  const deepCompression = join(dir, 'deep-compression.json');
-  writeFileSync(
-    deepCompression,
-    JSON.stringify({
-      steps: PRESETS['deep-compression']!.map((s) =>
-        quick && s.method !== 'huffman'
-          ? { ...s, epochs: 1, learningRate: 1e-3, ...(s.method === 'prune' ? { iterations: 2 } : {}) }
-          : s,
-      ),
-    }),
-  );
+  const only = values.methods?.split(',');
+  // The presets, or under --quick the same steps with one retraining epoch and two pruning rounds.
+  for (const preset of RETRAINING) {
+    writeFileSync(
+      join(dir, `${preset}.json`),
+      JSON.stringify({
+        steps: PRESETS[preset]!.map((s) =>
+          quick && s.method !== 'huffman'
+            ? { ...s, epochs: 1, learningRate: 1e-3, ...(s.method === 'prune' ? { iterations: 2 } : {}) }
+            : s,
+        ),
+      }),
+    );
+  }
   const results: Record<string, unknown>[] = [];
   for (const model of models) {
     const trained = join(dir, model);
@@ -76,7 +83,11 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
         outDir: trained,
       });
     }
-    const methods = [...(DEEP_COMPRESSION_MODELS.has(model) ? ['deep-compression'] : []), ...POST_TRAINING];
+    const methods = [
+      ...(DEEP_COMPRESSION_MODELS.has(model) ? ['deep-compression'] : []),
+      ...(HASHEDNETS_MODELS.has(model) ? ['hashednets'] : []),
+      ...POST_TRAINING,
+    ].filter((m) => only === undefined || only.includes(m));
     for (const method of methods) {
       const out = join(dir, `${model}-${method}.whittle`);
       const run = join(dir, `${model}-${method}.run`);
@@ -85,7 +96,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       const result = await runCompress({
         model: trained,
         dataset: 'fashion-mnist',
-        pipeline: method === 'deep-compression' ? deepCompression : method,
+        pipeline: RETRAINING.includes(method) ? join(dir, `${method}.json`) : method,
         out,
         runDir: run,
         resume,
