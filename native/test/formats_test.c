@@ -1166,7 +1166,31 @@ static void hashed_case(const fc_shape* f, uint64_t seed) {
   free(input), free(buckets), free(bias), free(weights), free(want), free(scale);
 }
 
+// The expansion's remainder (no division) against %, at the edges: hashes near 2^32 and multiples of the
+// count, counts of 1, 2^k +- 1 and the largest.
+static void test_hashed_remainder(void) {
+  static const uint32_t counts[] = {1, 2, 3, 7, 255, 256, 257, 65535, 65537, 1000003, HASHED_MAX_BUCKETS - 1,
+                                    HASHED_MAX_BUCKETS};
+  bool ok = true;
+  for (size_t c = 0; c < sizeof counts / sizeof counts[0] && ok; c++) {
+    float* buckets = xmalloc(counts[c] * sizeof(float));
+    for (uint32_t b = 0; b < counts[c]; b++) buckets[b] = (float)b;
+    // Rows of one weight whose hash we know: element i's bucket must be hash(i) % count.
+    float got[64];
+    for (uint32_t seed = 0; seed < 64 && ok; seed++) {
+      hashed_f32_expand(1, 0, 64, buckets, counts[c], seed * UINT32_C(0x01000193), got);
+      for (uint32_t i = 0; i < 64 && ok; i++) {
+        const uint32_t h = hashed_index_hash(i, seed * UINT32_C(0x01000193));
+        ok = fabsf(got[i]) == (float)(h % counts[c]);
+      }
+    }
+    report(ok, "hashed_f32_expand: a bucket is not hash %% %u", counts[c]);
+    free(buckets);
+  }
+}
+
 static void test_hashed(void) {
+  test_hashed_remainder();
   for (size_t s = 0; s < FC_SHAPE_COUNT; s++) hashed_case(&fc_shapes[s], 8000 + s);
   // The LeNet-300-100 layers at 1/8, and K around the vector widths.
   static const fc_shape more[] = {{1, 784, 300}, {4, 300, 100}, {3, 100, 10}, {2, 15, 9}, {2, 17, 5}, {1, 33, 3}};

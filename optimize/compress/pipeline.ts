@@ -160,12 +160,12 @@ export const PRESETS: Record<string, { method: string; [param: string]: unknown 
     { method: 'kmeans', bits: 5, epochs: 2 },
     { method: 'huffman' },
   ],
-  // Chen et al. 2015's 1/8 on every fully-connected layer, fine-tuned from the trained model (its weights'
-  // signed bucket means as the start) at a rate that moves the buckets far from that start.
-  hashednets: [{ method: 'hashednets', compression: 8, epochs: 6, learningRate: 1e-3 }],
   int8: [{ method: 'int8' }],
   fixed16: [{ method: 'fixed16' }],
   fixed8: [{ method: 'fixed8' }],
+  // Chen et al. 2015's 1/8 on every fully-connected layer, fine-tuned from the trained model (its weights'
+  // signed bucket means as the start) at a rate that moves the buckets far from that start.
+  hashednets: [{ method: 'hashednets', compression: 8, epochs: 6, learningRate: 1e-3 }],
 };
 
 /** A layer of the model as the pipeline sees it: its name and kind (tfjs class, or the package op). */
