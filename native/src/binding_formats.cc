@@ -21,9 +21,9 @@
 extern "C" {
 #include "bin_conv2d.h"
 #include "cb_conv2d.h"
-#include "hashed_fc.h"
 #include "cpu/cpu-features.h"
 #include "f32_ops.h"
+#include "hashed_fc.h"
 #include "qf_conv2d.h"
 #include "qs8_ops.h"
 #include "sparse_conv2d.h"

@@ -11,8 +11,8 @@ static inline uint32_t hashed_mod(uint32_t h, uint32_t count, double inverse) {
   return (uint32_t)r;
 }
 
-void hashed_f32_expand(size_t k, size_t row_begin, size_t row_end, const float* buckets, uint32_t bucket_count,
-                       uint32_t seed, float* out) {
+void hashed_f32_expand(size_t k, size_t row_begin, size_t row_end, const float* buckets,
+                       uint32_t bucket_count, uint32_t seed, float* out) {
   const double inverse = 1.0 / (double)bucket_count;
   for (size_t r = row_begin; r < row_end; r++) {
     float* row = out + (r - row_begin) * k;

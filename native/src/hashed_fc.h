@@ -50,20 +50,21 @@ static inline uint32_t hashed_index_hash(uint32_t index, uint32_t seed) {
 }
 
 // Rows [row_begin, row_end) of the expanded [rows][k] matrix into out[(r - row_begin) * k + j].
-void hashed_f32_expand(size_t k, size_t row_begin, size_t row_end, const float* buckets, uint32_t bucket_count,
-                       uint32_t seed, float* out);
+void hashed_f32_expand(size_t k, size_t row_begin, size_t row_end, const float* buckets,
+                       uint32_t bucket_count, uint32_t seed, float* out);
 
 typedef void (*hashed_f32_fc_fn)(size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin,
-                                 size_t oc_end, const float* input, const float* weights, const float* buckets,
-                                 uint32_t bucket_count, uint32_t seed, const float* bias, float output_min,
-                                 float output_max, float* workspace, float* output);
+                                 size_t oc_end, const float* input, const float* weights,
+                                 const float* buckets, uint32_t bucket_count, uint32_t seed,
+                                 const float* bias, float output_min, float output_max, float* workspace,
+                                 float* output);
 
-#define HASHED_F32_DECLARE(isa)                                                                        \
-  void hashed_f32_fc_minmax_ukernel__##isa(                                                            \
-      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,     \
-      const float* WHITTLE_RESTRICT input, const float* WHITTLE_RESTRICT weights,                      \
-      const float* WHITTLE_RESTRICT buckets, uint32_t bucket_count, uint32_t seed,                     \
-      const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                          \
+#define HASHED_F32_DECLARE(isa)                                                                    \
+  void hashed_f32_fc_minmax_ukernel__##isa(                                                        \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end, \
+      const float* WHITTLE_RESTRICT input, const float* WHITTLE_RESTRICT weights,                  \
+      const float* WHITTLE_RESTRICT buckets, uint32_t bucket_count, uint32_t seed,                 \
+      const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                      \
       float* WHITTLE_RESTRICT workspace, float* WHITTLE_RESTRICT output);
 
 // weights and workspace are ignored: the reference hashes every weight where it uses it.

@@ -23,8 +23,8 @@ static inline float hashed_dot(const float* x, const float* w, size_t k) {
   return sum;
 }
 
-void HASHED_FC_NAME(size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,
-                    const float* WHITTLE_RESTRICT input, const float* WHITTLE_RESTRICT weights,
+void HASHED_FC_NAME(size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin,
+                    size_t oc_end, const float* WHITTLE_RESTRICT input, const float* WHITTLE_RESTRICT weights,
                     const float* WHITTLE_RESTRICT buckets, uint32_t bucket_count, uint32_t seed,
                     const float* WHITTLE_RESTRICT bias, float output_min, float output_max,
                     float* WHITTLE_RESTRICT workspace, float* WHITTLE_RESTRICT output) {

@@ -13,8 +13,8 @@
 
 #include "bin_conv2d.h"
 #include "cb_conv2d.h"
-#include "hashed_fc.h"
 #include "cpu/cpu-features.h"
+#include "hashed_fc.h"
 #include "qf_conv2d.h"
 #include "sparse_conv2d.h"
 #include "tern_conv2d.h"
@@ -1090,8 +1090,8 @@ typedef struct hashed_context {
 static void hashed_run(const void* context, size_t begin, size_t end, float* output) {
   const hashed_context* c = context;
   float* workspace = c->weights == NULL ? xmalloc((c->f->input_channels + 1) * sizeof(float)) : NULL;
-  c->fn(c->f->batch, c->f->input_channels, c->f->output_channels, begin, end, c->input, c->weights, c->buckets,
-        c->bucket_count, c->seed, c->bias, c->output_min, c->output_max, workspace, output);
+  c->fn(c->f->batch, c->f->input_channels, c->f->output_channels, begin, end, c->input, c->weights,
+        c->buckets, c->bucket_count, c->seed, c->bias, c->output_min, c->output_max, workspace, output);
   free(workspace);
 }
 
@@ -1126,9 +1126,10 @@ static void hashed_case(const fc_shape* f, uint64_t seed) {
   char label[96];
   snprintf(label, sizeof label, "fc %zux%zu->%zu, %u buckets", f->batch, k, oc, bucket_count);
   report(expanded, "hashed_f32_expand [%s]: a weight is not its signed bucket", label);
-  hashed_f32_fc_minmax_ukernel__reference(f->batch, k, oc, 0, oc, input, NULL, buckets, bucket_count, hash_seed,
-                                          b, output_min, INFINITY, NULL, want);
-  // The tolerance's scale: sum |W * x| + |bias| (the signs come from the hash, so not the kernel on |buckets|).
+  hashed_f32_fc_minmax_ukernel__reference(f->batch, k, oc, 0, oc, input, NULL, buckets, bucket_count,
+                                          hash_seed, b, output_min, INFINITY, NULL, want);
+  // The tolerance's scale: sum |W * x| + |bias| (the signs come from the hash, so not the kernel on
+  // |buckets|).
   for (size_t n = 0; n < f->batch; n++) {
     for (size_t o = 0; o < oc; o++) {
       double sum = fabs((double)bias[o]);
@@ -1139,10 +1140,10 @@ static void hashed_case(const fc_shape* f, uint64_t seed) {
   for (const hashed_f32_variant* v = hashed_f32_variants; v < hashed_f32_variants + hashed_f32_variant_count;
        v++) {
     if (!supported(v->isa)) continue;
-    const hashed_context loaded = {f, v->fc, input, weights, buckets, b, bucket_count, hash_seed, output_min,
-                                   INFINITY};
-    const hashed_context on_the_fly = {f,           v->fc,     input,      NULL,    buckets, b,
-                                       bucket_count, hash_seed, output_min, INFINITY};
+    const hashed_context loaded = {f, v->fc,        input,     weights,    buckets,
+                                   b, bucket_count, hash_seed, output_min, INFINITY};
+    const hashed_context on_the_fly = {f, v->fc,        input,     NULL,       buckets,
+                                       b, bucket_count, hash_seed, output_min, INFINITY};
     check_f32_ranges("hashed fc (expanded at load)", v->name, label, f->batch, oc, hashed_run, &loaded, want,
                      scale);
     check_f32_ranges("hashed fc (on the fly)", v->name, label, f->batch, oc, hashed_run, &on_the_fly, want,
@@ -1155,8 +1156,8 @@ static void hashed_case(const fc_shape* f, uint64_t seed) {
     bool same = memcmp(a, c, no * sizeof(float)) == 0;
     const fc_shape single = {1, k, oc};
     for (size_t n = 0; n < f->batch && same; n++) {
-      const hashed_context one = {&single, v->fc, input + n * k, weights, buckets, b, bucket_count, hash_seed,
-                                  output_min, INFINITY};
+      const hashed_context one = {&single, v->fc,        input + n * k, weights,    buckets,
+                                  b,       bucket_count, hash_seed,     output_min, INFINITY};
       hashed_run(&one, 0, oc, c);
       same = memcmp(a + n * oc, c, oc * sizeof(float)) == 0;
     }
@@ -1169,8 +1170,8 @@ static void hashed_case(const fc_shape* f, uint64_t seed) {
 // The expansion's remainder (no division) against %, at the edges: hashes near 2^32 and multiples of the
 // count, counts of 1, 2^k +- 1 and the largest.
 static void test_hashed_remainder(void) {
-  static const uint32_t counts[] = {1, 2, 3, 7, 255, 256, 257, 65535, 65537, 1000003, HASHED_MAX_BUCKETS - 1,
-                                    HASHED_MAX_BUCKETS};
+  static const uint32_t counts[] = {
+      1, 2, 3, 7, 255, 256, 257, 65535, 65537, 1000003, HASHED_MAX_BUCKETS - 1, HASHED_MAX_BUCKETS};
   bool ok = true;
   for (size_t c = 0; c < sizeof counts / sizeof counts[0] && ok; c++) {
     float* buckets = xmalloc(counts[c] * sizeof(float));
@@ -1193,7 +1194,8 @@ static void test_hashed(void) {
   test_hashed_remainder();
   for (size_t s = 0; s < FC_SHAPE_COUNT; s++) hashed_case(&fc_shapes[s], 8000 + s);
   // The LeNet-300-100 layers at 1/8, and K around the vector widths.
-  static const fc_shape more[] = {{1, 784, 300}, {4, 300, 100}, {3, 100, 10}, {2, 15, 9}, {2, 17, 5}, {1, 33, 3}};
+  static const fc_shape more[] = {{1, 784, 300}, {4, 300, 100}, {3, 100, 10},
+                                  {2, 15, 9},    {2, 17, 5},    {1, 33, 3}};
   for (size_t s = 0; s < sizeof more / sizeof more[0]; s++) hashed_case(&more[s], 8100 + s);
 }
 

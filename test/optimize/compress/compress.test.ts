@@ -18,10 +18,10 @@ import { after, before, describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
+import { encodeHashed, hashedSlot, toFloat32 } from '../../../agent/package/encodings.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
-import { encodeHashed, hashedSlot, toFloat32 } from '../../../agent/package/encodings.js';
 import {
   hashedKernelSlots,
   kmeansLinear,
