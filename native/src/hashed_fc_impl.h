@@ -30,10 +30,11 @@ void HASHED_FC_NAME(size_t batch, size_t input_channels, size_t output_channels,
                     float* WHITTLE_RESTRICT workspace, float* WHITTLE_RESTRICT output) {
   const size_t k = input_channels;
   for (size_t o = oc_begin; o < oc_end; o++) {
-    const float* row = weights + o * k;
-    if (weights == NULL) {
+    const float* row = workspace;
+    if (weights != NULL) {
+      row = weights + o * k;
+    } else {
       hashed_f32_expand(k, o, o + 1, buckets, bucket_count, seed, workspace);
-      row = workspace;
     }
     const float b = bias != NULL ? bias[o] : 0.0f;
     for (size_t n = 0; n < batch; n++) {
