@@ -8,6 +8,7 @@ import { armBitExactCommand } from './arm-bit-exact.js';
 import { COMPILE_AB_HELP, compileAbCommand } from './compile-ab.js';
 import { COMPRESS_HELP, compressBenchCommand } from './compress.js';
 import { FUZZ_READERS, runFuzz } from './fuzz.js';
+import { HASHED_FC_HELP, hashedFcCommand } from './hashed-fc.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import {
   BenchArgumentError,
@@ -199,6 +200,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['compile-ab', (args) => compileAbCommand(args, machine())],
   ['arm-bit-exact', (args) => armBitExactCommand(args, machine())],
   ['compress', (args) => compressBenchCommand(args, machine())],
+  ['hashed-fc', (args) => hashedFcCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -216,6 +218,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
   compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, filter pruning of the small
                    VGG, int8 / fixed16 / fixed8 of the trained models (--quick: subsets)
+  hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
@@ -226,7 +229,8 @@ ${TRAIN_HELP}
 ${AGENT_HELP}
 ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
-${COMPRESS_HELP}`);
+${COMPRESS_HELP}
+${HASHED_FC_HELP}`);
     process.exitCode = 0;
     return;
   }

@@ -1,8 +1,8 @@
 // `npm run bench -- compress [--json] [--quick]`: the compressor's figures on Fashion-MNIST. Each model is
 // trained (`whittle train`'s trainer; kept in --dir and reused when it is there), then compressed by
 // `whittle compress`'s runner: deep-compression (prune -> k-means -> Huffman) on LeNet-300-100 and LeNet-5,
-// filter-prune (Li et al. 2017, 40 % fewer MACs, fine-tuned) on the small VGG, and int8 / fixed16 / fixed8
-// post-training on every trained model. Accuracy is the package's on the
+// filter-prune (Li et al. 2017, 40 % fewer MACs, fine-tuned) on the small VGG, hashednets on LeNet-300-100, and
+// int8 / fixed16 / fixed8 post-training on every trained model. Accuracy is the package's on the
 // runtime (the whole test set, or --quick's first 1,000 images), latency at batch 1 interleaved with the
 // fp32 package, sizes the signed files'. --quick trains and retrains on 5,000 images, one epoch per phase
 // (at a learning rate of 1e-3: the preset's 1e-4 does not recover a 92 %-pruned layer in ~80 steps).
@@ -19,12 +19,15 @@ import { benchOptions, positiveInteger } from './kernels.js';
 
 export const COMPRESS_HELP =
   'compress options: --quick (5,000 training images, 1 epoch per phase at rate 1e-3, 1,000 test images), --models ' +
-  'lenet-300-100,lenet5,vgg-small, --dir DIR (trained models and runs; reused), --latency-runs 200, --json';
+  'lenet-300-100,lenet5,vgg-small, --methods deep-compression,filter-prune,hashednets,int8,fixed16,fixed8 (those ' +
+  'that apply to each model), --dir DIR (trained models and runs; reused), --latency-runs 200, --json';
 
-/** The methods run on each model; deep compression and filter pruning only where the issue asks for them
- * (the LeNets, the small VGG). */
-const DEEP_COMPRESSION_MODELS = new Set(['lenet-300-100', 'lenet5']);
-const FILTER_PRUNE_MODELS = new Set(['vgg-small']);
+/** The retraining methods and the models the issue asks them of; the post-training ones run on every model. */
+const RETRAINING_MODELS: Record<string, ReadonlySet<string>> = {
+  'deep-compression': new Set(['lenet-300-100', 'lenet5']),
+  'filter-prune': new Set(['vgg-small']),
+  hashednets: new Set(['lenet-300-100']),
+};
 const POST_TRAINING = ['int8', 'fixed16', 'fixed8'];
 
 export async function compressBenchCommand(args: string[], machine: string): Promise<number> {
@@ -33,6 +36,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
     {
       quick: { type: 'boolean' },
       models: { type: 'string' },
+      methods: { type: 'string' },
       dir: { type: 'string' },
       'latency-runs': { type: 'string' },
       json: { type: 'boolean' },
@@ -50,9 +54,10 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
   const key = bundledSigningKey();
   const limits = quick ? { trainLimit: 5000, testImages: 1000 } : {};
   mkdirSync(dir, { recursive: true });
+  const only = values.methods?.split(',');
   // The presets, or under --quick the same steps with one retraining epoch (and two pruning rounds).
   const specs = new Map(
-    ['deep-compression', 'filter-prune'].map((preset) => {
+    Object.keys(RETRAINING_MODELS).map((preset) => {
       const path = join(dir, `${preset}.json`);
       writeFileSync(
         path,
@@ -85,10 +90,9 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       });
     }
     const methods = [
-      ...(DEEP_COMPRESSION_MODELS.has(model) ? ['deep-compression'] : []),
-      ...(FILTER_PRUNE_MODELS.has(model) ? ['filter-prune'] : []),
+      ...Object.keys(RETRAINING_MODELS).filter((m) => RETRAINING_MODELS[m]!.has(model)),
       ...POST_TRAINING,
-    ];
+    ].filter((m) => only === undefined || only.includes(m));
     for (const method of methods) {
       const out = join(dir, `${model}-${method}.whittle`);
       const run = join(dir, `${model}-${method}.run`);

@@ -39,6 +39,7 @@
         "src/tern_conv2d_qs8.c",
         "src/sparse_conv2d.c",
         "src/cb_conv2d.c",
+        "src/hashed_fc.c",
         # fp32 training kernels (binding_train.cc): forward passes and gradients, the SGEMM driver and its
         # scalar microkernel.
         "src/binding_train.cc",
@@ -105,7 +106,8 @@
           "src/xnor_conv2d__avx2.c",
           "src/tern_conv2d__avx2.c",
           "src/sparse_conv2d__avx2.c",
-          "src/cb_conv2d__avx2.c"
+          "src/cb_conv2d__avx2.c",
+          "src/hashed_fc__avx2.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt"],
         "cflags_c": ["-std=c11", "-ffp-contract=off"],
@@ -133,7 +135,8 @@
           "src/qs8_simple_ukernels__avx512.c",
           "src/bin_conv2d__avx512.c",
           "src/xnor_conv2d__avx512.c",
-          "src/tern_conv2d__avx512.c"
+          "src/tern_conv2d__avx512.c",
+          "src/hashed_fc__avx512.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt", "-mavx512f", "-mavx512bw", "-mavx512vl"],
         "cflags_c": ["-std=c11", "-ffp-contract=off"],
@@ -188,7 +191,8 @@
           "src/bin_conv2d__neon.c",
           "src/xnor_conv2d__neon.c",
           "src/tern_conv2d__neon.c",
-          "src/cb_conv2d__neon.c"
+          "src/cb_conv2d__neon.c",
+          "src/hashed_fc__neon.c"
         ],
         "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC"],
         "cflags_c": ["-std=c11", "-ffp-contract=off"],

@@ -122,6 +122,18 @@ export interface CodebookParams extends FloatClamp {
   bias?: Float32Array | null;
 }
 
+/** HashedNets (Chen et al. 2015), fully connected only: weight [o][k] = sign * buckets[bucket] of the index
+ * hash of o * inChannels + k with `seed` (native/src/hashed_fc.h; agent/package/encodings.ts hashedSlot);
+ * outChannels x inChannels <= 2^24. expand: the layer expands the whole matrix once, here (4 bytes per
+ * weight, as fast as a dense fp32 layer); else it keeps only the buckets and expands one row at a time on
+ * every run (inChannels floats of workspace per thread). Both give the same bits, at any batch. fp32. */
+export interface HashedParams extends FloatClamp {
+  buckets: Float32Array;
+  seed: number;
+  expand?: boolean;
+  bias?: Float32Array | null;
+}
+
 /** int8 activations (ternary and sparse only): the affine quantization of the int8 kernels (gemmlowp,
  * Int8LayerQuantization in index.ts) with int8 activations only, and its bias:
  *   acc    = bias[o] + sum_k w_k * (x_k - inputZeroPoint)       (padding reads inputZeroPoint)
@@ -148,8 +160,12 @@ export interface SparseInt8Params extends Int8Requantization {
 
 export type FormatTensor = Float32Array | Int8Array | Int16Array;
 
+/** The formats of the FormatLayer class: those of FORMATS (conv2d and fully connected) and hashed (fully
+ * connected only). */
+export type LayerFormat = Format | 'hashed';
+
 type NativeFormatLayerConstructor = new (
-  format: Format,
+  format: LayerFormat,
   layer: 'conv2d' | 'fullyConnected',
   args: object,
 ) => NativeLayer<FormatTensor>;
@@ -168,10 +184,10 @@ function nativeClass(): NativeFormatLayerConstructor {
  * run() splits the output channels over the threads set by setThreads; output must not share memory with
  * input. dispose() frees the weights early. */
 export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
-  readonly format: Format;
+  readonly format: LayerFormat;
 
   /** @internal use the create* functions. */
-  constructor(format: Format, layer: 'conv2d' | 'fullyConnected', args: object) {
+  constructor(format: LayerFormat, layer: 'conv2d' | 'fullyConnected', args: object) {
     super(new (nativeClass())(format, layer, args));
     this.format = format;
   }
@@ -184,7 +200,7 @@ type Fc<P> = FormatFullyConnectedShape & P;
 /** The create function of one format x layer: its argument type is the layer's shape and the format's
  * parameters, its tensors are T. */
 function layerFactory<Args extends object, T extends FormatTensor>(
-  format: Format,
+  format: LayerFormat,
   layer: 'conv2d' | 'fullyConnected',
 ): (args: Args) => FormatLayer<T> {
   return (args) => new FormatLayer<T>(format, layer, args);
@@ -233,6 +249,11 @@ export const createSparseInt8FullyConnected = layerFactory<Fc<SparseInt8Params>,
 export const createCodebookConv2d = layerFactory<Conv<CodebookParams>, Float32Array>('codebook', 'conv2d');
 export const createCodebookFullyConnected = layerFactory<Fc<CodebookParams>, Float32Array>(
   'codebook',
+  'fullyConnected',
+);
+
+export const createHashedFullyConnected = layerFactory<Fc<HashedParams>, Float32Array>(
+  'hashed',
   'fullyConnected',
 );
 

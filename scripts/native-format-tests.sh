@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the compressed-format kernels (native/src/{qf,bin,xnor,tern,sparse,cb}_*.c) with their C test
+# Builds the compressed-format kernels (native/src/{qf,bin,xnor,tern,sparse,cb,hashed}_*.c) with their C test
 # driver native/test/formats_test.c and runs it in every configuration the devices need:
 #   native   gcc -O2, every x86 path this CPU supports (scalar, AVX2, AVX-512, VPOPCNTDQ)
 #   sanitize clang -fsanitize=address,undefined, same paths
@@ -21,7 +21,7 @@ trap 'rm -rf "$out"' EXIT
 
 shopt -s nullglob
 kernel_sources=()
-for family in qf bin xnor tern sparse cb; do
+for family in qf bin xnor tern sparse cb hashed; do
   kernel_sources+=(native/src/"${family}"_*.c)
 done
 # Shared by the kernels (sparse_qs8 uses the gemmlowp requantization) and the driver (ISA detection).

@@ -344,7 +344,7 @@ export function decodeTensor(
   }
 }
 
-/** murmur3's 32-bit finalizer: the index hash of HashedNets storage. */
+/** murmur3's 32-bit finalizer: the index hash of HashedNets storage (hashedSlot). */
 export function hashIndex(index: number, seed: number): number {
   let h = (Math.imul(index, 0x9e3779b1) + seed) >>> 0;
   h ^= h >>> 16;
@@ -353,6 +353,47 @@ export function hashIndex(index: number, seed: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
+}
+
+/** HashedNets (Chen et al. 2015): element i (row-major, [rows][K]) of a hashed tensor is
+ * sign * buckets[bucket], from h = hashIndex(i, seed): bucket = h % buckets, sign - where h's top bit is set.
+ * The slot is the bucket, or ~bucket (< 0) where the sign is -. The one definition of the hash that the
+ * encoder, the reference expansion, the trainer (optimize/compress/projection.ts) and the native kernel
+ * (native/src/hashed_fc.c, tested against this) follow. */
+export function hashedSlot(index: number, seed: number, buckets: number): number {
+  const h = hashIndex(index, seed);
+  return h & 0x80000000 ? ~(h % buckets) : h % buckets;
+}
+
+/** Each bucket's value: the mean of the signed values whose slot it is (0 for a bucket no value hashes to);
+ * on values that already are a hashed tensor's expansion, exactly its buckets. */
+export function hashedBucketMeans(
+  values: ArrayLike<number>,
+  slots: ArrayLike<number>,
+  buckets: number,
+): Float32Array {
+  const sums = new Float64Array(buckets);
+  const counts = new Float64Array(buckets);
+  for (let i = 0; i < values.length; i++) {
+    const slot = slots[i]!;
+    if (slot < 0) sums[~slot]! -= values[i]!;
+    else sums[slot]! += values[i]!;
+    counts[slot < 0 ? ~slot : slot]! += 1;
+  }
+  return Float32Array.from(sums, (s, b) => (counts[b]! === 0 ? 0 : s / counts[b]!));
+}
+
+/** The signed bucket values of `slots` (hashedSlot) into `out`. */
+export function expandHashed(table: Float32Array, slots: ArrayLike<number>, out: Float32Array): Float32Array {
+  for (let i = 0; i < out.length; i++) {
+    const slot = slots[i]!;
+    out[i] = slot < 0 ? -table[~slot]! : table[slot]!;
+  }
+  return out;
+}
+
+function hashedSlots(elements: number, seed: number, buckets: number): Int32Array {
+  return Int32Array.from({ length: elements }, (_, i) => hashedSlot(i, seed, buckets));
 }
 
 /** Dense fp32 values of any f32-valued decoded tensor (the reference path of every compressed format). */
@@ -416,14 +457,8 @@ export function toFloat32(tensor: DecodedTensor, elements: number): Float32Array
       }
       return out;
     }
-    case 'hashed': {
-      const b = tensor.buckets.length;
-      for (let i = 0; i < elements; i++) {
-        const h = hashIndex(i, tensor.seed);
-        out[i] = (h & 0x80000000 ? -1 : 1) * tensor.buckets[h % b]!;
-      }
-      return out;
-    }
+    case 'hashed':
+      return expandHashed(tensor.buckets, hashedSlots(elements, tensor.seed, tensor.buckets.length), out);
   }
 }
 
@@ -565,15 +600,7 @@ export function encodeCodebook(
 
 /** HashedNets: each bucket is the mean of the signed values hashed into it. */
 export function encodeHashed(values: Float32Array, buckets: number, seed: number): EncodedTensor {
-  const sums = new Float64Array(buckets);
-  const counts = new Float64Array(buckets);
-  for (let i = 0; i < values.length; i++) {
-    const h = hashIndex(i, seed);
-    sums[h % buckets]! += (h & 0x80000000 ? -1 : 1) * values[i]!;
-    counts[h % buckets]! += 1;
-  }
-  const table = new Float32Array(buckets);
-  for (let b = 0; b < buckets; b++) table[b] = counts[b]! === 0 ? 0 : sums[b]! / counts[b]!;
+  const table = hashedBucketMeans(values, hashedSlots(values.length, seed >>> 0, buckets), buckets);
   return { encoding: { kind: 'hashed', buckets, seed: seed >>> 0 }, bytes: Buffer.from(bytesOf(table)) };
 }
 

@@ -4,6 +4,7 @@
 // runs the pair's TypeScript reference executor, as it does when the addon is not loadable. `whittle inspect`
 // shows which kernel every layer got. Attributes are read with the checked readers the op definitions use.
 import {
+  createHashedFullyConnected,
   fixedPointDequantize,
   fixedPointQuantize,
   type Format as FormatKernelName,
@@ -318,9 +319,9 @@ const qfullyConnected: NativeFactory = (context) => {
 // values): anything else keeps the reference executor. fixed16 / fixed8 layers with activation fractional lengths
 // (format 1.1) run on the fixed-point FormatLayers (fixedPoint below); format 1.0 fixed-point layers carry no
 // activation fractional lengths, so they keep fp32 activations on the fp32 kernels over their exactly
-// representable expanded weights. hashed layers keep the reference: the fp32 fully-connected kernel takes
-// another path at batch 1 than at larger batches, and a hashed layer's result must not depend on the batch
-// size.
+// representable expanded weights. hashed fully-connected layers run on their own kernel (hashedFullyConnected
+// below) from the package's buckets and seed, not on the fp32 one: that takes another path at batch 1 than at
+// larger batches, and a hashed layer's result must not depend on the batch size.
 
 /** The float weights, the optional float bias and the clamp of a conv2d / fully_connected node, or undefined
  * when a weight or bias is not a constant. */
@@ -484,6 +485,34 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
   };
 }
 
+/** Bytes of expanded weights a hashed layer may keep at load; a larger one keeps only its buckets and
+ * expands a row at a time on every run. */
+export const HASHED_EXPAND_BYTES = 16 << 20;
+
+/** A hashed fully-connected layer on the hashed kernel (native/src/hashed_fc.h), from the decoded buckets and
+ * seed: expanded once at load where the expanded weights fit HASHED_EXPAND_BYTES (as fast as the dense fp32
+ * layer), else a row at a time on every run. Either way an image's result does not depend on the batch. What
+ * the layer keeps beyond the package (the expanded weights, or a row of workspace per thread) is its
+ * scratchBytes in the memory report. */
+const hashedFullyConnected: NativeFactory = (context) => {
+  const hashed = context.decoded?.[1];
+  const float = floatLayer(context);
+  if (hashed?.kind !== 'hashed' || !float || context.inputs[0]!.dtype !== 'f32') return undefined;
+  const shape = fullyConnectedShape(context);
+  const expandedBytes = 4 * shape.inChannels * shape.outChannels;
+  const expand = expandedBytes <= HASHED_EXPAND_BYTES;
+  const executor = packed(`hashed_fully_connected${expand ? '' : '_on_the_fly'}`, () =>
+    createHashedFullyConnected({
+      ...shape,
+      buckets: hashed.buckets,
+      seed: hashed.seed,
+      expand,
+      ...float.common,
+    }),
+  );
+  return executor && { ...executor, scratchBytes: expand ? expandedBytes : 4 * shape.inChannels };
+};
+
 const FORMAT_CONV2D = formatLayer('conv2d');
 const FORMAT_FULLY_CONNECTED = formatLayer('fullyConnected');
 
@@ -501,7 +530,7 @@ const FIXED_POINT_KERNELS: Record<16 | 8, { conv2d: FixedPointCreate; fullyConne
 };
 
 /** The native/formats.ts name of a package number format's kernels (FORMAT_LAYERS), or undefined for a
- * format without its own kernels (f32, int8, hashed). */
+ * format without its own FORMATS kernels (f32, int8, hashed). */
 export function formatKernelName(format: NumberFormat): FormatKernelName | undefined {
   return format === 'fixed16' || format === 'fixed8' ? format : FORMAT_KERNELS[format]?.name;
 }
@@ -1091,6 +1120,7 @@ export const NATIVE_EXECUTORS: Readonly<
     sparse: FORMAT_FULLY_CONNECTED,
     codebook: FORMAT_FULLY_CONNECTED,
     'sparse-codebook': FORMAT_FULLY_CONNECTED,
+    hashed: hashedFullyConnected,
   },
   qconv2d: { int8: qconv2d },
   qfully_connected: { int8: qfullyConnected },

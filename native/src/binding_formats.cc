@@ -23,6 +23,7 @@ extern "C" {
 #include "cb_conv2d.h"
 #include "cpu/cpu-features.h"
 #include "f32_ops.h"
+#include "hashed_fc.h"
 #include "qf_conv2d.h"
 #include "qs8_ops.h"
 #include "sparse_conv2d.h"
@@ -46,7 +47,7 @@ std::vector<T> Copy(const View& view) {
   return data == nullptr ? std::vector<T>() : std::vector<T>(data, data + view.length);
 }
 
-enum class Format { kFixed16, kFixed8, kBinary, kXnor, kTernary, kSparse, kCodebook };
+enum class Format { kFixed16, kFixed8, kBinary, kXnor, kTernary, kSparse, kCodebook, kHashed };
 
 const struct {
   const char* name;
@@ -54,8 +55,9 @@ const struct {
 } kFormats[] = {{"fixed16", Format::kFixed16},       {"fixed8", Format::kFixed8},
                 {"binary-weights", Format::kBinary}, {"xnor", Format::kXnor},
                 {"ternary", Format::kTernary},       {"sparse", Format::kSparse},
-                {"codebook", Format::kCodebook}};
-const char* kFormatList = "'fixed16', 'fixed8', 'binary-weights', 'xnor', 'ternary', 'sparse' or 'codebook'";
+                {"codebook", Format::kCodebook},     {"hashed", Format::kHashed}};
+const char* kFormatList =
+    "'fixed16', 'fixed8', 'binary-weights', 'xnor', 'ternary', 'sparse', 'codebook' or 'hashed'";
 
 std::string Hex(uint64_t value) {
   static const char digits[] = "0123456789abcdef";
@@ -360,6 +362,34 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         kernel_ = cb_->name;
         break;
       }
+      case Format::kHashed: {
+        if (!fc_) ThrowType(env, "'fullyConnected' (hashed layers are fully connected)", "layer", info[1]);
+        ReadFloatBounds(args);
+        const View buckets = Field(args, "buckets", napi_float32_array);
+        if (buckets.length < 1 || buckets.length > HASHED_MAX_BUCKETS) {
+          ThrowRange(env, "a length in [1, " + std::to_string(HASHED_MAX_BUCKETS) + "]", "buckets",
+                     "length " + std::to_string(buckets.length));
+        }
+        if (oc_ * reduction_ > HASHED_MAX_ELEMENTS) {
+          ThrowRange(env, "outChannels x inChannels <= " + std::to_string(HASHED_MAX_ELEMENTS), "outChannels",
+                     std::to_string(oc_) + " (x " + std::to_string(reduction_) + ")");
+        }
+        ExpectLength(env, buckets, buckets.length, "1 or more", kEmptyAllowed);
+        seed_ = static_cast<uint32_t>(Integer(args, "seed", 0, UINT32_MAX));
+        const bool expand = Boolean(args, "expand");
+        const View bias = ReadBias(args, napi_float32_array, oc_name);
+        ExpectUnchanged(env, {&buckets, &bias});
+        alpha_ = Copy<float>(buckets);
+        fbias_ = Copy<float>(bias);
+        if (expand) {
+          values_.resize(oc_ * reduction_);
+          hashed_f32_expand(reduction_, 0, oc_, alpha_.data(), static_cast<uint32_t>(alpha_.size()), seed_,
+                            values_.data());
+        }
+        hashed_ = hashed_f32_select(isa);
+        kernel_ = hashed_->name;
+        break;
+      }
     }
     live_ = true;
     TagPlanStep<FormatLayer>(env, info.This().As<Napi::Object>());
@@ -645,6 +675,15 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         }
         break;
       }
+      case Format::kHashed: {
+        const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
+        // Expanded at load (values_), or each row expanded on the fly into the thread's workspace.
+        (t.reference ? hashed_f32_fc_minmax_ukernel__reference : hashed_->fc)(
+            n, ic, oc, begin, end, in, values_.empty() ? nullptr : values_.data(), alpha_.data(),
+            static_cast<uint32_t>(alpha_.size()), seed_, bias, fmin_, fmax_,
+            t.workspace == nullptr ? nullptr : t.workspace + thread * reduction_, out);
+        break;
+      }
     }
   }
 
@@ -707,6 +746,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
       task.workspace = planes_buffer_.data();
     } else if (format_ == Format::kSparse && !fc_) {
       workspace_.resize(std::max(workspace_.size(), reduction_ * (reference ? 1 : threads)));
+      task.workspace = workspace_.data();
+    } else if (format_ == Format::kHashed && values_.empty() && !reference) {
+      workspace_.resize(std::max(workspace_.size(), reduction_ * threads));
       task.workspace = workspace_.data();
     } else if (format_ == Format::kCodebook && !fc_ && !reference) {
       workspace_.resize(std::max(workspace_.size(), CbWorkspace() * threads));
@@ -817,6 +859,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   int32_t input_fl_ = 0, weight_fl_ = 0, output_fl_ = 0, q_min_ = 0, q_max_ = 0;
   float fmin_ = -INFINITY, fmax_ = INFINITY;
   uint32_t index_bits_ = 0;
+  uint32_t seed_ = 0;  // hashed: the index hash's seed
   // The layer's own copies of the weights, checked.
   std::vector<int16_t> w16_;
   std::vector<int8_t> w8_;
@@ -828,7 +871,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   std::vector<float> planes_buffer_;           // sparse planes: the packed input of the current run (same)
   std::vector<float> scale_, workspace_;       // xnor input scales; sparse / codebook per-thread workspace
   std::vector<int16_t> workspace16_;           // sparse int8: per-thread workspace
-  std::vector<float> alpha_, fbias_, values_;  // alpha or codebook; bias; CSR values
+  std::vector<float> alpha_, fbias_, values_;  // alpha, codebook or buckets; bias; CSR / expanded values
   std::vector<uint8_t> u8_;                    // codebook indices
   const char* kernel_ = "";
   const qf16_conv2d_variant* qf16_ = nullptr;
@@ -842,6 +885,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   bool planes_ = false;                  // fp32 sparse conv on the planes kernel (stride 1)
   std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;
+  const hashed_f32_variant* hashed_ = nullptr;
 };
 
 // A fixed-point array: an Int16Array (fixed16) or an Int8Array (fixed8); *wide says which.

@@ -14,6 +14,7 @@
 #include "bin_conv2d.h"
 #include "cb_conv2d.h"
 #include "cpu/cpu-features.h"
+#include "hashed_fc.h"
 #include "qf_conv2d.h"
 #include "sparse_conv2d.h"
 #include "tern_conv2d.h"
@@ -1076,6 +1077,128 @@ static void test_cb(void) {
   }
 }
 
+// ---- hashed ----
+
+typedef struct hashed_context {
+  const fc_shape* f;
+  hashed_f32_fc_fn fn;
+  const float *input, *weights, *buckets, *bias;
+  uint32_t bucket_count, seed;
+  float output_min, output_max;
+} hashed_context;
+
+static void hashed_run(const void* context, size_t begin, size_t end, float* output) {
+  const hashed_context* c = context;
+  float* workspace = c->weights == NULL ? xmalloc((c->f->input_channels + 1) * sizeof(float)) : NULL;
+  c->fn(c->f->batch, c->f->input_channels, c->f->output_channels, begin, end, c->input, c->weights,
+        c->buckets, c->bucket_count, c->seed, c->bias, c->output_min, c->output_max, workspace, output);
+  free(workspace);
+}
+
+static void hashed_case(const fc_shape* f, uint64_t seed) {
+  rng_seed(seed);
+  const size_t k = f->input_channels, oc = f->output_channels, ni = f->batch * k, no = f->batch * oc;
+  const uint32_t bucket_count = (uint32_t)rng_int(1, (int32_t)(k * oc / 4 + 1));
+  const uint32_t hash_seed = (uint32_t)rng_next();
+  float* input = xmalloc(ni * sizeof(float));
+  float* buckets = xmalloc(bucket_count * sizeof(float));
+  float* bias = xmalloc(oc * sizeof(float));
+  float *weights = xmalloc(oc * k * sizeof(float)), *want = xmalloc(no * sizeof(float));
+  float* scale = xmalloc(no * sizeof(float));
+  random_floats(input, ni, -2.0f, 2.0f);
+  random_floats(buckets, bucket_count, -1.0f, 1.0f);
+  random_floats(bias, oc, -1.0f, 1.0f);
+  const float output_min = (seed % 3) == 0 ? 0.0f : -INFINITY;
+  const float* b = (seed % 4) == 1 ? NULL : bias;
+  // The expansion is the format's definition: element i = o * K + k is sign(h) * buckets[h % count] with
+  // h the murmur3 finalizer of i * 0x9e3779b1 + seed; two known hashes pin it to encodings.ts hashIndex.
+  report(hashed_index_hash(0, 0) == 0 && hashed_index_hash(1, 0) == UINT32_C(0x11fd02eb) &&
+             hashed_index_hash(5, 77) == UINT32_C(0xb0cfe07f),
+         "hashed_index_hash: not encodings.ts hashIndex (got %08x %08x %08x)", hashed_index_hash(0, 0),
+         hashed_index_hash(1, 0), hashed_index_hash(5, 77));
+  hashed_f32_expand(k, 0, oc, buckets, bucket_count, hash_seed, weights);
+  bool expanded = true;
+  for (size_t i = 0; i < oc * k && expanded; i++) {
+    const uint32_t h = hashed_index_hash((uint32_t)i, hash_seed);
+    const float v = buckets[h % bucket_count];
+    expanded = weights[i] == ((h >> 31) != 0 ? -v : v);
+  }
+  char label[96];
+  snprintf(label, sizeof label, "fc %zux%zu->%zu, %u buckets", f->batch, k, oc, bucket_count);
+  report(expanded, "hashed_f32_expand [%s]: a weight is not its signed bucket", label);
+  hashed_f32_fc_minmax_ukernel__reference(f->batch, k, oc, 0, oc, input, NULL, buckets, bucket_count,
+                                          hash_seed, b, output_min, INFINITY, NULL, want);
+  // The tolerance's scale: sum |W * x| + |bias| (the signs come from the hash, so not the kernel on
+  // |buckets|).
+  for (size_t n = 0; n < f->batch; n++) {
+    for (size_t o = 0; o < oc; o++) {
+      double sum = fabs((double)bias[o]);
+      for (size_t j = 0; j < k; j++) sum += fabs((double)weights[o * k + j] * (double)input[n * k + j]);
+      scale[n * oc + o] = (float)sum;
+    }
+  }
+  for (const hashed_f32_variant* v = hashed_f32_variants; v < hashed_f32_variants + hashed_f32_variant_count;
+       v++) {
+    if (!supported(v->isa)) continue;
+    const hashed_context loaded = {f, v->fc,        input,     weights,    buckets,
+                                   b, bucket_count, hash_seed, output_min, INFINITY};
+    const hashed_context on_the_fly = {f, v->fc,        input,     NULL,       buckets,
+                                       b, bucket_count, hash_seed, output_min, INFINITY};
+    check_f32_ranges("hashed fc (expanded at load)", v->name, label, f->batch, oc, hashed_run, &loaded, want,
+                     scale);
+    check_f32_ranges("hashed fc (on the fly)", v->name, label, f->batch, oc, hashed_run, &on_the_fly, want,
+                     scale);
+    // Both ways give the same bits, and image n's outputs do not depend on the batch.
+    float* a = xmalloc(no * sizeof(float));
+    float* c = xmalloc(no * sizeof(float));
+    hashed_run(&loaded, 0, oc, a);
+    hashed_run(&on_the_fly, 0, oc, c);
+    bool same = memcmp(a, c, no * sizeof(float)) == 0;
+    const fc_shape single = {1, k, oc};
+    for (size_t n = 0; n < f->batch && same; n++) {
+      const hashed_context one = {&single, v->fc,        input + n * k, weights,    buckets,
+                                  b,       bucket_count, hash_seed,     output_min, INFINITY};
+      hashed_run(&one, 0, oc, c);
+      same = memcmp(a + n * oc, c, oc * sizeof(float)) == 0;
+    }
+    report(same, "hashed fc %s [%s]: expanded at load, on the fly and batch 1 differ", v->name, label);
+    free(a), free(c);
+  }
+  free(input), free(buckets), free(bias), free(weights), free(want), free(scale);
+}
+
+// The expansion's remainder (no division) against %, at the edges: hashes near 2^32 and multiples of the
+// count, counts of 1, 2^k +- 1 and the largest.
+static void test_hashed_remainder(void) {
+  static const uint32_t counts[] = {
+      1, 2, 3, 7, 255, 256, 257, 65535, 65537, 1000003, HASHED_MAX_BUCKETS - 1, HASHED_MAX_BUCKETS};
+  bool ok = true;
+  for (size_t c = 0; c < sizeof counts / sizeof counts[0] && ok; c++) {
+    float* buckets = xmalloc(counts[c] * sizeof(float));
+    for (uint32_t b = 0; b < counts[c]; b++) buckets[b] = (float)b;
+    // Rows of one weight whose hash we know: element i's bucket must be hash(i) % count.
+    float got[64];
+    for (uint32_t seed = 0; seed < 64 && ok; seed++) {
+      hashed_f32_expand(1, 0, 64, buckets, counts[c], seed * UINT32_C(0x01000193), got);
+      for (uint32_t i = 0; i < 64 && ok; i++) {
+        const uint32_t h = hashed_index_hash(i, seed * UINT32_C(0x01000193));
+        ok = fabsf(got[i]) == (float)(h % counts[c]);
+      }
+    }
+    report(ok, "hashed_f32_expand: a bucket is not hash %% %u", counts[c]);
+    free(buckets);
+  }
+}
+
+static void test_hashed(void) {
+  test_hashed_remainder();
+  for (size_t s = 0; s < FC_SHAPE_COUNT; s++) hashed_case(&fc_shapes[s], 8000 + s);
+  // The LeNet-300-100 layers at 1/8, and K around the vector widths.
+  static const fc_shape more[] = {{1, 784, 300}, {4, 300, 100}, {3, 100, 10},
+                                  {2, 15, 9},    {2, 17, 5},    {1, 33, 3}};
+  for (size_t s = 0; s < sizeof more / sizeof more[0]; s++) hashed_case(&more[s], 8100 + s);
+}
+
 static void print_variants(void) {
   printf("# isa selected: %s\n", whittle_isa_name(whittle_isa_selected()));
 #define PRINT_VARIANTS(label, list, count)                                   \
@@ -1093,6 +1216,7 @@ static void print_variants(void) {
   PRINT_VARIANTS("tern", tern_conv2d_variants, tern_conv2d_variant_count);
   PRINT_VARIANTS("sparse_f32", sparse_f32_variants, sparse_f32_variant_count);
   PRINT_VARIANTS("cb", cb_conv2d_variants, cb_conv2d_variant_count);
+  PRINT_VARIANTS("hashed", hashed_f32_variants, hashed_f32_variant_count);
 #undef PRINT_VARIANTS
 }
 
@@ -1121,6 +1245,7 @@ static void test_select(void) {
     CHECK_SELECT(tern_conv2d_select, tern_conv2d_variants, tern_conv2d_variant_count);
     CHECK_SELECT(sparse_f32_select, sparse_f32_variants, sparse_f32_variant_count);
     CHECK_SELECT(cb_conv2d_select, cb_conv2d_variants, cb_conv2d_variant_count);
+    CHECK_SELECT(hashed_f32_select, hashed_f32_variants, hashed_f32_variant_count);
 #undef CHECK_SELECT
   }
   // The best level picks the best supported variant: on an AVX-512 VPOPCNTDQ machine, xnor's vpopcnt one.
@@ -1149,6 +1274,7 @@ int main(void) {
   test_tern();
   test_sparse();
   test_cb();
+  test_hashed();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

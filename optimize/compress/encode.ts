@@ -1,13 +1,14 @@
 // How each compressed layer is stored in the package: the fp32 package of the retrained model (the
 // TensorFlow.js importer, as `whittle import` makes it) with the weights of every pruned or shared conv / FC
 // layer re-encoded — pruned: sparse (CSR); shared: a codebook with its indices coded at a fixed width, or
-// Huffman-coded after a huffman step; pruned and shared: encodePrunedShared.
+// Huffman-coded after a huffman step; pruned and shared: encodePrunedShared; hashed (HashedNets): its buckets.
 import { join } from 'node:path';
 
 import {
   elementCount,
   encodeCodebook,
   type EncodedTensor,
+  encodeHashed,
   encodeSparse,
   encodeSparseCodebook,
 } from '../../agent/package/encodings.js';
@@ -25,6 +26,8 @@ export interface LayerCompression {
   bits?: number;
   /** Its indices Huffman-coded (else at a fixed `bits` width). */
   huffman?: boolean;
+  /** HashedNets: its weights are this many signed hash buckets (encodings.ts hashedSlot). */
+  hashed?: { buckets: number; seed: number };
 }
 
 /** A layer's codebook and indices: its distinct values when they fit 2^bits (a shared layer holds exactly
@@ -87,6 +90,11 @@ export function encodeLayer(
   shape: readonly number[],
   compression: LayerCompression,
 ): { encoded: EncodedTensor; format: NumberFormat } | undefined {
+  if (compression.hashed)
+    return {
+      encoded: encodeHashed(values, compression.hashed.buckets, compression.hashed.seed),
+      format: 'hashed',
+    };
   const pruned = compression.sparsity !== undefined && compression.sparsity > 0;
   const huffman = compression.huffman === true;
   if (compression.bits !== undefined) {

@@ -131,6 +131,27 @@ export const METHODS: Record<string, MethodDefinition> = {
     retrains: false,
     rewritesPackage: false,
   },
+  hashednets: {
+    method: 'hashednets',
+    summary:
+      'HashedNets (Chen et al. 2015): fully-connected weights shared through a signed index hash, trained ' +
+      'through the hash, stored hashed',
+    params: {
+      compression: {
+        kind: 'integer',
+        min: 1,
+        max: 1 << 16,
+        default: 8,
+        doc: 'weights per real parameter (a layer keeps ceil(weights / compression) hash buckets)',
+      },
+      layers: { kind: 'layers', min: 1, max: 1 << 16, doc: 'per-layer compression factor, by layer name' },
+      seed: { kind: 'integer', min: 0, max: 0xffffffff, default: 0, doc: 'hash seed (layer i: seed + i)' },
+      ...retraining,
+    },
+    layerClasses: ['Dense'],
+    retrains: true,
+    rewritesPackage: false,
+  },
   int8: {
     method: 'int8',
     summary: 'post-training int8 quantization (whittle quantize)',
@@ -176,6 +197,9 @@ export const PRESETS: Record<string, { method: string; [param: string]: unknown 
   // Li et al. 2017's filter pruning to 40 % fewer MACs (one fraction of filters over every conv that can
   // lose filters), fine-tuned.
   'filter-prune': [{ method: 'filter-prune', macReduction: 0.4, epochs: 2, learningRate: 3e-4 }],
+  // Chen et al. 2015's 1/8 on every fully-connected layer, fine-tuned from the trained model (its weights'
+  // signed bucket means as the start) at a rate that moves the buckets far from that start.
+  hashednets: [{ method: 'hashednets', compression: 8, epochs: 6, learningRate: 1e-3 }],
 };
 
 /** A layer of the model as the pipeline sees it: its name and kind (tfjs class, or the package op). */
@@ -339,6 +363,15 @@ function checkOrder(steps: readonly PipelineStep[], where: string): void {
     if (step.method === 'huffman' && !before.includes('kmeans'))
       throw new PipelineError(
         `${where} step ${i + 1} (huffman): codes the cluster indices of a kmeans step, which must come before it`,
+      );
+    const sharing = ['prune', 'kmeans'];
+    if (
+      (step.method === 'hashednets' && before.some((m) => sharing.includes(m))) ||
+      (sharing.includes(step.method) && before.includes('hashednets'))
+    )
+      throw new PipelineError(
+        `${where} step ${i + 1} (${step.method}): a hashed layer's weights are its hash buckets, which ` +
+          `pruning and k-means cannot keep; hashednets runs without prune and kmeans`,
       );
     if (step.method === 'prune' && before.includes('kmeans'))
       throw new PipelineError(

@@ -8,8 +8,14 @@
 //   cluster, which is Adam on the centroid with the summed gradient); after every update each weight is
 //   snapped back to its cluster's mean so the layer holds exactly its codebook.
 // A pruned and shared layer keeps cluster 0 as the fixed zero of its pruned weights.
+// - HashedNets (Chen et al. 2015): a fully-connected layer's weight W[o][k] is sign * w[bucket] of the index
+//   hash (agent/package/encodings.ts hashedSlot, on the package's [outputs][inputs] index); each weight gets
+//   sign * (its bucket's sum of signed gradients), which with zeroed moments at the phase start is Adam on
+//   the real parameters w: an exact reparametrisation, no straight-through estimate. After each update the
+//   weights are snapped to their buckets' signed means (exactly the buckets, up to rounding drift).
 import * as tf from '@tensorflow/tfjs';
 
+import { expandHashed, hashedBucketMeans, hashedSlot } from '../../agent/package/encodings.js';
 import type { TrainHooks } from '../train/trainer.js';
 
 /** A layer's projection while it retrains. */
@@ -20,6 +26,32 @@ export interface LayerProjection {
   mask?: Uint8Array;
   /** Cluster of each weight; with a mask, cluster 0 is the pruned weights' fixed zero. */
   assignments?: Uint8Array;
+  /** HashedNets: the layer's kernel [inputs][outputs] (tfjs Dense order) is a hashed tensor. */
+  hashed?: HashedKernel;
+}
+
+/** A hashed Dense kernel: `buckets` real values, hashed with `seed` over the package's [outputs][inputs]. */
+export interface HashedKernel {
+  buckets: number;
+  seed: number;
+  inputs: number;
+  outputs: number;
+}
+
+const slotsOf = new WeakMap<HashedKernel, Int32Array>();
+
+/** The hashedSlot of each weight of a hashed kernel, in the tfjs order [inputs][outputs]: weight (k, o) is
+ * element o * inputs + k of the package's transposed fully_connected weight. Computed once per kernel. */
+export function hashedKernelSlots(h: HashedKernel): Int32Array {
+  let slots = slotsOf.get(h);
+  if (slots === undefined) {
+    slots = new Int32Array(h.inputs * h.outputs);
+    for (let k = 0; k < h.inputs; k++)
+      for (let o = 0; o < h.outputs; o++)
+        slots[k * h.outputs + o] = hashedSlot(o * h.inputs + k, h.seed, h.buckets);
+    slotsOf.set(h, slots);
+  }
+  return slots;
 }
 
 /** The kernel variable of a conv / dense layer (tfjs names it kernel or depthwise_kernel). */
@@ -174,6 +206,11 @@ function clusterMeans(values: Float32Array, projection: LayerProjection): Float6
 
 /** `values` on the layer's projection: pruned weights 0, shared weights their cluster's mean. */
 export function project(values: Float32Array, projection: LayerProjection): Float32Array {
+  const h = projection.hashed;
+  if (h) {
+    const slots = hashedKernelSlots(h);
+    return expandHashed(hashedBucketMeans(values, slots, h.buckets), slots, new Float32Array(values.length));
+  }
   const out = Float32Array.from(values);
   if (projection.assignments) {
     const means = clusterMeans(values, projection);
@@ -185,6 +222,18 @@ export function project(values: Float32Array, projection: LayerProjection): Floa
 
 /** The gradient a projected weight gets: 0 for a pruned one, its cluster's summed gradient for a shared one. */
 export function projectGradient(gradient: Float32Array, projection: LayerProjection): Float32Array {
+  const h = projection.hashed;
+  if (h) {
+    // dL/dw[b] = sum of sign * dL/dW over the bucket's weights; each weight moves by sign * that.
+    const slots = hashedKernelSlots(h);
+    const sums = new Float64Array(h.buckets);
+    for (let i = 0; i < gradient.length; i++) {
+      const slot = slots[i]!;
+      if (slot < 0) sums[~slot]! -= gradient[i]!;
+      else sums[slot]! += gradient[i]!;
+    }
+    return expandHashed(Float32Array.from(sums), slots, new Float32Array(gradient.length));
+  }
   const out = Float32Array.from(gradient);
   if (projection.assignments) {
     const sums = new Float64Array(256);

@@ -31,9 +31,12 @@ import type { LayerCompression } from './encode.js';
 import { applyFilterPlan, type FilterPlan, planFilterPruning } from './filters.js';
 import { METHODS, type ModelLayer, type StepParams } from './pipeline.js';
 import {
+  type HashedKernel,
   iterationSparsity,
+  kernelOf,
   type LayerProjection,
   magnitudeMasks,
+  project,
   projectionHooks,
   readKernel,
   shareWeights,
@@ -157,6 +160,9 @@ async function saveProjections(dir: string, projections: readonly LayerProjectio
     ...(p.assignments
       ? [{ name: `${p.layer}/assignments`, tensor: tf.tensor1d(Int32Array.from(p.assignments), 'int32') }]
       : []),
+    ...(p.hashed
+      ? [{ name: `${p.layer}/hashed`, tensor: tf.tensor1d(hashedFields(p.hashed), 'int32') }]
+      : []),
   ]);
   // An empty list still records the phase's projection (none).
   await saveNamedTensors(dir, PROJECTION_FILE, tensors);
@@ -169,13 +175,24 @@ function loadProjections(dir: string): LayerProjection[] {
     const cut = name.lastIndexOf('/');
     const layer = name.slice(0, cut);
     const p = byLayer.get(layer) ?? { layer };
-    const values = Uint8Array.from(tensor.dataSync());
-    if (name.slice(cut + 1) === 'mask') p.mask = values;
-    else p.assignments = values;
+    const kind = name.slice(cut + 1);
+    if (kind === 'hashed') {
+      const [buckets, seed, inputs, outputs] = tensor.dataSync();
+      p.hashed = { buckets: buckets!, seed: seed! >>> 0, inputs: inputs!, outputs: outputs! };
+    } else {
+      const values = Uint8Array.from(tensor.dataSync());
+      if (kind === 'mask') p.mask = values;
+      else p.assignments = values;
+    }
     byLayer.set(layer, p);
     tensor.dispose();
   }
   return [...byLayer.values()];
+}
+
+/** A hashed kernel as the int32 fields a projection file stores (the seed's bits as a signed int32). */
+function hashedFields(h: HashedKernel): Int32Array {
+  return Int32Array.of(h.buckets, h.seed | 0, h.inputs, h.outputs);
 }
 
 const prune: CompressStep = async (context, params) => {
@@ -275,6 +292,32 @@ const filterPrune: CompressStep = async (context, params) => {
   return retrainPhase(context, join(context.dir, 'fine-tune'), 'filter-prune', params, () => []);
 };
 
+/** HashedNets: each selected Dense layer's kernel becomes ceil(weights / compression) signed hash buckets
+ * (layer i of the selection hashes with seed + i), initialised to the signed means of the trained weights
+ * hashed into them and fine-tuned through the hash (projection.ts). */
+const hashednets: CompressStep = async (context, params) => {
+  const layers = selectedLayers('hashednets', context, params);
+  const named = (params.layers as Record<string, number> | undefined) ?? {};
+  const hashes = new Map(
+    layers.map((l, i) => {
+      const factor = named[l.name] ?? (params.compression as number);
+      const buckets = Math.max(1, Math.ceil(l.weights / factor));
+      return [l.name, { buckets, seed: ((params.seed as number) + i) >>> 0 }] as const;
+    }),
+  );
+  const result = await retrainPhase(context, join(context.dir, 'fine-tune'), 'hashednets', params, (model) =>
+    layers.map(({ name }) => {
+      const [inputs, outputs] = kernelOf(model.getLayer(name))!.shape as [number, number];
+      const projection: LayerProjection = { layer: name, hashed: { ...hashes.get(name)!, inputs, outputs } };
+      writeKernel(model, name, project(readKernel(model, name), projection));
+      return projection;
+    }),
+  );
+  if (result.interrupted) return result;
+  for (const [name, hashed] of hashes) context.layers.set(name, { ...context.layers.get(name), hashed });
+  return { interrupted: false };
+};
+
 const huffman: CompressStep = (context) => {
   for (const [name, layer] of context.layers)
     if (layer.bits !== undefined) context.layers.set(name, { ...layer, huffman: true });
@@ -305,6 +348,7 @@ export const STEPS: Record<string, CompressStep> = {
   'filter-prune': filterPrune,
   kmeans,
   huffman,
+  hashednets,
   int8: postTraining('int8'),
   fixed16: postTraining('fixed16'),
   fixed8: postTraining('fixed8'),

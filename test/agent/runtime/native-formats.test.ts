@@ -43,8 +43,7 @@ const KERNELS: Record<string, string> = {
   fixed16: 'native:conv2d_f32',
   fixed8: 'native:conv2d_f32',
   xnor: 'native:xnor_conv2d',
-  // hashed stays on the reference (the fp32 fully-connected kernel is not batch-invariant).
-  hashed: 'reference:fully_connected_hashed',
+  hashed: 'native:hashed_fully_connected',
 };
 
 function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): number {

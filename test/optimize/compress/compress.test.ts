@@ -18,12 +18,15 @@ import { after, before, describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
+import { encodeHashed, hashedSlot, toFloat32 } from '../../../agent/package/encodings.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import {
+  hashedKernelSlots,
   kmeansLinear,
   magnitudeMasks,
+  project,
   projectGradient,
   shareWeights,
 } from '../../../optimize/compress/projection.js';
@@ -81,6 +84,35 @@ describe('compression projections', () => {
     const g = projectGradient(Float32Array.from([1, 2, 5, 3]), { layer: 'x', mask, assignments });
     assert.deepEqual([...g], [3, 3, 0, 3]);
   });
+
+  test('a hashed kernel is its signed buckets; each weight gets its sign times the bucket signed gradient sum', () => {
+    // A Dense kernel [inputs 3][outputs 2]; weight (k, o) is package element o * 3 + k.
+    const hashed = { buckets: 2, seed: 7, inputs: 3, outputs: 2 };
+    const slots = hashedKernelSlots(hashed);
+    for (let k = 0; k < 3; k++)
+      for (let o = 0; o < 2; o++) assert.equal(slots[k * 2 + o], hashedSlot(o * 3 + k, 7, 2));
+    const sign = (i: number): number => (slots[i]! < 0 ? -1 : 1);
+    const bucket = (i: number): number => (slots[i]! < 0 ? ~slots[i]! : slots[i]!);
+    const projected = project(Float32Array.from([0.5, -1, 2, 0.25, -0.75, 1]), { layer: 'x', hashed });
+    for (let i = 0; i < 6; i++)
+      for (let j = 0; j < 6; j++)
+        if (bucket(i) === bucket(j)) assert.equal(projected[i]! * sign(i), projected[j]! * sign(j));
+    // Bit for bit what the package stores: the runtime's expansion of the encoded buckets (transposed).
+    const transposed = new Float32Array(6);
+    for (let k = 0; k < 3; k++) for (let o = 0; o < 2; o++) transposed[o * 3 + k] = projected[k * 2 + o]!;
+    const encoded = encodeHashed(transposed, 2, 7);
+    const stored = new Float32Array(
+      encoded.bytes.buffer.slice(encoded.bytes.byteOffset, encoded.bytes.byteOffset + 8),
+    );
+    assert.deepEqual([...toFloat32({ kind: 'hashed', buckets: stored, seed: 7 }, 6)], [...transposed]);
+    const gradient = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const g = projectGradient(gradient, { layer: 'x', hashed });
+    for (let i = 0; i < 6; i++) {
+      let sum = 0;
+      for (let j = 0; j < 6; j++) if (bucket(j) === bucket(i)) sum += sign(j) * gradient[j]!;
+      assert.equal(g[i], sign(i) * sum);
+    }
+  });
 });
 
 describe('pipelines', () => {
@@ -123,6 +155,11 @@ describe('pipelines', () => {
           /int8 rewrites the whole fp32 model .* cannot follow prune/,
         ],
         [[{ method: 'kmeans' }, { method: 'prune' }], /pruning after kmeans/],
+        [[{ method: 'prune' }, { method: 'hashednets' }], /hashednets runs without prune and kmeans/],
+        [
+          [{ method: 'hashednets', layers: { flatten: 8 } }],
+          /layer flatten \(Flatten\) cannot take hashednets/,
+        ],
       ];
       for (const [steps, message] of cases)
         assert.throws(() => loadPipeline(spec(steps), layers), { name: 'PipelineError', message });
@@ -224,6 +261,62 @@ describe('whittle compress', () => {
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
     assert.ok(new Set(fc1).size <= 16);
     assert.ok(Math.abs(fc1.filter((v) => v === 0).length / fc1.length - 0.8) < 0.01);
+  });
+
+  test('hashednets: 8x smaller dense layers, bit-exact round trip, the native kernel agrees with the retrained model', async () => {
+    const out = join(root, 'hashed.whittle');
+    const hashedSpec = join(root, 'hashed.json');
+    writeFileSync(
+      hashedSpec,
+      JSON.stringify({ steps: [{ method: 'hashednets', compression: 8, epochs: 1, learningRate: 1e-3 }] }),
+    );
+    const result = await runCompress({ ...base(out), pipeline: hashedSpec });
+    assert.equal(result.interrupted, false);
+    if (result.interrupted) return;
+    const r = result.report;
+    const bytes = readFileSync(out);
+    assert.equal(r.bytes, bytes.length);
+    // Every dense layer hashed into ceil(weights / 8) buckets of 4 bytes, its bias raw.
+    const dims = [
+      [784, 300],
+      [300, 100],
+      [100, 10],
+    ];
+    assert.deepEqual(
+      r.layers.map((l) => [l.format, l.bytes]),
+      dims.map(([k, o]) => ['hashed', 4 * Math.ceil((k! * o!) / 8) + 4 * o!]),
+    );
+    assert.ok(r.compression_ratio > 7, `ratio ${r.compression_ratio}`);
+    const pkg = read(bytes);
+    assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
+    // The runtime on the native hashed kernel against the retrained model's forward pass, and batch 1
+    // against batch 20 bit for bit.
+    const test = firstImages(loadDataset('fashion-mnist').test!, 20);
+    const x = imageInput(test, 0, 20);
+    const model = Model.fromPackage(pkg, { batch: 20 });
+    assert.ok(
+      model.layers
+        .filter((l) => l.op === 'fully_connected')
+        .every((l) => l.kernel.startsWith('native:hashed_fully_connected')),
+      model.layers.map((l) => l.kernel).join(', '),
+    );
+    const scores = model.run([x])[0]!;
+    assert.deepEqual(scores.shape, [20, 10]);
+    const one = Model.fromPackage(pkg, { batch: 1 }).run([x.subarray(0, 784)])[0]!;
+    assert.deepEqual([...one.data], [...scores.data.subarray(0, 10)]);
+    const modelDir = join(`${out}.run`, '01-hashednets', 'fine-tune');
+    const tfModel = await tf.loadLayersModel(fileHandler(modelDir));
+    const expected = tf.tidy(() =>
+      (tfModel.predict(tf.tensor4d(x, [20, 28, 28, 1])) as tf.Tensor).dataSync(),
+    );
+    tfModel.dispose();
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++)
+      worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
+    assert.ok(worst < 1e-4, `runtime vs training-time model: max |difference| ${worst}`);
+    // The retrained kernel holds at most one magnitude per bucket.
+    const fc1 = readKernelValues(modelDir, 'dense_Dense1');
+    assert.ok(new Set(Array.from(fc1, Math.abs)).size <= Math.ceil(fc1.length / 8));
   });
 
   test('int8, fixed16 and fixed8 run on the fp32 package as steps', async () => {
