@@ -18,9 +18,8 @@ import { binarize } from '../../../optimize/compress/xnor.js';
 import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
-import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { fileHandler } from '../../../optimize/train/file-io.js';
-import { DEFAULT_TRAIN_CONFIG, train } from '../../../optimize/train/trainer.js';
+import { trainTinyModel } from '../../support/tiny-model.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
 
@@ -93,19 +92,7 @@ describe('whittle compress: binaryconnect, ternary, xnor', () => {
     };
   };
   before(async () => {
-    await selectTrainingBackend('whittle-native');
-    await train({
-      config: {
-        ...DEFAULT_TRAIN_CONFIG,
-        model: 'lenet5',
-        dataset: 'fashion-mnist',
-        epochs: 1,
-        trainLimit: 600,
-        testLimit: 100,
-        lrSchedule: 'constant',
-      },
-      outDir: trained,
-    });
+    await trainTinyModel('lenet5', trained);
   });
   after(() => (process.env.KEEP ? undefined : rmSync(root, { recursive: true, force: true })));
 
