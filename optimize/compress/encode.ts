@@ -124,6 +124,7 @@ export function compressedPackage(
 ): PackageContent {
   checkBinaryActivations(join(modelDir, MODEL_FILE), layers);
   const content = importTfjsLayers(join(modelDir, MODEL_FILE), {
+    xnorInputs: true,
     modelId: options.modelId,
     ...(options.labels ? { labels: options.labels } : {}),
   });

@@ -271,7 +271,8 @@ export const TFJS_LAYERS: Readonly<Record<string, TfjsLayerHandler>> = {
   WhittleChannelShuffle: (l) => l.emit('channel_shuffle', [l.input()], { groups: l.int('groups', 1) }),
   WhittleChannelSplit: channelSplit,
   // XNOR-Net's binary activation (optimize/compress/xnor.ts) is no node: the xnor layer that reads it
-  // binarizes its input itself (optimize/compress/encode.ts refuses one that feeds any other layer).
+  // binarizes its input itself (imported only with xnorInputs, which optimize/compress/encode.ts gives
+  // once it has checked that every one feeds a layer it stores as xnor).
   WhittleBinaryActivation: (l) => l.input(),
 };
 

@@ -12,12 +12,14 @@ import * as tf from '@tensorflow/tfjs';
 
 import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
+import { compressedPackage } from '../../../optimize/compress/encode.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import { type CompressOptions, runCompress } from '../../../optimize/compress/runner.js';
 import { binarize } from '../../../optimize/compress/xnor.js';
 import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
+import { importTfjsLayers } from '../../../optimize/tfjs/import.js';
 import { fileHandler } from '../../../optimize/train/file-io.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
 
@@ -175,6 +177,16 @@ describe('whittle compress: binaryconnect, ternary, xnor', () => {
     // The xnor kernels are exact (integer popcounts, fp32 rescale in a fixed order); a sign can flip only
     // where the batch-normalized input is within fp32 rounding of 0.
     assert.ok(f32.agreement >= 0.99, `agreement ${f32.agreement}`);
+    // The binary activations are no package node: imported only for layers stored as xnor.
+    const modelDir = join(root, 'xnor.whittle.run', '01-xnor', 'train');
+    assert.throws(() => importTfjsLayers(join(modelDir, 'model.json')), {
+      name: 'TfjsImportError',
+      message: /layer conv2d_Conv2D2_sign is an XNOR-Net binary activation/,
+    });
+    assert.throws(() => compressedPackage(modelDir, new Map(), { modelId: 'x' }), {
+      name: 'EncodingError',
+      message: /binary activation conv2d_Conv2D2_sign feeds conv2d_Conv2D2, which is not stored as xnor/,
+    });
     const int8 = await check(
       'xnor-int8',
       [{ method: 'xnor', epochs: 1, calibrationImages: 100 }],
