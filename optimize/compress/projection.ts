@@ -34,7 +34,8 @@ function kernelByLayer(model: tf.LayersModel, name: string): tf.LayerVariable {
 }
 
 export function readKernel(model: tf.LayersModel, name: string): Float32Array {
-  return Float32Array.from(kernelByLayer(model, name).read().dataSync());
+  // A copy (new Float32Array of a typed array: a memcpy; Float32Array.from iterates).
+  return new Float32Array(kernelByLayer(model, name).read().dataSync());
 }
 
 export function writeKernel(model: tf.LayersModel, name: string, values: Float32Array): void {

@@ -67,7 +67,10 @@ export const BINARY_QUANTIZER: WeightQuantizer = {
   quantize(w, shape) {
     const alpha = channelMeanAbs(w, shape);
     const channels = lastAxis(shape);
-    return Float32Array.from(w, (v, i) => (v < 0 ? -alpha[i % channels]! : alpha[i % channels]!));
+    // Plain loops: TypedArray.from with a map function walks an iterator, ~50x slower on a 1M-weight layer.
+    const q = new Float32Array(w.length);
+    for (let i = 0; i < w.length; i++) q[i] = w[i]! < 0 ? -alpha[i % channels]! : alpha[i % channels]!;
+    return q;
   },
   gradientClip: 1,
   weightClip: 1,
@@ -94,10 +97,12 @@ export function ternaryQuantizer(perChannel: boolean, thresholdFactor = 0.7): We
         }
       }
       const alpha = Float32Array.from(sums, (s, c) => (counts[c]! > 0 ? s / counts[c]! : 0));
-      return Float32Array.from(w, (v, i) => {
+      const q = new Float32Array(w.length);
+      for (let i = 0; i < w.length; i++) {
         const c = i % channels;
-        return Math.abs(v) > threshold[c]! ? (v < 0 ? -alpha[c]! : alpha[c]!) : 0;
-      });
+        q[i] = Math.abs(w[i]!) > threshold[c]! ? (w[i]! < 0 ? -alpha[c]! : alpha[c]!) : 0;
+      }
+      return q;
     },
   };
 }
@@ -115,7 +120,7 @@ export function steHooks(layers: readonly SteLayer[]): TrainHooks {
   return {
     restore(dir) {
       for (const { name, tensor } of loadNamedTensors(dir, STE_FLOAT_FILE)) {
-        float.set(name, Float32Array.from(tensor.dataSync()));
+        float.set(name, new Float32Array(tensor.dataSync()));
         tensor.dispose();
       }
       const missing = layers.filter((l) => !float.has(l.layer)).map((l) => l.layer);
@@ -144,9 +149,8 @@ export function steHooks(layers: readonly SteLayer[]): TrainHooks {
         const w = float.get(l.layer)!;
         const clip = l.quantizer.gradientClip;
         if (clip !== undefined) {
-          const passed = Float32Array.from(g.dataSync() as Float32Array, (v, i) =>
-            Math.abs(w[i]!) <= clip ? v : 0,
-          );
+          const passed = new Float32Array(g.dataSync());
+          for (let i = 0; i < passed.length; i++) if (Math.abs(w[i]!) > clip) passed[i] = 0;
           out[name] = tf.tensor(passed, g.shape, 'float32');
         }
         // The optimizer updates the float copy, not Q(w).
