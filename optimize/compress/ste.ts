@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
 import type { TrainHooks } from '../train/trainer.js';
-import { kernelOf, readKernel, writeKernel } from './projection.js';
+import { kernelOf, mapGradients, readKernel, writeKernel } from './projection.js';
 
 /**
  * A weight quantizer Q for straight-through training. Weights come in the tfjs kernel layout, output
@@ -142,22 +142,17 @@ export function steHooks(layers: readonly SteLayer[]): TrainHooks {
       }
     },
     gradients(gradients) {
-      const out: tf.NamedTensorMap = { ...gradients };
-      for (const [name, g] of Object.entries(gradients)) {
-        const l = byVariable.get(name);
-        if (l === undefined) continue;
+      return mapGradients(gradients, byVariable, (g, l) => {
         const w = float.get(l.layer)!;
-        const clip = l.quantizer.gradientClip;
-        if (clip !== undefined) {
-          const passed = new Float32Array(g.dataSync());
-          for (let i = 0; i < passed.length; i++) if (Math.abs(w[i]!) > clip) passed[i] = 0;
-          out[name] = tf.tensor(passed, g.shape, 'float32');
-        }
         // The optimizer updates the float copy, not Q(w).
         writeKernel(model!, l.layer, w);
         updating.add(l);
-      }
-      return out;
+        const clip = l.quantizer.gradientClip;
+        if (clip === undefined) return undefined;
+        const passed = new Float32Array(g.dataSync());
+        for (let i = 0; i < passed.length; i++) if (Math.abs(w[i]!) > clip) passed[i] = 0;
+        return passed;
+      });
     },
     afterUpdate(m) {
       for (const l of updating) {
