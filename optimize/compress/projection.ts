@@ -66,7 +66,8 @@ function kernelByLayer(model: tf.LayersModel, name: string): tf.LayerVariable {
 }
 
 export function readKernel(model: tf.LayersModel, name: string): Float32Array {
-  return Float32Array.from(kernelByLayer(model, name).read().dataSync());
+  // A copy (new Float32Array of a typed array: a memcpy; Float32Array.from iterates).
+  return new Float32Array(kernelByLayer(model, name).read().dataSync());
 }
 
 export function writeKernel(model: tf.LayersModel, name: string, values: Float32Array): void {
@@ -244,6 +245,23 @@ export function projectGradient(gradient: Float32Array, projection: LayerProject
   return out;
 }
 
+/** The gradients with those of the variables in `byVariable` (by variable name) replaced by what `f` makes
+ * of them (undefined: kept as they are); the trainer disposes the new tensors (TrainHooks.gradients). */
+export function mapGradients<T>(
+  gradients: tf.NamedTensorMap,
+  byVariable: ReadonlyMap<string, T>,
+  f: (gradient: tf.Tensor, item: T) => Float32Array | undefined,
+): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = { ...gradients };
+  for (const [name, g] of Object.entries(gradients)) {
+    const item = byVariable.get(name);
+    if (item === undefined) continue;
+    const values = f(g, item);
+    if (values !== undefined) out[name] = tf.tensor(values, g.shape, 'float32');
+  }
+  return out;
+}
+
 /** The trainer hooks that keep `projections` in force while the model retrains. */
 export function projectionHooks(projections: readonly LayerProjection[]): TrainHooks {
   let byVariable = new Map<string, LayerProjection>();
@@ -255,15 +273,8 @@ export function projectionHooks(projections: readonly LayerProjection[]): TrainH
       byVariable = new Map(projections.map((p) => [kernelByLayer(model, p.layer).name, p]));
       snap(model);
     },
-    gradients(gradients) {
-      const out: tf.NamedTensorMap = { ...gradients };
-      for (const [name, g] of Object.entries(gradients)) {
-        const p = byVariable.get(name);
-        if (p === undefined) continue;
-        out[name] = tf.tensor(projectGradient(g.dataSync() as Float32Array, p), g.shape, 'float32');
-      }
-      return out;
-    },
+    gradients: (gradients) =>
+      mapGradients(gradients, byVariable, (g, p) => projectGradient(g.dataSync() as Float32Array, p)),
     afterUpdate: snap,
   };
 }

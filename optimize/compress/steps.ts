@@ -10,26 +10,32 @@
 //
 // A phase that finished is marked by PHASE_DONE in its directory and skipped when the run resumes; one that
 // was interrupted resumes from its checkpoint, with the projection (masks, cluster assignments) it saved
-// before it started. Another method plugs in as one more entry of STEPS: a straight-through-estimator
-// method (binary, ternary, fixed-point fine-tuning) gives the trainer beforeBatch / afterUpdate hooks that
-// swap the projected weights in for the forward pass and fold each update into a float copy.
+// before it started. Another method plugs in as one more entry of STEPS. The straight-through-estimator
+// methods (binaryconnect, ternary, xnor; later fixed-point / int8 QAT) retrain one phase with steHooks
+// (ste.ts) in place of the projections' hooks; their float weights are saved with each checkpoint.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
-import type { Package } from '../../agent/package/reader.js';
+import { type Package, readPackage } from '../../agent/package/reader.js';
 import type { ImageSet } from '../datasets/image-set.js';
-import { packageImageInput } from '../evaluate-package.js';
+import { imageInput, packageImageInput, withTrainedPreprocessing } from '../evaluate-package.js';
 import { fixedPointPackage } from '../package/fixed-point.js';
-import type { PackageContent } from '../package/writer.js';
+import { bundledSigningKey, type PackageContent, writePackage } from '../package/writer.js';
 import { calibrationFromImages, type CalibrationMethod } from '../quantize/calibrate.js';
 import { quantizePackage } from '../quantize/ptq.js';
 import { fileHandler, loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
-import { DEFAULT_TRAIN_CONFIG, train, type TrainConfig, type TrainProgress } from '../train/trainer.js';
-import type { LayerCompression } from './encode.js';
+import {
+  DEFAULT_TRAIN_CONFIG,
+  train,
+  type TrainConfig,
+  type TrainHooks,
+  type TrainProgress,
+} from '../train/trainer.js';
+import { compressedPackage, encodeLayers, type LayerCompression } from './encode.js';
 import { applyFilterPlan, type FilterPlan, planFilterPruning } from './filters.js';
-import { METHODS, type ModelLayer, type StepParams } from './pipeline.js';
+import { METHODS, type ModelLayer, namedLayers, PipelineError, type StepParams } from './pipeline.js';
 import {
   type HashedKernel,
   iterationSparsity,
@@ -42,6 +48,8 @@ import {
   shareWeights,
   writeKernel,
 } from './projection.js';
+import { BINARY_QUANTIZER, steHooks, ternaryQuantizer, type WeightQuantizer } from './ste.js';
+import { xnorModel } from './xnor.js';
 
 /** Written in a phase's directory once the phase is complete. */
 export const PHASE_DONE = 'phase.json';
@@ -105,6 +113,9 @@ async function retrainPhase(
   label: string,
   params: StepParams,
   prepare: (model: tf.LayersModel) => LayerProjection[],
+  /** A straight-through-estimator phase: `rewrite` replaces the starting model (XNOR-Net's binary
+   * activations), `hooks` train it in place of the projections' (which are then none). */
+  ste?: { rewrite?: (model: tf.LayersModel) => tf.LayersModel; hooks: TrainHooks },
 ): Promise<{ interrupted: boolean }> {
   if (existsSync(join(dir, PHASE_DONE))) {
     context.modelDir = dir;
@@ -116,13 +127,16 @@ async function retrainPhase(
   if (resuming) {
     projections = loadProjections(dir);
   } else {
-    const model = await tf.loadLayersModel(fileHandler(context.modelDir!));
+    const loaded = await tf.loadLayersModel(fileHandler(context.modelDir!));
+    let model = loaded;
     try {
+      if (ste?.rewrite) model = ste.rewrite(loaded);
       projections = prepare(model);
       await saveProjections(dir, projections);
       await model.save(fileHandler(epochs === 0 ? dir : join(dir, START_DIR)));
     } finally {
-      model.dispose();
+      loaded.dispose();
+      if (model !== loaded) model.dispose();
     }
   }
   if (epochs > 0) {
@@ -143,7 +157,7 @@ async function retrainPhase(
       outDir: dir,
       resume: resuming,
       from: join(dir, START_DIR),
-      hooks: projectionHooks(projections),
+      hooks: ste?.hooks ?? projectionHooks(projections),
       ...(context.signal ? { signal: context.signal } : {}),
       ...(context.onProgress ? { onProgress: (p: TrainProgress) => context.onProgress!(label, p) } : {}),
     });
@@ -343,6 +357,95 @@ function postTraining(format: 'int8' | 'fixed16' | 'fixed8'): CompressStep {
   };
 }
 
+/** The layers a straight-through method trains: those it names, else its kinds' layers with at least
+ * minWeights weights, without the first and the last weight layers when `outer` says so (XNOR-Net). */
+function straightThroughLayers(
+  method: string,
+  context: StepContext,
+  params: StepParams,
+  outer: boolean,
+): string[] {
+  const named = namedLayers(params);
+  if (named !== undefined) return named;
+  const kinds = METHODS[method]!.layerClasses!;
+  const weighted = context.modelLayers.filter((l) => kinds.includes(l.kind));
+  const inner = outer ? weighted.slice(1, -1) : weighted;
+  return inner.filter((l) => l.weights >= (params.minWeights as number)).map((l) => l.name);
+}
+
+/** BinaryConnect and TWN: one retraining phase through the STE hook, the layers stored in the format. */
+function weightFormatStep(
+  method: 'binaryconnect' | 'ternary',
+  quantizer: (params: StepParams) => WeightQuantizer,
+): CompressStep {
+  const weights = method === 'binaryconnect' ? 'binary' : 'ternary';
+  return async (context, params) => {
+    const layers = straightThroughLayers(method, context, params, false);
+    const q = quantizer(params);
+    const hooks = steHooks(layers.map((layer) => ({ layer, quantizer: q })));
+    const result = await retrainPhase(context, join(context.dir, 'train'), method, params, () => [], {
+      hooks,
+    });
+    if (result.interrupted) return result;
+    for (const name of layers) context.layers.set(name, { ...context.layers.get(name), weights });
+    return { interrupted: false };
+  };
+}
+
+/** XNOR-Net (xnor.ts): the model rewritten with batch norms and binary activations, retrained through the
+ * STE hook; the package's first and last layers int8 (post-training, calibrated on the package as the
+ * runtime runs it, xnor layers included) unless outerFormat is f32. */
+const xnor: CompressStep = async (context, params) => {
+  const layers = straightThroughLayers('xnor', context, params, true);
+  if (layers.length === 0)
+    throw new PipelineError(
+      'xnor: no layer to binarize (the first and last conv / dense layers stay ' +
+        `${params.outerFormat as string}); name them with "layers"`,
+    );
+  const hooks = steHooks(layers.map((layer) => ({ layer, quantizer: BINARY_QUANTIZER })));
+  const result = await retrainPhase(context, join(context.dir, 'train'), 'xnor', params, () => [], {
+    rewrite: (model) => {
+      const n = Math.min(256, context.trainSet.count);
+      const set = context.trainSet;
+      const images = tf.tensor4d(imageInput(set, 0, n), [n, set.height, set.width, set.channels]);
+      try {
+        return xnorModel(model, new Set(layers), images);
+      } finally {
+        images.dispose();
+      }
+    },
+    hooks,
+  });
+  if (result.interrupted) return result;
+  for (const name of layers) context.layers.set(name, { ...context.layers.get(name), weights: 'xnor' });
+  if (params.outerFormat === 'int8') {
+    const content = compressedPackage(context.modelDir!, context.layers, {
+      modelId: context.fp32.manifest.model.id,
+    });
+    content.manifest = withTrainedPreprocessing(content.manifest, context.trainSet);
+    const pkg = readPackage(writePackage(content, bundledSigningKey()), {
+      allowUnsigned: true,
+      cpuFamily: null,
+    });
+    const outer = new Set(
+      pkg.manifest.nodes
+        .filter((n) => (n.op === 'conv2d' || n.op === 'fully_connected') && !layers.includes(n.name))
+        .map((n) => n.name),
+    );
+    const calibration = calibrationFromImages(
+      context.trainSet,
+      params.calibrationImages as number,
+      packageImageInput(pkg, context.trainSet),
+    );
+    const quantized = quantizePackage(pkg, calibration, {
+      calibrationMethod: params.calibrationMethod as CalibrationMethod,
+      layers: outer,
+    }).content;
+    context.content = encodeLayers(quantized, context.layers);
+  }
+  return { interrupted: false };
+};
+
 export const STEPS: Record<string, CompressStep> = {
   prune,
   'filter-prune': filterPrune,
@@ -352,4 +455,7 @@ export const STEPS: Record<string, CompressStep> = {
   int8: postTraining('int8'),
   fixed16: postTraining('fixed16'),
   fixed8: postTraining('fixed8'),
+  binaryconnect: weightFormatStep('binaryconnect', () => BINARY_QUANTIZER),
+  ternary: weightFormatStep('ternary', (params) => ternaryQuantizer(params.perChannel as boolean)),
+  xnor,
 };
