@@ -420,7 +420,7 @@ export class Model {
       throw new MemoryBudgetError(
         total,
         options.memoryBudgetBytes,
-        `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + fixed-point word buffers ${this.scratchBytes} bytes`,
+        `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + executor buffers (fixed-point words, expanded binary weights) ${this.scratchBytes} bytes`,
       );
     }
   }

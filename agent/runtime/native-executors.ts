@@ -4,6 +4,7 @@
 // runs the pair's TypeScript reference executor, as it does when the addon is not loadable. `whittle inspect`
 // shows which kernel every layer got. Attributes are read with the checked readers the op definitions use.
 import {
+  expandedWeightBytes,
   fixedPointDequantize,
   fixedPointQuantize,
   type Format as FormatKernelName,
@@ -478,9 +479,11 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
     const args = kernels.args(float.weights, s);
     if (!args) return undefined;
     const create = kernels[layer] as unknown as (a: object) => FloatFormatLayer;
-    return packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
+    const executor = packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
       create({ ...s.shape, ...float.common, ...args }),
     );
+    const expanded = expandedWeightBytes(kernels.name, s.rows, s.reduction);
+    return executor && expanded > 0 ? { ...executor, scratchBytes: expanded } : executor;
   };
 }
 
