@@ -223,9 +223,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         if (binary) {
           bin_ = bin_conv2d_select(isa);
           kernel_ = bin_->name;
-          // Load-time expansion (issue 15 item 9): the weights alpha[o] * (bit ? -1 : +1) in fp32, on the fp32
-          // operator (its igemm, Winograd and depthwise kernels), which is faster than the sign kernels on
-          // every shape. The bits stay for the reference; the expanded copy is what expandedWeightBytes in
+          // Load-time expansion (issue 15 item 9): the weights alpha[o] * (bit ? -1 : +1) in fp32, on the
+          // fp32 operator (its igemm, Winograd and depthwise kernels), which is faster than the sign kernels
+          // on every shape. The bits stay for the reference; the expanded copy is what expandedWeightBytes in
           // native/formats.ts counts for the memory report.
           std::vector<float> expanded(oc_ * reduction_);
           for (size_t o = 0; o < oc_; o++) {
@@ -867,9 +867,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   xnor_pack_fn xnor_pack_ = nullptr;
   const sparse_f32_variant* sparse_ = nullptr;
   f32_conv2d_op* f32_expanded_ = nullptr;  // binary weights expanded to fp32 (owned), or null
-  qs8_conv2d_op* qs8_fixed_ = nullptr;   // fixed8 on the int8 kernels (owned), or null: the qf8 kernels
-  bool planes_ = false;                  // fp32 sparse conv on the planes kernel (stride 1)
-  std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
+  qs8_conv2d_op* qs8_fixed_ = nullptr;     // fixed8 on the int8 kernels (owned), or null: the qf8 kernels
+  bool planes_ = false;                    // fp32 sparse conv on the planes kernel (stride 1)
+  std::vector<uint32_t> plane_offsets_;    // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;
 };
 

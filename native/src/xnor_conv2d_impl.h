@@ -213,10 +213,10 @@ XNOR_DRIVER size_t xnor_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
   return ob;
 }
 
-// Single-bit driver: one input channel per group (depthwise layers, one-channel images), so every tap of every
-// channel is one word holding one bit and popcount(x ^ w) is x ^ w. Vectorized across output channels rather
-// than along the (few-tap) reduction, in byte lanes (a popcount of at most XNOR_SINGLE_BIT_MAX_TAPS fits a
-// byte): a chunk of XNOR_SINGLE_BIT_CHUNK channels' weight bits is transposed once per call into
+// Single-bit driver: one input channel per group (depthwise layers, one-channel images), so every tap of
+// every channel is one word holding one bit and popcount(x ^ w) is x ^ w. Vectorized across output channels
+// rather than along the (few-tap) reduction, in byte lanes (a popcount of at most XNOR_SINGLE_BIT_MAX_TAPS
+// fits a byte): a chunk of XNOR_SINGLE_BIT_CHUNK channels' weight bits is transposed once per call into
 // wt[tap][channel] bytes, and each output position XORs and adds, per valid tap, one chunk of input bytes.
 // Every channel loop has the constant trip count XNOR_SINGLE_BIT_CHUNK (a last partial chunk computes zero
 // padded lanes and stores only its channels), so the compiler keeps the counts in vector registers and
@@ -256,8 +256,8 @@ XNOR_DRIVER void xnor_single_bit_chunk(const whittle_conv2d_geometry* g, size_t 
     size_t next_row = 0;  // depthwise: the first input row not yet in the ring
     for (size_t oy = 0; oy < g->output_height; oy++) {
       size_t ky0, ky1;
-      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
-                                &ky0, &ky1);
+      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                                &ky1);
       const size_t row_end = oy * g->stride_height + ky1 - g->padding_top;
       if (depthwise) {
         const size_t row_begin = oy * g->stride_height + ky0 - g->padding_top;
@@ -276,8 +276,8 @@ XNOR_DRIVER void xnor_single_bit_chunk(const whittle_conv2d_geometry* g, size_t 
       }
       for (size_t ox = 0; ox < g->output_width; ox++) {
         size_t kx0, kx1;
-        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
-                                  &kx0, &kx1);
+        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                                  &kx1);
         uint8_t pop[L];
         for (size_t c = 0; c < L; c++) pop[c] = 0;
         for (size_t ky = ky0; ky < ky1; ky++) {
@@ -318,8 +318,8 @@ XNOR_DRIVER void xnor_single_bit_chunk(const whittle_conv2d_geometry* g, size_t 
 XNOR_DRIVER size_t xnor_conv2d_drive_single_bit(const whittle_conv2d_geometry* g, size_t oc_begin,
                                                 size_t oc_end, const uint64_t* input_bits,
                                                 const uint64_t* weight_bits, const float* alpha,
-                                                const float* input_scale, const float* bias,
-                                                float output_min, float output_max, float* output) {
+                                                const float* input_scale, const float* bias, float output_min,
+                                                float output_max, float* output) {
   const size_t taps = g->kernel_height * g->kernel_width;
   const bool depthwise = g->group_output_channels == 1;
   if (g->group_input_channels != 1 || taps > XNOR_SINGLE_BIT_MAX_TAPS || (!depthwise && g->groups != 1) ||
