@@ -63,5 +63,5 @@ static inline __attribute__((always_inline)) void qf16_block16_span_avx512(const
   _mm512_storeu_si512(acc + 8, hi);
 }
 
-QF16_DEFINE_KERNELS_BLOCKED(avx512, qf16_dot_avx512, 16, qf16_block16_span_avx512)
+QF_DEFINE_KERNELS_BLOCKED(qf16, avx512, qf16_dot_avx512, 16, qf16_block16_span_avx512)
 #endif
