@@ -16,6 +16,9 @@ static inline __m512i qf16_broadcast_pair(const int16_t* x) {
 }
 
 static int64_t qf16_dot_avx512(const int16_t* x, const int16_t* w, size_t n) {
+  if (n < 32) {
+    return qf16_dot_scalar(x, w, n);  // short spans (a few input channels): no vector setup and reduction
+  }
   __m512i acc_lo = _mm512_setzero_si512();
   __m512i acc_hi = _mm512_setzero_si512();
   size_t i = 0;

@@ -21,7 +21,7 @@ typedef QF_DOT (*QF_FN(dot_fn))(const QF_WORD* x, const QF_WORD* w, size_t n);
 // to int64, flush = (2^15 - 1) / max|w| over the block's weights (|a pair sum| <= 2 * 2^15 * max|w|, so a
 // partial sum of flush pairs stays below 2^31; flush >= 1 as max|w| <= 32767). Only for even
 // group_input_channels, so that every span starts at an even k; returns the first channel it did not compute
-// (leftovers, odd or oversized reductions, blocks straddling two groups).
+// (leftovers, odd or oversized reductions, blocks straddling two groups, layers of < 4 output pixels).
 typedef void (*QF_FN(block_span_fn))(const QF_WORD* x, const int16_t* wt, size_t n, size_t flush,
                                      QF_DOT* acc);
 
@@ -34,7 +34,10 @@ QF_DRIVER size_t QF_FN(conv2d_drive_blocked)(const whittle_conv2d_geometry* g, s
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t reduction = g->kernel_height * g->kernel_width * gic;
-  if (gic % 2 != 0 || block * reduction > QF_EXPANDED_WEIGHTS) {
+  // The widening costs as much as a pass over the block's weights: below 4 output pixels (fully-connected
+  // layers at batch 1) the one-channel path is cheaper.
+  if (gic % 2 != 0 || block * reduction > QF_EXPANDED_WEIGHTS ||
+      g->batch * g->output_height * g->output_width < 4) {
     return oc_begin;
   }
   int16_t wt[QF_EXPANDED_WEIGHTS];
