@@ -127,8 +127,8 @@ static void init_shapes(void) {
       (conv_shape){"depthwise 3x3 pad 1, 5x4, 70 ch", make_geometry(1, 5, 4, 3, 3, 1, 1, 1, 1, 70, 1, 1)};
   conv_shapes[i++] =
       (conv_shape){"LeNet conv1 5x5, 12x11, 1->6", make_geometry(1, 12, 11, 5, 5, 1, 1, 0, 0, 1, 1, 6)};
-  conv_shapes[i++] =
-      (conv_shape){"depthwise 7x7 pad 3 stride 2, 9x8, 9 ch", make_geometry(2, 9, 8, 7, 7, 2, 2, 3, 3, 9, 1, 1)};
+  conv_shapes[i++] = (conv_shape){"depthwise 7x7 pad 3 stride 2, 9x8, 9 ch",
+                                  make_geometry(2, 9, 8, 7, 7, 2, 2, 3, 3, 9, 1, 1)};
   whittle_conv2d_geometry wide = make_geometry(1, 11, 12, 5, 5, 1, 1, 2, 2, 1, 3, 4);
   wide.output_height += 1;
   wide.output_width += 3;
