@@ -134,6 +134,7 @@
           "src/qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512.c",
           "src/qs8_simple_ukernels__avx512.c",
           "src/bin_conv2d__avx512.c",
+          "src/qf_conv2d__avx512.c",
           "src/xnor_conv2d__avx512.c",
           "src/tern_conv2d__avx512.c",
           "src/hashed_fc__avx512.c"

@@ -257,6 +257,14 @@ export const createHashedFullyConnected = layerFactory<Fc<HashedParams>, Float32
   'fullyConnected',
 );
 
+/** Bytes a layer of `format` holds beyond the format's own storage because it expands its weights at load:
+ * a binary-weights layer with fp32 activations runs on the fp32 operator (its igemm, Winograd and depthwise
+ * kernels) over alpha[o] * (+-1) in fp32, rows x reduction x 4 bytes (the operator's tile padding aside);
+ * 0 for every other format. The runtime counts it against the memory budget (Executor.scratchBytes). */
+export function expandedWeightBytes(format: Format, rows: number, reduction: number): number {
+  return format === 'binary-weights' ? rows * reduction * 4 : 0;
+}
+
 /** Each format's conv2d and fully-connected create functions (fp32 activations for the binary, ternary and
  * sparse formats), by the benchmark's format name: one table for the callers that pick the format or the layer
  * kind at run time (the runtime's executors, the kernel benchmark, the tests). */

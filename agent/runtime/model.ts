@@ -422,7 +422,7 @@ export class Model {
         total,
         options.memoryBudgetBytes,
         `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + layer buffers (fixed-point words, ` +
-          `expanded hashed weights) ${this.scratchBytes} bytes`,
+          `expanded hashed and binary weights) ${this.scratchBytes} bytes`,
       );
     }
   }

@@ -5,6 +5,7 @@
 // shows which kernel every layer got. Attributes are read with the checked readers the op definitions use.
 import {
   createHashedFullyConnected,
+  expandedWeightBytes,
   fixedPointDequantize,
   fixedPointQuantize,
   type Format as FormatKernelName,
@@ -479,9 +480,11 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
     const args = kernels.args(float.weights, s);
     if (!args) return undefined;
     const create = kernels[layer] as unknown as (a: object) => FloatFormatLayer;
-    return packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
+    const executor = packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
       create({ ...s.shape, ...float.common, ...args }),
     );
+    const expanded = expandedWeightBytes(kernels.name, s.rows, s.reduction);
+    return executor && expanded > 0 ? { ...executor, scratchBytes: expanded } : executor;
   };
 }
 

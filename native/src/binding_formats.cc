@@ -73,7 +73,10 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
  public:
   static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<FormatLayer>(env, "FormatLayer"); }
 
-  ~FormatLayer() override { qs8_conv2d_destroy(qs8_fixed_); }
+  ~FormatLayer() override {
+    qs8_conv2d_destroy(qs8_fixed_);
+    f32_conv2d_destroy(f32_expanded_);
+  }
 
   // new FormatLayer(format, layer: 'conv2d' | 'fullyConnected', args)
   explicit FormatLayer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FormatLayer>(info) {
@@ -222,6 +225,24 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         if (binary) {
           bin_ = bin_conv2d_select(isa);
           kernel_ = bin_->name;
+          // Load-time expansion (issue 15 item 9): the weights alpha[o] * (bit ? -1 : +1) in fp32, on the
+          // fp32 operator (its igemm, Winograd and depthwise kernels), which is faster than the sign kernels
+          // on every shape. The bits stay for the reference; the expanded copy is what expandedWeightBytes in
+          // native/formats.ts counts for the memory report.
+          std::vector<float> expanded(oc_ * reduction_);
+          for (size_t o = 0; o < oc_; o++) {
+            for (size_t k = 0; k < reduction_; k++) {
+              const bool negative = ((bits_a_[o * words + k / 32] >> (k % 32)) & 1) != 0;
+              expanded[o * reduction_ + k] = negative ? -alpha_[o] : alpha_[o];
+            }
+          }
+          const float* expanded_bias = has_bias_ ? fbias_.data() : nullptr;
+          f32_expanded_ = fc_ ? f32_fully_connected_create(s.batch, s.input_channels, oc_, expanded.data(),
+                                                           expanded_bias, fmin_, fmax_, isa)
+                              : f32_conv2d_create(&s, expanded.data(), expanded_bias, fmin_, fmax_, isa);
+          if (f32_expanded_ == nullptr)
+            throw Napi::Error::New(env, "Out of memory expanding the binary weights to fp32");
+          kernel_ = f32_conv2d_kernel_name(f32_expanded_);
         } else {
           tern_ = tern_conv2d_select(isa);
           kernel_ = int8_ ? "scalar" : tern_->name;
@@ -723,6 +744,11 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         return "Out of memory allocating the convolution's per-thread scratch";
       return nullptr;
     }
+    if (f32_expanded_ != nullptr && !reference) {
+      if (!f32_conv2d_run(f32_expanded_, static_cast<const float*>(input), static_cast<float*>(output), pool))
+        return "Out of memory allocating the convolution's per-thread scratch";
+      return nullptr;
+    }
     Task task{this, input, output, reference, nullptr, nullptr, nullptr, nullptr};
     const size_t threads = whittle_threadpool_threads(pool);
     if (format_ == Format::kXnor) {
@@ -807,6 +833,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     live_ = false;
     qs8_conv2d_destroy(qs8_fixed_);
     qs8_fixed_ = nullptr;
+    f32_conv2d_destroy(f32_expanded_);
+    f32_expanded_ = nullptr;
     w16_ = {};
     w8_ = {};
     bias64_ = {};
@@ -881,9 +909,10 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   const xnor_conv2d_variant* xnor_ = nullptr;
   xnor_pack_fn xnor_pack_ = nullptr;
   const sparse_f32_variant* sparse_ = nullptr;
-  qs8_conv2d_op* qs8_fixed_ = nullptr;   // fixed8 on the int8 kernels (owned), or null: the qf8 kernels
-  bool planes_ = false;                  // fp32 sparse conv on the planes kernel (stride 1)
-  std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
+  f32_conv2d_op* f32_expanded_ = nullptr;  // binary weights expanded to fp32 (owned), or null
+  qs8_conv2d_op* qs8_fixed_ = nullptr;     // fixed8 on the int8 kernels (owned), or null: the qf8 kernels
+  bool planes_ = false;                    // fp32 sparse conv on the planes kernel (stride 1)
+  std::vector<uint32_t> plane_offsets_;    // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;
   const hashed_f32_variant* hashed_ = nullptr;
 };

@@ -42,6 +42,8 @@ const qf16_conv2d_variant qf16_conv2d_variants[] = {
     {WHITTLE_ISA_NEON, "neon", qf16_conv2d_minmax_rndnu_ukernel__neon, qf16_fc_minmax_rndnu_ukernel__neon},
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
+    {WHITTLE_ISA_AVX512, "avx512", qf16_conv2d_minmax_rndnu_ukernel__avx512,
+     qf16_fc_minmax_rndnu_ukernel__avx512},
     {WHITTLE_ISA_AVX2, "avx2", qf16_conv2d_minmax_rndnu_ukernel__avx2, qf16_fc_minmax_rndnu_ukernel__avx2},
 #endif
     {WHITTLE_ISA_SCALAR, "scalar", qf16_conv2d_minmax_rndnu_ukernel__scalar,

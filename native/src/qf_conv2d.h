@@ -23,8 +23,8 @@
 // benchmarks; the variant rule is kernel_abi.h's.
 //
 // Functions the binding exposes, for TAG in {qf16, qf8}:
-//   TAG_conv2d_select(level) -> {conv2d, fc}: TAG_conv2d_minmax_rndnu_ukernel__{scalar,avx2,neon} (qf8 also
-//   neondot), TAG_fc_minmax_rndnu_ukernel__{...} (the .fc field of the same list)
+//   TAG_conv2d_select(level) -> {conv2d, fc}: TAG_conv2d_minmax_rndnu_ukernel__{scalar,avx2,neon} (qf16 also
+//   avx512, qf8 also neondot), TAG_fc_minmax_rndnu_ukernel__{...} (the .fc field of the same list)
 //   TAG_quantize_nearest, TAG_quantize_stochastic, TAG_dequantize
 //   TAG_conv2d_minmax_rndnu_ukernel__reference and TAG_fc_..._reference (tests only)
 #ifndef WHITTLE_QF_CONV2D_H_
@@ -123,6 +123,7 @@ QF_CONV2D_DECLARE(qf8, reference)
 QF_CONV2D_DECLARE(qf8, scalar)
 #if defined(__x86_64__) || defined(_M_X64)
 QF_CONV2D_DECLARE(qf16, avx2)
+QF_CONV2D_DECLARE(qf16, avx512)
 QF_CONV2D_DECLARE(qf8, avx2)
 #endif
 #if defined(__arm__) || defined(__aarch64__)

@@ -49,7 +49,8 @@ static int32_t qf8_dot_avx2(const int8_t* x, const int8_t* w, size_t n) {
 
 // 8 output channels per step: one broadcast pair of inputs (as two int16 in an int32), one vpmaddwd
 // against the 8 channels' weight pairs; |pair sum| <= 2^15, int32 accumulation exact by QF8_MAX_REDUCTION.
-static void qf8_block8_span_avx2(const int8_t* x, const int16_t* wt, size_t n, int32_t* acc) {
+static void qf8_block8_span_avx2(const int8_t* x, const int16_t* wt, size_t n, size_t flush, int32_t* acc) {
+  (void)flush;  // int32 accumulation is exact by QF8_MAX_REDUCTION
   __m256i acc0 = _mm256_loadu_si256((const __m256i*)acc);
   __m256i acc1 = _mm256_setzero_si256();
   size_t i = 0;
@@ -69,5 +70,5 @@ static void qf8_block8_span_avx2(const int8_t* x, const int16_t* wt, size_t n, i
   _mm256_storeu_si256((__m256i*)acc, _mm256_add_epi32(acc0, acc1));
 }
 
-QF8_DEFINE_KERNELS_BLOCKED(avx2, qf8_dot_avx2, 8, qf8_block8_span_avx2)
+QF_DEFINE_KERNELS_BLOCKED(qf8, avx2, qf8_dot_avx2, 8, qf8_block8_span_avx2)
 #endif

@@ -45,7 +45,8 @@ static int32_t qf8_dot_neon(const int8_t* x, const int8_t* w, size_t n) {
 
 // 8 output channels per pair of inputs: VLD2 splits the block's weight pairs into the even-k and odd-k
 // weights of the 8 channels, and four VMLAL (by scalar) add the products into int32 lanes.
-static void qf8_block8_span_neon(const int8_t* x, const int16_t* wt, size_t n, int32_t* acc) {
+static void qf8_block8_span_neon(const int8_t* x, const int16_t* wt, size_t n, size_t flush, int32_t* acc) {
+  (void)flush;  // int32 accumulation is exact by QF8_MAX_REDUCTION
   int32x4_t acc_lo = vld1q_s32(acc);
   int32x4_t acc_hi = vld1q_s32(acc + 4);
   for (size_t i = 0; i < n; i += 2) {
@@ -61,5 +62,5 @@ static void qf8_block8_span_neon(const int8_t* x, const int16_t* wt, size_t n, i
   vst1q_s32(acc + 4, acc_hi);
 }
 
-QF8_DEFINE_KERNELS_BLOCKED(neon, qf8_dot_neon, 8, qf8_block8_span_neon)
+QF_DEFINE_KERNELS_BLOCKED(qf8, neon, qf8_dot_neon, 8, qf8_block8_span_neon)
 #endif

@@ -1,7 +1,7 @@
 // Private to the qf kernel files: what every ISA of both word sizes shares. qf_conv2d_template.h is
 // instantiated here for qf16 and qf8 (drivers, references, quantizers); each ISA file then supplies only its
 // dot product (and, for qf8's SIMD paths, a block span) and defines its kernels with QF_DEFINE_KERNELS or
-// QF8_DEFINE_KERNELS_BLOCKED.
+// QF_DEFINE_KERNELS_BLOCKED.
 #ifndef WHITTLE_QF_CONV2D_IMPL_H_
 #define WHITTLE_QF_CONV2D_IMPL_H_
 
@@ -51,6 +51,9 @@ static inline int32_t qf_saturate_floor(double value, int32_t limit) {
 
 #define QF_DEPTHWISE_CHUNK 64
 #define QF_DEPTHWISE_MAX_TAPS 64
+// Capacity of the blocked driver's widened weights (int16) and its largest block of output channels.
+#define QF_EXPANDED_WEIGHTS 16384
+#define QF_MAX_BLOCK 16
 
 #define QF_TAG qf16
 #define QF_DOT int64_t
@@ -67,77 +70,6 @@ static inline int32_t qf_saturate_floor(double value, int32_t limit) {
 #undef QF_WEIGHT_LIMIT
 #undef QF_DOT
 #undef QF_TAG
-
-// Blocked driver (SIMD): output channels in blocks of B. A block's weights are widened once per call into a
-// stack buffer of int16 pairs, wt[k / 2][j][k % 2] for channel j of the block, so one broadcast pair of
-// inputs feeds B channels through one pair-multiply-add (vpmaddwd / vmlal). block_span adds
-// sum_{i < n} x[i] * w[i][j] to acc[j] (n even, wt at an even k). Only for even group_input_channels, so
-// that every span starts at an even k; returns the first channel it did not compute (leftovers, odd or
-// oversized reductions, blocks straddling two groups).
-#define QF8_EXPANDED_WEIGHTS 16384
-#define QF8_MAX_BLOCK 16
-
-typedef void (*qf8_block_span_fn)(const int8_t* x, const int16_t* wt, size_t n, int32_t* acc);
-
-QF_DRIVER size_t qf8_conv2d_drive_blocked(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
-                                          const int8_t* input, const int8_t* weights, const int32_t* bias,
-                                          int32_t shift, int32_t output_min, int32_t output_max,
-                                          int8_t* output, size_t block, qf8_block_span_fn block_span) {
-  const size_t input_channels = g->groups * g->group_input_channels;
-  const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t gic = g->group_input_channels;
-  const size_t reduction = g->kernel_height * g->kernel_width * gic;
-  if (gic % 2 != 0 || block * reduction > QF8_EXPANDED_WEIGHTS) {
-    return oc_begin;
-  }
-  int16_t wt[QF8_EXPANDED_WEIGHTS];
-  size_t ob = oc_begin;
-  for (; ob + block <= oc_end; ob += block) {
-    const size_t group = ob / g->group_output_channels;
-    if ((ob + block - 1) / g->group_output_channels != group) {
-      break;  // the caller's one-channel path takes it from here
-    }
-    for (size_t k = 0; k < reduction; k++) {
-      for (size_t j = 0; j < block; j++) {
-        wt[(k / 2) * block * 2 + j * 2 + k % 2] = weights[(ob + j) * reduction + k];
-      }
-    }
-    for (size_t n = 0; n < g->batch; n++) {
-      const int8_t* image = input + n * g->input_height * g->input_width * input_channels;
-      for (size_t oy = 0; oy < g->output_height; oy++) {
-        size_t ky0, ky1;
-        whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
-                                  &ky0, &ky1);
-        for (size_t ox = 0; ox < g->output_width; ox++) {
-          size_t kx0, kx1;
-          whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
-                                    &kx0, &kx1);
-          int32_t acc[QF8_MAX_BLOCK] = {0};
-          for (size_t ky = ky0; ky < ky1; ky++) {
-            const size_t iy = oy * g->stride_height + ky - g->padding_top;
-            const int8_t* in_row = image + iy * g->input_width * input_channels + group * gic;
-            const size_t ix0 = ox * g->stride_width + kx0 - g->padding_left;
-            if (g->groups == 1) {
-              block_span(in_row + ix0 * input_channels, wt + (ky * g->kernel_width + kx0) * gic * block,
-                         (kx1 - kx0) * gic, acc);
-            } else {
-              for (size_t kx = kx0; kx < kx1; kx++) {
-                block_span(in_row + (ix0 + kx - kx0) * input_channels,
-                           wt + (ky * g->kernel_width + kx) * gic * block, gic, acc);
-              }
-            }
-          }
-          int8_t* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels + ob;
-          for (size_t j = 0; j < block; j++) {
-            const int64_t total = (int64_t)acc[j] + (bias != NULL ? bias[ob + j] : 0);
-            out[j] = (int8_t)qf_round_shift_saturate(total, shift, output_min, output_max);
-          }
-        }
-      }
-    }
-  }
-  return ob;
-}
 
 // The conv2d and fc kernels of one ISA of family `tag` from its dot product: depthwise layers on the
 // depthwise driver, the rest one output channel at a time.
@@ -169,29 +101,31 @@ QF_DRIVER size_t qf8_conv2d_drive_blocked(const whittle_conv2d_geometry* g, size
     }                                                                                                        \
   }
 
-// qf8 kernels with a blocked SIMD path: depthwise driver, then blocks of `block` channels (if the shape
-// allows), then the one-channel driver for what is left; fc is the 1x1 convolution.
-#define QF8_DEFINE_KERNELS_BLOCKED(isa, dot, block, block_span)                                              \
-  void qf8_conv2d_minmax_rndnu_ukernel__##isa(                                                               \
-      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end, const int8_t* restrict input, \
-      const int8_t* restrict weights, const int32_t* restrict bias, int32_t input_fl, int32_t weight_fl,     \
-      int32_t output_fl, int32_t output_min, int32_t output_max, int8_t* restrict output) {                  \
+// Kernels of family `tag` with a blocked SIMD path: depthwise driver, then blocks of `block` channels (if
+// the shape allows, tag_conv2d_drive_blocked), then the one-channel driver for what is left; fc is the 1x1
+// convolution.
+#define QF_DEFINE_KERNELS_BLOCKED(tag, isa, dot, block, block_span)                                          \
+  void tag##_conv2d_minmax_rndnu_ukernel__##isa(                                                             \
+      const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,                               \
+      const tag##_word* restrict input, const tag##_word* restrict weights, const tag##_bias* restrict bias, \
+      int32_t input_fl, int32_t weight_fl, int32_t output_fl, int32_t output_min, int32_t output_max,        \
+      tag##_word* restrict output) {                                                                         \
     const int32_t shift = input_fl + weight_fl - output_fl;                                                  \
-    size_t done = qf8_conv2d_drive_depthwise(geometry, oc_begin, oc_end, input, weights, bias, shift,        \
-                                             output_min, output_max, output);                                \
-    done = qf8_conv2d_drive_blocked(geometry, done, oc_end, input, weights, bias, shift, output_min,         \
-                                    output_max, output, (block), block_span);                                \
-    qf8_conv2d_drive(geometry, done, oc_end, input, weights, bias, shift, output_min, output_max, output,    \
-                     dot);                                                                                   \
+    size_t done = tag##_conv2d_drive_depthwise(geometry, oc_begin, oc_end, input, weights, bias, shift,      \
+                                               output_min, output_max, output);                              \
+    done = tag##_conv2d_drive_blocked(geometry, done, oc_end, input, weights, bias, shift, output_min,       \
+                                      output_max, output, (block), block_span);                              \
+    tag##_conv2d_drive(geometry, done, oc_end, input, weights, bias, shift, output_min, output_max, output,  \
+                       dot);                                                                                 \
   }                                                                                                          \
-  void qf8_fc_minmax_rndnu_ukernel__##isa(size_t batch, size_t input_channels, size_t output_channels,       \
-                                          size_t oc_begin, size_t oc_end, const int8_t* restrict input,      \
-                                          const int8_t* restrict weights, const int32_t* restrict bias,      \
-                                          int32_t input_fl, int32_t weight_fl, int32_t output_fl,            \
-                                          int32_t output_min, int32_t output_max, int8_t* restrict output) { \
+  void tag##_fc_minmax_rndnu_ukernel__##isa(                                                                 \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,           \
+      const tag##_word* restrict input, const tag##_word* restrict weights, const tag##_bias* restrict bias, \
+      int32_t input_fl, int32_t weight_fl, int32_t output_fl, int32_t output_min, int32_t output_max,        \
+      tag##_word* restrict output) {                                                                         \
     const whittle_conv2d_geometry geometry = whittle_fc_geometry(batch, input_channels, output_channels);    \
-    qf8_conv2d_minmax_rndnu_ukernel__##isa(&geometry, oc_begin, oc_end, input, weights, bias, input_fl,      \
-                                           weight_fl, output_fl, output_min, output_max, output);            \
+    tag##_conv2d_minmax_rndnu_ukernel__##isa(&geometry, oc_begin, oc_end, input, weights, bias, input_fl,    \
+                                             weight_fl, output_fl, output_min, output_max, output);          \
   }
 
 #endif  // WHITTLE_QF_CONV2D_IMPL_H_

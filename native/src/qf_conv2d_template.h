@@ -13,6 +13,88 @@
 
 typedef QF_DOT (*QF_FN(dot_fn))(const QF_WORD* x, const QF_WORD* w, size_t n);
 
+// Blocked driver (SIMD): output channels in blocks of B. A block's weights are widened once per call into a
+// stack buffer of int16 pairs, wt[k / 2][j][k % 2] for channel j of the block, so one broadcast pair of
+// inputs feeds B channels through one pair-multiply-add (vpmaddwd / vmlal). block_span adds
+// sum_{i < n} x[i] * w[i][j] to acc[j] (n even, wt at an even k), exactly: qf8 pair sums accumulate in int32
+// (exact by QF8_MAX_REDUCTION); qf16 ones may add in int32 for `flush` pairs at most before they are widened
+// to int64, flush = (2^15 - 1) / max|w| over the block's weights (|a pair sum| <= 2 * 2^15 * max|w|, so a
+// partial sum of flush pairs stays below 2^31; flush >= 1 as max|w| <= 32767). Only for even
+// group_input_channels, so that every span starts at an even k; returns the first channel it did not compute
+// (leftovers, odd or oversized reductions, blocks straddling two groups, layers of < 4 output pixels).
+typedef void (*QF_FN(block_span_fn))(const QF_WORD* x, const int16_t* wt, size_t n, size_t flush,
+                                     QF_DOT* acc);
+
+QF_DRIVER size_t QF_FN(conv2d_drive_blocked)(const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end,
+                                             const QF_WORD* input, const QF_WORD* weights,
+                                             const QF_BIAS* bias, int32_t shift, int32_t output_min,
+                                             int32_t output_max, QF_WORD* output, size_t block,
+                                             QF_FN(block_span_fn) block_span) {
+  const size_t input_channels = g->groups * g->group_input_channels;
+  const size_t output_channels = g->groups * g->group_output_channels;
+  const size_t gic = g->group_input_channels;
+  const size_t reduction = g->kernel_height * g->kernel_width * gic;
+  // The widening costs as much as a pass over the block's weights: below 4 output pixels (fully-connected
+  // layers at batch 1) the one-channel path is cheaper.
+  if (gic % 2 != 0 || block * reduction > QF_EXPANDED_WEIGHTS ||
+      g->batch * g->output_height * g->output_width < 4) {
+    return oc_begin;
+  }
+  int16_t wt[QF_EXPANDED_WEIGHTS];
+  size_t ob = oc_begin;
+  for (; ob + block <= oc_end; ob += block) {
+    const size_t group = ob / g->group_output_channels;
+    if ((ob + block - 1) / g->group_output_channels != group) {
+      break;  // the caller's one-channel path takes it from here
+    }
+    for (size_t k = 0; k < reduction; k++) {
+      for (size_t j = 0; j < block; j++) {
+        wt[(k / 2) * block * 2 + j * 2 + k % 2] = weights[(ob + j) * reduction + k];
+      }
+    }
+    int32_t max_abs = 1;  // the block's rows are contiguous: one vectorizable pass
+    for (size_t i = ob * reduction; i < (ob + block) * reduction; i++) {
+      const int32_t w = weights[i] < 0 ? -(int32_t)weights[i] : weights[i];
+      max_abs = w > max_abs ? w : max_abs;
+    }
+    const size_t flush = (size_t)(((INT32_C(1) << 15) - 1) / max_abs);
+    for (size_t n = 0; n < g->batch; n++) {
+      const QF_WORD* image = input + n * g->input_height * g->input_width * input_channels;
+      for (size_t oy = 0; oy < g->output_height; oy++) {
+        size_t ky0, ky1;
+        whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
+                                  &ky0, &ky1);
+        for (size_t ox = 0; ox < g->output_width; ox++) {
+          size_t kx0, kx1;
+          whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
+                                    &kx0, &kx1);
+          QF_DOT acc[QF_MAX_BLOCK] = {0};
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const QF_WORD* in_row = image + iy * g->input_width * input_channels + group * gic;
+            const size_t ix0 = ox * g->stride_width + kx0 - g->padding_left;
+            if (g->groups == 1) {
+              block_span(in_row + ix0 * input_channels, wt + (ky * g->kernel_width + kx0) * gic * block,
+                         (kx1 - kx0) * gic, flush, acc);
+            } else {
+              for (size_t kx = kx0; kx < kx1; kx++) {
+                block_span(in_row + (ix0 + kx - kx0) * input_channels,
+                           wt + (ky * g->kernel_width + kx) * gic * block, gic, flush, acc);
+              }
+            }
+          }
+          QF_WORD* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels + ob;
+          for (size_t j = 0; j < block; j++) {
+            const int64_t total = (int64_t)acc[j] + (bias != NULL ? bias[ob + j] : 0);
+            out[j] = (QF_WORD)qf_round_shift_saturate(total, shift, output_min, output_max);
+          }
+        }
+      }
+    }
+  }
+  return ob;
+}
+
 // One output channel at a time: the driver walks output positions, the output-channel range and the valid
 // kernel taps (padding is skipped, which is exact because padding is 0); `dot` is the ISA's exact dot product
 // of a contiguous span.

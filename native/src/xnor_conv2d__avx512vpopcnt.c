@@ -325,15 +325,16 @@ void xnor_conv2d_minmax_ukernel__avx512vpopcnt(const whittle_conv2d_geometry* ge
                                                const float* restrict alpha, const float* restrict input_scale,
                                                const float* restrict bias, float output_min, float output_max,
                                                float* restrict output) {
-  size_t done = oc_begin;
+  size_t done = xnor_conv2d_drive_single_bit(geometry, oc_begin, oc_end, input_bits, weight_bits, alpha,
+                                             input_scale, bias, output_min, output_max, output);
   const size_t row_words =
       geometry->kernel_height * geometry->kernel_width * xnor_group_words(geometry->group_input_channels);
   if (geometry->groups == 1 && 32 * row_words <= XNOR_TRANSPOSED_WORDS) {
-    const size_t blocks = (oc_end - oc_begin) / 32;
+    const size_t blocks = (oc_end - done) / 32;
     const int clamp = output_min != -INFINITY || output_max != INFINITY;
     (input_scale != NULL ? (clamp ? xnor_conv2d_block32_scale_clamp : xnor_conv2d_block32_scale)
                          : (clamp ? xnor_conv2d_block32_clamp : xnor_conv2d_block32_plain))(
-        geometry, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale, bias, output_min, output_max,
+        geometry, done, blocks, input_bits, weight_bits, alpha, input_scale, bias, output_min, output_max,
         output);
     done += 32 * blocks;
   }

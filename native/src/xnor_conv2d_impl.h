@@ -12,6 +12,8 @@
 #ifndef WHITTLE_XNOR_CONV2D_IMPL_H_
 #define WHITTLE_XNOR_CONV2D_IMPL_H_
 
+#include <string.h>
+
 #include "xnor_conv2d.h"
 
 // The drivers are inlined into each ISA's kernel so that the ISA's span function, passed as a constant
@@ -59,6 +61,12 @@ typedef uint64_t (*xnor_word_sign_bits_fn)(const float* x, size_t count);
 // (its high bits are 0).
 XNOR_DRIVER void xnor_pack_words(size_t pixels, size_t groups, size_t group_channels, const float* input,
                                  uint64_t* output, xnor_word_sign_bits_fn word_sign_bits) {
+  if (group_channels == 1) {
+    // One channel per word (depthwise, one-channel images): a plain compare per float, which the compiler
+    // vectorizes with this file's ISA, instead of one word function call per channel.
+    for (size_t i = 0; i < pixels * groups; i++) output[i] = (uint64_t)(input[i] < 0.0f);
+    return;
+  }
   const size_t gw = xnor_group_words(group_channels);
   for (size_t p = 0; p < pixels; p++) {
     for (size_t group = 0; group < groups; group++) {
@@ -205,6 +213,127 @@ XNOR_DRIVER size_t xnor_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
   return ob;
 }
 
+// Single-bit driver: one input channel per group (depthwise layers, one-channel images), so every tap of
+// every channel is one word holding one bit and popcount(x ^ w) is x ^ w. Vectorized across output channels
+// rather than along the (few-tap) reduction, in byte lanes (a popcount of at most XNOR_SINGLE_BIT_MAX_TAPS
+// fits a byte): a chunk of XNOR_SINGLE_BIT_CHUNK channels' weight bits is transposed once per call into
+// wt[tap][channel] bytes, and each output position XORs and adds, per valid tap, one chunk of input bytes.
+// Every channel loop has the constant trip count XNOR_SINGLE_BIT_CHUNK (a last partial chunk computes zero
+// padded lanes and stores only its channels), so the compiler keeps the counts in vector registers and
+// vectorizes the narrowing and the epilogue with the including file's ISA. The input byte of output channel o
+// is its group's bit, o / group_output_channels:
+//   depthwise (group_output_channels == 1): contiguous channels. Each input row's words are narrowed once
+//     per chunk to bytes into a ring of kernel_height rows (XNOR_SINGLE_BIT_RING_BYTES);
+//   groups == 1: one broadcast byte per pixel.
+// Returns oc_end when it computed the range, oc_begin when the layer is neither, its kernel has more than
+// XNOR_SINGLE_BIT_MAX_TAPS taps, or a depthwise ring of kernel_height rows does not fit.
+#define XNOR_SINGLE_BIT_CHUNK 64
+#define XNOR_SINGLE_BIT_MAX_TAPS 49
+#define XNOR_SINGLE_BIT_RING_BYTES 32768
+
+// The chunk [c0, c0 + count), count <= XNOR_SINGLE_BIT_CHUNK.
+XNOR_DRIVER void xnor_single_bit_chunk(const whittle_conv2d_geometry* g, size_t c0, size_t count,
+                                       const uint64_t* input_bits, const uint64_t* weight_bits,
+                                       const float* alpha, const float* input_scale, const float* bias,
+                                       float output_min, float output_max, float* output) {
+  enum { L = XNOR_SINGLE_BIT_CHUNK };
+  const size_t taps = g->kernel_height * g->kernel_width;
+  const bool depthwise = g->group_output_channels == 1;
+  const size_t row_bytes = g->input_width * L;
+  uint8_t ring[XNOR_SINGLE_BIT_RING_BYTES];
+  uint8_t wt[XNOR_SINGLE_BIT_MAX_TAPS * L];
+  float chunk_alpha[L], chunk_bias[L], values[L];
+  const size_t channels = g->groups * g->group_output_channels;
+  for (size_t t = 0; t < taps; t++) {
+    for (size_t c = 0; c < L; c++) wt[t * L + c] = c < count ? (uint8_t)weight_bits[(c0 + c) * taps + t] : 0;
+  }
+  for (size_t c = 0; c < L; c++) {
+    chunk_alpha[c] = c < count ? alpha[c0 + c] : 0.0f;
+    chunk_bias[c] = c < count && bias != NULL ? bias[c0 + c] : 0.0f;
+  }
+  for (size_t n = 0; n < g->batch; n++) {
+    const uint64_t* image = input_bits + n * g->input_height * g->input_width * g->groups;
+    size_t next_row = 0;  // depthwise: the first input row not yet in the ring
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      size_t ky0, ky1;
+      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                                &ky1);
+      const size_t row_end = oy * g->stride_height + ky1 - g->padding_top;
+      if (depthwise) {
+        const size_t row_begin = oy * g->stride_height + ky0 - g->padding_top;
+        for (size_t iy = row_begin > next_row ? row_begin : next_row; iy < row_end; iy++) {
+          uint8_t* slot = ring + (iy % g->kernel_height) * row_bytes;
+          for (size_t ix = 0; ix < g->input_width; ix++) {
+            const uint64_t* x = image + (iy * g->input_width + ix) * channels + c0;
+            if (count == L) {
+              for (size_t c = 0; c < L; c++) slot[ix * L + c] = (uint8_t)x[c];
+            } else {
+              for (size_t c = 0; c < L; c++) slot[ix * L + c] = c < count ? (uint8_t)x[c] : 0;
+            }
+          }
+        }
+        if (row_end > next_row) next_row = row_end;
+      }
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        size_t kx0, kx1;
+        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                                  &kx1);
+        uint8_t pop[L];
+        for (size_t c = 0; c < L; c++) pop[c] = 0;
+        for (size_t ky = ky0; ky < ky1; ky++) {
+          const size_t iy = oy * g->stride_height + ky - g->padding_top;
+          for (size_t kx = kx0; kx < kx1; kx++) {
+            const size_t ix = ox * g->stride_width + kx - g->padding_left;
+            const uint8_t* w = wt + (ky * g->kernel_width + kx) * L;
+            if (depthwise) {
+              const uint8_t* x = ring + (iy % g->kernel_height) * row_bytes + ix * L;
+              for (size_t c = 0; c < L; c++) pop[c] += (uint8_t)(x[c] ^ w[c]);
+            } else {
+              const uint8_t x = (uint8_t)image[iy * g->input_width + ix];
+              for (size_t c = 0; c < L; c++) pop[c] += (uint8_t)(x ^ w[c]);
+            }
+          }
+        }
+        const int32_t valid = (int32_t)((ky1 - ky0) * (kx1 - kx0));
+        const size_t index = (n * g->output_height + oy) * g->output_width + ox;
+        const float scale = input_scale != NULL ? input_scale[index] : 1.0f;
+        float* out = output + index * channels + c0;
+        if (count == L) {
+          for (size_t c = 0; c < L; c++) {
+            out[c] = xnor_output(valid - 2 * (int32_t)pop[c], chunk_alpha[c], scale, chunk_bias[c],
+                                 output_min, output_max);
+          }
+        } else {
+          for (size_t c = 0; c < L; c++) {
+            values[c] = xnor_output(valid - 2 * (int32_t)pop[c], chunk_alpha[c], scale, chunk_bias[c],
+                                    output_min, output_max);
+          }
+          memcpy(out, values, count * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+XNOR_DRIVER size_t xnor_conv2d_drive_single_bit(const whittle_conv2d_geometry* g, size_t oc_begin,
+                                                size_t oc_end, const uint64_t* input_bits,
+                                                const uint64_t* weight_bits, const float* alpha,
+                                                const float* input_scale, const float* bias, float output_min,
+                                                float output_max, float* output) {
+  const size_t taps = g->kernel_height * g->kernel_width;
+  const bool depthwise = g->group_output_channels == 1;
+  if (g->group_input_channels != 1 || taps > XNOR_SINGLE_BIT_MAX_TAPS || (!depthwise && g->groups != 1) ||
+      (depthwise && g->kernel_height * g->input_width * XNOR_SINGLE_BIT_CHUNK > XNOR_SINGLE_BIT_RING_BYTES)) {
+    return oc_begin;
+  }
+  for (size_t c0 = oc_begin; c0 < oc_end; c0 += XNOR_SINGLE_BIT_CHUNK) {
+    const size_t count = oc_end - c0 < XNOR_SINGLE_BIT_CHUNK ? oc_end - c0 : XNOR_SINGLE_BIT_CHUNK;
+    xnor_single_bit_chunk(g, c0, count, input_bits, weight_bits, alpha, input_scale, bias, output_min,
+                          output_max, output);
+  }
+  return oc_end;
+}
+
 // A fully-connected layer is a 1x1 convolution of a 1x1 image (input_scale [batch] is then per pixel).
 static inline whittle_conv2d_geometry xnor_fc_geometry(size_t batch, size_t input_channels,
                                                        size_t output_channels) {
@@ -223,7 +352,8 @@ static inline whittle_conv2d_geometry xnor_fc_geometry(size_t batch, size_t inpu
                                          const uint64_t* restrict weight_bits, const float* restrict alpha, \
                                          const float* restrict input_scale, const float* restrict bias,     \
                                          float output_min, float output_max, float* restrict output) {      \
-    size_t done = oc_begin;                                                                                 \
+    size_t done = xnor_conv2d_drive_single_bit(geometry, oc_begin, oc_end, input_bits, weight_bits, alpha,  \
+                                               input_scale, bias, output_min, output_max, output);          \
     if ((big) != 0) {                                                                                       \
       done =                                                                                                \
           xnor_conv2d_drive_blocked(geometry, done, oc_end, input_bits, weight_bits, alpha, input_scale,    \

@@ -77,7 +77,7 @@ static whittle_conv2d_geometry make_geometry(size_t batch, size_t ih, size_t iw,
   return g;
 }
 
-#define CONV_SHAPE_COUNT 19
+#define CONV_SHAPE_COUNT 22
 static conv_shape conv_shapes[CONV_SHAPE_COUNT];
 
 static void init_shapes(void) {
@@ -122,6 +122,14 @@ static void init_shapes(void) {
       (conv_shape){"3x3 pad 1, 6x19, 5->9", make_geometry(1, 6, 19, 3, 3, 1, 1, 1, 1, 1, 5, 9)};
   conv_shapes[i++] =
       (conv_shape){"batch 2 3x3 pad 1, 9x16, 16->8", make_geometry(2, 9, 16, 3, 3, 1, 1, 1, 1, 1, 16, 8)};
+  // One input channel per group: the XNOR single-bit path (a chunk boundary at 64 channels, a one-channel
+  // image into a few channels, 7x7 taps).
+  conv_shapes[i++] =
+      (conv_shape){"depthwise 3x3 pad 1, 5x4, 70 ch", make_geometry(1, 5, 4, 3, 3, 1, 1, 1, 1, 70, 1, 1)};
+  conv_shapes[i++] =
+      (conv_shape){"LeNet conv1 5x5, 12x11, 1->6", make_geometry(1, 12, 11, 5, 5, 1, 1, 0, 0, 1, 1, 6)};
+  conv_shapes[i++] = (conv_shape){"depthwise 7x7 pad 3 stride 2, 9x8, 9 ch",
+                                  make_geometry(2, 9, 8, 7, 7, 2, 2, 3, 3, 9, 1, 1)};
   whittle_conv2d_geometry wide = make_geometry(1, 11, 12, 5, 5, 1, 1, 2, 2, 1, 3, 4);
   wide.output_height += 1;
   wide.output_width += 3;

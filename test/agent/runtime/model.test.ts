@@ -80,7 +80,8 @@ describe('runtime on the sample package', () => {
 
   test('a memory budget below the plan is refused with the numbers', () => {
     const model = Model.fromPackage(pkg);
-    // Including what the layers keep (the sample's hashed layer expands its weights at load).
+    // Including what the layers keep (the sample's hashed layer expands its weights at load, its binary layer
+    // runs expanded to fp32).
     const needed = model.plan.arenaBytes + model.weightBytes + model.scratchBytes;
     assert.ok(model.scratchBytes > 0);
     assert.throws(

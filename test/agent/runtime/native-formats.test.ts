@@ -249,6 +249,31 @@ describe('compressed formats on the native kernels', () => {
     }
   });
 
+  test('binary weights run expanded to fp32, and the expansion counts against the memory budget', () => {
+    const w = [8, 3, 3, 4];
+    const one = oneLayer(
+      'conv2d',
+      'binary',
+      { x: [1, 7, 7, 4], w, y: [1, 7, 7, 8] },
+      encodeBinary(normal(288), w),
+      {
+        pads: [1, 1, 1, 1],
+      },
+    );
+    const native = Model.fromPackage(one);
+    // The fp32 operator's microkernel behind the binary-weights layer, and its fp32 copy in the total.
+    assert.match(native.layers[0]!.kernel, /^native:binary-weights_conv2d f32_/);
+    const expanded = 8 * 3 * 3 * 4 * 4;
+    assert.equal(native.scratchBytes, expanded);
+    const reference = Model.fromPackage(one, { referenceOnly: true });
+    assert.equal(reference.scratchBytes, 0);
+    const total = native.plan.arenaBytes + native.weightBytes + expanded;
+    assert.throws(() => Model.fromPackage(one, { memoryBudgetBytes: total - 1 }), /expanded binary weights/);
+    Model.fromPackage(one, { memoryBudgetBytes: total });
+    const x = normal(7 * 7 * 4);
+    assertClose(native.run([x])[0]!.data, reference.run([x])[0]!.data, 'binary conv2d on fp32 kernels');
+  });
+
   test('a layer outside what the compressed kernels take (dilation) keeps the reference executor', () => {
     const w = [4, 3, 3, 4];
     const one = oneLayer(
