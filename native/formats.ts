@@ -152,7 +152,7 @@ type NativeFormatLayerConstructor = new (
   format: Format,
   layer: 'conv2d' | 'fullyConnected',
   args: object,
-) => NativeLayer<FormatTensor>;
+) => NativeLayer<FormatTensor> & { readonly expandedBytes: number };
 
 function nativeClass(): NativeFormatLayerConstructor {
   const loaded = loadNativeBinding() as unknown as { FormatLayer?: unknown };
@@ -169,11 +169,17 @@ function nativeClass(): NativeFormatLayerConstructor {
  * input. dispose() frees the weights early. */
 export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
   readonly format: Format;
+  /** Bytes of dense weights the layer expanded its own into at creation, 0 when it runs the format's kernels:
+   * ternary (fp32: alpha * t; int8: t) and codebook layers run on the fp32 / int8 operators with their weights
+   * expanded (4 bytes a weight in fp32, 1 in int8), unless the operator refuses the shape or quantization. */
+  readonly expandedBytes: number;
 
   /** @internal use the create* functions. */
   constructor(format: Format, layer: 'conv2d' | 'fullyConnected', args: object) {
-    super(new (nativeClass())(format, layer, args));
+    const native = new (nativeClass())(format, layer, args);
+    super(native);
     this.format = format;
+    this.expandedBytes = native.expandedBytes;
   }
 }
 

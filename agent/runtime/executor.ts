@@ -11,7 +11,8 @@ export interface Executor {
   /** Which implementation runs: `reference:<op>_<format>` or a native kernel name. */
   kernel: string;
   /** Bytes the executor holds outside the arena for the whole model's life (the word buffers of a fixed-point
-   * layer); counted against the memory budget with the arena and the weights. */
+   * layer, the dense weights a ternary or codebook layer expanded its own into); counted against the memory
+   * budget with the arena and the weights. */
   scratchBytes?: number;
   run(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): void;
   /** The addon calls run() makes, as steps of an execution plan (native-plan.ts): given the views run()

@@ -185,7 +185,8 @@ export class Model {
   readonly layers: readonly LayerInfo[];
   /** Bytes of all constants as the runtime holds them. */
   readonly weightBytes: number;
-  /** Bytes executors hold outside the arena (fixed-point layers' word buffers on the native kernels). */
+  /** Bytes executors hold outside the arena (fixed-point layers' word buffers on the native kernels, the dense
+   * weights ternary and codebook layers expand theirs into). */
   readonly scratchBytes: number;
   readonly specs: readonly TensorSpec[];
   readonly #arena: ArrayBuffer;
@@ -420,7 +421,7 @@ export class Model {
       throw new MemoryBudgetError(
         total,
         options.memoryBudgetBytes,
-        `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + fixed-point word buffers ${this.scratchBytes} bytes`,
+        `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + layer buffers (fixed-point word buffers, expanded weights) ${this.scratchBytes} bytes`,
       );
     }
   }

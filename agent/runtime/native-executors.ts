@@ -169,6 +169,8 @@ function int8Quantization(context: PrepareContext) {
 interface Layer<T> {
   readonly kernel: string | null;
   readonly step: StepLayer;
+  /** A compressed-format layer's dense weights expanded at creation (native/formats.ts FormatLayer). */
+  readonly expandedBytes?: number;
   run(input: T, output: T, addend?: T): void;
 }
 
@@ -187,6 +189,8 @@ function packed(kernelPrefix: string, create: () => Layer<Tensor>): Executor | u
   }
   return {
     kernel: `native:${kernelPrefix} ${layer.kernel ?? ''}`.trim(),
+    // Expanded weights live as long as the model: the memory report and budget count them.
+    ...(layer.expandedBytes ? { scratchBytes: layer.expandedBytes } : {}),
     run: (inputs, outputs) => layer.run(inputs[0] as Tensor, outputs[0] as Tensor),
     plan: (inputs, outputs) => [layerStep(layer, inputs[0]!, outputs[0]!)],
   };

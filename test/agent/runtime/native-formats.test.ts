@@ -250,6 +250,37 @@ describe('compressed formats on the native kernels', () => {
     }
   });
 
+  test('ternary and codebook layers run on the dense fp32 kernels, their expanded weights in the memory report', () => {
+    const w = [16, 3, 3, 8];
+    const weights = 16 * 3 * 3 * 8;
+    const cases: [ManifestNode['format'], EncodedTensor][] = [
+      ['ternary', encodeTernary(normal(weights), w)],
+      [
+        'codebook',
+        encodeCodebook(
+          Float32Array.of(-1, -0.25, 0.25, 1, 2),
+          Uint8Array.from({ length: weights }, (_, i) => (i * 7) % 5),
+        ),
+      ],
+    ];
+    for (const [format, encoded] of cases) {
+      const one = oneLayer('conv2d', format, { x: [1, 6, 6, 8], w, y: [1, 6, 6, 16] }, encoded, {
+        pads: [1, 1, 1, 1],
+      });
+      const model = Model.fromPackage(one);
+      // The fp32 operators' microkernels (f32_igemm_..., f32_gemm_...), not the format's own variants.
+      assert.match(model.layers[0]!.kernel, /^native:\w+_conv2d f32_/, `${format}: ${model.layers[0]!.kernel}`);
+      assert.equal(model.scratchBytes, weights * 4, format);
+      assert.equal(model.scratchBytes, Model.fromPackage(one, { referenceOnly: true }).scratchBytes + weights * 4);
+      const needed = model.plan.arenaBytes + model.weightBytes + model.scratchBytes;
+      assert.throws(
+        () => Model.fromPackage(one, { memoryBudgetBytes: needed - 1 }),
+        (error: Error) => error.name === 'MemoryBudgetError' && /expanded weights/.test(error.message),
+      );
+      assert.doesNotThrow(() => Model.fromPackage(one, { memoryBudgetBytes: needed }));
+    }
+  });
+
   test('a layer outside what the compressed kernels take (dilation) keeps the reference executor', () => {
     const w = [4, 3, 3, 4];
     const one = oneLayer(
