@@ -98,6 +98,7 @@ export interface TernaryParams extends FloatClamp {
   weightSign: Uint32Array;
   alpha: Float32Array;
   bias?: Float32Array | null;
+  expandWeights?: boolean;
 }
 
 /** Unstructured pruning, CSR with outputChannels rows and K columns: rowOffsets [outputChannels + 1] from 0,
@@ -120,6 +121,7 @@ export interface CodebookParams extends FloatClamp {
   codebook: Float32Array;
   indices: Uint8Array;
   bias?: Float32Array | null;
+  expandWeights?: boolean;
 }
 
 /** int8 activations (ternary and sparse only): the affine quantization of the int8 kernels (gemmlowp,
@@ -137,6 +139,7 @@ export interface Int8Requantization extends Omit<Int8LayerQuantization, 'activat
 export interface TernaryInt8Params extends Int8Requantization {
   weightNonzero: Uint32Array;
   weightSign: Uint32Array;
+  expandWeights?: boolean;
 }
 
 /** CSR with int8 values and int8 activations; at most 65536 nonzeros per row. */
@@ -171,7 +174,8 @@ export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
   readonly format: Format;
   /** Bytes of dense weights the layer expanded its own into at creation, 0 when it runs the format's kernels:
    * ternary (fp32: alpha * t; int8: t) and codebook layers run on the fp32 / int8 operators with their weights
-   * expanded (4 bytes a weight in fp32, 1 in int8), unless the operator refuses the shape or quantization. */
+   * expanded (4 bytes a weight in fp32, 1 in int8), unless the operator refuses the shape or quantization or
+   * the arguments say expandWeights: false (default true). */
   readonly expandedBytes: number;
 
   /** @internal use the create* functions. */

@@ -40,6 +40,8 @@ export interface PrepareContext {
   decoded?: readonly (DecodedTensor | undefined)[];
   /** Use the reference executors even where a native kernel exists (tests compare the two). */
   referenceOnly?: boolean;
+  /** Ternary and codebook layers: expand the weights onto the dense kernels (ModelOptions; default true). */
+  expandWeights?: boolean;
 }
 
 /** Prepares a node's executor; a reference factory always gives one (or throws a GraphError). */

@@ -30,6 +30,10 @@ export interface ModelOptions {
   memoryBudgetBytes?: number;
   /** Run every layer on the TypeScript reference operators, even where a native kernel exists. */
   referenceOnly?: boolean;
+  /** Ternary and codebook layers expand their weights at load onto the dense fp32 / int8 kernels (default
+   * true: several times faster, 4 bytes a weight in memory, counted in scratchBytes); false keeps the
+   * formats' own kernels on the compressed weights. */
+  expandWeights?: boolean;
   /** Run every node's executor from JavaScript, one by one, instead of the native execution plan
    * (native-plan.ts): the path the plan is tested against. */
   nodeByNode?: boolean;
@@ -359,6 +363,7 @@ export class Model {
         constants: node.inputs.map((i) => (i < 0 ? undefined : constants[i])),
         decoded: node.inputs.map((i) => (i < 0 ? undefined : pkg.constants[i])),
         referenceOnly: options.referenceOnly === true,
+        expandWeights: options.expandWeights !== false,
       });
       const storedBytes = node.inputs.reduce((sum, i) => {
         const section = i >= 0 ? manifest.tensors[i]!.section : undefined;

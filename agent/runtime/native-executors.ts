@@ -483,7 +483,7 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
     if (!args) return undefined;
     const create = kernels[layer] as unknown as (a: object) => FloatFormatLayer;
     return packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
-      create({ ...s.shape, ...float.common, ...args }),
+      create({ ...s.shape, ...float.common, ...args, expandWeights: context.expandWeights !== false }),
     );
   };
 }

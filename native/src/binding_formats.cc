@@ -229,7 +229,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         } else {
           tern_ = tern_conv2d_select(isa);
           kernel_ = int8_ ? "scalar" : tern_->name;
-          ExpandTernary(env, s, isa);
+          if (ExpandWeights(args)) ExpandTernary(env, s, isa);
         }
         break;
       }
@@ -365,9 +365,11 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         }
         cb_ = cb_conv2d_select(isa);
         kernel_ = cb_->name;
-        std::vector<float> dense(oc_ * reduction_);
-        cb_expand_weights_f32(oc_, reduction_, u8_.data(), index_bits_, alpha_.data(), dense.data());
-        CreateDenseF32(env, s, dense, isa);
+        if (ExpandWeights(args)) {
+          std::vector<float> dense(oc_ * reduction_);
+          cb_expand_weights_f32(oc_, reduction_, u8_.data(), index_bits_, alpha_.data(), dense.data());
+          CreateDenseF32(env, s, dense, isa);
+        }
         break;
       }
     }
@@ -402,7 +404,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   // cb_expand_weights_f32); the format's own kernels stay the reference, and run the layer when the dense
   // operator refuses its shape or quantization. The packed dense weights are the layer's memory cost
   // (expandedBytes: 4 bytes a weight in fp32, 1 in int8, plus the packing's padding), which the runtime adds
-  // to its memory report; the package keeps the compressed planes or indices.
+  // to its memory report; the package keeps the compressed planes or indices. expandWeights: false (default
+  // true) keeps the format's kernels, for a device that cannot spare the memory.
+  static bool ExpandWeights(const Napi::Object& args) {
+    return args.Get("expandWeights").IsUndefined() || Boolean(args, "expandWeights");
+  }
+
   void CreateDenseF32(Napi::Env env, const whittle_conv2d_shape& s, const std::vector<float>& dense,
                       whittle_isa isa) {
     const float* bias = has_bias_ ? fbias_.data() : nullptr;

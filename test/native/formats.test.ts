@@ -804,7 +804,12 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
         ...dims,
         indexBits: 3,
         codebook: floats(5),
-        indices: packCodebookIndices(12, 70, 3, Uint8Array.from(t, (v) => v + 1)),
+        indices: packCodebookIndices(
+          12,
+          70,
+          3,
+          Uint8Array.from(t, (v) => v + 1),
+        ),
       });
       const binary = FORMAT_LAYERS['binary-weights'].fullyConnected({
         ...dims,
@@ -818,7 +823,26 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
       assert.match(codebook.kernel ?? '', /^f32_/);
       assert.equal(codebook.expandedBytes, 12 * 70 * 4);
       assert.equal(binary.expandedBytes, 0);
-      for (const layer of [ternary, ternaryInt8, codebook, binary]) {
+      const compact = FORMAT_LAYERS.ternary.fullyConnected({
+        ...dims,
+        ...planes,
+        alpha: floats(12),
+        expandWeights: false,
+      });
+      assert.doesNotMatch(compact.kernel ?? '', /^f32_/);
+      assert.equal(compact.expandedBytes, 0);
+      assert.throws(
+        () =>
+          createCodebookFullyConnected({
+            ...dims,
+            indexBits: 3,
+            codebook: floats(5),
+            indices: new Uint8Array(12 * 27),
+            expandWeights: 1 as never,
+          }),
+        (error: Error) => error instanceof TypeError && /expandWeights/.test(error.message),
+      );
+      for (const layer of [ternary, ternaryInt8, codebook, binary, compact]) {
         layer.dispose();
         assert.equal(layer.kernel, null);
       }
