@@ -397,7 +397,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
 
  private:
   friend Napi::Function DefinePackedLayer<FormatLayer>(Napi::Env env, const char* name,
-                                                 std::initializer_list<PropertyDescriptor> extra);
+                                                       std::initializer_list<PropertyDescriptor> extra);
 
   // Ternary and codebook layers run on the dense fp32 / int8 operators (f32_ops.h, qs8_ops.h: GEMM, IGEMM,
   // depthwise, with their weight packing) on weights expanded once here (tern_expand_weights_*,
@@ -413,9 +413,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   void CreateDenseF32(Napi::Env env, const whittle_conv2d_shape& s, const std::vector<float>& dense,
                       whittle_isa isa) {
     const float* bias = has_bias_ ? fbias_.data() : nullptr;
-    f32_dense_ = fc_ ? f32_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias, fmin_, fmax_,
-                                                  isa)
-                     : f32_conv2d_create(&s, dense.data(), bias, fmin_, fmax_, isa);
+    f32_dense_ =
+        fc_ ? f32_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias, fmin_, fmax_, isa)
+            : f32_conv2d_create(&s, dense.data(), bias, fmin_, fmax_, isa);
     if (f32_dense_ == nullptr && whittle_conv2d_shape_problem(&s) == nullptr)
       throw Napi::Error::New(env, "Out of memory packing the expanded weights");
     if (f32_dense_ != nullptr) {
@@ -435,9 +435,10 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     tern_expand_weights_s8(oc_, reduction_, bits_a_.data(), bits_b_.data(), dense.data());
     const qs8_activation_quantization q = {false, input_zero_point_, output_zero_point_, q_min_, q_max_};
     const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
-    qs8_dense_ = fc_ ? qs8_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias,
-                                                  multipliers_.data(), shifts_.data(), &q, isa)
-                     : qs8_conv2d_create(&s, dense.data(), bias, multipliers_.data(), shifts_.data(), &q, isa);
+    qs8_dense_ =
+        fc_ ? qs8_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias, multipliers_.data(),
+                                         shifts_.data(), &q, isa)
+            : qs8_conv2d_create(&s, dense.data(), bias, multipliers_.data(), shifts_.data(), &q, isa);
     // The checks above leave out-of-range shapes and quantizations to the kernels' own limits; those layers
     // keep the ternary kernel.
     if (qs8_dense_ != nullptr) {

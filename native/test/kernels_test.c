@@ -696,9 +696,9 @@ static void test_expanded_formats(const char* name, const whittle_conv2d_shape* 
   tern_conv2d_minmax_ukernel__reference(&g, 0, oc, abs_input, nonzero, none, alpha, abs_bias, -INFINITY,
                                         INFINITY, scale);
   tern_expand_weights_f32(oc, k, nonzero, sign, alpha, dense);
-  f32_conv2d_op* op = fc ? f32_fully_connected_create(s->batch, s->input_channels, oc, dense, bias, min, max,
-                                                      level)
-                         : f32_conv2d_create(s, dense, bias, min, max, level);
+  f32_conv2d_op* op =
+      fc ? f32_fully_connected_create(s->batch, s->input_channels, oc, dense, bias, min, max, level)
+         : f32_conv2d_create(s, dense, bias, min, max, level);
   for (size_t p = 0; op != NULL && p < 2; p++) {
     for (size_t i = 0; i < out_n; i++) got[i] = NAN;
     const bool ran = f32_conv2d_run(op, input, got, pools[p]);
