@@ -658,6 +658,22 @@ static void test_fixed_point(whittle_isa level) {
 // every ISA path: fp32 ternary and codebook within 1e-5 of sum |w * x| of the formats' own C references,
 // int8 ternary bit-exact with the ternary int8 reference.
 
+// Runs (and destroys) an fp32 operator over expanded weights on both pools against a format's reference.
+static void check_expanded_f32(f32_conv2d_op* op, const float* input, float* got, const float* want,
+                               const float* scale, size_t out_n, const char* family, const char* label) {
+  for (size_t p = 0; op != NULL && p < 2; p++) {
+    for (size_t i = 0; i < out_n; i++) got[i] = NAN;
+    const bool ran = f32_conv2d_run(op, input, got, pools[p]);
+    size_t where = 0;
+    const bool ok = ran && close_enough_around(got, want, scale, out_n, &where);
+    report(ok, "%s expanded f32 %s %s threads=%zu %s", family, level_name, f32_conv2d_kernel_name(op),
+           pool_threads[p], label);
+    if (!ok && ran) printf("     at %zu: got %.9g want %.9g\n", where, got[where], want[where]);
+  }
+  report(op != NULL, "%s expanded f32 %s: create", family, label);
+  f32_conv2d_destroy(op);
+}
+
 static void test_expanded_formats(const char* name, const whittle_conv2d_shape* s, whittle_isa level,
                                   bool fc) {
   if (s->dilation_height != 1 || s->dilation_width != 1) return;  // the formats have no dilation
@@ -699,17 +715,7 @@ static void test_expanded_formats(const char* name, const whittle_conv2d_shape* 
   f32_conv2d_op* op =
       fc ? f32_fully_connected_create(s->batch, s->input_channels, oc, dense, bias, min, max, level)
          : f32_conv2d_create(s, dense, bias, min, max, level);
-  for (size_t p = 0; op != NULL && p < 2; p++) {
-    for (size_t i = 0; i < out_n; i++) got[i] = NAN;
-    const bool ran = f32_conv2d_run(op, input, got, pools[p]);
-    size_t where = 0;
-    const bool ok = ran && close_enough_around(got, want, scale, out_n, &where);
-    report(ok, "tern expanded f32 %s %s %s threads=%zu %s", what, level_name, f32_conv2d_kernel_name(op),
-           pool_threads[p], label);
-    if (!ok && ran) printf("     at %zu: got %.9g want %.9g\n", where, got[where], want[where]);
-  }
-  report(op != NULL, "tern expanded f32 %s %s: create", what, label);
-  f32_conv2d_destroy(op);
+  check_expanded_f32(op, input, got, want, scale, out_n, "tern", label);
 
   // int8 ternary: t as int8 weights, the same requantization.
   int8_t* qinput = xmalloc(in_n);
@@ -758,17 +764,9 @@ static void test_expanded_formats(const char* name, const whittle_conv2d_shape* 
   cb_expand_weights_f32(oc, k, indices, bits, codebook, dense);
   op = fc ? f32_fully_connected_create(s->batch, s->input_channels, oc, dense, bias, min, max, level)
           : f32_conv2d_create(s, dense, bias, min, max, level);
-  for (size_t p = 0; op != NULL && p < 2; p++) {
-    for (size_t i = 0; i < out_n; i++) got[i] = NAN;
-    const bool ran = f32_conv2d_run(op, input, got, pools[p]);
-    size_t where = 0;
-    const bool ok = ran && close_enough_around(got, want, scale, out_n, &where);
-    report(ok, "cb expanded f32 %s %s %s threads=%zu %u-bit %zu centroids %s", what, level_name,
-           f32_conv2d_kernel_name(op), pool_threads[p], bits, size, label);
-    if (!ok && ran) printf("     at %zu: got %.9g want %.9g\n", where, got[where], want[where]);
-  }
-  report(op != NULL, "cb expanded f32 %s %s: create", what, label);
-  f32_conv2d_destroy(op);
+  char cb_label[320];
+  snprintf(cb_label, sizeof cb_label, "%u-bit %zu centroids %s", bits, size, label);
+  check_expanded_f32(op, input, got, want, scale, out_n, "cb", cb_label);
 
   free(input), free(abs_input), free(fweights), free(dense), free(bias), free(abs_bias), free(threshold);
   free(alpha), free(want), free(scale), free(got), free(nonzero), free(sign), free(none);
