@@ -40,8 +40,15 @@ export type FormatBuild = FormatBenchLayer | { format: Format; skipped: string }
 /** Fraction of weights pruned for the sparse format. */
 export const SPARSITY = 0.9;
 
-/** Builds every compressed format's layer for a shape; `weights` are the fp32 layer's OHWI weights. */
-export function formatLayers(shape: BenchShape, weights: Float32Array, seed: number): FormatBuild[] {
+/** Builds every compressed format's layer for a shape; `weights` are the fp32 layer's OHWI weights.
+ * `expandWeights` (default true, as the runtime loads them): ternary and codebook layers on the dense
+ * operators with expanded weights; false: on the formats' own kernels. */
+export function formatLayers(
+  shape: BenchShape,
+  weights: Float32Array,
+  seed: number,
+  expandWeights = true,
+): FormatBuild[] {
   const random = seededRandom(seed);
   const isFc = shape.kind === 'fullyConnected';
   const outputChannels = isFc ? shape.outChannels : shape.outputChannels;
@@ -109,7 +116,12 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
         const threshold = 0.7 * meanAbs;
         const ternary = Int8Array.from(weights, (w) => (w > threshold ? 1 : w < -threshold ? -1 : 0));
         const alpha = new Float32Array(outputChannels).fill(meanAbs);
-        const args = { ...packTernaryWeights(outputChannels, reduction, ternary), alpha, bias };
+        const args = {
+          ...packTernaryWeights(outputChannels, reduction, ternary),
+          alpha,
+          bias,
+          expandWeights,
+        };
         return layerOf(FORMAT_LAYERS.ternary, args);
       },
       'f32',
@@ -132,6 +144,7 @@ export function formatLayers(shape: BenchShape, weights: Float32Array, seed: num
           codebook,
           indices: packCodebookIndices(outputChannels, reduction, indexBits, unpacked),
           bias,
+          expandWeights,
         };
         return layerOf(FORMAT_LAYERS.codebook, args);
       },

@@ -98,6 +98,7 @@ export interface TernaryParams extends FloatClamp {
   weightSign: Uint32Array;
   alpha: Float32Array;
   bias?: Float32Array | null;
+  expandWeights?: boolean;
 }
 
 /** Unstructured pruning, CSR with outputChannels rows and K columns: rowOffsets [outputChannels + 1] from 0,
@@ -120,6 +121,7 @@ export interface CodebookParams extends FloatClamp {
   codebook: Float32Array;
   indices: Uint8Array;
   bias?: Float32Array | null;
+  expandWeights?: boolean;
 }
 
 /** HashedNets (Chen et al. 2015), fully connected only: weight [o][k] = sign * buckets[bucket] of the index
@@ -149,6 +151,7 @@ export interface Int8Requantization extends Omit<Int8LayerQuantization, 'activat
 export interface TernaryInt8Params extends Int8Requantization {
   weightNonzero: Uint32Array;
   weightSign: Uint32Array;
+  expandWeights?: boolean;
 }
 
 /** CSR with int8 values and int8 activations; at most 65536 nonzeros per row. */
@@ -168,7 +171,7 @@ type NativeFormatLayerConstructor = new (
   format: LayerFormat,
   layer: 'conv2d' | 'fullyConnected',
   args: object,
-) => NativeLayer<FormatTensor>;
+) => NativeLayer<FormatTensor> & { readonly expandedBytes: number };
 
 function nativeClass(): NativeFormatLayerConstructor {
   const loaded = loadNativeBinding() as unknown as { FormatLayer?: unknown };
@@ -185,11 +188,18 @@ function nativeClass(): NativeFormatLayerConstructor {
  * input. dispose() frees the weights early. */
 export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
   readonly format: LayerFormat;
+  /** Bytes of dense weights the layer expanded its own into at creation, 0 when it runs the format's kernels:
+   * binary-weight (fp32: alpha * sign), ternary (fp32: alpha * t; int8: t) and codebook layers run on the fp32 / int8 operators with their weights
+   * expanded (4 bytes a weight in fp32, 1 in int8), unless the operator refuses the shape or quantization or
+   * the arguments say expandWeights: false (default true). */
+  readonly expandedBytes: number;
 
   /** @internal use the create* functions. */
   constructor(format: LayerFormat, layer: 'conv2d' | 'fullyConnected', args: object) {
-    super(new (nativeClass())(format, layer, args));
+    const native = new (nativeClass())(format, layer, args);
+    super(native);
     this.format = format;
+    this.expandedBytes = native.expandedBytes;
   }
 }
 
@@ -257,13 +267,6 @@ export const createHashedFullyConnected = layerFactory<Fc<HashedParams>, Float32
   'fullyConnected',
 );
 
-/** Bytes a layer of `format` holds beyond the format's own storage because it expands its weights at load:
- * a binary-weights layer with fp32 activations runs on the fp32 operator (its igemm, Winograd and depthwise
- * kernels) over alpha[o] * (+-1) in fp32, rows x reduction x 4 bytes (the operator's tile padding aside);
- * 0 for every other format. The runtime counts it against the memory budget (Executor.scratchBytes). */
-export function expandedWeightBytes(format: Format, rows: number, reduction: number): number {
-  return format === 'binary-weights' ? rows * reduction * 4 : 0;
-}
 
 /** Each format's conv2d and fully-connected create functions (fp32 activations for the binary, ternary and
  * sparse formats), by the benchmark's format name: one table for the callers that pick the format or the layer

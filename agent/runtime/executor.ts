@@ -11,8 +11,8 @@ export interface Executor {
   /** Which implementation runs: `reference:<op>_<format>` or a native kernel name. */
   kernel: string;
   /** Bytes the executor holds outside the arena for the whole model's life (the word buffers of a fixed-point
-   * layer, the weights a hashed layer expands at load, the fp32 expansion of a binary-weights layer); counted
-   * against the memory budget with the arena and the weights. */
+   * layer, the weights a hashed layer expands at load, the dense weights a binary-weight, ternary or codebook
+   * layer expanded its own into); counted against the memory budget with the arena and the weights. */
   scratchBytes?: number;
   run(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): void;
   /** The addon calls run() makes, as steps of an execution plan (native-plan.ts): given the views run()
@@ -40,6 +40,8 @@ export interface PrepareContext {
   decoded?: readonly (DecodedTensor | undefined)[];
   /** Use the reference executors even where a native kernel exists (tests compare the two). */
   referenceOnly?: boolean;
+  /** Ternary and codebook layers: expand the weights onto the dense kernels (ModelOptions; default true). */
+  expandWeights?: boolean;
 }
 
 /** Prepares a node's executor; a reference factory always gives one (or throws a GraphError). */

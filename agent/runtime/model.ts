@@ -30,6 +30,10 @@ export interface ModelOptions {
   memoryBudgetBytes?: number;
   /** Run every layer on the TypeScript reference operators, even where a native kernel exists. */
   referenceOnly?: boolean;
+  /** Ternary and codebook layers expand their weights at load onto the dense fp32 / int8 kernels (default
+   * true: several times faster, 4 bytes a weight in memory, counted in scratchBytes); false keeps the
+   * formats' own kernels on the compressed weights. */
+  expandWeights?: boolean;
   /** Run every node's executor from JavaScript, one by one, instead of the native execution plan
    * (native-plan.ts): the path the plan is tested against. */
   nodeByNode?: boolean;
@@ -185,8 +189,8 @@ export class Model {
   readonly layers: readonly LayerInfo[];
   /** Bytes of all constants as the runtime holds them. */
   readonly weightBytes: number;
-  /** Bytes executors hold outside the arena (fixed-point layers' word buffers, hashed layers' expanded
-   * weights, on the native kernels). */
+  /** Bytes executors hold outside the arena (fixed-point layers' word buffers on the native kernels, hashed
+   * layers' expanded weights, the dense weights binary-weight, ternary and codebook layers expand theirs into). */
   readonly scratchBytes: number;
   readonly specs: readonly TensorSpec[];
   readonly #arena: ArrayBuffer;
@@ -359,6 +363,7 @@ export class Model {
         constants: node.inputs.map((i) => (i < 0 ? undefined : constants[i])),
         decoded: node.inputs.map((i) => (i < 0 ? undefined : pkg.constants[i])),
         referenceOnly: options.referenceOnly === true,
+        expandWeights: options.expandWeights !== false,
       });
       const storedBytes = node.inputs.reduce((sum, i) => {
         const section = i >= 0 ? manifest.tensors[i]!.section : undefined;
@@ -422,7 +427,7 @@ export class Model {
         total,
         options.memoryBudgetBytes,
         `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + layer buffers (fixed-point words, ` +
-          `expanded hashed and binary weights) ${this.scratchBytes} bytes`,
+          `expanded weights) ${this.scratchBytes} bytes`,
       );
     }
   }

@@ -5,7 +5,6 @@
 // shows which kernel every layer got. Attributes are read with the checked readers the op definitions use.
 import {
   createHashedFullyConnected,
-  expandedWeightBytes,
   fixedPointDequantize,
   fixedPointQuantize,
   type Format as FormatKernelName,
@@ -171,6 +170,8 @@ function int8Quantization(context: PrepareContext) {
 interface Layer<T> {
   readonly kernel: string | null;
   readonly step: StepLayer;
+  /** A compressed-format layer's dense weights expanded at creation (native/formats.ts FormatLayer). */
+  readonly expandedBytes?: number;
   run(input: T, output: T, addend?: T): void;
 }
 
@@ -189,6 +190,8 @@ function packed(kernelPrefix: string, create: () => Layer<Tensor>): Executor | u
   }
   return {
     kernel: `native:${kernelPrefix} ${layer.kernel ?? ''}`.trim(),
+    // Expanded weights live as long as the model: the memory report and budget count them.
+    ...(layer.expandedBytes ? { scratchBytes: layer.expandedBytes } : {}),
     run: (inputs, outputs) => layer.run(inputs[0] as Tensor, outputs[0] as Tensor),
     plan: (inputs, outputs) => [layerStep(layer, inputs[0]!, outputs[0]!)],
   };
@@ -480,11 +483,9 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
     const args = kernels.args(float.weights, s);
     if (!args) return undefined;
     const create = kernels[layer] as unknown as (a: object) => FloatFormatLayer;
-    const executor = packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
-      create({ ...s.shape, ...float.common, ...args }),
+    return packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
+      create({ ...s.shape, ...float.common, ...args, expandWeights: context.expandWeights !== false }),
     );
-    const expanded = expandedWeightBytes(kernels.name, s.rows, s.reduction);
-    return executor && expanded > 0 ? { ...executor, scratchBytes: expanded } : executor;
   };
 }
 

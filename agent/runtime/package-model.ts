@@ -176,7 +176,8 @@ export class PackageModel {
   readonly probe: { input: Uint8Array; expectedClass: number } | undefined;
   /** SHA-256 of the package content (the trailer's), hex. */
   readonly contentSha256: string;
-  /** Bytes the runtime holds for this model: weights, the activation arena and executors' word buffers. */
+  /** Bytes the runtime holds for this model: weights, the activation arena and executors' buffers (word
+   * buffers, expanded weights). */
   readonly memoryBytes: number;
   readonly manifest: Manifest;
 

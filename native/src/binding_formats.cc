@@ -71,11 +71,14 @@ std::string Hex(uint64_t value) {
 
 class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
  public:
-  static Napi::Function Define(Napi::Env env) { return DefinePackedLayer<FormatLayer>(env, "FormatLayer"); }
+  static Napi::Function Define(Napi::Env env) {
+    return DefinePackedLayer<FormatLayer>(env, "FormatLayer",
+                                          {InstanceAccessor<&FormatLayer::ExpandedBytes>("expandedBytes")});
+  }
 
   ~FormatLayer() override {
-    qs8_conv2d_destroy(qs8_fixed_);
-    f32_conv2d_destroy(f32_expanded_);
+    qs8_conv2d_destroy(qs8_dense_);
+    f32_conv2d_destroy(f32_dense_);
   }
 
   // new FormatLayer(format, layer: 'conv2d' | 'fullyConnected', args)
@@ -170,12 +173,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
           // The int8 GEMM kernels compute the same function bit-exactly where the layer's accumulators
           // allow it (qs8_conv2d_create_fixed_point); the qf8 kernels run the other layers.
           bool unsupported = false;
-          qs8_fixed_ = qs8_conv2d_create_fixed_point(&s, w8_.data(), has_bias_ ? bias32_.data() : nullptr,
+          qs8_dense_ = qs8_conv2d_create_fixed_point(&s, w8_.data(), has_bias_ ? bias32_.data() : nullptr,
                                                      input_fl_ + weight_fl_ - output_fl_, q_min_, q_max_, isa,
                                                      &unsupported);
-          if (qs8_fixed_ == nullptr && !unsupported)
+          if (qs8_dense_ == nullptr && !unsupported)
             throw Napi::Error::New(env, "Out of memory packing the fixed-point weights");
-          if (qs8_fixed_ != nullptr) kernel_ = qs8_conv2d_kernel_name(qs8_fixed_);
+          if (qs8_dense_ != nullptr) kernel_ = qs8_conv2d_kernel_name(qs8_dense_);
         }
         break;
       }
@@ -227,25 +230,21 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
           kernel_ = bin_->name;
           // Load-time expansion (issue 15 item 9): the weights alpha[o] * (bit ? -1 : +1) in fp32, on the
           // fp32 operator (its igemm, Winograd and depthwise kernels), which is faster than the sign kernels
-          // on every shape. The bits stay for the reference; the expanded copy is what expandedWeightBytes in
-          // native/formats.ts counts for the memory report.
-          std::vector<float> expanded(oc_ * reduction_);
-          for (size_t o = 0; o < oc_; o++) {
-            for (size_t k = 0; k < reduction_; k++) {
-              const bool negative = ((bits_a_[o * words + k / 32] >> (k % 32)) & 1) != 0;
-              expanded[o * reduction_ + k] = negative ? -alpha_[o] : alpha_[o];
+          // on every shape (see CreateDenseF32). The bits stay for the reference and for expandWeights: false.
+          if (ExpandWeights(args)) {
+            std::vector<float> expanded(oc_ * reduction_);
+            for (size_t o = 0; o < oc_; o++) {
+              for (size_t k = 0; k < reduction_; k++) {
+                const bool negative = ((bits_a_[o * words + k / 32] >> (k % 32)) & 1) != 0;
+                expanded[o * reduction_ + k] = negative ? -alpha_[o] : alpha_[o];
+              }
             }
+            CreateDenseF32(env, s, expanded, isa);
           }
-          const float* expanded_bias = has_bias_ ? fbias_.data() : nullptr;
-          f32_expanded_ = fc_ ? f32_fully_connected_create(s.batch, s.input_channels, oc_, expanded.data(),
-                                                           expanded_bias, fmin_, fmax_, isa)
-                              : f32_conv2d_create(&s, expanded.data(), expanded_bias, fmin_, fmax_, isa);
-          if (f32_expanded_ == nullptr)
-            throw Napi::Error::New(env, "Out of memory expanding the binary weights to fp32");
-          kernel_ = f32_conv2d_kernel_name(f32_expanded_);
         } else {
           tern_ = tern_conv2d_select(isa);
           kernel_ = int8_ ? "scalar" : tern_->name;
+          if (ExpandWeights(args)) ExpandTernary(env, s, isa);
         }
         break;
       }
@@ -381,6 +380,11 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         }
         cb_ = cb_conv2d_select(isa);
         kernel_ = cb_->name;
+        if (ExpandWeights(args)) {
+          std::vector<float> dense(oc_ * reduction_);
+          cb_expand_weights_f32(oc_, reduction_, u8_.data(), index_bits_, alpha_.data(), dense.data());
+          CreateDenseF32(env, s, dense, isa);
+        }
         break;
       }
       case Format::kHashed: {
@@ -435,7 +439,56 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   }
 
  private:
-  friend Napi::Function DefinePackedLayer<FormatLayer>(Napi::Env env, const char* name);
+  friend Napi::Function DefinePackedLayer<FormatLayer>(Napi::Env env, const char* name,
+                                                       std::initializer_list<PropertyDescriptor> extra);
+
+  // Binary-weight, ternary and codebook layers run on the dense fp32 / int8 operators (f32_ops.h, qs8_ops.h: GEMM, IGEMM,
+  // depthwise, with their weight packing) on weights expanded once here (tern_expand_weights_*,
+  // cb_expand_weights_f32); the format's own kernels stay the reference, and run the layer when the dense
+  // operator refuses its shape or quantization. The packed dense weights are the layer's memory cost
+  // (expandedBytes: 4 bytes a weight in fp32, 1 in int8, plus the packing's padding), which the runtime adds
+  // to its memory report; the package keeps the compressed planes or indices. expandWeights: false (default
+  // true) keeps the format's kernels, for a device that cannot spare the memory.
+  static bool ExpandWeights(const Napi::Object& args) {
+    return args.Get("expandWeights").IsUndefined() || Boolean(args, "expandWeights");
+  }
+
+  void CreateDenseF32(Napi::Env env, const whittle_conv2d_shape& s, const std::vector<float>& dense,
+                      whittle_isa isa) {
+    const float* bias = has_bias_ ? fbias_.data() : nullptr;
+    f32_dense_ =
+        fc_ ? f32_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias, fmin_, fmax_, isa)
+            : f32_conv2d_create(&s, dense.data(), bias, fmin_, fmax_, isa);
+    if (f32_dense_ == nullptr && whittle_conv2d_shape_problem(&s) == nullptr)
+      throw Napi::Error::New(env, "Out of memory packing the expanded weights");
+    if (f32_dense_ != nullptr) {
+      kernel_ = f32_conv2d_kernel_name(f32_dense_);
+      expanded_bytes_ = dense.size() * sizeof(float);
+    }
+  }
+
+  void ExpandTernary(Napi::Env env, const whittle_conv2d_shape& s, whittle_isa isa) {
+    if (!int8_) {
+      std::vector<float> dense(oc_ * reduction_);
+      tern_expand_weights_f32(oc_, reduction_, bits_a_.data(), bits_b_.data(), alpha_.data(), dense.data());
+      CreateDenseF32(env, s, dense, isa);
+      return;
+    }
+    std::vector<int8_t> dense(oc_ * reduction_);
+    tern_expand_weights_s8(oc_, reduction_, bits_a_.data(), bits_b_.data(), dense.data());
+    const qs8_activation_quantization q = {false, input_zero_point_, output_zero_point_, q_min_, q_max_};
+    const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
+    qs8_dense_ =
+        fc_ ? qs8_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias, multipliers_.data(),
+                                         shifts_.data(), &q, isa)
+            : qs8_conv2d_create(&s, dense.data(), bias, multipliers_.data(), shifts_.data(), &q, isa);
+    // The checks above leave out-of-range shapes and quantizations to the kernels' own limits; those layers
+    // keep the ternary kernel.
+    if (qs8_dense_ != nullptr) {
+      kernel_ = qs8_conv2d_kernel_name(qs8_dense_);
+      expanded_bytes_ = dense.size();
+    }
+  }
 
   // The kernels' accumulators bound the reduction length (k_name: how the layer's shape spells it).
   void ExpectReductionAtMost(Napi::Env env, size_t max, const std::string& k_name) const {
@@ -739,13 +792,13 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   // scratch a format needs is kept between calls (resized only when the thread count grows), so a model run
   // allocates nothing here.
   const char* RunLayer(const void* input, void* output, bool reference, whittle_threadpool* pool) {
-    if (qs8_fixed_ != nullptr && !reference) {
-      if (!qs8_conv2d_run(qs8_fixed_, input, output, pool))
+    if (qs8_dense_ != nullptr && !reference) {
+      if (!qs8_conv2d_run(qs8_dense_, input, output, pool))
         return "Out of memory allocating the convolution's per-thread scratch";
       return nullptr;
     }
-    if (f32_expanded_ != nullptr && !reference) {
-      if (!f32_conv2d_run(f32_expanded_, static_cast<const float*>(input), static_cast<float*>(output), pool))
+    if (f32_dense_ != nullptr && !reference) {
+      if (!f32_conv2d_run(f32_dense_, static_cast<const float*>(input), static_cast<float*>(output), pool))
         return "Out of memory allocating the convolution's per-thread scratch";
       return nullptr;
     }
@@ -831,10 +884,11 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     live_ = false;
-    qs8_conv2d_destroy(qs8_fixed_);
-    qs8_fixed_ = nullptr;
-    f32_conv2d_destroy(f32_expanded_);
-    f32_expanded_ = nullptr;
+    qs8_conv2d_destroy(qs8_dense_);
+    qs8_dense_ = nullptr;
+    f32_conv2d_destroy(f32_dense_);
+    f32_dense_ = nullptr;
+    expanded_bytes_ = 0;
     w16_ = {};
     w8_ = {};
     bias64_ = {};
@@ -860,6 +914,9 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   Napi::Value Kernel(const Napi::CallbackInfo& info) {
     if (!live_) return info.Env().Null();
     return Napi::String::New(info.Env(), kernel_);
+  }
+  Napi::Value ExpandedBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(expanded_bytes_));
   }
   Napi::Value InputLength(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(input_length_));
@@ -909,10 +966,11 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   const xnor_conv2d_variant* xnor_ = nullptr;
   xnor_pack_fn xnor_pack_ = nullptr;
   const sparse_f32_variant* sparse_ = nullptr;
-  f32_conv2d_op* f32_expanded_ = nullptr;  // binary weights expanded to fp32 (owned), or null
-  qs8_conv2d_op* qs8_fixed_ = nullptr;     // fixed8 on the int8 kernels (owned), or null: the qf8 kernels
-  bool planes_ = false;                    // fp32 sparse conv on the planes kernel (stride 1)
-  std::vector<uint32_t> plane_offsets_;    // per nonzero, for the planes kernel
+  qs8_conv2d_op* qs8_dense_ = nullptr;   // fixed8 / int8 ternary on the int8 operators (owned), or null
+  f32_conv2d_op* f32_dense_ = nullptr;   // fp32 binary / ternary / codebook on the fp32 operators (owned), or null
+  size_t expanded_bytes_ = 0;            // the dense weights those operators packed (ExpandTernary)
+  bool planes_ = false;                  // fp32 sparse conv on the planes kernel (stride 1)
+  std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;
   const hashed_f32_variant* hashed_ = nullptr;
 };

@@ -308,7 +308,8 @@ class Conv2d : public Napi::ObjectWrap<Conv2d>, public PlanStep {
   StepCall Call() override { return {&RunCall, this}; }
 
  private:
-  friend Napi::Function DefinePackedLayer<Conv2d>(Napi::Env env, const char* name);
+  friend Napi::Function DefinePackedLayer<Conv2d>(Napi::Env env, const char* name,
+                                                  std::initializer_list<PropertyDescriptor> extra);
 
   // RunStep as a plan's plain call: the plan loop calls it directly.
   WHITTLE_HOT static const char* RunCall(void* self, const void* const* inputs, void* const* outputs,

@@ -5,7 +5,9 @@
 
 #include <napi.h>
 
+#include <initializer_list>
 #include <shared_mutex>
+#include <vector>
 
 #include "threadpool.h"
 
@@ -31,17 +33,21 @@ class ThreadPoolLease {
 // runReference(input, output), dispose() and the kernel, inputLength, outputLength, outputHeight and
 // outputWidth accessors. Conv2d (fp32/int8) and FormatLayer (the compressed formats) both define it, so that
 // the loader sees one interface. A Layer befriends DefinePackedLayer<Layer> to keep its methods private.
+// `extra`: a layer's own properties beside these.
 template <typename Layer>
-Napi::Function DefinePackedLayer(Napi::Env env, const char* name) {
-  return Layer::DefineClass(env, name,
-                            {Layer::template InstanceMethod<&Layer::Run>("run"),
-                             Layer::template InstanceMethod<&Layer::RunReference>("runReference"),
-                             Layer::template InstanceMethod<&Layer::Dispose>("dispose"),
-                             Layer::template InstanceAccessor<&Layer::Kernel>("kernel"),
-                             Layer::template InstanceAccessor<&Layer::InputLength>("inputLength"),
-                             Layer::template InstanceAccessor<&Layer::OutputLength>("outputLength"),
-                             Layer::template InstanceAccessor<&Layer::OutputHeight>("outputHeight"),
-                             Layer::template InstanceAccessor<&Layer::OutputWidth>("outputWidth")});
+Napi::Function DefinePackedLayer(Napi::Env env, const char* name,
+                                 std::initializer_list<typename Layer::PropertyDescriptor> extra = {}) {
+  std::vector<typename Layer::PropertyDescriptor> properties = {
+      Layer::template InstanceMethod<&Layer::Run>("run"),
+      Layer::template InstanceMethod<&Layer::RunReference>("runReference"),
+      Layer::template InstanceMethod<&Layer::Dispose>("dispose"),
+      Layer::template InstanceAccessor<&Layer::Kernel>("kernel"),
+      Layer::template InstanceAccessor<&Layer::InputLength>("inputLength"),
+      Layer::template InstanceAccessor<&Layer::OutputLength>("outputLength"),
+      Layer::template InstanceAccessor<&Layer::OutputHeight>("outputHeight"),
+      Layer::template InstanceAccessor<&Layer::OutputWidth>("outputWidth")};
+  properties.insert(properties.end(), extra.begin(), extra.end());
+  return Layer::DefineClass(env, name, properties);
 }
 
 }  // namespace whittle

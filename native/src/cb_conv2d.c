@@ -215,3 +215,13 @@ void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const u
     }
   }
 }
+
+void cb_expand_weights_f32(size_t rows, size_t reduction, const uint8_t* indices, uint32_t index_bits,
+                           const float* codebook, float* weights) {
+  const size_t row_bytes = cb_row_bytes(reduction, index_bits);
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t k = 0; k < reduction; k++) {
+      weights[r * reduction + k] = codebook[cb_index(indices + r * row_bytes, row_bytes, k, index_bits)];
+    }
+  }
+}

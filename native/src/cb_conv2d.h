@@ -105,6 +105,16 @@ typedef struct cb_conv2d_variant {
 // Every compiled-in variant except the reference, in the order of kernel_abi.h (best first, scalar last).
 WHITTLE_DECLARE_VARIANTS(cb_conv2d)
 
+// Load-time expansion onto the dense fp32 operators (f32_ops.h: the runtime's FormatLayer runs codebook
+// layers on the fp32 GEMM / IGEMM / depthwise kernels with these weights): rows of `reduction` indices ->
+// dense fp32 [rows][reduction] = codebook[index] (OHWI for a conv, the row layout of the indices). The
+// weights are the centroids' exact values, so the dense layer computes the reference's sum of
+// codebook[index_k] * x_k in another order, within the tolerance above. The expanded weights take 32 bits per
+// weight in memory (the package keeps index_bits, Huffman-coded); an int8 expansion would need centroids on
+// a per-channel int8 grid, which k-means does not give, so codebook layers stay fp32.
+void cb_expand_weights_f32(size_t rows, size_t reduction, const uint8_t* indices, uint32_t index_bits,
+                           const float* codebook, float* weights);
+
 // unpacked uint8 [rows][reduction] (one index per byte, each < 2^index_bits) -> packed rows of
 // cb_row_bytes(reduction, index_bits) bytes.
 void cb_pack_indices(size_t rows, size_t reduction, uint32_t index_bits, const uint8_t* unpacked,

@@ -83,3 +83,25 @@ void tern_pack_weights(size_t output_channels, size_t reduction, const float* we
     alpha[o] = nonzero > 0 ? (float)(abs_sum / (double)nonzero) : 0.0f;
   }
 }
+
+void tern_expand_weights_f32(size_t output_channels, size_t reduction, const uint32_t* weight_nonzero,
+                             const uint32_t* weight_sign, const float* alpha, float* weights) {
+  const size_t row_words = bin_row_words(reduction);
+  for (size_t o = 0; o < output_channels; o++) {
+    for (size_t k = 0; k < reduction; k++) {
+      const int32_t t = tern_weight_at(weight_nonzero + o * row_words, weight_sign + o * row_words, k);
+      weights[o * reduction + k] = t == 0 ? 0.0f : (t > 0 ? alpha[o] : -alpha[o]);
+    }
+  }
+}
+
+void tern_expand_weights_s8(size_t output_channels, size_t reduction, const uint32_t* weight_nonzero,
+                            const uint32_t* weight_sign, int8_t* weights) {
+  const size_t row_words = bin_row_words(reduction);
+  for (size_t o = 0; o < output_channels; o++) {
+    for (size_t k = 0; k < reduction; k++) {
+      weights[o * reduction + k] =
+          (int8_t)tern_weight_at(weight_nonzero + o * row_words, weight_sign + o * row_words, k);
+    }
+  }
+}

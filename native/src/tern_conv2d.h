@@ -29,6 +29,12 @@ WHITTLE_EXTERN_C_BEGIN
 
 // Each plane's rows are bin_conv2d.h's rows: bin_row_words(reduction) words, read by bin_load_bits32.
 
+// t in {-1, 0, +1} of weight k of one output channel's rows of the two planes.
+static inline int32_t tern_weight_at(const uint32_t* nonzero_row, const uint32_t* sign_row, size_t k) {
+  if (((nonzero_row[k / 32] >> (k % 32)) & 1) == 0) return 0;
+  return ((sign_row[k / 32] >> (k % 32)) & 1) ? -1 : 1;
+}
+
 typedef void (*tern_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
                                const float* input, const uint32_t* weight_nonzero,
                                const uint32_t* weight_sign, const float* alpha, const float* bias,
@@ -101,6 +107,18 @@ WHITTLE_DECLARE_VARIANTS(tern_conv2d)
 
 TERN_QS8_DECLARE(reference)
 TERN_QS8_DECLARE(scalar)
+
+// Load-time expansion onto the dense kernels (the runtime's FormatLayer runs ternary layers on the fp32 and
+// int8 GEMM / IGEMM / depthwise operators of f32_ops.h and qs8_ops.h with these weights): the planes of
+// output_channels rows of `reduction` weights -> dense [output_channels][reduction] (OHWI for a conv, the
+// row layout of the planes), t * alpha[o] in fp32 (exactly +-alpha[o] or 0), or t itself in int8. The fp32
+// layer then sums alpha * t * x where the ternary kernels compute alpha * sum t * x: the same products, in
+// another rounding order, within the fp32 tolerance above; the int8 layer is bit-exact (the int8 kernels'
+// folded bias bias - zero_point * sum t wraps like the ternary kernels' bias add).
+void tern_expand_weights_f32(size_t output_channels, size_t reduction, const uint32_t* weight_nonzero,
+                             const uint32_t* weight_sign, const float* alpha, float* weights);
+void tern_expand_weights_s8(size_t output_channels, size_t reduction, const uint32_t* weight_nonzero,
+                            const uint32_t* weight_sign, int8_t* weights);
 
 // TWN quantization of weights fp32 [output_channels][reduction]: t = sign(w) where |w| > threshold[o],
 // else 0; alpha[o] = mean |w| over the nonzero t (0 when there is none).

@@ -11,13 +11,6 @@ static int8_t tern_qs8_finish(int32_t acc, int32_t bias, int32_t multiplier, int
   return (int8_t)value;
 }
 
-static int32_t tern_qs8_weight(const uint32_t* nonzero, const uint32_t* sign, size_t k) {
-  if (((nonzero[k / 32] >> (k % 32)) & 1) == 0) {
-    return 0;
-  }
-  return ((sign[k / 32] >> (k % 32)) & 1) ? -1 : 1;
-}
-
 // ---- Reference: t * (x - zero point) over every tap, padding skipped. ----
 
 void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
@@ -41,7 +34,7 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
           const int8_t* x = input + pixel * input_channels + group * g->group_input_channels;
           for (size_t i = 0; i < g->group_input_channels; i++) {
             const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-            acc += (int64_t)tern_qs8_weight(weight_nonzero + o * row_words, weight_sign + o * row_words, k) *
+            acc += (int64_t)tern_weight_at(weight_nonzero + o * row_words, weight_sign + o * row_words, k) *
                    ((int64_t)x[i] - input_zero_point);
           }
         }

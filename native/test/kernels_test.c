@@ -15,8 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "../src/cb_conv2d.h"
 #include "../src/f32_ops.h"
 #include "../src/qs8_ops.h"
+#include "../src/tern_conv2d.h"
 
 #define TEST_RNG_SEED 0x9E3779B97F4A7C15ull
 #include "test_support.h"
@@ -654,6 +656,143 @@ static void test_fixed_point(whittle_isa level) {
   rng_state = saved;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Ternary and codebook layers on the dense operators: the runtime's FormatLayer expands their weights at
+// load (tern_expand_weights_f32 / _s8, cb_expand_weights_f32) and runs the fp32 / int8 operators above. On
+// every ISA path: fp32 ternary and codebook within 1e-5 of sum |w * x| of the formats' own C references,
+// int8 ternary bit-exact with the ternary int8 reference.
+
+// Runs (and destroys) an fp32 operator over expanded weights on both pools against a format's reference.
+static void check_expanded_f32(f32_conv2d_op* op, const float* input, float* got, const float* want,
+                               const float* scale, size_t out_n, const char* family, const char* label) {
+  for (size_t p = 0; op != NULL && p < 2; p++) {
+    for (size_t i = 0; i < out_n; i++) got[i] = NAN;
+    const bool ran = f32_conv2d_run(op, input, got, pools[p]);
+    size_t where = 0;
+    const bool ok = ran && close_enough_around(got, want, scale, out_n, &where);
+    report(ok, "%s expanded f32 %s %s threads=%zu %s", family, level_name, f32_conv2d_kernel_name(op),
+           pool_threads[p], label);
+    if (!ok && ran) printf("     at %zu: got %.9g want %.9g\n", where, got[where], want[where]);
+  }
+  report(op != NULL, "%s expanded f32 %s: create", family, label);
+  f32_conv2d_destroy(op);
+}
+
+static void test_expanded_formats(const char* name, const whittle_conv2d_shape* s, whittle_isa level,
+                                  bool fc) {
+  if (s->dilation_height != 1 || s->dilation_width != 1) return;  // the formats have no dilation
+  char label[256];
+  describe_conv(label, sizeof(label), name, s);
+  const whittle_conv2d_geometry g = whittle_conv2d_shape_geometry(s);
+  const size_t in_n = conv_input_size(s), out_n = conv_output_size(s), oc = s->output_channels;
+  const size_t k = s->kernel_height * s->kernel_width * (s->input_channels / s->groups);
+  const size_t words = bin_row_words(k);
+  float* input = xmalloc(in_n * sizeof(float));
+  float* abs_input = xmalloc(in_n * sizeof(float));
+  float* fweights = xmalloc(oc * k * sizeof(float));
+  float* dense = xmalloc(oc * k * sizeof(float));
+  float* bias = xmalloc(oc * sizeof(float));
+  float* abs_bias = xmalloc(oc * sizeof(float));
+  float* threshold = xmalloc(oc * sizeof(float));
+  float* alpha = xmalloc(oc * sizeof(float));
+  float* want = xmalloc(out_n * sizeof(float));
+  float* scale = xmalloc(out_n * sizeof(float));
+  float* got = xmalloc(out_n * sizeof(float));
+  uint32_t* nonzero = xmalloc(oc * words * sizeof(uint32_t));
+  uint32_t* sign = xmalloc(oc * words * sizeof(uint32_t));
+  uint32_t* none = xmalloc(oc * words * sizeof(uint32_t));
+  memset(none, 0, oc * words * sizeof(uint32_t));
+  fill_float(input, in_n);
+  for (size_t i = 0; i < in_n; i++) abs_input[i] = fabsf(input[i]);
+  fill_float(fweights, oc * k);
+  fill_float(bias, oc);
+  for (size_t o = 0; o < oc; o++) abs_bias[o] = fabsf(bias[o]), threshold[o] = 0.3f;
+  tern_pack_weights(oc, k, fweights, threshold, nonzero, sign, alpha);
+  const float min = rand_range(0, 1) ? -INFINITY : -0.5f, max = rand_range(0, 1) ? INFINITY : 0.75f;
+  const char* what = fc ? "fully_connected" : "conv2d";
+
+  // fp32 ternary: alpha[o] * t as fp32 weights.
+  tern_conv2d_minmax_ukernel__reference(&g, 0, oc, input, nonzero, sign, alpha, bias, min, max, want);
+  tern_conv2d_minmax_ukernel__reference(&g, 0, oc, abs_input, nonzero, none, alpha, abs_bias, -INFINITY,
+                                        INFINITY, scale);
+  tern_expand_weights_f32(oc, k, nonzero, sign, alpha, dense);
+  f32_conv2d_op* op =
+      fc ? f32_fully_connected_create(s->batch, s->input_channels, oc, dense, bias, min, max, level)
+         : f32_conv2d_create(s, dense, bias, min, max, level);
+  check_expanded_f32(op, input, got, want, scale, out_n, "tern", label);
+
+  // int8 ternary: t as int8 weights, the same requantization.
+  int8_t* qinput = xmalloc(in_n);
+  int8_t* qdense = xmalloc(oc * k);
+  int8_t* qwant = xmalloc(out_n);
+  int8_t* qgot = xmalloc(out_n);
+  int32_t* qbias = xmalloc(oc * sizeof(int32_t));
+  int32_t* multipliers = xmalloc(oc * sizeof(int32_t));
+  int32_t* shifts = xmalloc(oc * sizeof(int32_t));
+  fill_bytes(qinput, in_n);
+  random_requant(oc, qbias, multipliers, shifts, k, REQUANT_TYPICAL);
+  const qs8_activation_quantization q = random_quantization(false);
+  tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(&g, 0, oc, qinput, q.input_zero_point, nonzero, sign,
+                                                     qbias, multipliers, shifts, q.output_zero_point,
+                                                     q.output_min, q.output_max, qwant);
+  tern_expand_weights_s8(oc, k, nonzero, sign, qdense);
+  qs8_conv2d_op* qop = fc ? qs8_fully_connected_create(s->batch, s->input_channels, oc, qdense, qbias,
+                                                       multipliers, shifts, &q, level)
+                          : qs8_conv2d_create(s, qdense, qbias, multipliers, shifts, &q, level);
+  for (size_t p = 0; qop != NULL && p < 2; p++) {
+    size_t where = 0;
+    bool ran = false;
+    const bool ok = qs8_run_matches(qop, qinput, qgot, qwant, out_n, p, &ran, &where);
+    report(ok, "tern expanded qs8 %s %s %s threads=%zu %s", what, level_name, qs8_conv2d_kernel_name(qop),
+           pool_threads[p], label);
+    if (!ok && ran) printf("     at %zu: got %d want %d\n", where, qgot[where], qwant[where]);
+  }
+  report(qop != NULL, "tern expanded qs8 %s %s: create", what, label);
+  qs8_conv2d_destroy(qop);
+
+  // fp32 codebook: codebook[index] as fp32 weights, every index width.
+  const uint32_t bits = (uint32_t)rand_range(CB_MIN_INDEX_BITS, CB_MAX_INDEX_BITS);
+  const size_t size = (size_t)rand_range(1, 1 << bits);
+  uint8_t* unpacked = xmalloc(oc * k);
+  uint8_t* indices = xmalloc(oc * cb_row_bytes(k, bits));
+  float* codebook = xmalloc(size * sizeof(float));
+  float* abs_codebook = xmalloc(size * sizeof(float));
+  fill_float(codebook, size);
+  for (size_t c = 0; c < size; c++) abs_codebook[c] = fabsf(codebook[c]);
+  for (size_t i = 0; i < oc * k; i++) unpacked[i] = (uint8_t)rand_range(0, (int32_t)size - 1);
+  cb_pack_indices(oc, k, bits, unpacked, indices);
+  cb_conv2d_minmax_ukernel__reference(&g, 0, oc, input, indices, bits, codebook, size, bias, min, max, NULL,
+                                      want);
+  cb_conv2d_minmax_ukernel__reference(&g, 0, oc, abs_input, indices, bits, abs_codebook, size, abs_bias,
+                                      -INFINITY, INFINITY, NULL, scale);
+  cb_expand_weights_f32(oc, k, indices, bits, codebook, dense);
+  op = fc ? f32_fully_connected_create(s->batch, s->input_channels, oc, dense, bias, min, max, level)
+          : f32_conv2d_create(s, dense, bias, min, max, level);
+  char cb_label[320];
+  snprintf(cb_label, sizeof cb_label, "%u-bit %zu centroids %s", bits, size, label);
+  check_expanded_f32(op, input, got, want, scale, out_n, "cb", cb_label);
+
+  free(input), free(abs_input), free(fweights), free(dense), free(bias), free(abs_bias), free(threshold);
+  free(alpha), free(want), free(scale), free(got), free(nonzero), free(sign), free(none);
+  free(qinput), free(qdense), free(qwant), free(qgot), free(qbias), free(multipliers), free(shifts);
+  free(unpacked), free(indices), free(codebook), free(abs_codebook);
+}
+
+static void test_expanded(whittle_isa level) {
+  // A random stream of its own, so that adding these cases leaves the data of every other test as it was.
+  const uint64_t saved = rng_state;
+  rng_state = 0x7E57C0DEull + (uint64_t)level;
+  for (size_t c = 0; c < sizeof(conv_cases) / sizeof(conv_cases[0]); c++)
+    test_expanded_formats(conv_cases[c].name, &conv_cases[c].s, level, false);
+  const size_t fc_cases[][3] = {{1, 400, 120}, {1, 2048, 10}, {3, 17, 35}, {2, 120, 84}, {1, 1, 1}};
+  for (size_t c = 0; c < sizeof(fc_cases) / sizeof(fc_cases[0]); c++) {
+    const whittle_conv2d_shape s = {
+        fc_cases[c][0], 1, 1, fc_cases[c][1], fc_cases[c][2], 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
+    test_expanded_formats("fc", &s, level, true);
+  }
+  rng_state = saved;
+}
+
 static void test_qs8_simple(whittle_isa level, bool u) {
   const qs8_simple_ukernels* k = qs8_simple_ukernels_select(level);
   const char* dtype = u ? "qu8" : "qs8";
@@ -1227,6 +1366,7 @@ static void run_level(whittle_isa level) {
     test_qs8_conv("rounding", &rounding_cases[c], level, true, REQUANT_ROUNDING, false);
   }
   test_fixed_point(level);
+  test_expanded(level);
   test_f32_simple(level);
   test_qs8_simple(level, false);
   test_qs8_simple(level, true);

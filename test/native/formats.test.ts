@@ -786,6 +786,68 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
       setThreads(1);
     });
 
+    test('ternary and codebook layers expand their weights onto the fp32 / int8 operators', () => {
+      const dims = { batch: 2, inChannels: 70, outChannels: 12 };
+      const t = Int8Array.from({ length: 12 * 70 }, (_, i) => ((i * 7) % 3) - 1);
+      const planes = packTernaryWeights(12, 70, t);
+      const ternary = FORMAT_LAYERS.ternary.fullyConnected({ ...dims, ...planes, alpha: floats(12) });
+      const ternaryInt8 = createTernaryInt8FullyConnected({
+        ...dims,
+        ...planes,
+        activations: 'int8',
+        inputZeroPoint: 3,
+        outputZeroPoint: -2,
+        multipliers: new Int32Array(12).fill(2 ** 30),
+        shifts: new Int32Array(12).fill(-5),
+      });
+      const codebook = createCodebookFullyConnected({
+        ...dims,
+        indexBits: 3,
+        codebook: floats(5),
+        indices: packCodebookIndices(
+          12,
+          70,
+          3,
+          Uint8Array.from(t, (v) => v + 1),
+        ),
+      });
+      const binary = FORMAT_LAYERS['binary-weights'].fullyConnected({
+        ...dims,
+        weightBits: planes.weightSign,
+        alpha: floats(12),
+      });
+      assert.match(ternary.kernel ?? '', /^f32_/);
+      assert.equal(ternary.expandedBytes, 12 * 70 * 4);
+      assert.match(ternaryInt8.kernel ?? '', /^qs8_/);
+      assert.equal(ternaryInt8.expandedBytes, 12 * 70);
+      assert.match(codebook.kernel ?? '', /^f32_/);
+      assert.equal(codebook.expandedBytes, 12 * 70 * 4);
+      assert.equal(binary.expandedBytes, 0);
+      const compact = FORMAT_LAYERS.ternary.fullyConnected({
+        ...dims,
+        ...planes,
+        alpha: floats(12),
+        expandWeights: false,
+      });
+      assert.doesNotMatch(compact.kernel ?? '', /^f32_/);
+      assert.equal(compact.expandedBytes, 0);
+      assert.throws(
+        () =>
+          createCodebookFullyConnected({
+            ...dims,
+            indexBits: 3,
+            codebook: floats(5),
+            indices: new Uint8Array(12 * 27),
+            expandWeights: 1 as never,
+          }),
+        (error: Error) => error instanceof TypeError && /expandWeights/.test(error.message),
+      );
+      for (const layer of [ternary, ternaryInt8, codebook, binary, compact]) {
+        layer.dispose();
+        assert.equal(layer.kernel, null);
+      }
+    });
+
     test('fixed-point quantizers equal the TypeScript reference bit for bit', () => {
       const input = Float32Array.from({ length: 1000 }, () => (random() * 2 - 1) * 8);
       input[0] = Number.NaN;

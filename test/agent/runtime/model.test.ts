@@ -93,7 +93,20 @@ describe('runtime on the sample package', () => {
         return true;
       },
     );
-    assert.ok(Model.fromPackage(pkg, { memoryBudgetBytes: needed }));
+    // The sample's ternary and codebook layers expand their weights at load: those bytes count too.
+    const total = needed + model.scratchBytes;
+    assert.ok(model.scratchBytes > 0);
+    assert.throws(
+      () => Model.fromPackage(pkg, { memoryBudgetBytes: total - 1 }),
+      (error: unknown) => {
+        assert.ok(error instanceof MemoryBudgetError);
+        assert.equal(error.neededBytes, total);
+        assert.match(error.message, /expanded weights/);
+        return true;
+      },
+    );
+    assert.ok(Model.fromPackage(pkg, { memoryBudgetBytes: total }));
+    assert.ok(Model.fromPackage(pkg, { memoryBudgetBytes: needed, expandWeights: false }));
   });
 
   test('inputs of the wrong size or type are refused', () => {

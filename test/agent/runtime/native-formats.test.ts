@@ -268,10 +268,50 @@ describe('compressed formats on the native kernels', () => {
     const reference = Model.fromPackage(one, { referenceOnly: true });
     assert.equal(reference.scratchBytes, 0);
     const total = native.plan.arenaBytes + native.weightBytes + expanded;
-    assert.throws(() => Model.fromPackage(one, { memoryBudgetBytes: total - 1 }), /expanded binary weights/);
+    assert.throws(() => Model.fromPackage(one, { memoryBudgetBytes: total - 1 }), /expanded weights/);
     Model.fromPackage(one, { memoryBudgetBytes: total });
     const x = normal(7 * 7 * 4);
     assertClose(native.run([x])[0]!.data, reference.run([x])[0]!.data, 'binary conv2d on fp32 kernels');
+  });
+
+  test('ternary and codebook layers run on the dense fp32 kernels, their expanded weights in the memory report', () => {
+    const w = [16, 3, 3, 8];
+    const weights = 16 * 3 * 3 * 8;
+    const cases: [ManifestNode['format'], EncodedTensor][] = [
+      ['ternary', encodeTernary(normal(weights), w)],
+      [
+        'codebook',
+        encodeCodebook(
+          Float32Array.of(-1, -0.25, 0.25, 1, 2),
+          Uint8Array.from({ length: weights }, (_, i) => (i * 7) % 5),
+        ),
+      ],
+    ];
+    for (const [format, encoded] of cases) {
+      const one = oneLayer('conv2d', format, { x: [1, 6, 6, 8], w, y: [1, 6, 6, 16] }, encoded, {
+        pads: [1, 1, 1, 1],
+      });
+      const model = Model.fromPackage(one);
+      // The fp32 operators' microkernels (f32_igemm_..., f32_gemm_...), not the format's own variants.
+      assert.match(
+        model.layers[0]!.kernel,
+        /^native:\w+_conv2d f32_/,
+        `${format}: ${model.layers[0]!.kernel}`,
+      );
+      assert.equal(model.scratchBytes, weights * 4, format);
+      // expandWeights: false keeps the format's own kernels on the compressed weights, and nothing extra.
+      const compact = Model.fromPackage(one, { expandWeights: false });
+      assert.doesNotMatch(compact.layers[0]!.kernel, / f32_/, compact.layers[0]!.kernel);
+      assert.equal(compact.scratchBytes, 0);
+      const x = normal(6 * 6 * 8);
+      assertClose(model.run([x])[0]!.data, compact.run([x])[0]!.data, `${format} expanded vs compact`);
+      const needed = model.plan.arenaBytes + model.weightBytes + model.scratchBytes;
+      assert.throws(
+        () => Model.fromPackage(one, { memoryBudgetBytes: needed - 1 }),
+        (error: Error) => error.name === 'MemoryBudgetError' && /expanded weights/.test(error.message),
+      );
+      assert.doesNotThrow(() => Model.fromPackage(one, { memoryBudgetBytes: needed }));
+    }
   });
 
   test('a layer outside what the compressed kernels take (dilation) keeps the reference executor', () => {
