@@ -458,7 +458,8 @@ async function startCamera(phase: {
     if (err instanceof CameraError) throw new AgentStartError(err.message);
     throw err;
   }
-  log(`camera ${config.camera}: ${describeFrameShape(camera.shape)} frames`);
+  const way = camera.shape.nativeLoop ? 'the native frame loop' : 'the JavaScript frame loop';
+  log(`camera ${config.camera}: ${describeFrameShape(camera.shape)} frames, run in ${way}`);
   return true;
 }
 
