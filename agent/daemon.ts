@@ -213,7 +213,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   );
   const native = new NativeFrames(camera, served, log);
   // Results of the native loop are drained by the stats timer, right before it closes each window.
-  const frames: FrameDrain = { drain: () => undefined };
+  const frames: FrameDrain = { drain: () => undefined, watched: () => undefined };
   camera.onStarted = () => native.sync();
   const reports: ReportChannel = { link: null, early: [] };
   const watchers: FrameWatchers = new Set();
@@ -229,6 +229,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     reports,
     watchers,
     native,
+    frames,
   });
   // The sidecar is read now (a missing one stops the agent) and checked against its video while the camera
   // opens (ffprobe counts the video's frames).
@@ -334,8 +335,22 @@ function startDeployRunner(phase: {
   reports: ReportChannel;
   watchers: FrameWatchers;
   native: NativeFrames;
+  frames: FrameDrain;
 }): DeployRunner<PackageModel> {
-  const { config, log, store, recovery, publicKey, loaders, served, camera, reports, watchers, native } = phase;
+  const {
+    config,
+    log,
+    store,
+    recovery,
+    publicKey,
+    loaders,
+    served,
+    camera,
+    reports,
+    watchers,
+    native,
+    frames,
+  } = phase;
   const runner = new DeployRunner<PackageModel>(
     {
       store,
@@ -371,6 +386,7 @@ function startDeployRunner(phase: {
             seen.push(latency);
           };
           watchers.add(watcher);
+          frames.watched();
           const done = (): void => {
             clearTimeout(timer);
             watchers.delete(watcher);
@@ -561,10 +577,16 @@ function startStatsLoop(
   return { stats, stop: () => clearInterval(timer) };
 }
 
-/** Where the stats timer gets the native loop's results: runFrameLoop sets drain. */
+/** Where the stats timer gets the native loop's results: runFrameLoop sets drain. While the health check
+ * watches frames, they are drained every WATCH_DRAIN_MS instead (watched), so that its window sees them
+ * about as soon as the JavaScript loop gives them. */
 interface FrameDrain {
   drain: () => void;
+  watched: () => void;
 }
+
+/** How often the native loop's results are drained while the health check watches frames, ms. */
+const WATCH_DRAIN_MS = 20;
 
 /** Reads frames until the signal aborts: each through the served model into the stats window and to the
  * health check's watchers; the camera's snapshots go out with the last prediction (and its true label).
@@ -622,6 +644,16 @@ async function runFrameLoop(loop: {
     native.drain(source, (model, r) => finished(model, r.latencyMs, r.classIndex, r.confidence, r.index));
     const ended = native.failure();
     if (ended !== null) void restart(`frame loop: ${ended}`);
+  };
+  let watching: NodeJS.Timeout | undefined;
+  frames.watched = () => {
+    watching ??= setInterval(() => {
+      frames.drain();
+      if (watchers.size === 0 || signal.aborted) {
+        clearInterval(watching);
+        watching = undefined;
+      }
+    }, WATCH_DRAIN_MS);
   };
   camera.onSourceClosing = (source) =>
     native.drain(source, (model, r) => finished(model, r.latencyMs, r.classIndex, r.confidence, r.index));
