@@ -13,19 +13,21 @@
 // (FrameSpec below). The agent's frame loop then makes one Node-API call per frame.
 // new Operator(name, args): a stateless operator (maxPool2d, clamp, ...) with the arguments its function
 // takes; the arrays in args give the operand types and lengths, the plan gives the places.
+// new FrameSource(fd, frameBytes): the agent's native frame loop (frame_source.h) reading camera frames from a
+// pipe on its own thread and running them through an attached frame runner (FrameSource below).
 #include "binding_plan.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
-#include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -465,9 +467,10 @@ class Plan : public Napi::ObjectWrap<Plan> {
                "a buffer detached or resized since");
   }
   [[noreturn]] static void ThrowInLoop(Napi::Env env) {
-    throw Napi::Error::New(env,
-                           "the plan runs in a native frame loop (FrameSource): its buffers belong to the loop's "
-                           "thread until it is detached or stopped");
+    throw Napi::Error::New(
+        env,
+        "the plan runs in a native frame loop (FrameSource): its buffers belong to the loop's "
+        "thread until it is detached or stopped");
   }
   [[noreturn]] static void ThrowStepError(Napi::Env env, size_t step, const char* error) {
     throw Napi::Error::New(env, "Plan step " + std::to_string(step) + " cannot run: " + error);
@@ -639,7 +642,6 @@ class Plan : public Napi::ObjectWrap<Plan> {
   std::atomic<int> loops_{0};
 
  private:
-
   // A frame runner's call: plain Node-API, so that its code sits with the plan's (WHITTLE_HOT) and a frame
   // builds no CallbackInfo; a bad call throws through ThrowFrameError.
   WHITTLE_HOT static napi_value RunFrame(napi_env env, napi_callback_info info) {
@@ -649,7 +651,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
     if (napi_get_cb_info(env, info, &argc, &arg, nullptr, &data) != napi_ok) return nullptr;
     FrameCall& call = *static_cast<FrameCall*>(data);
     const FrameSpec& spec = call.spec;
-    if (call.plan->loops_.load(std::memory_order_relaxed) != 0) return ThrowFrameError(env, call, arg, "loop");
+    if (call.plan->loops_.load(std::memory_order_relaxed) != 0)
+      return ThrowFrameError(env, call, arg, "loop");
     napi_typedarray_type type = napi_int8_array;
     size_t length = 0;
     void* frame = nullptr;
@@ -748,7 +751,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
 
 // new FrameSource(fd, frameBytes, capacity = 1024): the native frame loop (frame_source.h) reading frames of
 // frameBytes from the pipe fd (the source owns it from then on) on a thread of its own.
-//   attach(runner | null, generation): runs each frame through `runner` (a function plan.frameRunner returned,
+//   attach(runner | null, generation): runs each frame through `runner` (a function plan.frameRunner
+//   returned,
 //     whose frames are frameBytes) from now on; on return the runner it replaces is not running. A plan runs
 //     in one loop at a time; while attached, its run(), runner() and frame runners refuse (its buffers belong
 //     to the loop's thread). The plan's buffers are checked once here: they must not be detached or resized
@@ -762,20 +766,20 @@ class Plan : public Napi::ObjectWrap<Plan> {
 class FrameSource : public Napi::ObjectWrap<FrameSource> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "FrameSource",
-                       {InstanceMethod<&FrameSource::Attach>("attach"),
-                        InstanceMethod<&FrameSource::Drain>("drain"), InstanceMethod<&FrameSource::Last>("last"),
-                        InstanceMethod<&FrameSource::Stop>("stop"),
-                        InstanceAccessor<&FrameSource::Status>("status")});
+    return DefineClass(
+        env, "FrameSource",
+        {InstanceMethod<&FrameSource::Attach>("attach"), InstanceMethod<&FrameSource::Drain>("drain"),
+         InstanceMethod<&FrameSource::Last>("last"), InstanceMethod<&FrameSource::Stop>("stop"),
+         InstanceAccessor<&FrameSource::Status>("status")});
   }
 
   explicit FrameSource(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FrameSource>(info) {
     Napi::Env env = info.Env();
     const int64_t fd = WholeNumber(info, 0, "fd", 0, INT32_MAX);
     frame_bytes_ = static_cast<size_t>(WholeNumber(info, 1, "frameBytes", 1, INT32_MAX));
-    const size_t capacity =
-        info.Length() > 2 && !info[2].IsUndefined() ? static_cast<size_t>(WholeNumber(info, 2, "capacity", 1, 1 << 20))
-                                                    : 1024;
+    const size_t capacity = info.Length() > 2 && !info[2].IsUndefined()
+                                ? static_cast<size_t>(WholeNumber(info, 2, "capacity", 1, 1 << 20))
+                                : 1024;
     records_.resize(capacity);
     const char* error = nullptr;
     source_ = whittle_frame_source_start(static_cast<int>(fd), frame_bytes_, capacity, &error);
@@ -789,11 +793,13 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
   }
 
  private:
-  int64_t WholeNumber(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t min, int64_t max) {
+  int64_t WholeNumber(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t min,
+                      int64_t max) {
     const Napi::Value value = info.Length() > index ? info[index] : info.Env().Undefined();
     if (!value.IsNumber()) ThrowType(info.Env(), "an integer", name, value);
     const double number = value.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(number) || std::trunc(number) != number) ThrowType(info.Env(), "an integer", name, value);
+    if (!std::isfinite(number) || std::trunc(number) != number)
+      ThrowType(info.Env(), "an integer", name, value);
     if (number < static_cast<double>(min) || number > static_cast<double>(max))
       ThrowRange(info.Env(), "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]", name,
                  value.ToString().Utf8Value());
@@ -828,7 +834,8 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
       ThrowRange(env, std::to_string(frame_bytes_) + "-byte frames (the source's)", "runner",
                  "a runner of " + std::to_string(bytes) + "-byte frames");
     if (call != attached_ && call->plan->loops_.load() != 0)
-      ThrowRange(env, "a runner whose plan runs in no other frame loop", "runner", "a plan already in a loop");
+      ThrowRange(env, "a runner whose plan runs in no other frame loop", "runner",
+                 "a plan already in a loop");
     if (!Plan::BuffersUnchanged(env, *call))
       ThrowRange(env, "the plan's buffers to stay as they were when it was built", "runner",
                  "a buffer detached or resized since");
@@ -846,7 +853,8 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
     ExpectRunning(env);
     View out = Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "out", {napi_float64_array},
                      "a Float64Array");
-    const size_t n = whittle_frame_source_drain(source_, records_.data(), std::min(records_.size(), out.length / 5));
+    const size_t n =
+        whittle_frame_source_drain(source_, records_.data(), std::min(records_.size(), out.length / 5));
     double* values = static_cast<double*>(out.data);
     for (size_t i = 0; i < n; i++) Spread(records_[i], values + 5 * i);
     return Napi::Number::New(env, static_cast<double>(n));
@@ -865,8 +873,8 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
     ExpectRunning(env);
     const View frame = Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "frame", {napi_uint8_array},
                              "a Uint8Array");
-    const View record = Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "record", {napi_float64_array},
-                              "a Float64Array");
+    const View record = Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "record",
+                              {napi_float64_array}, "a Float64Array");
     ExpectUnchanged(env, {&frame, &record});
     ExpectLength(env, frame, frame_bytes_, "frameBytes");
     ExpectLength(env, record, 5, "5");
@@ -884,7 +892,8 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
       status.Set("received", stopped_.received);
       status.Set("dropped", stopped_.dropped);
       status.Set("lost", stopped_.lost);
-      status.Set("ended", stopped_.ended ? Napi::Value(Napi::String::New(env, stopped_.message)) : env.Null());
+      status.Set("ended",
+                 stopped_.ended ? Napi::Value(Napi::String::New(env, stopped_.message)) : env.Null());
       return status;
     }
     whittle_frame_source_status s;
@@ -901,8 +910,8 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
       Detach();
       whittle_frame_source_status s;
       whittle_frame_source_status_of(source_, &s);
-      stopped_ = {static_cast<double>(s.received), static_cast<double>(s.dropped), static_cast<double>(s.lost),
-                  s.ended, s.ended ? s.message : "stopped"};
+      stopped_ = {static_cast<double>(s.received), static_cast<double>(s.dropped),
+                  static_cast<double>(s.lost), s.ended, s.ended ? s.message : "stopped"};
       whittle_frame_source_stop(source_);
       source_ = nullptr;
     }

@@ -89,8 +89,8 @@ static bool run_frame(whittle_frame_source* source, uint64_t index) {
   }
   const double t0 = now_ms();
   whittle_frame_record record = {index, 0, source->generation, 0, 0};
-  const char* error = source->fn(source->context, source->buffers[source->reading], &record.class_index,
-                                 &record.confidence);
+  const char* error =
+      source->fn(source->context, source->buffers[source->reading], &record.class_index, &record.confidence);
   record.latency_ms = now_ms() - t0;
   if (error != NULL) {
     end_loop(source, true, "frame %llu: %s", (unsigned long long)index, error);
@@ -168,7 +168,8 @@ static void free_source(whittle_frame_source* source) {
   free(source);
 }
 
-whittle_frame_source* whittle_frame_source_start(int fd, size_t frame_bytes, size_t capacity, const char** error) {
+whittle_frame_source* whittle_frame_source_start(int fd, size_t frame_bytes, size_t capacity,
+                                                 const char** error) {
   if (fd < 0 || frame_bytes == 0 || capacity == 0 || capacity > SIZE_MAX / sizeof(whittle_frame_record)) {
     if (fd >= 0) close(fd);
     *error = "a file descriptor, a frame size and a capacity, all positive";

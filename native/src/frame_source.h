@@ -53,7 +53,8 @@ typedef struct whittle_frame_source_status {
 // Starts a loop reading frames of frame_bytes (> 0) from fd, keeping up to capacity (> 0) undrained records.
 // The source owns fd from then on (stop closes it), even when it fails to start. Returns NULL and a static
 // message in *error when the arguments are bad or the thread, its wake-up pipe or memory cannot be had.
-whittle_frame_source* whittle_frame_source_start(int fd, size_t frame_bytes, size_t capacity, const char** error);
+whittle_frame_source* whittle_frame_source_start(int fd, size_t frame_bytes, size_t capacity,
+                                                 const char** error);
 
 // Attaches fn(context, ...) to the frames from now on, its records tagged with generation; fn NULL detaches
 // (frames are then read and dropped). Waits for the frame in flight: on return the previous function is not

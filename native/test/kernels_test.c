@@ -1241,7 +1241,7 @@ static void run_level(whittle_isa level) {
 // is the sum of the frame's bytes plus the context's offset, so each record says which attach ran it.
 typedef struct {
   uint32_t offset;
-  const char* fail;  // returned instead of running, when set
+  const char* fail;    // returned instead of running, when set
   atomic_int running;  // frames of this context in flight: must never exceed 1
   atomic_int overlap;
 } frame_fn_context;
@@ -1306,7 +1306,8 @@ static void write_frames(void* raw) {
 static void test_frame_source(void) {
   report_where = "frame source";
   const char* error = NULL;
-  report(whittle_frame_source_start(-1, 4, 8, &error) == NULL && error != NULL, "a bad descriptor is refused");
+  report(whittle_frame_source_start(-1, 4, 8, &error) == NULL && error != NULL,
+         "a bad descriptor is refused");
   int fds[2];
   if (pipe(fds) != 0) {
     report(false, "pipe");
