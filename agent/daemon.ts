@@ -30,8 +30,8 @@ import { readFileSync } from 'node:fs';
 import { hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 
-import { WhittleError } from '../native/whittle-error.js';
 import type { FrameRecord, FrameSource } from '../native/plan.js';
+import { WhittleError } from '../native/whittle-error.js';
 import {
   CameraFeed,
   describeFrameShape,

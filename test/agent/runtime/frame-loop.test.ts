@@ -4,8 +4,8 @@
 // or ends.
 import assert from 'node:assert/strict';
 import { closeSync, writeSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { defaultModelPath } from '../../../agent/config.js';
 import { readPackageFile } from '../../../agent/package/reader.js';
@@ -112,7 +112,7 @@ describe('the native frame loop', () => {
     closeSync(write);
     const { source, write: w } = open(100);
     try {
-      assert.throws(() => source.attach((() => 0) as (frame: Uint8Array) => number, 1), {
+      assert.throws(() => source.attach((() => 0), 1), {
         name: 'TypeError',
         message: /a frame runner/,
       });
