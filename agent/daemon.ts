@@ -337,20 +337,7 @@ function startDeployRunner(phase: {
   native: NativeFrames;
   frames: FrameDrain;
 }): DeployRunner<PackageModel> {
-  const {
-    config,
-    log,
-    store,
-    recovery,
-    publicKey,
-    loaders,
-    served,
-    camera,
-    reports,
-    watchers,
-    native,
-    frames,
-  } = phase;
+  const { config, log, store, recovery, publicKey, loaders, served, camera, reports, watchers } = phase;
   const runner = new DeployRunner<PackageModel>(
     {
       store,
@@ -368,7 +355,7 @@ function startDeployRunner(phase: {
         // the new ones; the health check's first-frame wait covers the reopen. On the same camera the
         // native loop swaps models between two frames (sync: the old one is not running when it returns).
         const want = cameraShape(next);
-        native.sync();
+        phase.native.sync();
         if (!sameCamera(want, camera.shape)) void camera.reopen(want);
         reports.link?.updateModel({ id: next.id, name: next.name });
       },
@@ -386,7 +373,7 @@ function startDeployRunner(phase: {
             seen.push(latency);
           };
           watchers.add(watcher);
-          frames.watched();
+          phase.frames.watched();
           const done = (): void => {
             clearTimeout(timer);
             watchers.delete(watcher);

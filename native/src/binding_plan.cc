@@ -13,8 +13,8 @@
 // (FrameSpec below). The agent's frame loop then makes one Node-API call per frame.
 // new Operator(name, args): a stateless operator (maxPool2d, clamp, ...) with the arguments its function
 // takes; the arrays in args give the operand types and lengths, the plan gives the places.
-// new FrameSource(fd, frameBytes): the agent's native frame loop (frame_source.h) reading camera frames from a
-// pipe on its own thread and running them through an attached frame runner (FrameSource below).
+// new FrameSource(fd, frameBytes): the agent's native frame loop (frame_source.h) reading camera frames from
+// a pipe on its own thread and running them through an attached frame runner (FrameSource below).
 #include "binding_plan.h"
 
 #include <fcntl.h>
@@ -616,19 +616,25 @@ class Plan : public Napi::ObjectWrap<Plan> {
   WHITTLE_HOT static const char* LoopFrame(void* context, const uint8_t* frame, uint32_t* class_index,
                                            float* confidence) {
     FrameCall& call = *static_cast<FrameCall*>(context);
+    size_t failed = 0;
+    const char* error = RunFrameSteps(call, frame, &failed);
+    if (error != nullptr) {
+      std::snprintf(call.error, sizeof(call.error), "Plan step %zu cannot run: %s", failed, error);
+      return call.error;
+    }
+    *class_index = ReadScores(call.spec, confidence);
+    return nullptr;
+  }
+
+  // A frame's write into the plan's input and the run of the runner's steps: null, or the failing step's
+  // message (its index in *failed). Runs no JavaScript.
+  WHITTLE_HOT static const char* RunFrameSteps(FrameCall& call, const uint8_t* frame, size_t* failed) {
     const FrameSpec& spec = call.spec;
     if (spec.element_bytes == 4)
       WriteFrame(spec, spec.tables_f32.data(), frame);
     else
       WriteFrame(spec, spec.tables_byte.data(), frame);
-    size_t failed = 0;
-    const char* error = call.plan->RunRange(call.first, call.last, &failed);
-    if (error != nullptr) {
-      std::snprintf(call.error, sizeof(call.error), "Plan step %zu cannot run: %s", failed, error);
-      return call.error;
-    }
-    *class_index = ReadScores(spec, confidence);
-    return nullptr;
+    return call.plan->RunRange(call.first, call.last, failed);
   }
 
   // Whether the plan's buffers (and the runner's scores array) are still the memory checked at build; the
@@ -665,13 +671,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
     const uintptr_t f0 = reinterpret_cast<uintptr_t>(frame), i0 = reinterpret_cast<uintptr_t>(spec.input);
     if (f0 < i0 + spec.pixels * spec.channels * spec.element_bytes && i0 < f0 + length)
       return ThrowFrameError(env, call, arg, "overlap");
-    const uint8_t* pixels = static_cast<const uint8_t*>(frame);
-    if (spec.element_bytes == 4)
-      WriteFrame(spec, spec.tables_f32.data(), pixels);
-    else
-      WriteFrame(spec, spec.tables_byte.data(), pixels);
     size_t failed = 0;
-    const char* error = call.plan->RunRange(call.first, call.last, &failed);
+    const char* error = RunFrameSteps(call, static_cast<const uint8_t*>(frame), &failed);
     if (error != nullptr) return ThrowFrameError(env, call, arg, error, failed);
     napi_value result = nullptr;
     napi_create_uint32(env, ReadScores(spec), &result);
