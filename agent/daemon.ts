@@ -225,11 +225,11 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     publicKey,
     loaders,
     served,
+    native,
+    frames,
     camera,
     reports,
     watchers,
-    native,
-    frames,
   });
   // The sidecar is read now (a missing one stops the agent) and checked against its video while the camera
   // opens (ffprobe counts the video's frames).
@@ -331,11 +331,11 @@ function startDeployRunner(phase: {
   publicKey: KeyObject | null;
   loaders: ModelLoaders;
   served: ServedModel & { serving: string };
+  native: NativeFrames;
+  frames: FrameDrain;
   camera: CameraFeed;
   reports: ReportChannel;
   watchers: FrameWatchers;
-  native: NativeFrames;
-  frames: FrameDrain;
 }): DeployRunner<PackageModel> {
   const { config, log, store, recovery, publicKey, loaders, served, camera, reports, watchers } = phase;
   const runner = new DeployRunner<PackageModel>(
