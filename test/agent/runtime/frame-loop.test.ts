@@ -112,7 +112,7 @@ describe('the native frame loop', () => {
     closeSync(write);
     const { source, write: w } = open(100);
     try {
-      assert.throws(() => source.attach((() => 0), 1), {
+      assert.throws(() => source.attach(() => 0, 1), {
         name: 'TypeError',
         message: /a frame runner/,
       });
