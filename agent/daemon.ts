@@ -3,6 +3,18 @@
 // runDaemon runs its phases in this order, each a function below:
 //   readPackageKey -> recoverModelStore -> loadServedModel -> new CameraFeed -> startDeployRunner ->
 //   readLabelsFor -> startCamera -> openOutbox -> connectLink -> startStatsLoop -> runFrameLoop -> shutdown
+// The frame path. Frames go one of two ways, chosen per camera (FrameShape.nativeLoop, cameraShape below):
+//  - native (the default): ffmpeg writes into a pipe the addon's frame loop reads on a thread of its own
+//    (native/src/frame_source.h); the served model's frame call (PackageModel.frameLoopRunner) is attached to
+//    it, and each frame is written into the plan's input, run and read there, with no JavaScript, V8 or
+//    Node-API per frame. The stats timer drains the loop's results once a second (NativeFrames.drain) into the
+//    stats window and the health check's watchers.
+//  - JavaScript (runFrameLoop's loop over camera.next): where the native loop cannot run — a model whose
+//    infer is not one native call or whose graph does not end in softmax (frameLoopRunner undefined), Windows,
+//    or WHITTLE_AGENT_FRAME_LOOP=js in the environment.
+//  Both measure the same window as latency: from the frame's bytes available (the native loop: its last byte
+//  read from the pipe; JavaScript: camera.next resolved with it) to its scores and class ready; the pipe,
+//  the stats and the snapshot are outside it. Each frame runs once: no warm-up or dummy run between frames.
 // Invariants:
 //  - One model is served at a time (ServedModel.model); only the deploy runner's activate() replaces it. The
 //    frame loop reads it once per frame and drops frames of another shape until the camera gives the new one.
@@ -18,8 +30,16 @@ import { readFileSync } from 'node:fs';
 import { hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 
+import type { FrameRecord, FrameSource } from '../native/plan.js';
 import { WhittleError } from '../native/whittle-error.js';
-import { CameraFeed, describeFrameShape, sameFrameShape, type ShapedFrame } from './camera/camera-feed.js';
+import {
+  CameraFeed,
+  describeFrameShape,
+  type FrameShape,
+  sameCamera,
+  sameFrameShape,
+  type ShapedFrame,
+} from './camera/camera-feed.js';
 import { CameraError, sourceKind } from './camera/ffmpeg-source.js';
 import { encodeFrameJpeg } from './camera/frame-jpeg.js';
 import {
@@ -87,6 +107,91 @@ interface ModelLoaders {
 /** Frames the health check watches: each finished frame's latency (ms) goes to every watcher. */
 type FrameWatchers = Set<(latencyMs: number) => void>;
 
+/** Whether this agent runs its frames in the native frame loop where the model allows it (see the top). */
+function nativeLoopWanted(): boolean {
+  return process.platform !== 'win32' && process.env['WHITTLE_AGENT_FRAME_LOOP'] !== 'js';
+}
+
+/** The camera frames `model` takes, and which way they go. */
+function cameraShape(model: PackageModel): FrameShape {
+  return { ...model.input, ...(nativeLoopWanted() && model.frameLoopRunner ? { nativeLoop: true } : {}) };
+}
+
+/** Longest wait between two restarts of a camera that failed on its own, ms. */
+const MAX_CAMERA_BACKOFF_MS = 30_000;
+
+/**
+ * The served model on the camera's native frame loop. sync() attaches the served model when the open camera
+ * is native and gives its frames (else detaches: frames of another shape are dropped, as the JavaScript
+ * loop drops them); every attach has a generation, so each drained result is credited to the model that ran
+ * it, also across a swap. drain() moves the loop's results to `each`, and reports once a loop that ended.
+ */
+class NativeFrames {
+  #generation = 0;
+  /** Generation -> the model attached under it; older generations go once drained. */
+  readonly #models = new Map<number, PackageModel>();
+  #attached: { source: FrameSource; model: PackageModel } | null = null;
+  #reported: FrameSource | null = null;
+
+  constructor(
+    private readonly camera: CameraFeed,
+    private readonly served: ServedModel,
+    private readonly log: Log,
+  ) {}
+
+  sync(): void {
+    const source = this.camera.source;
+    if (source === null) return;
+    const { model } = this.served;
+    const runner =
+      this.camera.shape.nativeLoop && sameFrameShape(this.camera.shape, model.input)
+        ? model.frameLoopRunner
+        : undefined;
+    if (this.#attached?.source === source && this.#attached.model === model && runner !== undefined) return;
+    // A model attached to a camera replaced since was handed back when that camera's loop stopped.
+    this.#attached = null;
+    if (runner === undefined) {
+      source.attach(null, 0);
+      return;
+    }
+    try {
+      source.attach(runner, ++this.#generation);
+    } catch (err) {
+      this.log(`frame loop: cannot run model ${model.id} natively: ${(err as Error).message}`);
+      source.attach(null, 0);
+      return;
+    }
+    this.#models.set(this.#generation, model);
+    this.#attached = { source, model };
+  }
+
+  /** Every result of `source` not drained yet, with the model that ran it; the end of its loop, once. */
+  drain(source: FrameSource, each: (model: PackageModel, record: FrameRecord) => void): void {
+    source.drain((record) => {
+      const model = this.#models.get(record.generation);
+      if (model !== undefined) each(model, record);
+    });
+    for (const generation of this.#models.keys())
+      if (generation < this.#generation) this.#models.delete(generation);
+    const { ended, lost } = source.status;
+    if (ended !== null && this.#reported !== source) {
+      this.#reported = source;
+      this.log(`frame loop: ${ended}${lost > 0 ? ` (${lost} results lost)` : ''}`);
+    }
+  }
+
+  /** Why the open camera's loop ended, when it did on its own (not stopped). */
+  failure(): string | null {
+    const ended = this.camera.source?.status.ended ?? null;
+    return ended;
+  }
+
+  /** The model attached to the open camera's loop, if any. */
+  get attached(): PackageModel | null {
+    return this.#attached?.source === this.camera.source ? (this.#attached?.model ?? null) : null;
+  }
+}
+
 /** Runs until the signal aborts. Rejects with AgentStartError when the model or the camera cannot be
  * opened; once running, a failing camera is reopened with backoff. */
 export async function runDaemon({ config, log, signal }: DaemonOptions): Promise<void> {
@@ -103,9 +208,13 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
         ? { snapshot: { everySeconds: config.snapshotSeconds, width: SNAPSHOT_WIDTH } }
         : {}),
     },
-    served.model.input,
+    cameraShape(served.model),
     log,
   );
+  const native = new NativeFrames(camera, served, log);
+  // Results of the native loop are drained by the stats timer, right before it closes each window.
+  const frames: FrameDrain = { drain: () => undefined, watched: () => undefined };
+  camera.onStarted = () => native.sync();
   const reports: ReportChannel = { link: null, early: [] };
   const watchers: FrameWatchers = new Set();
   const runner = startDeployRunner({
@@ -116,6 +225,8 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     publicKey,
     loaders,
     served,
+    native,
+    frames,
     camera,
     reports,
     watchers,
@@ -129,9 +240,9 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   const info = deviceInfo(config, served.model);
   const outbox = openOutbox(config, camera, log);
   const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
-  const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, log);
+  const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, frames, log);
   try {
-    await runFrameLoop({ camera, served, labels, stats, link, watchers, signal, log });
+    await runFrameLoop({ camera, served, native, frames, labels, stats, link, watchers, signal, log });
   } finally {
     await shutdown({ stopStats, runner, camera, link, outbox });
   }
@@ -220,6 +331,8 @@ function startDeployRunner(phase: {
   publicKey: KeyObject | null;
   loaders: ModelLoaders;
   served: ServedModel & { serving: string };
+  native: NativeFrames;
+  frames: FrameDrain;
   camera: CameraFeed;
   reports: ReportChannel;
   watchers: FrameWatchers;
@@ -239,8 +352,11 @@ function startDeployRunner(phase: {
         served.model = next;
         log(`serving model ${next.id} (${sha}) version ${next.version}`);
         // Frames of the old shape still in flight are dropped by the frame loop until the camera gives
-        // the new ones; the health check's first-frame wait covers the reopen.
-        if (!sameFrameShape(next.input, camera.shape)) void camera.reopen(next.input);
+        // the new ones; the health check's first-frame wait covers the reopen. On the same camera the
+        // native loop swaps models between two frames (sync: the old one is not running when it returns).
+        const want = cameraShape(next);
+        phase.native.sync();
+        if (!sameCamera(want, camera.shape)) void camera.reopen(want);
         reports.link?.updateModel({ id: next.id, name: next.name });
       },
       // The window starts at the first frame (the camera may still be opening when a deployment
@@ -257,6 +373,7 @@ function startDeployRunner(phase: {
             seen.push(latency);
           };
           watchers.add(watcher);
+          phase.frames.watched();
           const done = (): void => {
             clearTimeout(timer);
             watchers.delete(watcher);
@@ -344,7 +461,8 @@ async function startCamera(phase: {
     if (err instanceof CameraError) throw new AgentStartError(err.message);
     throw err;
   }
-  log(`camera ${config.camera}: ${describeFrameShape(camera.shape)} frames`);
+  const way = camera.shape.nativeLoop ? 'the native frame loop' : 'the JavaScript frame loop';
+  log(`camera ${config.camera}: ${describeFrameShape(camera.shape)} frames, run in ${way}`);
   return true;
 }
 
@@ -424,6 +542,7 @@ function startStatsLoop(
   model: PackageModel,
   outbox: Outbox,
   pump: OutboxPump,
+  frames: FrameDrain,
   log: Log,
 ): { stats: StatsWindow; stop: () => void } {
   const stats = new StatsWindow(undefined, {
@@ -431,6 +550,7 @@ function startStatsLoop(
     temperature: temperatureReader(),
   });
   const closeWindow = (): void => {
+    frames.drain();
     const body = stats.close();
     try {
       outbox.append((seq) => JSON.stringify({ ...body, seq, epoch: outbox.epoch, dropped: outbox.dropped }));
@@ -444,11 +564,27 @@ function startStatsLoop(
   return { stats, stop: () => clearInterval(timer) };
 }
 
+/** Where the stats timer gets the native loop's results: runFrameLoop sets drain. While the health check
+ * watches frames, they are drained every WATCH_DRAIN_MS instead (watched), so that its window sees them
+ * about as soon as the JavaScript loop gives them. */
+interface FrameDrain {
+  drain: () => void;
+  watched: () => void;
+}
+
+/** How often the native loop's results are drained while the health check watches frames, ms. */
+const WATCH_DRAIN_MS = 20;
+
 /** Reads frames until the signal aborts: each through the served model into the stats window and to the
- * health check's watchers; the camera's snapshots go out with the last prediction (and its true label). */
+ * health check's watchers; the camera's snapshots go out with the last prediction (and its true label).
+ * Frames of a native camera run in the addon's loop and arrive here through frames.drain (see the top). A
+ * camera that fails on its own (ffmpeg exited, the native loop ended) is restarted, waiting 1 s, then twice
+ * as long each time it fails again before giving frames, up to MAX_CAMERA_BACKOFF_MS. */
 async function runFrameLoop(loop: {
   camera: CameraFeed;
   served: ServedModel;
+  native: NativeFrames;
+  frames: FrameDrain;
   labels: FrameTruth | undefined;
   stats: StatsWindow;
   link: MqttLink;
@@ -456,11 +592,58 @@ async function runFrameLoop(loop: {
   signal: AbortSignal;
   log: Log;
 }): Promise<void> {
-  const { camera, served, labels, stats, link, watchers, signal, log } = loop;
+  const { camera, served, native, frames, labels, stats, link, watchers, signal, log } = loop;
   let lastPrediction: Prediction | undefined;
   let lastTrueLabel: string | undefined;
   let lastFrame: ShapedFrame | undefined;
   let encodeFailed = false;
+  let backoffMs = 1000;
+  let restarting = false;
+  const restart = async (reason: string): Promise<void> => {
+    if (restarting) return;
+    restarting = true;
+    log(`${reason}; restarting the camera in ${backoffMs / 1000} s`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, backoffMs);
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+    backoffMs = Math.min(backoffMs * 2, MAX_CAMERA_BACKOFF_MS);
+    if (!signal.aborted) await camera.reopen(cameraShape(served.model), true);
+    restarting = false;
+  };
+  const finished = (
+    model: PackageModel,
+    latency: number,
+    classIndex: number,
+    confidence: number,
+    index: number,
+  ): void => {
+    backoffMs = 1000;
+    lastPrediction = { classIndex, label: model.labels[classIndex] ?? String(classIndex), confidence };
+    lastTrueLabel = labels?.nameOf(index);
+    stats.record(latency, lastPrediction, labels?.modelClassOf(index));
+    // The health check watches the model it switched to.
+    if (model === served.model) for (const watcher of watchers) watcher(latency);
+  };
+  frames.drain = () => {
+    const source = camera.source;
+    if (source === null) return;
+    native.drain(source, (model, r) => finished(model, r.latencyMs, r.classIndex, r.confidence, r.index));
+    const ended = native.failure();
+    if (ended !== null) void restart(`frame loop: ${ended}`);
+  };
+  let watching: NodeJS.Timeout | undefined;
+  frames.watched = () => {
+    watching ??= setInterval(() => {
+      frames.drain();
+      if (watchers.size === 0 || signal.aborted) {
+        clearInterval(watching);
+        watching = undefined;
+      }
+    }, WATCH_DRAIN_MS);
+  };
+  camera.onSourceClosing = (source) =>
+    native.drain(source, (model, r) => finished(model, r.latencyMs, r.classIndex, r.confidence, r.index));
   const publish = (jpeg: Buffer, prediction?: Prediction, trueLabel?: string): void => {
     const message: SnapshotMessage = {
       v: PROTOCOL_VERSION,
@@ -472,11 +655,29 @@ async function runFrameLoop(loop: {
     link.publishVolatile('snapshot', JSON.stringify(message));
   };
   camera.onSnapshot = (jpeg) => {
-    if (!labels || !lastFrame) return publish(jpeg, lastPrediction, lastTrueLabel);
-    // A labelled video: the picture is the very frame the prediction and the truth are of (frame-jpeg.ts).
-    const prediction = lastPrediction;
-    const trueLabel = lastTrueLabel;
-    encodeFrameJpeg(lastFrame.frame, lastFrame.shape, SNAPSHOT_WIDTH).then(
+    // A labelled video: the picture is the very frame the prediction and the truth are of (frame-jpeg.ts);
+    // on the native loop, its last frame run, with that frame's own result.
+    let frame = lastFrame;
+    let prediction = lastPrediction;
+    let trueLabel = lastTrueLabel;
+    const source = labels ? camera.source : null;
+    const model = native.attached;
+    if (labels && source !== null && model !== null) {
+      const { width, height, channels } = camera.shape;
+      const pixels = Buffer.alloc(width * height * channels);
+      const r = source.last(pixels);
+      if (r !== undefined && r.generation > 0) {
+        frame = { frame: pixels, index: r.index, receivedAt: 0, shape: camera.shape };
+        prediction = {
+          classIndex: r.classIndex,
+          label: model.labels[r.classIndex] ?? String(r.classIndex),
+          confidence: r.confidence,
+        };
+        trueLabel = labels.nameOf(r.index);
+      }
+    }
+    if (!labels || !frame) return publish(jpeg, prediction, trueLabel);
+    encodeFrameJpeg(frame.frame, frame.shape, SNAPSHOT_WIDTH).then(
       (own) => publish(own, prediction, trueLabel),
       (err: Error) => {
         if (!encodeFailed) log(`snapshot: ${err.message}; sending the camera's picture without its labels`);
@@ -485,13 +686,17 @@ async function runFrameLoop(loop: {
       },
     );
   };
+  native.sync(); // the camera started before these hooks were set
   while (!signal.aborted) {
     let next: ShapedFrame;
     try {
+      // A native camera gives no frames here: this waits for its failure, a reopen, or the end.
       next = await camera.next(signal);
     } catch (err) {
       if (signal.aborted) break;
-      throw err;
+      if (!(err instanceof CameraError)) throw err;
+      await restart(err.message);
+      continue;
     }
     const { model } = served;
     // A frame made for the model served before a switch (or a rollback) is not this model's input.
@@ -499,15 +704,8 @@ async function runFrameLoop(loop: {
     const t0 = performance.now();
     const result = model.infer(next.frame);
     const latency = performance.now() - t0;
-    lastPrediction = {
-      classIndex: result.classIndex,
-      label: model.labels[result.classIndex] ?? String(result.classIndex),
-      confidence: result.confidence,
-    };
-    lastTrueLabel = labels?.nameOf(next.index);
     lastFrame = next;
-    stats.record(latency, lastPrediction, labels?.modelClassOf(next.index));
-    for (const watcher of watchers) watcher(latency);
+    finished(model, latency, result.classIndex, result.confidence, next.index);
   }
 }
 

@@ -5,6 +5,12 @@
 // The agent runs as it ships: one esbuild bundle of agent/cli.ts (dist/agent-bundle/) plus the native
 // addon; it streams stats to a real manager core started in this process, and the figures are the
 // agent's own per-second records (its process only; ffmpeg is reported apart).
+//
+// latency_p50_ms is the mean of the agent's per-second p50 of its frame latency: the window from a frame's
+// bytes available to its scores and class ready (agent/daemon.ts, "The frame path"). frame_loop says which
+// loop ran the frames: "native" (the addon's thread reading ffmpeg's pipe; the window starts when the
+// frame's last byte is read) or "js" (WHITTLE_AGENT_FRAME_LOOP=js or a model the native loop cannot run;
+// the window starts when camera.next resolves with the frame).
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +35,7 @@ export interface AgentBenchResult {
   cpu_percent: number;
   latency_p50_ms: number;
   latency_p99_ms: number;
+  frame_loop: 'native' | 'js' | 'unknown';
   ffmpeg_rss_mb: number | null;
   seconds: number;
   camera_fps: number;
@@ -166,6 +173,11 @@ export async function benchAgent(options: {
       cpu_percent: round(mean(records.map((s) => s.cpuPercent))),
       latency_p50_ms: round(mean(records.map((s) => s.latencyMs.p50)), 3),
       latency_p99_ms: round(mean(records.map((s) => s.latencyMs.p99 ?? s.latencyMs.max)), 3),
+      frame_loop: /run in the native frame loop/.test(output)
+        ? 'native'
+        : /run in the JavaScript frame loop/.test(output)
+          ? 'js'
+          : 'unknown',
       ffmpeg_rss_mb: ffmpegRss === null ? null : round(ffmpegRss),
       seconds: records.length,
       camera_fps: options.fps,
@@ -214,7 +226,7 @@ export async function agentBenchCommand(args: string[], machine: string): Promis
     console.log(
       `rss ${result.rss_mb} MB (peak ${result.rss_peak_mb} MB; target ≤ 80) · bundle ${result.bundle_mb} MB ` +
         `(js ${result.bundle_js_mb} + addon ${result.addon_mb}; target ≤ 5) · ${result.fps} fps · cpu ${result.cpu_percent} % · ` +
-        `latency p50 ${result.latency_p50_ms} ms p99 ${result.latency_p99_ms} ms · ffmpeg rss ${result.ffmpeg_rss_mb ?? '?'} MB`,
+        `latency p50 ${result.latency_p50_ms} ms p99 ${result.latency_p99_ms} ms (${result.frame_loop} frame loop) · ffmpeg rss ${result.ffmpeg_rss_mb ?? '?'} MB`,
     );
   }
   return 0;

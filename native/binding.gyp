@@ -12,6 +12,7 @@
         "src/binding_plan.cc",
         "src/cpu/cpu-features.c",
         "src/threadpool.c",
+        "src/frame_source.c",
         "src/f32_conv2d.c",
         "src/f32_reference.c",
         "src/f32_ukernels.c",

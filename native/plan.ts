@@ -72,9 +72,28 @@ interface NativePlan {
   readonly steps: number;
 }
 
+/** FrameSource's status: frames read, frames read but not run (a newer one was waiting, or no runner was
+ * attached), results overwritten before they were drained, and why the loop ended (null while it runs). */
+export interface FrameSourceStatus {
+  received: number;
+  dropped: number;
+  lost: number;
+  ended: string | null;
+}
+
+interface NativeFrameSource {
+  attach(runner: ((frame: Uint8Array) => number) | null, generation: number): void;
+  drain(out: Float64Array): number;
+  last(frame: Uint8Array, record: Float64Array): boolean;
+  stop(): void;
+  readonly status: FrameSourceStatus;
+}
+
 interface PlanBinding {
   Plan: new (buffers: readonly ArrayBufferView[], steps: readonly PlanStep[]) => NativePlan;
   Operator: new (name: OperatorName, args: object) => StepLayer;
+  FrameSource: new (fd: number, frameBytes: number, capacity?: number) => NativeFrameSource;
+  createFramePipe(): [number, number];
 }
 
 function planBinding(): PlanBinding {
@@ -127,4 +146,83 @@ export class ExecutionPlan {
 /** output = input, byte for byte (same type and length, no shared memory): a reshape in a plan. */
 export function copy<T extends Int8Array | Uint8Array | Float32Array>(args: { input: T; output: T }): void {
   (loadNativeBinding() as unknown as { copy(args: object): void }).copy(args);
+}
+
+/** One result of a FrameSource: the generation of the attach in force, the frame's number in the stream
+ * (dropped frames count), its latency (frame bytes read -> scores ready, ms), class index and confidence (the
+ * class's score). */
+export interface FrameRecord {
+  generation: number;
+  index: number;
+  latencyMs: number;
+  classIndex: number;
+  confidence: number;
+}
+
+/** Numbers per record in FrameSource's drain and last arrays. */
+const RECORD_NUMBERS = 5;
+
+/**
+ * The native frame loop (native/src/frame_source.h): a thread of the addon reads frames of `frameBytes` from
+ * the pipe `fd` (which it owns from then on), runs each through the attached frame runner, and keeps the
+ * results until drained. No JavaScript runs per frame. While a runner is attached its plan belongs to the
+ * loop's thread: the plan's run(), runner() and frame runners throw, and its buffers must not be detached.
+ * Call stop() before dropping a source.
+ */
+export class FrameSource {
+  readonly #native: NativeFrameSource;
+  readonly #out: Float64Array;
+  readonly #record = new Float64Array(RECORD_NUMBERS);
+
+  /** capacity: results kept undrained (older ones are lost beyond it, counted in status.lost). */
+  constructor(fd: number, frameBytes: number, capacity = 1024) {
+    this.#native = new (planBinding().FrameSource)(fd, frameBytes, capacity);
+    this.#out = new Float64Array(capacity * RECORD_NUMBERS);
+  }
+
+  /** Frames go through `runner` (an ExecutionPlan.frameRunner function of frameBytes frames) from now on, its
+   * records tagged `generation`; null drops them. When it returns, the runner replaced is not running. */
+  attach(runner: ((frame: Uint8Array) => number) | null, generation: number): void {
+    this.#native.attach(runner, generation);
+  }
+
+  /** Calls `each` on every result not drained yet, oldest first. */
+  drain(each: (record: FrameRecord) => void): void {
+    const out = this.#out;
+    for (;;) {
+      const n = this.#native.drain(out);
+      for (let i = 0; i < n; i++) each(recordAt(out, i * RECORD_NUMBERS));
+      if (n < out.length / RECORD_NUMBERS) return;
+    }
+  }
+
+  /** The last frame run (copied into `frame`, of frameBytes) and its record; undefined before any. */
+  last(frame: Uint8Array): FrameRecord | undefined {
+    return this.#native.last(frame, this.#record) ? recordAt(this.#record, 0) : undefined;
+  }
+
+  get status(): FrameSourceStatus {
+    return this.#native.status;
+  }
+
+  /** Detaches, stops the thread and closes the pipe; idempotent. */
+  stop(): void {
+    this.#native.stop();
+  }
+}
+
+function recordAt(values: Float64Array, at: number): FrameRecord {
+  return {
+    generation: values[at]!,
+    index: values[at + 1]!,
+    latencyMs: values[at + 2]!,
+    classIndex: values[at + 3]!,
+    confidence: values[at + 4]!,
+  };
+}
+
+/** A new pipe for a FrameSource: [readFd, writeFd], both close-on-exec (a child spawned with writeFd as a
+ * stdio entry gets its own copy; close writeFd here once it is spawned, so the source sees the end). */
+export function createFramePipe(): [number, number] {
+  return planBinding().createFramePipe();
 }

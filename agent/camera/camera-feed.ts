@@ -6,6 +6,7 @@
 //
 // Every frame carries the shape it was made for, so the frame loop never hands a frame made for one model
 // to another: frames of the old shape still in flight during a switch are dropped there.
+import type { FrameSource } from '../../native/plan.js';
 import { CameraError, type CameraOptions, FfmpegCamera, type IndexedFrame } from './ffmpeg-source.js';
 
 /** The camera frames a model takes: size, channels and ffmpeg's side of the preprocessing (resize mode,
@@ -16,6 +17,8 @@ export interface FrameShape {
   channels: number;
   resize?: 'stretch' | 'center-crop';
   cropFraction?: number;
+  /** The frames go to the native frame loop (CameraFeed.source), not to next(). */
+  nativeLoop?: boolean;
 }
 
 export function describeFrameShape(s: FrameShape): string {
@@ -25,6 +28,11 @@ export function describeFrameShape(s: FrameShape): string {
 
 export function sameFrameShape(a: FrameShape, b: FrameShape): boolean {
   return describeFrameShape(a) === describeFrameShape(b);
+}
+
+/** The same frames, going the same way (to the native loop or to next()). */
+export function sameCamera(a: FrameShape, b: FrameShape): boolean {
+  return sameFrameShape(a, b) && (a.nativeLoop ?? false) === (b.nativeLoop ?? false);
 }
 
 /** A frame and the shape it was made for. */
@@ -43,6 +51,7 @@ export function cameraOptions(settings: CameraSettings, shape: FrameShape): Came
     width: shape.width,
     height: shape.height,
     channels: shape.channels,
+    ...(shape.nativeLoop ? { nativeFrames: true } : {}),
     preprocessing:
       shape.resize === 'center-crop' ? { resize: 'center-crop', cropFraction: shape.cropFraction ?? 1 } : {},
   };
@@ -62,6 +71,10 @@ export class CameraFeed {
   private stopped = false;
   /** Called with each snapshot JPEG of whichever camera is open. */
   onSnapshot: ((jpeg: Buffer) => void) | null = null;
+  /** Called when a camera has started giving frames (after start, and after each reopen that worked). */
+  onStarted: (() => void) | null = null;
+  /** Called with a native camera's frame loop right before that camera stops (replaced or stopped). */
+  onSourceClosing: ((source: FrameSource) => void) | null = null;
 
   constructor(
     private readonly settings: CameraSettings,
@@ -80,17 +93,23 @@ export class CameraFeed {
   /** Starts the first camera; rejects with a CameraError naming the source when it cannot be read.
    * A reopen asked meanwhile (a deployment resumed at start-up) waits for it. */
   start(signal?: AbortSignal): Promise<void> {
-    const started = this.camera.start(signal);
+    const started = this.camera.start(signal).then(() => this.onStarted?.());
     this.reopening = started.catch(() => undefined);
     return started;
   }
 
-  /** Reopens the camera for frames of `shape` (nothing to do when it gives them already). Resolves when
-   * the new camera gave its first frame, or when it failed to start (logged; the frame loop then waits for
-   * the next reopen rather than failing the agent). */
-  reopen(shape: FrameShape): Promise<void> {
+  /** The open camera's native frame loop (nativeLoop shapes), null for a camera whose frames go to next()
+   * or one that failed to start. */
+  get source(): FrameSource | null {
+    return this.camera === this.failedCamera ? null : this.camera.source;
+  }
+
+  /** Reopens the camera for frames of `shape` (nothing to do when it gives them already, unless `restart`:
+   * a camera that failed on its own). Resolves when the new camera gave its first frame, or when it failed
+   * to start (logged; the frame loop then waits for the next reopen rather than failing the agent). */
+  reopen(shape: FrameShape, restart = false): Promise<void> {
     const want = { ...shape };
-    this.reopening = this.reopening.then(() => this.replace(want));
+    this.reopening = this.reopening.then(() => this.replace(want, restart));
     return this.reopening;
   }
 
@@ -131,8 +150,13 @@ export class CameraFeed {
 
   stop(): void {
     this.stopped = true;
+    this.closing(this.camera);
     this.camera.stop();
     this.replaced.abort();
+  }
+
+  private closing(camera: FfmpegCamera): void {
+    if (camera.source) this.onSourceClosing?.(camera.source);
   }
 
   private make(shape: FrameShape): FfmpegCamera {
@@ -141,8 +165,8 @@ export class CameraFeed {
     return camera;
   }
 
-  private async replace(shape: FrameShape): Promise<void> {
-    if (this.stopped || (sameFrameShape(shape, this.current) && this.failedCamera === null)) return;
+  private async replace(shape: FrameShape, restart: boolean): Promise<void> {
+    if (this.stopped || (!restart && sameCamera(shape, this.current) && this.failedCamera === null)) return;
     let next: FfmpegCamera;
     try {
       next = this.make(shape);
@@ -152,6 +176,7 @@ export class CameraFeed {
       return;
     }
     // The old ffmpeg goes first: a V4L2 device can be opened by one process at a time.
+    this.closing(this.camera);
     this.camera.stop();
     this.camera = next;
     this.current = shape;
@@ -159,7 +184,10 @@ export class CameraFeed {
     // The failure is recorded in the same step that settles `started`, so a frame loop woken by it sees it.
     const where = `camera ${this.settings.source}`;
     const started = next.start().then(
-      () => this.log(`${where}: reopened for ${describeFrameShape(shape)} frames`),
+      () => {
+        this.log(`${where}: reopened for ${describeFrameShape(shape)} frames`);
+        this.onStarted?.();
+      },
       (err: Error) => {
         this.log(`${where}: cannot reopen for ${describeFrameShape(shape)} frames: ${err.message}`);
         next.stop();

@@ -4,9 +4,11 @@
 // stdout. Optionally the same decode also yields a small JPEG every N seconds on a third pipe (fd 3),
 // for the UI's snapshot.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
+import { createFramePipe, FrameSource } from '../../native/plan.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import { ffmpegFilter, type ImagePreprocessing, pixelFormat } from './preprocess.js';
 
@@ -28,6 +30,9 @@ export interface CameraOptions {
   /** Network streams: give up on a stalled stream after this long, ms. Default 10000. */
   streamTimeoutMs?: number;
   ffmpegPath?: string;
+  /** The frames go to a FrameSource (the native frame loop, `source`) on ffmpeg's stdout pipe instead of
+   * JavaScript: next() then gives no frames, only the camera's failure. */
+  nativeFrames?: boolean;
 }
 
 /** A frame with its position in the source: index counts every frame ffmpeg delivered since start
@@ -65,6 +70,8 @@ export class FfmpegCamera {
   onSnapshot: ((jpeg: Buffer) => void) | null = null;
   private waiter: (() => void) | null = null;
   private exitError: CameraError | null = null;
+  /** The native frame loop reading ffmpeg's stdout (options.nativeFrames), from start() on. */
+  source: FrameSource | null = null;
 
   constructor(private readonly options: CameraOptions) {
     this.frameBytes = options.width * options.height * options.channels;
@@ -82,11 +89,30 @@ export class FfmpegCamera {
       }
     }
     const ffmpeg = this.options.ffmpegPath ?? 'ffmpeg';
-    const stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe'];
+    const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
     if (this.options.snapshot) stdio.push('pipe');
-    const child = spawn(ffmpeg, ffmpegArguments(this.options), { stdio });
+    let writeFd: number | undefined;
+    if (this.options.nativeFrames) {
+      // ffmpeg writes into a pipe of our own, read by the loop's thread; our copy of the write end is closed
+      // once ffmpeg has its own, so the loop sees the end of the stream when ffmpeg exits.
+      const [readFd, write] = createFramePipe();
+      writeFd = write;
+      try {
+        this.source = new FrameSource(readFd, this.frameBytes);
+      } catch (err) {
+        closeSync(writeFd);
+        throw err;
+      }
+      stdio[1] = writeFd;
+    }
+    let child: ChildProcess;
+    try {
+      child = spawn(ffmpeg, ffmpegArguments(this.options), { stdio });
+    } finally {
+      if (writeFd !== undefined) closeSync(writeFd);
+    }
     this.child = child;
-    child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
+    child.stdout?.on('data', (chunk: Buffer) => this.onData(chunk));
     (child.stdio[3] as Readable | undefined)?.on('data', (chunk: Buffer) => this.onJpegData(chunk));
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (text: string) => {
@@ -108,10 +134,11 @@ export class FfmpegCamera {
             `camera source ${source}: ffmpeg exited (${sig ?? `code ${code}`})${last ? `: ${last}` : ''}`,
           );
         }
+        this.wake();
         resolve();
       });
     });
-    const first = this.nextFrame(signal);
+    const first = this.source ? this.firstNativeFrame(this.source, signal) : this.nextFrame(signal);
     await Promise.race([
       first,
       exited.then(() => Promise.reject(this.exitError ?? new CameraError('camera stopped'))),
@@ -149,7 +176,18 @@ export class FfmpegCamera {
     this.stopped = true;
     this.child?.kill('SIGTERM');
     this.child = null;
+    this.source?.stop();
     this.wake();
+  }
+
+  /** Resolves once the native frame loop has read a frame (polled: this is start-up only). */
+  private async firstNativeFrame(source: FrameSource, signal?: AbortSignal): Promise<void> {
+    while (source.status.received === 0) {
+      if (this.exitError) throw this.exitError;
+      if (this.stopped) throw new CameraError('camera stopped');
+      signal?.throwIfAborted();
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   private onData(chunk: Buffer): void {

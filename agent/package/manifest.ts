@@ -22,6 +22,12 @@ export const MAX_DIMENSION = 1 << 24;
 export const MAX_ELEMENTS = 1 << 28;
 /** HashedNets tensors expand at load: bounded separately so a tiny section cannot ask for gigabytes. */
 export const MAX_HASHED_ELEMENTS = 1 << 24;
+/** The byte length of an encoded stream in a weight encoding (codebook indices, sparse gaps). */
+const streamBytesSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 31);
 
 export const CPU_FAMILIES = ['any', 'x86_64', 'aarch64', 'armv7'] as const;
 export type CpuFamily = (typeof CPU_FAMILIES)[number];
@@ -88,11 +94,7 @@ const EncodingSchema: z.ZodType<Encoding> = z.discriminatedUnion('kind', [
       kind: z.literal('codebook'),
       size: z.number().int().min(1).max(256),
       indexBits: z.number().int().min(2).max(8),
-      streamBytes: z
-        .number()
-        .int()
-        .min(0)
-        .max(2 ** 31),
+      streamBytes: streamBytesSchema,
     })
     .strict(),
   z
@@ -106,16 +108,8 @@ const EncodingSchema: z.ZodType<Encoding> = z.discriminatedUnion('kind', [
         .int()
         .min(0)
         .max(2 ** 34),
-      indexStreamBytes: z
-        .number()
-        .int()
-        .min(0)
-        .max(2 ** 31),
-      gapStreamBytes: z
-        .number()
-        .int()
-        .min(0)
-        .max(2 ** 31),
+      indexStreamBytes: streamBytesSchema,
+      gapStreamBytes: streamBytesSchema,
     })
     .strict(),
   z

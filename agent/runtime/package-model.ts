@@ -196,6 +196,11 @@ export class PackageModel {
   readonly #output: OutputScores;
   /** Softmax of the scores, written by each infer; the scores themselves when the graph ends in softmax. */
   readonly #probabilities: Float32Array;
+  /** infer's one native call per frame, for the agent's native frame loop (FrameSource.attach): defined when
+   * infer makes that call and the scores are the probabilities (the graph ends in softmax), so that the
+   * loop's class index and confidence (the class's score) are infer's, bit for bit. Undefined otherwise:
+   * the model runs through infer only. While attached to a loop, infer throws. */
+  readonly frameLoopRunner: ((frame: Uint8Array) => number) | undefined;
 
   private constructor(pkg: Package, options: PackageModelOptions) {
     const { manifest } = pkg;
@@ -237,6 +242,7 @@ export class PackageModel {
     );
     const producer = manifest.nodes.find((node) => node.outputs.includes(output.tensor));
     this.#probabilities = producer?.op === 'softmax' ? this.#output.scores : new Float32Array(classes);
+    this.frameLoopRunner = this.#probabilities === this.#output.scores ? this.#frame : undefined;
 
     const { probe } = manifest;
     if (probe !== undefined && probe.expectedClass >= classes)

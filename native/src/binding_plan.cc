@@ -13,11 +13,21 @@
 // (FrameSpec below). The agent's frame loop then makes one Node-API call per frame.
 // new Operator(name, args): a stateless operator (maxPool2d, clamp, ...) with the arguments its function
 // takes; the arrays in args give the operand types and lengths, the plan gives the places.
+// new FrameSource(fd, frameBytes): the agent's native frame loop (frame_source.h) reading camera frames from
+// a pipe on its own thread and running them through an attached frame runner (FrameSource below).
 #include "binding_plan.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +36,7 @@
 #include <vector>
 
 #include "binding_kernels.h"
+#include "frame_source.h"
 
 namespace whittle {
 namespace {
@@ -212,13 +223,14 @@ WHITTLE_HOT float* Dequantize(const FrameSpec& spec) {
     scores[i] = static_cast<float>(spec.scale * static_cast<double>(q[i] - spec.zero_point));
   return scores;
 }
-WHITTLE_HOT uint32_t ReadScores(const FrameSpec& spec) {
+WHITTLE_HOT uint32_t ReadScores(const FrameSpec& spec, float* confidence = nullptr) {
   const float* scores = !spec.quantized  ? static_cast<const float*>(spec.output)
                         : spec.is_signed ? Dequantize<int8_t>(spec)
                                          : Dequantize<uint8_t>(spec);
   uint32_t best = 0;
   for (uint32_t i = 1; i < spec.classes; i++)
     if (scores[i] > scores[best]) best = i;
+  if (confidence != nullptr) *confidence = scores[best];
   return best;
 }
 
@@ -440,6 +452,7 @@ class Plan : public Napi::ObjectWrap<Plan> {
   }
 
   Napi::Value RunSteps(Napi::Env env, size_t first, size_t last) {
+    if (loops_.load(std::memory_order_relaxed) != 0) ThrowInLoop(env);
     // The buffers must still be the memory checked at build (a transfer detaches, a resize moves them).
     const size_t changed = ChangedBuffer(env, buffers_);
     if (changed != buffers_.size()) ThrowChanged(env, "buffers[" + std::to_string(changed) + "]");
@@ -452,6 +465,12 @@ class Plan : public Napi::ObjectWrap<Plan> {
   [[noreturn]] static void ThrowChanged(Napi::Env env, const std::string& name) {
     ThrowRange(env, "the plan's buffers to stay as they were when it was built", name,
                "a buffer detached or resized since");
+  }
+  [[noreturn]] static void ThrowInLoop(Napi::Env env) {
+    throw Napi::Error::New(
+        env,
+        "the plan runs in a native frame loop (FrameSource): its buffers belong to the loop's "
+        "thread until it is detached or stopped");
   }
   [[noreturn]] static void ThrowStepError(Napi::Env env, size_t step, const char* error) {
     throw Napi::Error::New(env, "Plan step " + std::to_string(step) + " cannot run: " + error);
@@ -561,22 +580,74 @@ class Plan : public Napi::ObjectWrap<Plan> {
     NAPI_THROW_IF_FAILED(
         env, napi_create_function(env, "runFrame", NAPI_AUTO_LENGTH, &RunFrame, runner.get(), &function),
         env.Undefined());
-    NAPI_THROW_IF_FAILED(env,
-                         napi_add_finalizer(env, function, runner.get(), &DeleteFrameCall, nullptr, nullptr),
+    // Wrapped and tagged, so that a FrameSource can take the function and run its frames on its own thread.
+    NAPI_THROW_IF_FAILED(env, napi_wrap(env, function, runner.get(), &DeleteFrameCall, nullptr, nullptr),
                          env.Undefined());
     runner.release();
+    NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, function, &kFrameCallTag), env.Undefined());
     return Napi::Value(env, function);
   }
 
+ public:
   // A frame runner's state: the plan (kept alive), its range and the frame's way in and out.
   struct FrameCall {
     Plan* plan;
     Napi::ObjectReference keep;
     size_t first, last;
     FrameSpec spec;
+    char error[256];  // a step's message when the frame loop runs it (LoopFrame)
   };
+  static constexpr napi_type_tag kFrameCallTag = {0x77686974746c6566ULL /* "whittlef" */, 1};
   static void DeleteFrameCall(napi_env, void* data, void*) { delete static_cast<FrameCall*>(data); }
 
+  // The frame runner behind `value` (a function plan.frameRunner returned), or null.
+  static FrameCall* UnwrapFrameCall(Napi::Env env, const Napi::Value& value) {
+    bool tagged = false;
+    if (!value.IsFunction() || napi_check_object_type_tag(env, value, &kFrameCallTag, &tagged) != napi_ok ||
+        !tagged)
+      return nullptr;
+    void* data = nullptr;
+    if (napi_unwrap(env, value, &data) != napi_ok) return nullptr;
+    return static_cast<FrameCall*>(data);
+  }
+
+  // A frame runner's call as the frame loop makes it (whittle_frame_fn), on the loop's thread: the frame
+  // written, the steps run, the scores read; no Node-API (the buffers were checked when it was attached).
+  WHITTLE_HOT static const char* LoopFrame(void* context, const uint8_t* frame, uint32_t* class_index,
+                                           float* confidence) {
+    FrameCall& call = *static_cast<FrameCall*>(context);
+    size_t failed = 0;
+    const char* error = RunFrameSteps(call, frame, &failed);
+    if (error != nullptr) {
+      std::snprintf(call.error, sizeof(call.error), "Plan step %zu cannot run: %s", failed, error);
+      return call.error;
+    }
+    *class_index = ReadScores(call.spec, confidence);
+    return nullptr;
+  }
+
+  // A frame's write into the plan's input and the run of the runner's steps: null, or the failing step's
+  // message (its index in *failed). Runs no JavaScript.
+  WHITTLE_HOT static const char* RunFrameSteps(FrameCall& call, const uint8_t* frame, size_t* failed) {
+    const FrameSpec& spec = call.spec;
+    if (spec.element_bytes == 4)
+      WriteFrame(spec, spec.tables_f32.data(), frame);
+    else
+      WriteFrame(spec, spec.tables_byte.data(), frame);
+    return call.plan->RunRange(call.first, call.last, failed);
+  }
+
+  // Whether the plan's buffers (and the runner's scores array) are still the memory checked at build; the
+  // frame loop checks it when a runner is attached (its thread cannot ask Node-API).
+  static bool BuffersUnchanged(Napi::Env env, const FrameCall& call) {
+    return ChangedBuffer(env, call.plan->buffers_) == call.plan->buffers_.size() &&
+           ChangedBuffer(env, call.spec.scores) == call.spec.scores.size();
+  }
+
+  // Frame loops the plan is attached to (FrameSource): while not 0, run() and its frame runners refuse.
+  std::atomic<int> loops_{0};
+
+ private:
   // A frame runner's call: plain Node-API, so that its code sits with the plan's (WHITTLE_HOT) and a frame
   // builds no CallbackInfo; a bad call throws through ThrowFrameError.
   WHITTLE_HOT static napi_value RunFrame(napi_env env, napi_callback_info info) {
@@ -586,6 +657,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
     if (napi_get_cb_info(env, info, &argc, &arg, nullptr, &data) != napi_ok) return nullptr;
     FrameCall& call = *static_cast<FrameCall*>(data);
     const FrameSpec& spec = call.spec;
+    if (call.plan->loops_.load(std::memory_order_relaxed) != 0)
+      return ThrowFrameError(env, call, arg, "loop");
     napi_typedarray_type type = napi_int8_array;
     size_t length = 0;
     void* frame = nullptr;
@@ -598,13 +671,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
     const uintptr_t f0 = reinterpret_cast<uintptr_t>(frame), i0 = reinterpret_cast<uintptr_t>(spec.input);
     if (f0 < i0 + spec.pixels * spec.channels * spec.element_bytes && i0 < f0 + length)
       return ThrowFrameError(env, call, arg, "overlap");
-    const uint8_t* pixels = static_cast<const uint8_t*>(frame);
-    if (spec.element_bytes == 4)
-      WriteFrame(spec, spec.tables_f32.data(), pixels);
-    else
-      WriteFrame(spec, spec.tables_byte.data(), pixels);
     size_t failed = 0;
-    const char* error = call.plan->RunRange(call.first, call.last, &failed);
+    const char* error = RunFrameSteps(call, static_cast<const uint8_t*>(frame), &failed);
     if (error != nullptr) return ThrowFrameError(env, call, arg, error, failed);
     napi_value result = nullptr;
     napi_create_uint32(env, ReadScores(spec), &result);
@@ -628,6 +696,8 @@ class Plan : public Napi::ObjectWrap<Plan> {
         const size_t changed = ChangedBuffer(env, call.plan->buffers_);
         ThrowChanged(env, changed != call.plan->buffers_.size() ? "buffers[" + std::to_string(changed) + "]"
                                                                 : "frame.quantized.scores");
+      } else if (std::string(what) == "loop") {
+        ThrowInLoop(env);
       } else if (std::string(what) == "overlap") {
         ThrowRange(env, "a frame sharing no memory with the plan's input", "frame", "overlapping memory");
       } else {
@@ -680,6 +750,199 @@ class Plan : public Napi::ObjectWrap<Plan> {
   std::vector<const void*> operands_;
 };
 
+// new FrameSource(fd, frameBytes, capacity = 1024): the native frame loop (frame_source.h) reading frames of
+// frameBytes from the pipe fd (the source owns it from then on) on a thread of its own.
+//   attach(runner | null, generation): runs each frame through `runner` (a function plan.frameRunner
+//   returned,
+//     whose frames are frameBytes) from now on; on return the runner it replaces is not running. A plan runs
+//     in one loop at a time; while attached, its run(), runner() and frame runners refuse (its buffers belong
+//     to the loop's thread). The plan's buffers are checked once here: they must not be detached or resized
+//     while attached (the loop's thread cannot check them).
+//   drain(out: Float64Array): moves the oldest results into out, 5 numbers each (generation, frame index,
+//     latency ms, class index, confidence); returns how many.
+//   last(frame: Uint8Array, record: Float64Array): the last frame run and its 5 numbers; false before any.
+//   status: { received, dropped, lost, ended: string | null }.
+//   stop(): detaches, stops and joins the thread and closes fd; idempotent. Every call after it but status
+//     and stop throws.
+class FrameSource : public Napi::ObjectWrap<FrameSource> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "FrameSource",
+        {InstanceMethod<&FrameSource::Attach>("attach"), InstanceMethod<&FrameSource::Drain>("drain"),
+         InstanceMethod<&FrameSource::Last>("last"), InstanceMethod<&FrameSource::Stop>("stop"),
+         InstanceAccessor<&FrameSource::Status>("status")});
+  }
+
+  explicit FrameSource(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FrameSource>(info) {
+    Napi::Env env = info.Env();
+    const int64_t fd = WholeNumber(info, 0, "fd", 0, INT32_MAX);
+    frame_bytes_ = static_cast<size_t>(WholeNumber(info, 1, "frameBytes", 1, INT32_MAX));
+    const size_t capacity = info.Length() > 2 && !info[2].IsUndefined()
+                                ? static_cast<size_t>(WholeNumber(info, 2, "capacity", 1, 1 << 20))
+                                : 1024;
+    records_.resize(capacity);
+    const char* error = nullptr;
+    source_ = whittle_frame_source_start(static_cast<int>(fd), frame_bytes_, capacity, &error);
+    if (source_ == nullptr) throw Napi::Error::New(env, std::string("FrameSource: ") + error);
+  }
+
+  ~FrameSource() override {
+    // Dropped without stop(): the thread still must not outlive the object. The attached plan stays marked
+    // as looping (its objects may already be finalized): stop() is the way to hand a plan back.
+    whittle_frame_source_stop(source_);
+  }
+
+ private:
+  int64_t WholeNumber(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t min,
+                      int64_t max) {
+    const Napi::Value value = info.Length() > index ? info[index] : info.Env().Undefined();
+    if (!value.IsNumber()) ThrowType(info.Env(), "an integer", name, value);
+    const double number = value.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(number) || std::trunc(number) != number)
+      ThrowType(info.Env(), "an integer", name, value);
+    if (number < static_cast<double>(min) || number > static_cast<double>(max))
+      ThrowRange(info.Env(), "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]", name,
+                 value.ToString().Utf8Value());
+    return static_cast<int64_t>(number);
+  }
+
+  void ExpectRunning(Napi::Env env) {
+    if (source_ == nullptr) throw Napi::Error::New(env, "FrameSource: stopped");
+  }
+
+  // Detaches the current runner (if any), handing its plan back.
+  void Detach() {
+    whittle_frame_source_attach(source_, nullptr, nullptr, 0);
+    if (attached_ != nullptr) attached_->plan->loops_.fetch_sub(1);
+    attached_ = nullptr;
+    runner_.Reset();
+  }
+
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ExpectRunning(env);
+    const Napi::Value runner = info.Length() > 0 ? info[0] : env.Undefined();
+    const uint32_t generation = static_cast<uint32_t>(WholeNumber(info, 1, "generation", 0, UINT32_MAX));
+    if (runner.IsNull()) {
+      Detach();
+      return env.Undefined();
+    }
+    Plan::FrameCall* call = Plan::UnwrapFrameCall(env, runner);
+    if (call == nullptr) ThrowType(env, "a frame runner (plan.frameRunner) or null", "runner", runner);
+    const size_t bytes = call->spec.pixels * call->spec.channels;
+    if (bytes != frame_bytes_)
+      ThrowRange(env, std::to_string(frame_bytes_) + "-byte frames (the source's)", "runner",
+                 "a runner of " + std::to_string(bytes) + "-byte frames");
+    if (call != attached_ && call->plan->loops_.load() != 0)
+      ThrowRange(env, "a runner whose plan runs in no other frame loop", "runner",
+                 "a plan already in a loop");
+    if (!Plan::BuffersUnchanged(env, *call))
+      ThrowRange(env, "the plan's buffers to stay as they were when it was built", "runner",
+                 "a buffer detached or resized since");
+    if (call != attached_) call->plan->loops_.fetch_add(1);
+    Plan::FrameCall* previous = attached_ == call ? nullptr : attached_;
+    whittle_frame_source_attach(source_, &Plan::LoopFrame, call, generation);
+    if (previous != nullptr) previous->plan->loops_.fetch_sub(1);
+    attached_ = call;
+    runner_ = Napi::Persistent(runner);
+    return env.Undefined();
+  }
+
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ExpectRunning(env);
+    View out = Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "out", {napi_float64_array},
+                     "a Float64Array");
+    const size_t n =
+        whittle_frame_source_drain(source_, records_.data(), std::min(records_.size(), out.length / 5));
+    double* values = static_cast<double*>(out.data);
+    for (size_t i = 0; i < n; i++) Spread(records_[i], values + 5 * i);
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  static void Spread(const whittle_frame_record& r, double* out) {
+    out[0] = r.generation;
+    out[1] = static_cast<double>(r.index);
+    out[2] = r.latency_ms;
+    out[3] = r.class_index;
+    out[4] = r.confidence;
+  }
+
+  Napi::Value Last(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ExpectRunning(env);
+    const View frame = Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "frame", {napi_uint8_array},
+                             "a Uint8Array");
+    const View record = Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "record",
+                              {napi_float64_array}, "a Float64Array");
+    ExpectUnchanged(env, {&frame, &record});
+    ExpectLength(env, frame, frame_bytes_, "frameBytes");
+    ExpectLength(env, record, 5, "5");
+    whittle_frame_record r{};
+    if (!whittle_frame_source_last(source_, static_cast<uint8_t*>(frame.data), &r))
+      return Napi::Boolean::New(env, false);
+    Spread(r, static_cast<double*>(record.data));
+    return Napi::Boolean::New(env, true);
+  }
+
+  Napi::Value Status(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object status = Napi::Object::New(env);
+    if (source_ == nullptr) {
+      status.Set("received", stopped_.received);
+      status.Set("dropped", stopped_.dropped);
+      status.Set("lost", stopped_.lost);
+      status.Set("ended",
+                 stopped_.ended ? Napi::Value(Napi::String::New(env, stopped_.message)) : env.Null());
+      return status;
+    }
+    whittle_frame_source_status s;
+    whittle_frame_source_status_of(source_, &s);
+    status.Set("received", static_cast<double>(s.received));
+    status.Set("dropped", static_cast<double>(s.dropped));
+    status.Set("lost", static_cast<double>(s.lost));
+    status.Set("ended", s.ended ? Napi::Value(Napi::String::New(env, s.message)) : env.Null());
+    return status;
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (source_ != nullptr) {
+      Detach();
+      whittle_frame_source_status s;
+      whittle_frame_source_status_of(source_, &s);
+      stopped_ = {static_cast<double>(s.received), static_cast<double>(s.dropped),
+                  static_cast<double>(s.lost), s.ended, s.ended ? s.message : "stopped"};
+      whittle_frame_source_stop(source_);
+      source_ = nullptr;
+    }
+    return info.Env().Undefined();
+  }
+
+  whittle_frame_source* source_ = nullptr;
+  size_t frame_bytes_ = 0;
+  std::vector<whittle_frame_record> records_;  // drain's scratch: no allocation per drain
+  Plan::FrameCall* attached_ = nullptr;
+  Napi::Reference<Napi::Value> runner_;  // keeps the attached runner (and its plan) alive
+  struct {
+    double received, dropped, lost;
+    bool ended;
+    std::string message;
+  } stopped_{};
+};
+
+// createFramePipe(): [readFd, writeFd] of a new pipe, both close-on-exec (a child given writeFd as its stdout
+// gets its own copy): the camera's ffmpeg writes frames into it and a FrameSource reads them.
+Napi::Value CreateFramePipe(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    throw Napi::Error::New(info.Env(), std::string("createFramePipe: ") + std::strerror(errno));
+  Napi::Array pair = Napi::Array::New(info.Env(), 2);
+  pair.Set(0u, fds[0]);
+  pair.Set(1u, fds[1]);
+  return pair;
+}
+
 // A registered operator's JS function: reads and checks the call's arguments, runs on the calling thread.
 Napi::Value CallOperator(const Napi::CallbackInfo& info) {
   const OperatorReader reader = reinterpret_cast<OperatorReader>(info.Data());
@@ -713,6 +976,8 @@ void RegisterOperator(Napi::Env env, Napi::Object exports, const char* name, Ope
 void RegisterPlan(Napi::Env env, Napi::Object exports) {
   exports.Set("Plan", Plan::Define(env));
   exports.Set("Operator", Operator::Define(env));
+  exports.Set("FrameSource", FrameSource::Define(env));
+  exports.Set("createFramePipe", Napi::Function::New(env, CreateFramePipe, "createFramePipe"));
 }
 
 }  // namespace whittle

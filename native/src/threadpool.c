@@ -375,3 +375,33 @@ WHITTLE_HOT size_t whittle_threadpool_granularity(const whittle_threadpool* pool
   if (!(unit_work > 0.0) || units * (double)granularity >= (double)(SIZE_MAX / 2)) return SIZE_MAX / 2;
   return (size_t)units * granularity;
 }
+
+struct whittle_thread {
+  pthread_t id;
+  void (*fn)(void*);
+  void* arg;
+};
+
+static void* thread_main(void* raw) {
+  whittle_thread* thread = raw;
+  thread->fn(thread->arg);
+  return NULL;
+}
+
+whittle_thread* whittle_thread_start(void (*fn)(void* arg), void* arg) {
+  whittle_thread* thread = malloc(sizeof(*thread));
+  if (thread == NULL) return NULL;
+  thread->fn = fn;
+  thread->arg = arg;
+  if (pthread_create(&thread->id, NULL, thread_main, thread) != 0) {
+    free(thread);
+    return NULL;
+  }
+  return thread;
+}
+
+void whittle_thread_join(whittle_thread* thread) {
+  if (thread == NULL) return;
+  pthread_join(thread->id, NULL);
+  free(thread);
+}

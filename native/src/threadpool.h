@@ -81,6 +81,13 @@ void whittle_threadpool_set_min_task_work(size_t work);
 size_t whittle_threadpool_granularity(const whittle_threadpool* pool, size_t granularity,
                                       double work_per_item, size_t range);
 
+// One thread of its own (not a pool's worker), for a long-running loop such as the agent's native frame
+// loop (frame_source.h): whittle_thread_start runs fn(arg) on a new thread and returns it, or NULL when the
+// thread cannot be started; whittle_thread_join waits for fn to return and frees the handle.
+typedef struct whittle_thread whittle_thread;
+whittle_thread* whittle_thread_start(void (*fn)(void* arg), void* arg);
+void whittle_thread_join(whittle_thread* thread);
+
 #ifdef __cplusplus
 }
 #endif

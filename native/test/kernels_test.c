@@ -10,13 +10,16 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../src/cb_conv2d.h"
 #include "../src/f32_ops.h"
+#include "../src/frame_source.h"
 #include "../src/qs8_ops.h"
 #include "../src/tern_conv2d.h"
 
@@ -1378,6 +1381,179 @@ static void run_level(whittle_isa level) {
   }
 }
 
+// The native frame loop (frame_source.h) over a pipe, with a stand-in for the model's frame call: its class
+// is the sum of the frame's bytes plus the context's offset, so each record says which attach ran it.
+typedef struct {
+  uint32_t offset;
+  const char* fail;    // returned instead of running, when set
+  atomic_int running;  // frames of this context in flight: must never exceed 1
+  atomic_int overlap;
+} frame_fn_context;
+
+static const char* frame_fn(void* raw, const uint8_t* frame, uint32_t* class_index, float* confidence) {
+  frame_fn_context* c = raw;
+  if (c->fail != NULL) return c->fail;
+  if (atomic_fetch_add(&c->running, 1) != 0) atomic_store(&c->overlap, 1);
+  uint32_t sum = 0;
+  for (size_t i = 0; i < 4; i++) sum += frame[i];
+  *class_index = sum + c->offset;
+  *confidence = 0.5f;
+  atomic_fetch_sub(&c->running, 1);
+  return NULL;
+}
+
+static void sleep_ms(long ms) {
+  const struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+// Waits (up to 5 s) until the source has read `received` frames, or has ended when received is 0.
+static bool wait_source(whittle_frame_source* source, uint64_t received) {
+  for (int i = 0; i < 5000; i++) {
+    whittle_frame_source_status status;
+    whittle_frame_source_status_of(source, &status);
+    if (received == 0 ? status.ended : status.received >= received) return true;
+    sleep_ms(1);
+  }
+  return false;
+}
+
+// Waits (up to 5 s) until the frame numbered `index` has been run.
+static bool wait_run(whittle_frame_source* source, uint64_t index) {
+  uint8_t frame[4];
+  whittle_frame_record record;
+  for (int i = 0; i < 5000; i++) {
+    if (whittle_frame_source_last(source, frame, &record) && record.index >= index) return true;
+    sleep_ms(1);
+  }
+  return false;
+}
+
+static bool write_all(int fd, const void* data, size_t bytes) {
+  return write(fd, data, bytes) == (ssize_t)bytes;
+}
+
+typedef struct {
+  int fd;
+  int frames;
+} frame_writer;
+
+static void write_frames(void* raw) {
+  frame_writer* w = raw;
+  for (int f = 0; f < w->frames; f++) {
+    const uint8_t frame[4] = {(uint8_t)f, 1, 2, 3};
+    if (!write_all(w->fd, frame, 4)) break;
+    if (f % 8 == 0) sleep_ms(1);
+  }
+}
+
+static void test_frame_source(void) {
+  report_where = "frame source";
+  const char* error = NULL;
+  report(whittle_frame_source_start(-1, 4, 8, &error) == NULL && error != NULL,
+         "a bad descriptor is refused");
+  int fds[2];
+  if (pipe(fds) != 0) {
+    report(false, "pipe");
+    return;
+  }
+  whittle_frame_source* source = whittle_frame_source_start(fds[0], 4, 4, &error);
+  report(source != NULL, "starts on a pipe");
+  if (source == NULL) return;
+  frame_fn_context a = {.offset = 0}, b = {.offset = 1000};
+  atomic_init(&a.running, 0);
+  atomic_init(&a.overlap, 0);
+  atomic_init(&b.running, 0);
+  atomic_init(&b.overlap, 0);
+  // Detached: frames are read and dropped, no record.
+  const uint8_t first[4] = {9, 9, 9, 9};
+  write_all(fds[1], first, 4);
+  report(wait_source(source, 1), "reads a frame with nothing attached");
+  whittle_frame_record records[8];
+  whittle_frame_source_status status;
+  whittle_frame_source_status_of(source, &status);
+  report(whittle_frame_source_drain(source, records, 8) == 0 && status.dropped == 1, "drops it, no record");
+  uint8_t last[4];
+  whittle_frame_record last_record;
+  report(!whittle_frame_source_last(source, last, &last_record), "no last frame before a run");
+  // Attached: one record per frame, frame after frame, the partial writes joined.
+  whittle_frame_source_attach(source, frame_fn, &a, 1);
+  for (uint8_t f = 0; f < 3; f++) {
+    const uint8_t frame[4] = {f, 1, 2, 3};
+    write_all(fds[1], frame, 2);
+    sleep_ms(2);
+    write_all(fds[1], frame + 2, 2);
+    wait_run(source, 1u + f);
+  }
+  size_t n = whittle_frame_source_drain(source, records, 8);
+  bool ok = n == 3;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = records[i].index == 1 + i && records[i].class_index == 6 + i && records[i].generation == 1 &&
+         records[i].confidence == 0.5f && records[i].latency_ms >= 0;
+  report(ok, "3 frames give 3 records in order (%zu)", n);
+  ok = whittle_frame_source_last(source, last, &last_record);
+  report(ok && last[0] == 2 && last_record.index == 3, "the last frame and its record");
+  // A swap: records of the new function carry its generation.
+  whittle_frame_source_attach(source, frame_fn, &b, 2);
+  const uint8_t frame[4] = {1, 1, 1, 1};
+  write_all(fds[1], frame, 4);
+  wait_run(source, 4);
+  n = whittle_frame_source_drain(source, records, 8);
+  report(n == 1 && records[0].generation == 2 && records[0].class_index == 1004, "a swap takes effect");
+  // The ring keeps the newest records: 6 frames into a ring of 4 lose 2.
+  for (uint8_t f = 0; f < 6; f++) {
+    const uint8_t fr[4] = {f, 0, 0, 0};
+    write_all(fds[1], fr, 4);
+    wait_run(source, 5u + f);
+  }
+  whittle_frame_source_status_of(source, &status);
+  n = whittle_frame_source_drain(source, records, 8);
+  report(n == 4 && status.lost == 2 && records[0].class_index == 1002 && records[3].class_index == 1005,
+         "a full ring loses its oldest records (%zu, lost %llu)", n, (unsigned long long)status.lost);
+  // Swaps while frames stream in from another thread: a function never runs after the attach that replaced
+  // it returned, and never twice at once.
+  frame_writer writer = {fds[1], 400};
+  whittle_thread* thread = whittle_thread_start(write_frames, &writer);
+  report(thread != NULL, "a writer thread");
+  for (uint32_t g = 0; g < 200; g++) {
+    frame_fn_context* c = g % 2 ? &a : &b;
+    whittle_frame_source_attach(source, g % 3 == 0 ? NULL : frame_fn, c, 10 + g);
+    whittle_frame_source_drain(source, records, 8);
+  }
+  whittle_thread_join(thread);
+  report(atomic_load(&a.overlap) == 0 && atomic_load(&b.overlap) == 0, "no frame call overlaps another");
+  // A partial frame at the end of the stream ends the loop and says so.
+  write_all(fds[1], frame, 3);
+  close(fds[1]);
+  report(wait_source(source, 0), "ends at end of stream");
+  whittle_frame_source_status_of(source, &status);
+  report(status.ended && strstr(status.message, "inside a frame: 3 of 4 bytes") != NULL,
+         "a partial frame is named: %s", status.message);
+  whittle_frame_source_stop(source);
+  // The attached function's error ends the loop with its message.
+  if (pipe(fds) != 0) return;
+  source = whittle_frame_source_start(fds[0], 4, 4, &error);
+  frame_fn_context failing = {.offset = 0, .fail = "step 3 cannot run: out of memory"};
+  atomic_init(&failing.running, 0);
+  atomic_init(&failing.overlap, 0);
+  whittle_frame_source_attach(source, frame_fn, &failing, 1);
+  write_all(fds[1], frame, 4);
+  report(wait_source(source, 0), "a failing frame call ends the loop");
+  whittle_frame_source_status_of(source, &status);
+  report(strcmp(status.message, "frame 0: step 3 cannot run: out of memory") == 0, "with its message: %s",
+         status.message);
+  whittle_frame_source_stop(source);
+  close(fds[1]);
+  // Stop wakes a loop waiting on a pipe that gives nothing.
+  if (pipe(fds) != 0) return;
+  source = whittle_frame_source_start(fds[0], 4, 4, &error);
+  sleep_ms(5);
+  whittle_frame_source_stop(source);
+  report(true, "stops while waiting for a frame");
+  close(fds[1]);
+  report_where = NULL;
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-v") == 0) verbose = true;
@@ -1385,6 +1561,7 @@ int main(int argc, char** argv) {
   test_cpu();
   test_requantize_reference();
   test_threadpool();
+  test_frame_source();
   // The test layers are small: without this they would all run inline and the multi-threaded paths (the
   // per-thread scratch, rows split between tasks) would go untested.
   whittle_threadpool_set_min_task_work(0);

@@ -30,12 +30,13 @@ interface Agent {
   stop: () => Promise<void>;
 }
 
-function startAgent(configFile: string): Agent {
+function startAgent(configFile: string, env: NodeJS.ProcessEnv = process.env): Agent {
   const proc = spawn(
     process.execPath,
     [join(packageRoot(), 'bin', 'whittle-agent.js'), 'run', '--config', configFile],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     },
   );
   let output = '';
@@ -142,3 +143,48 @@ test(
     }
   },
 );
+
+for (const loop of ['native', 'js'] as const) {
+  test(
+    `a killed ffmpeg: the camera restarts and frames flow again (the ${loop === 'js' ? 'JavaScript' : loop} frame loop)`,
+    { timeout: 90_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'whittle-killed-'));
+      const keys = signingKeys();
+      const { configFile, stateDir } = await offlineAgentConfig(dir, 'killed-device', keys, { fps: 15 });
+      const agent = startAgent(configFile, { ...process.env, WHITTLE_AGENT_FRAME_LOOP: loop });
+      try {
+        const way = loop === 'js' ? 'the JavaScript frame loop' : 'the native frame loop';
+        await waitFor('the camera to start', 30_000, () =>
+          agent.output().includes(`frames, run in ${way}`) ? true : undefined,
+        ).catch((err: Error) => assert.fail(`${err.message}\n${agent.output()}`));
+        const framesAfter = (from: number): Promise<unknown> =>
+          waitFor('frames', 20_000, () =>
+            outboxRecords(stateDir)
+              .slice(from)
+              .some((r) => r.fps > 0)
+              ? true
+              : undefined,
+          ).catch((err: Error) => assert.fail(`${err.message}\n${agent.output()}`));
+        await framesAfter(0);
+        const ffmpeg = readFileSync(`/proc/${agent.proc.pid}/task/${agent.proc.pid}/children`, 'utf8')
+          .trim()
+          .split(/\s+/)
+          .map(Number);
+        assert.equal(ffmpeg.length, 1, agent.output());
+        process.kill(ffmpeg[0]!, 'SIGKILL');
+        await waitFor('the camera to restart', 20_000, () =>
+          /ffmpeg exited \(SIGKILL\).*restarting the camera in 1 s/.test(agent.output()) &&
+          agent.output().includes('reopened for 28x28x1 frames')
+            ? true
+            : undefined,
+        ).catch((err: Error) => assert.fail(`${err.message}\n${agent.output()}`));
+        await framesAfter(outboxRecords(stateDir).length + 1);
+        assert.equal(agent.proc.exitCode, null, 'the agent is still running');
+      } finally {
+        await agent.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+}
