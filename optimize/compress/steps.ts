@@ -26,9 +26,23 @@ import type { PackageContent } from '../package/writer.js';
 import { calibrationFromImages, type CalibrationMethod } from '../quantize/calibrate.js';
 import { quantizePackage } from '../quantize/ptq.js';
 import { fileHandler, loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
-import { DEFAULT_TRAIN_CONFIG, train, type TrainConfig, type TrainProgress } from '../train/trainer.js';
+import {
+  DEFAULT_TRAIN_CONFIG,
+  type Distillation,
+  train,
+  type TrainConfig,
+  type TrainProgress,
+} from '../train/trainer.js';
+import { buildZooModel } from '../zoo/index.js';
 import type { LayerCompression } from './encode.js';
-import { METHODS, type ModelLayer, type StepParams } from './pipeline.js';
+import {
+  DISTILL_ALPHA,
+  DISTILL_TEMPERATURE,
+  METHODS,
+  type ModelLayer,
+  PipelineError,
+  type StepParams,
+} from './pipeline.js';
 import {
   iterationSparsity,
   type LayerProjection,
@@ -48,6 +62,9 @@ const START_DIR = 'start';
 export interface RetrainSettings {
   /** The model's zoo name (recorded in each phase's evaluation.json). */
   model: string;
+  /** The pipeline's input model (a `whittle train` directory): the teacher of a distilling phase that names
+   * none. */
+  input?: string;
   dataset: string;
   batchSize: number;
   seed: number;
@@ -90,15 +107,30 @@ function selectedLayers(method: string, context: StepContext, params: StepParams
   );
 }
 
-/** One retraining phase in `dir` from the model in context.modelDir: `prepare` projects the starting model's
- * weights and returns the projections to keep (saved, so a resumed phase keeps the same ones). Leaves
- * context.modelDir at the phase's model. */
+/** The teacher of a phase whose step asks for distillation (the distill step, or `distill: true`). */
+async function phaseTeacher(context: StepContext, params: StepParams): Promise<Distillation | undefined> {
+  if (params.distill !== true) return undefined;
+  const dir = (params.teacher as string | undefined) ?? context.retrain.input;
+  if (dir === undefined)
+    throw new PipelineError('distillation needs a teacher: MODEL is a package, so name a `teacher` directory');
+  return {
+    teacher: await tf.loadLayersModel(fileHandler(dir)),
+    temperature: (params.temperature as number | undefined) ?? DISTILL_TEMPERATURE,
+    alpha: (params.alpha as number | undefined) ?? DISTILL_ALPHA,
+  };
+}
+
+/** One retraining phase in `dir` from the model in context.modelDir (or the one `initial` builds): `prepare`
+ * projects the starting model's weights and returns the projections to keep (saved, so a resumed phase keeps
+ * the same ones). With distillation asked for, the phase trains on its teacher's softened outputs too.
+ * Leaves context.modelDir at the phase's model. */
 async function retrainPhase(
   context: StepContext,
   dir: string,
   label: string,
   params: StepParams,
   prepare: (model: tf.LayersModel) => LayerProjection[],
+  initial?: { build: () => tf.LayersModel; config: Partial<TrainConfig> },
 ): Promise<{ interrupted: boolean }> {
   if (existsSync(join(dir, PHASE_DONE))) {
     context.modelDir = dir;
@@ -110,7 +142,7 @@ async function retrainPhase(
   if (resuming) {
     projections = loadProjections(dir);
   } else {
-    const model = await tf.loadLayersModel(fileHandler(context.modelDir!));
+    const model = initial ? initial.build() : await tf.loadLayersModel(fileHandler(context.modelDir!));
     try {
       projections = prepare(model);
       await saveProjections(dir, projections);
@@ -131,17 +163,24 @@ async function retrainPhase(
       patience: 0,
       ...(context.retrain.trainLimit !== undefined ? { trainLimit: context.retrain.trainLimit } : {}),
       ...(context.retrain.testLimit !== undefined ? { testLimit: context.retrain.testLimit } : {}),
+      ...initial?.config,
     };
-    const result = await train({
-      config,
-      outDir: dir,
-      resume: resuming,
-      from: join(dir, START_DIR),
-      hooks: projectionHooks(projections),
-      ...(context.signal ? { signal: context.signal } : {}),
-      ...(context.onProgress ? { onProgress: (p: TrainProgress) => context.onProgress!(label, p) } : {}),
-    });
-    if (result.interrupted) return { interrupted: true };
+    const distill = await phaseTeacher(context, params);
+    try {
+      const result = await train({
+        config,
+        outDir: dir,
+        resume: resuming,
+        from: join(dir, START_DIR),
+        hooks: projectionHooks(projections),
+        ...(distill ? { distill } : {}),
+        ...(context.signal ? { signal: context.signal } : {}),
+        ...(context.onProgress ? { onProgress: (p: TrainProgress) => context.onProgress!(label, p) } : {}),
+      });
+      if (result.interrupted) return { interrupted: true };
+    } finally {
+      distill?.teacher.dispose();
+    }
   }
   writeFileSync(join(dir, PHASE_DONE), JSON.stringify({ label, epochs }));
   context.modelDir = dir;
@@ -230,6 +269,40 @@ const kmeans: CompressStep = async (context, params) => {
   return { interrupted: false };
 };
 
+/** Knowledge distillation: a new student (a zoo model at a width, from scratch) or the input model itself
+ * trained on the teacher's softened outputs; the student is the model every later step compresses. */
+const distill: CompressStep = async (context, params) => {
+  const student = params.student as string | undefined;
+  const width = params.width as number;
+  const fresh = student !== 'input';
+  const name = student ?? context.retrain.model;
+  const result = await retrainPhase(
+    context,
+    join(context.dir, 'student'),
+    'distill',
+    { ...params, distill: true },
+    () => [],
+    fresh
+      ? {
+          build: () =>
+            buildZooModel(name, {
+              height: context.trainSet.height,
+              width: context.trainSet.width,
+              channels: context.trainSet.channels,
+              classes: context.trainSet.classes.length,
+              seed: context.retrain.seed,
+              widthMultiplier: width,
+            }),
+          config: { model: name, widthMultiplier: width },
+        }
+      : undefined,
+  );
+  if (result.interrupted) return result;
+  // A new student has other layers: nothing a step did to the teacher's layers carries over.
+  if (fresh) context.layers = new Map();
+  return { interrupted: false };
+};
+
 const huffman: CompressStep = (context) => {
   for (const [name, layer] of context.layers)
     if (layer.bits !== undefined) context.layers.set(name, { ...layer, huffman: true });
@@ -256,6 +329,7 @@ function postTraining(format: 'int8' | 'fixed16' | 'fixed8'): CompressStep {
 }
 
 export const STEPS: Record<string, CompressStep> = {
+  distill,
   prune,
   kmeans,
   huffman,

@@ -328,6 +328,81 @@ export interface TrainRun {
   from?: string;
   /** A retraining phase's additions to the loop (see TrainHooks). */
   hooks?: TrainHooks;
+  /** Knowledge distillation: each batch's loss takes the teacher's softened outputs (see Distillation). */
+  distill?: Distillation;
+}
+
+/**
+ * Knowledge distillation (Hinton et al. 2015): the loss of a batch is
+ *   α·T²·KL(softmax(z_t / T) ‖ softmax(z_s / T)) + (1 − α)·CE(labels, softmax(z_s)),
+ * z_t and z_s the teacher's and the student's logits. The zoo models end in a softmax, so the logits are
+ * taken as log p (equal to z up to a per-image constant, which softmax ignores). T² keeps the soft term's
+ * gradients at the scale of the hard one's as T changes; α = 0 is training on the labels alone. The teacher
+ * is not trained; it runs in inference mode on the same (augmented) batch as the student. Works on every
+ * backend (the loss is plain tfjs ops; the batch goes through the optimizer's minimize, so the hooks and the
+ * fused Adam apply as with trainOnBatch).
+ */
+export interface Distillation {
+  teacher: tf.LayersModel;
+  temperature: number;
+  alpha: number;
+}
+
+/** The log-probabilities' floor: keeps log p finite where a softmax output underflows to 0. */
+const LOG_FLOOR = 1e-30;
+
+/** The distillation loss of a batch (mean over its images) from the student's and the teacher's softmax
+ * outputs [batch, classes] and the one-hot labels. */
+export function distillationLoss(
+  student: tf.Tensor2D,
+  teacher: tf.Tensor2D,
+  labels: tf.Tensor2D,
+  temperature: number,
+  alpha: number,
+): tf.Scalar {
+  return tf.tidy(() => {
+    const logStudent = tf.log(tf.clipByValue(student, LOG_FLOOR, 1));
+    const hard = tf.neg(tf.sum(tf.mul(labels, logStudent), -1));
+    if (alpha === 0) return tf.mean(hard);
+    const softStudent = tf.logSoftmax(tf.div(logStudent, temperature));
+    const softTeacher = tf.logSoftmax(tf.div(tf.log(tf.clipByValue(teacher, LOG_FLOOR, 1)), temperature));
+    const kl = tf.sum(tf.mul(tf.exp(softTeacher), tf.sub(softTeacher, softStudent)), -1);
+    return tf.mean(tf.add(tf.mul(kl, alpha * temperature * temperature), tf.mul(hard, 1 - alpha)));
+  });
+}
+
+/** One batch trained on the distillation loss: [loss, accuracy] as trainOnBatch returns them. */
+function distillationBatch(
+  model: tf.LayersModel,
+  x: tf.Tensor4D,
+  y: tf.Tensor2D,
+  distill: Distillation,
+): [number, number] {
+  const teacher = tf.tidy(() => distill.teacher.predict(x) as tf.Tensor2D);
+  let right: tf.Tensor | undefined;
+  const loss = model.optimizer.minimize(
+    () => {
+      const p = model.apply(x, { training: true }) as tf.Tensor2D;
+      right = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(y, -1)), 'float32')));
+      return distillationLoss(p, teacher, y, distill.temperature, distill.alpha);
+    },
+    true,
+    model.trainableWeights.map((w) => w.read() as tf.Variable),
+  )!;
+  const out: [number, number] = [loss.dataSync()[0]!, right!.dataSync()[0]! / x.shape[0]];
+  tf.dispose([teacher, loss, right!]);
+  return out;
+}
+
+function checkTeacher(teacher: tf.LayersModel, student: tf.LayersModel): void {
+  const shape = (m: tf.LayersModel, which: 'inputs' | 'outputs'): string =>
+    JSON.stringify(m[which][0]!.shape.slice(1));
+  for (const which of ['inputs', 'outputs'] as const)
+    if (shape(teacher, which) !== shape(student, which))
+      throw new TrainConfigError(
+        `the teacher's ${which} ${shape(teacher, which)} do not match the student's ${shape(student, which)}: ` +
+          'a teacher must be trained on the same dataset (image size, channels, classes)',
+      );
 }
 
 function readCheckpoint(dir: string): CheckpointState {
@@ -426,6 +501,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     compile(model, config.learningRate, adam, run.hooks);
   }
   run.hooks?.start?.(model);
+  if (run.distill) checkTeacher(run.distill.teacher, model);
 
   const state: CheckpointState = resumed ?? {
     version: 1,
@@ -479,7 +555,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
             totalSteps,
           ),
         );
-        const out = (await model.trainOnBatch(x, y)) as number[];
+        const out = run.distill
+          ? distillationBatch(model, x, y, run.distill)
+          : ((await model.trainOnBatch(x, y)) as number[]);
         tf.dispose([x, y]);
         const loss = out[0]!;
         const accuracy = out[1]!;

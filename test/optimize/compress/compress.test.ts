@@ -33,7 +33,11 @@ import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { fileHandler } from '../../../optimize/train/file-io.js';
-import { DEFAULT_TRAIN_CONFIG, train } from '../../../optimize/train/trainer.js';
+import {
+  DEFAULT_TRAIN_CONFIG,
+  distillationLoss,
+  train,
+} from '../../../optimize/train/trainer.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
 
@@ -83,6 +87,29 @@ describe('compression projections', () => {
   });
 });
 
+describe('distillation loss', () => {
+  test('alpha 0 is the cross-entropy on the labels; the soft term is T² KL of the softened outputs', () => {
+    const student = tf.tensor2d([[0.7, 0.2, 0.1]]);
+    const teacher = tf.tensor2d([[0.5, 0.3, 0.2]]);
+    const labels = tf.tensor2d([[1, 0, 0]]);
+    const ce = -Math.log(0.7);
+    assert.ok(Math.abs(distillationLoss(student, teacher, labels, 4, 0).dataSync()[0]! - ce) < 1e-6);
+    const soft = (p: number[], t: number): number[] => {
+      const z = p.map((v) => Math.exp(Math.log(v) / t));
+      const sum = z.reduce((a, b) => a + b, 0);
+      return z.map((v) => v / sum);
+    };
+    const [ps, pt] = [soft([0.7, 0.2, 0.1], 4), soft([0.5, 0.3, 0.2], 4)];
+    const kl = pt.reduce((s, p, i) => s + p * Math.log(p / ps[i]!), 0);
+    const got = distillationLoss(student, teacher, labels, 4, 0.9).dataSync()[0]!;
+    assert.ok(Math.abs(got - (0.9 * 16 * kl + 0.1 * ce)) < 1e-5, `${got}`);
+    // A student that matches its teacher pays only the label term.
+    const same = distillationLoss(teacher, teacher, labels, 2, 0.5).dataSync()[0]!;
+    assert.ok(Math.abs(same - 0.5 * -Math.log(0.5)) < 1e-6);
+    tf.dispose([student, teacher, labels]);
+  });
+});
+
 describe('pipelines', () => {
   const layers: ModelLayer[] = [
     { name: 'flatten', kind: 'Flatten', weights: 0 },
@@ -105,7 +132,7 @@ describe('pipelines', () => {
     };
     try {
       const cases: [unknown, RegExp][] = [
-        [[{ method: 'zip' }], /unknown method "zip"; the methods are prune, kmeans/],
+        [[{ method: 'zip' }], /unknown method "zip"; the methods are distill, prune, kmeans/],
         [[{ method: 'prune', sparsty: 0.5 }], /unknown parameter "sparsty"; prune takes sparsity/],
         [[{ method: 'prune', sparsity: 1 }], /sparsity must be a number >= 0 and < 1/],
         [[{ method: 'kmeans', bits: 9 }], /bits must be an integer >= 1 and <= 8/],
@@ -123,6 +150,13 @@ describe('pipelines', () => {
           /int8 rewrites the whole fp32 model .* cannot follow prune/,
         ],
         [[{ method: 'kmeans' }, { method: 'prune' }], /pruning after kmeans/],
+        [[{ method: 'prune', temperature: 2 }], /temperature apply to a distilling phase: add "distill": true/],
+        [[{ method: 'distill', teacher: '/no/such' }], /teacher must be a `whittle train` directory/],
+        [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
+        [
+          [{ method: 'distill' }, { method: 'prune', layers: { fc1: 0.5 } }],
+          /a distill step before it replaces the model by a new student/,
+        ],
       ];
       for (const [steps, message] of cases)
         assert.throws(() => loadPipeline(spec(steps), layers), { name: 'PipelineError', message });
@@ -224,6 +258,60 @@ describe('whittle compress', () => {
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
     assert.ok(new Set(fc1).size <= 16);
     assert.ok(Math.abs(fc1.filter((v) => v === 0).length / fc1.length - 0.8) < 0.01);
+  });
+
+  test('distillation: a half-width student, then pruned while it still learns from the teacher', async () => {
+    const out = join(root, 'distill.whittle');
+    const distillSpec = join(root, 'distill.json');
+    writeFileSync(
+      distillSpec,
+      JSON.stringify([
+        { method: 'distill', width: 0.5, epochs: 3 },
+        {
+          method: 'prune',
+          sparsity: 0.8,
+          iterations: 1,
+          epochs: 1,
+          learningRate: 1e-3,
+          distill: true,
+          temperature: 2,
+        },
+      ]),
+    );
+    const result = await runCompress({ ...base(out), pipeline: distillSpec });
+    assert.equal(result.interrupted, false);
+    if (result.interrupted) return;
+    const r = result.report;
+    assert.deepEqual(
+      r.steps.map((s) => s.method),
+      ['fp32', 'distill', 'prune'],
+    );
+    // 784-150-50-10 against 784-300-100-10: about half the weights, then 80 % of those pruned.
+    assert.ok(r.steps[1]!.compression_ratio > 1.9, `student ratio ${r.steps[1]!.compression_ratio}`);
+    assert.ok(r.compression_ratio > r.steps[1]!.compression_ratio);
+    // Tiny data (the teacher is at about 50 %): the student learns, and pruning keeps it above chance.
+    const accuracies = r.steps.map((s) => s.accuracy).join(', ');
+    assert.ok(r.steps[1]!.accuracy > 0.3 && r.accuracy > 0.15, `accuracies ${accuracies}`);
+    assert.deepEqual(
+      r.layers.map((l) => l.parameters),
+      [784 * 150 + 150, 150 * 50 + 50, 50 * 10 + 10],
+    );
+    const bytes = readFileSync(out);
+    const pkg = read(bytes);
+    assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
+    const test = firstImages(loadDataset('fashion-mnist').test!, 20);
+    const x = imageInput(test, 0, 20);
+    const scores = Model.fromPackage(pkg, { batch: 20 }).run([x])[0]!;
+    assert.deepEqual(scores.shape, [20, 10]);
+    const tfModel = await tf.loadLayersModel(fileHandler(join(`${out}.run`, '02-prune', 'iteration-1')));
+    const expected = tf.tidy(() =>
+      (tfModel.predict(tf.tensor4d(x, [20, 28, 28, 1])) as tf.Tensor).dataSync(),
+    );
+    tfModel.dispose();
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++)
+      worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
+    assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
   });
 
   test('int8, fixed16 and fixed8 run on the fp32 package as steps', async () => {
