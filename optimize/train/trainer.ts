@@ -244,6 +244,9 @@ export function createAdam(learningRate: number, adam: AdamImplementation): tf.O
  *   summed gradient;
  * - `afterUpdate`: after each optimizer update — projection (masks, centroids), or for an STE the update
  *   folded into the float copy (and the float weights restored until the next `beforeBatch`).
+ * - `save`: with every checkpoint, the hooks' own state (an STE's float weights) written in the
+ *   checkpoint's directory; `restore`: on resume, before `start`, that state read back (throws when it
+ *   is missing or unreadable, and the resume is refused as a corrupted checkpoint).
  * Validation, the test evaluation and the checkpoints see the weights as the model holds them after
  * `afterUpdate`.
  */
@@ -252,6 +255,8 @@ export interface TrainHooks {
   beforeBatch?(model: tf.LayersModel): void;
   gradients?(gradients: tf.NamedTensorMap): tf.NamedTensorMap;
   afterUpdate?(model: tf.LayersModel): void;
+  save?(dir: string): Promise<void>;
+  restore?(dir: string): void;
 }
 
 function compile(
@@ -419,9 +424,15 @@ function readCheckpoint(dir: string): CheckpointState {
   return state;
 }
 
-async function saveCheckpoint(dir: string, model: tf.LayersModel, state: CheckpointState): Promise<void> {
+async function saveCheckpoint(
+  dir: string,
+  model: tf.LayersModel,
+  state: CheckpointState,
+  hooks: TrainHooks | undefined,
+): Promise<void> {
   mkdirSync(dir, { recursive: true });
   await model.save(fileHandler(dir));
+  await hooks?.save?.(dir);
   if (model.optimizer) {
     const weights = await model.optimizer.getWeights();
     await saveNamedTensors(dir, OPTIMIZER_FILE, weights);
@@ -486,6 +497,15 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     }
     // setWeights makes its own variables from these.
     tf.dispose(optimizerWeights.map((w) => w.tensor));
+    try {
+      run.hooks?.restore?.(checkpointDir);
+    } catch (error) {
+      model.dispose();
+      throw new CheckpointError(
+        `${checkpointDir}: the checkpoint's training state is corrupted or truncated ` +
+          `(${(error as Error).message}); nothing was changed: start the run again without --resume`,
+      );
+    }
   } else if (run.from !== undefined) {
     model = await tf.loadLayersModel(fileHandler(run.from));
     compile(model, config.learningRate, adam, run.hooks);
@@ -534,7 +554,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       const recent: number[] = [];
       for (const batch of trainStream.epoch(state.epoch, state.batch)) {
         if (run.signal?.aborted) {
-          await saveCheckpoint(checkpointDir, model, state);
+          await saveCheckpoint(checkpointDir, model, state, run.hooks);
           return {
             outDir: run.outDir,
             interrupted: true,
@@ -646,7 +666,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       state.history.push(record);
       run.onEpoch?.(record);
       const next = { ...state, epoch: state.epoch + 1, batch: 0 };
-      await saveCheckpoint(checkpointDir, model, next);
+      await saveCheckpoint(checkpointDir, model, next, run.hooks);
       if (validationStream && state.epochsWithoutImprovement > config.patience - 1 && config.patience > 0) {
         stoppedEarly = state.epoch + 1 < config.epochs;
         state.epoch++;
