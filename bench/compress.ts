@@ -14,15 +14,20 @@ import { runCompress } from '../optimize/compress/runner.js';
 import { bundledSigningKey } from '../optimize/package/writer.js';
 import { selectTrainingBackend } from '../optimize/train/backend-select.js';
 import { DEFAULT_TRAIN_CONFIG, train } from '../optimize/train/trainer.js';
-import { benchOptions, positiveInteger } from './kernels.js';
+import { BenchArgumentError, benchOptions, positiveInteger } from './kernels.js';
 
 export const COMPRESS_HELP =
   'compress options: --quick (5,000 training images, 1 epoch per phase at rate 1e-3, 1,000 test images), --models ' +
-  'lenet-300-100,lenet5, --dir DIR (trained models and runs; reused), --latency-runs 200, --json';
+  'lenet-300-100,lenet5, --methods (all: deep-compression, int8, fixed16, fixed8, distill, distill-labels), ' +
+  '--dir DIR (trained models and runs; reused), --latency-runs 200, --json';
 
 /** The methods run on each model; deep compression only where the issue asks for it (the LeNets). */
 const DEEP_COMPRESSION_MODELS = new Set(['lenet-300-100', 'lenet5']);
 const POST_TRAINING = ['int8', 'fixed16', 'fixed8'];
+/** Distillation's figure: the half-width student of the `distill` preset trained from its teacher, and the
+ * same student (same epochs, seed and data) on the labels alone (alpha 0). */
+const DISTILLATION = ['distill', 'distill-labels'];
+const METHOD_NAMES = ['deep-compression', ...POST_TRAINING, ...DISTILLATION];
 
 export async function compressBenchCommand(args: string[], machine: string): Promise<number> {
   const values = benchOptions(
@@ -30,6 +35,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
     {
       quick: { type: 'boolean' },
       models: { type: 'string' },
+      methods: { type: 'string' },
       dir: { type: 'string' },
       'latency-runs': { type: 'string' },
       json: { type: 'boolean' },
@@ -39,6 +45,12 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
   if (values === undefined) return 0;
   const quick = values.quick === true;
   const models = (values.models ?? 'lenet-300-100,lenet5').split(',');
+  const asked = values.methods?.split(',') ?? METHOD_NAMES;
+  const unknown = asked.filter((m) => !METHOD_NAMES.includes(m));
+  if (unknown.length > 0)
+    throw new BenchArgumentError(
+      `--methods: unknown ${unknown.join(', ')}; the methods are ${METHOD_NAMES.join(', ')}`,
+    );
   const dir = values.dir ?? join(tmpdir(), `whittle-bench-compress${quick ? '-quick' : ''}`);
   const latencyRuns = positiveInteger(values['latency-runs'], 200, '--latency-runs');
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -59,6 +71,16 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       ),
     }),
   );
+  // The distill preset (under --quick, 3 epochs), and the same on the labels alone.
+  const distill = PRESETS.distill!.map((s) => (quick ? { ...s, epochs: 3 } : s));
+  const specs: Record<string, string> = { 'deep-compression': deepCompression };
+  for (const [method, steps] of [
+    ['distill', distill],
+    ['distill-labels', distill.map((s) => ({ ...s, alpha: 0 }))],
+  ] as const) {
+    specs[method] = join(dir, `${method}.json`);
+    writeFileSync(specs[method], JSON.stringify({ steps }));
+  }
   const results: Record<string, unknown>[] = [];
   for (const model of models) {
     const trained = join(dir, model);
@@ -76,7 +98,11 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
         outDir: trained,
       });
     }
-    const methods = [...(DEEP_COMPRESSION_MODELS.has(model) ? ['deep-compression'] : []), ...POST_TRAINING];
+    const methods = [
+      ...(DEEP_COMPRESSION_MODELS.has(model) ? ['deep-compression'] : []),
+      ...POST_TRAINING,
+      ...DISTILLATION,
+    ].filter((m) => asked.includes(m));
     for (const method of methods) {
       const out = join(dir, `${model}-${method}.whittle`);
       const run = join(dir, `${model}-${method}.run`);
@@ -85,7 +111,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       const result = await runCompress({
         model: trained,
         dataset: 'fashion-mnist',
-        pipeline: method === 'deep-compression' ? deepCompression : method,
+        pipeline: specs[method] ?? method,
         out,
         runDir: run,
         resume,

@@ -187,6 +187,29 @@ export const METHODS: Record<string, MethodDefinition> = {
   },
 };
 
+/** int8 quantization-aware training and fixed-point fine-tuning (qat.ts): retrain, then write the package. */
+function quantizationAware(format: 'int8' | 'fixed16' | 'fixed8'): MethodDefinition {
+  const method = format === 'int8' ? 'int8-qat' : `${format}-ft`;
+  return {
+    method,
+    summary:
+      format === 'int8'
+        ? 'int8 quantization-aware training (straight-through estimators, activation ranges by EMA), then the int8 package'
+        : `${format === 'fixed16' ? 16 : 8}-bit dynamic fixed-point fine-tuning (Gupta et al. 2015: stochastic rounding, float copy), then the ${format} package`,
+    params: { ...retraining, ...calibration },
+    layerClasses: QAT_LAYER_CLASSES,
+    retrains: true,
+    rewritesPackage: true,
+  };
+}
+
+/** The layers quantization-aware training takes (a depthwise kernel's channels are not its last axis). */
+const QAT_LAYER_CLASSES = ['Conv2D', 'Dense'] as const;
+
+METHODS['int8-qat'] = quantizationAware('int8');
+METHODS['fixed16-ft'] = quantizationAware('fixed16');
+METHODS['fixed8-ft'] = quantizationAware('fixed8');
+
 export type StepParams = Record<string, ParamValue>;
 
 export interface PipelineStep {
@@ -206,6 +229,9 @@ export const PRESETS: Record<string, { method: string; [param: string]: unknown 
   int8: [{ method: 'int8' }],
   fixed16: [{ method: 'fixed16' }],
   fixed8: [{ method: 'fixed8' }],
+  'int8-qat': [{ method: 'int8-qat' }],
+  'fixed16-ft': [{ method: 'fixed16-ft' }],
+  'fixed8-ft': [{ method: 'fixed8-ft' }],
   // A half-width student of the input model's architecture, trained from scratch on its softened outputs.
   distill: [{ method: 'distill', width: 0.5 }],
 };
@@ -385,18 +411,26 @@ function checkOrder(steps: readonly PipelineStep[], where: string): void {
       throw new PipelineError(
         `${where} step ${i + 1} (prune): pruning after kmeans would break the shared values; prune first`,
       );
-    const newStudent = steps
-      .slice(0, i)
-      .some((s) => s.method === 'distill' && s.params.student !== 'input');
+    const newStudent = steps.slice(0, i).some((s) => s.method === 'distill' && s.params.student !== 'input');
     if (step.params.layers !== undefined && newStudent)
       throw new PipelineError(
         `${where} step ${i + 1} (${step.method}): names layers of the input model, but a distill step before ` +
           'it replaces the model by a new student (drop the layers map, or distill with student "input")',
       );
-    if (METHODS[step.method]!.rewritesPackage && before.length > 0)
+    const definition = METHODS[step.method]!;
+    // A retraining package step (QAT, fixed-point fine-tuning) takes the model so far: a distilled one.
+    const kept = definition.retrains ? before.filter((m) => m !== 'distill') : before;
+    if (definition.rewritesPackage && kept.length > 0)
       throw new PipelineError(
-        `${where} step ${i + 1} (${step.method}): ${step.method} rewrites the whole fp32 model in its own ` +
-          `number format, so it runs alone; it cannot follow ${before.join(', ')}`,
+        `${where} step ${i + 1} (${step.method}): ${step.method} rewrites the whole ` +
+          `${definition.retrains ? '' : 'fp32 '}model in its own number format, so it runs alone` +
+          `${definition.retrains ? ' (or after distill)' : ''}; it cannot follow ${kept.join(', ')}`,
+      );
+    const packageStep = before.find((m) => METHODS[m]!.rewritesPackage);
+    if (packageStep !== undefined)
+      throw new PipelineError(
+        `${where} step ${i + 1} (${step.method}): ${packageStep} wrote the package in its own number format; ` +
+          'it must be the last step',
       );
   });
 }

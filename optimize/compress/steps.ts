@@ -18,23 +18,25 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
-import type { Package } from '../../agent/package/reader.js';
+import { type Package, readPackage } from '../../agent/package/reader.js';
 import type { ImageSet } from '../datasets/image-set.js';
 import { packageImageInput } from '../evaluate-package.js';
 import { fixedPointPackage } from '../package/fixed-point.js';
-import type { PackageContent } from '../package/writer.js';
-import { calibrationFromImages, type CalibrationMethod } from '../quantize/calibrate.js';
+import { bundledSigningKey, type PackageContent, writePackage } from '../package/writer.js';
+import { calibrationFromImages, type CalibrationMethod, type TensorRange } from '../quantize/calibrate.js';
 import { quantizePackage } from '../quantize/ptq.js';
 import { fileHandler, loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
 import {
   DEFAULT_TRAIN_CONFIG,
   type Distillation,
   train,
+  combineHooks,
   type TrainConfig,
+  type TrainHooks,
   type TrainProgress,
 } from '../train/trainer.js';
 import { buildZooModel } from '../zoo/index.js';
-import type { LayerCompression } from './encode.js';
+import { compressedPackage, type LayerCompression } from './encode.js';
 import {
   DISTILL_ALPHA,
   DISTILL_TEMPERATURE,
@@ -44,6 +46,15 @@ import {
   type StepParams,
 } from './pipeline.js';
 import {
+  activationHooks,
+  fixedPointWeightQuantizer,
+  INT8_WEIGHT_QUANTIZER,
+  packageRanges,
+  QAT_RANGES_FILE,
+  type QatFormat,
+  quantizedPoints,
+} from './qat.js';
+import {
   iterationSparsity,
   type LayerProjection,
   magnitudeMasks,
@@ -52,6 +63,7 @@ import {
   shareWeights,
   writeKernel,
 } from './projection.js';
+import { steHooks } from './ste.js';
 
 /** Written in a phase's directory once the phase is complete. */
 export const PHASE_DONE = 'phase.json';
@@ -112,7 +124,9 @@ async function phaseTeacher(context: StepContext, params: StepParams): Promise<D
   if (params.distill !== true) return undefined;
   const dir = (params.teacher as string | undefined) ?? context.retrain.input;
   if (dir === undefined)
-    throw new PipelineError('distillation needs a teacher: MODEL is a package, so name a `teacher` directory');
+    throw new PipelineError(
+      'distillation needs a teacher: MODEL is a package, so name a `teacher` directory',
+    );
   return {
     teacher: await tf.loadLayersModel(fileHandler(dir)),
     temperature: (params.temperature as number | undefined) ?? DISTILL_TEMPERATURE,
@@ -120,7 +134,7 @@ async function phaseTeacher(context: StepContext, params: StepParams): Promise<D
   };
 }
 
-/** One retraining phase in `dir` from the model in context.modelDir (or the one `initial` builds): `prepare`
+/** One retraining phase in `dir` from the model in context.modelDir (or the one `phase.build` makes): `prepare`
  * projects the starting model's weights and returns the projections to keep (saved, so a resumed phase keeps
  * the same ones). With distillation asked for, the phase trains on its teacher's softened outputs too.
  * Leaves context.modelDir at the phase's model. */
@@ -130,7 +144,9 @@ async function retrainPhase(
   label: string,
   params: StepParams,
   prepare: (model: tf.LayersModel) => LayerProjection[],
-  initial?: { build: () => tf.LayersModel; config: Partial<TrainConfig> },
+  /** A phase that starts from a new model (`build`, with its `config`: a distillation's student), or trains
+   * with its own hooks in place of the projections' (a straight-through-estimator method). */
+  phase?: { build?: () => tf.LayersModel; config?: Partial<TrainConfig>; hooks?: TrainHooks },
 ): Promise<{ interrupted: boolean }> {
   if (existsSync(join(dir, PHASE_DONE))) {
     context.modelDir = dir;
@@ -142,7 +158,7 @@ async function retrainPhase(
   if (resuming) {
     projections = loadProjections(dir);
   } else {
-    const model = initial ? initial.build() : await tf.loadLayersModel(fileHandler(context.modelDir!));
+    const model = phase?.build ? phase.build() : await tf.loadLayersModel(fileHandler(context.modelDir!));
     try {
       projections = prepare(model);
       await saveProjections(dir, projections);
@@ -163,7 +179,7 @@ async function retrainPhase(
       patience: 0,
       ...(context.retrain.trainLimit !== undefined ? { trainLimit: context.retrain.trainLimit } : {}),
       ...(context.retrain.testLimit !== undefined ? { testLimit: context.retrain.testLimit } : {}),
-      ...initial?.config,
+      ...phase?.config,
     };
     const distill = await phaseTeacher(context, params);
     try {
@@ -172,7 +188,7 @@ async function retrainPhase(
         outDir: dir,
         resume: resuming,
         from: join(dir, START_DIR),
-        hooks: projectionHooks(projections),
+        hooks: phase?.hooks ?? projectionHooks(projections),
         ...(distill ? { distill } : {}),
         ...(context.signal ? { signal: context.signal } : {}),
         ...(context.onProgress ? { onProgress: (p: TrainProgress) => context.onProgress!(label, p) } : {}),
@@ -309,22 +325,83 @@ const huffman: CompressStep = (context) => {
   return Promise.resolve({ interrupted: false });
 };
 
+/** The package of `pkg` (an fp32 package) in `format`, calibrated on the training images; `ranges` (by tensor
+ * name) replace the calibrated ones. */
+function quantizedContent(
+  context: StepContext,
+  pkg: Package,
+  format: QatFormat,
+  params: StepParams,
+  ranges?: ReadonlyMap<string, TensorRange>,
+): PackageContent {
+  const calibration = calibrationFromImages(
+    context.trainSet,
+    params.calibrationImages as number,
+    packageImageInput(pkg, context.trainSet),
+  );
+  const options = {
+    calibrationMethod: params.calibrationMethod as CalibrationMethod,
+    ...(ranges ? { ranges } : {}),
+  };
+  return format === 'int8'
+    ? quantizePackage(pkg, calibration, options).content
+    : fixedPointPackage(pkg, calibration, { ...options, bits: format === 'fixed16' ? 16 : 8 }).content;
+}
+
 /** The existing post-training quantizers as steps: the fp32 package rewritten whole. */
-function postTraining(format: 'int8' | 'fixed16' | 'fixed8'): CompressStep {
+function postTraining(format: QatFormat): CompressStep {
   return (context, params) => {
-    const pkg = context.fp32;
-    const calibration = calibrationFromImages(
-      context.trainSet,
-      params.calibrationImages as number,
-      packageImageInput(pkg, context.trainSet),
-    );
-    const calibrationMethod = params.calibrationMethod as CalibrationMethod;
-    context.content =
-      format === 'int8'
-        ? quantizePackage(pkg, calibration, { calibrationMethod }).content
-        : fixedPointPackage(pkg, calibration, { bits: format === 'fixed16' ? 16 : 8, calibrationMethod })
-            .content;
+    context.content = quantizedContent(context, context.fp32, format, params);
     return Promise.resolve({ interrupted: false });
+  };
+}
+
+/** int8 quantization-aware training and dynamic fixed-point fine-tuning (qat.ts): one retraining phase with
+ * the weights through the STE hook and the activations fake-quantized, then the model so far written in the
+ * format with the activation ranges it was trained with. */
+function quantizationAware(format: QatFormat): CompressStep {
+  const method = format === 'int8' ? 'int8-qat' : `${format}-ft`;
+  return async (context, params) => {
+    const layers = selectedLayers(method, context, params).map((l) => l.name);
+    if (layers.length === 0)
+      throw new PipelineError(`${method}: no conv / dense layer with at least minWeights weights to train`);
+    const quantizer =
+      format === 'int8'
+        ? INT8_WEIGHT_QUANTIZER
+        : fixedPointWeightQuantizer(format === 'fixed16' ? 16 : 8, context.retrain.seed);
+    const activations = activationHooks(format, quantizedPoints(format, layers));
+    const dir = join(context.dir, 'train');
+    const result = await retrainPhase(context, dir, method, params, () => [], {
+      hooks: combineHooks(steHooks(layers.map((layer) => ({ layer, quantizer }))), activations),
+    });
+    if (result.interrupted) return result;
+    // The ranges as the last epoch left them (its checkpoint's); none when the phase did not train.
+    const saved = join(dir, 'checkpoint');
+    if (existsSync(join(saved, QAT_RANGES_FILE))) activations.restore!(saved);
+    const content = compressedPackage(context.modelDir!, new Map(), {
+      modelId: context.fp32.manifest.model.id,
+    });
+    content.manifest = {
+      ...content.manifest,
+      inputs: content.manifest.inputs.map((input, i) => ({
+        ...input,
+        ...(i === 0 && context.fp32.manifest.inputs[0]!.preprocessing
+          ? { preprocessing: context.fp32.manifest.inputs[0]!.preprocessing }
+          : {}),
+      })),
+    };
+    const pkg = readPackage(writePackage(content, bundledSigningKey()), {
+      allowUnsigned: true,
+      cpuFamily: null,
+    });
+    context.content = quantizedContent(
+      context,
+      pkg,
+      format,
+      params,
+      packageRanges(pkg.manifest, activations.ranges()),
+    );
+    return { interrupted: false };
   };
 }
 
@@ -336,4 +413,7 @@ export const STEPS: Record<string, CompressStep> = {
   int8: postTraining('int8'),
   fixed16: postTraining('fixed16'),
   fixed8: postTraining('fixed8'),
+  'int8-qat': quantizationAware('int8'),
+  'fixed16-ft': quantizationAware('fixed16'),
+  'fixed8-ft': quantizationAware('fixed8'),
 };

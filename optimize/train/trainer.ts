@@ -259,6 +259,35 @@ export interface TrainHooks {
   restore?(dir: string): void;
 }
 
+/** Several hooks as one, each in turn (the gradients passed down the list). */
+export function combineHooks(...list: TrainHooks[]): TrainHooks {
+  return {
+    start: (model) => list.forEach((h) => h.start?.(model)),
+    beforeBatch: (model) => list.forEach((h) => h.beforeBatch?.(model)),
+    gradients(gradients) {
+      let current = gradients;
+      for (const h of list) {
+        if (!h.gradients) continue;
+        const next = h.gradients(current);
+        // A tensor an earlier hook made and this one replaced is nobody's.
+        if (current !== gradients)
+          tf.dispose(
+            Object.values(current).filter(
+              (t) => !Object.values(next).includes(t) && !Object.values(gradients).includes(t),
+            ),
+          );
+        current = next;
+      }
+      return current;
+    },
+    afterUpdate: (model) => list.forEach((h) => h.afterUpdate?.(model)),
+    save: async (dir) => {
+      for (const h of list) await h.save?.(dir);
+    },
+    restore: (dir) => list.forEach((h) => h.restore?.(dir)),
+  };
+}
+
 function compile(
   model: tf.LayersModel,
   learningRate: number,

@@ -13,8 +13,16 @@ export function lenet300100(options: ZooModelOptions): tf.LayersModel {
     name: 'lenet_300_100',
     layers: [
       tf.layers.flatten({ inputShape: [options.height, options.width, options.channels] }),
-      tf.layers.dense({ units: scaledWidth(options, 300), activation: 'relu', kernelInitializer: init.kernel() }),
-      tf.layers.dense({ units: scaledWidth(options, 100), activation: 'relu', kernelInitializer: init.kernel() }),
+      tf.layers.dense({
+        units: scaledWidth(options, 300),
+        activation: 'relu',
+        kernelInitializer: init.kernel(),
+      }),
+      tf.layers.dense({
+        units: scaledWidth(options, 100),
+        activation: 'relu',
+        kernelInitializer: init.kernel(),
+      }),
       tf.layers.dense({ units: options.classes, activation: 'softmax', kernelInitializer: init.dense() }),
     ],
   });
@@ -35,11 +43,24 @@ export function lenet5(options: ZooModelOptions): tf.LayersModel {
         kernelInitializer: init.kernel(),
       }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.conv2d({ filters: scaledWidth(options, 16), kernelSize: 5, activation: 'relu', kernelInitializer: init.kernel() }),
+      tf.layers.conv2d({
+        filters: scaledWidth(options, 16),
+        kernelSize: 5,
+        activation: 'relu',
+        kernelInitializer: init.kernel(),
+      }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
       tf.layers.flatten(),
-      tf.layers.dense({ units: scaledWidth(options, 120), activation: 'relu', kernelInitializer: init.kernel() }),
-      tf.layers.dense({ units: scaledWidth(options, 84), activation: 'relu', kernelInitializer: init.kernel() }),
+      tf.layers.dense({
+        units: scaledWidth(options, 120),
+        activation: 'relu',
+        kernelInitializer: init.kernel(),
+      }),
+      tf.layers.dense({
+        units: scaledWidth(options, 84),
+        activation: 'relu',
+        kernelInitializer: init.kernel(),
+      }),
       tf.layers.dense({ units: options.classes, activation: 'softmax', kernelInitializer: init.dense() }),
     ],
   });

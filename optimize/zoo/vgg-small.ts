@@ -27,7 +27,11 @@ export function vggSmall(options: ZooModelOptions): tf.LayersModel {
       conv(64),
       tf.layers.maxPooling2d({ poolSize: 2 }),
       tf.layers.flatten(),
-      tf.layers.dense({ units: scaledWidth(options, 256), activation: 'relu', kernelInitializer: init.kernel() }),
+      tf.layers.dense({
+        units: scaledWidth(options, 256),
+        activation: 'relu',
+        kernelInitializer: init.kernel(),
+      }),
       tf.layers.dropout({ rate: 0.5, seed: options.seed ?? 1 }),
       tf.layers.dense({ units: options.classes, activation: 'softmax', kernelInitializer: init.dense() }),
     ],

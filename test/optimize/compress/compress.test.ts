@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
+import { activationHooks, quantizedPoints } from '../../../optimize/compress/qat.js';
 import {
   kmeansLinear,
   magnitudeMasks,
@@ -33,11 +34,7 @@ import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { fileHandler } from '../../../optimize/train/file-io.js';
-import {
-  DEFAULT_TRAIN_CONFIG,
-  distillationLoss,
-  train,
-} from '../../../optimize/train/trainer.js';
+import { DEFAULT_TRAIN_CONFIG, distillationLoss, train } from '../../../optimize/train/trainer.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
 
@@ -150,7 +147,10 @@ describe('pipelines', () => {
           /int8 rewrites the whole fp32 model .* cannot follow prune/,
         ],
         [[{ method: 'kmeans' }, { method: 'prune' }], /pruning after kmeans/],
-        [[{ method: 'prune', temperature: 2 }], /temperature apply to a distilling phase: add "distill": true/],
+        [
+          [{ method: 'prune', temperature: 2 }],
+          /temperature apply to a distilling phase: add "distill": true/,
+        ],
         [[{ method: 'distill', teacher: '/no/such' }], /teacher must be a `whittle train` directory/],
         [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
         [
@@ -312,6 +312,54 @@ describe('whittle compress', () => {
     for (let i = 0; i < expected.length; i++)
       worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
     assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
+  });
+
+  test('int8 QAT and fixed-point fine-tuning: the runtime computes what the training simulated', async () => {
+    const test = firstImages(loadDataset('fashion-mnist').test!, 100);
+    const x = imageInput(test, 0, 100);
+    for (const [method, format, ratio, tolerance] of [
+      ['int8-qat', 'int8', 3, 0.02],
+      ['fixed16-ft', 'fixed16', 1.7, 1e-3],
+      ['fixed8-ft', 'fixed8', 3, 0.05],
+    ] as const) {
+      const out = join(root, `${method}.whittle`);
+      const qatSpec = join(root, `${method}.json`);
+      writeFileSync(qatSpec, JSON.stringify([{ method, epochs: 1, learningRate: 1e-3 }]));
+      const result = await runCompress({ ...base(out), pipeline: qatSpec });
+      assert.equal(result.interrupted, false);
+      if (result.interrupted) return;
+      const r = result.report;
+      assert.ok(r.compression_ratio > ratio, `${method} ratio ${r.compression_ratio}`);
+      assert.ok(r.layers.every((l) => l.format === format), r.layers.map((l) => l.format).join(', '));
+      const bytes = readFileSync(out);
+      const pkg = read(bytes);
+      assert.ok(writePackage(packageContent(pkg), key).equals(bytes), `${method}: bit-exact round trip`);
+      const scores = Model.fromPackage(pkg, { batch: 100 }).run([x])[0]!;
+      assert.deepEqual(scores.shape, [100, 10]);
+      // The training-time simulation: the retrained model with its activations fake-quantized at the
+      // ranges it was trained with (as the phase's last checkpoint saved them).
+      const phase = join(`${out}.run`, `01-${method}`, 'train');
+      const tfModel = await tf.loadLayersModel(fileHandler(phase));
+      const names = tfModel.layers.filter((l) => l.countParams() > 0).map((l) => l.name);
+      const hooks = activationHooks(format, quantizedPoints(format, names));
+      hooks.restore!(join(phase, 'checkpoint'));
+      hooks.start!(tfModel);
+      const simulated = tf.tidy(() =>
+        (tfModel.predict(tf.tensor4d(x, [100, 28, 28, 1])) as tf.Tensor).dataSync(),
+      );
+      tfModel.dispose();
+      let worst = 0;
+      let same = 0;
+      for (let i = 0; i < 100; i++) {
+        const row = (a: ArrayLike<number>) => Array.from({ length: 10 }, (_, k) => a[i * 10 + k]!);
+        const [s, t] = [row(simulated), row(scores.data)];
+        for (let k = 0; k < 10; k++) worst = Math.max(worst, Math.abs(s[k]! - t[k]!));
+        if (s.indexOf(Math.max(...s)) === t.indexOf(Math.max(...t))) same++;
+      }
+      console.error(`${method}: max |simulation - runtime| ${worst}, same class ${same}/100`);
+      assert.ok(worst < tolerance, `${method}: max |simulation - runtime| ${worst}`);
+      assert.ok(same >= 99, `${method}: same class on ${same} of 100 images`);
+    }
   });
 
   test('int8, fixed16 and fixed8 run on the fp32 package as steps', async () => {
