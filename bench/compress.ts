@@ -1,7 +1,10 @@
 // `npm run bench -- compress [--json] [--quick]`: the compressor's figures on Fashion-MNIST. Each model is
 // trained (`whittle train`'s trainer; kept in --dir and reused when it is there), then compressed by
 // `whittle compress`'s runner: deep-compression (prune -> k-means -> Huffman) on LeNet-300-100 and LeNet-5,
-// and int8 / fixed16 / fixed8 post-training on every trained model. Accuracy is the package's on the
+// int8 / fixed16 / fixed8 post-training, int8 quantization-aware training and fixed16 / fixed8 fine-tuning
+// (int8-qat, fixed16-ft, fixed8-ft presets) on every trained model, and distillation: the `distill` preset's
+// half-width student from its teacher against the same student on the labels alone (distill-labels:
+// alpha 0, same epochs, seed and images). Accuracy is the package's on the
 // runtime (the whole test set, or --quick's first 1,000 images), latency at batch 1 interleaved with the
 // fp32 package, sizes the signed files'. --quick trains and retrains on 5,000 images, one epoch per phase
 // (at a learning rate of 1e-3: the preset's 1e-4 does not recover a 92 %-pruned layer in ~80 steps).
@@ -18,7 +21,9 @@ import { BenchArgumentError, benchOptions, positiveInteger } from './kernels.js'
 
 export const COMPRESS_HELP =
   'compress options: --quick (5,000 training images, 1 epoch per phase at rate 1e-3, 1,000 test images), --models ' +
-  'lenet-300-100,lenet5, --methods (all: deep-compression, int8, fixed16, fixed8, distill, distill-labels), ' +
+  'lenet-300-100,lenet5, --methods (all: deep-compression, int8, fixed16, fixed8, int8-qat, fixed16-ft, ' +
+  'fixed8-ft, distill, distill-labels), --epochs N (the retraining epochs of the QAT, fine-tuning and distill ' +
+  "phases; default: their presets'), " +
   '--dir DIR (trained models and runs; reused), --latency-runs 200, --json';
 
 /** The methods run on each model; deep compression only where the issue asks for it (the LeNets). */
@@ -27,7 +32,9 @@ const POST_TRAINING = ['int8', 'fixed16', 'fixed8'];
 /** Distillation's figure: the half-width student of the `distill` preset trained from its teacher, and the
  * same student (same epochs, seed and data) on the labels alone (alpha 0). */
 const DISTILLATION = ['distill', 'distill-labels'];
-const METHOD_NAMES = ['deep-compression', ...POST_TRAINING, ...DISTILLATION];
+/** Quantization-aware training and fixed-point fine-tuning: each beside its post-training twin. */
+const QUANTIZATION_AWARE = ['int8-qat', 'fixed16-ft', 'fixed8-ft'];
+const METHOD_NAMES = ['deep-compression', ...POST_TRAINING, ...QUANTIZATION_AWARE, ...DISTILLATION];
 
 export async function compressBenchCommand(args: string[], machine: string): Promise<number> {
   const values = benchOptions(
@@ -36,6 +43,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       quick: { type: 'boolean' },
       models: { type: 'string' },
       methods: { type: 'string' },
+      epochs: { type: 'string' },
       dir: { type: 'string' },
       'latency-runs': { type: 'string' },
       json: { type: 'boolean' },
@@ -71,12 +79,20 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       ),
     }),
   );
-  // The distill preset (under --quick, 3 epochs), and the same on the labels alone.
-  const distill = PRESETS.distill!.map((s) => (quick ? { ...s, epochs: 3 } : s));
+  // The distill preset (under --quick, 3 epochs), and the same on the labels alone; the QAT and fine-tuning
+  // presets; each at --epochs when given.
+  const epochs = values.epochs === undefined ? undefined : positiveInteger(values.epochs, 1, '--epochs');
+  const withEpochs = (preset: string, quickEpochs?: number): { method: string }[] =>
+    PRESETS[preset]!.map((s) => {
+      const e = epochs ?? (quick ? quickEpochs : undefined);
+      return e === undefined ? s : { ...s, epochs: e };
+    });
+  const distill = withEpochs('distill', 3);
   const specs: Record<string, string> = { 'deep-compression': deepCompression };
   for (const [method, steps] of [
     ['distill', distill],
     ['distill-labels', distill.map((s) => ({ ...s, alpha: 0 }))],
+    ...QUANTIZATION_AWARE.map((m) => [m, withEpochs(m)] as const),
   ] as const) {
     specs[method] = join(dir, `${method}.json`);
     writeFileSync(specs[method], JSON.stringify({ steps }));
@@ -101,6 +117,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
     const methods = [
       ...(DEEP_COMPRESSION_MODELS.has(model) ? ['deep-compression'] : []),
       ...POST_TRAINING,
+      ...QUANTIZATION_AWARE,
       ...DISTILLATION,
     ].filter((m) => asked.includes(m));
     for (const method of methods) {

@@ -24,7 +24,7 @@
 //
 // Layers are tfjs Conv2D / Dense; a batch norm the importer folds into a conv after training changes its
 // weights, so Q(w) is then requantized by the package writer (the zoo's LeNets and small VGG have none).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
@@ -45,6 +45,7 @@ import {
   dequantizeWeightsPerChannel,
   quantizeWeightsPerChannel,
 } from '../quantize/int8.js';
+import { writeAtomic } from '../train/file-io.js';
 import type { TrainHooks } from '../train/trainer.js';
 import type { WeightQuantizer } from './ste.js';
 
@@ -108,9 +109,9 @@ export function activationGrid(format: QatFormat, range: TensorRange): Grid {
   return { step: 2 ** -fl, qmin: -limit, qmax: limit };
 }
 
-/** x on the grid (to nearest, ties up; or stochastically), saturated; the gradient passes inside the
+/** x on the grid (to nearest, ties up; or stochastically, from the seed `stochastic`), saturated; the gradient passes inside the
  * range and is 0 where x saturates. */
-export function fakeQuantize(x: tf.Tensor, grid: Grid, stochastic: boolean): tf.Tensor {
+export function fakeQuantize(x: tf.Tensor, grid: Grid, stochastic: number | undefined): tf.Tensor {
   const lo = grid.qmin * grid.step;
   const hi = grid.qmax * grid.step;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -118,7 +119,10 @@ export function fakeQuantize(x: tf.Tensor, grid: Grid, stochastic: boolean): tf.
     (args[1] as tf.GradSaveFunc)([input]);
     const value = tf.tidy(() => {
       const scaled = tf.div(input, grid.step);
-      const shifted = stochastic ? tf.add(scaled, tf.randomUniform(input.shape, 0, 1)) : tf.add(scaled, 0.5);
+      const shifted =
+        stochastic === undefined
+          ? tf.add(scaled, 0.5)
+          : tf.add(scaled, tf.randomUniform(input.shape, 0, 1, 'float32', stochastic));
       return tf.mul(tf.clipByValue(tf.floor(shifted), grid.qmin, grid.qmax), grid.step);
     });
     return {
@@ -164,10 +168,14 @@ interface WrappableLayer {
 export function activationHooks(
   format: QatFormat,
   points: readonly QuantizedPoint[],
+  seed = 1,
 ): TrainHooks & { ranges(): Map<string, TensorRange> } {
   const ranges = new Map<string, TensorRange>();
   let training = false;
-  const stochastic = format !== 'int8';
+  // Fixed point rounds stochastically while training: a new seed for every tensor of every batch.
+  let draws = 0;
+  const stochastic = (): number | undefined =>
+    format !== 'int8' && training ? seed * 1_000_003 + draws++ : undefined;
   const quantize = (key: string, x: tf.Tensor): tf.Tensor => {
     if (training) {
       const [min, max] = [tf.min(x).dataSync()[0]!, tf.max(x).dataSync()[0]!];
@@ -184,7 +192,7 @@ export function activationHooks(
     }
     const range = ranges.get(key);
     // Before the first training batch (a validation of the starting model) there is no range yet.
-    return range === undefined ? x : fakeQuantize(x, activationGrid(format, range), stochastic && training);
+    return range === undefined ? x : fakeQuantize(x, activationGrid(format, range), stochastic());
   };
   return {
     ranges: () => new Map(ranges),
@@ -224,7 +232,7 @@ export function activationHooks(
       training = false;
     },
     save(dir) {
-      writeFileSync(join(dir, QAT_RANGES_FILE), JSON.stringify(Object.fromEntries(ranges)));
+      writeAtomic(join(dir, QAT_RANGES_FILE), JSON.stringify(Object.fromEntries(ranges)));
       return Promise.resolve();
     },
   };

@@ -369,7 +369,7 @@ function quantizationAware(format: QatFormat): CompressStep {
       format === 'int8'
         ? INT8_WEIGHT_QUANTIZER
         : fixedPointWeightQuantizer(format === 'fixed16' ? 16 : 8, context.retrain.seed);
-    const activations = activationHooks(format, quantizedPoints(format, layers));
+    const activations = activationHooks(format, quantizedPoints(format, layers), context.retrain.seed);
     const dir = join(context.dir, 'train');
     const result = await retrainPhase(context, dir, method, params, () => [], {
       hooks: combineHooks(steHooks(layers.map((layer) => ({ layer, quantizer }))), activations),

@@ -330,7 +330,10 @@ describe('whittle compress', () => {
       if (result.interrupted) return;
       const r = result.report;
       assert.ok(r.compression_ratio > ratio, `${method} ratio ${r.compression_ratio}`);
-      assert.ok(r.layers.every((l) => l.format === format), r.layers.map((l) => l.format).join(', '));
+      assert.ok(
+        r.layers.every((l) => l.format === format),
+        r.layers.map((l) => l.format).join(', '),
+      );
       const bytes = readFileSync(out);
       const pkg = read(bytes);
       assert.ok(writePackage(packageContent(pkg), key).equals(bytes), `${method}: bit-exact round trip`);
@@ -360,6 +363,32 @@ describe('whittle compress', () => {
       assert.ok(worst < tolerance, `${method}: max |simulation - runtime| ${worst}`);
       assert.ok(same >= 99, `${method}: same class on ${same} of 100 images`);
     }
+  });
+
+  test('an interrupted QAT phase resumes (float weights and activation ranges restored) to the same package', async () => {
+    const out = join(root, 'qat-resume.whittle');
+    const qatSpec = join(root, 'int8-qat.json');
+    const controller = new AbortController();
+    let batches = 0;
+    const interrupted = await runCompress({
+      ...base(out),
+      pipeline: qatSpec,
+      signal: controller.signal,
+      onProgress: (_, p) => {
+        if (p.phase === 'train' && ++batches === 2) controller.abort();
+      },
+    });
+    assert.equal(interrupted.interrupted, true);
+    const checkpoint = join(`${out}.run`, '01-int8-qat', 'train', 'checkpoint');
+    assert.ok(
+      existsSync(join(checkpoint, 'qat-ranges.json')) && existsSync(join(checkpoint, 'ste-float.json')),
+    );
+    const resumed = await runCompress({ ...base(out), pipeline: qatSpec, resume: true });
+    assert.equal(resumed.interrupted, false);
+    assert.ok(
+      readFileSync(out).equals(readFileSync(join(root, 'int8-qat.whittle'))),
+      'the resumed run gives the uninterrupted package',
+    );
   });
 
   test('int8, fixed16 and fixed8 run on the fp32 package as steps', async () => {
