@@ -27,10 +27,10 @@ import { calibrationFromImages, type CalibrationMethod, type TensorRange } from 
 import { quantizePackage } from '../quantize/ptq.js';
 import { fileHandler, loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
 import {
+  combineHooks,
   DEFAULT_TRAIN_CONFIG,
   type Distillation,
   train,
-  combineHooks,
   type TrainConfig,
   type TrainHooks,
   type TrainProgress,
@@ -46,15 +46,6 @@ import {
   type StepParams,
 } from './pipeline.js';
 import {
-  activationHooks,
-  fixedPointWeightQuantizer,
-  INT8_WEIGHT_QUANTIZER,
-  packageRanges,
-  QAT_RANGES_FILE,
-  type QatFormat,
-  quantizedPoints,
-} from './qat.js';
-import {
   iterationSparsity,
   type LayerProjection,
   magnitudeMasks,
@@ -63,6 +54,15 @@ import {
   shareWeights,
   writeKernel,
 } from './projection.js';
+import {
+  activationHooks,
+  fixedPointWeightQuantizer,
+  INT8_WEIGHT_QUANTIZER,
+  packageRanges,
+  QAT_RANGES_FILE,
+  type QatFormat,
+  quantizedPoints,
+} from './qat.js';
 import { steHooks } from './ste.js';
 
 /** Written in a phase's directory once the phase is complete. */

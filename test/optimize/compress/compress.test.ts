@@ -18,16 +18,16 @@ import { after, before, describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { readPackage } from '../../../agent/package/reader.js';
+import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
-import { activationHooks, quantizedPoints } from '../../../optimize/compress/qat.js';
 import {
   kmeansLinear,
   magnitudeMasks,
   projectGradient,
   shareWeights,
 } from '../../../optimize/compress/projection.js';
+import { activationHooks, quantizedPoints } from '../../../optimize/compress/qat.js';
 import { type CompressOptions, runCompress } from '../../../optimize/compress/runner.js';
 import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { imageInput } from '../../../optimize/evaluate-package.js';
@@ -239,20 +239,8 @@ describe('whittle compress', () => {
     const pkg = read(uninterrupted);
     assert.ok(writePackage(packageContent(pkg), key).equals(uninterrupted));
     // Output shapes, and the runtime against the retrained model's own forward pass on the same images.
-    const test = firstImages(loadDataset('fashion-mnist').test!, 20);
-    const x = imageInput(test, 0, 20);
-    const model = Model.fromPackage(pkg, { batch: 20 });
-    const scores = model.run([x])[0]!;
-    assert.deepEqual(scores.shape, [20, 10]);
     const modelDir = join(`${out}.run`, '02-kmeans', 'fine-tune');
-    const tfModel = await tf.loadLayersModel(fileHandler(modelDir));
-    const expected = tf.tidy(() =>
-      (tfModel.predict(tf.tensor4d(x, [20, 28, 28, 1])) as tf.Tensor).dataSync(),
-    );
-    tfModel.dispose();
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++)
-      worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
+    const { worst } = await agreement(pkg, modelDir, 20);
     assert.ok(worst < 1e-4, `runtime vs training-time model: max |difference| ${worst}`);
     // Each shared layer holds at most 2^4 values, the pruned ones 80 % zeros.
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
@@ -299,24 +287,11 @@ describe('whittle compress', () => {
     const bytes = readFileSync(out);
     const pkg = read(bytes);
     assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
-    const test = firstImages(loadDataset('fashion-mnist').test!, 20);
-    const x = imageInput(test, 0, 20);
-    const scores = Model.fromPackage(pkg, { batch: 20 }).run([x])[0]!;
-    assert.deepEqual(scores.shape, [20, 10]);
-    const tfModel = await tf.loadLayersModel(fileHandler(join(`${out}.run`, '02-prune', 'iteration-1')));
-    const expected = tf.tidy(() =>
-      (tfModel.predict(tf.tensor4d(x, [20, 28, 28, 1])) as tf.Tensor).dataSync(),
-    );
-    tfModel.dispose();
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++)
-      worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
+    const { worst } = await agreement(pkg, join(`${out}.run`, '02-prune', 'iteration-1'), 20);
     assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
   });
 
   test('int8 QAT and fixed-point fine-tuning: the runtime computes what the training simulated', async () => {
-    const test = firstImages(loadDataset('fashion-mnist').test!, 100);
-    const x = imageInput(test, 0, 100);
     for (const [method, format, ratio, tolerance] of [
       ['int8-qat', 'int8', 3, 0.02],
       ['fixed16-ft', 'fixed16', 1.7, 1e-3],
@@ -337,28 +312,15 @@ describe('whittle compress', () => {
       const bytes = readFileSync(out);
       const pkg = read(bytes);
       assert.ok(writePackage(packageContent(pkg), key).equals(bytes), `${method}: bit-exact round trip`);
-      const scores = Model.fromPackage(pkg, { batch: 100 }).run([x])[0]!;
-      assert.deepEqual(scores.shape, [100, 10]);
       // The training-time simulation: the retrained model with its activations fake-quantized at the
       // ranges it was trained with (as the phase's last checkpoint saved them).
       const phase = join(`${out}.run`, `01-${method}`, 'train');
-      const tfModel = await tf.loadLayersModel(fileHandler(phase));
-      const names = tfModel.layers.filter((l) => l.countParams() > 0).map((l) => l.name);
-      const hooks = activationHooks(format, quantizedPoints(format, names));
-      hooks.restore!(join(phase, 'checkpoint'));
-      hooks.start!(tfModel);
-      const simulated = tf.tidy(() =>
-        (tfModel.predict(tf.tensor4d(x, [100, 28, 28, 1])) as tf.Tensor).dataSync(),
-      );
-      tfModel.dispose();
-      let worst = 0;
-      let same = 0;
-      for (let i = 0; i < 100; i++) {
-        const row = (a: ArrayLike<number>) => Array.from({ length: 10 }, (_, k) => a[i * 10 + k]!);
-        const [s, t] = [row(simulated), row(scores.data)];
-        for (let k = 0; k < 10; k++) worst = Math.max(worst, Math.abs(s[k]! - t[k]!));
-        if (s.indexOf(Math.max(...s)) === t.indexOf(Math.max(...t))) same++;
-      }
+      const { worst, same } = await agreement(pkg, phase, 100, (model) => {
+        const names = model.layers.filter((l) => l.countParams() > 0).map((l) => l.name);
+        const hooks = activationHooks(format, quantizedPoints(format, names));
+        hooks.restore!(join(phase, 'checkpoint'));
+        hooks.start!(model);
+      });
       console.error(`${method}: max |simulation - runtime| ${worst}, same class ${same}/100`);
       assert.ok(worst < tolerance, `${method}: max |simulation - runtime| ${worst}`);
       assert.ok(same >= 99, `${method}: same class on ${same} of 100 images`);
@@ -458,6 +420,33 @@ describe('whittle compress', () => {
     assert.ok(readFileSync(out).equals(uninterrupted), 'the resumed run gives the uninterrupted package');
   });
 });
+
+/** The runtime's scores of `pkg` against the tfjs model's own forward pass (after `prepare`, which may wrap
+ * it as a training phase does) on the first `n` test images: the largest |difference| of a score, and the
+ * images both give the same class. */
+async function agreement(
+  pkg: Package,
+  modelDir: string,
+  n: number,
+  prepare?: (model: tf.LayersModel) => void,
+): Promise<{ worst: number; same: number }> {
+  const x = imageInput(firstImages(loadDataset('fashion-mnist').test!, n), 0, n);
+  const scores = Model.fromPackage(pkg, { batch: n }).run([x])[0]!;
+  assert.deepEqual(scores.shape, [n, 10]);
+  const tfModel = await tf.loadLayersModel(fileHandler(modelDir));
+  prepare?.(tfModel);
+  const expected = tf.tidy(() => (tfModel.predict(tf.tensor4d(x, [n, 28, 28, 1])) as tf.Tensor).dataSync());
+  tfModel.dispose();
+  let worst = 0;
+  let same = 0;
+  for (let i = 0; i < n; i++) {
+    const row = (a: ArrayLike<number>): number[] => Array.from({ length: 10 }, (_, k) => a[i * 10 + k]!);
+    const [e, r] = [row(expected), row(scores.data)];
+    for (let k = 0; k < 10; k++) worst = Math.max(worst, Math.abs(e[k]! - r[k]!));
+    if (e.indexOf(Math.max(...e)) === r.indexOf(Math.max(...r))) same++;
+  }
+  return { worst, same };
+}
 
 /** A dense layer's kernel values as saved in a model directory. */
 function readKernelValues(dir: string, layer: string): Float32Array {
