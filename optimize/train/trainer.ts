@@ -386,26 +386,30 @@ export interface Distillation {
 const LOG_FLOOR = 1e-30;
 
 /** The distillation loss of a batch (mean over its images) from the student's and the teacher's softmax
- * outputs [batch, classes] and the one-hot labels. */
+ * outputs [batch, classes] and the one-hot labels; and its label term alone, the cross-entropy (what the
+ * trainer reports and watches for divergence: the T²-scaled soft term has no fixed scale to compare with). */
 export function distillationLoss(
   student: tf.Tensor2D,
   teacher: tf.Tensor2D,
   labels: tf.Tensor2D,
   temperature: number,
   alpha: number,
-): tf.Scalar {
+): { loss: tf.Scalar; crossEntropy: tf.Scalar } {
   return tf.tidy(() => {
     const logStudent = tf.log(tf.clipByValue(student, LOG_FLOOR, 1));
     const hard = tf.neg(tf.sum(tf.mul(labels, logStudent), -1));
-    if (alpha === 0) return tf.mean(hard);
+    const crossEntropy = tf.mean(hard) as tf.Scalar;
+    if (alpha === 0) return { loss: crossEntropy, crossEntropy };
     const softStudent = tf.logSoftmax(tf.div(logStudent, temperature));
     const softTeacher = tf.logSoftmax(tf.div(tf.log(tf.clipByValue(teacher, LOG_FLOOR, 1)), temperature));
     const kl = tf.sum(tf.mul(tf.exp(softTeacher), tf.sub(softTeacher, softStudent)), -1);
-    return tf.mean(tf.add(tf.mul(kl, alpha * temperature * temperature), tf.mul(hard, 1 - alpha)));
+    const loss = tf.mean(tf.add(tf.mul(kl, alpha * temperature * temperature), tf.mul(hard, 1 - alpha)));
+    return { loss: loss as tf.Scalar, crossEntropy };
   });
 }
 
-/** One batch trained on the distillation loss: [loss, accuracy] as trainOnBatch returns them. */
+/** One batch trained on the distillation loss: [loss, accuracy] as trainOnBatch returns them, the loss the
+ * label cross-entropy (NaN when the distillation loss is not finite). */
 function distillationBatch(
   model: tf.LayersModel,
   x: tf.Tensor4D,
@@ -414,17 +418,24 @@ function distillationBatch(
 ): [number, number] {
   const teacher = tf.tidy(() => distill.teacher.predict(x) as tf.Tensor2D);
   let right: tf.Tensor | undefined;
+  let crossEntropy: tf.Tensor | undefined;
   const loss = model.optimizer.minimize(
     () => {
       const p = model.apply(x, { training: true }) as tf.Tensor2D;
       right = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(y, -1)), 'float32')));
-      return distillationLoss(p, teacher, y, distill.temperature, distill.alpha);
+      const terms = distillationLoss(p, teacher, y, distill.temperature, distill.alpha);
+      crossEntropy = tf.keep(terms.crossEntropy);
+      return terms.loss;
     },
     true,
     model.trainableWeights.map((w) => w.read() as tf.Variable),
   )!;
-  const out: [number, number] = [loss.dataSync()[0]!, right!.dataSync()[0]! / x.shape[0]];
-  tf.dispose([teacher, loss, right!]);
+  const total = loss.dataSync()[0]!;
+  const out: [number, number] = [
+    Number.isFinite(total) ? crossEntropy!.dataSync()[0]! : NaN,
+    right!.dataSync()[0]! / x.shape[0],
+  ];
+  tf.dispose([teacher, loss, right!, crossEntropy!]);
   return out;
 }
 
