@@ -215,7 +215,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   fuzz             the package, ONNX and TFLite readers on mutated, truncated and random inputs (--reader, --iterations N)
   onnx-agreement   top-1 agreement of Whittle's runtime and ONNX Runtime on Fashion-MNIST
   compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, int8 / fixed16 / fixed8 of
-                   the trained models (--quick: subsets)
+                   the trained models, binaryconnect / ternary / xnor of the conv models (--quick: subsets)
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 

@@ -12,7 +12,7 @@ import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 export const COMPRESS_HELP = `  compress MODEL --dataset DATA --pipeline PIPELINE --out PKG  compress a trained model (a whittle train
                         directory, or an fp32 package for int8 / fixed16 / fixed8); PIPELINE a preset
                         (deep-compression, int8, fixed16, fixed8, int8-qat, fixed16-ft, fixed8-ft,
-                        distill) or a JSON spec file of steps; --run DIR
+                        binaryconnect, ternary, xnor, distill) or a JSON spec file of steps; --run DIR
                         (OUT.run), --resume, --limit N training images, --test-images N, --batch-size N,
                         --latency-runs N (200), --target-ratio X, --max-accuracy-drop POINTS, --key KEY |
                         --bundled-key, --json

@@ -1,21 +1,29 @@
 // How each compressed layer is stored in the package: the fp32 package of the retrained model (the
 // TensorFlow.js importer, as `whittle import` makes it) with the weights of every pruned or shared conv / FC
 // layer re-encoded — pruned: sparse (CSR); shared: a codebook with its indices coded at a fixed width, or
-// Huffman-coded after a huffman step; pruned and shared: encodePrunedShared.
+// Huffman-coded after a huffman step; pruned and shared: encodePrunedShared; trained binary / ternary
+// (ste.ts): the binary, ternary or xnor format, whose encoders give the trained Q(w) back exactly (their
+// alpha is the same mean |w| per output channel, and a batch norm folded at import only rescales a row).
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
   elementCount,
+  encodeBinary,
   encodeCodebook,
   type EncodedTensor,
   encodeSparse,
   encodeSparseCodebook,
+  encodeTernary,
+  encodeXnor,
+  EncodingError,
 } from '../../agent/package/encodings.js';
 import type { NumberFormat } from '../../agent/package/manifest.js';
 import type { PackageContent } from '../package/writer.js';
 import { importTfjsLayers } from '../tfjs/import.js';
 import { MODEL_FILE } from '../train/file-io.js';
 import { kmeansLinear } from './projection.js';
+import { BINARY_ACTIVATION_CLASS } from './xnor.js';
 
 /** What the pipeline has done to a layer so far. */
 export interface LayerCompression {
@@ -25,6 +33,9 @@ export interface LayerCompression {
   bits?: number;
   /** Its indices Huffman-coded (else at a fixed `bits` width). */
   huffman?: boolean;
+  /** Trained to binary / ternary weights (ste.ts) and stored in that format: binary weights on real
+   * activations (BinaryConnect), ternary (TWN), or binary weights on binarized inputs (XNOR-Net). */
+  weights?: 'binary' | 'ternary' | 'xnor';
 }
 
 /** A layer's codebook and indices: its distinct values when they fit 2^bits (a shared layer holds exactly
@@ -87,6 +98,14 @@ export function encodeLayer(
   shape: readonly number[],
   compression: LayerCompression,
 ): { encoded: EncodedTensor; format: NumberFormat } | undefined {
+  switch (compression.weights) {
+    case 'binary':
+      return { encoded: encodeBinary(values, shape), format: 'binary' };
+    case 'ternary':
+      return { encoded: encodeTernary(values, shape), format: 'ternary' };
+    case 'xnor':
+      return { encoded: encodeXnor(values, shape), format: 'xnor' };
+  }
   const pruned = compression.sparsity !== undefined && compression.sparsity > 0;
   const huffman = compression.huffman === true;
   if (compression.bits !== undefined) {
@@ -103,10 +122,38 @@ export function compressedPackage(
   layers: ReadonlyMap<string, LayerCompression>,
   options: { modelId: string; labels?: string[] },
 ): PackageContent {
+  checkBinaryActivations(join(modelDir, MODEL_FILE), layers);
   const content = importTfjsLayers(join(modelDir, MODEL_FILE), {
+    xnorInputs: true,
     modelId: options.modelId,
     ...(options.labels ? { labels: options.labels } : {}),
   });
+  return encodeLayers(content, layers);
+}
+
+/** The importer passes a binary activation (xnor.ts) through: the xnor layer that reads it binarizes its
+ * input itself. So every binary activation must be read by a layer stored as xnor (in a sequential model,
+ * the next layer); anything else would run on real values in the package. */
+function checkBinaryActivations(modelFile: string, layers: ReadonlyMap<string, LayerCompression>): void {
+  const json = JSON.parse(readFileSync(modelFile, 'utf8')) as {
+    modelTopology: { config: { layers?: { class_name: string; config: { name: string } }[] } };
+  };
+  const list = json.modelTopology.config.layers ?? [];
+  list.forEach((l, i) => {
+    if (l.class_name !== BINARY_ACTIVATION_CLASS) return;
+    const next = list[i + 1]?.config.name;
+    if (next === undefined || layers.get(next)?.weights !== 'xnor')
+      throw new EncodingError(
+        `${modelFile}: binary activation ${l.config.name} feeds ${next ?? 'nothing'}, which is not stored as xnor`,
+      );
+  });
+}
+
+/** `content` with the weights of every conv / FC node named in `layers` re-encoded as it says. */
+export function encodeLayers(
+  content: PackageContent,
+  layers: ReadonlyMap<string, LayerCompression>,
+): PackageContent {
   const constants = new Map(content.constants);
   for (const node of content.manifest.nodes) {
     if (node.op !== 'conv2d' && node.op !== 'fully_connected') continue;

@@ -12,11 +12,12 @@ import { ZOO_MODEL_NAMES } from '../zoo/index.js';
 /** A pipeline (spec file or preset) that cannot run: the message names the step, the parameter or the layer. */
 export class PipelineError extends whittleError('PipelineError', 'bad-pipeline') {}
 
-type ParamValue = number | boolean | string | Record<string, number>;
+type ParamValue = number | boolean | string | string[] | Record<string, number>;
 
 interface ParamSpec {
-  /** `model`: a `whittle train` directory (checked to hold a model). */
-  kind: 'number' | 'integer' | 'boolean' | 'choice' | 'layers' | 'model';
+  /** `layers`: a map from layer name to a number; `names`: a list of layer names; `model`: a `whittle train`
+   * directory (checked to hold a model). */
+  kind: 'number' | 'integer' | 'boolean' | 'choice' | 'layers' | 'names' | 'model';
   /** Inclusive bounds of a number / integer, and of a `layers` map's values. */
   min?: number;
   max?: number;
@@ -99,6 +100,17 @@ const calibration: Record<string, ParamSpec> = {
   },
 };
 
+/** The straight-through-estimator methods (ste.ts): trained on their projected weights Q(w), stored in the
+ * package's binary / ternary / xnor formats. */
+const straightThrough: Record<string, ParamSpec> = {
+  ...retraining,
+  learningRate: { ...retraining.learningRate!, default: 1e-3 },
+  epochs: { ...retraining.epochs!, default: 5 },
+};
+
+/** The layer kinds the binary and ternary formats take (their native kernels: conv2d, fully connected). */
+export const BINARY_LAYER_CLASSES = ['Conv2D', 'Dense'] as const;
+
 export const METHODS: Record<string, MethodDefinition> = {
   distill: {
     method: 'distill',
@@ -164,6 +176,63 @@ export const METHODS: Record<string, MethodDefinition> = {
     retrains: false,
     rewritesPackage: false,
   },
+  binaryconnect: {
+    method: 'binaryconnect',
+    summary:
+      'BinaryConnect (Courbariaux et al. 2015): binary weights alpha * sign(w), alpha = mean |w| per output ' +
+      'channel, real activations; trained through a straight-through estimator on float weights clipped to ' +
+      '[-1, 1]; run on the native binary-weight kernels',
+    params: {
+      layers: { kind: 'names', doc: 'the layers to binarize (default: every conv / dense layer)' },
+      ...straightThrough,
+    },
+    layerClasses: BINARY_LAYER_CLASSES,
+    retrains: true,
+    rewritesPackage: false,
+  },
+  ternary: {
+    method: 'ternary',
+    summary:
+      'ternary weight networks (Li & Liu 2016): weights in {-alpha, 0, +alpha}, threshold 0.7 mean |w|, ' +
+      'alpha the mean |w| above it; trained through a straight-through estimator; run on the native ternary ' +
+      'kernels',
+    params: {
+      layers: { kind: 'names', doc: 'the layers to ternarize (default: every conv / dense layer)' },
+      perChannel: {
+        kind: 'boolean',
+        default: true,
+        doc: 'a threshold and alpha per output channel (false: one per layer)',
+      },
+      ...straightThrough,
+    },
+    layerClasses: BINARY_LAYER_CLASSES,
+    retrains: true,
+    rewritesPackage: false,
+  },
+  xnor: {
+    method: 'xnor',
+    summary:
+      'XNOR-Net (Rastegari et al. 2016): binary weights (alpha per output channel) and binary activations ' +
+      '(sign, straight-through gradient for |x| <= 1) with a batch norm before each binarization; first and ' +
+      'last layers int8; run on the native xnor kernels',
+    params: {
+      layers: {
+        kind: 'names',
+        doc: 'the layers to run as xnor (default: every conv / dense layer but the first and the last)',
+      },
+      outerFormat: {
+        kind: 'choice',
+        choices: ['int8', 'f32'],
+        default: 'int8',
+        doc: 'the number format of the layers that are not xnor',
+      },
+      ...straightThrough,
+      ...calibration,
+    },
+    layerClasses: BINARY_LAYER_CLASSES,
+    retrains: true,
+    rewritesPackage: false,
+  },
   int8: {
     method: 'int8',
     summary: 'post-training int8 quantization (whittle quantize)',
@@ -227,6 +296,9 @@ export const PRESETS: Record<string, { method: string; [param: string]: unknown 
     { method: 'huffman' },
   ],
   int8: [{ method: 'int8' }],
+  binaryconnect: [{ method: 'binaryconnect' }],
+  xnor: [{ method: 'xnor' }],
+  ternary: [{ method: 'ternary' }],
   fixed16: [{ method: 'fixed16' }],
   fixed8: [{ method: 'fixed8' }],
   'int8-qat': [{ method: 'int8-qat' }],
@@ -288,6 +360,10 @@ function checkValue(where: string, name: string, spec: ParamSpec, value: unknown
           `${where}: ${name} must be one of ${spec.choices!.join(', ')} but is ${JSON.stringify(value)}`,
         );
       return value;
+    case 'names':
+      if (!Array.isArray(value) || value.length === 0 || !value.every((v) => typeof v === 'string'))
+        throw new PipelineError(`${where}: ${name} must be a non-empty list of layer names (${spec.doc})`);
+      return value;
     case 'layers': {
       if (typeof value !== 'object' || value === null || Array.isArray(value))
         throw new PipelineError(`${where}: ${name} must map layer names to numbers (${spec.doc})`);
@@ -307,6 +383,13 @@ function checkValue(where: string, name: string, spec: ParamSpec, value: unknown
         );
       return value;
   }
+}
+
+/** The layers a step's `layers` parameter names (a map's keys or a list), undefined when it names none. */
+export function namedLayers(params: StepParams): string[] | undefined {
+  const named = params.layers as Record<string, number> | string[] | undefined;
+  if (named === undefined) return undefined;
+  return Array.isArray(named) ? named : Object.keys(named);
 }
 
 /** The steps of a preset name or a JSON spec file, every parameter checked and defaulted, and every layer a
@@ -381,9 +464,9 @@ function checkStep(
     throw new PipelineError(
       `${at}: ${distilling.join(', ')} apply to a distilling phase: add "distill": true (or drop them)`,
     );
-  const named = params.layers as Record<string, number> | undefined;
+  const named = namedLayers(params);
   if (named && layers) {
-    for (const name of Object.keys(named)) {
+    for (const name of named) {
       const layer = layers.find((l) => l.name === name);
       if (layer === undefined)
         throw new PipelineError(
@@ -398,6 +481,9 @@ function checkStep(
   return { method: definition.method, params };
 }
 
+/** The methods that train through a straight-through estimator into a binary / ternary weight format. */
+export const STRAIGHT_THROUGH_METHODS: readonly string[] = ['binaryconnect', 'ternary', 'xnor'];
+
 /** Huffman needs shared layers before it; a package-rewriting step (int8, fixed point) takes the fp32 model,
  * so it cannot follow a step whose layers it could not keep (pruned, shared), and only one may run. */
 function checkOrder(steps: readonly PipelineStep[], where: string): void {
@@ -406,6 +492,17 @@ function checkOrder(steps: readonly PipelineStep[], where: string): void {
     if (step.method === 'huffman' && !before.includes('kmeans'))
       throw new PipelineError(
         `${where} step ${i + 1} (huffman): codes the cluster indices of a kmeans step, which must come before it`,
+      );
+    const weightFormat = before.find((m) => STRAIGHT_THROUGH_METHODS.includes(m));
+    if (weightFormat !== undefined)
+      throw new PipelineError(
+        `${where} step ${i + 1} (${step.method}): ${weightFormat} leaves its layers in its own weight format, ` +
+          `so it is the last step`,
+      );
+    if (STRAIGHT_THROUGH_METHODS.includes(step.method) && before.length > 0)
+      throw new PipelineError(
+        `${where} step ${i + 1} (${step.method}): ${step.method} stores its layers in its own weight format ` +
+          `(binary / ternary), which cannot also be pruned or shared; it runs alone, not after ${before.join(', ')}`,
       );
     if (step.method === 'prune' && before.includes('kmeans'))
       throw new PipelineError(

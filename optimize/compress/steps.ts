@@ -10,9 +10,9 @@
 //
 // A phase that finished is marked by PHASE_DONE in its directory and skipped when the run resumes; one that
 // was interrupted resumes from its checkpoint, with the projection (masks, cluster assignments) it saved
-// before it started. Another method plugs in as one more entry of STEPS: a straight-through-estimator
-// method (binary, ternary, fixed-point fine-tuning) gives the trainer beforeBatch / afterUpdate hooks that
-// swap the projected weights in for the forward pass and fold each update into a float copy.
+// before it started. Another method plugs in as one more entry of STEPS. The straight-through-estimator
+// methods (binaryconnect, ternary, xnor; later fixed-point / int8 QAT) retrain one phase with steHooks
+// (ste.ts) in place of the projections' hooks; their float weights are saved with each checkpoint.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { type Package, readPackage } from '../../agent/package/reader.js';
 import type { ImageSet } from '../datasets/image-set.js';
-import { packageImageInput } from '../evaluate-package.js';
+import { imageInput, packageImageInput, withTrainedPreprocessing } from '../evaluate-package.js';
 import { fixedPointPackage } from '../package/fixed-point.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../package/writer.js';
 import { calibrationFromImages, type CalibrationMethod, type TensorRange } from '../quantize/calibrate.js';
@@ -36,12 +36,13 @@ import {
   type TrainProgress,
 } from '../train/trainer.js';
 import { buildZooModel } from '../zoo/index.js';
-import { compressedPackage, type LayerCompression } from './encode.js';
+import { compressedPackage, encodeLayers, type LayerCompression } from './encode.js';
 import {
   DISTILL_ALPHA,
   DISTILL_TEMPERATURE,
   METHODS,
   type ModelLayer,
+  namedLayers,
   PipelineError,
   type StepParams,
 } from './pipeline.js';
@@ -63,7 +64,8 @@ import {
   type QatFormat,
   quantizedPoints,
 } from './qat.js';
-import { steHooks } from './ste.js';
+import { BINARY_QUANTIZER, steHooks, ternaryQuantizer, type WeightQuantizer } from './ste.js';
+import { xnorModel } from './xnor.js';
 
 /** Written in a phase's directory once the phase is complete. */
 export const PHASE_DONE = 'phase.json';
@@ -144,9 +146,15 @@ async function retrainPhase(
   label: string,
   params: StepParams,
   prepare: (model: tf.LayersModel) => LayerProjection[],
-  /** A phase that starts from a new model (`build`, with its `config`: a distillation's student), or trains
-   * with its own hooks in place of the projections' (a straight-through-estimator method). */
-  phase?: { build?: () => tf.LayersModel; config?: Partial<TrainConfig>; hooks?: TrainHooks },
+  /** A phase's own start and hooks: a new model (`build`, with its `config`: a distillation's student), the
+   * starting model rewritten (`rewrite`: XNOR-Net's binary activations), or its own hooks in place of the
+   * projections' (a straight-through-estimator method: the projections are then none). */
+  phase?: {
+    build?: () => tf.LayersModel;
+    rewrite?: (model: tf.LayersModel) => tf.LayersModel;
+    config?: Partial<TrainConfig>;
+    hooks?: TrainHooks;
+  },
 ): Promise<{ interrupted: boolean }> {
   if (existsSync(join(dir, PHASE_DONE))) {
     context.modelDir = dir;
@@ -158,13 +166,16 @@ async function retrainPhase(
   if (resuming) {
     projections = loadProjections(dir);
   } else {
-    const model = phase?.build ? phase.build() : await tf.loadLayersModel(fileHandler(context.modelDir!));
+    const loaded = phase?.build ? phase.build() : await tf.loadLayersModel(fileHandler(context.modelDir!));
+    let model = loaded;
     try {
+      if (phase?.rewrite) model = phase.rewrite(loaded);
       projections = prepare(model);
       await saveProjections(dir, projections);
       await model.save(fileHandler(epochs === 0 ? dir : join(dir, START_DIR)));
     } finally {
-      model.dispose();
+      loaded.dispose();
+      if (model !== loaded) model.dispose();
     }
   }
   if (epochs > 0) {
@@ -405,6 +416,95 @@ function quantizationAware(format: QatFormat): CompressStep {
   };
 }
 
+/** The layers a straight-through method trains: those it names, else its kinds' layers with at least
+ * minWeights weights, without the first and the last weight layers when `outer` says so (XNOR-Net). */
+function straightThroughLayers(
+  method: string,
+  context: StepContext,
+  params: StepParams,
+  outer: boolean,
+): string[] {
+  const named = namedLayers(params);
+  if (named !== undefined) return named;
+  const kinds = METHODS[method]!.layerClasses!;
+  const weighted = context.modelLayers.filter((l) => kinds.includes(l.kind));
+  const inner = outer ? weighted.slice(1, -1) : weighted;
+  return inner.filter((l) => l.weights >= (params.minWeights as number)).map((l) => l.name);
+}
+
+/** BinaryConnect and TWN: one retraining phase through the STE hook, the layers stored in the format. */
+function weightFormatStep(
+  method: 'binaryconnect' | 'ternary',
+  quantizer: (params: StepParams) => WeightQuantizer,
+): CompressStep {
+  const weights = method === 'binaryconnect' ? 'binary' : 'ternary';
+  return async (context, params) => {
+    const layers = straightThroughLayers(method, context, params, false);
+    const q = quantizer(params);
+    const hooks = steHooks(layers.map((layer) => ({ layer, quantizer: q })));
+    const result = await retrainPhase(context, join(context.dir, 'train'), method, params, () => [], {
+      hooks,
+    });
+    if (result.interrupted) return result;
+    for (const name of layers) context.layers.set(name, { ...context.layers.get(name), weights });
+    return { interrupted: false };
+  };
+}
+
+/** XNOR-Net (xnor.ts): the model rewritten with batch norms and binary activations, retrained through the
+ * STE hook; the package's first and last layers int8 (post-training, calibrated on the package as the
+ * runtime runs it, xnor layers included) unless outerFormat is f32. */
+const xnor: CompressStep = async (context, params) => {
+  const layers = straightThroughLayers('xnor', context, params, true);
+  if (layers.length === 0)
+    throw new PipelineError(
+      'xnor: no layer to binarize (the first and last conv / dense layers stay ' +
+        `${params.outerFormat as string}); name them with "layers"`,
+    );
+  const hooks = steHooks(layers.map((layer) => ({ layer, quantizer: BINARY_QUANTIZER })));
+  const result = await retrainPhase(context, join(context.dir, 'train'), 'xnor', params, () => [], {
+    rewrite: (model) => {
+      const n = Math.min(256, context.trainSet.count);
+      const set = context.trainSet;
+      const images = tf.tensor4d(imageInput(set, 0, n), [n, set.height, set.width, set.channels]);
+      try {
+        return xnorModel(model, new Set(layers), images);
+      } finally {
+        images.dispose();
+      }
+    },
+    hooks,
+  });
+  if (result.interrupted) return result;
+  for (const name of layers) context.layers.set(name, { ...context.layers.get(name), weights: 'xnor' });
+  if (params.outerFormat === 'int8') {
+    const content = compressedPackage(context.modelDir!, context.layers, {
+      modelId: context.fp32.manifest.model.id,
+    });
+    content.manifest = withTrainedPreprocessing(content.manifest, context.trainSet);
+    const pkg = readPackage(writePackage(content, bundledSigningKey()), {
+      allowUnsigned: true,
+      cpuFamily: null,
+    });
+    const outer = new Set(
+      pkg.manifest.nodes
+        .filter((n) => (n.op === 'conv2d' || n.op === 'fully_connected') && !layers.includes(n.name))
+        .map((n) => n.name),
+    );
+    const calibration = calibrationFromImages(
+      context.trainSet,
+      params.calibrationImages as number,
+      packageImageInput(pkg, context.trainSet),
+    );
+    const quantized = quantizePackage(pkg, calibration, {
+      calibrationMethod: params.calibrationMethod as CalibrationMethod,
+      layers: outer,
+    }).content;
+    context.content = encodeLayers(quantized, context.layers);
+  }
+  return { interrupted: false };
+};
+
 export const STEPS: Record<string, CompressStep> = {
   distill,
   prune,
@@ -416,4 +516,7 @@ export const STEPS: Record<string, CompressStep> = {
   'int8-qat': quantizationAware('int8'),
   'fixed16-ft': quantizationAware('fixed16'),
   'fixed8-ft': quantizationAware('fixed8'),
+  binaryconnect: weightFormatStep('binaryconnect', () => BINARY_QUANTIZER),
+  ternary: weightFormatStep('ternary', (params) => ternaryQuantizer(params.perChannel as boolean)),
+  xnor,
 };

@@ -102,6 +102,11 @@ export interface PtqOptions {
   calibrationMethod?: CalibrationMethod;
   /** Ranges that replace the calibrated ones, by tensor name (quantization-aware training's, qat.ts). */
   ranges?: ReadonlyMap<string, TensorRange>;
+  /** Only these conv / FC layers (node names) become int8; the others (and a ReLU fused into them), in
+   * whatever format the package stores them, are written as fp32 (their weights expanded) between a
+   * dequantize and a quantize, for a caller that re-encodes them (XNOR-Net's binary middle layers,
+   * optimize/compress: calibrated on the package as it runs them). Default: every layer. */
+  layers?: ReadonlySet<string>;
 }
 
 export interface PtqResult {
@@ -137,11 +142,12 @@ export const FLOAT_ISLAND_OPS = [
 const isQuantizable = (op: string): boolean =>
   (QUANTIZABLE_OPS as readonly string[]).includes(op) || (FLOAT_ISLAND_OPS as readonly string[]).includes(op);
 
-function checkSupported(manifest: Manifest, pkg: Package): void {
+function checkSupported(manifest: Manifest, pkg: Package, layers?: ReadonlySet<string>): void {
   const problems: { node: string; why: string }[] = [];
   for (const node of manifest.nodes) {
+    const kept = layers !== undefined && !layers.has(node.name);
     if (!isQuantizable(node.op)) problems.push({ node: node.name, why: `op ${node.op} is not quantizable` });
-    else if (node.format !== 'f32')
+    else if (node.format !== 'f32' && !kept)
       problems.push({ node: node.name, why: `format ${node.format} (only f32 layers are quantized)` });
     else if (node.op === 'conv2d' || node.op === 'fully_connected') {
       const [, w, b] = node.inputs;
@@ -358,6 +364,8 @@ class Int8GraphWriter {
     private readonly layers: ReadonlyMap<ManifestNode, QuantizedLayer>,
     /** The fp32 data of a constant tensor of the source graph, or undefined for an activation. */
     private readonly constantOf: (t: number) => Float32Array | undefined,
+    /** The conv / FC layers to write as int8 (PtqOptions.layers); undefined: all. */
+    private readonly int8Layers?: ReadonlySet<string>,
   ) {}
 
   /** A node with no int8 kernel, in fp32 on dequantized activations (constants copied as fp32). */
@@ -438,7 +446,10 @@ class Int8GraphWriter {
         case 'conv2d':
         case 'fully_connected': {
           const relu = this.plan.fusedClips.get(node);
-          this.writeLayer(node, relu);
+          if (this.int8Layers !== undefined && !this.int8Layers.has(node.name)) {
+            this.writeFloat(node);
+            if (relu) this.writeFloat(relu);
+          } else this.writeLayer(node, relu);
           if (relu) fused.add(relu);
           break;
         }
@@ -594,7 +605,10 @@ class Int8GraphWriter {
    * softmax. */
   private writeLayout(node: ManifestNode): void {
     const x = node.inputs[0]!;
-    const int8 = this.isInt8(x) || node.op === 'max_pool' || node.op === 'avg_pool';
+    // A pool on fp32 input is made int8 too (its kernel is faster), unless only some layers are int8: then
+    // it stays in the format of the layer before it.
+    const int8 =
+      this.isInt8(x) || ((node.op === 'max_pool' || node.op === 'avg_pool') && this.int8Layers === undefined);
     const outputs = node.outputs.map(() => ({}));
     const written = int8
       ? this.builder.emit(node.name, node.op, 'int8', [this.int8Of(x, node.name)], node.attrs, outputs)
@@ -691,7 +705,7 @@ export function quantizePackage(
   options: PtqOptions = {},
 ): PtqResult {
   const { manifest } = pkg;
-  checkSupported(manifest, pkg);
+  checkSupported(manifest, pkg, options.layers);
   const ranges = withRanges(
     manifest,
     collectRanges(pkg, calibration, options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD),
@@ -700,10 +714,15 @@ export function quantizePackage(
   const plan = planQuantization(manifest, ranges);
   const layers = quantizeLayers(pkg);
 
-  const writer = new Int8GraphWriter(manifest, plan, layers, (t) =>
-    pkg.constants[t] === undefined
-      ? undefined
-      : toFloat32(pkg.constants[t], elements(manifest.tensors[t]!.shape)),
+  const writer = new Int8GraphWriter(
+    manifest,
+    plan,
+    layers,
+    (t) =>
+      pkg.constants[t] === undefined
+        ? undefined
+        : toFloat32(pkg.constants[t], elements(manifest.tensors[t]!.shape)),
+    options.layers,
   );
   const input = manifest.inputs[0]!;
   writer.addInput(input.tensor);

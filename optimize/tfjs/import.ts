@@ -57,6 +57,10 @@ export interface TfjsImportOptions {
   labels?: string[];
   /** Batch size of the package's inputs (their first dimension is null in model.json); 1 by default. */
   batch?: number;
+  /** Pass XNOR-Net's binary activations (optimize/compress/xnor.ts) through: the caller stores every
+   * layer that reads one as xnor, which binarizes its input itself (optimize/compress/encode.ts). Without
+   * it a model with binary activations is refused, since its package would compute on real values. */
+  xnorInputs?: boolean;
 }
 
 /** Why a layer cannot be imported (its class, or class and activation), or null when it can. */
@@ -87,6 +91,12 @@ export function importTfjsLayers(path: string, options: TfjsImportOptions = {}):
     );
   }
   const graph = prefixErrors(path, () => layerGraph(parsed.data.modelTopology, unsupportedReason));
+  const binary = graph.nodes.find((n) => n.layer.class_name === 'WhittleBinaryActivation');
+  if (binary !== undefined && options.xnorInputs !== true)
+    throw new TfjsImportError(
+      `${path}: layer ${binary.name} is an XNOR-Net binary activation, which only \`whittle compress\`'s ` +
+        'xnor step packages (the xnor layers that read it binarize their inputs)',
+    );
   const weights = prefixErrors(path, () => readWeights(path, parsed.data.weightsManifest));
   return prefixErrors(path, () => new PackageBuild(weights, options.batch ?? 1).run(graph, path, options));
 }

@@ -270,6 +270,10 @@ export const TFJS_LAYERS: Readonly<Record<string, TfjsLayerHandler>> = {
   // The ShuffleNet unit's channel split and shuffle (optimize/zoo/shufflenet.ts).
   WhittleChannelShuffle: (l) => l.emit('channel_shuffle', [l.input()], { groups: l.int('groups', 1) }),
   WhittleChannelSplit: channelSplit,
+  // XNOR-Net's binary activation (optimize/compress/xnor.ts) is no node: the xnor layer that reads it
+  // binarizes its input itself (imported only with xnorInputs, which optimize/compress/encode.ts gives
+  // once it has checked that every one feeds a layer it stores as xnor).
+  WhittleBinaryActivation: (l) => l.input(),
 };
 
 /** The tfjs layer classes the importer converts (the table's keys). */

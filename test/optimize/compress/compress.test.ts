@@ -32,9 +32,9 @@ import { type CompressOptions, runCompress } from '../../../optimize/compress/ru
 import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
-import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { fileHandler } from '../../../optimize/train/file-io.js';
-import { DEFAULT_TRAIN_CONFIG, distillationLoss, train } from '../../../optimize/train/trainer.js';
+import { distillationLoss } from '../../../optimize/train/trainer.js';
+import { trainTinyModel } from '../../support/tiny-model.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
 
@@ -191,19 +191,7 @@ describe('whittle compress', () => {
     latencyRuns: 3,
   });
   before(async () => {
-    await selectTrainingBackend('whittle-native');
-    await train({
-      config: {
-        ...DEFAULT_TRAIN_CONFIG,
-        model: 'lenet-300-100',
-        dataset: 'fashion-mnist',
-        epochs: 1,
-        trainLimit: 600,
-        testLimit: 100,
-        lrSchedule: 'constant',
-      },
-      outDir: trained,
-    });
+    await trainTinyModel('lenet-300-100', trained);
     writeFileSync(
       spec,
       JSON.stringify({

@@ -24,8 +24,7 @@ import { type PackageContent, writePackage } from '../../../optimize/package/wri
 import { calibrationFromImages } from '../../../optimize/quantize/calibrate.js';
 import { QuantizationError, quantizePackage } from '../../../optimize/quantize/ptq.js';
 import { importTfjsLayers } from '../../../optimize/tfjs/import.js';
-import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
-import { DEFAULT_TRAIN_CONFIG, train } from '../../../optimize/train/trainer.js';
+import { trainTinyModel } from '../../support/tiny-model.js';
 
 const { privateKey } = generateKeyPairSync('ed25519');
 const signed = (content: PackageContent): Buffer => writePackage(content, privateKey);
@@ -39,20 +38,7 @@ describe('post-training int8 quantization of LeNet-5', () => {
   let testSet: ImageSet;
 
   before(async () => {
-    await selectTrainingBackend('whittle-native');
-    await train({
-      config: {
-        ...DEFAULT_TRAIN_CONFIG,
-        model: 'lenet5',
-        dataset: 'fashion-mnist',
-        epochs: 1,
-        trainLimit: 5000,
-        testLimit: 100,
-        batchSize: 32,
-        lrSchedule: 'constant',
-      },
-      outDir: root,
-    });
+    await trainTinyModel('lenet5', root, { trainLimit: 5000, batchSize: 32 });
     fp32Bytes = signed(importTfjsLayers(join(root, 'model.json'), { modelId: 'lenet5-test' }));
     fp32 = read(fp32Bytes);
     const data = loadDataset('fashion-mnist');
