@@ -398,7 +398,7 @@ export function distillationLoss(
   return tf.tidy(() => {
     const logStudent = tf.log(tf.clipByValue(student, LOG_FLOOR, 1));
     const hard = tf.neg(tf.sum(tf.mul(labels, logStudent), -1));
-    const crossEntropy = tf.mean(hard) as tf.Scalar;
+    const crossEntropy = tf.mean<tf.Scalar>(hard);
     if (alpha === 0) return { loss: crossEntropy, crossEntropy };
     const softStudent = tf.logSoftmax(tf.div(logStudent, temperature));
     const softTeacher = tf.logSoftmax(tf.div(tf.log(tf.clipByValue(teacher, LOG_FLOOR, 1)), temperature));
