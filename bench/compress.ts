@@ -1,8 +1,11 @@
 // `npm run bench -- compress [--json] [--quick]`: the compressor's figures on Fashion-MNIST. Each model is
 // trained (`whittle train`'s trainer; kept in --dir and reused when it is there), then compressed by
 // `whittle compress`'s runner: deep-compression (prune -> k-means -> Huffman) on LeNet-300-100 and LeNet-5,
-// filter-prune (Li et al. 2017, 40 % fewer MACs, fine-tuned) on the small VGG, hashednets on LeNet-300-100, and
-// int8 / fixed16 / fixed8 post-training on every trained model. Accuracy is the package's on the
+// filter-prune (Li et al. 2017, 40 % fewer MACs, fine-tuned) on the small VGG, hashednets on LeNet-300-100,
+// int8 / fixed16 / fixed8 post-training, int8 quantization-aware training and fixed16 / fixed8 fine-tuning
+// (int8-qat, fixed16-ft, fixed8-ft presets) on every trained model, and distillation: the `distill` preset's
+// half-width student from its teacher against the same student on the labels alone (distill-labels:
+// alpha 0, same epochs, seed and images). Accuracy is the package's on the
 // runtime (the whole test set, or --quick's first 1,000 images), latency at batch 1 interleaved with the
 // fp32 package, sizes the signed files'. --quick trains and retrains on 5,000 images, one epoch per phase
 // (at a learning rate of 1e-3: the preset's 1e-4 does not recover a 92 %-pruned layer in ~80 steps).
@@ -22,21 +25,35 @@ import { compareLatency } from '../optimize/evaluate-package.js';
 import { bundledSigningKey } from '../optimize/package/writer.js';
 import { selectTrainingBackend } from '../optimize/train/backend-select.js';
 import { DEFAULT_TRAIN_CONFIG, train } from '../optimize/train/trainer.js';
-import { benchOptions, positiveInteger } from './kernels.js';
+import { BenchArgumentError, benchOptions, positiveInteger } from './kernels.js';
 
 export const COMPRESS_HELP =
   'compress options: --quick (5,000 training images, 1 epoch per phase at rate 1e-3, 1,000 test images), --models ' +
-  'lenet-300-100,lenet5,vgg-small, --methods (default: all that apply), --dir DIR (trained models and runs; ' +
-  'reused), --latency-runs 200, --json';
+  'lenet-300-100,lenet5,vgg-small, --methods (default: all that apply: deep-compression, filter-prune, ' +
+  'hashednets, binaryconnect, ternary, xnor, int8, fixed16, fixed8, int8-qat, fixed16-ft, fixed8-ft, distill, ' +
+  'distill-labels), --epochs N (the ' +
+  "retraining epochs of the QAT, fine-tuning, distill and straight-through phases; default: their presets'), " +
+  '--dir DIR (trained models and runs; reused), --latency-runs 200, --json';
 
-/** The retraining methods and the models the issue asks them of; the post-training ones run on every model. */
+const POST_TRAINING = ['int8', 'fixed16', 'fixed8'];
+/** Quantization-aware training and fixed-point fine-tuning: each beside its post-training twin. */
+const QUANTIZATION_AWARE = ['int8-qat', 'fixed16-ft', 'fixed8-ft'];
+/** Distillation's figure: the half-width student of the `distill` preset trained from its teacher, and the
+ * same student (same epochs, seed and data) on the labels alone (alpha 0). */
+const DISTILLATION = ['distill', 'distill-labels'];
+/** The retraining presets and the models the issue asks them of; the methods above run on every model. */
 const RETRAINING_MODELS: Record<string, ReadonlySet<string>> = {
   'deep-compression': new Set(['lenet-300-100', 'lenet5']),
   'filter-prune': new Set(['vgg-small']),
   hashednets: new Set(['lenet-300-100']),
   ...Object.fromEntries(STRAIGHT_THROUGH_METHODS.map((m) => [m, new Set(['lenet5', 'vgg-small'])])),
 };
-const POST_TRAINING = ['int8', 'fixed16', 'fixed8'];
+const METHOD_NAMES = [
+  ...Object.keys(RETRAINING_MODELS),
+  ...POST_TRAINING,
+  ...QUANTIZATION_AWARE,
+  ...DISTILLATION,
+];
 
 export async function compressBenchCommand(args: string[], machine: string): Promise<number> {
   const values = benchOptions(
@@ -45,6 +62,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       quick: { type: 'boolean' },
       models: { type: 'string' },
       methods: { type: 'string' },
+      epochs: { type: 'string' },
       dir: { type: 'string' },
       'latency-runs': { type: 'string' },
       json: { type: 'boolean' },
@@ -54,6 +72,12 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
   if (values === undefined) return 0;
   const quick = values.quick === true;
   const models = (values.models ?? 'lenet-300-100,lenet5,vgg-small').split(',');
+  const asked = values.methods?.split(',') ?? METHOD_NAMES;
+  const unknown = asked.filter((m) => !METHOD_NAMES.includes(m));
+  if (unknown.length > 0)
+    throw new BenchArgumentError(
+      `--methods: unknown ${unknown.join(', ')}; the methods are ${METHOD_NAMES.join(', ')}`,
+    );
   const dir = values.dir ?? join(tmpdir(), `whittle-bench-compress${quick ? '-quick' : ''}`);
   const latencyRuns = positiveInteger(values['latency-runs'], 200, '--latency-runs');
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -62,27 +86,38 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
   const key = bundledSigningKey();
   const limits = quick ? { trainLimit: 5000, testImages: 1000 } : {};
   mkdirSync(dir, { recursive: true });
-  const only = values.methods?.split(',');
-  // The presets, or under --quick the same steps with one retraining epoch (and two pruning rounds).
-  const specs = new Map(
-    Object.keys(RETRAINING_MODELS).map((preset) => {
-      const path = join(dir, `${preset}.json`);
-      writeFileSync(
-        path,
-        JSON.stringify({
-          // (the straight-through methods keep their preset's rate)
-          steps: PRESETS[preset]!.map((s) =>
+  // The specs of the retraining methods: Han / Li / Chen's presets, or under --quick the same steps with one
+  // retraining epoch at rate 1e-3 (and two pruning rounds); the straight-through, QAT, fine-tuning and
+  // distill presets at --epochs when given (under --quick: 1 epoch, distill 3), the distill one also on the
+  // labels alone.
+  const epochs = values.epochs === undefined ? undefined : positiveInteger(values.epochs, 1, '--epochs');
+  const withEpochs = (preset: string, quickEpochs?: number): { method: string }[] =>
+    PRESETS[preset]!.map((s) => {
+      const e = epochs ?? (quick ? quickEpochs : undefined);
+      return e === undefined ? s : { ...s, epochs: e };
+    });
+  const distill = withEpochs('distill', 3);
+  const specs: Record<string, string> = {};
+  for (const [method, steps] of [
+    ...['deep-compression', 'filter-prune', 'hashednets'].map(
+      (m) =>
+        [
+          m,
+          PRESETS[m]!.map((s) =>
             !quick || s.method === 'huffman'
               ? s
-              : STRAIGHT_THROUGH_METHODS.includes(s.method)
-                ? { ...s, epochs: 1 }
-                : { ...s, epochs: 1, learningRate: 1e-3, ...(s.method === 'prune' ? { iterations: 2 } : {}) },
+              : { ...s, epochs: 1, learningRate: 1e-3, ...(s.method === 'prune' ? { iterations: 2 } : {}) },
           ),
-        }),
-      );
-      return [preset, path];
-    }),
-  );
+        ] as const,
+    ),
+    ...STRAIGHT_THROUGH_METHODS.map((m) => [m, withEpochs(m, 1)] as const),
+    ...QUANTIZATION_AWARE.map((m) => [m, withEpochs(m)] as const),
+    ['distill', distill] as const,
+    ['distill-labels', distill.map((s) => ({ ...s, alpha: 0 }))] as const,
+  ]) {
+    specs[method] = join(dir, `${method}.json`);
+    writeFileSync(specs[method], JSON.stringify({ steps }));
+  }
   const results: Record<string, unknown>[] = [];
   for (const model of models) {
     const trained = join(dir, model);
@@ -103,7 +138,9 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
     const methods = [
       ...Object.keys(RETRAINING_MODELS).filter((m) => RETRAINING_MODELS[m]!.has(model)),
       ...POST_TRAINING,
-    ].filter((m) => only === undefined || only.includes(m));
+      ...QUANTIZATION_AWARE,
+      ...DISTILLATION,
+    ].filter((m) => asked.includes(m));
     for (const method of methods) {
       const out = join(dir, `${model}-${method}.whittle`);
       const run = join(dir, `${model}-${method}.run`);
@@ -112,7 +149,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       const result = await runCompress({
         model: trained,
         dataset: 'fashion-mnist',
-        pipeline: specs.get(method) ?? method,
+        pipeline: specs[method] ?? method,
         out,
         runDir: run,
         resume,

@@ -11,8 +11,9 @@ import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 
 export const COMPRESS_HELP = `  compress MODEL --dataset DATA --pipeline PIPELINE --out PKG  compress a trained model (a whittle train
                         directory, or an fp32 package for int8 / fixed16 / fixed8); PIPELINE a preset
-                        (deep-compression, filter-prune, hashednets, int8, fixed16, fixed8, binaryconnect,
-                        ternary, xnor) or a JSON spec file of steps; --run DIR
+                        (deep-compression, filter-prune, hashednets, int8, fixed16, fixed8, int8-qat,
+                        fixed16-ft, fixed8-ft, binaryconnect, ternary, xnor, distill) or a JSON spec file of
+                        steps; --run DIR
                         (OUT.run), --resume, --limit N training images, --test-images N, --batch-size N,
                         --latency-runs N (200), --target-ratio X, --max-accuracy-drop POINTS, --key KEY |
                         --bundled-key, --json

@@ -2,9 +2,12 @@
 // or a JSON spec file, checked against the methods' definitions and the model's layers before anything
 // runs. A spec file is `{ "steps": [ { "method": "prune", "sparsity": 0.9 }, ... ] }` (or the bare list).
 // Methods are defined here (what they take and which layers they apply to) and run in steps.ts.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { whittleError } from '../../native/whittle-error.js';
+import { MODEL_FILE } from '../train/file-io.js';
+import { ZOO_MODEL_NAMES } from '../zoo/index.js';
 
 /** A pipeline (spec file or preset) that cannot run: the message names the step, the parameter or the layer. */
 export class PipelineError extends whittleError('PipelineError', 'bad-pipeline') {}
@@ -12,8 +15,9 @@ export class PipelineError extends whittleError('PipelineError', 'bad-pipeline')
 type ParamValue = number | boolean | string | string[] | Record<string, number>;
 
 interface ParamSpec {
-  /** `layers`: a map from layer name to a number; `names`: a list of layer names. */
-  kind: 'number' | 'integer' | 'boolean' | 'choice' | 'layers' | 'names';
+  /** `layers`: a map from layer name to a number; `names`: a list of layer names; `model`: a `whittle train`
+   * directory (checked to hold a model). */
+  kind: 'number' | 'integer' | 'boolean' | 'choice' | 'layers' | 'names' | 'model';
   /** Inclusive bounds of a number / integer, and of a `layers` map's values. */
   min?: number;
   max?: number;
@@ -39,6 +43,41 @@ export interface MethodDefinition {
   rewritesPackage: boolean;
 }
 
+/** Knowledge distillation's defaults (Hinton et al. 2015): the softening temperature T and the weight α of the
+ * soft term, loss = α·T²·KL(soft teacher ‖ soft student) + (1 − α)·CE(labels). */
+export const DISTILL_TEMPERATURE = 4;
+export const DISTILL_ALPHA = 0.9;
+
+/** What makes a retraining phase learn from a teacher (any retraining step takes them; `distill` always). */
+const distillation = (on: boolean): Record<string, ParamSpec> => ({
+  ...(on
+    ? {}
+    : {
+        distill: {
+          kind: 'boolean',
+          doc: "retrain on the teacher's softened outputs too (knowledge distillation); off unless true",
+        },
+      }),
+  teacher: {
+    kind: 'model',
+    doc: 'the teacher, a `whittle train` directory (default: the pipeline input model)',
+  },
+  temperature: {
+    kind: 'number',
+    min: 0.01,
+    max: 100,
+    ...(on ? { default: DISTILL_TEMPERATURE } : {}),
+    doc: `distillation temperature T (default ${DISTILL_TEMPERATURE})`,
+  },
+  alpha: {
+    kind: 'number',
+    min: 0,
+    max: 1,
+    ...(on ? { default: DISTILL_ALPHA } : {}),
+    doc: `weight of the teacher's soft targets against the labels (default ${DISTILL_ALPHA}; 0: labels only)`,
+  },
+});
+
 const retraining: Record<string, ParamSpec> = {
   epochs: { kind: 'integer', min: 0, max: 1000, default: 2, doc: 'retraining epochs (per iteration)' },
   learningRate: { kind: 'number', min: 1e-9, max: 1, default: 1e-4, doc: 'retraining learning rate' },
@@ -48,6 +87,7 @@ const retraining: Record<string, ParamSpec> = {
     default: 0,
     doc: 'leave layers with fewer weights than this as they are',
   },
+  ...distillation(false),
 };
 
 const calibration: Record<string, ParamSpec> = {
@@ -72,6 +112,30 @@ const straightThrough: Record<string, ParamSpec> = {
 export const BINARY_LAYER_CLASSES = ['Conv2D', 'Dense'] as const;
 
 export const METHODS: Record<string, MethodDefinition> = {
+  distill: {
+    method: 'distill',
+    summary:
+      "knowledge distillation (Hinton et al. 2015): a student trained on the teacher's softened outputs",
+    params: {
+      student: {
+        kind: 'choice',
+        choices: [...ZOO_MODEL_NAMES, 'input'],
+        doc: "the student: a zoo model at `width`, new (default: the teacher's architecture), or `input`: the input model itself, fine-tuned",
+      },
+      width: {
+        kind: 'number',
+        min: 0.05,
+        max: 4,
+        default: 0.5,
+        doc: "a new student's width multiplier (every hidden layer's channels / units)",
+      },
+      epochs: { kind: 'integer', min: 1, max: 1000, default: 10, doc: 'training epochs' },
+      learningRate: { kind: 'number', min: 1e-9, max: 1, default: 1e-3, doc: 'learning rate' },
+      ...distillation(true),
+    },
+    retrains: true,
+    rewritesPackage: false,
+  },
   prune: {
     method: 'prune',
     summary: 'magnitude pruning with iterative prune-and-retrain (Han et al. 2015), stored sparse',
@@ -244,6 +308,29 @@ export const METHODS: Record<string, MethodDefinition> = {
   },
 };
 
+/** int8 quantization-aware training and fixed-point fine-tuning (qat.ts): retrain, then write the package. */
+function quantizationAware(format: 'int8' | 'fixed16' | 'fixed8'): MethodDefinition {
+  const method = format === 'int8' ? 'int8-qat' : `${format}-ft`;
+  return {
+    method,
+    summary:
+      format === 'int8'
+        ? 'int8 quantization-aware training (straight-through estimators, activation ranges by EMA), then the int8 package'
+        : `${format === 'fixed16' ? 16 : 8}-bit dynamic fixed-point fine-tuning (Gupta et al. 2015: stochastic rounding, float copy), then the ${format} package`,
+    params: { ...retraining, ...calibration },
+    layerClasses: QAT_LAYER_CLASSES,
+    retrains: true,
+    rewritesPackage: true,
+  };
+}
+
+/** The layers quantization-aware training takes (a depthwise kernel's channels are not its last axis). */
+const QAT_LAYER_CLASSES = ['Conv2D', 'Dense'] as const;
+
+METHODS['int8-qat'] = quantizationAware('int8');
+METHODS['fixed16-ft'] = quantizationAware('fixed16');
+METHODS['fixed8-ft'] = quantizationAware('fixed8');
+
 export type StepParams = Record<string, ParamValue>;
 
 export interface PipelineStep {
@@ -272,6 +359,11 @@ export const PRESETS: Record<string, { method: string; [param: string]: unknown 
   // Chen et al. 2015's 1/8 on every fully-connected layer, fine-tuned from the trained model (its weights'
   // signed bucket means as the start) at a rate that moves the buckets far from that start.
   hashednets: [{ method: 'hashednets', compression: 8, epochs: 6, learningRate: 1e-3 }],
+  'int8-qat': [{ method: 'int8-qat' }],
+  'fixed16-ft': [{ method: 'fixed16-ft' }],
+  'fixed8-ft': [{ method: 'fixed8-ft' }],
+  // A half-width student of the input model's architecture, trained from scratch on its softened outputs.
+  distill: [{ method: 'distill', width: 0.5 }],
 };
 
 /** A layer of the model as the pipeline sees it: its name and kind (tfjs class, or the package op). */
@@ -344,6 +436,13 @@ function checkValue(where: string, name: string, spec: ParamSpec, value: unknown
           );
       return value as Record<string, number>;
     }
+    case 'model':
+      if (typeof value !== 'string' || !existsSync(join(value, MODEL_FILE)))
+        throw new PipelineError(
+          `${where}: ${name} must be a \`whittle train\` directory (${spec.doc}) but ${JSON.stringify(value)} ` +
+            `holds no ${MODEL_FILE}`,
+        );
+      return value;
   }
 }
 
@@ -421,6 +520,11 @@ function checkStep(
   }
   for (const [name, spec] of Object.entries(definition.params))
     if (params[name] === undefined && spec.default !== undefined) params[name] = spec.default;
+  const distilling = ['teacher', 'temperature', 'alpha'].filter((p) => given[p] !== undefined);
+  if (definition.params.distill !== undefined && distilling.length > 0 && params.distill !== true)
+    throw new PipelineError(
+      `${at}: ${distilling.join(', ')} apply to a distilling phase: add "distill": true (or drop them)`,
+    );
   const named = namedLayers(params);
   if (named && layers) {
     for (const name of named) {
@@ -479,10 +583,26 @@ function checkOrder(steps: readonly PipelineStep[], where: string): void {
         `${where} step ${i + 1} (filter-prune): removing filters reshapes the layers a ${before.join(', ')} ` +
           'step has pruned or shared; filter-prune first',
       );
-    if (METHODS[step.method]!.rewritesPackage && before.length > 0)
+    const newStudent = steps.slice(0, i).some((s) => s.method === 'distill' && s.params.student !== 'input');
+    if (step.params.layers !== undefined && newStudent)
       throw new PipelineError(
-        `${where} step ${i + 1} (${step.method}): ${step.method} rewrites the whole fp32 model in its own ` +
-          `number format, so it runs alone; it cannot follow ${before.join(', ')}`,
+        `${where} step ${i + 1} (${step.method}): names layers of the input model, but a distill step before ` +
+          'it replaces the model by a new student (drop the layers map, or distill with student "input")',
+      );
+    const definition = METHODS[step.method]!;
+    // A retraining package step (QAT, fixed-point fine-tuning) takes the model so far: a distilled one.
+    const kept = definition.retrains ? before.filter((m) => m !== 'distill') : before;
+    if (definition.rewritesPackage && kept.length > 0)
+      throw new PipelineError(
+        `${where} step ${i + 1} (${step.method}): ${step.method} rewrites the whole ` +
+          `${definition.retrains ? '' : 'fp32 '}model in its own number format, so it runs alone` +
+          `${definition.retrains ? ' (or after distill)' : ''}; it cannot follow ${kept.join(', ')}`,
+      );
+    const packageStep = before.find((m) => METHODS[m]!.rewritesPackage);
+    if (packageStep !== undefined)
+      throw new PipelineError(
+        `${where} step ${i + 1} (${step.method}): ${packageStep} wrote the package in its own number format; ` +
+          'it must be the last step',
       );
   });
 }

@@ -298,6 +298,7 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
     modelLayers,
     retrain: {
       model: meta?.config?.model ?? 'model',
+      ...(fromPackage ? {} : { input: options.model }),
       dataset: options.dataset,
       batchSize: options.batchSize ?? meta?.config?.batchSize ?? 64,
       seed: options.seed ?? meta?.config?.seed ?? 1,
@@ -328,6 +329,8 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
     context.dir = dir;
     delete context.content;
     context.notes = [];
+    // The layers of the model so far (a distilled student's are not the input model's).
+    if (!fromPackage) context.modelLayers = modelLayersOf(context.modelDir!, baseline, false);
     const outcome = await STEPS[step.method]!(context, step.params);
     if (outcome.interrupted) return { interrupted: true, runDir };
     const content =

@@ -23,19 +23,30 @@ import type { ImageSet } from '../datasets/image-set.js';
 import { imageInput, packageImageInput, withTrainedPreprocessing } from '../evaluate-package.js';
 import { fixedPointPackage } from '../package/fixed-point.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../package/writer.js';
-import { calibrationFromImages, type CalibrationMethod } from '../quantize/calibrate.js';
+import { calibrationFromImages, type CalibrationMethod, type TensorRange } from '../quantize/calibrate.js';
 import { quantizePackage } from '../quantize/ptq.js';
 import { fileHandler, loadNamedTensors, saveNamedTensors } from '../train/file-io.js';
 import {
+  combineHooks,
   DEFAULT_TRAIN_CONFIG,
+  type Distillation,
   train,
   type TrainConfig,
   type TrainHooks,
   type TrainProgress,
 } from '../train/trainer.js';
+import { buildZooModel } from '../zoo/index.js';
 import { compressedPackage, encodeLayers, type LayerCompression } from './encode.js';
 import { applyFilterPlan, type FilterPlan, planFilterPruning } from './filters.js';
-import { METHODS, type ModelLayer, namedLayers, PipelineError, type StepParams } from './pipeline.js';
+import {
+  DISTILL_ALPHA,
+  DISTILL_TEMPERATURE,
+  METHODS,
+  type ModelLayer,
+  namedLayers,
+  PipelineError,
+  type StepParams,
+} from './pipeline.js';
 import {
   type HashedKernel,
   iterationSparsity,
@@ -48,6 +59,15 @@ import {
   shareWeights,
   writeKernel,
 } from './projection.js';
+import {
+  activationHooks,
+  fixedPointWeightQuantizer,
+  INT8_WEIGHT_QUANTIZER,
+  packageRanges,
+  QAT_RANGES_FILE,
+  type QatFormat,
+  quantizedPoints,
+} from './qat.js';
 import { BINARY_QUANTIZER, steHooks, ternaryQuantizer, type WeightQuantizer } from './ste.js';
 import { xnorModel } from './xnor.js';
 
@@ -60,6 +80,9 @@ const START_DIR = 'start';
 export interface RetrainSettings {
   /** The model's zoo name (recorded in each phase's evaluation.json). */
   model: string;
+  /** The pipeline's input model (a `whittle train` directory): the teacher of a distilling phase that names
+   * none. */
+  input?: string;
   dataset: string;
   batchSize: number;
   seed: number;
@@ -104,18 +127,40 @@ function selectedLayers(method: string, context: StepContext, params: StepParams
   );
 }
 
-/** One retraining phase in `dir` from the model in context.modelDir: `prepare` projects the starting model's
- * weights and returns the projections to keep (saved, so a resumed phase keeps the same ones). Leaves
- * context.modelDir at the phase's model. */
+/** The teacher of a phase whose step asks for distillation (the distill step, or `distill: true`). */
+async function phaseTeacher(context: StepContext, params: StepParams): Promise<Distillation | undefined> {
+  if (params.distill !== true) return undefined;
+  const dir = (params.teacher as string | undefined) ?? context.retrain.input;
+  if (dir === undefined)
+    throw new PipelineError(
+      'distillation needs a teacher: MODEL is a package, so name a `teacher` directory',
+    );
+  return {
+    teacher: await tf.loadLayersModel(fileHandler(dir)),
+    temperature: (params.temperature as number | undefined) ?? DISTILL_TEMPERATURE,
+    alpha: (params.alpha as number | undefined) ?? DISTILL_ALPHA,
+  };
+}
+
+/** One retraining phase in `dir` from the model in context.modelDir (or the one `phase.build` makes): `prepare`
+ * projects the starting model's weights and returns the projections to keep (saved, so a resumed phase keeps
+ * the same ones). With distillation asked for, the phase trains on its teacher's softened outputs too.
+ * Leaves context.modelDir at the phase's model. */
 async function retrainPhase(
   context: StepContext,
   dir: string,
   label: string,
   params: StepParams,
   prepare: (model: tf.LayersModel) => LayerProjection[],
-  /** A straight-through-estimator phase: `rewrite` replaces the starting model (XNOR-Net's binary
-   * activations), `hooks` train it in place of the projections' (which are then none). */
-  ste?: { rewrite?: (model: tf.LayersModel) => tf.LayersModel; hooks: TrainHooks },
+  /** A phase's own start and hooks: a new model (`build`, with its `config`: a distillation's student), the
+   * starting model rewritten (`rewrite`: XNOR-Net's binary activations), or its own hooks in place of the
+   * projections' (a straight-through-estimator method: the projections are then none). */
+  phase?: {
+    build?: () => tf.LayersModel;
+    rewrite?: (model: tf.LayersModel) => tf.LayersModel;
+    config?: Partial<TrainConfig>;
+    hooks?: TrainHooks;
+  },
 ): Promise<{ interrupted: boolean }> {
   if (existsSync(join(dir, PHASE_DONE))) {
     context.modelDir = dir;
@@ -127,10 +172,10 @@ async function retrainPhase(
   if (resuming) {
     projections = loadProjections(dir);
   } else {
-    const loaded = await tf.loadLayersModel(fileHandler(context.modelDir!));
+    const loaded = phase?.build ? phase.build() : await tf.loadLayersModel(fileHandler(context.modelDir!));
     let model = loaded;
     try {
-      if (ste?.rewrite) model = ste.rewrite(loaded);
+      if (phase?.rewrite) model = phase.rewrite(loaded);
       projections = prepare(model);
       await saveProjections(dir, projections);
       await model.save(fileHandler(epochs === 0 ? dir : join(dir, START_DIR)));
@@ -151,17 +196,24 @@ async function retrainPhase(
       patience: 0,
       ...(context.retrain.trainLimit !== undefined ? { trainLimit: context.retrain.trainLimit } : {}),
       ...(context.retrain.testLimit !== undefined ? { testLimit: context.retrain.testLimit } : {}),
+      ...phase?.config,
     };
-    const result = await train({
-      config,
-      outDir: dir,
-      resume: resuming,
-      from: join(dir, START_DIR),
-      hooks: ste?.hooks ?? projectionHooks(projections),
-      ...(context.signal ? { signal: context.signal } : {}),
-      ...(context.onProgress ? { onProgress: (p: TrainProgress) => context.onProgress!(label, p) } : {}),
-    });
-    if (result.interrupted) return { interrupted: true };
+    const distill = await phaseTeacher(context, params);
+    try {
+      const result = await train({
+        config,
+        outDir: dir,
+        resume: resuming,
+        from: join(dir, START_DIR),
+        hooks: phase?.hooks ?? projectionHooks(projections),
+        ...(distill ? { distill } : {}),
+        ...(context.signal ? { signal: context.signal } : {}),
+        ...(context.onProgress ? { onProgress: (p: TrainProgress) => context.onProgress!(label, p) } : {}),
+      });
+      if (result.interrupted) return { interrupted: true };
+    } finally {
+      distill?.teacher.dispose();
+    }
   }
   writeFileSync(join(dir, PHASE_DONE), JSON.stringify({ label, epochs }));
   context.modelDir = dir;
@@ -332,28 +384,123 @@ const hashednets: CompressStep = async (context, params) => {
   return { interrupted: false };
 };
 
+/** Knowledge distillation: a new student (a zoo model at a width, from scratch) or the input model itself
+ * trained on the teacher's softened outputs; the student is the model every later step compresses. */
+const distill: CompressStep = async (context, params) => {
+  const student = params.student as string | undefined;
+  const width = params.width as number;
+  const fresh = student !== 'input';
+  const name = student ?? context.retrain.model;
+  const result = await retrainPhase(
+    context,
+    join(context.dir, 'student'),
+    'distill',
+    { ...params, distill: true },
+    () => [],
+    fresh
+      ? {
+          build: () =>
+            buildZooModel(name, {
+              height: context.trainSet.height,
+              width: context.trainSet.width,
+              channels: context.trainSet.channels,
+              classes: context.trainSet.classes.length,
+              seed: context.retrain.seed,
+              widthMultiplier: width,
+            }),
+          config: { model: name, widthMultiplier: width },
+        }
+      : undefined,
+  );
+  if (result.interrupted) return result;
+  // A new student has other layers: nothing a step did to the teacher's layers carries over.
+  if (fresh) context.layers = new Map();
+  return { interrupted: false };
+};
+
 const huffman: CompressStep = (context) => {
   for (const [name, layer] of context.layers)
     if (layer.bits !== undefined) context.layers.set(name, { ...layer, huffman: true });
   return Promise.resolve({ interrupted: false });
 };
 
+/** The package of `pkg` (an fp32 package) in `format`, calibrated on the training images; `ranges` (by tensor
+ * name) replace the calibrated ones. */
+function quantizedContent(
+  context: StepContext,
+  pkg: Package,
+  format: QatFormat,
+  params: StepParams,
+  ranges?: ReadonlyMap<string, TensorRange>,
+): PackageContent {
+  const calibration = calibrationFromImages(
+    context.trainSet,
+    params.calibrationImages as number,
+    packageImageInput(pkg, context.trainSet),
+  );
+  const options = {
+    calibrationMethod: params.calibrationMethod as CalibrationMethod,
+    ...(ranges ? { ranges } : {}),
+  };
+  return format === 'int8'
+    ? quantizePackage(pkg, calibration, options).content
+    : fixedPointPackage(pkg, calibration, { ...options, bits: format === 'fixed16' ? 16 : 8 }).content;
+}
+
 /** The existing post-training quantizers as steps: the fp32 package rewritten whole. */
-function postTraining(format: 'int8' | 'fixed16' | 'fixed8'): CompressStep {
+function postTraining(format: QatFormat): CompressStep {
   return (context, params) => {
-    const pkg = context.fp32;
-    const calibration = calibrationFromImages(
-      context.trainSet,
-      params.calibrationImages as number,
-      packageImageInput(pkg, context.trainSet),
-    );
-    const calibrationMethod = params.calibrationMethod as CalibrationMethod;
-    context.content =
-      format === 'int8'
-        ? quantizePackage(pkg, calibration, { calibrationMethod }).content
-        : fixedPointPackage(pkg, calibration, { bits: format === 'fixed16' ? 16 : 8, calibrationMethod })
-            .content;
+    context.content = quantizedContent(context, context.fp32, format, params);
     return Promise.resolve({ interrupted: false });
+  };
+}
+
+/** int8 quantization-aware training and dynamic fixed-point fine-tuning (qat.ts): one retraining phase with
+ * the weights through the STE hook and the activations fake-quantized, then the model so far written in the
+ * format with the activation ranges it was trained with. */
+function quantizationAware(format: QatFormat): CompressStep {
+  const method = format === 'int8' ? 'int8-qat' : `${format}-ft`;
+  return async (context, params) => {
+    const layers = selectedLayers(method, context, params).map((l) => l.name);
+    if (layers.length === 0)
+      throw new PipelineError(`${method}: no conv / dense layer with at least minWeights weights to train`);
+    const quantizer =
+      format === 'int8'
+        ? INT8_WEIGHT_QUANTIZER
+        : fixedPointWeightQuantizer(format === 'fixed16' ? 16 : 8, context.retrain.seed);
+    const activations = activationHooks(format, quantizedPoints(format, layers), context.retrain.seed);
+    const dir = join(context.dir, 'train');
+    const result = await retrainPhase(context, dir, method, params, () => [], {
+      hooks: combineHooks(steHooks(layers.map((layer) => ({ layer, quantizer }))), activations),
+    });
+    if (result.interrupted) return result;
+    // The ranges as the last epoch left them (its checkpoint's); none when the phase did not train.
+    const saved = join(dir, 'checkpoint');
+    if (existsSync(join(saved, QAT_RANGES_FILE))) activations.restore!(saved);
+    const content = compressedPackage(context.modelDir!, new Map(), {
+      modelId: context.fp32.manifest.model.id,
+    });
+    content.manifest = {
+      ...content.manifest,
+      inputs: content.manifest.inputs.map((input, i) => ({
+        ...input,
+        ...(i === 0 && context.fp32.manifest.inputs[0]!.preprocessing
+          ? { preprocessing: context.fp32.manifest.inputs[0]!.preprocessing }
+          : {}),
+      })),
+    };
+    const pkg = readPackage(writePackage(content, bundledSigningKey()), {
+      allowUnsigned: true,
+      cpuFamily: null,
+    });
+    context.content = quantizedContent(
+      context,
+      pkg,
+      format,
+      params,
+      packageRanges(pkg.manifest, activations.ranges()),
+    );
+    return { interrupted: false };
   };
 }
 
@@ -447,6 +594,7 @@ const xnor: CompressStep = async (context, params) => {
 };
 
 export const STEPS: Record<string, CompressStep> = {
+  distill,
   prune,
   'filter-prune': filterPrune,
   kmeans,
@@ -455,6 +603,9 @@ export const STEPS: Record<string, CompressStep> = {
   int8: postTraining('int8'),
   fixed16: postTraining('fixed16'),
   fixed8: postTraining('fixed8'),
+  'int8-qat': quantizationAware('int8'),
+  'fixed16-ft': quantizationAware('fixed16'),
+  'fixed8-ft': quantizationAware('fixed8'),
   binaryconnect: weightFormatStep('binaryconnect', () => BINARY_QUANTIZER),
   ternary: weightFormatStep('ternary', (params) => ternaryQuantizer(params.perChannel as boolean)),
   xnor,

@@ -29,6 +29,7 @@ import {
   collectRanges,
   QuantizationError,
   type TensorRange,
+  withRanges,
 } from '../quantize/calibrate.js';
 import type { PackageContent } from './writer.js';
 
@@ -44,6 +45,8 @@ export interface FixedPointOptions {
   name?: string;
   /** How activation ranges are chosen from the calibration set (calibrate.ts; default min/max). */
   calibrationMethod?: CalibrationMethod;
+  /** Ranges that replace the calibrated ones, by tensor name (fine-tuning's tracked ranges, qat.ts). */
+  ranges?: ReadonlyMap<string, TensorRange>;
 }
 
 export interface FixedPointLayerChoice {
@@ -67,6 +70,11 @@ function maxAbs(values: Float32Array): number {
   return m;
 }
 
+/** A layer's weight fractional length: the largest that holds its largest magnitude. */
+export function weightFractionalLength(values: Float32Array, bits: 16 | 8): number {
+  return fractionalLength(maxAbs(values), fixedPointLimit(bits), WEIGHT_FL_MIN, WEIGHT_FL_MAX);
+}
+
 /** A fixed16 or fixed8 package from an fp32 one whose constants are all stored raw. */
 export function fixedPointPackage(
   pkg: Package,
@@ -76,7 +84,11 @@ export function fixedPointPackage(
   const { manifest } = pkg;
   const limit = fixedPointLimit(options.bits);
   const format = options.bits === 16 ? 'fixed16' : 'fixed8';
-  const ranges = collectRanges(pkg, calibration, options.calibrationMethod);
+  const ranges = withRanges(
+    manifest,
+    collectRanges(pkg, calibration, options.calibrationMethod),
+    options.ranges,
+  );
 
   const uses = new Map<number, number>();
   for (const node of manifest.nodes) for (const i of node.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
@@ -110,7 +122,7 @@ export function fixedPointPackage(
       outputRange === undefined
     )
       return node;
-    const weightFl = fractionalLength(maxAbs(weights.values), limit, WEIGHT_FL_MIN, WEIGHT_FL_MAX);
+    const weightFl = weightFractionalLength(weights.values, options.bits);
     const inputFl = fractionalLength(magnitudeOf(inputRange), limit, FIXED_POINT_FL_MIN, FIXED_POINT_FL_MAX);
     // The kernels shift the accumulator by input_fl + weight_fl - output_fl within [-32, 62].
     const outputFl = Math.max(

@@ -148,6 +148,21 @@ export function collectRanges(
   return ranges;
 }
 
+/** `calibrated` (by tensor index) with the ranges `given` by tensor name in their place (quantization-aware
+ * training's tracked ranges); a name the manifest does not have is refused. */
+export function withRanges(
+  manifest: Manifest,
+  calibrated: Map<number, TensorRange>,
+  given: ReadonlyMap<string, TensorRange> | undefined,
+): Map<number, TensorRange> {
+  for (const [name, range] of given ?? []) {
+    const t = manifest.tensors.findIndex((tensor) => tensor.name === name);
+    if (t < 0) throw new QuantizationError(`no tensor ${name} to give a range to`);
+    calibrated.set(t, range);
+  }
+  return calibrated;
+}
+
 /** Ops that hand the logits on unchanged in rank or order: the tensor they read keeps min/max too. */
 const LOGIT_PASSING_OPS = new Set(['softmax', 'reshape', 'identity']);
 

@@ -55,6 +55,7 @@ import {
   collectRanges,
   QuantizationError,
   type TensorRange,
+  withRanges,
 } from './calibrate.js';
 import {
   activationQuantizationFromRange,
@@ -99,6 +100,8 @@ export interface PtqOptions {
   name?: string;
   /** How activation ranges are chosen from the calibration set (calibrate.ts; default DEFAULT_CALIBRATION_METHOD). */
   calibrationMethod?: CalibrationMethod;
+  /** Ranges that replace the calibrated ones, by tensor name (quantization-aware training's, qat.ts). */
+  ranges?: ReadonlyMap<string, TensorRange>;
   /** Only these conv / FC layers (node names) become int8; the others (and a ReLU fused into them), in
    * whatever format the package stores them, are written as fp32 (their weights expanded) between a
    * dequantize and a quantize, for a caller that re-encodes them (XNOR-Net's binary middle layers,
@@ -703,7 +706,11 @@ export function quantizePackage(
 ): PtqResult {
   const { manifest } = pkg;
   checkSupported(manifest, pkg, options.layers);
-  const ranges = collectRanges(pkg, calibration, options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD);
+  const ranges = withRanges(
+    manifest,
+    collectRanges(pkg, calibration, options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD),
+    options.ranges,
+  );
   const plan = planQuantization(manifest, ranges);
   const layers = quantizeLayers(pkg);
 

@@ -23,7 +23,7 @@ export class ModelFileError extends WhittleError {
   readonly code = 'bad-model-file';
 }
 
-function writeAtomic(path: string, data: string | Uint8Array): void {
+export function writeAtomic(path: string, data: string | Uint8Array): void {
   const temporary = `${path}.tmp-${process.pid}`;
   writeFileSync(temporary, data);
   renameSync(temporary, path);

@@ -259,6 +259,35 @@ export interface TrainHooks {
   restore?(dir: string): void;
 }
 
+/** Several hooks as one, each in turn (the gradients passed down the list). */
+export function combineHooks(...list: TrainHooks[]): TrainHooks {
+  return {
+    start: (model) => list.forEach((h) => h.start?.(model)),
+    beforeBatch: (model) => list.forEach((h) => h.beforeBatch?.(model)),
+    gradients(gradients) {
+      let current = gradients;
+      for (const h of list) {
+        if (!h.gradients) continue;
+        const next = h.gradients(current);
+        // A tensor an earlier hook made and this one replaced is nobody's.
+        if (current !== gradients)
+          tf.dispose(
+            Object.values(current).filter(
+              (t) => !Object.values(next).includes(t) && !Object.values(gradients).includes(t),
+            ),
+          );
+        current = next;
+      }
+      return current;
+    },
+    afterUpdate: (model) => list.forEach((h) => h.afterUpdate?.(model)),
+    save: async (dir) => {
+      for (const h of list) await h.save?.(dir);
+    },
+    restore: (dir) => list.forEach((h) => h.restore?.(dir)),
+  };
+}
+
 function compile(
   model: tf.LayersModel,
   learningRate: number,
@@ -333,6 +362,92 @@ export interface TrainRun {
   from?: string;
   /** A retraining phase's additions to the loop (see TrainHooks). */
   hooks?: TrainHooks;
+  /** Knowledge distillation: each batch's loss takes the teacher's softened outputs (see Distillation). */
+  distill?: Distillation;
+}
+
+/**
+ * Knowledge distillation (Hinton et al. 2015): the loss of a batch is
+ *   α·T²·KL(softmax(z_t / T) ‖ softmax(z_s / T)) + (1 − α)·CE(labels, softmax(z_s)),
+ * z_t and z_s the teacher's and the student's logits. The zoo models end in a softmax, so the logits are
+ * taken as log p (equal to z up to a per-image constant, which softmax ignores). T² keeps the soft term's
+ * gradients at the scale of the hard one's as T changes; α = 0 is training on the labels alone. The teacher
+ * is not trained; it runs in inference mode on the same (augmented) batch as the student. Works on every
+ * backend (the loss is plain tfjs ops; the batch goes through the optimizer's minimize, so the hooks and the
+ * fused Adam apply as with trainOnBatch).
+ */
+export interface Distillation {
+  teacher: tf.LayersModel;
+  temperature: number;
+  alpha: number;
+}
+
+/** The log-probabilities' floor: keeps log p finite where a softmax output underflows to 0. */
+const LOG_FLOOR = 1e-30;
+
+/** The distillation loss of a batch (mean over its images) from the student's and the teacher's softmax
+ * outputs [batch, classes] and the one-hot labels; and its label term alone, the cross-entropy (what the
+ * trainer reports and watches for divergence: the T²-scaled soft term has no fixed scale to compare with). */
+export function distillationLoss(
+  student: tf.Tensor2D,
+  teacher: tf.Tensor2D,
+  labels: tf.Tensor2D,
+  temperature: number,
+  alpha: number,
+): { loss: tf.Scalar; crossEntropy: tf.Scalar } {
+  return tf.tidy(() => {
+    const logStudent = tf.log(tf.clipByValue(student, LOG_FLOOR, 1));
+    const hard = tf.neg(tf.sum(tf.mul(labels, logStudent), -1));
+    const crossEntropy = tf.mean<tf.Scalar>(hard);
+    if (alpha === 0) return { loss: crossEntropy, crossEntropy };
+    const softStudent = tf.logSoftmax(tf.div(logStudent, temperature));
+    const softTeacher = tf.logSoftmax(tf.div(tf.log(tf.clipByValue(teacher, LOG_FLOOR, 1)), temperature));
+    const kl = tf.sum(tf.mul(tf.exp(softTeacher), tf.sub(softTeacher, softStudent)), -1);
+    const loss = tf.mean(tf.add(tf.mul(kl, alpha * temperature * temperature), tf.mul(hard, 1 - alpha)));
+    return { loss: loss as tf.Scalar, crossEntropy };
+  });
+}
+
+/** One batch trained on the distillation loss: [loss, accuracy] as trainOnBatch returns them, the loss the
+ * label cross-entropy (NaN when the distillation loss is not finite). */
+function distillationBatch(
+  model: tf.LayersModel,
+  x: tf.Tensor4D,
+  y: tf.Tensor2D,
+  distill: Distillation,
+): [number, number] {
+  const teacher = tf.tidy(() => distill.teacher.predict(x) as tf.Tensor2D);
+  let right: tf.Tensor | undefined;
+  let crossEntropy: tf.Tensor | undefined;
+  const loss = model.optimizer.minimize(
+    () => {
+      const p = model.apply(x, { training: true }) as tf.Tensor2D;
+      right = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(y, -1)), 'float32')));
+      const terms = distillationLoss(p, teacher, y, distill.temperature, distill.alpha);
+      crossEntropy = tf.keep(terms.crossEntropy);
+      return terms.loss;
+    },
+    true,
+    model.trainableWeights.map((w) => w.read() as tf.Variable),
+  )!;
+  const total = loss.dataSync()[0]!;
+  const out: [number, number] = [
+    Number.isFinite(total) ? crossEntropy!.dataSync()[0]! : NaN,
+    right!.dataSync()[0]! / x.shape[0],
+  ];
+  tf.dispose([teacher, loss, right!, crossEntropy!]);
+  return out;
+}
+
+function checkTeacher(teacher: tf.LayersModel, student: tf.LayersModel): void {
+  const shape = (m: tf.LayersModel, which: 'inputs' | 'outputs'): string =>
+    JSON.stringify(m[which][0]!.shape.slice(1));
+  for (const which of ['inputs', 'outputs'] as const)
+    if (shape(teacher, which) !== shape(student, which))
+      throw new TrainConfigError(
+        `the teacher's ${which} ${shape(teacher, which)} do not match the student's ${shape(student, which)}: ` +
+          'a teacher must be trained on the same dataset (image size, channels, classes)',
+      );
 }
 
 function readCheckpoint(dir: string): CheckpointState {
@@ -446,6 +561,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     compile(model, config.learningRate, adam, run.hooks);
   }
   run.hooks?.start?.(model);
+  if (run.distill) checkTeacher(run.distill.teacher, model);
 
   const state: CheckpointState = resumed ?? {
     version: 1,
@@ -499,7 +615,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
             totalSteps,
           ),
         );
-        const out = (await model.trainOnBatch(x, y)) as number[];
+        const out = run.distill
+          ? distillationBatch(model, x, y, run.distill)
+          : ((await model.trainOnBatch(x, y)) as number[]);
         tf.dispose([x, y]);
         const loss = out[0]!;
         const accuracy = out[1]!;

@@ -4,7 +4,7 @@
 // and one downsampling so that 28x28 keeps a 4x4 map at the end.
 import * as tf from '@tensorflow/tfjs';
 
-import { checkOptions, Initializers, type ZooModelOptions } from './model-options.js';
+import { checkOptions, Initializers, scaledWidth, type ZooModelOptions } from './model-options.js';
 
 /** [pointwise filters, depthwise stride] of each separable block, as in the paper up to 512 channels. */
 const BLOCKS: readonly (readonly [number, number])[] = [
@@ -28,7 +28,7 @@ export function mobilenetV1(options: ZooModelOptions): tf.LayersModel {
   const alpha = options.widthMultiplier ?? 1;
   const init = new Initializers(options.seed);
   const small = Math.min(options.height, options.width) < 64;
-  const channels = (n: number): number => Math.max(8, Math.round(n * alpha));
+  const channels = (n: number): number => scaledWidth(options, n, 8);
   const input = tf.input({ shape: [options.height, options.width, options.channels] });
   // ReLU6 as an Activation layer rather than ReLU({maxValue: 6}): the same function, but tfjs trains the
   // ReLU layer through clipByValue, whose gradient is five JavaScript kernels (compare, compare, and,

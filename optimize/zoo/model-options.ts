@@ -13,8 +13,14 @@ export interface ZooModelOptions {
   classes: number;
   /** Seed of the weight initializers, so a run can be repeated exactly. */
   seed?: number;
-  /** MobileNet's width multiplier (alpha), scales every layer's channels; 1 by default. */
+  /** The width multiplier (MobileNet's alpha): scales every hidden layer's channels or units; 1 by default.
+   * A half-width model (0.5) is the usual student of a distillation. */
   widthMultiplier?: number;
+}
+
+/** `n` channels (or units) at the model's width multiplier, rounded, at least `min`. */
+export function scaledWidth(options: ZooModelOptions, n: number, min = 1): number {
+  return Math.max(min, Math.round(n * (options.widthMultiplier ?? 1)));
 }
 
 /** A zoo model was asked for with options it cannot take. */

@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { encodeHashed, hashedSlot, toFloat32 } from '../../../agent/package/encodings.js';
-import { readPackage } from '../../../agent/package/reader.js';
+import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import {
@@ -30,11 +30,13 @@ import {
   projectGradient,
   shareWeights,
 } from '../../../optimize/compress/projection.js';
+import { activationHooks, quantizedPoints } from '../../../optimize/compress/qat.js';
 import { type CompressOptions, runCompress } from '../../../optimize/compress/runner.js';
 import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { fileHandler } from '../../../optimize/train/file-io.js';
+import { distillationLoss } from '../../../optimize/train/trainer.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
@@ -114,6 +116,31 @@ describe('compression projections', () => {
   });
 });
 
+describe('distillation loss', () => {
+  test('alpha 0 is the cross-entropy on the labels; the soft term is T² KL of the softened outputs', () => {
+    const student = tf.tensor2d([[0.7, 0.2, 0.1]]);
+    const teacher = tf.tensor2d([[0.5, 0.3, 0.2]]);
+    const labels = tf.tensor2d([[1, 0, 0]]);
+    const ce = -Math.log(0.7);
+    assert.ok(Math.abs(distillationLoss(student, teacher, labels, 4, 0).loss.dataSync()[0]! - ce) < 1e-6);
+    const soft = (p: number[], t: number): number[] => {
+      const z = p.map((v) => Math.exp(Math.log(v) / t));
+      const sum = z.reduce((a, b) => a + b, 0);
+      return z.map((v) => v / sum);
+    };
+    const [ps, pt] = [soft([0.7, 0.2, 0.1], 4), soft([0.5, 0.3, 0.2], 4)];
+    const kl = pt.reduce((s, p, i) => s + p * Math.log(p / ps[i]!), 0);
+    const { loss, crossEntropy } = distillationLoss(student, teacher, labels, 4, 0.9);
+    const got = loss.dataSync()[0]!;
+    assert.ok(Math.abs(crossEntropy.dataSync()[0]! - ce) < 1e-6);
+    assert.ok(Math.abs(got - (0.9 * 16 * kl + 0.1 * ce)) < 1e-5, `${got}`);
+    // A student that matches its teacher pays only the label term.
+    const same = distillationLoss(teacher, teacher, labels, 2, 0.5).loss.dataSync()[0]!;
+    assert.ok(Math.abs(same - 0.5 * -Math.log(0.5)) < 1e-6);
+    tf.dispose([student, teacher, labels]);
+  });
+});
+
 describe('pipelines', () => {
   const layers: ModelLayer[] = [
     { name: 'flatten', kind: 'Flatten', weights: 0 },
@@ -136,7 +163,7 @@ describe('pipelines', () => {
     };
     try {
       const cases: [unknown, RegExp][] = [
-        [[{ method: 'zip' }], /unknown method "zip"; the methods are prune, kmeans/],
+        [[{ method: 'zip' }], /unknown method "zip"; the methods are distill, prune, kmeans/],
         [[{ method: 'prune', sparsty: 0.5 }], /unknown parameter "sparsty"; prune takes sparsity/],
         [[{ method: 'prune', sparsity: 1 }], /sparsity must be a number >= 0 and < 1/],
         [[{ method: 'kmeans', bits: 9 }], /bits must be an integer >= 1 and <= 8/],
@@ -158,6 +185,16 @@ describe('pipelines', () => {
         [
           [{ method: 'hashednets', layers: { flatten: 8 } }],
           /layer flatten \(Flatten\) cannot take hashednets/,
+        ],
+        [
+          [{ method: 'prune', temperature: 2 }],
+          /temperature apply to a distilling phase: add "distill": true/,
+        ],
+        [[{ method: 'distill', teacher: '/no/such' }], /teacher must be a `whittle train` directory/],
+        [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
+        [
+          [{ method: 'distill' }, { method: 'prune', layers: { fc1: 0.5 } }],
+          /a distill step before it replaces the model by a new student/,
         ],
       ];
       for (const [steps, message] of cases)
@@ -229,20 +266,8 @@ describe('whittle compress', () => {
     const pkg = read(uninterrupted);
     assert.ok(writePackage(packageContent(pkg), key).equals(uninterrupted));
     // Output shapes, and the runtime against the retrained model's own forward pass on the same images.
-    const test = firstImages(loadDataset('fashion-mnist').test!, 20);
-    const x = imageInput(test, 0, 20);
-    const model = Model.fromPackage(pkg, { batch: 20 });
-    const scores = model.run([x])[0]!;
-    assert.deepEqual(scores.shape, [20, 10]);
     const modelDir = join(`${out}.run`, '02-kmeans', 'fine-tune');
-    const tfModel = await tf.loadLayersModel(fileHandler(modelDir));
-    const expected = tf.tidy(() =>
-      (tfModel.predict(tf.tensor4d(x, [20, 28, 28, 1])) as tf.Tensor).dataSync(),
-    );
-    tfModel.dispose();
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++)
-      worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
+    const { worst } = await agreement(pkg, modelDir, 20);
     assert.ok(worst < 1e-4, `runtime vs training-time model: max |difference| ${worst}`);
     // Each shared layer holds at most 2^4 values, the pruned ones 80 % zeros.
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
@@ -304,6 +329,113 @@ describe('whittle compress', () => {
     // The retrained kernel holds at most one magnitude per bucket.
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
     assert.ok(new Set(Array.from(fc1, Math.abs)).size <= Math.ceil(fc1.length / 8));
+  });
+
+  test('distillation: a half-width student, then pruned while it still learns from the teacher', async () => {
+    const out = join(root, 'distill.whittle');
+    const distillSpec = join(root, 'distill.json');
+    writeFileSync(
+      distillSpec,
+      JSON.stringify([
+        { method: 'distill', width: 0.5, epochs: 3 },
+        {
+          method: 'prune',
+          sparsity: 0.8,
+          iterations: 1,
+          epochs: 1,
+          learningRate: 1e-3,
+          distill: true,
+          temperature: 2,
+        },
+      ]),
+    );
+    const result = await runCompress({ ...base(out), pipeline: distillSpec });
+    assert.equal(result.interrupted, false);
+    if (result.interrupted) return;
+    const r = result.report;
+    assert.deepEqual(
+      r.steps.map((s) => s.method),
+      ['fp32', 'distill', 'prune'],
+    );
+    // 784-150-50-10 against 784-300-100-10: about half the weights, then 80 % of those pruned.
+    assert.ok(r.steps[1]!.compression_ratio > 1.9, `student ratio ${r.steps[1]!.compression_ratio}`);
+    assert.ok(r.compression_ratio > r.steps[1]!.compression_ratio);
+    // Tiny data (the teacher is at about 50 %): the student learns, and pruning keeps it above chance.
+    const accuracies = r.steps.map((s) => s.accuracy).join(', ');
+    assert.ok(r.steps[1]!.accuracy > 0.3 && r.accuracy > 0.15, `accuracies ${accuracies}`);
+    assert.deepEqual(
+      r.layers.map((l) => l.parameters),
+      [784 * 150 + 150, 150 * 50 + 50, 50 * 10 + 10],
+    );
+    const bytes = readFileSync(out);
+    const pkg = read(bytes);
+    assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
+    const { worst } = await agreement(pkg, join(`${out}.run`, '02-prune', 'iteration-1'), 20);
+    assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
+  });
+
+  test('int8 QAT and fixed-point fine-tuning: the runtime computes what the training simulated', async () => {
+    for (const [method, format, ratio, tolerance, agreeing] of [
+      ['int8-qat', 'int8', 3, 0.02, 99],
+      ['fixed16-ft', 'fixed16', 1.7, 1e-3, 99],
+      // 8-bit logits are coarse (a step of 2^-4 or so): where the float simulation and the integer
+      // accumulator land on either side of a rounding boundary, a score moves by a step's worth.
+      ['fixed8-ft', 'fixed8', 3, 0.05, 97],
+    ] as const) {
+      const out = join(root, `${method}.whittle`);
+      const qatSpec = join(root, `${method}.json`);
+      writeFileSync(qatSpec, JSON.stringify([{ method, epochs: 1, learningRate: 1e-3 }]));
+      const result = await runCompress({ ...base(out), pipeline: qatSpec });
+      assert.equal(result.interrupted, false);
+      if (result.interrupted) return;
+      const r = result.report;
+      assert.ok(r.compression_ratio > ratio, `${method} ratio ${r.compression_ratio}`);
+      assert.ok(
+        r.layers.every((l) => l.format === format),
+        r.layers.map((l) => l.format).join(', '),
+      );
+      const bytes = readFileSync(out);
+      const pkg = read(bytes);
+      assert.ok(writePackage(packageContent(pkg), key).equals(bytes), `${method}: bit-exact round trip`);
+      // The training-time simulation: the retrained model with its activations fake-quantized at the
+      // ranges it was trained with (as the phase's last checkpoint saved them).
+      const phase = join(`${out}.run`, `01-${method}`, 'train');
+      const { worst, same } = await agreement(pkg, phase, 100, (model) => {
+        const names = model.layers.filter((l) => l.countParams() > 0).map((l) => l.name);
+        const hooks = activationHooks(format, quantizedPoints(format, names));
+        hooks.restore!(join(phase, 'checkpoint'));
+        hooks.start!(model);
+      });
+      console.error(`${method}: max |simulation - runtime| ${worst}, same class ${same}/100`);
+      assert.ok(worst < tolerance, `${method}: max |simulation - runtime| ${worst}`);
+      assert.ok(same >= agreeing, `${method}: same class on ${same} of 100 images`);
+    }
+  });
+
+  test('an interrupted QAT phase resumes (float weights and activation ranges restored) to the same package', async () => {
+    const out = join(root, 'qat-resume.whittle');
+    const qatSpec = join(root, 'int8-qat.json');
+    const controller = new AbortController();
+    let batches = 0;
+    const interrupted = await runCompress({
+      ...base(out),
+      pipeline: qatSpec,
+      signal: controller.signal,
+      onProgress: (_, p) => {
+        if (p.phase === 'train' && ++batches === 2) controller.abort();
+      },
+    });
+    assert.equal(interrupted.interrupted, true);
+    const checkpoint = join(`${out}.run`, '01-int8-qat', 'train', 'checkpoint');
+    assert.ok(
+      existsSync(join(checkpoint, 'qat-ranges.json')) && existsSync(join(checkpoint, 'ste-float.json')),
+    );
+    const resumed = await runCompress({ ...base(out), pipeline: qatSpec, resume: true });
+    assert.equal(resumed.interrupted, false);
+    assert.ok(
+      readFileSync(out).equals(readFileSync(join(root, 'int8-qat.whittle'))),
+      'the resumed run gives the uninterrupted package',
+    );
   });
 
   test('int8, fixed16 and fixed8 run on the fp32 package as steps', async () => {
@@ -373,6 +505,33 @@ describe('whittle compress', () => {
     assert.ok(readFileSync(out).equals(uninterrupted), 'the resumed run gives the uninterrupted package');
   });
 });
+
+/** The runtime's scores of `pkg` against the tfjs model's own forward pass (after `prepare`, which may wrap
+ * it as a training phase does) on the first `n` test images: the largest |difference| of a score, and the
+ * images both give the same class. */
+async function agreement(
+  pkg: Package,
+  modelDir: string,
+  n: number,
+  prepare?: (model: tf.LayersModel) => void,
+): Promise<{ worst: number; same: number }> {
+  const x = imageInput(firstImages(loadDataset('fashion-mnist').test!, n), 0, n);
+  const scores = Model.fromPackage(pkg, { batch: n }).run([x])[0]!;
+  assert.deepEqual(scores.shape, [n, 10]);
+  const tfModel = await tf.loadLayersModel(fileHandler(modelDir));
+  prepare?.(tfModel);
+  const expected = tf.tidy(() => (tfModel.predict(tf.tensor4d(x, [n, 28, 28, 1])) as tf.Tensor).dataSync());
+  tfModel.dispose();
+  let worst = 0;
+  let same = 0;
+  for (let i = 0; i < n; i++) {
+    const row = (a: ArrayLike<number>): number[] => Array.from({ length: 10 }, (_, k) => a[i * 10 + k]!);
+    const [e, r] = [row(expected), row(scores.data)];
+    for (let k = 0; k < 10; k++) worst = Math.max(worst, Math.abs(e[k]! - r[k]!));
+    if (e.indexOf(Math.max(...e)) === r.indexOf(Math.max(...r))) same++;
+  }
+  return { worst, same };
+}
 
 /** A dense layer's kernel values as saved in a model directory. */
 function readKernelValues(dir: string, layer: string): Float32Array {
