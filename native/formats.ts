@@ -267,7 +267,6 @@ export const createHashedFullyConnected = layerFactory<Fc<HashedParams>, Float32
   'fullyConnected',
 );
 
-
 /** Each format's conv2d and fully-connected create functions (fp32 activations for the binary, ternary and
  * sparse formats), by the benchmark's format name: one table for the callers that pick the format or the layer
  * kind at run time (the runtime's executors, the kernel benchmark, the tests). */
