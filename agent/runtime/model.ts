@@ -426,7 +426,7 @@ export class Model {
       throw new MemoryBudgetError(
         total,
         options.memoryBudgetBytes,
-        `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + layer buffers (fixed-point words, ` +
+        `arena ${this.plan.arenaBytes} + weights ${this.weightBytes} + layer buffers (fixed-point word buffers, ` +
           `expanded weights) ${this.scratchBytes} bytes`,
       );
     }

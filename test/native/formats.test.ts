@@ -822,7 +822,9 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
       assert.equal(ternaryInt8.expandedBytes, 12 * 70);
       assert.match(codebook.kernel ?? '', /^f32_/);
       assert.equal(codebook.expandedBytes, 12 * 70 * 4);
-      assert.equal(binary.expandedBytes, 0);
+      // Binary weights expand the same way (issue 15 item 9: fp32 speed for BinaryConnect layers).
+      assert.match(binary.kernel ?? '', /^f32_/);
+      assert.equal(binary.expandedBytes, 12 * 70 * 4);
       const compact = FORMAT_LAYERS.ternary.fullyConnected({
         ...dims,
         ...planes,

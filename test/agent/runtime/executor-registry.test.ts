@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import type { DecodedTensor } from '../../../agent/package/encodings.js';
+import { type DecodedTensor, expandHashed, hashedSlot } from '../../../agent/package/encodings.js';
 import type { ManifestNode, NumberFormat } from '../../../agent/package/manifest.js';
 import type { PrepareContext } from '../../../agent/runtime/executor.js';
 import { NATIVE_EXECUTORS, nativeAvailable } from '../../../agent/runtime/native-executors.js';
@@ -73,6 +73,20 @@ function floatLayer(format: NumberFormat, x: number[], w: number[], attrs: Manif
         bias,
       ],
       decoded: [undefined, decoded, undefined],
+    };
+  }
+  if (format === 'hashed') {
+    // A seventh of the weights as signed buckets, the dense weights their expansion (as the reader decodes).
+    const buckets = normal(Math.ceil((rows * reduction) / 7));
+    const seed = 12345;
+    const slots = Int32Array.from({ length: rows * reduction }, (_, i) =>
+      hashedSlot(i, seed, buckets.length),
+    );
+    const dense = expandHashed(buckets, slots, new Float32Array(rows * reduction));
+    return {
+      attrs,
+      inputs: [{ spec: { dtype: 'f32', shape: x } }, { spec: { dtype: 'f32', shape: w }, data: dense }, bias],
+      decoded: [undefined, { kind: 'hashed', buckets, seed }, undefined],
     };
   }
   return {
