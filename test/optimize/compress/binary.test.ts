@@ -11,16 +11,13 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { readPackage } from '../../../agent/package/reader.js';
-import { Model } from '../../../agent/runtime/model.js';
 import { compressedPackage } from '../../../optimize/compress/encode.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import { type CompressOptions, runCompress } from '../../../optimize/compress/runner.js';
 import { binarize } from '../../../optimize/compress/xnor.js';
-import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
-import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { importTfjsLayers } from '../../../optimize/tfjs/import.js';
-import { fileHandler } from '../../../optimize/train/file-io.js';
+import { runtimeVsTfjs } from '../../support/compress-fixtures.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
@@ -120,26 +117,12 @@ describe('whittle compress: binaryconnect, ternary, xnor', () => {
     const bytes = readFileSync(out);
     const pkg = read(bytes);
     assert.ok(writePackage(packageContent(pkg), key).equals(bytes), `${name} round trip`);
-    const test = firstImages(loadDataset('fashion-mnist').test!, images);
-    const x = imageInput(test, 0, images);
-    const scores = Model.fromPackage(pkg, { batch: images }).run([x])[0]!;
-    assert.deepEqual(scores.shape, [images, 10]);
-    const tfModel = await tf.loadLayersModel(
-      fileHandler(join(`${out}.run`, `01-${(steps[0] as { method: string }).method}`, 'train')),
+    const { shape, worst, same } = await runtimeVsTfjs(
+      pkg,
+      join(`${out}.run`, `01-${(steps[0] as { method: string }).method}`, 'train'),
+      images,
     );
-    const expected = tf.tidy(() =>
-      (tfModel.predict(tf.tensor4d(x, [images, 28, 28, 1])) as tf.Tensor).dataSync(),
-    );
-    tfModel.dispose();
-    let same = 0;
-    let worst = 0;
-    for (let n = 0; n < images; n++) {
-      const row = (a: ArrayLike<number>) => Array.from({ length: 10 }, (_, c) => a[n * 10 + c]!);
-      const e = row(expected);
-      const s = row(scores.data);
-      if (e.indexOf(Math.max(...e)) === s.indexOf(Math.max(...s))) same++;
-      for (let c = 0; c < 10; c++) worst = Math.max(worst, Math.abs(e[c]! - s[c]!));
-    }
+    assert.deepEqual(shape, [images, 10]);
     return { agreement: same / images, worst };
   }
 

@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { encodeHashed, hashedSlot, toFloat32 } from '../../../agent/package/encodings.js';
-import { type Package, readPackage } from '../../../agent/package/reader.js';
+import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import {
@@ -35,8 +35,8 @@ import { type CompressOptions, runCompress } from '../../../optimize/compress/ru
 import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
-import { fileHandler } from '../../../optimize/train/file-io.js';
 import { distillationLoss } from '../../../optimize/train/trainer.js';
+import { runtimeVsTfjs } from '../../support/compress-fixtures.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
@@ -267,7 +267,7 @@ describe('whittle compress', () => {
     assert.ok(writePackage(packageContent(pkg), key).equals(uninterrupted));
     // Output shapes, and the runtime against the retrained model's own forward pass on the same images.
     const modelDir = join(`${out}.run`, '02-kmeans', 'fine-tune');
-    const { worst } = await agreement(pkg, modelDir, 20);
+    const { worst } = await runtimeVsTfjs(pkg, modelDir, 20);
     assert.ok(worst < 1e-4, `runtime vs training-time model: max |difference| ${worst}`);
     // Each shared layer holds at most 2^4 values, the pruned ones 80 % zeros.
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
@@ -313,18 +313,11 @@ describe('whittle compress', () => {
       model.layers.map((l) => l.kernel).join(', '),
     );
     const scores = model.run([x])[0]!;
-    assert.deepEqual(scores.shape, [20, 10]);
     const one = Model.fromPackage(pkg, { batch: 1 }).run([x.subarray(0, 784)])[0]!;
     assert.deepEqual([...one.data], [...scores.data.subarray(0, 10)]);
     const modelDir = join(`${out}.run`, '01-hashednets', 'fine-tune');
-    const tfModel = await tf.loadLayersModel(fileHandler(modelDir));
-    const expected = tf.tidy(() =>
-      (tfModel.predict(tf.tensor4d(x, [20, 28, 28, 1])) as tf.Tensor).dataSync(),
-    );
-    tfModel.dispose();
-    let worst = 0;
-    for (let i = 0; i < expected.length; i++)
-      worst = Math.max(worst, Math.abs(expected[i]! - scores.data[i]!));
+    const { shape, worst } = await runtimeVsTfjs(pkg, modelDir, 20);
+    assert.deepEqual(shape, [20, 10]);
     assert.ok(worst < 1e-4, `runtime vs training-time model: max |difference| ${worst}`);
     // The retrained kernel holds at most one magnitude per bucket.
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
@@ -370,7 +363,7 @@ describe('whittle compress', () => {
     const bytes = readFileSync(out);
     const pkg = read(bytes);
     assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
-    const { worst } = await agreement(pkg, join(`${out}.run`, '02-prune', 'iteration-1'), 20);
+    const { worst } = await runtimeVsTfjs(pkg, join(`${out}.run`, '02-prune', 'iteration-1'), 20);
     assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
   });
 
@@ -400,7 +393,7 @@ describe('whittle compress', () => {
       // The training-time simulation: the retrained model with its activations fake-quantized at the
       // ranges it was trained with (as the phase's last checkpoint saved them).
       const phase = join(`${out}.run`, `01-${method}`, 'train');
-      const { worst, same } = await agreement(pkg, phase, 100, (model) => {
+      const { worst, same } = await runtimeVsTfjs(pkg, phase, 100, (model) => {
         const names = model.layers.filter((l) => l.countParams() > 0).map((l) => l.name);
         const hooks = activationHooks(format, quantizedPoints(format, names));
         hooks.restore!(join(phase, 'checkpoint'));
@@ -509,30 +502,6 @@ describe('whittle compress', () => {
 /** The runtime's scores of `pkg` against the tfjs model's own forward pass (after `prepare`, which may wrap
  * it as a training phase does) on the first `n` test images: the largest |difference| of a score, and the
  * images both give the same class. */
-async function agreement(
-  pkg: Package,
-  modelDir: string,
-  n: number,
-  prepare?: (model: tf.LayersModel) => void,
-): Promise<{ worst: number; same: number }> {
-  const x = imageInput(firstImages(loadDataset('fashion-mnist').test!, n), 0, n);
-  const scores = Model.fromPackage(pkg, { batch: n }).run([x])[0]!;
-  assert.deepEqual(scores.shape, [n, 10]);
-  const tfModel = await tf.loadLayersModel(fileHandler(modelDir));
-  prepare?.(tfModel);
-  const expected = tf.tidy(() => (tfModel.predict(tf.tensor4d(x, [n, 28, 28, 1])) as tf.Tensor).dataSync());
-  tfModel.dispose();
-  let worst = 0;
-  let same = 0;
-  for (let i = 0; i < n; i++) {
-    const row = (a: ArrayLike<number>): number[] => Array.from({ length: 10 }, (_, k) => a[i * 10 + k]!);
-    const [e, r] = [row(expected), row(scores.data)];
-    for (let k = 0; k < 10; k++) worst = Math.max(worst, Math.abs(e[k]! - r[k]!));
-    if (e.indexOf(Math.max(...e)) === r.indexOf(Math.max(...r))) same++;
-  }
-  return { worst, same };
-}
-
 /** A dense layer's kernel values as saved in a model directory. */
 function readKernelValues(dir: string, layer: string): Float32Array {
   const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {

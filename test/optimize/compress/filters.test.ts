@@ -17,7 +17,8 @@ import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeli
 import { runCompress } from '../../../optimize/compress/runner.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
-import { runtimeVsTfjs, trainTiny } from '../../support/compress-fixtures.js';
+import { runtimeVsTfjs } from '../../support/compress-fixtures.js';
+import { trainTinyModel } from '../../support/tiny-model.js';
 
 const convNames = (model: tf.LayersModel): string[] =>
   model.layers.filter((l) => l.getClassName() === 'Conv2D').map((l) => l.name);
@@ -194,7 +195,7 @@ describe('whittle compress --pipeline filter-prune', () => {
   const root = mkdtempSync(join(tmpdir(), 'whittle-filter-prune-'));
   const trained = join(root, 'vgg');
   const key = bundledSigningKey();
-  before(() => trainTiny('vgg-small', trained, { trainLimit: 300, testLimit: 50, batchSize: 50 }));
+  before(() => trainTinyModel('vgg-small', trained, { trainLimit: 300, testLimit: 50, batchSize: 50 }));
   after(() => rmSync(root, { recursive: true, force: true }));
 
   test('a smaller dense package: fewer channels and MACs per layer, bit-exact round trip, runtime = tfjs', async () => {
