@@ -1,9 +1,15 @@
 // What the compression tests check against: a package's scores on the runtime against the tfjs model it
 // was made from (test/support/tiny-model.ts trains the models they start from).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import * as tf from '@tensorflow/tfjs';
 
 import type { Package } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
+import { loadPipeline, type ModelLayer } from '../../optimize/compress/pipeline.js';
 import { firstImages, loadDataset } from '../../optimize/datasets/dataset-spec.js';
 import { imageInput } from '../../optimize/evaluate-package.js';
 import { fileHandler } from '../../optimize/train/file-io.js';
@@ -36,4 +42,19 @@ export async function runtimeVsTfjs(
     if (e.indexOf(Math.max(...e)) === r.indexOf(Math.max(...r))) same++;
   }
   return { shape: scores.shape, worst, same };
+}
+
+/** Each case's steps, written to a spec file, are refused by loadPipeline (for a model of `layers`) with a
+ * PipelineError whose message matches the case's. */
+export function assertPipelineErrors(layers: ModelLayer[], cases: [steps: unknown, message: RegExp][]): void {
+  const dir = mkdtempSync(join(tmpdir(), 'whittle-pipeline-'));
+  try {
+    cases.forEach(([steps, message], i) => {
+      const path = join(dir, `${i}.json`);
+      writeFileSync(path, JSON.stringify({ steps }));
+      assert.throws(() => loadPipeline(path, layers), { name: 'PipelineError', message });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -249,35 +249,11 @@ describe('compressed formats on the native kernels', () => {
     }
   });
 
-  test('binary weights run expanded to fp32, and the expansion counts against the memory budget', () => {
-    const w = [8, 3, 3, 4];
-    const one = oneLayer(
-      'conv2d',
-      'binary',
-      { x: [1, 7, 7, 4], w, y: [1, 7, 7, 8] },
-      encodeBinary(normal(288), w),
-      {
-        pads: [1, 1, 1, 1],
-      },
-    );
-    const native = Model.fromPackage(one);
-    // The fp32 operator's microkernel behind the binary-weights layer, and its fp32 copy in the total.
-    assert.match(native.layers[0]!.kernel, /^native:binary-weights_conv2d f32_/);
-    const expanded = 8 * 3 * 3 * 4 * 4;
-    assert.equal(native.scratchBytes, expanded);
-    const reference = Model.fromPackage(one, { referenceOnly: true });
-    assert.equal(reference.scratchBytes, 0);
-    const total = native.plan.arenaBytes + native.weightBytes + expanded;
-    assert.throws(() => Model.fromPackage(one, { memoryBudgetBytes: total - 1 }), /expanded weights/);
-    Model.fromPackage(one, { memoryBudgetBytes: total });
-    const x = normal(7 * 7 * 4);
-    assertClose(native.run([x])[0]!.data, reference.run([x])[0]!.data, 'binary conv2d on fp32 kernels');
-  });
-
-  test('ternary and codebook layers run on the dense fp32 kernels, their expanded weights in the memory report', () => {
+  test('binary-weight, ternary and codebook layers run on the dense fp32 kernels, their expanded weights in the memory report', () => {
     const w = [16, 3, 3, 8];
     const weights = 16 * 3 * 3 * 8;
     const cases: [ManifestNode['format'], EncodedTensor][] = [
+      ['binary', encodeBinary(normal(weights), w)],
       ['ternary', encodeTernary(normal(weights), w)],
       [
         'codebook',
@@ -295,7 +271,7 @@ describe('compressed formats on the native kernels', () => {
       // The fp32 operators' microkernels (f32_igemm_..., f32_gemm_...), not the format's own variants.
       assert.match(
         model.layers[0]!.kernel,
-        /^native:\w+_conv2d f32_/,
+        /^native:[\w-]+_conv2d f32_/,
         `${format}: ${model.layers[0]!.kernel}`,
       );
       assert.equal(model.scratchBytes, weights * 4, format);
@@ -305,6 +281,9 @@ describe('compressed formats on the native kernels', () => {
       assert.equal(compact.scratchBytes, 0);
       const x = normal(6 * 6 * 8);
       assertClose(model.run([x])[0]!.data, compact.run([x])[0]!.data, `${format} expanded vs compact`);
+      const reference = Model.fromPackage(one, { referenceOnly: true });
+      assert.equal(reference.scratchBytes, 0);
+      assertClose(model.run([x])[0]!.data, reference.run([x])[0]!.data, `${format} expanded vs reference`);
       const needed = model.plan.arenaBytes + model.weightBytes + model.scratchBytes;
       assert.throws(
         () => Model.fromPackage(one, { memoryBudgetBytes: needed - 1 }),

@@ -17,7 +17,7 @@ import { type CompressOptions, runCompress } from '../../../optimize/compress/ru
 import { binarize } from '../../../optimize/compress/xnor.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { importTfjsLayers } from '../../../optimize/tfjs/import.js';
-import { runtimeVsTfjs } from '../../support/compress-fixtures.js';
+import { assertPipelineErrors, runtimeVsTfjs } from '../../support/compress-fixtures.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
@@ -44,28 +44,16 @@ describe('straight-through pipelines', () => {
         loadPipeline(preset, layers).map((s) => s.method),
         [preset],
       );
-    const dir = mkdtempSync(join(tmpdir(), 'whittle-pipeline-'));
-    try {
-      const spec = (steps: unknown): string => {
-        const path = join(dir, `${Math.random()}.json`);
-        writeFileSync(path, JSON.stringify({ steps }));
-        return path;
-      };
-      const cases: [unknown, RegExp][] = [
-        [
-          [{ method: 'xnor', layers: ['dw'] }],
-          /layer dw \(DepthwiseConv2D\) cannot take xnor; the methods that apply to it: prune, kmeans/,
-        ],
-        [[{ method: 'ternary', layers: 'fc' }], /layers must be a non-empty list of layer names/],
-        [[{ method: 'binaryconnect' }, { method: 'kmeans' }], /binaryconnect leaves its layers .* last step/],
-        [[{ method: 'prune' }, { method: 'ternary' }], /ternary stores its layers .* not after prune/],
-        [[{ method: 'xnor', outerFormat: 'int4' }], /outerFormat must be one of int8, f32/],
-      ];
-      for (const [steps, message] of cases)
-        assert.throws(() => loadPipeline(spec(steps), layers), { name: 'PipelineError', message });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    assertPipelineErrors(layers, [
+      [
+        [{ method: 'xnor', layers: ['dw'] }],
+        /layer dw \(DepthwiseConv2D\) cannot take xnor; the methods that apply to it: prune, kmeans/,
+      ],
+      [[{ method: 'ternary', layers: 'fc' }], /layers must be a non-empty list of layer names/],
+      [[{ method: 'binaryconnect' }, { method: 'kmeans' }], /binaryconnect leaves its layers .* last step/],
+      [[{ method: 'prune' }, { method: 'ternary' }], /ternary stores its layers .* not after prune/],
+      [[{ method: 'xnor', outerFormat: 'int4' }], /outerFormat must be one of int8, f32/],
+    ]);
   });
 });
 

@@ -36,7 +36,7 @@ import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spe
 import { imageInput } from '../../../optimize/evaluate-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { distillationLoss } from '../../../optimize/train/trainer.js';
-import { runtimeVsTfjs } from '../../support/compress-fixtures.js';
+import { assertPipelineErrors, runtimeVsTfjs } from '../../support/compress-fixtures.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
 
 const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
@@ -155,58 +155,40 @@ describe('pipelines', () => {
     assert.equal(steps[1]!.params.bits, 5);
   });
   test('bad specs are refused naming the step, the parameter or the layer', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'whittle-pipeline-'));
-    const spec = (steps: unknown): string => {
-      const path = join(dir, `${Math.random()}.json`);
-      writeFileSync(path, JSON.stringify({ steps }));
-      return path;
-    };
-    try {
-      const cases: [unknown, RegExp][] = [
-        [[{ method: 'zip' }], /unknown method "zip"; the methods are distill, prune, kmeans/],
-        [[{ method: 'prune', sparsty: 0.5 }], /unknown parameter "sparsty"; prune takes sparsity/],
-        [[{ method: 'prune', sparsity: 1 }], /sparsity must be a number >= 0 and < 1/],
-        [[{ method: 'kmeans', bits: 9 }], /bits must be an integer >= 1 and <= 8/],
-        [
-          [{ method: 'prune', layers: { flatten: 0.5 } }],
-          /layer flatten \(Flatten\) cannot take prune; no per-layer method applies to it .*whole-model methods: int8, fixed16, fixed8/,
-        ],
-        [
-          [{ method: 'prune', layers: { fc9: 0.5 } }],
-          /the model has no layer "fc9"; its layers are flatten, fc1/,
-        ],
-        [[{ method: 'huffman' }], /huffman\): codes the cluster indices of a kmeans step/],
-        [
-          [{ method: 'prune' }, { method: 'int8' }],
-          /int8 rewrites the whole fp32 model .* cannot follow prune/,
-        ],
-        [[{ method: 'kmeans' }, { method: 'prune' }], /pruning after kmeans/],
-        [[{ method: 'prune' }, { method: 'hashednets' }], /hashednets runs without prune and kmeans/],
-        [
-          [{ method: 'hashednets', layers: { flatten: 8 } }],
-          /layer flatten \(Flatten\) cannot take hashednets/,
-        ],
-        [
-          [{ method: 'prune', temperature: 2 }],
-          /temperature apply to a distilling phase: add "distill": true/,
-        ],
-        [[{ method: 'distill', teacher: '/no/such' }], /teacher must be a `whittle train` directory/],
-        [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
-        [
-          [{ method: 'distill' }, { method: 'prune', layers: { fc1: 0.5 } }],
-          /a distill step before it replaces the model by a new student/,
-        ],
-      ];
-      for (const [steps, message] of cases)
-        assert.throws(() => loadPipeline(spec(steps), layers), { name: 'PipelineError', message });
-      assert.throws(
-        () => loadPipeline('no-such-preset', layers),
-        /neither a preset \(deep-compression, int8/,
-      );
-      assert.throws(() => loadPipeline('deep-compression', layers, true), /prune retrains, so MODEL must be/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    assertPipelineErrors(layers, [
+      [[{ method: 'zip' }], /unknown method "zip"; the methods are distill, prune, kmeans/],
+      [[{ method: 'prune', sparsty: 0.5 }], /unknown parameter "sparsty"; prune takes sparsity/],
+      [[{ method: 'prune', sparsity: 1 }], /sparsity must be a number >= 0 and < 1/],
+      [[{ method: 'kmeans', bits: 9 }], /bits must be an integer >= 1 and <= 8/],
+      [
+        [{ method: 'prune', layers: { flatten: 0.5 } }],
+        /layer flatten \(Flatten\) cannot take prune; no per-layer method applies to it .*whole-model methods: int8, fixed16, fixed8/,
+      ],
+      [
+        [{ method: 'prune', layers: { fc9: 0.5 } }],
+        /the model has no layer "fc9"; its layers are flatten, fc1/,
+      ],
+      [[{ method: 'huffman' }], /huffman\): codes the cluster indices of a kmeans step/],
+      [
+        [{ method: 'prune' }, { method: 'int8' }],
+        /int8 rewrites the whole fp32 model .* cannot follow prune/,
+      ],
+      [[{ method: 'kmeans' }, { method: 'prune' }], /pruning after kmeans/],
+      [[{ method: 'prune' }, { method: 'hashednets' }], /hashednets runs without prune and kmeans/],
+      [
+        [{ method: 'hashednets', layers: { flatten: 8 } }],
+        /layer flatten \(Flatten\) cannot take hashednets/,
+      ],
+      [[{ method: 'prune', temperature: 2 }], /temperature apply to a distilling phase: add "distill": true/],
+      [[{ method: 'distill', teacher: '/no/such' }], /teacher must be a `whittle train` directory/],
+      [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
+      [
+        [{ method: 'distill' }, { method: 'prune', layers: { fc1: 0.5 } }],
+        /a distill step before it replaces the model by a new student/,
+      ],
+    ]);
+    assert.throws(() => loadPipeline('no-such-preset', layers), /neither a preset \(deep-compression, int8/);
+    assert.throws(() => loadPipeline('deep-compression', layers, true), /prune retrains, so MODEL must be/);
   });
 });
 

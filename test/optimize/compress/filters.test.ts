@@ -17,7 +17,7 @@ import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeli
 import { runCompress } from '../../../optimize/compress/runner.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
-import { runtimeVsTfjs } from '../../support/compress-fixtures.js';
+import { assertPipelineErrors, runtimeVsTfjs } from '../../support/compress-fixtures.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
 
 const convNames = (model: tf.LayersModel): string[] =>
@@ -167,27 +167,18 @@ describe('filter pruning surgery', () => {
       { name: 'conv', kind: 'Conv2D', weights: 100 },
       { name: 'dw', kind: 'DepthwiseConv2D', weights: 9 },
     ];
-    const dir = mkdtempSync(join(tmpdir(), 'whittle-filter-pipeline-'));
-    try {
-      const spec = (steps: unknown): string => {
-        const path = join(dir, `${Math.random()}.json`);
-        writeFileSync(path, JSON.stringify({ steps }));
-        return path;
-      };
-      assert.throws(() => loadPipeline(spec([{ method: 'filter-prune', layers: { dw: 0.5 } }]), layers), {
-        name: 'PipelineError',
-        message:
-          /layer dw \(DepthwiseConv2D\) cannot take filter-prune; the methods that apply to it: prune, kmeans/,
-      });
-      assert.throws(() => loadPipeline(spec([{ method: 'prune' }, { method: 'filter-prune' }]), layers), {
-        name: 'PipelineError',
-        message: /removing filters reshapes the layers .*filter-prune first/,
-      });
-      const preset = loadPipeline('filter-prune', layers);
-      assert.equal(preset[0]!.params.macReduction, 0.4);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    assertPipelineErrors(layers, [
+      [
+        [{ method: 'filter-prune', layers: { dw: 0.5 } }],
+        /layer dw \(DepthwiseConv2D\) cannot take filter-prune; the methods that apply to it: prune, kmeans/,
+      ],
+      [
+        [{ method: 'prune' }, { method: 'filter-prune' }],
+        /removing filters reshapes the layers .*filter-prune first/,
+      ],
+    ]);
+    const preset = loadPipeline('filter-prune', layers);
+    assert.equal(preset[0]!.params.macReduction, 0.4);
   });
 });
 
