@@ -322,21 +322,29 @@ function publishReport(link: MqttLink, payload: string, log: Log): void {
     .catch((err: Error) => log(`deploy report not delivered: ${err.message}`));
 }
 
-/** The deployment runner, started: it resumes the deployment recovery found interrupted. */
-function startDeployRunner(phase: {
-  config: AgentConfig;
-  log: Log;
-  store: ModelStore;
-  recovery: Recovery;
-  publicKey: KeyObject | null;
-  loaders: ModelLoaders;
-  served: ServedModel & { serving: string };
+/** What the frame path is made of (see the top): the camera, the served model, the native loop and its
+ * results, and the health check's watchers. */
+interface FramePath {
+  camera: CameraFeed;
+  served: ServedModel;
   native: NativeFrames;
   frames: FrameDrain;
-  camera: CameraFeed;
-  reports: ReportChannel;
   watchers: FrameWatchers;
-}): DeployRunner<PackageModel> {
+}
+
+/** The deployment runner, started: it resumes the deployment recovery found interrupted. */
+function startDeployRunner(
+  phase: FramePath & {
+    config: AgentConfig;
+    log: Log;
+    store: ModelStore;
+    recovery: Recovery;
+    publicKey: KeyObject | null;
+    loaders: ModelLoaders;
+    served: { serving: string };
+    reports: ReportChannel;
+  },
+): DeployRunner<PackageModel> {
   const { config, log, store, recovery, publicKey, loaders, served, camera, reports, watchers } = phase;
   const runner = new DeployRunner<PackageModel>(
     {
@@ -580,18 +588,15 @@ const WATCH_DRAIN_MS = 20;
  * Frames of a native camera run in the addon's loop and arrive here through frames.drain (see the top). A
  * camera that fails on its own (ffmpeg exited, the native loop ended) is restarted, waiting 1 s, then twice
  * as long each time it fails again before giving frames, up to MAX_CAMERA_BACKOFF_MS. */
-async function runFrameLoop(loop: {
-  camera: CameraFeed;
-  served: ServedModel;
-  native: NativeFrames;
-  frames: FrameDrain;
-  labels: FrameTruth | undefined;
-  stats: StatsWindow;
-  link: MqttLink;
-  watchers: FrameWatchers;
-  signal: AbortSignal;
-  log: Log;
-}): Promise<void> {
+async function runFrameLoop(
+  loop: FramePath & {
+    labels: FrameTruth | undefined;
+    stats: StatsWindow;
+    link: MqttLink;
+    signal: AbortSignal;
+    log: Log;
+  },
+): Promise<void> {
   const { camera, served, native, frames, labels, stats, link, watchers, signal, log } = loop;
   let lastPrediction: Prediction | undefined;
   let lastTrueLabel: string | undefined;

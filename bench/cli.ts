@@ -16,6 +16,7 @@ import {
   KERNELS_HELP,
   kernelsCommand,
   positiveInteger,
+  stringOptions,
 } from './kernels.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
@@ -48,12 +49,7 @@ function humanLines(json: boolean | undefined): (line: string) => void {
 function fuzz(args: string[]): number {
   const values = benchOptions(
     args,
-    {
-      reader: { type: 'string' },
-      iterations: { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    { json: { type: 'boolean' }, ...stringOptions('reader', 'iterations', 'seed') },
     FUZZ_HELP,
   );
   if (values === undefined) return 0;
@@ -154,14 +150,7 @@ async function onnxAgreement(args: string[]): Promise<number> {
 async function train(args: string[]): Promise<number> {
   const values = benchOptions(
     args,
-    {
-      json: { type: 'boolean' },
-      models: { type: 'string' },
-      batch: { type: 'string' },
-      threads: { type: 'string' },
-      seconds: { type: 'string' },
-      python: { type: 'string' },
-    },
+    { json: { type: 'boolean' }, ...stringOptions('models', 'batch', 'threads', 'seconds', 'python') },
     TRAIN_HELP,
   );
   if (values === undefined) return 0;

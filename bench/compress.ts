@@ -25,7 +25,7 @@ import { compareLatency } from '../optimize/evaluate-package.js';
 import { bundledSigningKey } from '../optimize/package/writer.js';
 import { selectTrainingBackend } from '../optimize/train/backend-select.js';
 import { DEFAULT_TRAIN_CONFIG, train } from '../optimize/train/trainer.js';
-import { BenchArgumentError, benchOptions, positiveInteger } from './kernels.js';
+import { BenchArgumentError, benchOptions, positiveInteger, stringOptions } from './kernels.js';
 
 export const COMPRESS_HELP =
   'compress options: --quick (5,000 training images, 1 epoch per phase at rate 1e-3, 1,000 test images), --models ' +
@@ -60,12 +60,8 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
     args,
     {
       quick: { type: 'boolean' },
-      models: { type: 'string' },
-      methods: { type: 'string' },
-      epochs: { type: 'string' },
-      dir: { type: 'string' },
-      'latency-runs': { type: 'string' },
       json: { type: 'boolean' },
+      ...stringOptions('models', 'methods', 'epochs', 'dir', 'latency-runs'),
     },
     COMPRESS_HELP,
   );

@@ -866,6 +866,13 @@ export function benchOptions<const T extends NonNullable<ParseArgsConfig['option
 
 const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
 
+/** Options that each take one string value (parseArgs' `{ type: 'string' }`), by name, for benchOptions. */
+export function stringOptions<const K extends string>(...names: K[]): { [N in K]: { type: 'string' } } {
+  return Object.fromEntries(names.map((name) => [name, { type: 'string' }])) as {
+    [N in K]: { type: 'string' };
+  };
+}
+
 export const KERNELS_HELP = `kernels options: --shapes FILE (default bench/shapes.json), --threads 1,2, --rounds 151, --batch-ms 2,
   --profile-runs 50 (ONNX Runtime profiler runs for its kernel-only time; 0 skips them), --json`;
 
@@ -876,11 +883,7 @@ export async function kernelsCommand(args: string[]): Promise<number> {
     args,
     {
       json: { type: 'boolean' },
-      shapes: { type: 'string' },
-      threads: { type: 'string' },
-      rounds: { type: 'string' },
-      'batch-ms': { type: 'string' },
-      'profile-runs': { type: 'string' },
+      ...stringOptions('shapes', 'threads', 'rounds', 'batch-ms', 'profile-runs'),
     },
     KERNELS_HELP,
   );
