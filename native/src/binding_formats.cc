@@ -230,7 +230,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
           kernel_ = bin_->name;
           // Load-time expansion (issue 15 item 9): the weights alpha[o] * (bit ? -1 : +1) in fp32, on the
           // fp32 operator (its igemm, Winograd and depthwise kernels), which is faster than the sign kernels
-          // on every shape (see CreateDenseF32). The bits stay for the reference and for expandWeights: false.
+          // on every shape (CreateDenseF32). The bits stay for the reference and for expandWeights: false.
           if (ExpandWeights(args)) {
             std::vector<float> expanded(oc_ * reduction_);
             for (size_t o = 0; o < oc_; o++) {
@@ -442,8 +442,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   friend Napi::Function DefinePackedLayer<FormatLayer>(Napi::Env env, const char* name,
                                                        std::initializer_list<PropertyDescriptor> extra);
 
-  // Binary-weight, ternary and codebook layers run on the dense fp32 / int8 operators (f32_ops.h, qs8_ops.h: GEMM, IGEMM,
-  // depthwise, with their weight packing) on weights expanded once here (tern_expand_weights_*,
+  // Binary-weight, ternary and codebook layers run on the dense fp32 / int8 operators (f32_ops.h, qs8_ops.h:
+  // GEMM, IGEMM, depthwise, with their weight packing) on weights expanded once here (tern_expand_weights_*,
   // cb_expand_weights_f32); the format's own kernels stay the reference, and run the layer when the dense
   // operator refuses its shape or quantization. The packed dense weights are the layer's memory cost
   // (expandedBytes: 4 bytes a weight in fp32, 1 in int8, plus the packing's padding), which the runtime adds
@@ -967,8 +967,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   xnor_pack_fn xnor_pack_ = nullptr;
   const sparse_f32_variant* sparse_ = nullptr;
   qs8_conv2d_op* qs8_dense_ = nullptr;   // fixed8 / int8 ternary on the int8 operators (owned), or null
-  f32_conv2d_op* f32_dense_ = nullptr;   // fp32 binary / ternary / codebook on the fp32 operators (owned), or null
-  size_t expanded_bytes_ = 0;            // the dense weights those operators packed (ExpandTernary)
+  f32_conv2d_op* f32_dense_ = nullptr;   // fp32 binary / ternary / codebook on the fp32 operators, or null
+  size_t expanded_bytes_ = 0;            // the dense weights those operators packed
   bool planes_ = false;                  // fp32 sparse conv on the planes kernel (stride 1)
   std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;
