@@ -1,6 +1,7 @@
 // The TypeScript face of the kernel library: finds and loads the Node-API addon, and gives each kernel a
 // typed signature. The addon checks every argument itself (types, lengths, ranges, aliasing) and throws a
 // TypeError or RangeError naming the argument, so a bad call can never reach C.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -67,6 +68,9 @@ function isNativeBinding(value: unknown): value is NativeBinding {
 }
 
 let binding: NativeBinding | undefined;
+/** The file the binding was loaded from (set with `binding`). */
+let bindingPath: string | undefined;
+let buildHash: string | undefined;
 
 /** Loads the addon once; later calls return the same module. Throws NativeAddonLoadError listing every
  * path tried and why each failed. */
@@ -93,6 +97,7 @@ export function loadNativeBinding(): NativeBinding {
       continue;
     }
     binding = loaded;
+    bindingPath = path;
     return binding;
   }
   throw new NativeAddonLoadError(
@@ -489,6 +494,18 @@ interface NativeKernels {
 /** CPU features and the kernel paths they allow. */
 export function cpuFeatures(): CpuFeatures {
   return loadNativeBinding().cpuFeatures();
+}
+
+/** The identity of the kernel build this process runs: the first 16 hex digits of the SHA-256 of the
+ * loaded addon file. Anything measured with the kernels (a device's latency table) is stored with it, and
+ * a different hash means a different build whose measurements do not carry over. */
+export function addonBuildHash(): string {
+  loadNativeBinding();
+  if (buildHash === undefined) {
+    if (bindingPath === undefined) throw new NativeAddonLoadError('the native addon is not loaded');
+    buildHash = createHash('sha256').update(readFileSync(bindingPath)).digest('hex').slice(0, 16);
+  }
+  return buildHash;
 }
 
 /** The kernel path every operator of this process uses. */

@@ -3,10 +3,12 @@
 // process (kernels-isa-child.ts) with WHITTLE_ISA set.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { cpuFeatures, type Isa, ISAS } from '../../native/index.js';
+import { addonBuildHash, cpuFeatures, type Isa, ISAS } from '../../native/index.js';
 
 const child = fileURLToPath(new URL('./kernels-isa-child.js', import.meta.url));
 
@@ -58,4 +60,12 @@ test('an unknown kernel path name fails loading with the list of names', () => {
   const { status, stderr } = runChild('sse9');
   assert.notEqual(status, 0);
   assert.match(stderr, /WHITTLE_ISA=sse9 is not a kernel path; use one of scalar, avx2/);
+});
+
+test('the build hash names the loaded addon file by its contents', () => {
+  const hash = addonBuildHash();
+  assert.match(hash, /^[0-9a-f]{16}$/);
+  assert.equal(addonBuildHash(), hash);
+  const file = fileURLToPath(new URL('../../../native/build/Release/whittle_native.node', import.meta.url));
+  assert.equal(createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16), hash);
 });
