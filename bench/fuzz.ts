@@ -5,6 +5,7 @@
 // accepted or refused with a typed error, and none takes longer than the hang limit. Used by the test suite
 // (bounded runs) and by `npm run bench -- fuzz [--reader package,onnx] --iterations N`.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { deflateRawSync } from 'node:zlib';
 
 import { PackageError } from '../agent/package/errors.js';
 import { HEADER_SIZE, SECTION_ALIGNMENT, SECTION_ENTRY_SIZE, TRAILER_SIZE } from '../agent/package/layout.js';
@@ -39,6 +40,8 @@ export interface FuzzOptions {
   /** Error classes that count as a clean refusal (PackageError always does). */
   typedErrors?: readonly (abstract new (...args: never[]) => Error)[];
   signal?: AbortSignal;
+  /** Only these of the reader's strategies (default: all of them, in turn). */
+  strategies?: readonly string[];
   /** Called every 10,000 inputs with the count so far and the failures among them. */
   onProgress?: (done: number, failures: number) => void;
 }
@@ -160,6 +163,10 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
       }));
   const typedErrors = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
   const seeds = [1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey));
+  // The same packages with their manifests deflated (format 1.3), as the compressor writes them.
+  const compactSeeds = [1, 2, 3].map((s) =>
+    writePackage({ ...samplePackageContent(s), compactManifest: true }, keys.privateKey),
+  );
   const manifestOf = (pkg: Buffer): Json => {
     const offset = Number(pkg.readBigUInt64LE(HEADER_SIZE + 8));
     const length = Number(pkg.readBigUInt64LE(HEADER_SIZE + 16));
@@ -301,6 +308,40 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
       }
       return resign(withManifest(content, Buffer.from(JSON.stringify(manifest))), keys.privateKey);
     },
+    // A deflated manifest damaged: its stream's bytes, its recorded inflated length, bytes after the stream,
+    // a mutated manifest deflated again, a header that declares 1.2, or JSON in a section marked deflated.
+    'resigned-deflated-manifest': () => {
+      const i = random.int(0, compactSeeds.length - 1);
+      const content = Buffer.from(contentOf(compactSeeds[i]!));
+      const offset = Number(content.readBigUInt64LE(HEADER_SIZE + 8));
+      const length = Number(content.readBigUInt64LE(HEADER_SIZE + 16));
+      const stream = Buffer.from(content.subarray(offset, offset + length));
+      const inflatedLength = HEADER_SIZE + 24;
+      const pick = random.int(0, 5);
+      if (pick === 0) {
+        for (let n = random.int(1, 3); n > 0; n--) stream[random.int(0, length - 1)] = random.int(0, 255);
+      } else if (pick === 1) {
+        const recorded = content.readUInt32LE(inflatedLength);
+        content.writeUInt32LE(Math.max(0, recorded + random.int(-40, 40)) >>> 0, inflatedLength);
+        return resign(content, keys.privateKey);
+      } else if (pick === 2) {
+        const tail = Buffer.alloc(random.int(1, 16));
+        for (let k = 0; k < tail.length; k++) tail[k] = random.int(0, 255);
+        return resign(withManifest(content, Buffer.concat([stream, tail])), keys.privateKey);
+      } else if (pick === 3) {
+        let manifest: Json = manifests[i] ?? null;
+        for (let n = random.int(1, 3); n > 0; n--) manifest = mutateJson(manifest, random);
+        const json = Buffer.from(JSON.stringify(manifest));
+        content.writeUInt32LE(json.length, inflatedLength);
+        return resign(withManifest(content, deflateRawSync(json)), keys.privateKey);
+      } else if (pick === 4) {
+        content.writeUInt16LE(2, 10);
+        return resign(content, keys.privateKey);
+      } else {
+        return resign(withManifest(content, Buffer.from(JSON.stringify(manifests[i]))), keys.privateKey);
+      }
+      return resign(withManifest(content, stream), keys.privateKey);
+    },
     'resigned-section-data': () => {
       const content = Buffer.from(contentOf(seeds[random.int(0, seeds.length - 1)]!));
       const count = content.readUInt32LE(24);
@@ -331,7 +372,9 @@ export function runFuzz(reader: string, options: FuzzOptions): FuzzReport {
   const random = new SeededRandom(options.seed ?? 1);
   const hangMs = options.hangMs ?? 1000;
   const { strategies, target, typedErrors: typed } = make(random, options);
-  const names = Object.keys(strategies);
+  const names = Object.keys(strategies).filter((name) => options.strategies?.includes(name) ?? true);
+  if (names.length === 0)
+    throw new RangeError(`no fuzz strategy of "${reader}" among ${options.strategies?.join(', ')}`);
   const report: FuzzReport = {
     iterations: 0,
     accepted: 0,

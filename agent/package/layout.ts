@@ -13,9 +13,10 @@ export const TRAILER_MAGIC = Buffer.from('WHTLSIG\0', 'latin1');
 export const FORMAT_MAJOR = 1;
 // The newest minor this code writes. 1.1: fixed16 / fixed8 layers may carry activation fractional lengths
 // (input_fl, output_fl; manifest.ts). 1.2: the sparse-codebook tensor encoding (encodings.ts) and the
-// sparse-codebook number format. The writer stamps the lowest minor whose features a package uses
-// (manifest.ts requiredFormatMinor), so a package without them stays byte for byte what a 1.0 writer made.
-export const FORMAT_MINOR = 2;
+// sparse-codebook number format. 1.3: the manifest section may be deflated (ManifestEncoding). The writer
+// stamps the lowest minor whose features a package uses (manifest.ts requiredFormatMinor), so a package
+// without them stays byte for byte what a 1.0 writer made.
+export const FORMAT_MINOR = 3;
 export const HEADER_SIZE = 64;
 export const SECTION_ENTRY_SIZE = 32;
 export const TRAILER_SIZE = 128;
@@ -26,6 +27,9 @@ export const MAX_SECTIONS = 65536;
 export const MAX_PACKAGE_BYTES = 2 ** 31 - 1;
 
 export const SectionKind = { manifest: 1, tensor: 2 } as const;
+/** The manifest section's table encoding: UTF-8 JSON, or (1.3) that JSON as one raw deflate stream (RFC 1951)
+ * whose inflated byte length is the entry's element count. */
+export const ManifestEncoding = { json: 0, deflate: 1 } as const;
 export type SectionKindName = keyof typeof SectionKind;
 
 export interface PackageHeader {
@@ -187,10 +191,17 @@ export function decodeSectionTable(bytes: Buffer, header: PackageHeader): Sectio
     const gap = zeroes(bytes, previousEnd, offset);
     if (gap >= 0)
       throw new PackageError('bad-section-table', 'padding between sections must be zero', { offset: gap });
-    if (kind === 'manifest' && (encoding !== 0 || elements !== 0)) {
+    if (
+      kind === 'manifest' &&
+      (encoding === ManifestEncoding.json
+        ? elements !== 0
+        : encoding !== ManifestEncoding.deflate || elements === 0)
+    ) {
       throw new PackageError(
         'bad-section-table',
-        'the manifest section has no encoding or element count',
+        `the manifest section is JSON (encoding ${ManifestEncoding.json}, no element count) or deflated JSON ` +
+          `(encoding ${ManifestEncoding.deflate}, its inflated length as the element count), not encoding ` +
+          `${encoding} with ${elements} elements`,
         location,
       );
     }

@@ -1,6 +1,8 @@
 // The manifest section: what the model is, what it was built for, and its graph (tensors and nodes). It is
 // JSON, decoded with a schema at the edge; cross-references (tensor <-> section, node <-> tensor, graph
 // order) are checked here so that the runtime only ever sees a consistent graph.
+import { inflateRawSync } from 'node:zlib';
+
 import { z } from 'zod';
 
 import {
@@ -12,7 +14,7 @@ import {
   SPARSE_CODEBOOK_MAX_GAP_BITS,
 } from './encodings.js';
 import { PackageError } from './errors.js';
-import type { SectionEntry } from './layout.js';
+import { ManifestEncoding, type SectionEntry } from './layout.js';
 
 export const MANIFEST_FORMAT = 'whittle-package';
 export const MANIFEST_VERSION = 1;
@@ -260,10 +262,11 @@ function formatPath(path: readonly PropertyKey[]): string {
   return text === '' ? '(manifest)' : text;
 }
 
-/** The lowest format minor (layout.ts FORMAT_MINOR) whose features the manifest uses: 1.1 fixed-point
- * activation fractional lengths, 1.2 sparse-codebook tensors. The writer stamps it; the reader refuses a
- * package that uses a feature its header does not declare. */
-export function requiredFormatMinor(manifest: Manifest): number {
+/** The lowest format minor (layout.ts FORMAT_MINOR) whose features the package uses: 1.1 fixed-point
+ * activation fractional lengths, 1.2 sparse-codebook tensors, 1.3 a deflated manifest. The writer stamps it;
+ * the reader refuses a package that uses a feature its header does not declare. */
+export function requiredFormatMinor(manifest: Manifest, deflatedManifest = false): number {
+  if (deflatedManifest) return 3;
   if (manifest.tensors.some((tensor) => tensor.encoding?.kind === 'sparse-codebook')) return 2;
   return manifest.nodes.some((node) => fixedPointActivations(node) !== undefined) ? 1 : 0;
 }
@@ -272,20 +275,20 @@ export function requiredFormatMinor(manifest: Manifest): number {
 export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[]): Manifest {
   const entry = sections[0]!;
   const location = { section: 0, offset: entry.offset };
-  if (entry.length > MAX_MANIFEST_BYTES) {
+  const deflated = entry.encoding === ManifestEncoding.deflate;
+  const length = deflated ? entry.elements : entry.length;
+  if (length > MAX_MANIFEST_BYTES) {
     throw new PackageError(
       'bad-manifest',
-      `manifest is ${entry.length} bytes, more than ${MAX_MANIFEST_BYTES}`,
+      `manifest is ${length} bytes${deflated ? ' inflated' : ''}, more than ${MAX_MANIFEST_BYTES}`,
       location,
     );
   }
+  const stored = bytes.subarray(entry.offset, entry.offset + entry.length);
+  const text = deflated ? inflateManifest(stored, entry.elements, location) : stored;
   let json: unknown;
   try {
-    json = JSON.parse(
-      new TextDecoder('utf-8', { fatal: true }).decode(
-        bytes.subarray(entry.offset, entry.offset + entry.length),
-      ),
-    );
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(text));
   } catch (error) {
     throw new PackageError(
       'bad-manifest',
@@ -310,6 +313,34 @@ export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[])
   checkFixedPoint(manifest);
   checkProbe(manifest);
   return manifest;
+}
+
+/** A deflated manifest (1.3): one raw deflate stream that fills the section exactly and inflates to exactly
+ * `length` bytes (never more: the inflater stops there). */
+function inflateManifest(stored: Buffer, length: number, location: { section: number; offset: number }): Buffer {
+  let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
+  try {
+    inflated = inflateRawSync(stored, { info: true, maxOutputLength: length }) as unknown as typeof inflated;
+  } catch (error) {
+    throw new PackageError(
+      'bad-manifest',
+      `the deflated manifest does not inflate to its recorded ${length} bytes: ${(error as Error).message}`,
+      location,
+    );
+  }
+  if (inflated.buffer.length !== length)
+    throw new PackageError(
+      'bad-manifest',
+      `the deflated manifest inflates to ${inflated.buffer.length} bytes, not its recorded ${length}`,
+      location,
+    );
+  if (inflated.engine.bytesWritten !== stored.length)
+    throw new PackageError(
+      'bad-manifest',
+      `the manifest's deflate stream ends after ${inflated.engine.bytesWritten} of its section's ${stored.length} bytes`,
+      location,
+    );
+  return inflated.buffer;
 }
 
 /** The activation fractional lengths of fixed16 / fixed8 layers: both or neither, integers inside the native

@@ -11,6 +11,7 @@ import {
   decodeHeader,
   decodeSectionTable,
   decodeTrailer,
+  ManifestEncoding,
   type PackageHeader,
   type SectionEntry,
 } from './layout.js';
@@ -94,12 +95,12 @@ export function readPackage(bytes: Buffer, options: ReadOptions = {}): Package {
   }
   const sections = decodeSectionTable(bytes, header);
   const manifest = decodeManifest(bytes, sections);
-  const needed = requiredFormatMinor(manifest);
+  const needed = requiredFormatMinor(manifest, sections[0]!.encoding === ManifestEncoding.deflate);
   if (header.minor < needed) {
     throw new PackageError(
       'bad-header',
       `package declares format ${header.major}.${header.minor} but uses format ${header.major}.${needed} features ` +
-        '(sparse-codebook tensors need 1.2, fixed-point activation lengths 1.1)',
+        '(a deflated manifest needs 1.3, sparse-codebook tensors 1.2, fixed-point activation lengths 1.1)',
       { offset: 10 },
     );
   }

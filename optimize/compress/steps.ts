@@ -264,7 +264,14 @@ function hashedFields(h: HashedKernel): Int32Array {
 const prune: CompressStep = async (context, params) => {
   const layers = selectedLayers('prune', context, params);
   const named = (params.layers as Record<string, number> | undefined) ?? {};
-  const targets = new Map(layers.map((l) => [l.name, named[l.name] ?? (params.sparsity as number)]));
+  const output = context.modelLayers.filter((l) => METHODS.prune!.layerClasses!.includes(l.kind)).at(-1);
+  const kindSparsity = (l: ModelLayer): number =>
+    ((l.kind === 'Dense' && l === output
+      ? params.outputSparsity
+      : l.kind !== 'Dense'
+        ? params.convSparsity
+        : undefined) as number | undefined) ?? (params.sparsity as number);
+  const targets = new Map(layers.map((l) => [l.name, named[l.name] ?? kindSparsity(l)]));
   const iterations = params.iterations as number;
   for (let i = 1; i <= iterations; i++) {
     const label = `prune ${i}/${iterations}`;
@@ -272,7 +279,7 @@ const prune: CompressStep = async (context, params) => {
       context,
       join(context.dir, `iteration-${i}`),
       label,
-      params,
+      i === iterations && params.finalEpochs !== undefined ? { ...params, epochs: params.finalEpochs } : params,
       (model) => {
         const weights = new Map(layers.map((l) => [l.name, readKernel(model, l.name)]));
         const sparsity = new Map(

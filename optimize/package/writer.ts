@@ -2,6 +2,7 @@
 // order, the SHA-256 of everything before the trailer and an Ed25519 signature of that digest.
 // The agent's reader is the authority on the format; this only lays out what it will accept.
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
+import { deflateRawSync } from 'node:zlib';
 
 import {
   elementCount,
@@ -13,6 +14,7 @@ import {
   encodeHeaderAndTable,
   encodeTrailer,
   HEADER_SIZE,
+  ManifestEncoding,
   SECTION_ALIGNMENT,
   SECTION_ENTRY_SIZE,
   type SectionEntry,
@@ -26,6 +28,9 @@ export interface PackageContent {
   manifest: Manifest;
   /** Encoded data of each constant tensor, by tensor index. */
   constants: ReadonlyMap<number, EncodedTensor>;
+  /** Store the manifest deflated (format 1.3): a few hundred bytes instead of kilobytes of JSON, for the
+   * compressor's small packages. */
+  compactManifest?: boolean;
 }
 
 /** The content a read package was written from: `writePackage(packageContent(readPackage(bytes)), key)`
@@ -35,6 +40,7 @@ export function packageContent(pkg: Package): PackageContent {
   return {
     manifest: pkg.manifest,
     constants: new Map(pkg.constants.flatMap((c, i) => (c ? [[i, encodeDecoded(c)] as const] : []))),
+    ...(pkg.sections[0]!.encoding === ManifestEncoding.deflate ? { compactManifest: true } : {}),
   };
 }
 
@@ -65,10 +71,17 @@ export function writePackage(content: PackageContent, privateKey: KeyObject): Bu
     tensors[index] = { ...tensor, section: i + 1, encoding: content.constants.get(index)!.encoding };
   });
   const manifest = { ...content.manifest, tensors };
-  const manifestBytes = Buffer.from(JSON.stringify(manifest), 'utf8');
+  const json = Buffer.from(JSON.stringify(manifest), 'utf8');
+  const compact = content.compactManifest === true;
+  const manifestBytes = compact ? deflateRawSync(json, { level: 9 }) : json;
   const payloads: { entry: Omit<SectionEntry, 'offset'>; bytes: Buffer }[] = [
     {
-      entry: { kind: 'manifest', length: manifestBytes.length, encoding: 0, elements: 0 },
+      entry: {
+        kind: 'manifest',
+        length: manifestBytes.length,
+        encoding: compact ? ManifestEncoding.deflate : ManifestEncoding.json,
+        elements: compact ? json.length : 0,
+      },
       bytes: manifestBytes,
     },
     ...indices.map((index) => {
@@ -92,9 +105,9 @@ export function writePackage(content: PackageContent, privateKey: KeyObject): Bu
   });
   const contentSize = offset;
   const content_ = Buffer.alloc(contentSize);
-  // The lowest minor the package needs: one without 1.1 / 1.2 features stays byte for byte what a 1.0 writer
-  // made (the bundled models are reproducible from their recorded commands).
-  encodeHeaderAndTable(contentSize, entries, requiredFormatMinor(manifest)).copy(content_, 0);
+  // The lowest minor the package needs: one without 1.1 / 1.2 / 1.3 features stays byte for byte what a 1.0
+  // writer made (the bundled models are reproducible from their recorded commands).
+  encodeHeaderAndTable(contentSize, entries, requiredFormatMinor(manifest, compact)).copy(content_, 0);
   payloads.forEach(({ bytes }, i) => bytes.copy(content_, entries[i]!.offset));
   const digest = sha256(content_);
   const trailer = encodeTrailer({
