@@ -317,7 +317,11 @@ export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[])
 
 /** A deflated manifest (1.3): one raw deflate stream that fills the section exactly and inflates to exactly
  * `length` bytes (never more: the inflater stops there). */
-function inflateManifest(stored: Buffer, length: number, location: { section: number; offset: number }): Buffer {
+function inflateManifest(
+  stored: Buffer,
+  length: number,
+  location: { section: number; offset: number },
+): Buffer {
   let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
   try {
     inflated = inflateRawSync(stored, { info: true, maxOutputLength: length }) as unknown as typeof inflated;

@@ -279,7 +279,9 @@ const prune: CompressStep = async (context, params) => {
       context,
       join(context.dir, `iteration-${i}`),
       label,
-      i === iterations && params.finalEpochs !== undefined ? { ...params, epochs: params.finalEpochs } : params,
+      i === iterations && params.finalEpochs !== undefined
+        ? { ...params, epochs: params.finalEpochs }
+        : params,
       (model) => {
         const weights = new Map(layers.map((l) => [l.name, readKernel(model, l.name)]));
         const sparsity = new Map(

@@ -99,7 +99,11 @@ describe('deflated manifest (format 1.3)', () => {
       'bad-manifest',
       /inflates to \d+ bytes, not its recorded/,
     );
-    refused(edited(compact, (c) => withManifestBytes(c, stream, 0)), 'bad-section-table', /deflated JSON/);
+    refused(
+      edited(compact, (c) => withManifestBytes(c, stream, 0)),
+      'bad-section-table',
+      /deflated JSON/,
+    );
     refused(
       edited(compact, (c) => withManifestBytes(c, stream, MAX_MANIFEST_BYTES + 1)),
       'bad-manifest',
@@ -199,7 +203,10 @@ describe('deflated manifest (format 1.3)', () => {
       assert.equal(pkg.sections[0]!.encoding, ManifestEncoding.json);
       const [probabilities] = Model.fromPackage(pkg).run([new Float32Array(8 * 8 * 3).fill(0.5)]);
       assert.ok(Math.abs(Array.from(probabilities!.data).reduce((a, b) => a + b, 0) - 1) < 1e-5);
-      assert.ok(writePackage(packageContent(pkg), bundledSigningKey()).equals(old), `${file}: rewrite differs`);
+      assert.ok(
+        writePackage(packageContent(pkg), bundledSigningKey()).equals(old),
+        `${file}: rewrite differs`,
+      );
     }
   });
 });
