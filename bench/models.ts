@@ -458,7 +458,7 @@ export function choices<T extends string>(value: string, allowed: readonly T[], 
   });
 }
 
-function calibrationMethod(value: string): CalibrationMethod {
+export function calibrationMethod(value: string): CalibrationMethod {
   const methods = choices(value, CALIBRATION_METHODS, '--calibration-method');
   if (methods.length !== 1)
     throw new BenchArgumentError(
