@@ -175,7 +175,7 @@ const LOGIT_PASSING_OPS = new Set(['softmax', 'reshape', 'identity']);
 
 /** The tensors whose min/max is kept whatever the method: the graph input, the graph outputs, and the tensors
  * that reach an output through softmax / reshape / identity only (the logits). */
-function exactRangeTensors(manifest: Manifest): Set<number> {
+export function exactRangeTensors(manifest: Manifest): Set<number> {
   const exact = new Set<number>(manifest.inputs.map((i) => i.tensor));
   const producer = new Map<number, ManifestNode>();
   for (const node of manifest.nodes) for (const o of node.outputs) producer.set(o, node);
