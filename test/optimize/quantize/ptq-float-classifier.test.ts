@@ -1,14 +1,12 @@
 // PtqOptions.floatClassifier (optimize/quantize/ptq.ts): the layer that makes the logits written in fp32 on its
 // dequantized int8 input, so the logits are not rounded to an int8 step. Built on a model where that step is
 // what loses the top-1 class: one logit swings far below the others, so the logits' int8 range is wide and its
-// step (~2.5) larger than the gaps between the leading classes. And `whittle quantize --float-classifier`.
+// step (~2.5) larger than the gaps between the leading classes.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
-import { CommandUsageError } from '../../../electron/commands/command-error.js';
-import { quantizeCommand } from '../../../electron/commands/quantize.js';
 import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../../optimize/package/writer.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
@@ -112,23 +110,4 @@ describe('float classifier', () => {
         `class ${c}`,
       );
   });
-});
-
-test('whittle quantize refuses --float-classifier with a fixed-point format', () => {
-  assert.throws(
-    () =>
-      quantizeCommand([
-        'in.whittle',
-        '--out',
-        'out.whittle',
-        '--calibration',
-        'folder:/nonexistent',
-        '--format',
-        'fixed16',
-        '--float-classifier',
-      ]),
-    (error: Error) =>
-      error instanceof CommandUsageError &&
-      error.message === '--float-classifier is an int8 option; --format fixed16 has no int8 classifier',
-  );
 });
