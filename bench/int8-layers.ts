@@ -6,8 +6,9 @@
 // - rel_error: the RMS of int8 - fp32 over the RMS of fp32 (the error accumulated up to that node);
 // - bias_fraction: the share of that error's RMS that is a per-channel mean (a systematic shift a bias
 //   correction would remove) rather than noise that varies with the input and the position.
-// Each model's summary adds the logits' figures: the median gap between the fp32 package's top two logits,
-// and the RMS of the int8 logits' error, in the same units. When the error is about the gap or larger, the
+// Each model's summary adds the output's figures (the logits, or the probabilities of a package that ends in
+// softmax): the median gap between the fp32 package's top two values, and the RMS of the int8 package's error
+// on them, in the same units. When the error is about the gap or larger, the
 // int8 package picks another class on a good share of the inputs whatever happens in any one layer.
 import type { ManifestNode } from '../agent/package/manifest.js';
 import type { Package } from '../agent/package/reader.js';
