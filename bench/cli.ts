@@ -9,6 +9,7 @@ import { COMPILE_AB_HELP, compileAbCommand } from './compile-ab.js';
 import { COMPRESS_HELP, compressBenchCommand } from './compress.js';
 import { FUZZ_READERS, runFuzz } from './fuzz.js';
 import { HASHED_FC_HELP, hashedFcCommand } from './hashed-fc.js';
+import { INT8_LAYERS_HELP, int8LayersCommand } from './int8-layers.js';
 import { ShapesFileError } from './kernel-shapes.js';
 import {
   BenchArgumentError,
@@ -190,6 +191,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['arm-bit-exact', (args) => armBitExactCommand(args, machine())],
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
+  ['int8-layers', (args) => int8LayersCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -209,6 +211,8 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
                    VGG, hashednets of LeNet-300-100, binaryconnect / ternary / xnor of the conv models, int8 /
                    fixed16 / fixed8 of the trained models (--quick: subsets)
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
+  int8-layers      where an int8 package departs from its fp32 one: the error accumulated at each layer, and
+                   the logits' error beside the fp32 top-two gap
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
@@ -220,7 +224,8 @@ ${AGENT_HELP}
 ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
-${HASHED_FC_HELP}`);
+${HASHED_FC_HELP}
+${INT8_LAYERS_HELP}`);
     process.exitCode = 0;
     return;
   }

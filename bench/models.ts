@@ -112,6 +112,8 @@ export interface ModelBenchOptions {
   residualAb?: boolean;
   /** How the int8 packages' activation ranges are calibrated (default: `whittle quantize`'s). */
   calibrationMethod?: CalibrationMethod;
+  /** The int8 packages keep the layer that makes the logits in fp32 (PtqOptions.floatClassifier). */
+  floatClassifier?: boolean;
   onProgress?: (line: string) => void;
 }
 
@@ -283,11 +285,10 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
   try {
     for (const name of options.models) {
       log(`${name}: building the packages (zoo -> ONNX -> whittle import -> whittle quantize)`);
-      const packages = await benchPackages(
-        name,
-        options.seed,
-        options.calibrationMethod === undefined ? {} : { calibrationMethod: options.calibrationMethod },
-      );
+      const packages = await benchPackages(name, options.seed, {
+        ...(options.calibrationMethod === undefined ? {} : { calibrationMethod: options.calibrationMethod }),
+        ...(options.floatClassifier === true ? { floatClassifier: true } : {}),
+      });
       if (isConformance(name) && options.batches.some((b) => b !== 1))
         throw new BenchArgumentError(`${name} is exported at batch 1: run it with --batches 1`);
       const agreementBatch = 50;
@@ -458,7 +459,7 @@ export function choices<T extends string>(value: string, allowed: readonly T[], 
   });
 }
 
-function calibrationMethod(value: string): CalibrationMethod {
+export function calibrationMethod(value: string): CalibrationMethod {
   const methods = choices(value, CALIBRATION_METHODS, '--calibration-method');
   if (methods.length !== 1)
     throw new BenchArgumentError(
@@ -502,6 +503,7 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
       threads: { type: 'string' },
       'residual-ab': { type: 'boolean' },
       'calibration-method': { type: 'string' },
+      'float-classifier': { type: 'boolean' },
     },
     MODELS_HELP,
   );
@@ -515,6 +517,7 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
     ...(values['calibration-method'] === undefined
       ? {}
       : { calibrationMethod: calibrationMethod(values['calibration-method']) }),
+    ...(values['float-classifier'] === true ? { floatClassifier: true } : {}),
   };
   process.stderr.write(
     `models: Whittle vs ONNX Runtime ${ort.env.versions.common}, ${options.rounds} rounds\n`,
@@ -528,4 +531,5 @@ export async function modelsCommand(args: string[], machine: string): Promise<nu
 export const MODELS_HELP = `models options: --models ${MODEL_NAMES.join(',')} (the zoo's five by default),
   --formats fp32,int8 (or qdq: the int8 package's QDQ export as \`whittle import\` takes it), --batches 1,32, --threads 1,2, --rounds 21, --batch-ms 20, --seed 1, --json,
   --residual-ab (also time each package with its residual adds unfused),
-  --calibration-method ${CALIBRATION_METHODS.join('|')} (the int8 packages' calibration; default whittle quantize's)`;
+  --calibration-method ${CALIBRATION_METHODS.join('|')} (the int8 packages' calibration; default whittle quantize's),
+  --float-classifier (the int8 packages keep the layer that makes the logits in fp32)`;

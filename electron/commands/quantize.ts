@@ -1,6 +1,6 @@
 // `whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--images N] [--test-images N]
-// [--format int8|fixed16|fixed8] [--calibration-method minmax|percentile|mse] [--key KEY | --bundled-key]
-// [--id ID] [--version V] [--name TEXT]`:
+// [--format int8|fixed16|fixed8] [--calibration-method minmax|percentile|mse] [--float-classifier]
+// [--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]`:
 // post-training quantization of an fp32 package — int8 affine (optimize/quantize/ptq.ts) or per-layer
 // dynamic fixed point with 16- or 8-bit words (optimize/package/fixed-point.ts), both calibrated on the same
 // images. The new package records its measured test-set top-1, the labels and the preprocessing, and
@@ -33,7 +33,8 @@ export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  post-t
                         --format int8 (default) | fixed16 | fixed8 (per-layer dynamic fixed point); DATA as
                         for train (a folder is read at the package's input size and channels); --images N calibration images (1000), --test-images N for the recorded
                         accuracy (all), --calibration-method minmax | percentile | mse (activation ranges;
-                        int8 default ${DEFAULT_CALIBRATION_METHOD}, fixed point minmax), --key KEY | --bundled-key, --id, --version, --name
+                        int8 default ${DEFAULT_CALIBRATION_METHOD}, fixed point minmax), --float-classifier (int8: the layer
+                        that makes the logits kept fp32), --key KEY | --bundled-key, --id, --version, --name
 `;
 
 const FORMATS = ['int8', 'fixed16', 'fixed8'] as const;
@@ -41,7 +42,7 @@ type QuantizedFormat = (typeof FORMATS)[number];
 
 const USAGE =
   'usage: whittle quantize IN.whittle --out OUT.whittle --calibration DATA [--format int8|fixed16|fixed8] ' +
-  `[--calibration-method ${CALIBRATION_METHODS.join('|')}] [--images N] [--test-images N] ` +
+  `[--calibration-method ${CALIBRATION_METHODS.join('|')}] [--float-classifier] [--images N] [--test-images N] ` +
   '[--key KEY | --bundled-key] [--id ID] [--version V] [--name TEXT]';
 
 function count(value: string | undefined, flag: string, fallback: number): number {
@@ -62,6 +63,7 @@ export function quantizeCommand(args: string[]): number {
       calibration: { type: 'string' },
       format: { type: 'string' },
       'calibration-method': { type: 'string' },
+      'float-classifier': { type: 'boolean' },
       images: { type: 'string' },
       'test-images': { type: 'string' },
       key: { type: 'string' },
@@ -89,6 +91,10 @@ export function quantizeCommand(args: string[]): number {
     throw new CommandUsageError(
       `--calibration-method: expected one of ${CALIBRATION_METHODS.join(', ')} but received "${method}"`,
     );
+  if (values['float-classifier'] && format !== 'int8')
+    throw new CommandUsageError(
+      `--float-classifier is an int8 option; --format ${format} has no int8 classifier`,
+    );
   const calibrationMethod =
     (method as CalibrationMethod | undefined) ?? (format === 'int8' ? DEFAULT_CALIBRATION_METHOD : 'minmax');
   const calibrationImages = count(values.images, '--images', 1000);
@@ -111,7 +117,10 @@ export function quantizeCommand(args: string[]): number {
   };
   const content: PackageContent =
     format === 'int8'
-      ? quantizePackage(withMeta, calibration, naming).content
+      ? quantizePackage(withMeta, calibration, {
+          ...naming,
+          ...(values['float-classifier'] ? { floatClassifier: true } : {}),
+        }).content
       : fixedPointPackage(withMeta, calibration, { bits: format === 'fixed16' ? 16 : 8, ...naming }).content;
   const { key, created } = values['bundled-key']
     ? { key: bundledSigningKey(), created: null }

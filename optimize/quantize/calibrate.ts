@@ -56,6 +56,21 @@ export const CALIBRATION_PERCENTILE = 99.99;
 /** Histogram bins over each tensor's min/max, for the percentile and mse methods. */
 const HISTOGRAM_BINS = 2048;
 
+/** The package as a model whose outputs are the tensors `watched` (by index), run as stored: every watched
+ * tensor must stay what the package names, so nothing is fused away or moved to another layout. Model.run
+ * returns a copy of each, in `watched`'s order. */
+export function watchingModel(pkg: Package, watched: readonly number[], batch: number): Model {
+  const { manifest } = pkg;
+  const probe: Package = {
+    ...pkg,
+    manifest: {
+      ...manifest,
+      outputs: watched.map((t) => ({ name: manifest.tensors[t]!.name, tensor: t })),
+    },
+  };
+  return Model.fromPackage(probe, { batch, compile: false });
+}
+
 /** Runs the package over the calibration set with every f32 node output (and the graph input) watched, and
  * hands `visit` each watched tensor's values for each batch (`length` of them belong to real inputs). */
 function observeActivations(
@@ -77,16 +92,8 @@ function observeActivations(
   const watched = manifest.nodes
     .flatMap((n) => n.outputs)
     .filter((t) => manifest.tensors[t]!.dtype === 'f32');
-  const probe: Package = {
-    ...pkg,
-    manifest: {
-      ...manifest,
-      outputs: watched.map((t) => ({ name: manifest.tensors[t]!.name, tensor: t })),
-    },
-  };
   const batch = Math.min(CALIBRATION_BATCH, calibration.count);
-  // As stored: every node output is watched, so nothing may be fused away or moved to another layout.
-  const model = Model.fromPackage(probe, { batch, compile: false });
+  const model = watchingModel(pkg, watched, batch);
   return (visit) => {
     const input = new Float32Array(batch * perInput);
     for (let start = 0; start < calibration.count; start += batch) {
@@ -168,7 +175,7 @@ const LOGIT_PASSING_OPS = new Set(['softmax', 'reshape', 'identity']);
 
 /** The tensors whose min/max is kept whatever the method: the graph input, the graph outputs, and the tensors
  * that reach an output through softmax / reshape / identity only (the logits). */
-function exactRangeTensors(manifest: Manifest): Set<number> {
+export function exactRangeTensors(manifest: Manifest): Set<number> {
   const exact = new Set<number>(manifest.inputs.map((i) => i.tensor));
   const producer = new Map<number, ManifestNode>();
   for (const node of manifest.nodes) for (const o of node.outputs) producer.set(o, node);

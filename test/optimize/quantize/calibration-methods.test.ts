@@ -1,7 +1,7 @@
 // The calibration methods of post-training quantization (optimize/quantize/calibrate.ts, `whittle quantize
 // --calibration-method`): min/max, percentile and mse ranges of a hidden activation with a few outliers, the
 // graph input and the logits kept at min/max by every method; and a ReLU after a residual add fused into the
-// qadd (its range and integer bounds) by ptq.ts.
+// qadd (its range and integer bounds) by ptq.ts; the refusals of `whittle quantize`'s calibration flags.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -124,23 +124,32 @@ describe('calibration methods', () => {
   });
 });
 
-test('whittle quantize refuses an unknown --calibration-method, naming the known ones', () => {
-  assert.throws(
-    () =>
-      quantizeCommand([
-        'in.whittle',
-        '--out',
-        'out.whittle',
-        '--calibration',
-        'folder:/nonexistent',
-        '--calibration-method',
-        'kl',
-      ]),
-    (error: Error) =>
-      error instanceof CommandUsageError &&
-      error.message === '--calibration-method: expected one of minmax, percentile, mse but received "kl"',
-  );
-});
+for (const [what, flags, message] of [
+  [
+    'an unknown --calibration-method, naming the known ones',
+    ['--calibration-method', 'kl'],
+    '--calibration-method: expected one of minmax, percentile, mse but received "kl"',
+  ],
+  [
+    '--float-classifier with a fixed-point format',
+    ['--format', 'fixed16', '--float-classifier'],
+    '--float-classifier is an int8 option; --format fixed16 has no int8 classifier',
+  ],
+] as const)
+  test(`whittle quantize refuses ${what}`, () => {
+    assert.throws(
+      () =>
+        quantizeCommand([
+          'in.whittle',
+          '--out',
+          'out.whittle',
+          '--calibration',
+          'folder:/nonexistent',
+          ...flags,
+        ]),
+      (error: Error) => error instanceof CommandUsageError && error.message === message,
+    );
+  });
 
 test('a ReLU after a residual add is fused into the qadd: its range, and the zero point as the lower bound', () => {
   const b = new GraphBuilder();
