@@ -15,7 +15,7 @@ import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
-import { readPackage, type Package } from '../../agent/package/reader.js';
+import { type Package, readPackage } from '../../agent/package/reader.js';
 import { whittleError } from '../../native/whittle-error.js';
 import { encodeLayers, type LayerCompression } from '../compress/encode.js';
 import { magnitudeMasks, readKernel, writeKernel } from '../compress/projection.js';
