@@ -8,13 +8,11 @@
 // process, the clock) spreads over all of them; a point's time is the median of its rounds, each round
 // timing enough runs to last SAMPLE_MS. Entries are reported as their chunk finishes (onEntry), an abort
 // returns what finished (`complete: false`), and `resume` skips the entries a partial table already holds.
-// Temperatures and clocks are read before and after, so a throttled measurement shows.
+// Temperatures and clocks (the device profile's) are read before and after, so a throttled measurement shows.
 //
 // A table belongs to one kernel build (build_hash, native addonBuildHash()) and one grid (grid_id, a hash of
 // the grid's points): parseLatencyTable refuses one from another build or grid.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
 import { z } from 'zod';
 
@@ -23,8 +21,8 @@ import { whittleError } from '../../native/whittle-error.js';
 import { NUMBER_FORMATS, type NumberFormat } from '../package/manifest.js';
 import { Model } from '../runtime/model.js';
 import type { TensorData } from '../runtime/tensor.js';
-import { thermalZones } from '../telemetry/temperature.js';
 import { LATENCY_OPS, latencyGraph, latencyKey, type LatencyPoint } from './latency-graphs.js';
+import { collectDeviceProfile } from './profile.js';
 
 export { LATENCY_OPS, latencyKey, type LatencyOp, type LatencyPoint } from './latency-graphs.js';
 
@@ -180,48 +178,14 @@ export function defaultGrid(quick = false): LatencyGrid {
   return { name: quick ? 'quick' : 'default', points };
 }
 
-/** Each core's current clock (kHz) from cpufreq, or /proc/cpuinfo's "cpu MHz" where there is no cpufreq;
- * empty when neither says. */
-export function cpuClocksKhz(): number[] {
-  const root = '/sys/devices/system/cpu';
-  let cpus: string[] = [];
-  try {
-    cpus = readdirSync(root).filter((n) => /^cpu\d+$/.test(n));
-  } catch {
-    return [];
-  }
-  cpus.sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));
-  const clocks = cpus.flatMap((cpu) => {
-    try {
-      const khz = Number(readFileSync(join(root, cpu, 'cpufreq', 'scaling_cur_freq'), 'utf8').trim());
-      return Number.isFinite(khz) && khz > 0 ? [khz] : [];
-    } catch {
-      return [];
-    }
-  });
-  if (clocks.length > 0) return clocks;
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    return [...info.matchAll(/^cpu MHz\s*:\s*([\d.]+)/gm)].map((m) => Math.round(Number(m[1]) * 1000));
-  } catch {
-    return [];
-  }
-}
-
-/** Every thermal zone's temperature (°C), in zone order; zones that do not read are left out. */
-export function thermalTemps(): number[] {
-  return thermalZones().flatMap((path) => {
-    try {
-      const c = Number(readFileSync(path, 'utf8').trim()) / 1000;
-      return Number.isFinite(c) && c > -100 && c < 300 ? [Math.round(c * 10) / 10] : [];
-    } catch {
-      return [];
-    }
-  });
-}
-
+/** The device's temperatures (every thermal zone that reads) and current clocks (per CPU, from cpufreq;
+ * empty where there is none), from its profile. */
 function conditionsNow(): LatencyTable['conditions']['before'] {
-  return { temps_c: thermalTemps(), freq_khz: cpuClocksKhz() };
+  const profile = collectDeviceProfile();
+  return {
+    temps_c: profile.thermal.flatMap((zone) => (zone.temp_c === null ? [] : [zone.temp_c])),
+    freq_khz: profile.cpu.freq_khz.cur ?? [],
+  };
 }
 
 export interface MeasureOptions {
