@@ -180,7 +180,7 @@ export function defaultGrid(quick = false): LatencyGrid {
 
 /** The device's temperatures (every thermal zone that reads) and current clocks (per CPU, from cpufreq;
  * empty where there is none), from its profile. */
-function conditionsNow(): LatencyTable['conditions']['before'] {
+export function conditionsNow(): LatencyTable['conditions']['before'] {
   const profile = collectDeviceProfile();
   return {
     temps_c: profile.thermal.flatMap((zone) => (zone.temp_c === null ? [] : [zone.temp_c])),
