@@ -47,6 +47,8 @@ export const LATENCY_OPS = [
   'add',
   'concat',
   'channel_shuffle',
+  'clip',
+  'reshape',
   'quantize',
   'dequantize',
   'softmax',
@@ -218,6 +220,15 @@ function act(format: NumberFormat): [DType, TensorQuantization | undefined] {
 const outSide = (size: number, kernel: number, stride: number): number =>
   Math.floor((size + 2 * Math.floor(kernel / 2) - kernel) / stride) + 1;
 
+/** The fraction of a layer's weights its kernel reads: nonzeros over elements for the sparse formats, 1 for the
+ * dense ones (their time does not depend on the values). */
+export function weightDensity(weights: DecodedTensor | undefined, elements: number): number {
+  if (weights === undefined || elements === 0) return 1;
+  if (weights.kind === 'sparse') return weights.values.length / elements;
+  if (weights.kind === 'sparse-codebook') return weights.positions.length / elements;
+  return 1;
+}
+
 /** The graph that times `point`: its layer alone, its input the graph's input, its output the graph's output.
  * conv2d and fully_connected layers are followed by a ReLU clip, which the compile pass fuses (f32-activation
  * formats) — the form a network's layers run in. */
@@ -297,6 +308,16 @@ export function latencyGraph(point: LatencyPoint): Package {
       const x = g.activation('x', dtype, [1, size, size, c], quant);
       const y = g.activation('y', dtype, [1, 1, 1, c], quant);
       g.node('layer', 'global_avgpool', format, [x], [y]);
+      return g.package(key, [x], y);
+    }
+    case 'clip':
+    case 'reshape': {
+      const n = need(point.elements, 'elements');
+      const x = g.activation('x', dtype, [1, n], quant);
+      const y = g.activation('y', dtype, point.op === 'clip' ? [1, n] : [1, n / 16, 16], quant);
+      if (point.op === 'clip')
+        g.node('layer', 'clip', format, [x], [y], format === 'int8' ? { min: 0 } : { min: 0, max: 6 });
+      else g.node('layer', 'reshape', format, [x], [y], { shape: [1, n / 16, 16] });
       return g.package(key, [x], y);
     }
     case 'add':
