@@ -74,6 +74,8 @@ export interface LatencyPoint {
   depthwise?: boolean;
   /** add, concat, channel_shuffle, quantize, dequantize, softmax: elements of the (each) input. */
   elements?: number;
+  /** sparse and sparse-codebook layers: the fraction of weights pruned (default SPARSITY). */
+  sparsity?: number;
 }
 
 /** A point's stable key, e.g. `conv2d/int8/k3s1/r16/c16-32` (table entries are matched by it). */
@@ -83,6 +85,7 @@ export function latencyKey(p: LatencyPoint): string {
   if (p.size !== undefined) parts.push(`r${p.size}`);
   if (p.inC !== undefined) parts.push(p.outC !== undefined ? `c${p.inC}-${p.outC}` : `c${p.inC}`);
   if (p.elements !== undefined) parts.push(`n${p.elements}`);
+  if (p.sparsity !== undefined) parts.push(`p${Math.round(p.sparsity * 100)}`);
   return parts.join('/');
 }
 
@@ -162,10 +165,11 @@ function weightTensor(
   g: GraphBuilder,
   format: NumberFormat,
   shape: number[],
+  sparsity = SPARSITY,
 ): { index: number; attrs: Record<string, AttributeValue> } {
   const n = shape.reduce((a, b) => a * b, 1);
   const w = randomWeights(n, 0.1);
-  const pruned = (): Float32Array => w.map((v) => (Math.random() < SPARSITY ? 0 : v));
+  const pruned = (): Float32Array => w.map((v) => (Math.random() < sparsity ? 0 : v));
   const centroids = Float32Array.from({ length: 16 }, (_, i) => ((i - 7.5) / 7.5) * 0.1);
   const f32 = (encoded: EncodedTensor): number => g.constant('w', 'f32', shape, encoded);
   switch (format) {
@@ -251,7 +255,7 @@ export function latencyGraph(point: LatencyPoint): Package {
       const outC = depthwise ? inC : need(point.outC, 'outC');
       const o = outSide(size, k, stride);
       const x = g.activation('x', dtype, [1, size, size, inC], quant);
-      const w = weightTensor(g, format, [outC, k, k, depthwise ? 1 : inC]);
+      const w = weightTensor(g, format, [outC, k, k, depthwise ? 1 : inC], point.sparsity);
       const b = biasTensor(g, format, outC);
       const y = g.activation('y', dtype, [1, o, o, outC], quant);
       const p = Math.floor(k / 2);
@@ -274,7 +278,7 @@ export function latencyGraph(point: LatencyPoint): Package {
       const inC = need(point.inC, 'inC');
       const outC = need(point.outC, 'outC');
       const x = g.activation('x', dtype, [1, inC], quant);
-      const w = weightTensor(g, format, [outC, inC]);
+      const w = weightTensor(g, format, [outC, inC], point.sparsity);
       const b = biasTensor(g, format, outC);
       const y = g.activation('y', dtype, [1, outC], quant);
       if (format === 'int8') {

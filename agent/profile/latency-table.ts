@@ -6,7 +6,8 @@
 // How a table is measured: the grid is cut into chunks; a chunk's graphs are built, warmed up, and then
 // timed in rounds, every round visiting the chunk's points in a rotated order so that drift (another
 // process, the clock) spreads over all of them; a point's time is the median of its rounds, each round
-// timing enough runs to last SAMPLE_MS. Entries are reported as their chunk finishes (onEntry), an abort
+// timing enough runs to last SAMPLE_MS (short, so that on a busy machine most samples are not preempted and
+// the median is the kernels' own time). Entries are reported as their chunk finishes (onEntry), an abort
 // returns what finished (`complete: false`), and `resume` skips the entries a partial table already holds.
 // Temperatures and clocks (the device profile's) are read before and after, so a throttled measurement shows.
 //
@@ -53,6 +54,7 @@ const PointSchema = z
     stride: Count.optional(),
     depthwise: z.boolean().optional(),
     elements: Count.optional(),
+    sparsity: z.number().min(0).max(1).optional(),
   })
   .strict();
 
@@ -120,30 +122,41 @@ const LAYER_FORMATS: readonly NumberFormat[] = NUMBER_FORMATS;
  * softmax, a plan call, a TypeScript step), in every format the runtime runs each in. */
 export function defaultGrid(quick = false): LatencyGrid {
   const points: LatencyPoint[] = [];
+  // Small-device shapes: the resolutions a 28-32 px input goes through (28, 14, 7, 4), widths 8-96, each
+  // stride; a one-channel stem.
   const convShapes: [size: number, inC: number, outC: number, stride: number][] = quick
     ? [
-        [16, 8, 16, 1],
-        [8, 32, 32, 1],
+        [14, 8, 16, 1],
+        [7, 32, 32, 2],
       ]
     : [
-        [32, 8, 16, 1],
-        [16, 16, 32, 1],
-        [16, 32, 64, 2],
-        [8, 32, 64, 1],
-        [8, 64, 128, 1],
-        [4, 128, 128, 1],
+        [28, 1, 16, 1],
+        [28, 8, 16, 1],
+        [28, 16, 24, 2],
+        [14, 24, 32, 1],
+        [14, 32, 48, 2],
+        [7, 48, 64, 1],
+        [7, 64, 96, 2],
+        [4, 96, 96, 1],
       ];
   for (const kernel of quick ? [1, 3] : [1, 3, 5])
     for (const format of LAYER_FORMATS)
-      for (const [size, inC, outC, stride] of convShapes)
+      for (const [size, inC, outC, stride] of convShapes) {
         points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC });
+        // The sparse kernels' time follows the nonzeros they read: a second density.
+        if (format === 'sparse' && !quick)
+          points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC, sparsity: 0.5 });
+      }
   const dwShapes: [size: number, c: number, stride: number][] = quick
-    ? [[16, 16, 1]]
+    ? [[14, 16, 1]]
     : [
-        [32, 16, 1],
-        [16, 32, 1],
-        [16, 64, 2],
-        [8, 128, 1],
+        [28, 16, 1],
+        [28, 16, 2],
+        [14, 32, 1],
+        [14, 48, 2],
+        [7, 64, 1],
+        [7, 96, 2],
+        [4, 96, 1],
       ];
   for (const kernel of quick ? [3] : [3, 5])
     for (const format of LAYER_FORMATS)
@@ -158,7 +171,11 @@ export function defaultGrid(quick = false): LatencyGrid {
         [2048, 512],
       ];
   for (const format of LAYER_FORMATS)
-    for (const [inC, outC] of fcShapes) points.push({ op: 'fully_connected', format, inC, outC });
+    for (const [inC, outC] of fcShapes) {
+      points.push({ op: 'fully_connected', format, inC, outC });
+      if (format === 'sparse' && !quick)
+        points.push({ op: 'fully_connected', format, inC, outC, sparsity: 0.5 });
+    }
   const poolShapes: [size: number, c: number][] = quick
     ? [[16, 16]]
     : [
@@ -202,6 +219,10 @@ function conditionsNow(): LatencyTable['conditions']['before'] {
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
+/** Milliseconds a sample of one point lasts at least, and rounds per point (their median is the entry). */
+export const SAMPLE_MS = 0.02;
+export const ROUNDS = 31;
+
 export interface MeasureOptions {
   grid?: LatencyGrid;
   /** Threads of the kernels' pool (default: the pool's current setting). */
@@ -211,9 +232,9 @@ export interface MeasureOptions {
   /** Called as each entry is measured (done counts the resumed ones too). */
   onEntry?: (entry: LatencyEntry, done: number, total: number) => void;
   signal?: AbortSignal;
-  /** Rounds per point (the median is taken over them; default 9). */
+  /** Rounds per point (the median is taken over them; default ROUNDS). */
   rounds?: number;
-  /** Milliseconds one round of one point lasts at least (default 1.5). */
+  /** Milliseconds one round of one point lasts at least (default SAMPLE_MS). */
   sampleMs?: number;
   /** Other runs timed in every round along with the grid's points, their samples appended (a benchmark
    * times whole packages interleaved with the table, so that the machine's drift is the same for both). */
@@ -303,8 +324,8 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
   const id = gridId(grid);
   const buildHash = addonBuildHash();
   const threads = options.threads ?? getThreads();
-  const rounds = options.rounds ?? 9;
-  const sampleMs = options.sampleMs ?? 1.5;
+  const rounds = options.rounds ?? ROUNDS;
+  const sampleMs = options.sampleMs ?? SAMPLE_MS;
   const entries: LatencyEntry[] = [];
   if (options.resume !== undefined) {
     const resume = parseLatencyTable(options.resume, { buildHash, gridId: id });
