@@ -115,10 +115,11 @@ function weightTensor(
   g: GraphBuilder,
   format: NumberFormat,
   shape: number[],
+  sparsity = SPARSITY,
 ): { index: number; attrs: Record<string, AttributeValue> } {
   const n = shape.reduce((a, b) => a * b, 1);
   const w = randomWeights(n, 0.1);
-  const pruned = (): Float32Array => w.map((v) => (Math.random() < SPARSITY ? 0 : v));
+  const pruned = (): Float32Array => w.map((v) => (Math.random() < sparsity ? 0 : v));
   const centroids = Float32Array.from({ length: 16 }, (_, i) => ((i - 7.5) / 7.5) * 0.1);
   const f32 = (encoded: EncodedTensor): number => g.constant('w', 'f32', shape, encoded);
   switch (format) {
@@ -173,6 +174,15 @@ function act(format: NumberFormat): [DType, TensorQuantization | undefined] {
 const outSide = (size: number, kernel: number, stride: number): number =>
   Math.floor((size + 2 * Math.floor(kernel / 2) - kernel) / stride) + 1;
 
+/** The fraction of a layer's weights its kernel reads: nonzeros over elements for the sparse formats, 1 for the
+ * dense ones (their time does not depend on the values). */
+export function weightDensity(weights: DecodedTensor | undefined, elements: number): number {
+  if (weights === undefined || elements === 0) return 1;
+  if (weights.kind === 'sparse') return weights.values.length / elements;
+  if (weights.kind === 'sparse-codebook') return weights.positions.length / elements;
+  return 1;
+}
+
 /** The graph that times `point`: its layer alone, its input the graph's input, its output the graph's output.
  * conv2d and fully_connected layers are followed by a ReLU clip, which the compile pass fuses (f32-activation
  * formats) — the form a network's layers run in. */
@@ -195,7 +205,7 @@ export function latencyGraph(point: LatencyPoint): Package {
       const outC = depthwise ? inC : need(point.outC, 'outC');
       const o = outSide(size, k, stride);
       const x = g.activation('x', dtype, [1, size, size, inC], quant);
-      const w = weightTensor(g, format, [outC, k, k, depthwise ? 1 : inC]);
+      const w = weightTensor(g, format, [outC, k, k, depthwise ? 1 : inC], point.sparsity);
       const b = biasTensor(g, format, outC);
       const y = g.activation('y', dtype, [1, o, o, outC], quant);
       const p = Math.floor(k / 2);
@@ -218,7 +228,7 @@ export function latencyGraph(point: LatencyPoint): Package {
       const inC = need(point.inC, 'inC');
       const outC = need(point.outC, 'outC');
       const x = g.activation('x', dtype, [1, inC], quant);
-      const w = weightTensor(g, format, [outC, inC]);
+      const w = weightTensor(g, format, [outC, inC], point.sparsity);
       const b = biasTensor(g, format, outC);
       const y = g.activation('y', dtype, [1, outC], quant);
       if (format === 'int8') {
@@ -252,6 +262,16 @@ export function latencyGraph(point: LatencyPoint): Package {
       const x = g.activation('x', dtype, [1, size, size, c], quant);
       const y = g.activation('y', dtype, [1, 1, 1, c], quant);
       g.node('layer', 'global_avgpool', format, [x], [y]);
+      return g.package(key, [x], y);
+    }
+    case 'clip':
+    case 'reshape': {
+      const n = need(point.elements, 'elements');
+      const x = g.activation('x', dtype, [1, n], quant);
+      const y = g.activation('y', dtype, point.op === 'clip' ? [1, n] : [1, n / 16, 16], quant);
+      if (point.op === 'clip')
+        g.node('layer', 'clip', format, [x], [y], format === 'int8' ? { min: 0 } : { min: 0, max: 6 });
+      else g.node('layer', 'reshape', format, [x], [y], { shape: [1, n / 16, 16] });
       return g.package(key, [x], y);
     }
     case 'add':

@@ -18,6 +18,8 @@ export const LATENCY_OPS = [
   'add',
   'concat',
   'channel_shuffle',
+  'clip',
+  'reshape',
   'quantize',
   'dequantize',
   'softmax',
@@ -43,6 +45,8 @@ export interface LatencyPoint {
   depthwise?: boolean;
   /** add, concat, channel_shuffle, quantize, dequantize, softmax: elements of the (each) input. */
   elements?: number;
+  /** sparse and sparse-codebook layers: the fraction of weights pruned (default SPARSITY). */
+  sparsity?: number;
 }
 
 /** A point's stable key, e.g. `conv2d/int8/k3s1/r16/c16-32` (table entries are matched by it). */
@@ -52,6 +56,7 @@ export function latencyKey(p: LatencyPoint): string {
   if (p.size !== undefined) parts.push(`r${p.size}`);
   if (p.inC !== undefined) parts.push(p.outC !== undefined ? `c${p.inC}-${p.outC}` : `c${p.inC}`);
   if (p.elements !== undefined) parts.push(`n${p.elements}`);
+  if (p.sparsity !== undefined) parts.push(`p${Math.round(p.sparsity * 100)}`);
   return parts.join('/');
 }
 
@@ -76,6 +81,7 @@ const PointSchema = z
     stride: Count.optional(),
     depthwise: z.boolean().optional(),
     elements: Count.optional(),
+    sparsity: z.number().min(0).max(1).optional(),
   })
   .strict();
 
@@ -94,6 +100,8 @@ export const LatencyEntrySchema = z
     /** Elements the layer reads (its inputs, activations only) and writes. */
     in_elements: Count,
     out_elements: Count,
+    /** The fraction of the weights the kernel reads (weightDensity: below 1 for the sparse formats). */
+    density: z.number().min(0).max(1),
     /** Bytes of its weights as the runtime holds them. */
     weight_bytes: Count,
     /** Calls a run makes: native plan calls plus TypeScript steps. */
