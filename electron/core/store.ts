@@ -204,64 +204,70 @@ export class Store {
       })();
     }
     // Schema 5: deployment_devices keeps each device's newest phase; the events keep them all, in order.
-    if (version < 5) {
-      this.db.transaction(() => {
-        this.db.exec(`
-          CREATE TABLE IF NOT EXISTS deployment_events (
-            deployment_id TEXT NOT NULL REFERENCES deployments (id),
-            device TEXT NOT NULL,
-            phase TEXT NOT NULL,
-            code TEXT,
-            reason TEXT,
-            serving TEXT,
-            at INTEGER NOT NULL
-          );
-          CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
-        `);
-        this.db.pragma('user_version = 5');
-      })();
-    }
+    if (version < 5)
+      this.migrate(
+        5,
+        `
+        CREATE TABLE IF NOT EXISTS deployment_events (
+          deployment_id TEXT NOT NULL REFERENCES deployments (id),
+          device TEXT NOT NULL,
+          phase TEXT NOT NULL,
+          code TEXT,
+          reason TEXT,
+          serving TEXT,
+          at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
+      `,
+      );
     // Schema 6: the running accuracy of each device; stats records are pruned, so it cannot be summed
     // from them.
-    if (version < 6) {
-      this.db.transaction(() => {
-        this.db.exec(`
-          CREATE TABLE IF NOT EXISTS device_accuracy (
-            device TEXT PRIMARY KEY,
-            source TEXT NOT NULL,
-            frames INTEGER NOT NULL,
-            correct INTEGER NOT NULL,
-            since INTEGER NOT NULL
-          );
-        `);
-        this.db.pragma('user_version = 6');
-      })();
-    }
+    if (version < 6)
+      this.migrate(
+        6,
+        `
+        CREATE TABLE IF NOT EXISTS device_accuracy (
+          device TEXT PRIMARY KEY,
+          source TEXT NOT NULL,
+          frames INTEGER NOT NULL,
+          correct INTEGER NOT NULL,
+          since INTEGER NOT NULL
+        );
+      `,
+      );
     // Schema 7: each device's newest profile, and its latency tables, one per (kernel build, grid,
     // threads): a table of another build stays stored but is not the device's current one.
-    if (version < 7) {
-      this.db.transaction(() => {
-        this.db.exec(`
-          CREATE TABLE IF NOT EXISTS device_profiles (
-            device TEXT PRIMARY KEY,
-            profile_json TEXT NOT NULL,
-            build_hash TEXT,
-            received_at INTEGER NOT NULL
-          );
-          CREATE TABLE IF NOT EXISTS latency_tables (
-            device TEXT NOT NULL,
-            build_hash TEXT NOT NULL,
-            grid_id TEXT NOT NULL,
-            threads INTEGER NOT NULL,
-            complete INTEGER NOT NULL,
-            table_json TEXT NOT NULL,
-            updated_at INTEGER NOT NULL,
-            PRIMARY KEY (device, build_hash, grid_id, threads)
-          );
-        `);
-        this.db.pragma('user_version = 7');
-      })();
-    }
+    if (version < 7)
+      this.migrate(
+        7,
+        `
+        CREATE TABLE IF NOT EXISTS device_profiles (
+          device TEXT PRIMARY KEY,
+          profile_json TEXT NOT NULL,
+          build_hash TEXT,
+          received_at INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS latency_tables (
+          device TEXT NOT NULL,
+          build_hash TEXT NOT NULL,
+          grid_id TEXT NOT NULL,
+          threads INTEGER NOT NULL,
+          complete INTEGER NOT NULL,
+          table_json TEXT NOT NULL,
+          updated_at INTEGER NOT NULL,
+          PRIMARY KEY (device, build_hash, grid_id, threads)
+        );
+      `,
+      );
+  }
+
+  /** Runs one schema step and sets the version to it, in one transaction: a store is either fully at the
+   * new version or still at its old one. */
+  private migrate(to: number, sql: string): void {
+    this.db.transaction(() => {
+      this.db.exec(sql);
+      this.db.pragma(`user_version = ${to}`);
+    })();
   }
 
   /** Keeps a device's newest profile (its JSON as received and checked), with its kernel build hash. */
