@@ -200,9 +200,9 @@ describe('device profiles and latency tables over the agent link', () => {
   });
 
   test('a device killed mid-measurement leaves an incomplete table that the next request completes', async () => {
-    // 30 points of the quick grid: the first chunk's 24 entries arrive together, then the agent is killed
-    // while it times the last 6.
-    const request = { grid: 'quick', limit: 30 };
+    // 48 points of the quick grid: the first chunk's 24 entries arrive together, then the agent is killed
+    // while it times the next 24.
+    const request = { grid: 'quick', limit: 48 };
     let killedAt = -1;
     const onResponse = (device: string, message: { kind: string; done?: number }): void => {
       if (device === DEVICE && message.kind === 'latency-entry' && killedAt < 0) {
@@ -220,12 +220,12 @@ describe('device profiles and latency tables over the agent link', () => {
     core.registry.off('response', onResponse);
     assert.match(
       failed.measurement!.error!,
-      /went offline during the measurement; \d+ of 30 entries are stored/,
+      /went offline during the measurement; \d+ of 48 entries are stored/,
     );
     const partial = failed.current!;
     assert.equal(partial.complete, false);
     assert.ok(
-      partial.entries.length >= 1 && partial.entries.length < 30,
+      partial.entries.length >= 1 && partial.entries.length < 48,
       `${partial.entries.length} entries`,
     );
 
@@ -240,7 +240,7 @@ describe('device profiles and latency tables over the agent link', () => {
     assert.equal(done.measurement?.state, 'complete', done.measurement?.error ?? '');
     const table = done.current!;
     assert.equal(table.complete, true);
-    assert.equal(table.entries.length, 30);
+    assert.equal(table.entries.length, 48);
     assert.equal(table.build_hash, addonBuildHash());
     // Resumed, not measured again: the entries that survived the kill are in the final table as they were.
     for (const e of partial.entries)
@@ -248,6 +248,6 @@ describe('device profiles and latency tables over the agent link', () => {
         table.entries.find((x) => x.key === e.key),
         e,
       );
-    assert.equal(new Set(table.entries.map((e) => latencyKey(e.shape))).size, 30);
+    assert.equal(new Set(table.entries.map((e) => latencyKey(e.shape))).size, 48);
   });
 });
