@@ -27,7 +27,7 @@
 //    the link and the outbox, in that order, whatever ended the loop.
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { hostname, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 
 import type { FrameRecord, FrameSource } from '../native/plan.js';
@@ -54,11 +54,12 @@ import { type AgentConfig, modelMemoryBudget } from './config.js';
 import { ModelStore } from './deploy/model-store.js';
 import { DeployRunner, type Recovery } from './deploy/runner.js';
 import { MqttLink } from './link/mqtt-link.js';
+import { RequestHandler } from './link/requests.js';
 import { parsePublicKey } from './package/signing.js';
 import { packageVersion } from './package-root.js';
+import { collectDeviceProfile, type DeviceProfile } from './profile/profile.js';
 import { type DeviceInfo, PROTOCOL_VERSION, type SnapshotMessage } from './protocol/messages.js';
 import { PackageModel } from './runtime/package-model.js';
-import { deviceFacts } from './telemetry/device-facts.js';
 import { Outbox, OutboxError } from './telemetry/outbox.js';
 import { OutboxPump } from './telemetry/outbox-pump.js';
 import { type Prediction, StatsWindow } from './telemetry/stats-window.js';
@@ -237,9 +238,9 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   void checkedLabels.catch(() => undefined); // awaited below, once the camera runs
   if (!(await startCamera({ config, camera, runner, signal, log }))) return;
   const labels = await checkedLabels;
-  const info = deviceInfo(config, served.model);
+  const info = deviceInfo(config, served.model, collectDeviceProfile({ dataDir: config.stateDir }));
   const outbox = openOutbox(config, camera, log);
-  const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
+  const { link, pump } = connectLink(config, info, outbox, runner, reports, signal, log);
   const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, frames, log);
   try {
     await runFrameLoop({ camera, served, native, frames, labels, stats, link, watchers, signal, log });
@@ -475,11 +476,18 @@ async function startCamera(phase: {
 }
 
 /** What the agent tells the manager about itself when it connects. */
-function deviceInfo(config: AgentConfig, model: PackageModel): DeviceInfo {
+function deviceInfo(config: AgentConfig, model: PackageModel, profile: DeviceProfile): DeviceInfo {
   return {
     id: config.deviceId,
-    hostname: hostname(),
-    ...deviceFacts(),
+    // The status message's device facts are the profile's (agent/profile/profile.ts), in its older names.
+    hostname: profile.hostname,
+    arch: profile.os.arch,
+    platform: profile.os.platform,
+    cpuModel: profile.cpu.model,
+    cpus: profile.cpu.cores,
+    memTotalBytes: profile.memory.total_bytes,
+    ...(profile.kernels.isa === null ? {} : { isa: profile.kernels.isa }),
+    ...(profile.kernels.isa === null ? {} : { cpuFeatures: profile.cpu.isa_features }),
     agentVersion: packageVersion(),
     nodeVersion: process.version,
     camera: config.camera,
@@ -514,6 +522,7 @@ function connectLink(
   outbox: Outbox,
   runner: DeployRunner<PackageModel>,
   reports: ReportChannel,
+  signal: AbortSignal,
   log: Log,
 ): { link: MqttLink; pump: OutboxPump } {
   // The pump exists before the link so the link's first 'connect' finds it.
@@ -521,6 +530,12 @@ function connectLink(
     outbox,
     publish: (payload) =>
       reports.link ? reports.link.publishAcked('stats', payload) : Promise.reject(new Error('no link')),
+    log,
+  });
+  const requests = new RequestHandler({
+    publish: (payload) => link.publishAcked('response', payload),
+    stateDir: config.stateDir,
+    signal,
     log,
   });
   const link = new MqttLink({
@@ -531,6 +546,7 @@ function connectLink(
     log,
     reconnectMaxMs: config.reconnectMaxMs,
     onConnectionChange: (up) => pump.setConnected(up),
+    onRequest: (payload) => requests.handle(payload),
     onTarget: (payload) => {
       try {
         runner.submit(DeployRunner.decodeTarget(JSON.parse(payload.toString('utf8'))));

@@ -86,10 +86,28 @@ export interface RunningAccuracy {
   since: number;
 }
 
+export interface StoredProfile {
+  json: string;
+  /** Manager clock, ms since epoch. */
+  receivedAt: number;
+}
+
+export interface StoredLatencyTableKey {
+  buildHash: string;
+  gridId: string;
+  threads: number;
+}
+
+export interface StoredLatencyTable extends StoredLatencyTableKey {
+  complete: boolean;
+  json: string;
+  updatedAt: number;
+}
+
 /** 1: devices, agent_credentials. 2: stats. 3: ssh_host_keys, provisioned_devices. 4: packages,
  * deployments, deployment_devices. 5: deployment_events (every phase a device went through).
- * 6: device_accuracy (each device's running accuracy). */
-export const SCHEMA_VERSION = 6;
+ * 6: device_accuracy (each device's running accuracy). 7: device_profiles, latency_tables (issue 16). */
+export const SCHEMA_VERSION = 7;
 
 export class Store {
   private readonly db: Database.Database;
@@ -186,39 +204,129 @@ export class Store {
       })();
     }
     // Schema 5: deployment_devices keeps each device's newest phase; the events keep them all, in order.
-    if (version < 5) {
-      this.db.transaction(() => {
-        this.db.exec(`
-          CREATE TABLE IF NOT EXISTS deployment_events (
-            deployment_id TEXT NOT NULL REFERENCES deployments (id),
-            device TEXT NOT NULL,
-            phase TEXT NOT NULL,
-            code TEXT,
-            reason TEXT,
-            serving TEXT,
-            at INTEGER NOT NULL
-          );
-          CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
-        `);
-        this.db.pragma('user_version = 5');
-      })();
-    }
+    if (version < 5)
+      this.migrate(
+        5,
+        `
+        CREATE TABLE IF NOT EXISTS deployment_events (
+          deployment_id TEXT NOT NULL REFERENCES deployments (id),
+          device TEXT NOT NULL,
+          phase TEXT NOT NULL,
+          code TEXT,
+          reason TEXT,
+          serving TEXT,
+          at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
+      `,
+      );
     // Schema 6: the running accuracy of each device; stats records are pruned, so it cannot be summed
     // from them.
-    if (version < 6) {
-      this.db.transaction(() => {
-        this.db.exec(`
-          CREATE TABLE IF NOT EXISTS device_accuracy (
-            device TEXT PRIMARY KEY,
-            source TEXT NOT NULL,
-            frames INTEGER NOT NULL,
-            correct INTEGER NOT NULL,
-            since INTEGER NOT NULL
-          );
-        `);
-        this.db.pragma('user_version = 6');
-      })();
-    }
+    if (version < 6)
+      this.migrate(
+        6,
+        `
+        CREATE TABLE IF NOT EXISTS device_accuracy (
+          device TEXT PRIMARY KEY,
+          source TEXT NOT NULL,
+          frames INTEGER NOT NULL,
+          correct INTEGER NOT NULL,
+          since INTEGER NOT NULL
+        );
+      `,
+      );
+    // Schema 7: each device's newest profile, and its latency tables, one per (kernel build, grid,
+    // threads): a table of another build stays stored but is not the device's current one.
+    if (version < 7)
+      this.migrate(
+        7,
+        `
+        CREATE TABLE IF NOT EXISTS device_profiles (
+          device TEXT PRIMARY KEY,
+          profile_json TEXT NOT NULL,
+          build_hash TEXT,
+          received_at INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS latency_tables (
+          device TEXT NOT NULL,
+          build_hash TEXT NOT NULL,
+          grid_id TEXT NOT NULL,
+          threads INTEGER NOT NULL,
+          complete INTEGER NOT NULL,
+          table_json TEXT NOT NULL,
+          updated_at INTEGER NOT NULL,
+          PRIMARY KEY (device, build_hash, grid_id, threads)
+        );
+      `,
+      );
+  }
+
+  /** Runs one schema step and sets the version to it, in one transaction: a store is either fully at the
+   * new version or still at its old one. */
+  private migrate(to: number, sql: string): void {
+    this.db.transaction(() => {
+      this.db.exec(sql);
+      this.db.pragma(`user_version = ${to}`);
+    })();
+  }
+
+  /** Keeps a device's newest profile (its JSON as received and checked), with its kernel build hash. */
+  saveProfile(device: string, profileJson: string, buildHash: string | null, receivedAt: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO device_profiles (device, profile_json, build_hash, received_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (device) DO UPDATE SET profile_json = excluded.profile_json,
+           build_hash = excluded.build_hash, received_at = excluded.received_at`,
+      )
+      .run(device, profileJson, buildHash, receivedAt);
+  }
+
+  profile(device: string): StoredProfile | undefined {
+    const row = this.db
+      .prepare('SELECT profile_json, received_at FROM device_profiles WHERE device = ?')
+      .get(device) as { profile_json: string; received_at: number } | undefined;
+    return row && { json: row.profile_json, receivedAt: row.received_at };
+  }
+
+  /** Stores a latency table (whole, as JSON) under its build, grid and threads, replacing the one there. */
+  saveLatencyTable(
+    device: string,
+    table: StoredLatencyTableKey & { complete: boolean; json: string },
+    at: number,
+  ): void {
+    this.db
+      .prepare(
+        `INSERT INTO latency_tables (device, build_hash, grid_id, threads, complete, table_json, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (device, build_hash, grid_id, threads) DO UPDATE SET complete = excluded.complete,
+           table_json = excluded.table_json, updated_at = excluded.updated_at`,
+      )
+      .run(device, table.buildHash, table.gridId, table.threads, table.complete ? 1 : 0, table.json, at);
+  }
+
+  /** Every latency table of a device, newest first. */
+  latencyTables(device: string): StoredLatencyTable[] {
+    const rows = this.db
+      .prepare(
+        `SELECT build_hash, grid_id, threads, complete, table_json, updated_at FROM latency_tables
+         WHERE device = ? ORDER BY updated_at DESC`,
+      )
+      .all(device) as {
+      build_hash: string;
+      grid_id: string;
+      threads: number;
+      complete: number;
+      table_json: string;
+      updated_at: number;
+    }[];
+    return rows.map((r) => ({
+      buildHash: r.build_hash,
+      gridId: r.grid_id,
+      threads: r.threads,
+      complete: r.complete === 1,
+      json: r.table_json,
+      updatedAt: r.updated_at,
+    }));
   }
 
   devices(): StoredDevice[] {

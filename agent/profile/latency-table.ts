@@ -1,0 +1,319 @@
+// A device's latency table: its own kernels timed over a grid of layer shapes and number formats, as the
+// runtime fuses and runs them (each grid point is a small runtime graph, latency-graphs.ts, loaded through
+// the compile pass and the native execution plan at batch 1). The predictor (optimize/latency/) reads it to
+// estimate a whole package's latency on the device; the manager stores it with the device's profile.
+//
+// How a table is measured: the grid is cut into chunks; a chunk's graphs are built, warmed up, and then
+// timed in rounds, every round visiting the chunk's points in a rotated order so that drift (another
+// process, the clock) spreads over all of them; a point's time is the median of its rounds, each round
+// timing enough runs to last SAMPLE_MS (short, so that on a busy machine most samples are not preempted and
+// the median is the kernels' own time). Entries are reported as their chunk finishes (onEntry), an abort
+// returns what finished (`complete: false`), and `resume` skips the entries a partial table already holds.
+// Temperatures and clocks (the device profile's) are read before and after, so a throttled measurement shows.
+//
+// A table belongs to one kernel build (build_hash, native addonBuildHash()) and one grid (grid_id, a hash of
+// the grid's points): parseLatencyTable refuses one from another build or grid.
+import { createHash } from 'node:crypto';
+
+import { activeIsa, addonBuildHash, getThreads } from '../../native/index.js';
+import { NUMBER_FORMATS, type NumberFormat } from '../package/manifest.js';
+import { Model } from '../runtime/model.js';
+import type { TensorData } from '../runtime/tensor.js';
+import { latencyGraph, latencyKey, type LatencyPoint, weightDensity } from './latency-graphs.js';
+import { collectDeviceProfile } from './profile.js';
+
+export {
+  LATENCY_OPS,
+  latencyKey,
+  type LatencyOp,
+  type LatencyPoint,
+  weightDensity,
+} from './latency-graphs.js';
+
+import {
+  LATENCY_TABLE_VERSION,
+  type LatencyEntry,
+  type LatencyTable,
+  LatencyTableError,
+  parseLatencyTable,
+} from './latency-table-schema.js';
+
+export {
+  LATENCY_TABLE_VERSION,
+  type LatencyEntry,
+  LatencyEntrySchema,
+  type LatencyTable,
+  LatencyTableError,
+  LatencyTableSchema,
+  parseLatencyTable,
+} from './latency-table-schema.js';
+
+/** A grid: the points to time. Its id (gridId) is a hash of its points. */
+export interface LatencyGrid {
+  name: string;
+  points: readonly LatencyPoint[];
+}
+
+/** The grid's id: the first 16 hex digits of the SHA-256 of its points' keys. */
+export function gridId(grid: LatencyGrid): string {
+  return createHash('sha256').update(grid.points.map(latencyKey).join('\n')).digest('hex').slice(0, 16);
+}
+
+/** The formats conv2d and fully_connected are timed in: every number format of the runtime. */
+const LAYER_FORMATS: readonly NumberFormat[] = NUMBER_FORMATS;
+
+/** The default grid: conv k1/k3/k5 at several widths, resolutions and strides, depthwise k3/k5, fully
+ * connected, pools, add / concat / channel shuffle, and the edges (input quantize, output dequantize and
+ * softmax, a plan call, a TypeScript step), in every format the runtime runs each in. */
+export function defaultGrid(quick = false): LatencyGrid {
+  const points: LatencyPoint[] = [];
+  // Small-device shapes: the resolutions a 28-32 px input goes through (28, 14, 7, 4), widths 8-96, each
+  // stride; a one-channel stem.
+  const convShapes: [size: number, inC: number, outC: number, stride: number][] = quick
+    ? [
+        [14, 8, 16, 1],
+        [7, 32, 32, 2],
+      ]
+    : [
+        [28, 1, 16, 1],
+        [28, 8, 16, 1],
+        [28, 16, 24, 2],
+        [14, 24, 32, 1],
+        [14, 32, 48, 2],
+        [7, 48, 64, 1],
+        [7, 64, 96, 2],
+        [4, 96, 96, 1],
+      ];
+  for (const kernel of quick ? [1, 3] : [1, 3, 5])
+    for (const format of LAYER_FORMATS)
+      for (const [size, inC, outC, stride] of convShapes) {
+        points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC });
+        // The sparse kernels' time follows the nonzeros they read: a second density.
+        if (format === 'sparse' && !quick)
+          points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC, sparsity: 0.5 });
+      }
+  const dwShapes: [size: number, c: number, stride: number][] = quick
+    ? [[14, 16, 1]]
+    : [
+        [28, 16, 1],
+        [28, 16, 2],
+        [14, 32, 1],
+        [14, 48, 2],
+        [7, 64, 1],
+        [7, 96, 2],
+        [4, 96, 1],
+      ];
+  for (const kernel of quick ? [3] : [3, 5])
+    for (const format of LAYER_FORMATS)
+      for (const [size, c, stride] of dwShapes)
+        points.push({ op: 'conv2d', format, kernel, stride, size, inC: c, depthwise: true });
+  const fcShapes: [inC: number, outC: number][] = quick
+    ? [[256, 64]]
+    : [
+        [64, 10],
+        [256, 64],
+        [1024, 128],
+        [2048, 512],
+      ];
+  for (const format of LAYER_FORMATS)
+    for (const [inC, outC] of fcShapes) {
+      points.push({ op: 'fully_connected', format, inC, outC });
+      if (format === 'sparse' && !quick)
+        points.push({ op: 'fully_connected', format, inC, outC, sparsity: 0.5 });
+    }
+  const poolShapes: [size: number, c: number][] = quick
+    ? [[16, 16]]
+    : [
+        [32, 16],
+        [16, 32],
+        [8, 64],
+      ];
+  for (const format of ['f32', 'int8'] as const)
+    for (const [size, inC] of poolShapes) {
+      points.push({ op: 'max_pool', format, size, inC, kernel: 2, stride: 2 });
+      points.push({ op: 'avg_pool', format, size, inC, kernel: 2, stride: 2 });
+      points.push({ op: 'global_avgpool', format, size, inC });
+    }
+  const sizes = quick ? [4096] : [1024, 4096, 16384];
+  for (const format of ['f32', 'int8'] as const)
+    for (const elements of sizes)
+      for (const op of ['add', 'concat', 'channel_shuffle'] as const) points.push({ op, format, elements });
+  for (const format of ['f32', 'int8'] as const)
+    for (const elements of quick ? [64, 4096] : [64, 1024, 4096, 16384])
+      for (const op of ['clip', 'reshape'] as const) points.push({ op, format, elements });
+  // The edges: quantize where an int8 part starts, dequantize where it ends (mid-network too), softmax.
+  for (const elements of quick ? [64, 3072] : [64, 784, 3072, 12288]) {
+    points.push({ op: 'quantize', format: 'int8', elements });
+    points.push({ op: 'dequantize', format: 'int8', elements });
+  }
+  for (const elements of quick ? [10] : [10, 100, 1000])
+    points.push({ op: 'softmax', format: 'f32', elements });
+  points.push({ op: 'call', format: 'f32' }, { op: 'ts_step', format: 'f32' });
+  return { name: quick ? 'quick' : 'default', points };
+}
+
+/** The device's temperatures (every thermal zone that reads) and current clocks (per CPU, from cpufreq;
+ * empty where there is none), from its profile. */
+export function conditionsNow(): LatencyTable['conditions']['before'] {
+  const profile = collectDeviceProfile();
+  return {
+    temps_c: profile.thermal.flatMap((zone) => (zone.temp_c === null ? [] : [zone.temp_c])),
+    freq_khz: profile.cpu.freq_khz.cur ?? [],
+  };
+}
+
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/** Milliseconds a sample of one point lasts at least, and rounds per point (their median is the entry). */
+export const SAMPLE_MS = 0.02;
+export const ROUNDS = 31;
+
+export interface MeasureOptions {
+  grid?: LatencyGrid;
+  /** Threads of the kernels' pool (default: the pool's current setting). */
+  threads?: number;
+  /** A partial table of the same grid and build: its entries are kept, not measured again. */
+  resume?: LatencyTable;
+  /** Called as each entry is measured (done counts the resumed ones too). */
+  onEntry?: (entry: LatencyEntry, done: number, total: number) => void;
+  signal?: AbortSignal;
+  /** Rounds per point (the median is taken over them; default ROUNDS). */
+  rounds?: number;
+  /** Milliseconds one round of one point lasts at least (default SAMPLE_MS). */
+  sampleMs?: number;
+  /** Other runs timed in every round along with the grid's points, their samples appended (a benchmark
+   * times whole packages interleaved with the table, so that the machine's drift is the same for both). */
+  alongside?: readonly TimedRun[];
+}
+
+/** A run timed in rounds: `reps` runs per sample (timedRun sets it from a warm-up), ms per run in `samples`. */
+export interface TimedRun {
+  run: () => void;
+  reps: number;
+  samples: number[];
+}
+
+/** `run` warmed up, with enough runs per sample to last sampleMs. */
+export function timedRun(run: () => void, sampleMs: number): TimedRun {
+  const t0 = now();
+  for (let i = 0; i < 3; i++) run();
+  const one = Math.max((now() - t0) / 3, 1e-4);
+  return { run, reps: Math.max(1, Math.min(10000, Math.ceil(sampleMs / one))), samples: [] };
+}
+
+/** One round: every run's sample, in `order` rotated by `round` so that no run is always first or last. */
+export function timeRound(runs: readonly TimedRun[], round: number): void {
+  for (let j = 0; j < runs.length; j++) {
+    const t = runs[(j + round * 7) % runs.length]!;
+    const t0 = now();
+    for (let i = 0; i < t.reps; i++) t.run();
+    t.samples.push((now() - t0) / t.reps);
+  }
+}
+
+export const median = (values: readonly number[]): number => {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Points built, warmed up and timed together. */
+const CHUNK = 24;
+
+interface Prepared {
+  entry: Omit<LatencyEntry, 'ms' | 'runs'>;
+  run: () => void;
+}
+
+function fillRandom(view: TensorData): void {
+  if (view instanceof Float32Array) for (let i = 0; i < view.length; i++) view[i] = Math.random() * 2 - 1;
+  else for (let i = 0; i < view.length; i++) view[i] = Math.floor(Math.random() * 64) - 32;
+}
+
+/** Builds a point's graph through the compile pass and the native plan; describes it as the runtime runs it. */
+function prepare(point: LatencyPoint, threads: number): Prepared {
+  const pkg = latencyGraph(point);
+  const model = Model.fromPackage(pkg, { batch: 1, threads });
+  for (let k = 0; k < model.manifest.inputs.length; k++) fillRandom(model.inputView(k));
+  const layer = model.layers.find((l) => l.name === 'layer') ?? model.layers[0]!;
+  const node = model.manifest.nodes.find((n) => n.name === layer.name)!;
+  const fused = node.attrs.min === 0 && (node.op === 'conv2d' || node.op === 'fully_connected');
+  const { specs } = model;
+  const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+  const inElements = model.manifest.inputs.reduce((s, i) => s + count(specs[i.tensor]!.shape), 0);
+  const outElements = model.manifest.outputs.reduce((s, o) => s + count(specs[o.tensor]!.shape), 0);
+  const weights = pkg.manifest.nodes.find((n) => n.name === 'layer')?.inputs[1] ?? -1;
+  const density = weights < 0 ? 1 : weightDensity(pkg.constants[weights], count(specs[weights]!.shape));
+  return {
+    entry: {
+      key: latencyKey(point),
+      op: fused ? `${node.op}+relu` : node.op,
+      format: point.format,
+      kernel: layer.kernel,
+      shape: { ...point },
+      macs: layer.macs,
+      in_elements: inElements,
+      out_elements: outElements,
+      density,
+      weight_bytes: model.weightBytes + model.scratchBytes,
+      calls: model.execution.nativeCalls + model.execution.typescriptNodes.length,
+    },
+    run: model.inPlaceRunner(0),
+  };
+}
+
+/** Times the grid on this device's kernels (see the file comment). An aborted run returns the entries that
+ * finished, `complete: false`. Throws LatencyTableError when `resume` is from another build or grid. */
+export async function measureLatencyTable(options: MeasureOptions = {}): Promise<LatencyTable> {
+  const grid = options.grid ?? defaultGrid();
+  const id = gridId(grid);
+  const buildHash = addonBuildHash();
+  const threads = options.threads ?? getThreads();
+  const rounds = options.rounds ?? ROUNDS;
+  const sampleMs = options.sampleMs ?? SAMPLE_MS;
+  const entries: LatencyEntry[] = [];
+  if (options.resume !== undefined) {
+    const resume = parseLatencyTable(options.resume, { buildHash, gridId: id });
+    if (resume.threads !== threads)
+      throw new LatencyTableError(
+        `the table to resume was measured with ${resume.threads} thread(s); this measurement uses ${threads}`,
+      );
+    entries.push(...resume.entries);
+  }
+  const before = conditionsNow();
+  const measured = new Set(entries.map((e) => e.key));
+  const todo = grid.points.filter((p) => !measured.has(latencyKey(p)));
+  const total = entries.length + todo.length;
+  const aborted = (): boolean => options.signal?.aborted === true;
+  for (let start = 0; start < todo.length && !aborted(); start += CHUNK) {
+    const prepared = todo.slice(start, start + CHUNK).map((p) => prepare(p, threads));
+    const chunk = prepared.map((p) => timedRun(p.run, sampleMs));
+    const runs = [...chunk, ...(options.alongside ?? [])];
+    for (let r = 0; r < rounds && !aborted(); r++) {
+      timeRound(runs, r);
+      // Lets an abort (a disconnect, a signal) be seen between rounds.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (aborted()) break;
+    for (const [i, t] of chunk.entries()) {
+      const entry: LatencyEntry = {
+        ...prepared[i]!.entry,
+        ms: median(t.samples),
+        runs: t.samples.length * t.reps,
+      };
+      entries.push(entry);
+      options.onEntry?.(entry, entries.length, total);
+    }
+  }
+  return {
+    table_version: LATENCY_TABLE_VERSION,
+    build_hash: buildHash,
+    isa: activeIsa(),
+    threads,
+    grid_id: id,
+    complete: entries.length === total && !aborted(),
+    measured_at: Date.now(),
+    conditions: { before, after: conditionsNow() },
+    entries,
+  };
+}
