@@ -27,7 +27,7 @@
 //    the link and the outbox, in that order, whatever ended the loop.
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { hostname, totalmem } from 'node:os';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 
 import type { FrameRecord, FrameSource } from '../native/plan.js';
@@ -56,9 +56,9 @@ import { DeployRunner, type Recovery } from './deploy/runner.js';
 import { MqttLink } from './link/mqtt-link.js';
 import { parsePublicKey } from './package/signing.js';
 import { packageVersion } from './package-root.js';
+import { collectDeviceProfile, type DeviceProfile } from './profile/profile.js';
 import { type DeviceInfo, PROTOCOL_VERSION, type SnapshotMessage } from './protocol/messages.js';
 import { PackageModel } from './runtime/package-model.js';
-import { deviceFacts } from './telemetry/device-facts.js';
 import { Outbox, OutboxError } from './telemetry/outbox.js';
 import { OutboxPump } from './telemetry/outbox-pump.js';
 import { type Prediction, StatsWindow } from './telemetry/stats-window.js';
@@ -237,7 +237,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   void checkedLabels.catch(() => undefined); // awaited below, once the camera runs
   if (!(await startCamera({ config, camera, runner, signal, log }))) return;
   const labels = await checkedLabels;
-  const info = deviceInfo(config, served.model);
+  const info = deviceInfo(config, served.model, collectDeviceProfile({ dataDir: config.stateDir }));
   const outbox = openOutbox(config, camera, log);
   const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
   const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, frames, log);
@@ -475,11 +475,18 @@ async function startCamera(phase: {
 }
 
 /** What the agent tells the manager about itself when it connects. */
-function deviceInfo(config: AgentConfig, model: PackageModel): DeviceInfo {
+function deviceInfo(config: AgentConfig, model: PackageModel, profile: DeviceProfile): DeviceInfo {
   return {
     id: config.deviceId,
-    hostname: hostname(),
-    ...deviceFacts(),
+    // The status message's device facts are the profile's (agent/profile/profile.ts), in its older names.
+    hostname: profile.hostname,
+    arch: profile.os.arch,
+    platform: profile.os.platform,
+    cpuModel: profile.cpu.model,
+    cpus: profile.cpu.cores,
+    memTotalBytes: profile.memory.total_bytes,
+    ...(profile.kernels.isa === null ? {} : { isa: profile.kernels.isa }),
+    ...(profile.kernels.isa === null ? {} : { cpuFeatures: profile.cpu.isa_features }),
     agentVersion: packageVersion(),
     nodeVersion: process.version,
     camera: config.camera,

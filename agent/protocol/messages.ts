@@ -34,7 +34,7 @@ export const DeviceInfoSchema = z.object({
   arch: z.string().max(32),
   platform: z.string().max(32),
   /** The kernel's name for the CPU; under user-mode emulation (qemu-user), where the kernel describes
-   * the host's CPU, "<arch> (emulated on <host model>)" (agent/telemetry/device-facts.ts). */
+   * the host's CPU, "<arch> (emulated on <host model>)" (agent/profile/profile.ts). */
   cpuModel: z.string().max(255),
   cpus: z.number().int().nonnegative(),
   /** The native addon's kernel path in use (native/index.ts ISAS: neon, neondot, avx2, ...); absent

@@ -20,23 +20,30 @@ export function thermalZones(root: string = THERMAL_ROOT): string[] {
     .map((n) => join(root, n, 'temp'));
 }
 
-/** Returns a reader of the hottest zone, degrees Celsius; it returns undefined when no zone reads a
+/** One zone's temperature, degrees Celsius to a tenth; undefined when the file is unreadable or holds no
  * plausible value (some zones report errors or placeholders such as -273200 while a sensor sleeps). */
+export function readZoneCelsius(path: string): number | undefined {
+  let milli: number;
+  try {
+    milli = Number(readFileSync(path, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  const c = milli / 1000;
+  if (!Number.isFinite(c) || c < -100 || c > 300) return undefined;
+  return Math.round(c * 10) / 10;
+}
+
+/** Returns a reader of the hottest zone, degrees Celsius; it returns undefined when no zone reads a
+ * plausible value. */
 export function temperatureReader(root: string = THERMAL_ROOT): () => number | undefined {
   const zones = thermalZones(root);
   return () => {
     let hottest: number | undefined;
     for (const path of zones) {
-      let milli: number;
-      try {
-        milli = Number(readFileSync(path, 'utf8').trim());
-      } catch {
-        continue;
-      }
-      const c = milli / 1000;
-      if (!Number.isFinite(c) || c < -100 || c > 300) continue;
-      if (hottest === undefined || c > hottest) hottest = c;
+      const c = readZoneCelsius(path);
+      if (c !== undefined && (hottest === undefined || c > hottest)) hottest = c;
     }
-    return hottest === undefined ? undefined : Math.round(hottest * 10) / 10;
+    return hottest;
   };
 }

@@ -1,6 +1,9 @@
 // What the manager learns about a device before installing: CPU, OS, Node.js, memory, cameras, and how
 // the agent can run there (systemd and root, or a supervised process of the login user). One shell
-// script runs on the device; its sectioned output is parsed by a pure function.
+// script runs on the device; its sectioned output is parsed by a pure function. The probe runs before the
+// agent exists, so it gathers what provisioning needs itself, but reads the kernel's texts with the device
+// profile's parsers (agent/profile/profile.ts); the full profile comes from the agent once it runs.
+import { isVideoDevicePath, meminfoBytes, osName, parseOsRelease } from '../../../agent/profile/profile.js';
 import { DeviceUnsupportedError } from './errors.js';
 
 /** CPUs Whittle ships the native addon for. */
@@ -89,15 +92,6 @@ function nodeArchOf(processArch: string | undefined): AddonArch | null {
   return processArch === 'arm' ? 'armv7' : null;
 }
 
-function osRelease(lines: string[]): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const line of lines) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line);
-    if (m) fields[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
-  }
-  return fields;
-}
-
 /** Parses PROBE_SCRIPT's output. Throws DeviceUnsupportedError for a CPU Whittle has no addon for. */
 export function parseProbe(output: string, host: string): DeviceProbe {
   const s = sections(output);
@@ -112,19 +106,18 @@ export function parseProbe(output: string, host: string): DeviceProbe {
     throw new DeviceUnsupportedError(
       `${host} has a ${machine || 'unknown'} CPU; Whittle's agent runs on x86_64, aarch64 and armv7l`,
     );
-  const os = osRelease(s.get('os') ?? []);
+  const os = parseOsRelease((s.get('os') ?? []).join('\n'));
   const node = /^v(\d+\.\d+\.\d+)/.exec(first('node'));
-  const mem = /MemTotal:\s*(\d+)\s*kB/.exec(first('mem'));
   const sshWords = first('ssh').split(/\s+/);
   return {
     machine,
     arch,
-    os: os.PRETTY_NAME ?? os.NAME ?? 'unknown',
+    os: osName(os) ?? 'unknown',
     osId: os.ID ?? 'unknown',
     nodeVersion: node ? node[1]! : null,
     cpus: Number(first('cpus')) || 1,
-    memTotalBytes: mem ? Number(mem[1]) * 1024 : 0,
-    cameras: (s.get('cameras') ?? []).filter((d) => /^\/dev\/video\d+$/.test(d)),
+    memTotalBytes: meminfoBytes(first('mem'), 'MemTotal') ?? 0,
+    cameras: (s.get('cameras') ?? []).filter(isVideoDevicePath),
     hostname: first('hostname') || host,
     uid: Number(first('uid')),
     home: first('home'),
