@@ -70,7 +70,9 @@ function checkChoice(layer: string, choice: LayerChoice): void {
   if (!(choice.prune >= 0 && choice.prune < 1))
     throw new PlanError(`layer ${layer}: pruning ratio ${choice.prune} is not in [0, 1)`);
   if (choice.prune > 0 && choice.format !== 'f32' && choice.format !== 'codebook')
-    throw new PlanError(`layer ${layer}: ${choice.format} layers are not pruned (pruning applies to f32 and codebook)`);
+    throw new PlanError(
+      `layer ${layer}: ${choice.format} layers are not pruned (pruning applies to f32 and codebook)`,
+    );
 }
 
 const isBaseline = (c: LayerChoice): boolean => c.format === 'f32' && c.prune === 0;
@@ -141,7 +143,9 @@ function pruned(content: PackageContent, ratios: ReadonlyMap<string, number>): P
     const w = node.inputs[1]!;
     const raw = constants.get(w)!;
     const n = elementCount(content.manifest.tensors[w]!.shape);
-    const values = new Float32Array(raw.bytes.buffer.slice(raw.bytes.byteOffset, raw.bytes.byteOffset + 4 * n));
+    const values = new Float32Array(
+      raw.bytes.buffer.slice(raw.bytes.byteOffset, raw.bytes.byteOffset + 4 * n),
+    );
     const mask = magnitudeMasks(new Map([[node.name, values]]), new Map([[node.name, ratio]]), false).get(
       node.name,
     )!;

@@ -5,10 +5,11 @@
 // 1. Screening (the table): a choice whose estimated latency is higher than the fp32 layer's (beyond
 //    `tolerance` of the frame time) is dropped and reported as slower with its figures; one that lowers
 //    neither latency nor RAM nor bytes is dropped as paying nothing. Forced choices are the exception.
-// 2. Selection: greedy from the fp32 package, each move the one layer change with the largest cut of the
-//    budgets' excess per point of accuracy it costs (the sensitivity figures, added up layer by layer),
-//    until every budget is met. When no move helps, the budget is impossible: the closest plans on the way
-//    are reported with how far each misses each budget.
+// 2. Selection, on the sensitivity figures added up layer by layer: every combination of the remaining
+//    choices when there are few (the plan within budget at the least accuracy drop, exactly), else greedy
+//    from the fp32 package, each move the one layer change with the largest cut of the budgets' excess per
+//    point of accuracy it costs, until every budget is met. An impossible budget is reported with the
+//    closest plans found and by how much each misses each budget.
 // 3. Verification (end to end): the chosen steps applied one by one, each package measured against the one
 //    before it (latency interleaved on the runtime, RAM from its memory plan, bytes of the file); a step
 //    that measures slower, or that saves nothing, is dropped and reported.
@@ -82,11 +83,14 @@ export interface PlanOptions {
   budgets: Budgets;
   /** Layer choices applied whatever they measure (the exception to "kept only where it pays"). */
   force?: ReadonlyMap<string, LayerChoice>;
-  /** Latency noise allowed before a step counts as slower, as a fraction of the frame time (0.02). */
+  /** Latency noise allowed before a step counts as slower, as a fraction of the frame time (0.05). */
   tolerance?: number;
 }
 
 const EPS_ACCURACY = 1e-4;
+
+/** Latency noise allowed before a step counts as slower: a fraction of the frame time. */
+export const DEFAULT_TOLERANCE = 0.05;
 
 function misses(budgets: Budgets, e: PlanCandidate['estimated']): BudgetMiss[] {
   const out: BudgetMiss[] = [];
@@ -104,7 +108,7 @@ const excess = (m: BudgetMiss[]): number => m.reduce((sum, x) => sum + x.over_fr
 
 /** Chooses the plan from the sensitivity table (steps 1 and 2 of the header). */
 export function choosePlan(sensitivity: Sensitivity, options: PlanOptions): PlanChoice {
-  const tolerance = options.tolerance ?? 0.02;
+  const tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
   const base = sensitivity.baseline;
   const slack = tolerance * base.ms;
   const screened: ScreenedStep[] = [];
@@ -113,7 +117,12 @@ export function choosePlan(sensitivity: Sensitivity, options: PlanOptions): Plan
     const forced = options.force?.get(e.layer);
     if (forced && choiceKey(forced) === e.key) continue;
     if (e.error !== undefined || e.figures === undefined) {
-      screened.push({ layer: e.layer, choice: e.key, reason: 'not-applicable', error: e.error ?? 'not measured' });
+      screened.push({
+        layer: e.layer,
+        choice: e.key,
+        reason: 'not-applicable',
+        error: e.error ?? 'not measured',
+      });
       continue;
     }
     const figures = {
@@ -137,7 +146,9 @@ export function choosePlan(sensitivity: Sensitivity, options: PlanOptions): Plan
   for (const [layer, choice] of options.force ?? []) {
     const e = entryOf(layer, choiceKey(choice));
     if (e?.figures === undefined)
-      throw new PlanError(`forced ${layer} ${choiceKey(choice)} has no sensitivity figures${e?.error ? `: ${e.error}` : ''}`);
+      throw new PlanError(
+        `forced ${layer} ${choiceKey(choice)} has no sensitivity figures${e?.error ? `: ${e.error}` : ''}`,
+      );
     current.set(layer, e);
     steps.push({ layer, choice, forced: true });
   }
@@ -162,17 +173,102 @@ export function choosePlan(sensitivity: Sensitivity, options: PlanOptions): Plan
       misses: misses(options.budgets, estimated),
     };
   };
-  const path: PlanCandidate[] = [candidate(current)];
   const forcedLayers = new Set(options.force?.keys() ?? []);
+  const free = [...new Set(allowed.map((e) => e.layer))].filter((l) => !forcedLayers.has(l));
+  const options_ = free.map((l) => allowed.filter((e) => e.layer === l));
+  const combinations = options_.reduce((n, o) => n * (o.length + 1), 1);
+  const found =
+    combinations <= EXHAUSTIVE_LIMIT
+      ? exhaustive(current, free, options_, candidate)
+      : greedy(current, allowed, forcedLayers, candidate);
+  for (const [layer, e] of [...found.state].sort((a, b) => a[1].delta_ms! - b[1].delta_ms!))
+    if (!forcedLayers.has(layer)) steps.push({ layer, choice: e.choice, forced: false });
+  const last = found.best;
+  const met = last.misses.length === 0;
+  return {
+    steps,
+    met,
+    estimated: last.estimated,
+    misses: last.misses,
+    closest: met ? [] : found.closest,
+    screened,
+  };
+}
+
+/** Plans enumerated whole when there are at most this many (a few layers): the least accuracy cost exactly. */
+const EXHAUSTIVE_LIMIT = 50_000;
+
+type State = Map<string, SensitivityEntry>;
+interface Found {
+  state: State;
+  best: PlanCandidate;
+  closest: PlanCandidate[];
+}
+
+const byExcess = (a: PlanCandidate, b: PlanCandidate): number =>
+  excess(a.misses) - excess(b.misses) || a.estimated.accuracy_drop - b.estimated.accuracy_drop;
+
+/** Every combination of the layers' choices: the one within budget at the least accuracy drop (then the
+ * fastest); when none is, the closest three. */
+function exhaustive(
+  start: State,
+  layers: string[],
+  choices: SensitivityEntry[][],
+  candidate: (state: State) => PlanCandidate,
+): Found {
+  let best: { state: State; c: PlanCandidate } | undefined;
+  const closest: { state: State; c: PlanCandidate }[] = [];
+  const state = new Map(start);
+  const visit = (i: number): void => {
+    if (i === layers.length) {
+      const c = candidate(state);
+      if (c.misses.length === 0) {
+        if (
+          !best ||
+          c.estimated.accuracy_drop < best.c.estimated.accuracy_drop - 1e-12 ||
+          (Math.abs(c.estimated.accuracy_drop - best.c.estimated.accuracy_drop) <= 1e-12 &&
+            c.estimated.ms < best.c.estimated.ms)
+        )
+          best = { state: new Map(state), c };
+      } else if (!best) {
+        closest.push({ state: new Map(state), c });
+        closest.sort((a, b) => byExcess(a.c, b.c));
+        closest.length = Math.min(closest.length, 3);
+      }
+      return;
+    }
+    const layer = layers[i]!;
+    state.delete(layer);
+    visit(i + 1);
+    for (const e of choices[i]!) {
+      state.set(layer, e);
+      visit(i + 1);
+    }
+    state.delete(layer);
+  };
+  visit(0);
+  if (best) return { state: best.state, best: best.c, closest: [] };
+  return { state: closest[0]!.state, best: closest[0]!.c, closest: closest.map((x) => x.c) };
+}
+
+/** Greedy from `start`: each move the layer change with the largest cut of the budgets' excess per point of
+ * accuracy it costs, until every budget is met or no move helps (then the closest plans on the way). */
+function greedy(
+  start: State,
+  allowed: SensitivityEntry[],
+  fixed: ReadonlySet<string>,
+  candidate: (state: State) => PlanCandidate,
+): Found {
+  const current = new Map(start);
+  const path: PlanCandidate[] = [candidate(current)];
   for (;;) {
     const now = path[path.length - 1]!;
     const over = excess(now.misses);
     if (over === 0) break;
     let best: { entry: SensitivityEntry; score: number; after: PlanCandidate } | undefined;
     for (const e of allowed) {
-      if (forcedLayers.has(e.layer) || current.get(e.layer) === e) continue;
-      const next = new Map(current).set(e.layer, e);
-      const after = candidate(next);
+      if (fixed.has(e.layer) || current.get(e.layer) === e) continue;
+      const after = candidate(new Map(current).set(e.layer, e));
       const gain = over - excess(after.misses);
       if (gain <= 1e-12) continue;
       const cost = Math.max(0, after.estimated.accuracy_drop - now.estimated.accuracy_drop) + EPS_ACCURACY;
@@ -184,17 +280,7 @@ export function choosePlan(sensitivity: Sensitivity, options: PlanOptions): Plan
     path.push(best.after);
   }
   const last = path[path.length - 1]!;
-  for (const [layer, e] of current)
-    if (!forcedLayers.has(layer)) steps.push({ layer, choice: e.choice, forced: false });
-  const met = last.misses.length === 0;
-  return {
-    steps,
-    met,
-    estimated: last.estimated,
-    misses: last.misses,
-    closest: met ? [] : [...path].sort((a, b) => excess(a.misses) - excess(b.misses)).slice(0, 3),
-    screened,
-  };
+  return { state: current, best: last, closest: [...path].sort(byExcess).slice(0, 3) };
 }
 
 export interface LedgerStep {
@@ -242,9 +328,14 @@ export interface VerifyOptions {
 
 /** Step 3 of the header: applies the chosen steps one at a time, keeping each only where the measurement
  * on this machine's runtime shows it lowers latency, RAM or bytes without making the frame slower. */
-export function verifyPlan(fp32: Package, chosen: PlanChoice, sensitivity: Sensitivity, options: VerifyOptions): VerifiedPlan {
+export function verifyPlan(
+  fp32: Package,
+  chosen: PlanChoice,
+  sensitivity: Sensitivity,
+  options: VerifyOptions,
+): VerifiedPlan {
   const runs = options.runs ?? 100;
-  const tolerance = options.tolerance ?? 0.02;
+  const tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
   const plan = new Map<string, LayerChoice>();
   let current = fp32;
   let ram = peakRamBytes(fp32);
@@ -266,7 +357,9 @@ export function verifyPlan(fp32: Package, chosen: PlanChoice, sensitivity: Sensi
     };
     const slower = measured.ms_after > measured.ms_before * (1 + tolerance);
     const pays =
-      measured.ms_after < measured.ms_before || measured.ram_after < measured.ram_before || measured.bytes_after < measured.bytes_before;
+      measured.ms_after < measured.ms_before ||
+      measured.ram_after < measured.ram_before ||
+      measured.bytes_after < measured.bytes_before;
     const kept = step.forced || (!slower && pays);
     const entry: LedgerStep = {
       step: i + 1,
@@ -298,7 +391,12 @@ export function verifyPlan(fp32: Package, chosen: PlanChoice, sensitivity: Sensi
     ram_bytes: ram,
     ms: finalMs,
   };
-  const m = misses(options.budgets, { ms: final.ms, ram_bytes: final.ram_bytes, bytes: final.bytes, accuracy_drop: 0 });
+  const m = misses(options.budgets, {
+    ms: final.ms,
+    ram_bytes: final.ram_bytes,
+    bytes: final.bytes,
+    accuracy_drop: 0,
+  });
   return {
     package: current,
     plan: Object.fromEntries([...plan].map(([l, c]) => [l, choiceKey(c)])),
@@ -338,6 +436,8 @@ export function formatLedger(v: VerifiedPlan, source: string): string {
       `bytes, package ${v.baseline.bytes} -> ${v.final.bytes} bytes, accuracy ${pct(v.baseline.accuracy)} -> ${pct(v.final.accuracy)}`,
   );
   for (const m of v.misses)
-    lines.push(`budget ${m.budget} ${m.limit}: NOT MET (${m.value.toFixed(3)}, over by ${(100 * m.over_fraction).toFixed(1)}%)`);
+    lines.push(
+      `budget ${m.budget} ${m.limit}: NOT MET (${m.value.toFixed(3)}, over by ${(100 * m.over_fraction).toFixed(1)}%)`,
+    );
   return lines.join('\n');
 }

@@ -15,8 +15,8 @@ import {
   DEFAULT_CHOICES,
   type LayerChoice,
   peakRamBytes,
-  planPackage,
   plannableLayers,
+  planPackage,
 } from './apply.js';
 import type { LatencyEstimator } from './estimator.js';
 
@@ -98,11 +98,11 @@ export function analyzeSensitivity(fp32: Package, options: SensitivityOptions): 
     });
     const runnable = built.filter((b) => b.pkg !== undefined);
     // The baseline timed again beside this layer's candidates, so their deltas share the machine's load.
-    const [again, ...times] = options.estimator.estimate([fp32, ...runnable.map((b) => b.pkg!)]);
+    const [again, ...times] = options.estimator.estimate([fp32, ...runnable.map((b) => b.pkg)]);
     const baseLayerMs = again!.layers.find((l) => l.name === layer)?.ms ?? 0;
     runnable.forEach(({ entry, pkg }, i) => {
       const t = times[i]!;
-      const figures = figuresOf(pkg!, options.set, t.ms);
+      const figures = figuresOf(pkg, options.set, t.ms);
       entry.figures = figures;
       entry.delta_accuracy = figures.accuracy - baseline.accuracy;
       entry.delta_bytes = figures.bytes - baseline.bytes;

@@ -26,7 +26,10 @@ export async function trainedPlanFixture(model: string, images = 100): Promise<P
   const data = loadDataset('fashion-mnist');
   const content = compressedPackage(trained, new Map(), { modelId: model });
   content.manifest = withTrainedPreprocessing(content.manifest, data.train);
-  const fp32 = readPackage(writePackage(content, bundledSigningKey()), { allowUnsigned: true, cpuFamily: null });
+  const fp32 = readPackage(writePackage(content, bundledSigningKey()), {
+    allowUnsigned: true,
+    cpuFamily: null,
+  });
   const set = firstImages(data.test!, images);
   const calibration = calibrationFromImages(data.train, 50, packageImageInput(fp32, data.train));
   return { dir: trained, fp32, set, calibration };
