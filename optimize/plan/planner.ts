@@ -92,7 +92,8 @@ const EPS_ACCURACY = 1e-4;
 /** Latency noise allowed before a step counts as slower: a fraction of the frame time. */
 export const DEFAULT_TOLERANCE = 0.05;
 
-function misses(budgets: Budgets, e: PlanCandidate['estimated']): BudgetMiss[] {
+/** How far figures are over each budget (none: every budget met). */
+export function misses(budgets: Budgets, e: { ms: number; ram_bytes: number; bytes: number }): BudgetMiss[] {
   const out: BudgetMiss[] = [];
   const check = (budget: Budget, limit: number | undefined, value: number): void => {
     if (limit !== undefined && value > limit)
@@ -391,12 +392,7 @@ export function verifyPlan(
     ram_bytes: ram,
     ms: finalMs,
   };
-  const m = misses(options.budgets, {
-    ms: final.ms,
-    ram_bytes: final.ram_bytes,
-    bytes: final.bytes,
-    accuracy_drop: 0,
-  });
+  const m = misses(options.budgets, final);
   return {
     package: current,
     plan: Object.fromEntries([...plan].map(([l, c]) => [l, choiceKey(c)])),
@@ -409,11 +405,11 @@ export function verifyPlan(
 }
 
 /** The ledger as a terminal table. */
-export function formatLedger(v: VerifiedPlan, source: string): string {
+export function formatLedger(v: Pick<VerifiedPlan, 'ledger' | 'baseline' | 'final' | 'misses'>): string {
   const row = (cells: (string | number)[], widths: number[]): string =>
     cells.map((c, i) => (i < 2 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join('  ');
   const w = [22, 20, 14, 18, 18, 16, 9];
-  const lines = [`ledger (latency ${source}; measured end to end here, batch 1):`];
+  const lines = ['ledger (each step measured end to end on this runtime against the one before, batch 1):'];
   lines.push(row(['layer', 'step', 'verdict', 'ms', 'RAM bytes', 'bytes', 'Δacc est'], w));
   for (const s of v.ledger)
     lines.push(

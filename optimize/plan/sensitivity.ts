@@ -64,6 +64,10 @@ export interface SensitivityOptions {
   /** Only these layers (default: every plannable layer). */
   layers?: readonly string[];
   onLayer?: (layer: string, done: number, total: number) => void;
+  /** Entries of an earlier, interrupted analysis: their layers are not measured again (resume). */
+  done?: readonly SensitivityEntry[];
+  /** After each layer: every entry so far (what a resumable run saves). */
+  onLayerDone?: (entries: readonly SensitivityEntry[]) => void;
 }
 
 export function figuresOf(pkg: Package, set: ImageSet, ms: number): PackageFigures {
@@ -81,8 +85,10 @@ export function analyzeSensitivity(fp32: Package, options: SensitivityOptions): 
   const ops = new Map(fp32.manifest.nodes.map((n) => [n.name, n.op]));
   const [base] = options.estimator.estimate([fp32]);
   const baseline = figuresOf(fp32, options.set, base!.ms);
-  const entries: SensitivityEntry[] = [];
+  const entries: SensitivityEntry[] = (options.done ?? []).filter((e) => layers.includes(e.layer));
+  const measured = new Set(entries.map((e) => e.layer));
   layers.forEach((layer, done) => {
+    if (measured.has(layer)) return;
     options.onLayer?.(layer, done, layers.length);
     const built = choices.map((choice) => {
       const entry: SensitivityEntry = { layer, op: ops.get(layer) ?? '?', choice, key: choiceKey(choice) };
@@ -112,6 +118,7 @@ export function analyzeSensitivity(fp32: Package, options: SensitivityOptions): 
       entry.baseline_layer_ms = baseLayerMs;
     });
     entries.push(...built.map((b) => b.entry));
+    options.onLayerDone?.(entries);
   });
   return {
     model: fp32.manifest.model.id,
