@@ -20,6 +20,7 @@ import {
 } from './kernels.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
+import { PLAN_HELP, planBenchCommand } from './plan.js';
 import { benchTrain } from './train.js';
 
 function machine(): string {
@@ -190,6 +191,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['arm-bit-exact', (args) => armBitExactCommand(args, machine())],
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
+  ['plan', (args) => planBenchCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -208,6 +210,8 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, filter pruning of the small
                    VGG, hashednets of LeNet-300-100, binaryconnect / ternary / xnor of the conv models, int8 /
                    fixed16 / fixed8 of the trained models (--quick: subsets)
+  plan             whittle optimize's planner on the zoo models under a tight budget: no kept step may make the
+                   end-to-end latency, peak RAM or package bytes worse (steps_worse 0)
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
@@ -220,6 +224,7 @@ ${AGENT_HELP}
 ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
+${PLAN_HELP}
 ${HASHED_FC_HELP}`);
     process.exitCode = 0;
     return;

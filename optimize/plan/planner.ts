@@ -3,8 +3,9 @@
 // step bought on that device.
 //
 // 1. Screening (the table): a choice whose estimated latency is higher than the fp32 layer's (beyond
-//    `tolerance` of the frame time) is dropped and reported as slower with its figures; one that lowers
-//    neither latency nor RAM nor bytes is dropped as paying nothing. Forced choices are the exception.
+//    `tolerance` of the frame time) is dropped and reported as slower with its figures; one that raises
+//    peak RAM or package bytes (a codebook layer expanded to dense weights at load) as more-memory; one
+//    that lowers none of them as paying nothing. Forced choices are the exception.
 // 2. Selection, on the sensitivity figures added up layer by layer: every combination of the remaining
 //    choices when there are few (the plan within budget at the least accuracy drop, exactly), else greedy
 //    from the fp32 package, each move the one layer change with the largest cut of the budgets' excess per
@@ -12,7 +13,7 @@
 //    closest plans found and by how much each misses each budget.
 // 3. Verification (end to end): the chosen steps applied one by one, each package measured against the one
 //    before it (latency interleaved on the runtime, RAM from its memory plan, bytes of the file); a step
-//    that measures slower, or that saves nothing, is dropped and reported.
+//    that measures slower, raises RAM or bytes, or saves nothing, is dropped and reported.
 import type { KeyObject } from 'node:crypto';
 
 import type { Package } from '../../agent/package/reader.js';
@@ -58,7 +59,7 @@ export interface PlanCandidate {
 export interface ScreenedStep {
   layer: string;
   choice: string;
-  reason: 'slower' | 'pays-nothing' | 'not-applicable';
+  reason: 'slower' | 'more-memory' | 'pays-nothing' | 'not-applicable';
   /** The figures it was judged on (the table's). */
   delta_ms?: number;
   layer_ms?: number;
@@ -134,6 +135,8 @@ export function choosePlan(sensitivity: Sensitivity, options: PlanOptions): Plan
       delta_bytes: e.delta_bytes!,
     };
     if (e.delta_ms! > slack) screened.push({ layer: e.layer, choice: e.key, reason: 'slower', ...figures });
+    else if (e.delta_ram_bytes! > 0 || e.delta_bytes! > 0)
+      screened.push({ layer: e.layer, choice: e.key, reason: 'more-memory', ...figures });
     else if (e.delta_ms! >= 0 && e.delta_ram_bytes! >= 0 && e.delta_bytes! >= 0)
       screened.push({ layer: e.layer, choice: e.key, reason: 'pays-nothing', ...figures });
     else allowed.push(e);
@@ -291,8 +294,8 @@ export interface LedgerStep {
   to: string;
   forced: boolean;
   kept: boolean;
-  /** kept; dropped: slower (measured end to end), pays-nothing. */
-  reason: 'kept' | 'forced' | 'slower' | 'pays-nothing';
+  /** kept; dropped: slower (measured end to end), more-memory (peak RAM or package bytes up), pays-nothing. */
+  reason: 'kept' | 'forced' | 'slower' | 'more-memory' | 'pays-nothing';
   estimated: { delta_ms: number; delta_ram_bytes: number; delta_bytes: number; delta_accuracy: number };
   measured: {
     ms_before: number;
@@ -357,11 +360,12 @@ export function verifyPlan(
       bytes_after: pkg.fileBytes,
     };
     const slower = measured.ms_after > measured.ms_before * (1 + tolerance);
+    const more = measured.ram_after > measured.ram_before || measured.bytes_after > measured.bytes_before;
     const pays =
       measured.ms_after < measured.ms_before ||
       measured.ram_after < measured.ram_before ||
       measured.bytes_after < measured.bytes_before;
-    const kept = step.forced || (!slower && pays);
+    const kept = step.forced || (!slower && !more && pays);
     const entry: LedgerStep = {
       step: i + 1,
       layer: step.layer,
@@ -369,7 +373,15 @@ export function verifyPlan(
       to: choiceKey(step.choice),
       forced: step.forced,
       kept,
-      reason: step.forced ? 'forced' : slower ? 'slower' : pays ? 'kept' : 'pays-nothing',
+      reason: step.forced
+        ? 'forced'
+        : slower
+          ? 'slower'
+          : more
+            ? 'more-memory'
+            : pays
+              ? 'kept'
+              : 'pays-nothing',
       estimated: {
         delta_ms: e.delta_ms!,
         delta_ram_bytes: e.delta_ram_bytes!,

@@ -130,12 +130,16 @@ describe('the planner on a trained LeNet-300-100', () => {
       runs: 60,
     });
     assert.ok(v.final.bytes <= budget || v.ledger.some((l) => !l.kept), JSON.stringify(v.ledger));
-    for (const l of v.ledger.filter((x) => x.kept))
+    for (const l of v.ledger.filter((x) => x.kept)) {
+      assert.ok(
+        l.measured.ram_after <= l.measured.ram_before && l.measured.bytes_after <= l.measured.bytes_before,
+      );
       assert.ok(
         l.measured.ms_after < l.measured.ms_before ||
           l.measured.ram_after < l.measured.ram_before ||
           l.measured.bytes_after < l.measured.bytes_before,
       );
+    }
   });
 
   test('a step that measures slower end to end is dropped and reported; forced, it is kept', () => {
