@@ -6,7 +6,7 @@
 // --runs more runs), and the final package against fp32, and counts the kept steps that made the
 // end-to-end latency (beyond the planner's tolerance), peak RAM or package bytes worse: `steps_worse`
 // must be 0.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,8 +20,7 @@ import { measuredEstimator } from '../optimize/plan/estimator.js';
 import { runOptimize } from '../optimize/plan/optimize.js';
 import { DEFAULT_TOLERANCE } from '../optimize/plan/planner.js';
 import { calibrationFromImages } from '../optimize/quantize/calibrate.js';
-import { selectTrainingBackend } from '../optimize/train/backend-select.js';
-import { DEFAULT_TRAIN_CONFIG, train } from '../optimize/train/trainer.js';
+import { trainTinyModel } from '../test/support/tiny-model.js';
 import { benchOptions, positiveInteger, stringOptions } from './kernels.js';
 
 export const PLAN_HELP =
@@ -46,27 +45,13 @@ export async function planBenchCommand(args: string[], machine: string): Promise
   const runs = positiveInteger(values.runs, 200, '--runs');
   const limit = positiveInteger(values.limit, 3000, '--limit');
   const dir = values.dir ?? join(tmpdir(), 'whittle-bench-plan');
-  await selectTrainingBackend('auto');
   const data = loadDataset('fashion-mnist');
   const set = firstImages(data.test!, images);
   const key = bundledSigningKey();
   const results = [];
   for (const model of models) {
     const trained = join(dir, model);
-    if (!existsSync(join(trained, 'model.json'))) {
-      mkdirSync(trained, { recursive: true });
-      await train({
-        config: {
-          ...DEFAULT_TRAIN_CONFIG,
-          model,
-          dataset: 'fashion-mnist',
-          epochs: 1,
-          trainLimit: limit,
-          lrSchedule: 'constant',
-        },
-        outDir: trained,
-      });
-    }
+    if (!existsSync(join(trained, 'model.json'))) await trainTinyModel(model, trained, { trainLimit: limit });
     const out = join(dir, `${model}.optimized-${Date.now()}`);
     // The budgets from the fp32 package: its file and its time per frame here.
     const content = compressedPackage(trained, new Map(), { modelId: model });

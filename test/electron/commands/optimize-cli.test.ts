@@ -23,6 +23,7 @@ describe('whittle optimize', () => {
     writeFileSync(profile, JSON.stringify(collectDeviceProfile()));
   });
 
+  const optimize = (...args: string[]) => whittle('optimize', '--profile', profile, ...common, ...args);
   const common = [
     '--dataset',
     'fashion-mnist',
@@ -37,17 +38,7 @@ describe('whittle optimize', () => {
 
   test('fits a size budget on this machine’s profile, verified end to end', () => {
     const out = join(dir, 'fit');
-    const r = whittle(
-      'optimize',
-      '--profile',
-      profile,
-      ...common,
-      '--size-kb',
-      '500',
-      '--out',
-      out,
-      '--json',
-    );
+    const r = optimize('--size-kb', '500', '--out', out, '--json');
     assert.equal(r.status, 0, r.stderr);
     const report = JSON.parse(r.stdout) as {
       met: boolean;
@@ -71,21 +62,11 @@ describe('whittle optimize', () => {
     assert.equal(pkg.fileBytes, report.final.bytes);
     assert.equal(pkg.manifest.accuracy?.top1, report.final.accuracy);
     // The terminal report from the same run, resumed (the sensitivity is read back, not measured again).
-    const again = whittle(
-      'optimize',
-      '--profile',
-      profile,
-      ...common,
-      '--size-kb',
-      '500',
-      '--out',
-      out,
-      '--resume',
-    );
+    const again = optimize('--size-kb', '500', '--out', out, '--resume');
     assert.equal(again.status, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /sensitivity 1\/3/);
     assert.match(again.stdout, /budgets met/);
-    const refused = whittle('optimize', '--profile', profile, ...common, '--size-kb', '500', '--out', out);
+    const refused = optimize('--size-kb', '500', '--out', out);
     assert.equal(refused.status, 1);
     assert.match(refused.stderr, /earlier run: --resume continues it/);
   });
@@ -93,17 +74,7 @@ describe('whittle optimize', () => {
   test('an impossible budget names the closest plans and how far each misses', () => {
     // The same run resumed with another budget: planned again on the saved sensitivity.
     const out = join(dir, 'fit');
-    const r = whittle(
-      'optimize',
-      '--profile',
-      profile,
-      ...common,
-      '--size-kb',
-      '1',
-      '--out',
-      out,
-      '--resume',
-    );
+    const r = optimize('--size-kb', '1', '--out', out, '--resume');
     assert.equal(r.status, 3, r.stderr);
     assert.match(r.stdout, /closest: .*package_bytes \d+(\.\d+)? > 1024 \(\+\d/);
     assert.match(r.stdout, /budgets NOT met/);
@@ -121,21 +92,10 @@ describe('whittle optimize', () => {
     r = whittle('optimize', '--profile', bad, ...common, '--size-kb', '100', '--out', out);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /profile_version 2 is not readable by this build/);
-    r = whittle('optimize', '--profile', profile, ...common, '--out', out);
+    r = optimize('--out', out);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /give at least one budget/);
-    r = whittle(
-      'optimize',
-      '--profile',
-      profile,
-      ...common,
-      '--size-kb',
-      '100',
-      '--out',
-      out,
-      '--force',
-      'dense_Dense1=int4',
-    );
+    r = optimize('--size-kb', '100', '--out', out, '--force', 'dense_Dense1=int4');
     assert.match(r.stderr, /unknown layer choice "int4"/);
   });
 });
