@@ -1,17 +1,24 @@
 // whittle-agent: the daemon that runs on each device.
 import { parseArgs } from 'node:util';
 
+import { WhittleError } from '../native/whittle-error.js';
 import { ConfigError, defaultDeviceId, resolveConfig } from './config.js';
 import { AgentStartError, runDaemon } from './daemon.js';
 import { packageVersion } from './package-root.js';
+import { defaultGrid, measureLatencyTable } from './profile/latency-table.js';
+import { collectDeviceProfile, formatDeviceProfile } from './profile/profile.js';
 
 const HELP = `whittle-agent — Whittle's on-device agent
 
 Usage: whittle-agent <command> [options]
 
 Commands:
-  run         connect to the manager's broker, read the camera, run the model, stream stats
-  help        show this help
+  run            connect to the manager's broker, read the camera, run the model, stream stats
+  profile        print this device's profile (CPU, clocks, caches, memory, storage, thermal zones,
+                 OS, cameras, kernels); --json for the JSON the manager stores
+  latency-table  time this device's kernels over the latency grid (layer shapes x number formats)
+                 [--json] print the table as JSON; [--quick] the small grid; [--threads N]
+  help           show this help
 
 Options of run (flags override the config file):
   --config FILE        JSON file with any of the options below (keys: broker, deviceId, username,
@@ -32,6 +39,10 @@ Options of run (flags override the config file):
   --snapshot-every S   seconds between camera snapshots sent to the manager, 0 = none  (default 5)
   --state-dir DIR      telemetry outbox and deployed models    (default: next to --config, or
                        $XDG_STATE_HOME/whittle-agent/<device id>)
+
+Options of profile:
+  --json               print the profile as JSON (agent/profile/profile.ts, profile_version 1)
+  --config FILE, --state-dir DIR   the data directory whose free space is reported (as for run)
 
 Options:
   -h, --help           show this help
@@ -57,6 +68,9 @@ async function main(argv: string[]): Promise<number> {
       labels: { type: 'string' },
       'snapshot-every': { type: 'string' },
       'state-dir': { type: 'string' },
+      json: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      threads: { type: 'string' },
     },
   });
   const command = positionals[0];
@@ -67,6 +81,16 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || command === undefined || command === 'help') {
     process.stdout.write(HELP);
     return command === undefined && !values.help ? 1 : 0;
+  }
+  if (command === 'latency-table') return latencyTable(values);
+  if (command === 'profile') {
+    const { stateDir } = resolveConfig(
+      { deviceId: values['device-id'], stateDir: values['state-dir'] },
+      values.config,
+    );
+    const profile = collectDeviceProfile({ dataDir: stateDir });
+    console.log(values.json ? JSON.stringify(profile, null, 2) : formatDeviceProfile(profile));
+    return 0;
   }
   if (command !== 'run') {
     console.error(`whittle-agent: unknown command "${command}"; see whittle-agent --help`);
@@ -98,12 +122,45 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** whittle-agent latency-table: measures the grid here, progress on stderr, the table (or a summary) on stdout. */
+async function latencyTable(values: { json?: boolean; quick?: boolean; threads?: string }): Promise<number> {
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) {
+    console.error(`whittle-agent: --threads must be an integer in [1, 64], got ${values.threads}`);
+    return 2;
+  }
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  const started = Date.now();
+  const table = await measureLatencyTable({
+    grid: defaultGrid(values.quick === true),
+    ...(threads !== undefined ? { threads } : {}),
+    signal: controller.signal,
+    ...(process.stderr.isTTY
+      ? {
+          onEntry: (entry, done, total) => process.stderr.write(`\r${done}/${total} ${entry.key}`.padEnd(60)),
+        }
+      : {}),
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  if (values.json === true) {
+    console.log(JSON.stringify(table));
+  } else {
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(
+      `${table.entries.length} entries in ${seconds} s (${table.complete ? 'complete' : 'incomplete'}), ` +
+        `build ${table.build_hash}, ${table.isa}, ${table.threads} thread(s), grid ${table.grid_id}`,
+    );
+  }
+  return table.complete ? 0 : 1;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof AgentStartError) {
+    if (err instanceof ConfigError || err instanceof AgentStartError || err instanceof WhittleError) {
       console.error(`whittle-agent: ${err.message}`);
     } else if (
       err instanceof TypeError &&

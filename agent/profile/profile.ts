@@ -9,7 +9,7 @@
 // host's, so the model says so and the frequencies and caches are left out.
 import { readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { cpus, freemem, hostname, release, totalmem, version } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { z } from 'zod';
 
@@ -287,12 +287,16 @@ function addonFacts(): { isa: string | null; features: string[]; buildHash: stri
   }
 }
 
+/** Free bytes of the file system a directory is (or will be, once created) on: its nearest existing
+ * ancestor's; null when none can be read. */
 function storageFree(path: string): number | null {
-  try {
-    const s = statfsSync(path);
-    return Number(s.bavail) * Number(s.bsize);
-  } catch {
-    return null;
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    try {
+      const s = statfsSync(dir);
+      return Number(s.bavail) * Number(s.bsize);
+    } catch {
+      if (dir === dirname(dir)) return null;
+    }
   }
 }
 

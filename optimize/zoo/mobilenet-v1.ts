@@ -4,6 +4,7 @@
 // and one downsampling so that 28x28 keeps a 4x4 map at the end.
 import * as tf from '@tensorflow/tfjs';
 
+import { batchNormAct, convNoBias, separableBlock } from './blocks.js';
 import { checkOptions, Initializers, scaledWidth, type ZooModelOptions } from './model-options.js';
 
 /** [pointwise filters, depthwise stride] of each separable block, as in the paper up to 512 channels. */
@@ -30,42 +31,11 @@ export function mobilenetV1(options: ZooModelOptions): tf.LayersModel {
   const small = Math.min(options.height, options.width) < 64;
   const channels = (n: number): number => scaledWidth(options, n, 8);
   const input = tf.input({ shape: [options.height, options.width, options.channels] });
-  // ReLU6 as an Activation layer rather than ReLU({maxValue: 6}): the same function, but tfjs trains the
-  // ReLU layer through clipByValue, whose gradient is five JavaScript kernels (compare, compare, and,
-  // select, zeros) per activation, while the relu6 activation is min(relu(x), 6), whose forward kernels and
-  // gradients (one fused mask pass each) are native on the whittle-native backend.
-  const bnRelu6 = (x: tf.SymbolicTensor): tf.SymbolicTensor =>
-    tf.layers
-      .activation({ activation: 'relu6' })
-      .apply(tf.layers.batchNormalization().apply(x)) as tf.SymbolicTensor;
-  let x = tf.layers
-    .conv2d({
-      filters: channels(32),
-      kernelSize: 3,
-      strides: small ? 1 : 2,
-      padding: 'same',
-      useBias: false,
-      kernelInitializer: init.kernel(),
-    })
-    .apply(input) as tf.SymbolicTensor;
-  x = bnRelu6(x);
+  let x = convNoBias(input, { filters: channels(32), kernel: 3, stride: small ? 1 : 2, init });
+  x = batchNormAct(x, 'relu6');
   const blocks = small ? BLOCKS.slice(0, SMALL_INPUT_BLOCKS) : BLOCKS;
-  for (const [filters, stride] of blocks) {
-    x = tf.layers
-      .depthwiseConv2d({
-        kernelSize: 3,
-        strides: stride,
-        padding: 'same',
-        useBias: false,
-        depthwiseInitializer: init.kernel(),
-      })
-      .apply(x) as tf.SymbolicTensor;
-    x = bnRelu6(x);
-    x = tf.layers
-      .conv2d({ filters: channels(filters), kernelSize: 1, useBias: false, kernelInitializer: init.kernel() })
-      .apply(x) as tf.SymbolicTensor;
-    x = bnRelu6(x);
-  }
+  for (const [filters, stride] of blocks)
+    x = separableBlock(x, { filters: channels(filters), kernel: 3, stride, init });
   x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
   x = tf.layers.dropout({ rate: 0.2, seed: options.seed ?? 1 }).apply(x) as tf.SymbolicTensor;
   const output = tf.layers

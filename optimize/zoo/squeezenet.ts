@@ -3,26 +3,8 @@
 // pooling instead of fully-connected layers.
 import * as tf from '@tensorflow/tfjs';
 
+import { fireModule } from './blocks.js';
 import { checkOptions, Initializers, type ZooModelOptions } from './model-options.js';
-
-function fire(x: tf.SymbolicTensor, squeeze: number, expand: number, init: Initializers): tf.SymbolicTensor {
-  const s = tf.layers
-    .conv2d({ filters: squeeze, kernelSize: 1, activation: 'relu', kernelInitializer: init.kernel() })
-    .apply(x) as tf.SymbolicTensor;
-  const e1 = tf.layers
-    .conv2d({ filters: expand, kernelSize: 1, activation: 'relu', kernelInitializer: init.kernel() })
-    .apply(s) as tf.SymbolicTensor;
-  const e3 = tf.layers
-    .conv2d({
-      filters: expand,
-      kernelSize: 3,
-      padding: 'same',
-      activation: 'relu',
-      kernelInitializer: init.kernel(),
-    })
-    .apply(s) as tf.SymbolicTensor;
-  return tf.layers.concatenate({ axis: -1 }).apply([e1, e3]) as tf.SymbolicTensor;
-}
 
 export function squeezenet(options: ZooModelOptions): tf.LayersModel {
   checkOptions('squeezenet', options, 16);
@@ -40,14 +22,14 @@ export function squeezenet(options: ZooModelOptions): tf.LayersModel {
     })
     .apply(input) as tf.SymbolicTensor;
   x = tf.layers.maxPooling2d({ poolSize: 3, strides: 2 }).apply(x) as tf.SymbolicTensor;
-  x = fire(x, 16, 64, init);
-  x = fire(x, 16, 64, init);
+  x = fireModule(x, 16, 64, init);
+  x = fireModule(x, 16, 64, init);
   x = tf.layers.maxPooling2d({ poolSize: 3, strides: 2 }).apply(x) as tf.SymbolicTensor;
-  x = fire(x, 32, 128, init);
-  x = fire(x, 32, 128, init);
+  x = fireModule(x, 32, 128, init);
+  x = fireModule(x, 32, 128, init);
   if (!small) x = tf.layers.maxPooling2d({ poolSize: 3, strides: 2 }).apply(x) as tf.SymbolicTensor;
-  x = fire(x, 48, 192, init);
-  x = fire(x, 64, 256, init);
+  x = fireModule(x, 48, 192, init);
+  x = fireModule(x, 64, 256, init);
   x = tf.layers.dropout({ rate: 0.5, seed: options.seed ?? 1 }).apply(x) as tf.SymbolicTensor;
   x = tf.layers
     .conv2d({ filters: options.classes, kernelSize: 1, activation: 'relu', kernelInitializer: init.kernel() })

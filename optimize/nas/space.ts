@@ -1,0 +1,336 @@
+// The hardware-aware NAS search space (issue 16 point 6): a stem conv, three stages that each halve the
+// resolution, global average pooling and a classifier. Each stage picks a block type (plain conv, MobileNet's
+// depthwise-separable block, SqueezeNet's fire module, ShuffleNet v2's unit — the zoo's own blocks,
+// optimize/zoo/blocks.ts), its width, its depth (blocks; the first strides) and its kernel size, plus the
+// number format its layers are stored and run in and a pruning ratio. Formats are what the runtime runs per
+// layer: fp32, int8 (post-training, quantizePackage on that layer only), ternary and binary weights (the
+// package's ternary / binary formats). Depthwise layers have no ternary / binary kernel: in such a stage they
+// stay fp32. A pruning ratio applies to fp32 conv / FC layers (stored sparse); other formats have prune 0.
+//
+// Layer names are fixed by the architecture (`stem_conv`, `s1b0_dwsep_pw`, `head_fc`): the supernet
+// (supernet.ts) shares weights between architectures by these names, and the package's nodes carry them.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { type Package, readPackage } from '../../agent/package/reader.js';
+import { whittleError } from '../../native/whittle-error.js';
+import { encodeLayers, type LayerCompression } from '../compress/encode.js';
+import { magnitudeMasks, readKernel, writeKernel } from '../compress/projection.js';
+import { BINARY_QUANTIZER, ternaryQuantizer, type WeightQuantizer } from '../compress/ste.js';
+import { bundledSigningKey, type PackageContent, writePackage } from '../package/writer.js';
+import type { CalibrationSet } from '../quantize/calibrate.js';
+import { quantizePackage } from '../quantize/ptq.js';
+import type { SeededRandom } from '../seeded-random.js';
+import { importTfjsLayers } from '../tfjs/import.js';
+import { fileHandler, MODEL_FILE } from '../train/file-io.js';
+import { apply, convBlock, fireModule, separableBlock, shuffleUnit, type Tensor } from '../zoo/blocks.js';
+import { Initializers } from '../zoo/model-options.js';
+
+/** An architecture or a search-space request that cannot be built; the message names the field. */
+export class ArchSpecError extends whittleError('ArchSpecError', 'bad-arch-spec') {}
+
+export const BLOCK_TYPES = ['conv', 'dwsep', 'fire', 'shuffle'] as const;
+export type BlockType = (typeof BLOCK_TYPES)[number];
+
+/** The per-layer number formats the search picks from (each one the runtime runs natively). */
+export const LAYER_FORMATS = ['fp32', 'int8', 'ternary', 'binary'] as const;
+export type LayerFormat = (typeof LAYER_FORMATS)[number];
+
+export interface StageSpec {
+  block: BlockType;
+  /** Output channels of every block of the stage. */
+  width: number;
+  /** Blocks; the first has stride 2. */
+  depth: number;
+  /** Kernel size of the block's spatial conv (the conv, the depthwise, fire's expand, the unit's depthwise). */
+  kernel: number;
+  /** Number format of the stage's conv layers (depthwise layers: fp32 unless int8). */
+  format: LayerFormat;
+  /** Fraction of each fp32 conv layer's weights pruned (0 unless format is fp32). */
+  prune: number;
+}
+
+export interface ArchSpec {
+  stem: { width: number; format: LayerFormat };
+  stages: StageSpec[];
+  head: { format: LayerFormat };
+}
+
+/** The choices. Widths are multiples of 8 (fire splits a width in quarters, a ShuffleNet unit in halves). */
+export const SEARCH_SPACE = {
+  stemWidths: [8, 16, 24],
+  stageWidths: [
+    [16, 24, 32],
+    [32, 48, 64],
+    [48, 64, 96],
+  ],
+  blocks: BLOCK_TYPES,
+  depths: [1, 2, 3],
+  kernels: [3, 5],
+  formats: LAYER_FORMATS,
+  prunes: [0, 0.5, 0.75],
+} as const;
+
+const pick = <T>(rng: SeededRandom, choices: readonly T[]): T => choices[rng.int(0, choices.length - 1)]!;
+
+/** `prune` as the format allows it (0 unless fp32). */
+function normalized(stage: StageSpec): StageSpec {
+  return stage.format === 'fp32' ? stage : { ...stage, prune: 0 };
+}
+
+/** A uniformly random architecture of SEARCH_SPACE. */
+export function sampleArch(rng: SeededRandom): ArchSpec {
+  return {
+    stem: { width: pick(rng, SEARCH_SPACE.stemWidths), format: pick(rng, SEARCH_SPACE.formats) },
+    stages: SEARCH_SPACE.stageWidths.map((widths) =>
+      normalized({
+        block: pick(rng, SEARCH_SPACE.blocks),
+        width: pick(rng, widths),
+        depth: pick(rng, SEARCH_SPACE.depths),
+        kernel: pick(rng, SEARCH_SPACE.kernels),
+        format: pick(rng, SEARCH_SPACE.formats),
+        prune: pick(rng, SEARCH_SPACE.prunes),
+      }),
+    ),
+    head: { format: pick(rng, SEARCH_SPACE.formats) },
+  };
+}
+
+/** The all-fp32, unpruned form of `arch` (what the supernet trains). */
+export function floatArch(arch: ArchSpec): ArchSpec {
+  return {
+    stem: { ...arch.stem, format: 'fp32' },
+    stages: arch.stages.map((s) => ({ ...s, format: 'fp32', prune: 0 })),
+    head: { format: 'fp32' },
+  };
+}
+
+/** A different choice from `choices` (the same when there is no other). */
+function other<T>(rng: SeededRandom, choices: readonly T[], current: T): T {
+  const rest = choices.filter((c) => c !== current);
+  return rest.length === 0 ? current : pick(rng, rest);
+}
+
+/** One mutation of `arch` (Real et al.'s regularized evolution mutates one choice): a stage's block type,
+ * width (Net2Net-style widen / narrow: the supernet's weights are inherited), depth (deepen / shallow),
+ * kernel, format or pruning ratio, or the stem's width or format, or the head's format. Never `arch` itself. */
+export function mutateArch(arch: ArchSpec, rng: SeededRandom): ArchSpec {
+  const next: ArchSpec = structuredClone(arch);
+  for (;;) {
+    const what = rng.int(0, 8);
+    const s = rng.int(0, next.stages.length - 1);
+    const stage = next.stages[s]!;
+    if (what === 0) stage.block = other(rng, SEARCH_SPACE.blocks, stage.block);
+    else if (what === 1) stage.width = other(rng, SEARCH_SPACE.stageWidths[s]!, stage.width);
+    else if (what === 2) stage.depth = other(rng, SEARCH_SPACE.depths, stage.depth);
+    else if (what === 3) stage.kernel = other(rng, SEARCH_SPACE.kernels, stage.kernel);
+    else if (what === 4) stage.format = other(rng, SEARCH_SPACE.formats, stage.format);
+    else if (what === 5) stage.prune = other(rng, SEARCH_SPACE.prunes, stage.prune);
+    else if (what === 6) next.stem.width = other(rng, SEARCH_SPACE.stemWidths, next.stem.width);
+    else if (what === 7) next.stem.format = other(rng, SEARCH_SPACE.formats, next.stem.format);
+    else next.head.format = other(rng, SEARCH_SPACE.formats, next.head.format);
+    next.stages[s] = normalized(stage);
+    if (archKey(next) !== archKey(arch)) return next;
+  }
+}
+
+/** A short stable key: equal for equal architectures. */
+export function archKey(arch: ArchSpec): string {
+  const stages = arch.stages.map(
+    (s) => `${s.block}${s.width}x${s.depth}k${s.kernel}${s.format}${s.prune > 0 ? `p${s.prune}` : ''}`,
+  );
+  return [`stem${arch.stem.width}${arch.stem.format}`, ...stages, `head${arch.head.format}`].join('-');
+}
+
+/** `value` as an ArchSpec within SEARCH_SPACE, or ArchSpecError naming the first bad field. */
+export function parseArch(value: unknown): ArchSpec {
+  const fail = (field: string, got: unknown, choices: readonly unknown[]): never => {
+    throw new ArchSpecError(
+      `architecture field ${field}: expected one of ${choices.join(', ')} but received ${JSON.stringify(got)}`,
+    );
+  };
+  const v = value as Partial<ArchSpec> | null;
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.stages))
+    throw new ArchSpecError('an architecture is an object with stem, stages and head');
+  const oneOf = <T>(field: string, got: unknown, choices: readonly T[]): T =>
+    choices.includes(got as T) ? (got as T) : fail(field, got, choices);
+  if (v.stages.length !== SEARCH_SPACE.stageWidths.length)
+    fail('stages.length', v.stages.length, [SEARCH_SPACE.stageWidths.length]);
+  const arch: ArchSpec = {
+    stem: {
+      width: oneOf('stem.width', v.stem?.width, SEARCH_SPACE.stemWidths),
+      format: oneOf('stem.format', v.stem?.format, SEARCH_SPACE.formats),
+    },
+    stages: v.stages.map((s, i) => ({
+      block: oneOf(`stages[${i}].block`, s?.block, SEARCH_SPACE.blocks),
+      width: oneOf(`stages[${i}].width`, s?.width, SEARCH_SPACE.stageWidths[i]!),
+      depth: oneOf(`stages[${i}].depth`, s?.depth, SEARCH_SPACE.depths),
+      kernel: oneOf(`stages[${i}].kernel`, s?.kernel, SEARCH_SPACE.kernels),
+      format: oneOf(`stages[${i}].format`, s?.format, SEARCH_SPACE.formats),
+      prune: oneOf(`stages[${i}].prune`, s?.prune, SEARCH_SPACE.prunes),
+    })),
+    head: { format: oneOf('head.format', v.head?.format, SEARCH_SPACE.formats) },
+  };
+  arch.stages.forEach((s, i) => {
+    if (s.prune > 0 && s.format !== 'fp32')
+      throw new ArchSpecError(`architecture field stages[${i}].prune: only fp32 layers are pruned`);
+  });
+  return arch;
+}
+
+export interface ArchModelOptions {
+  /** [height, width, channels]. */
+  inputShape: readonly [number, number, number];
+  classes: number;
+  seed?: number;
+}
+
+/** The tfjs model of `arch` (its float form: formats and pruning are applied by projectArchWeights and
+ * archPackage). */
+export function buildArchModel(arch: ArchSpec, options: ArchModelOptions): tf.LayersModel {
+  const [height, width, channels] = options.inputShape;
+  if (Math.min(height, width) < 8)
+    throw new ArchSpecError(`the search space needs inputs of at least 8x8 but received ${height}x${width}`);
+  if (!Number.isInteger(options.classes) || options.classes < 2)
+    throw new ArchSpecError(`expected at least 2 classes but received ${options.classes}`);
+  const init = new Initializers(options.seed);
+  const input = tf.input({ shape: [height, width, channels] });
+  let x: Tensor = convBlock(input, { filters: arch.stem.width, kernel: 3, stride: 1, init, name: 'stem' });
+  arch.stages.forEach((stage, i) => {
+    for (let j = 0; j < stage.depth; j++) {
+      const name = `s${i}b${j}_${stage.block}`;
+      const o = { filters: stage.width, kernel: stage.kernel, stride: j === 0 ? 2 : 1, init, name };
+      if (stage.block === 'conv') x = convBlock(x, o);
+      else if (stage.block === 'dwsep') x = separableBlock(x, o);
+      else if (stage.block === 'shuffle') x = shuffleUnit(x, o);
+      else {
+        // SqueezeNet downsamples by max pooling between its fire modules.
+        if (j === 0) x = apply(tf.layers.maxPooling2d({ poolSize: 2, name: `${name}_pool` }), x);
+        x = fireModule(x, stage.width / 4, stage.width / 2, init, { kernel: stage.kernel, name });
+      }
+    }
+  });
+  x = apply(tf.layers.globalAveragePooling2d({ name: 'head_pool' }), x);
+  const output = apply(
+    tf.layers.dense({
+      units: options.classes,
+      activation: 'softmax',
+      kernelInitializer: init.dense(),
+      name: 'head_fc',
+    }),
+    x,
+  );
+  return tf.model({ inputs: input, outputs: output, name: 'nas' });
+}
+
+/** How one weight layer of an architecture is stored. */
+export interface ArchLayer {
+  /** The tfjs layer's (and the package node's) name. */
+  name: string;
+  className: 'Conv2D' | 'DepthwiseConv2D' | 'Dense';
+  format: LayerFormat;
+  prune: number;
+}
+
+const WEIGHT_CLASSES = new Set(['Conv2D', 'DepthwiseConv2D', 'Dense']);
+
+/** Every conv / depthwise / FC layer of `model` (built by buildArchModel from `arch`) with its format. */
+export function archLayers(arch: ArchSpec, model: tf.LayersModel): ArchLayer[] {
+  return model.layers
+    .filter((l) => WEIGHT_CLASSES.has(l.getClassName()))
+    .map((l) => {
+      const className = l.getClassName() as ArchLayer['className'];
+      const stage = /^s(\d+)b/.exec(l.name);
+      const spec = l.name.startsWith('stem_')
+        ? { format: arch.stem.format, prune: 0 }
+        : l.name.startsWith('head_')
+          ? { format: arch.head.format, prune: 0 }
+          : arch.stages[Number(stage?.[1])];
+      if (spec === undefined)
+        throw new ArchSpecError(`layer ${l.name} belongs to no stage of the architecture`);
+      const depthwise = className === 'DepthwiseConv2D';
+      const format: LayerFormat =
+        depthwise && (spec.format === 'ternary' || spec.format === 'binary') ? 'fp32' : spec.format;
+      return { name: l.name, className, format, prune: depthwise || format !== 'fp32' ? 0 : spec.prune };
+    });
+}
+
+const QUANTIZERS: Partial<Record<LayerFormat, WeightQuantizer>> = {
+  ternary: ternaryQuantizer(true),
+  binary: BINARY_QUANTIZER,
+};
+
+/** Replaces each weight layer's kernel by what its format stores: pruned by magnitude, or ternary / binary
+ * (the package encoders give these values back exactly). int8 layers are left to the quantizer. */
+export function projectArchWeights(model: tf.LayersModel, layers: readonly ArchLayer[]): void {
+  const pruned = layers.filter((l) => l.prune > 0);
+  if (pruned.length > 0) {
+    const weights = new Map(pruned.map((l) => [l.name, readKernel(model, l.name)]));
+    const masks = magnitudeMasks(weights, new Map(pruned.map((l) => [l.name, l.prune])), false);
+    for (const [name, w] of weights) {
+      const mask = masks.get(name)!;
+      writeKernel(
+        model,
+        name,
+        w.map((v, i) => (mask[i] === 1 ? v : 0)),
+      );
+    }
+  }
+  for (const l of layers) {
+    const quantizer = QUANTIZERS[l.format];
+    if (quantizer === undefined) continue;
+    const shape = model.getLayer(l.name).getWeights()[0]!.shape;
+    writeKernel(model, l.name, quantizer.quantize(readKernel(model, l.name), shape));
+  }
+}
+
+/** A package read back from its content (unsigned: it is measured here, never deployed as is). */
+export function readContent(content: PackageContent): Package {
+  return readPackage(writePackage(content, bundledSigningKey()), { allowUnsigned: true, cpuFamily: null });
+}
+
+export interface ArchPackageOptions {
+  /** Images as the model takes them (pixels / 255, NHWC) for the int8 layers' activation ranges. */
+  calibration: CalibrationSet;
+  modelId?: string;
+  labels?: string[];
+}
+
+/** The package of `model` (buildArchModel(arch), random or trained weights) with every layer in its format:
+ * the tfjs importer's fp32 package, int8 layers through the post-training quantizer, ternary / binary /
+ * pruned layers through the compressor's encoders. Projects the model's weights in place first
+ * (projectArchWeights), so the model then computes what the package does (but for int8 rounding). */
+export async function archPackage(
+  arch: ArchSpec,
+  model: tf.LayersModel,
+  options: ArchPackageOptions,
+): Promise<Package> {
+  const layers = archLayers(arch, model);
+  projectArchWeights(model, layers);
+  const dir = mkdtempSync(join(tmpdir(), 'whittle-nas-'));
+  let content: PackageContent;
+  try {
+    await model.save(fileHandler(dir));
+    content = importTfjsLayers(join(dir, MODEL_FILE), {
+      modelId: options.modelId ?? 'nas',
+      ...(options.labels ? { labels: options.labels } : {}),
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const int8 = new Set(layers.filter((l) => l.format === 'int8').map((l) => l.name));
+  if (int8.size > 0)
+    content = quantizePackage(readContent(content), options.calibration, {
+      layers: int8,
+      modelId: options.modelId ?? 'nas',
+    }).content;
+  const encoded = new Map<string, LayerCompression>();
+  for (const l of layers) {
+    if (l.format === 'ternary' || l.format === 'binary') encoded.set(l.name, { weights: l.format });
+    else if (l.prune > 0) encoded.set(l.name, { sparsity: l.prune });
+  }
+  return readContent(encodeLayers(content, encoded));
+}

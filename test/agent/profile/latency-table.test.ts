@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  defaultGrid,
+  gridId,
+  type LatencyGrid,
+  type LatencyTable,
+  LatencyTableError,
+  measureLatencyTable,
+  parseLatencyTable,
+} from '../../../agent/profile/latency-table.js';
+import { addonBuildHash } from '../../../native/index.js';
+
+/** A few points of different kinds: a fused f32 conv, an int8 conv, a compressed fc, an edge and a plan call. */
+const SMALL: LatencyGrid = {
+  name: 'small',
+  points: [
+    { op: 'conv2d', format: 'f32', kernel: 3, stride: 1, size: 8, inC: 8, outC: 8 },
+    { op: 'conv2d', format: 'int8', kernel: 1, stride: 1, size: 8, inC: 8, outC: 16 },
+    { op: 'fully_connected', format: 'ternary', inC: 64, outC: 16 },
+    { op: 'quantize', format: 'int8', elements: 784 },
+    { op: 'call', format: 'f32' },
+  ],
+};
+const FAST = { rounds: 3, sampleMs: 0.2 };
+
+let measured: LatencyTable | undefined;
+async function smallTable(): Promise<LatencyTable> {
+  measured ??= await measureLatencyTable({ grid: SMALL, ...FAST });
+  return measured;
+}
+
+const refuses = (value: unknown, pattern: RegExp, expect?: { buildHash?: string; gridId?: string }): void => {
+  assert.throws(
+    () => parseLatencyTable(value, expect),
+    (e: Error) => e instanceof LatencyTableError && e.code === 'bad-latency-table' && pattern.test(e.message),
+  );
+};
+
+test('a measured table describes each point as the runtime ran it, and round-trips through JSON', async () => {
+  const table = await smallTable();
+  assert.equal(table.complete, true);
+  assert.equal(table.build_hash, addonBuildHash());
+  assert.equal(table.entries.length, SMALL.points.length);
+  const conv = table.entries.find((e) => e.key === 'conv2d/f32/k3s1/r8/c8-8')!;
+  assert.equal(conv.op, 'conv2d+relu', 'the ReLU clip is fused by the compile pass');
+  assert.equal(conv.macs, 8 * 8 * 8 * 9 * 8);
+  assert.equal(conv.calls, 1);
+  assert.equal(
+    table.entries.find((e) => e.shape.format === 'int8' && e.shape.op === 'conv2d')!.op,
+    'qconv2d',
+  );
+  for (const entry of table.entries) {
+    assert.ok(entry.ms > 0 && entry.runs >= 3, `${entry.key}: ${entry.ms} ms over ${entry.runs} runs`);
+  }
+  const parsed = parseLatencyTable(JSON.parse(JSON.stringify(table)), {
+    buildHash: addonBuildHash(),
+    gridId: table.grid_id,
+  });
+  assert.deepEqual(parsed, table);
+});
+
+test('a malformed table, another version, another build and another grid are refused', async () => {
+  const table = await smallTable();
+  refuses(null, /malformed/);
+  refuses({ ...table, table_version: 2 }, /version 2 cannot be read/);
+  refuses(
+    { ...table, entries: [{ ...table.entries[0], ms: -1 }] },
+    /malformed latency table: entries\.0\.ms/,
+  );
+  refuses({ ...table, extra: 1 }, /malformed/);
+  refuses({ ...table, build_hash: undefined }, /build_hash/);
+  refuses({ ...table, entries: [table.entries[0], table.entries[0]] }, /appears twice/);
+  refuses(
+    { ...table, entries: [{ ...table.entries[0]!, key: 'conv2d/f32/k5' }] },
+    /does not match its shape/,
+  );
+  refuses(table, /kernel build .* this device runs build 0000/, { buildHash: '0000' });
+  refuses(table, /not the expected grid ffff/, { gridId: 'ffff' });
+  await assert.rejects(
+    measureLatencyTable({ grid: defaultGrid(true), resume: table, ...FAST }),
+    (e: Error) => e instanceof LatencyTableError && /grid/.test(e.message),
+  );
+});
+
+test('an aborted measurement returns a partial table; resume measures only what is missing', async () => {
+  const controller = new AbortController();
+  const points = Array.from({ length: 30 }, (_, i) => ({
+    op: 'fully_connected' as const,
+    format: 'f32' as const,
+    inC: 8 + i,
+    outC: 4,
+  }));
+  const grid: LatencyGrid = { name: 'abort', points };
+  const partial = await measureLatencyTable({
+    grid,
+    ...FAST,
+    signal: controller.signal,
+    onEntry: () => controller.abort(),
+  });
+  assert.equal(partial.complete, false);
+  assert.ok(partial.entries.length > 0 && partial.entries.length < points.length);
+  const seen: string[] = [];
+  const done = await measureLatencyTable({
+    grid,
+    ...FAST,
+    resume: JSON.parse(JSON.stringify(partial)) as LatencyTable,
+    onEntry: (entry) => seen.push(entry.key),
+  });
+  assert.equal(done.complete, true);
+  assert.equal(done.entries.length, points.length);
+  assert.equal(seen.length, points.length - partial.entries.length);
+  for (const entry of partial.entries) assert.ok(!seen.includes(entry.key), `${entry.key} measured again`);
+  assert.deepEqual(done.entries.slice(0, partial.entries.length), partial.entries);
+});
+
+test('the grid id changes with the grid and the default grid covers every layer format', () => {
+  const grid = defaultGrid();
+  assert.notEqual(gridId(grid), gridId(defaultGrid(true)));
+  assert.equal(gridId(grid), gridId(defaultGrid()));
+  const formats = new Set(grid.points.filter((p) => p.op === 'conv2d').map((p) => p.format));
+  for (const f of [
+    'f32',
+    'int8',
+    'fixed16',
+    'fixed8',
+    'binary',
+    'xnor',
+    'ternary',
+    'sparse',
+    'codebook',
+    'hashed',
+  ])
+    assert.ok(formats.has(f as never), f);
+  for (const op of ['quantize', 'dequantize', 'softmax', 'call'])
+    assert.ok(
+      grid.points.some((p) => p.op === op),
+      op,
+    );
+});

@@ -1,0 +1,99 @@
+// The NAS search space: sampling and mutation stay in SEARCH_SPACE, keys identify architectures, and every
+// architecture's package (mixed formats) runs on the runtime and computes what the projected tfjs model
+// computes (its int8 layers within int8 rounding).
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { Model } from '../../../agent/runtime/model.js';
+import {
+  archKey,
+  archLayers,
+  archPackage,
+  type ArchSpec,
+  ArchSpecError,
+  buildArchModel,
+  mutateArch,
+  parseArch,
+  sampleArch,
+} from '../../../optimize/nas/space.js';
+import { SeededRandom } from '../../../optimize/seeded-random.js';
+import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
+import { randomizeWeights } from '../../../optimize/zoo/random-weights.js';
+
+const SHAPE = [28, 28, 1] as const;
+
+describe('NAS search space', () => {
+  before(async () => {
+    await selectTrainingBackend('whittle-native');
+  });
+
+  test('sampling and mutation stay in the space; keys tell architectures apart', () => {
+    const rng = new SeededRandom(7);
+    const keys = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const arch = sampleArch(rng);
+      assert.deepEqual(parseArch(JSON.parse(JSON.stringify(arch))), arch);
+      const child = mutateArch(arch, rng);
+      assert.notEqual(archKey(child), archKey(arch));
+      assert.deepEqual(parseArch(child), child);
+      keys.add(archKey(arch));
+    }
+    assert.ok(keys.size > 190, `200 samples give ${keys.size} distinct keys`);
+    assert.deepEqual(sampleArch(new SeededRandom(3)), sampleArch(new SeededRandom(3)));
+  });
+
+  test('a bad architecture is refused naming the field', () => {
+    const arch = sampleArch(new SeededRandom(1));
+    assert.throws(
+      () => parseArch({ ...arch, stages: arch.stages.map((s) => ({ ...s, width: 7 })) }),
+      (e: unknown) => e instanceof ArchSpecError && /stages\[0\]\.width/.test(e.message),
+    );
+    assert.throws(() => parseArch({ ...arch, stem: { width: 16, format: 'fp64' } }), /stem\.format/);
+    assert.throws(() => parseArch(null), ArchSpecError);
+  });
+
+  test('every block type and format packages and runs as the tfjs model computes', async () => {
+    const rng = new SeededRandom(11);
+    const x = Float32Array.from({ length: 4 * 28 * 28 }, () => rng.next());
+    const calibration = { count: 4, data: x };
+    const archs: ArchSpec[] = (['conv', 'dwsep', 'fire', 'shuffle'] as const).map((block, i) => {
+      const a = sampleArch(rng);
+      a.stages[i % 3]!.block = block;
+      return a;
+    });
+    // One all-int8 and one fp32 pruned, so each path is taken.
+    const base = sampleArch(rng);
+    archs.push({
+      stem: { ...base.stem, format: 'int8' },
+      stages: base.stages.map((s) => ({ ...s, format: 'int8', prune: 0 })),
+      head: { format: 'int8' },
+    });
+    archs.push({
+      stem: { ...base.stem, format: 'fp32' },
+      stages: base.stages.map((s) => ({ ...s, format: 'fp32', prune: 0.5 })),
+      head: { format: 'fp32' },
+    });
+    for (const arch of archs) {
+      const model = buildArchModel(arch, { inputShape: SHAPE, classes: 10, seed: 2 });
+      randomizeWeights(model, 5);
+      const pkg = await archPackage(arch, model, { calibration });
+      const expected = tf.tidy(() => (model.predict(tf.tensor4d(x, [4, 28, 28, 1])) as tf.Tensor).dataSync());
+      const runtime = Model.fromPackage(pkg, { batch: 4 });
+      const got = runtime.run([x])[0]!.data;
+      const formats = new Set(pkg.manifest.nodes.map((n) => n.format));
+      for (const l of archLayers(arch, model)) {
+        const node = pkg.manifest.nodes.find((n) => n.name === l.name);
+        assert.ok(node, `${archKey(arch)}: node ${l.name} in the package`);
+        const want = l.prune > 0 ? 'sparse' : l.format === 'fp32' ? 'f32' : l.format;
+        assert.equal(node.format, want, `${archKey(arch)}: ${l.name} is ${want}`);
+      }
+      const int8 = formats.has('int8');
+      let diff = 0;
+      for (let i = 0; i < got.length; i++) diff = Math.max(diff, Math.abs(got[i]! - expected[i]!));
+      assert.ok(diff < (int8 ? 0.2 : 1e-3), `${archKey(arch)}: runtime vs tfjs differ by ${diff}`);
+      model.dispose();
+    }
+  });
+});
