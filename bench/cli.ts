@@ -19,6 +19,7 @@ import {
   stringOptions,
 } from './kernels.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
+import { NAS_HELP, nasBenchCommand } from './nas.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { benchTrain } from './train.js';
 
@@ -190,6 +191,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['arm-bit-exact', (args) => armBitExactCommand(args, machine())],
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
+  ['nas', (args) => nasBenchCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -208,6 +210,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, filter pruning of the small
                    VGG, hashednets of LeNet-300-100, binaryconnect / ternary / xnor of the conv models, int8 /
                    fixed16 / fixed8 of the trained models (--quick: subsets)
+  nas              hardware-aware NAS vs the best zoo model within the same latency budget on Fashion-MNIST
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
@@ -220,7 +223,8 @@ ${AGENT_HELP}
 ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
-${HASHED_FC_HELP}`);
+${HASHED_FC_HELP}
+${NAS_HELP}`);
     process.exitCode = 0;
     return;
   }
