@@ -19,6 +19,7 @@ import {
   stringOptions,
 } from './kernels.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
+import { NAS_HELP, nasBenchCommand } from './nas.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { PLAN_HELP, planBenchCommand } from './plan.js';
 import { benchTrain } from './train.js';
@@ -192,6 +193,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
   ['plan', (args) => planBenchCommand(args, machine())],
+  ['nas', (args) => nasBenchCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -212,6 +214,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
                    fixed16 / fixed8 of the trained models (--quick: subsets)
   plan             whittle optimize's planner on the zoo models under a tight budget: no kept step may make the
                    end-to-end latency, peak RAM or package bytes worse (steps_worse 0)
+  nas              hardware-aware NAS vs the best zoo model within the same latency budget on Fashion-MNIST
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
@@ -225,7 +228,8 @@ ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
 ${PLAN_HELP}
-${HASHED_FC_HELP}`);
+${HASHED_FC_HELP}
+${NAS_HELP}`);
     process.exitCode = 0;
     return;
   }

@@ -1,10 +1,11 @@
 // The model subcommands of `whittle`, dispatched before the manager's own options are parsed (each parses
-// its own): inspect, import, run, deploy, train, quantize, compress, optimize.
+// its own): inspect, import, run, deploy, train, quantize, compress, optimize, nas.
 import { reportCommandError } from './command-error.js';
 import { compressCommand } from './compress.js';
 import { deployCommand } from './deploy.js';
 import { importCommand } from './import.js';
 import { inspectCommand } from './inspect.js';
+import { nasCommand } from './nas.js';
 import { optimizeCommand } from './optimize.js';
 import { quantizeCommand } from './quantize.js';
 import { runCommand } from './run.js';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   quantize: quantizeCommand,
   compress: compressCommand,
   optimize: optimizeCommand,
+  nas: nasCommand,
 };
 
 export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, formats, sizes, MACs, memory plan and signature status
