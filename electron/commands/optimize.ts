@@ -8,13 +8,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { defaultDataDir } from '../core/core.js';
 import { CommandUsageError } from './command-error.js';
 import { deployCommand } from './deploy.js';
+import { ManagerClient } from './manager-client.js';
 import { loadSigningKey } from './signing-key.js';
 import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 
-export const OPTIMIZE_HELP = `  optimize (--device ID | --profile FILE | --class NAME) --dataset DATA --model ZOO|DIR|PKG
-                        --latency-ms X --ram-kb Y --size-kb Z --out DIR  fit a model to a device's budgets:
+export const OPTIMIZE_HELP = `  optimize (--device ID | --profile FILE | --class NAME) --dataset DATA (--model ZOO|DIR|PKG | --search)
+                        --latency-ms X --ram-kb Y --size-kb Z --out DIR  fit a model to a device's budgets
+                        (--search: from the architecture whittle nas finds under them):
                         per-layer formats and pruning kept only where they pay (measured), verified end to end;
                         --deploy (with --device), --force LAYER=CHOICE,..., --images N (500), --epochs N,
                         --limit N, --runs N, --resume, --key KEY | --bundled-key, --json
@@ -61,10 +64,6 @@ export async function optimizeCommand(args: string[]): Promise<number> {
     if (values[flag] === undefined) throw new CommandUsageError(`--${flag} is required; ${USAGE}`);
   if ((values.model === undefined) === (values.search !== true))
     throw new CommandUsageError(`one of --model and --search; ${USAGE}`);
-  if (values.search)
-    throw new CommandUsageError(
-      '--search needs the architecture search of `whittle nas`, which is not in this build yet; start from --model',
-    );
   if (values.deploy && values.device === undefined)
     throw new CommandUsageError('--deploy sends the package to the --device it was optimized for; name it');
   if (values.key !== undefined && values['bundled-key'])
@@ -103,7 +102,14 @@ export async function optimizeCommand(args: string[]): Promise<number> {
       ? { profileText: readFile(values.profile), file: values.profile }
       : values.class !== undefined
         ? { className: values.class }
-        : { device: values.device! },
+        : {
+            device: values.device!,
+            profile: (
+              await ManagerClient.forDataDir(values['data-dir'] ?? defaultDataDir()).refreshProfile(
+                values.device!,
+              )
+            ).profile,
+          },
   );
   for (const note of target.notes) console.error(`whittle optimize: ${note}`);
   const choice = await selectTrainingBackend('auto');
@@ -121,7 +127,8 @@ export async function optimizeCommand(args: string[]): Promise<number> {
   const tty = progress.tty;
   try {
     const result = await runOptimize({
-      model: values.model!,
+      model: values.model ?? 'nas',
+      search: values.search === true,
       dataset: values.dataset!,
       out: values.out!,
       budgets: {
@@ -140,6 +147,14 @@ export async function optimizeCommand(args: string[]): Promise<number> {
       resume: values.resume === true,
       signal: controller.signal,
       onTrainProgress: (p) => progress.print(p, 'train'),
+      onSearchProgress: (p) => {
+        progress.restart();
+        process.stderr.write(
+          `${tty ? '\r\x1b[K' : ''}nas ${p.phase}: ${p.message}` +
+            (p.etaSeconds !== undefined ? ` (ETA ${Math.round(p.etaSeconds)} s)` : '') +
+            '\n',
+        );
+      },
       onLayer: (layer, done, total) => {
         progress.restart();
         process.stderr.write(`${tty ? '\r\x1b[K' : ''}sensitivity ${done + 1}/${total}: ${layer}\n`);

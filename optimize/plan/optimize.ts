@@ -14,6 +14,7 @@ import { whittleError } from '../../native/whittle-error.js';
 import { compressedPackage } from '../compress/encode.js';
 import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
 import { packageImageInput, packageImageSize, withTrainedPreprocessing } from '../evaluate-package.js';
+import { DEFAULT_NAS_SETTINGS, type NasProgress, runNas } from '../nas/search.js';
 import { probeFromTestSet } from '../package/probe.js';
 import { packageContent, writePackage } from '../package/writer.js';
 import { calibrationFromImages } from '../quantize/calibrate.js';
@@ -42,6 +43,9 @@ export class OptimizeError extends whittleError('OptimizeError', 'bad-optimize')
 export interface OptimizeOptions {
   /** A zoo model name (trained first), a `whittle train` directory, or an fp32 package. */
   model: string;
+  /** Start from the architecture `whittle nas` finds under the same budgets (in OUT/nas, fine-tuned)
+   * instead of `model`. */
+  search?: boolean;
   dataset: string;
   out: string;
   budgets: Budgets;
@@ -61,6 +65,7 @@ export interface OptimizeOptions {
   resume?: boolean;
   signal?: AbortSignal;
   onTrainProgress?: (p: TrainProgress) => void;
+  onSearchProgress?: (p: NasProgress) => void;
   onLayer?: (layer: string, done: number, total: number) => void;
   onStep?: (step: LedgerStep) => void;
 }
@@ -215,6 +220,30 @@ async function baselinePackage(options: OptimizeOptions): Promise<Package | unde
   const model = options.model;
   const set = loadDataset(options.dataset).train;
   let dir = model;
+  if (options.search) {
+    const nas = join(options.out, 'nas');
+    const found = await runNas({
+      settings: {
+        ...DEFAULT_NAS_SETTINGS,
+        dataset: options.dataset,
+        budgets: {
+          ...(options.budgets.latencyMs !== undefined ? { latencyMs: options.budgets.latencyMs } : {}),
+          ...(options.budgets.ramBytes !== undefined ? { ramBytes: options.budgets.ramBytes } : {}),
+          ...(options.budgets.packageBytes !== undefined ? { sizeBytes: options.budgets.packageBytes } : {}),
+        },
+        ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+      },
+      outDir: nas,
+      signingKey: options.key,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onSearchProgress ? { onProgress: options.onSearchProgress } : {}),
+    });
+    if (found.interrupted) return undefined;
+    // The fine-tuned float model of the architecture found: planned like any trained model.
+    const content = compressedPackage(join(nas, 'finetune'), new Map(), { modelId: 'nas' });
+    content.manifest = withTrainedPreprocessing(content.manifest, set);
+    return read(writePackage(content, options.key));
+  }
   if (existsSync(model) && statSync(model).isFile()) {
     const pkg = readPackageFile(model, { allowUnsigned: true, cpuFamily: null });
     if (plannableLayers(pkg).length === 0)

@@ -1,5 +1,6 @@
 // The device `whittle optimize` fits a model to: a profile file (agent/profile/profile.ts, as
-// `whittle-agent profile --json` prints it), a device the manager knows, or a device class. What its
+// `whittle-agent profile --json` prints it), a device the manager knows (its profile asked for afresh
+// through the manager), or a device class. What its
 // latencies come from is stated in its notes: until the device has a latency table in this build, they
 // are measured on this machine's runtime.
 import { type DeviceProfile, DeviceProfileError, parseDeviceProfile } from '../../agent/profile/profile.js';
@@ -12,7 +13,11 @@ export interface DeviceTarget {
   notes: string[];
 }
 
-export type TargetSpec = { profileText: string; file: string } | { className: string } | { device: string };
+export type TargetSpec =
+  | { profileText: string; file: string }
+  | { className: string }
+  /** A device's profile as the manager has it (its refreshed profile, parsed by the API client). */
+  | { device: string; profile: DeviceProfile };
 
 export function deviceTarget(spec: TargetSpec): DeviceTarget {
   if ('profileText' in spec) {
@@ -29,27 +34,29 @@ export function deviceTarget(spec: TargetSpec): DeviceTarget {
       if (err instanceof DeviceProfileError) throw new DeviceProfileError(`${spec.file}: ${err.message}`);
       throw err;
     }
-    const here = profile.os.arch === process.arch && profile.kernels.build_hash === addonBuildHash();
-    return {
-      name: `${profile.cpu.model} (${spec.file})`,
-      profile,
-      notes: here
-        ? [
-            "the profile's kernels are this build's on this architecture: latencies measured on this machine's runtime",
-          ]
-        : [
-            `no latency table for ${profile.cpu.model} (kernels ${profile.kernels.isa ?? 'none'}, build ` +
-              `${profile.kernels.build_hash ?? 'none'}; this build ${addonBuildHash()}): latencies are measured ` +
-              "on this machine's runtime, not the device's",
-          ],
-    };
+    return { name: `${profile.cpu.model} (${spec.file})`, profile, notes: latencyNotes(profile) };
   }
   if ('className' in spec)
     throw new OptimizeError(
-      `--class ${spec.className}: the device-class catalog (optimize/latency) is not in this build; use --profile FILE`,
+      `--class ${spec.className}: the device-class catalog (optimize/latency) is not in this build; use --profile FILE or --device ID`,
     );
-  throw new OptimizeError(
-    `--device ${spec.device}: the manager's stored device profiles are not in this build; use --profile FILE ` +
-      '(whittle-agent profile --json on the device)',
-  );
+  return {
+    name: `${spec.device} (${spec.profile.cpu.model})`,
+    profile: spec.profile,
+    notes: latencyNotes(spec.profile),
+  };
+}
+
+/** Where the latencies for `profile` come from, said plainly. */
+function latencyNotes(profile: DeviceProfile): string[] {
+  const here = profile.os.arch === process.arch && profile.kernels.build_hash === addonBuildHash();
+  return here
+    ? [
+        "the device's kernels are this build's on this architecture: latencies measured on this machine's runtime",
+      ]
+    : [
+        `no latency table for ${profile.cpu.model} (kernels ${profile.kernels.isa ?? 'none'}, build ` +
+          `${profile.kernels.build_hash ?? 'none'}; this build ${addonBuildHash()}): latencies are measured ` +
+          "on this machine's runtime, not the device's",
+      ];
 }
