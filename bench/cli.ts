@@ -18,6 +18,7 @@ import {
   positiveInteger,
   stringOptions,
 } from './kernels.js';
+import { LATENCY_HELP, latencyBenchCommand } from './latency.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { benchTrain } from './train.js';
@@ -190,6 +191,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['arm-bit-exact', (args) => armBitExactCommand(args, machine())],
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
+  ['latency', (args) => latencyBenchCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -209,6 +211,8 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
                    VGG, hashednets of LeNet-300-100, binaryconnect / ternary / xnor of the conv models, int8 /
                    fixed16 / fixed8 of the trained models (--quick: subsets)
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
+  latency          the latency predictor: 100 random NAS architectures in mixed formats, predicted from this
+                   machine's latency table and measured end to end (within_10pct, median / p90 error)
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
@@ -220,7 +224,8 @@ ${AGENT_HELP}
 ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
-${HASHED_FC_HELP}`);
+${HASHED_FC_HELP}
+${LATENCY_HELP}`);
     process.exitCode = 0;
     return;
   }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { packageRoot } from '../../../agent/package-root.js';
 import {
   defaultGrid,
   gridId,
@@ -138,4 +141,23 @@ test('the grid id changes with the grid and the default grid covers every layer 
       grid.points.some((p) => p.op === op),
       op,
     );
+});
+
+test('whittle-agent latency-table --quick --json measures the small grid and prints a table that parses', () => {
+  const run = spawnSync(
+    process.execPath,
+    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'latency-table', '--quick', '--json'],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  const table = parseLatencyTable(JSON.parse(run.stdout), { buildHash: addonBuildHash() });
+  assert.equal(table.complete, true);
+  assert.equal(table.entries.length, defaultGrid(true).points.length);
+  const bad = spawnSync(
+    process.execPath,
+    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'latency-table', '--threads', '0'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--threads must be an integer/);
 });
