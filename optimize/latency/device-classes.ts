@@ -220,20 +220,25 @@ export function estimateTable(
   };
 }
 
-/** Seconds the class would take to measure `table`'s grid: per entry a warm-up of 3 runs and ROUNDS samples
- * of at least SAMPLE_MS, from the estimated times; plus building the grid's graphs, the reference's build
- * seconds (`buildSeconds`: its measurement's wall time less its timing) scaled by scalar throughput. */
+/** Seconds of timing a measurement of `entries` spends: per entry a warm-up of 3 runs and ROUNDS samples of
+ * at least SAMPLE_MS (measureLatencyTable). */
+export function timingSeconds(entries: readonly LatencyEntry[]): number {
+  return entries.reduce((s, e) => s + 3 * e.ms + ROUNDS * Math.max(SAMPLE_MS, e.ms), 0) / 1000;
+}
+
+/** Seconds the class would take to measure `reference`'s grid: the timing at its estimated speeds, plus the
+ * rest of the reference's measurement — building the grid's graphs, `cpuSeconds` of CPU less its own timing —
+ * scaled by scalar throughput. */
 export function estimateMeasurementSeconds(
   reference: LatencyTable,
   target: DeviceClassInfo,
-  buildSeconds: number,
+  cpuSeconds: number,
 ): number {
-  const estimated = estimateTable(reference, target);
-  const timing = estimated.entries.reduce((s, e) => s + 3 * e.ms + ROUNDS * Math.max(SAMPLE_MS, e.ms), 0);
+  const build = Math.max(0, cpuSeconds - timingSeconds(reference.entries));
   const scalar =
     (referenceClockMhz(reference) * isaThroughput(reference.isa).ipc) /
     (target.clockMhz * CORES[target.core].ipc);
-  return timing / 1000 + buildSeconds * scalar;
+  return timingSeconds(estimateTable(reference, target).entries) + build * scalar;
 }
 
 /** The table to plan with for a device: its own measured table once complete, else its class's estimate

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { NUMBER_FORMATS } from '../../../agent/package/manifest.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import {
   defaultGrid,
@@ -123,19 +124,7 @@ test('the grid id changes with the grid and the default grid covers every layer 
   assert.notEqual(gridId(grid), gridId(defaultGrid(true)));
   assert.equal(gridId(grid), gridId(defaultGrid()));
   const formats = new Set(grid.points.filter((p) => p.op === 'conv2d').map((p) => p.format));
-  for (const f of [
-    'f32',
-    'int8',
-    'fixed16',
-    'fixed8',
-    'binary',
-    'xnor',
-    'ternary',
-    'sparse',
-    'codebook',
-    'hashed',
-  ])
-    assert.ok(formats.has(f as never), f);
+  for (const f of NUMBER_FORMATS) assert.ok(formats.has(f), f);
   for (const op of ['quantize', 'dequantize', 'softmax', 'call'])
     assert.ok(
       grid.points.some((p) => p.op === op),
