@@ -6,6 +6,7 @@ import { ConfigError, defaultDeviceId, resolveConfig } from './config.js';
 import { AgentStartError, runDaemon } from './daemon.js';
 import { packageVersion } from './package-root.js';
 import { defaultGrid, measureLatencyTable } from './profile/latency-table.js';
+import { collectDeviceProfile, formatDeviceProfile } from './profile/profile.js';
 
 const HELP = `whittle-agent — Whittle's on-device agent
 
@@ -13,6 +14,8 @@ Usage: whittle-agent <command> [options]
 
 Commands:
   run            connect to the manager's broker, read the camera, run the model, stream stats
+  profile        print this device's profile (CPU, clocks, caches, memory, storage, thermal zones,
+                 OS, cameras, kernels); --json for the JSON the manager stores
   latency-table  time this device's kernels over the latency grid (layer shapes x number formats)
                  [--json] print the table as JSON; [--quick] the small grid; [--threads N]
   help           show this help
@@ -36,6 +39,10 @@ Options of run (flags override the config file):
   --snapshot-every S   seconds between camera snapshots sent to the manager, 0 = none  (default 5)
   --state-dir DIR      telemetry outbox and deployed models    (default: next to --config, or
                        $XDG_STATE_HOME/whittle-agent/<device id>)
+
+Options of profile:
+  --json               print the profile as JSON (agent/profile/profile.ts, profile_version 1)
+  --config FILE, --state-dir DIR   the data directory whose free space is reported (as for run)
 
 Options:
   -h, --help           show this help
@@ -76,6 +83,15 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 1 : 0;
   }
   if (command === 'latency-table') return latencyTable(values);
+  if (command === 'profile') {
+    const { stateDir } = resolveConfig(
+      { deviceId: values['device-id'], stateDir: values['state-dir'] },
+      values.config,
+    );
+    const profile = collectDeviceProfile({ dataDir: stateDir });
+    console.log(values.json ? JSON.stringify(profile, null, 2) : formatDeviceProfile(profile));
+    return 0;
+  }
   if (command !== 'run') {
     console.error(`whittle-agent: unknown command "${command}"; see whittle-agent --help`);
     return 2;

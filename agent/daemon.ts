@@ -54,6 +54,7 @@ import { type AgentConfig, modelMemoryBudget } from './config.js';
 import { ModelStore } from './deploy/model-store.js';
 import { DeployRunner, type Recovery } from './deploy/runner.js';
 import { MqttLink } from './link/mqtt-link.js';
+import { RequestHandler } from './link/requests.js';
 import { parsePublicKey } from './package/signing.js';
 import { packageVersion } from './package-root.js';
 import { collectDeviceProfile, type DeviceProfile } from './profile/profile.js';
@@ -239,7 +240,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   const labels = await checkedLabels;
   const info = deviceInfo(config, served.model, collectDeviceProfile({ dataDir: config.stateDir }));
   const outbox = openOutbox(config, camera, log);
-  const { link, pump } = connectLink(config, info, outbox, runner, reports, log);
+  const { link, pump } = connectLink(config, info, outbox, runner, reports, signal, log);
   const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, frames, log);
   try {
     await runFrameLoop({ camera, served, native, frames, labels, stats, link, watchers, signal, log });
@@ -521,6 +522,7 @@ function connectLink(
   outbox: Outbox,
   runner: DeployRunner<PackageModel>,
   reports: ReportChannel,
+  signal: AbortSignal,
   log: Log,
 ): { link: MqttLink; pump: OutboxPump } {
   // The pump exists before the link so the link's first 'connect' finds it.
@@ -528,6 +530,12 @@ function connectLink(
     outbox,
     publish: (payload) =>
       reports.link ? reports.link.publishAcked('stats', payload) : Promise.reject(new Error('no link')),
+    log,
+  });
+  const requests = new RequestHandler({
+    publish: (payload) => link.publishAcked('response', payload),
+    stateDir: config.stateDir,
+    signal,
     log,
   });
   const link = new MqttLink({
@@ -538,6 +546,7 @@ function connectLink(
     log,
     reconnectMaxMs: config.reconnectMaxMs,
     onConnectionChange: (up) => pump.setConnected(up),
+    onRequest: (payload) => requests.handle(payload),
     onTarget: (payload) => {
       try {
         runner.submit(DeployRunner.decodeTarget(JSON.parse(payload.toString('utf8'))));

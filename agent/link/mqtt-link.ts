@@ -25,6 +25,8 @@ export interface LinkOptions {
   reconnectMaxMs?: number;
   /** Retained deploy targets the manager publishes for this device. */
   onTarget?: (payload: Buffer) => void;
+  /** The manager's requests to this device (profile, latency table), answered on <prefix>/response. */
+  onRequest?: (payload: Buffer) => void;
   /** Called when the connection comes up (true) or goes down (false). */
   onConnectionChange?: (up: boolean) => void;
 }
@@ -65,10 +67,12 @@ export class MqttLink {
       this.everConnected = true;
       this.publishStatus(true);
       if (options.onTarget) this.client.subscribe(deviceTopic(info.id, 'target'), { qos: 1 });
+      if (options.onRequest) this.client.subscribe(deviceTopic(info.id, 'request'), { qos: 1 });
       options.onConnectionChange?.(true);
     });
     this.client.on('message', (topic, payload) => {
       if (topic === deviceTopic(info.id, 'target')) options.onTarget?.(payload);
+      else if (topic === deviceTopic(info.id, 'request')) options.onRequest?.(payload);
     });
     this.client.on('error', (err: Error & { code?: string | number }) => {
       const reason =

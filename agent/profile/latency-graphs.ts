@@ -35,59 +35,9 @@ import type { Package } from '../package/reader.js';
 /** Fraction of weights pruned in the sparse and sparse-codebook layers of the grid. */
 export const SPARSITY = 0.9;
 
-/** The layer kinds a latency table times. `conv2d` covers depthwise (groups = channels) too; `call` is the
- * smallest native plan call (a clip of one value): the cost of a run with nothing in it; `ts_step` is one
- * node on a TypeScript executor between native runs (a one-element sub). */
-export const LATENCY_OPS = [
-  'conv2d',
-  'fully_connected',
-  'max_pool',
-  'avg_pool',
-  'global_avgpool',
-  'add',
-  'concat',
-  'channel_shuffle',
-  'clip',
-  'reshape',
-  'quantize',
-  'dequantize',
-  'softmax',
-  'call',
-  'ts_step',
-] as const;
-export type LatencyOp = (typeof LATENCY_OPS)[number];
+import { latencyKey, type LatencyPoint } from './latency-table-schema.js';
 
-/** One grid point: a layer kind in a number format at one shape. Spatial sizes are square; `elements` is the
- * tensor size of the elementwise and edge kinds. */
-export interface LatencyPoint {
-  op: LatencyOp;
-  format: NumberFormat;
-  /** Input side (conv2d, pools). */
-  size?: number;
-  /** Input channels (conv2d, fully_connected, pools). */
-  inC?: number;
-  /** Output channels (conv2d, fully_connected). */
-  outC?: number;
-  kernel?: number;
-  stride?: number;
-  /** conv2d: groups = inC = outC. */
-  depthwise?: boolean;
-  /** add, concat, channel_shuffle, quantize, dequantize, softmax: elements of the (each) input. */
-  elements?: number;
-  /** sparse and sparse-codebook layers: the fraction of weights pruned (default SPARSITY). */
-  sparsity?: number;
-}
-
-/** A point's stable key, e.g. `conv2d/int8/k3s1/r16/c16-32` (table entries are matched by it). */
-export function latencyKey(p: LatencyPoint): string {
-  const parts: string[] = [p.op, p.format];
-  if (p.kernel !== undefined) parts.push(`k${p.kernel}s${p.stride ?? 1}${p.depthwise === true ? 'dw' : ''}`);
-  if (p.size !== undefined) parts.push(`r${p.size}`);
-  if (p.inC !== undefined) parts.push(p.outC !== undefined ? `c${p.inC}-${p.outC}` : `c${p.inC}`);
-  if (p.elements !== undefined) parts.push(`n${p.elements}`);
-  if (p.sparsity !== undefined) parts.push(`p${Math.round(p.sparsity * 100)}`);
-  return parts.join('/');
-}
+export { LATENCY_OPS, latencyKey, type LatencyOp, type LatencyPoint } from './latency-table-schema.js';
 
 const ACT_QUANT: TensorQuantization = { scale: [0.05], zeroPoint: [0] };
 

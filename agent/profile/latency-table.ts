@@ -15,14 +15,11 @@
 // the grid's points): parseLatencyTable refuses one from another build or grid.
 import { createHash } from 'node:crypto';
 
-import { z } from 'zod';
-
 import { activeIsa, addonBuildHash, getThreads } from '../../native/index.js';
-import { whittleError } from '../../native/whittle-error.js';
 import { NUMBER_FORMATS, type NumberFormat } from '../package/manifest.js';
 import { Model } from '../runtime/model.js';
 import type { TensorData } from '../runtime/tensor.js';
-import { LATENCY_OPS, latencyGraph, latencyKey, type LatencyPoint, weightDensity } from './latency-graphs.js';
+import { latencyGraph, latencyKey, type LatencyPoint, weightDensity } from './latency-graphs.js';
 import { collectDeviceProfile } from './profile.js';
 
 export {
@@ -33,75 +30,23 @@ export {
   weightDensity,
 } from './latency-graphs.js';
 
-export const LATENCY_TABLE_VERSION = 1;
+import {
+  LATENCY_TABLE_VERSION,
+  type LatencyEntry,
+  type LatencyTable,
+  LatencyTableError,
+  parseLatencyTable,
+} from './latency-table-schema.js';
 
-/** A latency table that cannot be used: malformed, another table_version, another kernel build, another grid. */
-export class LatencyTableError extends whittleError('LatencyTableError', 'bad-latency-table') {}
-
-const Count = z.number().int().min(0);
-const Conditions = z
-  .object({ temps_c: z.array(z.number().finite()), freq_khz: z.array(z.number().finite().min(0)) })
-  .strict();
-
-const PointSchema = z
-  .object({
-    op: z.enum(LATENCY_OPS),
-    format: z.enum(NUMBER_FORMATS),
-    size: Count.optional(),
-    inC: Count.optional(),
-    outC: Count.optional(),
-    kernel: Count.optional(),
-    stride: Count.optional(),
-    depthwise: z.boolean().optional(),
-    elements: Count.optional(),
-    sparsity: z.number().min(0).max(1).optional(),
-  })
-  .strict();
-
-export const LatencyEntrySchema = z
-  .object({
-    /** latencyKey(shape): matches grid points and entries. */
-    key: z.string().min(1).max(256),
-    /** The op as the runtime ran it, after the compile pass: e.g. `conv2d+relu` (the clip fused), `qconv2d`. */
-    op: z.string().min(1).max(64),
-    format: z.enum(NUMBER_FORMATS),
-    /** The kernel the runtime chose (LayerInfo.kernel), e.g. a microkernel name or `reference:conv2d_hashed`. */
-    kernel: z.string().max(256),
-    shape: PointSchema,
-    /** Multiply-accumulates of the layer (0 for the elementwise and edge kinds). */
-    macs: Count,
-    /** Elements the layer reads (its inputs, activations only) and writes. */
-    in_elements: Count,
-    out_elements: Count,
-    /** The fraction of the weights the kernel reads (weightDensity: below 1 for the sparse formats). */
-    density: z.number().min(0).max(1),
-    /** Bytes of its weights as the runtime holds them. */
-    weight_bytes: Count,
-    /** Calls a run makes: native plan calls plus TypeScript steps. */
-    calls: Count,
-    /** Median milliseconds of one batch-1 run of the graph (its call overhead included). */
-    ms: z.number().finite().min(0),
-    /** Runs timed in all (rounds × runs per round). */
-    runs: z.number().int().min(1),
-  })
-  .strict();
-export type LatencyEntry = z.infer<typeof LatencyEntrySchema>;
-
-export const LatencyTableSchema = z
-  .object({
-    table_version: z.literal(LATENCY_TABLE_VERSION),
-    build_hash: z.string().min(1).max(64),
-    isa: z.string().min(1).max(64),
-    threads: z.number().int().min(1).max(64),
-    grid_id: z.string().min(1).max(64),
-    complete: z.boolean(),
-    /** ms since the epoch, when the measurement finished (or stopped). */
-    measured_at: z.number().int().min(0),
-    conditions: z.object({ before: Conditions, after: Conditions }).strict(),
-    entries: z.array(LatencyEntrySchema).max(100000),
-  })
-  .strict();
-export type LatencyTable = z.infer<typeof LatencyTableSchema>;
+export {
+  LATENCY_TABLE_VERSION,
+  type LatencyEntry,
+  LatencyEntrySchema,
+  type LatencyTable,
+  LatencyTableError,
+  LatencyTableSchema,
+  parseLatencyTable,
+} from './latency-table-schema.js';
 
 /** A grid: the points to time. Its id (gridId) is a hash of its points. */
 export interface LatencyGrid {
@@ -209,7 +154,7 @@ export function defaultGrid(quick = false): LatencyGrid {
 
 /** The device's temperatures (every thermal zone that reads) and current clocks (per CPU, from cpufreq;
  * empty where there is none), from its profile. */
-function conditionsNow(): LatencyTable['conditions']['before'] {
+export function conditionsNow(): LatencyTable['conditions']['before'] {
   const profile = collectDeviceProfile();
   return {
     temps_c: profile.thermal.flatMap((zone) => (zone.temp_c === null ? [] : [zone.temp_c])),
@@ -371,46 +316,4 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
     conditions: { before, after: conditionsNow() },
     entries,
   };
-}
-
-/** Decodes a stored or received table; refuses (LatencyTableError) one that is malformed, of another
- * table_version, measured with another kernel build (`expect.buildHash`) or over another grid
- * (`expect.gridId`), or whose entries repeat a key. */
-export function parseLatencyTable(
-  value: unknown,
-  expect: { buildHash?: string; gridId?: string } = {},
-): LatencyTable {
-  if (typeof value === 'object' && value !== null && 'table_version' in value) {
-    const version = value.table_version;
-    if (version !== LATENCY_TABLE_VERSION)
-      throw new LatencyTableError(
-        `latency table version ${JSON.stringify(version)} cannot be read; this agent reads version ${LATENCY_TABLE_VERSION}`,
-      );
-  }
-  const parsed = LatencyTableSchema.safeParse(value);
-  if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.join('.') || '(table)'}: ${i.message}`)
-      .join('; ');
-    throw new LatencyTableError(`malformed latency table: ${issues}`);
-  }
-  const table = parsed.data;
-  if (expect.buildHash !== undefined && table.build_hash !== expect.buildHash)
-    throw new LatencyTableError(
-      `the latency table was measured with kernel build ${table.build_hash}; this device runs build ${expect.buildHash}: measure it again`,
-    );
-  if (expect.gridId !== undefined && table.grid_id !== expect.gridId)
-    throw new LatencyTableError(
-      `the latency table is over grid ${table.grid_id}, not the expected grid ${expect.gridId}`,
-    );
-  const keys = new Set<string>();
-  for (const entry of table.entries) {
-    if (keys.has(entry.key))
-      throw new LatencyTableError(`malformed latency table: entry ${entry.key} appears twice`);
-    if (entry.key !== latencyKey(entry.shape))
-      throw new LatencyTableError(`malformed latency table: entry ${entry.key} does not match its shape`);
-    keys.add(entry.key);
-  }
-  return table;
 }

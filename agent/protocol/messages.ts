@@ -5,11 +5,12 @@ import { z } from 'zod';
 export const PROTOCOL_VERSION = 1;
 
 /** Leaves of a device's topics the device publishes on. */
-export const DEVICE_LEAVES = ['status', 'stats', 'snapshot', 'deploy'] as const;
+export const DEVICE_LEAVES = ['status', 'stats', 'snapshot', 'deploy', 'response'] as const;
 export type DeviceLeaf = (typeof DEVICE_LEAVES)[number];
 
-/** Leaves only the manager publishes on (retained); a device subscribes to them and may not publish. */
-export const MANAGER_LEAVES = ['target'] as const;
+/** Leaves only the manager publishes on (`target` retained, `request` not); a device subscribes to them
+ * and may not publish. */
+export const MANAGER_LEAVES = ['target', 'request'] as const;
 export type ManagerLeaf = (typeof MANAGER_LEAVES)[number];
 
 /** Topic prefix of one device; the broker's ACL lets a device publish only under its own prefix. */
@@ -236,3 +237,80 @@ export const DeployReportSchema = z.object({
   serving: z.string().max(64),
 });
 export type DeployReport = z.infer<typeof DeployReportSchema>;
+
+/** The latency-table grids an agent measures on request: the full one, a quick one, each optionally cut
+ * to its first `limit` points (a tiny table, for tests and a first look). */
+export const LATENCY_GRIDS = ['default', 'quick'] as const;
+
+const RequestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'request id: 1-64 of A-Z a-z 0-9 _ -');
+
+/** Published by the manager on <prefix>/request (QoS 1, not retained): asks the device for its profile
+ * (agent/profile/profile.ts) or to measure its latency table. The device answers on <prefix>/response with
+ * the same id. Agents before requests existed do not subscribe, so they never answer: the manager times
+ * out and says so. */
+export const RequestMessageSchema = z.discriminatedUnion('kind', [
+  z.object({ v: z.literal(PROTOCOL_VERSION), id: RequestId, kind: z.literal('profile') }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    kind: z.literal('latency-table'),
+    grid: z.enum(LATENCY_GRIDS),
+    /** Measure only the grid's first `limit` points. */
+    limit: z.number().int().min(1).max(100_000).optional(),
+    threads: z.number().int().min(1).max(64).optional(),
+    /** A partial table of the same build and grid (as stored by the manager): its entries are kept. */
+    resume: z.unknown().optional(),
+  }),
+]);
+export type RequestMessage = z.infer<typeof RequestMessageSchema>;
+
+/** Published by the device on <prefix>/response (QoS 1) for a request. Profiles and tables travel as
+ * plain JSON here and are decoded by their own parsers (parseDeviceProfile, parseLatencyTable) at the
+ * receiving edge, which name the field or version they refuse. */
+export const ResponseMessageSchema = z.discriminatedUnion('kind', [
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    ts: z.number(),
+    kind: z.literal('profile'),
+    profile: z.unknown(),
+  }),
+  /** The measurement started: the table's identity, and the entries a resumed table already holds. */
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    ts: z.number(),
+    kind: z.literal('latency-start'),
+    /** A table with no new entries yet (complete: false): build_hash, isa, threads, grid_id, conditions. */
+    table: z.unknown(),
+    total: z.number().int().nonnegative(),
+  }),
+  /** One more entry measured; `done` counts the resumed ones too. */
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    ts: z.number(),
+    kind: z.literal('latency-entry'),
+    entry: z.unknown(),
+    done: z.number().int().nonnegative(),
+    total: z.number().int().nonnegative(),
+  }),
+  /** The measurement ended: the whole table (complete unless it was stopped). */
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    ts: z.number(),
+    kind: z.literal('latency-table'),
+    table: z.unknown(),
+  }),
+  /** The request was refused or failed: a sentence a user can act on, and the error's code. */
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    ts: z.number(),
+    kind: z.literal('error'),
+    code: z.string().max(64),
+    message: z.string().max(2000),
+  }),
+]);
+export type ResponseMessage = z.infer<typeof ResponseMessageSchema>;

@@ -9,6 +9,8 @@
 // headers on WebSockets). A missing or wrong token gets HTTP 401. Static UI files need no token.
 import { z } from 'zod';
 
+import { LatencyTableSchema } from '../../agent/profile/latency-table-schema.js';
+import { DeviceProfileSchema } from '../../agent/profile/profile-schema.js';
 import {
   DEPLOY_ERROR_CODES,
   DEPLOY_PHASES,
@@ -17,6 +19,7 @@ import {
   DeviceIdSchema,
   type DeviceInfo,
   DeviceInfoSchema,
+  LATENCY_GRIDS,
   type SnapshotMessage,
   SnapshotMessageSchema,
   type StatsMessage,
@@ -63,6 +66,62 @@ export const DeviceViewSchema = z.object({
 export type DeviceView = z.infer<typeof DeviceViewSchema>;
 
 export const DevicesResponseSchema = z.object({ devices: z.array(DeviceViewSchema).max(MAX_DEVICES) });
+
+/** GET /api/devices/:id/profile: the device's newest stored profile (agent/profile/profile.ts) and when the
+ * manager received it (manager clock, ms since epoch). 404 (code no-profile) when it has none yet. */
+export const DeviceProfileResponseSchema = z.object({
+  device: DeviceIdSchema,
+  receivedAt: z.number(),
+  profile: DeviceProfileSchema,
+});
+export type DeviceProfileResponse = z.infer<typeof DeviceProfileResponseSchema>;
+
+/** POST /api/devices/:id/latency-table: which grid to measure, cut to its first `limit` points. */
+export const MeasureRequestSchema = z
+  .object({
+    grid: z.enum(LATENCY_GRIDS),
+    limit: z.number().int().min(1).max(100_000).optional(),
+    threads: z.number().int().min(1).max(64).optional(),
+  })
+  .strict();
+export type MeasureRequest = z.infer<typeof MeasureRequestSchema>;
+
+/** A stored table described without its entries. */
+export const LatencyTableSummarySchema = z.object({
+  build_hash: z.string(),
+  grid_id: z.string(),
+  threads: z.number().int(),
+  complete: z.boolean(),
+  entries: z.number().int().nonnegative(),
+  measured_at: z.number(),
+});
+export type LatencyTableSummary = z.infer<typeof LatencyTableSummarySchema>;
+
+/** The measurement the manager last asked a device for (memory only: a manager restart forgets it; the
+ * stored table keeps what arrived). */
+export const MeasurementViewSchema = z.object({
+  request: z.string(),
+  state: z.enum(['running', 'complete', 'stopped', 'failed']),
+  done: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  startedAt: z.number(),
+  /** Why a failed or stopped measurement ended, a sentence a user can act on. */
+  error: z.string().nullable(),
+});
+export type MeasurementView = z.infer<typeof MeasurementViewSchema>;
+
+/** GET (and POST, which starts a measurement) /api/devices/:id/latency-table. `current` is the newest table
+ * measured with the kernel build of the device's current profile (complete or not: `complete` says); tables
+ * of other builds are only listed in `stale`, never served as current. */
+export const LatencyTablesResponseSchema = z.object({
+  device: DeviceIdSchema,
+  /** The kernel build of the device's stored profile; null without a profile. */
+  buildHash: z.string().nullable(),
+  current: LatencyTableSchema.nullable(),
+  stale: z.array(LatencyTableSummarySchema).max(1000),
+  measurement: MeasurementViewSchema.nullable(),
+});
+export type LatencyTablesResponse = z.infer<typeof LatencyTablesResponseSchema>;
 export type DevicesResponse = z.infer<typeof DevicesResponseSchema>;
 
 export const HealthResponseSchema = z.object({ ok: z.literal(true), version: z.string() });
@@ -189,6 +248,9 @@ export const CONTRACT_SCHEMAS = {
   DeviceView: DeviceViewSchema,
   HealthResponse: HealthResponseSchema,
   DevicesResponse: DevicesResponseSchema,
+  DeviceProfileResponse: DeviceProfileResponseSchema,
+  MeasureRequest: MeasureRequestSchema,
+  LatencyTablesResponse: LatencyTablesResponseSchema,
   SnapshotResponse: SnapshotResponseSchema,
   PackageView: PackageViewSchema,
   PackagesResponse: PackagesResponseSchema,

@@ -42,6 +42,39 @@ export const ROUTES = {
     request: NONE,
     response: 'SnapshotResponse',
   },
+  /** 404 (no-profile) until the device has sent one. */
+  deviceProfile: {
+    method: 'GET',
+    path: '/api/devices/:id/profile',
+    request: NONE,
+    response: 'DeviceProfileResponse',
+  },
+  /** Asks the device for its profile now and stores it: 409 when it is offline, 504 when it does not
+   * answer (an agent older than profile requests), 502 when its profile is refused. */
+  refreshProfile: {
+    method: 'POST',
+    path: '/api/devices/:id/profile',
+    request: NONE,
+    response: 'DeviceProfileResponse',
+  },
+  latencyTable: {
+    method: 'GET',
+    path: '/api/devices/:id/latency-table',
+    request: NONE,
+    response: 'LatencyTablesResponse',
+  },
+  /** 202: the device measures (resuming the stored partial table of its build); follow with GET. */
+  measureLatencyTable: {
+    method: 'POST',
+    path: '/api/devices/:id/latency-table',
+    request: {
+      kind: 'json',
+      body: 'MeasureRequest',
+      what: 'measurement request',
+      maxBytes: MAX_JSON_BODY_BYTES,
+    },
+    response: 'LatencyTablesResponse',
+  },
   packages: { method: 'GET', path: '/api/packages', request: NONE, response: 'PackagesResponse' },
   /** 201 with the package (200 when it was already known), or 422 with the package reader's code. */
   addPackage: {

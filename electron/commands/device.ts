@@ -7,7 +7,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
+import { formatDeviceProfile } from '../../agent/profile/profile.js';
+import { LATENCY_GRIDS } from '../../agent/protocol/messages.js';
+import type { DeviceProfileResponse, LatencyTablesResponse } from '../api/contract.js';
 import { DEFAULT_MQTT_PORT, defaultDataDir } from '../core/core.js';
+import { DeviceRequestError, storedLatencyTables, storedProfile } from '../core/device-profiles.js';
 import {
   acceptFingerprint,
   type AcceptHostKey,
@@ -20,6 +24,7 @@ import type { SshAuth } from '../core/provisioning/ssh-session.js';
 import { parseTarget, type SshTarget } from '../core/provisioning/target-url.js';
 import { Store } from '../core/store.js';
 import { CommandUsageError, reportCommandError } from './command-error.js';
+import { ManagerClient } from './manager-client.js';
 
 export const DEVICE_HELP = `  device add ADDRESS    install the agent on a device and start it. ADDRESS is ssh://user@host[:port]
                         or serial:///dev/ttyX?baud=115200&user=NAME (logs in on the console, reads
@@ -29,7 +34,17 @@ export const DEVICE_HELP = `  device add ADDRESS    install the agent on a devic
                         after reading the address), --build-addon-on-device
   device remove ID      stop and remove the agent from a device, revoke its broker password
   device forget-host H[:P]  forget a pinned SSH host key (after a device was reinstalled)
-  devices               list the devices this manager installed an agent on
+  device profile ID     the device's stored profile (CPU, clocks, caches, memory, storage, thermal,
+                        OS, cameras, kernels); --refresh asks the device first (needs whittle serve),
+                        --json prints it as JSON
+  device measure ID     the device times its own kernels over a grid of layer shapes and formats; the
+                        entries show as they arrive and are stored with its profile's kernel build.
+                        A measurement cut short is stored incomplete and resumed by the next one.
+                        Options: --grid default|quick, --limit N (first N points), --threads N, --json
+                        (needs whittle serve)
+  device table ID       the device's stored latency table for its current kernel build (--json)
+  devices               list the devices this manager installed an agent on (--json: every known
+                        device, with its profile)
   serial list           list serial ports (needs udevadm)
 `;
 
@@ -46,6 +61,11 @@ const OPTIONS = {
   address: { type: 'string' },
   'no-ssh': { type: 'boolean' },
   'build-addon-on-device': { type: 'boolean' },
+  json: { type: 'boolean' },
+  refresh: { type: 'boolean' },
+  grid: { type: 'string' },
+  limit: { type: 'string' },
+  threads: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -64,6 +84,9 @@ const VALUE_OPTIONS = new Set([
   '--name',
   '--broker',
   '--address',
+  '--grid',
+  '--limit',
+  '--threads',
 ]);
 
 /** Whether argv names one of this module's commands, for the main CLI's dispatch. */
@@ -97,6 +120,10 @@ async function dispatch(argv: string[]): Promise<number> {
     if (sub !== undefined) throw new CommandUsageError(`devices takes no arguments, got "${sub}"`);
     return withStore(dataDir, (store) => {
       const records = provisionedRecords(store);
+      if (values.json) {
+        console.log(JSON.stringify({ devices: knownDevices(store) }, null, 2));
+        return 0;
+      }
       if (!records.length) {
         console.log('no devices provisioned yet; add one with: whittle device add ssh://user@host');
         return 0;
@@ -165,11 +192,140 @@ async function dispatch(argv: string[]): Promise<number> {
         return forgotten ? 0 : 1;
       });
     }
+    case 'profile':
+    case 'table':
+    case 'measure': {
+      if (!arg) throw new CommandUsageError(`device ${sub}: expected a device id (see whittle devices)`);
+      if (sub === 'measure') return measureDevice(arg, values, dataDir);
+      if (sub === 'profile' && values.refresh) {
+        const answer = await ManagerClient.forDataDir(dataDir).refreshProfile(arg);
+        printProfile(answer, values.json === true);
+        return 0;
+      }
+      return withStore(dataDir, (store) => {
+        if (sub === 'table') {
+          const tables = storedLatencyTables(store, arg);
+          if (values.json) console.log(JSON.stringify(tables, null, 2));
+          else printTables(tables);
+          return tables.current?.complete ? 0 : 1;
+        }
+        const stored = storedProfile(store, arg);
+        if (!stored)
+          throw new DeviceRequestError(
+            `no profile stored for device ${arg}; with whittle serve running, ask for one: whittle device profile ${arg} --refresh`,
+            'no-profile',
+          );
+        printProfile(stored, values.json === true);
+        return 0;
+      });
+    }
     default:
       throw new CommandUsageError(
-        `unknown device command "${sub ?? ''}": expected add, remove or forget-host`,
+        `unknown device command "${sub ?? ''}": expected add, remove, forget-host, profile, measure or table`,
       );
   }
+}
+
+/** Every device the store knows (provisioned here or just connected), with its stored profile. */
+function knownDevices(store: Store): unknown[] {
+  const provisioned = new Map(provisionedRecords(store).map((r) => [r.deviceId, r]));
+  const seen = new Map(store.devices().map((d) => [d.id, d.lastSeen]));
+  const ids = [...new Set([...provisioned.keys(), ...seen.keys()])].sort();
+  return ids.map((id) => {
+    const r = provisioned.get(id);
+    return {
+      id,
+      lastSeen: seen.get(id) ?? null,
+      provisioned: r
+        ? { host: r.host, port: r.port, username: r.username, arch: r.arch, kind: r.kind }
+        : null,
+      profile: storedProfile(store, id)?.profile ?? null,
+    };
+  });
+}
+
+function printProfile(answer: DeviceProfileResponse, json: boolean): void {
+  if (json) console.log(JSON.stringify(answer.profile, null, 2));
+  else {
+    console.log(`device ${answer.device}, profile received ${new Date(answer.receivedAt).toISOString()}`);
+    console.log(formatDeviceProfile(answer.profile));
+  }
+}
+
+function describeTable(
+  t: { build_hash: string; grid_id: string; threads: number; complete: boolean },
+  entries: number,
+): string {
+  return `build ${t.build_hash}, grid ${t.grid_id}, ${t.threads} thread(s), ${entries} entries, ${t.complete ? 'complete' : 'INCOMPLETE'}`;
+}
+
+function printTables(tables: LatencyTablesResponse): void {
+  const { current } = tables;
+  if (current) {
+    console.log(`device ${tables.device}: ${describeTable(current, current.entries.length)}`);
+    for (const e of current.entries)
+      console.log(`  ${e.key.padEnd(44)} ${e.op.padEnd(18)} ${e.ms.toFixed(4)} ms`);
+  } else
+    console.log(
+      tables.buildHash === null
+        ? `device ${tables.device}: no profile stored, so no table is current`
+        : `device ${tables.device}: no latency table for its kernel build ${tables.buildHash}; measure one with whittle device measure ${tables.device}`,
+    );
+  for (const t of tables.stale)
+    console.log(`  not current (another kernel build or an older table): ${describeTable(t, t.entries)}`);
+}
+
+function positiveInt(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CommandUsageError(`--${name}: expected a positive whole number, got "${text}"`);
+  return n;
+}
+
+/** How often `device measure` asks for the measurement's progress. */
+const MEASURE_POLL_MS = 250;
+
+async function measureDevice(id: string, values: Values, dataDir: string): Promise<number> {
+  const grid = values.grid ?? 'default';
+  if (!(LATENCY_GRIDS as readonly string[]).includes(grid))
+    throw new CommandUsageError(`--grid: expected ${LATENCY_GRIDS.join(' or ')}, got "${grid}"`);
+  const limit = positiveInt('limit', values.limit);
+  const threads = positiveInt('threads', values.threads);
+  const client = ManagerClient.forDataDir(dataDir);
+  let answer = await client.measure(id, {
+    grid: grid as (typeof LATENCY_GRIDS)[number],
+    ...(limit !== undefined ? { limit } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+  });
+  const request = answer.measurement?.request;
+  const shown = new Set<string>();
+  for (;;) {
+    const m = answer.measurement;
+    const current = answer.current;
+    // Progress lines go to stderr with --json, so stdout stays one JSON document.
+    const say = values.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+    if (current && m && m.request === request)
+      for (const e of current.entries)
+        if (!shown.has(e.key)) {
+          shown.add(e.key);
+          say(`  [${shown.size}/${m.total}] ${e.key.padEnd(44)} ${e.op.padEnd(18)} ${e.ms.toFixed(4)} ms`);
+        }
+    if (!m || m.request !== request || m.state !== 'running') break;
+    await new Promise((resolve) => setTimeout(resolve, MEASURE_POLL_MS));
+    answer = await client.latencyTables(id);
+  }
+  const m = answer.measurement;
+  if (values.json) console.log(JSON.stringify(answer, null, 2));
+  else if (answer.current)
+    console.log(`whittle: ${describeTable(answer.current, answer.current.entries.length)}`);
+  if (m?.state !== 'complete') {
+    console.error(
+      `whittle: the measurement ${m?.state ?? 'was lost'}: ${m?.error ?? 'the manager no longer follows it'}`,
+    );
+    return 1;
+  }
+  return 0;
 }
 
 async function withStore<T>(dataDir: string, fn: (store: Store) => T | Promise<T>): Promise<T> {

@@ -8,7 +8,10 @@ import {
   CONTRACT_SCHEMAS,
   type DeploymentView,
   type DeployRequest,
+  type DeviceProfileResponse,
+  type LatencyTablesResponse,
   LiveMessageSchema,
+  type MeasureRequest,
   type PackageView,
 } from '../api/contract.js';
 import {
@@ -53,6 +56,20 @@ export class ManagerClient {
 
   deployment(id: string): Promise<DeploymentView> {
     return this.call('deployment', { id });
+  }
+
+  /** Asks the device for its profile now (the manager stores it). */
+  refreshProfile(id: string): Promise<DeviceProfileResponse> {
+    return this.call('refreshProfile', { id });
+  }
+
+  latencyTables(id: string): Promise<LatencyTablesResponse> {
+    return this.call('latencyTable', { id });
+  }
+
+  /** Starts a measurement of the device's latency table; follow it with latencyTables(). */
+  measure(id: string, request: MeasureRequest): Promise<LatencyTablesResponse> {
+    return this.call('measureLatencyTable', { id }, JSON.stringify(request));
   }
 
   /** Opens /api/live and calls `onDeployment` with every deployment change; resolves once connected. The

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { packageRoot, packageVersion } from '../../agent/package-root.js';
 import { type Broker, startBroker } from './broker.js';
 import { Deployments } from './deployments.js';
+import { DeviceProfiles } from './device-profiles.js';
 import { DeviceRegistry } from './device-registry.js';
 import { type HttpApi, startHttpApi } from './http-api.js';
 import { type PackageServer, startPackageServer } from './package-server.js';
@@ -29,6 +30,9 @@ export interface CoreOptions {
   /** The address devices reach this machine at, for package URLs. By default: the address a device's own
    * broker connection arrived on, else mqttHost unless it is a wildcard, else the first external IPv4. */
   packageHost?: string;
+  /** How long a device has to answer the manager's requests (profile, start of a measurement); tests
+   * shorten it. Default 15 s. */
+  deviceAnswerMs?: number;
 }
 
 export interface Core {
@@ -38,6 +42,7 @@ export interface Core {
   broker: Broker;
   packages: PackageServer;
   deployments: Deployments;
+  profiles: DeviceProfiles;
   close(): Promise<void>;
 }
 
@@ -92,11 +97,19 @@ export async function startCore(options: CoreOptions): Promise<Core> {
       log: options.log,
     });
     await deployments.start();
+    const profiles = new DeviceProfiles({
+      store,
+      registry,
+      broker: startedBroker,
+      log: options.log,
+      ...(options.deviceAnswerMs !== undefined ? { answerMs: options.deviceAnswerMs } : {}),
+    });
     api = await startHttpApi({
       host: '127.0.0.1',
       port: options.httpPort,
       registry,
       deployments,
+      profiles,
       rendererDir: join(packageRoot(), 'dist', 'renderer'),
       version: packageVersion(),
       ...(options.token ? { token: options.token } : {}),
@@ -110,8 +123,10 @@ export async function startCore(options: CoreOptions): Promise<Core> {
       broker: startedBroker,
       packages: startedPackages,
       deployments,
+      profiles,
       async close() {
         await startedApi.close();
+        profiles.close();
         deployments.close();
         await startedPackages.close();
         await startedBroker.close();

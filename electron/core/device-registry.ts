@@ -6,6 +6,8 @@ import {
   type DeployReport,
   DeployReportSchema,
   DEVICE_TOPIC_PATTERN,
+  type ResponseMessage,
+  ResponseMessageSchema,
   type SnapshotMessage,
   SnapshotMessageSchema,
   type StatsMessage,
@@ -30,6 +32,8 @@ export class DeviceRegistry extends EventEmitter<{
   change: [DeviceView];
   snapshot: [string, SnapshotMessage];
   deploy: [string, DeployReport];
+  /** A device's answer to a request of the manager's (electron/core/device-profiles.ts). */
+  response: [string, ResponseMessage];
 }> {
   private readonly devices = new Map<string, DeviceView>();
   /** The newest camera snapshot of each device (memory only: it is replaced every few seconds). */
@@ -115,6 +119,11 @@ export class DeviceRegistry extends EventEmitter<{
           `device ${id}: deployment ${parsed.data.deploymentId} ${parsed.data.phase}: ${parsed.data.reason ?? parsed.data.code}`,
         );
       this.emit('deploy', id, parsed.data);
+    } else if (leaf === 'response') {
+      const parsed = ResponseMessageSchema.safeParse(json);
+      if (!parsed.success)
+        return this.reject(id, `response: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+      this.emit('response', id, parsed.data);
     } else if (leaf === 'snapshot') {
       const parsed = SnapshotMessageSchema.safeParse(json);
       if (!parsed.success)

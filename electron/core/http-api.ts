@@ -30,6 +30,7 @@ import {
   TOKEN_SUBPROTOCOL_PREFIX,
 } from '../api/routes.js';
 import { DeploymentError, type Deployments } from './deployments.js';
+import { type DeviceProfiles, DeviceRequestError } from './device-profiles.js';
 import type { DeviceRegistry } from './device-registry.js';
 import { listen } from './ports.js';
 
@@ -38,6 +39,7 @@ export interface HttpApiOptions {
   port: number;
   registry: DeviceRegistry;
   deployments: Deployments;
+  profiles: DeviceProfiles;
   /** Directory of the built renderer (index.html, app.js, styles.css). */
   rendererDir: string;
   version: string;
@@ -140,7 +142,7 @@ function ok<N extends RouteName>(body: RouteResponse<N>): Answer<N> {
   return { status: 200, body };
 }
 
-function routeHandlers({ registry, deployments, version }: HttpApiOptions): RouteHandlers {
+function routeHandlers({ registry, deployments, profiles, version }: HttpApiOptions): RouteHandlers {
   return {
     health: () => ok({ ok: true, version }),
     devices: () => ok({ devices: registry.list() }),
@@ -148,6 +150,13 @@ function routeHandlers({ registry, deployments, version }: HttpApiOptions): Rout
       if (!registry.get(id)) throw new HttpError(404, `unknown device ${id}`, 'unknown-device');
       return ok({ device: id, snapshot: registry.snapshot(id) ?? null });
     },
+    deviceProfile: ({ id }) => ok(profiles.profile(id)),
+    refreshProfile: async ({ id }) => ok(await profiles.requestProfile(id)),
+    latencyTable: ({ id }) => ok(profiles.latencyTables(id)),
+    measureLatencyTable: async ({ id }, request) => ({
+      status: 202,
+      body: await profiles.measure(id, request),
+    }),
     packages: () => ok({ packages: deployments.packages() }),
     addPackage: (_, bytes) => {
       const { pkg, added } = deployments.addPackage(
@@ -174,7 +183,7 @@ function routeHandlers({ registry, deployments, version }: HttpApiOptions): Rout
  * is a refused deployment, but for a package the manager does not know (404). Null for anything else,
  * which is a bug of ours (500). */
 function refusalStatus(err: unknown): number | null {
-  if (err instanceof HttpError) return err.status;
+  if (err instanceof HttpError || err instanceof DeviceRequestError) return err.status;
   if (err instanceof PackageError) return 422;
   if (err instanceof DeploymentError) return err.code === 'unknown-package' ? 404 : 422;
   return null;

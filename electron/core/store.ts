@@ -86,10 +86,28 @@ export interface RunningAccuracy {
   since: number;
 }
 
+export interface StoredProfile {
+  json: string;
+  /** Manager clock, ms since epoch. */
+  receivedAt: number;
+}
+
+export interface StoredLatencyTableKey {
+  buildHash: string;
+  gridId: string;
+  threads: number;
+}
+
+export interface StoredLatencyTable extends StoredLatencyTableKey {
+  complete: boolean;
+  json: string;
+  updatedAt: number;
+}
+
 /** 1: devices, agent_credentials. 2: stats. 3: ssh_host_keys, provisioned_devices. 4: packages,
  * deployments, deployment_devices. 5: deployment_events (every phase a device went through).
- * 6: device_accuracy (each device's running accuracy). */
-export const SCHEMA_VERSION = 6;
+ * 6: device_accuracy (each device's running accuracy). 7: device_profiles, latency_tables (issue 16). */
+export const SCHEMA_VERSION = 7;
 
 export class Store {
   private readonly db: Database.Database;
@@ -219,6 +237,90 @@ export class Store {
         this.db.pragma('user_version = 6');
       })();
     }
+    // Schema 7: each device's newest profile, and its latency tables, one per (kernel build, grid,
+    // threads): a table of another build stays stored but is not the device's current one.
+    if (version < 7) {
+      this.db.transaction(() => {
+        this.db.exec(`
+          CREATE TABLE IF NOT EXISTS device_profiles (
+            device TEXT PRIMARY KEY,
+            profile_json TEXT NOT NULL,
+            build_hash TEXT,
+            received_at INTEGER NOT NULL
+          );
+          CREATE TABLE IF NOT EXISTS latency_tables (
+            device TEXT NOT NULL,
+            build_hash TEXT NOT NULL,
+            grid_id TEXT NOT NULL,
+            threads INTEGER NOT NULL,
+            complete INTEGER NOT NULL,
+            table_json TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (device, build_hash, grid_id, threads)
+          );
+        `);
+        this.db.pragma('user_version = 7');
+      })();
+    }
+  }
+
+  /** Keeps a device's newest profile (its JSON as received and checked), with its kernel build hash. */
+  saveProfile(device: string, profileJson: string, buildHash: string | null, receivedAt: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO device_profiles (device, profile_json, build_hash, received_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (device) DO UPDATE SET profile_json = excluded.profile_json,
+           build_hash = excluded.build_hash, received_at = excluded.received_at`,
+      )
+      .run(device, profileJson, buildHash, receivedAt);
+  }
+
+  profile(device: string): StoredProfile | undefined {
+    const row = this.db
+      .prepare('SELECT profile_json, received_at FROM device_profiles WHERE device = ?')
+      .get(device) as { profile_json: string; received_at: number } | undefined;
+    return row && { json: row.profile_json, receivedAt: row.received_at };
+  }
+
+  /** Stores a latency table (whole, as JSON) under its build, grid and threads, replacing the one there. */
+  saveLatencyTable(
+    device: string,
+    table: StoredLatencyTableKey & { complete: boolean; json: string },
+    at: number,
+  ): void {
+    this.db
+      .prepare(
+        `INSERT INTO latency_tables (device, build_hash, grid_id, threads, complete, table_json, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (device, build_hash, grid_id, threads) DO UPDATE SET complete = excluded.complete,
+           table_json = excluded.table_json, updated_at = excluded.updated_at`,
+      )
+      .run(device, table.buildHash, table.gridId, table.threads, table.complete ? 1 : 0, table.json, at);
+  }
+
+  /** Every latency table of a device, newest first. */
+  latencyTables(device: string): StoredLatencyTable[] {
+    const rows = this.db
+      .prepare(
+        `SELECT build_hash, grid_id, threads, complete, table_json, updated_at FROM latency_tables
+         WHERE device = ? ORDER BY updated_at DESC`,
+      )
+      .all(device) as {
+      build_hash: string;
+      grid_id: string;
+      threads: number;
+      complete: number;
+      table_json: string;
+      updated_at: number;
+    }[];
+    return rows.map((r) => ({
+      buildHash: r.build_hash,
+      gridId: r.grid_id,
+      threads: r.threads,
+      complete: r.complete === 1,
+      json: r.table_json,
+      updatedAt: r.updated_at,
+    }));
   }
 
   devices(): StoredDevice[] {

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 
 import { deviceTopic, type StatsMessage, type StatusMessage } from '../../agent/protocol/messages.js';
 import { ACCURACY_WINDOW_SECONDS, DeviceRegistry } from '../../electron/core/device-registry.js';
-import { Store } from '../../electron/core/store.js';
+import { SCHEMA_VERSION, Store } from '../../electron/core/store.js';
 
 let dir: string;
 beforeEach(() => {
@@ -140,6 +140,6 @@ test('a store of schema 5 gets the accuracy table and keeps its records', () => 
   assert.equal(store.addAccuracy('cam-1', 's', 30, 29, 1).frames, 30);
   store.close();
   const reopened = new Database(join(dir, 'whittle.db'));
-  assert.equal(reopened.pragma('user_version', { simple: true }), 6);
+  assert.equal(reopened.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   reopened.close();
 });

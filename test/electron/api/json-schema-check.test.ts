@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import type { LatencyTable } from '../../../agent/profile/latency-table.js';
+import type { DeviceProfile } from '../../../agent/profile/profile.js';
 import {
   CONTRACT_SCHEMAS,
   type ContractBodyName,
@@ -81,12 +83,73 @@ const deployment: DeploymentView = {
   succeeded: false,
 };
 
+const profile: DeviceProfile = {
+  profile_version: 1,
+  collected_at: 1_700_000_000_000,
+  hostname: 'pi',
+  cpu: {
+    model: 'Cortex-A72',
+    cores: 4,
+    emulated: false,
+    isa_features: ['neon'],
+    freq_khz: { cur: [600000, 1500000, 1500000, 1500000], max: null },
+    caches: [{ level: 1, type: 'Data', size_bytes: 32768, shared_cpus: 1 }],
+  },
+  memory: { total_bytes: 4e9, free_bytes: 3e9 },
+  storage: { free_bytes: null, path: '/var/lib/whittle-agent' },
+  thermal: [{ zone: 'thermal_zone0', type: 'cpu-thermal', temp_c: 48.3 }],
+  os: { platform: 'linux', arch: 'arm64', release: '6.1.0', kernel: '#1 SMP', name: null },
+  node_version: '20.19.0',
+  cameras: ['/dev/video0'],
+  kernels: { isa: 'neon', build_hash: '0123456789abcdef' },
+};
+
+const table: LatencyTable = {
+  table_version: 1,
+  build_hash: '0123456789abcdef',
+  isa: 'neon',
+  threads: 1,
+  grid_id: 'fedcba9876543210',
+  complete: false,
+  measured_at: 5,
+  conditions: { before: { temps_c: [48.3], freq_khz: [] }, after: { temps_c: [], freq_khz: [1500000] } },
+  entries: [
+    {
+      key: 'conv2d/int8/k3s1/r8/c32-32',
+      op: 'conv2d+relu',
+      format: 'int8',
+      kernel: 'qs8_gemm',
+      shape: { op: 'conv2d', format: 'int8', kernel: 3, stride: 1, size: 8, inC: 32, outC: 32 },
+      macs: 589824,
+      in_elements: 2048,
+      out_elements: 2048,
+      weight_bytes: 9344,
+      density: 1,
+      calls: 3,
+      ms: 0.0421,
+      runs: 900,
+    },
+  ],
+};
+
 /** One valid body of each name the contract has; the test fails when a name is added without one. */
 const SAMPLES: Record<ContractBodyName, unknown[]> = {
   ApiError: [{ error: 'no', code: 'bad-json' }, { error: 'no' }],
   DeviceView: [device],
   HealthResponse: [{ ok: true, version: '0.1.0' }],
   DevicesResponse: [{ devices: [device, { ...device, info: null, stats: null, lastSeen: null }] }],
+  DeviceProfileResponse: [{ device: 'cam-1', receivedAt: 3, profile }],
+  MeasureRequest: [{ grid: 'quick' }, { grid: 'default', limit: 6, threads: 2 }],
+  LatencyTablesResponse: [
+    { device: 'cam-1', buildHash: null, current: null, stale: [], measurement: null },
+    {
+      device: 'cam-1',
+      buildHash: '0123456789abcdef',
+      current: table,
+      stale: [{ build_hash: 'aa', grid_id: 'bb', threads: 1, complete: true, entries: 40, measured_at: 2 }],
+      measurement: { request: 'r1', state: 'failed', done: 1, total: 6, startedAt: 1, error: 'went offline' },
+    },
+  ],
   SnapshotResponse: [
     { device: 'cam-1', snapshot: null },
     {
