@@ -20,6 +20,7 @@ import {
 } from './kernels.js';
 import { LATENCY_HELP, latencyBenchCommand } from './latency.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
+import { NAS_HELP, nasBenchCommand } from './nas.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
 import { benchTrain } from './train.js';
 
@@ -192,6 +193,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
   ['latency', (args) => latencyBenchCommand(args, machine())],
+  ['nas', (args) => nasBenchCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -210,6 +212,7 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, filter pruning of the small
                    VGG, hashednets of LeNet-300-100, binaryconnect / ternary / xnor of the conv models, int8 /
                    fixed16 / fixed8 of the trained models (--quick: subsets)
+  nas              hardware-aware NAS vs the best zoo model within the same latency budget on Fashion-MNIST
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
   latency          the latency predictor: 100 random NAS architectures in mixed formats, predicted from this
                    machine's latency table and measured end to end (within_10pct, median / p90 error)
@@ -225,7 +228,8 @@ ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
 ${HASHED_FC_HELP}
-${LATENCY_HELP}`);
+${LATENCY_HELP}
+${NAS_HELP}`);
     process.exitCode = 0;
     return;
   }
