@@ -18,6 +18,7 @@ import {
   positiveInteger,
   stringOptions,
 } from './kernels.js';
+import { LATENCY_HELP, latencyBenchCommand } from './latency.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
 import { NAS_HELP, nasBenchCommand } from './nas.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
@@ -193,6 +194,7 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
   ['plan', (args) => planBenchCommand(args, machine())],
+  ['latency', (args) => latencyBenchCommand(args, machine())],
   ['nas', (args) => nasBenchCommand(args, machine())],
 ]);
 
@@ -216,6 +218,8 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
                    end-to-end latency, peak RAM or package bytes worse (steps_worse 0)
   nas              hardware-aware NAS vs the best zoo model within the same latency budget on Fashion-MNIST
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
+  latency          the latency predictor: 100 random NAS architectures in mixed formats, predicted from this
+                   machine's latency table and measured end to end (within_10pct, median / p90 error)
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
@@ -229,6 +233,7 @@ ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
 ${PLAN_HELP}
 ${HASHED_FC_HELP}
+${LATENCY_HELP}
 ${NAS_HELP}`);
     process.exitCode = 0;
     return;

@@ -13,6 +13,7 @@ import {
 } from './encodings.js';
 import { PackageError } from './errors.js';
 import type { SectionEntry } from './layout.js';
+import { NUMBER_FORMATS } from './number-formats.js';
 
 export const MANIFEST_FORMAT = 'whittle-package';
 export const MANIFEST_VERSION = 1;
@@ -32,22 +33,7 @@ const streamBytesSchema = z
 export const CPU_FAMILIES = ['any', 'x86_64', 'aarch64', 'armv7'] as const;
 export type CpuFamily = (typeof CPU_FAMILIES)[number];
 
-/** Number formats of the kernel library: the per-layer `format` of a node. */
-export const NUMBER_FORMATS = [
-  'f32',
-  'int8',
-  'fixed16',
-  'fixed8',
-  'binary',
-  'xnor',
-  'ternary',
-  'sparse',
-  'codebook',
-  'hashed',
-  /** Pruned and shared (Deep Compression): weights stored as sparse-codebook, run on the sparse kernels. */
-  'sparse-codebook',
-] as const;
-export type NumberFormat = (typeof NUMBER_FORMATS)[number];
+export { NUMBER_FORMATS, type NumberFormat } from './number-formats.js';
 
 /** Dynamic fixed point (format 1.1): a fixed16 / fixed8 conv2d or fully_connected node carries the fractional
  * lengths of its input and output activations as the integer attributes `input_fl` and `output_fl`; its

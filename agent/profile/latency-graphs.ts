@@ -35,54 +35,9 @@ import type { Package } from '../package/reader.js';
 /** Fraction of weights pruned in the sparse and sparse-codebook layers of the grid. */
 export const SPARSITY = 0.9;
 
-/** The layer kinds a latency table times. `conv2d` covers depthwise (groups = channels) too; `call` is the
- * smallest native plan call (a clip of one value): the cost of a run with nothing in it; `ts_step` is one
- * node on a TypeScript executor between native runs (a one-element sub). */
-export const LATENCY_OPS = [
-  'conv2d',
-  'fully_connected',
-  'max_pool',
-  'avg_pool',
-  'global_avgpool',
-  'add',
-  'concat',
-  'channel_shuffle',
-  'quantize',
-  'dequantize',
-  'softmax',
-  'call',
-  'ts_step',
-] as const;
-export type LatencyOp = (typeof LATENCY_OPS)[number];
+import { latencyKey, type LatencyPoint } from './latency-table-schema.js';
 
-/** One grid point: a layer kind in a number format at one shape. Spatial sizes are square; `elements` is the
- * tensor size of the elementwise and edge kinds. */
-export interface LatencyPoint {
-  op: LatencyOp;
-  format: NumberFormat;
-  /** Input side (conv2d, pools). */
-  size?: number;
-  /** Input channels (conv2d, fully_connected, pools). */
-  inC?: number;
-  /** Output channels (conv2d, fully_connected). */
-  outC?: number;
-  kernel?: number;
-  stride?: number;
-  /** conv2d: groups = inC = outC. */
-  depthwise?: boolean;
-  /** add, concat, channel_shuffle, quantize, dequantize, softmax: elements of the (each) input. */
-  elements?: number;
-}
-
-/** A point's stable key, e.g. `conv2d/int8/k3s1/r16/c16-32` (table entries are matched by it). */
-export function latencyKey(p: LatencyPoint): string {
-  const parts: string[] = [p.op, p.format];
-  if (p.kernel !== undefined) parts.push(`k${p.kernel}s${p.stride ?? 1}${p.depthwise === true ? 'dw' : ''}`);
-  if (p.size !== undefined) parts.push(`r${p.size}`);
-  if (p.inC !== undefined) parts.push(p.outC !== undefined ? `c${p.inC}-${p.outC}` : `c${p.inC}`);
-  if (p.elements !== undefined) parts.push(`n${p.elements}`);
-  return parts.join('/');
-}
+export { LATENCY_OPS, latencyKey, type LatencyOp, type LatencyPoint } from './latency-table-schema.js';
 
 const ACT_QUANT: TensorQuantization = { scale: [0.05], zeroPoint: [0] };
 
@@ -160,10 +115,11 @@ function weightTensor(
   g: GraphBuilder,
   format: NumberFormat,
   shape: number[],
+  sparsity = SPARSITY,
 ): { index: number; attrs: Record<string, AttributeValue> } {
   const n = shape.reduce((a, b) => a * b, 1);
   const w = randomWeights(n, 0.1);
-  const pruned = (): Float32Array => w.map((v) => (Math.random() < SPARSITY ? 0 : v));
+  const pruned = (): Float32Array => w.map((v) => (Math.random() < sparsity ? 0 : v));
   const centroids = Float32Array.from({ length: 16 }, (_, i) => ((i - 7.5) / 7.5) * 0.1);
   const f32 = (encoded: EncodedTensor): number => g.constant('w', 'f32', shape, encoded);
   switch (format) {
@@ -218,6 +174,15 @@ function act(format: NumberFormat): [DType, TensorQuantization | undefined] {
 const outSide = (size: number, kernel: number, stride: number): number =>
   Math.floor((size + 2 * Math.floor(kernel / 2) - kernel) / stride) + 1;
 
+/** The fraction of a layer's weights its kernel reads: nonzeros over elements for the sparse formats, 1 for the
+ * dense ones (their time does not depend on the values). */
+export function weightDensity(weights: DecodedTensor | undefined, elements: number): number {
+  if (weights === undefined || elements === 0) return 1;
+  if (weights.kind === 'sparse') return weights.values.length / elements;
+  if (weights.kind === 'sparse-codebook') return weights.positions.length / elements;
+  return 1;
+}
+
 /** The graph that times `point`: its layer alone, its input the graph's input, its output the graph's output.
  * conv2d and fully_connected layers are followed by a ReLU clip, which the compile pass fuses (f32-activation
  * formats) — the form a network's layers run in. */
@@ -240,7 +205,7 @@ export function latencyGraph(point: LatencyPoint): Package {
       const outC = depthwise ? inC : need(point.outC, 'outC');
       const o = outSide(size, k, stride);
       const x = g.activation('x', dtype, [1, size, size, inC], quant);
-      const w = weightTensor(g, format, [outC, k, k, depthwise ? 1 : inC]);
+      const w = weightTensor(g, format, [outC, k, k, depthwise ? 1 : inC], point.sparsity);
       const b = biasTensor(g, format, outC);
       const y = g.activation('y', dtype, [1, o, o, outC], quant);
       const p = Math.floor(k / 2);
@@ -263,7 +228,7 @@ export function latencyGraph(point: LatencyPoint): Package {
       const inC = need(point.inC, 'inC');
       const outC = need(point.outC, 'outC');
       const x = g.activation('x', dtype, [1, inC], quant);
-      const w = weightTensor(g, format, [outC, inC]);
+      const w = weightTensor(g, format, [outC, inC], point.sparsity);
       const b = biasTensor(g, format, outC);
       const y = g.activation('y', dtype, [1, outC], quant);
       if (format === 'int8') {
@@ -297,6 +262,16 @@ export function latencyGraph(point: LatencyPoint): Package {
       const x = g.activation('x', dtype, [1, size, size, c], quant);
       const y = g.activation('y', dtype, [1, 1, 1, c], quant);
       g.node('layer', 'global_avgpool', format, [x], [y]);
+      return g.package(key, [x], y);
+    }
+    case 'clip':
+    case 'reshape': {
+      const n = need(point.elements, 'elements');
+      const x = g.activation('x', dtype, [1, n], quant);
+      const y = g.activation('y', dtype, point.op === 'clip' ? [1, n] : [1, n / 16, 16], quant);
+      if (point.op === 'clip')
+        g.node('layer', 'clip', format, [x], [y], format === 'int8' ? { min: 0 } : { min: 0, max: 6 });
+      else g.node('layer', 'reshape', format, [x], [y], { shape: [1, n / 16, 16] });
       return g.package(key, [x], y);
     }
     case 'add':

@@ -6,7 +6,8 @@
 // How a table is measured: the grid is cut into chunks; a chunk's graphs are built, warmed up, and then
 // timed in rounds, every round visiting the chunk's points in a rotated order so that drift (another
 // process, the clock) spreads over all of them; a point's time is the median of its rounds, each round
-// timing enough runs to last SAMPLE_MS. Entries are reported as their chunk finishes (onEntry), an abort
+// timing enough runs to last SAMPLE_MS (short, so that on a busy machine most samples are not preempted and
+// the median is the kernels' own time). Entries are reported as their chunk finishes (onEntry), an abort
 // returns what finished (`complete: false`), and `resume` skips the entries a partial table already holds.
 // Temperatures and clocks (the device profile's) are read before and after, so a throttled measurement shows.
 //
@@ -14,84 +15,38 @@
 // the grid's points): parseLatencyTable refuses one from another build or grid.
 import { createHash } from 'node:crypto';
 
-import { z } from 'zod';
-
 import { activeIsa, addonBuildHash, getThreads } from '../../native/index.js';
-import { whittleError } from '../../native/whittle-error.js';
 import { NUMBER_FORMATS, type NumberFormat } from '../package/manifest.js';
 import { Model } from '../runtime/model.js';
 import type { TensorData } from '../runtime/tensor.js';
-import { LATENCY_OPS, latencyGraph, latencyKey, type LatencyPoint } from './latency-graphs.js';
+import { latencyGraph, latencyKey, type LatencyPoint, weightDensity } from './latency-graphs.js';
 import { collectDeviceProfile } from './profile.js';
 
-export { LATENCY_OPS, latencyKey, type LatencyOp, type LatencyPoint } from './latency-graphs.js';
+export {
+  LATENCY_OPS,
+  latencyKey,
+  type LatencyOp,
+  type LatencyPoint,
+  weightDensity,
+} from './latency-graphs.js';
 
-export const LATENCY_TABLE_VERSION = 1;
+import {
+  LATENCY_TABLE_VERSION,
+  type LatencyEntry,
+  type LatencyTable,
+  LatencyTableError,
+  parseLatencyTable,
+} from './latency-table-schema.js';
 
-/** A latency table that cannot be used: malformed, another table_version, another kernel build, another grid. */
-export class LatencyTableError extends whittleError('LatencyTableError', 'bad-latency-table') {}
-
-const Count = z.number().int().min(0);
-const Conditions = z
-  .object({ temps_c: z.array(z.number().finite()), freq_khz: z.array(z.number().finite().min(0)) })
-  .strict();
-
-const PointSchema = z
-  .object({
-    op: z.enum(LATENCY_OPS),
-    format: z.enum(NUMBER_FORMATS),
-    size: Count.optional(),
-    inC: Count.optional(),
-    outC: Count.optional(),
-    kernel: Count.optional(),
-    stride: Count.optional(),
-    depthwise: z.boolean().optional(),
-    elements: Count.optional(),
-  })
-  .strict();
-
-export const LatencyEntrySchema = z
-  .object({
-    /** latencyKey(shape): matches grid points and entries. */
-    key: z.string().min(1).max(256),
-    /** The op as the runtime ran it, after the compile pass: e.g. `conv2d+relu` (the clip fused), `qconv2d`. */
-    op: z.string().min(1).max(64),
-    format: z.enum(NUMBER_FORMATS),
-    /** The kernel the runtime chose (LayerInfo.kernel), e.g. a microkernel name or `reference:conv2d_hashed`. */
-    kernel: z.string().max(256),
-    shape: PointSchema,
-    /** Multiply-accumulates of the layer (0 for the elementwise and edge kinds). */
-    macs: Count,
-    /** Elements the layer reads (its inputs, activations only) and writes. */
-    in_elements: Count,
-    out_elements: Count,
-    /** Bytes of its weights as the runtime holds them. */
-    weight_bytes: Count,
-    /** Calls a run makes: native plan calls plus TypeScript steps. */
-    calls: Count,
-    /** Median milliseconds of one batch-1 run of the graph (its call overhead included). */
-    ms: z.number().finite().min(0),
-    /** Runs timed in all (rounds × runs per round). */
-    runs: z.number().int().min(1),
-  })
-  .strict();
-export type LatencyEntry = z.infer<typeof LatencyEntrySchema>;
-
-export const LatencyTableSchema = z
-  .object({
-    table_version: z.literal(LATENCY_TABLE_VERSION),
-    build_hash: z.string().min(1).max(64),
-    isa: z.string().min(1).max(64),
-    threads: z.number().int().min(1).max(64),
-    grid_id: z.string().min(1).max(64),
-    complete: z.boolean(),
-    /** ms since the epoch, when the measurement finished (or stopped). */
-    measured_at: z.number().int().min(0),
-    conditions: z.object({ before: Conditions, after: Conditions }).strict(),
-    entries: z.array(LatencyEntrySchema).max(100000),
-  })
-  .strict();
-export type LatencyTable = z.infer<typeof LatencyTableSchema>;
+export {
+  LATENCY_TABLE_VERSION,
+  type LatencyEntry,
+  LatencyEntrySchema,
+  type LatencyTable,
+  LatencyTableError,
+  LatencyTableSchema,
+  parseLatencyTable,
+} from './latency-table-schema.js';
 
 /** A grid: the points to time. Its id (gridId) is a hash of its points. */
 export interface LatencyGrid {
@@ -112,30 +67,41 @@ const LAYER_FORMATS: readonly NumberFormat[] = NUMBER_FORMATS;
  * softmax, a plan call, a TypeScript step), in every format the runtime runs each in. */
 export function defaultGrid(quick = false): LatencyGrid {
   const points: LatencyPoint[] = [];
+  // Small-device shapes: the resolutions a 28-32 px input goes through (28, 14, 7, 4), widths 8-96, each
+  // stride; a one-channel stem.
   const convShapes: [size: number, inC: number, outC: number, stride: number][] = quick
     ? [
-        [16, 8, 16, 1],
-        [8, 32, 32, 1],
+        [14, 8, 16, 1],
+        [7, 32, 32, 2],
       ]
     : [
-        [32, 8, 16, 1],
-        [16, 16, 32, 1],
-        [16, 32, 64, 2],
-        [8, 32, 64, 1],
-        [8, 64, 128, 1],
-        [4, 128, 128, 1],
+        [28, 1, 16, 1],
+        [28, 8, 16, 1],
+        [28, 16, 24, 2],
+        [14, 24, 32, 1],
+        [14, 32, 48, 2],
+        [7, 48, 64, 1],
+        [7, 64, 96, 2],
+        [4, 96, 96, 1],
       ];
   for (const kernel of quick ? [1, 3] : [1, 3, 5])
     for (const format of LAYER_FORMATS)
-      for (const [size, inC, outC, stride] of convShapes)
+      for (const [size, inC, outC, stride] of convShapes) {
         points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC });
+        // The sparse kernels' time follows the nonzeros they read: a second density.
+        if (format === 'sparse' && !quick)
+          points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC, sparsity: 0.5 });
+      }
   const dwShapes: [size: number, c: number, stride: number][] = quick
-    ? [[16, 16, 1]]
+    ? [[14, 16, 1]]
     : [
-        [32, 16, 1],
-        [16, 32, 1],
-        [16, 64, 2],
-        [8, 128, 1],
+        [28, 16, 1],
+        [28, 16, 2],
+        [14, 32, 1],
+        [14, 48, 2],
+        [7, 64, 1],
+        [7, 96, 2],
+        [4, 96, 1],
       ];
   for (const kernel of quick ? [3] : [3, 5])
     for (const format of LAYER_FORMATS)
@@ -150,7 +116,11 @@ export function defaultGrid(quick = false): LatencyGrid {
         [2048, 512],
       ];
   for (const format of LAYER_FORMATS)
-    for (const [inC, outC] of fcShapes) points.push({ op: 'fully_connected', format, inC, outC });
+    for (const [inC, outC] of fcShapes) {
+      points.push({ op: 'fully_connected', format, inC, outC });
+      if (format === 'sparse' && !quick)
+        points.push({ op: 'fully_connected', format, inC, outC, sparsity: 0.5 });
+    }
   const poolShapes: [size: number, c: number][] = quick
     ? [[16, 16]]
     : [
@@ -168,12 +138,16 @@ export function defaultGrid(quick = false): LatencyGrid {
   for (const format of ['f32', 'int8'] as const)
     for (const elements of sizes)
       for (const op of ['add', 'concat', 'channel_shuffle'] as const) points.push({ op, format, elements });
-  for (const elements of quick ? [3072] : [784, 3072, 12288])
+  for (const format of ['f32', 'int8'] as const)
+    for (const elements of quick ? [64, 4096] : [64, 1024, 4096, 16384])
+      for (const op of ['clip', 'reshape'] as const) points.push({ op, format, elements });
+  // The edges: quantize where an int8 part starts, dequantize where it ends (mid-network too), softmax.
+  for (const elements of quick ? [64, 3072] : [64, 784, 3072, 12288]) {
     points.push({ op: 'quantize', format: 'int8', elements });
-  for (const elements of quick ? [10] : [10, 100, 1000]) {
     points.push({ op: 'dequantize', format: 'int8', elements });
-    points.push({ op: 'softmax', format: 'f32', elements });
   }
+  for (const elements of quick ? [10] : [10, 100, 1000])
+    points.push({ op: 'softmax', format: 'f32', elements });
   points.push({ op: 'call', format: 'f32' }, { op: 'ts_step', format: 'f32' });
   return { name: quick ? 'quick' : 'default', points };
 }
@@ -188,6 +162,12 @@ export function conditionsNow(): LatencyTable['conditions']['before'] {
   };
 }
 
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/** Milliseconds a sample of one point lasts at least, and rounds per point (their median is the entry). */
+export const SAMPLE_MS = 0.02;
+export const ROUNDS = 31;
+
 export interface MeasureOptions {
   grid?: LatencyGrid;
   /** Threads of the kernels' pool (default: the pool's current setting). */
@@ -197,28 +177,53 @@ export interface MeasureOptions {
   /** Called as each entry is measured (done counts the resumed ones too). */
   onEntry?: (entry: LatencyEntry, done: number, total: number) => void;
   signal?: AbortSignal;
-  /** Rounds per point (the median is taken over them; default 9). */
+  /** Rounds per point (the median is taken over them; default ROUNDS). */
   rounds?: number;
-  /** Milliseconds one round of one point lasts at least (default 1.5). */
+  /** Milliseconds one round of one point lasts at least (default SAMPLE_MS). */
   sampleMs?: number;
+  /** Other runs timed in every round along with the grid's points, their samples appended (a benchmark
+   * times whole packages interleaved with the table, so that the machine's drift is the same for both). */
+  alongside?: readonly TimedRun[];
 }
 
-/** Points built, warmed up and timed together. */
-const CHUNK = 24;
-
-interface Timed {
-  point: LatencyPoint;
-  entry: Omit<LatencyEntry, 'ms' | 'runs'>;
+/** A run timed in rounds: `reps` runs per sample (timedRun sets it from a warm-up), ms per run in `samples`. */
+export interface TimedRun {
   run: () => void;
   reps: number;
   samples: number[];
 }
 
-const median = (values: readonly number[]): number => {
+/** `run` warmed up, with enough runs per sample to last sampleMs. */
+export function timedRun(run: () => void, sampleMs: number): TimedRun {
+  const t0 = now();
+  for (let i = 0; i < 3; i++) run();
+  const one = Math.max((now() - t0) / 3, 1e-4);
+  return { run, reps: Math.max(1, Math.min(10000, Math.ceil(sampleMs / one))), samples: [] };
+}
+
+/** One round: every run's sample, in `order` rotated by `round` so that no run is always first or last. */
+export function timeRound(runs: readonly TimedRun[], round: number): void {
+  for (let j = 0; j < runs.length; j++) {
+    const t = runs[(j + round * 7) % runs.length]!;
+    const t0 = now();
+    for (let i = 0; i < t.reps; i++) t.run();
+    t.samples.push((now() - t0) / t.reps);
+  }
+}
+
+export const median = (values: readonly number[]): number => {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
+
+/** Points built, warmed up and timed together. */
+const CHUNK = 24;
+
+interface Prepared {
+  entry: Omit<LatencyEntry, 'ms' | 'runs'>;
+  run: () => void;
+}
 
 function fillRandom(view: TensorData): void {
   if (view instanceof Float32Array) for (let i = 0; i < view.length; i++) view[i] = Math.random() * 2 - 1;
@@ -226,8 +231,9 @@ function fillRandom(view: TensorData): void {
 }
 
 /** Builds a point's graph through the compile pass and the native plan; describes it as the runtime runs it. */
-function prepare(point: LatencyPoint, threads: number): Timed {
-  const model = Model.fromPackage(latencyGraph(point), { batch: 1, threads });
+function prepare(point: LatencyPoint, threads: number): Prepared {
+  const pkg = latencyGraph(point);
+  const model = Model.fromPackage(pkg, { batch: 1, threads });
   for (let k = 0; k < model.manifest.inputs.length; k++) fillRandom(model.inputView(k));
   const layer = model.layers.find((l) => l.name === 'layer') ?? model.layers[0]!;
   const node = model.manifest.nodes.find((n) => n.name === layer.name)!;
@@ -236,8 +242,9 @@ function prepare(point: LatencyPoint, threads: number): Timed {
   const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
   const inElements = model.manifest.inputs.reduce((s, i) => s + count(specs[i.tensor]!.shape), 0);
   const outElements = model.manifest.outputs.reduce((s, o) => s + count(specs[o.tensor]!.shape), 0);
+  const weights = pkg.manifest.nodes.find((n) => n.name === 'layer')?.inputs[1] ?? -1;
+  const density = weights < 0 ? 1 : weightDensity(pkg.constants[weights], count(specs[weights]!.shape));
   return {
-    point,
     entry: {
       key: latencyKey(point),
       op: fused ? `${node.op}+relu` : node.op,
@@ -247,16 +254,13 @@ function prepare(point: LatencyPoint, threads: number): Timed {
       macs: layer.macs,
       in_elements: inElements,
       out_elements: outElements,
+      density,
       weight_bytes: model.weightBytes + model.scratchBytes,
       calls: model.execution.nativeCalls + model.execution.typescriptNodes.length,
     },
     run: model.inPlaceRunner(0),
-    reps: 1,
-    samples: [],
   };
 }
-
-const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /** Times the grid on this device's kernels (see the file comment). An aborted run returns the entries that
  * finished, `complete: false`. Throws LatencyTableError when `resume` is from another build or grid. */
@@ -265,8 +269,8 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
   const id = gridId(grid);
   const buildHash = addonBuildHash();
   const threads = options.threads ?? getThreads();
-  const rounds = options.rounds ?? 9;
-  const sampleMs = options.sampleMs ?? 1.5;
+  const rounds = options.rounds ?? ROUNDS;
+  const sampleMs = options.sampleMs ?? SAMPLE_MS;
   const entries: LatencyEntry[] = [];
   if (options.resume !== undefined) {
     const resume = parseLatencyTable(options.resume, { buildHash, gridId: id });
@@ -282,27 +286,21 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
   const total = entries.length + todo.length;
   const aborted = (): boolean => options.signal?.aborted === true;
   for (let start = 0; start < todo.length && !aborted(); start += CHUNK) {
-    const chunk = todo.slice(start, start + CHUNK).map((p) => prepare(p, threads));
-    // Warm-up, then enough runs per sample to last sampleMs.
-    for (const t of chunk) {
-      const t0 = now();
-      for (let i = 0; i < 3; i++) t.run();
-      const one = Math.max((now() - t0) / 3, 1e-4);
-      t.reps = Math.max(1, Math.min(10000, Math.ceil(sampleMs / one)));
-    }
+    const prepared = todo.slice(start, start + CHUNK).map((p) => prepare(p, threads));
+    const chunk = prepared.map((p) => timedRun(p.run, sampleMs));
+    const runs = [...chunk, ...(options.alongside ?? [])];
     for (let r = 0; r < rounds && !aborted(); r++) {
-      for (let j = 0; j < chunk.length; j++) {
-        const t = chunk[(j + r * 7) % chunk.length]!;
-        const t0 = now();
-        for (let i = 0; i < t.reps; i++) t.run();
-        t.samples.push((now() - t0) / t.reps);
-      }
+      timeRound(runs, r);
       // Lets an abort (a disconnect, a signal) be seen between rounds.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     if (aborted()) break;
-    for (const t of chunk) {
-      const entry: LatencyEntry = { ...t.entry, ms: median(t.samples), runs: t.samples.length * t.reps };
+    for (const [i, t] of chunk.entries()) {
+      const entry: LatencyEntry = {
+        ...prepared[i]!.entry,
+        ms: median(t.samples),
+        runs: t.samples.length * t.reps,
+      };
       entries.push(entry);
       options.onEntry?.(entry, entries.length, total);
     }
@@ -318,46 +316,4 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
     conditions: { before, after: conditionsNow() },
     entries,
   };
-}
-
-/** Decodes a stored or received table; refuses (LatencyTableError) one that is malformed, of another
- * table_version, measured with another kernel build (`expect.buildHash`) or over another grid
- * (`expect.gridId`), or whose entries repeat a key. */
-export function parseLatencyTable(
-  value: unknown,
-  expect: { buildHash?: string; gridId?: string } = {},
-): LatencyTable {
-  if (typeof value === 'object' && value !== null && 'table_version' in value) {
-    const version = value.table_version;
-    if (version !== LATENCY_TABLE_VERSION)
-      throw new LatencyTableError(
-        `latency table version ${JSON.stringify(version)} cannot be read; this agent reads version ${LATENCY_TABLE_VERSION}`,
-      );
-  }
-  const parsed = LatencyTableSchema.safeParse(value);
-  if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.join('.') || '(table)'}: ${i.message}`)
-      .join('; ');
-    throw new LatencyTableError(`malformed latency table: ${issues}`);
-  }
-  const table = parsed.data;
-  if (expect.buildHash !== undefined && table.build_hash !== expect.buildHash)
-    throw new LatencyTableError(
-      `the latency table was measured with kernel build ${table.build_hash}; this device runs build ${expect.buildHash}: measure it again`,
-    );
-  if (expect.gridId !== undefined && table.grid_id !== expect.gridId)
-    throw new LatencyTableError(
-      `the latency table is over grid ${table.grid_id}, not the expected grid ${expect.gridId}`,
-    );
-  const keys = new Set<string>();
-  for (const entry of table.entries) {
-    if (keys.has(entry.key))
-      throw new LatencyTableError(`malformed latency table: entry ${entry.key} appears twice`);
-    if (entry.key !== latencyKey(entry.shape))
-      throw new LatencyTableError(`malformed latency table: entry ${entry.key} does not match its shape`);
-    keys.add(entry.key);
-  }
-  return table;
 }

@@ -9,8 +9,8 @@
 // headers on WebSockets). A missing or wrong token gets HTTP 401. Static UI files need no token.
 import { z } from 'zod';
 
-import { LatencyTableSchema } from '../../agent/profile/latency-table.js';
-import { DeviceProfileSchema } from '../../agent/profile/profile.js';
+import { LatencyTableSchema } from '../../agent/profile/latency-table-schema.js';
+import { DeviceProfileSchema } from '../../agent/profile/profile-schema.js';
 import {
   DEPLOY_ERROR_CODES,
   DEPLOY_PHASES,

@@ -7,11 +7,11 @@ import { WhittleError } from '../../native/whittle-error.js';
 import {
   CONTRACT_SCHEMAS,
   type DeploymentView,
+  type DeployRequest,
   type DeviceProfileResponse,
   type LatencyTablesResponse,
-  type MeasureRequest,
-  type DeployRequest,
   LiveMessageSchema,
+  type MeasureRequest,
   type PackageView,
 } from '../api/contract.js';
 import {

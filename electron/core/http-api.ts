@@ -10,7 +10,6 @@ import { WebSocket, WebSocketServer } from 'ws';
 
 import { PackageError } from '../../agent/package/errors.js';
 import { WhittleError } from '../../native/whittle-error.js';
-import { type DeviceProfiles, DeviceRequestError } from './device-profiles.js';
 import {
   type ApiError,
   CONTRACT_SCHEMAS,
@@ -31,6 +30,7 @@ import {
   TOKEN_SUBPROTOCOL_PREFIX,
 } from '../api/routes.js';
 import { DeploymentError, type Deployments } from './deployments.js';
+import { type DeviceProfiles, DeviceRequestError } from './device-profiles.js';
 import type { DeviceRegistry } from './device-registry.js';
 import { listen } from './ports.js';
 

@@ -124,6 +124,7 @@ const table: LatencyTable = {
       in_elements: 2048,
       out_elements: 2048,
       weight_bytes: 9344,
+      density: 1,
       calls: 3,
       ms: 0.0421,
       runs: 900,
