@@ -19,8 +19,11 @@ import {
   positiveInteger,
   stringOptions,
 } from './kernels.js';
+import { LATENCY_HELP, latencyBenchCommand } from './latency.js';
 import { MODELS_HELP, modelsCommand } from './models.js';
+import { NAS_HELP, nasBenchCommand } from './nas.js';
 import { measureOnnxAgreement } from './onnx-agreement.js';
+import { PLAN_HELP, planBenchCommand } from './plan.js';
 import { benchTrain } from './train.js';
 
 function machine(): string {
@@ -192,6 +195,9 @@ const BENCHMARKS = new Map<string, (args: string[]) => number | Promise<number>>
   ['compress', (args) => compressBenchCommand(args, machine())],
   ['hashed-fc', (args) => hashedFcCommand(args, machine())],
   ['int8-layers', (args) => int8LayersCommand(args, machine())],
+  ['plan', (args) => planBenchCommand(args, machine())],
+  ['latency', (args) => latencyBenchCommand(args, machine())],
+  ['nas', (args) => nasBenchCommand(args, machine())],
 ]);
 
 async function main(command: string | undefined, rest: string[]): Promise<void> {
@@ -210,9 +216,14 @@ Benchmarks (scripts, not tests; each prints the machine, ISA, threads and commit
   compress         whittle compress on Fashion-MNIST: deep compression of the LeNets, filter pruning of the small
                    VGG, hashednets of LeNet-300-100, binaryconnect / ternary / xnor of the conv models, int8 /
                    fixed16 / fixed8 of the trained models (--quick: subsets)
+  plan             whittle optimize's planner on the zoo models under a tight budget: no kept step may make the
+                   end-to-end latency, peak RAM or package bytes worse (steps_worse 0)
+  nas              hardware-aware NAS vs the best zoo model within the same latency budget on Fashion-MNIST
   hashed-fc        the hashed fully-connected kernel (expanded at load, on the fly) vs the dense fp32 layer
   int8-layers      where an int8 package departs from its fp32 one: the error accumulated at each layer, and
                    the logits' error beside the fp32 top-two gap
+  latency          the latency predictor: 100 random NAS architectures in mixed formats, predicted from this
+                   machine's latency table and measured end to end (within_10pct, median / p90 error)
   arm-bit-exact    the same int8 package here and on emulated ARM devices: top-1 and raw int8 scores
                    (--images 1000, --classes rpi4,armv7; needs scripts/arm-sysroot.sh arm64 armhf)
 
@@ -224,8 +235,11 @@ ${AGENT_HELP}
 ${FUZZ_HELP}
 ${ONNX_AGREEMENT_HELP}
 ${COMPRESS_HELP}
+${PLAN_HELP}
 ${HASHED_FC_HELP}
-${INT8_LAYERS_HELP}`);
+${INT8_LAYERS_HELP}
+${LATENCY_HELP}
+${NAS_HELP}`);
     process.exitCode = 0;
     return;
   }

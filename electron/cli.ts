@@ -13,6 +13,8 @@ import { COMPRESS_HELP } from './commands/compress.js';
 import { DEPLOY_HELP } from './commands/deploy.js';
 import { DEVICE_HELP, isDeviceCommand, runDeviceCommand } from './commands/device.js';
 import { MODEL_COMMANDS_HELP, runModelCommand } from './commands/index.js';
+import { NAS_HELP } from './commands/nas.js';
+import { OPTIMIZE_HELP } from './commands/optimize.js';
 import { QUANTIZE_HELP } from './commands/quantize.js';
 import { TRAIN_HELP } from './commands/train.js';
 import { removeConnectionFile, writeConnectionFile } from './core/connection-file.js';
@@ -38,7 +40,7 @@ Commands:
                         Fashion-MNIST video, print the UI address and the live stats with live accuracy
   serve                 start the manager core headless (broker, API, UI) and wait for agents
   credentials <device>  issue (or replace) the broker password of a device and print its agent config
-${DEVICE_HELP}${MODEL_COMMANDS_HELP}${DEPLOY_HELP}${TRAIN_HELP}${QUANTIZE_HELP}${COMPRESS_HELP}  help                  show this help
+${DEVICE_HELP}${MODEL_COMMANDS_HELP}${DEPLOY_HELP}${TRAIN_HELP}${QUANTIZE_HELP}${COMPRESS_HELP}${OPTIMIZE_HELP}${NAS_HELP}  help                  show this help
 
 Options:
   --port N              HTTP API and UI port on 127.0.0.1            (default ${DEFAULT_HTTP_PORT})
@@ -81,6 +83,8 @@ const COMMAND_HELP: Readonly<Record<string, string>> = {
   train: TRAIN_HELP,
   quantize: QUANTIZE_HELP,
   compress: COMPRESS_HELP,
+  optimize: OPTIMIZE_HELP,
+  nas: NAS_HELP,
 };
 
 /** --help or -h among a subcommand's options (not after a "--", where it would be a positional). */

@@ -1,10 +1,12 @@
 // The model subcommands of `whittle`, dispatched before the manager's own options are parsed (each parses
-// its own): inspect, import, run, deploy, train, quantize, compress.
+// its own): inspect, import, run, deploy, train, quantize, compress, optimize, nas.
 import { reportCommandError } from './command-error.js';
 import { compressCommand } from './compress.js';
 import { deployCommand } from './deploy.js';
 import { importCommand } from './import.js';
 import { inspectCommand } from './inspect.js';
+import { nasCommand } from './nas.js';
+import { optimizeCommand } from './optimize.js';
 import { quantizeCommand } from './quantize.js';
 import { runCommand } from './run.js';
 import { trainCommand } from './train.js';
@@ -17,6 +19,8 @@ const COMMANDS: Record<string, (args: string[]) => number | Promise<number>> = {
   train: trainCommand,
   quantize: quantizeCommand,
   compress: compressCommand,
+  optimize: optimizeCommand,
+  nas: nasCommand,
 };
 
 export const MODEL_COMMANDS_HELP = `  inspect PKG           a package's layers, formats, sizes, MACs, memory plan and signature status

@@ -20,6 +20,8 @@ import { whittleError } from '../../native/whittle-error.js';
 import { encodeLayers, type LayerCompression } from '../compress/encode.js';
 import { magnitudeMasks, readKernel, writeKernel } from '../compress/projection.js';
 import { BINARY_QUANTIZER, ternaryQuantizer, type WeightQuantizer } from '../compress/ste.js';
+import type { ImageSet } from '../datasets/image-set.js';
+import { withTrainedPreprocessing } from '../evaluate-package.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../package/writer.js';
 import type { CalibrationSet } from '../quantize/calibrate.js';
 import { quantizePackage } from '../quantize/ptq.js';
@@ -297,6 +299,8 @@ export interface ArchPackageOptions {
   calibration: CalibrationSet;
   modelId?: string;
   labels?: string[];
+  /** Declare the input preprocessing this set was trained with (pixels / 255) and its labels. */
+  preprocessingOf?: ImageSet;
 }
 
 /** The package of `model` (buildArchModel(arch), random or trained weights) with every layer in its format:
@@ -332,5 +336,7 @@ export async function archPackage(
     if (l.format === 'ternary' || l.format === 'binary') encoded.set(l.name, { weights: l.format });
     else if (l.prune > 0) encoded.set(l.name, { sparsity: l.prune });
   }
-  return readContent(encodeLayers(content, encoded));
+  const out = encodeLayers(content, encoded);
+  if (options.preprocessingOf) out.manifest = withTrainedPreprocessing(out.manifest, options.preprocessingOf);
+  return readContent(out);
 }

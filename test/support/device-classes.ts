@@ -4,6 +4,15 @@
 import type { CpuFamily } from '../../agent/package/manifest.js';
 import type { AddonArch } from '../../electron/core/provisioning/device-probe.js';
 import type { Isa } from '../../native/index.js';
+import { DEVICE_CLASS_CATALOG } from '../../optimize/latency/device-classes.js';
+
+/** The boards' facts are the catalog's (optimize/latency/device-classes.ts). */
+const {
+  'raspberry-pi-3b': pi3,
+  'raspberry-pi-4b': pi4,
+  'raspberry-pi-5': pi5,
+  'jetson-tk1': tk1,
+} = DEVICE_CLASS_CATALOG;
 
 /** Debian's architecture names, as scripts/arm-sysroot.sh takes them. */
 export type DebianArch = 'arm64' | 'armhf';
@@ -34,8 +43,8 @@ export const DEVICE_CLASSES = {
     qemu: 'qemu-aarch64-static',
     qemuCpu: 'cortex-a53',
     processArch: 'arm64',
-    cpuFamily: 'aarch64',
-    isa: 'neon',
+    cpuFamily: pi3.cpuFamily,
+    isa: pi3.isa,
   },
   rpi4: {
     name: 'rpi4',
@@ -45,8 +54,8 @@ export const DEVICE_CLASSES = {
     qemu: 'qemu-aarch64-static',
     qemuCpu: 'cortex-a72',
     processArch: 'arm64',
-    cpuFamily: 'aarch64',
-    isa: 'neon',
+    cpuFamily: pi4.cpuFamily,
+    isa: pi4.isa,
   },
   rpi5: {
     name: 'rpi5',
@@ -56,8 +65,8 @@ export const DEVICE_CLASSES = {
     qemu: 'qemu-aarch64-static',
     qemuCpu: 'cortex-a76',
     processArch: 'arm64',
-    cpuFamily: 'aarch64',
-    isa: 'neondot',
+    cpuFamily: pi5.cpuFamily,
+    isa: pi5.isa,
   },
   armv7: {
     name: 'armv7',
@@ -67,8 +76,8 @@ export const DEVICE_CLASSES = {
     qemu: 'qemu-arm-static',
     qemuCpu: 'cortex-a7',
     processArch: 'arm',
-    cpuFamily: 'armv7',
-    isa: 'neon',
+    cpuFamily: tk1.cpuFamily,
+    isa: tk1.isa,
   },
 } as const satisfies Record<string, Omit<DeviceClass, 'name'> & { name: string }>;
 

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { NUMBER_FORMATS } from '../../../agent/package/manifest.js';
+import { packageRoot } from '../../../agent/package-root.js';
 import {
   defaultGrid,
   gridId,
@@ -120,22 +124,29 @@ test('the grid id changes with the grid and the default grid covers every layer 
   assert.notEqual(gridId(grid), gridId(defaultGrid(true)));
   assert.equal(gridId(grid), gridId(defaultGrid()));
   const formats = new Set(grid.points.filter((p) => p.op === 'conv2d').map((p) => p.format));
-  for (const f of [
-    'f32',
-    'int8',
-    'fixed16',
-    'fixed8',
-    'binary',
-    'xnor',
-    'ternary',
-    'sparse',
-    'codebook',
-    'hashed',
-  ])
-    assert.ok(formats.has(f as never), f);
+  for (const f of NUMBER_FORMATS) assert.ok(formats.has(f), f);
   for (const op of ['quantize', 'dequantize', 'softmax', 'call'])
     assert.ok(
       grid.points.some((p) => p.op === op),
       op,
     );
+});
+
+test('whittle-agent latency-table --quick --json measures the small grid and prints a table that parses', () => {
+  const run = spawnSync(
+    process.execPath,
+    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'latency-table', '--quick', '--json'],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  const table = parseLatencyTable(JSON.parse(run.stdout), { buildHash: addonBuildHash() });
+  assert.equal(table.complete, true);
+  assert.equal(table.entries.length, defaultGrid(true).points.length);
+  const bad = spawnSync(
+    process.execPath,
+    [join(packageRoot(), 'bin', 'whittle-agent.js'), 'latency-table', '--threads', '0'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--threads must be an integer/);
 });

@@ -1,0 +1,202 @@
+// `whittle optimize (--device ID | --profile FILE | --class NAME) --dataset DATA (--model ZOO|MODEL_DIR|PKG |
+// --search) --latency-ms X --ram-kb Y --size-kb Z --out DIR [--deploy] [--json]`: the model made to fit the
+// device's budgets, each step kept only where it pays there (optimize/plan/), verified end to end, written
+// to OUT/model.whittle with its report (a terminal table, or --json); with --deploy (and --device) deployed
+// through the signed deployment of `whittle deploy`. Ctrl-C stops between layers (or saves the training
+// checkpoint of a zoo model); --resume continues. Exit 0 when every budget is met, 3 when not.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { defaultDataDir } from '../core/core.js';
+import { CommandUsageError } from './command-error.js';
+import { deployCommand } from './deploy.js';
+import { ManagerClient } from './manager-client.js';
+import { loadSigningKey } from './signing-key.js';
+import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
+
+export const OPTIMIZE_HELP = `  optimize (--device ID | --profile FILE | --class NAME) --dataset DATA (--model ZOO|DIR|PKG | --search)
+                        --latency-ms X --ram-kb Y --size-kb Z --out DIR  fit a model to a device's budgets
+                        (--search: from the architecture whittle nas finds under them):
+                        per-layer formats and pruning kept only where they pay (measured), verified end to end;
+                        --deploy (with --device), --force LAYER=CHOICE,..., --images N (500), --epochs N,
+                        --limit N, --runs N, --resume, --key KEY | --bundled-key, --json
+`;
+
+const USAGE =
+  'usage: whittle optimize (--device ID | --profile FILE | --class NAME) --dataset DATA (--model ZOO|DIR|PKG | ' +
+  '--search) [--latency-ms X] [--ram-kb Y] [--size-kb Z] --out DIR [--deploy] [--force LAYER=CHOICE,...] ' +
+  '[--images N] [--epochs N] [--limit N] [--runs N] [--resume] [--key KEY | --bundled-key] [--json]';
+
+export async function optimizeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      device: { type: 'string' },
+      profile: { type: 'string' },
+      class: { type: 'string' },
+      dataset: { type: 'string' },
+      model: { type: 'string' },
+      search: { type: 'boolean' },
+      'latency-ms': { type: 'string' },
+      'ram-kb': { type: 'string' },
+      'size-kb': { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      deploy: { type: 'boolean' },
+      force: { type: 'string' },
+      images: { type: 'string' },
+      epochs: { type: 'string' },
+      limit: { type: 'string' },
+      runs: { type: 'string' },
+      resume: { type: 'boolean' },
+      key: { type: 'string' },
+      'bundled-key': { type: 'boolean' },
+      json: { type: 'boolean' },
+      'data-dir': { type: 'string' },
+    },
+  });
+  if (positionals.length > 0) throw new CommandUsageError(`unexpected ${positionals.join(' ')}; ${USAGE}`);
+  const targets = (['device', 'profile', 'class'] as const).filter((t) => values[t] !== undefined);
+  if (targets.length !== 1)
+    throw new CommandUsageError(`name the device once: one of --device, --profile, --class; ${USAGE}`);
+  for (const flag of ['dataset', 'out'] as const)
+    if (values[flag] === undefined) throw new CommandUsageError(`--${flag} is required; ${USAGE}`);
+  if ((values.model === undefined) === (values.search !== true))
+    throw new CommandUsageError(`one of --model and --search; ${USAGE}`);
+  if (values.deploy && values.device === undefined)
+    throw new CommandUsageError('--deploy sends the package to the --device it was optimized for; name it');
+  if (values.key !== undefined && values['bundled-key'])
+    throw new CommandUsageError('--key and --bundled-key exclude each other');
+  const latencyMs = numberOption(values['latency-ms'], '--latency-ms', false, 0);
+  const ramKb = numberOption(values['ram-kb'], '--ram-kb', false, 0);
+  const sizeKb = numberOption(values['size-kb'], '--size-kb', false, 0);
+  if (latencyMs === undefined && ramKb === undefined && sizeKb === undefined)
+    throw new CommandUsageError(`give at least one budget: --latency-ms, --ram-kb, --size-kb; ${USAGE}`);
+  const images = numberOption(values.images, '--images', true, 1);
+  const epochs = numberOption(values.epochs, '--epochs', true, 1);
+  const trainLimit = numberOption(values.limit, '--limit', true, 1);
+  const runs = numberOption(values.runs, '--runs', true, 1);
+
+  const { parseChoice } = await import('../../optimize/plan/apply.js');
+  const force = new Map(
+    (values.force ?? '')
+      .split(',')
+      .filter((s) => s.trim() !== '')
+      .map((pair) => {
+        const [layer, choice] = pair.split('=');
+        if (!layer || !choice) throw new CommandUsageError(`--force: expected LAYER=CHOICE, got "${pair}"`);
+        return [layer.trim(), parseChoice(choice.trim())] as const;
+      }),
+  );
+
+  const { runOptimize, formatOptimizeReport } = await import('../../optimize/plan/optimize.js');
+  const { measuredEstimator } = await import('../../optimize/plan/estimator.js');
+  const { deviceTarget } = await import('../../optimize/plan/target.js');
+  const { firstImages, loadDataset } = await import('../../optimize/datasets/dataset-spec.js');
+  const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
+  const { bundledSigningKey } = await import('../../optimize/package/writer.js');
+
+  const target = deviceTarget(
+    values.profile !== undefined
+      ? { profileText: readFile(values.profile), file: values.profile }
+      : values.class !== undefined
+        ? { className: values.class }
+        : {
+            device: values.device!,
+            profile: (
+              await ManagerClient.forDataDir(values['data-dir'] ?? defaultDataDir()).refreshProfile(
+                values.device!,
+              )
+            ).profile,
+          },
+  );
+  for (const note of target.notes) console.error(`whittle optimize: ${note}`);
+  const choice = await selectTrainingBackend('auto');
+  for (const note of choice.notes) console.error(`whittle optimize: ${note}`);
+  const { key, created } = values['bundled-key']
+    ? { key: bundledSigningKey(), created: null }
+    : loadSigningKey(values.key);
+  if (created) console.error(`whittle optimize: created the package signing key ${created}`);
+  const test = loadDataset(values.dataset!);
+  const estimator = measuredEstimator(firstImages(test.test ?? test.train, 10));
+
+  const controller = new AbortController();
+  const stopListening = abortOnInterrupt('whittle optimize', controller);
+  const progress = progressPrinter();
+  const tty = progress.tty;
+  try {
+    const result = await runOptimize({
+      model: values.model ?? 'nas',
+      search: values.search === true,
+      dataset: values.dataset!,
+      out: values.out!,
+      budgets: {
+        ...(latencyMs !== undefined ? { latencyMs } : {}),
+        ...(ramKb !== undefined ? { ramBytes: ramKb * 1024 } : {}),
+        ...(sizeKb !== undefined ? { packageBytes: sizeKb * 1024 } : {}),
+      },
+      estimator,
+      target: target.name,
+      key,
+      ...(force.size > 0 ? { force } : {}),
+      ...(images !== undefined ? { images } : {}),
+      ...(epochs !== undefined ? { epochs } : {}),
+      ...(trainLimit !== undefined ? { trainLimit } : {}),
+      ...(runs !== undefined ? { runs } : {}),
+      resume: values.resume === true,
+      signal: controller.signal,
+      onTrainProgress: (p) => progress.print(p, 'train'),
+      onSearchProgress: (p) => {
+        progress.restart();
+        process.stderr.write(
+          `${tty ? '\r\x1b[K' : ''}nas ${p.phase}: ${p.message}` +
+            (p.etaSeconds !== undefined ? ` (ETA ${Math.round(p.etaSeconds)} s)` : '') +
+            '\n',
+        );
+      },
+      onLayer: (layer, done, total) => {
+        progress.restart();
+        process.stderr.write(`${tty ? '\r\x1b[K' : ''}sensitivity ${done + 1}/${total}: ${layer}\n`);
+      },
+      onStep: (s) =>
+        process.stderr.write(
+          `${tty ? '\r\x1b[K' : ''}step ${s.step} ${s.layer} ${s.from} -> ${s.to}: ${s.reason} ` +
+            `(${s.measured.ms_before.toFixed(3)} -> ${s.measured.ms_after.toFixed(3)} ms, ` +
+            `${s.measured.bytes_before} -> ${s.measured.bytes_after} bytes)\n`,
+        ),
+    });
+    if (result.interrupted) {
+      console.error(`whittle optimize: stopped; continue with the same command and --resume`);
+      return 130;
+    }
+    const report = { ...result.report, notes: [...target.notes, ...result.report.notes] };
+    if (values.json) console.log(JSON.stringify(report));
+    else console.log(formatOptimizeReport(report));
+    if (values.deploy) {
+      const code = await deployCommand(
+        [
+          join(values.out!, 'model.whittle'),
+          '--device',
+          values.device!,
+          '--wait',
+          ...(values['data-dir'] !== undefined ? ['--data-dir', values['data-dir']] : []),
+        ],
+        values.json ? (line) => console.error(line) : console.log,
+      );
+      if (code !== 0) return code;
+    }
+    return report.met ? 0 : 3;
+  } finally {
+    if (tty) process.stderr.write('\r\x1b[K');
+    stopListening();
+  }
+}
+
+function readFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CommandUsageError(`--profile ${path}: ${(err as Error).message}`);
+  }
+}

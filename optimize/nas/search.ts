@@ -1,0 +1,467 @@
+// `whittle nas`'s search, end to end: the supernet trained once (supernet.ts), regularized evolution under
+// hard budgets (evolution.ts) scoring each architecture by its supernet accuracy, its latency (latencyOf:
+// the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
+// (the runtime's memory plan: arena + weights) and its package size; then the best architecture within the
+// budgets fine-tuned from its supernet weights (its ternary / binary layers through the straight-through
+// estimator, its pruned layers masked: the compressor's hooks), packaged in its formats, and verified: its
+// accuracy on the test set and its latency measured on this runtime. Every phase checkpoints in OUT (the
+// supernet after each epoch, the evolution after each candidate, the fine-tuning as `whittle train` does),
+// so an interrupted search resumes where it stopped; a checkpoint of another search is refused.
+import type { KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import type { Package } from '../../agent/package/reader.js';
+import { Model } from '../../agent/runtime/model.js';
+import { magnitudeMasks, projectionHooks, readKernel } from '../compress/projection.js';
+import { BINARY_QUANTIZER, steHooks, ternaryQuantizer } from '../compress/ste.js';
+import { identity } from '../datasets/batches.js';
+import { loadDataset } from '../datasets/dataset-spec.js';
+import type { ImageSet } from '../datasets/image-set.js';
+import { compareLatency, evaluatePackage, imageInput } from '../evaluate-package.js';
+import { bundledSigningKey, packageContent, writePackage } from '../package/writer.js';
+import { fileHandler, MODEL_FILE, writeAtomic } from '../train/file-io.js';
+import { combineHooks, DEFAULT_TRAIN_CONFIG, train } from '../train/trainer.js';
+import {
+  budgetMisses,
+  type Budgets,
+  type Candidate,
+  type EvolutionState,
+  evolve,
+  feasible,
+  fitness,
+  paretoFront,
+  relativeMiss,
+} from './evolution.js';
+import { archKey, archLayers, archPackage, type ArchSpec, parseArch } from './space.js';
+import { modelAccuracy, NasCheckpointError, recalibrateBatchNorm, Supernet } from './supernet.js';
+
+export { type Budgets, type Candidate } from './evolution.js';
+export { NasCheckpointError } from './supernet.js';
+
+export interface NasSettings {
+  dataset: string;
+  budgets: Budgets;
+  supernetEpochs: number;
+  batchSize: number;
+  /** Batches each sampled supernet path trains on. */
+  pathBatches: number;
+  learningRate: number;
+  /** Training images used (the first N; all by default); the last `validationImages` of them are held out
+   * to score architectures. */
+  trainLimit?: number;
+  validationImages: number;
+  /** Images each candidate's batch norms are recalibrated on. */
+  calibrationImages: number;
+  testLimit?: number;
+  populationSize: number;
+  sampleSize: number;
+  cycles: number;
+  finetuneEpochs: number;
+  /** Timed runs of each candidate's package (batch 1). */
+  latencyRuns: number;
+  seed: number;
+}
+
+export const DEFAULT_NAS_SETTINGS: Omit<NasSettings, 'dataset' | 'budgets'> = {
+  supernetEpochs: 6,
+  batchSize: 64,
+  pathBatches: 20,
+  learningRate: 2e-3,
+  validationImages: 2000,
+  calibrationImages: 256,
+  populationSize: 16,
+  sampleSize: 4,
+  cycles: 48,
+  finetuneEpochs: 3,
+  latencyRuns: 40,
+  seed: 1,
+};
+
+export type NasPhase = 'supernet' | 'evolution' | 'finetune' | 'package';
+
+export interface NasProgress {
+  phase: NasPhase;
+  message: string;
+  /** Estimated seconds to the end of the phase. */
+  etaSeconds?: number;
+  best?: Candidate;
+}
+
+export interface NasRun {
+  settings: NasSettings;
+  outDir: string;
+  /** The device's latency predictor; default: the package measured on this runtime (median of
+   * settings.latencyRuns runs at batch 1). */
+  latencyOf?: (arch: ArchSpec, pkg: Package) => number | Promise<number>;
+  signingKey?: KeyObject;
+  signal?: AbortSignal;
+  onProgress?: (progress: NasProgress) => void;
+}
+
+export interface CandidateReport {
+  key: string;
+  arch: ArchSpec;
+  supernet_accuracy: number;
+  latency_ms: number;
+  ram_bytes: number;
+  package_bytes: number;
+  misses?: { latency_ms?: number; ram_bytes?: number; package_bytes?: number };
+}
+
+export interface NasReport {
+  budgets: { latency_ms?: number; ram_bytes?: number; package_bytes?: number };
+  feasible: boolean;
+  candidates_evaluated: number;
+  generations: number;
+  pareto_front: CandidateReport[];
+  /** Impossible budget: the closest candidates and by how much each misses. */
+  closest?: CandidateReport[];
+  best?: CandidateReport & {
+    accuracy: number;
+    test_images: number;
+    measured_latency_ms: number;
+    measured_ram_bytes: number;
+    measured_package_bytes: number;
+    meets_budgets: boolean;
+    package: string;
+  };
+  supernet_seconds: number;
+  search_seconds: number;
+  finetune_seconds: number;
+  total_seconds: number;
+  settings: NasSettings;
+}
+
+export type NasResult = { interrupted: true } | { interrupted: false; report: NasReport };
+
+const SEARCH_FILE = 'search.json';
+const SEARCH_VERSION = 1;
+export const NAS_REPORT_FILE = 'nas-report.json';
+export const NAS_PACKAGE_FILE = 'model.whittle';
+
+interface SearchCheckpoint {
+  version: number;
+  settings: NasSettings;
+  state: EvolutionState;
+  seconds: { supernet: number; search: number; finetune: number };
+}
+
+function loadCheckpoint(file: string, settings: NasSettings): SearchCheckpoint | undefined {
+  if (!existsSync(file)) return undefined;
+  const fail = (why: string): never => {
+    throw new NasCheckpointError(`${file}: ${why}; delete the output directory to start afresh`);
+  };
+  let saved: Partial<SearchCheckpoint>;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<SearchCheckpoint>;
+  } catch (error) {
+    return fail(`unreadable search checkpoint (${(error as Error).message})`);
+  }
+  if (saved.version !== SEARCH_VERSION)
+    fail(`search checkpoint version ${String(saved.version)}, this build reads ${SEARCH_VERSION}`);
+  if (JSON.stringify(saved.settings) !== JSON.stringify(settings))
+    fail(`the checkpoint is of a search with other settings (${JSON.stringify(saved.settings)})`);
+  const state = saved.state;
+  if (
+    state === undefined ||
+    !Array.isArray(state.history) ||
+    !Array.isArray(state.population) ||
+    !Number.isInteger(state.cycles) ||
+    saved.seconds === undefined
+  )
+    return fail('malformed search checkpoint');
+  for (const c of state.history) {
+    if (c === null || typeof c !== 'object' || archKey(parseArch(c.arch)) !== c.key)
+      fail('a candidate of the checkpoint is malformed');
+  }
+  return saved as SearchCheckpoint;
+}
+
+function candidateReport(c: Candidate): CandidateReport {
+  const misses = {
+    ...(c.misses.latencyMs === undefined ? {} : { latency_ms: c.misses.latencyMs }),
+    ...(c.misses.ramBytes === undefined ? {} : { ram_bytes: c.misses.ramBytes }),
+    ...(c.misses.sizeBytes === undefined ? {} : { package_bytes: c.misses.sizeBytes }),
+  };
+  return {
+    key: c.key,
+    arch: c.arch,
+    supernet_accuracy: c.accuracy,
+    latency_ms: c.latencyMs,
+    ram_bytes: c.ramBytes,
+    package_bytes: c.packageBytes,
+    ...(Object.keys(misses).length > 0 ? { misses } : {}),
+  };
+}
+
+/** Median per-image latency of `pkg` at batch 1 on this runtime. */
+function measuredLatency(pkg: Package, set: ImageSet, runs: number): number {
+  return compareLatency([pkg], set, runs)[0]!.medianMs;
+}
+
+/** Peak RAM of `pkg` on the runtime at batch 1: its memory plan's arena plus its weights. */
+function peakRam(pkg: Package): number {
+  const model = Model.fromPackage(pkg, { batch: 1 });
+  return model.plan.arenaBytes + model.weightBytes;
+}
+
+/** Runs (or resumes) the search; see the header. */
+export async function runNas(run: NasRun): Promise<NasResult> {
+  const { settings, outDir } = run;
+  const log = run.onProgress ?? (() => undefined);
+  mkdirSync(outDir, { recursive: true });
+  const data = loadDataset(settings.dataset);
+  const trainSet = data.train;
+  const test = data.test ?? trainSet;
+  const used = Math.min(trainSet.count, settings.trainLimit ?? trainSet.count);
+  if (used <= settings.validationImages)
+    throw new NasCheckpointError(
+      `${settings.dataset}: ${used} training images cannot hold out ${settings.validationImages} for validation`,
+    );
+  const options = {
+    inputShape: [trainSet.height, trainSet.width, trainSet.channels] as const,
+    classes: trainSet.classes.length,
+    seed: settings.seed,
+  };
+  const validationStart = used - settings.validationImages;
+  const validation = {
+    x: imageInput(trainSet, validationStart, settings.validationImages),
+    labels: trainSet.labels.subarray(validationStart, used),
+  };
+  const calibration = imageInput(trainSet, 0, Math.min(settings.calibrationImages, validationStart));
+  const calibrationSet = {
+    count: calibration.length / (trainSet.height * trainSet.width * trainSet.channels),
+    data: calibration,
+  };
+
+  // Phase 1: the supernet.
+  const searchFile = join(outDir, SEARCH_FILE);
+  const checkpoint = loadCheckpoint(searchFile, settings);
+  const seconds = checkpoint?.seconds ?? { supernet: 0, search: 0, finetune: 0 };
+  const supernet = existsSync(join(outDir, 'supernet.json'))
+    ? Supernet.load(outDir, options)
+    : Supernet.create(options);
+  if (supernet.epochsDone < settings.supernetEpochs) {
+    const phaseStart = performance.now();
+    const done0 = supernet.epochsDone;
+    const result = await supernet.train({
+      set: trainSet,
+      indices: identity(validationStart),
+      epochs: settings.supernetEpochs,
+      batchSize: settings.batchSize,
+      pathBatches: settings.pathBatches,
+      learningRate: settings.learningRate,
+      seed: settings.seed,
+      ...(run.signal ? { signal: run.signal } : {}),
+      onPath: (epoch, batch, batches, loss) => {
+        const fraction = (epoch - done0 + batch / batches) / (settings.supernetEpochs - done0);
+        const elapsed = (performance.now() - phaseStart) / 1000;
+        log({
+          phase: 'supernet',
+          message: `supernet epoch ${epoch + 1}/${settings.supernetEpochs} batch ${batch}/${batches} loss ${loss.toFixed(3)}`,
+          etaSeconds: fraction > 0 ? (elapsed / fraction) * (1 - fraction) : Infinity,
+        });
+      },
+      onEpoch: () => {
+        supernet.save(outDir);
+      },
+    });
+    seconds.supernet += (performance.now() - phaseStart) / 1000;
+    if (result.interrupted) {
+      supernet.save(outDir);
+      return { interrupted: true };
+    }
+  }
+
+  // Phase 2: regularized evolution.
+  const latencyOf =
+    run.latencyOf ?? ((_arch: ArchSpec, pkg: Package) => measuredLatency(pkg, test, settings.latencyRuns));
+  const score = async (arch: ArchSpec, cycle: number): Promise<Candidate> => {
+    const model = supernet.subnet(arch, calibration);
+    try {
+      const accuracy = modelAccuracy(model, validation.x, validation.labels);
+      const pkg = await archPackage(arch, model, { calibration: calibrationSet });
+      const figures = {
+        latencyMs: await latencyOf(arch, pkg),
+        ramBytes: peakRam(pkg),
+        packageBytes: pkg.fileBytes,
+      };
+      return {
+        arch,
+        key: archKey(arch),
+        accuracy,
+        ...figures,
+        misses: budgetMisses(figures, settings.budgets),
+        cycle,
+      };
+    } finally {
+      model.dispose();
+    }
+  };
+  const searchStart = performance.now();
+  const seconds0 = seconds.search;
+  const total = settings.populationSize + settings.cycles;
+  const best = (history: readonly Candidate[]): Candidate | undefined =>
+    history.reduce<Candidate | undefined>(
+      (b, c) => (b === undefined || fitness(c, settings.budgets) > fitness(b, settings.budgets) ? c : b),
+      undefined,
+    );
+  let scoredHere = 0;
+  const evolved = await evolve({
+    populationSize: settings.populationSize,
+    sampleSize: settings.sampleSize,
+    cycles: settings.cycles,
+    seed: settings.seed,
+    budgets: settings.budgets,
+    score: async (arch, cycle) => {
+      scoredHere++;
+      return score(arch, cycle);
+    },
+    ...(checkpoint ? { state: checkpoint.state } : {}),
+    ...(run.signal ? { signal: run.signal } : {}),
+    onCandidate: (c, state) => {
+      seconds.search = seconds0 + (performance.now() - searchStart) / 1000;
+      writeAtomic(searchFile, JSON.stringify({ version: SEARCH_VERSION, settings, state, seconds }));
+      const done = Math.min(total, state.population.length + state.cycles);
+      const perCandidate = (performance.now() - searchStart) / 1000 / Math.max(1, scoredHere);
+      const top = best(state.history);
+      log({
+        phase: 'evolution',
+        message:
+          `generation ${state.cycles}/${settings.cycles}: ${c.key} accuracy ${(100 * c.accuracy).toFixed(1)}% ` +
+          `${c.latencyMs.toFixed(3)} ms ${c.packageBytes} B${feasible(c) ? '' : ' (over budget)'}`,
+        etaSeconds: perCandidate * (total - done),
+        ...(top ? { best: top } : {}),
+      });
+    },
+  });
+  if (evolved.interrupted) return { interrupted: true };
+  const history = evolved.history;
+  const within = history.filter(feasible);
+  const report: NasReport = {
+    budgets: {
+      ...(settings.budgets.latencyMs === undefined ? {} : { latency_ms: settings.budgets.latencyMs }),
+      ...(settings.budgets.ramBytes === undefined ? {} : { ram_bytes: settings.budgets.ramBytes }),
+      ...(settings.budgets.sizeBytes === undefined ? {} : { package_bytes: settings.budgets.sizeBytes }),
+    },
+    feasible: within.length > 0,
+    candidates_evaluated: history.length,
+    generations: evolved.cycles,
+    pareto_front: paretoFront(history).map(candidateReport),
+    supernet_seconds: seconds.supernet,
+    search_seconds: seconds.search,
+    finetune_seconds: seconds.finetune,
+    total_seconds: 0,
+    settings,
+  };
+  if (within.length === 0) {
+    report.closest = [...history]
+      .sort((a, b) => relativeMiss(a, settings.budgets) - relativeMiss(b, settings.budgets))
+      .slice(0, 5)
+      .map(candidateReport);
+    report.total_seconds = seconds.supernet + seconds.search;
+    writeAtomic(join(outDir, NAS_REPORT_FILE), JSON.stringify(report, null, 2));
+    return { interrupted: false, report };
+  }
+
+  // Phase 3: fine-tune the best within the budgets from its supernet weights.
+  const chosen = best(within)!;
+  const finetuneStart = performance.now();
+  const subnetDir = join(outDir, 'subnet');
+  const finetuneDir = join(outDir, 'finetune');
+  if (!existsSync(join(subnetDir, MODEL_FILE))) {
+    const start = supernet.model(chosen.arch);
+    recalibrateBatchNorm(start, calibration);
+    mkdirSync(subnetDir, { recursive: true });
+    await start.save(fileHandler(subnetDir));
+    start.dispose();
+  }
+  const layers = archLayers(chosen.arch, await tf.loadLayersModel(fileHandler(subnetDir)));
+  const pruned = layers.filter((l) => l.prune > 0);
+  const startModel = await tf.loadLayersModel(fileHandler(subnetDir));
+  const masks = magnitudeMasks(
+    new Map(pruned.map((l) => [l.name, readKernel(startModel, l.name)])),
+    new Map(pruned.map((l) => [l.name, l.prune])),
+    false,
+  );
+  startModel.dispose();
+  const hooks = combineHooks(
+    steHooks(
+      layers.flatMap((l) =>
+        l.format === 'ternary'
+          ? [{ layer: l.name, quantizer: ternaryQuantizer(true) }]
+          : l.format === 'binary'
+            ? [{ layer: l.name, quantizer: BINARY_QUANTIZER }]
+            : [],
+      ),
+    ),
+    projectionHooks(pruned.map((l) => ({ layer: l.name, mask: masks.get(l.name)! }))),
+  );
+  log({ phase: 'finetune', message: `fine-tuning ${chosen.key} for ${settings.finetuneEpochs} epochs` });
+  const tuned = await train({
+    config: {
+      ...DEFAULT_TRAIN_CONFIG,
+      model: 'nas',
+      dataset: settings.dataset,
+      epochs: settings.finetuneEpochs,
+      batchSize: settings.batchSize,
+      learningRate: settings.learningRate / 4,
+      patience: 0,
+      seed: settings.seed,
+      trainLimit: used,
+      ...(settings.testLimit === undefined ? {} : { testLimit: settings.testLimit }),
+    },
+    outDir: finetuneDir,
+    from: subnetDir,
+    resume: existsSync(join(finetuneDir, 'checkpoint')),
+    hooks,
+    ...(run.signal ? { signal: run.signal } : {}),
+    onProgress: (p) =>
+      log({
+        phase: 'finetune',
+        message: `fine-tune epoch ${p.epoch}/${p.epochs} batch ${p.batch}/${p.batches} ${p.phase}`,
+        etaSeconds: p.etaSeconds,
+      }),
+  });
+  seconds.finetune += (performance.now() - finetuneStart) / 1000;
+  writeAtomic(searchFile, JSON.stringify({ version: SEARCH_VERSION, settings, state: evolved, seconds }));
+  if (tuned.interrupted) return { interrupted: true };
+
+  // Phase 4: package in the architecture's formats and verify on this runtime.
+  log({ phase: 'package', message: `packaging ${chosen.key} and measuring it` });
+  const model = await tf.loadLayersModel(fileHandler(finetuneDir));
+  const pkg = await archPackage(chosen.arch, model, {
+    calibration: calibrationSet,
+    modelId: 'nas',
+    labels: trainSet.classes,
+    preprocessingOf: trainSet,
+  });
+  model.dispose();
+  const bytes = writePackage(packageContent(pkg), run.signingKey ?? bundledSigningKey());
+  writeFileSync(join(outDir, NAS_PACKAGE_FILE), bytes);
+  const testSet =
+    settings.testLimit === undefined ? test : { ...test, count: Math.min(test.count, settings.testLimit) };
+  const evaluation = evaluatePackage(pkg, testSet);
+  const measured = {
+    latencyMs: measuredLatency(pkg, test, Math.max(settings.latencyRuns, 100)),
+    ramBytes: peakRam(pkg),
+    packageBytes: bytes.length,
+  };
+  report.best = {
+    ...candidateReport(chosen),
+    accuracy: evaluation.top1,
+    test_images: evaluation.images,
+    measured_latency_ms: measured.latencyMs,
+    measured_ram_bytes: measured.ramBytes,
+    measured_package_bytes: measured.packageBytes,
+    meets_budgets: Object.keys(budgetMisses(measured, settings.budgets)).length === 0,
+    package: join(outDir, NAS_PACKAGE_FILE),
+  };
+  report.finetune_seconds = seconds.finetune;
+  report.total_seconds = seconds.supernet + seconds.search + seconds.finetune;
+  writeAtomic(join(outDir, NAS_REPORT_FILE), JSON.stringify(report, null, 2));
+  return { interrupted: false, report };
+}

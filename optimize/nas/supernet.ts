@@ -1,0 +1,340 @@
+// The weight-sharing supernet (single-path one-shot, Guo et al. 2020): one weight tensor per layer name of
+// the search space at its largest shape (widest channels, largest kernel), trained once by sampling a path
+// (an architecture of the space, float form) every few batches; the path's model takes its weights as slices
+// of the shared tensors (the first channels, the centre of the kernel: the layout OFA's elastic width and
+// kernel use), trains on those batches on the training backend, and writes them back. Any architecture of
+// the space is then evaluated without training: its slices, its formats applied (space.ts
+// projectArchWeights), and its batch norms recalibrated on a few batches (the shared moving statistics fit
+// no single path).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as tf from '@tensorflow/tfjs';
+
+import { whittleError } from '../../native/whittle-error.js';
+import { BatchStream } from '../datasets/batches.js';
+import type { ImageSet } from '../datasets/image-set.js';
+import { SeededRandom } from '../seeded-random.js';
+import { writeAtomic } from '../train/file-io.js';
+import { createAdam, defaultAdam } from '../train/trainer.js';
+import {
+  archLayers,
+  type ArchModelOptions,
+  type ArchSpec,
+  BLOCK_TYPES,
+  buildArchModel,
+  floatArch,
+  projectArchWeights,
+  sampleArch,
+  SEARCH_SPACE,
+} from './space.js';
+
+/** A supernet checkpoint that cannot be used: the message names the file and what is wrong with it. */
+export class NasCheckpointError extends whittleError('NasCheckpointError', 'bad-nas-checkpoint') {}
+
+export const SUPERNET_FILE = 'supernet.json';
+export const SUPERNET_WEIGHTS = 'supernet.bin';
+const SUPERNET_VERSION = 1;
+
+interface Shared {
+  shape: number[];
+  values: Float32Array;
+}
+
+/** Offset of a slice of `small` in `big` along each axis: a conv kernel's spatial axes (the first two of
+ * four) centred, every other axis from 0. */
+function offsets(big: readonly number[], small: readonly number[]): number[] {
+  return big.map((b, axis) => (big.length === 4 && axis < 2 ? (b - small[axis]!) / 2 : 0));
+}
+
+/** Copies between the box `small` (dense, its own shape) and its slice of `big`. */
+function copyBox(big: Shared, small: Float32Array, shape: readonly number[], toBig: boolean): void {
+  const rank = shape.length;
+  if (rank !== big.shape.length || shape.some((d, i) => d > big.shape[i]!))
+    throw new RangeError(`slice [${shape.join(',')}] does not fit the shared [${big.shape.join(',')}]`);
+  const start = offsets(big.shape, shape);
+  const strides = big.shape.map((_, i) => big.shape.slice(i + 1).reduce((p, d) => p * d, 1));
+  const inner = shape[rank - 1] ?? 1;
+  const rows = small.length / Math.max(inner, 1);
+  const index = new Array<number>(rank).fill(0);
+  for (let r = 0; r < rows; r++) {
+    // index of row r over the leading axes of `shape`
+    let rest = r;
+    for (let a = rank - 2; a >= 0; a--) {
+      index[a] = rest % shape[a]!;
+      rest = Math.floor(rest / shape[a]!);
+    }
+    let at = start[rank - 1] ?? 0;
+    for (let a = 0; a < rank - 1; a++) at += (index[a]! + start[a]!) * strides[a]!;
+    if (toBig) big.values.set(small.subarray(r * inner, (r + 1) * inner), at);
+    else small.set(big.values.subarray(at, at + inner), r * inner);
+  }
+}
+
+/** The largest architecture built of each block type: together they hold every layer name of the space at
+ * its largest shape. */
+function largestArchs(): ArchSpec[] {
+  const max = (values: readonly number[]): number => Math.max(...values);
+  return BLOCK_TYPES.map((block) => ({
+    stem: { width: max(SEARCH_SPACE.stemWidths), format: 'fp32' },
+    stages: SEARCH_SPACE.stageWidths.map((widths) => ({
+      block,
+      width: max(widths),
+      depth: max(SEARCH_SPACE.depths),
+      kernel: max(SEARCH_SPACE.kernels),
+      format: 'fp32',
+      prune: 0,
+    })),
+    head: { format: 'fp32' },
+  }));
+}
+
+export interface SupernetTrainOptions {
+  set: ImageSet;
+  indices: Uint32Array;
+  epochs: number;
+  batchSize: number;
+  /** Batches each sampled path trains on before the next is drawn. */
+  pathBatches: number;
+  learningRate: number;
+  seed: number;
+  signal?: AbortSignal;
+  /** After every path: epoch (0-based), batches done in it, of how many, the path's mean loss. */
+  onPath?: (epoch: number, batch: number, batches: number, loss: number) => void;
+  /** After every whole epoch (the caller checkpoints). */
+  onEpoch?: (epochsDone: number) => Promise<void> | void;
+}
+
+export class Supernet {
+  readonly options: ArchModelOptions;
+  readonly shared: Map<string, Shared>;
+  /** Whole epochs trained. */
+  epochsDone = 0;
+
+  private constructor(options: ArchModelOptions, shared: Map<string, Shared>) {
+    this.options = options;
+    this.shared = shared;
+  }
+
+  /** A new supernet, its shared weights the largest models' seeded initial weights. */
+  static create(options: ArchModelOptions): Supernet {
+    const shared = new Map<string, Shared>();
+    for (const arch of largestArchs()) {
+      const model = buildArchModel(arch, options);
+      for (const w of model.weights) {
+        const known = shared.get(w.originalName);
+        const size = w.shape.reduce((p: number, d) => p * d!, 1);
+        if (known === undefined || known.values.length < size)
+          shared.set(w.originalName, {
+            shape: w.shape as number[],
+            values: new Float32Array(w.read().dataSync()),
+          });
+      }
+      model.dispose();
+    }
+    return new Supernet(options, shared);
+  }
+
+  /** The model of `arch` with its slices of the shared weights (formats not applied). */
+  model(arch: ArchSpec): tf.LayersModel {
+    const model = buildArchModel(arch, this.options);
+    for (const w of model.weights) {
+      const big = this.#sharedOf(w.originalName);
+      const values = new Float32Array(w.shape.reduce((p: number, d) => p * d!, 1));
+      copyBox(big, values, w.shape as number[], false);
+      const t = tf.tensor(values, w.shape as number[], 'float32');
+      w.write(t);
+      t.dispose();
+    }
+    return model;
+  }
+
+  /** Writes `model`'s weights back into their slices. */
+  store(model: tf.LayersModel): void {
+    for (const w of model.weights)
+      copyBox(this.#sharedOf(w.originalName), w.read().dataSync() as Float32Array, w.shape as number[], true);
+  }
+
+  #sharedOf(name: string): Shared {
+    const big = this.shared.get(name);
+    if (big === undefined) throw new RangeError(`the supernet has no weight ${name}`);
+    return big;
+  }
+
+  /** Trains the shared weights from epoch `epochsDone` to `options.epochs` (see the header). Returns early,
+   * the interrupted path's training kept, when the signal aborts. */
+  async train(options: SupernetTrainOptions): Promise<{ interrupted: boolean }> {
+    const stream = new BatchStream(options.set, options.indices, {
+      batchSize: options.batchSize,
+      shuffle: true,
+      seed: options.seed,
+    });
+    const batches = stream.batchesPerEpoch();
+    const classes = this.options.classes;
+    const [h, w, c] = this.options.inputShape;
+    for (let epoch = this.epochsDone; epoch < options.epochs; epoch++) {
+      const rng = new SeededRandom(options.seed * 7919 + epoch);
+      let model: tf.LayersModel | undefined;
+      let done = 0;
+      let losses: number[] = [];
+      const finish = (): void => {
+        if (model === undefined) return;
+        this.store(model);
+        model.dispose();
+        model = undefined;
+        options.onPath?.(epoch, done, batches, losses.reduce((a, b) => a + b, 0) / losses.length);
+        losses = [];
+      };
+      for (const batch of stream.epoch(epoch)) {
+        if (options.signal?.aborted === true) {
+          finish();
+          return { interrupted: true };
+        }
+        if (model === undefined) {
+          model = this.model(floatArch(sampleArch(rng)));
+          model.compile({
+            optimizer: createAdam(options.learningRate, defaultAdam()),
+            loss: 'categoricalCrossentropy',
+          });
+        }
+        const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
+        const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), classes);
+        const loss = await model.trainOnBatch(x, y);
+        tf.dispose([x, y]);
+        losses.push(Array.isArray(loss) ? loss[0]! : loss);
+        done++;
+        if (done % options.pathBatches === 0) finish();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      finish();
+      this.epochsDone = epoch + 1;
+      await options.onEpoch?.(this.epochsDone);
+    }
+    return { interrupted: false };
+  }
+
+  /** The model of `arch` evaluated as its package will run: slices, formats applied, batch norms
+   * recalibrated on `calibration` ([n][h][w][c] images as the model takes them). The caller disposes it. */
+  subnet(arch: ArchSpec, calibration: Float32Array): tf.LayersModel {
+    const model = this.model(arch);
+    projectArchWeights(model, archLayers(arch, model));
+    recalibrateBatchNorm(model, calibration);
+    return model;
+  }
+
+  /** Writes the shared weights and their names, shapes and settings to `dir` (atomically). */
+  save(dir: string): void {
+    const names = [...this.shared.keys()];
+    const total = names.reduce((n, k) => n + this.shared.get(k)!.values.length, 0);
+    const all = new Float32Array(total);
+    let at = 0;
+    for (const k of names) {
+      all.set(this.shared.get(k)!.values, at);
+      at += this.shared.get(k)!.values.length;
+    }
+    writeAtomic(join(dir, SUPERNET_WEIGHTS), new Uint8Array(all.buffer));
+    writeAtomic(
+      join(dir, SUPERNET_FILE),
+      JSON.stringify({
+        version: SUPERNET_VERSION,
+        options: this.options,
+        epochsDone: this.epochsDone,
+        weights: names.map((name) => ({ name, shape: this.shared.get(name)!.shape })),
+      }),
+    );
+  }
+
+  /** The supernet saved in `dir` by save(); refuses (NasCheckpointError) a missing, malformed or truncated
+   * checkpoint, another version, or one for other inputs, classes or search space. */
+  static load(dir: string, expect: ArchModelOptions): Supernet {
+    const file = join(dir, SUPERNET_FILE);
+    const fail = (why: string): never => {
+      throw new NasCheckpointError(`${file}: ${why}; delete ${dir} to start the search afresh`);
+    };
+    let meta: {
+      version?: unknown;
+      options?: ArchModelOptions;
+      epochsDone?: unknown;
+      weights?: { name: string; shape: number[] }[];
+    };
+    let bytes: Buffer;
+    try {
+      meta = JSON.parse(readFileSync(file, 'utf8')) as typeof meta;
+      bytes = readFileSync(join(dir, SUPERNET_WEIGHTS));
+    } catch (error) {
+      return fail(`unreadable supernet checkpoint (${(error as Error).message})`);
+    }
+    if (meta.version !== SUPERNET_VERSION)
+      fail(`supernet checkpoint version ${String(meta.version)}, this build reads ${SUPERNET_VERSION}`);
+    if (JSON.stringify(meta.options) !== JSON.stringify(expect))
+      fail(`the checkpoint is for ${JSON.stringify(meta.options)}, not ${JSON.stringify(expect)}`);
+    if (!Number.isInteger(meta.epochsDone) || !Array.isArray(meta.weights)) fail('malformed checkpoint');
+    const fresh = Supernet.create(expect);
+    const shared = new Map<string, Shared>();
+    let at = 0;
+    for (const { name, shape } of meta.weights!) {
+      const want = fresh.shared.get(name);
+      if (want === undefined || JSON.stringify(want.shape) !== JSON.stringify(shape))
+        fail(`weight ${name} [${String(shape)}] is not in this search space`);
+      const n = want!.values.length;
+      if ((at + n) * 4 > bytes.length) fail(`${SUPERNET_WEIGHTS} is truncated`);
+      shared.set(name, {
+        shape,
+        values: new Float32Array(
+          bytes.buffer.slice(bytes.byteOffset + at * 4, bytes.byteOffset + (at + n) * 4),
+        ),
+      });
+      at += n;
+    }
+    if (at * 4 !== bytes.length || shared.size !== fresh.shared.size)
+      fail(`${SUPERNET_WEIGHTS} holds ${bytes.length} bytes, not the ${at * 4} its weights take`);
+    const net = new Supernet(expect, shared);
+    net.epochsDone = meta.epochsDone as number;
+    return net;
+  }
+}
+
+/** Sets every batch norm's moving mean and variance to the statistics of its input over `images` (all at
+ * once, the network in training mode: each batch norm normalizes with the batch's own statistics, as the
+ * recalibrated network will on average). */
+export function recalibrateBatchNorm(model: tf.LayersModel, images: Float32Array): void {
+  const norms = model.layers.filter((l) => l.getClassName() === 'BatchNormalization');
+  if (norms.length === 0) return;
+  const [h, w, c] = model.inputs[0]!.shape.slice(1) as number[];
+  tf.tidy(() => {
+    const probe = tf.model({
+      inputs: model.inputs,
+      outputs: norms.map((l) => l.input as tf.SymbolicTensor),
+    });
+    const x = tf.tensor4d(images, [images.length / (h! * w! * c!), h!, w!, c!]);
+    const inputs = probe.apply(x, { training: true }) as tf.Tensor[];
+    norms.forEach((layer, k) => {
+      const { mean, variance } = tf.moments(inputs[k]!, [0, 1, 2]);
+      for (const v of layer.weights) {
+        if (v.originalName.endsWith('/moving_mean')) v.write(mean);
+        else if (v.originalName.endsWith('/moving_variance')) v.write(variance);
+      }
+    });
+  });
+}
+
+/** Top-1 accuracy of `model` on `count` images ([n][h][w][c]) with their labels, `batch` at a time. */
+export function modelAccuracy(
+  model: tf.LayersModel,
+  images: Float32Array,
+  labels: Uint8Array,
+  batch = 250,
+): number {
+  const [h, w, c] = model.inputs[0]!.shape.slice(1) as number[];
+  const per = h! * w! * c!;
+  let correct = 0;
+  for (let start = 0; start < labels.length; start += batch) {
+    const n = Math.min(batch, labels.length - start);
+    const predicted = tf.tidy(() => {
+      const x = tf.tensor4d(images.subarray(start * per, (start + n) * per), [n, h!, w!, c!]);
+      return (model.predict(x) as tf.Tensor).argMax(-1).dataSync();
+    });
+    for (let i = 0; i < n; i++) if (predicted[i] === labels[start + i]) correct++;
+  }
+  return correct / labels.length;
+}

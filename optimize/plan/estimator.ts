@@ -1,0 +1,69 @@
+// Where the planner's latencies come from. A LatencyEstimator gives a whole package's time per frame and
+// each layer's share, in the shape of the latency predictor's answer (optimize/latency, from a device's
+// table): the predictor of a device plugs in as one. Until a device has a table, `measuredEstimator` times
+// the packages on this machine's runtime: each node alone (Model.profile), the packages taking turns round
+// by round so that a change in machine load hits all of them alike, medians over the rounds.
+import type { Package } from '../../agent/package/reader.js';
+import { Model } from '../../agent/runtime/model.js';
+import type { ImageSet } from '../datasets/image-set.js';
+import { imageInput, packageImageInput } from '../evaluate-package.js';
+
+export interface LayerLatency {
+  name: string;
+  op: string;
+  format: string;
+  ms: number;
+}
+
+export interface LatencyEstimate {
+  /** Milliseconds per frame (batch 1). */
+  ms: number;
+  layers: LayerLatency[];
+}
+
+export interface LatencyEstimator {
+  /** What the figures are: `measured on this machine's runtime`, `table of DEVICE (build …)`. */
+  readonly source: string;
+  /** Each package's estimate, in order (a measuring estimator interleaves them). */
+  estimate(packages: readonly Package[]): LatencyEstimate[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+/** Times packages on this machine's runtime: `rounds` rounds, each profiling every package `runs` times in
+ * turn, on the first image of `set` as the package takes it. */
+export function measuredEstimator(
+  set: ImageSet,
+  options: { rounds?: number; runs?: number; threads?: number } = {},
+): LatencyEstimator {
+  const rounds = options.rounds ?? 5;
+  const runs = options.runs ?? 5;
+  return {
+    source: "measured on this machine's runtime",
+    estimate(packages) {
+      const models = packages.map((pkg) => {
+        const model = Model.fromPackage(pkg, {
+          batch: 1,
+          ...(options.threads !== undefined ? { threads: options.threads } : {}),
+        });
+        model.run([imageInput(set, 0, 1, packageImageInput(pkg, set))]);
+        return { model, times: model.layers.map((): number[] => []) };
+      });
+      for (const m of models) m.model.profile(2);
+      for (let r = 0; r < rounds; r++)
+        for (const m of models) m.model.profile(runs).forEach((p, i) => m.times[i]!.push(p.ms));
+      return models.map(({ model, times }) => {
+        const layers = model.layers.map((l, i) => ({
+          name: l.name,
+          op: l.op,
+          format: l.format,
+          ms: median(times[i]!),
+        }));
+        return { ms: layers.reduce((sum, l) => sum + l.ms, 0), layers };
+      });
+    },
+  };
+}

@@ -1,0 +1,325 @@
+// `whittle optimize`: a model made to fit a device's budgets (latency per frame, peak RAM, package bytes),
+// keeping only the steps that pay on that device. The run (OUT/):
+//   train/            a zoo model trained first (--model ZOO), resumable as `whittle train` is;
+//   baseline.whittle  the fp32 package;
+//   sensitivity.json  the per-layer analysis (sensitivity.ts), saved after every layer: --resume goes on
+//                     from the first layer not measured;
+//   model.whittle     the plan's package, signed; report.json the plan, the ledger and what was dropped.
+import type { KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+
+import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
+import { whittleError } from '../../native/whittle-error.js';
+import { compressedPackage } from '../compress/encode.js';
+import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
+import { packageImageInput, packageImageSize, withTrainedPreprocessing } from '../evaluate-package.js';
+import { DEFAULT_NAS_SETTINGS, type NasProgress, runNas } from '../nas/search.js';
+import { probeFromTestSet } from '../package/probe.js';
+import { packageContent, writePackage } from '../package/writer.js';
+import { calibrationFromImages } from '../quantize/calibrate.js';
+import { MODEL_FILE } from '../train/file-io.js';
+import { DEFAULT_TRAIN_CONFIG, train, type TrainProgress } from '../train/trainer.js';
+import { isZooModelName, ZOO_MODEL_NAMES } from '../zoo/index.js';
+import { type LayerChoice, plannableLayers } from './apply.js';
+import type { LatencyEstimator } from './estimator.js';
+import {
+  type Budgets,
+  choosePlan,
+  DEFAULT_TOLERANCE,
+  formatLedger,
+  type LedgerStep,
+  misses,
+  type PlanChoice,
+  type VerifiedPlan,
+  verifyPlan,
+} from './planner.js';
+import { analyzeSensitivity, type Sensitivity, type SensitivityEntry } from './sensitivity.js';
+
+/** A request `whittle optimize` cannot run: no such model, an fp32 package it cannot plan, a run of another
+ * request in OUT. */
+export class OptimizeError extends whittleError('OptimizeError', 'bad-optimize') {}
+
+export interface OptimizeOptions {
+  /** A zoo model name (trained first), a `whittle train` directory, or an fp32 package. */
+  model: string;
+  /** Start from the architecture `whittle nas` finds under the same budgets (in OUT/nas, fine-tuned)
+   * instead of `model`. */
+  search?: boolean;
+  dataset: string;
+  out: string;
+  budgets: Budgets;
+  /** What the latencies are (a device's table, or this machine's runtime) and what it is for. */
+  estimator: LatencyEstimator;
+  target: string;
+  key: KeyObject;
+  force?: ReadonlyMap<string, LayerChoice>;
+  /** Sensitivity accuracy on the first N test images (default 500); end to end on the same. */
+  images?: number;
+  /** A zoo model's training: epochs (default 3) on the first N images (default all). */
+  epochs?: number;
+  trainLimit?: number;
+  /** Timed batch-1 runs per end-to-end comparison (default 100). */
+  runs?: number;
+  tolerance?: number;
+  resume?: boolean;
+  signal?: AbortSignal;
+  onTrainProgress?: (p: TrainProgress) => void;
+  onSearchProgress?: (p: NasProgress) => void;
+  onLayer?: (layer: string, done: number, total: number) => void;
+  onStep?: (step: LedgerStep) => void;
+}
+
+export interface OptimizeReport {
+  model: string;
+  target: string;
+  latency_source: string;
+  dataset: string;
+  images: number;
+  out: string;
+  budgets: { latency_ms: number | null; ram_bytes: number | null; package_bytes: number | null };
+  met: boolean;
+  plan: Record<string, string>;
+  baseline: VerifiedPlan['baseline'];
+  final: VerifiedPlan['final'];
+  misses: VerifiedPlan['misses'];
+  /** When the budgets cannot be met: the closest plans on the table, and how far each misses. */
+  closest: PlanChoice['closest'];
+  ledger: LedgerStep[];
+  steps_kept: number;
+  steps_dropped_slower: number;
+  /** Choices dropped on the table (slower, paying nothing, not applicable) with their figures. */
+  screened: PlanChoice['screened'];
+  notes: string[];
+}
+
+export type OptimizeResult = { interrupted: true } | { interrupted: false; report: OptimizeReport };
+
+const read = (bytes: Buffer): Package => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
+
+async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
+  const out = options.out;
+  mkdirSync(out, { recursive: true });
+  const request = JSON.stringify({
+    model: options.model,
+    dataset: options.dataset,
+    images: options.images ?? null,
+  });
+  const requestFile = join(out, 'request.json');
+  if (existsSync(requestFile)) {
+    if (!options.resume)
+      throw new OptimizeError(
+        `${out} holds an earlier run: --resume continues it; remove it (or choose --out) to start over`,
+      );
+    if (readFileSync(requestFile, 'utf8') !== request)
+      throw new OptimizeError(
+        `${out} holds a run of another model, dataset or image count (${readFileSync(requestFile, 'utf8')})`,
+      );
+  }
+  writeFileSync(requestFile, request);
+
+  const fp32 = await baselinePackage(options);
+  if (fp32 === undefined) return { interrupted: true };
+  writeFileSync(join(out, 'baseline.whittle'), writePackage(packageContent(fp32), options.key));
+  const dataset = loadDataset(options.dataset, { folder: packageImageSize(fp32) });
+  const test = dataset.test ?? dataset.train;
+  const set = firstImages(test, options.images ?? 500);
+  const calibration = calibrationFromImages(dataset.train, 100, packageImageInput(fp32, dataset.train));
+
+  const sensitivityFile = join(out, 'sensitivity.json');
+  const done =
+    options.resume && existsSync(sensitivityFile)
+      ? (JSON.parse(readFileSync(sensitivityFile, 'utf8')) as { entries: SensitivityEntry[] }).entries
+      : [];
+  const sensitivity: Sensitivity = analyzeSensitivity(fp32, {
+    set,
+    calibration,
+    estimator: options.estimator,
+    done,
+    ...(options.onLayer ? { onLayer: options.onLayer } : {}),
+    onLayerDone: (entries) => {
+      writeFileSync(sensitivityFile, JSON.stringify({ complete: false, entries }));
+      if (options.signal?.aborted) throw new InterruptedRun();
+    },
+  });
+  writeFileSync(sensitivityFile, JSON.stringify({ complete: true, ...sensitivity }, null, 1));
+
+  const tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
+  const chosen = choosePlan(sensitivity, {
+    budgets: options.budgets,
+    tolerance,
+    ...(options.force ? { force: options.force } : {}),
+  });
+  const verified = verifyPlan(fp32, chosen, sensitivity, {
+    budgets: options.budgets,
+    set,
+    calibration,
+    tolerance,
+    key: options.key,
+    ...(options.runs !== undefined ? { runs: options.runs } : {}),
+    ...(options.onStep ? { onStep: options.onStep } : {}),
+  });
+
+  const final = packageContent(verified.package);
+  final.manifest = {
+    ...final.manifest,
+    model: {
+      ...final.manifest.model,
+      name: `${fp32.manifest.model.name ?? fp32.manifest.model.id} (optimized for ${options.target})`,
+    },
+    accuracy: { dataset: set.source, images: set.count, top1: verified.final.accuracy },
+  };
+  if (dataset.test)
+    try {
+      final.manifest.probe = probeFromTestSet(writePackage(final, options.key), dataset.test);
+    } catch {
+      // A model that gets no test image right carries no probe (as whittle quantize).
+    }
+  const written = writePackage(packageContent(read(writePackage(final, options.key))), options.key);
+  writeFileSync(join(out, 'model.whittle'), written);
+  // The budgets judged on the file as written (its accuracy and probe included).
+  const finalFigures = { ...verified.final, bytes: written.length };
+  const finalMisses = misses(options.budgets, finalFigures);
+
+  const notes: string[] = [];
+  if (!chosen.met) notes.push('no plan on the table meets every budget: the closest are listed');
+  const report: OptimizeReport = {
+    model: options.model,
+    target: options.target,
+    latency_source: options.estimator.source,
+    dataset: options.dataset,
+    images: set.count,
+    out: join(out, 'model.whittle'),
+    budgets: {
+      latency_ms: options.budgets.latencyMs ?? null,
+      ram_bytes: options.budgets.ramBytes ?? null,
+      package_bytes: options.budgets.packageBytes ?? null,
+    },
+    met: finalMisses.length === 0,
+    plan: verified.plan,
+    baseline: verified.baseline,
+    final: finalFigures,
+    misses: finalMisses,
+    closest: chosen.closest,
+    ledger: verified.ledger,
+    steps_kept: verified.ledger.filter((l) => l.kept).length,
+    steps_dropped_slower:
+      verified.ledger.filter((l) => l.reason === 'slower').length +
+      chosen.screened.filter((s) => s.reason === 'slower').length,
+    screened: chosen.screened,
+    notes,
+  };
+  writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 1));
+  return { interrupted: false, report };
+}
+
+class InterruptedRun extends Error {}
+
+/** The fp32 package of `options.model`; undefined when training it was interrupted. */
+async function baselinePackage(options: OptimizeOptions): Promise<Package | undefined> {
+  const model = options.model;
+  const set = loadDataset(options.dataset).train;
+  let dir = model;
+  if (options.search) {
+    const nas = join(options.out, 'nas');
+    const found = await runNas({
+      settings: {
+        ...DEFAULT_NAS_SETTINGS,
+        dataset: options.dataset,
+        budgets: {
+          ...(options.budgets.latencyMs !== undefined ? { latencyMs: options.budgets.latencyMs } : {}),
+          ...(options.budgets.ramBytes !== undefined ? { ramBytes: options.budgets.ramBytes } : {}),
+          ...(options.budgets.packageBytes !== undefined ? { sizeBytes: options.budgets.packageBytes } : {}),
+        },
+        ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+      },
+      outDir: nas,
+      signingKey: options.key,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onSearchProgress ? { onProgress: options.onSearchProgress } : {}),
+    });
+    if (found.interrupted) return undefined;
+    // The fine-tuned float model of the architecture found: planned like any trained model.
+    const content = compressedPackage(join(nas, 'finetune'), new Map(), { modelId: 'nas' });
+    content.manifest = withTrainedPreprocessing(content.manifest, set);
+    return read(writePackage(content, options.key));
+  }
+  if (existsSync(model) && statSync(model).isFile()) {
+    const pkg = readPackageFile(model, { allowUnsigned: true, cpuFamily: null });
+    if (plannableLayers(pkg).length === 0)
+      throw new OptimizeError(
+        `${model} has no f32 conv / fully connected layer to plan: start from an fp32 package`,
+      );
+    const content = packageContent(pkg);
+    content.manifest = withTrainedPreprocessing(content.manifest, set);
+    return read(writePackage(content, options.key));
+  }
+  if (!existsSync(join(model, MODEL_FILE))) {
+    if (!isZooModelName(model))
+      throw new OptimizeError(
+        `--model ${model}: not a whittle train directory, an fp32 package or a zoo model (${ZOO_MODEL_NAMES.join(', ')})`,
+      );
+    dir = join(options.out, 'train');
+    if (!existsSync(join(dir, MODEL_FILE))) {
+      const result = await train({
+        config: {
+          ...DEFAULT_TRAIN_CONFIG,
+          model,
+          dataset: options.dataset,
+          epochs: options.epochs ?? 3,
+          ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+        },
+        outDir: dir,
+        resume: options.resume === true && existsSync(join(dir, 'checkpoint')),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onTrainProgress ? { onProgress: options.onTrainProgress } : {}),
+      });
+      if (result.interrupted) return undefined;
+    }
+  }
+  const content = compressedPackage(dir, new Map(), {
+    modelId: dir === model ? basename(resolve(model)) : model,
+  });
+  content.manifest = withTrainedPreprocessing(content.manifest, set);
+  return read(writePackage(content, options.key));
+}
+
+/** The run of the header; an interruption (options.signal) during training or between sensitivity layers
+ * gives `{ interrupted: true }`, and --resume continues from what was saved. */
+export async function runOptimize(options: OptimizeOptions): Promise<OptimizeResult> {
+  try {
+    return await optimizeRun(options);
+  } catch (err) {
+    if (err instanceof InterruptedRun) return { interrupted: true };
+    throw err;
+  }
+}
+
+/** The report as terminal tables. */
+export function formatOptimizeReport(r: OptimizeReport): string {
+  const lines = [
+    `${r.model} for ${r.target} (latency ${r.latency_source}); ${r.images} images of ${r.dataset}`,
+  ];
+  lines.push(formatLedger(r));
+  for (const s of r.screened.filter((x) => x.reason === 'slower'))
+    lines.push(
+      `dropped ${s.layer} ${s.choice}: slower (${s.baseline_layer_ms!.toFixed(4)} -> ${s.layer_ms!.toFixed(4)} ms for the layer, ` +
+        `${s.delta_ms! >= 0 ? '+' : ''}${s.delta_ms!.toFixed(4)} ms per frame)`,
+    );
+  for (const c of r.closest)
+    lines.push(
+      `closest: ${
+        Object.entries(c.plan)
+          .map(([l, k]) => `${l}=${k}`)
+          .join(', ') || 'fp32'
+      }: ` +
+        c.misses
+          .map(
+            (m) => `${m.budget} ${m.value.toFixed(3)} > ${m.limit} (+${(100 * m.over_fraction).toFixed(1)}%)`,
+          )
+          .join(', '),
+    );
+  for (const n of r.notes) lines.push(`note: ${n}`);
+  lines.push(`${r.met ? 'budgets met' : 'budgets NOT met'}; package ${r.out}`);
+  return lines.join('\n');
+}

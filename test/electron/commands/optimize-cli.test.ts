@@ -1,0 +1,101 @@
+// `whittle optimize` as a user runs it, on a tiny trained LeNet-300-100 and this machine's device profile:
+// the package written within the size budget, the report's ledger (each kept step paying when measured),
+// resume, and the bad inputs refused clearly (a malformed profile, one of another version, a missing budget).
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { readPackageFile } from '../../../agent/package/reader.js';
+import { collectDeviceProfile } from '../../../agent/profile/profile.js';
+import { cliSandbox } from '../../support/cli.js';
+import { trainTinyModel } from '../../support/tiny-model.js';
+
+const sandbox = cliSandbox('whittle-optimize-', 120_000);
+after(() => sandbox.cleanup());
+const { dir, whittle } = sandbox;
+const trained = join(dir, 'trained');
+const profile = join(dir, 'profile.json');
+
+describe('whittle optimize', () => {
+  before(async () => {
+    await trainTinyModel('lenet-300-100', trained);
+    writeFileSync(profile, JSON.stringify(collectDeviceProfile()));
+  });
+
+  const optimize = (...args: string[]) => whittle('optimize', '--profile', profile, ...common, ...args);
+  const common = [
+    '--dataset',
+    'fashion-mnist',
+    '--model',
+    trained,
+    '--images',
+    '60',
+    '--runs',
+    '20',
+    '--bundled-key',
+  ];
+
+  test('fits a size budget on this machine’s profile, verified end to end', () => {
+    const out = join(dir, 'fit');
+    const r = optimize('--size-kb', '500', '--out', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as {
+      met: boolean;
+      final: { bytes: number; accuracy: number };
+      baseline: { bytes: number };
+      ledger: { kept: boolean; reason: string; measured: Record<string, number> }[];
+      steps_kept: number;
+      plan: Record<string, string>;
+    };
+    assert.equal(report.met, true);
+    assert.ok(report.final.bytes <= 500 * 1024 && report.baseline.bytes > 1000 * 1024);
+    assert.ok(report.steps_kept >= 1 && Object.keys(report.plan).length === report.steps_kept);
+    for (const l of report.ledger.filter((x) => x.kept)) {
+      const m = l.measured;
+      assert.ok(m.ms_after! <= m.ms_before! * 1.05, JSON.stringify(l));
+      assert.ok(
+        m.ms_after! < m.ms_before! || m.ram_after! < m.ram_before! || m.bytes_after! < m.bytes_before!,
+      );
+    }
+    const pkg = readPackageFile(join(out, 'model.whittle'), { allowUnsigned: true, cpuFamily: null });
+    assert.equal(pkg.fileBytes, report.final.bytes);
+    assert.equal(pkg.manifest.accuracy?.top1, report.final.accuracy);
+    // The terminal report from the same run, resumed (the sensitivity is read back, not measured again).
+    const again = optimize('--size-kb', '500', '--out', out, '--resume');
+    assert.equal(again.status, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /sensitivity 1\/3/);
+    assert.match(again.stdout, /budgets met/);
+    const refused = optimize('--size-kb', '500', '--out', out);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /earlier run: --resume continues it/);
+  });
+
+  test('an impossible budget names the closest plans and how far each misses', () => {
+    // The same run resumed with another budget: planned again on the saved sensitivity.
+    const out = join(dir, 'fit');
+    const r = optimize('--size-kb', '1', '--out', out, '--resume');
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stdout, /closest: .*package_bytes \d+(\.\d+)? > 1024 \(\+\d/);
+    assert.match(r.stdout, /budgets NOT met/);
+    assert.ok(existsSync(join(out, 'report.json')));
+  });
+
+  test('bad input is refused clearly', () => {
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, '{"profile_version": 1, "cpu": 3');
+    const out = join(dir, 'bad');
+    let r = whittle('optimize', '--profile', bad, ...common, '--size-kb', '100', '--out', out);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /bad\.json: not a JSON device profile/);
+    writeFileSync(bad, JSON.stringify({ ...JSON.parse(readFileSync(profile, 'utf8')), profile_version: 2 }));
+    r = whittle('optimize', '--profile', bad, ...common, '--size-kb', '100', '--out', out);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /profile_version 2 is not readable by this build/);
+    r = optimize('--out', out);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /give at least one budget/);
+    r = optimize('--size-kb', '100', '--out', out, '--force', 'dense_Dense1=int4');
+    assert.match(r.stderr, /unknown layer choice "int4"/);
+  });
+});

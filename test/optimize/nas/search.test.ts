@@ -1,0 +1,117 @@
+// A miniature search end to end (issue 16's CI run): a tiny supernet on a Fashion-MNIST subset, a few
+// evolution cycles, the best architecture fine-tuned, packaged and measured on the runtime; interrupted and
+// resumed; an impossible budget reports the closest candidates and their misses; a corrupt checkpoint is
+// refused.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { readPackageFile } from '../../../agent/package/reader.js';
+import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
+import { evaluatePackage } from '../../../optimize/evaluate-package.js';
+import {
+  DEFAULT_NAS_SETTINGS,
+  NAS_PACKAGE_FILE,
+  NasCheckpointError,
+  type NasSettings,
+  runNas,
+} from '../../../optimize/nas/search.js';
+import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
+
+const TINY: NasSettings = {
+  ...DEFAULT_NAS_SETTINGS,
+  dataset: 'fashion-mnist',
+  budgets: { latencyMs: 50, sizeBytes: 400_000 },
+  supernetEpochs: 1,
+  batchSize: 32,
+  pathBatches: 4,
+  trainLimit: 400,
+  validationImages: 100,
+  calibrationImages: 32,
+  testLimit: 100,
+  populationSize: 3,
+  sampleSize: 2,
+  cycles: 2,
+  finetuneEpochs: 1,
+  latencyRuns: 5,
+};
+
+describe('whittle nas search (miniature)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'whittle-nas-search-'));
+  before(async () => {
+    await selectTrainingBackend('whittle-native');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('interrupted in the supernet, resumed, ends with a packaged model within the budgets', async () => {
+    const out = join(dir, 'run');
+    const controller = new AbortController();
+    const phases = new Set<string>();
+    const first = await runNas({
+      settings: TINY,
+      outDir: out,
+      signal: controller.signal,
+      onProgress: (p) => {
+        phases.add(p.phase);
+        if (p.phase === 'supernet') controller.abort();
+      },
+    });
+    assert.equal(first.interrupted, true);
+    assert.ok(existsSync(join(out, 'supernet.json')), 'the interrupted supernet is checkpointed');
+    const second = await runNas({ settings: TINY, outDir: out, onProgress: (p) => phases.add(p.phase) });
+    assert.equal(second.interrupted, false);
+    if (second.interrupted) return;
+    const { report } = second;
+    assert.deepEqual([...phases], ['supernet', 'evolution', 'finetune', 'package']);
+    assert.equal(report.feasible, true);
+    assert.equal(report.generations, 2);
+    assert.ok(report.candidates_evaluated >= 3 && report.candidates_evaluated <= 5);
+    assert.ok(report.pareto_front.length >= 1);
+    const best = report.best!;
+    assert.equal(best.test_images, 100);
+    assert.ok(best.measured_latency_ms > 0 && best.measured_package_bytes <= 400_000);
+    // The report describes the package written: its size, its formats, its accuracy on the same images.
+    const pkg = readPackageFile(join(out, NAS_PACKAGE_FILE), { allowUnsigned: true, cpuFamily: null });
+    assert.equal(pkg.fileBytes, best.measured_package_bytes);
+    const { test: testSet } = loadDataset('fashion-mnist');
+    assert.equal(evaluatePackage(pkg, firstImages(testSet!, 100)).top1, best.accuracy);
+    for (const stage of best.arch.stages.filter((s) => s.format === 'int8'))
+      assert.ok(
+        pkg.manifest.nodes.some(
+          (n) => n.name.startsWith(`s${best.arch.stages.indexOf(stage)}b0_`) && n.format === 'int8',
+        ),
+        `stage ${best.arch.stages.indexOf(stage)} runs in int8`,
+      );
+    // A finished search run again reuses its checkpoints: nothing is trained or scored twice.
+    const again = await runNas({
+      settings: TINY,
+      outDir: out,
+      onProgress: (p) => assert.notEqual(p.phase, 'supernet'),
+    });
+    assert.equal(again.interrupted, false);
+  });
+
+  test('an impossible budget reports the closest candidates and by how much each misses', async () => {
+    const out = join(dir, 'impossible');
+    const result = await runNas({ settings: { ...TINY, budgets: { sizeBytes: 1000 } }, outDir: out });
+    assert.equal(result.interrupted, false);
+    if (result.interrupted) return;
+    assert.equal(result.report.feasible, false);
+    assert.equal(result.report.best, undefined);
+    const closest = result.report.closest!;
+    assert.ok(closest.length >= 1);
+    for (const c of closest) assert.equal(c.misses!.package_bytes, c.package_bytes - 1000);
+    assert.deepEqual(
+      closest.map((c) => c.package_bytes),
+      [...closest.map((c) => c.package_bytes)].sort((a, b) => a - b),
+    );
+    // A corrupt checkpoint is refused, naming the file.
+    writeFileSync(join(out, 'supernet.bin'), Buffer.alloc(12));
+    await assert.rejects(
+      runNas({ settings: { ...TINY, budgets: { sizeBytes: 1000 } }, outDir: out }),
+      (e: unknown) => e instanceof NasCheckpointError && /supernet\.bin/.test(e.message),
+    );
+  });
+});
