@@ -77,9 +77,10 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
   const table = await measureLatencyTable({ grid, alongside: packages.map((p) => p.timed) });
   const wallSeconds = (performance.now() - started) / 1000;
   const { user, system } = process.cpuUsage(cpu);
-  // The packages' runs took part of that: the table's own CPU time is the rest (a quiet machine's wall time).
+  // The packages' runs took part of that (each at about its fastest sample's CPU time; slower samples were
+  // waiting on a busy machine): the table's own CPU time is the rest (a quiet machine's wall time).
   const packageSeconds = packages.reduce(
-    (s, p) => s + (p.timed.samples.length * p.timed.reps * median(p.timed.samples)) / 1000,
+    (s, p) => s + (p.timed.samples.length * p.timed.reps * Math.min(...p.timed.samples)) / 1000,
     0,
   );
   const cpuSeconds = (user + system) / 1e6 - packageSeconds;

@@ -14,6 +14,7 @@
 // MACs per cycle are the cores' FMA widths (e.g. Cortex-A72: one 128-bit FMA pipe, 4 f32 MACs a cycle;
 // Cortex-A76: two, 8); they are priors, not measurements. A device's own measured table
 // replaces its class's estimate as soon as it exists (latencyTableFor).
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 import type { CpuFamily } from '../../agent/package/manifest.js';
@@ -170,12 +171,24 @@ export function isaThroughput(isa: string): CoreThroughput {
   return { f32MacsPerCycle: 1, int8MacsPerCycle: 1, ipc: 1.5 };
 }
 
-/** The reference machine's clock: the table's own clock readings, or this machine's (os.cpus) when the table
- * has none. */
+/** The reference machine's clock (MHz): the table's own clock readings, else this machine's (os.cpus, or
+ * /proc/cpuinfo's "cpu MHz" where the kernel has no cpufreq). */
 function referenceClockMhz(table: LatencyTable): number {
   const clocks = [...table.conditions.before.freq_khz, ...table.conditions.after.freq_khz];
   if (clocks.length > 0) return Math.max(...clocks) / 1000;
-  return Math.max(1, ...cpus().map((c) => c.speed));
+  const speed = Math.max(0, ...cpus().map((c) => c.speed));
+  if (speed > 0) return speed;
+  let info = '';
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    // No /proc: refused below.
+  }
+  const mhz = Math.max(0, ...[...info.matchAll(/^cpu MHz\s*:\s*([\d.]+)/gm)].map((m) => Number(m[1])));
+  if (mhz > 0) return mhz;
+  throw new DeviceClassError(
+    'the reference table records no clock and this machine reports none: pass the reference clock',
+  );
 }
 
 const INT8_FORMATS = new Set(['int8', 'fixed8']);
