@@ -401,6 +401,30 @@ function binary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorIn
   return output(cpu(args), outShape, y);
 }
 
+/** SplitV in typed-array row copies (a concatenation's gradient: the cpu backend slices element by element,
+ * over a second for one fire module's concat at batch 64). Any float32 input, any axis. */
+function splitV(args: KernelArgs): tf.TensorInfo[] | undefined {
+  const x = operands(args, 'x')?.x;
+  if (x === undefined) return undefined;
+  const attrs = args.attrs as { numOrSizeSplits: number | number[]; axis: number | number[] };
+  const shape = x.info.shape;
+  const axis = tf.util.parseAxisParam(attrs.axis, shape)[0]!;
+  const sizes = tf.backend_util.prepareSplitSize(x.info, attrs.numOrSizeSplits, axis);
+  const outer = shape.slice(0, axis).reduce((p, d) => p * d, 1);
+  const inner = shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const row = shape[axis]! * inner;
+  let start = 0;
+  return sizes.map((size) => {
+    const piece = new Float32Array(outer * size * inner);
+    for (let o = 0; o < outer; o++)
+      piece.set(x.data.subarray(o * row + start * inner, o * row + (start + size) * inner), o * size * inner);
+    start += size;
+    const out = [...shape];
+    out[axis] = size;
+    return output(cpu(args), out, piece);
+  });
+}
+
 function unary(args: KernelArgs, native: TrainBinding, op: number): tf.TensorInfo | undefined {
   const x = operands(args, 'x')?.x;
   if (x === undefined) return undefined;
@@ -994,6 +1018,7 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   { name: 'AvgPool', fallsBack: true, run: (a, n) => poolForward(a, n, false) },
   { name: 'AvgPoolGrad', fallsBack: true, run: (a, n) => poolBackward(a, n, false) },
   { name: 'BatchMatMul', fallsBack: true, run: matMul },
+  { name: 'SplitV', fallsBack: true, run: splitV },
   { name: '_FusedMatMul', fallsBack: true, run: matMul },
   { name: 'FusedBatchNorm', fallsBack: true, run: batchNorm },
   { name: 'Add', fallsBack: true, run: (a, n) => binary(a, n, BINARY_OPS.add) },

@@ -156,6 +156,24 @@ describe('whittle-native backend vs tfjs cpu', () => {
     assert.ok(nativeRuns('AvgPoolGrad') > before[1]!);
   });
 
+  test('split on every axis (and concat, whose gradient is a split), forward and gradients', async () => {
+    const before = nativeRuns('SplitV');
+    const cases: [number[] | number, number][] = [
+      [[2, 4], 3],
+      [[1, -1], 1],
+      [3, 0],
+      [[1, 1, 3], 2],
+    ];
+    for (const [k, [sizes, axis]] of cases.entries())
+      await compare(
+        `split #${k}`,
+        ([x]) => tf.concat(tf.split(x!, Array.isArray(sizes) ? [...sizes] : sizes, axis).reverse(), axis),
+        [[3, 4, 5, 6]],
+        500 + k,
+      );
+    assert.ok(nativeRuns('SplitV') > before);
+  });
+
   test('matMul with transposes, batched with broadcasting, fused bias + relu', async () => {
     const random = new SeededRandom(41);
     const before = [nativeRuns('BatchMatMul'), nativeRuns('_FusedMatMul')];
