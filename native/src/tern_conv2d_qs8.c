@@ -2,15 +2,6 @@
 #include "qs8_requantize_gemmlowp.h"
 #include "tern_conv2d.h"
 
-static int8_t tern_qs8_finish(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
-                              int32_t output_zero_point, int32_t output_min, int32_t output_max) {
-  const int32_t accumulator = (int32_t)((uint32_t)acc + (uint32_t)bias);  // wraps like TFLite's int32 add
-  int64_t value = (int64_t)qs8_requantize_gemmlowp(accumulator, multiplier, shift) + output_zero_point;
-  value = value < output_min ? output_min : value;
-  value = value > output_max ? output_max : value;
-  return (int8_t)value;
-}
-
 // ---- Reference: t * (x - zero point) over every tap, padding skipped. ----
 
 void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
@@ -40,8 +31,8 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
         }
       }
       output[p * output_channels + o] =
-          tern_qs8_finish((int32_t)acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                          output_zero_point, output_min, output_max);
+          qs8_finish_gemmlowp((int32_t)acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                              output_zero_point, output_min, output_max);
     }
   }
 }
@@ -124,8 +115,8 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(
               }
             }
           }
-          out[o] = tern_qs8_finish(acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                                   output_zero_point, output_min, output_max);
+          out[o] = qs8_finish_gemmlowp(acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                                       output_zero_point, output_min, output_max);
         }
       }
     }
