@@ -195,6 +195,60 @@ describe('compressed formats on the native kernels', () => {
     });
   }
 
+  test('a ReLU after a compressed fp32-activation layer fuses into its clamp; fixed point keeps it', () => {
+    const shape = [12, 70];
+    const cases: [ManifestNode['format'], EncodedTensor, boolean][] = [
+      ['xnor', encodeXnor(normal(12 * 70), shape), true],
+      ['ternary', encodeTernary(normal(12 * 70), shape), true],
+      ['fixed16', encodeFixed(dyadic(12 * 70), 16, 12), false],
+    ];
+    for (const [format, encoded, fuses] of cases) {
+      const pkg = sign({
+        constants: new Map<number, EncodedTensor>([
+          [1, encoded],
+          [2, encodeRaw(normal(12))],
+        ]),
+        manifest: {
+          ...samplePackageContent().manifest,
+          inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
+          outputs: [{ name: 'y', tensor: 4 }],
+          tensors: [
+            { name: 'x', dtype: 'f32', shape: [3, 70] },
+            { name: 'w', dtype: 'f32', shape },
+            { name: 'b', dtype: 'f32', shape: [12] },
+            { name: 'y', dtype: 'f32', shape: [3, 12] },
+            { name: 'r', dtype: 'f32', shape: [3, 12] },
+          ],
+          nodes: [
+            {
+              name: `fc_${format}`,
+              op: 'fully_connected',
+              format,
+              inputs: [0, 1, 2],
+              outputs: [3],
+              attrs: {},
+            },
+            { name: 'relu', op: 'clip', format: 'f32', inputs: [3], outputs: [4], attrs: { min: 0 } },
+          ],
+        },
+      });
+      const model = Model.fromPackage(pkg);
+      assert.deepEqual(
+        model.compileReport.fused,
+        fuses ? [{ node: 'relu', into: `fc_${format}` }] : [],
+        format,
+      );
+      const x = dyadic(3 * 70);
+      const out = model.run([x])[0]!.data;
+      assert.ok(
+        out.every((v) => v >= 0),
+        format,
+      );
+      const expected = Model.fromPackage(pkg, { compile: false, referenceOnly: true }).run([x])[0]!.data;
+      assertClose(out, expected, `fully_connected ${format} + relu`);
+    }
+  });
+
   test('fully_connected in every compressed format runs natively and matches the reference', () => {
     const shape = [12, 70];
     const cases: [ManifestNode['format'], (v: Float32Array) => EncodedTensor, string][] = [
