@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "qs8_requantize_gemmlowp.h"
+#include "qs8_format_reference.h"
 
 static inline uint32_t cb_index(const uint8_t* row, size_t row_bytes, size_t k, uint32_t bits) {
   const size_t bit = k * bits;
@@ -241,38 +241,29 @@ void cb_expand_weights_s8(size_t rows, size_t reduction, const uint8_t* indices,
   }
 }
 
+typedef struct {
+  const uint8_t* indices;
+  size_t row_bytes;
+  uint32_t index_bits;
+  const int8_t* codebooks;
+  size_t codebook_size;
+} cb_qs8_weights;
+
+static int32_t cb_qs8_weight(const void* weights, size_t o, size_t k) {
+  const cb_qs8_weights* w = (const cb_qs8_weights*)weights;
+  return w->codebooks[o * w->codebook_size +
+                      cb_index(w->indices + o * w->row_bytes, w->row_bytes, k, w->index_bits)];
+}
+
 void cb_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
     const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end, const int8_t* restrict input,
     int32_t input_zero_point, const uint8_t* restrict indices, uint32_t index_bits,
     const int8_t* restrict codebooks, size_t codebook_size, const int32_t* restrict bias,
     const int32_t* restrict multipliers, const int32_t* restrict shifts, int32_t output_zero_point,
     int32_t output_min, int32_t output_max, int8_t* restrict output) {
-  const size_t input_channels = g->groups * g->group_input_channels;
-  const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t row_bytes =
-      cb_row_bytes(g->kernel_height * g->kernel_width * g->group_input_channels, index_bits);
-  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
-    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
-    for (size_t o = oc_begin; o < oc_end; o++) {
-      const size_t group = o / g->group_output_channels;
-      const int8_t* row_codebook = codebooks + o * codebook_size;
-      int64_t acc = 0;
-      for (size_t ky = 0; ky < g->kernel_height; ky++) {
-        for (size_t kx = 0; kx < g->kernel_width; kx++) {
-          size_t pixel;
-          // Padding is x = input_zero_point, which contributes 0.
-          if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) continue;
-          const int8_t* x = input + pixel * input_channels + group * g->group_input_channels;
-          for (size_t i = 0; i < g->group_input_channels; i++) {
-            const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-            const int8_t w = row_codebook[cb_index(indices + o * row_bytes, row_bytes, k, index_bits)];
-            acc += (int64_t)w * ((int64_t)x[i] - input_zero_point);
-          }
-        }
-      }
-      output[p * output_channels + o] =
-          qs8_finish_gemmlowp((int32_t)acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                              output_zero_point, output_min, output_max);
-    }
-  }
+  const cb_qs8_weights weights = {
+      indices, cb_row_bytes(g->kernel_height * g->kernel_width * g->group_input_channels, index_bits),
+      index_bits, codebooks, codebook_size};
+  qs8_format_conv2d_reference(g, oc_begin, oc_end, input, input_zero_point, cb_qs8_weight, &weights, bias,
+                              multipliers, shifts, output_zero_point, output_min, output_max, output);
 }

@@ -681,6 +681,22 @@ static void check_expanded_f32(f32_conv2d_op* op, const float* input, float* got
   f32_conv2d_destroy(op);
 }
 
+// Runs (and destroys) an int8 operator over expanded weights on both pools against a format's int8 reference
+// (bit-exact).
+static void check_expanded_qs8(qs8_conv2d_op* op, const int8_t* input, int8_t* got, const int8_t* want,
+                               size_t out_n, const char* family, const char* what, const char* label) {
+  for (size_t p = 0; op != NULL && p < 2; p++) {
+    size_t where = 0;
+    bool ran = false;
+    const bool ok = qs8_run_matches(op, input, got, want, out_n, p, &ran, &where);
+    report(ok, "%s expanded qs8 %s %s %s threads=%zu %s", family, what, level_name,
+           qs8_conv2d_kernel_name(op), pool_threads[p], label);
+    if (!ok && ran) printf("     at %zu: got %d want %d\n", where, got[where], want[where]);
+  }
+  report(op != NULL, "%s expanded qs8 %s %s: create", family, what, label);
+  qs8_conv2d_destroy(op);
+}
+
 static void test_expanded_formats(const char* name, const whittle_conv2d_shape* s, whittle_isa level,
                                   bool fc) {
   if (s->dilation_height != 1 || s->dilation_width != 1) return;  // the formats have no dilation
@@ -742,17 +758,7 @@ static void test_expanded_formats(const char* name, const whittle_conv2d_shape* 
   qs8_conv2d_op* qop = fc ? qs8_fully_connected_create(s->batch, s->input_channels, oc, qdense, qbias,
                                                        multipliers, shifts, &q, level)
                           : qs8_conv2d_create(s, qdense, qbias, multipliers, shifts, &q, level);
-  for (size_t p = 0; qop != NULL && p < 2; p++) {
-    size_t where = 0;
-    bool ran = false;
-    const bool ok = qs8_run_matches(qop, qinput, qgot, qwant, out_n, p, &ran, &where);
-    report(ok, "tern expanded qs8 %s %s %s threads=%zu %s", what, level_name, qs8_conv2d_kernel_name(qop),
-           pool_threads[p], label);
-    if (!ok && ran) printf("     at %zu: got %d want %d\n", where, qgot[where], qwant[where]);
-  }
-  report(qop != NULL, "tern expanded qs8 %s %s: create", what, label);
-  qs8_conv2d_destroy(qop);
-  qop = NULL;
+  check_expanded_qs8(qop, qinput, qgot, qwant, out_n, "tern", what, label);
 
   // fp32 codebook: codebook[index] as fp32 weights, every index width.
   const uint32_t bits = (uint32_t)rand_range(CB_MIN_INDEX_BITS, CB_MAX_INDEX_BITS);
@@ -791,16 +797,7 @@ static void test_expanded_formats(const char* name, const whittle_conv2d_shape* 
   qop = fc ? qs8_fully_connected_create(s->batch, s->input_channels, oc, qdense, qbias, multipliers, shifts,
                                         &q, level)
            : qs8_conv2d_create(s, qdense, qbias, multipliers, shifts, &q, level);
-  for (size_t p = 0; qop != NULL && p < 2; p++) {
-    size_t where = 0;
-    bool ran = false;
-    const bool ok = qs8_run_matches(qop, qinput, qgot, qwant, out_n, p, &ran, &where);
-    report(ok, "cb expanded qs8 %s %s %s threads=%zu %s", what, level_name, qs8_conv2d_kernel_name(qop),
-           pool_threads[p], cb_label);
-    if (!ok && ran) printf("     at %zu: got %d want %d\n", where, qgot[where], qwant[where]);
-  }
-  report(qop != NULL, "cb expanded qs8 %s %s: create", what, cb_label);
-  qs8_conv2d_destroy(qop);
+  check_expanded_qs8(qop, qinput, qgot, qwant, out_n, "cb", what, cb_label);
   free(tables);
 
   free(input), free(abs_input), free(fweights), free(dense), free(bias), free(abs_bias), free(threshold);
