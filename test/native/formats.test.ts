@@ -162,6 +162,8 @@ const CASES: Case[] = [
   },
   { name: 'fc 100->13', fc: true, shape: fcShape(3, 100, 13) },
   { name: 'fc 1->1', fc: true, shape: fcShape(1, 1, 1) },
+  // Batch 1, few outputs: the expanded fp32 layers' dense-row kernel (f32_fc_rows).
+  { name: 'fc 300->10', fc: true, shape: fcShape(1, 300, 10) },
   { name: 'fc 65->70', fc: true, shape: fcShape(2, 65, 70) },
 ];
 
@@ -865,6 +867,16 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
         ),
       });
       assert.match(codebookInt8.kernel ?? '', /^qs8_/);
+      // Batch 1 and fewer than 16 outputs: the expanded rows, one dot product each.
+      const narrow = FORMAT_LAYERS.ternary.fullyConnected({
+        ...dims,
+        batch: 1,
+        ...planes,
+        alpha: floats(12),
+      });
+      assert.equal(narrow.kernel, 'f32_fc_rows');
+      assert.equal(narrow.expandedBytes, 12 * 70 * 4);
+      narrow.dispose();
       assert.equal(codebookInt8.expandedBytes, 12 * 70);
       // Binary weights expand the same way (issue 15 item 9: fp32 speed for BinaryConnect layers).
       assert.match(binary.kernel ?? '', /^f32_/);
