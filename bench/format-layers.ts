@@ -5,7 +5,9 @@
 // Q8.8 / Q.6 words. A format whose kernel refuses the shape (e.g. no depthwise path) is reported as skipped
 // with the kernel's own message. sparse-codebook (Deep Compression's pruned and shared layer: 90 % pruned,
 // 16 centroids) has no kernel of its own: its layer is built as the runtime loads one, from the package
-// section (encode, decode, expand) onto the kernels the registry names for it.
+// section (encode, decode, expand) onto the kernels the registry names for it. ternary-int8 and codebook-int8
+// are the ternary and codebook layers of an int8 package: the same planes and indices with int8 activations
+// (the codebook's centroids on each channel's int8 grid, quantizeCodebooks), at a realistic requantization.
 import { decodeTensor, encodeSparseCodebook, toFloat32 } from '../agent/package/encodings.js';
 import {
   encodeCsr,
@@ -13,10 +15,16 @@ import {
   packCodebookIndices,
   packTernaryWeights,
   packXnorWeights,
+  quantizeCodebooks,
 } from '../agent/runtime/format-layouts.js';
 import { formatKernelName } from '../agent/runtime/native-executors.js';
+import { quantizeMultiplier } from '../agent/runtime/number/requantization.js';
 import { NATIVE_FORMAT_KERNELS } from '../agent/runtime/ops/index.js';
 import {
+  createCodebookInt8Conv2d,
+  createCodebookInt8FullyConnected,
+  createTernaryInt8Conv2d,
+  createTernaryInt8FullyConnected,
   type Format as FormatKernelName,
   FORMAT_LAYERS,
   type FormatConv2dShape,
@@ -36,6 +44,10 @@ export interface FormatBenchLayer {
 }
 
 export type FormatBuild = FormatBenchLayer | { format: Format; skipped: string };
+
+/** The int8-activation create functions of ternary and codebook layers (an int8 package's). */
+const TERNARY_INT8 = { conv2d: createTernaryInt8Conv2d, fullyConnected: createTernaryInt8FullyConnected };
+const CODEBOOK_INT8 = { conv2d: createCodebookInt8Conv2d, fullyConnected: createCodebookInt8FullyConnected };
 
 /** Fraction of weights pruned for the sparse format. */
 export const SPARSITY = 0.9;
@@ -70,6 +82,35 @@ export function formatLayers(
       : creators.conv2d({ ...(dims as FormatConv2dShape), ...args });
   const bias = Float32Array.from({ length: outputChannels }, () => random() - 0.5);
   const meanAbs = weights.reduce((s, w) => s + Math.abs(w), 0) / weights.length;
+  const ternary = (): Int8Array => {
+    const threshold = 0.7 * meanAbs;
+    return Int8Array.from(weights, (w) => (w > threshold ? 1 : w < -threshold ? -1 : 0));
+  };
+  // 16 centroids, 4-bit indices.
+  const codebookBits = 4;
+  const codebook = Float32Array.from({ length: 16 }, (_, i) => (i - 7.5) / 16);
+  const unpackedIndices = (): Uint8Array =>
+    Uint8Array.from(weights, (w) => Math.max(0, Math.min(15, Math.round(w * 16 + 7.5))));
+  /** int8 activations in [-1, 1) at scale 1/128 and outputs at scale 1/16 (per channel: the weights' scale
+   * times 1/8), the bias in accumulator units. */
+  const int8Requantization = (weightScales: Float32Array) => {
+    const multipliers = new Int32Array(outputChannels);
+    const shifts = new Int32Array(outputChannels);
+    weightScales.forEach((scale, o) => {
+      const q = quantizeMultiplier(scale / 8, 'saturate');
+      multipliers[o] = q.multiplier;
+      shifts[o] = q.shift;
+    });
+    return {
+      activations: 'int8' as const,
+      inputZeroPoint: 0,
+      outputZeroPoint: 0,
+      multipliers,
+      shifts,
+      bias: Int32Array.from(bias, (b, o) => Math.round((b * 128) / (weightScales[o]! || 1))),
+      expandWeights,
+    };
+  };
 
   /** Per kernel: how its layer is built, and its activations' word type. */
   const builders: Record<FormatKernelName, [() => FormatLayer<FormatTensor>, 'f32' | 'i16' | 'i8']> = {
@@ -113,11 +154,9 @@ export function formatLayers(
     ],
     ternary: [
       () => {
-        const threshold = 0.7 * meanAbs;
-        const ternary = Int8Array.from(weights, (w) => (w > threshold ? 1 : w < -threshold ? -1 : 0));
         const alpha = new Float32Array(outputChannels).fill(meanAbs);
         const args = {
-          ...packTernaryWeights(outputChannels, reduction, ternary),
+          ...packTernaryWeights(outputChannels, reduction, ternary()),
           alpha,
           bias,
           expandWeights,
@@ -136,13 +175,10 @@ export function formatLayers(
     ],
     codebook: [
       () => {
-        const indexBits = 4;
-        const codebook = Float32Array.from({ length: 16 }, (_, i) => (i - 7.5) / 16);
-        const unpacked = Uint8Array.from(weights, (w) => Math.max(0, Math.min(15, Math.round(w * 16 + 7.5))));
         const args = {
-          indexBits,
+          indexBits: codebookBits,
           codebook,
-          indices: packCodebookIndices(outputChannels, reduction, indexBits, unpacked),
+          indices: packCodebookIndices(outputChannels, reduction, codebookBits, unpackedIndices()),
           bias,
           expandWeights,
         };
@@ -168,9 +204,29 @@ export function formatLayers(
     const args = { ...encodeCsr(outputChannels, reduction, toFloat32(decoded, shared.length)), bias };
     return layerOf(FORMAT_LAYERS.sparse, args);
   };
+  const ternaryInt8 = (): FormatLayer<FormatTensor> => {
+    const args = {
+      ...packTernaryWeights(outputChannels, reduction, ternary()),
+      ...int8Requantization(new Float32Array(outputChannels).fill(meanAbs)),
+    };
+    return layerOf(TERNARY_INT8, args);
+  };
+  const codebookInt8 = (): FormatLayer<FormatTensor> => {
+    const unpacked = unpackedIndices();
+    const { codebooks, scales } = quantizeCodebooks(outputChannels, reduction, codebook, unpacked);
+    const args = {
+      indexBits: codebookBits,
+      codebook: codebooks,
+      indices: packCodebookIndices(outputChannels, reduction, codebookBits, unpacked),
+      ...int8Requantization(scales),
+    };
+    return layerOf(CODEBOOK_INT8, args);
+  };
   const all: (readonly [Format, () => FormatLayer<FormatTensor>, 'f32' | 'i16' | 'i8'])[] = [
     ...NATIVE_FORMAT_KERNELS.map((format) => [format, ...builders[format]] as const),
     ['sparse-codebook', sparseCodebook, 'f32'] as const,
+    ['ternary-int8', ternaryInt8, 'i8'] as const,
+    ['codebook-int8', codebookInt8, 'i8'] as const,
   ];
   return all.map(([format, build, type]): FormatBuild => {
     let layer: FormatLayer<FormatTensor>;

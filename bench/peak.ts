@@ -21,9 +21,17 @@ import { FORMATS as COMPRESSED_FORMATS } from '../native/formats.js';
 import type { CpuFeatures } from '../native/index.js';
 import { WhittleError } from '../native/whittle-error.js';
 
-/** The dense formats, the compressed ones of the format kernels (native/formats.ts) and the package number
- * formats that run on another format's kernels (sparse-codebook on the sparse kernels, bench/format-layers.ts). */
-export const FORMATS = ['fp32', 'int8', ...COMPRESSED_FORMATS, 'sparse-codebook'] as const;
+/** The dense formats, the compressed ones of the format kernels (native/formats.ts), the package number
+ * formats that run on another format's kernels (sparse-codebook on the sparse kernels, bench/format-layers.ts)
+ * and the ternary and codebook layers of an int8 package (int8 activations, on the int8 operators). */
+export const FORMATS = [
+  'fp32',
+  'int8',
+  ...COMPRESSED_FORMATS,
+  'sparse-codebook',
+  'ternary-int8',
+  'codebook-int8',
+] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** The vector units of one core, per cycle. */
@@ -114,6 +122,8 @@ export function opsPerCycle(model: CoreModel, format: Format): number {
       return fp32;
     case 'int8':
     case 'fixed8':
+    case 'ternary-int8':
+    case 'codebook-int8':
       return (model.dotUnits * (model.datapathBits / 8) * 2) / model.int8DotSlowdown;
     case 'fixed16':
       return model.dotUnits * (model.datapathBits / 16) * 2;

@@ -117,6 +117,8 @@ export interface SparseParams extends FloatClamp {
  * [k * indexBits, (k + 1) * indexBits) of the row (LSB first), each < codebook.length, unused high bits 0;
  * indexBits in [2, 8], codebook of 1..2^indexBits centroids. Tensors fp32. */
 export interface CodebookParams extends FloatClamp {
+  /** Absent or 'float32' (see CodebookInt8Params for 'int8'). */
+  activations?: 'float32';
   indexBits: number;
   codebook: Float32Array;
   indices: Uint8Array;
@@ -136,7 +138,7 @@ export interface HashedParams extends FloatClamp {
   bias?: Float32Array | null;
 }
 
-/** int8 activations (ternary and sparse only): the affine quantization of the int8 kernels (gemmlowp,
+/** int8 activations (ternary, sparse and codebook only): the affine quantization of the int8 kernels (gemmlowp,
  * Int8LayerQuantization in index.ts) with int8 activations only, and its bias:
  *   acc    = bias[o] + sum_k w_k * (x_k - inputZeroPoint)       (padding reads inputZeroPoint)
  * bit-exact on every path. Tensors are Int8Array. For ternary, multipliers[o] encodes
@@ -151,6 +153,18 @@ export interface Int8Requantization extends Omit<Int8LayerQuantization, 'activat
 export interface TernaryInt8Params extends Int8Requantization {
   weightNonzero: Uint32Array;
   weightSign: Uint32Array;
+  expandWeights?: boolean;
+}
+
+/** Codebook indices (the CodebookParams layout) with int8 activations: codebook is one int8 table per output
+ * channel, [outputChannels][size] (size <= 2^indexBits), the layer's centroids on each channel's int8 grid
+ * (agent/runtime/format-layouts.ts quantizeCodebooks), so the layer is the dense int8 layer with weights
+ * codebook[o][index] (expanded at creation onto the int8 operators unless expandWeights: false);
+ * K <= 65536. */
+export interface CodebookInt8Params extends Int8Requantization {
+  indexBits: number;
+  codebook: Int8Array;
+  indices: Uint8Array;
   expandWeights?: boolean;
 }
 
@@ -189,7 +203,8 @@ function nativeClass(): NativeFormatLayerConstructor {
 export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
   readonly format: LayerFormat;
   /** Bytes of dense weights the layer expanded its own into at creation, 0 when it runs the format's kernels:
-   * binary-weight (fp32: alpha * sign), ternary (fp32: alpha * t; int8: t) and codebook layers run on the fp32 / int8 operators with their weights
+   * binary-weight (fp32: alpha * sign), ternary (fp32: alpha * t; int8: t) and codebook (fp32: centroids; int8:
+   * each channel's int8 centroids) layers run on the fp32 / int8 operators with their weights
    * expanded (4 bytes a weight in fp32, 1 in int8), unless the operator refuses the shape or quantization or
    * the arguments say expandWeights: false (default true). */
   readonly expandedBytes: number;
@@ -258,6 +273,15 @@ export const createSparseInt8FullyConnected = layerFactory<Fc<SparseInt8Params>,
 );
 export const createCodebookConv2d = layerFactory<Conv<CodebookParams>, Float32Array>('codebook', 'conv2d');
 export const createCodebookFullyConnected = layerFactory<Fc<CodebookParams>, Float32Array>(
+  'codebook',
+  'fullyConnected',
+);
+
+export const createCodebookInt8Conv2d = layerFactory<Conv<CodebookInt8Params>, Int8Array>(
+  'codebook',
+  'conv2d',
+);
+export const createCodebookInt8FullyConnected = layerFactory<Fc<CodebookInt8Params>, Int8Array>(
   'codebook',
   'fullyConnected',
 );

@@ -2,6 +2,7 @@
 // ternary weights: what the native FormatLayers (native/formats.ts) read. The runtime packs a package's
 // sparse and codebook layers with them at load (native-executors.ts); the kernel tests and benchmarks build
 // their layers with them. Slow and obvious on purpose: each runs once per layer.
+import { roundHalfAwayFromZero } from './number/rounding.js';
 
 /** fp32 weights [outputChannels][reduction] -> sign bits (1 = negative) in rows of ceil(reduction / 32)
  * words and alpha[o] = mean |w[o]| (BWN). */
@@ -113,4 +114,35 @@ export function packCodebookIndices(
     }
   }
   return packed;
+}
+
+/** A codebook layer inside an int8 package (native/formats.md, "Codebook weights"): its fp32 centroids put
+ * on each output channel's int8 grid. Per row o: scales[o] = max |codebook[c]| over the centroids the row uses
+ * / 127 (fp32; 0 when they are all 0), codebooks[o * size + c] = round(codebook[c] / scales[o]) (half away
+ * from zero, in double) clamped to [-127, 127], for every centroid c (used or not). Each weight then moves by
+ * at most half a step of its channel's grid: |codebook[c] - codebooks[o][c] * scales[o]| <= scales[o] / 2.
+ * The layer with these weights is exactly a dense int8 layer with per-channel weight scales `scales`:
+ * what the int8 FormatLayer (createCodebookInt8*) runs and the int8 reference computes. `unpacked`: one
+ * index per byte, [rows][reduction]. */
+export function quantizeCodebooks(
+  rows: number,
+  reduction: number,
+  codebook: Float32Array,
+  unpacked: Uint8Array,
+): { codebooks: Int8Array; scales: Float32Array } {
+  const size = codebook.length;
+  const codebooks = new Int8Array(rows * size);
+  const scales = new Float32Array(rows);
+  for (let o = 0; o < rows; o++) {
+    let maxAbs = 0;
+    for (let k = 0; k < reduction; k++)
+      maxAbs = Math.max(maxAbs, Math.abs(codebook[unpacked[o * reduction + k]!]!));
+    const scale = Math.fround(maxAbs / 127);
+    scales[o] = scale;
+    for (let c = 0; c < size; c++) {
+      const v = scale > 0 ? codebook[c]! / scale : 0;
+      codebooks[o * size + c] = Math.max(-127, Math.min(127, roundHalfAwayFromZero(v)));
+    }
+  }
+  return { codebooks, scales };
 }

@@ -111,7 +111,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     const std::string oc_name = fc_ ? "outChannels" : "outputChannels";
     const std::string rows = fc_ ? "outChannels x " : "outputChannels x ";
     const whittle_isa isa = whittle_isa_selected();
-    if (format_ == Format::kTernary || format_ == Format::kSparse) {
+    if (format_ == Format::kTernary || format_ == Format::kSparse || format_ == Format::kCodebook) {
       const Napi::Value activations = args.Get("activations");
       const std::string kind = activations.IsString() ? activations.As<Napi::String>().Utf8Value() : "";
       if (!activations.IsUndefined() && kind != "float32" && kind != "int8")
@@ -338,25 +338,39 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         break;
       }
       case Format::kCodebook: {
-        ReadFloatBounds(args);
+        if (int8_) ExpectReductionAtMost(env, CB_QS8_MAX_REDUCTION, k_name);
+        ReadActivationScalars(args);
         index_bits_ = static_cast<uint32_t>(Integer(args, "indexBits", CB_MIN_INDEX_BITS, CB_MAX_INDEX_BITS));
-        const View codebook = Field(args, "codebook", napi_float32_array);
+        // fp32: one codebook for the layer; int8: one int8 codebook per output channel, [rows][size].
+        const View codebook = Field(args, "codebook", int8_ ? napi_int8_array : napi_float32_array);
         const size_t max_size = size_t{1} << index_bits_;
-        if (codebook.length < 1 || codebook.length > max_size) {
-          ThrowRange(env, "a length in [1, " + std::to_string(max_size) + "] (2^indexBits)", "codebook",
-                     "length " + std::to_string(codebook.length));
+        const size_t tables = int8_ ? oc_ : 1;
+        const size_t size = tables == 0 ? 0 : codebook.length / tables;
+        if (size < 1 || size > max_size || size * tables != codebook.length) {
+          ThrowRange(env,
+                     (int8_ ? rows : std::string()) + "a size in [1, " + std::to_string(max_size) +
+                         "] (2^indexBits)",
+                     "codebook", "length " + std::to_string(codebook.length));
         }
         ExpectLength(env, codebook, codebook.length, "2^indexBits at most", kEmptyAllowed);
         const size_t row_bytes = cb_row_bytes(reduction_, index_bits_);
         const View indices = Field(args, "indices", napi_uint8_array);
         ExpectLength(env, indices, oc_ * row_bytes, rows + "ceil(" + k_name + " x indexBits / 8)",
                      kEmptyAllowed);
-        const View bias = ReadBias(args, napi_float32_array, oc_name);
-        ExpectUnchanged(env, {&codebook, &indices, &bias});
-        alpha_ = Copy<float>(codebook);
+        const RequantizationViews requantization = ReadRequantization(args, oc_name);
+        const View bias = ReadBias(args, int8_ ? napi_int32_array : napi_float32_array, oc_name);
+        ExpectUnchanged(env,
+                        {&codebook, &indices, &requantization.multipliers, &requantization.shifts, &bias});
         u8_ = Copy<uint8_t>(indices);
-        fbias_ = Copy<float>(bias);
-        const size_t size = alpha_.size();
+        if (int8_) {
+          w8_ = Copy<int8_t>(codebook);
+          bias32_ = Copy<int32_t>(bias);
+          CopyRequantization(env, requantization);
+        } else {
+          alpha_ = Copy<float>(codebook);
+          fbias_ = Copy<float>(bias);
+        }
+        codebook_size_ = size;
         for (size_t o = 0; o < oc_; o++) {
           const uint8_t* row = u8_.data() + o * row_bytes;
           for (size_t k = 0; k < reduction_; k++) {
@@ -379,8 +393,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
           }
         }
         cb_ = cb_conv2d_select(isa);
-        kernel_ = cb_->name;
-        if (ExpandWeights(args)) {
+        kernel_ = int8_ ? "reference" : cb_->name;
+        if (int8_ && ExpandWeights(args)) {
+          std::vector<int8_t> dense(oc_ * reduction_);
+          cb_expand_weights_s8(oc_, reduction_, u8_.data(), index_bits_, w8_.data(), size, dense.data());
+          CreateDenseS8(s, dense, isa);
+        } else if (ExpandWeights(args)) {
           std::vector<float> dense(oc_ * reduction_);
           cb_expand_weights_f32(oc_, reduction_, u8_.data(), index_bits_, alpha_.data(), dense.data());
           CreateDenseF32(env, s, dense, isa);
@@ -455,6 +473,18 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
 
   void CreateDenseF32(Napi::Env env, const whittle_conv2d_shape& s, const std::vector<float>& dense,
                       whittle_isa isa) {
+    // A fully-connected layer at batch 1 with fewer outputs than kRowsMaxOutputs reads each expanded row once
+    // in one dot product (the dense-row kernel of hashed_fc_impl.h, over these weights): the GEMM's register
+    // tile (16 or 32 outputs wide) would be mostly padding, and the layer is bound by reading its weights
+    // (2048 x 10 ternary, AVX-512: 1.13 us against 1.90 us on the GEMM; 400 x 120: the GEMM is faster).
+    if (fc_ && s.batch == 1 && oc_ < kRowsMaxOutputs) {
+      values_ = dense;
+      hashed_ = hashed_f32_select(isa);
+      rows_ = true;
+      kernel_ = "f32_fc_rows";
+      expanded_bytes_ = dense.size() * sizeof(float);
+      return;
+    }
     const float* bias = has_bias_ ? fbias_.data() : nullptr;
     f32_dense_ =
         fc_ ? f32_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias, fmin_, fmax_, isa)
@@ -476,14 +506,19 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     }
     std::vector<int8_t> dense(oc_ * reduction_);
     tern_expand_weights_s8(oc_, reduction_, bits_a_.data(), bits_b_.data(), dense.data());
+    CreateDenseS8(s, dense, isa);
+  }
+
+  // int8 ternary and codebook layers: their expanded int8 weights on the int8 operators (qs8_ops.h) with the
+  // layer's requantization. The checks above leave out-of-range shapes and quantizations to the operators'
+  // own limits; those layers keep the format's kernel (kernel_ as set before).
+  void CreateDenseS8(const whittle_conv2d_shape& s, const std::vector<int8_t>& dense, whittle_isa isa) {
     const qs8_activation_quantization q = {false, input_zero_point_, output_zero_point_, q_min_, q_max_};
     const int32_t* bias = has_bias_ ? bias32_.data() : nullptr;
     qs8_dense_ =
         fc_ ? qs8_fully_connected_create(s.batch, in_channels_, oc_, dense.data(), bias, multipliers_.data(),
                                          shifts_.data(), &q, isa)
             : qs8_conv2d_create(&s, dense.data(), bias, multipliers_.data(), shifts_.data(), &q, isa);
-    // The checks above leave out-of-range shapes and quantizations to the kernels' own limits; those layers
-    // keep the ternary kernel.
     if (qs8_dense_ != nullptr) {
       kernel_ = qs8_conv2d_kernel_name(qs8_dense_);
       expanded_bytes_ = dense.size();
@@ -646,6 +681,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   void Compute(const Task& t, size_t thread, size_t begin, size_t end) const {
     const whittle_conv2d_geometry* g = &g_;
     const size_t n = g_.batch, ic = in_channels_, oc = oc_;
+    if (rows_ && !t.reference) {
+      // Expanded rows (CreateDenseF32), one dot product each; the weights pointer makes the kernel read them.
+      const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
+      hashed_->fc(n, ic, oc, begin, end, in, values_.data(), nullptr, 0, 0, bias, fmin_, fmax_, nullptr, out);
+      return;
+    }
     switch (format_) {
       case Format::kFixed16:
         ComputeFixedPoint(t, begin, end, qf16_, qf16_conv2d_minmax_rndnu_ukernel__reference,
@@ -737,14 +778,24 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         break;
       }
       case Format::kCodebook: {
+        if (int8_) {
+          // Not expanded (expandWeights: false, or a shape the int8 operators refuse), or the reference run.
+          const auto [in, out, bias] = OperandsOf<int8_t>(t, bias32_);
+          const whittle_conv2d_geometry fc = whittle_fc_geometry(n, ic, oc);
+          cb_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
+              fc_ ? &fc : g, begin, end, in, input_zero_point_, u8_.data(), index_bits_, w8_.data(),
+              codebook_size_, bias, multipliers_.data(), shifts_.data(), output_zero_point_, q_min_, q_max_,
+              out);
+          break;
+        }
         const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         if (fc_) {
           (t.reference ? cb_fc_minmax_ukernel__reference : cb_->fc)(n, ic, oc, begin, end, in, u8_.data(),
-                                                                    index_bits_, alpha_.data(), alpha_.size(),
-                                                                    bias, fmin_, fmax_, out);
+                                                                    index_bits_, alpha_.data(),
+                                                                    codebook_size_, bias, fmin_, fmax_, out);
         } else {
           (t.reference ? cb_conv2d_minmax_ukernel__reference : cb_->conv2d)(
-              g, begin, end, in, u8_.data(), index_bits_, alpha_.data(), alpha_.size(), bias, fmin_, fmax_,
+              g, begin, end, in, u8_.data(), index_bits_, alpha_.data(), codebook_size_, bias, fmin_, fmax_,
               t.workspace + thread * CbWorkspace(), out);
         }
         break;
@@ -829,7 +880,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     } else if (format_ == Format::kHashed && values_.empty() && !reference) {
       workspace_.resize(std::max(workspace_.size(), reduction_ * threads));
       task.workspace = workspace_.data();
-    } else if (format_ == Format::kCodebook && !fc_ && !reference) {
+    } else if (format_ == Format::kCodebook && !int8_ && !fc_ && !reference) {
       workspace_.resize(std::max(workspace_.size(), CbWorkspace() * threads));
       task.workspace = workspace_.data();
     }
@@ -849,7 +900,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   }
 
   // Floats of codebook workspace per thread (tap tile and bins of the SIMD kernels, cb_conv2d.h).
-  size_t CbWorkspace() const { return cb_conv2d_workspace_floats(reduction_, alpha_.size()); }
+  size_t CbWorkspace() const { return cb_conv2d_workspace_floats(reduction_, codebook_size_); }
 
   // Output channels per unit of the thread pool's chunks (whittle_threadpool_granularity, in
   // multiply-accumulates; XNOR's count at 1/16, as one 64-bit XOR + popcount covers 64 of them). Layers of
@@ -936,7 +987,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   bool live_ = false;
   bool has_bias_ = false;
   bool input_scaling_ = false;
-  bool int8_ = false;  // ternary / sparse with int8 activations
+  bool int8_ = false;  // ternary / sparse / codebook with int8 activations
   int32_t input_zero_point_ = 0, output_zero_point_ = 0;
   std::vector<int32_t> multipliers_, shifts_;
   whittle_conv2d_geometry g_{};
@@ -944,10 +995,11 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   int32_t input_fl_ = 0, weight_fl_ = 0, output_fl_ = 0, q_min_ = 0, q_max_ = 0;
   float fmin_ = -INFINITY, fmax_ = INFINITY;
   uint32_t index_bits_ = 0;
-  uint32_t seed_ = 0;  // hashed: the index hash's seed
+  size_t codebook_size_ = 0;  // codebook: centroids (of the layer's table, or of each row's int8 table)
+  uint32_t seed_ = 0;         // hashed: the index hash's seed
   // The layer's own copies of the weights, checked.
   std::vector<int16_t> w16_;
-  std::vector<int8_t> w8_;
+  std::vector<int8_t> w8_;  // fixed8 weights / sparse int8 values / int8 codebooks [rows][size]
   std::vector<int64_t> bias64_;
   std::vector<int32_t> bias32_;
   std::vector<uint32_t> bits_a_, bits_b_;      // binary bits / ternary nonzero, sign / CSR offsets, columns
@@ -966,10 +1018,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   const xnor_conv2d_variant* xnor_ = nullptr;
   xnor_pack_fn xnor_pack_ = nullptr;
   const sparse_f32_variant* sparse_ = nullptr;
-  qs8_conv2d_op* qs8_dense_ = nullptr;   // fixed8 / int8 ternary on the int8 operators (owned), or null
-  f32_conv2d_op* f32_dense_ = nullptr;   // fp32 binary / ternary / codebook on the fp32 operators, or null
-  size_t expanded_bytes_ = 0;            // the dense weights those operators packed
-  bool planes_ = false;                  // fp32 sparse conv on the planes kernel (stride 1)
+  qs8_conv2d_op* qs8_dense_ = nullptr;  // fixed8 / int8 ternary on the int8 operators (owned), or null
+  f32_conv2d_op* f32_dense_ = nullptr;  // fp32 binary / ternary / codebook on the fp32 operators, or null
+  size_t expanded_bytes_ = 0;           // the dense weights those operators packed
+  bool planes_ = false;                 // fp32 sparse conv on the planes kernel (stride 1)
+  bool rows_ = false;                   // batch-1 narrow fc: expanded rows (values_) on the dense-row kernel
+  static constexpr size_t kRowsMaxOutputs = 16;
   std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;
   const hashed_f32_variant* hashed_ = nullptr;

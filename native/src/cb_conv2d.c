@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "qs8_format_reference.h"
+
 static inline uint32_t cb_index(const uint8_t* row, size_t row_bytes, size_t k, uint32_t bits) {
   const size_t bit = k * bits;
   const size_t byte = bit / 8;
@@ -224,4 +226,44 @@ void cb_expand_weights_f32(size_t rows, size_t reduction, const uint8_t* indices
       weights[r * reduction + k] = codebook[cb_index(indices + r * row_bytes, row_bytes, k, index_bits)];
     }
   }
+}
+
+// ---- int8 activations ----
+
+void cb_expand_weights_s8(size_t rows, size_t reduction, const uint8_t* indices, uint32_t index_bits,
+                          const int8_t* codebooks, size_t codebook_size, int8_t* weights) {
+  const size_t row_bytes = cb_row_bytes(reduction, index_bits);
+  for (size_t r = 0; r < rows; r++) {
+    const int8_t* row_codebook = codebooks + r * codebook_size;
+    for (size_t k = 0; k < reduction; k++) {
+      weights[r * reduction + k] = row_codebook[cb_index(indices + r * row_bytes, row_bytes, k, index_bits)];
+    }
+  }
+}
+
+typedef struct {
+  const uint8_t* indices;
+  size_t row_bytes;
+  uint32_t index_bits;
+  const int8_t* codebooks;
+  size_t codebook_size;
+} cb_qs8_weights;
+
+static int32_t cb_qs8_weight(const void* weights, size_t o, size_t k) {
+  const cb_qs8_weights* w = (const cb_qs8_weights*)weights;
+  return w->codebooks[o * w->codebook_size +
+                      cb_index(w->indices + o * w->row_bytes, w->row_bytes, k, w->index_bits)];
+}
+
+void cb_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
+    const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end, const int8_t* restrict input,
+    int32_t input_zero_point, const uint8_t* restrict indices, uint32_t index_bits,
+    const int8_t* restrict codebooks, size_t codebook_size, const int32_t* restrict bias,
+    const int32_t* restrict multipliers, const int32_t* restrict shifts, int32_t output_zero_point,
+    int32_t output_min, int32_t output_max, int8_t* restrict output) {
+  const cb_qs8_weights weights = {
+      indices, cb_row_bytes(g->kernel_height * g->kernel_width * g->group_input_channels, index_bits),
+      index_bits, codebooks, codebook_size};
+  qs8_format_conv2d_reference(g, oc_begin, oc_end, input, input_zero_point, cb_qs8_weight, &weights, bias,
+                              multipliers, shifts, output_zero_point, output_min, output_max, output);
 }

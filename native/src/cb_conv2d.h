@@ -111,9 +111,34 @@ WHITTLE_DECLARE_VARIANTS(cb_conv2d)
 // weights are the centroids' exact values, so the dense layer computes the reference's sum of
 // codebook[index_k] * x_k in another order, within the tolerance above. The expanded weights take 32 bits per
 // weight in memory (the package keeps index_bits, Huffman-coded); an int8 expansion would need centroids on
-// a per-channel int8 grid, which k-means does not give, so codebook layers stay fp32.
+// a per-channel int8 grid, which k-means does not give (see the int8 section below).
 void cb_expand_weights_f32(size_t rows, size_t reduction, const uint8_t* indices, uint32_t index_bits,
                            const float* codebook, float* weights);
+
+// ---- int8 activations (a codebook layer inside an int8 package; native/formats.md) ----
+//
+// Each output channel o has its own int8 codebook, codebooks[o * codebook_size + c]: the layer's fp32
+// centroids on the channel's int8 grid, computed by the caller
+// (agent/runtime/format-layouts.ts quantizeCodebooks: round(c / scale[o]), scale[o] = the largest |centroid|
+// the row uses / 127, so each weight moves by at most half a step of its channel's grid). The layer is then
+// exactly a dense int8 layer with weights w[o][k] = codebooks[o][index_k], quantized as the dense int8
+// kernels are (gemmlowp, qs8_ops.h): acc = bias[o] + sum_k w * (x_k - input_zero_point) (padding: x =
+// input_zero_point), output clamp(output_zero_point + qs8_requantize_gemmlowp(acc, multipliers[o],
+// shifts[o])), the bias add wrapping modulo 2^32. K <= CB_QS8_MAX_REDUCTION keeps the int32 sum exact (|w| <=
+// 127, |x - zp| <= 255).
+#define CB_QS8_MAX_REDUCTION (1u << 16)
+
+// rows of `reduction` indices -> dense int8 [rows][reduction] = codebooks[row][index] (the int8 operators'
+// weights, qs8_ops.h: the runtime's FormatLayer runs int8 codebook layers on them).
+void cb_expand_weights_s8(size_t rows, size_t reduction, const uint8_t* indices, uint32_t index_bits,
+                          const int8_t* codebooks, size_t codebook_size, int8_t* weights);
+
+// The definition above, summed in int64 per output (the reference of the expanded int8 operators).
+void cb_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
+    const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end, const int8_t* input,
+    int32_t input_zero_point, const uint8_t* indices, uint32_t index_bits, const int8_t* codebooks,
+    size_t codebook_size, const int32_t* bias, const int32_t* multipliers, const int32_t* shifts,
+    int32_t output_zero_point, int32_t output_min, int32_t output_max, int8_t* output);
 
 // unpacked uint8 [rows][reduction] (one index per byte, each < 2^index_bits) -> packed rows of
 // cb_row_bytes(reduction, index_bits) bytes.

@@ -60,6 +60,18 @@ static inline int32_t qs8_requantize_gemmlowp_inline(int32_t x, int32_t multipli
                                     right_shift);
 }
 
+// The last step of every int8 reference and portable compressed-format kernel (ternary, sparse, codebook):
+// the int32 sum plus the bias (wrapping modulo 2^32 like TFLite's int32 add and the dense int8 kernels),
+// requantized, offset by the output zero point and clamped to [output_min, output_max].
+static inline int8_t qs8_finish_gemmlowp(int32_t sum, int32_t bias, int32_t multiplier, int32_t shift,
+                                         int32_t output_zero_point, int32_t output_min, int32_t output_max) {
+  const int32_t accumulator = (int32_t)((uint32_t)sum + (uint32_t)bias);
+  int64_t value = (int64_t)qs8_requantize_gemmlowp(accumulator, multiplier, shift) + output_zero_point;
+  value = value < output_min ? output_min : value;
+  value = value > output_max ? output_max : value;
+  return (int8_t)value;
+}
+
 WHITTLE_EXTERN_C_END
 
 #endif  // WHITTLE_QS8_REQUANTIZE_GEMMLOWP_H_

@@ -127,16 +127,6 @@ WHITTLE_DEFINE_VARIANT_SELECT(sparse_f32)
 
 // ---- qs8 ----
 
-static int8_t sparse_qs8_finish(int32_t sum, int32_t bias, int32_t multiplier, int32_t shift,
-                                int32_t output_zero_point, int32_t output_min, int32_t output_max) {
-  // Adding the bias wraps modulo 2^32 like TFLite's int32 arithmetic (and the dense int8 kernels).
-  const int32_t accumulator = (int32_t)((uint32_t)sum + (uint32_t)bias);
-  int64_t value = (int64_t)qs8_requantize_gemmlowp(accumulator, multiplier, shift) + output_zero_point;
-  value = value < output_min ? output_min : value;
-  value = value > output_max ? output_max : value;
-  return (int8_t)value;
-}
-
 void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
     const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end, const int8_t* restrict input,
     int32_t input_zero_point, const uint32_t* restrict row_offsets, const uint32_t* restrict column_indices,
@@ -157,8 +147,8 @@ void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
         sum += (int64_t)values[e] * ((int64_t)input[index] - input_zero_point);
       }
       output[p * output_channels + o] =
-          sparse_qs8_finish((int32_t)sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                            output_zero_point, output_min, output_max);
+          qs8_finish_gemmlowp((int32_t)sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                              output_zero_point, output_min, output_max);
     }
   }
 }
@@ -211,8 +201,8 @@ void sparse_qs8_conv2d_minmax_gemmlowp_ukernel__scalar(
         const uint32_t first = row_offsets[o];
         const int32_t sum =
             sparse_qs8_dot(workspace, column_indices + first, values + first, row_offsets[o + 1] - first);
-        out[o] = sparse_qs8_finish(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                                   output_zero_point, output_min, output_max);
+        out[o] = qs8_finish_gemmlowp(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                                     output_zero_point, output_min, output_max);
       }
     }
   }
@@ -235,8 +225,8 @@ void sparse_qs8_fc_minmax_gemmlowp_ukernel__scalar(
       }
       const int32_t sum = (int32_t)((int64_t)dot - (int64_t)input_zero_point * weight_sum);
       output[n * output_channels + o] =
-          sparse_qs8_finish(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o], output_zero_point,
-                            output_min, output_max);
+          qs8_finish_gemmlowp(sum, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o], output_zero_point,
+                              output_min, output_max);
     }
   }
 }

@@ -1,49 +1,31 @@
 // Ternary weights with int8 activations: reference and portable kernels (see tern_conv2d.h).
+#include "qs8_format_reference.h"
 #include "qs8_requantize_gemmlowp.h"
 #include "tern_conv2d.h"
 
-static int8_t tern_qs8_finish(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift,
-                              int32_t output_zero_point, int32_t output_min, int32_t output_max) {
-  const int32_t accumulator = (int32_t)((uint32_t)acc + (uint32_t)bias);  // wraps like TFLite's int32 add
-  int64_t value = (int64_t)qs8_requantize_gemmlowp(accumulator, multiplier, shift) + output_zero_point;
-  value = value < output_min ? output_min : value;
-  value = value > output_max ? output_max : value;
-  return (int8_t)value;
-}
+// ---- Reference: t * (x - zero point) over every tap, padding skipped (qs8_format_reference.h). ----
 
-// ---- Reference: t * (x - zero point) over every tap, padding skipped. ----
+typedef struct {
+  const uint32_t* nonzero;
+  const uint32_t* sign;
+  size_t row_words;
+} tern_qs8_weights;
+
+static int32_t tern_qs8_weight(const void* weights, size_t o, size_t k) {
+  const tern_qs8_weights* w = (const tern_qs8_weights*)weights;
+  return tern_weight_at(w->nonzero + o * w->row_words, w->sign + o * w->row_words, k);
+}
 
 void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
     const whittle_conv2d_geometry* g, size_t oc_begin, size_t oc_end, const int8_t* restrict input,
     int32_t input_zero_point, const uint32_t* restrict weight_nonzero, const uint32_t* restrict weight_sign,
     const int32_t* restrict bias, const int32_t* restrict multipliers, const int32_t* restrict shifts,
     int32_t output_zero_point, int32_t output_min, int32_t output_max, int8_t* restrict output) {
-  const size_t input_channels = g->groups * g->group_input_channels;
-  const size_t output_channels = g->groups * g->group_output_channels;
-  const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * g->group_input_channels);
-  for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
-    const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
-    for (size_t o = oc_begin; o < oc_end; o++) {
-      const size_t group = o / g->group_output_channels;
-      int64_t acc = 0;
-      for (size_t ky = 0; ky < g->kernel_height; ky++) {
-        for (size_t kx = 0; kx < g->kernel_width; kx++) {
-          size_t pixel;
-          // Padding is x = input_zero_point, which contributes 0.
-          if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) continue;
-          const int8_t* x = input + pixel * input_channels + group * g->group_input_channels;
-          for (size_t i = 0; i < g->group_input_channels; i++) {
-            const size_t k = (ky * g->kernel_width + kx) * g->group_input_channels + i;
-            acc += (int64_t)tern_weight_at(weight_nonzero + o * row_words, weight_sign + o * row_words, k) *
-                   ((int64_t)x[i] - input_zero_point);
-          }
-        }
-      }
-      output[p * output_channels + o] =
-          tern_qs8_finish((int32_t)acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                          output_zero_point, output_min, output_max);
-    }
-  }
+  const tern_qs8_weights weights = {
+      weight_nonzero, weight_sign,
+      bin_row_words(g->kernel_height * g->kernel_width * g->group_input_channels)};
+  qs8_format_conv2d_reference(g, oc_begin, oc_end, input, input_zero_point, tern_qs8_weight, &weights, bias,
+                              multipliers, shifts, output_zero_point, output_min, output_max, output);
 }
 
 void tern_fc_qs8_minmax_gemmlowp_ukernel__reference(
@@ -124,8 +106,8 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(
               }
             }
           }
-          out[o] = tern_qs8_finish(acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                                   output_zero_point, output_min, output_max);
+          out[o] = qs8_finish_gemmlowp(acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                                       output_zero_point, output_min, output_max);
         }
       }
     }

@@ -663,7 +663,7 @@ static void test_fixed_point(whittle_isa level) {
 // Ternary and codebook layers on the dense operators: the runtime's FormatLayer expands their weights at
 // load (tern_expand_weights_f32 / _s8, cb_expand_weights_f32) and runs the fp32 / int8 operators above. On
 // every ISA path: fp32 ternary and codebook within 1e-5 of sum |w * x| of the formats' own C references,
-// int8 ternary bit-exact with the ternary int8 reference.
+// int8 ternary and codebook bit-exact with the formats' int8 references.
 
 // Runs (and destroys) an fp32 operator over expanded weights on both pools against a format's reference.
 static void check_expanded_f32(f32_conv2d_op* op, const float* input, float* got, const float* want,
@@ -679,6 +679,22 @@ static void check_expanded_f32(f32_conv2d_op* op, const float* input, float* got
   }
   report(op != NULL, "%s expanded f32 %s: create", family, label);
   f32_conv2d_destroy(op);
+}
+
+// Runs (and destroys) an int8 operator over expanded weights on both pools against a format's int8 reference
+// (bit-exact).
+static void check_expanded_qs8(qs8_conv2d_op* op, const int8_t* input, int8_t* got, const int8_t* want,
+                               size_t out_n, const char* family, const char* what, const char* label) {
+  for (size_t p = 0; op != NULL && p < 2; p++) {
+    size_t where = 0;
+    bool ran = false;
+    const bool ok = qs8_run_matches(op, input, got, want, out_n, p, &ran, &where);
+    report(ok, "%s expanded qs8 %s %s %s threads=%zu %s", family, what, level_name,
+           qs8_conv2d_kernel_name(op), pool_threads[p], label);
+    if (!ok && ran) printf("     at %zu: got %d want %d\n", where, got[where], want[where]);
+  }
+  report(op != NULL, "%s expanded qs8 %s %s: create", family, what, label);
+  qs8_conv2d_destroy(op);
 }
 
 static void test_expanded_formats(const char* name, const whittle_conv2d_shape* s, whittle_isa level,
@@ -742,16 +758,7 @@ static void test_expanded_formats(const char* name, const whittle_conv2d_shape* 
   qs8_conv2d_op* qop = fc ? qs8_fully_connected_create(s->batch, s->input_channels, oc, qdense, qbias,
                                                        multipliers, shifts, &q, level)
                           : qs8_conv2d_create(s, qdense, qbias, multipliers, shifts, &q, level);
-  for (size_t p = 0; qop != NULL && p < 2; p++) {
-    size_t where = 0;
-    bool ran = false;
-    const bool ok = qs8_run_matches(qop, qinput, qgot, qwant, out_n, p, &ran, &where);
-    report(ok, "tern expanded qs8 %s %s %s threads=%zu %s", what, level_name, qs8_conv2d_kernel_name(qop),
-           pool_threads[p], label);
-    if (!ok && ran) printf("     at %zu: got %d want %d\n", where, qgot[where], qwant[where]);
-  }
-  report(qop != NULL, "tern expanded qs8 %s %s: create", what, label);
-  qs8_conv2d_destroy(qop);
+  check_expanded_qs8(qop, qinput, qgot, qwant, out_n, "tern", what, label);
 
   // fp32 codebook: codebook[index] as fp32 weights, every index width.
   const uint32_t bits = (uint32_t)rand_range(CB_MIN_INDEX_BITS, CB_MAX_INDEX_BITS);
@@ -774,6 +781,24 @@ static void test_expanded_formats(const char* name, const whittle_conv2d_shape* 
   char cb_label[320];
   snprintf(cb_label, sizeof cb_label, "%u-bit %zu centroids %s", bits, size, label);
   check_expanded_f32(op, input, got, want, scale, out_n, "cb", cb_label);
+
+  // int8 codebook: one int8 table per output channel, codebooks[o][index] as int8 weights.
+  int8_t* tables = xmalloc(oc * size);
+  fill_bytes(tables, oc * size);
+  for (size_t i = 0; i < oc * size; i++) tables[i] = tables[i] == INT8_MIN ? INT8_MAX : tables[i];
+  cb_conv2d_qs8_minmax_gemmlowp_ukernel__reference(&g, 0, oc, qinput, q.input_zero_point, indices, bits,
+                                                   tables, size, qbias, multipliers, shifts,
+                                                   q.output_zero_point, q.output_min, q.output_max, qwant);
+  cb_expand_weights_s8(oc, k, indices, bits, tables, size, qdense);
+  // The expansion against the unpacked indices (independent of the bit-stream reader).
+  bool expanded_ok = true;
+  for (size_t i = 0; i < oc * k; i++) expanded_ok &= qdense[i] == tables[(i / k) * size + unpacked[i]];
+  report(expanded_ok, "cb expand s8 %s", cb_label);
+  qop = fc ? qs8_fully_connected_create(s->batch, s->input_channels, oc, qdense, qbias, multipliers, shifts,
+                                        &q, level)
+           : qs8_conv2d_create(s, qdense, qbias, multipliers, shifts, &q, level);
+  check_expanded_qs8(qop, qinput, qgot, qwant, out_n, "cb", what, cb_label);
+  free(tables);
 
   free(input), free(abs_input), free(fweights), free(dense), free(bias), free(abs_bias), free(threshold);
   free(alpha), free(want), free(scale), free(got), free(nonzero), free(sign), free(none);

@@ -26,6 +26,8 @@ import {
 import {
   createBinaryWeightsConv2d,
   createCodebookFullyConnected,
+  createCodebookInt8Conv2d,
+  createCodebookInt8FullyConnected,
   createFixed8FullyConnected,
   createFixed16FullyConnected,
   createSparseFullyConnected,
@@ -49,8 +51,8 @@ const random = xorshift32(0x9e3779b9);
 const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));
 const floats = (n: number): Float32Array => Float32Array.from({ length: n }, () => random() * 2 - 1);
 
-/** The benchmark's format names plus the int8-activation variants of ternary and sparse. */
-const ALL_FORMATS = [...FORMATS, 'ternary-int8', 'sparse-int8'];
+/** The benchmark's format names plus the int8-activation variants of ternary, sparse and codebook. */
+const ALL_FORMATS = [...FORMATS, 'ternary-int8', 'sparse-int8', 'codebook-int8'];
 
 interface Case {
   name: string;
@@ -160,6 +162,8 @@ const CASES: Case[] = [
   },
   { name: 'fc 100->13', fc: true, shape: fcShape(3, 100, 13) },
   { name: 'fc 1->1', fc: true, shape: fcShape(1, 1, 1) },
+  // Batch 1, few outputs: the expanded fp32 layers' dense-row kernel (f32_fc_rows).
+  { name: 'fc 300->10', fc: true, shape: fcShape(1, 300, 10) },
   { name: 'fc 65->70', fc: true, shape: fcShape(2, 65, 70) },
 ];
 
@@ -342,26 +346,46 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
       return floatCase(pick(FORMAT_LAYERS.codebook, args), dense, input);
     }
     case 'ternary-int8':
-    case 'sparse-int8': {
+    case 'sparse-int8':
+    case 'codebook-int8': {
       const ternary = format === 'ternary-int8';
-      const dense = Int8Array.from({ length: oc * d.k }, () =>
-        ternary ? int(-1, 1) : random() < 0.7 ? 0 : int(-128, 127),
-      );
+      // codebook: a per-channel int8 table of `size` centroids and the indices into it.
+      const indexBits = [2, 4, 8][variant % 3]!;
+      const size = int(1, 2 ** indexBits);
+      const tables = Int8Array.from({ length: oc * size }, () => int(-127, 127));
+      const unpacked = Uint8Array.from({ length: oc * d.k }, () => int(0, size - 1));
+      const dense =
+        format === 'codebook-int8'
+          ? Int8Array.from(unpacked, (c, i) => tables[Math.floor(i / d.k) * size + c]!)
+          : Int8Array.from({ length: oc * d.k }, () =>
+              ternary ? int(-1, 1) : random() < 0.7 ? 0 : int(-128, 127),
+            );
       const input = Int8Array.from({ length: d.inputLength }, () => int(-128, 127));
       const inputZeroPoint = int(-20, 20);
       const outputZeroPoint = int(-20, 20);
       const multipliers = Int32Array.from({ length: oc }, () => int(2 ** 30, 2 ** 31 - 1));
       const shifts = Int32Array.from({ length: oc }, () => (ternary ? int(-8, -4) : int(-14, -10)));
+      const codebookArgs = {
+        indexBits,
+        codebook: tables,
+        indices: packCodebookIndices(oc, d.k, indexBits, unpacked),
+        expandWeights: variant % 4 !== 3,
+      };
       const bias = variant % 2 === 0 ? Int32Array.from({ length: oc }, () => int(-5000, 5000)) : null;
       const bounds = variant % 3 === 2 ? { outputMin: outputZeroPoint, outputMax: 100 } : {};
-      const weights = ternary
-        ? packTernaryWeights(oc, d.k, dense)
-        : encodeCsr(oc, d.k, Float32Array.from(dense));
+      const weights =
+        format === 'codebook-int8'
+          ? codebookArgs
+          : ternary
+            ? packTernaryWeights(oc, d.k, dense)
+            : encodeCsr(oc, d.k, Float32Array.from(dense));
       const args = {
         ...base,
         ...bounds,
         ...weights,
-        ...(ternary ? {} : { values: Int8Array.from((weights as ReturnType<typeof encodeCsr>).values) }),
+        ...(format === 'sparse-int8'
+          ? { values: Int8Array.from((weights as ReturnType<typeof encodeCsr>).values) }
+          : {}),
         activations: 'int8',
         inputZeroPoint,
         outputZeroPoint,
@@ -369,9 +393,12 @@ function buildLayerOnce(format: string, c: Case, variant: number): Omit<Built, '
         shifts,
         bias,
       };
-      const layer = ternary
-        ? pick({ conv2d: createTernaryInt8Conv2d, fullyConnected: createTernaryInt8FullyConnected }, args)
-        : pick({ conv2d: createSparseInt8Conv2d, fullyConnected: createSparseInt8FullyConnected }, args);
+      const layer =
+        format === 'codebook-int8'
+          ? pick({ conv2d: createCodebookInt8Conv2d, fullyConnected: createCodebookInt8FullyConnected }, args)
+          : ternary
+            ? pick({ conv2d: createTernaryInt8Conv2d, fullyConnected: createTernaryInt8FullyConnected }, args)
+            : pick({ conv2d: createSparseInt8Conv2d, fullyConnected: createSparseInt8FullyConnected }, args);
       const centered = Float64Array.from(input, (x) => x - inputZeroPoint);
       const acc = denseConv2d(s, centered, dense, bias).output;
       const values = Int8Array.from(acc, (a, i) => {
@@ -822,6 +849,35 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
       assert.equal(ternaryInt8.expandedBytes, 12 * 70);
       assert.match(codebook.kernel ?? '', /^f32_/);
       assert.equal(codebook.expandedBytes, 12 * 70 * 4);
+      // A codebook layer of an int8 package: each channel's int8 centroids on the int8 operators.
+      const codebookInt8 = createCodebookInt8FullyConnected({
+        ...dims,
+        activations: 'int8',
+        inputZeroPoint: 3,
+        outputZeroPoint: -2,
+        multipliers: new Int32Array(12).fill(2 ** 30),
+        shifts: new Int32Array(12).fill(-5),
+        indexBits: 3,
+        codebook: Int8Array.from({ length: 12 * 5 }, (_, i) => ((i * 37) % 255) - 127),
+        indices: packCodebookIndices(
+          12,
+          70,
+          3,
+          Uint8Array.from(t, (v) => v + 1),
+        ),
+      });
+      assert.match(codebookInt8.kernel ?? '', /^qs8_/);
+      // Batch 1 and fewer than 16 outputs: the expanded rows, one dot product each.
+      const narrow = FORMAT_LAYERS.ternary.fullyConnected({
+        ...dims,
+        batch: 1,
+        ...planes,
+        alpha: floats(12),
+      });
+      assert.equal(narrow.kernel, 'f32_fc_rows');
+      assert.equal(narrow.expandedBytes, 12 * 70 * 4);
+      narrow.dispose();
+      assert.equal(codebookInt8.expandedBytes, 12 * 70);
       // Binary weights expand the same way (issue 15 item 9: fp32 speed for BinaryConnect layers).
       assert.match(binary.kernel ?? '', /^f32_/);
       assert.equal(binary.expandedBytes, 12 * 70 * 4);
@@ -844,7 +900,7 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
           }),
         (error: Error) => error instanceof TypeError && /expandWeights/.test(error.message),
       );
-      for (const layer of [ternary, ternaryInt8, codebook, binary, compact]) {
+      for (const layer of [ternary, ternaryInt8, codebook, codebookInt8, binary, compact]) {
         layer.dispose();
         assert.equal(layer.kernel, null);
       }

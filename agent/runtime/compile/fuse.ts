@@ -1,7 +1,7 @@
 // Fusions of the compile pass, on a graph already in one layout: batch norm after a conv / fully-connected
 // layer folds into its weights and bias (fold-batchnorm.ts), a residual add after a conv becomes the conv's
 // addend (ops/residual.ts; at load only, see fuseResidual), and a clip (ReLU, ReLU6, any clip) after a layer
-// becomes its output clamp — the f32 kernels take min/max, the int8 kernels integer output bounds; after a
+// becomes its output clamp — the f32 kernels (and the compressed formats' on fp32 activations) take min/max, the int8 kernels integer output bounds; after a
 // residual add, the clamp after the add (add_min / add_max). Each fusion needs the layer's output to have no
 // other reader. Pairs the kernels cannot take (a leaky ReLU or sigmoid after a layer, a hard_swish, a
 // residual add that broadcasts or whose other operand is computed after the conv) are reported as not
@@ -14,6 +14,19 @@ import { foldBatchNorm } from './fold-batchnorm.js';
 import { addTensor, type CompileGraph, type CompileReport, rawConstant, readersOf } from './graph.js';
 
 const FLOAT_LAYERS = new Set(['conv2d', 'fully_connected']);
+/** The weight formats whose float conv2d / fully_connected layers take an output clamp (min / max): fp32 and
+ * every compressed format on fp32 activations (ops/conv.ts, and the native format layers' outputMin /
+ * outputMax). Not fixed16 / fixed8, whose layers compute in fixed point. */
+const CLAMPED_FLOAT_FORMATS = new Set([
+  'f32',
+  'binary',
+  'xnor',
+  'ternary',
+  'sparse',
+  'codebook',
+  'sparse-codebook',
+  'hashed',
+]);
 const INT8_LAYERS = new Set(['qconv2d', 'qfully_connected']);
 
 const bound = (node: ManifestNode, key: 'min' | 'max'): number | undefined => {
@@ -103,7 +116,7 @@ function fusedClip(graph: CompileGraph, layer: ManifestNode, clip: ManifestNode)
   const max = highs.length > 0 ? Math.min(...highs) : undefined;
   if (min !== undefined && max !== undefined && min > max) return 'the clamps do not overlap';
   if (FLOAT_LAYERS.has(layer.op)) {
-    if (layer.format !== 'f32' || clip.format !== 'f32')
+    if (!CLAMPED_FLOAT_FORMATS.has(layer.format) || clip.format !== 'f32')
       return `a ${layer.format} ${layer.op} takes no fused clamp in this runtime`;
   } else {
     const y = graph.tensors[layer.outputs[0]!]!;

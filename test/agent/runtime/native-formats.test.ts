@@ -167,14 +167,19 @@ describe('compressed formats on the native kernels', () => {
     }
   });
 
-  /** One node over constants 1 (weights, `encoded`) and 2 (bias) in a package of its own. */
+  /** One node over constants 1 (weights, `encoded`) and 2 (bias) in a package of its own; `relu`: an fp32
+   * ReLU (clip, min 0) after it, named 'relu'. */
   function oneLayer(
     op: 'conv2d' | 'fully_connected',
     format: ManifestNode['format'],
     shapes: { x: number[]; w: number[]; y: number[] },
     encoded: EncodedTensor,
     attrs: ManifestNode['attrs'] = {},
+    relu = false,
   ): Package {
+    const reluNode: ManifestNode[] = relu
+      ? [{ name: 'relu', op: 'clip', format: 'f32', inputs: [3], outputs: [4], attrs: { min: 0 } }]
+      : [];
     return sign({
       constants: new Map<number, EncodedTensor>([
         [1, encoded],
@@ -183,17 +188,51 @@ describe('compressed formats on the native kernels', () => {
       manifest: {
         ...content.manifest,
         inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
-        outputs: [{ name: 'y', tensor: 3 }],
+        outputs: [{ name: 'y', tensor: relu ? 4 : 3 }],
         tensors: [
           { name: 'x', dtype: 'f32', shape: shapes.x },
           { name: 'w', dtype: 'f32', shape: shapes.w },
           { name: 'b', dtype: 'f32', shape: [shapes.w[0]!] },
           { name: 'y', dtype: 'f32', shape: shapes.y },
+          ...(relu ? [{ name: 'r', dtype: 'f32' as const, shape: shapes.y }] : []),
         ],
-        nodes: [{ name: `${op}_${format}`, op, format, inputs: [0, 1, 2], outputs: [3], attrs }],
+        nodes: [{ name: `${op}_${format}`, op, format, inputs: [0, 1, 2], outputs: [3], attrs }, ...reluNode],
       },
     });
   }
+
+  test('a ReLU after a compressed fp32-activation layer fuses into its clamp; fixed point keeps it', () => {
+    const shape = [12, 70];
+    const cases: [ManifestNode['format'], EncodedTensor, boolean][] = [
+      ['xnor', encodeXnor(normal(12 * 70), shape), true],
+      ['ternary', encodeTernary(normal(12 * 70), shape), true],
+      ['fixed16', encodeFixed(dyadic(12 * 70), 16, 12), false],
+    ];
+    for (const [format, encoded, fuses] of cases) {
+      const pkg = oneLayer(
+        'fully_connected',
+        format,
+        { x: [3, 70], w: shape, y: [3, 12] },
+        encoded,
+        {},
+        true,
+      );
+      const model = Model.fromPackage(pkg);
+      assert.deepEqual(
+        model.compileReport.fused,
+        fuses ? [{ node: 'relu', into: `fully_connected_${format}` }] : [],
+        format,
+      );
+      const x = dyadic(3 * 70);
+      const out = model.run([x])[0]!.data;
+      assert.ok(
+        out.every((v) => v >= 0),
+        format,
+      );
+      const expected = Model.fromPackage(pkg, { compile: false, referenceOnly: true }).run([x])[0]!.data;
+      assertClose(out, expected, `fully_connected ${format} + relu`);
+    }
+  });
 
   test('fully_connected in every compressed format runs natively and matches the reference', () => {
     const shape = [12, 70];
