@@ -447,8 +447,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   // Binary-weight, ternary, codebook and hashed layers run on the dense fp32 / int8 operators (f32_ops.h,
   // qs8_ops.h: GEMM, IGEMM, depthwise, with their weight packing) on weights expanded once here
   // (tern_expand_weights_*, cb_expand_weights_f32, hashed_f32_expand: the one load-time expansion path, and
-  // expandedBytes its one size rule); the format's own kernels stay the reference, and run the layer when the dense
-  // operator refuses its shape or quantization. The packed dense weights are the layer's memory cost
+  // expandedBytes its one size rule); the format's own kernels stay the reference, and run the layer when the
+  // dense operator refuses its shape or quantization. The packed dense weights are the layer's memory cost
   // (expandedBytes: 4 bytes a weight in fp32, 1 in int8, plus the packing's padding), which the runtime adds
   // to its memory report; the package keeps the compressed planes or indices. expandWeights: false (default
   // true) keeps the format's kernels, for a device that cannot spare the memory.
@@ -756,9 +756,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
         // Each row expanded on the fly into the thread's workspace (expanded at load: the fp32 operator).
         (t.reference ? hashed_f32_fc_minmax_ukernel__reference : hashed_->fc)(
-            n, ic, oc, begin, end, in, nullptr, alpha_.data(),
-            static_cast<uint32_t>(alpha_.size()), seed_, bias, fmin_, fmax_,
-            t.workspace == nullptr ? nullptr : t.workspace + thread * reduction_, out);
+            n, ic, oc, begin, end, in, nullptr, alpha_.data(), static_cast<uint32_t>(alpha_.size()), seed_,
+            bias, fmin_, fmax_, t.workspace == nullptr ? nullptr : t.workspace + thread * reduction_, out);
         break;
       }
     }
