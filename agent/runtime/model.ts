@@ -396,7 +396,7 @@ export class Model {
     const readers = new Map<number, number[]>();
     manifest.nodes.forEach((node, index) => {
       for (const i of node.inputs)
-        if (i >= 0 && pkg.constants[i] !== undefined && pkg.constants[i]!.kind !== 'raw')
+        if (i >= 0 && pkg.constants[i] !== undefined && pkg.constants[i].kind !== 'raw')
           readers.set(i, [...(readers.get(i) ?? []), index]);
     });
     const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
