@@ -49,8 +49,8 @@ export async function hashedFcCommand(args: string[], machine: string): Promise<
       const input = Float32Array.from({ length: batch * layer.inChannels }, () => random() - 0.5);
       const output = new Float32Array(batch * layer.outChannels);
       const dense = createFullyConnectedF32({ ...shape, weights, bias });
-      const loaded = createHashedFullyConnected({ ...shape, buckets, seed: 3, bias, expand: true });
-      const onTheFly = createHashedFullyConnected({ ...shape, buckets, seed: 3, bias, expand: false });
+      const loaded = createHashedFullyConnected({ ...shape, buckets, seed: 3, bias });
+      const onTheFly = createHashedFullyConnected({ ...shape, buckets, seed: 3, bias, expandWeights: false });
       const contenders: Contender[] = [
         jsContender('fp32', () => dense.run(input, output)),
         jsContender('hashed, expanded at load', () => loaded.run(input, output)),

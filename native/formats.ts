@@ -128,13 +128,15 @@ export interface CodebookParams extends FloatClamp {
 
 /** HashedNets (Chen et al. 2015), fully connected only: weight [o][k] = sign * buckets[bucket] of the index
  * hash of o * inChannels + k with `seed` (native/src/hashed_fc.h; agent/package/encodings.ts hashedSlot);
- * outChannels x inChannels <= 2^24. expand: the layer expands the whole matrix once, here (4 bytes per
- * weight, as fast as a dense fp32 layer); else it keeps only the buckets and expands one row at a time on
- * every run (inChannels floats of workspace per thread). Both give the same bits, at any batch. fp32. */
+ * outChannels x inChannels <= 2^24. Expanded once at creation onto the fp32 fully-connected operator, as a
+ * ternary or codebook layer (expandedBytes: 4 bytes a weight), up to HASHED_EXPAND_MAX_BYTES (16 MiB,
+ * native/src/hashed_fc.h) of weights; a larger layer, or expandWeights: false, keeps only the buckets and
+ * expands one row at a time on every run (inChannels floats of workspace per thread; the same bits at any
+ * batch). fp32. */
 export interface HashedParams extends FloatClamp {
   buckets: Float32Array;
   seed: number;
-  expand?: boolean;
+  expandWeights?: boolean;
   bias?: Float32Array | null;
 }
 
@@ -203,8 +205,9 @@ function nativeClass(): NativeFormatLayerConstructor {
 export class FormatLayer<T extends FormatTensor> extends PackedLayer<T> {
   readonly format: LayerFormat;
   /** Bytes of dense weights the layer expanded its own into at creation, 0 when it runs the format's kernels:
-   * binary-weight (fp32: alpha * sign), ternary (fp32: alpha * t; int8: t) and codebook (fp32: centroids; int8:
-   * each channel's int8 centroids) layers run on the fp32 / int8 operators with their weights
+   * binary-weight (fp32: alpha * sign), ternary (fp32: alpha * t; int8: t), codebook (fp32: centroids; int8:
+   * each channel's int8 centroids) and hashed (fp32: the hashed weights) layers run on the fp32 / int8 operators
+   * with their weights
    * expanded (4 bytes a weight in fp32, 1 in int8), unless the operator refuses the shape or quantization or
    * the arguments say expandWeights: false (default true). */
   readonly expandedBytes: number;

@@ -14,6 +14,10 @@ export interface Executor {
    * layer, the weights a hashed layer expands at load, the dense weights a binary-weight, ternary or codebook
    * layer expanded its own into); counted against the memory budget with the arena and the weights. */
   scratchBytes?: number;
+  /** The executor copied its constant inputs into a native layer of its own when prepared, and run() and
+   * plan() do not read them: the runtime may drop its fp32 expansion of a compressed constant that only such
+   * executors read (Model). */
+  ownsConstants?: boolean;
   run(inputs: readonly (TensorData | undefined)[], outputs: readonly TensorData[]): void;
   /** The addon calls run() makes, as steps of an execution plan (native-plan.ts): given the views run()
    * would get, each call's layer and operand arrays (those views, or arrays the executor owns: word buffers,

@@ -187,8 +187,11 @@ export class Model {
   readonly batch: number;
   readonly plan: MemoryPlan;
   readonly layers: readonly LayerInfo[];
-  /** Bytes of all constants as the runtime holds them. */
+  /** Bytes of all constants as the runtime expands them at load (what the memory budget counts). */
   readonly weightBytes: number;
+  /** Of those, the bytes the runtime still holds after load: a compressed constant that only native layers
+   * read, each with its own copy (scratchBytes), is dropped. */
+  readonly heldWeightBytes: number;
   /** Bytes executors hold outside the arena (fixed-point layers' word buffers on the native kernels, hashed
    * layers' expanded weights, the dense weights binary-weight, ternary and codebook layers expand theirs into). */
   readonly scratchBytes: number;
@@ -386,6 +389,23 @@ export class Model {
       return executor;
     });
     this.layers = layers;
+    // A compressed constant's fp32 expansion (constantData: what the reference executors read) is dropped
+    // once every node that reads it runs on a native layer with its own copy of the weights
+    // (Executor.ownsConstants), so expanded weights are held once, by the native layer (its scratchBytes).
+    // The budget still counts it in weightBytes: it is held while the executors are prepared.
+    const readers = new Map<number, number[]>();
+    manifest.nodes.forEach((node, index) => {
+      for (const i of node.inputs)
+        if (i >= 0 && pkg.constants[i] !== undefined && pkg.constants[i].kind !== 'raw')
+          readers.set(i, [...(readers.get(i) ?? []), index]);
+    });
+    const graphOutputs = new Set(manifest.outputs.map((o) => o.tensor));
+    for (const [i, nodes] of readers) {
+      if (graphOutputs.has(i) || !nodes.every((n) => executors[n]!.ownsConstants === true)) continue;
+      constants[i] = undefined;
+      this.#views[i] = undefined;
+    }
+    this.heldWeightBytes = constants.reduce((sum, c) => sum + (c?.byteLength ?? 0), 0);
     const slice = (t: number, chunk: number, images: number): TensorData | undefined => {
       const data = this.#views[t];
       if (data === undefined || constants[t] !== undefined || imagesOf(t) !== batch || images === batch)

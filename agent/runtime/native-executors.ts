@@ -192,6 +192,8 @@ function packed(kernelPrefix: string, create: () => Layer<Tensor>): Executor | u
     kernel: `native:${kernelPrefix} ${layer.kernel ?? ''}`.trim(),
     // Expanded weights live as long as the model: the memory report and budget count them.
     ...(layer.expandedBytes ? { scratchBytes: layer.expandedBytes } : {}),
+    // The binding copies the weights in (packed, expanded or as stored); run reads the activation alone.
+    ownsConstants: true,
     run: (inputs, outputs) => layer.run(inputs[0] as Tensor, outputs[0] as Tensor),
     plan: (inputs, outputs) => [layerStep(layer, inputs[0]!, outputs[0]!)],
   };
@@ -489,32 +491,23 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
   };
 }
 
-/** Bytes of expanded weights a hashed layer may keep at load; a larger one keeps only its buckets and
- * expands a row at a time on every run. */
-export const HASHED_EXPAND_BYTES = 16 << 20;
-
-/** A hashed fully-connected layer on the hashed kernel (native/src/hashed_fc.h), from the decoded buckets and
- * seed: expanded once at load where the expanded weights fit HASHED_EXPAND_BYTES (as fast as the dense fp32
- * layer), else a row at a time on every run. Either way an image's result does not depend on the batch. What
- * the layer keeps beyond the package (the expanded weights, or a row of workspace per thread) is its
- * scratchBytes in the memory report. */
+/** A hashed fully-connected layer from the decoded buckets and seed (native/formats.ts
+ * createHashedFullyConnected): expanded once at load onto the fp32 operator as the other formats are (its
+ * expandedBytes the layer's scratch), or a row at a time on every run (expandWeights: false, or a layer past
+ * the binding's limit). */
 const hashedFullyConnected: NativeFactory = (context) => {
   const hashed = context.decoded?.[1];
   const float = floatLayer(context);
   if (hashed?.kind !== 'hashed' || !float || context.inputs[0]!.dtype !== 'f32') return undefined;
-  const shape = fullyConnectedShape(context);
-  const expandedBytes = 4 * shape.inChannels * shape.outChannels;
-  const expand = expandedBytes <= HASHED_EXPAND_BYTES;
-  const executor = packed(`hashed_fully_connected${expand ? '' : '_on_the_fly'}`, () =>
+  return packed('hashed_fully_connected', () =>
     createHashedFullyConnected({
-      ...shape,
+      ...fullyConnectedShape(context),
       buckets: hashed.buckets,
       seed: hashed.seed,
-      expand,
+      expandWeights: context.expandWeights !== false,
       ...float.common,
     }),
   );
-  return executor && { ...executor, scratchBytes: expand ? expandedBytes : 4 * shape.inChannels };
 };
 
 const FORMAT_CONV2D = formatLayer('conv2d');

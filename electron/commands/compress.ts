@@ -21,7 +21,7 @@ export const COMPRESS_HELP = `  compress MODEL --dataset DATA --pipeline PIPELIN
 
 const USAGE =
   'usage: whittle compress MODEL --dataset DATA --pipeline PRESET|SPEC.json --out PKG [--run DIR] [--resume] ' +
-  '[--limit N] [--test-images N] [--batch-size N] [--latency-runs N] [--target-ratio X] ' +
+  '[--limit N] [--test-images N] [--batch-size N] [--seed N] [--latency-runs N] [--target-ratio X] ' +
   '[--max-accuracy-drop POINTS] [--key KEY | --bundled-key] [--json]';
 
 export async function compressCommand(args: string[]): Promise<number> {
@@ -37,6 +37,7 @@ export async function compressCommand(args: string[]): Promise<number> {
       limit: { type: 'string' },
       'test-images': { type: 'string' },
       'batch-size': { type: 'string' },
+      seed: { type: 'string' },
       'latency-runs': { type: 'string' },
       'target-ratio': { type: 'string' },
       'max-accuracy-drop': { type: 'string' },
@@ -55,6 +56,7 @@ export async function compressCommand(args: string[]): Promise<number> {
   const trainLimit = numberOption(values.limit, '--limit', true, 1);
   const testImages = numberOption(values['test-images'], '--test-images', true, 1);
   const batchSize = numberOption(values['batch-size'], '--batch-size', true, 1);
+  const seed = numberOption(values.seed, '--seed', true, 0);
   const latencyRuns = numberOption(values['latency-runs'], '--latency-runs', true, 0);
   const targetRatio = numberOption(values['target-ratio'], '--target-ratio', false, 0);
   const maxAccuracyDrop = numberOption(values['max-accuracy-drop'], '--max-accuracy-drop', false, 0);
@@ -85,6 +87,7 @@ export async function compressCommand(args: string[]): Promise<number> {
       ...(trainLimit !== undefined ? { trainLimit } : {}),
       ...(testImages !== undefined ? { testImages } : {}),
       ...(batchSize !== undefined ? { batchSize } : {}),
+      ...(seed !== undefined ? { seed } : {}),
       ...(latencyRuns !== undefined ? { latencyRuns } : {}),
       ...(targetRatio !== undefined ? { targetRatio } : {}),
       ...(maxAccuracyDrop !== undefined ? { maxAccuracyDrop } : {}),

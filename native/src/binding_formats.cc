@@ -419,18 +419,20 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         }
         ExpectLength(env, buckets, buckets.length, "1 or more", kEmptyAllowed);
         seed_ = static_cast<uint32_t>(Integer(args, "seed", 0, UINT32_MAX));
-        const bool expand = Boolean(args, "expand");
         const View bias = ReadBias(args, napi_float32_array, oc_name);
         ExpectUnchanged(env, {&buckets, &bias});
         alpha_ = Copy<float>(buckets);
         fbias_ = Copy<float>(bias);
-        if (expand) {
-          values_.resize(oc_ * reduction_);
-          hashed_f32_expand(reduction_, 0, oc_, alpha_.data(), static_cast<uint32_t>(alpha_.size()), seed_,
-                            values_.data());
-        }
         hashed_ = hashed_f32_select(isa);
         kernel_ = hashed_->name;
+        // Expanded once onto the fp32 operator where the dense weights fit HASHED_EXPAND_MAX_BYTES, as the
+        // other formats are; else (or expandWeights: false) the hashed kernel expands a row at a time.
+        if (ExpandWeights(args) && oc_ * reduction_ <= HASHED_EXPAND_MAX_BYTES / sizeof(float)) {
+          std::vector<float> dense(oc_ * reduction_);
+          hashed_f32_expand(reduction_, 0, oc_, alpha_.data(), static_cast<uint32_t>(alpha_.size()), seed_,
+                            dense.data());
+          CreateDenseF32(env, s, dense, isa);
+        }
         break;
       }
     }
@@ -460,10 +462,11 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   friend Napi::Function DefinePackedLayer<FormatLayer>(Napi::Env env, const char* name,
                                                        std::initializer_list<PropertyDescriptor> extra);
 
-  // Binary-weight, ternary and codebook layers run on the dense fp32 / int8 operators (f32_ops.h, qs8_ops.h:
-  // GEMM, IGEMM, depthwise, with their weight packing) on weights expanded once here (tern_expand_weights_*,
-  // cb_expand_weights_f32); the format's own kernels stay the reference, and run the layer when the dense
-  // operator refuses its shape or quantization. The packed dense weights are the layer's memory cost
+  // Binary-weight, ternary, codebook and hashed layers run on the dense fp32 / int8 operators (f32_ops.h,
+  // qs8_ops.h: GEMM, IGEMM, depthwise, with their weight packing) on weights expanded once here
+  // (tern_expand_weights_*, cb_expand_weights_f32, hashed_f32_expand: the one load-time expansion path, and
+  // expandedBytes its one size rule); the format's own kernels stay the reference, and run the layer when the
+  // dense operator refuses its shape or quantization. The packed dense weights are the layer's memory cost
   // (expandedBytes: 4 bytes a weight in fp32, 1 in int8, plus the packing's padding), which the runtime adds
   // to its memory report; the package keeps the compressed planes or indices. expandWeights: false (default
   // true) keeps the format's kernels, for a device that cannot spare the memory.
@@ -802,11 +805,10 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
       }
       case Format::kHashed: {
         const auto [in, out, bias] = OperandsOf<float>(t, fbias_);
-        // Expanded at load (values_), or each row expanded on the fly into the thread's workspace.
+        // Each row expanded on the fly into the thread's workspace (expanded at load: the fp32 operator).
         (t.reference ? hashed_f32_fc_minmax_ukernel__reference : hashed_->fc)(
-            n, ic, oc, begin, end, in, values_.empty() ? nullptr : values_.data(), alpha_.data(),
-            static_cast<uint32_t>(alpha_.size()), seed_, bias, fmin_, fmax_,
-            t.workspace == nullptr ? nullptr : t.workspace + thread * reduction_, out);
+            n, ic, oc, begin, end, in, nullptr, alpha_.data(), static_cast<uint32_t>(alpha_.size()), seed_,
+            bias, fmin_, fmax_, t.workspace == nullptr ? nullptr : t.workspace + thread * reduction_, out);
         break;
       }
     }
@@ -877,7 +879,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     } else if (format_ == Format::kSparse && !fc_) {
       workspace_.resize(std::max(workspace_.size(), reduction_ * (reference ? 1 : threads)));
       task.workspace = workspace_.data();
-    } else if (format_ == Format::kHashed && values_.empty() && !reference) {
+    } else if (format_ == Format::kHashed && !reference) {
       workspace_.resize(std::max(workspace_.size(), reduction_ * threads));
       task.workspace = workspace_.data();
     } else if (format_ == Format::kCodebook && !int8_ && !fc_ && !reference) {

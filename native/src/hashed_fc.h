@@ -37,6 +37,9 @@ WHITTLE_EXTERN_C_BEGIN
 // index fits the hash's uint32.
 #define HASHED_MAX_ELEMENTS (UINT32_C(1) << 24)
 #define HASHED_MAX_BUCKETS HASHED_MAX_ELEMENTS
+// The binding expands a layer's weights at load (onto the fp32 operator) up to this many bytes of fp32
+// weights; a larger layer keeps only its buckets and runs on the kernels here, a row at a time.
+#define HASHED_EXPAND_MAX_BYTES (UINT32_C(16) << 20)
 
 // The index hash: murmur3's 32-bit finalizer (encodings.ts hashIndex).
 static inline uint32_t hashed_index_hash(uint32_t index, uint32_t seed) {

@@ -30,6 +30,7 @@ import {
   createCodebookInt8FullyConnected,
   createFixed8FullyConnected,
   createFixed16FullyConnected,
+  createHashedFullyConnected,
   createSparseFullyConnected,
   createSparseInt8Conv2d,
   createSparseInt8FullyConnected,
@@ -904,6 +905,40 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
         layer.dispose();
         assert.equal(layer.kernel, null);
       }
+    });
+
+    test('a hashed layer expands onto the fp32 operator through the one path, its size the binding’s', () => {
+      const dims = { batch: 2, inChannels: 70, outChannels: 12 };
+      const hashed = { ...dims, buckets: floats(100), seed: 9, bias: floats(12) };
+      const expanded = createHashedFullyConnected(hashed);
+      const compact = createHashedFullyConnected({ ...hashed, expandWeights: false });
+      assert.match(expanded.kernel ?? '', /^f32_/);
+      assert.equal(expanded.expandedBytes, 12 * 70 * 4);
+      assert.doesNotMatch(compact.kernel ?? '', /^f32_/);
+      assert.equal(compact.expandedBytes, 0);
+      const input = floats(2 * 70);
+      const want = new Float32Array(2 * 12);
+      compact.runReference(input, want);
+      for (const layer of [expanded, compact]) {
+        const got = new Float32Array(2 * 12);
+        layer.run(input, got);
+        for (let i = 0; i < want.length; i++)
+          assert.ok(
+            Math.abs(got[i]! - want[i]!) <= 1e-5 * Math.max(1, Math.abs(want[i]!)),
+            `${layer.kernel}[${i}]`,
+          );
+      }
+      // Past HASHED_EXPAND_MAX_BYTES (16 MiB of fp32 weights) the layer keeps its buckets only.
+      const large = createHashedFullyConnected({
+        batch: 1,
+        inChannels: 1024,
+        outChannels: 4097,
+        buckets: floats(64),
+        seed: 1,
+      });
+      assert.equal(large.expandedBytes, 0);
+      assert.doesNotMatch(large.kernel ?? '', /^f32_/);
+      for (const layer of [expanded, compact, large]) layer.dispose();
     });
 
     test('fixed-point quantizers equal the TypeScript reference bit for bit', () => {

@@ -11,6 +11,7 @@ import {
   encodeCodebook,
   type EncodedTensor,
   encodeFixed,
+  encodeHashed,
   encodeRaw,
   encodeSparse,
   encodeSparseCodebook,
@@ -345,10 +346,46 @@ describe('compressed formats on the native kernels', () => {
     );
     const model = Model.fromPackage(one);
     assert.equal(model.layers[0]!.kernel, 'reference:conv2d_binary');
+    // The reference executor reads the runtime's fp32 expansion of the weights: it is kept.
+    assert.equal(model.heldWeightBytes, Model.fromPackage(one, { referenceOnly: true }).heldWeightBytes);
+    assert.equal(model.heldWeightBytes, (144 + 4) * 4);
     const x = normal(7 * 7 * 4);
     assert.deepEqual(
       Array.from(model.run([x])[0]!.data),
       Array.from(Model.fromPackage(one, { referenceOnly: true }).run([x])[0]!.data),
+    );
+  });
+
+  test('a compressed constant that only native layers read is held once, by the native layer', () => {
+    // A hashed fully-connected layer (20 x 300, 750 buckets): its fp32 expansion (constantData) is what the
+    // reference reads; the native layer expands its own at load (scratchBytes) and the runtime's is dropped.
+    const w = [20, 300];
+    const one = oneLayer(
+      'fully_connected',
+      'hashed',
+      { x: [2, 300], w, y: [2, 20] },
+      encodeHashed(normal(6000), 750, 5),
+    );
+    const bias = 20 * 4;
+    const reference = Model.fromPackage(one, { referenceOnly: true, batch: 2 });
+    assert.equal(reference.heldWeightBytes, 6000 * 4 + bias);
+    assert.equal(reference.scratchBytes, 0);
+    const native = Model.fromPackage(one, { batch: 2 });
+    assert.match(native.layers[0]!.kernel, /^native:hashed_fully_connected f32_/);
+    assert.equal(native.heldWeightBytes, bias);
+    assert.equal(native.weightBytes, 6000 * 4 + bias);
+    assert.equal(native.scratchBytes, 6000 * 4);
+    const compact = Model.fromPackage(one, { batch: 2, expandWeights: false });
+    assert.equal(compact.heldWeightBytes + compact.scratchBytes, bias);
+    const x = normal(2 * 300);
+    const expected = reference.run([x])[0]!.data;
+    assertClose(native.run([x])[0]!.data, expected, 'hashed, expanded');
+    assertClose(compact.run([x])[0]!.data, expected, 'hashed, on the fly');
+    // Node by node (the executors' run, not the plan) reads no dropped constant either.
+    assertClose(
+      Model.fromPackage(one, { batch: 2, nodeByNode: true }).run([x])[0]!.data,
+      expected,
+      'node by node',
     );
   });
 });
