@@ -51,7 +51,9 @@ const manifest = {
   tensors,
   nodes,
 };
-const pkg = readPackage(writePackage({ constants, manifest }, keys.privateKey), { publicKey: keys.publicKey });
+const pkg = readPackage(writePackage({ constants, manifest }, keys.privateKey), {
+  publicKey: keys.publicKey,
+});
 globalThis.gc();
 const before = process.memoryUsage();
 const model = Model.fromPackage(pkg);
