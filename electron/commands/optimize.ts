@@ -4,10 +4,11 @@
 // to OUT/model.whittle with its report (a terminal table, or --json); with --deploy (and --device) deployed
 // through the signed deployment of `whittle deploy`. Ctrl-C stops between layers (or saves the training
 // checkpoint of a zoo model); --resume continues. Exit 0 when every budget is met, 3 when not.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { addonBuildHash } from '../../native/index.js';
 import { defaultDataDir } from '../core/core.js';
 import { CommandUsageError } from './command-error.js';
 import { deployCommand } from './deploy.js';
@@ -91,26 +92,33 @@ export async function optimizeCommand(args: string[]): Promise<number> {
   );
 
   const { runOptimize, formatOptimizeReport } = await import('../../optimize/plan/optimize.js');
-  const { measuredEstimator } = await import('../../optimize/plan/estimator.js');
-  const { deviceTarget } = await import('../../optimize/plan/target.js');
+  const { measuredEstimator, tableEstimator } = await import('../../optimize/plan/estimator.js');
+  const { deviceTarget, referenceTable } = await import('../../optimize/plan/target.js');
   const { firstImages, loadDataset } = await import('../../optimize/datasets/dataset-spec.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
   const { bundledSigningKey } = await import('../../optimize/package/writer.js');
 
-  const target = deviceTarget(
-    values.profile !== undefined
-      ? { profileText: readFile(values.profile), file: values.profile }
-      : values.class !== undefined
-        ? { className: values.class }
-        : {
-            device: values.device!,
-            profile: (
-              await ManagerClient.forDataDir(values['data-dir'] ?? defaultDataDir()).refreshProfile(
-                values.device!,
-              )
-            ).profile,
-          },
-  );
+  const dataDir = values['data-dir'] ?? defaultDataDir();
+  let target;
+  if (values.profile !== undefined) {
+    target = deviceTarget({ profileText: readFile(values.profile), file: values.profile });
+  } else if (values.class !== undefined) {
+    // The class's table is scaled from this machine's, measured once per kernel build and kept.
+    const { deviceClassInfo } = await import('../../optimize/latency/device-classes.js');
+    deviceClassInfo(values.class); // an unknown name is refused before anything is measured
+    mkdirSync(join(dataDir, 'latency'), { recursive: true });
+    const file = join(dataDir, 'latency', `reference-${addonBuildHash()}.json`);
+    const reference = await referenceTable(file, (done, total) => {
+      if (done % 50 === 0 || done === total)
+        process.stderr.write(`whittle optimize: measuring this machine's latency table ${done}/${total}\n`);
+    });
+    target = deviceTarget({ className: values.class, reference });
+  } else {
+    const client = ManagerClient.forDataDir(dataDir);
+    const { profile } = await client.refreshProfile(values.device!);
+    const { current } = await client.latencyTables(values.device!);
+    target = deviceTarget({ device: values.device!, profile, table: current });
+  }
   for (const note of target.notes) console.error(`whittle optimize: ${note}`);
   const choice = await selectTrainingBackend('auto');
   for (const note of choice.notes) console.error(`whittle optimize: ${note}`);
@@ -119,7 +127,10 @@ export async function optimizeCommand(args: string[]): Promise<number> {
     : loadSigningKey(values.key);
   if (created) console.error(`whittle optimize: created the package signing key ${created}`);
   const test = loadDataset(values.dataset!);
-  const estimator = measuredEstimator(firstImages(test.test ?? test.train, 10));
+  const estimator =
+    target.table !== undefined
+      ? tableEstimator(target.table.table, target.table.source)
+      : measuredEstimator(firstImages(test.test ?? test.train, 10));
 
   const controller = new AbortController();
   const stopListening = abortOnInterrupt('whittle optimize', controller);

@@ -4,9 +4,11 @@
 // the packages on this machine's runtime: each node alone (Model.profile), the packages taking turns round
 // by round so that a change in machine load hits all of them alike, medians over the rounds.
 import type { Package } from '../../agent/package/reader.js';
+import type { LatencyTable } from '../../agent/profile/latency-table.js';
 import { Model } from '../../agent/runtime/model.js';
 import type { ImageSet } from '../datasets/image-set.js';
 import { imageInput, packageImageInput } from '../evaluate-package.js';
+import { predictLatency } from '../latency/predictor.js';
 
 export interface LayerLatency {
   name: string;
@@ -24,6 +26,8 @@ export interface LatencyEstimate {
 export interface LatencyEstimator {
   /** What the figures are: `measured on this machine's runtime`, `table of DEVICE (build …)`. */
   readonly source: string;
+  /** Priced from a table rather than run here: the device's figures, which this machine cannot check. */
+  readonly predicted?: true;
   /** Each package's estimate, in order (a measuring estimator interleaves them). */
   estimate(packages: readonly Package[]): LatencyEstimate[];
 }
@@ -65,5 +69,19 @@ export function measuredEstimator(
         return { ms: layers.reduce((sum, l) => sum + l.ms, 0), layers };
       });
     },
+  };
+}
+
+/** Prices packages from a device's latency table (measured on the device, or a class's estimate) with the
+ * latency predictor: nothing is run, so it also serves a device this machine is not. */
+export function tableEstimator(table: LatencyTable, source: string): LatencyEstimator {
+  return {
+    source,
+    predicted: true,
+    estimate: (packages) =>
+      packages.map((pkg) => {
+        const p = predictLatency(pkg, table);
+        return { ms: p.ms, layers: p.layers.map(({ name, op, format, ms }) => ({ name, op, format, ms })) };
+      }),
   };
 }

@@ -2,7 +2,7 @@
 // the package written within the size budget, the report's ledger (each kept step paying when measured),
 // resume, and the bad inputs refused clearly (a malformed profile, one of another version, a missing budget).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -97,5 +97,42 @@ describe('whittle optimize', () => {
     assert.match(r.stderr, /give at least one budget/);
     r = optimize('--size-kb', '100', '--out', out, '--force', 'dense_Dense1=int4');
     assert.match(r.stderr, /unknown layer choice "int4"/);
+  });
+
+  test('a device class is priced from its estimated table, scaled from this machine’s measured once', () => {
+    const data = join(dir, 'class-data');
+    const run = (cls: string, out: string) =>
+      whittle(
+        'optimize',
+        '--class',
+        cls,
+        ...common,
+        '--size-kb',
+        '500',
+        '--out',
+        join(dir, out),
+        '--data-dir',
+        data,
+        '--json',
+      );
+    const pi3 = run('raspberry-pi-3b', 'pi3');
+    assert.equal(pi3.status, 0, pi3.stderr);
+    const tables = readdirSync(join(data, 'latency'));
+    assert.equal(tables.length, 1);
+    const stamp = statSync(join(data, 'latency', tables[0]!)).mtimeMs;
+    const pi5 = run('raspberry-pi-5', 'pi5');
+    assert.equal(pi5.status, 0, pi5.stderr);
+    // The reference table is measured once per kernel build and reused.
+    assert.equal(statSync(join(data, 'latency', tables[0]!)).mtimeMs, stamp);
+    type Report = { latency_source: string; baseline: { ms: number }; notes: string[] };
+    const [a, b] = [pi3, pi5].map((r) => JSON.parse(r.stdout) as Report);
+    assert.match(a!.latency_source, /raspberry-pi-3b/);
+    assert.match(b!.latency_source, /raspberry-pi-5/);
+    // The same fp32 model is priced slower on the Pi 3 than on the Pi 5.
+    assert.ok(a!.baseline.ms > b!.baseline.ms, `Pi 3 ${a!.baseline.ms} ms, Pi 5 ${b!.baseline.ms} ms`);
+    assert.ok(a!.notes.some((n) => n.includes('measured on this machine')));
+    const unknown = run('pdp-11', 'pdp');
+    assert.notEqual(unknown.status, 0);
+    assert.match(unknown.stderr, /pdp-11/);
   });
 });

@@ -10,8 +10,12 @@ import {
   median,
   timedRun,
 } from '../../../agent/profile/latency-table.js';
+import { collectDeviceProfile } from '../../../agent/profile/profile.js';
 import { Model } from '../../../agent/runtime/model.js';
+import { DeviceClassError } from '../../../optimize/latency/device-classes.js';
 import { LatencyPredictionError, predictLatency } from '../../../optimize/latency/predictor.js';
+import { tableEstimator } from '../../../optimize/plan/estimator.js';
+import { deviceTarget } from '../../../optimize/plan/target.js';
 
 /** Two tiny packages: a grid point's own graph (an fp32 conv and its fused ReLU) and an int8 one with its
  * edges, predicted from a table measured in the same run as they are, within a loose bound. */
@@ -80,4 +84,43 @@ test('a table without the plan-call entry is refused', () => {
     () => predictLatency(latencyGraph({ op: 'call', format: 'f32' }), table),
     (e: Error) => e instanceof LatencyPredictionError && /"call" entry/.test(e.message),
   );
+});
+
+test("whittle optimize's targets price packages from a class's estimated table or a device's own table", async () => {
+  const conv: LatencyPoint = {
+    op: 'conv2d',
+    format: 'f32',
+    kernel: 3,
+    stride: 1,
+    size: 14,
+    inC: 16,
+    outC: 16,
+  };
+  const grid = {
+    name: 'test',
+    points: [
+      conv,
+      { ...conv, size: 7, inC: 32, outC: 32 },
+      ...defaultGrid(true).points.filter((p) => p.op === 'call' || p.op === 'ts_step'),
+    ],
+  };
+  const table = await measureLatencyTable({ grid, rounds: 5, sampleMs: 0.05 });
+  const pkg = latencyGraph(conv);
+  const here = tableEstimator(table, 'here').estimate([pkg])[0]!;
+  const pi3 = deviceTarget({ className: 'raspberry-pi-3b', reference: table });
+  assert.ok(pi3.table !== undefined && pi3.table.source.includes('raspberry-pi-3b'));
+  assert.match(pi3.notes.join(' '), /estimated table/);
+  const onPi3 = tableEstimator(pi3.table.table, pi3.table.source).estimate([pkg])[0]!;
+  assert.ok(onPi3.ms > here.ms, `Pi 3 ${onPi3.ms} ms, here ${here.ms} ms`);
+  assert.deepEqual(
+    onPi3.layers.map((l) => l.op),
+    here.layers.map((l) => l.op),
+  );
+  assert.throws(() => deviceTarget({ className: 'pdp-11', reference: table }), DeviceClassError);
+  // A device's complete table is used; an incomplete one is not (latencies are then measured here).
+  const profile = collectDeviceProfile();
+  assert.equal(deviceTarget({ device: 'd1', profile, table }).table?.table, table);
+  const partial = deviceTarget({ device: 'd1', profile, table: { ...table, complete: false } });
+  assert.equal(partial.table, undefined);
+  assert.match(partial.notes.join(' '), /measured on this machine/);
 });
