@@ -4,15 +4,19 @@
 // TensorFlow.js loads only when this command runs.
 import { parseArgs } from 'node:util';
 
+import type { Package } from '../../agent/package/reader.js';
 import type { NasProgress, NasReport } from '../../optimize/nas/search.js';
+import type { ArchSpec } from '../../optimize/nas/space.js';
 import { CommandUsageError } from './command-error.js';
+import { resolveDeviceTarget } from './device-target.js';
 import { loadSigningKey } from './signing-key.js';
 import { abortOnInterrupt, numberOption } from './train.js';
 
 export const NAS_HELP = `  nas --dataset DATA --out DIR [--latency-ms X] [--ram-kb Y] [--size-kb Z]  search an architecture
                         (stages of conv / depthwise-separable / fire / ShuffleNet blocks, widths, depths,
-                        kernels, per-layer formats and pruning) that fits the budgets on this machine's
-                        runtime: a weight-sharing supernet, regularized evolution, the best fine-tuned and
+                        kernels, per-layer formats and pruning) that fits the budgets on a device: this
+                        machine's runtime, or --profile FILE | --class NAME | --device ID (priced from its
+                        latency table): a weight-sharing supernet, regularized evolution, the best fine-tuned and
                         packaged (DIR/model.whittle, DIR/nas-report.json); --supernet-epochs N (6),
                         --cycles N (48), --population N (16), --finetune-epochs N (3), --limit N, --test-limit N,
                         --seed N, --key PRIVATE_KEY.pem, --json; rerun to resume after Ctrl-C
@@ -21,7 +25,7 @@ export const NAS_HELP = `  nas --dataset DATA --out DIR [--latency-ms X] [--ram-
 const USAGE =
   'usage: whittle nas --dataset DATA --out DIR [--latency-ms X] [--ram-kb Y] [--size-kb Z] ' +
   '[--supernet-epochs N] [--cycles N] [--population N] [--finetune-epochs N] [--limit N] [--test-limit N] ' +
-  '[--seed N] [--key PRIVATE_KEY.pem] [--json]';
+  '[--seed N] [--key PRIVATE_KEY.pem] [--profile FILE | --class NAME | --device ID] [--json]';
 
 function formatEta(seconds: number | undefined): string {
   if (seconds === undefined || !Number.isFinite(seconds)) return '';
@@ -79,6 +83,10 @@ export async function nasCommand(args: string[]): Promise<number> {
       seed: { type: 'string' },
       key: { type: 'string' },
       json: { type: 'boolean' },
+      profile: { type: 'string' },
+      class: { type: 'string' },
+      device: { type: 'string' },
+      'data-dir': { type: 'string' },
     },
   });
   if (positionals.length > 0)
@@ -95,6 +103,18 @@ export async function nasCommand(args: string[]): Promise<number> {
   const d = DEFAULT_NAS_SETTINGS;
   const limit = numberOption(values.limit, '--limit', true, 1);
   const testLimit = numberOption(values['test-limit'], '--test-limit', true, 1);
+  // The device the search is for: its table prices the candidates (through the latency predictor); without
+  // one (no target, or this machine's profile), each candidate's package is measured on this runtime.
+  const target = await resolveDeviceTarget('nas', values, false);
+  for (const note of target?.notes ?? []) console.error(`whittle nas: ${note}`);
+  let latencyOf: ((arch: ArchSpec, pkg: Package) => number) | undefined;
+  let latencySource: string | undefined;
+  if (target?.table !== undefined) {
+    const { predictLatency } = await import('../../optimize/latency/predictor.js');
+    const { table, source } = target.table;
+    latencyOf = (_arch, pkg) => predictLatency(pkg, table).ms;
+    latencySource = source;
+  }
   const settings = {
     ...d,
     dataset: values.dataset,
@@ -110,6 +130,7 @@ export async function nasCommand(args: string[]): Promise<number> {
     seed: numberOption(values.seed, '--seed', true, 0) ?? d.seed,
     ...(limit === undefined ? {} : { trainLimit: limit }),
     ...(testLimit === undefined ? {} : { testLimit }),
+    ...(latencySource === undefined ? {} : { latencySource }),
   };
   if (limit !== undefined && limit <= d.validationImages)
     throw new CommandUsageError(`--limit: expected more than the ${d.validationImages} validation images`);
@@ -125,6 +146,7 @@ export async function nasCommand(args: string[]): Promise<number> {
       settings,
       outDir: values.out,
       signingKey,
+      ...(latencyOf !== undefined ? { latencyOf } : {}),
       signal: controller.signal,
       onProgress: (p) => {
         const now = Date.now();

@@ -4,15 +4,12 @@
 // to OUT/model.whittle with its report (a terminal table, or --json); with --deploy (and --device) deployed
 // through the signed deployment of `whittle deploy`. Ctrl-C stops between layers (or saves the training
 // checkpoint of a zoo model); --resume continues. Exit 0 when every budget is met, 3 when not.
-import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { addonBuildHash } from '../../native/index.js';
-import { defaultDataDir } from '../core/core.js';
 import { CommandUsageError } from './command-error.js';
 import { deployCommand } from './deploy.js';
-import { ManagerClient } from './manager-client.js';
+import { resolveDeviceTarget } from './device-target.js';
 import { loadSigningKey } from './signing-key.js';
 import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 
@@ -58,9 +55,6 @@ export async function optimizeCommand(args: string[]): Promise<number> {
     },
   });
   if (positionals.length > 0) throw new CommandUsageError(`unexpected ${positionals.join(' ')}; ${USAGE}`);
-  const targets = (['device', 'profile', 'class'] as const).filter((t) => values[t] !== undefined);
-  if (targets.length !== 1)
-    throw new CommandUsageError(`name the device once: one of --device, --profile, --class; ${USAGE}`);
   for (const flag of ['dataset', 'out'] as const)
     if (values[flag] === undefined) throw new CommandUsageError(`--${flag} is required; ${USAGE}`);
   if ((values.model === undefined) === (values.search !== true))
@@ -93,32 +87,11 @@ export async function optimizeCommand(args: string[]): Promise<number> {
 
   const { runOptimize, formatOptimizeReport } = await import('../../optimize/plan/optimize.js');
   const { measuredEstimator, tableEstimator } = await import('../../optimize/plan/estimator.js');
-  const { deviceTarget, referenceTable } = await import('../../optimize/plan/target.js');
   const { firstImages, loadDataset } = await import('../../optimize/datasets/dataset-spec.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
   const { bundledSigningKey } = await import('../../optimize/package/writer.js');
 
-  const dataDir = values['data-dir'] ?? defaultDataDir();
-  let target;
-  if (values.profile !== undefined) {
-    target = deviceTarget({ profileText: readFile(values.profile), file: values.profile });
-  } else if (values.class !== undefined) {
-    // The class's table is scaled from this machine's, measured once per kernel build and kept.
-    const { deviceClassInfo } = await import('../../optimize/latency/device-classes.js');
-    deviceClassInfo(values.class); // an unknown name is refused before anything is measured
-    mkdirSync(join(dataDir, 'latency'), { recursive: true });
-    const file = join(dataDir, 'latency', `reference-${addonBuildHash()}.json`);
-    const reference = await referenceTable(file, (done, total) => {
-      if (done % 50 === 0 || done === total)
-        process.stderr.write(`whittle optimize: measuring this machine's latency table ${done}/${total}\n`);
-    });
-    target = deviceTarget({ className: values.class, reference });
-  } else {
-    const client = ManagerClient.forDataDir(dataDir);
-    const { profile } = await client.refreshProfile(values.device!);
-    const { current } = await client.latencyTables(values.device!);
-    target = deviceTarget({ device: values.device!, profile, table: current });
-  }
+  const target = (await resolveDeviceTarget('optimize', values, true))!;
   for (const note of target.notes) console.error(`whittle optimize: ${note}`);
   const choice = await selectTrainingBackend('auto');
   for (const note of choice.notes) console.error(`whittle optimize: ${note}`);
@@ -201,13 +174,5 @@ export async function optimizeCommand(args: string[]): Promise<number> {
   } finally {
     if (tty) process.stderr.write('\r\x1b[K');
     stopListening();
-  }
-}
-
-function readFile(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new CommandUsageError(`--profile ${path}: ${(err as Error).message}`);
   }
 }

@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { readPackageFile } from '../../../agent/package/reader.js';
+import { defaultGrid, measureLatencyTable } from '../../../agent/profile/latency-table.js';
 import { firstImages, loadDataset } from '../../../optimize/datasets/dataset-spec.js';
 import { evaluatePackage } from '../../../optimize/evaluate-package.js';
+import { predictLatency } from '../../../optimize/latency/predictor.js';
 import {
   DEFAULT_NAS_SETTINGS,
   NAS_PACKAGE_FILE,
@@ -18,6 +20,7 @@ import {
   type NasSettings,
   runNas,
 } from '../../../optimize/nas/search.js';
+import { deviceTarget } from '../../../optimize/plan/target.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 
 const TINY: NasSettings = {
@@ -112,6 +115,31 @@ describe('whittle nas search (miniature)', () => {
     await assert.rejects(
       runNas({ settings: { ...TINY, budgets: { sizeBytes: 1000 } }, outDir: out }),
       (e: unknown) => e instanceof NasCheckpointError && /supernet\.bin/.test(e.message),
+    );
+  });
+
+  test("a search for a device class is priced from the class's estimated table; a resume for another is refused", async () => {
+    const reference = await measureLatencyTable({ grid: defaultGrid(true), rounds: 5, sampleMs: 0.05 });
+    const pi3 = deviceTarget({ className: 'raspberry-pi-3b', reference }).table!;
+    const settings = { ...TINY, budgets: { sizeBytes: 400_000 }, latencySource: pi3.source };
+    const out = join(dir, 'pi3');
+    const result = await runNas({
+      settings,
+      outDir: out,
+      latencyOf: (_arch, pkg) => predictLatency(pkg, pi3.table).ms,
+    });
+    assert.equal(result.interrupted, false);
+    if (result.interrupted) return;
+    const { report } = result;
+    assert.equal(report.latency_source, pi3.source);
+    const best = report.best!;
+    const pkg = readPackageFile(best.package, { allowUnsigned: true, cpuFamily: null });
+    // The best is judged by the Pi 3's time for the fine-tuned package, not by this machine's.
+    assert.equal(best.latency_ms, predictLatency(pkg, pi3.table).ms);
+    assert.ok(best.latency_ms > best.measured_latency_ms, JSON.stringify(best));
+    await assert.rejects(
+      runNas({ settings: { ...settings, latencySource: 'another device' }, outDir: out }),
+      (e: unknown) => e instanceof NasCheckpointError && /other settings/.test(e.message),
     );
   });
 });
