@@ -9,9 +9,10 @@
 // trained (--baseline-epochs, `whittle train`'s trainer) and evaluated; baseline_accuracy is the best of
 // them on the test set. The NAS package and the baseline package are then timed interleaved image by image
 // (evaluate-package.ts compareLatency), so the machine's load hits both alike: latency_ratio is NAS /
-// baseline. steps_kept / steps_dropped_slower come from the planner (issue 16 point 5) once it is merged:
-// until then they are 0 and `note` says so.
-import { mkdirSync } from 'node:fs';
+// baseline. The architecture found is then compressed as `whittle optimize` does (optimize/plan: per-layer
+// formats and pruning kept only where an end-to-end measurement here shows they pay) under the same budget:
+// steps_kept / steps_dropped_slower are that planner's, and the NAS figures are its package's.
+import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,6 +23,9 @@ import { firstImages, loadDataset } from '../optimize/datasets/dataset-spec.js';
 import { compareLatency, evaluatePackage, withTrainedPreprocessing } from '../optimize/evaluate-package.js';
 import { DEFAULT_NAS_SETTINGS, runNas } from '../optimize/nas/search.js';
 import { readContent } from '../optimize/nas/space.js';
+import { bundledSigningKey } from '../optimize/package/writer.js';
+import { measuredEstimator } from '../optimize/plan/estimator.js';
+import { runOptimize } from '../optimize/plan/optimize.js';
 import { calibrationFromImages } from '../optimize/quantize/calibrate.js';
 import { quantizePackage } from '../optimize/quantize/ptq.js';
 import { importTfjsLayers } from '../optimize/tfjs/import.js';
@@ -174,7 +178,23 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     );
     return 1;
   }
-  const nasPkg = readPackageFile(best.package, { allowUnsigned: true, cpuFamily: null });
+  // Compressed as `whittle optimize` does, from the fine-tuned float model of the architecture found.
+  const planDir = join(dir, 'plan');
+  const planned = await runOptimize({
+    model: join(dir, 'search', 'finetune'),
+    dataset: 'fashion-mnist',
+    out: planDir,
+    budgets: { latencyMs: budgetMs },
+    estimator: measuredEstimator(firstImages(test, 10)),
+    target: "this machine's runtime",
+    key: bundledSigningKey(),
+    resume: existsSync(planDir),
+    onStep: (step) => say(`nas: plan ${step.layer} ${step.from} -> ${step.to}: ${step.reason}`),
+  });
+  if (planned.interrupted) return 130;
+  const plan = planned.report;
+  const nasPkg = readPackageFile(plan.out, { allowUnsigned: true, cpuFamily: null });
+  const nasAccuracy = evaluatePackage(nasPkg, test).top1;
   const [nasLatency, baseLatency] = compareLatency(
     baseline ? [nasPkg, baseline.pkg] : [nasPkg],
     test,
@@ -183,7 +203,8 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
   const row = {
     machine,
     model: best.key,
-    model_accuracy: best.accuracy,
+    model_accuracy: nasAccuracy,
+    searched_accuracy: best.accuracy,
     baseline: baseline?.name ?? null,
     baseline_accuracy: baseline?.accuracy ?? null,
     measured_latency_ms: nasLatency!.medianMs,
@@ -193,16 +214,16 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     search_minutes: searchMinutes,
     supernet_minutes: result.report.supernet_seconds / 60,
     candidates_evaluated: result.report.candidates_evaluated,
-    package_bytes: best.measured_package_bytes,
-    steps_kept: 0,
-    steps_dropped_slower: 0,
-    note: 'steps_kept / steps_dropped_slower: the planner (issue 16 point 5, branch planner) is not merged; 0 until it is',
+    package_bytes: nasPkg.fileBytes,
+    plan: plan.plan,
+    steps_kept: plan.steps_kept,
+    steps_dropped_slower: plan.steps_dropped_slower,
   };
   if (values.json) console.log(JSON.stringify(row));
   else
     console.log(
       Object.entries(row)
-        .map(([k, v]) => `${k}: ${String(v)}`)
+        .map(([k, v]) => `${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`)
         .join('\n'),
     );
   return 0;

@@ -244,9 +244,14 @@ async function baselinePackage(options: OptimizeOptions): Promise<Package | unde
           ...(options.budgets.packageBytes !== undefined ? { sizeBytes: options.budgets.packageBytes } : {}),
         },
         ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+        // A device priced from its table: the search is priced from it too (and resumes only for it).
+        ...(options.estimator.predicted === true ? { latencySource: options.estimator.source } : {}),
       },
       outDir: nas,
       signingKey: options.key,
+      ...(options.estimator.predicted === true
+        ? { latencyOf: (_arch: unknown, pkg: Package) => options.estimator.estimate([pkg])[0]!.ms }
+        : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onSearchProgress ? { onProgress: options.onSearchProgress } : {}),
     });
