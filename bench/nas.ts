@@ -204,7 +204,9 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     machine,
     model: best.key,
     model_accuracy: nasAccuracy,
+    // The searched package (its own per-stage formats), before the planner: measured alone, not interleaved.
     searched_accuracy: best.accuracy,
+    searched_latency_ms: best.measured_latency_ms,
     baseline: baseline?.name ?? null,
     baseline_accuracy: baseline?.accuracy ?? null,
     measured_latency_ms: nasLatency!.medianMs,
