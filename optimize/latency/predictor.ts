@@ -112,7 +112,7 @@ function fitLine(points: readonly { work: number; ms: number }[]): Line {
 }
 
 /** A conv / fully-connected layer as its cost features are computed (fully connected: one output pixel). */
-interface LayerShape {
+export interface LayerShape {
   /** Output rows and columns (fully connected: 1 x 1). */
   outH: number;
   outW: number;
@@ -184,7 +184,7 @@ function paddedMacs(s: LayerShape): number {
 /** A layer's cost features, in the order the fit takes them: padded MACs, a fixed per-call cost, the
  * per-pixel gather (output pixels x the MACs per output: an im2col's copies), the outputs written, the inputs
  * read. */
-function features(s: LayerShape): number[] {
+export function costFeatures(s: LayerShape): number[] {
   const pixels = s.outH * s.outW;
   const perOutput = s.macs / Math.max(pixels * s.outC, 1);
   return [paddedMacs(s), 1, pixels * perOutput, pixels * s.outC, s.inElements];
@@ -196,6 +196,7 @@ const MIN_POINTS = 3;
 /** The non-negative coefficients minimizing the squared relative error of features . c against ms, over the
  * first `count` features (coordinate descent on the normal equations, columns scaled to unit norm). */
 export function fitCost(points: readonly { x: readonly number[]; ms: number }[], count: number): number[] {
+  if (points.length === 0) throw new LatencyPredictionError('a cost model is fitted to one entry or more');
   const p = count;
   const rows = points.map(({ x, ms }) => x.slice(0, p).map((v) => v / Math.max(ms, 1e-9)));
   const scale = Array.from({ length: p }, (_, j) => Math.sqrt(rows.reduce((s, r) => s + r[j]! ** 2, 0)) || 1);
@@ -290,7 +291,7 @@ export function costModel(table: LatencyTable): CostModel {
     if (layer) {
       const pixels = family === 'conv2d' ? e.out_elements / Math.max(outC, 1) : 1;
       const side = Math.round(Math.sqrt(pixels));
-      point.x = features({
+      point.x = costFeatures({
         outH: side,
         outW: side,
         inC: e.shape.inC ?? 1,
@@ -401,7 +402,7 @@ export function predictLatency(input: Package | Model, table: LatencyTable): Lat
       const stride = family === 'conv2d' && Array.isArray(strides) ? (strides[0] ?? 1) : 1;
       const layer =
         family === 'conv2d' || family === 'fully_connected'
-          ? features({
+          ? costFeatures({
               outH: family === 'conv2d' ? (y[1] ?? 1) : 1,
               outW: family === 'conv2d' ? (y[2] ?? 1) : 1,
               inC: x[x.length - 1] ?? 1,
