@@ -111,83 +111,167 @@ function fitLine(points: readonly { work: number; ms: number }[]): Line {
   return { a, b };
 }
 
-/** A conv / fully-connected layer's shape as the neighbours are found by (fully connected: size 1, stride 1). */
-interface LayerShape {
-  size: number;
+/** A conv / fully-connected layer as its cost features are computed (fully connected: one output pixel). */
+export interface LayerShape {
+  /** Output rows and columns (fully connected: 1 x 1). */
+  outH: number;
+  outW: number;
   inC: number;
   outC: number;
   stride: number;
   density: number;
+  /** The kernel the runtime chose (LayerInfo.kernel), e.g. `native:conv2d_f32 f32_gemm_minmax_ukernel_6x32__avx512`. */
   kernel: string;
+  macs: number;
+  inElements: number;
 }
 
-/** An entry as the predictor uses it: its own time (less its run's calls), its work and shape. */
+/** Vector lanes of fp32 on an ISA named in a kernel's name (the sparse planes kernel's tile width). */
+function lanesOf(kernel: string): number {
+  if (/avx512/.test(kernel)) return 16;
+  if (/avx2|avx/.test(kernel)) return 8;
+  if (/neon|sse/.test(kernel)) return 4;
+  return 1;
+}
+
+/** The sparse planes kernel's work per nonzero over an output plane of h x w (sparse_conv2d_impl.h): rows are
+ * covered by tiles of 2n columns (4 rows at a time, then 1), else n columns (8, 4, then 1 rows), else one
+ * column (4 then 1 rows; scalar, costed SCALAR_TILE vector ops per accumulator); a tile costs its accumulators
+ * plus a load and a broadcast per nonzero. */
+function planesTileOps(h: number, w: number, n: number): number {
+  const SCALAR_TILE = 4;
+  const rowBlocks = (sizes: readonly number[]): number[] => {
+    const blocks: number[] = [];
+    let left = h;
+    for (const r of sizes)
+      while (left >= r) {
+        blocks.push(r);
+        left -= r;
+      }
+    return blocks;
+  };
+  if (w >= 2 * n) return Math.ceil(w / (2 * n)) * rowBlocks([4, 1]).reduce((s, r) => s + 2 * r + 2, 0);
+  if (w >= n) return Math.ceil(w / n) * rowBlocks([8, 4, 1]).reduce((s, r) => s + r + 2, 0);
+  return w * rowBlocks([4, 1]).reduce((s, r) => s + SCALAR_TILE * r + 2, 0);
+}
+
+/** The multiply-adds a kernel issues for a layer, its blocking's padding included:
+ *   - a GEMM microkernel `MRxNR` computes MR output pixels by NR output channels per tile, whole tiles only;
+ *   - a depthwise microkernel `cN` takes channels N at a time;
+ *   - the sparse planes kernel (stride 1): its tiles' vector ops per nonzero (planesTileOps);
+ *   - otherwise the MACs the layer reads (times the weight density). */
+function paddedMacs(s: LayerShape): number {
+  const pixels = s.outH * s.outW;
+  const work = s.macs * s.density;
+  const tile = /_(\d+)x(\d+)(?:c\d+)?__/.exec(s.kernel);
+  if (tile !== null) {
+    const mr = Number(tile[1]);
+    const nr = Number(tile[2]);
+    return (
+      (work * (Math.ceil(pixels / mr) * mr) * (Math.ceil(s.outC / nr) * nr)) / (pixels * Math.max(s.outC, 1))
+    );
+  }
+  const channels = /_c(\d+)__/.exec(s.kernel);
+  if (channels !== null) {
+    const c = Number(channels[1]);
+    return (work * Math.ceil(s.outC / c) * c) / Math.max(s.outC, 1);
+  }
+  if (/sparse_conv2d/.test(s.kernel) && s.stride === 1 && pixels > 1)
+    return (work / pixels) * planesTileOps(s.outH, s.outW, lanesOf(s.kernel));
+  return work;
+}
+
+/** A layer's cost features, in the order the fit takes them: padded MACs, a fixed per-call cost, the
+ * per-pixel gather (output pixels x the MACs per output: an im2col's copies), the outputs written, the inputs
+ * read. */
+export function costFeatures(s: LayerShape): number[] {
+  const pixels = s.outH * s.outW;
+  const perOutput = s.macs / Math.max(pixels * s.outC, 1);
+  return [paddedMacs(s), 1, pixels * perOutput, pixels * s.outC, s.inElements];
+}
+
+/** Points a group needs before its own fit is used (else a coarser group's). */
+const MIN_POINTS = 3;
+
+/** The non-negative coefficients minimizing the squared relative error of features . c against ms, over the
+ * first `count` features (coordinate descent on the normal equations, columns scaled to unit norm). */
+export function fitCost(points: readonly { x: readonly number[]; ms: number }[], count: number): number[] {
+  if (points.length === 0) throw new LatencyPredictionError('a cost model is fitted to one entry or more');
+  const p = count;
+  const rows = points.map(({ x, ms }) => x.slice(0, p).map((v) => v / Math.max(ms, 1e-9)));
+  const scale = Array.from({ length: p }, (_, j) => Math.sqrt(rows.reduce((s, r) => s + r[j]! ** 2, 0)) || 1);
+  const a = rows.map((r) => r.map((v, j) => v / scale[j]!));
+  const gram = Array.from({ length: p }, (_, i) =>
+    Array.from({ length: p }, (_, j) => a.reduce((s, r) => s + r[i]! * r[j]!, 0)),
+  );
+  const rhs = Array.from({ length: p }, (_, j) => a.reduce((s, r) => s + r[j]!, 0));
+  const c = new Array<number>(p).fill(0);
+  for (let it = 0; it < 2000; it++) {
+    let change = 0;
+    for (let j = 0; j < p; j++) {
+      if (gram[j]![j]! <= 0) continue;
+      let g = rhs[j]!;
+      for (let k = 0; k < p; k++) if (k !== j) g -= gram[j]![k]! * c[k]!;
+      const next = Math.max(0, g / gram[j]![j]!);
+      change = Math.max(change, Math.abs(next - c[j]!));
+      c[j] = next;
+    }
+    if (change < 1e-10) break;
+  }
+  return c.map((v, j) => v / scale[j]!);
+}
+
+/** Features a group of `n` points is fitted with: about one per two points, at least one, at most all. */
+const featureCount = (n: number): number => Math.max(1, Math.min(5, Math.floor(n / 2)));
+
+const dot = (c: readonly number[], x: readonly number[]): number => c.reduce((s, v, j) => s + v * x[j]!, 0);
+
+/** An entry as the predictor uses it: its own time (less its run's calls), its work, and for a conv or
+ * fully-connected layer its cost features. */
 interface Point {
   work: number;
   ms: number;
-  shape?: LayerShape;
+  x?: number[];
 }
 
-/** What the predictor keeps of a table: entries by group, per-group lines, and the overhead entries. */
+/** What the predictor keeps of a table: entries by group, per-group fits, and the overhead entries. */
 interface CostModel {
   callMs: number;
   tsMs: number;
   groups: Map<string, Point[]>;
   lines: Map<string, Line>;
-}
-
-/** How far apart two layer shapes are: log ratios of side, channels and density, a stride that differs, a
- * kernel the runtime chose differently. */
-function shapeDistance(a: LayerShape, b: LayerShape): number {
-  const log = (x: number, y: number): number => Math.abs(Math.log(Math.max(x, 1e-3) / Math.max(y, 1e-3)));
-  return (
-    log(a.size, b.size) +
-    log(a.inC, b.inC) +
-    log(a.outC, b.outC) +
-    log(a.density, b.density) +
-    (a.stride === b.stride ? 0 : 3) +
-    (a.kernel === b.kernel ? 0 : 0.5)
-  );
-}
-
-/** Neighbours taken into a conv / fully-connected layer's time. */
-const NEIGHBOURS = 2;
-
-/** A layer's time from the entries nearest its shape, each scaled by the work ratio, weighted by closeness. */
-function nearest(points: readonly Point[], shape: LayerShape, work: number): number {
-  const ranked = points
-    .map((p) => ({ p, d: shapeDistance(shape, p.shape!) }))
-    .sort((x, y) => x.d - y.d)
-    .slice(0, NEIGHBOURS);
-  let sum = 0;
-  let weights = 0;
-  for (const { p, d } of ranked) {
-    const w = 1 / (d + 0.05);
-    sum += w * (p.work > 0 ? (p.ms * work) / p.work : p.ms);
-    weights += w;
-  }
-  return sum / weights;
+  fits: Map<string, number[]>;
 }
 
 const models = new WeakMap<LatencyTable, CostModel>();
 
-/** The work an entry or node is interpolated by. */
+/** The work a non-layer entry or node is interpolated by: its input elements (conv / FC: MACs x density). */
 function workOf(family: LatencyOp, macs: number, density: number, inElements: number): number {
   return family === 'conv2d' || family === 'fully_connected' ? macs * density : inElements;
 }
 
-/** The keys of the groups a node may be priced from, most specific first. */
-function groupKeys(family: LatencyOp, format: string, conv: string): string[] {
-  const keys = [`${family}|${format}|${conv}`, `${family}|${format}`];
-  if (format !== 'f32' && format !== 'int8') keys.push(`${family}|f32|${conv}`, `${family}|f32`);
-  return keys;
+/** The keys of the groups a node may be priced from, most specific first: for a conv or fully-connected
+ * layer the kernel the runtime chose and the stride, then the kernel size class, then the family; formats
+ * without entries of their own fall back to f32's. */
+function groupKeys(family: LatencyOp, format: string, conv: string, stride = 1, kernel = ''): string[] {
+  const own = (f: string): string[] =>
+    family === 'conv2d' || family === 'fully_connected'
+      ? [
+          `${family}|${f}|${conv}|s${stride}|${kernel}`,
+          `${family}|${f}|${conv}|s${stride}`,
+          `${family}|${f}|${conv}`,
+          `${family}|${f}`,
+        ]
+      : [`${family}|${f}|${conv}`, `${family}|${f}`];
+  return format !== 'f32' && format !== 'int8' ? [...own(format), ...own('f32')] : own(format);
 }
 
 /** conv2d's kernel-size / depthwise class, e.g. `k3dw`; empty for other families. */
 const convClass = (kernel: number | undefined, depthwise: boolean): string =>
   kernel === undefined ? '' : `k${kernel}${depthwise ? 'dw' : ''}`;
 
-function costModel(table: LatencyTable): CostModel {
+/** The fitted cost model of a table (cached per table). */
+export function costModel(table: LatencyTable): CostModel {
   const cached = models.get(table);
   if (cached !== undefined) return cached;
   const byOp = (op: LatencyOp): LatencyEntry | undefined => table.entries.find((e) => e.shape.op === op);
@@ -202,40 +286,62 @@ function costModel(table: LatencyTable): CostModel {
     if (family === 'call' || family === 'ts_step') continue;
     const own = Math.max(e.ms - e.calls * callMs, e.ms * 0.05);
     const point: Point = { work: workOf(family, e.macs, e.density, e.in_elements), ms: own };
-    if (family === 'conv2d' || family === 'fully_connected')
-      point.shape = {
-        size: e.shape.size ?? 1,
+    const layer = family === 'conv2d' || family === 'fully_connected';
+    const outC = e.shape.depthwise === true ? (e.shape.inC ?? 1) : (e.shape.outC ?? 1);
+    if (layer) {
+      const pixels = family === 'conv2d' ? e.out_elements / Math.max(outC, 1) : 1;
+      const side = Math.round(Math.sqrt(pixels));
+      point.x = costFeatures({
+        outH: side,
+        outW: side,
         inC: e.shape.inC ?? 1,
-        outC: e.shape.outC ?? e.shape.inC ?? 1,
+        outC,
         stride: e.shape.stride ?? 1,
         density: e.density,
         kernel: e.kernel,
-      };
+        macs: e.macs,
+        inElements: e.in_elements,
+      });
+    }
     const conv = convClass(e.shape.kernel, e.shape.depthwise === true && family === 'conv2d');
-    const keys = groupKeys(family, e.format, family === 'conv2d' ? conv : '').slice(0, 2);
-    for (const key of keys) {
+    const keys = groupKeys(family, e.format, family === 'conv2d' ? conv : '', e.shape.stride ?? 1, e.kernel);
+    for (const key of keys.slice(0, layer ? 4 : 2)) {
       let group = groups.get(key);
       if (group === undefined) groups.set(key, (group = []));
       group.push(point);
     }
   }
-  const model: CostModel = { callMs, tsMs, groups, lines: new Map() };
+  const model: CostModel = { callMs, tsMs, groups, lines: new Map(), fits: new Map() };
   models.set(table, model);
   return model;
 }
 
-/** The time of `work` from the first group of `keys` that has entries: from the nearest entries for a conv or
- * fully-connected layer (`shape`), along the group's line otherwise; undefined when no group has entries. */
+/** The time of `work` from the first group of `keys` that has entries: a conv or fully-connected layer
+ * (`x`, its features) from the first group of MIN_POINTS entries or more (else the largest) through its
+ * fitted costs, the others along the group's line; undefined when no group has entries. */
 function interpolate(
   model: CostModel,
   keys: readonly string[],
   work: number,
-  shape?: LayerShape,
+  x?: readonly number[],
 ): number | undefined {
+  if (x !== undefined) {
+    const present = keys.filter((k) => model.groups.has(k));
+    if (present.length === 0) return undefined;
+    const key =
+      present.find((k) => model.groups.get(k)!.length >= MIN_POINTS) ??
+      present.reduce((best, k) => (model.groups.get(k)!.length > model.groups.get(best)!.length ? k : best));
+    let fit = model.fits.get(key);
+    if (fit === undefined) {
+      const group = model.groups.get(key)!;
+      const points = group.map((p) => ({ x: p.x!, ms: p.ms }));
+      model.fits.set(key, (fit = fitCost(points, featureCount(points.length))));
+    }
+    return dot(fit, x);
+  }
   for (const key of keys) {
     const group = model.groups.get(key);
     if (group === undefined) continue;
-    if (shape !== undefined) return nearest(group, shape, work);
     let line = model.lines.get(key);
     if (line === undefined) model.lines.set(key, (line = fitLine(group)));
     return line.a + line.b * work;
@@ -293,20 +399,22 @@ export function predictLatency(input: Package | Model, table: LatencyTable): Lat
       const x = specs[node.inputs[0]!]!.shape;
       const y = specs[node.outputs[0]!]!.shape;
       const strides = node.attrs.strides;
-      const layerShape: LayerShape | undefined =
-        family === 'conv2d'
-          ? {
-              size: x[1] ?? 1,
-              inC: x[3] ?? 1,
-              outC: y[3] ?? 1,
-              stride: Array.isArray(strides) ? (strides[0] ?? 1) : 1,
+      const stride = family === 'conv2d' && Array.isArray(strides) ? (strides[0] ?? 1) : 1;
+      const layer =
+        family === 'conv2d' || family === 'fully_connected'
+          ? costFeatures({
+              outH: family === 'conv2d' ? (y[1] ?? 1) : 1,
+              outW: family === 'conv2d' ? (y[2] ?? 1) : 1,
+              inC: x[x.length - 1] ?? 1,
+              outC: y[y.length - 1] ?? 1,
+              stride,
               density,
               kernel: info.kernel,
-            }
-          : family === 'fully_connected'
-            ? { size: 1, inC: x[1] ?? 1, outC: y[1] ?? 1, stride: 1, density, kernel: info.kernel }
-            : undefined;
-      ms = interpolate(cost, groupKeys(family, node.format, conv), work, layerShape);
+              macs: info.macs,
+              inElements,
+            })
+          : undefined;
+      ms = interpolate(cost, groupKeys(family, node.format, conv, stride, info.kernel), work, layer);
       // A residual add fused into the conv: the add's time over the conv's output.
       if (ms !== undefined && family === 'conv2d' && hasAddend(node)) {
         const out = elements(specs[node.outputs[0]!]!.shape);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { latencyGraph } from '../../../agent/profile/latency-graphs.js';
 import {
   defaultGrid,
+  type LatencyEntry,
   type LatencyPoint,
   type LatencyTable,
   measureLatencyTable,
@@ -13,7 +14,13 @@ import {
 import { collectDeviceProfile } from '../../../agent/profile/profile.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { DeviceClassError } from '../../../optimize/latency/device-classes.js';
-import { LatencyPredictionError, predictLatency } from '../../../optimize/latency/predictor.js';
+import {
+  costFeatures,
+  costModel,
+  fitCost,
+  LatencyPredictionError,
+  predictLatency,
+} from '../../../optimize/latency/predictor.js';
 import { tableEstimator } from '../../../optimize/plan/estimator.js';
 import { deviceTarget } from '../../../optimize/plan/target.js';
 
@@ -123,4 +130,117 @@ test("whittle optimize's targets price packages from a class's estimated table o
   const partial = deviceTarget({ device: 'd1', profile, table: { ...table, complete: false } });
   assert.equal(partial.table, undefined);
   assert.match(partial.notes.join(' '), /measured on this machine/);
+});
+
+/** The cost model's fit: non-negative coefficients that recover a cost made of its own features, and a table
+ * whose conv entries follow a GEMM kernel's tile padding is priced by that padding, not by MACs alone. */
+test("the cost model's fit recovers costs made of its features and prices a kernel's tile padding", () => {
+  // ms = 2e-6 * padded MACs + 1e-3 per call: recovered exactly (relative error 0), no coefficient negative.
+  const points = [
+    [1000, 1, 10, 5, 7],
+    [5000, 1, 40, 9, 3],
+    [20000, 1, 30, 50, 100],
+    [80000, 1, 400, 20, 60],
+    [3000, 1, 5, 700, 2],
+    [40000, 1, 90, 80, 900],
+  ].map((x) => ({ x, ms: 2e-6 * x[0]! + 1e-3 }));
+  const fit = fitCost(points, 5);
+  assert.ok(fit.every((c) => c >= 0));
+  for (const p of points) {
+    const ms = fit.reduce((s, c, j) => s + c * p.x[j]!, 0);
+    assert.ok(Math.abs(ms - p.ms) / p.ms < 1e-3, `fitted ${ms} ms for ${p.ms} ms`);
+  }
+  // A cost that falls with a feature cannot be fitted with a negative coefficient: it is clamped at 0.
+  const falling = [1, 2, 3, 4].map((v) => ({ x: [v, 1], ms: 10 - v }));
+  assert.ok(fitCost(falling, 2).every((c) => c >= 0));
+  assert.throws(() => fitCost([], 1), LatencyPredictionError);
+});
+
+test('a table of one GEMM kernel predicts the padding of its MR x NR tiles', () => {
+  // A synthetic table: fp32 1x1 convs on a 6x32 GEMM microkernel, each timed as 1 ns per padded MAC plus
+  // 0.5 us. A layer of 33 output channels pays for 64; one of 32 for 32.
+  const kernel = 'native:conv2d_f32 f32_gemm_minmax_ukernel_6x32__avx512';
+  const entry = (size: number, inC: number, outC: number): LatencyEntry => {
+    const pixels = size * size;
+    const padded = Math.ceil(pixels / 6) * 6 * Math.ceil(outC / 32) * 32 * inC;
+    return {
+      key: `conv2d/f32/k1s1/r${size}/c${inC}-${outC}`,
+      op: 'conv2d+relu',
+      format: 'f32',
+      kernel,
+      shape: { op: 'conv2d', format: 'f32', kernel: 1, stride: 1, size, inC, outC },
+      macs: pixels * inC * outC,
+      in_elements: pixels * inC,
+      out_elements: pixels * outC,
+      density: 1,
+      weight_bytes: 4 * inC * outC,
+      calls: 1,
+      ms: 1e-6 * padded + 5e-4 + 1e-4,
+      runs: 100,
+    };
+  };
+  const table: LatencyTable = {
+    table_version: 1,
+    build_hash: 'x',
+    isa: 'avx512',
+    threads: 1,
+    grid_id: 'g',
+    complete: true,
+    measured_at: 0,
+    conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
+    entries: [
+      entry(28, 8, 16),
+      entry(14, 16, 32),
+      entry(7, 32, 48),
+      entry(4, 64, 96),
+      entry(14, 24, 40),
+      entry(7, 16, 8),
+      {
+        key: 'call/f32',
+        op: 'clip',
+        format: 'f32',
+        kernel: 'native:clamp_f32',
+        shape: { op: 'call', format: 'f32' },
+        macs: 0,
+        in_elements: 1,
+        out_elements: 1,
+        density: 1,
+        weight_bytes: 0,
+        calls: 1,
+        ms: 1e-4,
+        runs: 100,
+      },
+    ],
+  };
+  const model = costModel(table);
+  const group = model.groups.get(`conv2d|f32|k1|s1|${kernel}`)!;
+  assert.equal(group.length, 6);
+  const fit = fitCost(
+    group.map((p) => ({ x: p.x!, ms: p.ms })),
+    3,
+  );
+  const price = (size: number, inC: number, outC: number): number => {
+    const x = costFeatures({
+      outH: size,
+      outW: size,
+      inC,
+      outC,
+      stride: 1,
+      density: 1,
+      kernel,
+      macs: size * size * inC * outC,
+      inElements: size * size * inC,
+    });
+    return fit.reduce((s, c, j) => s + c * x[j]!, 0);
+  };
+  for (const e of table.entries.slice(0, 6)) {
+    const { size, inC, outC } = e.shape as { size: number; inC: number; outC: number };
+    const want = e.ms - 1e-4;
+    assert.ok(
+      Math.abs(price(size, inC, outC) - want) / want < 0.02,
+      `${e.key}: ${price(size, inC, outC)} ms`,
+    );
+  }
+  // The same MACs, 33 output channels (two 32-wide tiles) against 32: about twice the time, not the same.
+  assert.ok(price(4, 32, 33) > 1.6 * price(4, 33, 32), `${price(4, 32, 33)} vs ${price(4, 33, 32)}`);
 });
