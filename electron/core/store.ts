@@ -109,6 +109,14 @@ export interface StoredLatencyTable extends StoredLatencyTableKey {
  * 6: device_accuracy (each device's running accuracy). 7: device_profiles, latency_tables (issue 16). */
 export const SCHEMA_VERSION = 7;
 
+/** A device's phase in a deployment: deployment_devices keeps each device's newest, deployment_events all. */
+const DEPLOYMENT_PHASE_COLUMNS = `deployment_id TEXT NOT NULL REFERENCES deployments (id),
+  device TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  code TEXT,
+  reason TEXT,
+  serving TEXT`;
+
 export class Store {
   private readonly db: Database.Database;
   private insertStatsStatement: Database.Statement | undefined;
@@ -189,12 +197,7 @@ export class Store {
           );
           CREATE INDEX IF NOT EXISTS deployments_by_time ON deployments (created_at);
           CREATE TABLE IF NOT EXISTS deployment_devices (
-            deployment_id TEXT NOT NULL REFERENCES deployments (id),
-            device TEXT NOT NULL,
-            phase TEXT NOT NULL,
-            code TEXT,
-            reason TEXT,
-            serving TEXT,
+            ${DEPLOYMENT_PHASE_COLUMNS},
             target_json TEXT NOT NULL,
             updated_at INTEGER NOT NULL,
             PRIMARY KEY (deployment_id, device)
@@ -209,12 +212,7 @@ export class Store {
         5,
         `
         CREATE TABLE IF NOT EXISTS deployment_events (
-          deployment_id TEXT NOT NULL REFERENCES deployments (id),
-          device TEXT NOT NULL,
-          phase TEXT NOT NULL,
-          code TEXT,
-          reason TEXT,
-          serving TEXT,
+          ${DEPLOYMENT_PHASE_COLUMNS},
           at INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
