@@ -7,9 +7,9 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { BUDGET_OPTIONS, parseBudgets } from './budgets.js';
 import { CommandUsageError } from './command-error.js';
 import { deployCommand } from './deploy.js';
-import { BUDGET_OPTIONS, parseBudgets } from './budgets.js';
 import { resolveDeviceTarget, TARGET_OPTIONS } from './device-target.js';
 import { checkSigningOptions, SIGNING_OPTIONS, signingKeyOption } from './signing-key.js';
 import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
