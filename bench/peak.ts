@@ -76,37 +76,20 @@ function cpuidFamily(): { vendor: string; family: number } {
 export function coreModel(cpu: CpuFeatures): CoreModel {
   const { vendor, family } = cpuidFamily();
   const f = cpu.features;
-  const slowdowns = {
-    int8DotSlowdown: f.avx512vnni || f.avxvnni || f.neondot ? 1 : 3,
-    popcountSlowdown: f.avx512vpopcntdq || f.neon ? 1 : 4,
-  };
-  if (vendor === 'AuthenticAMD' && family === 26 && f.avx512f)
-    return {
-      name: 'AMD Zen 5 (family 26)',
-      datapathBits: 512,
-      fmaUnits: 2,
-      dotUnits: 2,
-      popcountUnits: 2,
-      ...slowdowns,
-    };
-  if (vendor === 'AuthenticAMD' && family === 25 && f.avx512f)
-    return {
-      name: 'AMD Zen 4 (family 25)',
-      datapathBits: 256,
-      fmaUnits: 2,
-      dotUnits: 2,
-      popcountUnits: 2,
-      ...slowdowns,
-    };
-  const datapathBits = f.avx512f ? 512 : f.avx2 ? 256 : 128;
-  return {
-    name: `generic ${vendor} family ${family} (estimate)`,
+  // Every model here has two FMA, dot-product and popcount units; they differ in name and datapath width.
+  const model = (name: string, datapathBits: number): CoreModel => ({
+    name,
     datapathBits,
     fmaUnits: 2,
     dotUnits: 2,
     popcountUnits: 2,
-    ...slowdowns,
-  };
+    int8DotSlowdown: f.avx512vnni || f.avxvnni || f.neondot ? 1 : 3,
+    popcountSlowdown: f.avx512vpopcntdq || f.neon ? 1 : 4,
+  });
+  if (vendor === 'AuthenticAMD' && family === 26 && f.avx512f) return model('AMD Zen 5 (family 26)', 512);
+  if (vendor === 'AuthenticAMD' && family === 25 && f.avx512f) return model('AMD Zen 4 (family 25)', 256);
+  const datapathBits = f.avx512f ? 512 : f.avx2 ? 256 : 128;
+  return model(`generic ${vendor} family ${family} (estimate)`, datapathBits);
 }
 
 /** Operations per cycle of one core for a format (2 per multiply-accumulate; binary: per bit). */

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 
 import { CommandUsageError } from './command-error.js';
-import { loadSigningKey } from './signing-key.js';
+import { checkSigningOptions, SIGNING_OPTIONS, signingKeyOption } from './signing-key.js';
 import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 
 export const COMPRESS_HELP = `  compress MODEL --dataset DATA --pipeline PIPELINE --out PKG  compress a trained model (a whittle train
@@ -41,8 +41,7 @@ export async function compressCommand(args: string[]): Promise<number> {
       'latency-runs': { type: 'string' },
       'target-ratio': { type: 'string' },
       'max-accuracy-drop': { type: 'string' },
-      key: { type: 'string' },
-      'bundled-key': { type: 'boolean' },
+      ...SIGNING_OPTIONS,
       json: { type: 'boolean' },
     },
   });
@@ -51,8 +50,7 @@ export async function compressCommand(args: string[]): Promise<number> {
     throw new CommandUsageError(`expected one model to compress; ${USAGE}`);
   for (const flag of ['dataset', 'pipeline', 'out'] as const)
     if (values[flag] === undefined) throw new CommandUsageError(`--${flag} is required; ${USAGE}`);
-  if (values.key !== undefined && values['bundled-key'])
-    throw new CommandUsageError('--key and --bundled-key exclude each other');
+  checkSigningOptions(values);
   const trainLimit = numberOption(values.limit, '--limit', true, 1);
   const testImages = numberOption(values['test-images'], '--test-images', true, 1);
   const batchSize = numberOption(values['batch-size'], '--batch-size', true, 1);
@@ -63,12 +61,9 @@ export async function compressCommand(args: string[]): Promise<number> {
 
   const { runCompress, formatReport } = await import('../../optimize/compress/runner.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
-  const { bundledSigningKey } = await import('../../optimize/package/writer.js');
   const choice = await selectTrainingBackend('auto');
   for (const note of choice.notes) console.error(`whittle compress: ${note}`);
-  const { key, created } = values['bundled-key']
-    ? { key: bundledSigningKey(), created: null }
-    : loadSigningKey(values.key);
+  const { key, created } = signingKeyOption(values);
   if (created) console.error(`whittle compress: created the package signing key ${created}`);
 
   const controller = new AbortController();

@@ -13,6 +13,14 @@ import { defaultDataDir } from '../core/core.js';
 import { CommandUsageError } from './command-error.js';
 import { ManagerClient } from './manager-client.js';
 
+/** The target options, spread into a command's parseArgs options. */
+export const TARGET_OPTIONS = {
+  device: { type: 'string' },
+  profile: { type: 'string' },
+  class: { type: 'string' },
+  'data-dir': { type: 'string' },
+} as const;
+
 export interface TargetOptions {
   device?: string | undefined;
   profile?: string | undefined;

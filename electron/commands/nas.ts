@@ -7,8 +7,9 @@ import { parseArgs } from 'node:util';
 import type { Package } from '../../agent/package/reader.js';
 import type { NasProgress, NasReport } from '../../optimize/nas/search.js';
 import type { ArchSpec } from '../../optimize/nas/space.js';
+import { BUDGET_OPTIONS, parseBudgets } from './budgets.js';
 import { CommandUsageError } from './command-error.js';
-import { resolveDeviceTarget } from './device-target.js';
+import { resolveDeviceTarget, TARGET_OPTIONS } from './device-target.js';
 import { loadSigningKey } from './signing-key.js';
 import { abortOnInterrupt, numberOption } from './train.js';
 
@@ -71,9 +72,8 @@ export async function nasCommand(args: string[]): Promise<number> {
     options: {
       dataset: { type: 'string' },
       out: { type: 'string' },
-      'latency-ms': { type: 'string' },
-      'ram-kb': { type: 'string' },
-      'size-kb': { type: 'string' },
+      ...BUDGET_OPTIONS,
+      ...TARGET_OPTIONS,
       'supernet-epochs': { type: 'string' },
       cycles: { type: 'string' },
       population: { type: 'string' },
@@ -83,21 +83,13 @@ export async function nasCommand(args: string[]): Promise<number> {
       seed: { type: 'string' },
       key: { type: 'string' },
       json: { type: 'boolean' },
-      profile: { type: 'string' },
-      class: { type: 'string' },
-      device: { type: 'string' },
-      'data-dir': { type: 'string' },
     },
   });
   if (positionals.length > 0)
     throw new CommandUsageError(`unexpected argument "${positionals[0]}"; ${USAGE}`);
   if (values.dataset === undefined || values.out === undefined)
     throw new CommandUsageError(`--dataset and --out are required; ${USAGE}`);
-  const latencyMs = numberOption(values['latency-ms'], '--latency-ms', false, 0);
-  const ramKb = numberOption(values['ram-kb'], '--ram-kb', false, 0);
-  const sizeKb = numberOption(values['size-kb'], '--size-kb', false, 0);
-  if (latencyMs === undefined && ramKb === undefined && sizeKb === undefined)
-    throw new CommandUsageError(`give at least one budget (--latency-ms, --ram-kb, --size-kb); ${USAGE}`);
+  const { packageBytes, ...budgets } = parseBudgets(values, USAGE);
   const { DEFAULT_NAS_SETTINGS, runNas } = await import('../../optimize/nas/search.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
   const d = DEFAULT_NAS_SETTINGS;
@@ -118,11 +110,7 @@ export async function nasCommand(args: string[]): Promise<number> {
   const settings = {
     ...d,
     dataset: values.dataset,
-    budgets: {
-      ...(latencyMs === undefined ? {} : { latencyMs }),
-      ...(ramKb === undefined ? {} : { ramBytes: ramKb * 1024 }),
-      ...(sizeKb === undefined ? {} : { sizeBytes: sizeKb * 1024 }),
-    },
+    budgets: { ...budgets, ...(packageBytes === undefined ? {} : { sizeBytes: packageBytes }) },
     supernetEpochs: numberOption(values['supernet-epochs'], '--supernet-epochs', true, 1) ?? d.supernetEpochs,
     cycles: numberOption(values.cycles, '--cycles', true, 0) ?? d.cycles,
     populationSize: numberOption(values.population, '--population', true, 2) ?? d.populationSize,

@@ -7,10 +7,11 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { BUDGET_OPTIONS, parseBudgets } from './budgets.js';
 import { CommandUsageError } from './command-error.js';
 import { deployCommand } from './deploy.js';
-import { resolveDeviceTarget } from './device-target.js';
-import { loadSigningKey } from './signing-key.js';
+import { resolveDeviceTarget, TARGET_OPTIONS } from './device-target.js';
+import { checkSigningOptions, SIGNING_OPTIONS, signingKeyOption } from './signing-key.js';
 import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 
 export const OPTIMIZE_HELP = `  optimize (--device ID | --profile FILE | --class NAME) --dataset DATA (--model ZOO|DIR|PKG | --search)
@@ -31,15 +32,12 @@ export async function optimizeCommand(args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
-      device: { type: 'string' },
-      profile: { type: 'string' },
-      class: { type: 'string' },
+      ...TARGET_OPTIONS,
+      ...BUDGET_OPTIONS,
+      ...SIGNING_OPTIONS,
       dataset: { type: 'string' },
       model: { type: 'string' },
       search: { type: 'boolean' },
-      'latency-ms': { type: 'string' },
-      'ram-kb': { type: 'string' },
-      'size-kb': { type: 'string' },
       out: { type: 'string', short: 'o' },
       deploy: { type: 'boolean' },
       force: { type: 'string' },
@@ -48,10 +46,7 @@ export async function optimizeCommand(args: string[]): Promise<number> {
       limit: { type: 'string' },
       runs: { type: 'string' },
       resume: { type: 'boolean' },
-      key: { type: 'string' },
-      'bundled-key': { type: 'boolean' },
       json: { type: 'boolean' },
-      'data-dir': { type: 'string' },
     },
   });
   if (positionals.length > 0) throw new CommandUsageError(`unexpected ${positionals.join(' ')}; ${USAGE}`);
@@ -61,13 +56,8 @@ export async function optimizeCommand(args: string[]): Promise<number> {
     throw new CommandUsageError(`one of --model and --search; ${USAGE}`);
   if (values.deploy && values.device === undefined)
     throw new CommandUsageError('--deploy sends the package to the --device it was optimized for; name it');
-  if (values.key !== undefined && values['bundled-key'])
-    throw new CommandUsageError('--key and --bundled-key exclude each other');
-  const latencyMs = numberOption(values['latency-ms'], '--latency-ms', false, 0);
-  const ramKb = numberOption(values['ram-kb'], '--ram-kb', false, 0);
-  const sizeKb = numberOption(values['size-kb'], '--size-kb', false, 0);
-  if (latencyMs === undefined && ramKb === undefined && sizeKb === undefined)
-    throw new CommandUsageError(`give at least one budget: --latency-ms, --ram-kb, --size-kb; ${USAGE}`);
+  checkSigningOptions(values);
+  const budgets = parseBudgets(values, USAGE);
   const images = numberOption(values.images, '--images', true, 1);
   const epochs = numberOption(values.epochs, '--epochs', true, 1);
   const trainLimit = numberOption(values.limit, '--limit', true, 1);
@@ -89,15 +79,12 @@ export async function optimizeCommand(args: string[]): Promise<number> {
   const { measuredEstimator, tableEstimator } = await import('../../optimize/plan/estimator.js');
   const { firstImages, loadDataset } = await import('../../optimize/datasets/dataset-spec.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
-  const { bundledSigningKey } = await import('../../optimize/package/writer.js');
 
   const target = (await resolveDeviceTarget('optimize', values, true))!;
   for (const note of target.notes) console.error(`whittle optimize: ${note}`);
   const choice = await selectTrainingBackend('auto');
   for (const note of choice.notes) console.error(`whittle optimize: ${note}`);
-  const { key, created } = values['bundled-key']
-    ? { key: bundledSigningKey(), created: null }
-    : loadSigningKey(values.key);
+  const { key, created } = signingKeyOption(values);
   if (created) console.error(`whittle optimize: created the package signing key ${created}`);
   const test = loadDataset(values.dataset!);
   const estimator =
@@ -115,11 +102,7 @@ export async function optimizeCommand(args: string[]): Promise<number> {
       search: values.search === true,
       dataset: values.dataset!,
       out: values.out!,
-      budgets: {
-        ...(latencyMs !== undefined ? { latencyMs } : {}),
-        ...(ramKb !== undefined ? { ramBytes: ramKb * 1024 } : {}),
-        ...(sizeKb !== undefined ? { packageBytes: sizeKb * 1024 } : {}),
-      },
+      budgets,
       estimator,
       target: target.name,
       key,

@@ -19,7 +19,7 @@ import {
 } from '../../optimize/evaluate-package.js';
 import { fixedPointPackage } from '../../optimize/package/fixed-point.js';
 import { probeFromTestSet } from '../../optimize/package/probe.js';
-import { bundledSigningKey, type PackageContent, writePackage } from '../../optimize/package/writer.js';
+import { type PackageContent, writePackage } from '../../optimize/package/writer.js';
 import {
   CALIBRATION_METHODS,
   calibrationFromImages,
@@ -27,7 +27,7 @@ import {
 } from '../../optimize/quantize/calibrate.js';
 import { DEFAULT_CALIBRATION_METHOD, quantizePackage } from '../../optimize/quantize/ptq.js';
 import { CommandUsageError } from './command-error.js';
-import { loadSigningKey } from './signing-key.js';
+import { checkSigningOptions, SIGNING_OPTIONS, signingKeyOption } from './signing-key.js';
 
 export const QUANTIZE_HELP = `  quantize IN --out OUT --calibration DATA  post-training quantization of an fp32 package:
                         --format int8 (default) | fixed16 | fixed8 (per-layer dynamic fixed point); DATA as
@@ -66,8 +66,7 @@ export function quantizeCommand(args: string[]): number {
       'float-classifier': { type: 'boolean' },
       images: { type: 'string' },
       'test-images': { type: 'string' },
-      key: { type: 'string' },
-      'bundled-key': { type: 'boolean' },
+      ...SIGNING_OPTIONS,
       id: { type: 'string' },
       version: { type: 'string' },
       name: { type: 'string' },
@@ -79,8 +78,7 @@ export function quantizeCommand(args: string[]): number {
   if (values.out === undefined) throw new CommandUsageError(`--out OUT.whittle is required; ${USAGE}`);
   if (values.calibration === undefined)
     throw new CommandUsageError(`--calibration DATA is required; ${USAGE}`);
-  if (values.key !== undefined && values['bundled-key'])
-    throw new CommandUsageError('--key and --bundled-key exclude each other');
+  checkSigningOptions(values);
   const format = (values.format ?? 'int8') as QuantizedFormat;
   if (!FORMATS.includes(format))
     throw new CommandUsageError(
@@ -122,9 +120,7 @@ export function quantizeCommand(args: string[]): number {
           ...(values['float-classifier'] ? { floatClassifier: true } : {}),
         }).content
       : fixedPointPackage(withMeta, calibration, { bits: format === 'fixed16' ? 16 : 8, ...naming }).content;
-  const { key, created } = values['bundled-key']
-    ? { key: bundledSigningKey(), created: null }
-    : loadSigningKey(values.key);
+  const { key, created } = signingKeyOption(values);
   const read = (bytes: Buffer): Package => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
 
   // Measured, not estimated: both packages on the same test images, on this runtime.

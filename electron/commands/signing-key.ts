@@ -4,6 +4,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { bundledSigningKey } from '../../optimize/package/writer.js';
 import { defaultDataDir } from '../core/core.js';
 import { CommandUsageError } from './command-error.js';
 
@@ -55,4 +56,27 @@ export function defaultVerifyKeyText(path?: string): string | null {
       .toString();
   }
   return null;
+}
+
+/** The signing options (--key FILE | --bundled-key), spread into a command's parseArgs options. */
+export const SIGNING_OPTIONS = {
+  key: { type: 'string' },
+  'bundled-key': { type: 'boolean' },
+} as const;
+
+export interface SigningValues {
+  key?: string | undefined;
+  'bundled-key'?: boolean | undefined;
+}
+
+/** Refuses --key with --bundled-key (commands call it with their other usage checks, before any work). */
+export function checkSigningOptions(values: SigningValues): void {
+  if (values.key !== undefined && values['bundled-key'])
+    throw new CommandUsageError('--key and --bundled-key exclude each other');
+}
+
+/** The key the signing options name: the bundled key, --key's, or the data directory's (created when missing). */
+export function signingKeyOption(values: SigningValues): { key: KeyObject; created: string | null } {
+  checkSigningOptions(values);
+  return values['bundled-key'] ? { key: bundledSigningKey(), created: null } : loadSigningKey(values.key);
 }

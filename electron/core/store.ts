@@ -109,6 +109,14 @@ export interface StoredLatencyTable extends StoredLatencyTableKey {
  * 6: device_accuracy (each device's running accuracy). 7: device_profiles, latency_tables (issue 16). */
 export const SCHEMA_VERSION = 7;
 
+/** A device's phase in a deployment: deployment_devices keeps each device's newest, deployment_events all. */
+const DEPLOYMENT_PHASE_COLUMNS = `deployment_id TEXT NOT NULL REFERENCES deployments (id),
+  device TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  code TEXT,
+  reason TEXT,
+  serving TEXT`;
+
 export class Store {
   private readonly db: Database.Database;
   private insertStatsStatement: Database.Statement | undefined;
@@ -189,12 +197,7 @@ export class Store {
           );
           CREATE INDEX IF NOT EXISTS deployments_by_time ON deployments (created_at);
           CREATE TABLE IF NOT EXISTS deployment_devices (
-            deployment_id TEXT NOT NULL REFERENCES deployments (id),
-            device TEXT NOT NULL,
-            phase TEXT NOT NULL,
-            code TEXT,
-            reason TEXT,
-            serving TEXT,
+            ${DEPLOYMENT_PHASE_COLUMNS},
             target_json TEXT NOT NULL,
             updated_at INTEGER NOT NULL,
             PRIMARY KEY (deployment_id, device)
@@ -209,12 +212,7 @@ export class Store {
         5,
         `
         CREATE TABLE IF NOT EXISTS deployment_events (
-          deployment_id TEXT NOT NULL REFERENCES deployments (id),
-          device TEXT NOT NULL,
-          phase TEXT NOT NULL,
-          code TEXT,
-          reason TEXT,
-          serving TEXT,
+          ${DEPLOYMENT_PHASE_COLUMNS},
           at INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS deployment_events_by_deployment ON deployment_events (deployment_id);
@@ -641,68 +639,29 @@ export class Store {
   }
 }
 
-interface PackageRow {
-  sha256: string;
-  model_id: string;
-  model_version: string;
-  name: string | null;
-  bytes: number;
-  cpu_family: string;
-  added_at: number;
+/** `fooBar` as its column name `foo_bar`. */
+type SnakeCase<S extends string> = S extends `${infer H}${infer T}`
+  ? `${H extends Lowercase<H> ? H : `_${Lowercase<H>}`}${SnakeCase<T>}`
+  : S;
+
+/** The row SQLite returns for a stored record: its fields under their snake_case column names. */
+type RowOf<T> = { [K in keyof T & string as SnakeCase<K>]: T[K] };
+
+type PackageRow = RowOf<StoredPackage>;
+type DeploymentRow = RowOf<StoredDeployment>;
+type DeploymentDeviceRow = RowOf<StoredDeploymentDevice>;
+
+/** The record of a row: each snake_case column as its camelCase field. */
+function fromRow<T>(row: RowOf<T>): T {
+  return Object.fromEntries(
+    Object.entries(row).map(([column, value]) => [
+      column.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()),
+      value,
+    ]),
+  ) as T;
 }
 
-function packageFromRow(r: PackageRow): StoredPackage {
-  return {
-    sha256: r.sha256,
-    modelId: r.model_id,
-    modelVersion: r.model_version,
-    name: r.name,
-    bytes: r.bytes,
-    cpuFamily: r.cpu_family,
-    addedAt: r.added_at,
-  };
-}
-
-interface DeploymentRow {
-  id: string;
-  created_at: number;
-  package_sha256: string;
-  model_id: string;
-  model_version: string;
-  target_json: string;
-}
-
-function deploymentFromRow(r: DeploymentRow): StoredDeployment {
-  return {
-    id: r.id,
-    createdAt: r.created_at,
-    packageSha256: r.package_sha256,
-    modelId: r.model_id,
-    modelVersion: r.model_version,
-    targetJson: r.target_json,
-  };
-}
-
-interface DeploymentDeviceRow {
-  deployment_id: string;
-  device: string;
-  phase: string;
-  code: string | null;
-  reason: string | null;
-  serving: string | null;
-  target_json: string;
-  updated_at: number;
-}
-
-function deploymentDeviceFromRow(r: DeploymentDeviceRow): StoredDeploymentDevice {
-  return {
-    deploymentId: r.deployment_id,
-    device: r.device,
-    phase: r.phase,
-    code: r.code,
-    reason: r.reason,
-    serving: r.serving,
-    targetJson: r.target_json,
-    updatedAt: r.updated_at,
-  };
-}
+const packageFromRow = (r: PackageRow): StoredPackage => fromRow<StoredPackage>(r);
+const deploymentFromRow = (r: DeploymentRow): StoredDeployment => fromRow<StoredDeployment>(r);
+const deploymentDeviceFromRow = (r: DeploymentDeviceRow): StoredDeploymentDevice =>
+  fromRow<StoredDeploymentDevice>(r);

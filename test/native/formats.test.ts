@@ -819,14 +819,18 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
       const t = Int8Array.from({ length: 12 * 70 }, (_, i) => ((i * 7) % 3) - 1);
       const planes = packTernaryWeights(12, 70, t);
       const ternary = FORMAT_LAYERS.ternary.fullyConnected({ ...dims, ...planes, alpha: floats(12) });
-      const ternaryInt8 = createTernaryInt8FullyConnected({
-        ...dims,
-        ...planes,
+      // The int8 layers' activations and requantization, the same for each.
+      const int8Io = {
         activations: 'int8',
         inputZeroPoint: 3,
         outputZeroPoint: -2,
         multipliers: new Int32Array(12).fill(2 ** 30),
         shifts: new Int32Array(12).fill(-5),
+      } as const;
+      const ternaryInt8 = createTernaryInt8FullyConnected({
+        ...dims,
+        ...planes,
+        ...int8Io,
       });
       const codebook = createCodebookFullyConnected({
         ...dims,
@@ -853,11 +857,7 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
       // A codebook layer of an int8 package: each channel's int8 centroids on the int8 operators.
       const codebookInt8 = createCodebookInt8FullyConnected({
         ...dims,
-        activations: 'int8',
-        inputZeroPoint: 3,
-        outputZeroPoint: -2,
-        multipliers: new Int32Array(12).fill(2 ** 30),
-        shifts: new Int32Array(12).fill(-5),
+        ...int8Io,
         indexBits: 3,
         codebook: Int8Array.from({ length: 12 * 5 }, (_, i) => ((i * 37) % 255) - 127),
         indices: packCodebookIndices(

@@ -7,16 +7,22 @@ export class ProvisioningError extends WhittleError {
   readonly code: string = 'provisioning-failed';
 }
 
-/** A device address the CLI could not understand (ssh://… or serial://…). */
-export class TargetUrlError extends ProvisioningError {
-  override name = 'TargetUrlError';
-  override readonly code: string = 'bad-target-url';
+/** A ProvisioningError subclass of its own name and code (as whittleError makes a WhittleError's). */
+function provisioningError(name: string, code: string) {
+  return class extends ProvisioningError {
+    override name = name;
+    override readonly code: string = code;
+  };
 }
 
+/** A device address the CLI could not understand (ssh://… or serial://…). */
+export class TargetUrlError extends provisioningError('TargetUrlError', 'bad-target-url') {}
+
 /** First contact with a host: its key must be accepted by the user before anything is sent. */
-export class HostKeyNotAcceptedError extends ProvisioningError {
-  override name = 'HostKeyNotAcceptedError';
-  override readonly code: string = 'host-key-not-accepted';
+export class HostKeyNotAcceptedError extends provisioningError(
+  'HostKeyNotAcceptedError',
+  'host-key-not-accepted',
+) {
   constructor(
     readonly host: string,
     readonly port: number,
@@ -34,9 +40,7 @@ export class HostKeyNotAcceptedError extends ProvisioningError {
 }
 
 /** The host presented a key other than the one pinned on first contact: maybe another machine. */
-export class HostKeyChangedError extends ProvisioningError {
-  override name = 'HostKeyChangedError';
-  override readonly code: string = 'host-key-changed';
+export class HostKeyChangedError extends provisioningError('HostKeyChangedError', 'host-key-changed') {
   constructor(
     readonly host: string,
     readonly port: number,
@@ -52,37 +56,22 @@ export class HostKeyChangedError extends ProvisioningError {
 }
 
 /** The device refused the user name, password or key. */
-export class SshAuthError extends ProvisioningError {
-  override name = 'SshAuthError';
-  override readonly code: string = 'ssh-auth-refused';
-}
+export class SshAuthError extends provisioningError('SshAuthError', 'ssh-auth-refused') {}
 
 /** The device could not be reached (address, port, time-out, refused connection). */
-export class SshConnectError extends ProvisioningError {
-  override name = 'SshConnectError';
-  override readonly code: string = 'ssh-unreachable';
-}
+export class SshConnectError extends provisioningError('SshConnectError', 'ssh-unreachable') {}
 
 /** A command on the device failed; the message carries the command's stderr. */
-export class RemoteCommandError extends ProvisioningError {
-  override name = 'RemoteCommandError';
-  override readonly code: string = 'remote-command-failed';
-}
+export class RemoteCommandError extends provisioningError('RemoteCommandError', 'remote-command-failed') {}
 
 /** The device lacks something the agent needs (Node.js, a supported CPU, ...). */
-export class DeviceUnsupportedError extends ProvisioningError {
-  override name = 'DeviceUnsupportedError';
-  override readonly code: string = 'device-unsupported';
-}
+export class DeviceUnsupportedError extends provisioningError(
+  'DeviceUnsupportedError',
+  'device-unsupported',
+) {}
 
 /** The agent bundle or the native addon for the device's CPU cannot be produced. */
-export class AgentBundleError extends ProvisioningError {
-  override name = 'AgentBundleError';
-  override readonly code: string = 'no-agent-bundle';
-}
+export class AgentBundleError extends provisioningError('AgentBundleError', 'no-agent-bundle') {}
 
 /** The serial console could not be opened, gave no login prompt, or refused the login. */
-export class SerialConsoleError extends ProvisioningError {
-  override name = 'SerialConsoleError';
-  override readonly code: string = 'serial-console-failed';
-}
+export class SerialConsoleError extends provisioningError('SerialConsoleError', 'serial-console-failed') {}

@@ -17,6 +17,12 @@ import { buildModel, floatTensor } from '../../optimize/onnx/build-model.js';
 const keys = generateKeyPairSync('ed25519');
 const random = new SeededRandom(21);
 const normal = (n: number): number[] => Array.from({ length: n }, () => random.normal() * 0.5);
+/** Symmetric per-output-channel int8 weight quantization: scales min + 2 min |v| of random v. */
+const perChannelQuant = (channels: number, min: number) => ({
+  scale: normal(channels).map((v) => min + Math.abs(v) * 2 * min),
+  zeroPoint: new Array<number>(channels).fill(0),
+  axis: 0,
+});
 
 test('fp32 CNN: native kernels match the reference executors, with 1 and 2 threads', () => {
   const onnxModel = buildModel({
@@ -95,11 +101,7 @@ function int8Graph() {
         name: `w${tensors.length}`,
         dtype: 'i8',
         shape: [o, kernel, kernel, k],
-        quant: {
-          scale: normal(o).map((v) => 0.01 + Math.abs(v) * 0.02),
-          zeroPoint: new Array<number>(o).fill(0),
-          axis: 0,
-        },
+        quant: perChannelQuant(o, 0.01),
       },
       Int8Array.from({ length: o * kernel * kernel * k }, () => random.int(-127, 127)),
     );
@@ -371,11 +373,7 @@ test('int8 stem convolutions (1-4 input channels) run the indirect kernels, bit-
         name: 'w',
         dtype: 'i8',
         shape: [cout, k, k, cin],
-        quant: {
-          scale: normal(cout).map((v) => 0.005 + Math.abs(v) * 0.01),
-          zeroPoint: new Array<number>(cout).fill(0),
-          axis: 0,
-        },
+        quant: perChannelQuant(cout, 0.005),
       },
       { name: 'b', dtype: 'i32', shape: [cout] },
       { name: 'y', dtype: stem.dtype, shape: [batch, outH, outW, cout], quant: q(0.03, unsigned ? 120 : 4) },

@@ -54,24 +54,14 @@ describe('compression projections', () => {
       ['a', Float32Array.from([0.1, -0.5, 0.3, 0.05])],
       ['b', Float32Array.from([1, 2, -3, 4])],
     ]);
-    const per = magnitudeMasks(
-      weights,
-      new Map([
-        ['a', 0.5],
-        ['b', 0.5],
-      ]),
-      false,
-    );
+    const halves = new Map([
+      ['a', 0.5],
+      ['b', 0.5],
+    ]);
+    const per = magnitudeMasks(weights, halves, false);
     assert.deepEqual([...per.get('a')!], [0, 1, 1, 0]);
     assert.deepEqual([...per.get('b')!], [0, 0, 1, 1]);
-    const global = magnitudeMasks(
-      weights,
-      new Map([
-        ['a', 0.5],
-        ['b', 0.5],
-      ]),
-      true,
-    );
+    const global = magnitudeMasks(weights, halves, true);
     assert.deepEqual([...global.get('a')!], [0, 0, 0, 0]);
     assert.deepEqual([...global.get('b')!], [1, 1, 1, 1]);
   });

@@ -24,18 +24,12 @@ import {
 import { tableEstimator } from '../../../optimize/plan/estimator.js';
 import { deviceTarget } from '../../../optimize/plan/target.js';
 
+/** A grid point's fp32 3x3 conv, as the tests below price and measure it. */
+const conv: LatencyPoint = { op: 'conv2d', format: 'f32', kernel: 3, stride: 1, size: 14, inC: 16, outC: 16 };
+
 /** Two tiny packages: a grid point's own graph (an fp32 conv and its fused ReLU) and an int8 one with its
  * edges, predicted from a table measured in the same run as they are, within a loose bound. */
 test('the predictor is within a loose bound of the measured latency of tiny packages', async () => {
-  const conv: LatencyPoint = {
-    op: 'conv2d',
-    format: 'f32',
-    kernel: 3,
-    stride: 1,
-    size: 14,
-    inC: 16,
-    outC: 16,
-  };
   const fc: LatencyPoint = { op: 'fully_connected', format: 'int8', inC: 256, outC: 64 };
   const packages = [latencyGraph(conv), latencyGraph(fc)];
   const runs = packages.map((pkg) => {
@@ -94,15 +88,6 @@ test('a table without the plan-call entry is refused', () => {
 });
 
 test("whittle optimize's targets price packages from a class's estimated table or a device's own table", async () => {
-  const conv: LatencyPoint = {
-    op: 'conv2d',
-    format: 'f32',
-    kernel: 3,
-    stride: 1,
-    size: 14,
-    inC: 16,
-    outC: 16,
-  };
   const grid = {
     name: 'test',
     points: [
