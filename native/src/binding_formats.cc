@@ -476,11 +476,13 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
 
   void CreateDenseF32(Napi::Env env, const whittle_conv2d_shape& s, const std::vector<float>& dense,
                       whittle_isa isa) {
-    // A fully-connected layer at batch 1 with fewer outputs than kRowsMaxOutputs reads each expanded row once
-    // in one dot product (the dense-row kernel of hashed_fc_impl.h, over these weights): the GEMM's register
+    // A fully-connected layer with fewer outputs than kRowsMaxOutputs reads each expanded row in one dot
+    // product per image (the dense-row kernel of hashed_fc_impl.h, over these weights): the GEMM's register
     // tile (16 or 32 outputs wide) would be mostly padding, and the layer is bound by reading its weights
-    // (2048 x 10 ternary, AVX-512: 1.13 us against 1.90 us on the GEMM; 400 x 120: the GEMM is faster).
-    if (fc_ && s.batch == 1 && oc_ < kRowsMaxOutputs) {
+    // (2048 x 10 ternary, AVX-512: 1.13 us against 1.90 us on the GEMM; 400 x 120: the GEMM is faster). At
+    // every batch, so that an image's scores do not depend on the batch it runs in (the same sums in the same
+    // order as at batch 1).
+    if (fc_ && oc_ < kRowsMaxOutputs) {
       values_ = dense;
       hashed_ = hashed_f32_select(isa);
       rows_ = true;
@@ -1024,7 +1026,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   f32_conv2d_op* f32_dense_ = nullptr;  // fp32 binary / ternary / codebook on the fp32 operators, or null
   size_t expanded_bytes_ = 0;           // the dense weights those operators packed
   bool planes_ = false;                 // fp32 sparse conv on the planes kernel (stride 1)
-  bool rows_ = false;                   // batch-1 narrow fc: expanded rows (values_) on the dense-row kernel
+  bool rows_ = false;                   // narrow fc: expanded rows (values_) on the dense-row kernel
   static constexpr size_t kRowsMaxOutputs = 16;
   std::vector<uint32_t> plane_offsets_;  // per nonzero, for the planes kernel
   const cb_conv2d_variant* cb_ = nullptr;

@@ -163,7 +163,7 @@ const CASES: Case[] = [
   },
   { name: 'fc 100->13', fc: true, shape: fcShape(3, 100, 13) },
   { name: 'fc 1->1', fc: true, shape: fcShape(1, 1, 1) },
-  // Batch 1, few outputs: the expanded fp32 layers' dense-row kernel (f32_fc_rows).
+  // Few outputs: the expanded fp32 layers' dense-row kernel (f32_fc_rows), at every batch.
   { name: 'fc 300->10', fc: true, shape: fcShape(1, 300, 10) },
   { name: 'fc 65->70', fc: true, shape: fcShape(2, 65, 70) },
 ];
@@ -868,7 +868,7 @@ if (process.env['WHITTLE_FORMATS_CHILD'] === '1') {
         ),
       });
       assert.match(codebookInt8.kernel ?? '', /^qs8_/);
-      // Batch 1 and fewer than 16 outputs: the expanded rows, one dot product each.
+      // Fewer than 16 outputs: the expanded rows, one dot product each.
       const narrow = FORMAT_LAYERS.ternary.fullyConnected({
         ...dims,
         batch: 1,
