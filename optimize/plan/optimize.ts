@@ -159,6 +159,7 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
     calibration,
     tolerance,
     key: options.key,
+    estimator: options.estimator,
     ...(options.runs !== undefined ? { runs: options.runs } : {}),
     ...(options.onStep ? { onStep: options.onStep } : {}),
   };

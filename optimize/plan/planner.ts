@@ -12,8 +12,9 @@
 //    point of accuracy it costs, until every budget is met. An impossible budget is reported with the
 //    closest plans found and by how much each misses each budget.
 // 3. Verification (end to end): the chosen steps applied one by one, each package measured against the one
-//    before it (latency interleaved on the runtime, RAM from its memory plan, bytes of the file); a step
-//    that measures slower, raises RAM or bytes, or saves nothing, is dropped and reported.
+//    before it (latency interleaved on the runtime, or from the device's table when the target is priced
+//    from one; RAM from its memory plan, bytes of the file); a step that is slower, raises RAM or bytes, or
+//    saves nothing, is dropped and reported.
 import type { KeyObject } from 'node:crypto';
 
 import type { Package } from '../../agent/package/reader.js';
@@ -28,6 +29,7 @@ import {
   PlanError,
   planPackage,
 } from './apply.js';
+import type { LatencyEstimator } from './estimator.js';
 import type { PackageFigures, Sensitivity, SensitivityEntry } from './sensitivity.js';
 
 export interface Budgets {
@@ -297,9 +299,14 @@ export interface LedgerStep {
   /** kept; dropped: slower (measured end to end), more-memory (peak RAM or package bytes up), pays-nothing. */
   reason: 'kept' | 'forced' | 'slower' | 'more-memory' | 'pays-nothing';
   estimated: { delta_ms: number; delta_ram_bytes: number; delta_bytes: number; delta_accuracy: number };
+  /** ms_*: the target's time per frame, measured on this machine's runtime or, for a target priced from a
+   * table (the estimator is `predicted`), the table's; then host_ms_* is this machine's measurement, kept
+   * for the record but not what the step is judged by (it is not the device's). */
   measured: {
     ms_before: number;
     ms_after: number;
+    host_ms_before?: number;
+    host_ms_after?: number;
     ram_before: number;
     ram_after: number;
     bytes_before: number;
@@ -327,11 +334,16 @@ export interface VerifyOptions {
   tolerance?: number;
   key?: KeyObject;
   threads?: number;
+  /** The target's latencies when they come from a table (`predicted`): each step's time is judged by it;
+   * otherwise (absent, or measuring here) by this machine's runtime. */
+  estimator?: LatencyEstimator;
   onStep?: (step: LedgerStep) => void;
 }
 
 /** Step 3 of the header: applies the chosen steps one at a time, keeping each only where the measurement
- * on this machine's runtime shows it lowers latency, RAM or bytes without making the frame slower. */
+ * shows it lowers latency, RAM or bytes without making the frame slower: the frame time measured on this
+ * machine's runtime, or the target's table's when it is priced from one (a device class's, or a device's
+ * own table: this machine's time is not the device's, and a step faster there can be slower here). */
 export function verifyPlan(
   fp32: Package,
   chosen: PlanChoice,
@@ -340,6 +352,7 @@ export function verifyPlan(
 ): VerifiedPlan {
   const runs = options.runs ?? 100;
   const tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
+  const table = options.estimator?.predicted === true ? options.estimator : undefined;
   const plan = new Map<string, LayerChoice>();
   let current = fp32;
   let ram = peakRamBytes(fp32);
@@ -351,9 +364,11 @@ export function verifyPlan(
     const [before, after] = compareLatency([current, pkg], options.set, runs, options.threads);
     const nextRam = peakRamBytes(pkg);
     const e = sensitivity.entries.find((x) => x.layer === step.layer && x.key === choiceKey(step.choice))!;
+    const [tableBefore, tableAfter] = table?.estimate([current, pkg]) ?? [];
     const measured = {
-      ms_before: before!.medianMs,
-      ms_after: after!.medianMs,
+      ms_before: tableBefore?.ms ?? before!.medianMs,
+      ms_after: tableAfter?.ms ?? after!.medianMs,
+      ...(table ? { host_ms_before: before!.medianMs, host_ms_after: after!.medianMs } : {}),
       ram_before: ram,
       ram_after: nextRam,
       bytes_before: current.fileBytes,
@@ -421,7 +436,9 @@ export function formatLedger(v: Pick<VerifiedPlan, 'ledger' | 'baseline' | 'fina
   const row = (cells: (string | number)[], widths: number[]): string =>
     cells.map((c, i) => (i < 2 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join('  ');
   const w = [22, 20, 14, 18, 18, 16, 9];
-  const lines = ['ledger (each step measured end to end on this runtime against the one before, batch 1):'];
+  const lines = [
+    'ledger (each step end to end against the one before, batch 1; ms from the latency source):',
+  ];
   lines.push(row(['layer', 'step', 'verdict', 'ms', 'RAM bytes', 'bytes', 'Δacc est'], w));
   for (const s of v.ledger)
     lines.push(

@@ -56,7 +56,7 @@ export function deviceTarget(spec: TargetSpec): DeviceTarget {
       name: `${info.title} (class ${info.name})`,
       table: { table: estimateTable(spec.reference, info), source },
       notes: [
-        `latencies from ${source}; the final check of each step is measured on this machine's runtime, not on a ${info.name}`,
+        `latencies from ${source}: each step is judged by the table's time; this machine's runtime, not a ${info.name}'s, measures the rest (host_ms_* in the ledger)`,
       ],
     };
   }
@@ -67,7 +67,9 @@ export function deviceTarget(spec: TargetSpec): DeviceTarget {
       name,
       profile: spec.profile,
       table: { table: spec.table, source },
-      notes: [`latencies from ${source}; the final check of each step is measured on this machine's runtime`],
+      notes: [
+        `latencies from ${source}: each step is judged by the table's time; this machine's measurement is kept beside it (host_ms_* in the ledger)`,
+      ],
     };
   }
   return { name, profile: spec.profile, notes: latencyNotes(spec.profile) };

@@ -122,7 +122,7 @@ describe('the planner on a trained LeNet-300-100', () => {
   test('the plan meets a size budget, verified end to end, each kept step paying', () => {
     const budget = Math.round(0.5 * s.baseline.bytes);
     const chosen = choosePlan(s, { budgets: { packageBytes: budget } });
-    assert.equal(chosen.met, true);
+    assert.equal(chosen.met, true, JSON.stringify(chosen.screened));
     const v = verifyPlan(f.fp32, chosen, s, {
       budgets: { packageBytes: budget },
       set: f.set,
