@@ -306,13 +306,136 @@ XNOR_INLINE void xnor_conv2d_block32_avx512vpopcnt(const whittle_conv2d_geometry
   }
 }
 
-#define XNOR_BLOCK32_VARIANT(name, has_scale, clamp)                                                    \
-  static void name(const whittle_conv2d_geometry* g, size_t oc_begin, size_t blocks,                    \
-                   const uint64_t* input_bits, const uint64_t* weight_bits, const float* alpha,         \
-                   const float* input_scale, const float* bias, float output_min, float output_max,     \
-                   float* output) {                                                                     \
-    xnor_conv2d_block32_avx512vpopcnt(g, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale, \
-                                      bias, output_min, output_max, output, has_scale, clamp);          \
+// ---- Half words: 32 output channels of a layer with at most 32 input channels per group. ----
+//
+// Such a layer (the small VGG's 32-channel convolutions) uses only the low half of each activation and
+// weight word: its high 32 bits are 0 on both sides, so popcount(x ^ w) is the popcount of the low halves.
+// VPOPCNTD then counts 16 channels per vector instead of 8, which halves the XOR / popcount / add work of
+// the 64-bit path: 32 channels are 2 vectors of 32-bit lanes, already the int32 popcounts the epilogue
+// takes (no narrowing). The transposed weights hold the low halves only: wt32[k][32].
+
+#define XNOR_POP32(acc, a, w) acc = _mm512_add_epi32(acc, _mm512_popcnt_epi32(_mm512_xor_si512(a, w)))
+
+XNOR_INLINE void xnor_store32h_avx512vpopcnt(const xnor_block32_args* b, __m512i t0, __m512i t1,
+                                             int32_t valid, float scale, int has_scale, int clamp,
+                                             float* out) {
+  const __m512i v = _mm512_set1_epi32(valid);
+  const __m512 s = _mm512_set1_ps(scale);
+  xnor_store16_avx512vpopcnt(t0, v, b->alpha, s, b->bias, b->lo, b->hi, has_scale, clamp, out);
+  xnor_store16_avx512vpopcnt(t1, v, b->alpha + 16, s, b->bias + 16, b->lo, b->hi, has_scale, clamp, out + 16);
+}
+
+// One pixel p (any valid-tap range) x 32 channels, half words (wt: uint32 [row_words][32]).
+XNOR_INLINE void xnor_pixel32h_avx512vpopcnt(const xnor_block32_args* b, const uint32_t* wt,
+                                             const xnor_pixel* p, int has_scale, int clamp) {
+  const whittle_conv2d_geometry* g = b->g;
+  __m512i t0 = _mm512_setzero_si512(), t1 = t0;
+  const size_t words = p->kx1 - p->kx0;  // one word per tap
+  for (size_t ky = p->ky0; ky < p->ky1; ky++) {
+    const size_t iy = p->oy * g->stride_height + ky - g->padding_top;
+    const size_t ix0 = p->ox * g->stride_width + p->kx0 - g->padding_left;
+    const uint64_t* x = p->image + iy * g->input_width + ix0;
+    const uint32_t* w = wt + (ky * g->kernel_width + p->kx0) * 32;
+    for (size_t i = 0; i < words; i++, w += 32) {
+      const __m512i a = _mm512_set1_epi32((int)(uint32_t)x[i]);
+      XNOR_POP32(t0, a, _mm512_loadu_si512(w));
+      XNOR_POP32(t1, a, _mm512_loadu_si512(w + 16));
+    }
+  }
+  const int32_t valid = (int32_t)((p->ky1 - p->ky0) * (p->kx1 - p->kx0) * g->group_input_channels);
+  xnor_store32h_avx512vpopcnt(b, t0, t1, valid, b->input_scale != NULL ? b->input_scale[p->index] : 1.0f,
+                              has_scale, clamp, b->output + p->index * g->group_output_channels);
+}
+
+// XNOR_HR pixels x 32 channels, half words: as xnor_4x32_avx512vpopcnt (same arguments), 8 pixels at a
+// time, since each pixel needs only 2 accumulators.
+#define XNOR_HR 8
+
+XNOR_INLINE void xnor_8x32h_avx512vpopcnt(const xnor_block32_args* b, const uint64_t* x, size_t x_row,
+                                          size_t step, size_t rows, size_t words, const uint32_t* wt,
+                                          int32_t valid, const float* k, float* out, size_t out_stride,
+                                          int has_scale, int clamp) {
+  __m512i t[XNOR_HR][2];
+  for (size_t j = 0; j < XNOR_HR; j++) t[j][0] = t[j][1] = _mm512_setzero_si512();
+  for (size_t r = 0; r < rows; r++, x += x_row) {
+    const uint32_t* w = wt + r * words * 32;
+    for (size_t i = 0; i < words; i++, w += 32) {
+      const __m512i w0 = _mm512_loadu_si512(w);
+      const __m512i w1 = _mm512_loadu_si512(w + 16);
+      for (size_t j = 0; j < XNOR_HR; j++) {
+        const __m512i a = _mm512_set1_epi32((int)(uint32_t)x[i + j * step]);
+        XNOR_POP32(t[j][0], a, w0);
+        XNOR_POP32(t[j][1], a, w1);
+      }
+    }
+  }
+  for (size_t j = 0; j < XNOR_HR; j++) {
+    xnor_store32h_avx512vpopcnt(b, t[j][0], t[j][1], valid, k != NULL ? k[j] : 1.0f, has_scale, clamp,
+                                out + j * out_stride);
+  }
+}
+
+// Channels [oc_begin, oc_begin + 32 * blocks) of a groups == 1 layer with group_input_channels <= 32.
+XNOR_INLINE void xnor_conv2d_block32h_avx512vpopcnt(const whittle_conv2d_geometry* g, size_t oc_begin,
+                                                    size_t blocks, const uint64_t* input_bits,
+                                                    const uint64_t* weight_bits, const float* alpha,
+                                                    const float* input_scale, const float* bias,
+                                                    float output_min, float output_max, float* output,
+                                                    int has_scale, int clamp) {
+  const size_t taps = g->kernel_height * g->kernel_width;
+  const size_t oc = g->group_output_channels;
+  uint32_t wt[XNOR_TRANSPOSED_WORDS];
+  for (size_t block = 0; block < blocks; block++) {
+    const size_t ob = oc_begin + 32 * block;
+    for (size_t k = 0; k < taps; k++) {
+      for (size_t j = 0; j < 32; j++) wt[k * 32 + j] = (uint32_t)weight_bits[(ob + j) * taps + k];
+    }
+    const xnor_block32_args b = {g,
+                                 NULL,
+                                 alpha + ob,
+                                 input_scale,
+                                 bias != NULL ? bias + ob : xnor_no_bias,
+                                 _mm512_set1_ps(output_min),
+                                 _mm512_set1_ps(output_max),
+                                 output + ob};
+    for (size_t n = 0; n < g->batch; n++) {
+      for (size_t oy = 0; oy < g->output_height; oy++) {
+        size_t ox = 0;
+        while (ox < g->output_width) {
+          xnor_pixel p;
+          xnor_pixel_at(g, input_bits, n, oy, ox, &p);
+          if (ox + XNOR_HR <= g->output_width && xnor_interior_column(g, ox) &&
+              xnor_interior_column(g, ox + XNOR_HR - 1)) {
+            const size_t iy = oy * g->stride_height + p.ky0 - g->padding_top;
+            const size_t ix0 = ox * g->stride_width - g->padding_left;
+            const int32_t valid = (int32_t)((p.ky1 - p.ky0) * g->kernel_width * g->group_input_channels);
+            xnor_8x32h_avx512vpopcnt(&b, p.image + iy * g->input_width + ix0, g->input_width, g->stride_width,
+                                     p.ky1 - p.ky0, g->kernel_width, wt + p.ky0 * g->kernel_width * 32, valid,
+                                     input_scale != NULL ? input_scale + p.index : NULL,
+                                     b.output + p.index * oc, oc, has_scale, clamp);
+            ox += XNOR_HR;
+          } else {
+            xnor_pixel32h_avx512vpopcnt(&b, wt, &p, has_scale, clamp);
+            ox++;
+          }
+        }
+      }
+    }
+  }
+}
+
+#define XNOR_BLOCK32_VARIANT(name, has_scale, clamp)                                                       \
+  static void name(const whittle_conv2d_geometry* g, size_t oc_begin, size_t blocks,                       \
+                   const uint64_t* input_bits, const uint64_t* weight_bits, const float* alpha,            \
+                   const float* input_scale, const float* bias, float output_min, float output_max,        \
+                   float* output) {                                                                        \
+    if (g->group_input_channels <= 32) {                                                                   \
+      xnor_conv2d_block32h_avx512vpopcnt(g, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale, \
+                                         bias, output_min, output_max, output, has_scale, clamp);          \
+    } else {                                                                                               \
+      xnor_conv2d_block32_avx512vpopcnt(g, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale,  \
+                                        bias, output_min, output_max, output, has_scale, clamp);           \
+    }                                                                                                      \
   }
 XNOR_BLOCK32_VARIANT(xnor_conv2d_block32_plain, 0, 0)
 XNOR_BLOCK32_VARIANT(xnor_conv2d_block32_scale, 1, 0)

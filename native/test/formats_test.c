@@ -612,6 +612,10 @@ static void test_xnor(void) {
       {"1x1 stride 2, 9x9, 64->64", make_geometry(1, 9, 9, 1, 1, 2, 2, 0, 0, 1, 64, 64)},
       {"5x5, 14x14, 6->32", make_geometry(1, 14, 14, 5, 5, 1, 1, 0, 0, 1, 6, 32)},
       {"3x3 pad 2 stride (1,2), 6x17, 200->65", make_geometry(1, 6, 17, 3, 3, 1, 2, 2, 2, 1, 200, 65)},
+      // At most 32 input channels: the VPOPCNTDQ half-word path (8 interior pixels of a row at a time).
+      {"3x3 pad 1, 7x19, 32->64", make_geometry(1, 7, 19, 3, 3, 1, 1, 1, 1, 1, 32, 64)},
+      {"3x3 pad 1 stride 2, batch 2, 9x21, 17->40", make_geometry(2, 9, 21, 3, 3, 2, 2, 1, 1, 1, 17, 40)},
+      {"1x1, 3x13, 32->32", make_geometry(1, 3, 13, 1, 1, 1, 1, 0, 0, 1, 32, 32)},
   };
   for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++) {
     for (uint64_t seed = 0; seed < 3; seed++) xnor_case(blocked[i].name, &blocked[i].g, 4400 + 10 * i + seed);
