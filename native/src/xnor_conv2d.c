@@ -58,13 +58,26 @@ static uint32_t xnor_span_popcount_scalar(const uint64_t* x, const uint64_t* w, 
 
 XNOR_DEFINE_KERNELS(scalar, xnor_span_popcount_scalar, 0, NULL, NULL)
 
-static uint64_t xnor_word_sign_bits_scalar(const float* x, size_t count) {
-  return xnor_sign_bits_tail(x, 0, count, 0);
+static uint64_t xnor_word_sign_bits_scalar(const void* x, size_t count, int32_t zero_point) {
+  (void)zero_point;
+  return xnor_sign_bits_tail((const float*)x, 0, count, 0);
 }
 
 void xnor_pack_ukernel__scalar(size_t pixels, size_t groups, size_t group_channels,
                                const float* restrict input, uint64_t* restrict output) {
-  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_scalar);
+  xnor_pack_words(pixels, groups, group_channels, input, sizeof(float), 0, output,
+                  xnor_word_sign_bits_scalar);
+}
+
+static uint64_t xnor_word_qs8_sign_bits_scalar(const void* q, size_t count, int32_t zero_point) {
+  return xnor_qs8_sign_bits_tail((const int8_t*)q, 0, count, zero_point, 0);
+}
+
+void xnor_pack_qs8_ukernel__scalar(size_t pixels, size_t groups, size_t group_channels,
+                                   const int8_t* restrict input, int32_t zero_point,
+                                   uint64_t* restrict output) {
+  xnor_pack_words(pixels, groups, group_channels, input, 1, zero_point, output,
+                  xnor_word_qs8_sign_bits_scalar);
 }
 
 const xnor_conv2d_variant xnor_conv2d_variants[] = {
@@ -83,13 +96,13 @@ WHITTLE_DEFINE_VARIANT_SELECT(xnor_conv2d)
 
 const xnor_pack_variant xnor_pack_variants[] = {
 #if defined(__arm__) || defined(__aarch64__)
-    {WHITTLE_ISA_NEON, "neon", xnor_pack_ukernel__neon},
+    {WHITTLE_ISA_NEON, "neon", xnor_pack_ukernel__neon, xnor_pack_qs8_ukernel__neon},
 #endif
 #if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX512, "avx512", xnor_pack_ukernel__avx512},
-    {WHITTLE_ISA_AVX2, "avx2", xnor_pack_ukernel__avx2},
+    {WHITTLE_ISA_AVX512, "avx512", xnor_pack_ukernel__avx512, xnor_pack_qs8_ukernel__avx512},
+    {WHITTLE_ISA_AVX2, "avx2", xnor_pack_ukernel__avx2, xnor_pack_qs8_ukernel__avx2},
 #endif
-    {WHITTLE_ISA_SCALAR, "scalar", xnor_pack_ukernel__scalar},
+    {WHITTLE_ISA_SCALAR, "scalar", xnor_pack_ukernel__scalar, xnor_pack_qs8_ukernel__scalar},
 };
 WHITTLE_DEFINE_VARIANT_SELECT(xnor_pack)
 

@@ -23,7 +23,8 @@
 //               same bit order, bits past group_input_channels are 0.
 //
 // Functions the binding exposes:
-//   xnor_pack_select(level) -> pack: xnor_pack_ukernel__{scalar,avx2,avx512,neon} (fp32 -> activation bits)
+//   xnor_pack_select(level) -> pack: xnor_pack_ukernel__{scalar,avx2,avx512,neon} (fp32 -> activation bits),
+//     pack_qs8: xnor_pack_qs8_ukernel__{same} (int8 and its zero point -> activation bits)
 //   xnor_conv2d_select(level) -> {conv2d, fc}:
 //     xnor_conv2d_minmax_ukernel__{scalar,avx2,avx512,avx512vpopcnt,neon}, xnor_fc_minmax_ukernel__{same}
 //   xnor_pack_weights, xnor_input_scale_map
@@ -53,6 +54,10 @@ static inline float xnor_output(int32_t dot, float alpha, float scale, float bia
 // input fp32 [pixels][groups * group_channels] -> output [pixels][groups][xnor_group_words(group_channels)].
 typedef void (*xnor_pack_fn)(size_t pixels, size_t groups, size_t group_channels, const float* input,
                              uint64_t* output);
+// The same from int8 activations x = scale * (q - zero_point) with scale > 0 (an int8 producer read without
+// its dequantize): bit 1 exactly when q < zero_point, the bit the fp32 pack gives the dequantized value.
+typedef void (*xnor_pack_qs8_fn)(size_t pixels, size_t groups, size_t group_channels, const int8_t* input,
+                                 int32_t zero_point, uint64_t* output);
 
 // input_scale: fp32 [batch][output_height][output_width] or NULL.
 typedef void (*xnor_conv2d_fn)(const whittle_conv2d_geometry* geometry, size_t oc_begin, size_t oc_end,
@@ -81,9 +86,12 @@ typedef void (*xnor_fc_fn)(size_t batch, size_t input_channels, size_t output_ch
       const float* WHITTLE_RESTRICT bias, float output_min, float output_max,                      \
       float* WHITTLE_RESTRICT output);
 
-#define XNOR_PACK_DECLARE(isa)                                                       \
-  void xnor_pack_ukernel__##isa(size_t pixels, size_t groups, size_t group_channels, \
-                                const float* WHITTLE_RESTRICT input, uint64_t* WHITTLE_RESTRICT output);
+#define XNOR_PACK_DECLARE(isa)                                                                           \
+  void xnor_pack_ukernel__##isa(size_t pixels, size_t groups, size_t group_channels,                     \
+                                const float* WHITTLE_RESTRICT input, uint64_t* WHITTLE_RESTRICT output); \
+  void xnor_pack_qs8_ukernel__##isa(size_t pixels, size_t groups, size_t group_channels,                 \
+                                    const int8_t* WHITTLE_RESTRICT input, int32_t zero_point,            \
+                                    uint64_t* WHITTLE_RESTRICT output);
 
 XNOR_DECLARE(reference)
 XNOR_DECLARE(scalar)
@@ -111,6 +119,7 @@ typedef struct xnor_pack_variant {
   whittle_isa isa;
   const char* name;
   xnor_pack_fn pack;
+  xnor_pack_qs8_fn pack_qs8;
 } xnor_pack_variant;
 
 // Every compiled-in variant, in the order of kernel_abi.h (best first, scalar last).

@@ -111,7 +111,9 @@ XNOR_DEFINE_KERNELS2(avx2, xnor_span_popcount_avx2, 16, xnor_block16_row_avx2, x
                      xnor_block_row_avx2, xnor_block_store_avx2)
 
 // 8 sign bits per compare (VCMPPS, VMOVMSKPS).
-static inline uint64_t xnor_word_sign_bits_avx2(const float* x, size_t count) {
+static inline uint64_t xnor_word_sign_bits_avx2(const void* input, size_t count, int32_t zero_point) {
+  (void)zero_point;
+  const float* x = (const float*)input;
   const __m256 zero = _mm256_setzero_ps();
   uint64_t bits = 0;
   size_t c = 0;
@@ -124,6 +126,25 @@ static inline uint64_t xnor_word_sign_bits_avx2(const float* x, size_t count) {
 
 void xnor_pack_ukernel__avx2(size_t pixels, size_t groups, size_t group_channels, const float* restrict input,
                              uint64_t* restrict output) {
-  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_avx2);
+  xnor_pack_words(pixels, groups, group_channels, input, sizeof(float), 0, output, xnor_word_sign_bits_avx2);
+}
+
+// int8: 32 sign bits per compare (VPCMPGTB zero_point > q, VPMOVMSKB).
+static inline uint64_t xnor_word_qs8_sign_bits_avx2(const void* input, size_t count, int32_t zero_point) {
+  const int8_t* q = (const int8_t*)input;
+  const __m256i zp = _mm256_set1_epi8((char)zero_point);
+  uint64_t bits = 0;
+  size_t c = 0;
+  for (; c + 32 <= count; c += 32) {
+    const __m256i lt = _mm256_cmpgt_epi8(zp, _mm256_loadu_si256((const __m256i*)(q + c)));
+    bits |= (uint64_t)(uint32_t)_mm256_movemask_epi8(lt) << c;
+  }
+  return xnor_qs8_sign_bits_tail(q, c, count, zero_point, bits);
+}
+
+void xnor_pack_qs8_ukernel__avx2(size_t pixels, size_t groups, size_t group_channels,
+                                 const int8_t* restrict input, int32_t zero_point,
+                                 uint64_t* restrict output) {
+  xnor_pack_words(pixels, groups, group_channels, input, 1, zero_point, output, xnor_word_qs8_sign_bits_avx2);
 }
 #endif

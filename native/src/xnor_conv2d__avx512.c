@@ -87,7 +87,9 @@ XNOR_DEFINE_KERNELS2(avx512, xnor_span_popcount_avx512, 32, xnor_block32_row_avx
                      xnor_block32_store_avx512, 8, xnor_block_row_avx512, xnor_block_store_avx512)
 
 // 16 sign bits per compare; the last partial 16 through a masked load, so no scalar tail.
-static inline uint64_t xnor_word_sign_bits_avx512(const float* x, size_t count) {
+static inline uint64_t xnor_word_sign_bits_avx512(const void* input, size_t count, int32_t zero_point) {
+  (void)zero_point;
+  const float* x = (const float*)input;
   const __m512 zero = _mm512_setzero_ps();
   uint64_t bits = 0;
   for (size_t c = 0; c < count; c += 16) {
@@ -117,6 +119,21 @@ void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channe
     }
     return;
   }
-  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_avx512);
+  xnor_pack_words(pixels, groups, group_channels, input, sizeof(float), 0, output,
+                  xnor_word_sign_bits_avx512);
+}
+
+// int8: the whole word in one masked byte compare (VPCMPB), 64 sign bits at once.
+static inline uint64_t xnor_word_qs8_sign_bits_avx512(const void* q, size_t count, int32_t zero_point) {
+  const __mmask64 valid = count >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << count) - 1);
+  return _cvtmask64_u64(_mm512_mask_cmplt_epi8_mask(valid, _mm512_maskz_loadu_epi8(valid, q),
+                                                    _mm512_set1_epi8((char)zero_point)));
+}
+
+void xnor_pack_qs8_ukernel__avx512(size_t pixels, size_t groups, size_t group_channels,
+                                   const int8_t* restrict input, int32_t zero_point,
+                                   uint64_t* restrict output) {
+  xnor_pack_words(pixels, groups, group_channels, input, 1, zero_point, output,
+                  xnor_word_qs8_sign_bits_avx512);
 }
 #endif

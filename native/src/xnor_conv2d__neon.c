@@ -85,7 +85,9 @@ XNOR_DEFINE_KERNELS2(neon, xnor_span_popcount_neon, 8, xnor_block8_row_neon, xno
                      xnor_block_row_neon, xnor_block_store_neon)
 
 // 4 sign bits per compare: VCLT, AND with the lane bits 1, 2, 4, 8, then pairwise adds to one nibble.
-static inline uint64_t xnor_word_sign_bits_neon(const float* x, size_t count) {
+static inline uint64_t xnor_word_sign_bits_neon(const void* input, size_t count, int32_t zero_point) {
+  (void)zero_point;
+  const float* x = (const float*)input;
   static const uint32_t lane_bit_values[4] = {1, 2, 4, 8};
   const uint32x4_t lane_bits = vld1q_u32(lane_bit_values);
   const float32x4_t zero = vdupq_n_f32(0.0f);
@@ -102,6 +104,31 @@ static inline uint64_t xnor_word_sign_bits_neon(const float* x, size_t count) {
 
 void xnor_pack_ukernel__neon(size_t pixels, size_t groups, size_t group_channels, const float* restrict input,
                              uint64_t* restrict output) {
-  xnor_pack_words(pixels, groups, group_channels, input, output, xnor_word_sign_bits_neon);
+  xnor_pack_words(pixels, groups, group_channels, input, sizeof(float), 0, output, xnor_word_sign_bits_neon);
+}
+
+// int8: 8 sign bits per compare: VCLT.S8, AND with the lane bits 1, 2, ..., 128, three pairwise adds to one
+// byte (armv7 and aarch64 alike).
+static inline uint64_t xnor_word_qs8_sign_bits_neon(const void* input, size_t count, int32_t zero_point) {
+  static const uint8_t lane_bit_values[8] = {1, 2, 4, 8, 16, 32, 64, 128};
+  const int8_t* q = (const int8_t*)input;
+  const uint8x8_t lane_bits = vld1_u8(lane_bit_values);
+  const int8x8_t zp = vdup_n_s8((int8_t)zero_point);
+  uint64_t bits = 0;
+  size_t c = 0;
+  for (; c + 8 <= count; c += 8) {
+    uint8x8_t sum = vand_u8(vclt_s8(vld1_s8(q + c), zp), lane_bits);
+    sum = vpadd_u8(sum, sum);
+    sum = vpadd_u8(sum, sum);
+    sum = vpadd_u8(sum, sum);
+    bits |= (uint64_t)vget_lane_u8(sum, 0) << c;
+  }
+  return xnor_qs8_sign_bits_tail(q, c, count, zero_point, bits);
+}
+
+void xnor_pack_qs8_ukernel__neon(size_t pixels, size_t groups, size_t group_channels,
+                                 const int8_t* restrict input, int32_t zero_point,
+                                 uint64_t* restrict output) {
+  xnor_pack_words(pixels, groups, group_channels, input, 1, zero_point, output, xnor_word_qs8_sign_bits_neon);
 }
 #endif

@@ -53,28 +53,44 @@ static inline uint64_t xnor_sign_bits_tail(const float* x, size_t c, size_t coun
   return bits;
 }
 
-// The sign bits of one word's count (1..64) consecutive floats, bit i for x[i].
-typedef uint64_t (*xnor_word_sign_bits_fn)(const float* x, size_t count);
+// The same for int8 activations x = scale * (q - zero_point), scale > 0: x < 0 exactly when q < zero_point.
+static inline uint64_t xnor_qs8_sign_bits_tail(const int8_t* q, size_t c, size_t count, int32_t zero_point,
+                                               uint64_t bits) {
+  for (; c < count; c++) bits |= (uint64_t)(q[c] < zero_point) << c;
+  return bits;
+}
 
-// Pack driver of every ISA: input fp32 [pixels][groups * group_channels] -> output
-// [pixels][groups][xnor_group_words(group_channels)]; a group's last word may hold fewer than 64 channels
-// (its high bits are 0).
-XNOR_DRIVER void xnor_pack_words(size_t pixels, size_t groups, size_t group_channels, const float* input,
-                                 uint64_t* output, xnor_word_sign_bits_fn word_sign_bits) {
+// The sign bits of one word's count (1..64) consecutive elements, bit i for x[i]: floats (zero_point unused)
+// or int8 (x[i] < zero_point).
+typedef uint64_t (*xnor_word_sign_bits_fn)(const void* x, size_t count, int32_t zero_point);
+
+// Pack driver of every ISA: input [pixels][groups * group_channels] of element_bytes elements (4: fp32, 1:
+// int8 with zero_point) -> output [pixels][groups][xnor_group_words(group_channels)]; a group's last word
+// may hold fewer than 64 channels (its high bits are 0).
+XNOR_DRIVER void xnor_pack_words(size_t pixels, size_t groups, size_t group_channels, const void* input,
+                                 size_t element_bytes, int32_t zero_point, uint64_t* output,
+                                 xnor_word_sign_bits_fn word_sign_bits) {
   if (group_channels == 1) {
-    // One channel per word (depthwise, one-channel images): a plain compare per float, which the compiler
+    // One channel per word (depthwise, one-channel images): a plain compare per element, which the compiler
     // vectorizes with this file's ISA, instead of one word function call per channel.
-    for (size_t i = 0; i < pixels * groups; i++) output[i] = (uint64_t)(input[i] < 0.0f);
+    if (element_bytes == 1) {
+      const int8_t* q = (const int8_t*)input;
+      for (size_t i = 0; i < pixels * groups; i++) output[i] = (uint64_t)(q[i] < zero_point);
+    } else {
+      const float* x = (const float*)input;
+      for (size_t i = 0; i < pixels * groups; i++) output[i] = (uint64_t)(x[i] < 0.0f);
+    }
     return;
   }
   const size_t gw = xnor_group_words(group_channels);
+  const char* bytes = (const char*)input;
   for (size_t p = 0; p < pixels; p++) {
     for (size_t group = 0; group < groups; group++) {
-      const float* x = input + (p * groups + group) * group_channels;
+      const char* x = bytes + (p * groups + group) * group_channels * element_bytes;
       uint64_t* out = output + (p * groups + group) * gw;
       for (size_t w = 0; w < gw; w++) {
         const size_t count = group_channels - w * 64 < 64 ? group_channels - w * 64 : 64;
-        out[w] = word_sign_bits(x + w * 64, count);
+        out[w] = word_sign_bits(x + w * 64 * element_bytes, count, zero_point);
       }
     }
   }

@@ -640,6 +640,40 @@ static void test_xnor(void) {
     v->fc(3, 130, 21, 0, 21, in, w, alpha, scale, NULL, -INFINITY, INFINITY, c);
     report(memcmp(a, c, sizeof a) == 0, "xnor fc %s: differs from the 1x1 convolution", v->name);
   }
+  // int8 packing: every variant's bits from q and its zero point equal the fp32 pack of the dequantized
+  // values 0.5 * (q - zero_point), on word-aligned, partial and one-channel groups.
+  const struct {
+    size_t pixels, groups, channels;
+  } qs8_shapes[] = {{7, 1, 32}, {5, 1, 64}, {3, 2, 70}, {4, 1, 130}, {9, 12, 1}, {6, 3, 5}};
+  const int32_t zero_points[] = {-128, -3, 0, 5, 127};
+  for (size_t i = 0; i < sizeof(qs8_shapes) / sizeof(qs8_shapes[0]); i++) {
+    const size_t elements = qs8_shapes[i].pixels * qs8_shapes[i].groups * qs8_shapes[i].channels;
+    const size_t words =
+        qs8_shapes[i].pixels * qs8_shapes[i].groups * xnor_group_words(qs8_shapes[i].channels);
+    int8_t* q = xmalloc(elements);
+    float* dequantized = xmalloc(elements * sizeof(float));
+    uint64_t *want = xmalloc(words * sizeof(uint64_t)), *got = xmalloc(words * sizeof(uint64_t));
+    for (size_t z = 0; z < sizeof(zero_points) / sizeof(zero_points[0]); z++) {
+      rng_seed(4500 + 10 * i + z);
+      for (size_t e = 0; e < elements; e++) {
+        q[e] = (int8_t)rng_int(-128, 127);
+        dequantized[e] = 0.5f * (float)((int32_t)q[e] - zero_points[z]);
+      }
+      xnor_pack_ukernel__scalar(qs8_shapes[i].pixels, qs8_shapes[i].groups, qs8_shapes[i].channels,
+                                dequantized, want);
+      for (const xnor_pack_variant* v = xnor_pack_variants; v < xnor_pack_variants + xnor_pack_variant_count;
+           v++) {
+        if (!supported(v->isa)) continue;
+        memset(got, 0xA5, words * sizeof(uint64_t));
+        v->pack_qs8(qs8_shapes[i].pixels, qs8_shapes[i].groups, qs8_shapes[i].channels, q, zero_points[z],
+                    got);
+        report(memcmp(got, want, words * sizeof(uint64_t)) == 0,
+               "xnor pack_qs8 %s [%zu x %zu x %zu, zero point %d]: differs from the fp32 pack", v->name,
+               qs8_shapes[i].pixels, qs8_shapes[i].groups, qs8_shapes[i].channels, (int)zero_points[z]);
+      }
+    }
+    free(q), free(dequantized), free(want), free(got);
+  }
   // Packing semantics: bit 1 only for x < 0.
   const float x[6] = {1.0f, -1.0f, 0.0f, -0.0f, NAN, -1e-30f};
   uint64_t bits = 0;
