@@ -87,6 +87,10 @@ export interface XnorParams extends FloatClamp {
   alpha: Float32Array;
   bias?: Float32Array | null;
   inputScaling?: boolean;
+  /** Given: the input is int8 (an Int8Array) x = scale * (q - inputZeroPoint) with scale > 0, read without
+   * its dequantize: bit 1 = q < inputZeroPoint, the same bits as the fp32 input's. Not with inputScaling
+   * (the K map needs the fp32 values). The output stays fp32. */
+  inputZeroPoint?: number;
 }
 
 /** Ternary weights alpha[o] * t, t in {-1, 0, +1}: two planes with the binary row layout; weightNonzero 1

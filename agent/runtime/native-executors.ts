@@ -66,6 +66,7 @@ import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
 import { quantizeMultiplier } from './number/requantization.js';
 import { intRange } from './number/saturation.js';
+import { xnorSignZeroPoint } from './ops/conv.js';
 import { activationTable, hardSigmoidParams, qaddParams, qmulParams } from './ops/elementwise.js';
 import { sliceRanges, splitSizes } from './ops/layout.js';
 import { ADDEND_INPUT, hasAddend, residualParts } from './ops/residual.js';
@@ -481,12 +482,22 @@ function formatLayer(layer: 'conv2d' | 'fullyConnected'): NativeFactory {
     const kernels = FORMAT_KERNELS[context.format];
     const float = floatLayer(context);
     const s = formatShape(context, layer);
-    if (!kernels || !float || !s || context.inputs[0]!.dtype !== 'f32') return undefined;
+    const x = context.inputs[0]!;
+    // An xnor layer may read an int8 tensor (its dequantize fused away, compile/fuse.ts): only the zero point.
+    const zeroPoint = context.format === 'xnor' ? xnorSignZeroPoint(x) : undefined;
+    if (!kernels || !float || !s || (x.dtype !== 'f32' && zeroPoint === undefined)) return undefined;
     const args = kernels.args(float.weights, s);
     if (!args) return undefined;
     const create = kernels[layer] as unknown as (a: object) => FloatFormatLayer;
+    const input = x.dtype === 'f32' ? {} : { inputZeroPoint: zeroPoint };
     return packed(`${kernels.name}_${layer === 'conv2d' ? 'conv2d' : 'fully_connected'}`, () =>
-      create({ ...s.shape, ...float.common, ...args, expandWeights: context.expandWeights !== false }),
+      create({
+        ...s.shape,
+        ...float.common,
+        ...args,
+        ...input,
+        expandWeights: context.expandWeights !== false,
+      }),
     );
   };
 }

@@ -266,25 +266,28 @@ inline void ExpectNoOverlap(Napi::Env env, const View& output, std::initializer_
 
 // The common case of a packed layer's run(input, output), checked with one napi_get_typedarray_info per
 // array and no string built, so that a small layer's call costs little more than its kernel: two arrays of
-// `type`, of exactly the expected lengths, attached, and not sharing memory. False when any of that does not
+// `type` (the output of `output_type` when given), of exactly the expected lengths, attached, and not sharing
+// memory. False when any of that does not
 // hold (nothing is thrown): the caller then runs its full checks, which name the argument and the problem.
 inline bool QuickRunOperands(const Napi::CallbackInfo& info, napi_typedarray_type type, size_t input_length,
-                             size_t output_length, const void** input, void** output) {
+                             size_t output_length, const void** input, void** output,
+                             napi_typedarray_type output_type = napi_typedarray_type(-1)) {
   if (info.Length() < 2) return false;
   const size_t lengths[2] = {input_length, output_length};
+  const napi_typedarray_type types[2] = {type, output_type == napi_typedarray_type(-1) ? type : output_type};
   void* data[2];
   for (size_t i = 0; i < 2; i++) {
     napi_typedarray_type actual;
     size_t length = 0;
     if (napi_get_typedarray_info(info.Env(), info[i], &actual, &length, &data[i], nullptr, nullptr) !=
             napi_ok ||
-        actual != type || length != lengths[i] || data[i] == nullptr) {
+        actual != types[i] || length != lengths[i] || data[i] == nullptr) {
       return false;
     }
   }
-  const size_t element = ElementBytes(type);
   const uintptr_t in = reinterpret_cast<uintptr_t>(data[0]), out = reinterpret_cast<uintptr_t>(data[1]);
-  if (in < out + output_length * element && out < in + input_length * element) return false;
+  if (in < out + output_length * ElementBytes(types[1]) && out < in + input_length * ElementBytes(types[0]))
+    return false;
   *input = data[0];
   *output = data[1];
   return true;

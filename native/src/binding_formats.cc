@@ -252,6 +252,16 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         ExpectReductionAtMost(env, XNOR_MAX_REDUCTION, k_name);
         ReadFloatBounds(args);
         input_scaling_ = Boolean(args, "inputScaling");
+        // int8 activations (the int8 producer read without its dequantize): the sign of scale * (q - z) with
+        // scale > 0 is the sign of q - z, so only the zero point is needed.
+        xnor_qs8_input_ = !args.Get("inputZeroPoint").IsUndefined();
+        if (xnor_qs8_input_) {
+          input_zero_point_ = static_cast<int32_t>(Integer(args, "inputZeroPoint", INT8_MIN, INT8_MAX));
+          if (input_scaling_) {
+            ThrowRange(env, "false with int8 activations (the K map needs their fp32 values)", "inputScaling",
+                       "true");
+          }
+        }
         const size_t words = xnor_group_words(g_.group_input_channels);
         const size_t taps = g_.kernel_height * g_.kernel_width;
         const View bits = Field(args, "weightBits", napi_biguint64_array);
@@ -277,6 +287,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
         }
         xnor_ = xnor_conv2d_select(isa);
         xnor_pack_ = xnor_pack_select(isa)->pack;
+        xnor_pack_qs8_ = xnor_pack_select(isa)->pack_qs8;
         kernel_ = xnor_->name;
         break;
       }
@@ -442,7 +453,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
 
   // The plan step (binding_plan.h): one input and one output of the layer's tensor type.
   std::vector<StepOperand> StepInputs() const override {
-    const size_t element = ElementBytes(TensorType());
+    const size_t element = ElementBytes(InputType());
     return {{input_length_ * element, element}};
   }
   std::vector<StepOperand> StepOutputs() const override {
@@ -609,10 +620,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     }
   }
 
+  // The output's element type, and the input's except for xnor on int8 activations (InputType).
   napi_typedarray_type TensorType() const {
     if (format_ == Format::kFixed16) return napi_int16_array;
     return format_ == Format::kFixed8 || int8_ ? napi_int8_array : napi_float32_array;
   }
+  napi_typedarray_type InputType() const { return xnor_qs8_input_ ? napi_int8_array : TensorType(); }
 
   // One run: the operands and the per-run scratch shared by the threads.
   struct Task {
@@ -820,11 +833,12 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     Napi::Env env = info.Env();
     if (!live_) throw Napi::Error::New(env, "This FormatLayer was disposed");
     const napi_typedarray_type type = TensorType();
+    const napi_typedarray_type input_type = InputType();
     const void* in = nullptr;
     void* out = nullptr;
-    if (!QuickRunOperands(info, type, input_length_, output_length_, &in, &out)) {
-      const View input =
-          Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {type}, Article(type));
+    if (!QuickRunOperands(info, input_type, input_length_, output_length_, &in, &out, type)) {
+      const View input = Array(env, info.Length() > 0 ? info[0] : env.Undefined(), "input", {input_type},
+                               Article(input_type));
       const View output =
           Array(env, info.Length() > 1 ? info[1] : env.Undefined(), "output", {type}, Article(type));
       ExpectLength(env, input, input_length_,
@@ -863,8 +877,14 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
       const float* in = static_cast<const float*>(input);
       const size_t pixels = g_.batch * g_.input_height * g_.input_width;
       input_bits_.resize(pixels * g_.groups * xnor_group_words(g_.group_input_channels));
-      (reference ? xnor_pack_ukernel__scalar : xnor_pack_)(pixels, g_.groups, g_.group_input_channels, in,
-                                                           input_bits_.data());
+      if (xnor_qs8_input_) {
+        (reference ? xnor_pack_qs8_ukernel__scalar : xnor_pack_qs8_)(
+            pixels, g_.groups, g_.group_input_channels, static_cast<const int8_t*>(input), input_zero_point_,
+            input_bits_.data());
+      } else {
+        (reference ? xnor_pack_ukernel__scalar : xnor_pack_)(pixels, g_.groups, g_.group_input_channels, in,
+                                                             input_bits_.data());
+      }
       task.input_bits = input_bits_.data();
       if (input_scaling_) {
         scale_.resize(g_.batch * g_.output_height * g_.output_width);
@@ -991,7 +1011,8 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   bool live_ = false;
   bool has_bias_ = false;
   bool input_scaling_ = false;
-  bool int8_ = false;  // ternary / sparse / codebook with int8 activations
+  bool xnor_qs8_input_ = false;  // xnor on int8 activations (inputZeroPoint given)
+  bool int8_ = false;            // ternary / sparse / codebook with int8 activations
   int32_t input_zero_point_ = 0, output_zero_point_ = 0;
   std::vector<int32_t> multipliers_, shifts_;
   whittle_conv2d_geometry g_{};
@@ -1021,6 +1042,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
   const tern_conv2d_variant* tern_ = nullptr;
   const xnor_conv2d_variant* xnor_ = nullptr;
   xnor_pack_fn xnor_pack_ = nullptr;
+  xnor_pack_qs8_fn xnor_pack_qs8_ = nullptr;
   const sparse_f32_variant* sparse_ = nullptr;
   qs8_conv2d_op* qs8_dense_ = nullptr;  // fixed8 / int8 ternary on the int8 operators (owned), or null
   f32_conv2d_op* f32_dense_ = nullptr;  // fp32 binary / ternary / codebook on the fp32 operators, or null

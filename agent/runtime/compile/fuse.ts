@@ -6,8 +6,10 @@
 // other reader. Pairs the kernels cannot take (a leaky ReLU or sigmoid after a layer, a hard_swish, a
 // residual add that broadcasts or whose other operand is computed after the conv) are reported as not
 // fused. First, hard-swish as exported before opset 14 (x * HardSigmoid(x) with alpha 1/6, beta 0.5)
-// becomes one hard_swish node.
+// becomes one hard_swish node. At load, an xnor layer also reads the int8 tensor before a dequantize only it
+// reads (fuseXnorDequantize).
 import type { ManifestNode } from '../../package/manifest.js';
+import { xnorSignZeroPoint } from '../ops/conv.js';
 import { ADDEND_INPUT, hasAddend, RESIDUAL_ATTRS } from '../ops/residual.js';
 import { elements } from '../tensor.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
@@ -256,6 +258,31 @@ function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
   graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
 }
 
+/** An xnor layer reads the int8 tensor before a dequantize that only it reads (the int8 stem of an XNOR-Net
+ * feeding its first binary layer): the layer needs only the signs, and scale * (q - zeroPoint) < 0 exactly
+ * when q < zeroPoint for the positive per-tensor scales xnorSignZeroPoint accepts, so the results are
+ * unchanged and the dequantize's pass over the tensor is gone. (The runtime's xnor layers take no input
+ * scaling K, which would need the fp32 values: native-executors.ts passes inputScaling false.) */
+function fuseXnorDequantize(graph: CompileGraph, report: CompileReport): void {
+  const readers = readersOf(graph.nodes);
+  const producers = new Map<number, ManifestNode>();
+  for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
+  const removed = new Set<ManifestNode>();
+  const replaced = new Map<ManifestNode, ManifestNode>();
+  for (const node of graph.nodes) {
+    if (!FLOAT_LAYERS.has(node.op) || node.format !== 'xnor') continue;
+    const t = node.inputs[0] ?? -1;
+    const dequantize = t < 0 ? undefined : soleProducer(graph, t, node, readers, producers);
+    if (dequantize?.op !== 'dequantize_linear') continue;
+    const q = dequantize.inputs[0] ?? -1;
+    if (q < 0 || xnorSignZeroPoint(graph.tensors[q]!) === undefined) continue;
+    removed.add(dequantize);
+    replaced.set(node, { ...node, inputs: [q, ...node.inputs.slice(1)] });
+    report.fused.push({ node: dequantize.name, into: node.name });
+  }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+}
+
 /** The fusions. Residual adds are fused at load only (`fuseResidual` true; false: reported as switched off,
  * for A/B runs): a package stores conv and add apart, as the quantizer and the exporters read them. */
 export function fuseLayers(graph: CompileGraph, report: CompileReport, fuseResidual?: boolean): void {
@@ -263,6 +290,8 @@ export function fuseLayers(graph: CompileGraph, report: CompileReport, fuseResid
   for (const kind of ['batch_norm', 'residual', 'clip'] as const) {
     if (kind === 'residual') {
       if (fuseResidual !== undefined) fuseResidualAdds(graph, report, fuseResidual);
+      // Also at load only: a stored package keeps the dequantize, which readers before this fusion need.
+      if (fuseResidual === true) fuseXnorDequantize(graph, report);
       continue;
     }
     const readers = readersOf(graph.nodes);

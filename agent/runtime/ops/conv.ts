@@ -21,7 +21,7 @@ import {
   fullyConnectedGeometry,
 } from '../reference-ops/fixed-point.js';
 import { fullyConnected } from '../reference-ops/matmul.js';
-import { elements, type TensorSpec } from '../tensor.js';
+import { elements, type TensorData, type TensorSpec } from '../tensor.js';
 import { convGeometry, windowAttrs } from '../window.js';
 import { checkAddend, withResidual } from './residual.js';
 
@@ -46,18 +46,47 @@ function weightFormatExecutors(
   };
 }
 
+/** The zero point of an int8 tensor an xnor layer may read without its dequantize (compile/fuse.ts): i8 per
+ * tensor with a positive finite scale, so that the sign of scale * (q - zeroPoint) is that of q - zeroPoint
+ * and the layer's binarized input is the same. Undefined for any other tensor. */
+export function xnorSignZeroPoint(x: TensorSpec): number | undefined {
+  const q = x.quant;
+  if (x.dtype !== 'i8' || q === undefined || q.axis !== undefined || q.scale.length !== 1) return undefined;
+  const scale = q.scale[0]!;
+  return scale > 0 && Number.isFinite(scale) && q.zeroPoint.length === 1 ? q.zeroPoint[0] : undefined;
+}
+
+/** A conv2d / fully_connected node's activations: fp32, or for an xnor layer the int8 tensor of
+ * xnorSignZeroPoint. */
+function expectLayerInput(node: ManifestNode, x: TensorSpec, message: string): void {
+  expect(x.dtype === 'f32' || (node.format === 'xnor' && xnorSignZeroPoint(x) !== undefined), node, message);
+}
+
+/** The layer's input as the reference kernels take it: fp32 as is (binarizeInput: the kernel takes the
+ * signs), an xnor layer's int8 input as the ±1 of q < zero point (the signs of its dequantized values). */
+function floatInput(context: PrepareContext): (x: TensorData) => Float32Array {
+  const zeroPoint = xnorSignZeroPoint(context.inputs[0]!);
+  if (context.inputs[0]!.dtype === 'f32' || zeroPoint === undefined) return (x) => x as Float32Array;
+  const signs = new Float32Array(elements(context.inputs[0]!.shape));
+  return (x) => {
+    for (let i = 0; i < signs.length; i++) signs[i] = x[i]! < zeroPoint ? -1 : 1;
+    return signs;
+  };
+}
+
 function floatConvExecutor(binarizeInput: boolean) {
   return (context: PrepareContext): Executor => {
     const { node } = context;
     const g = convGeometry(node, context.inputs[0]!, context.inputs[1]!);
     const min = numberAttr(node, 'min', -Infinity);
     const max = numberAttr(node, 'max', Infinity);
+    const x = floatInput(context);
     return {
       kernel: `reference:conv2d_${context.format}`,
       run: (inputs, outputs) =>
         conv2dF32(
           g,
-          inputs[0] as Float32Array,
+          x(inputs[0]!),
           pick(context, inputs, 1) as Float32Array,
           pick(context, inputs, 2) as Float32Array | undefined,
           min,
@@ -79,12 +108,14 @@ function floatFcExecutor(binarizeInput: boolean) {
     const outC = w.shape[0]!;
     const min = numberAttr(node, 'min', -Infinity);
     const max = numberAttr(node, 'max', Infinity);
+    const input = floatInput(context);
     return {
       kernel: `reference:fully_connected_${context.format}`,
       run: (inputs, outputs) => {
         const bias = pick(context, inputs, 2);
         const y = outputs[0]!;
-        const xs = binarizeInput ? Float32Array.from(inputs[0]!, (v) => (v < 0 ? -1 : 1)) : inputs[0]!;
+        const x = input(inputs[0]!);
+        const xs = binarizeInput ? Float32Array.from(x, (v) => (v < 0 ? -1 : 1)) : x;
         fullyConnected(
           batch,
           k,
@@ -136,10 +167,10 @@ const conv2d: OpDefinition = {
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');
-    expect(
-      x.dtype === 'f32',
+    expectLayerInput(
       node,
-      `conv2d takes fp32 activations, got ${x.dtype} (int8 layers are qconv2d)`,
+      x,
+      `conv2d takes fp32 activations, got ${x.dtype} (int8 layers are qconv2d; xnor also takes per-tensor int8 with a positive scale)`,
     );
     const g = convGeometry(node, x, w);
     const bias = inputs[2];
@@ -161,7 +192,11 @@ const fullyConnectedOp: OpDefinition = {
   infer(node, inputs) {
     const x = input(node, inputs, 0, 'x');
     const w = input(node, inputs, 1, 'weights');
-    expect(x.dtype === 'f32', node, `fully_connected takes fp32 activations, got ${x.dtype}`);
+    expectLayerInput(
+      node,
+      x,
+      `fully_connected takes fp32 activations, got ${x.dtype} (xnor also takes per-tensor int8 with a positive scale)`,
+    );
     expect(w.shape.length === 2, node, `weights must be [out][in], got [${w.shape.join(', ')}]`);
     const batch = x.shape[0] ?? 1;
     expect(
