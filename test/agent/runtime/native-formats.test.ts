@@ -388,4 +388,101 @@ describe('compressed formats on the native kernels', () => {
       'node by node',
     );
   });
+
+  test('an xnor layer reads an int8 producer without its dequantize, with the same results', () => {
+    // q (int8, scale 0.05, zero point 3) -> dequantize_linear -> xnor layer, against the same layer fed the
+    // dequantized fp32 values. Weights +-0.5 (alpha 0.5) and dyadic biases: the reference is exact too.
+    const cases: {
+      op: 'conv2d' | 'fully_connected';
+      x: number[];
+      w: number[];
+      y: number[];
+      attrs: ManifestNode['attrs'];
+    }[] = [
+      // 32 input channels: the half-word VPOPCNTDQ path; 9 x 11 with padding: interior runs and borders.
+      {
+        op: 'conv2d',
+        x: [1, 9, 11, 32],
+        w: [64, 3, 3, 32],
+        y: [1, 9, 11, 64],
+        attrs: { pads: [1, 1, 1, 1] },
+      },
+      { op: 'fully_connected', x: [2, 130], w: [21, 130], y: [2, 21], attrs: {} },
+    ];
+    const zeroPoint = 3;
+    for (const c of cases) {
+      const n = c.x.reduce((a, b) => a * b, 1);
+      const weights = normal(c.w.reduce((a, b) => a * b, 1)).map((v) => (v < 0 ? -0.5 : 0.5));
+      const bias = dyadic(c.w[0]!);
+      const constants = (): Map<number, EncodedTensor> =>
+        new Map<number, EncodedTensor>([
+          [1, encodeXnor(weights, c.w)],
+          [2, encodeRaw(bias)],
+        ]);
+      const layer = (input: number): ManifestNode => ({
+        name: 'layer',
+        op: c.op,
+        format: 'xnor',
+        inputs: [input, 1, 2],
+        outputs: [3],
+        attrs: c.attrs,
+      });
+      const tensors: ManifestTensor[] = [
+        { name: 'x', dtype: 'f32', shape: c.x },
+        { name: 'w', dtype: 'f32', shape: c.w },
+        { name: 'b', dtype: 'f32', shape: [c.w[0]!] },
+        { name: 'y', dtype: 'f32', shape: c.y },
+      ];
+      const fromInt8 = sign({
+        constants: constants(),
+        manifest: {
+          ...content.manifest,
+          inputs: [{ name: 'q', tensor: 4, layout: 'NHWC' }],
+          outputs: [{ name: 'y', tensor: 3 }],
+          tensors: [
+            ...tensors,
+            { name: 'q', dtype: 'i8', shape: c.x, quant: { scale: [0.05], zeroPoint: [zeroPoint] } },
+          ],
+          nodes: [
+            { name: 'deq', op: 'dequantize_linear', format: 'int8', inputs: [4], outputs: [0], attrs: {} },
+            layer(0),
+          ],
+        },
+      });
+      const fromFloat = sign({
+        constants: constants(),
+        manifest: {
+          ...content.manifest,
+          inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
+          outputs: [{ name: 'y', tensor: 3 }],
+          tensors,
+          nodes: [layer(0)],
+        },
+      });
+      // Every int8 value, the zero point itself (x = +0: bit 0) among them.
+      const q = Int8Array.from({ length: n }, (_, i) =>
+        i % 7 === 0 ? zeroPoint : ((i * 37 + 11) % 256) - 128,
+      );
+      const x = Float32Array.from(q, (v) => 0.05 * (v - zeroPoint));
+      const expected = Array.from(Model.fromPackage(fromFloat).run([x])[0]!.data);
+      for (const threads of [1, 2]) {
+        const native = Model.fromPackage(fromInt8, { threads, batch: c.x[0]! });
+        assert.deepEqual(
+          native.layers.map((l) => l.op),
+          [c.op],
+          `${c.op}: the dequantize is fused into the layer`,
+        );
+        assert.match(native.layers[0]!.kernel, /^native:xnor_/);
+        assert.deepEqual(Array.from(native.run([q])[0]!.data), expected, `${c.op}, ${threads} threads`);
+      }
+      for (const options of [{ referenceOnly: true }, { nodeByNode: true }]) {
+        const model = Model.fromPackage(fromInt8, { ...options, batch: c.x[0]! });
+        assert.deepEqual(
+          Array.from(model.run([q])[0]!.data),
+          expected,
+          `${c.op}, ${JSON.stringify(options)}`,
+        );
+      }
+    }
+  });
 });
