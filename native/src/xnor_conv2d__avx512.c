@@ -119,6 +119,17 @@ void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channe
     }
     return;
   }
+  if (group_channels == 32) {
+    // One half word per group (the small VGG's 32-channel layers): two compares, no per-word call.
+    const __m512 zero = _mm512_setzero_ps();
+    for (size_t w = 0; w < pixels * groups; w++) {
+      const float* x = input + w * 32;
+      const uint64_t b0 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x), zero, _CMP_LT_OQ));
+      const uint64_t b1 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 16), zero, _CMP_LT_OQ));
+      output[w] = b0 | b1 << 16;
+    }
+    return;
+  }
   xnor_pack_words(pixels, groups, group_channels, input, sizeof(float), 0, output,
                   xnor_word_sign_bits_avx512);
 }
@@ -133,6 +144,15 @@ static inline uint64_t xnor_word_qs8_sign_bits_avx512(const void* q, size_t coun
 void xnor_pack_qs8_ukernel__avx512(size_t pixels, size_t groups, size_t group_channels,
                                    const int8_t* restrict input, int32_t zero_point,
                                    uint64_t* restrict output) {
+  if (group_channels == 32) {
+    // One half word per group: one 32-byte compare each, no per-word call.
+    const __m256i zp = _mm256_set1_epi8((char)zero_point);
+    for (size_t w = 0; w < pixels * groups; w++) {
+      output[w] =
+          _cvtmask32_u32(_mm256_cmplt_epi8_mask(_mm256_loadu_si256((const __m256i*)(input + w * 32)), zp));
+    }
+    return;
+  }
   xnor_pack_words(pixels, groups, group_channels, input, 1, zero_point, output,
                   xnor_word_qs8_sign_bits_avx512);
 }
