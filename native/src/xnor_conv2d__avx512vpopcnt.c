@@ -239,73 +239,6 @@ static inline int xnor_interior_column(const whittle_conv2d_geometry* g, size_t 
   return x0 >= g->padding_left && x0 - g->padding_left + g->kernel_width <= g->input_width;
 }
 
-// Channels [oc_begin, oc_begin + 32 * blocks) of a groups == 1 layer whose rows fit the transposed buffer.
-XNOR_INLINE void xnor_conv2d_block32_avx512vpopcnt(const whittle_conv2d_geometry* g, size_t oc_begin,
-                                                   size_t blocks, const uint64_t* input_bits,
-                                                   const uint64_t* weight_bits, const float* alpha,
-                                                   const float* input_scale, const float* bias,
-                                                   float output_min, float output_max, float* output,
-                                                   int has_scale, int clamp) {
-  const size_t row_words = g->kernel_height * g->kernel_width * xnor_group_words(g->group_input_channels);
-  // Pointwise: 1x1, stride 1, no padding, so output pixel i reads exactly input pixel i.
-  const int pointwise = g->kernel_height == 1 && g->kernel_width == 1 && g->stride_height == 1 &&
-                        g->stride_width == 1 && g->padding_top == 0 && g->padding_left == 0 &&
-                        g->output_height == g->input_height && g->output_width == g->input_width;
-  uint64_t wt[XNOR_TRANSPOSED_WORDS];
-  for (size_t block = 0; block < blocks; block++) {
-    const size_t ob = oc_begin + 32 * block;
-    for (size_t k = 0; k < row_words; k++) {
-      for (size_t j = 0; j < 32; j++) wt[k * 32 + j] = weight_bits[(ob + j) * row_words + k];
-    }
-    const xnor_block32_args b = {g,
-                                 wt,
-                                 alpha + ob,
-                                 input_scale,
-                                 bias != NULL ? bias + ob : xnor_no_bias,
-                                 _mm512_set1_ps(output_min),
-                                 _mm512_set1_ps(output_max),
-                                 output + ob};
-    size_t n = 0;
-    if (pointwise) {
-      // A pointwise layer is a GEMM over the flattened pixels: 4 at a time, the last few through the
-      // general loop below (n = batch skips it when none are left).
-      const size_t pixels = g->batch * g->output_height * g->output_width;
-      const size_t gw = row_words, oc = g->group_output_channels;
-      const int32_t valid = (int32_t)g->group_input_channels;
-      size_t i = 0;
-      for (; i + XNOR_MR <= pixels; i += XNOR_MR) {
-        xnor_4x32_avx512vpopcnt(&b, input_bits + i * gw, 0, gw, 1, gw, wt, valid,
-                                input_scale != NULL ? input_scale + i : NULL, b.output + i * oc, oc,
-                                has_scale, clamp);
-      }
-      for (; i < pixels; i++) {
-        xnor_pixel p;
-        const size_t image = g->output_height * g->output_width;
-        xnor_pixel_at(g, input_bits, i / image, i % image / g->output_width, i % g->output_width, &p);
-        xnor_pixel32_avx512vpopcnt(&b, &p, has_scale, clamp);
-      }
-      n = g->batch;
-    }
-    for (; n < g->batch; n++) {
-      for (size_t oy = 0; oy < g->output_height; oy++) {
-        size_t ox = 0;
-        while (ox < g->output_width) {
-          xnor_pixel p;
-          xnor_pixel_at(g, input_bits, n, oy, ox, &p);
-          if (ox + XNOR_MR <= g->output_width && xnor_interior_column(g, ox) &&
-              xnor_interior_column(g, ox + XNOR_MR - 1)) {
-            xnor_row4x32_avx512vpopcnt(&b, &p, has_scale, clamp);
-            ox += XNOR_MR;
-          } else {
-            xnor_pixel32_avx512vpopcnt(&b, &p, has_scale, clamp);
-            ox++;
-          }
-        }
-      }
-    }
-  }
-}
-
 // ---- Half words: 32 output channels of a layer with at most 32 input channels per group. ----
 //
 // Such a layer (the small VGG's 32-channel convolutions) uses only the low half of each activation and
@@ -375,47 +308,94 @@ XNOR_INLINE void xnor_8x32h_avx512vpopcnt(const xnor_block32_args* b, const uint
   }
 }
 
-// Channels [oc_begin, oc_begin + 32 * blocks) of a groups == 1 layer with group_input_channels <= 32.
-XNOR_INLINE void xnor_conv2d_block32h_avx512vpopcnt(const whittle_conv2d_geometry* g, size_t oc_begin,
-                                                    size_t blocks, const uint64_t* input_bits,
-                                                    const uint64_t* weight_bits, const float* alpha,
-                                                    const float* input_scale, const float* bias,
-                                                    float output_min, float output_max, float* output,
-                                                    int has_scale, int clamp) {
-  const size_t taps = g->kernel_height * g->kernel_width;
+// Channels [oc_begin, oc_begin + 32 * blocks) of a groups == 1 layer whose rows fit the transposed buffer;
+// half: at most 32 input channels, on the half-word functions above.
+XNOR_INLINE void xnor_conv2d_block32_avx512vpopcnt(const whittle_conv2d_geometry* g, size_t oc_begin,
+                                                   size_t blocks, const uint64_t* input_bits,
+                                                   const uint64_t* weight_bits, const float* alpha,
+                                                   const float* input_scale, const float* bias,
+                                                   float output_min, float output_max, float* output,
+                                                   int has_scale, int clamp, int half) {
+  const size_t row_words = g->kernel_height * g->kernel_width * xnor_group_words(g->group_input_channels);
+  // Pointwise: 1x1, stride 1, no padding, so output pixel i reads exactly input pixel i.
+  const int pointwise = !half && g->kernel_height == 1 && g->kernel_width == 1 && g->stride_height == 1 &&
+                        g->stride_width == 1 && g->padding_top == 0 && g->padding_left == 0 &&
+                        g->output_height == g->input_height && g->output_width == g->input_width;
   const size_t oc = g->group_output_channels;
-  uint32_t wt[XNOR_TRANSPOSED_WORDS];
+  // The transposed weights: whole words, or their low halves (half).
+  union {
+    uint64_t words[XNOR_TRANSPOSED_WORDS];
+    uint32_t halves[XNOR_TRANSPOSED_WORDS];
+  } t;
+  const uint64_t* wt = t.words;
   for (size_t block = 0; block < blocks; block++) {
     const size_t ob = oc_begin + 32 * block;
-    for (size_t k = 0; k < taps; k++) {
-      for (size_t j = 0; j < 32; j++) wt[k * 32 + j] = (uint32_t)weight_bits[(ob + j) * taps + k];
+    for (size_t k = 0; k < row_words; k++) {
+      for (size_t j = 0; j < 32; j++) {
+        const uint64_t w = weight_bits[(ob + j) * row_words + k];
+        if (half) {
+          t.halves[k * 32 + j] = (uint32_t)w;
+        } else {
+          t.words[k * 32 + j] = w;
+        }
+      }
     }
     const xnor_block32_args b = {g,
-                                 NULL,
+                                 half ? NULL : wt,
                                  alpha + ob,
                                  input_scale,
                                  bias != NULL ? bias + ob : xnor_no_bias,
                                  _mm512_set1_ps(output_min),
                                  _mm512_set1_ps(output_max),
                                  output + ob};
-    for (size_t n = 0; n < g->batch; n++) {
+    size_t n = 0;
+    if (pointwise) {
+      // A pointwise layer is a GEMM over the flattened pixels: 4 at a time, the last few through the
+      // general loop below (n = batch skips it when none are left).
+      const size_t pixels = g->batch * g->output_height * g->output_width;
+      const size_t gw = row_words;
+      const int32_t valid = (int32_t)g->group_input_channels;
+      size_t i = 0;
+      for (; i + XNOR_MR <= pixels; i += XNOR_MR) {
+        xnor_4x32_avx512vpopcnt(&b, input_bits + i * gw, 0, gw, 1, gw, wt, valid,
+                                input_scale != NULL ? input_scale + i : NULL, b.output + i * oc, oc,
+                                has_scale, clamp);
+      }
+      for (; i < pixels; i++) {
+        xnor_pixel p;
+        const size_t image = g->output_height * g->output_width;
+        xnor_pixel_at(g, input_bits, i / image, i % image / g->output_width, i % g->output_width, &p);
+        xnor_pixel32_avx512vpopcnt(&b, &p, has_scale, clamp);
+      }
+      n = g->batch;
+    }
+    for (; n < g->batch; n++) {
       for (size_t oy = 0; oy < g->output_height; oy++) {
         size_t ox = 0;
         while (ox < g->output_width) {
           xnor_pixel p;
           xnor_pixel_at(g, input_bits, n, oy, ox, &p);
-          if (ox + XNOR_HR <= g->output_width && xnor_interior_column(g, ox) &&
-              xnor_interior_column(g, ox + XNOR_HR - 1)) {
-            const size_t iy = oy * g->stride_height + p.ky0 - g->padding_top;
-            const size_t ix0 = ox * g->stride_width - g->padding_left;
-            const int32_t valid = (int32_t)((p.ky1 - p.ky0) * g->kernel_width * g->group_input_channels);
-            xnor_8x32h_avx512vpopcnt(&b, p.image + iy * g->input_width + ix0, g->input_width, g->stride_width,
-                                     p.ky1 - p.ky0, g->kernel_width, wt + p.ky0 * g->kernel_width * 32, valid,
-                                     input_scale != NULL ? input_scale + p.index : NULL,
-                                     b.output + p.index * oc, oc, has_scale, clamp);
-            ox += XNOR_HR;
+          const size_t mr = half ? XNOR_HR : XNOR_MR;
+          if (ox + mr <= g->output_width && xnor_interior_column(g, ox) &&
+              xnor_interior_column(g, ox + mr - 1)) {
+            if (half) {
+              const size_t iy = oy * g->stride_height + p.ky0 - g->padding_top;
+              const size_t ix0 = ox * g->stride_width - g->padding_left;
+              const int32_t valid = (int32_t)((p.ky1 - p.ky0) * g->kernel_width * g->group_input_channels);
+              xnor_8x32h_avx512vpopcnt(&b, p.image + iy * g->input_width + ix0, g->input_width,
+                                       g->stride_width, p.ky1 - p.ky0, g->kernel_width,
+                                       t.halves + p.ky0 * g->kernel_width * 32, valid,
+                                       input_scale != NULL ? input_scale + p.index : NULL,
+                                       b.output + p.index * oc, oc, has_scale, clamp);
+            } else {
+              xnor_row4x32_avx512vpopcnt(&b, &p, has_scale, clamp);
+            }
+            ox += mr;
+          } else if (half) {
+            xnor_pixel32h_avx512vpopcnt(&b, t.halves, &p, has_scale, clamp);
+            ox++;
           } else {
-            xnor_pixel32h_avx512vpopcnt(&b, wt, &p, has_scale, clamp);
+            xnor_pixel32_avx512vpopcnt(&b, &p, has_scale, clamp);
             ox++;
           }
         }
@@ -424,18 +404,18 @@ XNOR_INLINE void xnor_conv2d_block32h_avx512vpopcnt(const whittle_conv2d_geometr
   }
 }
 
-#define XNOR_BLOCK32_VARIANT(name, has_scale, clamp)                                                       \
-  static void name(const whittle_conv2d_geometry* g, size_t oc_begin, size_t blocks,                       \
-                   const uint64_t* input_bits, const uint64_t* weight_bits, const float* alpha,            \
-                   const float* input_scale, const float* bias, float output_min, float output_max,        \
-                   float* output) {                                                                        \
-    if (g->group_input_channels <= 32) {                                                                   \
-      xnor_conv2d_block32h_avx512vpopcnt(g, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale, \
-                                         bias, output_min, output_max, output, has_scale, clamp);          \
-    } else {                                                                                               \
-      xnor_conv2d_block32_avx512vpopcnt(g, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale,  \
-                                        bias, output_min, output_max, output, has_scale, clamp);           \
-    }                                                                                                      \
+#define XNOR_BLOCK32_VARIANT(name, has_scale, clamp)                                                      \
+  static void name(const whittle_conv2d_geometry* g, size_t oc_begin, size_t blocks,                      \
+                   const uint64_t* input_bits, const uint64_t* weight_bits, const float* alpha,           \
+                   const float* input_scale, const float* bias, float output_min, float output_max,       \
+                   float* output) {                                                                       \
+    if (g->group_input_channels <= 32) {                                                                  \
+      xnor_conv2d_block32_avx512vpopcnt(g, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale, \
+                                        bias, output_min, output_max, output, has_scale, clamp, 1);       \
+    } else {                                                                                              \
+      xnor_conv2d_block32_avx512vpopcnt(g, oc_begin, blocks, input_bits, weight_bits, alpha, input_scale, \
+                                        bias, output_min, output_max, output, has_scale, clamp, 0);       \
+    }                                                                                                     \
   }
 XNOR_BLOCK32_VARIANT(xnor_conv2d_block32_plain, 0, 0)
 XNOR_BLOCK32_VARIANT(xnor_conv2d_block32_scale, 1, 0)

@@ -230,32 +230,56 @@ function fuseResidualAdds(graph: CompileGraph, report: CompileReport, enabled: b
   graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
 }
 
-/** x * hard_sigmoid(x) (alpha 1/6, beta 1/2; the gate read by the mul alone) as one hard_swish node. */
-function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
+/** One rewrite pass: `visit` sees each node with `sole(t)`, the producer of t when the node is its only
+ * reader (soleProducer), and may `fuse` a producer into it (the producer dropped, the node replaced);
+ * `fused(n)` tells whether n was already dropped. The graph's nodes are rewritten after the pass. */
+function rewritePass(
+  graph: CompileGraph,
+  visit: (
+    node: ManifestNode,
+    sole: (t: number) => ManifestNode | undefined,
+    fuse: (producer: ManifestNode, replacement: ManifestNode) => void,
+    fused: (n: ManifestNode) => boolean,
+  ) => void,
+): void {
   const readers = readersOf(graph.nodes);
   const producers = new Map<number, ManifestNode>();
   for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
   const removed = new Set<ManifestNode>();
   const replaced = new Map<ManifestNode, ManifestNode>();
   for (const node of graph.nodes) {
-    if (node.op !== 'mul' || node.format !== 'f32' || node.inputs.length !== 2) continue;
+    visit(
+      node,
+      (t) => (t < 0 ? undefined : soleProducer(graph, t, node, readers, producers)),
+      (producer, replacement) => {
+        removed.add(producer);
+        replaced.set(node, replacement);
+      },
+      (n) => removed.has(n),
+    );
+  }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+}
+
+/** x * hard_sigmoid(x) (alpha 1/6, beta 1/2; the gate read by the mul alone) as one hard_swish node. */
+function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
+  rewritePass(graph, (node, sole, fuse, fused) => {
+    if (node.op !== 'mul' || node.format !== 'f32' || node.inputs.length !== 2) return;
     const [a, b] = node.inputs as [number, number];
     const gate = [a, b]
-      .map((t) => ({ t, p: t < 0 ? undefined : soleProducer(graph, t, node, readers, producers) }))
+      .map((t) => ({ t, p: sole(t) }))
       .find(
         ({ t, p }) =>
           p?.op === 'hard_sigmoid' &&
           p.inputs[0] === (t === a ? b : a) &&
           Math.abs(Number(p.attrs.alpha ?? 0.2) - 1 / 6) < 1e-7 &&
           Number(p.attrs.beta ?? 0.5) === 0.5 &&
-          !removed.has(p),
+          !fused(p),
       );
-    if (gate?.p === undefined) continue;
-    removed.add(gate.p);
-    replaced.set(node, { ...node, op: 'hard_swish', inputs: [gate.p.inputs[0]!], attrs: {} });
+    if (gate?.p === undefined) return;
+    fuse(gate.p, { ...node, op: 'hard_swish', inputs: [gate.p.inputs[0]!], attrs: {} });
     report.fused.push({ node: gate.p.name, into: node.name });
-  }
-  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+  });
 }
 
 /** An xnor layer reads the int8 tensor before a dequantize that only it reads (the int8 stem of an XNOR-Net
@@ -264,23 +288,15 @@ function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
  * unchanged and the dequantize's pass over the tensor is gone. (The runtime's xnor layers take no input
  * scaling K, which would need the fp32 values: native-executors.ts passes inputScaling false.) */
 function fuseXnorDequantize(graph: CompileGraph, report: CompileReport): void {
-  const readers = readersOf(graph.nodes);
-  const producers = new Map<number, ManifestNode>();
-  for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
-  const removed = new Set<ManifestNode>();
-  const replaced = new Map<ManifestNode, ManifestNode>();
-  for (const node of graph.nodes) {
-    if (!FLOAT_LAYERS.has(node.op) || node.format !== 'xnor') continue;
-    const t = node.inputs[0] ?? -1;
-    const dequantize = t < 0 ? undefined : soleProducer(graph, t, node, readers, producers);
-    if (dequantize?.op !== 'dequantize_linear') continue;
+  rewritePass(graph, (node, sole, fuse) => {
+    if (!FLOAT_LAYERS.has(node.op) || node.format !== 'xnor') return;
+    const dequantize = sole(node.inputs[0] ?? -1);
+    if (dequantize?.op !== 'dequantize_linear') return;
     const q = dequantize.inputs[0] ?? -1;
-    if (q < 0 || xnorSignZeroPoint(graph.tensors[q]!) === undefined) continue;
-    removed.add(dequantize);
-    replaced.set(node, { ...node, inputs: [q, ...node.inputs.slice(1)] });
+    if (q < 0 || xnorSignZeroPoint(graph.tensors[q]!) === undefined) return;
+    fuse(dequantize, { ...node, inputs: [q, ...node.inputs.slice(1)] });
     report.fused.push({ node: dequantize.name, into: node.name });
-  }
-  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+  });
 }
 
 /** The fusions. Residual adds are fused at load only (`fuseResidual` true; false: reported as switched off,

@@ -414,51 +414,46 @@ describe('compressed formats on the native kernels', () => {
       const n = c.x.reduce((a, b) => a * b, 1);
       const weights = normal(c.w.reduce((a, b) => a * b, 1)).map((v) => (v < 0 ? -0.5 : 0.5));
       const bias = dyadic(c.w[0]!);
-      const constants = (): Map<number, EncodedTensor> =>
-        new Map<number, EncodedTensor>([
-          [1, encodeXnor(weights, c.w)],
-          [2, encodeRaw(bias)],
-        ]);
-      const layer = (input: number): ManifestNode => ({
-        name: 'layer',
-        op: c.op,
-        format: 'xnor',
-        inputs: [input, 1, 2],
-        outputs: [3],
-        attrs: c.attrs,
-      });
       const tensors: ManifestTensor[] = [
         { name: 'x', dtype: 'f32', shape: c.x },
         { name: 'w', dtype: 'f32', shape: c.w },
         { name: 'b', dtype: 'f32', shape: [c.w[0]!] },
         { name: 'y', dtype: 'f32', shape: c.y },
+        { name: 'q', dtype: 'i8', shape: c.x, quant: { scale: [0.05], zeroPoint: [zeroPoint] } },
       ];
-      const fromInt8 = sign({
-        constants: constants(),
-        manifest: {
-          ...content.manifest,
-          inputs: [{ name: 'q', tensor: 4, layout: 'NHWC' }],
-          outputs: [{ name: 'y', tensor: 3 }],
-          tensors: [
-            ...tensors,
-            { name: 'q', dtype: 'i8', shape: c.x, quant: { scale: [0.05], zeroPoint: [zeroPoint] } },
-          ],
-          nodes: [
-            { name: 'deq', op: 'dequantize_linear', format: 'int8', inputs: [4], outputs: [0], attrs: {} },
-            layer(0),
-          ],
-        },
-      });
-      const fromFloat = sign({
-        constants: constants(),
-        manifest: {
-          ...content.manifest,
-          inputs: [{ name: 'x', tensor: 0, layout: 'NHWC' }],
-          outputs: [{ name: 'y', tensor: 3 }],
-          tensors,
-          nodes: [layer(0)],
-        },
-      });
+      const layer: ManifestNode = {
+        name: 'layer',
+        op: c.op,
+        format: 'xnor',
+        inputs: [0, 1, 2],
+        outputs: [3],
+        attrs: c.attrs,
+      };
+      const dequantize: ManifestNode = {
+        name: 'deq',
+        op: 'dequantize_linear',
+        format: 'int8',
+        inputs: [4],
+        outputs: [0],
+        attrs: {},
+      };
+      /** The layer fed by graph input `input` (0: x fp32; 4: q int8 through the dequantize). */
+      const build = (input: 0 | 4): Package =>
+        sign({
+          constants: new Map<number, EncodedTensor>([
+            [1, encodeXnor(weights, c.w)],
+            [2, encodeRaw(bias)],
+          ]),
+          manifest: {
+            ...content.manifest,
+            inputs: [{ name: input === 0 ? 'x' : 'q', tensor: input, layout: 'NHWC' }],
+            outputs: [{ name: 'y', tensor: 3 }],
+            tensors,
+            nodes: input === 0 ? [layer] : [dequantize, layer],
+          },
+        });
+      const fromInt8 = build(4);
+      const fromFloat = build(0);
       // Every int8 value, the zero point itself (x = +0: bit 0) among them.
       const q = Int8Array.from({ length: n }, (_, i) =>
         i % 7 === 0 ? zeroPoint : ((i * 37 + 11) % 256) - 128,
