@@ -12,7 +12,7 @@
 // baseline. The architecture found is then compressed as `whittle optimize` does (optimize/plan: per-layer
 // formats and pruning kept only where an end-to-end measurement here shows they pay) under the same budget:
 // steps_kept / steps_dropped_slower are that planner's, and the NAS figures are its package's.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,9 +21,10 @@ import * as tf from '@tensorflow/tfjs';
 import { type Package, readPackageFile } from '../agent/package/reader.js';
 import { firstImages, loadDataset } from '../optimize/datasets/dataset-spec.js';
 import { compareLatency, evaluatePackage, withTrainedPreprocessing } from '../optimize/evaluate-package.js';
-import { DEFAULT_NAS_SETTINGS, runNas } from '../optimize/nas/search.js';
+import { DEFAULT_NAS_SETTINGS, NAS_PACKAGE_FILE, runNas } from '../optimize/nas/search.js';
 import { readContent } from '../optimize/nas/space.js';
 import { bundledSigningKey } from '../optimize/package/writer.js';
+import { plannableLayers } from '../optimize/plan/apply.js';
 import { measuredEstimator } from '../optimize/plan/estimator.js';
 import { runOptimize } from '../optimize/plan/optimize.js';
 import { calibrationFromImages } from '../optimize/quantize/calibrate.js';
@@ -47,6 +48,13 @@ function int8Package(dir: string, name: string, set: ReturnType<typeof loadDatas
   content.manifest = withTrainedPreprocessing(content.manifest, set);
   const fp32 = readContent(content);
   return readContent(quantizePackage(fp32, calibrationFromImages(set, 256)).content);
+}
+
+/** The training config (JSON) of the run that finished in `dir` (its evaluation.json), if any. */
+function trainedWith(dir: string): string | undefined {
+  const file = join(dir, 'evaluation.json');
+  if (!existsSync(file)) return undefined;
+  return JSON.stringify((JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown }).config);
 }
 
 export async function nasBenchCommand(args: string[], machine: string): Promise<number> {
@@ -130,19 +138,18 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
         continue;
       }
       const out = join(dir, `zoo-${label}`);
-      await train({
-        config: {
-          ...DEFAULT_TRAIN_CONFIG,
-          model: name,
-          dataset: 'fashion-mnist',
-          epochs: baselineEpochs,
-          widthMultiplier: width,
-          ...(trainLimit === undefined ? {} : { trainLimit }),
-          ...(testLimit === undefined ? {} : { testLimit }),
-        },
-        outDir: out,
-        resume: false,
-      });
+      const config = {
+        ...DEFAULT_TRAIN_CONFIG,
+        model: name,
+        dataset: 'fashion-mnist',
+        epochs: baselineEpochs,
+        widthMultiplier: width,
+        ...(trainLimit === undefined ? {} : { trainLimit }),
+        ...(testLimit === undefined ? {} : { testLimit }),
+      };
+      // A baseline trained to the end by an earlier run in --dir with the same settings is reused.
+      if (trainedWith(out) !== JSON.stringify(config)) await train({ config, outDir: out, resume: false });
+      else say(`nas: baseline ${label}: reusing the model trained in ${out}`);
       const pkg = int8Package(out, label, data.train);
       const accuracy = evaluatePackage(pkg, test).top1;
       say(`nas: baseline ${label}: ${ms.toFixed(3)} ms, int8 top-1 ${(100 * accuracy).toFixed(2)}%`);
@@ -178,22 +185,28 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     );
     return 1;
   }
-  // Compressed as `whittle optimize` does, from the fine-tuned float model of the architecture found.
+  // Compressed as `whittle optimize --search` does: the searched package, its layers in their searched
+  // formats, and the planner for the layers the search left fp32 (none: nothing to plan).
+  const searchedFile = join(dir, 'search', NAS_PACKAGE_FILE);
+  const searched = readPackageFile(searchedFile, { allowUnsigned: true, cpuFamily: null });
   const planDir = join(dir, 'plan');
-  const planned = await runOptimize({
-    model: join(dir, 'search', 'finetune'),
-    dataset: 'fashion-mnist',
-    out: planDir,
-    budgets: { latencyMs: budgetMs },
-    estimator: measuredEstimator(firstImages(test, 10)),
-    target: "this machine's runtime",
-    key: bundledSigningKey(),
-    resume: existsSync(planDir),
-    onStep: (step) => say(`nas: plan ${step.layer} ${step.from} -> ${step.to}: ${step.reason}`),
-  });
-  if (planned.interrupted) return 130;
-  const plan = planned.report;
-  const nasPkg = readPackageFile(plan.out, { allowUnsigned: true, cpuFamily: null });
+  const planned =
+    plannableLayers(searched).length === 0
+      ? undefined
+      : await runOptimize({
+          model: searchedFile,
+          dataset: 'fashion-mnist',
+          out: planDir,
+          budgets: { latencyMs: budgetMs },
+          estimator: measuredEstimator(firstImages(test, 10)),
+          target: "this machine's runtime",
+          key: bundledSigningKey(),
+          resume: existsSync(planDir),
+          onStep: (step) => say(`nas: plan ${step.layer} ${step.from} -> ${step.to}: ${step.reason}`),
+        });
+  if (planned?.interrupted === true) return 130;
+  const plan = planned?.report;
+  const nasPkg = plan ? readPackageFile(plan.out, { allowUnsigned: true, cpuFamily: null }) : searched;
   const nasAccuracy = evaluatePackage(nasPkg, test).top1;
   const [nasLatency, baseLatency] = compareLatency(
     baseline ? [nasPkg, baseline.pkg] : [nasPkg],
@@ -217,9 +230,9 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     supernet_minutes: result.report.supernet_seconds / 60,
     candidates_evaluated: result.report.candidates_evaluated,
     package_bytes: nasPkg.fileBytes,
-    plan: plan.plan,
-    steps_kept: plan.steps_kept,
-    steps_dropped_slower: plan.steps_dropped_slower,
+    plan: plan?.plan ?? {},
+    steps_kept: plan?.steps_kept ?? 0,
+    steps_dropped_slower: plan?.steps_dropped_slower ?? 0,
   };
   if (values.json) console.log(JSON.stringify(row));
   else

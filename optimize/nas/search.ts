@@ -35,7 +35,15 @@ import {
   paretoFront,
   relativeMiss,
 } from './evolution.js';
-import { archKey, archLayers, archPackage, type ArchSpec, parseArch } from './space.js';
+import {
+  archKey,
+  archLayers,
+  archPackage,
+  type ArchSpec,
+  type LayerFormat,
+  parseArch,
+  parseFormatChoices,
+} from './space.js';
 import { modelAccuracy, NasCheckpointError, recalibrateBatchNorm, Supernet } from './supernet.js';
 
 export { type Budgets, type Candidate } from './evolution.js';
@@ -56,6 +64,13 @@ export interface NasSettings {
   /** Images each candidate's batch norms are recalibrated on. */
   calibrationImages: number;
   testLimit?: number;
+  /** The per-layer formats and pruning ratios candidates draw from. The supernet trains float weights
+   * only: an int8 layer costs it little accuracy, but ternary / binary / pruned layers projected from them
+   * score near chance untrained (a reduced run ranked noise), so the default searches fp32 and int8 and
+   * leaves the fp32 layers to the planner (`whittle optimize --search`: each measured format kept where it
+   * pays). */
+  formats: LayerFormat[];
+  prunes: number[];
   populationSize: number;
   sampleSize: number;
   cycles: number;
@@ -69,16 +84,18 @@ export interface NasSettings {
 }
 
 export const DEFAULT_NAS_SETTINGS: Omit<NasSettings, 'dataset' | 'budgets'> = {
-  supernetEpochs: 6,
+  supernetEpochs: 1,
   batchSize: 64,
-  pathBatches: 20,
+  pathBatches: 8,
   learningRate: 2e-3,
   validationImages: 2000,
   calibrationImages: 256,
-  populationSize: 16,
+  formats: ['fp32', 'int8'],
+  prunes: [0],
+  populationSize: 12,
   sampleSize: 4,
-  cycles: 48,
-  finetuneEpochs: 3,
+  cycles: 36,
+  finetuneEpochs: 2,
   latencyRuns: 40,
   seed: 1,
 };
@@ -219,6 +236,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   const { settings, outDir } = run;
   const log = run.onProgress ?? (() => undefined);
   mkdirSync(outDir, { recursive: true });
+  const choices = parseFormatChoices(settings);
   const data = loadDataset(settings.dataset);
   const trainSet = data.train;
   const test = data.test ?? trainSet;
@@ -322,6 +340,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
     cycles: settings.cycles,
     seed: settings.seed,
     budgets: settings.budgets,
+    choices,
     score: async (arch, cycle) => {
       scoredHere++;
       return score(arch, cycle);
@@ -415,7 +434,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
       dataset: settings.dataset,
       epochs: settings.finetuneEpochs,
       batchSize: settings.batchSize,
-      learningRate: settings.learningRate / 4,
+      learningRate: settings.learningRate / 2,
       patience: 0,
       seed: settings.seed,
       trainLimit: used,
