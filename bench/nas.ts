@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type Package, readPackageFile } from '../agent/package/reader.js';
 import { firstImages, loadDataset } from '../optimize/datasets/dataset-spec.js';
 import { compareLatency, evaluatePackage, withTrainedPreprocessing } from '../optimize/evaluate-package.js';
+import { supernetRankCheck } from '../optimize/nas/rank-check.js';
 import { DEFAULT_NAS_SETTINGS, NAS_PACKAGE_FILE, runNas } from '../optimize/nas/search.js';
 import { readContent } from '../optimize/nas/space.js';
 import { bundledSigningKey } from '../optimize/package/writer.js';
@@ -38,7 +39,9 @@ import { BenchArgumentError, benchOptions, positiveInteger, stringOptions } from
 
 export const NAS_HELP = `nas options: --latency-ms X (default: MobileNet-0.5 int8's latency here), --widths 0.25,0.5,1,
   --baseline-epochs 5, --supernet-epochs 6, --cycles 48, --population 16, --finetune-epochs 3, --limit N
-  (training images), --test-limit N, --dir DIR, --json`;
+  (training images), --test-limit N, --dir DIR, --json;
+  --rank-check N: only the supernet's ranking check (N architectures, --limit images, default 10000,
+  --supernet-epochs epochs, default 1): Kendall's tau of supernet vs stand-alone accuracy`;
 
 const LATENCY_RUNS = 200;
 
@@ -73,6 +76,7 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
         'limit',
         'test-limit',
         'dir',
+        'rank-check',
       ),
     },
     NAS_HELP,
@@ -89,6 +93,18 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     values['test-limit'] === undefined ? undefined : positiveInteger(values['test-limit'], 0, '--test-limit');
   await selectTrainingBackend('whittle-native');
   say(`nas: machine ${machine}; in ${dir}`);
+  if (values['rank-check'] !== undefined) {
+    const check = await supernetRankCheck({
+      settings: { ...DEFAULT_NAS_SETTINGS, dataset: 'fashion-mnist', budgets: {} },
+      candidates: positiveInteger(values['rank-check'], 0, '--rank-check'),
+      images: trainLimit ?? 10000,
+      epochs: positiveInteger(values['supernet-epochs'], 1, '--supernet-epochs'),
+      outDir: dir,
+      say,
+    });
+    console.log(JSON.stringify({ machine, ...check }));
+    return 0;
+  }
   const data = loadDataset('fashion-mnist');
   const test = testLimit === undefined ? data.test! : firstImages(data.test!, testLimit);
   const zooOptions = (width: number): Parameters<typeof buildZooModel>[1] => ({

@@ -110,7 +110,7 @@ function normalized(stage: StageSpec): StageSpec {
 
 /** `arch` with its stem stride written out only when it is 2 (one spelling per architecture). */
 function withStride(arch: ArchSpec, stride: StemStride): ArchSpec {
-  const { stride: _, ...stem } = arch.stem;
+  const stem: ArchSpec['stem'] = { width: arch.stem.width, format: arch.stem.format };
   return { ...arch, stem: stride === 2 ? { ...stem, stride } : stem };
 }
 
