@@ -9,9 +9,11 @@
 // trained (--baseline-epochs, `whittle train`'s trainer) and evaluated; baseline_accuracy is the best of
 // them on the test set. The NAS package and the baseline package are then timed interleaved image by image
 // (evaluate-package.ts compareLatency), so the machine's load hits both alike: latency_ratio is NAS /
-// baseline. The architecture found is then compressed as `whittle optimize` does (optimize/plan: per-layer
-// formats and pruning kept only where an end-to-end measurement here shows they pay) under the same budget:
-// steps_kept / steps_dropped_slower are that planner's, and the NAS figures are its package's.
+// baseline. The searched package (its per-layer formats kept) is then compressed as `whittle optimize
+// --search` does (optimize/plan: the layers the search left fp32 planned, each format or pruning step kept
+// only where an end-to-end measurement here shows it pays) under the same budget: steps_kept /
+// steps_dropped_slower are that planner's, and the NAS figures are its package's. Baselines trained to the
+// end by an earlier run in the same --dir with the same settings are reused.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +40,7 @@ import { buildZooModel, ZOO_MODEL_NAMES } from '../optimize/zoo/index.js';
 import { BenchArgumentError, benchOptions, positiveInteger, stringOptions } from './kernels.js';
 
 export const NAS_HELP = `nas options: --latency-ms X (default: MobileNet-0.5 int8's latency here), --widths 0.25,0.5,1,
-  --baseline-epochs 5, --supernet-epochs 6, --cycles 48, --population 16, --finetune-epochs 3, --limit N
+  --baseline-epochs 5, --supernet-epochs 1, --cycles 36, --population 12, --finetune-epochs 2, --limit N
   (training images), --test-limit N, --dir DIR, --json;
   --rank-check N: only the supernet's ranking check (N architectures, --limit images, default 10000,
   --supernet-epochs epochs, default 1): Kendall's tau of supernet vs stand-alone accuracy`;
