@@ -139,6 +139,35 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
   }
   say(`nas: budget ${budgetMs.toFixed(3)} ms/image`);
 
+  // The search (before the baselines: a run that reuses baselines trained meanwhile in --dir finds them).
+  const d = DEFAULT_NAS_SETTINGS;
+  const started = performance.now();
+  const result = await runNas({
+    settings: {
+      ...d,
+      dataset: 'fashion-mnist',
+      budgets: { latencyMs: budgetMs },
+      supernetEpochs: positiveInteger(values['supernet-epochs'], d.supernetEpochs, '--supernet-epochs'),
+      cycles: positiveInteger(values.cycles, d.cycles, '--cycles'),
+      populationSize: positiveInteger(values.population, d.populationSize, '--population'),
+      finetuneEpochs: positiveInteger(values['finetune-epochs'], d.finetuneEpochs, '--finetune-epochs'),
+      ...(trainLimit === undefined ? {} : { trainLimit }),
+      ...(testLimit === undefined ? {} : { testLimit }),
+    },
+    outDir: join(dir, 'search'),
+    onProgress: (p) => {
+      if (p.phase !== 'supernet' || /batch \d*00\//.test(p.message)) say(`nas: ${p.message}`);
+    },
+  });
+  const searchMinutes = (performance.now() - started) / 60000;
+  if (result.interrupted) return 130;
+  const best = result.report.best;
+  if (best === undefined) {
+    say(
+      `nas: no architecture meets ${budgetMs.toFixed(3)} ms; closest: ${JSON.stringify(result.report.closest)}`,
+    );
+    return 1;
+  }
   // The baseline: every zoo model and width whose int8 package fits, trained and evaluated.
   const baselineEpochs = positiveInteger(values['baseline-epochs'], 5, '--baseline-epochs');
   let baseline: { name: string; accuracy: number; pkg: Package } | undefined;
@@ -174,35 +203,6 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
       if (baseline === undefined || accuracy > baseline.accuracy) baseline = { name: label, accuracy, pkg };
     }
 
-  // The search.
-  const d = DEFAULT_NAS_SETTINGS;
-  const started = performance.now();
-  const result = await runNas({
-    settings: {
-      ...d,
-      dataset: 'fashion-mnist',
-      budgets: { latencyMs: budgetMs },
-      supernetEpochs: positiveInteger(values['supernet-epochs'], d.supernetEpochs, '--supernet-epochs'),
-      cycles: positiveInteger(values.cycles, d.cycles, '--cycles'),
-      populationSize: positiveInteger(values.population, d.populationSize, '--population'),
-      finetuneEpochs: positiveInteger(values['finetune-epochs'], d.finetuneEpochs, '--finetune-epochs'),
-      ...(trainLimit === undefined ? {} : { trainLimit }),
-      ...(testLimit === undefined ? {} : { testLimit }),
-    },
-    outDir: join(dir, 'search'),
-    onProgress: (p) => {
-      if (p.phase !== 'supernet' || /batch \d*00\//.test(p.message)) say(`nas: ${p.message}`);
-    },
-  });
-  const searchMinutes = (performance.now() - started) / 60000;
-  if (result.interrupted) return 130;
-  const best = result.report.best;
-  if (best === undefined) {
-    say(
-      `nas: no architecture meets ${budgetMs.toFixed(3)} ms; closest: ${JSON.stringify(result.report.closest)}`,
-    );
-    return 1;
-  }
   // Compressed as `whittle optimize --search` does: the searched package, its layers in their searched
   // formats, and the planner for the layers the search left fp32 (none: nothing to plan).
   const searchedFile = join(dir, 'search', NAS_PACKAGE_FILE);
