@@ -4,7 +4,7 @@
 // (the runtime's memory plan: arena + weights) and its package size; then the best architecture within the
 // budgets fine-tuned from its supernet weights (its ternary / binary layers through the straight-through
 // estimator, its pruned layers masked: the compressor's hooks), packaged in its formats, and verified: its
-// accuracy on the test set and its latency measured on this runtime. Every phase checkpoints in OUT (the
+// accuracy on the test set and its latency measured on this runtime (its batch norms recalibrated first). Every phase checkpoints in OUT (the
 // supernet after each epoch, the evolution after each candidate, the fine-tuning as `whittle train` does),
 // so an interrupted search resumes where it stopped; a checkpoint of another search is refused.
 import type { KeyObject } from 'node:crypto';
@@ -459,6 +459,9 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   // Phase 4: package in the architecture's formats and verify on this runtime.
   log({ phase: 'package', message: `packaging ${chosen.key} and measuring it` });
   const model = await tf.loadLayersModel(fileHandler(finetuneDir));
+  // A few fine-tuning steps leave the batch norms' moving statistics near their start (momentum 0.99):
+  // recalibrated on the calibration images, as the candidates were scored.
+  recalibrateBatchNorm(model, calibration);
   const pkg = await archPackage(chosen.arch, model, {
     calibration: calibrationSet,
     modelId: 'nas',
