@@ -3,10 +3,11 @@
 // the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
 // (the runtime's memory plan: arena + weights) and its package size; then the best architecture within the
 // budgets fine-tuned from its supernet weights (its ternary / binary layers through the straight-through
-// estimator, its pruned layers masked: the compressor's hooks), packaged in its formats, and verified: its
-// accuracy on the test set and its latency measured on this runtime (its batch norms recalibrated first). Every phase checkpoints in OUT (the
-// supernet after each epoch, the evolution after each candidate, the fine-tuning as `whittle train` does),
-// so an interrupted search resumes where it stopped; a checkpoint of another search is refused.
+// estimator, its pruned layers masked: the compressor's hooks), its batch norms recalibrated, packaged in
+// its formats, and verified: its accuracy on the test set and its latency measured on this runtime. Every
+// phase checkpoints in OUT (the supernet after each epoch, the evolution after each candidate, the
+// fine-tuning as `whittle train` does), so an interrupted search resumes where it stopped; a checkpoint of
+// another search is refused.
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
