@@ -9,10 +9,12 @@
 // trained (--baseline-epochs, `whittle train`'s trainer) and evaluated; baseline_accuracy is the best of
 // them on the test set. The NAS package and the baseline package are then timed interleaved image by image
 // (evaluate-package.ts compareLatency), so the machine's load hits both alike: latency_ratio is NAS /
-// baseline. The architecture found is then compressed as `whittle optimize` does (optimize/plan: per-layer
-// formats and pruning kept only where an end-to-end measurement here shows they pay) under the same budget:
-// steps_kept / steps_dropped_slower are that planner's, and the NAS figures are its package's.
-import { existsSync, mkdirSync } from 'node:fs';
+// baseline. The searched package (its per-layer formats kept) is then compressed as `whittle optimize
+// --search` does (optimize/plan: the layers the search left fp32 planned, each format or pruning step kept
+// only where an end-to-end measurement here shows it pays) under the same budget: steps_kept /
+// steps_dropped_slower are that planner's, and the NAS figures are its package's. Baselines trained to the
+// end by an earlier run in the same --dir with the same settings are reused.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,9 +23,11 @@ import * as tf from '@tensorflow/tfjs';
 import { type Package, readPackageFile } from '../agent/package/reader.js';
 import { firstImages, loadDataset } from '../optimize/datasets/dataset-spec.js';
 import { compareLatency, evaluatePackage, withTrainedPreprocessing } from '../optimize/evaluate-package.js';
-import { DEFAULT_NAS_SETTINGS, runNas } from '../optimize/nas/search.js';
+import { supernetRankCheck } from '../optimize/nas/rank-check.js';
+import { DEFAULT_NAS_SETTINGS, NAS_PACKAGE_FILE, runNas } from '../optimize/nas/search.js';
 import { readContent } from '../optimize/nas/space.js';
 import { bundledSigningKey } from '../optimize/package/writer.js';
+import { plannableLayers } from '../optimize/plan/apply.js';
 import { measuredEstimator } from '../optimize/plan/estimator.js';
 import { runOptimize } from '../optimize/plan/optimize.js';
 import { calibrationFromImages } from '../optimize/quantize/calibrate.js';
@@ -36,8 +40,10 @@ import { buildZooModel, ZOO_MODEL_NAMES } from '../optimize/zoo/index.js';
 import { BenchArgumentError, benchOptions, positiveInteger, stringOptions } from './kernels.js';
 
 export const NAS_HELP = `nas options: --latency-ms X (default: MobileNet-0.5 int8's latency here), --widths 0.25,0.5,1,
-  --baseline-epochs 5, --supernet-epochs 6, --cycles 48, --population 16, --finetune-epochs 3, --limit N
-  (training images), --test-limit N, --dir DIR, --json`;
+  --baseline-epochs 5, --supernet-epochs 1, --cycles 36, --population 12, --finetune-epochs 2, --limit N
+  (training images), --test-limit N, --dir DIR, --json;
+  --rank-check N: only the supernet's ranking check (N architectures, --limit images, default 10000,
+  --supernet-epochs epochs, default 1): Kendall's tau of supernet vs stand-alone accuracy`;
 
 const LATENCY_RUNS = 200;
 
@@ -47,6 +53,13 @@ function int8Package(dir: string, name: string, set: ReturnType<typeof loadDatas
   content.manifest = withTrainedPreprocessing(content.manifest, set);
   const fp32 = readContent(content);
   return readContent(quantizePackage(fp32, calibrationFromImages(set, 256)).content);
+}
+
+/** The training config (JSON) of the run that finished in `dir` (its evaluation.json), if any. */
+function trainedWith(dir: string): string | undefined {
+  const file = join(dir, 'evaluation.json');
+  if (!existsSync(file)) return undefined;
+  return JSON.stringify((JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown }).config);
 }
 
 export async function nasBenchCommand(args: string[], machine: string): Promise<number> {
@@ -65,6 +78,7 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
         'limit',
         'test-limit',
         'dir',
+        'rank-check',
       ),
     },
     NAS_HELP,
@@ -81,6 +95,18 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     values['test-limit'] === undefined ? undefined : positiveInteger(values['test-limit'], 0, '--test-limit');
   await selectTrainingBackend('whittle-native');
   say(`nas: machine ${machine}; in ${dir}`);
+  if (values['rank-check'] !== undefined) {
+    const check = await supernetRankCheck({
+      settings: { ...DEFAULT_NAS_SETTINGS, dataset: 'fashion-mnist', budgets: {} },
+      candidates: positiveInteger(values['rank-check'], 0, '--rank-check'),
+      images: trainLimit ?? 10000,
+      epochs: positiveInteger(values['supernet-epochs'], 1, '--supernet-epochs'),
+      outDir: dir,
+      say,
+    });
+    console.log(JSON.stringify({ machine, ...check }));
+    return 0;
+  }
   const data = loadDataset('fashion-mnist');
   const test = testLimit === undefined ? data.test! : firstImages(data.test!, testLimit);
   const zooOptions = (width: number): Parameters<typeof buildZooModel>[1] => ({
@@ -113,43 +139,7 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
   }
   say(`nas: budget ${budgetMs.toFixed(3)} ms/image`);
 
-  // The baseline: every zoo model and width whose int8 package fits, trained and evaluated.
-  const baselineEpochs = positiveInteger(values['baseline-epochs'], 5, '--baseline-epochs');
-  let baseline: { name: string; accuracy: number; pkg: Package } | undefined;
-  for (const name of ZOO_MODEL_NAMES)
-    for (const width of widths) {
-      const label = `${name}@${width}`;
-      const random = int8Package(
-        await saved(buildZooModel(name, zooOptions(width)), join(dir, `random-${label}`)),
-        label,
-        data.train,
-      );
-      const ms = compareLatency([random], test, 50)[0]!.medianMs;
-      if (ms > budgetMs) {
-        say(`nas: baseline ${label}: ${ms.toFixed(3)} ms > budget, skipped`);
-        continue;
-      }
-      const out = join(dir, `zoo-${label}`);
-      await train({
-        config: {
-          ...DEFAULT_TRAIN_CONFIG,
-          model: name,
-          dataset: 'fashion-mnist',
-          epochs: baselineEpochs,
-          widthMultiplier: width,
-          ...(trainLimit === undefined ? {} : { trainLimit }),
-          ...(testLimit === undefined ? {} : { testLimit }),
-        },
-        outDir: out,
-        resume: false,
-      });
-      const pkg = int8Package(out, label, data.train);
-      const accuracy = evaluatePackage(pkg, test).top1;
-      say(`nas: baseline ${label}: ${ms.toFixed(3)} ms, int8 top-1 ${(100 * accuracy).toFixed(2)}%`);
-      if (baseline === undefined || accuracy > baseline.accuracy) baseline = { name: label, accuracy, pkg };
-    }
-
-  // The search.
+  // The search (before the baselines: a run that reuses baselines trained meanwhile in --dir finds them).
   const d = DEFAULT_NAS_SETTINGS;
   const started = performance.now();
   const result = await runNas({
@@ -178,22 +168,63 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     );
     return 1;
   }
-  // Compressed as `whittle optimize` does, from the fine-tuned float model of the architecture found.
+  // The baseline: every zoo model and width whose int8 package fits, trained and evaluated.
+  const baselineEpochs = positiveInteger(values['baseline-epochs'], 5, '--baseline-epochs');
+  let baseline: { name: string; accuracy: number; pkg: Package } | undefined;
+  for (const name of ZOO_MODEL_NAMES)
+    for (const width of widths) {
+      const label = `${name}@${width}`;
+      const random = int8Package(
+        await saved(buildZooModel(name, zooOptions(width)), join(dir, `random-${label}`)),
+        label,
+        data.train,
+      );
+      const ms = compareLatency([random], test, 50)[0]!.medianMs;
+      if (ms > budgetMs) {
+        say(`nas: baseline ${label}: ${ms.toFixed(3)} ms > budget, skipped`);
+        continue;
+      }
+      const out = join(dir, `zoo-${label}`);
+      const config = {
+        ...DEFAULT_TRAIN_CONFIG,
+        model: name,
+        dataset: 'fashion-mnist',
+        epochs: baselineEpochs,
+        widthMultiplier: width,
+        ...(trainLimit === undefined ? {} : { trainLimit }),
+        ...(testLimit === undefined ? {} : { testLimit }),
+      };
+      // A baseline trained to the end by an earlier run in --dir with the same settings is reused.
+      if (trainedWith(out) !== JSON.stringify(config)) await train({ config, outDir: out, resume: false });
+      else say(`nas: baseline ${label}: reusing the model trained in ${out}`);
+      const pkg = int8Package(out, label, data.train);
+      const accuracy = evaluatePackage(pkg, test).top1;
+      say(`nas: baseline ${label}: ${ms.toFixed(3)} ms, int8 top-1 ${(100 * accuracy).toFixed(2)}%`);
+      if (baseline === undefined || accuracy > baseline.accuracy) baseline = { name: label, accuracy, pkg };
+    }
+
+  // Compressed as `whittle optimize --search` does: the searched package, its layers in their searched
+  // formats, and the planner for the layers the search left fp32 (none: nothing to plan).
+  const searchedFile = join(dir, 'search', NAS_PACKAGE_FILE);
+  const searched = readPackageFile(searchedFile, { allowUnsigned: true, cpuFamily: null });
   const planDir = join(dir, 'plan');
-  const planned = await runOptimize({
-    model: join(dir, 'search', 'finetune'),
-    dataset: 'fashion-mnist',
-    out: planDir,
-    budgets: { latencyMs: budgetMs },
-    estimator: measuredEstimator(firstImages(test, 10)),
-    target: "this machine's runtime",
-    key: bundledSigningKey(),
-    resume: existsSync(planDir),
-    onStep: (step) => say(`nas: plan ${step.layer} ${step.from} -> ${step.to}: ${step.reason}`),
-  });
-  if (planned.interrupted) return 130;
-  const plan = planned.report;
-  const nasPkg = readPackageFile(plan.out, { allowUnsigned: true, cpuFamily: null });
+  const planned =
+    plannableLayers(searched).length === 0
+      ? undefined
+      : await runOptimize({
+          model: searchedFile,
+          dataset: 'fashion-mnist',
+          out: planDir,
+          budgets: { latencyMs: budgetMs },
+          estimator: measuredEstimator(firstImages(test, 10)),
+          target: "this machine's runtime",
+          key: bundledSigningKey(),
+          resume: existsSync(planDir),
+          onStep: (step) => say(`nas: plan ${step.layer} ${step.from} -> ${step.to}: ${step.reason}`),
+        });
+  if (planned?.interrupted === true) return 130;
+  const plan = planned?.report;
+  const nasPkg = plan ? readPackageFile(plan.out, { allowUnsigned: true, cpuFamily: null }) : searched;
   const nasAccuracy = evaluatePackage(nasPkg, test).top1;
   const [nasLatency, baseLatency] = compareLatency(
     baseline ? [nasPkg, baseline.pkg] : [nasPkg],
@@ -217,9 +248,9 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     supernet_minutes: result.report.supernet_seconds / 60,
     candidates_evaluated: result.report.candidates_evaluated,
     package_bytes: nasPkg.fileBytes,
-    plan: plan.plan,
-    steps_kept: plan.steps_kept,
-    steps_dropped_slower: plan.steps_dropped_slower,
+    plan: plan?.plan ?? {},
+    steps_kept: plan?.steps_kept ?? 0,
+    steps_dropped_slower: plan?.steps_dropped_slower ?? 0,
   };
   if (values.json) console.log(JSON.stringify(row));
   else

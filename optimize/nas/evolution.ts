@@ -5,7 +5,7 @@
 // among those over budget the one missing by less (the sum of its relative misses) ranks higher, so an
 // impossible budget still ends with the closest candidates and by how much each misses.
 import { SeededRandom } from '../seeded-random.js';
-import { archKey, type ArchSpec, mutateArch, sampleArch } from './space.js';
+import { archKey, type ArchSpec, type FormatChoices, mutateArch, sampleArch, SEARCH_SPACE } from './space.js';
 
 export interface Budgets {
   latencyMs?: number;
@@ -87,6 +87,8 @@ export interface EvolutionOptions {
   cycles: number;
   seed: number;
   budgets: Budgets;
+  /** The formats and pruning ratios candidates draw from (default: all of SEARCH_SPACE's). */
+  choices?: FormatChoices;
   score: (arch: ArchSpec, cycle: number) => Promise<Candidate>;
   /** Resume from this state (a checkpoint). */
   state?: EvolutionState;
@@ -108,7 +110,8 @@ export async function evolve(options: EvolutionOptions): Promise<EvolutionState 
     byKey.get(archKey(arch)) ?? options.score(arch, cycle);
   const initial = new SeededRandom(options.seed);
   // The initial population: seeded, so a resumed run draws the same ones and skips those already scored.
-  const seeds = Array.from({ length: options.populationSize }, () => sampleArch(initial));
+  const choices = options.choices ?? SEARCH_SPACE;
+  const seeds = Array.from({ length: options.populationSize }, () => sampleArch(initial, choices));
   for (let i = state.population.length; i < options.populationSize && state.cycles === 0; i++) {
     if (options.signal?.aborted === true) return { ...state, interrupted: true };
     const c = await scored(seeds[i]!, -1);
@@ -125,7 +128,7 @@ export async function evolve(options: EvolutionOptions): Promise<EvolutionState 
     const parent = sample.reduce((best, c) =>
       fitness(c, options.budgets) > fitness(best, options.budgets) ? c : best,
     );
-    const child = await scored(mutateArch(parent.arch, rng), state.cycles);
+    const child = await scored(mutateArch(parent.arch, rng, choices), state.cycles);
     state.cycles++;
     if (!byKey.has(child.key)) add(child);
     state.population.push(child.key);

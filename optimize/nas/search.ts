@@ -3,10 +3,11 @@
 // the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
 // (the runtime's memory plan: arena + weights) and its package size; then the best architecture within the
 // budgets fine-tuned from its supernet weights (its ternary / binary layers through the straight-through
-// estimator, its pruned layers masked: the compressor's hooks), packaged in its formats, and verified: its
-// accuracy on the test set and its latency measured on this runtime. Every phase checkpoints in OUT (the
-// supernet after each epoch, the evolution after each candidate, the fine-tuning as `whittle train` does),
-// so an interrupted search resumes where it stopped; a checkpoint of another search is refused.
+// estimator, its pruned layers masked: the compressor's hooks), its batch norms recalibrated, packaged in
+// its formats, and verified: its accuracy on the test set and its latency measured on this runtime. Every
+// phase checkpoints in OUT (the supernet after each epoch, the evolution after each candidate, the
+// fine-tuning as `whittle train` does), so an interrupted search resumes where it stopped; a checkpoint of
+// another search is refused.
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +36,15 @@ import {
   paretoFront,
   relativeMiss,
 } from './evolution.js';
-import { archKey, archLayers, archPackage, type ArchSpec, parseArch } from './space.js';
+import {
+  archKey,
+  archLayers,
+  archPackage,
+  type ArchSpec,
+  type LayerFormat,
+  parseArch,
+  parseFormatChoices,
+} from './space.js';
 import { modelAccuracy, NasCheckpointError, recalibrateBatchNorm, Supernet } from './supernet.js';
 
 export { type Budgets, type Candidate } from './evolution.js';
@@ -56,6 +65,13 @@ export interface NasSettings {
   /** Images each candidate's batch norms are recalibrated on. */
   calibrationImages: number;
   testLimit?: number;
+  /** The per-layer formats and pruning ratios candidates draw from. The supernet trains float weights
+   * only: an int8 layer costs it little accuracy, but ternary / binary / pruned layers projected from them
+   * score near chance untrained (a reduced run ranked noise), so the default searches fp32 and int8 and
+   * leaves the fp32 layers to the planner (`whittle optimize --search`: each measured format kept where it
+   * pays). */
+  formats: LayerFormat[];
+  prunes: number[];
   populationSize: number;
   sampleSize: number;
   cycles: number;
@@ -69,16 +85,18 @@ export interface NasSettings {
 }
 
 export const DEFAULT_NAS_SETTINGS: Omit<NasSettings, 'dataset' | 'budgets'> = {
-  supernetEpochs: 6,
+  supernetEpochs: 1,
   batchSize: 64,
-  pathBatches: 20,
+  pathBatches: 8,
   learningRate: 2e-3,
   validationImages: 2000,
   calibrationImages: 256,
-  populationSize: 16,
+  formats: ['fp32', 'int8'],
+  prunes: [0],
+  populationSize: 12,
   sampleSize: 4,
-  cycles: 48,
-  finetuneEpochs: 3,
+  cycles: 36,
+  finetuneEpochs: 2,
   latencyRuns: 40,
   seed: 1,
 };
@@ -219,6 +237,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   const { settings, outDir } = run;
   const log = run.onProgress ?? (() => undefined);
   mkdirSync(outDir, { recursive: true });
+  const choices = parseFormatChoices(settings);
   const data = loadDataset(settings.dataset);
   const trainSet = data.train;
   const test = data.test ?? trainSet;
@@ -322,6 +341,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
     cycles: settings.cycles,
     seed: settings.seed,
     budgets: settings.budgets,
+    choices,
     score: async (arch, cycle) => {
       scoredHere++;
       return score(arch, cycle);
@@ -415,7 +435,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
       dataset: settings.dataset,
       epochs: settings.finetuneEpochs,
       batchSize: settings.batchSize,
-      learningRate: settings.learningRate / 4,
+      learningRate: settings.learningRate / 2,
       patience: 0,
       seed: settings.seed,
       trainLimit: used,
@@ -440,6 +460,9 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   // Phase 4: package in the architecture's formats and verify on this runtime.
   log({ phase: 'package', message: `packaging ${chosen.key} and measuring it` });
   const model = await tf.loadLayersModel(fileHandler(finetuneDir));
+  // A few fine-tuning steps leave the batch norms' moving statistics near their start (momentum 0.99):
+  // recalibrated on the calibration images, as the candidates were scored.
+  recalibrateBatchNorm(model, calibration);
   const pkg = await archPackage(chosen.arch, model, {
     calibration: calibrationSet,
     modelId: 'nas',

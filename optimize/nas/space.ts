@@ -1,5 +1,5 @@
-// The hardware-aware NAS search space (issue 16 point 6): a stem conv, three stages that each halve the
-// resolution, global average pooling and a classifier. Each stage picks a block type (plain conv, MobileNet's
+// The hardware-aware NAS search space (issue 16 point 6): a stem conv (stride 1, or 2: the small-budget
+// corner, a quarter of every later layer's work), three stages that each halve the resolution, global average pooling and a classifier. Each stage picks a block type (plain conv, MobileNet's
 // depthwise-separable block, SqueezeNet's fire module, ShuffleNet v2's unit — the zoo's own blocks,
 // optimize/zoo/blocks.ts), its width, its depth (blocks; the first strides) and its kernel size, plus the
 // number format its layers are stored and run in and a pruning ratio. Formats are what the runtime runs per
@@ -41,6 +41,8 @@ export type BlockType = (typeof BLOCK_TYPES)[number];
 export const LAYER_FORMATS = ['fp32', 'int8', 'ternary', 'binary'] as const;
 export type LayerFormat = (typeof LAYER_FORMATS)[number];
 
+export type StemStride = 1 | 2;
+
 export interface StageSpec {
   block: BlockType;
   /** Output channels of every block of the stage. */
@@ -56,7 +58,8 @@ export interface StageSpec {
 }
 
 export interface ArchSpec {
-  stem: { width: number; format: LayerFormat };
+  /** `stride` 2 halves the resolution at once (absent: 1, the space before it had the choice). */
+  stem: { width: number; format: LayerFormat; stride?: StemStride };
   stages: StageSpec[];
   head: { format: LayerFormat };
 }
@@ -64,6 +67,7 @@ export interface ArchSpec {
 /** The choices. Widths are multiples of 8 (fire splits a width in quarters, a ShuffleNet unit in halves). */
 export const SEARCH_SPACE = {
   stemWidths: [8, 16, 24],
+  stemStrides: [1, 2] as readonly StemStride[],
   stageWidths: [
     [16, 24, 32],
     [32, 48, 64],
@@ -76,6 +80,27 @@ export const SEARCH_SPACE = {
   prunes: [0, 0.5, 0.75],
 } as const;
 
+/** The format and pruning choices a search draws from (a subset of SEARCH_SPACE's). */
+export interface FormatChoices {
+  formats: readonly LayerFormat[];
+  prunes: readonly number[];
+}
+
+/** `choices` when they are within SEARCH_SPACE, else ArchSpecError naming the bad one. */
+export function parseFormatChoices(choices: FormatChoices): FormatChoices {
+  for (const [field, got, all] of [
+    ['formats', choices.formats, SEARCH_SPACE.formats],
+    ['prunes', choices.prunes, SEARCH_SPACE.prunes],
+  ] as const) {
+    const bad = got.find((c) => !(all as readonly unknown[]).includes(c));
+    if (got.length === 0 || bad !== undefined)
+      throw new ArchSpecError(
+        `search ${field}: expected some of ${all.join(', ')} but received ${JSON.stringify(got)}`,
+      );
+  }
+  return choices;
+}
+
 const pick = <T>(rng: SeededRandom, choices: readonly T[]): T => choices[rng.int(0, choices.length - 1)]!;
 
 /** `prune` as the format allows it (0 unless fp32). */
@@ -83,22 +108,29 @@ function normalized(stage: StageSpec): StageSpec {
   return stage.format === 'fp32' ? stage : { ...stage, prune: 0 };
 }
 
-/** A uniformly random architecture of SEARCH_SPACE. */
-export function sampleArch(rng: SeededRandom): ArchSpec {
-  return {
-    stem: { width: pick(rng, SEARCH_SPACE.stemWidths), format: pick(rng, SEARCH_SPACE.formats) },
+/** `arch` with its stem stride written out only when it is 2 (one spelling per architecture). */
+function withStride(arch: ArchSpec, stride: StemStride): ArchSpec {
+  const stem: ArchSpec['stem'] = { width: arch.stem.width, format: arch.stem.format };
+  return { ...arch, stem: stride === 2 ? { ...stem, stride } : stem };
+}
+
+/** A uniformly random architecture of SEARCH_SPACE (its formats and pruning ratios from `choices`). */
+export function sampleArch(rng: SeededRandom, choices: FormatChoices = SEARCH_SPACE): ArchSpec {
+  const arch: ArchSpec = {
+    stem: { width: pick(rng, SEARCH_SPACE.stemWidths), format: pick(rng, choices.formats) },
     stages: SEARCH_SPACE.stageWidths.map((widths) =>
       normalized({
         block: pick(rng, SEARCH_SPACE.blocks),
         width: pick(rng, widths),
         depth: pick(rng, SEARCH_SPACE.depths),
         kernel: pick(rng, SEARCH_SPACE.kernels),
-        format: pick(rng, SEARCH_SPACE.formats),
-        prune: pick(rng, SEARCH_SPACE.prunes),
+        format: pick(rng, choices.formats),
+        prune: pick(rng, choices.prunes),
       }),
     ),
-    head: { format: pick(rng, SEARCH_SPACE.formats) },
+    head: { format: pick(rng, choices.formats) },
   };
+  return withStride(arch, pick(rng, SEARCH_SPACE.stemStrides));
 }
 
 /** The all-fp32, unpruned form of `arch` (what the supernet trains). */
@@ -118,24 +150,32 @@ function other<T>(rng: SeededRandom, choices: readonly T[], current: T): T {
 
 /** One mutation of `arch` (Real et al.'s regularized evolution mutates one choice): a stage's block type,
  * width (Net2Net-style widen / narrow: the supernet's weights are inherited), depth (deepen / shallow),
- * kernel, format or pruning ratio, or the stem's width or format, or the head's format. Never `arch` itself. */
-export function mutateArch(arch: ArchSpec, rng: SeededRandom): ArchSpec {
+ * kernel, format or pruning ratio (from `choices`), or the stem's width, stride or format, or the head's
+ * format. Never `arch` itself. */
+export function mutateArch(
+  arch: ArchSpec,
+  rng: SeededRandom,
+  choices: FormatChoices = SEARCH_SPACE,
+): ArchSpec {
   const next: ArchSpec = structuredClone(arch);
   for (;;) {
-    const what = rng.int(0, 8);
+    const what = rng.int(0, 9);
     const s = rng.int(0, next.stages.length - 1);
     const stage = next.stages[s]!;
     if (what === 0) stage.block = other(rng, SEARCH_SPACE.blocks, stage.block);
     else if (what === 1) stage.width = other(rng, SEARCH_SPACE.stageWidths[s]!, stage.width);
     else if (what === 2) stage.depth = other(rng, SEARCH_SPACE.depths, stage.depth);
     else if (what === 3) stage.kernel = other(rng, SEARCH_SPACE.kernels, stage.kernel);
-    else if (what === 4) stage.format = other(rng, SEARCH_SPACE.formats, stage.format);
-    else if (what === 5) stage.prune = other(rng, SEARCH_SPACE.prunes, stage.prune);
+    else if (what === 4) stage.format = other(rng, choices.formats, stage.format);
+    else if (what === 5) stage.prune = other(rng, choices.prunes, stage.prune);
     else if (what === 6) next.stem.width = other(rng, SEARCH_SPACE.stemWidths, next.stem.width);
-    else if (what === 7) next.stem.format = other(rng, SEARCH_SPACE.formats, next.stem.format);
-    else next.head.format = other(rng, SEARCH_SPACE.formats, next.head.format);
+    else if (what === 7) next.stem.format = other(rng, choices.formats, next.stem.format);
+    else if (what === 8) next.head.format = other(rng, choices.formats, next.head.format);
     next.stages[s] = normalized(stage);
-    if (archKey(next) !== archKey(arch)) return next;
+    const stride =
+      what === 9 ? other(rng, SEARCH_SPACE.stemStrides, next.stem.stride ?? 1) : next.stem.stride;
+    const child = withStride(next, stride ?? 1);
+    if (archKey(child) !== archKey(arch)) return child;
   }
 }
 
@@ -144,7 +184,10 @@ export function archKey(arch: ArchSpec): string {
   const stages = arch.stages.map(
     (s) => `${s.block}${s.width}x${s.depth}k${s.kernel}${s.format}${s.prune > 0 ? `p${s.prune}` : ''}`,
   );
-  return [`stem${arch.stem.width}${arch.stem.format}`, ...stages, `head${arch.head.format}`].join('-');
+  const stride = (arch.stem.stride ?? 1) === 1 ? '' : `s${arch.stem.stride}`;
+  return [`stem${arch.stem.width}${stride}${arch.stem.format}`, ...stages, `head${arch.head.format}`].join(
+    '-',
+  );
 }
 
 /** `value` as an ArchSpec within SEARCH_SPACE, or ArchSpecError naming the first bad field. */
@@ -165,6 +208,9 @@ export function parseArch(value: unknown): ArchSpec {
     stem: {
       width: oneOf('stem.width', v.stem?.width, SEARCH_SPACE.stemWidths),
       format: oneOf('stem.format', v.stem?.format, SEARCH_SPACE.formats),
+      ...(v.stem?.stride === undefined || v.stem.stride === 1
+        ? {}
+        : { stride: oneOf('stem.stride', v.stem.stride, SEARCH_SPACE.stemStrides) }),
     },
     stages: v.stages.map((s, i) => ({
       block: oneOf(`stages[${i}].block`, s?.block, SEARCH_SPACE.blocks),
@@ -200,7 +246,8 @@ export function buildArchModel(arch: ArchSpec, options: ArchModelOptions): tf.La
     throw new ArchSpecError(`expected at least 2 classes but received ${options.classes}`);
   const init = new Initializers(options.seed);
   const input = tf.input({ shape: [height, width, channels] });
-  let x: Tensor = convBlock(input, { filters: arch.stem.width, kernel: 3, stride: 1, init, name: 'stem' });
+  const stride = arch.stem.stride ?? 1;
+  let x: Tensor = convBlock(input, { filters: arch.stem.width, kernel: 3, stride, init, name: 'stem' });
   arch.stages.forEach((stage, i) => {
     for (let j = 0; j < stage.depth; j++) {
       const name = `s${i}b${j}_${stage.block}`;

@@ -1,6 +1,8 @@
 // The weight-sharing supernet (single-path one-shot, Guo et al. 2020): one weight tensor per layer name of
 // the search space at its largest shape (widest channels, largest kernel), trained once by sampling a path
-// (an architecture of the space, float form) every few batches; the path's model takes its weights as slices
+// (an architecture of the space, float form) every few batches by the sandwich rule (Yu & Huang 2019,
+// slimmable networks / BigNAS: a random draw, then the largest and the smallest architecture with its
+// block types, so the extremes that bound every candidate train as often as the middle); the path's model takes its weights as slices
 // of the shared tensors (the first channels, the centre of the kernel: the layout OFA's elastic width and
 // kernel use), trains on those batches on the training backend, and writes them back. Any architecture of
 // the space is then evaluated without training: its slices, its formats applied (space.ts
@@ -69,6 +71,22 @@ function copyBox(big: Shared, small: Float32Array, shape: readonly number[], toB
     if (toBig) big.values.set(small.subarray(r * inner, (r + 1) * inner), at);
     else small.set(big.values.subarray(at, at + inner), r * inner);
   }
+}
+
+/** `arch` (float form) with every stage, and the stem, at its largest or smallest width, depth and kernel. */
+export function extremeArch(arch: ArchSpec, side: 'largest' | 'smallest'): ArchSpec {
+  const at = (values: readonly number[]): number =>
+    side === 'largest' ? Math.max(...values) : Math.min(...values);
+  return {
+    stem: { ...arch.stem, width: at(SEARCH_SPACE.stemWidths) },
+    stages: arch.stages.map((s, i) => ({
+      ...s,
+      width: at(SEARCH_SPACE.stageWidths[i]!),
+      depth: at(SEARCH_SPACE.depths),
+      kernel: at(SEARCH_SPACE.kernels),
+    })),
+    head: arch.head,
+  };
 }
 
 /** The largest architecture built of each block type: together they hold every layer name of the space at
@@ -174,6 +192,14 @@ export class Supernet {
     const [h, w, c] = this.options.inputShape;
     for (let epoch = this.epochsDone; epoch < options.epochs; epoch++) {
       const rng = new SeededRandom(options.seed * 7919 + epoch);
+      const sandwich: ArchSpec[] = [];
+      const nextPath = (): ArchSpec => {
+        if (sandwich.length === 0) {
+          const draw = floatArch(sampleArch(rng));
+          sandwich.push(draw, extremeArch(draw, 'largest'), extremeArch(draw, 'smallest'));
+        }
+        return sandwich.shift()!;
+      };
       let model: tf.LayersModel | undefined;
       let done = 0;
       let losses: number[] = [];
@@ -191,7 +217,7 @@ export class Supernet {
           return { interrupted: true };
         }
         if (model === undefined) {
-          model = this.model(floatArch(sampleArch(rng)));
+          model = this.model(nextPath());
           model.compile({
             optimizer: createAdam(options.learningRate, defaultAdam()),
             loss: 'categoricalCrossentropy',

@@ -1,7 +1,8 @@
 // `whittle optimize`: a model made to fit a device's budgets (latency per frame, peak RAM, package bytes),
 // keeping only the steps that pay on that device. The run (OUT/):
 //   train/            a zoo model trained first (--model ZOO), resumable as `whittle train` is;
-//   baseline.whittle  the fp32 package;
+//   nas/              --search: the search's run (optimize/nas/search.ts), resumable;
+//   baseline.whittle  the fp32 package (--search: the searched package, in its per-layer formats);
 //   sensitivity.json  the per-layer analysis (sensitivity.ts), saved after every layer: --resume goes on
 //                     from the first layer not measured;
 //   model.whittle     the plan's package, signed; report.json the plan, the ledger and what was dropped.
@@ -14,7 +15,7 @@ import { whittleError } from '../../native/whittle-error.js';
 import { compressedPackage } from '../compress/encode.js';
 import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
 import { packageImageInput, packageImageSize, withTrainedPreprocessing } from '../evaluate-package.js';
-import { DEFAULT_NAS_SETTINGS, type NasProgress, runNas } from '../nas/search.js';
+import { DEFAULT_NAS_SETTINGS, NAS_PACKAGE_FILE, type NasProgress, runNas } from '../nas/search.js';
 import { probeFromTestSet } from '../package/probe.js';
 import { packageContent, writePackage } from '../package/writer.js';
 import { calibrationFromImages } from '../quantize/calibrate.js';
@@ -252,7 +253,8 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
 
 class InterruptedRun extends Error {}
 
-/** The fp32 package of `options.model`; undefined when training it was interrupted. */
+/** The fp32 package of `options.model` (--search: the searched package, its layers in their searched
+ * formats); undefined when training it was interrupted. */
 async function baselinePackage(options: OptimizeOptions): Promise<Package | undefined> {
   const model = options.model;
   const set = loadDataset(options.dataset).train;
@@ -281,14 +283,12 @@ async function baselinePackage(options: OptimizeOptions): Promise<Package | unde
       ...(options.onSearchProgress ? { onProgress: options.onSearchProgress } : {}),
     });
     if (found.interrupted) return undefined;
-    // The fine-tuned float model of the architecture found: planned like any trained model.
-    const content = compressedPackage(join(nas, 'finetune'), new Map(), { modelId: 'nas' });
-    content.manifest = withTrainedPreprocessing(content.manifest, set);
-    return read(writePackage(content, options.key));
   }
-  if (existsSync(model) && statSync(model).isFile()) {
-    const pkg = readPackageFile(model, { allowUnsigned: true, cpuFamily: null });
-    if (plannableLayers(pkg).length === 0)
+  // The search's package keeps its searched per-layer formats: the planner plans the layers it left fp32.
+  const file = options.search ? join(options.out, 'nas', NAS_PACKAGE_FILE) : model;
+  if (existsSync(file) && statSync(file).isFile()) {
+    const pkg = readPackageFile(file, { allowUnsigned: true, cpuFamily: null });
+    if (!options.search && plannableLayers(pkg).length === 0)
       throw new OptimizeError(
         `${model} has no f32 conv / fully connected layer to plan: start from an fp32 package`,
       );

@@ -16,6 +16,7 @@ import {
   buildArchModel,
   mutateArch,
   parseArch,
+  parseFormatChoices,
   sampleArch,
 } from '../../../optimize/nas/space.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
@@ -42,6 +43,34 @@ describe('NAS search space', () => {
     }
     assert.ok(keys.size > 190, `200 samples give ${keys.size} distinct keys`);
     assert.deepEqual(sampleArch(new SeededRandom(3)), sampleArch(new SeededRandom(3)));
+    // Both stem strides are drawn; stride 1 keeps the keys of the space before the choice.
+    assert.ok(
+      [...keys].some((k) => /^stem\d+s2/.test(k)) &&
+        [...keys].some((k) => /^stem\d+(fp32|int8|ternary|binary)-/.test(k)),
+    );
+    const one = { ...sampleArch(new SeededRandom(5)) };
+    one.stem = { width: 8, format: 'fp32' };
+    assert.match(archKey(one), /^stem8fp32-/);
+    assert.deepEqual(parseArch({ ...one, stem: { ...one.stem, stride: 1 } }), one);
+  });
+
+  test('a search drawing from some formats and pruning ratios stays within them', () => {
+    const rng = new SeededRandom(9);
+    const choices = parseFormatChoices({ formats: ['fp32', 'int8'], prunes: [0] });
+    for (let i = 0; i < 100; i++) {
+      const arch = mutateArch(sampleArch(rng, choices), rng, choices);
+      for (const f of [arch.stem.format, arch.head.format, ...arch.stages.map((s) => s.format)])
+        assert.ok(f === 'fp32' || f === 'int8', archKey(arch));
+      assert.ok(
+        arch.stages.every((s) => s.prune === 0),
+        archKey(arch),
+      );
+    }
+    assert.throws(
+      () => parseFormatChoices({ formats: ['fp16' as never], prunes: [0] }),
+      (e: unknown) => e instanceof ArchSpecError && /search formats/.test(e.message),
+    );
+    assert.throws(() => parseFormatChoices({ formats: ['int8'], prunes: [] }), /search prunes/);
   });
 
   test('a bad architecture is refused naming the field', () => {
@@ -51,6 +80,10 @@ describe('NAS search space', () => {
       (e: unknown) => e instanceof ArchSpecError && /stages\[0\]\.width/.test(e.message),
     );
     assert.throws(() => parseArch({ ...arch, stem: { width: 16, format: 'fp64' } }), /stem\.format/);
+    assert.throws(
+      () => parseArch({ ...arch, stem: { width: 16, format: 'fp32', stride: 3 } }),
+      /stem\.stride/,
+    );
     assert.throws(() => parseArch(null), ArchSpecError);
   });
 
@@ -63,8 +96,9 @@ describe('NAS search space', () => {
       a.stages[i % 3]!.block = block;
       return a;
     });
-    // One all-int8 and one fp32 pruned, so each path is taken.
+    // One all-int8 and one fp32 pruned, so each path is taken; a stride-2 stem.
     const base = sampleArch(rng);
+    archs.push({ ...base, stem: { width: 16, format: 'int8', stride: 2 } });
     archs.push({
       stem: { ...base.stem, format: 'int8' },
       stages: base.stages.map((s) => ({ ...s, format: 'int8', prune: 0 })),
