@@ -11,6 +11,8 @@ import {
   type DeviceProfileResponse,
   type LatencyTablesResponse,
   LiveMessageSchema,
+  type MeasurePackagesRequest,
+  type MeasurePackagesResponse,
   type MeasureRequest,
   type PackageView,
 } from '../api/contract.js';
@@ -70,6 +72,11 @@ export class ManagerClient {
   /** Starts a measurement of the device's latency table; follow it with latencyTables(). */
   measure(id: string, request: MeasureRequest): Promise<LatencyTablesResponse> {
     return this.call('measureLatencyTable', { id }, JSON.stringify(request));
+  }
+
+  /** Has the device time stored packages (uploaded first); resolves with its timings once it has. */
+  measurePackages(id: string, request: MeasurePackagesRequest): Promise<MeasurePackagesResponse> {
+    return this.call('measurePackages', { id }, JSON.stringify(request));
   }
 
   /** Opens /api/live and calls `onDeployment` with every deployment change; resolves once connected. The
