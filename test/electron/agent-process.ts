@@ -4,8 +4,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import mqtt, { type MqttClient } from 'mqtt';
+
 import { packageRoot } from '../../agent/package-root.js';
+import { deviceTopic, PROTOCOL_VERSION } from '../../agent/protocol/messages.js';
 import type { Core } from '../../electron/core/core.js';
+import { managerSigningPublicKey } from '../../electron/core/provisioning/signing-key.js';
+import { waitFor } from '../support/stack.js';
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -58,4 +63,46 @@ export function startAgentProcess(
       clearTimeout(timer);
     },
   };
+}
+
+/** An agent on ffmpeg's test camera (10 fps, no snapshots) whose pinned package key is the manager's of
+ * `dataDir`, its state in DIR/state: a device the manager can deploy to and have time packages. */
+export function startPinnedAgent(
+  core: Core,
+  dir: string,
+  deviceId: string,
+  dataDir: string,
+  log: (line: string) => void,
+): AgentProcess {
+  return startAgentProcess(
+    core,
+    dir,
+    deviceId,
+    {
+      camera: 'testsrc',
+      stateDir: join(dir, 'state'),
+      packageKey: managerSigningPublicKey(dataDir),
+      fps: 10,
+      snapshotSeconds: 0,
+    },
+    log,
+  );
+}
+
+/** A device speaking the protocol by hand: connected with its credentials, subscribed to its request leaf
+ * (answering nothing unless the caller listens), announced online; resolves once the manager sees it. */
+export async function startHandmadeDevice(core: Core, deviceId: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.broker.port}`, {
+    username: deviceId,
+    password: core.store.issueCredential(deviceId),
+    clientId: `whittle-agent-${deviceId}`,
+  });
+  await client.subscribeAsync(deviceTopic(deviceId, 'request'), { qos: 1 });
+  await client.publishAsync(
+    deviceTopic(deviceId, 'status'),
+    JSON.stringify({ v: PROTOCOL_VERSION, online: true, ts: Date.now() }),
+    { qos: 1, retain: true },
+  );
+  await waitFor(`device ${deviceId} online`, 5000, () => core.registry.get(deviceId)?.online || undefined);
+  return client;
 }

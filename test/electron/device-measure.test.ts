@@ -12,8 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import mqtt from 'mqtt';
-
 import { sha256, signDigest } from '../../agent/package/signing.js';
 import {
   deviceTopic,
@@ -24,11 +22,11 @@ import {
 } from '../../agent/protocol/messages.js';
 import { ManagerApiError, ManagerClient } from '../../electron/commands/manager-client.js';
 import { type Core, startCore } from '../../electron/core/core.js';
-import { managerSigningKeys, managerSigningPublicKey } from '../../electron/core/provisioning/signing-key.js';
+import { managerSigningKeys } from '../../electron/core/provisioning/signing-key.js';
 import { activeIsa, addonBuildHash } from '../../native/index.js';
 import { demoPackage } from '../support/packages.js';
 import { waitFor } from '../support/stack.js';
-import { type AgentProcess, startAgentProcess } from './agent-process.js';
+import { type AgentProcess, startHandmadeDevice, startPinnedAgent } from './agent-process.js';
 
 const DEVICE = 'bench-board';
 
@@ -45,20 +43,7 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
   /** The device's `paused` as each change of its view showed it: the request id, or null. */
   const pauses: (string | null)[] = [];
   const stateDir = (): string => join(dir, 'state');
-  const startAgent = (): AgentProcess =>
-    startAgentProcess(
-      core,
-      dir,
-      DEVICE,
-      {
-        camera: 'testsrc',
-        stateDir: stateDir(),
-        packageKey: managerSigningPublicKey(dataDir),
-        fps: 10,
-        snapshotSeconds: 0,
-      },
-      (l) => logs.push(l),
-    );
+  const startAgent = (): AgentProcess => startPinnedAgent(core, dir, DEVICE, dataDir, (l) => logs.push(l));
   const failWithLogs = (err: Error): never => assert.fail(`${err.message}\n${logs.slice(-60).join('\n')}`);
   /** Frames the device ran after `since` (manager clock): its camera loop runs. */
   const framesAfter = (since: number): Promise<number> =>
@@ -240,19 +225,8 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
     assert.match(missing.message, /no package abab.*upload it first/);
     // A device whose agent predates package measurements: online, subscribed, silent.
     const fake = 'old-agent';
-    const silent = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.broker.port}`, {
-      username: fake,
-      password: core.store.issueCredential(fake),
-      clientId: `whittle-agent-${fake}`,
-    });
+    const silent = await startHandmadeDevice(core, fake);
     try {
-      await silent.subscribeAsync(deviceTopic(fake, 'request'), { qos: 1 });
-      await silent.publishAsync(
-        deviceTopic(fake, 'status'),
-        JSON.stringify({ v: PROTOCOL_VERSION, online: true, ts: Date.now() }),
-        { qos: 1, retain: true },
-      );
-      await waitFor('the old agent online', 5000, () => core.registry.get(fake)?.online || undefined);
       const old = await refusal(client.measurePackages(fake, { packages: [pkg.sha256] }));
       assert.equal(old.status, 504);
       assert.match(

@@ -15,11 +15,10 @@ import type { ResponseMessage } from '../../../agent/protocol/messages.js';
 import { ManagerClient } from '../../../electron/commands/manager-client.js';
 import { writeConnectionFile } from '../../../electron/core/connection-file.js';
 import { type Core, startCore } from '../../../electron/core/core.js';
-import { managerSigningPublicKey } from '../../../electron/core/provisioning/signing-key.js';
 import type { OptimizeReport } from '../../../optimize/plan/optimize.js';
 import { waitFor } from '../../support/stack.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
-import { type AgentProcess, startAgentProcess } from '../agent-process.js';
+import { type AgentProcess, startPinnedAgent } from '../agent-process.js';
 
 const DEVICE = 'tiny-board';
 
@@ -29,20 +28,7 @@ describe('whittle optimize --device: priced from the table a real agent measured
   let core: Core;
   let agent: AgentProcess;
   const logs: string[] = [];
-  const startAgent = (): AgentProcess =>
-    startAgentProcess(
-      core,
-      dir,
-      DEVICE,
-      {
-        camera: 'testsrc',
-        stateDir: join(dir, 'state'),
-        packageKey: managerSigningPublicKey(dataDir),
-        fps: 10,
-        snapshotSeconds: 0,
-      },
-      (l) => logs.push(l),
-    );
+  const startAgent = (): AgentProcess => startPinnedAgent(core, dir, DEVICE, dataDir, (l) => logs.push(l));
   const failWithLogs = (err: Error): never => assert.fail(`${err.message}\n${logs.slice(-60).join('\n')}`);
   /** `whittle ...` as a user runs it, in a child process (the manager runs in this one, so not spawnSync),
    * its data directory the manager's. */
