@@ -1,14 +1,17 @@
 // A real agent process with a config of the test's choosing, talking to a real core: for integration
 // tests that need agent options the shared stack does not set (labels, state dir, reconnect bounds).
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import mqtt, { type MqttClient } from 'mqtt';
 
 import { packageRoot } from '../../agent/package-root.js';
 import { deviceTopic, PROTOCOL_VERSION } from '../../agent/protocol/messages.js';
-import type { Core } from '../../electron/core/core.js';
+import { writeConnectionFile } from '../../electron/core/connection-file.js';
+import { type Core, startCore } from '../../electron/core/core.js';
 import { managerSigningPublicKey } from '../../electron/core/provisioning/signing-key.js';
 import { waitFor } from '../support/stack.js';
 
@@ -105,4 +108,60 @@ export async function startHandmadeDevice(core: Core, deviceId: string): Promise
   );
   await waitFor(`device ${deviceId} online`, 5000, () => core.registry.get(deviceId)?.online || undefined);
   return client;
+}
+
+/** A real core (its data directory `dataDir(dir)` under a new temporary DIR, its connection file written) and
+ * a pinned agent for `deviceId` on it (startPinnedAgent), with everything both logged. */
+export interface PinnedDevice {
+  dir: string;
+  dataDir: string;
+  core: Core;
+  /** The running agent: restartAgent() replaces it. */
+  agent: AgentProcess;
+  logs: string[];
+  restartAgent: () => AgentProcess;
+  /** Fails with the error and the last lines logged. */
+  failWithLogs: (err: Error) => never;
+  stop: () => Promise<void>;
+}
+
+export async function startPinnedDevice(options: {
+  prefix: string;
+  deviceId: string;
+  dataDir: (dir: string) => string;
+  deviceAnswerMs?: number;
+}): Promise<PinnedDevice> {
+  const dir = mkdtempSync(join(tmpdir(), options.prefix));
+  const dataDir = options.dataDir(dir);
+  const logs: string[] = [];
+  const core = await startCore({
+    dataDir,
+    httpPort: 0,
+    mqttPort: 0,
+    mqttHost: '127.0.0.1',
+    log: (l) => logs.push(`[core] ${l}`),
+    ...(options.deviceAnswerMs !== undefined ? { deviceAnswerMs: options.deviceAnswerMs } : {}),
+  });
+  writeConnectionFile(dataDir, {
+    url: `http://127.0.0.1:${core.api.port}`,
+    token: core.api.token,
+    pid: process.pid,
+  });
+  const start = (): AgentProcess =>
+    startPinnedAgent(core, dir, options.deviceId, dataDir, (l) => logs.push(l));
+  const device: PinnedDevice = {
+    dir,
+    dataDir,
+    core,
+    agent: start(),
+    logs,
+    restartAgent: () => (device.agent = start()),
+    failWithLogs: (err) => assert.fail(`${err.message}\n${logs.slice(-60).join('\n')}`),
+    stop: async () => {
+      await device.agent.stop();
+      await core.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return device;
 }

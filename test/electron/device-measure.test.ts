@@ -5,10 +5,9 @@
 // and lost device is refused by name.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -21,38 +20,31 @@ import {
   type ResponseMessage,
 } from '../../agent/protocol/messages.js';
 import { ManagerApiError, ManagerClient } from '../../electron/commands/manager-client.js';
-import { type Core, startCore } from '../../electron/core/core.js';
 import { managerSigningKeys } from '../../electron/core/provisioning/signing-key.js';
 import { activeIsa, addonBuildHash } from '../../native/index.js';
 import { demoPackage } from '../support/packages.js';
 import { waitFor } from '../support/stack.js';
-import { type AgentProcess, startHandmadeDevice, startPinnedAgent } from './agent-process.js';
+import { type PinnedDevice, startHandmadeDevice, startPinnedDevice } from './agent-process.js';
 
 const DEVICE = 'bench-board';
 
 describe('packages measured on the device, its camera paused meanwhile', () => {
-  let dir: string;
-  let dataDir: string;
-  let core: Core;
-  let agent: AgentProcess;
+  let t: PinnedDevice;
   let client: ManagerClient;
   let keys: ReturnType<typeof managerSigningKeys>;
   let files: Server;
   const served = new Map<string, Buffer>();
-  const logs: string[] = [];
   /** The device's `paused` as each change of its view showed it: the request id, or null. */
   const pauses: (string | null)[] = [];
-  const stateDir = (): string => join(dir, 'state');
-  const startAgent = (): AgentProcess => startPinnedAgent(core, dir, DEVICE, dataDir, (l) => logs.push(l));
-  const failWithLogs = (err: Error): never => assert.fail(`${err.message}\n${logs.slice(-60).join('\n')}`);
+  const stateDir = (): string => join(t.dir, 'state');
   /** Frames the device ran after `since` (manager clock): its camera loop runs. */
   const framesAfter = (since: number): Promise<number> =>
     waitFor('frames from the camera loop', 30_000, () => {
-      const view = core.registry.get(DEVICE);
+      const view = t.core.registry.get(DEVICE);
       return view?.online && view.stats && view.stats.ts > since && view.stats.frames > 0
         ? view.stats.frames
         : undefined;
-    }).catch(failWithLogs);
+    }).catch(t.failWithLogs);
   const refusal = async (call: Promise<unknown>): Promise<ManagerApiError> => {
     const err = await call.then(
       () => assert.fail('expected a refusal'),
@@ -63,17 +55,14 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'whittle-measure-e2e-'));
-    dataDir = join(dir, 'data');
-    core = await startCore({
-      dataDir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: '127.0.0.1',
-      log: (l) => logs.push(`[core] ${l}`),
+    t = await startPinnedDevice({
+      prefix: 'whittle-measure-e2e-',
+      deviceId: DEVICE,
+      dataDir: (dir) => join(dir, 'data'),
       deviceAnswerMs: 3000,
     });
-    keys = managerSigningKeys(dataDir);
+    const { core } = t;
+    keys = managerSigningKeys(t.dataDir);
     client = new ManagerClient({
       url: `http://127.0.0.1:${core.api.port}`,
       token: core.api.token,
@@ -89,14 +78,11 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
       res.writeHead(200, { 'content-length': body.length }).end(body);
     });
     await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
-    agent = startAgent();
     await framesAfter(0);
   });
   after(async () => {
-    await agent.stop();
-    await core.close();
+    await t.stop();
     await new Promise((resolve) => files.close(resolve));
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test('two packages timed interleaved on the device, the camera paused for it and running after', async () => {
@@ -117,13 +103,13 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
     // The retained status said paused (for this measurement), then no longer.
     await waitFor('the status to say the camera runs again', 10_000, () =>
       pauses.length >= 2 && pauses.at(-1) === null ? true : undefined,
-    ).catch(failWithLogs);
+    ).catch(t.failWithLogs);
     assert.ok(
       pauses.some((p) => p !== null),
       `paused never announced: ${JSON.stringify(pauses)}`,
     );
-    assert.ok(logs.some((l) => /camera paused for measurement/.test(l)));
-    assert.ok(logs.some((l) => /camera resumed after measurement/.test(l)));
+    assert.ok(t.logs.some((l) => /camera paused for measurement/.test(l)));
+    assert.ok(t.logs.some((l) => /camera resumed after measurement/.test(l)));
     assert.deepEqual(readdirSync(join(stateDir(), 'measure')), [], 'the downloaded packages are deleted');
     await framesAfter(r.receivedAt);
   });
@@ -135,11 +121,11 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
     const done = await waitFor('the table', 60_000, async () => {
       const t = await client.latencyTables(DEVICE);
       return t.measurement?.state !== 'running' ? t : undefined;
-    }).catch(failWithLogs);
+    }).catch(t.failWithLogs);
     assert.equal(done.measurement?.state, 'complete', done.measurement?.error ?? '');
     await waitFor('the status to say the camera runs again', 10_000, () =>
       pauses.at(-1) === null ? true : undefined,
-    ).catch(failWithLogs);
+    ).catch(t.failWithLogs);
     assert.ok(pauses.includes(request), `${request} not in ${JSON.stringify(pauses)}`);
     await framesAfter(Date.now());
   });
@@ -171,11 +157,11 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
         const onResponse = (device: string, message: ResponseMessage): void => {
           if (device !== DEVICE || message.id !== id || message.kind === 'packages-start') return;
           clearTimeout(timer);
-          core.registry.off('response', onResponse);
+          t.core.registry.off('response', onResponse);
           resolve(message);
         };
-        core.registry.on('response', onResponse);
-        void core.broker.publish(
+        t.core.registry.on('response', onResponse);
+        void t.core.broker.publish(
           deviceTopic(DEVICE, 'request'),
           JSON.stringify({ v: PROTOCOL_VERSION, id, kind: 'measure-packages', packages, runs: 5 }),
           false,
@@ -211,7 +197,7 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
       'bad-request',
       /packages\.0\.bytes: bytes: over the package limit/,
     );
-    assert.equal(core.registry.get(DEVICE)?.paused, undefined);
+    assert.equal(t.core.registry.get(DEVICE)?.paused, undefined);
     await framesAfter(Date.now());
   });
 
@@ -225,7 +211,7 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
     assert.match(missing.message, /no package abab.*upload it first/);
     // A device whose agent predates package measurements: online, subscribed, silent.
     const fake = 'old-agent';
-    const silent = await startHandmadeDevice(core, fake);
+    const silent = await startHandmadeDevice(t.core, fake);
     try {
       const old = await refusal(client.measurePackages(fake, { packages: [pkg.sha256] }));
       assert.equal(old.status, 504);
@@ -241,11 +227,11 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
   test('an agent killed mid-measurement: a clear error; the next agent resumes the camera it left paused', async () => {
     const a = await client.uploadPackage(demoPackage(keys.privateKey, { id: 'd', version: '1' }));
     const onResponse = (device: string, message: ResponseMessage): void => {
-      if (device === DEVICE && message.kind === 'packages-start') agent.child.kill('SIGKILL');
+      if (device === DEVICE && message.kind === 'packages-start') t.agent.child.kill('SIGKILL');
     };
-    core.registry.on('response', onResponse);
+    t.core.registry.on('response', onResponse);
     const lost = await refusal(client.measurePackages(DEVICE, { packages: [a.sha256], runs: 10_000 }));
-    core.registry.off('response', onResponse);
+    t.core.registry.off('response', onResponse);
     assert.equal(lost.status, 409);
     assert.match(lost.message, /went offline during the package measurement; nothing was measured/);
     // The agent paused its camera before it accepted: that ffmpeg is stopped, and recorded.
@@ -259,11 +245,11 @@ describe('packages measured on the device, its camera paused meanwhile', () => {
       }
     };
     assert.equal(state(), 'T', `ffmpeg ${pid} is not stopped`);
-    agent = startAgent();
+    t.restartAgent();
     await waitFor('the paused ffmpeg to go', 30_000, () =>
       state() === undefined || state() === 'Z' ? true : undefined,
-    ).catch(failWithLogs);
-    assert.ok(logs.some((l) => l.includes(`resumed ffmpeg ${pid}, left paused`)));
+    ).catch(t.failWithLogs);
+    assert.ok(t.logs.some((l) => l.includes(`resumed ffmpeg ${pid}, left paused`)));
     assert.equal(existsSync(record), false);
     await framesAfter(Date.now());
   });

@@ -5,37 +5,28 @@
 // same run resumed once it is back.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { packageRoot } from '../../../agent/package-root.js';
 import type { ResponseMessage } from '../../../agent/protocol/messages.js';
 import { ManagerClient } from '../../../electron/commands/manager-client.js';
-import { writeConnectionFile } from '../../../electron/core/connection-file.js';
-import { type Core, startCore } from '../../../electron/core/core.js';
 import type { OptimizeReport } from '../../../optimize/plan/optimize.js';
 import { waitFor } from '../../support/stack.js';
 import { trainTinyModel } from '../../support/tiny-model.js';
-import { type AgentProcess, startPinnedAgent } from '../agent-process.js';
+import { type PinnedDevice, startPinnedDevice } from '../agent-process.js';
 
 const DEVICE = 'tiny-board';
 
 describe('whittle optimize --device: priced from the table a real agent measured, verified on it', () => {
-  let dir: string;
-  let dataDir: string;
-  let core: Core;
-  let agent: AgentProcess;
-  const logs: string[] = [];
-  const startAgent = (): AgentProcess => startPinnedAgent(core, dir, DEVICE, dataDir, (l) => logs.push(l));
-  const failWithLogs = (err: Error): never => assert.fail(`${err.message}\n${logs.slice(-60).join('\n')}`);
+  let t: PinnedDevice;
   /** `whittle ...` as a user runs it, in a child process (the manager runs in this one, so not spawnSync),
    * its data directory the manager's. */
   const whittle = (...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> =>
     new Promise((resolve) => {
       const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'whittle.js'), ...args], {
-        env: { ...process.env, XDG_DATA_HOME: join(dir, 'xdg') },
+        env: { ...process.env, XDG_DATA_HOME: join(t.dir, 'xdg') },
       });
       let stdout = '';
       let stderr = '';
@@ -43,8 +34,8 @@ describe('whittle optimize --device: priced from the table a real agent measured
       child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
       child.on('exit', (status) => resolve({ status, stdout, stderr }));
     });
-  const trained = (): string => join(dir, 'trained');
-  const out = (): string => join(dir, 'out');
+  const trained = (): string => join(t.dir, 'trained');
+  const out = (): string => join(t.dir, 'out');
   const optimize = (...extra: string[]): ReturnType<typeof whittle> =>
     whittle(
       'optimize',
@@ -67,57 +58,43 @@ describe('whittle optimize --device: priced from the table a real agent measured
     );
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'whittle-optimize-device-'));
-    // The CLI's default data directory (XDG_DATA_HOME/whittle): the manager's, so its signing key is the
-    // one the agent pins and the command finds the manager's connection file there.
-    dataDir = join(dir, 'xdg', 'whittle');
-    core = await startCore({
-      dataDir,
-      httpPort: 0,
-      mqttPort: 0,
-      mqttHost: '127.0.0.1',
-      log: (l) => logs.push(`[core] ${l}`),
+    // The manager's data directory is the CLI's default one (XDG_DATA_HOME/whittle): its signing key is the
+    // one the agent pins, and the command finds the manager's connection file there.
+    t = await startPinnedDevice({
+      prefix: 'whittle-optimize-device-',
+      deviceId: DEVICE,
+      dataDir: (dir) => join(dir, 'xdg', 'whittle'),
     });
-    writeConnectionFile(dataDir, {
-      url: `http://127.0.0.1:${core.api.port}`,
-      token: core.api.token,
-      pid: process.pid,
-    });
-    agent = startAgent();
     await trainTinyModel('lenet-300-100', trained());
-    await waitFor('the device online', 30_000, () => core.registry.get(DEVICE)?.online || undefined).catch(
-      failWithLogs,
+    await waitFor('the device online', 30_000, () => t.core.registry.get(DEVICE)?.online || undefined).catch(
+      t.failWithLogs,
     );
   });
-  after(async () => {
-    await agent.stop();
-    await core.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => t.stop());
 
   test('the device measures a small table, the manager stores it', async () => {
     const client = new ManagerClient({
-      url: `http://127.0.0.1:${core.api.port}`,
-      token: core.api.token,
+      url: `http://127.0.0.1:${t.core.api.port}`,
+      token: t.core.api.token,
       pid: process.pid,
     });
     await client.measure(DEVICE, { grid: 'quick' });
     const done = await waitFor('the table', 60_000, async () => {
       const t = await client.latencyTables(DEVICE);
       return t.measurement?.state !== 'running' ? t : undefined;
-    }).catch(failWithLogs);
+    }).catch(t.failWithLogs);
     assert.equal(done.measurement?.state, 'complete', done.measurement?.error ?? '');
     assert.equal(done.current?.complete, true);
   });
 
   test('the device lost while it verifies: a clear error, the package and the report written', async () => {
     const onResponse = (device: string, message: ResponseMessage): void => {
-      if (device === DEVICE && message.kind === 'packages-start') agent.child.kill('SIGKILL');
+      if (device === DEVICE && message.kind === 'packages-start') t.agent.child.kill('SIGKILL');
     };
-    core.registry.on('response', onResponse);
+    t.core.registry.on('response', onResponse);
     const r = await optimize();
-    core.registry.off('response', onResponse);
-    const why = `${r.stderr}\n${logs.slice(-40).join('\n')}`;
+    t.core.registry.off('response', onResponse);
+    const why = `${r.stderr}\n${t.logs.slice(-40).join('\n')}`;
     assert.equal(r.status, 1, why);
     assert.match(
       r.stderr,
@@ -132,9 +109,9 @@ describe('whittle optimize --device: priced from the table a real agent measured
   });
 
   test('priced from the device table and verified on the device', async () => {
-    agent = startAgent();
-    await waitFor('the device back', 30_000, () => core.registry.get(DEVICE)?.online || undefined).catch(
-      failWithLogs,
+    t.restartAgent();
+    await waitFor('the device back', 30_000, () => t.core.registry.get(DEVICE)?.online || undefined).catch(
+      t.failWithLogs,
     );
     const r = await optimize('--resume');
     const report = JSON.parse(r.stdout) as OptimizeReport;
