@@ -36,6 +36,7 @@ import {
   CameraFeed,
   describeFrameShape,
   type FrameShape,
+  resumeLeftPaused,
   sameCamera,
   sameFrameShape,
   type ShapedFrame,
@@ -70,6 +71,9 @@ export interface DaemonOptions {
   log: (line: string) => void;
   signal: AbortSignal;
 }
+
+/** Under the state directory: the id of the ffmpeg paused for a measurement, while it is (CameraFeed.pause). */
+const PAUSED_CAMERA_RECORD = 'camera-paused.pid';
 
 /** Width of the snapshots sent to the manager, pixels. */
 const SNAPSHOT_WIDTH = 160;
@@ -212,6 +216,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     cameraShape(served.model),
     log,
   );
+  resumeLeftPaused(join(config.stateDir, PAUSED_CAMERA_RECORD), log);
   const native = new NativeFrames(camera, served, log);
   // Results of the native loop are drained by the stats timer, right before it closes each window.
   const frames: FrameDrain = { drain: () => undefined, watched: () => undefined };
@@ -240,7 +245,11 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
   const labels = await checkedLabels;
   const info = deviceInfo(config, served.model, collectDeviceProfile({ dataDir: config.stateDir }));
   const outbox = openOutbox(config, camera, log);
-  const { link, pump } = connectLink(config, info, outbox, runner, reports, signal, log);
+  const { link, pump } = connectLink(config, info, outbox, runner, reports, signal, log, {
+    camera,
+    publicKey,
+    loadPackage: loaders.loadDeployed,
+  });
   const { stats, stop: stopStats } = startStatsLoop(served.model, outbox, pump, frames, log);
   try {
     await runFrameLoop({ camera, served, native, frames, labels, stats, link, watchers, signal, log });
@@ -515,7 +524,8 @@ function openOutbox(config: AgentConfig, camera: CameraFeed, log: Log): Outbox {
 }
 
 /** The link to the broker, with the outbox pump it drives and deploy targets going to the runner; reports
- * queued before it existed are published on it, in order. */
+ * queued before it existed are published on it, in order. The manager's requests go to a RequestHandler;
+ * a measurement pauses the camera (and says so in the retained status) until it ends. */
 function connectLink(
   config: AgentConfig,
   info: DeviceInfo,
@@ -524,6 +534,7 @@ function connectLink(
   reports: ReportChannel,
   signal: AbortSignal,
   log: Log,
+  measure: { camera: CameraFeed; publicKey: KeyObject | null; loadPackage: (path: string) => PackageModel },
 ): { link: MqttLink; pump: OutboxPump } {
   // The pump exists before the link so the link's first 'connect' finds it.
   const pump = new OutboxPump({
@@ -537,6 +548,17 @@ function connectLink(
     stateDir: config.stateDir,
     signal,
     log,
+    packages: { publicKey: measure.publicKey, loadPackage: measure.loadPackage },
+    pause: (request) => {
+      measure.camera.pause(join(config.stateDir, PAUSED_CAMERA_RECORD));
+      link.setPaused({ reason: 'measurement', request, since: Date.now() });
+      log(`camera paused for measurement ${request}`);
+      return () => {
+        measure.camera.resume();
+        link.setPaused(undefined);
+        log(`camera resumed after measurement ${request}`);
+      };
+    },
   });
   const link = new MqttLink({
     brokerUrl: config.broker,

@@ -6,6 +6,8 @@
 //
 // Every frame carries the shape it was made for, so the frame loop never hands a frame made for one model
 // to another: frames of the old shape still in flight during a switch are dropped there.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+
 import type { FrameSource } from '../../native/plan.js';
 import { CameraError, type CameraOptions, FfmpegCamera, type IndexedFrame } from './ffmpeg-source.js';
 
@@ -69,6 +71,8 @@ export class CameraFeed {
   /** Reopens run one after another, in the order asked. */
   private reopening: Promise<void> = Promise.resolve();
   private stopped = false;
+  private paused = false;
+  private pauseRecord: string | null = null;
   /** Called with each snapshot JPEG of whichever camera is open. */
   onSnapshot: ((jpeg: Buffer) => void) | null = null;
   /** Called when a camera has started giving frames (after start, and after each reopen that worked). */
@@ -148,6 +152,26 @@ export class CameraFeed {
     }
   }
 
+  /** Pauses the open camera and any camera a reopen starts meanwhile, until resume() (FfmpegCamera.pause).
+   * The paused ffmpeg's process id is written to `record` (when given) until resume(): an agent killed while
+   * paused leaves it stopped, and the next agent resumes it from there (resumeLeftPaused) so it exits. */
+  pause(record?: string): void {
+    this.paused = true;
+    this.pauseRecord = record ?? null;
+    this.recordPaused(this.camera.pause());
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.camera.resume();
+    if (this.pauseRecord !== null) rmSync(this.pauseRecord, { force: true });
+    this.pauseRecord = null;
+  }
+
+  private recordPaused(pid: number | null): void {
+    if (pid !== null && this.pauseRecord !== null) writeFileSync(this.pauseRecord, String(pid));
+  }
+
   stop(): void {
     this.stopped = true;
     this.closing(this.camera);
@@ -186,6 +210,8 @@ export class CameraFeed {
     const started = next.start().then(
       () => {
         this.log(`${where}: reopened for ${describeFrameShape(shape)} frames`);
+        // A camera reopened during a measurement gave its first frame (start waits for it) and waits too.
+        if (this.paused && this.camera === next) this.recordPaused(next.pause());
         this.onStarted?.();
       },
       (err: Error) => {
@@ -198,6 +224,32 @@ export class CameraFeed {
     this.replaced.abort();
     this.replaced = new AbortController();
     await started;
+  }
+}
+
+/** Lets an ffmpeg that an agent killed during a measurement left paused (CameraFeed.pause's record) go on,
+ * so that it sees its reader gone and exits (and frees a V4L2 device for this agent); the record goes. A
+ * process id that is no longer an ffmpeg is left alone. Says what it did, when it did anything. */
+export function resumeLeftPaused(record: string, log: (line: string) => void): void {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(record, 'utf8').trim());
+  } catch {
+    return;
+  }
+  rmSync(record, { force: true });
+  let command = '';
+  try {
+    command = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return; // gone, or no /proc to tell what it is
+  }
+  if (!Number.isInteger(pid) || pid <= 1 || !command.startsWith('ffmpeg')) return;
+  try {
+    process.kill(pid, 'SIGCONT');
+    log(`camera: resumed ffmpeg ${pid}, left paused by an agent stopped during a measurement`);
+  } catch (err) {
+    log(`camera: cannot resume ffmpeg ${pid} left paused: ${(err as Error).message}`);
   }
 }
 

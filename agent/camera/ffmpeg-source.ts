@@ -61,6 +61,7 @@ export class FfmpegCamera {
   private pendingBytes = 0;
   private stderrTail = '';
   private stopped = false;
+  private paused = false;
   /** Frames received from ffmpeg and frames overwritten before anyone took them. */
   framesReceived = 0;
   framesDropped = 0;
@@ -172,9 +173,27 @@ export class FfmpegCamera {
     }
   }
 
+  /** Suspends ffmpeg (SIGSTOP): no frame arrives, and neither the camera nor the frame loop uses the CPU,
+   * until resume(). A measurement on the device pauses the camera so that it has the CPU to itself. Returns
+   * the paused process's id (null when there is none). */
+  pause(): number | null {
+    if (this.child === null) return null;
+    if (!this.paused) this.paused = this.child.kill('SIGSTOP');
+    return this.paused ? (this.child.pid ?? null) : null;
+  }
+
+  /** Lets a paused ffmpeg go on (SIGCONT). */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.child?.kill('SIGCONT');
+  }
+
   stop(): void {
     this.stopped = true;
     this.child?.kill('SIGTERM');
+    // A stopped process acts on SIGTERM only once it runs again.
+    this.resume();
     this.child = null;
     this.source?.stop();
     this.wake();

@@ -20,7 +20,6 @@ import { mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { FrameShape } from '../camera/camera-feed.js';
-import { verifyDigest } from '../package/signing.js';
 import {
   type DeployErrorCode,
   type DeployPhase,
@@ -35,6 +34,7 @@ import { type DownloadOptions, downloadResumable } from './download.js';
 import { DeployError, deployErrorOfLoad } from './errors.js';
 import { type InstalledModel, ModelStore, sha256File } from './model-store.js';
 import { plan, type Step, type StepKind } from './plan.js';
+import { checkSignedFile } from './verify-file.js';
 
 export type { FrameShape };
 
@@ -118,7 +118,6 @@ const executors: Executors = {
   async verify(step, run) {
     const { host, signal, report } = run;
     const path = step.staged ? host.store.blobPath(step.sha256) : host.store.partPath(step.sha256);
-    const actual = await sha256File(path, signal);
     const discard = (): void => {
       try {
         unlinkSync(path);
@@ -126,20 +125,12 @@ const executors: Executors = {
         // Already gone.
       }
     };
-    if (actual !== step.sha256) {
-      discard();
-      throw new DeployError(
-        'hash-mismatch',
-        `the downloaded file's SHA-256 is ${actual}; the target says ${step.sha256}`,
-      );
-    }
-    const key = host.publicKey;
-    if (!key || !verifyDigest(Buffer.from(actual, 'hex'), Buffer.from(step.signature, 'base64'), key)) {
-      if (!step.staged) discard();
-      throw new DeployError(
-        'bad-signature',
-        `the signature of ${step.sha256} does not verify against the pinned package key`,
-      );
+    try {
+      await checkSignedFile(path, step, host.publicKey, signal);
+    } catch (err) {
+      // A staged blob whose hash matches stays: it is the manager's signature that failed.
+      if (err instanceof DeployError && (!step.staged || err.code === 'hash-mismatch')) discard();
+      throw err;
     }
     // The package's own checks, before anything is switched: its embedded signature by the same key, its
     // CPU family, every section, the graph this runtime must execute, and the memory it needs.

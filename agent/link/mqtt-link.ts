@@ -35,6 +35,7 @@ export class MqttLink {
   private readonly client: MqttClient;
   private readonly backoff: Backoff;
   private everConnected = false;
+  private paused: StatusMessage['paused'];
 
   constructor(private options: LinkOptions) {
     this.backoff = new Backoff({
@@ -111,6 +112,12 @@ export class MqttLink {
     return true;
   }
 
+  /** The camera loop is paused for a measurement (or no longer, undefined): announce it (retained status). */
+  setPaused(paused: StatusMessage['paused']): void {
+    this.paused = paused;
+    if (this.client.connected) this.publishStatus(true);
+  }
+
   /** The device now serves another model: announce it (retained status). */
   updateModel(model: DeviceInfo['model']): void {
     this.options.info = { ...this.options.info, model };
@@ -118,7 +125,13 @@ export class MqttLink {
   }
 
   private publishStatus(online: boolean): void {
-    const status: StatusMessage = { v: PROTOCOL_VERSION, online, ts: Date.now(), info: this.options.info };
+    const status: StatusMessage = {
+      v: PROTOCOL_VERSION,
+      online,
+      ts: Date.now(),
+      info: this.options.info,
+      ...(this.paused ? { paused: this.paused } : {}),
+    };
     this.client.publish(deviceTopic(this.options.info.id, 'status'), JSON.stringify(status), {
       qos: 1,
       retain: true,

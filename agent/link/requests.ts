@@ -1,7 +1,9 @@
 // The manager's requests to this device (<prefix>/request) and the agent's answers (<prefix>/response):
-// its profile, and a measurement of its latency table whose entries stream back as they finish. One
-// measurement runs at a time; it stops when the agent stops (a partial table is what the manager then
-// holds, and the next request resumes from it).
+// its profile, a measurement of its latency table whose entries stream back as they finish, and packages
+// timed on the device (package-requests.ts). One measurement runs at a time, with the camera loop paused
+// (context.pause) from its start to its end, whatever the end (done, refused, failed, the agent stopping);
+// it stops when the agent stops (a partial table is what the manager then holds, and the next request
+// resumes from it).
 import { WhittleError } from '../../native/whittle-error.js';
 import { collectDeviceProfile } from '../profile/profile.js';
 import {
@@ -11,6 +13,7 @@ import {
   type ResponseMessage,
 } from '../protocol/messages.js';
 import { measureOnRequest } from './latency-requests.js';
+import { measurePackagesOnRequest, type PackageMeasureHost } from './package-requests.js';
 
 /** A ResponseMessage without its envelope (v, id, ts): what a handler answers. */
 export type ResponseBody = ResponseMessage extends infer M
@@ -27,6 +30,16 @@ export interface RequestContext {
   /** Aborted when the agent stops. */
   signal: AbortSignal;
   log: (line: string) => void;
+  /** The pinned package key and the deployed-package loader, for measure-packages (absent: refused). */
+  packages?: Pick<PackageMeasureHost, 'publicKey' | 'loadPackage'>;
+  /** Pauses the camera loop for the measurement of request `id`; the function it returns resumes it. */
+  pause?: (id: string) => () => void;
+}
+
+/** A request this agent cannot serve as it is configured. */
+export class PackageRequestError extends WhittleError {
+  override readonly name = 'PackageRequestError';
+  readonly code = 'unsupported';
 }
 
 export class RequestHandler {
@@ -74,19 +87,40 @@ export class RequestHandler {
         this.answer(request.id, {
           kind: 'error',
           code: 'busy',
-          message: `the device is already measuring its latency table (request ${this.measuring})`,
+          message: `the device is already measuring (request ${this.measuring})`,
         });
         return;
       }
       this.measuring = request.id;
-      this.context.log(`latency table: measuring the ${request.grid} grid for request ${request.id}`);
+      const resume = this.context.pause?.(request.id);
       try {
-        await measureOnRequest(request, {
-          signal: this.context.signal,
-          send: (body) => this.answer(request.id, body),
-        });
+        if (request.kind === 'latency-table') {
+          this.context.log(`latency table: measuring the ${request.grid} grid for request ${request.id}`);
+          await measureOnRequest(request, {
+            signal: this.context.signal,
+            send: (body) => this.answer(request.id, body),
+          });
+        } else {
+          const { packages } = this.context;
+          if (packages === undefined)
+            throw new PackageRequestError('this agent cannot time packages (it has no package loader)');
+          this.context.log(
+            `measuring ${request.packages.length} package(s), ${request.runs} runs each, for request ${request.id}`,
+          );
+          await measurePackagesOnRequest(
+            request,
+            {
+              ...packages,
+              stateDir: this.context.stateDir,
+              signal: this.context.signal,
+              log: this.context.log,
+            },
+            (body) => this.answer(request.id, body),
+          );
+        }
       } finally {
         this.measuring = null;
+        resume?.();
       }
     } catch (err) {
       // A refusal of ours (a resume table from another build, no addon) is answered; anything else too, as

@@ -60,6 +60,16 @@ export const StatusMessageSchema = z.object({
   /** Milliseconds since the Unix epoch, agent clock. */
   ts: z.number(),
   info: DeviceInfoSchema.optional(),
+  /** Present while the camera loop is paused so that a measurement the manager asked for (a latency table,
+   * packages timed) has the CPU to itself: which request, since when (agent clock). Optional: older agents
+   * never pause, older managers ignore it. */
+  paused: z
+    .object({
+      reason: z.literal('measurement'),
+      request: z.string().max(64),
+      since: z.number(),
+    })
+    .optional(),
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
@@ -244,8 +254,33 @@ export const LATENCY_GRIDS = ['default', 'quick'] as const;
 
 const RequestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'request id: 1-64 of A-Z a-z 0-9 _ -');
 
+/** Most packages one measure-packages request names, and the most bytes each may have (a deployment's
+ * package limit, MAX_PACKAGE_BYTES of the manager's API). */
+export const MAX_MEASURED_PACKAGES = 8;
+export const MAX_MEASURED_PACKAGE_BYTES = 64 * 1024 * 1024;
+
+/** A package the device is asked to time: downloaded and verified as a deployment's (the manager's signature
+ * over the file's SHA-256, then the package's embedded signature, both against the pinned key). */
+export const MeasuredPackageSchema = z.object({
+  url: z.string().regex(/^https?:\/\/[^\s]+$/, 'url: expected http:// or https://'),
+  sha256: Sha256Hex,
+  bytes: z.number().int().positive().max(MAX_MEASURED_PACKAGE_BYTES, 'bytes: over the package limit'),
+  signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, 'signature: expected base64 of 64 bytes'),
+});
+export type MeasuredPackage = z.infer<typeof MeasuredPackageSchema>;
+
+/** One package's timing on the device: frames run at batch 1 through the served-model path (infer of a
+ * camera frame), all packages interleaved round by round. Milliseconds per frame. */
+export const PackageTimingSchema = z.object({
+  sha256: Sha256Hex,
+  median_ms: z.number().nonnegative(),
+  p90_ms: z.number().nonnegative(),
+  runs: z.number().int().positive(),
+});
+export type PackageTiming = z.infer<typeof PackageTimingSchema>;
+
 /** Published by the manager on <prefix>/request (QoS 1, not retained): asks the device for its profile
- * (agent/profile/profile.ts) or to measure its latency table. The device answers on <prefix>/response with
+ * (agent/profile/profile.ts), to measure its latency table, or to time packages (measure-packages). The device answers on <prefix>/response with
  * the same id. Agents before requests existed do not subscribe, so they never answer: the manager times
  * out and says so. */
 export const RequestMessageSchema = z.discriminatedUnion('kind', [
@@ -260,6 +295,14 @@ export const RequestMessageSchema = z.discriminatedUnion('kind', [
     threads: z.number().int().min(1).max(64).optional(),
     /** A partial table of the same build and grid (as stored by the manager): its entries are kept. */
     resume: z.unknown().optional(),
+  }),
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    kind: z.literal('measure-packages'),
+    packages: z.array(MeasuredPackageSchema).min(1).max(MAX_MEASURED_PACKAGES),
+    /** Timed frames per package (one per round, the packages interleaved). */
+    runs: z.number().int().min(1).max(10_000),
   }),
 ]);
 export type RequestMessage = z.infer<typeof RequestMessageSchema>;
@@ -302,6 +345,25 @@ export const ResponseMessageSchema = z.discriminatedUnion('kind', [
     ts: z.number(),
     kind: z.literal('latency-table'),
     table: z.unknown(),
+  }),
+  /** A measure-packages request was accepted: the device downloads, verifies and times the packages now. */
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    ts: z.number(),
+    kind: z.literal('packages-start'),
+    total: z.number().int().nonnegative(),
+  }),
+  /** The packages of a measure-packages request, timed (in the request's order). */
+  z.object({
+    v: z.literal(PROTOCOL_VERSION),
+    id: RequestId,
+    ts: z.number(),
+    kind: z.literal('packages-measured'),
+    timings: z.array(PackageTimingSchema).max(MAX_MEASURED_PACKAGES),
+    isa: z.string().max(32).nullable(),
+    threads: z.number().int().positive(),
+    build_hash: z.string().max(64).nullable(),
   }),
   /** The request was refused or failed: a sentence a user can act on, and the error's code. */
   z.object({

@@ -20,10 +20,13 @@ import {
   type DeviceInfo,
   DeviceInfoSchema,
   LATENCY_GRIDS,
+  MAX_MEASURED_PACKAGES,
+  PackageTimingSchema,
   type SnapshotMessage,
   SnapshotMessageSchema,
   type StatsMessage,
   StatsMessageSchema,
+  StatusMessageSchema,
 } from '../../agent/protocol/messages.js';
 
 export type { DeployErrorCode, DeployPhase, DeviceInfo, SnapshotMessage, StatsMessage };
@@ -62,6 +65,8 @@ export const DeviceViewSchema = z.object({
   /** Live accuracy; absent unless the device is online and its newest record counted labelled frames (a
    * camera without labels has none, rather than a made-up one). */
   accuracy: DeviceAccuracySchema.optional(),
+  /** Present while the device's camera loop is paused for a measurement (its retained status says so). */
+  paused: StatusMessageSchema.shape.paused,
 });
 export type DeviceView = z.infer<typeof DeviceViewSchema>;
 
@@ -85,6 +90,28 @@ export const MeasureRequestSchema = z
   })
   .strict();
 export type MeasureRequest = z.infer<typeof MeasureRequestSchema>;
+
+/** POST /api/devices/:id/measure-packages: packages the manager holds (POST /api/packages, signed by its
+ * key) to time on the device, interleaved at batch 1, `runs` frames each (default 100). */
+export const MeasurePackagesRequestSchema = z
+  .object({
+    packages: z.array(Sha256Hex).min(1).max(MAX_MEASURED_PACKAGES),
+    runs: z.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+export type MeasurePackagesRequest = z.infer<typeof MeasurePackagesRequestSchema>;
+
+/** The device's timings of the packages, in the request's order, with the kernels it ran them on and when
+ * the manager received them (manager clock). */
+export const MeasurePackagesResponseSchema = z.object({
+  device: DeviceIdSchema,
+  timings: z.array(PackageTimingSchema).max(MAX_MEASURED_PACKAGES),
+  isa: z.string().nullable(),
+  threads: z.number().int().positive(),
+  build_hash: z.string().nullable(),
+  receivedAt: z.number(),
+});
+export type MeasurePackagesResponse = z.infer<typeof MeasurePackagesResponseSchema>;
 
 /** A stored table described without its entries. */
 export const LatencyTableSummarySchema = z.object({
@@ -251,6 +278,8 @@ export const CONTRACT_SCHEMAS = {
   DeviceProfileResponse: DeviceProfileResponseSchema,
   MeasureRequest: MeasureRequestSchema,
   LatencyTablesResponse: LatencyTablesResponseSchema,
+  MeasurePackagesRequest: MeasurePackagesRequestSchema,
+  MeasurePackagesResponse: MeasurePackagesResponseSchema,
   SnapshotResponse: SnapshotResponseSchema,
   PackageView: PackageViewSchema,
   PackagesResponse: PackagesResponseSchema,

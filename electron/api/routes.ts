@@ -75,6 +75,21 @@ export const ROUTES = {
     },
     response: 'LatencyTablesResponse',
   },
+  /** The device times packages the manager holds, downloaded and verified as a deployment's, with its camera
+   * loop paused; answers when it has (200). 404 for an unknown device or package, 409 offline or busy, 422
+   * when the device refuses a package (its code: too-large, hash-mismatch, bad-signature, bad-model, ...),
+   * 504 when it does not answer (an agent older than package measurements). */
+  measurePackages: {
+    method: 'POST',
+    path: '/api/devices/:id/measure-packages',
+    request: {
+      kind: 'json',
+      body: 'MeasurePackagesRequest',
+      what: 'package measurement request',
+      maxBytes: MAX_JSON_BODY_BYTES,
+    },
+    response: 'MeasurePackagesResponse',
+  },
   packages: { method: 'GET', path: '/api/packages', request: NONE, response: 'PackagesResponse' },
   /** 201 with the package (200 when it was already known), or 422 with the package reader's code. */
   addPackage: {

@@ -11,6 +11,8 @@ import {
   type DeviceProfileResponse,
   type LatencyTablesResponse,
   LiveMessageSchema,
+  type MeasurePackagesRequest,
+  type MeasurePackagesResponse,
   type MeasureRequest,
   type PackageView,
 } from '../api/contract.js';
@@ -72,6 +74,11 @@ export class ManagerClient {
     return this.call('measureLatencyTable', { id }, JSON.stringify(request));
   }
 
+  /** Has the device time stored packages (uploaded first); resolves with its timings once it has. */
+  measurePackages(id: string, request: MeasurePackagesRequest): Promise<MeasurePackagesResponse> {
+    return this.call('measurePackages', { id }, JSON.stringify(request));
+  }
+
   /** Opens /api/live and calls `onDeployment` with every deployment change; resolves once connected. The
    * feed carries each change as it happens, so a follower sees every phase, even short ones. */
   watchDeployments(onDeployment: (view: DeploymentView) => void): Promise<{ close(): void }> {
@@ -108,9 +115,8 @@ export class ManagerClient {
     const { url, token } = this.connection;
     const init = routeCall(name, params, body);
     const { path } = init;
-    let res: Response;
-    try {
-      res = await fetch(`${url}${path}`, {
+    const send = (): Promise<Response> =>
+      fetch(`${url}${path}`, {
         method: init.method,
         headers: {
           authorization: `Bearer ${token}`,
@@ -118,8 +124,18 @@ export class ManagerClient {
         },
         ...(init.body !== undefined ? { body: init.body } : {}),
       });
+    const causeOf = (err: unknown): string =>
+      (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    let res: Response;
+    try {
+      // A kept-alive connection the manager closed while this command was busy (its idle time-out) fails
+      // the write (EPIPE): the request never arrived, so it is sent once more on a new connection.
+      res = await send().catch((err: unknown) => {
+        if (causeOf(err) === 'EPIPE') return send();
+        throw err;
+      });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const cause = causeOf(err);
       throw new ManagerApiError(
         `the manager at ${url} does not answer (${cause}); it stopped without removing its connection file? Start it with whittle serve`,
         null,

@@ -1,7 +1,9 @@
 // `whittle optimize (--device ID | --profile FILE | --class NAME) --dataset DATA (--model ZOO|MODEL_DIR|PKG |
 // --search) --latency-ms X --ram-kb Y --size-kb Z --out DIR [--deploy] [--json]`: the model made to fit the
 // device's budgets, each step kept only where it pays there (optimize/plan/), verified end to end, written
-// to OUT/model.whittle with its report (a terminal table, or --json); with --deploy (and --device) deployed
+// to OUT/model.whittle with its report (a terminal table, or --json); with --device, the fp32 baseline and
+// the final package are then timed on the device itself (report.device_measured; a device that times the
+// final package slower than the baseline exits 3, as an unmet budget); with --deploy (and --device) deployed
 // through the signed deployment of `whittle deploy`. Ctrl-C stops between layers (or saves the training
 // checkpoint of a zoo model); --resume continues. Exit 0 when every budget is met, 3 when not.
 import { join } from 'node:path';
@@ -10,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { BUDGET_OPTIONS, parseBudgets } from './budgets.js';
 import { CommandUsageError } from './command-error.js';
 import { deployCommand } from './deploy.js';
-import { resolveDeviceTarget, TARGET_OPTIONS } from './device-target.js';
+import { deviceVerifier, resolveDeviceTarget, TARGET_OPTIONS } from './device-target.js';
 import { checkSigningOptions, SIGNING_OPTIONS, signingKeyOption } from './signing-key.js';
 import { abortOnInterrupt, numberOption, progressPrinter } from './train.js';
 
@@ -92,6 +94,8 @@ export async function optimizeCommand(args: string[]): Promise<number> {
       ? tableEstimator(target.table.table, target.table.source)
       : measuredEstimator(firstImages(test.test ?? test.train, 10));
 
+  const verifyOnTarget = deviceVerifier(values, runs);
+
   const controller = new AbortController();
   const stopListening = abortOnInterrupt('whittle optimize', controller);
   const progress = progressPrinter();
@@ -112,6 +116,7 @@ export async function optimizeCommand(args: string[]): Promise<number> {
       ...(trainLimit !== undefined ? { trainLimit } : {}),
       ...(runs !== undefined ? { runs } : {}),
       resume: values.resume === true,
+      ...(verifyOnTarget ? { verifyOnTarget } : {}),
       signal: controller.signal,
       onTrainProgress: (p) => progress.print(p, 'train'),
       onSearchProgress: (p) => {
@@ -153,7 +158,13 @@ export async function optimizeCommand(args: string[]): Promise<number> {
       );
       if (code !== 0) return code;
     }
-    return report.met ? 0 : 3;
+    // A device that times the final package slower than the baseline did not confirm the plan: as a budget
+    // not met, exit 3 (the report says which steps it kept).
+    const slower =
+      report.device_measured !== undefined &&
+      'slower' in report.device_measured &&
+      report.device_measured.slower;
+    return report.met && !slower ? 0 : 3;
   } finally {
     if (tty) process.stderr.write('\r\x1b[K');
     stopListening();

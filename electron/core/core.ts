@@ -103,6 +103,7 @@ export async function startCore(options: CoreOptions): Promise<Core> {
       broker: startedBroker,
       log: options.log,
       ...(options.deviceAnswerMs !== undefined ? { answerMs: options.deviceAnswerMs } : {}),
+      measuredPackage: (sha, device) => deployments.measuredPackage(sha, device),
     });
     api = await startHttpApi({
       host: '127.0.0.1',

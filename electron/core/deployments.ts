@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 
 import { PackageError } from '../../agent/package/errors.js';
 import type { CpuFamily } from '../../agent/package/manifest.js';
-import { readPackage } from '../../agent/package/reader.js';
+import { type Package, readPackage } from '../../agent/package/reader.js';
 import { sha256, signDigest } from '../../agent/package/signing.js';
 import {
   DEPLOY_ERROR_CODES,
@@ -27,6 +27,8 @@ import {
   type DeployTarget,
   DeployTargetSchema,
   deviceTopic,
+  type MeasuredPackage,
+  MeasuredPackageSchema,
   PROTOCOL_VERSION,
 } from '../../agent/protocol/messages.js';
 import { WhittleError } from '../../native/whittle-error.js';
@@ -179,27 +181,48 @@ export class Deployments extends EventEmitter<{ change: [DeploymentView] }> {
     return this.o.store.packages().map(packageView);
   }
 
-  /** Starts a deployment; every check runs before the first target is published. */
-  async deploy(request: DeployRequest): Promise<DeploymentView> {
-    const stored = this.o.store.package(request.package);
-    const path = stored ? this.o.packages.pathOf(request.package) : undefined;
+  /** A stored package as devices will download it, checked again and signed: the file on disk is read
+   * again, so it must still be the package that was accepted (same hash, still signed by this manager's key);
+   * the signature is over its SHA-256, by the manager's key. */
+  private signedPackage(sha: string): {
+    stored: StoredPackage;
+    bytes: Buffer;
+    read: Package;
+    signature: string;
+  } {
+    const stored = this.o.store.package(sha);
+    const path = stored ? this.o.packages.pathOf(sha) : undefined;
     if (!stored || !path)
       throw new DeploymentError(
         'unknown-package',
-        `no package ${request.package}; upload it first (${ROUTES.addPackage.method} ${ROUTES.addPackage.path})`,
+        `no package ${sha}; upload it first (${ROUTES.addPackage.method} ${ROUTES.addPackage.path})`,
       );
     const bytes = readFileSync(path);
-    // The file on disk is read again: it is what devices will download, so it must still be the
-    // package that was accepted (same hash, still signed by this manager's key).
-    if (sha256(bytes).toString('hex') !== request.package)
-      throw new PackageError('hash-mismatch', `the stored file of package ${request.package} was altered`);
+    if (sha256(bytes).toString('hex') !== sha)
+      throw new PackageError('hash-mismatch', `the stored file of package ${sha} was altered`);
     const read = readPackage(bytes, { publicKey: this.o.keys.publicKey, cpuFamily: null });
+    const signature = signDigest(Buffer.from(sha, 'hex'), this.o.keys.privateKey).toString('base64');
+    return { stored, bytes, read, signature };
+  }
+
+  /** What a measure-packages request names of a stored package for `device`: its URL as the device reaches
+   * the package server, its hash, size and the manager's signature (as a deployment target's model). */
+  measuredPackage(sha: string, device: string): MeasuredPackage {
+    const { bytes, signature } = this.signedPackage(sha);
+    return MeasuredPackageSchema.parse({
+      url: this.o.packages.urlOf(sha, this.o.packageHost(device)),
+      sha256: sha,
+      bytes: bytes.length,
+      signature,
+    });
+  }
+
+  /** Starts a deployment; every check runs before the first target is published. */
+  async deploy(request: DeployRequest): Promise<DeploymentView> {
+    const { stored, bytes, read, signature } = this.signedPackage(request.package);
     const devices = this.resolveDevices(request.devices);
     const id = `d-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const arch = ARCHES[read.manifest.target.cpuFamily];
-    const signature = signDigest(Buffer.from(request.package, 'hex'), this.o.keys.privateKey).toString(
-      'base64',
-    );
     const targetFor = (device: string): DeployTarget =>
       // Decoded with the protocol's own schema: a target the agent would refuse is never published.
       DeployTargetSchema.parse({

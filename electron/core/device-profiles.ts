@@ -16,6 +16,7 @@ import {
 import { type DeviceProfile, DeviceProfileError, parseDeviceProfile } from '../../agent/profile/profile.js';
 import {
   deviceTopic,
+  type MeasuredPackage,
   PROTOCOL_VERSION,
   type RequestMessage,
   type ResponseMessage,
@@ -25,6 +26,8 @@ import type {
   DeviceProfileResponse,
   LatencyTablesResponse,
   MeasurementView,
+  MeasurePackagesRequest,
+  MeasurePackagesResponse,
   MeasureRequest,
 } from '../api/contract.js';
 import type { Broker } from './broker.js';
@@ -121,7 +124,13 @@ export interface DeviceProfilesOptions {
   answerMs?: number;
   /** Longest silence between two entries of a measurement before it is given up (default 180 s). */
   entryMs?: number;
+  /** A stored package as a measure-packages request names it for the device (Deployments.measuredPackage);
+   * throws for an unknown or altered package. */
+  measuredPackage?: (sha256: string, device: string) => MeasuredPackage;
 }
+
+/** Frames each package is timed on by default (POST /api/devices/:id/measure-packages). */
+export const DEFAULT_PACKAGE_RUNS = 100;
 
 export class DeviceProfiles {
   private readonly pending = new Map<string, Pending>();
@@ -357,6 +366,93 @@ export class DeviceProfiles {
       },
     );
     return storedLatencyTables(this.options.store, device, view);
+  }
+
+  /** Asks the device to time stored packages (downloaded and verified as a deployment's, its camera loop
+   * paused meanwhile) and resolves with its timings. A device that does not accept the request within
+   * answerMs (an agent older than package measurements), that then sends nothing for entryMs, that goes
+   * offline or refuses a package rejects with a DeviceRequestError that says which. */
+  measurePackages(device: string, request: MeasurePackagesRequest): Promise<MeasurePackagesResponse> {
+    this.online(device);
+    const running = this.measurements.get(device);
+    if (running?.state === 'running')
+      throw new DeviceRequestError(
+        `device ${device} is measuring its latency table (request ${running.request})`,
+        'device-busy',
+      );
+    const { measuredPackage } = this.options;
+    if (measuredPackage === undefined)
+      throw new DeviceRequestError('this manager serves no packages to measure', 'refused-by-device');
+    const packages = request.packages.map((sha) => measuredPackage(sha, device));
+    const id = randomBytes(9).toString('base64url');
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout;
+      const done = (err: Error | null, value?: MeasurePackagesResponse): void => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        if (err) reject(err);
+        else resolve(value!);
+      };
+      const wait = (ms: number, error: () => DeviceRequestError): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => done(error()), ms);
+      };
+      wait(this.answerMs, () => noAnswer(device, 'package measurement', this.answerMs / 1000));
+      this.send(
+        device,
+        {
+          v: PROTOCOL_VERSION,
+          id,
+          kind: 'measure-packages',
+          packages,
+          runs: request.runs ?? DEFAULT_PACKAGE_RUNS,
+        },
+        {
+          onOffline: () =>
+            done(
+              new DeviceRequestError(
+                `device ${device} went offline during the package measurement; nothing was measured`,
+                'device-offline',
+              ),
+            ),
+          onMessage: (message) => {
+            if (message.kind === 'error')
+              return done(
+                new DeviceRequestError(
+                  `device ${device} refused the package measurement (${message.code}): ${message.message}`,
+                  message.code === 'busy' ? 'device-busy' : 'refused-by-device',
+                ),
+              );
+            if (message.kind === 'packages-start')
+              return wait(
+                this.entryMs,
+                () =>
+                  new DeviceRequestError(
+                    `device ${device} accepted the package measurement but sent no result within ${this.entryMs / 1000} s`,
+                    'no-answer',
+                  ),
+              );
+            if (message.kind !== 'packages-measured') return;
+            const order = message.timings.map((t) => t.sha256).join();
+            if (order !== request.packages.join())
+              return done(
+                new DeviceRequestError(
+                  `device ${device} timed other packages than it was asked to`,
+                  'bad-answer',
+                ),
+              );
+            done(null, {
+              device,
+              timings: message.timings,
+              isa: message.isa,
+              threads: message.threads,
+              build_hash: message.build_hash,
+              receivedAt: Date.now(),
+            });
+          },
+        },
+      );
+    });
   }
 
   close(): void {

@@ -103,6 +103,7 @@ export class DeviceRegistry extends EventEmitter<{
         lastSeen: now,
         stats: status.online ? (prev?.stats ?? null) : null,
         ...(status.online && prev?.accuracy ? { accuracy: prev.accuracy } : {}),
+        ...(status.online && status.paused ? { paused: status.paused } : {}),
       };
       this.store.upsertDevice(id, status.info ?? null, now);
       this.update(view);
@@ -165,6 +166,7 @@ export class DeviceRegistry extends EventEmitter<{
       lastSeen: now,
       stats: older ? shown : stats,
       ...(accuracy ? { accuracy } : {}),
+      ...(prev?.paused ? { paused: prev.paused } : {}),
     });
   }
 

@@ -157,6 +157,7 @@ function routeHandlers({ registry, deployments, profiles, version }: HttpApiOpti
       status: 202,
       body: await profiles.measure(id, request),
     }),
+    measurePackages: async ({ id }, request) => ok(await profiles.measurePackages(id, request)),
     packages: () => ok({ packages: deployments.packages() }),
     addPackage: (_, bytes) => {
       const { pkg, added } = deployments.addPackage(

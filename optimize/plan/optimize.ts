@@ -69,6 +69,22 @@ export interface OptimizeOptions {
   onSearchProgress?: (p: NasProgress) => void;
   onLayer?: (layer: string, done: number, total: number) => void;
   onStep?: (step: LedgerStep) => void;
+  /** The final check on the device itself (whittle optimize --device): times the fp32 baseline and the final
+   * package there, both files as written. Called once report.json is written; its figures (or its error)
+   * are added to the report, which is written again (see checkOnTarget). */
+  verifyOnTarget?: (files: { baseline: string; final: string }) => Promise<DeviceMeasured>;
+}
+
+/** The fp32 baseline and the final package as the device timed them (interleaved, batch 1, ms per frame). */
+export interface DeviceMeasured {
+  baseline_ms: number;
+  baseline_p90_ms: number;
+  final_ms: number;
+  final_p90_ms: number;
+  /** Timed frames per package. */
+  runs: number;
+  /** Where they were timed, e.g. "device pi4 (neondot, 4 threads)". */
+  source: string;
 }
 
 export interface OptimizeReport {
@@ -92,6 +108,9 @@ export interface OptimizeReport {
   /** Choices dropped on the table (slower, paying nothing, not applicable) with their figures. */
   screened: PlanChoice['screened'];
   notes: string[];
+  /** Only with verifyOnTarget: the device's own figures, `slower` when it timed the final package slower
+   * than the baseline beyond the tolerance; or why they are missing (the device dropped, refused). */
+  device_measured?: (DeviceMeasured & { slower: boolean }) | { error: string };
 }
 
 export type OptimizeResult = { interrupted: true } | { interrupted: false; report: OptimizeReport };
@@ -248,7 +267,55 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
     notes,
   };
   writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 1));
+  if (options.verifyOnTarget) await checkOnTarget(report, options.verifyOnTarget, options, tolerance);
   return { interrupted: false, report };
+}
+
+/** The device's own measurement of the baseline and the final package, into the report (written again). A
+ * final package the device times slower than the baseline (beyond the tolerance) is said so, with both
+ * figures, in the notes and `device_measured.slower`; a device-measured latency over the budget is a miss
+ * (`met` false). A failure (the device dropped mid-measurement, refused a package) is recorded and thrown:
+ * the package and the report are already written, so nothing is lost. */
+async function checkOnTarget(
+  report: OptimizeReport,
+  verify: NonNullable<OptimizeOptions['verifyOnTarget']>,
+  options: OptimizeOptions,
+  tolerance: number,
+): Promise<void> {
+  const file = join(options.out, 'report.json');
+  let measured: DeviceMeasured;
+  try {
+    measured = await verify({ baseline: join(options.out, 'baseline.whittle'), final: report.out });
+  } catch (err) {
+    report.device_measured = { error: (err as Error).message };
+    report.notes.push(`not verified on the device: ${(err as Error).message}`);
+    writeFileSync(file, JSON.stringify(report, null, 1));
+    throw err;
+  }
+  const slower = measured.final_ms > measured.baseline_ms * (1 + tolerance);
+  report.device_measured = { ...measured, slower };
+  const figures = `${measured.baseline_ms.toFixed(4)} -> ${measured.final_ms.toFixed(4)} ms per frame, median of ${measured.runs} interleaved runs`;
+  report.notes.push(
+    slower
+      ? `the ${measured.source} timed the final package SLOWER than the fp32 baseline (${figures}): ` +
+          `the kept steps (${report.ledger
+            .filter((l) => l.kept)
+            .map((l) => `${l.layer} ${l.to}`)
+            .join(', ')}) do not pay there`
+      : `verified on the ${measured.source}: ${figures}`,
+  );
+  const latency = misses(
+    options.budgets.latencyMs !== undefined ? { latencyMs: options.budgets.latencyMs } : {},
+    { ms: measured.final_ms, ram_bytes: 0, bytes: 0 },
+  );
+  if (latency.length > 0) {
+    report.misses = [...report.misses.filter((m) => m.budget !== 'latency_ms'), ...latency];
+    report.met = false;
+    report.notes.push(
+      `the ${measured.source} measured ${measured.final_ms.toFixed(4)} ms per frame: over the latency budget`,
+    );
+  }
+  writeFileSync(file, JSON.stringify(report, null, 1));
 }
 
 class InterruptedRun extends Error {}

@@ -1,11 +1,19 @@
 // A real agent process with a config of the test's choosing, talking to a real core: for integration
 // tests that need agent options the shared stack does not set (labels, state dir, reconnect bounds).
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import mqtt, { type MqttClient } from 'mqtt';
+
 import { packageRoot } from '../../agent/package-root.js';
-import type { Core } from '../../electron/core/core.js';
+import { deviceTopic, PROTOCOL_VERSION } from '../../agent/protocol/messages.js';
+import { writeConnectionFile } from '../../electron/core/connection-file.js';
+import { type Core, startCore } from '../../electron/core/core.js';
+import { managerSigningPublicKey } from '../../electron/core/provisioning/signing-key.js';
+import { waitFor } from '../support/stack.js';
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -58,4 +66,102 @@ export function startAgentProcess(
       clearTimeout(timer);
     },
   };
+}
+
+/** An agent on ffmpeg's test camera (10 fps, no snapshots) whose pinned package key is the manager's of
+ * `dataDir`, its state in DIR/state: a device the manager can deploy to and have time packages. */
+export function startPinnedAgent(
+  core: Core,
+  dir: string,
+  deviceId: string,
+  dataDir: string,
+  log: (line: string) => void,
+): AgentProcess {
+  return startAgentProcess(
+    core,
+    dir,
+    deviceId,
+    {
+      camera: 'testsrc',
+      stateDir: join(dir, 'state'),
+      packageKey: managerSigningPublicKey(dataDir),
+      fps: 10,
+      snapshotSeconds: 0,
+    },
+    log,
+  );
+}
+
+/** A device speaking the protocol by hand: connected with its credentials, subscribed to its request leaf
+ * (answering nothing unless the caller listens), announced online; resolves once the manager sees it. */
+export async function startHandmadeDevice(core: Core, deviceId: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.broker.port}`, {
+    username: deviceId,
+    password: core.store.issueCredential(deviceId),
+    clientId: `whittle-agent-${deviceId}`,
+  });
+  await client.subscribeAsync(deviceTopic(deviceId, 'request'), { qos: 1 });
+  await client.publishAsync(
+    deviceTopic(deviceId, 'status'),
+    JSON.stringify({ v: PROTOCOL_VERSION, online: true, ts: Date.now() }),
+    { qos: 1, retain: true },
+  );
+  await waitFor(`device ${deviceId} online`, 5000, () => core.registry.get(deviceId)?.online || undefined);
+  return client;
+}
+
+/** A real core (its data directory `dataDir(dir)` under a new temporary DIR, its connection file written) and
+ * a pinned agent for `deviceId` on it (startPinnedAgent), with everything both logged. */
+export interface PinnedDevice {
+  dir: string;
+  dataDir: string;
+  core: Core;
+  /** The running agent: restartAgent() replaces it. */
+  agent: AgentProcess;
+  logs: string[];
+  restartAgent: () => AgentProcess;
+  /** Fails with the error and the last lines logged. */
+  failWithLogs: (err: Error) => never;
+  stop: () => Promise<void>;
+}
+
+export async function startPinnedDevice(options: {
+  prefix: string;
+  deviceId: string;
+  dataDir: (dir: string) => string;
+  deviceAnswerMs?: number;
+}): Promise<PinnedDevice> {
+  const dir = mkdtempSync(join(tmpdir(), options.prefix));
+  const dataDir = options.dataDir(dir);
+  const logs: string[] = [];
+  const core = await startCore({
+    dataDir,
+    httpPort: 0,
+    mqttPort: 0,
+    mqttHost: '127.0.0.1',
+    log: (l) => logs.push(`[core] ${l}`),
+    ...(options.deviceAnswerMs !== undefined ? { deviceAnswerMs: options.deviceAnswerMs } : {}),
+  });
+  writeConnectionFile(dataDir, {
+    url: `http://127.0.0.1:${core.api.port}`,
+    token: core.api.token,
+    pid: process.pid,
+  });
+  const start = (): AgentProcess =>
+    startPinnedAgent(core, dir, options.deviceId, dataDir, (l) => logs.push(l));
+  const device: PinnedDevice = {
+    dir,
+    dataDir,
+    core,
+    agent: start(),
+    logs,
+    restartAgent: () => (device.agent = start()),
+    failWithLogs: (err) => assert.fail(`${err.message}\n${logs.slice(-60).join('\n')}`),
+    stop: async () => {
+      await device.agent.stop();
+      await core.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return device;
 }

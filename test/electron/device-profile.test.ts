@@ -7,8 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import mqtt from 'mqtt';
-
 import { latencyKey, type LatencyTable } from '../../agent/profile/latency-table.js';
 import { collectDeviceProfile } from '../../agent/profile/profile.js';
 import { deviceTopic, PROTOCOL_VERSION, RequestMessageSchema } from '../../agent/protocol/messages.js';
@@ -17,7 +15,7 @@ import { type Core, startCore } from '../../electron/core/core.js';
 import { addonBuildHash } from '../../native/index.js';
 import { cliSandbox } from '../support/cli.js';
 import { waitFor } from '../support/stack.js';
-import { type AgentProcess, startAgentProcess } from './agent-process.js';
+import { type AgentProcess, startAgentProcess, startHandmadeDevice } from './agent-process.js';
 
 const DEVICE = 'profiled';
 
@@ -109,11 +107,7 @@ describe('device profiles and latency tables over the agent link', () => {
   test('an old agent that never answers, and a profile of another version or malformed, are refused by name', async () => {
     // A device speaking the protocol by hand: it answers each request with what `answer` gives.
     const fake = 'handmade';
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${core.broker.port}`, {
-      username: fake,
-      password: core.store.issueCredential(fake),
-      clientId: `whittle-agent-${fake}`,
-    });
+    const client = await startHandmadeDevice(core, fake);
     try {
       let answer: ((id: string) => unknown) | null = null;
       client.on('message', (_topic, payload) => {
@@ -123,13 +117,6 @@ describe('device profiles and latency tables over the agent link', () => {
             qos: 1,
           });
       });
-      await client.subscribeAsync(deviceTopic(fake, 'request'), { qos: 1 });
-      await client.publishAsync(
-        deviceTopic(fake, 'status'),
-        JSON.stringify({ v: PROTOCOL_VERSION, online: true, ts: Date.now() }),
-        { qos: 1, retain: true },
-      );
-      await waitFor('the fake device online', 5000, () => core.registry.get(fake)?.online || undefined);
       const silent = await api('POST', `/api/devices/${fake}/profile`);
       assert.equal(silent.status, 504);
       assert.match(

@@ -137,7 +137,15 @@ const SAMPLES: Record<ContractBodyName, unknown[]> = {
   ApiError: [{ error: 'no', code: 'bad-json' }, { error: 'no' }],
   DeviceView: [device],
   HealthResponse: [{ ok: true, version: '0.1.0' }],
-  DevicesResponse: [{ devices: [device, { ...device, info: null, stats: null, lastSeen: null }] }],
+  DevicesResponse: [
+    {
+      devices: [
+        device,
+        { ...device, info: null, stats: null, lastSeen: null },
+        { ...device, paused: { reason: 'measurement', request: 'r1', since: 5 } },
+      ],
+    },
+  ],
   DeviceProfileResponse: [{ device: 'cam-1', receivedAt: 3, profile }],
   MeasureRequest: [{ grid: 'quick' }, { grid: 'default', limit: 6, threads: 2 }],
   LatencyTablesResponse: [
@@ -149,6 +157,18 @@ const SAMPLES: Record<ContractBodyName, unknown[]> = {
       stale: [{ build_hash: 'aa', grid_id: 'bb', threads: 1, complete: true, entries: 40, measured_at: 2 }],
       measurement: { request: 'r1', state: 'failed', done: 1, total: 6, startedAt: 1, error: 'went offline' },
     },
+  ],
+  MeasurePackagesRequest: [{ packages: [SHA] }, { packages: [SHA, SHA], runs: 50 }],
+  MeasurePackagesResponse: [
+    {
+      device: 'cam-1',
+      timings: [{ sha256: SHA, median_ms: 0.5, p90_ms: 0.7, runs: 50 }],
+      isa: 'neon',
+      threads: 4,
+      build_hash: '0123456789abcdef',
+      receivedAt: 6,
+    },
+    { device: 'cam-1', timings: [], isa: null, threads: 1, build_hash: null, receivedAt: 6 },
   ],
   SnapshotResponse: [
     { device: 'cam-1', snapshot: null },
