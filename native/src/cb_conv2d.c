@@ -129,9 +129,7 @@ void cb_conv2d_minmax_ukernel__scalar(const whittle_conv2d_geometry* g, size_t o
   const size_t gic = g->group_input_channels;
   const size_t row_bytes = cb_row_bytes(g->kernel_height * g->kernel_width * gic, index_bits);
   float bins[CB_MAX_CODEBOOK_SIZE];
-  const size_t pixels = whittle_conv2d_output_pixels(g);
-  for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-       whittle_conv2d_window_next(g, &at)) {
+  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
     const size_t valid = (at.ky1 - at.ky0) * (at.kx1 - at.kx0) * gic;
     const int use_bins = valid >= codebook_size;
     float* out = output + at.p * output_channels;

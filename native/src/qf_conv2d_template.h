@@ -34,10 +34,9 @@ QF_DRIVER size_t QF_FN(conv2d_drive_blocked)(const whittle_conv2d_geometry* g, s
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t reduction = g->kernel_height * g->kernel_width * gic;
-  const size_t pixels = whittle_conv2d_output_pixels(g);
   // The widening costs as much as a pass over the block's weights: below 4 output pixels (fully-connected
   // layers at batch 1) the one-channel path is cheaper.
-  if (gic % 2 != 0 || block * reduction > QF_EXPANDED_WEIGHTS || pixels < 4) {
+  if (gic % 2 != 0 || block * reduction > QF_EXPANDED_WEIGHTS || whittle_conv2d_output_pixels(g) < 4) {
     return oc_begin;
   }
   int16_t wt[QF_EXPANDED_WEIGHTS];
@@ -58,8 +57,7 @@ QF_DRIVER size_t QF_FN(conv2d_drive_blocked)(const whittle_conv2d_geometry* g, s
       max_abs = w > max_abs ? w : max_abs;
     }
     const size_t flush = (size_t)(((INT32_C(1) << 15) - 1) / max_abs);
-    for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-         whittle_conv2d_window_next(g, &at)) {
+    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
       QF_DOT acc[QF_MAX_BLOCK] = {0};
       for (size_t ky = at.ky0; ky < at.ky1; ky++) {
         for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {
@@ -88,9 +86,7 @@ QF_DRIVER void QF_FN(conv2d_drive)(const whittle_conv2d_geometry* g, size_t oc_b
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t reduction = g->kernel_height * g->kernel_width * gic;
-  const size_t pixels = whittle_conv2d_output_pixels(g);
-  for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-       whittle_conv2d_window_next(g, &at)) {
+  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
     QF_WORD* out = output + at.p * output_channels;
     for (size_t o = oc_begin; o < oc_end; o++) {
       const size_t group = o / g->group_output_channels;
@@ -124,7 +120,6 @@ QF_DRIVER size_t QF_FN(conv2d_drive_depthwise)(const whittle_conv2d_geometry* g,
   }
   const size_t channels = g->groups;
   const size_t taps = g->kernel_height * g->kernel_width;
-  const size_t pixels = whittle_conv2d_output_pixels(g);
   for (size_t c0 = oc_begin; c0 < oc_end; c0 += QF_DEPTHWISE_CHUNK) {
     const size_t count = oc_end - c0 < QF_DEPTHWISE_CHUNK ? oc_end - c0 : QF_DEPTHWISE_CHUNK;
     for (size_t t = 0; t < taps; t++) {
@@ -132,8 +127,7 @@ QF_DRIVER size_t QF_FN(conv2d_drive_depthwise)(const whittle_conv2d_geometry* g,
         wt[t * QF_DEPTHWISE_CHUNK + c] = weights[(c0 + c) * taps + t];
       }
     }
-    for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-         whittle_conv2d_window_next(g, &at)) {
+    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
       QF_DOT acc[QF_DEPTHWISE_CHUNK];
       for (size_t c = 0; c < count; c++) {
         acc[c] = 0;

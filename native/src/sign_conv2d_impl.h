@@ -38,9 +38,7 @@ SIGN_DRIVER void sign_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_b
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * gic);
-  const size_t pixels = whittle_conv2d_output_pixels(g);
-  for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-       whittle_conv2d_window_next(g, &at)) {
+  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
     float* out = output + at.p * output_channels;
     for (size_t o = oc_begin; o < oc_end; o++) {
       const size_t group = o / g->group_output_channels;
@@ -79,7 +77,6 @@ SIGN_DRIVER size_t sign_conv2d_drive_depthwise(const whittle_conv2d_geometry* g,
   }
   const size_t channels = g->groups;
   const size_t taps = g->kernel_height * g->kernel_width;
-  const size_t pixels = whittle_conv2d_output_pixels(g);
   for (size_t c0 = oc_begin; c0 < oc_end; c0 += SIGN_DEPTHWISE_CHUNK) {
     const size_t count = oc_end - c0 < SIGN_DEPTHWISE_CHUNK ? oc_end - c0 : SIGN_DEPTHWISE_CHUNK;
     const size_t row_words = bin_row_words(taps);
@@ -95,8 +92,7 @@ SIGN_DRIVER size_t sign_conv2d_drive_depthwise(const whittle_conv2d_geometry* g,
         }
       }
     }
-    for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-         whittle_conv2d_window_next(g, &at)) {
+    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
       float acc[SIGN_DEPTHWISE_CHUNK];
       for (size_t c = 0; c < count; c++) {
         acc[c] = 0.0f;
@@ -146,7 +142,6 @@ SIGN_DRIVER size_t sign_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
   const size_t reduction = g->kernel_height * g->kernel_width * gic;
   const size_t row_words = bin_row_words(reduction);
   const size_t planes = weight_nonzero == NULL ? 1 : 2;
-  const size_t pixels = whittle_conv2d_output_pixels(g);
   if (block * reduction > SIGN_EXPANDED_WORDS / planes) {
     return oc_begin;
   }
@@ -177,8 +172,7 @@ SIGN_DRIVER size_t sign_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
         }
       }
     }
-    for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-         whittle_conv2d_window_next(g, &at)) {
+    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
       float acc[SIGN_MAX_BLOCK] = {0};
       for (size_t ky = at.ky0; ky < at.ky1; ky++) {
         for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {

@@ -76,9 +76,7 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * gic);
-  const size_t pixels = whittle_conv2d_output_pixels(g);
-  for (whittle_conv2d_window at = whittle_conv2d_window_first(g); at.p < pixels;
-       whittle_conv2d_window_next(g, &at)) {
+  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
     int8_t* out = output + at.p * output_channels;
     for (size_t o = oc_begin; o < oc_end; o++) {
       const size_t group = o / g->group_output_channels;
