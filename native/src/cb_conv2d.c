@@ -52,17 +52,6 @@ void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_
   }
 }
 
-void cb_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t output_channels,
-                                     size_t oc_begin, size_t oc_end, const float* restrict input,
-                                     const uint8_t* restrict indices, uint32_t index_bits,
-                                     const float* restrict codebook, size_t codebook_size,
-                                     const float* restrict bias, float output_min, float output_max,
-                                     float* restrict output) {
-  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  cb_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, indices, index_bits, codebook,
-                                      codebook_size, bias, output_min, output_max, NULL, output);
-}
-
 // ---- Portable: bins per centroid. ----
 
 // bins[index_k] += x[j] for the n indices k = first .. first + n - 1. The common widths read whole bytes.
@@ -129,49 +118,71 @@ void cb_conv2d_minmax_ukernel__scalar(const whittle_conv2d_geometry* g, size_t o
   const size_t gic = g->group_input_channels;
   const size_t row_bytes = cb_row_bytes(g->kernel_height * g->kernel_width * gic, index_bits);
   float bins[CB_MAX_CODEBOOK_SIZE];
-  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-    const size_t valid = (at.ky1 - at.ky0) * (at.kx1 - at.kx0) * gic;
-    const int use_bins = valid >= codebook_size;
-    float* out = output + at.p * output_channels;
-    for (size_t o = oc_begin; o < oc_end; o++) {
-      const size_t group = o / g->group_output_channels;
-      const uint8_t* row = indices + o * row_bytes;
-      float direct = 0.0f;
-      if (use_bins) {
-        memset(bins, 0, codebook_size * sizeof(float));
-      }
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {
-          const float* x = input + whittle_conv2d_window_pixel(g, &at, ky, kx) * input_channels + group * gic;
-          const size_t first = (ky * g->kernel_width + kx) * gic;
+  for (size_t n = 0; n < g->batch; n++) {
+    const float* image = input + n * g->input_height * g->input_width * input_channels;
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      size_t ky0, ky1;
+      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                                &ky1);
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        size_t kx0, kx1;
+        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                                  &kx1);
+        const size_t valid = (ky1 - ky0) * (kx1 - kx0) * gic;
+        const int use_bins = valid >= codebook_size;
+        float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          const uint8_t* row = indices + o * row_bytes;
+          float direct = 0.0f;
           if (use_bins) {
-            cb_accumulate(bins, x, row, row_bytes, first, at.span_taps * gic, index_bits);
-          } else {
-            direct += cb_direct(codebook, x, row, row_bytes, first, at.span_taps * gic, index_bits);
+            memset(bins, 0, codebook_size * sizeof(float));
           }
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const float* in_row = image + iy * g->input_width * input_channels + group * gic;
+            // Taps of one kernel row are contiguous in the input only when there is one group.
+            const size_t spans = g->groups == 1 ? 1 : kx1 - kx0;
+            const size_t span_length = g->groups == 1 ? (kx1 - kx0) * gic : gic;
+            for (size_t s = 0; s < spans; s++) {
+              const size_t kx = kx0 + s;
+              const size_t ix = ox * g->stride_width + kx - g->padding_left;
+              const float* x = in_row + ix * input_channels;
+              const size_t first = (ky * g->kernel_width + kx) * gic;
+              if (use_bins) {
+                cb_accumulate(bins, x, row, row_bytes, first, span_length, index_bits);
+              } else {
+                direct += cb_direct(codebook, x, row, row_bytes, first, span_length, index_bits);
+              }
+            }
+          }
+          float sum = direct;
+          if (use_bins) {
+            for (size_t c = 0; c < codebook_size; c++) {
+              sum += codebook[c] * bins[c];
+            }
+          }
+          out[o] = whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
-      float sum = direct;
-      if (use_bins) {
-        for (size_t c = 0; c < codebook_size; c++) {
-          sum += codebook[c] * bins[c];
-        }
-      }
-      out[o] = whittle_clamp_f32(sum + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
     }
   }
 }
 
-void cb_fc_minmax_ukernel__scalar(size_t batch, size_t input_channels, size_t output_channels,
-                                  size_t oc_begin, size_t oc_end, const float* restrict input,
-                                  const uint8_t* restrict indices, uint32_t index_bits,
-                                  const float* restrict codebook, size_t codebook_size,
-                                  const float* restrict bias, float output_min, float output_max,
-                                  float* restrict output) {
-  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  cb_conv2d_minmax_ukernel__scalar(&g, oc_begin, oc_end, input, indices, index_bits, codebook, codebook_size,
-                                   bias, output_min, output_max, NULL, output);
-}
+// The fully-connected kernels: each conv2d kernel over the layer's 1x1 geometry.
+#define CB_DEFINE_FC(isa)                                                                                 \
+  void cb_fc_minmax_ukernel__##isa(                                                                       \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,        \
+      const float* restrict input, const uint8_t* restrict indices, uint32_t index_bits,                  \
+      const float* restrict codebook, size_t codebook_size, const float* restrict bias, float output_min, \
+      float output_max, float* restrict output) {                                                         \
+    const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);        \
+    cb_conv2d_minmax_ukernel__##isa(&g, oc_begin, oc_end, input, indices, index_bits, codebook,           \
+                                    codebook_size, bias, output_min, output_max, NULL, output);           \
+  }
+
+CB_DEFINE_FC(reference)
+CB_DEFINE_FC(scalar)
 
 const cb_conv2d_variant cb_conv2d_variants[] = {
 #if defined(__arm__) || defined(__aarch64__)

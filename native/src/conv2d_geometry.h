@@ -195,65 +195,6 @@ static inline bool whittle_conv2d_tap_pixel(const whittle_conv2d_geometry* g, wh
   return true;
 }
 
-// The drivers' walk over the output pixels of the batch, in NHWC order, without a division per pixel: pixel
-// p of `pixels` (its place in the NHWC output is p * output_channels), its position, and the kernel taps
-// [ky0, ky1) x [kx0, kx1) that land inside the input (the drivers skip the others: padding reads 0). The
-// row's taps are found once per row. A kernel row's valid taps are read in spans of span_taps taps, each
-// contiguous in the input and in the weights: the whole row when there is one group, else one tap (its
-// group's channels).
-//   WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-//     for (size_t ky = at.ky0; ky < at.ky1; ky++)
-//       for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps)
-//         a span of at.span_taps * group_input_channels elements from input pixel
-//         whittle_conv2d_window_pixel(g, &at, ky, kx), weights from k = (ky * kernel_width + kx) * gic
-//   }
-typedef struct whittle_conv2d_window {
-  size_t p, pixels, n, oy, ox;
-  size_t ky0, ky1, kx0, kx1;
-  size_t span_taps;
-} whittle_conv2d_window;
-
-static inline void whittle_conv2d_window_columns(const whittle_conv2d_geometry* g,
-                                                 whittle_conv2d_window* at) {
-  whittle_conv2d_valid_taps(at->ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
-                            &at->kx0, &at->kx1);
-  at->span_taps = g->groups == 1 ? at->kx1 - at->kx0 : 1;
-}
-
-static inline whittle_conv2d_window whittle_conv2d_window_first(const whittle_conv2d_geometry* g) {
-  whittle_conv2d_window at = {0, whittle_conv2d_output_pixels(g), 0, 0, 0, 0, 0, 0, 0, 0};
-  whittle_conv2d_valid_taps(0, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &at.ky0,
-                            &at.ky1);
-  whittle_conv2d_window_columns(g, &at);
-  return at;
-}
-
-static inline void whittle_conv2d_window_next(const whittle_conv2d_geometry* g, whittle_conv2d_window* at) {
-  at->p++;
-  if (++at->ox == g->output_width) {
-    at->ox = 0;
-    if (++at->oy == g->output_height) {
-      at->oy = 0;
-      at->n++;
-    }
-    whittle_conv2d_valid_taps(at->oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
-                              &at->ky0, &at->ky1);
-  }
-  whittle_conv2d_window_columns(g, at);
-}
-
-#define WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at)                                         \
-  for (whittle_conv2d_window at = whittle_conv2d_window_first((g)); at.p < at.pixels; \
-       whittle_conv2d_window_next((g), &at))
-
-// The input pixel (n * input_height + iy) * input_width + ix that the valid tap (ky, kx) of `at` reads.
-static inline size_t whittle_conv2d_window_pixel(const whittle_conv2d_geometry* g,
-                                                 const whittle_conv2d_window* at, size_t ky, size_t kx) {
-  const size_t iy = at->oy * g->stride_height + ky - g->padding_top;
-  const size_t ix = at->ox * g->stride_width + kx - g->padding_left;
-  return (at->n * g->input_height + iy) * g->input_width + ix;
-}
-
 // The output channels of group `group` that lie in [oc_begin, oc_end) (a task's channel range may cut a
 // group): [*begin, *end).
 static inline void whittle_conv2d_group_channel_range(const whittle_conv2d_geometry* g, size_t group,

@@ -36,7 +36,8 @@ QF_DRIVER size_t QF_FN(conv2d_drive_blocked)(const whittle_conv2d_geometry* g, s
   const size_t reduction = g->kernel_height * g->kernel_width * gic;
   // The widening costs as much as a pass over the block's weights: below 4 output pixels (fully-connected
   // layers at batch 1) the one-channel path is cheaper.
-  if (gic % 2 != 0 || block * reduction > QF_EXPANDED_WEIGHTS || whittle_conv2d_output_pixels(g) < 4) {
+  if (gic % 2 != 0 || block * reduction > QF_EXPANDED_WEIGHTS ||
+      g->batch * g->output_height * g->output_width < 4) {
     return oc_begin;
   }
   int16_t wt[QF_EXPANDED_WEIGHTS];
@@ -57,18 +58,37 @@ QF_DRIVER size_t QF_FN(conv2d_drive_blocked)(const whittle_conv2d_geometry* g, s
       max_abs = w > max_abs ? w : max_abs;
     }
     const size_t flush = (size_t)(((INT32_C(1) << 15) - 1) / max_abs);
-    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-      QF_DOT acc[QF_MAX_BLOCK] = {0};
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {
-          block_span(input + whittle_conv2d_window_pixel(g, &at, ky, kx) * input_channels + group * gic,
-                     wt + (ky * g->kernel_width + kx) * gic * block, at.span_taps * gic, flush, acc);
+    for (size_t n = 0; n < g->batch; n++) {
+      const QF_WORD* image = input + n * g->input_height * g->input_width * input_channels;
+      for (size_t oy = 0; oy < g->output_height; oy++) {
+        size_t ky0, ky1;
+        whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
+                                  &ky0, &ky1);
+        for (size_t ox = 0; ox < g->output_width; ox++) {
+          size_t kx0, kx1;
+          whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
+                                    &kx0, &kx1);
+          QF_DOT acc[QF_MAX_BLOCK] = {0};
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const QF_WORD* in_row = image + iy * g->input_width * input_channels + group * gic;
+            const size_t ix0 = ox * g->stride_width + kx0 - g->padding_left;
+            if (g->groups == 1) {
+              block_span(in_row + ix0 * input_channels, wt + (ky * g->kernel_width + kx0) * gic * block,
+                         (kx1 - kx0) * gic, flush, acc);
+            } else {
+              for (size_t kx = kx0; kx < kx1; kx++) {
+                block_span(in_row + (ix0 + kx - kx0) * input_channels,
+                           wt + (ky * g->kernel_width + kx) * gic * block, gic, flush, acc);
+              }
+            }
+          }
+          QF_WORD* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels + ob;
+          for (size_t j = 0; j < block; j++) {
+            const int64_t total = (int64_t)acc[j] + (bias != NULL ? bias[ob + j] : 0);
+            out[j] = (QF_WORD)qf_round_shift_saturate(total, shift, output_min, output_max);
+          }
         }
-      }
-      QF_WORD* out = output + at.p * output_channels + ob;
-      for (size_t j = 0; j < block; j++) {
-        const int64_t total = (int64_t)acc[j] + (bias != NULL ? bias[ob + j] : 0);
-        out[j] = (QF_WORD)qf_round_shift_saturate(total, shift, output_min, output_max);
       }
     }
   }
@@ -86,19 +106,39 @@ QF_DRIVER void QF_FN(conv2d_drive)(const whittle_conv2d_geometry* g, size_t oc_b
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t reduction = g->kernel_height * g->kernel_width * gic;
-  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-    QF_WORD* out = output + at.p * output_channels;
-    for (size_t o = oc_begin; o < oc_end; o++) {
-      const size_t group = o / g->group_output_channels;
-      const QF_WORD* w = weights + o * reduction;
-      int64_t acc = bias != NULL ? bias[o] : 0;
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {
-          acc += dot(input + whittle_conv2d_window_pixel(g, &at, ky, kx) * input_channels + group * gic,
-                     w + (ky * g->kernel_width + kx) * gic, at.span_taps * gic);
+  for (size_t n = 0; n < g->batch; n++) {
+    const QF_WORD* image = input + n * g->input_height * g->input_width * input_channels;
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      size_t ky0, ky1;
+      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                                &ky1);
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        size_t kx0, kx1;
+        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                                  &kx1);
+        QF_WORD* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          const QF_WORD* w = weights + o * reduction;
+          int64_t acc = bias != NULL ? bias[o] : 0;
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const QF_WORD* row = image + iy * g->input_width * input_channels + group * gic;
+            const size_t ix0 = ox * g->stride_width + kx0 - g->padding_left;
+            if (g->groups == 1) {
+              // One group: the valid taps of a kernel row are one contiguous span in input and weights.
+              acc +=
+                  dot(row + ix0 * input_channels, w + (ky * g->kernel_width + kx0) * gic, (kx1 - kx0) * gic);
+            } else {
+              for (size_t kx = kx0; kx < kx1; kx++) {
+                acc +=
+                    dot(row + (ix0 + kx - kx0) * input_channels, w + (ky * g->kernel_width + kx) * gic, gic);
+              }
+            }
+          }
+          out[o] = (QF_WORD)qf_round_shift_saturate(acc, shift, output_min, output_max);
         }
       }
-      out[o] = (QF_WORD)qf_round_shift_saturate(acc, shift, output_min, output_max);
     }
   }
 }
@@ -127,24 +167,37 @@ QF_DRIVER size_t QF_FN(conv2d_drive_depthwise)(const whittle_conv2d_geometry* g,
         wt[t * QF_DEPTHWISE_CHUNK + c] = weights[(c0 + c) * taps + t];
       }
     }
-    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-      QF_DOT acc[QF_DEPTHWISE_CHUNK];
-      for (size_t c = 0; c < count; c++) {
-        acc[c] = 0;
-      }
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx++) {
-          const QF_WORD* x = input + whittle_conv2d_window_pixel(g, &at, ky, kx) * channels + c0;
-          const QF_WORD* w = wt + (ky * g->kernel_width + kx) * QF_DEPTHWISE_CHUNK;
+    for (size_t n = 0; n < g->batch; n++) {
+      for (size_t oy = 0; oy < g->output_height; oy++) {
+        size_t ky0, ky1;
+        whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
+                                  &ky0, &ky1);
+        for (size_t ox = 0; ox < g->output_width; ox++) {
+          size_t kx0, kx1;
+          whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
+                                    &kx0, &kx1);
+          QF_DOT acc[QF_DEPTHWISE_CHUNK];
           for (size_t c = 0; c < count; c++) {
-            acc[c] += (int32_t)x[c] * (int32_t)w[c];
+            acc[c] = 0;
+          }
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            for (size_t kx = kx0; kx < kx1; kx++) {
+              const size_t iy = oy * g->stride_height + ky - g->padding_top;
+              const size_t ix = ox * g->stride_width + kx - g->padding_left;
+              const size_t t = ky * g->kernel_width + kx;
+              const QF_WORD* x = input + ((n * g->input_height + iy) * g->input_width + ix) * channels + c0;
+              const QF_WORD* w = wt + t * QF_DEPTHWISE_CHUNK;
+              for (size_t c = 0; c < count; c++) {
+                acc[c] += (int32_t)x[c] * (int32_t)w[c];
+              }
+            }
+          }
+          QF_WORD* out = output + ((n * g->output_height + oy) * g->output_width + ox) * channels + c0;
+          for (size_t c = 0; c < count; c++) {
+            const int64_t total = (int64_t)acc[c] + (bias != NULL ? bias[c0 + c] : 0);
+            out[c] = (QF_WORD)qf_round_shift_saturate(total, shift, output_min, output_max);
           }
         }
-      }
-      QF_WORD* out = output + at.p * channels + c0;
-      for (size_t c = 0; c < count; c++) {
-        const int64_t total = (int64_t)acc[c] + (bias != NULL ? bias[c0 + c] : 0);
-        out[c] = (QF_WORD)qf_round_shift_saturate(total, shift, output_min, output_max);
       }
     }
   }

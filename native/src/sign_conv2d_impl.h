@@ -38,21 +38,40 @@ SIGN_DRIVER void sign_conv2d_drive(const whittle_conv2d_geometry* g, size_t oc_b
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * gic);
-  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-    float* out = output + at.p * output_channels;
-    for (size_t o = oc_begin; o < oc_end; o++) {
-      const size_t group = o / g->group_output_channels;
-      const uint32_t* nonzero = weight_nonzero != NULL ? weight_nonzero + o * row_words : NULL;
-      const uint32_t* sign = weight_sign + o * row_words;
-      float acc = 0.0f;
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {
-          acc +=
-              signed_sum(input + whittle_conv2d_window_pixel(g, &at, ky, kx) * input_channels + group * gic,
-                         nonzero, sign, row_words, (ky * g->kernel_width + kx) * gic, at.span_taps * gic);
+  for (size_t n = 0; n < g->batch; n++) {
+    const float* image = input + n * g->input_height * g->input_width * input_channels;
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      size_t ky0, ky1;
+      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                                &ky1);
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        size_t kx0, kx1;
+        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                                  &kx1);
+        float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          const uint32_t* nonzero = weight_nonzero != NULL ? weight_nonzero + o * row_words : NULL;
+          const uint32_t* sign = weight_sign + o * row_words;
+          float acc = 0.0f;
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const float* in_row = image + iy * g->input_width * input_channels + group * gic;
+            const size_t ix0 = ox * g->stride_width + kx0 - g->padding_left;
+            if (g->groups == 1) {
+              acc += signed_sum(in_row + ix0 * input_channels, nonzero, sign, row_words,
+                                (ky * g->kernel_width + kx0) * gic, (kx1 - kx0) * gic);
+            } else {
+              for (size_t kx = kx0; kx < kx1; kx++) {
+                acc += signed_sum(in_row + (ix0 + kx - kx0) * input_channels, nonzero, sign, row_words,
+                                  (ky * g->kernel_width + kx) * gic, gic);
+              }
+            }
+          }
+          out[o] =
+              whittle_clamp_f32(alpha[o] * acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
         }
       }
-      out[o] = whittle_clamp_f32(alpha[o] * acc + (bias != NULL ? bias[o] : 0.0f), output_min, output_max);
     }
   }
 }
@@ -92,30 +111,43 @@ SIGN_DRIVER size_t sign_conv2d_drive_depthwise(const whittle_conv2d_geometry* g,
         }
       }
     }
-    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-      float acc[SIGN_DEPTHWISE_CHUNK];
-      for (size_t c = 0; c < count; c++) {
-        acc[c] = 0.0f;
-      }
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx++) {
-          const float* x = input + whittle_conv2d_window_pixel(g, &at, ky, kx) * channels + c0;
-          const int8_t* s = wt + (ky * g->kernel_width + kx) * SIGN_DEPTHWISE_CHUNK;
-          if (weight_nonzero == NULL) {
-            for (size_t c = 0; c < count; c++) {
-              acc[c] += s[c] ? -x[c] : x[c];
-            }
-          } else {
-            for (size_t c = 0; c < count; c++) {
-              acc[c] += s[c] > 0 ? x[c] : (s[c] < 0 ? -x[c] : 0.0f);
+    for (size_t n = 0; n < g->batch; n++) {
+      for (size_t oy = 0; oy < g->output_height; oy++) {
+        size_t ky0, ky1;
+        whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
+                                  &ky0, &ky1);
+        for (size_t ox = 0; ox < g->output_width; ox++) {
+          size_t kx0, kx1;
+          whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
+                                    &kx0, &kx1);
+          float acc[SIGN_DEPTHWISE_CHUNK];
+          for (size_t c = 0; c < count; c++) {
+            acc[c] = 0.0f;
+          }
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            for (size_t kx = kx0; kx < kx1; kx++) {
+              const size_t iy = oy * g->stride_height + ky - g->padding_top;
+              const size_t ix = ox * g->stride_width + kx - g->padding_left;
+              const size_t t = ky * g->kernel_width + kx;
+              const float* x = input + ((n * g->input_height + iy) * g->input_width + ix) * channels + c0;
+              const int8_t* s = wt + t * SIGN_DEPTHWISE_CHUNK;
+              if (weight_nonzero == NULL) {
+                for (size_t c = 0; c < count; c++) {
+                  acc[c] += s[c] ? -x[c] : x[c];
+                }
+              } else {
+                for (size_t c = 0; c < count; c++) {
+                  acc[c] += s[c] > 0 ? x[c] : (s[c] < 0 ? -x[c] : 0.0f);
+                }
+              }
             }
           }
+          float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * channels + c0;
+          for (size_t c = 0; c < count; c++) {
+            out[c] = whittle_clamp_f32(alpha[c0 + c] * acc[c] + (bias != NULL ? bias[c0 + c] : 0.0f),
+                                       output_min, output_max);
+          }
         }
-      }
-      float* out = output + at.p * channels + c0;
-      for (size_t c = 0; c < count; c++) {
-        out[c] = whittle_clamp_f32(alpha[c0 + c] * acc[c] + (bias != NULL ? bias[c0 + c] : 0.0f), output_min,
-                                   output_max);
       }
     }
   }
@@ -172,19 +204,39 @@ SIGN_DRIVER size_t sign_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
         }
       }
     }
-    WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-      float acc[SIGN_MAX_BLOCK] = {0};
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {
-          const size_t first = (ky * g->kernel_width + kx) * gic * block;
-          block_span(input + whittle_conv2d_window_pixel(g, &at, ky, kx) * input_channels + group * gic,
-                     flips + first, keeps != NULL ? keeps + first : NULL, at.span_taps * gic, acc);
+    for (size_t n = 0; n < g->batch; n++) {
+      const float* image = input + n * g->input_height * g->input_width * input_channels;
+      for (size_t oy = 0; oy < g->output_height; oy++) {
+        size_t ky0, ky1;
+        whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height,
+                                  &ky0, &ky1);
+        for (size_t ox = 0; ox < g->output_width; ox++) {
+          size_t kx0, kx1;
+          whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width,
+                                    &kx0, &kx1);
+          float acc[SIGN_MAX_BLOCK] = {0};
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const float* in_row = image + iy * g->input_width * input_channels + group * gic;
+            const size_t ix0 = ox * g->stride_width + kx0 - g->padding_left;
+            if (g->groups == 1) {
+              const size_t first = (ky * g->kernel_width + kx0) * gic * block;
+              block_span(in_row + ix0 * input_channels, flips + first, keeps != NULL ? keeps + first : NULL,
+                         (kx1 - kx0) * gic, acc);
+            } else {
+              for (size_t kx = kx0; kx < kx1; kx++) {
+                const size_t first = (ky * g->kernel_width + kx) * gic * block;
+                block_span(in_row + (ix0 + kx - kx0) * input_channels, flips + first,
+                           keeps != NULL ? keeps + first : NULL, gic, acc);
+              }
+            }
+          }
+          float* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels + ob;
+          for (size_t j = 0; j < block; j++) {
+            out[j] = whittle_clamp_f32(alpha[ob + j] * acc[j] + (bias != NULL ? bias[ob + j] : 0.0f),
+                                       output_min, output_max);
+          }
         }
-      }
-      float* out = output + at.p * output_channels + ob;
-      for (size_t j = 0; j < block; j++) {
-        out[j] = whittle_clamp_f32(alpha[ob + j] * acc[j] + (bias != NULL ? bias[ob + j] : 0.0f), output_min,
-                                   output_max);
       }
     }
   }

@@ -28,18 +28,6 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
                               multipliers, shifts, output_zero_point, output_min, output_max, output);
 }
 
-void tern_fc_qs8_minmax_gemmlowp_ukernel__reference(
-    size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,
-    const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict weight_nonzero,
-    const uint32_t* restrict weight_sign, const int32_t* restrict bias, const int32_t* restrict multipliers,
-    const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
-    int8_t* restrict output) {
-  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(&g, oc_begin, oc_end, input, input_zero_point,
-                                                     weight_nonzero, weight_sign, bias, multipliers, shifts,
-                                                     output_zero_point, output_min, output_max, output);
-}
-
 // ---- Portable: per 32 weights, the positive and the negative ones are summed separately (adds only). ----
 
 static int32_t tern_qs8_span(const int8_t* x, int32_t zero_point, const uint32_t* nonzero,
@@ -76,35 +64,57 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(
   const size_t output_channels = g->groups * g->group_output_channels;
   const size_t gic = g->group_input_channels;
   const size_t row_words = bin_row_words(g->kernel_height * g->kernel_width * gic);
-  WHITTLE_CONV2D_FOR_EACH_WINDOW(g, at) {
-    int8_t* out = output + at.p * output_channels;
-    for (size_t o = oc_begin; o < oc_end; o++) {
-      const size_t group = o / g->group_output_channels;
-      const uint32_t* nonzero = weight_nonzero + o * row_words;
-      const uint32_t* sign = weight_sign + o * row_words;
-      int32_t acc = 0;
-      for (size_t ky = at.ky0; ky < at.ky1; ky++) {
-        for (size_t kx = at.kx0; kx < at.kx1; kx += at.span_taps) {
-          acc += tern_qs8_span(
-              input + whittle_conv2d_window_pixel(g, &at, ky, kx) * input_channels + group * gic,
-              input_zero_point, nonzero, sign, row_words, (ky * g->kernel_width + kx) * gic,
-              at.span_taps * gic);
+  for (size_t n = 0; n < g->batch; n++) {
+    const int8_t* image = input + n * g->input_height * g->input_width * input_channels;
+    for (size_t oy = 0; oy < g->output_height; oy++) {
+      size_t ky0, ky1;
+      whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                                &ky1);
+      for (size_t ox = 0; ox < g->output_width; ox++) {
+        size_t kx0, kx1;
+        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                                  &kx1);
+        int8_t* out = output + ((n * g->output_height + oy) * g->output_width + ox) * output_channels;
+        for (size_t o = oc_begin; o < oc_end; o++) {
+          const size_t group = o / g->group_output_channels;
+          const uint32_t* nonzero = weight_nonzero + o * row_words;
+          const uint32_t* sign = weight_sign + o * row_words;
+          int32_t acc = 0;
+          for (size_t ky = ky0; ky < ky1; ky++) {
+            const size_t iy = oy * g->stride_height + ky - g->padding_top;
+            const int8_t* in_row = image + iy * g->input_width * input_channels + group * gic;
+            const size_t ix0 = ox * g->stride_width + kx0 - g->padding_left;
+            if (g->groups == 1) {
+              acc += tern_qs8_span(in_row + ix0 * input_channels, input_zero_point, nonzero, sign, row_words,
+                                   (ky * g->kernel_width + kx0) * gic, (kx1 - kx0) * gic);
+            } else {
+              for (size_t kx = kx0; kx < kx1; kx++) {
+                acc += tern_qs8_span(in_row + (ix0 + kx - kx0) * input_channels, input_zero_point, nonzero,
+                                     sign, row_words, (ky * g->kernel_width + kx) * gic, gic);
+              }
+            }
+          }
+          out[o] = qs8_finish_gemmlowp(acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
+                                       output_zero_point, output_min, output_max);
         }
       }
-      out[o] = qs8_finish_gemmlowp(acc, bias != NULL ? bias[o] : 0, multipliers[o], shifts[o],
-                                   output_zero_point, output_min, output_max);
     }
   }
 }
 
-void tern_fc_qs8_minmax_gemmlowp_ukernel__scalar(
-    size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,
-    const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict weight_nonzero,
-    const uint32_t* restrict weight_sign, const int32_t* restrict bias, const int32_t* restrict multipliers,
-    const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
-    int8_t* restrict output) {
-  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(&g, oc_begin, oc_end, input, input_zero_point,
-                                                  weight_nonzero, weight_sign, bias, multipliers, shifts,
-                                                  output_zero_point, output_min, output_max, output);
-}
+// The fully-connected kernels: each conv2d kernel over the layer's 1x1 geometry.
+#define TERN_QS8_DEFINE_FC(isa)                                                                            \
+  void tern_fc_qs8_minmax_gemmlowp_ukernel__##isa(                                                         \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,         \
+      const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict weight_nonzero,     \
+      const uint32_t* restrict weight_sign, const int32_t* restrict bias,                                  \
+      const int32_t* restrict multipliers, const int32_t* restrict shifts, int32_t output_zero_point,      \
+      int32_t output_min, int32_t output_max, int8_t* restrict output) {                                   \
+    const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);         \
+    tern_conv2d_qs8_minmax_gemmlowp_ukernel__##isa(&g, oc_begin, oc_end, input, input_zero_point,          \
+                                                   weight_nonzero, weight_sign, bias, multipliers, shifts, \
+                                                   output_zero_point, output_min, output_max, output);     \
+  }
+
+TERN_QS8_DEFINE_FC(reference)
+TERN_QS8_DEFINE_FC(scalar)
