@@ -9,6 +9,7 @@ import { whittleError } from '../../native/whittle-error.js';
 import { quantizeNearest } from '../runtime/number/fixed-point.js';
 import { PackageError, type PackageErrorLocation } from './errors.js';
 import { huffmanCodeLengths, huffmanDecode, huffmanEncode } from './huffman.js';
+import type { NumberFormat } from './number-formats.js';
 
 /** Values an encoder cannot store as asked (a nonzero that is no centroid, a shape that does not match). */
 export class EncodingError extends whittleError('EncodingError', 'bad-encoder-input') {}
@@ -602,6 +603,83 @@ export function encodeCodebook(
 export function encodeHashed(values: Float32Array, buckets: number, seed: number): EncodedTensor {
   const table = hashedBucketMeans(values, hashedSlots(values.length, seed >>> 0, buckets), buckets);
   return { encoding: { kind: 'hashed', buckets, seed: seed >>> 0 }, bytes: Buffer.from(bytesOf(table)) };
+}
+
+/** What a format's encoder needs beyond the values and the shape (encodeWeights). */
+export interface WeightEncodingOptions {
+  /** fixed16 / fixed8: the weights' fractional length. */
+  fracBits?: number;
+  /** codebook and sparse-codebook: the shared values. */
+  centroids?: Float32Array;
+  /** codebook: each element's centroid index; by default the nearest centroid of each value. */
+  indices?: Uint8Array;
+  /** sparse-codebook: the relative-index gap width. */
+  gapBits?: number;
+  /** hashed: the buckets and the hash seed. */
+  hashed?: { buckets: number; seed: number };
+}
+
+/** The weight tensor `values` (logical, row-major `shape`) stored in number format `format`: the one place
+ * that names each format's encoder. f32 is stored raw; int8 takes its int8 values, raw; sparse and
+ * sparse-codebook store the exact zeros of `values` as pruned (sparse-codebook's nonzeros must be centroids). */
+export function encodeWeights(
+  format: NumberFormat,
+  values: Float32Array | Int8Array,
+  shape: readonly number[],
+  options: WeightEncodingOptions = {},
+): EncodedTensor {
+  if (format === 'int8') {
+    if (!(values instanceof Int8Array)) throw new EncodingError('int8 weights take Int8Array values');
+    return encodeRaw(values);
+  }
+  if (values instanceof Int8Array) throw new EncodingError(`${format} weights take Float32Array values`);
+  const need = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new EncodingError(`${format} weights need ${what}`);
+    return value;
+  };
+  switch (format) {
+    case 'f32':
+      return encodeRaw(values);
+    case 'fixed16':
+    case 'fixed8':
+      return encodeFixed(values, format === 'fixed16' ? 16 : 8, need(options.fracBits, 'fracBits'));
+    case 'binary':
+      return encodeBinary(values, shape);
+    case 'xnor':
+      return encodeXnor(values, shape);
+    case 'ternary':
+      return encodeTernary(values, shape);
+    case 'sparse':
+      return encodeSparse(values, shape);
+    case 'codebook': {
+      const centroids = need(options.centroids, 'centroids');
+      return encodeCodebook(centroids, options.indices ?? nearestCentroids(values, centroids));
+    }
+    case 'hashed': {
+      const { buckets, seed } = need(options.hashed, 'hashed buckets and seed');
+      return encodeHashed(values, buckets, seed);
+    }
+    case 'sparse-codebook':
+      return encodeSparseCodebook(
+        values,
+        shape,
+        need(options.centroids, 'centroids'),
+        options.gapBits !== undefined ? { gapBits: options.gapBits } : {},
+      );
+  }
+}
+
+/** The index of the centroid nearest to each value (the first of two equally near). */
+function nearestCentroids(values: Float32Array, centroids: Float32Array): Uint8Array {
+  if (centroids.length === 0 || centroids.length > 256)
+    throw new EncodingError(`a codebook holds 1 to 256 centroids, not ${centroids.length}`);
+  return Uint8Array.from(values, (v) => {
+    let best = 0;
+    for (let c = 1; c < centroids.length; c++) {
+      if (Math.abs(centroids[c]! - v) < Math.abs(centroids[best]! - v)) best = c;
+    }
+    return best;
+  });
 }
 
 /** The exact inverse of decodeTensor: the section bytes and parameters a decoded tensor came from. */

@@ -10,16 +10,10 @@ import {
   type DecodedTensor,
   decodeTensor,
   type DType,
-  encodeBinary,
-  encodeCodebook,
   type EncodedTensor,
-  encodeFixed,
-  encodeHashed,
   encodeRaw,
-  encodeSparse,
-  encodeSparseCodebook,
-  encodeTernary,
-  encodeXnor,
+  encodeWeights,
+  type WeightEncodingOptions,
 } from '../package/encodings.js';
 import {
   type AttributeValue,
@@ -109,6 +103,12 @@ class GraphBuilder {
 const randomWeights = (n: number, scale: number): Float32Array =>
   Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * scale);
 
+/** The activation fractional lengths of the fixed-point layers of the grid. */
+const FIXED_POINT_ATTRS: Partial<Record<NumberFormat, Record<string, AttributeValue>>> = {
+  fixed16: { input_fl: 8, output_fl: 8 },
+  fixed8: { input_fl: 5, output_fl: 4 },
+};
+
 /** The weight tensor of a conv2d ([O][KH][KW][I/groups]) or fully_connected ([O][K]) layer in `format`, and
  * the node attributes the format needs (fixed point's activation fractional lengths). */
 function weightTensor(
@@ -121,43 +121,31 @@ function weightTensor(
   const w = randomWeights(n, 0.1);
   const pruned = (): Float32Array => w.map((v) => (Math.random() < sparsity ? 0 : v));
   const centroids = Float32Array.from({ length: 16 }, (_, i) => ((i - 7.5) / 7.5) * 0.1);
-  const f32 = (encoded: EncodedTensor): number => g.constant('w', 'f32', shape, encoded);
-  switch (format) {
-    case 'f32':
-      return { index: f32(encodeRaw(w)), attrs: {} };
-    case 'int8': {
-      const rows = shape[0]!;
-      const quant = {
-        scale: new Array<number>(rows).fill(0.01),
-        zeroPoint: new Array<number>(rows).fill(0),
-        axis: 0,
-      };
-      const q = Int8Array.from(w, (v) => Math.round(v * 100));
-      return { index: g.constant('w', 'i8', shape, encodeRaw(q), quant), attrs: {} };
-    }
-    case 'fixed16':
-      return { index: f32(encodeFixed(w, 16, 12)), attrs: { input_fl: 8, output_fl: 8 } };
-    case 'fixed8':
-      return { index: f32(encodeFixed(w, 8, 7)), attrs: { input_fl: 5, output_fl: 4 } };
-    case 'binary':
-      return { index: f32(encodeBinary(w, shape)), attrs: {} };
-    case 'xnor':
-      return { index: f32(encodeXnor(w, shape)), attrs: {} };
-    case 'ternary':
-      return { index: f32(encodeTernary(w, shape)), attrs: {} };
-    case 'sparse':
-      return { index: f32(encodeSparse(pruned(), shape)), attrs: {} };
-    case 'codebook': {
-      const indices = Uint8Array.from({ length: n }, () => Math.floor(Math.random() * 16));
-      return { index: f32(encodeCodebook(centroids, indices)), attrs: {} };
-    }
-    case 'hashed':
-      return { index: f32(encodeHashed(w, Math.max(1, Math.floor(n / 8)), 1)), attrs: {} };
-    case 'sparse-codebook': {
-      const shared = pruned().map((v) => (v === 0 ? 0 : centroids[Math.floor(Math.random() * 16)]!));
-      return { index: f32(encodeSparseCodebook(shared, shape, centroids)), attrs: {} };
-    }
+  if (format === 'int8') {
+    const rows = shape[0]!;
+    const quant = {
+      scale: new Array<number>(rows).fill(0.01),
+      zeroPoint: new Array<number>(rows).fill(0),
+      axis: 0,
+    };
+    const q = Int8Array.from(w, (v) => Math.round(v * 100));
+    return { index: g.constant('w', 'i8', shape, encodeWeights(format, q, shape), quant), attrs: {} };
   }
+  // Each option is read only by the formats that need it (encodeWeights).
+  const options: WeightEncodingOptions = {
+    fracBits: format === 'fixed16' ? 12 : 7,
+    centroids,
+    indices: Uint8Array.from({ length: n }, () => Math.floor(Math.random() * 16)),
+    hashed: { buckets: Math.max(1, Math.floor(n / 8)), seed: 1 },
+  };
+  const values =
+    format === 'sparse'
+      ? pruned()
+      : format === 'sparse-codebook'
+        ? pruned().map((v) => (v === 0 ? 0 : centroids[Math.floor(Math.random() * 16)]!))
+        : w;
+  const index = g.constant('w', 'f32', shape, encodeWeights(format, values, shape, options));
+  return { index, attrs: FIXED_POINT_ATTRS[format] ?? {} };
 }
 
 /** The layer's bias: i32 for int8 layers, f32 otherwise. */

@@ -52,17 +52,6 @@ void cb_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, size_
   }
 }
 
-void cb_fc_minmax_ukernel__reference(size_t batch, size_t input_channels, size_t output_channels,
-                                     size_t oc_begin, size_t oc_end, const float* restrict input,
-                                     const uint8_t* restrict indices, uint32_t index_bits,
-                                     const float* restrict codebook, size_t codebook_size,
-                                     const float* restrict bias, float output_min, float output_max,
-                                     float* restrict output) {
-  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  cb_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, indices, index_bits, codebook,
-                                      codebook_size, bias, output_min, output_max, NULL, output);
-}
-
 // ---- Portable: bins per centroid. ----
 
 // bins[index_k] += x[j] for the n indices k = first .. first + n - 1. The common widths read whole bytes.
@@ -180,16 +169,20 @@ void cb_conv2d_minmax_ukernel__scalar(const whittle_conv2d_geometry* g, size_t o
   }
 }
 
-void cb_fc_minmax_ukernel__scalar(size_t batch, size_t input_channels, size_t output_channels,
-                                  size_t oc_begin, size_t oc_end, const float* restrict input,
-                                  const uint8_t* restrict indices, uint32_t index_bits,
-                                  const float* restrict codebook, size_t codebook_size,
-                                  const float* restrict bias, float output_min, float output_max,
-                                  float* restrict output) {
-  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
-  cb_conv2d_minmax_ukernel__scalar(&g, oc_begin, oc_end, input, indices, index_bits, codebook, codebook_size,
-                                   bias, output_min, output_max, NULL, output);
-}
+// The fully-connected kernels: each conv2d kernel over the layer's 1x1 geometry.
+#define CB_DEFINE_FC(isa)                                                                                 \
+  void cb_fc_minmax_ukernel__##isa(                                                                       \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,        \
+      const float* restrict input, const uint8_t* restrict indices, uint32_t index_bits,                  \
+      const float* restrict codebook, size_t codebook_size, const float* restrict bias, float output_min, \
+      float output_max, float* restrict output) {                                                         \
+    const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);        \
+    cb_conv2d_minmax_ukernel__##isa(&g, oc_begin, oc_end, input, indices, index_bits, codebook,           \
+                                    codebook_size, bias, output_min, output_max, NULL, output);           \
+  }
+
+CB_DEFINE_FC(reference)
+CB_DEFINE_FC(scalar)
 
 const cb_conv2d_variant cb_conv2d_variants[] = {
 #if defined(__arm__) || defined(__aarch64__)

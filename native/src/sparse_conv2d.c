@@ -34,7 +34,7 @@ void sparse_f32_fc_minmax_ukernel__reference(size_t batch, size_t input_channels
                                              const uint32_t* restrict column_indices,
                                              const float* restrict values, const float* restrict bias,
                                              float output_min, float output_max, float* restrict output) {
-  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
   sparse_f32_conv2d_minmax_ukernel__reference(&g, oc_begin, oc_end, input, row_offsets, column_indices,
                                               values, bias, output_min, output_max, NULL, output);
 }
@@ -159,7 +159,7 @@ void sparse_qs8_fc_minmax_gemmlowp_ukernel__reference(
     const uint32_t* restrict column_indices, const int8_t* restrict values, const int32_t* restrict bias,
     const int32_t* restrict multipliers, const int32_t* restrict shifts, int32_t output_zero_point,
     int32_t output_min, int32_t output_max, int8_t* restrict output) {
-  const whittle_conv2d_geometry g = {batch, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, input_channels, output_channels};
+  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
   sparse_qs8_conv2d_minmax_gemmlowp_ukernel__reference(
       &g, oc_begin, oc_end, input, input_zero_point, row_offsets, column_indices, values, bias, multipliers,
       shifts, output_zero_point, output_min, output_max, NULL, output);

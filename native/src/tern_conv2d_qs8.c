@@ -28,18 +28,6 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(
                               multipliers, shifts, output_zero_point, output_min, output_max, output);
 }
 
-void tern_fc_qs8_minmax_gemmlowp_ukernel__reference(
-    size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,
-    const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict weight_nonzero,
-    const uint32_t* restrict weight_sign, const int32_t* restrict bias, const int32_t* restrict multipliers,
-    const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
-    int8_t* restrict output) {
-  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  tern_conv2d_qs8_minmax_gemmlowp_ukernel__reference(&g, oc_begin, oc_end, input, input_zero_point,
-                                                     weight_nonzero, weight_sign, bias, multipliers, shifts,
-                                                     output_zero_point, output_min, output_max, output);
-}
-
 // ---- Portable: per 32 weights, the positive and the negative ones are summed separately (adds only). ----
 
 static int32_t tern_qs8_span(const int8_t* x, int32_t zero_point, const uint32_t* nonzero,
@@ -114,14 +102,19 @@ void tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(
   }
 }
 
-void tern_fc_qs8_minmax_gemmlowp_ukernel__scalar(
-    size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,
-    const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict weight_nonzero,
-    const uint32_t* restrict weight_sign, const int32_t* restrict bias, const int32_t* restrict multipliers,
-    const int32_t* restrict shifts, int32_t output_zero_point, int32_t output_min, int32_t output_max,
-    int8_t* restrict output) {
-  const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);
-  tern_conv2d_qs8_minmax_gemmlowp_ukernel__scalar(&g, oc_begin, oc_end, input, input_zero_point,
-                                                  weight_nonzero, weight_sign, bias, multipliers, shifts,
-                                                  output_zero_point, output_min, output_max, output);
-}
+// The fully-connected kernels: each conv2d kernel over the layer's 1x1 geometry.
+#define TERN_QS8_DEFINE_FC(isa)                                                                            \
+  void tern_fc_qs8_minmax_gemmlowp_ukernel__##isa(                                                         \
+      size_t batch, size_t input_channels, size_t output_channels, size_t oc_begin, size_t oc_end,         \
+      const int8_t* restrict input, int32_t input_zero_point, const uint32_t* restrict weight_nonzero,     \
+      const uint32_t* restrict weight_sign, const int32_t* restrict bias,                                  \
+      const int32_t* restrict multipliers, const int32_t* restrict shifts, int32_t output_zero_point,      \
+      int32_t output_min, int32_t output_max, int8_t* restrict output) {                                   \
+    const whittle_conv2d_geometry g = whittle_fc_geometry(batch, input_channels, output_channels);         \
+    tern_conv2d_qs8_minmax_gemmlowp_ukernel__##isa(&g, oc_begin, oc_end, input, input_zero_point,          \
+                                                   weight_nonzero, weight_sign, bias, multipliers, shifts, \
+                                                   output_zero_point, output_min, output_max, output);     \
+  }
+
+TERN_QS8_DEFINE_FC(reference)
+TERN_QS8_DEFINE_FC(scalar)

@@ -1,16 +1,10 @@
 // A small CNN whose layers use every weight encoding of the package format: the fixture of the package
 // tests, the fuzz job (bench/fuzz.ts) and the runtime tests. Weights are seeded, so the bytes are stable.
 import {
-  encodeBinary,
-  encodeCodebook,
   type EncodedTensor,
-  encodeFixed,
-  encodeHashed,
   encodeRaw,
-  encodeSparse,
-  encodeSparseCodebook,
-  encodeTernary,
-  encodeXnor,
+  encodeWeights,
+  type WeightEncodingOptions,
 } from '../../agent/package/encodings.js';
 import type { Manifest, ManifestNode, ManifestTensor } from '../../agent/package/manifest.js';
 import { SeededRandom } from '../seeded-random.js';
@@ -35,109 +29,53 @@ export function samplePackageContent(seed = 1): PackageContent {
     constants.set(index, encode(weights(shape.reduce((a, b) => a * b, 1))));
     return index;
   };
+  /** A conv2d layer in `format`: its weights (`shape`) seeded values, or what `weight` makes of them, stored by
+   * the format's encoder (encodeWeights); its bias fp32. */
   const conv = (
     name: string,
     format: ManifestNode['format'],
     x: number,
-    w: number,
     shape: number[],
+    outShape: number[],
     attrs: ManifestNode['attrs'],
+    weight: (values: Float32Array) => { values?: Float32Array; options?: WeightEncodingOptions } = () => ({}),
   ): number => {
-    const b = constant(`${name}.bias`, [tensors[w]!.shape[0]!], encodeRaw);
-    const y = tensor(`${name}.out`, shape);
+    const w = constant(`${name}.weight`, shape, (v) => {
+      const { values = v, options } = weight(v);
+      return encodeWeights(format, values, shape, options);
+    });
+    const b = constant(`${name}.bias`, [shape[0]!], encodeRaw);
+    const y = tensor(`${name}.out`, outShape);
     nodes.push({ name, op: 'conv2d', format, inputs: [x, w, b], outputs: [y], attrs });
     return y;
   };
   const input = tensor('image', [1, 8, 8, 3]);
-  let x = conv('conv1', 'f32', input, constant('conv1.weight', [4, 3, 3, 3], encodeRaw), [1, 8, 8, 4], {
-    pads: [1, 1, 1, 1],
-    min: 0,
-  });
-  x = conv(
-    'conv2',
-    'binary',
-    x,
-    constant('conv2.weight', [8, 3, 3, 4], (v) => encodeBinary(v, [8, 3, 3, 4])),
-    [1, 4, 4, 8],
-    { pads: [1, 1, 1, 1], strides: [2, 2] },
-  );
-  x = conv(
-    'conv3',
-    'ternary',
-    x,
-    constant('conv3.weight', [8, 1, 1, 8], (v) => encodeTernary(v, [8, 1, 1, 8])),
-    [1, 4, 4, 8],
-    { min: 0 },
-  );
-  x = conv(
-    'conv4',
-    'codebook',
-    x,
-    constant('conv4.weight', [8, 3, 3, 1], (v) => {
-      const codebook = Float32Array.from([-0.4, -0.1, 0.1, 0.4]);
-      return encodeCodebook(
-        codebook,
-        Uint8Array.from(v, (w) => (w < -0.2 ? 0 : w < 0 ? 1 : w < 0.2 ? 2 : 3)),
-      );
-    }),
-    [1, 4, 4, 8],
-    { pads: [1, 1, 1, 1], groups: 8 },
-  );
-  x = conv(
-    'conv5',
-    'sparse',
-    x,
-    constant('conv5.weight', [8, 1, 1, 8], (v) =>
-      encodeSparse(
-        v.map((w) => (Math.abs(w) < 0.25 ? 0 : w)),
-        [8, 1, 1, 8],
-      ),
-    ),
-    [1, 4, 4, 8],
-    {},
-  );
-  x = conv(
-    'conv6',
-    'fixed16',
-    x,
-    constant('conv6.weight', [8, 1, 1, 8], (v) => encodeFixed(v, 16, 12)),
-    [1, 4, 4, 8],
-    {
-      min: 0,
+  let x = conv('conv1', 'f32', input, [4, 3, 3, 3], [1, 8, 8, 4], { pads: [1, 1, 1, 1], min: 0 });
+  x = conv('conv2', 'binary', x, [8, 3, 3, 4], [1, 4, 4, 8], { pads: [1, 1, 1, 1], strides: [2, 2] });
+  x = conv('conv3', 'ternary', x, [8, 1, 1, 8], [1, 4, 4, 8], { min: 0 });
+  x = conv('conv4', 'codebook', x, [8, 3, 3, 1], [1, 4, 4, 8], { pads: [1, 1, 1, 1], groups: 8 }, (v) => ({
+    options: {
+      centroids: Float32Array.from([-0.4, -0.1, 0.1, 0.4]),
+      indices: Uint8Array.from(v, (w) => (w < -0.2 ? 0 : w < 0 ? 1 : w < 0.2 ? 2 : 3)),
     },
-  );
-  x = conv(
-    'conv7',
-    'fixed8',
-    x,
-    constant('conv7.weight', [8, 1, 1, 8], (v) => encodeFixed(v, 8, 6)),
-    [1, 4, 4, 8],
-    {},
-  );
-  x = conv(
-    'conv8',
-    'xnor',
-    x,
-    constant('conv8.weight', [8, 3, 3, 8], (v) => encodeXnor(v, [8, 3, 3, 8])),
-    [1, 4, 4, 8],
-    { pads: [1, 1, 1, 1] },
-  );
-  x = conv(
-    'conv9',
-    'sparse-codebook',
-    x,
-    constant('conv9.weight', [8, 3, 3, 8], (v) => {
-      // Pruned to |w| >= 0.3 (about 70 % zeros) and shared over 6 centroids; 2-bit gaps, so runs of 3 zeros
-      // or more take fillers.
-      const centroids = Float32Array.from([-0.9, -0.6, -0.35, 0.35, 0.6, 0.9]);
-      const shared = v.map((w) =>
-        Math.abs(w) < 0.3 ? 0 : centroids.reduce((a, c) => (Math.abs(c - w) < Math.abs(a - w) ? c : a)),
-      );
-      return encodeSparseCodebook(shared, [8, 3, 3, 8], centroids, { gapBits: 2 });
-    }),
-    [1, 4, 4, 8],
-    { pads: [1, 1, 1, 1], min: 0 },
-  );
+  }));
+  x = conv('conv5', 'sparse', x, [8, 1, 1, 8], [1, 4, 4, 8], {}, (v) => ({
+    values: v.map((w) => (Math.abs(w) < 0.25 ? 0 : w)),
+  }));
+  x = conv('conv6', 'fixed16', x, [8, 1, 1, 8], [1, 4, 4, 8], { min: 0 }, () => ({
+    options: { fracBits: 12 },
+  }));
+  x = conv('conv7', 'fixed8', x, [8, 1, 1, 8], [1, 4, 4, 8], {}, () => ({ options: { fracBits: 6 } }));
+  x = conv('conv8', 'xnor', x, [8, 3, 3, 8], [1, 4, 4, 8], { pads: [1, 1, 1, 1] });
+  x = conv('conv9', 'sparse-codebook', x, [8, 3, 3, 8], [1, 4, 4, 8], { pads: [1, 1, 1, 1], min: 0 }, (v) => {
+    // Pruned to |w| >= 0.3 (about 70 % zeros) and shared over 6 centroids; 2-bit gaps, so runs of 3 zeros
+    // or more take fillers.
+    const centroids = Float32Array.from([-0.9, -0.6, -0.35, 0.35, 0.6, 0.9]);
+    const values = v.map((w) =>
+      Math.abs(w) < 0.3 ? 0 : centroids.reduce((a, c) => (Math.abs(c - w) < Math.abs(a - w) ? c : a)),
+    );
+    return { values, options: { centroids, gapBits: 2 } };
+  });
   const pooled = tensor('pool.out', [1, 1, 1, 8]);
   nodes.push({
     name: 'pool',
@@ -147,7 +85,9 @@ export function samplePackageContent(seed = 1): PackageContent {
     outputs: [pooled],
     attrs: {},
   });
-  const fcWeight = constant('fc.weight', [10, 8], (v) => encodeHashed(v, 32, 7));
+  const fcWeight = constant('fc.weight', [10, 8], (v) =>
+    encodeWeights('hashed', v, [10, 8], { hashed: { buckets: 32, seed: 7 } }),
+  );
   const fcBias = constant('fc.bias', [10], encodeRaw);
   const logits = tensor('logits', [1, 10]);
   nodes.push({

@@ -7,16 +7,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 
 import {
-  encodeBinary,
-  encodeCodebook,
   type EncodedTensor,
-  encodeFixed,
-  encodeHashed,
   encodeRaw,
-  encodeSparse,
-  encodeSparseCodebook,
-  encodeTernary,
-  encodeXnor,
+  encodeWeights,
+  type WeightEncodingOptions,
 } from '../../../agent/package/encodings.js';
 import type { ManifestNode, ManifestTensor } from '../../../agent/package/manifest.js';
 import { type Package, readPackage } from '../../../agent/package/reader.js';
@@ -116,20 +110,17 @@ describe('compressed formats on the native kernels', () => {
 
   test('fixed16, fixed8 and xnor are bit-exact where the reference is exact', () => {
     // One conv2d per format over [1, 6, 6, 8] with a 3x3 kernel, padding 1; dyadic biases.
-    const cases: { format: ManifestNode['format']; encode: (v: Float32Array) => EncodedTensor }[] = [
-      { format: 'fixed16', encode: (v) => encodeFixed(v, 16, 8) },
-      { format: 'fixed8', encode: (v) => encodeFixed(v, 8, 6) },
+    const cases: {
+      format: ManifestNode['format'];
+      values?: (v: Float32Array) => Float32Array;
+      options?: WeightEncodingOptions;
+    }[] = [
+      { format: 'fixed16', options: { fracBits: 8 } },
+      { format: 'fixed8', options: { fracBits: 6 } },
       // alpha = mean |w| = 0.5 exactly: every partial sum of +-0.5 * +-1 is exact.
-      {
-        format: 'xnor',
-        encode: (v) =>
-          encodeXnor(
-            v.map((w) => (w < 0 ? -0.5 : 0.5)),
-            [8, 3, 3, 8],
-          ),
-      },
+      { format: 'xnor', values: (v) => v.map((w) => (w < 0 ? -0.5 : 0.5)) },
     ];
-    for (const { format, encode } of cases) {
+    for (const { format, values = (v: Float32Array): Float32Array => v, options } of cases) {
       const tensors: ManifestTensor[] = [
         { name: 'x', dtype: 'f32', shape: [1, 6, 6, 8] },
         { name: 'w', dtype: 'f32', shape: [8, 3, 3, 8] },
@@ -138,7 +129,7 @@ describe('compressed formats on the native kernels', () => {
       ];
       const weights = Float32Array.from(normal(8 * 72), (v) => v * 0.3);
       const constants = new Map<number, EncodedTensor>([
-        [1, encode(weights)],
+        [1, encodeWeights(format, values(weights), [8, 3, 3, 8], options)],
         [2, encodeRaw(dyadic(8))],
       ]);
       const one = sign({
@@ -205,9 +196,9 @@ describe('compressed formats on the native kernels', () => {
   test('a ReLU after a compressed fp32-activation layer fuses into its clamp; fixed point keeps it', () => {
     const shape = [12, 70];
     const cases: [ManifestNode['format'], EncodedTensor, boolean][] = [
-      ['xnor', encodeXnor(normal(12 * 70), shape), true],
-      ['ternary', encodeTernary(normal(12 * 70), shape), true],
-      ['fixed16', encodeFixed(dyadic(12 * 70), 16, 12), false],
+      ['xnor', encodeWeights('xnor', normal(12 * 70), shape), true],
+      ['ternary', encodeWeights('ternary', normal(12 * 70), shape), true],
+      ['fixed16', encodeWeights('fixed16', dyadic(12 * 70), shape, { fracBits: 12 }), false],
     ];
     for (const [format, encoded, fuses] of cases) {
       const pkg = oneLayer(
@@ -237,46 +228,38 @@ describe('compressed formats on the native kernels', () => {
 
   test('fully_connected in every compressed format runs natively and matches the reference', () => {
     const shape = [12, 70];
-    const cases: [ManifestNode['format'], (v: Float32Array) => EncodedTensor, string][] = [
-      ['binary', (v) => encodeBinary(v, shape), 'native:binary-weights_fully_connected'],
-      ['ternary', (v) => encodeTernary(v, shape), 'native:ternary_fully_connected'],
-      ['xnor', (v) => encodeXnor(v, shape), 'native:xnor_fully_connected'],
-      [
-        'sparse',
-        (v) =>
-          encodeSparse(
-            v.map((w) => (Math.abs(w) < 0.8 ? 0 : w)),
-            shape,
-          ),
-        'native:sparse_fully_connected',
-      ],
+    // [format, the kernel it runs on, the weights as stored (pruned, shared) and the encoder's options]
+    const cases: [
+      ManifestNode['format'],
+      string,
+      ((v: Float32Array) => Float32Array)?,
+      WeightEncodingOptions?,
+    ][] = [
+      ['binary', 'native:binary-weights_fully_connected'],
+      ['ternary', 'native:ternary_fully_connected'],
+      ['xnor', 'native:xnor_fully_connected'],
+      ['sparse', 'native:sparse_fully_connected', (v) => v.map((w) => (Math.abs(w) < 0.8 ? 0 : w))],
       [
         'codebook',
-        (v) =>
-          encodeCodebook(
-            Float32Array.of(-1, -0.25, 0.25, 1, 2),
-            Uint8Array.from(v, (w) => (w < -0.6 ? 0 : w < 0 ? 1 : w < 0.6 ? 2 : w < 1.5 ? 3 : 4)),
-          ),
         'native:codebook_fully_connected',
+        undefined,
+        { centroids: Float32Array.of(-1, -0.25, 0.25, 1, 2) },
       ],
       [
         'sparse-codebook',
-        (v) => {
-          const centroids = Float32Array.of(-1.5, -1, 1, 1.5);
-          const shared = v.map((w) => (Math.abs(w) < 0.8 ? 0 : Math.sign(w) * (Math.abs(w) < 1.2 ? 1 : 1.5)));
-          return encodeSparseCodebook(shared, shape, centroids);
-        },
         'native:sparse_fully_connected',
+        (v) => v.map((w) => (Math.abs(w) < 0.8 ? 0 : Math.sign(w) * (Math.abs(w) < 1.2 ? 1 : 1.5))),
+        { centroids: Float32Array.of(-1.5, -1, 1, 1.5) },
       ],
-      ['fixed16', (v) => encodeFixed(v, 16, 12), 'native:fully_connected_f32'],
-      ['fixed8', (v) => encodeFixed(v, 8, 5), 'native:fully_connected_f32'],
+      ['fixed16', 'native:fully_connected_f32', undefined, { fracBits: 12 }],
+      ['fixed8', 'native:fully_connected_f32', undefined, { fracBits: 5 }],
     ];
-    for (const [format, encode, kernel] of cases) {
+    for (const [format, kernel, values = (v: Float32Array): Float32Array => v, options] of cases) {
       const one = oneLayer(
         'fully_connected',
         format,
         { x: [3, 70], w: shape, y: [3, 12] },
-        encode(normal(12 * 70)),
+        encodeWeights(format, values(normal(12 * 70)), shape, options),
         {
           min: -0.5,
         },
@@ -292,18 +275,17 @@ describe('compressed formats on the native kernels', () => {
   test('binary-weight, ternary and codebook layers run on the dense fp32 kernels, their expanded weights in the memory report', () => {
     const w = [16, 3, 3, 8];
     const weights = 16 * 3 * 3 * 8;
-    const cases: [ManifestNode['format'], EncodedTensor][] = [
-      ['binary', encodeBinary(normal(weights), w)],
-      ['ternary', encodeTernary(normal(weights), w)],
-      [
-        'codebook',
-        encodeCodebook(
-          Float32Array.of(-1, -0.25, 0.25, 1, 2),
-          Uint8Array.from({ length: weights }, (_, i) => (i * 7) % 5),
-        ),
-      ],
+    const codebook = {
+      centroids: Float32Array.of(-1, -0.25, 0.25, 1, 2),
+      indices: Uint8Array.from({ length: weights }, (_, i) => (i * 7) % 5),
+    };
+    const cases: [ManifestNode['format'], WeightEncodingOptions?][] = [
+      ['binary'],
+      ['ternary'],
+      ['codebook', codebook],
     ];
-    for (const [format, encoded] of cases) {
+    for (const [format, options] of cases) {
+      const encoded = encodeWeights(format, normal(weights), w, options);
       const one = oneLayer('conv2d', format, { x: [1, 6, 6, 8], w, y: [1, 6, 6, 16] }, encoded, {
         pads: [1, 1, 1, 1],
       });
@@ -339,7 +321,7 @@ describe('compressed formats on the native kernels', () => {
       'conv2d',
       'binary',
       { x: [1, 7, 7, 4], w, y: [1, 3, 3, 4] },
-      encodeBinary(normal(144), w),
+      encodeWeights('binary', normal(144), w),
       {
         dilations: [2, 2],
       },
@@ -364,7 +346,7 @@ describe('compressed formats on the native kernels', () => {
       'fully_connected',
       'hashed',
       { x: [2, 300], w, y: [2, 20] },
-      encodeHashed(normal(6000), 750, 5),
+      encodeWeights('hashed', normal(6000), w, { hashed: { buckets: 750, seed: 5 } }),
     );
     const bias = 20 * 4;
     const reference = Model.fromPackage(one, { referenceOnly: true, batch: 2 });
