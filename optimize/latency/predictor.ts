@@ -23,13 +23,13 @@
 //     packages being predicted.
 // Ops the grid does not time are priced as a clip over the same elements and reported as `estimated`.
 import type { Package } from '../../agent/package/reader.js';
+import { latencyGraph } from '../../agent/profile/latency-graphs.js';
 import {
   type LatencyEntry,
   type LatencyOp,
   type LatencyTable,
   weightDensity,
 } from '../../agent/profile/latency-table.js';
-import { latencyGraph } from '../../agent/profile/latency-graphs.js';
 import { Model } from '../../agent/runtime/model.js';
 import { hasAddend } from '../../agent/runtime/ops/residual.js';
 import { elements } from '../../agent/runtime/tensor.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import type { Package } from '../../../agent/package/reader.js';
 import { latencyGraph } from '../../../agent/profile/latency-graphs.js';
 import {
   defaultGrid,
@@ -230,4 +231,51 @@ test('a table of one GEMM kernel predicts the padding of its MR x NR tiles', () 
   }
   // The same MACs, 33 output channels (two 32-wide tiles) against 32: about twice the time, not the same.
   assert.ok(price(4, 32, 33) > 1.6 * price(4, 33, 32), `${price(4, 32, 33)} vs ${price(4, 33, 32)}`);
+});
+
+/** The per-model term: a table's networks whose measured times are made (here, synthetically) of the layers'
+ * predicted sum scaled by 1.3 plus 2 µs per node are fitted, and a network not in the table is then predicted
+ * by that formula; without networks the layers' sum is the prediction. */
+test('the per-model term is fitted on the table’s networks and used for other packages', async () => {
+  const networks = [1, 2, 3, 4, 5, 6, 7, 8].map((seed): LatencyPoint => ({
+    op: 'network',
+    format: 'f32',
+    seed,
+  }));
+  const grid = { name: 'test', points: [...defaultGrid(true).points, ...networks] };
+  const measured = await measureLatencyTable({ grid, rounds: 1, sampleMs: 0.001 });
+  const layersOnly: LatencyTable = {
+    ...measured,
+    entries: measured.entries.filter((e) => e.shape.op !== 'network'),
+  };
+  assert.equal(costModel(layersOnly).perModel, undefined);
+  const nodes = (pkg: Package): number => Model.fromPackage(pkg, { batch: 1 }).manifest.nodes.length;
+  // The synthetic truth of a network: from the layers-only table's prediction (no per-model term there).
+  const truth = (point: LatencyPoint): number => {
+    const pkg = latencyGraph(point);
+    const base = predictLatency(pkg, layersOnly);
+    const layers = base.layers.reduce((s, l) => s + l.ms, 0);
+    return 1.3 * layers + base.overhead_ms + 0.002 * nodes(pkg);
+  };
+  const table: LatencyTable = {
+    ...measured,
+    entries: measured.entries.map((e) => (e.shape.op === 'network' ? { ...e, ms: truth(e.shape) } : e)),
+  };
+  assert.equal(table.entries.filter((e) => e.shape.op === 'network').length, 8);
+  const fit = costModel(table).perModel!;
+  assert.ok(Math.abs(fit[0]! - 1.3) < 0.05, `layers scaled by ${fit[0]}`);
+  for (const seed of [41, 42]) {
+    const point: LatencyPoint = { op: 'network', format: 'f32', seed };
+    const pkg = latencyGraph(point);
+    const want = truth(point);
+    const got = predictLatency(pkg, table);
+    assert.ok(
+      Math.abs(got.ms - want) / want < 0.03,
+      `network ${seed}: predicted ${got.ms} ms, want ${want} ms`,
+    );
+    // The layers without the term are those of the layers-only table: the term changed the prediction.
+    assert.ok(Math.abs(got.ms - predictLatency(pkg, layersOnly).ms) / want > 0.1);
+    const sum = got.layers.reduce((s, l) => s + l.ms, 0) + got.overhead_ms;
+    assert.ok(Math.abs(sum - got.ms) < 1e-9);
+  }
 });
