@@ -236,7 +236,7 @@ test('a table of one GEMM kernel predicts the padding of its MR x NR tiles', () 
 /** The per-model term: a table's networks whose measured times are made (here, synthetically) of the layers'
  * predicted sum scaled by 1.3 plus 2 µs per node are fitted, and a network not in the table is then predicted
  * by that formula; without networks the layers' sum is the prediction. */
-test('the per-model term is fitted on the table’s networks and used for other packages', async () => {
+test('the per-model term is fitted on the table’s networks and used, when asked, for other packages', async () => {
   const networks = [1, 2, 3, 4, 5, 6, 7, 8].map((seed): LatencyPoint => ({
     op: 'network',
     format: 'f32',
@@ -250,7 +250,9 @@ test('the per-model term is fitted on the table’s networks and used for other 
   };
   assert.equal(costModel(layersOnly).perModel, undefined);
   const nodes = (pkg: Package): number => Model.fromPackage(pkg, { batch: 1 }).manifest.nodes.length;
-  // The synthetic truth of a network: from the layers-only table's prediction (no per-model term there).
+  // The synthetic truth of a network: from the layers-only table's prediction (no per-model term there). Its
+  // sparse layers' weights are random (a graph's density varies a little from build to build): hence the
+  // bounds below.
   const truth = (point: LatencyPoint): number => {
     const pkg = latencyGraph(point);
     const base = predictLatency(pkg, layersOnly);
@@ -263,18 +265,19 @@ test('the per-model term is fitted on the table’s networks and used for other 
   };
   assert.equal(table.entries.filter((e) => e.shape.op === 'network').length, 8);
   const fit = costModel(table).perModel!;
-  assert.ok(Math.abs(fit[0]! - 1.3) < 0.05, `layers scaled by ${fit[0]}`);
+  assert.ok(Math.abs(fit[0]! - 1.3) < 0.1, `layers scaled by ${fit[0]}`);
   for (const seed of [41, 42]) {
     const point: LatencyPoint = { op: 'network', format: 'f32', seed };
     const pkg = latencyGraph(point);
     const want = truth(point);
-    const got = predictLatency(pkg, table);
+    const got = predictLatency(pkg, table, { perModel: true });
     assert.ok(
       Math.abs(got.ms - want) / want < 0.03,
       `network ${seed}: predicted ${got.ms} ms, want ${want} ms`,
     );
-    // The layers without the term are those of the layers-only table: the term changed the prediction.
+    // Without the term (the default, or a table without networks), the layers' sum: the term changed it.
     assert.ok(Math.abs(got.ms - predictLatency(pkg, layersOnly).ms) / want > 0.1);
+    assert.equal(predictLatency(pkg, table).ms, predictLatency(pkg, layersOnly).ms);
     const sum = got.layers.reduce((s, l) => s + l.ms, 0) + got.overhead_ms;
     assert.ok(Math.abs(sum - got.ms) < 1e-9);
   }
