@@ -272,7 +272,7 @@ test('the per-model term is fitted on the table’s networks and used, when aske
     const want = truth(point);
     const got = predictLatency(pkg, table, { perModel: true });
     assert.ok(
-      Math.abs(got.ms - want) / want < 0.03,
+      Math.abs(got.ms - want) / want < 0.06,
       `network ${seed}: predicted ${got.ms} ms, want ${want} ms`,
     );
     // Without the term (the default, or a table without networks), the layers' sum: the term changed it.
