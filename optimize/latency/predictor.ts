@@ -12,8 +12,9 @@
 //     through them (least squares on relative error, so small layers count as much as big ones);
 //   - a clip the compile pass could not fuse (after a binary / ternary / fixed-point layer) is part of its
 //     layer: the table's entries time those layers with their clip;
-//   - a sparse conv is priced from the entries of its own kernel size, stride and output side, interpolated
-//     in density (sparseRate): that kernel's time per nonzero depends on the plane and is not linear in them;
+//   - asked (`sparsePlanes`), a sparse conv whose plane the table shows growing faster than its nonzeros
+//     (the sparse kernel at 7x7 and 4x4, k5: 19x the time for 5x the nonzeros) is priced from the entries of
+//     its own kernel size, stride and output side, interpolated in density (sparseRate);
 //   - each entry's time less its run's call overhead is the layer's own; the run's overhead is the plan's
 //     calls per run times the table's `call` entry plus its TypeScript steps times the `ts_step` entry;
 //   - the per-model term: where the table has whole networks timed end to end (the default grid's `network`
@@ -305,17 +306,24 @@ const convClass = (kernel: number | undefined, depthwise: boolean): string =>
 const sparseKey = (kernel: number, stride: number, depthwise: boolean, side: number): string =>
   `k${kernel}s${stride}${depthwise ? 'dw' : ''}r${side}`;
 
-/** A sparse conv's time from the entries of its sparseKey: their time per dense MAC, interpolated in density
- * on a log-log line through the two nearest densities (one entry: proportional to density). */
-function sparseRate(rates: readonly { density: number; rate: number }[], density: number): number {
+/** A sparse conv's time per dense MAC from the entries of its sparseKey, where they show the kernel's time
+ * growing faster than its nonzeros (a log-log slope in density above SUPERLINEAR between the two densities
+ * nearest the layer's): interpolated on that line. Undefined otherwise (one density, or a near-linear plane):
+ * the group's fitted cost model prices it, which across three seeds did better there. */
+function sparseRate(
+  rates: readonly { density: number; rate: number }[],
+  density: number,
+): number | undefined {
+  const SUPERLINEAR = 1.5;
   const sorted = [...rates].sort(
     (a, b) => Math.abs(Math.log(a.density / density)) - Math.abs(Math.log(b.density / density)),
   );
   const [a, b] = sorted as [{ density: number; rate: number }, { density: number; rate: number } | undefined];
-  if (b === undefined || Math.abs(Math.log(a.density / b.density)) < 0.05)
-    return (a.rate * density) / a.density;
+  if (b === undefined || Math.abs(Math.log(a.density / b.density)) < 0.05) return undefined;
+  // Time per dense MAC against density: slope 1 is linear in the nonzeros, above it faster.
   const slope = Math.log(b.rate / a.rate) / Math.log(b.density / a.density);
-  return a.rate * (density / a.density) ** Math.min(3, Math.max(0, slope));
+  if (slope < SUPERLINEAR) return undefined;
+  return a.rate * (density / a.density) ** Math.min(3, slope);
 }
 
 /** The fitted cost model of a table (cached per table). */
@@ -375,7 +383,7 @@ export function costModel(table: LatencyTable): CostModel {
       networks.map((e) => {
         const pkg = latencyGraph(e.shape);
         const runtime = Model.fromPackage(pkg, { batch: 1 });
-        const p = layerPrediction(runtime, pkg.constants, model);
+        const p = layerPrediction(runtime, pkg.constants, model, {});
         return { x: perModelFeatures(p, runtime), ms: e.ms };
       }),
       4,
@@ -417,13 +425,21 @@ function interpolate(
   return undefined;
 }
 
+/** What a prediction goes through besides the layers' fitted costs (both off by default: across three seeds
+ * on a loaded machine neither raised within_10pct, docs/benchmarks.md, branch predict2). */
+export interface PredictOptions {
+  /** The per-model term fitted on the table's networks (where it has MIN_NETWORKS of them). */
+  perModel?: boolean;
+  /** Sparse convs on planes the table shows superlinear priced from their own plane's entries (sparseRate). */
+  sparsePlanes?: boolean;
+}
+
 /** Predicts `input`'s batch-1 latency on the device `table` was measured on (see the file comment). A Model
- * is used as built (its batch must be 1); a Package is built here at batch 1. `perModel`: through the
- * per-model term fitted on the table's networks (where it has them). */
+ * is used as built (its batch must be 1); a Package is built here at batch 1. */
 export function predictLatency(
   input: Package | Model,
   table: LatencyTable,
-  options: { perModel?: boolean } = {},
+  options: PredictOptions = {},
 ): LatencyPrediction {
   const model = input instanceof Model ? input : Model.fromPackage(input, { batch: 1 });
   if (model.batch !== 1)
@@ -431,7 +447,7 @@ export function predictLatency(
       `the predictor prices batch-1 runs; the model is built at batch ${model.batch}`,
     );
   const cost = costModel(table);
-  const p = layerPrediction(model, input instanceof Model ? undefined : input.constants, cost);
+  const p = layerPrediction(model, input instanceof Model ? undefined : input.constants, cost, options);
   if (options.perModel !== true || cost.perModel === undefined)
     return { ms: p.layersMs + p.overhead_ms, layers: p.layers, overhead_ms: p.overhead_ms };
   // The per-model term: the layers scaled by its first coefficient, the rest an overhead of the whole run.
@@ -448,6 +464,7 @@ function layerPrediction(
   model: Model,
   constants: Package['constants'] | undefined,
   cost: CostModel,
+  options: PredictOptions,
 ): { layers: LayerLatency[]; layersMs: number; overhead_ms: number } {
   const { manifest, specs } = model;
   const producers = new Map<number, number>();
@@ -505,12 +522,13 @@ function layerPrediction(
             })
           : undefined;
       const rates =
-        family === 'conv2d' && node.format === 'sparse'
+        family === 'conv2d' && node.format === 'sparse' && options.sparsePlanes === true
           ? cost.sparse.get(sparseKey(shape?.[1] ?? 1, stride, depthwise, y[2] ?? 1))
           : undefined;
+      const rate = rates === undefined ? undefined : sparseRate(rates, density);
       ms =
-        rates !== undefined
-          ? sparseRate(rates, density) * info.macs
+        rate !== undefined
+          ? rate * info.macs
           : interpolate(cost, groupKeys(family, node.format, conv, stride, info.kernel), work, layer);
       // A residual add fused into the conv: the add's time over the conv's output.
       if (ms !== undefined && family === 'conv2d' && hasAddend(node)) {

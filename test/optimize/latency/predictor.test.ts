@@ -282,3 +282,65 @@ test('the per-model term is fitted on the table’s networks and used, when aske
     assert.ok(Math.abs(sum - got.ms) < 1e-9);
   }
 });
+
+test('asked, a sparse conv on a plane the table shows superlinear is priced from that plane’s entries', () => {
+  // 7x7 k5 sparse entries: 1 ms at density 0.1 and 20 ms at 0.5 (slope 1.86 in time per dense MAC).
+  const macs = 7 * 7 * 48 * 64 * 25;
+  const sparse = (density: number, ms: number): LatencyEntry => {
+    const shape: LatencyPoint = {
+      op: 'conv2d',
+      format: 'sparse',
+      kernel: 5,
+      stride: 1,
+      size: 7,
+      inC: 48,
+      outC: 64,
+      sparsity: 1 - density,
+    };
+    return {
+      key: `conv2d/sparse/k5s1/r7/c48-64/p${Math.round((1 - density) * 100)}`,
+      op: 'conv2d+relu',
+      format: 'sparse',
+      kernel: 'native:sparse_conv2d avx2',
+      shape,
+      macs,
+      in_elements: 7 * 7 * 48,
+      out_elements: 7 * 7 * 64,
+      density,
+      weight_bytes: 0,
+      calls: 0,
+      ms,
+      runs: 10,
+    };
+  };
+  const call = { ...sparse(1, 1e-4), key: 'call/f32', shape: { op: 'call', format: 'f32' } as LatencyPoint };
+  const table: LatencyTable = {
+    table_version: 1,
+    build_hash: 'x',
+    isa: 'avx2',
+    threads: 1,
+    grid_id: 'g',
+    complete: true,
+    measured_at: 0,
+    conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
+    entries: [sparse(0.1, 1), sparse(0.5, 20), call],
+  };
+  const pkg = latencyGraph({
+    ...conv,
+    format: 'sparse',
+    kernel: 5,
+    size: 7,
+    inC: 64,
+    outC: 64,
+    sparsity: 0.5,
+  });
+  const layer = (options = {}): number =>
+    predictLatency(pkg, table, options).layers.find((l) => l.op === 'conv2d')!.ms;
+  const want = (20 / macs) * 7 * 7 * 64 * 64 * 25;
+  assert.ok(
+    Math.abs(layer({ sparsePlanes: true }) - want) / want < 0.15,
+    `${layer({ sparsePlanes: true })} ms`,
+  );
+  // By default, the line through the two entries by MACs x density: far below.
+  assert.ok(layer() < want / 2, `${layer()} ms`);
+});
