@@ -28,6 +28,19 @@ import { deviceTarget } from '../../../optimize/plan/target.js';
 /** A grid point's fp32 3x3 conv, as the tests below price and measure it. */
 const conv: LatencyPoint = { op: 'conv2d', format: 'f32', kernel: 3, stride: 1, size: 14, inC: 16, outC: 16 };
 
+/** A table of `entries` (synthetic: no measurement behind it). */
+const syntheticTable = (isa: string, entries: LatencyEntry[]): LatencyTable => ({
+  table_version: 1,
+  build_hash: 'x',
+  isa,
+  threads: 1,
+  grid_id: 'g',
+  complete: true,
+  measured_at: 0,
+  conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
+  entries,
+});
+
 /** Two tiny packages: a grid point's own graph (an fp32 conv and its fused ReLU) and an int8 one with its
  * edges, predicted from a table measured in the same run as they are, within a loose bound. */
 test('the predictor is within a loose bound of the measured latency of tiny packages', async () => {
@@ -73,17 +86,7 @@ test('the predictor is within a loose bound of the measured latency of tiny pack
 });
 
 test('a table without the plan-call entry is refused', () => {
-  const table: LatencyTable = {
-    table_version: 1,
-    build_hash: 'x',
-    isa: 'avx2',
-    threads: 1,
-    grid_id: 'g',
-    complete: true,
-    measured_at: 0,
-    conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
-    entries: [],
-  };
+  const table = syntheticTable('avx2', []);
   assert.throws(
     () => predictLatency(latencyGraph({ op: 'call', format: 'f32' }), table),
     (e: Error) => e instanceof LatencyPredictionError && /"call" entry/.test(e.message),
@@ -167,39 +170,29 @@ test('a table of one GEMM kernel predicts the padding of its MR x NR tiles', () 
       runs: 100,
     };
   };
-  const table: LatencyTable = {
-    table_version: 1,
-    build_hash: 'x',
-    isa: 'avx512',
-    threads: 1,
-    grid_id: 'g',
-    complete: true,
-    measured_at: 0,
-    conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
-    entries: [
-      entry(28, 8, 16),
-      entry(14, 16, 32),
-      entry(7, 32, 48),
-      entry(4, 64, 96),
-      entry(14, 24, 40),
-      entry(7, 16, 8),
-      {
-        key: 'call/f32',
-        op: 'clip',
-        format: 'f32',
-        kernel: 'native:clamp_f32',
-        shape: { op: 'call', format: 'f32' },
-        macs: 0,
-        in_elements: 1,
-        out_elements: 1,
-        density: 1,
-        weight_bytes: 0,
-        calls: 1,
-        ms: 1e-4,
-        runs: 100,
-      },
-    ],
-  };
+  const table = syntheticTable('avx512', [
+    entry(28, 8, 16),
+    entry(14, 16, 32),
+    entry(7, 32, 48),
+    entry(4, 64, 96),
+    entry(14, 24, 40),
+    entry(7, 16, 8),
+    {
+      key: 'call/f32',
+      op: 'clip',
+      format: 'f32',
+      kernel: 'native:clamp_f32',
+      shape: { op: 'call', format: 'f32' },
+      macs: 0,
+      in_elements: 1,
+      out_elements: 1,
+      density: 1,
+      weight_bytes: 0,
+      calls: 1,
+      ms: 1e-4,
+      runs: 100,
+    },
+  ]);
   const model = costModel(table);
   const group = model.groups.get(`conv2d|f32|k1|s1|${kernel}`)!;
   assert.equal(group.length, 6);
@@ -314,17 +307,7 @@ test('asked, a sparse conv on a plane the table shows superlinear is priced from
     };
   };
   const call = { ...sparse(1, 1e-4), key: 'call/f32', shape: { op: 'call', format: 'f32' } as LatencyPoint };
-  const table: LatencyTable = {
-    table_version: 1,
-    build_hash: 'x',
-    isa: 'avx2',
-    threads: 1,
-    grid_id: 'g',
-    complete: true,
-    measured_at: 0,
-    conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
-    entries: [sparse(0.1, 1), sparse(0.5, 20), call],
-  };
+  const table = syntheticTable('avx2', [sparse(0.1, 1), sparse(0.5, 20), call]);
   const pkg = latencyGraph({
     ...conv,
     format: 'sparse',
