@@ -255,9 +255,29 @@ interface CostModel {
   fits: Map<string, number[]>;
   /** Sparse conv entries by sparseKey: their density and time per dense MAC. */
   sparse: Map<string, { density: number; rate: number }[]>;
-  /** The per-model term's coefficients over perModelFeatures (fitted on the table's networks), or
-   * undefined when the table has fewer than MIN_NETWORKS of them (the layers' sum is then used as is). */
-  perModel?: number[];
+  /** The per-model term's coefficients over perModelFeatures (perModelTerm; null: the table has fewer than
+   * MIN_NETWORKS networks; undefined: not fitted yet). */
+  perModel?: number[] | null;
+}
+
+/** The per-model term of a table (fitted on its networks once, when first asked; undefined when the table
+ * has fewer than MIN_NETWORKS of them). */
+export function perModelTerm(table: LatencyTable): number[] | undefined {
+  const model = costModel(table);
+  if (model.perModel !== undefined) return model.perModel ?? undefined;
+  const networks = table.entries.filter((e) => e.shape.op === 'network');
+  model.perModel = null;
+  if (networks.length >= MIN_NETWORKS)
+    model.perModel = fitCost(
+      networks.map((e) => {
+        const pkg = latencyGraph(e.shape);
+        const runtime = Model.fromPackage(pkg, { batch: 1 });
+        const p = layerPrediction(runtime, pkg.constants, model, {});
+        return { x: perModelFeatures(p, runtime), ms: e.ms };
+      }),
+      4,
+    );
+  return model.perModel ?? undefined;
 }
 
 /** Network entries a table needs before the per-model term is fitted. */
@@ -377,17 +397,6 @@ export function costModel(table: LatencyTable): CostModel {
     }
   }
   const model: CostModel = { callMs, tsMs, groups, lines: new Map(), fits: new Map(), sparse };
-  const networks = table.entries.filter((e) => e.shape.op === 'network');
-  if (networks.length >= MIN_NETWORKS)
-    model.perModel = fitCost(
-      networks.map((e) => {
-        const pkg = latencyGraph(e.shape);
-        const runtime = Model.fromPackage(pkg, { batch: 1 });
-        const p = layerPrediction(runtime, pkg.constants, model, {});
-        return { x: perModelFeatures(p, runtime), ms: e.ms };
-      }),
-      4,
-    );
   models.set(table, model);
   return model;
 }
@@ -448,10 +457,11 @@ export function predictLatency(
     );
   const cost = costModel(table);
   const p = layerPrediction(model, input instanceof Model ? undefined : input.constants, cost, options);
-  if (options.perModel !== true || cost.perModel === undefined)
+  const term = options.perModel === true ? perModelTerm(table) : undefined;
+  if (term === undefined)
     return { ms: p.layersMs + p.overhead_ms, layers: p.layers, overhead_ms: p.overhead_ms };
   // The per-model term: the layers scaled by its first coefficient, the rest an overhead of the whole run.
-  const [scale, ...rest] = cost.perModel as [number, ...number[]];
+  const [scale, ...rest] = term as [number, ...number[]];
   const x = perModelFeatures(p, model);
   const overhead = dot(rest, x.slice(1));
   const layers = p.layers.map((l) => ({ ...l, ms: l.ms * scale }));

@@ -20,6 +20,7 @@ import {
   costModel,
   fitCost,
   LatencyPredictionError,
+  perModelTerm,
   predictLatency,
 } from '../../../optimize/latency/predictor.js';
 import { tableEstimator } from '../../../optimize/plan/estimator.js';
@@ -241,7 +242,7 @@ test('the per-model term is fitted on the table’s networks and used, when aske
     ...measured,
     entries: measured.entries.filter((e) => e.shape.op !== 'network'),
   };
-  assert.equal(costModel(layersOnly).perModel, undefined);
+  assert.equal(perModelTerm(layersOnly), undefined);
   const nodes = (pkg: Package): number => Model.fromPackage(pkg, { batch: 1 }).manifest.nodes.length;
   // The synthetic truth of a network: from the layers-only table's prediction (no per-model term there). Its
   // sparse layers' weights are random (a graph's density varies a little from build to build): hence the
@@ -257,7 +258,7 @@ test('the per-model term is fitted on the table’s networks and used, when aske
     entries: measured.entries.map((e) => (e.shape.op === 'network' ? { ...e, ms: truth(e.shape) } : e)),
   };
   assert.equal(table.entries.filter((e) => e.shape.op === 'network').length, 8);
-  const fit = costModel(table).perModel!;
+  const fit = perModelTerm(table)!;
   assert.ok(Math.abs(fit[0]! - 1.3) < 0.1, `layers scaled by ${fit[0]}`);
   for (const seed of [41, 42]) {
     const point: LatencyPoint = { op: 'network', format: 'f32', seed };
