@@ -6,6 +6,8 @@
 // Weights are random (timing does not depend on their values, except the sparse formats' density, fixed
 // here at SPARSITY) and go through the package's own encoders and decoder, so a compressed format's layer is
 // loaded from exactly the parts a package stores.
+import { createHash } from 'node:crypto';
+
 import {
   type DecodedTensor,
   decodeTensor,
@@ -162,6 +164,39 @@ function act(format: NumberFormat): [DType, TensorQuantization | undefined] {
 const outSide = (size: number, kernel: number, stride: number): number =>
   Math.floor((size + 2 * Math.floor(kernel / 2) - kernel) / stride) + 1;
 
+/** An activation of a graph under construction: its tensor and NHWC shape. */
+interface Activation {
+  tensor: number;
+  shape: number[];
+}
+
+/** A conv2d layer on `x` in `format` (int8: a qconv2d with its ReLU; the others: a conv2d and a ReLU clip,
+ * which the compile pass fuses for f32-activation formats), "same" padding. */
+function convLayer(
+  g: GraphBuilder,
+  x: Activation,
+  format: NumberFormat,
+  o: { name: string; outC: number; kernel: number; stride: number; groups: number; sparsity?: number },
+): Activation {
+  const [dtype, quant] = act(format);
+  const [, size, , inC] = x.shape as [number, number, number, number];
+  const side = outSide(size, o.kernel, o.stride);
+  const shape = [1, side, side, o.outC];
+  const w = weightTensor(g, format, [o.outC, o.kernel, o.kernel, inC / o.groups], o.sparsity);
+  const b = biasTensor(g, format, o.outC);
+  const y = g.activation(`${o.name}.y`, dtype, shape, quant);
+  const p = Math.floor(o.kernel / 2);
+  const attrs = { strides: [o.stride, o.stride], dilations: [1, 1], pads: [p, p, p, p], groups: o.groups };
+  if (format === 'int8') {
+    g.node(o.name, 'qconv2d', format, [x.tensor, w.index, b], [y], { ...attrs, min: 0 });
+    return { tensor: y, shape };
+  }
+  g.node(o.name, 'conv2d', format, [x.tensor, w.index, b], [y], { ...attrs, ...w.attrs });
+  const r = g.activation(`${o.name}.relu`, dtype, shape);
+  g.node(o.name === 'layer' ? 'relu' : `${o.name}_relu`, 'clip', 'f32', [y], [r], { min: 0 });
+  return { tensor: r, shape };
+}
+
 /** The fraction of a layer's weights its kernel reads: nonzeros over elements for the sparse formats, 1 for the
  * dense ones (their time does not depend on the values). */
 export function weightDensity(weights: DecodedTensor | undefined, elements: number): number {
@@ -169,6 +204,162 @@ export function weightDensity(weights: DecodedTensor | undefined, elements: numb
   if (weights.kind === 'sparse') return weights.values.length / elements;
   if (weights.kind === 'sparse-codebook') return weights.positions.length / elements;
   return 1;
+}
+
+/** Deterministic choices drawn from a seed (a SHA-256 chain of it): a network point's structure is the same
+ * wherever its graph is built, on the device that times it and in the predictor that prices it. */
+class Choices {
+  #bytes: Buffer;
+  #at = 0;
+
+  constructor(seed: number) {
+    this.#bytes = createHash('sha256').update(`whittle latency network ${seed}`).digest();
+  }
+
+  pick<T>(choices: readonly T[]): T {
+    if (this.#at + 2 > this.#bytes.length) {
+      this.#bytes = createHash('sha256').update(this.#bytes).digest();
+      this.#at = 0;
+    }
+    const v = this.#bytes.readUInt16LE(this.#at);
+    this.#at += 2;
+    return choices[v % choices.length]!;
+  }
+}
+
+/** The formats a network's conv layers take (sparse: a pruned fp32 layer, NETWORK_SPARSITIES pruned). */
+const NETWORK_FORMATS: readonly NumberFormat[] = ['f32', 'int8', 'ternary', 'binary', 'sparse'];
+const NETWORK_SPARSITIES = [0.5, 0.75];
+
+/** A small whole network of the kind the NAS search space (optimize/nas/space.ts) builds at 28x28x1: a 3x3
+ * stem, three stages that halve the resolution, each of plain convs, depthwise-separable blocks, fire
+ * modules (max pool, squeeze, two expands, concat) or ShuffleNet units (two branches, concat, channel
+ * shuffle), global average pooling, a classifier and softmax; each stage in one format (int8 stages run on
+ * int8 activations, with quantize / dequantize edges where the format changes). Its structure is drawn from
+ * `seed` (Choices), its weights are random. */
+function networkGraph(g: GraphBuilder, seed: number, key: string): Package {
+  const c = new Choices(seed);
+  let n = 0;
+  const name = (what: string): string => `n${n++}_${what}`;
+  const input = g.activation('x', 'f32', [1, 28, 28, 1]);
+  let x: Activation = { tensor: input, shape: [1, 28, 28, 1] };
+  let int8 = false;
+  /** x in the activation type of `format` (a quantize or dequantize edge where it changes). */
+  const domain = (format: NumberFormat): void => {
+    if ((format === 'int8') === int8) return;
+    int8 = format === 'int8';
+    const [dtype, quant] = act(format);
+    const y = g.activation(name('edge'), dtype, x.shape, quant);
+    g.node(name('edge'), int8 ? 'quantize_linear' : 'dequantize_linear', 'int8', [x.tensor], [y]);
+    x = { tensor: y, shape: x.shape };
+  };
+  const format = (): { format: NumberFormat; sparsity?: number } => {
+    const f = c.pick(NETWORK_FORMATS);
+    return f === 'sparse' ? { format: f, sparsity: c.pick(NETWORK_SPARSITIES) } : { format: f };
+  };
+  const conv = (
+    from: Activation,
+    f: { format: NumberFormat; sparsity?: number },
+    outC: number,
+    kernel: number,
+    stride = 1,
+    groups = 1,
+  ): Activation =>
+    convLayer(g, from, f.format, { name: name('conv'), outC, kernel, stride, groups, sparsity: f.sparsity });
+  /** Depthwise layers have no ternary / binary / sparse kernel: fp32 unless int8. */
+  const dw = (from: Activation, f: { format: NumberFormat }, kernel: number, stride: number): Activation =>
+    conv(
+      from,
+      { format: f.format === 'int8' ? 'int8' : 'f32' },
+      from.shape[3]!,
+      kernel,
+      stride,
+      from.shape[3],
+    );
+  const elementwise = (op: string, inputs: Activation[], shape: number[], attrs = {}): Activation => {
+    const [dtype, quant] = act(int8 ? 'int8' : 'f32');
+    const y = g.activation(name(op), dtype, shape, quant);
+    g.node(
+      name(op),
+      op,
+      int8 ? 'int8' : 'f32',
+      inputs.map((a) => a.tensor),
+      [y],
+      attrs,
+    );
+    return { tensor: y, shape };
+  };
+  const stem = format();
+  domain(stem.format);
+  x = conv(x, stem, c.pick([8, 16, 24]), 3);
+  const widths = [
+    [16, 24, 32],
+    [32, 48, 64],
+    [48, 64, 96],
+  ];
+  for (const choices of widths) {
+    const width = c.pick(choices);
+    const depth = c.pick([1, 2, 3]);
+    const kernel = c.pick([3, 5]);
+    const block = c.pick(['conv', 'dwsep', 'fire', 'shuffle'] as const);
+    const f = format();
+    domain(f.format);
+    for (let j = 0; j < depth; j++) {
+      const stride = j === 0 ? 2 : 1;
+      if (block === 'conv') x = conv(x, f, width, kernel, stride);
+      else if (block === 'dwsep') x = conv(dw(x, f, kernel, stride), f, width, 1);
+      else if (block === 'fire') {
+        if (j === 0) {
+          const [, size, , ch] = x.shape as [number, number, number, number];
+          const side = Math.floor(size / 2);
+          x = elementwise('max_pool', [x], [1, side, side, ch], {
+            kernel: [2, 2],
+            strides: [2, 2],
+            pads: [0, 0, 0, 0],
+          });
+        }
+        const squeeze = conv(x, f, width / 4, 1);
+        const a = conv(squeeze, f, width / 2, 1);
+        const b = conv(squeeze, f, width / 2, kernel);
+        x = elementwise('concat', [a, b], [...a.shape.slice(0, 3), width], { axis: 3 });
+      } else {
+        const half = width / 2;
+        let left = x;
+        let right = x;
+        if (stride === 1) {
+          // The unit's channel split: the halves paired up by a shuffle, each picked by a grouped 1x1 conv.
+          const paired = elementwise('channel_shuffle', [x], x.shape, { groups: 2 });
+          const pick = { format: f.format === 'int8' ? f.format : 'f32' } as const;
+          left = conv(paired, pick, half, 1, 1, half);
+          right = conv(paired, pick, half, 1, 1, half);
+        } else left = conv(dw(x, f, kernel, stride), f, half, 1);
+        right = conv(dw(conv(right, f, half, 1), f, kernel, stride), f, half, 1);
+        const joined = elementwise('concat', [left, right], [...left.shape.slice(0, 3), width], { axis: 3 });
+        x = elementwise('channel_shuffle', [joined], joined.shape, { groups: 2 });
+      }
+    }
+  }
+  x = elementwise('global_avgpool', [x], [1, 1, 1, x.shape[3]!]);
+  x = elementwise('reshape', [x], [1, x.shape[3]!], { shape: [1, x.shape[3]!] });
+  const head = format();
+  domain(head.format);
+  const [dtype, quant] = act(head.format);
+  const w = weightTensor(g, head.format, [10, x.shape[1]!], head.sparsity);
+  const b = biasTensor(g, head.format, 10);
+  const logits = g.activation(name('fc'), dtype, [1, 10], quant);
+  g.node(
+    name('fc'),
+    head.format === 'int8' ? 'qfully_connected' : 'fully_connected',
+    head.format,
+    [x.tensor, w.index, b],
+    [logits],
+    w.attrs,
+  );
+  x = { tensor: logits, shape: [1, 10] };
+  domain('f32');
+  const scores = g.activation(name('softmax'), 'f32', [1, 10]);
+  g.node(name('softmax'), 'softmax', 'f32', [x.tensor], [scores], { axis: -1 });
+  return g.package(key, [input], scores);
 }
 
 /** The graph that times `point`: its layer alone, its input the graph's input, its output the graph's output.
@@ -187,30 +378,17 @@ export function latencyGraph(point: LatencyPoint): Package {
     case 'conv2d': {
       const size = need(point.size, 'size');
       const inC = need(point.inC, 'inC');
-      const k = need(point.kernel, 'kernel');
-      const stride = point.stride ?? 1;
       const depthwise = point.depthwise === true;
-      const outC = depthwise ? inC : need(point.outC, 'outC');
-      const o = outSide(size, k, stride);
       const x = g.activation('x', dtype, [1, size, size, inC], quant);
-      const w = weightTensor(g, format, [outC, k, k, depthwise ? 1 : inC], point.sparsity);
-      const b = biasTensor(g, format, outC);
-      const y = g.activation('y', dtype, [1, o, o, outC], quant);
-      const p = Math.floor(k / 2);
-      const attrs = {
-        strides: [stride, stride],
-        dilations: [1, 1],
-        pads: [p, p, p, p],
+      const y = convLayer(g, { tensor: x, shape: [1, size, size, inC] }, format, {
+        name: 'layer',
+        outC: depthwise ? inC : need(point.outC, 'outC'),
+        kernel: need(point.kernel, 'kernel'),
+        stride: point.stride ?? 1,
         groups: depthwise ? inC : 1,
-      };
-      if (format === 'int8') {
-        g.node('layer', 'qconv2d', format, [x, w.index, b], [y], { ...attrs, min: 0 });
-        return g.package(key, [x], y);
-      }
-      g.node('layer', 'conv2d', format, [x, w.index, b], [y], { ...attrs, ...w.attrs });
-      const r = g.activation('relu', dtype, [1, o, o, outC]);
-      g.node('relu', 'clip', 'f32', [y], [r], { min: 0 });
-      return g.package(key, [x], r);
+        sparsity: point.sparsity,
+      });
+      return g.package(key, [x], y.tensor);
     }
     case 'fully_connected': {
       const inC = need(point.inC, 'inC');
@@ -311,6 +489,8 @@ export function latencyGraph(point: LatencyPoint): Package {
       g.node('layer', 'clip', 'f32', [x], [y], { min: 0 });
       return g.package(key, [x], y);
     }
+    case 'network':
+      return networkGraph(g, need(point.seed, 'seed'), key);
     case 'ts_step': {
       const x = g.activation('x', 'f32', [1, 1]);
       const y = g.activation('y', 'f32', [1, 1]);

@@ -8,7 +8,9 @@ import { NUMBER_FORMATS, type NumberFormat } from '../package/number-formats.js'
 
 /** The layer kinds a latency table times. `conv2d` covers depthwise (groups = channels) too; `call` is the
  * smallest native plan call (a clip of one value): the cost of a run with nothing in it; `ts_step` is one
- * node on a TypeScript executor between native runs (a one-element sub). */
+ * node on a TypeScript executor between native runs (a one-element sub); `network` is a whole small network
+ * (latency-graphs.ts networkGraph: a stem, three stages, a classifier in mixed formats, its structure drawn
+ * from `seed`), timed end to end for the predictor's per-model term. */
 export const LATENCY_OPS = [
   'conv2d',
   'fully_connected',
@@ -25,6 +27,7 @@ export const LATENCY_OPS = [
   'softmax',
   'call',
   'ts_step',
+  'network',
 ] as const;
 export type LatencyOp = (typeof LATENCY_OPS)[number];
 
@@ -47,6 +50,8 @@ export interface LatencyPoint {
   elements?: number;
   /** sparse and sparse-codebook layers: the fraction of weights pruned (default SPARSITY). */
   sparsity?: number;
+  /** network: the seed its structure is drawn from. */
+  seed?: number;
 }
 
 /** A point's stable key, e.g. `conv2d/int8/k3s1/r16/c16-32` (table entries are matched by it). */
@@ -57,6 +62,7 @@ export function latencyKey(p: LatencyPoint): string {
   if (p.inC !== undefined) parts.push(p.outC !== undefined ? `c${p.inC}-${p.outC}` : `c${p.inC}`);
   if (p.elements !== undefined) parts.push(`n${p.elements}`);
   if (p.sparsity !== undefined) parts.push(`p${Math.round(p.sparsity * 100)}`);
+  if (p.seed !== undefined) parts.push(`seed${p.seed}`);
   return parts.join('/');
 }
 
@@ -82,6 +88,7 @@ const PointSchema = z
     depthwise: z.boolean().optional(),
     elements: Count.optional(),
     sparsity: z.number().min(0).max(1).optional(),
+    seed: Count.optional(),
   })
   .strict();
 

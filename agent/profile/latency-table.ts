@@ -10,6 +10,8 @@
 // the median is the kernels' own time). Entries are reported as their chunk finishes (onEntry), an abort
 // returns what finished (`complete: false`), and `resume` skips the entries a partial table already holds.
 // Temperatures and clocks (the device profile's) are read before and after, so a throttled measurement shows.
+// The default grid also times NETWORKS whole small networks (latency-graphs.ts networkGraph) among the layers:
+// the predictor fits its per-model term on them.
 //
 // A table belongs to one kernel build (build_hash, native addonBuildHash()) and one grid (grid_id, a hash of
 // the grid's points): parseLatencyTable refuses one from another build or grid.
@@ -61,6 +63,9 @@ export function gridId(grid: LatencyGrid): string {
 
 /** The formats conv2d and fully_connected are timed in: every number format of the runtime. */
 const LAYER_FORMATS: readonly NumberFormat[] = NUMBER_FORMATS;
+
+/** Whole networks in the default grid (seeds 1..NETWORKS). */
+export const NETWORKS = 32;
 
 /** The default grid: conv k1/k3/k5 at several widths, resolutions and strides, depthwise k3/k5, fully
  * connected, pools, add / concat / channel shuffle, and the edges (input quantize, output dequantize and
@@ -149,7 +154,13 @@ export function defaultGrid(quick = false): LatencyGrid {
   for (const elements of quick ? [10] : [10, 100, 1000])
     points.push({ op: 'softmax', format: 'f32', elements });
   points.push({ op: 'call', format: 'f32' }, { op: 'ts_step', format: 'f32' });
-  return { name: quick ? 'quick' : 'default', points };
+  if (quick) return { name: 'quick', points };
+  // Whole small networks (the predictor's per-model term is fitted on them), spread over the grid so that
+  // they are timed among layers of every kind, as a package runs among other work.
+  const step = points.length / NETWORKS;
+  for (let i = NETWORKS - 1; i >= 0; i--)
+    points.splice(Math.round(i * step), 0, { op: 'network', format: 'f32', seed: i + 1 });
+  return { name: 'default', points };
 }
 
 /** The device's temperatures (every thermal zone that reads) and current clocks (per CPU, from cpufreq;
@@ -235,23 +246,26 @@ function prepare(point: LatencyPoint, threads: number): Prepared {
   const pkg = latencyGraph(point);
   const model = Model.fromPackage(pkg, { batch: 1, threads });
   for (let k = 0; k < model.manifest.inputs.length; k++) fillRandom(model.inputView(k));
+  const network = point.op === 'network';
   const layer = model.layers.find((l) => l.name === 'layer') ?? model.layers[0]!;
   const node = model.manifest.nodes.find((n) => n.name === layer.name)!;
   const fused = node.attrs.min === 0 && (node.op === 'conv2d' || node.op === 'fully_connected');
+  const op = network ? 'network' : fused ? `${node.op}+relu` : node.op;
   const { specs } = model;
   const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
   const inElements = model.manifest.inputs.reduce((s, i) => s + count(specs[i.tensor]!.shape), 0);
   const outElements = model.manifest.outputs.reduce((s, o) => s + count(specs[o.tensor]!.shape), 0);
   const weights = pkg.manifest.nodes.find((n) => n.name === 'layer')?.inputs[1] ?? -1;
-  const density = weights < 0 ? 1 : weightDensity(pkg.constants[weights], count(specs[weights]!.shape));
+  const density =
+    weights < 0 || network ? 1 : weightDensity(pkg.constants[weights], count(specs[weights]!.shape));
   return {
     entry: {
       key: latencyKey(point),
-      op: fused ? `${node.op}+relu` : node.op,
+      op,
       format: point.format,
-      kernel: layer.kernel,
+      kernel: network ? '' : layer.kernel,
       shape: { ...point },
-      macs: layer.macs,
+      macs: network ? model.layers.reduce((s, l) => s + l.macs, 0) : layer.macs,
       in_elements: inElements,
       out_elements: outElements,
       density,

@@ -5,15 +5,19 @@ import { test } from 'node:test';
 
 import { NUMBER_FORMATS } from '../../../agent/package/manifest.js';
 import { packageRoot } from '../../../agent/package-root.js';
+import { latencyGraph } from '../../../agent/profile/latency-graphs.js';
 import {
   defaultGrid,
   gridId,
   type LatencyGrid,
+  type LatencyPoint,
   type LatencyTable,
   LatencyTableError,
   measureLatencyTable,
+  NETWORKS,
   parseLatencyTable,
 } from '../../../agent/profile/latency-table.js';
+import { Model } from '../../../agent/runtime/model.js';
 import { addonBuildHash } from '../../../native/index.js';
 
 /** A few points of different kinds: a fused f32 conv, an int8 conv, a compressed fc, an edge and a plan call. */
@@ -130,6 +134,35 @@ test('the grid id changes with the grid and the default grid covers every layer 
       grid.points.some((p) => p.op === op),
       op,
     );
+});
+
+test('the default grid times whole networks among its layers; a network entry is the whole run', async () => {
+  const points = defaultGrid().points;
+  const at = points.flatMap((p, i) => (p.op === 'network' ? [i] : []));
+  assert.equal(at.length, NETWORKS);
+  assert.equal(new Set(at.map((i) => points[i]!.seed)).size, NETWORKS, 'each network its own seed');
+  // Spread over the grid, not all in one chunk.
+  assert.ok(at[0]! < 30 && at[at.length - 1]! > points.length - 40, `at ${at.join(',')}`);
+  const point: LatencyPoint = { op: 'network', format: 'f32', seed: 3 };
+  const table = await measureLatencyTable({ grid: { name: 'net', points: [point] }, ...FAST });
+  const entry = table.entries[0]!;
+  assert.equal(entry.key, 'network/f32/seed3');
+  assert.equal(entry.op, 'network');
+  const runtime = Model.fromPackage(latencyGraph(point), { batch: 1 });
+  assert.ok(runtime.manifest.nodes.length >= 10, 'a stem, three stages and a classifier');
+  assert.equal(
+    entry.macs,
+    runtime.layers.reduce((s, l) => s + l.macs, 0),
+  );
+  assert.equal(entry.calls, runtime.execution.nativeCalls + runtime.execution.typescriptNodes.length);
+  // The same seed builds the same structure; another seed another one.
+  const ops = (seed: number): string =>
+    latencyGraph({ ...point, seed })
+      .manifest.nodes.map((n) => `${n.op}/${n.format}`)
+      .join(',');
+  assert.equal(ops(3), ops(3));
+  assert.notEqual(ops(3), ops(4));
+  assert.deepEqual(parseLatencyTable(JSON.parse(JSON.stringify(table))), table);
 });
 
 test('whittle-agent latency-table --quick --json measures the small grid and prints a table that parses', () => {

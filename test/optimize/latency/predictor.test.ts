@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import type { Package } from '../../../agent/package/reader.js';
 import { latencyGraph } from '../../../agent/profile/latency-graphs.js';
 import {
   defaultGrid,
@@ -19,6 +20,7 @@ import {
   costModel,
   fitCost,
   LatencyPredictionError,
+  perModelTerm,
   predictLatency,
 } from '../../../optimize/latency/predictor.js';
 import { tableEstimator } from '../../../optimize/plan/estimator.js';
@@ -26,6 +28,19 @@ import { deviceTarget } from '../../../optimize/plan/target.js';
 
 /** A grid point's fp32 3x3 conv, as the tests below price and measure it. */
 const conv: LatencyPoint = { op: 'conv2d', format: 'f32', kernel: 3, stride: 1, size: 14, inC: 16, outC: 16 };
+
+/** A table of `entries` (synthetic: no measurement behind it). */
+const syntheticTable = (isa: string, entries: LatencyEntry[]): LatencyTable => ({
+  table_version: 1,
+  build_hash: 'x',
+  isa,
+  threads: 1,
+  grid_id: 'g',
+  complete: true,
+  measured_at: 0,
+  conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
+  entries,
+});
 
 /** Two tiny packages: a grid point's own graph (an fp32 conv and its fused ReLU) and an int8 one with its
  * edges, predicted from a table measured in the same run as they are, within a loose bound. */
@@ -72,17 +87,7 @@ test('the predictor is within a loose bound of the measured latency of tiny pack
 });
 
 test('a table without the plan-call entry is refused', () => {
-  const table: LatencyTable = {
-    table_version: 1,
-    build_hash: 'x',
-    isa: 'avx2',
-    threads: 1,
-    grid_id: 'g',
-    complete: true,
-    measured_at: 0,
-    conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
-    entries: [],
-  };
+  const table = syntheticTable('avx2', []);
   assert.throws(
     () => predictLatency(latencyGraph({ op: 'call', format: 'f32' }), table),
     (e: Error) => e instanceof LatencyPredictionError && /"call" entry/.test(e.message),
@@ -166,39 +171,29 @@ test('a table of one GEMM kernel predicts the padding of its MR x NR tiles', () 
       runs: 100,
     };
   };
-  const table: LatencyTable = {
-    table_version: 1,
-    build_hash: 'x',
-    isa: 'avx512',
-    threads: 1,
-    grid_id: 'g',
-    complete: true,
-    measured_at: 0,
-    conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
-    entries: [
-      entry(28, 8, 16),
-      entry(14, 16, 32),
-      entry(7, 32, 48),
-      entry(4, 64, 96),
-      entry(14, 24, 40),
-      entry(7, 16, 8),
-      {
-        key: 'call/f32',
-        op: 'clip',
-        format: 'f32',
-        kernel: 'native:clamp_f32',
-        shape: { op: 'call', format: 'f32' },
-        macs: 0,
-        in_elements: 1,
-        out_elements: 1,
-        density: 1,
-        weight_bytes: 0,
-        calls: 1,
-        ms: 1e-4,
-        runs: 100,
-      },
-    ],
-  };
+  const table = syntheticTable('avx512', [
+    entry(28, 8, 16),
+    entry(14, 16, 32),
+    entry(7, 32, 48),
+    entry(4, 64, 96),
+    entry(14, 24, 40),
+    entry(7, 16, 8),
+    {
+      key: 'call/f32',
+      op: 'clip',
+      format: 'f32',
+      kernel: 'native:clamp_f32',
+      shape: { op: 'call', format: 'f32' },
+      macs: 0,
+      in_elements: 1,
+      out_elements: 1,
+      density: 1,
+      weight_bytes: 0,
+      calls: 1,
+      ms: 1e-4,
+      runs: 100,
+    },
+  ]);
   const model = costModel(table);
   const group = model.groups.get(`conv2d|f32|k1|s1|${kernel}`)!;
   assert.equal(group.length, 6);
@@ -230,4 +225,106 @@ test('a table of one GEMM kernel predicts the padding of its MR x NR tiles', () 
   }
   // The same MACs, 33 output channels (two 32-wide tiles) against 32: about twice the time, not the same.
   assert.ok(price(4, 32, 33) > 1.6 * price(4, 33, 32), `${price(4, 32, 33)} vs ${price(4, 33, 32)}`);
+});
+
+/** The per-model term: a table's networks whose measured times are made (here, synthetically) of the layers'
+ * predicted sum scaled by 1.3 plus 2 µs per node are fitted, and a network not in the table is then predicted
+ * by that formula; without networks the layers' sum is the prediction. */
+test('the per-model term is fitted on the table’s networks and used, when asked, for other packages', async () => {
+  const networks = [1, 2, 3, 4, 5, 6, 7, 8].map((seed): LatencyPoint => ({
+    op: 'network',
+    format: 'f32',
+    seed,
+  }));
+  const grid = { name: 'test', points: [...defaultGrid(true).points, ...networks] };
+  const measured = await measureLatencyTable({ grid, rounds: 1, sampleMs: 0.001 });
+  const layersOnly: LatencyTable = {
+    ...measured,
+    entries: measured.entries.filter((e) => e.shape.op !== 'network'),
+  };
+  assert.equal(perModelTerm(layersOnly), undefined);
+  const nodes = (pkg: Package): number => Model.fromPackage(pkg, { batch: 1 }).manifest.nodes.length;
+  // The synthetic truth of a network: from the layers-only table's prediction (no per-model term there). Its
+  // sparse layers' weights are random (a graph's density varies a little from build to build): hence the
+  // bounds below.
+  const truth = (point: LatencyPoint): number => {
+    const pkg = latencyGraph(point);
+    const base = predictLatency(pkg, layersOnly);
+    const layers = base.layers.reduce((s, l) => s + l.ms, 0);
+    return 1.3 * layers + base.overhead_ms + 0.002 * nodes(pkg);
+  };
+  const table: LatencyTable = {
+    ...measured,
+    entries: measured.entries.map((e) => (e.shape.op === 'network' ? { ...e, ms: truth(e.shape) } : e)),
+  };
+  assert.equal(table.entries.filter((e) => e.shape.op === 'network').length, 8);
+  const fit = perModelTerm(table)!;
+  assert.ok(Math.abs(fit[0]! - 1.3) < 0.1, `layers scaled by ${fit[0]}`);
+  for (const seed of [41, 42]) {
+    const point: LatencyPoint = { op: 'network', format: 'f32', seed };
+    const pkg = latencyGraph(point);
+    const want = truth(point);
+    const got = predictLatency(pkg, table, { perModel: true });
+    assert.ok(
+      Math.abs(got.ms - want) / want < 0.06,
+      `network ${seed}: predicted ${got.ms} ms, want ${want} ms`,
+    );
+    // Without the term (the default, or a table without networks), the layers' sum: the term changed it.
+    assert.ok(Math.abs(got.ms - predictLatency(pkg, layersOnly).ms) / want > 0.1);
+    assert.equal(predictLatency(pkg, table).ms, predictLatency(pkg, layersOnly).ms);
+    const sum = got.layers.reduce((s, l) => s + l.ms, 0) + got.overhead_ms;
+    assert.ok(Math.abs(sum - got.ms) < 1e-9);
+  }
+});
+
+test('asked, a sparse conv on a plane the table shows superlinear is priced from that plane’s entries', () => {
+  // 7x7 k5 sparse entries: 1 ms at density 0.1 and 20 ms at 0.5 (slope 1.86 in time per dense MAC).
+  const macs = 7 * 7 * 48 * 64 * 25;
+  const sparse = (density: number, ms: number): LatencyEntry => {
+    const shape: LatencyPoint = {
+      op: 'conv2d',
+      format: 'sparse',
+      kernel: 5,
+      stride: 1,
+      size: 7,
+      inC: 48,
+      outC: 64,
+      sparsity: 1 - density,
+    };
+    return {
+      key: `conv2d/sparse/k5s1/r7/c48-64/p${Math.round((1 - density) * 100)}`,
+      op: 'conv2d+relu',
+      format: 'sparse',
+      kernel: 'native:sparse_conv2d avx2',
+      shape,
+      macs,
+      in_elements: 7 * 7 * 48,
+      out_elements: 7 * 7 * 64,
+      density,
+      weight_bytes: 0,
+      calls: 0,
+      ms,
+      runs: 10,
+    };
+  };
+  const call = { ...sparse(1, 1e-4), key: 'call/f32', shape: { op: 'call', format: 'f32' } as LatencyPoint };
+  const table = syntheticTable('avx2', [sparse(0.1, 1), sparse(0.5, 20), call]);
+  const pkg = latencyGraph({
+    ...conv,
+    format: 'sparse',
+    kernel: 5,
+    size: 7,
+    inC: 64,
+    outC: 64,
+    sparsity: 0.5,
+  });
+  const layer = (options = {}): number =>
+    predictLatency(pkg, table, options).layers.find((l) => l.op === 'conv2d')!.ms;
+  const want = (20 / macs) * 7 * 7 * 64 * 64 * 25;
+  assert.ok(
+    Math.abs(layer({ sparsePlanes: true }) - want) / want < 0.15,
+    `${layer({ sparsePlanes: true })} ms`,
+  );
+  // By default, the line through the two entries by MACs x density: far below.
+  assert.ok(layer() < want / 2, `${layer()} ms`);
 });
