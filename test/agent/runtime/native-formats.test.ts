@@ -423,7 +423,7 @@ describe('compressed formats on the native kernels', () => {
       const build = (input: 0 | 4): Package =>
         sign({
           constants: new Map<number, EncodedTensor>([
-            [1, encodeXnor(weights, c.w)],
+            [1, encodeWeights('xnor', weights, c.w)],
             [2, encodeRaw(bias)],
           ]),
           manifest: {
