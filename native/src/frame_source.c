@@ -23,6 +23,7 @@ struct whittle_frame_source {
   size_t frame_bytes;
   whittle_thread* thread;
   atomic_uint_least64_t received;  // written by the loop only
+  atomic_uint_least64_t warm_lead_ns;  // whittle_frame_source_warm_ahead's lead, 0: no warm-up runs
   // Under mutex: the attached function, the ring, the last frame, the counters below and the end.
   pthread_mutex_t mutex;
   whittle_frame_fn fn;
@@ -30,7 +31,7 @@ struct whittle_frame_source {
   uint32_t generation;
   whittle_frame_record* ring;
   size_t capacity, head, count;
-  uint64_t dropped, lost;
+  uint64_t dropped, lost, warmups;
   // Two frame buffers: the loop reads into buffers[reading] outside the mutex; buffers[reading ^ 1] holds
   // the last frame run (has_last), which whittle_frame_source_last copies under the mutex.
   uint8_t* buffers[2];
@@ -60,11 +61,16 @@ static void end_loop(whittle_frame_source* source, bool locked, const char* form
   if (!locked) pthread_mutex_unlock(&source->mutex);
 }
 
-// Whole frames waiting in the pipe beyond the one just read (0 when the descriptor cannot say).
-static size_t frames_waiting(const whittle_frame_source* source) {
+// Bytes waiting in the pipe (0 when the descriptor cannot say).
+static size_t bytes_waiting(const whittle_frame_source* source) {
   int bytes = 0;
   if (ioctl(source->fd, FIONREAD, &bytes) != 0 || bytes < 0) return 0;
-  return (size_t)bytes / source->frame_bytes;
+  return (size_t)bytes;
+}
+
+// Whole frames waiting in the pipe beyond the one just read.
+static size_t frames_waiting(const whittle_frame_source* source) {
+  return bytes_waiting(source) / source->frame_bytes;
 }
 
 // Reads exactly `bytes` that are known to be waiting; false on a read error or end of stream.
@@ -80,14 +86,15 @@ static bool read_waiting(int fd, uint8_t* out, size_t bytes) {
 }
 
 // Runs the frame in buffers[reading] through the attached function: false when it failed (the loop ends).
-static bool run_frame(whittle_frame_source* source, uint64_t index) {
+// Its window starts at `start` (now_ms), or now when start is 0.
+static bool run_frame(whittle_frame_source* source, uint64_t index, double start) {
   pthread_mutex_lock(&source->mutex);
   if (source->fn == NULL) {
     source->dropped++;
     pthread_mutex_unlock(&source->mutex);
     return true;
   }
-  const double t0 = now_ms();
+  const double t0 = start > 0 ? start : now_ms();
   whittle_frame_record record = {index, 0, source->generation, 0, 0};
   const char* error =
       source->fn(source->context, source->buffers[source->reading], &record.class_index, &record.confidence);
@@ -111,16 +118,62 @@ static bool run_frame(whittle_frame_source* source, uint64_t index) {
   return true;
 }
 
+// A warm-up run (whittle_frame_source_warm_ahead): the last frame again through the attached function, its
+// result dropped; true when it ran. Its errors are not reported: the next frame's run reports its own.
+static bool warm_up(whittle_frame_source* source) {
+  pthread_mutex_lock(&source->mutex);
+  const bool run = source->fn != NULL && source->has_last;
+  if (run) {
+    uint32_t class_index;
+    float confidence;
+    (void)source->fn(source->context, source->buffers[source->reading ^ 1], &class_index, &confidence);
+    source->warmups++;
+  }
+  pthread_mutex_unlock(&source->mutex);
+  return run;
+}
+
+// The interval between frames as the warm-ups expect it: a running mean of the gaps between whole frames
+// read, restarted when a gap is off by more than 4x (the camera changed its rate, or stalled).
+static double next_interval(double interval, double gap) {
+  if (interval <= 0 || gap > 4 * interval || gap < interval / 4) return gap;
+  return interval + (gap - interval) / 8;
+}
+
 static void loop_main(void* raw) {
   whittle_frame_source* source = raw;
   const size_t frame_bytes = source->frame_bytes;
   size_t filled = 0;
+  // Warm-ups: the last frame's arrival, the expected interval, whether this interval's warm-up is done, and
+  // when the last one started (0: none whose frame is still to come).
+  double last_arrival = 0, interval = 0, warm_start = 0;
+  bool warmed = false;
   for (;;) {
     struct pollfd fds[2] = {{source->fd, POLLIN, 0}, {source->stop_read, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    const double lead = (double)atomic_load(&source->warm_lead_ns) / 1e6;
+    struct timespec timeout;
+    const struct timespec* wait = NULL;
+    if (lead > 0 && interval > 2 * lead && !warmed && filled == 0) {
+      double left = last_arrival + interval - lead - now_ms();
+      if (left < 0) left = 0;
+      timeout.tv_sec = (time_t)(left / 1e3);
+      timeout.tv_nsec = (long)((left - (double)timeout.tv_sec * 1e3) * 1e6);
+      wait = &timeout;
+    }
+    const int ready = ppoll(fds, 2, wait, NULL);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       end_loop(source, false, "poll failed: %s", strerror(errno));
       return;
+    }
+    if (ready == 0) {  // the next frame is due in `lead` ms: warm the attached function's code and data
+      warmed = true;
+      const double t = now_ms();
+      if (bytes_waiting(source) == 0 && warm_up(source)) {
+        // A frame that came during the warm-up waited for it: its window starts when the warm-up did.
+        if (bytes_waiting(source) != 0) warm_start = t;
+      }
+      continue;
     }
     if (fds[1].revents != 0) return;  // stopped
     if (fds[0].revents == 0) continue;
@@ -141,6 +194,11 @@ static void loop_main(void* raw) {
     filled += (size_t)n;
     if (filled < frame_bytes) continue;
     filled = 0;
+    const double arrival = now_ms(), start = warm_start;
+    if (last_arrival > 0) interval = next_interval(interval, arrival - last_arrival);
+    last_arrival = arrival;
+    warmed = false;
+    warm_start = 0;
     uint64_t index = atomic_fetch_add(&source->received, 1);
     // Newest frame only: the frames waiting behind this one replace it, each counted as dropped.
     for (size_t waiting = frames_waiting(source); waiting > 0; waiting--) {
@@ -153,7 +211,7 @@ static void loop_main(void* raw) {
       source->dropped++;
       pthread_mutex_unlock(&source->mutex);
     }
-    if (!run_frame(source, index)) return;
+    if (!run_frame(source, index, start)) return;
   }
 }
 
@@ -186,6 +244,7 @@ whittle_frame_source* whittle_frame_source_start(int fd, size_t frame_bytes, siz
   source->frame_bytes = frame_bytes;
   source->capacity = capacity;
   atomic_init(&source->received, 0);
+  atomic_init(&source->warm_lead_ns, 0);
   pthread_mutex_init(&source->mutex, NULL);
   source->ring = malloc(capacity * sizeof(whittle_frame_record));
   source->buffers[0] = malloc(frame_bytes);
@@ -221,6 +280,10 @@ void whittle_frame_source_attach(whittle_frame_source* source, whittle_frame_fn 
   pthread_mutex_unlock(&source->mutex);
 }
 
+void whittle_frame_source_warm_ahead(whittle_frame_source* source, double lead_ms) {
+  atomic_store(&source->warm_lead_ns, lead_ms > 0 ? (uint64_t)(lead_ms * 1e6) : 0);
+}
+
 size_t whittle_frame_source_drain(whittle_frame_source* source, whittle_frame_record* out, size_t max) {
   pthread_mutex_lock(&source->mutex);
   const size_t n = max < source->count ? max : source->count;
@@ -236,6 +299,7 @@ void whittle_frame_source_status_of(whittle_frame_source* source, whittle_frame_
   pthread_mutex_lock(&source->mutex);
   out->dropped = source->dropped;
   out->lost = source->lost;
+  out->warmups = source->warmups;
   out->ended = source->ended;
   memcpy(out->message, source->message, sizeof(out->message));
   pthread_mutex_unlock(&source->mutex);
