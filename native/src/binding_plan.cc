@@ -934,7 +934,7 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
   size_t frame_bytes_ = 0;
   std::vector<whittle_frame_record> records_;  // drain's scratch: no allocation per drain
   Plan::FrameCall* attached_ = nullptr;
-  Napi::Reference<Napi::Value> runner_;  // keeps the attached runner (and its plan) alive
+  Napi::Reference<Napi::Value> runner_;    // keeps the attached runner (and its plan) alive
   whittle_frame_source_status stopped_{};  // the status at stop(), reported from then on
 };
 

@@ -22,7 +22,7 @@ struct whittle_frame_source {
   int stop_read, stop_write;  // a byte on stop_write wakes the loop out of poll()
   size_t frame_bytes;
   whittle_thread* thread;
-  atomic_uint_least64_t received;  // written by the loop only
+  atomic_uint_least64_t received;      // written by the loop only
   atomic_uint_least64_t warm_lead_ns;  // whittle_frame_source_warm_ahead's lead, 0: no warm-up runs
   // Under mutex: the attached function, the ring, the last frame, the counters below and the end.
   pthread_mutex_t mutex;
@@ -133,46 +133,72 @@ static bool warm_up(whittle_frame_source* source) {
   return run;
 }
 
-// The interval between frames as the warm-ups expect it: a running mean of the gaps between whole frames
-// read, restarted when a gap is off by more than 4x (the camera changed its rate, or stalled).
-static double next_interval(double interval, double gap) {
-  if (interval <= 0 || gap > 4 * interval || gap < interval / 4) return gap;
-  return interval + (gap - interval) / 8;
+// Gaps between whole frames read, the last WARM_GAPS of them: the next frame is expected no sooner than the
+// shortest (a camera's frames jitter by milliseconds on a loaded machine).
+#define WARM_GAPS 8
+// Most warm-ups between two frames: a camera that stalls is not warmed for ever.
+#define MAX_WARMUPS_PER_FRAME 16
+
+typedef struct {
+  double gaps[WARM_GAPS];
+  size_t count, next;
+  double last_arrival;  // when the last whole frame was read (0: none yet)
+  double last_warm;     // when the last warm-up since then started (0: none)
+  size_t warmups;       // warm-ups since the last frame
+  double charge_from;   // a frame's bytes came during the warm-up that started then (0: none)
+} warm_schedule;
+
+static void warm_frame_read(warm_schedule* w, double now) {
+  if (w->last_arrival > 0) {
+    w->gaps[w->next] = now - w->last_arrival;
+    w->next = (w->next + 1) % WARM_GAPS;
+    if (w->count < WARM_GAPS) w->count++;
+  }
+  w->last_arrival = now;
+  w->last_warm = 0;
+  w->warmups = 0;
+  w->charge_from = 0;
+}
+
+// How long to wait on the pipe before the next warm-up, ms, or -1 for no warm-up: the first `lead` before
+// the shortest recent gap has passed since the last frame, then one every `lead` until the frame comes.
+static double warm_wait(const warm_schedule* w, double lead, double now) {
+  if (lead <= 0 || w->count == 0 || w->warmups >= MAX_WARMUPS_PER_FRAME) return -1;
+  double shortest = w->gaps[0];
+  for (size_t i = 1; i < w->count; i++) shortest = w->gaps[i] < shortest ? w->gaps[i] : shortest;
+  if (shortest < 2 * lead) return -1;  // frames too close together to warm between them
+  const double due = w->last_warm > 0 ? w->last_warm + lead : w->last_arrival + shortest - lead;
+  return due > now ? due - now : 0;
 }
 
 static void loop_main(void* raw) {
   whittle_frame_source* source = raw;
   const size_t frame_bytes = source->frame_bytes;
   size_t filled = 0;
-  // Warm-ups: the last frame's arrival, the expected interval, whether this interval's warm-up is done, and
-  // when the last one started (0: none whose frame is still to come).
-  double last_arrival = 0, interval = 0, warm_start = 0;
-  bool warmed = false;
+  warm_schedule warm = {{0}, 0, 0, 0, 0, 0, 0};
   for (;;) {
     struct pollfd fds[2] = {{source->fd, POLLIN, 0}, {source->stop_read, POLLIN, 0}};
     const double lead = (double)atomic_load(&source->warm_lead_ns) / 1e6;
+    const double left = filled == 0 ? warm_wait(&warm, lead, now_ms()) : -1;
     struct timespec timeout;
-    const struct timespec* wait = NULL;
-    if (lead > 0 && interval > 2 * lead && !warmed && filled == 0) {
-      double left = last_arrival + interval - lead - now_ms();
-      if (left < 0) left = 0;
+    if (left >= 0) {
       timeout.tv_sec = (time_t)(left / 1e3);
       timeout.tv_nsec = (long)((left - (double)timeout.tv_sec * 1e3) * 1e6);
-      wait = &timeout;
     }
-    const int ready = ppoll(fds, 2, wait, NULL);
+    const int ready = ppoll(fds, 2, left >= 0 ? &timeout : NULL, NULL);
     if (ready < 0) {
       if (errno == EINTR) continue;
       end_loop(source, false, "poll failed: %s", strerror(errno));
       return;
     }
-    if (ready == 0) {  // the next frame is due in `lead` ms: warm the attached function's code and data
-      warmed = true;
+    if (ready == 0) {  // the next frame may come within `lead` ms: warm the attached function's code and data
       const double t = now_ms();
-      if (bytes_waiting(source) == 0 && warm_up(source)) {
-        // A frame that came during the warm-up waited for it: its window starts when the warm-up did.
-        if (bytes_waiting(source) != 0) warm_start = t;
-      }
+      warm.last_warm = t;
+      warm.warmups++;
+      // A frame that came during the warm-up waited for it: its window starts when the warm-up did.
+      if (bytes_waiting(source) == 0 && warm_up(source) && warm.charge_from == 0 &&
+          bytes_waiting(source) != 0)
+        warm.charge_from = t;
       continue;
     }
     if (fds[1].revents != 0) return;  // stopped
@@ -194,11 +220,8 @@ static void loop_main(void* raw) {
     filled += (size_t)n;
     if (filled < frame_bytes) continue;
     filled = 0;
-    const double arrival = now_ms(), start = warm_start;
-    if (last_arrival > 0) interval = next_interval(interval, arrival - last_arrival);
-    last_arrival = arrival;
-    warmed = false;
-    warm_start = 0;
+    const double start = warm.charge_from;
+    warm_frame_read(&warm, now_ms());
     uint64_t index = atomic_fetch_add(&source->received, 1);
     // Newest frame only: the frames waiting behind this one replace it, each counted as dropped.
     for (size_t waiting = frames_waiting(source); waiting > 0; waiting--) {

@@ -65,12 +65,13 @@ void whittle_frame_source_attach(whittle_frame_source* source, whittle_frame_fn 
                                  uint32_t generation);
 
 // Warm-ups ahead of the frames: with lead_ms > 0, the loop runs the last frame again through the attached
-// function lead_ms before the next frame is due (the frames' arrival times tell when: a running mean of the
-// gaps), so that the function's code and data are in the caches and TLB when the frame comes, and drops its
-// result (no record; status.warmups counts them). A frame whose bytes came while a warm-up ran waited for it:
-// its window (record.latency_ms) then starts when the warm-up started. At most one warm-up per frame; none
-// before the second frame, nor when frames come less than 2 x lead_ms apart. 0 (the default) turns them off.
-// Takes effect from the next wait on the pipe.
+// function, its result dropped (no record; status.warmups counts them), so that the function's code and
+// data are in the caches when the next frame comes: first lead_ms before the next frame may come (the
+// shortest of the last 8 gaps between frames has passed since the last one), then every lead_ms until it
+// comes, at most 16 times per frame. A frame whose bytes came while a warm-up ran waited for it: its window
+// (record.latency_ms) then starts when that warm-up started. None before the second frame, nor when frames
+// come less than 2 x lead_ms apart. 0 (the default) turns them off. Takes effect from the next wait on the
+// pipe.
 void whittle_frame_source_warm_ahead(whittle_frame_source* source, double lead_ms);
 
 // Moves up to max of the oldest undrained records into out; returns how many.

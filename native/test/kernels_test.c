@@ -1472,6 +1472,84 @@ static void write_frames(void* raw) {
   }
 }
 
+// A stand-in frame call for the warm-ups: counts its calls and keeps each call's first frame byte; on call
+// number `inject` (a warm-up) it writes `frame` into the pipe and sleeps 15 ms, so that frame arrives while
+// the warm-up runs.
+typedef struct {
+  int calls;
+  uint8_t first_bytes[64];
+  int inject, fd;
+  uint8_t frame[4];
+} warm_fn_context;
+
+static const char* warm_fn(void* raw, const uint8_t* frame, uint32_t* class_index, float* confidence) {
+  warm_fn_context* c = raw;
+  if (c->calls < 64) c->first_bytes[c->calls] = frame[0];
+  if (++c->calls == c->inject) {
+    write_all(c->fd, c->frame, 4);
+    sleep_ms(15);
+  }
+  *class_index = frame[0];
+  *confidence = 1.0f;
+  return NULL;
+}
+
+// Warm-ups (whittle_frame_source_warm_ahead): none before the second frame; then runs of the last frame with
+// no record; a frame that came during one is charged from the warm-up's start; off again with 0.
+static void test_frame_source_warmups(void) {
+  report_where = "frame source warm-ups";
+  int fds[2];
+  const char* error = NULL;
+  if (pipe(fds) != 0) {
+    report(false, "pipe");
+    return;
+  }
+  whittle_frame_source* source = whittle_frame_source_start(fds[0], 4, 8, &error);
+  report(source != NULL, "starts on a pipe");
+  if (source == NULL) return;
+  // Calls: 1 frame A, 2 frame B, 3 the first warm-up (5 ms before a frame 20 ms after B may come), which
+  // writes frame C and sleeps 15 ms; 4 frame C.
+  warm_fn_context c = {.inject = 3, .fd = fds[1], .frame = {30, 0, 0, 0}};
+  whittle_frame_source_warm_ahead(source, 5.0);
+  whittle_frame_source_attach(source, warm_fn, &c, 1);
+  const uint8_t a[4] = {10, 0, 0, 0}, b[4] = {20, 0, 0, 0}, d[4] = {40, 0, 0, 0};
+  write_all(fds[1], a, 4);
+  wait_run(source, 0);
+  sleep_ms(20);
+  whittle_frame_source_status status;
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 0, "no warm-up before the second frame (%llu)",
+         (unsigned long long)status.warmups);
+  write_all(fds[1], b, 4);
+  report(wait_run(source, 2), "the frame written during a warm-up runs");
+  // After C: a warm-up every 5 ms until a frame comes, 16 at most.
+  sleep_ms(300);
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 17, "1 warm-up before C, 16 after it (%llu)", (unsigned long long)status.warmups);
+  whittle_frame_record records[8];
+  size_t n = whittle_frame_source_drain(source, records, 8);
+  report(
+      n == 3 && records[0].class_index == 10 && records[1].class_index == 20 && records[2].class_index == 30,
+      "one record per frame, none for the warm-ups (%zu)", n);
+  report(n == 3 && records[2].latency_ms >= 15.0,
+         "the frame that came during a warm-up is charged from its start (%.3f ms)",
+         n == 3 ? records[2].latency_ms : -1.0);
+  // Off: frame D runs, and no warm-up follows.
+  whittle_frame_source_warm_ahead(source, 0);
+  write_all(fds[1], d, 4);
+  wait_run(source, 3);
+  sleep_ms(50);
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 17 && status.dropped == 0, "0 turns them off (%llu)",
+         (unsigned long long)status.warmups);
+  whittle_frame_source_stop(source);  // before reading the context the loop's thread wrote
+  close(fds[1]);
+  report(c.calls == 21 && c.first_bytes[0] == 10 && c.first_bytes[1] == 20 && c.first_bytes[2] == 20 &&
+             c.first_bytes[3] == 30 && c.first_bytes[4] == 30 && c.first_bytes[20] == 40,
+         "calls: A, B, a warm-up on B, C, 16 warm-ups on C, D (%d calls)", c.calls);
+  report_where = NULL;
+}
+
 static void test_frame_source(void) {
   report_where = "frame source";
   const char* error = NULL;
@@ -1587,6 +1665,7 @@ int main(int argc, char** argv) {
   test_requantize_reference();
   test_threadpool();
   test_frame_source();
+  test_frame_source_warmups();
   // The test layers are small: without this they would all run inline and the multi-threaded paths (the
   // per-thread scratch, rows split between tasks) would go untested.
   whittle_threadpool_set_min_task_work(0);
