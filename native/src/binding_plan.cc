@@ -920,10 +920,6 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
     if (source_ != nullptr) {
       Detach();
       whittle_frame_source_status_of(source_, &stopped_);
-      if (!stopped_.ended) {
-        stopped_.ended = true;
-        std::snprintf(stopped_.message, sizeof(stopped_.message), "stopped");
-      }
       whittle_frame_source_stop(source_);
       source_ = nullptr;
     }
