@@ -1472,6 +1472,18 @@ static void write_frames(void* raw) {
   }
 }
 
+// A source of 4-byte frames on a new pipe (fds: its read and write ends), or NULL (reported).
+static whittle_frame_source* open_source(int fds[2], size_t capacity) {
+  const char* error = NULL;
+  if (pipe(fds) != 0) {
+    report(false, "pipe");
+    return NULL;
+  }
+  whittle_frame_source* source = whittle_frame_source_start(fds[0], 4, capacity, &error);
+  report(source != NULL, "starts on a pipe");
+  return source;
+}
+
 // A stand-in frame call for the warm-ups: counts its calls and keeps each call's first frame byte; on call
 // number `inject` (a warm-up) it writes `frame` into the pipe and sleeps 15 ms, so that frame arrives while
 // the warm-up runs.
@@ -1499,13 +1511,7 @@ static const char* warm_fn(void* raw, const uint8_t* frame, uint32_t* class_inde
 static void test_frame_source_warmups(void) {
   report_where = "frame source warm-ups";
   int fds[2];
-  const char* error = NULL;
-  if (pipe(fds) != 0) {
-    report(false, "pipe");
-    return;
-  }
-  whittle_frame_source* source = whittle_frame_source_start(fds[0], 4, 8, &error);
-  report(source != NULL, "starts on a pipe");
+  whittle_frame_source* source = open_source(fds, 8);
   if (source == NULL) return;
   // Calls: 1 frame A, 2 frame B, 3 the first warm-up (5 ms before a frame 20 ms after B may come), which
   // writes frame C and sleeps 15 ms; 4 frame C.
@@ -1556,12 +1562,7 @@ static void test_frame_source(void) {
   report(whittle_frame_source_start(-1, 4, 8, &error) == NULL && error != NULL,
          "a bad descriptor is refused");
   int fds[2];
-  if (pipe(fds) != 0) {
-    report(false, "pipe");
-    return;
-  }
-  whittle_frame_source* source = whittle_frame_source_start(fds[0], 4, 4, &error);
-  report(source != NULL, "starts on a pipe");
+  whittle_frame_source* source = open_source(fds, 4);
   if (source == NULL) return;
   frame_fn_context a = {.offset = 0}, b = {.offset = 1000};
   atomic_init(&a.running, 0);
