@@ -138,6 +138,12 @@ static bool warm_up(whittle_frame_source* source) {
 #define WARM_GAPS 8
 // Most warm-ups between two frames: a camera that stalls is not warmed for ever.
 #define MAX_WARMUPS_PER_FRAME 16
+// Warm-ups only for a function whose run is short beside the lead, so that a frame arriving during one
+// waits at most a quarter of the lead; and at most a twentieth of the frame interval spent on them, so
+// that they cost the device at most 5 % of a core at any model size (a model of a few milliseconds, as
+// on a Raspberry Pi, gets none: its frame would wait for the warm-up, and it would run twice).
+#define WARM_RUN_PER_LEAD 0.25
+#define WARM_SHARE_OF_INTERVAL 0.05
 
 typedef struct {
   double gaps[WARM_GAPS];
@@ -146,6 +152,7 @@ typedef struct {
   double last_warm;     // when the last warm-up since then started (0: none)
   size_t warmups;       // warm-ups since the last frame
   double charge_from;   // a frame's bytes came during the warm-up that started then (0: none)
+  double run_ms;        // the last frame's run through the attached function
 } warm_schedule;
 
 static void warm_frame_read(warm_schedule* w, double now) {
@@ -167,6 +174,9 @@ static double warm_wait(const warm_schedule* w, double lead, double now) {
   double shortest = w->gaps[0];
   for (size_t i = 1; i < w->count; i++) shortest = w->gaps[i] < shortest ? w->gaps[i] : shortest;
   if (shortest < 2 * lead) return -1;  // frames too close together to warm between them
+  if (w->run_ms > WARM_RUN_PER_LEAD * lead ||
+      (double)(w->warmups + 1) * w->run_ms > WARM_SHARE_OF_INTERVAL * shortest)
+    return -1;  // too long a run to warm without delaying the frame or costing the device
   const double due = w->last_warm > 0 ? w->last_warm + lead : w->last_arrival + shortest - lead;
   return due > now ? due - now : 0;
 }
@@ -175,7 +185,7 @@ static void loop_main(void* raw) {
   whittle_frame_source* source = raw;
   const size_t frame_bytes = source->frame_bytes;
   size_t filled = 0;
-  warm_schedule warm = {{0}, 0, 0, 0, 0, 0, 0};
+  warm_schedule warm = {{0}, 0, 0, 0, 0, 0, 0, 0};
   for (;;) {
     struct pollfd fds[2] = {{source->fd, POLLIN, 0}, {source->stop_read, POLLIN, 0}};
     const double lead = (double)atomic_load(&source->warm_lead_ns) / 1e6;
@@ -234,7 +244,9 @@ static void loop_main(void* raw) {
       source->dropped++;
       pthread_mutex_unlock(&source->mutex);
     }
+    const double run_start = now_ms();
     if (!run_frame(source, index, start)) return;
+    warm.run_ms = now_ms() - run_start;
   }
 }
 

@@ -70,8 +70,10 @@ void whittle_frame_source_attach(whittle_frame_source* source, whittle_frame_fn 
 // shortest of the last 8 gaps between frames has passed since the last one), then every lead_ms until it
 // comes, at most 16 times per frame. A frame whose bytes came while a warm-up ran waited for it: its window
 // (record.latency_ms) then starts when that warm-up started. None before the second frame, nor when frames
-// come less than 2 x lead_ms apart. 0 (the default) turns them off. Takes effect from the next wait on the
-// pipe.
+// come less than 2 x lead_ms apart, nor when the last frame's run took more than lead_ms / 4 or the
+// warm-ups would take more than 5 % of the interval between frames (their cost to the device is bounded,
+// and a frame waits at most lead_ms / 4 for one). 0 (the default) turns them off. Takes effect from the
+// next wait on the pipe.
 void whittle_frame_source_warm_ahead(whittle_frame_source* source, double lead_ms);
 
 // Moves up to max of the oldest undrained records into out; returns how many.

@@ -1556,6 +1556,38 @@ static void test_frame_source_warmups(void) {
   report_where = NULL;
 }
 
+static const char* slow_fn(void* raw, const uint8_t* frame, uint32_t* class_index, float* confidence) {
+  (void)raw;
+  sleep_ms(3);
+  *class_index = frame[0];
+  *confidence = 1.0f;
+  return NULL;
+}
+
+// A function whose run is long beside the lead (3 ms against a 5 ms lead) is never warmed: a frame would
+// wait for the warm-up, and the device would run the model twice per frame.
+static void test_frame_source_warmups_bounded(void) {
+  report_where = "frame source warm-ups, a long run";
+  int fds[2];
+  whittle_frame_source* source = open_source(fds, 8);
+  if (source == NULL) return;
+  whittle_frame_source_warm_ahead(source, 5.0);
+  whittle_frame_source_attach(source, slow_fn, NULL, 1);
+  const uint8_t a[4] = {10, 0, 0, 0}, b[4] = {20, 0, 0, 0};
+  write_all(fds[1], a, 4);
+  wait_run(source, 0);
+  sleep_ms(30);
+  write_all(fds[1], b, 4);
+  wait_run(source, 1);
+  sleep_ms(80);
+  whittle_frame_source_status status;
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 0, "no warm-up (%llu)", (unsigned long long)status.warmups);
+  whittle_frame_source_stop(source);
+  close(fds[1]);
+  report_where = NULL;
+}
+
 static void test_frame_source(void) {
   report_where = "frame source";
   const char* error = NULL;
@@ -1667,6 +1699,7 @@ int main(int argc, char** argv) {
   test_threadpool();
   test_frame_source();
   test_frame_source_warmups();
+  test_frame_source_warmups_bounded();
   // The test layers are small: without this they would all run inline and the multi-threaded paths (the
   // per-thread scratch, rows split between tasks) would go untested.
   whittle_threadpool_set_min_task_work(0);
