@@ -14,7 +14,12 @@
 //    or WHITTLE_AGENT_FRAME_LOOP=js in the environment.
 //  Both measure the same window as latency: from the frame's bytes available (the native loop: its last byte
 //  read from the pipe; JavaScript: camera.next resolved with it) to its scores and class ready; the pipe,
-//  the stats and the snapshot are outside it. Each frame runs once: no warm-up or dummy run between frames.
+//  the stats and the snapshot are outside it. Each frame runs once. The native loop also warms the model
+//  up ahead of each frame (FrameSource.warmAhead): FRAME_WARMUP_MS before the next frame is due it runs the
+//  last frame again, result dropped, so the frame finds the plan's code and data in the caches rather than
+//  evicted by whatever ran in the 33 ms between frames. A frame that arrives during a warm-up is charged
+//  from the warm-up's start. One more run per frame; WHITTLE_AGENT_FRAME_WARMUP_MS=0 turns it off (or sets
+//  another lead, ms).
 // Invariants:
 //  - One model is served at a time (ServedModel.model); only the deploy runner's activate() replaces it. The
 //    frame loop reads it once per frame and drops frames of another shape until the camera gives the new one.
@@ -117,6 +122,21 @@ function nativeLoopWanted(): boolean {
   return process.platform !== 'win32' && process.env['WHITTLE_AGENT_FRAME_LOOP'] !== 'js';
 }
 
+/** How long before a frame is due the native loop warms the model up (ms; see the top). */
+const FRAME_WARMUP_MS = 1;
+
+/** The native loop's warm-up lead: FRAME_WARMUP_MS, or WHITTLE_AGENT_FRAME_WARMUP_MS (0 turns it off). */
+function frameWarmupMs(): number {
+  const text = process.env['WHITTLE_AGENT_FRAME_WARMUP_MS'];
+  if (text === undefined || text === '') return FRAME_WARMUP_MS;
+  const ms = Number(text);
+  if (!(ms >= 0 && ms <= 1000))
+    throw new AgentStartError(
+      `WHITTLE_AGENT_FRAME_WARMUP_MS: expected milliseconds in [0, 1000] but received "${text}"`,
+    );
+  return ms;
+}
+
 /** The camera frames `model` takes, and which way they go. */
 function cameraShape(model: PackageModel): FrameShape {
   return { ...model.input, ...(nativeLoopWanted() && model.frameLoopRunner ? { nativeLoop: true } : {}) };
@@ -142,6 +162,7 @@ class NativeFrames {
     private readonly camera: CameraFeed,
     private readonly served: ServedModel,
     private readonly log: Log,
+    private readonly warmupMs: number,
   ) {}
 
   sync(): void {
@@ -161,6 +182,7 @@ class NativeFrames {
     }
     try {
       source.attach(runner, ++this.#generation);
+      source.warmAhead(this.warmupMs);
     } catch (err) {
       this.log(`frame loop: cannot run model ${model.id} natively: ${(err as Error).message}`);
       source.attach(null, 0);
@@ -201,6 +223,7 @@ class NativeFrames {
  * opened; once running, a failing camera is reopened with backoff. */
 export async function runDaemon({ config, log, signal }: DaemonOptions): Promise<void> {
   const publicKey = readPackageKey(config);
+  const warmupMs = frameWarmupMs();
   const { store, recovery } = await recoverModelStore(config, log);
   const loaders = modelLoaders(config, publicKey);
   const served = loadServedModel(config, loaders, recovery, log);
@@ -217,7 +240,7 @@ export async function runDaemon({ config, log, signal }: DaemonOptions): Promise
     log,
   );
   resumeLeftPaused(join(config.stateDir, PAUSED_CAMERA_RECORD), log);
-  const native = new NativeFrames(camera, served, log);
+  const native = new NativeFrames(camera, served, log, warmupMs);
   // Results of the native loop are drained by the stats timer, right before it closes each window.
   const frames: FrameDrain = { drain: () => undefined, watched: () => undefined };
   camera.onStarted = () => native.sync();

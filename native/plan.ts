@@ -73,11 +73,13 @@ interface NativePlan {
 }
 
 /** FrameSource's status: frames read, frames read but not run (a newer one was waiting, or no runner was
- * attached), results overwritten before they were drained, and why the loop ended (null while it runs). */
+ * attached), results overwritten before they were drained, warm-up runs (FrameSource.warmAhead), and why the
+ * loop ended (null while it runs). */
 export interface FrameSourceStatus {
   received: number;
   dropped: number;
   lost: number;
+  warmups: number;
   ended: string | null;
 }
 
@@ -86,6 +88,7 @@ interface NativeFrameSource {
   drain(out: Float64Array): number;
   last(frame: Uint8Array, record: Float64Array): boolean;
   stop(): void;
+  warmAhead(leadMs: number): void;
   readonly status: FrameSourceStatus;
 }
 
@@ -184,6 +187,15 @@ export class FrameSource {
    * records tagged `generation`; null drops them. When it returns, the runner replaced is not running. */
   attach(runner: ((frame: Uint8Array) => number) | null, generation: number): void {
     this.#native.attach(runner, generation);
+  }
+
+  /** Warm-ups ahead of the frames: from now on the loop runs the last frame again through the attached runner
+   * `leadMs` before the next frame is due (judged from the frames' arrival times), its result dropped, so that
+   * the runner's code and data are in the caches when the frame comes; 0 turns them off (the default). A
+   * frame that came while a warm-up ran is charged from the warm-up's start. Costs one more run per frame
+   * (status.warmups counts them). Throws a RangeError for a lead outside [0, 1000] ms. */
+  warmAhead(leadMs: number): void {
+    this.#native.warmAhead(leadMs);
   }
 
   /** Calls `each` on every result not drained yet, oldest first. */

@@ -761,7 +761,9 @@ class Plan : public Napi::ObjectWrap<Plan> {
 //   drain(out: Float64Array): moves the oldest results into out, 5 numbers each (generation, frame index,
 //     latency ms, class index, confidence); returns how many.
 //   last(frame: Uint8Array, record: Float64Array): the last frame run and its 5 numbers; false before any.
-//   status: { received, dropped, lost, ended: string | null }.
+//   warmAhead(leadMs): warm-up runs of the last frame leadMs before each next frame is due (frame_source.h
+//     whittle_frame_source_warm_ahead); 0 turns them off.
+//   status: { received, dropped, lost, warmups, ended: string | null }.
 //   stop(): detaches, stops and joins the thread and closes fd; idempotent. Every call after it but status
 //     and stop throws.
 class FrameSource : public Napi::ObjectWrap<FrameSource> {
@@ -771,6 +773,7 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
         env, "FrameSource",
         {InstanceMethod<&FrameSource::Attach>("attach"), InstanceMethod<&FrameSource::Drain>("drain"),
          InstanceMethod<&FrameSource::Last>("last"), InstanceMethod<&FrameSource::Stop>("stop"),
+         InstanceMethod<&FrameSource::WarmAhead>("warmAhead"),
          InstanceAccessor<&FrameSource::Status>("status")});
   }
 
@@ -886,22 +889,29 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
     return Napi::Boolean::New(env, true);
   }
 
+  // warmAhead(leadMs): warm-up runs leadMs before each frame is due (whittle_frame_source_warm_ahead); 0
+  // turns them off.
+  Napi::Value WarmAhead(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ExpectRunning(env);
+    const Napi::Value value = info.Length() > 0 ? info[0] : env.Undefined();
+    if (!value.IsNumber()) ThrowType(env, "a number", "leadMs", value);
+    const double lead = value.As<Napi::Number>().DoubleValue();
+    if (!(lead >= 0 && lead <= 1000))
+      ThrowRange(env, "a number of milliseconds in [0, 1000]", "leadMs", value.ToString().Utf8Value());
+    whittle_frame_source_warm_ahead(source_, lead);
+    return env.Undefined();
+  }
+
   Napi::Value Status(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    whittle_frame_source_status s = stopped_;
+    if (source_ != nullptr) whittle_frame_source_status_of(source_, &s);
     Napi::Object status = Napi::Object::New(env);
-    if (source_ == nullptr) {
-      status.Set("received", stopped_.received);
-      status.Set("dropped", stopped_.dropped);
-      status.Set("lost", stopped_.lost);
-      status.Set("ended",
-                 stopped_.ended ? Napi::Value(Napi::String::New(env, stopped_.message)) : env.Null());
-      return status;
-    }
-    whittle_frame_source_status s;
-    whittle_frame_source_status_of(source_, &s);
     status.Set("received", static_cast<double>(s.received));
     status.Set("dropped", static_cast<double>(s.dropped));
     status.Set("lost", static_cast<double>(s.lost));
+    status.Set("warmups", static_cast<double>(s.warmups));
     status.Set("ended", s.ended ? Napi::Value(Napi::String::New(env, s.message)) : env.Null());
     return status;
   }
@@ -909,10 +919,7 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
   Napi::Value Stop(const Napi::CallbackInfo& info) {
     if (source_ != nullptr) {
       Detach();
-      whittle_frame_source_status s;
-      whittle_frame_source_status_of(source_, &s);
-      stopped_ = {static_cast<double>(s.received), static_cast<double>(s.dropped),
-                  static_cast<double>(s.lost), s.ended, s.ended ? s.message : "stopped"};
+      whittle_frame_source_status_of(source_, &stopped_);
       whittle_frame_source_stop(source_);
       source_ = nullptr;
     }
@@ -923,12 +930,8 @@ class FrameSource : public Napi::ObjectWrap<FrameSource> {
   size_t frame_bytes_ = 0;
   std::vector<whittle_frame_record> records_;  // drain's scratch: no allocation per drain
   Plan::FrameCall* attached_ = nullptr;
-  Napi::Reference<Napi::Value> runner_;  // keeps the attached runner (and its plan) alive
-  struct {
-    double received, dropped, lost;
-    bool ended;
-    std::string message;
-  } stopped_{};
+  Napi::Reference<Napi::Value> runner_;    // keeps the attached runner (and its plan) alive
+  whittle_frame_source_status stopped_{};  // the status at stop(), reported from then on
 };
 
 // createFramePipe(): [readFd, writeFd] of a new pipe, both close-on-exec (a child given writeFd as its stdout

@@ -22,7 +22,8 @@ struct whittle_frame_source {
   int stop_read, stop_write;  // a byte on stop_write wakes the loop out of poll()
   size_t frame_bytes;
   whittle_thread* thread;
-  atomic_uint_least64_t received;  // written by the loop only
+  atomic_uint_least64_t received;      // written by the loop only
+  atomic_uint_least64_t warm_lead_ns;  // whittle_frame_source_warm_ahead's lead, 0: no warm-up runs
   // Under mutex: the attached function, the ring, the last frame, the counters below and the end.
   pthread_mutex_t mutex;
   whittle_frame_fn fn;
@@ -30,7 +31,7 @@ struct whittle_frame_source {
   uint32_t generation;
   whittle_frame_record* ring;
   size_t capacity, head, count;
-  uint64_t dropped, lost;
+  uint64_t dropped, lost, warmups;
   // Two frame buffers: the loop reads into buffers[reading] outside the mutex; buffers[reading ^ 1] holds
   // the last frame run (has_last), which whittle_frame_source_last copies under the mutex.
   uint8_t* buffers[2];
@@ -60,11 +61,16 @@ static void end_loop(whittle_frame_source* source, bool locked, const char* form
   if (!locked) pthread_mutex_unlock(&source->mutex);
 }
 
-// Whole frames waiting in the pipe beyond the one just read (0 when the descriptor cannot say).
-static size_t frames_waiting(const whittle_frame_source* source) {
+// Bytes waiting in the pipe (0 when the descriptor cannot say).
+static size_t bytes_waiting(const whittle_frame_source* source) {
   int bytes = 0;
   if (ioctl(source->fd, FIONREAD, &bytes) != 0 || bytes < 0) return 0;
-  return (size_t)bytes / source->frame_bytes;
+  return (size_t)bytes;
+}
+
+// Whole frames waiting in the pipe beyond the one just read.
+static size_t frames_waiting(const whittle_frame_source* source) {
+  return bytes_waiting(source) / source->frame_bytes;
 }
 
 // Reads exactly `bytes` that are known to be waiting; false on a read error or end of stream.
@@ -80,14 +86,15 @@ static bool read_waiting(int fd, uint8_t* out, size_t bytes) {
 }
 
 // Runs the frame in buffers[reading] through the attached function: false when it failed (the loop ends).
-static bool run_frame(whittle_frame_source* source, uint64_t index) {
+// Its window starts at `start` (now_ms), or now when start is 0.
+static bool run_frame(whittle_frame_source* source, uint64_t index, double start) {
   pthread_mutex_lock(&source->mutex);
   if (source->fn == NULL) {
     source->dropped++;
     pthread_mutex_unlock(&source->mutex);
     return true;
   }
-  const double t0 = now_ms();
+  const double t0 = start > 0 ? start : now_ms();
   whittle_frame_record record = {index, 0, source->generation, 0, 0};
   const char* error =
       source->fn(source->context, source->buffers[source->reading], &record.class_index, &record.confidence);
@@ -111,16 +118,98 @@ static bool run_frame(whittle_frame_source* source, uint64_t index) {
   return true;
 }
 
+// A warm-up run (whittle_frame_source_warm_ahead): the last frame again through the attached function, its
+// result dropped; true when it ran. Its errors are not reported: the next frame's run reports its own.
+static bool warm_up(whittle_frame_source* source) {
+  pthread_mutex_lock(&source->mutex);
+  const bool run = source->fn != NULL && source->has_last;
+  if (run) {
+    uint32_t class_index;
+    float confidence;
+    (void)source->fn(source->context, source->buffers[source->reading ^ 1], &class_index, &confidence);
+    source->warmups++;
+  }
+  pthread_mutex_unlock(&source->mutex);
+  return run;
+}
+
+// Gaps between whole frames read, the last WARM_GAPS of them: the next frame is expected no sooner than the
+// shortest (a camera's frames jitter by milliseconds on a loaded machine).
+#define WARM_GAPS 8
+// Most warm-ups between two frames: a camera that stalls is not warmed for ever.
+#define MAX_WARMUPS_PER_FRAME 16
+// Warm-ups only for a function whose run is short beside the lead, so that a frame arriving during one
+// waits at most a quarter of the lead; and at most a twentieth of the frame interval spent on them, so
+// that they cost the device at most 5 % of a core at any model size (a model of a few milliseconds, as
+// on a Raspberry Pi, gets none: its frame would wait for the warm-up, and it would run twice).
+#define WARM_RUN_PER_LEAD 0.25
+#define WARM_SHARE_OF_INTERVAL 0.05
+
+typedef struct {
+  double gaps[WARM_GAPS];
+  size_t count, next;
+  double last_arrival;  // when the last whole frame was read (0: none yet)
+  double last_warm;     // when the last warm-up since then started (0: none)
+  size_t warmups;       // warm-ups since the last frame
+  double charge_from;   // a frame's bytes came during the warm-up that started then (0: none)
+  double run_ms;        // the last frame's run through the attached function
+} warm_schedule;
+
+static void warm_frame_read(warm_schedule* w, double now) {
+  if (w->last_arrival > 0) {
+    w->gaps[w->next] = now - w->last_arrival;
+    w->next = (w->next + 1) % WARM_GAPS;
+    if (w->count < WARM_GAPS) w->count++;
+  }
+  w->last_arrival = now;
+  w->last_warm = 0;
+  w->warmups = 0;
+  w->charge_from = 0;
+}
+
+// How long to wait on the pipe before the next warm-up, ms, or -1 for no warm-up: the first `lead` before
+// the shortest recent gap has passed since the last frame, then one every `lead` until the frame comes.
+static double warm_wait(const warm_schedule* w, double lead, double now) {
+  if (lead <= 0 || w->count == 0 || w->warmups >= MAX_WARMUPS_PER_FRAME) return -1;
+  double shortest = w->gaps[0];
+  for (size_t i = 1; i < w->count; i++) shortest = w->gaps[i] < shortest ? w->gaps[i] : shortest;
+  if (shortest < 2 * lead) return -1;  // frames too close together to warm between them
+  if (w->run_ms > WARM_RUN_PER_LEAD * lead ||
+      (double)(w->warmups + 1) * w->run_ms > WARM_SHARE_OF_INTERVAL * shortest)
+    return -1;  // too long a run to warm without delaying the frame or costing the device
+  const double due = w->last_warm > 0 ? w->last_warm + lead : w->last_arrival + shortest - lead;
+  return due > now ? due - now : 0;
+}
+
 static void loop_main(void* raw) {
   whittle_frame_source* source = raw;
   const size_t frame_bytes = source->frame_bytes;
   size_t filled = 0;
+  warm_schedule warm = {{0}, 0, 0, 0, 0, 0, 0, 0};
   for (;;) {
     struct pollfd fds[2] = {{source->fd, POLLIN, 0}, {source->stop_read, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    const double lead = (double)atomic_load(&source->warm_lead_ns) / 1e6;
+    const double left = filled == 0 ? warm_wait(&warm, lead, now_ms()) : -1;
+    struct timespec timeout;
+    if (left >= 0) {
+      timeout.tv_sec = (time_t)(left / 1e3);
+      timeout.tv_nsec = (long)((left - (double)timeout.tv_sec * 1e3) * 1e6);
+    }
+    const int ready = ppoll(fds, 2, left >= 0 ? &timeout : NULL, NULL);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       end_loop(source, false, "poll failed: %s", strerror(errno));
       return;
+    }
+    if (ready == 0) {  // the next frame may come within `lead` ms: warm the attached function's code and data
+      const double t = now_ms();
+      warm.last_warm = t;
+      warm.warmups++;
+      // A frame that came during the warm-up waited for it: its window starts when the warm-up did.
+      if (bytes_waiting(source) == 0 && warm_up(source) && warm.charge_from == 0 &&
+          bytes_waiting(source) != 0)
+        warm.charge_from = t;
+      continue;
     }
     if (fds[1].revents != 0) return;  // stopped
     if (fds[0].revents == 0) continue;
@@ -141,6 +230,8 @@ static void loop_main(void* raw) {
     filled += (size_t)n;
     if (filled < frame_bytes) continue;
     filled = 0;
+    const double start = warm.charge_from;
+    warm_frame_read(&warm, now_ms());
     uint64_t index = atomic_fetch_add(&source->received, 1);
     // Newest frame only: the frames waiting behind this one replace it, each counted as dropped.
     for (size_t waiting = frames_waiting(source); waiting > 0; waiting--) {
@@ -153,7 +244,9 @@ static void loop_main(void* raw) {
       source->dropped++;
       pthread_mutex_unlock(&source->mutex);
     }
-    if (!run_frame(source, index)) return;
+    const double run_start = now_ms();
+    if (!run_frame(source, index, start)) return;
+    warm.run_ms = now_ms() - run_start;
   }
 }
 
@@ -186,6 +279,7 @@ whittle_frame_source* whittle_frame_source_start(int fd, size_t frame_bytes, siz
   source->frame_bytes = frame_bytes;
   source->capacity = capacity;
   atomic_init(&source->received, 0);
+  atomic_init(&source->warm_lead_ns, 0);
   pthread_mutex_init(&source->mutex, NULL);
   source->ring = malloc(capacity * sizeof(whittle_frame_record));
   source->buffers[0] = malloc(frame_bytes);
@@ -221,6 +315,10 @@ void whittle_frame_source_attach(whittle_frame_source* source, whittle_frame_fn 
   pthread_mutex_unlock(&source->mutex);
 }
 
+void whittle_frame_source_warm_ahead(whittle_frame_source* source, double lead_ms) {
+  atomic_store(&source->warm_lead_ns, lead_ms > 0 ? (uint64_t)(lead_ms * 1e6) : 0);
+}
+
 size_t whittle_frame_source_drain(whittle_frame_source* source, whittle_frame_record* out, size_t max) {
   pthread_mutex_lock(&source->mutex);
   const size_t n = max < source->count ? max : source->count;
@@ -236,6 +334,7 @@ void whittle_frame_source_status_of(whittle_frame_source* source, whittle_frame_
   pthread_mutex_lock(&source->mutex);
   out->dropped = source->dropped;
   out->lost = source->lost;
+  out->warmups = source->warmups;
   out->ended = source->ended;
   memcpy(out->message, source->message, sizeof(out->message));
   pthread_mutex_unlock(&source->mutex);

@@ -12,7 +12,8 @@
 //  - Newest frame only: when more whole frames are waiting in the pipe than the one just read, the older ones
 //    are read and dropped, so the latency never accumulates (as the JavaScript camera does).
 //  - A record's latency is the frame's window: from its last byte read (and the newer-frame check) to its
-//    scores and class ready; the pipe read and the ring are outside it.
+//    scores and class ready; the pipe read and the ring are outside it. With warm-ups (warm_ahead), a frame
+//    that came while one ran is charged from the warm-up's start.
 //  - The loop ends on end of stream, a partial frame at end of stream, a read error or an error of the
 //    attached function; it says which in the status message. Stop wakes a loop blocked on the pipe.
 #ifndef WHITTLE_FRAME_SOURCE_H_
@@ -46,6 +47,7 @@ typedef struct whittle_frame_source_status {
   uint64_t received;  // whole frames read
   uint64_t dropped;   // frames read but not run: a newer one was waiting, or no function was attached
   uint64_t lost;      // records overwritten in the ring before they were drained
+  uint64_t warmups;   // warm-up runs (whittle_frame_source_warm_ahead)
   bool ended;         // the loop has stopped reading; message says why
   char message[192];
 } whittle_frame_source_status;
@@ -61,6 +63,18 @@ whittle_frame_source* whittle_frame_source_start(int fd, size_t frame_bytes, siz
 // running.
 void whittle_frame_source_attach(whittle_frame_source* source, whittle_frame_fn fn, void* context,
                                  uint32_t generation);
+
+// Warm-ups ahead of the frames: with lead_ms > 0, the loop runs the last frame again through the attached
+// function, its result dropped (no record; status.warmups counts them), so that the function's code and
+// data are in the caches when the next frame comes: first lead_ms before the next frame may come (the
+// shortest of the last 8 gaps between frames has passed since the last one), then every lead_ms until it
+// comes, at most 16 times per frame. A frame whose bytes came while a warm-up ran waited for it: its window
+// (record.latency_ms) then starts when that warm-up started. None before the second frame, nor when frames
+// come less than 2 x lead_ms apart, nor when the last frame's run took more than lead_ms / 4 or the
+// warm-ups would take more than 5 % of the interval between frames (their cost to the device is bounded,
+// and a frame waits at most lead_ms / 4 for one). 0 (the default) turns them off. Takes effect from the
+// next wait on the pipe.
+void whittle_frame_source_warm_ahead(whittle_frame_source* source, double lead_ms);
 
 // Moves up to max of the oldest undrained records into out; returns how many.
 size_t whittle_frame_source_drain(whittle_frame_source* source, whittle_frame_record* out, size_t max);

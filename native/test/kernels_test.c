@@ -1472,18 +1472,129 @@ static void write_frames(void* raw) {
   }
 }
 
+// A source of 4-byte frames on a new pipe (fds: its read and write ends), or NULL (reported).
+static whittle_frame_source* open_source(int fds[2], size_t capacity) {
+  const char* error = NULL;
+  if (pipe(fds) != 0) {
+    report(false, "pipe");
+    return NULL;
+  }
+  whittle_frame_source* source = whittle_frame_source_start(fds[0], 4, capacity, &error);
+  report(source != NULL, "starts on a pipe");
+  return source;
+}
+
+// A stand-in frame call for the warm-ups: counts its calls and keeps each call's first frame byte; on call
+// number `inject` (a warm-up) it writes `frame` into the pipe and sleeps 15 ms, so that frame arrives while
+// the warm-up runs.
+typedef struct {
+  int calls;
+  uint8_t first_bytes[64];
+  int inject, fd;
+  uint8_t frame[4];
+} warm_fn_context;
+
+static const char* warm_fn(void* raw, const uint8_t* frame, uint32_t* class_index, float* confidence) {
+  warm_fn_context* c = raw;
+  if (c->calls < 64) c->first_bytes[c->calls] = frame[0];
+  if (++c->calls == c->inject) {
+    write_all(c->fd, c->frame, 4);
+    sleep_ms(15);
+  }
+  *class_index = frame[0];
+  *confidence = 1.0f;
+  return NULL;
+}
+
+// Warm-ups (whittle_frame_source_warm_ahead): none before the second frame; then runs of the last frame with
+// no record; a frame that came during one is charged from the warm-up's start; off again with 0.
+static void test_frame_source_warmups(void) {
+  report_where = "frame source warm-ups";
+  int fds[2];
+  whittle_frame_source* source = open_source(fds, 8);
+  if (source == NULL) return;
+  // Calls: 1 frame A, 2 frame B, 3 the first warm-up (5 ms before a frame 20 ms after B may come), which
+  // writes frame C and sleeps 15 ms; 4 frame C.
+  warm_fn_context c = {.inject = 3, .fd = fds[1], .frame = {30, 0, 0, 0}};
+  whittle_frame_source_warm_ahead(source, 5.0);
+  whittle_frame_source_attach(source, warm_fn, &c, 1);
+  const uint8_t a[4] = {10, 0, 0, 0}, b[4] = {20, 0, 0, 0}, d[4] = {40, 0, 0, 0};
+  write_all(fds[1], a, 4);
+  wait_run(source, 0);
+  sleep_ms(20);
+  whittle_frame_source_status status;
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 0, "no warm-up before the second frame (%llu)",
+         (unsigned long long)status.warmups);
+  write_all(fds[1], b, 4);
+  report(wait_run(source, 2), "the frame written during a warm-up runs");
+  // After C: a warm-up every 5 ms until a frame comes, 16 at most.
+  sleep_ms(300);
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 17, "1 warm-up before C, 16 after it (%llu)", (unsigned long long)status.warmups);
+  whittle_frame_record records[8];
+  size_t n = whittle_frame_source_drain(source, records, 8);
+  report(
+      n == 3 && records[0].class_index == 10 && records[1].class_index == 20 && records[2].class_index == 30,
+      "one record per frame, none for the warm-ups (%zu)", n);
+  report(n == 3 && records[2].latency_ms >= 15.0,
+         "the frame that came during a warm-up is charged from its start (%.3f ms)",
+         n == 3 ? records[2].latency_ms : -1.0);
+  // Off: frame D runs, and no warm-up follows.
+  whittle_frame_source_warm_ahead(source, 0);
+  write_all(fds[1], d, 4);
+  wait_run(source, 3);
+  sleep_ms(50);
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 17 && status.dropped == 0, "0 turns them off (%llu)",
+         (unsigned long long)status.warmups);
+  whittle_frame_source_stop(source);  // before reading the context the loop's thread wrote
+  close(fds[1]);
+  report(c.calls == 21 && c.first_bytes[0] == 10 && c.first_bytes[1] == 20 && c.first_bytes[2] == 20 &&
+             c.first_bytes[3] == 30 && c.first_bytes[4] == 30 && c.first_bytes[20] == 40,
+         "calls: A, B, a warm-up on B, C, 16 warm-ups on C, D (%d calls)", c.calls);
+  report_where = NULL;
+}
+
+static const char* slow_fn(void* raw, const uint8_t* frame, uint32_t* class_index, float* confidence) {
+  (void)raw;
+  sleep_ms(3);
+  *class_index = frame[0];
+  *confidence = 1.0f;
+  return NULL;
+}
+
+// A function whose run is long beside the lead (3 ms against a 5 ms lead) is never warmed: a frame would
+// wait for the warm-up, and the device would run the model twice per frame.
+static void test_frame_source_warmups_bounded(void) {
+  report_where = "frame source warm-ups, a long run";
+  int fds[2];
+  whittle_frame_source* source = open_source(fds, 8);
+  if (source == NULL) return;
+  whittle_frame_source_warm_ahead(source, 5.0);
+  whittle_frame_source_attach(source, slow_fn, NULL, 1);
+  const uint8_t a[4] = {10, 0, 0, 0}, b[4] = {20, 0, 0, 0};
+  write_all(fds[1], a, 4);
+  wait_run(source, 0);
+  sleep_ms(30);
+  write_all(fds[1], b, 4);
+  wait_run(source, 1);
+  sleep_ms(80);
+  whittle_frame_source_status status;
+  whittle_frame_source_status_of(source, &status);
+  report(status.warmups == 0, "no warm-up (%llu)", (unsigned long long)status.warmups);
+  whittle_frame_source_stop(source);
+  close(fds[1]);
+  report_where = NULL;
+}
+
 static void test_frame_source(void) {
   report_where = "frame source";
   const char* error = NULL;
   report(whittle_frame_source_start(-1, 4, 8, &error) == NULL && error != NULL,
          "a bad descriptor is refused");
   int fds[2];
-  if (pipe(fds) != 0) {
-    report(false, "pipe");
-    return;
-  }
-  whittle_frame_source* source = whittle_frame_source_start(fds[0], 4, 4, &error);
-  report(source != NULL, "starts on a pipe");
+  whittle_frame_source* source = open_source(fds, 4);
   if (source == NULL) return;
   frame_fn_context a = {.offset = 0}, b = {.offset = 1000};
   atomic_init(&a.running, 0);
@@ -1587,6 +1698,8 @@ int main(int argc, char** argv) {
   test_requantize_reference();
   test_threadpool();
   test_frame_source();
+  test_frame_source_warmups();
+  test_frame_source_warmups_bounded();
   // The test layers are small: without this they would all run inline and the multi-threaded paths (the
   // per-thread scratch, rows split between tasks) would go untested.
   whittle_threadpool_set_min_task_work(0);

@@ -55,7 +55,7 @@ describe('the native frame loop', () => {
         await until(source, i);
       }
       source.drain((r) => records.push(r));
-      assert.deepEqual(source.status, { received: 100, dropped: 0, lost: 0, ended: null });
+      assert.deepEqual(source.status, { received: 100, dropped: 0, lost: 0, warmups: 0, ended: null });
     } finally {
       closeSync(write);
       source.stop();
@@ -104,6 +104,39 @@ describe('the native frame loop', () => {
     assert.throws(() => source.drain((r) => records.push(r)), /stopped/);
   });
 
+  test('warm-ups between frames leave every result as infer gives it, and make no record', async () => {
+    const looped = lenet();
+    const inferred = lenet();
+    const { source, write } = open();
+    source.attach(looped.frameLoopRunner!, 3);
+    source.warmAhead(2);
+    const { pixels } = loadFashionMnist('test');
+    const records: FrameRecord[] = [];
+    const frames = 40;
+    try {
+      for (let i = 0; i < frames; i++) {
+        writeSync(write, pixels.subarray(i * FRAME, (i + 1) * FRAME));
+        await until(source, i);
+        await sleep(12); // frames 12+ ms apart: room for warm-ups 2 ms ahead of each
+      }
+      source.drain((r) => records.push(r));
+      const { status } = source;
+      assert.equal(status.received, frames);
+      assert.equal(status.dropped, 0);
+      assert.ok(status.warmups > 0, `warm-ups ran: ${JSON.stringify(status)}`);
+    } finally {
+      closeSync(write);
+      source.stop();
+    }
+    assert.equal(records.length, frames);
+    for (let i = 0; i < frames; i++) {
+      const want = inferred.infer(pixels.subarray(i * FRAME, (i + 1) * FRAME));
+      assert.equal(records[i]!.index, i);
+      assert.equal(records[i]!.classIndex, want.classIndex, `frame ${i}`);
+      assert.equal(records[i]!.confidence, want.confidence, `frame ${i}`);
+    }
+  });
+
   test('refuses bad arguments, naming them', () => {
     assert.throws(() => new FrameSource(-1, FRAME), { name: 'RangeError', message: /fd/ });
     const [read, write] = createFramePipe();
@@ -122,6 +155,13 @@ describe('the native frame loop', () => {
       });
       assert.throws(() => source.attach(null, -1), { name: 'RangeError', message: /generation/ });
       assert.throws(() => source.last(new Uint8Array(99)), { name: 'RangeError' });
+      assert.throws(() => source.warmAhead(-1), { name: 'RangeError', message: /leadMs/ });
+      assert.throws(() => source.warmAhead(Number.NaN), { name: 'RangeError', message: /leadMs/ });
+      assert.throws(() => source.warmAhead(1001), { name: 'RangeError', message: /leadMs/ });
+      assert.throws(() => source.warmAhead('1' as unknown as number), {
+        name: 'TypeError',
+        message: /leadMs/,
+      });
       assert.equal(source.last(new Uint8Array(100)), undefined);
     } finally {
       source.stop();
@@ -129,6 +169,7 @@ describe('the native frame loop', () => {
       closeSync(w);
     }
     assert.throws(() => source.attach(null, 0), /stopped/);
+    assert.throws(() => source.warmAhead(1), /stopped/);
   });
 
   test('a malformed stream: a partial frame at its end ends the loop and says so', async () => {
