@@ -48,17 +48,7 @@ static float bin_signed_sum_scalar(const float* x, const uint32_t* nonzero, cons
 
 BIN_DEFINE_KERNELS(scalar, bin_signed_sum_scalar)
 
-const bin_conv2d_variant bin_conv2d_variants[] = {
-#if defined(__arm__) || defined(__aarch64__)
-    {WHITTLE_ISA_NEON, "neon", bin_conv2d_minmax_ukernel__neon, bin_fc_minmax_ukernel__neon},
-#endif
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX512, "avx512", bin_conv2d_minmax_ukernel__avx512, bin_fc_minmax_ukernel__avx512},
-    {WHITTLE_ISA_AVX2, "avx2", bin_conv2d_minmax_ukernel__avx2, bin_fc_minmax_ukernel__avx2},
-#endif
-    {WHITTLE_ISA_SCALAR, "scalar", bin_conv2d_minmax_ukernel__scalar, bin_fc_minmax_ukernel__scalar},
-};
-WHITTLE_DEFINE_VARIANT_SELECT(bin_conv2d)
+WHITTLE_DEFINE_VARIANTS(bin_conv2d, bin_conv2d_minmax_ukernel, bin_fc_minmax_ukernel)
 
 void bin_pack_weights(size_t output_channels, size_t reduction, const float* weights, uint32_t* weight_bits,
                       float* alpha) {

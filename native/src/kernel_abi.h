@@ -102,6 +102,26 @@ static inline float whittle_clamp_f32(float value, float output_min, float outpu
 #define WHITTLE_DEFINE_VARIANT_SELECT(family) \
   WHITTLE_LIST_APPLY(WHITTLE_DEFINE_LIST_SELECT, WHITTLE_VARIANT_LIST(family))
 
+// A format family's variants of two kernels each (`first`, `second`: the kernels' names without their
+// __isa suffix) on the usual ISAs, best first: NEON on Arm; AVX-512 and AVX2 on x86-64; scalar. Defines
+// family##_variants and its select.
+#if defined(__arm__) || defined(__aarch64__)
+#define WHITTLE_VARIANTS_ARM(first, second) {WHITTLE_ISA_NEON, "neon", first##__neon, second##__neon},
+#else
+#define WHITTLE_VARIANTS_ARM(first, second)
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+#define WHITTLE_VARIANTS_X86(first, second)                          \
+  {WHITTLE_ISA_AVX512, "avx512", first##__avx512, second##__avx512}, \
+      {WHITTLE_ISA_AVX2, "avx2", first##__avx2, second##__avx2},
+#else
+#define WHITTLE_VARIANTS_X86(first, second)
+#endif
+#define WHITTLE_DEFINE_VARIANTS(family, first, second)                                                    \
+  const family##_variant family##_variants[] = {WHITTLE_VARIANTS_ARM(first, second) WHITTLE_VARIANTS_X86( \
+      first, second){WHITTLE_ISA_SCALAR, "scalar", first##__scalar, second##__scalar}};                   \
+  WHITTLE_DEFINE_VARIANT_SELECT(family)
+
 // A microkernel list (struct kind##_ukernel): kind##_ukernels, kind##_ukernel_count and
 // kind##_ukernel_select(level).
 #define WHITTLE_UKERNEL_LIST(kind) \

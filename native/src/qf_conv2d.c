@@ -37,19 +37,7 @@ QF_DEFINE_BASE(qf16)
 QF_DEFINE_BASE(qf8)
 
 // Best first, scalar last (kernel_abi.h).
-const qf16_conv2d_variant qf16_conv2d_variants[] = {
-#if defined(__arm__) || defined(__aarch64__)
-    {WHITTLE_ISA_NEON, "neon", qf16_conv2d_minmax_rndnu_ukernel__neon, qf16_fc_minmax_rndnu_ukernel__neon},
-#endif
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX512, "avx512", qf16_conv2d_minmax_rndnu_ukernel__avx512,
-     qf16_fc_minmax_rndnu_ukernel__avx512},
-    {WHITTLE_ISA_AVX2, "avx2", qf16_conv2d_minmax_rndnu_ukernel__avx2, qf16_fc_minmax_rndnu_ukernel__avx2},
-#endif
-    {WHITTLE_ISA_SCALAR, "scalar", qf16_conv2d_minmax_rndnu_ukernel__scalar,
-     qf16_fc_minmax_rndnu_ukernel__scalar},
-};
-WHITTLE_DEFINE_VARIANT_SELECT(qf16_conv2d)
+WHITTLE_DEFINE_VARIANTS(qf16_conv2d, qf16_conv2d_minmax_rndnu_ukernel, qf16_fc_minmax_rndnu_ukernel)
 
 const qf8_conv2d_variant qf8_conv2d_variants[] = {
 #if defined(__aarch64__)

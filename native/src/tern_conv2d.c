@@ -47,17 +47,7 @@ static float tern_signed_sum_scalar(const float* x, const uint32_t* nonzero, con
 
 TERN_DEFINE_KERNELS(scalar, tern_signed_sum_scalar)
 
-const tern_conv2d_variant tern_conv2d_variants[] = {
-#if defined(__arm__) || defined(__aarch64__)
-    {WHITTLE_ISA_NEON, "neon", tern_conv2d_minmax_ukernel__neon, tern_fc_minmax_ukernel__neon},
-#endif
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX512, "avx512", tern_conv2d_minmax_ukernel__avx512, tern_fc_minmax_ukernel__avx512},
-    {WHITTLE_ISA_AVX2, "avx2", tern_conv2d_minmax_ukernel__avx2, tern_fc_minmax_ukernel__avx2},
-#endif
-    {WHITTLE_ISA_SCALAR, "scalar", tern_conv2d_minmax_ukernel__scalar, tern_fc_minmax_ukernel__scalar},
-};
-WHITTLE_DEFINE_VARIANT_SELECT(tern_conv2d)
+WHITTLE_DEFINE_VARIANTS(tern_conv2d, tern_conv2d_minmax_ukernel, tern_fc_minmax_ukernel)
 
 void tern_pack_weights(size_t output_channels, size_t reduction, const float* weights, const float* threshold,
                        uint32_t* weight_nonzero, uint32_t* weight_sign, float* alpha) {

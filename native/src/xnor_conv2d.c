@@ -94,17 +94,7 @@ const xnor_conv2d_variant xnor_conv2d_variants[] = {
 };
 WHITTLE_DEFINE_VARIANT_SELECT(xnor_conv2d)
 
-const xnor_pack_variant xnor_pack_variants[] = {
-#if defined(__arm__) || defined(__aarch64__)
-    {WHITTLE_ISA_NEON, "neon", xnor_pack_ukernel__neon, xnor_pack_qs8_ukernel__neon},
-#endif
-#if defined(__x86_64__) || defined(_M_X64)
-    {WHITTLE_ISA_AVX512, "avx512", xnor_pack_ukernel__avx512, xnor_pack_qs8_ukernel__avx512},
-    {WHITTLE_ISA_AVX2, "avx2", xnor_pack_ukernel__avx2, xnor_pack_qs8_ukernel__avx2},
-#endif
-    {WHITTLE_ISA_SCALAR, "scalar", xnor_pack_ukernel__scalar, xnor_pack_qs8_ukernel__scalar},
-};
-WHITTLE_DEFINE_VARIANT_SELECT(xnor_pack)
+WHITTLE_DEFINE_VARIANTS(xnor_pack, xnor_pack_ukernel, xnor_pack_qs8_ukernel)
 
 void xnor_pack_weights(size_t output_channels, size_t taps, size_t group_channels, const float* weights,
                        uint64_t* weight_bits, float* alpha) {

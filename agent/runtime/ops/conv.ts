@@ -58,8 +58,22 @@ export function xnorSignZeroPoint(x: TensorSpec): number | undefined {
 
 /** A conv2d / fully_connected node's activations: fp32, or for an xnor layer the int8 tensor of
  * xnorSignZeroPoint. */
-function expectLayerInput(node: ManifestNode, x: TensorSpec, message: string): void {
-  expect(x.dtype === 'f32' || (node.format === 'xnor' && xnorSignZeroPoint(x) !== undefined), node, message);
+/** A float layer's activations (x) and weights (w): fp32 activations, or an xnor layer's per-tensor int8
+ * with a positive scale; `quantized` names the op int8 layers use instead. */
+function layerInputs(
+  node: ManifestNode,
+  inputs: readonly (TensorSpec | undefined)[],
+  quantized?: string,
+): { x: TensorSpec; w: TensorSpec } {
+  const x = input(node, inputs, 0, 'x');
+  const w = input(node, inputs, 1, 'weights');
+  expect(
+    x.dtype === 'f32' || (node.format === 'xnor' && xnorSignZeroPoint(x) !== undefined),
+    node,
+    `${node.op} takes fp32 activations, got ${x.dtype} (${quantized ? `int8 layers are ${quantized}; ` : ''}` +
+      'xnor also takes per-tensor int8 with a positive scale)',
+  );
+  return { x, w };
 }
 
 /** The layer's input as the reference kernels take it: fp32 as is (binarizeInput: the kernel takes the
@@ -165,13 +179,7 @@ const fixedPointFcExecutor = (context: PrepareContext): Executor => {
 const conv2d: OpDefinition = {
   perImage,
   infer(node, inputs) {
-    const x = input(node, inputs, 0, 'x');
-    const w = input(node, inputs, 1, 'weights');
-    expectLayerInput(
-      node,
-      x,
-      `conv2d takes fp32 activations, got ${x.dtype} (int8 layers are qconv2d; xnor also takes per-tensor int8 with a positive scale)`,
-    );
+    const { x, w } = layerInputs(node, inputs, 'qconv2d');
     const g = convGeometry(node, x, w);
     const bias = inputs[2];
     expect(bias === undefined || elements(bias.shape) === g.outC, node, `bias must have ${g.outC} elements`);
@@ -190,13 +198,7 @@ const conv2d: OpDefinition = {
 const fullyConnectedOp: OpDefinition = {
   perImage,
   infer(node, inputs) {
-    const x = input(node, inputs, 0, 'x');
-    const w = input(node, inputs, 1, 'weights');
-    expectLayerInput(
-      node,
-      x,
-      `fully_connected takes fp32 activations, got ${x.dtype} (xnor also takes per-tensor int8 with a positive scale)`,
-    );
+    const { x, w } = layerInputs(node, inputs);
     expect(w.shape.length === 2, node, `weights must be [out][in], got [${w.shape.join(', ')}]`);
     const batch = x.shape[0] ?? 1;
     expect(
