@@ -1,6 +1,6 @@
 // The torchvision conformance set (issue 14): real architectures as PyTorch's exporter writes them, trained
-// briefly on a seeded synthetic 10-class task by scripts/conformance/export-torchvision.py (Debian's python3-torch
-// and python3-torchvision; nothing is downloaded) into build/conformance/ once, then imported with
+// on a seeded synthetic 10-class task until they have learnt it, by scripts/conformance/export-torchvision.py
+// (Debian's python3-torch and python3-torchvision; nothing is downloaded) into build/conformance/ once, then imported with
 // `whittle import`'s code path (importOnnx, written and read back) and quantized with `whittle quantize`'s
 // (quantizePackage, calibrated on images of the task's training distribution). The agreement inputs are the
 // task's 1,000 held-out images (8-bit, as the script wrote them). A model or task the cache holds from another

@@ -2,7 +2,7 @@
 // per batch size and thread count, in one run.
 //
 // The torchvision conformance models (bench/conformance.ts: PyTorch's exports of real architectures trained
-// briefly on a synthetic 10-class task) join them under their own names: their fp32 package is the import of
+// on a synthetic 10-class task) join them under their own names: their fp32 package is the import of
 // that ONNX file, which ONNX Runtime runs for fp32, and their inputs are the task's held-out images. Each int8
 // row adds top1_agreement: the share of 1,000 inputs on which the int8 package picks the class Whittle's own
 // fp32 package picks; top1_input_rounding: the same share for the fp32 package fed those inputs rounded to the

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 # The torchvision conformance set (issue 14): each model of Debian's python3-torchvision (nothing is
-# downloaded), trained briefly on a seeded synthetic 10-class task and exported to ONNX with PyTorch's exporter.
+# downloaded), trained on a seeded synthetic 10-class task until it has learnt it (fp32 accuracy 0.999-1.000 on
+# held-out images, 20-60 s of one core per model) and exported to ONNX with PyTorch's exporter.
 # Trained, not random: a random-weight network is chaotic (its top-1 class flips under input changes far below
-# one int8 step, docs/benchmarks.md "int8 agreement"), a trained one has clear margins, like the models users
-# bring. The task (`task_images`): plane waves whose class is their orientation (5 bands, each used at the
-# middle 60 % of its 36 degrees) and frequency band (2), with a random level, amplitude and phase per channel
+# one int8 step, docs/benchmarks.md "int8 agreement"), and so is one trained too briefly (VERSION 2: 150 steps,
+# accuracy 0.15-0.62, int8 agreement 0.46-0.93); a trained one has clear margins, like the pretrained models
+# users bring. The task (`task_images`): plane waves whose class is their orientation (5 bands, each used at the
+# middle 40 % of its 36 degrees) and frequency band (2), with a random level, amplitude and phase per channel
 # and noise, rounded to 8 bits as camera frames are. Training draws fresh images every step (seeded), so the
 # held-out images are never seen. Usage:
 #   export-torchvision.py OUT_DIR [NAME ...]
@@ -23,25 +25,26 @@ import torchvision.models as tvm
 
 # Bump when the exported models or task images change: bench/conformance.ts reads this line and re-exports a
 # model whose .json carries another version (a cache filled by an older script is never read as this one's).
-VERSION = 2
+VERSION = 3
 CLASSES = 10
 SIZE = 64
 TEST_IMAGES = 1000
 CALIBRATION_IMAGES = 256
 BATCH = 16
 
-# name -> (constructor, opset, training steps, learning rate). 64x64 inputs, 10 classes.
+# name -> (constructor, opset, training steps, peak learning rate). 64x64 inputs, 10 classes. SqueezeNet (no batch
+# norm) collapses onto one class at 3e-3; MNASNet reaches 0.92 at 3e-3 and 0.999 at 1e-2.
 MODELS = {
-    'mobilenet_v2': (lambda: tvm.mobilenet_v2(num_classes=CLASSES), 13, 150, 1e-3),
-    'mobilenet_v3_small': (lambda: tvm.mobilenet_v3_small(num_classes=CLASSES), 13, 150, 1e-3),
-    'mobilenet_v3_large': (lambda: tvm.mobilenet_v3_large(num_classes=CLASSES), 17, 150, 1e-3),
-    'resnet18': (lambda: tvm.resnet18(num_classes=CLASSES), 13, 150, 1e-3),
-    'squeezenet1_1': (lambda: tvm.squeezenet1_1(num_classes=CLASSES), 13, 150, 1e-3),
-    'shufflenet_v2_x0_5': (lambda: tvm.shufflenet_v2_x0_5(num_classes=CLASSES), 13, 150, 1e-3),
-    'mnasnet0_5': (lambda: tvm.mnasnet0_5(num_classes=CLASSES), 13, 150, 1e-3),
-    'efficientnet_b0': (lambda: tvm.efficientnet_b0(num_classes=CLASSES), 13, 150, 1e-3),
-    'regnet_x_400mf': (lambda: tvm.regnet_x_400mf(num_classes=CLASSES), 13, 300, 1e-3),
-    'googlenet': (lambda: tvm.googlenet(num_classes=CLASSES, aux_logits=False, init_weights=True), 13, 150, 1e-3),
+    'mobilenet_v2': (lambda: tvm.mobilenet_v2(num_classes=CLASSES), 13, 600, 3e-3),
+    'mobilenet_v3_small': (lambda: tvm.mobilenet_v3_small(num_classes=CLASSES), 13, 600, 3e-3),
+    'mobilenet_v3_large': (lambda: tvm.mobilenet_v3_large(num_classes=CLASSES), 17, 600, 3e-3),
+    'resnet18': (lambda: tvm.resnet18(num_classes=CLASSES), 13, 600, 3e-3),
+    'squeezenet1_1': (lambda: tvm.squeezenet1_1(num_classes=CLASSES), 13, 600, 3e-4),
+    'shufflenet_v2_x0_5': (lambda: tvm.shufflenet_v2_x0_5(num_classes=CLASSES), 13, 600, 3e-3),
+    'mnasnet0_5': (lambda: tvm.mnasnet0_5(num_classes=CLASSES), 13, 600, 1e-2),
+    'efficientnet_b0': (lambda: tvm.efficientnet_b0(num_classes=CLASSES), 13, 600, 3e-3),
+    'regnet_x_400mf': (lambda: tvm.regnet_x_400mf(num_classes=CLASSES), 13, 600, 3e-3),
+    'googlenet': (lambda: tvm.googlenet(num_classes=CLASSES, aux_logits=False, init_weights=True), 13, 600, 3e-3),
 }
 
 
@@ -50,17 +53,17 @@ def task_images(count, generator):
     labels = torch.randint(0, CLASSES, (count,), generator=generator)
     rand = lambda *shape: torch.rand(*shape, generator=generator)
     band = (labels % 5).float()
-    angle = (band + 0.2 + 0.6 * rand(count)) * (math.pi / 5)
+    angle = (band + 0.3 + 0.4 * rand(count)) * (math.pi / 5)
     high = (labels >= 5).float()
-    cycles = 0.04 + 0.04 * rand(count) + high * (0.10 + 0.04 * rand(count))  # cycles per pixel
+    cycles = 0.05 + 0.02 * rand(count) + high * (0.10 + 0.02 * rand(count))  # cycles per pixel
     fy = (2 * math.pi * cycles * torch.sin(angle)).view(count, 1, 1, 1)
     fx = (2 * math.pi * cycles * torch.cos(angle)).view(count, 1, 1, 1)
-    level = 0.2 + 0.6 * rand(count, 3, 1, 1)
-    amplitude = 0.1 + 0.25 * rand(count, 3, 1, 1)
+    level = 0.3 + 0.4 * rand(count, 3, 1, 1)
+    amplitude = 0.25 + 0.15 * rand(count, 3, 1, 1)
     phase = 2 * math.pi * rand(count, 1, 1, 1)
     y = torch.arange(SIZE).view(1, 1, SIZE, 1).float()
     x = torch.arange(SIZE).view(1, 1, 1, SIZE).float()
-    noise = 0.05 * torch.randn(count, 3, SIZE, SIZE, generator=generator)
+    noise = 0.03 * torch.randn(count, 3, SIZE, SIZE, generator=generator)
     images = (level + amplitude * torch.sin(fy * y + fx * x + phase) + noise).clamp(0, 1)
     return torch.round(images * 255) / 255, labels
 
@@ -87,7 +90,7 @@ def write_atomically(path, data):
 
 
 def train(model, steps, lr, seed):
-    """Adam on fresh task images every step (seeded), learning rate decayed to zero: a few minutes of CPU."""
+    """Adam on fresh task images every step (seeded), learning rate decayed to zero: 20-60 s of one core per model."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
