@@ -62,6 +62,12 @@ export class ImportContext {
   readonly values = new Map<string, number>();
   /** Batch norms folded into the Conv that feeds them (decided before conversion, ops/conv.ts). */
   readonly batchNormOf = new Map<NodeProto, NodeProto>();
+  /** A per-channel Mul by a constant (then, optionally, an Add of one) folded into the Conv that feeds it: a
+   * batch norm exported as arithmetic (torchvision's FrozenBatchNorm2d in detection backbones; ops/conv.ts). */
+  readonly affineOf = new Map<
+    NodeProto,
+    { mul: NodeProto; scale: string; add?: NodeProto; shift?: string }
+  >();
   /** Nodes another handler converts as part of its own (a folded batch norm). */
   readonly skip = new Set<NodeProto>();
   /** Pad nodes folded into the Conv layers that read them, by the Pad's output name. */

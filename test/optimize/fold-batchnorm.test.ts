@@ -61,7 +61,21 @@ test('inconsistent sizes and a negative variance are refused naming the argument
   };
   assert.throws(() => foldBatchNorm(new Float32Array(5), null, 2, bn), /weights.length/);
   assert.throws(() => foldBatchNorm(new Float32Array(4), new Float32Array(3), 2, bn), /bias of length 2/);
-  assert.throws(() => foldBatchNorm(new Float32Array(4), null, 2, { ...bn, epsilon: 0 }), /epsilon/);
+  // epsilon 0 divides by the variance alone: refused where a channel's variance is 0, and for a negative one.
+  assert.throws(
+    () => foldBatchNorm(new Float32Array(4), null, 2, { ...bn, epsilon: 0 }),
+    /variance \+ epsilon/,
+  );
+  assert.throws(() => foldBatchNorm(new Float32Array(4), null, 2, { ...bn, epsilon: -1e-5 }), /epsilon/);
+  const scaled = foldBatchNorm(Float32Array.from([1, 2, 3, 4]), null, 2, {
+    ...bn,
+    gamma: Float32Array.from([2, 3]),
+    beta: Float32Array.from([1, -1]),
+    variance: Float32Array.from([1, 1]),
+    epsilon: 0,
+  });
+  assert.deepEqual(scaled.weights, Float32Array.from([2, 4, 9, 12]));
+  assert.deepEqual(scaled.bias, Float32Array.from([1, -1]));
   assert.throws(
     () => foldBatchNorm(new Float32Array(4), null, 2, { ...bn, variance: Float32Array.from([1, -1]) }),
     /variance\[1\]/,

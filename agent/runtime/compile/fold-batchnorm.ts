@@ -14,7 +14,8 @@ export interface BatchNormParameters {
   beta: Float32Array;
   mean: Float32Array;
   variance: Float32Array;
-  /** Added to the variance, > 0 (frameworks default to 1e-5 or 1e-3). */
+  /** Added to the variance, >= 0 (frameworks default to 1e-5 or 1e-3; 0 for a per-channel scale and shift
+   * written as a norm of variance 1); variance + epsilon must be > 0. */
   epsilon: number;
 }
 
@@ -54,16 +55,18 @@ export function foldBatchNorm(
       );
     }
   }
-  if (!(bn.epsilon > 0)) {
-    throw new RangeError(`Expected a positive number for epsilon but received ${bn.epsilon}`);
+  if (!(bn.epsilon >= 0)) {
+    throw new RangeError(`Expected a non-negative number for epsilon but received ${bn.epsilon}`);
   }
   const perChannel = weights.length / outputChannels;
   const foldedWeights = new Float32Array(weights.length);
   const foldedBias = new Float32Array(outputChannels);
   for (let o = 0; o < outputChannels; o++) {
     const variance = bn.variance[o]!;
-    if (!(variance >= 0)) {
-      throw new RangeError(`Expected variance[${o}] >= 0 but received ${variance}`);
+    if (!(variance >= 0) || !(variance + bn.epsilon > 0)) {
+      throw new RangeError(
+        `Expected variance[${o}] >= 0 and variance + epsilon > 0 but received ${variance} (epsilon ${bn.epsilon})`,
+      );
     }
     const scale = bn.gamma[o]! / Math.sqrt(variance + bn.epsilon);
     for (let i = 0; i < perChannel; i++) {

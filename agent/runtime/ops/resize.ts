@@ -1,7 +1,8 @@
 // resize: nearest or (multi)linear resampling along every axis of any tensor, ONNX's Resize (and Upsample)
 // with the coordinate transformations and nearest roundings that exporters write. Attributes: scales (one
-// per axis) or sizes (the output shape, which then sets the scales), mode, coordinate_transformation_mode,
-// nearest_mode. Anything else is refused by name.
+// per axis) or sizes (the output shape, which then sets the scales; a 0 keeps the input's size on that axis, as
+// the importer writes the batch axis so that a package built at another batch size resizes each image alike),
+// mode, coordinate_transformation_mode, nearest_mode. Anything else is refused by name.
 import type { ManifestNode } from '../../package/manifest.js';
 import { expect, input, intListAttr, pick, stringAttr } from '../attributes.js';
 import { type ExecutorFactory, f32AndInt8, type OpDefinition } from '../executor.js';
@@ -27,12 +28,12 @@ function resizeGeometry(node: ManifestNode, shape: readonly number[]) {
   let out: number[];
   if (sizes.length > 0) {
     expect(
-      sizes.length === rank && sizes.every((s) => s > 0),
+      sizes.length === rank && sizes.every((s) => s >= 0),
       node,
-      `sizes must be ${rank} positive integers`,
+      `sizes must be ${rank} integers, each positive or 0 (the input's size)`,
     );
-    out = sizes;
-    scales = sizes.map((s, a) => s / shape[a]!);
+    out = sizes.map((s, a) => (s === 0 ? shape[a]! : s));
+    scales = out.map((s, a) => s / shape[a]!);
   } else {
     expect(
       Array.isArray(rawScales) &&

@@ -1,7 +1,7 @@
 // Convolutions (fp32, QLinearConv, ConvInteger) and the fusions decided before conversion: a batch norm
 // after a Conv with constant weights folds into its weights, and zero padding read only by Conv layers
 // folds into their pads (the runtime has no pad op).
-import { foldBatchNorm } from '../../../agent/runtime/compile/fold-batchnorm.js';
+import { type BatchNormParameters, foldBatchNorm } from '../../../agent/runtime/compile/fold-batchnorm.js';
 import { samePads } from '../../../agent/runtime/window.js';
 import { NCHW_TO_NHWC } from '../../package/graph-builder.js';
 import { type ImportContext, OnnxNode, type OnnxOpTable } from '../context.js';
@@ -28,8 +28,9 @@ export function pads2d(
 }
 
 /** Decides the fusions the Conv handler performs: batch norms folded into the Conv that feeds them (its
- * weights and the norm's parameters constant, its output read by the norm alone) and Pad nodes read only
- * by Conv layers as their data. */
+ * weights and the norm's parameters constant, its output read by the norm alone), and so a per-channel Mul
+ * by a constant with an optional Add of one after it (a batch norm exported as arithmetic), and Pad nodes
+ * read only by Conv layers as their data. */
 export function planConvFusions(ctx: ImportContext, nodes: readonly NodeProto[]): void {
   const consumers = new Map<string, number>();
   for (const n of nodes) for (const i of n.input ?? []) consumers.set(i, (consumers.get(i) ?? 0) + 1);
@@ -52,6 +53,41 @@ export function planConvFusions(ctx: ImportContext, nodes: readonly NodeProto[])
       ctx.skip.add(n);
     }
   }
+  // A batch norm exported as arithmetic, y = conv(x) * scale + shift with per-channel constants.
+  const onlyReader = (value: string | undefined): NodeProto | undefined => {
+    const readers = value === undefined ? [] : nodes.filter((r) => (r.input ?? []).includes(value));
+    return readers.length === 1 && consumers.get(value!) === 1 ? readers[0] : undefined;
+  };
+  // The constant operand of a per-channel Mul / Add (through the Identity nodes exporters put on shared
+  // initializers), by its initializer's name.
+  const identityOf = new Map<string, string>();
+  for (const n of nodes)
+    if (n.opType === 'Identity' && n.output?.[0] !== undefined)
+      identityOf.set(n.output[0], n.input?.[0] ?? '');
+  const constantOperand = (n: NodeProto, value: string): string | undefined => {
+    const [a, b] = n.input ?? [];
+    let other = a === value ? b : b === value ? a : undefined;
+    while (other !== undefined && identityOf.has(other)) other = identityOf.get(other);
+    return other !== undefined && isConstant(other) && channelValues(ctx, other) !== undefined
+      ? other
+      : undefined;
+  };
+  for (const producer of nodes) {
+    const out = producer.output?.[0];
+    if (producer.opType !== 'Conv' || ctx.batchNormOf.has(producer) || !isConstant(producer.input?.[1]))
+      continue;
+    const mul = onlyReader(out);
+    const scale = mul?.opType === 'Mul' ? constantOperand(mul, out!) : undefined;
+    if (scale === undefined) continue;
+    const add = onlyReader(mul!.output?.[0]);
+    const shift = add?.opType === 'Add' ? constantOperand(add, mul!.output![0]!) : undefined;
+    ctx.affineOf.set(
+      producer,
+      shift === undefined ? { mul: mul!, scale } : { mul: mul!, scale, add: add!, shift },
+    );
+    ctx.skip.add(mul!);
+    if (shift !== undefined) ctx.skip.add(add!);
+  }
   for (const n of nodes) {
     const out = n.output?.[0];
     if (n.opType !== 'Pad' || out === undefined) continue;
@@ -59,6 +95,20 @@ export function planConvFusions(ctx: ImportContext, nodes: readonly NodeProto[])
     if (readers.length > 0 && readers.every((r) => r.opType === 'Conv' && r.input?.[0] === out))
       ctx.padOf.set(out, n);
   }
+}
+
+/** The values of constant `name` when it broadcasts per channel over an NCHW tensor (a scalar, [C], [C, 1, 1]
+ * or [1, C, 1, 1]); undefined otherwise. One value stands for every channel. */
+function channelValues(ctx: ImportContext, name: string): Float32Array | undefined {
+  const t = ctx.values.get(name);
+  const values = t === undefined ? undefined : ctx.b.data.get(t);
+  if (!(values instanceof Float32Array)) return undefined;
+  const dims = ctx.b.tensors[t!]!.shape;
+  const perChannel =
+    values.length === 1 ||
+    (dims.length === 3 && dims[1] === 1 && dims[2] === 1) ||
+    (dims.length === 4 && dims[0] === 1 && dims[2] === 1 && dims[3] === 1);
+  return perChannel ? values : undefined;
 }
 
 /** A Pad's padding of H and W as [top, left, bottom, right]; anything but constant zero padding of a 4-D
@@ -139,6 +189,8 @@ export function conv(n: OnnxNode, q?: QuantizedOperands): void {
   } else {
     let bias = n.optional(2);
     const bn = n.ctx.batchNormOf.get(n.proto);
+    const affine = n.ctx.affineOf.get(n.proto);
+    let norm: BatchNormParameters | undefined;
     if (bn) {
       const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => {
         const values = b.data.get(n.input(i, 'batch norm parameter', bn));
@@ -149,23 +201,36 @@ export function conv(n: OnnxNode, q?: QuantizedOperands): void {
         return values;
       });
       const epsilon = bn.attribute?.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+      norm = { gamma: gamma!, beta: beta!, mean: mean!, variance: variance!, epsilon };
+    } else if (affine) {
+      // y * scale + shift as a batch norm of mean 0 and variance 1 (epsilon 0: the scale is not rounded).
+      const perChannel = (name: string | undefined, fill: number): Float32Array => {
+        const values = name === undefined ? new Float32Array([fill]) : channelValues(n.ctx, name)!;
+        if (values.length !== 1 && values.length !== outC)
+          n.fail(`${name ?? ''}: ${values.length} values for ${outC} output channels`);
+        return values.length === outC ? values : new Float32Array(outC).fill(values[0]!);
+      };
+      norm = {
+        gamma: perChannel(affine.scale, 1),
+        beta: perChannel(affine.shift, 0),
+        mean: new Float32Array(outC),
+        variance: new Float32Array(outC).fill(1),
+        epsilon: 0,
+      };
+    }
+    if (norm) {
       const weights = b.data.get(w);
       const biasValues = bias < 0 ? null : b.data.get(bias);
       if (!(weights instanceof Float32Array) || !(biasValues === null || biasValues instanceof Float32Array))
         n.fail('a batch norm folds only into float weights and bias that are constants');
-      const folded = foldBatchNorm(weights, biasValues, outC, {
-        gamma: gamma!,
-        beta: beta!,
-        mean: mean!,
-        variance: variance!,
-        epsilon,
-      });
+      const folded = foldBatchNorm(weights, biasValues, outC, norm);
       w = b.constant(`${name}.folded_weight`, 'f32', b.tensors[w]!.shape, folded.weights);
       bias = b.constant(`${name}.folded_bias`, 'f32', [outC], folded.bias);
     }
     const [y] = b.emit(name, 'conv2d', 'f32', [b.toNhwc(x, name), weightsOhwi(w), bias], convAttrs);
     n.set(0, b.toNchw(y!, name));
-    if (bn) n.ctx.values.set(bn.output![0]!, n.ctx.values.get(n.proto.output![0]!)!);
+    const last = bn ?? affine?.add ?? affine?.mul;
+    if (last) n.ctx.values.set(last.output![0]!, n.ctx.values.get(n.proto.output![0]!)!);
   }
 }
 

@@ -37,8 +37,14 @@ function resize(n: OnnxNode): void {
     if (given.length !== axes.length) n.fail(`${given.length} values for ${axes.length} axes`);
     return [...Array(rank).keys()].map((a) => (axes.includes(a) ? given[axes.indexOf(a)]! : fill(a)));
   };
-  if (sizes.length > 0) attrs.sizes = full(sizes, (a) => n.b.tensors[x]!.shape[a]!);
-  else if (scales.length > 0) attrs.scales = full(scales, () => 1);
+  if (sizes.length > 0) {
+    // The batch axis as 0, "the input's": the sizes an exporter computes from a Shape of the declared input
+    // would otherwise fix the batch, and a package built at another batch size would not run.
+    const out = full(sizes, (a) => n.b.tensors[x]!.shape[a]!);
+    if (out[0] !== n.b.tensors[x]!.shape[0])
+      n.fail(`resizing the batch axis (${n.b.tensors[x]!.shape[0]} -> ${out[0]}) is not supported`);
+    attrs.sizes = [0, ...out.slice(1)];
+  } else if (scales.length > 0) attrs.scales = full(scales, () => 1);
   else n.fail('neither scales nor sizes is given');
   n.set(0, n.emit('resize', [x], attrs));
 }

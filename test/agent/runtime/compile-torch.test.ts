@@ -3,16 +3,13 @@
 // Linear layers, whose weight columns the pass permutes so the activations stay NHWC. Compared with
 // PyTorch's own output, with the uncompiled graph, and in int8 compiled vs uncompiled (bit-exact).
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { Model } from '../../../agent/runtime/model.js';
+import { pythonHas, withTorchScript } from '../../support/torch-script.js';
 import { importBoth, nchwToNhwc, quantized } from './compile-fixtures.js';
-
-const PYTHON = '/usr/bin/python3';
 
 const SCRIPT = String.raw`
 import sys, torch, torch.nn as nn
@@ -43,19 +40,13 @@ open(sys.argv[1] + '/x.bin', 'wb').write(x.numpy().tobytes())
 open(sys.argv[1] + '/y.bin', 'wb').write(y.numpy().tobytes())
 `;
 
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+const hasTorch = pythonHas(['torch']);
 
 test(
   'a PyTorch model: no transpose left, PyTorch outputs, int8 bit-exact',
   { skip: !hasTorch && 'no python3-torch' },
   () => {
-    const dir = mkdtempSync(join(tmpdir(), 'whittle-torch-'));
-    try {
-      execFileSync(PYTHON, ['-c', SCRIPT, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-      const floats = (name: string): Float32Array => {
-        const bytes = readFileSync(join(dir, name));
-        return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4).slice();
-      };
+    withTorchScript(SCRIPT, [], (dir, floats) => {
       const [x, expected] = [floats('x.bin'), floats('y.bin')];
       const { stored, compiled } = importBoth(readFileSync(join(dir, 'net.onnx')), 'net.onnx');
       const nhwc = nchwToNhwc(x, 1, 3, 16, 16);
@@ -92,8 +83,6 @@ test(
         Model.fromPackage(int8).run([nhwc])[0]!.data,
         Model.fromPackage(int8, { compile: false, referenceOnly: true }).run([nhwc])[0]!.data,
       );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );

@@ -5,9 +5,7 @@
 // hand-built graphs: Constant in its several forms, Slice with negative steps, Squeeze, Gather with negative
 // indices, and a foldable op on a run-time tensor refused with a message naming it.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
@@ -17,9 +15,9 @@ import { Model } from '../../../agent/runtime/model.js';
 import { importOnnx } from '../../../optimize/onnx/import.js';
 import { OnnxImportError } from '../../../optimize/onnx/onnx-proto.js';
 import { bundledSigningKey, writePackage } from '../../../optimize/package/writer.js';
+import { pythonHas, withTorchScript } from '../../support/torch-script.js';
 import { buildModel, floatTensor, intTensor } from './build-model.js';
 
-const PYTHON = '/usr/bin/python3';
 const OPSETS = [9, 11, 13, 17];
 
 const SCRIPT = String.raw`
@@ -47,7 +45,7 @@ open(sys.argv[1] + '/x.bin', 'wb').write(x.numpy().tobytes())
 open(sys.argv[1] + '/y.bin', 'wb').write(y.numpy().tobytes())
 `;
 
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+const hasTorch = pythonHas(['torch']);
 
 const load = (bytes: Uint8Array): Model =>
   Model.fromPackage(
@@ -58,13 +56,7 @@ test(
   'PyTorch shape subgraphs fold away at opsets 9, 11, 13 and 17 and the outputs match PyTorch',
   { skip: !hasTorch && 'no python3-torch' },
   () => {
-    const dir = mkdtempSync(join(tmpdir(), 'whittle-fold-'));
-    try {
-      execFileSync(PYTHON, ['-c', SCRIPT, dir, OPSETS.join(',')], { stdio: ['ignore', 'ignore', 'pipe'] });
-      const floats = (name: string): Float32Array => {
-        const bytes = readFileSync(join(dir, name));
-        return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4).slice();
-      };
+    withTorchScript(SCRIPT, [OPSETS.join(',')], (dir, floats) => {
       const [x, expected] = [floats('x.bin'), floats('y.bin')];
       for (const opset of OPSETS) {
         const bytes = readFileSync(join(dir, `net${opset}.onnx`));
@@ -81,9 +73,7 @@ test(
         const diff = Math.max(...Array.from(y, (v, i) => Math.abs(v - expected[i]!)));
         assert.ok(diff <= 1e-5 * Math.max(...expected.map(Math.abs)), `opset ${opset}: |diff| ${diff}`);
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   },
 );
 
