@@ -568,13 +568,14 @@ class Int8GraphWriter {
 
   /** An add of two tensors of one shape as qadd, from their int8 quantizations to the sum's calibrated one
    * (a residual connection), with `relu` (its fused clip, if any) folded into the output range and the integer
-   * bounds; fp32 on dequantized inputs where an input is fp32 only (after a softmax) or the shapes differ
-   * (broadcasting), the fused clip then written after it in fp32. */
+   * bounds; fp32 on dequantized inputs where an input is a constant, fp32 only (after a softmax) or the
+   * shapes differ (broadcasting), the fused clip then written after it in fp32. */
   private writeAdd(node: ManifestNode, relu: ManifestNode | undefined): void {
     const [a, b] = node.inputs as [number, number];
     const y = node.outputs[0]!;
     const shape = (t: number) => this.manifest.tensors[t]!.shape.join(',');
-    if (this.isInt8(a) && this.isInt8(b) && shape(a) === shape(b)) {
+    const computed = [a, b].every((t) => this.constantOf(t) === undefined);
+    if (computed && this.isInt8(a) && this.isInt8(b) && shape(a) === shape(b)) {
       const out = relu ? relu.outputs[0]! : y;
       const quant = this.activationQuant(out, node.name);
       const inputs = [this.int8Of(a, node.name), this.int8Of(b, node.name)];
@@ -585,10 +586,8 @@ class Int8GraphWriter {
         ])[0]!,
       );
     } else {
-      this.#floatTwin.set(
-        y,
-        this.builder.emit(node.name, 'add', 'f32', [this.floatOf(a), this.floatOf(b)], node.attrs)[0]!,
-      );
+      // fp32 on dequantized activations, a constant operand copied as fp32.
+      this.writeFloat(node);
       if (relu) this.writeFloat(relu);
     }
   }
