@@ -2,8 +2,9 @@
 // --search) --latency-ms X --ram-kb Y --size-kb Z --out DIR [--deploy] [--json]`: the model made to fit the
 // device's budgets, each step kept only where it pays there (optimize/plan/), verified end to end, written
 // to OUT/model.whittle with its report (a terminal table, or --json); with --device, the fp32 baseline and
-// the final package are then timed on the device itself (report.device_measured; a device that times the
-// final package slower than the baseline exits 3, as an unmet budget); with --deploy (and --device) deployed
+// the final package are then timed on the device itself, and each kept step with and without it (a step the
+// device runs faster without is dropped: ledger reason slower-on-device), report.device_measured the last
+// figures; a device that times the final package slower than the baseline exits 3, as an unmet budget; with --deploy (and --device) deployed
 // through the signed deployment of `whittle deploy`. Ctrl-C stops between layers (or saves the training
 // checkpoint of a zoo model); --resume continues. Exit 0 when every budget is met, 3 when not.
 import { join } from 'node:path';

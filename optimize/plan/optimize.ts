@@ -7,14 +7,21 @@
 //                     from the first layer not measured;
 //   model.whittle     the plan's package, signed; report.json the plan, the ledger and what was dropped.
 import type { KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
 import { whittleError } from '../../native/whittle-error.js';
 import { compressedPackage } from '../compress/encode.js';
 import { firstImages, loadDataset } from '../datasets/dataset-spec.js';
-import { packageImageInput, packageImageSize, withTrainedPreprocessing } from '../evaluate-package.js';
+import type { ImageSet } from '../datasets/image-set.js';
+import {
+  compareLatency,
+  evaluatePackage,
+  packageImageInput,
+  packageImageSize,
+  withTrainedPreprocessing,
+} from '../evaluate-package.js';
 import { DEFAULT_NAS_SETTINGS, NAS_PACKAGE_FILE, type NasProgress, runNas } from '../nas/search.js';
 import { probeFromTestSet } from '../package/probe.js';
 import { packageContent, writePackage } from '../package/writer.js';
@@ -22,7 +29,7 @@ import { calibrationFromImages } from '../quantize/calibrate.js';
 import { MODEL_FILE } from '../train/file-io.js';
 import { DEFAULT_TRAIN_CONFIG, train, type TrainProgress } from '../train/trainer.js';
 import { isZooModelName, ZOO_MODEL_NAMES } from '../zoo/index.js';
-import { type LayerChoice, plannableLayers } from './apply.js';
+import { choiceKey, type LayerChoice, peakRamBytes, plannableLayers,planPackage } from './apply.js';
 import type { LatencyEstimator } from './estimator.js';
 import {
   type Budgets,
@@ -205,23 +212,12 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
       ledger: [...droppedBefore, ...verified.ledger].map((l, i) => ({ ...l, step: i + 1 })),
     };
 
-  const final = packageContent(verified.package);
-  final.manifest = {
-    ...final.manifest,
-    model: {
-      ...final.manifest.model,
-      name: `${fp32.manifest.model.name ?? fp32.manifest.model.id} (optimized for ${options.target})`,
-    },
-    accuracy: { dataset: set.source, images: set.count, top1: verified.final.accuracy },
+  const finalize = (pkg: Package, accuracy: number): Buffer => {
+    const bytes = finalPackage(pkg, accuracy, fp32, set, dataset.test, options);
+    writeFileSync(join(out, 'model.whittle'), bytes);
+    return bytes;
   };
-  if (dataset.test)
-    try {
-      final.manifest.probe = probeFromTestSet(writePackage(final, options.key), dataset.test);
-    } catch {
-      // A model that gets no test image right carries no probe (as whittle quantize).
-    }
-  const written = writePackage(packageContent(read(writePackage(final, options.key))), options.key);
-  writeFileSync(join(out, 'model.whittle'), written);
+  const written = finalize(verified.package, verified.final.accuracy);
   // The budgets judged on the file as written (its accuracy and probe included). A target priced from a
   // table (a device class, or a device's own table) is judged by that table's time for the device: this
   // machine's measurement stays in the ledger and the notes, but it is not the device's.
@@ -267,12 +263,81 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
     notes,
   };
   writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 1));
-  if (options.verifyOnTarget) await checkOnTarget(report, options.verifyOnTarget, options, tolerance);
+  if (options.verifyOnTarget) {
+    // The plan's layer choices, for dropping steps the device shows do not pay there (checkOnTarget).
+    const choices = new Map(
+      chosen.steps
+        .filter((st) => verified.plan[st.layer] === choiceKey(st.choice))
+        .map((st) => [st.layer, st]),
+    );
+    const replan: Replan = {
+      choices,
+      candidate: (plan) => planPackage(fp32, plan, calibration, options.key),
+      adopt: (pkg) => {
+        const bytes = finalize(pkg, evaluatePackage(pkg, set).top1);
+        const file = read(bytes);
+        const ms = options.estimator.predicted
+          ? options.estimator.estimate([file])[0]!.ms
+          : compareLatency([fp32, file], set, options.runs ?? 100)[1]!.medianMs;
+        return {
+          accuracy: file.manifest.accuracy?.top1 ?? 0,
+          bytes: bytes.length,
+          ram_bytes: peakRamBytes(file),
+          ms,
+        };
+      },
+    };
+    await checkOnTarget(report, options.verifyOnTarget, options, tolerance, replan);
+  }
   return { interrupted: false, report };
 }
 
-/** The device's own measurement of the baseline and the final package, into the report (written again). A
- * final package the device times slower than the baseline (beyond the tolerance) is said so, with both
+/** The plan's package as `whittle optimize` writes it: named for the target, its accuracy (on the planner's
+ * images) and its probe (from the test set) in the manifest, signed with the run's key. */
+function finalPackage(
+  pkg: Package,
+  accuracy: number,
+  fp32: Package,
+  set: ImageSet,
+  test: ImageSet | undefined,
+  options: OptimizeOptions,
+): Buffer {
+  const final = packageContent(pkg);
+  final.manifest = {
+    ...final.manifest,
+    model: {
+      ...final.manifest.model,
+      name: `${fp32.manifest.model.name ?? fp32.manifest.model.id} (optimized for ${options.target})`,
+    },
+    accuracy: { dataset: set.source, images: set.count, top1: accuracy },
+  };
+  if (test)
+    try {
+      final.manifest.probe = probeFromTestSet(writePackage(final, options.key), test);
+    } catch {
+      // A model that gets no test image right carries no probe (as whittle quantize).
+    }
+  return writePackage(packageContent(read(writePackage(final, options.key))), options.key);
+}
+
+/** What checkOnTarget needs to take back steps the device shows do not pay there. */
+interface Replan {
+  /** The final plan's layer choices, in the order they were applied. */
+  choices: ReadonlyMap<string, PlanChoice['steps'][number]>;
+  /** The fp32 package with the layers of `plan` as it says (for timing on the device). */
+  candidate: (plan: ReadonlyMap<string, LayerChoice>) => Package;
+  /** Writes `pkg` as the run's model.whittle; its figures for the report. */
+  adopt: (pkg: Package) => VerifiedPlan['final'];
+}
+
+/** The device's own measurement of the baseline and the final package, and of every kept step, into the
+ * report (written again). First the final package against the baseline. Then the kept steps one at a time,
+ * the last applied first: the package without the step is timed on the device against the package with it,
+ * and the step goes (reason slower-on-device, both figures in its ledger entry) when the device runs the
+ * package faster without it beyond the tolerance, unless that would break the RAM or size budget (a budget is
+ * a hard constraint). Forced steps stay. Every kept step gets the device's figures (`device` in its ledger
+ * entry). When steps went, the plan left is written as model.whittle and timed against the baseline again.
+ * The last baseline / final figures are `device_measured`; a final package still slower is said so, with both
  * figures, in the notes and `device_measured.slower`; a device-measured latency over the budget is a miss
  * (`met` false). A failure (the device dropped mid-measurement, refused a package) is recorded and thrown:
  * the package and the report are already written, so nothing is lost. */
@@ -281,18 +346,67 @@ async function checkOnTarget(
   verify: NonNullable<OptimizeOptions['verifyOnTarget']>,
   options: OptimizeOptions,
   tolerance: number,
+  replan: Replan,
 ): Promise<void> {
   const file = join(options.out, 'report.json');
-  let measured: DeviceMeasured;
-  try {
-    measured = await verify({ baseline: join(options.out, 'baseline.whittle'), final: report.out });
-  } catch (err) {
-    report.device_measured = { error: (err as Error).message };
-    report.notes.push(`not verified on the device: ${(err as Error).message}`);
-    writeFileSync(file, JSON.stringify(report, null, 1));
-    throw err;
+  const baselineFile = join(options.out, 'baseline.whittle');
+  const measure = async (files: { baseline: string; final: string }): Promise<DeviceMeasured> => {
+    try {
+      return await verify(files);
+    } catch (err) {
+      report.device_measured = { error: (err as Error).message };
+      report.notes.push(`not verified on the device: ${(err as Error).message}`);
+      writeFileSync(file, JSON.stringify(report, null, 1));
+      throw err;
+    }
+  };
+  let measured = await measure({ baseline: baselineFile, final: report.out });
+  const slowerThanBaseline = (m: DeviceMeasured): boolean => m.final_ms > m.baseline_ms * (1 + tolerance);
+  const plan = new Map([...replan.choices].map(([layer, st]) => [layer, st.choice]));
+  const current = join(options.out, 'device-current.whittle');
+  const candidate = join(options.out, 'device-candidate.whittle');
+  copyFileSync(report.out, current);
+  let dropped = 0;
+  for (const [layer, st] of [...replan.choices].reverse()) {
+    if (st.forced) continue;
+    const without = new Map(plan);
+    without.delete(layer);
+    const pkg = replan.candidate(without);
+    const memory = misses(
+      {
+        ...(options.budgets.ramBytes !== undefined ? { ramBytes: options.budgets.ramBytes } : {}),
+        ...(options.budgets.packageBytes !== undefined ? { packageBytes: options.budgets.packageBytes } : {}),
+      },
+      { ms: 0, ram_bytes: peakRamBytes(pkg), bytes: pkg.fileBytes },
+    );
+    if (memory.length > 0) continue;
+    writeFileSync(candidate, writePackage(packageContent(pkg), options.key));
+    const m = await measure({ baseline: current, final: candidate });
+    const entry = [...report.ledger].reverse().find((l) => l.layer === layer && l.kept);
+    if (entry) entry.device = { ms_with: m.baseline_ms, ms_without: m.final_ms, source: m.source };
+    // Dropped only when the device is faster without it beyond the noise allowed (the tolerance).
+    if (!(m.baseline_ms > m.final_ms * (1 + tolerance))) continue;
+    plan.delete(layer);
+    copyFileSync(candidate, current);
+    dropped++;
+    if (entry) Object.assign(entry, { kept: false, reason: 'slower-on-device' });
+    report.notes.push(
+      `the ${m.source} runs the package faster without ${layer} ${choiceKey(st.choice)} ` +
+        `(${m.baseline_ms.toFixed(4)} -> ${m.final_ms.toFixed(4)} ms per frame, median of ${m.runs} interleaved runs): dropped`,
+    );
   }
-  const slower = measured.final_ms > measured.baseline_ms * (1 + tolerance);
+  rmSync(candidate, { force: true });
+  rmSync(current, { force: true });
+  if (dropped > 0) {
+    report.final = replan.adopt(replan.candidate(plan));
+    report.plan = Object.fromEntries([...plan].map(([l, c]) => [l, choiceKey(c)]));
+    report.misses = misses(options.budgets, report.final);
+    report.met = report.misses.length === 0;
+    report.steps_kept = report.ledger.filter((l) => l.kept).length;
+    report.steps_dropped_slower += dropped;
+    measured = await measure({ baseline: baselineFile, final: report.out });
+  }
+  const slower = slowerThanBaseline(measured);
   report.device_measured = { ...measured, slower };
   const figures = `${measured.baseline_ms.toFixed(4)} -> ${measured.final_ms.toFixed(4)} ms per frame, median of ${measured.runs} interleaved runs`;
   report.notes.push(

@@ -296,8 +296,9 @@ export interface LedgerStep {
   to: string;
   forced: boolean;
   kept: boolean;
-  /** kept; dropped: slower (measured end to end), more-memory (peak RAM or package bytes up), pays-nothing. */
-  reason: 'kept' | 'forced' | 'slower' | 'more-memory' | 'pays-nothing';
+  /** kept; dropped: slower (measured end to end), more-memory (peak RAM or package bytes up), pays-nothing,
+   * slower-on-device (kept by the table, then the device timed the package faster without it). */
+  reason: 'kept' | 'forced' | 'slower' | 'more-memory' | 'pays-nothing' | 'slower-on-device';
   estimated: { delta_ms: number; delta_ram_bytes: number; delta_bytes: number; delta_accuracy: number };
   /** ms_*: the target's time per frame, measured on this machine's runtime or, for a target priced from a
    * table (the estimator is `predicted`), the table's; then host_ms_* is this machine's measurement, kept
@@ -312,6 +313,9 @@ export interface LedgerStep {
     bytes_before: number;
     bytes_after: number;
   };
+  /** whittle optimize --device, when the device timed the final package slower than the baseline: the package
+   * with and without this step, timed there interleaved (ms per frame, medians). */
+  device?: { ms_with: number; ms_without: number; source: string };
 }
 
 export interface VerifiedPlan {
