@@ -67,7 +67,12 @@ export function planConvFusions(ctx: ImportContext, nodes: readonly NodeProto[])
   const constantOperand = (n: NodeProto, value: string): string | undefined => {
     const [a, b] = n.input ?? [];
     let other = a === value ? b : b === value ? a : undefined;
-    while (other !== undefined && identityOf.has(other)) other = identityOf.get(other);
+    // Identity chains of a valid graph end at an initializer; a hostile file's cycle stops at the first repeat.
+    const seen = new Set<string>();
+    while (other !== undefined && identityOf.has(other) && !seen.has(other)) {
+      seen.add(other);
+      other = identityOf.get(other);
+    }
     return other !== undefined && isConstant(other) && channelValues(ctx, other) !== undefined
       ? other
       : undefined;

@@ -13,7 +13,7 @@ import {
   UnsupportedOpsError,
   UnsupportedOpsetError,
 } from '../../../optimize/onnx/import.js';
-import { onnx } from '../../../optimize/onnx/onnx-proto.js';
+import { onnx, OnnxImportError } from '../../../optimize/onnx/onnx-proto.js';
 import { buildModel, floatTensor, type NodeSpec } from './build-model.js';
 
 test('unsupported ops: one line per op type with its count and first node names, then the supported and folded ops', () => {
@@ -130,5 +130,25 @@ test('an attribute value a handler does not implement names the node and the att
       error instanceof UnsupportedAttributeError &&
       error.code === 'unsupported-attribute' &&
       error.message.startsWith('node "conv" (Conv): attribute auto_pad=SAME_SIDEWAYS is not supported'),
+  );
+});
+
+test('a cycle of Identity nodes feeding a per-channel Mul after a Conv is refused, not followed forever', () => {
+  // The conv fusions follow Identity chains to the initializer a Mul reads; a hostile file's chain loops.
+  const bytes = buildModel({
+    nodes: [
+      { op: 'Conv', name: 'conv', inputs: ['x', 'w'], outputs: ['y'] },
+      { op: 'Identity', name: 'i1', inputs: ['s2'], outputs: ['s1'] },
+      { op: 'Identity', name: 'i2', inputs: ['s1'], outputs: ['s2'] },
+      { op: 'Mul', name: 'scale', inputs: ['y', 's1'], outputs: ['z'] },
+    ],
+    inputs: [{ name: 'x', dims: [1, 1, 4, 4] }],
+    outputs: [{ name: 'z', dims: [1, 1, 4, 4] }],
+    initializers: [floatTensor('w', [1, 1, 1, 1], [1])],
+  });
+  assert.throws(
+    () => importOnnx(bytes),
+    (error: unknown) =>
+      error instanceof OnnxImportError && /"i1" \(Identity\).*not defined/.test(error.message),
   );
 });
