@@ -50,9 +50,9 @@ describe(
           assert.ok(diff <= 1e-4 * range, `image ${k}: max |diff| ${diff} over an output range of ${range}`);
         }
 
-        const calibration = randomImages(8, size, 90);
+        const calibration = randomImages(4, size, 90);
         const int8 = read(
-          quantizePackage(fp32, { count: 8, data: inPackageLayout(fp32, calibration, 8, size) }).content,
+          quantizePackage(fp32, { count: 4, data: inPackageLayout(fp32, calibration, 4, size) }).content,
         );
         // No fp32 island: the batch norms are int8 convs, the pools int8.
         assert.deepEqual(
