@@ -7,7 +7,7 @@
 // version of the script (the script's VERSION differs from the one recorded beside it) is exported again. The test (test/optimize/onnx/torchvision-conformance.test.ts)
 // and `npm run bench -- models` (bench/models.ts) both read the models from here.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { type Package, readPackage } from '../agent/package/reader.js';
@@ -41,6 +41,9 @@ const PYTHON = '/usr/bin/python3';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = `${ROOT}scripts/conformance/export-torchvision.py`;
 export const CONFORMANCE_DIR = `${ROOT}build/conformance`;
+/** scripts/conformance/export-random-weights.py: torchvision models beyond the set, random weights. */
+const RANDOM_WEIGHTS_SCRIPT = `${ROOT}scripts/conformance/export-random-weights.py`;
+const RANDOM_WEIGHTS_DIR = `${CONFORMANCE_DIR}/random-weights`;
 
 /** Calibration images `whittle quantize` is given for the int8 packages. */
 export const CALIBRATION_IMAGES = 32;
@@ -60,31 +63,42 @@ export interface ConformanceOnnx {
   opset: number;
 }
 
-let scriptVersion: number | undefined;
-/** The export script's VERSION line. */
-function exportVersion(): number {
-  if (scriptVersion !== undefined) return scriptVersion;
-  const line = /^VERSION = (\d+)$/m.exec(readFileSync(SCRIPT, 'utf8'));
-  if (line === null) throw new Error(`${SCRIPT} has no VERSION line`);
-  scriptVersion = Number(line[1]);
-  return scriptVersion;
+const scriptVersions = new Map<string, number>();
+/** An export script's VERSION line. */
+function exportVersion(script: string): number {
+  const known = scriptVersions.get(script);
+  if (known !== undefined) return known;
+  const line = /^VERSION = (\d+)$/m.exec(readFileSync(script, 'utf8'));
+  if (line === null) throw new Error(`${script} has no VERSION line`);
+  scriptVersions.set(script, Number(line[1]));
+  return Number(line[1]);
 }
 
-/** The JSON file the export script wrote (NAME.json, task.json), exported (again) with `exportArgs` unless it
- * is there and was written by this version of the script. */
-function exported<T>(file: string, exportArgs: string[]): T {
-  const path = `${CONFORMANCE_DIR}/${file}`;
+/** The JSON file an export script wrote into `dir` (NAME.json, task.json), exported (again) with
+ * `exportArgs` unless it is there and was written by this version of the script. */
+function exported<T>(file: string, exportArgs: string[], script = SCRIPT, dir = CONFORMANCE_DIR): T {
+  const path = `${dir}/${file}`;
   const current = (): T | undefined => {
     if (!existsSync(path)) return undefined;
     const meta = JSON.parse(readFileSync(path, 'utf8')) as T & { version?: number };
-    return meta.version === exportVersion() ? meta : undefined;
+    return meta.version === exportVersion(script) ? meta : undefined;
   };
   const found = current();
   if (found !== undefined) return found;
-  execFileSync(PYTHON, [SCRIPT, CONFORMANCE_DIR, ...exportArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  mkdirSync(dir, { recursive: true });
+  execFileSync(PYTHON, [script, dir, ...exportArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
   const made = current();
-  if (made === undefined) throw new Error(`${SCRIPT} did not write ${path} for this version of the script`);
+  if (made === undefined) throw new Error(`${script} did not write ${path} for this version of the script`);
   return made;
+}
+
+/** A torchvision model outside the conformance set (`name` as torchvision's constructor, 10 classes) with
+ * random weights and random batch-norm statistics, exported at `opset` for [1, 3, size, size] inputs, from
+ * build/conformance/random-weights/ (exported there first if missing). */
+export function randomWeightsOnnx(name: string, opset: number, size: number): Uint8Array {
+  const stem = `${name}-${opset}-${size}`;
+  exported(`${stem}.json`, [name, String(opset), String(size)], RANDOM_WEIGHTS_SCRIPT, RANDOM_WEIGHTS_DIR);
+  return readFileSync(`${RANDOM_WEIGHTS_DIR}/${stem}.onnx`);
 }
 
 /** The exported model, exported now if build/conformance/ does not hold it from this version of the script. */

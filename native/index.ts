@@ -261,7 +261,9 @@ type NativeConv2dConstructor = new (
 ) => NativeConv2d;
 
 /** Pooling window over NHWC [batch][inputHeight][inputWidth][channels]; strides default to the window, paddings
- * to 0 (each smaller than the window). Average pooling divides by the elements inside the input. */
+ * to 0 (each smaller than the window). Average pooling divides by the elements inside the input, or with
+ * countIncludePad by the whole window (ONNX count_include_pad), the padded positions counting as 0 (fp32) or
+ * as paddingValue (int8 / uint8: the input's zero point, default 0); int8 averages round half to even. */
 export interface Pool2dArgs<T extends Tensor> {
   batch: number;
   inputHeight: number;
@@ -275,6 +277,8 @@ export interface Pool2dArgs<T extends Tensor> {
   paddingLeft?: number;
   paddingBottom?: number;
   paddingRight?: number;
+  countIncludePad?: boolean;
+  paddingValue?: number;
   input: T;
   /** Same type as input; must not share memory with it. */
   output: T;

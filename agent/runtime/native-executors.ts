@@ -617,14 +617,16 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
   return (context) => {
     const x = context.inputs[0]!;
     const y = context.outputs[0]!;
-    // The native pools take no dilation or count_include_pad, and round int8 averages like TFLite rather
-    // than ONNX: those nodes keep the reference.
+    // The native pools take no dilation: those nodes keep the reference. int8 averages round half to even
+    // as the reference does; count_include_pad counts the padded positions as the input's zero point.
     if (windowAttrs(context.node).dilations.some((d) => d !== 1)) return undefined;
-    if (kind === 'avg' && (x.dtype !== 'f32' || intAttr(context.node, 'count_include_pad', 0, 0, 1) !== 0))
-      return undefined;
+    const includePad = kind === 'avg' && intAttr(context.node, 'count_include_pad', 0, 0, 1) === 1;
+    const zeroPoints = x.quant?.zeroPoint ?? [0];
+    if (includePad && x.dtype !== 'f32' && zeroPoints.length !== 1) return undefined;
     const [n, h, w, c] = x.shape as [number, number, number, number];
     const [kh, kw] = poolKernel(context.node, [1, 1]);
     const window = windowStridesAndPads(context);
+    const declared = { ...window };
     // Ceil mode's extra last window (window.ts) is the floor-mode window of a larger bottom / right padding:
     // the kernels leave out padding (max ignores it, the average counts only the pixels inside), and the
     // extra window starts inside the input, so it holds at least one pixel.
@@ -640,6 +642,10 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
       );
     }
     const { paddingTop, paddingLeft, paddingBottom, paddingRight } = window;
+    // The kernels' count_include_pad divides by the whole window: not for the ceil-mode windows that reach
+    // past the declared padding, whose positions there the reference does not count.
+    if (includePad && (paddingBottom !== declared.paddingBottom || paddingRight !== declared.paddingRight))
+      return undefined;
     if (paddingTop >= kh || paddingBottom >= kh || paddingLeft >= kw || paddingRight >= kw) return undefined;
     if (
       y.shape[1] !== Math.floor((h + paddingTop + paddingBottom - kh) / window.strideHeight) + 1 ||
@@ -654,6 +660,8 @@ function pool(kind: 'max' | 'avg'): NativeFactory {
       windowHeight: kh,
       windowWidth: kw,
       ...window,
+      ...(includePad ? { countIncludePad: true } : {}),
+      ...(includePad && x.dtype !== 'f32' ? { paddingValue: zeroPoints[0]! } : {}),
     };
     return operatorExecutor<Pool2dArgs<Tensor>>(
       `native:${kind}_pool_${x.dtype}`,
@@ -1133,7 +1141,7 @@ export const NATIVE_EXECUTORS: Readonly<
   qconv2d: { int8: qconv2d },
   qfully_connected: { int8: qfullyConnected },
   max_pool: { f32: pool('max'), int8: pool('max') },
-  avg_pool: { f32: pool('avg') },
+  avg_pool: { f32: pool('avg'), int8: pool('avg') },
   global_avgpool: { f32: globalAvgPoolF32, int8: globalAvgPoolRequantized },
   quantize_linear: { int8: quantizeLinearInt8 },
   dequantize_linear: { int8: dequantizeLinearInt8 },

@@ -555,6 +555,7 @@ whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
   s.stride_height = Dimension(args, "strideHeight", true, static_cast<int64_t>(s.window_height));
   s.stride_width = Dimension(args, "strideWidth", true, static_cast<int64_t>(s.window_width));
   ReadPadding(args, &s);
+  s.count_padding = Boolean(args, "countIncludePad");
   const char* problem = whittle_pool2d_shape_problem(&s);
   if (problem != nullptr) ThrowShapeProblem(args.Env(), "pooling", problem, false);
   return s;
@@ -566,8 +567,14 @@ whittle_pool2d_shape ReadPoolShape(const Napi::Object& args) {
 
 BoundOperator Pool(const Napi::Object& args, bool average) {
   Napi::Env env = args.Env();
-  const whittle_pool2d_shape s = ReadPoolShape(args);
+  whittle_pool2d_shape s = ReadPoolShape(args);
   const InputOutput views = ReadInputOutput(args);
+  if (views.input.type != napi_float32_array) {
+    // The raw value padded positions count as (count_padding): the input's zero point, in the type's range.
+    const int64_t lo = IsUnsigned(views.input) ? 0 : INT8_MIN,
+                  hi = IsUnsigned(views.input) ? UINT8_MAX : INT8_MAX;
+    s.padding_value = static_cast<int32_t>(Integer(args, "paddingValue", lo, hi, true, 0));
+  }
   ExpectLength(env, views.input, s.batch * s.input_height * s.input_width * s.channels,
                "batch x inputHeight x inputWidth x channels");
   ExpectLength(env, views.output,

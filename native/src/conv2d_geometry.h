@@ -293,11 +293,16 @@ void whittle_conv2d_padded_copy(const whittle_conv2d_shape* s, const whittle_con
                                 size_t element_size, const void* input, uint8_t byte_flip, void* output);
 
 // max / average pooling, NHWC, window and stride per axis. Average pooling divides by the number of
-// window elements inside the input (padding excluded, as TFLite does).
+// window elements inside the input (padding excluded, as TFLite does), or, with count_padding, by the whole
+// window (ONNX's count_include_pad: every window of the output size below lies inside the padded input),
+// the padded positions then counting as padding_value: the raw input zero point of int8 / uint8 tensors
+// (a real 0); the fp32 kernels count them as 0 and ignore padding_value. Max pooling ignores both.
 typedef struct whittle_pool2d_shape {
   size_t batch, input_height, input_width, channels;
   size_t window_height, window_width, stride_height, stride_width;
   size_t padding_top, padding_left, padding_bottom, padding_right;
+  bool count_padding;
+  int32_t padding_value;
 } whittle_pool2d_shape;
 
 // Global average pooling of [batch][pixels][channels] as a pool2d shape: one window over a 1 x pixels image.

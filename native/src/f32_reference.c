@@ -233,6 +233,7 @@ static void pool__reference(const whittle_pool2d_shape* s, const float* input, f
               count++;
             }
           }
+          if (s->count_padding) count = s->window_height * s->window_width;
           const float value = average ? (float)(sum / (double)count) : best;
           output[((n * oh + y) * ow + x) * s->channels + c] = clampf(value, min, max);
         }

@@ -59,7 +59,9 @@ static void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const float* input,
             }
           }
         }
-        const float scale = average ? 1.0f / (float)((i_end - i_begin) * (j_end - j_begin)) : 1.0f;
+        const size_t count =
+            s->count_padding ? s->window_height * s->window_width : (i_end - i_begin) * (j_end - j_begin);
+        const float scale = average ? 1.0f / (float)count : 1.0f;
         for (size_t c = 0; c < channels; c++) {
           float v = out[c] * scale;
           v = v < min ? min : v;

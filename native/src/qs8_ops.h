@@ -193,12 +193,26 @@ typedef struct qs8_quantization_layout {
   bool unsigned_values;        // uint8 (else int8)
 } qs8_quantization_layout;
 
+// The integer average of an int8 / uint8 pool: sum / count (count > 0) rounded to the nearest integer, ties
+// to even (the runtime's reference rounds the mean so, in agent/runtime/ops/pool.ts; TFLite rounds ties away
+// from zero, which differs on exact halves only). |sum| < 2^31 for the windows pooling shapes allow.
+static inline int32_t qs8_average_round_half_even(int32_t sum, int32_t count) {
+  int32_t quotient = sum / count, remainder = sum % count;
+  if (remainder < 0) {  // C truncates toward zero: make it the floor
+    quotient -= 1;
+    remainder += count;
+  }
+  if (2 * remainder > count || (2 * remainder == count && (quotient & 1) != 0)) quotient += 1;
+  return quotient;
+}
+
 typedef struct qs8_simple_ukernels {
   const char* name;
   // y = clamp(x, min, max), raw domain (ReLU/ReLU6 in int8 are this clamp)
   void (*vclamp)(size_t n, const void* x, void* y, bool unsigned_activations, int32_t min, int32_t max);
   void (*vadd)(size_t n, const void* a, const void* b, void* y, const qs8_add_params* params);
-  // Pooling keeps the input's scale and zero point. Average: TFLite's rounding, (sum +- count/2) / count.
+  // Pooling keeps the input's scale and zero point. Average: sum / count rounded half to even
+  // (qs8_average_round_half_even), as the runtime's reference executor rounds the mean.
   void (*maxpool)(const whittle_pool2d_shape* shape, const void* input, void* output,
                   bool unsigned_activations, int32_t min, int32_t max);
   void (*avgpool)(const whittle_pool2d_shape* shape, const void* input, void* output,

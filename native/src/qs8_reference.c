@@ -114,9 +114,12 @@ static void pool__reference(const whittle_pool2d_shape* s, const void* input, vo
               count++;
             }
           }
-          // TFLite's integer average: round half away from zero.
-          const int32_t value =
-              !average ? best : (sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count);
+          if (s->count_padding) {
+            const int32_t window = (int32_t)(s->window_height * s->window_width);
+            sum += (window - count) * s->padding_value;
+            count = window;
+          }
+          const int32_t value = !average ? best : qs8_average_round_half_even(sum, count);
           store(output, ((n * oh + y) * ow + x) * s->channels + c, clamp32(value, min, max), u);
         }
       }

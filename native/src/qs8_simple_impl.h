@@ -90,11 +90,14 @@ WHITTLE_INLINE void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const void*
         size_t j_begin, j_end;
         whittle_conv2d_valid_taps(x, s->stride_width, s->padding_left, s->window_width, s->input_width,
                                   &j_begin, &j_end);
-        const int32_t count = (int32_t)((i_end - i_begin) * (j_end - j_begin));
+        const int32_t inside = (int32_t)((i_end - i_begin) * (j_end - j_begin));
+        const int32_t count = s->count_padding ? (int32_t)(s->window_height * s->window_width) : inside;
+        // The padded positions' part of the sum (count_padding: each counts as padding_value).
+        const int32_t padded_sum = (count - inside) * s->padding_value;
         const size_t out_base = ((n * oh + y) * ow + x) * channels;
         for (size_t c0 = 0; c0 < channels; c0 += WHITTLE_POOL_CHUNK) {
           const size_t cn = channels - c0 < WHITTLE_POOL_CHUNK ? channels - c0 : WHITTLE_POOL_CHUNK;
-          for (size_t c = 0; c < cn; c++) acc[c] = average ? 0 : INT32_MIN;
+          for (size_t c = 0; c < cn; c++) acc[c] = average ? padded_sum : INT32_MIN;
           for (size_t i = i_begin; i < i_end; i++) {
             for (size_t j = j_begin; j < j_end; j++) {
               const size_t base =
@@ -114,7 +117,7 @@ WHITTLE_INLINE void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const void*
           }
           for (size_t c = 0; c < cn; c++) {
             int32_t v = acc[c];
-            if (average) v = v > 0 ? (v + count / 2) / count : (v - count / 2) / count;
+            if (average) v = qs8_average_round_half_even(v, count);
             v = v < min ? min : v;
             WHITTLE_FN(store_)(output, out_base + c0 + c, v > max ? max : v, u);
           }

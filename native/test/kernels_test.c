@@ -285,6 +285,12 @@ static void test_f32_simple(whittle_isa level) {
     f32_avgpool__reference(s, input, want, -INFINITY, INFINITY);
     f32_avgpool(s, input, got, -INFINITY, INFINITY, level);
     report(close_enough(got, want, out_n, &where), "f32 avgpool %s %s case %zu", level_name, k->name, c);
+    whittle_pool2d_shape padded = *s;  // ONNX count_include_pad: the padded positions count as zeros
+    padded.count_padding = true;
+    f32_avgpool__reference(&padded, input, want, -INFINITY, INFINITY);
+    f32_avgpool(&padded, input, got, -INFINITY, INFINITY, level);
+    report(close_enough(got, want, out_n, &where), "f32 avgpool %s %s case %zu, count_padding", level_name,
+           k->name, c);
     free(input);
     free(want);
     free(got);
@@ -849,6 +855,13 @@ static void test_qs8_simple(whittle_isa level, bool u) {
     qs8_avgpool(s, input, got, u, lo, hi, level);
     report(!first_difference(got, want, out_n, &where), "%s avgpool %s %s case %zu", dtype, level_name,
            k->name, c);
+    whittle_pool2d_shape padded = *s;  // the padded positions count as the zero point
+    padded.count_padding = true;
+    padded.padding_value = rand_range(lo, hi);
+    qs8_avgpool__reference(&padded, input, want, u, min, max);
+    qs8_avgpool(&padded, input, got, u, min, max, level);
+    report(!first_difference(got, want, out_n, &where), "%s avgpool %s %s case %zu, count_padding %d", dtype,
+           level_name, k->name, c, (int)padded.padding_value);
     free(input);
     free(want);
     free(got);
@@ -1083,6 +1096,23 @@ static void test_requantize_reference(void) {
     const int32_t got = qs8_requantize_gemmlowp(cases[i].x, cases[i].m, cases[i].s);
     report(got == cases[i].want, "qs8_requantize_gemmlowp(%d, %d, %d) = %d (want %d)", cases[i].x, cases[i].m,
            cases[i].s, got, cases[i].want);
+  }
+}
+
+static void test_average_rounding(void) {
+  // Hand-checked int8 averages: ties go to the even neighbour (as the runtime's reference rounds the mean),
+  // the rest to the nearest.
+  const struct {
+    int32_t sum, count, want;
+  } cases[] = {
+      {5, 2, 2},  {7, 2, 4},    {-5, 2, -2}, {-7, 2, -4}, {3, 2, 2},   {-3, 2, -2},
+      {1, 2, 0},  {-1, 2, 0},   {7, 3, 2},   {8, 3, 3},   {-8, 3, -3}, {-7, 3, -2},
+      {18, 4, 4}, {-18, 4, -4}, {0, 9, 0},   {-9, 9, -1}, {6, 4, 2},   {10, 4, 2},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const int32_t got = qs8_average_round_half_even(cases[i].sum, cases[i].count);
+    report(got == cases[i].want, "qs8_average_round_half_even(%d, %d) = %d (want %d)", cases[i].sum,
+           cases[i].count, got, cases[i].want);
   }
 }
 
@@ -1677,6 +1707,7 @@ int main(int argc, char** argv) {
   }
   test_cpu();
   test_requantize_reference();
+  test_average_rounding();
   test_threadpool();
   test_frame_source();
   test_frame_source_warmups();

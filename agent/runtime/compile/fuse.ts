@@ -7,7 +7,11 @@
 // residual add that broadcasts or whose other operand is computed after the conv) are reported as not
 // fused. First, hard-swish as exported before opset 14 (x * HardSigmoid(x) with alpha 1/6, beta 0.5)
 // becomes one hard_swish node. At load, an xnor layer also reads the int8 tensor before a dequantize only it
-// reads (fuseXnorDequantize).
+// reads (fuseXnorDequantize). A batch norm with no layer to fold into (DenseNet's pre-activation ones, after
+// a concat) becomes a 1x1 depthwise conv (batchNormsAsConvs), which the native kernels and the int8
+// quantizer take like any other conv, with the ReLU after it fused as its clamp. A constant-0 pad of the
+// image axes before an average pool (PyTorch's export of count_include_pad pooling: Inception's branches)
+// becomes the pool's own padding, counted (fusePadIntoAvgPool).
 import type { ManifestNode } from '../../package/manifest.js';
 import { xnorSignZeroPoint } from '../ops/conv.js';
 import { ADDEND_INPUT, hasAddend, RESIDUAL_ATTRS } from '../ops/residual.js';
@@ -64,8 +68,7 @@ function foldedBatchNorm(
   if (bound(layer, 'min') !== undefined || bound(layer, 'max') !== undefined) return undefined;
   const y = graph.tensors[layer.outputs[0]!]!;
   const rank = y.shape.length;
-  const axisValue = typeof bn.attrs.axis === 'number' ? bn.attrs.axis : 1;
-  const axis = axisValue < 0 ? axisValue + rank : axisValue;
+  const axis = batchNormAxis(bn, rank);
   if (axis !== rank - 1 || (layer.op === 'conv2d' ? rank !== 4 : rank !== 2)) return undefined;
   const weights = rawConstant(graph, layer.inputs[1] ?? -1);
   const biasIndex = layer.inputs[2] ?? -1;
@@ -261,6 +264,85 @@ function rewritePass(
   graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
 }
 
+/** The channel axis of a batch_norm node over a tensor of `rank`. */
+function batchNormAxis(bn: ManifestNode, rank: number): number {
+  const axis = typeof bn.attrs.axis === 'number' ? bn.attrs.axis : 1;
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** An fp32 batch_norm over the channels of an NHWC tensor, left after folding, as the 1x1 depthwise conv2d
+ * it is: y = x * s + (beta - mean * s), s = gamma / sqrt(variance + epsilon) (foldBatchNorm of unit
+ * weights). Parameters that are not constants, or inconsistent, keep the batch_norm node. */
+function batchNormsAsConvs(graph: CompileGraph): void {
+  graph.nodes = graph.nodes.map((bn) => {
+    if (bn.op !== 'batch_norm' || bn.format !== 'f32') return bn;
+    const x = graph.tensors[bn.inputs[0] ?? -1];
+    if (x?.shape.length !== 4 || batchNormAxis(bn, 4) !== 3) return bn;
+    const channels = x.shape[3]!;
+    const params = bn.inputs.slice(1, 5).map((i) => (i >= 0 ? rawConstant(graph, i) : undefined));
+    if (params.length !== 4 || !params.every((p) => p instanceof Float32Array)) return bn;
+    const [gamma, beta, mean, variance] = params as Float32Array[];
+    let folded;
+    try {
+      folded = foldBatchNorm(new Float32Array(channels).fill(1), null, channels, {
+        gamma: gamma!,
+        beta: beta!,
+        mean: mean!,
+        variance: variance!,
+        epsilon: typeof bn.attrs.epsilon === 'number' ? bn.attrs.epsilon : 1e-5,
+      });
+    } catch {
+      return bn;
+    }
+    const weights = addTensor(
+      graph,
+      { name: `${bn.name}.depthwise_weights`, dtype: 'f32', shape: [channels, 1, 1, 1] },
+      folded.weights,
+    );
+    const bias = addTensor(
+      graph,
+      { name: `${bn.name}.depthwise_bias`, dtype: 'f32', shape: [channels] },
+      folded.bias,
+    );
+    return {
+      ...bn,
+      op: 'conv2d',
+      inputs: [bn.inputs[0]!, weights, bias],
+      attrs: { strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], groups: channels },
+    };
+  });
+}
+
+/** A constant-0 pad of the image axes (NHWC) before an fp32 avg_pool that reads it alone, as the pool's
+ * padding with count_include_pad: the padded zeros are then counted in each window, as the pad made them.
+ * The pool's own padding must be counted too (or be none), for the windows to divide by the same count. */
+function fusePadIntoAvgPool(graph: CompileGraph, report: CompileReport): void {
+  rewritePass(graph, (node, sole, fuse) => {
+    if (node.op !== 'avg_pool' || node.format !== 'f32') return;
+    const pad = sole(node.inputs[0] ?? -1);
+    if (pad?.op !== 'pad' || pad.format !== 'f32' || pad.inputs.length !== 1) return;
+    const pads = pad.attrs.pads;
+    const mode = pad.attrs.mode ?? 'constant';
+    const value = pad.attrs.value ?? 0;
+    if (!Array.isArray(pads) || pads.length !== 8 || mode !== 'constant' || value !== 0) return;
+    const [n0, top, left, c0, n1, bottom, right, c1] = pads;
+    if ([n0, c0, n1, c1].some((p) => p !== 0)) return;
+    const own = Array.isArray(node.attrs.pads) ? node.attrs.pads : [0, 0, 0, 0];
+    const counted = node.attrs.count_include_pad === 1;
+    if (own.length !== 4 || (!counted && own.some((p) => p !== 0))) {
+      report.notFused.push({ node: pad.name, why: `${node.name} leaves its own padding out of the average` });
+      return;
+    }
+    const added = [top!, left!, bottom!, right!];
+    fuse(pad, {
+      ...node,
+      inputs: [pad.inputs[0]!],
+      attrs: { ...node.attrs, pads: own.map((p, i) => p + added[i]!), count_include_pad: 1 },
+    });
+    report.fused.push({ node: pad.name, into: node.name });
+  });
+}
+
 /** x * hard_sigmoid(x) (alpha 1/6, beta 1/2; the gate read by the mul alone) as one hard_swish node. */
 function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
   rewritePass(graph, (node, sole, fuse, fused) => {
@@ -303,6 +385,7 @@ function fuseXnorDequantize(graph: CompileGraph, report: CompileReport): void {
  * for A/B runs): a package stores conv and add apart, as the quantizer and the exporters read them. */
 export function fuseLayers(graph: CompileGraph, report: CompileReport, fuseResidual?: boolean): void {
   fuseHardSwish(graph, report);
+  fusePadIntoAvgPool(graph, report);
   for (const kind of ['batch_norm', 'residual', 'clip'] as const) {
     if (kind === 'residual') {
       if (fuseResidual !== undefined) fuseResidualAdds(graph, report, fuseResidual);
@@ -339,5 +422,7 @@ export function fuseLayers(graph: CompileGraph, report: CompileReport, fuseResid
       report.fused.push({ node: node.name, into: layer.name });
     }
     graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+    // What did not fold is a conv of its own, before the clips fuse (a ReLU after it becomes its clamp).
+    if (kind === 'batch_norm') batchNormsAsConvs(graph);
   }
 }

@@ -1,6 +1,7 @@
 // Copies the compile pass drops before it fuses: an identity whose output is its input (same dtype and
-// quantization: an int8 identity that relabels the quantization is kept), a reshape to the input's own
-// shape, and a reshape of a reshape (the second alone, when its target copies nothing from the first's shape). Either would stand between a layer
+// quantization: an int8 identity that relabels the quantization is kept), a pad that pads nothing (as
+// PyTorch exports an AveragePool of padding 0 in opset 13, DenseNet's transitions), a reshape to the
+// input's own shape, and a reshape of a reshape (the second alone, when its target copies nothing from the first's shape). Either would stand between a layer
 // and the activation fused into it.
 import type { ManifestNode } from '../../package/manifest.js';
 import { type CompileGraph, readersOf } from './graph.js';
@@ -20,6 +21,17 @@ export function dropCopies(graph: CompileGraph): void {
         renamed.set(y, x);
         continue;
       }
+    }
+    const pads = node.attrs.pads;
+    if (
+      node.op === 'pad' &&
+      inputs.length === 1 &&
+      Array.isArray(pads) &&
+      pads.every((p) => p === 0) &&
+      !outputs.has(y)
+    ) {
+      renamed.set(y, x);
+      continue;
     }
     if (node.op === 'reshape' && inputs.length === 1 && !outputs.has(y)) {
       // A reshape to the input's own shape at every batch size: [-1 or 0, the input's other dimensions].

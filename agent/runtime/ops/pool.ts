@@ -1,5 +1,6 @@
 // Pooling over NHWC activations: max_pool and avg_pool (fp32 or int8 / uint8, int8 keeping the input's
-// quantization) and global_avgpool (fp32, or int8 / uint8 requantized from the input's quantization to the
+// quantization: its averages round half to even, count_include_pad counting padded positions as the zero
+// point) and global_avgpool (fp32, or int8 / uint8 requantized from the input's quantization to the
 // output's).
 import { expect, input, intAttr, isInt8, needQuant } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
@@ -31,6 +32,7 @@ function poolOp(kind: 'max' | 'avg'): OpDefinition {
               outputs[0]!,
               includePad,
               integer ? (mean) => roundHalfEven(mean) : undefined,
+              integer ? (x.quant?.zeroPoint[0] ?? 0) : 0,
             ),
     };
   };

@@ -1,6 +1,7 @@
 // NHWC pooling. x [N][H][W][C] -> y [N][OH][OW][C]; windows may hang over the input (padding and ceil
 // mode). Max pooling ignores padded positions; average pooling divides by the window elements inside the
-// input, or by the whole window when countIncludePad (positions past the padded input never count).
+// input, or by the whole window when countIncludePad (positions past the padded input never count), the
+// padded positions then adding padValue each (0; an int8 tensor's zero point, its real 0).
 
 import {
   type QuantizedMultiplier,
@@ -44,6 +45,7 @@ export function averagePool(
   y: Writable,
   countIncludePad: boolean,
   round: (mean: number, sum: number, count: number) => number = (mean) => mean,
+  padValue = 0,
 ): void {
   for (let n = 0; n < g.batch; n++) {
     for (let oy = 0; oy < g.outH; oy++) {
@@ -65,6 +67,7 @@ export function averagePool(
             }
           }
           const count = countIncludePad ? padded : inside;
+          if (countIncludePad) sum += (padded - inside) * padValue;
           y[((n * g.outH + oy) * g.outW + ox) * g.channels + c] =
             count === 0 ? 0 : round(sum / count, sum, count);
         }

@@ -117,12 +117,13 @@ async function checkAgainstTfjs(net: tf.LayersModel, modelJson: string): Promise
     model.manifest.outputs.map((o) => o.name),
     ['probs', 'features'],
   );
-  // shared_conv runs twice; standalone_bn stays; dense_bn folds into per_row_dense.
-  assert.equal(model.layers.filter((l) => l.op === 'conv2d').length, 2);
+  // shared_conv runs twice; standalone_bn (no layer of its own input to fold into) is a 1x1 depthwise conv;
+  // dense_bn folds into per_row_dense.
   assert.deepEqual(
-    model.layers.filter((l) => l.op === 'batch_norm').map((l) => l.name),
-    ['standalone_bn'],
+    model.layers.filter((l) => l.op === 'conv2d').map((l) => l.name),
+    ['shared_conv', 'shared_conv (call 1)', 'standalone_bn'],
   );
+  assert.equal(model.layers.filter((l) => l.op === 'batch_norm').length, 0);
   const inputs = [11, 12].map((seed) => tf.randomNormal([2, 6, 6, 3], 0, 1, 'float32', seed));
   const expected = net.predict(inputs) as tf.Tensor[];
   const actual = model.run(inputs.map((t) => t.dataSync()));
