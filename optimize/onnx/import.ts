@@ -25,6 +25,7 @@ import {
 } from './onnx-proto.js';
 import { planConvFusions } from './ops/conv.js';
 import { ONNX_OPS, SUPPORTED_ONNX_OPS } from './ops/index.js';
+import { planMatMulBias } from './ops/matmul.js';
 import { convertQdq, planQdq, shiftUint8 } from './qdq.js';
 
 export { DynamicShapeError, UnsupportedAttributeError, UnsupportedOpsetError } from './import-errors.js';
@@ -153,6 +154,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     throw new OnnxImportError(`${source}: the graph has no non-constant input`);
 
   planConvFusions(ctx, onnxNodes);
+  planMatMulBias(ctx, onnxNodes);
   const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
   planQdq(ctx, onnxNodes, graphOutputs);
   onnxNodes.forEach((proto, index) => {
