@@ -60,31 +60,51 @@ export interface ConformanceOnnx {
   opset: number;
 }
 
-let scriptVersion: number | undefined;
-/** The export script's VERSION line. */
-function exportVersion(): number {
-  if (scriptVersion !== undefined) return scriptVersion;
-  const line = /^VERSION = (\d+)$/m.exec(readFileSync(SCRIPT, 'utf8'));
-  if (line === null) throw new Error(`${SCRIPT} has no VERSION line`);
-  scriptVersion = Number(line[1]);
-  return scriptVersion;
+const scriptVersions = new Map<string, number>();
+/** The VERSION line of an export script. */
+function exportVersion(script: string): number {
+  const known = scriptVersions.get(script);
+  if (known !== undefined) return known;
+  const line = /^VERSION = (\d+)$/m.exec(readFileSync(script, 'utf8'));
+  if (line === null) throw new Error(`${script} has no VERSION line`);
+  scriptVersions.set(script, Number(line[1]));
+  return Number(line[1]);
 }
 
-/** The JSON file the export script wrote (NAME.json, task.json), exported (again) with `exportArgs` unless it
- * is there and was written by this version of the script. */
-function exported<T>(file: string, exportArgs: string[]): T {
-  const path = `${CONFORMANCE_DIR}/${file}`;
+/** The JSON file an export script wrote in `dir` (NAME.json, task.json), exported (again) with `exportArgs`
+ * unless it is there and was written by this version of the script. */
+function exported<T>(file: string, exportArgs: string[], script = SCRIPT, dir = CONFORMANCE_DIR): T {
+  const path = `${dir}/${file}`;
   const current = (): T | undefined => {
     if (!existsSync(path)) return undefined;
     const meta = JSON.parse(readFileSync(path, 'utf8')) as T & { version?: number };
-    return meta.version === exportVersion() ? meta : undefined;
+    return meta.version === exportVersion(script) ? meta : undefined;
   };
   const found = current();
   if (found !== undefined) return found;
-  execFileSync(PYTHON, [SCRIPT, CONFORMANCE_DIR, ...exportArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(PYTHON, [script, dir, ...exportArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
   const made = current();
-  if (made === undefined) throw new Error(`${SCRIPT} did not write ${path} for this version of the script`);
+  if (made === undefined) throw new Error(`${script} did not write ${path} for this version of the script`);
   return made;
+}
+
+/** Architectures exported untrained with seeded random weights by scripts/conformance/export-untrained.py into
+ * build/conformance/untrained/ (once per version of the script): the import, native-kernel and quantizer checks
+ * of models too slow to train here (test/optimize/onnx/convnext.test.ts). */
+export const UNTRAINED_MODELS = ['convnext_tiny'] as const;
+export type UntrainedModel = (typeof UNTRAINED_MODELS)[number];
+const UNTRAINED_SCRIPT = `${ROOT}scripts/conformance/export-untrained.py`;
+export const UNTRAINED_DIR = `${CONFORMANCE_DIR}/untrained`;
+
+/** The untrained model's ONNX bytes, its input size and opset (exported now if the cache lacks it). */
+export function untrainedOnnx(name: UntrainedModel): { bytes: Uint8Array; size: number; opset: number } {
+  const { size, opset } = exported<{ size: number; opset: number }>(
+    `${name}.json`,
+    [name],
+    UNTRAINED_SCRIPT,
+    UNTRAINED_DIR,
+  );
+  return { bytes: readFileSync(`${UNTRAINED_DIR}/${name}.onnx`), size, opset };
 }
 
 /** The exported model, exported now if build/conformance/ does not hold it from this version of the script. */

@@ -902,8 +902,12 @@ BoundOperator LayerNorm(const Napi::Object& args) {
   std::vector<float> scale(scale_values.data, scale_values.data + channels);
   std::vector<float> bias;
   if (bias_values.data != nullptr) bias.assign(bias_values.data, bias_values.data + channels);
-  const float epsilon = FiniteFloat(args, "epsilon");
-  if (!(epsilon >= 0.0f)) ThrowRange(env, "a number >= 0", "epsilon", std::to_string(epsilon));
+  // In double: the reference adds the attribute's own double value.
+  const Napi::Value epsilon_value = args.Get("epsilon");
+  if (!epsilon_value.IsNumber() || !(epsilon_value.As<Napi::Number>().DoubleValue() >= 0.0) ||
+      !std::isfinite(epsilon_value.As<Napi::Number>().DoubleValue()))
+    ThrowType(env, "a finite number >= 0", "epsilon", epsilon_value);
+  const double epsilon = epsilon_value.As<Napi::Number>().DoubleValue();
   const bool reference = Boolean(args, "reference");
   ExpectUnchanged(env, {&input, &output});
   const whittle_isa isa = ActiveIsa();

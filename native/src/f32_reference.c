@@ -318,16 +318,16 @@ void f32_gelu__reference(size_t n, const float* input, float* output, bool tanh_
   }
 }
 
-// In double, the variance of the centred values.
+// In double, the variance of the centred values; the sums in index order (as the TypeScript reference).
 void f32_layer_norm__reference(size_t rows, size_t channels, const float* input, const float* scale,
-                               const float* bias, float epsilon, float* output) {
+                               const float* bias, double epsilon, float* output) {
   for (size_t r = 0; r < rows; r++) {
     const float* x = input + r * channels;
     double mean = 0.0, variance = 0.0;
     for (size_t c = 0; c < channels; c++) mean += x[c];
     mean /= (double)channels;
     for (size_t c = 0; c < channels; c++) variance += ((double)x[c] - mean) * ((double)x[c] - mean);
-    const double inverse = 1.0 / sqrt(variance / (double)channels + (double)epsilon);
+    const double inverse = 1.0 / sqrt(variance / (double)channels + epsilon);
     for (size_t c = 0; c < channels; c++) {
       const double shift = bias != NULL ? bias[c] : 0.0;
       output[r * channels + c] = (float)(((double)x[c] - mean) * inverse * scale[c] + shift);

@@ -170,49 +170,29 @@ void WHITTLE_FN(f32_vgelu_ukernel__)(size_t n, const float* restrict x, float* r
   }
 }
 
-// Sums of 16 interleaved partial sums, which the compiler vectorizes (a single float sum it may not reorder).
-static inline float WHITTLE_FN(sum_)(size_t n, const float* restrict x, float shift) {
-  float lanes[16] = {0.0f};
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (size_t l = 0; l < 16; l++) lanes[l] += x[i + l] - shift;
-  }
-  float sum = 0.0f;
-  for (; i < n; i++) sum += x[i] - shift;
-  for (size_t l = 0; l < 16; l++) sum += lanes[l];
-  return sum;
-}
-
-static inline float WHITTLE_FN(sum_squares_)(size_t n, const float* restrict x, float shift) {
-  float lanes[16] = {0.0f};
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    for (size_t l = 0; l < 16; l++) {
-      const float d = x[i + l] - shift;
-      lanes[l] += d * d;
-    }
-  }
-  float sum = 0.0f;
-  for (; i < n; i++) sum += (x[i] - shift) * (x[i] - shift);
-  for (size_t l = 0; l < 16; l++) sum += lanes[l];
-  return sum;
-}
-
-// Layer normalization of each row: two passes (the mean, then the variance of the centred values, which
-// keeps precision where the mean is large against the spread), then one that scales and shifts.
+// Layer normalization of each row, in double and in the order of the runtime's TypeScript reference
+// (agent/runtime/ops/normalization.ts): the mean, the variance of the centred values, then
+// ((x - mean) * inverse) * scale + bias, rounded to float once. Bit-exact with f32_layer_norm__reference and
+// with the TypeScript reference, so that an int8 package's fp32 layer-norm island quantizes to the same codes
+// on both executors. The two sums are sequential (their order is part of the result); the last loop
+// vectorizes.
 void WHITTLE_FN(f32_layer_norm_ukernel__)(size_t rows, size_t channels, const float* restrict input,
                                           const float* restrict scale, const float* restrict bias,
-                                          float epsilon, float* restrict output) {
+                                          double epsilon, float* restrict output) {
   for (size_t r = 0; r < rows; r++) {
     const float* restrict x = input + r * channels;
     float* restrict y = output + r * channels;
-    const float mean = WHITTLE_FN(sum_)(channels, x, 0.0f) / (float)channels;
-    const float variance = WHITTLE_FN(sum_squares_)(channels, x, mean) / (float)channels;
-    const float inverse = 1.0f / sqrtf(variance + epsilon);
+    double mean = 0.0, variance = 0.0;
+    for (size_t c = 0; c < channels; c++) mean += (double)x[c];
+    mean /= (double)channels;
+    for (size_t c = 0; c < channels; c++) variance += ((double)x[c] - mean) * ((double)x[c] - mean);
+    const double inverse = 1.0 / sqrt(variance / (double)channels + epsilon);
     if (bias != NULL) {
-      for (size_t c = 0; c < channels; c++) y[c] = (x[c] - mean) * inverse * scale[c] + bias[c];
+      for (size_t c = 0; c < channels; c++)
+        y[c] = (float)(((double)x[c] - mean) * inverse * (double)scale[c] + (double)bias[c]);
     } else {
-      for (size_t c = 0; c < channels; c++) y[c] = (x[c] - mean) * inverse * scale[c];
+      for (size_t c = 0; c < channels; c++)
+        y[c] = (float)(((double)x[c] - mean) * inverse * (double)scale[c] + 0.0);
     }
   }
 }

@@ -202,6 +202,6 @@ void f32_gelu(size_t n, const float* input, float* output, bool tanh_form, whitt
 }
 
 void f32_layer_norm(size_t rows, size_t channels, const float* input, const float* scale, const float* bias,
-                    float epsilon, float* output, whittle_isa level) {
+                    double epsilon, float* output, whittle_isa level) {
   f32_simple_ukernels_select(level)->layer_norm(rows, channels, input, scale, bias, epsilon, output);
 }

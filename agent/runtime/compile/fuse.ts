@@ -7,7 +7,8 @@
 // residual add that broadcasts or whose other operand is computed after the conv) are reported as not
 // fused. First, hard-swish as exported before opset 14 (x * HardSigmoid(x) with alpha 1/6, beta 0.5)
 // becomes one hard_swish node, and GELU as exporters spell it (x * 0.5 * (1 + erf(x / sqrt 2)), or with
-// tanh(sqrt(2 / pi) (x + 0.044715 x^3)) for the erf) one gelu node (fuseGelu). At load, an xnor layer also reads the int8 tensor before a dequantize only it
+// tanh(sqrt(2 / pi) (x + 0.044715 x^3)) for the erf) one gelu node (fuseGelu); a mul by one constant per
+// output column after a fully-connected layer folds into its weights (foldColumnScales). At load, an xnor layer also reads the int8 tensor before a dequantize only it
 // reads (fuseXnorDequantize).
 import type { ManifestNode } from '../../package/manifest.js';
 import { xnorSignZeroPoint } from '../ops/conv.js';
@@ -393,6 +394,70 @@ function fuseGelu(graph: CompileGraph, report: CompileReport): void {
   graph.nodes = graph.nodes.filter((n) => !used.has(n)).map((n) => replaced.get(n) ?? n);
 }
 
+/** A mul of an fp32 fully-connected layer's output (directly, or through the reshape that gives it back its
+ * leading axes: ops from MatMul, optimize/onnx/ops/matmul.ts) by a constant of one value per output column
+ * (shape [..., 1, O]: ConvNeXt's layer scale) folds into the layer's weight rows and bias: w[o][k] * c[o],
+ * b[o] * c[o], as batch norm folds (fp32 rounding aside). The layer must have no clamp, its output and the
+ * reshape's no other reader. */
+function foldColumnScales(graph: CompileGraph, report: CompileReport): void {
+  const readers = readersOf(graph.nodes);
+  const producers = new Map<number, ManifestNode>();
+  for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
+  const replaced = new Map<ManifestNode, ManifestNode>();
+  const removed = new Set<ManifestNode>();
+  for (const mul of graph.nodes) {
+    if (mul.op !== 'mul' || mul.format !== 'f32' || mul.inputs.length !== 2) continue;
+    const [a, b] = mul.inputs as [number, number];
+    const [c, t] = rawConstant(graph, a) instanceof Float32Array ? [a, b] : [b, a];
+    const scale = rawConstant(graph, c);
+    if (!(scale instanceof Float32Array) || rawConstant(graph, t) !== undefined) continue;
+    let reshape = soleProducer(graph, t, mul, readers, producers);
+    const layer =
+      reshape?.op === 'reshape'
+        ? soleProducer(graph, reshape.inputs[0]!, reshape, readers, producers)
+        : reshape;
+    if (reshape?.op !== 'reshape') reshape = undefined;
+    if (layer === undefined || replaced.has(layer) || removed.has(layer)) continue;
+    if (layer.op !== 'fully_connected' || layer.format !== 'f32') continue;
+    if (bound(layer, 'min') !== undefined || bound(layer, 'max') !== undefined) continue;
+    const weights = rawConstant(graph, layer.inputs[1] ?? -1);
+    const biasIndex = layer.inputs[2] ?? -1;
+    const bias = biasIndex >= 0 ? rawConstant(graph, biasIndex) : null;
+    if (!(weights instanceof Float32Array) || !(bias === null || bias instanceof Float32Array)) continue;
+    const [outC, k] = graph.tensors[layer.inputs[1]!]!.shape as [number, number];
+    const [cShape, tShape, yShape] = [c, t, mul.outputs[0]!].map((i) => graph.tensors[i]!.shape);
+    if (
+      scale.length !== outC ||
+      cShape!.at(-1) !== outC ||
+      cShape!.length > tShape!.length ||
+      tShape!.at(-1) !== outC ||
+      tShape!.join(',') !== yShape!.join(',')
+    )
+      continue;
+    const w = graph.tensors[layer.inputs[1]!]!;
+    const scaled = weights.map((v, i) => v * scale[Math.floor(i / k)]!);
+    const wScaled = addTensor(graph, { ...w, name: `${w.name}/scaled` }, scaled);
+    const bScaled =
+      bias === null
+        ? -1
+        : addTensor(
+            graph,
+            { name: `${layer.name}.scaled_bias`, dtype: 'f32', shape: [outC] },
+            bias.map((v, o) => v * scale[o]!),
+          );
+    const inputs = [layer.inputs[0]!, wScaled, bScaled];
+    if (reshape === undefined) {
+      replaced.set(layer, { ...layer, inputs, outputs: [...mul.outputs] });
+    } else {
+      replaced.set(layer, { ...layer, inputs });
+      replaced.set(reshape, { ...reshape, outputs: [...mul.outputs] });
+    }
+    removed.add(mul);
+    report.fused.push({ node: mul.name, into: layer.name });
+  }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+}
+
 /** An xnor layer reads the int8 tensor before a dequantize that only it reads (the int8 stem of an XNOR-Net
  * feeding its first binary layer): the layer needs only the signs, and scale * (q - zeroPoint) < 0 exactly
  * when q < zeroPoint for the positive per-tensor scales xnorSignZeroPoint accepts, so the results are
@@ -415,6 +480,7 @@ function fuseXnorDequantize(graph: CompileGraph, report: CompileReport): void {
 export function fuseLayers(graph: CompileGraph, report: CompileReport, fuseResidual?: boolean): void {
   fuseHardSwish(graph, report);
   fuseGelu(graph, report);
+  foldColumnScales(graph, report);
   for (const kind of ['batch_norm', 'residual', 'clip'] as const) {
     if (kind === 'residual') {
       if (fuseResidual !== undefined) fuseResidualAdds(graph, report, fuseResidual);
