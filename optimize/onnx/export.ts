@@ -537,6 +537,21 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
       case 'transpose':
         w.node('Transpose', [input(x)], [names[out]!], [ints('perm', intsAttr(node, 'perm', []))]);
         break;
+      case 'layer_norm': {
+        // Opset 13 has no LayerNormalization: the mean and variance over the axes from `axis` on, as PyTorch's
+        // exporter spells layer_norm there.
+        const rank = specs[x]!.shape.length;
+        const from = numberAttr(node, 'axis', -1);
+        const axes = [...Array(rank).keys()].slice(from < 0 ? from + rank : from);
+        const mean = (v: string): string => w.op('ReduceMean', [v], [ints('axes', axes), int('keepdims', 1)]);
+        const centered = w.op('Sub', [input(x), mean(input(x))]);
+        const variance = mean(w.op('Mul', [centered, centered]));
+        const epsilon = w.constant('epsilon', 'f32', [], [numberAttr(node, 'epsilon', 1e-5)]);
+        const normalized = w.op('Div', [centered, w.op('Sqrt', [w.op('Add', [variance, epsilon])])]);
+        const scaled = w.op('Mul', [normalized, input(b1)]);
+        w.node(b2 >= 0 ? 'Add' : 'Identity', b2 >= 0 ? [scaled, input(b2)] : [scaled], [names[out]!]);
+        break;
+      }
       case 'batch_norm':
         if (numberAttr(node, 'axis', 1) !== 1) fail('batch norm on an axis other than 1 is not exported');
         w.node(

@@ -5,7 +5,8 @@
 // layer_norm over the NHWC channels. fp32 runs with no TypeScript node and matches ONNX Runtime (max |diff| <=
 // 1e-4 of the output range); int8 quantizes (GELU through a lookup table, the MLP on the int8 fully-connected
 // kernels), keeps only layer_norm in fp32 (with the reshapes around it), runs with no TypeScript node and
-// equals the reference executor bit for bit.
+// equals the reference executor bit for bit. Whittle's ONNX export of the fp32 package (gelu and layer_norm
+// spelled with opset 13 ops) runs on ONNX Runtime to the same outputs.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -14,6 +15,7 @@ import * as ort from 'onnxruntime-node';
 import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { canExport, inPackageLayout, randomImages, untrainedOnnx } from '../../../bench/conformance.js';
+import { exportOnnx } from '../../../optimize/onnx/export.js';
 import { importOnnx } from '../../../optimize/onnx/import.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../../optimize/package/writer.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
@@ -91,5 +93,18 @@ describe('ConvNeXt-Tiny', { skip: !canExport() && 'no python3-torch / torchvisio
       model.run([input])[0]!.data,
       Model.fromPackage(int8, { referenceOnly: true }).run([input])[0]!.data,
     );
+  });
+
+  test('the fp32 package exports to ONNX (gelu, layer_norm in opset 13 ops) and ONNX Runtime agrees', async () => {
+    const p = convnext();
+    const session = await ort.InferenceSession.create(exportOnnx(p.fp32));
+    const shape = p.fp32.manifest.tensors[p.fp32.manifest.inputs[0]!.tensor]!.shape;
+    const input = inPackageLayout(p.fp32, randomImages(1, p.size, 80), 1, p.size);
+    const ours = Model.fromPackage(p.fp32).run([input])[0]!.data;
+    const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', input, shape) };
+    const theirs = (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
+    const range = Math.max(...theirs) - Math.min(...theirs);
+    const diff = Math.max(...Array.from(theirs, (v, i) => Math.abs(v - ours[i]!)));
+    assert.ok(diff <= 1e-4 * range, `max |diff| ${diff} over an output range of ${range}`);
   });
 });
