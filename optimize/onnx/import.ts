@@ -154,8 +154,8 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
     throw new OnnxImportError(`${source}: the graph has no non-constant input`);
 
   planConvFusions(ctx, onnxNodes);
-  planMatMulBias(ctx, onnxNodes);
   const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
+  planMatMulBias(ctx, onnxNodes, graphOutputs);
   planQdq(ctx, onnxNodes, graphOutputs);
   onnxNodes.forEach((proto, index) => {
     if (ctx.skip.has(proto)) return;

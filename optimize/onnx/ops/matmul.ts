@@ -15,16 +15,21 @@ function scaled(n: OnnxNode, t: number, factor: number, suffix: string): number 
   return n.emit('mul', [t, n.b.constant(`${n.name}.${suffix}`, 'f32', [], [factor])], {}, suffix);
 }
 
-/** Each MatMul whose output only an Add reads, with another operand: that Add (ctx.biasAddOf). The MatMul's
+/** Each MatMul whose output only an Add reads (and is no graph output), with another operand: that Add
+ * (ctx.biasAddOf). The MatMul's
  * handler folds it into its fully_connected as the bias, and skips it, when the operand is then a constant of
  * the layer's N output columns ([N] or [1, N]: nn.Linear's bias as exported, possibly through an Identity of
  * a shared initializer, folded by then). */
-export function planMatMulBias(ctx: ImportContext, nodes: readonly NodeProto[]): void {
+export function planMatMulBias(
+  ctx: ImportContext,
+  nodes: readonly NodeProto[],
+  graphOutputs: ReadonlySet<string>,
+): void {
   const readers = new Map<string, NodeProto[]>();
   for (const n of nodes) for (const i of n.input ?? []) readers.set(i, [...(readers.get(i) ?? []), n]);
   for (const n of nodes) {
     const out = n.output?.[0];
-    if (n.opType !== 'MatMul' || out === undefined) continue;
+    if (n.opType !== 'MatMul' || out === undefined || graphOutputs.has(out)) continue;
     const add = readers.get(out);
     const operands = add?.[0]?.input ?? [];
     if (add?.length !== 1 || add[0]!.opType !== 'Add' || (add[0]!.domain ?? '') !== '') continue;
