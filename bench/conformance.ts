@@ -101,6 +101,18 @@ export function randomWeightsOnnx(name: string, opset: number, size: number): Ui
   return readFileSync(`${RANDOM_WEIGHTS_DIR}/${stem}.onnx`);
 }
 
+/** Architectures too slow to train here, exported with random weights (randomWeightsOnnx) at these opsets and
+ * input sizes: the import, native-kernel and quantizer checks (test/optimize/onnx/convnext.test.ts) and `bench
+ * models` rows. */
+export const UNTRAINED_MODELS = { convnext_tiny: { opset: 17, size: 64 } } as const;
+export type UntrainedModel = keyof typeof UNTRAINED_MODELS;
+
+/** The untrained model's ONNX bytes, its input size and opset (exported now if the cache lacks it). */
+export function untrainedOnnx(name: UntrainedModel): { bytes: Uint8Array; size: number; opset: number } {
+  const { opset, size } = UNTRAINED_MODELS[name];
+  return { bytes: randomWeightsOnnx(name, opset, size), size, opset };
+}
+
 /** The exported model, exported now if build/conformance/ does not hold it from this version of the script. */
 export function conformanceOnnx(name: ConformanceModel): ConformanceOnnx {
   const { size, opset } = exported<{ size: number; opset: number }>(`${name}.json`, [name]);

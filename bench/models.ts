@@ -2,7 +2,8 @@
 // per batch size and thread count, in one run.
 //
 // The torchvision conformance models (bench/conformance.ts: PyTorch's exports of real architectures trained
-// on a synthetic 10-class task) join them under their own names: their fp32 package is the import of
+// on a synthetic 10-class task), and the untrained exports (convnext_tiny: seeded random weights, seeded random
+// images; calibrated on such images) join them under their own names: their fp32 package is the import of
 // that ONNX file, which ONNX Runtime runs for fp32, and their inputs are the task's held-out images. Each int8
 // row adds top1_agreement: the share of 1,000 inputs on which the int8 package picks the class Whittle's own
 // fp32 package picks; top1_input_rounding: the same share for the fp32 package fed those inputs rounded to the
@@ -56,9 +57,14 @@ import {
   CONFORMANCE_MODELS,
   type ConformanceModel,
   conformancePackages,
+  inPackageLayout,
   int8InputGrid,
   majorityFraction,
+  randomImages,
   top1Classes,
+  UNTRAINED_MODELS,
+  type UntrainedModel,
+  untrainedOnnx,
 } from './conformance.js';
 import {
   BenchArgumentError,
@@ -182,8 +188,14 @@ export interface BenchPackages {
 const isConformance = (name: string): name is ConformanceModel =>
   (CONFORMANCE_MODELS as readonly string[]).includes(name);
 
-/** Every model `--models` takes: the zoo's, then the conformance set's. */
-export const MODEL_NAMES: readonly string[] = [...Object.keys(BENCH_MODELS), ...CONFORMANCE_MODELS];
+const isUntrained = (name: string): name is UntrainedModel => Object.hasOwn(UNTRAINED_MODELS, name);
+
+/** Every model `--models` takes: the zoo's, then the conformance set's, then the untrained exports'. */
+export const MODEL_NAMES: readonly string[] = [
+  ...Object.keys(BENCH_MODELS),
+  ...CONFORMANCE_MODELS,
+  ...Object.keys(UNTRAINED_MODELS),
+];
 
 export async function benchPackages(
   name: string,
@@ -200,6 +212,34 @@ export async function benchPackages(
       inputs: p.inputs,
       ortInputs: (count, at) => ({ data: p.images(count, at), dims: [count, 3, p.size, p.size] }),
       labels: p.labels,
+    };
+  }
+  if (isUntrained(name)) {
+    // PyTorch's export with seeded random weights (conformance.ts untrainedOnnx), on seeded random images.
+    const { bytes, size } = untrainedOnnx(name);
+    const fp32 = read(importOnnx(bytes, { source: `${name}.onnx`, modelId: name }));
+    return {
+      source: fp32,
+      fp32,
+      // Calibrated on images, as the model is run.
+      int8: read(
+        quantizePackage(
+          fp32,
+          {
+            count: CALIBRATION_INPUTS,
+            data: inPackageLayout(
+              fp32,
+              randomImages(CALIBRATION_INPUTS, size, seed + 1),
+              CALIBRATION_INPUTS,
+              size,
+            ),
+          },
+          ptqOptions,
+        ).content,
+      ),
+      fp32Onnx: () => bytes,
+      inputs: (count, at) => inPackageLayout(fp32, randomImages(count, size, at), count, size),
+      ortInputs: (count, at) => ({ data: randomImages(count, size, at), dims: [count, 3, size, size] }),
     };
   }
   const source = await benchSource(name, seed);
@@ -289,7 +329,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
         ...(options.calibrationMethod === undefined ? {} : { calibrationMethod: options.calibrationMethod }),
         ...(options.floatClassifier === true ? { floatClassifier: true } : {}),
       });
-      if (isConformance(name) && options.batches.some((b) => b !== 1))
+      if ((isConformance(name) || isUntrained(name)) && options.batches.some((b) => b !== 1))
         throw new BenchArgumentError(`${name} is exported at batch 1: run it with --batches 1`);
       const agreementBatch = 50;
       const agreementInputs = options.agreementInputs ?? 1000;

@@ -422,6 +422,27 @@ export interface ActivationF32Args {
   reference?: boolean;
 }
 
+/** fp32 GELU, x * Phi(x) with Phi the normal CDF, or its tanh approximation when `tanh`. */
+export interface GeluF32Args {
+  input: Float32Array;
+  output: Float32Array;
+  tanh?: boolean;
+  reference?: boolean;
+}
+
+/** fp32 layer normalization of each row of [rows][channels]: (x - mean) / sqrt(variance + epsilon) * scale
+ * + bias (no bias: 0), the mean and biased variance over the row. scale and bias are copied when bound. */
+export interface LayerNormF32Args {
+  rows: number;
+  channels: number;
+  input: Float32Array;
+  scale: Float32Array;
+  bias?: Float32Array;
+  epsilon: number;
+  output: Float32Array;
+  reference?: boolean;
+}
+
 /** fp32 output[r][p][c] = a[r][p][c] * b[r][c]: N x H x W x C times N x 1 x 1 x C (rows N, pixels H * W), or
  * two tensors of one shape (rows = pixels = 1). */
 export interface MulChannelsArgs {
@@ -490,6 +511,8 @@ interface NativeKernels {
   sigmoid(args: ActivationF32Args): void;
   hardSigmoid(args: ActivationF32Args): void;
   hardSwish(args: ActivationF32Args): void;
+  gelu(args: GeluF32Args): void;
+  layerNorm(args: LayerNormF32Args): void;
   mulChannels(args: MulChannelsArgs | MulChannelsInt8Args<Int8Tensor>): void;
   lookup(args: LookupArgs<Int8Tensor>): void;
   slice(args: SliceArgs<Tensor>): void;
@@ -688,6 +711,14 @@ export function hardSigmoidF32(args: ActivationF32Args): void {
 
 export function hardSwishF32(args: ActivationF32Args): void {
   loadNativeBinding().hardSwish(args);
+}
+
+export function geluF32(args: GeluF32Args): void {
+  loadNativeBinding().gelu(args);
+}
+
+export function layerNormF32(args: LayerNormF32Args): void {
+  loadNativeBinding().layerNorm(args);
 }
 
 export function mulChannelsF32(args: MulChannelsArgs): void {

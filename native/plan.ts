@@ -38,6 +38,8 @@ export type OperatorName =
   | 'sigmoid'
   | 'hardSigmoid'
   | 'hardSwish'
+  | 'gelu'
+  | 'layerNorm'
   | 'mulChannels'
   | 'lookup'
   | 'slice'

@@ -31,6 +31,8 @@ import {
   createFullyConnectedInt8,
   dequantizeLinear,
   type DequantizeLinearArgs,
+  geluF32,
+  type GeluF32Args,
   globalAvgPool,
   type GlobalAvgPoolArgs,
   globalAvgPoolInt8,
@@ -38,6 +40,8 @@ import {
   hardSigmoidF32,
   hardSwishF32,
   type Int8Tensor,
+  layerNormF32,
+  type LayerNormF32Args,
   loadNativeBinding,
   type LookupArgs,
   lookupInt8,
@@ -953,7 +957,46 @@ const hardSigmoidNative: NativeFactory = (context) => {
   );
 };
 
-/** int8 / uint8 sigmoid, hard_sigmoid, hard_swish, silu: the node's 256-entry table (ops/elementwise.ts
+/** fp32 gelu (ops/elementwise.ts geluOf), exact or tanh form. */
+const geluNative: NativeFactory = (context) => {
+  const tanh = stringAttr(context.node, 'approximate', ['none', 'tanh'], 'none') === 'tanh';
+  return operatorExecutor<GeluF32Args>('native:gelu_f32', 'gelu', geluF32, (inputs, outputs) => ({
+    input: inputs[0] as Float32Array,
+    output: outputs[0] as Float32Array,
+    tanh,
+  }));
+};
+
+/** fp32 layer_norm over the last axis (ConvNeXt's, channels-last; its channels-first form is the same once the
+ * compile pass has the tensor NHWC) with constant scale and bias; other axes keep the reference. */
+const layerNormNative: NativeFactory = (context) => {
+  const shape = context.inputs[0]!.shape;
+  const axis = normalizeAxis(context.node, intAttr(context.node, 'axis', -1), shape.length);
+  const [scale, bias] = [context.constants[1], context.constants[2]];
+  const hasBias = context.node.inputs[2] !== undefined && context.node.inputs[2] >= 0;
+  if (axis !== shape.length - 1 || elements(shape) === 0) return undefined;
+  if (!(scale instanceof Float32Array) || (hasBias && !(bias instanceof Float32Array))) return undefined;
+  const channels = shape[axis]!;
+  const args = {
+    rows: elements(shape) / channels,
+    channels,
+    scale,
+    ...(bias instanceof Float32Array ? { bias } : {}),
+    epsilon: numberAttr(context.node, 'epsilon', 1e-5),
+  };
+  return operatorExecutor<LayerNormF32Args>(
+    'native:layer_norm_f32',
+    'layerNorm',
+    layerNormF32,
+    (inputs, outputs) => ({
+      ...args,
+      input: inputs[0] as Float32Array,
+      output: outputs[0] as Float32Array,
+    }),
+  );
+};
+
+/** int8 / uint8 sigmoid, hard_sigmoid, hard_swish, silu, gelu: the node's 256-entry table (ops/elementwise.ts
  * activationTable, the reference's own), looked up byte by byte. */
 const lookupNative: NativeFactory = (context) => {
   const table = activationTable(context);
@@ -1157,6 +1200,8 @@ export const NATIVE_EXECUTORS: Readonly<
   hard_sigmoid: { f32: hardSigmoidNative, int8: lookupNative },
   hard_swish: { f32: hardSigmoidNative, int8: lookupNative },
   silu: { int8: lookupNative },
+  gelu: { f32: geluNative, int8: lookupNative },
+  layer_norm: { f32: layerNormNative },
   mul: { f32: mulChannels },
   qmul: { int8: qmulChannels },
   slice: { f32: sliceNative, int8: sliceNative },

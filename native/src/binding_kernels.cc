@@ -871,6 +871,64 @@ BoundOperator Sigmoid(const Napi::Object& args) { return ActivationF32(args, Act
 BoundOperator HardSigmoid(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSigmoid); }
 BoundOperator HardSwish(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSwish); }
 
+// gelu({ input, output, tanh }): x * Phi(x), Phi the normal CDF (tanh: its tanh approximation), fp32.
+BoundOperator Gelu(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const View input = Field(args, "input", napi_float32_array);
+  const View output = Field(args, "output", napi_float32_array);
+  const size_t n = ElementCount(env, input);
+  ExpectLength(env, output, n, "input.length");
+  ExpectNoOverlap(env, output, {&input});
+  const bool tanh_form = Boolean(args, "tanh");
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output});
+  const whittle_isa isa = ActiveIsa();
+  const auto run = [n, tanh_form, reference, isa](const void* const* inputs, void* const* outputs,
+                                                  whittle_threadpool*) {
+    const float* in = static_cast<const float*>(inputs[0]);
+    float* out = static_cast<float*>(outputs[0]);
+    reference ? f32_gelu__reference(n, in, out, tanh_form) : f32_gelu(n, in, out, tanh_form, isa);
+  };
+  return {{input}, {output}, run};
+}
+
+// layerNorm({ rows, channels, input, scale, bias?, epsilon, output }): each row of [rows][channels]
+// normalized over its channels, times scale plus bias (both `channels` long; copied here, they are weights).
+BoundOperator LayerNorm(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const size_t rows = Dimension(args, "rows"), channels = Dimension(args, "channels");
+  ExpectElementsFit(env, static_cast<double>(rows) * static_cast<double>(channels), "rows x channels", "rows",
+                    std::to_string(rows));
+  const View input = Field(args, "input", napi_float32_array);
+  const View output = Field(args, "output", napi_float32_array);
+  ExpectLength(env, input, rows * channels, "rows x channels");
+  ExpectLength(env, output, rows * channels, "rows x channels");
+  ExpectNoOverlap(env, output, {&input});
+  const Float32Values scale_values = Float32Field(args, "scale", channels);
+  const Float32Values bias_values = Float32Field(args, "bias", channels, true);
+  std::vector<float> scale(scale_values.data, scale_values.data + channels);
+  std::vector<float> bias;
+  if (bias_values.data != nullptr) bias.assign(bias_values.data, bias_values.data + channels);
+  // In double: the reference adds the attribute's own double value.
+  const Napi::Value epsilon_value = args.Get("epsilon");
+  if (!epsilon_value.IsNumber() || !(epsilon_value.As<Napi::Number>().DoubleValue() >= 0.0) ||
+      !std::isfinite(epsilon_value.As<Napi::Number>().DoubleValue()))
+    ThrowType(env, "a finite number >= 0", "epsilon", epsilon_value);
+  const double epsilon = epsilon_value.As<Napi::Number>().DoubleValue();
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&input, &output});
+  const whittle_isa isa = ActiveIsa();
+  const auto run = [rows, channels, scale = std::move(scale), bias = std::move(bias), epsilon, reference,
+                    isa](const void* const* inputs, void* const* outputs, whittle_threadpool*) {
+    const float* in = static_cast<const float*>(inputs[0]);
+    float* out = static_cast<float*>(outputs[0]);
+    const float* b = bias.empty() ? nullptr : bias.data();
+    reference ? f32_layer_norm__reference(rows, channels, in, scale.data(), b, epsilon, out)
+              : f32_layer_norm(rows, channels, in, scale.data(), b, epsilon, out, isa);
+  };
+  return {{input}, {output}, run};
+}
+
 // mulChannels({ rows, pixels, channels, a, b, output }): output[r][p][c] = a[r][p][c] * b[r][c] (the SE
 // block's N x H x W x C times N x 1 x 1 x C; rows = pixels = 1 multiplies two tensors of one shape). fp32;
 // int8 / uint8 also need aZeroPoint, bZeroPoint, outputZeroPoint, multiplier, shift (TFLite's quantized mul,
@@ -1090,6 +1148,8 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   RegisterOperator(env, exports, "sigmoid", Sigmoid);
   RegisterOperator(env, exports, "hardSigmoid", HardSigmoid);
   RegisterOperator(env, exports, "hardSwish", HardSwish);
+  RegisterOperator(env, exports, "gelu", Gelu);
+  RegisterOperator(env, exports, "layerNorm", LayerNorm);
   RegisterOperator(env, exports, "mulChannels", MulChannels);
   RegisterOperator(env, exports, "lookup", Lookup);
   RegisterOperator(env, exports, "slice", Slice);

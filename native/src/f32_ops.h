@@ -116,6 +116,13 @@ typedef struct f32_simple_ukernels {
   void (*vsigmoid)(size_t n, const float* x, float* y);
   // y[i] = clamp(alpha * x[i] + beta, 0, 1) (hard_sigmoid), times x[i] when `swish` (hard_swish)
   void (*vhard_sigmoid)(size_t n, const float* x, float* y, float alpha, float beta, bool swish);
+  // y[i] = x[i] * Phi(x[i]) (GELU; Phi the normal CDF, or its tanh approximation when `tanh_form`); within
+  // 3e-7 * |x| + 1e-7 of the exact value
+  void (*vgelu)(size_t n, const float* x, float* y, bool tanh_form);
+  // Each row of [rows][channels]: y = (x - mean) / sqrt(variance + epsilon) * scale + bias (bias NULL: 0),
+  // mean and (biased) variance over the row, in double: bit-exact with f32_layer_norm__reference
+  void (*layer_norm)(size_t rows, size_t channels, const float* x, const float* scale, const float* bias,
+                     double epsilon, float* y);
   // y[r][p][c] = a[r][p][c] * b[r][c]: the SE block's channel-broadcast multiply (N x H x W x C times
   // N x 1 x 1 x C), and with rows = pixels = 1 the same-shape one.
   void (*vmul_channels)(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
@@ -161,6 +168,9 @@ void f32_hard_sigmoid__reference(size_t n, const float* input, float* output, fl
                                  bool swish);
 void f32_mul_channels__reference(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
                                  float* output);
+void f32_gelu__reference(size_t n, const float* input, float* output, bool tanh_form);
+void f32_layer_norm__reference(size_t rows, size_t channels, const float* input, const float* scale,
+                               const float* bias, double epsilon, float* output);
 
 // Element-size-generic data movement (the same for every dtype; memcpy is the fast path).
 // concat along the last axis: output[r] = input_0[r] ++ input_1[r] ++ ...; channels[i] elements each.
@@ -216,6 +226,9 @@ void f32_hard_sigmoid(size_t n, const float* input, float* output, float alpha, 
                       whittle_isa level);
 void f32_mul_channels(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
                       float* output, whittle_isa level);
+void f32_gelu(size_t n, const float* input, float* output, bool tanh_form, whittle_isa level);
+void f32_layer_norm(size_t rows, size_t channels, const float* input, const float* scale, const float* bias,
+                    double epsilon, float* output, whittle_isa level);
 
 WHITTLE_EXTERN_C_END
 

@@ -308,6 +308,34 @@ void f32_mul_channels__reference(size_t rows, size_t pixels, size_t channels, co
   }
 }
 
+// In double: x * erfc(-x / sqrt 2) / 2, or x * sigmoid(2u) = x * (1 + tanh(u)) / 2 with
+// u = sqrt(2 / pi) (x + 0.044715 x^3); both forms keep their relative precision for large negative x.
+void f32_gelu__reference(size_t n, const float* input, float* output, bool tanh_form) {
+  for (size_t i = 0; i < n; i++) {
+    const double x = input[i];
+    const double phi = tanh_form ? 1.0 / (1.0 + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x)))
+                                 : 0.5 * erfc(-x * 0.7071067811865476);
+    output[i] = (float)(x * phi);
+  }
+}
+
+// In double, the variance of the centred values; the sums in index order (as the TypeScript reference).
+void f32_layer_norm__reference(size_t rows, size_t channels, const float* input, const float* scale,
+                               const float* bias, double epsilon, float* output) {
+  for (size_t r = 0; r < rows; r++) {
+    const float* x = input + r * channels;
+    double mean = 0.0, variance = 0.0;
+    for (size_t c = 0; c < channels; c++) mean += x[c];
+    mean /= (double)channels;
+    for (size_t c = 0; c < channels; c++) variance += ((double)x[c] - mean) * ((double)x[c] - mean);
+    const double inverse = 1.0 / sqrt(variance / (double)channels + epsilon);
+    for (size_t c = 0; c < channels; c++) {
+      const double shift = bias != NULL ? bias[c] : 0.0;
+      output[r * channels + c] = (float)(((double)x[c] - mean) * inverse * scale[c] + shift);
+    }
+  }
+}
+
 void whittle_slice_rows(size_t rows, size_t input_row, size_t offset, size_t output_row, const void* input,
                         size_t element_size, void* output) {
   const size_t bytes = output_row * element_size;

@@ -105,13 +105,12 @@ void WHITTLE_FN(f32_softmax_ukernel__)(size_t rows, size_t channels, const float
   }
 }
 
-// 1 / (1 + exp(-x)) in straight-line float and integer arithmetic the compiler vectorizes (expf is a call per
-// element): exp(z) = 2^k * exp(r), k = round(z / ln 2) by the 1.5 * 2^23 rounding trick (whose low mantissa
-// bits then hold k), r = z - k ln 2 in two parts (|r| <= ln 2 / 2), exp(r) by its degree-6 Taylor polynomial
-// (relative error below 2e-7), and 2^k built in the exponent bits. z is clamped to [-87, 87], where 2^k
-// stays a normal float: beyond it the result is within 2e-38 of 0 or 1. NaN stays NaN.
-static inline float WHITTLE_FN(sigmoid_)(float x) {
-  float z = -x;
+// exp(z) in straight-line float and integer arithmetic the compiler vectorizes (expf is a call per element):
+// exp(z) = 2^k * exp(r), k = round(z / ln 2) by the 1.5 * 2^23 rounding trick (whose low mantissa bits then
+// hold k), r = z - k ln 2 in two parts (|r| <= ln 2 / 2), exp(r) by its degree-6 Taylor polynomial (relative
+// error below 2e-7), and 2^k built in the exponent bits. z is clamped to [-87, 87], where 2^k stays a normal
+// float: beyond it exp is within 2e-38 of 0 (the activations below then are within 2e-38 of their limits).
+static inline float WHITTLE_FN(exp_)(float z) {
   z = z < -87.0f ? -87.0f : z;
   z = z > 87.0f ? 87.0f : z;
   const float magic = 12582912.0f;  // 1.5 * 2^23
@@ -130,11 +129,74 @@ static inline float WHITTLE_FN(sigmoid_)(float x) {
   const int32_t scale_bits = (bits - 0x4B400000 + 127) * (1 << 23);
   float scale;
   memcpy(&scale, &scale_bits, sizeof(scale));
-  return 1.0f / (1.0f + p * scale);
+  return p * scale;
 }
+
+// 1 / (1 + exp(-x)). NaN stays NaN.
+static inline float WHITTLE_FN(sigmoid_)(float x) { return 1.0f / (1.0f + WHITTLE_FN(exp_)(-x)); }
 
 void WHITTLE_FN(f32_vsigmoid_ukernel__)(size_t n, const float* restrict x, float* restrict y) {
   for (size_t i = 0; i < n; i++) y[i] = WHITTLE_FN(sigmoid_)(x[i]);
+}
+
+// GELU, x * Phi(x). Exact form: Phi(x) = erfc(-x / sqrt 2) / 2, erfc(z) for z = |x| / sqrt 2 >= 0 by the
+// Chebyshev fit of Numerical Recipes (erfcc: t exp(-z^2 + P(t)), t = 1 / (1 + z / 2), relative error below
+// 1.2e-7 for every z, so the small negative side keeps its relative precision); Phi(x) = 1 - erfc(z) / 2 for
+// x >= 0 and erfc(z) / 2 below. tanh form: Phi(x) ~ (1 + tanh(u)) / 2 = sigmoid(2u),
+// u = sqrt(2 / pi) (x + 0.044715 x^3). One loop per form, each without a test per element, so both vectorize.
+void WHITTLE_FN(f32_vgelu_ukernel__)(size_t n, const float* restrict x, float* restrict y, bool tanh_form) {
+  if (tanh_form) {
+    for (size_t i = 0; i < n; i++) {
+      const float v = x[i];
+      const float u2 = 1.59576912f * (v + 0.044715f * v * v * v);  // 2u
+      y[i] = v * WHITTLE_FN(sigmoid_)(u2);
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const float v = x[i];
+    const float z = fabsf(v) * 0.707106781f;
+    const float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    const float half_erfc = 0.5f * t * WHITTLE_FN(exp_)(p - z * z);
+    y[i] = v * (v >= 0.0f ? 1.0f - half_erfc : half_erfc);
+  }
+}
+
+// Layer normalization of each row, in double and in the order of the runtime's TypeScript reference
+// (agent/runtime/ops/normalization.ts): the mean, the variance of the centred values, then
+// ((x - mean) * inverse) * scale + bias, rounded to float once. Bit-exact with f32_layer_norm__reference and
+// with the TypeScript reference, so that an int8 package's fp32 layer-norm island quantizes to the same codes
+// on both executors. The two sums are sequential (their order is part of the result); the last loop
+// vectorizes.
+void WHITTLE_FN(f32_layer_norm_ukernel__)(size_t rows, size_t channels, const float* restrict input,
+                                          const float* restrict scale, const float* restrict bias,
+                                          double epsilon, float* restrict output) {
+  for (size_t r = 0; r < rows; r++) {
+    const float* restrict x = input + r * channels;
+    float* restrict y = output + r * channels;
+    double mean = 0.0, variance = 0.0;
+    for (size_t c = 0; c < channels; c++) mean += (double)x[c];
+    mean /= (double)channels;
+    for (size_t c = 0; c < channels; c++) variance += ((double)x[c] - mean) * ((double)x[c] - mean);
+    const double inverse = 1.0 / sqrt(variance / (double)channels + epsilon);
+    if (bias != NULL) {
+      for (size_t c = 0; c < channels; c++)
+        y[c] = (float)(((double)x[c] - mean) * inverse * (double)scale[c] + (double)bias[c]);
+    } else {
+      for (size_t c = 0; c < channels; c++)
+        y[c] = (float)(((double)x[c] - mean) * inverse * (double)scale[c] + 0.0);
+    }
+  }
 }
 
 // Two loops rather than a test per element, so that each vectorizes.
@@ -246,6 +308,8 @@ const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
     .softmax = WHITTLE_FN(f32_softmax_ukernel__),
     .vsigmoid = WHITTLE_FN(f32_vsigmoid_ukernel__),
     .vhard_sigmoid = WHITTLE_FN(f32_vhard_sigmoid_ukernel__),
+    .vgelu = WHITTLE_FN(f32_vgelu_ukernel__),
+    .layer_norm = WHITTLE_FN(f32_layer_norm_ukernel__),
     .vmul_channels = WHITTLE_FN(f32_vmul_channels_ukernel__),
     .winograd_input = WHITTLE_FN(f32_winograd_input_ukernel__),
     .winograd_output = WHITTLE_FN(f32_winograd_output_ukernel__),

@@ -196,3 +196,12 @@ void f32_mul_channels(size_t rows, size_t pixels, size_t channels, const float* 
                       float* output, whittle_isa level) {
   f32_simple_ukernels_select(level)->vmul_channels(rows, pixels, channels, a, b, output);
 }
+
+void f32_gelu(size_t n, const float* input, float* output, bool tanh_form, whittle_isa level) {
+  f32_simple_ukernels_select(level)->vgelu(n, input, output, tanh_form);
+}
+
+void f32_layer_norm(size_t rows, size_t channels, const float* input, const float* scale, const float* bias,
+                    double epsilon, float* output, whittle_isa level) {
+  f32_simple_ukernels_select(level)->layer_norm(rows, channels, input, scale, bias, epsilon, output);
+}

@@ -346,6 +346,27 @@ static void test_f32_simple(whittle_isa level) {
       report(close_enough(got, want, n, &where), "f32 %s %s %s n=%zu", swish ? "hard_swish" : "hard_sigmoid",
              level_name, k->name, n);
     }
+    for (int tanh_form = 0; tanh_form < 2; tanh_form++) {
+      f32_gelu__reference(n, a, want, tanh_form);
+      f32_gelu(n, a, got, tanh_form, level);
+      report(close_enough(got, want, n, &where), "f32 gelu%s %s %s n=%zu", tanh_form ? " (tanh)" : "",
+             level_name, k->name, n);
+    }
+    // Rows of 96 channels (ConvNeXt's first stage) and of n, the scale in b and a bias (or none) in a; the
+    // values shifted by 100. Bit-exact (both in double, in one order).
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      const size_t norm_channels = n >= 96 ? 96 : n, norm_rows = n / norm_channels;
+      for (size_t i = 0; i < norm_rows * norm_channels; i++) want[i] = a[i] + 100.0f;
+      float* shifted = xmalloc(n * sizeof(float));
+      memcpy(shifted, want, norm_rows * norm_channels * sizeof(float));
+      const float* bias = with_bias ? a : NULL;
+      f32_layer_norm__reference(norm_rows, norm_channels, shifted, b, bias, 1e-6, want);
+      f32_layer_norm(norm_rows, norm_channels, shifted, b, bias, 1e-6, got, level);
+      report(memcmp(got, want, norm_rows * norm_channels * sizeof(float)) == 0,
+             "f32 layer_norm %s %s %zux%zu bias %d", level_name, k->name, norm_rows, norm_channels,
+             with_bias);
+      free(shifted);
+    }
     // The SE block's N x H x W x C times N x 1 x 1 x C, and one shape times itself (rows = pixels = 1).
     const size_t mul_rows = n >= 33 ? 3 : 1, mul_channels = n >= 33 ? 11 : n,
                  pixels = n / (mul_rows * mul_channels);

@@ -70,6 +70,9 @@ export class ImportContext {
   >();
   /** Nodes another handler converts as part of its own (a folded batch norm). */
   readonly skip = new Set<NodeProto>();
+  /** The Add of a constant bias vector folded into the MatMul before it (decided before conversion,
+   * ops/matmul.ts planMatMulBias), by the MatMul. */
+  readonly biasAddOf = new Map<NodeProto, NodeProto>();
   /** Pad nodes folded into the Conv layers that read them, by the Pad's output name. */
   readonly padOf = new Map<string, NodeProto>();
   /** The node producing each ONNX value (qdq.ts reads weights through their DequantizeLinear). */

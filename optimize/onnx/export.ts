@@ -140,6 +140,22 @@ const ints = (name: string, values: number[]): AttributeProto => ({ name, type: 
 const int = (name: string, value: number): AttributeProto => ({ name, type: 2, i: value });
 const float = (name: string, value: number): AttributeProto => ({ name, type: 1, f: value });
 
+/** GELU as PyTorch's exporter writes it before opset 20 (the compile pass fuses it back, compile/fuse.ts):
+ * x * 0.5 * (1 + erf(x / sqrt 2)), or with tanh(sqrt(2 / pi) (x + 0.044715 x^3)) for the erf. */
+function geluOnnx(w: OnnxGraphWriter, x: string, node: ManifestNode): string {
+  const c = (hint: string, v: number) => w.constant(hint, 'f32', [], [v]);
+  const phi =
+    node.attrs.approximate === 'tanh'
+      ? w.op('Tanh', [
+          w.op('Mul', [
+            w.op('Add', [x, w.op('Mul', [w.op('Pow', [x, c('three', 3)]), c('cubic', 0.044715)])]),
+            c('sqrt_2_over_pi', Math.sqrt(2 / Math.PI)),
+          ]),
+        ])
+      : w.op('Erf', [w.op('Div', [x, c('sqrt2', Math.SQRT2)])]);
+  return w.op('Mul', [w.op('Mul', [x, w.op('Add', [phi, c('one', 1)])]), c('half', 0.5)]);
+}
+
 function numberAttr(node: ManifestNode, key: string, fallback: number): number {
   const v = node.attrs[key];
   return typeof v === 'number' ? v : fallback;
@@ -408,7 +424,8 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
       case 'sigmoid':
       case 'hard_sigmoid':
       case 'hard_swish':
-      case 'silu': {
+      case 'silu':
+      case 'gelu': {
         // int8: QDQ around the float activation, from the input's quantization to the output's (the runtime's
         // lookup table computes the same function on the 256 input values).
         const int8 = specs[x]!.quant !== undefined && specs[x]!.dtype !== 'f32';
@@ -418,13 +435,15 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
           w.op('HardSigmoid', [v], [float('alpha', alpha), float('beta', beta)]);
         // Opset 13 has no HardSwish: x * HardSigmoid(x), the form PyTorch's exporter writes there.
         const y =
-          node.op === 'silu'
-            ? w.op('Mul', [xf, w.op('Sigmoid', [xf])])
-            : node.op === 'sigmoid'
-              ? w.op('Sigmoid', [xf])
-              : node.op === 'hard_sigmoid'
-                ? gate(xf)
-                : w.op('Mul', [xf, gate(xf)]);
+          node.op === 'gelu'
+            ? geluOnnx(w, xf, node)
+            : node.op === 'silu'
+              ? w.op('Mul', [xf, w.op('Sigmoid', [xf])])
+              : node.op === 'sigmoid'
+                ? w.op('Sigmoid', [xf])
+                : node.op === 'hard_sigmoid'
+                  ? gate(xf)
+                  : w.op('Mul', [xf, gate(xf)]);
         if (int8) quantizeTo(y, out, node.name);
         else w.node('Identity', [y], [names[out]!]);
         break;
@@ -518,6 +537,21 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
       case 'transpose':
         w.node('Transpose', [input(x)], [names[out]!], [ints('perm', intsAttr(node, 'perm', []))]);
         break;
+      case 'layer_norm': {
+        // Opset 13 has no LayerNormalization: the mean and variance over the axes from `axis` on, as PyTorch's
+        // exporter spells layer_norm there.
+        const rank = specs[x]!.shape.length;
+        const from = numberAttr(node, 'axis', -1);
+        const axes = [...Array(rank).keys()].slice(from < 0 ? from + rank : from);
+        const mean = (v: string): string => w.op('ReduceMean', [v], [ints('axes', axes), int('keepdims', 1)]);
+        const centered = w.op('Sub', [input(x), mean(input(x))]);
+        const variance = mean(w.op('Mul', [centered, centered]));
+        const epsilon = w.constant('epsilon', 'f32', [], [numberAttr(node, 'epsilon', 1e-5)]);
+        const normalized = w.op('Div', [centered, w.op('Sqrt', [w.op('Add', [variance, epsilon])])]);
+        const scaled = w.op('Mul', [normalized, input(b1)]);
+        w.node(b2 >= 0 ? 'Add' : 'Identity', b2 >= 0 ? [scaled, input(b2)] : [scaled], [names[out]!]);
+        break;
+      }
       case 'batch_norm':
         if (numberAttr(node, 'axis', 1) !== 1) fail('batch norm on an axis other than 1 is not exported');
         w.node(

@@ -25,6 +25,7 @@ import {
 } from './onnx-proto.js';
 import { planConvFusions } from './ops/conv.js';
 import { ONNX_OPS, SUPPORTED_ONNX_OPS } from './ops/index.js';
+import { planMatMulBias } from './ops/matmul.js';
 import { convertQdq, planQdq, shiftUint8 } from './qdq.js';
 
 export { DynamicShapeError, UnsupportedAttributeError, UnsupportedOpsetError } from './import-errors.js';
@@ -154,6 +155,7 @@ export function importOnnx(bytes: Uint8Array, options: OnnxImportOptions = {}): 
 
   planConvFusions(ctx, onnxNodes);
   const graphOutputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
+  planMatMulBias(ctx, onnxNodes, graphOutputs);
   planQdq(ctx, onnxNodes, graphOutputs);
   onnxNodes.forEach((proto, index) => {
     if (ctx.skip.has(proto)) return;

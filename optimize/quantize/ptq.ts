@@ -24,8 +24,8 @@
 // - add (a residual connection): qadd, int8 in, int8 out, each input rescaled from its own quantization and
 //   the sum requantized to the output's calibrated range (TFLite's quantized add); an add that broadcasts,
 //   or that follows a softmax, stays fp32 between dequantize_linear and quantize_linear;
-// - sigmoid, hard_sigmoid, hard_swish (MobileNetV3, EfficientNet): int8 in, int8 out with the output's
-//   calibrated range, through a 256-entry lookup table the runtime builds at load from the two scales;
+// - sigmoid, hard_sigmoid, hard_swish, gelu (MobileNetV3, EfficientNet, ConvNeXt): int8 in, int8 out with the
+//   output's calibrated range, through a 256-entry lookup table the runtime builds at load from the two scales;
 // - x * sigmoid(x) (EfficientNet's SiLU: a mul of a tensor by its sigmoid, the sigmoid read by nothing else):
 //   one silu lookup table from x's quantization to the product's, the sigmoid never written;
 // - any other mul of two activations (the SE block's channel scale): qmul, each operand with its own
@@ -88,6 +88,7 @@ export const QUANTIZABLE_OPS = [
   'sigmoid',
   'hard_sigmoid',
   'hard_swish',
+  'gelu',
   'mul',
   'slice',
   'split',
@@ -267,7 +268,7 @@ function fusedClipsOf(manifest: Manifest): Map<ManifestNode, ManifestNode> {
 }
 
 /** The activations the int8 graph computes through a lookup table (ops/elementwise.ts activationOp). */
-const LOOKUP_ACTIVATIONS: readonly string[] = ['sigmoid', 'hard_sigmoid', 'hard_swish'];
+const LOOKUP_ACTIVATIONS: readonly string[] = ['sigmoid', 'hard_sigmoid', 'hard_swish', 'gelu'];
 
 /** Each mul of a tensor x by sigmoid(x) whose sigmoid has no other reader (and is not a graph output): the
  * sigmoid, by the mul. */
@@ -490,6 +491,7 @@ class Int8GraphWriter {
         case 'sigmoid':
         case 'hard_sigmoid':
         case 'hard_swish':
+        case 'gelu':
           this.writeActivation(node);
           break;
         case 'mul':
@@ -636,7 +638,7 @@ class Int8GraphWriter {
     node.outputs.forEach((y, k) => (int8 ? this.#int8Twin : this.#floatTwin).set(y, written[k]!));
   }
 
-  /** sigmoid / hard_sigmoid / hard_swish from the input's int8 quantization to the output's calibrated one
+  /** sigmoid / hard_sigmoid / hard_swish / gelu from the input's int8 quantization to the output's calibrated one
    * (the runtime's lookup table); fp32 after a softmax. */
   private writeActivation(node: ManifestNode, op = node.op, x = node.inputs[0]!): void {
     const y = node.outputs[0]!;

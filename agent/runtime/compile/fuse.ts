@@ -6,12 +6,15 @@
 // other reader. Pairs the kernels cannot take (a leaky ReLU or sigmoid after a layer, a hard_swish, a
 // residual add that broadcasts or whose other operand is computed after the conv) are reported as not
 // fused. First, hard-swish as exported before opset 14 (x * HardSigmoid(x) with alpha 1/6, beta 0.5)
-// becomes one hard_swish node. At load, an xnor layer also reads the int8 tensor before a dequantize only it
-// reads (fuseXnorDequantize). A batch norm with no layer to fold into (DenseNet's pre-activation ones, after
-// a concat) becomes a 1x1 depthwise conv (batchNormsAsConvs), which the native kernels and the int8
-// quantizer take like any other conv, with the ReLU after it fused as its clamp. A constant-0 pad of the
-// image axes before an average pool (PyTorch's export of count_include_pad pooling: Inception's branches)
-// becomes the pool's own padding, counted (fusePadIntoAvgPool).
+// becomes one hard_swish node, and GELU as exporters spell it (x * 0.5 * (1 + erf(x / sqrt 2)), or with
+// tanh(sqrt(2 / pi) (x + 0.044715 x^3)) for the erf) one gelu node (fuseGelu); a mul by one constant per
+// output column after a fully-connected layer folds into its weights (foldColumnScales). At load, an xnor
+// layer also reads the int8 tensor before a dequantize only it reads (fuseXnorDequantize). A batch norm with
+// no layer to fold into (DenseNet's pre-activation ones, after a concat) becomes a 1x1 depthwise conv
+// (batchNormsAsConvs), which the native kernels and the int8 quantizer take like any other conv, with the
+// ReLU after it fused as its clamp. A constant-0 pad of the image axes before an average pool (PyTorch's
+// export of count_include_pad pooling: Inception's branches) becomes the pool's own padding, counted
+// (fusePadIntoAvgPool).
 import type { ManifestNode } from '../../package/manifest.js';
 import { xnorSignZeroPoint } from '../ops/conv.js';
 import { ADDEND_INPUT, hasAddend, RESIDUAL_ATTRS } from '../ops/residual.js';
@@ -364,6 +367,180 @@ function fuseHardSwish(graph: CompileGraph, report: CompileReport): void {
   });
 }
 
+/** The value of a one-element raw constant, or undefined. */
+function scalarOf(graph: CompileGraph, t: number): number | undefined {
+  const data = t < 0 ? undefined : rawConstant(graph, t);
+  return data !== undefined && data.length === 1 ? Number(data[0]) : undefined;
+}
+
+/** Whether `value` is `want` up to fp32 rounding of the exporter's constant. */
+const near = (value: number | undefined, want: number): boolean =>
+  value !== undefined && Math.abs(value - want) <= 1e-6 * Math.abs(want);
+
+/** GELU spelled with element-wise ops, as PyTorch's exporter writes nn.GELU before opset 20 (and TensorFlow's
+ * graphs): the final mul of x, 0.5 and the gate 1 + erf(x / sqrt 2) (x / sqrt 2 also as x * (1 / sqrt 2)), or
+ * 1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)) (x^3 as pow(x, 3) or x * x * x), grouped either way, becomes
+ * one gelu node (approximate 'none' or 'tanh'). Every node but the last must be read by the pattern alone;
+ * each constant is a one-element fp32 tensor. */
+function fuseGelu(graph: CompileGraph, report: CompileReport): void {
+  const readers = readersOf(graph.nodes);
+  const producers = new Map<number, ManifestNode>();
+  for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
+  const graphOutputs = new Set(graph.outputs.map((o) => o.tensor));
+  const used = new Set<ManifestNode>();
+  /** The f32 node producing t when t is read once (by the pattern) and is no graph output. */
+  const inner = (t: number, op: string): ManifestNode | undefined => {
+    const p = producers.get(t);
+    if (p?.op !== op || p.format !== 'f32' || used.has(p) || graphOutputs.has(t)) return undefined;
+    return readers.get(t)?.length === 1 ? p : undefined;
+  };
+  /** A binary node's operand other than its one-element constant near `want`. */
+  const byScalar = (node: ManifestNode, want: number): number | undefined => {
+    if (node.inputs.length !== 2) return undefined;
+    const [a, b] = node.inputs as [number, number];
+    if (near(scalarOf(graph, b), want)) return a;
+    return near(scalarOf(graph, a), want) ? b : undefined;
+  };
+  /** x^3 as pow(x, 3), or as x * (x * x) in either order. */
+  const cubeNodes = (t: number, x: number): ManifestNode[] | undefined => {
+    const pow = inner(t, 'pow');
+    if (pow !== undefined)
+      return pow.inputs[0] === x && scalarOf(graph, pow.inputs[1]!) === 3 ? [pow] : undefined;
+    const outer = inner(t, 'mul');
+    if (outer === undefined || !outer.inputs.includes(x)) return undefined;
+    const square = inner(outer.inputs[outer.inputs[0] === x ? 1 : 0]!, 'mul');
+    return square?.inputs.every((i) => i === x) ? [outer, square] : undefined;
+  };
+  /** The nodes of the gate 1 + erf(x / sqrt 2) or 1 + tanh(...) of x producing t, and its form. */
+  const gateOf = (t: number, x: number): { nodes: ManifestNode[]; approximate: string } | undefined => {
+    const add = inner(t, 'add');
+    const u = add && byScalar(add, 1);
+    if (add === undefined || u === undefined) return undefined;
+    const erf = inner(u, 'erf');
+    if (erf !== undefined) {
+      const div = inner(erf.inputs[0]!, 'div');
+      const mul = inner(erf.inputs[0]!, 'mul');
+      const scaled =
+        div !== undefined && div.inputs[0] === x && near(scalarOf(graph, div.inputs[1]!), Math.SQRT2)
+          ? div
+          : mul !== undefined && byScalar(mul, Math.SQRT1_2) === x
+            ? mul
+            : undefined;
+      return scaled && { nodes: [add, erf, scaled], approximate: 'none' };
+    }
+    const tanh = inner(u, 'tanh');
+    const scale = tanh && inner(tanh.inputs[0]!, 'mul');
+    const sumT = scale && byScalar(scale, Math.sqrt(2 / Math.PI));
+    const sum = sumT === undefined ? undefined : inner(sumT, 'add');
+    if (tanh === undefined || scale === undefined || sum === undefined || !sum.inputs.includes(x))
+      return undefined;
+    const cubic = inner(sum.inputs[sum.inputs[0] === x ? 1 : 0]!, 'mul');
+    const cubeT = cubic && byScalar(cubic, 0.044715);
+    const cube = cubeT === undefined ? undefined : cubeNodes(cubeT, x);
+    return cube && { nodes: [add, tanh, scale, sum, cubic!, ...cube], approximate: 'tanh' };
+  };
+  /** The GELU ending in mul node `last`: x, its form and the nodes before `last`. */
+  const match = (last: ManifestNode) => {
+    if (last.op !== 'mul' || last.format !== 'f32' || last.inputs.length !== 2) return undefined;
+    const half = byScalar(last, 0.5);
+    if (half !== undefined) {
+      // (x * gate) * 0.5
+      const product = inner(half, 'mul');
+      for (const [x, g] of product ? [product.inputs, [...product.inputs].reverse()] : []) {
+        const gate = gateOf(g!, x!);
+        if (gate) return { x: x!, approximate: gate.approximate, nodes: [product!, ...gate.nodes] };
+      }
+      return undefined;
+    }
+    // (x * 0.5) * gate
+    for (const [h, g] of [last.inputs, [...last.inputs].reverse()]) {
+      const halfNode = inner(h!, 'mul');
+      const x = halfNode && byScalar(halfNode, 0.5);
+      const gate = x === undefined ? undefined : gateOf(g!, x);
+      if (gate) return { x: x!, approximate: gate.approximate, nodes: [halfNode!, ...gate.nodes] };
+    }
+    return undefined;
+  };
+  const replaced = new Map<ManifestNode, ManifestNode>();
+  for (const node of graph.nodes) {
+    const gelu = match(node);
+    if (gelu === undefined) continue;
+    const [x, y] = [graph.tensors[gelu.x]!, graph.tensors[node.outputs[0]!]!];
+    if (x.dtype !== 'f32' || x.shape.join(',') !== y.shape.join(',')) continue;
+    for (const n of gelu.nodes) {
+      used.add(n);
+      report.fused.push({ node: n.name, into: node.name });
+    }
+    const attrs: ManifestNode['attrs'] = gelu.approximate === 'tanh' ? { approximate: 'tanh' } : {};
+    replaced.set(node, { ...node, op: 'gelu', inputs: [gelu.x], attrs });
+  }
+  graph.nodes = graph.nodes.filter((n) => !used.has(n)).map((n) => replaced.get(n) ?? n);
+}
+
+/** A mul of an fp32 fully-connected layer's output (directly, or through the reshape that gives it back its
+ * leading axes: ops from MatMul, optimize/onnx/ops/matmul.ts) by a constant of one value per output column
+ * (shape [..., 1, O]: ConvNeXt's layer scale) folds into the layer's weight rows and bias: w[o][k] * c[o],
+ * b[o] * c[o], as batch norm folds (fp32 rounding aside). The layer must have no clamp, its output and the
+ * reshape's no other reader. */
+function foldColumnScales(graph: CompileGraph, report: CompileReport): void {
+  const readers = readersOf(graph.nodes);
+  const producers = new Map<number, ManifestNode>();
+  for (const node of graph.nodes) for (const o of node.outputs) producers.set(o, node);
+  const replaced = new Map<ManifestNode, ManifestNode>();
+  const removed = new Set<ManifestNode>();
+  for (const mul of graph.nodes) {
+    if (mul.op !== 'mul' || mul.format !== 'f32' || mul.inputs.length !== 2) continue;
+    const [a, b] = mul.inputs as [number, number];
+    const [c, t] = rawConstant(graph, a) instanceof Float32Array ? [a, b] : [b, a];
+    const scale = rawConstant(graph, c);
+    if (!(scale instanceof Float32Array) || rawConstant(graph, t) !== undefined) continue;
+    let reshape = soleProducer(graph, t, mul, readers, producers);
+    const layer =
+      reshape?.op === 'reshape'
+        ? soleProducer(graph, reshape.inputs[0]!, reshape, readers, producers)
+        : reshape;
+    if (reshape?.op !== 'reshape') reshape = undefined;
+    if (layer === undefined || replaced.has(layer) || removed.has(layer)) continue;
+    if (layer.op !== 'fully_connected' || layer.format !== 'f32') continue;
+    if (bound(layer, 'min') !== undefined || bound(layer, 'max') !== undefined) continue;
+    const weights = rawConstant(graph, layer.inputs[1] ?? -1);
+    const biasIndex = layer.inputs[2] ?? -1;
+    const bias = biasIndex >= 0 ? rawConstant(graph, biasIndex) : null;
+    if (!(weights instanceof Float32Array) || !(bias === null || bias instanceof Float32Array)) continue;
+    const [outC, k] = graph.tensors[layer.inputs[1]!]!.shape as [number, number];
+    const [cShape, tShape, yShape] = [c, t, mul.outputs[0]!].map((i) => graph.tensors[i]!.shape);
+    if (
+      scale.length !== outC ||
+      cShape!.at(-1) !== outC ||
+      cShape!.length > tShape!.length ||
+      tShape!.at(-1) !== outC ||
+      tShape!.join(',') !== yShape!.join(',')
+    )
+      continue;
+    const w = graph.tensors[layer.inputs[1]!]!;
+    const scaled = weights.map((v, i) => v * scale[Math.floor(i / k)]!);
+    const wScaled = addTensor(graph, { ...w, name: `${w.name}/scaled` }, scaled);
+    const bScaled =
+      bias === null
+        ? -1
+        : addTensor(
+            graph,
+            { name: `${layer.name}.scaled_bias`, dtype: 'f32', shape: [outC] },
+            bias.map((v, o) => v * scale[o]!),
+          );
+    const inputs = [layer.inputs[0]!, wScaled, bScaled];
+    if (reshape === undefined) {
+      replaced.set(layer, { ...layer, inputs, outputs: [...mul.outputs] });
+    } else {
+      replaced.set(layer, { ...layer, inputs });
+      replaced.set(reshape, { ...reshape, outputs: [...mul.outputs] });
+    }
+    removed.add(mul);
+    report.fused.push({ node: mul.name, into: layer.name });
+  }
+  graph.nodes = graph.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+}
+
 /** An xnor layer reads the int8 tensor before a dequantize that only it reads (the int8 stem of an XNOR-Net
  * feeding its first binary layer): the layer needs only the signs, and scale * (q - zeroPoint) < 0 exactly
  * when q < zeroPoint for the positive per-tensor scales xnorSignZeroPoint accepts, so the results are
@@ -386,6 +563,8 @@ function fuseXnorDequantize(graph: CompileGraph, report: CompileReport): void {
 export function fuseLayers(graph: CompileGraph, report: CompileReport, fuseResidual?: boolean): void {
   fuseHardSwish(graph, report);
   fusePadIntoAvgPool(graph, report);
+  fuseGelu(graph, report);
+  foldColumnScales(graph, report);
   for (const kind of ['batch_norm', 'residual', 'clip'] as const) {
     if (kind === 'residual') {
       if (fuseResidual !== undefined) fuseResidualAdds(graph, report, fuseResidual);

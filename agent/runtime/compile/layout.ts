@@ -53,6 +53,7 @@ const ELEMENTWISE_UNARY = new Set([
   'hard_sigmoid',
   'hard_swish',
   'silu',
+  'gelu',
   'identity',
   'quantize_linear',
   'dequantize_linear',

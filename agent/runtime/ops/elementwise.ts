@@ -1,10 +1,11 @@
 // Element by element: add and mul with numpy broadcasting (integers wrap like the ONNX reference), sub,
 // div, pow and prelu (fp32, broadcasting too), the quantized add and mul (qadd, qmul), clip, leaky_relu,
-// sigmoid, sqrt, exp, tanh, erf, hard_sigmoid, hard_swish and silu (x * sigmoid(x)). sigmoid, hard_sigmoid,
-// hard_swish and silu also take int8 / uint8 (the MobileNetV3 / EfficientNet activations of an int8 package): a 256-entry lookup table from
+// sigmoid, sqrt, exp, tanh, erf, hard_sigmoid, hard_swish, silu (x * sigmoid(x)) and gelu (x * Phi(x), ConvNeXt's;
+// attribute approximate: 'none' or 'tanh', as ONNX Gelu and PyTorch). sigmoid, hard_sigmoid, hard_swish, silu
+// and gelu also take int8 / uint8 (the MobileNetV3 / EfficientNet / ConvNeXt activations of an int8 package): a 256-entry lookup table from
 // the input's quantization to the output's declared one, built at load (reference-ops lookupTable).
 import type { ManifestNode } from '../../package/manifest.js';
-import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick } from '../attributes.js';
+import { expect, input, intAttr, isInt8, needQuant, numberAttr, pick, stringAttr } from '../attributes.js';
 import { type Executor, f32AndInt8, type OpDefinition, perImage, type PrepareContext } from '../executor.js';
 import type { AffineQuantization } from '../number/requantization.js';
 import { intRange } from '../number/saturation.js';
@@ -172,7 +173,7 @@ function activationOp(name: string, make: (node: ManifestNode) => (v: number) =>
   };
 }
 
-/** The lookup table of an int8 sigmoid / hard_sigmoid / hard_swish / silu node (the reference and the native
+/** The lookup table of an int8 sigmoid / hard_sigmoid / hard_swish / silu / gelu node (the reference and the native
  * kernel look up the same one). */
 export function activationTable(context: PrepareContext): Int8Array | Uint8Array {
   const { node } = context;
@@ -197,6 +198,14 @@ function hardSigmoidOf(node: ManifestNode): (v: number) => number {
   return (v) => Math.min(1, Math.max(0, a * v + b));
 }
 
+/** GELU, x * Phi(x): Phi the normal CDF, (1 + erf(x / sqrt 2)) / 2, or with approximate 'tanh' its
+ * (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) / 2. */
+export function geluOf(node: ManifestNode): (v: number) => number {
+  if (stringAttr(node, 'approximate', ['none', 'tanh'], 'none') === 'tanh')
+    return (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+  return (v) => 0.5 * v * (1 + erf(v / Math.SQRT2));
+}
+
 /** The real functions of the activations that take int8 through a lookup table. */
 const ACTIVATIONS = {
   sigmoid: () => sigmoid,
@@ -208,6 +217,7 @@ const ACTIVATIONS = {
   },
   /** x * sigmoid(x) (SiLU, EfficientNet's swish): what the quantizer writes for a mul of x by its sigmoid. */
   silu: () => (v: number) => v * sigmoid(v),
+  gelu: geluOf,
 } satisfies Record<string, (node: ManifestNode) => (v: number) => number>;
 
 const clip = unaryOp(
@@ -344,4 +354,5 @@ export const ELEMENTWISE_OPS = {
   hard_sigmoid: activationOp('hard_sigmoid', ACTIVATIONS.hard_sigmoid),
   hard_swish: activationOp('hard_swish', ACTIVATIONS.hard_swish),
   silu: activationOp('silu', ACTIVATIONS.silu),
+  gelu: activationOp('gelu', ACTIVATIONS.gelu),
 } satisfies Record<string, OpDefinition>;

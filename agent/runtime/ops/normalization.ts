@@ -47,7 +47,8 @@ const batchNorm: OpDefinition = {
 };
 
 /** Normalizes `groups` sets of `count` elements each: element k of set s is at offset(s, k); its scale and
- * bias index is param(s, k). */
+ * bias index is param(s, k). In double, the sums in k order: the native layer_norm (f32_layer_norm) computes
+ * the same operations in the same order and is bit-exact with this. */
 function normalizeSets(
   x: ArrayLike<number>,
   y: { [i: number]: number },
@@ -64,7 +65,10 @@ function normalizeSets(
     for (let k = 0; k < count; k++) mean += x[offset(s, k)]!;
     mean /= count;
     let variance = 0;
-    for (let k = 0; k < count; k++) variance += (x[offset(s, k)]! - mean) ** 2;
+    for (let k = 0; k < count; k++) {
+      const d = x[offset(s, k)]! - mean;
+      variance += d * d;
+    }
     const inv = 1 / Math.sqrt(variance / count + epsilon);
     for (let k = 0; k < count; k++) {
       const at = offset(s, k);

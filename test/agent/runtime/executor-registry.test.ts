@@ -164,6 +164,20 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
   hard_sigmoid: (format) => ({ attrs: { alpha: 0.3, beta: 0.4 }, inputs: [activation(format, [3, 17])] }),
   hard_swish: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
   silu: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
+  // The tanh form on the int8 table, the erf form on the fp32 kernel (the C tests check both forms of it).
+  gelu: (format) => ({
+    attrs: format === 'int8' ? { approximate: 'tanh' } : { approximate: 'none' },
+    inputs: [activation(format, [3, 17])],
+  }),
+  // ConvNeXt's channels-last LayerNorm: over the last axis of NHWC, with a scale and a bias.
+  layer_norm: () => ({
+    attrs: { axis: -1, epsilon: 1e-6 },
+    inputs: [
+      activation('f32', [2, 3, 4, 19]),
+      { spec: { dtype: 'f32', shape: [19] }, data: normal(19) },
+      { spec: { dtype: 'f32', shape: [19] }, data: normal(19) },
+    ],
+  }),
   // The SE block's scale: N x H x W x C times N x 1 x 1 x C.
   mul: (format) => ({
     attrs: {},

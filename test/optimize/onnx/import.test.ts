@@ -188,3 +188,71 @@ test('a file that is not ONNX and a Reshape with a runtime shape are refused wit
   });
   assert.throws(() => importOnnx(bytes), /shape must be a constant/);
 });
+
+test('nn.Linear on an NHWC tensor with a tanh GELU and a layer scale: fully_connected layers, one gelu, the scale folded', () => {
+  const random = new SeededRandom(5);
+  const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => random.normal());
+  const [w1, b1, w2, b2, gamma] = [values(4 * 6), values(6), values(6 * 4), values(4), values(4)];
+  const scalar = (name: string, v: number) => floatTensor(name, [], [v]);
+  const node = (op: string, inputs: string[], out: string): NodeSpec => ({
+    op,
+    name: out,
+    inputs,
+    outputs: [out],
+  });
+  const model = load(
+    buildModel({
+      nodes: [
+        node('MatMul', ['x', 'w1'], 'm1'),
+        node('Add', ['b1', 'm1'], 'h'),
+        // PyTorch's GELU(approximate='tanh') before opset 20.
+        node('Pow', ['h', 'three'], 'cube'),
+        node('Mul', ['cube', 'c'], 'cubic'),
+        node('Add', ['h', 'cubic'], 'inner'),
+        node('Mul', ['inner', 'k'], 'scaled'),
+        node('Tanh', ['scaled'], 't'),
+        node('Add', ['t', 'one'], 'gate'),
+        node('Mul', ['h', 'gate'], 'product'),
+        node('Mul', ['product', 'half'], 'g'),
+        node('MatMul', ['g', 'w2'], 'm2'),
+        node('Add', ['m2', 'b2'], 'o'),
+        node('Mul', ['o', 'gamma'], 'y'),
+      ],
+      inputs: [{ name: 'x', dims: [1, 2, 3, 4] }],
+      outputs: [{ name: 'y', dims: [1, 2, 3, 4] }],
+      initializers: [
+        floatTensor('w1', [4, 6], w1),
+        floatTensor('b1', [6], b1),
+        floatTensor('w2', [6, 4], w2),
+        floatTensor('b2', [4], b2),
+        floatTensor('gamma', [4], gamma),
+        scalar('three', 3),
+        scalar('c', 0.044715),
+        scalar('k', Math.sqrt(2 / Math.PI)),
+        scalar('one', 1),
+        scalar('half', 0.5),
+      ],
+    }),
+  );
+  assert.deepEqual(
+    model.manifest.nodes.map((n) => n.op),
+    ['reshape', 'fully_connected', 'reshape', 'gelu', 'reshape', 'fully_connected', 'reshape'],
+  );
+  assert.equal(model.manifest.nodes[3]!.attrs.approximate, 'tanh');
+  assert.deepEqual(model.execution.typescriptNodes, []);
+  const x = values(24);
+  const [y] = model.run([x]);
+  for (let r = 0; r < 6; r++) {
+    const hidden = Array.from({ length: 6 }, (_, j) => {
+      let h = b1[j]!;
+      for (let k = 0; k < 4; k++) h += x[r * 4 + k]! * w1[k * 6 + j]!;
+      return 0.5 * h * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (h + 0.044715 * h ** 3)));
+    });
+    for (let o = 0; o < 4; o++) {
+      let sum = b2[o]!;
+      for (let j = 0; j < 6; j++) sum += hidden[j]! * w2[j * 4 + o]!;
+      const expected = sum * gamma[o]!;
+      assert.ok(Math.abs(y!.data[r * 4 + o]! - expected) < 1e-5, `${y!.data[r * 4 + o]} vs ${expected}`);
+    }
+  }
+});
