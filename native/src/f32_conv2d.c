@@ -342,6 +342,23 @@ WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, si
   }
 }
 
+// One tile of `rows` <= MR pixels x `nc` columns of the indirect GEMM (c: its first pixel's first column,
+// rows output_channels apart). A tile of 1 or 2 rows (the last of a layer whose pixels are not a multiple of
+// MR, e.g. the 9 of a 3x3 output) runs the 1-row kernel per row rather than all MR rows of the tile kernel.
+WHITTLE_HOT static void igemm_tile(const f32_conv2d_op* op, size_t rows, size_t nc, const float* const* a,
+                                   const float* packed, float* c) {
+  const size_t c_stride = op->shape.output_channels;
+  if (op->narrow != NULL) {
+    op->narrow->fn(rows, nc, op->pairs, op->singles, a, op->k_offsets, packed, c, c_stride, op->min, op->max);
+  } else if (rows <= 2 && op->igemm->fn_1 != NULL) {
+    for (size_t r = 0; r < rows; r++)
+      op->igemm->fn_1(1, nc, op->k, a + r, op->k_offsets, packed, c + r * c_stride, c_stride, op->min,
+                      op->max);
+  } else {
+    op->igemm->fn(rows, nc, op->k, a, op->k_offsets, packed, c, c_stride, op->min, op->max);
+  }
+}
+
 // Tiles of up to MR consecutive output pixels (a tile may cross output rows and images); the kernel gets the
 // place in the padded input of each pixel's first tap.
 WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, size_t end) {
@@ -358,13 +375,7 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
     const size_t rows = end - m0 < mr ? end - m0 : mr;
     if (s->groups == 1) {  // one kernel call over every output channel, the pointers read in place
       for (size_t r = 0; r < rows; r++) a[r] = image + whittle_conv2d_origin_walk_next(&walk);
-      if (op->narrow != NULL) {
-        op->narrow->fn(rows, channels, op->pairs, op->singles, a, op->k_offsets, op->packed,
-                       op->output + m0 * channels, channels, op->min, op->max);
-      } else {
-        op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels,
-                      channels, op->min, op->max);
-      }
+      igemm_tile(op, rows, channels, a, op->packed, op->output + m0 * channels);
       add_tile(op, m0 * channels, rows * channels);
       continue;
     }
@@ -374,12 +385,7 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
       for (size_t r = 0; r < rows; r++) a[r] = origin[r] + g * op->cin_g;
       const float* packed = op->packed + g * op->packed_group_floats;
       float* c = op->output + m0 * channels + g * op->cout_g;
-      if (op->narrow != NULL) {
-        op->narrow->fn(rows, op->cout_g, op->pairs, op->singles, a, op->k_offsets, packed, c, channels,
-                       op->min, op->max);
-      } else {
-        op->igemm->fn(rows, op->cout_g, op->k, a, op->k_offsets, packed, c, channels, op->min, op->max);
-      }
+      igemm_tile(op, rows, op->cout_g, a, packed, c);
     }
     add_tile(op, m0 * channels, rows * channels);
   }

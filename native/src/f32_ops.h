@@ -83,6 +83,9 @@ typedef struct f32_igemm_ukernel {
   whittle_isa isa;
   f32_igemm_ukernel_fn fn;
   uint8_t mr, nr;
+  // A 1-row variant with the same packing (NULL if none): runs the last 1 or 2 pixels of a layer (a 3x3
+  // output of 9 pixels is a tile of 8 and one of 1) without computing MR rows.
+  f32_igemm_ukernel_fn fn_1;
   // The kernels of the same ISA for layers of at most 16 output channels, or NULL (this one runs them):
   // `narrow` for any reduction, `narrow_paired` when every element pairs (no singles).
   const f32_igemm_narrow_ukernel* narrow;

@@ -34,7 +34,9 @@ DECLARE_GEMM(f32_gemm_minmax_ukernel_1x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x32__avx512);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x32__avx512);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_1x16__avx2);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_6x16__avx2);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_1x32__avx512);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_8x32__avx512);
 DECLARE_IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_8x16c2__avx512);
 DECLARE_IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_12x16c2__avx512);
@@ -50,6 +52,7 @@ extern const f32_simple_ukernels f32_simple_ukernels__avx512;
 #if defined(__aarch64__) || defined(__ARM_NEON)
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x8__neon);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_4x8__neon);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_1x8__neon);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_4x8__neon);
 DECLARE_PPMM(f32_ppmm_ukernel_4x8__neon);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c8__neon);
@@ -60,9 +63,10 @@ extern const f32_simple_ukernels f32_simple_ukernels__neon;
 // fn_1: the 1-row variant with the same packing, or NULL.
 #define GEMM(name, isa, mr, nr, fn_1) \
   { #name, isa, name, mr, nr, fn_1 }
-// narrow, narrow_paired: the f32_igemm_narrow_ukernels of the same ISA, or NULL.
-#define IGEMM(name, isa, mr, nr, narrow, narrow_paired) \
-  { #name, isa, name, mr, nr, narrow, narrow_paired }
+// fn_1: the 1-row variant with the same packing, or NULL; narrow, narrow_paired: the
+// f32_igemm_narrow_ukernels of the same ISA, or NULL.
+#define IGEMM(name, isa, mr, nr, fn_1, narrow, narrow_paired) \
+  { #name, isa, name, mr, nr, fn_1, narrow, narrow_paired }
 #define IGEMM_NARROW(name, mr) \
   { #name, name, mr }
 #define PPMM(name, isa, mr, nr) \
@@ -93,14 +97,17 @@ static const f32_igemm_narrow_ukernel f32_igemm_narrow_12x16c2__avx512 =
 
 const f32_igemm_ukernel f32_igemm_ukernels[] = {
 #if defined(__x86_64__)
-    IGEMM(f32_igemm_minmax_ukernel_8x32__avx512, WHITTLE_ISA_AVX512, 8, 32, &f32_igemm_narrow_8x16c2__avx512,
+    IGEMM(f32_igemm_minmax_ukernel_8x32__avx512, WHITTLE_ISA_AVX512, 8, 32,
+          f32_igemm_minmax_ukernel_1x32__avx512, &f32_igemm_narrow_8x16c2__avx512,
           &f32_igemm_narrow_12x16c2__avx512),
-    IGEMM(f32_igemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, NULL, NULL),
+    IGEMM(f32_igemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, f32_igemm_minmax_ukernel_1x16__avx2,
+          NULL, NULL),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    IGEMM(f32_igemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, NULL, NULL),
+    IGEMM(f32_igemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, f32_igemm_minmax_ukernel_1x8__neon,
+          NULL, NULL),
 #endif
-    IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL, NULL),
+    IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL, NULL, NULL),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(f32_igemm)
 
