@@ -54,6 +54,9 @@ struct f32_conv2d_op {
   float add_min, add_max;
 };
 
+// Pixels per call of the depthwise kernel (f32_dwconv_ukernel_fn): the kernels run 4 at a time.
+#define DWCONV_PIXELS 8
+
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 // The narrow kernel's reduction: in order, each element that is followed in memory by the next one forms a
@@ -196,7 +199,7 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
         p += cb;
       }
     }
-    op->scratch_bytes_per_thread = taps * sizeof(const float*);
+    op->scratch_bytes_per_thread = DWCONV_PIXELS * taps * sizeof(const float*);
   } else if (winograd_fits(shape)) {
     if (!winograd_create(op, weights, bias, level)) goto fail;
   } else {
@@ -456,15 +459,21 @@ WHITTLE_HOT static void winograd_task(void* context, size_t thread, size_t begin
   }
 }
 
+// Output pixels [begin, end) of a depthwise conv but the 3x3 ones, DWCONV_PIXELS at a time: their tap
+// pointers, then one kernel call (which runs several pixels at once).
 WHITTLE_HOT static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
+  const size_t taps = s->kernel_height * s->kernel_width;
   const float** indirection = (const float**)(op->scratch + thread * op->scratch_bytes_per_thread);
-  for (size_t m = begin; m < end; m++) {
-    f32_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m, op->zero, indirection);
-    op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
-                   op->output + m * s->output_channels, op->min, op->max);
-    add_tile(op, m * s->output_channels, s->output_channels);
+  for (size_t m0 = begin; m0 < end; m0 += DWCONV_PIXELS) {
+    const size_t pixels = end - m0 < DWCONV_PIXELS ? end - m0 : DWCONV_PIXELS;
+    for (size_t p = 0; p < pixels; p++)
+      f32_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m0 + p, op->zero,
+                          indirection + p * taps);
+    op->dwconv->fn(pixels, s->output_channels, taps, indirection, op->packed,
+                   op->output + m0 * s->output_channels, op->min, op->max);
+    add_tile(op, m0 * s->output_channels, pixels * s->output_channels);
   }
 }
 

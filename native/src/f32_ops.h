@@ -47,10 +47,11 @@ typedef void (*f32_igemm_narrow_ukernel_fn)(size_t mr, size_t nc, size_t pairs, 
                                             const float* packed_w, float* c, size_t c_stride, float min,
                                             float max);
 
-// output[c] = clamp(bias[c] + sum_t input[t][c] * w[t][c], min, max) for c < channels; input[t] points to
-// `channels` floats (a row of the input or a zero buffer). packed_w: per block of CB channels, CB biases
-// then taps x CB weights (tap-major), channels past `channels` zero.
-typedef void (*f32_dwconv_ukernel_fn)(size_t channels, size_t taps, const float* const* input,
+// For each pixel p < pixels: output[p * channels + c] = clamp(bias[c] + sum_t input[p * taps + t][c] *
+// w[t][c], min, max) for c < channels; input[p * taps + t] points to `channels` floats (a pixel of the input
+// or a zero buffer). packed_w: per block of CB channels, CB biases then taps x CB weights (tap-major),
+// channels past `channels` zero.
+typedef void (*f32_dwconv_ukernel_fn)(size_t pixels, size_t channels, size_t taps, const float* const* input,
                                       const float* packed_w, float* output, float min, float max);
 
 // One output row of a 3x3 depthwise convolution (dilation 1, the same packing as f32_dwconv_ukernel_fn with

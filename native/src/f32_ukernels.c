@@ -16,8 +16,8 @@
 #define DECLARE_PPMM(name) \
   void name(size_t kc, const float* a, const float* b, float* c, size_t ldc, int accumulate)
 #define DECLARE_DWCONV(name)                                                                        \
-  void name(size_t channels, size_t taps, const float* const* input, const float* w, float* output, \
-            float min, float max)
+  void name(size_t pixels, size_t channels, size_t taps, const float* const* input, const float* w, \
+            float* output, float min, float max)
 #define DECLARE_DWCONV3X3(name)                                                                             \
   void name(size_t channels, size_t output_width, const float* const* rows, size_t input_width,             \
             size_t stride, size_t padding_left, const float* pad, const float* w, float* output, float min, \
