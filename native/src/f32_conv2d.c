@@ -155,6 +155,31 @@ static bool winograd_create(f32_conv2d_op* op, const float* weights, const float
   return true;
 }
 
+// Rows a GEMM of MR-row tiles computes for m pixels: a last tile of 1 or 2 rows runs the 1-row kernel (when
+// there is one), any other runs all MR rows.
+static size_t gemm_rows_computed(size_t m, size_t mr, bool one_row) {
+  const size_t rest = m % mr;
+  return m - rest + (rest == 0 ? 0 : rest <= 2 && one_row ? rest : mr);
+}
+
+// Whether a direct 1x1 conv runs faster on the indirect GEMM (k_offsets 0, 1, ..., reading the rows in
+// place as the GEMM does) than on the GEMM. Per multiply-add the GEMM's tile is as fast or faster (1x1 layers
+// of 225-1024 pixels: the AVX-512 8x32 indirect tile took 1.00-1.10x the 6x32 GEMM's time), so the indirect
+// one takes a layer when:
+//   - it has at most 16 output channels and at least 8 pixels, for the narrow kernel (SqueezeNet's squeezes,
+//     MNASNet's 8 and 16-channel projections: 0.80-0.94x);
+//   - its tiles compute at least 10% fewer rows past the layer's pixels (9 pixels: 8 + 1 rows against 6 + 6,
+//     0.94-0.97x; 16: 16 against 18, 0.89-0.96x; but 4: 8 against 6, 1.2x, stays on the GEMM).
+static bool direct_takes_igemm(const f32_conv2d_op* op, whittle_isa level) {
+  const f32_igemm_ukernel* igemm = f32_igemm_ukernel_select(level);
+  const f32_gemm_ukernel* gemm = f32_gemm_ukernel_select(level);
+  const size_t m = op->shape.batch * op->output_height * op->output_width;
+  if (op->cout_g <= 16 && igemm->narrow != NULL) return m >= 8;
+  const size_t by_igemm = gemm_rows_computed(m, igemm->mr, igemm->fn_1 != NULL);
+  const size_t by_gemm = gemm_rows_computed(m, gemm->mr, gemm->fn_1 != NULL);
+  return 10 * by_igemm <= 9 * by_gemm;
+}
+
 f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float* weights, const float* bias,
                                  float min, float max, whittle_isa level) {
   if (whittle_conv2d_shape_problem(shape) != NULL || !(min <= max)) return NULL;
@@ -204,8 +229,9 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
     if (!winograd_create(op, weights, bias, level)) goto fail;
   } else {
     // Every conv but the direct 1x1 ones takes the indirect GEMM when its padded input and offsets fit
-    // their limits.
-    if (!op->direct && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
+    // their limits; a direct one too where its tiles waste fewer rows there (direct_takes_igemm).
+    if (whittle_conv2d_padded_input_plan(shape, &op->padded_plan) &&
+        (!op->direct || direct_takes_igemm(op, level))) {
       op->igemm = f32_igemm_ukernel_select(level);
     } else {
       op->gemm = f32_gemm_ukernel_select(level);
