@@ -155,29 +155,15 @@ static bool winograd_create(f32_conv2d_op* op, const float* weights, const float
   return true;
 }
 
-// Rows a GEMM of MR-row tiles computes for m pixels: a last tile of 1 or 2 rows runs the 1-row kernel (when
-// there is one), any other runs all MR rows.
-static size_t gemm_rows_computed(size_t m, size_t mr, bool one_row) {
-  const size_t rest = m % mr;
-  return m - rest + (rest == 0 ? 0 : rest <= 2 && one_row ? rest : mr);
-}
-
-// Whether a direct 1x1 conv runs faster on the indirect GEMM (k_offsets 0, 1, ..., reading the rows in
-// place as the GEMM does) than on the GEMM. Per multiply-add the GEMM's tile is as fast or faster (1x1 layers
-// of 225-1024 pixels: the AVX-512 8x32 indirect tile took 1.00-1.10x the 6x32 GEMM's time), so the indirect
-// one takes a layer when:
-//   - it has at most 16 output channels and at least 8 pixels, for the narrow kernel (SqueezeNet's squeezes,
-//     MNASNet's 8 and 16-channel projections: 0.80-0.94x);
-//   - its tiles compute at least 10% fewer rows past the layer's pixels (9 pixels: 8 + 1 rows against 6 + 6,
-//     0.94-0.97x; 16: 16 against 18, 0.89-0.96x; but 4: 8 against 6, 1.2x, stays on the GEMM).
+// Whether a direct 1x1 conv runs on the indirect GEMM (k_offsets 0, 1, ..., reading the rows in place as
+// the GEMM does) rather than on the GEMM: only for the narrow kernel of at most 16 output channels, on at
+// least 8 pixels (SqueezeNet's squeezes, MNASNet's 8 and 16-channel projections: 0.80-0.94x the GEMM's
+// time; a fully-connected layer of batch 1 on it took 1.2x). Otherwise the GEMM's tile is as fast or faster
+// per multiply-add (1x1 layers of 225-1024 pixels: the AVX-512 8x32 indirect tile took 1.00-1.10x the 6x32
+// GEMM's time; 9 pixels, 8 + 1 rows against 6 + 4: 0.98-1.0x).
 static bool direct_takes_igemm(const f32_conv2d_op* op, whittle_isa level) {
-  const f32_igemm_ukernel* igemm = f32_igemm_ukernel_select(level);
-  const f32_gemm_ukernel* gemm = f32_gemm_ukernel_select(level);
   const size_t m = op->shape.batch * op->output_height * op->output_width;
-  if (op->cout_g <= 16 && igemm->narrow != NULL) return m >= 8;
-  const size_t by_igemm = gemm_rows_computed(m, igemm->mr, igemm->fn_1 != NULL);
-  const size_t by_gemm = gemm_rows_computed(m, gemm->mr, gemm->fn_1 != NULL);
-  return 10 * by_igemm <= 9 * by_gemm;
+  return op->cout_g <= 16 && f32_igemm_ukernel_select(level)->narrow != NULL && m >= 8;
 }
 
 f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float* weights, const float* bias,
@@ -324,6 +310,21 @@ WHITTLE_HOT static void add_tile(const f32_conv2d_op* op, size_t first, size_t n
   op->simple->vadd(n, c, op->addend + first, c, op->add_min, op->add_max);
 }
 
+// One tile of `rows` <= MR rows of the GEMM (f32_gemm_ukernel_fn's arguments): a tile of 1 or 2 rows runs the
+// 1-row kernel per row, one of 3 or 4 the 4-row kernel, where the ISA has them, rather than all MR rows.
+WHITTLE_HOT static void gemm_tile(const f32_gemm_ukernel* gemm, size_t rows, size_t nc, size_t kc,
+                                  const float* a, size_t a_stride, const float* packed, float* c,
+                                  size_t c_stride, float min, float max) {
+  if (rows <= 2 && gemm->fn_1 != NULL) {
+    for (size_t r = 0; r < rows; r++)
+      gemm->fn_1(1, nc, kc, a + r * a_stride, a_stride, packed, c + r * c_stride, c_stride, min, max);
+  } else if (rows <= 4 && gemm->fn_4 != NULL) {
+    gemm->fn_4(rows, nc, kc, a, a_stride, packed, c, c_stride, min, max);
+  } else {
+    gemm->fn(rows, nc, kc, a, a_stride, packed, c, c_stride, min, max);
+  }
+}
+
 WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -356,16 +357,8 @@ WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, si
         a = a_tile;
         a_stride = op->k;
       }
-      const float* packed = op->packed + g * op->packed_group_floats;
-      float* c = op->output + m0 * s->output_channels + g * op->cout_g;
-      if (rows <= 2 && op->gemm->fn_1 != NULL) {
-        for (size_t r = 0; r < rows; r++) {
-          op->gemm->fn_1(1, op->cout_g, op->k, a + r * a_stride, a_stride, packed, c + r * s->output_channels,
-                         s->output_channels, op->min, op->max);
-        }
-      } else {
-        op->gemm->fn(rows, op->cout_g, op->k, a, a_stride, packed, c, s->output_channels, op->min, op->max);
-      }
+      gemm_tile(op->gemm, rows, op->cout_g, op->k, a, a_stride, op->packed + g * op->packed_group_floats,
+                op->output + m0 * s->output_channels + g * op->cout_g, s->output_channels, op->min, op->max);
     }
     add_tile(op, m0 * s->output_channels, rows * s->output_channels);
   }
@@ -460,12 +453,7 @@ WHITTLE_HOT static void winograd_task(void* context, size_t thread, size_t begin
           const size_t tile_rows = n_tiles - m0 < mr ? n_tiles - m0 : mr;
           const float* a = v + (p * block + m0) * cin;
           float* c = m + (p * block + m0) * cout + n0;
-          if (tile_rows <= 2 && op->gemm->fn_1 != NULL) {
-            for (size_t r = 0; r < tile_rows; r++)
-              op->gemm->fn_1(1, cols, cin, a + r * cin, cin, packed, c + r * cout, cout, -INFINITY, INFINITY);
-          } else {
-            op->gemm->fn(tile_rows, cols, cin, a, cin, packed, c, cout, -INFINITY, INFINITY);
-          }
+          gemm_tile(op->gemm, tile_rows, cols, cin, a, cin, packed, c, cout, -INFINITY, INFINITY);
         }
       }
     }

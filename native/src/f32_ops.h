@@ -71,6 +71,9 @@ typedef struct f32_gemm_ukernel {
   // A 1-row variant with the same packing (NULL if none): runs tiles of 1 or 2 rows (fully-connected with
   // batch 1, and the last rows of a conv) without computing MR rows.
   f32_gemm_ukernel_fn fn_1;
+  // A 4-row variant with the same packing (NULL if none, as where MR is 4): runs tiles of 3 or 4 rows (a 2x2
+  // output, the last rows of a conv) without computing MR rows.
+  f32_gemm_ukernel_fn fn_4;
 } f32_gemm_ukernel;
 
 typedef struct f32_igemm_narrow_ukernel {

@@ -31,8 +31,10 @@ DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c4__scalar);
 extern const f32_simple_ukernels f32_simple_ukernels__scalar;
 #if defined(__x86_64__)
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x16__avx2);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_4x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x32__avx512);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_4x32__avx512);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x32__avx512);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_1x16__avx2);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_6x16__avx2);
@@ -60,9 +62,9 @@ DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c8__neon);
 extern const f32_simple_ukernels f32_simple_ukernels__neon;
 #endif
 
-// fn_1: the 1-row variant with the same packing, or NULL.
-#define GEMM(name, isa, mr, nr, fn_1) \
-  { #name, isa, name, mr, nr, fn_1 }
+// fn_1, fn_4: the 1-row and 4-row variants with the same packing, or NULL.
+#define GEMM(name, isa, mr, nr, fn_1, fn_4) \
+  { #name, isa, name, mr, nr, fn_1, fn_4 }
 // fn_1: the 1-row variant with the same packing, or NULL; narrow, narrow_paired: the
 // f32_igemm_narrow_ukernels of the same ISA, or NULL.
 #define IGEMM(name, isa, mr, nr, fn_1, narrow, narrow_paired) \
@@ -78,13 +80,14 @@ extern const f32_simple_ukernels f32_simple_ukernels__neon;
 const f32_gemm_ukernel f32_gemm_ukernels[] = {
 #if defined(__x86_64__)
     GEMM(f32_gemm_minmax_ukernel_6x32__avx512, WHITTLE_ISA_AVX512, 6, 32,
-         f32_gemm_minmax_ukernel_1x32__avx512),
-    GEMM(f32_gemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, f32_gemm_minmax_ukernel_1x16__avx2),
+         f32_gemm_minmax_ukernel_1x32__avx512, f32_gemm_minmax_ukernel_4x32__avx512),
+    GEMM(f32_gemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, f32_gemm_minmax_ukernel_1x16__avx2,
+         f32_gemm_minmax_ukernel_4x16__avx2),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    GEMM(f32_gemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, f32_gemm_minmax_ukernel_1x8__neon),
+    GEMM(f32_gemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, f32_gemm_minmax_ukernel_1x8__neon, NULL),
 #endif
-    GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL),
+    GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL, NULL),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(f32_gemm)
 
