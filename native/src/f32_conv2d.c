@@ -1,14 +1,14 @@
 // fp32 conv2d and fully-connected: weights packed once for the chosen microkernel, then per call either
-// GEMM (1x1 stride-1 unpadded convs read the input rows directly; the others build MR rows of im2col at a
-// time in per-thread scratch), Winograd F(2x2, 3x3) (dense 3x3 stride-1 convs with enough channels and
-// pixels: 16 GEMMs of the transformed tiles, 2.25x fewer multiply-adds), the indirect GEMM (every other conv
-// but depthwise: stems, LeNet-sized and larger kxk convs read their taps in place from the padded input;
-// grouped ones, e.g. RegNet's 3x3 groups of 16 channels, run the kernel once per group on each tile of
-// pixels, with the weights packed per group and the group's first input channel added to each pixel's
-// pointer), or, for depthwise, a direct kernel over channels fed by an indirection buffer whose out-of-image
-// taps point at a zero row. Threads split the
-// output rows (pixels). A residual add (f32_conv2d_run_add) is applied to each output tile right after the
-// kernel wrote it, while it is in cache.
+// GEMM (1x1 stride-1 unpadded convs read the input rows directly, but those of at most 16 output channels
+// take the indirect GEMM's narrow kernel; the others build MR rows of im2col at a time in per-thread
+// scratch), Winograd F(2x2, 3x3) (dense 3x3 stride-1 convs with enough channels and pixels: 16 GEMMs of the
+// transformed tiles, 2.25x fewer multiply-adds), the indirect GEMM (every other conv but depthwise: stems,
+// LeNet-sized and larger kxk convs read their taps in place from the padded input; grouped ones, e.g.
+// RegNet's 3x3 groups of 16 channels, run the kernel once per group on each tile of pixels, with the weights
+// packed per group and the group's first input channel added to each pixel's pointer), or, for depthwise, a
+// direct kernel over channels fed by an indirection buffer whose out-of-image taps point at a zero row.
+// Threads split the output rows (pixels). A residual add (f32_conv2d_run_add) is applied to each output tile
+// right after the kernel wrote it, while it is in cache.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,7 +215,7 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
     if (!winograd_create(op, weights, bias, level)) goto fail;
   } else {
     // Every conv but the direct 1x1 ones takes the indirect GEMM when its padded input and offsets fit
-    // their limits; a direct one too where its tiles waste fewer rows there (direct_takes_igemm).
+    // their limits; a direct one too when it has few output channels (direct_takes_igemm).
     if (whittle_conv2d_padded_input_plan(shape, &op->padded_plan) &&
         (!op->direct || direct_takes_igemm(op, level))) {
       op->igemm = f32_igemm_ukernel_select(level);
