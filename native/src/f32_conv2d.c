@@ -1,14 +1,14 @@
 // fp32 conv2d and fully-connected: weights packed once for the chosen microkernel, then per call either
-// GEMM (1x1 stride-1 unpadded convs read the input rows directly; the others build MR rows of im2col at a
-// time in per-thread scratch), Winograd F(2x2, 3x3) (dense 3x3 stride-1 convs with enough channels and
-// pixels: 16 GEMMs of the transformed tiles, 2.25x fewer multiply-adds), the indirect GEMM (every other conv
-// but depthwise: stems, LeNet-sized and larger kxk convs read their taps in place from the padded input;
-// grouped ones, e.g. RegNet's 3x3 groups of 16 channels, run the kernel once per group on each tile of
-// pixels, with the weights packed per group and the group's first input channel added to each pixel's
-// pointer), or, for depthwise, a direct kernel over channels fed by an indirection buffer whose out-of-image
-// taps point at a zero row. Threads split the
-// output rows (pixels). A residual add (f32_conv2d_run_add) is applied to each output tile right after the
-// kernel wrote it, while it is in cache.
+// GEMM (1x1 stride-1 unpadded convs read the input rows directly, but those of at most 16 output channels
+// take the indirect GEMM's narrow kernel; the others build MR rows of im2col at a time in per-thread
+// scratch), Winograd F(2x2, 3x3) (dense 3x3 stride-1 convs with enough channels and pixels: 16 GEMMs of the
+// transformed tiles, 2.25x fewer multiply-adds), the indirect GEMM (every other conv but depthwise: stems,
+// LeNet-sized and larger kxk convs read their taps in place from the padded input; grouped ones, e.g.
+// RegNet's 3x3 groups of 16 channels, run the kernel once per group on each tile of pixels, with the weights
+// packed per group and the group's first input channel added to each pixel's pointer), or, for depthwise, a
+// direct kernel over channels fed by an indirection buffer whose out-of-image taps point at a zero row.
+// Threads split the output rows (pixels). A residual add (f32_conv2d_run_add) is applied to each output tile
+// right after the kernel wrote it, while it is in cache.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +53,9 @@ struct f32_conv2d_op {
   const float* addend;
   float add_min, add_max;
 };
+
+// Pixels per call of the depthwise kernel (f32_dwconv_ukernel_fn): the kernels run 4 at a time.
+#define DWCONV_PIXELS 8
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -152,6 +155,17 @@ static bool winograd_create(f32_conv2d_op* op, const float* weights, const float
   return true;
 }
 
+// Whether a direct 1x1 conv runs on the indirect GEMM (k_offsets 0, 1, ..., reading the rows in place as
+// the GEMM does) rather than on the GEMM: only for the narrow kernel of at most 16 output channels, on at
+// least 8 pixels (SqueezeNet's squeezes, MNASNet's 8 and 16-channel projections: 0.80-0.94x the GEMM's
+// time; a fully-connected layer of batch 1 on it took 1.2x). Otherwise the GEMM's tile is as fast or faster
+// per multiply-add (1x1 layers of 225-1024 pixels: the AVX-512 8x32 indirect tile took 1.00-1.10x the 6x32
+// GEMM's time; 9 pixels, 8 + 1 rows against 6 + 4: 0.98-1.0x).
+static bool direct_takes_igemm(const f32_conv2d_op* op, whittle_isa level) {
+  const size_t m = op->shape.batch * op->output_height * op->output_width;
+  return op->cout_g <= 16 && f32_igemm_ukernel_select(level)->narrow != NULL && m >= 8;
+}
+
 f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float* weights, const float* bias,
                                  float min, float max, whittle_isa level) {
   if (whittle_conv2d_shape_problem(shape) != NULL || !(min <= max)) return NULL;
@@ -196,13 +210,14 @@ f32_conv2d_op* f32_conv2d_create(const whittle_conv2d_shape* shape, const float*
         p += cb;
       }
     }
-    op->scratch_bytes_per_thread = taps * sizeof(const float*);
+    op->scratch_bytes_per_thread = DWCONV_PIXELS * taps * sizeof(const float*);
   } else if (winograd_fits(shape)) {
     if (!winograd_create(op, weights, bias, level)) goto fail;
   } else {
     // Every conv but the direct 1x1 ones takes the indirect GEMM when its padded input and offsets fit
-    // their limits.
-    if (!op->direct && whittle_conv2d_padded_input_plan(shape, &op->padded_plan)) {
+    // their limits; a direct one too when it has few output channels (direct_takes_igemm).
+    if (whittle_conv2d_padded_input_plan(shape, &op->padded_plan) &&
+        (!op->direct || direct_takes_igemm(op, level))) {
       op->igemm = f32_igemm_ukernel_select(level);
     } else {
       op->gemm = f32_gemm_ukernel_select(level);
@@ -295,6 +310,21 @@ WHITTLE_HOT static void add_tile(const f32_conv2d_op* op, size_t first, size_t n
   op->simple->vadd(n, c, op->addend + first, c, op->add_min, op->add_max);
 }
 
+// One tile of `rows` <= MR rows of the GEMM (f32_gemm_ukernel_fn's arguments): a tile of 1 or 2 rows runs the
+// 1-row kernel per row, one of 3 or 4 the 4-row kernel, where the ISA has them, rather than all MR rows.
+WHITTLE_HOT static void gemm_tile(const f32_gemm_ukernel* gemm, size_t rows, size_t nc, size_t kc,
+                                  const float* a, size_t a_stride, const float* packed, float* c,
+                                  size_t c_stride, float min, float max) {
+  if (rows <= 2 && gemm->fn_1 != NULL) {
+    for (size_t r = 0; r < rows; r++)
+      gemm->fn_1(1, nc, kc, a + r * a_stride, a_stride, packed, c + r * c_stride, c_stride, min, max);
+  } else if (rows <= 4 && gemm->fn_4 != NULL) {
+    gemm->fn_4(rows, nc, kc, a, a_stride, packed, c, c_stride, min, max);
+  } else {
+    gemm->fn(rows, nc, kc, a, a_stride, packed, c, c_stride, min, max);
+  }
+}
+
 WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
@@ -327,18 +357,27 @@ WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, si
         a = a_tile;
         a_stride = op->k;
       }
-      const float* packed = op->packed + g * op->packed_group_floats;
-      float* c = op->output + m0 * s->output_channels + g * op->cout_g;
-      if (rows <= 2 && op->gemm->fn_1 != NULL) {
-        for (size_t r = 0; r < rows; r++) {
-          op->gemm->fn_1(1, op->cout_g, op->k, a + r * a_stride, a_stride, packed, c + r * s->output_channels,
-                         s->output_channels, op->min, op->max);
-        }
-      } else {
-        op->gemm->fn(rows, op->cout_g, op->k, a, a_stride, packed, c, s->output_channels, op->min, op->max);
-      }
+      gemm_tile(op->gemm, rows, op->cout_g, op->k, a, a_stride, op->packed + g * op->packed_group_floats,
+                op->output + m0 * s->output_channels + g * op->cout_g, s->output_channels, op->min, op->max);
     }
     add_tile(op, m0 * s->output_channels, rows * s->output_channels);
+  }
+}
+
+// One tile of `rows` <= MR pixels x `nc` columns of the indirect GEMM (c: its first pixel's first column,
+// rows output_channels apart). A tile of 1 or 2 rows (the last of a layer whose pixels are not a multiple of
+// MR, e.g. the 9 of a 3x3 output) runs the 1-row kernel per row rather than all MR rows of the tile kernel.
+WHITTLE_HOT static void igemm_tile(const f32_conv2d_op* op, size_t rows, size_t nc, const float* const* a,
+                                   const float* packed, float* c) {
+  const size_t c_stride = op->shape.output_channels;
+  if (op->narrow != NULL) {
+    op->narrow->fn(rows, nc, op->pairs, op->singles, a, op->k_offsets, packed, c, c_stride, op->min, op->max);
+  } else if (rows <= 2 && op->igemm->fn_1 != NULL) {
+    for (size_t r = 0; r < rows; r++)
+      op->igemm->fn_1(1, nc, op->k, a + r, op->k_offsets, packed, c + r * c_stride, c_stride, op->min,
+                      op->max);
+  } else {
+    op->igemm->fn(rows, nc, op->k, a, op->k_offsets, packed, c, c_stride, op->min, op->max);
   }
 }
 
@@ -358,13 +397,7 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
     const size_t rows = end - m0 < mr ? end - m0 : mr;
     if (s->groups == 1) {  // one kernel call over every output channel, the pointers read in place
       for (size_t r = 0; r < rows; r++) a[r] = image + whittle_conv2d_origin_walk_next(&walk);
-      if (op->narrow != NULL) {
-        op->narrow->fn(rows, channels, op->pairs, op->singles, a, op->k_offsets, op->packed,
-                       op->output + m0 * channels, channels, op->min, op->max);
-      } else {
-        op->igemm->fn(rows, channels, op->k, a, op->k_offsets, op->packed, op->output + m0 * channels,
-                      channels, op->min, op->max);
-      }
+      igemm_tile(op, rows, channels, a, op->packed, op->output + m0 * channels);
       add_tile(op, m0 * channels, rows * channels);
       continue;
     }
@@ -374,12 +407,7 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
       for (size_t r = 0; r < rows; r++) a[r] = origin[r] + g * op->cin_g;
       const float* packed = op->packed + g * op->packed_group_floats;
       float* c = op->output + m0 * channels + g * op->cout_g;
-      if (op->narrow != NULL) {
-        op->narrow->fn(rows, op->cout_g, op->pairs, op->singles, a, op->k_offsets, packed, c, channels,
-                       op->min, op->max);
-      } else {
-        op->igemm->fn(rows, op->cout_g, op->k, a, op->k_offsets, packed, c, channels, op->min, op->max);
-      }
+      igemm_tile(op, rows, op->cout_g, a, packed, c);
     }
     add_tile(op, m0 * channels, rows * channels);
   }
@@ -425,12 +453,7 @@ WHITTLE_HOT static void winograd_task(void* context, size_t thread, size_t begin
           const size_t tile_rows = n_tiles - m0 < mr ? n_tiles - m0 : mr;
           const float* a = v + (p * block + m0) * cin;
           float* c = m + (p * block + m0) * cout + n0;
-          if (tile_rows <= 2 && op->gemm->fn_1 != NULL) {
-            for (size_t r = 0; r < tile_rows; r++)
-              op->gemm->fn_1(1, cols, cin, a + r * cin, cin, packed, c + r * cout, cout, -INFINITY, INFINITY);
-          } else {
-            op->gemm->fn(tile_rows, cols, cin, a, cin, packed, c, cout, -INFINITY, INFINITY);
-          }
+          gemm_tile(op->gemm, tile_rows, cols, cin, a, cin, packed, c, cout, -INFINITY, INFINITY);
         }
       }
     }
@@ -450,15 +473,21 @@ WHITTLE_HOT static void winograd_task(void* context, size_t thread, size_t begin
   }
 }
 
+// Output pixels [begin, end) of a depthwise conv but the 3x3 ones, DWCONV_PIXELS at a time: their tap
+// pointers, then one kernel call (which runs several pixels at once).
 WHITTLE_HOT static void dwconv_task(void* context, size_t thread, size_t begin, size_t end) {
   const f32_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
+  const size_t taps = s->kernel_height * s->kernel_width;
   const float** indirection = (const float**)(op->scratch + thread * op->scratch_bytes_per_thread);
-  for (size_t m = begin; m < end; m++) {
-    f32_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m, op->zero, indirection);
-    op->dwconv->fn(s->output_channels, s->kernel_height * s->kernel_width, indirection, op->packed,
-                   op->output + m * s->output_channels, op->min, op->max);
-    add_tile(op, m * s->output_channels, s->output_channels);
+  for (size_t m0 = begin; m0 < end; m0 += DWCONV_PIXELS) {
+    const size_t pixels = end - m0 < DWCONV_PIXELS ? end - m0 : DWCONV_PIXELS;
+    for (size_t p = 0; p < pixels; p++)
+      f32_conv2d_row_taps(&op->shape, op->output_height, op->output_width, op->input, m0 + p, op->zero,
+                          indirection + p * taps);
+    op->dwconv->fn(pixels, s->output_channels, taps, indirection, op->packed,
+                   op->output + m0 * s->output_channels, op->min, op->max);
+    add_tile(op, m0 * s->output_channels, pixels * s->output_channels);
   }
 }
 

@@ -26,6 +26,26 @@ void f32_dwconv3x3_minmax_ukernel_c32__avx512(size_t channels, size_t output_wid
     float* out = output + c0;
     ptrdiff_t ix = -(ptrdiff_t)padding_left;
     size_t x = 0;
+    if (cols <= 16) {
+      // A block of at most 16 channels (a layer of 16, the last 16 of 48): one vector per pixel, 4 pixels at
+      // a time for 4 independent chains, rather than 2 pixels of 2 vectors, one of them all masked.
+      for (; x + 4 <= output_width; x += 4, ix += 4 * (ptrdiff_t)stride, out += 4 * channels) {
+        const void* t4[4][9];
+        WHITTLE_UNROLL4 for (size_t p = 0; p < 4; p++) {
+          whittle_dwconv3x3_taps((const void* const*)rows, pad, pixel_bytes, input_width,
+                                 ix + (ptrdiff_t)(p * stride), t4[p]);
+        }
+        __m512 a[4] = {b0, b0, b0, b0};
+        WHITTLE_UNROLL9 for (size_t t = 0; t < 9; t++) {
+          WHITTLE_UNROLL4 for (size_t p = 0; p < 4; p++) {
+            a[p] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, (const float*)t4[p][t] + c0), k0[t], a[p]);
+          }
+        }
+        WHITTLE_UNROLL4 for (size_t p = 0; p < 4; p++) {
+          _mm512_mask_storeu_ps(out + p * channels, m0, _mm512_min_ps(_mm512_max_ps(a[p], vmin), vmax));
+        }
+      }
+    }
     for (; x + 2 <= output_width; x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
       const void *ta[9], *tb[9];
       whittle_dwconv3x3_taps((const void* const*)rows, pad, pixel_bytes, input_width, ix, ta);

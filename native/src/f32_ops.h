@@ -47,10 +47,11 @@ typedef void (*f32_igemm_narrow_ukernel_fn)(size_t mr, size_t nc, size_t pairs, 
                                             const float* packed_w, float* c, size_t c_stride, float min,
                                             float max);
 
-// output[c] = clamp(bias[c] + sum_t input[t][c] * w[t][c], min, max) for c < channels; input[t] points to
-// `channels` floats (a row of the input or a zero buffer). packed_w: per block of CB channels, CB biases
-// then taps x CB weights (tap-major), channels past `channels` zero.
-typedef void (*f32_dwconv_ukernel_fn)(size_t channels, size_t taps, const float* const* input,
+// For each pixel p < pixels: output[p * channels + c] = clamp(bias[c] + sum_t input[p * taps + t][c] *
+// w[t][c], min, max) for c < channels; input[p * taps + t] points to `channels` floats (a pixel of the input
+// or a zero buffer). packed_w: per block of CB channels, CB biases then taps x CB weights (tap-major),
+// channels past `channels` zero.
+typedef void (*f32_dwconv_ukernel_fn)(size_t pixels, size_t channels, size_t taps, const float* const* input,
                                       const float* packed_w, float* output, float min, float max);
 
 // One output row of a 3x3 depthwise convolution (dilation 1, the same packing as f32_dwconv_ukernel_fn with
@@ -70,6 +71,9 @@ typedef struct f32_gemm_ukernel {
   // A 1-row variant with the same packing (NULL if none): runs tiles of 1 or 2 rows (fully-connected with
   // batch 1, and the last rows of a conv) without computing MR rows.
   f32_gemm_ukernel_fn fn_1;
+  // A 4-row variant with the same packing (NULL if none, as where MR is 4): runs tiles of 3 or 4 rows (a 2x2
+  // output, the last rows of a conv) without computing MR rows.
+  f32_gemm_ukernel_fn fn_4;
 } f32_gemm_ukernel;
 
 typedef struct f32_igemm_narrow_ukernel {
@@ -83,6 +87,9 @@ typedef struct f32_igemm_ukernel {
   whittle_isa isa;
   f32_igemm_ukernel_fn fn;
   uint8_t mr, nr;
+  // A 1-row variant with the same packing (NULL if none): runs the last 1 or 2 pixels of a layer (a 3x3
+  // output of 9 pixels is a tile of 8 and one of 1) without computing MR rows.
+  f32_igemm_ukernel_fn fn_1;
   // The kernels of the same ISA for layers of at most 16 output channels, or NULL (this one runs them):
   // `narrow` for any reduction, `narrow_paired` when every element pairs (no singles).
   const f32_igemm_narrow_ukernel* narrow;

@@ -16,8 +16,8 @@
 #define DECLARE_PPMM(name) \
   void name(size_t kc, const float* a, const float* b, float* c, size_t ldc, int accumulate)
 #define DECLARE_DWCONV(name)                                                                        \
-  void name(size_t channels, size_t taps, const float* const* input, const float* w, float* output, \
-            float min, float max)
+  void name(size_t pixels, size_t channels, size_t taps, const float* const* input, const float* w, \
+            float* output, float min, float max)
 #define DECLARE_DWCONV3X3(name)                                                                             \
   void name(size_t channels, size_t output_width, const float* const* rows, size_t input_width,             \
             size_t stride, size_t padding_left, const float* pad, const float* w, float* output, float min, \
@@ -31,10 +31,14 @@ DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c4__scalar);
 extern const f32_simple_ukernels f32_simple_ukernels__scalar;
 #if defined(__x86_64__)
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x16__avx2);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_4x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x16__avx2);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x32__avx512);
+DECLARE_GEMM(f32_gemm_minmax_ukernel_4x32__avx512);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_6x32__avx512);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_1x16__avx2);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_6x16__avx2);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_1x32__avx512);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_8x32__avx512);
 DECLARE_IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_8x16c2__avx512);
 DECLARE_IGEMM_NARROW(f32_igemm_narrow_minmax_ukernel_12x16c2__avx512);
@@ -50,6 +54,7 @@ extern const f32_simple_ukernels f32_simple_ukernels__avx512;
 #if defined(__aarch64__) || defined(__ARM_NEON)
 DECLARE_GEMM(f32_gemm_minmax_ukernel_1x8__neon);
 DECLARE_GEMM(f32_gemm_minmax_ukernel_4x8__neon);
+DECLARE_IGEMM(f32_igemm_minmax_ukernel_1x8__neon);
 DECLARE_IGEMM(f32_igemm_minmax_ukernel_4x8__neon);
 DECLARE_PPMM(f32_ppmm_ukernel_4x8__neon);
 DECLARE_DWCONV(f32_dwconv_minmax_ukernel_c8__neon);
@@ -57,12 +62,13 @@ DECLARE_DWCONV3X3(f32_dwconv3x3_minmax_ukernel_c8__neon);
 extern const f32_simple_ukernels f32_simple_ukernels__neon;
 #endif
 
-// fn_1: the 1-row variant with the same packing, or NULL.
-#define GEMM(name, isa, mr, nr, fn_1) \
-  { #name, isa, name, mr, nr, fn_1 }
-// narrow, narrow_paired: the f32_igemm_narrow_ukernels of the same ISA, or NULL.
-#define IGEMM(name, isa, mr, nr, narrow, narrow_paired) \
-  { #name, isa, name, mr, nr, narrow, narrow_paired }
+// fn_1, fn_4: the 1-row and 4-row variants with the same packing, or NULL.
+#define GEMM(name, isa, mr, nr, fn_1, fn_4) \
+  { #name, isa, name, mr, nr, fn_1, fn_4 }
+// fn_1: the 1-row variant with the same packing, or NULL; narrow, narrow_paired: the
+// f32_igemm_narrow_ukernels of the same ISA, or NULL.
+#define IGEMM(name, isa, mr, nr, fn_1, narrow, narrow_paired) \
+  { #name, isa, name, mr, nr, fn_1, narrow, narrow_paired }
 #define IGEMM_NARROW(name, mr) \
   { #name, name, mr }
 #define PPMM(name, isa, mr, nr) \
@@ -74,13 +80,14 @@ extern const f32_simple_ukernels f32_simple_ukernels__neon;
 const f32_gemm_ukernel f32_gemm_ukernels[] = {
 #if defined(__x86_64__)
     GEMM(f32_gemm_minmax_ukernel_6x32__avx512, WHITTLE_ISA_AVX512, 6, 32,
-         f32_gemm_minmax_ukernel_1x32__avx512),
-    GEMM(f32_gemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, f32_gemm_minmax_ukernel_1x16__avx2),
+         f32_gemm_minmax_ukernel_1x32__avx512, f32_gemm_minmax_ukernel_4x32__avx512),
+    GEMM(f32_gemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, f32_gemm_minmax_ukernel_1x16__avx2,
+         f32_gemm_minmax_ukernel_4x16__avx2),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    GEMM(f32_gemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, f32_gemm_minmax_ukernel_1x8__neon),
+    GEMM(f32_gemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, f32_gemm_minmax_ukernel_1x8__neon, NULL),
 #endif
-    GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL),
+    GEMM(f32_gemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL, NULL),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(f32_gemm)
 
@@ -93,14 +100,17 @@ static const f32_igemm_narrow_ukernel f32_igemm_narrow_12x16c2__avx512 =
 
 const f32_igemm_ukernel f32_igemm_ukernels[] = {
 #if defined(__x86_64__)
-    IGEMM(f32_igemm_minmax_ukernel_8x32__avx512, WHITTLE_ISA_AVX512, 8, 32, &f32_igemm_narrow_8x16c2__avx512,
+    IGEMM(f32_igemm_minmax_ukernel_8x32__avx512, WHITTLE_ISA_AVX512, 8, 32,
+          f32_igemm_minmax_ukernel_1x32__avx512, &f32_igemm_narrow_8x16c2__avx512,
           &f32_igemm_narrow_12x16c2__avx512),
-    IGEMM(f32_igemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, NULL, NULL),
+    IGEMM(f32_igemm_minmax_ukernel_6x16__avx2, WHITTLE_ISA_AVX2, 6, 16, f32_igemm_minmax_ukernel_1x16__avx2,
+          NULL, NULL),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    IGEMM(f32_igemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, NULL, NULL),
+    IGEMM(f32_igemm_minmax_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, f32_igemm_minmax_ukernel_1x8__neon,
+          NULL, NULL),
 #endif
-    IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL, NULL),
+    IGEMM(f32_igemm_minmax_ukernel_4x4__scalar, WHITTLE_ISA_SCALAR, 4, 4, NULL, NULL, NULL),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(f32_igemm)
 

@@ -67,6 +67,12 @@ static const conv_case conv_cases[] = {
     CONV("pointwise", 1, 6, 6, 16, 16, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("pointwise odd", 2, 3, 5, 19, 45, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("pointwise stride 2", 1, 7, 7, 8, 9, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1),
+    // Tiles of the 1x1 GEMM: 4 pixels (the 4-row kernel), 9 (MR + 3 rows), 9 pixels of 10 channels (the
+    // narrow indirect kernel), 4 pixels with a reduction of 576.
+    CONV("pointwise 2x2", 1, 2, 2, 96, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("pointwise 3x3", 1, 3, 3, 48, 70, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("pointwise 3x3 narrow", 1, 3, 3, 64, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("pointwise 2x2 k576", 1, 2, 2, 576, 96, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("depthwise 3x3", 1, 7, 7, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 24),
     CONV("depthwise odd stride 2 batch 2", 2, 9, 9, 37, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 37),
     // The 3x3 row kernels: channel tails of every block size, paddings wider than 1 and uneven, width 1.
@@ -79,6 +85,8 @@ static const conv_case conv_cases[] = {
     CONV("depthwise 3x3 c16 width 8 no pad", 2, 4, 8, 16, 16, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 16),
     CONV("depthwise 3x3 c16 width 6 pad 2/1/0/2", 1, 5, 6, 16, 16, 3, 3, 1, 1, 1, 1, 2, 1, 0, 2, 16),
     CONV("depthwise 5x5 c40", 1, 8, 8, 40, 40, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 40),
+    // 9 pixels: the depthwise kernel's 4-pixel passes and a 1-pixel rest, a tail block of 8 channels.
+    CONV("depthwise 5x5 c72 stride 2 3x3 out", 1, 5, 5, 72, 72, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 72),
     CONV("depthwise c3 no pad", 1, 4, 5, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 3),
     CONV("depthwise multiplier 2", 1, 6, 6, 8, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8),
     CONV("groups 4 dilation 2", 1, 10, 10, 12, 24, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4),
