@@ -392,9 +392,11 @@ const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
     return op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->name_short
                                                                       : op->igemm->name;
   }
-  // A layer of at most 2 output rows runs only the 1-row variant (gemm_tile).
+  // A layer of at most 2 output rows runs only the 1-row variant, one of at most mr_short only the short
+  // variant (gemm_tile).
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
-  return rows <= 2 && op->gemm->fn_1 != NULL ? op->gemm->name_1 : op->gemm->name;
+  if (rows <= 2 && op->gemm->fn_1 != NULL) return op->gemm->name_1;
+  return op->gemm->fn_short != NULL && rows <= op->gemm->mr_short ? op->gemm->name_short : op->gemm->name;
 }
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
@@ -423,6 +425,8 @@ WHITTLE_HOT static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t row
       op->gemm->fn_1(1, op->cout_g, op->kc, a + r * op->kc, op->kc, packed, c + r * s->output_channels,
                      s->output_channels, &op->params);
     }
+  } else if (op->gemm->fn_short != NULL && rows <= op->gemm->mr_short) {
+    op->gemm->fn_short(rows, op->cout_g, op->kc, a, op->kc, packed, c, s->output_channels, &op->params);
   } else {
     op->gemm->fn(rows, op->cout_g, op->kc, a, op->kc, packed, c, s->output_channels, &op->params);
   }

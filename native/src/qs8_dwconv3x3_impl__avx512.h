@@ -172,6 +172,29 @@ static inline void widen1(__m256i t8, __m512i* lo, __m512i* hi) {
   *hi = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(t8, 1));
 }
 
+// Column c of the three rows (or the padding pixel outside [0, input_width)) of 32 channels as two vectors
+// of 16 channels x 4 bytes (rows 0, 2, 1 and a zero-weight slot; interleave4's order): what the column
+// weights (COLUMN_WEIGHTS) multiply. At stride 1 a column serves three output pixels, at stride 2 its even
+// columns serve two, so it is interleaved once for all of them.
+#define COLUMN(c, col_lo, col_hi)                                                                  \
+  do {                                                                                             \
+    const bool inside_ = (c) >= 0 && (c) < (ptrdiff_t)input_width;                                 \
+    const size_t at_ = inside_ ? (size_t)(c)*channels : 0;                                         \
+    const int8_t* r0_ = inside_ ? rows[0] + at_ : pad;                                             \
+    const int8_t* r1_ = inside_ ? rows[1] + at_ : pad;                                             \
+    const int8_t* r2_ = inside_ ? rows[2] + at_ : pad;                                             \
+    const __m512i q_ = _mm512_zextsi256_si512(                                                     \
+        _mm256_xor_si256(_mm256_maskz_loadu_epi8(mask, LOAD(r2_)), _mm512_castsi512_si256(flip))); \
+    interleave4(PAIR(r0_, r1_), q_, &(col_lo), &(col_hi));                                         \
+  } while (0)
+
+// The weights of kernel column j (taps j, 3 + j, 6 + j and a zero) in the layout of COLUMN.
+#define COLUMN_WEIGHTS(j, kc_lo, kc_hi)                                                                      \
+  interleave4(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(b.w + (j)*32))), \
+                                 _mm256_loadu_si256((const __m256i*)(b.w + (3 + (j)) * 32)), 1),             \
+              _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)(b.w + (6 + (j)) * 32))), &(kc_lo),  \
+              &(kc_hi))
+
 #define LOAD(p) ((const int8_t*)(p) + b.c0)
 #define PAIR(t, u) _mm512_xor_si512(load_pair(LOAD(t), LOAD(u), mask), flip)
 
@@ -290,6 +313,37 @@ static inline __attribute__((always_inline)) void block_row(
     PIXEL(a_lo, a_hi, ta);                                                                  \
     store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip); \
   } while (0)
+#if defined(__AVX512VNNI__)
+  if (channels != 16 && (stride == 1 || stride == 2)) {
+    // By columns: output pixel x sums kernel columns j = 0..2 over input columns ix + j, each column of
+    // the three rows interleaved once (COLUMN) and multiplied by that kernel column's weights, 3 VPDPBUSD
+    // per 16 channels. Stride 1 reuses the last two columns of the previous pixel, stride 2 the last one.
+    // The sums are the same integers as PIXEL's (int32 adds of the same products, no overflow).
+    __m512i kc_lo[3], kc_hi[3];
+    WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) COLUMN_WEIGHTS(j, kc_lo[j], kc_hi[j]);
+    __m512i c0_lo, c0_hi, c1_lo = bias_lo, c1_hi = bias_hi, c2_lo, c2_hi;  // c1: set before any use
+    COLUMN(ix, c0_lo, c0_hi);
+    if (stride == 1) COLUMN(ix + 1, c1_lo, c1_hi);
+    for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) {
+      if (stride != 1) COLUMN(ix + 1, c1_lo, c1_hi);
+      COLUMN(ix + 2, c2_lo, c2_hi);
+      __m512i a_lo = _mm512_dpbusd_epi32(bias_lo, c0_lo, kc_lo[0]);
+      __m512i a_hi = _mm512_dpbusd_epi32(bias_hi, c0_hi, kc_hi[0]);
+      a_lo = _mm512_dpbusd_epi32(a_lo, c1_lo, kc_lo[1]);
+      a_hi = _mm512_dpbusd_epi32(a_hi, c1_hi, kc_hi[1]);
+      a_lo = _mm512_dpbusd_epi32(a_lo, c2_lo, kc_lo[2]);
+      a_hi = _mm512_dpbusd_epi32(a_hi, c2_hi, kc_hi[2]);
+      store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
+      if (stride == 1) {
+        c0_lo = c1_lo, c0_hi = c1_hi;
+        c1_lo = c2_lo, c1_hi = c2_hi;
+      } else {
+        c0_lo = c2_lo, c0_hi = c2_hi;
+      }
+    }
+    return;
+  }
+#endif
   for (; x < output_width && ix < 0; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
 #if defined(__AVX512VNNI__)
   if (channels == 16 && stride == 1) {
@@ -352,6 +406,8 @@ static inline __attribute__((always_inline)) void row(size_t channels, size_t ou
 }
 
 #undef PIXEL
+#undef COLUMN
+#undef COLUMN_WEIGHTS
 #undef LOAD
 #undef PAIR
 #undef PAIR_MADD

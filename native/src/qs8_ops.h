@@ -100,6 +100,11 @@ typedef struct qs8_gemm_ukernel {
   // batch 1, and the last rows of a conv) without computing MR rows.
   qs8_gemm_ukernel_fn fn_1;
   const char* name_1;
+  // A variant with the same packing and fewer rows (NULL if none): runs tiles of 3 to mr_short rows (a 1x1
+  // layer of few output pixels, e.g. MobileNet-v2's last stages at 2 x 2) without computing MR rows.
+  qs8_gemm_ukernel_fn fn_short;
+  uint8_t mr_short;
+  const char* name_short;
 } qs8_gemm_ukernel;
 
 // Batch-1 fully-connected (GEMV): c[n] = output stage of (bias'[n] + sum_k (a[k] ^ input_flip) * w[n][k])
