@@ -284,12 +284,13 @@ static inline __m512i widen(__m256i bytes, bool unsigned_input) {
   const __m512i bias_hi = _mm512_permutex2var_epi32(b0, SETR16(ORDER_HI), b1);
 #endif
 
-// The pixels of one block of a row: two at a time, then the last one.
-static inline __attribute__((always_inline)) void block_row(
-    size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width, size_t stride,
-    size_t padding_left, const int8_t* pad, int8_t* output, const qs8_gemmlowp_params* params,
-    bool unsigned_input, const qs8_dwconv_block* block, __mmask32 mask, const output_stage* stages,
-    bool fast) {
+// The pixels of one block of every row (the block's weights and constants set up once): by columns (VNNI,
+// stride 1 or 2), or two at a time, then the last one.
+static inline __attribute__((always_inline)) void block_rows(
+    size_t channels, size_t output_rows, size_t output_width, const int8_t* const* input_rows,
+    size_t input_width, size_t stride, size_t padding_left, const int8_t* pad, int8_t* first_output,
+    const qs8_gemmlowp_params* params, bool unsigned_input, const qs8_dwconv_block* block, __mmask32 mask,
+    const output_stage* stages, bool fast) {
   const qs8_dwconv_block b = *block;
   BLOCK_WEIGHTS()
   const output_stage stage_lo = stages[0], stage_hi = stages[1];
@@ -300,11 +301,18 @@ static inline __attribute__((always_inline)) void block_row(
   const __m256i max = _mm256_set1_epi8((char)params->output_max);
   const __m256i out_flip = _mm256_set1_epi8((char)params->output_flip);
 #define OUTPUT(acc, stage) (fast ? output_fast(acc, &stage) : output_exact(acc, &stage, lo, hi, zp))
-  // Left border pixels one at a time (their taps through whittle_dwconv3x3_taps), then the pixels whose
-  // taps all lie in the rows two at a time (taps at fixed offsets from one column), then the rest.
-  int8_t* out = output + b.c0;
-  ptrdiff_t ix = -(ptrdiff_t)padding_left;
-  size_t x = 0;
+#if defined(__AVX512VNNI__)
+  __m512i kc_lo[3], kc_hi[3];  // the column weights (COLUMN_WEIGHTS)
+  WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) COLUMN_WEIGHTS(j, kc_lo[j], kc_hi[j]);
+#endif
+  for (size_t y = 0; y < output_rows; y++) {
+    const int8_t* const* rows = input_rows + 3 * y;
+    int8_t* const output = first_output + y * output_width * channels;
+    // Left border pixels one at a time (their taps through whittle_dwconv3x3_taps), then the pixels whose
+    // taps all lie in the rows two at a time (taps at fixed offsets from one column), then the rest.
+    int8_t* out = output + b.c0;
+    ptrdiff_t ix = -(ptrdiff_t)padding_left;
+    size_t x = 0;
 #define ONE_PIXEL()                                                                         \
   do {                                                                                      \
     const void* ta[9];                                                                      \
@@ -314,94 +322,91 @@ static inline __attribute__((always_inline)) void block_row(
     store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip); \
   } while (0)
 #if defined(__AVX512VNNI__)
-  if (channels != 16 && (stride == 1 || stride == 2)) {
-    // By columns: output pixel x sums kernel columns j = 0..2 over input columns ix + j, each column of
-    // the three rows interleaved once (COLUMN) and multiplied by that kernel column's weights, 3 VPDPBUSD
-    // per 16 channels. Stride 1 reuses the last two columns of the previous pixel, stride 2 the last one.
-    // The sums are the same integers as PIXEL's (int32 adds of the same products, no overflow).
-    __m512i kc_lo[3], kc_hi[3];
-    WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) COLUMN_WEIGHTS(j, kc_lo[j], kc_hi[j]);
-    __m512i c0_lo, c0_hi, c1_lo = bias_lo, c1_hi = bias_hi, c2_lo, c2_hi;  // c1: set before any use
-    COLUMN(ix, c0_lo, c0_hi);
-    if (stride == 1) COLUMN(ix + 1, c1_lo, c1_hi);
-    for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) {
-      if (stride != 1) COLUMN(ix + 1, c1_lo, c1_hi);
-      COLUMN(ix + 2, c2_lo, c2_hi);
-      __m512i a_lo = _mm512_dpbusd_epi32(bias_lo, c0_lo, kc_lo[0]);
-      __m512i a_hi = _mm512_dpbusd_epi32(bias_hi, c0_hi, kc_hi[0]);
-      a_lo = _mm512_dpbusd_epi32(a_lo, c1_lo, kc_lo[1]);
-      a_hi = _mm512_dpbusd_epi32(a_hi, c1_hi, kc_hi[1]);
-      a_lo = _mm512_dpbusd_epi32(a_lo, c2_lo, kc_lo[2]);
-      a_hi = _mm512_dpbusd_epi32(a_hi, c2_hi, kc_hi[2]);
-      store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
-      if (stride == 1) {
-        c0_lo = c1_lo, c0_hi = c1_hi;
-        c1_lo = c2_lo, c1_hi = c2_hi;
-      } else {
-        c0_lo = c2_lo, c0_hi = c2_hi;
+    if (channels != 16 && (stride == 1 || stride == 2)) {
+      // By columns: output pixel x sums kernel columns j = 0..2 over input columns ix + j, each column of
+      // the three rows interleaved once (COLUMN) and multiplied by that kernel column's weights, 3 VPDPBUSD
+      // per 16 channels. Stride 1 reuses the last two columns of the previous pixel, stride 2 the last one.
+      // The sums are the same integers as PIXEL's (int32 adds of the same products, no overflow).
+      __m512i c0_lo, c0_hi, c1_lo = bias_lo, c1_hi = bias_hi, c2_lo, c2_hi;  // c1: set before any use
+      COLUMN(ix, c0_lo, c0_hi);
+      if (stride == 1) COLUMN(ix + 1, c1_lo, c1_hi);
+      for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) {
+        if (stride != 1) COLUMN(ix + 1, c1_lo, c1_hi);
+        COLUMN(ix + 2, c2_lo, c2_hi);
+        __m512i a_lo = _mm512_dpbusd_epi32(bias_lo, c0_lo, kc_lo[0]);
+        __m512i a_hi = _mm512_dpbusd_epi32(bias_hi, c0_hi, kc_hi[0]);
+        a_lo = _mm512_dpbusd_epi32(a_lo, c1_lo, kc_lo[1]);
+        a_hi = _mm512_dpbusd_epi32(a_hi, c1_hi, kc_hi[1]);
+        a_lo = _mm512_dpbusd_epi32(a_lo, c2_lo, kc_lo[2]);
+        a_hi = _mm512_dpbusd_epi32(a_hi, c2_hi, kc_hi[2]);
+        store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
+        if (stride == 1) {
+          c0_lo = c1_lo, c0_hi = c1_hi;
+          c1_lo = c2_lo, c1_hi = c2_hi;
+        } else {
+          c0_lo = c2_lo, c0_hi = c2_hi;
+        }
+      }
+      continue;
+    }
+#endif
+    for (; x < output_width && ix < 0; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
+#if defined(__AVX512VNNI__)
+    if (channels == 16 && stride == 1) {
+      // 16 channels at stride 1: a 32-byte tap load holds that tap of two adjacent pixels, so the upper 16
+      // lanes compute the next pixel with the weights and constants of the lower ones (the names below
+      // shadow the block's); four pixels a step.
+      const __m512i* const k_hi = k_lo;
+      const __mmask32 mask = 0xFFFFFFFFu;
+      for (; x + 4 <= output_width && ix + 5 < (ptrdiff_t)input_width; x += 4, ix += 4, out += 64) {
+        const int8_t *ta[9], *tb[9];
+        WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
+          WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
+            ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * 16;
+            tb[i * 3 + j] = ta[i * 3 + j] + 32;
+          }
+        }
+        __m512i a_lo = bias_lo, a_hi = bias_lo, b_lo = bias_lo, b_hi = bias_lo;
+        PIXEL(a_lo, a_hi, ta);
+        PIXEL(b_lo, b_hi, tb);
+        store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_lo), mask, min, max, out_flip);
+        store32(out + 32, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_lo), mask, min, max, out_flip);
       }
     }
-    return;
-  }
 #endif
-  for (; x < output_width && ix < 0; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
-#if defined(__AVX512VNNI__)
-  if (channels == 16 && stride == 1) {
-    // 16 channels at stride 1: a 32-byte tap load holds that tap of two adjacent pixels, so the upper 16
-    // lanes compute the next pixel with the weights and constants of the lower ones (the names below
-    // shadow the block's); four pixels a step.
-    const __m512i* const k_hi = k_lo;
-    const __mmask32 mask = 0xFFFFFFFFu;
-    for (; x + 4 <= output_width && ix + 5 < (ptrdiff_t)input_width; x += 4, ix += 4, out += 64) {
+    for (; x + 2 <= output_width && ix + (ptrdiff_t)stride + 2 < (ptrdiff_t)input_width;
+         x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
       const int8_t *ta[9], *tb[9];
       WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
         WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
-          ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * 16;
-          tb[i * 3 + j] = ta[i * 3 + j] + 32;
+          ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * channels;
+          tb[i * 3 + j] = ta[i * 3 + j] + stride * channels;
         }
       }
-      __m512i a_lo = bias_lo, a_hi = bias_lo, b_lo = bias_lo, b_hi = bias_lo;
+      __m512i a_lo = bias_lo, a_hi = bias_hi, b_lo = bias_lo, b_hi = bias_hi;
       PIXEL(a_lo, a_hi, ta);
       PIXEL(b_lo, b_hi, tb);
-      store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_lo), mask, min, max, out_flip);
-      store32(out + 32, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_lo), mask, min, max, out_flip);
+      store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
+      store32(out + channels, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_hi), mask, min, max, out_flip);
     }
+    for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
   }
-#endif
-  for (; x + 2 <= output_width && ix + (ptrdiff_t)stride + 2 < (ptrdiff_t)input_width;
-       x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
-    const int8_t *ta[9], *tb[9];
-    WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
-      WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
-        ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * channels;
-        tb[i * 3 + j] = ta[i * 3 + j] + stride * channels;
-      }
-    }
-    __m512i a_lo = bias_lo, a_hi = bias_hi, b_lo = bias_lo, b_hi = bias_hi;
-    PIXEL(a_lo, a_hi, ta);
-    PIXEL(b_lo, b_hi, tb);
-    store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
-    store32(out + channels, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_hi), mask, min, max, out_flip);
-  }
-  for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
 #undef ONE_PIXEL
 #undef OUTPUT
 }
 
-static inline __attribute__((always_inline)) void row(size_t channels, size_t output_width,
-                                                      const int8_t* const* rows, size_t input_width,
-                                                      size_t stride, size_t padding_left, const int8_t* pad,
-                                                      const void* packed_w, int8_t* output,
-                                                      const qs8_gemmlowp_params* params,
-                                                      bool unsigned_input) {
+static inline __attribute__((always_inline)) void run_rows(
+    size_t channels, size_t output_rows, size_t output_width, const int8_t* const* rows, size_t input_width,
+    size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output,
+    const qs8_gemmlowp_params* params, bool unsigned_input) {
   for (qs8_dwconv_block b = qs8_dwconv_first_block(packed_w, channels, 32, 9); b.c0 < channels;
        qs8_dwconv_next_block(&b)) {
     const __mmask32 mask = b.cols >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << b.cols) - 1);
     output_stage stages[2];
     bool fast;
     output_stages_of(&b.h, mask, params->output_zero_point, &stages[0], &stages[1], &fast);
-    block_row(channels, output_width, rows, input_width, stride, padding_left, pad, output, params,
-              unsigned_input, &b, mask, stages, fast);
+    block_rows(channels, output_rows, output_width, rows, input_width, stride, padding_left, pad, output,
+               params, unsigned_input, &b, mask, stages, fast);
   }
 }
 

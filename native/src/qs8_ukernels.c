@@ -14,10 +14,10 @@
 #define DECLARE_DWCONV(name)                                                                                \
   void name(size_t channels, size_t taps, const int8_t* const* input, const void* packed_w, int8_t* output, \
             const qs8_gemmlowp_params* params)
-#define DECLARE_DWCONV3X3(name)                                                                          \
-  void name(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,         \
-            size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output, \
-            const qs8_gemmlowp_params* params)
+#define DECLARE_DWCONV3X3(name)                                                                              \
+  void name(size_t channels, size_t output_rows, size_t output_width, const int8_t* const* rows,             \
+            size_t input_width, size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, \
+            int8_t* output, const qs8_gemmlowp_params* params)
 
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar);
