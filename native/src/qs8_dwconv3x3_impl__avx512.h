@@ -6,14 +6,16 @@
 //    per channel (two 512-bit vectors: channels 0-15 and 16-31, in order) and VPDPBUSD adds the four
 //    products. It multiplies unsigned by signed bytes, so inputs are taken as uint8 (int8 inputs flipped by
 //    0x80), and 128 * sum(w) comes off the bias. Taps 0-3 and 4-7 are two such groups; tap 8 is zero-extended
-//    to one byte per lane. The weights are interleaved once per block of a row, by the same steps.
+//    to one byte per lane. The weights are interleaved once per block of a call (up to 16 rows), by the same
+//    steps. At stride 1 and 2 the groups are kernel columns instead (COLUMN: rows 0-2 of one input column and
+//    a slot of zero weight), so each input column is interleaved once for the 3 (2) pixels that read it.
 //  - AVX-512 without VNNI: two taps at a time. Taps t and t + 1 are interleaved (VPUNPCK[LH]BW, within
 //    128-bit lanes) and widened to int16 pairs, so one VPMADDWD gives x_t * w_t + x_t+1 * w_t+1 per channel
 //    (|products| <= 255 * 128). The interleave leaves the accumulators in lane order: `lo` holds channels 0-7
 //    and 16-23, `hi` 8-15 and 24-31. uint8 inputs are zero-extended (their extra 128 * sum(w) comes off the
 //    bias).
 // Either way the per-channel constants of the output stage (bias, multipliers, shifts) are permuted into the
-// accumulators' lane order once per block of a row, and the narrowing to bytes restores channel order.
+// accumulators' lane order once per block of a call, and the narrowing to bytes restores channel order.
 //
 // The output stage is qs8_requantize_gemmlowp's, bit for bit. For a block whose every channel has a right
 // shift s in [1, 22] (no left shift), a multiplier other than INT32_MIN, and an output zero point zp with
@@ -49,7 +51,7 @@
 // _mm512_setr_epi32 of a list macro (expanded before the call).
 #define SETR16(...) _mm512_setr_epi32(__VA_ARGS__)
 
-// The output stage of 16 accumulator lanes, constants computed once per block of a row.
+// The output stage of 16 accumulator lanes, constants computed once per block of a call.
 typedef struct {
   // One rounding (fast): multipliers of the even / odd lanes in the low half of each 64-bit lane, the
   // rounding and zero-point term, and the shift 31 + s.
