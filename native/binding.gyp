@@ -153,6 +153,7 @@
         "type": "static_library",
         "sources": [
           "src/qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni.c",
+          "src/qs8_gemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni.c",
           "src/qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni.c",
           "src/qs8_igemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni.c",
           "src/qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni.c",

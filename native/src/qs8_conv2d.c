@@ -20,7 +20,7 @@ struct qs8_conv2d_op {
   whittle_conv2d_shape shape;
   size_t output_height, output_width, cin_g, cout_g, k, kc;
   bool depthwise;
-  bool dw3x3;  // depthwise 3x3, dilation 1: one row kernel call per output row (fn_3x3)
+  bool dw3x3;  // depthwise 3x3, dilation 1: row kernel calls of up to 16 output rows (fn_3x3)
   // GEMM path, pointwise (1x1, stride 1, no padding, one group) with kc == k: output pixel m reads input
   // bytes [m * k, (m + 1) * k), so a tile of MR pixels is one contiguous run of the input, read in place
   // (a_xor == 0) or flipped into the tile by one copy.
@@ -392,9 +392,11 @@ const char* qs8_conv2d_kernel_name(const qs8_conv2d_op* op) {
     return op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->name_short
                                                                       : op->igemm->name;
   }
-  // A layer of at most 2 output rows runs only the 1-row variant (gemm_tile).
+  // A layer of at most 2 output rows runs only the 1-row variant, one of at most mr_short only the short
+  // variant (gemm_tile).
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
-  return rows <= 2 && op->gemm->fn_1 != NULL ? op->gemm->name_1 : op->gemm->name;
+  if (rows <= 2 && op->gemm->fn_1 != NULL) return op->gemm->name_1;
+  return op->gemm->fn_short != NULL && rows <= op->gemm->mr_short ? op->gemm->name_short : op->gemm->name;
 }
 
 WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
@@ -423,6 +425,8 @@ WHITTLE_HOT static void gemm_tile(const qs8_conv2d_op* op, size_t m0, size_t row
       op->gemm->fn_1(1, op->cout_g, op->kc, a + r * op->kc, op->kc, packed, c + r * s->output_channels,
                      s->output_channels, &op->params);
     }
+  } else if (op->gemm->fn_short != NULL && rows <= op->gemm->mr_short) {
+    op->gemm->fn_short(rows, op->cout_g, op->kc, a, op->kc, packed, c, s->output_channels, &op->params);
   } else {
     op->gemm->fn(rows, op->cout_g, op->kc, a, op->kc, packed, c, s->output_channels, &op->params);
   }
@@ -529,24 +533,33 @@ WHITTLE_HOT static void gemv_task(void* context, size_t thread, size_t begin, si
   add_tile(op, n0, n1 - n0);
 }
 
-// Output rows [begin, end) of a 3x3 depthwise conv, one row kernel call each.
+// Output rows of a 3x3 depthwise conv one kernel call runs at most (the kernel sets each block of channels up
+// once per call).
+#define QS8_DW3X3_ROWS_PER_CALL 16
+
+// Output rows [begin, end) of a 3x3 depthwise conv, up to QS8_DW3X3_ROWS_PER_CALL per row kernel call.
 WHITTLE_HOT static void dwconv3x3_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
   const whittle_conv2d_shape* s = &op->shape;
   const size_t row_bytes = s->input_width * s->input_channels;
-  for (size_t r = begin; r < end; r++) {
-    const size_t n = r / op->output_height, y = r % op->output_height;
-    const int8_t* image = op->input + n * s->input_height * row_bytes;
-    const int8_t* rows[3];
-    for (size_t i = 0; i < 3; i++) {
-      const ptrdiff_t iy = (ptrdiff_t)(y * s->stride_height + i) - (ptrdiff_t)s->padding_top;
-      rows[i] = iy >= 0 && iy < (ptrdiff_t)s->input_height ? image + (size_t)iy * row_bytes : op->zero;
+  const size_t output_row_bytes = op->output_width * s->output_channels;
+  for (size_t r0 = begin; r0 < end; r0 += QS8_DW3X3_ROWS_PER_CALL) {
+    const size_t count = end - r0 < QS8_DW3X3_ROWS_PER_CALL ? end - r0 : QS8_DW3X3_ROWS_PER_CALL;
+    const int8_t* rows[3 * QS8_DW3X3_ROWS_PER_CALL];
+    for (size_t k = 0; k < count; k++) {
+      const size_t n = (r0 + k) / op->output_height, y = (r0 + k) % op->output_height;
+      const int8_t* image = op->input + n * s->input_height * row_bytes;
+      for (size_t i = 0; i < 3; i++) {
+        const ptrdiff_t iy = (ptrdiff_t)(y * s->stride_height + i) - (ptrdiff_t)s->padding_top;
+        rows[3 * k + i] =
+            iy >= 0 && iy < (ptrdiff_t)s->input_height ? image + (size_t)iy * row_bytes : op->zero;
+      }
     }
-    op->dwconv->fn_3x3(s->output_channels, op->output_width, rows, s->input_width, s->stride_width,
-                       s->padding_left, op->zero, op->packed,
-                       op->output + r * op->output_width * s->output_channels, &op->params);
-    add_tile(op, r * op->output_width * s->output_channels, op->output_width * s->output_channels);
+    op->dwconv->fn_3x3(s->output_channels, count, op->output_width, rows, s->input_width, s->stride_width,
+                       s->padding_left, op->zero, op->packed, op->output + r0 * output_row_bytes,
+                       &op->params);
+    add_tile(op, r0 * output_row_bytes, count * output_row_bytes);
   }
 }
 

@@ -6,14 +6,16 @@
 //    per channel (two 512-bit vectors: channels 0-15 and 16-31, in order) and VPDPBUSD adds the four
 //    products. It multiplies unsigned by signed bytes, so inputs are taken as uint8 (int8 inputs flipped by
 //    0x80), and 128 * sum(w) comes off the bias. Taps 0-3 and 4-7 are two such groups; tap 8 is zero-extended
-//    to one byte per lane. The weights are interleaved once per block of a row, by the same steps.
+//    to one byte per lane. The weights are interleaved once per block of a call (up to 16 rows), by the same
+//    steps. At stride 1 and 2 the groups are kernel columns instead (COLUMN: rows 0-2 of one input column and
+//    a slot of zero weight), so each input column is interleaved once for the 3 (2) pixels that read it.
 //  - AVX-512 without VNNI: two taps at a time. Taps t and t + 1 are interleaved (VPUNPCK[LH]BW, within
 //    128-bit lanes) and widened to int16 pairs, so one VPMADDWD gives x_t * w_t + x_t+1 * w_t+1 per channel
 //    (|products| <= 255 * 128). The interleave leaves the accumulators in lane order: `lo` holds channels 0-7
 //    and 16-23, `hi` 8-15 and 24-31. uint8 inputs are zero-extended (their extra 128 * sum(w) comes off the
 //    bias).
 // Either way the per-channel constants of the output stage (bias, multipliers, shifts) are permuted into the
-// accumulators' lane order once per block of a row, and the narrowing to bytes restores channel order.
+// accumulators' lane order once per block of a call, and the narrowing to bytes restores channel order.
 //
 // The output stage is qs8_requantize_gemmlowp's, bit for bit. For a block whose every channel has a right
 // shift s in [1, 22] (no left shift), a multiplier other than INT32_MIN, and an output zero point zp with
@@ -49,7 +51,7 @@
 // _mm512_setr_epi32 of a list macro (expanded before the call).
 #define SETR16(...) _mm512_setr_epi32(__VA_ARGS__)
 
-// The output stage of 16 accumulator lanes, constants computed once per block of a row.
+// The output stage of 16 accumulator lanes, constants computed once per block of a call.
 typedef struct {
   // One rounding (fast): multipliers of the even / odd lanes in the low half of each 64-bit lane, the
   // rounding and zero-point term, and the shift 31 + s.
@@ -172,6 +174,29 @@ static inline void widen1(__m256i t8, __m512i* lo, __m512i* hi) {
   *hi = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(t8, 1));
 }
 
+// Column c of the three rows (or the padding pixel outside [0, input_width)) of 32 channels as two vectors
+// of 16 channels x 4 bytes (rows 0, 2, 1 and a zero-weight slot; interleave4's order): what the column
+// weights (COLUMN_WEIGHTS) multiply. At stride 1 a column serves three output pixels, at stride 2 its even
+// columns serve two, so it is interleaved once for all of them.
+#define COLUMN(c, col_lo, col_hi)                                                                  \
+  do {                                                                                             \
+    const bool inside_ = (c) >= 0 && (c) < (ptrdiff_t)input_width;                                 \
+    const size_t at_ = inside_ ? (size_t)(c)*channels : 0;                                         \
+    const int8_t* r0_ = inside_ ? rows[0] + at_ : pad;                                             \
+    const int8_t* r1_ = inside_ ? rows[1] + at_ : pad;                                             \
+    const int8_t* r2_ = inside_ ? rows[2] + at_ : pad;                                             \
+    const __m512i q_ = _mm512_zextsi256_si512(                                                     \
+        _mm256_xor_si256(_mm256_maskz_loadu_epi8(mask, LOAD(r2_)), _mm512_castsi512_si256(flip))); \
+    interleave4(PAIR(r0_, r1_), q_, &(col_lo), &(col_hi));                                         \
+  } while (0)
+
+// The weights of kernel column j (taps j, 3 + j, 6 + j and a zero) in the layout of COLUMN.
+#define COLUMN_WEIGHTS(j, kc_lo, kc_hi)                                                                      \
+  interleave4(_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(b.w + (j)*32))), \
+                                 _mm256_loadu_si256((const __m256i*)(b.w + (3 + (j)) * 32)), 1),             \
+              _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i*)(b.w + (6 + (j)) * 32))), &(kc_lo),  \
+              &(kc_hi))
+
 #define LOAD(p) ((const int8_t*)(p) + b.c0)
 #define PAIR(t, u) _mm512_xor_si512(load_pair(LOAD(t), LOAD(u), mask), flip)
 
@@ -261,12 +286,13 @@ static inline __m512i widen(__m256i bytes, bool unsigned_input) {
   const __m512i bias_hi = _mm512_permutex2var_epi32(b0, SETR16(ORDER_HI), b1);
 #endif
 
-// The pixels of one block of a row: two at a time, then the last one.
-static inline __attribute__((always_inline)) void block_row(
-    size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width, size_t stride,
-    size_t padding_left, const int8_t* pad, int8_t* output, const qs8_gemmlowp_params* params,
-    bool unsigned_input, const qs8_dwconv_block* block, __mmask32 mask, const output_stage* stages,
-    bool fast) {
+// The pixels of one block of every row (the block's weights and constants set up once): by columns (VNNI,
+// stride 1 or 2), or two at a time, then the last one.
+static inline __attribute__((always_inline)) void block_rows(
+    size_t channels, size_t output_rows, size_t output_width, const int8_t* const* input_rows,
+    size_t input_width, size_t stride, size_t padding_left, const int8_t* pad, int8_t* first_output,
+    const qs8_gemmlowp_params* params, bool unsigned_input, const qs8_dwconv_block* block, __mmask32 mask,
+    const output_stage* stages, bool fast) {
   const qs8_dwconv_block b = *block;
   BLOCK_WEIGHTS()
   const output_stage stage_lo = stages[0], stage_hi = stages[1];
@@ -277,11 +303,18 @@ static inline __attribute__((always_inline)) void block_row(
   const __m256i max = _mm256_set1_epi8((char)params->output_max);
   const __m256i out_flip = _mm256_set1_epi8((char)params->output_flip);
 #define OUTPUT(acc, stage) (fast ? output_fast(acc, &stage) : output_exact(acc, &stage, lo, hi, zp))
-  // Left border pixels one at a time (their taps through whittle_dwconv3x3_taps), then the pixels whose
-  // taps all lie in the rows two at a time (taps at fixed offsets from one column), then the rest.
-  int8_t* out = output + b.c0;
-  ptrdiff_t ix = -(ptrdiff_t)padding_left;
-  size_t x = 0;
+#if defined(__AVX512VNNI__)
+  __m512i kc_lo[3], kc_hi[3];  // the column weights (COLUMN_WEIGHTS)
+  WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) COLUMN_WEIGHTS(j, kc_lo[j], kc_hi[j]);
+#endif
+  for (size_t y = 0; y < output_rows; y++) {
+    const int8_t* const* rows = input_rows + 3 * y;
+    int8_t* const output = first_output + y * output_width * channels;
+    // Left border pixels one at a time (their taps through whittle_dwconv3x3_taps), then the pixels whose
+    // taps all lie in the rows two at a time (taps at fixed offsets from one column), then the rest.
+    int8_t* out = output + b.c0;
+    ptrdiff_t ix = -(ptrdiff_t)padding_left;
+    size_t x = 0;
 #define ONE_PIXEL()                                                                         \
   do {                                                                                      \
     const void* ta[9];                                                                      \
@@ -290,68 +323,98 @@ static inline __attribute__((always_inline)) void block_row(
     PIXEL(a_lo, a_hi, ta);                                                                  \
     store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip); \
   } while (0)
-  for (; x < output_width && ix < 0; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
 #if defined(__AVX512VNNI__)
-  if (channels == 16 && stride == 1) {
-    // 16 channels at stride 1: a 32-byte tap load holds that tap of two adjacent pixels, so the upper 16
-    // lanes compute the next pixel with the weights and constants of the lower ones (the names below
-    // shadow the block's); four pixels a step.
-    const __m512i* const k_hi = k_lo;
-    const __mmask32 mask = 0xFFFFFFFFu;
-    for (; x + 4 <= output_width && ix + 5 < (ptrdiff_t)input_width; x += 4, ix += 4, out += 64) {
+    if (channels != 16 && (stride == 1 || stride == 2)) {
+      // By columns: output pixel x sums kernel columns j = 0..2 over input columns ix + j, each column of
+      // the three rows interleaved once (COLUMN) and multiplied by that kernel column's weights, 3 VPDPBUSD
+      // per 16 channels. Stride 1 reuses the last two columns of the previous pixel, stride 2 the last one.
+      // The sums are the same integers as PIXEL's (int32 adds of the same products, no overflow).
+      __m512i c0_lo, c0_hi, c1_lo = bias_lo, c1_hi = bias_hi, c2_lo, c2_hi;  // c1: set before any use
+      COLUMN(ix, c0_lo, c0_hi);
+      if (stride == 1) COLUMN(ix + 1, c1_lo, c1_hi);
+      for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) {
+        if (stride != 1) COLUMN(ix + 1, c1_lo, c1_hi);
+        COLUMN(ix + 2, c2_lo, c2_hi);
+        __m512i a_lo = _mm512_dpbusd_epi32(bias_lo, c0_lo, kc_lo[0]);
+        __m512i a_hi = _mm512_dpbusd_epi32(bias_hi, c0_hi, kc_hi[0]);
+        a_lo = _mm512_dpbusd_epi32(a_lo, c1_lo, kc_lo[1]);
+        a_hi = _mm512_dpbusd_epi32(a_hi, c1_hi, kc_hi[1]);
+        a_lo = _mm512_dpbusd_epi32(a_lo, c2_lo, kc_lo[2]);
+        a_hi = _mm512_dpbusd_epi32(a_hi, c2_hi, kc_hi[2]);
+        store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
+        if (stride == 1) {
+          c0_lo = c1_lo, c0_hi = c1_hi;
+          c1_lo = c2_lo, c1_hi = c2_hi;
+        } else {
+          c0_lo = c2_lo, c0_hi = c2_hi;
+        }
+      }
+      continue;
+    }
+#endif
+    for (; x < output_width && ix < 0; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
+#if defined(__AVX512VNNI__)
+    if (channels == 16 && stride == 1) {
+      // 16 channels at stride 1: a 32-byte tap load holds that tap of two adjacent pixels, so the upper 16
+      // lanes compute the next pixel with the weights and constants of the lower ones (the names below
+      // shadow the block's); four pixels a step.
+      const __m512i* const k_hi = k_lo;
+      const __mmask32 mask = 0xFFFFFFFFu;
+      for (; x + 4 <= output_width && ix + 5 < (ptrdiff_t)input_width; x += 4, ix += 4, out += 64) {
+        const int8_t *ta[9], *tb[9];
+        WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
+          WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
+            ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * 16;
+            tb[i * 3 + j] = ta[i * 3 + j] + 32;
+          }
+        }
+        __m512i a_lo = bias_lo, a_hi = bias_lo, b_lo = bias_lo, b_hi = bias_lo;
+        PIXEL(a_lo, a_hi, ta);
+        PIXEL(b_lo, b_hi, tb);
+        store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_lo), mask, min, max, out_flip);
+        store32(out + 32, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_lo), mask, min, max, out_flip);
+      }
+    }
+#endif
+    for (; x + 2 <= output_width && ix + (ptrdiff_t)stride + 2 < (ptrdiff_t)input_width;
+         x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
       const int8_t *ta[9], *tb[9];
       WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
         WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
-          ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * 16;
-          tb[i * 3 + j] = ta[i * 3 + j] + 32;
+          ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * channels;
+          tb[i * 3 + j] = ta[i * 3 + j] + stride * channels;
         }
       }
-      __m512i a_lo = bias_lo, a_hi = bias_lo, b_lo = bias_lo, b_hi = bias_lo;
+      __m512i a_lo = bias_lo, a_hi = bias_hi, b_lo = bias_lo, b_hi = bias_hi;
       PIXEL(a_lo, a_hi, ta);
       PIXEL(b_lo, b_hi, tb);
-      store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_lo), mask, min, max, out_flip);
-      store32(out + 32, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_lo), mask, min, max, out_flip);
+      store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
+      store32(out + channels, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_hi), mask, min, max, out_flip);
     }
+    for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
   }
-#endif
-  for (; x + 2 <= output_width && ix + (ptrdiff_t)stride + 2 < (ptrdiff_t)input_width;
-       x += 2, ix += 2 * (ptrdiff_t)stride, out += 2 * channels) {
-    const int8_t *ta[9], *tb[9];
-    WHITTLE_UNROLL3 for (size_t i = 0; i < 3; i++) {
-      WHITTLE_UNROLL3 for (size_t j = 0; j < 3; j++) {
-        ta[i * 3 + j] = rows[i] + ((size_t)ix + j) * channels;
-        tb[i * 3 + j] = ta[i * 3 + j] + stride * channels;
-      }
-    }
-    __m512i a_lo = bias_lo, a_hi = bias_hi, b_lo = bias_lo, b_hi = bias_hi;
-    PIXEL(a_lo, a_hi, ta);
-    PIXEL(b_lo, b_hi, tb);
-    store32(out, OUTPUT(a_lo, stage_lo), OUTPUT(a_hi, stage_hi), mask, min, max, out_flip);
-    store32(out + channels, OUTPUT(b_lo, stage_lo), OUTPUT(b_hi, stage_hi), mask, min, max, out_flip);
-  }
-  for (; x < output_width; x++, ix += (ptrdiff_t)stride, out += channels) ONE_PIXEL();
 #undef ONE_PIXEL
 #undef OUTPUT
 }
 
-static inline __attribute__((always_inline)) void row(size_t channels, size_t output_width,
-                                                      const int8_t* const* rows, size_t input_width,
-                                                      size_t stride, size_t padding_left, const int8_t* pad,
-                                                      const void* packed_w, int8_t* output,
-                                                      const qs8_gemmlowp_params* params,
-                                                      bool unsigned_input) {
+static inline __attribute__((always_inline)) void run_rows(
+    size_t channels, size_t output_rows, size_t output_width, const int8_t* const* rows, size_t input_width,
+    size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output,
+    const qs8_gemmlowp_params* params, bool unsigned_input) {
   for (qs8_dwconv_block b = qs8_dwconv_first_block(packed_w, channels, 32, 9); b.c0 < channels;
        qs8_dwconv_next_block(&b)) {
     const __mmask32 mask = b.cols >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << b.cols) - 1);
     output_stage stages[2];
     bool fast;
     output_stages_of(&b.h, mask, params->output_zero_point, &stages[0], &stages[1], &fast);
-    block_row(channels, output_width, rows, input_width, stride, padding_left, pad, output, params,
-              unsigned_input, &b, mask, stages, fast);
+    block_rows(channels, output_rows, output_width, rows, input_width, stride, padding_left, pad, output,
+               params, unsigned_input, &b, mask, stages, fast);
   }
 }
 
 #undef PIXEL
+#undef COLUMN
+#undef COLUMN_WEIGHTS
 #undef LOAD
 #undef PAIR
 #undef PAIR_MADD

@@ -74,15 +74,17 @@ typedef void (*qs8_dwconv_ukernel_fn)(size_t channels, size_t taps, const int8_t
                                       const void* packed_w, int8_t* output,
                                       const qs8_gemmlowp_params* params);
 
-// One output row of a 3x3 depthwise convolution (dilation 1, the same packing as qs8_dwconv_ukernel_fn with
-// taps = 9): output[x][c] = output stage of (bias'[c] + sum_t (tap_t(x)[c] ^ input_flip) * w[t][c]) for
-// x < output_width, c < channels, with the tap pointers of whittle_dwconv3x3_taps (rows[3]; `pad`: the
-// input zero point in `channels` bytes). Each block of CB channels keeps its weights in registers across the
-// row.
-typedef void (*qs8_dwconv3x3_ukernel_fn)(size_t channels, size_t output_width, const int8_t* const* rows,
-                                         size_t input_width, size_t stride, size_t padding_left,
-                                         const int8_t* pad, const void* packed_w, int8_t* output,
-                                         const qs8_gemmlowp_params* params);
+// Output rows of a 3x3 depthwise convolution (dilation 1, the same packing as qs8_dwconv_ukernel_fn with
+// taps = 9): output row y (at output + y * output_width * channels, y < output_rows) is output[x][c] = output
+// stage of (bias'[c] + sum_t (tap_t(x)[c] ^ input_flip) * w[t][c]) for x < output_width, c < channels, with
+// the tap pointers of whittle_dwconv3x3_taps over its three input rows rows[3 * y .. 3 * y + 2] (`pad`: the
+// input zero point in `channels` bytes). Each block of CB channels keeps its weights (and output-stage
+// constants) in registers across the rows: a layer of few, wide pixels (4 x 4 x 576) sets a block up once
+// per call, not once per row.
+typedef void (*qs8_dwconv3x3_ukernel_fn)(size_t channels, size_t output_rows, size_t output_width,
+                                         const int8_t* const* rows, size_t input_width, size_t stride,
+                                         size_t padding_left, const int8_t* pad, const void* packed_w,
+                                         int8_t* output, const qs8_gemmlowp_params* params);
 
 // The fields a GEMM and an IGEMM kernel share, in this order (qs8_ukernels.c fills both by position): the
 // kernel's name, ISA and function; MR x NR tile; kr: k per packed column group; k_align: A rows are padded to
@@ -100,6 +102,11 @@ typedef struct qs8_gemm_ukernel {
   // batch 1, and the last rows of a conv) without computing MR rows.
   qs8_gemm_ukernel_fn fn_1;
   const char* name_1;
+  // A variant with the same packing and fewer rows (NULL if none): runs tiles of 3 to mr_short rows (a 1x1
+  // layer of few output pixels, e.g. MobileNet-v2's last stages at 2 x 2) without computing MR rows.
+  qs8_gemm_ukernel_fn fn_short;
+  uint8_t mr_short;
+  const char* name_short;
 } qs8_gemm_ukernel;
 
 // Batch-1 fully-connected (GEMV): c[n] = output stage of (bias'[n] + sum_k (a[k] ^ input_flip) * w[n][k])

@@ -69,22 +69,22 @@ static inline void qs8_dwconv_next_block(qs8_dwconv_block* b) {
 }
 
 // Defines the dwconv3x3 kernel `name` (qs8_dwconv3x3_ukernel_fn) over the including file's
-// `static inline __attribute__((always_inline)) void row(<the kernel's arguments>, bool unsigned_input)`: one
-// copy of row per input signedness, called with a local copy of *params (stores through int8_t* may alias
-// *params, which would make the compiler reload and re-broadcast the output-stage constants after every
-// store).
-#define QS8_DWCONV3X3_KERNEL(name)                                                                        \
-  void name(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,          \
-            size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output,  \
-            const qs8_gemmlowp_params* params) {                                                          \
-    const qs8_gemmlowp_params local = *params;                                                            \
-    if (local.input_flip != 0) {                                                                          \
-      row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, \
-          true);                                                                                          \
-    } else {                                                                                              \
-      row(channels, output_width, rows, input_width, stride, padding_left, pad, packed_w, output, &local, \
-          false);                                                                                         \
-    }                                                                                                     \
+// `static inline __attribute__((always_inline)) void run_rows(<the kernel's arguments>, bool
+// unsigned_input)`: one copy of run_rows per input signedness, called with a local copy of *params (stores
+// through int8_t* may alias *params, which would make the compiler reload and re-broadcast the output-stage
+// constants after every store).
+#define QS8_DWCONV3X3_KERNEL(name)                                                                           \
+  void name(size_t channels, size_t output_rows, size_t output_width, const int8_t* const* rows,             \
+            size_t input_width, size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, \
+            int8_t* output, const qs8_gemmlowp_params* params) {                                             \
+    const qs8_gemmlowp_params local = *params;                                                               \
+    if (local.input_flip != 0) {                                                                             \
+      run_rows(channels, output_rows, output_width, rows, input_width, stride, padding_left, pad, packed_w,  \
+               output, &local, true);                                                                        \
+    } else {                                                                                                 \
+      run_rows(channels, output_rows, output_width, rows, input_width, stride, padding_left, pad, packed_w,  \
+               output, &local, false);                                                                       \
+    }                                                                                                        \
   }
 
 // The residual add's three requantizations (a, b, the output; qs8_add_params) as the SIMD requantizations
@@ -227,10 +227,21 @@ static inline __m512i qs8_output16_avx512_apply(__m512i acc, const qs8_output16_
   return qs8_output16_avx512_apply_as(acc, o, true);
 }
 
+// The low 8 bits of the 16 lanes of v, in a register. The compiler would fold the narrowing into a following
+// store (VPMOVDB with a memory operand), which AMD's Zen 4 / Zen 5 run many times slower than VPMOVDB to a
+// register and a byte store: the empty asm keeps the narrowed value in a register.
+static inline __m128i qs8_narrow16_bytes_avx512(__m512i v) {
+  __m128i bytes = _mm512_cvtepi32_epi8(v);
+#if defined(__GNUC__)
+  __asm__("" : "+v"(bytes));
+#endif
+  return bytes;
+}
+
 // Stores the low `count` (<= 16) lanes of v as bytes (their low 8 bits).
 static inline void qs8_store16_bytes_avx512(int8_t* out, __m512i v, size_t count) {
   const __mmask16 m = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
-  _mm_mask_storeu_epi8(out, m, _mm512_cvtepi32_epi8(v));
+  _mm_mask_storeu_epi8(out, m, qs8_narrow16_bytes_avx512(v));
 }
 
 // The output stage of 16 channels starting at channel n of a block header, for qs8_store16_bytes_avx512.

@@ -45,9 +45,13 @@ static size_t qs8_quantize_vectors__avx512(size_t n, const float* x, void* y, do
       q[h] = _mm512_maskz_cvtpd_epi32(ordered, v);
     }
     const __m512i q32 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
-    // The values are in the type's range: the saturating narrowings keep them.
-    _mm_storeu_si128((__m128i*)((unsigned char*)y + i),
-                     u ? _mm512_cvtusepi32_epi8(q32) : _mm512_cvtsepi32_epi8(q32));
+    // The values are in the type's range: the saturating narrowings keep them. Narrowed in a register, not
+    // folded into the store (qs8_narrow16_bytes_avx512 says why).
+    __m128i bytes = u ? _mm512_cvtusepi32_epi8(q32) : _mm512_cvtsepi32_epi8(q32);
+#if defined(__GNUC__)
+    __asm__("" : "+v"(bytes));
+#endif
+    _mm_storeu_si128((__m128i*)((unsigned char*)y + i), bytes);
   }
   return i;
 }
@@ -91,7 +95,7 @@ static inline __attribute__((always_inline)) size_t qs8_vadd_vectors_as__avx512(
     __m512i v = qs8_requantize_avx512_as(sum, multiplier[2], left[2], right[2], general_out);
     v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), output_zero_point);
     // In the type's range: the truncating narrowing keeps the byte (uint8 values 0..255 included).
-    _mm_storeu_si128((__m128i*)((unsigned char*)y + i), _mm512_cvtepi32_epi8(v));
+    _mm_storeu_si128((__m128i*)((unsigned char*)y + i), qs8_narrow16_bytes_avx512(v));
   }
   return i;
 }

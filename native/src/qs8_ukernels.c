@@ -14,10 +14,10 @@
 #define DECLARE_DWCONV(name)                                                                                \
   void name(size_t channels, size_t taps, const int8_t* const* input, const void* packed_w, int8_t* output, \
             const qs8_gemmlowp_params* params)
-#define DECLARE_DWCONV3X3(name)                                                                          \
-  void name(size_t channels, size_t output_width, const int8_t* const* rows, size_t input_width,         \
-            size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, int8_t* output, \
-            const qs8_gemmlowp_params* params)
+#define DECLARE_DWCONV3X3(name)                                                                              \
+  void name(size_t channels, size_t output_rows, size_t output_width, const int8_t* const* rows,             \
+            size_t input_width, size_t stride, size_t padding_left, const int8_t* pad, const void* packed_w, \
+            int8_t* output, const qs8_gemmlowp_params* params)
 
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__scalar);
@@ -31,6 +31,7 @@ DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni);
+DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512vnni);
 DECLARE_GEMV(qs8_gemv_minmax_gemmlowp_ukernel_1x4c64__avx512);
@@ -63,9 +64,10 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 #endif
 
 // kr: k per packed column group; k_align: A rows are padded to a multiple of it; a_unsigned: A is uint8;
-// fn_1: the 1-row variant with the same packing, or NULL.
-#define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1) \
-  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1, #fn_1 }
+// fn_1: the 1-row variant with the same packing, or NULL; fn_short: the variant of mr_short rows with the
+// same packing, or NULL (mr_short 0).
+#define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1, fn_short, mr_short) \
+  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1, #fn_1, fn_short, mr_short, #fn_short }
 // fn_short: the variant of mr_short rows with the same packing, or NULL (mr_short 0).
 #define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short, #fn_short }
@@ -76,21 +78,22 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 const qs8_gemm_ukernel qs8_gemm_ukernels[] = {
 #if defined(__x86_64__)
     GEMM(qs8_gemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true,
-         qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni),
+         qs8_gemm_minmax_gemmlowp_ukernel_1x32c4__avx512vnni,
+         qs8_gemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni, 4),
     GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false,
-         qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512),
+         qs8_gemm_minmax_gemmlowp_ukernel_1x32c2__avx512, NULL, 0),
     GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false,
-         qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2),
+         qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2, NULL, 0),
 #endif
 #if defined(__aarch64__)
     GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false,
-         qs8_gemm_minmax_gemmlowp_ukernel_1x8c4__neondot),
+         qs8_gemm_minmax_gemmlowp_ukernel_1x8c4__neondot, NULL, 0),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
     GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false,
-         qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon),
+         qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon, NULL, 0),
 #endif
-    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, NULL),
+    GEMM(qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, NULL, NULL, 0),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemm)
 

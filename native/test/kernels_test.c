@@ -73,12 +73,21 @@ static const conv_case conv_cases[] = {
     CONV("pointwise 3x3", 1, 3, 3, 48, 70, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("pointwise 3x3 narrow", 1, 3, 3, 64, 10, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("pointwise 2x2 k576", 1, 2, 2, 576, 96, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+
+    // Layers of 3 and 4 output pixels: the GEMM's short variant (fn_short) for every tile, one block of 16
+    // columns or fewer and a partial one.
+    CONV("pointwise 2x2 c72 oc 80", 1, 2, 2, 72, 80, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+    CONV("pointwise 1x3 c20 oc 12", 1, 1, 3, 20, 12, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
     CONV("depthwise 3x3", 1, 7, 7, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 24),
     CONV("depthwise odd stride 2 batch 2", 2, 9, 9, 37, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 37),
     // The 3x3 row kernels: channel tails of every block size, paddings wider than 1 and uneven, width 1.
     CONV("depthwise 3x3 c130 stride 2 pad 2/0/1/2", 1, 6, 5, 130, 130, 3, 3, 2, 2, 1, 1, 2, 0, 1, 2, 130),
     CONV("depthwise 3x3 c64 width 1 batch 2", 2, 5, 1, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 64),
     CONV("depthwise 3x3 c17 stride 1x2", 1, 7, 8, 17, 17, 3, 3, 1, 2, 1, 1, 2, 1, 0, 1, 17),
+    // The VNNI row kernel by columns (stride 1 and 2): widths 2 and 3 (no interior pixel), pad 0 and 2.
+    CONV("depthwise 3x3 c96 width 2", 1, 2, 2, 96, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 96),
+    CONV("depthwise 3x3 c40 stride 2 width 3 pad 2", 1, 7, 3, 40, 40, 3, 3, 2, 2, 1, 1, 2, 2, 2, 2, 40),
+    CONV("depthwise 3x3 c33 width 9 no pad", 1, 5, 9, 33, 33, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 33),
     // 16 channels at stride 1 (the AVX-512 VNNI row kernel computes two pixels per vector): widths around
     // its steps of 4 pixels, with and without padding.
     CONV("depthwise 3x3 c16 width 11", 1, 5, 11, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 16),
