@@ -41,6 +41,7 @@ export type OperatorName =
   | 'mulChannels'
   | 'lookup'
   | 'slice'
+  | 'resize'
   | 'fixedPointQuantize'
   | 'fixedPointDequantize';
 

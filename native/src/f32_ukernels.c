@@ -196,3 +196,8 @@ void f32_mul_channels(size_t rows, size_t pixels, size_t channels, const float* 
                       float* output, whittle_isa level) {
   f32_simple_ukernels_select(level)->vmul_channels(rows, pixels, channels, a, b, output);
 }
+
+void f32_resize_bilinear(const whittle_resize_shape* shape, const float* input, float* output,
+                         whittle_isa level) {
+  f32_simple_ukernels_select(level)->resize_bilinear(shape, input, output);
+}
