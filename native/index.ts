@@ -492,6 +492,25 @@ export interface SliceArgs<T extends Tensor> {
   output: T;
 }
 
+/** A 2-D resize of [batch][inputHeight][inputWidth][channels] (the two resized axes adjacent; batch and channels
+ * fold the others). Output row y reads input rows rows[2y] (top) and rows[2y + 1] (bottom), output column x
+ * columns[2x] and columns[2x + 1]; with rowWeights / columnWeights (the bottom row's and the right column's
+ * weight, in [0, 1]) it is bilinear (fp32, int8, uint8: the int8 sum is the reference executor's, in double,
+ * rounded half up), without them nearest (the first index of each pair; any tensor type). */
+export interface ResizeArgs<T extends Tensor> {
+  batch: number;
+  inputHeight: number;
+  inputWidth: number;
+  channels: number;
+  rows: Uint32Array;
+  columns: Uint32Array;
+  rowWeights?: Float64Array;
+  columnWeights?: Float64Array;
+  input: T;
+  output: T;
+  reference?: boolean;
+}
+
 interface NativeKernels {
   cpuFeatures(): CpuFeatures;
   activeIsa(): Isa;
@@ -516,6 +535,7 @@ interface NativeKernels {
   mulChannels(args: MulChannelsArgs | MulChannelsInt8Args<Int8Tensor>): void;
   lookup(args: LookupArgs<Int8Tensor>): void;
   slice(args: SliceArgs<Tensor>): void;
+  resize(args: ResizeArgs<Tensor>): void;
 }
 
 /** CPU features and the kernel paths they allow. */
@@ -699,6 +719,10 @@ export function concat<T extends Tensor>(args: ConcatArgs<T>): void {
 
 export function channelShuffle<T extends Tensor>(args: ChannelShuffleArgs<T>): void {
   loadNativeBinding().channelShuffle(args);
+}
+
+export function resize<T extends Tensor>(args: ResizeArgs<T>): void {
+  loadNativeBinding().resize(args);
 }
 
 export function sigmoidF32(args: ActivationF32Args): void {

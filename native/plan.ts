@@ -43,6 +43,7 @@ export type OperatorName =
   | 'mulChannels'
   | 'lookup'
   | 'slice'
+  | 'resize'
   | 'fixedPointQuantize'
   | 'fixedPointDequantize';
 

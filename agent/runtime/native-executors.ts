@@ -54,6 +54,8 @@ import {
   type QuantizationArgs,
   quantizeLinear,
   type QuantizeLinearArgs,
+  resize,
+  type ResizeArgs,
   sigmoidF32,
   slice,
   type SliceArgs,
@@ -64,7 +66,7 @@ import {
 } from '../../native/index.js';
 import { copy, createOperator, type OperatorName } from '../../native/plan.js';
 import type { NumberFormat } from '../package/manifest.js';
-import { intAttr, normalizeAxis, numberAttr, stringAttr } from './attributes.js';
+import { intAttr, intsAttr, normalizeAxis, numberAttr, stringAttr } from './attributes.js';
 import type { Executor, NativeFactory, NativeStepCall, PrepareContext } from './executor.js';
 import { fixedPointLayer } from './fixed-point-layer.js';
 import { encodeCsr, packCodebookIndices } from './format-layouts.js';
@@ -74,6 +76,7 @@ import { xnorSignZeroPoint } from './ops/conv.js';
 import { activationTable, hardSigmoidParams, qaddParams, qmulParams } from './ops/elementwise.js';
 import { sliceRanges, splitSizes } from './ops/layout.js';
 import { ADDEND_INPUT, hasAddend, residualParts } from './ops/residual.js';
+import { type AxisTaps, resizeTaps } from './ops/resize.js';
 import { globalAvgPoolMultiplier } from './reference-ops/pool.js';
 import { elements, type TensorData, type TensorSpec } from './tensor.js';
 import { convGeometry, poolCeilMode, poolKernel, windowAttrs } from './window.js';
@@ -1153,6 +1156,96 @@ const splitNative: NativeFactory = (context) => {
   );
 };
 
+/** resize (issue 14: an FPN's and a segmentation head's upsampling) on the native 2-D resize: the node's taps
+ * (ops/resize.ts resizeTaps) where at most two adjacent axes move, every other axis keeping its size with each
+ * output index reading its own input index (NHWC's H and W; NCHW's too, channels folded into the batch). */
+const resizeNative: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  if (x.dtype !== 'f32' && x.dtype !== 'i8' && x.dtype !== 'u8') return undefined;
+  const taps = resizeTaps(context.node, x.shape);
+  // A leading axis of 1 so that any one moving axis has a neighbour before it.
+  const identity: AxisTaps = { lo: Int32Array.of(0), hi: Int32Array.of(0), weight: Float64Array.of(0) };
+  const shape = [1, ...x.shape];
+  const out = [1, ...taps.out];
+  const axes = [identity, ...taps.axes];
+  const kept = (a: number) =>
+    out[a] === shape[a] && axes[a]!.lo.every((i, o) => i === o && axes[a]!.weight[o] === 0);
+  const moving = shape.map((_, a) => a).filter((a) => !kept(a));
+  if (moving.length > 2 || (moving.length === 2 && moving[1] !== moving[0]! + 1)) return undefined;
+  const h = moving.length === 2 ? moving[0]! : Math.max(0, (moving[0] ?? 1) - 1);
+  const w = h + 1;
+  const pairs = (t: AxisTaps) => {
+    const pair = new Uint32Array(2 * t.lo.length);
+    t.lo.forEach((lo, o) => {
+      pair[2 * o] = lo;
+      pair[2 * o + 1] = t.hi[o]!;
+    });
+    return pair;
+  };
+  const fixed = {
+    batch: elements(shape.slice(0, h)),
+    inputHeight: shape[h]!,
+    inputWidth: shape[w]!,
+    channels: elements(shape.slice(w + 1)),
+    rows: pairs(axes[h]!),
+    columns: pairs(axes[w]!),
+    ...(taps.mode === 'linear' ? { rowWeights: axes[h]!.weight, columnWeights: axes[w]!.weight } : {}),
+  };
+  return operatorExecutor<ResizeArgs<Tensor>>(
+    `native:resize_${taps.mode === 'linear' ? 'bilinear' : 'nearest'}_${x.dtype}`,
+    'resize',
+    resize,
+    (inputs, outputs) => ({
+      ...fixed,
+      input: (context.constants[0] ?? inputs[0]) as Tensor,
+      output: outputs[0] as Tensor,
+    }),
+  );
+};
+
+/** A transpose that swaps two blocks of axes ([rows][A][B] -> [rows][B][A] once axes of size 1 are dropped and
+ * axes that stay adjacent are merged: NHWC -> NCHW, NCHW -> NHWC, a matrix transpose) is a channel shuffle with
+ * A groups of B channels; any other permutation keeps the reference. */
+export function blockSwap(shape: readonly number[], perm: readonly number[]) {
+  // The axes longer than 1, numbered in input order, as the output orders them.
+  const long = shape.map((_, a) => a).filter((a) => shape[a]! > 1);
+  const order = perm.filter((p) => shape[p]! > 1).map((p) => long.indexOf(p));
+  // Runs of input axes that stay adjacent in the output, in output order.
+  const runs: number[][] = [];
+  for (const p of order) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[last.length - 1] === p - 1) last.push(p);
+    else runs.push([p]);
+  }
+  const size = (run: readonly number[]) => elements(run.map((p) => shape[long[p]!]!));
+  const byInput = [...runs].sort((a, b) => a[0]! - b[0]!);
+  const total = elements(shape);
+  if (runs.length <= 1) return { rows: 1, groups: 1, groupChannels: total };
+  const [first, second, third] = runs;
+  if (runs.length === 2) return { rows: 1, groups: size(byInput[0]!), groupChannels: size(byInput[1]!) };
+  if (runs.length === 3 && first === byInput[0] && second === byInput[2] && third === byInput[1])
+    return { rows: size(first!), groups: size(third!), groupChannels: size(second!) };
+  return undefined;
+}
+
+const transposeNative: NativeFactory = (context) => {
+  const x = context.inputs[0]!;
+  if (x.dtype !== 'f32' && x.dtype !== 'i8' && x.dtype !== 'u8') return undefined;
+  const perm = intsAttr(context.node, 'perm', x.shape.length, [...x.shape.keys()].reverse());
+  const swap = blockSwap(x.shape, perm);
+  if (swap === undefined || elements(x.shape) === 0) return undefined;
+  return operatorExecutor<ChannelShuffleArgs<Tensor>>(
+    `native:transpose_${x.dtype}`,
+    'channelShuffle',
+    channelShuffle,
+    (inputs, outputs) => ({
+      ...swap,
+      input: (context.constants[0] ?? inputs[0]) as Tensor,
+      output: outputs[0] as Tensor,
+    }),
+  );
+};
+
 /** op -> format -> native executor factory: the one list of the native executors. The registry
  * (ops/index.ts) joins each with the reference executor of its pair. */
 export const NATIVE_EXECUTORS: Readonly<
@@ -1206,4 +1299,6 @@ export const NATIVE_EXECUTORS: Readonly<
   qmul: { int8: qmulChannels },
   slice: { f32: sliceNative, int8: sliceNative },
   split: { f32: splitNative, int8: splitNative },
+  resize: { f32: resizeNative, int8: resizeNative },
+  transpose: { f32: transposeNative, int8: transposeNative },
 };

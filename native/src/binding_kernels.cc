@@ -1106,6 +1106,99 @@ BoundOperator ChannelShuffle(const Napi::Object& args) {
   return {{views.input}, {views.output}, run};
 }
 
+// resize({ batch, inputHeight, inputWidth, channels, rows, columns, rowWeights?, columnWeights?, input,
+// output, reference? }): the 2-D resize of whittle_resize_shape (f32_ops.h). rows (a Uint32Array, 2 entries
+// per output row: top and bottom input row) and columns (likewise per output column) set the output's size;
+// rowWeights and columnWeights (Float64Arrays in [0, 1], one per output row / column: the bottom row's and
+// the right column's weight) make it bilinear, their absence nearest (which reads the first entry of each
+// pair). The taps are copied.
+BoundOperator Resize(const Napi::Object& args) {
+  Napi::Env env = args.Env();
+  const auto [batch, input_height, input_width, channels] =
+      TensorDimensions<4>(args, {"batch", "inputHeight", "inputWidth", "channels"});
+  const View rows = Field(args, "rows", napi_uint32_array);
+  const View columns = Field(args, "columns", napi_uint32_array);
+  bool bilinear = false, has_column_weights = false;
+  const View row_weights = OptionalField(args, "rowWeights", napi_float64_array, &bilinear);
+  const View column_weights = OptionalField(args, "columnWeights", napi_float64_array, &has_column_weights);
+  if (bilinear != has_column_weights) {
+    ThrowType(env, bilinear ? "a Float64Array (rowWeights is given)" : "undefined (rowWeights is not given)",
+              "columnWeights", args.Get("columnWeights"));
+  }
+  const InputOutput views = ReadInputOutput(args);
+  const auto taps = [env](const View& view, size_t size, const char* axis) {
+    if (view.length == 0 || view.length % 2 != 0 || view.length / 2 > WHITTLE_MAX_DIMENSION) {
+      ThrowRange(env,
+                 std::string("2 entries per output ") + axis + " (1 to " +
+                     std::to_string(WHITTLE_MAX_DIMENSION) + " of them)",
+                 view.name, "length " + std::to_string(view.length));
+    }
+    ExpectLength(env, view, view.length, "2 x output size");
+    const uint32_t* data = static_cast<const uint32_t*>(view.data);
+    for (size_t i = 0; i < view.length; i++) {
+      if (data[i] >= size) {
+        ThrowRange(env, "input indices below " + std::to_string(size), view.name,
+                   std::to_string(data[i]) + " at " + std::to_string(i));
+      }
+    }
+    return std::vector<uint32_t>(data, data + view.length);
+  };
+  std::vector<uint32_t> row_taps = taps(rows, input_height, "row");
+  std::vector<uint32_t> column_taps = taps(columns, input_width, "column");
+  const size_t output_height = row_taps.size() / 2, output_width = column_taps.size() / 2;
+  const double output_elements = static_cast<double>(batch) * static_cast<double>(output_height) *
+                                 static_cast<double>(output_width) * static_cast<double>(channels);
+  ExpectElementsFit(env, output_elements, "batch x outputHeight x outputWidth x channels", "output",
+                    "a larger tensor");
+  ExpectLength(env, views.input, batch * input_height * input_width * channels,
+               "batch x inputHeight x inputWidth x channels");
+  ExpectLength(env, views.output, batch * output_height * output_width * channels,
+               "batch x rows.length / 2 x columns.length / 2 x channels");
+  const auto weights = [env](const View& view, size_t length, const std::string& shape) {
+    if (view.value.IsEmpty()) return std::vector<double>();
+    ExpectLength(env, view, length, shape);
+    const double* data = static_cast<const double*>(view.data);
+    for (size_t i = 0; i < length; i++) {
+      if (!(data[i] >= 0 && data[i] <= 1)) {
+        ThrowRange(env, "weights in [0, 1]", view.name, std::to_string(data[i]) + " at " + std::to_string(i));
+      }
+    }
+    return std::vector<double>(data, data + length);
+  };
+  std::vector<double> row_weight_values = weights(row_weights, output_height, "rows.length / 2");
+  std::vector<double> column_weight_values = weights(column_weights, output_width, "columns.length / 2");
+  ExpectNoOverlap(env, views.output, {&views.input});
+  const bool reference = Boolean(args, "reference");
+  ExpectUnchanged(env, {&rows, &columns, &row_weights, &column_weights, &views.input, &views.output});
+  const size_t element = ElementSize(views.input.type);
+  const bool f32 = views.input.type == napi_float32_array, u = IsUnsigned(views.input);
+  const whittle_isa isa = ActiveIsa();
+  const auto run = [=, b = batch, ih = input_height, iw = input_width, c = channels](
+                       const void* const* in, void* const* out, whittle_threadpool*) {
+    const whittle_resize_shape shape{b,
+                                     ih,
+                                     iw,
+                                     output_height,
+                                     output_width,
+                                     c,
+                                     row_taps.data(),
+                                     bilinear ? row_weight_values.data() : nullptr,
+                                     column_taps.data(),
+                                     bilinear ? column_weight_values.data() : nullptr};
+    if (!bilinear) {
+      whittle_resize_nearest(&shape, in[0], element, out[0]);
+    } else if (f32) {
+      const float* x = static_cast<const float*>(in[0]);
+      float* y = static_cast<float*>(out[0]);
+      reference ? f32_resize_bilinear__reference(&shape, x, y) : f32_resize_bilinear(&shape, x, y, isa);
+    } else {
+      reference ? qs8_resize_bilinear__reference(&shape, in[0], out[0], u)
+                : qs8_resize_bilinear(&shape, in[0], out[0], u, isa);
+    }
+  };
+  return {{views.input}, {views.output}, run};
+}
+
 // copy({ input, output }): the bytes of input into output (same type and length). A reshape or flatten in a
 // plan: the runtime's tensors are contiguous, so a new shape is the same bytes in another arena place.
 BoundOperator Copy(const Napi::Object& args) {
@@ -1153,6 +1246,7 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   RegisterOperator(env, exports, "mulChannels", MulChannels);
   RegisterOperator(env, exports, "lookup", Lookup);
   RegisterOperator(env, exports, "slice", Slice);
+  RegisterOperator(env, exports, "resize", Resize);
 }
 
 }  // namespace whittle

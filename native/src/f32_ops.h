@@ -106,6 +106,37 @@ typedef struct f32_dwconv_ukernel {
   const char* name_3x3;
 } f32_dwconv_ukernel;
 
+// A 2-D resize of [batch][input_height][input_width][channels] into [batch][output_height][output_width]
+// [channels] (NHWC, or any layout whose two resized axes are adjacent: batch and channels fold the axes
+// before and after them). The caller computes the taps (agent/runtime/ops/resize.ts, for every coordinate
+// mode and nearest rounding): output row y reads input rows rows[2y] (top) and rows[2y + 1] (bottom), the
+// bottom one with weight row_weights[y] in [0, 1] and the top one with 1 - row_weights[y]; output column x
+// likewise (columns, column_weights). Nearest reads rows[2y] and columns[2x] only (weights NULL). Every row
+// index is < input_height and every column index < input_width (the binding checks them).
+typedef struct whittle_resize_shape {
+  size_t batch, input_height, input_width, output_height, output_width, channels;
+  const uint32_t* rows;          // [output_height][2]
+  const double* row_weights;     // [output_height], NULL for nearest
+  const uint32_t* columns;       // [output_width][2]
+  const double* column_weights;  // [output_width], NULL for nearest
+} whittle_resize_shape;
+
+// The four corner weights of a bilinear output pixel in double, in the order every resize kernel sums them
+// (top-left, bottom-left, top-right, bottom-right), as the reference executor forms them: the row factor
+// times the column factor.
+static inline void whittle_resize_corner_weights(double row_weight, double column_weight, double w[4]) {
+  w[0] = (1 - row_weight) * (1 - column_weight);
+  w[1] = row_weight * (1 - column_weight);
+  w[2] = (1 - row_weight) * column_weight;
+  w[3] = row_weight * column_weight;
+}
+
+// The first element of input pixel (n, row, column) of a resize's input.
+static inline size_t whittle_resize_input_offset(const whittle_resize_shape* s, size_t n, uint32_t row,
+                                                 uint32_t column) {
+  return ((n * s->input_height + row) * s->input_width + column) * s->channels;
+}
+
 // Element-wise and pooling kernels of one ISA, built from one portable source per ISA (f32_simple_impl.h)
 // compiled with that ISA's flags, so the compiler vectorizes the channel loops.
 typedef struct f32_simple_ukernels {
@@ -134,6 +165,10 @@ typedef struct f32_simple_ukernels {
   // N x 1 x 1 x C), and with rows = pixels = 1 the same-shape one.
   void (*vmul_channels)(size_t rows, size_t pixels, size_t channels, const float* a, const float* b,
                         float* y);
+  // Bilinear resize (whittle_resize_shape): per output pixel and channel, the four input pixels blended
+  // with float weights (the double products w_row * w_column rounded to float), summed top-left,
+  // bottom-left, top-right, bottom-right. Close to f32_resize_bilinear__reference, not bit-exact.
+  void (*resize_bilinear)(const whittle_resize_shape* shape, const float* input, float* output);
   // Winograd F(2x2, 3x3) of the fp32 conv (f32_conv2d.c): one tile's input transform (16 rows of `channels`
   // in, 16 positions `stride` apart out) and output transform with bias, clamp and optional residual add
   // (f32_simple_impl.h).
@@ -179,6 +214,11 @@ void f32_gelu__reference(size_t n, const float* input, float* output, bool tanh_
 void f32_layer_norm__reference(size_t rows, size_t channels, const float* input, const float* scale,
                                const float* bias, double epsilon, float* output);
 
+// Bilinear resize as the runtime's reference executor computes it (ops/resize.ts), in double: per output
+// pixel the corner weights (1 - wr) * (1 - wc), wr * (1 - wc), (1 - wr) * wc, wr * wc (wr, wc the row and
+// column weights) times the four input values, summed in that order and rounded to float once.
+void f32_resize_bilinear__reference(const whittle_resize_shape* shape, const float* input, float* output);
+
 // Element-size-generic data movement (the same for every dtype; memcpy is the fast path).
 // concat along the last axis: output[r] = input_0[r] ++ input_1[r] ++ ...; channels[i] elements each.
 void whittle_concat_channels(size_t rows, size_t count, const size_t* channels, const void* const* inputs,
@@ -191,6 +231,10 @@ void whittle_slice_rows(size_t rows, size_t input_row, size_t offset, size_t out
 // channel g * group_channels + j.
 void whittle_channel_shuffle(size_t rows, size_t groups, size_t group_channels, const void* input,
                              size_t element_size, void* output);
+// Nearest resize (whittle_resize_shape's rows[2y] and columns[2x]): each output pixel is a copy of the
+// channels of one input pixel.
+void whittle_resize_nearest(const whittle_resize_shape* shape, const void* input, size_t element_size,
+                            void* output);
 
 // ---------------------------------------------------------------------------------------------------------
 // Optimized operators
@@ -236,6 +280,9 @@ void f32_mul_channels(size_t rows, size_t pixels, size_t channels, const float* 
 void f32_gelu(size_t n, const float* input, float* output, bool tanh_form, whittle_isa level);
 void f32_layer_norm(size_t rows, size_t channels, const float* input, const float* scale, const float* bias,
                     double epsilon, float* output, whittle_isa level);
+
+void f32_resize_bilinear(const whittle_resize_shape* shape, const float* input, float* output,
+                         whittle_isa level);
 
 WHITTLE_EXTERN_C_END
 

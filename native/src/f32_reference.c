@@ -390,3 +390,45 @@ void whittle_channel_shuffle(size_t rows, size_t groups, size_t group_channels, 
     }
   }
 }
+
+void whittle_resize_nearest(const whittle_resize_shape* s, const void* input, size_t element_size,
+                            void* output) {
+  const size_t bytes = s->channels * element_size;
+  const unsigned char* in = input;
+  unsigned char* out = output;
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < s->output_height; y++) {
+      for (size_t x = 0; x < s->output_width; x++) {
+        memcpy(out, in + whittle_resize_input_offset(s, n, s->rows[2 * y], s->columns[2 * x]) * element_size,
+               bytes);
+        out += bytes;
+      }
+    }
+  }
+}
+
+void f32_resize_bilinear__reference(const whittle_resize_shape* s, const float* input, float* output) {
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < s->output_height; y++) {
+      for (size_t x = 0; x < s->output_width; x++) {
+        double w[4];
+        whittle_resize_corner_weights(s->row_weights[y], s->column_weights[x], w);
+        const float* corner[4] = {
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y], s->columns[2 * x]),
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y + 1], s->columns[2 * x]),
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y], s->columns[2 * x + 1]),
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y + 1], s->columns[2 * x + 1]),
+        };
+        float* out = output + ((n * s->output_height + y) * s->output_width + x) * s->channels;
+        for (size_t c = 0; c < s->channels; c++) {
+          double sum = 0;
+          // A zero weight adds nothing (the reference skips it: an infinite input must not make a NaN).
+          for (size_t k = 0; k < 4; k++) {
+            if (w[k] != 0) sum += w[k] * corner[k][c];
+          }
+          out[c] = (float)sum;
+        }
+      }
+    }
+  }
+}

@@ -299,6 +299,30 @@ void WHITTLE_FN(f32_winograd_output_ukernel__)(size_t channels, const float* res
   }
 }
 
+void WHITTLE_FN(f32_resize_bilinear_ukernel__)(const whittle_resize_shape* s, const float* input,
+                                               float* output) {
+  const size_t channels = s->channels;
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < s->output_height; y++) {
+      for (size_t x = 0; x < s->output_width; x++) {
+        double w[4];
+        whittle_resize_corner_weights(s->row_weights[y], s->column_weights[x], w);
+        const float w0 = (float)w[0], w1 = (float)w[1], w2 = (float)w[2], w3 = (float)w[3];
+        const float* restrict tl =
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y], s->columns[2 * x]);
+        const float* restrict bl =
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y + 1], s->columns[2 * x]);
+        const float* restrict tr =
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y], s->columns[2 * x + 1]);
+        const float* restrict br =
+            input + whittle_resize_input_offset(s, n, s->rows[2 * y + 1], s->columns[2 * x + 1]);
+        float* restrict out = output + ((n * s->output_height + y) * s->output_width + x) * channels;
+        for (size_t c = 0; c < channels; c++) out[c] = ((w0 * tl[c] + w1 * bl[c]) + w2 * tr[c]) + w3 * br[c];
+      }
+    }
+  }
+}
+
 const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
     .name = "f32_simple_ukernels__" WHITTLE_SUFFIX_NAME,
     .vclamp = WHITTLE_FN(f32_vclamp_ukernel__),
@@ -313,4 +337,5 @@ const f32_simple_ukernels WHITTLE_FN(f32_simple_ukernels__) = {
     .vmul_channels = WHITTLE_FN(f32_vmul_channels_ukernel__),
     .winograd_input = WHITTLE_FN(f32_winograd_input_ukernel__),
     .winograd_output = WHITTLE_FN(f32_winograd_output_ukernel__),
+    .resize_bilinear = WHITTLE_FN(f32_resize_bilinear_ukernel__),
 };

@@ -215,3 +215,8 @@ void f32_layer_norm(size_t rows, size_t channels, const float* input, const floa
                     double epsilon, float* output, whittle_isa level) {
   f32_simple_ukernels_select(level)->layer_norm(rows, channels, input, scale, bias, epsilon, output);
 }
+
+void f32_resize_bilinear(const whittle_resize_shape* shape, const float* input, float* output,
+                         whittle_isa level) {
+  f32_simple_ukernels_select(level)->resize_bilinear(shape, input, output);
+}

@@ -235,6 +235,9 @@ typedef struct qs8_simple_ukernels {
   // one shape).
   void (*vmul_channels)(size_t rows, size_t pixels, size_t channels, const void* a, const void* b, void* y,
                         const qs8_mul_params* params);
+  // Bilinear resize (whittle_resize_shape) with qs8_resize_bilinear__reference's arithmetic, bit for bit.
+  void (*resize_bilinear)(const whittle_resize_shape* shape, const void* input, void* output,
+                          bool unsigned_activations);
 } qs8_simple_ukernels;
 
 WHITTLE_DECLARE_UKERNELS(qs8_gemm)
@@ -271,6 +274,13 @@ void qs8_clamp__reference(size_t n, const void* input, void* output, bool unsign
 void qs8_lut__reference(size_t n, const uint8_t* input, uint8_t* output, const uint8_t* table);
 void qs8_mul_channels__reference(size_t rows, size_t pixels, size_t channels, const void* a, const void* b,
                                  void* output, const qs8_mul_params* params);
+// Bilinear resize in the raw domain (input and output share their scale and zero point, as the layout ops),
+// as the runtime's reference executor computes it (ops/resize.ts): the sum of f32_resize_bilinear__reference
+// in double over the raw values, rounded half up (JavaScript's Math.round). The weights sum to 1 (within a
+// double's rounding), so the sum stays in the dtype's range. Exact on every ISA: the kernels are built with
+// -ffp-contract=off and the double operations are IEEE, so each path rounds the same products and sums.
+void qs8_resize_bilinear__reference(const whittle_resize_shape* shape, const void* input, void* output,
+                                    bool unsigned_activations);
 // Dequantizes each row, computes the softmax in double precision and quantizes the result: softmax is the
 // one int8 operator that does not stay in integers (its output range is fixed, [0, 1]).
 void qs8_softmax__reference(size_t rows, size_t channels, const void* input, float input_scale,
@@ -332,6 +342,8 @@ void qs8_clamp(size_t n, const void* input, void* output, bool unsigned_activati
 void qs8_lut(size_t n, const uint8_t* input, uint8_t* output, const uint8_t* table, whittle_isa level);
 void qs8_mul_channels(size_t rows, size_t pixels, size_t channels, const void* a, const void* b, void* output,
                       const qs8_mul_params* params, whittle_isa level);
+void qs8_resize_bilinear(const whittle_resize_shape* shape, const void* input, void* output,
+                         bool unsigned_activations, whittle_isa level);
 void qs8_softmax(size_t rows, size_t channels, const void* input, float input_scale, int32_t input_zero_point,
                  float output_scale, int32_t output_zero_point, bool unsigned_activations, void* output);
 

@@ -215,6 +215,36 @@ void qs8_mul_channels__reference(size_t rows, size_t pixels, size_t channels, co
   }
 }
 
+// JavaScript's Math.round: the nearest integer, halves up (floor(v) + 1 when v - floor(v) >= 0.5, which is
+// exact in double, unlike floor(v + 0.5)).
+static int32_t round_half_up(double v) {
+  const double f = floor(v);
+  return (int32_t)f + (v - f >= 0.5);
+}
+
+void qs8_resize_bilinear__reference(const whittle_resize_shape* s, const void* input, void* output, bool u) {
+  for (size_t n = 0; n < s->batch; n++) {
+    for (size_t y = 0; y < s->output_height; y++) {
+      for (size_t x = 0; x < s->output_width; x++) {
+        double w[4];
+        whittle_resize_corner_weights(s->row_weights[y], s->column_weights[x], w);
+        const size_t corner[4] = {
+            whittle_resize_input_offset(s, n, s->rows[2 * y], s->columns[2 * x]),
+            whittle_resize_input_offset(s, n, s->rows[2 * y + 1], s->columns[2 * x]),
+            whittle_resize_input_offset(s, n, s->rows[2 * y], s->columns[2 * x + 1]),
+            whittle_resize_input_offset(s, n, s->rows[2 * y + 1], s->columns[2 * x + 1]),
+        };
+        const size_t out = ((n * s->output_height + y) * s->output_width + x) * s->channels;
+        for (size_t c = 0; c < s->channels; c++) {
+          double sum = 0;
+          for (size_t k = 0; k < 4; k++) sum += w[k] * load(input, corner[k] + c, u);
+          store(output, out + c, round_half_up(sum), u);
+        }
+      }
+    }
+  }
+}
+
 void qs8_softmax__reference(size_t rows, size_t channels, const void* input, float input_scale,
                             int32_t input_zero_point, float output_scale, int32_t output_zero_point, bool u,
                             void* output) {

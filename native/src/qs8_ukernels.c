@@ -225,3 +225,8 @@ void qs8_mul_channels(size_t rows, size_t pixels, size_t channels, const void* a
                       const qs8_mul_params* params, whittle_isa level) {
   qs8_simple_ukernels_select(level)->vmul_channels(rows, pixels, channels, a, b, output, params);
 }
+
+void qs8_resize_bilinear(const whittle_resize_shape* shape, const void* input, void* output,
+                         bool unsigned_activations, whittle_isa level) {
+  qs8_simple_ukernels_select(level)->resize_bilinear(shape, input, output, unsigned_activations);
+}

@@ -1370,6 +1370,14 @@ static void test_data_movement(void) {
     snprintf(what, sizeof(what), "channel shuffle 2 groups x 5, %zu-byte elements", e);
     report(ok, what);
   }
+  // nearest resize of a 2 x 3 image of 2 fp32 channels to 3 x 2: rows 1, 0, 1 and columns 2, 0.
+  const uint32_t rows[6] = {1, 1, 0, 0, 1, 1}, columns[4] = {2, 2, 0, 0};
+  const whittle_resize_shape s = {1, 2, 3, 3, 2, 2, rows, NULL, columns, NULL};
+  float image[12], resized[12];
+  for (size_t i = 0; i < 12; i++) image[i] = (float)i;
+  whittle_resize_nearest(&s, image, sizeof(float), resized);
+  const float expected[12] = {10, 11, 6, 7, 4, 5, 0, 1, 10, 11, 6, 7};
+  report(memcmp(resized, expected, sizeof(expected)) == 0, "resize nearest fp32 2x3 -> 3x2");
 }
 
 static void test_cpu(void) {
@@ -1403,6 +1411,95 @@ static void test_cpu(void) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+
+// Resize: random taps (a top row and the next, as bilinear taps are, or a repeated one; weights in [0, 1]
+// with zeros, halves and ones among them) over channel counts around every vector width. int8 / uint8 bit for
+// bit with the reference (double sums rounded half up), fp32 within 1e-5; then two roundings worked by hand.
+static void fill_resize_taps(uint32_t* taps, double* weights, size_t outputs, size_t inputs) {
+  for (size_t o = 0; o < outputs; o++) {
+    const uint32_t first = (uint32_t)rand_range(0, (int32_t)inputs - 1);
+    taps[2 * o] = first;
+    taps[2 * o + 1] = first + 1 < inputs ? first + 1 : first;
+    const int32_t kind = rand_range(0, 5);
+    weights[o] = kind == 0 ? 0.0 : kind == 1 ? 0.5 : kind == 2 ? 1.0 : (double)rand_u32() / 4294967296.0;
+  }
+}
+
+static void test_resize(whittle_isa level) {
+  const size_t cases[][5] = {{1, 1, 1, 1, 1},
+                             {
+                                 1,
+                                 4,
+                                 5,
+                                 8,
+                                 10,
+                             },
+                             {2, 7, 3, 3, 14},
+                             {1, 9, 9, 4, 4},
+                             {1, 3, 5, 6, 10},
+                             {1, 2, 2, 5, 3}};
+  const size_t channels[] = {1, 3, 4, 8, 15, 16, 17, 31, 32, 33, 40, 64, 67};
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    for (size_t k = 0; k < sizeof(channels) / sizeof(channels[0]); k++) {
+      const size_t batch = cases[c][0], ih = cases[c][1], iw = cases[c][2], oh = cases[c][3],
+                   ow = cases[c][4];
+      const size_t ch = channels[k], in_n = batch * ih * iw * ch, out_n = batch * oh * ow * ch;
+      uint32_t* rows = xmalloc(2 * oh * sizeof(uint32_t));
+      uint32_t* columns = xmalloc(2 * ow * sizeof(uint32_t));
+      double* row_weights = xmalloc(oh * sizeof(double));
+      double* column_weights = xmalloc(ow * sizeof(double));
+      fill_resize_taps(rows, row_weights, oh, ih);
+      fill_resize_taps(columns, column_weights, ow, iw);
+      const whittle_resize_shape s = {batch, ih, iw, oh, ow, ch, rows, row_weights, columns, column_weights};
+      int8_t* q = xmalloc(in_n);
+      int8_t* want = xmalloc(out_n);
+      int8_t* got = xmalloc(out_n);
+      fill_bytes(q, in_n);
+      size_t where;
+      for (int u = 0; u < 2; u++) {
+        qs8_resize_bilinear__reference(&s, q, want, u);
+        qs8_resize_bilinear(&s, q, got, u, level);
+        report(!first_difference(got, want, out_n, &where),
+               "%s resize bilinear %s %zux%zux%zux%zu -> %zux%zu", u ? "qu8" : "qs8", level_name, batch, ih,
+               iw, ch, oh, ow);
+      }
+      float* x = xmalloc(in_n * sizeof(float));
+      float* fwant = xmalloc(out_n * sizeof(float));
+      float* fgot = xmalloc(out_n * sizeof(float));
+      fill_float(x, in_n);
+      f32_resize_bilinear__reference(&s, x, fwant);
+      f32_resize_bilinear(&s, x, fgot, level);
+      bool close = true;
+      for (size_t i = 0; i < out_n; i++) close = close && fabsf(fgot[i] - fwant[i]) <= 1e-5f;
+      report(close, "f32 resize bilinear %s %zux%zux%zux%zu -> %zux%zu", level_name, batch, ih, iw, ch, oh,
+             ow);
+      free(rows);
+      free(columns);
+      free(row_weights);
+      free(column_weights);
+      free(q);
+      free(want);
+      free(got);
+      free(x);
+      free(fwant);
+      free(fgot);
+    }
+  }
+  // Halves round up, as JavaScript's Math.round: (1 + 2) / 2 -> 2, (-2 + -1) / 2 -> -1; a quarter of the way
+  // from -3 to 5 is -1.
+  const int8_t column[6] = {1, 2, -2, -1, -3, 5};
+  const uint32_t rows[2] = {0, 1}, columns[2] = {0, 0};
+  const double half = 0.5, quarter = 0.25, none = 0;
+  int8_t out[3];
+  const double* weights[3] = {&half, &half, &quarter};
+  bool ok = true;
+  for (size_t i = 0; i < 3; i++) {
+    const whittle_resize_shape s = {1, 2, 1, 1, 1, 1, rows, weights[i], columns, &none};
+    qs8_resize_bilinear(&s, column + 2 * i, out + i, false, level);
+  }
+  ok = out[0] == 2 && out[1] == -1 && out[2] == -1;
+  report(ok, "qs8 resize bilinear rounds halves up %s (%d %d %d)", level_name, out[0], out[1], out[2]);
+}
 
 static void run_level(whittle_isa level) {
   level_name = whittle_isa_name(level);
@@ -1466,6 +1563,7 @@ static void run_level(whittle_isa level) {
   test_f32_simple(level);
   test_qs8_simple(level, false);
   test_qs8_simple(level, true);
+  test_resize(level);
   for (size_t c = 0; c < fixed; c++) test_conv_add(conv_cases[c].name, &conv_cases[c].s, level, c % 2 == 1);
   for (size_t c = 0; c < sizeof(gemv_cases) / sizeof(gemv_cases[0]); c++) {
     const whittle_conv2d_shape s = {1, 1, 1, gemv_cases[c][0], gemv_cases[c][1], 1, 1, 1, 1, 1, 1, 0, 0,

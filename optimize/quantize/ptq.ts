@@ -31,7 +31,9 @@
 // - any other mul of two activations (the SE block's channel scale): qmul, each operand with its own
 //   quantization and the product requantized to the output's calibrated range (TFLite's quantized mul); a mul
 //   by a constant stays fp32;
-// - slice and split (ShuffleNet's channel halves): byte moves with the input's quantization, as the layout ops.
+// - slice and split (ShuffleNet's channel halves): byte moves with the input's quantization, as the layout ops;
+// - resize (an FPN's or a segmentation head's upsampling): the input's quantization too, nearest a byte move
+//   and linear a blend of raw values (weights summing to 1 keep the scale and zero point), rounded half up.
 // Other fp32-only ops (sigmoid, batch_norm...) are refused, since a graph full of float islands would not be
 // the int8 model the user asked for.
 //
@@ -92,6 +94,7 @@ export const QUANTIZABLE_OPS = [
   'mul',
   'slice',
   'split',
+  'resize',
 ] as const;
 
 export interface PtqOptions {
@@ -138,7 +141,6 @@ export const FLOAT_ISLAND_OPS = [
   'leaky_relu',
   'reduce_mean',
   'reduce_max',
-  'resize',
   'pad',
   'gather',
   'expand',
@@ -486,6 +488,7 @@ class Int8GraphWriter {
         case 'channel_shuffle':
         case 'slice':
         case 'split':
+        case 'resize':
           this.writeLayout(node);
           break;
         case 'sigmoid':

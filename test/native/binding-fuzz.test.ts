@@ -25,6 +25,7 @@ import {
   globalAvgPoolInt8,
   maxPool2d,
   quantizeLinear,
+  resize,
   setThreads,
   softmaxF32,
   softmaxInt8,
@@ -258,6 +259,36 @@ function validCalls(): Call[] {
       args: { rows: 2, groups: 2, groupChannels: 3, input: new Int8Array(12), output: new Int8Array(12) },
       run: (a) => channelShuffle(a as never),
     },
+    {
+      name: 'resize bilinear',
+      args: {
+        batch: 1,
+        inputHeight: 2,
+        inputWidth: 3,
+        channels: 2,
+        rows: Uint32Array.of(0, 1, 1, 1, 1, 1),
+        columns: Uint32Array.of(0, 1, 2, 2),
+        rowWeights: Float64Array.of(0.25, 0, 1),
+        columnWeights: Float64Array.of(0.5, 0),
+        input: new Int8Array(12),
+        output: new Int8Array(12),
+      },
+      run: (a) => resize(a as never),
+    },
+    {
+      name: 'resize nearest',
+      args: {
+        batch: 2,
+        inputHeight: 2,
+        inputWidth: 2,
+        channels: 3,
+        rows: Uint32Array.of(0, 0, 1, 1),
+        columns: Uint32Array.of(1, 1, 0, 0, 1, 1),
+        input: new Float32Array(24),
+        output: new Float32Array(36),
+      },
+      run: (a) => resize(a as never),
+    },
   ];
 }
 
@@ -410,6 +441,7 @@ test('calls with no argument, or not an object, are TypeErrors', () => {
     softmaxF32,
     concat,
     channelShuffle,
+    resize,
   ] as ((a: unknown) => void)[]) {
     for (const value of [undefined, null, 3, 'x', new Float32Array(3), [1]]) {
       assert.throws(() => fn(value), TypeError);

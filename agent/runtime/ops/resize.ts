@@ -91,23 +91,46 @@ function roundNearest(mode: Geometry['nearest'], v: number): number {
   }
 }
 
+/** Along one axis, for each output index: the input indices it reads (lo, and hi for linear; hi = lo for
+ * nearest) and the weight of hi (1 - weight is lo's; 0 for nearest). */
+export interface AxisTaps {
+  lo: Int32Array;
+  hi: Int32Array;
+  weight: Float64Array;
+}
+
+/** A resize node over x of `shape`: its output shape, mode, and the taps of every axis (the one place the
+ * coordinate transformations and roundings are applied; the reference and the native executors read these). */
+export function resizeTaps(node: ManifestNode, shape: readonly number[]) {
+  const g = resizeGeometry(node, shape);
+  const clampTo = (i: number, size: number) => Math.min(size - 1, Math.max(0, i));
+  const axes = shape.map((size, a): AxisTaps => {
+    const length = g.out[a]!;
+    const taps = { lo: new Int32Array(length), hi: new Int32Array(length), weight: new Float64Array(length) };
+    for (let o = 0; o < length; o++) {
+      const c = sourceCoordinate(g, o, size, size * g.scales[a]!, g.scales[a]!);
+      if (g.mode === 'nearest') {
+        taps.lo[o] = taps.hi[o] = clampTo(roundNearest(g.nearest, c), size);
+      } else {
+        const clamped = Math.min(size - 1, Math.max(0, c));
+        const lo = Math.floor(clamped);
+        taps.lo[o] = lo;
+        taps.hi[o] = clampTo(lo + 1, size);
+        taps.weight[o] = clamped - lo;
+      }
+    }
+    return taps;
+  });
+  return { out: g.out, mode: g.mode, axes };
+}
+
 const run: ExecutorFactory = (context) => {
   const shape = context.inputs[0]!.shape;
-  const g = resizeGeometry(context.node, shape);
+  const { out, mode, axes } = resizeTaps(context.node, shape);
   const strides = stridesOf(shape);
-  const clampTo = (i: number, size: number) => Math.min(size - 1, Math.max(0, i));
-  if (g.mode === 'nearest') {
+  if (mode === 'nearest') {
     // Per axis: the input row of each output row (element offset along the axis).
-    const rows = shape.map((size, a) =>
-      Int32Array.from(
-        { length: g.out[a]! },
-        (_, o) =>
-          clampTo(
-            roundNearest(g.nearest, sourceCoordinate(g, o, size, size * g.scales[a]!, g.scales[a]!)),
-            size,
-          ) * strides[a]!,
-      ),
-    );
+    const rows = axes.map((t, a) => t.lo.map((i) => i * strides[a]!));
     const source = (index: readonly number[]): number => {
       let at = 0;
       for (let a = 0; a < index.length; a++) at += rows[a]![index[a]!]!;
@@ -115,20 +138,13 @@ const run: ExecutorFactory = (context) => {
     };
     return {
       kernel: `reference:resize_${context.format}`,
-      run: (inputs, outputs) => gatherElements(g.out, pick(context, inputs, 0)!, outputs[0]!, source),
+      run: (inputs, outputs) => gatherElements(out, pick(context, inputs, 0)!, outputs[0]!, source),
     };
   }
   // Linear: per axis, the two input rows around each output row and the weight of the second; axes kept at
   // their size with an exact coordinate interpolate nothing.
-  const taps = shape.map((size, a) =>
-    Array.from({ length: g.out[a]! }, (_, o) => {
-      const c = Math.min(
-        size - 1,
-        Math.max(0, sourceCoordinate(g, o, size, size * g.scales[a]!, g.scales[a]!)),
-      );
-      const lo = Math.floor(c);
-      return { lo: lo * strides[a]!, hi: clampTo(lo + 1, size) * strides[a]!, w: c - lo };
-    }),
+  const taps = axes.map((t, a) =>
+    Array.from(t.lo, (lo, o) => ({ lo: lo * strides[a]!, hi: t.hi[o]! * strides[a]!, w: t.weight[o]! })),
   );
   const moving = shape.map((_, a) => a).filter((a) => taps[a]!.some((t) => t.w !== 0));
   const corners = 1 << moving.length;
@@ -155,9 +171,10 @@ const run: ExecutorFactory = (context) => {
           });
           if (weight !== 0) sum += weight * x[at]!;
         }
+        // Math.round: halves up, as the native int8 kernels round (native/src/qs8_ops.h).
         y[i] = integer ? Math.round(sum) : sum;
         for (let a = shape.length - 1; a >= 0; a--) {
-          if (++index[a]! < g.out[a]!) break;
+          if (++index[a]! < out[a]!) break;
           index[a] = 0;
         }
       }

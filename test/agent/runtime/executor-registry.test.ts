@@ -222,6 +222,13 @@ const CASES: Record<string, (format: NumberFormat) => Case> = {
     attrs: {},
     inputs: [{ spec: { dtype: 'i8', shape: [2, 3, 4, 5], quant: quant(0.07, 3) } }],
   }),
+  // A segmentation head's bilinear upsampling (NHWC: H and W move) to sizes that are not a multiple.
+  resize: (format) => ({
+    attrs: { sizes: [2, 7, 9, 5], mode: 'linear', coordinate_transformation_mode: 'half_pixel' },
+    inputs: [activation(format, [2, 4, 5, 5])],
+  }),
+  // A segmentation model's NHWC output back to NCHW.
+  transpose: (format) => ({ attrs: { perm: [0, 3, 1, 2] }, inputs: [activation(format, [2, 3, 4, 5])] }),
   reshape: (format) => ({ attrs: { shape: [3, -1] }, inputs: [activation(format, [3, 4, 5])] }),
   identity: (format) => ({ attrs: {}, inputs: [activation(format, [3, 17])] }),
 };
