@@ -29,7 +29,7 @@ import { calibrationFromImages } from '../quantize/calibrate.js';
 import { MODEL_FILE } from '../train/file-io.js';
 import { DEFAULT_TRAIN_CONFIG, train, type TrainProgress } from '../train/trainer.js';
 import { isZooModelName, ZOO_MODEL_NAMES } from '../zoo/index.js';
-import { choiceKey, type LayerChoice, peakRamBytes, plannableLayers,planPackage } from './apply.js';
+import { choiceKey, type LayerChoice, peakRamBytes, plannableLayers, planPackage } from './apply.js';
 import type { LatencyEstimator } from './estimator.js';
 import {
   type Budgets,
