@@ -19,6 +19,7 @@ import { exportOnnx } from '../../../optimize/onnx/export.js';
 import { importOnnx } from '../../../optimize/onnx/import.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../../optimize/package/writer.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
+import { assertMatchesOrt } from '../../support/onnx-peer.js';
 
 const read = (content: PackageContent): Package =>
   readPackage(writePackage(content, bundledSigningKey()), { allowUnsigned: true, cpuFamily: null });
@@ -64,17 +65,8 @@ describe('ConvNeXt-Tiny', { skip: !canExport() && 'no python3-torch / torchvisio
     });
     const model = Model.fromPackage(p.fp32);
     assert.deepEqual(model.execution.typescriptNodes, []);
-    const session = await ort.InferenceSession.create(p.bytes);
-    for (let k = 0; k < 2; k++) {
-      const images = randomImages(1, p.size, 50 + k);
-      const ours = model.run([inPackageLayout(p.fp32, images, 1, p.size)])[0]!.data;
-      const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', images, [1, 3, p.size, p.size]) };
-      const theirs = (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
-      assert.equal(ours.length, theirs.length);
-      const range = Math.max(...theirs) - Math.min(...theirs);
-      const diff = Math.max(...Array.from(theirs, (v, i) => Math.abs(v - ours[i]!)));
-      assert.ok(diff <= 1e-4 * range, `image ${k}: max |diff| ${diff} over an output range of ${range}`);
-    }
+    const images = [0, 1].map((k) => randomImages(1, p.size, 50 + k));
+    await assertMatchesOrt(model, p.fp32, p.bytes, p.size, images);
   });
 
   test('quantizes to int8 with layer_norm the only fp32 op, runs natively, bit for bit with the reference', () => {

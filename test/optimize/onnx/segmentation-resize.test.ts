@@ -9,14 +9,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import * as ort from 'onnxruntime-node';
-
 import { type Package, readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { inPackageLayout, randomImages } from '../../../bench/conformance.js';
 import { importOnnx } from '../../../optimize/onnx/import.js';
 import { bundledSigningKey, type PackageContent, writePackage } from '../../../optimize/package/writer.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
+import { assertMatchesOrt } from '../../support/onnx-peer.js';
 import { pythonHas, withTorchScript } from '../../support/torch-script.js';
 
 const SIZE = 64;
@@ -64,17 +63,9 @@ test(
         model.layers.filter((l) => l.op === 'resize').every((l) => l.kernel.startsWith('native:resize_')),
         JSON.stringify(model.layers.filter((l) => l.op === 'resize')),
       );
-      const session = await ort.InferenceSession.create(bytes);
       const images = randomImages(2, SIZE, 7);
-      for (let k = 0; k < 2; k++) {
-        const image = images.subarray(k * 3 * SIZE * SIZE, (k + 1) * 3 * SIZE * SIZE);
-        const ours = model.run([inPackageLayout(fp32, image, 1, SIZE)])[0]!.data as Float32Array;
-        const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', image, [1, 3, SIZE, SIZE]) };
-        const theirs = (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
-        const range = Math.max(...theirs) - Math.min(...theirs);
-        const diff = Math.max(...Array.from(theirs, (v, i) => Math.abs(v - ours[i]!)));
-        assert.ok(diff <= 1e-4 * range, `${name} image ${k}: |diff| ${diff} over a range of ${range}`);
-      }
+      const each = [0, 1].map((k) => images.subarray(k * 3 * SIZE * SIZE, (k + 1) * 3 * SIZE * SIZE));
+      await assertMatchesOrt(model, fp32, bytes, SIZE, each, `${name} `);
 
       const calibration = inPackageLayout(fp32, randomImages(4, SIZE, 11), 4, SIZE);
       const int8 = read(quantizePackage(fp32, { count: 4, data: calibration }).content);

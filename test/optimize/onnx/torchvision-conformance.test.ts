@@ -11,8 +11,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import * as ort from 'onnxruntime-node';
-
 import { Model } from '../../../agent/runtime/model.js';
 import {
   agreement,
@@ -26,6 +24,7 @@ import {
   top1Agreement,
   top1Classes,
 } from '../../../bench/conformance.js';
+import { assertMatchesOrt } from '../../support/onnx-peer.js';
 
 const FAST: ConformanceModel[] = [
   'shufflenet_v2_x0_5',
@@ -54,17 +53,8 @@ describe('torchvision conformance', { skip: !canExport() && 'no python3-torch / 
       const p = conformancePackages(name, 7);
       const model = Model.fromPackage(p.fp32);
       assert.equal(model.manifest.nodes.filter((n) => n.op === 'transpose').length, 0);
-      const session = await ort.InferenceSession.create(p.bytes);
-      for (let k = 0; k < 3; k++) {
-        const images = randomImages(1, p.size, 50 + k);
-        const ours = model.run([inPackageLayout(p.fp32, images, 1, p.size)])[0]!.data;
-        const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', images, [1, 3, p.size, p.size]) };
-        const theirs = (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
-        assert.equal(ours.length, theirs.length);
-        const range = Math.max(...theirs) - Math.min(...theirs);
-        const diff = Math.max(...Array.from(theirs, (v, i) => Math.abs(v - ours[i]!)));
-        assert.ok(diff <= 1e-4 * range, `image ${k}: max |diff| ${diff} over an output range of ${range}`);
-      }
+      const images = [0, 1, 2].map((k) => randomImages(1, p.size, 50 + k));
+      await assertMatchesOrt(model, p.fp32, p.bytes, p.size, images);
     });
     test(`${name}: fp32 learnt the task, not collapsed onto one class`, () => {
       const p = conformancePackages(name, 7);

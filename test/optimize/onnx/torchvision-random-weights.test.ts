@@ -9,13 +9,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import * as ort from 'onnxruntime-node';
-
 import { Model } from '../../../agent/runtime/model.js';
 import { canExport, inPackageLayout, randomImages, randomWeightsOnnx } from '../../../bench/conformance.js';
 import { read } from '../../../bench/models.js';
 import { importOnnx } from '../../../optimize/onnx/import.js';
 import { quantizePackage } from '../../../optimize/quantize/ptq.js';
+import { assertMatchesOrt } from '../../support/onnx-peer.js';
 
 /** name, opset, input size (Inception-v3's smallest input is 75). */
 const MODELS = [
@@ -38,17 +37,8 @@ describe(
           model.manifest.nodes.filter((n) => n.op === 'batch_norm' || n.op === 'pad').map((n) => n.name),
           [],
         );
-        const session = await ort.InferenceSession.create(bytes);
-        for (let k = 0; k < 2; k++) {
-          const images = randomImages(1, size, 80 + k);
-          const ours = model.run([inPackageLayout(fp32, images, 1, size)])[0]!.data;
-          const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', images, [1, 3, size, size]) };
-          const theirs = (await session.run(feeds))[session.outputNames[0]!]!.data as Float32Array;
-          assert.equal(ours.length, theirs.length);
-          const range = Math.max(...theirs) - Math.min(...theirs);
-          const diff = Math.max(...Array.from(theirs, (v, i) => Math.abs(v - ours[i]!)));
-          assert.ok(diff <= 1e-4 * range, `image ${k}: max |diff| ${diff} over an output range of ${range}`);
-        }
+        const images = [0, 1].map((k) => randomImages(1, size, 80 + k));
+        await assertMatchesOrt(model, fp32, bytes, size, images, `${name} `);
 
         const calibration = randomImages(4, size, 90);
         const int8 = read(
