@@ -6,8 +6,9 @@
 // image input NHWC, and fuses activations into the layers. Shapes are inferred with the runtime's own op
 // definitions while the graph is built, and any node whose inputs are all constants is evaluated right away
 // by the runtime's executors (constant folding: weight transposes, Gemm's alpha and beta, Flatten/Reshape of
-// constants). Batch norm after a convolution with constant weights is folded into it; a lone batch norm
-// runs as batch_norm. Unsupported ops are reported together, before anything is converted.
+// constants). Batch norm after a convolution with constant weights is folded into it, and so is a per-channel
+// Mul (then Add) by constants, a batch norm exported as arithmetic (ops/conv.ts planConvFusions); a lone batch
+// norm runs as batch_norm. Unsupported ops are reported together, before anything is converted.
 import type { Manifest } from '../../agent/package/manifest.js';
 import { type CompileGraph, compileGraph } from '../../agent/runtime/compile/index.js';
 import { UnsupportedOpsError } from '../package/unsupported-ops.js';

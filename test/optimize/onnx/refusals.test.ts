@@ -14,7 +14,7 @@ import {
   UnsupportedOpsetError,
 } from '../../../optimize/onnx/import.js';
 import { onnx, OnnxImportError } from '../../../optimize/onnx/onnx-proto.js';
-import { buildModel, floatTensor, type NodeSpec } from './build-model.js';
+import { buildModel, floatTensor, intTensor, type NodeSpec } from './build-model.js';
 
 test('unsupported ops: one line per op type with its count and first node names, then the supported and folded ops', () => {
   const nodes: NodeSpec[] = [{ op: 'Relu', name: 'ok', inputs: ['x'], outputs: ['v0'] }];
@@ -150,5 +150,28 @@ test('a cycle of Identity nodes feeding a per-channel Mul after a Conv is refuse
     () => importOnnx(bytes),
     (error: unknown) =>
       error instanceof OnnxImportError && /"i1" \(Identity\).*not defined/.test(error.message),
+  );
+});
+
+test('a Resize whose sizes change the batch axis is refused naming the node', () => {
+  const bytes = buildModel({
+    nodes: [
+      {
+        op: 'Resize',
+        name: 'up',
+        inputs: ['x', '', '', 'sizes'],
+        outputs: ['y'],
+        attrs: { mode: 'nearest' },
+      },
+    ],
+    inputs: [{ name: 'x', dims: [1, 2, 4, 4] }],
+    outputs: [{ name: 'y', dims: [2, 2, 8, 8] }],
+    initializers: [intTensor('sizes', [4], [2, 2, 8, 8])],
+  });
+  assert.throws(
+    () => importOnnx(bytes),
+    (error: unknown) =>
+      error instanceof OnnxImportError &&
+      /"up" \(Resize\).*resizing the batch axis \(1 -> 2\) is not supported/.test(error.message),
   );
 });
