@@ -25,7 +25,8 @@ import { benchOptions, positiveInteger, stringOptions } from './kernels.js';
 
 export const PLAN_HELP =
   'plan options: --models lenet-300-100,lenet5,vgg-small,mobilenet (trained 1 epoch on --limit 3000 images), ' +
-  '--size 0.25 --latency 0.8 (budgets relative to the fp32 package), --images 300, --runs 200, ' +
+  '--size 0.25 --latency 0.8 (budgets relative to the fp32 package), --max-accuracy-drop 2 (top-1 points; ' +
+  '100: no limit), --images 300, --runs 200, ' +
   '--dir DIR (trained models and runs; reused), --json';
 
 export async function planBenchCommand(args: string[], machine: string): Promise<number> {
@@ -33,7 +34,7 @@ export async function planBenchCommand(args: string[], machine: string): Promise
     args,
     {
       json: { type: 'boolean' },
-      ...stringOptions('models', 'size', 'latency', 'images', 'runs', 'dir', 'limit'),
+      ...stringOptions('models', 'size', 'latency', 'max-accuracy-drop', 'images', 'runs', 'dir', 'limit'),
     },
     PLAN_HELP,
   );
@@ -41,6 +42,11 @@ export async function planBenchCommand(args: string[], machine: string): Promise
   const models = (values.models ?? 'lenet-300-100,lenet5,vgg-small,mobilenet').split(',');
   const size = Number(values.size ?? 0.25);
   const latency = Number(values.latency ?? 0.8);
+  const dropPoints = Number(values['max-accuracy-drop'] ?? 2);
+  if (!(dropPoints >= 0 && dropPoints <= 100))
+    throw new Error(
+      `--max-accuracy-drop: expected top-1 points in 0-100, got "${values['max-accuracy-drop']}"`,
+    );
   const images = positiveInteger(values.images, 300, '--images');
   const runs = positiveInteger(values.runs, 200, '--runs');
   const limit = positiveInteger(values.limit, 3000, '--limit');
@@ -63,7 +69,11 @@ export async function planBenchCommand(args: string[], machine: string): Promise
       model: trained,
       dataset: 'fashion-mnist',
       out,
-      budgets: { packageBytes: Math.round(size * fp32.fileBytes), latencyMs: latency * fp32Ms },
+      budgets: {
+        packageBytes: Math.round(size * fp32.fileBytes),
+        latencyMs: latency * fp32Ms,
+        accuracyDrop: dropPoints / 100,
+      },
       estimator: measuredEstimator(set),
       target: 'this machine',
       key,

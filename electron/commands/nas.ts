@@ -89,7 +89,11 @@ export async function nasCommand(args: string[]): Promise<number> {
     throw new CommandUsageError(`unexpected argument "${positionals[0]}"; ${USAGE}`);
   if (values.dataset === undefined || values.out === undefined)
     throw new CommandUsageError(`--dataset and --out are required; ${USAGE}`);
-  const { packageBytes, ...budgets } = parseBudgets(values, USAGE);
+  const { packageBytes, accuracyDrop, ...budgets } = parseBudgets(values, USAGE);
+  if (accuracyDrop !== undefined)
+    throw new CommandUsageError(
+      '--max-accuracy-drop limits the compression of a model: whittle optimize --search takes it, whittle nas does not',
+    );
   const { DEFAULT_NAS_SETTINGS, runNas } = await import('../../optimize/nas/search.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
   const d = DEFAULT_NAS_SETTINGS;

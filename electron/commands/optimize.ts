@@ -21,13 +21,14 @@ export const OPTIMIZE_HELP = `  optimize (--device ID | --profile FILE | --class
                         --latency-ms X --ram-kb Y --size-kb Z --out DIR  fit a model to a device's budgets
                         (--search: from the architecture whittle nas finds under them):
                         per-layer formats and pruning kept only where they pay (measured), verified end to end;
+                        --max-accuracy-drop P (top-1 points the compression may lose; no limit when absent),
                         --deploy (with --device), --force LAYER=CHOICE,..., --images N (500), --epochs N,
                         --limit N, --runs N, --resume, --key KEY | --bundled-key, --json
 `;
 
 const USAGE =
   'usage: whittle optimize (--device ID | --profile FILE | --class NAME) --dataset DATA (--model ZOO|DIR|PKG | ' +
-  '--search) [--latency-ms X] [--ram-kb Y] [--size-kb Z] --out DIR [--deploy] [--force LAYER=CHOICE,...] ' +
+  '--search) [--latency-ms X] [--ram-kb Y] [--size-kb Z] [--max-accuracy-drop P] --out DIR [--deploy] [--force LAYER=CHOICE,...] ' +
   '[--images N] [--epochs N] [--limit N] [--runs N] [--resume] [--key KEY | --bundled-key] [--json]';
 
 export async function optimizeCommand(args: string[]): Promise<number> {

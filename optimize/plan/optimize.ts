@@ -101,7 +101,13 @@ export interface OptimizeReport {
   dataset: string;
   images: number;
   out: string;
-  budgets: { latency_ms: number | null; ram_bytes: number | null; package_bytes: number | null };
+  /** accuracy_drop: the limit on top-1 lost (a fraction), not a budget the plan gets close to. */
+  budgets: {
+    latency_ms: number | null;
+    ram_bytes: number | null;
+    package_bytes: number | null;
+    accuracy_drop: number | null;
+  };
   met: boolean;
   plan: Record<string, string>;
   baseline: VerifiedPlan['baseline'];
@@ -124,6 +130,8 @@ export type OptimizeResult = { interrupted: true } | { interrupted: false; repor
 
 /** How many times the plan is chosen again without the steps its end-to-end check dropped. */
 const REPLANS = 3;
+/** Without --max-accuracy-drop, a plan losing more top-1 points than this gets a note saying how to limit it. */
+const NOTED_ACCURACY_DROP_POINTS = 2;
 
 const read = (bytes: Buffer): Package => readPackage(bytes, { allowUnsigned: true, cpuFamily: null });
 
@@ -236,6 +244,11 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
   const finalMisses = misses(options.budgets, finalFigures);
 
   if (!chosen.met) notes.push('no plan on the table meets every budget: the closest are listed');
+  const lostPoints = 100 * (baseline.accuracy - finalFigures.accuracy);
+  if (options.budgets.accuracyDrop === undefined && lostPoints > NOTED_ACCURACY_DROP_POINTS)
+    notes.push(
+      `the plan loses ${lostPoints.toFixed(1)} points of top-1; --max-accuracy-drop P keeps it within P points`,
+    );
   const report: OptimizeReport = {
     model: options.model,
     target: options.target,
@@ -247,6 +260,7 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
       latency_ms: options.budgets.latencyMs ?? null,
       ram_bytes: options.budgets.ramBytes ?? null,
       package_bytes: options.budgets.packageBytes ?? null,
+      accuracy_drop: options.budgets.accuracyDrop ?? null,
     },
     met: finalMisses.length === 0,
     plan: verified.plan,

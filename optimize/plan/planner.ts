@@ -39,6 +39,10 @@ export interface Budgets {
   ramBytes?: number;
   /** Bytes of the package file. */
   packageBytes?: number;
+  /** The most top-1 accuracy (a fraction) the plan may lose against the fp32 baseline: a hard limit, not a
+   * budget to get close to. Plans estimated to lose more are not chosen, and a step that measures more lost
+   * end to end is dropped (ledger reason `accuracy`). Absent: no limit. */
+  accuracyDrop?: number;
 }
 
 type Budget = 'latency_ms' | 'ram_bytes' | 'package_bytes';
@@ -183,10 +187,12 @@ export function choosePlan(sensitivity: Sensitivity, options: PlanOptions): Plan
   const free = [...new Set(allowed.map((e) => e.layer))].filter((l) => !forcedLayers.has(l));
   const options_ = free.map((l) => allowed.filter((e) => e.layer === l));
   const combinations = options_.reduce((n, o) => n * (o.length + 1), 1);
+  // Forced steps count against the accuracy limit too, but are taken whatever they cost.
+  const accuracyDrop = Math.max(options.budgets.accuracyDrop ?? Infinity, estimate(current).accuracy_drop);
   const found =
     combinations <= EXHAUSTIVE_LIMIT
-      ? exhaustive(current, free, options_, candidate)
-      : greedy(current, allowed, forcedLayers, candidate);
+      ? exhaustive(current, free, options_, candidate, accuracyDrop)
+      : greedy(current, allowed, forcedLayers, candidate, accuracyDrop);
   for (const [layer, e] of [...found.state].sort((a, b) => a[1].delta_ms! - b[1].delta_ms!))
     if (!forcedLayers.has(layer)) steps.push({ layer, choice: e.choice, forced: false });
   const last = found.best;
@@ -221,6 +227,7 @@ function exhaustive(
   layers: string[],
   choices: SensitivityEntry[][],
   candidate: (state: State) => PlanCandidate,
+  accuracyDrop: number,
 ): Found {
   let best: { state: State; c: PlanCandidate } | undefined;
   const closest: { state: State; c: PlanCandidate }[] = [];
@@ -228,6 +235,7 @@ function exhaustive(
   const visit = (i: number): void => {
     if (i === layers.length) {
       const c = candidate(state);
+      if (c.estimated.accuracy_drop > accuracyDrop) return;
       if (c.misses.length === 0) {
         if (
           !best ||
@@ -264,6 +272,7 @@ function greedy(
   allowed: SensitivityEntry[],
   fixed: ReadonlySet<string>,
   candidate: (state: State) => PlanCandidate,
+  accuracyDrop: number,
 ): Found {
   const current = new Map(start);
   const path: PlanCandidate[] = [candidate(current)];
@@ -275,6 +284,7 @@ function greedy(
     for (const e of allowed) {
       if (fixed.has(e.layer) || current.get(e.layer) === e) continue;
       const after = candidate(new Map(current).set(e.layer, e));
+      if (after.estimated.accuracy_drop > accuracyDrop) continue;
       const gain = over - excess(after.misses);
       if (gain <= 1e-12) continue;
       const cost = Math.max(0, after.estimated.accuracy_drop - now.estimated.accuracy_drop) + EPS_ACCURACY;
@@ -297,8 +307,9 @@ export interface LedgerStep {
   forced: boolean;
   kept: boolean;
   /** kept; dropped: slower (measured end to end), more-memory (peak RAM or package bytes up), pays-nothing,
+   * accuracy (the package with it loses more than the budgets' accuracyDrop against fp32, measured),
    * slower-on-device (kept by the table, then the device timed the package faster without it). */
-  reason: 'kept' | 'forced' | 'slower' | 'more-memory' | 'pays-nothing' | 'slower-on-device';
+  reason: 'kept' | 'forced' | 'slower' | 'more-memory' | 'pays-nothing' | 'accuracy' | 'slower-on-device';
   estimated: { delta_ms: number; delta_ram_bytes: number; delta_bytes: number; delta_accuracy: number };
   /** ms_*: the target's time per frame, measured on this machine's runtime or, for a target priced from a
    * table (the estimator is `predicted`), the table's; then host_ms_* is this machine's measurement, kept
@@ -312,6 +323,8 @@ export interface LedgerStep {
     ram_after: number;
     bytes_before: number;
     bytes_after: number;
+    /** With an accuracy limit: the top-1 of the package with this step (on the planner's images). */
+    accuracy_after?: number;
   };
   /** whittle optimize --device, when the device timed the final package slower than the baseline: the package
    * with and without this step, timed there interleaved (ms per frame, medians). */
@@ -356,6 +369,7 @@ export function verifyPlan(
 ): VerifiedPlan {
   const runs = options.runs ?? 100;
   const tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
+  const limit = options.budgets.accuracyDrop;
   const table = options.estimator?.predicted === true ? options.estimator : undefined;
   const plan = new Map<string, LayerChoice>();
   let current = fp32;
@@ -369,7 +383,7 @@ export function verifyPlan(
     const nextRam = peakRamBytes(pkg);
     const e = sensitivity.entries.find((x) => x.layer === step.layer && x.key === choiceKey(step.choice))!;
     const [tableBefore, tableAfter] = table?.estimate([current, pkg]) ?? [];
-    const measured = {
+    const measured: LedgerStep['measured'] = {
       ms_before: tableBefore?.ms ?? before!.medianMs,
       ms_after: tableAfter?.ms ?? after!.medianMs,
       ...(table ? { host_ms_before: before!.medianMs, host_ms_after: after!.medianMs } : {}),
@@ -384,7 +398,15 @@ export function verifyPlan(
       measured.ms_after < measured.ms_before ||
       measured.ram_after < measured.ram_before ||
       measured.bytes_after < measured.bytes_before;
-    const kept = step.forced || (!slower && !more && pays);
+    // The accuracy limit is checked on the package itself: the sensitivity figures add up layer by layer,
+    // and several layers pruned or quantized together can lose far more than their sum.
+    let lost = false;
+    if (limit !== undefined && !step.forced && !slower && !more && pays) {
+      const accuracy = evaluatePackage(pkg, options.set).top1;
+      measured.accuracy_after = accuracy;
+      lost = sensitivity.baseline.accuracy - accuracy > limit;
+    }
+    const kept = step.forced || (!slower && !more && pays && !lost);
     const entry: LedgerStep = {
       step: i + 1,
       layer: step.layer,
@@ -398,9 +420,11 @@ export function verifyPlan(
           ? 'slower'
           : more
             ? 'more-memory'
-            : pays
-              ? 'kept'
-              : 'pays-nothing',
+            : !pays
+              ? 'pays-nothing'
+              : lost
+                ? 'accuracy'
+                : 'kept',
       estimated: {
         delta_ms: e.delta_ms!,
         delta_ram_bytes: e.delta_ram_bytes!,

@@ -81,6 +81,27 @@ describe('whittle optimize', () => {
     assert.ok(existsSync(join(out, 'report.json')));
   });
 
+  test('--max-accuracy-drop is a hard limit: the plan and every closest plan stay within it', () => {
+    const out = join(dir, 'fit');
+    const r = optimize('--size-kb', '1', '--max-accuracy-drop', '1', '--out', out, '--resume', '--json');
+    assert.equal(r.status, 3, r.stderr);
+    const report = JSON.parse(r.stdout) as {
+      budgets: { accuracy_drop: number | null };
+      baseline: { accuracy: number };
+      final: { accuracy: number };
+      closest: { estimated: { accuracy_drop: number } }[];
+      ledger: { kept: boolean; reason: string; measured: { accuracy_after?: number } }[];
+    };
+    assert.equal(report.budgets.accuracy_drop, 0.01);
+    assert.ok(report.baseline.accuracy - report.final.accuracy <= 0.01 + 1e-9, JSON.stringify(report.final));
+    for (const c of report.closest) assert.ok(c.estimated.accuracy_drop <= 0.01 + 1e-9, JSON.stringify(c));
+    for (const l of report.ledger.filter((x) => x.kept))
+      assert.ok(report.baseline.accuracy - l.measured.accuracy_after! <= 0.01 + 1e-9, JSON.stringify(l));
+    const bad = optimize('--size-kb', '1', '--max-accuracy-drop', '150', '--out', out, '--resume');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--max-accuracy-drop is in points of top-1 \(0-100\), got 150/);
+  });
+
   test('bad input is refused clearly', () => {
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{"profile_version": 1, "cpu": 3');

@@ -87,6 +87,29 @@ describe('choosing a plan from the table', () => {
     for (const c of plan.closest) assert.ok(c.misses.length > 0);
   });
 
+  test('an accuracy limit is hard: plans losing more are not chosen, even as the closest', () => {
+    // 150 bytes: a's int8 + b's codebook (0.021 lost) meet it; with at most 0.01 to lose only a's int8 may
+    // be taken, so the budget is missed and every plan listed stays within the limit.
+    const limited = choosePlan(t, { budgets: { packageBytes: 150, accuracyDrop: 0.01 } });
+    assert.equal(limited.met, false);
+    assert.deepEqual(
+      limited.steps.map((s) => `${s.layer}:${choiceKey(s.choice)}`),
+      ['a:int8'],
+    );
+    for (const c of [limited, ...limited.closest]) assert.ok(c.estimated.accuracy_drop <= 0.01);
+    // The greedy search (many layers) keeps to the limit too.
+    const rows: [string, string, number, number, number][] = [];
+    for (let i = 0; i < 12; i++)
+      rows.push([`l${i}`, 'int8', -0.004, -50, -0.1], [`l${i}`, 'binary', -0.1, -80, -0.2]);
+    const many = table(rows);
+    const greedy = choosePlan(many, { budgets: { packageBytes: 100, accuracyDrop: 0.03 } });
+    assert.equal(greedy.met, false);
+    assert.ok(greedy.estimated.accuracy_drop <= 0.03 + 1e-12, JSON.stringify(greedy.estimated));
+    assert.equal(greedy.steps.length, 7); // 7 int8 layers at 0.004 each; an 8th would pass 0.03
+    const free = choosePlan(many, { budgets: { packageBytes: 100 } });
+    assert.ok(free.estimated.accuracy_drop > 0.03);
+  });
+
   test('choice names are checked', () => {
     assert.throws(() => parseChoice('int4'), PlanError);
     assert.throws(() => parseChoice('int8/p50'), /not pruned/);
@@ -103,12 +126,12 @@ describe('the planner on a trained LeNet-300-100', () => {
       set: f.set,
       calibration: f.calibration,
       estimator: measuredEstimator(f.set, { rounds: 3 }),
-      choices: ['f32/p50', 'int8', 'codebook', 'ternary'].map(parseChoice),
+      choices: ['f32/p50', 'f32/p90', 'int8', 'codebook', 'ternary'].map(parseChoice),
     });
   });
 
   test('sensitivity figures are the packages the runtime measures', () => {
-    assert.equal(s.entries.length, 3 * 4);
+    assert.equal(s.entries.length, 3 * 5);
     const int8 = s.entries.find((e) => e.layer === 'dense_Dense1' && e.key === 'int8')!;
     assert.ok(
       int8.delta_bytes! < -0.7 * 784 * 300 * 3,
@@ -174,6 +197,41 @@ describe('the planner on a trained LeNet-300-100', () => {
     });
     assert.equal(forced.ledger[0]!.reason, 'forced');
     assert.deepEqual(forced.plan, { dense_Dense1: 'f32/p50' });
+  });
+
+  test('a step that loses more accuracy end to end than the limit is dropped, with its measured top-1', () => {
+    // 90 % of every layer pruned without retraining: each step saves bytes, and the package loses more
+    // with every layer pruned. (The tolerance keeps a step's speed out of it: this test is about accuracy.)
+    const steps = ['dense_Dense1', 'dense_Dense2', 'dense_Dense3'].map((layer) => ({
+      layer,
+      choice: parseChoice('f32/p90'),
+      forced: false,
+    }));
+    const chosen: PlanChoice = {
+      steps,
+      met: true,
+      estimated: { ms: 0, ram_bytes: 0, bytes: 0, accuracy_drop: 0 },
+      misses: [],
+      closest: [],
+      screened: [],
+    };
+    const limit = 0.02;
+    const v = verifyPlan(f.fp32, chosen, s, {
+      budgets: { accuracyDrop: limit },
+      set: f.set,
+      calibration: f.calibration,
+      runs: 20,
+      tolerance: 1e9,
+    });
+    const dropped = v.ledger.filter((l) => l.reason === 'accuracy');
+    assert.ok(dropped.length >= 1, JSON.stringify(v.ledger));
+    for (const l of dropped) {
+      assert.equal(l.kept, false);
+      assert.ok(s.baseline.accuracy - l.measured.accuracy_after! > limit, JSON.stringify(l));
+    }
+    for (const l of v.ledger.filter((x) => x.kept))
+      assert.ok(s.baseline.accuracy - l.measured.accuracy_after! <= limit, JSON.stringify(l));
+    assert.ok(s.baseline.accuracy - v.final.accuracy <= limit + 1e-12, JSON.stringify(v.final));
   });
 
   test('an impossible budget reports the closest plans', () => {
