@@ -66,7 +66,9 @@ export function latencyKey(p: LatencyPoint): string {
   return parts.join('/');
 }
 
-export const LATENCY_TABLE_VERSION = 1;
+/** 2: an entry is its point's warm run, the lower quartile of samples timed in a block of its own (1: the
+ * median of rounds interleaved with other points; its times are not comparable and it is refused). */
+export const LATENCY_TABLE_VERSION = 2;
 
 /** A latency table that cannot be used: malformed, another table_version, another kernel build, another grid. */
 export class LatencyTableError extends whittleError('LatencyTableError', 'bad-latency-table') {}
@@ -113,9 +115,10 @@ export const LatencyEntrySchema = z
     weight_bytes: Count,
     /** Calls a run makes: native plan calls plus TypeScript steps. */
     calls: Count,
-    /** Median milliseconds of one batch-1 run of the graph (its call overhead included). */
+    /** Milliseconds of one warm batch-1 run of the graph, its call overhead included (latency-table.ts
+     * latencyStatistic: the lower quartile of its samples). */
     ms: z.number().finite().min(0),
-    /** Runs timed in all (rounds × runs per round). */
+    /** Runs made in all (the warm-up and the samples). */
     runs: z.number().int().min(1),
   })
   .strict();
@@ -148,7 +151,7 @@ export function parseLatencyTable(
     const version = value.table_version;
     if (version !== LATENCY_TABLE_VERSION)
       throw new LatencyTableError(
-        `latency table version ${JSON.stringify(version)} cannot be read; this agent reads version ${LATENCY_TABLE_VERSION}`,
+        `latency table version ${JSON.stringify(version)} cannot be read; this agent reads version ${LATENCY_TABLE_VERSION}: measure the table again`,
       );
   }
   const parsed = LatencyTableSchema.safeParse(value);

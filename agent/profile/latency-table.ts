@@ -3,12 +3,16 @@
 // the compile pass and the native execution plan at batch 1). The predictor (optimize/latency/) reads it to
 // estimate a whole package's latency on the device; the manager stores it with the device's profile.
 //
-// How a table is measured: the grid is cut into chunks; a chunk's graphs are built, warmed up, and then
-// timed in rounds, every round visiting the chunk's points in a rotated order so that drift (another
-// process, the clock) spreads over all of them; a point's time is the median of its rounds, each round
-// timing enough runs to last SAMPLE_MS (short, so that on a busy machine most samples are not preempted and
-// the median is the kernels' own time). Entries are reported as their chunk finishes (onEntry), an abort
-// returns what finished (`complete: false`), and `resume` skips the entries a partial table already holds.
+// How a table is measured: each grid point in a block of its own, one point alive at a time: its graph is
+// built, warmed up (a sample's worth of runs), then timed in `rounds` samples of back-to-back runs lasting at
+// least SAMPLE_MS each; its time is the lower quartile of its samples (latencyStatistic). So an entry is the
+// point's warm run, as the agent times a frame (it warms the plan ahead of each frame), and the statistic
+// repeats: a preempted or cold sample lands above the quartile. Whole packages are timed the same way
+// (timeBlock, latencyStatistic: bench latency), so that table and packages are in one state. Interleaving
+// every point with many others (the first version of this table) left each run's caches to its neighbours:
+// two runtimes of the same package then disagreed by over 10 % for 30 % of packages (docs/benchmarks.md).
+// Entries are reported as they are measured (onEntry), an abort returns what finished (`complete: false`),
+// and `resume` skips the entries a partial table already holds.
 // Temperatures and clocks (the device profile's) are read before and after, so a throttled measurement shows.
 // The default grid also times NETWORKS whole small networks (latency-graphs.ts networkGraph) among the layers:
 // the predictor fits its per-model term on them.
@@ -175,9 +179,12 @@ export function conditionsNow(): LatencyTable['conditions']['before'] {
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** Milliseconds a sample of one point lasts at least, and rounds per point (their median is the entry). */
-export const SAMPLE_MS = 0.02;
-export const ROUNDS = 31;
+/** Milliseconds a sample of one point lasts at least, and samples per point (their lower quartile is the
+ * entry). */
+export const SAMPLE_MS = 0.2;
+export const ROUNDS = 15;
+/** The quantile of a block's samples a latency is (latencyStatistic). */
+export const LATENCY_QUANTILE = 0.25;
 
 export interface MeasureOptions {
   grid?: LatencyGrid;
@@ -188,13 +195,10 @@ export interface MeasureOptions {
   /** Called as each entry is measured (done counts the resumed ones too). */
   onEntry?: (entry: LatencyEntry, done: number, total: number) => void;
   signal?: AbortSignal;
-  /** Rounds per point (the median is taken over them; default ROUNDS). */
+  /** Samples per point (default ROUNDS). */
   rounds?: number;
-  /** Milliseconds one round of one point lasts at least (default SAMPLE_MS). */
+  /** Milliseconds one sample of one point lasts at least (default SAMPLE_MS). */
   sampleMs?: number;
-  /** Other runs timed in every round along with the grid's points, their samples appended (a benchmark
-   * times whole packages interleaved with the table, so that the machine's drift is the same for both). */
-  alongside?: readonly TimedRun[];
 }
 
 /** A run timed in rounds: `reps` runs per sample (timedRun sets it from a warm-up), ms per run in `samples`. */
@@ -222,14 +226,28 @@ export function timeRound(runs: readonly TimedRun[], round: number): void {
   }
 }
 
+/** A block: `runs` (one point, or the runtimes of one package) warmed up by a sample's worth of runs each,
+ * then timed in `rounds` rounds (timeRound), nothing else in between. */
+export function timeBlock(runs: readonly TimedRun[], rounds: number): void {
+  for (const t of runs) for (let i = 0; i < t.reps; i++) t.run();
+  for (let r = 0; r < rounds; r++) timeRound(runs, r);
+}
+
 export const median = (values: readonly number[]): number => {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-/** Points built, warmed up and timed together. */
-const CHUNK = 24;
+/** The p-quantile (nearest rank) of values. */
+export function quantile(values: readonly number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+
+/** A latency from a block's samples: their LATENCY_QUANTILE (the table's entries and the packages timed
+ * against them take the same statistic). */
+export const latencyStatistic = (samples: readonly number[]): number => quantile(samples, LATENCY_QUANTILE);
 
 interface Prepared {
   entry: Omit<LatencyEntry, 'ms' | 'runs'>;
@@ -299,25 +317,20 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
   const todo = grid.points.filter((p) => !measured.has(latencyKey(p)));
   const total = entries.length + todo.length;
   const aborted = (): boolean => options.signal?.aborted === true;
-  for (let start = 0; start < todo.length && !aborted(); start += CHUNK) {
-    const prepared = todo.slice(start, start + CHUNK).map((p) => prepare(p, threads));
-    const chunk = prepared.map((p) => timedRun(p.run, sampleMs));
-    const runs = [...chunk, ...(options.alongside ?? [])];
-    for (let r = 0; r < rounds && !aborted(); r++) {
-      timeRound(runs, r);
-      // Lets an abort (a disconnect, a signal) be seen between rounds.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+  for (const point of todo) {
     if (aborted()) break;
-    for (const [i, t] of chunk.entries()) {
-      const entry: LatencyEntry = {
-        ...prepared[i]!.entry,
-        ms: median(t.samples),
-        runs: t.samples.length * t.reps,
-      };
-      entries.push(entry);
-      options.onEntry?.(entry, entries.length, total);
-    }
+    const prepared = prepare(point, threads);
+    const timed = timedRun(prepared.run, sampleMs);
+    timeBlock([timed], rounds);
+    const entry: LatencyEntry = {
+      ...prepared.entry,
+      ms: latencyStatistic(timed.samples),
+      runs: (timed.samples.length + 1) * timed.reps,
+    };
+    entries.push(entry);
+    options.onEntry?.(entry, entries.length, total);
+    // Lets an abort (a disconnect, a signal) be seen between points.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return {
     table_version: LATENCY_TABLE_VERSION,

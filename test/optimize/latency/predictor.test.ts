@@ -8,8 +8,9 @@ import {
   type LatencyEntry,
   type LatencyPoint,
   type LatencyTable,
+  latencyStatistic,
   measureLatencyTable,
-  median,
+  timeBlock,
   timedRun,
 } from '../../../agent/profile/latency-table.js';
 import { collectDeviceProfile } from '../../../agent/profile/profile.js';
@@ -31,7 +32,7 @@ const conv: LatencyPoint = { op: 'conv2d', format: 'f32', kernel: 3, stride: 1, 
 
 /** A table of `entries` (synthetic: no measurement behind it). */
 const syntheticTable = (isa: string, entries: LatencyEntry[]): LatencyTable => ({
-  table_version: 1,
+  table_version: 2,
   build_hash: 'x',
   isa,
   threads: 1,
@@ -43,16 +44,13 @@ const syntheticTable = (isa: string, entries: LatencyEntry[]): LatencyTable => (
 });
 
 /** Two tiny packages: a grid point's own graph (an fp32 conv and its fused ReLU) and an int8 one with its
- * edges, predicted from a table measured in the same run as they are, within a loose bound. */
+ * edges, predicted from a table and then timed as the table's points are (a block each), within a loose
+ * bound. */
 test('the predictor is within a loose bound of the measured latency of tiny packages', async () => {
   // Large enough (0.5 M MACs) that a run is not mostly the per-call overhead, whose µs-scale noise made a
   // 16 k-MAC layer fail the bound on a loaded machine.
   const fc: LatencyPoint = { op: 'fully_connected', format: 'int8', inC: 2048, outC: 256 };
   const packages = [latencyGraph(conv), latencyGraph(fc)];
-  const runs = packages.map((pkg) => {
-    const model = Model.fromPackage(pkg, { batch: 1 });
-    return timedRun(model.inPlaceRunner(0), 0.05);
-  });
   const grid = {
     name: 'test',
     points: [
@@ -63,10 +61,12 @@ test('the predictor is within a loose bound of the measured latency of tiny pack
       ...defaultGrid(true).points.filter((p) => p.op === 'call' || p.op === 'ts_step'),
     ],
   };
-  const table = await measureLatencyTable({ grid, alongside: runs, rounds: 15, sampleMs: 0.05 });
+  const table = await measureLatencyTable({ grid, rounds: 15, sampleMs: 0.05 });
   for (const [i, pkg] of packages.entries()) {
     const prediction = predictLatency(pkg, table);
-    const measured = median(runs[i]!.samples);
+    const timed = timedRun(Model.fromPackage(pkg, { batch: 1 }).inPlaceRunner(0), 0.05);
+    timeBlock([timed], 15);
+    const measured = latencyStatistic(timed.samples);
     assert.ok(
       prediction.ms > measured / 3 && prediction.ms < measured * 3,
       `package ${i}: predicted ${prediction.ms} ms, measured ${measured} ms`,
