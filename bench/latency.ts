@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
+import type { Package } from '../agent/package/reader.js';
 import {
   defaultGrid,
   latencyStatistic,
@@ -24,7 +25,6 @@ import {
   timeBlock,
   timedRun,
 } from '../agent/profile/latency-table.js';
-import type { Package } from '../agent/package/reader.js';
 import { Model } from '../agent/runtime/model.js';
 import { DEVICE_CLASS_CATALOG, estimateMeasurementSeconds } from '../optimize/latency/device-classes.js';
 import { predictLatency } from '../optimize/latency/predictor.js';
