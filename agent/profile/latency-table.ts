@@ -92,14 +92,35 @@ export function defaultGrid(quick = false): LatencyGrid {
         [7, 48, 64, 1],
         [7, 64, 96, 2],
         [4, 96, 96, 1],
+        // The smallest planes a 28 px input reaches (7 -> 3 -> 1 through 2x2 pools, 4 -> 2 through a stride),
+        // narrow layers (a fire module's squeeze): there a kernel's fixed cost, not its MACs, is the time,
+        // and no line through the larger shapes gives it.
+        [7, 8, 6, 1],
+        [7, 24, 48, 1],
+        [4, 32, 48, 2],
+        [3, 24, 12, 1],
+        [2, 64, 96, 1],
+        [1, 48, 24, 1],
+        [28, 1, 8, 2],
+        [14, 16, 8, 1],
+        [7, 16, 32, 1],
+        [7, 96, 24, 1],
+        [4, 48, 64, 1],
+        [4, 24, 12, 1],
+        [3, 96, 24, 1],
+        [2, 24, 48, 1],
+        [1, 12, 24, 1],
+        [1, 96, 96, 1],
       ];
   for (const kernel of quick ? [1, 3] : [1, 3, 5])
     for (const format of LAYER_FORMATS)
       for (const [size, inC, outC, stride] of convShapes) {
         points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC });
-        // The sparse kernels' time follows the nonzeros they read: a second density.
+        // The sparse kernels' time follows the nonzeros they read (and not linearly on small planes): the
+        // densities pruning by half and by three quarters leave, besides SPARSITY's.
         if (format === 'sparse' && !quick)
-          points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC, sparsity: 0.5 });
+          for (const sparsity of [0.5, 0.75])
+            points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC, sparsity });
       }
   const dwShapes: [size: number, c: number, stride: number][] = quick
     ? [[14, 16, 1]]
@@ -111,6 +132,15 @@ export function defaultGrid(quick = false): LatencyGrid {
         [7, 64, 1],
         [7, 96, 2],
         [4, 96, 1],
+        [4, 64, 2],
+        [2, 96, 1],
+        [1, 48, 1],
+        [14, 24, 1],
+        [14, 16, 2],
+        [7, 24, 1],
+        [7, 32, 2],
+        [4, 32, 1],
+        [2, 48, 1],
       ];
   for (const kernel of quick ? [3] : [3, 5])
     for (const format of LAYER_FORMATS)
@@ -136,6 +166,8 @@ export function defaultGrid(quick = false): LatencyGrid {
         [32, 16],
         [16, 32],
         [8, 64],
+        [7, 24],
+        [3, 48],
       ];
   for (const format of ['f32', 'int8'] as const)
     for (const [size, inC] of poolShapes) {
@@ -143,7 +175,7 @@ export function defaultGrid(quick = false): LatencyGrid {
       points.push({ op: 'avg_pool', format, size, inC, kernel: 2, stride: 2 });
       points.push({ op: 'global_avgpool', format, size, inC });
     }
-  const sizes = quick ? [4096] : [1024, 4096, 16384];
+  const sizes = quick ? [4096] : [64, 256, 1024, 4096, 16384];
   for (const format of ['f32', 'int8'] as const)
     for (const elements of sizes)
       for (const op of ['add', 'concat', 'channel_shuffle'] as const) points.push({ op, format, elements });

@@ -326,24 +326,24 @@ const convClass = (kernel: number | undefined, depthwise: boolean): string =>
 const sparseKey = (kernel: number, stride: number, depthwise: boolean, side: number): string =>
   `k${kernel}s${stride}${depthwise ? 'dw' : ''}r${side}`;
 
-/** A sparse conv's time per dense MAC from the entries of its sparseKey, where they show the kernel's time
- * growing faster than its nonzeros (a log-log slope in density above SUPERLINEAR between the two densities
- * nearest the layer's): interpolated on that line. Undefined otherwise (one density, or a near-linear plane):
- * the group's fitted cost model prices it, which across three seeds did better there. */
+/** A sparse conv's time per dense MAC from the entries of its sparseKey (same kernel size, stride and output
+ * side): interpolated in density on the log-log line through the two entries of densities nearest the
+ * layer's (slope clamped to [0, 3]; one density: proportional to it). Undefined when the plane has no entry. */
 function sparseRate(
   rates: readonly { density: number; rate: number }[],
   density: number,
 ): number | undefined {
-  const SUPERLINEAR = 1.5;
   const sorted = [...rates].sort(
     (a, b) => Math.abs(Math.log(a.density / density)) - Math.abs(Math.log(b.density / density)),
   );
-  const [a, b] = sorted as [{ density: number; rate: number }, { density: number; rate: number } | undefined];
-  if (b === undefined || Math.abs(Math.log(a.density / b.density)) < 0.05) return undefined;
+  const [a, b] = sorted as [{ density: number; rate: number } | undefined, { density: number; rate: number } | undefined];
+  if (a === undefined) return undefined;
   // Time per dense MAC against density: slope 1 is linear in the nonzeros, above it faster.
-  const slope = Math.log(b.rate / a.rate) / Math.log(b.density / a.density);
-  if (slope < SUPERLINEAR) return undefined;
-  return a.rate * (density / a.density) ** Math.min(3, slope);
+  const slope =
+    b === undefined || Math.abs(Math.log(a.density / b.density)) < 0.05
+      ? 1
+      : Math.log(b.rate / a.rate) / Math.log(b.density / a.density);
+  return a.rate * (density / a.density) ** Math.min(3, Math.max(0, slope));
 }
 
 /** The fitted cost model of a table (cached per table). */
@@ -401,9 +401,43 @@ export function costModel(table: LatencyTable): CostModel {
   return model;
 }
 
+/** Where an entry or a layer sits among its group's entries: the logs of its shape features (a conv or fully
+ * connected layer's padded MACs, gathered inputs, outputs and inputs; another node's work). */
+const place = (work: number, x?: readonly number[]): number[] =>
+  (x === undefined ? [work] : [x[0]!, x[2]!, x[3]!, x[4]!]).map((v) => Math.log(Math.max(v, 1)));
+
+/** Entries whose residuals correct a prediction (residualCorrection). */
+const NEIGHBOURS = 4;
+
+/** The group's fit at `at`, corrected by how far the entries nearest to it sit from the same fit: the
+ * inverse-distance weighted geometric mean of their measured / fitted ratios over the NEIGHBOURS nearest
+ * (distance in `place` space). At an entry the prediction is its measured time; between entries the fit's
+ * local bias (a kernel's fixed cost on small planes, a blocking step) is carried over from the neighbours. */
+function residualCorrection(
+  group: readonly Point[],
+  fitted: (p: Point) => number,
+  at: readonly number[],
+): number {
+  const near = group
+    .map((p) => ({ p, d2: place(p.work, p.x).reduce((s, v, j) => s + (v - at[j]!) ** 2, 0) }))
+    .sort((a, b) => a.d2 - b.d2)
+    .slice(0, NEIGHBOURS);
+  let sw = 0;
+  let sl = 0;
+  for (const { p, d2 } of near) {
+    const f = fitted(p);
+    if (!(f > 0) || !(p.ms > 0)) continue;
+    const w = 1 / (d2 + 1e-3);
+    sw += w;
+    sl += w * Math.log(p.ms / f);
+  }
+  return sw > 0 ? Math.exp(sl / sw) : 1;
+}
+
 /** The time of `work` from the first group of `keys` that has entries: a conv or fully-connected layer
  * (`x`, its features) from the first group of MIN_POINTS entries or more (else the largest) through its
- * fitted costs, the others along the group's line; undefined when no group has entries. */
+ * fitted costs, the others along the group's line; then corrected by the nearest entries' residuals
+ * (residualCorrection); undefined when no group has entries. */
 function interpolate(
   model: CostModel,
   keys: readonly string[],
@@ -416,20 +450,22 @@ function interpolate(
     const key =
       present.find((k) => model.groups.get(k)!.length >= MIN_POINTS) ??
       present.reduce((best, k) => (model.groups.get(k)!.length > model.groups.get(best)!.length ? k : best));
+    const group = model.groups.get(key)!;
     let fit = model.fits.get(key);
     if (fit === undefined) {
-      const group = model.groups.get(key)!;
       const points = group.map((p) => ({ x: p.x!, ms: p.ms }));
       model.fits.set(key, (fit = fitCost(points, featureCount(points.length))));
     }
-    return dot(fit, x);
+    const c = fit;
+    return dot(c, x) * residualCorrection(group, (p) => dot(c, p.x!), place(work, x));
   }
   for (const key of keys) {
     const group = model.groups.get(key);
     if (group === undefined) continue;
     let line = model.lines.get(key);
     if (line === undefined) model.lines.set(key, (line = fitLine(group)));
-    return line.a + line.b * work;
+    const l = line;
+    return (l.a + l.b * work) * residualCorrection(group, (p) => l.a + l.b * p.work, place(work));
   }
   return undefined;
 }
@@ -532,7 +568,7 @@ function layerPrediction(
             })
           : undefined;
       const rates =
-        family === 'conv2d' && node.format === 'sparse' && options.sparsePlanes === true
+        family === 'conv2d' && node.format === 'sparse' && options.sparsePlanes !== false
           ? cost.sparse.get(sparseKey(shape?.[1] ?? 1, stride, depthwise, y[2] ?? 1))
           : undefined;
       const rate = rates === undefined ? undefined : sparseRate(rates, density);
