@@ -46,6 +46,8 @@ export interface LatencyPoint {
   stride?: number;
   /** conv2d: groups = inC = outC. */
   depthwise?: boolean;
+  /** conv2d: a grouped conv of this many groups (inC and outC split evenly; the kernels run once per group). */
+  groups?: number;
   /** add, concat, channel_shuffle, quantize, dequantize, softmax: elements of the (each) input. */
   elements?: number;
   /** sparse and sparse-codebook layers: the fraction of weights pruned (default SPARSITY). */
@@ -57,7 +59,10 @@ export interface LatencyPoint {
 /** A point's stable key, e.g. `conv2d/int8/k3s1/r16/c16-32` (table entries are matched by it). */
 export function latencyKey(p: LatencyPoint): string {
   const parts: string[] = [p.op, p.format];
-  if (p.kernel !== undefined) parts.push(`k${p.kernel}s${p.stride ?? 1}${p.depthwise === true ? 'dw' : ''}`);
+  if (p.kernel !== undefined)
+    parts.push(
+      `k${p.kernel}s${p.stride ?? 1}${p.depthwise === true ? 'dw' : ''}${p.groups !== undefined ? `g${p.groups}` : ''}`,
+    );
   if (p.size !== undefined) parts.push(`r${p.size}`);
   if (p.inC !== undefined) parts.push(p.outC !== undefined ? `c${p.inC}-${p.outC}` : `c${p.inC}`);
   if (p.elements !== undefined) parts.push(`n${p.elements}`);
@@ -88,6 +93,7 @@ const PointSchema = z
     kernel: Count.optional(),
     stride: Count.optional(),
     depthwise: z.boolean().optional(),
+    groups: z.number().int().min(1).optional(),
     elements: Count.optional(),
     sparsity: z.number().min(0).max(1).optional(),
     seed: Count.optional(),

@@ -101,7 +101,11 @@ export function defaultGrid(quick = false): LatencyGrid {
         [3, 24, 12, 1],
         [2, 64, 96, 1],
         [1, 48, 24, 1],
+        [28, 1, 8, 1],
+        [28, 1, 24, 1],
         [28, 1, 8, 2],
+        [28, 1, 16, 2],
+        [28, 1, 24, 2],
         [14, 16, 8, 1],
         [7, 16, 32, 1],
         [7, 96, 24, 1],
@@ -146,6 +150,21 @@ export function defaultGrid(quick = false): LatencyGrid {
     for (const format of LAYER_FORMATS)
       for (const [size, c, stride] of dwShapes)
         points.push({ op: 'conv2d', format, kernel, stride, size, inC: c, depthwise: true });
+  // Grouped 1x1 convs of two channels per group (a ShuffleNet unit's channel split, as the importer builds
+  // it): the kernels run once per group, so their time is the groups' calls, not their MACs.
+  if (!quick)
+    for (const format of ['f32', 'int8'] as const)
+      for (const [size, inC] of [
+        [14, 16],
+        [14, 32],
+        [7, 24],
+        [7, 64],
+        [4, 48],
+        [4, 96],
+        [2, 64],
+        [2, 96],
+      ] as const)
+        points.push({ op: 'conv2d', format, kernel: 1, stride: 1, size, inC, outC: inC / 2, groups: inC / 2 });
   const fcShapes: [inC: number, outC: number][] = quick
     ? [[256, 64]]
     : [

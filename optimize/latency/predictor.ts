@@ -316,9 +316,9 @@ function groupKeys(family: LatencyOp, format: string, conv: string, stride = 1, 
   return format !== 'f32' && format !== 'int8' ? [...own(format), ...own('f32')] : own(format);
 }
 
-/** conv2d's kernel-size / depthwise class, e.g. `k3dw`; empty for other families. */
-const convClass = (kernel: number | undefined, depthwise: boolean): string =>
-  kernel === undefined ? '' : `k${kernel}${depthwise ? 'dw' : ''}`;
+/** conv2d's kernel-size / depthwise / grouped class, e.g. `k3dw`, `k1g`; empty for other families. */
+const convClass = (kernel: number | undefined, depthwise: boolean, grouped = false): string =>
+  kernel === undefined ? '' : `k${kernel}${depthwise ? 'dw' : grouped ? 'g' : ''}`;
 
 /** Sparse conv entries are matched on their kernel size, stride, depthwise-ness and output side: the sparse
  * kernel's time per nonzero depends on the plane it covers (narrow planes take its scalar columns) and grows
@@ -388,7 +388,11 @@ export function costModel(table: LatencyTable): CostModel {
         inElements: e.in_elements,
       });
     }
-    const conv = convClass(e.shape.kernel, e.shape.depthwise === true && family === 'conv2d');
+    const conv = convClass(
+      e.shape.kernel,
+      e.shape.depthwise === true && family === 'conv2d',
+      (e.shape.groups ?? 1) > 1,
+    );
     const keys = groupKeys(family, e.format, family === 'conv2d' ? conv : '', e.shape.stride ?? 1, e.kernel);
     for (const key of keys.slice(0, layer ? 4 : 2)) {
       let group = groups.get(key);
@@ -547,7 +551,8 @@ function layerPrediction(
       const shape = weights === undefined ? undefined : specs[weights]!.shape;
       const depthwise =
         family === 'conv2d' && shape?.[3] === 1 && (specs[node.inputs[0]!]!.shape[3] ?? 1) > 1;
-      const conv = family === 'conv2d' ? convClass(shape?.[1], depthwise) : '';
+      const grouped = family === 'conv2d' && !depthwise && Number(node.attrs.groups ?? 1) > 1;
+      const conv = family === 'conv2d' ? convClass(shape?.[1], depthwise, grouped) : '';
       const work = workOf(family, info.macs, density, inElements);
       const x = specs[node.inputs[0]!]!.shape;
       const y = specs[node.outputs[0]!]!.shape;
