@@ -254,7 +254,7 @@ interface CostModel {
   lines: Map<string, Line>;
   fits: Map<string, number[]>;
   /** Sparse conv entries by sparseKey: their density and time per dense MAC. */
-  sparse: Map<string, { density: number; rate: number }[]>;
+  sparse: Map<string, SparseRate[]>;
   /** The per-model term's coefficients over perModelFeatures (perModelTerm; null: the table has fewer than
    * MIN_NETWORKS networks; undefined: not fitted yet). */
   perModel?: number[] | null;
@@ -326,17 +326,30 @@ const convClass = (kernel: number | undefined, depthwise: boolean, grouped = fal
 const sparseKey = (kernel: number, stride: number, depthwise: boolean, side: number): string =>
   `k${kernel}s${stride}${depthwise ? 'dw' : ''}r${side}`;
 
+/** A sparse conv entry: its channels, density and time per dense MAC. */
+interface SparseRate {
+  inC: number;
+  outC: number;
+  density: number;
+  rate: number;
+}
+
 /** A sparse conv's time per dense MAC from the entries of its sparseKey (same kernel size, stride and output
- * side): interpolated in density on the log-log line through the two entries of densities nearest the
- * layer's (slope clamped to [0, 3]; one density: proportional to it). Undefined when the plane has no entry. */
+ * side): those of the channels nearest the layer's (log distance; the kernel's time per MAC moves with them
+ * too), interpolated in density on the log-log line through the two of densities nearest the layer's (slope
+ * clamped to [0, 3]; one density: proportional to it). Undefined when the plane has no entry. */
 function sparseRate(
-  rates: readonly { density: number; rate: number }[],
-  density: number,
+  rates: readonly SparseRate[],
+  layer: { inC: number; outC: number; density: number },
 ): number | undefined {
-  const sorted = [...rates].sort(
-    (a, b) => Math.abs(Math.log(a.density / density)) - Math.abs(Math.log(b.density / density)),
-  );
-  const [a, b] = sorted as [{ density: number; rate: number } | undefined, { density: number; rate: number } | undefined];
+  const apart = (r: SparseRate): number =>
+    Math.log(r.inC / layer.inC) ** 2 + Math.log(r.outC / layer.outC) ** 2;
+  const nearest = Math.min(...rates.map(apart));
+  const { density } = layer;
+  const sorted = rates
+    .filter((r) => apart(r) <= nearest + 1e-9)
+    .sort((a, b) => Math.abs(Math.log(a.density / density)) - Math.abs(Math.log(b.density / density)));
+  const [a, b] = sorted as [SparseRate | undefined, SparseRate | undefined];
   if (a === undefined) return undefined;
   // Time per dense MAC against density: slope 1 is linear in the nonzeros, above it faster.
   const slope =
@@ -357,7 +370,7 @@ export function costModel(table: LatencyTable): CostModel {
   const callMs = call.ms;
   const tsMs = byOp('ts_step')?.ms ?? callMs;
   const groups = new Map<string, Point[]>();
-  const sparse = new Map<string, { density: number; rate: number }[]>();
+  const sparse = new Map<string, SparseRate[]>();
   for (const e of table.entries) {
     const family = e.shape.op;
     if (family === 'call' || family === 'ts_step' || family === 'network') continue;
@@ -368,7 +381,7 @@ export function costModel(table: LatencyTable): CostModel {
       const key = sparseKey(e.shape.kernel ?? 1, e.shape.stride ?? 1, e.shape.depthwise === true, side);
       let rates = sparse.get(key);
       if (rates === undefined) sparse.set(key, (rates = []));
-      rates.push({ density: e.density, rate: own / e.macs });
+      rates.push({ inC: e.shape.inC ?? 1, outC, density: e.density, rate: own / e.macs });
     }
     const point: Point = { work: workOf(family, e.macs, e.density, e.in_elements), ms: own };
     const layer = family === 'conv2d' || family === 'fully_connected';
@@ -576,7 +589,10 @@ function layerPrediction(
         family === 'conv2d' && node.format === 'sparse' && options.sparsePlanes !== false
           ? cost.sparse.get(sparseKey(shape?.[1] ?? 1, stride, depthwise, y[2] ?? 1))
           : undefined;
-      const rate = rates === undefined ? undefined : sparseRate(rates, density);
+      const rate =
+        rates === undefined
+          ? undefined
+          : sparseRate(rates, { inC: x[x.length - 1] ?? 1, outC: y[y.length - 1] ?? 1, density });
       ms =
         rate !== undefined
           ? rate * info.macs
