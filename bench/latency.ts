@@ -1,9 +1,10 @@
 // `npm run bench -- latency [--json] [--count 100] [--seed 1]`: the latency predictor against measurement.
 // Random architectures of the NAS search space (optimize/nas/space.ts) in their mixed per-layer formats, with
 // random weights, are packaged through the real importer / quantizer / encoders; this machine's latency table
-// is measured (as the agent measures it), then each package is timed end to end at batch 1 as the table's
+// is measured (as the agent measures it) and each package is timed end to end at batch 1 as the table's
 // points are (latency-table.ts timeBlock, latencyStatistic: a block of its own, warmed up, the lower quartile
-// of its samples), its latency predicted from the table and compared with that measurement.
+// of its samples), its blocks spread among the table's points; its latency is predicted from the table and
+// compared with that measurement.
 // The measurement's own repeatability is reported beside the figures: each package is timed in two passes
 // over all packages, each pass a block of two fresh runtimes of it alternated, and only those two are alive
 // while it is timed. repeat_* compares the two runtimes of a block, repeat_pass_* the two passes; the
@@ -96,23 +97,40 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
   }
   say(`${count} packages built in ${((performance.now() - benchStarted) / 1000).toFixed(1)} s`);
 
+  // The packages' blocks are spread over the table's measurement, two passes of all packages, one block after
+  // every few entries: table and packages then see the same machine (the other processes' load drifts over
+  // a run by several %). Their CPU time is kept apart from the table's.
+  const grid = defaultGrid(values.quick === true);
+  const blocks = 2 * count;
+  const passes: [number[], number[]][][] = [[], []];
+  let packageCpu = 0;
+  const timeNextBlock = (): void => {
+    const done = passes[0]!.length + passes[1]!.length;
+    const pass = passes[done < count ? 0 : 1]!;
+    const before = process.cpuUsage();
+    pass.push(timePackage(packages[pass.length]!.pkg, () => rng.next()));
+    const { user, system } = process.cpuUsage(before);
+    packageCpu += (user + system) / 1e6;
+  };
   const started = performance.now();
   const cpu = process.cpuUsage();
-  const grid = defaultGrid(values.quick === true);
-  const table = await measureLatencyTable({ grid });
+  const table = await measureLatencyTable({
+    grid,
+    onEntry: (_entry, done, total) => {
+      while (passes[0]!.length + passes[1]!.length < Math.floor((done * blocks) / total)) timeNextBlock();
+    },
+  });
+  while (passes[0]!.length + passes[1]!.length < blocks) timeNextBlock();
   if (values['table-out'] !== undefined) writeFileSync(values['table-out'], JSON.stringify(table));
   const wallSeconds = (performance.now() - started) / 1000;
   const { user, system } = process.cpuUsage(cpu);
-  const cpuSeconds = (user + system) / 1e6;
+  const cpuSeconds = (user + system) / 1e6 - packageCpu;
   const pi4Seconds = estimateMeasurementSeconds(table, DEVICE_CLASS_CATALOG['raspberry-pi-4b'], cpuSeconds);
   say(
     `table: ${table.entries.length} entries (grid ${table.grid_id}), ${cpuSeconds.toFixed(1)} s of CPU ` +
-      `(${wallSeconds.toFixed(1)} s wall); Raspberry Pi 4 estimate ${pi4Seconds.toFixed(0)} s`,
+      `(${wallSeconds.toFixed(1)} s wall with the packages' blocks, ${packageCpu.toFixed(1)} s of CPU apart); ` +
+      `Raspberry Pi 4 estimate ${pi4Seconds.toFixed(0)} s`,
   );
-
-  const timedStarted = performance.now();
-  const passes = [0, 1].map(() => packages.map((p) => timePackage(p.pkg, () => rng.next())));
-  say(`packages timed in ${((performance.now() - timedStarted) / 1000).toFixed(1)} s (two passes)`);
 
   const rows: LatencyBenchRow[] = packages.map((p, i) => {
     const [first, second] = passes.map((pass) => pass[i]!) as [[number[], number[]], [number[], number[]]];

@@ -164,7 +164,16 @@ export function defaultGrid(quick = false): LatencyGrid {
         [2, 64],
         [2, 96],
       ] as const)
-        points.push({ op: 'conv2d', format, kernel: 1, stride: 1, size, inC, outC: inC / 2, groups: inC / 2 });
+        points.push({
+          op: 'conv2d',
+          format,
+          kernel: 1,
+          stride: 1,
+          size,
+          inC,
+          outC: inC / 2,
+          groups: inC / 2,
+        });
   const fcShapes: [inC: number, outC: number][] = quick
     ? [[256, 64]]
     : [
