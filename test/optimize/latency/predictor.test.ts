@@ -277,8 +277,8 @@ test('the per-model term is fitted on the table’s networks and used, when aske
   }
 });
 
-test('asked, a sparse conv on a plane the table shows superlinear is priced from that plane’s entries', () => {
-  // 7x7 k5 sparse entries: 1 ms at density 0.1 and 20 ms at 0.5 (slope 1.86 in time per dense MAC).
+test('a sparse conv is priced from its own plane’s entries, where time grows faster than the nonzeros', () => {
+  // 7x7 k5 sparse entries: 1 ms at density 0.1 and 20 ms at 0.5 (20x the time for 5x the nonzeros).
   const macs = 7 * 7 * 48 * 64 * 25;
   const sparse = (density: number, ms: number): LatencyEntry => {
     const shape: LatencyPoint = {
@@ -321,10 +321,21 @@ test('asked, a sparse conv on a plane the table shows superlinear is priced from
   const layer = (options = {}): number =>
     predictLatency(pkg, table, options).layers.find((l) => l.op === 'conv2d')!.ms;
   const want = (20 / macs) * 7 * 7 * 64 * 64 * 25;
-  assert.ok(
-    Math.abs(layer({ sparsePlanes: true }) - want) / want < 0.15,
-    `${layer({ sparsePlanes: true })} ms`,
-  );
-  // By default, the line through the two entries by MACs x density: far below.
-  assert.ok(layer() < want / 2, `${layer()} ms`);
+  assert.ok(Math.abs(layer() - want) / want < 0.15, `${layer()} ms`);
+  // Entries of another plane (14x14, near-linear there) in the table do not move it.
+  const coarse = syntheticTable('avx2', [
+    sparse(0.1, 1),
+    sparse(0.5, 20),
+    {
+      ...sparse(0.1, 1),
+      key: 'conv2d/sparse/k5s1/r14/c48-64/p90',
+      shape: { ...sparse(0.1, 1).shape, size: 14 },
+      out_elements: 14 * 14 * 64,
+      macs: 4 * macs,
+      ms: 2,
+    },
+    call,
+  ]);
+  const plane = predictLatency(pkg, coarse).layers.find((l) => l.op === 'conv2d')!.ms;
+  assert.ok(Math.abs(plane - want) / want < 0.15, `${plane} ms`);
 });
