@@ -1,23 +1,29 @@
 // `npm run bench -- latency [--json] [--count 100] [--seed 1]`: the latency predictor against measurement.
 // Random architectures of the NAS search space (optimize/nas/space.ts) in their mixed per-layer formats, with
 // random weights, are packaged through the real importer / quantizer / encoders; this machine's latency table
-// is measured with the packages' whole runs timed in the same rounds (interleaved, so the machine's drift is
-// the same for both); each package's batch-1 latency is then predicted from the table and compared with its
-// measured median. Also prints the table's measurement time here and the Raspberry Pi 4 class's estimate of it.
-// Each package is built twice (two runtimes, timed in the same rounds): its measured time is the median of
-// both runtimes' samples, and the two runtimes' medians are compared (repeat_*): how far the measurement
-// itself moves between two runs of the same package, the floor of any predictor's error.
-// The table's networks (the predictor's per-model term, reported apart as per_model_term) are the agent's own
-// seeded ones (latency-graphs.ts), not these architectures, and nothing is fitted to these measurements. `--table-out FILE` saves the table.
+// is measured (as the agent measures it) and each package is timed end to end at batch 1 as the table's
+// points are (latency-table.ts timeBlock, latencyStatistic: a block of its own, warmed up, the lower quartile
+// of its samples), its blocks spread among the table's points; its latency is predicted from the table and
+// compared with that measurement.
+// The measurement's own repeatability is reported beside the figures: each package is timed in two passes
+// over all packages, each pass a block of two fresh runtimes of it alternated, and only those two are alive
+// while it is timed. repeat_* compares the two runtimes of a block, repeat_pass_* the two passes; the
+// measured time is the statistic over all four runtimes' samples.
+// The predictor is fitted on the table only (its layers, and its whole networks for the per-model term: the
+// agent's own seeded networks, latency-graphs.ts), never on these packages. `--table-out FILE` saves the table.
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
+import type { Package } from '../agent/package/reader.js';
 import {
   defaultGrid,
+  latencyStatistic,
   measureLatencyTable,
-  median,
+  quantile,
+  ROUNDS,
   SAMPLE_MS,
-  type TimedRun,
+  timeBlock,
   timedRun,
 } from '../agent/profile/latency-table.js';
 import { Model } from '../agent/runtime/model.js';
@@ -36,17 +42,30 @@ const INPUT: [number, number, number] = [28, 28, 1];
 export interface LatencyBenchRow {
   arch: string;
   measured_ms: number;
-  /** The two runtimes' medians, apart: |a - b| / mean, in %. */
+  /** The two runtimes of the first pass, apart: |a - b| / mean, in %. */
   repeat_diff_pct: number;
+  /** The two passes, apart (each the statistic over its two runtimes), in %. */
+  repeat_pass_diff_pct: number;
   predicted_ms: number;
   /** Through the per-model term fitted on the table's networks. */
   predicted_per_model_ms: number;
   error_pct: number;
 }
 
-/** The p-quantile (nearest rank) of sorted values. */
-const quantile = (sorted: readonly number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+/** |a - b| / their mean, in %. */
+const apartPct = (a: number, b: number): number => (Math.abs(a - b) / ((a + b) / 2)) * 100;
+
+/** One pass's block of a package: two fresh runtimes of it, alternated (timeBlock); their samples. */
+function timePackage(pkg: Package, fill: () => number): [number[], number[]] {
+  const timed = [0, 1].map(() => {
+    const runtime = Model.fromPackage(pkg, { batch: 1 });
+    const input = runtime.inputView(0);
+    for (let j = 0; j < input.length; j++) input[j] = fill();
+    return timedRun(runtime.inPlaceRunner(0), SAMPLE_MS);
+  });
+  timeBlock(timed, ROUNDS);
+  return [timed[0]!.samples, timed[1]!.samples];
+}
 
 export async function latencyBenchCommand(args: string[], machine: string): Promise<number> {
   const values = benchOptions(
@@ -66,52 +85,63 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
     count: 4,
     data: Float32Array.from({ length: 4 * INPUT[0] * INPUT[1] * INPUT[2] }, () => rng.next()),
   };
-  const packages: { arch: string; pkg: Awaited<ReturnType<typeof archPackage>>; timed: TimedRun[] }[] = [];
-  const built = performance.now();
+  const benchStarted = performance.now();
+  const packages: { arch: string; pkg: Package }[] = [];
   for (let i = 0; i < count; i++) {
     const arch = sampleArch(rng);
     const model = buildArchModel(arch, { inputShape: INPUT, classes: 10, seed: seed + i });
     const pkg = await archPackage(arch, model, { calibration });
     model.dispose();
-    const timed = [0, 1].map(() => {
-      const runtime = Model.fromPackage(pkg, { batch: 1 });
-      const input = runtime.inputView(0);
-      for (let j = 0; j < input.length; j++) input[j] = rng.next();
-      return timedRun(runtime.inPlaceRunner(0), SAMPLE_MS);
-    });
-    packages.push({ arch: archKey(arch), pkg, timed });
+    packages.push({ arch: archKey(arch), pkg });
     if ((i + 1) % 10 === 0) process.stderr.write(`  ${i + 1} / ${count} packages built\n`);
   }
-  say(`${count} packages built in ${((performance.now() - built) / 1000).toFixed(1)} s`);
+  say(`${count} packages built in ${((performance.now() - benchStarted) / 1000).toFixed(1)} s`);
 
+  // The packages' blocks are spread over the table's measurement, two passes of all packages, one block after
+  // every few entries: table and packages then see the same machine (the other processes' load drifts over
+  // a run by several %). Their CPU time is kept apart from the table's.
+  const grid = defaultGrid(values.quick === true);
+  const blocks = 2 * count;
+  const passes: [number[], number[]][][] = [[], []];
+  let packageCpu = 0;
+  const timeNextBlock = (): void => {
+    const done = passes[0]!.length + passes[1]!.length;
+    const pass = passes[done < count ? 0 : 1]!;
+    const before = process.cpuUsage();
+    pass.push(timePackage(packages[pass.length]!.pkg, () => rng.next()));
+    const { user, system } = process.cpuUsage(before);
+    packageCpu += (user + system) / 1e6;
+  };
   const started = performance.now();
   const cpu = process.cpuUsage();
-  const grid = defaultGrid(values.quick === true);
-  const table = await measureLatencyTable({ grid, alongside: packages.flatMap((p) => p.timed) });
+  const table = await measureLatencyTable({
+    grid,
+    onEntry: (_entry, done, total) => {
+      while (passes[0]!.length + passes[1]!.length < Math.floor((done * blocks) / total)) timeNextBlock();
+    },
+  });
+  while (passes[0]!.length + passes[1]!.length < blocks) timeNextBlock();
   if (values['table-out'] !== undefined) writeFileSync(values['table-out'], JSON.stringify(table));
   const wallSeconds = (performance.now() - started) / 1000;
   const { user, system } = process.cpuUsage(cpu);
-  // The packages' runs took part of that (each at about its fastest sample's CPU time; slower samples were
-  // waiting on a busy machine): the table's own CPU time is the rest (a quiet machine's wall time).
-  const packageSeconds = packages
-    .flatMap((p) => p.timed)
-    .reduce((s, t) => s + (t.samples.length * t.reps * Math.min(...t.samples)) / 1000, 0);
-  const cpuSeconds = (user + system) / 1e6 - packageSeconds;
+  const cpuSeconds = (user + system) / 1e6 - packageCpu;
   const pi4Seconds = estimateMeasurementSeconds(table, DEVICE_CLASS_CATALOG['raspberry-pi-4b'], cpuSeconds);
   say(
     `table: ${table.entries.length} entries (grid ${table.grid_id}), ${cpuSeconds.toFixed(1)} s of CPU ` +
-      `(${wallSeconds.toFixed(1)} s wall, with the packages' runs); Raspberry Pi 4 estimate ${pi4Seconds.toFixed(0)} s`,
+      `(${wallSeconds.toFixed(1)} s wall with the packages' blocks, ${packageCpu.toFixed(1)} s of CPU apart); ` +
+      `Raspberry Pi 4 estimate ${pi4Seconds.toFixed(0)} s`,
   );
 
-  const rows: LatencyBenchRow[] = packages.map((p) => {
-    const measured = median(p.timed.flatMap((t) => t.samples));
-    const [a, b] = p.timed.map((t) => median(t.samples)) as [number, number];
+  const rows: LatencyBenchRow[] = packages.map((p, i) => {
+    const [first, second] = passes.map((pass) => pass[i]!) as [[number[], number[]], [number[], number[]]];
+    const measured = latencyStatistic([...first[0], ...first[1], ...second[0], ...second[1]]);
     const predicted = predictLatency(p.pkg, table).ms;
     const perModel = predictLatency(p.pkg, table, { perModel: true }).ms;
     return {
       arch: p.arch,
       measured_ms: measured,
-      repeat_diff_pct: (Math.abs(a - b) / ((a + b) / 2)) * 100,
+      repeat_diff_pct: apartPct(latencyStatistic(first[0]), latencyStatistic(first[1])),
+      repeat_pass_diff_pct: apartPct(latencyStatistic(first.flat()), latencyStatistic(second.flat())),
       predicted_ms: predicted,
       predicted_per_model_ms: perModel,
       error_pct: ((predicted - measured) / measured) * 100,
@@ -121,7 +151,10 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
   const perModelErrors = rows
     .map((r) => (Math.abs(r.predicted_per_model_ms - r.measured_ms) / r.measured_ms) * 100)
     .sort((a, b) => a - b);
-  const repeats = rows.map((r) => r.repeat_diff_pct).sort((a, b) => a - b);
+  const repeats = rows.map((r) => r.repeat_diff_pct);
+  const passRepeats = rows.map((r) => r.repeat_pass_diff_pct);
+  const within10 = (values: readonly number[]): number =>
+    values.filter((v) => v <= 10).length / values.length;
   const report = {
     machine,
     isa: table.isa,
@@ -141,9 +174,14 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
       median_abs_error_pct: quantile(perModelErrors, 0.5),
       p90_abs_error_pct: quantile(perModelErrors, 0.9),
     },
-    repeat_within_10pct: repeats.filter((d) => d <= 10).length / repeats.length,
+    repeat_within_10pct: within10(repeats),
     repeat_median_diff_pct: quantile(repeats, 0.5),
     repeat_p90_diff_pct: quantile(repeats, 0.9),
+    repeat_pass_within_10pct: within10(passRepeats),
+    repeat_pass_median_diff_pct: quantile(passRepeats, 0.5),
+    repeat_pass_p90_diff_pct: quantile(passRepeats, 0.9),
+    load_average: loadavg(),
+    bench_wall_seconds: (performance.now() - benchStarted) / 1000,
     rows,
   };
   if (values.json === true) {

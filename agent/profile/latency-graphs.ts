@@ -385,7 +385,7 @@ export function latencyGraph(point: LatencyPoint): Package {
         outC: depthwise ? inC : need(point.outC, 'outC'),
         kernel: need(point.kernel, 'kernel'),
         stride: point.stride ?? 1,
-        groups: depthwise ? inC : 1,
+        groups: depthwise ? inC : (point.groups ?? 1),
         sparsity: point.sparsity,
       });
       return g.package(key, [x], y.tensor);

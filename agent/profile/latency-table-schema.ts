@@ -46,6 +46,8 @@ export interface LatencyPoint {
   stride?: number;
   /** conv2d: groups = inC = outC. */
   depthwise?: boolean;
+  /** conv2d: a grouped conv of this many groups (inC and outC split evenly; the kernels run once per group). */
+  groups?: number;
   /** add, concat, channel_shuffle, quantize, dequantize, softmax: elements of the (each) input. */
   elements?: number;
   /** sparse and sparse-codebook layers: the fraction of weights pruned (default SPARSITY). */
@@ -57,7 +59,10 @@ export interface LatencyPoint {
 /** A point's stable key, e.g. `conv2d/int8/k3s1/r16/c16-32` (table entries are matched by it). */
 export function latencyKey(p: LatencyPoint): string {
   const parts: string[] = [p.op, p.format];
-  if (p.kernel !== undefined) parts.push(`k${p.kernel}s${p.stride ?? 1}${p.depthwise === true ? 'dw' : ''}`);
+  if (p.kernel !== undefined)
+    parts.push(
+      `k${p.kernel}s${p.stride ?? 1}${p.depthwise === true ? 'dw' : ''}${p.groups !== undefined ? `g${p.groups}` : ''}`,
+    );
   if (p.size !== undefined) parts.push(`r${p.size}`);
   if (p.inC !== undefined) parts.push(p.outC !== undefined ? `c${p.inC}-${p.outC}` : `c${p.inC}`);
   if (p.elements !== undefined) parts.push(`n${p.elements}`);
@@ -66,7 +71,9 @@ export function latencyKey(p: LatencyPoint): string {
   return parts.join('/');
 }
 
-export const LATENCY_TABLE_VERSION = 1;
+/** 2: an entry is its point's warm run, the lower quartile of samples timed in a block of its own (1: the
+ * median of rounds interleaved with other points; its times are not comparable and it is refused). */
+export const LATENCY_TABLE_VERSION = 2;
 
 /** A latency table that cannot be used: malformed, another table_version, another kernel build, another grid. */
 export class LatencyTableError extends whittleError('LatencyTableError', 'bad-latency-table') {}
@@ -86,6 +93,7 @@ const PointSchema = z
     kernel: Count.optional(),
     stride: Count.optional(),
     depthwise: z.boolean().optional(),
+    groups: z.number().int().min(1).optional(),
     elements: Count.optional(),
     sparsity: z.number().min(0).max(1).optional(),
     seed: Count.optional(),
@@ -113,9 +121,10 @@ export const LatencyEntrySchema = z
     weight_bytes: Count,
     /** Calls a run makes: native plan calls plus TypeScript steps. */
     calls: Count,
-    /** Median milliseconds of one batch-1 run of the graph (its call overhead included). */
+    /** Milliseconds of one warm batch-1 run of the graph, its call overhead included (latency-table.ts
+     * latencyStatistic: the lower quartile of its samples). */
     ms: z.number().finite().min(0),
-    /** Runs timed in all (rounds × runs per round). */
+    /** Runs made in all (the warm-up and the samples). */
     runs: z.number().int().min(1),
   })
   .strict();
@@ -148,7 +157,7 @@ export function parseLatencyTable(
     const version = value.table_version;
     if (version !== LATENCY_TABLE_VERSION)
       throw new LatencyTableError(
-        `latency table version ${JSON.stringify(version)} cannot be read; this agent reads version ${LATENCY_TABLE_VERSION}`,
+        `latency table version ${JSON.stringify(version)} cannot be read; this agent reads version ${LATENCY_TABLE_VERSION}: measure the table again`,
       );
   }
   const parsed = LatencyTableSchema.safeParse(value);

@@ -3,12 +3,16 @@
 // the compile pass and the native execution plan at batch 1). The predictor (optimize/latency/) reads it to
 // estimate a whole package's latency on the device; the manager stores it with the device's profile.
 //
-// How a table is measured: the grid is cut into chunks; a chunk's graphs are built, warmed up, and then
-// timed in rounds, every round visiting the chunk's points in a rotated order so that drift (another
-// process, the clock) spreads over all of them; a point's time is the median of its rounds, each round
-// timing enough runs to last SAMPLE_MS (short, so that on a busy machine most samples are not preempted and
-// the median is the kernels' own time). Entries are reported as their chunk finishes (onEntry), an abort
-// returns what finished (`complete: false`), and `resume` skips the entries a partial table already holds.
+// How a table is measured: each grid point in a block of its own, one point alive at a time: its graph is
+// built, warmed up (a sample's worth of runs), then timed in `rounds` samples of back-to-back runs lasting at
+// least SAMPLE_MS each; its time is the lower quartile of its samples (latencyStatistic). So an entry is the
+// point's warm run, as the agent times a frame (it warms the plan ahead of each frame), and the statistic
+// repeats: a preempted or cold sample lands above the quartile. Whole packages are timed the same way
+// (timeBlock, latencyStatistic: bench latency), so that table and packages are in one state. Interleaving
+// every point with many others (the first version of this table) left each run's caches to its neighbours:
+// two runtimes of the same package then disagreed by over 10 % for 30 % of packages (docs/benchmarks.md).
+// Entries are reported as they are measured (onEntry), an abort returns what finished (`complete: false`),
+// and `resume` skips the entries a partial table already holds.
 // Temperatures and clocks (the device profile's) are read before and after, so a throttled measurement shows.
 // The default grid also times NETWORKS whole small networks (latency-graphs.ts networkGraph) among the layers:
 // the predictor fits its per-model term on them.
@@ -88,14 +92,39 @@ export function defaultGrid(quick = false): LatencyGrid {
         [7, 48, 64, 1],
         [7, 64, 96, 2],
         [4, 96, 96, 1],
+        // The smallest planes a 28 px input reaches (7 -> 3 -> 1 through 2x2 pools, 4 -> 2 through a stride),
+        // narrow layers (a fire module's squeeze): there a kernel's fixed cost, not its MACs, is the time,
+        // and no line through the larger shapes gives it.
+        [7, 8, 6, 1],
+        [7, 24, 48, 1],
+        [4, 32, 48, 2],
+        [3, 24, 12, 1],
+        [2, 64, 96, 1],
+        [1, 48, 24, 1],
+        [28, 1, 8, 1],
+        [28, 1, 24, 1],
+        [28, 1, 8, 2],
+        [28, 1, 16, 2],
+        [28, 1, 24, 2],
+        [14, 16, 8, 1],
+        [7, 16, 32, 1],
+        [7, 96, 24, 1],
+        [4, 48, 64, 1],
+        [4, 24, 12, 1],
+        [3, 96, 24, 1],
+        [2, 24, 48, 1],
+        [1, 12, 24, 1],
+        [1, 96, 96, 1],
       ];
   for (const kernel of quick ? [1, 3] : [1, 3, 5])
     for (const format of LAYER_FORMATS)
       for (const [size, inC, outC, stride] of convShapes) {
         points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC });
-        // The sparse kernels' time follows the nonzeros they read: a second density.
+        // The sparse kernels' time follows the nonzeros they read (and not linearly on small planes): the
+        // densities pruning by half and by three quarters leave, besides SPARSITY's.
         if (format === 'sparse' && !quick)
-          points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC, sparsity: 0.5 });
+          for (const sparsity of [0.5, 0.75])
+            points.push({ op: 'conv2d', format, kernel, stride, size, inC, outC, sparsity });
       }
   const dwShapes: [size: number, c: number, stride: number][] = quick
     ? [[14, 16, 1]]
@@ -107,11 +136,44 @@ export function defaultGrid(quick = false): LatencyGrid {
         [7, 64, 1],
         [7, 96, 2],
         [4, 96, 1],
+        [4, 64, 2],
+        [2, 96, 1],
+        [1, 48, 1],
+        [14, 24, 1],
+        [14, 16, 2],
+        [7, 24, 1],
+        [7, 32, 2],
+        [4, 32, 1],
+        [2, 48, 1],
       ];
   for (const kernel of quick ? [3] : [3, 5])
     for (const format of LAYER_FORMATS)
       for (const [size, c, stride] of dwShapes)
         points.push({ op: 'conv2d', format, kernel, stride, size, inC: c, depthwise: true });
+  // Grouped 1x1 convs of two channels per group (a ShuffleNet unit's channel split, as the importer builds
+  // it): the kernels run once per group, so their time is the groups' calls, not their MACs.
+  if (!quick)
+    for (const format of ['f32', 'int8'] as const)
+      for (const [size, inC] of [
+        [14, 16],
+        [14, 32],
+        [7, 24],
+        [7, 64],
+        [4, 48],
+        [4, 96],
+        [2, 64],
+        [2, 96],
+      ] as const)
+        points.push({
+          op: 'conv2d',
+          format,
+          kernel: 1,
+          stride: 1,
+          size,
+          inC,
+          outC: inC / 2,
+          groups: inC / 2,
+        });
   const fcShapes: [inC: number, outC: number][] = quick
     ? [[256, 64]]
     : [
@@ -132,6 +194,8 @@ export function defaultGrid(quick = false): LatencyGrid {
         [32, 16],
         [16, 32],
         [8, 64],
+        [7, 24],
+        [3, 48],
       ];
   for (const format of ['f32', 'int8'] as const)
     for (const [size, inC] of poolShapes) {
@@ -139,7 +203,7 @@ export function defaultGrid(quick = false): LatencyGrid {
       points.push({ op: 'avg_pool', format, size, inC, kernel: 2, stride: 2 });
       points.push({ op: 'global_avgpool', format, size, inC });
     }
-  const sizes = quick ? [4096] : [1024, 4096, 16384];
+  const sizes = quick ? [4096] : [64, 256, 1024, 4096, 16384];
   for (const format of ['f32', 'int8'] as const)
     for (const elements of sizes)
       for (const op of ['add', 'concat', 'channel_shuffle'] as const) points.push({ op, format, elements });
@@ -175,9 +239,12 @@ export function conditionsNow(): LatencyTable['conditions']['before'] {
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** Milliseconds a sample of one point lasts at least, and rounds per point (their median is the entry). */
-export const SAMPLE_MS = 0.02;
-export const ROUNDS = 31;
+/** Milliseconds a sample of one point lasts at least, and samples per point (their lower quartile is the
+ * entry). */
+export const SAMPLE_MS = 0.2;
+export const ROUNDS = 15;
+/** The quantile of a block's samples a latency is (latencyStatistic). */
+export const LATENCY_QUANTILE = 0.25;
 
 export interface MeasureOptions {
   grid?: LatencyGrid;
@@ -188,13 +255,10 @@ export interface MeasureOptions {
   /** Called as each entry is measured (done counts the resumed ones too). */
   onEntry?: (entry: LatencyEntry, done: number, total: number) => void;
   signal?: AbortSignal;
-  /** Rounds per point (the median is taken over them; default ROUNDS). */
+  /** Samples per point (default ROUNDS). */
   rounds?: number;
-  /** Milliseconds one round of one point lasts at least (default SAMPLE_MS). */
+  /** Milliseconds one sample of one point lasts at least (default SAMPLE_MS). */
   sampleMs?: number;
-  /** Other runs timed in every round along with the grid's points, their samples appended (a benchmark
-   * times whole packages interleaved with the table, so that the machine's drift is the same for both). */
-  alongside?: readonly TimedRun[];
 }
 
 /** A run timed in rounds: `reps` runs per sample (timedRun sets it from a warm-up), ms per run in `samples`. */
@@ -222,14 +286,28 @@ export function timeRound(runs: readonly TimedRun[], round: number): void {
   }
 }
 
+/** A block: `runs` (one point, or the runtimes of one package) warmed up by a sample's worth of runs each,
+ * then timed in `rounds` rounds (timeRound), nothing else in between. */
+export function timeBlock(runs: readonly TimedRun[], rounds: number): void {
+  for (const t of runs) for (let i = 0; i < t.reps; i++) t.run();
+  for (let r = 0; r < rounds; r++) timeRound(runs, r);
+}
+
 export const median = (values: readonly number[]): number => {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-/** Points built, warmed up and timed together. */
-const CHUNK = 24;
+/** The p-quantile (nearest rank) of values. */
+export function quantile(values: readonly number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+
+/** A latency from a block's samples: their LATENCY_QUANTILE (the table's entries and the packages timed
+ * against them take the same statistic). */
+export const latencyStatistic = (samples: readonly number[]): number => quantile(samples, LATENCY_QUANTILE);
 
 interface Prepared {
   entry: Omit<LatencyEntry, 'ms' | 'runs'>;
@@ -299,25 +377,20 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
   const todo = grid.points.filter((p) => !measured.has(latencyKey(p)));
   const total = entries.length + todo.length;
   const aborted = (): boolean => options.signal?.aborted === true;
-  for (let start = 0; start < todo.length && !aborted(); start += CHUNK) {
-    const prepared = todo.slice(start, start + CHUNK).map((p) => prepare(p, threads));
-    const chunk = prepared.map((p) => timedRun(p.run, sampleMs));
-    const runs = [...chunk, ...(options.alongside ?? [])];
-    for (let r = 0; r < rounds && !aborted(); r++) {
-      timeRound(runs, r);
-      // Lets an abort (a disconnect, a signal) be seen between rounds.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+  for (const point of todo) {
     if (aborted()) break;
-    for (const [i, t] of chunk.entries()) {
-      const entry: LatencyEntry = {
-        ...prepared[i]!.entry,
-        ms: median(t.samples),
-        runs: t.samples.length * t.reps,
-      };
-      entries.push(entry);
-      options.onEntry?.(entry, entries.length, total);
-    }
+    const prepared = prepare(point, threads);
+    const timed = timedRun(prepared.run, sampleMs);
+    timeBlock([timed], rounds);
+    const entry: LatencyEntry = {
+      ...prepared.entry,
+      ms: latencyStatistic(timed.samples),
+      runs: (timed.samples.length + 1) * timed.reps,
+    };
+    entries.push(entry);
+    options.onEntry?.(entry, entries.length, total);
+    // Lets an abort (a disconnect, a signal) be seen between points.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return {
     table_version: LATENCY_TABLE_VERSION,

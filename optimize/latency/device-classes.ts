@@ -233,10 +233,10 @@ export function estimateTable(
   };
 }
 
-/** Seconds of timing a measurement of `entries` spends: per entry a warm-up of 3 runs and ROUNDS samples of
- * at least SAMPLE_MS (measureLatencyTable). */
+/** Seconds of timing a measurement of `entries` spends: per entry 3 runs that set the runs per sample, a
+ * warm-up sample and ROUNDS samples of at least SAMPLE_MS (measureLatencyTable). */
 export function timingSeconds(entries: readonly LatencyEntry[]): number {
-  return entries.reduce((s, e) => s + 3 * e.ms + ROUNDS * Math.max(SAMPLE_MS, e.ms), 0) / 1000;
+  return entries.reduce((s, e) => s + 3 * e.ms + (ROUNDS + 1) * Math.max(SAMPLE_MS, e.ms), 0) / 1000;
 }
 
 /** Seconds the class would take to measure `reference`'s grid: the timing at its estimated speeds, plus the

@@ -105,7 +105,7 @@ const profile: DeviceProfile = {
 };
 
 const table: LatencyTable = {
-  table_version: 1,
+  table_version: 2,
   build_hash: '0123456789abcdef',
   isa: 'neon',
   threads: 1,
