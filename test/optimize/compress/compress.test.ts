@@ -237,6 +237,14 @@ describe('whittle compress', () => {
     // Bit-exact round trip through the agent's reader and the writer.
     const pkg = read(uninterrupted);
     assert.ok(writePackage(packageContent(pkg), key).equals(uninterrupted));
+    // The shared layers' biases in 16-bit fixed point, the sections packed (format 1.4).
+    assert.equal(pkg.header.minor, 4);
+    assert.deepEqual(
+      pkg.manifest.nodes
+        .filter((n) => n.op === 'fully_connected')
+        .map((n) => pkg.manifest.tensors[n.inputs[2]!]!.encoding?.kind),
+      ['fixed16', 'fixed16', 'fixed16'],
+    );
     // Output shapes, and the runtime against the retrained model's own forward pass on the same images.
     const modelDir = join(`${out}.run`, '02-kmeans', 'fine-tune');
     const { worst } = await runtimeVsTfjs(pkg, modelDir, 20);
