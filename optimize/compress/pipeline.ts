@@ -154,6 +154,15 @@ export const METHODS: Record<string, MethodDefinition> = {
         doc: "the last weight layer's target sparsity, when it is not a conv (default: sparsity)",
       },
       layers: { kind: 'layers', min: 0, below: 1, doc: 'per-layer target sparsity, by layer name' },
+      sizeExponent: {
+        kind: 'number',
+        min: 0,
+        max: 1,
+        doc:
+          'the layers `sparsity` applies to are pruned to it together, each keeping a share of the kept weights ' +
+          'proportional to its weights^sizeExponent (1 or absent: each to sparsity; below 1: the larger ' +
+          'pruned harder)',
+      },
       global: { kind: 'boolean', default: false, doc: 'one magnitude threshold over all the pruned layers' },
       iterations: { kind: 'integer', min: 1, max: 100, default: 3, doc: 'prune-and-retrain rounds' },
       ...retraining,
