@@ -189,8 +189,8 @@ export function encodeLayers(
       content.manifest.tensors[b]!.dtype === 'f32'
     ) {
       // Deep Compression's last stage stores the bias too in 2 bytes a value: 16-bit fixed point at the
-      // largest fractional length that holds its largest magnitude (a step of at most 2^-15 of it). A
-      // fixed16 f32 constant reads back as fp32 (toFloat32), so the layer runs as before on these values.
+      // largest fractional length that holds its largest magnitude (rounding error at most 2^-15 of it). A
+      // fixed16 f32 constant reads back as fp32 (toFloat32): the layer runs on it as on any fp32 bias.
       const values = new Float32Array(
         bias.bytes.buffer.slice(bias.bytes.byteOffset, bias.bytes.byteOffset + bias.bytes.length),
       );
