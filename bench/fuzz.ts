@@ -163,9 +163,12 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
       }));
   const typedErrors = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
   const seeds = [1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey));
-  // The same packages with their manifests deflated (format 1.3), as the compressor writes them.
-  const compactSeeds = [1, 2, 3].map((s) =>
-    writePackage({ ...samplePackageContent(s), compactManifest: true }, keys.privateKey),
+  // The same packages with their manifests deflated (format 1.3), and also their sections packed (1.4), as
+  // the compressor writes them.
+  const compactSeeds = [false, true].flatMap((packedSections) =>
+    [1, 2, 3].map((s) =>
+      writePackage({ ...samplePackageContent(s), compactManifest: true, packedSections }, keys.privateKey),
+    ),
   );
   const manifestOf = (pkg: Buffer): Json => {
     const offset = Number(pkg.readBigUInt64LE(HEADER_SIZE + 8));
@@ -311,8 +314,9 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
     // A deflated manifest damaged: its stream's bytes, its recorded inflated length, bytes after the stream,
     // a mutated manifest deflated again, a header that declares 1.2, or JSON in a section marked deflated.
     'resigned-deflated-manifest': () => {
-      const i = random.int(0, compactSeeds.length - 1);
-      const content = Buffer.from(contentOf(compactSeeds[i]!));
+      const seed = random.int(0, compactSeeds.length - 1);
+      const content = Buffer.from(contentOf(compactSeeds[seed]!));
+      const i = seed % manifests.length;
       const offset = Number(content.readBigUInt64LE(HEADER_SIZE + 8));
       const length = Number(content.readBigUInt64LE(HEADER_SIZE + 16));
       const stream = Buffer.from(content.subarray(offset, offset + length));

@@ -4,7 +4,8 @@
 //
 //   [0, 64)                   header
 //   [64, 64 + 32 * count)     section table, one 32-byte entry per section
-//   ...                       sections, each at a 64-byte aligned offset (so arrays can be used in place), in table order, not overlapping
+//   ...                       sections, each at a 64-byte aligned offset (so arrays can be used in place; 1.4: 4-byte
+//                             aligned in a packed package), in table order, not overlapping
 //   [contentSize, +128)       trailer: SHA-256 of bytes [0, contentSize) and an Ed25519 signature of it
 import { PackageError } from './errors.js';
 
@@ -13,14 +14,25 @@ export const TRAILER_MAGIC = Buffer.from('WHTLSIG\0', 'latin1');
 export const FORMAT_MAJOR = 1;
 // The newest minor this code writes. 1.1: fixed16 / fixed8 layers may carry activation fractional lengths
 // (input_fl, output_fl; manifest.ts). 1.2: the sparse-codebook tensor encoding (encodings.ts) and the
-// sparse-codebook number format. 1.3: the manifest section may be deflated (ManifestEncoding). The writer
+// sparse-codebook number format. 1.3: the manifest section may be deflated (ManifestEncoding). 1.4: sections
+// may be packed, at 4-byte aligned offsets (sectionAlignment): a compressed small model's 64-byte padding is
+// a few percent of its file. The writer
 // stamps the lowest minor whose features a package uses (manifest.ts requiredFormatMinor), so a package
 // without them stays byte for byte what a 1.0 writer made.
-export const FORMAT_MINOR = 3;
+export const FORMAT_MINOR = 4;
 export const HEADER_SIZE = 64;
 export const SECTION_ENTRY_SIZE = 32;
 export const TRAILER_SIZE = 128;
 export const SECTION_ALIGNMENT = 64;
+/** The alignment of a packed package's sections (format 1.4): enough for a 4-byte element's typed array. */
+export const PACKED_SECTION_ALIGNMENT = 4;
+/** The first minor whose sections may be packed. */
+export const PACKED_SECTIONS_MINOR = 4;
+
+/** The section alignment a package of format minor `minor` must keep: 64 bytes, or 4 from 1.4 on. */
+export function sectionAlignment(minor: number): number {
+  return minor >= PACKED_SECTIONS_MINOR ? PACKED_SECTION_ALIGNMENT : SECTION_ALIGNMENT;
+}
 export const SIGNATURE_ALGORITHM_ED25519 = 1;
 /** Limits that keep every size far from overflow and every allocation bounded. */
 export const MAX_SECTIONS = 65536;
@@ -167,10 +179,14 @@ export function decodeSectionTable(bytes: Buffer, header: PackageHeader): Sectio
         offset: at + 28,
       });
     }
-    if (offset % SECTION_ALIGNMENT !== 0) {
+    const alignment = sectionAlignment(header.minor);
+    if (offset % alignment !== 0) {
       throw new PackageError(
         'bad-section-table',
-        `offset ${offset} is not ${SECTION_ALIGNMENT}-byte aligned`,
+        `offset ${offset} is not ${alignment}-byte aligned` +
+          (alignment === SECTION_ALIGNMENT && offset % PACKED_SECTION_ALIGNMENT === 0
+            ? ` (packed sections need format 1.${PACKED_SECTIONS_MINOR}; the header declares 1.${header.minor})`
+            : ''),
         location,
       );
     }

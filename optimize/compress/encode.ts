@@ -1,7 +1,8 @@
 // How each compressed layer is stored in the package: the fp32 package of the retrained model (the
 // TensorFlow.js importer, as `whittle import` makes it) with the weights of every pruned or shared conv / FC
 // layer re-encoded — pruned: sparse (CSR); shared: a codebook with its indices coded at a fixed width, or
-// Huffman-coded after a huffman step; pruned and shared: encodePrunedShared; hashed (HashedNets): its buckets;
+// Huffman-coded after a huffman step (the layer's bias then in 16-bit fixed point); pruned and shared:
+// encodePrunedShared; hashed (HashedNets): its buckets;
 // trained binary / ternary (ste.ts): the binary, ternary or xnor format, whose encoders give the trained Q(w)
 // back exactly (their alpha is the same mean |w| per output channel, and a batch norm folded at import only
 // rescales a row).
@@ -13,6 +14,7 @@ import {
   encodeBinary,
   encodeCodebook,
   type EncodedTensor,
+  encodeFixed,
   encodeHashed,
   encodeSparse,
   encodeSparseCodebook,
@@ -21,6 +23,7 @@ import {
   EncodingError,
 } from '../../agent/package/encodings.js';
 import type { NumberFormat } from '../../agent/package/manifest.js';
+import { weightFractionalLength } from '../package/fixed-point.js';
 import type { PackageContent } from '../package/writer.js';
 import { importTfjsLayers } from '../tfjs/import.js';
 import { MODEL_FILE } from '../train/file-io.js';
@@ -178,6 +181,21 @@ export function encodeLayers(
     if (encoded === undefined) continue;
     constants.set(w, encoded.encoded);
     node.format = encoded.format;
+    const b = node.inputs[2] ?? -1;
+    const bias = b >= 0 ? constants.get(b) : undefined;
+    if (
+      compression.huffman === true &&
+      bias?.encoding.kind === 'raw' &&
+      content.manifest.tensors[b]!.dtype === 'f32'
+    ) {
+      // Deep Compression's last stage stores the bias too in 2 bytes a value: 16-bit fixed point at the
+      // largest fractional length that holds its largest magnitude (rounding error at most 2^-15 of it). A
+      // fixed16 f32 constant reads back as fp32 (toFloat32): the layer runs on it as on any fp32 bias.
+      const values = new Float32Array(
+        bias.bytes.buffer.slice(bias.bytes.byteOffset, bias.bytes.byteOffset + bias.bytes.length),
+      );
+      constants.set(b, encodeFixed(values, 16, weightFractionalLength(values, 16)));
+    }
   }
   return { manifest: content.manifest, constants };
 }

@@ -106,6 +106,29 @@ export function magnitudeMasks(
   return masks;
 }
 
+/** Per-layer sparsities that prune `sparsity` of the weights of layers of `sizes` weights together, each layer
+ * keeping a share of the kept weights proportional to size^exponent, and at most all its own (the surplus of
+ * a layer that would keep more than it has goes to the others in the same proportion). Exponent 1 gives every
+ * layer `sparsity`; below 1 the larger layers are pruned harder, Han et al.'s pattern (LeNet-300-100: 784×300
+ * pruned to 92 %, 300×100 to 84 %, at exponent 2/3 and 91 % over both). */
+export function sizeScaledSparsities(sizes: readonly number[], sparsity: number, exponent: number): number[] {
+  const kept = new Array<number>(sizes.length).fill(-1);
+  let left = (1 - sparsity) * sizes.reduce((a, b) => a + b, 0);
+  for (;;) {
+    const open = sizes.flatMap((n, i) => (kept[i]! < 0 ? [i] : []));
+    const total = open.reduce((sum, i) => sum + sizes[i]! ** exponent, 0);
+    const full = open.filter((i) => (left * sizes[i]! ** exponent) / total >= sizes[i]!);
+    if (full.length === 0) {
+      for (const i of open) kept[i] = (left * sizes[i]! ** exponent) / total;
+      return sizes.map((n, i) => (n === 0 ? sparsity : Math.max(0, 1 - kept[i]! / n)));
+    }
+    for (const i of full) {
+      kept[i] = sizes[i]!;
+      left -= sizes[i]!;
+    }
+  }
+}
+
 /** The sparsity of iteration `i` (1-based) of `iterations` on the way to `target`: the kept fraction shrinks
  * geometrically, (1 - target)^(i / iterations), as iterative pruning does (Han et al. 2015). */
 export function iterationSparsity(target: number, i: number, iterations: number): number {

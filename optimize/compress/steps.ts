@@ -57,6 +57,7 @@ import {
   projectionHooks,
   readKernel,
   shareWeights,
+  sizeScaledSparsities,
   writeKernel,
 } from './projection.js';
 import {
@@ -272,6 +273,22 @@ const prune: CompressStep = async (context, params) => {
         ? params.convSparsity
         : undefined) as number | undefined) ?? (params.sparsity as number);
   const targets = new Map(layers.map((l) => [l.name, named[l.name] ?? kindSparsity(l)]));
+  if (params.sizeExponent !== undefined) {
+    // The layers at `sparsity` (not named, not taken by convSparsity / outputSparsity) share it by size.
+    const shared = layers.filter(
+      (l) =>
+        named[l.name] === undefined &&
+        (l.kind === 'Dense'
+          ? l !== output || params.outputSparsity === undefined
+          : params.convSparsity === undefined),
+    );
+    const scaled = sizeScaledSparsities(
+      shared.map((l) => l.weights),
+      params.sparsity as number,
+      params.sizeExponent as number,
+    );
+    shared.forEach((l, i) => targets.set(l.name, scaled[i]!));
+  }
   const iterations = params.iterations as number;
   for (let i = 1; i <= iterations; i++) {
     const label = `prune ${i}/${iterations}`;

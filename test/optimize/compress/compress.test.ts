@@ -29,6 +29,7 @@ import {
   project,
   projectGradient,
   shareWeights,
+  sizeScaledSparsities,
 } from '../../../optimize/compress/projection.js';
 import { activationHooks, quantizedPoints } from '../../../optimize/compress/qat.js';
 import { type CompressOptions, runCompress } from '../../../optimize/compress/runner.js';
@@ -64,6 +65,21 @@ describe('compression projections', () => {
     const global = magnitudeMasks(weights, halves, true);
     assert.deepEqual([...global.get('a')!], [0, 0, 0, 0]);
     assert.deepEqual([...global.get('b')!], [1, 1, 1, 1]);
+  });
+
+  test('size-scaled sparsities keep the target over the layers, the larger pruned harder, none past all', () => {
+    const kept = (sizes: number[], sparsities: number[]): number =>
+      sizes.reduce((sum, n, i) => sum + n * (1 - sparsities[i]!), 0);
+    // Exponent 1: every layer at the target; 2/3: LeNet-300-100's 784x300 and 300x100.
+    assert.deepEqual(
+      sizeScaledSparsities([1000, 10], 0.9, 1).map((s) => s.toFixed(9)),
+      ['0.900000000', '0.900000000'],
+    );
+    const lenet = sizeScaledSparsities([235200, 30000], 0.912, 2 / 3);
+    assert.ok(Math.abs(kept([235200, 30000], lenet) - 0.088 * 265200) < 1e-6);
+    assert.ok(lenet[0]! > 0.92 && lenet[0]! < 0.922 && lenet[1]! > 0.84 && lenet[1]! < 0.845, String(lenet));
+    // Exponent 0 asks equal counts: the small layer keeps all it has, the large one the rest.
+    assert.deepEqual(sizeScaledSparsities([100, 10], 0.5, 0), [0.55, 0]);
   });
 
   test('a shared layer gets its cluster summed gradient; a pruned weight none', () => {
@@ -237,6 +253,14 @@ describe('whittle compress', () => {
     // Bit-exact round trip through the agent's reader and the writer.
     const pkg = read(uninterrupted);
     assert.ok(writePackage(packageContent(pkg), key).equals(uninterrupted));
+    // The shared layers' biases in 16-bit fixed point, the sections packed (format 1.4).
+    assert.equal(pkg.header.minor, 4);
+    assert.deepEqual(
+      pkg.manifest.nodes
+        .filter((n) => n.op === 'fully_connected')
+        .map((n) => pkg.manifest.tensors[n.inputs[2]!]!.encoding?.kind),
+      ['fixed16', 'fixed16', 'fixed16'],
+    );
     // Output shapes, and the runtime against the retrained model's own forward pass on the same images.
     const modelDir = join(`${out}.run`, '02-kmeans', 'fine-tune');
     const { worst } = await runtimeVsTfjs(pkg, modelDir, 20);
