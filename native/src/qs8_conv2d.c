@@ -152,12 +152,14 @@ static size_t popcount32(uint32_t x) {
   return n;
 }
 
-// Whether a layer runs the indirect GEMM over real taps only: one group, each tap a whole number of
-// k_align groups, and at most QS8_RUNS_REAL_SHARE of its (pixel, tap) pairs read the image. ResNet-18's
-// 3x3 layers at 2 x 2 (16 of 36 pairs) and 4 x 4 (100 of 144); at 8 x 8 (484 of 576), the runs' extra
-// accumulator traffic and shorter VPDPBUSD chains cost about what the skipped taps save.
+// Whether a layer runs the indirect GEMM over real taps only: one group, each tap a whole number of k_align
+// groups, and at most QS8_RUNS_REAL_SHARE of its (pixel, tap) pairs read the image. Measured on ResNet-18's
+// 3x3 layers (CPU time, weights repeated): 4 x 4 (100 of 144 pairs real) -18 %, 8 x 8 and 8 x 8 -> 4 x 4
+// stride 2 (0.84) -2 to -4 %, 2 x 2 (16 of 36) -3 % (its 2.4 MB of weights stream from L3 at the same rate
+// either way); at 16 x 16 (0.92) a tile of 8 pixels splits into runs of 7 and 8 rows whose accumulator
+// traffic costs more than they save (+15 %).
 #ifndef QS8_RUNS_REAL_SHARE
-#define QS8_RUNS_REAL_SHARE 0.75
+#define QS8_RUNS_REAL_SHARE 0.86
 #endif
 static bool runs_pay(const whittle_conv2d_shape* s, const qs8_igemm_ukernel* igemm, size_t output_height,
                      size_t output_width) {
@@ -172,8 +174,8 @@ static bool runs_pay(const whittle_conv2d_shape* s, const qs8_igemm_ukernel* ige
                                  s->kernel_height));
   }
   for (size_t x = 0; x < output_width; x++) {
-    columns += popcount32(axis_taps(x, s->input_width, s->stride_width, s->dilation_width, s->padding_left,
-                                    s->kernel_width));
+    columns += popcount32(
+        axis_taps(x, s->input_width, s->stride_width, s->dilation_width, s->padding_left, s->kernel_width));
   }
   const double all = (double)(output_height * s->kernel_height) * (double)(output_width * s->kernel_width);
   return (double)rows * (double)columns <= QS8_RUNS_REAL_SHARE * all;
@@ -216,7 +218,8 @@ static bool runs_create(qs8_conv2d_op* op, const int8_t* weights, const igemm_se
       op->tap_k[t] = (uint32_t)(seg->per_tap ? t * seg->padded_length : ky * seg->padded_length + kx * cin);
     }
     for (size_t y = 0; y < oh; y++) {
-      op->row_taps[y] = axis_taps(y, s->input_height, s->stride_height, s->dilation_height, s->padding_top, kh);
+      op->row_taps[y] =
+          axis_taps(y, s->input_height, s->stride_height, s->dilation_height, s->padding_top, kh);
     }
     for (size_t x = 0; x < ow; x++) {
       op->column_taps[x] =
@@ -240,8 +243,8 @@ static bool runs_create(qs8_conv2d_op* op, const int8_t* weights, const igemm_se
         for (size_t t = 0; t < kh * kw; t++) {
           if ((row_masks[rc] >> (t / kw) & column_masks[cc] >> (t % kw) & 1) != 0) continue;
           for (size_t o = 0; o < cout; o++) {  // wrapping, as the kernels add
-            correction[o] = (int32_t)((uint32_t)correction[o] +
-                                      (uint32_t)zero_point * (uint32_t)tap_sums[t * cout + o]);
+            correction[o] =
+                (int32_t)((uint32_t)correction[o] + (uint32_t)zero_point * (uint32_t)tap_sums[t * cout + o]);
           }
         }
       }
@@ -621,9 +624,9 @@ WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, si
   }
 }
 
-// Tiles of up to MR consecutive output pixels on the kernel over real taps only: per tap, the tile's rows whose
-// pixel reads the image there form a run (consecutive taps of the same rows, one run), and each row gets the
-// correction of its pixel's class.
+// Tiles of up to MR consecutive output pixels on the kernel over real taps only: per tap, the tile's rows
+// whose pixel reads the image there form a run (consecutive taps of the same rows, one run), and each row
+// gets the correction of its pixel's class.
 WHITTLE_HOT static void igemm_runs_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
@@ -650,7 +653,8 @@ WHITTLE_HOT static void igemm_runs_task(void* context, size_t thread, size_t beg
     size_t count = 0;
     for (size_t t = 0; t < taps; t++) {
       uint32_t mask = 0;
-      for (size_t r = 0; r < rows; r++) mask |= (row_taps[r] >> (t / kw) & column_taps[r] >> (t % kw) & 1) << r;
+      for (size_t r = 0; r < rows; r++)
+        mask |= (row_taps[r] >> (t / kw) & column_taps[r] >> (t % kw) & 1) << r;
       if (mask == 0) continue;
       // Taps of one kernel row (one segment) that the same rows read make one run.
       if (count > 0 && run_rows[count - 1] == mask && runs[count - 1].k_end == op->tap_k[t] && t % kw != 0 &&

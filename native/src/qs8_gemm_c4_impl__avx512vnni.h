@@ -243,8 +243,8 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
 // chains cover its latency (a corner pixel's tap has no other row).
 static inline __attribute__((always_inline)) void qs8_vnni_run_rows(size_t n, const int8_t* const* a,
                                                                     const int32_t* k_offsets,
-                                                                    const qs8_igemm_run* run,
-                                                                    const int8_t* w, int32_t (*acc)[32]) {
+                                                                    const qs8_igemm_run* run, const int8_t* w,
+                                                                    int32_t (*acc)[32]) {
   // A run lies in one segment: each row's A is contiguous over it, from its first group's place on.
   const size_t k_begin = run->k_begin, groups = (run->k_end - k_begin) / 4;
   const int32_t at = k_offsets[k_begin / 4];
@@ -320,9 +320,9 @@ static inline __attribute__((always_inline)) void qs8_vnni_run_rows(size_t n, co
   }
 }
 
-void WHITTLE_IGEMM_RUNS_NAME(size_t mr, size_t nc, size_t kc, const int8_t* const* a, const int32_t* k_offsets,
-                             const qs8_igemm_run* runs, size_t run_count, const int32_t* const* row_bias,
-                             const void* packed_w, int8_t* c, size_t c_stride,
+void WHITTLE_IGEMM_RUNS_NAME(size_t mr, size_t nc, size_t kc, const int8_t* const* a,
+                             const int32_t* k_offsets, const qs8_igemm_run* runs, size_t run_count,
+                             const int32_t* const* row_bias, const void* packed_w, int8_t* c, size_t c_stride,
                              const qs8_gemmlowp_params* params) {
   const unsigned char* block = packed_w;
   const size_t block_bytes = 32 * 4 * sizeof(int32_t) + kc * 32;
@@ -339,14 +339,30 @@ void WHITTLE_IGEMM_RUNS_NAME(size_t mr, size_t nc, size_t kc, const int8_t* cons
     }
     for (size_t i = 0; i < run_count; i++) {
       switch (runs[i].rows) {
-        case 1: qs8_vnni_run_rows(1, a, k_offsets, &runs[i], w, acc); break;
-        case 2: qs8_vnni_run_rows(2, a, k_offsets, &runs[i], w, acc); break;
-        case 3: qs8_vnni_run_rows(3, a, k_offsets, &runs[i], w, acc); break;
-        case 4: qs8_vnni_run_rows(4, a, k_offsets, &runs[i], w, acc); break;
-        case 5: qs8_vnni_run_rows(5, a, k_offsets, &runs[i], w, acc); break;
-        case 6: qs8_vnni_run_rows(6, a, k_offsets, &runs[i], w, acc); break;
-        case 7: qs8_vnni_run_rows(7, a, k_offsets, &runs[i], w, acc); break;
-        default: qs8_vnni_run_rows(8, a, k_offsets, &runs[i], w, acc); break;
+        case 1:
+          qs8_vnni_run_rows(1, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 2:
+          qs8_vnni_run_rows(2, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 3:
+          qs8_vnni_run_rows(3, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 4:
+          qs8_vnni_run_rows(4, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 5:
+          qs8_vnni_run_rows(5, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 6:
+          qs8_vnni_run_rows(6, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 7:
+          qs8_vnni_run_rows(7, a, k_offsets, &runs[i], w, acc);
+          break;
+        default:
+          qs8_vnni_run_rows(8, a, k_offsets, &runs[i], w, acc);
+          break;
       }
     }
     const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);

@@ -82,8 +82,8 @@ typedef struct qs8_igemm_run {
 // reduction runs that list it: a layer of few pixels skips the taps that read padding (ResNet-18's 2 x 2
 // layers: 16 of the 36 (pixel, tap) pairs are real). Row r's accumulator then lacks the zero point times the
 // weights of its skipped taps, which row_bias[r][n] (one int32 per output column of the call) adds back
-// before the output stage (row_bias[r] holds nc rounded up to nr entries). mr <= QS8_IGEMM_MAX_MR; a run lists
-// rows < mr.
+// before the output stage (row_bias[r] holds nc rounded up to nr entries). mr <= QS8_IGEMM_MAX_MR; a run
+// lists rows < mr.
 typedef void (*qs8_igemm_runs_ukernel_fn)(size_t mr, size_t nc, size_t kc, const int8_t* const* a,
                                           const int32_t* k_offsets, const qs8_igemm_run* runs,
                                           size_t run_count, const int32_t* const* row_bias,
