@@ -5,7 +5,9 @@
 //    groups of 16 channels, one kernel call per group and tile with the weights packed per group): the
 //    images are copied once into a padded buffer in the kernel's domain (int8, or uint8 for VNNI) whose
 //    border holds the zero point, so padded taps contribute exactly zero, and the kernel reads every tap
-//    there in place;
+//    there in place; a layer whose pixels read much padding (ResNet-18's 4 x 4 and 2 x 2 stages) runs the
+//    kernel's variant over real taps only (runs_pay), each pixel's skipped taps added back to its bias as a
+//    correction per pixel class (which kernel rows and columns it reads);
 //  - GEMM (1x1 convs, fully-connected): every MR output pixels get MR rows of im2col in per-thread
 //    scratch, in the kernel's domain and padded with the zero point;
 //  - depthwise: an indirection row per pixel, out-of-image taps pointing at a row of zero points.
