@@ -16,6 +16,11 @@
 #ifndef QS8_VNNI_PREFETCH
 #define QS8_VNNI_PREFETCH 2048
 #endif
+// The IGEMM over real taps only streams the weights of layers of few pixels from L3 (ResNet-18's last stages)
+// and asks for them further ahead: its runs of one or two rows consume them faster than the 4-row kernel.
+#ifndef QS8_VNNI_RUNS_PREFETCH
+#define QS8_VNNI_RUNS_PREFETCH 4096
+#endif
 
 #if MR > 8
 #error "the MRx32c4 VNNI body has accumulators for at most 8 rows"
@@ -230,3 +235,148 @@ void WHITTLE_KERNEL_NAME(size_t mr, size_t nc, size_t kc, WHITTLE_GEMM_A_PARAMS(
     block += 32 * 4 * sizeof(int32_t) + kc * 32;
   }
 }
+
+#if defined(WHITTLE_IGEMM) && defined(WHITTLE_IGEMM_RUNS_NAME)
+// acc[row[i]] += the run's k range of A row row[i] times the block's weights w (at k = 0), for the n rows of
+// one run (n a constant at each call: the rows' accumulators are named registers, as in the body above).
+// One or two rows alternate two accumulator sets over even and odd groups of 4 k, so that 4 or 8 VPDPBUSD
+// chains cover its latency (a corner pixel's tap has no other row).
+static inline __attribute__((always_inline)) void qs8_vnni_run_rows(size_t n, const int8_t* const* a,
+                                                                    const int32_t* k_offsets,
+                                                                    const qs8_igemm_run* run, const int8_t* w,
+                                                                    int32_t (*acc)[32]) {
+  // A run lies in one segment: each row's A is contiguous over it, from its first group's place on.
+  const size_t k_begin = run->k_begin, groups = (run->k_end - k_begin) / 4;
+  const int32_t at = k_offsets[k_begin / 4];
+  const int8_t* p0 = a[run->row[0]] + at;
+  const int8_t* p1 = n > 1 ? a[run->row[1]] + at : p0;
+  const int8_t* p2 = n > 2 ? a[run->row[2]] + at : p0;
+  const int8_t* p3 = n > 3 ? a[run->row[3]] + at : p0;
+  const int8_t* p4 = n > 4 ? a[run->row[4]] + at : p0;
+  const int8_t* p5 = n > 5 ? a[run->row[5]] + at : p0;
+  const int8_t* p6 = n > 6 ? a[run->row[6]] + at : p0;
+  const int8_t* p7 = n > 7 ? a[run->row[7]] + at : p0;
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero, c31 = zero;
+  __m512i c40 = zero, c41 = zero, c50 = zero, c51 = zero, c60 = zero, c61 = zero, c70 = zero, c71 = zero;
+  w += k_begin * 32;
+  size_t g = 0;  // groups of 4 k done
+#define QS8_VNNI_RUN_ROW(r, x0, x1, k)                            \
+  if (n > r) {                                                    \
+    int32_t quad;                                                 \
+    memcpy(&quad, p##r + (k), 4);                                 \
+    const __m512i va = _mm512_set1_epi32(quad);                   \
+    x0 = _mm512_dpbusd_epi32(x0, va, _mm512_loadu_si512(w));      \
+    x1 = _mm512_dpbusd_epi32(x1, va, _mm512_loadu_si512(w + 64)); \
+  }
+  if (n <= 2) {
+    // c20 .. c31 hold the odd groups of rows 0 and 1.
+    for (; g + 2 <= groups; g += 2) {
+      const size_t k = g * 4;
+      _mm_prefetch((const char*)(w + QS8_VNNI_RUNS_PREFETCH), _MM_HINT_T0);
+      _mm_prefetch((const char*)(w + QS8_VNNI_RUNS_PREFETCH + 64), _MM_HINT_T0);
+      _mm_prefetch((const char*)(w + QS8_VNNI_RUNS_PREFETCH + 128), _MM_HINT_T0);
+      _mm_prefetch((const char*)(w + QS8_VNNI_RUNS_PREFETCH + 192), _MM_HINT_T0);
+      QS8_VNNI_RUN_ROW(0, c00, c01, k);
+      QS8_VNNI_RUN_ROW(1, c10, c11, k);
+      w += 128;
+      QS8_VNNI_RUN_ROW(0, c20, c21, k + 4);
+      QS8_VNNI_RUN_ROW(1, c30, c31, k + 4);
+      w += 128;
+#if defined(__GNUC__)
+      __asm__("" : "+v"(c00), "+v"(c01), "+v"(c10), "+v"(c11), "+v"(c20), "+v"(c21), "+v"(c30), "+v"(c31));
+#endif
+    }
+    c00 = _mm512_add_epi32(c00, c20);
+    c01 = _mm512_add_epi32(c01, c21);
+    c10 = _mm512_add_epi32(c10, c30);
+    c11 = _mm512_add_epi32(c11, c31);
+  }
+  for (; g < groups; g++) {
+    const size_t k = g * 4;
+    _mm_prefetch((const char*)(w + QS8_VNNI_RUNS_PREFETCH), _MM_HINT_T0);
+    _mm_prefetch((const char*)(w + QS8_VNNI_RUNS_PREFETCH + 64), _MM_HINT_T0);
+    QS8_VNNI_RUN_ROW(0, c00, c01, k);
+    QS8_VNNI_RUN_ROW(1, c10, c11, k);
+    QS8_VNNI_RUN_ROW(2, c20, c21, k);
+    QS8_VNNI_RUN_ROW(3, c30, c31, k);
+    QS8_VNNI_RUN_ROW(4, c40, c41, k);
+    QS8_VNNI_RUN_ROW(5, c50, c51, k);
+    QS8_VNNI_RUN_ROW(6, c60, c61, k);
+    QS8_VNNI_RUN_ROW(7, c70, c71, k);
+    w += 128;
+#if defined(__GNUC__)
+    __asm__("" : "+v"(c00), "+v"(c01), "+v"(c10), "+v"(c11), "+v"(c20), "+v"(c21), "+v"(c30), "+v"(c31));
+    __asm__("" : "+v"(c40), "+v"(c41), "+v"(c50), "+v"(c51), "+v"(c60), "+v"(c61), "+v"(c70), "+v"(c71));
+#endif
+  }
+#undef QS8_VNNI_RUN_ROW
+  const __m512i s0[8] = {c00, c10, c20, c30, c40, c50, c60, c70};
+  const __m512i s1[8] = {c01, c11, c21, c31, c41, c51, c61, c71};
+  for (size_t r = 0; r < n; r++) {
+    int32_t* row = acc[run->row[r]];
+    _mm512_store_si512(row, _mm512_add_epi32(_mm512_load_si512(row), s0[r]));
+    _mm512_store_si512(row + 16, _mm512_add_epi32(_mm512_load_si512(row + 16), s1[r]));
+  }
+}
+
+void WHITTLE_IGEMM_RUNS_NAME(size_t mr, size_t nc, size_t kc, const int8_t* const* a,
+                             const int32_t* k_offsets, const qs8_igemm_run* runs, size_t run_count,
+                             const int32_t* const* row_bias, const void* packed_w, int8_t* c, size_t c_stride,
+                             const qs8_gemmlowp_params* params) {
+  const unsigned char* block = packed_w;
+  const size_t block_bytes = 32 * 4 * sizeof(int32_t) + kc * 32;
+  for (size_t n0 = 0; n0 < nc; n0 += 32, block += block_bytes) {
+    const qs8_channel_requant h = qs8_block_header(block, 32);
+    const int8_t* w = (const int8_t*)(block + 32 * 4 * sizeof(int32_t));
+    const size_t cols = whittle_gemm_tile_cols(nc, n0, 32);
+    // Each row's accumulators start at its bias' plus its correction for the taps it skips.
+    __attribute__((aligned(64))) int32_t acc[QS8_IGEMM_MAX_MR][32];
+    const __m512i b0 = _mm512_loadu_si512(h.bias), b1 = _mm512_loadu_si512(h.bias + 16);
+    for (size_t r = 0; r < mr; r++) {
+      _mm512_store_si512(acc[r], _mm512_add_epi32(b0, _mm512_loadu_si512(row_bias[r] + n0)));
+      _mm512_store_si512(acc[r] + 16, _mm512_add_epi32(b1, _mm512_loadu_si512(row_bias[r] + n0 + 16)));
+    }
+    for (size_t i = 0; i < run_count; i++) {
+      switch (runs[i].rows) {
+        case 1:
+          qs8_vnni_run_rows(1, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 2:
+          qs8_vnni_run_rows(2, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 3:
+          qs8_vnni_run_rows(3, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 4:
+          qs8_vnni_run_rows(4, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 5:
+          qs8_vnni_run_rows(5, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 6:
+          qs8_vnni_run_rows(6, a, k_offsets, &runs[i], w, acc);
+          break;
+        case 7:
+          qs8_vnni_run_rows(7, a, k_offsets, &runs[i], w, acc);
+          break;
+        default:
+          qs8_vnni_run_rows(8, a, k_offsets, &runs[i], w, acc);
+          break;
+      }
+    }
+    const qs8_output16_avx512 out0 = qs8_output16_load_avx512(&h, 0, params);
+    const qs8_output16_avx512 out1 = qs8_output16_load_avx512(&h, 16, params);
+    const bool general = out0.general || (cols > 16 && out1.general);
+    for (size_t r = 0; r < mr; r++) {
+      int8_t* row = c + r * c_stride + n0;
+      qs8_store16_bytes_avx512(row, qs8_output16_avx512_apply_as(_mm512_load_si512(acc[r]), &out0, general),
+                               cols);
+      if (cols > 16) {
+        const __m512i v = qs8_output16_avx512_apply_as(_mm512_load_si512(acc[r] + 16), &out1, general);
+        qs8_store16_bytes_avx512(row + 16, v, cols - 16);
+      }
+    }
+  }
+}
+#endif

@@ -69,6 +69,27 @@ typedef void (*qs8_igemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const int8
                                      size_t c_stride, const qs8_gemmlowp_params* params);
 #define QS8_IGEMM_MAX_MR 8
 
+// A run of the indirect GEMM over real taps only (qs8_igemm_runs_ukernel_fn): reduction bytes
+// [k_begin, k_end) (multiples of k_align, inside one segment), multiplied for the tile rows
+// row[0 .. rows - 1] only.
+typedef struct qs8_igemm_run {
+  uint32_t k_begin, k_end;
+  uint8_t rows;
+  uint8_t row[QS8_IGEMM_MAX_MR];
+} qs8_igemm_run;
+
+// The indirect GEMM of qs8_igemm_ukernel_fn (same arguments and packing) where each row multiplies only the
+// reduction runs that list it: a layer of few pixels skips the taps that read padding (ResNet-18's 2 x 2
+// layers: 16 of the 36 (pixel, tap) pairs are real). Row r's accumulator then lacks the zero point times the
+// weights of its skipped taps, which row_bias[r][n] (one int32 per output column of the call) adds back
+// before the output stage (row_bias[r] holds nc rounded up to nr entries). mr <= QS8_IGEMM_MAX_MR; a run
+// lists rows < mr.
+typedef void (*qs8_igemm_runs_ukernel_fn)(size_t mr, size_t nc, size_t kc, const int8_t* const* a,
+                                          const int32_t* k_offsets, const qs8_igemm_run* runs,
+                                          size_t run_count, const int32_t* const* row_bias,
+                                          const void* packed_w, int8_t* c, size_t c_stride,
+                                          const qs8_gemmlowp_params* params);
+
 // Depthwise: output[c] = output stage of (bias'[c] + sum_t (input[t][c] ^ input_flip) * w[t][c]).
 typedef void (*qs8_dwconv_ukernel_fn)(size_t channels, size_t taps, const int8_t* const* input,
                                       const void* packed_w, int8_t* output,
@@ -139,6 +160,10 @@ typedef struct qs8_igemm_ukernel {
   qs8_igemm_ukernel_fn fn_short;
   uint8_t mr_short;
   const char* name_short;
+  // The variant over real taps only, with the same packing (NULL if none): layers whose pixels read much
+  // padding (qs8_conv2d.c's runs_pay).
+  qs8_igemm_runs_ukernel_fn fn_runs;
+  const char* name_runs;
 } qs8_igemm_ukernel;
 
 typedef struct qs8_dwconv_ukernel {

@@ -40,6 +40,10 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni);
 DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni);
+void qs8_igemm_runs_minmax_gemmlowp_ukernel_8x32c4__avx512vnni(
+    size_t mr, size_t nc, size_t kc, const int8_t* const* a, const int32_t* k_offsets,
+    const qs8_igemm_run* runs, size_t run_count, const int32_t* const* row_bias, const void* packed_w,
+    int8_t* c, size_t c_stride, const qs8_gemmlowp_params* params);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c16__avx2);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c32__avx512);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c16__avx2);
@@ -69,8 +73,12 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot);
 #define GEMM(name, isa, mr, nr, kr, k_align, a_unsigned, fn_1, fn_short, mr_short) \
   { #name, isa, name, mr, nr, kr, k_align, a_unsigned, fn_1, #fn_1, fn_short, mr_short, #fn_short }
 // fn_short: the variant of mr_short rows with the same packing, or NULL (mr_short 0).
-#define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short) \
-  { #name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short, #fn_short }
+// fn_runs: the variant over real taps only (qs8_igemm_runs_ukernel_fn), or NULL.
+#define IGEMM(name, isa, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short, fn_runs)         \
+  {                                                                                                         \
+#name, isa, name, mr, nr, kr, k_align, a_unsigned, max_segment, fn_short, mr_short, #fn_short, fn_runs, \
+        #fn_runs                                                                                            \
+  }
 // fn_3x3: the 3x3 row kernel with the same packing.
 #define DWCONV(name, isa, cb, fn_3x3) \
   { #name, isa, name, cb, fn_3x3, #fn_3x3 }
@@ -119,19 +127,22 @@ WHITTLE_DEFINE_UKERNEL_SELECT(qs8_gemv)
 const qs8_igemm_ukernel qs8_igemm_ukernels[] = {
 #if defined(__x86_64__)
     IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_8x32c4__avx512vnni, WHITTLE_ISA_AVX512VNNI, 8, 32, 4, 4, true, 0,
-          qs8_igemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni, 4),
+          qs8_igemm_minmax_gemmlowp_ukernel_4x32c4__avx512vnni, 4,
+          qs8_igemm_runs_minmax_gemmlowp_ukernel_8x32c4__avx512vnni),
     IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x32c2__avx512, WHITTLE_ISA_AVX512, 4, 32, 2, 4, false, 64, NULL,
-          0),
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false, 64, NULL, 0),
+          0, NULL),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x16c2__avx2, WHITTLE_ISA_AVX2, 4, 16, 2, 4, false, 64, NULL, 0,
+          NULL),
 #endif
 #if defined(__aarch64__)
     IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8c4__neondot, WHITTLE_ISA_NEONDOT, 4, 8, 4, 16, false, 0, NULL,
-          0),
+          0, NULL),
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false, 0, NULL, 0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_4x8__neon, WHITTLE_ISA_NEON, 4, 8, 1, 8, false, 0, NULL, 0, NULL),
 #endif
-    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, 0, NULL, 0),
+    IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar, WHITTLE_ISA_SCALAR, 2, 4, 1, 4, false, 0, NULL, 0,
+          NULL),
 };
 WHITTLE_DEFINE_UKERNEL_SELECT(qs8_igemm)
 

@@ -119,6 +119,15 @@ static const conv_case conv_cases[] = {
     // variant: full and narrow (<= 16) column blocks, and one call per group.
     CONV("short tiles 2x2 3x3", 1, 2, 2, 72, 80, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
     CONV("short tiles g2 3x3 stride 2", 1, 2, 5, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2),
+    // Layers whose pixels read much padding skip those taps (VNNI: the IGEMM over real taps only, with a
+    // correction per pixel class): ResNet-18's 2 x 2 and 4 x 4 stages, stride 2, tiles crossing images,
+    // dilation (one segment per tap), a 5x5 kernel with uneven padding, a column tail.
+    CONV("real taps 2x2 c64 oc 48", 1, 2, 2, 64, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("real taps 4x4 c32 oc 40", 1, 4, 4, 32, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("real taps 4x4 -> 2x2 stride 2 c64", 1, 4, 4, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+    CONV("real taps 3x3 batch 3 c16 oc 24", 3, 3, 3, 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+    CONV("real taps dilation 2 c8 oc 20", 1, 4, 4, 8, 20, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1),
+    CONV("real taps 5x5 pad 2/1/2/3 c12 oc 33", 1, 3, 4, 12, 33, 5, 5, 1, 1, 1, 1, 2, 1, 2, 3, 1),
     CONV("large pad", 1, 3, 3, 5, 7, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1),
     CONV("kernel 1x7", 1, 5, 9, 4, 6, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3, 1),
     CONV("mobilenet pointwise", 1, 12, 12, 128, 128, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
