@@ -104,6 +104,7 @@ static inline uint64_t xnor_word_sign_bits_avx512(const void* input, size_t coun
 
 void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channels,
                                const float* restrict input, uint64_t* restrict output) {
+  xnor_pack_shape(&groups, &group_channels);
   if (group_channels % 64 == 0) {
     // Every word holds 64 consecutive floats of the input (no word straddles a group or a pixel, none is
     // partial): one straight pass, four compares per word.
@@ -144,6 +145,7 @@ static inline uint64_t xnor_word_qs8_sign_bits_avx512(const void* q, size_t coun
 void xnor_pack_qs8_ukernel__avx512(size_t pixels, size_t groups, size_t group_channels,
                                    const int8_t* restrict input, int32_t zero_point,
                                    uint64_t* restrict output) {
+  xnor_pack_shape(&groups, &group_channels);
   if (group_channels == 32) {
     // One half word per group: one 32-byte compare each, no per-word call.
     const __m256i zp = _mm256_set1_epi8((char)zero_point);

@@ -64,24 +64,22 @@ static inline uint64_t xnor_qs8_sign_bits_tail(const int8_t* q, size_t c, size_t
 // or int8 (x[i] < zero_point).
 typedef uint64_t (*xnor_word_sign_bits_fn)(const void* x, size_t count, int32_t zero_point);
 
+// The pack's view of a layer: one-channel groups (depthwise layers) are packed as one group of `groups`
+// channels (xnor_pixel_words), so that every ISA's pack takes its whole-word paths.
+static inline void xnor_pack_shape(size_t* groups, size_t* group_channels) {
+  if (*group_channels == 1) {
+    *group_channels = *groups;
+    *groups = 1;
+  }
+}
+
 // Pack driver of every ISA: input [pixels][groups * group_channels] of element_bytes elements (4: fp32, 1:
-// int8 with zero_point) -> output [pixels][groups][xnor_group_words(group_channels)]; a group's last word
+// int8 with zero_point) -> output [pixels][xnor_pixel_words(groups, group_channels)]; a group's last word
 // may hold fewer than 64 channels (its high bits are 0).
 XNOR_DRIVER void xnor_pack_words(size_t pixels, size_t groups, size_t group_channels, const void* input,
                                  size_t element_bytes, int32_t zero_point, uint64_t* output,
                                  xnor_word_sign_bits_fn word_sign_bits) {
-  if (group_channels == 1) {
-    // One channel per word (depthwise, one-channel images): a plain compare per element, which the compiler
-    // vectorizes with this file's ISA, instead of one word function call per channel.
-    if (element_bytes == 1) {
-      const int8_t* q = (const int8_t*)input;
-      for (size_t i = 0; i < pixels * groups; i++) output[i] = (uint64_t)(q[i] < zero_point);
-    } else {
-      const float* x = (const float*)input;
-      for (size_t i = 0; i < pixels * groups; i++) output[i] = (uint64_t)(x[i] < 0.0f);
-    }
-    return;
-  }
+  xnor_pack_shape(&groups, &group_channels);
   const size_t gw = xnor_group_words(group_channels);
   const char* bytes = (const char*)input;
   for (size_t p = 0; p < pixels; p++) {
@@ -229,102 +227,227 @@ XNOR_DRIVER size_t xnor_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
   return ob;
 }
 
-// Single-bit driver: one input channel per group (depthwise layers, one-channel images), so every tap of
-// every channel is one word holding one bit and popcount(x ^ w) is x ^ w. Vectorized across output channels
-// rather than along the (few-tap) reduction, in byte lanes (a popcount of at most XNOR_SINGLE_BIT_MAX_TAPS
-// fits a byte): a chunk of XNOR_SINGLE_BIT_CHUNK channels' weight bits is transposed once per call into
-// wt[tap][channel] bytes, and each output position XORs and adds, per valid tap, one chunk of input bytes.
-// Every channel loop has the constant trip count XNOR_SINGLE_BIT_CHUNK (a last partial chunk computes zero
-// padded lanes and stores only its channels), so the compiler keeps the counts in vector registers and
-// vectorizes the narrowing and the epilogue with the including file's ISA. The input byte of output channel o
-// is its group's bit, o / group_output_channels:
-//   depthwise (group_output_channels == 1): contiguous channels. Each input row's words are narrowed once
-//     per chunk to bytes into a ring of kernel_height rows (XNOR_SINGLE_BIT_RING_BYTES);
-//   groups == 1: one broadcast byte per pixel.
-// Returns oc_end when it computed the range, oc_begin when the layer is neither, its kernel has more than
-// XNOR_SINGLE_BIT_MAX_TAPS taps, or a depthwise ring of kernel_height rows does not fit.
-#define XNOR_SINGLE_BIT_CHUNK 64
-#define XNOR_SINGLE_BIT_MAX_TAPS 49
-#define XNOR_SINGLE_BIT_RING_BYTES 32768
+// Single-bit driver: one input channel per group (depthwise layers, their channel multipliers, one-channel
+// images). The pack stores such a layer's activations across its groups (xnor_pixel_words): input channel c
+// of a pixel is bit c % 64 of word c / 64, so a 128-channel pixel is 2 words, not 128 one-bit words.
+//
+// Output channels are taken XNOR_SB_LANES at a time as the bits of one lane word (bit j: output channel
+// c0 + j). xnor_sb_lanes gathers, from one input pixel's words, the input bit of each lane's group (a funnel
+// shift for a depthwise layer, a broadcast for a one-channel image, bit by bit for a channel multiplier);
+// wt[tap] holds the lanes' weight bits. Each valid tap gives the mismatch word x ^ wt[tap], and the words are
+// added bit-sliced, ripple carry, into `planes` bit planes (bit j of plane k is bit k of lane j's count:
+// 4 planes up to 15 taps, 8 up to XNOR_SB_MAX_TAPS). xnor_sb_store expands the planes to per-channel counts
+// into the epilogue xnor_output(valid - 2 * count, ...), the expression of every other path.
+//
+// Strips: each output row is computed XNOR_SB_STRIP pixels at a time, which the compiler vectorizes with the
+// including file's ISA (a strip's lane words are one AVX-512 vector, two AVX2 ones). The lane words of the
+// input rows are gathered once per chunk of lanes into a ring of kernel_height rows over the padded input
+// columns u = ix + padding_left, stored by u % stride_width first (pos = (u % s) * row_span + u / s), so a
+// tap reads the strip's pixels contiguously at any stride; padded columns hold 0 and a 0 mask, so a padded
+// tap adds no mismatch, and each pixel's valid-tap count comes from its own tap range. Pixels: one pixel at a
+// time, the lane words gathered per tap, in batches of XNOR_SB_MAX_TAPS taps: the fallback when the ring does
+// not fit or the kernel has more than XNOR_SB_MAX_TAPS taps.
+#define XNOR_SB_LANES 64
+#define XNOR_SB_STRIP 8
+#define XNOR_SB_MAX_TAPS 255
+#define XNOR_SB_RING_WORDS 4096
 
-// The chunk [c0, c0 + count), count <= XNOR_SINGLE_BIT_CHUNK.
-XNOR_DRIVER void xnor_single_bit_chunk(const whittle_conv2d_geometry* g, size_t c0, size_t count,
-                                       const uint64_t* input_bits, const uint64_t* weight_bits,
-                                       const float* alpha, const float* input_scale, const float* bias,
-                                       float output_min, float output_max, float* output) {
-  enum { L = XNOR_SINGLE_BIT_CHUNK };
-  const size_t taps = g->kernel_height * g->kernel_width;
-  const bool depthwise = g->group_output_channels == 1;
-  const size_t row_bytes = g->input_width * L;
-  uint8_t ring[XNOR_SINGLE_BIT_RING_BYTES];
-  uint8_t wt[XNOR_SINGLE_BIT_MAX_TAPS * L];
-  float chunk_alpha[L], chunk_bias[L], values[L];
-  const size_t channels = g->groups * g->group_output_channels;
-  for (size_t t = 0; t < taps; t++) {
-    for (size_t c = 0; c < L; c++) wt[t * L + c] = c < count ? (uint8_t)weight_bits[(c0 + c) * taps + t] : 0;
+typedef struct xnor_sb_chunk {
+  const whittle_conv2d_geometry* g;
+  const uint64_t* input_bits;
+  const uint64_t* weight_bits;
+  const float* input_scale;
+  float output_min, output_max;
+  float* output;
+  size_t c0, count;               // the lanes' channels [c0, c0 + count), count <= XNOR_SB_LANES
+  uint64_t wt[XNOR_SB_MAX_TAPS];  // the lanes' weight bits per tap (kernels of at most XNOR_SB_MAX_TAPS taps)
+  float alpha[XNOR_SB_LANES], bias[XNOR_SB_LANES];  // 0 past count
+} xnor_sb_chunk;
+
+// The lanes' weight bits of tap t (bit j: bit 0 of output channel c0 + j's word of that tap).
+static inline uint64_t xnor_sb_weight_word(const xnor_sb_chunk* k, size_t t) {
+  const size_t taps = k->g->kernel_height * k->g->kernel_width;
+  uint64_t w = 0;
+  for (size_t j = 0; j < k->count; j++) w |= (k->weight_bits[(k->c0 + j) * taps + t] & 1) << j;
+  return w;
+}
+
+// The lanes' input bits at one input pixel x (xnor_pixel_words words): lane j reads input channel
+// (c0 + j) / group_output_channels. Lanes past count get any bits (their results are not stored).
+static inline uint64_t xnor_sb_lanes(const whittle_conv2d_geometry* g, const uint64_t* x, size_t c0,
+                                     size_t count) {
+  if (g->groups == 1) return (uint64_t)0 - (x[0] & 1);
+  const size_t m = g->group_output_channels;
+  if (m == 1) {
+    const size_t w = c0 / 64, s = c0 % 64;
+    uint64_t v = x[w] >> s;
+    if (s != 0 && w + 1 < xnor_group_words(g->groups)) v |= x[w + 1] << (64 - s);
+    return v;
   }
-  for (size_t c = 0; c < L; c++) {
-    chunk_alpha[c] = c < count ? alpha[c0 + c] : 0.0f;
-    chunk_bias[c] = c < count && bias != NULL ? bias[c0 + c] : 0.0f;
+  uint64_t v = 0;
+  for (size_t j = 0; j < count; j++) {
+    const size_t c = (c0 + j) / m;
+    v |= ((x[c / 64] >> (c % 64)) & 1) << j;
   }
+  return v;
+}
+
+// Adds the one-bit word v into the planes (ripple carry).
+XNOR_DRIVER void xnor_sb_add(uint64_t* b, size_t planes, uint64_t v) {
+  for (size_t k = 0; k < planes; k++) {
+    const uint64_t carry = b[k] & v;
+    b[k] ^= v;
+    v = carry;
+  }
+}
+
+// cnt[j] += the count of lane j held in b[0..planes) (bit j of b[k] is its bit k). In 32-bit halves, so
+// that the compiler vectorizes the lanes with 32-bit shifts.
+XNOR_DRIVER void xnor_sb_expand(const uint64_t* b, size_t planes, uint32_t* cnt) {
+  for (size_t h = 0; h < XNOR_SB_LANES / 32; h++) {
+    uint32_t half[8];
+    for (size_t k = 0; k < planes; k++) half[k] = (uint32_t)(b[k] >> (32 * h));
+    for (size_t c = 0; c < 32; c++) {
+      uint32_t v = 0;
+      for (size_t k = 0; k < planes; k++) v |= ((half[k] >> c) & 1) << k;
+      cnt[32 * h + c] += v;
+    }
+  }
+}
+
+// The epilogue of output pixel `index` (n, oy, ox flattened) from its lanes' counts.
+XNOR_DRIVER void xnor_sb_store(const xnor_sb_chunk* k, size_t index, int32_t valid, const uint32_t* cnt) {
+  const whittle_conv2d_geometry* g = k->g;
+  const float scale = k->input_scale != NULL ? k->input_scale[index] : 1.0f;
+  float* out = k->output + index * g->groups * g->group_output_channels + k->c0;
+  if (k->count == XNOR_SB_LANES) {
+    for (size_t c = 0; c < XNOR_SB_LANES; c++) {
+      out[c] = xnor_output(valid - 2 * (int32_t)cnt[c], k->alpha[c], scale, k->bias[c], k->output_min,
+                           k->output_max);
+    }
+  } else {
+    float values[XNOR_SB_LANES];
+    for (size_t c = 0; c < XNOR_SB_LANES; c++) {
+      values[c] = xnor_output(valid - 2 * (int32_t)cnt[c], k->alpha[c], scale, k->bias[c], k->output_min,
+                              k->output_max);
+    }
+    memcpy(out, values, k->count * sizeof(float));
+  }
+}
+
+// One output pixel, the lane words gathered per tap.
+XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size_t ox) {
+  const whittle_conv2d_geometry* g = k->g;
+  const size_t pixel_words = xnor_group_words(g->groups);
+  const uint64_t* image = k->input_bits + n * g->input_height * g->input_width * pixel_words;
+  const bool stored = g->kernel_height * g->kernel_width <= XNOR_SB_MAX_TAPS;
+  size_t ky0, ky1, kx0, kx1;
+  whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
+                            &ky1);
+  whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
+                            &kx1);
+  uint32_t cnt[XNOR_SB_LANES] = {0};
+  uint64_t b[8] = {0};
+  size_t added = 0;
+  for (size_t ky = ky0; ky < ky1; ky++) {
+    const size_t iy = oy * g->stride_height + ky - g->padding_top;
+    for (size_t kx = kx0; kx < kx1; kx++) {
+      const size_t ix = ox * g->stride_width + kx - g->padding_left;
+      const size_t t = ky * g->kernel_width + kx;
+      const uint64_t x = xnor_sb_lanes(g, image + (iy * g->input_width + ix) * pixel_words, k->c0, k->count);
+      xnor_sb_add(b, 8, x ^ (stored ? k->wt[t] : xnor_sb_weight_word(k, t)));
+      if (++added == XNOR_SB_MAX_TAPS) {
+        xnor_sb_expand(b, 8, cnt);
+        memset(b, 0, sizeof b);
+        added = 0;
+      }
+    }
+  }
+  if (added != 0) xnor_sb_expand(b, 8, cnt);
+  xnor_sb_store(k, (n * g->output_height + oy) * g->output_width + ox, (int32_t)((ky1 - ky0) * (kx1 - kx0)),
+                cnt);
+}
+
+// The strip geometry: padded columns per ring row (row_span per stride phase, stride_width phases).
+static inline size_t xnor_sb_row_span(const whittle_conv2d_geometry* g) {
+  const size_t strips = (g->output_width + XNOR_SB_STRIP - 1) / XNOR_SB_STRIP;
+  const size_t columns = g->stride_width * (strips * XNOR_SB_STRIP - 1) + g->kernel_width;
+  return (columns + g->stride_width - 1) / g->stride_width;
+}
+
+// Every output pixel of the chunk in strips (planes: 4 or 8, a constant after inlining).
+XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t* ring, uint64_t* mask) {
+  enum { S = XNOR_SB_STRIP };
+  const whittle_conv2d_geometry* g = k->g;
+  const size_t sx = g->stride_width;
+  const size_t span = xnor_sb_row_span(g);
+  const size_t row_words = sx * span;
+  const size_t pixel_words = xnor_group_words(g->groups);
+  // Column u = q * sx + r of a ring row is at r * span + q; ix = u - padding_left wraps for the left padding.
+  for (size_t r = 0; r < sx; r++) {
+    for (size_t q = 0; q < span; q++) {
+      const size_t u = q * sx + r;
+      mask[r * span + q] = u >= g->padding_left && u - g->padding_left < g->input_width ? ~(uint64_t)0 : 0;
+    }
+  }
+  size_t tap_at[XNOR_SB_MAX_TAPS];  // kernel column kx -> its offset in a ring row (before + ox)
+  for (size_t kx = 0; kx < g->kernel_width; kx++) tap_at[kx] = (kx % sx) * span + kx / sx;
   for (size_t n = 0; n < g->batch; n++) {
-    const uint64_t* image = input_bits + n * g->input_height * g->input_width * g->groups;
-    size_t next_row = 0;  // depthwise: the first input row not yet in the ring
+    const uint64_t* image = k->input_bits + n * g->input_height * g->input_width * pixel_words;
+    size_t next_row = 0;  // the first input row not yet in the ring
     for (size_t oy = 0; oy < g->output_height; oy++) {
       size_t ky0, ky1;
       whittle_conv2d_valid_taps(oy, g->stride_height, g->padding_top, g->kernel_height, g->input_height, &ky0,
                                 &ky1);
+      const size_t row_begin = oy * g->stride_height + ky0 - g->padding_top;
       const size_t row_end = oy * g->stride_height + ky1 - g->padding_top;
-      if (depthwise) {
-        const size_t row_begin = oy * g->stride_height + ky0 - g->padding_top;
-        for (size_t iy = row_begin > next_row ? row_begin : next_row; iy < row_end; iy++) {
-          uint8_t* slot = ring + (iy % g->kernel_height) * row_bytes;
-          for (size_t ix = 0; ix < g->input_width; ix++) {
-            const uint64_t* x = image + (iy * g->input_width + ix) * channels + c0;
-            if (count == L) {
-              for (size_t c = 0; c < L; c++) slot[ix * L + c] = (uint8_t)x[c];
-            } else {
-              for (size_t c = 0; c < L; c++) slot[ix * L + c] = c < count ? (uint8_t)x[c] : 0;
-            }
+      for (size_t iy = row_begin > next_row ? row_begin : next_row; iy < row_end; iy++) {
+        uint64_t* slot = ring + (iy % g->kernel_height) * row_words;
+        for (size_t r = 0; r < sx; r++) {
+          for (size_t q = 0; q < span; q++) {
+            const size_t ix = q * sx + r - g->padding_left;
+            slot[r * span + q] =
+                mask[r * span + q] != 0
+                    ? xnor_sb_lanes(g, image + (iy * g->input_width + ix) * pixel_words, k->c0, k->count)
+                    : 0;
           }
         }
-        if (row_end > next_row) next_row = row_end;
       }
-      for (size_t ox = 0; ox < g->output_width; ox++) {
-        size_t kx0, kx1;
-        whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
-                                  &kx1);
-        uint8_t pop[L];
-        for (size_t c = 0; c < L; c++) pop[c] = 0;
+      if (row_end > next_row) next_row = row_end;
+      size_t rows[XNOR_SB_MAX_TAPS];  // kernel row ky -> its ring row's offset
+      for (size_t ky = ky0; ky < ky1; ky++) {
+        rows[ky] = (oy * g->stride_height + ky - g->padding_top) % g->kernel_height * row_words;
+      }
+      for (size_t ox = 0; ox < g->output_width; ox += S) {
+        uint64_t b[8][S];
+        for (size_t p = 0; p < planes; p++) {
+          for (size_t j = 0; j < S; j++) b[p][j] = 0;
+        }
         for (size_t ky = ky0; ky < ky1; ky++) {
-          const size_t iy = oy * g->stride_height + ky - g->padding_top;
-          for (size_t kx = kx0; kx < kx1; kx++) {
-            const size_t ix = ox * g->stride_width + kx - g->padding_left;
-            const uint8_t* w = wt + (ky * g->kernel_width + kx) * L;
-            if (depthwise) {
-              const uint8_t* x = ring + (iy % g->kernel_height) * row_bytes + ix * L;
-              for (size_t c = 0; c < L; c++) pop[c] += (uint8_t)(x[c] ^ w[c]);
-            } else {
-              const uint8_t x = (uint8_t)image[iy * g->input_width + ix];
-              for (size_t c = 0; c < L; c++) pop[c] += (uint8_t)(x ^ w[c]);
+          const uint64_t* row = ring + rows[ky] + ox;
+          for (size_t kx = 0; kx < g->kernel_width; kx++) {
+            const size_t at = tap_at[kx];
+            const uint64_t w = k->wt[ky * g->kernel_width + kx];
+            for (size_t j = 0; j < S; j++) {
+              uint64_t v = (row[at + j] ^ w) & mask[ox + at + j];
+              for (size_t p = 0; p < planes; p++) {
+                const uint64_t carry = b[p][j] & v;
+                b[p][j] ^= v;
+                v = carry;
+              }
             }
           }
         }
-        const int32_t valid = (int32_t)((ky1 - ky0) * (kx1 - kx0));
-        const size_t index = (n * g->output_height + oy) * g->output_width + ox;
-        const float scale = input_scale != NULL ? input_scale[index] : 1.0f;
-        float* out = output + index * channels + c0;
-        if (count == L) {
-          for (size_t c = 0; c < L; c++) {
-            out[c] = xnor_output(valid - 2 * (int32_t)pop[c], chunk_alpha[c], scale, chunk_bias[c],
-                                 output_min, output_max);
-          }
-        } else {
-          for (size_t c = 0; c < L; c++) {
-            values[c] = xnor_output(valid - 2 * (int32_t)pop[c], chunk_alpha[c], scale, chunk_bias[c],
-                                    output_min, output_max);
-          }
-          memcpy(out, values, count * sizeof(float));
+        const size_t pixels = g->output_width - ox < S ? g->output_width - ox : S;
+        for (size_t j = 0; j < pixels; j++) {
+          size_t kx0, kx1;
+          whittle_conv2d_valid_taps(ox + j, sx, g->padding_left, g->kernel_width, g->input_width, &kx0, &kx1);
+          uint64_t planes_j[8];
+          for (size_t p = 0; p < planes; p++) planes_j[p] = b[p][j];
+          uint32_t cnt[XNOR_SB_LANES] = {0};
+          xnor_sb_expand(planes_j, planes, cnt);
+          xnor_sb_store(k, (n * g->output_height + oy) * g->output_width + ox + j,
+                        (int32_t)((ky1 - ky0) * (kx1 - kx0)), cnt);
         }
       }
     }
@@ -336,16 +459,39 @@ XNOR_DRIVER size_t xnor_conv2d_drive_single_bit(const whittle_conv2d_geometry* g
                                                 const uint64_t* weight_bits, const float* alpha,
                                                 const float* input_scale, const float* bias, float output_min,
                                                 float output_max, float* output) {
+  if (g->group_input_channels != 1) return oc_begin;
   const size_t taps = g->kernel_height * g->kernel_width;
-  const bool depthwise = g->group_output_channels == 1;
-  if (g->group_input_channels != 1 || taps > XNOR_SINGLE_BIT_MAX_TAPS || (!depthwise && g->groups != 1) ||
-      (depthwise && g->kernel_height * g->input_width * XNOR_SINGLE_BIT_CHUNK > XNOR_SINGLE_BIT_RING_BYTES)) {
-    return oc_begin;
-  }
-  for (size_t c0 = oc_begin; c0 < oc_end; c0 += XNOR_SINGLE_BIT_CHUNK) {
-    const size_t count = oc_end - c0 < XNOR_SINGLE_BIT_CHUNK ? oc_end - c0 : XNOR_SINGLE_BIT_CHUNK;
-    xnor_single_bit_chunk(g, c0, count, input_bits, weight_bits, alpha, input_scale, bias, output_min,
-                          output_max, output);
+  const size_t row_words = g->stride_width * xnor_sb_row_span(g);
+  // The ring's kernel_height rows and the mask row share one buffer.
+  const bool strips = taps <= XNOR_SB_MAX_TAPS && (g->kernel_height + 1) * row_words <= XNOR_SB_RING_WORDS;
+  uint64_t ring[XNOR_SB_RING_WORDS];
+  xnor_sb_chunk k;
+  k.g = g;
+  k.input_bits = input_bits;
+  k.weight_bits = weight_bits;
+  k.input_scale = input_scale;
+  k.output_min = output_min;
+  k.output_max = output_max;
+  k.output = output;
+  for (size_t c0 = oc_begin; c0 < oc_end; c0 += XNOR_SB_LANES) {
+    k.c0 = c0;
+    k.count = oc_end - c0 < XNOR_SB_LANES ? oc_end - c0 : XNOR_SB_LANES;
+    for (size_t t = 0; t < taps && t < XNOR_SB_MAX_TAPS; t++) k.wt[t] = xnor_sb_weight_word(&k, t);
+    for (size_t c = 0; c < XNOR_SB_LANES; c++) {
+      k.alpha[c] = c < k.count ? alpha[c0 + c] : 0.0f;
+      k.bias[c] = c < k.count && bias != NULL ? bias[c0 + c] : 0.0f;
+    }
+    if (strips && taps <= 15) {
+      xnor_sb_strips(&k, 4, ring, ring + g->kernel_height * row_words);
+    } else if (strips) {
+      xnor_sb_strips(&k, 8, ring, ring + g->kernel_height * row_words);
+    } else {
+      for (size_t n = 0; n < g->batch; n++) {
+        for (size_t oy = 0; oy < g->output_height; oy++) {
+          for (size_t ox = 0; ox < g->output_width; ox++) xnor_sb_pixel(&k, n, oy, ox);
+        }
+      }
+    }
   }
   return oc_end;
 }
