@@ -12,7 +12,11 @@
 #ifndef WHITTLE_XNOR_CONV2D_IMPL_H_
 #define WHITTLE_XNOR_CONV2D_IMPL_H_
 
+#include <math.h>
 #include <string.h>
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
 
 #include "xnor_conv2d.h"
 
@@ -80,6 +84,18 @@ XNOR_DRIVER void xnor_pack_words(size_t pixels, size_t groups, size_t group_chan
                                  size_t element_bytes, int32_t zero_point, uint64_t* output,
                                  xnor_word_sign_bits_fn word_sign_bits) {
   xnor_pack_shape(&groups, &group_channels);
+  if (group_channels == 1) {
+    // One-channel images: one bit per pixel, a plain compare per element, which the compiler vectorizes
+    // with this file's ISA, instead of one word function call per pixel.
+    if (element_bytes == 1) {
+      const int8_t* q = (const int8_t*)input;
+      for (size_t i = 0; i < pixels; i++) output[i] = (uint64_t)(q[i] < zero_point);
+    } else {
+      const float* x = (const float*)input;
+      for (size_t i = 0; i < pixels; i++) output[i] = (uint64_t)(x[i] < 0.0f);
+    }
+    return;
+  }
   const size_t gw = xnor_group_words(group_channels);
   const char* bytes = (const char*)input;
   for (size_t p = 0; p < pixels; p++) {
@@ -252,12 +268,16 @@ XNOR_DRIVER size_t xnor_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
 #define XNOR_SB_MAX_TAPS 255
 #define XNOR_SB_RING_WORDS 4096
 
+// A strip's lane words (GCC / Clang vector extension: one AVX-512 register, two AVX2 ones, four NEON ones).
+typedef uint64_t xnor_sb_vec __attribute__((vector_size(XNOR_SB_STRIP * sizeof(uint64_t))));
+
 typedef struct xnor_sb_chunk {
   const whittle_conv2d_geometry* g;
   const uint64_t* input_bits;
   const uint64_t* weight_bits;
   const float* input_scale;
   float output_min, output_max;
+  bool clamp;  // a bound is finite (without, the clamps change no float and are left out)
   float* output;
   size_t c0, count;               // the lanes' channels [c0, c0 + count), count <= XNOR_SB_LANES
   uint64_t wt[XNOR_SB_MAX_TAPS];  // the lanes' weight bits per tap (kernels of at most XNOR_SB_MAX_TAPS taps)
@@ -301,10 +321,11 @@ XNOR_DRIVER void xnor_sb_add(uint64_t* b, size_t planes, uint64_t v) {
   }
 }
 
-// cnt[j] += the count of lane j held in b[0..planes) (bit j of b[k] is its bit k). In 32-bit halves, so
-// that the compiler vectorizes the lanes with 32-bit shifts.
-XNOR_DRIVER void xnor_sb_expand(const uint64_t* b, size_t planes, uint32_t* cnt) {
-  for (size_t h = 0; h < XNOR_SB_LANES / 32; h++) {
+// cnt[j] += the count of lane j held in b[0..planes) (bit j of b[k] is its bit k), for the 32-lane halves
+// holding the first count lanes. In 32-bit halves, so that the compiler vectorizes the lanes with 32-bit
+// shifts.
+XNOR_DRIVER void xnor_sb_expand(const uint64_t* b, size_t planes, size_t count, uint32_t* cnt) {
+  for (size_t h = 0; h < (count + 31) / 32; h++) {
     uint32_t half[8];
     for (size_t k = 0; k < planes; k++) half[k] = (uint32_t)(b[k] >> (32 * h));
     for (size_t c = 0; c < 32; c++) {
@@ -326,14 +347,56 @@ XNOR_DRIVER void xnor_sb_store(const xnor_sb_chunk* k, size_t index, int32_t val
                            k->output_max);
     }
   } else {
+    // The first half only when it holds every channel (the lanes' counts past it are not computed).
     float values[XNOR_SB_LANES];
-    for (size_t c = 0; c < XNOR_SB_LANES; c++) {
+    for (size_t c = 0; c < XNOR_SB_LANES / 2; c++) {
       values[c] = xnor_output(valid - 2 * (int32_t)cnt[c], k->alpha[c], scale, k->bias[c], k->output_min,
                               k->output_max);
+    }
+    if (k->count > XNOR_SB_LANES / 2) {
+      for (size_t c = XNOR_SB_LANES / 2; c < XNOR_SB_LANES; c++) {
+        values[c] = xnor_output(valid - 2 * (int32_t)cnt[c], k->alpha[c], scale, k->bias[c], k->output_min,
+                                k->output_max);
+      }
     }
     memcpy(out, values, k->count * sizeof(float));
   }
 }
+
+#if defined(__AVX512BW__)
+// The store from at most 6 planes (at most 63 taps) on AVX-512 BW: the dots valid - 2 * count of the 64
+// lanes as bytes (plane k's bits are an opmask that subtracts 2^(k+1) from its lanes, modulo 256: the final
+// dots lie in [-63, 63]), widened 16 at a time into the epilogue. The clamps are MAXPS(lo, value) and
+// MINPS(hi, value), which return value when it is NaN or when both are zeros of either sign: exactly
+// xnor_output's comparisons. Without an input scale the multiply by 1.0f, which changes no float, is left
+// out, and so are the clamps when both bounds are infinite.
+XNOR_DRIVER void xnor_sb_store_avx512(const xnor_sb_chunk* k, size_t index, int32_t valid, const uint64_t* b,
+                                      size_t planes) {
+  const whittle_conv2d_geometry* g = k->g;
+  __m512i dot = _mm512_set1_epi8((char)valid);
+  for (size_t p = 0; p < planes; p++) {
+    dot = _mm512_mask_sub_epi8(dot, _cvtu64_mask64(b[p]), dot, _mm512_set1_epi8((char)(2 << p)));
+  }
+  const __m512 lo = _mm512_set1_ps(k->output_min), hi = _mm512_set1_ps(k->output_max);
+  float* out = k->output + index * g->groups * g->group_output_channels + k->c0;
+  const uint64_t stored = k->count == XNOR_SB_LANES ? ~(uint64_t)0 : (UINT64_C(1) << k->count) - 1;
+  int8_t dots[XNOR_SB_LANES];
+  _mm512_storeu_si512(dots, dot);
+  for (size_t q = 0; q < (k->count + 15) / 16; q++) {
+    __m512 value = _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(dots + 16 * q)))),
+        _mm512_loadu_ps(k->alpha + 16 * q));
+    if (k->input_scale != NULL) value = _mm512_mul_ps(value, _mm512_set1_ps(k->input_scale[index]));
+    value = _mm512_add_ps(value, _mm512_loadu_ps(k->bias + 16 * q));
+    if (k->clamp) value = _mm512_min_ps(hi, _mm512_max_ps(lo, value));
+    if (k->count == XNOR_SB_LANES) {
+      _mm512_storeu_ps(out + 16 * q, value);
+    } else {
+      _mm512_mask_storeu_ps(out + 16 * q, _cvtu32_mask16((uint32_t)(stored >> (16 * q)) & 0xffff), value);
+    }
+  }
+}
+#endif
 
 // One output pixel, the lane words gathered per tap.
 XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size_t ox) {
@@ -357,15 +420,23 @@ XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size
       const uint64_t x = xnor_sb_lanes(g, image + (iy * g->input_width + ix) * pixel_words, k->c0, k->count);
       xnor_sb_add(b, 8, x ^ (stored ? k->wt[t] : xnor_sb_weight_word(k, t)));
       if (++added == XNOR_SB_MAX_TAPS) {
-        xnor_sb_expand(b, 8, cnt);
+        xnor_sb_expand(b, 8, k->count, cnt);
         memset(b, 0, sizeof b);
         added = 0;
       }
     }
   }
-  if (added != 0) xnor_sb_expand(b, 8, cnt);
+  if (added != 0) xnor_sb_expand(b, 8, k->count, cnt);
   xnor_sb_store(k, (n * g->output_height + oy) * g->output_width + ox, (int32_t)((ky1 - ky0) * (kx1 - kx0)),
                 cnt);
+}
+
+// The mismatch bits of one tap for a strip: (lane words XOR the tap's weights) AND the columns' mask.
+XNOR_DRIVER void xnor_sb_mismatches(xnor_sb_vec* v, const uint64_t* x, const uint64_t* mask, uint64_t w) {
+  xnor_sb_vec m;
+  memcpy(v, x, sizeof *v);
+  memcpy(&m, mask, sizeof m);
+  *v = (*v ^ w) & m;
 }
 
 // The strip geometry: padded columns per ring row (row_span per stride phase, stride_width phases).
@@ -390,6 +461,7 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
       mask[r * span + q] = u >= g->padding_left && u - g->padding_left < g->input_width ? ~(uint64_t)0 : 0;
     }
   }
+  const bool aligned = g->group_output_channels == 1 && g->groups > 1 && k->c0 % 64 == 0;
   size_t tap_at[XNOR_SB_MAX_TAPS];  // kernel column kx -> its offset in a ring row (before + ox)
   for (size_t kx = 0; kx < g->kernel_width; kx++) tap_at[kx] = (kx % sx) * span + kx / sx;
   for (size_t n = 0; n < g->batch; n++) {
@@ -403,6 +475,17 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
       const size_t row_end = oy * g->stride_height + ky1 - g->padding_top;
       for (size_t iy = row_begin > next_row ? row_begin : next_row; iy < row_end; iy++) {
         uint64_t* slot = ring + (iy % g->kernel_height) * row_words;
+        if (aligned) {
+          // Depthwise, lanes on a word boundary: the lane word is the pixel's word c0 / 64.
+          const uint64_t* x = image + iy * g->input_width * pixel_words + k->c0 / 64;
+          for (size_t r = 0; r < sx; r++) {
+            for (size_t q = 0; q < span; q++) {
+              slot[r * span + q] =
+                  mask[r * span + q] != 0 ? x[(q * sx + r - g->padding_left) * pixel_words] : 0;
+            }
+          }
+          continue;
+        }
         for (size_t r = 0; r < sx; r++) {
           for (size_t q = 0; q < span; q++) {
             const size_t ix = q * sx + r - g->padding_left;
@@ -414,28 +497,42 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
         }
       }
       if (row_end > next_row) next_row = row_end;
-      size_t rows[XNOR_SB_MAX_TAPS];  // kernel row ky -> its ring row's offset
+      // The row's valid taps: ring offset (before + ox), mask offset, weight word.
+      size_t at[XNOR_SB_MAX_TAPS], mask_at[XNOR_SB_MAX_TAPS];
+      uint64_t wt[XNOR_SB_MAX_TAPS];
+      size_t taps = 0;
       for (size_t ky = ky0; ky < ky1; ky++) {
-        rows[ky] = (oy * g->stride_height + ky - g->padding_top) % g->kernel_height * row_words;
+        const size_t row = (oy * g->stride_height + ky - g->padding_top) % g->kernel_height * row_words;
+        for (size_t kx = 0; kx < g->kernel_width; kx++, taps++) {
+          at[taps] = row + tap_at[kx];
+          mask_at[taps] = tap_at[kx];
+          wt[taps] = k->wt[ky * g->kernel_width + kx];
+        }
       }
       for (size_t ox = 0; ox < g->output_width; ox += S) {
-        uint64_t b[8][S];
-        for (size_t p = 0; p < planes; p++) {
-          for (size_t j = 0; j < S; j++) b[p][j] = 0;
+        xnor_sb_vec b[8];
+        for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec){0};
+        size_t t = 0;
+        for (; t + 2 <= taps; t += 2) {
+          xnor_sb_vec v0, v1;
+          xnor_sb_mismatches(&v0, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
+          xnor_sb_mismatches(&v1, ring + at[t + 1] + ox, mask + mask_at[t + 1] + ox, wt[t + 1]);
+          // b += v0 + v1: a full adder into plane 0, its carry rippled up.
+          xnor_sb_vec carry = (b[0] & v0) | (b[0] & v1) | (v0 & v1);
+          b[0] ^= v0 ^ v1;
+          for (size_t p = 1; p < planes; p++) {
+            const xnor_sb_vec next = b[p] & carry;
+            b[p] ^= carry;
+            carry = next;
+          }
         }
-        for (size_t ky = ky0; ky < ky1; ky++) {
-          const uint64_t* row = ring + rows[ky] + ox;
-          for (size_t kx = 0; kx < g->kernel_width; kx++) {
-            const size_t at = tap_at[kx];
-            const uint64_t w = k->wt[ky * g->kernel_width + kx];
-            for (size_t j = 0; j < S; j++) {
-              uint64_t v = (row[at + j] ^ w) & mask[ox + at + j];
-              for (size_t p = 0; p < planes; p++) {
-                const uint64_t carry = b[p][j] & v;
-                b[p][j] ^= v;
-                v = carry;
-              }
-            }
+        if (t < taps) {
+          xnor_sb_vec carry;
+          xnor_sb_mismatches(&carry, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
+          for (size_t p = 0; p < planes; p++) {
+            const xnor_sb_vec next = b[p] & carry;
+            b[p] ^= carry;
+            carry = next;
           }
         }
         const size_t pixels = g->output_width - ox < S ? g->output_width - ox : S;
@@ -444,10 +541,17 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
           whittle_conv2d_valid_taps(ox + j, sx, g->padding_left, g->kernel_width, g->input_width, &kx0, &kx1);
           uint64_t planes_j[8];
           for (size_t p = 0; p < planes; p++) planes_j[p] = b[p][j];
+          const size_t index = (n * g->output_height + oy) * g->output_width + ox + j;
+          const int32_t valid = (int32_t)((ky1 - ky0) * (kx1 - kx0));
+#if defined(__AVX512BW__)
+          if (planes <= 6) {
+            xnor_sb_store_avx512(k, index, valid, planes_j, planes);
+            continue;
+          }
+#endif
           uint32_t cnt[XNOR_SB_LANES] = {0};
-          xnor_sb_expand(planes_j, planes, cnt);
-          xnor_sb_store(k, (n * g->output_height + oy) * g->output_width + ox + j,
-                        (int32_t)((ky1 - ky0) * (kx1 - kx0)), cnt);
+          xnor_sb_expand(planes_j, planes, k->count, cnt);
+          xnor_sb_store(k, index, valid, cnt);
         }
       }
     }
@@ -472,17 +576,27 @@ XNOR_DRIVER size_t xnor_conv2d_drive_single_bit(const whittle_conv2d_geometry* g
   k.input_scale = input_scale;
   k.output_min = output_min;
   k.output_max = output_max;
+  k.clamp = output_min != -INFINITY || output_max != INFINITY;
   k.output = output;
   for (size_t c0 = oc_begin; c0 < oc_end; c0 += XNOR_SB_LANES) {
     k.c0 = c0;
     k.count = oc_end - c0 < XNOR_SB_LANES ? oc_end - c0 : XNOR_SB_LANES;
-    for (size_t t = 0; t < taps && t < XNOR_SB_MAX_TAPS; t++) k.wt[t] = xnor_sb_weight_word(&k, t);
+    if (taps <= XNOR_SB_MAX_TAPS) {
+      // xnor_sb_weight_word for every tap, reading each channel's taps in order.
+      for (size_t t = 0; t < taps; t++) k.wt[t] = 0;
+      for (size_t j = 0; j < k.count; j++) {
+        const uint64_t* w = weight_bits + (c0 + j) * taps;
+        for (size_t t = 0; t < taps; t++) k.wt[t] |= (w[t] & 1) << j;
+      }
+    }
     for (size_t c = 0; c < XNOR_SB_LANES; c++) {
       k.alpha[c] = c < k.count ? alpha[c0 + c] : 0.0f;
       k.bias[c] = c < k.count && bias != NULL ? bias[c0 + c] : 0.0f;
     }
     if (strips && taps <= 15) {
       xnor_sb_strips(&k, 4, ring, ring + g->kernel_height * row_words);
+    } else if (strips && taps <= 63) {
+      xnor_sb_strips(&k, 6, ring, ring + g->kernel_height * row_words);
     } else if (strips) {
       xnor_sb_strips(&k, 8, ring, ring + g->kernel_height * row_words);
     } else {
