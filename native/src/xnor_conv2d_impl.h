@@ -370,6 +370,12 @@ XNOR_DRIVER void xnor_sb_store(const xnor_sb_chunk* k, size_t index, int32_t val
 // MINPS(hi, value), which return value when it is NaN or when both are zeros of either sign: exactly
 // xnor_output's comparisons. Without an input scale the multiply by 1.0f, which changes no float, is left
 // out, and so are the clamps when both bounds are infinite.
+XNOR_DRIVER __m512 xnor_sb_value16_avx512(const xnor_sb_chunk* k, __m128i dots, size_t q) {
+  return _mm512_add_ps(
+      _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(dots)), _mm512_loadu_ps(k->alpha + 16 * q)),
+      _mm512_loadu_ps(k->bias + 16 * q));
+}
+
 XNOR_DRIVER void xnor_sb_store_avx512(const xnor_sb_chunk* k, size_t index, int32_t valid, const uint64_t* b,
                                       size_t planes) {
   const whittle_conv2d_geometry* g = k->g;
@@ -377,23 +383,27 @@ XNOR_DRIVER void xnor_sb_store_avx512(const xnor_sb_chunk* k, size_t index, int3
   for (size_t p = 0; p < planes; p++) {
     dot = _mm512_mask_sub_epi8(dot, _cvtu64_mask64(b[p]), dot, _mm512_set1_epi8((char)(2 << p)));
   }
-  const __m512 lo = _mm512_set1_ps(k->output_min), hi = _mm512_set1_ps(k->output_max);
   float* out = k->output + index * g->groups * g->group_output_channels + k->c0;
+  if (k->count == XNOR_SB_LANES && !k->clamp && k->input_scale == NULL) {
+    // The common case: no scale, no clamps, 64 channels: four stores, unrolled.
+    _mm512_storeu_ps(out, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 0), 0));
+    _mm512_storeu_ps(out + 16, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 1), 1));
+    _mm512_storeu_ps(out + 32, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 2), 2));
+    _mm512_storeu_ps(out + 48, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 3), 3));
+    return;
+  }
+  const __m512 lo = _mm512_set1_ps(k->output_min), hi = _mm512_set1_ps(k->output_max);
   const uint64_t stored = k->count == XNOR_SB_LANES ? ~(uint64_t)0 : (UINT64_C(1) << k->count) - 1;
   int8_t dots[XNOR_SB_LANES];
   _mm512_storeu_si512(dots, dot);
   for (size_t q = 0; q < (k->count + 15) / 16; q++) {
-    __m512 value = _mm512_mul_ps(
-        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(dots + 16 * q)))),
-        _mm512_loadu_ps(k->alpha + 16 * q));
+    const __m128i d = _mm_loadu_si128((const __m128i*)(dots + 16 * q));
+    __m512 value =
+        _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(d)), _mm512_loadu_ps(k->alpha + 16 * q));
     if (k->input_scale != NULL) value = _mm512_mul_ps(value, _mm512_set1_ps(k->input_scale[index]));
     value = _mm512_add_ps(value, _mm512_loadu_ps(k->bias + 16 * q));
     if (k->clamp) value = _mm512_min_ps(hi, _mm512_max_ps(lo, value));
-    if (k->count == XNOR_SB_LANES) {
-      _mm512_storeu_ps(out + 16 * q, value);
-    } else {
-      _mm512_mask_storeu_ps(out + 16 * q, _cvtu32_mask16((uint32_t)(stored >> (16 * q)) & 0xffff), value);
-    }
+    _mm512_mask_storeu_ps(out + 16 * q, _cvtu32_mask16((uint32_t)(stored >> (16 * q)) & 0xffff), value);
   }
 }
 #endif
@@ -460,6 +470,12 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
       const size_t u = q * sx + r;
       mask[r * span + q] = u >= g->padding_left && u - g->padding_left < g->input_width ? ~(uint64_t)0 : 0;
     }
+  }
+  uint8_t columns[XNOR_SB_RING_WORDS];  // output column ox -> its valid kernel columns (<= 255)
+  for (size_t ox = 0; ox < g->output_width; ox++) {
+    size_t kx0, kx1;
+    whittle_conv2d_valid_taps(ox, sx, g->padding_left, g->kernel_width, g->input_width, &kx0, &kx1);
+    columns[ox] = (uint8_t)(kx1 - kx0);
   }
   const bool aligned = g->group_output_channels == 1 && g->groups > 1 && k->c0 % 64 == 0;
   size_t tap_at[XNOR_SB_MAX_TAPS];  // kernel column kx -> its offset in a ring row (before + ox)
@@ -536,13 +552,12 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
           }
         }
         const size_t pixels = g->output_width - ox < S ? g->output_width - ox : S;
+        const size_t row_index = (n * g->output_height + oy) * g->output_width + ox;
         for (size_t j = 0; j < pixels; j++) {
-          size_t kx0, kx1;
-          whittle_conv2d_valid_taps(ox + j, sx, g->padding_left, g->kernel_width, g->input_width, &kx0, &kx1);
           uint64_t planes_j[8];
           for (size_t p = 0; p < planes; p++) planes_j[p] = b[p][j];
-          const size_t index = (n * g->output_height + oy) * g->output_width + ox + j;
-          const int32_t valid = (int32_t)((ky1 - ky0) * (kx1 - kx0));
+          const size_t index = row_index + j;
+          const int32_t valid = (int32_t)((ky1 - ky0) * columns[ox + j]);
 #if defined(__AVX512BW__)
           if (planes <= 6) {
             xnor_sb_store_avx512(k, index, valid, planes_j, planes);
@@ -582,12 +597,18 @@ XNOR_DRIVER size_t xnor_conv2d_drive_single_bit(const whittle_conv2d_geometry* g
     k.c0 = c0;
     k.count = oc_end - c0 < XNOR_SB_LANES ? oc_end - c0 : XNOR_SB_LANES;
     if (taps <= XNOR_SB_MAX_TAPS) {
-      // xnor_sb_weight_word for every tap, reading each channel's taps in order.
-      for (size_t t = 0; t < taps; t++) k.wt[t] = 0;
-      for (size_t j = 0; j < k.count; j++) {
-        const uint64_t* w = weight_bits + (c0 + j) * taps;
-        for (size_t t = 0; t < taps; t++) k.wt[t] |= (w[t] & 1) << j;
+      // xnor_sb_weight_word for every tap: XNOR_SB_STRIP taps at a time in one vector, the rest one by one.
+      size_t t = 0;
+      for (; t + XNOR_SB_STRIP <= taps; t += XNOR_SB_STRIP) {
+        xnor_sb_vec words = {0};
+        for (size_t j = 0; j < k.count; j++) {
+          xnor_sb_vec w;
+          memcpy(&w, weight_bits + (c0 + j) * taps + t, sizeof w);
+          words |= (w & 1) << j;
+        }
+        memcpy(k.wt + t, &words, sizeof words);
       }
+      for (; t < taps; t++) k.wt[t] = xnor_sb_weight_word(&k, t);
     }
     for (size_t c = 0; c < XNOR_SB_LANES; c++) {
       k.alpha[c] = c < k.count ? alpha[c0 + c] : 0.0f;
