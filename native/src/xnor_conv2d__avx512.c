@@ -111,12 +111,15 @@ void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channe
     const __m512 zero = _mm512_setzero_ps();
     const size_t words = pixels * groups * xnor_group_words(group_channels);
     for (size_t w = 0; w < words; w++) {
+      // The four opmasks joined in mask registers (KUNPCK) and stored as one word.
       const float* x = input + w * 64;
-      const uint64_t b0 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x), zero, _CMP_LT_OQ));
-      const uint64_t b1 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 16), zero, _CMP_LT_OQ));
-      const uint64_t b2 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 32), zero, _CMP_LT_OQ));
-      const uint64_t b3 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 48), zero, _CMP_LT_OQ));
-      output[w] = b0 | b1 << 16 | b2 << 32 | b3 << 48;
+      const __mmask16 b0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x), zero, _CMP_LT_OQ);
+      const __mmask16 b1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + 16), zero, _CMP_LT_OQ);
+      const __mmask16 b2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + 32), zero, _CMP_LT_OQ);
+      const __mmask16 b3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + 48), zero, _CMP_LT_OQ);
+      const __mmask32 low = _mm512_kunpackw((__mmask32)b1, (__mmask32)b0);
+      const __mmask32 high = _mm512_kunpackw((__mmask32)b3, (__mmask32)b2);
+      _store_mask64((__mmask64*)(output + w), _mm512_kunpackd((__mmask64)high, (__mmask64)low));
     }
     return;
   }

@@ -384,18 +384,18 @@ XNOR_DRIVER void xnor_sb_store_avx512(const xnor_sb_chunk* k, size_t index, int3
     dot = _mm512_mask_sub_epi8(dot, _cvtu64_mask64(b[p]), dot, _mm512_set1_epi8((char)(2 << p)));
   }
   float* out = k->output + index * g->groups * g->group_output_channels + k->c0;
+  int8_t dots[XNOR_SB_LANES];
+  _mm512_storeu_si512(dots, dot);
   if (k->count == XNOR_SB_LANES && !k->clamp && k->input_scale == NULL) {
     // The common case: no scale, no clamps, 64 channels: four stores, unrolled.
-    _mm512_storeu_ps(out, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 0), 0));
-    _mm512_storeu_ps(out + 16, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 1), 1));
-    _mm512_storeu_ps(out + 32, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 2), 2));
-    _mm512_storeu_ps(out + 48, xnor_sb_value16_avx512(k, _mm512_extracti32x4_epi32(dot, 3), 3));
+    for (size_t q = 0; q < 4; q++) {
+      _mm512_storeu_ps(out + 16 * q,
+                       xnor_sb_value16_avx512(k, _mm_loadu_si128((const __m128i*)(dots + 16 * q)), q));
+    }
     return;
   }
   const __m512 lo = _mm512_set1_ps(k->output_min), hi = _mm512_set1_ps(k->output_max);
   const uint64_t stored = k->count == XNOR_SB_LANES ? ~(uint64_t)0 : (UINT64_C(1) << k->count) - 1;
-  int8_t dots[XNOR_SB_LANES];
-  _mm512_storeu_si512(dots, dot);
   for (size_t q = 0; q < (k->count + 15) / 16; q++) {
     const __m128i d = _mm_loadu_si128((const __m128i*)(dots + 16 * q));
     __m512 value =
