@@ -449,6 +449,23 @@ XNOR_DRIVER void xnor_sb_mismatches(xnor_sb_vec* v, const uint64_t* x, const uin
   *v = (*v ^ w) & m;
 }
 
+// Full adder of two words into plane 0: b[0] + x + y = b[0]' + 2 * carries, bitwise.
+XNOR_DRIVER void xnor_sb_csa(xnor_sb_vec* high, xnor_sb_vec* low, xnor_sb_vec x, xnor_sb_vec y) {
+  const xnor_sb_vec u = *low ^ x;
+  *high = (*low & x) | (u & y);
+  *low = u ^ y;
+}
+
+// Adds the one-bit words carry, of weight 2^first, into planes b[first..planes) (ripple carry; the count
+// never overflows the planes).
+XNOR_DRIVER void xnor_sb_ripple(xnor_sb_vec* b, size_t first, size_t planes, xnor_sb_vec carry) {
+  for (size_t p = first; p < planes; p++) {
+    const xnor_sb_vec next = b[p] & carry;
+    b[p] ^= carry;
+    carry = next;
+  }
+}
+
 // The strip geometry: padded columns per ring row (row_span per stride phase, stride_width phases).
 static inline size_t xnor_sb_row_span(const whittle_conv2d_geometry* g) {
   const size_t strips = (g->output_width + XNOR_SB_STRIP - 1) / XNOR_SB_STRIP;
@@ -530,26 +547,16 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
         for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec){0};
         size_t t = 0;
         for (; t + 2 <= taps; t += 2) {
-          xnor_sb_vec v0, v1;
+          xnor_sb_vec v0, v1, twos;
           xnor_sb_mismatches(&v0, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
           xnor_sb_mismatches(&v1, ring + at[t + 1] + ox, mask + mask_at[t + 1] + ox, wt[t + 1]);
-          // b += v0 + v1: a full adder into plane 0, its carry rippled up.
-          xnor_sb_vec carry = (b[0] & v0) | (b[0] & v1) | (v0 & v1);
-          b[0] ^= v0 ^ v1;
-          for (size_t p = 1; p < planes; p++) {
-            const xnor_sb_vec next = b[p] & carry;
-            b[p] ^= carry;
-            carry = next;
-          }
+          xnor_sb_csa(&twos, &b[0], v0, v1);
+          xnor_sb_ripple(b, 1, planes, twos);
         }
         if (t < taps) {
-          xnor_sb_vec carry;
-          xnor_sb_mismatches(&carry, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
-          for (size_t p = 0; p < planes; p++) {
-            const xnor_sb_vec next = b[p] & carry;
-            b[p] ^= carry;
-            carry = next;
-          }
+          xnor_sb_vec v;
+          xnor_sb_mismatches(&v, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
+          xnor_sb_ripple(b, 0, planes, v);
         }
         const size_t pixels = g->output_width - ox < S ? g->output_width - ox : S;
         const size_t row_index = (n * g->output_height + oy) * g->output_width + ox;
