@@ -14,7 +14,7 @@
 
 #include <math.h>
 #include <string.h>
-#if defined(__AVX512BW__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -267,6 +267,7 @@ XNOR_DRIVER size_t xnor_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
 #define XNOR_SB_STRIP 8
 #define XNOR_SB_MAX_TAPS 255
 #define XNOR_SB_RING_WORDS 4096
+#define XNOR_SB_SEGMENT 16
 
 // A strip's lane words (GCC / Clang vector extension: one AVX-512 register, two AVX2 ones, four NEON ones).
 typedef uint64_t xnor_sb_vec __attribute__((vector_size(XNOR_SB_STRIP * sizeof(uint64_t))));
@@ -321,7 +322,7 @@ XNOR_DRIVER void xnor_sb_add(uint64_t* b, size_t planes, uint64_t v) {
   }
 }
 
-// cnt[j] += the count of lane j held in b[0..planes) (bit j of b[k] is its bit k), for the 32-lane halves
+// cnt[j] = the count of lane j held in b[0..planes) (bit j of b[k] is its bit k), for the 32-lane halves
 // holding the first count lanes. In 32-bit halves, so that the compiler vectorizes the lanes with 32-bit
 // shifts.
 XNOR_DRIVER void xnor_sb_expand(const uint64_t* b, size_t planes, size_t count, uint32_t* cnt) {
@@ -331,7 +332,7 @@ XNOR_DRIVER void xnor_sb_expand(const uint64_t* b, size_t planes, size_t count, 
     for (size_t c = 0; c < 32; c++) {
       uint32_t v = 0;
       for (size_t k = 0; k < planes; k++) v |= ((half[k] >> c) & 1) << k;
-      cnt[32 * h + c] += v;
+      cnt[32 * h + c] = v;
     }
   }
 }
@@ -406,6 +407,43 @@ XNOR_DRIVER void xnor_sb_store_avx512(const xnor_sb_chunk* k, size_t index, int3
     _mm512_mask_storeu_ps(out + 16 * q, _cvtu32_mask16((uint32_t)(stored >> (16 * q)) & 0xffff), value);
   }
 }
+#elif defined(__AVX2__)
+// The same on AVX2: plane k's 32-bit halves spread to bytes (VPSHUFB copies byte i of the half into lanes
+// 8i..8i+7, AND + compare with each lane's bit gives 0xFF where the bit is set), 2^(k+1) subtracted there.
+XNOR_DRIVER void xnor_sb_store_avx2(const xnor_sb_chunk* k, size_t index, int32_t valid, const uint64_t* b,
+                                    size_t planes) {
+  const whittle_conv2d_geometry* g = k->g;
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2,
+                                          2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201);
+  int8_t dots[XNOR_SB_LANES];
+  for (size_t h = 0; h < (k->count + 31) / 32; h++) {
+    __m256i dot = _mm256_set1_epi8((char)valid);
+    for (size_t p = 0; p < planes; p++) {
+      const __m256i half = _mm256_set1_epi32((int)(uint32_t)(b[p] >> (32 * h)));
+      const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(half, spread), bit), bit);
+      dot = _mm256_sub_epi8(dot, _mm256_and_si256(set, _mm256_set1_epi8((char)(2 << p))));
+    }
+    _mm256_storeu_si256((__m256i*)(dots + 32 * h), dot);
+  }
+  float* out = k->output + index * g->groups * g->group_output_channels + k->c0;
+  const float scale = k->input_scale != NULL ? k->input_scale[index] : 1.0f;
+  const __m256 lo = _mm256_set1_ps(k->output_min), hi = _mm256_set1_ps(k->output_max);
+  float values[8];
+  for (size_t q = 0; q < (k->count + 7) / 8; q++) {
+    const __m256i d = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(dots + 8 * q)));
+    __m256 value = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_loadu_ps(k->alpha + 8 * q));
+    if (k->input_scale != NULL) value = _mm256_mul_ps(value, _mm256_set1_ps(scale));
+    value = _mm256_add_ps(value, _mm256_loadu_ps(k->bias + 8 * q));
+    if (k->clamp) value = _mm256_min_ps(hi, _mm256_max_ps(lo, value));
+    if (8 * q + 8 <= k->count) {
+      _mm256_storeu_ps(out + 8 * q, value);
+    } else {
+      _mm256_storeu_ps(values, value);
+      memcpy(out + 8 * q, values, (k->count - 8 * q) * sizeof(float));
+    }
+  }
+}
 #endif
 
 // One output pixel, the lane words gathered per tap.
@@ -419,7 +457,7 @@ XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size
                             &ky1);
   whittle_conv2d_valid_taps(ox, g->stride_width, g->padding_left, g->kernel_width, g->input_width, &kx0,
                             &kx1);
-  uint32_t cnt[XNOR_SB_LANES] = {0};
+  uint32_t cnt[XNOR_SB_LANES] = {0}, batch[XNOR_SB_LANES] = {0};
   uint64_t b[8] = {0};
   size_t added = 0;
   for (size_t ky = ky0; ky < ky1; ky++) {
@@ -430,13 +468,17 @@ XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size
       const uint64_t x = xnor_sb_lanes(g, image + (iy * g->input_width + ix) * pixel_words, k->c0, k->count);
       xnor_sb_add(b, 8, x ^ (stored ? k->wt[t] : xnor_sb_weight_word(k, t)));
       if (++added == XNOR_SB_MAX_TAPS) {
-        xnor_sb_expand(b, 8, k->count, cnt);
+        xnor_sb_expand(b, 8, k->count, batch);
+        for (size_t c = 0; c < XNOR_SB_LANES; c++) cnt[c] += batch[c];
         memset(b, 0, sizeof b);
         added = 0;
       }
     }
   }
-  if (added != 0) xnor_sb_expand(b, 8, k->count, cnt);
+  if (added != 0) {
+    xnor_sb_expand(b, 8, k->count, batch);
+    for (size_t c = 0; c < XNOR_SB_LANES; c++) cnt[c] += batch[c];
+  }
   xnor_sb_store(k, (n * g->output_height + oy) * g->output_width + ox, (int32_t)((ky1 - ky0) * (kx1 - kx0)),
                 cnt);
 }
@@ -450,15 +492,18 @@ XNOR_DRIVER void xnor_sb_mismatches(xnor_sb_vec* v, const uint64_t* x, const uin
 }
 
 // Full adder of two words into plane 0: b[0] + x + y = b[0]' + 2 * carries, bitwise.
-XNOR_DRIVER void xnor_sb_csa(xnor_sb_vec* high, xnor_sb_vec* low, xnor_sb_vec x, xnor_sb_vec y) {
-  const xnor_sb_vec u = *low ^ x;
-  *high = (*low & x) | (u & y);
-  *low = u ^ y;
+// (Vectors by pointer: Clang warns that vector arguments change the ABI in files without AVX-512.)
+XNOR_DRIVER void xnor_sb_csa(xnor_sb_vec* high, xnor_sb_vec* low, const xnor_sb_vec* x,
+                             const xnor_sb_vec* y) {
+  const xnor_sb_vec u = *low ^ *x;
+  *high = (*low & *x) | (u & *y);
+  *low = u ^ *y;
 }
 
 // Adds the one-bit words carry, of weight 2^first, into planes b[first..planes) (ripple carry; the count
 // never overflows the planes).
-XNOR_DRIVER void xnor_sb_ripple(xnor_sb_vec* b, size_t first, size_t planes, xnor_sb_vec carry) {
+XNOR_DRIVER void xnor_sb_ripple(xnor_sb_vec* b, size_t first, size_t planes, const xnor_sb_vec* carry_in) {
+  xnor_sb_vec carry = *carry_in;
   for (size_t p = first; p < planes; p++) {
     const xnor_sb_vec next = b[p] & carry;
     b[p] ^= carry;
@@ -542,38 +587,49 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
           wt[taps] = k->wt[ky * g->kernel_width + kx];
         }
       }
-      for (size_t ox = 0; ox < g->output_width; ox += S) {
-        xnor_sb_vec b[8];
-        for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec){0};
-        size_t t = 0;
-        for (; t + 2 <= taps; t += 2) {
-          xnor_sb_vec v0, v1, twos;
-          xnor_sb_mismatches(&v0, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
-          xnor_sb_mismatches(&v1, ring + at[t + 1] + ox, mask + mask_at[t + 1] + ox, wt[t + 1]);
-          xnor_sb_csa(&twos, &b[0], v0, v1);
-          xnor_sb_ripple(b, 1, planes, twos);
+      // The row in segments of XNOR_SB_SEGMENT strips: every strip's planes first, then every pixel's store
+      // (two short loops, each with its registers to itself).
+      for (size_t ox0 = 0; ox0 < g->output_width; ox0 += XNOR_SB_SEGMENT * S) {
+        xnor_sb_vec segment[XNOR_SB_SEGMENT][8];
+        const size_t end =
+            g->output_width - ox0 < XNOR_SB_SEGMENT * S ? g->output_width : ox0 + XNOR_SB_SEGMENT * S;
+        for (size_t ox = ox0; ox < end; ox += S) {
+          xnor_sb_vec* b = segment[(ox - ox0) / S];
+          for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec){0};
+          size_t t = 0;
+          for (; t + 2 <= taps; t += 2) {
+            xnor_sb_vec v0, v1, twos;
+            xnor_sb_mismatches(&v0, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
+            xnor_sb_mismatches(&v1, ring + at[t + 1] + ox, mask + mask_at[t + 1] + ox, wt[t + 1]);
+            xnor_sb_csa(&twos, &b[0], &v0, &v1);
+            xnor_sb_ripple(b, 1, planes, &twos);
+          }
+          if (t < taps) {
+            xnor_sb_vec v;
+            xnor_sb_mismatches(&v, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
+            xnor_sb_ripple(b, 0, planes, &v);
+          }
         }
-        if (t < taps) {
-          xnor_sb_vec v;
-          xnor_sb_mismatches(&v, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
-          xnor_sb_ripple(b, 0, planes, v);
-        }
-        const size_t pixels = g->output_width - ox < S ? g->output_width - ox : S;
-        const size_t row_index = (n * g->output_height + oy) * g->output_width + ox;
-        for (size_t j = 0; j < pixels; j++) {
+        const size_t row_index = (n * g->output_height + oy) * g->output_width;
+        for (size_t ox = ox0; ox < end; ox++) {
+          const xnor_sb_vec* b = segment[(ox - ox0) / S];
           uint64_t planes_j[8];
-          for (size_t p = 0; p < planes; p++) planes_j[p] = b[p][j];
-          const size_t index = row_index + j;
-          const int32_t valid = (int32_t)((ky1 - ky0) * columns[ox + j]);
+          for (size_t p = 0; p < planes; p++) planes_j[p] = b[p][(ox - ox0) % S];
+          const int32_t valid = (int32_t)((ky1 - ky0) * columns[ox]);
 #if defined(__AVX512BW__)
           if (planes <= 6) {
-            xnor_sb_store_avx512(k, index, valid, planes_j, planes);
+            xnor_sb_store_avx512(k, row_index + ox, valid, planes_j, planes);
+            continue;
+          }
+#elif defined(__AVX2__)
+          if (planes <= 6) {
+            xnor_sb_store_avx2(k, row_index + ox, valid, planes_j, planes);
             continue;
           }
 #endif
-          uint32_t cnt[XNOR_SB_LANES] = {0};
+          uint32_t cnt[XNOR_SB_LANES];
           xnor_sb_expand(planes_j, planes, k->count, cnt);
-          xnor_sb_store(k, index, valid, cnt);
+          xnor_sb_store(k, row_index + ox, valid, cnt);
         }
       }
     }
