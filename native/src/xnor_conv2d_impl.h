@@ -594,7 +594,7 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
         const size_t end =
             g->output_width - ox0 < XNOR_SB_SEGMENT * S ? g->output_width : ox0 + XNOR_SB_SEGMENT * S;
         for (size_t ox = ox0; ox < end; ox += S) {
-          xnor_sb_vec* b = segment[(ox - ox0) / S];
+          xnor_sb_vec b[8];  // in registers while the taps are added, then stored to the segment
           for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec){0};
           size_t t = 0;
           for (; t + 2 <= taps; t += 2) {
@@ -609,6 +609,7 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
             xnor_sb_mismatches(&v, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
             xnor_sb_ripple(b, 0, planes, &v);
           }
+          for (size_t p = 0; p < planes; p++) segment[(ox - ox0) / S][p] = b[p];
         }
         const size_t row_index = (n * g->output_height + oy) * g->output_width;
         for (size_t ox = ox0; ox < end; ox++) {
