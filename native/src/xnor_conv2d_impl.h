@@ -271,6 +271,8 @@ XNOR_DRIVER size_t xnor_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
 
 // A strip's lane words (GCC / Clang vector extension: one AVX-512 register, two AVX2 ones, four NEON ones).
 typedef uint64_t xnor_sb_vec __attribute__((vector_size(XNOR_SB_STRIP * sizeof(uint64_t))));
+// Half a strip: a row's last pixels when they are at most XNOR_SB_STRIP / 2.
+typedef uint64_t xnor_sb_vec_half __attribute__((vector_size(XNOR_SB_STRIP / 2 * sizeof(uint64_t))));
 
 typedef struct xnor_sb_chunk {
   const whittle_conv2d_geometry* g;
@@ -483,33 +485,42 @@ XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size
                 cnt);
 }
 
-// The mismatch bits of one tap for a strip: (lane words XOR the tap's weights) AND the columns' mask.
-XNOR_DRIVER void xnor_sb_mismatches(xnor_sb_vec* v, const uint64_t* x, const uint64_t* mask, uint64_t w) {
-  xnor_sb_vec m;
-  memcpy(v, x, sizeof *v);
-  memcpy(&m, mask, sizeof m);
-  *v = (*v ^ w) & m;
-}
-
-// Full adder of two words into plane 0: b[0] + x + y = b[0]' + 2 * carries, bitwise.
-// (Vectors by pointer: Clang warns that vector arguments change the ABI in files without AVX-512.)
-XNOR_DRIVER void xnor_sb_csa(xnor_sb_vec* high, xnor_sb_vec* low, const xnor_sb_vec* x,
-                             const xnor_sb_vec* y) {
-  const xnor_sb_vec u = *low ^ *x;
-  *high = (*low & *x) | (u & *y);
-  *low = u ^ *y;
-}
-
-// Adds the one-bit words carry, of weight 2^first, into planes b[first..planes) (ripple carry; the count
-// never overflows the planes).
-XNOR_DRIVER void xnor_sb_ripple(xnor_sb_vec* b, size_t first, size_t planes, const xnor_sb_vec* carry_in) {
-  xnor_sb_vec carry = *carry_in;
-  for (size_t p = first; p < planes; p++) {
-    const xnor_sb_vec next = b[p] & carry;
-    b[p] ^= carry;
-    carry = next;
-  }
-}
+// b[0..planes) += the mismatch bits of the row's taps for the pixels ox.. of a strip, V being the strip's
+// vector type (8 pixels, or 4 for a row's last few): per tap (lane words XOR the tap's weights) AND the
+// columns' mask; per pair of taps a full adder into plane 0 (b[0] + v0 + v1 = b[0]' + 2 * carry, bitwise),
+// its carry rippled up (the count never overflows the planes). A macro over the vector type, with no
+// vector function arguments (which change the ABI in files without AVX-512, Clang warns).
+#define XNOR_SB_ADD_TAPS(V, b, ox)                                \
+  do {                                                            \
+    size_t t = 0;                                                 \
+    for (; t + 2 <= taps; t += 2) {                               \
+      V x0, x1, m0, m1;                                           \
+      memcpy(&x0, ring + at[t] + (ox), sizeof x0);                \
+      memcpy(&x1, ring + at[t + 1] + (ox), sizeof x1);            \
+      memcpy(&m0, mask + mask_at[t] + (ox), sizeof m0);           \
+      memcpy(&m1, mask + mask_at[t + 1] + (ox), sizeof m1);       \
+      const V v0 = (x0 ^ wt[t]) & m0, v1 = (x1 ^ wt[t + 1]) & m1; \
+      const V u = b[0] ^ v0;                                      \
+      V carry = (b[0] & v0) | (u & v1);                           \
+      b[0] = u ^ v1;                                              \
+      for (size_t p = 1; p < planes; p++) {                       \
+        const V next = b[p] & carry;                              \
+        b[p] ^= carry;                                            \
+        carry = next;                                             \
+      }                                                           \
+    }                                                             \
+    if (t < taps) {                                               \
+      V x, m;                                                     \
+      memcpy(&x, ring + at[t] + (ox), sizeof x);                  \
+      memcpy(&m, mask + mask_at[t] + (ox), sizeof m);             \
+      V carry = (x ^ wt[t]) & m;                                  \
+      for (size_t p = 0; p < planes; p++) {                       \
+        const V next = b[p] & carry;                              \
+        b[p] ^= carry;                                            \
+        carry = next;                                             \
+      }                                                           \
+    }                                                             \
+  } while (0)
 
 // The strip geometry: padded columns per ring row (row_span per stride phase, stride_width phases).
 static inline size_t xnor_sb_row_span(const whittle_conv2d_geometry* g) {
@@ -594,22 +605,18 @@ XNOR_DRIVER void xnor_sb_strips(const xnor_sb_chunk* k, size_t planes, uint64_t*
         const size_t end =
             g->output_width - ox0 < XNOR_SB_SEGMENT * S ? g->output_width : ox0 + XNOR_SB_SEGMENT * S;
         for (size_t ox = ox0; ox < end; ox += S) {
-          xnor_sb_vec b[8];  // in registers while the taps are added, then stored to the segment
-          for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec){0};
-          size_t t = 0;
-          for (; t + 2 <= taps; t += 2) {
-            xnor_sb_vec v0, v1, twos;
-            xnor_sb_mismatches(&v0, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
-            xnor_sb_mismatches(&v1, ring + at[t + 1] + ox, mask + mask_at[t + 1] + ox, wt[t + 1]);
-            xnor_sb_csa(&twos, &b[0], &v0, &v1);
-            xnor_sb_ripple(b, 1, planes, &twos);
+          // Planes in registers while the taps are added, then stored to the segment.
+          if (end - ox <= S / 2) {
+            xnor_sb_vec_half b[8];
+            for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec_half){0};
+            XNOR_SB_ADD_TAPS(xnor_sb_vec_half, b, ox);
+            for (size_t p = 0; p < planes; p++) memcpy(&segment[(ox - ox0) / S][p], &b[p], sizeof b[p]);
+          } else {
+            xnor_sb_vec b[8];
+            for (size_t p = 0; p < planes; p++) b[p] = (xnor_sb_vec){0};
+            XNOR_SB_ADD_TAPS(xnor_sb_vec, b, ox);
+            for (size_t p = 0; p < planes; p++) segment[(ox - ox0) / S][p] = b[p];
           }
-          if (t < taps) {
-            xnor_sb_vec v;
-            xnor_sb_mismatches(&v, ring + at[t] + ox, mask + mask_at[t] + ox, wt[t]);
-            xnor_sb_ripple(b, 0, planes, &v);
-          }
-          for (size_t p = 0; p < planes; p++) segment[(ox - ox0) / S][p] = b[p];
         }
         const size_t row_index = (n * g->output_height + oy) * g->output_width;
         for (size_t ox = ox0; ox < end; ox++) {
