@@ -251,12 +251,14 @@ XNOR_DRIVER size_t xnor_conv2d_drive_blocked(const whittle_conv2d_geometry* g, s
 // c0 + j). xnor_sb_lanes gathers, from one input pixel's words, the input bit of each lane's group (a funnel
 // shift for a depthwise layer, a broadcast for a one-channel image, bit by bit for a channel multiplier);
 // wt[tap] holds the lanes' weight bits. Each valid tap gives the mismatch word x ^ wt[tap], and the words are
-// added bit-sliced, ripple carry, into `planes` bit planes (bit j of plane k is bit k of lane j's count:
-// 4 planes up to 15 taps, 8 up to XNOR_SB_MAX_TAPS). xnor_sb_store expands the planes to per-channel counts
-// into the epilogue xnor_output(valid - 2 * count, ...), the expression of every other path.
+// added bit-sliced into `planes` bit planes (bit j of plane k is bit k of lane j's count: 4 planes up to 15
+// taps, 6 up to 63, 8 up to XNOR_SB_MAX_TAPS): a full adder per pair of taps, its carry rippled up. The
+// planes become the per-channel dots valid - 2 * count in the epilogue xnor_output, the expression of every
+// other path: xnor_sb_store_avx512 / _avx2 (at most 6 planes) or xnor_sb_expand + xnor_sb_store.
 //
-// Strips: each output row is computed XNOR_SB_STRIP pixels at a time, which the compiler vectorizes with the
-// including file's ISA (a strip's lane words are one AVX-512 vector, two AVX2 ones). The lane words of the
+// Strips: each output row is computed XNOR_SB_STRIP pixels at a time (a GCC / Clang vector of lane words:
+// one AVX-512 register, two AVX2 ones; a row's last pixels, when at most half a strip, on half vectors), in
+// segments of XNOR_SB_SEGMENT strips: every strip's planes, then every pixel's store. The lane words of the
 // input rows are gathered once per chunk of lanes into a ring of kernel_height rows over the padded input
 // columns u = ix + padding_left, stored by u % stride_width first (pos = (u % s) * row_span + u / s), so a
 // tap reads the strip's pixels contiguously at any stride; padded columns hold 0 and a 0 mask, so a padded
