@@ -876,7 +876,7 @@ class FormatLayer : public Napi::ObjectWrap<FormatLayer>, public PlanStep {
     if (format_ == Format::kXnor) {
       const float* in = static_cast<const float*>(input);
       const size_t pixels = g_.batch * g_.input_height * g_.input_width;
-      input_bits_.resize(pixels * g_.groups * xnor_group_words(g_.group_input_channels));
+      input_bits_.resize(pixels * xnor_pixel_words(g_.groups, g_.group_input_channels));
       if (xnor_qs8_input_) {
         (reference ? xnor_pack_qs8_ukernel__scalar : xnor_pack_qs8_)(
             pixels, g_.groups, g_.group_input_channels, static_cast<const int8_t*>(input), input_zero_point_,

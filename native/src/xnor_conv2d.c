@@ -15,7 +15,9 @@ void xnor_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, siz
                                            const float* restrict input_scale, const float* restrict bias,
                                            float output_min, float output_max, float* restrict output) {
   const size_t gw = xnor_group_words(g->group_input_channels);
-  const size_t pixel_words = g->groups * gw;
+  const size_t pixel_words = xnor_pixel_words(g->groups, g->group_input_channels);
+  // One channel per group: the groups' bits are packed together (group g is bit g of the pixel's words).
+  const bool across = g->group_input_channels == 1;
   const size_t output_channels = g->groups * g->group_output_channels;
   for (size_t p = 0; p < whittle_conv2d_output_pixels(g); p++) {
     const whittle_conv2d_position at = whittle_conv2d_output_position(g, p);
@@ -26,10 +28,10 @@ void xnor_conv2d_minmax_ukernel__reference(const whittle_conv2d_geometry* g, siz
         for (size_t kx = 0; kx < g->kernel_width; kx++) {
           size_t pixel;
           if (!whittle_conv2d_tap_pixel(g, at, ky, kx, &pixel)) continue;  // padding: real value 0
-          const uint64_t* a = input_bits + pixel * pixel_words + group * gw;
+          const uint64_t* a = input_bits + pixel * pixel_words + (across ? 0 : group * gw);
           const uint64_t* w = weight_bits + ((o * g->kernel_height + ky) * g->kernel_width + kx) * gw;
           for (size_t i = 0; i < g->group_input_channels; i++) {
-            dot += xnor_sign_of_bit(a, i) * xnor_sign_of_bit(w, i);
+            dot += xnor_sign_of_bit(a, across ? group : i) * xnor_sign_of_bit(w, i);
           }
         }
       }

@@ -19,6 +19,9 @@
 // Bit layout (native/formats.md): a bit is 1 for -1 (x < 0; +0, -0 and NaN give 0, i.e. +1).
 //   activations [batch][height][width][groups][xnor_group_words(group_input_channels)] uint64 words;
 //               channel c of a group is bit c % 64 of word c / 64; bits past the channel count are 0.
+//               One input channel per group (depthwise layers, one-channel images): packed across the
+//               groups instead, [batch][height][width][xnor_group_words(groups)], input channel c (= group
+//               c) at bit c % 64 of word c / 64 (xnor_pixel_words).
 //   weights     [output_channels][kernel_height][kernel_width][xnor_group_words(group_input_channels)],
 //               same bit order, bits past group_input_channels are 0.
 //
@@ -41,6 +44,11 @@ WHITTLE_EXTERN_C_BEGIN
 
 static inline size_t xnor_group_words(size_t group_channels) { return (group_channels + 63) / 64; }
 
+// uint64 words of one packed activation pixel (the layout above).
+static inline size_t xnor_pixel_words(size_t groups, size_t group_channels) {
+  return group_channels == 1 ? xnor_group_words(groups) : groups * xnor_group_words(group_channels);
+}
+
 // The epilogue, one definition for every variant: three separate roundings, never fused.
 static inline float xnor_output(int32_t dot, float alpha, float scale, float bias, float output_min,
                                 float output_max) {
@@ -51,7 +59,7 @@ static inline float xnor_output(int32_t dot, float alpha, float scale, float bia
   return value > output_max ? output_max : value;
 }
 
-// input fp32 [pixels][groups * group_channels] -> output [pixels][groups][xnor_group_words(group_channels)].
+// input fp32 [pixels][groups * group_channels] -> output [pixels][xnor_pixel_words(groups, group_channels)].
 typedef void (*xnor_pack_fn)(size_t pixels, size_t groups, size_t group_channels, const float* input,
                              uint64_t* output);
 // The same from int8 activations x = scale * (q - zero_point) with scale > 0 (an int8 producer read without

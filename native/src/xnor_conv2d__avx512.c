@@ -104,18 +104,22 @@ static inline uint64_t xnor_word_sign_bits_avx512(const void* input, size_t coun
 
 void xnor_pack_ukernel__avx512(size_t pixels, size_t groups, size_t group_channels,
                                const float* restrict input, uint64_t* restrict output) {
+  xnor_pack_shape(&groups, &group_channels);
   if (group_channels % 64 == 0) {
     // Every word holds 64 consecutive floats of the input (no word straddles a group or a pixel, none is
     // partial): one straight pass, four compares per word.
     const __m512 zero = _mm512_setzero_ps();
     const size_t words = pixels * groups * xnor_group_words(group_channels);
     for (size_t w = 0; w < words; w++) {
+      // The four opmasks joined in mask registers (KUNPCK) and stored as one word.
       const float* x = input + w * 64;
-      const uint64_t b0 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x), zero, _CMP_LT_OQ));
-      const uint64_t b1 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 16), zero, _CMP_LT_OQ));
-      const uint64_t b2 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 32), zero, _CMP_LT_OQ));
-      const uint64_t b3 = _cvtmask16_u32(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + 48), zero, _CMP_LT_OQ));
-      output[w] = b0 | b1 << 16 | b2 << 32 | b3 << 48;
+      const __mmask16 b0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x), zero, _CMP_LT_OQ);
+      const __mmask16 b1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + 16), zero, _CMP_LT_OQ);
+      const __mmask16 b2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + 32), zero, _CMP_LT_OQ);
+      const __mmask16 b3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + 48), zero, _CMP_LT_OQ);
+      const __mmask32 low = _mm512_kunpackw((__mmask32)b1, (__mmask32)b0);
+      const __mmask32 high = _mm512_kunpackw((__mmask32)b3, (__mmask32)b2);
+      _store_mask64((__mmask64*)(output + w), _mm512_kunpackd((__mmask64)high, (__mmask64)low));
     }
     return;
   }
@@ -144,6 +148,7 @@ static inline uint64_t xnor_word_qs8_sign_bits_avx512(const void* q, size_t coun
 void xnor_pack_qs8_ukernel__avx512(size_t pixels, size_t groups, size_t group_channels,
                                    const int8_t* restrict input, int32_t zero_point,
                                    uint64_t* restrict output) {
+  xnor_pack_shape(&groups, &group_channels);
   if (group_channels == 32) {
     // One half word per group: one 32-byte compare each, no per-word call.
     const __m256i zp = _mm256_set1_epi8((char)zero_point);

@@ -514,13 +514,13 @@ static void random_activations(float* x, size_t n) {
 static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint64_t seed) {
   rng_seed(seed);
   const size_t oc = output_channels(g), pixels = output_pixels(g);
-  const size_t gw = xnor_group_words(g->group_input_channels);
   const size_t in_pixels = g->batch * g->input_height * g->input_width;
   const size_t taps = g->kernel_height * g->kernel_width;
   float* x = xmalloc(input_elements(g) * sizeof(float));
-  uint64_t* input_bits = xmalloc(in_pixels * g->groups * gw * sizeof(uint64_t));
+  uint64_t* input_bits =
+      xmalloc(in_pixels * xnor_pixel_words(g->groups, g->group_input_channels) * sizeof(uint64_t));
   float* weights = xmalloc(oc * taps * g->group_input_channels * sizeof(float));
-  uint64_t* weight_bits = xmalloc(oc * taps * gw * sizeof(uint64_t));
+  uint64_t* weight_bits = xmalloc(oc * taps * xnor_group_words(g->group_input_channels) * sizeof(uint64_t));
   float *alpha = xmalloc(oc * sizeof(float)), *bias = xmalloc(oc * sizeof(float));
   float* k_map = xmalloc(pixels * sizeof(float));
   float *want = xmalloc(pixels * oc * sizeof(float)), *got = xmalloc(pixels * oc * sizeof(float));
@@ -584,9 +584,11 @@ static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint6
   for (const xnor_pack_variant* v = xnor_pack_variants; v < xnor_pack_variants + xnor_pack_variant_count;
        v++) {
     if (!supported(v->isa)) continue;
-    uint64_t* packed = xmalloc(in_pixels * g->groups * gw * sizeof(uint64_t));
+    uint64_t* packed =
+        xmalloc(in_pixels * xnor_pixel_words(g->groups, g->group_input_channels) * sizeof(uint64_t));
     v->pack(in_pixels, g->groups, g->group_input_channels, x, packed);
-    report(memcmp(packed, input_bits, in_pixels * g->groups * gw * sizeof(uint64_t)) == 0,
+    report(memcmp(packed, input_bits,
+                  in_pixels * xnor_pixel_words(g->groups, g->group_input_channels) * sizeof(uint64_t)) == 0,
            "xnor pack %s [%s]: differs from scalar", v->name, shape);
     free(packed);
   }
@@ -620,6 +622,39 @@ static void test_xnor(void) {
   for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++) {
     for (uint64_t seed = 0; seed < 3; seed++) xnor_case(blocked[i].name, &blocked[i].g, 4400 + 10 * i + seed);
   }
+  // One input channel per group, packed across the groups (xnor_conv2d_drive_single_bit): strips of 8 pixels
+  // with 4 planes (<= 15 taps) and 8 planes, odd channel counts, channel multipliers, strides, batches,
+  // outputs past the valid region (pixels with no valid tap), and the per-pixel path (more than 255 taps; a
+  // ring row too wide for the buffer).
+  whittle_conv2d_geometry past = make_geometry(1, 5, 9, 3, 3, 1, 2, 1, 1, 70, 1, 1);
+  past.output_height += 1;
+  past.output_width += 3;
+  const struct {
+    const char* name;
+    whittle_conv2d_geometry g;
+  } single_bit[] = {
+      {"depthwise 3x3 pad 1, 12x12, 128 ch", make_geometry(1, 12, 12, 3, 3, 1, 1, 1, 1, 128, 1, 1)},
+      {"depthwise 3x3 pad 1 stride 2, 11x13, 77 ch", make_geometry(1, 11, 13, 3, 3, 2, 2, 1, 1, 77, 1, 1)},
+      {"depthwise 5x5 pad 2, batch 2, 9x10, 70 ch", make_geometry(2, 9, 10, 5, 5, 1, 1, 2, 2, 70, 1, 1)},
+      {"depthwise 7x7 pad 3, 8x19, 130 ch", make_geometry(1, 8, 19, 7, 7, 1, 1, 3, 3, 130, 1, 1)},
+      {"depthwise 3x5 stride (2,3) pad (0,2), 9x17, 200 ch",
+       make_geometry(1, 9, 17, 3, 5, 2, 3, 0, 2, 200, 1, 1)},
+      {"depthwise x3 3x3 pad 1, 6x7, 21 ch", make_geometry(1, 6, 7, 3, 3, 1, 1, 1, 1, 21, 1, 3)},
+      {"depthwise x2 3x3 stride (1,2) pad 1, batch 2, 5x9, 40 ch",
+       make_geometry(2, 5, 9, 3, 3, 1, 2, 1, 1, 40, 1, 2)},
+      {"1 ch image 5x5, 28x28, 1->6", make_geometry(1, 28, 28, 5, 5, 1, 1, 0, 0, 1, 1, 6)},
+      {"1 ch image 3x3 pad 1 stride 2, 9x11, 1->70", make_geometry(1, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1, 70)},
+      {"depthwise 3x3 pad 1, outputs past the input, 5x9, 70 ch", past},
+      {"depthwise 16x17 pad 1 (272 taps), 17x18, 67 ch",
+       make_geometry(1, 17, 18, 16, 17, 1, 1, 1, 1, 67, 1, 1)},
+      {"depthwise 3x3 pad 1, 3x1100 (ring too wide), 65 ch",
+       make_geometry(1, 3, 1100, 3, 3, 1, 1, 1, 1, 65, 1, 1)},
+  };
+  for (size_t i = 0; i < sizeof(single_bit) / sizeof(single_bit[0]); i++) {
+    for (uint64_t seed = 0; seed < 3; seed++) {
+      xnor_case(single_bit[i].name, &single_bit[i].g, 4600 + 10 * i + seed);
+    }
+  }
   // Rows longer than the transposed-weight buffer fall back to the simple driver.
   const whittle_conv2d_geometry wide = make_geometry(1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 3700, 9);
   xnor_case("3x3 pad 1, 2x2, 3700->9 (row exceeds the block buffer)", &wide, 4200);
@@ -649,7 +684,7 @@ static void test_xnor(void) {
   for (size_t i = 0; i < sizeof(qs8_shapes) / sizeof(qs8_shapes[0]); i++) {
     const size_t elements = qs8_shapes[i].pixels * qs8_shapes[i].groups * qs8_shapes[i].channels;
     const size_t words =
-        qs8_shapes[i].pixels * qs8_shapes[i].groups * xnor_group_words(qs8_shapes[i].channels);
+        qs8_shapes[i].pixels * xnor_pixel_words(qs8_shapes[i].groups, qs8_shapes[i].channels);
     int8_t* q = xmalloc(elements);
     float* dequantized = xmalloc(elements * sizeof(float));
     uint64_t *want = xmalloc(words * sizeof(uint64_t)), *got = xmalloc(words * sizeof(uint64_t));

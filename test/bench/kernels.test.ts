@@ -11,6 +11,7 @@ import {
   BenchArgumentError,
   checkTargets,
   formatKernelTable,
+  type KernelBenchRow,
   kernelsCommand,
   positiveInteger,
   positiveIntegers,
@@ -131,6 +132,24 @@ describe('bench kernels', () => {
     const xnor = targets.find((t) => t.format === 'xnor' && t.shape === 'tiny-conv');
     assert.equal(xnor?.met, null);
     assert.equal(xnor?.measured, null);
+  });
+
+  test('the XNOR depthwise target is int8 / xnor time on depthwise shapes only', () => {
+    const path = join(packageRoot(), 'bench', 'shapes.json');
+    const shapes = parseShapes(readFileSync(path, 'utf8'), path);
+    const rows = ['depthwise-3x3', 'vgg-3x3'].flatMap((shape) => [
+      { shape, format: 'int8', threads: 1, us: 3 },
+      { shape, format: 'xnor', threads: 1, us: shape === 'vgg-3x3' ? 1 : 4 },
+    ]) as unknown as KernelBenchRow[];
+    const depthwise = checkTargets(rows, shapes).filter(
+      (t) => t.target === 'xnor depthwise >= 1.0x our int8',
+    );
+    assert.deepEqual(
+      depthwise.map((t) => [t.shape, t.measured, t.met]),
+      [['depthwise-3x3', 0.75, false]],
+    );
+    const faster = rows.map((r) => (r.format === 'xnor' ? { ...r, us: 2 } : r));
+    assert.equal(checkTargets(faster, shapes).find((t) => t.target.startsWith('xnor depthwise'))?.met, true);
   });
 
   test('bad shapes files are refused with a ShapesFileError saying what is wrong', () => {
