@@ -169,7 +169,7 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
     options.resume && existsSync(sensitivityFile)
       ? (JSON.parse(readFileSync(sensitivityFile, 'utf8')) as { entries: SensitivityEntry[] }).entries
       : [];
-  const sensitivity: Sensitivity = analyzeSensitivity(fp32, {
+  const sensitivity: Sensitivity = await analyzeSensitivity(fp32, {
     set,
     calibration,
     estimator: options.estimator,
@@ -200,7 +200,7 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
   };
   let pool = sensitivity;
   let chosen = choosePlan(pool, planOptions);
-  let verified = verifyPlan(fp32, chosen, pool, verifyOptions);
+  let verified = await verifyPlan(fp32, chosen, pool, verifyOptions);
   // A step the end-to-end check drops (it measured slower, or larger) can leave the budgets unmet where
   // another choice for that layer would meet them: plan again without the dropped choices, a few times. Every
   // dropped step stays in the ledger.
@@ -212,7 +212,7 @@ async function optimizeRun(options: OptimizeOptions): Promise<OptimizeResult> {
     const gone = new Set(dropped.map((l) => `${l.layer}\u0000${l.to}`));
     pool = { ...pool, entries: pool.entries.filter((e) => !gone.has(`${e.layer}\u0000${e.key}`)) };
     chosen = choosePlan(pool, planOptions);
-    verified = verifyPlan(fp32, chosen, pool, verifyOptions);
+    verified = await verifyPlan(fp32, chosen, pool, verifyOptions);
   }
   if (droppedBefore.length > 0)
     verified = {

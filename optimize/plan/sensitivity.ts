@@ -5,6 +5,8 @@
 // this machine's runtime). Figures are against the fp32 package, so the planner can add them up layer by
 // layer. A choice the runtime cannot run or the encoders cannot write is kept with its error, not dropped
 // silently.
+import { setImmediate } from 'node:timers/promises';
+
 import type { Package } from '../../agent/package/reader.js';
 import { WhittleError } from '../../native/whittle-error.js';
 import type { ImageSet } from '../datasets/image-set.js';
@@ -79,7 +81,10 @@ export function figuresOf(pkg: Package, set: ImageSet, ms: number): PackageFigur
   };
 }
 
-export function analyzeSensitivity(fp32: Package, options: SensitivityOptions): Sensitivity {
+/** Each layer's packages are loaded several times (estimate, evaluate, peak RAM); after each layer the event loop
+ * turns, since that is when Node-API runs the finalizers that free a dropped runtime's native plan, its arena
+ * and its packed weights: a loop that never yields keeps every runtime it made (tens of GB on MobileNet). */
+export async function analyzeSensitivity(fp32: Package, options: SensitivityOptions): Promise<Sensitivity> {
   const layers = options.layers ?? plannableLayers(fp32);
   const choices = options.choices ?? DEFAULT_CHOICES;
   const ops = new Map(fp32.manifest.nodes.map((n) => [n.name, n.op]));
@@ -87,8 +92,8 @@ export function analyzeSensitivity(fp32: Package, options: SensitivityOptions): 
   const baseline = figuresOf(fp32, options.set, base!.ms);
   const entries: SensitivityEntry[] = (options.done ?? []).filter((e) => layers.includes(e.layer));
   const measured = new Set(entries.map((e) => e.layer));
-  layers.forEach((layer, done) => {
-    if (measured.has(layer)) return;
+  for (const [done, layer] of layers.entries()) {
+    if (measured.has(layer)) continue;
     options.onLayer?.(layer, done, layers.length);
     const built = choices.map((choice) => {
       const entry: SensitivityEntry = { layer, op: ops.get(layer) ?? '?', choice, key: choiceKey(choice) };
@@ -119,7 +124,8 @@ export function analyzeSensitivity(fp32: Package, options: SensitivityOptions): 
     });
     entries.push(...built.map((b) => b.entry));
     options.onLayerDone?.(entries);
-  });
+    await setImmediate();
+  }
   return {
     model: fp32.manifest.model.id,
     images: options.set.count,

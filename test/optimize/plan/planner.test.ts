@@ -122,7 +122,7 @@ describe('the planner on a trained LeNet-300-100', () => {
   let s: Sensitivity;
   before(async () => {
     f = await trainedPlanFixture('lenet-300-100');
-    s = analyzeSensitivity(f.fp32, {
+    s = await analyzeSensitivity(f.fp32, {
       set: f.set,
       calibration: f.calibration,
       estimator: measuredEstimator(f.set, { rounds: 3 }),
@@ -142,11 +142,11 @@ describe('the planner on a trained LeNet-300-100', () => {
     assert.equal(f.fp32.manifest.nodes.find((n) => n.name === 'dense_Dense1')!.format, 'f32');
   });
 
-  test('the plan meets a size budget, verified end to end, each kept step paying', () => {
+  test('the plan meets a size budget, verified end to end, each kept step paying', async () => {
     const budget = Math.round(0.5 * s.baseline.bytes);
     const chosen = choosePlan(s, { budgets: { packageBytes: budget } });
     assert.equal(chosen.met, true, JSON.stringify(chosen.screened));
-    const v = verifyPlan(f.fp32, chosen, s, {
+    const v = await verifyPlan(f.fp32, chosen, s, {
       budgets: { packageBytes: budget },
       set: f.set,
       calibration: f.calibration,
@@ -165,7 +165,7 @@ describe('the planner on a trained LeNet-300-100', () => {
     }
   });
 
-  test('a step that measures slower end to end is dropped and reported; forced, it is kept', () => {
+  test('a step that measures slower end to end is dropped and reported; forced, it is kept', async () => {
     // 50 % pruning of the 784x300 layer, stored sparse: the sparse kernel is several times slower than the
     // dense one on half the weights.
     const step = { layer: 'dense_Dense1', choice: parseChoice('f32/p50'), forced: false };
@@ -177,7 +177,7 @@ describe('the planner on a trained LeNet-300-100', () => {
       closest: [],
       screened: [],
     };
-    const v = verifyPlan(f.fp32, chosen, s, {
+    const v = await verifyPlan(f.fp32, chosen, s, {
       budgets: {},
       set: f.set,
       calibration: f.calibration,
@@ -189,7 +189,7 @@ describe('the planner on a trained LeNet-300-100', () => {
     assert.equal(l.reason, 'slower', JSON.stringify(l));
     assert.ok(l.measured.ms_after > l.measured.ms_before);
     assert.deepEqual(v.plan, {});
-    const forced = verifyPlan(f.fp32, { ...chosen, steps: [{ ...step, forced: true }] }, s, {
+    const forced = await verifyPlan(f.fp32, { ...chosen, steps: [{ ...step, forced: true }] }, s, {
       budgets: {},
       set: f.set,
       calibration: f.calibration,
@@ -199,7 +199,7 @@ describe('the planner on a trained LeNet-300-100', () => {
     assert.deepEqual(forced.plan, { dense_Dense1: 'f32/p50' });
   });
 
-  test('a step that loses more accuracy end to end than the limit is dropped, with its measured top-1', () => {
+  test('a step that loses more accuracy end to end than the limit is dropped, with its measured top-1', async () => {
     // 90 % of every layer pruned without retraining: each step saves bytes, and the package loses more
     // with every layer pruned. (The tolerance keeps a step's speed out of it: this test is about accuracy.)
     const steps = ['dense_Dense1', 'dense_Dense2', 'dense_Dense3'].map((layer) => ({
@@ -216,7 +216,7 @@ describe('the planner on a trained LeNet-300-100', () => {
       screened: [],
     };
     const limit = 0.02;
-    const v = verifyPlan(f.fp32, chosen, s, {
+    const v = await verifyPlan(f.fp32, chosen, s, {
       budgets: { accuracyDrop: limit },
       set: f.set,
       calibration: f.calibration,
