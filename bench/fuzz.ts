@@ -85,8 +85,9 @@ export const EDGE_NUMBERS = [
 const EDGE_U64 = [0n, 1n, 15n, 16n, 64n, 0xffffffffn, 0x100000000n, 0x7fffffffffffffffn, 0xffffffffffffffffn];
 
 /** Re-hashes and re-signs the content part of a (possibly altered) package, so the mutation reaches the
- * parser behind the signature check. Keeps the header's content size in step with the file length. */
-function resign(content: Buffer, privateKey: KeyObject): Buffer {
+ * parser behind the signature check. Keeps the header's content size in step with the file length. (The
+ * package tests sign their hand-damaged packages with it too.) */
+export function resign(content: Buffer, privateKey: KeyObject): Buffer {
   const body = Buffer.from(content);
   if (body.length >= 24) body.writeBigUInt64LE(BigInt(body.length), 16);
   const digest = sha256(body);

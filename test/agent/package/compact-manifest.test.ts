@@ -13,10 +13,9 @@ import { PackageError } from '../../../agent/package/errors.js';
 import { HEADER_SIZE, ManifestEncoding, TRAILER_SIZE } from '../../../agent/package/layout.js';
 import { MAX_MANIFEST_BYTES } from '../../../agent/package/manifest.js';
 import { readPackage } from '../../../agent/package/reader.js';
-import { keyId, sha256, signDigest } from '../../../agent/package/signing.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import { Model } from '../../../agent/runtime/model.js';
-import { runFuzz } from '../../../bench/fuzz.js';
+import { resign, runFuzz } from '../../../bench/fuzz.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
 import { assertSamePackage } from '../../support/packages.js';
@@ -26,16 +25,8 @@ const read = (bytes: Buffer) => readPackage(bytes, { publicKey: keys.publicKey, 
 const input = new Float32Array(8 * 8 * 3).map((_, i) => ((i * 37) % 11) / 10);
 
 /** The content bytes of `pkg` changed by `edit`, signed again (so the damage reaches the section checks). */
-function edited(pkg: Buffer, edit: (content: Buffer) => Buffer): Buffer {
-  const content = edit(Buffer.from(pkg.subarray(0, pkg.length - TRAILER_SIZE)));
-  content.writeBigUInt64LE(BigInt(content.length), 16);
-  const digest = sha256(content);
-  const trailer = Buffer.from(pkg.subarray(pkg.length - TRAILER_SIZE));
-  digest.copy(trailer, 16);
-  keyId(keys.privateKey).copy(trailer, 48);
-  signDigest(digest, keys.privateKey).copy(trailer, 64);
-  return Buffer.concat([content, trailer]);
-}
+const edited = (pkg: Buffer, edit: (content: Buffer) => Buffer): Buffer =>
+  resign(edit(Buffer.from(pkg.subarray(0, pkg.length - TRAILER_SIZE))), keys.privateKey);
 
 /** The manifest section's stored bytes replaced (its length with them; the sections after it stay put, so
  * the new bytes must fit before the next section). */

@@ -14,7 +14,7 @@ import {
   TRAILER_SIZE,
 } from '../../../agent/package/layout.js';
 import { readPackage } from '../../../agent/package/reader.js';
-import { keyId, sha256, signDigest } from '../../../agent/package/signing.js';
+import { resign } from '../../../bench/fuzz.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
 import { writePackage } from '../../../optimize/package/writer.js';
 import { assertSamePackage } from '../../support/packages.js';
@@ -27,12 +27,7 @@ const input = new Float32Array(8 * 8 * 3).map((_, i) => ((i * 37) % 11) / 10);
 function resigned(pkg: Buffer, edit: (content: Buffer) => void): Buffer {
   const content = Buffer.from(pkg.subarray(0, pkg.length - TRAILER_SIZE));
   edit(content);
-  const digest = sha256(content);
-  const trailer = Buffer.from(pkg.subarray(pkg.length - TRAILER_SIZE));
-  digest.copy(trailer, 16);
-  keyId(keys.privateKey).copy(trailer, 48);
-  signDigest(digest, keys.privateKey).copy(trailer, 64);
-  return Buffer.concat([content, trailer]);
+  return resign(content, keys.privateKey);
 }
 
 function refused(bytes: Buffer, pattern: RegExp): void {

@@ -23,9 +23,9 @@ import {
 import { PackageError } from '../../../agent/package/errors.js';
 import { TRAILER_SIZE } from '../../../agent/package/layout.js';
 import { readPackage } from '../../../agent/package/reader.js';
-import { keyId, sha256, signDigest } from '../../../agent/package/signing.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import { Model } from '../../../agent/runtime/model.js';
+import { resign } from '../../../bench/fuzz.js';
 import { prunedShared } from '../../../bench/sparse-codebook-sizes.js';
 import { samplePackageContent } from '../../../optimize/package/sample-package.js';
 import { bundledSigningKey, packageContent, writePackage } from '../../../optimize/package/writer.js';
@@ -212,14 +212,9 @@ describe('sparse-codebook encoding', () => {
     test('a 1.2 package whose header says 1.1 is refused', () => {
       const bytes = Buffer.from(writePackage(samplePackageContent(), keys.privateKey));
       bytes.writeUInt16LE(1, 10);
-      const content = bytes.subarray(0, bytes.length - TRAILER_SIZE);
-      const digest = sha256(content);
-      const trailer = Buffer.from(bytes.subarray(bytes.length - TRAILER_SIZE));
-      digest.copy(trailer, 16);
-      keyId(keys.privateKey).copy(trailer, 48);
-      signDigest(digest, keys.privateKey).copy(trailer, 64);
+      const resigned = resign(bytes.subarray(0, bytes.length - TRAILER_SIZE), keys.privateKey);
       assert.throws(
-        () => readPackage(Buffer.concat([content, trailer]), { publicKey: keys.publicKey }),
+        () => readPackage(resigned, { publicKey: keys.publicKey }),
         (error: unknown) =>
           error instanceof PackageError && error.code === 'bad-header' && /1\.2 features/.test(error.message),
       );
