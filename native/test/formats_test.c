@@ -596,6 +596,13 @@ static void xnor_case(const char* shape, const whittle_conv2d_geometry* g, uint6
   free(want), free(got);
 }
 
+// Each shape with seeds base + 10 * i + 0..2.
+static void xnor_cases_3_seeds(const conv_shape* shapes, size_t count, uint64_t base) {
+  for (size_t i = 0; i < count; i++) {
+    for (uint64_t seed = 0; seed < 3; seed++) xnor_case(shapes[i].name, &shapes[i].g, base + 10 * i + seed);
+  }
+}
+
 static void test_xnor(void) {
   for (size_t s = 0; s < CONV_SHAPE_COUNT; s++) xnor_case(conv_shapes[s].name, &conv_shapes[s].g, 4000 + s);
   for (size_t s = 0; s < FC_SHAPE_COUNT; s++) {
@@ -604,10 +611,7 @@ static void test_xnor(void) {
   }
   // Wide enough images for the register-blocked AVX-512 VPOPCNTDQ path (4 interior pixels of a row x 32
   // channels, one pixel at a time at the borders; the flattened pointwise GEMM with leftover pixels).
-  const struct {
-    const char* name;
-    whittle_conv2d_geometry g;
-  } blocked[] = {
+  const conv_shape blocked[] = {
       {"3x3 pad 1, 9x11, 64->40", make_geometry(1, 9, 11, 3, 3, 1, 1, 1, 1, 1, 64, 40)},
       {"pointwise batch 2, 5x7, 128->96", make_geometry(2, 5, 7, 1, 1, 1, 1, 0, 0, 1, 128, 96)},
       {"3x3 stride 2 pad 1, 13x12, 70->33", make_geometry(1, 13, 12, 3, 3, 2, 2, 1, 1, 1, 70, 33)},
@@ -619,9 +623,7 @@ static void test_xnor(void) {
       {"3x3 pad 1 stride 2, batch 2, 9x21, 17->40", make_geometry(2, 9, 21, 3, 3, 2, 2, 1, 1, 1, 17, 40)},
       {"1x1, 3x13, 32->32", make_geometry(1, 3, 13, 1, 1, 1, 1, 0, 0, 1, 32, 32)},
   };
-  for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++) {
-    for (uint64_t seed = 0; seed < 3; seed++) xnor_case(blocked[i].name, &blocked[i].g, 4400 + 10 * i + seed);
-  }
+  xnor_cases_3_seeds(blocked, sizeof(blocked) / sizeof(blocked[0]), 4400);
   // One input channel per group, packed across the groups (xnor_conv2d_drive_single_bit): strips of 8 pixels
   // with 4 planes (<= 15 taps) and 8 planes, odd channel counts, channel multipliers, strides, batches,
   // outputs past the valid region (pixels with no valid tap), and the per-pixel path (more than 255 taps; a
@@ -629,10 +631,7 @@ static void test_xnor(void) {
   whittle_conv2d_geometry past = make_geometry(1, 5, 9, 3, 3, 1, 2, 1, 1, 70, 1, 1);
   past.output_height += 1;
   past.output_width += 3;
-  const struct {
-    const char* name;
-    whittle_conv2d_geometry g;
-  } single_bit[] = {
+  const conv_shape single_bit[] = {
       {"depthwise 3x3 pad 1, 12x12, 128 ch", make_geometry(1, 12, 12, 3, 3, 1, 1, 1, 1, 128, 1, 1)},
       {"depthwise 3x3 pad 1 stride 2, 11x13, 77 ch", make_geometry(1, 11, 13, 3, 3, 2, 2, 1, 1, 77, 1, 1)},
       {"depthwise 5x5 pad 2, batch 2, 9x10, 70 ch", make_geometry(2, 9, 10, 5, 5, 1, 1, 2, 2, 70, 1, 1)},
@@ -650,11 +649,7 @@ static void test_xnor(void) {
       {"depthwise 3x3 pad 1, 3x1100 (ring too wide), 65 ch",
        make_geometry(1, 3, 1100, 3, 3, 1, 1, 1, 1, 65, 1, 1)},
   };
-  for (size_t i = 0; i < sizeof(single_bit) / sizeof(single_bit[0]); i++) {
-    for (uint64_t seed = 0; seed < 3; seed++) {
-      xnor_case(single_bit[i].name, &single_bit[i].g, 4600 + 10 * i + seed);
-    }
-  }
+  xnor_cases_3_seeds(single_bit, sizeof(single_bit) / sizeof(single_bit[0]), 4600);
   // Rows longer than the transposed-weight buffer fall back to the simple driver.
   const whittle_conv2d_geometry wide = make_geometry(1, 2, 2, 3, 3, 1, 1, 1, 1, 1, 3700, 9);
   xnor_case("3x3 pad 1, 2x2, 3700->9 (row exceeds the block buffer)", &wide, 4200);
