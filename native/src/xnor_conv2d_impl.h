@@ -487,6 +487,14 @@ XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size
                 cnt);
 }
 
+// Adds the one-bit vector carry into b[first..planes), rippling it up (the count never overflows the planes).
+#define XNOR_SB_RIPPLE(V, b, carry, first)    \
+  for (size_t p = (first); p < planes; p++) { \
+    const V next = (b)[p] & (carry);          \
+    (b)[p] ^= (carry);                        \
+    (carry) = next;                           \
+  }
+
 // b[0..planes) += the mismatch bits of the row's taps for the pixels ox.. of a strip, V being the strip's
 // vector type (8 pixels, or 4 for a row's last few): per tap (lane words XOR the tap's weights) AND the
 // columns' mask; per pair of taps a full adder into plane 0 (b[0] + v0 + v1 = b[0]' + 2 * carry, bitwise),
@@ -505,22 +513,14 @@ XNOR_DRIVER void xnor_sb_pixel(const xnor_sb_chunk* k, size_t n, size_t oy, size
       const V u = b[0] ^ v0;                                      \
       V carry = (b[0] & v0) | (u & v1);                           \
       b[0] = u ^ v1;                                              \
-      for (size_t p = 1; p < planes; p++) {                       \
-        const V next = b[p] & carry;                              \
-        b[p] ^= carry;                                            \
-        carry = next;                                             \
-      }                                                           \
+      XNOR_SB_RIPPLE(V, b, carry, 1);                             \
     }                                                             \
     if (t < taps) {                                               \
       V x, m;                                                     \
       memcpy(&x, ring + at[t] + (ox), sizeof x);                  \
       memcpy(&m, mask + mask_at[t] + (ox), sizeof m);             \
       V carry = (x ^ wt[t]) & m;                                  \
-      for (size_t p = 0; p < planes; p++) {                       \
-        const V next = b[p] & carry;                              \
-        b[p] ^= carry;                                            \
-        carry = next;                                             \
-      }                                                           \
+      XNOR_SB_RIPPLE(V, b, carry, 0);                             \
     }                                                             \
   } while (0)
 
