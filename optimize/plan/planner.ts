@@ -14,7 +14,8 @@
 // 3. Verification (end to end): the chosen steps applied one by one, each package measured against the one
 //    before it (latency interleaved on the runtime, or from the device's table when the target is priced
 //    from one; RAM from its memory plan, bytes of the file); a step that is slower, raises RAM or bytes, or
-//    saves nothing, is dropped and reported.
+//    saves nothing, is dropped and reported; so is one whose package, evaluated, loses more top-1 than the
+//    budgets' accuracy limit (Budgets.accuracyDrop, which also bounds the plans chosen in step 2).
 import type { KeyObject } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 
