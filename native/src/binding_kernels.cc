@@ -837,8 +837,9 @@ BoundOperator Softmax(const Napi::Object& args) {
 }
 
 // The fp32 element-wise activations: sigmoid({ input, output }); hardSigmoid and hardSwish({ input, output,
-// alpha, beta }): clamp(alpha * x + beta, 0, 1), times x for hardSwish.
-enum class Activation { kSigmoid, kHardSigmoid, kHardSwish };
+// alpha, beta }): clamp(alpha * x + beta, 0, 1), times x for hardSwish; gelu({ input, output, tanh }):
+// x * Phi(x), Phi the normal CDF (tanh: its tanh approximation).
+enum class Activation { kSigmoid, kHardSigmoid, kHardSwish, kGelu };
 
 BoundOperator ActivationF32(const Napi::Object& args, Activation kind) {
   Napi::Env env = args.Env();
@@ -847,17 +848,21 @@ BoundOperator ActivationF32(const Napi::Object& args, Activation kind) {
   const size_t n = ElementCount(env, input);
   ExpectLength(env, output, n, "input.length");
   ExpectNoOverlap(env, output, {&input});
-  const float alpha = kind == Activation::kSigmoid ? 0.0f : FiniteFloat(args, "alpha");
-  const float beta = kind == Activation::kSigmoid ? 0.0f : FiniteFloat(args, "beta");
+  const bool hard = kind == Activation::kHardSigmoid || kind == Activation::kHardSwish;
+  const float alpha = hard ? FiniteFloat(args, "alpha") : 0.0f;
+  const float beta = hard ? FiniteFloat(args, "beta") : 0.0f;
+  const bool tanh_form = kind == Activation::kGelu && Boolean(args, "tanh");
   const bool reference = Boolean(args, "reference");
   ExpectUnchanged(env, {&input, &output});
   const whittle_isa isa = ActiveIsa();
-  const auto run = [n, kind, alpha, beta, reference, isa](const void* const* inputs, void* const* outputs,
-                                                          whittle_threadpool*) {
+  const auto run = [n, kind, alpha, beta, tanh_form, reference, isa](
+                       const void* const* inputs, void* const* outputs, whittle_threadpool*) {
     const float* in = static_cast<const float*>(inputs[0]);
     float* out = static_cast<float*>(outputs[0]);
     if (kind == Activation::kSigmoid) {
       reference ? f32_sigmoid__reference(n, in, out) : f32_sigmoid(n, in, out, isa);
+    } else if (kind == Activation::kGelu) {
+      reference ? f32_gelu__reference(n, in, out, tanh_form) : f32_gelu(n, in, out, tanh_form, isa);
     } else {
       const bool swish = kind == Activation::kHardSwish;
       reference ? f32_hard_sigmoid__reference(n, in, out, alpha, beta, swish)
@@ -870,27 +875,7 @@ BoundOperator ActivationF32(const Napi::Object& args, Activation kind) {
 BoundOperator Sigmoid(const Napi::Object& args) { return ActivationF32(args, Activation::kSigmoid); }
 BoundOperator HardSigmoid(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSigmoid); }
 BoundOperator HardSwish(const Napi::Object& args) { return ActivationF32(args, Activation::kHardSwish); }
-
-// gelu({ input, output, tanh }): x * Phi(x), Phi the normal CDF (tanh: its tanh approximation), fp32.
-BoundOperator Gelu(const Napi::Object& args) {
-  Napi::Env env = args.Env();
-  const View input = Field(args, "input", napi_float32_array);
-  const View output = Field(args, "output", napi_float32_array);
-  const size_t n = ElementCount(env, input);
-  ExpectLength(env, output, n, "input.length");
-  ExpectNoOverlap(env, output, {&input});
-  const bool tanh_form = Boolean(args, "tanh");
-  const bool reference = Boolean(args, "reference");
-  ExpectUnchanged(env, {&input, &output});
-  const whittle_isa isa = ActiveIsa();
-  const auto run = [n, tanh_form, reference, isa](const void* const* inputs, void* const* outputs,
-                                                  whittle_threadpool*) {
-    const float* in = static_cast<const float*>(inputs[0]);
-    float* out = static_cast<float*>(outputs[0]);
-    reference ? f32_gelu__reference(n, in, out, tanh_form) : f32_gelu(n, in, out, tanh_form, isa);
-  };
-  return {{input}, {output}, run};
-}
+BoundOperator Gelu(const Napi::Object& args) { return ActivationF32(args, Activation::kGelu); }
 
 // layerNorm({ rows, channels, input, scale, bias?, epsilon, output }): each row of [rows][channels]
 // normalized over its channels, times scale plus bias (both `channels` long; copied here, they are weights).

@@ -318,7 +318,9 @@ static inline whittle_pool2d_shape whittle_global_pool2d_shape(size_t batch, siz
                                       .padding_top = 0,
                                       .padding_left = 0,
                                       .padding_bottom = 0,
-                                      .padding_right = 0};
+                                      .padding_right = 0,
+                                      .count_padding = false,
+                                      .padding_value = 0};
   return shape;
 }
 
