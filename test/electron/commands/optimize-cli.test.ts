@@ -118,6 +118,23 @@ describe('whittle optimize', () => {
     assert.match(r.stderr, /give at least one budget/);
     r = optimize('--size-kb', '100', '--out', out, '--force', 'dense_Dense1=int4');
     assert.match(r.stderr, /unknown layer choice "int4"/);
+    // The accuracy limit is the compression's: whittle nas (the search alone) refuses it.
+    r = whittle(
+      'nas',
+      '--dataset',
+      'fashion-mnist',
+      '--out',
+      out,
+      '--latency-ms',
+      '1',
+      '--max-accuracy-drop',
+      '1',
+    );
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /--max-accuracy-drop limits the compression of a model: whittle optimize --search takes it/,
+    );
   });
 
   test('a device class is priced from its estimated table, scaled from this machine’s measured once', () => {
