@@ -333,7 +333,9 @@ export function recalibrateBatchNorm(model: tf.LayersModel, images: Float32Array
       outputs: norms.map((l) => l.input as tf.SymbolicTensor),
     });
     const x = tf.tensor4d(images, [images.length / (h! * w! * c!), h!, w!, c!]);
-    const inputs = probe.apply(x, { training: true }) as tf.Tensor[];
+    // A model of one output applies to a tensor, not a list (an all-fire architecture has one batch norm).
+    const applied = probe.apply(x, { training: true }) as tf.Tensor | tf.Tensor[];
+    const inputs = Array.isArray(applied) ? applied : [applied];
     norms.forEach((layer, k) => {
       const { mean, variance } = tf.moments(inputs[k]!, [0, 1, 2]);
       for (const v of layer.weights) {

@@ -19,6 +19,7 @@ import {
   parseFormatChoices,
   sampleArch,
 } from '../../../optimize/nas/space.js';
+import { recalibrateBatchNorm } from '../../../optimize/nas/supernet.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { randomizeWeights } from '../../../optimize/zoo/random-weights.js';
@@ -85,6 +86,45 @@ describe('NAS search space', () => {
       /stem\.stride/,
     );
     assert.throws(() => parseArch(null), ArchSpecError);
+  });
+
+  test("batch norms recalibrate to their input's statistics, also in a model with one (all fire stages)", () => {
+    const fire = (width: number): ArchSpec['stages'][number] => ({
+      block: 'fire',
+      width,
+      depth: 1,
+      kernel: 3,
+      format: 'fp32',
+      prune: 0,
+    });
+    const rng = new SeededRandom(5);
+    const images = Float32Array.from({ length: 8 * 28 * 28 }, () => rng.next());
+    for (const arch of [
+      {
+        stem: { width: 8, format: 'fp32' },
+        stages: [fire(24), fire(32), fire(48)],
+        head: { format: 'fp32' },
+      },
+      sampleArch(rng),
+    ] as ArchSpec[]) {
+      const model = buildArchModel(arch, { inputShape: SHAPE, classes: 10, seed: 2 });
+      const norms = model.layers.filter((l) => l.getClassName() === 'BatchNormalization');
+      assert.ok(norms.length >= 1, `${archKey(arch)} has a batch norm`);
+      recalibrateBatchNorm(model, images);
+      // The stem's batch norm sees the stem conv's output: its moving mean is now that output's mean per channel.
+      const stem = norms[0]!;
+      const want = tf.tidy(() => {
+        const conv = tf.model({ inputs: model.inputs, outputs: stem.input });
+        const out = conv.predict(tf.tensor4d(images, [8, 28, 28, 1])) as tf.Tensor;
+        return Array.from(out.mean([0, 1, 2]).dataSync());
+      });
+      const mean = stem.weights
+        .find((v) => v.originalName.endsWith('/moving_mean'))!
+        .read()
+        .dataSync();
+      want.forEach((m, c) => assert.ok(Math.abs(mean[c]! - m) < 1e-4, `${archKey(arch)} channel ${c}`));
+      model.dispose();
+    }
   });
 
   test('every block type and format packages and runs as the tfjs model computes', async () => {
