@@ -8,9 +8,11 @@
 // The measurement's own repeatability is reported beside the figures: each package is timed in two passes
 // over all packages, each pass a block of two fresh runtimes of it alternated, and only those two are alive
 // while it is timed. repeat_* compares the two runtimes of a block, repeat_pass_* the two passes; the
-// measured time is the statistic over all four runtimes' samples.
+// measured time is the statistic over all four runtimes' samples. The table's points are timed in PASSES
+// blocks each (measureLatencyTable); table_repeat_* compares an entry's first two blocks.
 // The predictor is fitted on the table only (its layers, and its whole networks for the per-model term: the
-// agent's own seeded networks, latency-graphs.ts), never on these packages. `--table-out FILE` saves the table.
+// agent's own seeded networks, latency-graphs.ts), never on these packages; without_per_model_term is the
+// layers' sum alone. `--table-out FILE` saves the table.
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -20,6 +22,7 @@ import {
   defaultGrid,
   latencyStatistic,
   measureLatencyTable,
+  PASSES,
   quantile,
   ROUNDS,
   SAMPLE_MS,
@@ -28,7 +31,7 @@ import {
 } from '../agent/profile/latency-table.js';
 import { Model } from '../agent/runtime/model.js';
 import { DEVICE_CLASS_CATALOG, estimateMeasurementSeconds } from '../optimize/latency/device-classes.js';
-import { predictLatency } from '../optimize/latency/predictor.js';
+import { perModelTerm, predictLatency } from '../optimize/latency/predictor.js';
 import { archKey, archPackage, buildArchModel, sampleArch } from '../optimize/nas/space.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
 import { benchOptions, positiveInteger, stringOptions } from './kernels.js';
@@ -46,9 +49,10 @@ export interface LatencyBenchRow {
   repeat_diff_pct: number;
   /** The two passes, apart (each the statistic over its two runtimes), in %. */
   repeat_pass_diff_pct: number;
+  /** Through the per-model term fitted on the table's networks (predictLatency's default). */
   predicted_ms: number;
-  /** Through the per-model term fitted on the table's networks. */
-  predicted_per_model_ms: number;
+  /** The layers' sum alone (`perModel: false`). */
+  predicted_layers_ms: number;
   error_pct: number;
 }
 
@@ -114,10 +118,14 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
   };
   const started = performance.now();
   const cpu = process.cpuUsage();
+  const tableBlocks = grid.points.length * PASSES;
+  let tableDone = 0;
   const table = await measureLatencyTable({
     grid,
-    onEntry: (_entry, done, total) => {
-      while (passes[0]!.length + passes[1]!.length < Math.floor((done * blocks) / total)) timeNextBlock();
+    onBlock: () => {
+      tableDone++;
+      while (passes[0]!.length + passes[1]!.length < Math.floor((tableDone * blocks) / tableBlocks))
+        timeNextBlock();
     },
   });
   while (passes[0]!.length + passes[1]!.length < blocks) timeNextBlock();
@@ -136,23 +144,27 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
     const [first, second] = passes.map((pass) => pass[i]!) as [[number[], number[]], [number[], number[]]];
     const measured = latencyStatistic([...first[0], ...first[1], ...second[0], ...second[1]]);
     const predicted = predictLatency(p.pkg, table).ms;
-    const perModel = predictLatency(p.pkg, table, { perModel: true }).ms;
+    const layersOnly = predictLatency(p.pkg, table, { perModel: false }).ms;
     return {
       arch: p.arch,
       measured_ms: measured,
       repeat_diff_pct: apartPct(latencyStatistic(first[0]), latencyStatistic(first[1])),
       repeat_pass_diff_pct: apartPct(latencyStatistic(first.flat()), latencyStatistic(second.flat())),
       predicted_ms: predicted,
-      predicted_per_model_ms: perModel,
+      predicted_layers_ms: layersOnly,
       error_pct: ((predicted - measured) / measured) * 100,
     };
   });
   const errors = rows.map((r) => Math.abs(r.error_pct)).sort((a, b) => a - b);
-  const perModelErrors = rows
-    .map((r) => (Math.abs(r.predicted_per_model_ms - r.measured_ms) / r.measured_ms) * 100)
+  const layersErrors = rows
+    .map((r) => (Math.abs(r.predicted_layers_ms - r.measured_ms) / r.measured_ms) * 100)
     .sort((a, b) => a - b);
   const repeats = rows.map((r) => r.repeat_diff_pct);
   const passRepeats = rows.map((r) => r.repeat_pass_diff_pct);
+  // The table's own repeatability: each entry's first two blocks, apart.
+  const tableRepeats = table.entries.flatMap((e) =>
+    e.block_ms !== undefined && e.block_ms.length >= 2 ? [apartPct(e.block_ms[0]!, e.block_ms[1]!)] : [],
+  );
   const within10 = (values: readonly number[]): number =>
     values.filter((v) => v <= 10).length / values.length;
   const report = {
@@ -169,10 +181,11 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
     median_abs_error_pct: quantile(errors, 0.5),
     p90_abs_error_pct: quantile(errors, 0.9),
     mean_signed_error_pct: rows.reduce((s, r) => s + r.error_pct, 0) / rows.length,
-    per_model_term: {
-      within_10pct: perModelErrors.filter((e) => e <= 10).length / perModelErrors.length,
-      median_abs_error_pct: quantile(perModelErrors, 0.5),
-      p90_abs_error_pct: quantile(perModelErrors, 0.9),
+    per_model_scale: perModelTerm(table) ?? null,
+    without_per_model_term: {
+      within_10pct: layersErrors.filter((e) => e <= 10).length / layersErrors.length,
+      median_abs_error_pct: quantile(layersErrors, 0.5),
+      p90_abs_error_pct: quantile(layersErrors, 0.9),
     },
     repeat_within_10pct: within10(repeats),
     repeat_median_diff_pct: quantile(repeats, 0.5),
@@ -180,6 +193,8 @@ export async function latencyBenchCommand(args: string[], machine: string): Prom
     repeat_pass_within_10pct: within10(passRepeats),
     repeat_pass_median_diff_pct: quantile(passRepeats, 0.5),
     repeat_pass_p90_diff_pct: quantile(passRepeats, 0.9),
+    table_repeat_median_diff_pct: quantile(tableRepeats, 0.5),
+    table_repeat_p90_diff_pct: quantile(tableRepeats, 0.9),
     load_average: loadavg(),
     bench_wall_seconds: (performance.now() - benchStarted) / 1000,
     rows,

@@ -32,6 +32,7 @@ import type { Package } from '../package/reader.js';
 export const SPARSITY = 0.9;
 
 import { latencyKey, type LatencyPoint } from './latency-table-schema.js';
+import { SPACE_SHAPES } from './search-space-layers.js';
 
 export { LATENCY_OPS, latencyKey, type LatencyOp, type LatencyPoint } from './latency-table-schema.js';
 
@@ -229,10 +230,10 @@ class Choices {
 
 /** The formats a network's conv layers take (sparse: a pruned fp32 layer, NETWORK_SPARSITIES pruned). */
 const NETWORK_FORMATS: readonly NumberFormat[] = ['f32', 'int8', 'ternary', 'binary', 'sparse'];
-const NETWORK_SPARSITIES = [0.5, 0.75];
+const NETWORK_SPARSITIES = SPACE_SHAPES.prunes;
 
 /** A small whole network of the kind the NAS search space (optimize/nas/space.ts) builds at 28x28x1: a 3x3
- * stem, three stages that halve the resolution, each of plain convs, depthwise-separable blocks, fire
+ * stem (stride 1 or 2), three stages that halve the resolution, each of plain convs, depthwise-separable blocks, fire
  * modules (max pool, squeeze, two expands, concat) or ShuffleNet units (two branches, concat, channel
  * shuffle), global average pooling, a classifier and softmax; each stage in one format (int8 stages run on
  * int8 activations, with quantize / dequantize edges where the format changes). Its structure is drawn from
@@ -291,16 +292,11 @@ function networkGraph(g: GraphBuilder, seed: number, key: string): Package {
   };
   const stem = format();
   domain(stem.format);
-  x = conv(x, stem, c.pick([8, 16, 24]), 3);
-  const widths = [
-    [16, 24, 32],
-    [32, 48, 64],
-    [48, 64, 96],
-  ];
-  for (const choices of widths) {
+  x = conv(x, stem, c.pick(SPACE_SHAPES.stemWidths), 3, c.pick(SPACE_SHAPES.stemStrides));
+  for (const choices of SPACE_SHAPES.stageWidths) {
     const width = c.pick(choices);
-    const depth = c.pick([1, 2, 3]);
-    const kernel = c.pick([3, 5]);
+    const depth = c.pick(SPACE_SHAPES.depths);
+    const kernel = c.pick(SPACE_SHAPES.kernels);
     const block = c.pick(['conv', 'dwsep', 'fire', 'shuffle'] as const);
     const f = format();
     domain(f.format);

@@ -71,9 +71,11 @@ export function latencyKey(p: LatencyPoint): string {
   return parts.join('/');
 }
 
-/** 2: an entry is its point's warm run, the lower quartile of samples timed in a block of its own (1: the
- * median of rounds interleaved with other points; its times are not comparable and it is refused). */
-export const LATENCY_TABLE_VERSION = 2;
+/** 3: an entry is its point's warm run, the lower quartile of its samples timed in blocks of its own spread
+ * over the measurement (`block_ms`: each block's). Refused: 2 (one block per point: its entries carry that
+ * block's placement and moment, a median 3 %, p90 10 %) and 1 (the median of rounds interleaved with other
+ * points); their times are not comparable. */
+export const LATENCY_TABLE_VERSION = 3;
 
 /** A latency table that cannot be used: malformed, another table_version, another kernel build, another grid. */
 export class LatencyTableError extends whittleError('LatencyTableError', 'bad-latency-table') {}
@@ -122,8 +124,10 @@ export const LatencyEntrySchema = z
     /** Calls a run makes: native plan calls plus TypeScript steps. */
     calls: Count,
     /** Milliseconds of one warm batch-1 run of the graph, its call overhead included (latency-table.ts
-     * latencyStatistic: the lower quartile of its samples). */
+     * latencyStatistic: the median of its blocks' lower quartiles). */
     ms: z.number().finite().min(0),
+    /** Each block's own statistic, in the order timed (absent in a table estimated rather than measured). */
+    block_ms: z.array(z.number().finite().min(0)).min(1).max(64).optional(),
     /** Runs made in all (the warm-up and the samples). */
     runs: z.number().int().min(1),
   })

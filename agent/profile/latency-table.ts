@@ -5,7 +5,8 @@
 //
 // How a table is measured: each grid point in a block of its own, one point alive at a time: its graph is
 // built, warmed up (a sample's worth of runs), then timed in `rounds` samples of back-to-back runs lasting at
-// least SAMPLE_MS each; its time is the lower quartile of its samples (latencyStatistic). So an entry is the
+// least SAMPLE_MS each; each point is timed so in PASSES blocks spread over the measurement (blockSchedule),
+// its graph built again for each, and its time is the median of its blocks' lower quartiles (latencyStatistic). So an entry is the
 // point's warm run, as the agent times a frame (it warms the plan ahead of each frame), and the statistic
 // repeats: a preempted or cold sample lands above the quartile. Whole packages are timed the same way
 // (timeBlock, latencyStatistic: bench latency), so that table and packages are in one state. Interleaving
@@ -27,6 +28,7 @@ import { Model } from '../runtime/model.js';
 import type { TensorData } from '../runtime/tensor.js';
 import { latencyGraph, latencyKey, type LatencyPoint, weightDensity } from './latency-graphs.js';
 import { collectDeviceProfile } from './profile.js';
+import { searchSpaceConvPoints } from './search-space-layers.js';
 
 export {
   LATENCY_OPS,
@@ -174,6 +176,11 @@ export function defaultGrid(quick = false): LatencyGrid {
           outC: inC / 2,
           groups: inC / 2,
         });
+  // The search space's own conv layers at their exact shapes (search-space-layers.ts), those not above.
+  if (!quick) {
+    const keys = new Set(points.map(latencyKey));
+    points.push(...searchSpaceConvPoints().filter((p) => !keys.has(latencyKey(p))));
+  }
   const fcShapes: [inC: number, outC: number][] = quick
     ? [[256, 64]]
     : [
@@ -243,6 +250,24 @@ const now = (): number => Number(process.hrtime.bigint()) / 1e6;
  * entry). */
 export const SAMPLE_MS = 0.2;
 export const ROUNDS = 15;
+/** Blocks a point is timed in, spread over the measurement (blockSchedule); the entry is the median of their
+ * statistics (two: their mean; the statistic of all their samples pooled leans to the faster block, 1.5 % low
+ * against the packages). One block's entry moves by a median 3 %, p90 10 %, between two measurements a minute apart
+ * (its memory placement, the machine's drift; docs/benchmarks.md): the packages it prices are timed over four
+ * runtimes in two passes, and so is each point, over PASSES builds at different moments. */
+export const PASSES = 2;
+
+/** The order of a measurement's blocks: point i's block k at position i + k * lag (lag: the points over the
+ * passes, rounded up), so that each point's blocks are spread over the run, and entries keep being finished
+ * (reported) from the first lag on. */
+export function blockSchedule(points: number, passes: number): { point: number; pass: number }[] {
+  const lag = Math.ceil(points / passes);
+  const order: { point: number; pass: number; at: number }[] = [];
+  for (let pass = 0; pass < passes; pass++)
+    for (let point = 0; point < points; point++) order.push({ point, pass, at: point + pass * lag });
+  return order.sort((a, b) => a.at - b.at || b.pass - a.pass).map(({ point, pass }) => ({ point, pass }));
+}
+
 /** The quantile of a block's samples a latency is (latencyStatistic). */
 export const LATENCY_QUANTILE = 0.25;
 
@@ -259,6 +284,10 @@ export interface MeasureOptions {
   rounds?: number;
   /** Milliseconds one sample of one point lasts at least (default SAMPLE_MS). */
   sampleMs?: number;
+  /** Blocks per point (default PASSES). */
+  passes?: number;
+  /** Called after each block (passes per point: the measurement's progress in time). */
+  onBlock?: () => void;
 }
 
 /** A run timed in rounds: `reps` runs per sample (timedRun sets it from a warm-up), ms per run in `samples`. */
@@ -363,6 +392,7 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
   const threads = options.threads ?? getThreads();
   const rounds = options.rounds ?? ROUNDS;
   const sampleMs = options.sampleMs ?? SAMPLE_MS;
+  const passes = options.passes ?? PASSES;
   const entries: LatencyEntry[] = [];
   if (options.resume !== undefined) {
     const resume = parseLatencyTable(options.resume, { buildHash, gridId: id });
@@ -377,19 +407,32 @@ export async function measureLatencyTable(options: MeasureOptions = {}): Promise
   const todo = grid.points.filter((p) => !measured.has(latencyKey(p)));
   const total = entries.length + todo.length;
   const aborted = (): boolean => options.signal?.aborted === true;
-  for (const point of todo) {
+  // Each point is timed in `passes` blocks spread in the schedule (blockSchedule), its graph built again for
+  // each (another placement in memory, another moment of the machine); an entry is final, and reported, after
+  // its last block.
+  const earlier = new Map<number, { samples: number[][]; runs: number }>();
+  for (const { point, pass } of blockSchedule(todo.length, passes)) {
     if (aborted()) break;
-    const prepared = prepare(point, threads);
+    const prepared = prepare(todo[point]!, threads);
     const timed = timedRun(prepared.run, sampleMs);
     timeBlock([timed], rounds);
-    const entry: LatencyEntry = {
-      ...prepared.entry,
-      ms: latencyStatistic(timed.samples),
-      runs: (timed.samples.length + 1) * timed.reps,
-    };
-    entries.push(entry);
-    options.onEntry?.(entry, entries.length, total);
-    // Lets an abort (a disconnect, a signal) be seen between points.
+    const blocks = earlier.get(point) ?? { samples: [], runs: 0 };
+    blocks.samples.push(timed.samples);
+    blocks.runs += (timed.samples.length + 1) * timed.reps;
+    earlier.set(point, blocks);
+    if (pass === passes - 1) {
+      const entry: LatencyEntry = {
+        ...prepared.entry,
+        ms: median(blocks.samples.map(latencyStatistic)),
+        block_ms: blocks.samples.map(latencyStatistic),
+        runs: blocks.runs,
+      };
+      earlier.delete(point);
+      entries.push(entry);
+      options.onEntry?.(entry, entries.length, total);
+    }
+    options.onBlock?.();
+    // Lets an abort (a disconnect, a signal) be seen between blocks.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return {

@@ -21,6 +21,7 @@ import type { CpuFamily } from '../../agent/package/manifest.js';
 import {
   type LatencyEntry,
   type LatencyTable,
+  PASSES,
   ROUNDS,
   SAMPLE_MS,
 } from '../../agent/profile/latency-table.js';
@@ -229,14 +230,19 @@ export function estimateTable(
     isa: target.isa,
     threads: Math.min(reference.threads, target.cores),
     conditions: { before: { temps_c: [], freq_khz: [] }, after: { temps_c: [], freq_khz: [] } },
-    entries: reference.entries.map((e) => ({ ...e, ms: e.ms * slowdown(e, ref, target) })),
+    entries: reference.entries.map((e) => {
+      const k = slowdown(e, ref, target);
+      return { ...e, ms: e.ms * k, ...(e.block_ms ? { block_ms: e.block_ms.map((b) => b * k) } : {}) };
+    }),
   };
 }
 
-/** Seconds of timing a measurement of `entries` spends: per entry 3 runs that set the runs per sample, a
- * warm-up sample and ROUNDS samples of at least SAMPLE_MS (measureLatencyTable). */
+/** Seconds of timing a measurement of `entries` spends: per entry PASSES blocks, each of 3 runs that set the
+ * runs per sample, a warm-up sample and ROUNDS samples of at least SAMPLE_MS (measureLatencyTable). */
 export function timingSeconds(entries: readonly LatencyEntry[]): number {
-  return entries.reduce((s, e) => s + 3 * e.ms + (ROUNDS + 1) * Math.max(SAMPLE_MS, e.ms), 0) / 1000;
+  return (
+    (PASSES * entries.reduce((s, e) => s + 3 * e.ms + (ROUNDS + 1) * Math.max(SAMPLE_MS, e.ms), 0)) / 1000
+  );
 }
 
 /** Seconds the class would take to measure `reference`'s grid: the timing at its estimated speeds, plus the

@@ -20,14 +20,13 @@
 //   - each entry's time less its run's call overhead is the layer's own; the run's overhead is the plan's
 //     calls per run times the table's `call` entry plus its TypeScript steps times the `ts_step` entry;
 //   - the per-model term: where the table has whole networks timed end to end (the default grid's `network`
-//     entries, latency-graphs.ts), the measured time of a network is fitted (non-negative, relative error) as
-//     a scale of its layers' predicted sum plus terms in the call overhead, its nodes and its weight bytes;
-//     a prediction goes through that fit when asked (`perModel: true`). Not the default: with the table's
-//     entries and the packages timed warm in blocks of their own (table version 2) the layers' sum already
-//     predicts the table's networks within 10 % for 29-30 of 32 with no bias, and the term fitted on them moved
-//     the benchmark's packages the wrong way (+3 to +6 % mean signed, within_10pct 0.70-0.77 against
-//     0.85-0.86 without; docs/benchmarks.md, branch pred). The networks are the table's own (seeded), never
-//     the packages being predicted.
+//     entries, latency-graphs.ts: the table's own seeded networks of the search space's kind, never the
+//     packages being predicted), a scale of the layers' predicted sum fitted on them (relative error): a
+//     whole run takes its layers a few % longer than each timed alone (2.4 % on a version-3 table; presumably
+//     the caches and branch history it shares among its layers; docs/benchmarks.md, branch pred3).
+//     Used by default (`perModel: false` prices the layers' sum alone); a table with fewer than
+//     MIN_NETWORKS networks has none. (Branch pred fitted it with terms in the calls, the nodes and the
+//     weight bytes too, on a table whose layers were interpolated: it moved the packages the wrong way.)
 // Ops the grid does not time are priced as a clip over the same elements and reported as `estimated`.
 import type { Package } from '../../agent/package/reader.js';
 import { latencyGraph } from '../../agent/profile/latency-graphs.js';
@@ -256,14 +255,14 @@ interface CostModel {
   groups: Map<string, Point[]>;
   lines: Map<string, Line>;
   fits: Map<string, number[]>;
-  /** The per-model term's coefficients over perModelFeatures (perModelTerm; null: the table has fewer than
-   * MIN_NETWORKS networks; undefined: not fitted yet). */
-  perModel?: number[] | null;
+  /** The per-model term's scale (perModelTerm; null: the table has fewer than MIN_NETWORKS networks;
+   * undefined: not fitted yet). */
+  perModel?: number | null;
 }
 
-/** The per-model term of a table (fitted on its networks once, when first asked; undefined when the table
- * has fewer than MIN_NETWORKS of them). */
-export function perModelTerm(table: LatencyTable): number[] | undefined {
+/** The per-model term of a table: the scale of a run's layers' predicted sum, fitted on its networks once,
+ * when first asked; undefined when the table has fewer than MIN_NETWORKS of them. */
+export function perModelTerm(table: LatencyTable): number | undefined {
   const model = costModel(table);
   if (model.perModel !== undefined) return model.perModel ?? undefined;
   const networks = table.entries.filter((e) => e.shape.op === 'network');
@@ -272,27 +271,16 @@ export function perModelTerm(table: LatencyTable): number[] | undefined {
     model.perModel = fitCost(
       networks.map((e) => {
         const pkg = latencyGraph(e.shape);
-        const runtime = Model.fromPackage(pkg, { batch: 1 });
-        const p = layerPrediction(runtime, pkg.constants, model, {});
-        return { x: perModelFeatures(p, runtime), ms: e.ms };
+        const p = layerPrediction(Model.fromPackage(pkg, { batch: 1 }), pkg.constants, model, {});
+        return { x: [p.layersMs], ms: Math.max(e.ms - p.overhead_ms, e.ms * 0.05) };
       }),
-      4,
-    );
+      1,
+    )[0]!;
   return model.perModel ?? undefined;
 }
 
 /** Network entries a table needs before the per-model term is fitted. */
 const MIN_NETWORKS = 6;
-
-/** The per-model term's features: the layers' predicted sum (its coefficient scales it: a whole run finds
- * its weights colder than a layer timed alone), the plan's calls and TypeScript steps' overhead, the nodes,
- * and the bytes of weights the run reads. */
-function perModelFeatures(
-  p: { layersMs: number; overhead_ms: number; layers: unknown[] },
-  model: Model,
-): number[] {
-  return [p.layersMs, p.overhead_ms, p.layers.length, model.weightBytes];
-}
 
 const models = new WeakMap<LatencyTable, CostModel>();
 
@@ -459,7 +447,7 @@ function interpolate(
 
 /** What a prediction goes through besides the layers' fitted costs. */
 export interface PredictOptions {
-  /** The per-model term fitted on the table's networks (where it has MIN_NETWORKS of them; default false). */
+  /** The per-model term fitted on the table's networks (where it has MIN_NETWORKS of them; default true). */
   perModel?: boolean;
   /** Sparse convs priced from the entries of their own plane (planeGroup; default true). */
   sparsePlanes?: boolean;
@@ -479,15 +467,11 @@ export function predictLatency(
     );
   const cost = costModel(table);
   const p = layerPrediction(model, input instanceof Model ? undefined : input.constants, cost, options);
-  const term = options.perModel === true ? perModelTerm(table) : undefined;
-  if (term === undefined)
+  const scale = options.perModel === false ? undefined : perModelTerm(table);
+  if (scale === undefined)
     return { ms: p.layersMs + p.overhead_ms, layers: p.layers, overhead_ms: p.overhead_ms };
-  // The per-model term: the layers scaled by its first coefficient, the rest an overhead of the whole run.
-  const [scale, ...rest] = term as [number, ...number[]];
-  const x = perModelFeatures(p, model);
-  const overhead = dot(rest, x.slice(1));
   const layers = p.layers.map((l) => ({ ...l, ms: l.ms * scale }));
-  return { ms: p.layersMs * scale + overhead, layers, overhead_ms: overhead };
+  return { ms: p.layersMs * scale + p.overhead_ms, layers, overhead_ms: p.overhead_ms };
 }
 
 /** Each node's time from the table's layer entries and the plan's call overhead, before the per-model term.

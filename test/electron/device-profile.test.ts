@@ -154,7 +154,7 @@ describe('device profiles and latency tables over the agent link', () => {
 
   test('a table of another kernel build is stored but not served as current', async () => {
     const foreign: LatencyTable = {
-      table_version: 2,
+      table_version: 3,
       build_hash: 'ffffffffffffffff',
       isa: 'scalar',
       threads: 1,

@@ -7,6 +7,7 @@ import { NUMBER_FORMATS } from '../../../agent/package/manifest.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import { latencyGraph } from '../../../agent/profile/latency-graphs.js';
 import {
+  blockSchedule,
   defaultGrid,
   gridId,
   type LatencyGrid,
@@ -16,6 +17,7 @@ import {
   measureLatencyTable,
   NETWORKS,
   parseLatencyTable,
+  PASSES,
 } from '../../../agent/profile/latency-table.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { addonBuildHash } from '../../../native/index.js';
@@ -61,6 +63,10 @@ test('a measured table describes each point as the runtime ran it, and round-tri
   );
   for (const entry of table.entries) {
     assert.ok(entry.ms > 0 && entry.runs >= 3, `${entry.key}: ${entry.ms} ms over ${entry.runs} runs`);
+    // The entry is the median of its PASSES blocks' statistics: between them.
+    assert.equal(entry.block_ms?.length, PASSES, entry.key);
+    const [low, high] = [Math.min(...entry.block_ms), Math.max(...entry.block_ms)];
+    assert.ok(entry.ms >= low && entry.ms <= high, `${entry.key}: ${entry.ms} outside ${low}..${high}`);
   }
   const parsed = parseLatencyTable(JSON.parse(JSON.stringify(table)), {
     buildHash: addonBuildHash(),
@@ -72,10 +78,11 @@ test('a measured table describes each point as the runtime ran it, and round-tri
 test('a malformed table, another version, another build and another grid are refused', async () => {
   const table = await smallTable();
   refuses(null, /malformed/);
-  refuses(
-    { ...table, table_version: 1 },
-    /version 1 cannot be read; this agent reads version 2: measure the table again/,
-  );
+  for (const version of [1, 2])
+    refuses(
+      { ...table, table_version: version },
+      new RegExp(`version ${version} cannot be read; this agent reads version 3: measure the table again`),
+    );
   refuses(
     { ...table, entries: [{ ...table.entries[0], ms: -1 }] },
     /malformed latency table: entries\.0\.ms/,
@@ -93,6 +100,32 @@ test('a malformed table, another version, another build and another grid are ref
     measureLatencyTable({ grid: defaultGrid(true), resume: table, ...FAST }),
     (e: Error) => e instanceof LatencyTableError && /grid/.test(e.message),
   );
+});
+
+test("a point's blocks are spread over the measurement, each entry finished after its last", () => {
+  for (const [points, passes] of [
+    [7, 2],
+    [10, 3],
+    [1, 2],
+    [5, 1],
+  ] as const) {
+    const order = blockSchedule(points, passes);
+    assert.equal(order.length, points * passes);
+    for (let point = 0; point < points; point++) {
+      const at = order.flatMap((b, i) => (b.point === point ? [i] : []));
+      assert.deepEqual(
+        at.map((i) => order[i]!.pass),
+        Array.from({ length: passes }, (_, k) => k),
+        `point ${point}: its blocks in pass order`,
+      );
+      // Consecutive blocks of a point are the points over the passes apart, or more.
+      for (let k = 1; k < at.length; k++)
+        assert.ok(
+          at[k]! - at[k - 1]! >= Math.ceil(points / passes),
+          `point ${point} of ${points}: ${at.join(', ')}`,
+        );
+    }
+  }
 });
 
 test('an aborted measurement returns a partial table; resume measures only what is missing', async () => {

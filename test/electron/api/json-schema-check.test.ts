@@ -105,7 +105,7 @@ const profile: DeviceProfile = {
 };
 
 const table: LatencyTable = {
-  table_version: 2,
+  table_version: 3,
   build_hash: '0123456789abcdef',
   isa: 'neon',
   threads: 1,
