@@ -75,7 +75,8 @@ export const NETWORKS = 32;
 
 /** The default grid: conv k1/k3/k5 at several widths, resolutions and strides, depthwise k3/k5, fully
  * connected, pools, add / concat / channel shuffle, and the edges (input quantize, output dequantize and
- * softmax, a plan call, a TypeScript step), in every format the runtime runs each in. */
+ * softmax, a plan call, a TypeScript step), in every format the runtime runs each in; the NAS search space's
+ * conv layers at their exact shapes (search-space-layers.ts) and whole networks (not in the quick grid). */
 export function defaultGrid(quick = false): LatencyGrid {
   const points: LatencyPoint[] = [];
   // Small-device shapes: the resolutions a 28-32 px input goes through (28, 14, 7, 4), widths 8-96, each
