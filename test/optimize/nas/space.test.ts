@@ -19,7 +19,7 @@ import {
   parseFormatChoices,
   sampleArch,
 } from '../../../optimize/nas/space.js';
-import { recalibrateBatchNorm } from '../../../optimize/nas/supernet.js';
+import { recalibrateBatchNorm, Supernet } from '../../../optimize/nas/supernet.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { randomizeWeights } from '../../../optimize/zoo/random-weights.js';
@@ -125,6 +125,28 @@ describe('NAS search space', () => {
       want.forEach((m, c) => assert.ok(Math.abs(mean[c]! - m) < 1e-4, `${archKey(arch)} channel ${c}`));
       model.dispose();
     }
+  });
+
+  test("one Adam state spans the supernet's paths: its steps count every batch, its moments come back", async () => {
+    const rng = new SeededRandom(3);
+    const count = 64;
+    const set = {
+      source: 'random',
+      count,
+      height: 28,
+      width: 28,
+      channels: 1,
+      classes: ['a', 'b', 'c'],
+      pixels: Uint8Array.from({ length: count * 28 * 28 }, () => rng.int(0, 255)),
+      labels: Uint8Array.from({ length: count }, () => rng.int(0, 2)),
+    };
+    const net = Supernet.create({ inputShape: SHAPE, classes: 3, seed: 4 });
+    const options = { set, indices: Uint32Array.from({ length: count }, (_, i) => i), batchSize: 8 };
+    await net.train({ ...options, epochs: 1, pathBatches: 2, learningRate: 1e-3, seed: 5 });
+    // 8 batches in 4 paths: a fresh Adam per path would have counted 2.
+    assert.equal(net.adamSteps, 8);
+    await net.train({ ...options, epochs: 2, pathBatches: 3, learningRate: 1e-3, seed: 5 });
+    assert.equal(net.adamSteps, 16);
   });
 
   test('every block type and format packages and runs as the tfjs model computes', async () => {
