@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { whittleError } from '../../native/whittle-error.js';
-import { BatchStream } from '../datasets/batches.js';
+import { type Batch, BatchStream } from '../datasets/batches.js';
 import type { ImageSet } from '../datasets/image-set.js';
 import { SeededRandom } from '../seeded-random.js';
 import { writeAtomic } from '../train/file-io.js';
@@ -39,7 +39,8 @@ export class NasCheckpointError extends whittleError('NasCheckpointError', 'bad-
 
 export const SUPERNET_FILE = 'supernet.json';
 export const SUPERNET_WEIGHTS = 'supernet.bin';
-const SUPERNET_VERSION = 1;
+/** 2: the blocks after a stage's first have shortcuts (space.ts); a version-1 supernet trained without. */
+const SUPERNET_VERSION = 2;
 
 interface Shared {
   shape: number[];
@@ -124,6 +125,17 @@ export interface SupernetTrainOptions {
   onPath?: (epoch: number, batch: number, batches: number, loss: number) => void;
   /** After every whole epoch (the caller checkpoints). */
   onEpoch?: (epochsDone: number) => Promise<void> | void;
+}
+
+/** A candidate's few batches of training from its slices before it is scored (Supernet.adaptedSubnet). */
+export interface AdaptOptions {
+  set: ImageSet;
+  indices: Uint32Array;
+  batchSize: number;
+  /** Batches trained (the same first batches of one shuffled order for every candidate); 0: none. */
+  batches: number;
+  learningRate: number;
+  seed: number;
 }
 
 export class Supernet {
@@ -246,8 +258,6 @@ export class Supernet {
       seed: options.seed,
     });
     const batches = stream.batchesPerEpoch();
-    const classes = this.options.classes;
-    const [h, w, c] = this.options.inputShape;
     for (let epoch = this.epochsDone; epoch < options.epochs; epoch++) {
       const rng = new SeededRandom(options.seed * 7919 + epoch);
       const sandwich: ArchSpec[] = [];
@@ -283,11 +293,7 @@ export class Supernet {
           model.compile({ optimizer, loss: 'categoricalCrossentropy' });
           await this.#loadMoments(model, optimizer);
         }
-        const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
-        const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), classes);
-        const loss = await model.trainOnBatch(x, y);
-        tf.dispose([x, y]);
-        losses.push(Array.isArray(loss) ? loss[0]! : loss);
+        losses.push(await this.#trainStep(model, batch));
         done++;
         if (done % options.pathBatches === 0) await finish();
         await new Promise((resolve) => setImmediate(resolve));
@@ -297,6 +303,45 @@ export class Supernet {
       await options.onEpoch?.(this.epochsDone);
     }
     return { interrupted: false };
+  }
+
+  /** One batch of training of `model` (compiled); its loss. */
+  async #trainStep(model: tf.LayersModel, batch: Batch): Promise<number> {
+    const [h, w, c] = this.options.inputShape;
+    const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
+    const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), this.options.classes);
+    const loss = await model.trainOnBatch(x, y);
+    tf.dispose([x, y]);
+    return Array.isArray(loss) ? loss[0]! : loss;
+  }
+
+  /** `subnet(arch)` after `adapt.batches` batches of training from its slices, with the supernet's Adam state
+   * (a few-shot proxy: the shared weights of a stage fit the block types and widths they trained with, and a
+   * path drawn rarely scores near chance as it is; a few steps adapt it). The supernet is not changed. */
+  async adaptedSubnet(
+    arch: ArchSpec,
+    calibration: Float32Array,
+    adapt: AdaptOptions | undefined,
+  ): Promise<tf.LayersModel> {
+    if (adapt === undefined || adapt.batches === 0) return this.subnet(arch, calibration);
+    const model = this.model(arch);
+    const optimizer = createAdam(adapt.learningRate, defaultAdam());
+    model.compile({ optimizer, loss: 'categoricalCrossentropy' });
+    await this.#loadMoments(model, optimizer);
+    const stream = new BatchStream(adapt.set, adapt.indices, {
+      batchSize: adapt.batchSize,
+      shuffle: true,
+      seed: adapt.seed,
+    });
+    let done = 0;
+    for (const batch of stream.epoch(0)) {
+      if (done++ === adapt.batches) break;
+      await this.#trainStep(model, batch);
+    }
+    optimizer.dispose();
+    projectArchWeights(model, archLayers(arch, model));
+    recalibrateBatchNorm(model, calibration);
+    return model;
   }
 
   /** The model of `arch` evaluated as its package will run: slices, formats applied, batch norms

@@ -127,7 +127,7 @@ describe('NAS search space', () => {
     }
   });
 
-  test("one Adam state spans the supernet's paths: its steps count every batch, its moments come back", async () => {
+  test("one Adam state spans the supernet's paths; a candidate adapts without changing it", async () => {
     const rng = new SeededRandom(3);
     const count = 64;
     const set = {
@@ -147,6 +147,40 @@ describe('NAS search space', () => {
     assert.equal(net.adamSteps, 8);
     await net.train({ ...options, epochs: 2, pathBatches: 3, learningRate: 1e-3, seed: 5 });
     assert.equal(net.adamSteps, 16);
+
+    // A candidate adapted for a few batches before scoring: its own weights move, the supernet's do not.
+    const arch = sampleArch(rng, { formats: ['fp32'], prunes: [0] });
+    const shared = [...net.shared.values()].map((w) => w.values.slice());
+    const x = tf.tensor4d(
+      Float32Array.from(set.pixels.subarray(0, 8 * 784), (p) => p / 255),
+      [8, 28, 28, 1],
+    );
+    const calibration = x.dataSync() as Float32Array;
+    const outputs = async (batches: number): Promise<Float32Array> => {
+      const model = await net.adaptedSubnet(arch, calibration, {
+        ...options,
+        batches,
+        learningRate: 1e-2,
+        seed: 6,
+      });
+      const y = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+      model.dispose();
+      return y;
+    };
+    const plain = net.subnet(arch, calibration);
+    const want = tf.tidy(() => (plain.predict(x) as tf.Tensor).dataSync() as Float32Array);
+    plain.dispose();
+    assert.deepEqual(await outputs(0), want, '0 batches: the subnet as the supernet holds it');
+    const adapted = await outputs(4);
+    assert.ok(
+      adapted.some((v, i) => Math.abs(v - want[i]!) > 1e-4),
+      '4 batches of training change the candidate',
+    );
+    [...net.shared.values()].forEach((w, i) =>
+      assert.deepEqual(w.values, shared[i], 'the supernet is unchanged'),
+    );
+    assert.equal(net.adamSteps, 16);
+    x.dispose();
   });
 
   test('every block type and format packages and runs as the tfjs model computes', async () => {
