@@ -853,26 +853,32 @@ export class BenchArgumentError extends WhittleError {
 
 /** A comma-separated list of integers in [1, max] (thread counts and batch sizes: max 64); throws
  * BenchArgumentError naming the flag. */
-export function positiveIntegers(value: string, flag: string, max = 64): number[] {
+export function positiveIntegers(value: string, flag: string, max = 64, min = 1): number[] {
   return value.split(',').map((part) => {
     const n = Number(part);
-    if (part.trim() === '' || !Number.isInteger(n) || n < 1 || n > max)
-      throw new BenchArgumentError(`Expected integers in [1, ${max}] for ${flag} but received "${value}"`);
+    if (part.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+      throw new BenchArgumentError(
+        `Expected integers in [${min}, ${max}] for ${flag} but received "${value}"`,
+      );
     return n;
   });
 }
 
-/** One integer option in [1, max] (counts of rounds, images, seconds ...), or the fallback when absent. */
+/** One integer option in [min, max] (counts of rounds, images, seconds ...; min 1 unless given), or the
+ * fallback when absent. */
 export function positiveInteger(
   value: string | undefined,
   fallback: number,
   flag: string,
   max = 1_000_000_000,
+  min = 1,
 ): number {
   if (value === undefined) return fallback;
   if (value.includes(','))
-    throw new BenchArgumentError(`Expected one integer in [1, ${max}] for ${flag} but received "${value}"`);
-  return positiveIntegers(value, flag, max)[0]!;
+    throw new BenchArgumentError(
+      `Expected one integer in [${min}, ${max}] for ${flag} but received "${value}"`,
+    );
+  return positiveIntegers(value, flag, max, min)[0]!;
 }
 
 /** The options of a bench subcommand: node's parseArgs of `options` plus --help / -h (a mistyped option throws

@@ -39,9 +39,13 @@ import { DEFAULT_TRAIN_CONFIG, train } from '../optimize/train/trainer.js';
 import { buildZooModel, ZOO_MODEL_NAMES } from '../optimize/zoo/index.js';
 import { BenchArgumentError, benchOptions, positiveInteger, stringOptions } from './kernels.js';
 
+const BASELINE_EPOCHS = 5;
+const d = DEFAULT_NAS_SETTINGS;
+
 export const NAS_HELP = `nas options: --latency-ms X (default: MobileNet-0.5 int8's latency here), --widths 0.25,0.5,1,
-  --baseline-epochs 5, --supernet-epochs 1, --cycles 36, --population 12, --finetune-epochs 2, --limit N
-  (training images), --test-limit N, --dir DIR, --json;
+  --baseline-epochs ${BASELINE_EPOCHS}, --supernet-epochs ${d.supernetEpochs}, --adapt-batches ${d.adaptBatches}, --cycles ${d.cycles}, --population ${d.populationSize},
+  --finetune-epochs N (default: as --baseline-epochs, the zoo models' training), --limit N (training images),
+  --test-limit N, --dir DIR, --json;
   --rank-check N: only the supernet's ranking check (N architectures, --limit images, default 10000,
   --supernet-epochs epochs, default 1): Kendall's tau of supernet vs stand-alone accuracy`;
 
@@ -72,6 +76,7 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
         'widths',
         'baseline-epochs',
         'supernet-epochs',
+        'adapt-batches',
         'cycles',
         'population',
         'finetune-epochs',
@@ -140,7 +145,8 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
   say(`nas: budget ${budgetMs.toFixed(3)} ms/image`);
 
   // The search (before the baselines: a run that reuses baselines trained meanwhile in --dir finds them).
-  const d = DEFAULT_NAS_SETTINGS;
+  // The searched model is fine-tuned for as many epochs as each zoo baseline is trained (unless told).
+  const baselineEpochs = positiveInteger(values['baseline-epochs'], BASELINE_EPOCHS, '--baseline-epochs');
   const started = performance.now();
   const result = await runNas({
     settings: {
@@ -148,9 +154,10 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
       dataset: 'fashion-mnist',
       budgets: { latencyMs: budgetMs },
       supernetEpochs: positiveInteger(values['supernet-epochs'], d.supernetEpochs, '--supernet-epochs'),
+      adaptBatches: positiveInteger(values['adapt-batches'], d.adaptBatches, '--adapt-batches', 100_000, 0),
       cycles: positiveInteger(values.cycles, d.cycles, '--cycles'),
       populationSize: positiveInteger(values.population, d.populationSize, '--population'),
-      finetuneEpochs: positiveInteger(values['finetune-epochs'], d.finetuneEpochs, '--finetune-epochs'),
+      finetuneEpochs: positiveInteger(values['finetune-epochs'], baselineEpochs, '--finetune-epochs'),
       ...(trainLimit === undefined ? {} : { trainLimit }),
       ...(testLimit === undefined ? {} : { testLimit }),
     },
@@ -169,7 +176,6 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
     return 1;
   }
   // The baseline: every zoo model and width whose int8 package fits, trained and evaluated.
-  const baselineEpochs = positiveInteger(values['baseline-epochs'], 5, '--baseline-epochs');
   let baseline: { name: string; accuracy: number; pkg: Package } | undefined;
   for (const name of ZOO_MODEL_NAMES)
     for (const width of widths) {

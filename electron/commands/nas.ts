@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 
 import type { Package } from '../../agent/package/reader.js';
 import type { NasProgress, NasReport } from '../../optimize/nas/search.js';
+import { DEFAULT_NAS_SETTINGS } from '../../optimize/nas/settings.js';
 import type { ArchSpec } from '../../optimize/nas/space.js';
 import { BUDGET_OPTIONS, parseBudgets } from './budgets.js';
 import { CommandUsageError } from './command-error.js';
@@ -18,14 +19,15 @@ export const NAS_HELP = `  nas --dataset DATA --out DIR [--latency-ms X] [--ram-
                         kernels, per-layer formats and pruning) that fits the budgets on a device: this
                         machine's runtime, or --profile FILE | --class NAME | --device ID (priced from its
                         latency table): a weight-sharing supernet, regularized evolution, the best fine-tuned and
-                        packaged (DIR/model.whittle, DIR/nas-report.json); --supernet-epochs N (6),
-                        --cycles N (48), --population N (16), --finetune-epochs N (3), --limit N, --test-limit N,
-                        --seed N, --key PRIVATE_KEY.pem, --json; rerun to resume after Ctrl-C
+                        packaged (DIR/model.whittle, DIR/nas-report.json); --supernet-epochs N (${DEFAULT_NAS_SETTINGS.supernetEpochs}),
+                        --adapt-batches N (${DEFAULT_NAS_SETTINGS.adaptBatches}: each candidate's training batches before it is scored),
+                        --cycles N (${DEFAULT_NAS_SETTINGS.cycles}), --population N (${DEFAULT_NAS_SETTINGS.populationSize}), --finetune-epochs N (${DEFAULT_NAS_SETTINGS.finetuneEpochs}), --limit N,
+                        --test-limit N, --seed N, --key PRIVATE_KEY.pem, --json; rerun to resume after Ctrl-C
 `;
 
 const USAGE =
   'usage: whittle nas --dataset DATA --out DIR [--latency-ms X] [--ram-kb Y] [--size-kb Z] ' +
-  '[--supernet-epochs N] [--cycles N] [--population N] [--finetune-epochs N] [--limit N] [--test-limit N] ' +
+  '[--supernet-epochs N] [--adapt-batches N] [--cycles N] [--population N] [--finetune-epochs N] [--limit N] [--test-limit N] ' +
   '[--seed N] [--key PRIVATE_KEY.pem] [--profile FILE | --class NAME | --device ID] [--json]';
 
 function formatEta(seconds: number | undefined): string {
@@ -75,6 +77,7 @@ export async function nasCommand(args: string[]): Promise<number> {
       ...BUDGET_OPTIONS,
       ...TARGET_OPTIONS,
       'supernet-epochs': { type: 'string' },
+      'adapt-batches': { type: 'string' },
       cycles: { type: 'string' },
       population: { type: 'string' },
       'finetune-epochs': { type: 'string' },
@@ -94,7 +97,7 @@ export async function nasCommand(args: string[]): Promise<number> {
     throw new CommandUsageError(
       '--max-accuracy-drop limits the compression of a model: whittle optimize --search takes it, whittle nas does not',
     );
-  const { DEFAULT_NAS_SETTINGS, runNas } = await import('../../optimize/nas/search.js');
+  const { runNas } = await import('../../optimize/nas/search.js');
   const { selectTrainingBackend } = await import('../../optimize/train/backend-select.js');
   const d = DEFAULT_NAS_SETTINGS;
   const limit = numberOption(values.limit, '--limit', true, 1);
@@ -116,6 +119,7 @@ export async function nasCommand(args: string[]): Promise<number> {
     dataset: values.dataset,
     budgets: { ...budgets, ...(packageBytes === undefined ? {} : { sizeBytes: packageBytes }) },
     supernetEpochs: numberOption(values['supernet-epochs'], '--supernet-epochs', true, 1) ?? d.supernetEpochs,
+    adaptBatches: numberOption(values['adapt-batches'], '--adapt-batches', true, 0) ?? d.adaptBatches,
     cycles: numberOption(values.cycles, '--cycles', true, 0) ?? d.cycles,
     populationSize: numberOption(values.population, '--population', true, 2) ?? d.populationSize,
     finetuneEpochs: numberOption(values['finetune-epochs'], '--finetune-epochs', true, 1) ?? d.finetuneEpochs,

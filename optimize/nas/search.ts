@@ -27,7 +27,6 @@ import { fileHandler, MODEL_FILE, writeAtomic } from '../train/file-io.js';
 import { combineHooks, DEFAULT_TRAIN_CONFIG, train } from '../train/trainer.js';
 import {
   budgetMisses,
-  type Budgets,
   type Candidate,
   type EvolutionState,
   evolve,
@@ -36,70 +35,13 @@ import {
   paretoFront,
   relativeMiss,
 } from './evolution.js';
-import {
-  archKey,
-  archLayers,
-  archPackage,
-  type ArchSpec,
-  type LayerFormat,
-  parseArch,
-  parseFormatChoices,
-} from './space.js';
+import type { NasSettings } from './settings.js';
+import { archKey, archLayers, archPackage, type ArchSpec, parseArch, parseFormatChoices } from './space.js';
 import { modelAccuracy, NasCheckpointError, recalibrateBatchNorm, Supernet } from './supernet.js';
 
 export { type Budgets, type Candidate } from './evolution.js';
+export { DEFAULT_NAS_SETTINGS, type NasSettings } from './settings.js';
 export { NasCheckpointError } from './supernet.js';
-
-export interface NasSettings {
-  dataset: string;
-  budgets: Budgets;
-  supernetEpochs: number;
-  batchSize: number;
-  /** Batches each sampled supernet path trains on. */
-  pathBatches: number;
-  learningRate: number;
-  /** Training images used (the first N; all by default); the last `validationImages` of them are held out
-   * to score architectures. */
-  trainLimit?: number;
-  validationImages: number;
-  /** Images each candidate's batch norms are recalibrated on. */
-  calibrationImages: number;
-  testLimit?: number;
-  /** The per-layer formats and pruning ratios candidates draw from. The supernet trains float weights
-   * only: an int8 layer costs it little accuracy, but ternary / binary / pruned layers projected from them
-   * score near chance untrained (a reduced run ranked noise), so the default searches fp32 and int8 and
-   * leaves the fp32 layers to the planner (`whittle optimize --search`: each measured format kept where it
-   * pays). */
-  formats: LayerFormat[];
-  prunes: number[];
-  populationSize: number;
-  sampleSize: number;
-  cycles: number;
-  finetuneEpochs: number;
-  /** Timed runs of each candidate's package (batch 1). */
-  latencyRuns: number;
-  seed: number;
-  /** Where candidates' latencies come from when not measured on this runtime (NasRun.latencyOf): a device's
-   * table, named, so that a search resumed for another device is refused. */
-  latencySource?: string;
-}
-
-export const DEFAULT_NAS_SETTINGS: Omit<NasSettings, 'dataset' | 'budgets'> = {
-  supernetEpochs: 1,
-  batchSize: 64,
-  pathBatches: 8,
-  learningRate: 2e-3,
-  validationImages: 2000,
-  calibrationImages: 256,
-  formats: ['fp32', 'int8'],
-  prunes: [0],
-  populationSize: 12,
-  sampleSize: 4,
-  cycles: 36,
-  finetuneEpochs: 2,
-  latencyRuns: 40,
-  seed: 1,
-};
 
 export type NasPhase = 'supernet' | 'evolution' | 'finetune' | 'package';
 
@@ -162,7 +104,8 @@ export interface NasReport {
 export type NasResult = { interrupted: true } | { interrupted: false; report: NasReport };
 
 const SEARCH_FILE = 'search.json';
-const SEARCH_VERSION = 1;
+/** 2: shortcuts in the space (space.ts) and candidates adapted before scoring (settings.ts adaptBatches). */
+const SEARCH_VERSION = 2;
 export const NAS_REPORT_FILE = 'nas-report.json';
 export const NAS_PACKAGE_FILE = 'model.whittle';
 
@@ -305,7 +248,14 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   const latencyOf =
     run.latencyOf ?? ((_arch: ArchSpec, pkg: Package) => measuredLatency(pkg, test, settings.latencyRuns));
   const score = async (arch: ArchSpec, cycle: number): Promise<Candidate> => {
-    const model = supernet.subnet(arch, calibration);
+    const model = await supernet.adaptedSubnet(arch, calibration, {
+      set: trainSet,
+      indices: identity(validationStart),
+      batchSize: settings.batchSize,
+      batches: settings.adaptBatches,
+      learningRate: settings.learningRate,
+      seed: settings.seed + 1,
+    });
     try {
       const accuracy = modelAccuracy(model, validation.x, validation.labels);
       const pkg = await archPackage(arch, model, { calibration: calibrationSet });

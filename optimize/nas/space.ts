@@ -7,6 +7,8 @@
 // package's ternary / binary formats). Depthwise layers have no ternary / binary kernel: in such a stage they
 // stay fp32. A pruning ratio applies to fp32 conv / FC layers (stored sparse); other formats have prune 0.
 //
+// Every block after a stage's first has an identity shortcut (ShuffleNet's unit has its own).
+//
 // Layer names are fixed by the architecture (`stem_conv`, `s1b0_dwsep_pw`, `head_fc`): the supernet
 // (supernet.ts) shares weights between architectures by these names, and the package's nodes carry them.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -252,6 +254,7 @@ export function buildArchModel(arch: ArchSpec, options: ArchModelOptions): tf.La
     for (let j = 0; j < stage.depth; j++) {
       const name = `s${i}b${j}_${stage.block}`;
       const o = { filters: stage.width, kernel: stage.kernel, stride: j === 0 ? 2 : 1, init, name };
+      const from = x;
       if (stage.block === 'conv') x = convBlock(x, o);
       else if (stage.block === 'dwsep') x = separableBlock(x, o);
       else if (stage.block === 'shuffle') x = shuffleUnit(x, o);
@@ -260,6 +263,10 @@ export function buildArchModel(arch: ArchSpec, options: ArchModelOptions): tf.La
         if (j === 0) x = apply(tf.layers.maxPooling2d({ poolSize: 2, name: `${name}_pool` }), x);
         x = fireModule(x, stage.width / 4, stage.width / 2, init, { kernel: stage.kernel, name });
       }
+      // The blocks after a stage's first add their input back (a ShuffleNet unit passes half its input
+      // through already): a shallower path then differs from a deeper one by blocks near identity, which is
+      // what lets the supernet's paths of every depth share weights (OFA's elastic depth).
+      if (j > 0 && stage.block !== 'shuffle') x = apply(tf.layers.add({ name: `${name}_add` }), [x, from]);
     }
   });
   x = apply(tf.layers.globalAveragePooling2d({ name: 'head_pool' }), x);

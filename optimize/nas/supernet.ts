@@ -7,14 +7,17 @@
 // kernel use), trains on those batches on the training backend, and writes them back. Any architecture of
 // the space is then evaluated without training: its slices, its formats applied (space.ts
 // projectArchWeights), and its batch norms recalibrated on a few batches (the shared moving statistics fit
-// no single path).
+// no single path). One Adam state spans the paths (its moments kept as slices of shared tensors, like the
+// weights, and its step count), as one optimizer over the supernet's parameters does in SPOS: a fresh Adam
+// per path made every path's first steps sign-sized (lr per weight, whatever the gradient) and its moment
+// estimates a few batches long. The moments are not checkpointed: a resumed search starts them afresh.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs';
 
 import { whittleError } from '../../native/whittle-error.js';
-import { BatchStream } from '../datasets/batches.js';
+import { type Batch, BatchStream } from '../datasets/batches.js';
 import type { ImageSet } from '../datasets/image-set.js';
 import { SeededRandom } from '../seeded-random.js';
 import { writeAtomic } from '../train/file-io.js';
@@ -36,7 +39,8 @@ export class NasCheckpointError extends whittleError('NasCheckpointError', 'bad-
 
 export const SUPERNET_FILE = 'supernet.json';
 export const SUPERNET_WEIGHTS = 'supernet.bin';
-const SUPERNET_VERSION = 1;
+/** 2: the blocks after a stage's first have shortcuts (space.ts); a version-1 supernet trained without. */
+const SUPERNET_VERSION = 2;
 
 interface Shared {
   shape: number[];
@@ -123,11 +127,30 @@ export interface SupernetTrainOptions {
   onEpoch?: (epochsDone: number) => Promise<void> | void;
 }
 
+/** A candidate's few batches of training from its slices before it is scored (Supernet.adaptedSubnet). */
+export interface AdaptOptions {
+  set: ImageSet;
+  indices: Uint32Array;
+  batchSize: number;
+  /** Batches trained (the same first batches of one shuffled order for every candidate); 0: none. */
+  batches: number;
+  learningRate: number;
+  seed: number;
+}
+
 export class Supernet {
   readonly options: ArchModelOptions;
   readonly shared: Map<string, Shared>;
   /** Whole epochs trained. */
   epochsDone = 0;
+  /** Adam's first and second moments of each shared weight (zeros until trained), and its steps taken. */
+  readonly #moments = new Map<string, { m: Shared; v: Shared }>();
+  #adamSteps = 0;
+
+  /** Adam steps taken over all paths since this supernet was created or loaded. */
+  get adamSteps(): number {
+    return this.#adamSteps;
+  }
 
   private constructor(options: ArchModelOptions, shared: Map<string, Shared>) {
     this.options = options;
@@ -173,6 +196,53 @@ export class Supernet {
       copyBox(this.#sharedOf(w.originalName), w.read().dataSync() as Float32Array, w.shape as number[], true);
   }
 
+  #momentsOf(name: string): { m: Shared; v: Shared } {
+    let moments = this.#moments.get(name);
+    if (moments === undefined) {
+      const { shape, values } = this.#sharedOf(name);
+      moments = {
+        m: { shape, values: new Float32Array(values.length) },
+        v: { shape, values: new Float32Array(values.length) },
+      };
+      this.#moments.set(name, moments);
+    }
+    return moments;
+  }
+
+  /** Gives `optimizer` (fresh, of `model`) the slices of the shared moments of the model's trainable weights
+   * and the shared step count (Adam's state is by position: the trainable weights' order). */
+  async #loadMoments(model: tf.LayersModel, optimizer: tf.Optimizer): Promise<void> {
+    const trainable = model.trainableWeights;
+    const slices = (which: 'm' | 'v'): { name: string; tensor: tf.Tensor }[] =>
+      trainable.map((w) => {
+        const values = new Float32Array(w.shape.reduce((p: number, d) => p * d!, 1));
+        copyBox(this.#momentsOf(w.originalName)[which], values, w.shape as number[], false);
+        return { name: `${w.name}/${which}`, tensor: tf.tensor(values, w.shape as number[], 'float32') };
+      });
+    const state = [
+      { name: 'iter', tensor: tf.scalar(this.#adamSteps, 'int32') },
+      ...slices('m'),
+      ...slices('v'),
+    ];
+    await optimizer.setWeights(state);
+    tf.dispose(state.map((s) => s.tensor));
+  }
+
+  /** Writes `optimizer`'s moments back into the shared slices (nothing when it took no step). */
+  async #storeMoments(model: tf.LayersModel, optimizer: tf.Optimizer): Promise<void> {
+    const [iterations, ...rest] = await optimizer.getWeights();
+    const trainable = model.trainableWeights;
+    if (rest.length === 2 * trainable.length) {
+      this.#adamSteps = (await iterations!.tensor.data())[0]!;
+      trainable.forEach((w, i) => {
+        const moments = this.#momentsOf(w.originalName);
+        for (const [which, at] of [['m', i] as const, ['v', trainable.length + i] as const])
+          copyBox(moments[which], rest[at]!.tensor.dataSync() as Float32Array, w.shape as number[], true);
+      });
+    }
+    tf.dispose([iterations, ...rest].map((s) => s!.tensor));
+  }
+
   #sharedOf(name: string): Shared {
     const big = this.shared.get(name);
     if (big === undefined) throw new RangeError(`the supernet has no weight ${name}`);
@@ -188,8 +258,6 @@ export class Supernet {
       seed: options.seed,
     });
     const batches = stream.batchesPerEpoch();
-    const classes = this.options.classes;
-    const [h, w, c] = this.options.inputShape;
     for (let epoch = this.epochsDone; epoch < options.epochs; epoch++) {
       const rng = new SeededRandom(options.seed * 7919 + epoch);
       const sandwich: ArchSpec[] = [];
@@ -201,10 +269,13 @@ export class Supernet {
         return sandwich.shift()!;
       };
       let model: tf.LayersModel | undefined;
+      let optimizer: tf.Optimizer | undefined;
       let done = 0;
       let losses: number[] = [];
-      const finish = (): void => {
+      const finish = async (): Promise<void> => {
         if (model === undefined) return;
+        await this.#storeMoments(model, optimizer!);
+        optimizer!.dispose();
         this.store(model);
         model.dispose();
         model = undefined;
@@ -213,30 +284,64 @@ export class Supernet {
       };
       for (const batch of stream.epoch(epoch)) {
         if (options.signal?.aborted === true) {
-          finish();
+          await finish();
           return { interrupted: true };
         }
         if (model === undefined) {
           model = this.model(nextPath());
-          model.compile({
-            optimizer: createAdam(options.learningRate, defaultAdam()),
-            loss: 'categoricalCrossentropy',
-          });
+          optimizer = createAdam(options.learningRate, defaultAdam());
+          model.compile({ optimizer, loss: 'categoricalCrossentropy' });
+          await this.#loadMoments(model, optimizer);
         }
-        const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
-        const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), classes);
-        const loss = await model.trainOnBatch(x, y);
-        tf.dispose([x, y]);
-        losses.push(Array.isArray(loss) ? loss[0]! : loss);
+        losses.push(await this.#trainStep(model, batch));
         done++;
-        if (done % options.pathBatches === 0) finish();
+        if (done % options.pathBatches === 0) await finish();
         await new Promise((resolve) => setImmediate(resolve));
       }
-      finish();
+      await finish();
       this.epochsDone = epoch + 1;
       await options.onEpoch?.(this.epochsDone);
     }
     return { interrupted: false };
+  }
+
+  /** One batch of training of `model` (compiled); its loss. */
+  async #trainStep(model: tf.LayersModel, batch: Batch): Promise<number> {
+    const [h, w, c] = this.options.inputShape;
+    const x = tf.tensor4d(batch.x, [batch.size, h, w, c]);
+    const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), this.options.classes);
+    const loss = await model.trainOnBatch(x, y);
+    tf.dispose([x, y]);
+    return Array.isArray(loss) ? loss[0]! : loss;
+  }
+
+  /** `subnet(arch)` after `adapt.batches` batches of training from its slices, with the supernet's Adam state
+   * (a few-shot proxy: the shared weights of a stage fit the block types and widths they trained with, and a
+   * path drawn rarely scores near chance as it is; a few steps adapt it). The supernet is not changed. */
+  async adaptedSubnet(
+    arch: ArchSpec,
+    calibration: Float32Array,
+    adapt: AdaptOptions | undefined,
+  ): Promise<tf.LayersModel> {
+    if (adapt === undefined || adapt.batches === 0) return this.subnet(arch, calibration);
+    const model = this.model(arch);
+    const optimizer = createAdam(adapt.learningRate, defaultAdam());
+    model.compile({ optimizer, loss: 'categoricalCrossentropy' });
+    await this.#loadMoments(model, optimizer);
+    const stream = new BatchStream(adapt.set, adapt.indices, {
+      batchSize: adapt.batchSize,
+      shuffle: true,
+      seed: adapt.seed,
+    });
+    let done = 0;
+    for (const batch of stream.epoch(0)) {
+      if (done++ === adapt.batches) break;
+      await this.#trainStep(model, batch);
+    }
+    optimizer.dispose();
+    projectArchWeights(model, archLayers(arch, model));
+    recalibrateBatchNorm(model, calibration);
+    return model;
   }
 
   /** The model of `arch` evaluated as its package will run: slices, formats applied, batch norms

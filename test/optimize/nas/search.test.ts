@@ -30,6 +30,7 @@ const TINY: NasSettings = {
   supernetEpochs: 1,
   batchSize: 32,
   pathBatches: 4,
+  adaptBatches: 2,
   trainLimit: 400,
   validationImages: 100,
   calibrationImages: 32,

@@ -19,7 +19,7 @@ import {
   parseFormatChoices,
   sampleArch,
 } from '../../../optimize/nas/space.js';
-import { recalibrateBatchNorm } from '../../../optimize/nas/supernet.js';
+import { recalibrateBatchNorm, Supernet } from '../../../optimize/nas/supernet.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { randomizeWeights } from '../../../optimize/zoo/random-weights.js';
@@ -125,6 +125,62 @@ describe('NAS search space', () => {
       want.forEach((m, c) => assert.ok(Math.abs(mean[c]! - m) < 1e-4, `${archKey(arch)} channel ${c}`));
       model.dispose();
     }
+  });
+
+  test("one Adam state spans the supernet's paths; a candidate adapts without changing it", async () => {
+    const rng = new SeededRandom(3);
+    const count = 64;
+    const set = {
+      source: 'random',
+      count,
+      height: 28,
+      width: 28,
+      channels: 1,
+      classes: ['a', 'b', 'c'],
+      pixels: Uint8Array.from({ length: count * 28 * 28 }, () => rng.int(0, 255)),
+      labels: Uint8Array.from({ length: count }, () => rng.int(0, 2)),
+    };
+    const net = Supernet.create({ inputShape: SHAPE, classes: 3, seed: 4 });
+    const options = { set, indices: Uint32Array.from({ length: count }, (_, i) => i), batchSize: 8 };
+    await net.train({ ...options, epochs: 1, pathBatches: 2, learningRate: 1e-3, seed: 5 });
+    // 8 batches in 4 paths: a fresh Adam per path would have counted 2.
+    assert.equal(net.adamSteps, 8);
+    await net.train({ ...options, epochs: 2, pathBatches: 3, learningRate: 1e-3, seed: 5 });
+    assert.equal(net.adamSteps, 16);
+
+    // A candidate adapted for a few batches before scoring: its own weights move, the supernet's do not.
+    const arch = sampleArch(rng, { formats: ['fp32'], prunes: [0] });
+    const shared = [...net.shared.values()].map((w) => w.values.slice());
+    const x = tf.tensor4d(
+      Float32Array.from(set.pixels.subarray(0, 8 * 784), (p) => p / 255),
+      [8, 28, 28, 1],
+    );
+    const calibration = x.dataSync() as Float32Array;
+    const outputs = async (batches: number): Promise<Float32Array> => {
+      const model = await net.adaptedSubnet(arch, calibration, {
+        ...options,
+        batches,
+        learningRate: 1e-2,
+        seed: 6,
+      });
+      const y = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+      model.dispose();
+      return y;
+    };
+    const plain = net.subnet(arch, calibration);
+    const want = tf.tidy(() => (plain.predict(x) as tf.Tensor).dataSync() as Float32Array);
+    plain.dispose();
+    assert.deepEqual(await outputs(0), want, '0 batches: the subnet as the supernet holds it');
+    const adapted = await outputs(4);
+    assert.ok(
+      adapted.some((v, i) => Math.abs(v - want[i]!) > 1e-4),
+      '4 batches of training change the candidate',
+    );
+    [...net.shared.values()].forEach((w, i) =>
+      assert.deepEqual(w.values, shared[i], 'the supernet is unchanged'),
+    );
+    assert.equal(net.adamSteps, 16);
+    x.dispose();
   });
 
   test('every block type and format packages and runs as the tfjs model computes', async () => {
