@@ -78,6 +78,19 @@ const distillation = (on: boolean): Record<string, ParamSpec> => ({
   },
 });
 
+/** How a retraining phase augments its training batches (the trainer's random crop and flip). A distilling
+ * phase's teacher scores the same augmented batch as its student ("consistent" teaching, Beyer et al. 2022). */
+const augmentation: Record<string, ParamSpec> = {
+  cropPadding: {
+    kind: 'integer',
+    min: 0,
+    max: 8,
+    default: 0,
+    doc: 'random crop: shift each training image by up to this many pixels, zero fill (default 0: none)',
+  },
+  flip: { kind: 'boolean', default: false, doc: 'mirror training images left-right with probability 1/2' },
+};
+
 const retraining: Record<string, ParamSpec> = {
   epochs: { kind: 'integer', min: 0, max: 1000, default: 2, doc: 'retraining epochs (per iteration)' },
   learningRate: { kind: 'number', min: 1e-9, max: 1, default: 1e-4, doc: 'retraining learning rate' },
@@ -87,6 +100,7 @@ const retraining: Record<string, ParamSpec> = {
     default: 0,
     doc: 'leave layers with fewer weights than this as they are',
   },
+  ...augmentation,
   ...distillation(false),
 };
 
@@ -131,6 +145,7 @@ export const METHODS: Record<string, MethodDefinition> = {
       },
       epochs: { kind: 'integer', min: 1, max: 1000, default: 10, doc: 'training epochs' },
       learningRate: { kind: 'number', min: 1e-9, max: 1, default: 1e-3, doc: 'learning rate' },
+      ...augmentation,
       ...distillation(true),
     },
     retrains: true,

@@ -194,6 +194,8 @@ async function retrainPhase(
       batchSize: context.retrain.batchSize,
       learningRate: params.learningRate as number,
       seed: context.retrain.seed,
+      cropPadding: (params.cropPadding as number | undefined) ?? 0,
+      flip: params.flip === true,
       patience: 0,
       ...(context.retrain.trainLimit !== undefined ? { trainLimit: context.retrain.trainLimit } : {}),
       ...(context.retrain.testLimit !== undefined ? { testLimit: context.retrain.testLimit } : {}),

@@ -188,6 +188,8 @@ describe('pipelines', () => {
       [[{ method: 'prune', temperature: 2 }], /temperature apply to a distilling phase: add "distill": true/],
       [[{ method: 'distill', teacher: '/no/such' }], /teacher must be a `whittle train` directory/],
       [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
+      [[{ method: 'distill', cropPadding: 1.5 }], /cropPadding must be an integer/],
+      [[{ method: 'prune', flip: 1 }], /flip must be/],
       [
         [{ method: 'distill' }, { method: 'prune', layers: { fc1: 0.5 } }],
         /a distill step before it replaces the model by a new student/,
@@ -320,13 +322,13 @@ describe('whittle compress', () => {
     assert.ok(new Set(Array.from(fc1, Math.abs)).size <= Math.ceil(fc1.length / 8));
   });
 
-  test('distillation: a half-width student, then pruned while it still learns from the teacher', async () => {
+  test('distillation: a half-width student on augmented batches, then pruned while it still learns from the teacher', async () => {
     const out = join(root, 'distill.whittle');
     const distillSpec = join(root, 'distill.json');
     writeFileSync(
       distillSpec,
       JSON.stringify([
-        { method: 'distill', width: 0.5, epochs: 3 },
+        { method: 'distill', width: 0.5, epochs: 3, cropPadding: 2, flip: true },
         {
           method: 'prune',
           sparsity: 0.8,
@@ -361,6 +363,15 @@ describe('whittle compress', () => {
     assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
     const { worst } = await runtimeVsTfjs(pkg, join(`${out}.run`, '02-prune', 'iteration-1'), 20);
     assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
+    // The student trained on the augmentation its step asked for; the pruning phase, which asked none, without.
+    const trainedWith = (dir: string): unknown => {
+      const { config } = JSON.parse(readFileSync(join(`${out}.run`, dir, 'evaluation.json'), 'utf8')) as {
+        config: { cropPadding: number; flip: boolean };
+      };
+      return { cropPadding: config.cropPadding, flip: config.flip };
+    };
+    assert.deepEqual(trainedWith(join('01-distill', 'student')), { cropPadding: 2, flip: true });
+    assert.deepEqual(trainedWith(join('02-prune', 'iteration-1')), { cropPadding: 0, flip: false });
   });
 
   test('int8 QAT and fixed-point fine-tuning: the runtime computes what the training simulated', async () => {
