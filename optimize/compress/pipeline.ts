@@ -43,6 +43,10 @@ export interface MethodDefinition {
   rewritesPackage: boolean;
 }
 
+/** How the sparsity of the prune-and-retrain rounds rises to the target (projection.ts iterationSparsity). */
+export const PRUNE_SCHEDULES = ['geometric', 'cubic'] as const;
+export type PruneSchedule = (typeof PRUNE_SCHEDULES)[number];
+
 /** Knowledge distillation's defaults (Hinton et al. 2015): the softening temperature T and the weight α of the
  * soft term, loss = α·T²·KL(soft teacher ‖ soft student) + (1 − α)·CE(labels). */
 export const DISTILL_TEMPERATURE = 4;
@@ -180,6 +184,14 @@ export const METHODS: Record<string, MethodDefinition> = {
       },
       global: { kind: 'boolean', default: false, doc: 'one magnitude threshold over all the pruned layers' },
       iterations: { kind: 'integer', min: 1, max: 100, default: 3, doc: 'prune-and-retrain rounds' },
+      schedule: {
+        kind: 'choice',
+        choices: PRUNE_SCHEDULES,
+        default: 'geometric',
+        doc:
+          "the rounds' sparsity on the way to the target: geometric (the kept fraction shrinks by a constant " +
+          "factor, Han et al. 2015) or cubic (Zhu & Gupta 2017's gradual ramp, steepest in the first rounds)",
+      },
       ...retraining,
       finalEpochs: {
         kind: 'integer',

@@ -24,6 +24,7 @@ import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import {
   hashedKernelSlots,
+  iterationSparsity,
   kmeansLinear,
   magnitudeMasks,
   project,
@@ -65,6 +66,23 @@ describe('compression projections', () => {
     const global = magnitudeMasks(weights, halves, true);
     assert.deepEqual([...global.get('a')!], [0, 0, 0, 0]);
     assert.deepEqual([...global.get('b')!], [1, 1, 1, 1]);
+  });
+
+  test('prune schedules: geometric keeps a constant fraction per round, cubic ramps from dense fast then flat', () => {
+    const rounds = (schedule: 'geometric' | 'cubic'): number[] =>
+      [1, 2, 3, 4].map((i) => iterationSparsity(0.9, i, 4, schedule));
+    const geometric = rounds('geometric');
+    // Each round keeps 0.1^(1/4) of what the last kept.
+    const kept = [1, ...geometric.map((s) => 1 - s)];
+    for (let i = 1; i < kept.length; i++) assert.ok(Math.abs(kept[i]! / kept[i - 1]! - 0.1 ** 0.25) < 1e-12);
+    // 0.9 * (1 - (3/4)^3), 0.9 * (1 - (1/2)^3), 0.9 * (1 - (1/4)^3), 0.9.
+    const cubic = rounds('cubic');
+    [0.9 * (37 / 64), 0.9 * (7 / 8), 0.9 * (63 / 64), 0.9].forEach((s, i) =>
+      assert.ok(Math.abs(cubic[i]! - s) < 1e-12, `${cubic[i]} against ${s}`),
+    );
+    // Every step smaller than the last; the default is geometric.
+    for (let i = 1; i < 4; i++) assert.ok(cubic[i]! - cubic[i - 1]! < cubic[i - 1]! - (cubic[i - 2] ?? 0));
+    assert.equal(iterationSparsity(0.9, 2, 4), geometric[1]);
   });
 
   test('size-scaled sparsities keep the target over the layers, the larger pruned harder, none past all', () => {
@@ -190,6 +208,7 @@ describe('pipelines', () => {
       [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
       [[{ method: 'distill', cropPadding: 1.5 }], /cropPadding must be an integer/],
       [[{ method: 'prune', flip: 1 }], /flip must be/],
+      [[{ method: 'prune', schedule: 'linear' }], /schedule must be one of geometric, cubic/],
       [
         [{ method: 'distill' }, { method: 'prune', layers: { fc1: 0.5 } }],
         /a distill step before it replaces the model by a new student/,
@@ -332,7 +351,8 @@ describe('whittle compress', () => {
         {
           method: 'prune',
           sparsity: 0.8,
-          iterations: 1,
+          iterations: 2,
+          schedule: 'cubic',
           epochs: 1,
           learningRate: 1e-3,
           distill: true,
@@ -361,8 +381,11 @@ describe('whittle compress', () => {
     const bytes = readFileSync(out);
     const pkg = read(bytes);
     assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
-    const { worst } = await runtimeVsTfjs(pkg, join(`${out}.run`, '02-prune', 'iteration-1'), 20);
+    const { worst } = await runtimeVsTfjs(pkg, join(`${out}.run`, '02-prune', 'iteration-2'), 20);
     assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
+    // The cubic schedule's first of two rounds: 0.8 * (1 - (1/2)^3) = 0.7 (geometric would be 0.553).
+    const fc1 = readKernelValues(join(`${out}.run`, '02-prune', 'iteration-1'), r.layers[0]!.name);
+    assert.ok(Math.abs(fc1.filter((v) => v === 0).length / fc1.length - 0.7) < 0.005);
     // The student trained on the augmentation its step asked for; the pruning phase, which asked none, without.
     const trainedWith = (dir: string): unknown => {
       const { config } = JSON.parse(readFileSync(join(`${out}.run`, dir, 'evaluation.json'), 'utf8')) as {
