@@ -177,6 +177,15 @@ describe('pipelines', () => {
       ['prune', 'kmeans', 'huffman'],
     );
     assert.equal(steps[1]!.params.bits, 5);
+    // The distill preset: a half-width student, 40 epochs at T 2, α 0.5, on clean images; the geometric
+    // schedule and no augmentation unless a spec asks.
+    const [student] = loadPipeline('distill', layers);
+    assert.deepEqual(
+      [student!.params.width, student!.params.epochs, student!.params.temperature, student!.params.alpha],
+      [0.5, 40, 2, 0.5],
+    );
+    assert.deepEqual([student!.params.cropPadding, student!.params.flip], [0, false]);
+    assert.equal(steps[0]!.params.schedule, 'geometric');
   });
   test('bad specs are refused naming the step, the parameter or the layer', () => {
     assertPipelineErrors(layers, [
