@@ -433,8 +433,9 @@ export const PRESETS: Record<string, { method: string; [param: string]: unknown 
   'fixed16-ft': [{ method: 'fixed16-ft' }],
   'fixed8-ft': [{ method: 'fixed8-ft' }],
   // A half-width student of the input model's architecture, trained from scratch on its softened outputs.
-  // 40 epochs at T 2, α 0.5: LeNet-5's student from a LeNet-5 teacher beat the labels-only one on 3 of 3 seeds
-  // at that length (+0.44 to +0.52 points), where 20 epochs tied (docs/benchmarks.md, branch kd).
+  // 40 epochs at T 2, α 0.5: LeNet-5's student from a LeNet-5 trained with crop and flip beat the labels-only
+  // one on 3 of 3 seeds (+0.44 to +0.52 points), from the bench's own LeNet-5 by 0.19 on seed 1; 20 epochs
+  // tied (docs/benchmarks.md, branch kd).
   distill: [{ method: 'distill', width: 0.5, epochs: 40, temperature: 2, alpha: 0.5 }],
 };
 
