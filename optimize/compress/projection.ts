@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { expandHashed, hashedBucketMeans, hashedSlot } from '../../agent/package/encodings.js';
 import type { TrainHooks } from '../train/trainer.js';
+import type { PruneSchedule } from './pipeline.js';
 
 /** A layer's projection while it retrains. */
 export interface LayerProjection {
@@ -129,10 +130,19 @@ export function sizeScaledSparsities(sizes: readonly number[], sparsity: number,
   }
 }
 
-/** The sparsity of iteration `i` (1-based) of `iterations` on the way to `target`: the kept fraction shrinks
- * geometrically, (1 - target)^(i / iterations), as iterative pruning does (Han et al. 2015). */
-export function iterationSparsity(target: number, i: number, iterations: number): number {
-  return 1 - (1 - target) ** (i / iterations);
+/** The sparsity of iteration `i` (1-based) of `iterations` on the way to `target`. `geometric`: the kept
+ * fraction shrinks geometrically, (1 - target)^(i / iterations), as iterative pruning does (Han et al. 2015);
+ * `cubic`: target·(1 - (1 - i / iterations)^3), Zhu & Gupta 2017's gradual ramp from dense (steep while the
+ * network is redundant, flat near the target). Both reach the target at i = iterations. */
+export function iterationSparsity(
+  target: number,
+  i: number,
+  iterations: number,
+  schedule: PruneSchedule = 'geometric',
+): number {
+  return schedule === 'cubic'
+    ? target * (1 - (1 - i / iterations) ** 3)
+    : 1 - (1 - target) ** (i / iterations);
 }
 
 /** Sorted centroids and each value's nearest one (ties to the lower), by binary search on the midpoints. */

@@ -45,6 +45,7 @@ import {
   type ModelLayer,
   namedLayers,
   PipelineError,
+  type PruneSchedule,
   type StepParams,
 } from './pipeline.js';
 import {
@@ -194,6 +195,8 @@ async function retrainPhase(
       batchSize: context.retrain.batchSize,
       learningRate: params.learningRate as number,
       seed: context.retrain.seed,
+      cropPadding: (params.cropPadding as number | undefined) ?? 0,
+      flip: params.flip === true,
       patience: 0,
       ...(context.retrain.trainLimit !== undefined ? { trainLimit: context.retrain.trainLimit } : {}),
       ...(context.retrain.testLimit !== undefined ? { testLimit: context.retrain.testLimit } : {}),
@@ -302,7 +305,10 @@ const prune: CompressStep = async (context, params) => {
       (model) => {
         const weights = new Map(layers.map((l) => [l.name, readKernel(model, l.name)]));
         const sparsity = new Map(
-          [...targets].map(([name, s]) => [name, iterationSparsity(s, i, iterations)] as const),
+          [...targets].map(
+            ([name, s]) =>
+              [name, iterationSparsity(s, i, iterations, params.schedule as PruneSchedule)] as const,
+          ),
         );
         const masks = magnitudeMasks(weights, sparsity, params.global as boolean);
         return [...masks].map(([layer, mask]) => {

@@ -24,6 +24,7 @@ import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
 import {
   hashedKernelSlots,
+  iterationSparsity,
   kmeansLinear,
   magnitudeMasks,
   project,
@@ -65,6 +66,23 @@ describe('compression projections', () => {
     const global = magnitudeMasks(weights, halves, true);
     assert.deepEqual([...global.get('a')!], [0, 0, 0, 0]);
     assert.deepEqual([...global.get('b')!], [1, 1, 1, 1]);
+  });
+
+  test('prune schedules: geometric keeps a constant fraction per round, cubic ramps from dense fast then flat', () => {
+    const rounds = (schedule: 'geometric' | 'cubic'): number[] =>
+      [1, 2, 3, 4].map((i) => iterationSparsity(0.9, i, 4, schedule));
+    const geometric = rounds('geometric');
+    // Each round keeps 0.1^(1/4) of what the last kept.
+    const kept = [1, ...geometric.map((s) => 1 - s)];
+    for (let i = 1; i < kept.length; i++) assert.ok(Math.abs(kept[i]! / kept[i - 1]! - 0.1 ** 0.25) < 1e-12);
+    // 0.9 * (1 - (3/4)^3), 0.9 * (1 - (1/2)^3), 0.9 * (1 - (1/4)^3), 0.9.
+    const cubic = rounds('cubic');
+    [0.9 * (37 / 64), 0.9 * (7 / 8), 0.9 * (63 / 64), 0.9].forEach((s, i) =>
+      assert.ok(Math.abs(cubic[i]! - s) < 1e-12, `${cubic[i]} against ${s}`),
+    );
+    // Every step smaller than the last; the default is geometric.
+    for (let i = 1; i < 4; i++) assert.ok(cubic[i]! - cubic[i - 1]! < cubic[i - 1]! - (cubic[i - 2] ?? 0));
+    assert.equal(iterationSparsity(0.9, 2, 4), geometric[1]);
   });
 
   test('size-scaled sparsities keep the target over the layers, the larger pruned harder, none past all', () => {
@@ -159,6 +177,15 @@ describe('pipelines', () => {
       ['prune', 'kmeans', 'huffman'],
     );
     assert.equal(steps[1]!.params.bits, 5);
+    // The distill preset: a half-width student, 40 epochs at T 2, α 0.5, on clean images; the geometric
+    // schedule and no augmentation unless a spec asks.
+    const [student] = loadPipeline('distill', layers);
+    assert.deepEqual(
+      [student!.params.width, student!.params.epochs, student!.params.temperature, student!.params.alpha],
+      [0.5, 40, 2, 0.5],
+    );
+    assert.deepEqual([student!.params.cropPadding, student!.params.flip], [0, false]);
+    assert.equal(steps[0]!.params.schedule, 'geometric');
   });
   test('bad specs are refused naming the step, the parameter or the layer', () => {
     assertPipelineErrors(layers, [
@@ -188,6 +215,9 @@ describe('pipelines', () => {
       [[{ method: 'prune', temperature: 2 }], /temperature apply to a distilling phase: add "distill": true/],
       [[{ method: 'distill', teacher: '/no/such' }], /teacher must be a `whittle train` directory/],
       [[{ method: 'distill', width: 0 }], /width must be a number >= 0.05/],
+      [[{ method: 'distill', cropPadding: 1.5 }], /cropPadding must be an integer/],
+      [[{ method: 'prune', flip: 1 }], /flip must be/],
+      [[{ method: 'prune', schedule: 'linear' }], /schedule must be one of geometric, cubic/],
       [
         [{ method: 'distill' }, { method: 'prune', layers: { fc1: 0.5 } }],
         /a distill step before it replaces the model by a new student/,
@@ -320,17 +350,18 @@ describe('whittle compress', () => {
     assert.ok(new Set(Array.from(fc1, Math.abs)).size <= Math.ceil(fc1.length / 8));
   });
 
-  test('distillation: a half-width student, then pruned while it still learns from the teacher', async () => {
+  test('distillation: a half-width student on augmented batches, then pruned while it still learns from the teacher', async () => {
     const out = join(root, 'distill.whittle');
     const distillSpec = join(root, 'distill.json');
     writeFileSync(
       distillSpec,
       JSON.stringify([
-        { method: 'distill', width: 0.5, epochs: 3 },
+        { method: 'distill', width: 0.5, epochs: 3, cropPadding: 2, flip: true },
         {
           method: 'prune',
           sparsity: 0.8,
-          iterations: 1,
+          iterations: 2,
+          schedule: 'cubic',
           epochs: 1,
           learningRate: 1e-3,
           distill: true,
@@ -359,8 +390,20 @@ describe('whittle compress', () => {
     const bytes = readFileSync(out);
     const pkg = read(bytes);
     assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
-    const { worst } = await runtimeVsTfjs(pkg, join(`${out}.run`, '02-prune', 'iteration-1'), 20);
+    const { worst } = await runtimeVsTfjs(pkg, join(`${out}.run`, '02-prune', 'iteration-2'), 20);
     assert.ok(worst < 1e-4, `runtime vs the distilled student: max |difference| ${worst}`);
+    // The cubic schedule's first of two rounds: 0.8 * (1 - (1/2)^3) = 0.7 (geometric would be 0.553).
+    const fc1 = readKernelValues(join(`${out}.run`, '02-prune', 'iteration-1'), r.layers[0]!.name);
+    assert.ok(Math.abs(fc1.filter((v) => v === 0).length / fc1.length - 0.7) < 0.005);
+    // The student trained on the augmentation its step asked for; the pruning phase, which asked none, without.
+    const trainedWith = (dir: string): unknown => {
+      const { config } = JSON.parse(readFileSync(join(`${out}.run`, dir, 'evaluation.json'), 'utf8')) as {
+        config: { cropPadding: number; flip: boolean };
+      };
+      return { cropPadding: config.cropPadding, flip: config.flip };
+    };
+    assert.deepEqual(trainedWith(join('01-distill', 'student')), { cropPadding: 2, flip: true });
+    assert.deepEqual(trainedWith(join('02-prune', 'iteration-1')), { cropPadding: 0, flip: false });
   });
 
   test('int8 QAT and fixed-point fine-tuning: the runtime computes what the training simulated', async () => {
