@@ -59,11 +59,17 @@ struct qs8_conv2d_op {
   size_t a_tile_bytes;
   unsigned char* scratch;
   const qs8_simple_ukernels* simple;  // vadd, for the residual add
+  // The residual add over rescale tables, when its kernel is at least as specific as simple->vadd (else
+  // NULL): the tables of the last parameters seen (add_tables_params), built on the first run that adds.
+  const qs8_vadd_tables_ukernel* vadd_tables;
+  qs8_add_tables* add_tables;
+  qs8_add_params add_tables_params;
   // Arguments of the run in progress, read by the tasks: the addend is NULL without a residual add.
   const int8_t* input;
   int8_t* output;
   const int8_t* addend;
   const qs8_add_params* add;
+  const qs8_add_tables* tables;  // add's tables, or NULL (simple->vadd)
 };
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -377,6 +383,7 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
   op->k = taps * op->cin_g;
   op->depthwise = shape->groups > 1 && op->cin_g == 1 && op->cout_g == 1;
   op->simple = qs8_simple_ukernels_select(level);
+  op->vadd_tables = qs8_vadd_tables_for(level);
   const int32_t offset = q->unsigned_activations ? 128 : 0;
   op->params.output_zero_point = q->output_zero_point - offset + output_offset;
   op->params.output_min = q->output_min - offset;
@@ -529,6 +536,7 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
   free(op->column_class);
   free(op->corrections);
   free(op->scratch);
+  free(op->add_tables);
   free(op);
 }
 
@@ -555,7 +563,11 @@ WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
 WHITTLE_HOT static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
   if (op->addend == NULL) return;
   int8_t* c = op->output + first;
-  op->simple->vadd(n, c, op->addend + first, c, op->add);
+  if (op->tables != NULL) {
+    op->vadd_tables->fn(n, c, op->addend + first, c, op->add, op->tables);
+  } else {
+    op->simple->vadd(n, c, op->addend + first, c, op->add);
+  }
 }
 
 // dst = src ^ flip, byte-wise. A separate function with restrict pointers and a by-value flip so the
@@ -766,6 +778,30 @@ WHITTLE_HOT static void dwconv3x3_task(void* context, size_t thread, size_t begi
   }
 }
 
+static bool add_params_equal(const qs8_add_params* x, const qs8_add_params* y) {
+  return x->unsigned_activations == y->unsigned_activations && x->a_zero_point == y->a_zero_point &&
+         x->a_multiplier == y->a_multiplier && x->a_shift == y->a_shift &&
+         x->b_zero_point == y->b_zero_point && x->b_multiplier == y->b_multiplier &&
+         x->b_shift == y->b_shift && x->output_zero_point == y->output_zero_point &&
+         x->output_multiplier == y->output_multiplier && x->output_shift == y->output_shift &&
+         x->output_min == y->output_min && x->output_max == y->output_max;
+}
+
+// The rescale tables of `add` for the residual add (built when its parameters differ from the last ones),
+// or NULL: no tables kernel for the op's ISA, or out of memory (simple->vadd then adds, with the same bits).
+static const qs8_add_tables* add_tables_of(qs8_conv2d_op* op, const qs8_add_params* add) {
+  if (op->vadd_tables == NULL) return NULL;
+  if (op->add_tables == NULL) {
+    op->add_tables = aligned_alloc(64, sizeof(qs8_add_tables));
+    if (op->add_tables == NULL) return NULL;
+  } else if (add_params_equal(&op->add_tables_params, add)) {
+    return op->add_tables;
+  }
+  qs8_add_tables_init(add, op->add_tables);
+  op->add_tables_params = *add;
+  return op->add_tables;
+}
+
 WHITTLE_HOT bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output,
                                 whittle_threadpool* pool) {
   return qs8_conv2d_run_add(op, input, NULL, NULL, output, pool);
@@ -784,6 +820,7 @@ WHITTLE_HOT bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const 
   op->output = output;
   op->addend = addend;
   op->add = add;
+  op->tables = addend != NULL ? add_tables_of(op, add) : NULL;
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;
