@@ -51,6 +51,13 @@ struct qs8_conv2d_op {
   size_t column_classes, corrections_stride;
   int32_t* corrections;
   bool per_tap;  // one reduction segment per tap (else per kernel row)
+  // Per output pixel (batch * output_height * output_width): its first tap's place in the padded images and
+  // its class's correction; per tile of mr pixels from a multiple of mr (as the tasks take them): its runs
+  // (tile_runs, QS8_RUNS_MAX_TAPS per tile) and their count. Set up once, so a tile only looks them up.
+  size_t* pixel_origin;
+  const int32_t** pixel_correction;
+  qs8_igemm_run* tile_runs;
+  uint8_t* tile_run_count;
   unsigned char* packed;
   size_t packed_group_bytes;
   int8_t* zero;
@@ -201,6 +208,70 @@ static size_t axis_classes(const uint32_t* mask, size_t n, uint32_t* class_of, u
   return count;
 }
 
+// The runs of the tile of `rows` output pixels from m0 (op->row_taps, column_taps and tap_k set): per tap,
+// the tile's rows whose pixel reads the image there form a run (consecutive taps of one kernel row read by
+// the same rows: one run). Returns their count (<= QS8_RUNS_MAX_TAPS).
+static size_t tile_runs_of(const qs8_conv2d_op* op, size_t m0, size_t rows, qs8_igemm_run* runs) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t kw = s->kernel_width, taps = s->kernel_height * kw, cin = s->input_channels;
+  uint32_t row_taps[QS8_IGEMM_MAX_MR], column_taps[QS8_IGEMM_MAX_MR], run_rows[QS8_RUNS_MAX_TAPS];
+  for (size_t r = 0; r < rows; r++) {
+    const size_t x = (m0 + r) % op->output_width, y = (m0 + r) / op->output_width % op->output_height;
+    row_taps[r] = op->row_taps[y];
+    column_taps[r] = op->column_taps[x];
+  }
+  size_t count = 0;
+  for (size_t t = 0; t < taps; t++) {
+    uint32_t mask = 0;
+    for (size_t r = 0; r < rows; r++) mask |= (row_taps[r] >> (t / kw) & column_taps[r] >> (t % kw) & 1) << r;
+    if (mask == 0) continue;
+    if (count > 0 && run_rows[count - 1] == mask && runs[count - 1].k_end == op->tap_k[t] && t % kw != 0 &&
+        !op->per_tap) {
+      runs[count - 1].k_end += (uint32_t)cin;
+      continue;
+    }
+    qs8_igemm_run* run = &runs[count];
+    run_rows[count++] = mask;
+    run->k_begin = op->tap_k[t];
+    run->k_end = op->tap_k[t] + (uint32_t)cin;
+    run->rows = 0;
+    for (size_t r = 0; r < rows; r++) {
+      if ((mask >> r & 1) != 0) run->row[run->rows++] = (uint8_t)r;
+    }
+  }
+  return count;
+}
+
+// Per output pixel its place and correction, per tile of mr pixels its runs (the op's row and column taps,
+// classes and corrections set).
+static bool runs_tiles_create(qs8_conv2d_op* op) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t mr = op->igemm->mr, pixels = s->batch * op->output_height * op->output_width;
+  const size_t tiles = (pixels + mr - 1) / mr;
+  op->pixel_origin = malloc(pixels * sizeof(size_t));
+  op->pixel_correction = malloc(pixels * sizeof(const int32_t*));
+  op->tile_runs = malloc(tiles * QS8_RUNS_MAX_TAPS * sizeof(qs8_igemm_run));
+  op->tile_run_count = malloc(tiles);
+  if (op->pixel_origin == NULL || op->pixel_correction == NULL || op->tile_runs == NULL ||
+      op->tile_run_count == NULL) {
+    return false;
+  }
+  whittle_conv2d_origin_walk walk =
+      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, 0);
+  for (size_t m = 0; m < pixels; m++) {
+    const size_t x = m % op->output_width, y = m / op->output_width % op->output_height;
+    op->pixel_origin[m] = whittle_conv2d_origin_walk_next(&walk);
+    op->pixel_correction[m] =
+        op->corrections +
+        (op->row_class[y] * op->column_classes + op->column_class[x]) * op->corrections_stride;
+  }
+  for (size_t t = 0; t < tiles; t++) {
+    const size_t m0 = t * mr, rows = pixels - m0 < mr ? pixels - m0 : mr;
+    op->tile_run_count[t] = (uint8_t)tile_runs_of(op, m0, rows, op->tile_runs + t * QS8_RUNS_MAX_TAPS);
+  }
+  return true;
+}
+
 // Sets up the runs of an indirect GEMM layer (op->kc, k_align and nr chosen): the taps' places, the masks
 // and classes of the output rows and columns, and per class the correction zero_point * (sum of the weights
 // of the taps its pixels skip), which the packed bias (bias - zero_point * sum of all weights) lacks.
@@ -261,7 +332,7 @@ static bool runs_create(qs8_conv2d_op* op, const int8_t* weights, const igemm_se
   free(row_masks);
   free(column_masks);
   free(tap_sums);
-  return ok;
+  return ok && runs_tiles_create(op);
 }
 
 // The operator for checked arguments; output_offset is added to the output zero point of the kernels'
@@ -535,6 +606,10 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
   free(op->row_class);
   free(op->column_class);
   free(op->corrections);
+  free(op->pixel_origin);
+  free(op->pixel_correction);
+  free(op->tile_runs);
+  free(op->tile_run_count);
   free(op->scratch);
   free(op->add_tables);
   free(op);
@@ -638,55 +713,28 @@ WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, si
   }
 }
 
-// Tiles of up to MR consecutive output pixels on the kernel over real taps only: per tap, the tile's rows
-// whose pixel reads the image there form a run (consecutive taps of the same rows, one run), and each row
-// gets the correction of its pixel's class.
+// Tiles of up to MR consecutive output pixels on the kernel over real taps only, with the runs, places and
+// corrections runs_create set up (tile_runs_of for a tile that does not start at a multiple of MR).
 WHITTLE_HOT static void igemm_runs_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
-  const whittle_conv2d_shape* s = &op->shape;
-  const size_t mr = op->igemm->mr, channels = s->output_channels, cin = s->input_channels;
-  const size_t kw = s->kernel_width, taps = s->kernel_height * kw;
+  const size_t mr = op->igemm->mr, channels = op->shape.output_channels;
+  const size_t pixels = op->shape.batch * op->output_height * op->output_width;
   const int8_t* a[QS8_IGEMM_MAX_MR];
-  const int32_t* row_bias[QS8_IGEMM_MAX_MR];
-  uint32_t row_taps[QS8_IGEMM_MAX_MR], column_taps[QS8_IGEMM_MAX_MR];
-  qs8_igemm_run runs[QS8_RUNS_MAX_TAPS];
-  uint32_t run_rows[QS8_RUNS_MAX_TAPS];
-  whittle_conv2d_origin_walk walk =
-      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
+  qs8_igemm_run own[QS8_RUNS_MAX_TAPS];
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    for (size_t r = 0; r < rows; r++) {
-      const size_t x = (m0 + r) % op->output_width, y = (m0 + r) / op->output_width % op->output_height;
-      a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
-      row_taps[r] = op->row_taps[y];
-      column_taps[r] = op->column_taps[x];
-      const size_t pixel_class = op->row_class[y] * op->column_classes + op->column_class[x];
-      row_bias[r] = op->corrections + pixel_class * op->corrections_stride;
+    for (size_t r = 0; r < rows; r++) a[r] = op->padded + op->pixel_origin[m0 + r];
+    const qs8_igemm_run* runs = own;
+    size_t count;
+    if (m0 % mr == 0 && rows == (pixels - m0 < mr ? pixels - m0 : mr)) {
+      runs = op->tile_runs + m0 / mr * QS8_RUNS_MAX_TAPS;
+      count = op->tile_run_count[m0 / mr];
+    } else {
+      count = tile_runs_of(op, m0, rows, own);
     }
-    size_t count = 0;
-    for (size_t t = 0; t < taps; t++) {
-      uint32_t mask = 0;
-      for (size_t r = 0; r < rows; r++)
-        mask |= (row_taps[r] >> (t / kw) & column_taps[r] >> (t % kw) & 1) << r;
-      if (mask == 0) continue;
-      // Taps of one kernel row (one segment) that the same rows read make one run.
-      if (count > 0 && run_rows[count - 1] == mask && runs[count - 1].k_end == op->tap_k[t] && t % kw != 0 &&
-          !op->per_tap) {
-        runs[count - 1].k_end += (uint32_t)cin;
-        continue;
-      }
-      qs8_igemm_run* run = &runs[count];
-      run_rows[count++] = mask;
-      run->k_begin = op->tap_k[t];
-      run->k_end = op->tap_k[t] + (uint32_t)cin;
-      run->rows = 0;
-      for (size_t r = 0; r < rows; r++) {
-        if ((mask >> r & 1) != 0) run->row[run->rows++] = (uint8_t)r;
-      }
-    }
-    op->igemm->fn_runs(rows, channels, op->kc, a, op->k_offsets, runs, count, row_bias, op->packed,
-                       op->output + m0 * channels, channels, &op->params);
+    op->igemm->fn_runs(rows, channels, op->kc, a, op->k_offsets, runs, count, op->pixel_correction + m0,
+                       op->packed, op->output + m0 * channels, channels, &op->params);
     add_tile(op, m0 * channels, rows * channels);
   }
 }
