@@ -5,9 +5,10 @@
 //    groups of 16 channels, one kernel call per group and tile with the weights packed per group): the
 //    images are copied once into a padded buffer in the kernel's domain (int8, or uint8 for VNNI) whose
 //    border holds the zero point, so padded taps contribute exactly zero, and the kernel reads every tap
-//    there in place; a layer whose pixels read much padding (ResNet-18's 4 x 4 and 2 x 2 stages) runs the
-//    kernel's variant over real taps only (runs_pay), each pixel's skipped taps added back to its bias as a
-//    correction per pixel class (which kernel rows and columns it reads);
+//    there in place; a tile whose pixels read much padding (ResNet-18's 4 x 4 and 2 x 2 stages, the first
+//    and last output rows of the others) runs the kernel's variant over real taps only (runs_pay), each
+//    pixel's skipped taps added back to its bias as a correction per pixel class (which kernel rows and
+//    columns it reads);
 //  - GEMM (1x1 convs, fully-connected): every MR output pixels get MR rows of im2col in per-thread
 //    scratch, in the kernel's domain and padded with the zero point;
 //  - depthwise: an indirection row per pixel, out-of-image taps pointing at a row of zero points.
@@ -53,7 +54,9 @@ struct qs8_conv2d_op {
   bool per_tap;  // one reduction segment per tap (else per kernel row)
   // Per output pixel (batch * output_height * output_width): its first tap's place in the padded images and
   // its class's correction; per tile of mr pixels from a multiple of mr (as the tasks take them): its runs
-  // (tile_runs, QS8_RUNS_MAX_TAPS per tile) and their count. Set up once, so a tile only looks them up.
+  // (tile_runs, QS8_RUNS_MAX_TAPS per tile) and their count, 0 for a tile that runs the plain kernel over
+  // every tap (more than QS8_RUNS_REAL_SHARE of its pairs real: runs_pay). Set up once, so a tile only looks
+  // them up.
   size_t* pixel_origin;
   const int32_t** pixel_correction;
   qs8_igemm_run* tile_runs;
@@ -167,12 +170,28 @@ static size_t popcount32(uint32_t x) {
   return n;
 }
 
+// The share of the (pixel, tap) pairs of the tile of `rows` output pixels from m0 that read the image.
+static double tile_real_share(const whittle_conv2d_shape* s, size_t output_height, size_t output_width,
+                              size_t m0, size_t rows) {
+  size_t real = 0;
+  for (size_t m = m0; m < m0 + rows; m++) {
+    const size_t x = m % output_width, y = m / output_width % output_height;
+    real += popcount32(axis_taps(y, s->input_height, s->stride_height, s->dilation_height, s->padding_top,
+                                 s->kernel_height)) *
+            popcount32(axis_taps(x, s->input_width, s->stride_width, s->dilation_width, s->padding_left,
+                                 s->kernel_width));
+  }
+  return (double)real / (double)(rows * s->kernel_height * s->kernel_width);
+}
+
 // Whether a layer runs the indirect GEMM over real taps only: one group, each tap a whole number of k_align
-// groups, and at most QS8_RUNS_REAL_SHARE of its (pixel, tap) pairs read the image. Measured on ResNet-18's
-// 3x3 layers (CPU time, weights repeated): 4 x 4 (100 of 144 pairs real) -18 %, 8 x 8 and 8 x 8 -> 4 x 4
+// groups, and a tile (mr consecutive output pixels, as the tasks take them) of which at most
+// QS8_RUNS_REAL_SHARE of the (pixel, tap) pairs read the image; such tiles run the kernel over real taps, the
+// others the plain kernel (runs_tiles_create). Measured on ResNet-18's 3x3 layers (CPU time, weights
+// repeated), whole layers over real taps: 4 x 4 (100 of 144 pairs real) -18 %, 8 x 8 and 8 x 8 -> 4 x 4
 // stride 2 (0.84) -2 to -4 %, 2 x 2 (16 of 36) -3 % (its 2.4 MB of weights stream from L3 at the same rate
-// either way); at 16 x 16 (0.92) a tile of 8 pixels splits into runs of 7 and 8 rows whose accumulator
-// traffic costs more than they save (+15 %).
+// either way); at 16 x 16 (0.92) a tile of 8 pixels with one edge pixel splits into runs of 7 and 8 rows
+// whose accumulator traffic costs more than they save (+15 %), hence the choice per tile.
 #ifndef QS8_RUNS_REAL_SHARE
 #define QS8_RUNS_REAL_SHARE 0.86
 #endif
@@ -183,17 +202,12 @@ static bool runs_pay(const whittle_conv2d_shape* s, const qs8_igemm_ukernel* ige
       s->kernel_height * s->kernel_width > QS8_RUNS_MAX_TAPS) {
     return false;
   }
-  size_t rows = 0, columns = 0;
-  for (size_t y = 0; y < output_height; y++) {
-    rows += popcount32(axis_taps(y, s->input_height, s->stride_height, s->dilation_height, s->padding_top,
-                                 s->kernel_height));
+  const size_t pixels = s->batch * output_height * output_width;
+  for (size_t m0 = 0; m0 < pixels; m0 += igemm->mr) {
+    const size_t rows = pixels - m0 < igemm->mr ? pixels - m0 : igemm->mr;
+    if (tile_real_share(s, output_height, output_width, m0, rows) <= QS8_RUNS_REAL_SHARE) return true;
   }
-  for (size_t x = 0; x < output_width; x++) {
-    columns += popcount32(
-        axis_taps(x, s->input_width, s->stride_width, s->dilation_width, s->padding_left, s->kernel_width));
-  }
-  const double all = (double)(output_height * s->kernel_height) * (double)(output_width * s->kernel_width);
-  return (double)rows * (double)columns <= QS8_RUNS_REAL_SHARE * all;
+  return false;
 }
 
 // The classes of an axis: class_of[i] indexes the distinct masks of mask[i] (i < n), kept in `distinct`.
@@ -267,7 +281,10 @@ static bool runs_tiles_create(qs8_conv2d_op* op) {
   }
   for (size_t t = 0; t < tiles; t++) {
     const size_t m0 = t * mr, rows = pixels - m0 < mr ? pixels - m0 : mr;
-    op->tile_run_count[t] = (uint8_t)tile_runs_of(op, m0, rows, op->tile_runs + t * QS8_RUNS_MAX_TAPS);
+    const bool real =
+        tile_real_share(s, op->output_height, op->output_width, m0, rows) <= QS8_RUNS_REAL_SHARE;
+    op->tile_run_count[t] =
+        real ? (uint8_t)tile_runs_of(op, m0, rows, op->tile_runs + t * QS8_RUNS_MAX_TAPS) : 0;
   }
   return true;
 }
@@ -713,6 +730,12 @@ WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, si
   }
 }
 
+// The IGEMM kernel of a tile of `rows` pixels: a short tile (the last rows, or a layer of few pixels) on the
+// kernel of fewer rows when there is one.
+static qs8_igemm_ukernel_fn igemm_fn(const qs8_conv2d_op* op, size_t rows) {
+  return op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->fn_short : op->igemm->fn;
+}
+
 // Tiles of up to MR consecutive output pixels on the kernel over real taps only, with the runs, places and
 // corrections runs_create set up (tile_runs_of for a tile that does not start at a multiple of MR).
 WHITTLE_HOT static void igemm_runs_task(void* context, size_t thread, size_t begin, size_t end) {
@@ -733,6 +756,12 @@ WHITTLE_HOT static void igemm_runs_task(void* context, size_t thread, size_t beg
     } else {
       count = tile_runs_of(op, m0, rows, own);
     }
+    if (count == 0) {
+      igemm_fn(op, rows)(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels,
+                         channels, &op->params);
+      add_tile(op, m0 * channels, rows * channels);
+      continue;
+    }
     op->igemm->fn_runs(rows, channels, op->kc, a, op->k_offsets, runs, count, op->pixel_correction + m0,
                        op->packed, op->output + m0 * channels, channels, &op->params);
     add_tile(op, m0 * channels, rows * channels);
@@ -752,9 +781,7 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
       whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    // A short tile (the last rows, or a layer of few pixels) on the kernel of fewer rows when there is one.
-    const qs8_igemm_ukernel_fn fn =
-        op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->fn_short : op->igemm->fn;
+    const qs8_igemm_ukernel_fn fn = igemm_fn(op, rows);
     if (s->groups == 1) {  // one kernel call over every output channel, the pointers read in place
       for (size_t r = 0; r < rows; r++) a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
       fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
