@@ -31,6 +31,7 @@
         "src/qs8_gemm_minmax_gemmlowp_ukernel_2x4__scalar.c",
         "src/qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar.c",
         "src/qs8_simple_ukernels__scalar.c",
+        "src/qs8_vadd_tables_minmax_gemmlowp_ukernel_1__scalar.c",
         # Compressed formats (binding_formats.cc): base and scalar kernels of every format.
         "src/binding_formats.cc",
         "src/qf_conv2d.c",
@@ -167,8 +168,8 @@
       {
         "target_name": "whittle_isa_avx512vpopcnt",
         "type": "static_library",
-        "sources": ["src/xnor_conv2d__avx512vpopcnt.c"],
-        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vpopcntdq"],
+        "sources": ["src/xnor_conv2d__avx512vpopcnt.c", "src/qs8_vadd_tables_minmax_gemmlowp_ukernel_64__avx512vpopcnt.c"],
+        "cflags": ["-O3", "-Wall", "-Wextra", "-fPIC", "-mavx2", "-mfma", "-mpopcnt", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vpopcntdq", "-mavx512vbmi"],
         "cflags_c": ["-std=c11", "-ffp-contract=off"],
         "cflags!": ["-O2", "-O0"]
       }

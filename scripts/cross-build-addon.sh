@@ -91,7 +91,7 @@ build_one() {
         avx2) isa_flags=(-mavx2 -mfma) ;;
         avx512) isa_flags=(-mavx2 -mfma -mavx512f -mavx512bw -mavx512vl) ;;
         avx512vnni) isa_flags=(-mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512vnni) ;;
-        avx512vpopcnt) isa_flags=(-mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq) ;;
+        avx512vpopcnt) isa_flags=(-mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vbmi) ;;
         neon) [ "$arch" = armv7 ] && isa_flags=(-mfpu=neon) ;;
         neondot) isa_flags=(-march=armv8.2-a+dotprod) ;;
       esac

@@ -35,7 +35,7 @@ isa_flags() {
   case "$arch:$src" in
     x86:*__avx2.c) echo "-mavx2 -mfma -mpopcnt" ;;
     x86:*__avx512.c) echo "-mavx2 -mfma -mpopcnt -mavx512f -mavx512bw -mavx512vl" ;;
-    x86:*__avx512vpopcnt.c) echo "-mavx2 -mfma -mpopcnt -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq" ;;
+    x86:*__avx512vpopcnt.c) echo "-mavx2 -mfma -mpopcnt -mavx512f -mavx512bw -mavx512vl -mavx512vpopcntdq -mavx512vbmi" ;;
     aarch64:*__neondot.c) echo "-march=armv8.2-a+dotprod" ;;
     armv7:*__neon.c) echo "-mfpu=neon" ;;
     *) echo "" ;;

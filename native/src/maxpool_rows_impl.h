@@ -96,4 +96,65 @@
     }                                                                                                        \
   }
 
+// Max pooling per output pixel, for layers of at least WHITTLE_MAXPOOL_PIXELS_BLOCK channels (ResNet's 3x3
+// stride-2 pool over 64 int8 channels): per block of that many channels, the window's taps inside the input
+// are max-ed into one accumulator (registers: the block's size is a constant), clamped and stored once. The
+// rows method above computes stride_width times the horizontal maxima it keeps and passes every row through
+// its two buffers, which costs more once a pixel fills whole vectors. Same bits: max does not round.
+#define WHITTLE_MAXPOOL_PIXELS_BLOCK 64
+
+#define WHITTLE_MAXPOOL_PIXELS_DEFINE(NAME, T)                                                            \
+  static void NAME(const whittle_pool2d_shape* s, const T* input, T* output, T min, T max) {              \
+    const size_t oh = whittle_pool2d_output_height(s), ow = whittle_pool2d_output_width(s);               \
+    const size_t channels = s->channels, block = WHITTLE_MAXPOOL_PIXELS_BLOCK;                            \
+    for (size_t n = 0; n < s->batch; n++) {                                                               \
+      for (size_t y = 0; y < oh; y++) {                                                                   \
+        size_t i_begin, i_end;                                                                            \
+        whittle_conv2d_valid_taps(y, s->stride_height, s->padding_top, s->window_height, s->input_height, \
+                                  &i_begin, &i_end);                                                      \
+        for (size_t x = 0; x < ow; x++) {                                                                 \
+          size_t j_begin, j_end;                                                                          \
+          whittle_conv2d_valid_taps(x, s->stride_width, s->padding_left, s->window_width, s->input_width, \
+                                    &j_begin, &j_end);                                                    \
+          /* The window's first tap inside the input; the window always holds one (padding < window). */  \
+          const T* window =                                                                               \
+              input +                                                                                     \
+              ((n * s->input_height + y * s->stride_height + i_begin - s->padding_top) * s->input_width + \
+               x * s->stride_width + j_begin - s->padding_left) *                                         \
+                  channels;                                                                               \
+          const size_t row_stride = s->input_width * channels, columns = (j_end - j_begin) * channels;    \
+          const T* rows_end = window + (i_end - i_begin) * row_stride;                                    \
+          T* out = output + ((n * oh + y) * ow + x) * channels;                                           \
+          for (size_t c0 = 0; c0 < channels; c0 += block) {                                               \
+            const size_t cc = channels - c0 < block ? channels - c0 : block;                              \
+            T acc[WHITTLE_MAXPOOL_PIXELS_BLOCK];                                                          \
+            if (cc == block) {                                                                            \
+              for (size_t k = 0; k < block; k++) acc[k] = window[c0 + k];                                 \
+              for (const T* row = window + c0; row != rows_end + c0; row += row_stride) {                 \
+                for (const T* p = row; p != row + columns; p += channels) {                               \
+                  for (size_t k = 0; k < block; k++) acc[k] = p[k] > acc[k] ? p[k] : acc[k];              \
+                }                                                                                         \
+              }                                                                                           \
+              for (size_t k = 0; k < block; k++) {                                                        \
+                const T v = acc[k] < min ? min : acc[k];                                                  \
+                out[c0 + k] = v > max ? max : v;                                                          \
+              }                                                                                           \
+            } else {                                                                                      \
+              for (size_t k = 0; k < cc; k++) acc[k] = window[c0 + k];                                    \
+              for (const T* row = window + c0; row != rows_end + c0; row += row_stride) {                 \
+                for (const T* p = row; p != row + columns; p += channels) {                               \
+                  for (size_t k = 0; k < cc; k++) acc[k] = p[k] > acc[k] ? p[k] : acc[k];                 \
+                }                                                                                         \
+              }                                                                                           \
+              for (size_t k = 0; k < cc; k++) {                                                           \
+                const T v = acc[k] < min ? min : acc[k];                                                  \
+                out[c0 + k] = v > max ? max : v;                                                          \
+              }                                                                                           \
+            }                                                                                             \
+          }                                                                                               \
+        }                                                                                                 \
+      }                                                                                                   \
+    }                                                                                                     \
+  }
+
 #endif  // WHITTLE_MAXPOOL_ROWS_IMPL_H_

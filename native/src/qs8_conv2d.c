@@ -5,9 +5,10 @@
 //    groups of 16 channels, one kernel call per group and tile with the weights packed per group): the
 //    images are copied once into a padded buffer in the kernel's domain (int8, or uint8 for VNNI) whose
 //    border holds the zero point, so padded taps contribute exactly zero, and the kernel reads every tap
-//    there in place; a layer whose pixels read much padding (ResNet-18's 4 x 4 and 2 x 2 stages) runs the
-//    kernel's variant over real taps only (runs_pay), each pixel's skipped taps added back to its bias as a
-//    correction per pixel class (which kernel rows and columns it reads);
+//    there in place; a tile whose pixels read much padding (ResNet-18's 4 x 4 and 2 x 2 stages, the first
+//    and last output rows of the others) runs the kernel's variant over real taps only (runs_pay), each
+//    pixel's skipped taps added back to its bias as a correction per pixel class (which kernel rows and
+//    columns it reads);
 //  - GEMM (1x1 convs, fully-connected): every MR output pixels get MR rows of im2col in per-thread
 //    scratch, in the kernel's domain and padded with the zero point;
 //  - depthwise: an indirection row per pixel, out-of-image taps pointing at a row of zero points.
@@ -51,6 +52,15 @@ struct qs8_conv2d_op {
   size_t column_classes, corrections_stride;
   int32_t* corrections;
   bool per_tap;  // one reduction segment per tap (else per kernel row)
+  // Per output pixel (batch * output_height * output_width): its first tap's place in the padded images and
+  // its class's correction; per tile of mr pixels from a multiple of mr (as the tasks take them): its runs
+  // (tile_runs, QS8_RUNS_MAX_TAPS per tile) and their count, 0 for a tile that runs the plain kernel over
+  // every tap (more than QS8_RUNS_REAL_SHARE of its pairs real: runs_pay). Set up once, so a tile only looks
+  // them up.
+  size_t* pixel_origin;
+  const int32_t** pixel_correction;
+  qs8_igemm_run* tile_runs;
+  uint8_t* tile_run_count;
   unsigned char* packed;
   size_t packed_group_bytes;
   int8_t* zero;
@@ -59,11 +69,17 @@ struct qs8_conv2d_op {
   size_t a_tile_bytes;
   unsigned char* scratch;
   const qs8_simple_ukernels* simple;  // vadd, for the residual add
+  // The residual add over rescale tables, when its kernel is at least as specific as simple->vadd (else
+  // NULL): the tables of the last parameters seen (add_tables_params), built on the first run that adds.
+  const qs8_vadd_tables_ukernel* vadd_tables;
+  qs8_add_tables* add_tables;
+  qs8_add_params add_tables_params;
   // Arguments of the run in progress, read by the tasks: the addend is NULL without a residual add.
   const int8_t* input;
   int8_t* output;
   const int8_t* addend;
   const qs8_add_params* add;
+  const qs8_add_tables* tables;  // add's tables, or NULL (simple->vadd)
 };
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -154,12 +170,28 @@ static size_t popcount32(uint32_t x) {
   return n;
 }
 
+// The share of the (pixel, tap) pairs of the tile of `rows` output pixels from m0 that read the image.
+static double tile_real_share(const whittle_conv2d_shape* s, size_t output_height, size_t output_width,
+                              size_t m0, size_t rows) {
+  size_t real = 0;
+  for (size_t m = m0; m < m0 + rows; m++) {
+    const size_t x = m % output_width, y = m / output_width % output_height;
+    real += popcount32(axis_taps(y, s->input_height, s->stride_height, s->dilation_height, s->padding_top,
+                                 s->kernel_height)) *
+            popcount32(axis_taps(x, s->input_width, s->stride_width, s->dilation_width, s->padding_left,
+                                 s->kernel_width));
+  }
+  return (double)real / (double)(rows * s->kernel_height * s->kernel_width);
+}
+
 // Whether a layer runs the indirect GEMM over real taps only: one group, each tap a whole number of k_align
-// groups, and at most QS8_RUNS_REAL_SHARE of its (pixel, tap) pairs read the image. Measured on ResNet-18's
-// 3x3 layers (CPU time, weights repeated): 4 x 4 (100 of 144 pairs real) -18 %, 8 x 8 and 8 x 8 -> 4 x 4
+// groups, and a tile (mr consecutive output pixels, as the tasks take them) of which at most
+// QS8_RUNS_REAL_SHARE of the (pixel, tap) pairs read the image; such tiles run the kernel over real taps, the
+// others the plain kernel (runs_tiles_create). Measured on ResNet-18's 3x3 layers (CPU time, weights
+// repeated), whole layers over real taps: 4 x 4 (100 of 144 pairs real) -18 %, 8 x 8 and 8 x 8 -> 4 x 4
 // stride 2 (0.84) -2 to -4 %, 2 x 2 (16 of 36) -3 % (its 2.4 MB of weights stream from L3 at the same rate
-// either way); at 16 x 16 (0.92) a tile of 8 pixels splits into runs of 7 and 8 rows whose accumulator
-// traffic costs more than they save (+15 %).
+// either way); at 16 x 16 (0.92) a tile of 8 pixels with one edge pixel splits into runs of 7 and 8 rows
+// whose accumulator traffic costs more than they save (+15 %), hence the choice per tile.
 #ifndef QS8_RUNS_REAL_SHARE
 #define QS8_RUNS_REAL_SHARE 0.86
 #endif
@@ -170,17 +202,12 @@ static bool runs_pay(const whittle_conv2d_shape* s, const qs8_igemm_ukernel* ige
       s->kernel_height * s->kernel_width > QS8_RUNS_MAX_TAPS) {
     return false;
   }
-  size_t rows = 0, columns = 0;
-  for (size_t y = 0; y < output_height; y++) {
-    rows += popcount32(axis_taps(y, s->input_height, s->stride_height, s->dilation_height, s->padding_top,
-                                 s->kernel_height));
+  const size_t pixels = s->batch * output_height * output_width;
+  for (size_t m0 = 0; m0 < pixels; m0 += igemm->mr) {
+    const size_t rows = pixels - m0 < igemm->mr ? pixels - m0 : igemm->mr;
+    if (tile_real_share(s, output_height, output_width, m0, rows) <= QS8_RUNS_REAL_SHARE) return true;
   }
-  for (size_t x = 0; x < output_width; x++) {
-    columns += popcount32(
-        axis_taps(x, s->input_width, s->stride_width, s->dilation_width, s->padding_left, s->kernel_width));
-  }
-  const double all = (double)(output_height * s->kernel_height) * (double)(output_width * s->kernel_width);
-  return (double)rows * (double)columns <= QS8_RUNS_REAL_SHARE * all;
+  return false;
 }
 
 // The classes of an axis: class_of[i] indexes the distinct masks of mask[i] (i < n), kept in `distinct`.
@@ -193,6 +220,73 @@ static size_t axis_classes(const uint32_t* mask, size_t n, uint32_t* class_of, u
     class_of[i] = (uint32_t)c;
   }
   return count;
+}
+
+// The runs of the tile of `rows` output pixels from m0 (op->row_taps, column_taps and tap_k set): per tap,
+// the tile's rows whose pixel reads the image there form a run (consecutive taps of one kernel row read by
+// the same rows: one run). Returns their count (<= QS8_RUNS_MAX_TAPS).
+static size_t tile_runs_of(const qs8_conv2d_op* op, size_t m0, size_t rows, qs8_igemm_run* runs) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t kw = s->kernel_width, taps = s->kernel_height * kw, cin = s->input_channels;
+  uint32_t row_taps[QS8_IGEMM_MAX_MR], column_taps[QS8_IGEMM_MAX_MR], run_rows[QS8_RUNS_MAX_TAPS];
+  for (size_t r = 0; r < rows; r++) {
+    const size_t x = (m0 + r) % op->output_width, y = (m0 + r) / op->output_width % op->output_height;
+    row_taps[r] = op->row_taps[y];
+    column_taps[r] = op->column_taps[x];
+  }
+  size_t count = 0;
+  for (size_t t = 0; t < taps; t++) {
+    uint32_t mask = 0;
+    for (size_t r = 0; r < rows; r++) mask |= (row_taps[r] >> (t / kw) & column_taps[r] >> (t % kw) & 1) << r;
+    if (mask == 0) continue;
+    if (count > 0 && run_rows[count - 1] == mask && runs[count - 1].k_end == op->tap_k[t] && t % kw != 0 &&
+        !op->per_tap) {
+      runs[count - 1].k_end += (uint32_t)cin;
+      continue;
+    }
+    qs8_igemm_run* run = &runs[count];
+    run_rows[count++] = mask;
+    run->k_begin = op->tap_k[t];
+    run->k_end = op->tap_k[t] + (uint32_t)cin;
+    run->rows = 0;
+    for (size_t r = 0; r < rows; r++) {
+      if ((mask >> r & 1) != 0) run->row[run->rows++] = (uint8_t)r;
+    }
+  }
+  return count;
+}
+
+// Per output pixel its place and correction, per tile of mr pixels its runs (the op's row and column taps,
+// classes and corrections set).
+static bool runs_tiles_create(qs8_conv2d_op* op) {
+  const whittle_conv2d_shape* s = &op->shape;
+  const size_t mr = op->igemm->mr, pixels = s->batch * op->output_height * op->output_width;
+  const size_t tiles = (pixels + mr - 1) / mr;
+  op->pixel_origin = malloc(pixels * sizeof(size_t));
+  op->pixel_correction = malloc(pixels * sizeof(const int32_t*));
+  op->tile_runs = malloc(tiles * QS8_RUNS_MAX_TAPS * sizeof(qs8_igemm_run));
+  op->tile_run_count = malloc(tiles);
+  if (op->pixel_origin == NULL || op->pixel_correction == NULL || op->tile_runs == NULL ||
+      op->tile_run_count == NULL) {
+    return false;
+  }
+  whittle_conv2d_origin_walk walk =
+      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, 0);
+  for (size_t m = 0; m < pixels; m++) {
+    const size_t x = m % op->output_width, y = m / op->output_width % op->output_height;
+    op->pixel_origin[m] = whittle_conv2d_origin_walk_next(&walk);
+    op->pixel_correction[m] =
+        op->corrections +
+        (op->row_class[y] * op->column_classes + op->column_class[x]) * op->corrections_stride;
+  }
+  for (size_t t = 0; t < tiles; t++) {
+    const size_t m0 = t * mr, rows = pixels - m0 < mr ? pixels - m0 : mr;
+    const bool real =
+        tile_real_share(s, op->output_height, op->output_width, m0, rows) <= QS8_RUNS_REAL_SHARE;
+    op->tile_run_count[t] =
+        real ? (uint8_t)tile_runs_of(op, m0, rows, op->tile_runs + t * QS8_RUNS_MAX_TAPS) : 0;
+  }
+  return true;
 }
 
 // Sets up the runs of an indirect GEMM layer (op->kc, k_align and nr chosen): the taps' places, the masks
@@ -255,7 +349,7 @@ static bool runs_create(qs8_conv2d_op* op, const int8_t* weights, const igemm_se
   free(row_masks);
   free(column_masks);
   free(tap_sums);
-  return ok;
+  return ok && runs_tiles_create(op);
 }
 
 // The operator for checked arguments; output_offset is added to the output zero point of the kernels'
@@ -377,6 +471,7 @@ static qs8_conv2d_op* create(const whittle_conv2d_shape* shape, const int8_t* we
   op->k = taps * op->cin_g;
   op->depthwise = shape->groups > 1 && op->cin_g == 1 && op->cout_g == 1;
   op->simple = qs8_simple_ukernels_select(level);
+  op->vadd_tables = qs8_vadd_tables_for(level);
   const int32_t offset = q->unsigned_activations ? 128 : 0;
   op->params.output_zero_point = q->output_zero_point - offset + output_offset;
   op->params.output_min = q->output_min - offset;
@@ -528,7 +623,12 @@ void qs8_conv2d_destroy(qs8_conv2d_op* op) {
   free(op->row_class);
   free(op->column_class);
   free(op->corrections);
+  free(op->pixel_origin);
+  free(op->pixel_correction);
+  free(op->tile_runs);
+  free(op->tile_run_count);
   free(op->scratch);
+  free(op->add_tables);
   free(op);
 }
 
@@ -555,7 +655,11 @@ WHITTLE_DEFINE_CONV2D_ROW_TAPS(qs8_conv2d_row_taps, int8_t)
 WHITTLE_HOT static void add_tile(const qs8_conv2d_op* op, size_t first, size_t n) {
   if (op->addend == NULL) return;
   int8_t* c = op->output + first;
-  op->simple->vadd(n, c, op->addend + first, c, op->add);
+  if (op->tables != NULL) {
+    op->vadd_tables->fn(n, c, op->addend + first, c, op->add, op->tables);
+  } else {
+    op->simple->vadd(n, c, op->addend + first, c, op->add);
+  }
 }
 
 // dst = src ^ flip, byte-wise. A separate function with restrict pointers and a by-value flip so the
@@ -626,55 +730,40 @@ WHITTLE_HOT static void gemm_task(void* context, size_t thread, size_t begin, si
   }
 }
 
-// Tiles of up to MR consecutive output pixels on the kernel over real taps only: per tap, the tile's rows
-// whose pixel reads the image there form a run (consecutive taps of the same rows, one run), and each row
-// gets the correction of its pixel's class.
+// The IGEMM kernel of a tile of `rows` pixels: a short tile (the last rows, or a layer of few pixels) on the
+// kernel of fewer rows when there is one.
+static qs8_igemm_ukernel_fn igemm_fn(const qs8_conv2d_op* op, size_t rows) {
+  return op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->fn_short : op->igemm->fn;
+}
+
+// Tiles of up to MR consecutive output pixels on the kernel over real taps only, with the runs, places and
+// corrections runs_create set up (tile_runs_of for a tile that does not start at a multiple of MR).
 WHITTLE_HOT static void igemm_runs_task(void* context, size_t thread, size_t begin, size_t end) {
   (void)thread;
   const qs8_conv2d_op* op = context;
-  const whittle_conv2d_shape* s = &op->shape;
-  const size_t mr = op->igemm->mr, channels = s->output_channels, cin = s->input_channels;
-  const size_t kw = s->kernel_width, taps = s->kernel_height * kw;
+  const size_t mr = op->igemm->mr, channels = op->shape.output_channels;
+  const size_t pixels = op->shape.batch * op->output_height * op->output_width;
   const int8_t* a[QS8_IGEMM_MAX_MR];
-  const int32_t* row_bias[QS8_IGEMM_MAX_MR];
-  uint32_t row_taps[QS8_IGEMM_MAX_MR], column_taps[QS8_IGEMM_MAX_MR];
-  qs8_igemm_run runs[QS8_RUNS_MAX_TAPS];
-  uint32_t run_rows[QS8_RUNS_MAX_TAPS];
-  whittle_conv2d_origin_walk walk =
-      whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
+  qs8_igemm_run own[QS8_RUNS_MAX_TAPS];
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    for (size_t r = 0; r < rows; r++) {
-      const size_t x = (m0 + r) % op->output_width, y = (m0 + r) / op->output_width % op->output_height;
-      a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
-      row_taps[r] = op->row_taps[y];
-      column_taps[r] = op->column_taps[x];
-      const size_t pixel_class = op->row_class[y] * op->column_classes + op->column_class[x];
-      row_bias[r] = op->corrections + pixel_class * op->corrections_stride;
+    for (size_t r = 0; r < rows; r++) a[r] = op->padded + op->pixel_origin[m0 + r];
+    const qs8_igemm_run* runs = own;
+    size_t count;
+    if (m0 % mr == 0 && rows == (pixels - m0 < mr ? pixels - m0 : mr)) {
+      runs = op->tile_runs + m0 / mr * QS8_RUNS_MAX_TAPS;
+      count = op->tile_run_count[m0 / mr];
+    } else {
+      count = tile_runs_of(op, m0, rows, own);
     }
-    size_t count = 0;
-    for (size_t t = 0; t < taps; t++) {
-      uint32_t mask = 0;
-      for (size_t r = 0; r < rows; r++)
-        mask |= (row_taps[r] >> (t / kw) & column_taps[r] >> (t % kw) & 1) << r;
-      if (mask == 0) continue;
-      // Taps of one kernel row (one segment) that the same rows read make one run.
-      if (count > 0 && run_rows[count - 1] == mask && runs[count - 1].k_end == op->tap_k[t] && t % kw != 0 &&
-          !op->per_tap) {
-        runs[count - 1].k_end += (uint32_t)cin;
-        continue;
-      }
-      qs8_igemm_run* run = &runs[count];
-      run_rows[count++] = mask;
-      run->k_begin = op->tap_k[t];
-      run->k_end = op->tap_k[t] + (uint32_t)cin;
-      run->rows = 0;
-      for (size_t r = 0; r < rows; r++) {
-        if ((mask >> r & 1) != 0) run->row[run->rows++] = (uint8_t)r;
-      }
+    if (count == 0) {
+      igemm_fn(op, rows)(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels,
+                         channels, &op->params);
+      add_tile(op, m0 * channels, rows * channels);
+      continue;
     }
-    op->igemm->fn_runs(rows, channels, op->kc, a, op->k_offsets, runs, count, row_bias, op->packed,
-                       op->output + m0 * channels, channels, &op->params);
+    op->igemm->fn_runs(rows, channels, op->kc, a, op->k_offsets, runs, count, op->pixel_correction + m0,
+                       op->packed, op->output + m0 * channels, channels, &op->params);
     add_tile(op, m0 * channels, rows * channels);
   }
 }
@@ -692,9 +781,7 @@ WHITTLE_HOT static void igemm_task(void* context, size_t thread, size_t begin, s
       whittle_conv2d_origin_walk_start(s, &op->padded_plan, op->output_height, op->output_width, begin);
   for (size_t m0 = begin; m0 < end; m0 += mr) {
     const size_t rows = end - m0 < mr ? end - m0 : mr;
-    // A short tile (the last rows, or a layer of few pixels) on the kernel of fewer rows when there is one.
-    const qs8_igemm_ukernel_fn fn =
-        op->igemm->fn_short != NULL && rows <= op->igemm->mr_short ? op->igemm->fn_short : op->igemm->fn;
+    const qs8_igemm_ukernel_fn fn = igemm_fn(op, rows);
     if (s->groups == 1) {  // one kernel call over every output channel, the pointers read in place
       for (size_t r = 0; r < rows; r++) a[r] = op->padded + whittle_conv2d_origin_walk_next(&walk);
       fn(rows, channels, op->kc, a, op->k_offsets, op->packed, op->output + m0 * channels, channels,
@@ -766,6 +853,30 @@ WHITTLE_HOT static void dwconv3x3_task(void* context, size_t thread, size_t begi
   }
 }
 
+static bool add_params_equal(const qs8_add_params* x, const qs8_add_params* y) {
+  return x->unsigned_activations == y->unsigned_activations && x->a_zero_point == y->a_zero_point &&
+         x->a_multiplier == y->a_multiplier && x->a_shift == y->a_shift &&
+         x->b_zero_point == y->b_zero_point && x->b_multiplier == y->b_multiplier &&
+         x->b_shift == y->b_shift && x->output_zero_point == y->output_zero_point &&
+         x->output_multiplier == y->output_multiplier && x->output_shift == y->output_shift &&
+         x->output_min == y->output_min && x->output_max == y->output_max;
+}
+
+// The rescale tables of `add` for the residual add (built when its parameters differ from the last ones),
+// or NULL: no tables kernel for the op's ISA, or out of memory (simple->vadd then adds, with the same bits).
+static const qs8_add_tables* add_tables_of(qs8_conv2d_op* op, const qs8_add_params* add) {
+  if (op->vadd_tables == NULL) return NULL;
+  if (op->add_tables == NULL) {
+    op->add_tables = aligned_alloc(64, sizeof(qs8_add_tables));
+    if (op->add_tables == NULL) return NULL;
+  } else if (add_params_equal(&op->add_tables_params, add)) {
+    return op->add_tables;
+  }
+  qs8_add_tables_init(add, op->add_tables);
+  op->add_tables_params = *add;
+  return op->add_tables;
+}
+
 WHITTLE_HOT bool qs8_conv2d_run(qs8_conv2d_op* op, const void* input, void* output,
                                 whittle_threadpool* pool) {
   return qs8_conv2d_run_add(op, input, NULL, NULL, output, pool);
@@ -784,6 +895,7 @@ WHITTLE_HOT bool qs8_conv2d_run_add(qs8_conv2d_op* op, const void* input, const 
   op->output = output;
   op->addend = addend;
   op->add = add;
+  op->tables = addend != NULL ? add_tables_of(op, add) : NULL;
   const size_t rows = op->shape.batch * op->output_height * op->output_width;
   // Rows per unit of the pool's chunks, and no split of a small layer (whittle_threadpool_granularity).
   const whittle_conv2d_shape* s = &op->shape;

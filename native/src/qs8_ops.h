@@ -188,6 +188,28 @@ typedef struct qs8_add_params {
 
 #define QS8_ADD_LEFT_SHIFT 20
 
+// The two input rescales of a qs8_add_params, as tables: an int8 / uint8 input has 256 values, so each
+// input's requantized (x - zero_point) << QS8_ADD_LEFT_SHIFT is looked up by its raw byte (the reference's
+// arithmetic, done once per parameter set by qs8_add_tables_init). Entry i of a table is the int32 whose
+// byte k is plane[k][i]: the layout of byte-permute lookups (AVX-512 VBMI's VPERMT2B over 4 x 64 bytes).
+typedef struct qs8_add_tables {
+  uint8_t a[4][256] __attribute__((aligned(64)));
+  uint8_t b[4][256] __attribute__((aligned(64)));
+} qs8_add_tables;
+
+void qs8_add_tables_init(const qs8_add_params* params, qs8_add_tables* tables);
+
+// The add of qs8_add_params with its input rescales looked up in `tables` (built from the same params): the
+// sum requantized, offset and clamped as qs8_add__reference does, the same bits.
+typedef void (*qs8_vadd_tables_ukernel_fn)(size_t n, const void* a, const void* b, void* y,
+                                           const qs8_add_params* params, const qs8_add_tables* tables);
+
+typedef struct qs8_vadd_tables_ukernel {
+  const char* name;
+  whittle_isa isa;
+  qs8_vadd_tables_ukernel_fn fn;
+} qs8_vadd_tables_ukernel;
+
 // TFLite-style quantized mul: out = clamp(output_zero_point + gemmlowp((a - a_zero_point) * (b -
 // b_zero_point), multiplier, shift)), (multiplier, shift) the Q31 form of scale_a * scale_b / scale_out. Raw
 // domain of the dtype; the product of two offsets (|offset| <= 255) cannot overflow int32.
@@ -271,6 +293,11 @@ WHITTLE_DECLARE_UKERNELS(qs8_dwconv)
 // A fully-connected operator with one row runs the GEMV entry when that entry's ISA is at least the GEMM
 // kernel's (same ladder); otherwise (no GEMV kernel for the ISA) the GEMM kernel's 1-row variant.
 WHITTLE_DECLARE_UKERNELS(qs8_gemv)
+WHITTLE_DECLARE_UKERNELS(qs8_vadd_tables)
+// The tables kernel the residual add of a conv at `level` runs: the list's entry when its ISA is at least
+// the element-wise set's (same ladder; qs8_add_tables_init once per parameter set), else NULL (the set's
+// vadd, whose SIMD beats the portable tables kernel).
+const qs8_vadd_tables_ukernel* qs8_vadd_tables_for(whittle_isa level);
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level);
 
 // ---------------------------------------------------------------------------------------------------------

@@ -131,14 +131,22 @@ WHITTLE_INLINE void WHITTLE_FN(pool_)(const whittle_pool2d_shape* s, const void*
 
 WHITTLE_MAXPOOL_ROWS_DEFINE(WHITTLE_FN(qs8_maxpool_rows_), WHITTLE_FN(qs8_vmax_), int8_t, INT8_MIN)
 WHITTLE_MAXPOOL_ROWS_DEFINE(WHITTLE_FN(qu8_maxpool_rows_), WHITTLE_FN(qu8_vmax_), uint8_t, 0)
+WHITTLE_MAXPOOL_PIXELS_DEFINE(WHITTLE_FN(qs8_maxpool_pixels_), int8_t)
+WHITTLE_MAXPOOL_PIXELS_DEFINE(WHITTLE_FN(qu8_maxpool_pixels_), uint8_t)
 
 void WHITTLE_FN(qs8_maxpool_minmax_ukernel__)(const whittle_pool2d_shape* s, const void* input, void* output,
                                               bool u, int32_t min, int32_t max) {
-  // By rows (maxpool_rows_impl.h) when the clamp bounds are elements of the type; the per-pixel loop
-  // keeps the reference's truncating store for any others.
+  // Per output pixel (many channels) or by rows (maxpool_rows_impl.h) when the clamp bounds are elements of
+  // the type; the pooling loop keeps the reference's truncating store for any others.
   const int32_t lowest = u ? 0 : INT8_MIN, highest = u ? UINT8_MAX : INT8_MAX;
   const bool in_range = min >= lowest && min <= highest && max >= lowest && max <= highest;
-  if (in_range && s->window_width <= WHITTLE_MAXPOOL_ROWS_BUFFER) {
+  if (in_range && s->channels >= WHITTLE_MAXPOOL_PIXELS_BLOCK) {
+    if (u) {
+      WHITTLE_FN(qu8_maxpool_pixels_)(s, input, output, (uint8_t)min, (uint8_t)max);
+    } else {
+      WHITTLE_FN(qs8_maxpool_pixels_)(s, input, output, (int8_t)min, (int8_t)max);
+    }
+  } else if (in_range && s->window_width <= WHITTLE_MAXPOOL_ROWS_BUFFER) {
     if (u) {
       WHITTLE_FN(qu8_maxpool_rows_)(s, input, output, (uint8_t)min, (uint8_t)max);
     } else {

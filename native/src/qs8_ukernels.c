@@ -25,6 +25,9 @@ DECLARE_IGEMM(qs8_igemm_minmax_gemmlowp_ukernel_2x4__scalar);
 DECLARE_DWCONV(qs8_dwconv_minmax_gemmlowp_ukernel_c4__scalar);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c4__scalar);
 extern const qs8_simple_ukernels qs8_simple_ukernels__scalar;
+void qs8_vadd_tables_minmax_gemmlowp_ukernel_1__scalar(size_t n, const void* a, const void* b, void* y,
+                                                       const qs8_add_params* params,
+                                                       const qs8_add_tables* tables);
 #if defined(__x86_64__)
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x16c2__avx2);
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_4x16c2__avx2);
@@ -51,6 +54,9 @@ DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512);
 DECLARE_DWCONV3X3(qs8_dwconv3x3_minmax_gemmlowp_ukernel_c32__avx512vnni);
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx2;
 extern const qs8_simple_ukernels qs8_simple_ukernels__avx512;
+void qs8_vadd_tables_minmax_gemmlowp_ukernel_64__avx512vpopcnt(size_t n, const void* a, const void* b,
+                                                               void* y, const qs8_add_params* params,
+                                                               const qs8_add_tables* tables);
 #endif
 #if defined(__aarch64__) || defined(__ARM_NEON)
 DECLARE_GEMM(qs8_gemm_minmax_gemmlowp_ukernel_1x8__neon);
@@ -181,10 +187,29 @@ static const simple_entry simple_entries[] = {
     {&qs8_simple_ukernels__scalar, WHITTLE_ISA_SCALAR},
 };
 
+const qs8_vadd_tables_ukernel qs8_vadd_tables_ukernels[] = {
+#if defined(__x86_64__)
+    {"qs8_vadd_tables_minmax_gemmlowp_ukernel_64__avx512vpopcnt", WHITTLE_ISA_AVX512VPOPCNT,
+     qs8_vadd_tables_minmax_gemmlowp_ukernel_64__avx512vpopcnt},
+#endif
+    {"qs8_vadd_tables_minmax_gemmlowp_ukernel_1__scalar", WHITTLE_ISA_SCALAR,
+     qs8_vadd_tables_minmax_gemmlowp_ukernel_1__scalar},
+};
+WHITTLE_DEFINE_UKERNEL_SELECT(qs8_vadd_tables)
+
 const qs8_simple_ukernels* qs8_simple_ukernels_select(whittle_isa level) {
   return WHITTLE_KERNEL_LIST_SELECT(simple_entry, simple_entries,
                                     sizeof(simple_entries) / sizeof(simple_entries[0]), level)
       ->set;
+}
+
+const qs8_vadd_tables_ukernel* qs8_vadd_tables_for(whittle_isa level) {
+  const qs8_vadd_tables_ukernel* tables = qs8_vadd_tables_ukernel_select(level);
+  const whittle_isa simple =
+      WHITTLE_KERNEL_LIST_SELECT(simple_entry, simple_entries,
+                                 sizeof(simple_entries) / sizeof(simple_entries[0]), level)
+          ->isa;
+  return whittle_isa_allows(tables->isa, simple) ? tables : NULL;
 }
 
 void qs8_maxpool(const whittle_pool2d_shape* shape, const void* input, void* output,

@@ -606,6 +606,17 @@ static void test_conv_add(const char* name, const whittle_conv2d_shape* s, whitt
              add_relu, label);
       if (!ok && ran) printf("     at %zu: got %d want %d\n", where, qgot[where], qwant[where]);
     }
+    // Other add parameters on the same op (the residual add's tables are rebuilt for them).
+    add.b_zero_point = rand_range(lo, hi);
+    add.b_multiplier = (int32_t)(0x40000000u + (rand_u32() & 0x3FFFFFFFu));
+    add.output_shift = -(QS8_ADD_LEFT_SHIFT - rand_range(-1, 1));
+    qs8_conv2d__reference(s, qinput, qweights, qbias, multipliers, shifts, &q, qwant);
+    qs8_add__reference(out_n, qwant, qaddend, qwant, &add);
+    memset(qgot, 0x5A, out_n);
+    const bool ran = qs8_conv2d_run_add(qop, qinput, qaddend, &add, qgot, pools[0]);
+    size_t where = 0;
+    report(ran && !first_difference(qgot, qwant, out_n, &where), "%s conv2d+add %s %s, new add parameters %s",
+           dtype, level_name, qs8_conv2d_kernel_name(qop), label);
     qs8_conv2d_destroy(qop);
   }
   free(qinput);
@@ -1075,6 +1086,18 @@ static void test_qs8_simple(whittle_isa level, bool u) {
       qs8_add(n, a, b, got, &p, level);
       report(!first_difference(got, want, n, &where), "%s add %s %s n=%zu variant %d", dtype, level_name,
              k->name, n, variant);
+      // The add over rescale tables: every kernel of the list this level runs.
+      qs8_add_tables* tables = aligned_alloc(64, sizeof(qs8_add_tables));
+      qs8_add_tables_init(&p, tables);
+      for (size_t e = 0; e < qs8_vadd_tables_ukernel_count; e++) {
+        const qs8_vadd_tables_ukernel* t = &qs8_vadd_tables_ukernels[e];
+        if (!whittle_isa_allows(level, t->isa) || !whittle_isa_supported(t->isa)) continue;
+        memset(got, 0x5A, n);
+        t->fn(n, a, b, got, &p, tables);
+        report(!first_difference(got, want, n, &where), "%s add %s %s n=%zu variant %d", dtype, level_name,
+               t->name, n, variant);
+      }
+      free(tables);
     }
     // The SE block's N x H x W x C times N x 1 x 1 x C, and one shape times itself (rows = pixels = 1);
     // typical shifts (the product of two offsets by scale_a * scale_b / scale_y) and extreme ones.

@@ -52,6 +52,7 @@ static void detect_x86(void) {
     features.avx512vl = (ebx >> 31) & 1;
     features.avx512vnni = features.avx512f && ((ecx >> 11) & 1);
     features.avx512vpopcntdq = features.avx512f && ((ecx >> 14) & 1);
+    features.avx512vbmi = features.avx512f && ((ecx >> 1) & 1);
   }
   __cpuid_count(7, 1, eax, ebx, ecx, edx);
   features.avxvnni = features.avx2 && ((eax >> 4) & 1);
@@ -98,7 +99,8 @@ bool whittle_isa_supported(whittle_isa isa) {
     case WHITTLE_ISA_AVX512VNNI:
       return f->avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni;
     case WHITTLE_ISA_AVX512VPOPCNT:
-      return f->avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni && f->avx512vpopcntdq;
+      return f->avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni && f->avx512vpopcntdq &&
+             f->avx512vbmi;
 #endif
 #if WHITTLE_ARCH_ARM
     case WHITTLE_ISA_NEON:

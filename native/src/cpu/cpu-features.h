@@ -2,10 +2,11 @@
 //
 // An ISA level names a family of kernels. Levels form two ladders, and a level allows every kernel of a
 // lower level on its own ladder (and the scalar ones):
-//   x86-64:  scalar < avx2 (+FMA) < avx512 (F, BW, VL) < avx512vnni (+VNNI) < avx512vpopcnt (+VPOPCNTDQ)
-//   ARM:     scalar < neon (ARMv7 NEON or AArch64 Advanced SIMD) < neondot (AArch64 + SDOT/UDOT)
+//   x86-64:  scalar < avx2 (+FMA) < avx512 (F, BW, VL) < avx512vnni (+VNNI) < avx512vpopcnt (+VPOPCNTDQ,
+//   VBMI) ARM:     scalar < neon (ARMv7 NEON or AArch64 Advanced SIMD) < neondot (AArch64 + SDOT/UDOT)
 // Every CPU with AVX512_VPOPCNTDQ that matters (Ice Lake, Zen 4) also has VNNI, which is why vpopcnt sits
-// above vnni rather than beside it.
+// above vnni rather than beside it; those CPUs have VBMI too (byte permutes: the int8 residual add's table
+// lookups), which the level also requires.
 //
 // The environment variable WHITTLE_ISA (scalar, avx2, avx512, avx512vnni, avx512vpopcnt, neon, neondot)
 // forces a level so that every path can be tested on one machine. Forcing a level the CPU lacks, or a
@@ -42,6 +43,7 @@ typedef struct whittle_cpu_features {
   bool avx512vl;
   bool avx512vnni;
   bool avx512vpopcntdq;
+  bool avx512vbmi;
   bool avxvnni;  // VEX-encoded VNNI (not used by any level yet; reported for profiles)
   bool neon;     // ARMv7 HWCAP_NEON, or AArch64 HWCAP_ASIMD
   bool neondot;  // AArch64 HWCAP_ASIMDDP
