@@ -103,6 +103,21 @@
 // its two buffers, which costs more once a pixel fills whole vectors. Same bits: max does not round.
 #define WHITTLE_MAXPOOL_PIXELS_BLOCK 64
 
+// One pixel's block of `count` channels of WHITTLE_MAXPOOL_PIXELS_DEFINE (in its scope: window, rows_end,
+// row_stride, columns, channels, c0, acc, out, min, max); a whole block's count is a constant, so its loops
+// unroll into vectors.
+#define WHITTLE_MAXPOOL_PIXELS_CHANNELS(T, count)                                  \
+  for (size_t k = 0; k < (count); k++) acc[k] = window[c0 + k];                    \
+  for (const T* row = window + c0; row != rows_end + c0; row += row_stride) {      \
+    for (const T* p = row; p != row + columns; p += channels) {                    \
+      for (size_t k = 0; k < (count); k++) acc[k] = p[k] > acc[k] ? p[k] : acc[k]; \
+    }                                                                              \
+  }                                                                                \
+  for (size_t k = 0; k < (count); k++) {                                           \
+    const T v = acc[k] < min ? min : acc[k];                                       \
+    out[c0 + k] = v > max ? max : v;                                               \
+  }
+
 #define WHITTLE_MAXPOOL_PIXELS_DEFINE(NAME, T)                                                            \
   static void NAME(const whittle_pool2d_shape* s, const T* input, T* output, T min, T max) {              \
     const size_t oh = whittle_pool2d_output_height(s), ow = whittle_pool2d_output_width(s);               \
@@ -129,27 +144,9 @@
             const size_t cc = channels - c0 < block ? channels - c0 : block;                              \
             T acc[WHITTLE_MAXPOOL_PIXELS_BLOCK];                                                          \
             if (cc == block) {                                                                            \
-              for (size_t k = 0; k < block; k++) acc[k] = window[c0 + k];                                 \
-              for (const T* row = window + c0; row != rows_end + c0; row += row_stride) {                 \
-                for (const T* p = row; p != row + columns; p += channels) {                               \
-                  for (size_t k = 0; k < block; k++) acc[k] = p[k] > acc[k] ? p[k] : acc[k];              \
-                }                                                                                         \
-              }                                                                                           \
-              for (size_t k = 0; k < block; k++) {                                                        \
-                const T v = acc[k] < min ? min : acc[k];                                                  \
-                out[c0 + k] = v > max ? max : v;                                                          \
-              }                                                                                           \
+              WHITTLE_MAXPOOL_PIXELS_CHANNELS(T, WHITTLE_MAXPOOL_PIXELS_BLOCK)                            \
             } else {                                                                                      \
-              for (size_t k = 0; k < cc; k++) acc[k] = window[c0 + k];                                    \
-              for (const T* row = window + c0; row != rows_end + c0; row += row_stride) {                 \
-                for (const T* p = row; p != row + columns; p += channels) {                               \
-                  for (size_t k = 0; k < cc; k++) acc[k] = p[k] > acc[k] ? p[k] : acc[k];                 \
-                }                                                                                         \
-              }                                                                                           \
-              for (size_t k = 0; k < cc; k++) {                                                           \
-                const T v = acc[k] < min ? min : acc[k];                                                  \
-                out[c0 + k] = v > max ? max : v;                                                          \
-              }                                                                                           \
+              WHITTLE_MAXPOOL_PIXELS_CHANNELS(T, cc)                                                      \
             }                                                                                             \
           }                                                                                               \
         }                                                                                                 \
