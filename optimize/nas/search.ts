@@ -1,5 +1,6 @@
 // `whittle nas`'s search, end to end: the supernet trained once (supernet.ts), regularized evolution under
-// hard budgets (evolution.ts) scoring each architecture by its supernet accuracy, its latency (latencyOf:
+// hard budgets (evolution.ts) scoring each architecture by its supernet accuracy (after `adaptBatches` batches
+// of training from its supernet weights), its latency (latencyOf:
 // the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
 // (the runtime's memory plan: arena + weights) and its package size; then the best architecture within the
 // budgets fine-tuned from its supernet weights (its ternary / binary layers through the straight-through

@@ -5,9 +5,9 @@
 // block types, so the extremes that bound every candidate train as often as the middle); the path's model takes its weights as slices
 // of the shared tensors (the first channels, the centre of the kernel: the layout OFA's elastic width and
 // kernel use), trains on those batches on the training backend, and writes them back. Any architecture of
-// the space is then evaluated without training: its slices, its formats applied (space.ts
-// projectArchWeights), and its batch norms recalibrated on a few batches (the shared moving statistics fit
-// no single path). One Adam state spans the paths (its moments kept as slices of shared tensors, like the
+// the space is then evaluated from its slices, after a few batches of training of its own when asked
+// (adaptedSubnet), its formats applied (space.ts projectArchWeights), and its batch norms recalibrated on a
+// few batches (the shared moving statistics fit no single path). One Adam state spans the paths (its moments kept as slices of shared tensors, like the
 // weights, and its step count), as one optimizer over the supernet's parameters does in SPOS: a fresh Adam
 // per path made every path's first steps sign-sized (lr per weight, whatever the gradient) and its moment
 // estimates a few batches long. The moments are not checkpointed: a resumed search starts them afresh.
