@@ -5,13 +5,13 @@
 // (a test builds random architectures' packages and finds every conv node among these points); the grid
 // stays a grid of layers, so a model from elsewhere is still priced from its entries by the cost model.
 //
-// Agent side: no TensorFlow here. The space's choices are restated (SPACE_SHAPES) and latency-graphs.ts's
-// networks are drawn from the same.
+// Agent side: no TensorFlow here. The space's shape choices live here (SPACE_SHAPES; optimize/nas/space.ts's
+// SEARCH_SPACE takes them from it) and latency-graphs.ts's networks are drawn from the same.
 import type { NumberFormat } from '../package/manifest.js';
 import { latencyKey, type LatencyPoint } from './latency-table-schema.js';
 
-/** The search space's shape choices (optimize/nas/space.ts SEARCH_SPACE: stem widths, each stage's widths,
- * depths, kernel sizes, the fp32 pruning ratios). */
+/** The search space's shape choices (optimize/nas/space.ts SEARCH_SPACE is built from them): stem widths and
+ * strides, each stage's widths, depths, kernel sizes, the fp32 pruning ratios besides 0. */
 export const SPACE_SHAPES = {
   input: 28,
   stemWidths: [8, 16, 24],

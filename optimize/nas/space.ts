@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 import { type Package, readPackage } from '../../agent/package/reader.js';
+import { SPACE_SHAPES } from '../../agent/profile/search-space-layers.js';
 import { whittleError } from '../../native/whittle-error.js';
 import { encodeLayers, type LayerCompression } from '../compress/encode.js';
 import { magnitudeMasks, readKernel, writeKernel } from '../compress/projection.js';
@@ -67,19 +68,17 @@ export interface ArchSpec {
 }
 
 /** The choices. Widths are multiples of 8 (fire splits a width in quarters, a ShuffleNet unit in halves). */
+/** The shapes are the agent's SPACE_SHAPES (agent/profile/search-space-layers.ts: the latency table times the
+ * space's layers, and the agent loads no TensorFlow), so the two cannot drift apart. */
 export const SEARCH_SPACE = {
-  stemWidths: [8, 16, 24],
-  stemStrides: [1, 2] as readonly StemStride[],
-  stageWidths: [
-    [16, 24, 32],
-    [32, 48, 64],
-    [48, 64, 96],
-  ],
+  stemWidths: SPACE_SHAPES.stemWidths,
+  stemStrides: SPACE_SHAPES.stemStrides as readonly StemStride[],
+  stageWidths: SPACE_SHAPES.stageWidths,
   blocks: BLOCK_TYPES,
-  depths: [1, 2, 3],
-  kernels: [3, 5],
+  depths: SPACE_SHAPES.depths,
+  kernels: SPACE_SHAPES.kernels,
   formats: LAYER_FORMATS,
-  prunes: [0, 0.5, 0.75],
+  prunes: [0, ...SPACE_SHAPES.prunes],
 } as const;
 
 /** The format and pruning choices a search draws from (a subset of SEARCH_SPACE's). */
