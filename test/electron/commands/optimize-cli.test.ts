@@ -135,6 +135,21 @@ describe('whittle optimize', () => {
       r.stderr,
       /--max-accuracy-drop limits the compression of a model: whittle optimize --search takes it/,
     );
+    // A candidate's adaptation batches: a count, 0 allowed.
+    for (const bad of ['-1', '1.5', 'many']) {
+      r = whittle(
+        'nas',
+        '--dataset',
+        'fashion-mnist',
+        '--out',
+        out,
+        '--latency-ms',
+        '1',
+        `--adapt-batches=${bad}`,
+      );
+      assert.equal(r.status, 1, bad);
+      assert.match(r.stderr, /--adapt-batches: expected an integer >= 0/, bad);
+    }
   });
 
   test('a device class is priced from its estimated table, scaled from this machine’s measured once', () => {
