@@ -89,6 +89,8 @@ export interface EvolutionOptions {
   budgets: Budgets;
   /** The formats and pruning ratios candidates draw from (default: all of SEARCH_SPACE's). */
   choices?: FormatChoices;
+  /** Architectures the initial population starts with; random draws fill the rest. */
+  seeds?: readonly ArchSpec[];
   score: (arch: ArchSpec, cycle: number) => Promise<Candidate>;
   /** Resume from this state (a checkpoint). */
   state?: EvolutionState;
@@ -111,7 +113,8 @@ export async function evolve(options: EvolutionOptions): Promise<EvolutionState 
   const initial = new SeededRandom(options.seed);
   // The initial population: seeded, so a resumed run draws the same ones and skips those already scored.
   const choices = options.choices ?? SEARCH_SPACE;
-  const seeds = Array.from({ length: options.populationSize }, () => sampleArch(initial, choices));
+  const drawn = Array.from({ length: options.populationSize }, () => sampleArch(initial, choices));
+  const seeds = [...(options.seeds ?? []), ...drawn].slice(0, options.populationSize);
   for (let i = state.population.length; i < options.populationSize && state.cycles === 0; i++) {
     if (options.signal?.aborted === true) return { ...state, interrupted: true };
     const c = await scored(seeds[i]!, -1);

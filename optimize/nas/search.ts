@@ -1,9 +1,10 @@
 // `whittle nas`'s search, end to end: the supernet trained once (supernet.ts), regularized evolution under
-// hard budgets (evolution.ts) scoring each architecture by its supernet accuracy (after `adaptBatches` batches
+// hard budgets (evolution.ts; its initial population seeded with each block type's largest architecture that
+// fits the budgets) scoring each architecture by its supernet accuracy (after `adaptBatches` batches
 // of training from its supernet weights), its latency (latencyOf:
 // the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
-// (the runtime's memory plan: arena + weights) and its package size; then the best architecture within the
-// budgets fine-tuned from its supernet weights (its ternary / binary layers through the straight-through
+// (the runtime's memory plan: arena + weights) and its package size; then the best few within the budgets
+// scored again after `finalistBatches` batches, and the best of those fine-tuned from its supernet weights (its ternary / binary layers through the straight-through
 // estimator, its pruned layers masked: the compressor's hooks), its batch norms recalibrated, packaged in
 // its formats, and verified: its accuracy on the test set and its latency measured on this runtime. Every
 // phase checkpoints in OUT (the supernet after each epoch, the evolution after each candidate, the
@@ -28,6 +29,7 @@ import { fileHandler, MODEL_FILE, writeAtomic } from '../train/file-io.js';
 import { combineHooks, DEFAULT_TRAIN_CONFIG, train } from '../train/trainer.js';
 import {
   budgetMisses,
+  type Budgets,
   type Candidate,
   type EvolutionState,
   evolve,
@@ -37,8 +39,25 @@ import {
   relativeMiss,
 } from './evolution.js';
 import type { NasSettings } from './settings.js';
-import { archKey, archLayers, archPackage, type ArchSpec, parseArch, parseFormatChoices } from './space.js';
-import { modelAccuracy, NasCheckpointError, recalibrateBatchNorm, Supernet } from './supernet.js';
+import {
+  archKey,
+  archLayers,
+  archPackage,
+  type ArchSpec,
+  BLOCK_TYPES,
+  type FormatChoices,
+  parseArch,
+  parseFormatChoices,
+  SEARCH_SPACE,
+  shrinkArch,
+} from './space.js';
+import {
+  extremeArch,
+  modelAccuracy,
+  NasCheckpointError,
+  recalibrateBatchNorm,
+  Supernet,
+} from './supernet.js';
 
 export { type Budgets, type Candidate } from './evolution.js';
 export { DEFAULT_NAS_SETTINGS, type NasSettings } from './settings.js';
@@ -81,6 +100,10 @@ export interface NasReport {
   candidates_evaluated: number;
   generations: number;
   pareto_front: CandidateReport[];
+  /** The initial population's architectures shrunk to fit the budgets (settings.budgetSeeds). */
+  budget_seeds: string[];
+  /** The best candidates scored again with longer training; the first is the one fine-tuned. */
+  finalists: FinalistReport[];
   /** Impossible budget: the closest candidates and by how much each misses. */
   closest?: CandidateReport[];
   /** What the candidates' latency_ms are: "measured on this machine's runtime" or the device's table. */
@@ -105,8 +128,9 @@ export interface NasReport {
 export type NasResult = { interrupted: true } | { interrupted: false; report: NasReport };
 
 const SEARCH_FILE = 'search.json';
-/** 2: shortcuts in the space (space.ts) and candidates adapted before scoring (settings.ts adaptBatches). */
-const SEARCH_VERSION = 2;
+/** 3: budget seeds and finalists (settings.ts); 2: shortcuts in the space (space.ts) and candidates adapted
+ * before scoring (settings.ts adaptBatches). */
+const SEARCH_VERSION = 3;
 export const NAS_REPORT_FILE = 'nas-report.json';
 export const NAS_PACKAGE_FILE = 'model.whittle';
 
@@ -115,6 +139,11 @@ interface SearchCheckpoint {
   settings: NasSettings;
   state: EvolutionState;
   seconds: { supernet: number; search: number; finetune: number };
+  /** The keys of the budget seeds (settings.budgetSeeds) the initial population started with. */
+  seeds?: string[];
+  /** The finalists scored again (settings.finalists), once the evolution ended: the fine-tuned model is the
+   * best of them, also when the search resumes. */
+  finalists?: FinalistReport[];
 }
 
 function loadCheckpoint(file: string, settings: NasSettings): SearchCheckpoint | undefined {
@@ -138,7 +167,9 @@ function loadCheckpoint(file: string, settings: NasSettings): SearchCheckpoint |
     !Array.isArray(state.history) ||
     !Array.isArray(state.population) ||
     !Number.isInteger(state.cycles) ||
-    saved.seconds === undefined
+    saved.seconds === undefined ||
+    (saved.seeds !== undefined && !Array.isArray(saved.seeds)) ||
+    (saved.finalists !== undefined && !Array.isArray(saved.finalists))
   )
     return fail('malformed search checkpoint');
   for (const c of state.history) {
@@ -147,6 +178,10 @@ function loadCheckpoint(file: string, settings: NasSettings): SearchCheckpoint |
   }
   return saved as SearchCheckpoint;
 }
+
+/** A finalist: its candidate report and its accuracy after `finalistBatches` batches from its supernet
+ * weights. */
+export type FinalistReport = CandidateReport & { finalist_accuracy: number };
 
 function candidateReport(c: Candidate): CandidateReport {
   const misses = {
@@ -174,6 +209,43 @@ function measuredLatency(pkg: Package, set: ImageSet, runs: number): number {
 function peakRam(pkg: Package): number {
   const model = Model.fromPackage(pkg, { batch: 1 });
   return model.plan.arenaBytes + model.weightBytes;
+}
+
+/** The budget seeds (settings.budgetSeeds): for each stem stride and block type, the largest architecture
+ * (extremeArch) in the search's fastest format (int8 where it may draw it) shrunk one choice at a time
+ * (shrinkArch) until its package fits the budgets, as `figuresOf` measures it (the supernet's weights: the
+ * figures do not depend on them). None without budgets, or where even the smallest does not fit. */
+async function budgetSeeds(
+  choices: FormatChoices,
+  budgets: Budgets,
+  figuresOf: (arch: ArchSpec, model: tf.LayersModel) => Promise<Parameters<typeof budgetMisses>[0]>,
+  supernet: Supernet,
+  log: (progress: NasProgress) => void,
+): Promise<ArchSpec[]> {
+  if (Object.values(budgets).every((b) => b === undefined)) return [];
+  const format = choices.formats.includes('int8') ? 'int8' : choices.formats[0]!;
+  const seeds: ArchSpec[] = [];
+  for (const stride of SEARCH_SPACE.stemStrides)
+    for (const block of BLOCK_TYPES) {
+      const layer = { block, width: 0, depth: 0, kernel: 0, format, prune: 0 };
+      const start: ArchSpec = {
+        stem: { width: 0, format, ...(stride === 2 ? { stride } : {}) },
+        stages: SEARCH_SPACE.stageWidths.map(() => layer),
+        head: { format },
+      };
+      for (let arch: ArchSpec | undefined = extremeArch(start, 'largest'); arch; arch = shrinkArch(arch)) {
+        const model = supernet.model(arch);
+        const figures = await figuresOf(arch, model).finally(() => model.dispose());
+        if (Object.keys(budgetMisses(figures, budgets)).length > 0) continue;
+        log({
+          phase: 'evolution',
+          message: `budget seed ${archKey(arch)} ${figures.latencyMs.toFixed(3)} ms`,
+        });
+        seeds.push(arch);
+        break;
+      }
+    }
+  return seeds;
 }
 
 /** Runs (or resumes) the search; see the header. */
@@ -248,23 +320,31 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   // Phase 2: regularized evolution.
   const latencyOf =
     run.latencyOf ?? ((_arch: ArchSpec, pkg: Package) => measuredLatency(pkg, test, settings.latencyRuns));
-  const score = async (arch: ArchSpec, cycle: number): Promise<Candidate> => {
+  /** The accuracy of `arch` after `batches` batches from its supernet weights, and its package's figures. */
+  const adapted = async (arch: ArchSpec, batches: number) => {
     const model = await supernet.adaptedSubnet(arch, calibration, {
       set: trainSet,
       indices: identity(validationStart),
       batchSize: settings.batchSize,
-      batches: settings.adaptBatches,
+      batches,
       learningRate: settings.learningRate,
       seed: settings.seed + 1,
     });
     try {
-      const accuracy = modelAccuracy(model, validation.x, validation.labels);
-      const pkg = await archPackage(arch, model, { calibration: calibrationSet });
-      const figures = {
-        latencyMs: await latencyOf(arch, pkg),
-        ramBytes: peakRam(pkg),
-        packageBytes: pkg.fileBytes,
-      };
+      return { model, accuracy: modelAccuracy(model, validation.x, validation.labels) };
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+  };
+  const figuresOf = async (arch: ArchSpec, model: tf.LayersModel) => {
+    const pkg = await archPackage(arch, model, { calibration: calibrationSet });
+    return { latencyMs: await latencyOf(arch, pkg), ramBytes: peakRam(pkg), packageBytes: pkg.fileBytes };
+  };
+  const score = async (arch: ArchSpec, cycle: number): Promise<Candidate> => {
+    const { model, accuracy } = await adapted(arch, settings.adaptBatches);
+    try {
+      const figures = await figuresOf(arch, model);
       return {
         arch,
         key: archKey(arch),
@@ -286,7 +366,19 @@ export async function runNas(run: NasRun): Promise<NasResult> {
       undefined,
     );
   let scoredHere = 0;
+  const startPopulation =
+    settings.budgetSeeds &&
+    (checkpoint === undefined || checkpoint.state.population.length < settings.populationSize);
+  // The seeds beyond the population size are not used (the default's 8 fit its 12).
+  const seeds = startPopulation
+    ? (await budgetSeeds(choices, settings.budgets, figuresOf, supernet, log)).slice(
+        0,
+        settings.populationSize,
+      )
+    : [];
+  const seedKeys = startPopulation ? seeds.map(archKey) : (checkpoint?.seeds ?? []);
   const evolved = await evolve({
+    seeds,
     populationSize: settings.populationSize,
     sampleSize: settings.sampleSize,
     cycles: settings.cycles,
@@ -301,7 +393,10 @@ export async function runNas(run: NasRun): Promise<NasResult> {
     ...(run.signal ? { signal: run.signal } : {}),
     onCandidate: (c, state) => {
       seconds.search = seconds0 + (performance.now() - searchStart) / 1000;
-      writeAtomic(searchFile, JSON.stringify({ version: SEARCH_VERSION, settings, state, seconds }));
+      writeAtomic(
+        searchFile,
+        JSON.stringify({ version: SEARCH_VERSION, settings, state, seconds, seeds: seedKeys }),
+      );
       const done = Math.min(total, state.population.length + state.cycles);
       const perCandidate = (performance.now() - searchStart) / 1000 / Math.max(1, scoredHere);
       const top = best(state.history);
@@ -329,6 +424,8 @@ export async function runNas(run: NasRun): Promise<NasResult> {
     candidates_evaluated: history.length,
     generations: evolved.cycles,
     pareto_front: paretoFront(history).map(candidateReport),
+    budget_seeds: seedKeys,
+    finalists: [],
     supernet_seconds: seconds.supernet,
     search_seconds: seconds.search,
     finetune_seconds: seconds.finetune,
@@ -345,8 +442,38 @@ export async function runNas(run: NasRun): Promise<NasResult> {
     return { interrupted: false, report };
   }
 
+  // The finalists: the best few within the budgets scored again after longer training (20 batches rank a
+  // small fast learner and the largest model that fits within their noise; settings.ts).
+  let finalists = checkpoint?.finalists;
+  if (finalists === undefined) {
+    finalists = [];
+    const ranked = [...within].sort((a, b) => fitness(b, settings.budgets) - fitness(a, settings.budgets));
+    for (const c of ranked.slice(0, ranked.length > 1 ? settings.finalists : 0)) {
+      if (run.signal?.aborted === true) return { interrupted: true };
+      log({ phase: 'evolution', message: `finalist ${c.key}: ${settings.finalistBatches} batches` });
+      const { model, accuracy } = await adapted(c.arch, settings.finalistBatches);
+      model.dispose();
+      finalists.push({ ...candidateReport(c), finalist_accuracy: accuracy });
+    }
+    finalists.sort((a, b) => b.finalist_accuracy - a.finalist_accuracy);
+    seconds.search = seconds0 + (performance.now() - searchStart) / 1000;
+    writeAtomic(
+      searchFile,
+      JSON.stringify({
+        version: SEARCH_VERSION,
+        settings,
+        state: evolved,
+        seconds,
+        seeds: seedKeys,
+        finalists,
+      }),
+    );
+  }
+  report.finalists = finalists;
+  report.search_seconds = seconds.search;
+
   // Phase 3: fine-tune the best within the budgets from its supernet weights.
-  const chosen = best(within)!;
+  const chosen = within.find((c) => c.key === finalists[0]?.key) ?? best(within)!;
   const finetuneStart = performance.now();
   const subnetDir = join(outDir, 'subnet');
   const finetuneDir = join(outDir, 'finetune');
@@ -405,7 +532,17 @@ export async function runNas(run: NasRun): Promise<NasResult> {
       }),
   });
   seconds.finetune += (performance.now() - finetuneStart) / 1000;
-  writeAtomic(searchFile, JSON.stringify({ version: SEARCH_VERSION, settings, state: evolved, seconds }));
+  writeAtomic(
+    searchFile,
+    JSON.stringify({
+      version: SEARCH_VERSION,
+      settings,
+      state: evolved,
+      seconds,
+      seeds: seedKeys,
+      finalists,
+    }),
+  );
   if (tuned.interrupted) return { interrupted: true };
 
   // Phase 4: package in the architecture's formats and verify on this runtime.

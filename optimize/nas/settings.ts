@@ -29,8 +29,16 @@ export interface NasSettings {
   formats: LayerFormat[];
   prunes: number[];
   populationSize: number;
+  /** Seed the initial population with the largest architecture of each block type and stem stride shrunk
+   * until it fits the budgets (space.ts shrinkArch): random draws and one-choice mutations rarely reach the
+   * budget's corner of the space, where the largest model that fits is. */
+  budgetSeeds: boolean;
   sampleSize: number;
   cycles: number;
+  /** The best candidates within the budgets trained `finalistBatches` batches from their supernet weights
+   * and scored again; the best of them is fine-tuned (0: the best candidate as scored). */
+  finalists: number;
+  finalistBatches: number;
   finetuneEpochs: number;
   /** Timed runs of each candidate's package (batch 1). */
   latencyRuns: number;
@@ -43,7 +51,9 @@ export interface NasSettings {
 /** Sized for the issue's 30 minutes on this 2-core machine, Fashion-MNIST (measured quiet: a supernet epoch
  * ~80 s, a candidate ~1-5 s with its adaptation, a fine-tuning epoch ~45 s). A supernet's paths that mix
  * widths, depths and kernels score near chance as it holds them even after 3 epochs (docs/benchmarks.md), so
- * each candidate trains 20 batches from its weights before it is scored. */
+ * each candidate trains 20 batches from its weights before it is scored. 20 batches tell a small fast
+ * learner from the largest model that fits by less than their noise; 300 (~30 s for the largest) rank them
+ * as 5 epochs of training do, so the three best are scored again so. */
 export const DEFAULT_NAS_SETTINGS: Omit<NasSettings, 'dataset' | 'budgets'> = {
   supernetEpochs: 4,
   batchSize: 64,
@@ -55,8 +65,11 @@ export const DEFAULT_NAS_SETTINGS: Omit<NasSettings, 'dataset' | 'budgets'> = {
   formats: ['fp32', 'int8'],
   prunes: [0],
   populationSize: 12,
+  budgetSeeds: true,
   sampleSize: 4,
   cycles: 36,
+  finalists: 3,
+  finalistBatches: 300,
   finetuneEpochs: 5,
   latencyRuns: 40,
   seed: 1,

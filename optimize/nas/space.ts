@@ -180,6 +180,34 @@ export function mutateArch(
   }
 }
 
+/** `arch` one step smaller, the costliest choice first (undefined: the smallest already): a stage's 5x5
+ * kernel to 3x3, then its depth 3 to 2, then 2 to 1, then its width one choice down (each from the first
+ * stage, at the highest resolution), then the stem's width; a stride-1 stem stays stride 1. The shrink
+ * that keeps a budget's largest architecture of a block type (search.ts budget seeds). */
+export function shrinkArch(arch: ArchSpec): ArchSpec | undefined {
+  const next: ArchSpec = structuredClone(arch);
+  const smaller = (choices: readonly number[], v: number): number | undefined =>
+    [...choices].reverse().find((c) => c < v);
+  // Each field given up, in order, and its next value for stage i (undefined: none smaller).
+  const steps: ['kernel' | 'depth' | 'width', (stage: StageSpec, i: number) => number | undefined][] = [
+    ['kernel', (stage) => smaller(SEARCH_SPACE.kernels, stage.kernel)],
+    ['depth', (stage) => (stage.depth > 2 ? 2 : undefined)],
+    ['depth', (stage) => (stage.depth > 1 ? 1 : undefined)],
+    ['width', (stage, i) => smaller(SEARCH_SPACE.stageWidths[i]!, stage.width)],
+  ];
+  for (const [field, value] of steps)
+    for (const [i, stage] of next.stages.entries()) {
+      const v = value(stage, i);
+      if (v === undefined) continue;
+      stage[field] = v;
+      return next;
+    }
+  const stem = smaller(SEARCH_SPACE.stemWidths, next.stem.width);
+  if (stem === undefined) return undefined;
+  next.stem.width = stem;
+  return next;
+}
+
 /** A short stable key: equal for equal architectures. */
 export function archKey(arch: ArchSpec): string {
   const stages = arch.stages.map(

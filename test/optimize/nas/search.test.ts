@@ -3,7 +3,7 @@
 // resumed; an impossible budget reports the closest candidates and their misses; a corrupt checkpoint is
 // refused.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -73,7 +73,23 @@ describe('whittle nas search (miniature)', () => {
     assert.equal(report.generations, 2);
     assert.ok(report.candidates_evaluated >= 3 && report.candidates_evaluated <= 5);
     assert.ok(report.pareto_front.length >= 1);
-    const best = report.best!;
+    // The budget seeds fit the budgets and started the population; the finalists are ranked by their longer
+    // score, and the first of them is the model fine-tuned.
+    assert.ok(report.budget_seeds.length >= 1);
+    const { state } = JSON.parse(readFileSync(join(out, 'search.json'), 'utf8')) as {
+      state: { history: { key: string; cycle: number; misses: object }[] };
+    };
+    for (const key of report.budget_seeds) {
+      const seed = state.history.find((c) => c.key === key);
+      assert.ok(seed?.cycle === -1 && Object.keys(seed.misses).length === 0, `seed ${key}`);
+    }
+    assert.ok(report.finalists.length >= 2 && report.finalists.length <= 3);
+    report.finalists.forEach((f, i) => {
+      assert.ok(f.misses === undefined, `${f.key} within the budgets`);
+      if (i > 0) assert.ok(f.finalist_accuracy <= report.finalists[i - 1]!.finalist_accuracy);
+    });
+    assert.equal(report.best?.key, report.finalists[0]!.key);
+    const best = report.best;
     assert.equal(best.test_images, 100);
     assert.ok(best.measured_latency_ms > 0 && best.measured_package_bytes <= 400_000);
     // The report describes the package written: its size, its formats, its accuracy on the same images.

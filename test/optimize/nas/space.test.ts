@@ -18,8 +18,9 @@ import {
   parseArch,
   parseFormatChoices,
   sampleArch,
+  shrinkArch,
 } from '../../../optimize/nas/space.js';
-import { recalibrateBatchNorm, Supernet } from '../../../optimize/nas/supernet.js';
+import { extremeArch, recalibrateBatchNorm, Supernet } from '../../../optimize/nas/supernet.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 import { randomizeWeights } from '../../../optimize/zoo/random-weights.js';
@@ -53,6 +54,29 @@ describe('NAS search space', () => {
     one.stem = { width: 8, format: 'fp32' };
     assert.match(archKey(one), /^stem8fp32-/);
     assert.deepEqual(parseArch({ ...one, stem: { ...one.stem, stride: 1 } }), one);
+  });
+
+  test('shrinking gives up kernels, then depth, then widths, the first stage first, down to the smallest', () => {
+    const layer = { block: 'conv', width: 0, depth: 0, kernel: 0, format: 'int8', prune: 0 } as const;
+    let arch: ArchSpec | undefined = extremeArch(
+      { stem: { width: 0, format: 'int8' }, stages: [layer, layer, layer], head: { format: 'int8' } },
+      'largest',
+    );
+    const keys = [archKey(arch)];
+    for (arch = shrinkArch(arch); arch; arch = shrinkArch(arch)) keys.push(archKey(arch));
+    assert.deepEqual(keys.slice(0, 7), [
+      'stem24int8-conv32x3k5int8-conv64x3k5int8-conv96x3k5int8-headint8',
+      'stem24int8-conv32x3k3int8-conv64x3k5int8-conv96x3k5int8-headint8',
+      'stem24int8-conv32x3k3int8-conv64x3k3int8-conv96x3k5int8-headint8',
+      'stem24int8-conv32x3k3int8-conv64x3k3int8-conv96x3k3int8-headint8',
+      'stem24int8-conv32x2k3int8-conv64x3k3int8-conv96x3k3int8-headint8',
+      'stem24int8-conv32x2k3int8-conv64x2k3int8-conv96x3k3int8-headint8',
+      'stem24int8-conv32x2k3int8-conv64x2k3int8-conv96x2k3int8-headint8',
+    ]);
+    // 3 kernels + 6 depths + 6 widths + 2 stem widths: 17 steps to the smallest, which does not shrink.
+    assert.equal(keys.length, 18);
+    assert.equal(keys.at(-1), 'stem8int8-conv16x1k3int8-conv32x1k3int8-conv48x1k3int8-headint8');
+    assert.equal(new Set(keys).size, keys.length);
   });
 
   test('a search drawing from some formats and pruning ratios stays within them', () => {
