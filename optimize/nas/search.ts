@@ -45,6 +45,7 @@ import {
   archPackage,
   type ArchSpec,
   BLOCK_TYPES,
+  floatArch,
   type FormatChoices,
   parseArch,
   parseFormatChoices,
@@ -447,7 +448,12 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   let finalists = checkpoint?.finalists;
   if (finalists === undefined) {
     finalists = [];
-    const ranked = [...within].sort((a, b) => fitness(b, settings.budgets) - fitness(a, settings.budgets));
+    // One per float architecture: candidates that differ only in formats train the same weights (the first,
+    // the fittest of them, stands for them).
+    const float = (c: Candidate): string => archKey(floatArch(c.arch));
+    const ranked = [...within]
+      .sort((a, b) => fitness(b, settings.budgets) - fitness(a, settings.budgets))
+      .filter((c, i, all) => all.findIndex((d) => float(d) === float(c)) === i);
     for (const c of ranked.slice(0, ranked.length > 1 ? settings.finalists : 0)) {
       if (run.signal?.aborted === true) return { interrupted: true };
       log({ phase: 'evolution', message: `finalist ${c.key}: ${settings.finalistBatches} batches` });

@@ -20,6 +20,7 @@ import {
   type NasSettings,
   runNas,
 } from '../../../optimize/nas/search.js';
+import { archKey, floatArch } from '../../../optimize/nas/space.js';
 import { deviceTarget } from '../../../optimize/plan/target.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 
@@ -84,6 +85,8 @@ describe('whittle nas search (miniature)', () => {
       assert.ok(seed?.cycle === -1 && Object.keys(seed.misses).length === 0, `seed ${key}`);
     }
     assert.ok(report.finalists.length >= 2 && report.finalists.length <= 3);
+    const floats = report.finalists.map((f) => archKey(floatArch(f.arch)));
+    assert.equal(new Set(floats).size, floats.length, 'one finalist per float architecture');
     report.finalists.forEach((f, i) => {
       assert.ok(f.misses === undefined, `${f.key} within the budgets`);
       if (i > 0) assert.ok(f.finalist_accuracy <= report.finalists[i - 1]!.finalist_accuracy);
