@@ -217,13 +217,6 @@ export const METHODS: Record<string, MethodDefinition> = {
         doc: 'index bits: 2^bits shared values per layer',
       },
       layers: { kind: 'layers', min: 1, max: 8, doc: 'per-layer index bits, by layer name' },
-      signed: {
-        kind: 'boolean',
-        default: false,
-        doc:
-          "a pruned layer's negative and positive weights clustered apart (the clusters split by count), so " +
-          'no centroid near 0 takes small weights of both signs',
-      },
       ...retraining,
     },
     layerClasses: WEIGHT_LAYER_CLASSES,

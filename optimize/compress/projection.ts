@@ -242,36 +242,14 @@ export function kmeansLinear(
 
 /** A layer's weights shared over `clusters` values by k-means: the cluster of every weight (with a mask,
  * cluster 0 is the pruned zero and the kept weights are clustered into the other clusters - 1) and the
- * weights set to their centroids. `signed` (with a mask): the negative and the positive kept weights are
- * clustered apart, the clusters split between them by count, so no centroid sits between the two signs and
- * takes small weights of both towards 0 (after retraining, a pruned layer's kept weights reach down to 0). */
+ * weights set to their centroids. */
 export function shareWeights(
   weights: Float32Array,
   clusters: number,
   mask?: Uint8Array,
-  signed = false,
 ): { assignments: Uint8Array; shared: Float32Array } {
   const kept = mask ? weights.filter((_, i) => mask[i] === 1) : weights;
-  const k = mask ? clusters - 1 : clusters;
-  const negatives = kept.filter((v) => v < 0);
-  const split =
-    signed && mask !== undefined && k >= 2 && negatives.length > 0 && negatives.length < kept.length;
-  let centroids: Float32Array;
-  let keptAssignments: Uint8Array;
-  if (split) {
-    const kn = Math.min(k - 1, Math.max(1, Math.round((k * negatives.length) / kept.length)));
-    const neg = kmeansLinear(negatives, kn);
-    const pos = kmeansLinear(
-      kept.filter((v) => v >= 0),
-      k - kn,
-    );
-    centroids = Float32Array.from([...neg.centroids, ...pos.centroids]);
-    keptAssignments = new Uint8Array(kept.length);
-    let [n, q] = [0, 0];
-    kept.forEach((v, i) => {
-      keptAssignments[i] = v < 0 ? neg.assignments[n++]! : kn + pos.assignments[q++]!;
-    });
-  } else ({ centroids, assignments: keptAssignments } = kmeansLinear(kept, k));
+  const { centroids, assignments: keptAssignments } = kmeansLinear(kept, mask ? clusters - 1 : clusters);
   const assignments = new Uint8Array(weights.length);
   const shared = new Float32Array(weights.length);
   let j = 0;

@@ -339,12 +339,7 @@ const kmeans: CompressStep = async (context, params) => {
       const mask = context.layers.get(name)?.sparsity
         ? Uint8Array.from(weights, (v) => (v !== 0 ? 1 : 0))
         : undefined;
-      const { assignments, shared } = shareWeights(
-        weights,
-        2 ** bits.get(name)!,
-        mask,
-        params.signed as boolean,
-      );
+      const { assignments, shared } = shareWeights(weights, 2 ** bits.get(name)!, mask);
       writeKernel(model, name, shared);
       return { layer: name, assignments, ...(mask ? { mask } : {}) };
     }),

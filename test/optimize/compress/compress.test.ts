@@ -137,26 +137,6 @@ describe('compression projections', () => {
     assert.deepEqual(sizeScaledBuckets([5, 3, 2], 4, 0.5), [1, 1, 1]);
   });
 
-  test('signed sharing clusters the two signs apart: no kept weight is pulled across or onto 0', () => {
-    // Kept weights reaching down to 0 on both sides, as a retrained pruned layer's do; 3 clusters besides 0.
-    const w = Float32Array.from([0, -1, -0.9, -0.05, 0, 0.05, 0.9, 1, 0]);
-    const mask = Uint8Array.from(w, (v) => (v !== 0 ? 1 : 0));
-    // Linear: centroids from -1 to 1, the middle one takes -0.05 and 0.05 to their mean, 0.
-    const linear = shareWeights(w, 4, mask).shared;
-    assert.equal(linear[3], 0);
-    assert.equal(linear[5], 0);
-    const { shared, assignments } = shareWeights(w, 4, mask, true);
-    w.forEach((v, i) =>
-      assert.equal(Math.sign(shared[i]!), Math.sign(v), `weight ${i}: ${v} -> ${shared[i]}`),
-    );
-    assert.ok(new Set(assignments).size <= 4 && [0, 4, 8].every((i) => assignments[i] === 0));
-    // Without a mask (nothing pruned) or with one sign only, signed changes nothing.
-    assert.deepEqual(shareWeights(w, 4, undefined, true), shareWeights(w, 4));
-    const positive = Float32Array.from([0, 0.1, 0.5, 0.9]);
-    const m = Uint8Array.from(positive, (v) => (v !== 0 ? 1 : 0));
-    assert.deepEqual(shareWeights(positive, 3, m, true), shareWeights(positive, 3, m));
-  });
-
   test('a shared layer gets its cluster summed gradient; a pruned weight none', () => {
     const mask = Uint8Array.from([1, 1, 0, 1]);
     const { assignments, shared } = shareWeights(Float32Array.from([0.5, 0.52, 0, -0.4]), 3, mask);
@@ -250,7 +230,6 @@ describe('pipelines', () => {
       [[{ method: 'prune', sparsty: 0.5 }], /unknown parameter "sparsty"; prune takes sparsity/],
       [[{ method: 'prune', sparsity: 1 }], /sparsity must be a number >= 0 and < 1/],
       [[{ method: 'kmeans', bits: 9 }], /bits must be an integer >= 1 and <= 8/],
-      [[{ method: 'kmeans', signed: 'yes' }], /signed must be true or false/],
       [
         [{ method: 'prune', layers: { flatten: 0.5 } }],
         /layer flatten \(Flatten\) cannot take prune; no per-layer method applies to it .*whole-model methods: int8, fixed16, fixed8/,
