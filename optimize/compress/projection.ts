@@ -107,27 +107,66 @@ export function magnitudeMasks(
   return masks;
 }
 
-/** Per-layer sparsities that prune `sparsity` of the weights of layers of `sizes` weights together, each layer
- * keeping a share of the kept weights proportional to size^exponent, and at most all its own (the surplus of
- * a layer that would keep more than it has goes to the others in the same proportion). Exponent 1 gives every
- * layer `sparsity`; below 1 the larger layers are pruned harder, Han et al.'s pattern (LeNet-300-100: 784×300
- * pruned to 92 %, 300×100 to 84 %, at exponent 2/3 and 91 % over both). */
-export function sizeScaledSparsities(sizes: readonly number[], sparsity: number, exponent: number): number[] {
+/** How many of `total` weights (or buckets) layers of `sizes` weights keep: each a share proportional to
+ * size^exponent, and at most all its own (the surplus of a layer that would keep more than it has goes to the
+ * others in the same proportion). The one place the size scaling lives: pruning's sparsities and HashedNets'
+ * buckets both split their total by it. Exponent 1 keeps the same fraction of every layer (until one is full);
+ * below 1 the larger layers keep a smaller fraction, Han et al.'s pattern. */
+export function sizeScaledShares(sizes: readonly number[], total: number, exponent: number): number[] {
   const kept = new Array<number>(sizes.length).fill(-1);
-  let left = (1 - sparsity) * sizes.reduce((a, b) => a + b, 0);
+  let left = total;
   for (;;) {
     const open = sizes.flatMap((n, i) => (kept[i]! < 0 ? [i] : []));
-    const total = open.reduce((sum, i) => sum + sizes[i]! ** exponent, 0);
-    const full = open.filter((i) => (left * sizes[i]! ** exponent) / total >= sizes[i]!);
+    const weight = open.reduce((sum, i) => sum + sizes[i]! ** exponent, 0);
+    const full = open.filter((i) => (left * sizes[i]! ** exponent) / weight >= sizes[i]!);
     if (full.length === 0) {
-      for (const i of open) kept[i] = (left * sizes[i]! ** exponent) / total;
-      return sizes.map((n, i) => (n === 0 ? sparsity : Math.max(0, 1 - kept[i]! / n)));
+      for (const i of open) kept[i] = (left * sizes[i]! ** exponent) / weight;
+      return kept;
     }
     for (const i of full) {
       kept[i] = sizes[i]!;
       left -= sizes[i]!;
     }
   }
+}
+
+/** Per-layer sparsities that prune `sparsity` of the weights of layers of `sizes` weights together, each layer
+ * keeping its sizeScaledShares of the kept weights. Exponent 1 gives every layer `sparsity`; below 1 the larger
+ * layers are pruned harder (LeNet-300-100: 784×300 pruned to 92 %, 300×100 to 84 %, at exponent 2/3 and 91 %
+ * over both). */
+export function sizeScaledSparsities(sizes: readonly number[], sparsity: number, exponent: number): number[] {
+  const kept = sizeScaledShares(sizes, (1 - sparsity) * sizes.reduce((a, b) => a + b, 0), exponent);
+  return sizes.map((n, i) => (n === 0 ? sparsity : Math.max(0, 1 - kept[i]! / n)));
+}
+
+/** HashedNets' buckets for layers of `sizes` weights stored `compression` times smaller together: the
+ * ⌊Σ sizes / compression⌋ buckets split by sizeScaledShares (below exponent 1 the larger layers are hashed
+ * harder, the smallest, the output layer, lightest), rounded down with the remainder to the largest fractions,
+ * so the total is exactly that budget and no layer has more buckets than weights. Every layer gets at least
+ * one bucket, taken from the layer with the most; only when the budget is below one a layer does the total
+ * pass it (the caller reports the target not met). */
+export function sizeScaledBuckets(sizes: readonly number[], compression: number, exponent: number): number[] {
+  const budget = Math.floor(sizes.reduce((a, b) => a + b, 0) / compression);
+  const shares = sizeScaledShares(sizes, budget, exponent);
+  const buckets = shares.map(Math.floor);
+  const byFraction = shares
+    .map((s, i) => i)
+    .sort((a, b) => shares[b]! - buckets[b]! - (shares[a]! - buckets[a]!));
+  let left = budget - buckets.reduce((a, b) => a + b, 0);
+  for (const i of byFraction) {
+    if (left <= 0) break;
+    if (buckets[i]! < sizes[i]!) {
+      buckets[i]!++;
+      left--;
+    }
+  }
+  for (let i = 0; i < buckets.length; i++) {
+    if (buckets[i]! >= 1 || sizes[i] === 0) continue;
+    const most = buckets.reduce((m, b, j) => (b > buckets[m]! ? j : m), 0);
+    if (buckets[most]! > 1) buckets[most]!--;
+    buckets[i] = 1;
+  }
+  return buckets;
 }
 
 /** The sparsity of iteration `i` (1-based) of `iterations` on the way to `target`. `geometric`: the kept

@@ -58,6 +58,7 @@ import {
   projectionHooks,
   readKernel,
   shareWeights,
+  sizeScaledBuckets,
   sizeScaledSparsities,
   writeKernel,
 } from './projection.js';
@@ -390,19 +391,49 @@ const filterPrune: CompressStep = async (context, params) => {
   return retrainPhase(context, join(context.dir, 'fine-tune'), 'filter-prune', params, () => []);
 };
 
-/** HashedNets: each selected Dense layer's kernel becomes ceil(weights / compression) signed hash buckets
- * (layer i of the selection hashes with seed + i), initialised to the signed means of the trained weights
- * hashed into them and fine-tuned through the hash (projection.ts). */
+/** HashedNets: each selected Dense layer's kernel becomes signed hash buckets (layer i of the selection hashes
+ * with seed + i): ceil(weights / compression), or with `sizeExponent` the layers at `compression` (those the
+ * `layers` map does not name) share ⌊their weights / compression⌋ buckets by size (sizeScaledBuckets). The
+ * buckets start at the signed means of the trained weights hashed into them and are fine-tuned through the
+ * hash (projection.ts). A layer left with as many buckets as weights stays dense: hashing would only merge
+ * its weights. */
 const hashednets: CompressStep = async (context, params) => {
-  const layers = selectedLayers('hashednets', context, params);
+  const selected = selectedLayers('hashednets', context, params);
   const named = (params.layers as Record<string, number> | undefined) ?? {};
-  const hashes = new Map(
-    layers.map((l, i) => {
-      const factor = named[l.name] ?? (params.compression as number);
-      const buckets = Math.max(1, Math.ceil(l.weights / factor));
-      return [l.name, { buckets, seed: ((params.seed as number) + i) >>> 0 }] as const;
-    }),
+  const compression = params.compression as number;
+  const buckets = new Map(
+    selected.map((l) => [l.name, Math.max(1, Math.ceil(l.weights / (named[l.name] ?? compression)))]),
   );
+  const shared = selected.filter((l) => named[l.name] === undefined);
+  if (params.sizeExponent !== undefined && shared.length > 0) {
+    const split = sizeScaledBuckets(
+      shared.map((l) => l.weights),
+      compression,
+      params.sizeExponent as number,
+    );
+    shared.forEach((l, i) => buckets.set(l.name, split[i]!));
+    const weights = shared.reduce((sum, l) => sum + l.weights, 0);
+    const total = split.reduce((a, b) => a + b, 0);
+    context.notes.push(
+      weights / total >= compression
+        ? `hashednets: ${shared.length} layers ${(weights / total).toFixed(2)}x smaller together (` +
+            shared.map((l, i) => `${l.name} 1/${(l.weights / split[i]!).toFixed(2)}`).join(', ') +
+            ')'
+        : `hashednets: compression ${compression} over ${shared.map((l) => l.name).join(', ')} not met: ` +
+            `at least one bucket a layer, the best is ${(weights / total).toFixed(2)}x`,
+    );
+  }
+  const dense = selected.filter((l) => buckets.get(l.name)! >= l.weights);
+  for (const l of dense)
+    context.notes.push(`${l.name} stays dense: its ${l.weights} weights would take as many hash buckets`);
+  const hashes = new Map(
+    selected.flatMap((l, i) =>
+      dense.includes(l)
+        ? []
+        : [[l.name, { buckets: buckets.get(l.name)!, seed: ((params.seed as number) + i) >>> 0 }] as const],
+    ),
+  );
+  const layers = selected.filter((l) => hashes.has(l.name));
   const result = await retrainPhase(context, join(context.dir, 'fine-tune'), 'hashednets', params, (model) =>
     layers.map(({ name }) => {
       const [inputs, outputs] = kernelOf(model.getLayer(name))!.shape as [number, number];

@@ -30,6 +30,7 @@ import {
   project,
   projectGradient,
   shareWeights,
+  sizeScaledBuckets,
   sizeScaledSparsities,
 } from '../../../optimize/compress/projection.js';
 import { activationHooks, quantizedPoints } from '../../../optimize/compress/qat.js';
@@ -98,6 +99,42 @@ describe('compression projections', () => {
     assert.ok(lenet[0]! > 0.92 && lenet[0]! < 0.922 && lenet[1]! > 0.84 && lenet[1]! < 0.845, String(lenet));
     // Exponent 0 asks equal counts: the small layer keeps all it has, the large one the rest.
     assert.deepEqual(sizeScaledSparsities([100, 10], 0.5, 0), [0.55, 0]);
+  });
+
+  test('size-scaled hash buckets meet the total compression, the larger layers hashed harder, each >= 1 bucket', () => {
+    const check = (sizes: number[], compression: number, exponent: number): number[] => {
+      const buckets = sizeScaledBuckets(sizes, compression, exponent);
+      const total = sizes.reduce((a, b) => a + b, 0);
+      assert.equal(
+        buckets.reduce((a, b) => a + b, 0),
+        Math.floor(total / compression),
+        `${sizes.join()}: ${buckets.join()}`,
+      );
+      buckets.forEach((b, i) =>
+        assert.ok(Number.isInteger(b) && b >= 1 && b <= sizes[i]!, `${sizes.join()}: ${buckets.join()}`),
+      );
+      // A larger layer keeps no larger a fraction of its weights.
+      const order = sizes.map((n, i) => i).sort((a, b) => sizes[a]! - sizes[b]!);
+      for (let k = 1; k < order.length; k++) {
+        const [small, large] = [order[k - 1]!, order[k]!];
+        assert.ok(buckets[large]! / sizes[large]! <= buckets[small]! / sizes[small]! + 1 / sizes[small]!);
+      }
+      return buckets;
+    };
+    // LeNet-300-100's dense layers at 8x: fc1 hashed hardest, the output layer given all its weights.
+    const lenet = check([235200, 30000, 1000], 8, 0.5);
+    assert.ok(266200 / lenet.reduce((a, b) => a + b, 0) >= 8);
+    assert.ok(235200 / lenet[0]! > 9.5 && 30000 / lenet[1]! > 3 && 30000 / lenet[1]! < 4, String(lenet));
+    assert.equal(lenet[2], 1000);
+    // In any order; LeNet-5's; exponent 1: one fraction for all; exponent 0: equal counts where they fit.
+    check([1000, 235200, 30000], 8, 0.5);
+    check([48000, 10080, 840], 8, 0.63);
+    assert.deepEqual(check([800, 200], 4, 1), [200, 50]);
+    assert.deepEqual(check([900, 300, 20], 10, 0), [51, 51, 20]);
+    // A layer whose share rounds to nothing still gets a bucket, from the largest.
+    assert.deepEqual(check([1000, 10, 3], 100, 0.5), [8, 1, 1]);
+    // Below one bucket a layer the budget cannot be kept: one each (the step reports the target not met).
+    assert.deepEqual(sizeScaledBuckets([5, 3, 2], 4, 0.5), [1, 1, 1]);
   });
 
   test('a shared layer gets its cluster summed gradient; a pruned weight none', () => {
@@ -208,6 +245,10 @@ describe('pipelines', () => {
       ],
       [[{ method: 'kmeans' }, { method: 'prune' }], /pruning after kmeans/],
       [[{ method: 'prune' }, { method: 'hashednets' }], /hashednets runs without prune and kmeans/],
+      [
+        [{ method: 'hashednets', sizeExponent: 1.5 }],
+        /hashednets\): sizeExponent must be a number >= 0 and <= 1/,
+      ],
       [
         [{ method: 'hashednets', layers: { flatten: 8 } }],
         /layer flatten \(Flatten\) cannot take hashednets/,
