@@ -136,9 +136,10 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
         outDir: trained,
       });
     }
+    // The post-training packages first: xnor's vs_int8 needs the model's int8 package.
     const methods = [
-      ...Object.keys(RETRAINING_MODELS).filter((m) => RETRAINING_MODELS[m]!.has(model)),
       ...POST_TRAINING,
+      ...Object.keys(RETRAINING_MODELS).filter((m) => RETRAINING_MODELS[m]!.has(model)),
       ...QUANTIZATION_AWARE,
       ...DISTILLATION,
     ].filter((m) => asked.includes(m));

@@ -24,10 +24,10 @@ const read = (bytes: Buffer) => readPackage(bytes, { allowUnsigned: true, cpuFam
 
 describe('binary activation', () => {
   test('sign as the xnor kernels binarize (0 -> +1), gradient 1 only for |x| <= 1', () => {
-    const x = tf.tensor1d([-2, -0.5, 0, 0.5, 1, 3]);
-    assert.deepEqual([...binarize(x).dataSync()], [-1, -1, 1, 1, 1, 1]);
+    const x = tf.tensor1d([-2, -1, -0.5, -0, 0, 0.5, 1, 3]);
+    assert.deepEqual([...binarize(x).dataSync()], [-1, -1, -1, 1, 1, 1, 1, 1]);
     const g = tf.grad((v: tf.Tensor) => binarize(v).sum())(x);
-    assert.deepEqual([...g.dataSync()], [0, 1, 1, 1, 1, 0]);
+    assert.deepEqual([...g.dataSync()], [0, 1, 1, 1, 1, 1, 1, 0]);
     tf.dispose([x, g]);
   });
 });

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { COMPARE_OPS, loadTrainBinding, UNARY_GRAD_OPS } from '../../../native/train-kernels.js';
+import { binarize } from '../../../optimize/compress/xnor.js';
 import { SeededRandom } from '../../../optimize/seeded-random.js';
 import { NATIVE_BACKEND } from '../../../optimize/train/native-backend.js';
 import { buildZooModel } from '../../../optimize/zoo/index.js';
@@ -177,6 +178,27 @@ describe('fused native gradients vs tfjs cpu', () => {
       expected.forEach((e, i) => assertMatches(actual[i]!, e, `[${shape.join(',')}] ${names[i]}`, 2e-5));
     }
     assert.ok(nativeRuns('WhittleBatchNormTrainGrad') >= runs + 2, 'the fused gradient ran natively');
+  });
+
+  test("XNOR-Net's binary activation (compress/xnor.ts binarize) runs natively, as on the cpu backend", async () => {
+    const runs = nativeRuns('Step') + nativeRuns('Abs') + nativeRuns('Sub');
+    // Exact -1, +1 (the gradient window's edges), 0 and -0 (binarized to +1) planted among the values.
+    const edges = ([x]: Float32Array[]): void => {
+      for (let i = 0; i < x!.length; i += 7) x![i] = [-1, 1, 0, -0][(i / 7) % 4]!;
+    };
+    await compare('binarize', ([x]) => binarize(x!), [[4, 6, 6, 8]], 4, [0], edges);
+    await compare(
+      'binarize of unit-scale values',
+      ([x]) => binarize(x!.div(4)),
+      [[2, 5, 5, 3]],
+      5,
+      [0],
+      edges,
+    );
+    assert.ok(
+      nativeRuns('Step') + nativeRuns('Abs') + nativeRuns('Sub') >= runs + 6,
+      'Step, Abs and Sub ran natively',
+    );
   });
 
   test('one MobileNet training step matches the cpu backend', async () => {
