@@ -378,6 +378,12 @@ export async function runNas(run: NasRun): Promise<NasResult> {
       )
     : [];
   const seedKeys = startPopulation ? seeds.map(archKey) : (checkpoint?.seeds ?? []);
+  let finalists = checkpoint?.finalists;
+  const saveSearch = (state: EvolutionState): void =>
+    writeAtomic(
+      searchFile,
+      JSON.stringify({ version: SEARCH_VERSION, settings, state, seconds, seeds: seedKeys, finalists }),
+    );
   const evolved = await evolve({
     seeds,
     populationSize: settings.populationSize,
@@ -394,10 +400,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
     ...(run.signal ? { signal: run.signal } : {}),
     onCandidate: (c, state) => {
       seconds.search = seconds0 + (performance.now() - searchStart) / 1000;
-      writeAtomic(
-        searchFile,
-        JSON.stringify({ version: SEARCH_VERSION, settings, state, seconds, seeds: seedKeys }),
-      );
+      saveSearch(state);
       const done = Math.min(total, state.population.length + state.cycles);
       const perCandidate = (performance.now() - searchStart) / 1000 / Math.max(1, scoredHere);
       const top = best(state.history);
@@ -445,7 +448,6 @@ export async function runNas(run: NasRun): Promise<NasResult> {
 
   // The finalists: the best few within the budgets scored again after longer training (20 batches rank a
   // small fast learner and the largest model that fits within their noise; settings.ts).
-  let finalists = checkpoint?.finalists;
   if (finalists === undefined) {
     finalists = [];
     // One per float architecture: candidates that differ only in formats train the same weights (the first,
@@ -463,17 +465,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
     }
     finalists.sort((a, b) => b.finalist_accuracy - a.finalist_accuracy);
     seconds.search = seconds0 + (performance.now() - searchStart) / 1000;
-    writeAtomic(
-      searchFile,
-      JSON.stringify({
-        version: SEARCH_VERSION,
-        settings,
-        state: evolved,
-        seconds,
-        seeds: seedKeys,
-        finalists,
-      }),
-    );
+    saveSearch(evolved);
   }
   report.finalists = finalists;
   report.search_seconds = seconds.search;
@@ -538,17 +530,7 @@ export async function runNas(run: NasRun): Promise<NasResult> {
       }),
   });
   seconds.finetune += (performance.now() - finetuneStart) / 1000;
-  writeAtomic(
-    searchFile,
-    JSON.stringify({
-      version: SEARCH_VERSION,
-      settings,
-      state: evolved,
-      seconds,
-      seeds: seedKeys,
-      finalists,
-    }),
-  );
+  saveSearch(evolved);
   if (tuned.interrupted) return { interrupted: true };
 
   // Phase 4: package in the architecture's formats and verify on this runtime.
