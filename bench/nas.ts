@@ -166,8 +166,10 @@ export async function nasBenchCommand(args: string[], machine: string): Promise<
       if (p.phase !== 'supernet' || /batch \d*00\//.test(p.message)) say(`nas: ${p.message}`);
     },
   });
-  const searchMinutes = (performance.now() - started) / 60000;
   if (result.interrupted) return 130;
+  // A search resumed from its checkpoints (--dir) ran partly in earlier processes: their phases' seconds
+  // are in the report, this process's wall time is not all of it.
+  const searchMinutes = Math.max((performance.now() - started) / 60000, result.report.total_seconds / 60);
   const best = result.report.best;
   if (best === undefined) {
     say(
