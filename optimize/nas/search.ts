@@ -4,8 +4,9 @@
 // of training from its supernet weights), its latency (latencyOf:
 // the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
 // (the runtime's memory plan: arena + weights) and its package size; then the best few within the budgets
-// scored again after `finalistBatches` batches, and the best of those fine-tuned from its supernet weights (its ternary / binary layers through the straight-through
-// estimator, its pruned layers masked: the compressor's hooks), its batch norms recalibrated, packaged in
+// scored again after `finalistBatches` batches, and the best of those fine-tuned from its supernet weights
+// (its ternary / binary layers through the straight-through estimator, its pruned layers masked: the
+// compressor's hooks), its batch norms recalibrated, packaged in
 // its formats, and verified: its accuracy on the test set and its latency measured on this runtime. Every
 // phase checkpoints in OUT (the supernet after each epoch, the evolution after each candidate, the
 // fine-tuning as `whittle train` does), so an interrupted search resumes where it stopped; a checkpoint of
@@ -228,7 +229,9 @@ async function budgetSeeds(
   const seeds: ArchSpec[] = [];
   for (const stride of SEARCH_SPACE.stemStrides)
     for (const block of BLOCK_TYPES) {
-      const layer = { block, width: 0, depth: 0, kernel: 0, format, prune: 0 };
+      // Pruning applies to fp32 layers only; a search without 0 among its ratios prunes them.
+      const prune = format === 'fp32' && !choices.prunes.includes(0) ? choices.prunes[0]! : 0;
+      const layer = { block, width: 0, depth: 0, kernel: 0, format, prune };
       const start: ArchSpec = {
         stem: { width: 0, format, ...(stride === 2 ? { stride } : {}) },
         stages: SEARCH_SPACE.stageWidths.map(() => layer),
