@@ -120,18 +120,10 @@ describe('whittle optimize', () => {
     assert.match(r.stderr, /give at least one budget/);
     r = optimize('--size-kb', '100', '--out', out, '--force', 'dense_Dense1=int4');
     assert.match(r.stderr, /unknown layer choice "int4"/);
+    const nas = (...args: string[]) =>
+      whittle('nas', '--dataset', 'fashion-mnist', '--out', out, '--latency-ms', '1', ...args);
     // The accuracy limit is the compression's: whittle nas (the search alone) refuses it.
-    r = whittle(
-      'nas',
-      '--dataset',
-      'fashion-mnist',
-      '--out',
-      out,
-      '--latency-ms',
-      '1',
-      '--max-accuracy-drop',
-      '1',
-    );
+    r = nas('--max-accuracy-drop', '1');
     assert.equal(r.status, 1);
     assert.match(
       r.stderr,
@@ -139,16 +131,7 @@ describe('whittle optimize', () => {
     );
     // A candidate's adaptation batches: a count, 0 allowed.
     for (const bad of ['-1', '1.5', 'many']) {
-      r = whittle(
-        'nas',
-        '--dataset',
-        'fashion-mnist',
-        '--out',
-        out,
-        '--latency-ms',
-        '1',
-        `--adapt-batches=${bad}`,
-      );
+      r = nas(`--adapt-batches=${bad}`);
       assert.equal(r.status, 1, bad);
       assert.match(r.stderr, /--adapt-batches: expected an integer >= 0/, bad);
     }
