@@ -216,21 +216,24 @@ function peakRam(pkg: Package): number {
 /** The budget seeds (settings.budgetSeeds): for each stem stride and block type, the largest architecture
  * (extremeArch) in the search's fastest format (int8 where it may draw it) shrunk one choice at a time
  * (shrinkArch) until its package fits the budgets, as `figuresOf` measures it (the supernet's weights: the
- * figures do not depend on them). None without budgets, or where even the smallest does not fit. */
+ * figures do not depend on them), at most `count` of them. None without budgets, or where even the smallest
+ * does not fit. */
 async function budgetSeeds(
   choices: FormatChoices,
   budgets: Budgets,
   figuresOf: (arch: ArchSpec, model: tf.LayersModel) => Promise<Parameters<typeof budgetMisses>[0]>,
   supernet: Supernet,
   log: (progress: NasProgress) => void,
+  count: number,
 ): Promise<ArchSpec[]> {
   if (Object.values(budgets).every((b) => b === undefined)) return [];
   const format = choices.formats.includes('int8') ? 'int8' : choices.formats[0]!;
+  // Pruning applies to fp32 layers only; a search without 0 among its ratios prunes them.
+  const prune = format === 'fp32' && !choices.prunes.includes(0) ? choices.prunes[0]! : 0;
   const seeds: ArchSpec[] = [];
   for (const stride of SEARCH_SPACE.stemStrides)
     for (const block of BLOCK_TYPES) {
-      // Pruning applies to fp32 layers only; a search without 0 among its ratios prunes them.
-      const prune = format === 'fp32' && !choices.prunes.includes(0) ? choices.prunes[0]! : 0;
+      if (seeds.length === count) return seeds;
       const layer = { block, width: 0, depth: 0, kernel: 0, format, prune };
       const start: ArchSpec = {
         stem: { width: 0, format, ...(stride === 2 ? { stride } : {}) },
@@ -373,12 +376,8 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   const startPopulation =
     settings.budgetSeeds &&
     (checkpoint === undefined || checkpoint.state.population.length < settings.populationSize);
-  // The seeds beyond the population size are not used (the default's 8 fit its 12).
   const seeds = startPopulation
-    ? (await budgetSeeds(choices, settings.budgets, figuresOf, supernet, log)).slice(
-        0,
-        settings.populationSize,
-      )
+    ? await budgetSeeds(choices, settings.budgets, figuresOf, supernet, log, settings.populationSize)
     : [];
   const seedKeys = startPopulation ? seeds.map(archKey) : (checkpoint?.seeds ?? []);
   let finalists = checkpoint?.finalists;
