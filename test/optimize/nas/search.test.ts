@@ -114,6 +114,16 @@ describe('whittle nas search (miniature)', () => {
       onProgress: (p) => assert.notEqual(p.phase, 'supernet'),
     });
     assert.equal(again.interrupted, false);
+    // A checkpoint whose finalists are not a list is refused, naming the file; the run's outputs are kept.
+    const file = join(out, 'search.json');
+    const saved = readFileSync(file, 'utf8');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(saved), finalists: 'best' }));
+    await assert.rejects(
+      runNas({ settings: TINY, outDir: out }),
+      (e: unknown) =>
+        e instanceof NasCheckpointError && /search\.json: malformed search checkpoint/.test(e.message),
+    );
+    assert.ok(existsSync(join(out, NAS_PACKAGE_FILE)));
   });
 
   test('an impossible budget reports the closest candidates and by how much each misses', async () => {
