@@ -4,7 +4,8 @@
 // of training from its supernet weights), its latency (latencyOf:
 // the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
 // (the runtime's memory plan: arena + weights) and its package size; then the best few within the budgets
-// scored again after `finalistBatches` batches, and the best of those fine-tuned from its supernet weights
+// scored again after `finalistBatches` batches and timed again side by side, and the best of those
+// fine-tuned from its supernet weights
 // (its ternary / binary layers through the straight-through estimator, its pruned layers masked: the
 // compressor's hooks), its batch norms recalibrated, packaged in
 // its formats, and verified: its accuracy on the test set and its latency measured on this runtime. Every
@@ -130,9 +131,10 @@ export interface NasReport {
 export type NasResult = { interrupted: true } | { interrupted: false; report: NasReport };
 
 const SEARCH_FILE = 'search.json';
-/** 3: budget seeds and finalists (settings.ts); 2: shortcuts in the space (space.ts) and candidates adapted
+/** 4: finalists timed again (their latency and fitness in the checkpoint); 3: budget seeds and finalists
+ * (settings.ts); 2: shortcuts in the space (space.ts) and candidates adapted
  * before scoring (settings.ts adaptBatches). */
-const SEARCH_VERSION = 3;
+const SEARCH_VERSION = 4;
 export const NAS_REPORT_FILE = 'nas-report.json';
 export const NAS_PACKAGE_FILE = 'model.whittle';
 
@@ -181,9 +183,14 @@ function loadCheckpoint(file: string, settings: NasSettings): SearchCheckpoint |
   return saved as SearchCheckpoint;
 }
 
-/** A finalist: its candidate report and its accuracy after `finalistBatches` batches from its supernet
- * weights. */
-export type FinalistReport = CandidateReport & { finalist_accuracy: number };
+/** A finalist: its candidate report, its accuracy after `finalistBatches` batches from its supernet
+ * weights, its latency timed again beside the other finalists, and its fitness from those two (evolution.ts
+ * fitness: the accuracy within the budgets, below 0 by its relative miss over them). */
+export type FinalistReport = CandidateReport & {
+  finalist_accuracy: number;
+  finalist_latency_ms: number;
+  finalist_fitness: number;
+};
 
 function candidateReport(c: Candidate): CandidateReport {
   const misses = {
@@ -205,6 +212,27 @@ function candidateReport(c: Candidate): CandidateReport {
 /** Median per-image latency of `pkg` at batch 1 on this runtime. */
 function measuredLatency(pkg: Package, set: ImageSet, runs: number): number {
   return compareLatency([pkg], set, runs)[0]!.medianMs;
+}
+
+/** How many times a candidate's runs (settings.latencyRuns) a finalist is timed. */
+const LATENCY_RUNS_AGAIN = 5;
+
+/** Finalists' latencies at batch 1: the device's predictor's where given (`predicted`), else their packages
+ * timed here interleaved run by run, so that the machine's load at that moment hits each alike
+ * (LATENCY_RUNS_AGAIN times a candidate's runs). */
+async function finalistLatencies(
+  packages: readonly Package[],
+  predicted: ((index: number) => number | Promise<number>) | undefined,
+  set: ImageSet,
+  runs: number,
+): Promise<number[]> {
+  if (predicted !== undefined) {
+    const latencies: number[] = [];
+    for (let i = 0; i < packages.length; i++) latencies.push(await predicted(i));
+    return latencies;
+  }
+  if (packages.length === 0) return [];
+  return compareLatency(packages, set, runs * LATENCY_RUNS_AGAIN).map((l) => l.medianMs);
 }
 
 /** Peak RAM of `pkg` on the runtime at batch 1: its memory plan's arena plus its weights. */
@@ -449,23 +477,51 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   }
 
   // The finalists: the best few within the budgets scored again after longer training (20 batches rank a
-  // small fast learner and the largest model that fits within their noise; settings.ts).
+  // small fast learner and the largest model that fits within their noise; settings.ts), and timed again
+  // side by side (finalistLatencies): the search measured each candidate alone, each at its own moment of
+  // the machine's load.
   if (finalists === undefined) {
-    finalists = [];
     // One per float architecture: candidates that differ only in formats train the same weights (the first,
     // the fittest of them, stands for them).
     const float = (c: Candidate): string => archKey(floatArch(c.arch));
     const ranked = [...within]
       .sort((a, b) => fitness(b, settings.budgets) - fitness(a, settings.budgets))
       .filter((c, i, all) => all.findIndex((d) => float(d) === float(c)) === i);
+    const scored: { candidate: Candidate; accuracy: number; pkg: Package }[] = [];
     for (const c of ranked.slice(0, ranked.length > 1 ? settings.finalists : 0)) {
       if (run.signal?.aborted === true) return { interrupted: true };
       log({ phase: 'evolution', message: `finalist ${c.key}: ${settings.finalistBatches} batches` });
       const { model, accuracy } = await adapted(c.arch, settings.finalistBatches);
-      model.dispose();
-      finalists.push({ ...candidateReport(c), finalist_accuracy: accuracy });
+      const pkg = await archPackage(c.arch, model, { calibration: calibrationSet }).finally(() =>
+        model.dispose(),
+      );
+      scored.push({ candidate: c, accuracy, pkg });
     }
-    finalists.sort((a, b) => b.finalist_accuracy - a.finalist_accuracy);
+    const latencies = await finalistLatencies(
+      scored.map((f) => f.pkg),
+      run.latencyOf === undefined
+        ? undefined
+        : (i) => run.latencyOf!(scored[i]!.candidate.arch, scored[i]!.pkg),
+      test,
+      settings.latencyRuns,
+    );
+    finalists = scored.map(({ candidate, accuracy }, i) => {
+      const figures = { ...candidate, latencyMs: latencies[i]! };
+      const again = { ...figures, accuracy, misses: budgetMisses(figures, settings.budgets) };
+      log({
+        phase: 'evolution',
+        message:
+          `finalist ${candidate.key}: accuracy ${(100 * accuracy).toFixed(1)}% ` +
+          `${again.latencyMs.toFixed(3)} ms${feasible(again) ? '' : ' (over budget)'}`,
+      });
+      return {
+        ...candidateReport(candidate),
+        finalist_accuracy: accuracy,
+        finalist_latency_ms: again.latencyMs,
+        finalist_fitness: fitness(again, settings.budgets),
+      };
+    });
+    finalists.sort((a, b) => b.finalist_fitness - a.finalist_fitness);
     seconds.search = seconds0 + (performance.now() - searchStart) / 1000;
     saveSearch(evolved);
   }

@@ -75,7 +75,8 @@ describe('whittle nas search (miniature)', () => {
     assert.ok(report.candidates_evaluated >= 3 && report.candidates_evaluated <= 5);
     assert.ok(report.pareto_front.length >= 1);
     // The budget seeds fit the budgets and started the population; the finalists are ranked by their longer
-    // score, and the first of them is the model fine-tuned.
+    // score and their latency timed again (the accuracy within the budget, below 0 over it), and the first
+    // of them is the model fine-tuned.
     assert.ok(report.budget_seeds.length >= 1);
     const { state } = JSON.parse(readFileSync(join(out, 'search.json'), 'utf8')) as {
       state: { history: { key: string; cycle: number; misses: object }[] };
@@ -89,7 +90,10 @@ describe('whittle nas search (miniature)', () => {
     assert.equal(new Set(floats).size, floats.length, 'one finalist per float architecture');
     report.finalists.forEach((f, i) => {
       assert.ok(f.misses === undefined, `${f.key} within the budgets`);
-      if (i > 0) assert.ok(f.finalist_accuracy <= report.finalists[i - 1]!.finalist_accuracy);
+      assert.ok(f.finalist_latency_ms > 0, `${f.key} timed again`);
+      if (f.finalist_latency_ms <= 50) assert.equal(f.finalist_fitness, f.finalist_accuracy);
+      else assert.ok(f.finalist_fitness < 0);
+      if (i > 0) assert.ok(f.finalist_fitness <= report.finalists[i - 1]!.finalist_fitness);
     });
     assert.equal(report.best?.key, report.finalists[0]!.key);
     const best = report.best;
