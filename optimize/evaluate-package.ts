@@ -18,7 +18,7 @@ import {
 } from '../agent/camera/preprocess.js';
 import type { ImagePreprocessing, Manifest } from '../agent/package/manifest.js';
 import { type Package, readPackageFile } from '../agent/package/reader.js';
-import { Model } from '../agent/runtime/model.js';
+import { AGENT_THREADS, Model, withThreads } from '../agent/runtime/model.js';
 import { elements } from '../agent/runtime/tensor.js';
 import { firstImages, loadDataset } from './datasets/dataset-spec.js';
 import type { ImageFolderOptions } from './datasets/image-folder.js';
@@ -170,7 +170,8 @@ export interface Latency {
   p90Ms: number;
 }
 
-/** Per-image latency of each package at batch 1 (one camera frame at a time, as the agent runs it), measured
+/** Per-image latency of each package at batch 1 (one camera frame at a time, as the agent runs it: on
+ * `threads`, by default the agent's, AGENT_THREADS; the process's own count is put back after), measured
  * side by side: the packages take turns image by image, so a change in machine load (other processes on a
  * shared CPU) hits all of them alike. `runs` timed runs each over the first images of `set`, after untimed
  * warm-up runs. */
@@ -178,13 +179,22 @@ export function compareLatency(
   packages: readonly Package[],
   set: ImageSet,
   runs = 500,
-  threads?: number,
+  threads = AGENT_THREADS,
 ): Latency[] {
   if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`Expected runs >= 1 but received ${runs}`);
+  return withThreads(threads, () => timeSideBySide(packages, set, runs, threads));
+}
+
+function timeSideBySide(
+  packages: readonly Package[],
+  set: ImageSet,
+  runs: number,
+  threads: number,
+): Latency[] {
   const models = packages.map((pkg) => {
     const preprocessing = packageImageInput(pkg, set);
     return {
-      model: Model.fromPackage(pkg, threads === undefined ? {} : { threads }),
+      model: Model.fromPackage(pkg, { threads }),
       inputs: Array.from({ length: Math.min(set.count, 100) }, (_, i) =>
         imageInput(set, i, 1, preprocessing),
       ),

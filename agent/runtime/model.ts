@@ -1,7 +1,7 @@
 // A package ready to run: decoded constants, shapes inferred for the chosen batch size, one executor per
 // node (op x number format), and a static memory plan with one arena. Loading refuses, before anything
 // runs, a graph the runtime cannot execute (GraphError) or one over the memory budget (MemoryBudgetError).
-import { setThreads } from '../../native/index.js';
+import { getThreads, setThreads } from '../../native/index.js';
 import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
@@ -49,6 +49,32 @@ export interface ModelOptions {
   /** At a batch above 1, the per-image activation bytes times images a node's batch chunk may reach
    * (batch-chunks.ts; default BATCH_CHUNK_BYTES); 0 runs every node on the whole batch at once. */
   batchChunkBytes?: number;
+}
+
+/** Threads the agent runs packages on: the kernel library's pool as it starts (the agent never sets a
+ * count), and so what a latency "measured on this machine's runtime" is timed at (evaluate-package.ts
+ * compareLatency, plan/estimator.ts). A process that trains has set the pool to the trainer's count
+ * (train/native-backend.ts), which would time the package on two threads and, on a shared machine, on one
+ * or two by turns. */
+export const AGENT_THREADS = 1;
+
+/** Runs `fn` with the kernel library's pool at `threads` (1..64), then puts back the count it had (a
+ * trainer's, say). Without the library there is no pool: `fn` just runs. */
+export function withThreads<T>(threads: number, fn: () => T): T {
+  checkThreads(threads);
+  if (!nativeAvailable()) return fn();
+  const saved = getThreads();
+  setThreads(threads);
+  try {
+    return fn();
+  } finally {
+    setThreads(saved);
+  }
+}
+
+function checkThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 64)
+    throw new GraphError(`threads must be an integer in [1, 64], got ${threads}`);
 }
 
 /** A node's activations per batch chunk: a quarter of a core's L2 cache on the x86 the benchmark runs on (1 MB), half of a 512 KB one. */
@@ -218,9 +244,7 @@ export class Model {
     this.manifest = manifest;
     this.compileReport = report;
     if (options.threads !== undefined) {
-      if (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 64) {
-        throw new GraphError(`threads must be an integer in [1, 64], got ${options.threads}`);
-      }
+      checkThreads(options.threads);
       if (nativeAvailable()) setThreads(options.threads);
     }
     const missing = unsupportedNodes(manifest.nodes);

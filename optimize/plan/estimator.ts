@@ -5,7 +5,7 @@
 // by round so that a change in machine load hits all of them alike, medians over the rounds.
 import type { Package } from '../../agent/package/reader.js';
 import type { LatencyTable } from '../../agent/profile/latency-table.js';
-import { Model } from '../../agent/runtime/model.js';
+import { AGENT_THREADS, Model, withThreads } from '../../agent/runtime/model.js';
 import type { ImageSet } from '../datasets/image-set.js';
 import { imageInput, packageImageInput } from '../evaluate-package.js';
 import { predictLatency } from '../latency/predictor.js';
@@ -42,48 +42,55 @@ const median = (xs: number[]): number => {
  * share is its profiled median (`rounds` rounds of `runs` profiled runs, in turn), scaled so the layers add
  * up to the frame. The frame is timed whole because a layer's profiled time carries the timer's overhead
  * and the machine's noise (microseconds each), which at small layers swamp the difference a choice makes:
- * a sum of profiled layers can double the frame and turn a faster package slower. */
+ * a sum of profiled layers can double the frame and turn a faster package slower. On `threads`, by default
+ * the agent's (AGENT_THREADS), as compareLatency times. */
 export function measuredEstimator(
   set: ImageSet,
   options: { rounds?: number; runs?: number; threads?: number } = {},
 ): LatencyEstimator {
   const rounds = options.rounds ?? 5;
   const runs = options.runs ?? 5;
+  const threads = options.threads ?? AGENT_THREADS;
   return {
     source: "measured on this machine's runtime",
-    estimate(packages) {
-      const models = packages.map((pkg) => {
-        const model = Model.fromPackage(pkg, {
-          batch: 1,
-          ...(options.threads !== undefined ? { threads: options.threads } : {}),
-        });
-        const input = imageInput(set, 0, 1, packageImageInput(pkg, set));
-        model.run([input]);
-        return { model, input, frames: [] as number[], times: model.layers.map((): number[] => []) };
-      });
-      for (const m of models) m.model.profile(2);
-      for (let r = 0; r < rounds; r++)
-        for (const m of models) m.model.profile(runs).forEach((p, i) => m.times[i]!.push(p.ms));
-      for (let i = 0; i < rounds * runs; i++)
-        for (const m of models) {
-          const t0 = performance.now();
-          m.model.run([m.input]);
-          m.frames.push(performance.now() - t0);
-        }
-      return models.map(({ model, times, frames }) => {
-        const profiled = times.map(median);
-        const sum = profiled.reduce((a, b) => a + b, 0);
-        const ms = median(frames);
-        const layers = model.layers.map((l, i) => ({
-          name: l.name,
-          op: l.op,
-          format: l.format,
-          ms: sum > 0 ? (profiled[i]! * ms) / sum : 0,
-        }));
-        return { ms, layers };
-      });
-    },
+    estimate: (packages) => withThreads(threads, () => timeLayers(packages, set, rounds, runs, threads)),
   };
+}
+
+function timeLayers(
+  packages: readonly Package[],
+  set: ImageSet,
+  rounds: number,
+  runs: number,
+  threads: number,
+): LatencyEstimate[] {
+  const models = packages.map((pkg) => {
+    const model = Model.fromPackage(pkg, { batch: 1, threads });
+    const input = imageInput(set, 0, 1, packageImageInput(pkg, set));
+    model.run([input]);
+    return { model, input, frames: [] as number[], times: model.layers.map((): number[] => []) };
+  });
+  for (const m of models) m.model.profile(2);
+  for (let r = 0; r < rounds; r++)
+    for (const m of models) m.model.profile(runs).forEach((p, i) => m.times[i]!.push(p.ms));
+  for (let i = 0; i < rounds * runs; i++)
+    for (const m of models) {
+      const t0 = performance.now();
+      m.model.run([m.input]);
+      m.frames.push(performance.now() - t0);
+    }
+  return models.map(({ model, times, frames }) => {
+    const profiled = times.map(median);
+    const sum = profiled.reduce((a, b) => a + b, 0);
+    const ms = median(frames);
+    const layers = model.layers.map((l, i) => ({
+      name: l.name,
+      op: l.op,
+      format: l.format,
+      ms: sum > 0 ? (profiled[i]! * ms) / sum : 0,
+    }));
+    return { ms, layers };
+  });
 }
 
 /** Prices packages from a device's latency table (measured on the device, or a class's estimate) with the
