@@ -42,6 +42,7 @@ import {
 } from './evolution.js';
 import type { NasSettings } from './settings.js';
 import {
+  archFamily,
   archKey,
   archLayers,
   archPackage,
@@ -212,6 +213,28 @@ function candidateReport(c: Candidate): CandidateReport {
 /** Median per-image latency of `pkg` at batch 1 on this runtime. */
 function measuredLatency(pkg: Package, set: ImageSet, runs: number): number {
   return compareLatency([pkg], set, runs)[0]!.medianMs;
+}
+
+/** The finalists among the candidates within the budgets, fittest first: one per float architecture
+ * (candidates that differ only in formats train the same weights; the fittest stands for them), and first
+ * the fittest of each family (space.ts archFamily), then the next fittest. The short training that scores
+ * candidates tells families apart by what they learn first, not by what they reach: in a full run
+ * (docs/benchmarks.md, NAS fourth pass) the fittest of three families scored 0.7505 (depthwise-separable),
+ * 0.7495 (mixed) and 0.7455 (plain conv) after 20 batches, and the three fittest float architectures were
+ * all depthwise-separable; in the run before, the plain conv finalist fine-tuned 1.9 points above the
+ * depthwise-separable one chosen. None when fewer than two float architectures fit. */
+export function pickFinalists(within: readonly Candidate[], budgets: Budgets, count: number): Candidate[] {
+  const float = (c: Candidate): string => archKey(floatArch(c.arch));
+  const ranked = [...within]
+    .sort((a, b) => fitness(b, budgets) - fitness(a, budgets))
+    .filter((c, i, all) => all.findIndex((d) => float(d) === float(c)) === i);
+  if (ranked.length < 2) return [];
+  const firstOfFamily = ranked.filter(
+    (c, i, all) => all.findIndex((d) => archFamily(d.arch) === archFamily(c.arch)) === i,
+  );
+  const picks = firstOfFamily.slice(0, count);
+  for (const c of ranked) if (picks.length < count && !picks.includes(c)) picks.push(c);
+  return picks.sort((a, b) => fitness(b, budgets) - fitness(a, budgets));
 }
 
 /** How many times a candidate's runs (settings.latencyRuns) a finalist is timed. */
@@ -481,14 +504,8 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   // side by side (finalistLatencies): the search measured each candidate alone, each at its own moment of
   // the machine's load.
   if (finalists === undefined) {
-    // One per float architecture: candidates that differ only in formats train the same weights (the first,
-    // the fittest of them, stands for them).
-    const float = (c: Candidate): string => archKey(floatArch(c.arch));
-    const ranked = [...within]
-      .sort((a, b) => fitness(b, settings.budgets) - fitness(a, settings.budgets))
-      .filter((c, i, all) => all.findIndex((d) => float(d) === float(c)) === i);
     const scored: { candidate: Candidate; accuracy: number; pkg: Package }[] = [];
-    for (const c of ranked.slice(0, ranked.length > 1 ? settings.finalists : 0)) {
+    for (const c of pickFinalists(within, settings.budgets, settings.finalists)) {
       if (run.signal?.aborted === true) return { interrupted: true };
       log({ phase: 'evolution', message: `finalist ${c.key}: ${settings.finalistBatches} batches` });
       const { model, accuracy } = await adapted(c.arch, settings.finalistBatches);

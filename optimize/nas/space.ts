@@ -143,6 +143,12 @@ export function floatArch(arch: ArchSpec): ArchSpec {
   };
 }
 
+/** Its family: the stem's stride and the stages' block types (`s1:conv-conv-dwsep`), what sets how a
+ * network learns more than its widths, depths and kernels do. */
+export function archFamily(arch: ArchSpec): string {
+  return `s${arch.stem.stride ?? 1}:${arch.stages.map((s) => s.block).join('-')}`;
+}
+
 /** A different choice from `choices` (the same when there is no other). */
 function other<T>(rng: SeededRandom, choices: readonly T[], current: T): T {
   const rest = choices.filter((c) => c !== current);

@@ -18,9 +18,16 @@ import {
   NAS_PACKAGE_FILE,
   NasCheckpointError,
   type NasSettings,
+  pickFinalists,
   runNas,
 } from '../../../optimize/nas/search.js';
-import { archKey, floatArch } from '../../../optimize/nas/space.js';
+import {
+  archKey,
+  type ArchSpec,
+  type BlockType,
+  floatArch,
+  type LayerFormat,
+} from '../../../optimize/nas/space.js';
 import { deviceTarget } from '../../../optimize/plan/target.js';
 import { selectTrainingBackend } from '../../../optimize/train/backend-select.js';
 
@@ -128,6 +135,48 @@ describe('whittle nas search (miniature)', () => {
         e instanceof NasCheckpointError && /search\.json: malformed search checkpoint/.test(e.message),
     );
     assert.ok(existsSync(join(out, NAS_PACKAGE_FILE)));
+  });
+
+  test('finalists: the fittest of each family first, one per float architecture, fittest first', () => {
+    const candidate = (accuracy: number, blocks: BlockType[], kernel = 3, head: LayerFormat = 'int8') => {
+      const arch: ArchSpec = {
+        stem: { width: 24, format: 'int8' },
+        stages: blocks.map((block, i) => ({
+          block,
+          width: [32, 64, 96][i]!,
+          depth: 3,
+          kernel,
+          format: 'int8' as const,
+          prune: 0,
+        })),
+        head: { format: head },
+      };
+      return {
+        arch,
+        key: archKey(arch),
+        accuracy,
+        latencyMs: 1,
+        ramBytes: 1,
+        packageBytes: 1,
+        misses: {},
+        cycle: 0,
+      };
+    };
+    const dwsep = candidate(0.75, ['dwsep', 'dwsep', 'dwsep']);
+    const dwsepK5 = candidate(0.749, ['dwsep', 'dwsep', 'dwsep'], 5);
+    const dwsepFp32Head = candidate(0.7498, ['dwsep', 'dwsep', 'dwsep'], 3, 'fp32');
+    const mixed = candidate(0.7495, ['dwsep', 'dwsep', 'conv']);
+    const conv = candidate(0.7455, ['conv', 'conv', 'conv']);
+    const shuffle = candidate(0.65, ['shuffle', 'shuffle', 'shuffle']);
+    const all = [shuffle, conv, dwsepK5, dwsepFp32Head, mixed, dwsep];
+    const keys = (cs: { key: string }[]) => cs.map((c) => c.key);
+    assert.deepEqual(keys(pickFinalists(all, { latencyMs: 2 }, 3)), keys([dwsep, mixed, conv]));
+    // More finalists than families: the next fittest other float architecture, in fitness order.
+    assert.deepEqual(
+      keys(pickFinalists(all, { latencyMs: 2 }, 5)),
+      keys([dwsep, mixed, dwsepK5, conv, shuffle]),
+    );
+    assert.deepEqual(pickFinalists([dwsep, dwsepFp32Head], { latencyMs: 2 }, 3), []);
   });
 
   test('an impossible budget reports the closest candidates and by how much each misses', async () => {
