@@ -1,17 +1,16 @@
 // `whittle nas`'s search, end to end: the supernet trained once (supernet.ts), regularized evolution under
 // hard budgets (evolution.ts; its initial population seeded with each block type's largest architecture that
-// fits the budgets) scoring each architecture by its supernet accuracy (after `adaptBatches` batches
-// of training from its supernet weights), its latency (latencyOf:
-// the device's predictor when given, else its package measured end to end on this runtime), its peak RAM
-// (the runtime's memory plan: arena + weights) and its package size; then the best few within the budgets
-// scored again after `finalistBatches` batches and timed again side by side, and the best of those
-// fine-tuned from its supernet weights
-// (its ternary / binary layers through the straight-through estimator, its pruned layers masked: the
-// compressor's hooks), its batch norms recalibrated, packaged in
-// its formats, and verified: its accuracy on the test set and its latency measured on this runtime. Every
-// phase checkpoints in OUT (the supernet after each epoch, the evolution after each candidate, the
-// fine-tuning as `whittle train` does), so an interrupted search resumes where it stopped; a checkpoint of
-// another search is refused.
+// fits the budgets) scoring each architecture by its supernet accuracy (after `adaptBatches` batches of
+// training from its supernet weights), its latency (latencyOf: the device's predictor when given, else its
+// package measured end to end on this runtime), its peak RAM (the runtime's memory plan: arena + weights) and
+// its package size; then the finalists (pickFinalists: the fittest of each family within the budgets) scored
+// again after `finalistBatches` batches and timed again side by side, and the best of those fine-tuned from
+// the weights those batches trained (its ternary / binary layers through the straight-through estimator, its
+// pruned layers masked: the compressor's hooks), its batch norms recalibrated, packaged in its formats, and
+// verified: its accuracy on the test set and its latency measured on this runtime. Every phase checkpoints in
+// OUT (the supernet after each epoch, the evolution after each candidate, the finalists, the fine-tuning as
+// `whittle train` does), so an interrupted search resumes where it stopped; a checkpoint of another search is
+// refused.
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -132,6 +131,8 @@ export interface NasReport {
 export type NasResult = { interrupted: true } | { interrupted: false; report: NasReport };
 
 const SEARCH_FILE = 'search.json';
+/** Each finalist's model after its `finalistBatches` batches, in a directory named by its key. */
+const FINALISTS_DIR = 'finalists';
 /** 4: finalists timed again (their latency and fitness in the checkpoint); 3: budget seeds and finalists
  * (settings.ts); 2: shortcuts in the space (space.ts) and candidates adapted
  * before scoring (settings.ts adaptBatches). */
@@ -509,9 +510,15 @@ export async function runNas(run: NasRun): Promise<NasResult> {
       if (run.signal?.aborted === true) return { interrupted: true };
       log({ phase: 'evolution', message: `finalist ${c.key}: ${settings.finalistBatches} batches` });
       const { model, accuracy } = await adapted(c.arch, settings.finalistBatches);
-      const pkg = await archPackage(c.arch, model, { calibration: calibrationSet }).finally(() =>
-        model.dispose(),
-      );
+      let pkg: Package;
+      try {
+        pkg = await archPackage(c.arch, model, { calibration: calibrationSet });
+        // Kept: the one fine-tuned starts from what its epoch trained.
+        mkdirSync(join(outDir, FINALISTS_DIR, c.key), { recursive: true });
+        await model.save(fileHandler(join(outDir, FINALISTS_DIR, c.key)));
+      } finally {
+        model.dispose();
+      }
       scored.push({ candidate: c, accuracy, pkg });
     }
     const latencies = await finalistLatencies(
@@ -545,10 +552,12 @@ export async function runNas(run: NasRun): Promise<NasResult> {
   report.finalists = finalists;
   report.search_seconds = seconds.search;
 
-  // Phase 3: fine-tune the best within the budgets from its supernet weights.
+  // Phase 3: fine-tune the best within the budgets from the weights its finalist's epoch trained (without
+  // finalists, or theirs lost, from its supernet weights).
   const chosen = within.find((c) => c.key === finalists[0]?.key) ?? best(within)!;
   const finetuneStart = performance.now();
-  const subnetDir = join(outDir, 'subnet');
+  const trainedDir = join(outDir, FINALISTS_DIR, chosen.key);
+  const subnetDir = existsSync(join(trainedDir, MODEL_FILE)) ? trainedDir : join(outDir, 'subnet');
   const finetuneDir = join(outDir, 'finetune');
   if (!existsSync(join(subnetDir, MODEL_FILE))) {
     const start = supernet.model(chosen.arch);

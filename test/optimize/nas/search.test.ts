@@ -103,6 +103,10 @@ describe('whittle nas search (miniature)', () => {
       if (i > 0) assert.ok(f.finalist_fitness <= report.finalists[i - 1]!.finalist_fitness);
     });
     assert.equal(report.best?.key, report.finalists[0]!.key);
+    // Each finalist's trained epoch is kept, and the one fine-tuned started from it, not from the supernet.
+    for (const f of report.finalists)
+      assert.ok(existsSync(join(out, 'finalists', f.key, 'model.json')), f.key);
+    assert.ok(!existsSync(join(out, 'subnet')), 'no start taken from the supernet');
     const best = report.best;
     assert.equal(best.test_images, 100);
     assert.ok(best.measured_latency_ms > 0 && best.measured_package_bytes <= 400_000);
