@@ -47,13 +47,8 @@ export interface LayerCompression {
 
 /** A layer's codebook and indices: its distinct values when they fit 2^bits (a shared layer holds exactly
  * its centroids), else k-means of its values (a layer whose weights changed after sharing, e.g. a batch norm
- * folded into them at import). */
+ * folded into them at import); kmeansLinear does both. */
 function codebookOf(values: Float32Array, bits: number): { codebook: Float32Array; indices: Uint8Array } {
-  const distinct = [...new Set(values)].sort((a, b) => a - b);
-  if (distinct.length <= 2 ** bits) {
-    const index = new Map(distinct.map((v, i) => [v, i]));
-    return { codebook: Float32Array.from(distinct), indices: Uint8Array.from(values, (v) => index.get(v)!) };
-  }
   const { centroids, assignments } = kmeansLinear(values, 2 ** bits);
   return { codebook: centroids, indices: assignments };
 }

@@ -217,6 +217,16 @@ export const METHODS: Record<string, MethodDefinition> = {
         doc: 'index bits: 2^bits shared values per layer',
       },
       layers: { kind: 'layers', min: 1, max: 8, doc: 'per-layer index bits, by layer name' },
+      steEpochs: {
+        kind: 'integer',
+        min: 0,
+        max: 1000,
+        default: 0,
+        doc:
+          'trained assignments: epochs of training the float weights through the codebook (straight-through, ' +
+          're-clustered after every update, so weights can change cluster) before the `epochs` of centroid ' +
+          'fine-tuning (default 0: none)',
+      },
       ...retraining,
     },
     layerClasses: WEIGHT_LAYER_CLASSES,

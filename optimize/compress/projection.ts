@@ -200,28 +200,16 @@ function assignNearest(values: ArrayLike<number>, centroids: Float64Array, out: 
   }
 }
 
-/** 1-D k-means of `values` into at most `k` clusters from a linear initialisation (k points evenly spaced
- * from the minimum to the maximum, Han et al. 2016's best choice for accuracy), Lloyd iterations until no
- * assignment changes (at most `iterations`). An empty cluster keeps its centroid. Centroids come back
- * sorted, with each value's cluster. */
-export function kmeansLinear(
+/** Lloyd iterations of 1-D k-means from sorted `centroids` (updated in place): each value to its nearest
+ * centroid, each centroid to its values' mean, until no assignment changes (at most `iterations`). An empty
+ * cluster keeps its centroid. Leaves the centroids sorted and `assignments` (one per value) on them. */
+export function lloyd(
   values: Float32Array,
-  k: number,
+  centroids: Float64Array,
+  assignments: Uint8Array,
   iterations = 50,
-): { centroids: Float32Array; assignments: Uint8Array } {
-  if (!Number.isInteger(k) || k < 1 || k > 256)
-    throw new RangeError(`k-means: k must be in [1, 256], not ${k}`);
-  const assignments = new Uint8Array(values.length);
-  if (values.length === 0) return { centroids: new Float32Array(0), assignments };
-  let min = Infinity;
-  let max = -Infinity;
-  for (const v of values) {
-    min = Math.min(min, v);
-    max = Math.max(max, v);
-  }
-  const centroids = Float64Array.from({ length: k }, (_, j) =>
-    k === 1 ? (min + max) / 2 : min + ((max - min) * j) / (k - 1),
-  );
+): void {
+  const k = centroids.length;
   const previous = new Uint8Array(values.length).fill(255);
   for (let it = 0; it < iterations; it++) {
     assignNearest(values, centroids, assignments);
@@ -237,6 +225,43 @@ export function kmeansLinear(
     centroids.sort();
   }
   assignNearest(values, centroids, assignments);
+}
+
+/** 1-D k-means of `values` into at most `k` clusters: values that take at most k distinct values are their
+ * own clusters (the sorted distinct values, exactly: a layer already shared keeps its codebook); otherwise
+ * from a linear initialisation (k points evenly spaced from the minimum to the maximum, Han et al. 2016's
+ * best choice for accuracy), Lloyd iterations until no assignment changes (at most `iterations`).
+ * Centroids come back sorted, with each value's cluster. */
+export function kmeansLinear(
+  values: Float32Array,
+  k: number,
+  iterations = 50,
+): { centroids: Float32Array; assignments: Uint8Array } {
+  if (!Number.isInteger(k) || k < 1 || k > 256)
+    throw new RangeError(`k-means: k must be in [1, 256], not ${k}`);
+  const assignments = new Uint8Array(values.length);
+  if (values.length === 0) return { centroids: new Float32Array(0), assignments };
+  const distinct = new Set<number>();
+  for (const v of values) {
+    distinct.add(v);
+    if (distinct.size > k) break;
+  }
+  if (distinct.size <= k) {
+    const centroids = Float32Array.from(distinct).sort();
+    const index = new Map(Array.from(centroids, (c, j) => [c, j]));
+    for (let i = 0; i < values.length; i++) assignments[i] = index.get(values[i]!)!;
+    return { centroids, assignments };
+  }
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+  }
+  const centroids = Float64Array.from({ length: k }, (_, j) =>
+    k === 1 ? (min + max) / 2 : min + ((max - min) * j) / (k - 1),
+  );
+  lloyd(values, centroids, assignments, iterations);
   return { centroids: Float32Array.from(centroids), assignments };
 }
 

@@ -71,7 +71,14 @@ import {
   type QatFormat,
   quantizedPoints,
 } from './qat.js';
-import { BINARY_QUANTIZER, steHooks, ternaryQuantizer, type WeightQuantizer } from './ste.js';
+import {
+  BINARY_QUANTIZER,
+  codebookQuantizer,
+  steHooks,
+  type SteLayer,
+  ternaryQuantizer,
+  type WeightQuantizer,
+} from './ste.js';
 import { xnorModel } from './xnor.js';
 
 /** Written in a phase's directory once the phase is complete. */
@@ -328,17 +335,49 @@ const prune: CompressStep = async (context, params) => {
   return { interrupted: false };
 };
 
+/** Weight sharing: each selected layer's (kept) weights k-means-clustered to 2^bits values (a pruned layer's
+ * zeros its fixed cluster 0), then the centroids fine-tuned with the assignments fixed (`fine-tune/`). With
+ * `steEpochs`, trained assignments first (`assign/`): the float weights trained that many epochs through the
+ * codebook quantizer (ste.ts codebookQuantizer: each weight at its nearest centroid, the codebook refitted
+ * after every update, the pruned weights held at 0), so weights can change cluster; the fine-tuning then
+ * starts from that codebook, exactly (kmeansLinear keeps values that already fit). */
 const kmeans: CompressStep = async (context, params) => {
   const layers = selectedLayers('kmeans', context, params);
   const named = (params.layers as Record<string, number> | undefined) ?? {};
   const bits = new Map(layers.map((l) => [l.name, named[l.name] ?? (params.bits as number)]));
+  // A pruned layer's zeros stay its fixed cluster 0 (its mask is where the pruned model holds zeros).
+  const maskOf = (name: string, weights: Float32Array): Uint8Array | undefined =>
+    context.layers.get(name)?.sparsity ? Uint8Array.from(weights, (v) => (v !== 0 ? 1 : 0)) : undefined;
+  const steEpochs = params.steEpochs as number;
+  if (steEpochs > 0) {
+    const dir = join(context.dir, 'assign');
+    let quantizers: SteLayer[] = [];
+    if (!existsSync(join(dir, PHASE_DONE))) {
+      // The masks from the step's input (the pruned model), the same on a resumed run.
+      const model = await tf.loadLayersModel(fileHandler(context.modelDir!));
+      try {
+        quantizers = layers.map(({ name }) => ({
+          layer: name,
+          quantizer: codebookQuantizer(2 ** bits.get(name)!, maskOf(name, readKernel(model, name))),
+        }));
+      } finally {
+        model.dispose();
+      }
+    }
+    const result = await retrainPhase(
+      context,
+      dir,
+      'kmeans assign',
+      { ...params, epochs: steEpochs },
+      () => [],
+      { hooks: steHooks(quantizers) },
+    );
+    if (result.interrupted) return result;
+  }
   const result = await retrainPhase(context, join(context.dir, 'fine-tune'), 'kmeans', params, (model) =>
     layers.map(({ name }) => {
       const weights = readKernel(model, name);
-      // A pruned layer's zeros stay its fixed cluster 0 (its mask is where the pruned model holds zeros).
-      const mask = context.layers.get(name)?.sparsity
-        ? Uint8Array.from(weights, (v) => (v !== 0 ? 1 : 0))
-        : undefined;
+      const mask = maskOf(name, weights);
       const { assignments, shared } = shareWeights(weights, 2 ** bits.get(name)!, mask);
       writeKernel(model, name, shared);
       return { layer: name, assignments, ...(mask ? { mask } : {}) };

@@ -52,6 +52,14 @@ describe('compression projections', () => {
     assert.ok(Math.abs(centroids[0]! + 1) < 1e-6 && Math.abs(centroids[2]! - 2) < 1e-6);
   });
 
+  test('k-means of values that already take at most k values keeps them exactly', () => {
+    const shared = Float32Array.from([0.1, 0, 10, 0.2, 0.1]);
+    const { centroids, assignments } = kmeansLinear(shared, 4);
+    // From a linear initialisation (0, 3.33, 6.67, 10), 0, 0.1 and 0.2 would have shared one cluster.
+    assert.deepEqual([...centroids], [0, 0.1, 0.2, 10].map(Math.fround));
+    assert.deepEqual([...assignments], [1, 0, 3, 2, 1]);
+  });
+
   test('magnitude masks prune exactly the smallest fraction, per layer or globally', () => {
     const weights = new Map([
       ['a', Float32Array.from([0.1, -0.5, 0.3, 0.05])],
@@ -230,6 +238,7 @@ describe('pipelines', () => {
       [[{ method: 'prune', sparsty: 0.5 }], /unknown parameter "sparsty"; prune takes sparsity/],
       [[{ method: 'prune', sparsity: 1 }], /sparsity must be a number >= 0 and < 1/],
       [[{ method: 'kmeans', bits: 9 }], /bits must be an integer >= 1 and <= 8/],
+      [[{ method: 'kmeans', steEpochs: 1.5 }], /kmeans\): steEpochs must be an integer >= 0 and <= 1000/],
       [
         [{ method: 'prune', layers: { flatten: 0.5 } }],
         /layer flatten \(Flatten\) cannot take prune; no per-layer method applies to it .*whole-model methods: int8, fixed16, fixed8/,
@@ -286,6 +295,19 @@ describe('whittle compress', () => {
     batchSize: 50,
     latencyRuns: 3,
   });
+  /** The run stopped (Ctrl-C) at the second training batch of `phase` (of any phase when not given). */
+  const interruptedRun = (options: CompressOptions, phase?: string) => {
+    const controller = new AbortController();
+    let batches = 0;
+    return runCompress({
+      ...options,
+      signal: controller.signal,
+      onProgress: (label, p) => {
+        if ((phase === undefined || label === phase) && p.phase === 'train' && ++batches === 2)
+          controller.abort();
+      },
+    });
+  };
   before(async () => {
     await trainTinyModel('lenet-300-100', trained);
     writeFileSync(
@@ -340,6 +362,60 @@ describe('whittle compress', () => {
     const fc1 = readKernelValues(modelDir, 'dense_Dense1');
     assert.ok(new Set(fc1).size <= 16);
     assert.ok(Math.abs(fc1.filter((v) => v === 0).length / fc1.length - 0.8) < 0.01);
+  });
+
+  test('k-means with trained assignments: weights change cluster, the same encoding and mask, resumable', async () => {
+    const assignSpec = join(root, 'dc-assign.json');
+    writeFileSync(
+      assignSpec,
+      JSON.stringify([
+        { method: 'prune', sparsity: 0.8, minWeights: 2000, iterations: 1, epochs: 1 },
+        { method: 'kmeans', bits: 4, steEpochs: 1, epochs: 1, learningRate: 1e-2 },
+        { method: 'huffman' },
+      ]),
+    );
+    const out = join(root, 'dc-assign.whittle');
+    const result = await runCompress({ ...base(out), pipeline: assignSpec });
+    assert.equal(result.interrupted, false);
+    if (result.interrupted) return;
+    assert.ok(result.report.compression_ratio > 8, `ratio ${result.report.compression_ratio}`);
+    assert.ok(result.report.layers.every((l) => l.format === 'sparse-codebook' || l.format === 'codebook'));
+    const run = `${out}.run`;
+    const pruned = readKernelValues(join(run, '01-prune', 'iteration-1'), 'dense_Dense1');
+    const mask = Uint8Array.from(pruned, (v) => (v !== 0 ? 1 : 0));
+    const assigned = readKernelValues(join(run, '02-kmeans', 'assign'), 'dense_Dense1');
+    const modelDir = join(run, '02-kmeans', 'fine-tune');
+    const fc1 = readKernelValues(modelDir, 'dense_Dense1');
+    for (const values of [assigned, fc1]) {
+      // 15 shared values and the zero, the zeros exactly the pruned model's.
+      assert.ok(new Set(values).size <= 16);
+      assert.deepEqual(
+        Uint8Array.from(values, (v) => (v !== 0 ? 1 : 0)),
+        mask,
+      );
+    }
+    // Weights changed cluster: some cluster of the k-means the fixed-assignment step starts from is split.
+    const { assignments } = shareWeights(pruned, 16, mask);
+    const valuesOf = new Map<number, Set<number>>();
+    assignments.forEach((c, i) => valuesOf.set(c, (valuesOf.get(c) ?? new Set()).add(assigned[i]!)));
+    assert.ok(
+      [...valuesOf.values()].some((v) => v.size > 1),
+      'no weight left its starting cluster',
+    );
+    const bytes = readFileSync(out);
+    const pkg = read(bytes);
+    assert.ok(writePackage(packageContent(pkg), key).equals(bytes));
+    const { worst } = await runtimeVsTfjs(pkg, modelDir, 20);
+    assert.ok(worst < 1e-4, `runtime vs training-time model: max |difference| ${worst}`);
+
+    // Interrupted while the assignments train: the float weights and the codebooks are restored.
+    const again = join(root, 'dc-assign-resume.whittle');
+    const interrupted = await interruptedRun({ ...base(again), pipeline: assignSpec }, 'kmeans assign');
+    assert.equal(interrupted.interrupted, true);
+    assert.ok(existsSync(join(`${again}.run`, '02-kmeans', 'assign', 'checkpoint', 'ste-fit.json')));
+    const resumed = await runCompress({ ...base(again), pipeline: assignSpec, resume: true });
+    assert.equal(resumed.interrupted, false);
+    assert.ok(readFileSync(again).equals(bytes), 'the resumed run gives the uninterrupted package');
   });
 
   test('hashednets: 8x smaller dense layers, bit-exact round trip, the native kernel agrees with the retrained model', async () => {
@@ -488,16 +564,7 @@ describe('whittle compress', () => {
   test('an interrupted QAT phase resumes (float weights and activation ranges restored) to the same package', async () => {
     const out = join(root, 'qat-resume.whittle');
     const qatSpec = join(root, 'int8-qat.json');
-    const controller = new AbortController();
-    let batches = 0;
-    const interrupted = await runCompress({
-      ...base(out),
-      pipeline: qatSpec,
-      signal: controller.signal,
-      onProgress: (_, p) => {
-        if (p.phase === 'train' && ++batches === 2) controller.abort();
-      },
-    });
+    const interrupted = await interruptedRun({ ...base(out), pipeline: qatSpec });
     assert.equal(interrupted.interrupted, true);
     const checkpoint = join(`${out}.run`, '01-int8-qat', 'train', 'checkpoint');
     assert.ok(
@@ -538,15 +605,7 @@ describe('whittle compress', () => {
 
   test('an interrupted phase resumes to the same package; a truncated checkpoint is refused, earlier output kept', async () => {
     const out = join(root, 'resume.whittle');
-    const controller = new AbortController();
-    let batches = 0;
-    const interrupted = await runCompress({
-      ...base(out),
-      signal: controller.signal,
-      onProgress: (phase, p) => {
-        if (phase === 'kmeans' && p.phase === 'train' && ++batches === 2) controller.abort();
-      },
-    });
+    const interrupted = await interruptedRun(base(out), 'kmeans');
     assert.equal(interrupted.interrupted, true);
     const run = `${out}.run`;
     const checkpoint = join(run, '02-kmeans', 'fine-tune', 'checkpoint');

@@ -9,19 +9,22 @@ import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { decodeTensor, encodeBinary, encodeTernary, toFloat32 } from '../../../agent/package/encodings.js';
-import { readKernel, writeKernel } from '../../../optimize/compress/projection.js';
+import { readKernel, shareWeights, writeKernel } from '../../../optimize/compress/projection.js';
 import {
   BINARY_QUANTIZER,
   channelMeanAbs,
+  codebookQuantizer,
   steHooks,
   ternaryQuantizer,
 } from '../../../optimize/compress/ste.js';
 
-function denseModel(): tf.LayersModel {
+function denseModel(
+  kernel = Float32Array.from([0.5, -0.2, 0.1, -0.4, 0.3, 2, 0.05, -0.1, -0.3, 0.2, 0, 1.5]),
+): tf.LayersModel {
   const model = tf.sequential({
     layers: [tf.layers.dense({ units: 3, inputShape: [4], useBias: false, name: 'fc' })],
   });
-  writeKernel(model, 'fc', Float32Array.from([0.5, -0.2, 0.1, -0.4, 0.3, 2, 0.05, -0.1, -0.3, 0.2, 0, 1.5]));
+  writeKernel(model, 'fc', kernel);
   return model;
 }
 
@@ -117,6 +120,72 @@ describe('straight-through estimator', () => {
       other.dispose();
     } finally {
       rmSync(dir, { recursive: true });
+      model.dispose();
+    }
+  });
+  test('codebook Q(w): trained assignments move a weight to another cluster, the codebook follows, pruned stay 0', async () => {
+    // A pruned kernel: indices 6 and 10 are its zeros.
+    const pruned = Float32Array.from([0.5, -0.2, 0.1, -0.4, 0.3, 2, 0, -0.1, -0.3, 0.2, 0, 1.5]);
+    const mask = Uint8Array.from(pruned, (v) => (v !== 0 ? 1 : 0));
+    const model = denseModel(pruned);
+    const layer = () => [{ layer: 'fc', quantizer: codebookQuantizer(4, mask) }];
+    const hooks = steHooks(layer());
+    hooks.start!(model);
+    // It starts where kmeans puts the layer today: linear-initialised k-means of the kept weights.
+    const start = readKernel(model, 'fc');
+    assert.deepEqual(start, shareWeights(pruned, 4, mask).shared);
+    assert.ok(new Set(start).size <= 4 && start[6] === 0 && start[10] === 0);
+    assert.throws(() => codebookQuantizer(4, mask).quantize(pruned, [4, 3]), /before its first fit/);
+    // 0.1 shares 0.5's cluster (centroids -0.25, 0.275, 1.75).
+    assert.equal(start[2], start[0]);
+    assert.notEqual(start[2], start[1]);
+
+    const name = model.getLayer('fc').trainableWeights[0]!.name;
+    const g = tf.tensor2d(
+      Float32Array.from({ length: 12 }, (_, i) => (i === 2 || i === 6 ? 1 : 0)),
+      [4, 3],
+    );
+    const passed = hooks.gradients!({ [name]: g })[name]!.dataSync();
+    // A pruned weight gets no gradient; the variable holds the float copy for the update.
+    assert.deepEqual([passed[2], passed[6]], [1, 0]);
+    assert.deepEqual(readKernel(model, 'fc'), pruned);
+    // An SGD step of 0.25 takes 0.1 to -0.15, across the midpoint 0.0125: it joins -0.2's cluster, whose
+    // centroid becomes the mean of its five float weights.
+    const float = pruned.map((v, i) => v - 0.25 * passed[i]!);
+    writeKernel(model, 'fc', float);
+    hooks.afterUpdate!(model);
+    const q = readKernel(model, 'fc');
+    assert.equal(q[2], q[1]);
+    assert.notEqual(q[2], q[0]);
+    const cluster = [1, 2, 3, 7, 8].map((i) => float[i]!);
+    assert.equal(q[1], Math.fround(cluster.reduce((a, b) => a + b, 0) / 5));
+    assert.equal(q[0], Math.fround((float[0]! + float[4]! + float[9]!) / 3));
+    assert.ok(new Set(q).size <= 4 && q[6] === 0 && q[10] === 0);
+    // Q(Q(w)) = Q(w) on the same codebook.
+    const quantizer = codebookQuantizer(4, mask);
+    quantizer.fitted!.fit(float, [4, 3]);
+    assert.deepEqual(quantizer.quantize(quantizer.quantize(float, [4, 3]), [4, 3]), q);
+
+    // The codebook survives a checkpoint with the float copy: a restored hook gives the same Q(w).
+    const dir = mkdtempSync(join(tmpdir(), 'whittle-ste-'));
+    try {
+      await hooks.save!(dir);
+      const other = denseModel(pruned);
+      const resumed = steHooks(layer());
+      resumed.restore!(dir);
+      resumed.start!(other);
+      assert.deepEqual(readKernel(other, 'fc'), q);
+      other.dispose();
+      // A checkpoint without it (an STE phase of another quantizer) is refused.
+      const binary = steHooks([{ layer: 'fc', quantizer: BINARY_QUANTIZER }]);
+      const plain = mkdtempSync(join(tmpdir(), 'whittle-ste-'));
+      binary.start!(denseModel());
+      await binary.save!(plain);
+      assert.throws(() => steHooks(layer()).restore!(plain));
+      rmSync(plain, { recursive: true });
+    } finally {
+      rmSync(dir, { recursive: true });
+      tf.dispose(g);
       model.dispose();
     }
   });
