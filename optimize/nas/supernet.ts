@@ -136,6 +136,9 @@ export interface AdaptOptions {
   batches: number;
   learningRate: number;
   seed: number;
+  /** Start Adam afresh instead of from the supernet's moments: an architecture trained alone for long
+   * (a finalist's epoch) rather than a few batches. A resumed search's supernet has none to give either. */
+  freshOptimizer?: boolean;
 }
 
 export class Supernet {
@@ -327,7 +330,7 @@ export class Supernet {
     const model = this.model(arch);
     const optimizer = createAdam(adapt.learningRate, defaultAdam());
     model.compile({ optimizer, loss: 'categoricalCrossentropy' });
-    await this.#loadMoments(model, optimizer);
+    if (adapt.freshOptimizer !== true) await this.#loadMoments(model, optimizer);
     const stream = new BatchStream(adapt.set, adapt.indices, {
       batchSize: adapt.batchSize,
       shuffle: true,

@@ -2,6 +2,9 @@
 // architecture's package (mixed formats) runs on the runtime and computes what the projected tfjs model
 // computes (its int8 layers within int8 rounding).
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
 import * as tf from '@tensorflow/tfjs';
@@ -180,12 +183,13 @@ describe('NAS search space', () => {
       [8, 28, 28, 1],
     );
     const calibration = x.dataSync() as Float32Array;
-    const outputs = async (batches: number): Promise<Float32Array> => {
-      const model = await net.adaptedSubnet(arch, calibration, {
+    const outputs = async (batches: number, freshOptimizer = false, from = net): Promise<Float32Array> => {
+      const model = await from.adaptedSubnet(arch, calibration, {
         ...options,
         batches,
         learningRate: 1e-2,
         seed: 6,
+        freshOptimizer,
       });
       const y = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
       model.dispose();
@@ -200,6 +204,20 @@ describe('NAS search space', () => {
       adapted.some((v, i) => Math.abs(v - want[i]!) > 1e-4),
       '4 batches of training change the candidate',
     );
+    // A finalist's fresh optimizer: as a supernet loaded from disk (no moments) adapts, not as this one does.
+    const dir = mkdtempSync(join(tmpdir(), 'whittle-supernet-'));
+    try {
+      net.save(dir);
+      const loaded = Supernet.load(dir, { inputShape: SHAPE, classes: 3, seed: 4 });
+      const fresh = await outputs(4, true);
+      assert.deepEqual(fresh, await outputs(4, false, loaded));
+      assert.ok(
+        fresh.some((v, i) => Math.abs(v - adapted[i]!) > 1e-6),
+        'the shared moments differ',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     [...net.shared.values()].forEach((w, i) =>
       assert.deepEqual(w.values, shared[i], 'the supernet is unchanged'),
     );
