@@ -8,7 +8,14 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 
 import { PackageError } from '../agent/package/errors.js';
-import { HEADER_SIZE, SECTION_ALIGNMENT, SECTION_ENTRY_SIZE, TRAILER_SIZE } from '../agent/package/layout.js';
+import {
+  HEADER_SIZE,
+  ManifestEncoding,
+  SECTION_ALIGNMENT,
+  SECTION_ENTRY_SIZE,
+  TRAILER_SIZE,
+} from '../agent/package/layout.js';
+import { MANIFEST_DICTIONARY_V1 } from '../agent/package/manifest-dictionary.js';
 import { readPackage } from '../agent/package/reader.js';
 import { keyId, sha256, signDigest } from '../agent/package/signing.js';
 import { GraphError, MemoryBudgetError } from '../agent/runtime/graph-error.js';
@@ -164,11 +171,17 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
       }));
   const typedErrors = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
   const seeds = [1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey));
-  // The same packages with their manifests deflated (format 1.3), and also their sections packed (1.4), as
-  // the compressor writes them.
-  const compactSeeds = [false, true].flatMap((packedSections) =>
+  // The same packages with their manifests deflated (format 1.3), also with their sections packed (1.4), and
+  // deflated with the preset dictionary (1.5, packed), as the compressor writes them.
+  const compactSeeds = (
+    [
+      [ManifestEncoding.deflate, false],
+      [ManifestEncoding.deflate, true],
+      [ManifestEncoding.deflateDictionary, true],
+    ] as const
+  ).flatMap(([manifestEncoding, packedSections]) =>
     [1, 2, 3].map((s) =>
-      writePackage({ ...samplePackageContent(s), compactManifest: true, packedSections }, keys.privateKey),
+      writePackage({ ...samplePackageContent(s), manifestEncoding, packedSections }, keys.privateKey),
     ),
   );
   const manifestOf = (pkg: Buffer): Json => {
@@ -313,7 +326,8 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
       return resign(withManifest(content, Buffer.from(JSON.stringify(manifest))), keys.privateKey);
     },
     // A deflated manifest damaged: its stream's bytes, its recorded inflated length, bytes after the stream,
-    // a mutated manifest deflated again, a header that declares 1.2, or JSON in a section marked deflated.
+    // a mutated manifest deflated again, a header that declares 1.2, JSON in a section marked deflated, or
+    // the stream marked as deflated with the other dictionary (none, or the preset).
     'resigned-deflated-manifest': () => {
       const seed = random.int(0, compactSeeds.length - 1);
       const content = Buffer.from(contentOf(compactSeeds[seed]!));
@@ -322,7 +336,9 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
       const length = Number(content.readBigUInt64LE(HEADER_SIZE + 16));
       const stream = Buffer.from(content.subarray(offset, offset + length));
       const inflatedLength = HEADER_SIZE + 24;
-      const pick = random.int(0, 5);
+      const encodingAt = HEADER_SIZE + 4;
+      const dictionary = content.readUInt32LE(encodingAt) === ManifestEncoding.deflateDictionary;
+      const pick = random.int(0, 6);
       if (pick === 0) {
         for (let n = random.int(1, 3); n > 0; n--) stream[random.int(0, length - 1)] = random.int(0, 255);
       } else if (pick === 1) {
@@ -338,12 +354,18 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
         for (let n = random.int(1, 3); n > 0; n--) manifest = mutateJson(manifest, random);
         const json = Buffer.from(JSON.stringify(manifest));
         content.writeUInt32LE(json.length, inflatedLength);
-        return resign(withManifest(content, deflateRawSync(json)), keys.privateKey);
+        const deflated = deflateRawSync(json, dictionary ? { dictionary: MANIFEST_DICTIONARY_V1 } : {});
+        return resign(withManifest(content, deflated), keys.privateKey);
       } else if (pick === 4) {
         content.writeUInt16LE(2, 10);
         return resign(content, keys.privateKey);
-      } else {
+      } else if (pick === 5) {
         return resign(withManifest(content, Buffer.from(JSON.stringify(manifests[i]))), keys.privateKey);
+      } else {
+        const other = dictionary ? ManifestEncoding.deflate : ManifestEncoding.deflateDictionary;
+        content.writeUInt32LE(other, encodingAt);
+        if (other === ManifestEncoding.deflateDictionary) content.writeUInt16LE(5, 10);
+        return resign(content, keys.privateKey);
       }
       return resign(withManifest(content, stream), keys.privateKey);
     },

@@ -16,10 +16,11 @@ export const FORMAT_MAJOR = 1;
 // (input_fl, output_fl; manifest.ts). 1.2: the sparse-codebook tensor encoding (encodings.ts) and the
 // sparse-codebook number format. 1.3: the manifest section may be deflated (ManifestEncoding). 1.4: sections
 // may be packed, at 4-byte aligned offsets (sectionAlignment): a compressed small model's 64-byte padding is
-// a few percent of its file. The writer
+// a few percent of its file. 1.5: the manifest may be deflated with the format's preset dictionary
+// (ManifestEncoding.deflateDictionary, manifest-dictionary.ts). The writer
 // stamps the lowest minor whose features a package uses (manifest.ts requiredFormatMinor), so a package
 // without them stays byte for byte what a 1.0 writer made.
-export const FORMAT_MINOR = 4;
+export const FORMAT_MINOR = 5;
 export const HEADER_SIZE = 64;
 export const SECTION_ENTRY_SIZE = 32;
 export const TRAILER_SIZE = 128;
@@ -40,8 +41,12 @@ export const MAX_PACKAGE_BYTES = 2 ** 31 - 1;
 
 export const SectionKind = { manifest: 1, tensor: 2 } as const;
 /** The manifest section's table encoding: UTF-8 JSON, or (1.3) that JSON as one raw deflate stream (RFC 1951)
- * whose inflated byte length is the entry's element count. */
-export const ManifestEncoding = { json: 0, deflate: 1 } as const;
+ * whose inflated byte length is the entry's element count, or (1.5) the same with the format's preset
+ * dictionary (manifest-dictionary.ts). */
+export const ManifestEncoding = { json: 0, deflate: 1, deflateDictionary: 2 } as const;
+export type ManifestEncodingCode = (typeof ManifestEncoding)[keyof typeof ManifestEncoding];
+/** The first minor whose manifest may be deflated with the preset dictionary. */
+export const MANIFEST_DICTIONARY_MINOR = 5;
 export type SectionKindName = keyof typeof SectionKind;
 
 export interface PackageHeader {
@@ -211,12 +216,14 @@ export function decodeSectionTable(bytes: Buffer, header: PackageHeader): Sectio
       kind === 'manifest' &&
       (encoding === ManifestEncoding.json
         ? elements !== 0
-        : encoding !== ManifestEncoding.deflate || elements === 0)
+        : (encoding !== ManifestEncoding.deflate && encoding !== ManifestEncoding.deflateDictionary) ||
+          elements === 0)
     ) {
       throw new PackageError(
         'bad-section-table',
         `the manifest section is JSON (encoding ${ManifestEncoding.json}, no element count) or deflated JSON ` +
-          `(encoding ${ManifestEncoding.deflate}, its inflated length as the element count), not encoding ` +
+          `(encoding ${ManifestEncoding.deflate}, or ${ManifestEncoding.deflateDictionary} with the preset ` +
+          'dictionary; its inflated length as the element count), not encoding ' +
           `${encoding} with ${elements} elements`,
         location,
       );

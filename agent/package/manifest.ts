@@ -14,7 +14,13 @@ import {
   SPARSE_CODEBOOK_MAX_GAP_BITS,
 } from './encodings.js';
 import { PackageError } from './errors.js';
-import { ManifestEncoding, type SectionEntry } from './layout.js';
+import {
+  MANIFEST_DICTIONARY_MINOR,
+  ManifestEncoding,
+  type ManifestEncodingCode,
+  type SectionEntry,
+} from './layout.js';
+import { MANIFEST_DICTIONARY_V1 } from './manifest-dictionary.js';
 import { NUMBER_FORMATS } from './number-formats.js';
 
 export const MANIFEST_FORMAT = 'whittle-package';
@@ -249,10 +255,15 @@ function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /** The lowest format minor (layout.ts FORMAT_MINOR) whose features the package uses: 1.1 fixed-point
- * activation fractional lengths, 1.2 sparse-codebook tensors, 1.3 a deflated manifest. The writer stamps it;
- * the reader refuses a package that uses a feature its header does not declare. */
-export function requiredFormatMinor(manifest: Manifest, deflatedManifest = false): number {
-  if (deflatedManifest) return 3;
+ * activation fractional lengths, 1.2 sparse-codebook tensors, 1.3 a deflated manifest, 1.5 one deflated with
+ * the preset dictionary (1.4, packed sections, is the layout's: the writer and reader add it). The writer
+ * stamps it; the reader refuses a package that uses a feature its header does not declare. */
+export function requiredFormatMinor(
+  manifest: Manifest,
+  manifestEncoding: ManifestEncodingCode = ManifestEncoding.json,
+): number {
+  if (manifestEncoding === ManifestEncoding.deflateDictionary) return MANIFEST_DICTIONARY_MINOR;
+  if (manifestEncoding === ManifestEncoding.deflate) return 3;
   if (manifest.tensors.some((tensor) => tensor.encoding?.kind === 'sparse-codebook')) return 2;
   return manifest.nodes.some((node) => fixedPointActivations(node) !== undefined) ? 1 : 0;
 }
@@ -261,7 +272,8 @@ export function requiredFormatMinor(manifest: Manifest, deflatedManifest = false
 export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[]): Manifest {
   const entry = sections[0]!;
   const location = { section: 0, offset: entry.offset };
-  const deflated = entry.encoding === ManifestEncoding.deflate;
+  const deflated =
+    entry.encoding === ManifestEncoding.deflate || entry.encoding === ManifestEncoding.deflateDictionary;
   const length = deflated ? entry.elements : entry.length;
   if (length > MAX_MANIFEST_BYTES) {
     throw new PackageError(
@@ -271,7 +283,9 @@ export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[])
     );
   }
   const stored = bytes.subarray(entry.offset, entry.offset + entry.length);
-  const text = deflated ? inflateManifest(stored, entry.elements, location) : stored;
+  const text = deflated
+    ? inflateManifest(stored, entry.elements, entry.encoding === ManifestEncoding.deflateDictionary, location)
+    : stored;
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(text));
@@ -301,16 +315,21 @@ export function decodeManifest(bytes: Buffer, sections: readonly SectionEntry[])
   return manifest;
 }
 
-/** A deflated manifest (1.3): one raw deflate stream that fills the section exactly and inflates to exactly
- * `length` bytes (never more: the inflater stops there). */
+/** A deflated manifest (1.3; 1.5 with the preset dictionary): one raw deflate stream that fills the section
+ * exactly and inflates to exactly `length` bytes (never more: the inflater stops there). */
 function inflateManifest(
   stored: Buffer,
   length: number,
+  withDictionary: boolean,
   location: { section: number; offset: number },
 ): Buffer {
   let inflated: { buffer: Buffer; engine: { bytesWritten: number } };
   try {
-    inflated = inflateRawSync(stored, { info: true, maxOutputLength: length }) as unknown as typeof inflated;
+    inflated = inflateRawSync(stored, {
+      info: true,
+      maxOutputLength: length,
+      ...(withDictionary ? { dictionary: MANIFEST_DICTIONARY_V1 } : {}),
+    }) as unknown as typeof inflated;
   } catch (error) {
     throw new PackageError(
       'bad-manifest',

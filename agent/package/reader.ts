@@ -11,7 +11,7 @@ import {
   decodeHeader,
   decodeSectionTable,
   decodeTrailer,
-  ManifestEncoding,
+  type ManifestEncodingCode,
   type PackageHeader,
   type SectionEntry,
 } from './layout.js';
@@ -95,12 +95,13 @@ export function readPackage(bytes: Buffer, options: ReadOptions = {}): Package {
   }
   const sections = decodeSectionTable(bytes, header);
   const manifest = decodeManifest(bytes, sections);
-  const needed = requiredFormatMinor(manifest, sections[0]!.encoding === ManifestEncoding.deflate);
+  // decodeSectionTable admits only the ManifestEncoding codes for the manifest section.
+  const needed = requiredFormatMinor(manifest, sections[0]!.encoding as ManifestEncodingCode);
   if (header.minor < needed) {
     throw new PackageError(
       'bad-header',
       `package declares format ${header.major}.${header.minor} but uses format ${header.major}.${needed} features ` +
-        '(a deflated manifest needs 1.3, sparse-codebook tensors 1.2, fixed-point activation lengths 1.1)',
+        '(a manifest deflated with the preset dictionary needs 1.5, a deflated one 1.3, sparse-codebook tensors 1.2, fixed-point activation lengths 1.1)',
       { offset: 10 },
     );
   }

@@ -12,6 +12,7 @@ import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { ManifestEncoding } from '../../agent/package/layout.js';
 import type { NumberFormat } from '../../agent/package/manifest.js';
 import { type Package, readPackage, readPackageFile } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
@@ -342,9 +343,13 @@ export async function runCompress(options: CompressOptions): Promise<CompressRes
       ...content.manifest.model,
       name: `${baseline.manifest.model.name ?? baseline.manifest.model.id} (${done.join(', ')})`,
     };
-    // Every step's package keeps its manifest deflated (format 1.3) and its sections packed (1.4): kilobytes
-    // of JSON and 64-byte alignment are a large part of a compressed small model's file.
-    const bytes = writePackage({ ...content, compactManifest: true, packedSections: true }, options.key);
+    // Every step's package keeps its manifest deflated with the preset dictionary (format 1.5) and its
+    // sections packed (1.4): kilobytes of JSON and 64-byte alignment are a large part of a compressed small
+    // model's file.
+    const bytes = writePackage(
+      { ...content, manifestEncoding: ManifestEncoding.deflateDictionary, packedSections: true },
+      options.key,
+    );
     current = read(bytes);
     const measured = measure(current);
     const previous = ledger[ledger.length - 1]!;

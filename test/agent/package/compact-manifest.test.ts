@@ -1,9 +1,11 @@
-// The deflated manifest (package format 1.3): the compressor's packages keep their manifest as one raw
-// deflate stream. It reads back to the same manifest, runs the same, rewrites byte for byte, is stamped 1.3
-// (a package without it keeps its old minor), and every hostile variant is refused with a typed error;
-// packages of the previous writer (1.2, 1.0 fixtures) still read, run and rewrite.
+// The deflated manifest (package format 1.3) and the same with the preset dictionary (1.5, what the
+// compressor writes): the manifest as one raw deflate stream. It reads back to the same manifest, runs the
+// same, rewrites byte for byte, is stamped 1.3 / 1.5 (a package without it keeps its old minor), and every
+// hostile variant is refused with a typed error; packages of the previous writers (1.2, 1.0 fixtures) still
+// read, run and rewrite.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -12,6 +14,7 @@ import { deflateRawSync } from 'node:zlib';
 import { PackageError } from '../../../agent/package/errors.js';
 import { HEADER_SIZE, ManifestEncoding, TRAILER_SIZE } from '../../../agent/package/layout.js';
 import { MAX_MANIFEST_BYTES } from '../../../agent/package/manifest.js';
+import { MANIFEST_DICTIONARY_V1 } from '../../../agent/package/manifest-dictionary.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { packageRoot } from '../../../agent/package-root.js';
 import { Model } from '../../../agent/runtime/model.js';
@@ -55,7 +58,10 @@ function refused(bytes: Buffer, code: string, pattern: RegExp): void {
 
 describe('deflated manifest (format 1.3)', () => {
   const plain = writePackage(samplePackageContent(), keys.privateKey);
-  const compact = writePackage({ ...samplePackageContent(), compactManifest: true }, keys.privateKey);
+  const compact = writePackage(
+    { ...samplePackageContent(), manifestEncoding: ManifestEncoding.deflate },
+    keys.privateKey,
+  );
 
   test('reads to the same manifest and constants, runs the same, rewrites byte for byte, stamped 1.3', () => {
     assert.equal(plain.readUInt16LE(10), 2);
@@ -143,10 +149,10 @@ describe('deflated manifest (format 1.3)', () => {
         return c;
       }),
       'bad-header',
-      /uses format 1\.3 features \(a deflated manifest needs 1\.3/,
+      /uses format 1\.3 features \(.*a deflated one 1\.3/,
     );
     for (const [encoding, elements] of [
-      [2, recorded],
+      [3, recorded],
       [ManifestEncoding.json, 5],
     ] as const)
       refused(
@@ -192,5 +198,68 @@ describe('deflated manifest (format 1.3)', () => {
         `${file}: rewrite differs`,
       );
     }
+  });
+});
+
+describe('manifest deflated with the preset dictionary (format 1.5)', () => {
+  const content = (): ReturnType<typeof samplePackageContent> => samplePackageContent();
+  const deflated = writePackage(
+    { ...content(), manifestEncoding: ManifestEncoding.deflate, packedSections: true },
+    keys.privateKey,
+  );
+  const withDictionary = writePackage(
+    { ...content(), manifestEncoding: ManifestEncoding.deflateDictionary, packedSections: true },
+    keys.privateKey,
+  );
+  const manifestLength = (pkg: Buffer): number => Number(pkg.readBigUInt64LE(HEADER_SIZE + 16));
+
+  test('the dictionary is frozen: its bytes are part of the format', () => {
+    // Editing manifest-dictionary.ts would make every 1.5 package written before unreadable: a better
+    // dictionary is a new encoding and a new minor, never an edit.
+    assert.equal(MANIFEST_DICTIONARY_V1.length, 4060);
+    assert.equal(
+      createHash('sha256').update(MANIFEST_DICTIONARY_V1).digest('hex'),
+      'bef482885f69c448d7047410316b8d8771aebeb8db0ba0064ffaedaaa6a640ff',
+    );
+  });
+
+  test('reads to the same manifest and constants, runs the same, rewrites byte for byte, stamped 1.5', () => {
+    assert.equal(withDictionary.readUInt16LE(10), 5);
+    const [a, b] = assertSamePackage(read, deflated, withDictionary, keys.privateKey, input);
+    assert.equal(b.sections[0]!.encoding, ManifestEncoding.deflateDictionary);
+    assert.equal(b.sections[0]!.elements, a.sections[0]!.elements);
+    // The sample's manifest is small and full of the schema's strings: the dictionary takes a large part off.
+    assert.ok(
+      manifestLength(withDictionary) < 0.8 * manifestLength(deflated),
+      `${manifestLength(withDictionary)} vs ${manifestLength(deflated)} bytes`,
+    );
+  });
+
+  test('hostile variants are refused with a typed error naming the fault', () => {
+    refused(
+      edited(withDictionary, (c) => {
+        c.writeUInt16LE(4, 10);
+        return c;
+      }),
+      'bad-header',
+      /uses format 1\.5 features \(a manifest deflated with the preset dictionary needs 1\.5/,
+    );
+    // The stream read without the dictionary it references.
+    refused(
+      edited(withDictionary, (c) => {
+        c.writeUInt32LE(ManifestEncoding.deflate, HEADER_SIZE + 4);
+        return c;
+      }),
+      'bad-manifest',
+      /does not inflate to its recorded/,
+    );
+    refused(
+      edited(withDictionary, (c) => {
+        c.writeUInt32LE(0, HEADER_SIZE + 24);
+        return c;
+      }),
+      'bad-section-table',
+      /with the preset dictionary/,
+    );
   });
 });

@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { PackageError } from '../../../agent/package/errors.js';
 import {
   HEADER_SIZE,
+  ManifestEncoding,
   SECTION_ALIGNMENT,
   SECTION_ENTRY_SIZE,
   TRAILER_SIZE,
@@ -46,9 +47,12 @@ const offsetOf = (content: Buffer, section: number): number =>
   Number(content.readBigUInt64LE(HEADER_SIZE + section * SECTION_ENTRY_SIZE + 8));
 
 describe('packed sections (format 1.4)', () => {
-  const plain = writePackage({ ...samplePackageContent(), compactManifest: true }, keys.privateKey);
+  const plain = writePackage(
+    { ...samplePackageContent(), manifestEncoding: ManifestEncoding.deflate },
+    keys.privateKey,
+  );
   const packed = writePackage(
-    { ...samplePackageContent(), compactManifest: true, packedSections: true },
+    { ...samplePackageContent(), manifestEncoding: ManifestEncoding.deflate, packedSections: true },
     keys.privateKey,
   );
 

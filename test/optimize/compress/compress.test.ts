@@ -19,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { encodeHashed, hashedSlot, toFloat32 } from '../../../agent/package/encodings.js';
+import { ManifestEncoding } from '../../../agent/package/layout.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
 import { loadPipeline, type ModelLayer } from '../../../optimize/compress/pipeline.js';
@@ -346,8 +347,10 @@ describe('whittle compress', () => {
     // Bit-exact round trip through the agent's reader and the writer.
     const pkg = read(uninterrupted);
     assert.ok(writePackage(packageContent(pkg), key).equals(uninterrupted));
-    // The shared layers' biases in 16-bit fixed point, the sections packed (format 1.4).
-    assert.equal(pkg.header.minor, 4);
+    // The shared layers' biases in 16-bit fixed point, the sections packed (format 1.4), the manifest deflated
+    // with the preset dictionary (1.5).
+    assert.equal(pkg.header.minor, 5);
+    assert.equal(pkg.sections[0]!.encoding, ManifestEncoding.deflateDictionary);
     assert.deepEqual(
       pkg.manifest.nodes
         .filter((n) => n.op === 'fully_connected')
