@@ -19,7 +19,7 @@ import { join } from 'node:path';
 
 import { readPackage } from '../agent/package/reader.js';
 import { PRESETS, STRAIGHT_THROUGH_METHODS } from '../optimize/compress/pipeline.js';
-import { runCompress } from '../optimize/compress/runner.js';
+import { runCompress, trainedModelLayers } from '../optimize/compress/runner.js';
 import { firstImages, loadDataset } from '../optimize/datasets/dataset-spec.js';
 import { compareLatency } from '../optimize/evaluate-package.js';
 import { bundledSigningKey } from '../optimize/package/writer.js';
@@ -54,6 +54,58 @@ const METHOD_NAMES = [
   ...QUANTIZATION_AWARE,
   ...DISTILLATION,
 ];
+
+/** LeNet-5's Deep Compression, the issue's >= 35x within 0.5 points (docs/benchmarks.md, "LeNet-5 Deep
+ * Compression at 35x, met"). Han et al. set each layer's rate per network from a sensitivity analysis; LeNet-5's
+ * do not follow the `deep-compression` preset's size rule (its 120x84 layer is pruned harder than its 400x120
+ * one, where the rule prunes the larger harder: LeNet-300-100's figure rests on it), so this spec gives them by
+ * the layer's place: conv1 50 %, conv2 75 %, fc1 93 %, fc2 97 %, output 70 %, a cubic schedule of 6 rounds of
+ * 2 epochs and 16 at the target, then k-means to 3 bits (conv1 4, conv2 5, fc1 4: the 3-bit fc1 cost 0.6 points
+ * before fine-tuning) with 8 epochs of centroid fine-tuning at 1e-3, then Huffman. Every retraining phase also
+ * learns (T 2, alpha 0.5) from `teacher`: a LeNet-5 trained 40 epochs with random crops and flips
+ * (LENET5_TEACHER), a better-trained copy of the compressed model (the model as its own teacher stays 0.6 to
+ * 0.8 points short at 35x). Under --quick the same steps at one epoch per phase. */
+function lenet5DeepCompression(
+  model: string,
+  teacher: string,
+  quick: boolean,
+): { method: string; [param: string]: unknown }[] {
+  const layers = trainedModelLayers(model).filter((l) => l.weights > 0);
+  const kinds = layers.map((l) => l.kind).join(',');
+  if (kinds !== 'Conv2D,Conv2D,Dense,Dense,Dense')
+    throw new Error(`${model}: expected LeNet-5's two convolutions and three dense layers, found ${kinds}`);
+  const [conv1, conv2, fc1] = layers.map((l) => l.name);
+  const epochs = (full: number): number => (quick ? 1 : full);
+  const teaching = { distill: true, teacher, temperature: 2, alpha: 0.5 };
+  return [
+    {
+      method: 'prune',
+      sparsity: 0.97,
+      convSparsity: 0.75,
+      outputSparsity: 0.7,
+      layers: { [conv1!]: 0.5, [fc1!]: 0.93 },
+      iterations: quick ? 2 : 6,
+      schedule: 'cubic',
+      epochs: epochs(2),
+      finalEpochs: epochs(16),
+      learningRate: 1e-3,
+      ...teaching,
+    },
+    {
+      method: 'kmeans',
+      bits: 3,
+      layers: { [conv1!]: 4, [conv2!]: 5, [fc1!]: 4 },
+      epochs: epochs(8),
+      learningRate: 1e-3,
+      ...teaching,
+    },
+    { method: 'huffman' },
+  ];
+}
+
+/** The teacher of LeNet-5's Deep Compression: LeNet-5 trained 40 epochs with random crops of 2 pixels and
+ * flips (the `distill` preset's stronger teacher, docs/benchmarks.md branch kd: 0.9118). */
+const LENET5_TEACHER = { epochs: 40, cropPadding: 2, flip: true, patience: 0 } as const;
 
 export async function compressBenchCommand(args: string[], machine: string): Promise<number> {
   const values = benchOptions(
@@ -136,6 +188,27 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
         outDir: trained,
       });
     }
+    const teacher = join(dir, `${model}-teacher`);
+    if (model === 'lenet5' && asked.includes('deep-compression')) {
+      if (!existsSync(join(teacher, 'evaluation.json'))) {
+        say(`${model}: training the Deep Compression teacher`);
+        await train({
+          config: {
+            ...DEFAULT_TRAIN_CONFIG,
+            model,
+            dataset: 'fashion-mnist',
+            ...LENET5_TEACHER,
+            ...(quick ? { epochs: 2, trainLimit: 5000 } : {}),
+          },
+          outDir: teacher,
+        });
+      }
+      specs['deep-compression-lenet5'] = join(dir, 'deep-compression-lenet5.json');
+      writeFileSync(
+        specs['deep-compression-lenet5'],
+        JSON.stringify({ steps: lenet5DeepCompression(trained, teacher, quick) }),
+      );
+    }
     // The post-training packages first: xnor's vs_int8 needs the model's int8 package.
     const methods = [
       ...POST_TRAINING,
@@ -151,7 +224,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
       const result = await runCompress({
         model: trained,
         dataset: 'fashion-mnist',
-        pipeline: specs[method] ?? method,
+        pipeline: specs[`${method}-${model}`] ?? specs[method] ?? method,
         out,
         runDir: run,
         resume,

@@ -143,6 +143,11 @@ function modelLayersOf(model: string, pkg: Package, fromPackage: boolean): Model
           ? elements(pkg.manifest.tensors[n.inputs[1]]!.shape)
           : 0,
     }));
+  return trainedModelLayers(model);
+}
+
+/** The layers of a `whittle train` directory's model, in order: each tfjs layer's name, class and kernel size. */
+export function trainedModelLayers(model: string): ModelLayer[] {
   const json = JSON.parse(readFileSync(join(model, MODEL_FILE), 'utf8')) as {
     modelTopology: { config: { layers: { class_name: string; config: { name: string } }[] } };
     weightsManifest: { weights: { name: string; shape: number[] }[] }[];
