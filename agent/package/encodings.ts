@@ -165,8 +165,26 @@ export function xnorGeometry(shape: readonly number[]): { taps: number; channels
 /** Which logical dtypes each encoding can hold. */
 export function encodingAllows(encoding: Encoding, dtype: DType): boolean {
   if (encoding.kind === 'raw') return true;
-  if (encoding.kind === 'sparse') return dtype === 'f32' || dtype === 'i8';
+  // int8 bit planes (format 1.5): an int8 tensor whose every row takes the values {-a, 0, a} or {-a, a}.
+  if (encoding.kind === 'sparse' || encoding.kind === 'binary' || encoding.kind === 'ternary')
+    return dtype === 'f32' || dtype === 'i8';
   return dtype === 'f32';
+}
+
+/** Whether an int8 tensor is stored as bit planes (format 1.5): binary or ternary rows of integer magnitudes. */
+export function isInt8BitPlanes(encoding: Encoding | undefined, dtype: DType): boolean {
+  return dtype === 'i8' && (encoding?.kind === 'binary' || encoding?.kind === 'ternary');
+}
+
+/** An int8 plane's magnitudes must be int8 values: each row's alpha an integer in [0, 127]. */
+function checkInt8Alpha(alpha: Float32Array, location: PackageErrorLocation): void {
+  const bad = alpha.findIndex((a) => !Number.isInteger(a) || a < 0 || a > 127);
+  if (bad >= 0)
+    throw new PackageError(
+      'bad-weights',
+      `int8 bit planes: row ${bad}'s magnitude ${alpha[bad]} is not an integer in [0, 127]`,
+      location,
+    );
 }
 
 /** Copies `length` bytes at `offset` into a fresh, aligned ArrayBuffer (a file buffer's offset may not be). */
@@ -241,6 +259,7 @@ export function decodeTensor(
       const alpha = new Float32Array(copy(bytes, offset, 4 * rows));
       const bits = new Uint32Array(copy(bytes, offset + 4 * rows, 4 * rows * rowWords(k)));
       checkRowPadding(bits, rows, k, 'binary sign plane', location);
+      if (layout.dtype === 'i8') checkInt8Alpha(alpha, location);
       return { kind: 'binary', rows, k, alpha, bits };
     }
     case 'ternary': {
@@ -258,6 +277,7 @@ export function decodeTensor(
           );
         }
       }
+      if (layout.dtype === 'i8') checkInt8Alpha(alpha, location);
       return { kind: 'ternary', rows, k, alpha, nonzero, sign };
     }
     case 'sparse': {
@@ -556,6 +576,71 @@ export function encodeTernary(
     encoding: { kind: 'ternary' },
     bytes: Buffer.concat([bytesOf(alpha), bytesOf(nonzero), bytesOf(sign)]),
   };
+}
+
+/** An int8 tensor (per-row scaled weights, rows along dimension 0) as bit planes when every row takes only
+ * the values {-a, 0, a} (ternary) or {-a, a} (binary, every row): what int8 quantization makes of trained
+ * ternary or binary weights (each channel's scale a / 127, so a is 127). Stored in the binary / ternary
+ * layouts with a as the row's alpha (format 1.5), 2 or 1 bits a weight instead of 8; the runtime expands them
+ * to int8 at load and runs the int8 kernels. Undefined when the values are not such planes or the planes
+ * would not be smaller than the raw bytes. */
+export function encodeInt8Planes(values: Int8Array, shape: readonly number[]): EncodedTensor | undefined {
+  const { rows, k } = rowsAndK(shape);
+  if (rows === 0 || k === 0 || values.length !== rows * k) return undefined;
+  const alpha = new Float32Array(rows);
+  let zeros = false;
+  for (let r = 0; r < rows; r++) {
+    let a = 0;
+    for (let j = 0; j < k; j++) {
+      const m = Math.abs(values[r * k + j]!);
+      if (m === 0) zeros = true;
+      else if (a === 0) a = m;
+      else if (m !== a) return undefined;
+    }
+    // -128 has no positive twin: such a row is no plane.
+    if (a > 127) return undefined;
+    alpha[r] = a;
+  }
+  const floats = Float32Array.from(values);
+  const encoded = zeros ? encodeTernaryExact(floats, shape, alpha) : encodeBinary(floats, shape);
+  return encoded.bytes.length < values.length ? encoded : undefined;
+}
+
+/** Ternary planes of values that already are {-alpha, 0, alpha} per row (no threshold, alpha as given). */
+function encodeTernaryExact(
+  values: Float32Array,
+  shape: readonly number[],
+  alpha: Float32Array,
+): EncodedTensor {
+  const { rows, k } = rowsAndK(shape);
+  const words = rowWords(k);
+  const nonzero = new Uint32Array(rows * words);
+  const sign = new Uint32Array(rows * words);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < k; j++) {
+      const v = values[r * k + j]!;
+      if (v === 0) continue;
+      nonzero[r * words + (j >>> 5)]! |= 1 << (j & 31);
+      if (v < 0) sign[r * words + (j >>> 5)]! |= 1 << (j & 31);
+    }
+  }
+  return {
+    encoding: { kind: 'ternary' },
+    bytes: Buffer.concat([bytesOf(alpha), bytesOf(nonzero), bytesOf(sign)]),
+  };
+}
+
+/** Dense int8 values of an int8 constant stored raw, sparse or as bit planes (the runtime's int8 kernels read
+ * the expanded tensor; the package keeps the smaller form). */
+export function toInt8(tensor: DecodedTensor, elements: number): Int8Array {
+  if (tensor.kind === 'raw' && tensor.values instanceof Int8Array) return tensor.values;
+  if (tensor.kind === 'binary' || tensor.kind === 'ternary' || tensor.kind === 'sparse') {
+    const out = new Int8Array(elements);
+    const floats = toFloat32(tensor, elements);
+    for (let i = 0; i < elements; i++) out[i] = floats[i]!;
+    return out;
+  }
+  throw new RangeError(`toInt8: a ${tensor.kind} tensor has no int8 values`);
 }
 
 /** CSR of the exact nonzeros. */

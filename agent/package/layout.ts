@@ -17,7 +17,8 @@ export const FORMAT_MAJOR = 1;
 // sparse-codebook number format. 1.3: the manifest section may be deflated (ManifestEncoding). 1.4: sections
 // may be packed, at 4-byte aligned offsets (sectionAlignment): a compressed small model's 64-byte padding is
 // a few percent of its file. 1.5: the manifest may be deflated with the format's preset dictionary
-// (ManifestEncoding.deflateDictionary, manifest-dictionary.ts). The writer
+// (ManifestEncoding.deflateDictionary, manifest-dictionary.ts), and an int8 tensor may be stored as binary or
+// ternary bit planes (encodings.ts encodeInt8Planes). The writer
 // stamps the lowest minor whose features a package uses (manifest.ts requiredFormatMinor), so a package
 // without them stays byte for byte what a 1.0 writer made.
 export const FORMAT_MINOR = 5;
@@ -45,7 +46,8 @@ export const SectionKind = { manifest: 1, tensor: 2 } as const;
  * dictionary (manifest-dictionary.ts). */
 export const ManifestEncoding = { json: 0, deflate: 1, deflateDictionary: 2 } as const;
 export type ManifestEncodingCode = (typeof ManifestEncoding)[keyof typeof ManifestEncoding];
-/** The first minor whose manifest may be deflated with the preset dictionary. */
+/** The first minor whose manifest may be deflated with the preset dictionary, and whose int8 tensors may be
+ * bit planes. */
 export const MANIFEST_DICTIONARY_MINOR = 5;
 export type SectionKindName = keyof typeof SectionKind;
 

@@ -11,6 +11,7 @@ import {
   type Encoding,
   encodingAllows,
   EncodingCode,
+  isInt8BitPlanes,
   SPARSE_CODEBOOK_MAX_GAP_BITS,
 } from './encodings.js';
 import { PackageError } from './errors.js';
@@ -256,13 +257,18 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 /** The lowest format minor (layout.ts FORMAT_MINOR) whose features the package uses: 1.1 fixed-point
  * activation fractional lengths, 1.2 sparse-codebook tensors, 1.3 a deflated manifest, 1.5 one deflated with
- * the preset dictionary (1.4, packed sections, is the layout's: the writer and reader add it). The writer
+ * the preset dictionary or an int8 tensor stored as binary / ternary bit planes (1.4, packed sections, is the
+ * layout's: the writer and reader add it). The writer
  * stamps it; the reader refuses a package that uses a feature its header does not declare. */
 export function requiredFormatMinor(
   manifest: Manifest,
   manifestEncoding: ManifestEncodingCode = ManifestEncoding.json,
 ): number {
-  if (manifestEncoding === ManifestEncoding.deflateDictionary) return MANIFEST_DICTIONARY_MINOR;
+  if (
+    manifestEncoding === ManifestEncoding.deflateDictionary ||
+    manifest.tensors.some((tensor) => isInt8BitPlanes(tensor.encoding, tensor.dtype))
+  )
+    return MANIFEST_DICTIONARY_MINOR;
   if (manifestEncoding === ManifestEncoding.deflate) return 3;
   if (manifest.tensors.some((tensor) => tensor.encoding?.kind === 'sparse-codebook')) return 2;
   return manifest.nodes.some((node) => fixedPointActivations(node) !== undefined) ? 1 : 0;

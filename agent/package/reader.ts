@@ -101,7 +101,7 @@ export function readPackage(bytes: Buffer, options: ReadOptions = {}): Package {
     throw new PackageError(
       'bad-header',
       `package declares format ${header.major}.${header.minor} but uses format ${header.major}.${needed} features ` +
-        '(a manifest deflated with the preset dictionary needs 1.5, a deflated one 1.3, sparse-codebook tensors 1.2, fixed-point activation lengths 1.1)',
+        '(a manifest deflated with the preset dictionary or int8 bit planes need 1.5, a deflated manifest 1.3, sparse-codebook tensors 1.2, fixed-point activation lengths 1.1)',
       { offset: 10 },
     );
   }

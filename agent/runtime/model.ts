@@ -2,7 +2,7 @@
 // node (op x number format), and a static memory plan with one arena. Loading refuses, before anything
 // runs, a graph the runtime cannot execute (GraphError) or one over the memory budget (MemoryBudgetError).
 import { getThreads, setThreads } from '../../native/index.js';
-import { type DecodedTensor, toFloat32 } from '../package/encodings.js';
+import { type DecodedTensor, toFloat32, toInt8 } from '../package/encodings.js';
 import type { Manifest, ManifestNode, NumberFormat } from '../package/manifest.js';
 import type { Package } from '../package/reader.js';
 import { percentile } from '../telemetry/stats-window.js';
@@ -128,16 +128,9 @@ export function unsupportedNodes(nodes: readonly ManifestNode[]): string[] {
 
 function constantData(decoded: DecodedTensor, spec: TensorSpec): TensorData {
   if (decoded.kind === 'raw') return decoded.values;
-  // Compressed weights: expanded to fp32 for the reference executors (native kernels read `decoded` as is).
-  if (decoded.kind === 'sparse' && spec.dtype === 'i8') {
-    const dense = new Int8Array(elements(spec.shape));
-    for (let r = 0; r < decoded.rows; r++) {
-      for (let j = decoded.rowOffsets[r]!; j < decoded.rowOffsets[r + 1]!; j++) {
-        dense[r * decoded.k + decoded.columns[j]!] = decoded.values[j]!;
-      }
-    }
-    return dense;
-  }
+  // Compressed weights: an int8 tensor (sparse, or bit planes) expanded to int8 for the int8 kernels; any other
+  // expanded to fp32 for the reference executors (native kernels read `decoded` as is).
+  if (spec.dtype === 'i8') return toInt8(decoded, elements(spec.shape));
   return toFloat32(decoded, elements(spec.shape));
 }
 

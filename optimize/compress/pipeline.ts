@@ -126,6 +126,20 @@ const straightThrough: Record<string, ParamSpec> = {
   epochs: { ...retraining.epochs!, default: 5 },
 };
 
+/** BinaryConnect's and TWN's activations: int8 (the package quantized after training, the binary / ternary
+ * weights stored as int8 bit planes and run on the int8 kernels) or f32 (the binary / ternary kernels). */
+const weightFormatActivations: Record<string, ParamSpec> = {
+  activations: {
+    kind: 'choice',
+    choices: ['int8', 'f32'],
+    default: 'int8',
+    doc:
+      'int8: the package quantized after training, the weights kept as 1- or 2-bit planes and run on the ' +
+      'int8 kernels; f32: real activations on the binary / ternary kernels',
+  },
+  ...calibration,
+};
+
 /** The layer kinds the binary and ternary formats take (their native kernels: conv2d, fully connected). */
 export const BINARY_LAYER_CLASSES = ['Conv2D', 'Dense'] as const;
 
@@ -307,11 +321,13 @@ export const METHODS: Record<string, MethodDefinition> = {
     method: 'binaryconnect',
     summary:
       'BinaryConnect (Courbariaux et al. 2015): binary weights alpha * sign(w), alpha = mean |w| per output ' +
-      'channel, real activations; trained through a straight-through estimator on float weights clipped to ' +
-      '[-1, 1]; run on the native binary-weight kernels',
+      'channel; trained through a straight-through estimator on float weights clipped to [-1, 1]; then, by ' +
+      'default, int8 activations with the weights kept as 1-bit planes on the int8 kernels (activations f32: ' +
+      'real activations on the binary-weight kernels)',
     params: {
       layers: { kind: 'names', doc: 'the layers to binarize (default: every conv / dense layer)' },
       ...straightThrough,
+      ...weightFormatActivations,
     },
     layerClasses: BINARY_LAYER_CLASSES,
     retrains: true,
@@ -321,8 +337,8 @@ export const METHODS: Record<string, MethodDefinition> = {
     method: 'ternary',
     summary:
       'ternary weight networks (Li & Liu 2016): weights in {-alpha, 0, +alpha}, threshold 0.7 mean |w|, ' +
-      'alpha the mean |w| above it; trained through a straight-through estimator; run on the native ternary ' +
-      'kernels',
+      'alpha the mean |w| above it; trained through a straight-through estimator; then, by default, int8 ' +
+      'activations with the weights kept as 2-bit planes on the int8 kernels (activations f32: the ternary kernels)',
     params: {
       layers: { kind: 'names', doc: 'the layers to ternarize (default: every conv / dense layer)' },
       perChannel: {
@@ -331,6 +347,7 @@ export const METHODS: Record<string, MethodDefinition> = {
         doc: 'a threshold and alpha per output channel (false: one per layer)',
       },
       ...straightThrough,
+      ...weightFormatActivations,
     },
     layerClasses: BINARY_LAYER_CLASSES,
     retrains: true,

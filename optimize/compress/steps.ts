@@ -622,7 +622,11 @@ function straightThroughLayers(
   return inner.filter((l) => l.weights >= (params.minWeights as number)).map((l) => l.name);
 }
 
-/** BinaryConnect and TWN: one retraining phase through the STE hook, the layers stored in the format. */
+/** BinaryConnect and TWN: one retraining phase through the STE hook, the layers stored in the format. With
+ * `activations` int8 (the default) the package is then quantized whole (post-training, calibrated on the
+ * package as the runtime runs it): each binary / ternary layer's weights {-a, 0, a} become int8 {-127, 0,
+ * 127} exactly, stored as bit planes, so the layers keep their 1 or 2 bits a weight and run on the int8
+ * kernels (the fp32-activation binary and ternary kernels run at about fp32's speed). */
 function weightFormatStep(
   method: 'binaryconnect' | 'ternary',
   quantizer: (params: StepParams) => WeightQuantizer,
@@ -637,8 +641,21 @@ function weightFormatStep(
     });
     if (result.interrupted) return result;
     for (const name of layers) context.layers.set(name, { ...context.layers.get(name), weights });
+    if (params.activations === 'int8') {
+      const pkg = packageOfLayers(context);
+      context.content = quantizedContent(context, pkg, 'int8', params);
+    }
     return { interrupted: false };
   };
+}
+
+/** The package of the retrained model with every layer as `context.layers` says (read back, unsigned). */
+function packageOfLayers(context: StepContext): Package {
+  const content = compressedPackage(context.modelDir!, context.layers, {
+    modelId: context.fp32.manifest.model.id,
+  });
+  content.manifest = withTrainedPreprocessing(content.manifest, context.trainSet);
+  return readPackage(writePackage(content, bundledSigningKey()), { allowUnsigned: true, cpuFamily: null });
 }
 
 /** XNOR-Net (xnor.ts): the model rewritten with batch norms and binary activations, retrained through the
@@ -668,14 +685,7 @@ const xnor: CompressStep = async (context, params) => {
   if (result.interrupted) return result;
   for (const name of layers) context.layers.set(name, { ...context.layers.get(name), weights: 'xnor' });
   if (params.outerFormat === 'int8') {
-    const content = compressedPackage(context.modelDir!, context.layers, {
-      modelId: context.fp32.manifest.model.id,
-    });
-    content.manifest = withTrainedPreprocessing(content.manifest, context.trainSet);
-    const pkg = readPackage(writePackage(content, bundledSigningKey()), {
-      allowUnsigned: true,
-      cpuFamily: null,
-    });
+    const pkg = packageOfLayers(context);
     const outer = new Set(
       pkg.manifest.nodes
         .filter((n) => (n.op === 'conv2d' || n.op === 'fully_connected') && !layers.includes(n.name))

@@ -5,7 +5,7 @@
 // int8 layers' layout changes run on the integer tensors, outside that pattern, and `activations: 'u8'`
 // writes the activations as uint8, the type ONNX Runtime's x86 fusion takes.
 // NHWC convolution and pooling are wrapped in Transposes to ONNX's NCHW.
-import { type DecodedTensor, toFloat32 } from '../../agent/package/encodings.js';
+import { type DecodedTensor, toFloat32, toInt8 } from '../../agent/package/encodings.js';
 import type { ManifestNode, TensorQuantization } from '../../agent/package/manifest.js';
 import type { Package } from '../../agent/package/reader.js';
 import { Model } from '../../agent/runtime/model.js';
@@ -212,12 +212,19 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
     }
   });
 
-  // Constants as initializers (compressed ones expanded to their fp32 values).
+  // Constants as initializers (compressed ones expanded: int8 ones, sparse or bit planes, to their int8
+  // values, the others to fp32).
   pkg.constants.forEach((decoded: DecodedTensor | undefined, i) => {
     if (!decoded) return;
     const spec = specs[i]!;
-    const values = decoded.kind === 'raw' ? decoded.values : toFloat32(decoded, elements(spec.shape));
-    w.initializer(names[i]!, decoded.kind === 'raw' ? spec.dtype : 'f32', spec.shape, values);
+    const asStored = decoded.kind === 'raw' || spec.dtype === 'i8';
+    const values =
+      decoded.kind === 'raw'
+        ? decoded.values
+        : spec.dtype === 'i8'
+          ? toInt8(decoded, elements(spec.shape))
+          : toFloat32(decoded, elements(spec.shape));
+    w.initializer(names[i]!, asStored ? spec.dtype : 'f32', spec.shape, values);
   });
 
   const quantParams = (q: TensorQuantization, dtype: string, hint: string): [string, string] => [
@@ -277,14 +284,15 @@ export function exportOnnx(pkg: Package, options: OnnxExportOptions = {}): Uint8
   const oihwConstant = (t: number): string => {
     const decoded = pkg.constants[t];
     const spec = specs[t]!;
-    if (decoded?.kind !== 'raw') return oihw(names[t]!);
+    if (decoded === undefined || (decoded.kind !== 'raw' && spec.dtype !== 'i8')) return oihw(names[t]!);
+    const stored = decoded.kind === 'raw' ? decoded.values : toInt8(decoded, elements(spec.shape));
     const [o, h, wd, i] = spec.shape as [number, number, number, number];
     const values = new Array<number>(o * h * wd * i);
     for (let a = 0; a < o; a++)
       for (let y = 0; y < h; y++)
         for (let x = 0; x < wd; x++)
           for (let c = 0; c < i; c++)
-            values[((a * i + c) * h + y) * wd + x] = decoded.values[((a * h + y) * wd + x) * i + c]!;
+            values[((a * i + c) * h + y) * wd + x] = stored[((a * h + y) * wd + x) * i + c]!;
     return w.constant(`${names[t]!}_oihw`, spec.dtype, [o, i, h, wd], values);
   };
   /** OHWI weights as OIHW for ONNX Conv. */

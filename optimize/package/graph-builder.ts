@@ -2,7 +2,7 @@
 // inference with the runtime's own op definitions as each node is added, constant folding (a node whose
 // inputs are all constants is evaluated at once by the runtime's executors), NCHW <-> NHWC layout twins so
 // consecutive NHWC ops skip the round trip, and at the end dead-code elimination and renumbering.
-import { type EncodedTensor, encodeRaw } from '../../agent/package/encodings.js';
+import { type EncodedTensor, encodeInt8Planes, encodeRaw } from '../../agent/package/encodings.js';
 import type {
   Manifest,
   ManifestNode,
@@ -173,7 +173,9 @@ export class GraphBuilder {
     return kept;
   }
 
-  /** The package content: nodes that feed an output, the tensors they use, constants encoded raw. */
+  /** The package content: nodes that feed an output, the tensors they use, constants encoded raw (an int8
+   * constant whose rows are binary or ternary planes, trained binary / ternary weights quantized, as those
+   * planes: encodeInt8Planes). */
   finish(inputs: Manifest['inputs'], outputs: Manifest['outputs'], meta: ModelMetadata): PackageContent {
     const live = new Set<number>([...outputs.map((o) => o.tensor), ...inputs.map((i) => i.tensor)]);
     const kept = this.liveNodes(live);
@@ -182,7 +184,9 @@ export class GraphBuilder {
     const constants = new Map<number, EncodedTensor>();
     order.forEach((t, i) => {
       const data = this.data.get(t);
-      if (data) constants.set(i, encodeRaw(data));
+      if (!data) return;
+      const planes = data instanceof Int8Array ? encodeInt8Planes(data, this.tensors[t]!.shape) : undefined;
+      constants.set(i, planes ?? encodeRaw(data));
     });
     const manifest: Manifest = {
       format: 'whittle-package',

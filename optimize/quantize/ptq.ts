@@ -150,6 +150,11 @@ export const FLOAT_ISLAND_OPS = [
   'conv_transpose',
 ] as const;
 
+/** The layer formats quantized: fp32, and the binary / ternary layers of BinaryConnect and TWN, whose weights
+ * {-a, 0, a} per channel become int8 {-127, 0, 127} exactly (each channel's scale a / 127), stored as bit
+ * planes (encodeInt8Planes) and run on the int8 kernels. */
+const QUANTIZABLE_FORMATS: readonly string[] = ['f32', 'binary', 'ternary'];
+
 const isQuantizable = (op: string): boolean =>
   (QUANTIZABLE_OPS as readonly string[]).includes(op) || (FLOAT_ISLAND_OPS as readonly string[]).includes(op);
 
@@ -158,8 +163,11 @@ function checkSupported(manifest: Manifest, pkg: Package, layers?: ReadonlySet<s
   for (const node of manifest.nodes) {
     const kept = layers !== undefined && !layers.has(node.name);
     if (!isQuantizable(node.op)) problems.push({ node: node.name, why: `op ${node.op} is not quantizable` });
-    else if (node.format !== 'f32' && !kept)
-      problems.push({ node: node.name, why: `format ${node.format} (only f32 layers are quantized)` });
+    else if (!kept && !QUANTIZABLE_FORMATS.includes(node.format))
+      problems.push({
+        node: node.name,
+        why: `format ${node.format} (only ${QUANTIZABLE_FORMATS.join(', ')} layers are quantized)`,
+      });
     else if (node.op === 'conv2d' || node.op === 'fully_connected') {
       const [, w, b] = node.inputs;
       if (w === undefined || pkg.constants[w] === undefined)

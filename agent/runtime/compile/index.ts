@@ -3,8 +3,9 @@
 // when a package is loaded (packages written before it), and is idempotent. It never changes results
 // beyond fp32 rounding (batch-norm folding); int8 graphs stay bit-exact. What it could not do is reported.
 // Residual adds are fused into the conv before them at load only (fuse.ts).
-import type { DecodedTensor } from '../../package/encodings.js';
+import { type DecodedTensor, toInt8 } from '../../package/encodings.js';
 import type { Manifest } from '../../package/manifest.js';
+import { elements } from '../tensor.js';
 import { fuseLayers } from './fuse.js';
 import { type CompileGraph, type CompileReport, emptyReport } from './graph.js';
 import { type LayoutOptions, sinkTransposes } from './layout.js';
@@ -49,9 +50,22 @@ export function compilePackage(
     inputs: manifest.inputs.slice(),
     outputs: manifest.outputs.slice(),
     constants: new Map(
-      constants.flatMap((c, i) =>
-        c === undefined ? [] : [[i, c.kind === 'raw' ? c.values : ('opaque' as const)] as const],
-      ),
+      constants.flatMap((c, i) => {
+        if (c === undefined) return [];
+        // An int8 constant stored as bit planes is int8 values to the passes (the runtime expands it at load
+        // and runs the int8 kernels); other compressed constants stay opaque.
+        const int8 = manifest.tensors[i]?.dtype === 'i8' && (c.kind === 'binary' || c.kind === 'ternary');
+        return [
+          [
+            i,
+            c.kind === 'raw'
+              ? c.values
+              : int8
+                ? toInt8(c, elements(manifest.tensors[i]!.shape))
+                : ('opaque' as const),
+          ] as const,
+        ];
+      }),
     ),
   };
   const report = compileGraph(graph, { inputLayout: 'keep', fuseResidual });

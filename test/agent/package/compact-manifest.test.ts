@@ -149,7 +149,7 @@ describe('deflated manifest (format 1.3)', () => {
         return c;
       }),
       'bad-header',
-      /uses format 1\.3 features \(.*a deflated one 1\.3/,
+      /uses format 1\.3 features \(.*a deflated manifest 1\.3/,
     );
     for (const [encoding, elements] of [
       [3, recorded],
@@ -242,7 +242,7 @@ describe('manifest deflated with the preset dictionary (format 1.5)', () => {
         return c;
       }),
       'bad-header',
-      /uses format 1\.5 features \(a manifest deflated with the preset dictionary needs 1\.5/,
+      /uses format 1\.5 features \(a manifest deflated with the preset dictionary or int8 bit planes need 1\.5/,
     );
     // The stream read without the dictionary it references.
     refused(
