@@ -20,7 +20,7 @@ import { readPackage } from '../agent/package/reader.js';
 import { keyId, sha256, signDigest } from '../agent/package/signing.js';
 import { GraphError, MemoryBudgetError } from '../agent/runtime/graph-error.js';
 import { Model } from '../agent/runtime/model.js';
-import { samplePackageContent } from '../optimize/package/sample-package.js';
+import { samplePackageContent, samplePlanarInt8Content } from '../optimize/package/sample-package.js';
 import { writePackage } from '../optimize/package/writer.js';
 import { SeededRandom } from '../optimize/seeded-random.js';
 import { onnxReader } from './fuzz-onnx.js';
@@ -170,7 +170,13 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
         memoryBudgetBytes: 64 << 20,
       }));
   const typedErrors = [PackageError, GraphError, MemoryBudgetError, ...(options.typedErrors ?? [])];
-  const seeds = [1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey));
+  // The sample packages (every encoding) first: the strategies that need a sample's tensors take seeds[0, 3).
+  const samples = 3;
+  const seeds = [
+    ...[1, 2, 3].map((s) => writePackage(samplePackageContent(s), keys.privateKey)),
+    // An int8 layer whose weights are ternary int8 bit planes (1.5): the planes' magnitudes checked, expanded.
+    writePackage(samplePlanarInt8Content(), keys.privateKey),
+  ];
   // The same packages with their manifests deflated (format 1.3), also with their sections packed (1.4), and
   // deflated with the preset dictionary (1.5, packed), as the compressor writes them.
   const compactSeeds = (
@@ -293,7 +299,7 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
     // reach its decoder: gaps past the tensor, counts the streams disagree with, truncated and overlong
     // Huffman streams), or its streams damaged.
     'resigned-sparse-codebook': () => {
-      const i = random.int(0, seeds.length - 1);
+      const i = random.int(0, samples - 1);
       const content = Buffer.from(contentOf(seeds[i]!));
       const manifest = structuredClone(manifests[i]) as { tensors: { section?: number; encoding?: Json }[] };
       const tensor = manifest.tensors.find(
@@ -331,7 +337,7 @@ function packageReader(random: SeededRandom, options: FuzzOptions): FuzzReader {
     'resigned-deflated-manifest': () => {
       const seed = random.int(0, compactSeeds.length - 1);
       const content = Buffer.from(contentOf(compactSeeds[seed]!));
-      const i = seed % manifests.length;
+      const i = seed % samples;
       const offset = Number(content.readBigUInt64LE(HEADER_SIZE + 8));
       const length = Number(content.readBigUInt64LE(HEADER_SIZE + 16));
       const stream = Buffer.from(content.subarray(offset, offset + length));

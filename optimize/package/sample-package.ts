@@ -8,6 +8,7 @@ import {
 } from '../../agent/package/encodings.js';
 import type { Manifest, ManifestNode, ManifestTensor } from '../../agent/package/manifest.js';
 import { SeededRandom } from '../seeded-random.js';
+import { GraphBuilder } from './graph-builder.js';
 import type { PackageContent } from './writer.js';
 
 export function samplePackageContent(seed = 1): PackageContent {
@@ -129,4 +130,42 @@ export function samplePackageContent(seed = 1): PackageContent {
     nodes,
   };
   return { manifest, constants };
+}
+
+/** An int8 fully-connected layer whose weights are stored as ternary int8 bit planes (format 1.5) — what
+ * `ternary` on int8 activations writes — or, with `planes` false, the same weights raw: quantize_linear ->
+ * qfully_connected -> dequantize_linear, 20 inputs, 3 outputs. The fixture of the int8 planes tests and a
+ * seed of the package fuzzer. */
+export function samplePlanarInt8Content(planes = true): PackageContent {
+  const weights = Int8Array.from([
+    ...[127, 0, -127, 0, 0, 127, -127, 127, 0, 0, 127, -127, 0, 127, 0, 0, -127, 127, 0, 0],
+    ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    ...[5, -5, 0, 5, 0, 0, -5, 0, 5, 5, 0, 0, -5, 0, 0, 5, 0, -5, 0, 5],
+  ]);
+  const g = new GraphBuilder();
+  const x = g.addTensor('x', { dtype: 'f32', shape: [1, 20] });
+  const [q] = g.emit('q', 'quantize_linear', 'int8', [x], {}, [
+    { dtype: 'i8', quant: { scale: [0.02], zeroPoint: [3] } },
+  ]);
+  const w = g.constant('w', 'i8', [3, 20], weights, {
+    scale: [0.01, 0.02, 0.03],
+    zeroPoint: [0, 0, 0],
+    axis: 0,
+  });
+  const b = g.constant('b', 'i32', [3], [10, -20, 30]);
+  const [y] = g.emit('fc', 'qfully_connected', 'int8', [q!, w, b], {}, [
+    { dtype: 'i8', shape: [1, 3], quant: { scale: [0.05], zeroPoint: [-2] } },
+  ]);
+  const [out] = g.emit('dq', 'dequantize_linear', 'int8', [y!], {}, [{ dtype: 'f32' }]);
+  const content = g.finish([{ name: 'x', tensor: x, layout: 'NC' }], [{ name: 'y', tensor: out! }], {
+    id: 'planes',
+    version: '1',
+  });
+  if (!planes) {
+    const index = content.manifest.tensors.findIndex((t) => t.name === 'w');
+    const constants = new Map(content.constants);
+    constants.set(index, { encoding: { kind: 'raw' }, bytes: Buffer.from(weights.buffer) });
+    content.constants = constants;
+  }
+  return content;
 }

@@ -12,7 +12,7 @@ import { PackageError } from '../../../agent/package/errors.js';
 import { requiredFormatMinor } from '../../../agent/package/manifest.js';
 import { readPackage } from '../../../agent/package/reader.js';
 import { Model } from '../../../agent/runtime/model.js';
-import { GraphBuilder } from '../../../optimize/package/graph-builder.js';
+import { samplePlanarInt8Content } from '../../../optimize/package/sample-package.js';
 import { packageContent, writePackage } from '../../../optimize/package/writer.js';
 
 const ternaryRows = Int8Array.from([
@@ -69,34 +69,7 @@ describe('int8 bit planes (format 1.5)', () => {
   });
 
   test('an int8 layer with planar weights: stamped 1.5, round trip, the same outputs as its raw twin', () => {
-    // x f32 -> quantize -> qfully_connected (ternary int8 weights) -> dequantize.
-    const build = (planes: boolean): Buffer => {
-      const g = new GraphBuilder();
-      const x = g.addTensor('x', { dtype: 'f32', shape: [1, 20] });
-      const xq = { scale: [0.02], zeroPoint: [3], axis: undefined };
-      const [q] = g.emit('q', 'quantize_linear', 'int8', [x], {}, [{ dtype: 'i8', quant: xq }]);
-      const w = g.constant('w', 'i8', shape, ternaryRows, {
-        scale: [0.01, 0.02, 0.03],
-        zeroPoint: [0, 0, 0],
-        axis: 0,
-      });
-      const b = g.constant('b', 'i32', [3], [10, -20, 30]);
-      const [y] = g.emit('fc', 'qfully_connected', 'int8', [q!, w, b], {}, [
-        { dtype: 'i8', shape: [1, 3], quant: { scale: [0.05], zeroPoint: [-2] } },
-      ]);
-      const [out] = g.emit('dq', 'dequantize_linear', 'int8', [y!], {}, [{ dtype: 'f32' }]);
-      const content = g.finish([{ name: 'x', tensor: x, layout: 'NC' }], [{ name: 'y', tensor: out! }], {
-        id: 'planes',
-        version: '1',
-      });
-      if (!planes) {
-        const wi = content.manifest.tensors.findIndex((t) => t.name === 'w');
-        const raw = new Map(content.constants);
-        raw.set(wi, { encoding: { kind: 'raw' }, bytes: Buffer.from(ternaryRows.buffer) });
-        content.constants = raw;
-      }
-      return writePackage(content, keys.privateKey);
-    };
+    const build = (planes: boolean): Buffer => writePackage(samplePlanarInt8Content(planes), keys.privateKey);
     const keys = generateKeyPairSync('ed25519');
     const read = (bytes: Buffer) => readPackage(bytes, { publicKey: keys.publicKey, cpuFamily: null });
     const planar = read(build(true));
