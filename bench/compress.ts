@@ -269,6 +269,7 @@ export async function compressBenchCommand(args: string[], machine: string): Pro
         layers: r.layers.map((l) => ({
           name: l.name,
           format: l.format,
+          weights: l.weights,
           bytes: l.bytes,
           baseline_bytes: l.baseline_bytes,
           channels: l.channels,

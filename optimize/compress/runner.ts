@@ -86,6 +86,9 @@ export interface LayerReport {
   name: string;
   op: string;
   format: NumberFormat;
+  /** How its weight tensor is stored (the encoding kind: raw, sparse-codebook, ...; an int8 layer's may be
+   * binary or ternary bit planes). */
+  weights: string;
   parameters: number;
   bytes: number;
   baseline_bytes: number;
@@ -177,10 +180,12 @@ function layerReports(pkg: Package, baseline: Package): LayerReport[] {
         .filter((i) => i >= 0 && manifest.tensors[i]!.section !== undefined)
         .reduce((n, i) => n + elements(manifest.tensors[i]!.shape), 0);
       const before = fp32.get(l.name);
+      const w = node?.inputs[1];
       return {
         name: l.name,
         op: l.op,
         format: l.format,
+        weights: w !== undefined && w >= 0 ? (manifest.tensors[w]!.encoding?.kind ?? 'raw') : 'raw',
         parameters,
         bytes: l.weightBytes,
         baseline_bytes: before?.weightBytes ?? 0,
@@ -485,7 +490,7 @@ export function formatReport(report: CompressReport): string {
     );
   for (const e of report.steps)
     for (const note of e.notes ?? []) lines.push(`step ${e.step} ${e.method}: ${note}`);
-  const yw = [24, 18, 9, 10, 10, 12, 12, 10];
+  const yw = [24, 40, 9, 10, 10, 12, 12, 10];
   lines.push('layers:');
   lines.push(
     row(['layer', 'op / format', 'params', 'bytes', 'fp32 bytes', 'MACs', 'fp32 MACs', 'channels'], yw),
@@ -495,7 +500,7 @@ export function formatReport(report: CompressReport): string {
       row(
         [
           l.name,
-          `${l.op}/${l.format}`,
+          `${l.op}/${l.format}${l.weights !== 'raw' && l.weights !== l.format ? ` (${l.weights} weights)` : ''}`,
           l.parameters,
           l.bytes,
           l.baseline_bytes,

@@ -153,6 +153,13 @@ describe('whittle compress: binaryconnect, ternary, xnor', () => {
       );
       const pkg = read(readFileSync(join(root, `${method}-int8.whittle`)));
       assert.equal(pkg.header.minor, 5);
+      const report = JSON.parse(
+        readFileSync(join(root, `${method}-int8.whittle.run`, 'report.json'), 'utf8'),
+      ) as { layers: { weights: string }[] };
+      assert.deepEqual(
+        report.layers.map((l) => l.weights),
+        [planes, planes, planes, planes, planes],
+      );
       const weights = pkg.manifest.nodes
         .filter((n) => n.op === 'qconv2d' || n.op === 'qfully_connected')
         .map((n) => pkg.manifest.tensors[n.inputs[1]!]!);
