@@ -526,14 +526,14 @@ const huffman: CompressStep = (context) => {
   return Promise.resolve({ interrupted: false });
 };
 
-/** The package of `pkg` (an fp32 package) in `format`, calibrated on the training images; `ranges` (by tensor
- * name) replace the calibrated ones. */
+/** The package of `pkg` in `format`, calibrated on the training images; `ranges` (by tensor name) replace the
+ * calibrated ones; with `layers`, only those conv / FC layers become int8 (the others keep their format). */
 function quantizedContent(
   context: StepContext,
   pkg: Package,
   format: QatFormat,
   params: StepParams,
-  ranges?: ReadonlyMap<string, TensorRange>,
+  { ranges, layers }: { ranges?: ReadonlyMap<string, TensorRange>; layers?: ReadonlySet<string> } = {},
 ): PackageContent {
   const calibration = calibrationFromImages(
     context.trainSet,
@@ -545,7 +545,7 @@ function quantizedContent(
     ...(ranges ? { ranges } : {}),
   };
   return format === 'int8'
-    ? quantizePackage(pkg, calibration, options).content
+    ? quantizePackage(pkg, calibration, { ...options, ...(layers ? { layers } : {}) }).content
     : fixedPointPackage(pkg, calibration, { ...options, bits: format === 'fixed16' ? 16 : 8 }).content;
 }
 
@@ -595,13 +595,9 @@ function quantizationAware(format: QatFormat): CompressStep {
       allowUnsigned: true,
       cpuFamily: null,
     });
-    context.content = quantizedContent(
-      context,
-      pkg,
-      format,
-      params,
-      packageRanges(pkg.manifest, activations.ranges()),
-    );
+    context.content = quantizedContent(context, pkg, format, params, {
+      ranges: packageRanges(pkg.manifest, activations.ranges()),
+    });
     return { interrupted: false };
   };
 }
@@ -691,16 +687,10 @@ const xnor: CompressStep = async (context, params) => {
         .filter((n) => (n.op === 'conv2d' || n.op === 'fully_connected') && !layers.includes(n.name))
         .map((n) => n.name),
     );
-    const calibration = calibrationFromImages(
-      context.trainSet,
-      params.calibrationImages as number,
-      packageImageInput(pkg, context.trainSet),
+    context.content = encodeLayers(
+      quantizedContent(context, pkg, 'int8', params, { layers: outer }),
+      context.layers,
     );
-    const quantized = quantizePackage(pkg, calibration, {
-      calibrationMethod: params.calibrationMethod as CalibrationMethod,
-      layers: outer,
-    }).content;
-    context.content = encodeLayers(quantized, context.layers);
   }
   return { interrupted: false };
 };
